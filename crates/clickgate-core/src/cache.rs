@@ -1,0 +1,217 @@
+//! The isolate's copy of the config: when to refresh it, and what to keep when a refresh fails.
+//!
+//! Workers KV is eventually consistent and has had outages lasting hours. So the isolate compiles the
+//! document once, serves it from memory, and re-reads KV in the background once the copy is older
+//! than the refresh interval. A missing, unreadable or invalid document never replaces a good one:
+//! the last good config stays in force and the event says so. Only an isolate that has never loaded
+//! a config has to wait for KV.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::config::{digest, Config, ConfigError};
+
+/// A refresh that has not finished after this long is assumed lost (its request was cancelled), so
+/// another may start.
+pub const STUCK_REFRESH_MS: u64 = 10_000;
+
+/// What reading the config key from KV gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched {
+    Text(String),
+    Missing,
+    Failed(String),
+}
+
+/// What a request must do about the config before deciding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// The copy is fresh.
+    Nothing,
+    /// The copy is stale: serve it, and refresh after the response (`ctx.wait_until`).
+    Background,
+    /// There is no copy: read KV before answering.
+    Blocking,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlotEvent {
+    Loaded { digest: String, previous: Option<String> },
+    Unchanged { digest: String },
+    /// The new document was not usable; the previous one is still in force.
+    KeptLastGood { digest: String, problem: String },
+    /// Nothing usable was ever loaded.
+    NoConfig { problem: String },
+}
+
+impl SlotEvent {
+    /// A structured log line; `Unchanged` is too frequent to be worth one.
+    pub fn log_line(&self) -> Option<String> {
+        let line = match self {
+            SlotEvent::Loaded { digest, previous } => {
+                json!({"event": "config", "level": "info", "status": "loaded", "config": digest, "previous": previous})
+            }
+            SlotEvent::Unchanged { .. } => return None,
+            SlotEvent::KeptLastGood { digest, problem } => json!({
+                "event": "config", "level": "error", "status": "kept_last_good", "config": digest, "problem": problem
+            }),
+            SlotEvent::NoConfig { problem } => {
+                json!({"event": "config", "level": "error", "status": "no_config", "problem": problem})
+            }
+        };
+        Some(line.to_string())
+    }
+}
+
+#[derive(Debug)]
+pub struct ConfigSlot {
+    current: Option<Arc<Config>>,
+    checked_at_ms: Option<u64>,
+    refreshing_since_ms: Option<u64>,
+    refresh_after_ms: u64,
+}
+
+impl ConfigSlot {
+    pub fn new(refresh_after_ms: u64) -> ConfigSlot {
+        ConfigSlot { current: None, checked_at_ms: None, refreshing_since_ms: None, refresh_after_ms }
+    }
+
+    pub fn current(&self) -> Option<Arc<Config>> {
+        self.current.clone()
+    }
+
+    pub fn need(&self, now_ms: u64) -> Need {
+        if self.current.is_none() {
+            return Need::Blocking;
+        }
+        let fresh = self.checked_at_ms.is_some_and(|t| now_ms.saturating_sub(t) < self.refresh_after_ms);
+        let in_flight = self.refreshing_since_ms.is_some_and(|t| now_ms.saturating_sub(t) < STUCK_REFRESH_MS);
+        if fresh || in_flight {
+            Need::Nothing
+        } else {
+            Need::Background
+        }
+    }
+
+    /// Marks a refresh as started, so concurrent requests in this isolate do not start their own.
+    pub fn begin(&mut self, now_ms: u64) {
+        self.refreshing_since_ms = Some(now_ms);
+    }
+
+    pub fn finish(&mut self, now_ms: u64, fetched: Fetched) -> SlotEvent {
+        self.refreshing_since_ms = None;
+        self.checked_at_ms = Some(now_ms);
+        let problem = match fetched {
+            Fetched::Text(text) => {
+                let previous = self.current.as_ref().map(|c| c.digest.clone());
+                if previous.as_deref() == Some(digest(&text).as_str()) {
+                    return SlotEvent::Unchanged { digest: previous.unwrap_or_default() };
+                }
+                match Config::compile(&text) {
+                    Ok(config) => {
+                        let digest = config.digest.clone();
+                        self.current = Some(Arc::new(config));
+                        return SlotEvent::Loaded { digest, previous };
+                    }
+                    Err(errors) => summarize(&errors),
+                }
+            }
+            Fetched::Missing => "the config key is missing from KV".to_owned(),
+            Fetched::Failed(e) => format!("KV read failed: {e}"),
+        };
+        match &self.current {
+            Some(c) => SlotEvent::KeptLastGood { digest: c.digest.clone(), problem },
+            None => SlotEvent::NoConfig { problem },
+        }
+    }
+}
+
+fn summarize(errors: &[ConfigError]) -> String {
+    let shown: Vec<String> = errors.iter().take(5).map(ToString::to_string).collect();
+    let more = errors.len().saturating_sub(shown.len());
+    let tail = if more > 0 { format!(" (and {more} more)") } else { String::new() };
+    format!("the config in KV is invalid: {}{tail}", shown.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::DEMO;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    const REFRESH: u64 = 30_000;
+
+    fn loaded() -> ConfigSlot {
+        let mut s = ConfigSlot::new(REFRESH);
+        assert!(matches!(s.finish(1_000, Fetched::Text(DEMO.into())), SlotEvent::Loaded { previous: None, .. }));
+        s
+    }
+
+    #[test]
+    fn empty_slot_must_block_and_reports_no_config() {
+        let mut s = ConfigSlot::new(REFRESH);
+        assert_eq!(s.need(0), Need::Blocking);
+        assert!(matches!(s.finish(0, Fetched::Missing), SlotEvent::NoConfig { .. }));
+        assert_eq!(s.need(1), Need::Blocking);
+        assert!(s.current().is_none());
+    }
+
+    #[test]
+    fn fresh_copy_needs_nothing_stale_copy_refreshes_in_background() {
+        let s = loaded();
+        assert_eq!(s.need(1_000 + REFRESH - 1), Need::Nothing);
+        assert_eq!(s.need(1_000 + REFRESH), Need::Background);
+    }
+
+    #[test]
+    fn one_refresh_at_a_time_unless_it_is_stuck() {
+        let mut s = loaded();
+        let t = 1_000 + REFRESH;
+        s.begin(t);
+        assert_eq!(s.need(t + 1), Need::Nothing);
+        assert_eq!(s.need(t + STUCK_REFRESH_MS), Need::Background);
+    }
+
+    #[test]
+    fn broken_document_keeps_the_last_good_one() {
+        let mut s = loaded();
+        let good = s.current().unwrap().digest.clone();
+        for fetched in [
+            Fetched::Text("{not json".into()),
+            Fetched::Text(r#"{"version": 1, "offers": []}"#.into()),
+            Fetched::Missing,
+            Fetched::Failed("timeout".into()),
+        ] {
+            let event = s.finish(50_000, fetched.clone());
+            let SlotEvent::KeptLastGood { digest, problem } = &event else { panic!("{fetched:?}: {event:?}") };
+            assert_eq!(digest, &good);
+            assert!(!problem.is_empty());
+            assert!(event.log_line().unwrap().contains("kept_last_good"));
+            assert_eq!(s.current().unwrap().digest, good);
+        }
+        // A failed refresh still counts as a check: no retry storm against a KV that is down.
+        assert_eq!(s.need(50_001), Need::Nothing);
+    }
+
+    #[test]
+    fn same_text_is_not_recompiled_and_new_text_replaces() {
+        let mut s = loaded();
+        assert!(matches!(s.finish(40_000, Fetched::Text(DEMO.into())), SlotEvent::Unchanged { .. }));
+        let changed = DEMO.replace("Spring", "Summer");
+        let SlotEvent::Loaded { digest, previous } = s.finish(80_000, Fetched::Text(changed)) else { panic!() };
+        assert_ne!(Some(digest.clone()), previous);
+        assert_eq!(s.current().unwrap().digest, digest);
+    }
+
+    #[test]
+    fn invalid_document_summary_names_the_field() {
+        let mut s = ConfigSlot::new(REFRESH);
+        let SlotEvent::NoConfig { problem } = s.finish(0, Fetched::Text(r#"{"version":1,"offers":[{"id":"1"}]}"#.into()))
+        else {
+            panic!()
+        };
+        assert!(problem.contains("offers[0].landing_url: is required"), "{problem}");
+    }
+}

@@ -1,0 +1,331 @@
+//! From a raw HTTP request to a parsed click, or to the reason it is not one.
+//!
+//! Everything a client sends is untrusted: sizes are checked first, every parameter is parsed into a
+//! typed value once, and what the rest of the engine sees can no longer be malformed.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use percent_encoding::percent_decode_str;
+
+/// An offer, affiliate or advertiser id: 1 to 64 of `A-Z a-z 0-9 . _ -`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Id(String);
+
+pub const MAX_ID_LEN: usize = 64;
+
+impl Id {
+    pub fn parse(text: &str) -> Result<Id, String> {
+        if text.is_empty() {
+            return Err("is empty".into());
+        }
+        if text.len() > MAX_ID_LEN {
+            return Err(format!("is {} characters; at most {MAX_ID_LEN}", text.len()));
+        }
+        if let Some(c) = text.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+            return Err(format!("contains {c:?}; ids use only letters, digits, `.`, `_` and `-`"));
+        }
+        Ok(Id(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Request size limits. Past these a request is refused before anything else is read.
+pub const MAX_URL_LEN: usize = 4096;
+pub const MAX_HEADER_VALUE_LEN: usize = 4096;
+pub const MAX_HEADERS_TOTAL: usize = 16 * 1024;
+/// A sub ID or source id longer than this is refused: no tracker forwards more, and it would bloat logs.
+pub const MAX_VALUE_LEN: usize = 512;
+
+/// A tracking click whose parameters have been parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClickParams {
+    pub offer_id: Id,
+    pub aff_id: Id,
+    pub source_id: Option<String>,
+    pub subs: [Option<String>; 5],
+}
+
+/// What the edge knows about the client, read from headers and the runtime.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+    pub referer: Option<String>,
+}
+
+/// The routes the Worker serves to the public.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Click(ClickParams),
+    Health,
+}
+
+/// Why a request is not a click we can serve. Every variant maps to a 4xx in [`crate::http`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestError {
+    NotFound,
+    MethodNotAllowed,
+    UrlTooLong { len: usize },
+    HeaderTooLarge { name: String },
+    MissingParam { name: &'static str },
+    InvalidParam { name: String, problem: String },
+    UnknownOffer { offer_id: Id },
+    OfferPaused { offer_id: Id },
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestError::NotFound => f.write_str("no such route"),
+            RequestError::MethodNotAllowed => f.write_str("only GET and HEAD are served"),
+            RequestError::UrlTooLong { len } => write!(f, "the URL is {len} bytes; at most {MAX_URL_LEN}"),
+            RequestError::HeaderTooLarge { name } => write!(f, "header {name} is too large"),
+            RequestError::MissingParam { name } => write!(f, "parameter {name} is required"),
+            RequestError::InvalidParam { name, problem } => write!(f, "parameter {name} {problem}"),
+            RequestError::UnknownOffer { offer_id } => write!(f, "offer {offer_id} does not exist"),
+            RequestError::OfferPaused { offer_id } => write!(f, "offer {offer_id} is paused"),
+        }
+    }
+}
+
+/// Refuses a request whose URL or headers are past the limits. Called before routing.
+pub fn check_sizes<'a>(
+    url_len: usize,
+    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<(), RequestError> {
+    if url_len > MAX_URL_LEN {
+        return Err(RequestError::UrlTooLong { len: url_len });
+    }
+    let mut total = 0usize;
+    for (name, value) in headers {
+        total = total.saturating_add(name.len() + value.len());
+        if value.len() > MAX_HEADER_VALUE_LEN || total > MAX_HEADERS_TOTAL {
+            let name = name.chars().take(64).collect();
+            return Err(RequestError::HeaderTooLarge { name });
+        }
+    }
+    Ok(())
+}
+
+const PARAMS: [&str; 8] = ["offer_id", "aff_id", "source_id", "sub1", "sub2", "sub3", "sub4", "sub5"];
+
+/// Routes a request by method, path and raw query string (without `?`).
+///
+/// Tracking links are `/c?offer_id=..&aff_id=..` or `/c/{offer_id}/{aff_id}`, with optional
+/// `source_id` and `sub1`..`sub5`. Unknown parameters are ignored: networks append their own.
+/// A known parameter given twice is refused, since which copy wins is exactly what a fraudster probes.
+pub fn route(method: &str, path: &str, query: &str) -> Result<Route, RequestError> {
+    let is_read = method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD");
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    let path_ids = match segments.as_slice() {
+        ["healthz"] => {
+            return if is_read { Ok(Route::Health) } else { Err(RequestError::MethodNotAllowed) };
+        }
+        ["c"] => None,
+        ["c", offer, aff] => Some((*offer, *aff)),
+        _ => return Err(RequestError::NotFound),
+    };
+    if !is_read {
+        return Err(RequestError::MethodNotAllowed);
+    }
+
+    let mut values: [Option<String>; 8] = Default::default();
+    if let Some((offer, aff)) = path_ids {
+        values[0] = Some(decode_segment("offer_id", offer)?);
+        values[1] = Some(decode_segment("aff_id", aff)?);
+    }
+    let mut seen = [false; 8];
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        let Some(i) = PARAMS.iter().position(|p| *p == name) else { continue };
+        if seen[i] || values[i].is_some() {
+            return Err(RequestError::InvalidParam { name: PARAMS[i].into(), problem: "is given more than once".into() });
+        }
+        seen[i] = true;
+        values[i] = Some(value.into_owned());
+    }
+
+    let [offer, aff, source_id, s1, s2, s3, s4, s5] = values;
+    let offer_id = required_id("offer_id", offer)?;
+    let aff_id = required_id("aff_id", aff)?;
+    let mut optional = [source_id, s1, s2, s3, s4, s5];
+    for (i, v) in optional.iter_mut().enumerate() {
+        if let Some(text) = v {
+            if text.len() > MAX_VALUE_LEN {
+                let problem = format!("is {} bytes; at most {MAX_VALUE_LEN}", text.len());
+                return Err(RequestError::InvalidParam { name: PARAMS[i + 2].into(), problem });
+            }
+            if text.is_empty() {
+                *v = None;
+            }
+        }
+    }
+    let [source_id, s1, s2, s3, s4, s5] = optional;
+    Ok(Route::Click(ClickParams { offer_id, aff_id, source_id, subs: [s1, s2, s3, s4, s5] }))
+}
+
+fn decode_segment(name: &'static str, segment: &str) -> Result<String, RequestError> {
+    percent_decode_str(segment)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| RequestError::InvalidParam { name: name.into(), problem: "is not valid UTF-8".into() })
+}
+
+fn required_id(name: &'static str, value: Option<String>) -> Result<Id, RequestError> {
+    match value {
+        None => Err(RequestError::MissingParam { name }),
+        Some(v) if v.is_empty() => Err(RequestError::MissingParam { name }),
+        Some(v) => Id::parse(&v).map_err(|problem| RequestError::InvalidParam { name: name.into(), problem }),
+    }
+}
+
+/// Link-preview fetchers (chat apps and social sites unfurling a pasted link). They are sent the
+/// redirect like anyone, but are not people clicking, so the decision log marks them.
+const PREVIEW_AGENTS: [&str; 12] = [
+    "slackbot-linkexpanding",
+    "slack-imgproxy",
+    "facebookexternalhit",
+    "facebookcatalog",
+    "twitterbot",
+    "linkedinbot",
+    "whatsapp/",
+    "telegrambot",
+    "discordbot",
+    "skypeuripreview",
+    "applebot",
+    "pinterestbot",
+];
+
+pub fn is_link_preview(user_agent: Option<&str>) -> bool {
+    let Some(ua) = user_agent else { return false };
+    let ua = ua.to_ascii_lowercase();
+    PREVIEW_AGENTS.iter().any(|p| ua.contains(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn click(r: Result<Route, RequestError>) -> ClickParams {
+        match r {
+            Ok(Route::Click(c)) => c,
+            other => panic!("not a click: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn query_form_parses_every_parameter() {
+        let c = click(route(
+            "GET",
+            "/c",
+            "offer_id=1001&aff_id=net-7&source_id=s%201&sub1=a%26b&sub2=&sub5=z&utm_source=ignored",
+        ));
+        assert_eq!(c.offer_id.as_str(), "1001");
+        assert_eq!(c.aff_id.as_str(), "net-7");
+        assert_eq!(c.source_id.as_deref(), Some("s 1"));
+        assert_eq!(c.subs, [Some("a&b".into()), None, None, None, Some("z".into())]);
+    }
+
+    #[test]
+    fn path_form_parses_ids_and_query_subs() {
+        let c = click(route("HEAD", "/c/1001/net-7/", "sub3=x"));
+        assert_eq!((c.offer_id.as_str(), c.aff_id.as_str()), ("1001", "net-7"));
+        assert_eq!(c.subs[2].as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn bad_requests_name_the_parameter() {
+        let cases: [(&str, &str, &str, RequestError); 6] = [
+            ("GET", "/c", "aff_id=1", RequestError::MissingParam { name: "offer_id" }),
+            ("GET", "/c", "offer_id=1", RequestError::MissingParam { name: "aff_id" }),
+            ("GET", "/c", "offer_id=&aff_id=1", RequestError::MissingParam { name: "offer_id" }),
+            ("POST", "/c", "offer_id=1&aff_id=1", RequestError::MethodNotAllowed),
+            ("GET", "/x", "", RequestError::NotFound),
+            ("GET", "/c/1", "", RequestError::NotFound),
+        ];
+        for (method, path, query, want) in cases {
+            assert_eq!(route(method, path, query).unwrap_err(), want, "{method} {path}?{query}");
+        }
+        let invalid = |q: &str| match route("GET", "/c", q) {
+            Err(RequestError::InvalidParam { name, problem }) => (name, problem),
+            other => panic!("{q}: {other:?}"),
+        };
+        assert_eq!(invalid("offer_id=10%2001&aff_id=1").0, "offer_id");
+        assert!(invalid("offer_id=1&aff_id=a/b").1.contains("contains '/'"));
+        assert!(invalid(&format!("offer_id={}&aff_id=1", "9".repeat(65))).1.contains("at most 64"));
+        assert!(invalid("offer_id=1&offer_id=2&aff_id=1").1.contains("more than once"));
+        assert_eq!(invalid(&format!("offer_id=1&aff_id=1&sub4={}", "x".repeat(513))).0, "sub4");
+        assert_eq!(route("GET", "/c/1/%FF", "").unwrap_err(), RequestError::InvalidParam {
+            name: "aff_id".into(),
+            problem: "is not valid UTF-8".into()
+        });
+        assert!(matches!(route("GET", "/c/1/2", "offer_id=3"), Err(RequestError::InvalidParam { .. })));
+    }
+
+    #[test]
+    fn health_route() {
+        assert_eq!(route("GET", "/healthz", ""), Ok(Route::Health));
+    }
+
+    #[test]
+    fn size_limits() {
+        assert!(check_sizes(100, [("user-agent", "x")]).is_ok());
+        assert_eq!(check_sizes(MAX_URL_LEN + 1, []), Err(RequestError::UrlTooLong { len: MAX_URL_LEN + 1 }));
+        let big = "x".repeat(MAX_HEADER_VALUE_LEN + 1);
+        assert_eq!(
+            check_sizes(10, [("cookie", big.as_str())]),
+            Err(RequestError::HeaderTooLarge { name: "cookie".into() })
+        );
+        let medium = "x".repeat(MAX_HEADER_VALUE_LEN);
+        let many: Vec<(&str, &str)> = (0..5).map(|_| ("x-a", medium.as_str())).collect();
+        assert!(check_sizes(10, many).is_err());
+    }
+
+    #[test]
+    fn link_previews_are_recognised() {
+        assert!(is_link_preview(Some("Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)")));
+        assert!(is_link_preview(Some("facebookexternalhit/1.1")));
+        assert!(!is_link_preview(Some("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)")));
+        assert!(!is_link_preview(None));
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn route_never_panics(method in "[A-Z]{0,7}", path in "\\PC{0,40}", query in "\\PC{0,80}") {
+                let _ = route(&method, &path, &query);
+            }
+
+            // Any value a publisher sends in a sub ID comes back unchanged after URL-decoding.
+            #[test]
+            fn sub_values_round_trip(sub in "\\PC{1,60}") {
+                let q: String = form_urlencoded::Serializer::new(String::new())
+                    .append_pair("offer_id", "1").append_pair("aff_id", "2").append_pair("sub1", &sub).finish();
+                let Route::Click(c) = route("GET", "/c", &q).unwrap() else { panic!() };
+                prop_assert_eq!(c.subs[0].as_deref(), Some(sub.as_str()));
+            }
+
+            #[test]
+            fn id_parse_accepts_exactly_the_alphabet(text in "\\PC{0,70}") {
+                let ok = !text.is_empty() && text.len() <= MAX_ID_LEN
+                    && text.chars().all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c));
+                prop_assert_eq!(Id::parse(&text).is_ok(), ok);
+            }
+        }
+    }
+}

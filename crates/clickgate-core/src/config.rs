@@ -1,0 +1,371 @@
+//! The config document (JSON, kept in Workers KV) and its compiled form.
+//!
+//! The document is compiled once per isolate: ids parsed, templates split, IP lists sorted. The same
+//! function backs `clickgate config validate`, `config push` and the Worker, so what the CLI accepts
+//! is exactly what the edge will run. It reports every problem at once, each with its field path,
+//! because an operator fixing a 2,000-line document one error per push would give up.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use crate::click::Id;
+use crate::ip::{IpNet, IpSet};
+use crate::template::Template;
+
+pub const SCHEMA_VERSION: u64 = 1;
+/// KV values are capped at 25 MiB; the document is kept well under so an isolate compiles it fast.
+pub const MAX_DOCUMENT_BYTES: usize = 5 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Where the problem is, as `offers[2].landing_url`; empty for the document itself.
+    pub path: String,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.problem)
+        } else {
+            write!(f, "{}: {}", self.path, self.problem)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferStatus {
+    Active,
+    Paused,
+}
+
+#[derive(Debug, Clone)]
+pub struct Offer {
+    pub id: Id,
+    pub name: Option<String>,
+    pub advertiser_id: Option<Id>,
+    pub status: OfferStatus,
+    pub landing: Template,
+}
+
+/// A document that has been checked and compiled; the only form the engine accepts.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub offers: HashMap<Id, Offer>,
+    pub blocked_ips: IpSet,
+    /// A short hash of the source text, to tell in logs which document is in force.
+    pub digest: String,
+}
+
+impl Config {
+    pub fn compile(text: &str) -> Result<Config, Vec<ConfigError>> {
+        if text.len() > MAX_DOCUMENT_BYTES {
+            return Err(vec![err("", format!("is {} bytes; at most {MAX_DOCUMENT_BYTES}", text.len()))]);
+        }
+        let doc: Value = serde_json::from_str(text)
+            .map_err(|e| vec![err("", format!("is not valid JSON: {e}"))])?;
+        let mut errors = Vec::new();
+        let config = compile_document(&doc, &mut errors, digest(text));
+        match config {
+            Some(c) if errors.is_empty() => Ok(c),
+            _ => Err(errors),
+        }
+    }
+}
+
+fn err(path: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError { path: path.to_owned(), problem: problem.into() }
+}
+
+/// A short hash of a document's text: which config is in force, as logs and `/healthz` show it.
+pub fn digest(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(text.as_bytes());
+    hash[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reads fields of one JSON object, recording problems under its path, and at the end complains about
+/// every field it was not asked for (a misspelt `landing_ulr` must not pass silently).
+struct Fields<'a> {
+    path: String,
+    map: &'a Map<String, Value>,
+    read: Vec<&'static str>,
+}
+
+impl<'a> Fields<'a> {
+    fn of(value: &'a Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<Fields<'a>> {
+        match value.as_object() {
+            Some(map) => Some(Fields { path: path.to_owned(), map, read: Vec::new() }),
+            None => {
+                errors.push(err(path, format!("must be an object, found {}", kind(value))));
+                None
+            }
+        }
+    }
+
+    fn child(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    fn get(&mut self, key: &'static str) -> Option<&'a Value> {
+        self.read.push(key);
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+
+    fn required(&mut self, key: &'static str, errors: &mut Vec<ConfigError>) -> Option<&'a Value> {
+        let v = self.get(key);
+        if v.is_none() {
+            errors.push(err(&self.child(key), "is required"));
+        }
+        v
+    }
+
+    fn string(&mut self, key: &'static str, errors: &mut Vec<ConfigError>) -> Option<&'a str> {
+        let v = self.get(key)?;
+        let s = v.as_str();
+        if s.is_none() {
+            errors.push(err(&self.child(key), format!("must be a string, found {}", kind(v))));
+        }
+        s
+    }
+
+    fn id(&mut self, key: &'static str, required: bool, errors: &mut Vec<ConfigError>) -> Option<Id> {
+        let v = if required { self.required(key, errors)? } else { self.get(key)? };
+        let path = self.child(key);
+        // Numbers are accepted as ids because trackers export offer ids as numbers.
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) if n.is_u64() => n.to_string(),
+            other => {
+                errors.push(err(&path, format!("must be a string id, found {}", kind(other))));
+                return None;
+            }
+        };
+        Id::parse(&text).map_err(|p| errors.push(err(&path, p))).ok()
+    }
+
+    fn array(&mut self, key: &'static str, errors: &mut Vec<ConfigError>) -> Option<&'a Vec<Value>> {
+        let v = self.get(key)?;
+        let a = v.as_array();
+        if a.is_none() {
+            errors.push(err(&self.child(key), format!("must be an array, found {}", kind(v))));
+        }
+        a
+    }
+
+    fn finish(self, errors: &mut Vec<ConfigError>) {
+        let mut unknown: Vec<&String> = self.map.keys().filter(|k| !self.read.contains(&k.as_str())).collect();
+        unknown.sort();
+        for key in unknown {
+            let known = self.read.join(", ");
+            errors.push(err(&self.child(key), format!("is not a known field (known here: {known})")));
+        }
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn compile_document(doc: &Value, errors: &mut Vec<ConfigError>, digest: String) -> Option<Config> {
+    let mut top = Fields::of(doc, "", errors)?;
+    match top.required("version", errors) {
+        Some(v) if v.as_u64() == Some(SCHEMA_VERSION) => {}
+        Some(v) => errors.push(err("version", format!("must be {SCHEMA_VERSION}, found {v}"))),
+        None => {}
+    }
+
+    let mut advertisers: Vec<Id> = Vec::new();
+    if let Some(list) = top.array("advertisers", errors) {
+        for (i, item) in list.iter().enumerate() {
+            let path = format!("advertisers[{i}]");
+            let Some(mut f) = Fields::of(item, &path, errors) else { continue };
+            if let Some(id) = f.id("id", true, errors) {
+                if advertisers.contains(&id) {
+                    errors.push(err(&f.child("id"), format!("`{id}` is declared twice")));
+                }
+                advertisers.push(id);
+            }
+            f.string("name", errors);
+            f.finish(errors);
+        }
+    }
+
+    let mut offers = HashMap::new();
+    match top.array("offers", errors) {
+        Some(list) if list.is_empty() => errors.push(err("offers", "must list at least one offer")),
+        Some(list) => {
+            for (i, item) in list.iter().enumerate() {
+                if let Some(offer) = compile_offer(item, &format!("offers[{i}]"), &advertisers, errors) {
+                    if offers.contains_key(&offer.id) {
+                        errors.push(err(&format!("offers[{i}].id"), format!("`{}` is declared twice", offer.id)));
+                    }
+                    offers.insert(offer.id.clone(), offer);
+                }
+            }
+        }
+        None => {
+            if top.map.get("offers").is_none_or(Value::is_null) {
+                errors.push(err("offers", "is required"));
+            }
+        }
+    }
+
+    let mut blocked = Vec::new();
+    if let Some(lists) = top.get("lists") {
+        if let Some(mut f) = Fields::of(lists, "lists", errors) {
+            if let Some(entries) = f.array("blocked_ips", errors) {
+                for (i, e) in entries.iter().enumerate() {
+                    let path = format!("lists.blocked_ips[{i}]");
+                    match e.as_str().map(IpNet::parse) {
+                        Some(Ok(net)) => blocked.push(net),
+                        Some(Err(p)) => errors.push(err(&path, p)),
+                        None => errors.push(err(&path, format!("must be a string, found {}", kind(e)))),
+                    }
+                }
+            }
+            f.finish(errors);
+        }
+    }
+    top.finish(errors);
+
+    Some(Config { offers, blocked_ips: IpSet::new(blocked), digest })
+}
+
+fn compile_offer(item: &Value, path: &str, advertisers: &[Id], errors: &mut Vec<ConfigError>) -> Option<Offer> {
+    let mut f = Fields::of(item, path, errors)?;
+    let id = f.id("id", true, errors);
+    let name = f.string("name", errors).map(str::to_owned);
+    let advertiser_id = f.id("advertiser_id", false, errors);
+    if let Some(a) = &advertiser_id {
+        if !advertisers.contains(a) {
+            errors.push(err(&f.child("advertiser_id"), format!("`{a}` is not in advertisers")));
+        }
+    }
+    let status = match f.string("status", errors) {
+        None | Some("active") => OfferStatus::Active,
+        Some("paused") => OfferStatus::Paused,
+        Some(other) => {
+            errors.push(err(&f.child("status"), format!("must be \"active\" or \"paused\", found \"{other}\"")));
+            OfferStatus::Active
+        }
+    };
+    let landing = match f.required("landing_url", errors) {
+        Some(Value::String(s)) => Template::compile(s).map_err(|p| errors.push(err(&f.child("landing_url"), p))).ok(),
+        Some(other) => {
+            errors.push(err(&f.child("landing_url"), format!("must be a string, found {}", kind(other))));
+            None
+        }
+        None => None,
+    };
+    f.finish(errors);
+    Some(Offer { id: id?, name, advertiser_id, status, landing: landing? })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    pub(crate) const DEMO: &str = r#"{
+        "version": 1,
+        "advertisers": [{"id": "acme", "name": "Acme Shop"}],
+        "offers": [
+            {"id": "1001", "name": "Spring sale", "advertiser_id": "acme",
+             "landing_url": "https://shop.example/land?tid={transaction_id}&o={offer_id}&a={aff_id}&s1={sub1}"},
+            {"id": 1002, "landing_url": "https://other.example/", "status": "paused"}
+        ],
+        "lists": {"blocked_ips": ["203.0.113.7", "198.51.100.0/24", "2001:db8:bad::/48"]}
+    }"#;
+
+    fn problems(text: &str) -> Vec<String> {
+        Config::compile(text).unwrap_err().iter().map(|e| e.to_string()).collect()
+    }
+
+    #[test]
+    fn demo_document_compiles() {
+        let c = Config::compile(DEMO).unwrap();
+        assert_eq!(c.offers.len(), 2);
+        assert_eq!(c.blocked_ips.len(), 3);
+        let paused = &c.offers[&Id::parse("1002").unwrap()];
+        assert_eq!(paused.status, OfferStatus::Paused);
+        assert_eq!(c.digest.len(), 12);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_its_path() {
+        let got = problems(
+            r#"{
+            "version": 2,
+            "advertisers": [{"id": "acme"}, {"id": "acme"}, {"nme": "x"}],
+            "offers": [
+                {"id": "bad id", "landing_url": "ftp://x"},
+                {"id": "2", "advertiser_id": "ghost", "landing_url": "https://x/?a={nope}", "status": "on"},
+                {"id": "2", "landing_url": 5},
+                "not an object"
+            ],
+            "lists": {"blocked_ips": ["10.0.0.1/8", 7, "nonsense"], "extra": []},
+            "landing_ulr": "typo"
+        }"#,
+        );
+        let want = [
+            "version: must be 1, found 2",
+            "advertisers[1].id: `acme` is declared twice",
+            "advertisers[2].id: is required",
+            "advertisers[2].nme: is not a known field",
+            "offers[0].id: contains ' '",
+            "offers[0].landing_url: must start with https://",
+            "offers[1].advertiser_id: `ghost` is not in advertisers",
+            "offers[1].status: must be \"active\" or \"paused\", found \"on\"",
+            "offers[1].landing_url: unknown macro `{nope}`",
+            "offers[2].landing_url: must be a string, found a number",
+            "offers[3]: must be an object, found a string",
+            "lists.blocked_ips[0]: `10.0.0.1/8` has host bits set",
+            "lists.blocked_ips[1]: must be a string, found a number",
+            "lists.blocked_ips[2]: `nonsense` is not an IPv4 or IPv6 address",
+            "lists.extra: is not a known field",
+            "landing_ulr: is not a known field",
+        ];
+        for w in want {
+            assert!(got.iter().any(|g| g.starts_with(w)), "missing {w:?} in {got:#?}");
+        }
+        assert_eq!(got.len(), want.len(), "{got:#?}");
+    }
+
+    #[test]
+    fn duplicate_offer_ids_are_refused() {
+        let got = problems(
+            r#"{"version":1,"offers":[{"id":"1","landing_url":"https://x/"},{"id":"1","landing_url":"https://y/"}]}"#,
+        );
+        assert_eq!(got, ["offers[1].id: `1` is declared twice"]);
+    }
+
+    #[test]
+    fn not_json_and_not_an_object() {
+        assert!(problems("{").remove(0).starts_with("is not valid JSON"));
+        assert_eq!(problems("[]"), ["must be an object, found an array"]);
+        assert_eq!(problems("{}"), ["version: is required", "offers: is required"]);
+        assert_eq!(problems(r#"{"version":1,"offers":[]}"#), ["offers: must list at least one offer"]);
+    }
+
+    #[test]
+    fn digest_changes_with_the_text() {
+        let a = Config::compile(DEMO).unwrap().digest;
+        let b = Config::compile(&DEMO.replace("Spring", "Summer")).unwrap().digest;
+        assert_ne!(a, b);
+    }
+}

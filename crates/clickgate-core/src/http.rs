@@ -1,0 +1,217 @@
+//! The one place where decisions and request errors become HTTP responses.
+//!
+//! The block contract lives here and nowhere else: a blocked click gets 403 with error code 1021 and
+//! the transaction id as a reference, as JSON or, for a browser, as a small HTML page. The clicker is
+//! never told why; the reasons go to the decision log.
+
+use serde_json::json;
+
+use crate::click::RequestError;
+use crate::decide::{ClickOutcome, Decision};
+
+pub const BLOCK_CODE: u16 = 1021;
+pub const BLOCK_MESSAGE: &str = "1021 : click fraud check";
+
+/// A response in plain data; the Worker copies it onto a `worker::Response`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+}
+
+const JSON: &str = "application/json; charset=utf-8";
+const HTML: &str = "text/html; charset=utf-8";
+
+impl HttpResponse {
+    fn new(status: u16, content_type: &'static str, body: String, head: bool) -> HttpResponse {
+        HttpResponse {
+            status,
+            // Clicks are personal and time-bound: no cache may keep or replay a decision.
+            headers: vec![
+                ("content-type", content_type.to_owned()),
+                ("cache-control", "no-store".to_owned()),
+                ("x-content-type-options", "nosniff".to_owned()),
+            ],
+            body: if head { String::new() } else { body },
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// `Accept: text/html` (a browser following the link) gets the HTML page; everything else JSON.
+fn wants_html(accept: Option<&str>) -> bool {
+    accept.is_some_and(|a| a.to_ascii_lowercase().contains("text/html"))
+}
+
+pub fn click_response(outcome: &ClickOutcome, accept: Option<&str>, head: bool) -> HttpResponse {
+    match &outcome.decision {
+        Decision::Redirect { location } => {
+            let mut r = HttpResponse::new(302, "text/plain; charset=utf-8", String::new(), head);
+            r.headers.push(("location", location.clone()));
+            r
+        }
+        Decision::Block { .. } => block_response(&outcome.transaction_id, accept, head),
+    }
+}
+
+fn block_response(reference: &str, accept: Option<&str>, head: bool) -> HttpResponse {
+    if wants_html(accept) {
+        let reference = html_escape(reference);
+        let body = format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+             <title>Error {BLOCK_CODE}</title></head>\
+             <body style=\"font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem\">\
+             <h1>Error {BLOCK_CODE}</h1><p>{BLOCK_MESSAGE}</p>\
+             <p>This link could not be followed. If you think this is wrong, contact the site that \
+             showed you the link and quote this reference:</p>\
+             <p><code style=\"word-break:break-all\">{reference}</code></p></body></html>"
+        );
+        HttpResponse::new(403, HTML, body, head)
+    } else {
+        let body = json!({"error": {"code": BLOCK_CODE, "message": BLOCK_MESSAGE, "reference": reference}});
+        HttpResponse::new(403, JSON, body.to_string(), head)
+    }
+}
+
+fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+pub fn error_response(error: &RequestError, head: bool) -> HttpResponse {
+    let (status, code, parameter) = match error {
+        RequestError::NotFound => (404, "not_found", None),
+        RequestError::MethodNotAllowed => (405, "method_not_allowed", None),
+        RequestError::UrlTooLong { .. } => (414, "url_too_long", None),
+        RequestError::HeaderTooLarge { .. } => (431, "header_too_large", None),
+        RequestError::MissingParam { name } => (400, "missing_parameter", Some(name.to_string())),
+        RequestError::InvalidParam { name, .. } => (400, "invalid_parameter", Some(name.clone())),
+        RequestError::UnknownOffer { .. } => (404, "unknown_offer", None),
+        RequestError::OfferPaused { .. } => (404, "offer_paused", None),
+    };
+    let mut detail = json!({"code": code, "message": error.to_string()});
+    if let Some(p) = parameter {
+        detail["parameter"] = json!(p);
+    }
+    let mut r = HttpResponse::new(status, JSON, json!({ "error": detail }).to_string(), head);
+    if status == 405 {
+        r.headers.push(("allow", "GET, HEAD".to_owned()));
+    }
+    r
+}
+
+/// A fault on our side that no client caused: no config has ever loaded, or a secret is missing.
+/// 503 tells the caller to retry; the detail stays in the log.
+pub fn unavailable(head: bool) -> HttpResponse {
+    let body = json!({"error": {"code": "unavailable", "message": "click filter is not ready; retry shortly"}});
+    let mut r = HttpResponse::new(503, JSON, body.to_string(), head);
+    r.headers.push(("retry-after", "5".to_owned()));
+    r
+}
+
+pub fn health_response(config_digest: &str, head: bool) -> HttpResponse {
+    HttpResponse::new(200, JSON, json!({"ok": true, "config": config_digest}).to_string(), head)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::click::{ClickParams, ClientInfo, Id};
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn outcome(decision: Decision) -> ClickOutcome {
+        ClickOutcome {
+            transaction_id: "AQID-_x".into(),
+            decision,
+            at_ms: 0,
+            click: ClickParams {
+                offer_id: Id::parse("1").unwrap(),
+                aff_id: Id::parse("2").unwrap(),
+                source_id: None,
+                subs: Default::default(),
+            },
+            advertiser_id: None,
+            client: ClientInfo::default(),
+            preview: false,
+            config_digest: String::new(),
+        }
+    }
+
+    #[test]
+    fn redirect_is_a_302_with_location_and_no_store() {
+        let r = click_response(&outcome(Decision::Redirect { location: "https://x/?t=1".into() }), None, false);
+        assert_eq!(r.status, 302);
+        assert_eq!(r.header("location"), Some("https://x/?t=1"));
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+    }
+
+    #[test]
+    fn block_is_403_with_code_1021_in_json() {
+        let r = click_response(&outcome(Decision::Block { reasons: vec![] }), Some("*/*"), false);
+        assert_eq!(r.status, 403);
+        assert_eq!(r.header("content-type"), Some(JSON));
+        let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(
+            body,
+            json!({"error": {"code": 1021, "message": "1021 : click fraud check", "reference": "AQID-_x"}})
+        );
+    }
+
+    #[test]
+    fn block_for_a_browser_is_an_html_page_with_the_code() {
+        let accept = Some("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8");
+        let r = click_response(&outcome(Decision::Block { reasons: vec![] }), accept, false);
+        assert_eq!(r.status, 403);
+        assert_eq!(r.header("content-type"), Some(HTML));
+        assert!(r.body.contains("Error 1021") && r.body.contains("AQID-_x"));
+    }
+
+    #[test]
+    fn head_requests_get_headers_and_no_body() {
+        let r = click_response(&outcome(Decision::Block { reasons: vec![] }), None, true);
+        assert_eq!((r.status, r.body.as_str()), (403, ""));
+    }
+
+    #[test]
+    fn request_errors_map_to_4xx_naming_the_parameter() {
+        let r = error_response(&RequestError::MissingParam { name: "aff_id" }, false);
+        assert_eq!(r.status, 400);
+        let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(body["error"]["parameter"], "aff_id");
+        assert_eq!(body["error"]["code"], "missing_parameter");
+        let cases = [
+            (RequestError::NotFound, 404),
+            (RequestError::MethodNotAllowed, 405),
+            (RequestError::UrlTooLong { len: 9000 }, 414),
+            (RequestError::HeaderTooLarge { name: "cookie".into() }, 431),
+            (RequestError::InvalidParam { name: "sub1".into(), problem: "x".into() }, 400),
+            (RequestError::UnknownOffer { offer_id: Id::parse("9").unwrap() }, 404),
+            (RequestError::OfferPaused { offer_id: Id::parse("9").unwrap() }, 404),
+        ];
+        for (e, status) in cases {
+            assert_eq!(error_response(&e, false).status, status, "{e:?}");
+        }
+        assert_eq!(error_response(&RequestError::MethodNotAllowed, false).header("allow"), Some("GET, HEAD"));
+    }
+
+    #[test]
+    fn html_escaping() {
+        assert_eq!(html_escape("<a href='x'>&\"</a>"), "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;");
+    }
+}

@@ -1,0 +1,293 @@
+//! IP addresses and CIDR blocks, and a set of them that answers "which entry covers this address?"
+//!
+//! Lists reach tens of thousands of blocks, so the set is a sorted vector of disjoint ranges searched
+//! by bisection. CIDR blocks are either nested or disjoint, never partly overlapping, so dropping every
+//! block that lies inside a wider one leaves disjoint ranges without losing any address.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// One list entry: an address or a CIDR block, IPv4 or IPv6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IpNet {
+    /// The network address; IPv4 is kept as its IPv4-mapped IPv6 form so both families share one type.
+    addr: u128,
+    /// Prefix length counted over the full 128 bits.
+    prefix: u8,
+    v4: bool,
+}
+
+const V4_MAPPED: u128 = 0xffff_u128 << 32;
+
+impl IpNet {
+    /// Parses `203.0.113.7`, `198.51.100.0/24`, `2001:db8::1` or `2001:db8::/32`.
+    ///
+    /// A block with host bits set (`10.0.0.1/8`) is refused rather than silently widened: in a
+    /// blocklist that is almost always a typo, and guessing would block the wrong traffic.
+    pub fn parse(text: &str) -> Result<IpNet, String> {
+        let text = text.trim();
+        let (addr_text, prefix_text) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr_text
+            .parse()
+            .map_err(|_| format!("`{addr_text}` is not an IPv4 or IPv6 address"))?;
+        let (bits, max) = match addr {
+            IpAddr::V4(a) => (V4_MAPPED | u128::from(u32::from(a)), 32u8),
+            IpAddr::V6(a) => (u128::from(a), 128u8),
+        };
+        let prefix = match prefix_text {
+            None => max,
+            Some(p) => match p.parse::<u8>() {
+                Ok(n) if n <= max && !p.starts_with('+') => n,
+                _ => return Err(format!("prefix `/{p}` must be a number from 0 to {max}")),
+            },
+        };
+        let full_prefix = prefix + (128 - max);
+        let net = IpNet { addr: bits, prefix: full_prefix, v4: max == 32 };
+        if net.addr & !net.mask() != 0 {
+            let fixed = IpNet { addr: net.addr & net.mask(), ..net };
+            return Err(format!("`{text}` has host bits set; the block is {fixed}"));
+        }
+        Ok(net)
+    }
+
+    fn mask(&self) -> u128 {
+        if self.prefix == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(self.prefix))
+        }
+    }
+
+    fn first(&self) -> u128 {
+        self.addr
+    }
+
+    fn last(&self) -> u128 {
+        self.addr | !self.mask()
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let bits = ip_bits(ip);
+        bits & self.mask() == self.addr
+    }
+}
+
+impl fmt::Display for IpNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.v4 {
+            let a = Ipv4Addr::from(self.addr as u32);
+            if self.prefix == 128 {
+                write!(f, "{a}")
+            } else {
+                write!(f, "{a}/{}", self.prefix - 96)
+            }
+        } else {
+            let a = Ipv6Addr::from(self.addr);
+            if self.prefix == 128 {
+                write!(f, "{a}")
+            } else {
+                write!(f, "{a}/{}", self.prefix)
+            }
+        }
+    }
+}
+
+/// The address as 128 bits, IPv4 and IPv4-mapped IPv6 alike (a client behind a dual-stack proxy
+/// shows up as `::ffff:198.51.100.9` and must match `198.51.100.0/24`).
+fn ip_bits(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => V4_MAPPED | u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+/// Parses a client address as the edge reports it (`CF-Connecting-IP`).
+pub fn parse_client_ip(text: &str) -> Option<IpAddr> {
+    text.trim().parse().ok()
+}
+
+#[derive(Debug, Clone)]
+struct Span {
+    first: u128,
+    last: u128,
+    entry: IpNet,
+}
+
+/// A set of addresses and blocks. Lookup is O(log n) and reports the entry that matched.
+#[derive(Debug, Clone, Default)]
+pub struct IpSet {
+    spans: Vec<Span>,
+}
+
+impl IpSet {
+    pub fn new(entries: impl IntoIterator<Item = IpNet>) -> IpSet {
+        let mut all: Vec<Span> = entries
+            .into_iter()
+            .map(|entry| Span { first: entry.first(), last: entry.last(), entry })
+            .collect();
+        // Widest first among equal starts, so the sweep keeps the covering block.
+        all.sort_by(|a, b| a.first.cmp(&b.first).then(b.last.cmp(&a.last)));
+        let mut spans: Vec<Span> = Vec::with_capacity(all.len());
+        for span in all {
+            match spans.last() {
+                Some(kept) if span.first <= kept.last => {} // nested in `kept`
+                _ => spans.push(span),
+            }
+        }
+        IpSet { spans }
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// The entry covering `ip`, if any.
+    pub fn lookup(&self, ip: IpAddr) -> Option<IpNet> {
+        let bits = ip_bits(ip);
+        let after = self.spans.partition_point(|s| s.first <= bits);
+        let candidate = self.spans.get(after.checked_sub(1)?)?;
+        (bits <= candidate.last).then_some(candidate.entry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn set(entries: &[&str]) -> IpSet {
+        IpSet::new(entries.iter().map(|e| IpNet::parse(e).unwrap()))
+    }
+
+    #[test]
+    fn parses_addresses_and_blocks_of_both_families() {
+        for text in ["203.0.113.7", "198.51.100.0/24", "0.0.0.0/0", "2001:db8::1", "2001:db8::/32", "::/0"] {
+            assert_eq!(IpNet::parse(text).unwrap().to_string(), text);
+        }
+    }
+
+    #[test]
+    fn refuses_bad_entries_with_a_reason() {
+        let cases = [
+            ("10.0.0.1/8", "host bits set; the block is 10.0.0.0/8"),
+            ("10.0.0.0/33", "from 0 to 32"),
+            ("2001:db8::/129", "from 0 to 128"),
+            ("10.0.0.0/", "must be a number"),
+            ("10.0.0.0/+8", "must be a number"),
+            ("300.1.1.1", "not an IPv4 or IPv6 address"),
+            ("example.com", "not an IPv4 or IPv6 address"),
+            ("", "not an IPv4 or IPv6 address"),
+        ];
+        for (text, want) in cases {
+            let err = IpNet::parse(text).unwrap_err();
+            assert!(err.contains(want), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn lookup_reports_the_covering_entry() {
+        let s = set(&["203.0.113.7", "198.51.100.0/24", "2001:db8:bad::/48"]);
+        assert_eq!(s.lookup(ip("203.0.113.7")).unwrap().to_string(), "203.0.113.7");
+        assert_eq!(s.lookup(ip("198.51.100.200")).unwrap().to_string(), "198.51.100.0/24");
+        assert_eq!(s.lookup(ip("2001:db8:bad:1::5")).unwrap().to_string(), "2001:db8:bad::/48");
+        assert!(s.lookup(ip("203.0.113.8")).is_none());
+        assert!(s.lookup(ip("198.51.101.0")).is_none());
+        assert!(s.lookup(ip("2001:db8:bae::1")).is_none());
+    }
+
+    #[test]
+    fn ipv4_mapped_ipv6_client_matches_ipv4_block() {
+        let s = set(&["198.51.100.0/24"]);
+        assert!(s.lookup(ip("::ffff:198.51.100.9")).is_some());
+    }
+
+    #[test]
+    fn nested_blocks_keep_the_widest() {
+        let s = set(&["10.1.2.0/24", "10.0.0.0/8", "10.1.2.3", "10.0.0.0/8"]);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.lookup(ip("10.1.2.3")).unwrap().to_string(), "10.0.0.0/8");
+    }
+
+    #[test]
+    fn empty_set_matches_nothing() {
+        assert!(IpSet::default().lookup(ip("1.1.1.1")).is_none());
+    }
+
+    #[test]
+    fn edges_of_a_block_are_inside_and_neighbours_outside() {
+        let s = set(&["192.0.2.64/26"]);
+        assert!(s.lookup(ip("192.0.2.64")).is_some());
+        assert!(s.lookup(ip("192.0.2.127")).is_some());
+        assert!(s.lookup(ip("192.0.2.63")).is_none());
+        assert!(s.lookup(ip("192.0.2.128")).is_none());
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn arb_net() -> impl Strategy<Value = IpNet> {
+            prop_oneof![
+                (any::<u32>(), 0u8..=32).prop_map(|(a, p)| {
+                    let masked = if p == 0 { 0 } else { a & (u32::MAX << (32 - u32::from(p))) };
+                    IpNet::parse(&format!("{}/{p}", Ipv4Addr::from(masked))).unwrap()
+                }),
+                (any::<u128>(), 0u8..=128).prop_map(|(a, p)| {
+                    let masked = if p == 0 { 0 } else { a & (u128::MAX << (128 - u32::from(p))) };
+                    IpNet::parse(&format!("{}/{p}", Ipv6Addr::from(masked))).unwrap()
+                }),
+            ]
+        }
+
+        proptest! {
+            // The bisection must agree with checking every entry by hand.
+            #[test]
+            fn lookup_agrees_with_linear_scan(
+                nets in proptest::collection::vec(arb_net(), 0..40),
+                probes in proptest::collection::vec(any::<u32>(), 1..40),
+            ) {
+                let s = IpSet::new(nets.clone());
+                for p in probes {
+                    // Probe near the entries too, not only at random.
+                    for candidate in [IpAddr::V4(Ipv4Addr::from(p))]
+                        .into_iter()
+                        .chain(nets.iter().map(|n| {
+                            if n.v4 { IpAddr::V4(Ipv4Addr::from((n.addr as u32) ^ (p & 0xff))) }
+                            else { IpAddr::V6(Ipv6Addr::from(n.addr ^ u128::from(p & 0xff))) }
+                        }))
+                    {
+                        let linear = nets.iter().any(|n| n.contains(candidate));
+                        let found = s.lookup(candidate);
+                        prop_assert_eq!(found.is_some(), linear);
+                        if let Some(entry) = found {
+                            prop_assert!(entry.contains(candidate));
+                        }
+                    }
+                }
+            }
+
+            #[test]
+            fn display_round_trips(net in arb_net()) {
+                prop_assert_eq!(IpNet::parse(&net.to_string()).unwrap(), net);
+            }
+
+            #[test]
+            fn parse_never_panics(text in "\\PC{0,50}") {
+                let _ = IpNet::parse(&text);
+            }
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! clickgate's decision engine.
+//!
+//! Plain Rust with no I/O and no clock: the Worker (or the CLI, or a test) reads the request, the
+//! time and the random source, and hands them in. The modules follow a click's path:
+//!
+//! - [`click`]: raw request → routed, parsed click (or the reason it is not one);
+//! - [`config`]: KV JSON document → compiled [`config::Config`], with every problem and its path;
+//! - [`cache`]: when the isolate's copy of the config is refreshed, and what survives a bad refresh;
+//! - [`ip`], [`template`], [`token`]: the pieces a decision uses;
+//! - [`decide`]: click + config + now → [`decide::Decision`], and its log line;
+//! - [`http`]: decision or error → status, headers and body (the 1021 contract).
+
+pub mod cache;
+pub mod click;
+pub mod config;
+pub mod decide;
+pub mod http;
+pub mod ip;
+pub mod template;
+pub mod token;

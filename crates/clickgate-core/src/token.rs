@@ -1,0 +1,272 @@
+//! The transaction id: an authenticated token that carries the click.
+//!
+//! A conversion postback arrives hours or days after its click, often at another edge location. The
+//! token carries what judging it needs (the click's time, offer, affiliate and verdict) under an
+//! HMAC-SHA256 tag, so no database is consulted and nobody without the secret can mint or alter one.
+//!
+//! Layout before base64url (no padding):
+//!
+//! ```text
+//! version(1)=1 | issued_ms(6, big-endian) | nonce(8) | verdict(1) | len(1) offer_id | len(1) aff_id | tag(16)
+//! ```
+//!
+//! The tag is HMAC-SHA256(secret, every preceding byte) truncated to 128 bits, checked in constant time.
+//! The nonce comes from the edge's random source, so two clicks in the same millisecond differ.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::click::Id;
+
+const VERSION: u8 = 1;
+const TAG_LEN: usize = 16;
+pub const NONCE_LEN: usize = 8;
+/// Enough for two 64-byte ids; anything longer is refused before decoding.
+pub const MAX_TOKEN_LEN: usize = 256;
+/// Shorter secrets are refused: the tag is only as strong as the key.
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// What the click's verdict was, as far as a later conversion cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenVerdict {
+    Redirected = 0,
+    Blocked = 1,
+    /// Redirected because the rule was in monitor mode, but it would have been blocked.
+    Flagged = 2,
+}
+
+impl TokenVerdict {
+    fn from_byte(b: u8) -> Option<TokenVerdict> {
+        match b {
+            0 => Some(TokenVerdict::Redirected),
+            1 => Some(TokenVerdict::Blocked),
+            2 => Some(TokenVerdict::Flagged),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClickToken {
+    pub issued_ms: u64,
+    pub nonce: [u8; NONCE_LEN],
+    pub verdict: TokenVerdict,
+    pub offer_id: Id,
+    pub aff_id: Id,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenError {
+    Malformed,
+    BadTag,
+    UnknownVersion(u8),
+}
+
+impl std::fmt::Display for TokenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenError::Malformed => f.write_str("not a clickgate transaction id"),
+            TokenError::BadTag => f.write_str("transaction id was not issued by this deployment"),
+            TokenError::UnknownVersion(v) => write!(f, "transaction id version {v} is not known"),
+        }
+    }
+}
+
+/// The HMAC key, from the Worker secret `TOKEN_SECRET`.
+#[derive(Clone)]
+pub struct TokenKey {
+    mac: Hmac<Sha256>,
+}
+
+impl std::fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenKey(..)")
+    }
+}
+
+impl TokenKey {
+    pub fn new(secret: &[u8]) -> Result<TokenKey, String> {
+        if secret.len() < MIN_SECRET_LEN {
+            return Err(format!(
+                "TOKEN_SECRET is {} bytes; it must be at least {MIN_SECRET_LEN} (try `openssl rand -base64 48`)",
+                secret.len()
+            ));
+        }
+        let mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|e| e.to_string())?;
+        Ok(TokenKey { mac })
+    }
+
+    fn tag(&self, body: &[u8]) -> [u8; TAG_LEN] {
+        let mut mac = self.mac.clone();
+        mac.update(body);
+        let full = mac.finalize().into_bytes();
+        let mut tag = [0u8; TAG_LEN];
+        tag.copy_from_slice(&full[..TAG_LEN]);
+        tag
+    }
+
+    fn verify(&self, body: &[u8], tag: &[u8]) -> bool {
+        let mut mac = self.mac.clone();
+        mac.update(body);
+        // Constant time: the comparison must not tell an attacker how many leading bytes were right.
+        mac.verify_truncated_left(tag).is_ok()
+    }
+}
+
+impl ClickToken {
+    pub fn seal(&self, key: &TokenKey) -> String {
+        let mut buf = Vec::with_capacity(1 + 6 + NONCE_LEN + 1 + 2 + 128 + TAG_LEN);
+        buf.push(VERSION);
+        buf.extend_from_slice(&self.issued_ms.to_be_bytes()[2..]);
+        buf.extend_from_slice(&self.nonce);
+        buf.push(self.verdict as u8);
+        for id in [&self.offer_id, &self.aff_id] {
+            // Ids are at most 64 bytes (click::Id), so the length fits a byte.
+            buf.push(id.as_str().len() as u8);
+            buf.extend_from_slice(id.as_str().as_bytes());
+        }
+        let tag = key.tag(&buf);
+        buf.extend_from_slice(&tag);
+        URL_SAFE_NO_PAD.encode(buf)
+    }
+
+    pub fn open(text: &str, key: &TokenKey) -> Result<ClickToken, TokenError> {
+        if text.is_empty() || text.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::Malformed);
+        }
+        let raw = URL_SAFE_NO_PAD.decode(text).map_err(|_| TokenError::Malformed)?;
+        if raw.len() < 1 + 6 + NONCE_LEN + 1 + 2 + 2 + TAG_LEN {
+            return Err(TokenError::Malformed);
+        }
+        let (body, tag) = raw.split_at(raw.len() - TAG_LEN);
+        if body[0] != VERSION {
+            return Err(TokenError::UnknownVersion(body[0]));
+        }
+        // The tag is checked before any field is trusted.
+        if !key.verify(body, tag) {
+            return Err(TokenError::BadTag);
+        }
+        let mut r = Reader { rest: &body[1..] };
+        let mut ms = [0u8; 8];
+        ms[2..].copy_from_slice(r.take(6)?);
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(r.take(NONCE_LEN)?);
+        let verdict = TokenVerdict::from_byte(r.take(1)?[0]).ok_or(TokenError::Malformed)?;
+        let offer_id = r.id()?;
+        let aff_id = r.id()?;
+        if !r.rest.is_empty() {
+            return Err(TokenError::Malformed);
+        }
+        Ok(ClickToken { issued_ms: u64::from_be_bytes(ms), nonce, verdict, offer_id, aff_id })
+    }
+}
+
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], TokenError> {
+        if self.rest.len() < n {
+            return Err(TokenError::Malformed);
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Ok(head)
+    }
+
+    fn id(&mut self) -> Result<Id, TokenError> {
+        let len = usize::from(self.take(1)?[0]);
+        let bytes = self.take(len)?;
+        let text = std::str::from_utf8(bytes).map_err(|_| TokenError::Malformed)?;
+        Id::parse(text).map_err(|_| TokenError::Malformed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    pub(crate) fn key() -> TokenKey {
+        TokenKey::new(b"0123456789abcdef0123456789abcdef-test-only").unwrap()
+    }
+
+    fn token() -> ClickToken {
+        ClickToken {
+            issued_ms: 1_795_000_000_123,
+            nonce: [1, 2, 3, 4, 5, 6, 7, 8],
+            verdict: TokenVerdict::Flagged,
+            offer_id: Id::parse("1001").unwrap(),
+            aff_id: Id::parse("net-7").unwrap(),
+        }
+    }
+
+    #[test]
+    fn seal_then_open_round_trips() {
+        let sealed = token().seal(&key());
+        assert!(sealed.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert_eq!(ClickToken::open(&sealed, &key()).unwrap(), token());
+    }
+
+    #[test]
+    fn other_key_is_refused() {
+        let sealed = token().seal(&key());
+        let other = TokenKey::new(b"another-secret-another-secret-another").unwrap();
+        assert_eq!(ClickToken::open(&sealed, &other), Err(TokenError::BadTag));
+    }
+
+    #[test]
+    fn short_secret_is_refused() {
+        assert!(TokenKey::new(b"short").unwrap_err().contains("at least 32"));
+    }
+
+    #[test]
+    fn garbage_is_malformed_not_a_panic() {
+        for text in ["", "!!!!", "AAAA", &"A".repeat(MAX_TOKEN_LEN + 1)] {
+            assert!(ClickToken::open(text, &key()).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_version_is_named() {
+        let mut raw = URL_SAFE_NO_PAD.decode(token().seal(&key())).unwrap();
+        raw[0] = 9;
+        assert_eq!(ClickToken::open(&URL_SAFE_NO_PAD.encode(raw), &key()), Err(TokenError::UnknownVersion(9)));
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            // Flipping any bit of a sealed token must make it unopenable.
+            #[test]
+            fn any_bit_flip_is_refused(byte in 0usize..200, bit in 0u8..8) {
+                let mut raw = URL_SAFE_NO_PAD.decode(token().seal(&key())).unwrap();
+                let i = byte % raw.len();
+                raw[i] ^= 1 << bit;
+                prop_assert!(ClickToken::open(&URL_SAFE_NO_PAD.encode(raw), &key()).is_err());
+            }
+
+            #[test]
+            fn open_never_panics(text in "[A-Za-z0-9_-]{0,120}") {
+                let _ = ClickToken::open(&text, &key());
+            }
+
+            #[test]
+            fn round_trips_any_click(ms in 0u64..(1 << 48), nonce in any::<[u8; 8]>(),
+                                     o in "[A-Za-z0-9._-]{1,64}", a in "[A-Za-z0-9._-]{1,64}") {
+                let t = ClickToken { issued_ms: ms, nonce, verdict: TokenVerdict::Redirected,
+                                     offer_id: Id::parse(&o).unwrap(), aff_id: Id::parse(&a).unwrap() };
+                let sealed = t.seal(&key());
+                prop_assert!(sealed.len() <= MAX_TOKEN_LEN);
+                prop_assert_eq!(ClickToken::open(&sealed, &key()).unwrap(), t);
+            }
+        }
+    }
+}
