@@ -117,6 +117,19 @@ pub fn check_sizes<'a>(
     Ok(())
 }
 
+/// Splits an absolute request URL into path and raw query, without a URL library: the Worker must not
+/// carry IDNA tables for a job this small, and the runtime has already validated the URL.
+pub fn split_url(url: &str) -> (&str, &str) {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[after_scheme..];
+    let rest = rest.find('/').map_or("/", |i| &rest[i..]);
+    let rest = rest.split('#').next().unwrap_or(rest);
+    match rest.split_once('?') {
+        Some((path, query)) => (path, query),
+        None => (rest, ""),
+    }
+}
+
 const PARAMS: [&str; 8] = ["offer_id", "aff_id", "source_id", "sub1", "sub2", "sub3", "sub4", "sub5"];
 
 /// Routes a request by method, path and raw query string (without `?`).
@@ -271,6 +284,15 @@ mod tests {
             problem: "is not valid UTF-8".into()
         });
         assert!(matches!(route("GET", "/c/1/2", "offer_id=3"), Err(RequestError::InvalidParam { .. })));
+    }
+
+    #[test]
+    fn split_url_takes_path_and_query() {
+        assert_eq!(split_url("https://t.example/c?offer_id=1#frag"), ("/c", "offer_id=1"));
+        assert_eq!(split_url("http://127.0.0.1:8787/c/1/2"), ("/c/1/2", ""));
+        assert_eq!(split_url("https://t.example"), ("/", ""));
+        assert_eq!(split_url("https://t.example?x=1"), ("/", ""));
+        assert_eq!(split_url("https://t.example/a?b?c"), ("/a", "b?c"));
     }
 
     #[test]

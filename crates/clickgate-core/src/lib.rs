@@ -16,5 +16,6 @@ pub mod config;
 pub mod decide;
 pub mod http;
 pub mod ip;
+pub mod log;
 pub mod template;
 pub mod token;

@@ -1,0 +1,49 @@
+# The two commands a user needs: `make dev` and `make test`. Each installs what is missing first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+.PHONY: help setup worker cli dev test test-core test-wasm test-e2e lint deploy-check bench
+
+help:
+	@echo "make dev    build the Worker, load the demo config into local KV, serve it on 127.0.0.1:8787"
+	@echo "make test   run every test: core (native and wasm32), CLI, end-to-end in workerd, deploy dry run"
+	@echo "make bench  criterion benches of the core and the end-to-end throughput bench"
+
+setup:
+	@scripts/setup.sh
+
+worker: setup
+	@scripts/build-worker.sh
+
+cli:
+	@cargo build --quiet --release -p clickgate-cli
+
+dev: worker cli
+	@scripts/dev.sh
+
+test: setup lint test-core test-wasm worker cli test-e2e deploy-check
+
+lint:
+	@echo "==> cargo fmt --check and clippy"
+	@cargo fmt --all -- --check
+	@cargo clippy --quiet --workspace --all-targets -- -D warnings
+	@source scripts/versions.sh && cargo clippy --quiet -p clickgate --target wasm32-unknown-unknown -- -D warnings
+
+test-core:
+	@echo "==> core and CLI tests (native)"
+	@cargo test --quiet --workspace --exclude clickgate
+
+test-wasm:
+	@echo "==> core tests on wasm32 (wasm-bindgen-test under node)"
+	@source scripts/versions.sh && cargo test --quiet -p clickgate-core --target wasm32-unknown-unknown
+
+test-e2e:
+	@echo "==> end-to-end tests in workerd"
+	@source scripts/versions.sh && cargo test --quiet -p clickgate --test e2e -- --test-threads=1
+
+deploy-check: worker
+	@echo "==> wrangler deploy --dry-run"
+	@source scripts/versions.sh && wrangler deploy --dry-run --outdir target/deploy-dry-run >/dev/null && echo "deploy dry run: ok"
+
+bench: worker cli
+	@scripts/bench.sh

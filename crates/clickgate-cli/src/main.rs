@@ -1,0 +1,168 @@
+//! `clickgate`, the operator's command line.
+//!
+//! ```text
+//! clickgate config validate FILE
+//! clickgate config push FILE (--local | --remote) [--persist-to DIR] [--wrangler-config FILE]
+//! ```
+//!
+//! `push` validates with the same compiler the Worker runs, then writes the document to the
+//! `CLICKGATE_CONFIG` KV namespace through wrangler, so a document the edge would refuse never reaches it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use clickgate_core::config::Config;
+
+const USAGE: &str = "usage:
+  clickgate config validate FILE
+  clickgate config push FILE (--local | --remote) [--persist-to DIR] [--wrangler-config FILE]
+
+environment:
+  WRANGLER   the wrangler command to run (default: node_modules/.bin/wrangler next to wrangler.toml)";
+
+const KV_BINDING: &str = "CLICKGATE_CONFIG";
+const KV_KEY: &str = "config";
+
+/// Exit codes: 0 done, 1 the document is invalid, 2 the command line is wrong, 3 wrangler failed.
+enum Failure {
+    Invalid,
+    Usage(String),
+    Io(String),
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Invalid) => ExitCode::from(1),
+        Err(Failure::Usage(msg)) => {
+            eprintln!("clickgate: {msg}\n\n{USAGE}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Io(msg)) => {
+            eprintln!("clickgate: {msg}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<(), Failure> {
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["config", "validate", file] => validate(Path::new(file)).map(|_| ()),
+        ["config", "push", file, flags @ ..] => push(Path::new(file), flags),
+        ["-h" | "--help" | "help"] => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        [] => Err(Failure::Usage("no command given".into())),
+        _ => Err(Failure::Usage(format!("unknown command `{}`", words.join(" ")))),
+    }
+}
+
+fn validate(file: &Path) -> Result<Config, Failure> {
+    let text = std::fs::read_to_string(file).map_err(|e| Failure::Io(format!("cannot read {}: {e}", file.display())))?;
+    match Config::compile(&text) {
+        Ok(config) => {
+            println!(
+                "{}: valid (config {}; {} offers, {} blocked IP ranges)",
+                file.display(),
+                config.digest,
+                config.offers.len(),
+                config.blocked_ips.len()
+            );
+            Ok(config)
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{}: {e}", file.display());
+            }
+            let n = errors.len();
+            eprintln!("{}: {n} problem{}; nothing was pushed", file.display(), if n == 1 { "" } else { "s" });
+            Err(Failure::Invalid)
+        }
+    }
+}
+
+struct PushOptions {
+    remote: bool,
+    persist_to: Option<PathBuf>,
+    wrangler_config: Option<PathBuf>,
+}
+
+fn parse_push_flags(flags: &[&str]) -> Result<PushOptions, Failure> {
+    let mut target: Option<bool> = None;
+    let mut persist_to = None;
+    let mut wrangler_config = None;
+    let mut rest = flags.iter();
+    while let Some(flag) = rest.next() {
+        let mut value = |name: &str| {
+            rest.next().map(PathBuf::from).ok_or_else(|| Failure::Usage(format!("{name} needs a value")))
+        };
+        match *flag {
+            "--local" | "--remote" => {
+                let remote = *flag == "--remote";
+                if target.is_some_and(|t| t != remote) {
+                    return Err(Failure::Usage("give one of --local and --remote, not both".into()));
+                }
+                target = Some(remote);
+            }
+            "--persist-to" => persist_to = Some(value("--persist-to")?),
+            "--wrangler-config" => wrangler_config = Some(value("--wrangler-config")?),
+            other => return Err(Failure::Usage(format!("unknown option `{other}`"))),
+        }
+    }
+    let remote = target.ok_or_else(|| Failure::Usage("say where to push: --local or --remote".into()))?;
+    if remote && persist_to.is_some() {
+        return Err(Failure::Usage("--persist-to is for --local only".into()));
+    }
+    Ok(PushOptions { remote, persist_to, wrangler_config })
+}
+
+fn push(file: &Path, flags: &[&str]) -> Result<(), Failure> {
+    let opts = parse_push_flags(flags)?;
+    let config = validate(file)?;
+    let wrangler_toml = match opts.wrangler_config {
+        Some(p) => p,
+        None => find_upwards("wrangler.toml")
+            .ok_or_else(|| Failure::Io("no wrangler.toml here or above; pass --wrangler-config".into()))?,
+    };
+    let project = wrangler_toml.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let wrangler = std::env::var("WRANGLER").unwrap_or_else(|_| {
+        project.join("node_modules/.bin/wrangler").to_string_lossy().into_owned()
+    });
+    let file = std::fs::canonicalize(file).map_err(|e| Failure::Io(format!("{}: {e}", file.display())))?;
+
+    let mut cmd = Command::new(&wrangler);
+    cmd.current_dir(&project)
+        .args(["kv", "key", "put", KV_KEY, "--binding", KV_BINDING, "--path"])
+        .arg(&file)
+        .arg("--config")
+        .arg(std::fs::canonicalize(&wrangler_toml).unwrap_or(wrangler_toml))
+        .arg(if opts.remote { "--remote" } else { "--local" });
+    if let Some(dir) = &opts.persist_to {
+        cmd.arg("--persist-to").arg(dir);
+    }
+    let status = cmd
+        .status()
+        .map_err(|e| Failure::Io(format!("cannot run {wrangler}: {e} (run `make setup`, or set WRANGLER)")))?;
+    if !status.success() {
+        return Err(Failure::Io(format!("wrangler failed ({status}); the config in KV is unchanged")));
+    }
+    let place = if opts.remote { "remote KV" } else { "local KV" };
+    println!("pushed config {} to {place}; isolates pick it up within their refresh interval", config.digest);
+    Ok(())
+}
+
+fn find_upwards(name: &str) -> Option<PathBuf> {
+    let mut dir = std::env::current_dir().ok()?;
+    loop {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return Some(candidate);
+        }
+        if !dir.pop() {
+            return None;
+        }
+    }
+}

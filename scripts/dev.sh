@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# `make dev`: the Worker on 127.0.0.1 with the demo config in local KV.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/versions.sh
+PORT=${PORT:-8787}
+
+# The transaction-id secret for local runs; a real deploy uses `wrangler secret put TOKEN_SECRET`.
+if [ ! -f .dev.vars ]; then
+  echo "TOKEN_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n')" > .dev.vars
+  echo "==> wrote a random TOKEN_SECRET to .dev.vars"
+fi
+
+echo "==> pushing demo/config.json to local KV"
+target/release/clickgate config push demo/config.json --local
+
+base="http://127.0.0.1:$PORT"
+cat <<MSG
+
+==> starting the Worker on $base (Ctrl-C stops it). Try:
+
+  redirects (302 to the offer, every macro filled in):
+    curl -i '$base/c?offer_id=1001&aff_id=net-7&sub1=spring%20promo&source_id=feed-3'
+    curl -i '$base/c/1001/net-7?sub2=a%26b'
+
+  blocked (403, error 1021: the client IP is on the demo blocklist):
+    curl -i -H 'CF-Connecting-IP: 198.51.100.23' '$base/c?offer_id=1001&aff_id=net-7'
+    curl -i -H 'CF-Connecting-IP: 198.51.100.23' -H 'Accept: text/html' '$base/c?offer_id=1001&aff_id=net-7'
+
+  refused (400 names the parameter; 404 for an unknown offer):
+    curl -i '$base/c?offer_id=1001'
+    curl -i '$base/c?offer_id=9999&aff_id=net-7'
+
+  decision log lines appear below, one JSON object per click.
+
+MSG
+exec wrangler dev --local --ip 127.0.0.1 --port "$PORT"

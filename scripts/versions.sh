@@ -1,0 +1,10 @@
+# Pinned tool versions and where they live; sourced by the other scripts.
+WORKER_BUILD_VERSION=0.8.7
+# Read from Cargo.lock, so the CLI always matches the library that was linked.
+WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+TOOLS=${CLICKGATE_TOOLS:-$HOME/.cache/clickgate/tools}
+WORKER_BUILD="$TOOLS/worker-build-$WORKER_BUILD_VERSION/bin/worker-build"
+export WASM_BINDGEN_BIN="$TOOLS/wasm-bindgen-$WASM_BINDGEN_VERSION/bin/wasm-bindgen"
+export WASM_BINDGEN_TEST_RUNNER="$TOOLS/wasm-bindgen-$WASM_BINDGEN_VERSION/bin/wasm-bindgen-test-runner"
+export ESBUILD_BIN="$PWD/node_modules/esbuild/bin/esbuild"
+export PATH="$TOOLS/wasm-bindgen-$WASM_BINDGEN_VERSION/bin:$PWD/node_modules/.bin:$PATH"

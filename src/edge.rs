@@ -1,0 +1,156 @@
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use clickgate_core::cache::{ConfigSlot, Fetched, Need};
+use clickgate_core::click::{self, ClientInfo, Route};
+use clickgate_core::config::Config;
+use clickgate_core::decide::decide;
+use clickgate_core::http::{self, HttpResponse};
+use clickgate_core::ip::parse_client_ip;
+use clickgate_core::log::fault_line;
+use clickgate_core::token::{TokenKey, NONCE_LEN};
+use worker::{console_error, console_log, event, Context, Date, Env, Headers, Method, Request, Response, Result};
+
+/// The KV binding and key that hold the config document (see wrangler.toml and the README).
+const CONFIG_BINDING: &str = "CLICKGATE_CONFIG";
+const CONFIG_KEY: &str = "config";
+/// How old the isolate's copy may get before it is re-read from KV, unless `CONFIG_REFRESH_SECONDS`
+/// says otherwise.
+const DEFAULT_REFRESH_SECONDS: u64 = 30;
+
+thread_local! {
+    // An isolate runs one request at a time on one thread; these live as long as the isolate.
+    static SLOT: RefCell<Option<ConfigSlot>> = const { RefCell::new(None) };
+    static KEY: RefCell<Option<TokenKey>> = const { RefCell::new(None) };
+}
+
+#[event(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    let now_ms = Date::now().as_millis();
+    let method = req.method();
+    let head = method == Method::Head;
+    let url = req.inner().url();
+    let headers: Vec<(String, String)> = req.headers().entries().collect();
+
+    let sizes = click::check_sizes(url.len(), headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+    let (path, query) = click::split_url(&url);
+    let route = match sizes.and_then(|()| click::route(method.as_ref(), path, query)) {
+        Ok(route) => route,
+        Err(e) => return respond(http::error_response(&e, head)),
+    };
+
+    let Some(config) = current_config(&env, &ctx, now_ms).await else {
+        return respond(http::unavailable(head));
+    };
+    let params = match route {
+        Route::Health => return respond(http::health_response(&config.digest, head)),
+        Route::Click(params) => params,
+    };
+    let Some(key) = token_key(&env) else {
+        return respond(http::unavailable(head));
+    };
+
+    let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    let client = ClientInfo {
+        ip: header("cf-connecting-ip").as_deref().and_then(parse_client_ip),
+        user_agent: header("user-agent"),
+        referer: header("referer"),
+    };
+    let mut nonce = [0u8; NONCE_LEN];
+    if let Err(e) = getrandom::fill(&mut nonce) {
+        console_error!("{}", fault_line("random_source", &e.to_string()));
+        return respond(http::unavailable(head));
+    }
+
+    match decide(&config, &key, params, client, now_ms, nonce) {
+        Ok(outcome) => {
+            console_log!("{}", outcome.log_line());
+            respond(http::click_response(&outcome, header("accept").as_deref(), head))
+        }
+        Err(e) => respond(http::error_response(&e, head)),
+    }
+}
+
+/// The isolate's config, refreshed from KV per the core's [`ConfigSlot`] policy. Only an isolate
+/// that has never loaded one waits for KV; a stale copy is served while the refresh runs after the
+/// response.
+async fn current_config(env: &Env, ctx: &Context, now_ms: u64) -> Option<Arc<Config>> {
+    let need = SLOT.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let slot = cell.get_or_insert_with(|| ConfigSlot::new(refresh_seconds(env) * 1000));
+        let need = slot.need(now_ms);
+        if need != Need::Nothing {
+            slot.begin(now_ms);
+        }
+        need
+    });
+    match need {
+        Need::Nothing => {}
+        Need::Background => {
+            let env = env.clone();
+            ctx.wait_until(async move { refresh(&env, now_ms).await });
+        }
+        Need::Blocking => refresh(env, now_ms).await,
+    }
+    SLOT.with(|cell| cell.borrow().as_ref().and_then(ConfigSlot::current))
+}
+
+async fn refresh(env: &Env, started_ms: u64) {
+    let fetched = match env.kv(CONFIG_BINDING) {
+        Ok(kv) => match kv.get(CONFIG_KEY).text().await {
+            Ok(Some(text)) => Fetched::Text(text),
+            Ok(None) => Fetched::Missing,
+            Err(e) => Fetched::Failed(e.to_string()),
+        },
+        Err(e) => Fetched::Failed(format!("binding {CONFIG_BINDING}: {e}")),
+    };
+    let event = SLOT.with(|cell| cell.borrow_mut().as_mut().map(|slot| slot.finish(started_ms, fetched)));
+    match event.as_ref().and_then(|e| e.log_line()) {
+        Some(line) if line.contains("\"level\":\"error\"") => console_error!("{line}"),
+        Some(line) => console_log!("{line}"),
+        None => {}
+    }
+}
+
+fn refresh_seconds(env: &Env) -> u64 {
+    env.var("CONFIG_REFRESH_SECONDS")
+        .ok()
+        .and_then(|v| v.to_string().parse().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(DEFAULT_REFRESH_SECONDS)
+}
+
+/// The transaction-id key from the `TOKEN_SECRET` secret, derived once per isolate.
+fn token_key(env: &Env) -> Option<TokenKey> {
+    if let Some(key) = KEY.with(|k| k.borrow().clone()) {
+        return Some(key);
+    }
+    let made = env
+        .secret("TOKEN_SECRET")
+        .map_err(|_| "the TOKEN_SECRET secret is not set (wrangler secret put TOKEN_SECRET)".to_owned())
+        .and_then(|s| TokenKey::new(s.to_string().as_bytes()));
+    match made {
+        Ok(key) => {
+            KEY.with(|k| *k.borrow_mut() = Some(key.clone()));
+            Some(key)
+        }
+        Err(problem) => {
+            console_error!("{}", fault_line("token_secret", &problem));
+            None
+        }
+    }
+}
+
+/// Copies the core's response onto a runtime response.
+fn respond(r: HttpResponse) -> Result<Response> {
+    let headers = Headers::new();
+    for (name, value) in &r.headers {
+        headers.set(name, value)?;
+    }
+    Ok(Response::builder().with_status(r.status).with_headers(headers).fixed(r.body.into_bytes()))
+}

@@ -1,0 +1,7 @@
+//! The clickgate Worker: the thin edge around `clickgate-core`.
+//!
+//! It reads the request, the clock (once), the random source, KV and secrets; hands them to the core;
+//! and copies the core's answer onto the response. Every decision about a click is made in the core.
+
+#[cfg(target_arch = "wasm32")]
+mod edge;
