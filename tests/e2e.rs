@@ -1,0 +1,250 @@
+//! End-to-end: the built Worker in workerd, config pushed with the CLI, driven over HTTP.
+//! Run by `make test` (which builds the Worker and the CLI first).
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clickgate_core::token::{ClickToken, TokenKey, TokenVerdict};
+use support::{root, Worker};
+
+fn demo() -> std::path::PathBuf {
+    root().join("demo/config.json")
+}
+
+fn started_with_demo(vars: &[(&str, &str)]) -> Worker {
+    let w = Worker::start(vars);
+    let out = w.push(&demo());
+    assert!(out.status.success(), "push failed: {}", String::from_utf8_lossy(&out.stderr));
+    w
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+fn open_token(tid: &str) -> ClickToken {
+    let key = TokenKey::new(support::SECRET.as_bytes()).unwrap();
+    ClickToken::open(tid, &key).unwrap_or_else(|e| panic!("{tid}: {e}"))
+}
+
+fn tid_of(location: &str) -> &str {
+    let start = location.find("tid=").expect("tid in location") + 4;
+    let rest = &location[start..];
+    &rest[..rest.find('&').unwrap_or(rest.len())]
+}
+
+#[test]
+fn redirect_substitutes_and_encodes_every_macro() {
+    let w = started_with_demo(&[]);
+    let before = now_ms();
+    let r = w.get(
+        "/c?offer_id=1001&aff_id=net-7&source_id=feed%203&sub1=spring%20promo&sub2=a%26b%3Dc\
+         &sub3=%C3%BC&sub4=x%2Fy%3Fz&sub5=~ok&utm_campaign=ignored",
+        &[],
+    );
+    assert_eq!(r.status, 302, "{}", r.body);
+    let location = r.header("location").unwrap();
+    let tid = tid_of(location);
+    assert_eq!(
+        location,
+        format!(
+            "https://shop.example/landing?tid={tid}&offer=1001&aff=net-7&adv=acme&src=feed%203\
+             &s1=spring%20promo&s2=a%26b%3Dc&s3=%C3%BC&s4=x%2Fy%3Fz&s5=~ok"
+        )
+    );
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+
+    // The transaction id carries the click, authenticated: a postback can judge it without a lookup.
+    let token = open_token(tid);
+    assert_eq!((token.offer_id.as_str(), token.aff_id.as_str()), ("1001", "net-7"));
+    assert_eq!(token.verdict, TokenVerdict::Redirected);
+    assert!(token.issued_ms >= before - 1000 && token.issued_ms <= now_ms() + 1000);
+
+    // The decision log has one line for it, with the inputs.
+    let line = w
+        .wait_for(Duration::from_secs(5), || {
+            w.events("click").into_iter().find(|e| e["transaction_id"] == tid)
+        })
+        .expect("decision log line");
+    assert_eq!(line["verdict"], "redirect");
+    assert_eq!(line["sub2"], "a&b=c");
+    assert_eq!(line["source_id"], "feed 3");
+}
+
+#[test]
+fn path_form_head_and_link_previews_get_the_redirect() {
+    let w = started_with_demo(&[]);
+    let r = w.get("/c/1002/aff.9?sub1=x", &[]);
+    assert_eq!(r.status, 302);
+    let location = r.header("location").unwrap();
+    assert!(location.starts_with("https://shop.example/newsletter?click="), "{location}");
+    assert_eq!(open_token(&location["https://shop.example/newsletter?click=".len()..]).aff_id.as_str(), "aff.9");
+
+    let head = w.request("HEAD", "/c?offer_id=1001&aff_id=net-7", &[]);
+    assert_eq!(head.status, 302);
+    assert!(head.header("location").unwrap().starts_with("https://shop.example/landing?tid="));
+    assert_eq!(head.body, "");
+
+    let preview = w.get(
+        "/c?offer_id=1001&aff_id=net-7&sub1=unfurl",
+        &[("user-agent", "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)")],
+    );
+    assert_eq!(preview.status, 302);
+    let line = w
+        .wait_for(Duration::from_secs(5), || w.events("click").into_iter().find(|e| e["sub1"] == "unfurl"))
+        .unwrap();
+    assert_eq!(line["preview"], true);
+}
+
+#[test]
+fn transaction_ids_are_unique() {
+    let w = started_with_demo(&[]);
+    let ids: HashSet<String> = (0..30)
+        .map(|_| {
+            let r = w.get("/c?offer_id=1002&aff_id=net-7", &[]);
+            assert_eq!(r.status, 302);
+            r.header("location").unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 30);
+}
+
+#[test]
+fn blocklisted_address_and_ranges_get_1021_in_json_and_html() {
+    let w = started_with_demo(&[]);
+    for (ip, entry) in [
+        ("203.0.113.7", "203.0.113.7"),
+        ("198.51.100.23", "198.51.100.0/24"),
+        ("2001:db8:bad::1", "2001:db8:bad::/48"),
+    ] {
+        let r = w.get("/c?offer_id=1001&aff_id=net-7", &[("cf-connecting-ip", ip)]);
+        assert_eq!(r.status, 403, "{ip}");
+        assert!(r.header("location").is_none());
+        let body = r.json();
+        assert_eq!(body["error"]["code"], 1021);
+        assert_eq!(body["error"]["message"], "1021 : click fraud check");
+        let reference = body["error"]["reference"].as_str().unwrap().to_owned();
+        assert_eq!(open_token(&reference).verdict, TokenVerdict::Blocked);
+        // The clicker is not told why; the log is.
+        assert!(!r.body.contains("blocklist") && !r.body.contains(entry));
+        let line = w
+            .wait_for(Duration::from_secs(5), || {
+                w.events("click").into_iter().find(|e| e["transaction_id"] == reference.as_str())
+            })
+            .unwrap();
+        assert_eq!(line["verdict"], "block");
+        assert_eq!(line["reasons"][0]["code"], "ip_blocklist");
+        assert_eq!(line["reasons"][0]["matched"], entry);
+        assert_eq!(line["rule_id"], "lists.blocked_ips");
+    }
+
+    let html = w.get(
+        "/c?offer_id=1001&aff_id=net-7",
+        &[("cf-connecting-ip", "198.51.100.23"), ("accept", "text/html,application/xhtml+xml,*/*;q=0.8")],
+    );
+    assert_eq!(html.status, 403);
+    assert!(html.header("content-type").unwrap().starts_with("text/html"));
+    assert!(html.body.contains("Error 1021"));
+
+    let neighbour = w.get("/c?offer_id=1001&aff_id=net-7", &[("cf-connecting-ip", "198.51.101.1")]);
+    assert_eq!(neighbour.status, 302);
+}
+
+#[test]
+fn bad_requests_get_clear_4xx_errors_and_never_a_500() {
+    let w = started_with_demo(&[]);
+    let error = |path: &str, headers: &[(&str, &str)]| {
+        let r = w.get(path, headers);
+        (r.status, r.json())
+    };
+    let (s, b) = error("/c?aff_id=net-7", &[]);
+    assert_eq!((s, b["error"]["code"].as_str(), b["error"]["parameter"].as_str()), (400, Some("missing_parameter"), Some("offer_id")));
+    let (s, b) = error("/c?offer_id=1001&aff_id=net%2F7", &[]);
+    assert_eq!((s, b["error"]["parameter"].as_str()), (400, Some("aff_id")));
+    let (s, b) = error("/c?offer_id=1001&aff_id=1&offer_id=1002", &[]);
+    assert_eq!((s, b["error"]["parameter"].as_str()), (400, Some("offer_id")));
+    let (s, b) = error("/c?offer_id=9999&aff_id=net-7", &[]);
+    assert_eq!((s, b["error"]["code"].as_str()), (404, Some("unknown_offer")));
+    let (s, _) = error("/nowhere", &[]);
+    assert_eq!(s, 404);
+    let r = w.request("POST", "/c?offer_id=1001&aff_id=net-7", &[]);
+    assert_eq!((r.status, r.header("allow")), (405, Some("GET, HEAD")));
+
+    let long = format!("/c?offer_id=1001&aff_id=net-7&pad={}", "x".repeat(5000));
+    assert_eq!(error(&long, &[]).0, 414);
+    let big = "y".repeat(5000);
+    let (s, b) = error("/c?offer_id=1001&aff_id=net-7", &[("x-padding", big.as_str())]);
+    assert_eq!((s, b["error"]["code"].as_str()), (431, Some("header_too_large")));
+
+    // Odd inputs of every kind: each gets an answer below 500.
+    let odd = [
+        "/c?offer_id=%FF&aff_id=1",
+        "/c/%FF/%FE",
+        "/c?offer_id=1001&aff_id=1&sub1=%00%01",
+        "/c?%%%%=&&&=",
+        "/c?offer_id=1001&aff_id=1&sub1=".to_owned().leak(),
+        "/c//",
+        "/c/1001/net-7/extra",
+        "/healthz?x=1",
+    ];
+    for path in odd {
+        let r = w.get(path, &[("cf-connecting-ip", "not-an-ip")]);
+        assert!(r.status < 500, "{path}: {} {}", r.status, r.body);
+    }
+}
+
+#[test]
+fn a_broken_config_in_kv_leaves_the_last_good_one_in_force() {
+    let w = started_with_demo(&[("CONFIG_REFRESH_SECONDS", "1")]);
+    assert_eq!(w.get("/c?offer_id=1001&aff_id=net-7", &[]).status, 302);
+    let good = w.get("/healthz", &[]).json()["config"].as_str().unwrap().to_owned();
+
+    w.put_raw("{\"version\": 1, \"offers\": [{\"id\": \"1001\"}");
+    let kept = w.wait_for(Duration::from_secs(15), || {
+        let r = w.get("/c?offer_id=1001&aff_id=net-7", &[]);
+        assert_eq!(r.status, 302, "a broken document must not break clicks: {}", r.body);
+        w.events("config").into_iter().find(|e| e["status"] == "kept_last_good")
+    });
+    let kept = kept.expect("the Worker logged that it kept the last good config");
+    assert_eq!(kept["config"], good.as_str());
+    assert!(kept["problem"].as_str().unwrap().contains("not valid JSON"), "{kept}");
+    assert_eq!(w.get("/healthz", &[]).json()["config"], good.as_str());
+
+    // And it does pick up the next valid document: the refresh was really running.
+    let next = w.state.0.join("next.json");
+    let text = std::fs::read_to_string(demo()).unwrap().replace("\"id\": \"1002\"", "\"id\": \"1003\"");
+    std::fs::write(&next, text).unwrap();
+    assert!(w.push(&next).status.success());
+    let switched = w.wait_for(Duration::from_secs(15), || {
+        (w.get("/c?offer_id=1003&aff_id=net-7", &[]).status == 302).then_some(())
+    });
+    assert!(switched.is_some(), "the new config was not picked up");
+    assert_eq!(w.get("/c?offer_id=1002&aff_id=net-7", &[]).status, 404);
+}
+
+#[test]
+fn without_any_config_clicks_get_503_until_one_is_pushed() {
+    let w = Worker::start(&[]);
+    let r = w.get("/c?offer_id=1001&aff_id=net-7", &[]);
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["error"]["code"], "unavailable");
+    assert!(w.push(&demo()).status.success());
+    assert_eq!(w.get("/c?offer_id=1001&aff_id=net-7", &[]).status, 302);
+}
+
+#[test]
+fn cli_refuses_an_invalid_document_and_leaves_kv_alone() {
+    let w = started_with_demo(&[]);
+    let bad = w.state.0.join("bad.json");
+    std::fs::write(&bad, r#"{"version": 1, "offers": [{"id": "1001", "landing_url": "ftp://nope"}], "extra": 1}"#)
+        .unwrap();
+    let out = w.push(&bad);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("offers[0].landing_url: must start with https://"), "{stderr}");
+    assert!(stderr.contains("extra: is not a known field"), "{stderr}");
+    assert!(stderr.contains("2 problems; nothing was pushed"), "{stderr}");
+    assert_eq!(w.get("/c?offer_id=1001&aff_id=net-7", &[]).status, 302);
+}

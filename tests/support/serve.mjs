@@ -1,0 +1,85 @@
+// Runs Workers in workerd through Miniflare, on 127.0.0.1, without wrangler dev's proxy in front
+// (that proxy costs several times the throughput, so tests and benches talk to workerd's own socket).
+//
+//   node tests/support/serve.mjs --persist DIR [--port N] [--var NAME=VALUE ...] [--bare-port N]
+//
+// Serves build/ (the clickgate Worker) with the KV binding and vars of wrangler.toml, KV persisted
+// under DIR/v3/kv (where `wrangler kv key put --local --persist-to DIR` writes). With --bare-port it
+// also serves benches/bare-worker.js, the baseline the benchmarks compare against.
+// Prints `clickgate <url>` (and `bare <url>`) once ready; stops on SIGTERM, SIGINT or stdin closing.
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Miniflare } from "miniflare";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const args = process.argv.slice(2);
+const opts = { port: 0, vars: {}, persist: null, barePort: null };
+for (let i = 0; i < args.length; i++) {
+  const need = () => {
+    if (i + 1 >= args.length) throw new Error(`${args[i]} needs a value`);
+    return args[++i];
+  };
+  switch (args[i]) {
+    case "--port": opts.port = Number(need()); break;
+    case "--bare-port": opts.barePort = Number(need()); break;
+    case "--persist": opts.persist = path.resolve(need()); break;
+    case "--var": {
+      const [k, ...v] = need().split("=");
+      opts.vars[k] = v.join("=");
+      break;
+    }
+    default: throw new Error(`unknown option ${args[i]}`);
+  }
+}
+if (!opts.persist) throw new Error("--persist DIR is required");
+
+const toml = readFileSync(path.join(root, "wrangler.toml"), "utf8");
+const tomlValue = (key) => toml.match(new RegExp(`^${key}\\s*=\\s*"([^"]*)"`, "m"))?.[1];
+const compatibilityDate = tomlValue("compatibility_date");
+const kvId = toml.match(/binding\s*=\s*"CLICKGATE_CONFIG"\s*\n\s*id\s*=\s*"([^"]+)"/)?.[1];
+if (!compatibilityDate || !kvId) throw new Error("wrangler.toml: compatibility_date or the CLICKGATE_CONFIG id not found");
+
+// A fixed request.cf, so nothing is fetched from the network; tests set their own headers.
+const cf = { asn: 64496, asOrganization: "clickgate test", country: "DE", colo: "FRA" };
+
+const clickgate = new Miniflare({
+  host: "127.0.0.1",
+  port: opts.port,
+  modules: true,
+  scriptPath: path.join(root, "build/index.js"),
+  modulesRoot: path.join(root, "build"),
+  modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+  compatibilityDate,
+  kvNamespaces: { CLICKGATE_CONFIG: kvId },
+  kvPersist: path.join(opts.persist, "v3", "kv"),
+  bindings: { CONFIG_REFRESH_SECONDS: "30", ...opts.vars },
+  cf,
+});
+const instances = [clickgate];
+console.log(`clickgate ${await clickgate.ready}`);
+
+if (opts.barePort !== null) {
+  const bare = new Miniflare({
+    host: "127.0.0.1",
+    port: opts.barePort,
+    modules: true,
+    scriptPath: path.join(root, "benches/bare-worker.js"),
+    compatibilityDate,
+    cf,
+  });
+  instances.push(bare);
+  console.log(`bare ${await bare.ready}`);
+}
+
+let stopping = false;
+async function stop() {
+  if (stopping) return;
+  stopping = true;
+  await Promise.allSettled(instances.map((mf) => mf.dispose()));
+  process.exit(0);
+}
+process.on("SIGTERM", stop);
+process.on("SIGINT", stop);
+process.stdin.on("end", stop);
+process.stdin.resume();
