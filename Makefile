@@ -35,7 +35,7 @@ test-core:
 
 test-wasm:
 	@echo "==> core tests on wasm32 (wasm-bindgen-test under node)"
-	@source scripts/versions.sh && cargo test --quiet -p clickgate-core --target wasm32-unknown-unknown
+	@source scripts/versions.sh && cargo test -p clickgate-core --target wasm32-unknown-unknown
 
 test-e2e:
 	@echo "==> end-to-end tests in workerd"

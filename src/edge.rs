@@ -9,7 +9,10 @@ use clickgate_core::http::{self, HttpResponse};
 use clickgate_core::ip::parse_client_ip;
 use clickgate_core::log::fault_line;
 use clickgate_core::token::{TokenKey, NONCE_LEN};
-use worker::{console_error, console_log, event, Context, Date, Env, Headers, Method, Request, Response, Result};
+use worker::{
+    console_error, console_log, event, Context, Date, Env, Headers, Method, Request, Response,
+    Result,
+};
 
 /// The KV binding and key that hold the config document (see wrangler.toml and the README).
 const CONFIG_BINDING: &str = "CLICKGATE_CONFIG";
@@ -37,7 +40,10 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let url = req.inner().url();
     let headers: Vec<(String, String)> = req.headers().entries().collect();
 
-    let sizes = click::check_sizes(url.len(), headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+    let sizes = click::check_sizes(
+        url.len(),
+        headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+    );
     let (path, query) = click::split_url(&url);
     let route = match sizes.and_then(|()| click::route(method.as_ref(), path, query)) {
         Ok(route) => route,
@@ -55,9 +61,16 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         return respond(http::unavailable(head));
     };
 
-    let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
     let client = ClientInfo {
-        ip: header("cf-connecting-ip").as_deref().and_then(parse_client_ip),
+        ip: header("cf-connecting-ip")
+            .as_deref()
+            .and_then(parse_client_ip),
         user_agent: header("user-agent"),
         referer: header("referer"),
     };
@@ -70,7 +83,11 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     match decide(&config, &key, params, client, now_ms, nonce) {
         Ok(outcome) => {
             console_log!("{}", outcome.log_line());
-            respond(http::click_response(&outcome, header("accept").as_deref(), head))
+            respond(http::click_response(
+                &outcome,
+                header("accept").as_deref(),
+                head,
+            ))
         }
         Err(e) => respond(http::error_response(&e, head)),
     }
@@ -109,7 +126,11 @@ async fn refresh(env: &Env, started_ms: u64) {
         },
         Err(e) => Fetched::Failed(format!("binding {CONFIG_BINDING}: {e}")),
     };
-    let event = SLOT.with(|cell| cell.borrow_mut().as_mut().map(|slot| slot.finish(started_ms, fetched)));
+    let event = SLOT.with(|cell| {
+        cell.borrow_mut()
+            .as_mut()
+            .map(|slot| slot.finish(started_ms, fetched))
+    });
     match event.as_ref().and_then(|e| e.log_line()) {
         Some(line) if line.contains("\"level\":\"error\"") => console_error!("{line}"),
         Some(line) => console_log!("{line}"),
@@ -132,7 +153,9 @@ fn token_key(env: &Env) -> Option<TokenKey> {
     }
     let made = env
         .secret("TOKEN_SECRET")
-        .map_err(|_| "the TOKEN_SECRET secret is not set (wrangler secret put TOKEN_SECRET)".to_owned())
+        .map_err(|_| {
+            "the TOKEN_SECRET secret is not set (wrangler secret put TOKEN_SECRET)".to_owned()
+        })
         .and_then(|s| TokenKey::new(s.to_string().as_bytes()));
     match made {
         Ok(key) => {
@@ -152,5 +175,8 @@ fn respond(r: HttpResponse) -> Result<Response> {
     for (name, value) in &r.headers {
         headers.set(name, value)?;
     }
-    Ok(Response::builder().with_status(r.status).with_headers(headers).fixed(r.body.into_bytes()))
+    Ok(Response::builder()
+        .with_status(r.status)
+        .with_headers(headers)
+        .fixed(r.body.into_bytes()))
 }

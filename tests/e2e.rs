@@ -16,12 +16,19 @@ fn demo() -> std::path::PathBuf {
 fn started_with_demo(vars: &[(&str, &str)]) -> Worker {
     let w = Worker::start(vars);
     let out = w.push(&demo());
-    assert!(out.status.success(), "push failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "push failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     w
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
 fn open_token(tid: &str) -> ClickToken {
@@ -58,14 +65,19 @@ fn redirect_substitutes_and_encodes_every_macro() {
 
     // The transaction id carries the click, authenticated: a postback can judge it without a lookup.
     let token = open_token(tid);
-    assert_eq!((token.offer_id.as_str(), token.aff_id.as_str()), ("1001", "net-7"));
+    assert_eq!(
+        (token.offer_id.as_str(), token.aff_id.as_str()),
+        ("1001", "net-7")
+    );
     assert_eq!(token.verdict, TokenVerdict::Redirected);
     assert!(token.issued_ms >= before - 1000 && token.issued_ms <= now_ms() + 1000);
 
     // The decision log has one line for it, with the inputs.
     let line = w
         .wait_for(Duration::from_secs(5), || {
-            w.events("click").into_iter().find(|e| e["transaction_id"] == tid)
+            w.events("click")
+                .into_iter()
+                .find(|e| e["transaction_id"] == tid)
         })
         .expect("decision log line");
     assert_eq!(line["verdict"], "redirect");
@@ -79,21 +91,39 @@ fn path_form_head_and_link_previews_get_the_redirect() {
     let r = w.get("/c/1002/aff.9?sub1=x", &[]);
     assert_eq!(r.status, 302);
     let location = r.header("location").unwrap();
-    assert!(location.starts_with("https://shop.example/newsletter?click="), "{location}");
-    assert_eq!(open_token(&location["https://shop.example/newsletter?click=".len()..]).aff_id.as_str(), "aff.9");
+    assert!(
+        location.starts_with("https://shop.example/newsletter?click="),
+        "{location}"
+    );
+    assert_eq!(
+        open_token(&location["https://shop.example/newsletter?click=".len()..])
+            .aff_id
+            .as_str(),
+        "aff.9"
+    );
 
     let head = w.request("HEAD", "/c?offer_id=1001&aff_id=net-7", &[]);
     assert_eq!(head.status, 302);
-    assert!(head.header("location").unwrap().starts_with("https://shop.example/landing?tid="));
+    assert!(head
+        .header("location")
+        .unwrap()
+        .starts_with("https://shop.example/landing?tid="));
     assert_eq!(head.body, "");
 
     let preview = w.get(
         "/c?offer_id=1001&aff_id=net-7&sub1=unfurl",
-        &[("user-agent", "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)")],
+        &[(
+            "user-agent",
+            "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+        )],
     );
     assert_eq!(preview.status, 302);
     let line = w
-        .wait_for(Duration::from_secs(5), || w.events("click").into_iter().find(|e| e["sub1"] == "unfurl"))
+        .wait_for(Duration::from_secs(5), || {
+            w.events("click")
+                .into_iter()
+                .find(|e| e["sub1"] == "unfurl")
+        })
         .unwrap();
     assert_eq!(line["preview"], true);
 }
@@ -131,7 +161,9 @@ fn blocklisted_address_and_ranges_get_1021_in_json_and_html() {
         assert!(!r.body.contains("blocklist") && !r.body.contains(entry));
         let line = w
             .wait_for(Duration::from_secs(5), || {
-                w.events("click").into_iter().find(|e| e["transaction_id"] == reference.as_str())
+                w.events("click")
+                    .into_iter()
+                    .find(|e| e["transaction_id"] == reference.as_str())
             })
             .unwrap();
         assert_eq!(line["verdict"], "block");
@@ -142,13 +174,22 @@ fn blocklisted_address_and_ranges_get_1021_in_json_and_html() {
 
     let html = w.get(
         "/c?offer_id=1001&aff_id=net-7",
-        &[("cf-connecting-ip", "198.51.100.23"), ("accept", "text/html,application/xhtml+xml,*/*;q=0.8")],
+        &[
+            ("cf-connecting-ip", "198.51.100.23"),
+            ("accept", "text/html,application/xhtml+xml,*/*;q=0.8"),
+        ],
     );
     assert_eq!(html.status, 403);
-    assert!(html.header("content-type").unwrap().starts_with("text/html"));
+    assert!(html
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
     assert!(html.body.contains("Error 1021"));
 
-    let neighbour = w.get("/c?offer_id=1001&aff_id=net-7", &[("cf-connecting-ip", "198.51.101.1")]);
+    let neighbour = w.get(
+        "/c?offer_id=1001&aff_id=net-7",
+        &[("cf-connecting-ip", "198.51.101.1")],
+    );
     assert_eq!(neighbour.status, 302);
 }
 
@@ -160,13 +201,26 @@ fn bad_requests_get_clear_4xx_errors_and_never_a_500() {
         (r.status, r.json())
     };
     let (s, b) = error("/c?aff_id=net-7", &[]);
-    assert_eq!((s, b["error"]["code"].as_str(), b["error"]["parameter"].as_str()), (400, Some("missing_parameter"), Some("offer_id")));
+    assert_eq!(
+        (
+            s,
+            b["error"]["code"].as_str(),
+            b["error"]["parameter"].as_str()
+        ),
+        (400, Some("missing_parameter"), Some("offer_id"))
+    );
     let (s, b) = error("/c?offer_id=1001&aff_id=net%2F7", &[]);
     assert_eq!((s, b["error"]["parameter"].as_str()), (400, Some("aff_id")));
     let (s, b) = error("/c?offer_id=1001&aff_id=1&offer_id=1002", &[]);
-    assert_eq!((s, b["error"]["parameter"].as_str()), (400, Some("offer_id")));
+    assert_eq!(
+        (s, b["error"]["parameter"].as_str()),
+        (400, Some("offer_id"))
+    );
     let (s, b) = error("/c?offer_id=9999&aff_id=net-7", &[]);
-    assert_eq!((s, b["error"]["code"].as_str()), (404, Some("unknown_offer")));
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (404, Some("unknown_offer"))
+    );
     let (s, _) = error("/nowhere", &[]);
     assert_eq!(s, 404);
     let r = w.request("POST", "/c?offer_id=1001&aff_id=net-7", &[]);
@@ -175,8 +229,14 @@ fn bad_requests_get_clear_4xx_errors_and_never_a_500() {
     let long = format!("/c?offer_id=1001&aff_id=net-7&pad={}", "x".repeat(5000));
     assert_eq!(error(&long, &[]).0, 414);
     let big = "y".repeat(5000);
-    let (s, b) = error("/c?offer_id=1001&aff_id=net-7", &[("x-padding", big.as_str())]);
-    assert_eq!((s, b["error"]["code"].as_str()), (431, Some("header_too_large")));
+    let (s, b) = error(
+        "/c?offer_id=1001&aff_id=net-7",
+        &[("x-padding", big.as_str())],
+    );
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (431, Some("header_too_large"))
+    );
 
     // Odd inputs of every kind: each gets an answer below 500.
     let odd = [
@@ -199,22 +259,36 @@ fn bad_requests_get_clear_4xx_errors_and_never_a_500() {
 fn a_broken_config_in_kv_leaves_the_last_good_one_in_force() {
     let w = started_with_demo(&[("CONFIG_REFRESH_SECONDS", "1")]);
     assert_eq!(w.get("/c?offer_id=1001&aff_id=net-7", &[]).status, 302);
-    let good = w.get("/healthz", &[]).json()["config"].as_str().unwrap().to_owned();
+    let good = w.get("/healthz", &[]).json()["config"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     w.put_raw("{\"version\": 1, \"offers\": [{\"id\": \"1001\"}");
     let kept = w.wait_for(Duration::from_secs(15), || {
         let r = w.get("/c?offer_id=1001&aff_id=net-7", &[]);
-        assert_eq!(r.status, 302, "a broken document must not break clicks: {}", r.body);
-        w.events("config").into_iter().find(|e| e["status"] == "kept_last_good")
+        assert_eq!(
+            r.status, 302,
+            "a broken document must not break clicks: {}",
+            r.body
+        );
+        w.events("config")
+            .into_iter()
+            .find(|e| e["status"] == "kept_last_good")
     });
     let kept = kept.expect("the Worker logged that it kept the last good config");
     assert_eq!(kept["config"], good.as_str());
-    assert!(kept["problem"].as_str().unwrap().contains("not valid JSON"), "{kept}");
+    assert!(
+        kept["problem"].as_str().unwrap().contains("not valid JSON"),
+        "{kept}"
+    );
     assert_eq!(w.get("/healthz", &[]).json()["config"], good.as_str());
 
     // And it does pick up the next valid document: the refresh was really running.
     let next = w.state.0.join("next.json");
-    let text = std::fs::read_to_string(demo()).unwrap().replace("\"id\": \"1002\"", "\"id\": \"1003\"");
+    let text = std::fs::read_to_string(demo())
+        .unwrap()
+        .replace("\"id\": \"1002\"", "\"id\": \"1003\"");
     std::fs::write(&next, text).unwrap();
     assert!(w.push(&next).status.success());
     let switched = w.wait_for(Duration::from_secs(15), || {
@@ -238,13 +312,22 @@ fn without_any_config_clicks_get_503_until_one_is_pushed() {
 fn cli_refuses_an_invalid_document_and_leaves_kv_alone() {
     let w = started_with_demo(&[]);
     let bad = w.state.0.join("bad.json");
-    std::fs::write(&bad, r#"{"version": 1, "offers": [{"id": "1001", "landing_url": "ftp://nope"}], "extra": 1}"#)
-        .unwrap();
+    std::fs::write(
+        &bad,
+        r#"{"version": 1, "offers": [{"id": "1001", "landing_url": "ftp://nope"}], "extra": 1}"#,
+    )
+    .unwrap();
     let out = w.push(&bad);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("offers[0].landing_url: must start with https://"), "{stderr}");
+    assert!(
+        stderr.contains("offers[0].landing_url: must start with https://"),
+        "{stderr}"
+    );
     assert!(stderr.contains("extra: is not a known field"), "{stderr}");
-    assert!(stderr.contains("2 problems; nothing was pushed"), "{stderr}");
+    assert!(
+        stderr.contains("2 problems; nothing was pushed"),
+        "{stderr}"
+    );
     assert_eq!(w.get("/c?offer_id=1001&aff_id=net-7", &[]).status, 302);
 }

@@ -14,7 +14,11 @@ pub fn root() -> PathBuf {
 }
 
 fn need(path: &Path) -> PathBuf {
-    assert!(path.exists(), "{} is missing: run `make test`, which builds it first", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `make test`, which builds it first",
+        path.display()
+    );
     path.to_path_buf()
 }
 
@@ -60,7 +64,10 @@ pub struct Reply {
 
 impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn json(&self) -> serde_json::Value {
@@ -125,7 +132,14 @@ impl Worker {
             .max_idle_connections_per_host(0)
             .build()
             .into();
-        Worker { child, _stdin: stdin, base, state, log, agent }
+        Worker {
+            child,
+            _stdin: stdin,
+            base,
+            state,
+            log,
+            agent,
+        }
     }
 
     pub fn push(&self, config: &Path) -> Output {
@@ -145,13 +159,26 @@ impl Worker {
         std::fs::write(&file, text).unwrap();
         let out = Command::new(root().join("node_modules/.bin/wrangler"))
             .current_dir(root())
-            .args(["kv", "key", "put", "config", "--binding", "CLICKGATE_CONFIG", "--local", "--path"])
+            .args([
+                "kv",
+                "key",
+                "put",
+                "config",
+                "--binding",
+                "CLICKGATE_CONFIG",
+                "--local",
+                "--path",
+            ])
             .arg(&file)
             .arg("--persist-to")
             .arg(&self.state.0)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub fn get(&self, path_and_query: &str, headers: &[(&str, &str)]) -> Reply {
@@ -164,17 +191,24 @@ impl Worker {
         for (k, v) in headers {
             builder = builder.header(*k, *v);
         }
-        let mut resp = self.agent.run(builder.body(()).unwrap()).unwrap_or_else(|e| {
-            let shown: String = url.chars().take(200).collect();
-            panic!("{method} {shown}: {e}")
-        });
+        let mut resp = self
+            .agent
+            .run(builder.body(()).unwrap())
+            .unwrap_or_else(|e| {
+                let shown: String = url.chars().take(200).collect();
+                panic!("{method} {shown}: {e}")
+            });
         let headers = resp
             .headers()
             .iter()
             .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
             .collect();
         let body = resp.body_mut().read_to_string().unwrap_or_default();
-        Reply { status: resp.status().as_u16(), headers, body }
+        Reply {
+            status: resp.status().as_u16(),
+            headers,
+            body,
+        }
     }
 
     /// Log lines the Worker printed that parse as JSON objects with this `event`.

@@ -56,12 +56,16 @@ fn run(args: &[String]) -> Result<(), Failure> {
             Ok(())
         }
         [] => Err(Failure::Usage("no command given".into())),
-        _ => Err(Failure::Usage(format!("unknown command `{}`", words.join(" ")))),
+        _ => Err(Failure::Usage(format!(
+            "unknown command `{}`",
+            words.join(" ")
+        ))),
     }
 }
 
 fn validate(file: &Path) -> Result<Config, Failure> {
-    let text = std::fs::read_to_string(file).map_err(|e| Failure::Io(format!("cannot read {}: {e}", file.display())))?;
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Failure::Io(format!("cannot read {}: {e}", file.display())))?;
     match Config::compile(&text) {
         Ok(config) => {
             println!(
@@ -78,7 +82,11 @@ fn validate(file: &Path) -> Result<Config, Failure> {
                 eprintln!("{}: {e}", file.display());
             }
             let n = errors.len();
-            eprintln!("{}: {n} problem{}; nothing was pushed", file.display(), if n == 1 { "" } else { "s" });
+            eprintln!(
+                "{}: {n} problem{}; nothing was pushed",
+                file.display(),
+                if n == 1 { "" } else { "s" }
+            );
             Err(Failure::Invalid)
         }
     }
@@ -97,13 +105,17 @@ fn parse_push_flags(flags: &[&str]) -> Result<PushOptions, Failure> {
     let mut rest = flags.iter();
     while let Some(flag) = rest.next() {
         let mut value = |name: &str| {
-            rest.next().map(PathBuf::from).ok_or_else(|| Failure::Usage(format!("{name} needs a value")))
+            rest.next()
+                .map(PathBuf::from)
+                .ok_or_else(|| Failure::Usage(format!("{name} needs a value")))
         };
         match *flag {
             "--local" | "--remote" => {
                 let remote = *flag == "--remote";
                 if target.is_some_and(|t| t != remote) {
-                    return Err(Failure::Usage("give one of --local and --remote, not both".into()));
+                    return Err(Failure::Usage(
+                        "give one of --local and --remote, not both".into(),
+                    ));
                 }
                 target = Some(remote);
             }
@@ -112,11 +124,16 @@ fn parse_push_flags(flags: &[&str]) -> Result<PushOptions, Failure> {
             other => return Err(Failure::Usage(format!("unknown option `{other}`"))),
         }
     }
-    let remote = target.ok_or_else(|| Failure::Usage("say where to push: --local or --remote".into()))?;
+    let remote =
+        target.ok_or_else(|| Failure::Usage("say where to push: --local or --remote".into()))?;
     if remote && persist_to.is_some() {
         return Err(Failure::Usage("--persist-to is for --local only".into()));
     }
-    Ok(PushOptions { remote, persist_to, wrangler_config })
+    Ok(PushOptions {
+        remote,
+        persist_to,
+        wrangler_config,
+    })
 }
 
 fn push(file: &Path, flags: &[&str]) -> Result<(), Failure> {
@@ -124,18 +141,34 @@ fn push(file: &Path, flags: &[&str]) -> Result<(), Failure> {
     let config = validate(file)?;
     let wrangler_toml = match opts.wrangler_config {
         Some(p) => p,
-        None => find_upwards("wrangler.toml")
-            .ok_or_else(|| Failure::Io("no wrangler.toml here or above; pass --wrangler-config".into()))?,
+        None => find_upwards("wrangler.toml").ok_or_else(|| {
+            Failure::Io("no wrangler.toml here or above; pass --wrangler-config".into())
+        })?,
     };
-    let project = wrangler_toml.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let project = wrangler_toml
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
     let wrangler = std::env::var("WRANGLER").unwrap_or_else(|_| {
-        project.join("node_modules/.bin/wrangler").to_string_lossy().into_owned()
+        project
+            .join("node_modules/.bin/wrangler")
+            .to_string_lossy()
+            .into_owned()
     });
-    let file = std::fs::canonicalize(file).map_err(|e| Failure::Io(format!("{}: {e}", file.display())))?;
+    let file =
+        std::fs::canonicalize(file).map_err(|e| Failure::Io(format!("{}: {e}", file.display())))?;
 
     let mut cmd = Command::new(&wrangler);
     cmd.current_dir(&project)
-        .args(["kv", "key", "put", KV_KEY, "--binding", KV_BINDING, "--path"])
+        .args([
+            "kv",
+            "key",
+            "put",
+            KV_KEY,
+            "--binding",
+            KV_BINDING,
+            "--path",
+        ])
         .arg(&file)
         .arg("--config")
         .arg(std::fs::canonicalize(&wrangler_toml).unwrap_or(wrangler_toml))
@@ -143,14 +176,21 @@ fn push(file: &Path, flags: &[&str]) -> Result<(), Failure> {
     if let Some(dir) = &opts.persist_to {
         cmd.arg("--persist-to").arg(dir);
     }
-    let status = cmd
-        .status()
-        .map_err(|e| Failure::Io(format!("cannot run {wrangler}: {e} (run `make setup`, or set WRANGLER)")))?;
+    let status = cmd.status().map_err(|e| {
+        Failure::Io(format!(
+            "cannot run {wrangler}: {e} (run `make setup`, or set WRANGLER)"
+        ))
+    })?;
     if !status.success() {
-        return Err(Failure::Io(format!("wrangler failed ({status}); the config in KV is unchanged")));
+        return Err(Failure::Io(format!(
+            "wrangler failed ({status}); the config in KV is unchanged"
+        )));
     }
     let place = if opts.remote { "remote KV" } else { "local KV" };
-    println!("pushed config {} to {place}; isolates pick it up within their refresh interval", config.digest);
+    println!(
+        "pushed config {} to {place}; isolates pick it up within their refresh interval",
+        config.digest
+    );
     Ok(())
 }
 

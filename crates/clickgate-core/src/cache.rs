@@ -37,12 +37,22 @@ pub enum Need {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SlotEvent {
-    Loaded { digest: String, previous: Option<String> },
-    Unchanged { digest: String },
+    Loaded {
+        digest: String,
+        previous: Option<String>,
+    },
+    Unchanged {
+        digest: String,
+    },
     /// The new document was not usable; the previous one is still in force.
-    KeptLastGood { digest: String, problem: String },
+    KeptLastGood {
+        digest: String,
+        problem: String,
+    },
     /// Nothing usable was ever loaded.
-    NoConfig { problem: String },
+    NoConfig {
+        problem: String,
+    },
 }
 
 impl SlotEvent {
@@ -74,7 +84,12 @@ pub struct ConfigSlot {
 
 impl ConfigSlot {
     pub fn new(refresh_after_ms: u64) -> ConfigSlot {
-        ConfigSlot { current: None, checked_at_ms: None, refreshing_since_ms: None, refresh_after_ms }
+        ConfigSlot {
+            current: None,
+            checked_at_ms: None,
+            refreshing_since_ms: None,
+            refresh_after_ms,
+        }
     }
 
     pub fn current(&self) -> Option<Arc<Config>> {
@@ -85,8 +100,12 @@ impl ConfigSlot {
         if self.current.is_none() {
             return Need::Blocking;
         }
-        let fresh = self.checked_at_ms.is_some_and(|t| now_ms.saturating_sub(t) < self.refresh_after_ms);
-        let in_flight = self.refreshing_since_ms.is_some_and(|t| now_ms.saturating_sub(t) < STUCK_REFRESH_MS);
+        let fresh = self
+            .checked_at_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) < self.refresh_after_ms);
+        let in_flight = self
+            .refreshing_since_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) < STUCK_REFRESH_MS);
         if fresh || in_flight {
             Need::Nothing
         } else {
@@ -106,7 +125,9 @@ impl ConfigSlot {
             Fetched::Text(text) => {
                 let previous = self.current.as_ref().map(|c| c.digest.clone());
                 if previous.as_deref() == Some(digest(&text).as_str()) {
-                    return SlotEvent::Unchanged { digest: previous.unwrap_or_default() };
+                    return SlotEvent::Unchanged {
+                        digest: previous.unwrap_or_default(),
+                    };
                 }
                 match Config::compile(&text) {
                     Ok(config) => {
@@ -121,7 +142,10 @@ impl ConfigSlot {
             Fetched::Failed(e) => format!("KV read failed: {e}"),
         };
         match &self.current {
-            Some(c) => SlotEvent::KeptLastGood { digest: c.digest.clone(), problem },
+            Some(c) => SlotEvent::KeptLastGood {
+                digest: c.digest.clone(),
+                problem,
+            },
             None => SlotEvent::NoConfig { problem },
         }
     }
@@ -130,7 +154,11 @@ impl ConfigSlot {
 fn summarize(errors: &[ConfigError]) -> String {
     let shown: Vec<String> = errors.iter().take(5).map(ToString::to_string).collect();
     let more = errors.len().saturating_sub(shown.len());
-    let tail = if more > 0 { format!(" (and {more} more)") } else { String::new() };
+    let tail = if more > 0 {
+        format!(" (and {more} more)")
+    } else {
+        String::new()
+    };
     format!("the config in KV is invalid: {}{tail}", shown.join("; "))
 }
 
@@ -145,7 +173,10 @@ mod tests {
 
     fn loaded() -> ConfigSlot {
         let mut s = ConfigSlot::new(REFRESH);
-        assert!(matches!(s.finish(1_000, Fetched::Text(DEMO.into())), SlotEvent::Loaded { previous: None, .. }));
+        assert!(matches!(
+            s.finish(1_000, Fetched::Text(DEMO.into())),
+            SlotEvent::Loaded { previous: None, .. }
+        ));
         s
     }
 
@@ -153,7 +184,10 @@ mod tests {
     fn empty_slot_must_block_and_reports_no_config() {
         let mut s = ConfigSlot::new(REFRESH);
         assert_eq!(s.need(0), Need::Blocking);
-        assert!(matches!(s.finish(0, Fetched::Missing), SlotEvent::NoConfig { .. }));
+        assert!(matches!(
+            s.finish(0, Fetched::Missing),
+            SlotEvent::NoConfig { .. }
+        ));
         assert_eq!(s.need(1), Need::Blocking);
         assert!(s.current().is_none());
     }
@@ -185,7 +219,9 @@ mod tests {
             Fetched::Failed("timeout".into()),
         ] {
             let event = s.finish(50_000, fetched.clone());
-            let SlotEvent::KeptLastGood { digest, problem } = &event else { panic!("{fetched:?}: {event:?}") };
+            let SlotEvent::KeptLastGood { digest, problem } = &event else {
+                panic!("{fetched:?}: {event:?}")
+            };
             assert_eq!(digest, &good);
             assert!(!problem.is_empty());
             assert!(event.log_line().unwrap().contains("kept_last_good"));
@@ -198,9 +234,15 @@ mod tests {
     #[test]
     fn same_text_is_not_recompiled_and_new_text_replaces() {
         let mut s = loaded();
-        assert!(matches!(s.finish(40_000, Fetched::Text(DEMO.into())), SlotEvent::Unchanged { .. }));
+        assert!(matches!(
+            s.finish(40_000, Fetched::Text(DEMO.into())),
+            SlotEvent::Unchanged { .. }
+        ));
         let changed = DEMO.replace("Spring", "Summer");
-        let SlotEvent::Loaded { digest, previous } = s.finish(80_000, Fetched::Text(changed)) else { panic!() };
+        let SlotEvent::Loaded { digest, previous } = s.finish(80_000, Fetched::Text(changed))
+        else {
+            panic!()
+        };
         assert_ne!(Some(digest.clone()), previous);
         assert_eq!(s.current().unwrap().digest, digest);
     }
@@ -208,10 +250,15 @@ mod tests {
     #[test]
     fn invalid_document_summary_names_the_field() {
         let mut s = ConfigSlot::new(REFRESH);
-        let SlotEvent::NoConfig { problem } = s.finish(0, Fetched::Text(r#"{"version":1,"offers":[{"id":"1"}]}"#.into()))
-        else {
+        let SlotEvent::NoConfig { problem } = s.finish(
+            0,
+            Fetched::Text(r#"{"version":1,"offers":[{"id":"1"}]}"#.into()),
+        ) else {
             panic!()
         };
-        assert!(problem.contains("offers[0].landing_url: is required"), "{problem}");
+        assert!(
+            problem.contains("offers[0].landing_url: is required"),
+            "{problem}"
+        );
     }
 }

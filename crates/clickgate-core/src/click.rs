@@ -20,10 +20,18 @@ impl Id {
             return Err("is empty".into());
         }
         if text.len() > MAX_ID_LEN {
-            return Err(format!("is {} characters; at most {MAX_ID_LEN}", text.len()));
+            return Err(format!(
+                "is {} characters; at most {MAX_ID_LEN}",
+                text.len()
+            ));
         }
-        if let Some(c) = text.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
-            return Err(format!("contains {c:?}; ids use only letters, digits, `.`, `_` and `-`"));
+        if let Some(c) = text
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        {
+            return Err(format!(
+                "contains {c:?}; ids use only letters, digits, `.`, `_` and `-`"
+            ));
         }
         Ok(Id(text.to_owned()))
     }
@@ -88,7 +96,9 @@ impl fmt::Display for RequestError {
         match self {
             RequestError::NotFound => f.write_str("no such route"),
             RequestError::MethodNotAllowed => f.write_str("only GET and HEAD are served"),
-            RequestError::UrlTooLong { len } => write!(f, "the URL is {len} bytes; at most {MAX_URL_LEN}"),
+            RequestError::UrlTooLong { len } => {
+                write!(f, "the URL is {len} bytes; at most {MAX_URL_LEN}")
+            }
             RequestError::HeaderTooLarge { name } => write!(f, "header {name} is too large"),
             RequestError::MissingParam { name } => write!(f, "parameter {name} is required"),
             RequestError::InvalidParam { name, problem } => write!(f, "parameter {name} {problem}"),
@@ -130,7 +140,16 @@ pub fn split_url(url: &str) -> (&str, &str) {
     }
 }
 
-const PARAMS: [&str; 8] = ["offer_id", "aff_id", "source_id", "sub1", "sub2", "sub3", "sub4", "sub5"];
+const PARAMS: [&str; 8] = [
+    "offer_id",
+    "aff_id",
+    "source_id",
+    "sub1",
+    "sub2",
+    "sub3",
+    "sub4",
+    "sub5",
+];
 
 /// Routes a request by method, path and raw query string (without `?`).
 ///
@@ -142,7 +161,11 @@ pub fn route(method: &str, path: &str, query: &str) -> Result<Route, RequestErro
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let path_ids = match segments.as_slice() {
         ["healthz"] => {
-            return if is_read { Ok(Route::Health) } else { Err(RequestError::MethodNotAllowed) };
+            return if is_read {
+                Ok(Route::Health)
+            } else {
+                Err(RequestError::MethodNotAllowed)
+            };
         }
         ["c"] => None,
         ["c", offer, aff] => Some((*offer, *aff)),
@@ -159,9 +182,14 @@ pub fn route(method: &str, path: &str, query: &str) -> Result<Route, RequestErro
     }
     let mut seen = [false; 8];
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-        let Some(i) = PARAMS.iter().position(|p| *p == name) else { continue };
+        let Some(i) = PARAMS.iter().position(|p| *p == name) else {
+            continue;
+        };
         if seen[i] || values[i].is_some() {
-            return Err(RequestError::InvalidParam { name: PARAMS[i].into(), problem: "is given more than once".into() });
+            return Err(RequestError::InvalidParam {
+                name: PARAMS[i].into(),
+                problem: "is given more than once".into(),
+            });
         }
         seen[i] = true;
         values[i] = Some(value.into_owned());
@@ -175,7 +203,10 @@ pub fn route(method: &str, path: &str, query: &str) -> Result<Route, RequestErro
         if let Some(text) = v {
             if text.len() > MAX_VALUE_LEN {
                 let problem = format!("is {} bytes; at most {MAX_VALUE_LEN}", text.len());
-                return Err(RequestError::InvalidParam { name: PARAMS[i + 2].into(), problem });
+                return Err(RequestError::InvalidParam {
+                    name: PARAMS[i + 2].into(),
+                    problem,
+                });
             }
             if text.is_empty() {
                 *v = None;
@@ -183,21 +214,32 @@ pub fn route(method: &str, path: &str, query: &str) -> Result<Route, RequestErro
         }
     }
     let [source_id, s1, s2, s3, s4, s5] = optional;
-    Ok(Route::Click(ClickParams { offer_id, aff_id, source_id, subs: [s1, s2, s3, s4, s5] }))
+    Ok(Route::Click(ClickParams {
+        offer_id,
+        aff_id,
+        source_id,
+        subs: [s1, s2, s3, s4, s5],
+    }))
 }
 
 fn decode_segment(name: &'static str, segment: &str) -> Result<String, RequestError> {
     percent_decode_str(segment)
         .decode_utf8()
         .map(|s| s.into_owned())
-        .map_err(|_| RequestError::InvalidParam { name: name.into(), problem: "is not valid UTF-8".into() })
+        .map_err(|_| RequestError::InvalidParam {
+            name: name.into(),
+            problem: "is not valid UTF-8".into(),
+        })
 }
 
 fn required_id(name: &'static str, value: Option<String>) -> Result<Id, RequestError> {
     match value {
         None => Err(RequestError::MissingParam { name }),
         Some(v) if v.is_empty() => Err(RequestError::MissingParam { name }),
-        Some(v) => Id::parse(&v).map_err(|problem| RequestError::InvalidParam { name: name.into(), problem }),
+        Some(v) => Id::parse(&v).map_err(|problem| RequestError::InvalidParam {
+            name: name.into(),
+            problem,
+        }),
     }
 }
 
@@ -247,7 +289,10 @@ mod tests {
         assert_eq!(c.offer_id.as_str(), "1001");
         assert_eq!(c.aff_id.as_str(), "net-7");
         assert_eq!(c.source_id.as_deref(), Some("s 1"));
-        assert_eq!(c.subs, [Some("a&b".into()), None, None, None, Some("z".into())]);
+        assert_eq!(
+            c.subs,
+            [Some("a&b".into()), None, None, None, Some("z".into())]
+        );
     }
 
     #[test]
@@ -260,15 +305,39 @@ mod tests {
     #[test]
     fn bad_requests_name_the_parameter() {
         let cases: [(&str, &str, &str, RequestError); 6] = [
-            ("GET", "/c", "aff_id=1", RequestError::MissingParam { name: "offer_id" }),
-            ("GET", "/c", "offer_id=1", RequestError::MissingParam { name: "aff_id" }),
-            ("GET", "/c", "offer_id=&aff_id=1", RequestError::MissingParam { name: "offer_id" }),
-            ("POST", "/c", "offer_id=1&aff_id=1", RequestError::MethodNotAllowed),
+            (
+                "GET",
+                "/c",
+                "aff_id=1",
+                RequestError::MissingParam { name: "offer_id" },
+            ),
+            (
+                "GET",
+                "/c",
+                "offer_id=1",
+                RequestError::MissingParam { name: "aff_id" },
+            ),
+            (
+                "GET",
+                "/c",
+                "offer_id=&aff_id=1",
+                RequestError::MissingParam { name: "offer_id" },
+            ),
+            (
+                "POST",
+                "/c",
+                "offer_id=1&aff_id=1",
+                RequestError::MethodNotAllowed,
+            ),
             ("GET", "/x", "", RequestError::NotFound),
             ("GET", "/c/1", "", RequestError::NotFound),
         ];
         for (method, path, query, want) in cases {
-            assert_eq!(route(method, path, query).unwrap_err(), want, "{method} {path}?{query}");
+            assert_eq!(
+                route(method, path, query).unwrap_err(),
+                want,
+                "{method} {path}?{query}"
+            );
         }
         let invalid = |q: &str| match route("GET", "/c", q) {
             Err(RequestError::InvalidParam { name, problem }) => (name, problem),
@@ -276,19 +345,35 @@ mod tests {
         };
         assert_eq!(invalid("offer_id=10%2001&aff_id=1").0, "offer_id");
         assert!(invalid("offer_id=1&aff_id=a/b").1.contains("contains '/'"));
-        assert!(invalid(&format!("offer_id={}&aff_id=1", "9".repeat(65))).1.contains("at most 64"));
-        assert!(invalid("offer_id=1&offer_id=2&aff_id=1").1.contains("more than once"));
-        assert_eq!(invalid(&format!("offer_id=1&aff_id=1&sub4={}", "x".repeat(513))).0, "sub4");
-        assert_eq!(route("GET", "/c/1/%FF", "").unwrap_err(), RequestError::InvalidParam {
-            name: "aff_id".into(),
-            problem: "is not valid UTF-8".into()
-        });
-        assert!(matches!(route("GET", "/c/1/2", "offer_id=3"), Err(RequestError::InvalidParam { .. })));
+        assert!(invalid(&format!("offer_id={}&aff_id=1", "9".repeat(65)))
+            .1
+            .contains("at most 64"));
+        assert!(invalid("offer_id=1&offer_id=2&aff_id=1")
+            .1
+            .contains("more than once"));
+        assert_eq!(
+            invalid(&format!("offer_id=1&aff_id=1&sub4={}", "x".repeat(513))).0,
+            "sub4"
+        );
+        assert_eq!(
+            route("GET", "/c/1/%FF", "").unwrap_err(),
+            RequestError::InvalidParam {
+                name: "aff_id".into(),
+                problem: "is not valid UTF-8".into()
+            }
+        );
+        assert!(matches!(
+            route("GET", "/c/1/2", "offer_id=3"),
+            Err(RequestError::InvalidParam { .. })
+        ));
     }
 
     #[test]
     fn split_url_takes_path_and_query() {
-        assert_eq!(split_url("https://t.example/c?offer_id=1#frag"), ("/c", "offer_id=1"));
+        assert_eq!(
+            split_url("https://t.example/c?offer_id=1#frag"),
+            ("/c", "offer_id=1")
+        );
         assert_eq!(split_url("http://127.0.0.1:8787/c/1/2"), ("/c/1/2", ""));
         assert_eq!(split_url("https://t.example"), ("/", ""));
         assert_eq!(split_url("https://t.example?x=1"), ("/", ""));
@@ -303,11 +388,18 @@ mod tests {
     #[test]
     fn size_limits() {
         assert!(check_sizes(100, [("user-agent", "x")]).is_ok());
-        assert_eq!(check_sizes(MAX_URL_LEN + 1, []), Err(RequestError::UrlTooLong { len: MAX_URL_LEN + 1 }));
+        assert_eq!(
+            check_sizes(MAX_URL_LEN + 1, []),
+            Err(RequestError::UrlTooLong {
+                len: MAX_URL_LEN + 1
+            })
+        );
         let big = "x".repeat(MAX_HEADER_VALUE_LEN + 1);
         assert_eq!(
             check_sizes(10, [("cookie", big.as_str())]),
-            Err(RequestError::HeaderTooLarge { name: "cookie".into() })
+            Err(RequestError::HeaderTooLarge {
+                name: "cookie".into()
+            })
         );
         let medium = "x".repeat(MAX_HEADER_VALUE_LEN);
         let many: Vec<(&str, &str)> = (0..5).map(|_| ("x-a", medium.as_str())).collect();
@@ -316,9 +408,13 @@ mod tests {
 
     #[test]
     fn link_previews_are_recognised() {
-        assert!(is_link_preview(Some("Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)")));
+        assert!(is_link_preview(Some(
+            "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"
+        )));
         assert!(is_link_preview(Some("facebookexternalhit/1.1")));
-        assert!(!is_link_preview(Some("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)")));
+        assert!(!is_link_preview(Some(
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)"
+        )));
         assert!(!is_link_preview(None));
     }
 

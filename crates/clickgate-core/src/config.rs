@@ -62,7 +62,10 @@ pub struct Config {
 impl Config {
     pub fn compile(text: &str) -> Result<Config, Vec<ConfigError>> {
         if text.len() > MAX_DOCUMENT_BYTES {
-            return Err(vec![err("", format!("is {} bytes; at most {MAX_DOCUMENT_BYTES}", text.len()))]);
+            return Err(vec![err(
+                "",
+                format!("is {} bytes; at most {MAX_DOCUMENT_BYTES}", text.len()),
+            )]);
         }
         let doc: Value = serde_json::from_str(text)
             .map_err(|e| vec![err("", format!("is not valid JSON: {e}"))])?;
@@ -76,7 +79,10 @@ impl Config {
 }
 
 fn err(path: &str, problem: impl Into<String>) -> ConfigError {
-    ConfigError { path: path.to_owned(), problem: problem.into() }
+    ConfigError {
+        path: path.to_owned(),
+        problem: problem.into(),
+    }
 }
 
 /// A short hash of a document's text: which config is in force, as logs and `/healthz` show it.
@@ -97,9 +103,16 @@ struct Fields<'a> {
 impl<'a> Fields<'a> {
     fn of(value: &'a Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<Fields<'a>> {
         match value.as_object() {
-            Some(map) => Some(Fields { path: path.to_owned(), map, read: Vec::new() }),
+            Some(map) => Some(Fields {
+                path: path.to_owned(),
+                map,
+                read: Vec::new(),
+            }),
             None => {
-                errors.push(err(path, format!("must be an object, found {}", kind(value))));
+                errors.push(err(
+                    path,
+                    format!("must be an object, found {}", kind(value)),
+                ));
                 None
             }
         }
@@ -130,41 +143,72 @@ impl<'a> Fields<'a> {
         let v = self.get(key)?;
         let s = v.as_str();
         if s.is_none() {
-            errors.push(err(&self.child(key), format!("must be a string, found {}", kind(v))));
+            errors.push(err(
+                &self.child(key),
+                format!("must be a string, found {}", kind(v)),
+            ));
         }
         s
     }
 
-    fn id(&mut self, key: &'static str, required: bool, errors: &mut Vec<ConfigError>) -> Option<Id> {
-        let v = if required { self.required(key, errors)? } else { self.get(key)? };
+    fn id(
+        &mut self,
+        key: &'static str,
+        required: bool,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<Id> {
+        let v = if required {
+            self.required(key, errors)?
+        } else {
+            self.get(key)?
+        };
         let path = self.child(key);
         // Numbers are accepted as ids because trackers export offer ids as numbers.
         let text = match v {
             Value::String(s) => s.clone(),
             Value::Number(n) if n.is_u64() => n.to_string(),
             other => {
-                errors.push(err(&path, format!("must be a string id, found {}", kind(other))));
+                errors.push(err(
+                    &path,
+                    format!("must be a string id, found {}", kind(other)),
+                ));
                 return None;
             }
         };
-        Id::parse(&text).map_err(|p| errors.push(err(&path, p))).ok()
+        Id::parse(&text)
+            .map_err(|p| errors.push(err(&path, p)))
+            .ok()
     }
 
-    fn array(&mut self, key: &'static str, errors: &mut Vec<ConfigError>) -> Option<&'a Vec<Value>> {
+    fn array(
+        &mut self,
+        key: &'static str,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<&'a Vec<Value>> {
         let v = self.get(key)?;
         let a = v.as_array();
         if a.is_none() {
-            errors.push(err(&self.child(key), format!("must be an array, found {}", kind(v))));
+            errors.push(err(
+                &self.child(key),
+                format!("must be an array, found {}", kind(v)),
+            ));
         }
         a
     }
 
     fn finish(self, errors: &mut Vec<ConfigError>) {
-        let mut unknown: Vec<&String> = self.map.keys().filter(|k| !self.read.contains(&k.as_str())).collect();
+        let mut unknown: Vec<&String> = self
+            .map
+            .keys()
+            .filter(|k| !self.read.contains(&k.as_str()))
+            .collect();
         unknown.sort();
         for key in unknown {
             let known = self.read.join(", ");
-            errors.push(err(&self.child(key), format!("is not a known field (known here: {known})")));
+            errors.push(err(
+                &self.child(key),
+                format!("is not a known field (known here: {known})"),
+            ));
         }
     }
 }
@@ -184,7 +228,10 @@ fn compile_document(doc: &Value, errors: &mut Vec<ConfigError>, digest: String) 
     let mut top = Fields::of(doc, "", errors)?;
     match top.required("version", errors) {
         Some(v) if v.as_u64() == Some(SCHEMA_VERSION) => {}
-        Some(v) => errors.push(err("version", format!("must be {SCHEMA_VERSION}, found {v}"))),
+        Some(v) => errors.push(err(
+            "version",
+            format!("must be {SCHEMA_VERSION}, found {v}"),
+        )),
         None => {}
     }
 
@@ -192,7 +239,9 @@ fn compile_document(doc: &Value, errors: &mut Vec<ConfigError>, digest: String) 
     if let Some(list) = top.array("advertisers", errors) {
         for (i, item) in list.iter().enumerate() {
             let path = format!("advertisers[{i}]");
-            let Some(mut f) = Fields::of(item, &path, errors) else { continue };
+            let Some(mut f) = Fields::of(item, &path, errors) else {
+                continue;
+            };
             if let Some(id) = f.id("id", true, errors) {
                 if advertisers.contains(&id) {
                     errors.push(err(&f.child("id"), format!("`{id}` is declared twice")));
@@ -209,9 +258,14 @@ fn compile_document(doc: &Value, errors: &mut Vec<ConfigError>, digest: String) 
         Some(list) if list.is_empty() => errors.push(err("offers", "must list at least one offer")),
         Some(list) => {
             for (i, item) in list.iter().enumerate() {
-                if let Some(offer) = compile_offer(item, &format!("offers[{i}]"), &advertisers, errors) {
+                if let Some(offer) =
+                    compile_offer(item, &format!("offers[{i}]"), &advertisers, errors)
+                {
                     if offers.contains_key(&offer.id) {
-                        errors.push(err(&format!("offers[{i}].id"), format!("`{}` is declared twice", offer.id)));
+                        errors.push(err(
+                            &format!("offers[{i}].id"),
+                            format!("`{}` is declared twice", offer.id),
+                        ));
                     }
                     offers.insert(offer.id.clone(), offer);
                 }
@@ -233,7 +287,9 @@ fn compile_document(doc: &Value, errors: &mut Vec<ConfigError>, digest: String) 
                     match e.as_str().map(IpNet::parse) {
                         Some(Ok(net)) => blocked.push(net),
                         Some(Err(p)) => errors.push(err(&path, p)),
-                        None => errors.push(err(&path, format!("must be a string, found {}", kind(e)))),
+                        None => {
+                            errors.push(err(&path, format!("must be a string, found {}", kind(e))))
+                        }
                     }
                 }
             }
@@ -242,37 +298,63 @@ fn compile_document(doc: &Value, errors: &mut Vec<ConfigError>, digest: String) 
     }
     top.finish(errors);
 
-    Some(Config { offers, blocked_ips: IpSet::new(blocked), digest })
+    Some(Config {
+        offers,
+        blocked_ips: IpSet::new(blocked),
+        digest,
+    })
 }
 
-fn compile_offer(item: &Value, path: &str, advertisers: &[Id], errors: &mut Vec<ConfigError>) -> Option<Offer> {
+fn compile_offer(
+    item: &Value,
+    path: &str,
+    advertisers: &[Id],
+    errors: &mut Vec<ConfigError>,
+) -> Option<Offer> {
     let mut f = Fields::of(item, path, errors)?;
     let id = f.id("id", true, errors);
     let name = f.string("name", errors).map(str::to_owned);
     let advertiser_id = f.id("advertiser_id", false, errors);
     if let Some(a) = &advertiser_id {
         if !advertisers.contains(a) {
-            errors.push(err(&f.child("advertiser_id"), format!("`{a}` is not in advertisers")));
+            errors.push(err(
+                &f.child("advertiser_id"),
+                format!("`{a}` is not in advertisers"),
+            ));
         }
     }
     let status = match f.string("status", errors) {
         None | Some("active") => OfferStatus::Active,
         Some("paused") => OfferStatus::Paused,
         Some(other) => {
-            errors.push(err(&f.child("status"), format!("must be \"active\" or \"paused\", found \"{other}\"")));
+            errors.push(err(
+                &f.child("status"),
+                format!("must be \"active\" or \"paused\", found \"{other}\""),
+            ));
             OfferStatus::Active
         }
     };
     let landing = match f.required("landing_url", errors) {
-        Some(Value::String(s)) => Template::compile(s).map_err(|p| errors.push(err(&f.child("landing_url"), p))).ok(),
+        Some(Value::String(s)) => Template::compile(s)
+            .map_err(|p| errors.push(err(&f.child("landing_url"), p)))
+            .ok(),
         Some(other) => {
-            errors.push(err(&f.child("landing_url"), format!("must be a string, found {}", kind(other))));
+            errors.push(err(
+                &f.child("landing_url"),
+                format!("must be a string, found {}", kind(other)),
+            ));
             None
         }
         None => None,
     };
     f.finish(errors);
-    Some(Offer { id: id?, name, advertiser_id, status, landing: landing? })
+    Some(Offer {
+        id: id?,
+        name,
+        advertiser_id,
+        status,
+        landing: landing?,
+    })
 }
 
 #[cfg(test)]
@@ -293,7 +375,11 @@ pub(crate) mod tests {
     }"#;
 
     fn problems(text: &str) -> Vec<String> {
-        Config::compile(text).unwrap_err().iter().map(|e| e.to_string()).collect()
+        Config::compile(text)
+            .unwrap_err()
+            .iter()
+            .map(|e| e.to_string())
+            .collect()
     }
 
     #[test]
@@ -341,7 +427,10 @@ pub(crate) mod tests {
             "landing_ulr: is not a known field",
         ];
         for w in want {
-            assert!(got.iter().any(|g| g.starts_with(w)), "missing {w:?} in {got:#?}");
+            assert!(
+                got.iter().any(|g| g.starts_with(w)),
+                "missing {w:?} in {got:#?}"
+            );
         }
         assert_eq!(got.len(), want.len(), "{got:#?}");
     }
@@ -358,14 +447,22 @@ pub(crate) mod tests {
     fn not_json_and_not_an_object() {
         assert!(problems("{").remove(0).starts_with("is not valid JSON"));
         assert_eq!(problems("[]"), ["must be an object, found an array"]);
-        assert_eq!(problems("{}"), ["version: is required", "offers: is required"]);
-        assert_eq!(problems(r#"{"version":1,"offers":[]}"#), ["offers: must list at least one offer"]);
+        assert_eq!(
+            problems("{}"),
+            ["version: is required", "offers: is required"]
+        );
+        assert_eq!(
+            problems(r#"{"version":1,"offers":[]}"#),
+            ["offers: must list at least one offer"]
+        );
     }
 
     #[test]
     fn digest_changes_with_the_text() {
         let a = Config::compile(DEMO).unwrap().digest;
-        let b = Config::compile(&DEMO.replace("Spring", "Summer")).unwrap().digest;
+        let b = Config::compile(&DEMO.replace("Spring", "Summer"))
+            .unwrap()
+            .digest;
         assert_ne!(a, b);
     }
 }

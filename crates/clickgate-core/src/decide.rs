@@ -57,9 +57,13 @@ pub fn decide(
     let offer = config
         .offers
         .get(&click.offer_id)
-        .ok_or_else(|| RequestError::UnknownOffer { offer_id: click.offer_id.clone() })?;
+        .ok_or_else(|| RequestError::UnknownOffer {
+            offer_id: click.offer_id.clone(),
+        })?;
     if offer.status == OfferStatus::Paused {
-        return Err(RequestError::OfferPaused { offer_id: click.offer_id.clone() });
+        return Err(RequestError::OfferPaused {
+            offer_id: click.offer_id.clone(),
+        });
     }
 
     let mut reasons = Vec::new();
@@ -74,7 +78,11 @@ pub fn decide(
         }
     }
 
-    let verdict = if reasons.is_empty() { TokenVerdict::Redirected } else { TokenVerdict::Blocked };
+    let verdict = if reasons.is_empty() {
+        TokenVerdict::Redirected
+    } else {
+        TokenVerdict::Blocked
+    };
     let token = ClickToken {
         issued_ms: now_ms,
         nonce,
@@ -204,7 +212,11 @@ mod tests {
     }
 
     fn from(ip: &str) -> ClientInfo {
-        ClientInfo { ip: ip.parse().ok(), user_agent: Some("Mozilla/5.0".into()), referer: None }
+        ClientInfo {
+            ip: ip.parse().ok(),
+            user_agent: Some("Mozilla/5.0".into()),
+            referer: None,
+        }
     }
 
     fn run(query: &str, ip: &str) -> Result<ClickOutcome, RequestError> {
@@ -215,15 +227,23 @@ mod tests {
     #[test]
     fn clean_click_redirects_with_its_transaction_id() {
         let out = run("offer_id=1001&aff_id=net-7&sub1=a b", "192.0.2.1").unwrap();
-        let Decision::Redirect { location } = &out.decision else { panic!("{out:?}") };
+        let Decision::Redirect { location } = &out.decision else {
+            panic!("{out:?}")
+        };
         assert_eq!(
             location,
-            &format!("https://shop.example/land?tid={}&o=1001&a=net-7&s1=a%20b", out.transaction_id)
+            &format!(
+                "https://shop.example/land?tid={}&o=1001&a=net-7&s1=a%20b",
+                out.transaction_id
+            )
         );
         let token = ClickToken::open(&out.transaction_id, &key()).unwrap();
         assert_eq!(token.issued_ms, NOW);
         assert_eq!(token.verdict, TokenVerdict::Redirected);
-        assert_eq!((token.offer_id.as_str(), token.aff_id.as_str()), ("1001", "net-7"));
+        assert_eq!(
+            (token.offer_id.as_str(), token.aff_id.as_str()),
+            ("1001", "net-7")
+        );
     }
 
     #[test]
@@ -234,7 +254,9 @@ mod tests {
             ("2001:db8:bad::9", "2001:db8:bad::/48"),
         ] {
             let out = run("offer_id=1001&aff_id=net-7", ip).unwrap();
-            let Decision::Block { reasons } = &out.decision else { panic!("{ip} not blocked") };
+            let Decision::Block { reasons } = &out.decision else {
+                panic!("{ip} not blocked")
+            };
             assert_eq!(
                 reasons,
                 &[Reason {
@@ -251,8 +273,14 @@ mod tests {
 
     #[test]
     fn unknown_and_paused_offers_are_request_errors() {
-        assert!(matches!(run("offer_id=9&aff_id=1", "192.0.2.1"), Err(RequestError::UnknownOffer { .. })));
-        assert!(matches!(run("offer_id=1002&aff_id=1", "192.0.2.1"), Err(RequestError::OfferPaused { .. })));
+        assert!(matches!(
+            run("offer_id=9&aff_id=1", "192.0.2.1"),
+            Err(RequestError::UnknownOffer { .. })
+        ));
+        assert!(matches!(
+            run("offer_id=1002&aff_id=1", "192.0.2.1"),
+            Err(RequestError::OfferPaused { .. })
+        ));
     }
 
     #[test]
@@ -262,7 +290,11 @@ mod tests {
 
     #[test]
     fn log_line_carries_every_input_and_the_reasons() {
-        let out = run("offer_id=1001&aff_id=net-7&sub2=x&source_id=s", "198.51.100.77").unwrap();
+        let out = run(
+            "offer_id=1001&aff_id=net-7&sub2=x&source_id=s",
+            "198.51.100.77",
+        )
+        .unwrap();
         let line: Value = serde_json::from_str(&out.log_line()).unwrap();
         assert_eq!(line["event"], "click");
         assert_eq!(line["ts"], "2026-11-23T12:04:05.123Z");

@@ -38,7 +38,10 @@ impl HttpResponse {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -125,7 +128,12 @@ pub fn unavailable(head: bool) -> HttpResponse {
 }
 
 pub fn health_response(config_digest: &str, head: bool) -> HttpResponse {
-    HttpResponse::new(200, JSON, json!({"ok": true, "config": config_digest}).to_string(), head)
+    HttpResponse::new(
+        200,
+        JSON,
+        json!({"ok": true, "config": config_digest}).to_string(),
+        head,
+    )
 }
 
 #[cfg(test)]
@@ -155,7 +163,13 @@ mod tests {
 
     #[test]
     fn redirect_is_a_302_with_location_and_no_store() {
-        let r = click_response(&outcome(Decision::Redirect { location: "https://x/?t=1".into() }), None, false);
+        let r = click_response(
+            &outcome(Decision::Redirect {
+                location: "https://x/?t=1".into(),
+            }),
+            None,
+            false,
+        );
         assert_eq!(r.status, 302);
         assert_eq!(r.header("location"), Some("https://x/?t=1"));
         assert_eq!(r.header("cache-control"), Some("no-store"));
@@ -163,7 +177,11 @@ mod tests {
 
     #[test]
     fn block_is_403_with_code_1021_in_json() {
-        let r = click_response(&outcome(Decision::Block { reasons: vec![] }), Some("*/*"), false);
+        let r = click_response(
+            &outcome(Decision::Block { reasons: vec![] }),
+            Some("*/*"),
+            false,
+        );
         assert_eq!(r.status, 403);
         assert_eq!(r.header("content-type"), Some(JSON));
         let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
@@ -199,19 +217,46 @@ mod tests {
             (RequestError::NotFound, 404),
             (RequestError::MethodNotAllowed, 405),
             (RequestError::UrlTooLong { len: 9000 }, 414),
-            (RequestError::HeaderTooLarge { name: "cookie".into() }, 431),
-            (RequestError::InvalidParam { name: "sub1".into(), problem: "x".into() }, 400),
-            (RequestError::UnknownOffer { offer_id: Id::parse("9").unwrap() }, 404),
-            (RequestError::OfferPaused { offer_id: Id::parse("9").unwrap() }, 404),
+            (
+                RequestError::HeaderTooLarge {
+                    name: "cookie".into(),
+                },
+                431,
+            ),
+            (
+                RequestError::InvalidParam {
+                    name: "sub1".into(),
+                    problem: "x".into(),
+                },
+                400,
+            ),
+            (
+                RequestError::UnknownOffer {
+                    offer_id: Id::parse("9").unwrap(),
+                },
+                404,
+            ),
+            (
+                RequestError::OfferPaused {
+                    offer_id: Id::parse("9").unwrap(),
+                },
+                404,
+            ),
         ];
         for (e, status) in cases {
             assert_eq!(error_response(&e, false).status, status, "{e:?}");
         }
-        assert_eq!(error_response(&RequestError::MethodNotAllowed, false).header("allow"), Some("GET, HEAD"));
+        assert_eq!(
+            error_response(&RequestError::MethodNotAllowed, false).header("allow"),
+            Some("GET, HEAD")
+        );
     }
 
     #[test]
     fn html_escaping() {
-        assert_eq!(html_escape("<a href='x'>&\"</a>"), "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;");
+        assert_eq!(
+            html_escape("<a href='x'>&\"</a>"),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"
+        );
     }
 }

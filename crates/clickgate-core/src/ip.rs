@@ -45,9 +45,16 @@ impl IpNet {
             },
         };
         let full_prefix = prefix + (128 - max);
-        let net = IpNet { addr: bits, prefix: full_prefix, v4: max == 32 };
+        let net = IpNet {
+            addr: bits,
+            prefix: full_prefix,
+            v4: max == 32,
+        };
         if net.addr & !net.mask() != 0 {
-            let fixed = IpNet { addr: net.addr & net.mask(), ..net };
+            let fixed = IpNet {
+                addr: net.addr & net.mask(),
+                ..net
+            };
             return Err(format!("`{text}` has host bits set; the block is {fixed}"));
         }
         Ok(net)
@@ -126,7 +133,11 @@ impl IpSet {
     pub fn new(entries: impl IntoIterator<Item = IpNet>) -> IpSet {
         let mut all: Vec<Span> = entries
             .into_iter()
-            .map(|entry| Span { first: entry.first(), last: entry.last(), entry })
+            .map(|entry| Span {
+                first: entry.first(),
+                last: entry.last(),
+                entry,
+            })
             .collect();
         // Widest first among equal starts, so the sweep keeps the covering block.
         all.sort_by(|a, b| a.first.cmp(&b.first).then(b.last.cmp(&a.last)));
@@ -173,7 +184,14 @@ mod tests {
 
     #[test]
     fn parses_addresses_and_blocks_of_both_families() {
-        for text in ["203.0.113.7", "198.51.100.0/24", "0.0.0.0/0", "2001:db8::1", "2001:db8::/32", "::/0"] {
+        for text in [
+            "203.0.113.7",
+            "198.51.100.0/24",
+            "0.0.0.0/0",
+            "2001:db8::1",
+            "2001:db8::/32",
+            "::/0",
+        ] {
             assert_eq!(IpNet::parse(text).unwrap().to_string(), text);
         }
     }
@@ -199,9 +217,18 @@ mod tests {
     #[test]
     fn lookup_reports_the_covering_entry() {
         let s = set(&["203.0.113.7", "198.51.100.0/24", "2001:db8:bad::/48"]);
-        assert_eq!(s.lookup(ip("203.0.113.7")).unwrap().to_string(), "203.0.113.7");
-        assert_eq!(s.lookup(ip("198.51.100.200")).unwrap().to_string(), "198.51.100.0/24");
-        assert_eq!(s.lookup(ip("2001:db8:bad:1::5")).unwrap().to_string(), "2001:db8:bad::/48");
+        assert_eq!(
+            s.lookup(ip("203.0.113.7")).unwrap().to_string(),
+            "203.0.113.7"
+        );
+        assert_eq!(
+            s.lookup(ip("198.51.100.200")).unwrap().to_string(),
+            "198.51.100.0/24"
+        );
+        assert_eq!(
+            s.lookup(ip("2001:db8:bad:1::5")).unwrap().to_string(),
+            "2001:db8:bad::/48"
+        );
         assert!(s.lookup(ip("203.0.113.8")).is_none());
         assert!(s.lookup(ip("198.51.101.0")).is_none());
         assert!(s.lookup(ip("2001:db8:bae::1")).is_none());
@@ -242,11 +269,19 @@ mod tests {
         fn arb_net() -> impl Strategy<Value = IpNet> {
             prop_oneof![
                 (any::<u32>(), 0u8..=32).prop_map(|(a, p)| {
-                    let masked = if p == 0 { 0 } else { a & (u32::MAX << (32 - u32::from(p))) };
+                    let masked = if p == 0 {
+                        0
+                    } else {
+                        a & (u32::MAX << (32 - u32::from(p)))
+                    };
                     IpNet::parse(&format!("{}/{p}", Ipv4Addr::from(masked))).unwrap()
                 }),
                 (any::<u128>(), 0u8..=128).prop_map(|(a, p)| {
-                    let masked = if p == 0 { 0 } else { a & (u128::MAX << (128 - u32::from(p))) };
+                    let masked = if p == 0 {
+                        0
+                    } else {
+                        a & (u128::MAX << (128 - u32::from(p)))
+                    };
                     IpNet::parse(&format!("{}/{p}", Ipv6Addr::from(masked))).unwrap()
                 }),
             ]

@@ -16,7 +16,8 @@ mod tests {
 
     #[test]
     fn fault_line_is_json_with_escaped_text() {
-        let v: serde_json::Value = serde_json::from_str(&fault_line("token_secret", "a \"quoted\"\nproblem")).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&fault_line("token_secret", "a \"quoted\"\nproblem")).unwrap();
         assert_eq!(v["event"], "fault");
         assert_eq!(v["problem"], "a \"quoted\"\nproblem");
     }

@@ -7,7 +7,11 @@
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 /// Everything but RFC 3986's unreserved characters is encoded.
-const VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Macro {
@@ -93,14 +97,19 @@ impl Template {
     /// Compiles a landing URL. The problems are written for an operator reading `config validate`.
     pub fn compile(text: &str) -> Result<Template, String> {
         if text.len() > MAX_TEMPLATE_LEN {
-            return Err(format!("is {} bytes; at most {MAX_TEMPLATE_LEN}", text.len()));
+            return Err(format!(
+                "is {} bytes; at most {MAX_TEMPLATE_LEN}",
+                text.len()
+            ));
         }
         let lower = text.get(..8).unwrap_or(text).to_ascii_lowercase();
         if !(lower.starts_with("https://") || lower.starts_with("http://")) {
             return Err("must start with https:// or http://".into());
         }
         if let Some(c) = text.chars().find(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!("contains {c:?}; spaces and control characters must be percent-encoded"));
+            return Err(format!(
+                "contains {c:?}; spaces and control characters must be percent-encoded"
+            ));
         }
         let host_start = text.find("://").map(|i| i + 3).unwrap_or(0);
         let host_end = text[host_start..]
@@ -121,16 +130,25 @@ impl Template {
         let mut rest = text;
         while let Some(open) = rest.find(['{', '}']) {
             if rest.as_bytes()[open] == b'}' {
-                return Err(format!("has a `}}` without `{{` at byte {}", text.len() - rest.len() + open));
+                return Err(format!(
+                    "has a `}}` without `{{` at byte {}",
+                    text.len() - rest.len() + open
+                ));
             }
             literal.push_str(&rest[..open]);
             let after = &rest[open + 1..];
-            let close = after
-                .find('}')
-                .ok_or_else(|| format!("has a `{{` without `}}` at byte {}", text.len() - rest.len() + open))?;
+            let close = after.find('}').ok_or_else(|| {
+                format!(
+                    "has a `{{` without `}}` at byte {}",
+                    text.len() - rest.len() + open
+                )
+            })?;
             let name = &after[..close];
             let m = Macro::from_name(name).ok_or_else(|| {
-                format!("unknown macro `{{{name}}}`; known: {}", MACRO_NAMES.map(|n| format!("{{{n}}}")).join(" "))
+                format!(
+                    "unknown macro `{{{name}}}`; known: {}",
+                    MACRO_NAMES.map(|n| format!("{{{n}}}")).join(" ")
+                )
             })?;
             if !literal.is_empty() {
                 parts.push(Part::Literal(std::mem::take(&mut literal)));

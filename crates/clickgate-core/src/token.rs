@@ -136,7 +136,9 @@ impl ClickToken {
         if text.is_empty() || text.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Malformed);
         }
-        let raw = URL_SAFE_NO_PAD.decode(text).map_err(|_| TokenError::Malformed)?;
+        let raw = URL_SAFE_NO_PAD
+            .decode(text)
+            .map_err(|_| TokenError::Malformed)?;
         if raw.len() < 1 + 6 + NONCE_LEN + 1 + 2 + 2 + TAG_LEN {
             return Err(TokenError::Malformed);
         }
@@ -159,7 +161,13 @@ impl ClickToken {
         if !r.rest.is_empty() {
             return Err(TokenError::Malformed);
         }
-        Ok(ClickToken { issued_ms: u64::from_be_bytes(ms), nonce, verdict, offer_id, aff_id })
+        Ok(ClickToken {
+            issued_ms: u64::from_be_bytes(ms),
+            nonce,
+            verdict,
+            offer_id,
+            aff_id,
+        })
     }
 }
 
@@ -208,7 +216,9 @@ mod tests {
     #[test]
     fn seal_then_open_round_trips() {
         let sealed = token().seal(&key());
-        assert!(sealed.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(sealed
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         assert_eq!(ClickToken::open(&sealed, &key()).unwrap(), token());
     }
 
@@ -235,7 +245,10 @@ mod tests {
     fn unknown_version_is_named() {
         let mut raw = URL_SAFE_NO_PAD.decode(token().seal(&key())).unwrap();
         raw[0] = 9;
-        assert_eq!(ClickToken::open(&URL_SAFE_NO_PAD.encode(raw), &key()), Err(TokenError::UnknownVersion(9)));
+        assert_eq!(
+            ClickToken::open(&URL_SAFE_NO_PAD.encode(raw), &key()),
+            Err(TokenError::UnknownVersion(9))
+        );
     }
 
     #[cfg(not(target_arch = "wasm32"))]
