@@ -58,24 +58,40 @@ read -r _ bare_url <&3
 # Drain the decision log so the Worker never blocks on a full pipe.
 cat <&3 >/dev/null &
 
-path='c?offer_id=1001&aff_id=net-7&sub1=spring&source_id=feed-3'
+path=${BENCH_PATH:-'c?offer_id=1001&aff_id=net-7&sub1=spring&source_id=feed-3'}
 curl -sf -o /dev/null -w '  clickgate warm-up: %{http_code}\n' "${clickgate_url}${path}"
 curl -sf -o /dev/null -w '  bare warm-up: %{http_code}\n' "${bare_url}${path}"
 
-run() { # name url -> "rps p99ms"
-  local out rps p99
+# CPU seconds a process has used (utime + stime), to charge each Worker's own runtime process.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+listener_pid() { ss -ltnpH "sport = :$1" | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n1; }
+port_of() { sed -E 's#^http://[^:]+:([0-9]+).*#\1#' <<<"$1"; }
+clickgate_pid=$(listener_pid "$(port_of "$clickgate_url")")
+bare_pid=$(listener_pid "$(port_of "$bare_url")")
+ticks_per_s=$(getconf CLK_TCK)
+
+run() { # name url pid -> "rps p99ms cpu_us_per_request"
+  local out rps p99 reqs t0 t1 cpu_us
+  t0=$(cpu_ticks "$3")
   out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$2")
+  t1=$(cpu_ticks "$3")
   rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
+  reqs=$(awk '/requests in/ { print $1 }' <<<"$out")
   p99=$(awk '$1 == "99%" { v = $2; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v) } else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 } print v }' <<<"$out")
+  cpu_us=$(awk -v d=$((t1 - t0)) -v n="$reqs" -v hz="$ticks_per_s" 'BEGIN { printf "%.1f", d * 1e6 / hz / n }')
   non2xx=$(awk '/Non-2xx or 3xx/ { print $NF }' <<<"$out")
-  printf '  %-10s %10.0f req/s   p99 %7.2f ms%s\n' "$1" "$rps" "$p99" "${non2xx:+   non-3xx: $non2xx}" >&2
-  echo "$rps $p99"
+  printf '  %-10s %10.0f req/s   p99 %7.2f ms   workerd CPU %6.1f µs/request%s\n' \
+    "$1" "$rps" "$p99" "$cpu_us" "${non2xx:+   non-3xx: $non2xx}" >&2
+  echo "$rps $p99 $cpu_us"
 }
 # Interleaved, two rounds each, so drift on a noisy machine hits both sides alike.
-read -r b1 _ < <(run bare "${bare_url}${path}")
-read -r c1 _ < <(run clickgate "${clickgate_url}${path}")
-read -r b2 _ < <(run bare "${bare_url}${path}")
-read -r c2 _ < <(run clickgate "${clickgate_url}${path}")
-awk -v b="$b1 $b2" -v c="$c1 $c2" 'BEGIN { split(b, B); split(c, C);
-  printf "  ratio clickgate / bare: %.2f (round 1 %.2f, round 2 %.2f; target >= 0.9)\n",
-    (C[1] + C[2]) / (B[1] + B[2]), C[1] / B[1], C[2] / B[2] }'
+read -r b1 _ bc1 < <(run bare "${bare_url}${path}" "$bare_pid")
+read -r c1 _ cc1 < <(run clickgate "${clickgate_url}${path}" "$clickgate_pid")
+read -r b2 _ bc2 < <(run bare "${bare_url}${path}" "$bare_pid")
+read -r c2 _ cc2 < <(run clickgate "${clickgate_url}${path}" "$clickgate_pid")
+awk -v b="$b1 $b2" -v c="$c1 $c2" -v bc="$bc1 $bc2" -v cc="$cc1 $cc2" 'BEGIN {
+  split(b, B); split(c, C); split(bc, BC); split(cc, CC);
+  printf "  throughput ratio clickgate / bare: %.2f (round 1 %.2f, round 2 %.2f; target >= 0.9)\n",
+    (C[1] + C[2]) / (B[1] + B[2]), C[1] / B[1], C[2] / B[2]
+  printf "  runtime CPU per request, bare / clickgate: %.2f (%.1f vs %.1f µs)\n",
+    (BC[1] + BC[2]) / (CC[1] + CC[2]), (BC[1] + BC[2]) / 2, (CC[1] + CC[2]) / 2 }'

@@ -9,10 +9,8 @@ use clickgate_core::http::{self, HttpResponse};
 use clickgate_core::ip::parse_client_ip;
 use clickgate_core::log::fault_line;
 use clickgate_core::token::{TokenKey, NONCE_LEN};
-use worker::{
-    console_error, console_log, event, Context, Date, Env, Headers, Method, Request, Response,
-    Result,
-};
+use worker::worker_sys::web_sys;
+use worker::{console_error, console_log, event, Context, Date, Env, Method, Request, Result};
 
 /// The KV binding and key that hold the config document (see wrangler.toml and the README).
 const CONFIG_BINDING: &str = "CLICKGATE_CONFIG";
@@ -20,6 +18,7 @@ const CONFIG_KEY: &str = "config";
 /// How old the isolate's copy may get before it is re-read from KV, unless `CONFIG_REFRESH_SECONDS`
 /// says otherwise.
 const DEFAULT_REFRESH_SECONDS: u64 = 30;
+const READ_HEADERS: [&str; 4] = ["cf-connecting-ip", "user-agent", "referer", "accept"];
 
 thread_local! {
     // An isolate runs one request at a time on one thread; these live as long as the isolate.
@@ -33,17 +32,18 @@ fn start() {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
     let now_ms = Date::now().as_millis();
     let method = req.method();
     let head = method == Method::Head;
     let url = req.inner().url();
-    let headers: Vec<(String, String)> = req.headers().entries().collect();
+    // Only the headers the decision uses cross into wasm: each crossing costs, on every click.
+    let headers: Vec<(&str, String)> = READ_HEADERS
+        .iter()
+        .filter_map(|name| req.headers().get(name).ok().flatten().map(|v| (*name, v)))
+        .collect();
 
-    let sizes = click::check_sizes(
-        url.len(),
-        headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-    );
+    let sizes = click::check_sizes(url.len(), headers.iter().map(|(n, v)| (*n, v.as_str())));
     let (path, query) = click::split_url(&url);
     let route = match sizes.and_then(|()| click::route(method.as_ref(), path, query)) {
         Ok(route) => route,
@@ -64,7 +64,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let header = |name: &str| {
         headers
             .iter()
-            .find(|(n, _)| n == name)
+            .find(|(n, _)| *n == name)
             .map(|(_, v)| v.clone())
     };
     let client = ClientInfo {
@@ -169,14 +169,16 @@ fn token_key(env: &Env) -> Option<TokenKey> {
     }
 }
 
-/// Copies the core's response onto a runtime response.
-fn respond(r: HttpResponse) -> Result<Response> {
-    let headers = Headers::new();
+/// Copies the core's response onto a runtime response. Built on the runtime's own Response
+/// directly: the SDK's builder copies headers and body once more, on every click.
+fn respond(r: HttpResponse) -> Result<web_sys::Response> {
+    let headers = web_sys::Headers::new()?;
     for (name, value) in &r.headers {
         headers.set(name, value)?;
     }
-    Ok(Response::builder()
-        .with_status(r.status)
-        .with_headers(headers)
-        .fixed(r.body.into_bytes()))
+    let init = web_sys::ResponseInit::new();
+    init.set_status(r.status);
+    init.set_headers(&headers);
+    let body = (!r.body.is_empty()).then_some(r.body.as_str());
+    Ok(web_sys::Response::new_with_opt_str_and_init(body, &init)?)
 }

@@ -198,6 +198,7 @@ fn bad_requests_get_clear_4xx_errors_and_never_a_500() {
     let w = started_with_demo(&[]);
     let error = |path: &str, headers: &[(&str, &str)]| {
         let r = w.get(path, headers);
+        assert!(!r.body.is_empty(), "{path}: {} with an empty body", r.status);
         (r.status, r.json())
     };
     let (s, b) = error("/c?aff_id=net-7", &[]);
@@ -231,7 +232,7 @@ fn bad_requests_get_clear_4xx_errors_and_never_a_500() {
     let big = "y".repeat(5000);
     let (s, b) = error(
         "/c?offer_id=1001&aff_id=net-7",
-        &[("x-padding", big.as_str())],
+        &[("user-agent", big.as_str())],
     );
     assert_eq!(
         (s, b["error"]["code"].as_str()),

@@ -48,8 +48,9 @@ impl Drop for TempDir {
 
 pub struct Worker {
     child: Child,
-    // Kept open: serve.mjs stops when its stdin closes, so a crashed test never leaks a workerd.
-    _stdin: ChildStdin,
+    // serve.mjs stops workerd and exits when its stdin closes: dropping this is the clean stop, and
+    // it also happens when the test process dies, so no workerd outlives its test.
+    stdin: Option<ChildStdin>,
     pub base: String,
     pub state: TempDir,
     log: Arc<Mutex<Vec<String>>>,
@@ -134,7 +135,7 @@ impl Worker {
             .into();
         Worker {
             child,
-            _stdin: stdin,
+            stdin: Some(stdin),
             base,
             state,
             log,
@@ -239,6 +240,15 @@ impl Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Killing node skips Miniflare's shutdown and would orphan workerd: only as a last resort.
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

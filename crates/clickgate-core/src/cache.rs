@@ -8,9 +8,8 @@
 
 use std::sync::Arc;
 
-use serde_json::json;
-
 use crate::config::{digest, Config, ConfigError};
+use crate::log::JsonLine;
 
 /// A refresh that has not finished after this long is assumed lost (its request was cancelled), so
 /// another may start.
@@ -58,19 +57,25 @@ pub enum SlotEvent {
 impl SlotEvent {
     /// A structured log line; `Unchanged` is too frequent to be worth one.
     pub fn log_line(&self) -> Option<String> {
+        let line = JsonLine::new().str("event", "config");
         let line = match self {
-            SlotEvent::Loaded { digest, previous } => {
-                json!({"event": "config", "level": "info", "status": "loaded", "config": digest, "previous": previous})
-            }
+            SlotEvent::Loaded { digest, previous } => line
+                .str("level", "info")
+                .str("status", "loaded")
+                .str("config", digest)
+                .opt("previous", previous.as_deref()),
             SlotEvent::Unchanged { .. } => return None,
-            SlotEvent::KeptLastGood { digest, problem } => json!({
-                "event": "config", "level": "error", "status": "kept_last_good", "config": digest, "problem": problem
-            }),
-            SlotEvent::NoConfig { problem } => {
-                json!({"event": "config", "level": "error", "status": "no_config", "problem": problem})
-            }
+            SlotEvent::KeptLastGood { digest, problem } => line
+                .str("level", "error")
+                .str("status", "kept_last_good")
+                .str("config", digest)
+                .str("problem", problem),
+            SlotEvent::NoConfig { problem } => line
+                .str("level", "error")
+                .str("status", "no_config")
+                .str("problem", problem),
         };
-        Some(line.to_string())
+        Some(line.finish())
     }
 }
 

@@ -108,7 +108,8 @@ impl fmt::Display for RequestError {
     }
 }
 
-/// Refuses a request whose URL or headers are past the limits. Called before routing.
+/// Refuses a request whose URL or headers are past the limits. Called before routing, with the
+/// headers the edge reads (the runtime already bounds the rest).
 pub fn check_sizes<'a>(
     url_len: usize,
     headers: impl IntoIterator<Item = (&'a str, &'a str)>,

@@ -6,10 +6,9 @@
 //! A block is a value ([`Decision::Block`]) carrying its reasons; an `Err` here means the request was
 //! not a servable click at all (unknown offer), which is the client's problem, not a verdict.
 
-use serde_json::{json, Value};
-
 use crate::click::{is_link_preview, ClickParams, ClientInfo, Id, RequestError};
 use crate::config::{Config, OfferStatus};
+use crate::log::JsonLine;
 use crate::template::MacroValues;
 use crate::token::{ClickToken, TokenKey, TokenVerdict, NONCE_LEN};
 
@@ -126,38 +125,50 @@ impl ClickOutcome {
 
     /// The decision as one JSON log line. It carries every input of the decision (ip, user agent,
     /// referrer, ids, time), so a day of these lines can be replayed through another config.
+    /// Absent values are left out.
     pub fn log_line(&self) -> String {
         let (verdict, reasons): (&str, &[Reason]) = match &self.decision {
             Decision::Redirect { .. } => ("redirect", &[]),
             Decision::Block { reasons } => ("block", reasons),
         };
-        let reasons: Vec<Value> = reasons
-            .iter()
-            .map(|r| json!({"code": r.code, "rule_id": r.rule_id, "matched": r.matched, "value": r.value}))
-            .collect();
+        let mut reasons_json = String::from("[");
+        for (i, r) in reasons.iter().enumerate() {
+            if i > 0 {
+                reasons_json.push(',');
+            }
+            let one = JsonLine::new()
+                .str("code", r.code)
+                .str("rule_id", &r.rule_id)
+                .str("matched", &r.matched)
+                .str("value", &r.value)
+                .finish();
+            reasons_json.push_str(&one);
+        }
+        reasons_json.push(']');
         let c = &self.click;
-        json!({
-            "event": "click",
-            "ts": rfc3339_ms(self.at_ms),
-            "transaction_id": self.transaction_id,
-            "verdict": verdict,
-            "reasons": reasons,
-            "rule_id": match &self.decision {
-                Decision::Block { reasons } => reasons.first().map(|r| r.rule_id.as_str()),
-                Decision::Redirect { .. } => None,
-            },
-            "offer_id": c.offer_id.as_str(),
-            "aff_id": c.aff_id.as_str(),
-            "advertiser_id": self.advertiser_id.as_ref().map(Id::as_str),
-            "source_id": c.source_id,
-            "sub1": c.subs[0], "sub2": c.subs[1], "sub3": c.subs[2], "sub4": c.subs[3], "sub5": c.subs[4],
-            "ip": self.client.ip.map(|ip| ip.to_string()),
-            "user_agent": self.client.user_agent,
-            "referer": self.client.referer,
-            "preview": self.preview,
-            "config": self.config_digest,
-        })
-        .to_string()
+        let ip = self.client.ip.map(|ip| ip.to_string());
+        JsonLine::new()
+            .str("event", "click")
+            .str("ts", &rfc3339_ms(self.at_ms))
+            .str("transaction_id", &self.transaction_id)
+            .str("verdict", verdict)
+            .raw("reasons", &reasons_json)
+            .opt("rule_id", reasons.first().map(|r| r.rule_id.as_str()))
+            .str("offer_id", c.offer_id.as_str())
+            .str("aff_id", c.aff_id.as_str())
+            .opt("advertiser_id", self.advertiser_id.as_ref().map(Id::as_str))
+            .opt("source_id", c.source_id.as_deref())
+            .opt("sub1", c.subs[0].as_deref())
+            .opt("sub2", c.subs[1].as_deref())
+            .opt("sub3", c.subs[2].as_deref())
+            .opt("sub4", c.subs[3].as_deref())
+            .opt("sub5", c.subs[4].as_deref())
+            .opt("ip", ip.as_deref())
+            .opt("user_agent", self.client.user_agent.as_deref())
+            .opt("referer", self.client.referer.as_deref())
+            .bool("preview", self.preview)
+            .str("config", &self.config_digest)
+            .finish()
     }
 }
 
@@ -195,6 +206,7 @@ mod tests {
     use super::*;
     use crate::click::{route, Route};
     use crate::config::tests::DEMO;
+    use serde_json::Value;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -307,6 +319,11 @@ mod tests {
         assert_eq!(line["source_id"], "s");
         assert_eq!(line["advertiser_id"], "acme");
         assert_eq!(line["transaction_id"], out.transaction_id.as_str());
+        assert!(
+            line.get("sub1").is_none(),
+            "absent values are left out: {line}"
+        );
+        assert_eq!(line["user_agent"], "Mozilla/5.0");
     }
 
     #[test]

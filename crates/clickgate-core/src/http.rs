@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::click::RequestError;
 use crate::decide::{ClickOutcome, Decision};
+use crate::log::push_json_str;
 
 pub const BLOCK_CODE: u16 = 1021;
 pub const BLOCK_MESSAGE: &str = "1021 : click fraud check";
@@ -52,11 +53,15 @@ fn wants_html(accept: Option<&str>) -> bool {
 
 pub fn click_response(outcome: &ClickOutcome, accept: Option<&str>, head: bool) -> HttpResponse {
     match &outcome.decision {
-        Decision::Redirect { location } => {
-            let mut r = HttpResponse::new(302, "text/plain; charset=utf-8", String::new(), head);
-            r.headers.push(("location", location.clone()));
-            r
-        }
+        // The redirect carries no body, so no content headers: each header is work on every click.
+        Decision::Redirect { location } => HttpResponse {
+            status: 302,
+            headers: vec![
+                ("location", location.clone()),
+                ("cache-control", "no-store".to_owned()),
+            ],
+            body: String::new(),
+        },
         Decision::Block { .. } => block_response(&outcome.transaction_id, accept, head),
     }
 }
@@ -76,8 +81,14 @@ fn block_response(reference: &str, accept: Option<&str>, head: bool) -> HttpResp
         );
         HttpResponse::new(403, HTML, body, head)
     } else {
-        let body = json!({"error": {"code": BLOCK_CODE, "message": BLOCK_MESSAGE, "reference": reference}});
-        HttpResponse::new(403, JSON, body.to_string(), head)
+        // Written directly, not through serde_json::Value: under attack most clicks take this path.
+        let mut body = String::with_capacity(128);
+        body.push_str(&format!("{{\"error\":{{\"code\":{BLOCK_CODE},\"message\":"));
+        push_json_str(&mut body, BLOCK_MESSAGE);
+        body.push_str(",\"reference\":");
+        push_json_str(&mut body, reference);
+        body.push_str("}}");
+        HttpResponse::new(403, JSON, body, head)
     }
 }
 
