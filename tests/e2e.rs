@@ -198,7 +198,11 @@ fn bad_requests_get_clear_4xx_errors_and_never_a_500() {
     let w = started_with_demo(&[]);
     let error = |path: &str, headers: &[(&str, &str)]| {
         let r = w.get(path, headers);
-        assert!(!r.body.is_empty(), "{path}: {} with an empty body", r.status);
+        assert!(
+            !r.body.is_empty(),
+            "{path}: {} with an empty body",
+            r.status
+        );
         (r.status, r.json())
     };
     let (s, b) = error("/c?aff_id=net-7", &[]);
