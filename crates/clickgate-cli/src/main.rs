@@ -24,6 +24,7 @@ const KV_BINDING: &str = "CLICKGATE_CONFIG";
 const KV_KEY: &str = "config";
 
 /// Exit codes: 0 done, 1 the document is invalid, 2 the command line is wrong, 3 wrangler failed.
+#[derive(Debug)]
 enum Failure {
     Invalid,
     Usage(String),
@@ -92,6 +93,7 @@ fn validate(file: &Path) -> Result<Config, Failure> {
     }
 }
 
+#[derive(Debug)]
 struct PushOptions {
     remote: bool,
     persist_to: Option<PathBuf>,
@@ -204,5 +206,64 @@ fn find_upwards(name: &str) -> Option<PathBuf> {
         if !dir.pop() {
             return None;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(words: &[&str]) -> Result<PushOptions, String> {
+        parse_push_flags(words).map_err(|f| match f {
+            Failure::Usage(m) | Failure::Io(m) => m,
+            Failure::Invalid => "invalid".into(),
+        })
+    }
+
+    #[test]
+    fn push_needs_exactly_one_target() {
+        assert!(flags(&[]).unwrap_err().contains("--local or --remote"));
+        assert!(flags(&["--local", "--remote"])
+            .unwrap_err()
+            .contains("not both"));
+        assert!(!flags(&["--local", "--local"]).unwrap().remote);
+        assert!(flags(&["--remote"]).unwrap().remote);
+    }
+
+    #[test]
+    fn push_options_take_values() {
+        let o = flags(&[
+            "--local",
+            "--persist-to",
+            "/tmp/x",
+            "--wrangler-config",
+            "w.toml",
+        ])
+        .unwrap();
+        assert_eq!(o.persist_to, Some(PathBuf::from("/tmp/x")));
+        assert_eq!(o.wrangler_config, Some(PathBuf::from("w.toml")));
+        assert!(flags(&["--local", "--persist-to"])
+            .unwrap_err()
+            .contains("needs a value"));
+        assert!(flags(&["--remote", "--persist-to", "d"])
+            .unwrap_err()
+            .contains("--local only"));
+        assert!(flags(&["--local", "--force"])
+            .unwrap_err()
+            .contains("unknown option `--force`"));
+    }
+
+    #[test]
+    fn unknown_commands_are_usage_errors() {
+        let run_words = |w: &[&str]| run(&w.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert!(matches!(run_words(&[]), Err(Failure::Usage(_))));
+        assert!(matches!(
+            run_words(&["config", "frobnicate"]),
+            Err(Failure::Usage(_))
+        ));
+        assert!(matches!(
+            run_words(&["config", "validate", "/nonexistent/x.json"]),
+            Err(Failure::Io(_))
+        ));
     }
 }
