@@ -19,3 +19,4 @@ pub mod ip;
 pub mod log;
 pub mod template;
 pub mod token;
+pub mod ua;

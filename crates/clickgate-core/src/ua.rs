@@ -1,0 +1,464 @@
+//! What a User-Agent header says about the client: automation, and how old its OS and browser are.
+//!
+//! Bots are found with literal patterns (one Aho-Corasick automaton over the lower-cased header) and
+//! a few structural signs, never with a regex: compiling a large Unicode regex costs a fresh wasm
+//! isolate more than its whole per-request CPU budget. The patterns are checked against a labelled
+//! corpus of crawler and browser user agents in `tests/bot_corpus.rs`.
+
+use std::sync::OnceLock;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+
+/// Tokens that only automation puts in a User-Agent. Matched case-insensitively anywhere.
+const BOT_TOKENS: &[&str] = &[
+    // self-declared crawlers
+    "bot",
+    "crawl",
+    "spider",
+    "slurp",
+    "scrap",
+    "archiver",
+    "indexer",
+    "fetcher",
+    "-fetch",
+    "feedparser",
+    "rss",
+    "validator",
+    "preview",
+    "monitor",
+    "checker",
+    "scanner",
+    "search",
+    "analyzer",
+    "proximic",
+    "mediapartners",
+    "google-",
+    "google favicon",
+    "yahoo! ",
+    "yandex",
+    "baidu",
+    "bingpreview",
+    "sogou",
+    "exabot",
+    "ia_archiver",
+    "facebookexternalhit",
+    "ahrefs",
+    "semrush",
+    "mj12",
+    "dataprovider",
+    "lighthouse",
+    "pagespeed",
+    "gtmetrix",
+    "pingdom",
+    "uptime",
+    "statuscake",
+    "site24x7",
+    "newrelic",
+    "datadog",
+    "zgrab",
+    "masscan",
+    "nmap",
+    "nikto",
+    "sqlmap",
+    "nuclei",
+    "cloudflare-",
+    "cf-network-",
+    "amazon-route53",
+    "amazoncloudfront",
+    // headless and automated browsers
+    "headless",
+    "phantomjs",
+    "slimerjs",
+    "selenium",
+    "webdriver",
+    "puppeteer",
+    "playwright",
+    "electron/",
+    "htmlunit",
+    "cypress",
+    // HTTP libraries and command-line clients
+    "curl",
+    "wget",
+    "libwww",
+    "lwp-",
+    "python",
+    "aiohttp",
+    "httpx",
+    "requests/",
+    "urllib",
+    "java/",
+    "jakarta",
+    "apache-httpclient",
+    "go-http-client",
+    "node-fetch",
+    "undici",
+    "axios",
+    "got (",
+    "superagent",
+    "guzzle",
+    "php/",
+    "ruby",
+    "perl",
+    "libcurl",
+    "winhttp",
+    "httpclient",
+    "http_request",
+    "http-client",
+    "httpunit",
+    "restsharp",
+    "postman",
+    "insomnia",
+    "powershell",
+    "dart:io",
+    "reqwest",
+    "hyper/",
+    "rust",
+    "nutch",
+    "heritrix",
+    "httrack",
+    "teleport",
+    "offline explorer",
+    "webcopier",
+    "webzip",
+    "mechanize",
+    "scrapy",
+    "colly",
+    "ning/",
+    "synapse",
+    "indy library",
+    "grequests",
+    "cpp-httplib",
+    "qt/",
+    "wininet",
+    // monitoring, auditing, SEO and feed services that announce themselves by product name
+    "agent",
+    "scan",
+    "audit",
+    "inspector",
+    "optimizer",
+    "resolver",
+    "batch",
+    "verify",
+    "ptst/",
+    "appinsights",
+    "dareboost",
+    "outbrain",
+    "datanyze",
+    "newsai",
+    "attracta",
+    "collapsify",
+    "hardenize",
+    "netcraft",
+    "silktide",
+    "sindup",
+    "turingos",
+    "webcapture",
+    "dlc/",
+    "feeder",
+    "foregenix",
+    "hotjar",
+    "linktiger",
+    "marketgoo",
+    "miniature.io",
+    "newsnow",
+    "openvas",
+    "playstore-google",
+    "readable/",
+    "retroliste",
+    "securityheaders",
+    "splash",
+    "rigor",
+    "testlocally",
+    "abuse.",
+    " ylt ",
+    "upday",
+    "watchtowr",
+    "productfinder",
+];
+
+/// Device and app names that contain a bot token but are people's phones and browsers.
+const NOT_BOTS: &[&str] = &["cubot", "robot_ios", "searchcraft", "searchapp"];
+
+/// App network stacks that send tracking clicks for people (server-side clicks from app SDKs).
+const APP_STACKS: &[&str] = &["dalvik/", "cfnetwork/", "darwin/", "okhttp/"];
+
+fn bot_matcher() -> &'static (AhoCorasick, AhoCorasick) {
+    static M: OnceLock<(AhoCorasick, AhoCorasick)> = OnceLock::new();
+    M.get_or_init(|| {
+        let build = |patterns: &[&str]| {
+            AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::LeftmostFirst)
+                .build(patterns)
+                .expect("the bot patterns are valid literals")
+        };
+        (build(BOT_TOKENS), build(NOT_BOTS))
+    })
+}
+
+/// Why a User-Agent looks automated: the pattern or sign that matched, for the decision log.
+pub fn bot_signature(user_agent: Option<&str>) -> Option<String> {
+    let ua = user_agent.map(str::trim).unwrap_or("");
+    if ua.is_empty() {
+        return Some("(empty user agent)".into());
+    }
+    let (tokens, exceptions) = bot_matcher();
+    if let Some(m) = tokens.find(ua) {
+        let pattern = BOT_TOKENS[m.pattern().as_usize()];
+        // A token inside an exception ("CUBOT" phones) does not count.
+        let excused = exceptions
+            .find_iter(ua)
+            .any(|e| e.start() <= m.start() && m.end() <= e.end());
+        if !excused {
+            return Some(pattern.to_owned());
+        }
+    }
+    // Browsers never put a URL or an e-mail address in their User-Agent; crawlers sign with one.
+    for sign in ["http://", "https://", "www.", ".com"] {
+        if contains_ignore_case(ua, sign) {
+            return Some(format!("contains {sign:?}"));
+        }
+    }
+    // An e-mail address; `@` before a digit is a version (`android@150.0`), not an address.
+    if ua
+        .as_bytes()
+        .windows(2)
+        .any(|w| w[0] == b'@' && w[1].is_ascii_alphabetic())
+    {
+        return Some("contains an e-mail address".into());
+    }
+    // `(compatible; ...)` is how crawlers dress as browsers; the only browser that says it is old
+    // Internet Explorer.
+    if contains_ignore_case(ua, "compatible;")
+        && !contains_ignore_case(ua, "msie")
+        && !contains_ignore_case(ua, "trident/")
+    {
+        return Some("compatible; without a browser".into());
+    }
+    // Every browser and in-app web view sends `Mozilla/5.0 (...)`; other clients are programs,
+    // except the app network stacks that carry server-side clicks.
+    if !ua.starts_with("Mozilla/") && !ua.starts_with("Opera/") {
+        let lower = ua.to_ascii_lowercase();
+        if !APP_STACKS.iter().any(|s| lower.contains(s)) {
+            return Some("not a browser user agent".into());
+        }
+    }
+    None
+}
+
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// Operating system and browser with their major versions, as far as the User-Agent tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Platform {
+    pub os: Option<(Os, u32)>,
+    pub browser: Option<(Browser, u32)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Os {
+    Android,
+    Ios,
+    Windows,
+    MacOs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Browser {
+    Chrome,
+    Firefox,
+    Safari,
+    Edge,
+}
+
+impl Os {
+    pub fn name(self) -> &'static str {
+        match self {
+            Os::Android => "android",
+            Os::Ios => "ios",
+            Os::Windows => "windows",
+            Os::MacOs => "macos",
+        }
+    }
+}
+
+impl Browser {
+    pub fn name(self) -> &'static str {
+        match self {
+            Browser::Chrome => "chrome",
+            Browser::Firefox => "firefox",
+            Browser::Safari => "safari",
+            Browser::Edge => "edge",
+        }
+    }
+}
+
+/// The number that starts `text` (`"17_4 like"` → 17).
+fn leading_number(text: &str) -> Option<u32> {
+    let digits: &str = &text[..text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len())];
+    digits.parse().ok()
+}
+
+fn version_after(ua: &str, marker: &str) -> Option<u32> {
+    ua.find(marker)
+        .and_then(|i| leading_number(&ua[i + marker.len()..]))
+}
+
+pub fn platform(user_agent: &str) -> Platform {
+    let ua = user_agent;
+    let os = if let Some(v) = version_after(ua, "Android ") {
+        Some((Os::Android, v))
+    } else if let Some(v) = version_after(ua, "iPhone OS ").or_else(|| version_after(ua, "CPU OS "))
+    {
+        Some((Os::Ios, v))
+    } else if let Some(v) = version_after(ua, "Windows NT ") {
+        // NT 10 is Windows 10 and 11; 6.3 is 8.1, 6.1 is 7: report the marketing major.
+        let major = match v {
+            10 => 10,
+            6 => match ua[ua.find("Windows NT 6.").map_or(0, |i| i + 13)..]
+                .chars()
+                .next()
+            {
+                Some('3') => 8,
+                Some('2') => 8,
+                _ => 7,
+            },
+            v => v,
+        };
+        Some((Os::Windows, major))
+    } else {
+        version_after(ua, "Mac OS X ").map(|v| (Os::MacOs, v))
+    };
+    let browser = if let Some(v) = version_after(ua, "Edg/") {
+        Some((Browser::Edge, v))
+    } else if let Some(v) = version_after(ua, "Firefox/").or_else(|| version_after(ua, "FxiOS/")) {
+        Some((Browser::Firefox, v))
+    } else if let Some(v) = version_after(ua, "Chrome/").or_else(|| version_after(ua, "CriOS/")) {
+        Some((Browser::Chrome, v))
+    } else if ua.contains("Safari/") {
+        version_after(ua, "Version/").map(|v| (Browser::Safari, v))
+    } else {
+        None
+    };
+    Platform { os, browser }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    const IPHONE: &str =
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 \
+                          (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";
+    const ANDROID: &str =
+        "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) \
+                           Chrome/124.0.0.0 Mobile Safari/537.36";
+    const WINDOWS: &str =
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) \
+                           Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.51";
+
+    #[test]
+    fn browsers_are_not_bots() {
+        for ua in [
+            IPHONE,
+            ANDROID,
+            WINDOWS,
+            "Mozilla/5.0 (Linux; Android 9; CUBOT X19) AppleWebKit/537.36",
+        ] {
+            assert_eq!(bot_signature(Some(ua)), None, "{ua}");
+        }
+    }
+
+    #[test]
+    fn automation_is_named() {
+        let cases = [
+            ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "bot"),
+            ("curl/8.4.0", "curl"),
+            ("python-requests/2.31.0", "python"),
+            ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 HeadlessChrome/120.0.0.0 Safari/537.36", "headless"),
+            ("Go-http-client/2.0", "go-http-client"),
+            ("SomeFetcher/1.0", "fetcher"),
+            ("Mozilla/5.0 (compatible; Acme/1.0; +https://acme.example/about)", "contains \"https://\""),
+            ("Zyborg/1.0", "not a browser user agent"),
+        ];
+        for (ua, want) in cases {
+            assert_eq!(bot_signature(Some(ua)).as_deref(), Some(want), "{ua}");
+        }
+        assert_eq!(bot_signature(None).as_deref(), Some("(empty user agent)"));
+        assert_eq!(
+            bot_signature(Some("  ")).as_deref(),
+            Some("(empty user agent)")
+        );
+    }
+
+    #[test]
+    fn app_network_stacks_are_not_bots() {
+        assert_eq!(
+            bot_signature(Some(
+                "Dalvik/2.1.0 (Linux; U; Android 13; SM-A536B Build/TP1A)"
+            )),
+            None
+        );
+        assert_eq!(
+            bot_signature(Some("MyApp/3.2 CFNetwork/1490.0.4 Darwin/23.2.0")),
+            None
+        );
+    }
+
+    #[test]
+    fn platforms_and_versions() {
+        assert_eq!(
+            platform(IPHONE),
+            Platform {
+                os: Some((Os::Ios, 17)),
+                browser: Some((Browser::Safari, 17))
+            }
+        );
+        assert_eq!(
+            platform(ANDROID),
+            Platform {
+                os: Some((Os::Android, 14)),
+                browser: Some((Browser::Chrome, 124))
+            }
+        );
+        assert_eq!(
+            platform(WINDOWS),
+            Platform {
+                os: Some((Os::Windows, 10)),
+                browser: Some((Browser::Edge, 124))
+            }
+        );
+        let win7 = "Mozilla/5.0 (Windows NT 6.1; WOW64; rv:52.0) Gecko/20100101 Firefox/52.0";
+        assert_eq!(
+            platform(win7),
+            Platform {
+                os: Some((Os::Windows, 7)),
+                browser: Some((Browser::Firefox, 52))
+            }
+        );
+        assert_eq!(platform("curl/8.0"), Platform::default());
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn never_panics(ua in "\\PC{0,200}") {
+                let _ = bot_signature(Some(&ua));
+                let _ = platform(&ua);
+            }
+        }
+    }
+}
