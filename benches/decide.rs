@@ -9,6 +9,7 @@ use clickgate_core::click::{route, ClientInfo, Route};
 use clickgate_core::config::Config;
 use clickgate_core::decide::decide;
 use clickgate_core::http::click_response;
+use clickgate_core::rules::Counters;
 use clickgate_core::token::TokenKey;
 use criterion::{criterion_group, criterion_main, Criterion};
 
@@ -39,8 +40,23 @@ fn one_click(config: &Config, key: &TokenKey, query: &str, ip: &str) -> usize {
             "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15".into(),
         ),
         referer: Some("https://news.example/article".into()),
+        country: Some("DE".into()),
+        asn: Some(3320),
     };
-    let outcome = decide(config, key, params, client, 1_795_435_445_123, [9; 8]).unwrap();
+    let counters = Some(Counters {
+        ip_clicks: 1,
+        distinct_sub_ids: 1,
+    });
+    let outcome = decide(
+        config,
+        key,
+        params,
+        client,
+        counters,
+        1_795_435_445_123,
+        [9; 8],
+    )
+    .unwrap();
     let response = click_response(&outcome, Some("text/html"), false);
     outcome.log_line().len() + response.body.len() + response.headers.len()
 }

@@ -73,6 +73,8 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response
             .and_then(parse_client_ip),
         user_agent: header("user-agent"),
         referer: header("referer"),
+        country: req.cf().and_then(|cf| cf.country()),
+        asn: req.cf().and_then(|cf| cf.asn()),
     };
     let mut nonce = [0u8; NONCE_LEN];
     if let Err(e) = getrandom::fill(&mut nonce) {
@@ -80,7 +82,10 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response
         return respond(http::unavailable(head));
     }
 
-    match decide(&config, &key, params, client, now_ms, nonce) {
+    // Duplicate-IP and sub-ID counts need the per-network Durable Object, which this Worker does not
+    // bind yet: those filters report themselves unavailable and the rule's fault mode applies.
+    let counters = None;
+    match decide(&config, &key, params, client, counters, now_ms, nonce) {
         Ok(outcome) => {
             console_log!("{}", outcome.log_line());
             respond(http::click_response(

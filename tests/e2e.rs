@@ -336,3 +336,146 @@ fn cli_refuses_an_invalid_document_and_leaves_kv_alone() {
     );
     assert_eq!(w.get("/c?offer_id=1001&aff_id=net-7", &[]).status, 302);
 }
+
+/// The demo config with `rules` and extra `lists` entries, written to the Worker's scratch dir.
+fn demo_with(
+    w: &Worker,
+    name: &str,
+    rules: serde_json::Value,
+    lists: serde_json::Value,
+) -> std::path::PathBuf {
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
+    doc["rules"] = rules;
+    for (k, v) in lists.as_object().unwrap() {
+        doc["lists"][k] = v.clone();
+    }
+    let path = w.state.0.join(name);
+    std::fs::write(&path, doc.to_string()).unwrap();
+    path
+}
+
+fn push_ok(w: &Worker, file: &std::path::Path) {
+    let out = w.push(file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const BROWSER: &str =
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 \
+                       (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";
+
+#[test]
+fn pushed_rules_change_verdicts_in_the_running_worker() {
+    // The local runtime reports every client as AS64496 in DE (tests/support/serve.mjs).
+    let w = Worker::start(&[("CONFIG_REFRESH_SECONDS", "1")]);
+    let rule = |monitor: bool| {
+        serde_json::json!([{
+            "id": "dc-and-bots", "created_at": "2026-11-01T00:00:00Z", "scope": {"offers": ["1001"]},
+            "strategy": {"filters": [{"type": "bot"}, {"type": "datacenter_vpn"}]},
+            "decline": "medium_and_higher", "ignore_results": monitor
+        }])
+    };
+    let click = |ua: &str| {
+        w.get(
+            "/c?offer_id=1001&aff_id=net-7",
+            &[("user-agent", ua), ("cf-connecting-ip", "192.0.2.44")],
+        )
+    };
+
+    // No rules: a bot UA is redirected.
+    push_ok(&w, &demo());
+    assert_eq!(click("curl/8.4.0").status, 302);
+
+    // A bot rule: the same click is blocked with 1021, a browser still passes.
+    push_ok(
+        &w,
+        &demo_with(&w, "bots.json", rule(false), serde_json::json!({})),
+    );
+    let blocked = w.wait_for(Duration::from_secs(15), || {
+        (click("curl/8.4.0").status == 403).then_some(())
+    });
+    assert!(blocked.is_some(), "the bot rule never took effect");
+    assert_eq!(click("curl/8.4.0").json()["error"]["code"], 1021);
+    assert_eq!(click(BROWSER).status, 302);
+    let line = w
+        .wait_for(Duration::from_secs(5), || {
+            w.events("click")
+                .into_iter()
+                .find(|e| e["verdict"] == "block")
+        })
+        .expect("a block line for the bot click");
+    assert_eq!(line["rule_id"], "dc-and-bots");
+    assert_eq!(line["reasons"][0]["code"], "bot");
+    assert_eq!(line["reasons"][0]["matched"], "curl");
+    assert_eq!(line["probability"], "high");
+
+    // The runtime's ASN on the datacenter list: now browsers from it are blocked too.
+    push_ok(
+        &w,
+        &demo_with(
+            &w,
+            "dc.json",
+            rule(false),
+            serde_json::json!({"datacenter_asns": [64496]}),
+        ),
+    );
+    let blocked = w.wait_for(Duration::from_secs(15), || {
+        (click(BROWSER).status == 403).then_some(())
+    });
+    assert!(blocked.is_some(), "the datacenter list never took effect");
+    let line = w
+        .wait_for(Duration::from_secs(5), || {
+            w.events("click")
+                .into_iter()
+                .find(|e| e["verdict"] == "block" && e["user_agent"] == BROWSER)
+        })
+        .expect("a block line for the browser click");
+    assert_eq!(line["reasons"][0]["code"], "datacenter_asn");
+    assert_eq!(line["reasons"][0]["matched"], "AS64496");
+    assert_eq!(line["asn"], "64496");
+
+    // Monitor mode: redirected, and the log says it would have been blocked.
+    push_ok(
+        &w,
+        &demo_with(
+            &w,
+            "monitor.json",
+            rule(true),
+            serde_json::json!({"datacenter_asns": [64496]}),
+        ),
+    );
+    let passed = w.wait_for(Duration::from_secs(15), || {
+        (click(BROWSER).status == 302).then_some(())
+    });
+    assert!(passed.is_some(), "monitor mode never took effect");
+    let r = click("curl/8.4.0");
+    assert_eq!(r.status, 302);
+    let tid = tid_of(r.header("location").unwrap()).to_owned();
+    assert_eq!(open_token(&tid).verdict, TokenVerdict::Flagged);
+    let line = w
+        .wait_for(Duration::from_secs(5), || {
+            w.events("click")
+                .into_iter()
+                .find(|e| e["transaction_id"] == tid.as_str())
+        })
+        .unwrap();
+    assert_eq!(
+        (
+            line["verdict"].as_str(),
+            line["declined"].as_bool(),
+            line["monitor"].as_bool()
+        ),
+        (Some("redirect"), Some(true), Some(true))
+    );
+    let codes: Vec<&str> = line["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["code"].as_str())
+        .collect();
+    assert_eq!(codes, ["bot", "datacenter_asn"]);
+}

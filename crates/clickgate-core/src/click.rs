@@ -61,6 +61,8 @@ pub struct ClickParams {
     pub aff_id: Id,
     pub source_id: Option<String>,
     pub subs: [Option<String>; 5],
+    /// An advertising or device id the network passes (`device_id`), for the fraud database.
+    pub device_id: Option<String>,
 }
 
 /// What the edge knows about the client, read from headers and the runtime.
@@ -69,10 +71,16 @@ pub struct ClientInfo {
     pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
     pub referer: Option<String>,
+    /// ISO country code and autonomous system of the client, as the edge resolved them.
+    pub country: Option<String>,
+    pub asn: Option<u32>,
 }
 
 /// The routes the Worker serves to the public.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Built once per request and moved straight into the decision: boxing the click would only add
+// an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Route {
     Click(ClickParams),
     Health,
@@ -141,7 +149,7 @@ pub fn split_url(url: &str) -> (&str, &str) {
     }
 }
 
-const PARAMS: [&str; 8] = [
+const PARAMS: [&str; 9] = [
     "offer_id",
     "aff_id",
     "source_id",
@@ -150,6 +158,7 @@ const PARAMS: [&str; 8] = [
     "sub3",
     "sub4",
     "sub5",
+    "device_id",
 ];
 
 /// Routes a request by method, path and raw query string (without `?`).
@@ -176,12 +185,12 @@ pub fn route(method: &str, path: &str, query: &str) -> Result<Route, RequestErro
         return Err(RequestError::MethodNotAllowed);
     }
 
-    let mut values: [Option<String>; 8] = Default::default();
+    let mut values: [Option<String>; 9] = Default::default();
     if let Some((offer, aff)) = path_ids {
         values[0] = Some(decode_segment("offer_id", offer)?);
         values[1] = Some(decode_segment("aff_id", aff)?);
     }
-    let mut seen = [false; 8];
+    let mut seen = [false; 9];
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
         let Some(i) = PARAMS.iter().position(|p| *p == name) else {
             continue;
@@ -196,10 +205,10 @@ pub fn route(method: &str, path: &str, query: &str) -> Result<Route, RequestErro
         values[i] = Some(value.into_owned());
     }
 
-    let [offer, aff, source_id, s1, s2, s3, s4, s5] = values;
+    let [offer, aff, source_id, s1, s2, s3, s4, s5, device] = values;
     let offer_id = required_id("offer_id", offer)?;
     let aff_id = required_id("aff_id", aff)?;
-    let mut optional = [source_id, s1, s2, s3, s4, s5];
+    let mut optional = [source_id, s1, s2, s3, s4, s5, device];
     for (i, v) in optional.iter_mut().enumerate() {
         if let Some(text) = v {
             if text.len() > MAX_VALUE_LEN {
@@ -214,12 +223,13 @@ pub fn route(method: &str, path: &str, query: &str) -> Result<Route, RequestErro
             }
         }
     }
-    let [source_id, s1, s2, s3, s4, s5] = optional;
+    let [source_id, s1, s2, s3, s4, s5, device_id] = optional;
     Ok(Route::Click(ClickParams {
         offer_id,
         aff_id,
         source_id,
         subs: [s1, s2, s3, s4, s5],
+        device_id,
     }))
 }
 

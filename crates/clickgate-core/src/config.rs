@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::click::Id;
 use crate::ip::{IpNet, IpSet};
+use crate::rules::{compile_asns, compile_geo, compile_rule, Geo, Lists, RefererPattern, Rule};
 use crate::template::Template;
 
 pub const SCHEMA_VERSION: u64 = 1;
@@ -48,6 +49,7 @@ pub struct Offer {
     pub advertiser_id: Option<Id>,
     pub status: OfferStatus,
     pub landing: Template,
+    pub geo: Option<Geo>,
 }
 
 /// A document that has been checked and compiled; the only form the engine accepts.
@@ -55,6 +57,8 @@ pub struct Offer {
 pub struct Config {
     pub offers: HashMap<Id, Offer>,
     pub blocked_ips: IpSet,
+    pub lists: Lists,
+    pub rules: Vec<Rule>,
     /// A short hash of the source text, to tell in logs which document is in force.
     pub digest: String,
 }
@@ -78,7 +82,7 @@ impl Config {
     }
 }
 
-fn err(path: &str, problem: impl Into<String>) -> ConfigError {
+pub(crate) fn err(path: &str, problem: impl Into<String>) -> ConfigError {
     ConfigError {
         path: path.to_owned(),
         problem: problem.into(),
@@ -94,14 +98,18 @@ pub fn digest(text: &str) -> String {
 
 /// Reads fields of one JSON object, recording problems under its path, and at the end complains about
 /// every field it was not asked for (a misspelt `landing_ulr` must not pass silently).
-struct Fields<'a> {
-    path: String,
-    map: &'a Map<String, Value>,
+pub(crate) struct Fields<'a> {
+    pub(crate) path: String,
+    pub(crate) map: &'a Map<String, Value>,
     read: Vec<&'static str>,
 }
 
 impl<'a> Fields<'a> {
-    fn of(value: &'a Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<Fields<'a>> {
+    pub(crate) fn of(
+        value: &'a Value,
+        path: &str,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<Fields<'a>> {
         match value.as_object() {
             Some(map) => Some(Fields {
                 path: path.to_owned(),
@@ -118,7 +126,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn child(&self, key: &str) -> String {
+    pub(crate) fn child(&self, key: &str) -> String {
         if self.path.is_empty() {
             key.to_owned()
         } else {
@@ -126,12 +134,16 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn get(&mut self, key: &'static str) -> Option<&'a Value> {
+    pub(crate) fn get(&mut self, key: &'static str) -> Option<&'a Value> {
         self.read.push(key);
         self.map.get(key).filter(|v| !v.is_null())
     }
 
-    fn required(&mut self, key: &'static str, errors: &mut Vec<ConfigError>) -> Option<&'a Value> {
+    pub(crate) fn required(
+        &mut self,
+        key: &'static str,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<&'a Value> {
         let v = self.get(key);
         if v.is_none() {
             errors.push(err(&self.child(key), "is required"));
@@ -139,7 +151,11 @@ impl<'a> Fields<'a> {
         v
     }
 
-    fn string(&mut self, key: &'static str, errors: &mut Vec<ConfigError>) -> Option<&'a str> {
+    pub(crate) fn string(
+        &mut self,
+        key: &'static str,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<&'a str> {
         let v = self.get(key)?;
         let s = v.as_str();
         if s.is_none() {
@@ -151,7 +167,7 @@ impl<'a> Fields<'a> {
         s
     }
 
-    fn id(
+    pub(crate) fn id(
         &mut self,
         key: &'static str,
         required: bool,
@@ -180,7 +196,7 @@ impl<'a> Fields<'a> {
             .ok()
     }
 
-    fn array(
+    pub(crate) fn array(
         &mut self,
         key: &'static str,
         errors: &mut Vec<ConfigError>,
@@ -196,7 +212,7 @@ impl<'a> Fields<'a> {
         a
     }
 
-    fn finish(self, errors: &mut Vec<ConfigError>) {
+    pub(crate) fn finish(self, errors: &mut Vec<ConfigError>) {
         let mut unknown: Vec<&String> = self
             .map
             .keys()
@@ -213,7 +229,7 @@ impl<'a> Fields<'a> {
     }
 }
 
-fn kind(v: &Value) -> &'static str {
+pub(crate) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -278,33 +294,108 @@ fn compile_document(doc: &Value, errors: &mut Vec<ConfigError>, digest: String) 
         }
     }
 
-    let mut blocked = Vec::new();
-    if let Some(lists) = top.get("lists") {
-        if let Some(mut f) = Fields::of(lists, "lists", errors) {
-            if let Some(entries) = f.array("blocked_ips", errors) {
-                for (i, e) in entries.iter().enumerate() {
-                    let path = format!("lists.blocked_ips[{i}]");
+    let mut blocked = IpSet::default();
+    let mut lists = Lists::default();
+    if let Some(value) = top.get("lists") {
+        if let Some(mut f) = Fields::of(value, "lists", errors) {
+            let ips = |f: &mut Fields, key: &'static str, errors: &mut Vec<ConfigError>| {
+                let entries = f.array(key, errors).map(|e| e.as_slice()).unwrap_or(&[]);
+                IpSet::new(entries.iter().enumerate().filter_map(|(i, e)| {
+                    let path = format!("lists.{key}[{i}]");
                     match e.as_str().map(IpNet::parse) {
-                        Some(Ok(net)) => blocked.push(net),
-                        Some(Err(p)) => errors.push(err(&path, p)),
+                        Some(Ok(net)) => Some(net),
+                        Some(Err(p)) => {
+                            errors.push(err(&path, p));
+                            None
+                        }
                         None => {
-                            errors.push(err(&path, format!("must be a string, found {}", kind(e))))
+                            errors.push(err(&path, format!("must be a string, found {}", kind(e))));
+                            None
                         }
                     }
+                }))
+            };
+            blocked = ips(&mut f, "blocked_ips", errors);
+            lists.allowed_ips = ips(&mut f, "allowed_ips", errors);
+            lists.fraud_ips = ips(&mut f, "fraud_ips", errors);
+            lists.datacenter_ips = ips(&mut f, "datacenter_ips", errors);
+            lists.vpn_ips = ips(&mut f, "vpn_ips", errors);
+            let strings = |f: &mut Fields, key: &'static str, errors: &mut Vec<ConfigError>| {
+                let entries = f.array(key, errors).map(|e| e.as_slice()).unwrap_or(&[]);
+                let mut out = Vec::new();
+                for (i, e) in entries.iter().enumerate() {
+                    match e.as_str() {
+                        Some(s) if !s.is_empty() && s.len() <= 512 => out.push(s.to_owned()),
+                        _ => errors.push(err(
+                            &format!("lists.{key}[{i}]"),
+                            "must be a non-empty string of at most 512 bytes",
+                        )),
+                    }
+                }
+                out
+            };
+            lists.allowed_sub_ids = strings(&mut f, "allowed_sub_ids", errors)
+                .into_iter()
+                .collect();
+            lists.fraud_device_ids = strings(&mut f, "fraud_device_ids", errors)
+                .into_iter()
+                .collect();
+            for (i, text) in strings(&mut f, "allowed_affiliates", errors)
+                .into_iter()
+                .enumerate()
+            {
+                match Id::parse(&text) {
+                    Ok(id) => {
+                        lists.allowed_affiliates.insert(id);
+                    }
+                    Err(p) => errors.push(err(&format!("lists.allowed_affiliates[{i}]"), p)),
+                }
+            }
+            for (i, text) in strings(&mut f, "blocked_referrers", errors)
+                .into_iter()
+                .enumerate()
+            {
+                match RefererPattern::parse(&text) {
+                    Ok(p) => lists.blocked_referrers.push(p),
+                    Err(p) => errors.push(err(&format!("lists.blocked_referrers[{i}]"), p)),
+                }
+            }
+            for (key, slot) in [
+                ("datacenter_asns", &mut lists.datacenter_asns),
+                ("vpn_asns", &mut lists.vpn_asns),
+            ] {
+                if let Some(entries) = f.array(key, errors) {
+                    *slot = compile_asns(entries, &format!("lists.{key}"), errors);
                 }
             }
             f.finish(errors);
+        }
+    }
+
+    let mut rules: Vec<Rule> = Vec::new();
+    if let Some(list) = top.array("rules", errors) {
+        for (i, item) in list.iter().enumerate() {
+            if let Some(rule) = compile_rule(item, &format!("rules[{i}]"), errors) {
+                if rules.iter().any(|r| r.id == rule.id) {
+                    errors.push(err(
+                        &format!("rules[{i}].id"),
+                        format!("`{}` is declared twice", rule.id),
+                    ));
+                }
+                rules.push(rule);
+            }
         }
     }
     top.finish(errors);
 
     Some(Config {
         offers,
-        blocked_ips: IpSet::new(blocked),
+        blocked_ips: blocked,
+        lists,
+        rules,
         digest,
     })
 }
-
 fn compile_offer(
     item: &Value,
     path: &str,
@@ -334,6 +425,9 @@ fn compile_offer(
             OfferStatus::Active
         }
     };
+    let geo = f
+        .get("geo")
+        .and_then(|g| compile_geo(g, &f.child("geo"), errors));
     let landing = match f.required("landing_url", errors) {
         Some(Value::String(s)) => Template::compile(s)
             .map_err(|p| errors.push(err(&f.child("landing_url"), p)))
@@ -354,6 +448,7 @@ fn compile_offer(
         advertiser_id,
         status,
         landing: landing?,
+        geo,
     })
 }
 

@@ -9,6 +9,7 @@
 use crate::click::{is_link_preview, ClickParams, ClientInfo, Id, RequestError};
 use crate::config::{Config, OfferStatus};
 use crate::log::JsonLine;
+use crate::rules::{assess, select, Action, Assessment, Counters, SubIdParam};
 use crate::template::MacroValues;
 use crate::token::{ClickToken, TokenKey, TokenVerdict, NONCE_LEN};
 
@@ -23,6 +24,8 @@ pub struct Reason {
     pub matched: String,
     /// The click's value that matched it.
     pub value: String,
+    /// Points added to the fraud score (0 for hard blocks such as the IP blocklist).
+    pub points: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +46,10 @@ pub struct ClickOutcome {
     /// A chat app or social site unfurling the link: redirected, but not a person's click.
     pub preview: bool,
     pub config_digest: String,
+    /// What the deciding rule made of the click, when a rule covered it.
+    pub assessment: Option<Assessment>,
+    /// The allowlist entry that let the click through every filter.
+    pub allowlisted: Option<String>,
 }
 
 pub fn decide(
@@ -50,6 +57,7 @@ pub fn decide(
     key: &TokenKey,
     click: ClickParams,
     client: ClientInfo,
+    counters: Option<Counters>,
     now_ms: u64,
     nonce: [u8; NONCE_LEN],
 ) -> Result<ClickOutcome, RequestError> {
@@ -65,22 +73,55 @@ pub fn decide(
         });
     }
 
-    let mut reasons = Vec::new();
-    if let Some(ip) = client.ip {
-        if let Some(entry) = config.blocked_ips.lookup(ip) {
-            reasons.push(Reason {
-                code: "ip_blocklist",
-                rule_id: "lists.blocked_ips".into(),
-                matched: entry.to_string(),
-                value: ip.to_string(),
-            });
+    let rule = select(&config.rules, offer, &click.aff_id);
+    let allowlisted = allowlist_entry(
+        config,
+        &click,
+        &client,
+        rule.map_or(SubIdParam::Sub(0), |r| r.sub_id),
+    );
+
+    // The hard blocklist, then the deciding rule; an allowlisted click skips both.
+    let mut block_reasons = Vec::new();
+    let mut assessment = None;
+    if allowlisted.is_none() {
+        if let Some(ip) = client.ip {
+            if let Some(entry) = config.blocked_ips.lookup(ip) {
+                block_reasons.push(Reason {
+                    code: "ip_blocklist",
+                    rule_id: "lists.blocked_ips".into(),
+                    matched: entry.to_string(),
+                    value: ip.to_string(),
+                    points: 0,
+                });
+            }
+        }
+        if block_reasons.is_empty() {
+            assessment = rule.map(|r| assess(r, &config.lists, offer, &click, &client, counters));
         }
     }
 
-    let verdict = if reasons.is_empty() {
-        TokenVerdict::Redirected
-    } else {
+    // A declined click is blocked, sent to the rule's fallback, or (monitor mode) let through.
+    let declined_by = assessment.as_ref().filter(|a| a.declined).and(rule);
+    let fallback = match declined_by {
+        Some(r) if !r.monitor => match &r.action {
+            Action::Block => {
+                block_reasons = assessment
+                    .as_ref()
+                    .map(|a| a.reasons.clone())
+                    .unwrap_or_default();
+                None
+            }
+            Action::Redirect(t) => Some(t),
+        },
+        _ => None,
+    };
+    let verdict = if !block_reasons.is_empty() {
         TokenVerdict::Blocked
+    } else if declined_by.is_some() {
+        TokenVerdict::Flagged
+    } else {
+        TokenVerdict::Redirected
     };
     let token = ClickToken {
         issued_ms: now_ms,
@@ -91,19 +132,22 @@ pub fn decide(
     };
     let transaction_id = token.seal(key);
 
-    let decision = if reasons.is_empty() {
+    let decision = if block_reasons.is_empty() {
         let subs = [0, 1, 2, 3, 4].map(|i| click.subs[i].as_deref());
-        let location = offer.landing.render(&MacroValues {
+        let values = MacroValues {
             transaction_id: &transaction_id,
             offer_id: click.offer_id.as_str(),
             aff_id: click.aff_id.as_str(),
             advertiser_id: offer.advertiser_id.as_ref().map(Id::as_str),
             source_id: click.source_id.as_deref(),
             subs,
-        });
+        };
+        let location = fallback.unwrap_or(&offer.landing).render(&values);
         Decision::Redirect { location }
     } else {
-        Decision::Block { reasons }
+        Decision::Block {
+            reasons: block_reasons,
+        }
     };
 
     Ok(ClickOutcome {
@@ -115,7 +159,29 @@ pub fn decide(
         click,
         client,
         config_digest: config.digest.clone(),
+        assessment,
+        allowlisted,
     })
+}
+
+/// Allowlisted IPs, affiliates and sub IDs pass every filter.
+fn allowlist_entry(
+    config: &Config,
+    click: &ClickParams,
+    client: &ClientInfo,
+    sub_id: SubIdParam,
+) -> Option<String> {
+    let lists = &config.lists;
+    if let Some(entry) = client.ip.and_then(|ip| lists.allowed_ips.lookup(ip)) {
+        return Some(format!("ip {entry}"));
+    }
+    if lists.allowed_affiliates.contains(&click.aff_id) {
+        return Some(format!("affiliate {}", click.aff_id));
+    }
+    sub_id
+        .value(click)
+        .filter(|s| lists.allowed_sub_ids.contains(*s))
+        .map(|s| format!("sub ID {s}"))
 }
 
 impl ClickOutcome {
@@ -127,9 +193,16 @@ impl ClickOutcome {
     /// referrer, ids, time), so a day of these lines can be replayed through another config.
     /// Absent values are left out.
     pub fn log_line(&self) -> String {
-        let (verdict, reasons): (&str, &[Reason]) = match &self.decision {
-            Decision::Redirect { .. } => ("redirect", &[]),
-            Decision::Block { reasons } => ("block", reasons),
+        let verdict = match &self.decision {
+            Decision::Redirect { .. } => "redirect",
+            Decision::Block { .. } => "block",
+        };
+        // The reasons that decided a block, or else what the rule found (a monitored or
+        // under-threshold click still shows which filters fired).
+        let reasons: &[Reason] = match (&self.decision, &self.assessment) {
+            (Decision::Block { reasons }, _) => reasons,
+            (_, Some(a)) => &a.reasons,
+            _ => &[],
         };
         let mut reasons_json = String::from("[");
         for (i, r) in reasons.iter().enumerate() {
@@ -141,19 +214,37 @@ impl ClickOutcome {
                 .str("rule_id", &r.rule_id)
                 .str("matched", &r.matched)
                 .str("value", &r.value)
+                .num("points", u64::from(r.points))
                 .finish();
             reasons_json.push_str(&one);
         }
         reasons_json.push(']');
+        let a = self.assessment.as_ref();
+        let unavailable = a
+            .filter(|a| !a.unavailable.is_empty())
+            .map(|a| a.unavailable.join(","));
         let c = &self.click;
         let ip = self.client.ip.map(|ip| ip.to_string());
+        let asn = self.client.asn.map(|n| n.to_string());
         JsonLine::new()
             .str("event", "click")
             .str("ts", &rfc3339_ms(self.at_ms))
             .str("transaction_id", &self.transaction_id)
             .str("verdict", verdict)
+            .opt(
+                "rule_id",
+                reasons
+                    .first()
+                    .map(|r| r.rule_id.as_str())
+                    .or(a.map(|a| a.rule_id.as_str())),
+            )
+            .opt("probability", a.map(|a| a.probability.name()))
+            .num("score", a.map_or(0, |a| u64::from(a.score)))
+            .bool("declined", a.is_some_and(|a| a.declined))
+            .bool("monitor", a.is_some_and(|a| a.monitor))
             .raw("reasons", &reasons_json)
-            .opt("rule_id", reasons.first().map(|r| r.rule_id.as_str()))
+            .opt("unavailable", unavailable.as_deref())
+            .opt("allowlisted", self.allowlisted.as_deref())
             .str("offer_id", c.offer_id.as_str())
             .str("aff_id", c.aff_id.as_str())
             .opt("advertiser_id", self.advertiser_id.as_ref().map(Id::as_str))
@@ -163,7 +254,10 @@ impl ClickOutcome {
             .opt("sub3", c.subs[2].as_deref())
             .opt("sub4", c.subs[3].as_deref())
             .opt("sub5", c.subs[4].as_deref())
+            .opt("device_id", c.device_id.as_deref())
             .opt("ip", ip.as_deref())
+            .opt("country", self.client.country.as_deref())
+            .opt("asn", asn.as_deref())
             .opt("user_agent", self.client.user_agent.as_deref())
             .opt("referer", self.client.referer.as_deref())
             .bool("preview", self.preview)
@@ -227,13 +321,13 @@ mod tests {
         ClientInfo {
             ip: ip.parse().ok(),
             user_agent: Some("Mozilla/5.0".into()),
-            referer: None,
+            ..ClientInfo::default()
         }
     }
 
     fn run(query: &str, ip: &str) -> Result<ClickOutcome, RequestError> {
         let config = Config::compile(DEMO).unwrap();
-        decide(&config, &key(), params(query), from(ip), NOW, [7; 8])
+        decide(&config, &key(), params(query), from(ip), None, NOW, [7; 8])
     }
 
     #[test]
@@ -275,7 +369,8 @@ mod tests {
                     code: "ip_blocklist",
                     rule_id: "lists.blocked_ips".into(),
                     matched: entry.into(),
-                    value: ip.into()
+                    value: ip.into(),
+                    points: 0,
                 }]
             );
             let token = ClickToken::open(&out.transaction_id, &key()).unwrap();
@@ -339,5 +434,579 @@ mod tests {
         let b = run("offer_id=1001&aff_id=1", "192.0.2.1").unwrap();
         assert_eq!(a.transaction_id, b.transaction_id);
         assert_eq!(a.decision, b.decision);
+    }
+}
+
+#[cfg(test)]
+mod rule_tests {
+    use super::*;
+    use crate::click::{route, Route};
+    use crate::rules::Probability;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    const NOW: u64 = 1_795_435_445_123;
+    const BROWSER: &str =
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 \
+                           (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";
+
+    /// Offers 1 (advertiser acme, geo deny CN) and 2 (advertiser zeta); `rules` is spliced in.
+    fn config(rules: &str) -> Config {
+        let text = format!(
+            r#"{{"version": 1,
+            "advertisers": [{{"id": "acme"}}, {{"id": "zeta"}}],
+            "offers": [
+              {{"id": "1", "advertiser_id": "acme", "landing_url": "https://shop.example/?t={{transaction_id}}", "geo": {{"deny": ["CN"]}}}},
+              {{"id": "2", "advertiser_id": "zeta", "landing_url": "https://zeta.example/?t={{transaction_id}}"}}
+            ],
+            "lists": {{
+              "blocked_ips": ["203.0.113.0/24"],
+              "allowed_ips": ["192.0.2.200"], "allowed_affiliates": ["trusted"], "allowed_sub_ids": ["vip"],
+              "fraud_ips": ["198.51.100.66"], "fraud_device_ids": ["bad-device"],
+              "datacenter_asns": [16509, "AS14061"], "datacenter_ips": ["100.64.0.0/10"],
+              "vpn_asns": [9009], "vpn_ips": ["2001:db8:aaaa::/48"],
+              "blocked_referrers": ["*.spam.example", "ads.example/cheap"]
+            }},
+            "rules": [{rules}]}}"#
+        );
+        Config::compile(&text).unwrap_or_else(|e| panic!("{e:#?}"))
+    }
+
+    const ALL_FILTERS: &str = r#"{"filters": [{"type": "bot"}, {"type": "fraud_database"}, {"type": "datacenter_vpn"},
+        {"type": "geo"}, {"type": "referrer"}, {"type": "old_os_browser"},
+        {"type": "duplicate_ip", "max": 2}, {"type": "sub_id_validity", "max": 10}]}"#;
+
+    fn rule(id: &str, extra: &str) -> String {
+        format!(
+            r#"{{"id": "{id}", "created_at": "2026-11-01T00:00:00Z", "scope": {{"offers": ["1", "2"]}},
+               "strategy": {ALL_FILTERS} {extra}}}"#
+        )
+    }
+
+    struct Click<'a> {
+        query: &'a str,
+        ip: &'a str,
+        ua: &'a str,
+        referer: Option<&'a str>,
+        country: Option<&'a str>,
+        asn: Option<u32>,
+        counters: Option<Counters>,
+    }
+
+    impl Default for Click<'_> {
+        fn default() -> Self {
+            Click {
+                query: "offer_id=1&aff_id=net-7&sub1=s1",
+                ip: "192.0.2.10",
+                ua: BROWSER,
+                referer: None,
+                country: Some("DE"),
+                asn: Some(3320),
+                counters: Some(Counters {
+                    ip_clicks: 1,
+                    distinct_sub_ids: 1,
+                }),
+            }
+        }
+    }
+
+    fn run(config: &Config, c: Click) -> ClickOutcome {
+        let Ok(Route::Click(params)) = route("GET", "/c", c.query) else {
+            panic!("{}", c.query)
+        };
+        let client = ClientInfo {
+            ip: c.ip.parse().ok(),
+            user_agent: Some(c.ua.to_owned()).filter(|u| !u.is_empty()),
+            referer: c.referer.map(str::to_owned),
+            country: c.country.map(str::to_owned),
+            asn: c.asn,
+        };
+        let key = TokenKey::new(b"0123456789abcdef0123456789abcdef-test-only").unwrap();
+        decide(config, &key, params, client, c.counters, NOW, [3; 8]).unwrap()
+    }
+
+    fn codes(out: &ClickOutcome) -> Vec<&'static str> {
+        match &out.decision {
+            Decision::Block { reasons } => reasons.iter().map(|r| r.code).collect(),
+            Decision::Redirect { .. } => out
+                .assessment
+                .iter()
+                .flat_map(|a| a.reasons.iter().map(|r| r.code))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn every_filter_fires_on_its_own_signal() {
+        let cfg = config(&rule("r", r#", "decline": "low_and_higher""#));
+        let cases: Vec<(&str, Click, &str)> = vec![
+            ("bot", Click { ua: "curl/8.4.0", ..Click::default() }, "bot"),
+            ("empty ua", Click { ua: "", ..Click::default() }, "bot"),
+            ("fraud ip", Click { ip: "198.51.100.66", ..Click::default() }, "fraud_ip"),
+            ("fraud device", Click { query: "offer_id=1&aff_id=n&device_id=bad-device", ..Click::default() }, "fraud_device"),
+            ("datacenter asn", Click { asn: Some(16509), ..Click::default() }, "datacenter_asn"),
+            ("datacenter asn as text", Click { asn: Some(14061), ..Click::default() }, "datacenter_asn"),
+            ("datacenter ip", Click { ip: "100.64.1.2", ..Click::default() }, "datacenter_ip"),
+            ("vpn asn", Click { asn: Some(9009), ..Click::default() }, "vpn_asn"),
+            ("vpn ip", Click { ip: "2001:db8:aaaa::5", ..Click::default() }, "vpn_ip"),
+            ("geo", Click { country: Some("CN"), ..Click::default() }, "geo"),
+            ("referrer host", Click { referer: Some("https://x.spam.example/p"), ..Click::default() }, "referrer_blacklist"),
+            ("referrer path", Click { referer: Some("http://ads.example/cheap/1"), ..Click::default() }, "referrer_blacklist"),
+            (
+                "old os",
+                Click { ua: "Mozilla/5.0 (Linux; Android 6.0; X) AppleWebKit/537.36 Chrome/120.0 Mobile Safari/537.36", ..Click::default() },
+                "old_os",
+            ),
+            (
+                "old browser",
+                Click { ua: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/80.0.0.0 Safari/537.36", ..Click::default() },
+                "old_browser",
+            ),
+            ("duplicate ip", Click { counters: Some(Counters { ip_clicks: 3, distinct_sub_ids: 1 }), ..Click::default() }, "duplicate_ip"),
+            ("sub id flood", Click { counters: Some(Counters { ip_clicks: 1, distinct_sub_ids: 11 }), ..Click::default() }, "sub_id_validity"),
+        ];
+        for (name, click, want) in cases {
+            let out = run(&cfg, click);
+            assert!(
+                out.is_blocked(),
+                "{name}: not blocked: {:?}",
+                out.assessment
+            );
+            assert_eq!(codes(&out), [want], "{name}");
+        }
+        // And a clean click fires nothing.
+        let clean = run(&cfg, Click::default());
+        assert!(!clean.is_blocked());
+        assert_eq!(
+            clean.assessment.as_ref().unwrap().probability,
+            Probability::None
+        );
+        // A click on an offer with no geo setting is not judged by country.
+        assert!(!run(
+            &cfg,
+            Click {
+                query: "offer_id=2&aff_id=n",
+                country: Some("CN"),
+                ..Click::default()
+            }
+        )
+        .is_blocked());
+    }
+
+    #[test]
+    fn points_add_up_to_the_probability_the_threshold_reads() {
+        // Datacenter alone is 60 points: medium.
+        let dc = Click {
+            asn: Some(16509),
+            ..Click::default()
+        };
+        for (decline, blocked) in [
+            ("high", false),
+            ("medium_and_higher", true),
+            ("low_and_higher", true),
+            ("do_not_decline", false),
+        ] {
+            let cfg = config(&rule("r", &format!(r#", "decline": "{decline}""#)));
+            let out = run(&cfg, Click { ..dc });
+            assert_eq!(out.is_blocked(), blocked, "{decline}");
+            let a = out.assessment.unwrap();
+            assert_eq!(
+                (a.score, a.probability),
+                (60, Probability::Medium),
+                "{decline}"
+            );
+        }
+        // Datacenter and an old browser: 90, high.
+        let cfg = config(&rule("r", r#", "decline": "high""#));
+        let both = Click {
+            asn: Some(16509),
+            ua: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/80.0.0.0 Safari/537.36",
+            ..Click::default()
+        };
+        let out = run(&cfg, both);
+        assert!(out.is_blocked());
+        assert_eq!(out.assessment.unwrap().score, 90);
+    }
+
+    #[test]
+    fn custom_points_override_the_defaults() {
+        let rule = r#"{"id": "r", "created_at": "2026-11-01", "scope": {"offers": ["1"]}, "decline": "high",
+                       "strategy": {"filters": [{"type": "old_os_browser", "points": 85}]}}"#;
+        let old = Click { ua: "Mozilla/5.0 (Linux; Android 6.0; X) AppleWebKit/537.36 Chrome/120.0 Mobile Safari/537.36", ..Click::default() };
+        assert!(run(&config(rule), old).is_blocked());
+    }
+
+    #[test]
+    fn monitor_mode_redirects_and_records_the_would_be_block() {
+        let cfg = config(&rule("r", r#", "ignore_results": true"#));
+        let out = run(
+            &cfg,
+            Click {
+                ua: "python-requests/2.31",
+                ..Click::default()
+            },
+        );
+        let Decision::Redirect { location } = &out.decision else {
+            panic!("monitor mode blocked")
+        };
+        assert!(location.starts_with("https://shop.example/"));
+        let a = out.assessment.as_ref().unwrap();
+        assert!(a.declined && a.monitor);
+        let token = ClickToken::open(
+            &out.transaction_id,
+            &TokenKey::new(b"0123456789abcdef0123456789abcdef-test-only").unwrap(),
+        )
+        .unwrap();
+        assert_eq!(token.verdict, TokenVerdict::Flagged);
+        let line: serde_json::Value = serde_json::from_str(&out.log_line()).unwrap();
+        assert_eq!(
+            (
+                line["verdict"].as_str(),
+                line["declined"].as_bool(),
+                line["monitor"].as_bool()
+            ),
+            (Some("redirect"), Some(true), Some(true))
+        );
+        assert_eq!(line["reasons"][0]["code"], "bot");
+        assert_eq!(line["rule_id"], "r");
+    }
+
+    #[test]
+    fn fallback_action_sends_declined_clicks_elsewhere() {
+        let cfg = config(&rule(
+            "r",
+            r#", "action": {"redirect": "https://fallback.example/?t={transaction_id}"}"#,
+        ));
+        let out = run(
+            &cfg,
+            Click {
+                ua: "curl/8",
+                ..Click::default()
+            },
+        );
+        let Decision::Redirect { location } = &out.decision else {
+            panic!()
+        };
+        assert_eq!(
+            location,
+            &format!("https://fallback.example/?t={}", out.transaction_id)
+        );
+    }
+
+    #[test]
+    fn allowlists_override_every_filter_and_the_blocklist() {
+        let cfg = config(&rule(
+            "r",
+            r#", "decline": "low_and_higher", "sub_id_param": "sub2""#,
+        ));
+        let bad = || Click {
+            ua: "curl/8",
+            asn: Some(16509),
+            country: Some("CN"),
+            ..Click::default()
+        };
+        for (name, click, entry) in [
+            (
+                "ip",
+                Click {
+                    ip: "192.0.2.200",
+                    ..bad()
+                },
+                "ip 192.0.2.200",
+            ),
+            (
+                "affiliate",
+                Click {
+                    query: "offer_id=1&aff_id=trusted",
+                    ..bad()
+                },
+                "affiliate trusted",
+            ),
+            (
+                "sub id",
+                Click {
+                    query: "offer_id=1&aff_id=n&sub2=vip",
+                    ..bad()
+                },
+                "sub ID vip",
+            ),
+        ] {
+            let out = run(&cfg, click);
+            assert!(!out.is_blocked(), "{name}");
+            assert_eq!(out.allowlisted.as_deref(), Some(entry), "{name}");
+        }
+        // The sub ID allowlist reads the rule's sub ID parameter, not any sub.
+        assert!(run(
+            &cfg,
+            Click {
+                query: "offer_id=1&aff_id=n&sub1=vip",
+                ..bad()
+            }
+        )
+        .is_blocked());
+        // The hard blocklist is overridden too.
+        let no_rules = config("");
+        assert!(run(
+            &no_rules,
+            Click {
+                ip: "203.0.113.9",
+                ..Click::default()
+            }
+        )
+        .is_blocked());
+        assert!(!run(
+            &no_rules,
+            Click {
+                ip: "203.0.113.9",
+                query: "offer_id=1&aff_id=trusted",
+                ..Click::default()
+            }
+        )
+        .is_blocked());
+    }
+
+    #[test]
+    fn precedence_priority_then_specificity_then_newest_then_id() {
+        // Each rule declines on a different signal, so which one decided is visible in the codes.
+        let r = |id: &str, filter: &str, scope: &str, created: &str, priority: i64| {
+            format!(
+                r#"{{"id": "{id}", "created_at": "{created}", "priority": {priority}, "scope": {scope},
+                   "decline": "low_and_higher", "strategy": {{"filters": [{{"type": "{filter}"}}]}}}}"#
+            )
+        };
+        let broad = r#"{"offers": ["1", "2"]}"#;
+        let narrow = r#"{"offers": ["1"], "affiliates": ["net-7"]}"#;
+        let click = || Click {
+            ua: "curl/8",
+            asn: Some(16509),
+            ..Click::default()
+        };
+        let decided = |rules: Vec<String>| {
+            run(&config(&rules.join(",")), click())
+                .assessment
+                .unwrap()
+                .rule_id
+        };
+
+        // priority beats specificity
+        assert_eq!(
+            decided(vec![
+                r("a", "bot", narrow, "2026-01-01", 0),
+                r("b", "datacenter_vpn", broad, "2026-01-01", 5)
+            ]),
+            "b"
+        );
+        // specificity beats newest
+        assert_eq!(
+            decided(vec![
+                r("a", "bot", narrow, "2026-01-01", 0),
+                r("b", "datacenter_vpn", broad, "2026-06-01", 0)
+            ]),
+            "a"
+        );
+        // newest wins a tie on both
+        assert_eq!(
+            decided(vec![
+                r("a", "bot", broad, "2026-01-01", 0),
+                r("b", "datacenter_vpn", broad, "2026-06-01", 0)
+            ]),
+            "b"
+        );
+        // the smaller id wins a full tie
+        assert_eq!(
+            decided(vec![
+                r("b", "bot", broad, "2026-01-01", 0),
+                r("a", "datacenter_vpn", broad, "2026-01-01", 0)
+            ]),
+            "a"
+        );
+        // a rule whose scope excludes the affiliate does not decide
+        let excl = r#"{"offers": ["1"], "affiliates": {"include": "all", "exclude": ["net-7"]}}"#;
+        assert_eq!(
+            decided(vec![
+                r("a", "bot", excl, "2026-06-01", 9),
+                r("b", "datacenter_vpn", broad, "2026-01-01", 0)
+            ]),
+            "b"
+        );
+        // advertiser scope
+        let adv = r#"{"advertisers": ["acme"]}"#;
+        assert_eq!(decided(vec![r("z", "bot", adv, "2026-06-01", 0)]), "z");
+    }
+
+    #[test]
+    fn paused_and_conversion_only_rules_do_not_judge_clicks() {
+        let cfg = config(
+            &[
+                rule("p", r#", "status": "paused""#),
+                rule("c", r#", "level": "conversion""#),
+            ]
+            .join(","),
+        );
+        let out = run(
+            &cfg,
+            Click {
+                ua: "curl/8",
+                ..Click::default()
+            },
+        );
+        assert!(!out.is_blocked());
+        assert!(out.assessment.is_none());
+    }
+
+    #[test]
+    fn a_filter_that_cannot_run_follows_the_fault_mode() {
+        let no_counters = || Click {
+            counters: None,
+            ..Click::default()
+        };
+        let open = run(&config(&rule("r", "")), no_counters());
+        assert!(!open.is_blocked());
+        assert_eq!(
+            open.assessment.unwrap().unavailable,
+            ["duplicate_ip", "sub_id_validity"]
+        );
+        let closed = run(
+            &config(&rule("r", r#", "on_filter_fault": "closed""#)),
+            no_counters(),
+        );
+        assert!(closed.is_blocked());
+        assert_eq!(codes(&closed), ["filter_unavailable"]);
+        let line: serde_json::Value = serde_json::from_str(&closed.log_line()).unwrap();
+        assert_eq!(line["unavailable"], "duplicate_ip,sub_id_validity");
+    }
+
+    #[test]
+    fn presets_run_at_the_click() {
+        let preset = r#"{"id": "cpi", "created_at": "2026-11-01", "scope": {"offers": ["1"]}, "strategy": "mobile_cpi"}"#;
+        let cfg = config(preset);
+        assert_eq!(
+            codes(&run(
+                &cfg,
+                Click {
+                    ua: "Go-http-client/2.0",
+                    ..Click::default()
+                }
+            )),
+            ["bot"]
+        );
+        // mobile_cpi allows one click per IP a day
+        let second = Click {
+            counters: Some(Counters {
+                ip_clicks: 2,
+                distinct_sub_ids: 1,
+            }),
+            ..Click::default()
+        };
+        assert!(run(&cfg, second)
+            .assessment
+            .unwrap()
+            .reasons
+            .iter()
+            .any(|r| r.code == "duplicate_ip"));
+    }
+
+    #[test]
+    fn invalid_rules_are_reported_with_their_paths() {
+        let text = r#"{"version": 1, "offers": [{"id": "1", "landing_url": "https://x/"}], "rules": [
+            {"id": "a", "created_at": "soon", "scope": {"offers": "all"}, "strategy": "fast", "decline": "always",
+             "level": "sometimes", "action": {"redirect": "ftp://x"}, "sub_id_param": "sub9", "on_filter_fault": "maybe"},
+            {"id": "b", "created_at": "2026-11-01", "scope": {"offers": ["1"]},
+             "strategy": {"filters": [{"type": "telepathy"}, {"type": "bot", "points": -1}]}},
+            {"id": "b", "created_at": "2026-11-01", "scope": {"offers": ["1"]}, "strategy": "lead"}
+        ]}"#;
+        let got: Vec<String> = Config::compile(text)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        for want in [
+            "rules[0].created_at: `soon` is not a UTC time",
+            "rules[0].scope: at least one of offers, advertisers and affiliates must be a list",
+            "rules[0].level: must be",
+            "rules[0].sub_id_param: must be sub1..sub5 or source_id",
+            "rules[0].strategy: unknown preset `fast`; known: mobile_cpi, mobile_cpa, lead, ecommerce",
+            "rules[0].decline: must be do_not_decline",
+            "rules[0].action.redirect: must start with https://",
+            "rules[0].on_filter_fault: must be \"open\" or \"closed\"",
+            "rules[1].strategy.filters[0].type: unknown filter `telepathy`",
+            "rules[1].strategy.filters[1].points: must be a whole number from 0 to 1000",
+            "rules[2].id: `b` is declared twice",
+        ] {
+            assert!(got.iter().any(|g| g.starts_with(want)), "missing {want:?} in {got:#?}");
+        }
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn arb_rule(i: usize) -> impl Strategy<Value = String> {
+            let filters = ["bot", "datacenter_vpn", "geo", "old_os_browser", "referrer"];
+            (0i64..3, 0usize..3, 1u32..28, proptest::sample::select(filters.to_vec()), any::<bool>()).prop_map(
+                move |(priority, scope, day, filter, monitor)| {
+                    let scope = [r#"{"offers": ["1"]}"#, r#"{"offers": ["1", "2"], "affiliates": ["net-7"]}"#, r#"{"advertisers": ["acme"]}"#][scope];
+                    format!(
+                        r#"{{"id": "r{i}", "created_at": "2026-11-{day:02}", "priority": {priority}, "scope": {scope},
+                           "ignore_results": {monitor}, "decline": "low_and_higher", "strategy": {{"filters": [{{"type": "{filter}"}}]}}}}"#
+                    )
+                },
+            )
+        }
+
+        fn arb_click() -> impl Strategy<Value = (String, String, u32, String)> {
+            (
+                proptest::sample::select(vec![
+                    "curl/8",
+                    BROWSER,
+                    "Mozilla/5.0 (Linux; Android 5.0) Chrome/40.0 Safari/537.36",
+                ]),
+                proptest::sample::select(vec![
+                    "192.0.2.10",
+                    "192.0.2.200",
+                    "203.0.113.5",
+                    "100.64.0.1",
+                ]),
+                proptest::sample::select(vec![3320u32, 16509, 9009]),
+                proptest::sample::select(vec!["net-7", "trusted", "other"]),
+            )
+                .prop_map(|(ua, ip, asn, aff)| (ua.to_owned(), ip.to_owned(), asn, aff.to_owned()))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            // The same rules in any order give the same verdict, rule and reasons.
+            #[test]
+            fn verdict_does_not_depend_on_rule_order(
+                rules in (0usize..5).prop_flat_map(|n| (0..n).map(arb_rule).collect::<Vec<_>>()),
+                shuffle in any::<proptest::sample::Index>(),
+                (ua, ip, asn, aff) in arb_click(),
+            ) {
+                let mut reordered = rules.clone();
+                if !reordered.is_empty() {
+                    let k = shuffle.index(reordered.len());
+                    reordered.rotate_left(k);
+                    reordered.reverse();
+                }
+                let query = format!("offer_id=1&aff_id={aff}");
+                let click = || Click { query: &query, ip: &ip, ua: &ua, asn: Some(asn), ..Click::default() };
+                let a = run(&config(&rules.join(",")), click());
+                let b = run(&config(&reordered.join(",")), click());
+                prop_assert_eq!(a.decision, b.decision);
+                prop_assert_eq!(a.assessment, b.assessment);
+            }
+
+            // Whatever the rules and the click, an allowlisted affiliate's click is never blocked.
+            #[test]
+            fn allowlisted_clicks_are_never_blocked(
+                rules in (0usize..5).prop_flat_map(|n| (0..n).map(arb_rule).collect::<Vec<_>>()),
+                (ua, ip, asn, _) in arb_click(),
+            ) {
+                let click = Click { query: "offer_id=1&aff_id=trusted", ip: &ip, ua: &ua, asn: Some(asn), ..Click::default() };
+                prop_assert!(!run(&config(&rules.join(",")), click).is_blocked());
+            }
+        }
     }
 }

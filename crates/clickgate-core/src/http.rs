@@ -164,11 +164,14 @@ mod tests {
                 aff_id: Id::parse("2").unwrap(),
                 source_id: None,
                 subs: Default::default(),
+                device_id: None,
             },
             advertiser_id: None,
             client: ClientInfo::default(),
             preview: false,
             config_digest: String::new(),
+            assessment: None,
+            allowlisted: None,
         }
     }
 

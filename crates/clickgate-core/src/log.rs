@@ -46,6 +46,12 @@ impl JsonLine {
         self
     }
 
+    pub fn num(mut self, key: &str, value: u64) -> JsonLine {
+        self.key(key);
+        self.out.push_str(&value.to_string());
+        self
+    }
+
     /// A value that is already JSON (an array or object written by another `JsonLine`).
     pub fn raw(mut self, key: &str, json: &str) -> JsonLine {
         self.key(key);

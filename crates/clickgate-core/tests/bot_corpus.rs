@@ -4,6 +4,9 @@
 //!
 //! A link-preview fetcher counts as caught: it is recognised and not counted as a click.
 //! Goal: no browser flagged, at least 99% of crawler instances caught.
+//!
+//! Native only: the corpora are read from disk.
+#![cfg(not(target_arch = "wasm32"))]
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

@@ -1,0 +1,1279 @@
+//! Fraud rules: which clicks a rule covers, which filters it runs, how their points add up to a
+//! fraud probability, and what happens when the probability reaches the rule's decline threshold.
+//!
+//! One rule decides a click. When several cover it, the winner is the highest `priority`, then the
+//! most specific scope (most of offers, advertisers and affiliates given as explicit lists), then
+//! the newest `created_at`, then the smallest id, so the verdict never depends on the order of the
+//! rules in the document.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use serde_json::Value;
+
+use crate::click::{ClickParams, ClientInfo, Id};
+use crate::config::{err, kind, ConfigError, Fields, Offer};
+use crate::decide::Reason;
+use crate::ip::IpSet;
+use crate::template::Template;
+use crate::ua::{bot_signature, platform, Browser, Os};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Probability {
+    None,
+    Low,
+    Medium,
+    High,
+}
+
+impl Probability {
+    /// The documented cut-offs: 80 points and up is high, 50 medium, anything above 0 low.
+    pub fn from_score(score: u32) -> Probability {
+        match score {
+            0 => Probability::None,
+            1..=49 => Probability::Low,
+            50..=79 => Probability::Medium,
+            _ => Probability::High,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Probability::None => "none",
+            Probability::Low => "low",
+            Probability::Medium => "medium",
+            Probability::High => "high",
+        }
+    }
+}
+
+/// The probability from which a rule declines a click.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threshold {
+    DoNotDecline,
+    High,
+    MediumAndHigher,
+    LowAndHigher,
+}
+
+impl Threshold {
+    fn declines(self, p: Probability) -> bool {
+        match self {
+            Threshold::DoNotDecline => false,
+            Threshold::High => p >= Probability::High,
+            Threshold::MediumAndHigher => p >= Probability::Medium,
+            Threshold::LowAndHigher => p >= Probability::Low,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Click,
+    Conversion,
+    Both,
+}
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    Block,
+    /// Send a declined click to a fallback offer instead of the 1021 page.
+    Redirect(Template),
+}
+
+/// What a rule does when one of its filters cannot run (its counter store unreachable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultMode {
+    Open,
+    Closed,
+}
+
+/// One dimension of a scope: everything but the exclusions, or only the listed ids.
+#[derive(Debug, Clone, Default)]
+pub struct Dim {
+    include: Option<HashSet<Id>>,
+    exclude: HashSet<Id>,
+}
+
+impl Dim {
+    fn covers(&self, id: Option<&Id>) -> bool {
+        let included = match (&self.include, id) {
+            (None, _) => true,
+            (Some(set), Some(id)) => set.contains(id),
+            (Some(_), None) => false,
+        };
+        included && !id.is_some_and(|id| self.exclude.contains(id))
+    }
+
+    fn is_specific(&self) -> bool {
+        self.include.is_some()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    pub offers: Dim,
+    pub advertisers: Dim,
+    pub affiliates: Dim,
+}
+
+impl Scope {
+    fn covers(&self, offer: &Offer, aff_id: &Id) -> bool {
+        self.offers.covers(Some(&offer.id))
+            && self.advertisers.covers(offer.advertiser_id.as_ref())
+            && self.affiliates.covers(Some(aff_id))
+    }
+
+    fn specificity(&self) -> u8 {
+        [&self.offers, &self.advertisers, &self.affiliates]
+            .iter()
+            .filter(|d| d.is_specific())
+            .count() as u8
+    }
+}
+
+/// Which click parameter a rule reads as the sub ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubIdParam {
+    Sub(usize),
+    SourceId,
+}
+
+impl SubIdParam {
+    pub fn value<'a>(&self, click: &'a ClickParams) -> Option<&'a str> {
+        match self {
+            SubIdParam::Sub(i) => click.subs[*i].as_deref(),
+            SubIdParam::SourceId => click.source_id.as_deref(),
+        }
+    }
+}
+
+/// Minimum OS and browser major versions; older ones count as old devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinVersions {
+    pub android: u32,
+    pub ios: u32,
+    pub windows: u32,
+    pub macos: u32,
+    pub chrome: u32,
+    pub firefox: u32,
+    pub safari: u32,
+    pub edge: u32,
+}
+
+impl Default for MinVersions {
+    fn default() -> Self {
+        MinVersions {
+            android: 8,
+            ios: 13,
+            windows: 10,
+            macos: 10,
+            chrome: 100,
+            firefox: 100,
+            safari: 13,
+            edge: 100,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FilterKind {
+    Bot,
+    FraudDatabase,
+    DatacenterVpn,
+    Geo,
+    Referrer,
+    OldOsBrowser(MinVersions),
+    /// More than `max` clicks from one IP on one offer and affiliate within the window.
+    DuplicateIp {
+        max: u32,
+        window_hours: u32,
+    },
+    /// More than `max` distinct sub IDs on one offer and affiliate.
+    SubIdValidity {
+        max: u32,
+    },
+    /// Conversion-level: judged when the postback arrives, not at the click.
+    MinClickToConversion {
+        seconds: u64,
+    },
+    MaxClickToConversion {
+        seconds: u64,
+    },
+}
+
+impl FilterKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            FilterKind::Bot => "bot",
+            FilterKind::FraudDatabase => "fraud_database",
+            FilterKind::DatacenterVpn => "datacenter_vpn",
+            FilterKind::Geo => "geo",
+            FilterKind::Referrer => "referrer",
+            FilterKind::OldOsBrowser(_) => "old_os_browser",
+            FilterKind::DuplicateIp { .. } => "duplicate_ip",
+            FilterKind::SubIdValidity { .. } => "sub_id_validity",
+            FilterKind::MinClickToConversion { .. } => "min_click_to_conversion",
+            FilterKind::MaxClickToConversion { .. } => "max_click_to_conversion",
+        }
+    }
+
+    /// Points a firing filter adds unless the rule sets its own.
+    fn default_points(&self) -> u32 {
+        match self {
+            FilterKind::Bot | FilterKind::FraudDatabase | FilterKind::Geo => 100,
+            FilterKind::DatacenterVpn | FilterKind::Referrer | FilterKind::DuplicateIp { .. } => 60,
+            FilterKind::SubIdValidity { .. } => 40,
+            FilterKind::OldOsBrowser(_) => 30,
+            FilterKind::MinClickToConversion { .. } | FilterKind::MaxClickToConversion { .. } => {
+                100
+            }
+        }
+    }
+
+    fn is_click_level(&self) -> bool {
+        !matches!(
+            self,
+            FilterKind::MinClickToConversion { .. } | FilterKind::MaxClickToConversion { .. }
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub kind: FilterKind,
+    pub points: u32,
+}
+
+impl Filter {
+    fn new(kind: FilterKind) -> Filter {
+        let points = kind.default_points();
+        Filter { kind, points }
+    }
+}
+
+/// The detection strategies of the market's presets, kept as data (Affise's tables for 24metrics).
+pub fn preset(name: &str) -> Option<Vec<Filter>> {
+    const DAY: u64 = 24 * 3600;
+    let (dup_max, min_ctc, max_ctc, sub_ids) = match name {
+        "mobile_cpi" => (1, 20, DAY, Some(700)),
+        "mobile_cpa" => (3, 15, DAY, Some(700)),
+        "lead" => (1, 25, DAY, Some(500)),
+        "ecommerce" => (3, 40, 14 * DAY, None),
+        _ => return None,
+    };
+    let mut kinds = vec![
+        FilterKind::DuplicateIp {
+            max: dup_max,
+            window_hours: 24,
+        },
+        FilterKind::FraudDatabase,
+        FilterKind::Bot,
+        FilterKind::DatacenterVpn,
+        FilterKind::Geo,
+        FilterKind::Referrer,
+        FilterKind::OldOsBrowser(MinVersions::default()),
+        FilterKind::MinClickToConversion { seconds: min_ctc },
+        FilterKind::MaxClickToConversion { seconds: max_ctc },
+    ];
+    if let Some(max) = sub_ids {
+        kinds.push(FilterKind::SubIdValidity { max });
+    }
+    Some(kinds.into_iter().map(Filter::new).collect())
+}
+
+pub const PRESETS: [&str; 4] = ["mobile_cpi", "mobile_cpa", "lead", "ecommerce"];
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: Id,
+    pub name: Option<String>,
+    pub enabled: bool,
+    pub created_at_ms: u64,
+    pub priority: i64,
+    pub scope: Scope,
+    pub level: Level,
+    pub monitor: bool,
+    pub sub_id: SubIdParam,
+    pub filters: Vec<Filter>,
+    pub threshold: Threshold,
+    pub action: Action,
+    pub on_fault: FaultMode,
+}
+
+/// Host or host-and-path pattern for the referrer blacklist: `spam.example` (and its subdomains
+/// with `*.spam.example`), or `ads.example/cheap` for a path prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefererPattern {
+    text: String,
+    host: String,
+    any_subdomain: bool,
+    path_prefix: String,
+}
+
+impl RefererPattern {
+    pub fn parse(text: &str) -> Result<RefererPattern, String> {
+        let lower = text.trim().to_ascii_lowercase();
+        let (host_part, path) = match lower.find('/') {
+            Some(i) => (&lower[..i], &lower[i..]),
+            None => (lower.as_str(), ""),
+        };
+        let (any_subdomain, host) = match host_part.strip_prefix("*.") {
+            Some(h) => (true, h),
+            None => (false, host_part),
+        };
+        let valid = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+        if host.is_empty()
+            || !host.chars().all(valid)
+            || host.starts_with('.')
+            || lower.contains("://")
+        {
+            return Err(format!("`{text}` is not a host pattern (`spam.example`, `*.spam.example`, `spam.example/path`)"));
+        }
+        Ok(RefererPattern {
+            text: text.trim().to_owned(),
+            host: host.to_owned(),
+            any_subdomain,
+            path_prefix: path.to_owned(),
+        })
+    }
+
+    fn matches(&self, host: &str, path: &str) -> bool {
+        let host_ok = host == self.host
+            || (self.any_subdomain
+                && host.len() > self.host.len()
+                && host.ends_with(&self.host)
+                && host.as_bytes()[host.len() - self.host.len() - 1] == b'.');
+        host_ok && path.starts_with(&self.path_prefix)
+    }
+}
+
+/// Splits a Referer header into lower-cased host and path.
+fn referer_parts(referer: &str) -> Option<(String, String)> {
+    let rest = referer.split_once("://")?.1;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let host = authority
+        .rsplit('@')
+        .next()?
+        .split(':')
+        .next()?
+        .to_ascii_lowercase();
+    let path = rest[end..]
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    Some((host, path))
+}
+
+/// The lists filters and allowlists read, compiled from `lists` in the config.
+#[derive(Debug, Clone, Default)]
+pub struct Lists {
+    pub allowed_ips: IpSet,
+    pub allowed_affiliates: HashSet<Id>,
+    pub allowed_sub_ids: HashSet<String>,
+    pub fraud_ips: IpSet,
+    pub fraud_device_ids: HashSet<String>,
+    pub datacenter_asns: HashSet<u32>,
+    pub datacenter_ips: IpSet,
+    pub vpn_asns: HashSet<u32>,
+    pub vpn_ips: IpSet,
+    pub blocked_referrers: Vec<RefererPattern>,
+}
+
+/// Per-offer-and-affiliate counts kept outside the isolate (a Durable Object), read for this click.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counters {
+    /// Clicks from this IP on this offer and affiliate in the rule's window, this one included.
+    pub ip_clicks: u32,
+    /// Distinct sub IDs seen on this offer and affiliate, this one included.
+    pub distinct_sub_ids: u32,
+}
+
+/// What one rule made of one click.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assessment {
+    pub rule_id: String,
+    pub score: u32,
+    pub probability: Probability,
+    pub reasons: Vec<Reason>,
+    /// Filters that could not run (reason `filter_unavailable` when the rule fails closed).
+    pub unavailable: Vec<&'static str>,
+    pub declined: bool,
+    pub monitor: bool,
+}
+
+/// The rule that decides this click, if any covers it.
+pub fn select<'a>(rules: &'a [Rule], offer: &Offer, aff_id: &Id) -> Option<&'a Rule> {
+    rules
+        .iter()
+        .filter(|r| r.enabled && r.level != Level::Conversion && r.scope.covers(offer, aff_id))
+        .max_by(|a, b| {
+            (a.priority, a.scope.specificity(), a.created_at_ms)
+                .cmp(&(b.priority, b.scope.specificity(), b.created_at_ms))
+                // Smaller id wins a full tie: reversed so that max_by picks it.
+                .then_with(|| b.id.cmp(&a.id))
+        })
+}
+
+/// Runs a rule's click filters over one click.
+pub fn assess(
+    rule: &Rule,
+    lists: &Lists,
+    offer: &Offer,
+    click: &ClickParams,
+    client: &ClientInfo,
+    counters: Option<Counters>,
+) -> Assessment {
+    let mut reasons = Vec::new();
+    let mut unavailable = Vec::new();
+    for filter in rule.filters.iter().filter(|f| f.kind.is_click_level()) {
+        let fired = run_filter(
+            &filter.kind,
+            lists,
+            offer,
+            click,
+            client,
+            counters,
+            rule.sub_id,
+        );
+        match fired {
+            Ok(Some((code, matched, value))) => reasons.push(Reason {
+                code,
+                rule_id: rule.id.to_string(),
+                matched,
+                value,
+                points: filter.points,
+            }),
+            Ok(None) => {}
+            Err(()) => unavailable.push(filter.kind.name()),
+        }
+    }
+    let score = reasons.iter().map(|r| r.points).sum();
+    let probability = Probability::from_score(score);
+    let mut declined = rule.threshold.declines(probability);
+    if !unavailable.is_empty() && rule.on_fault == FaultMode::Closed {
+        declined = true;
+        reasons.push(Reason {
+            code: "filter_unavailable",
+            rule_id: rule.id.to_string(),
+            matched: "on_filter_fault: closed".into(),
+            value: unavailable.join(","),
+            points: 0,
+        });
+    }
+    Assessment {
+        rule_id: rule.id.to_string(),
+        score,
+        probability,
+        reasons,
+        unavailable,
+        declined,
+        monitor: rule.monitor,
+    }
+}
+
+type Fired = Option<(&'static str, String, String)>;
+
+fn ip_hit(set: &IpSet, ip: Option<IpAddr>, code: &'static str) -> Fired {
+    let ip = ip?;
+    set.lookup(ip)
+        .map(|entry| (code, entry.to_string(), ip.to_string()))
+}
+
+fn run_filter(
+    kind: &FilterKind,
+    lists: &Lists,
+    offer: &Offer,
+    click: &ClickParams,
+    client: &ClientInfo,
+    counters: Option<Counters>,
+    sub_id: SubIdParam,
+) -> Result<Fired, ()> {
+    let ua = client.user_agent.as_deref();
+    Ok(match kind {
+        FilterKind::Bot => bot_signature(ua).map(|sig| ("bot", sig, ua.unwrap_or("").to_owned())),
+        FilterKind::FraudDatabase => {
+            ip_hit(&lists.fraud_ips, client.ip, "fraud_ip").or_else(|| {
+                let device = click.device_id.as_deref()?;
+                lists
+                    .fraud_device_ids
+                    .contains(device)
+                    .then(|| ("fraud_device", device.to_owned(), device.to_owned()))
+            })
+        }
+        FilterKind::DatacenterVpn => {
+            let asn_hit = |set: &HashSet<u32>, code: &'static str| {
+                let asn = client.asn?;
+                set.contains(&asn)
+                    .then(|| (code, format!("AS{asn}"), format!("AS{asn}")))
+            };
+            asn_hit(&lists.datacenter_asns, "datacenter_asn")
+                .or_else(|| ip_hit(&lists.datacenter_ips, client.ip, "datacenter_ip"))
+                .or_else(|| asn_hit(&lists.vpn_asns, "vpn_asn"))
+                .or_else(|| ip_hit(&lists.vpn_ips, client.ip, "vpn_ip"))
+        }
+        FilterKind::Geo => match (&offer.geo, client.country.as_deref()) {
+            (Some(geo), Some(country)) if !geo.allows(country) => {
+                Some(("geo", geo.describe(), country.to_owned()))
+            }
+            _ => None,
+        },
+        FilterKind::Referrer => client.referer.as_deref().and_then(|referer| {
+            let (host, path) = referer_parts(referer)?;
+            let pattern = lists
+                .blocked_referrers
+                .iter()
+                .find(|p| p.matches(&host, &path))?;
+            Some((
+                "referrer_blacklist",
+                pattern.text.clone(),
+                referer.to_owned(),
+            ))
+        }),
+        FilterKind::OldOsBrowser(min) => ua.and_then(|ua| old_platform(ua, min)),
+        FilterKind::DuplicateIp { max, window_hours } => {
+            let c = counters.ok_or(())?;
+            (c.ip_clicks > *max).then(|| {
+                let ip = client.ip.map(|ip| ip.to_string()).unwrap_or_default();
+                (
+                    "duplicate_ip",
+                    format!("more than {max} in {window_hours}h"),
+                    format!("{ip}: {}", c.ip_clicks),
+                )
+            })
+        }
+        FilterKind::SubIdValidity { max } => {
+            let c = counters.ok_or(())?;
+            (c.distinct_sub_ids > *max).then(|| {
+                let sub = sub_id.value(click).unwrap_or("");
+                (
+                    "sub_id_validity",
+                    format!("more than {max} sub IDs"),
+                    format!("{sub}: {}", c.distinct_sub_ids),
+                )
+            })
+        }
+        FilterKind::MinClickToConversion { .. } | FilterKind::MaxClickToConversion { .. } => None,
+    })
+}
+
+fn old_platform(ua: &str, min: &MinVersions) -> Fired {
+    let p = platform(ua);
+    if let Some((os, v)) = p.os {
+        let floor = match os {
+            Os::Android => min.android,
+            Os::Ios => min.ios,
+            Os::Windows => min.windows,
+            Os::MacOs => min.macos,
+        };
+        if v < floor {
+            return Some((
+                "old_os",
+                format!("{} < {floor}", os.name()),
+                format!("{} {v}", os.name()),
+            ));
+        }
+    }
+    if let Some((b, v)) = p.browser {
+        let floor = match b {
+            Browser::Chrome => min.chrome,
+            Browser::Firefox => min.firefox,
+            Browser::Safari => min.safari,
+            Browser::Edge => min.edge,
+        };
+        if v < floor {
+            return Some((
+                "old_browser",
+                format!("{} < {floor}", b.name()),
+                format!("{} {v}", b.name()),
+            ));
+        }
+    }
+    None
+}
+
+/// Countries an offer accepts: only the listed ones, or all but the listed ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Geo {
+    Allow(Vec<String>),
+    Deny(Vec<String>),
+}
+
+impl Geo {
+    fn allows(&self, country: &str) -> bool {
+        let listed = |list: &[String]| list.iter().any(|c| c.eq_ignore_ascii_case(country));
+        match self {
+            Geo::Allow(list) => listed(list),
+            Geo::Deny(list) => !listed(list),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Geo::Allow(list) => format!("allow {}", list.join(",")),
+            Geo::Deny(list) => format!("deny {}", list.join(",")),
+        }
+    }
+}
+
+// ---- compiling rules from the config document ----
+
+pub(crate) fn compile_geo(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<Geo> {
+    let mut f = Fields::of(value, path, errors)?;
+    let allow = f.array("allow", errors);
+    let deny = f.array("deny", errors);
+    f.finish(errors);
+    let countries = |list: &Vec<Value>, key: &str, errors: &mut Vec<ConfigError>| -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, v) in list.iter().enumerate() {
+            match v.as_str() {
+                Some(c) if c.len() == 2 && c.chars().all(|c| c.is_ascii_alphabetic()) => {
+                    out.push(c.to_ascii_uppercase())
+                }
+                _ => errors.push(err(
+                    &format!("{path}.{key}[{i}]"),
+                    "must be a two-letter country code (ISO 3166-1)",
+                )),
+            }
+        }
+        out
+    };
+    match (allow, deny) {
+        (Some(a), None) => Some(Geo::Allow(countries(a, "allow", errors))),
+        (None, Some(d)) => Some(Geo::Deny(countries(d, "deny", errors))),
+        _ => {
+            errors.push(err(path, "give exactly one of allow and deny"));
+            None
+        }
+    }
+}
+
+fn compile_dim(value: Option<&Value>, path: &str, errors: &mut Vec<ConfigError>) -> Dim {
+    let ids = |list: &Vec<Value>, path: &str, errors: &mut Vec<ConfigError>| -> HashSet<Id> {
+        let mut out = HashSet::new();
+        for (i, v) in list.iter().enumerate() {
+            let text = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) if n.is_u64() => n.to_string(),
+                other => {
+                    errors.push(err(
+                        &format!("{path}[{i}]"),
+                        format!("must be an id, found {}", kind(other)),
+                    ));
+                    continue;
+                }
+            };
+            match Id::parse(&text) {
+                Ok(id) => {
+                    out.insert(id);
+                }
+                Err(p) => errors.push(err(&format!("{path}[{i}]"), p)),
+            }
+        }
+        out
+    };
+    match value {
+        None => Dim::default(),
+        Some(Value::String(s)) if s == "all" => Dim::default(),
+        Some(Value::Array(list)) => Dim {
+            include: Some(ids(list, path, errors)),
+            exclude: HashSet::new(),
+        },
+        Some(obj @ Value::Object(_)) => {
+            let Some(mut f) = Fields::of(obj, path, errors) else {
+                return Dim::default();
+            };
+            let include = match f.get("include") {
+                None => None,
+                Some(Value::String(s)) if s == "all" => None,
+                Some(Value::Array(list)) => Some(ids(list, &format!("{path}.include"), errors)),
+                Some(other) => {
+                    errors.push(err(
+                        &format!("{path}.include"),
+                        format!("must be \"all\" or a list of ids, found {}", kind(other)),
+                    ));
+                    None
+                }
+            };
+            let exclude = f
+                .array("exclude", errors)
+                .map(|l| ids(l, &format!("{path}.exclude"), errors))
+                .unwrap_or_default();
+            f.finish(errors);
+            Dim { include, exclude }
+        }
+        Some(other) => {
+            errors.push(err(
+                path,
+                format!(
+                    "must be \"all\", a list of ids, or {{include, exclude}}; found {}",
+                    kind(other)
+                ),
+            ));
+            Dim::default()
+        }
+    }
+}
+
+fn compile_filter(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<Filter> {
+    let mut f = Fields::of(value, path, errors)?;
+    let kind_name = f.string("type", errors);
+    let points = f.get("points").map(|v| match v.as_u64() {
+        Some(p) if p <= 1000 => p as u32,
+        _ => {
+            errors.push(err(
+                &f.child("points"),
+                "must be a whole number from 0 to 1000",
+            ));
+            0
+        }
+    });
+    let mut number = |f: &mut Fields, key: &'static str, default: u64| -> u64 {
+        match f.get(key) {
+            None => default,
+            Some(v) => v.as_u64().unwrap_or_else(|| {
+                errors.push(err(&f.child(key), "must be a whole number"));
+                default
+            }),
+        }
+    };
+    let kind = match kind_name {
+        None => {
+            if f.map.get("type").is_none() {
+                errors.push(err(&f.child("type"), "is required"));
+            }
+            None
+        }
+        Some("bot") => Some(FilterKind::Bot),
+        Some("fraud_database") => Some(FilterKind::FraudDatabase),
+        Some("datacenter_vpn") => Some(FilterKind::DatacenterVpn),
+        Some("geo") => Some(FilterKind::Geo),
+        Some("referrer") => Some(FilterKind::Referrer),
+        Some("old_os_browser") => {
+            let mut min = MinVersions::default();
+            if let Some(m) = f.get("min") {
+                if let Some(mut mf) = Fields::of(m, &f.child("min"), errors) {
+                    let slots: [(&'static str, &mut u32); 8] = [
+                        ("android", &mut min.android),
+                        ("ios", &mut min.ios),
+                        ("windows", &mut min.windows),
+                        ("macos", &mut min.macos),
+                        ("chrome", &mut min.chrome),
+                        ("firefox", &mut min.firefox),
+                        ("safari", &mut min.safari),
+                        ("edge", &mut min.edge),
+                    ];
+                    for (key, slot) in slots {
+                        if let Some(v) = mf.get(key) {
+                            match v.as_u64() {
+                                Some(n) if n < 1000 => *slot = n as u32,
+                                _ => errors
+                                    .push(err(&mf.child(key), "must be a major version number")),
+                            }
+                        }
+                    }
+                    mf.finish(errors);
+                }
+            }
+            Some(FilterKind::OldOsBrowser(min))
+        }
+        Some("duplicate_ip") => Some(FilterKind::DuplicateIp {
+            max: number(&mut f, "max", 1) as u32,
+            window_hours: number(&mut f, "window_hours", 24).clamp(1, 24 * 30) as u32,
+        }),
+        Some("sub_id_validity") => Some(FilterKind::SubIdValidity {
+            max: number(&mut f, "max", 700) as u32,
+        }),
+        Some("min_click_to_conversion") => Some(FilterKind::MinClickToConversion {
+            seconds: number(&mut f, "seconds", 20),
+        }),
+        Some("max_click_to_conversion") => Some(FilterKind::MaxClickToConversion {
+            seconds: number(&mut f, "seconds", 86_400),
+        }),
+        Some(other) => {
+            errors.push(err(
+                &f.child("type"),
+                format!(
+                    "unknown filter `{other}`; known: bot, fraud_database, datacenter_vpn, geo, referrer, \
+                     old_os_browser, duplicate_ip, sub_id_validity, min_click_to_conversion, max_click_to_conversion"
+                ),
+            ));
+            None
+        }
+    };
+    f.finish(errors);
+    let kind = kind?;
+    let points = points.unwrap_or_else(|| kind.default_points());
+    Some(Filter { kind, points })
+}
+
+pub(crate) fn compile_rule(
+    value: &Value,
+    path: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Rule> {
+    let mut f = Fields::of(value, path, errors)?;
+    let id = f.id("id", true, errors);
+    let name = f.string("name", errors).map(str::to_owned);
+    let enabled = match f.string("status", errors) {
+        None | Some("active") => true,
+        Some("paused") => false,
+        Some(other) => {
+            errors.push(err(
+                &f.child("status"),
+                format!("must be \"active\" or \"paused\", found \"{other}\""),
+            ));
+            true
+        }
+    };
+    let created_at_ms = match f.required("created_at", errors) {
+        Some(Value::String(s)) => parse_time(s)
+            .map_err(|p| errors.push(err(&f.child("created_at"), p)))
+            .ok(),
+        Some(other) => {
+            errors.push(err(
+                &f.child("created_at"),
+                format!("must be an RFC 3339 time, found {}", kind(other)),
+            ));
+            None
+        }
+        None => None,
+    };
+    let priority = match f.get("priority") {
+        None => 0,
+        Some(v) => v.as_i64().unwrap_or_else(|| {
+            errors.push(err(&f.child("priority"), "must be a whole number"));
+            0
+        }),
+    };
+    let scope_path = f.child("scope");
+    let scope = match f.required("scope", errors) {
+        Some(v) => {
+            let mut sf = Fields::of(v, &scope_path, errors);
+            let scope = match sf.as_mut() {
+                Some(sf) => Scope {
+                    offers: compile_dim(sf.get("offers"), &sf.child("offers"), errors),
+                    advertisers: compile_dim(
+                        sf.get("advertisers"),
+                        &sf.child("advertisers"),
+                        errors,
+                    ),
+                    affiliates: compile_dim(sf.get("affiliates"), &sf.child("affiliates"), errors),
+                },
+                None => Scope::default(),
+            };
+            if let Some(sf) = sf {
+                sf.finish(errors);
+                if scope.specificity() == 0 {
+                    errors.push(err(
+                        &scope_path,
+                        "at least one of offers, advertisers and affiliates must be a list of specific ids",
+                    ));
+                }
+            }
+            Some(scope)
+        }
+        None => None,
+    };
+    let level = match f.string("level", errors) {
+        None | Some("click") => Level::Click,
+        Some("conversion") => Level::Conversion,
+        Some("both") => Level::Both,
+        Some(other) => {
+            errors.push(err(
+                &f.child("level"),
+                format!("must be \"click\", \"conversion\" or \"both\", found \"{other}\""),
+            ));
+            Level::Click
+        }
+    };
+    let monitor = match f.get("ignore_results") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            errors.push(err(
+                &f.child("ignore_results"),
+                format!("must be true or false, found {}", kind(other)),
+            ));
+            false
+        }
+    };
+    let sub_id = match f.string("sub_id_param", errors) {
+        None | Some("sub1") => SubIdParam::Sub(0),
+        Some("sub2") => SubIdParam::Sub(1),
+        Some("sub3") => SubIdParam::Sub(2),
+        Some("sub4") => SubIdParam::Sub(3),
+        Some("sub5") => SubIdParam::Sub(4),
+        Some("source_id") => SubIdParam::SourceId,
+        Some(other) => {
+            errors.push(err(
+                &f.child("sub_id_param"),
+                format!("must be sub1..sub5 or source_id, found \"{other}\""),
+            ));
+            SubIdParam::Sub(0)
+        }
+    };
+    let strategy_path = f.child("strategy");
+    let filters = match f.required("strategy", errors) {
+        Some(Value::String(name)) => preset(name).or_else(|| {
+            errors.push(err(
+                &strategy_path,
+                format!("unknown preset `{name}`; known: {}", PRESETS.join(", ")),
+            ));
+            None
+        }),
+        Some(obj @ Value::Object(_)) => {
+            let mut sf = Fields::of(obj, &strategy_path, errors)?;
+            let list = match sf.array("filters", errors) {
+                Some(list) if !list.is_empty() => Some(
+                    list.iter()
+                        .enumerate()
+                        .filter_map(|(i, v)| {
+                            compile_filter(v, &format!("{strategy_path}.filters[{i}]"), errors)
+                        })
+                        .collect(),
+                ),
+                Some(_) => {
+                    errors.push(err(&sf.child("filters"), "must list at least one filter"));
+                    None
+                }
+                None => {
+                    if sf.map.get("filters").is_none() {
+                        errors.push(err(&sf.child("filters"), "is required"));
+                    }
+                    None
+                }
+            };
+            sf.finish(errors);
+            list
+        }
+        Some(other) => {
+            errors.push(err(
+                &strategy_path,
+                format!(
+                    "must be a preset name or {{\"filters\": [...]}}, found {}",
+                    kind(other)
+                ),
+            ));
+            None
+        }
+        None => None,
+    };
+    let threshold = match f.string("decline", errors) {
+        None | Some("high") => Threshold::High,
+        Some("medium_and_higher") => Threshold::MediumAndHigher,
+        Some("low_and_higher") => Threshold::LowAndHigher,
+        Some("do_not_decline") => Threshold::DoNotDecline,
+        Some(other) => {
+            errors.push(err(
+                &f.child("decline"),
+                format!("must be do_not_decline, high, medium_and_higher or low_and_higher, found \"{other}\""),
+            ));
+            Threshold::High
+        }
+    };
+    let action = match f.get("action") {
+        None => Some(Action::Block),
+        Some(Value::String(s)) if s == "block" => Some(Action::Block),
+        Some(obj @ Value::Object(_)) => {
+            let mut af = Fields::of(obj, &f.child("action"), errors)?;
+            let t = match af.required("redirect", errors) {
+                Some(Value::String(url)) => Template::compile(url)
+                    .map_err(|p| errors.push(err(&af.child("redirect"), p)))
+                    .ok(),
+                Some(other) => {
+                    errors.push(err(
+                        &af.child("redirect"),
+                        format!("must be a URL, found {}", kind(other)),
+                    ));
+                    None
+                }
+                None => None,
+            };
+            af.finish(errors);
+            t.map(Action::Redirect)
+        }
+        Some(other) => {
+            errors.push(err(
+                &f.child("action"),
+                format!("must be \"block\" or {{\"redirect\": URL}}, found {other}"),
+            ));
+            None
+        }
+    };
+    let on_fault = match f.string("on_filter_fault", errors) {
+        None | Some("open") => FaultMode::Open,
+        Some("closed") => FaultMode::Closed,
+        Some(other) => {
+            errors.push(err(
+                &f.child("on_filter_fault"),
+                format!("must be \"open\" or \"closed\", found \"{other}\""),
+            ));
+            FaultMode::Open
+        }
+    };
+    f.finish(errors);
+    Some(Rule {
+        id: id?,
+        name,
+        enabled,
+        created_at_ms: created_at_ms?,
+        priority,
+        scope: scope?,
+        level,
+        monitor,
+        sub_id,
+        filters: filters?,
+        threshold,
+        action: action?,
+        on_fault,
+    })
+}
+
+/// `2026-11-01`, `2026-11-01T09:30:00Z` or with fractional seconds, in UTC, to Unix milliseconds.
+pub fn parse_time(text: &str) -> Result<u64, String> {
+    let bad = || format!("`{text}` is not a UTC time like 2026-11-01T09:30:00Z");
+    let b = text.as_bytes();
+    let num = |range: std::ops::Range<usize>| -> Result<i64, String> {
+        let part = text.get(range).ok_or_else(bad)?;
+        if part.bytes().all(|c| c.is_ascii_digit()) {
+            part.parse().map_err(|_| bad())
+        } else {
+            Err(bad())
+        }
+    };
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return Err(bad());
+    }
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (mut hh, mut mm, mut ss, mut ms) = (0, 0, 0, 0);
+    if b.len() > 10 {
+        if b.len() < 20
+            || b[10] != b'T'
+            || b[13] != b':'
+            || b[16] != b':'
+            || *b.last().ok_or_else(bad)? != b'Z'
+        {
+            return Err(bad());
+        }
+        hh = num(11..13)?;
+        mm = num(14..16)?;
+        ss = num(17..19)?;
+        if b.len() > 20 {
+            if b[19] != b'.' || b.len() < 22 {
+                return Err(bad());
+            }
+            let frac = text.get(20..b.len() - 1).ok_or_else(bad)?;
+            let digits: String = frac.chars().chain("000".chars()).take(3).collect();
+            if !frac.bytes().all(|c| c.is_ascii_digit()) {
+                return Err(bad());
+            }
+            ms = digits.parse::<i64>().map_err(|_| bad())?;
+        }
+    }
+    let days_in_month = [
+        31,
+        if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) {
+            29
+        } else {
+            28
+        },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1970..=9999).contains(&y)
+        || !(1..=12).contains(&m)
+        || d < 1
+        || d > days_in_month[(m - 1) as usize]
+        || hh > 23
+        || mm > 59
+        || ss > 59
+    {
+        return Err(bad());
+    }
+    let days = days_from_civil(y, m as u32, d as u32);
+    Ok((((days * 24 + hh) * 60 + mm) * 60 + ss) as u64 * 1000 + ms as u64)
+}
+
+/// (year, month, day) to days since 1970-01-01; the inverse of `decide::civil_from_days`.
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// A list of ASNs: numbers, or strings like "AS16509".
+pub(crate) fn compile_asns(
+    list: &[Value],
+    path: &str,
+    errors: &mut Vec<ConfigError>,
+) -> HashSet<u32> {
+    let mut out = HashSet::new();
+    for (i, v) in list.iter().enumerate() {
+        let n = match v {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s
+                .strip_prefix("AS")
+                .or(s.strip_prefix("as"))
+                .unwrap_or(s)
+                .parse()
+                .ok(),
+            _ => None,
+        };
+        match n {
+            Some(n) if n > 0 && n <= u64::from(u32::MAX) => {
+                out.insert(n as u32);
+            }
+            _ => errors.push(err(
+                &format!("{path}[{i}]"),
+                "must be an AS number (16509 or \"AS16509\")",
+            )),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn probability_cut_offs() {
+        assert_eq!(Probability::from_score(0), Probability::None);
+        assert_eq!(Probability::from_score(30), Probability::Low);
+        assert_eq!(Probability::from_score(49), Probability::Low);
+        assert_eq!(Probability::from_score(50), Probability::Medium);
+        assert_eq!(Probability::from_score(79), Probability::Medium);
+        assert_eq!(Probability::from_score(80), Probability::High);
+    }
+
+    #[test]
+    fn thresholds() {
+        use Probability::*;
+        assert!(!Threshold::DoNotDecline.declines(High));
+        assert!(Threshold::High.declines(High) && !Threshold::High.declines(Medium));
+        assert!(
+            Threshold::MediumAndHigher.declines(Medium)
+                && !Threshold::MediumAndHigher.declines(Low)
+        );
+        assert!(Threshold::LowAndHigher.declines(Low) && !Threshold::LowAndHigher.declines(None));
+    }
+
+    #[test]
+    fn presets_follow_the_published_tables() {
+        let cpi = preset("mobile_cpi").unwrap();
+        assert!(cpi.contains(&Filter::new(FilterKind::DuplicateIp {
+            max: 1,
+            window_hours: 24
+        })));
+        assert!(cpi.contains(&Filter::new(FilterKind::SubIdValidity { max: 700 })));
+        assert!(cpi.contains(&Filter::new(FilterKind::MinClickToConversion {
+            seconds: 20
+        })));
+        let lead = preset("lead").unwrap();
+        assert!(lead.contains(&Filter::new(FilterKind::SubIdValidity { max: 500 })));
+        assert!(
+            lead.contains(&Filter::new(FilterKind::MinClickToConversion {
+                seconds: 25
+            }))
+        );
+        let cpa = preset("mobile_cpa").unwrap();
+        assert!(cpa.contains(&Filter::new(FilterKind::DuplicateIp {
+            max: 3,
+            window_hours: 24
+        })));
+        let shop = preset("ecommerce").unwrap();
+        assert!(
+            shop.contains(&Filter::new(FilterKind::MaxClickToConversion {
+                seconds: 14 * 86_400
+            }))
+        );
+        assert!(!shop
+            .iter()
+            .any(|f| matches!(f.kind, FilterKind::SubIdValidity { .. })));
+        assert!(preset("nope").is_none());
+        for name in PRESETS {
+            assert!(
+                preset(name)
+                    .unwrap()
+                    .iter()
+                    .any(|f| f.kind == FilterKind::Bot),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn referrer_patterns() {
+        let p = RefererPattern::parse("*.spam.example").unwrap();
+        assert!(p.matches("a.spam.example", "/"));
+        assert!(!p.matches("spam.example.com", "/"));
+        assert!(!p.matches("notspam.example", "/"));
+        let p = RefererPattern::parse("ads.example/cheap").unwrap();
+        assert!(p.matches("ads.example", "/cheap/x"));
+        assert!(!p.matches("ads.example", "/good"));
+        assert!(RefererPattern::parse("https://x.example").is_err());
+        assert!(RefererPattern::parse("").is_err());
+        assert_eq!(
+            referer_parts("https://User@News.Example:8443/A/b?q=1#f"),
+            Some(("news.example".into(), "/a/b".into()))
+        );
+        assert_eq!(referer_parts("not a url"), None);
+    }
+
+    #[test]
+    fn times_parse_to_unix_milliseconds() {
+        assert_eq!(parse_time("1970-01-01"), Ok(0));
+        assert_eq!(parse_time("2026-11-23T12:04:05Z"), Ok(1_795_435_445_000));
+        assert_eq!(
+            parse_time("2026-11-23T12:04:05.123Z"),
+            Ok(1_795_435_445_123)
+        );
+        assert_eq!(parse_time("2000-02-29T00:00:00Z"), Ok(951_782_400_000));
+        for bad in [
+            "2026-02-30",
+            "2026-13-01",
+            "2026-11-23T25:00:00Z",
+            "2026-11-23T12:04:05+01:00",
+            "yesterday",
+            "",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn time_round_trips_with_the_log_format(ms in 0u64..253_402_300_799_999) {
+                let text = crate::decide::rfc3339_ms(ms);
+                prop_assert_eq!(parse_time(&text), Ok(ms));
+            }
+
+            #[test]
+            fn parse_time_never_panics(text in "\\PC{0,30}") {
+                let _ = parse_time(&text);
+            }
+        }
+    }
+}
