@@ -3,6 +3,7 @@
 //! ```text
 //! clickgate config validate FILE
 //! clickgate config push FILE (--local | --remote) [--persist-to DIR] [--wrangler-config FILE]
+//! clickgate replay --config FILE --clicks LOG [--against OLD_FILE] [--changes N]
 //! ```
 //!
 //! `push` validates with the same compiler the Worker runs, then writes the document to the
@@ -12,10 +13,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use clickgate_core::config::Config;
+use clickgate_core::replay::{csv_header, from_csv_line, from_log_line, Recorded, Replay};
 
 const USAGE: &str = "usage:
   clickgate config validate FILE
   clickgate config push FILE (--local | --remote) [--persist-to DIR] [--wrangler-config FILE]
+  clickgate replay --config FILE --clicks LOG [--against OLD_FILE] [--changes N]
+
+replay runs recorded clicks (the Worker's decision log, or CSV with a header) through a config and
+prints what it would have done; with --against, also the clicks an older config decides differently.
 
 environment:
   WRANGLER   the wrangler command to run (default: node_modules/.bin/wrangler next to wrangler.toml)";
@@ -52,6 +58,7 @@ fn run(args: &[String]) -> Result<(), Failure> {
     match words.as_slice() {
         ["config", "validate", file] => validate(Path::new(file)).map(|_| ()),
         ["config", "push", file, flags @ ..] => push(Path::new(file), flags),
+        ["replay", flags @ ..] => replay(flags),
         ["-h" | "--help" | "help"] => {
             println!("{USAGE}");
             Ok(())
@@ -194,6 +201,156 @@ fn push(file: &Path, flags: &[&str]) -> Result<(), Failure> {
         config.digest
     );
     Ok(())
+}
+
+fn replay(flags: &[&str]) -> Result<(), Failure> {
+    let (mut config, mut clicks, mut against, mut keep) = (None, None, None, 20usize);
+    let mut rest = flags.iter();
+    while let Some(flag) = rest.next() {
+        let value = rest
+            .next()
+            .ok_or_else(|| Failure::Usage(format!("{flag} needs a value")));
+        match *flag {
+            "--config" => config = Some(PathBuf::from(value?)),
+            "--clicks" => clicks = Some(PathBuf::from(value?)),
+            "--against" => against = Some(PathBuf::from(value?)),
+            "--changes" => {
+                let v = value?;
+                keep = v
+                    .parse()
+                    .map_err(|_| Failure::Usage(format!("--changes takes a number, not `{v}`")))?;
+            }
+            other => return Err(Failure::Usage(format!("unknown option `{other}`"))),
+        }
+    }
+    let config =
+        validate(&config.ok_or_else(|| Failure::Usage("replay needs --config FILE".into()))?)?;
+    let against = against.map(|p| validate(&p)).transpose()?;
+    let clicks = clicks.ok_or_else(|| Failure::Usage("replay needs --clicks LOG".into()))?;
+    let records = read_clicks(&clicks)?;
+
+    let mut replay = Replay::new(&config, against.as_ref(), keep);
+    let total = records.len();
+    for (i, r) in records.into_iter().enumerate() {
+        replay.feed(r);
+        if (i + 1) % 100_000 == 0 {
+            eprintln!("replayed {} of {total} clicks", i + 1);
+        }
+    }
+    print_report(&replay, against.is_some());
+    Ok(())
+}
+
+/// Reads a click file whole and sorts it by time: the duplicate-IP and sub-ID counts are only right
+/// in time order, and log shippers do not always keep it.
+fn read_clicks(path: &Path) -> Result<Vec<Recorded>, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::Io(format!("cannot read {}: {e}", path.display())))?;
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .peekable();
+    let csv = lines
+        .peek()
+        .is_some_and(|(_, l)| !l.contains('{') && l.contains("offer_id"));
+    let header = if csv {
+        let (_, first) = lines.next().unwrap_or((0, ""));
+        Some(csv_header(first).map_err(|e| Failure::Io(format!("{}:1: {e}", path.display())))?)
+    } else {
+        None
+    };
+    let (mut records, mut bad) = (Vec::new(), Vec::new());
+    for (n, line) in lines {
+        let parsed = match &header {
+            Some(h) => from_csv_line(line, h).map(|r| vec![r]),
+            None => from_log_line(line),
+        };
+        match parsed {
+            Ok(rs) => records.extend(rs),
+            Err(e) => bad.push(format!("{}:{}: {e}", path.display(), n + 1)),
+        }
+        if (n + 1) % 100_000 == 0 {
+            eprintln!("read {} lines", n + 1);
+        }
+    }
+    for b in bad.iter().take(5) {
+        eprintln!("skipped {b}");
+    }
+    if bad.len() > 5 {
+        eprintln!("skipped {} more lines that are not clicks", bad.len() - 5);
+    }
+    if records.is_empty() {
+        return Err(Failure::Io(format!("{}: no clicks found", path.display())));
+    }
+    records.sort_by_key(|r| r.at_ms);
+    Ok(records)
+}
+
+fn print_report(replay: &Replay, compared: bool) {
+    let t = &replay.tally;
+    let pct = |n: u64, of: u64| {
+        if of == 0 {
+            0.0
+        } else {
+            100.0 * n as f64 / of as f64
+        }
+    };
+    println!("clicks replayed: {}", t.clicks);
+    println!("\nby verdict:");
+    for (verdict, n) in &t.by_verdict {
+        println!("  {verdict:<12} {n:>10}  {:>6.2}%", pct(*n, t.clicks));
+    }
+    if !t.by_reason.is_empty() {
+        println!("\nby reason (a click can have several):");
+        for (code, n) in &t.by_reason {
+            println!("  {code:<20} {n:>10}");
+        }
+    }
+    for (title, map) in [("offer", &t.by_offer), ("affiliate", &t.by_affiliate)] {
+        println!("\nby {title} (clicks, not sent to the offer, share):");
+        let mut rows: Vec<_> = map.iter().collect();
+        rows.sort_by(|a, b| b.1 .1.cmp(&a.1 .1).then(a.0.cmp(b.0)));
+        for (id, (clicks, stopped)) in rows.iter().take(25) {
+            println!(
+                "  {id:<24} {clicks:>10} {stopped:>10}  {:>6.2}%",
+                pct(*stopped, *clicks)
+            );
+        }
+        if rows.len() > 25 {
+            println!("  ... and {} more", rows.len() - 25);
+        }
+    }
+    if compared {
+        println!(
+            "\nclicks decided differently from --against: {}",
+            replay.changed
+        );
+        for c in &replay.changes {
+            let r = &c.record;
+            println!(
+                "  {} offer {} aff {} ip {}: {} {:?} -> {} {:?} (rule {})",
+                clickgate_core::decide::rfc3339_ms(r.at_ms),
+                r.click.offer_id,
+                r.click.aff_id,
+                r.client
+                    .ip
+                    .map(|ip| ip.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                c.before.label,
+                c.before.codes,
+                c.after.label,
+                c.after.codes,
+                c.after.rule_id.as_deref().unwrap_or("-"),
+            );
+        }
+        if replay.changed as usize > replay.changes.len() {
+            println!(
+                "  ... {} more (raise --changes to list them)",
+                replay.changed as usize - replay.changes.len()
+            );
+        }
+    }
 }
 
 fn find_upwards(name: &str) -> Option<PathBuf> {

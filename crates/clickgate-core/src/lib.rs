@@ -17,6 +17,7 @@ pub mod decide;
 pub mod http;
 pub mod ip;
 pub mod log;
+pub mod replay;
 pub mod rules;
 pub mod template;
 pub mod token;

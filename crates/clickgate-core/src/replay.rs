@@ -1,0 +1,482 @@
+//! Replaying recorded clicks through a config: what it would have done, and which clicks a new config
+//! would decide differently from the old one.
+//!
+//! Clicks come from the Worker's own decision log (one JSON object per line, as printed or wrapped
+//! in `wrangler tail --format json` records) or from CSV with a header naming the columns. The
+//! duplicate-IP and sub-ID counts the filters need are recomputed from the clicks themselves, in
+//! time order, so a replay needs nothing but the file.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use serde_json::Value;
+
+use crate::click::{ClickParams, ClientInfo, Id};
+use crate::config::Config;
+use crate::decide::{decide, ClickOutcome, Decision};
+use crate::rules::{parse_time, Counters};
+use crate::token::TokenKey;
+
+/// One recorded click: the inputs of a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub at_ms: u64,
+    pub click: ClickParams,
+    pub client: ClientInfo,
+}
+
+/// Reads every click in a decision-log line; other events and non-JSON lines give none.
+pub fn from_log_line(line: &str) -> Result<Vec<Recorded>, String> {
+    let Some(start) = line.find('{') else {
+        return Ok(Vec::new());
+    };
+    let value: Value =
+        serde_json::from_str(&line[start..]).map_err(|e| format!("not JSON: {e}"))?;
+    // `wrangler tail --format json` wraps console output: {"logs": [{"message": ["<line>"]}], ...}
+    if let Some(logs) = value["logs"].as_array() {
+        let mut out = Vec::new();
+        for message in logs
+            .iter()
+            .flat_map(|l| l["message"].as_array().into_iter().flatten())
+        {
+            if let Some(text) = message.as_str() {
+                out.extend(from_log_line(text)?);
+            }
+        }
+        return Ok(out);
+    }
+    if value["event"] != "click" {
+        return Ok(Vec::new());
+    }
+    let field = |k: &str| value[k].as_str().map(str::to_owned);
+    record(|k| field(k)).map(|r| vec![r])
+}
+
+/// The CSV columns a click file may have; `offer_id`, `aff_id` and `ts` are required.
+pub const CSV_COLUMNS: [&str; 15] = [
+    "ts",
+    "ip",
+    "user_agent",
+    "referer",
+    "offer_id",
+    "aff_id",
+    "source_id",
+    "sub1",
+    "sub2",
+    "sub3",
+    "sub4",
+    "sub5",
+    "device_id",
+    "country",
+    "asn",
+];
+
+/// Parses a CSV header into the column positions of [`CSV_COLUMNS`].
+pub fn csv_header(line: &str) -> Result<Vec<Option<usize>>, String> {
+    let names = split_csv(line)?;
+    for name in &names {
+        if !CSV_COLUMNS.contains(&name.trim()) {
+            return Err(format!(
+                "unknown column `{name}`; known: {}",
+                CSV_COLUMNS.join(", ")
+            ));
+        }
+    }
+    let positions: Vec<Option<usize>> = CSV_COLUMNS
+        .iter()
+        .map(|c| names.iter().position(|n| n.trim() == *c))
+        .collect();
+    for required in ["ts", "offer_id", "aff_id"] {
+        if positions[CSV_COLUMNS.iter().position(|c| *c == required).unwrap_or(0)].is_none() {
+            return Err(format!("the header has no `{required}` column"));
+        }
+    }
+    Ok(positions)
+}
+
+pub fn from_csv_line(line: &str, header: &[Option<usize>]) -> Result<Recorded, String> {
+    let cells = split_csv(line)?;
+    record(|k| {
+        let col = CSV_COLUMNS.iter().position(|c| *c == k)?;
+        header[col]
+            .and_then(|i| cells.get(i))
+            .map(|s| s.to_owned())
+            .filter(|s| !s.is_empty())
+    })
+}
+
+fn record(get: impl Fn(&str) -> Option<String>) -> Result<Recorded, String> {
+    let id = |k: &str| -> Result<Id, String> {
+        let v = get(k).ok_or_else(|| format!("no {k}"))?;
+        Id::parse(&v).map_err(|p| format!("{k} {p}"))
+    };
+    let ts = get("ts").ok_or("no ts")?;
+    let at_ms = parse_time(&ts)?;
+    let click = ClickParams {
+        offer_id: id("offer_id")?,
+        aff_id: id("aff_id")?,
+        source_id: get("source_id"),
+        subs: ["sub1", "sub2", "sub3", "sub4", "sub5"].map(&get),
+        device_id: get("device_id"),
+    };
+    let client = ClientInfo {
+        ip: get("ip").and_then(|ip| ip.parse().ok()),
+        user_agent: get("user_agent"),
+        referer: get("referer"),
+        country: get("country"),
+        asn: get("asn").and_then(|a| a.trim_start_matches("AS").parse().ok()),
+    };
+    Ok(Recorded {
+        at_ms,
+        click,
+        client,
+    })
+}
+
+/// Splits one CSV line (RFC 4180 quoting; no line breaks inside fields).
+fn split_csv(line: &str) -> Result<Vec<String>, String> {
+    let mut cells = Vec::new();
+    let mut cell = String::new();
+    let mut chars = line.trim_end_matches(['\r', '\n']).chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                cell.push('"');
+                chars.next();
+            }
+            (true, '"') => quoted = false,
+            (false, '"') if cell.is_empty() => quoted = true,
+            (false, ',') => cells.push(std::mem::take(&mut cell)),
+            (_, c) => cell.push(c),
+        }
+    }
+    if quoted {
+        return Err("unterminated quote".into());
+    }
+    cells.push(cell);
+    Ok(cells)
+}
+
+/// Duplicate-IP and distinct-sub-ID counts, recomputed exactly over clicks fed in time order:
+/// clicks per IP, offer and affiliate in the last 24 hours, and distinct sub IDs per offer and
+/// affiliate in the click's UTC day.
+#[derive(Debug, Default)]
+pub struct Counting {
+    ip_clicks: HashMap<(String, Id, Id), VecDeque<u64>>,
+    sub_ids: HashMap<(u64, Id, Id), HashSet<String>>,
+}
+
+const DAY_MS: u64 = 86_400_000;
+
+impl Counting {
+    pub fn observe(&mut self, r: &Recorded) -> Counters {
+        let key = (
+            r.client.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            r.click.offer_id.clone(),
+            r.click.aff_id.clone(),
+        );
+        let times = self.ip_clicks.entry(key).or_default();
+        while times.front().is_some_and(|t| *t + DAY_MS <= r.at_ms) {
+            times.pop_front();
+        }
+        times.push_back(r.at_ms);
+        let day = r.at_ms / DAY_MS;
+        let subs = self
+            .sub_ids
+            .entry((day, r.click.offer_id.clone(), r.click.aff_id.clone()))
+            .or_default();
+        if let Some(sub) = &r.click.subs[0] {
+            subs.insert(sub.clone());
+        }
+        Counters {
+            ip_clicks: times.len() as u32,
+            distinct_sub_ids: subs.len() as u32,
+        }
+    }
+}
+
+/// What a config did with one click, reduced to what the report compares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub label: &'static str,
+    pub codes: Vec<&'static str>,
+    pub rule_id: Option<String>,
+}
+
+impl Verdict {
+    fn of(outcome: &Result<ClickOutcome, String>) -> Verdict {
+        match outcome {
+            Err(_) => Verdict {
+                label: "refused",
+                codes: Vec::new(),
+                rule_id: None,
+            },
+            Ok(o) => {
+                let a = o.assessment.as_ref();
+                let codes: Vec<&'static str> = match &o.decision {
+                    Decision::Block { reasons } => reasons.iter().map(|r| r.code).collect(),
+                    Decision::Redirect { .. } => a
+                        .map(|a| a.reasons.iter().map(|r| r.code).collect())
+                        .unwrap_or_default(),
+                };
+                let label = match (&o.decision, a) {
+                    (Decision::Block { .. }, _) => "block",
+                    (_, Some(a)) if a.declined && a.monitor => "would_block",
+                    (_, Some(a)) if a.declined => "fallback",
+                    _ => "redirect",
+                };
+                let rule_id = match &o.decision {
+                    Decision::Block { reasons } => reasons.first().map(|r| r.rule_id.clone()),
+                    Decision::Redirect { .. } => a.map(|a| a.rule_id.clone()),
+                };
+                Verdict {
+                    label,
+                    codes,
+                    rule_id,
+                }
+            }
+        }
+    }
+}
+
+/// Counts by verdict, reason, offer and affiliate.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Tally {
+    pub clicks: u64,
+    pub by_verdict: BTreeMap<&'static str, u64>,
+    pub by_reason: BTreeMap<&'static str, u64>,
+    /// (clicks, not redirected to the offer) per offer and per affiliate.
+    pub by_offer: BTreeMap<String, (u64, u64)>,
+    pub by_affiliate: BTreeMap<String, (u64, u64)>,
+}
+
+impl Tally {
+    fn add(&mut self, r: &Recorded, v: &Verdict) {
+        self.clicks += 1;
+        *self.by_verdict.entry(v.label).or_default() += 1;
+        for code in &v.codes {
+            *self.by_reason.entry(code).or_default() += 1;
+        }
+        let stopped = u64::from(v.label != "redirect");
+        for (map, key) in [
+            (&mut self.by_offer, r.click.offer_id.as_str()),
+            (&mut self.by_affiliate, r.click.aff_id.as_str()),
+        ] {
+            let e = map.entry(key.to_owned()).or_default();
+            e.0 += 1;
+            e.1 += stopped;
+        }
+    }
+}
+
+/// A click the two configs decide differently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub record: Recorded,
+    pub before: Verdict,
+    pub after: Verdict,
+}
+
+/// Replays clicks, fed in time order, through `config` and optionally `against` an older one.
+pub struct Replay<'a> {
+    config: &'a Config,
+    against: Option<&'a Config>,
+    key: TokenKey,
+    counting: Counting,
+    pub tally: Tally,
+    pub changes: Vec<Change>,
+    pub changed: u64,
+    keep_changes: usize,
+}
+
+impl<'a> Replay<'a> {
+    pub fn new(config: &'a Config, against: Option<&'a Config>, keep_changes: usize) -> Replay<'a> {
+        // Transaction ids are not part of the comparison; any key will do.
+        let key = TokenKey::new(&[7u8; 32])
+            .unwrap_or_else(|_| unreachable!("a 32-byte key is long enough"));
+        Replay {
+            config,
+            against,
+            key,
+            counting: Counting::default(),
+            tally: Tally::default(),
+            changes: Vec::new(),
+            changed: 0,
+            keep_changes,
+        }
+    }
+
+    pub fn feed(&mut self, r: Recorded) {
+        let counters = self.counting.observe(&r);
+        let run = |config: &Config| {
+            decide(
+                config,
+                &self.key,
+                r.click.clone(),
+                r.client.clone(),
+                Some(counters),
+                r.at_ms,
+                [0; 8],
+            )
+            .map_err(|e| e.to_string())
+        };
+        let after = Verdict::of(&run(self.config));
+        if let Some(old) = self.against {
+            let before = Verdict::of(&run(old));
+            if before.label != after.label || before.codes != after.codes {
+                self.changed += 1;
+                if self.changes.len() < self.keep_changes {
+                    self.changes.push(Change {
+                        record: r.clone(),
+                        before,
+                        after: after.clone(),
+                    });
+                }
+            }
+        }
+        self.tally.add(&r, &after);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn config(rules: &str) -> Config {
+        Config::compile(&format!(
+            r#"{{"version": 1, "offers": [{{"id": "1", "landing_url": "https://x.example/"}}],
+                "lists": {{"datacenter_asns": [16509]}}, "rules": [{rules}]}}"#
+        ))
+        .unwrap()
+    }
+
+    const BOTS: &str = r#"{"id": "bots", "created_at": "2026-11-01", "scope": {"offers": ["1"]}, "decline": "medium_and_higher",
+                          "strategy": {"filters": [{"type": "bot"}, {"type": "duplicate_ip", "max": 2}]}}"#;
+
+    #[test]
+    fn reads_the_workers_own_log_lines_and_tail_records() {
+        let line = r#"{"event":"click","ts":"2026-11-22T10:00:00.000Z","verdict":"redirect","offer_id":"1","aff_id":"n","sub1":"s","ip":"192.0.2.1","user_agent":"curl/8","asn":"16509"}"#;
+        let r = from_log_line(line).unwrap();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].client.asn, Some(16509));
+        assert_eq!(r[0].click.subs[0].as_deref(), Some("s"));
+        let wrapped =
+            serde_json::json!({"logs": [{"message": [line], "level": "log"}], "outcome": "ok"})
+                .to_string();
+        assert_eq!(from_log_line(&wrapped).unwrap(), r);
+        assert!(from_log_line(r#"{"event":"config","status":"loaded"}"#)
+            .unwrap()
+            .is_empty());
+        assert!(from_log_line("[wrangler:info] GET /c 302")
+            .unwrap()
+            .is_empty());
+        assert!(from_log_line(r#"{"event":"click","ts":"2026-11-22"}"#)
+            .unwrap_err()
+            .contains("no offer_id"));
+    }
+
+    #[test]
+    fn reads_csv_with_any_column_order() {
+        let header = csv_header("aff_id,offer_id,ts,user_agent,ip").unwrap();
+        let r = from_csv_line(
+            r#"net-7,1,2026-11-22T10:00:00Z,"Mozilla/5.0 (X; ""quoted"", comma)",192.0.2.1"#,
+            &header,
+        )
+        .unwrap();
+        assert_eq!(
+            r.client.user_agent.as_deref(),
+            Some(r#"Mozilla/5.0 (X; "quoted", comma)"#)
+        );
+        assert_eq!(r.click.aff_id.as_str(), "net-7");
+        assert!(csv_header("offer_id,aff_id")
+            .unwrap_err()
+            .contains("no `ts`"));
+        assert!(csv_header("offer_id,aff_id,ts,colour")
+            .unwrap_err()
+            .contains("unknown column `colour`"));
+        assert!(from_csv_line(r#"1,"open"#, &header).is_err());
+    }
+
+    #[test]
+    fn counting_is_exact_over_a_sliding_day() {
+        let mut c = Counting::default();
+        let at = |ms: u64, sub: &str| Recorded {
+            at_ms: ms,
+            click: ClickParams {
+                offer_id: Id::parse("1").unwrap(),
+                aff_id: Id::parse("n").unwrap(),
+                source_id: None,
+                subs: [Some(sub.into()), None, None, None, None],
+                device_id: None,
+            },
+            client: ClientInfo {
+                ip: "192.0.2.1".parse().ok(),
+                ..ClientInfo::default()
+            },
+        };
+        let base = 1_795_392_000_000; // 2026-11-23T00:00:00Z
+        assert_eq!(
+            c.observe(&at(base, "a")),
+            Counters {
+                ip_clicks: 1,
+                distinct_sub_ids: 1
+            }
+        );
+        assert_eq!(
+            c.observe(&at(base + 1000, "a")),
+            Counters {
+                ip_clicks: 2,
+                distinct_sub_ids: 1
+            }
+        );
+        assert_eq!(
+            c.observe(&at(base + 2000, "b")),
+            Counters {
+                ip_clicks: 3,
+                distinct_sub_ids: 2
+            }
+        );
+        // A day after the first click it has left the window; the sub IDs start a new UTC day.
+        assert_eq!(
+            c.observe(&at(base + DAY_MS, "a")),
+            Counters {
+                ip_clicks: 3,
+                distinct_sub_ids: 1
+            }
+        );
+    }
+
+    #[test]
+    fn replay_counts_and_finds_changed_verdicts() {
+        let new = config(BOTS);
+        let old = config("");
+        let mut replay = Replay::new(&new, Some(&old), 10);
+        let line = |ua: &str, ip: &str, sec: u32| {
+            format!(
+                r#"{{"event":"click","ts":"2026-11-22T10:00:{sec:02}Z","offer_id":"1","aff_id":"n","ip":"{ip}","user_agent":"{ua}"}}"#
+            )
+        };
+        let browser = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) Version/17.4 Mobile/15E148 Safari/604.1";
+        for l in [
+            line("curl/8", "192.0.2.1", 0),
+            line(browser, "192.0.2.2", 1),
+            line(browser, "192.0.2.3", 2),
+            line(browser, "192.0.2.3", 3),
+            line(browser, "192.0.2.3", 4),
+        ] {
+            for r in from_log_line(&l).unwrap() {
+                replay.feed(r);
+            }
+        }
+        assert_eq!(replay.tally.clicks, 5);
+        assert_eq!(replay.tally.by_verdict.get("block"), Some(&2)); // the curl click and the third from .3
+        assert_eq!(replay.tally.by_reason.get("bot"), Some(&1));
+        assert_eq!(replay.tally.by_reason.get("duplicate_ip"), Some(&1));
+        assert_eq!(replay.tally.by_offer.get("1"), Some(&(5, 2)));
+        assert_eq!(replay.changed, 2);
+        assert_eq!(replay.changes[0].before.label, "redirect");
+        assert_eq!(replay.changes[0].after.codes, ["bot"]);
+    }
+}
