@@ -15,30 +15,87 @@ use criterion::{criterion_group, criterion_main, Criterion};
 
 const DEMO: &str = include_str!("../demo/config.json");
 
-/// The demo config with `n` more blocked ranges, IPv4 and IPv6, none covering the benchmark client.
+/// `n` ranges, IPv4 and IPv6, none covering the benchmark client.
+fn cidrs(n: usize, salt: usize) -> Vec<serde_json::Value> {
+    (0..n)
+        .map(|i| {
+            if i % 2 == 0 {
+                format!("10.{}.{}.0/24", (i >> 8) & 255, (i + salt) & 255)
+            } else {
+                format!("2001:db8:{:x}:{salt:x}::/64", i % 65536)
+            }
+            .into()
+        })
+        .collect()
+}
+
+/// The demo config with `n` more blocked ranges.
 fn with_cidrs(n: usize) -> String {
     let mut doc: serde_json::Value = serde_json::from_str(DEMO).unwrap();
-    let list = doc["lists"]["blocked_ips"].as_array_mut().unwrap();
-    for i in 0..n {
-        let entry = if i % 2 == 0 {
-            format!("10.{}.{}.0/24", (i >> 8) & 255, i & 255)
-        } else {
-            format!("2001:db8:{:x}::/48", i % 65536)
-        };
-        list.push(entry.into());
+    doc["lists"]["blocked_ips"]
+        .as_array_mut()
+        .unwrap()
+        .extend(cidrs(n, 0));
+    doc.to_string()
+}
+
+/// A production-sized config: 100 offers, 100 rules over them (presets and custom filter lists,
+/// scopes of every kind), and 50,000 ranges across the datacenter, VPN and fraud lists.
+fn realistic() -> String {
+    let mut doc: serde_json::Value = serde_json::from_str(DEMO).unwrap();
+    let offers = doc["offers"].as_array_mut().unwrap();
+    for i in 0..98 {
+        offers.push(serde_json::json!({"id": format!("o{i}"), "advertiser_id": "acme",
+            "landing_url": "https://shop.example/l?t={transaction_id}&s={sub1}", "geo": {"deny": ["KP", "IR"]}}));
     }
+    let presets = ["mobile_cpi", "mobile_cpa", "lead", "ecommerce"];
+    let rules: Vec<serde_json::Value> = (0..100)
+        .map(|i| {
+            let scope = match i % 4 {
+                0 => serde_json::json!({"offers": ["1001", format!("o{i}")]}),
+                1 => serde_json::json!({"advertisers": ["acme"], "affiliates": {"include": "all", "exclude": ["net-9"]}}),
+                2 => serde_json::json!({"offers": [format!("o{i}")], "affiliates": ["net-7", "net-8"]}),
+                _ => serde_json::json!({"affiliates": [format!("aff-{i}")]}),
+            };
+            let strategy = if i % 2 == 0 {
+                serde_json::json!(presets[i % 4])
+            } else {
+                serde_json::json!({"filters": [{"type": "bot"}, {"type": "datacenter_vpn"}, {"type": "referrer"},
+                                               {"type": "old_os_browser"}, {"type": "fraud_database"}]})
+            };
+            serde_json::json!({"id": format!("r{i}"), "created_at": format!("2026-{:02}-01", i % 12 + 1),
+                               "priority": i % 3, "scope": scope, "strategy": strategy, "decline": "medium_and_higher"})
+        })
+        .collect();
+    doc["rules"] = rules.into();
+    doc["lists"]["datacenter_ips"] = cidrs(30_000, 1).into();
+    doc["lists"]["vpn_ips"] = cidrs(10_000, 2).into();
+    doc["lists"]["fraud_ips"] = cidrs(10_000, 3).into();
+    doc["lists"]["datacenter_asns"] = (1..2000).map(|n| n * 7).collect::<Vec<u32>>().into();
+    doc["lists"]["blocked_referrers"] = (0..500)
+        .map(|i| format!("*.spam{i}.example"))
+        .collect::<Vec<_>>()
+        .into();
     doc.to_string()
 }
 
 fn one_click(config: &Config, key: &TokenKey, query: &str, ip: &str) -> usize {
+    one_click_as(
+        config,
+        key,
+        query,
+        ip,
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15",
+    )
+}
+
+fn one_click_as(config: &Config, key: &TokenKey, query: &str, ip: &str, ua: &str) -> usize {
     let Ok(Route::Click(params)) = route("GET", "/c", query) else {
         panic!("not a click")
     };
     let client = ClientInfo {
         ip: ip.parse().ok(),
-        user_agent: Some(
-            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15".into(),
-        ),
+        user_agent: Some(ua.into()),
         referer: Some("https://news.example/article".into()),
         country: Some("DE".into()),
         asn: Some(3320),
@@ -77,6 +134,32 @@ fn benches(c: &mut Criterion) {
     });
     g.bench_function("redirect, 50k CIDRs", |b| {
         b.iter(|| one_click(black_box(&big), &key, black_box(query), "192.0.2.10"))
+    });
+    let real_text = realistic();
+    let real = Config::compile(&real_text).unwrap();
+    let browser = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) \
+                   Version/17.4 Mobile/15E148 Safari/604.1";
+    g.bench_function("redirect, 100 rules + 50k CIDRs", |b| {
+        b.iter(|| {
+            one_click_as(
+                black_box(&real),
+                &key,
+                black_box(query),
+                "192.0.2.10",
+                browser,
+            )
+        })
+    });
+    g.bench_function("block (bot), 100 rules + 50k CIDRs", |b| {
+        b.iter(|| {
+            one_click_as(
+                black_box(&real),
+                &key,
+                black_box(query),
+                "192.0.2.10",
+                "python-requests/2.31",
+            )
+        })
     });
     g.finish();
 

@@ -12,7 +12,9 @@ use serde_json::{Map, Value};
 
 use crate::click::Id;
 use crate::ip::{IpNet, IpSet};
-use crate::rules::{compile_asns, compile_geo, compile_rule, Geo, Lists, RefererPattern, Rule};
+use crate::rules::{
+    compile_asns, compile_geo, compile_rule, index_by_offer, Geo, Lists, RefererPattern, Rule,
+};
 use crate::template::Template;
 
 pub const SCHEMA_VERSION: u64 = 1;
@@ -59,6 +61,8 @@ pub struct Config {
     pub blocked_ips: IpSet,
     pub lists: Lists,
     pub rules: Vec<Rule>,
+    /// Per offer, the indexes into `rules` that can decide its clicks, best first.
+    pub rules_by_offer: HashMap<Id, Vec<usize>>,
     /// A short hash of the source text, to tell in logs which document is in force.
     pub digest: String,
 }
@@ -356,7 +360,7 @@ fn compile_document(doc: &Value, errors: &mut Vec<ConfigError>, digest: String) 
                 .enumerate()
             {
                 match RefererPattern::parse(&text) {
-                    Ok(p) => lists.blocked_referrers.push(p),
+                    Ok(p) => lists.blocked_referrers.insert(p),
                     Err(p) => errors.push(err(&format!("lists.blocked_referrers[{i}]"), p)),
                 }
             }
@@ -388,14 +392,17 @@ fn compile_document(doc: &Value, errors: &mut Vec<ConfigError>, digest: String) 
     }
     top.finish(errors);
 
+    let rules_by_offer = index_by_offer(&rules, offers.values());
     Some(Config {
         offers,
         blocked_ips: blocked,
         lists,
         rules,
+        rules_by_offer,
         digest,
     })
 }
+
 fn compile_offer(
     item: &Value,
     path: &str,

@@ -73,7 +73,11 @@ pub fn decide(
         });
     }
 
-    let rule = select(&config.rules, offer, &click.aff_id);
+    let candidates = config
+        .rules_by_offer
+        .get(&offer.id)
+        .map_or(&[][..], Vec::as_slice);
+    let rule = select(&config.rules, candidates, &click.aff_id);
     let allowlisted = allowlist_entry(
         config,
         &click,

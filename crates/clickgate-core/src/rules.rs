@@ -6,7 +6,7 @@
 //! the newest `created_at`, then the smallest id, so the verdict never depends on the order of the
 //! rules in the document.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use serde_json::Value;
@@ -118,12 +118,6 @@ pub struct Scope {
 }
 
 impl Scope {
-    fn covers(&self, offer: &Offer, aff_id: &Id) -> bool {
-        self.offers.covers(Some(&offer.id))
-            && self.advertisers.covers(offer.advertiser_id.as_ref())
-            && self.affiliates.covers(Some(aff_id))
-    }
-
     fn specificity(&self) -> u8 {
         [&self.offers, &self.advertisers, &self.affiliates]
             .iter()
@@ -379,7 +373,47 @@ pub struct Lists {
     pub datacenter_ips: IpSet,
     pub vpn_asns: HashSet<u32>,
     pub vpn_ips: IpSet,
-    pub blocked_referrers: Vec<RefererPattern>,
+    pub blocked_referrers: Referrers,
+}
+
+/// The referrer blacklist, indexed by host: a click's referrer is looked up under its host and, for
+/// `*.` patterns, under each parent domain, instead of being compared with every pattern.
+#[derive(Debug, Clone, Default)]
+pub struct Referrers {
+    exact: HashMap<String, Vec<RefererPattern>>,
+    wildcard: HashMap<String, Vec<RefererPattern>>,
+}
+
+impl Referrers {
+    pub fn insert(&mut self, p: RefererPattern) {
+        let map = if p.any_subdomain {
+            &mut self.wildcard
+        } else {
+            &mut self.exact
+        };
+        map.entry(p.host.clone()).or_default().push(p);
+    }
+
+    pub fn len(&self) -> usize {
+        self.exact
+            .values()
+            .chain(self.wildcard.values())
+            .map(Vec::len)
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn find(&self, host: &str, path: &str) -> Option<&RefererPattern> {
+        let exact = self.exact.get(host).into_iter().flatten();
+        let parents = host
+            .match_indices('.')
+            .filter_map(|(i, _)| self.wildcard.get(&host[i + 1..]))
+            .flatten();
+        exact.chain(parents).find(|p| p.matches(host, path))
+    }
 }
 
 /// Per-offer-and-affiliate counts kept outside the isolate (a Durable Object), read for this click.
@@ -404,17 +438,46 @@ pub struct Assessment {
     pub monitor: bool,
 }
 
-/// The rule that decides this click, if any covers it.
-pub fn select<'a>(rules: &'a [Rule], offer: &Offer, aff_id: &Id) -> Option<&'a Rule> {
-    rules
-        .iter()
-        .filter(|r| r.enabled && r.level != Level::Conversion && r.scope.covers(offer, aff_id))
-        .max_by(|a, b| {
-            (a.priority, a.scope.specificity(), a.created_at_ms)
-                .cmp(&(b.priority, b.scope.specificity(), b.created_at_ms))
-                // Smaller id wins a full tie: reversed so that max_by picks it.
-                .then_with(|| b.id.cmp(&a.id))
+/// Precedence, best first: highest priority, most specific scope, newest, then smallest id.
+fn precedence(a: &Rule, b: &Rule) -> std::cmp::Ordering {
+    (b.priority, b.scope.specificity(), b.created_at_ms)
+        .cmp(&(a.priority, a.scope.specificity(), a.created_at_ms))
+        .then_with(|| a.id.cmp(&b.id))
+}
+
+/// For each offer, the rules that can judge its clicks, best first. The offer and advertiser parts
+/// of a scope are fixed per offer, so they are resolved once with the config; a click then only
+/// checks affiliates, and the first rule that covers it decides.
+pub fn index_by_offer<'a>(
+    rules: &[Rule],
+    offers: impl Iterator<Item = &'a Offer>,
+) -> HashMap<Id, Vec<usize>> {
+    let mut order: Vec<usize> = (0..rules.len())
+        .filter(|&i| rules[i].enabled && rules[i].level != Level::Conversion)
+        .collect();
+    order.sort_by(|&a, &b| precedence(&rules[a], &rules[b]));
+    offers
+        .map(|offer| {
+            let candidates = order
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    let s = &rules[i].scope;
+                    s.offers.covers(Some(&offer.id))
+                        && s.advertisers.covers(offer.advertiser_id.as_ref())
+                })
+                .collect();
+            (offer.id.clone(), candidates)
         })
+        .collect()
+}
+
+/// The rule that decides a click on an offer, from the offer's candidates in precedence order.
+pub fn select<'a>(rules: &'a [Rule], candidates: &[usize], aff_id: &Id) -> Option<&'a Rule> {
+    candidates
+        .iter()
+        .map(|&i| &rules[i])
+        .find(|r| r.scope.affiliates.covers(Some(aff_id)))
 }
 
 /// Runs a rule's click filters over one click.
@@ -521,11 +584,11 @@ fn run_filter(
             _ => None,
         },
         FilterKind::Referrer => client.referer.as_deref().and_then(|referer| {
+            if lists.blocked_referrers.is_empty() {
+                return None;
+            }
             let (host, path) = referer_parts(referer)?;
-            let pattern = lists
-                .blocked_referrers
-                .iter()
-                .find(|p| p.matches(&host, &path))?;
+            let pattern = lists.blocked_referrers.find(&host, &path)?;
             Some((
                 "referrer_blacklist",
                 pattern.text.clone(),
