@@ -7,7 +7,10 @@
 // shown beside the main thread's.
 // Needs Node 23.9+ (process.threadCpuUsage) with --experimental-wasm-exnref; scripts/bench.sh runs it so.
 //
-//   node benches/coldstart.mjs [--cidrs N]     (N extra blocked CIDRs in the config; default 0)
+//   node benches/coldstart.mjs [--cidrs N] [--rules]
+//     --cidrs N   N extra blocked CIDRs in the config (default 0)
+//     --rules     add a rule running every click filter on the offer clicked, so the bot patterns
+//                 are compiled within the first click
 import { readFileSync } from "node:fs";
 import { register } from "node:module";
 import path from "node:path";
@@ -57,6 +60,12 @@ for (let i = 0; i < extraCidrs; i++) {
   config.lists.blocked_ips.push(`10.${(i >> 8) & 255}.${i & 255}.0/24`, `2001:db8:${(i % 65536).toString(16)}::/48`);
 }
 config.lists.blocked_ips.length = 3 + extraCidrs;
+if (process.argv.includes("--rules")) {
+  config.rules = [{
+    id: "all-filters", created_at: "2026-11-01", scope: { offers: ["1001"] }, decline: "high",
+    strategy: { filters: ["bot", "fraud_database", "datacenter_vpn", "geo", "referrer", "old_os_browser"].map((type) => ({ type })) },
+  }];
+}
 const configText = JSON.stringify(config);
 
 const env = {
@@ -94,7 +103,7 @@ const steady = await measure(async () => {
 
 const total = { cpu: 0, all: 0, wall: 0 };
 for (const m of [compile, instantiate, first]) for (const k in total) total[k] += m[k];
-report(`config: ${configText.length} bytes, ${config.lists.blocked_ips.length} blocked IP entries`);
+report(`config: ${configText.length} bytes, ${config.lists.blocked_ips.length} blocked IP entries, ${config.rules?.length ?? 0} rules`);
 report(row("wasm compile", compile));
 report(row("instantiate", instantiate));
 report(row("first click", first) + "   (config read and compiled)");

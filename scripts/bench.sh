@@ -35,6 +35,8 @@ printf '  index_bg.wasm %d KiB, gzipped %d KiB (target: under 300 KiB); index.js
 
 step "cold start (fresh isolate: compile, instantiate, first click)"
 "$NODE_BENCH" --experimental-wasm-exnref benches/coldstart.mjs | sed 's/^/  /'
+echo "  -- with a rule running every click filter (bot patterns compiled in the first click):"
+"$NODE_BENCH" --experimental-wasm-exnref benches/coldstart.mjs --rules | sed 's/^/  /'
 echo "  -- with 50,000 more blocked CIDRs in the config:"
 "$NODE_BENCH" --experimental-wasm-exnref benches/coldstart.mjs --cidrs 50000 | sed 's/^/  /'
 
