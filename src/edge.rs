@@ -29,6 +29,8 @@ thread_local! {
 #[event(start)]
 fn start() {
     console_error_panic_hook::set_once();
+    // Module start has its own CPU budget; spend it compiling the click path, not the first click's.
+    clickgate_core::decide::warm_up();
 }
 
 #[event(fetch)]

@@ -270,6 +270,47 @@ impl ClickOutcome {
     }
 }
 
+/// Runs the whole click path once on a built-in config: a browser click and a bot click, their
+/// responses and log lines. The Worker calls it when its module starts, so that the engine compiles
+/// the code of the click path (wasm is compiled function by function on first use) and builds the
+/// bot patterns then, and not inside the first real click's CPU budget. Returns a byte count so
+/// the work cannot be optimised away.
+pub fn warm_up() -> usize {
+    const CONFIG: &str = r#"{"version": 1, "advertisers": [{"id": "a"}],
+        "offers": [{"id": "1", "advertiser_id": "a", "landing_url": "https://x.example/?t={transaction_id}&s={sub1}", "geo": {"deny": ["KP"]}}],
+        "lists": {"blocked_ips": ["203.0.113.0/24"], "datacenter_asns": [64496], "datacenter_ips": ["100.64.0.0/10"],
+                  "fraud_ips": ["198.51.100.1"], "blocked_referrers": ["*.spam.example"], "allowed_affiliates": ["t"]},
+        "rules": [{"id": "w", "created_at": "2026-01-01", "scope": {"offers": ["1"]}, "decline": "high",
+                   "strategy": {"filters": [{"type": "bot"}, {"type": "fraud_database"}, {"type": "datacenter_vpn"},
+                                            {"type": "geo"}, {"type": "referrer"}, {"type": "old_os_browser"}]}}]}"#;
+    let Ok(config) = Config::compile(CONFIG) else {
+        return 0;
+    };
+    let Ok(key) = TokenKey::new(&[1u8; 32]) else {
+        return 0;
+    };
+    let mut bytes = 0;
+    for ua in [
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 Version/17.4 Mobile/15E148 Safari/604.1",
+        "curl/8.4.0",
+    ] {
+        let Ok(crate::click::Route::Click(params)) = crate::click::route("GET", "/c", "offer_id=1&aff_id=n&sub1=a%20b") else {
+            return 0;
+        };
+        let client = ClientInfo {
+            ip: "192.0.2.1".parse().ok(),
+            user_agent: Some(ua.to_owned()),
+            referer: Some("https://news.example/a".to_owned()),
+            country: Some("DE".to_owned()),
+            asn: Some(3320),
+        };
+        if let Ok(out) = decide(&config, &key, params, client, None, 0, [0; NONCE_LEN]) {
+            bytes += out.log_line().len() + crate::http::click_response(&out, Some("text/html"), false).body.len();
+        }
+    }
+    bytes
+}
+
 /// `2026-11-23T10:04:05.123Z` from Unix milliseconds (proleptic Gregorian, UTC).
 pub fn rfc3339_ms(ms: u64) -> String {
     let secs = ms / 1000;
@@ -423,6 +464,12 @@ mod tests {
             "absent values are left out: {line}"
         );
         assert_eq!(line["user_agent"], "Mozilla/5.0");
+    }
+
+    #[test]
+    fn warm_up_runs_both_paths() {
+        // A redirect (no body) and a blocked bot (the 1021 page), each with its log line.
+        assert!(warm_up() > 1000);
     }
 
     #[test]
