@@ -31,6 +31,15 @@ cat <<MSG
     curl -i '$base/c?offer_id=1001'
     curl -i '$base/c?offer_id=9999&aff_id=net-7'
 
+  fraud rules (demo/rules.json: bots and hosting networks blocked on offer 1001, the lead preset in
+  monitor mode on 1002). In another terminal:
+    target/release/clickgate config push demo/rules.json --local
+    curl -i '$base/c?offer_id=1001&aff_id=net-7'                       # curl is automation: 403, 1021
+    curl -i -A 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) Version/17.4 Mobile/15E148 Safari/604.1' \\
+         '$base/c?offer_id=1001&aff_id=net-7'                           # a phone browser: 302
+    curl -i '$base/c?offer_id=1002&aff_id=net-7'                       # monitor mode: 302, logged as declined
+  the Worker re-reads KV every CONFIG_REFRESH_SECONDS (30 s in wrangler.toml).
+
   decision log lines appear below, one JSON object per click.
 
 MSG
