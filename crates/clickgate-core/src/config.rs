@@ -182,22 +182,28 @@ impl<'a> Fields<'a> {
         } else {
             self.get(key)?
         };
+        id_value(v, &self.child(key), errors)
+    }
+
+    /// A required landing or fallback URL, compiled as a template.
+    pub(crate) fn template(
+        &mut self,
+        key: &'static str,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<Template> {
         let path = self.child(key);
-        // Numbers are accepted as ids because trackers export offer ids as numbers.
-        let text = match v {
-            Value::String(s) => s.clone(),
-            Value::Number(n) if n.is_u64() => n.to_string(),
+        match self.required(key, errors)? {
+            Value::String(s) => Template::compile(s)
+                .map_err(|p| errors.push(err(&path, p)))
+                .ok(),
             other => {
                 errors.push(err(
                     &path,
-                    format!("must be a string id, found {}", kind(other)),
+                    format!("must be a URL string, found {}", kind(other)),
                 ));
-                return None;
+                None
             }
-        };
-        Id::parse(&text)
-            .map_err(|p| errors.push(err(&path, p)))
-            .ok()
+        }
     }
 
     pub(crate) fn array(
@@ -231,6 +237,22 @@ impl<'a> Fields<'a> {
             ));
         }
     }
+}
+
+/// An id in the document. Numbers are accepted because trackers export offer ids as numbers.
+pub(crate) fn id_value(v: &Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<Id> {
+    let text = match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) if n.is_u64() => n.to_string(),
+        other => {
+            errors.push(err(
+                path,
+                format!("must be a string id, found {}", kind(other)),
+            ));
+            return None;
+        }
+    };
+    Id::parse(&text).map_err(|p| errors.push(err(path, p))).ok()
 }
 
 pub(crate) fn kind(v: &Value) -> &'static str {
@@ -435,19 +457,7 @@ fn compile_offer(
     let geo = f
         .get("geo")
         .and_then(|g| compile_geo(g, &f.child("geo"), errors));
-    let landing = match f.required("landing_url", errors) {
-        Some(Value::String(s)) => Template::compile(s)
-            .map_err(|p| errors.push(err(&f.child("landing_url"), p)))
-            .ok(),
-        Some(other) => {
-            errors.push(err(
-                &f.child("landing_url"),
-                format!("must be a string, found {}", kind(other)),
-            ));
-            None
-        }
-        None => None,
-    };
+    let landing = f.template("landing_url", errors);
     f.finish(errors);
     Some(Offer {
         id: id?,
@@ -520,7 +530,7 @@ pub(crate) mod tests {
             "offers[1].advertiser_id: `ghost` is not in advertisers",
             "offers[1].status: must be \"active\" or \"paused\", found \"on\"",
             "offers[1].landing_url: unknown macro `{nope}`",
-            "offers[2].landing_url: must be a string, found a number",
+            "offers[2].landing_url: must be a URL string, found a number",
             "offers[3]: must be an object, found a string",
             "lists.blocked_ips[0]: `10.0.0.1/8` has host bits set",
             "lists.blocked_ips[1]: must be a string, found a number",

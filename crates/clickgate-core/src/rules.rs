@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use serde_json::Value;
 
 use crate::click::{ClickParams, ClientInfo, Id};
-use crate::config::{err, kind, ConfigError, Fields, Offer};
+use crate::config::{err, id_value, kind, ConfigError, Fields, Offer};
 use crate::decide::Reason;
 use crate::ip::IpSet;
 use crate::template::Template;
@@ -715,27 +715,10 @@ pub(crate) fn compile_geo(value: &Value, path: &str, errors: &mut Vec<ConfigErro
 
 fn compile_dim(value: Option<&Value>, path: &str, errors: &mut Vec<ConfigError>) -> Dim {
     let ids = |list: &Vec<Value>, path: &str, errors: &mut Vec<ConfigError>| -> HashSet<Id> {
-        let mut out = HashSet::new();
-        for (i, v) in list.iter().enumerate() {
-            let text = match v {
-                Value::String(s) => s.clone(),
-                Value::Number(n) if n.is_u64() => n.to_string(),
-                other => {
-                    errors.push(err(
-                        &format!("{path}[{i}]"),
-                        format!("must be an id, found {}", kind(other)),
-                    ));
-                    continue;
-                }
-            };
-            match Id::parse(&text) {
-                Ok(id) => {
-                    out.insert(id);
-                }
-                Err(p) => errors.push(err(&format!("{path}[{i}]"), p)),
-            }
-        }
-        out
+        list.iter()
+            .enumerate()
+            .filter_map(|(i, v)| id_value(v, &format!("{path}[{i}]"), errors))
+            .collect()
     };
     match value {
         None => Dim::default(),
@@ -1042,19 +1025,7 @@ pub(crate) fn compile_rule(
         Some(Value::String(s)) if s == "block" => Some(Action::Block),
         Some(obj @ Value::Object(_)) => {
             let mut af = Fields::of(obj, &f.child("action"), errors)?;
-            let t = match af.required("redirect", errors) {
-                Some(Value::String(url)) => Template::compile(url)
-                    .map_err(|p| errors.push(err(&af.child("redirect"), p)))
-                    .ok(),
-                Some(other) => {
-                    errors.push(err(
-                        &af.child("redirect"),
-                        format!("must be a URL, found {}", kind(other)),
-                    ));
-                    None
-                }
-                None => None,
-            };
+            let t = af.template("redirect", errors);
             af.finish(errors);
             t.map(Action::Redirect)
         }
