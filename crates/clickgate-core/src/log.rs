@@ -47,8 +47,10 @@ impl JsonLine {
     }
 
     pub fn num(mut self, key: &str, value: u64) -> JsonLine {
+        use std::fmt::Write;
         self.key(key);
-        self.out.push_str(&value.to_string());
+        // Writing into a String cannot fail.
+        let _ = write!(self.out, "{value}");
         self
     }
 

@@ -182,8 +182,27 @@ const NOT_BOTS: &[&str] = &["cubot", "robot_ios", "searchcraft", "searchapp"];
 /// App network stacks that send tracking clicks for people (server-side clicks from app SDKs).
 const APP_STACKS: &[&str] = &["dalvik/", "cfnetwork/", "darwin/", "okhttp/"];
 
-fn bot_matcher() -> &'static (AhoCorasick, AhoCorasick) {
-    static M: OnceLock<(AhoCorasick, AhoCorasick)> = OnceLock::new();
+/// Structural signs looked for in one pass; the order is the order of [`SIGN_*`] below.
+const SIGNS: &[&str] = &[
+    "http://",
+    "https://",
+    "www.",
+    ".com",
+    "compatible;",
+    "msie",
+    "trident/",
+];
+const SIGN_URLS: usize = 4;
+const SIGN_COMPATIBLE: usize = 4;
+
+struct Matchers {
+    tokens: AhoCorasick,
+    exceptions: AhoCorasick,
+    signs: AhoCorasick,
+}
+
+fn matchers() -> &'static Matchers {
+    static M: OnceLock<Matchers> = OnceLock::new();
     M.get_or_init(|| {
         let build = |patterns: &[&str]| {
             AhoCorasick::builder()
@@ -192,7 +211,11 @@ fn bot_matcher() -> &'static (AhoCorasick, AhoCorasick) {
                 .build(patterns)
                 .expect("the bot patterns are valid literals")
         };
-        (build(BOT_TOKENS), build(NOT_BOTS))
+        Matchers {
+            tokens: build(BOT_TOKENS),
+            exceptions: build(NOT_BOTS),
+            signs: build(SIGNS),
+        }
     })
 }
 
@@ -202,22 +225,27 @@ pub fn bot_signature(user_agent: Option<&str>) -> Option<String> {
     if ua.is_empty() {
         return Some("(empty user agent)".into());
     }
-    let (tokens, exceptions) = bot_matcher();
-    if let Some(m) = tokens.find(ua) {
-        let pattern = BOT_TOKENS[m.pattern().as_usize()];
-        // A token inside an exception ("CUBOT" phones) does not count.
-        let excused = exceptions
+    let m = matchers();
+    // A token inside an exception ("CUBOT" phones) does not count; a later token still may.
+    let excused = |start: usize, end: usize| {
+        m.exceptions
             .find_iter(ua)
-            .any(|e| e.start() <= m.start() && m.end() <= e.end());
-        if !excused {
-            return Some(pattern.to_owned());
-        }
+            .any(|e| e.start() <= start && end <= e.end())
+    };
+    if let Some(t) = m
+        .tokens
+        .find_iter(ua)
+        .find(|t| !excused(t.start(), t.end()))
+    {
+        return Some(BOT_TOKENS[t.pattern().as_usize()].to_owned());
+    }
+    let mut seen = [false; 7];
+    for found in m.signs.find_iter(ua) {
+        seen[found.pattern().as_usize()] = true;
     }
     // Browsers never put a URL or an e-mail address in their User-Agent; crawlers sign with one.
-    for sign in ["http://", "https://", "www.", ".com"] {
-        if contains_ignore_case(ua, sign) {
-            return Some(format!("contains {sign:?}"));
-        }
+    if let Some(i) = (0..SIGN_URLS).find(|&i| seen[i]) {
+        return Some(format!("contains {:?}", SIGNS[i]));
     }
     // An e-mail address; `@` before a digit is a version (`android@150.0`), not an address.
     if ua
@@ -229,10 +257,7 @@ pub fn bot_signature(user_agent: Option<&str>) -> Option<String> {
     }
     // `(compatible; ...)` is how crawlers dress as browsers; the only browser that says it is old
     // Internet Explorer.
-    if contains_ignore_case(ua, "compatible;")
-        && !contains_ignore_case(ua, "msie")
-        && !contains_ignore_case(ua, "trident/")
-    {
+    if seen[SIGN_COMPATIBLE] && !seen[SIGN_COMPATIBLE + 1] && !seen[SIGN_COMPATIBLE + 2] {
         return Some("compatible; without a browser".into());
     }
     // Every browser and in-app web view sends `Mozilla/5.0 (...)`; other clients are programs,
@@ -244,13 +269,6 @@ pub fn bot_signature(user_agent: Option<&str>) -> Option<String> {
         }
     }
     None
-}
-
-fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
-    haystack
-        .as_bytes()
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// Operating system and browser with their major versions, as far as the User-Agent tells.
