@@ -410,6 +410,46 @@ mod tests {
             .contains("unknown option `--force`"));
     }
 
+    fn scratch(name: &str, text: &str) -> PathBuf {
+        let path =
+            std::env::temp_dir().join(format!("clickgate-cli-{}-{name}", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn click_files_are_read_as_log_or_csv_and_sorted_by_time() {
+        let log = scratch(
+            "clicks.log",
+            "{\"event\":\"click\",\"ts\":\"2026-11-22T10:00:05Z\",\"offer_id\":\"1\",\"aff_id\":\"b\"}\n\
+             [wrangler:info] GET /c 302\n\
+             {\"event\":\"click\",\"ts\":\"2026-11-22T10:00:01Z\",\"offer_id\":\"1\",\"aff_id\":\"a\"}\n\
+             {\"event\":\"click\",\"ts\":\"bad\",\"offer_id\":\"1\",\"aff_id\":\"c\"}\n",
+        );
+        let records = read_clicks(&log).unwrap();
+        let affs: Vec<&str> = records.iter().map(|r| r.click.aff_id.as_str()).collect();
+        assert_eq!(
+            affs,
+            ["a", "b"],
+            "sorted by time, the unparseable line skipped"
+        );
+
+        let csv = scratch(
+            "clicks.csv",
+            "ts,offer_id,aff_id,ip\n2026-11-22T10:00:00Z,1,a,192.0.2.1\n",
+        );
+        let records = read_clicks(&csv).unwrap();
+        assert_eq!(records[0].client.ip, "192.0.2.1".parse().ok());
+
+        let empty = scratch("empty.log", "nothing here\n");
+        assert!(
+            matches!(read_clicks(&empty), Err(Failure::Io(m)) if m.contains("no clicks found"))
+        );
+        for p in [log, csv, empty] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
     #[test]
     fn unknown_commands_are_usage_errors() {
         let run_words = |w: &[&str]| run(&w.iter().map(|s| s.to_string()).collect::<Vec<_>>());

@@ -419,6 +419,43 @@ mod tests {
     }
 
     #[test]
+    fn ecosia_version_after_at_sign_is_not_an_email_address() {
+        // The real-browser corpus caught this: `android@150.0.0.0` is a version, not an address.
+        let ecosia = "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) \
+                      Chrome/150.0.0.0 Mobile Safari/537.36 (Ecosia android@150.0.0.0)";
+        assert_eq!(bot_signature(Some(ecosia)), None);
+        assert_eq!(
+            bot_signature(Some("Mozilla/5.0 (X) ops@acme.example")).as_deref(),
+            Some("contains an e-mail address")
+        );
+    }
+
+    #[test]
+    fn a_token_after_an_excused_one_still_counts() {
+        assert_eq!(
+            bot_signature(Some(
+                "Mozilla/5.0 (Linux; Android 9; CUBOT X19) python-requests/2.31"
+            ))
+            .as_deref(),
+            Some("python")
+        );
+    }
+
+    #[test]
+    fn old_internet_explorer_is_compatible_but_a_browser() {
+        assert_eq!(
+            bot_signature(Some(
+                "Mozilla/5.0 (compatible; MSIE 9.0; Windows NT 6.1; Trident/5.0)"
+            )),
+            None
+        );
+        assert_eq!(
+            bot_signature(Some("Mozilla/5.0 (compatible; Zeppelin/1.0)")).as_deref(),
+            Some("compatible; without a browser")
+        );
+    }
+
+    #[test]
     fn app_network_stacks_are_not_bots() {
         assert_eq!(
             bot_signature(Some(
