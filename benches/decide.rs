@@ -39,12 +39,12 @@ fn with_cidrs(n: usize) -> String {
     doc.to_string()
 }
 
-/// A production-sized config: 100 offers, 100 rules over them (presets and custom filter lists,
+/// A production-sized config: about 100 offers, 100 rules over them (presets and custom filter lists,
 /// scopes of every kind), and 50,000 ranges across the datacenter, VPN and fraud lists.
 fn realistic() -> String {
     let mut doc: serde_json::Value = serde_json::from_str(DEMO).unwrap();
     let offers = doc["offers"].as_array_mut().unwrap();
-    for i in 0..98 {
+    for i in 0..100 {
         offers.push(serde_json::json!({"id": format!("o{i}"), "advertiser_id": "acme",
             "landing_url": "https://shop.example/l?t={transaction_id}&s={sub1}", "geo": {"deny": ["KP", "IR"]}}));
     }

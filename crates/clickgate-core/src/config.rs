@@ -408,6 +408,23 @@ fn compile_document(doc: &Value, errors: &mut Vec<ConfigError>, digest: String) 
                         format!("`{}` is declared twice", rule.id),
                     ));
                 }
+                // A scope naming an offer or advertiser the document does not have is a typo that
+                // would silently leave the real one unprotected.
+                let mut unknown = |dim: &str, id: &Id, known: bool| {
+                    if !known {
+                        let what = &dim[..dim.len() - 1];
+                        errors.push(err(
+                            &format!("rules[{i}].scope.{dim}"),
+                            format!("{what} `{id}` is not in {dim}"),
+                        ));
+                    }
+                };
+                for id in rule.scope.offers.named_ids() {
+                    unknown("offers", id, offers.contains_key(id));
+                }
+                for id in rule.scope.advertisers.named_ids() {
+                    unknown("advertisers", id, advertisers.contains(id));
+                }
                 rules.push(rule);
             }
         }

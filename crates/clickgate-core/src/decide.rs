@@ -964,7 +964,9 @@ mod rule_tests {
              "level": "sometimes", "action": {"redirect": "ftp://x"}, "sub_id_param": "sub9", "on_filter_fault": "maybe"},
             {"id": "b", "created_at": "2026-11-01", "scope": {"offers": ["1"]},
              "strategy": {"filters": [{"type": "telepathy"}, {"type": "bot", "points": -1}]}},
-            {"id": "b", "created_at": "2026-11-01", "scope": {"offers": ["1"]}, "strategy": "lead"}
+            {"id": "b", "created_at": "2026-11-01", "scope": {"offers": ["1"]}, "strategy": "lead"},
+            {"id": "c", "created_at": "2026-11-01", "scope": {"offers": {"include": "all", "exclude": ["9999"]},
+             "advertisers": ["ghost"]}, "strategy": "lead"}
         ]}"#;
         let got: Vec<String> = Config::compile(text)
             .unwrap_err()
@@ -983,6 +985,8 @@ mod rule_tests {
             "rules[1].strategy.filters[0].type: unknown filter `telepathy`",
             "rules[1].strategy.filters[1].points: must be a whole number from 0 to 1000",
             "rules[2].id: `b` is declared twice",
+            "rules[3].scope.offers: offer `9999` is not in offers",
+            "rules[3].scope.advertisers: advertiser `ghost` is not in advertisers",
         ] {
             assert!(got.iter().any(|g| g.starts_with(want)), "missing {want:?} in {got:#?}");
         }

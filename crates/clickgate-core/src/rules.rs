@@ -108,6 +108,11 @@ impl Dim {
     fn is_specific(&self) -> bool {
         self.include.is_some()
     }
+
+    /// Every id the dimension names, included or excluded, for checking them against the document.
+    pub fn named_ids(&self) -> impl Iterator<Item = &Id> {
+        self.include.iter().flatten().chain(self.exclude.iter())
+    }
 }
 
 #[derive(Debug, Clone, Default)]
