@@ -168,6 +168,18 @@ pub fn decide(
     })
 }
 
+/// The sub ID a click is counted under: the value of the deciding rule's sub-ID parameter (`sub1`
+/// when no rule covers the click).
+pub fn counted_sub_id<'a>(config: &Config, click: &'a ClickParams) -> Option<&'a str> {
+    let candidates = config
+        .rules_by_offer
+        .get(&click.offer_id)
+        .map_or(&[][..], Vec::as_slice);
+    select(&config.rules, candidates, &click.aff_id)
+        .map_or(SubIdParam::Sub(0), |r| r.sub_id)
+        .value(click)
+}
+
 /// Allowlisted IPs, affiliates and sub IDs pass every filter.
 fn allowlist_entry(
     config: &Config,

@@ -14,6 +14,7 @@ pub mod cache;
 pub mod click;
 pub mod config;
 pub mod decide;
+pub mod hll;
 pub mod http;
 pub mod ip;
 pub mod log;

@@ -6,13 +6,14 @@
 //! duplicate-IP and sub-ID counts the filters need are recomputed from the clicks themselves, in
 //! time order, so a replay needs nothing but the file.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde_json::Value;
 
 use crate::click::{ClickParams, ClientInfo, Id};
 use crate::config::Config;
-use crate::decide::{decide, ClickOutcome, Decision};
+use crate::decide::{counted_sub_id, decide, ClickOutcome, Decision};
+use crate::hll::HyperLogLog;
 use crate::rules::{parse_time, Counters};
 use crate::token::TokenKey;
 
@@ -157,19 +158,20 @@ fn split_csv(line: &str) -> Result<Vec<String>, String> {
     Ok(cells)
 }
 
-/// Duplicate-IP and distinct-sub-ID counts, recomputed exactly over clicks fed in time order:
-/// clicks per IP, offer and affiliate in the last 24 hours, and distinct sub IDs per offer and
-/// affiliate in the click's UTC day.
+/// Duplicate-IP and distinct-sub-ID counts, recomputed over clicks fed in time order: clicks per
+/// IP, offer and affiliate in the last 24 hours (exact), and distinct sub IDs per offer and
+/// affiliate in the click's UTC day (a HyperLogLog, the same estimate the edge keeps).
 #[derive(Debug, Default)]
 pub struct Counting {
     ip_clicks: HashMap<(String, Id, Id), VecDeque<u64>>,
-    sub_ids: HashMap<(u64, Id, Id), HashSet<String>>,
+    sub_ids: HashMap<(u64, Id, Id), HyperLogLog>,
 }
 
 const DAY_MS: u64 = 86_400_000;
 
 impl Counting {
-    pub fn observe(&mut self, r: &Recorded) -> Counters {
+    /// Counts this click; `sub_id` is the value of the deciding rule's sub-ID parameter.
+    pub fn observe(&mut self, r: &Recorded, sub_id: Option<&str>) -> Counters {
         let key = (
             r.client.ip.map(|ip| ip.to_string()).unwrap_or_default(),
             r.click.offer_id.clone(),
@@ -185,12 +187,12 @@ impl Counting {
             .sub_ids
             .entry((day, r.click.offer_id.clone(), r.click.aff_id.clone()))
             .or_default();
-        if let Some(sub) = &r.click.subs[0] {
-            subs.insert(sub.clone());
+        if let Some(sub) = sub_id {
+            subs.insert(sub);
         }
         Counters {
             ip_clicks: times.len() as u32,
-            distinct_sub_ids: subs.len() as u32,
+            distinct_sub_ids: subs.estimate().min(u64::from(u32::MAX)) as u32,
         }
     }
 }
@@ -282,7 +284,9 @@ pub struct Replay<'a> {
     config: &'a Config,
     against: Option<&'a Config>,
     key: TokenKey,
+    // One per config: the two may read the sub ID from different parameters.
     counting: Counting,
+    counting_against: Counting,
     pub tally: Tally,
     pub changes: Vec<Change>,
     pub changed: u64,
@@ -299,6 +303,7 @@ impl<'a> Replay<'a> {
             against,
             key,
             counting: Counting::default(),
+            counting_against: Counting::default(),
             tally: Tally::default(),
             changes: Vec::new(),
             changed: 0,
@@ -307,11 +312,12 @@ impl<'a> Replay<'a> {
     }
 
     pub fn feed(&mut self, r: Recorded) {
-        let counters = self.counting.observe(&r);
-        let run = |config: &Config| {
+        let key = &self.key;
+        let run = |config: &Config, counting: &mut Counting| {
+            let counters = counting.observe(&r, counted_sub_id(config, &r.click));
             decide(
                 config,
-                &self.key,
+                key,
                 r.click.clone(),
                 r.client.clone(),
                 Some(counters),
@@ -320,9 +326,9 @@ impl<'a> Replay<'a> {
             )
             .map_err(|e| e.to_string())
         };
-        let after = Verdict::of(&run(self.config));
+        let after = Verdict::of(&run(self.config, &mut self.counting));
         if let Some(old) = self.against {
-            let before = Verdict::of(&run(old));
+            let before = Verdict::of(&run(old, &mut self.counting_against));
             if before.label != after.label || before.codes != after.codes {
                 self.changed += 1;
                 if self.changes.len() < self.keep_changes {
@@ -402,13 +408,13 @@ mod tests {
     #[test]
     fn counting_is_exact_over_a_sliding_day() {
         let mut c = Counting::default();
-        let at = |ms: u64, sub: &str| Recorded {
+        let at = |ms: u64| Recorded {
             at_ms: ms,
             click: ClickParams {
                 offer_id: Id::parse("1").unwrap(),
                 aff_id: Id::parse("n").unwrap(),
                 source_id: None,
-                subs: [Some(sub.into()), None, None, None, None],
+                subs: Default::default(),
                 device_id: None,
             },
             client: ClientInfo {
@@ -418,21 +424,21 @@ mod tests {
         };
         let base = 1_795_392_000_000; // 2026-11-23T00:00:00Z
         assert_eq!(
-            c.observe(&at(base, "a")),
+            c.observe(&at(base), Some("a")),
             Counters {
                 ip_clicks: 1,
                 distinct_sub_ids: 1
             }
         );
         assert_eq!(
-            c.observe(&at(base + 1000, "a")),
+            c.observe(&at(base + 1000), Some("a")),
             Counters {
                 ip_clicks: 2,
                 distinct_sub_ids: 1
             }
         );
         assert_eq!(
-            c.observe(&at(base + 2000, "b")),
+            c.observe(&at(base + 2000), Some("b")),
             Counters {
                 ip_clicks: 3,
                 distinct_sub_ids: 2
@@ -440,9 +446,17 @@ mod tests {
         );
         // A day after the first click it has left the window; the sub IDs start a new UTC day.
         assert_eq!(
-            c.observe(&at(base + DAY_MS, "a")),
+            c.observe(&at(base + DAY_MS), Some("a")),
             Counters {
                 ip_clicks: 3,
+                distinct_sub_ids: 1
+            }
+        );
+        // A click without a sub ID is counted for its IP and adds no sub ID.
+        assert_eq!(
+            c.observe(&at(base + DAY_MS + 1), None),
+            Counters {
+                ip_clicks: 4,
                 distinct_sub_ids: 1
             }
         );
@@ -478,5 +492,35 @@ mod tests {
         assert_eq!(replay.changed, 2);
         assert_eq!(replay.changes[0].before.label, "redirect");
         assert_eq!(replay.changes[0].after.codes, ["bot"]);
+    }
+}
+
+#[cfg(test)]
+mod sub_id_tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn sub_ids_are_counted_under_the_rules_sub_id_parameter() {
+        let config = Config::compile(
+            r#"{"version": 1, "offers": [{"id": "1", "landing_url": "https://x.example/"}], "rules": [
+                {"id": "subs", "created_at": "2026-11-01", "scope": {"offers": ["1"]}, "sub_id_param": "sub2",
+                 "decline": "low_and_higher", "strategy": {"filters": [{"type": "sub_id_validity", "max": 2}]}}]}"#,
+        )
+        .unwrap();
+        let mut replay = Replay::new(&config, None, 0);
+        for i in 0..4 {
+            // sub1 never changes; sub2 does, and sub2 is what the rule counts.
+            let line = format!(
+                r#"{{"event":"click","ts":"2026-11-22T10:00:0{i}Z","offer_id":"1","aff_id":"n","sub1":"same","sub2":"pub-{i}","ip":"192.0.2.{i}","user_agent":"Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) Version/17.4 Mobile/15E148 Safari/604.1"}}"#
+            );
+            for r in from_log_line(&line).unwrap() {
+                replay.feed(r);
+            }
+        }
+        // The third and fourth distinct sub2 values are over the limit of 2.
+        assert_eq!(replay.tally.by_reason.get("sub_id_validity"), Some(&2));
+        assert_eq!(replay.tally.by_verdict.get("block"), Some(&2));
     }
 }
