@@ -254,29 +254,6 @@ fn required_id(name: &'static str, value: Option<String>) -> Result<Id, RequestE
     }
 }
 
-/// Link-preview fetchers (chat apps and social sites unfurling a pasted link). They are sent the
-/// redirect like anyone, but are not people clicking, so the decision log marks them.
-const PREVIEW_AGENTS: [&str; 12] = [
-    "slackbot-linkexpanding",
-    "slack-imgproxy",
-    "facebookexternalhit",
-    "facebookcatalog",
-    "twitterbot",
-    "linkedinbot",
-    "whatsapp/",
-    "telegrambot",
-    "discordbot",
-    "skypeuripreview",
-    "applebot",
-    "pinterestbot",
-];
-
-pub fn is_link_preview(user_agent: Option<&str>) -> bool {
-    let Some(ua) = user_agent else { return false };
-    let ua = ua.to_ascii_lowercase();
-    PREVIEW_AGENTS.iter().any(|p| ua.contains(p))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -415,18 +392,6 @@ mod tests {
         let medium = "x".repeat(MAX_HEADER_VALUE_LEN);
         let many: Vec<(&str, &str)> = (0..5).map(|_| ("x-a", medium.as_str())).collect();
         assert!(check_sizes(10, many).is_err());
-    }
-
-    #[test]
-    fn link_previews_are_recognised() {
-        assert!(is_link_preview(Some(
-            "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"
-        )));
-        assert!(is_link_preview(Some("facebookexternalhit/1.1")));
-        assert!(!is_link_preview(Some(
-            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)"
-        )));
-        assert!(!is_link_preview(None));
     }
 
     #[cfg(not(target_arch = "wasm32"))]

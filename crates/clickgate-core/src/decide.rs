@@ -6,12 +6,13 @@
 //! A block is a value ([`Decision::Block`]) carrying its reasons; an `Err` here means the request was
 //! not a servable click at all (unknown offer), which is the client's problem, not a verdict.
 
-use crate::click::{is_link_preview, ClickParams, ClientInfo, Id, RequestError};
+use crate::click::{ClickParams, ClientInfo, Id, RequestError};
 use crate::config::{Config, OfferStatus};
 use crate::log::JsonLine;
 use crate::rules::{assess, select, Action, Assessment, Counters, SubIdParam};
 use crate::template::MacroValues;
 use crate::token::{ClickToken, TokenKey, TokenVerdict, NONCE_LEN};
+use crate::ua::is_link_preview;
 
 /// Why a filter fired: a stable code for machines, the rule that decided, and what matched.
 #[derive(Debug, Clone, PartialEq, Eq)]

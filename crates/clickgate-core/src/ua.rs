@@ -199,6 +199,7 @@ struct Matchers {
     tokens: AhoCorasick,
     exceptions: AhoCorasick,
     signs: AhoCorasick,
+    previews: AhoCorasick,
 }
 
 fn matchers() -> &'static Matchers {
@@ -215,8 +216,30 @@ fn matchers() -> &'static Matchers {
             tokens: build(BOT_TOKENS),
             exceptions: build(NOT_BOTS),
             signs: build(SIGNS),
+            previews: build(&PREVIEW_AGENTS),
         }
     })
+}
+
+/// Link-preview fetchers (chat apps and social sites unfurling a pasted link). They are sent the
+/// redirect like anyone, but are not people clicking, so the decision log marks them.
+const PREVIEW_AGENTS: [&str; 12] = [
+    "slackbot-linkexpanding",
+    "slack-imgproxy",
+    "facebookexternalhit",
+    "facebookcatalog",
+    "twitterbot",
+    "linkedinbot",
+    "whatsapp/",
+    "telegrambot",
+    "discordbot",
+    "skypeuripreview",
+    "applebot",
+    "pinterestbot",
+];
+
+pub fn is_link_preview(user_agent: Option<&str>) -> bool {
+    user_agent.is_some_and(|ua| matchers().previews.is_match(ua))
 }
 
 /// Why a User-Agent looks automated: the pattern or sign that matched, for the decision log.
@@ -383,6 +406,18 @@ mod tests {
     const WINDOWS: &str =
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) \
                            Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.51";
+
+    #[test]
+    fn link_previews_are_recognised() {
+        assert!(is_link_preview(Some(
+            "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"
+        )));
+        assert!(is_link_preview(Some("facebookexternalhit/1.1")));
+        assert!(!is_link_preview(Some(
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)"
+        )));
+        assert!(!is_link_preview(None));
+    }
 
     #[test]
     fn browsers_are_not_bots() {

@@ -11,8 +11,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use clickgate_core::click::is_link_preview;
-use clickgate_core::ua::bot_signature;
+use clickgate_core::ua::{bot_signature, is_link_preview};
 
 fn node_modules(file: &str) -> serde_json::Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
