@@ -56,7 +56,7 @@ fn main() -> ExitCode {
 fn run(args: &[String]) -> Result<(), Failure> {
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     match words.as_slice() {
-        ["config", "validate", file] => validate(Path::new(file)).map(|_| ()),
+        ["config", "validate", file] => validate(Path::new(file), Use::Check).map(|_| ()),
         ["config", "push", file, flags @ ..] => push(Path::new(file), flags),
         ["replay", flags @ ..] => replay(flags),
         ["-h" | "--help" | "help"] => {
@@ -71,18 +71,33 @@ fn run(args: &[String]) -> Result<(), Failure> {
     }
 }
 
-fn validate(file: &Path) -> Result<Config, Failure> {
+/// What the command does with a valid document, for the messages `validate` prints.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Use {
+    Check,
+    Push,
+    /// Replay's report owns stdout, so the summary goes to stderr.
+    Replay,
+}
+
+fn validate(file: &Path, purpose: Use) -> Result<Config, Failure> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| Failure::Io(format!("cannot read {}: {e}", file.display())))?;
     match Config::compile(&text) {
         Ok(config) => {
-            println!(
-                "{}: valid (config {}; {} offers, {} blocked IP ranges)",
+            let summary = format!(
+                "{}: valid (config {}; {} offers, {} rules, {} blocked IP ranges)",
                 file.display(),
                 config.digest,
                 config.offers.len(),
+                config.rules.len(),
                 config.blocked_ips.len()
             );
+            if purpose == Use::Replay {
+                eprintln!("{summary}");
+            } else {
+                println!("{summary}");
+            }
             for warning in counter_warnings(&config) {
                 eprintln!("{}: warning: {warning}", file.display());
             }
@@ -94,9 +109,14 @@ fn validate(file: &Path) -> Result<Config, Failure> {
             }
             let n = errors.len();
             eprintln!(
-                "{}: {n} problem{}; nothing was pushed",
+                "{}: {n} problem{}{}",
                 file.display(),
-                if n == 1 { "" } else { "s" }
+                if n == 1 { "" } else { "s" },
+                if purpose == Use::Push {
+                    "; nothing was pushed"
+                } else {
+                    ""
+                }
             );
             Err(Failure::Invalid)
         }
@@ -179,7 +199,7 @@ fn parse_push_flags(flags: &[&str]) -> Result<PushOptions, Failure> {
 
 fn push(file: &Path, flags: &[&str]) -> Result<(), Failure> {
     let opts = parse_push_flags(flags)?;
-    let config = validate(file)?;
+    let config = validate(file, Use::Push)?;
     let wrangler_toml = match opts.wrangler_config {
         Some(p) => p,
         None => find_upwards("wrangler.toml").ok_or_else(|| {
@@ -255,9 +275,9 @@ fn replay(flags: &[&str]) -> Result<(), Failure> {
             other => return Err(Failure::Usage(format!("unknown option `{other}`"))),
         }
     }
-    let config =
-        validate(&config.ok_or_else(|| Failure::Usage("replay needs --config FILE".into()))?)?;
-    let against = against.map(|p| validate(&p)).transpose()?;
+    let config_file = config.ok_or_else(|| Failure::Usage("replay needs --config FILE".into()))?;
+    let config = validate(&config_file, Use::Replay)?;
+    let against = against.map(|p| validate(&p, Use::Replay)).transpose()?;
     let clicks = clicks.ok_or_else(|| Failure::Usage("replay needs --clicks LOG".into()))?;
     let records = read_clicks(&clicks)?;
 
