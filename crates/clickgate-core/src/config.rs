@@ -13,7 +13,8 @@ use serde_json::{Map, Value};
 use crate::click::Id;
 use crate::ip::{IpNet, IpSet};
 use crate::rules::{
-    compile_asns, compile_geo, compile_rule, index_by_offer, Geo, Lists, RefererPattern, Rule,
+    compile_asns, compile_geo, compile_rule, index_by_offer, select, Geo, Lists, RefererPattern,
+    Rule,
 };
 use crate::template::Template;
 
@@ -68,6 +69,15 @@ pub struct Config {
 }
 
 impl Config {
+    /// The one rule that decides clicks on this offer from this affiliate, if any covers them.
+    pub fn deciding_rule(&self, offer_id: &Id, aff_id: &Id) -> Option<&Rule> {
+        let candidates = self
+            .rules_by_offer
+            .get(offer_id)
+            .map_or(&[][..], Vec::as_slice);
+        select(&self.rules, candidates, aff_id)
+    }
+
     pub fn compile(text: &str) -> Result<Config, Vec<ConfigError>> {
         if text.len() > MAX_DOCUMENT_BYTES {
             return Err(vec![err(
@@ -183,6 +193,33 @@ impl<'a> Fields<'a> {
             self.get(key)?
         };
         id_value(v, &self.child(key), errors)
+    }
+
+    /// One of a few names, each standing for a value; the first is the default when the field is
+    /// absent, and stands in after a wrong name has been reported.
+    pub(crate) fn choice<T: Copy>(
+        &mut self,
+        key: &'static str,
+        options: &[(&'static str, T)],
+        errors: &mut Vec<ConfigError>,
+    ) -> T {
+        let default = options[0].1;
+        let Some(name) = self.string(key, errors) else {
+            return default;
+        };
+        if let Some((_, value)) = options.iter().find(|(n, _)| *n == name) {
+            return *value;
+        }
+        let quoted: Vec<String> = options.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+        let listed = match quoted.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => quoted.concat(),
+        };
+        errors.push(err(
+            &self.child(key),
+            format!("must be {listed}, found \"{name}\""),
+        ));
+        default
     }
 
     /// A required landing or fallback URL, compiled as a template.
@@ -460,17 +497,14 @@ fn compile_offer(
             ));
         }
     }
-    let status = match f.string("status", errors) {
-        None | Some("active") => OfferStatus::Active,
-        Some("paused") => OfferStatus::Paused,
-        Some(other) => {
-            errors.push(err(
-                &f.child("status"),
-                format!("must be \"active\" or \"paused\", found \"{other}\""),
-            ));
-            OfferStatus::Active
-        }
-    };
+    let status = f.choice(
+        "status",
+        &[
+            ("active", OfferStatus::Active),
+            ("paused", OfferStatus::Paused),
+        ],
+        errors,
+    );
     let geo = f
         .get("geo")
         .and_then(|g| compile_geo(g, &f.child("geo"), errors));

@@ -9,7 +9,7 @@
 use crate::click::{ClickParams, ClientInfo, Id, RequestError};
 use crate::config::{Config, OfferStatus};
 use crate::log::JsonLine;
-use crate::rules::{assess, select, Action, Assessment, Counters, SubIdParam};
+use crate::rules::{assess, Action, Assessment, Counters, Rule, SubIdParam};
 use crate::template::MacroValues;
 use crate::token::{ClickToken, TokenKey, TokenVerdict, NONCE_LEN};
 use crate::ua::is_link_preview;
@@ -74,17 +74,8 @@ pub fn decide(
         });
     }
 
-    let candidates = config
-        .rules_by_offer
-        .get(&offer.id)
-        .map_or(&[][..], Vec::as_slice);
-    let rule = select(&config.rules, candidates, &click.aff_id);
-    let allowlisted = allowlist_entry(
-        config,
-        &click,
-        &client,
-        rule.map_or(SubIdParam::Sub(0), |r| r.sub_id),
-    );
+    let rule = config.deciding_rule(&offer.id, &click.aff_id);
+    let allowlisted = allowlist_entry(config, &click, &client, sub_id_param(rule));
 
     // The hard blocklist, then the deciding rule; an allowlisted click skips both.
     let mut block_reasons = Vec::new();
@@ -172,13 +163,12 @@ pub fn decide(
 /// The sub ID a click is counted under: the value of the deciding rule's sub-ID parameter (`sub1`
 /// when no rule covers the click).
 pub fn counted_sub_id<'a>(config: &Config, click: &'a ClickParams) -> Option<&'a str> {
-    let candidates = config
-        .rules_by_offer
-        .get(&click.offer_id)
-        .map_or(&[][..], Vec::as_slice);
-    select(&config.rules, candidates, &click.aff_id)
-        .map_or(SubIdParam::Sub(0), |r| r.sub_id)
-        .value(click)
+    sub_id_param(config.deciding_rule(&click.offer_id, &click.aff_id)).value(click)
+}
+
+/// Which parameter is the sub ID: the rule's setting, `sub1` without a rule.
+fn sub_id_param(rule: Option<&Rule>) -> SubIdParam {
+    rule.map_or(SubIdParam::Sub(0), |r| r.sub_id)
 }
 
 /// Allowlisted IPs, affiliates and sub IDs pass every filter.

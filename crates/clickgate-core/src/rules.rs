@@ -868,17 +868,7 @@ pub(crate) fn compile_rule(
     let mut f = Fields::of(value, path, errors)?;
     let id = f.id("id", true, errors);
     let name = f.string("name", errors).map(str::to_owned);
-    let enabled = match f.string("status", errors) {
-        None | Some("active") => true,
-        Some("paused") => false,
-        Some(other) => {
-            errors.push(err(
-                &f.child("status"),
-                format!("must be \"active\" or \"paused\", found \"{other}\""),
-            ));
-            true
-        }
-    };
+    let enabled = f.choice("status", &[("active", true), ("paused", false)], errors);
     let created_at_ms = match f.required("created_at", errors) {
         Some(Value::String(s)) => parse_time(s)
             .map_err(|p| errors.push(err(&f.child("created_at"), p)))
@@ -928,18 +918,15 @@ pub(crate) fn compile_rule(
         }
         None => None,
     };
-    let level = match f.string("level", errors) {
-        None | Some("click") => Level::Click,
-        Some("conversion") => Level::Conversion,
-        Some("both") => Level::Both,
-        Some(other) => {
-            errors.push(err(
-                &f.child("level"),
-                format!("must be \"click\", \"conversion\" or \"both\", found \"{other}\""),
-            ));
-            Level::Click
-        }
-    };
+    let level = f.choice(
+        "level",
+        &[
+            ("click", Level::Click),
+            ("conversion", Level::Conversion),
+            ("both", Level::Both),
+        ],
+        errors,
+    );
     let monitor = match f.get("ignore_results") {
         None => false,
         Some(Value::Bool(b)) => *b,
@@ -1042,17 +1029,11 @@ pub(crate) fn compile_rule(
             None
         }
     };
-    let on_fault = match f.string("on_filter_fault", errors) {
-        None | Some("open") => FaultMode::Open,
-        Some("closed") => FaultMode::Closed,
-        Some(other) => {
-            errors.push(err(
-                &f.child("on_filter_fault"),
-                format!("must be \"open\" or \"closed\", found \"{other}\""),
-            ));
-            FaultMode::Open
-        }
-    };
+    let on_fault = f.choice(
+        "on_filter_fault",
+        &[("open", FaultMode::Open), ("closed", FaultMode::Closed)],
+        errors,
+    );
     f.finish(errors);
     Some(Rule {
         id: id?,
