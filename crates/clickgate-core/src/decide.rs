@@ -192,6 +192,22 @@ fn allowlist_entry(
 }
 
 impl ClickOutcome {
+    /// The reasons behind the verdict: those that blocked the click, or else what the deciding rule
+    /// found (a monitored or under-threshold click still shows which filters fired).
+    pub fn reasons(&self) -> &[Reason] {
+        match (&self.decision, &self.assessment) {
+            (Decision::Block { reasons }, _) => reasons,
+            (_, Some(a)) => &a.reasons,
+            _ => &[],
+        }
+    }
+
+    /// The rule or list that decided the click, if one did.
+    pub fn rule_id(&self) -> Option<&str> {
+        let rule = self.assessment.as_ref().map(|a| a.rule_id.as_str());
+        self.reasons().first().map(|r| r.rule_id.as_str()).or(rule)
+    }
+
     pub fn is_blocked(&self) -> bool {
         matches!(self.decision, Decision::Block { .. })
     }
@@ -206,11 +222,7 @@ impl ClickOutcome {
         };
         // The reasons that decided a block, or else what the rule found (a monitored or
         // under-threshold click still shows which filters fired).
-        let reasons: &[Reason] = match (&self.decision, &self.assessment) {
-            (Decision::Block { reasons }, _) => reasons,
-            (_, Some(a)) => &a.reasons,
-            _ => &[],
-        };
+        let reasons = self.reasons();
         let mut reasons_json = String::from("[");
         for (i, r) in reasons.iter().enumerate() {
             if i > 0 {
@@ -238,13 +250,7 @@ impl ClickOutcome {
             .str("ts", &rfc3339_ms(self.at_ms))
             .str("transaction_id", &self.transaction_id)
             .str("verdict", verdict)
-            .opt(
-                "rule_id",
-                reasons
-                    .first()
-                    .map(|r| r.rule_id.as_str())
-                    .or(a.map(|a| a.rule_id.as_str())),
-            )
+            .opt("rule_id", self.rule_id())
             .opt("probability", a.map(|a| a.probability.name()))
             .num("score", a.map_or(0, |a| u64::from(a.score)))
             .bool("declined", a.is_some_and(|a| a.declined))
@@ -580,14 +586,7 @@ mod rule_tests {
     }
 
     fn codes(out: &ClickOutcome) -> Vec<&'static str> {
-        match &out.decision {
-            Decision::Block { reasons } => reasons.iter().map(|r| r.code).collect(),
-            Decision::Redirect { .. } => out
-                .assessment
-                .iter()
-                .flat_map(|a| a.reasons.iter().map(|r| r.code))
-                .collect(),
-        }
+        out.reasons().iter().map(|r| r.code).collect()
     }
 
     #[test]

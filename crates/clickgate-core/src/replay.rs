@@ -215,22 +215,14 @@ impl Verdict {
             },
             Ok(o) => {
                 let a = o.assessment.as_ref();
-                let codes: Vec<&'static str> = match &o.decision {
-                    Decision::Block { reasons } => reasons.iter().map(|r| r.code).collect(),
-                    Decision::Redirect { .. } => a
-                        .map(|a| a.reasons.iter().map(|r| r.code).collect())
-                        .unwrap_or_default(),
-                };
+                let codes: Vec<&'static str> = o.reasons().iter().map(|r| r.code).collect();
                 let label = match (&o.decision, a) {
                     (Decision::Block { .. }, _) => "block",
                     (_, Some(a)) if a.declined && a.monitor => "would_block",
                     (_, Some(a)) if a.declined => "fallback",
                     _ => "redirect",
                 };
-                let rule_id = match &o.decision {
-                    Decision::Block { reasons } => reasons.first().map(|r| r.rule_id.clone()),
-                    Decision::Redirect { .. } => a.map(|a| a.rule_id.clone()),
-                };
+                let rule_id = o.rule_id().map(str::to_owned);
                 Verdict {
                     label,
                     codes,
