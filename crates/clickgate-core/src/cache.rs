@@ -129,12 +129,11 @@ impl ConfigSlot {
         let problem = match fetched {
             Fetched::Text(text) => {
                 let previous = self.current.as_ref().map(|c| c.digest.clone());
-                if previous.as_deref() == Some(digest(&text).as_str()) {
-                    return SlotEvent::Unchanged {
-                        digest: previous.unwrap_or_default(),
-                    };
+                let digest = digest(&text);
+                if previous.as_deref() == Some(digest.as_str()) {
+                    return SlotEvent::Unchanged { digest };
                 }
-                match Config::compile(&text) {
+                match Config::compile_digested(&text, digest) {
                     Ok(config) => {
                         let digest = config.digest.clone();
                         self.current = Some(Arc::new(config));

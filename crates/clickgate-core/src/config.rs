@@ -79,6 +79,12 @@ impl Config {
     }
 
     pub fn compile(text: &str) -> Result<Config, Vec<ConfigError>> {
+        Config::compile_digested(text, digest(text))
+    }
+
+    /// [`Config::compile`] for a caller that already hashed the text (the isolate's cache does, to
+    /// tell an unchanged document without compiling it).
+    pub(crate) fn compile_digested(text: &str, digest: String) -> Result<Config, Vec<ConfigError>> {
         if text.len() > MAX_DOCUMENT_BYTES {
             return Err(vec![err(
                 "",
@@ -88,7 +94,7 @@ impl Config {
         let doc: Value = serde_json::from_str(text)
             .map_err(|e| vec![err("", format!("is not valid JSON: {e}"))])?;
         let mut errors = Vec::new();
-        let config = compile_document(&doc, &mut errors, digest(text));
+        let config = compile_document(&doc, &mut errors, digest);
         match config {
             Some(c) if errors.is_empty() => Ok(c),
             _ => Err(errors),
