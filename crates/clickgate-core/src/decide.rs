@@ -160,12 +160,6 @@ pub fn decide(
     })
 }
 
-/// The sub ID a click is counted under: the value of the deciding rule's sub-ID parameter (`sub1`
-/// when no rule covers the click).
-pub fn counted_sub_id<'a>(config: &Config, click: &'a ClickParams) -> Option<&'a str> {
-    sub_id_param(config.deciding_rule(&click.offer_id, &click.aff_id)).value(click)
-}
-
 /// Which parameter is the sub ID: the rule's setting, `sub1` without a rule.
 fn sub_id_param(rule: Option<&Rule>) -> SubIdParam {
     rule.map_or(SubIdParam::Sub(0), |r| r.sub_id)

@@ -43,15 +43,18 @@ pub fn hash64(bytes: &[u8]) -> u64 {
 }
 
 impl HyperLogLog {
-    pub fn insert(&mut self, item: &str) {
+    /// Adds an item; true when the sketch changed (and so may its estimate).
+    pub fn insert(&mut self, item: &str) -> bool {
         let h = hash64(item.as_bytes());
         let index = (h >> (64 - P)) as usize;
         // Rank of the first set bit in the remaining 54 bits, 1-based; a sentinel bit caps it.
         let rest = (h << P) | (1 << (P - 1));
         let rank = rest.leading_zeros() as u8 + 1;
-        if self.registers[index] < rank {
+        let changed = self.registers[index] < rank;
+        if changed {
             self.registers[index] = rank;
         }
+        changed
     }
 
     pub fn estimate(&self) -> u64 {

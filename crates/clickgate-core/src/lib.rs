@@ -7,12 +7,14 @@
 //! - [`config`]: KV JSON document → compiled [`config::Config`], with every problem and its path;
 //! - [`cache`]: when the isolate's copy of the config is refreshed, and what survives a bad refresh;
 //! - [`ip`], [`template`], [`token`]: the pieces a decision uses;
+//! - [`counts`]: the duplicate-IP and sub-ID counts an isolate keeps and its network's object adds up;
 //! - [`decide`]: click + config + now → [`decide::Decision`], and its log line;
 //! - [`http`]: decision or error → status, headers and body (the 1021 contract).
 
 pub mod cache;
 pub mod click;
 pub mod config;
+pub mod counts;
 pub mod decide;
 pub mod hll;
 pub mod http;

@@ -6,14 +6,14 @@
 //! duplicate-IP and sub-ID counts the filters need are recomputed from the clicks themselves, in
 //! time order, so a replay needs nothing but the file.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
 use crate::click::{ClickParams, ClientInfo, Id};
 use crate::config::Config;
-use crate::decide::{counted_sub_id, decide, ClickOutcome, Decision};
-use crate::hll::HyperLogLog;
+use crate::counts::{ClickKeys, NetworkCounts};
+use crate::decide::{decide, ClickOutcome, Decision};
 use crate::rules::{parse_time, Counters};
 use crate::token::TokenKey;
 
@@ -158,42 +158,20 @@ fn split_csv(line: &str) -> Result<Vec<String>, String> {
     Ok(cells)
 }
 
-/// Duplicate-IP and distinct-sub-ID counts, recomputed over clicks fed in time order: clicks per
-/// IP, offer and affiliate in the last 24 hours (exact), and distinct sub IDs per offer and
-/// affiliate in the click's UTC day (a HyperLogLog, the same estimate the edge keeps).
+/// Duplicate-IP and distinct-sub-ID counts, recomputed over clicks fed in time order with the
+/// same arithmetic as the networks' objects (see [`crate::counts`]): what the edge converges to
+/// once every isolate has flushed.
 #[derive(Debug, Default)]
 pub struct Counting {
-    ip_clicks: HashMap<(String, Id, Id), VecDeque<u64>>,
-    sub_ids: HashMap<(u64, Id, Id), HyperLogLog>,
+    networks: HashMap<Id, NetworkCounts>,
 }
 
-const DAY_MS: u64 = 86_400_000;
-
 impl Counting {
-    /// Counts this click; `sub_id` is the value of the deciding rule's sub-ID parameter.
-    pub fn observe(&mut self, r: &Recorded, sub_id: Option<&str>) -> Counters {
-        let key = (
-            r.client.ip.map(|ip| ip.to_string()).unwrap_or_default(),
-            r.click.offer_id.clone(),
-            r.click.aff_id.clone(),
-        );
-        let times = self.ip_clicks.entry(key).or_default();
-        while times.front().is_some_and(|t| *t + DAY_MS <= r.at_ms) {
-            times.pop_front();
-        }
-        times.push_back(r.at_ms);
-        let day = r.at_ms / DAY_MS;
-        let subs = self
-            .sub_ids
-            .entry((day, r.click.offer_id.clone(), r.click.aff_id.clone()))
-            .or_default();
-        if let Some(sub) = sub_id {
-            subs.insert(sub);
-        }
-        Counters {
-            ip_clicks: times.len() as u32,
-            distinct_sub_ids: subs.estimate().min(u64::from(u32::MAX)) as u32,
-        }
+    /// Counts this click under `config`'s deciding rule; `None` when that rule reads no counts.
+    pub fn observe(&mut self, config: &Config, r: &Recorded) -> Option<Counters> {
+        let keys = ClickKeys::of(config, &r.click, &r.client, r.at_ms)?;
+        let network = self.networks.entry(keys.network.clone()).or_default();
+        Some(network.count(&keys))
     }
 }
 
@@ -306,13 +284,13 @@ impl<'a> Replay<'a> {
     pub fn feed(&mut self, r: Recorded) {
         let key = &self.key;
         let run = |config: &Config, counting: &mut Counting| {
-            let counters = counting.observe(&r, counted_sub_id(config, &r.click));
+            let counters = counting.observe(config, &r);
             decide(
                 config,
                 key,
                 r.click.clone(),
                 r.client.clone(),
-                Some(counters),
+                counters,
                 r.at_ms,
                 [0; 8],
             )
@@ -398,10 +376,51 @@ mod tests {
     }
 
     #[test]
-    fn counting_is_exact_over_a_sliding_day() {
+    fn counting_follows_the_rules_window_in_whole_hours_and_sub_ids_per_utc_day() {
+        let config = config(
+            r#"{"id": "r", "created_at": "2026-11-01", "scope": {"offers": ["1"]},
+                "strategy": {"filters": [{"type": "duplicate_ip", "max": 9, "window_hours": 2},
+                                         {"type": "sub_id_validity", "max": 9}]}}"#,
+        );
         let mut c = Counting::default();
-        let at = |ms: u64| Recorded {
-            at_ms: ms,
+        let mut at = |ms: u64, sub: Option<&str>| {
+            let r = Recorded {
+                at_ms: ms,
+                click: ClickParams {
+                    offer_id: Id::parse("1").unwrap(),
+                    aff_id: Id::parse("n").unwrap(),
+                    source_id: None,
+                    subs: [sub.map(str::to_owned), None, None, None, None],
+                    device_id: None,
+                },
+                client: ClientInfo {
+                    ip: "192.0.2.1".parse().ok(),
+                    ..ClientInfo::default()
+                },
+            };
+            let c = c.observe(&config, &r).unwrap();
+            (c.ip_clicks, c.distinct_sub_ids)
+        };
+        let base = 1_795_392_000_000; // 2026-11-23T00:00:00Z
+        const H: u64 = 3_600_000;
+        assert_eq!(at(base, Some("a")), (1, 1));
+        assert_eq!(at(base + 1000, Some("a")), (2, 1));
+        assert_eq!(at(base + H + 5, Some("b")), (3, 2));
+        // Two hours on, the first hour has left the two-hour window.
+        assert_eq!(at(base + 2 * H, None), (2, 2));
+        // The next UTC day starts a new sub-ID count; the IP window still holds hour 23.
+        assert_eq!(at(base + 24 * H - 1, Some("c")), (1, 3));
+        assert_eq!(at(base + 24 * H, Some("a")), (2, 1));
+    }
+
+    #[test]
+    fn a_rule_without_counter_filters_counts_nothing() {
+        let config = config(
+            BOTS.replace(r#", {"type": "duplicate_ip", "max": 2}"#, "")
+                .as_str(),
+        );
+        let r = Recorded {
+            at_ms: 0,
             click: ClickParams {
                 offer_id: Id::parse("1").unwrap(),
                 aff_id: Id::parse("n").unwrap(),
@@ -409,49 +428,9 @@ mod tests {
                 subs: Default::default(),
                 device_id: None,
             },
-            client: ClientInfo {
-                ip: "192.0.2.1".parse().ok(),
-                ..ClientInfo::default()
-            },
+            client: ClientInfo::default(),
         };
-        let base = 1_795_392_000_000; // 2026-11-23T00:00:00Z
-        assert_eq!(
-            c.observe(&at(base), Some("a")),
-            Counters {
-                ip_clicks: 1,
-                distinct_sub_ids: 1
-            }
-        );
-        assert_eq!(
-            c.observe(&at(base + 1000), Some("a")),
-            Counters {
-                ip_clicks: 2,
-                distinct_sub_ids: 1
-            }
-        );
-        assert_eq!(
-            c.observe(&at(base + 2000), Some("b")),
-            Counters {
-                ip_clicks: 3,
-                distinct_sub_ids: 2
-            }
-        );
-        // A day after the first click it has left the window; the sub IDs start a new UTC day.
-        assert_eq!(
-            c.observe(&at(base + DAY_MS), Some("a")),
-            Counters {
-                ip_clicks: 3,
-                distinct_sub_ids: 1
-            }
-        );
-        // A click without a sub ID is counted for its IP and adds no sub ID.
-        assert_eq!(
-            c.observe(&at(base + DAY_MS + 1), None),
-            Counters {
-                ip_clicks: 4,
-                distinct_sub_ids: 1
-            }
-        );
+        assert_eq!(Counting::default().observe(&config, &r), None);
     }
 
     #[test]

@@ -422,7 +422,7 @@ impl Referrers {
 }
 
 /// Per-offer-and-affiliate counts kept outside the isolate (a Durable Object), read for this click.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Counters {
     /// Clicks from this IP on this offer and affiliate in the rule's window, this one included.
     pub ip_clicks: u32,
