@@ -4,6 +4,7 @@ use std::sync::Arc;
 use clickgate_core::cache::{ConfigSlot, Fetched, Need};
 use clickgate_core::click::{self, ClientInfo, Route};
 use clickgate_core::config::Config;
+use clickgate_core::counts::ClickKeys;
 use clickgate_core::decide::decide;
 use clickgate_core::http::{self, HttpResponse};
 use clickgate_core::ip::parse_client_ip;
@@ -11,6 +12,8 @@ use clickgate_core::log::fault_line;
 use clickgate_core::token::{TokenKey, NONCE_LEN};
 use worker::worker_sys::web_sys;
 use worker::{console_error, console_log, event, Context, Date, Env, Method, Request, Result};
+
+use crate::network;
 
 /// The KV binding and key that hold the config document (see wrangler.toml and the README).
 const CONFIG_BINDING: &str = "CLICKGATE_CONFIG";
@@ -84,12 +87,17 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response
         return respond(http::unavailable(head));
     }
 
-    // Duplicate-IP and sub-ID counts need the per-network Durable Object, which this Worker does not
-    // bind yet: those filters report themselves unavailable and the rule's fault mode applies.
-    let counters = None;
+    // Duplicate-IP and sub-ID counts: this isolate's view, never a wait on the network's object.
+    let count_keys = ClickKeys::of(&config, &params, &client, now_ms);
+    let counters = count_keys
+        .as_ref()
+        .and_then(|k| network::record(&env, k, now_ms));
     match decide(&config, &key, params, client, counters, now_ms, nonce) {
         Ok(outcome) => {
             console_log!("{}", outcome.log_line());
+            if let Some(k) = &count_keys {
+                network::after_click(&env, &ctx, &k.network, now_ms);
+            }
             respond(http::click_response(
                 &outcome,
                 header("accept").as_deref(),

@@ -53,7 +53,9 @@ const clickgate = new Miniflare({
   compatibilityDate,
   kvNamespaces: { CLICKGATE_CONFIG: kvId },
   kvPersist: path.join(opts.persist, "v3", "kv"),
-  bindings: { CONFIG_REFRESH_SECONDS: "30", ...opts.vars },
+  durableObjects: { NETWORK: { className: "Network", useSQLite: true } },
+  durableObjectsPersist: path.join(opts.persist, "v3", "do"),
+  bindings: { CONFIG_REFRESH_SECONDS: "30", COUNTS_FLUSH_MS: "1000", ...opts.vars },
   cf,
 });
 const instances = [clickgate];

@@ -1,0 +1,243 @@
+//! The network's Durable Object and the isolate's side of talking to it.
+//!
+//! One object per network (the `aff_id`) adds up the duplicate-IP and sub-ID counts every isolate
+//! sends it in batches (`clickgate_core::counts`). The click never waits for it: the isolate counts
+//! locally, answers, and flushes in `ctx.wait_until`. Both halves only move bytes; the arithmetic
+//! and the flush policy are the core's.
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use clickgate_core::click::Id;
+use clickgate_core::counts::{
+    Batch, ClickKeys, Flush, FlushPolicy, LocalCounts, NetworkCounts, Reply,
+};
+use clickgate_core::log::fault_line;
+use clickgate_core::rules::Counters;
+use worker::js_sys::{Object, Reflect};
+use worker::wasm_bindgen::JsValue;
+use worker::{
+    console_error, console_log, durable_object, Context, Date, Delay, DurableObject, Env,
+    ListOptions, Method, Request, RequestInit, Response, Result, State,
+};
+
+/// The Durable Object binding (see wrangler.toml).
+pub const BINDING: &str = "NETWORK";
+/// Storage calls take at most this many keys.
+const STORAGE_CHUNK: usize = 128;
+/// A flush drive stops after this many steps; the next click picks it up again. Work after a
+/// response is cut off by the runtime after about 30 s anyway.
+const MAX_STEPS: usize = 8;
+/// Keys read per page by the daily sweep.
+const SWEEP_PAGE: usize = 1000;
+
+thread_local! {
+    static COUNTS: RefCell<Option<LocalCounts>> = const { RefCell::new(None) };
+}
+
+/// Counts a click in this isolate and returns what its filters read (`None`: the network's object
+/// has not answered for too long, or this isolate has no random id to name its batches).
+pub fn record(env: &Env, keys: &ClickKeys, now_ms: u64) -> Option<Counters> {
+    COUNTS.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.is_none() {
+            *cell = Some(LocalCounts::new(isolate_id()?, policy(env)));
+        }
+        cell.as_mut()?.record(keys, now_ms)
+    })
+}
+
+/// Starts whatever the network's counts need after this click (a batch, or a timer for one).
+pub fn after_click(env: &Env, ctx: &Context, network: &Id, now_ms: u64) {
+    let step = with_counts(|c| c.flush(network, now_ms));
+    if step != Flush::Nothing {
+        let (env, network) = (env.clone(), network.clone());
+        ctx.wait_until(async move { drive(&env, &network, step).await });
+    }
+}
+
+fn with_counts(f: impl FnOnce(&mut LocalCounts) -> Flush) -> Flush {
+    COUNTS.with(|cell| cell.borrow_mut().as_mut().map_or(Flush::Nothing, f))
+}
+
+async fn drive(env: &Env, network: &Id, mut step: Flush) {
+    for _ in 0..MAX_STEPS {
+        step = match step {
+            Flush::Nothing => return,
+            Flush::WakeIn(ms) => {
+                Delay::from(Duration::from_millis(ms)).await;
+                let now = Date::now().as_millis();
+                with_counts(|c| c.wake(network, now))
+            }
+            Flush::Send(batch) => {
+                let seq = batch.seq;
+                let answer = send(env, network, &batch).await;
+                let now = Date::now().as_millis();
+                match answer {
+                    Ok(reply) => with_counts(|c| c.acked(network, seq, reply, now)),
+                    Err(e) => {
+                        console_error!(
+                            "{}",
+                            fault_line("network_object", &format!("{network}: {e}"))
+                        );
+                        with_counts(|c| c.failed(network, seq, now))
+                    }
+                }
+            }
+        };
+    }
+}
+
+async fn send(env: &Env, network: &Id, batch: &Batch) -> std::result::Result<Reply, String> {
+    let stub = env
+        .durable_object(BINDING)
+        .and_then(|ns| ns.get_by_name(network.as_str()))
+        .map_err(|e| format!("binding {BINDING}: {e}"))?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_body(Some(JsValue::from_str(&batch.to_json())));
+    let request =
+        Request::new_with_init("https://network/batch", &init).map_err(|e| e.to_string())?;
+    let mut response = stub
+        .fetch_with_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let text = response.text().await.map_err(|e| e.to_string())?;
+    if response.status_code() != 200 {
+        return Err(format!("status {}: {text}", response.status_code()));
+    }
+    Reply::parse(&text)
+}
+
+fn isolate_id() -> Option<u64> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).ok()?;
+    Some(u64::from_le_bytes(bytes))
+}
+
+fn policy(env: &Env) -> FlushPolicy {
+    let mut policy = FlushPolicy::default();
+    if let Some(ms) = env
+        .var("COUNTS_FLUSH_MS")
+        .ok()
+        .and_then(|v| v.to_string().parse().ok())
+        .filter(|ms| *ms > 0)
+    {
+        policy.interval_ms = ms;
+    }
+    policy
+}
+
+/// The network's object. Between requests it keeps nothing but its storage: each batch reads the
+/// keys it touches, and the runtime's input gate holds other requests while storage calls are out,
+/// so read-add-write is not interleaved.
+#[durable_object]
+pub struct Network {
+    state: State,
+}
+
+impl DurableObject for Network {
+    fn new(state: State, _env: Env) -> Self {
+        Network { state }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        if req.method() != Method::Post || req.path() != "/batch" {
+            return Response::error("POST /batch only", 404);
+        }
+        let batch = match Batch::parse(&req.text().await?) {
+            Ok(batch) => batch,
+            Err(e) => return Response::error(e, 400),
+        };
+        let now_ms = Date::now().as_millis();
+        let storage = self.state.storage();
+        let mut stored = Vec::new();
+        for keys in batch.storage_keys().chunks(STORAGE_CHUNK) {
+            let found = storage.get_multiple(keys.to_vec()).await?;
+            found.for_each(&mut |value, key| {
+                if let (Some(k), Some(v)) = (key.as_string(), value.as_string()) {
+                    stored.push((k, v));
+                }
+            });
+        }
+        let (mut counts, problems) =
+            NetworkCounts::load(stored.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        for problem in problems {
+            console_error!("{}", fault_line("network_storage", &problem));
+        }
+        let reply = counts.apply(&batch, now_ms);
+        write(&self.state, counts.take_changes()).await?;
+        if storage.get_alarm().await?.is_none() {
+            storage.set_alarm(next_sweep_ms(now_ms) as i64).await?;
+        }
+        Response::ok(reply.to_json())
+    }
+
+    /// Once a day, after 00:00 UTC: deletes yesterday's sketches and histories no window reaches.
+    async fn alarm(&self) -> Result<Response> {
+        let now_ms = Date::now().as_millis();
+        let storage = self.state.storage();
+        let (mut deleted, mut kept) = (0, 0);
+        // In pages, so a network with millions of IPs is swept in bounded memory.
+        let mut after: Option<String> = None;
+        loop {
+            let mut options = ListOptions::new().limit(SWEEP_PAGE);
+            if let Some(last) = &after {
+                options = options.start(last);
+            }
+            let page = storage.list_with_options(options).await?;
+            let mut expired = Vec::new();
+            let mut last = None;
+            page.for_each(&mut |value, key| {
+                if let Some(k) = key.as_string() {
+                    // `start` is inclusive: the previous page's last key comes again.
+                    if after.as_deref() == Some(k.as_str()) {
+                        return;
+                    }
+                    let v = value.as_string().unwrap_or_default();
+                    if NetworkCounts::expired_key(&k, &v, now_ms) {
+                        expired.push(k.clone());
+                    } else {
+                        kept += 1;
+                    }
+                    last = Some(k);
+                }
+            });
+            for keys in expired.chunks(STORAGE_CHUNK) {
+                storage.delete_multiple(keys.to_vec()).await?;
+            }
+            deleted += expired.len();
+            match last {
+                Some(k) => after = Some(k),
+                None => break,
+            }
+        }
+        console_log!("{{\"event\":\"network_sweep\",\"deleted\":{deleted},\"kept\":{kept}}}");
+        storage.set_alarm(next_sweep_ms(now_ms) as i64).await?;
+        Response::ok("swept")
+    }
+}
+
+/// A minute past the next 00:00 UTC.
+fn next_sweep_ms(now_ms: u64) -> u64 {
+    const DAY: u64 = clickgate_core::counts::DAY_MS;
+    (now_ms / DAY + 1) * DAY + 60_000
+}
+
+async fn write(state: &State, changes: Vec<(String, Option<String>)>) -> Result<()> {
+    let storage = state.storage();
+    let (puts, deletes): (Vec<_>, Vec<_>) = changes.into_iter().partition(|(_, v)| v.is_some());
+    for chunk in puts.chunks(STORAGE_CHUNK) {
+        let object = Object::new();
+        for (key, value) in chunk {
+            let value = value.as_deref().unwrap_or_default();
+            Reflect::set(&object, &JsValue::from_str(key), &JsValue::from_str(value))?;
+        }
+        storage.put_multiple_raw(object).await?;
+    }
+    let deletes: Vec<String> = deletes.into_iter().map(|(k, _)| k).collect();
+    for chunk in deletes.chunks(STORAGE_CHUNK) {
+        storage.delete_multiple(chunk.to_vec()).await?;
+    }
+    Ok(())
+}
