@@ -42,6 +42,9 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        if self.0.as_os_str().is_empty() {
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
@@ -79,8 +82,19 @@ impl Reply {
 impl Worker {
     /// Starts the Worker with an empty KV of its own. `vars` override wrangler.toml's.
     pub fn start(vars: &[(&str, &str)]) -> Worker {
+        Worker::start_in(TempDir::new("e2e"), vars)
+    }
+
+    /// Stops the runtime and starts a new one on the same KV and Durable Object storage, as a
+    /// deploy or a machine restart would.
+    pub fn restart(mut self, vars: &[(&str, &str)]) -> Worker {
+        let state = std::mem::replace(&mut self.state, TempDir(PathBuf::new()));
+        drop(self);
+        Worker::start_in(state, vars)
+    }
+
+    fn start_in(state: TempDir, vars: &[(&str, &str)]) -> Worker {
         need(&root().join("build/index.js"));
-        let state = TempDir::new("e2e");
         let mut cmd = Command::new("node");
         cmd.current_dir(root())
             .arg("tests/support/serve.mjs")
