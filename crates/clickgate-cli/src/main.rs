@@ -98,9 +98,6 @@ fn validate(file: &Path, purpose: Use) -> Result<Config, Failure> {
             } else {
                 println!("{summary}");
             }
-            for warning in counter_warnings(&config) {
-                eprintln!("{}: warning: {warning}", file.display());
-            }
             Ok(config)
         }
         Err(errors) => {
@@ -121,35 +118,6 @@ fn validate(file: &Path, purpose: Use) -> Result<Config, Failure> {
             Err(Failure::Invalid)
         }
     }
-}
-
-/// Rules that would decline every click they cover: they fail closed on the duplicate-IP or sub-ID
-/// filters, whose counters the Worker does not keep yet (those filters report themselves unavailable).
-fn counter_warnings(config: &Config) -> Vec<String> {
-    use clickgate_core::rules::{FaultMode, FilterKind};
-    let mut ids: Vec<&str> = config
-        .rules
-        .iter()
-        .filter(|r| r.enabled && r.on_fault == FaultMode::Closed)
-        .filter(|r| {
-            r.filters.iter().any(|f| {
-                matches!(
-                    f.kind,
-                    FilterKind::DuplicateIp { .. } | FilterKind::SubIdValidity { .. }
-                )
-            })
-        })
-        .map(|r| r.id.as_str())
-        .collect();
-    ids.sort_unstable();
-    ids.into_iter()
-        .map(|id| {
-            format!(
-                "rule {id} fails closed and uses duplicate_ip or sub_id_validity, which this Worker cannot count yet: \
-                 it will decline every click it covers"
-            )
-        })
-        .collect()
 }
 
 #[derive(Debug)]
@@ -500,24 +468,6 @@ mod tests {
         for p in [log, csv, empty] {
             let _ = std::fs::remove_file(p);
         }
-    }
-
-    #[test]
-    fn rules_that_would_decline_everything_are_warned_about() {
-        let doc = |fault: &str| {
-            format!(
-                r#"{{"version": 1, "offers": [{{"id": "1", "landing_url": "https://x.example/"}}], "rules": [
-                    {{"id": "r", "created_at": "2026-11-01", "scope": {{"offers": ["1"]}}, "strategy": "lead",
-                      "on_filter_fault": "{fault}"}}]}}"#
-            )
-        };
-        assert_eq!(
-            counter_warnings(&Config::compile(&doc("open")).unwrap()).len(),
-            0
-        );
-        let warnings = counter_warnings(&Config::compile(&doc("closed")).unwrap());
-        assert_eq!(warnings.len(), 1);
-        assert!(warnings[0].contains("rule r fails closed"));
     }
 
     #[test]
