@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 /// One list entry: an address or a CIDR block, IPv4 or IPv6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -111,60 +112,166 @@ fn ip_bits(ip: IpAddr) -> u128 {
     }
 }
 
+/// Parses a list file: one address or block per line, `#` to the end of a line is a comment, blank
+/// lines are skipped. Every bad line is reported, as `line N: problem`.
+pub fn parse_list(text: &str) -> Result<IpSet, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut nets = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let entry = line.split('#').next().unwrap_or("").trim();
+        if entry.is_empty() {
+            continue;
+        }
+        match IpNet::parse(entry) {
+            Ok(net) => nets.push(net),
+            Err(e) => errors.push(format!("line {}: {e}", n + 1)),
+        }
+    }
+    if errors.is_empty() {
+        Ok(IpSet::new(nets))
+    } else {
+        Err(errors)
+    }
+}
+
 /// Parses a client address as the edge reports it (`CF-Connecting-IP`).
 pub fn parse_client_ip(text: &str) -> Option<IpAddr> {
     text.trim().parse().ok()
 }
 
-#[derive(Debug, Clone)]
-struct Span {
-    first: u128,
-    last: u128,
-    entry: IpNet,
+/// A set of addresses and blocks. Lookup is O(log n) and reports the entry that matched.
+///
+/// The set is kept in its compiled form (see [`IpSet::to_bytes`]): sorted, disjoint entries of
+/// [`ENTRY_BYTES`] each, searched by bisection where they lie. A list read from its own KV key is
+/// therefore checked in one pass and used as it arrived, with nothing parsed, sorted or copied,
+/// which is what keeps a fresh isolate's first click cheap; cloning shares it.
+#[derive(Clone)]
+pub struct IpSet {
+    /// The compiled form, header included.
+    bytes: Arc<Vec<u8>>,
 }
 
-/// A set of addresses and blocks. Lookup is O(log n) and reports the entry that matched.
-#[derive(Debug, Clone, Default)]
-pub struct IpSet {
-    spans: Vec<Span>,
+/// The compiled form as stored in KV: `CGIP1`, the entry count (u32, little endian), then per
+/// entry the 16-byte network address (big endian, IPv4 in its mapped form), the prefix length over
+/// 128 bits, and 4 or 6.
+const LIST_MAGIC: &[u8; 5] = b"CGIP1";
+const HEADER_BYTES: usize = LIST_MAGIC.len() + 4;
+const ENTRY_BYTES: usize = 18;
+
+impl Default for IpSet {
+    fn default() -> Self {
+        IpSet::new([])
+    }
+}
+
+impl fmt::Debug for IpSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IpSet({} entries)", self.len())
+    }
 }
 
 impl IpSet {
     pub fn new(entries: impl IntoIterator<Item = IpNet>) -> IpSet {
-        let mut all: Vec<Span> = entries
-            .into_iter()
-            .map(|entry| Span {
-                first: entry.first(),
-                last: entry.last(),
-                entry,
-            })
-            .collect();
+        let mut all: Vec<IpNet> = entries.into_iter().collect();
         // Widest first among equal starts, so the sweep keeps the covering block.
-        all.sort_by(|a, b| a.first.cmp(&b.first).then(b.last.cmp(&a.last)));
-        let mut spans: Vec<Span> = Vec::with_capacity(all.len());
-        for span in all {
-            match spans.last() {
-                Some(kept) if span.first <= kept.last => {} // nested in `kept`
-                _ => spans.push(span),
+        all.sort_by(|a, b| a.first().cmp(&b.first()).then(b.last().cmp(&a.last())));
+        let mut kept: Vec<IpNet> = Vec::with_capacity(all.len());
+        for net in all {
+            match kept.last() {
+                Some(k) if net.first() <= k.last() => {} // nested in `k`
+                _ => kept.push(net),
             }
         }
-        IpSet { spans }
+        let mut bytes = Vec::with_capacity(HEADER_BYTES + kept.len() * ENTRY_BYTES);
+        bytes.extend_from_slice(LIST_MAGIC);
+        bytes.extend_from_slice(&(kept.len() as u32).to_le_bytes());
+        for net in &kept {
+            bytes.extend_from_slice(&net.addr.to_be_bytes());
+            bytes.push(net.prefix);
+            bytes.push(if net.v4 { 4 } else { 6 });
+        }
+        IpSet {
+            bytes: Arc::new(bytes),
+        }
+    }
+
+    /// The compiled form: what `clickgate config push` stores in a list's own KV key.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.bytes.as_ref().clone()
+    }
+
+    /// Takes a compiled list as read from KV, refusing anything that is not exactly what
+    /// [`IpSet::to_bytes`] writes: entries out of order or overlapping would answer lookups wrongly.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<IpSet, String> {
+        let body = bytes
+            .strip_prefix(LIST_MAGIC)
+            .ok_or("not a compiled IP list (no CGIP1 header)")?;
+        let (count, entries) = body.split_at_checked(4).ok_or("truncated header")?;
+        let count = u32::from_le_bytes(count.try_into().unwrap_or_default()) as usize;
+        if entries.len() != count * ENTRY_BYTES {
+            return Err(format!(
+                "{} bytes of entries for {count} entries of {ENTRY_BYTES}",
+                entries.len()
+            ));
+        }
+        let mut previous_last: Option<u128> = None;
+        for (i, chunk) in entries.chunks_exact(ENTRY_BYTES).enumerate() {
+            let net = decode_entry(chunk);
+            let valid = net.prefix <= 128
+                && matches!(chunk[17], 4 | 6)
+                && (!net.v4 || (net.prefix >= 96 && net.addr >> 32 == V4_MAPPED >> 32))
+                && net.addr & !net.mask() == 0;
+            if !valid {
+                return Err(format!("entry {i} is not a network address and prefix"));
+            }
+            if previous_last.is_some_and(|last| net.first() <= last) {
+                return Err(format!("entry {i} overlaps or precedes the one before"));
+            }
+            previous_last = Some(net.last());
+        }
+        Ok(IpSet {
+            bytes: Arc::new(bytes),
+        })
     }
 
     pub fn len(&self) -> usize {
-        self.spans.len()
+        (self.bytes.len() - HEADER_BYTES) / ENTRY_BYTES
     }
 
     pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
+        self.len() == 0
+    }
+
+    fn entry(&self, i: usize) -> IpNet {
+        let at = HEADER_BYTES + i * ENTRY_BYTES;
+        decode_entry(&self.bytes[at..at + ENTRY_BYTES])
     }
 
     /// The entry covering `ip`, if any.
     pub fn lookup(&self, ip: IpAddr) -> Option<IpNet> {
         let bits = ip_bits(ip);
-        let after = self.spans.partition_point(|s| s.first <= bits);
-        let candidate = self.spans.get(after.checked_sub(1)?)?;
-        (bits <= candidate.last).then_some(candidate.entry)
+        // The first entry starting after `bits`; the one before it is the only candidate.
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.entry(mid).first() <= bits {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let candidate = self.entry(lo.checked_sub(1)?);
+        (bits <= candidate.last()).then_some(candidate)
+    }
+}
+
+fn decode_entry(chunk: &[u8]) -> IpNet {
+    let mut addr = [0u8; 16];
+    addr.copy_from_slice(&chunk[..16]);
+    IpNet {
+        addr: u128::from_be_bytes(addr),
+        prefix: chunk[16],
+        v4: chunk[17] == 4,
     }
 }
 
@@ -180,6 +287,56 @@ mod tests {
 
     fn set(entries: &[&str]) -> IpSet {
         IpSet::new(entries.iter().map(|e| IpNet::parse(e).unwrap()))
+    }
+
+    #[test]
+    fn list_files_skip_comments_and_report_every_bad_line() {
+        let set = parse_list("# datacenters\n192.0.2.0/24  # one\n\n2001:db8::/32\r\n").unwrap();
+        assert_eq!(set.len(), 2);
+        assert_eq!(
+            parse_list("192.0.2.0/24\n10.0.0.1/8\nnope\n").unwrap_err(),
+            vec![
+                "line 2: `10.0.0.1/8` has host bits set; the block is 10.0.0.0/8".to_owned(),
+                "line 3: `nope` is not an IPv4 or IPv6 address".to_owned(),
+            ]
+        );
+    }
+
+    #[test]
+    fn compiled_lists_round_trip_and_damaged_ones_are_refused() {
+        let s = set(&[
+            "198.51.100.0/24",
+            "198.51.100.7",
+            "2001:db8::/32",
+            "203.0.113.9",
+            "::/0",
+        ]);
+        let bytes = s.to_bytes();
+        let back = IpSet::from_bytes(bytes.to_vec()).unwrap();
+        assert_eq!(back.len(), s.len());
+        for probe in [
+            "198.51.100.200",
+            "2001:db8::1",
+            "203.0.113.9",
+            "192.0.2.1",
+            "::1",
+        ] {
+            assert_eq!(back.lookup(ip(probe)), s.lookup(ip(probe)), "{probe}");
+        }
+        assert!(IpSet::from_bytes(b"nope".to_vec()).is_err());
+        assert!(IpSet::from_bytes(bytes[..bytes.len() - 1].to_vec()).is_err());
+        // Two entries swapped: out of order.
+        let two = set(&["192.0.2.0/24", "198.51.100.0/24"]).to_bytes();
+        let mut swapped = two[..9].to_vec();
+        swapped.extend_from_slice(&two[9 + ENTRY_BYTES..]);
+        swapped.extend_from_slice(&two[9..9 + ENTRY_BYTES]);
+        assert!(IpSet::from_bytes(swapped.to_vec())
+            .unwrap_err()
+            .contains("overlaps or precedes"));
+        // Host bits set in an entry.
+        let mut host_bits = two.clone();
+        host_bits[9 + 15] = 1;
+        assert!(IpSet::from_bytes(host_bits.to_vec()).is_err());
     }
 
     #[test]
@@ -322,6 +479,22 @@ mod tests {
             #[test]
             fn parse_never_panics(text in "\\PC{0,50}") {
                 let _ = IpNet::parse(&text);
+            }
+
+            // A compiled list reads back as the same set, and damaged bytes never panic.
+            #[test]
+            fn compiled_lists_read_back_as_the_same_set(
+                nets in proptest::collection::vec(arb_net(), 0..40),
+                flip in any::<(usize, u8)>(),
+            ) {
+                let s = IpSet::new(nets);
+                let bytes = s.to_bytes();
+                let back = IpSet::from_bytes(bytes.to_vec()).unwrap();
+                prop_assert_eq!(back.to_bytes(), bytes.clone());
+                let mut damaged = bytes.clone();
+                let at = flip.0 % damaged.len();
+                damaged[at] ^= flip.1 | 1;
+                let _ = IpSet::from_bytes(damaged.to_vec());
             }
         }
     }
