@@ -8,7 +8,8 @@
 
 use std::sync::Arc;
 
-use crate::config::{digest, Config, ConfigError};
+use crate::config::{digest, referenced_lists, Config, ConfigError, StoredLists};
+use crate::ip::IpSet;
 use crate::log::JsonLine;
 
 /// A refresh that has not finished after this long is assumed lost (its request was cancelled), so
@@ -85,6 +86,9 @@ pub struct ConfigSlot {
     checked_at_ms: Option<u64>,
     refreshing_since_ms: Option<u64>,
     refresh_after_ms: u64,
+    /// The IP lists kept in their own KV keys, decoded. Their keys name their content, so one read
+    /// per isolate is enough; lists the config in force no longer uses are dropped.
+    lists: StoredLists,
 }
 
 impl ConfigSlot {
@@ -94,6 +98,7 @@ impl ConfigSlot {
             checked_at_ms: None,
             refreshing_since_ms: None,
             refresh_after_ms,
+            lists: StoredLists::new(),
         }
     }
 
@@ -123,6 +128,21 @@ impl ConfigSlot {
         self.refreshing_since_ms = Some(now_ms);
     }
 
+    /// The list keys a fetched document refers to that this isolate does not hold yet: read them
+    /// from KV and hand them to [`ConfigSlot::add_list`] before [`ConfigSlot::finish`].
+    pub fn lists_to_fetch(&self, text: &str) -> Vec<String> {
+        let mut keys = referenced_lists(text);
+        keys.retain(|k| !self.lists.contains_key(k));
+        keys
+    }
+
+    pub fn add_list(&mut self, key: String, bytes: Vec<u8>) -> Result<(), String> {
+        let set =
+            IpSet::from_bytes(bytes).map_err(|e| format!("list `{key}` is unreadable: {e}"))?;
+        self.lists.insert(key, set);
+        Ok(())
+    }
+
     pub fn finish(&mut self, now_ms: u64, fetched: Fetched) -> SlotEvent {
         self.refreshing_since_ms = None;
         self.checked_at_ms = Some(now_ms);
@@ -133,8 +153,10 @@ impl ConfigSlot {
                 if previous.as_deref() == Some(digest.as_str()) {
                     return SlotEvent::Unchanged { digest };
                 }
-                match Config::compile_digested(&text, digest) {
+                match Config::compile_digested(&text, digest, &self.lists) {
                     Ok(config) => {
+                        let used = referenced_lists(&text);
+                        self.lists.retain(|k, _| used.contains(k));
                         let digest = config.digest.clone();
                         self.current = Some(Arc::new(config));
                         return SlotEvent::Loaded { digest, previous };
@@ -264,5 +286,43 @@ mod tests {
             problem.contains("offers[0].landing_url: is required"),
             "{problem}"
         );
+    }
+
+    #[test]
+    fn lists_in_their_own_keys_are_read_once_and_dropped_when_unused() {
+        use crate::config::list_key;
+        use crate::ip::IpNet;
+        let bytes = IpSet::new([IpNet::parse("192.0.2.0/24").unwrap()]).to_bytes();
+        let key = list_key(&bytes);
+        let with_list = DEMO.replacen(
+            r#""lists": {"#,
+            &format!(r#""lists": {{"vpn_ips": {{"kv": "{key}"}}, "#),
+            1,
+        );
+        assert_ne!(with_list, DEMO, "the demo has a lists object to extend");
+        let mut s = ConfigSlot::new(30_000);
+        assert_eq!(s.lists_to_fetch(&with_list), vec![key.clone()]);
+        // Before the list arrives the document cannot compile; nothing is in force.
+        assert!(matches!(
+            s.finish(0, Fetched::Text(with_list.clone())),
+            SlotEvent::NoConfig { .. }
+        ));
+        assert!(s
+            .add_list(key.clone(), b"garbage".to_vec())
+            .unwrap_err()
+            .contains("unreadable"));
+        s.add_list(key.clone(), bytes).unwrap();
+        assert!(s.lists_to_fetch(&with_list).is_empty());
+        assert!(matches!(
+            s.finish(1, Fetched::Text(with_list.clone())),
+            SlotEvent::Loaded { .. }
+        ));
+        assert_eq!(s.current().unwrap().lists.vpn_ips.len(), 1);
+        // A document without the list drops it; going back would read it again.
+        assert!(matches!(
+            s.finish(2, Fetched::Text(DEMO.into())),
+            SlotEvent::Loaded { .. }
+        ));
+        assert_eq!(s.lists_to_fetch(&with_list), vec![key]);
     }
 }

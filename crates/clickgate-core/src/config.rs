@@ -79,12 +79,22 @@ impl Config {
     }
 
     pub fn compile(text: &str) -> Result<Config, Vec<ConfigError>> {
-        Config::compile_digested(text, digest(text))
+        Config::compile_with_lists(text, &StoredLists::new())
+    }
+
+    /// Compiles a document whose IP lists may live in their own KV keys (`{"kv": "iplist/…"}`),
+    /// given those lists, already decoded.
+    pub fn compile_with_lists(text: &str, lists: &StoredLists) -> Result<Config, Vec<ConfigError>> {
+        Config::compile_digested(text, digest(text), lists)
     }
 
     /// [`Config::compile`] for a caller that already hashed the text (the isolate's cache does, to
     /// tell an unchanged document without compiling it).
-    pub(crate) fn compile_digested(text: &str, digest: String) -> Result<Config, Vec<ConfigError>> {
+    pub(crate) fn compile_digested(
+        text: &str,
+        digest: String,
+        lists: &StoredLists,
+    ) -> Result<Config, Vec<ConfigError>> {
         if text.len() > MAX_DOCUMENT_BYTES {
             return Err(vec![err(
                 "",
@@ -94,10 +104,75 @@ impl Config {
         let doc: Value = serde_json::from_str(text)
             .map_err(|e| vec![err("", format!("is not valid JSON: {e}"))])?;
         let mut errors = Vec::new();
-        let config = compile_document(&doc, &mut errors, digest);
+        let config = compile_document(&doc, &mut errors, digest, lists);
         match config {
             Some(c) if errors.is_empty() => Ok(c),
             _ => Err(errors),
+        }
+    }
+}
+
+/// IP lists kept in their own KV keys, by key, decoded once per isolate.
+pub type StoredLists = HashMap<String, IpSet>;
+
+/// Keys of lists kept apart start with this; the rest is a hash of the compiled list, so a key's
+/// content never changes and an isolate never has to re-read one it has.
+pub const LIST_KEY_PREFIX: &str = "iplist/";
+
+/// The KV key a compiled list is stored under.
+pub fn list_key(compiled: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(compiled);
+    let hex: String = hash[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{LIST_KEY_PREFIX}{hex}")
+}
+
+/// The keys of the lists a document keeps apart: what the edge fetches before compiling it. A
+/// document that does not parse refers to none (compiling it reports why).
+pub fn referenced_lists(text: &str) -> Vec<String> {
+    let Ok(doc) = serde_json::from_str::<Value>(text) else {
+        return Vec::new();
+    };
+    let mut keys: Vec<String> = doc
+        .get("lists")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flat_map(|lists| lists.values())
+        .filter_map(|v| v.get("kv")?.as_str())
+        .filter(|k| k.starts_with(LIST_KEY_PREFIX))
+        .map(str::to_owned)
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+fn stored_list(
+    reference: &Map<String, Value>,
+    path: &str,
+    stored: &StoredLists,
+    errors: &mut Vec<ConfigError>,
+) -> IpSet {
+    let key = match (reference.get("kv").and_then(Value::as_str), reference.len()) {
+        (Some(key), 1) if key.starts_with(LIST_KEY_PREFIX) => key,
+        _ => {
+            errors.push(err(
+                path,
+                format!(
+                    "must be a list of addresses and blocks, or {{\"kv\": \"{LIST_KEY_PREFIX}…\"}}"
+                ),
+            ));
+            return IpSet::default();
+        }
+    };
+    match stored.get(key) {
+        Some(set) => set.clone(),
+        None => {
+            errors.push(err(
+                &format!("{path}.kv"),
+                format!("list `{key}` is not in KV (`clickgate config push` uploads a document's lists before the document)"),
+            ));
+            IpSet::default()
         }
     }
 }
@@ -309,7 +384,12 @@ pub(crate) fn kind(v: &Value) -> &'static str {
     }
 }
 
-fn compile_document(doc: &Value, errors: &mut Vec<ConfigError>, digest: String) -> Option<Config> {
+fn compile_document(
+    doc: &Value,
+    errors: &mut Vec<ConfigError>,
+    digest: String,
+    stored: &StoredLists,
+) -> Option<Config> {
     let mut top = Fields::of(doc, "", errors)?;
     match top.required("version", errors) {
         Some(v) if v.as_u64() == Some(SCHEMA_VERSION) => {}
@@ -368,6 +448,10 @@ fn compile_document(doc: &Value, errors: &mut Vec<ConfigError>, digest: String) 
     if let Some(value) = top.get("lists") {
         if let Some(mut f) = Fields::of(value, "lists", errors) {
             let ips = |f: &mut Fields, key: &'static str, errors: &mut Vec<ConfigError>| {
+                if let Some(Value::Object(reference)) = f.map.get(key) {
+                    f.get(key);
+                    return stored_list(reference, &f.child(key), stored, errors);
+                }
                 let entries = f.array(key, errors).map(|e| e.as_slice()).unwrap_or(&[]);
                 IpSet::new(entries.iter().enumerate().filter_map(|(i, e)| {
                     let path = format!("lists.{key}[{i}]");
@@ -633,5 +717,38 @@ pub(crate) mod tests {
             .unwrap()
             .digest;
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn ip_lists_can_live_in_their_own_kv_keys() {
+        let list = IpSet::new(["192.0.2.0/24", "2001:db8::/32"].map(|e| IpNet::parse(e).unwrap()));
+        let key = list_key(&list.to_bytes());
+        assert!(key.starts_with("iplist/") && key.len() == "iplist/".len() + 24);
+        let doc = format!(
+            r#"{{"version": 1, "offers": [{{"id": "1", "landing_url": "https://x.example/"}}],
+                "lists": {{"datacenter_ips": {{"kv": "{key}"}}, "blocked_ips": {{"kv": "{key}"}},
+                           "fraud_ips": ["203.0.113.1"]}}}}"#
+        );
+        assert_eq!(referenced_lists(&doc), vec![key.clone()]);
+        let stored = StoredLists::from([(key.clone(), list)]);
+        let c = Config::compile_with_lists(&doc, &stored).unwrap();
+        assert!(c.blocked_ips.lookup("192.0.2.9".parse().unwrap()).is_some());
+        assert_eq!(c.lists.datacenter_ips.len(), 2);
+        assert_eq!(c.lists.fraud_ips.len(), 1);
+
+        let errors = Config::compile(&doc).unwrap_err();
+        assert_eq!(errors.len(), 2);
+        assert_eq!(errors[0].path, "lists.blocked_ips.kv");
+        assert!(errors[0].problem.contains("is not in KV"));
+
+        let bad = doc.replace(
+            &format!(r#"{{"kv": "{key}"}}, "blocked_ips""#),
+            r#"{"file": "x"}, "blocked_ips""#,
+        );
+        let errors = Config::compile_with_lists(&bad, &stored).unwrap_err();
+        assert_eq!(errors[0].path, "lists.datacenter_ips");
+        assert!(errors[0]
+            .problem
+            .starts_with("must be a list of addresses and blocks, or"));
     }
 }
