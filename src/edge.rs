@@ -10,6 +10,7 @@ use clickgate_core::http::{self, HttpResponse};
 use clickgate_core::ip::parse_client_ip;
 use clickgate_core::log::fault_line;
 use clickgate_core::token::{TokenKey, NONCE_LEN};
+use worker::kv::KvStore;
 use worker::worker_sys::web_sys;
 use worker::{console_error, console_log, event, Context, Date, Env, Method, Request, Result};
 
@@ -135,7 +136,9 @@ async fn current_config(env: &Env, ctx: &Context, now_ms: u64) -> Option<Arc<Con
 async fn refresh(env: &Env, started_ms: u64) {
     let fetched = match env.kv(CONFIG_BINDING) {
         Ok(kv) => match kv.get(CONFIG_KEY).text().await {
-            Ok(Some(text)) => Fetched::Text(text),
+            Ok(Some(text)) => fetch_lists(&kv, &text)
+                .await
+                .map_or_else(Fetched::Failed, |()| Fetched::Text(text)),
             Ok(None) => Fetched::Missing,
             Err(e) => Fetched::Failed(e.to_string()),
         },
@@ -151,6 +154,29 @@ async fn refresh(env: &Env, started_ms: u64) {
         Some(line) => console_log!("{line}"),
         None => {}
     }
+}
+
+/// Reads the IP lists the document keeps in their own keys and this isolate does not hold yet.
+async fn fetch_lists(kv: &KvStore, text: &str) -> std::result::Result<(), String> {
+    let keys = SLOT.with(|cell| {
+        cell.borrow()
+            .as_ref()
+            .map(|slot| slot.lists_to_fetch(text))
+            .unwrap_or_default()
+    });
+    for key in keys {
+        match kv.get(&key).bytes().await {
+            Ok(Some(bytes)) => SLOT.with(|cell| {
+                cell.borrow_mut()
+                    .as_mut()
+                    .map_or(Ok(()), |slot| slot.add_list(key, bytes))
+            })?,
+            // The compile names the missing list.
+            Ok(None) => {}
+            Err(e) => return Err(format!("list `{key}`: {e}")),
+        }
+    }
+    Ok(())
 }
 
 fn refresh_seconds(env: &Env) -> u64 {
