@@ -4,6 +4,7 @@
 //! clickgate config validate FILE
 //! clickgate config push FILE (--local | --remote) [--persist-to DIR] [--wrangler-config FILE]
 //! clickgate replay --config FILE --clicks LOG [--against OLD_FILE] [--changes N]
+//! clickgate list compile LIST_FILE OUT_FILE
 //! ```
 //!
 //! `push` validates with the same compiler the Worker runs, then writes the document to the
@@ -12,13 +13,19 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-use clickgate_core::config::Config;
+use clickgate_core::config::{list_key, Config, ConfigError, StoredLists};
+use clickgate_core::ip::{parse_list, IpSet};
 use clickgate_core::replay::{csv_header, from_csv_line, from_log_line, Recorded, Replay};
 
 const USAGE: &str = "usage:
   clickgate config validate FILE
   clickgate config push FILE (--local | --remote) [--persist-to DIR] [--wrangler-config FILE]
   clickgate replay --config FILE --clicks LOG [--against OLD_FILE] [--changes N]
+  clickgate list compile LIST_FILE OUT_FILE
+
+An IP list in the document may be a file, {\"file\": \"datacenters.txt\"} (one address or CIDR block
+per line, # comments): push compiles it into its own KV key and the document refers to that key.
+list compile writes that compiled form and prints its key, for other upload tooling.
 
 replay runs recorded clicks (the Worker's decision log, or CSV with a header) through a config and
 prints what it would have done; with --against, also the clicks an older config decides differently.
@@ -59,6 +66,7 @@ fn run(args: &[String]) -> Result<(), Failure> {
         ["config", "validate", file] => validate(Path::new(file), Use::Check).map(|_| ()),
         ["config", "push", file, flags @ ..] => push(Path::new(file), flags),
         ["replay", flags @ ..] => replay(flags),
+        ["list", "compile", list, out] => compile_list(Path::new(list), Path::new(out)),
         ["-h" | "--help" | "help"] => {
             println!("{USAGE}");
             Ok(())
@@ -80,25 +88,50 @@ enum Use {
     Replay,
 }
 
-fn validate(file: &Path, purpose: Use) -> Result<Config, Failure> {
+/// A valid document as it goes to KV: IP lists given as files are compiled and replaced by
+/// references to their own keys, which `lists` holds.
+struct Loaded {
+    config: Config,
+    text: String,
+    lists: Vec<(String, Vec<u8>)>,
+}
+
+fn validate(file: &Path, purpose: Use) -> Result<Loaded, Failure> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| Failure::Io(format!("cannot read {}: {e}", file.display())))?;
-    match Config::compile(&text) {
+    let Resolved {
+        text,
+        lists,
+        stored,
+        errors: list_errors,
+    } = resolve_list_files(file, text);
+    let compiled = if list_errors.is_empty() {
+        Config::compile_with_lists(&text, &stored)
+    } else {
+        Err(list_errors)
+    };
+    match compiled {
         Ok(config) => {
+            let kept_apart: usize = stored.values().map(IpSet::len).sum();
             let summary = format!(
-                "{}: valid (config {}; {} offers, {} rules, {} blocked IP ranges)",
+                "{}: valid (config {}; {} offers, {} rules, {} blocked IP ranges, {} lists in their own keys with {kept_apart} ranges)",
                 file.display(),
                 config.digest,
                 config.offers.len(),
                 config.rules.len(),
-                config.blocked_ips.len()
+                config.blocked_ips.len(),
+                lists.len(),
             );
             if purpose == Use::Replay {
                 eprintln!("{summary}");
             } else {
                 println!("{summary}");
             }
-            Ok(config)
+            Ok(Loaded {
+                config,
+                text,
+                lists,
+            })
         }
         Err(errors) => {
             for e in &errors {
@@ -117,6 +150,79 @@ fn validate(file: &Path, purpose: Use) -> Result<Config, Failure> {
             );
             Err(Failure::Invalid)
         }
+    }
+}
+
+/// A document with its list files compiled.
+struct Resolved {
+    /// The document to push: list files replaced by references to their keys.
+    text: String,
+    /// The compiled lists by key, as they go to KV...
+    lists: Vec<(String, Vec<u8>)>,
+    /// ...and as the compiler reads them.
+    stored: StoredLists,
+    errors: Vec<ConfigError>,
+}
+
+/// Replaces every IP list given as `{"file": "name.txt"}` (relative to the document) with
+/// `{"kv": "iplist/<hash>"}`, compiling the file, and reports every problem with its path. A
+/// document without list files is returned unchanged, byte for byte.
+fn resolve_list_files(file: &Path, text: String) -> Resolved {
+    let unchanged = |text| Resolved {
+        text,
+        lists: Vec::new(),
+        stored: StoredLists::new(),
+        errors: Vec::new(),
+    };
+    let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return unchanged(text); // the compiler says what is wrong with it
+    };
+    let Some(lists) = doc.get_mut("lists").and_then(|l| l.as_object_mut()) else {
+        return unchanged(text);
+    };
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let (mut compiled, mut stored, mut errors) = (Vec::new(), StoredLists::new(), Vec::new());
+    for (name, value) in lists.iter_mut() {
+        let Some(list_file) = value.get("file").and_then(|f| f.as_str()) else {
+            continue;
+        };
+        let path = format!("lists.{name}.file");
+        let problem = |p: String| ConfigError {
+            path: path.clone(),
+            problem: p,
+        };
+        let list_path = dir.join(list_file);
+        let list_text = match std::fs::read_to_string(&list_path) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(problem(format!("cannot read {}: {e}", list_path.display())));
+                continue;
+            }
+        };
+        match parse_list(&list_text) {
+            Ok(set) => {
+                let bytes = set.to_bytes();
+                let key = list_key(&bytes);
+                *value = serde_json::json!({ "kv": key });
+                stored.insert(key.clone(), set);
+                compiled.push((key, bytes));
+            }
+            Err(bad) => errors.extend(
+                bad.into_iter()
+                    .map(|e| problem(format!("{list_file}: {e}"))),
+            ),
+        }
+    }
+    if compiled.is_empty() && errors.is_empty() {
+        return unchanged(text);
+    }
+    compiled.sort();
+    compiled.dedup();
+    Resolved {
+        text: serde_json::to_string_pretty(&doc).unwrap_or(text),
+        lists: compiled,
+        stored,
+        errors,
     }
 }
 
@@ -167,7 +273,7 @@ fn parse_push_flags(flags: &[&str]) -> Result<PushOptions, Failure> {
 
 fn push(file: &Path, flags: &[&str]) -> Result<(), Failure> {
     let opts = parse_push_flags(flags)?;
-    let config = validate(file, Use::Push)?;
+    let loaded = validate(file, Use::Push)?;
     let wrangler_toml = match opts.wrangler_config {
         Some(p) => p,
         None => find_upwards("wrangler.toml").ok_or_else(|| {
@@ -184,43 +290,79 @@ fn push(file: &Path, flags: &[&str]) -> Result<(), Failure> {
             .to_string_lossy()
             .into_owned()
     });
-    let file =
-        std::fs::canonicalize(file).map_err(|e| Failure::Io(format!("{}: {e}", file.display())))?;
-
-    let mut cmd = Command::new(&wrangler);
-    cmd.current_dir(&project)
-        .args([
-            "kv",
-            "key",
-            "put",
-            KV_KEY,
-            "--binding",
-            KV_BINDING,
-            "--path",
-        ])
-        .arg(&file)
-        .arg("--config")
-        .arg(std::fs::canonicalize(&wrangler_toml).unwrap_or(wrangler_toml))
-        .arg(if opts.remote { "--remote" } else { "--local" });
-    if let Some(dir) = &opts.persist_to {
-        cmd.arg("--persist-to").arg(dir);
+    let wrangler_toml = std::fs::canonicalize(&wrangler_toml).unwrap_or(wrangler_toml);
+    let put = |key: &str, bytes: &[u8]| -> Result<(), Failure> {
+        // wrangler reads values from a file: a scratch file per key, removed after.
+        let scratch = std::env::temp_dir().join(format!(
+            "clickgate-push-{}-{}",
+            std::process::id(),
+            key.replace('/', "_")
+        ));
+        std::fs::write(&scratch, bytes)
+            .map_err(|e| Failure::Io(format!("cannot write {}: {e}", scratch.display())))?;
+        let mut cmd = Command::new(&wrangler);
+        cmd.current_dir(&project)
+            .args(["kv", "key", "put", key, "--binding", KV_BINDING, "--path"])
+            .arg(&scratch)
+            .arg("--config")
+            .arg(&wrangler_toml)
+            .arg(if opts.remote { "--remote" } else { "--local" });
+        if let Some(dir) = &opts.persist_to {
+            cmd.arg("--persist-to").arg(dir);
+        }
+        let status = cmd.status();
+        let _ = std::fs::remove_file(&scratch);
+        let status = status.map_err(|e| {
+            Failure::Io(format!(
+                "cannot run {wrangler}: {e} (run `make setup`, or set WRANGLER)"
+            ))
+        })?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(Failure::Io(format!(
+                "wrangler failed ({status}) writing `{key}`; the config in KV is unchanged"
+            )))
+        }
+    };
+    // Lists first: a document in KV never refers to a list that is not there yet.
+    for (key, bytes) in &loaded.lists {
+        put(key, bytes)?;
     }
-    let status = cmd.status().map_err(|e| {
-        Failure::Io(format!(
-            "cannot run {wrangler}: {e} (run `make setup`, or set WRANGLER)"
-        ))
-    })?;
-    if !status.success() {
-        return Err(Failure::Io(format!(
-            "wrangler failed ({status}); the config in KV is unchanged"
-        )));
-    }
+    put(KV_KEY, loaded.text.as_bytes())?;
     let place = if opts.remote { "remote KV" } else { "local KV" };
     println!(
-        "pushed config {} to {place}; isolates pick it up within their refresh interval",
-        config.digest
+        "pushed config {} ({} lists in their own keys) to {place}; isolates pick it up within their refresh interval",
+        loaded.config.digest,
+        loaded.lists.len()
     );
     Ok(())
+}
+
+fn compile_list(list: &Path, out: &Path) -> Result<(), Failure> {
+    let text = std::fs::read_to_string(list)
+        .map_err(|e| Failure::Io(format!("cannot read {}: {e}", list.display())))?;
+    match parse_list(&text) {
+        Ok(set) => {
+            let bytes = set.to_bytes();
+            std::fs::write(out, &bytes)
+                .map_err(|e| Failure::Io(format!("cannot write {}: {e}", out.display())))?;
+            println!("{}", list_key(&bytes));
+            eprintln!(
+                "{}: {} ranges, {} bytes",
+                list.display(),
+                set.len(),
+                bytes.len()
+            );
+            Ok(())
+        }
+        Err(errors) => {
+            for e in errors {
+                eprintln!("{}: {e}", list.display());
+            }
+            Err(Failure::Invalid)
+        }
+    }
 }
 
 fn replay(flags: &[&str]) -> Result<(), Failure> {
@@ -244,8 +386,10 @@ fn replay(flags: &[&str]) -> Result<(), Failure> {
         }
     }
     let config_file = config.ok_or_else(|| Failure::Usage("replay needs --config FILE".into()))?;
-    let config = validate(&config_file, Use::Replay)?;
-    let against = against.map(|p| validate(&p, Use::Replay)).transpose()?;
+    let config = validate(&config_file, Use::Replay)?.config;
+    let against = against
+        .map(|p| validate(&p, Use::Replay).map(|l| l.config))
+        .transpose()?;
     let clicks = clicks.ok_or_else(|| Failure::Usage("replay needs --clicks LOG".into()))?;
     let records = read_clicks(&clicks)?;
 
@@ -468,6 +612,50 @@ mod tests {
         for p in [log, csv, empty] {
             let _ = std::fs::remove_file(p);
         }
+    }
+
+    #[test]
+    fn list_files_are_compiled_into_their_own_keys_and_their_errors_have_paths() {
+        let dir = std::env::temp_dir().join(format!("clickgate-cli-lists-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("dc.txt"),
+            "# provider A\n192.0.2.0/24\n2001:db8::/32\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("bad.txt"), "192.0.2.0/24\n10.0.0.1/8\n").unwrap();
+        let doc = |list: &str| {
+            format!(
+                r#"{{"version": 1, "offers": [{{"id": "1", "landing_url": "https://x.example/"}}],
+                    "lists": {{"datacenter_ips": {{"file": "{list}"}}, "fraud_ips": ["203.0.113.1"]}}}}"#
+            )
+        };
+        let file = dir.join("config.json");
+
+        let r = resolve_list_files(&file, doc("dc.txt"));
+        assert!(r.errors.is_empty());
+        assert_eq!(r.lists.len(), 1);
+        let key = &r.lists[0].0;
+        assert!(key.starts_with("iplist/"));
+        let config = Config::compile_with_lists(&r.text, &r.stored).unwrap();
+        assert_eq!(config.lists.datacenter_ips.len(), 2);
+        assert!(r.text.contains(&format!(r#""kv": "{key}""#)));
+        // The same file gives the same key: pushing twice writes nothing new.
+        assert_eq!(&resolve_list_files(&file, doc("dc.txt")).lists[0].0, key);
+
+        let r = resolve_list_files(&file, doc("bad.txt"));
+        assert_eq!(r.errors.len(), 1);
+        assert_eq!(r.errors[0].path, "lists.datacenter_ips.file");
+        assert!(r.errors[0]
+            .problem
+            .starts_with("bad.txt: line 2: `10.0.0.1/8` has host bits set"));
+        let r = resolve_list_files(&file, doc("missing.txt"));
+        assert!(r.errors[0].problem.starts_with("cannot read"));
+
+        // Without list files the document goes to KV byte for byte.
+        let plain = r#"{"version": 1, "offers": []}"#.to_owned();
+        assert_eq!(resolve_list_files(&file, plain.clone()).text, plain);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
