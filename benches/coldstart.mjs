@@ -7,8 +7,10 @@
 // shown beside the main thread's.
 // Needs Node 23.9+ (process.threadCpuUsage) with --experimental-wasm-exnref; scripts/bench.sh runs it so.
 //
-//   node benches/coldstart.mjs [--cidrs N] [--rules]
+//   node benches/coldstart.mjs [--cidrs N] [--list KEY FILE] [--rules]
 //     --cidrs N   N extra blocked CIDRs in the config (default 0)
+//     --list KEY FILE
+//                 the blocked IPs as a list in its own KV key, compiled by `clickgate list compile`
 //     --rules     add a rule running every click filter on the offer clicked, so the bot patterns
 //                 are compiled within the first click
 import { readFileSync } from "node:fs";
@@ -60,6 +62,11 @@ for (let i = 0; i < extraCidrs; i++) {
   config.lists.blocked_ips.push(`10.${(i >> 8) & 255}.${i & 255}.0/24`, `2001:db8:${(i % 65536).toString(16)}::/48`);
 }
 config.lists.blocked_ips.length = 3 + extraCidrs;
+const listArg = process.argv.indexOf("--list");
+const list = listArg > 0
+  ? { key: process.argv[listArg + 1], bytes: readFileSync(process.argv[listArg + 2]) }
+  : null;
+if (list) config.lists.blocked_ips = { kv: list.key };
 if (process.argv.includes("--rules")) {
   config.rules = [{
     id: "all-filters", created_at: "2026-11-01", scope: { offers: ["1001"] }, decline: "high",
@@ -69,7 +76,13 @@ if (process.argv.includes("--rules")) {
 const configText = JSON.stringify(config);
 
 const env = {
-  CLICKGATE_CONFIG: { get: async () => configText },
+  CLICKGATE_CONFIG: {
+    get: async (key) => {
+      if (key === "config") return configText;
+      if (list && key === list.key) return list.bytes.buffer.slice(list.bytes.byteOffset, list.bytes.byteOffset + list.bytes.length);
+      return null;
+    },
+  },
   TOKEN_SECRET: "coldstart-secret-coldstart-secret-coldstart",
   CONFIG_REFRESH_SECONDS: "30",
 };
@@ -103,7 +116,8 @@ const steady = await measure(async () => {
 
 const total = { cpu: 0, all: 0, wall: 0 };
 for (const m of [compile, instantiate, first]) for (const k in total) total[k] += m[k];
-report(`config: ${configText.length} bytes, ${config.lists.blocked_ips.length} blocked IP entries, ${config.rules?.length ?? 0} rules`);
+const entries = list ? `a list of ${list.bytes.length} bytes in its own key` : `${config.lists.blocked_ips.length} blocked IP entries`;
+report(`config: ${configText.length} bytes, ${entries}, ${config.rules?.length ?? 0} rules`);
 report(row("wasm compile", compile));
 report(row("instantiate", instantiate) + "   (module start, with its own CPU budget: includes the warm-up)");
 report(row("first click", first) + "   (config read and compiled; target: cpu under 10 ms)");

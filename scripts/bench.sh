@@ -37,8 +37,16 @@ step "cold start (fresh isolate: compile, instantiate, first click)"
 "$NODE_BENCH" --experimental-wasm-exnref benches/coldstart.mjs | sed 's/^/  /'
 echo "  -- with a rule running every click filter (bot patterns compiled in the first click):"
 "$NODE_BENCH" --experimental-wasm-exnref benches/coldstart.mjs --rules | sed 's/^/  /'
-echo "  -- with 50,000 more blocked CIDRs in the config:"
+echo "  -- with 50,000 more blocked CIDRs inline in the config:"
 "$NODE_BENCH" --experimental-wasm-exnref benches/coldstart.mjs --cidrs 50000 | sed 's/^/  /'
+echo "  -- with 100,000 blocked CIDRs as a list in its own KV key (clickgate list compile):"
+lists=$(mktemp -d)
+for i in $(seq 0 49999); do
+  printf '10.%d.%d.0/24\n2001:db8:%x::/48\n' $(((i >> 8) & 255)) $((i & 255)) $((i % 65536))
+done > "$lists/blocked.txt"
+key=$(target/release/clickgate list compile "$lists/blocked.txt" "$lists/blocked.bin" 2>/dev/null)
+"$NODE_BENCH" --experimental-wasm-exnref benches/coldstart.mjs --list "$key" "$lists/blocked.bin" | sed 's/^/  /'
+rm -rf "$lists"
 
 step "end-to-end throughput: clickgate vs a bare redirect Worker, workerd's own sockets, wrk ${DURATION}s x ${CONNECTIONS} connections"
 state=$(mktemp -d)

@@ -570,3 +570,57 @@ fn duplicate_ips_and_sub_id_floods_are_counted_in_the_networks_object_across_res
     assert_eq!(line["reasons"][0]["value"], "192.0.2.10: 5");
     assert!(w.events("fault").is_empty(), "{:?}", w.events("fault"));
 }
+
+#[test]
+fn a_large_ip_list_pushed_from_a_file_lives_in_its_own_kv_key_and_blocks() {
+    let w = Worker::start(&[("CONFIG_REFRESH_SECONDS", "1")]);
+    push_ok(&w, &demo());
+    // 50,000 /28 blocks in 10.0.0.0/8, as a provider's range export would list them.
+    let list: String = (0u32..50_000)
+        .map(|i| format!("10.{}.{}.{}/28\n", i >> 12, (i >> 4) & 255, (i & 15) << 4))
+        .collect();
+    std::fs::write(
+        w.state.0.join("blocked.txt"),
+        format!("# generated\n{list}"),
+    )
+    .unwrap();
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
+    doc["lists"]["blocked_ips"] = serde_json::json!({"file": "blocked.txt"});
+    let config = w.state.0.join("with-list.json");
+    std::fs::write(&config, doc.to_string()).unwrap();
+    let out = w.push(&config);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("1 lists in their own keys with 50000 ranges"),
+        "{said}"
+    );
+
+    let click = |ip: &str| {
+        w.get(
+            "/c?offer_id=1001&aff_id=net-7",
+            &[("cf-connecting-ip", ip), ("user-agent", BROWSER)],
+        )
+    };
+    let blocked = w.wait_for(Duration::from_secs(15), || {
+        (click("10.3.20.33").status == 403).then_some(())
+    });
+    assert!(blocked.is_some(), "the list never took effect");
+    assert_eq!(click("10.200.0.1").status, 302);
+    let line = w
+        .wait_for(Duration::from_secs(5), || {
+            w.events("click")
+                .into_iter()
+                .find(|e| e["verdict"] == "block" && e["ip"] == "10.3.20.33")
+        })
+        .unwrap();
+    assert_eq!(line["reasons"][0]["code"], "ip_blocklist");
+    assert_eq!(line["reasons"][0]["matched"], "10.3.20.32/28");
+    let loaded = w.events("config");
+    assert!(loaded.iter().any(|e| e["status"] == "loaded"), "{loaded:?}");
+}
