@@ -4,3 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/versions.sh
 "$WORKER_BUILD" --release
+node scripts/strip-names.mjs build/index_bg.wasm
