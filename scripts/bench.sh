@@ -59,18 +59,15 @@ trap cleanup EXIT
 target/release/clickgate config push demo/config.json --local --persist-to "$state" >/dev/null 2>&1
 mkfifo "$state/ready"
 # serve.mjs stops when its stdin closes; `sleep` holds it open for the bench's length at most.
-sleep $((DURATION * 6 + 60)) | node tests/support/serve.mjs --persist "$state" --port 0 --bare-port 0 \
-  --var TOKEN_SECRET=bench-secret-bench-secret-bench-secret-bench >"$state/ready" 2>/dev/null &
+sleep $((DURATION * 10 + 120)) | node tests/support/serve.mjs --persist "$state" --port 0 --bare-port 0 \
+  --var TOKEN_SECRET=bench-secret-bench-secret-bench-secret-bench --var CONFIG_REFRESH_SECONDS=1 \
+  >"$state/ready" 2>/dev/null &
 server_pid=$!
 exec 3<"$state/ready"
 read -r _ clickgate_url <&3
 read -r _ bare_url <&3
 # Drain the decision log so the Worker never blocks on a full pipe.
 cat <&3 >/dev/null &
-
-path=${BENCH_PATH:-'c?offer_id=1001&aff_id=net-7&sub1=spring&source_id=feed-3'}
-curl -sf -o /dev/null -w '  clickgate warm-up: %{http_code}\n' "${clickgate_url}${path}"
-curl -sf -o /dev/null -w '  bare warm-up: %{http_code}\n' "${bare_url}${path}"
 
 # CPU seconds a process has used (utime + stime), to charge each Worker's own runtime process.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
@@ -80,10 +77,10 @@ clickgate_pid=$(listener_pid "$(port_of "$clickgate_url")")
 bare_pid=$(listener_pid "$(port_of "$bare_url")")
 ticks_per_s=$(getconf CLK_TCK)
 
-run() { # name url pid -> "rps p99ms cpu_us_per_request"
+run() { # name url pid [header] -> "rps p99ms cpu_us_per_request requests"
   local out rps p99 reqs t0 t1 cpu_us
   t0=$(cpu_ticks "$3")
-  out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$2")
+  out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency ${4:+-H "$4"} "$2")
   t1=$(cpu_ticks "$3")
   rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
   reqs=$(awk '/requests in/ { print $1 }' <<<"$out")
@@ -92,16 +89,37 @@ run() { # name url pid -> "rps p99ms cpu_us_per_request"
   non2xx=$(awk '/Non-2xx or 3xx/ { print $NF }' <<<"$out")
   printf '  %-10s %10.0f req/s   p99 %7.2f ms   workerd CPU %6.1f µs/request%s\n' \
     "$1" "$rps" "$p99" "$cpu_us" "${non2xx:+   non-3xx: $non2xx}" >&2
-  echo "$rps $p99 $cpu_us"
+  echo "$rps $p99 $cpu_us $reqs"
 }
-# Interleaved, two rounds each, so drift on a noisy machine hits both sides alike.
-read -r b1 _ bc1 < <(run bare "${bare_url}${path}" "$bare_pid")
-read -r c1 _ cc1 < <(run clickgate "${clickgate_url}${path}" "$clickgate_pid")
-read -r b2 _ bc2 < <(run bare "${bare_url}${path}" "$bare_pid")
-read -r c2 _ cc2 < <(run clickgate "${clickgate_url}${path}" "$clickgate_pid")
-awk -v b="$b1 $b2" -v c="$c1 $c2" -v bc="$bc1 $bc2" -v cc="$cc1 $cc2" 'BEGIN {
-  split(b, B); split(c, C); split(bc, BC); split(cc, CC);
-  printf "  throughput ratio clickgate / bare: %.2f (round 1 %.2f, round 2 %.2f; target >= 0.9)\n",
-    (C[1] + C[2]) / (B[1] + B[2]), C[1] / B[1], C[2] / B[2]
-  printf "  runtime CPU per request, bare / clickgate: %.2f (%.1f vs %.1f µs)\n",
-    (BC[1] + BC[2]) / (CC[1] + CC[2]), (BC[1] + BC[2]) / 2, (CC[1] + CC[2]) / 2 }'
+
+compare() { # path [header]: interleaved, two rounds each, so drift on a noisy machine hits both alike
+  local b1 b2 c1 c2 bc1 bc2 cc1 cc2 n1 n2
+  curl -sf -o /dev/null -w '  clickgate warm-up: %{http_code}\n' ${2:+-H "$2"} "${clickgate_url}$1"
+  curl -sf -o /dev/null -w '  bare warm-up: %{http_code}\n' "${bare_url}$1"
+  read -r b1 _ bc1 _ < <(run bare "${bare_url}$1" "$bare_pid" "${2:-}")
+  read -r c1 _ cc1 n1 < <(run clickgate "${clickgate_url}$1" "$clickgate_pid" "${2:-}")
+  read -r b2 _ bc2 _ < <(run bare "${bare_url}$1" "$bare_pid" "${2:-}")
+  read -r c2 _ cc2 n2 < <(run clickgate "${clickgate_url}$1" "$clickgate_pid" "${2:-}")
+  awk -v b="$b1 $b2" -v c="$c1 $c2" -v bc="$bc1 $bc2" -v cc="$cc1 $cc2" 'BEGIN {
+    split(b, B); split(c, C); split(bc, BC); split(cc, CC);
+    printf "  throughput ratio clickgate / bare: %.2f (round 1 %.2f, round 2 %.2f; target >= 0.9)\n",
+      (C[1] + C[2]) / (B[1] + B[2]), C[1] / B[1], C[2] / B[2]
+    printf "  runtime CPU per request, bare / clickgate: %.2f (%.1f vs %.1f µs)\n",
+      (BC[1] + BC[2]) / (CC[1] + CC[2]), (BC[1] + BC[2]) / 2, (CC[1] + CC[2]) / 2 }'
+  clicks=$((n1 + n2 + 1))
+}
+
+echo "  -- the demo config (no rules):"
+compare "${BENCH_PATH:-c?offer_id=1001&aff_id=net-7&sub1=spring&source_id=feed-3}"
+
+echo "  -- demo/rules.json, offer 1002: the lead preset counts duplicate IPs and sub IDs (monitor mode, so"
+echo "     every click is still redirected), one client IP"
+target/release/clickgate config push demo/rules.json --local --persist-to "$state" >/dev/null 2>&1
+sleep 2 # the isolate re-reads KV after CONFIG_REFRESH_SECONDS=1
+compare 'c?offer_id=1002&aff_id=net-7&sub1=spring' 'CF-Connecting-IP: 192.0.2.50'
+sleep 2 # the last batch
+# Batches the network's object applied: its `seen` record holds, per isolate, the last batch number.
+batches=$("$NODE_BENCH" scripts/do-batches.mjs "$state/v3/do" 2>/dev/null || echo "?")
+awk -v b="$batches" -v n="$clicks" 'BEGIN {
+  if (b == "?") print "  Durable Object batches: could not be read";
+  else printf "  Durable Object requests per counted click: %.5f (%d batches for %d clicks; target <= 0.05)\n", b / n, b, n }'
