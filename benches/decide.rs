@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 use clickgate_core::click::{route, ClientInfo, Route};
 use clickgate_core::config::Config;
-use clickgate_core::decide::decide;
+use clickgate_core::decide::{decide, Observed};
 use clickgate_core::http::click_response;
 use clickgate_core::rules::Counters;
 use clickgate_core::token::TokenKey;
@@ -109,7 +109,10 @@ fn one_click_as(config: &Config, key: &TokenKey, query: &str, ip: &str, ua: &str
         key,
         params,
         client,
-        counters,
+        Observed {
+            counters,
+            signature: None,
+        },
         1_795_435_445_123,
         [9; 8],
     )

@@ -64,6 +64,8 @@ pub struct Config {
     pub rules: Vec<Rule>,
     /// Per offer, the indexes into `rules` that can decide its clicks, best first.
     pub rules_by_offer: HashMap<Id, Vec<usize>>,
+    /// Signing policies per network (affiliate), from `networks[]`.
+    pub networks: HashMap<Id, crate::signing::Policy>,
     /// A short hash of the source text, to tell in logs which document is in force.
     pub digest: String,
 }
@@ -525,6 +527,11 @@ fn compile_document(
         }
     }
 
+    let networks = top
+        .get("networks")
+        .map(|n| crate::signing::compile_networks(n, errors))
+        .unwrap_or_default();
+
     let mut rules: Vec<Rule> = Vec::new();
     if let Some(list) = top.array("rules", errors) {
         for (i, item) in list.iter().enumerate() {
@@ -565,6 +572,7 @@ fn compile_document(
         lists,
         rules,
         rules_by_offer,
+        networks,
         digest,
     })
 }

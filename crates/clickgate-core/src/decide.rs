@@ -10,6 +10,7 @@ use crate::click::{ClickParams, ClientInfo, Id, RequestError};
 use crate::config::{Config, OfferStatus};
 use crate::log::JsonLine;
 use crate::rules::{assess, Action, Assessment, Counters, Rule, SubIdParam};
+use crate::signing::Signature;
 use crate::template::MacroValues;
 use crate::token::{ClickToken, TokenKey, TokenVerdict, NONCE_LEN};
 use crate::ua::is_link_preview;
@@ -51,6 +52,17 @@ pub struct ClickOutcome {
     pub assessment: Option<Assessment>,
     /// The allowlist entry that let the click through every filter.
     pub allowlisted: Option<String>,
+    /// What the network's signing policy made of the click, when it has one.
+    pub signature: Option<Signature>,
+}
+
+/// What the edge learned about a click beyond the request itself.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// The duplicate-IP and sub-ID counts (`None`: the rule reads none, or they are unavailable).
+    pub counters: Option<Counters>,
+    /// The network's signing verdict, when it has a policy.
+    pub signature: Option<Signature>,
 }
 
 pub fn decide(
@@ -58,10 +70,14 @@ pub fn decide(
     key: &TokenKey,
     click: ClickParams,
     client: ClientInfo,
-    counters: Option<Counters>,
+    observed: Observed,
     now_ms: u64,
     nonce: [u8; NONCE_LEN],
 ) -> Result<ClickOutcome, RequestError> {
+    let Observed {
+        counters,
+        signature,
+    } = observed;
     let offer = config
         .offers
         .get(&click.offer_id)
@@ -77,10 +93,24 @@ pub fn decide(
     let rule = config.deciding_rule(&offer.id, &click.aff_id);
     let allowlisted = allowlist_entry(config, &click, &client, sub_id_param(rule));
 
-    // The hard blocklist, then the deciding rule; an allowlisted click skips both.
+    // A network's signature comes first: a forged click is not made genuine by an allowlist.
     let mut block_reasons = Vec::new();
+    if let Some(sig) = signature.as_ref().filter(|s| s.blocks()) {
+        block_reasons.push(Reason {
+            code: sig.code(),
+            rule_id: format!("networks.{}.signing", click.aff_id),
+            matched: if sig.valid() {
+                "on_replay_store_fault: closed".to_owned()
+            } else {
+                sig.detail.clone()
+            },
+            value: sig.kid.clone().unwrap_or_default(),
+            points: 0,
+        });
+    }
+    // The hard blocklist, then the deciding rule; an allowlisted click skips both.
     let mut assessment = None;
-    if allowlisted.is_none() {
+    if allowlisted.is_none() && block_reasons.is_empty() {
         if let Some(ip) = client.ip {
             if let Some(entry) = config.blocked_ips.lookup(ip) {
                 block_reasons.push(Reason {
@@ -157,6 +187,7 @@ pub fn decide(
         config_digest: config.digest.clone(),
         assessment,
         allowlisted,
+        signature,
     })
 }
 
@@ -252,6 +283,10 @@ impl ClickOutcome {
             .raw("reasons", &reasons_json)
             .opt("unavailable", unavailable.as_deref())
             .opt("allowlisted", self.allowlisted.as_deref())
+            .opt_raw(
+                "signature",
+                self.signature.as_ref().map(Signature::log_json).as_deref(),
+            )
             .str("offer_id", c.offer_id.as_str())
             .str("aff_id", c.aff_id.as_str())
             .opt("advertiser_id", self.advertiser_id.as_ref().map(Id::as_str))
@@ -307,7 +342,7 @@ pub fn warm_up() -> usize {
             country: Some("DE".to_owned()),
             asn: Some(3320),
         };
-        if let Ok(out) = decide(&config, &key, params, client, None, 0, [0; NONCE_LEN]) {
+        if let Ok(out) = decide(&config, &key, params, client, Observed::default(), 0, [0; NONCE_LEN]) {
             bytes += out.log_line().len() + crate::http::click_response(&out, Some("text/html"), false).body.len();
         }
     }
@@ -373,9 +408,64 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_bad_signature_blocks_before_anything_else_and_report_only_records_it() {
+        use crate::rules::FaultMode;
+        use crate::signing::Mode;
+        let config = Config::compile(DEMO).unwrap();
+        let signed = |mode| Observed {
+            counters: None,
+            signature: Some(Signature {
+                status: "invalid_signature",
+                detail: "the signature does not match".into(),
+                kid: None,
+                mode,
+                breaker_open: false,
+                replay_unavailable: false,
+                on_replay_fault: FaultMode::Open,
+                flood_exempt: true,
+            }),
+        };
+        let go = |observed| {
+            decide(
+                &config,
+                &key(),
+                params("offer_id=1001&aff_id=net-7"),
+                from("192.0.2.1"),
+                observed,
+                NOW,
+                [7; 8],
+            )
+            .unwrap()
+        };
+        let blocked = go(signed(Mode::Enforce));
+        let Decision::Block { reasons } = &blocked.decision else {
+            panic!("{:?}", blocked.decision)
+        };
+        assert_eq!(reasons[0].code, "invalid_signature");
+        assert_eq!(reasons[0].rule_id, "networks.net-7.signing");
+        let line: Value = serde_json::from_str(&blocked.log_line()).unwrap();
+        assert_eq!(line["signature"]["status"], "invalid_signature");
+        assert_eq!(line["signature"]["mode"], "enforce");
+
+        let reported = go(signed(Mode::ReportOnly));
+        assert!(matches!(reported.decision, Decision::Redirect { .. }));
+        let line: Value = serde_json::from_str(&reported.log_line()).unwrap();
+        assert_eq!(line["signature"]["status"], "invalid_signature");
+        assert_eq!(line["signature"]["mode"], "report_only");
+    }
+
     fn run(query: &str, ip: &str) -> Result<ClickOutcome, RequestError> {
         let config = Config::compile(DEMO).unwrap();
-        decide(&config, &key(), params(query), from(ip), None, NOW, [7; 8])
+        decide(
+            &config,
+            &key(),
+            params(query),
+            from(ip),
+            Observed::default(),
+            NOW,
+            [7; 8],
+        )
     }
 
     #[test]
@@ -576,7 +666,19 @@ mod rule_tests {
             asn: c.asn,
         };
         let key = TokenKey::new(b"0123456789abcdef0123456789abcdef-test-only").unwrap();
-        decide(config, &key, params, client, c.counters, NOW, [3; 8]).unwrap()
+        decide(
+            config,
+            &key,
+            params,
+            client,
+            Observed {
+                counters: c.counters,
+                signature: None,
+            },
+            NOW,
+            [3; 8],
+        )
+        .unwrap()
     }
 
     fn codes(out: &ClickOutcome) -> Vec<&'static str> {

@@ -172,6 +172,7 @@ mod tests {
             config_digest: String::new(),
             assessment: None,
             allowlisted: None,
+            signature: None,
         }
     }
 

@@ -6,6 +6,7 @@
 //! - [`click`]: raw request → routed, parsed click (or the reason it is not one);
 //! - [`config`]: KV JSON document → compiled [`config::Config`], with every problem and its path;
 //! - [`cache`]: when the isolate's copy of the config is refreshed, and what survives a bad refresh;
+//! - [`signing`]: the networks' click signatures, their replay records and circuit breaker;
 //! - [`ip`], [`template`], [`token`]: the pieces a decision uses;
 //! - [`counts`]: the duplicate-IP and sub-ID counts an isolate keeps and its network's object adds up;
 //! - [`decide`]: click + config + now → [`decide::Decision`], and its log line;
@@ -22,6 +23,7 @@ pub mod ip;
 pub mod log;
 pub mod replay;
 pub mod rules;
+pub mod signing;
 pub mod template;
 pub mod token;
 pub mod ua;

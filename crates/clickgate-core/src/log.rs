@@ -61,6 +61,14 @@ impl JsonLine {
         self
     }
 
+    /// A field holding JSON already written, when there is one.
+    pub fn opt_raw(self, key: &str, json: Option<&str>) -> JsonLine {
+        match json {
+            Some(j) => self.raw(key, j),
+            None => self,
+        }
+    }
+
     pub fn finish(mut self) -> String {
         self.out.push('}');
         self.out

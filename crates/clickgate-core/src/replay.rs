@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::click::{ClickParams, ClientInfo, Id};
 use crate::config::Config;
 use crate::counts::{ClickKeys, NetworkCounts};
-use crate::decide::{decide, ClickOutcome, Decision};
+use crate::decide::{decide, ClickOutcome, Decision, Observed};
 use crate::rules::{parse_time, Counters};
 use crate::token::TokenKey;
 
@@ -290,7 +290,11 @@ impl<'a> Replay<'a> {
                 key,
                 r.click.clone(),
                 r.client.clone(),
-                counters,
+                // Signatures are judged on the live link; a log line no longer carries one.
+                Observed {
+                    counters,
+                    signature: None,
+                },
                 r.at_ms,
                 [0; 8],
             )

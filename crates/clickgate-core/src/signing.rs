@@ -1,0 +1,1219 @@
+//! Signed clicks: a network signs its tracking links with a shared secret, and the edge refuses a
+//! forged, altered, expired or replayed click before it costs anything.
+//!
+//! **The canonical form** (`"form": "canonical"`, the default). The string signed is
+//!
+//! ```text
+//! CLICKGATE-HMAC-SHA256\n{path}\n{query}
+//! ```
+//!
+//! where `{path}` is the request path as sent (`/c` or `/c/1001/net-7`) and `{query}` is every query
+//! parameter except `signature`, sorted by name then value (bytewise), joined as `name=value` with
+//! `&`. Names and values must be percent-encoded canonically: every byte outside `A-Z a-z 0-9 - . _ ~`
+//! as `%XX` with upper-case hex, and nothing else encoded (a space is `%20`, never `+`). The
+//! parameters must include `expires` (Unix seconds) and `kid` (the key id). The signature is the
+//! HMAC-SHA256 of that string under the key's secret, in lower-case hex, sent as `signature`.
+//! Because the parameters are sorted, their order in the link does not matter; because the encoding
+//! is canonical, any change to a byte of the link changes the string signed. `tests/vectors/` has
+//! worked examples for checking a signer.
+//!
+//! **The URL form** (`"form": "url"`), as AppsFlyer's v1 and Kochava describe it: the HMAC-SHA256 of
+//! the whole link, scheme and host included, up to the `signature` parameter, which must come last;
+//! `expires` is required, `kid` optional (without it every valid key is tried).
+//!
+//! A click that carries the network's own click id (`click_id`) is accepted once while it is valid:
+//! the edge asks a Durable Object ([`replay_step`]) before answering.
+
+use std::collections::{HashMap, VecDeque};
+
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+use crate::click::Id;
+use crate::config::{err, kind, ConfigError, Fields};
+use crate::hll::hash64;
+use crate::log::JsonLine;
+use crate::rules::{parse_time, FaultMode};
+
+pub const SCHEME: &str = "CLICKGATE-HMAC-SHA256";
+/// Replay records are spread over this many objects per network.
+pub const REPLAY_SHARDS: u64 = 16;
+const MAX_KEYS: usize = 8;
+const MIN_SECRET_LEN: usize = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Enforce,
+    ReportOnly,
+    Off,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::ReportOnly => "report_only",
+            Mode::Off => "off",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    Canonical,
+    Url,
+}
+
+#[derive(Clone)]
+pub struct SigningKey {
+    pub id: String,
+    mac: Hmac<Sha256>,
+    /// After this the key no longer verifies: the overlap of a rotation ends here.
+    pub not_after_ms: Option<u64>,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SigningKey({})", self.id)
+    }
+}
+
+impl SigningKey {
+    pub fn new(id: &str, secret: &[u8], not_after_ms: Option<u64>) -> Result<SigningKey, String> {
+        if secret.len() < MIN_SECRET_LEN {
+            return Err(format!("must be at least {MIN_SECRET_LEN} bytes"));
+        }
+        let mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|e| e.to_string())?;
+        Ok(SigningKey {
+            id: id.to_owned(),
+            mac,
+            not_after_ms,
+        })
+    }
+
+    pub fn sign(&self, message: &str) -> String {
+        let mut mac = self.mac.clone();
+        mac.update(message.as_bytes());
+        hex(&mac.finalize().into_bytes())
+    }
+
+    /// Constant time: the comparison must not tell a forger how many leading bytes were right.
+    fn verifies(&self, message: &str, signature: &[u8; 32]) -> bool {
+        let mut mac = self.mac.clone();
+        mac.update(message.as_bytes());
+        mac.verify_slice(signature).is_ok()
+    }
+}
+
+/// When a network's signer seems broken: past `share` invalid signatures among at least
+/// `min_clicks` signed-link clicks in `window_ms`, enforcement pauses for `window_ms`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BreakerSettings {
+    pub share: f64,
+    pub window_ms: u64,
+    pub min_clicks: u32,
+}
+
+/// A network's signing policy, from the config's `networks[].signing`.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub mode: Mode,
+    pub form: Form,
+    pub keys: Vec<SigningKey>,
+    pub max_age_s: u64,
+    /// When the replay store cannot be asked: let the click through or refuse it.
+    pub on_replay_fault: FaultMode,
+    pub breaker: Option<BreakerSettings>,
+    /// Clicks with a valid signature skip the click-flood block.
+    pub flood_exempt: bool,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Config.
+
+pub fn compile_networks(value: &Value, errors: &mut Vec<ConfigError>) -> HashMap<Id, Policy> {
+    let mut out = HashMap::new();
+    let Some(list) = value.as_array() else {
+        errors.push(err(
+            "networks",
+            format!("must be a list, found {}", kind(value)),
+        ));
+        return out;
+    };
+    for (i, item) in list.iter().enumerate() {
+        let path = format!("networks[{i}]");
+        let Some(mut f) = Fields::of(item, &path, errors) else {
+            continue;
+        };
+        let id = f.id("id", true, errors);
+        let policy = f
+            .required("signing", errors)
+            .and_then(|s| compile_policy(s, &f.child("signing"), errors));
+        f.finish(errors);
+        if let (Some(id), Some(policy)) = (id, policy) {
+            if out.insert(id.clone(), policy).is_some() {
+                errors.push(err(
+                    &format!("{path}.id"),
+                    format!("`{id}` is declared twice"),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn compile_policy(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<Policy> {
+    let mut f = Fields::of(value, path, errors)?;
+    let before = errors.len();
+    let mode = f.choice(
+        "mode",
+        &[
+            ("enforce", Mode::Enforce),
+            ("report_only", Mode::ReportOnly),
+            ("off", Mode::Off),
+        ],
+        errors,
+    );
+    let form = f.choice(
+        "form",
+        &[("canonical", Form::Canonical), ("url", Form::Url)],
+        errors,
+    );
+    let on_replay_fault = f.choice(
+        "on_replay_store_fault",
+        &[("open", FaultMode::Open), ("closed", FaultMode::Closed)],
+        errors,
+    );
+    let max_age_s = match f.get("max_age_seconds") {
+        None => 86_400,
+        Some(v) => match v.as_u64() {
+            Some(n) if (1..=30 * 86_400).contains(&n) => n,
+            _ => {
+                errors.push(err(
+                    &f.child("max_age_seconds"),
+                    "must be a number of seconds from 1 to 2592000 (30 days)",
+                ));
+                86_400
+            }
+        },
+    };
+    let flood_exempt = match f.get("flood_exempt") {
+        None => true,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            errors.push(err(
+                &f.child("flood_exempt"),
+                format!("must be true or false, found {}", kind(other)),
+            ));
+            true
+        }
+    };
+    let mut keys = Vec::new();
+    match f.required("keys", errors).map(|k| (k, k.as_array())) {
+        Some((_, Some(list))) if !list.is_empty() && list.len() <= MAX_KEYS => {
+            for (i, k) in list.iter().enumerate() {
+                let kpath = format!("{path}.keys[{i}]");
+                if let Some(key) = compile_key(k, &kpath, errors) {
+                    if keys.iter().any(|x: &SigningKey| x.id == key.id) {
+                        errors.push(err(
+                            &format!("{kpath}.id"),
+                            format!("`{}` is declared twice", key.id),
+                        ));
+                    }
+                    keys.push(key);
+                }
+            }
+        }
+        Some(_) => errors.push(err(
+            &f.child("keys"),
+            format!("must be a list of 1 to {MAX_KEYS} keys"),
+        )),
+        None => {}
+    }
+    let breaker = f
+        .get("breaker")
+        .and_then(|b| compile_breaker(b, &f.child("breaker"), errors));
+    f.finish(errors);
+    (errors.len() == before).then_some(Policy {
+        mode,
+        form,
+        keys,
+        max_age_s,
+        on_replay_fault,
+        breaker,
+        flood_exempt,
+    })
+}
+
+fn compile_key(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<SigningKey> {
+    let mut f = Fields::of(value, path, errors)?;
+    let id = f.string("id", errors).map(str::to_owned);
+    if f.map.get("id").is_none() {
+        errors.push(err(&f.child("id"), "is required"));
+    }
+    let id = id.filter(|id| {
+        let ok = !id.is_empty() && id.len() <= 64 && id.bytes().all(is_unreserved);
+        if !ok {
+            errors.push(err(
+                &f.child("id"),
+                "must be 1 to 64 of A-Z a-z 0-9 - . _ ~",
+            ));
+        }
+        ok
+    });
+    let secret = f.required("secret", errors).and_then(|s| match s.as_str() {
+        Some(s) => Some(s.to_owned()),
+        None => {
+            errors.push(err(&f.child("secret"), "must be a string"));
+            None
+        }
+    });
+    let not_after = match f.string("not_after", errors) {
+        None => None,
+        Some(t) => match parse_time(t) {
+            Ok(ms) => Some(ms),
+            Err(e) => {
+                errors.push(err(&f.child("not_after"), e));
+                None
+            }
+        },
+    };
+    let secret = secret.filter(|s| {
+        let ok = s.len() >= MIN_SECRET_LEN;
+        if !ok {
+            errors.push(err(
+                &f.child("secret"),
+                format!("must be at least {MIN_SECRET_LEN} bytes"),
+            ));
+        }
+        ok
+    });
+    f.finish(errors);
+    SigningKey::new(&id?, secret?.as_bytes(), not_after).ok()
+}
+
+fn compile_breaker(
+    value: &Value,
+    path: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<BreakerSettings> {
+    let mut f = Fields::of(value, path, errors)?;
+    let share = match f.get("invalid_share").map(Value::as_f64) {
+        None => 0.5,
+        Some(Some(s)) if s > 0.0 && s <= 1.0 => s,
+        Some(_) => {
+            errors.push(err(
+                &f.child("invalid_share"),
+                "must be a fraction above 0 and at most 1",
+            ));
+            0.5
+        }
+    };
+    let mut whole = |key: &'static str, default: u64, max: u64| match f.get(key) {
+        None => default,
+        Some(v) => match v.as_u64() {
+            Some(n) if (1..=max).contains(&n) => n,
+            _ => {
+                errors.push(err(
+                    &format!("{path}.{key}"),
+                    format!("must be a whole number from 1 to {max}"),
+                ));
+                default
+            }
+        },
+    };
+    let window_s = whole("window_seconds", 300, 86_400);
+    let min_clicks = whole("min_clicks", 50, 1_000_000) as u32;
+    f.finish(errors);
+    Some(BreakerSettings {
+        share,
+        window_ms: window_s * 1000,
+        min_clicks,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The canonical form.
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// Percent-encodes bytes as the canonical form wants them.
+pub fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if is_unreserved(b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Whether text is already in canonical encoding.
+fn is_canonical(text: &str) -> bool {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = |c: u8| c.is_ascii_digit() || (b'A'..=b'F').contains(&c);
+            let (Some(&h), Some(&l)) = (b.get(i + 1), b.get(i + 2)) else {
+                return false;
+            };
+            if !hex(h) || !hex(l) {
+                return false;
+            }
+            let byte = u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap_or(b'a');
+            if is_unreserved(byte) {
+                return false;
+            }
+            i += 3;
+        } else if is_unreserved(b[i]) {
+            i += 1;
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+/// The query's parameters as (name, value), raw; `name` alone reads as an empty value.
+fn pairs(query: &str) -> Vec<(&str, &str)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+        .collect()
+}
+
+fn decoded(value: &str) -> String {
+    percent_encoding::percent_decode_str(value)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// The string a canonical-form signature covers, or why the link cannot be in canonical form.
+pub fn canonical_string(path: &str, query: &str) -> Result<String, String> {
+    let mut signed: Vec<(&str, &str)> = Vec::new();
+    for (name, value) in pairs(query) {
+        if name == "signature" {
+            continue;
+        }
+        if !is_canonical(name) || !is_canonical(value) {
+            return Err(format!(
+                "parameter `{name}` is not canonically percent-encoded"
+            ));
+        }
+        signed.push((name, value));
+    }
+    signed.sort_unstable();
+    let mut out = String::with_capacity(SCHEME.len() + path.len() + query.len() + 2);
+    out.push_str(SCHEME);
+    out.push('\n');
+    out.push_str(path);
+    out.push('\n');
+    for (i, (name, value)) in signed.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        out.push_str(name);
+        out.push('=');
+        out.push_str(value);
+    }
+    Ok(out)
+}
+
+/// Rewrites a query in canonical encoding (values decoded as a browser's form would send them).
+pub fn canonical_query(query: &str) -> String {
+    form_urlencoded::parse(query.as_bytes())
+        .map(|(n, v)| format!("{}={}", encode(&n), encode(&v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verification.
+
+/// What a network's signing policy made of one click, before the replay check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// The network has no policy, or it is off: nothing to say.
+    NotSigned,
+    Valid {
+        kid: String,
+        /// The network's own click id, to be accepted once.
+        click_id: Option<String>,
+        expires_ms: u64,
+    },
+    Failed {
+        /// `missing_signature`, `invalid_signature`, `expired`, `unknown_key`.
+        code: &'static str,
+        detail: String,
+    },
+}
+
+/// Verifies a click's signature under its network's policy. `url` is the whole link as received;
+/// `path` and `query` are its parts.
+pub fn verify(policy: &Policy, url: &str, path: &str, query: &str, now_ms: u64) -> Check {
+    if policy.mode == Mode::Off {
+        return Check::NotSigned;
+    }
+    let failed = |code, detail: String| Check::Failed { code, detail };
+    let params = pairs(query);
+    let find = |name: &str| -> Result<Option<&str>, String> {
+        let mut found = params.iter().filter(|(n, _)| *n == name).map(|(_, v)| *v);
+        let first = found.next();
+        if found.next().is_some() {
+            return Err(format!("`{name}` is given more than once"));
+        }
+        Ok(first)
+    };
+    let (signature, expires, kid, click_id) = match (
+        find("signature"),
+        find("expires"),
+        find("kid"),
+        find("click_id"),
+    ) {
+        (Ok(s), Ok(e), Ok(k), Ok(c)) => (s, e, k, c),
+        (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => {
+            return failed("invalid_signature", e)
+        }
+    };
+    let Some(signature) = signature else {
+        return failed("missing_signature", "no `signature` parameter".into());
+    };
+    let Some(signature) = parse_hex32(signature) else {
+        return failed(
+            "invalid_signature",
+            "`signature` is not 64 lower-case hex digits".into(),
+        );
+    };
+    let Some(expires_s) = expires.and_then(|e| e.parse::<u64>().ok()) else {
+        return failed(
+            "invalid_signature",
+            "`expires` is missing or not Unix seconds".into(),
+        );
+    };
+    let message = match policy.form {
+        Form::Canonical => {
+            if kid.is_none() {
+                return failed("invalid_signature", "`kid` is missing".into());
+            }
+            match canonical_string(path, query) {
+                Ok(m) => m,
+                Err(e) => return failed("invalid_signature", e),
+            }
+        }
+        Form::Url => match url_message(url) {
+            Some(m) => m.to_owned(),
+            None => {
+                return failed(
+                    "invalid_signature",
+                    "`signature` must be the last parameter of the link".into(),
+                )
+            }
+        },
+    };
+    // Keys: the one named, or (URL form without kid) every key.
+    let candidates: Vec<&SigningKey> = match kid {
+        Some(kid) => policy.keys.iter().filter(|k| k.id == kid).collect(),
+        None => policy.keys.iter().collect(),
+    };
+    if candidates.is_empty() {
+        return failed(
+            "unknown_key",
+            format!("no key `{}`", kid.unwrap_or_default()),
+        );
+    }
+    let live: Vec<&SigningKey> = candidates
+        .iter()
+        .copied()
+        .filter(|k| k.not_after_ms.is_none_or(|t| now_ms <= t))
+        .collect();
+    if live.is_empty() {
+        return failed(
+            "unknown_key",
+            format!("key `{}` is past its not_after", candidates[0].id),
+        );
+    }
+    let Some(key) = live.iter().find(|k| k.verifies(&message, &signature)) else {
+        return failed("invalid_signature", "the signature does not match".into());
+    };
+    // Age is judged only on a genuine signature: `expires` is part of what was signed.
+    let expires_ms = expires_s.saturating_mul(1000);
+    if now_ms > expires_ms {
+        return failed(
+            "expired",
+            format!("expired {} s ago", (now_ms - expires_ms) / 1000),
+        );
+    }
+    if expires_ms - now_ms > policy.max_age_s * 1000 {
+        return failed(
+            "expired",
+            format!(
+                "valid for {} s, longer than max_age_seconds {}",
+                (expires_ms - now_ms) / 1000,
+                policy.max_age_s
+            ),
+        );
+    }
+    Check::Valid {
+        kid: key.id.clone(),
+        click_id: click_id.filter(|c| !c.is_empty()).map(decoded),
+        expires_ms,
+    }
+}
+
+/// The URL form's signed message: the link up to its final `signature` parameter.
+fn url_message(url: &str) -> Option<&str> {
+    let at = url.rfind("signature=")?;
+    let before = url[..at].chars().last()?;
+    let value = &url[at + "signature=".len()..];
+    ((before == '&' || before == '?') && !value.contains('&')).then(|| &url[..at - 1])
+}
+
+fn parse_hex32(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64
+        || !text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Signs a link: its query is rewritten canonically, `expires` and `kid` are added (and `click_id`
+/// when given), then `signature`. What `clickgate sign` prints; networks can port it.
+pub fn sign_link(
+    policy: &Policy,
+    key: &SigningKey,
+    link: &str,
+    expires_s: u64,
+    click_id: Option<&str>,
+) -> String {
+    let (base, query) = link.split_once('?').unwrap_or((link, ""));
+    let mut params: Vec<String> = form_urlencoded::parse(query.as_bytes())
+        .filter(|(n, _)| !matches!(n.as_ref(), "signature" | "expires" | "kid" | "click_id"))
+        .map(|(n, v)| format!("{}={}", encode(&n), encode(&v)))
+        .collect();
+    params.push(format!("expires={expires_s}"));
+    params.push(format!("kid={}", encode(&key.id)));
+    if let Some(c) = click_id {
+        params.push(format!("click_id={}", encode(c)));
+    }
+    let query = params.join("&");
+    let unsigned = format!("{base}?{query}");
+    let message = match policy.form {
+        Form::Canonical => {
+            let path = path_of(base);
+            canonical_string(path, &query).unwrap_or_default()
+        }
+        Form::Url => unsigned.clone(),
+    };
+    format!("{unsigned}&signature={}", key.sign(&message))
+}
+
+/// The path of `scheme://host/path` (or of a bare path).
+pub fn path_of(base: &str) -> &str {
+    match base.find("://") {
+        Some(i) => base[i + 3..].find('/').map_or("/", |p| &base[i + 3 + p..]),
+        None => base,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replays.
+
+/// The object that remembers a network's click id, and the key it stores it under.
+pub fn replay_object(network: &Id, click_id: &str) -> (String, String) {
+    let shard = hash64(click_id.as_bytes()) % REPLAY_SHARDS;
+    (
+        format!("replay:{network}:{shard}"),
+        format!("r/{}", hash64(format!("{network}\n{click_id}").as_bytes())),
+    )
+}
+
+/// The replay object's step for one click id: `stored` is when a previous use of it expires.
+/// Returns whether this use is a replay, and what to store (the later expiry).
+pub fn replay_step(stored_expires_ms: Option<u64>, expires_ms: u64, now_ms: u64) -> (bool, u64) {
+    match stored_expires_ms {
+        Some(t) if t >= now_ms => (true, t.max(expires_ms)),
+        _ => (false, expires_ms),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The circuit breaker, per isolate.
+
+/// The signing outcome a decision acts on: the check, the replay answer, and the mode in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    /// `valid`, or a failure code (`replayed` included).
+    pub status: &'static str,
+    pub detail: String,
+    pub kid: Option<String>,
+    /// The mode in force for this click (`report_only` while the breaker is open).
+    pub mode: Mode,
+    pub breaker_open: bool,
+    /// The replay store could not be asked.
+    pub replay_unavailable: bool,
+    pub on_replay_fault: FaultMode,
+    pub flood_exempt: bool,
+}
+
+impl Signature {
+    pub fn valid(&self) -> bool {
+        self.status == "valid"
+    }
+
+    /// Whether the decision must refuse the click on signing grounds alone.
+    pub fn blocks(&self) -> bool {
+        self.mode == Mode::Enforce
+            && (!self.valid()
+                || (self.replay_unavailable && self.on_replay_fault == FaultMode::Closed))
+    }
+
+    /// The reason code a refusal records.
+    pub fn code(&self) -> &'static str {
+        if self.valid() && self.replay_unavailable {
+            "replay_store_unavailable"
+        } else {
+            self.status
+        }
+    }
+
+    pub fn log_json(&self) -> String {
+        JsonLine::new()
+            .str("status", self.status)
+            .str("mode", self.mode.name())
+            .opt("kid", self.kid.as_deref())
+            .opt(
+                "detail",
+                (!self.detail.is_empty()).then_some(self.detail.as_str()),
+            )
+            .bool("breaker_open", self.breaker_open)
+            .bool("replay_unavailable", self.replay_unavailable)
+            .finish()
+    }
+}
+
+/// What the replay store said about a valid click's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayAnswer {
+    NotAsked,
+    Fresh,
+    Replayed,
+    Unavailable,
+}
+
+/// Per-network invalid-signature shares over a sliding window, and which networks' enforcement
+/// is paused. Each isolate keeps its own: a broken signer fails everywhere, so every isolate
+/// trips on its own within a window, without waiting on shared state.
+#[derive(Debug, Default)]
+pub struct Breakers {
+    networks: HashMap<Id, BreakerState>,
+}
+
+#[derive(Debug, Default)]
+struct BreakerState {
+    /// (time, invalid) of recent signed-link clicks, oldest first.
+    recent: VecDeque<(u64, bool)>,
+    invalid: u32,
+    open_until_ms: Option<u64>,
+}
+
+/// Bound on the clicks a breaker remembers per network.
+const BREAKER_MEMORY: usize = 10_000;
+
+impl Breakers {
+    /// Combines a check, the replay answer and the breaker into what the decision acts on. Also
+    /// returns a log line when the breaker opens or closes.
+    pub fn judge(
+        &mut self,
+        network: &Id,
+        policy: &Policy,
+        check: Check,
+        replay: ReplayAnswer,
+        now_ms: u64,
+    ) -> (Option<Signature>, Option<String>) {
+        let (status, detail, kid) = match check {
+            Check::NotSigned => return (None, None),
+            Check::Valid { kid, .. } => match replay {
+                ReplayAnswer::Replayed => {
+                    ("replayed", "click_id seen before".to_owned(), Some(kid))
+                }
+                _ => ("valid", String::new(), Some(kid)),
+            },
+            Check::Failed { code, detail } => (code, detail, None),
+        };
+        let mut event = None;
+        let mut breaker_open = false;
+        if let (Some(b), Mode::Enforce) = (policy.breaker, policy.mode) {
+            let state = self.networks.entry(network.clone()).or_default();
+            let bad = matches!(
+                status,
+                "invalid_signature" | "unknown_key" | "missing_signature"
+            );
+            state.recent.push_back((now_ms, bad));
+            state.invalid += u32::from(bad);
+            while state.recent.len() > BREAKER_MEMORY
+                || state
+                    .recent
+                    .front()
+                    .is_some_and(|(t, _)| t + b.window_ms <= now_ms)
+            {
+                if let Some((_, was_bad)) = state.recent.pop_front() {
+                    state.invalid -= u32::from(was_bad);
+                }
+            }
+            if state.open_until_ms.is_some_and(|t| t <= now_ms) {
+                state.open_until_ms = None;
+                event = Some(breaker_line(network, "closed", state, b));
+            }
+            let total = state.recent.len() as u32;
+            let share = f64::from(state.invalid) / f64::from(total.max(1));
+            if state.open_until_ms.is_none() && total >= b.min_clicks && share >= b.share {
+                state.open_until_ms = Some(now_ms + b.window_ms);
+                event = Some(breaker_line(network, "open", state, b));
+            }
+            breaker_open = state.open_until_ms.is_some();
+        }
+        let mode = if breaker_open {
+            Mode::ReportOnly
+        } else {
+            policy.mode
+        };
+        let signature = Signature {
+            status,
+            detail,
+            kid,
+            mode,
+            breaker_open,
+            replay_unavailable: replay == ReplayAnswer::Unavailable,
+            on_replay_fault: policy.on_replay_fault,
+            flood_exempt: policy.flood_exempt,
+        };
+        (Some(signature), event)
+    }
+}
+
+fn breaker_line(network: &Id, state: &str, s: &BreakerState, b: BreakerSettings) -> String {
+    JsonLine::new()
+        .str("event", "signing_breaker")
+        .str("level", "error")
+        .str("network", network.as_str())
+        .str("state", state)
+        .str(
+            "mode",
+            if state == "open" {
+                "report_only"
+            } else {
+                "enforce"
+            },
+        )
+        .num("invalid", u64::from(s.invalid))
+        .num("clicks", s.recent.len() as u64)
+        .num("window_seconds", b.window_ms / 1000)
+        .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    const VECTORS: &str = include_str!("../../../tests/vectors/signing.json");
+    const NOW: u64 = 1_795_431_600_000; // 2026-11-22T09:00:00Z, an hour before the vectors expire
+
+    fn policy(form: Form, keys: &[(&str, &str, Option<u64>)]) -> Policy {
+        Policy {
+            mode: Mode::Enforce,
+            form,
+            keys: keys
+                .iter()
+                .map(|(id, secret, not_after)| {
+                    SigningKey::new(id, secret.as_bytes(), *not_after).unwrap()
+                })
+                .collect(),
+            max_age_s: 86_400,
+            on_replay_fault: FaultMode::Open,
+            breaker: None,
+            flood_exempt: true,
+        }
+    }
+
+    fn split(link: &str) -> (&str, &str) {
+        let (base, query) = link.split_once('?').unwrap_or((link, ""));
+        (path_of(base), query)
+    }
+
+    fn check(p: &Policy, link: &str, now: u64) -> Check {
+        let (path, query) = split(link);
+        verify(p, link, path, query, now)
+    }
+
+    fn code(c: &Check) -> &'static str {
+        match c {
+            Check::NotSigned => "not_signed",
+            Check::Valid { .. } => "valid",
+            Check::Failed { code, .. } => code,
+        }
+    }
+
+    #[test]
+    fn hmac_sha256_matches_rfc_4231() {
+        // Test cases 1, 6 and 7 (the ones with keys long enough for a network secret).
+        let cases: [(&[u8], &str, &str); 3] = [
+            (&[0x0b; 20], "Hi There", "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
+            (&[0xaa; 131], "Test Using Larger Than Block-Size Key - Hash Key First",
+             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"),
+            (&[0xaa; 131], "This is a test using a larger than block-size key and a larger than block-size data. \
+                           The key needs to be hashed before being used by the HMAC algorithm.",
+             "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"),
+        ];
+        for (key, message, expected) in cases {
+            assert_eq!(
+                SigningKey::new("t", key, None).unwrap().sign(message),
+                expected
+            );
+        }
+    }
+
+    #[test]
+    fn the_published_vectors_verify() {
+        let doc: Value = serde_json::from_str(VECTORS).unwrap();
+        for v in doc["canonical"].as_array().unwrap() {
+            let name = v["name"].as_str().unwrap();
+            let (path, query) = (v["path"].as_str().unwrap(), v["query"].as_str().unwrap());
+            assert_eq!(
+                canonical_string(path, query).unwrap(),
+                v["string_to_sign"].as_str().unwrap(),
+                "{name}"
+            );
+            let p = policy(
+                Form::Canonical,
+                &[(
+                    v["kid"].as_str().unwrap(),
+                    v["secret"].as_str().unwrap(),
+                    None,
+                )],
+            );
+            let key = &p.keys[0];
+            assert_eq!(
+                key.sign(v["string_to_sign"].as_str().unwrap()),
+                v["signature"].as_str().unwrap(),
+                "{name}"
+            );
+            assert_eq!(
+                code(&check(&p, v["link"].as_str().unwrap(), NOW)),
+                "valid",
+                "{name}"
+            );
+        }
+        for v in doc["url_form"].as_array().unwrap() {
+            let p = policy(Form::Url, &[("any", v["secret"].as_str().unwrap(), None)]);
+            assert_eq!(code(&check(&p, v["link"].as_str().unwrap(), NOW)), "valid");
+        }
+    }
+
+    #[test]
+    fn each_failure_has_its_code() {
+        let p = policy(
+            Form::Canonical,
+            &[("k1", "network-7-signing-secret-0001", None)],
+        );
+        let signed = sign_link(
+            &p,
+            &p.keys[0],
+            "https://t.example/c?offer_id=1&aff_id=n&sub1=x",
+            NOW / 1000 + 600,
+            Some("c-1"),
+        );
+        assert_eq!(code(&check(&p, &signed, NOW)), "valid");
+        let Check::Valid { click_id, kid, .. } = check(&p, &signed, NOW) else {
+            panic!()
+        };
+        assert_eq!((click_id.as_deref(), kid.as_str()), (Some("c-1"), "k1"));
+
+        assert_eq!(
+            code(&check(&p, "https://t.example/c?offer_id=1&aff_id=n", NOW)),
+            "missing_signature"
+        );
+        assert_eq!(
+            code(&check(&p, &signed.replace("sub1=x", "sub1=y"), NOW)),
+            "invalid_signature"
+        );
+        assert_eq!(code(&check(&p, &signed, NOW + 601_000)), "expired");
+        assert_eq!(
+            code(&check(&p, &signed.replace("kid=k1", "kid=k9"), NOW)),
+            "unknown_key"
+        );
+        // A canonical link must stay canonical: `%2b` for `%2B` is refused, not normalised.
+        let plus = sign_link(
+            &p,
+            &p.keys[0],
+            "https://t.example/c?offer_id=1&aff_id=n&sub1=a%2Bb",
+            NOW / 1000 + 600,
+            None,
+        );
+        assert_eq!(code(&check(&p, &plus, NOW)), "valid");
+        assert_eq!(
+            code(&check(&p, &plus.replace("%2B", "%2b"), NOW)),
+            "invalid_signature"
+        );
+        // A link valid for longer than the policy allows is refused as expired.
+        let long = sign_link(
+            &p,
+            &p.keys[0],
+            "https://t.example/c?offer_id=1&aff_id=n",
+            NOW / 1000 + 2 * 86_400,
+            None,
+        );
+        assert_eq!(code(&check(&p, &long, NOW)), "expired");
+        // Off: nothing is checked.
+        let off = Policy {
+            mode: Mode::Off,
+            ..p.clone()
+        };
+        assert_eq!(
+            check(&off, "https://t.example/c?offer_id=1", NOW),
+            Check::NotSigned
+        );
+    }
+
+    #[test]
+    fn rotated_keys_overlap_until_the_old_ones_not_after() {
+        let retire = NOW + 3_600_000;
+        let p = policy(
+            Form::Canonical,
+            &[
+                ("old", "the-old-secret-of-network-7", Some(retire)),
+                ("new", "the-new-secret-of-network-7", None),
+            ],
+        );
+        let link = "https://t.example/c?offer_id=1&aff_id=n";
+        let by_old = sign_link(&p, &p.keys[0], link, NOW / 1000 + 7200, None);
+        let by_new = sign_link(&p, &p.keys[1], link, NOW / 1000 + 7200, None);
+        assert_eq!(code(&check(&p, &by_old, NOW)), "valid");
+        assert_eq!(code(&check(&p, &by_new, NOW)), "valid");
+        assert_eq!(code(&check(&p, &by_old, retire + 1)), "unknown_key");
+        assert_eq!(code(&check(&p, &by_new, retire + 1)), "valid");
+    }
+
+    #[test]
+    fn the_url_form_signs_the_link_as_sent() {
+        let p = policy(Form::Url, &[("a", "url-form-secret-for-network-9", None)]);
+        let signed = sign_link(
+            &p,
+            &p.keys[0],
+            "https://t.example/c?offer_id=1&aff_id=n",
+            NOW / 1000 + 60,
+            None,
+        );
+        assert_eq!(code(&check(&p, &signed, NOW)), "valid");
+        assert_eq!(
+            code(&check(&p, &signed.replace("t.example", "u.example"), NOW)),
+            "invalid_signature"
+        );
+        let (unsigned, sig) = signed.rsplit_once("&signature=").unwrap();
+        let moved = format!("{}&signature={sig}&x=1", unsigned);
+        assert_eq!(code(&check(&p, &moved, NOW)), "invalid_signature");
+    }
+
+    #[test]
+    fn a_click_id_is_accepted_once_while_valid() {
+        assert_eq!(replay_step(None, NOW + 10, NOW), (false, NOW + 10));
+        assert_eq!(replay_step(Some(NOW + 10), NOW + 10, NOW), (true, NOW + 10));
+        // After its validity, the stored record no longer counts.
+        assert_eq!(replay_step(Some(NOW - 1), NOW + 20, NOW), (false, NOW + 20));
+        let net = Id::parse("net-7").unwrap();
+        let (object, key) = replay_object(&net, "c-1");
+        assert!(object.starts_with("replay:net-7:"));
+        assert_eq!(replay_object(&net, "c-1"), (object, key.clone()));
+        assert_ne!(replay_object(&Id::parse("net-8").unwrap(), "c-1").1, key);
+    }
+
+    #[test]
+    fn the_breaker_opens_on_a_broken_signer_and_closes_after_its_window() {
+        let net = Id::parse("net-7").unwrap();
+        let mut p = policy(
+            Form::Canonical,
+            &[("k1", "network-7-signing-secret-0001", None)],
+        );
+        p.breaker = Some(BreakerSettings {
+            share: 0.5,
+            window_ms: 60_000,
+            min_clicks: 10,
+        });
+        let mut b = Breakers::default();
+        let bad = || Check::Failed {
+            code: "invalid_signature",
+            detail: "x".into(),
+        };
+        let good = || Check::Valid {
+            kid: "k1".into(),
+            click_id: None,
+            expires_ms: NOW + 1,
+        };
+        let mut opened_at = None;
+        for i in 0..20u64 {
+            let check = if i % 3 == 0 { good() } else { bad() };
+            let (sig, event) = b.judge(&net, &p, check, ReplayAnswer::NotAsked, NOW + i);
+            let sig = sig.unwrap();
+            if let Some(line) = event {
+                assert!(line.contains("\"state\":\"open\""), "{line}");
+                opened_at = Some(i);
+            }
+            // Before it opens a bad signature blocks; after, it is only reported.
+            assert_eq!(
+                sig.blocks(),
+                !sig.valid() && opened_at.is_none(),
+                "click {i}"
+            );
+        }
+        assert_eq!(
+            opened_at,
+            Some(9),
+            "opens at the tenth click, two thirds of them invalid"
+        );
+        let (sig, event) = b.judge(&net, &p, bad(), ReplayAnswer::NotAsked, NOW + 70_000);
+        assert!(event.unwrap().contains("\"state\":\"closed\""));
+        assert!(sig.unwrap().blocks());
+    }
+
+    #[test]
+    fn replay_answers_and_faults_reach_the_verdict() {
+        let net = Id::parse("net-7").unwrap();
+        let mut p = policy(
+            Form::Canonical,
+            &[("k1", "network-7-signing-secret-0001", None)],
+        );
+        let valid = || Check::Valid {
+            kid: "k1".into(),
+            click_id: Some("c".into()),
+            expires_ms: NOW + 1,
+        };
+        let mut b = Breakers::default();
+        let judge = |b: &mut Breakers, p: &Policy, answer| {
+            b.judge(&net, p, valid(), answer, NOW).0.unwrap()
+        };
+        assert!(!judge(&mut b, &p, ReplayAnswer::Fresh).blocks());
+        let replayed = judge(&mut b, &p, ReplayAnswer::Replayed);
+        assert_eq!((replayed.status, replayed.blocks()), ("replayed", true));
+        assert!(!judge(&mut b, &p, ReplayAnswer::Unavailable).blocks());
+        p.on_replay_fault = FaultMode::Closed;
+        let closed = judge(&mut b, &p, ReplayAnswer::Unavailable);
+        assert_eq!(
+            (closed.code(), closed.blocks()),
+            ("replay_store_unavailable", true)
+        );
+        p.mode = Mode::ReportOnly;
+        assert!(!judge(&mut b, &p, ReplayAnswer::Replayed).blocks());
+    }
+
+    #[test]
+    fn networks_in_the_config_are_checked_with_paths() {
+        let doc = |signing: &str| {
+            format!(
+                r#"{{"version": 1, "offers": [{{"id": "1", "landing_url": "https://x.example/"}}],
+                    "networks": [{{"id": "net-7", "signing": {signing}}}]}}"#
+            )
+        };
+        let ok = crate::config::Config::compile(&doc(
+            r#"{"mode": "enforce", "keys": [{"id": "k1", "secret": "network-7-signing-secret-0001", "not_after": "2027-01-01"}],
+                "breaker": {"invalid_share": 0.3}}"#,
+        ))
+        .unwrap();
+        let p = &ok.networks[&Id::parse("net-7").unwrap()];
+        assert_eq!(
+            (p.mode, p.form, p.keys.len(), p.max_age_s),
+            (Mode::Enforce, Form::Canonical, 1, 86_400)
+        );
+        assert_eq!(p.breaker.unwrap().share, 0.3);
+
+        let errors = crate::config::Config::compile(&doc(
+            r#"{"mode": "strict", "keys": [{"id": "k 1", "secret": "short"}], "max_age_seconds": 0}"#,
+        ))
+        .unwrap_err();
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "networks[0].signing.mode",
+                "networks[0].signing.max_age_seconds",
+                "networks[0].signing.keys[0].id",
+                "networks[0].signing.keys[0].secret"
+            ],
+            "{errors:?}"
+        );
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn signed(sub: &str) -> (Policy, String) {
+            let p = policy(
+                Form::Canonical,
+                &[("k1", "network-7-signing-secret-0001", None)],
+            );
+            let link = format!(
+                "https://t.example/c?offer_id=1001&aff_id=net-7&sub1={}",
+                encode(sub)
+            );
+            let s = sign_link(&p, &p.keys[0], &link, NOW / 1000 + 600, Some("click-9"));
+            (p, s)
+        }
+
+        proptest! {
+            // Any one-byte change to a signed link fails, whatever the byte and wherever it is.
+            #[test]
+            fn changing_any_byte_fails(sub in "[ -~]{0,20}", at in any::<proptest::sample::Index>(), byte in 0x21u8..0x7f) {
+                let (p, link) = signed(&sub);
+                let start = link.find("/c?").unwrap();
+                let i = start + at.index(link.len() - start);
+                prop_assume!(link.as_bytes()[i] != byte);
+                let mut bytes = link.clone().into_bytes();
+                bytes[i] = byte;
+                let changed = String::from_utf8(bytes).unwrap();
+                prop_assert_ne!(code(&check(&p, &changed, NOW)), "valid", "{} -> {}", link, changed);
+            }
+
+            // The order of the parameters in the link does not matter.
+            #[test]
+            fn parameter_order_does_not_matter(sub in "[ -~]{0,20}", seed in any::<u64>()) {
+                let (p, link) = signed(&sub);
+                let (base, query) = link.split_once('?').unwrap();
+                let mut params: Vec<&str> = query.split('&').collect();
+                let n = params.len();
+                for i in 0..n {
+                    params.swap(i, (seed.rotate_left(i as u32 * 7) as usize) % n);
+                }
+                let shuffled = format!("{base}?{}", params.join("&"));
+                prop_assert_eq!(code(&check(&p, &shuffled, NOW)), "valid");
+            }
+
+            #[test]
+            fn verify_never_panics(query in "\\PC{0,120}") {
+                let p = policy(Form::Url, &[("k1", "network-7-signing-secret-0001", None)]);
+                let _ = verify(&p, &format!("https://t/c?{query}"), "/c", &query, NOW);
+                let p = policy(Form::Canonical, &[("k1", "network-7-signing-secret-0001", None)]);
+                let _ = verify(&p, &format!("https://t/c?{query}"), "/c", &query, NOW);
+            }
+        }
+    }
+}
