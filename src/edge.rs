@@ -2,13 +2,14 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use clickgate_core::cache::{ConfigSlot, Fetched, Need};
-use clickgate_core::click::{self, ClientInfo, Route};
+use clickgate_core::click::{self, ClickParams, ClientInfo, Route};
 use clickgate_core::config::Config;
 use clickgate_core::counts::ClickKeys;
-use clickgate_core::decide::decide;
+use clickgate_core::decide::{decide, Observed};
 use clickgate_core::http::{self, HttpResponse};
 use clickgate_core::ip::parse_client_ip;
 use clickgate_core::log::fault_line;
+use clickgate_core::signing::{self, Breakers, ReplayAnswer, Signature};
 use clickgate_core::token::{TokenKey, NONCE_LEN};
 use worker::kv::KvStore;
 use worker::worker_sys::web_sys;
@@ -28,6 +29,7 @@ thread_local! {
     // An isolate runs one request at a time on one thread; these live as long as the isolate.
     static SLOT: RefCell<Option<ConfigSlot>> = const { RefCell::new(None) };
     static KEY: RefCell<Option<TokenKey>> = const { RefCell::new(None) };
+    static BREAKERS: RefCell<Breakers> = RefCell::new(Breakers::default());
 }
 
 #[event(start)]
@@ -88,12 +90,17 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response
         return respond(http::unavailable(head));
     }
 
+    let signature = signature(&env, &config, &params, &url, now_ms).await;
     // Duplicate-IP and sub-ID counts: this isolate's view, never a wait on the network's object.
     let count_keys = ClickKeys::of(&config, &params, &client, now_ms);
     let counters = count_keys
         .as_ref()
         .and_then(|k| network::record(&env, k, now_ms));
-    match decide(&config, &key, params, client, counters, now_ms, nonce) {
+    let observed = Observed {
+        counters,
+        signature,
+    };
+    match decide(&config, &key, params, client, observed, now_ms, nonce) {
         Ok(outcome) => {
             console_log!("{}", outcome.log_line());
             if let Some(k) = &count_keys {
@@ -107,6 +114,34 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response
         }
         Err(e) => respond(http::error_response(&e, head)),
     }
+}
+
+/// The network's signing verdict for this click: verified in the core, the click id (if any)
+/// checked against the replay store, then the isolate's circuit breaker applied.
+async fn signature(
+    env: &Env,
+    config: &Config,
+    params: &ClickParams,
+    url: &str,
+    now_ms: u64,
+) -> Option<Signature> {
+    let policy = config.networks.get(&params.aff_id)?;
+    let (path, query) = click::split_url(url);
+    let check = signing::verify(policy, url, path, query, now_ms);
+    let replay = match check.replay_question() {
+        Some((click_id, expires_ms)) => {
+            network::replay(env, &params.aff_id, click_id, expires_ms).await
+        }
+        None => ReplayAnswer::NotAsked,
+    };
+    let (signature, event) = BREAKERS.with(|b| {
+        b.borrow_mut()
+            .judge(&params.aff_id, policy, check, replay, now_ms)
+    });
+    if let Some(line) = event {
+        console_error!("{line}");
+    }
+    signature
 }
 
 /// The isolate's config, refreshed from KV per the core's [`ConfigSlot`] policy. Only an isolate

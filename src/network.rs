@@ -4,6 +4,10 @@
 //! sends it in batches (`clickgate_core::counts`). The click never waits for it: the isolate counts
 //! locally, answers, and flushes in `ctx.wait_until`. Both halves only move bytes; the arithmetic
 //! and the flush policy are the core's.
+//!
+//! The same class also keeps the networks' click-id replay records, in objects of their own
+//! (`replay:{network}:{shard}`, see `clickgate_core::signing`), so one busy network's records are
+//! spread over several objects and never queue behind its counts.
 
 use std::cell::RefCell;
 use std::time::Duration;
@@ -14,6 +18,7 @@ use clickgate_core::counts::{
 };
 use clickgate_core::log::fault_line;
 use clickgate_core::rules::Counters;
+use clickgate_core::signing::{self, ReplayAnswer};
 use worker::js_sys::{Object, Reflect};
 use worker::wasm_bindgen::JsValue;
 use worker::{
@@ -109,6 +114,40 @@ async fn send(env: &Env, network: &Id, batch: &Batch) -> std::result::Result<Rep
     Reply::parse(&text)
 }
 
+/// Asks the replay object whether a network's click id was used before (and records this use).
+/// The one Durable Object call a click waits for: only signed clicks that carry a click id make it.
+pub async fn replay(env: &Env, network: &Id, click_id: &str, expires_ms: u64) -> ReplayAnswer {
+    let (object, key) = signing::replay_object(network, click_id);
+    let asked = async {
+        let stub = env
+            .durable_object(BINDING)
+            .and_then(|ns| ns.get_by_name(&object))
+            .map_err(|e| format!("binding {BINDING}: {e}"))?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_body(Some(JsValue::from_str(&format!("{key}\n{expires_ms}"))));
+        let request =
+            Request::new_with_init("https://network/replay", &init).map_err(|e| e.to_string())?;
+        let mut response = stub
+            .fetch_with_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        match (response.status_code(), text.as_str()) {
+            (200, "fresh") => Ok(ReplayAnswer::Fresh),
+            (200, "replayed") => Ok(ReplayAnswer::Replayed),
+            (status, text) => Err(format!("status {status}: {text}")),
+        }
+    };
+    match asked.await {
+        Ok(answer) => answer,
+        Err(e) => {
+            console_error!("{}", fault_line("replay_store", &format!("{object}: {e}")));
+            ReplayAnswer::Unavailable
+        }
+    }
+}
+
 fn isolate_id() -> Option<u64> {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).ok()?;
@@ -131,7 +170,7 @@ fn policy(env: &Env) -> FlushPolicy {
 /// The network's object. Between requests it keeps nothing but its storage: each batch reads the
 /// keys it touches, and the runtime's input gate holds other requests while storage calls are out,
 /// so read-add-write is not interleaved.
-#[durable_object]
+#[durable_object(alarm)]
 pub struct Network {
     state: State,
 }
@@ -142,8 +181,13 @@ impl DurableObject for Network {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        if req.method() != Method::Post || req.path() != "/batch" {
-            return Response::error("POST /batch only", 404);
+        if req.method() != Method::Post {
+            return Response::error("POST /batch or /replay only", 404);
+        }
+        match req.path().as_str() {
+            "/batch" => {}
+            "/replay" => return self.replay(&req.text().await?).await,
+            _ => return Response::error("POST /batch or /replay only", 404),
         }
         let batch = match Batch::parse(&req.text().await?) {
             Ok(batch) => batch,
@@ -195,7 +239,9 @@ impl DurableObject for Network {
                         return;
                     }
                     let v = value.as_string().unwrap_or_default();
-                    if NetworkCounts::expired_key(&k, &v, now_ms) {
+                    if NetworkCounts::expired_key(&k, &v, now_ms)
+                        || signing::replay_record_expired(&k, &v, now_ms)
+                    {
                         expired.push(k.clone());
                     } else {
                         kept += 1;
@@ -215,6 +261,34 @@ impl DurableObject for Network {
         console_log!("{{\"event\":\"network_sweep\",\"deleted\":{deleted},\"kept\":{kept}}}");
         storage.set_alarm(next_sweep_ms(now_ms) as i64).await?;
         Response::ok("swept")
+    }
+}
+
+impl Network {
+    /// One use of a network's click id: `key\nexpires_ms` in, `fresh` or `replayed` out. The input
+    /// gate holds other requests while the storage calls are out, so two uses cannot both be fresh.
+    async fn replay(&self, body: &str) -> Result<Response> {
+        let Some((key, expires_ms)) = body
+            .split_once('\n')
+            .and_then(|(k, e)| Some((k, e.parse::<u64>().ok()?)))
+            .filter(|(k, _)| k.starts_with("r/"))
+        else {
+            return Response::error("expected `r/<key>\\n<expires ms>`", 400);
+        };
+        let now_ms = Date::now().as_millis();
+        let storage = self.state.storage();
+        let stored = storage
+            .get::<String>(key)
+            .await?
+            .and_then(|v| v.parse::<u64>().ok());
+        let (replayed, keep_until) = signing::replay_step(stored, expires_ms, now_ms);
+        if !replayed || stored != Some(keep_until) {
+            storage.put(key, keep_until.to_string()).await?;
+        }
+        if storage.get_alarm().await?.is_none() {
+            storage.set_alarm(next_sweep_ms(now_ms) as i64).await?;
+        }
+        Response::ok(if replayed { "replayed" } else { "fresh" })
     }
 }
 
