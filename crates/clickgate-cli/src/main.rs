@@ -5,6 +5,8 @@
 //! clickgate config push FILE (--local | --remote) [--persist-to DIR] [--wrangler-config FILE]
 //! clickgate replay --config FILE --clicks LOG [--against OLD_FILE] [--changes N]
 //! clickgate list compile LIST_FILE OUT_FILE
+//! clickgate sign --config FILE --network ID --url URL [--kid K] [--expires-in S] [--click-id ID]
+//! clickgate verify --config FILE URL
 //! ```
 //!
 //! `push` validates with the same compiler the Worker runs, then writes the document to the
@@ -13,15 +15,22 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+use clickgate_core::click::{route, split_url, Id, Route};
 use clickgate_core::config::{list_key, Config, ConfigError, StoredLists};
 use clickgate_core::ip::{parse_list, IpSet};
 use clickgate_core::replay::{csv_header, from_csv_line, from_log_line, Recorded, Replay};
+use clickgate_core::signing::{sign_link, verify as verify_signature, Check};
 
 const USAGE: &str = "usage:
   clickgate config validate FILE
   clickgate config push FILE (--local | --remote) [--persist-to DIR] [--wrangler-config FILE]
   clickgate replay --config FILE --clicks LOG [--against OLD_FILE] [--changes N]
   clickgate list compile LIST_FILE OUT_FILE
+  clickgate sign --config FILE --network ID --url URL [--kid K] [--expires-in S] [--click-id ID]
+  clickgate verify --config FILE URL
+
+sign prints the link signed under the network's policy in FILE (the newest live key unless --kid;
+valid for --expires-in seconds, default an hour or the policy's max_age_seconds if shorter); verify says whether a link passes and why not.
 
 An IP list in the document may be a file, {\"file\": \"datacenters.txt\"} (one address or CIDR block
 per line, # comments): push compiles it into its own KV key and the document refers to that key.
@@ -67,6 +76,8 @@ fn run(args: &[String]) -> Result<(), Failure> {
         ["config", "push", file, flags @ ..] => push(Path::new(file), flags),
         ["replay", flags @ ..] => replay(flags),
         ["list", "compile", list, out] => compile_list(Path::new(list), Path::new(out)),
+        ["sign", flags @ ..] => sign(flags),
+        ["verify", "--config", file, url] => verify(Path::new(file), url),
         ["-h" | "--help" | "help"] => {
             println!("{USAGE}");
             Ok(())
@@ -337,6 +348,133 @@ fn push(file: &Path, flags: &[&str]) -> Result<(), Failure> {
         loaded.lists.len()
     );
     Ok(())
+}
+
+/// Reads `--name value` flags; every name must be known.
+fn named_flags<'a>(
+    flags: &[&'a str],
+    known: &[&str],
+) -> Result<std::collections::HashMap<String, &'a str>, Failure> {
+    let mut out = std::collections::HashMap::new();
+    let mut rest = flags.iter();
+    while let Some(flag) = rest.next() {
+        if !known.contains(flag) {
+            return Err(Failure::Usage(format!("unknown option `{flag}`")));
+        }
+        let value = rest
+            .next()
+            .ok_or_else(|| Failure::Usage(format!("{flag} needs a value")))?;
+        out.insert(flag.to_string(), *value);
+    }
+    Ok(out)
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn network_policy(
+    config: &Config,
+    network: &str,
+) -> Result<(Id, clickgate_core::signing::Policy), Failure> {
+    let id = Id::parse(network).map_err(|e| Failure::Usage(format!("network `{network}` {e}")))?;
+    let policy = config.networks.get(&id).cloned().ok_or_else(|| {
+        Failure::Usage(format!(
+            "network `{id}` has no signing policy in the config"
+        ))
+    })?;
+    Ok((id, policy))
+}
+
+fn sign(flags: &[&str]) -> Result<(), Failure> {
+    let f = named_flags(
+        flags,
+        &[
+            "--config",
+            "--network",
+            "--url",
+            "--kid",
+            "--expires-in",
+            "--click-id",
+        ],
+    )?;
+    let need = |name: &str| {
+        f.get(name)
+            .copied()
+            .ok_or_else(|| Failure::Usage(format!("sign needs {name}")))
+    };
+    let config = validate(Path::new(need("--config")?), Use::Replay)?.config;
+    let (_, policy) = network_policy(&config, need("--network")?)?;
+    let now = now_ms();
+    let key = match f.get("--kid") {
+        Some(kid) => policy.keys.iter().find(|k| k.id == *kid),
+        // The newest key still live: the one a rotation added last.
+        None => policy
+            .keys
+            .iter()
+            .rev()
+            .find(|k| k.not_after_ms.is_none_or(|t| now <= t)),
+    }
+    .ok_or_else(|| Failure::Usage("no such live key".into()))?;
+    let expires_in: u64 = match f.get("--expires-in") {
+        Some(v) => v
+            .parse()
+            .map_err(|_| Failure::Usage("--expires-in needs whole seconds".into()))?,
+        // An hour, or less if the network's policy allows less.
+        None => policy.max_age_s.min(3600),
+    };
+    println!(
+        "{}",
+        sign_link(
+            &policy,
+            key,
+            need("--url")?,
+            now / 1000 + expires_in,
+            f.get("--click-id").copied()
+        )
+    );
+    Ok(())
+}
+
+fn verify(file: &Path, url: &str) -> Result<(), Failure> {
+    let config = validate(file, Use::Replay)?.config;
+    let (path, query) = split_url(url);
+    let params = match route("GET", path, query) {
+        Ok(Route::Click(p)) => p,
+        Ok(_) => {
+            return Err(Failure::Usage(
+                "not a click link (/c?… or /c/{offer}/{aff})".into(),
+            ))
+        }
+        Err(e) => return Err(Failure::Usage(format!("not a click link: {e}"))),
+    };
+    let (network, policy) = network_policy(&config, params.aff_id.as_str())?;
+    match verify_signature(&policy, url, path, query, now_ms()) {
+        Check::Valid {
+            kid,
+            click_id,
+            expires_ms,
+        } => {
+            println!(
+                "valid: network {network}, key {kid}, expires in {} s{}",
+                expires_ms.saturating_sub(now_ms()) / 1000,
+                click_id
+                    .map(|c| format!(", click id {c} (accepted once)"))
+                    .unwrap_or_default()
+            );
+            Ok(())
+        }
+        Check::Failed { code, detail } => {
+            println!("{code}: {detail}");
+            Err(Failure::Invalid)
+        }
+        Check::NotSigned => {
+            println!("not checked: network {network} has signing off");
+            Ok(())
+        }
+    }
 }
 
 fn compile_list(list: &Path, out: &Path) -> Result<(), Failure> {
