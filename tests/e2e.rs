@@ -624,3 +624,128 @@ fn a_large_ip_list_pushed_from_a_file_lives_in_its_own_kv_key_and_blocks() {
     let loaded = w.events("config");
     assert!(loaded.iter().any(|e| e["status"] == "loaded"), "{loaded:?}");
 }
+
+#[test]
+fn signed_clicks_are_verified_rotated_replay_checked_and_a_broken_signer_trips_the_breaker() {
+    use clickgate_core::signing::{sign_link, Form, Mode, Policy, SigningKey};
+    let w = Worker::start(&[("CONFIG_REFRESH_SECONDS", "1")]);
+    let now_s = now_ms() / 1000;
+    let retired = "2026-01-01T00:00:00Z";
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
+    doc["networks"] = serde_json::json!([
+        {"id": "net-s", "signing": {"mode": "enforce", "max_age_seconds": 600, "keys": [
+            {"id": "old", "secret": "old-secret-of-network-s", "not_after": retired},
+            {"id": "new", "secret": "new-secret-of-network-s"}]}},
+        {"id": "net-r", "signing": {"mode": "report_only", "keys": [{"id": "k", "secret": "secret-of-network-r-0"}]}},
+        {"id": "net-b", "signing": {"mode": "enforce", "keys": [{"id": "k", "secret": "secret-of-network-b-0"}],
+            "breaker": {"invalid_share": 0.5, "window_seconds": 60, "min_clicks": 4}}}
+    ]);
+    let config = w.state.0.join("signed.json");
+    std::fs::write(&config, doc.to_string()).unwrap();
+    push_ok(&w, &config);
+
+    let key = |id: &str, secret: &str| SigningKey::new(id, secret.as_bytes(), None).unwrap();
+    let policy = Policy {
+        mode: Mode::Enforce,
+        form: Form::Canonical,
+        keys: vec![],
+        max_age_s: 600,
+        on_replay_fault: clickgate_core::rules::FaultMode::Open,
+        breaker: None,
+        flood_exempt: true,
+    };
+    let link = |net: &str, k: &SigningKey, expires: u64, click_id: Option<&str>| {
+        let unsigned = format!("{}/c?offer_id=1001&aff_id={net}&sub1=spring", w.base);
+        let signed = sign_link(&policy, k, &unsigned, expires, click_id);
+        signed[w.base.len()..].to_owned()
+    };
+    let new = key("new", "new-secret-of-network-s");
+    let get = |path: &str| w.get(path, &[("cf-connecting-ip", "192.0.2.77")]);
+    // The clicker is told only the reference; the decision log says why.
+    let logged = |r: &support::Reply| {
+        let tid = if r.status == 302 {
+            tid_of(r.header("location").unwrap()).to_owned()
+        } else {
+            r.json()["error"]["reference"].as_str().unwrap().to_owned()
+        };
+        w.wait_for(Duration::from_secs(5), || {
+            w.events("click")
+                .into_iter()
+                .find(|e| e["transaction_id"] == tid.as_str())
+        })
+        .expect("a decision line")
+    };
+
+    let valid = link("net-s", &new, now_s + 300, None);
+    let r = w
+        .wait_for(Duration::from_secs(15), || {
+            let r = get(&valid);
+            (r.status == 302).then_some(r)
+        })
+        .expect("the signing policy never took effect");
+    assert_eq!(logged(&r)["signature"]["status"], "valid");
+    assert_eq!(logged(&r)["signature"]["kid"], "new");
+
+    let refused = |path: &str, code: &str| {
+        let r = get(path);
+        assert_eq!(r.status, 403, "{path}: {}", r.body);
+        assert_eq!(r.json()["error"]["code"], 1021);
+        let line = logged(&r);
+        assert_eq!(line["reasons"][0]["code"], code, "{path}: {line}");
+        assert_eq!(line["rule_id"], "networks.net-s.signing");
+    };
+    refused(&valid.replace("sub1=spring", "sub1=autumn"), "invalid_signature");
+    refused("/c?offer_id=1001&aff_id=net-s", "missing_signature");
+    refused(&link("net-s", &new, now_s - 10, None), "expired");
+    refused(&link("net-s", &key("k9", "a-key-nobody-configured"), now_s + 300, None), "unknown_key");
+    // The old key was retired: its links stop working, the new key's keep working.
+    refused(&link("net-s", &key("old", "old-secret-of-network-s"), now_s + 300, None), "unknown_key");
+
+    // A network click id is accepted once.
+    let once = link("net-s", &new, now_s + 300, Some("net-s-click-1"));
+    assert_eq!(get(&once).status, 302);
+    refused(&once, "replayed");
+
+    // Report-only: a tampered link is redirected and recorded.
+    let r_link = link("net-r", &key("k", "secret-of-network-r-0"), now_s + 300, None);
+    let r = get(&r_link.replace("sub1=spring", "sub1=x"));
+    assert_eq!(r.status, 302);
+    let line = logged(&r);
+    assert_eq!(line["signature"]["status"], "invalid_signature");
+    assert_eq!(line["signature"]["mode"], "report_only");
+
+    // A broken signer: after 4 clicks all invalid, enforcement pauses and says so.
+    let bad = link("net-b", &key("k", "not-the-secret-of-network-b"), now_s + 300, None);
+    let statuses: Vec<u16> = (0..6).map(|_| get(&bad).status).collect();
+    assert_eq!(statuses, [403, 403, 403, 302, 302, 302]);
+    let trip = w
+        .wait_for(Duration::from_secs(5), || w.events("signing_breaker").into_iter().next())
+        .expect("a breaker line");
+    assert_eq!((trip["network"].as_str(), trip["state"].as_str()), (Some("net-b"), Some("open")));
+
+    // The CLI signs and verifies the same way.
+    let out = std::process::Command::new(support::cli())
+        .args(["sign", "--config"])
+        .arg(&config)
+        .args(["--network", "net-s", "--url"])
+        .arg(format!("{}/c?offer_id=1001&aff_id=net-s", w.base))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let signed = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_eq!(get(&signed[w.base.len()..]).status, 302);
+    let verify = |url: &str| {
+        std::process::Command::new(support::cli())
+            .args(["verify", "--config"])
+            .arg(&config)
+            .arg(url)
+            .output()
+            .unwrap()
+    };
+    let ok = verify(&signed);
+    assert!(String::from_utf8_lossy(&ok.stdout).starts_with("valid: network net-s, key new"));
+    let tampered = verify(&signed.replace("offer_id=1001", "offer_id=1002"));
+    assert_eq!(tampered.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&tampered.stdout).starts_with("invalid_signature"));
+}
