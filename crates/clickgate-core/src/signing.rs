@@ -355,19 +355,24 @@ pub fn encode(text: &str) -> String {
 
 /// Whether text is already in canonical encoding.
 fn is_canonical(text: &str) -> bool {
+    let upper_hex = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
     let b = text.as_bytes();
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            let hex = |c: u8| c.is_ascii_digit() || (b'A'..=b'F').contains(&c);
-            let (Some(&h), Some(&l)) = (b.get(i + 1), b.get(i + 2)) else {
-                return false;
+            let decoded = match (
+                b.get(i + 1).and_then(|&c| upper_hex(c)),
+                b.get(i + 2).and_then(|&c| upper_hex(c)),
+            ) {
+                (Some(h), Some(l)) => h << 4 | l,
+                _ => return false,
             };
-            if !hex(h) || !hex(l) {
-                return false;
-            }
-            let byte = u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap_or(b'a');
-            if is_unreserved(byte) {
+            // An unreserved byte must be sent as itself.
+            if is_unreserved(decoded) {
                 return false;
             }
             i += 3;
@@ -397,8 +402,13 @@ fn decoded(value: &str) -> String {
 
 /// The string a canonical-form signature covers, or why the link cannot be in canonical form.
 pub fn canonical_string(path: &str, query: &str) -> Result<String, String> {
-    let mut signed: Vec<(&str, &str)> = Vec::new();
-    for (name, value) in pairs(query) {
+    canonical_of(path, pairs(query))
+}
+
+fn canonical_of(path: &str, params: Vec<(&str, &str)>) -> Result<String, String> {
+    let mut signed: Vec<(&str, &str)> = Vec::with_capacity(params.len());
+    let mut len = SCHEME.len() + path.len() + 2;
+    for (name, value) in params {
         if name == "signature" {
             continue;
         }
@@ -407,10 +417,11 @@ pub fn canonical_string(path: &str, query: &str) -> Result<String, String> {
                 "parameter `{name}` is not canonically percent-encoded"
             ));
         }
+        len += name.len() + value.len() + 2;
         signed.push((name, value));
     }
     signed.sort_unstable();
-    let mut out = String::with_capacity(SCHEME.len() + path.len() + query.len() + 2);
+    let mut out = String::with_capacity(len);
     out.push_str(SCHEME);
     out.push('\n');
     out.push_str(path);
@@ -455,6 +466,20 @@ pub enum Check {
     },
 }
 
+impl Check {
+    /// The click id to ask the replay store about, with when this use of it expires.
+    pub fn replay_question(&self) -> Option<(&str, u64)> {
+        match self {
+            Check::Valid {
+                click_id: Some(id),
+                expires_ms,
+                ..
+            } => Some((id.as_str(), *expires_ms)),
+            _ => None,
+        }
+    }
+}
+
 /// Verifies a click's signature under its network's policy. `url` is the whole link as received;
 /// `path` and `query` are its parts.
 pub fn verify(policy: &Policy, url: &str, path: &str, query: &str, now_ms: u64) -> Check {
@@ -462,26 +487,21 @@ pub fn verify(policy: &Policy, url: &str, path: &str, query: &str, now_ms: u64) 
         return Check::NotSigned;
     }
     let failed = |code, detail: String| Check::Failed { code, detail };
+    // One pass for the four parameters signing reads; each may appear once.
+    const NAMES: [&str; 4] = ["signature", "expires", "kid", "click_id"];
+    let mut found: [Option<&str>; 4] = [None; 4];
     let params = pairs(query);
-    let find = |name: &str| -> Result<Option<&str>, String> {
-        let mut found = params.iter().filter(|(n, _)| *n == name).map(|(_, v)| *v);
-        let first = found.next();
-        if found.next().is_some() {
-            return Err(format!("`{name}` is given more than once"));
+    for &(name, value) in &params {
+        if let Some(i) = NAMES.iter().position(|n| *n == name) {
+            if found[i].replace(value).is_some() {
+                return failed(
+                    "invalid_signature",
+                    format!("`{name}` is given more than once"),
+                );
+            }
         }
-        Ok(first)
-    };
-    let (signature, expires, kid, click_id) = match (
-        find("signature"),
-        find("expires"),
-        find("kid"),
-        find("click_id"),
-    ) {
-        (Ok(s), Ok(e), Ok(k), Ok(c)) => (s, e, k, c),
-        (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => {
-            return failed("invalid_signature", e)
-        }
-    };
+    }
+    let [signature, expires, kid, click_id] = found;
     let Some(signature) = signature else {
         return failed("missing_signature", "no `signature` parameter".into());
     };
@@ -502,7 +522,7 @@ pub fn verify(policy: &Policy, url: &str, path: &str, query: &str, now_ms: u64) 
             if kid.is_none() {
                 return failed("invalid_signature", "`kid` is missing".into());
             }
-            match canonical_string(path, query) {
+            match canonical_of(path, params) {
                 Ok(m) => m,
                 Err(e) => return failed("invalid_signature", e),
             }
@@ -517,29 +537,27 @@ pub fn verify(policy: &Policy, url: &str, path: &str, query: &str, now_ms: u64) 
             }
         },
     };
-    // Keys: the one named, or (URL form without kid) every key.
-    let candidates: Vec<&SigningKey> = match kid {
-        Some(kid) => policy.keys.iter().filter(|k| k.id == kid).collect(),
-        None => policy.keys.iter().collect(),
-    };
-    if candidates.is_empty() {
+    // Keys: the one named, or (URL form without kid) every key; only those not yet retired.
+    let named = |k: &&SigningKey| kid.is_none_or(|kid| k.id == kid);
+    let Some(first) = policy.keys.iter().find(named) else {
         return failed(
             "unknown_key",
             format!("no key `{}`", kid.unwrap_or_default()),
         );
-    }
-    let live: Vec<&SigningKey> = candidates
+    };
+    let mut live = policy
+        .keys
         .iter()
-        .copied()
+        .filter(named)
         .filter(|k| k.not_after_ms.is_none_or(|t| now_ms <= t))
-        .collect();
-    if live.is_empty() {
+        .peekable();
+    if live.peek().is_none() {
         return failed(
             "unknown_key",
-            format!("key `{}` is past its not_after", candidates[0].id),
+            format!("key `{}` is past its not_after", first.id),
         );
     }
-    let Some(key) = live.iter().find(|k| k.verifies(&message, &signature)) else {
+    let Some(key) = live.find(|k| k.verifies(&message, &signature)) else {
         return failed("invalid_signature", "the signature does not match".into());
     };
     // Age is judged only on a genuine signature: `expires` is part of what was signed.
@@ -576,16 +594,18 @@ fn url_message(url: &str) -> Option<&str> {
 }
 
 fn parse_hex32(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64
-        || !text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
+    let nibble = |b: u8| match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        _ => None,
+    };
+    let bytes = text.as_bytes();
+    if bytes.len() != 64 {
         return None;
     }
     let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    for (byte, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
     }
     Some(out)
 }
@@ -643,6 +663,12 @@ pub fn replay_object(network: &Id, click_id: &str) -> (String, String) {
         format!("replay:{network}:{shard}"),
         format!("r/{}", hash64(format!("{network}\n{click_id}").as_bytes())),
     )
+}
+
+/// A replay record whose click id can no longer be used again (its expiry has passed): what the
+/// object's daily sweep deletes.
+pub fn replay_record_expired(key: &str, value: &str, now_ms: u64) -> bool {
+    key.starts_with("r/") && value.parse::<u64>().map_or(true, |t| t < now_ms)
 }
 
 /// The replay object's step for one click id: `stored` is when a previous use of it expires.
@@ -1044,6 +1070,9 @@ mod tests {
         assert!(object.starts_with("replay:net-7:"));
         assert_eq!(replay_object(&net, "c-1"), (object, key.clone()));
         assert_ne!(replay_object(&Id::parse("net-8").unwrap(), "c-1").1, key);
+        assert!(replay_record_expired(&key, &(NOW - 1).to_string(), NOW));
+        assert!(!replay_record_expired(&key, &NOW.to_string(), NOW));
+        assert!(!replay_record_expired("ip/1/0000000000000001", "1:1", NOW));
     }
 
     #[test]
