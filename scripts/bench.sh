@@ -97,21 +97,28 @@ run() { # name url pid [header] -> "rps p99ms cpu_us_per_request requests"
   echo "$rps $p99 $cpu_us $reqs"
 }
 
-compare() { # path [header]: interleaved, two rounds each, so drift on a noisy machine hits both alike
+compare() { # path [header] [target ratio]: interleaved, two rounds each, so drift on a noisy machine hits both alike
   local b1 b2 c1 c2 bc1 bc2 cc1 cc2 n1 n2
-  curl -sf -o /dev/null -w '  clickgate warm-up: %{http_code}\n' ${2:+-H "$2"} "${clickgate_url}$1"
-  curl -sf -o /dev/null -w '  bare warm-up: %{http_code}\n' "${bare_url}$1"
+  curl -s -o /dev/null -w '  clickgate warm-up: %{http_code}\n' ${2:+-H "$2"} "${clickgate_url}$1"
+  curl -s -o /dev/null -w '  bare warm-up: %{http_code}\n' "${bare_url}$1"
   read -r b1 _ bc1 _ < <(run bare "${bare_url}$1" "$bare_pid" "${2:-}")
   read -r c1 _ cc1 n1 < <(run clickgate "${clickgate_url}$1" "$clickgate_pid" "${2:-}")
   read -r b2 _ bc2 _ < <(run bare "${bare_url}$1" "$bare_pid" "${2:-}")
   read -r c2 _ cc2 n2 < <(run clickgate "${clickgate_url}$1" "$clickgate_pid" "${2:-}")
-  awk -v b="$b1 $b2" -v c="$c1 $c2" -v bc="$bc1 $bc2" -v cc="$cc1 $cc2" 'BEGIN {
+  awk -v b="$b1 $b2" -v c="$c1 $c2" -v bc="$bc1 $bc2" -v cc="$cc1 $cc2" -v t="${3:-0.9}" 'BEGIN {
     split(b, B); split(c, C); split(bc, BC); split(cc, CC);
-    printf "  throughput ratio clickgate / bare: %.2f (round 1 %.2f, round 2 %.2f; target >= 0.9)\n",
-      (C[1] + C[2]) / (B[1] + B[2]), C[1] / B[1], C[2] / B[2]
+    printf "  throughput ratio clickgate / bare: %.2f (round 1 %.2f, round 2 %.2f; target >= %s)\n",
+      (C[1] + C[2]) / (B[1] + B[2]), C[1] / B[1], C[2] / B[2], t
     printf "  runtime CPU per request, bare / clickgate: %.2f (%.1f vs %.1f µs)\n",
       (BC[1] + BC[2]) / (CC[1] + CC[2]), (BC[1] + BC[2]) / 2, (CC[1] + CC[2]) / 2 }'
   clicks=$((n1 + n2 + 1))
+}
+
+# After a push: the isolate re-reads KV on the first request a second after (CONFIG_REFRESH_SECONDS=1).
+reload() {
+  sleep 1.5
+  curl -s -o /dev/null "${clickgate_url}healthz"
+  sleep 1
 }
 
 echo "  -- the demo config (no rules):"
@@ -120,7 +127,7 @@ compare "${BENCH_PATH:-c?offer_id=1001&aff_id=net-7&sub1=spring&source_id=feed-3
 echo "  -- demo/rules.json, offer 1002: the lead preset counts duplicate IPs and sub IDs (monitor mode, so"
 echo "     every click is still redirected), one client IP"
 target/release/clickgate config push demo/rules.json --local --persist-to "$state" >/dev/null 2>&1
-sleep 2 # the isolate re-reads KV after CONFIG_REFRESH_SECONDS=1
+reload
 compare 'c?offer_id=1002&aff_id=net-7&sub1=spring' 'CF-Connecting-IP: 192.0.2.50'
 sleep 2 # the last batch
 # Batches the network's object applied: its `seen` record holds, per isolate, the last batch number.
@@ -128,3 +135,16 @@ batches=$("$NODE_BENCH" scripts/do-batches.mjs "$state/v3/do" 2>/dev/null || ech
 awk -v b="$batches" -v n="$clicks" 'BEGIN {
   if (b == "?") print "  Durable Object batches: could not be read";
   else printf "  Durable Object requests per counted click: %.5f (%d batches for %d clicks; target <= 0.05)\n", b / n, b, n }'
+
+echo "  -- signed clicks without a click id (benches/signed.json): the signature verified on every click"
+target/release/clickgate config push benches/signed.json --local --persist-to "$state" >/dev/null 2>&1
+signed=$(target/release/clickgate sign --config benches/signed.json --network net-signed \
+  --url "${clickgate_url}c?offer_id=1001&aff_id=net-signed&sub1=spring" --expires-in 3600 2>/dev/null)
+reload
+compare "${signed#"$clickgate_url"}" "" 0.85
+
+echo "  -- signed clicks (benches/signed.json): signature verified and the click id asked of the replay"
+echo "     object on every click (report_only, so the repeated click id is still redirected)"
+signed=$(target/release/clickgate sign --config benches/signed.json --network net-signed \
+  --url "${clickgate_url}c?offer_id=1001&aff_id=net-signed&sub1=spring" --click-id bench-1 --expires-in 3600 2>/dev/null)
+compare "${signed#"$clickgate_url"}" "" 0.85

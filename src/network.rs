@@ -9,7 +9,7 @@
 //! (`replay:{network}:{shard}`, see `clickgate_core::signing`), so one busy network's records are
 //! spread over several objects and never queue behind its counts.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 use clickgate_core::click::Id;
@@ -173,11 +173,16 @@ fn policy(env: &Env) -> FlushPolicy {
 #[durable_object(alarm)]
 pub struct Network {
     state: State,
+    /// Whether this instance has made sure the daily sweep is scheduled: once is enough.
+    sweep_scheduled: Cell<bool>,
 }
 
 impl DurableObject for Network {
     fn new(state: State, _env: Env) -> Self {
-        Network { state }
+        Network {
+            state,
+            sweep_scheduled: Cell::new(false),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -211,9 +216,7 @@ impl DurableObject for Network {
         }
         let reply = counts.apply(&batch, now_ms);
         write(&self.state, counts.take_changes()).await?;
-        if storage.get_alarm().await?.is_none() {
-            storage.set_alarm(next_sweep_ms(now_ms) as i64).await?;
-        }
+        self.schedule_sweep(now_ms).await?;
         Response::ok(reply.to_json())
     }
 
@@ -285,10 +288,19 @@ impl Network {
         if !replayed || stored != Some(keep_until) {
             storage.put(key, keep_until.to_string()).await?;
         }
-        if storage.get_alarm().await?.is_none() {
-            storage.set_alarm(next_sweep_ms(now_ms) as i64).await?;
-        }
+        self.schedule_sweep(now_ms).await?;
         Response::ok(if replayed { "replayed" } else { "fresh" })
+    }
+
+    async fn schedule_sweep(&self, now_ms: u64) -> Result<()> {
+        if !self.sweep_scheduled.get() {
+            let storage = self.state.storage();
+            if storage.get_alarm().await?.is_none() {
+                storage.set_alarm(next_sweep_ms(now_ms) as i64).await?;
+            }
+            self.sweep_scheduled.set(true);
+        }
+        Ok(())
     }
 }
 
