@@ -695,12 +695,31 @@ fn signed_clicks_are_verified_rotated_replay_checked_and_a_broken_signer_trips_t
         assert_eq!(line["reasons"][0]["code"], code, "{path}: {line}");
         assert_eq!(line["rule_id"], "networks.net-s.signing");
     };
-    refused(&valid.replace("sub1=spring", "sub1=autumn"), "invalid_signature");
+    refused(
+        &valid.replace("sub1=spring", "sub1=autumn"),
+        "invalid_signature",
+    );
     refused("/c?offer_id=1001&aff_id=net-s", "missing_signature");
     refused(&link("net-s", &new, now_s - 10, None), "expired");
-    refused(&link("net-s", &key("k9", "a-key-nobody-configured"), now_s + 300, None), "unknown_key");
+    refused(
+        &link(
+            "net-s",
+            &key("k9", "a-key-nobody-configured"),
+            now_s + 300,
+            None,
+        ),
+        "unknown_key",
+    );
     // The old key was retired: its links stop working, the new key's keep working.
-    refused(&link("net-s", &key("old", "old-secret-of-network-s"), now_s + 300, None), "unknown_key");
+    refused(
+        &link(
+            "net-s",
+            &key("old", "old-secret-of-network-s"),
+            now_s + 300,
+            None,
+        ),
+        "unknown_key",
+    );
 
     // A network click id is accepted once.
     let once = link("net-s", &new, now_s + 300, Some("net-s-click-1"));
@@ -708,7 +727,12 @@ fn signed_clicks_are_verified_rotated_replay_checked_and_a_broken_signer_trips_t
     refused(&once, "replayed");
 
     // Report-only: a tampered link is redirected and recorded.
-    let r_link = link("net-r", &key("k", "secret-of-network-r-0"), now_s + 300, None);
+    let r_link = link(
+        "net-r",
+        &key("k", "secret-of-network-r-0"),
+        now_s + 300,
+        None,
+    );
     let r = get(&r_link.replace("sub1=spring", "sub1=x"));
     assert_eq!(r.status, 302);
     let line = logged(&r);
@@ -716,13 +740,23 @@ fn signed_clicks_are_verified_rotated_replay_checked_and_a_broken_signer_trips_t
     assert_eq!(line["signature"]["mode"], "report_only");
 
     // A broken signer: after 4 clicks all invalid, enforcement pauses and says so.
-    let bad = link("net-b", &key("k", "not-the-secret-of-network-b"), now_s + 300, None);
+    let bad = link(
+        "net-b",
+        &key("k", "not-the-secret-of-network-b"),
+        now_s + 300,
+        None,
+    );
     let statuses: Vec<u16> = (0..6).map(|_| get(&bad).status).collect();
     assert_eq!(statuses, [403, 403, 403, 302, 302, 302]);
     let trip = w
-        .wait_for(Duration::from_secs(5), || w.events("signing_breaker").into_iter().next())
+        .wait_for(Duration::from_secs(5), || {
+            w.events("signing_breaker").into_iter().next()
+        })
         .expect("a breaker line");
-    assert_eq!((trip["network"].as_str(), trip["state"].as_str()), (Some("net-b"), Some("open")));
+    assert_eq!(
+        (trip["network"].as_str(), trip["state"].as_str()),
+        (Some("net-b"), Some("open"))
+    );
 
     // The CLI signs and verifies the same way.
     let out = std::process::Command::new(support::cli())
@@ -732,7 +766,11 @@ fn signed_clicks_are_verified_rotated_replay_checked_and_a_broken_signer_trips_t
         .arg(format!("{}/c?offer_id=1001&aff_id=net-s", w.base))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let signed = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert_eq!(get(&signed[w.base.len()..]).status, 302);
     let verify = |url: &str| {
