@@ -17,6 +17,7 @@ pub mod click;
 pub mod config;
 pub mod counts;
 pub mod decide;
+pub mod flood;
 pub mod hll;
 pub mod http;
 pub mod ip;
