@@ -66,11 +66,18 @@ pub struct Config {
     pub rules_by_offer: HashMap<Id, Vec<usize>>,
     /// Signing policies per network (affiliate), from `networks[]`.
     pub networks: HashMap<Id, crate::signing::Policy>,
+    /// Flood thresholds of the networks that set their own; the others use the defaults.
+    pub flood: HashMap<Id, crate::flood::Thresholds>,
     /// A short hash of the source text, to tell in logs which document is in force.
     pub digest: String,
 }
 
 impl Config {
+    /// A network's flood thresholds: its own, or the defaults.
+    pub fn flood_thresholds(&self, network: &Id) -> crate::flood::Thresholds {
+        self.flood.get(network).copied().unwrap_or_default()
+    }
+
     /// The one rule that decides clicks on this offer from this affiliate, if any covers them.
     pub fn deciding_rule(&self, offer_id: &Id, aff_id: &Id) -> Option<&Rule> {
         let candidates = self
@@ -527,7 +534,7 @@ fn compile_document(
         }
     }
 
-    let networks = top
+    let (networks, flood) = top
         .get("networks")
         .map(|n| crate::signing::compile_networks(n, errors))
         .unwrap_or_default();
@@ -573,6 +580,7 @@ fn compile_document(
         rules,
         rules_by_offer,
         networks,
+        flood,
         digest,
     })
 }

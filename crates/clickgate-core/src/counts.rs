@@ -26,7 +26,9 @@ use serde_json::{json, Value};
 
 use crate::click::{ClickParams, ClientInfo, Id};
 use crate::config::Config;
+use crate::flood::{Event, FloodBlock, FloodState, Outcome, Thresholds, MINUTE_MS};
 use crate::hll::{hash64, HyperLogLog};
+use crate::log::JsonLine;
 use crate::rules::{Counters, FilterKind, Rule};
 use crate::ua::is_link_preview;
 
@@ -195,7 +197,7 @@ impl History {
 // ---------------------------------------------------------------------------------------------
 // A batch: what one isolate counted for one network since its last flush.
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
     /// A random id the isolate picked at start; with `seq` it names the batch for deduplication.
     pub isolate: u64,
@@ -203,6 +205,10 @@ pub struct Batch {
     pub seq: u64,
     pub ips: Vec<IpDelta>,
     pub subs: Vec<SubDelta>,
+    /// Clicks and flagged clicks per UTC minute (minutes since the epoch), for the flood threshold.
+    pub flood: Vec<(u64, u32, u32)>,
+    /// The network's flood thresholds as the sending isolate's config has them.
+    pub thresholds: Thresholds,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,12 +226,14 @@ pub struct SubDelta {
     pub sketch: HyperLogLog,
 }
 
-/// The object's answer: the totals for every key of the batch, the batch included.
+/// The object's answer: the totals for every key of the batch, the batch included, and the
+/// network's flood block, if one is in force.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reply {
     pub duplicate: bool,
     pub ips: Vec<(Id, u64, History)>,
     pub subs: Vec<(Id, u32, HyperLogLog)>,
+    pub block: Option<FloodBlock>,
 }
 
 impl Batch {
@@ -235,6 +243,8 @@ impl Batch {
             "seq": self.seq,
             "ips": self.ips.iter().map(|d| json!([d.offer.as_str(), format!("{:016x}", d.ip), d.hour, d.clicks])).collect::<Vec<_>>(),
             "subs": self.subs.iter().map(|d| json!([d.offer.as_str(), d.day, B64.encode(d.sketch.to_bytes())])).collect::<Vec<_>>(),
+            "flood": self.flood,
+            "thresholds": self.thresholds.to_json(),
         })
         .to_string()
     }
@@ -274,17 +284,29 @@ impl Batch {
             .map_err(|e| format!("subs[{i}]: {e}"))?;
             subs.push(delta);
         }
+        let mut flood = Vec::new();
+        for (i, d) in list(&v, "flood")?.iter().enumerate() {
+            let minute = d.get(0).and_then(Value::as_u64);
+            match (minute, u32_at(d, 1), u32_at(d, 2)) {
+                (Some(m), Ok(c), Ok(f)) => flood.push((m, c, f)),
+                _ => return Err(format!("flood[{i}]: must be [minute, clicks, flagged]")),
+            }
+        }
+        let thresholds = Thresholds::from_json(&v["thresholds"])?;
         Ok(Batch {
             isolate,
             seq,
             ips,
             subs,
+            flood,
+            thresholds,
         })
     }
 
     /// The storage keys the object reads to apply this batch.
     pub fn storage_keys(&self) -> Vec<String> {
-        let keys: BTreeSet<StoreKey> = std::iter::once(StoreKey::Seen)
+        let keys: BTreeSet<StoreKey> = [StoreKey::Seen, StoreKey::Flood]
+            .into_iter()
             .chain(self.ips.iter().map(|d| StoreKey::Ip(d.offer.clone(), d.ip)))
             .chain(
                 self.subs
@@ -296,7 +318,7 @@ impl Batch {
     }
 
     fn is_empty(&self) -> bool {
-        self.ips.is_empty() && self.subs.is_empty()
+        self.ips.is_empty() && self.subs.is_empty() && self.flood.is_empty()
     }
 }
 
@@ -306,6 +328,7 @@ impl Reply {
             "duplicate": self.duplicate,
             "ips": self.ips.iter().map(|(o, ip, h)| json!([o.as_str(), format!("{ip:016x}"), h.to_json()])).collect::<Vec<_>>(),
             "subs": self.subs.iter().map(|(o, day, s)| json!([o.as_str(), day, B64.encode(s.to_bytes())])).collect::<Vec<_>>(),
+            "block": self.block.as_ref().map(|b| json!([b.until_ms, b.cause, b.detail])),
         })
         .to_string()
     }
@@ -329,6 +352,17 @@ impl Reply {
                 (|| Ok::<_, String>((id_at(d, 0)?, u32_at(d, 1)?, sketch_from(d.get(2))?)))()
                     .map_err(|e| format!("subs[{i}]: {e}"))?;
             reply.subs.push(entry);
+        }
+        if let Some(b) = v.get("block").filter(|b| !b.is_null()) {
+            reply.block = Some(FloodBlock {
+                until_ms: b.get(0).and_then(Value::as_u64).ok_or("block: until")?,
+                cause: b
+                    .get(1)
+                    .and_then(Value::as_str)
+                    .ok_or("block: cause")?
+                    .to_owned(),
+                detail: b.get(2).and_then(Value::as_str).unwrap_or("").to_owned(),
+            });
         }
         Ok(reply)
     }
@@ -384,12 +418,16 @@ pub enum StoreKey {
     Ip(Id, u64),
     /// One offer's sub-ID sketch for one UTC day: `sub/{day}/{offer}`.
     Sub(Id, u32),
+    /// The network's flood day (see [`crate::flood`]).
+    Flood,
 }
 
 impl StoreKey {
     pub fn parse(key: &str) -> Option<StoreKey> {
-        if key == "seen" {
-            return Some(StoreKey::Seen);
+        match key {
+            "seen" => return Some(StoreKey::Seen),
+            "flood" => return Some(StoreKey::Flood),
+            _ => {}
         }
         if let Some(rest) = key.strip_prefix("ip/") {
             let (offer, ip) = rest.rsplit_once('/')?;
@@ -407,6 +445,7 @@ impl std::fmt::Display for StoreKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StoreKey::Seen => f.write_str("seen"),
+            StoreKey::Flood => f.write_str("flood"),
             StoreKey::Ip(offer, ip) => write!(f, "ip/{offer}/{ip:016x}"),
             StoreKey::Sub(offer, day) => write!(f, "sub/{day}/{offer}"),
         }
@@ -441,7 +480,10 @@ pub struct NetworkCounts {
     seen: BTreeMap<u64, Seen>,
     ips: HashMap<(Id, u64), History>,
     subs: HashMap<(Id, u32), HyperLogLog>,
+    flood: Option<FloodState>,
     changed: BTreeSet<StoreKey>,
+    /// Log lines for what changed in the flood state (a trip, a lift), for the object to print.
+    events: Vec<String>,
 }
 
 impl NetworkCounts {
@@ -469,6 +511,7 @@ impl NetworkCounts {
             StoreKey::Sub(offer, day) => {
                 self.subs.insert((offer, day), decode_sketch(value)?);
             }
+            StoreKey::Flood => self.flood = Some(FloodState::decode(value)?),
         }
         Ok(())
     }
@@ -506,7 +549,62 @@ impl NetworkCounts {
             self.changed.insert(StoreKey::Sub(d.offer.clone(), d.day));
             reply.subs.push((key.0, key.1, sketch.clone()));
         }
+        let flood = self.flood.get_or_insert_with(|| FloodState::new(now_ms));
+        let mut outcomes = vec![flood.step(Event::Tick, &batch.thresholds, now_ms)];
+        if fresh {
+            for &(minute, clicks, flagged) in &batch.flood {
+                let event = Event::Clicks {
+                    minute,
+                    clicks,
+                    flagged,
+                };
+                outcomes.push(flood.step(event, &batch.thresholds, now_ms));
+            }
+        }
+        self.changed.insert(StoreKey::Flood);
+        reply.block = flood.current_block();
+        self.log_outcomes(outcomes);
         reply
+    }
+
+    /// An operator lifts or imposes the network's block; the isolates hear of it with their next
+    /// answer.
+    pub fn operate(&mut self, event: Event, now_ms: u64) -> Option<FloodBlock> {
+        let flood = self.flood.get_or_insert_with(|| FloodState::new(now_ms));
+        let outcome = flood.step(event, &Thresholds::default(), now_ms);
+        let block = flood.current_block();
+        self.changed.insert(StoreKey::Flood);
+        self.log_outcomes(vec![outcome]);
+        block
+    }
+
+    fn log_outcomes(&mut self, outcomes: Vec<Outcome>) {
+        for outcome in outcomes {
+            let line = JsonLine::new().str("event", "flood");
+            let line = match outcome {
+                Outcome::Nothing => continue,
+                Outcome::Tripped(b) | Outcome::Imposed(b) => line
+                    .str("level", "error")
+                    .str("state", "blocked")
+                    .str("cause", b.cause)
+                    .str("detail", &b.detail)
+                    .opt("by", b.by.as_deref()),
+                Outcome::Lifted { by } => line
+                    .str("level", "info")
+                    .str("state", "lifted")
+                    .str("by", &by),
+                Outcome::NewDay { ended_block } => line
+                    .str("level", "info")
+                    .str("state", "new_day")
+                    .bool("ended_block", ended_block),
+            };
+            self.events.push(line.finish());
+        }
+    }
+
+    /// Log lines for flood changes since the last call.
+    pub fn take_events(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.events)
     }
 
     /// The keys `apply` changed since the last call, with what to store (`None`: delete).
@@ -516,6 +614,7 @@ impl NetworkCounts {
             .map(|key| {
                 let value = match &key {
                     StoreKey::Seen => Some(encode_seen(&self.seen)),
+                    StoreKey::Flood => self.flood.as_ref().map(FloodState::encode),
                     StoreKey::Ip(offer, ip) => self
                         .ips
                         .get(&(offer.clone(), *ip))
@@ -557,7 +656,7 @@ impl NetworkCounts {
     /// that are empty once pruned. What the object's daily alarm deletes.
     pub fn expired_key(key: &str, value: &str, now_ms: u64) -> bool {
         match StoreKey::parse(key) {
-            Some(StoreKey::Seen) => false,
+            Some(StoreKey::Seen | StoreKey::Flood) => false,
             Some(StoreKey::Sub(_, day)) => day < (now_ms / DAY_MS) as u32,
             Some(StoreKey::Ip(..)) => History::decode(value).map_or(true, |mut h| {
                 h.prune((now_ms / HOUR_MS) as u32);
@@ -642,7 +741,7 @@ impl Default for FlushPolicy {
 }
 
 /// What the isolate should do about a network's counts now.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Flush {
     Nothing,
     /// Send this batch to the network's object, then report `acked` or `failed`.
@@ -661,6 +760,9 @@ struct NetworkLocal {
     /// Counted here and not yet sent.
     pending_ips: HashMap<(Id, u64), History>,
     pending_subs: HashMap<(Id, u32), HyperLogLog>,
+    /// Clicks and flagged clicks per minute, for the flood threshold.
+    pending_flood: BTreeMap<u64, (u32, u32)>,
+    thresholds: Thresholds,
     pending_since_ms: Option<u64>,
     /// Sent and not yet answered; resent as it is until it is.
     in_flight: Option<(Batch, InFlight)>,
@@ -671,6 +773,8 @@ struct NetworkLocal {
     /// The object's last sketch merged with every sub ID seen here: merging is idempotent, so
     /// this is always the best estimate without tracking what was sent.
     view_subs: HashMap<(Id, u32), (HyperLogLog, u32)>,
+    /// The network's flood block as the object last told it.
+    block: Option<FloodBlock>,
     /// When the armed timer should fire; a timer long overdue was lost with its request's
     /// background work and may be armed again.
     timer_due_ms: Option<u64>,
@@ -746,6 +850,33 @@ impl LocalCounts {
         (!stale).then_some(counters)
     }
 
+    /// Counts a click for its network's flood threshold: every click of every network, after its
+    /// decision (`flagged`: the filters declined it, blocked or in monitor mode).
+    pub fn record_flood(
+        &mut self,
+        network: &Id,
+        thresholds: Thresholds,
+        flagged: bool,
+        now_ms: u64,
+    ) {
+        let net = self.networks.entry(network.clone()).or_default();
+        let minute = net.pending_flood.entry(now_ms / MINUTE_MS).or_default();
+        minute.0 += 1;
+        minute.1 += u32::from(flagged);
+        net.thresholds = thresholds;
+        net.pending_since_ms.get_or_insert(now_ms);
+    }
+
+    /// The network's flood block in force, as the object last answered; it ends by itself at its
+    /// `until` (00:00 UTC) even if no answer comes.
+    pub fn flood_block(&self, network: &Id, now_ms: u64) -> Option<FloodBlock> {
+        self.networks
+            .get(network)?
+            .block
+            .clone()
+            .filter(|b| now_ms < b.until_ms)
+    }
+
     /// What to do for a network after a click or when its timer fires.
     pub fn flush(&mut self, network: &Id, now_ms: u64) -> Flush {
         let policy = self.policy;
@@ -773,7 +904,7 @@ impl LocalCounts {
         let Some(since) = net.pending_since_ms else {
             return Flush::Nothing;
         };
-        let keys = net.pending_ips.len() + net.pending_subs.len();
+        let keys = net.pending_ips.len() + net.pending_subs.len() + net.pending_flood.len();
         let due = since + policy.interval_ms;
         if keys < policy.max_keys && now_ms < due {
             return arm(&mut net.timer_due_ms, now_ms, due - now_ms);
@@ -800,6 +931,11 @@ impl LocalCounts {
                 .drain()
                 .map(|((offer, day), sketch)| SubDelta { offer, day, sketch })
                 .collect(),
+            flood: std::mem::take(&mut net.pending_flood)
+                .into_iter()
+                .map(|(minute, (clicks, flagged))| (minute, clicks, flagged))
+                .collect(),
+            thresholds: net.thresholds,
         };
         net.pending_since_ms = None;
         if batch.is_empty() {
@@ -835,6 +971,7 @@ impl LocalCounts {
         }
         net.in_flight = None;
         net.in_flight_ips.clear();
+        net.block = reply.block.clone();
         if net.known_ips.len() + reply.ips.len() > MAX_KNOWN_KEYS {
             net.known_ips.clear();
         }
@@ -933,6 +1070,8 @@ mod tests {
                 clicks,
             }],
             subs: vec![],
+            flood: vec![],
+            thresholds: Thresholds::default(),
         }
     }
 
@@ -978,6 +1117,11 @@ mod tests {
             duplicate: true,
             ips: vec![(id("1"), 7, History(vec![(1, 2)]))],
             subs: vec![(id("1"), 20_000, sketch)],
+            block: Some(FloodBlock {
+                until_ms: 86_400_000,
+                cause: "per_minute".into(),
+                detail: "12 clicks, ceiling 10".into(),
+            }),
         };
         assert_eq!(Reply::parse(&reply.to_json()), Ok(reply));
 
@@ -1057,7 +1201,11 @@ mod tests {
                 };
             }
         }
-        assert_eq!(storage.len(), 4, "{storage:?}");
+        assert_eq!(
+            storage.len(),
+            5,
+            "seen, flood, two IPs and a sketch: {storage:?}"
+        );
         assert_eq!(
             storage[&StoreKey::Ip(id("1"), ip_hash("192.0.2.1")).to_string()],
             "10:2,11:5"
@@ -1139,6 +1287,54 @@ mod tests {
         assert_eq!(local.acked(&net, b.seq, reply, T0 + 6_500), Flush::Nothing);
         local.record(&keys("192.0.2.1", None, T0 + 7_000), T0 + 7_000);
         assert_eq!(local.flush(&net, T0 + 7_000), Flush::WakeIn(1_000));
+    }
+
+    #[test]
+    fn flood_counts_travel_in_batches_and_the_block_comes_back() {
+        let net = id("net");
+        let t = Thresholds {
+            per_minute: Some(5),
+            ..Thresholds::default()
+        };
+        let mut object = NetworkCounts::default();
+        let mut local = LocalCounts::new(1, policy());
+        for i in 0..6u64 {
+            assert_eq!(local.flood_block(&net, T0 + i), None);
+            local.record_flood(&net, t, i == 0, T0 + i);
+        }
+        let Flush::Send(b) = local.wake(&net, T0 + 1_000) else {
+            panic!("due")
+        };
+        assert_eq!(b.flood, vec![(T0 / MINUTE_MS, 6, 1)]);
+        let reply = object.apply(&b, T0 + 1_000);
+        let block = reply
+            .block
+            .clone()
+            .expect("six clicks in a minute, ceiling five");
+        assert_eq!(
+            (block.cause.as_str(), block.until_ms),
+            ("per_minute", T0 + DAY_MS)
+        );
+        assert!(object.take_events()[0].contains("\"state\":\"blocked\""));
+        // A retried batch does not count twice, and still carries the block.
+        let again = object.apply(&b, T0 + 1_500);
+        assert_eq!(again.block, reply.block);
+        local.acked(&net, b.seq, reply, T0 + 1_000);
+        assert_eq!(local.flood_block(&net, T0 + 2_000), Some(block));
+        // It ends at midnight UTC by itself.
+        assert_eq!(local.flood_block(&net, T0 + DAY_MS), None);
+        // An operator lift reaches the isolate with the next answer.
+        assert_eq!(
+            object.operate(Event::Lift { by: "ops".into() }, T0 + 3_000),
+            None
+        );
+        local.record_flood(&net, t, false, T0 + 3_000);
+        let Flush::Send(b) = local.wake(&net, T0 + 4_000) else {
+            panic!("due")
+        };
+        let reply = object.apply(&b, T0 + 4_000);
+        local.acked(&net, b.seq, reply, T0 + 4_000);
+        assert_eq!(local.flood_block(&net, T0 + 4_001), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use crate::click::{ClickParams, ClientInfo, Id, RequestError};
 use crate::config::{Config, OfferStatus};
+use crate::flood::FloodBlock;
 use crate::log::JsonLine;
 use crate::rules::{assess, Action, Assessment, Counters, Rule, SubIdParam};
 use crate::signing::Signature;
@@ -63,6 +64,8 @@ pub struct Observed {
     pub counters: Option<Counters>,
     /// The network's signing verdict, when it has a policy.
     pub signature: Option<Signature>,
+    /// The network's click-flood block, when one is in force.
+    pub flood: Option<FloodBlock>,
 }
 
 pub fn decide(
@@ -77,6 +80,7 @@ pub fn decide(
     let Observed {
         counters,
         signature,
+        flood,
     } = observed;
     let offer = config
         .offers
@@ -105,6 +109,20 @@ pub fn decide(
                 sig.detail.clone()
             },
             value: sig.kid.clone().unwrap_or_default(),
+            points: 0,
+        });
+    }
+    // A network over its flood threshold is blocked for the day, but a click it signed validly is
+    // let through when its policy exempts signed clicks.
+    let signed_exempt = signature
+        .as_ref()
+        .is_some_and(|s| s.valid() && s.flood_exempt);
+    if let (Some(f), true, false) = (&flood, block_reasons.is_empty(), signed_exempt) {
+        block_reasons.push(Reason {
+            code: "click_flood",
+            rule_id: format!("networks.{}.flood", click.aff_id),
+            matched: f.cause.clone(),
+            value: f.detail.clone(),
             points: 0,
         });
     }
@@ -235,6 +253,11 @@ impl ClickOutcome {
 
     pub fn is_blocked(&self) -> bool {
         matches!(self.decision, Decision::Block { .. })
+    }
+
+    /// Blocked, or declined by its rule in monitor mode: what the flood threshold counts as flagged.
+    pub fn flagged(&self) -> bool {
+        self.is_blocked() || self.assessment.as_ref().is_some_and(|a| a.declined)
     }
 
     /// The decision as one JSON log line. It carries every input of the decision (ip, user agent,
@@ -409,12 +432,71 @@ mod tests {
     }
 
     #[test]
+    fn a_flooding_network_is_blocked_except_for_its_validly_signed_clicks() {
+        use crate::rules::FaultMode;
+        use crate::signing::Mode;
+        let config = Config::compile(DEMO).unwrap();
+        let flood = Some(FloodBlock {
+            until_ms: NOW + 1,
+            cause: "per_minute".into(),
+            detail: "700 clicks, ceiling 600".into(),
+        });
+        let go = |observed| {
+            decide(
+                &config,
+                &key(),
+                params("offer_id=1001&aff_id=net-7"),
+                from("192.0.2.1"),
+                observed,
+                NOW,
+                [7; 8],
+            )
+            .unwrap()
+        };
+        let blocked = go(Observed {
+            flood: flood.clone(),
+            ..Observed::default()
+        });
+        let Decision::Block { reasons } = &blocked.decision else {
+            panic!("{:?}", blocked.decision)
+        };
+        assert_eq!(
+            (reasons[0].code, reasons[0].matched.as_str()),
+            ("click_flood", "per_minute")
+        );
+        assert_eq!(blocked.rule_id(), Some("networks.net-7.flood"));
+        let valid = |exempt| Signature {
+            status: "valid",
+            detail: String::new(),
+            kid: Some("k".into()),
+            mode: Mode::Enforce,
+            breaker_open: false,
+            replay_unavailable: false,
+            on_replay_fault: FaultMode::Open,
+            flood_exempt: exempt,
+        };
+        let signed = go(Observed {
+            flood: flood.clone(),
+            signature: Some(valid(true)),
+            ..Observed::default()
+        });
+        assert!(matches!(signed.decision, Decision::Redirect { .. }));
+        let not_exempt = go(Observed {
+            flood,
+            signature: Some(valid(false)),
+            ..Observed::default()
+        });
+        assert!(matches!(not_exempt.decision, Decision::Block { .. }));
+    }
+
+    #[test]
     fn a_bad_signature_blocks_before_anything_else_and_report_only_records_it() {
         use crate::rules::FaultMode;
         use crate::signing::Mode;
         let config = Config::compile(DEMO).unwrap();
         let signed = |mode| Observed {
             counters: None,
+            flood: None,
             signature: Some(Signature {
                 status: "invalid_signature",
                 detail: "the signature does not match".into(),
@@ -673,7 +755,7 @@ mod rule_tests {
             client,
             Observed {
                 counters: c.counters,
-                signature: None,
+                ..Observed::default()
             },
             NOW,
             [3; 8],

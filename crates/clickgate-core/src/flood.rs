@@ -23,6 +23,8 @@
 //! click is blocked with reason `click_flood` until the next 00:00 UTC. An operator can lift a
 //! block (it stays lifted for the rest of the day) or impose one.
 
+use serde_json::{json, Value};
+
 use crate::counts::{DAY_MS, HOUR_MS};
 
 pub const MINUTE_MS: u64 = 60_000;
@@ -51,6 +53,56 @@ impl Default for Thresholds {
             baseline_days: 7,
         }
     }
+}
+
+impl Thresholds {
+    pub fn to_json(&self) -> Value {
+        json!([
+            self.per_minute,
+            self.per_hour,
+            self.per_day,
+            self.tolerance,
+            self.floor,
+            self.flagged_share,
+            self.baseline_days
+        ])
+    }
+
+    pub fn from_json(v: &Value) -> Result<Thresholds, String> {
+        let limit = |i: usize| -> Result<Option<u32>, String> {
+            match v.get(i) {
+                Some(Value::Null) => Ok(None),
+                Some(n) => n
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .map(Some)
+                    .ok_or_else(|| format!("thresholds[{i}]")),
+                None => Err(format!("thresholds[{i}] missing")),
+            }
+        };
+        let number = |i: usize| {
+            v.get(i)
+                .and_then(Value::as_f64)
+                .ok_or_else(|| format!("thresholds[{i}]"))
+        };
+        Ok(Thresholds {
+            per_minute: limit(0)?,
+            per_hour: limit(1)?,
+            per_day: limit(2)?,
+            tolerance: number(3)?,
+            floor: number(4)? as u32,
+            flagged_share: number(5)?,
+            baseline_days: number(6)? as u32,
+        })
+    }
+}
+
+/// A block as the isolates cache it: until when, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FloodBlock {
+    pub until_ms: u64,
+    pub cause: String,
+    pub detail: String,
 }
 
 /// Why a network is blocked.
@@ -139,6 +191,92 @@ impl FloodState {
     /// When the block in force ends: the next 00:00 UTC.
     pub fn blocked_until_ms(&self) -> Option<u64> {
         self.block.as_ref().map(|_| (self.day + 1) * DAY_MS)
+    }
+
+    /// The block in force, as the isolates are told.
+    pub fn current_block(&self) -> Option<FloodBlock> {
+        let b = self.block.as_ref()?;
+        Some(FloodBlock {
+            until_ms: (self.day + 1) * DAY_MS,
+            cause: b.cause.to_owned(),
+            detail: b.detail.clone(),
+        })
+    }
+
+    /// What the object stores.
+    pub fn encode(&self) -> String {
+        json!({
+            "day": self.day,
+            "minutes": self.minutes,
+            "hours": self.hour_clicks,
+            "clicks": self.day_clicks,
+            "conversions": self.day_conversions,
+            "baseline": self.baseline,
+            "baseline_cr": self.baseline_cr,
+            "days_known": self.days_known,
+            "block": self.block.as_ref().map(|b| json!([b.since_ms, b.cause, b.detail, b.by])),
+            "lifted_by": self.lifted_by,
+        })
+        .to_string()
+    }
+
+    pub fn decode(text: &str) -> Result<FloodState, String> {
+        let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let u = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_u64)
+                .ok_or_else(|| k.to_string())
+        };
+        let mut hour_clicks = [0u32; 24];
+        let mut baseline = [0f64; 24];
+        for (i, (h, b)) in hour_clicks.iter_mut().zip(baseline.iter_mut()).enumerate() {
+            *h = v["hours"].get(i).and_then(Value::as_u64).ok_or("hours")? as u32;
+            *b = v["baseline"]
+                .get(i)
+                .and_then(Value::as_f64)
+                .ok_or("baseline")?;
+        }
+        let minutes = v["minutes"]
+            .as_array()
+            .ok_or("minutes")?
+            .iter()
+            .map(|m| {
+                Some((
+                    m.get(0)?.as_u64()?,
+                    m.get(1)?.as_u64()? as u32,
+                    m.get(2)?.as_u64()? as u32,
+                ))
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or("minutes")?;
+        let block = match &v["block"] {
+            Value::Null => None,
+            b => Some(Block {
+                since_ms: b.get(0).and_then(Value::as_u64).ok_or("block")?,
+                cause: match b.get(1).and_then(Value::as_str).ok_or("block")? {
+                    "per_minute" => "per_minute",
+                    "per_hour" => "per_hour",
+                    "per_day" => "per_day",
+                    "history" => "history",
+                    "flagged_share" => "flagged_share",
+                    _ => "operator",
+                },
+                detail: b.get(2).and_then(Value::as_str).unwrap_or("").to_owned(),
+                by: b.get(3).and_then(Value::as_str).map(str::to_owned),
+            }),
+        };
+        Ok(FloodState {
+            day: u("day")?,
+            minutes,
+            hour_clicks,
+            day_clicks: u("clicks")?,
+            day_conversions: u("conversions")?,
+            baseline,
+            baseline_cr: v["baseline_cr"].as_f64().ok_or("baseline_cr")?,
+            days_known: u("days_known")? as u32,
+            block,
+            lifted_by: v["lifted_by"].as_str().map(str::to_owned),
+        })
     }
 
     /// Advances the day by one event.
@@ -544,6 +682,31 @@ mod tests {
             s.allowed_per_hour(&t, DAY0 + 3 * DAY_MS + 3 * HOUR_MS),
             600.0
         );
+    }
+
+    #[test]
+    fn the_state_and_thresholds_survive_storage() {
+        let t = Thresholds {
+            per_minute: Some(10),
+            ..Thresholds::default()
+        };
+        assert_eq!(Thresholds::from_json(&t.to_json()), Ok(t));
+        let mut s = FloodState::new(DAY0);
+        let at = DAY0 + HOUR_MS;
+        s.step(
+            Event::Clicks {
+                minute: at / MINUTE_MS,
+                clicks: 20,
+                flagged: 3,
+            },
+            &t,
+            at,
+        );
+        s.baseline[4] = 12.5;
+        assert!(s.block.is_some());
+        assert_eq!(FloodState::decode(&s.encode()), Ok(s.clone()));
+        s.step(Event::Lift { by: "ops".into() }, &t, at);
+        assert_eq!(FloodState::decode(&s.encode()), Ok(s));
     }
 
     #[test]

@@ -294,6 +294,7 @@ impl<'a> Replay<'a> {
                 Observed {
                     counters,
                     signature: None,
+                    flood: None,
                 },
                 r.at_ms,
                 [0; 8],

@@ -32,6 +32,7 @@ use sha2::Sha256;
 
 use crate::click::Id;
 use crate::config::{err, kind, ConfigError, Fields};
+use crate::flood::Thresholds;
 use crate::hll::hash64;
 use crate::log::JsonLine;
 use crate::rules::{parse_time, FaultMode};
@@ -132,15 +133,21 @@ pub struct Policy {
 // ---------------------------------------------------------------------------------------------
 // Config.
 
-pub fn compile_networks(value: &Value, errors: &mut Vec<ConfigError>) -> HashMap<Id, Policy> {
-    let mut out = HashMap::new();
+/// The `networks[]` section: signing policies, and flood thresholds where they differ from the
+/// defaults.
+pub fn compile_networks(
+    value: &Value,
+    errors: &mut Vec<ConfigError>,
+) -> (HashMap<Id, Policy>, HashMap<Id, Thresholds>) {
+    let (mut signing, mut flood) = (HashMap::new(), HashMap::new());
     let Some(list) = value.as_array() else {
         errors.push(err(
             "networks",
             format!("must be a list, found {}", kind(value)),
         ));
-        return out;
+        return (signing, flood);
     };
+    let mut seen = Vec::new();
     for (i, item) in list.iter().enumerate() {
         let path = format!("networks[{i}]");
         let Some(mut f) = Fields::of(item, &path, errors) else {
@@ -148,19 +155,75 @@ pub fn compile_networks(value: &Value, errors: &mut Vec<ConfigError>) -> HashMap
         };
         let id = f.id("id", true, errors);
         let policy = f
-            .required("signing", errors)
+            .get("signing")
             .and_then(|s| compile_policy(s, &f.child("signing"), errors));
+        let thresholds = f
+            .get("flood")
+            .and_then(|v| compile_thresholds(v, &f.child("flood"), errors));
         f.finish(errors);
-        if let (Some(id), Some(policy)) = (id, policy) {
-            if out.insert(id.clone(), policy).is_some() {
+        let Some(id) = id else { continue };
+        if seen.contains(&id) {
+            errors.push(err(
+                &format!("{path}.id"),
+                format!("`{id}` is declared twice"),
+            ));
+        }
+        seen.push(id.clone());
+        if let Some(p) = policy {
+            signing.insert(id.clone(), p);
+        }
+        if let Some(t) = thresholds {
+            flood.insert(id, t);
+        }
+    }
+    (signing, flood)
+}
+
+fn compile_thresholds(
+    value: &Value,
+    path: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Thresholds> {
+    let mut f = Fields::of(value, path, errors)?;
+    let mut t = Thresholds::default();
+    let mut whole = |f: &mut Fields, key: &'static str| match f.get(key) {
+        None => None,
+        Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+            Some(n) if n > 0 => Some(n),
+            _ => {
                 errors.push(err(
-                    &format!("{path}.id"),
-                    format!("`{id}` is declared twice"),
+                    &format!("{path}.{key}"),
+                    "must be a positive whole number",
                 ));
+                None
+            }
+        },
+    };
+    t.per_minute = whole(&mut f, "per_minute");
+    t.per_hour = whole(&mut f, "per_hour");
+    t.per_day = whole(&mut f, "per_day");
+    if let Some(n) = whole(&mut f, "floor") {
+        t.floor = n;
+    }
+    if let Some(n) = whole(&mut f, "baseline_days") {
+        t.baseline_days = n;
+    }
+    for (key, slot, range) in [
+        ("tolerance", &mut t.tolerance, 1.0..=1000.0),
+        ("flagged_share", &mut t.flagged_share, 0.01..=1.0),
+    ] {
+        if let Some(v) = f.get(key) {
+            match v.as_f64().filter(|x| range.contains(x)) {
+                Some(x) => *slot = x,
+                None => errors.push(err(
+                    &format!("{path}.{key}"),
+                    format!("must be a number from {} to {}", range.start(), range.end()),
+                )),
             }
         }
     }
-    out
+    f.finish(errors);
+    Some(t)
 }
 
 fn compile_policy(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<Policy> {
