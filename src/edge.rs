@@ -96,16 +96,18 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response
     let counters = count_keys
         .as_ref()
         .and_then(|k| network::record(&env, k, now_ms));
+    let network = params.aff_id.clone();
     let observed = Observed {
         counters,
         signature,
+        flood: network::flood_block(&network, now_ms),
     };
     match decide(&config, &key, params, client, observed, now_ms, nonce) {
         Ok(outcome) => {
             console_log!("{}", outcome.log_line());
-            if let Some(k) = &count_keys {
-                network::after_click(&env, &ctx, &k.network, now_ms);
-            }
+            let thresholds = config.flood_thresholds(&network);
+            network::record_flood(&env, &network, thresholds, outcome.flagged(), now_ms);
+            network::after_click(&env, &ctx, &network, now_ms);
             respond(http::click_response(
                 &outcome,
                 header("accept").as_deref(),

@@ -16,6 +16,7 @@ use clickgate_core::click::Id;
 use clickgate_core::counts::{
     Batch, ClickKeys, Flush, FlushPolicy, LocalCounts, NetworkCounts, Reply,
 };
+use clickgate_core::flood::{FloodBlock, Thresholds};
 use clickgate_core::log::fault_line;
 use clickgate_core::rules::Counters;
 use clickgate_core::signing::{self, ReplayAnswer};
@@ -50,6 +51,24 @@ pub fn record(env: &Env, keys: &ClickKeys, now_ms: u64) -> Option<Counters> {
         }
         cell.as_mut()?.record(keys, now_ms)
     })
+}
+
+/// Counts a decided click for its network's flood threshold.
+pub fn record_flood(env: &Env, network: &Id, thresholds: Thresholds, flagged: bool, now_ms: u64) {
+    COUNTS.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.is_none() {
+            *cell = isolate_id().map(|id| LocalCounts::new(id, policy(env)));
+        }
+        if let Some(counts) = cell.as_mut() {
+            counts.record_flood(network, thresholds, flagged, now_ms);
+        }
+    });
+}
+
+/// The network's flood block as its object last told this isolate.
+pub fn flood_block(network: &Id, now_ms: u64) -> Option<FloodBlock> {
+    COUNTS.with(|cell| cell.borrow().as_ref()?.flood_block(network, now_ms))
 }
 
 /// Starts whatever the network's counts need after this click (a batch, or a timer for one).
@@ -216,6 +235,9 @@ impl DurableObject for Network {
         }
         let reply = counts.apply(&batch, now_ms);
         write(&self.state, counts.take_changes()).await?;
+        for line in counts.take_events() {
+            console_log!("{line}");
+        }
         self.schedule_sweep(now_ms).await?;
         Response::ok(reply.to_json())
     }
