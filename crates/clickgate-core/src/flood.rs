@@ -516,7 +516,8 @@ mod tests {
         let daily = 50_000.0;
         // Each starts on day 9 at 10:00 UTC, after a week of history.
         let start = 600;
-        let shapes: [(&str, Box<dyn Fn(u64, u64) -> (f64, f64)>, u64); 3] = [
+        type Shape = Box<dyn Fn(u64, u64) -> (f64, f64)>;
+        let shapes: [(&str, Shape, u64); 3] = [
             // 50 times the usual rate at once.
             (
                 "sudden",
