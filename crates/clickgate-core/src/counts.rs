@@ -563,7 +563,7 @@ impl NetworkCounts {
         }
         self.changed.insert(StoreKey::Flood);
         reply.block = flood.current_block();
-        self.log_outcomes(outcomes);
+        self.log_outcomes(outcomes, now_ms);
         reply
     }
 
@@ -574,13 +574,15 @@ impl NetworkCounts {
         let outcome = flood.step(event, &Thresholds::default(), now_ms);
         let block = flood.current_block();
         self.changed.insert(StoreKey::Flood);
-        self.log_outcomes(vec![outcome]);
+        self.log_outcomes(vec![outcome], now_ms);
         block
     }
 
-    fn log_outcomes(&mut self, outcomes: Vec<Outcome>) {
+    fn log_outcomes(&mut self, outcomes: Vec<Outcome>, now_ms: u64) {
         for outcome in outcomes {
-            let line = JsonLine::new().str("event", "flood");
+            let line = JsonLine::new()
+                .str("event", "flood")
+                .str("ts", &crate::decide::rfc3339_ms(now_ms));
             let line = match outcome {
                 Outcome::Nothing => continue,
                 Outcome::Tripped(b) | Outcome::Imposed(b) => line

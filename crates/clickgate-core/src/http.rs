@@ -6,8 +6,10 @@
 
 use serde_json::json;
 
+use crate::admin::{Action, AdminError};
 use crate::click::RequestError;
 use crate::decide::{ClickOutcome, Decision};
+use crate::flood::FloodBlock;
 use crate::log::push_json_str;
 
 pub const BLOCK_CODE: u16 = 1021;
@@ -145,6 +147,61 @@ pub fn health_response(config_digest: &str, head: bool) -> HttpResponse {
         json!({"ok": true, "config": config_digest}).to_string(),
         head,
     )
+}
+
+/// An admin request that was refused.
+pub fn admin_error_response(error: &AdminError) -> HttpResponse {
+    let (status, code, message) = match error {
+        AdminError::NotConfigured => (
+            503,
+            "admin_off",
+            "the admin API is off: set the ADMIN_TOKEN secret".to_owned(),
+        ),
+        AdminError::Unauthorized => (
+            401,
+            "unauthorized",
+            "a valid `Authorization: Bearer` token is required".to_owned(),
+        ),
+        AdminError::NotFound => (404, "not_found", "no such admin route".to_owned()),
+        AdminError::MethodNotAllowed => (
+            405,
+            "method_not_allowed",
+            "admin changes are POST".to_owned(),
+        ),
+        AdminError::BadRequest(m) => (400, "bad_request", m.clone()),
+    };
+    let body = json!({"error": {"code": code, "message": message}}).to_string();
+    let mut r = HttpResponse::new(status, JSON, body, false);
+    match status {
+        401 => r.headers.push(("www-authenticate", "Bearer".to_owned())),
+        405 => r.headers.push(("allow", "POST".to_owned())),
+        _ => {}
+    }
+    r
+}
+
+/// What an admin change left in force for the network.
+pub fn admin_response(action: &Action, block: Option<&FloodBlock>, at_ms: u64) -> HttpResponse {
+    let (verb, by) = match action {
+        Action::Block { by, .. } => ("block", by),
+        Action::Unblock { by, .. } => ("unblock", by),
+    };
+    let body = json!({
+        "network": action.network().as_str(),
+        "action": verb,
+        "by": by,
+        "at": crate::decide::rfc3339_ms(at_ms),
+        "blocked": block.is_some(),
+        "blocked_until": block.map(|b| crate::decide::rfc3339_ms(b.until_ms)),
+        "cause": block.map(|b| b.cause.as_str()),
+    });
+    HttpResponse::new(200, JSON, body.to_string(), false)
+}
+
+/// A fault between the Worker and a Durable Object while serving an admin change.
+pub fn admin_unavailable(problem: &str) -> HttpResponse {
+    let body = json!({"error": {"code": "unavailable", "message": problem}});
+    HttpResponse::new(503, JSON, body.to_string(), false)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! - [`decide`]: click + config + now → [`decide::Decision`], and its log line;
 //! - [`http`]: decision or error → status, headers and body (the 1021 contract).
 
+pub mod admin;
 pub mod cache;
 pub mod click;
 pub mod config;
