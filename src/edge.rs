@@ -1,6 +1,7 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
+use clickgate_core::admin;
 use clickgate_core::cache::{ConfigSlot, Fetched, Need};
 use clickgate_core::click::{self, ClickParams, ClientInfo, Route};
 use clickgate_core::config::Config;
@@ -53,6 +54,9 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response
 
     let sizes = click::check_sizes(url.len(), headers.iter().map(|(n, v)| (*n, v.as_str())));
     let (path, query) = click::split_url(&url);
+    if admin::is_admin_path(path) {
+        return admin_request(req, &env, method.as_ref(), path, now_ms).await;
+    }
     let route = match sizes.and_then(|()| click::route(method.as_ref(), path, query)) {
         Ok(route) => route,
         Err(e) => return respond(http::error_response(&e, head)),
@@ -115,6 +119,38 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response
             ))
         }
         Err(e) => respond(http::error_response(&e, head)),
+    }
+}
+
+/// An operator's request under /admin/: checked in the core, carried to the network's object.
+async fn admin_request(
+    mut req: Request,
+    env: &Env,
+    method: &str,
+    path: &str,
+    now_ms: u64,
+) -> Result<web_sys::Response> {
+    let authorization = req.headers().get("authorization").ok().flatten();
+    let token = env.secret("ADMIN_TOKEN").ok().map(|s| s.to_string());
+    let body = req.text().await.unwrap_or_default();
+    let action = match admin::parse(
+        method,
+        path,
+        authorization.as_deref(),
+        token.as_deref(),
+        &body,
+    ) {
+        Ok(action) => action,
+        Err(e) => return respond(http::admin_error_response(&e)),
+    };
+    match network::operate(env, &action).await {
+        Ok(block) => respond(http::admin_response(&action, block.as_ref(), now_ms)),
+        Err(e) => {
+            console_error!("{}", fault_line("admin", &e));
+            respond(http::admin_unavailable(
+                "the network's object did not answer; retry",
+            ))
+        }
     }
 }
 

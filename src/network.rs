@@ -12,11 +12,12 @@
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
+use clickgate_core::admin::Action;
 use clickgate_core::click::Id;
 use clickgate_core::counts::{
     Batch, ClickKeys, Flush, FlushPolicy, LocalCounts, NetworkCounts, Reply,
 };
-use clickgate_core::flood::{FloodBlock, Thresholds};
+use clickgate_core::flood::{Event, FloodBlock, Thresholds};
 use clickgate_core::log::fault_line;
 use clickgate_core::rules::Counters;
 use clickgate_core::signing::{self, ReplayAnswer};
@@ -167,6 +168,35 @@ pub async fn replay(env: &Env, network: &Id, click_id: &str, expires_ms: u64) ->
     }
 }
 
+/// Carries an operator's lift or block to the network's object; returns the block left in force.
+pub async fn operate(
+    env: &Env,
+    action: &Action,
+) -> std::result::Result<Option<FloodBlock>, String> {
+    let body = match action {
+        Action::Block { by, .. } => format!("block\n{by}"),
+        Action::Unblock { by, .. } => format!("unblock\n{by}"),
+    };
+    let stub = env
+        .durable_object(BINDING)
+        .and_then(|ns| ns.get_by_name(action.network().as_str()))
+        .map_err(|e| format!("binding {BINDING}: {e}"))?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_body(Some(JsValue::from_str(&body)));
+    let request =
+        Request::new_with_init("https://network/operate", &init).map_err(|e| e.to_string())?;
+    let mut response = stub
+        .fetch_with_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let text = response.text().await.map_err(|e| e.to_string())?;
+    if response.status_code() != 200 {
+        return Err(format!("status {}: {text}", response.status_code()));
+    }
+    Reply::parse(&text).map(|r| r.block)
+}
+
 fn isolate_id() -> Option<u64> {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).ok()?;
@@ -211,6 +241,7 @@ impl DurableObject for Network {
         match req.path().as_str() {
             "/batch" => {}
             "/replay" => return self.replay(&req.text().await?).await,
+            "/operate" => return self.operate(&req.text().await?).await,
             _ => return Response::error("POST /batch or /replay only", 404),
         }
         let batch = match Batch::parse(&req.text().await?) {
@@ -312,6 +343,32 @@ impl Network {
         }
         self.schedule_sweep(now_ms).await?;
         Response::ok(if replayed { "replayed" } else { "fresh" })
+    }
+
+    /// An operator's `block\n{by}` or `unblock\n{by}`; answers with the block left in force.
+    async fn operate(&self, body: &str) -> Result<Response> {
+        let now_ms = Date::now().as_millis();
+        let event = match body.split_once('\n') {
+            Some(("block", by)) => Event::Impose { by: by.to_owned() },
+            Some(("unblock", by)) => Event::Lift { by: by.to_owned() },
+            _ => return Response::error("expected `block|unblock\\n<by>`", 400),
+        };
+        let storage = self.state.storage();
+        let stored = storage.get::<String>("flood").await?;
+        let (mut counts, problems) = NetworkCounts::load(stored.as_deref().map(|v| ("flood", v)));
+        for problem in problems {
+            console_error!("{}", fault_line("network_storage", &problem));
+        }
+        let block = counts.operate(event, now_ms);
+        write(&self.state, counts.take_changes()).await?;
+        for line in counts.take_events() {
+            console_log!("{line}");
+        }
+        let reply = Reply {
+            block,
+            ..Reply::default()
+        };
+        Response::ok(reply.to_json())
     }
 
     async fn schedule_sweep(&self, now_ms: u64) -> Result<()> {
