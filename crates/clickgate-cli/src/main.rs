@@ -7,6 +7,7 @@
 //! clickgate list compile LIST_FILE OUT_FILE
 //! clickgate sign --config FILE --network ID --url URL [--kid K] [--expires-in S] [--click-id ID]
 //! clickgate verify --config FILE URL
+//! clickgate network (block | unblock) NETWORK --url BASE_URL --by WHO
 //! ```
 //!
 //! `push` validates with the same compiler the Worker runs, then writes the document to the
@@ -28,6 +29,7 @@ const USAGE: &str = "usage:
   clickgate list compile LIST_FILE OUT_FILE
   clickgate sign --config FILE --network ID --url URL [--kid K] [--expires-in S] [--click-id ID]
   clickgate verify --config FILE URL
+  clickgate network (block | unblock) NETWORK --url BASE_URL --by WHO
 
 sign prints the link signed under the network's policy in FILE (the newest live key unless --kid;
 valid for --expires-in seconds, default an hour or the policy's max_age_seconds if shorter); verify says whether a link passes and why not.
@@ -39,7 +41,11 @@ list compile writes that compiled form and prints its key, for other upload tool
 replay runs recorded clicks (the Worker's decision log, or CSV with a header) through a config and
 prints what it would have done; with --against, also the clicks an older config decides differently.
 
+network block / unblock imposes or lifts a network's click-flood block until 00:00 UTC through the
+Worker's admin API (BASE_URL is where the Worker answers, e.g. https://track.example.com).
+
 environment:
+  CLICKGATE_ADMIN_TOKEN   the Worker's ADMIN_TOKEN secret, for network block / unblock
   WRANGLER   the wrangler command to run (default: node_modules/.bin/wrangler next to wrangler.toml)";
 
 const KV_BINDING: &str = "CLICKGATE_CONFIG";
@@ -77,6 +83,9 @@ fn run(args: &[String]) -> Result<(), Failure> {
         ["replay", flags @ ..] => replay(flags),
         ["list", "compile", list, out] => compile_list(Path::new(list), Path::new(out)),
         ["sign", flags @ ..] => sign(flags),
+        ["network", verb @ ("block" | "unblock"), network, flags @ ..] => {
+            network_admin(verb, network, flags)
+        }
         ["verify", "--config", file, url] => verify(Path::new(file), url),
         ["-h" | "--help" | "help"] => {
             println!("{USAGE}");
@@ -474,6 +483,59 @@ fn verify(file: &Path, url: &str) -> Result<(), Failure> {
             println!("not checked: network {network} has signing off");
             Ok(())
         }
+    }
+}
+
+/// Calls the Worker's admin API with curl; the token goes to curl on its standard input, never on
+/// a command line another user could read.
+fn network_admin(verb: &str, network: &str, flags: &[&str]) -> Result<(), Failure> {
+    let f = named_flags(flags, &["--url", "--by"])?;
+    let (Some(base), Some(by)) = (f.get("--url"), f.get("--by")) else {
+        return Err(Failure::Usage(format!(
+            "network {verb} needs --url and --by"
+        )));
+    };
+    let token = std::env::var("CLICKGATE_ADMIN_TOKEN").map_err(|_| {
+        Failure::Usage("set CLICKGATE_ADMIN_TOKEN to the Worker's ADMIN_TOKEN secret".into())
+    })?;
+    let url = format!(
+        "{}/admin/networks/{network}/{verb}",
+        base.trim_end_matches('/')
+    );
+    let body = serde_json::json!({ "by": by }).to_string();
+    let mut child = Command::new("curl")
+        .args([
+            "-sS",
+            "-X",
+            "POST",
+            "-H",
+            "@-",
+            "-H",
+            "content-type: application/json",
+        ])
+        .args(["--data", &body, "-w", "\n%{http_code}", &url])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| Failure::Io(format!("cannot run curl: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        writeln!(stdin, "Authorization: Bearer {token}")
+            .map_err(|e| Failure::Io(format!("curl: {e}")))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Failure::Io(format!("curl: {e}")))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (answer, status) = text
+        .trim_end()
+        .rsplit_once('\n')
+        .unwrap_or(("", text.trim()));
+    println!("{answer}");
+    match status {
+        "200" => Ok(()),
+        _ if !out.status.success() => Err(Failure::Io(format!("curl failed ({})", out.status))),
+        other => Err(Failure::Io(format!("the Worker answered {other}"))),
     }
 }
 
