@@ -791,7 +791,12 @@ fn signed_clicks_are_verified_rotated_replay_checked_and_a_broken_signer_trips_t
 #[test]
 fn a_flooding_network_is_blocked_for_the_day_while_others_and_its_signed_clicks_pass() {
     use clickgate_core::signing::{sign_link, Form, Mode, Policy, SigningKey};
-    let vars = [("CONFIG_REFRESH_SECONDS", "1"), ("COUNTS_FLUSH_MS", "200")];
+    const ADMIN_TOKEN: &str = "e2e-admin-token-e2e-admin-token";
+    let vars = [
+        ("CONFIG_REFRESH_SECONDS", "1"),
+        ("COUNTS_FLUSH_MS", "200"),
+        ("ADMIN_TOKEN", ADMIN_TOKEN),
+    ];
     let w = Worker::start(&vars);
     let mut doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
@@ -880,4 +885,65 @@ fn a_flooding_network_is_blocked_for_the_day_while_others_and_its_signed_clicks_
     assert_eq!(click(&w, plain).status, 302);
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(click(&w, plain).status, 403);
+
+    // An operator lifts the block (recorded with who), and imposes one on another network.
+    let admin = |w: &Worker, path: &str, token: &str| {
+        w.request_with_body(
+            "POST",
+            path,
+            &[("authorization", &format!("Bearer {token}"))],
+            r#"{"by": "alice@example.com"}"#,
+        )
+    };
+    let denied = admin(&w, "/admin/networks/net-flood/unblock", "wrong-token");
+    assert_eq!(denied.status, 401, "{}", denied.body);
+    let lifted = admin(&w, "/admin/networks/net-flood/unblock", ADMIN_TOKEN);
+    assert_eq!(lifted.status, 200, "{}", lifted.body);
+    assert_eq!(lifted.json()["blocked"], false);
+    assert_eq!(lifted.json()["by"], "alice@example.com");
+    let line = w
+        .wait_for(Duration::from_secs(5), || {
+            w.events("flood")
+                .into_iter()
+                .find(|e| e["state"] == "lifted")
+        })
+        .expect("the lift is logged");
+    assert_eq!(line["by"], "alice@example.com");
+    // The isolate hears of it with its next answer, and the lift holds for the day.
+    let open = w.wait_for(Duration::from_secs(5), || {
+        (click(&w, plain).status == 302).then_some(())
+    });
+    assert!(open.is_some(), "the lift never reached the isolate");
+    for _ in 0..8 {
+        assert_eq!(click(&w, plain).status, 302);
+    }
+    // The CLI does the same through the admin API.
+    let imposed = std::process::Command::new(support::cli())
+        .args([
+            "network",
+            "block",
+            "net-7",
+            "--url",
+            &w.base,
+            "--by",
+            "bob@example.com",
+        ])
+        .env("CLICKGATE_ADMIN_TOKEN", ADMIN_TOKEN)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&imposed.stdout);
+    assert!(
+        imposed.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&imposed.stderr)
+    );
+    assert!(said.contains(r#""blocked":true"#), "{said}");
+    let shut = w.wait_for(Duration::from_secs(5), || {
+        let r = click(&w, "/c?offer_id=1001&aff_id=net-7");
+        (r.status == 403).then_some(r)
+    });
+    assert!(
+        shut.is_some(),
+        "the imposed block never reached the isolate"
+    );
 }

@@ -201,6 +201,16 @@ impl Worker {
     }
 
     pub fn request(&self, method: &str, path_and_query: &str, headers: &[(&str, &str)]) -> Reply {
+        self.request_with_body(method, path_and_query, headers, "")
+    }
+
+    pub fn request_with_body(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Reply {
         let url = format!("{}{}", self.base, path_and_query);
         let mut builder = ureq::http::Request::builder().method(method).uri(&url);
         for (k, v) in headers {
@@ -208,7 +218,7 @@ impl Worker {
         }
         let mut resp = self
             .agent
-            .run(builder.body(()).unwrap())
+            .run(builder.body(body.to_owned()).unwrap())
             .unwrap_or_else(|e| {
                 let shown: String = url.chars().take(200).collect();
                 panic!("{method} {shown}: {e}")
