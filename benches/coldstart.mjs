@@ -84,6 +84,13 @@ const env = {
     },
   },
   TOKEN_SECRET: "coldstart-secret-coldstart-secret-coldstart",
+  // The network's Durable Object, answering every batch of counts with nothing to report (the
+  // SDK checks the binding's class name).
+  NETWORK: new (class DurableObjectNamespace {
+    getByName() {
+      return { fetch: async () => new Response('{"duplicate":false,"ips":[],"subs":[],"block":null}') };
+    }
+  })(),
   CONFIG_REFRESH_SECONDS: "30",
 };
 const ctx = { waitUntil() {}, passThroughOnException() {} };
