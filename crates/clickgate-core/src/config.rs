@@ -64,6 +64,8 @@ pub struct Config {
     pub rules: Vec<Rule>,
     /// Per offer, the indexes into `rules` that can decide its clicks, best first.
     pub rules_by_offer: HashMap<Id, Vec<usize>>,
+    /// Per offer, the rules that judge its conversions (level `conversion` or `both`), best first.
+    pub conversion_rules_by_offer: HashMap<Id, Vec<usize>>,
     /// Signing policies per network (affiliate), from `networks[]`.
     pub networks: HashMap<Id, crate::signing::Policy>,
     /// Flood thresholds of the networks that set their own; the others use the defaults.
@@ -76,6 +78,15 @@ impl Config {
     /// A network's flood thresholds: its own, or the defaults.
     pub fn flood_thresholds(&self, network: &Id) -> crate::flood::Thresholds {
         self.flood.get(network).copied().unwrap_or_default()
+    }
+
+    /// The one rule that judges conversions of clicks on this offer from this affiliate.
+    pub fn conversion_rule(&self, offer_id: &Id, aff_id: &Id) -> Option<&Rule> {
+        let candidates = self
+            .conversion_rules_by_offer
+            .get(offer_id)
+            .map_or(&[][..], Vec::as_slice);
+        select(&self.rules, candidates, aff_id)
     }
 
     /// The one rule that decides clicks on this offer from this affiliate, if any covers them.
@@ -572,13 +583,16 @@ fn compile_document(
     }
     top.finish(errors);
 
-    let rules_by_offer = index_by_offer(&rules, offers.values());
+    let rules_by_offer = index_by_offer(&rules, offers.values(), crate::rules::Level::Click);
+    let conversion_rules_by_offer =
+        index_by_offer(&rules, offers.values(), crate::rules::Level::Conversion);
     Some(Config {
         offers,
         blocked_ips: blocked,
         lists,
         rules,
         rules_by_offer,
+        conversion_rules_by_offer,
         networks,
         flood,
         digest,

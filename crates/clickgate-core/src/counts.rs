@@ -567,6 +567,18 @@ impl NetworkCounts {
         reply
     }
 
+    /// A conversion reported for one of the network's clicks: the flood day's conversion rate.
+    pub fn count_conversion(&mut self, now_ms: u64) {
+        let flood = self.flood.get_or_insert_with(|| FloodState::new(now_ms));
+        let outcome = flood.step(
+            Event::Conversions { count: 1 },
+            &Thresholds::default(),
+            now_ms,
+        );
+        self.changed.insert(StoreKey::Flood);
+        self.log_outcomes(vec![outcome], now_ms);
+    }
+
     /// An operator lifts or imposes the network's block; the isolates hear of it with their next
     /// answer.
     pub fn operate(&mut self, event: Event, now_ms: u64) -> Option<FloodBlock> {

@@ -301,7 +301,11 @@ impl FloodState {
                 }
                 self.add(minute, clicks, flagged);
             }
-            Event::Conversions { count } => self.day_conversions += u64::from(count),
+            // Conversions only move the rate the next click batch is judged with.
+            Event::Conversions { count } => {
+                self.day_conversions += u64::from(count);
+                return outcome;
+            }
             Event::Tick => {}
             Event::Lift { by } => {
                 self.block = None;

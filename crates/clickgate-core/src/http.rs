@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::admin::{Action, AdminError};
 use crate::click::RequestError;
+use crate::conversion::{ConversionOutcome, PostbackError};
 use crate::decide::{ClickOutcome, Decision};
 use crate::flood::FloodBlock;
 use crate::log::push_json_str;
@@ -147,6 +148,22 @@ pub fn health_response(config_digest: &str, head: bool) -> HttpResponse {
         json!({"ok": true, "config": config_digest}).to_string(),
         head,
     )
+}
+
+/// The answer to a judged postback.
+pub fn postback_response(outcome: &ConversionOutcome) -> HttpResponse {
+    HttpResponse::new(200, JSON, outcome.answer(), false)
+}
+
+/// A postback that could not be judged at all.
+pub fn postback_error(error: &PostbackError) -> HttpResponse {
+    let code = match error {
+        PostbackError::Missing(_) => "missing_parameter",
+        PostbackError::Invalid { .. } => "invalid_parameter",
+        PostbackError::UnknownTransaction(_) => "unknown_transaction",
+    };
+    let body = json!({"error": {"code": code, "message": error.to_string()}});
+    HttpResponse::new(400, JSON, body.to_string(), false)
 }
 
 /// An admin request that was refused.

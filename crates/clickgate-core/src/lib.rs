@@ -16,6 +16,7 @@ pub mod admin;
 pub mod cache;
 pub mod click;
 pub mod config;
+pub mod conversion;
 pub mod counts;
 pub mod decide;
 pub mod flood;

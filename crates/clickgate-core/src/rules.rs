@@ -456,9 +456,11 @@ fn precedence(a: &Rule, b: &Rule) -> std::cmp::Ordering {
 pub fn index_by_offer<'a>(
     rules: &[Rule],
     offers: impl Iterator<Item = &'a Offer>,
+    stage: Level,
 ) -> HashMap<Id, Vec<usize>> {
+    // `stage` is Click or Conversion: the rules judging that stage are its own and the `both` ones.
     let mut order: Vec<usize> = (0..rules.len())
-        .filter(|&i| rules[i].enabled && rules[i].level != Level::Conversion)
+        .filter(|&i| rules[i].enabled && (rules[i].level == stage || rules[i].level == Level::Both))
         .collect();
     order.sort_by(|&a, &b| precedence(&rules[a], &rules[b]));
     offers
