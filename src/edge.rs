@@ -5,6 +5,7 @@ use clickgate_core::admin;
 use clickgate_core::cache::{ConfigSlot, Fetched, Need};
 use clickgate_core::click::{self, ClickParams, ClientInfo, Route};
 use clickgate_core::config::Config;
+use clickgate_core::conversion;
 use clickgate_core::counts::ClickKeys;
 use clickgate_core::decide::{decide, Observed};
 use clickgate_core::http::{self, HttpResponse};
@@ -56,6 +57,10 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response
     let (path, query) = click::split_url(&url);
     if admin::is_admin_path(path) {
         return admin_request(req, &env, method.as_ref(), path, now_ms).await;
+    }
+    if path == "/postback" {
+        let query = query.to_owned();
+        return postback(req, &env, &ctx, &query, now_ms).await;
     }
     let route = match sizes.and_then(|()| click::route(method.as_ref(), path, query)) {
         Ok(route) => route,
@@ -120,6 +125,55 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response
         }
         Err(e) => respond(http::error_response(&e, head)),
     }
+}
+
+/// A conversion postback: judged in the core against the click its transaction id carries; the
+/// network's object answers whether it was reported before.
+async fn postback(
+    mut req: Request,
+    env: &Env,
+    ctx: &Context,
+    query: &str,
+    now_ms: u64,
+) -> Result<web_sys::Response> {
+    let method = req.method();
+    if method != Method::Get && method != Method::Post {
+        return respond(http::error_response(
+            &click::RequestError::MethodNotAllowed,
+            false,
+        ));
+    }
+    let mut params = query.to_owned();
+    if method == Method::Post {
+        let body = req.text().await.unwrap_or_default();
+        params.push('&');
+        params.push_str(&body);
+    }
+    let Some(config) = current_config(env, ctx, now_ms).await else {
+        return respond(http::unavailable(false));
+    };
+    let Some(key) = token_key(env) else {
+        return respond(http::unavailable(false));
+    };
+    let judging = match conversion::parse(&params)
+        .and_then(|p| conversion::Judging::new(&config, &key, p, now_ms))
+    {
+        Ok(j) => j,
+        Err(e) => return respond(http::postback_error(&e)),
+    };
+    // When the object cannot say, the conversion is judged on the other checks (and the fault
+    // is logged): an advertiser's postback is not refused for our outage.
+    let duplicate = match judging.duplicate_key() {
+        Some((network, key, until)) => {
+            network::conversion_seen(env, &network, &key, until, judging.approvable())
+                .await
+                .unwrap_or(false)
+        }
+        None => false,
+    };
+    let outcome = judging.finish(duplicate);
+    console_log!("{}", outcome.log_line(now_ms));
+    respond(http::postback_response(&outcome))
 }
 
 /// An operator's request under /admin/: checked in the core, carried to the network's object.

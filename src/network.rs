@@ -197,6 +197,51 @@ pub async fn operate(
     Reply::parse(&text).map(|r| r.block)
 }
 
+/// Asks the network's object whether a conversion was reported before (and records it, counting
+/// it toward the network's conversion rate when `counts`). `None`: the object did not answer.
+pub async fn conversion_seen(
+    env: &Env,
+    network: &Id,
+    key: &str,
+    expires_ms: u64,
+    counts: bool,
+) -> Option<bool> {
+    let asked = async {
+        let stub = env
+            .durable_object(BINDING)
+            .and_then(|ns| ns.get_by_name(network.as_str()))
+            .map_err(|e| format!("binding {BINDING}: {e}"))?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_body(Some(JsValue::from_str(&format!(
+                "{key}\n{expires_ms}\n{}",
+                u8::from(counts)
+            ))));
+        let request = Request::new_with_init("https://network/conversion", &init)
+            .map_err(|e| e.to_string())?;
+        let mut response = stub
+            .fetch_with_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        match (response.status_code(), text.as_str()) {
+            (200, "fresh") => Ok(false),
+            (200, "replayed") => Ok(true),
+            (status, text) => Err(format!("status {status}: {text}")),
+        }
+    };
+    match asked.await {
+        Ok(seen) => Some(seen),
+        Err(e) => {
+            console_error!(
+                "{}",
+                fault_line("conversion_store", &format!("{network}: {e}"))
+            );
+            None
+        }
+    }
+}
+
 fn isolate_id() -> Option<u64> {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).ok()?;
@@ -242,6 +287,7 @@ impl DurableObject for Network {
             "/batch" => {}
             "/replay" => return self.replay(&req.text().await?).await,
             "/operate" => return self.operate(&req.text().await?).await,
+            "/conversion" => return self.conversion(&req.text().await?).await,
             _ => return Response::error("POST /batch or /replay only", 404),
         }
         let batch = match Batch::parse(&req.text().await?) {
@@ -297,6 +343,7 @@ impl DurableObject for Network {
                     let v = value.as_string().unwrap_or_default();
                     if NetworkCounts::expired_key(&k, &v, now_ms)
                         || signing::replay_record_expired(&k, &v, now_ms)
+                        || (k.starts_with("cv/") && v.parse::<u64>().map_or(true, |t| t < now_ms))
                     {
                         expired.push(k.clone());
                     } else {
@@ -369,6 +416,37 @@ impl Network {
             ..Reply::default()
         };
         Response::ok(reply.to_json())
+    }
+
+    /// One conversion report: `cv/<key>\n<expires ms>\n<1 to count it>`; answers `fresh` or
+    /// `replayed`. A fresh one that counts adds to the flood day's conversions.
+    async fn conversion(&self, body: &str) -> Result<Response> {
+        let mut parts = body.split('\n');
+        let (Some(key), Some(Ok(expires_ms)), Some(counts)) = (
+            parts.next().filter(|k| k.starts_with("cv/")),
+            parts.next().map(str::parse::<u64>),
+            parts.next(),
+        ) else {
+            return Response::error("expected `cv/<key>\\n<expires ms>\\n<0|1>`", 400);
+        };
+        let now_ms = Date::now().as_millis();
+        let storage = self.state.storage();
+        let stored = storage
+            .get::<String>(key)
+            .await?
+            .and_then(|v| v.parse::<u64>().ok());
+        let (seen, keep_until) = signing::replay_step(stored, expires_ms, now_ms);
+        if !seen {
+            storage.put(key, keep_until.to_string()).await?;
+            if counts == "1" {
+                let flood = storage.get::<String>("flood").await?;
+                let (mut c, _) = NetworkCounts::load(flood.as_deref().map(|v| ("flood", v)));
+                c.count_conversion(now_ms);
+                write(&self.state, c.take_changes()).await?;
+            }
+        }
+        self.schedule_sweep(now_ms).await?;
+        Response::ok(if seen { "replayed" } else { "fresh" })
     }
 
     async fn schedule_sweep(&self, now_ms: u64) -> Result<()> {
