@@ -113,7 +113,7 @@ fn one_click_as(config: &Config, key: &TokenKey, query: &str, ip: &str, ua: &str
         Observed {
             counters,
             signature: None,
-            flood: None,
+            flood: Default::default(),
         },
         1_795_435_445_123,
         [9; 8],

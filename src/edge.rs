@@ -106,15 +106,15 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response
         .as_ref()
         .and_then(|k| network::record(&env, k, now_ms));
     let network = params.aff_id.clone();
+    let thresholds = config.flood_thresholds(&network);
     let observed = Observed {
         counters,
         signature,
-        flood: network::flood_block(&network, now_ms),
+        flood: network::flood_view(&network, &thresholds, now_ms),
     };
     match decide(&config, &key, params, client, observed, now_ms, nonce) {
         Ok(outcome) => {
             console_log!("{}", outcome.log_line());
-            let thresholds = config.flood_thresholds(&network);
             network::record_flood(&env, &network, thresholds, outcome.flagged(), now_ms);
             network::after_click(&env, &ctx, &network, now_ms);
             respond(http::click_response(

@@ -17,7 +17,7 @@ use clickgate_core::click::Id;
 use clickgate_core::counts::{
     Batch, ClickKeys, Flush, FlushPolicy, LocalCounts, NetworkCounts, Reply,
 };
-use clickgate_core::flood::{Event, FloodBlock, Thresholds};
+use clickgate_core::flood::{Event, FloodBlock, FloodView, Thresholds};
 use clickgate_core::log::fault_line;
 use clickgate_core::rules::Counters;
 use clickgate_core::signing::{self, ReplayAnswer};
@@ -67,9 +67,14 @@ pub fn record_flood(env: &Env, network: &Id, thresholds: Thresholds, flagged: bo
     });
 }
 
-/// The network's flood block as its object last told this isolate.
-pub fn flood_block(network: &Id, now_ms: u64) -> Option<FloodBlock> {
-    COUNTS.with(|cell| cell.borrow().as_ref()?.flood_block(network, now_ms))
+/// What this isolate knows of the network's flood state (its object's last answer).
+pub fn flood_view(network: &Id, thresholds: &Thresholds, now_ms: u64) -> FloodView {
+    COUNTS.with(|cell| {
+        cell.borrow()
+            .as_ref()
+            .map(|c| c.flood_view(network, thresholds, now_ms))
+            .unwrap_or_default()
+    })
 }
 
 /// Starts whatever the network's counts need after this click (a batch, or a timer for one).

@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 
 use crate::click::{ClickParams, ClientInfo, Id};
 use crate::config::Config;
-use crate::flood::{Event, FloodBlock, FloodState, Outcome, Thresholds, MINUTE_MS};
+use crate::flood::{Event, FloodBlock, FloodState, FloodView, Outcome, Thresholds, MINUTE_MS};
 use crate::hll::{hash64, HyperLogLog};
 use crate::log::JsonLine;
 use crate::rules::{Counters, FilterKind, Rule};
@@ -881,14 +881,22 @@ impl LocalCounts {
         net.pending_since_ms.get_or_insert(now_ms);
     }
 
-    /// The network's flood block in force, as the object last answered; it ends by itself at its
-    /// `until` (00:00 UTC) even if no answer comes.
-    pub fn flood_block(&self, network: &Id, now_ms: u64) -> Option<FloodBlock> {
-        self.networks
-            .get(network)?
-            .block
-            .clone()
-            .filter(|b| now_ms < b.until_ms)
+    /// What this isolate knows of the network's flood state: the block in force as the object last
+    /// answered (it ends by itself at its `until`, 00:00 UTC, even if no answer comes), and whether
+    /// the object has stopped answering.
+    pub fn flood_view(&self, network: &Id, thresholds: &Thresholds, now_ms: u64) -> FloodView {
+        let net = self.networks.get(network);
+        FloodView {
+            block: net
+                .and_then(|n| n.block.clone())
+                .filter(|b| now_ms < b.until_ms),
+            unreachable: net.is_some_and(|n| {
+                n.in_flight.as_ref().is_some_and(|(_, f)| {
+                    now_ms.saturating_sub(f.first_sent_ms) >= self.policy.stale_ms
+                })
+            }),
+            on_fault: thresholds.on_fault,
+        }
     }
 
     /// What to do for a network after a click or when its timer fires.
@@ -1313,7 +1321,7 @@ mod tests {
         let mut object = NetworkCounts::default();
         let mut local = LocalCounts::new(1, policy());
         for i in 0..6u64 {
-            assert_eq!(local.flood_block(&net, T0 + i), None);
+            assert_eq!(local.flood_view(&net, &t, T0 + i).block, None);
             local.record_flood(&net, t, i == 0, T0 + i);
         }
         let Flush::Send(b) = local.wake(&net, T0 + 1_000) else {
@@ -1334,9 +1342,9 @@ mod tests {
         let again = object.apply(&b, T0 + 1_500);
         assert_eq!(again.block, reply.block);
         local.acked(&net, b.seq, reply, T0 + 1_000);
-        assert_eq!(local.flood_block(&net, T0 + 2_000), Some(block));
+        assert_eq!(local.flood_view(&net, &t, T0 + 2_000).block, Some(block));
         // It ends at midnight UTC by itself.
-        assert_eq!(local.flood_block(&net, T0 + DAY_MS), None);
+        assert_eq!(local.flood_view(&net, &t, T0 + DAY_MS).block, None);
         // An operator lift reaches the isolate with the next answer.
         assert_eq!(
             object.operate(Event::Lift { by: "ops".into() }, T0 + 3_000),
@@ -1348,7 +1356,23 @@ mod tests {
         };
         let reply = object.apply(&b, T0 + 4_000);
         local.acked(&net, b.seq, reply, T0 + 4_000);
-        assert_eq!(local.flood_block(&net, T0 + 4_001), None);
+        assert_eq!(local.flood_view(&net, &t, T0 + 4_001).block, None);
+    }
+
+    #[test]
+    fn an_object_silent_past_the_stale_time_is_reported_unreachable() {
+        let net = id("net");
+        let t = Thresholds {
+            on_fault: crate::rules::FaultMode::Closed,
+            ..Thresholds::default()
+        };
+        let mut local = LocalCounts::new(1, policy());
+        local.record_flood(&net, t, false, T0);
+        assert!(matches!(local.wake(&net, T0 + 1_000), Flush::Send(_)));
+        assert!(!local.flood_view(&net, &t, T0 + 30_000).unreachable);
+        let view = local.flood_view(&net, &t, T0 + 31_000);
+        assert!(view.unreachable);
+        assert_eq!(view.on_fault, crate::rules::FaultMode::Closed);
     }
 
     #[test]

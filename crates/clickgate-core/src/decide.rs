@@ -8,8 +8,9 @@
 
 use crate::click::{ClickParams, ClientInfo, Id, RequestError};
 use crate::config::{Config, OfferStatus};
-use crate::flood::FloodBlock;
+use crate::flood::FloodView;
 use crate::log::JsonLine;
+use crate::rules::FaultMode;
 use crate::rules::{assess, Action, Assessment, Counters, Rule, SubIdParam};
 use crate::signing::Signature;
 use crate::template::MacroValues;
@@ -55,6 +56,8 @@ pub struct ClickOutcome {
     pub allowlisted: Option<String>,
     /// What the network's signing policy made of the click, when it has one.
     pub signature: Option<Signature>,
+    /// The network's object had not answered this isolate for a while (its flood state is stale).
+    pub flood_unavailable: bool,
 }
 
 /// What the edge learned about a click beyond the request itself.
@@ -64,8 +67,8 @@ pub struct Observed {
     pub counters: Option<Counters>,
     /// The network's signing verdict, when it has a policy.
     pub signature: Option<Signature>,
-    /// The network's click-flood block, when one is in force.
-    pub flood: Option<FloodBlock>,
+    /// What the isolate knows of the network's click-flood state.
+    pub flood: FloodView,
 }
 
 pub fn decide(
@@ -117,14 +120,25 @@ pub fn decide(
     let signed_exempt = signature
         .as_ref()
         .is_some_and(|s| s.valid() && s.flood_exempt);
-    if let (Some(f), true, false) = (&flood, block_reasons.is_empty(), signed_exempt) {
-        block_reasons.push(Reason {
-            code: "click_flood",
-            rule_id: format!("networks.{}.flood", click.aff_id),
-            matched: f.cause.clone(),
-            value: f.detail.clone(),
-            points: 0,
-        });
+    if block_reasons.is_empty() && !signed_exempt {
+        let rule_id = format!("networks.{}.flood", click.aff_id);
+        if let Some(f) = &flood.block {
+            block_reasons.push(Reason {
+                code: "click_flood",
+                rule_id,
+                matched: f.cause.clone(),
+                value: f.detail.clone(),
+                points: 0,
+            });
+        } else if flood.unreachable && flood.on_fault == FaultMode::Closed {
+            block_reasons.push(Reason {
+                code: "flood_check_unavailable",
+                rule_id,
+                matched: "on_object_fault: closed".into(),
+                value: "the network's object has not answered".into(),
+                points: 0,
+            });
+        }
     }
     // The hard blocklist, then the deciding rule; an allowlisted click skips both.
     let mut assessment = None;
@@ -206,6 +220,7 @@ pub fn decide(
         assessment,
         allowlisted,
         signature,
+        flood_unavailable: flood.unreachable,
     })
 }
 
@@ -309,6 +324,10 @@ impl ClickOutcome {
             .opt_raw(
                 "signature",
                 self.signature.as_ref().map(Signature::log_json).as_deref(),
+            )
+            .opt_raw(
+                "flood_unavailable",
+                self.flood_unavailable.then_some("true"),
             )
             .str("offer_id", c.offer_id.as_str())
             .str("aff_id", c.aff_id.as_str())
@@ -450,11 +469,14 @@ mod tests {
         use crate::rules::FaultMode;
         use crate::signing::Mode;
         let config = Config::compile(DEMO).unwrap();
-        let flood = Some(FloodBlock {
-            until_ms: NOW + 1,
-            cause: "per_minute".into(),
-            detail: "700 clicks, ceiling 600".into(),
-        });
+        let flood = FloodView {
+            block: Some(crate::flood::FloodBlock {
+                until_ms: NOW + 1,
+                cause: "per_minute".into(),
+                detail: "700 clicks, ceiling 600".into(),
+            }),
+            ..FloodView::default()
+        };
         let go = |observed| {
             decide(
                 &config,
@@ -501,6 +523,25 @@ mod tests {
             ..Observed::default()
         });
         assert!(matches!(not_exempt.decision, Decision::Block { .. }));
+
+        // The object silent for too long: open lets the click through and says so, closed refuses.
+        let silent = |on_fault| FloodView {
+            unreachable: true,
+            on_fault,
+            ..FloodView::default()
+        };
+        let open = go(Observed {
+            flood: silent(FaultMode::Open),
+            ..Observed::default()
+        });
+        assert!(matches!(open.decision, Decision::Redirect { .. }));
+        let line: Value = serde_json::from_str(&open.log_line()).unwrap();
+        assert_eq!(line["flood_unavailable"], true);
+        let closed = go(Observed {
+            flood: silent(FaultMode::Closed),
+            ..Observed::default()
+        });
+        assert_eq!(closed.reasons()[0].code, "flood_check_unavailable");
     }
 
     #[test]
@@ -510,7 +551,7 @@ mod tests {
         let config = Config::compile(DEMO).unwrap();
         let signed = |mode| Observed {
             counters: None,
-            flood: None,
+            flood: FloodView::default(),
             signature: Some(Signature {
                 status: "invalid_signature",
                 detail: "the signature does not match".into(),

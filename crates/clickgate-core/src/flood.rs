@@ -26,6 +26,7 @@
 use serde_json::{json, Value};
 
 use crate::counts::{DAY_MS, HOUR_MS};
+use crate::rules::FaultMode;
 
 pub const MINUTE_MS: u64 = 60_000;
 
@@ -39,6 +40,9 @@ pub struct Thresholds {
     pub floor: u32,
     pub flagged_share: f64,
     pub baseline_days: u32,
+    /// When the network's object has not answered an isolate for a while: let clicks through
+    /// (`Open`, the default) or block them (`Closed`). The isolate's concern; not sent in batches.
+    pub on_fault: FaultMode,
 }
 
 impl Default for Thresholds {
@@ -51,6 +55,7 @@ impl Default for Thresholds {
             floor: 600,
             flagged_share: 0.8,
             baseline_days: 7,
+            on_fault: FaultMode::Open,
         }
     }
 }
@@ -93,8 +98,19 @@ impl Thresholds {
             floor: number(4)? as u32,
             flagged_share: number(5)?,
             baseline_days: number(6)? as u32,
+            on_fault: FaultMode::Open,
         })
     }
+}
+
+/// What an isolate knows of its network's flood state for one click.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FloodView {
+    /// The block in force, as the object last answered.
+    pub block: Option<FloodBlock>,
+    /// The object has not answered for too long; with `on_fault: closed` the click is refused.
+    pub unreachable: bool,
+    pub on_fault: FaultMode,
 }
 
 /// A block as the isolates cache it: until when, and why.

@@ -247,6 +247,7 @@ mod tests {
             assessment: None,
             allowlisted: None,
             signature: None,
+            flood_unavailable: false,
         }
     }
 

@@ -294,7 +294,7 @@ impl<'a> Replay<'a> {
                 Observed {
                     counters,
                     signature: None,
-                    flood: None,
+                    flood: Default::default(),
                 },
                 r.at_ms,
                 [0; 8],

@@ -82,8 +82,9 @@ pub enum Action {
 }
 
 /// What a rule does when one of its filters cannot run (its counter store unreachable).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FaultMode {
+    #[default]
     Open,
     Closed,
 }

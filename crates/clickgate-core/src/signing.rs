@@ -208,6 +208,11 @@ fn compile_thresholds(
     if let Some(n) = whole(&mut f, "baseline_days") {
         t.baseline_days = n;
     }
+    t.on_fault = f.choice(
+        "on_object_fault",
+        &[("open", FaultMode::Open), ("closed", FaultMode::Closed)],
+        errors,
+    );
     for (key, slot, range) in [
         ("tolerance", &mut t.tolerance, 1.0..=1000.0),
         ("flagged_share", &mut t.flagged_share, 0.01..=1.0),
