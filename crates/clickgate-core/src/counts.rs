@@ -734,8 +734,11 @@ fn clamp_u32(n: u64) -> u32 {
 pub struct FlushPolicy {
     /// A click waits at most this long to be sent (unless the object is failing).
     pub interval_ms: u64,
-    /// A batch goes out at once when it holds this many keys.
+    /// A batch goes out at once when it holds this many keys...
     pub max_keys: usize,
+    /// ...or this many clicks: under load the flood count reaches the object within a round trip
+    /// rather than a whole interval, and a tripped block comes back as fast.
+    pub max_clicks: u32,
     /// The object has not answered for this long: the counters are reported unavailable and the
     /// rule's fault mode decides.
     pub stale_ms: u64,
@@ -748,6 +751,7 @@ impl Default for FlushPolicy {
         FlushPolicy {
             interval_ms: 1_000,
             max_keys: 500,
+            max_clicks: 100,
             stale_ms: 30_000,
             max_backoff_ms: 15_000,
         }
@@ -927,8 +931,9 @@ impl LocalCounts {
             return Flush::Nothing;
         };
         let keys = net.pending_ips.len() + net.pending_subs.len() + net.pending_flood.len();
+        let clicks: u32 = net.pending_flood.values().map(|(c, _)| c).sum();
         let due = since + policy.interval_ms;
-        if keys < policy.max_keys && now_ms < due {
+        if keys < policy.max_keys && clicks < policy.max_clicks && now_ms < due {
             return arm(&mut net.timer_due_ms, now_ms, due - now_ms);
         }
         net.next_seq += 1;
@@ -1101,6 +1106,7 @@ mod tests {
         FlushPolicy {
             interval_ms: 1_000,
             max_keys: 100,
+            max_clicks: 1_000,
             stale_ms: 30_000,
             max_backoff_ms: 8_000,
         }
@@ -1373,6 +1379,18 @@ mod tests {
         let view = local.flood_view(&net, &t, T0 + 31_000);
         assert!(view.unreachable);
         assert_eq!(view.on_fault, crate::rules::FaultMode::Closed);
+    }
+
+    #[test]
+    fn under_load_a_batch_goes_out_every_max_clicks() {
+        let net = id("net");
+        let mut local = LocalCounts::new(1, policy());
+        for i in 0..999u64 {
+            local.record_flood(&net, Thresholds::default(), false, T0 + i);
+        }
+        assert!(!matches!(local.flush(&net, T0 + 999), Flush::Send(_)));
+        local.record_flood(&net, Thresholds::default(), false, T0 + 999);
+        assert!(matches!(local.flush(&net, T0 + 999), Flush::Send(_)));
     }
 
     #[test]
