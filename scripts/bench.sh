@@ -148,3 +148,14 @@ echo "     object on every click (report_only, so the repeated click id is still
 signed=$(target/release/clickgate sign --config benches/signed.json --network net-signed \
   --url "${clickgate_url}c?offer_id=1001&aff_id=net-signed&sub1=spring" --click-id bench-1 --expires-in 3600 2>/dev/null)
 compare "${signed#"$clickgate_url"}" "" 0.85
+
+echo "  -- a flood under load (benches/flood.json: net-bench may have 2,000 clicks an hour):"
+target/release/clickgate config push benches/flood.json --local --persist-to "$state" >/dev/null 2>&1
+reload
+out=$(wrk -t1 -c"$CONNECTIONS" -d5s 'http://'"$(sed -E 's#^http://([^/]+)/.*#\1#' <<<"$clickgate_url")"'/c?offer_id=1001&aff_id=net-bench')
+total=$(awk '/requests in/ { print $1 }' <<<"$out")
+refused=$(awk '/Non-2xx or 3xx/ { print $NF }' <<<"$out")
+passed=$((total - ${refused:-0}))
+echo "  $total clicks in 5 s, $passed redirected: $((passed > 2000 ? passed - 2000 : 0)) past the ceiling before the block reached the isolate"
+echo "  (bound: the clicks of one batch, 100, plus those arriving during one round trip to the object)"
+
