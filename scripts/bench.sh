@@ -157,5 +157,5 @@ total=$(awk '/requests in/ { print $1 }' <<<"$out")
 refused=$(awk '/Non-2xx or 3xx/ { print $NF }' <<<"$out")
 passed=$((total - ${refused:-0}))
 echo "  $total clicks in 5 s, $passed redirected: $((passed > 2000 ? passed - 2000 : 0)) past the ceiling before the block reached the isolate"
-echo "  (bound: the clicks of one batch, 100, plus those arriving during one round trip to the object)"
+echo "  (bound: the clicks of one batch, 500, plus those arriving during one round trip to the object)"
 

@@ -751,7 +751,7 @@ impl Default for FlushPolicy {
         FlushPolicy {
             interval_ms: 1_000,
             max_keys: 500,
-            max_clicks: 100,
+            max_clicks: 500,
             stale_ms: 30_000,
             max_backoff_ms: 15_000,
         }
