@@ -118,56 +118,53 @@ async fn drive(env: &Env, network: &Id, mut step: Flush) {
     }
 }
 
-async fn send(env: &Env, network: &Id, batch: &Batch) -> std::result::Result<Reply, String> {
+/// One request to a Network object: POST `body` to `path` on the object named `object`; the answer's
+/// text when it is 200, otherwise why not.
+async fn ask(
+    env: &Env,
+    object: &str,
+    path: &str,
+    body: &str,
+) -> std::result::Result<String, String> {
     let stub = env
         .durable_object(BINDING)
-        .and_then(|ns| ns.get_by_name(network.as_str()))
+        .and_then(|ns| ns.get_by_name(object))
         .map_err(|e| format!("binding {BINDING}: {e}"))?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
-        .with_body(Some(JsValue::from_str(&batch.to_json())));
-    let request =
-        Request::new_with_init("https://network/batch", &init).map_err(|e| e.to_string())?;
+        .with_body(Some(JsValue::from_str(body)));
+    let request = Request::new_with_init(&format!("https://network{path}"), &init)
+        .map_err(|e| e.to_string())?;
     let mut response = stub
         .fetch_with_request(request)
         .await
         .map_err(|e| e.to_string())?;
     let text = response.text().await.map_err(|e| e.to_string())?;
-    if response.status_code() != 200 {
-        return Err(format!("status {}: {text}", response.status_code()));
+    match response.status_code() {
+        200 => Ok(text),
+        status => Err(format!("{object}{path}: status {status}: {text}")),
     }
-    Reply::parse(&text)
+}
+
+async fn send(env: &Env, network: &Id, batch: &Batch) -> std::result::Result<Reply, String> {
+    Reply::parse(&ask(env, network.as_str(), "/batch", &batch.to_json()).await?)
 }
 
 /// Asks the replay object whether a network's click id was used before (and records this use).
 /// The one Durable Object call a click waits for: only signed clicks that carry a click id make it.
 pub async fn replay(env: &Env, network: &Id, click_id: &str, expires_ms: u64) -> ReplayAnswer {
     let (object, key) = signing::replay_object(network, click_id);
-    let asked = async {
-        let stub = env
-            .durable_object(BINDING)
-            .and_then(|ns| ns.get_by_name(&object))
-            .map_err(|e| format!("binding {BINDING}: {e}"))?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_body(Some(JsValue::from_str(&format!("{key}\n{expires_ms}"))));
-        let request =
-            Request::new_with_init("https://network/replay", &init).map_err(|e| e.to_string())?;
-        let mut response = stub
-            .fetch_with_request(request)
-            .await
-            .map_err(|e| e.to_string())?;
-        let text = response.text().await.map_err(|e| e.to_string())?;
-        match (response.status_code(), text.as_str()) {
-            (200, "fresh") => Ok(ReplayAnswer::Fresh),
-            (200, "replayed") => Ok(ReplayAnswer::Replayed),
-            (status, text) => Err(format!("status {status}: {text}")),
-        }
-    };
-    match asked.await {
-        Ok(answer) => answer,
-        Err(e) => {
-            console_error!("{}", fault_line("replay_store", &format!("{object}: {e}")));
+    match ask(env, &object, "/replay", &format!("{key}\n{expires_ms}"))
+        .await
+        .as_deref()
+    {
+        Ok("fresh") => ReplayAnswer::Fresh,
+        Ok("replayed") => ReplayAnswer::Replayed,
+        other => {
+            console_error!(
+                "{}",
+                fault_line("replay_store", &format!("{object}: {other:?}"))
+            );
             ReplayAnswer::Unavailable
         }
     }
@@ -182,23 +179,7 @@ pub async fn operate(
         Action::Block { by, .. } => format!("block\n{by}"),
         Action::Unblock { by, .. } => format!("unblock\n{by}"),
     };
-    let stub = env
-        .durable_object(BINDING)
-        .and_then(|ns| ns.get_by_name(action.network().as_str()))
-        .map_err(|e| format!("binding {BINDING}: {e}"))?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_body(Some(JsValue::from_str(&body)));
-    let request =
-        Request::new_with_init("https://network/operate", &init).map_err(|e| e.to_string())?;
-    let mut response = stub
-        .fetch_with_request(request)
-        .await
-        .map_err(|e| e.to_string())?;
-    let text = response.text().await.map_err(|e| e.to_string())?;
-    if response.status_code() != 200 {
-        return Err(format!("status {}: {text}", response.status_code()));
-    }
+    let text = ask(env, action.network().as_str(), "/operate", &body).await?;
     Reply::parse(&text).map(|r| r.block)
 }
 
@@ -211,36 +192,17 @@ pub async fn conversion_seen(
     expires_ms: u64,
     counts: bool,
 ) -> Option<bool> {
-    let asked = async {
-        let stub = env
-            .durable_object(BINDING)
-            .and_then(|ns| ns.get_by_name(network.as_str()))
-            .map_err(|e| format!("binding {BINDING}: {e}"))?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_body(Some(JsValue::from_str(&format!(
-                "{key}\n{expires_ms}\n{}",
-                u8::from(counts)
-            ))));
-        let request = Request::new_with_init("https://network/conversion", &init)
-            .map_err(|e| e.to_string())?;
-        let mut response = stub
-            .fetch_with_request(request)
-            .await
-            .map_err(|e| e.to_string())?;
-        let text = response.text().await.map_err(|e| e.to_string())?;
-        match (response.status_code(), text.as_str()) {
-            (200, "fresh") => Ok(false),
-            (200, "replayed") => Ok(true),
-            (status, text) => Err(format!("status {status}: {text}")),
-        }
-    };
-    match asked.await {
-        Ok(seen) => Some(seen),
-        Err(e) => {
+    let body = format!("{key}\n{expires_ms}\n{}", u8::from(counts));
+    match ask(env, network.as_str(), "/conversion", &body)
+        .await
+        .as_deref()
+    {
+        Ok("fresh") => Some(false),
+        Ok("replayed") => Some(true),
+        other => {
             console_error!(
                 "{}",
-                fault_line("conversion_store", &format!("{network}: {e}"))
+                fault_line("conversion_store", &format!("{network}: {other:?}"))
             );
             None
         }
