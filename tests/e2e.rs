@@ -502,16 +502,11 @@ fn duplicate_ips_and_sub_id_floods_are_counted_in_the_networks_object_across_res
             &[("user-agent", BROWSER), ("cf-connecting-ip", ip)],
         )
     };
-    // The clicker is told only the reference; the decision log says why.
     let code = |w: &Worker, r: &support::Reply| {
-        let tid = r.json()["error"]["reference"].as_str().unwrap().to_owned();
-        w.wait_for(Duration::from_secs(5), || {
-            w.events("click")
-                .into_iter()
-                .find(|e| e["transaction_id"] == tid.as_str())
-        })
-        .map(|e| e["reasons"][0]["code"].as_str().unwrap_or("").to_owned())
-        .unwrap_or_default()
+        w.decision_for(r)["reasons"][0]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
     };
 
     // One IP: two clicks pass, the third is a duplicate. Another IP is untouched.
@@ -662,20 +657,7 @@ fn signed_clicks_are_verified_rotated_replay_checked_and_a_broken_signer_trips_t
     };
     let new = key("new", "new-secret-of-network-s");
     let get = |path: &str| w.get(path, &[("cf-connecting-ip", "192.0.2.77")]);
-    // The clicker is told only the reference; the decision log says why.
-    let logged = |r: &support::Reply| {
-        let tid = if r.status == 302 {
-            tid_of(r.header("location").unwrap()).to_owned()
-        } else {
-            r.json()["error"]["reference"].as_str().unwrap().to_owned()
-        };
-        w.wait_for(Duration::from_secs(5), || {
-            w.events("click")
-                .into_iter()
-                .find(|e| e["transaction_id"] == tid.as_str())
-        })
-        .expect("a decision line")
-    };
+    let logged = |r: &support::Reply| w.decision_for(r);
 
     let valid = link("net-s", &new, now_s + 300, None);
     let r = w
@@ -831,17 +813,7 @@ fn a_flooding_network_is_blocked_for_the_day_while_others_and_its_signed_clicks_
     });
     let blocked = blocked.expect("the flood never tripped");
     assert_eq!(blocked.json()["error"]["code"], 1021);
-    let tid = blocked.json()["error"]["reference"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let line = w
-        .wait_for(Duration::from_secs(5), || {
-            w.events("click")
-                .into_iter()
-                .find(|e| e["transaction_id"] == tid.as_str())
-        })
-        .unwrap();
+    let line = w.decision_for(&blocked);
     assert_eq!(line["reasons"][0]["code"], "click_flood");
     assert_eq!(line["reasons"][0]["matched"], "per_minute");
     let trip = w

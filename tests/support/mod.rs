@@ -247,6 +247,28 @@ impl Worker {
             .collect()
     }
 
+    /// The decision line of the click that got this reply: its transaction id is in the redirect's
+    /// `tid` parameter, or the block's `reference` (the clicker is told nothing more).
+    pub fn decision_for(&self, reply: &Reply) -> serde_json::Value {
+        let tid = match reply.header("location") {
+            Some(location) => {
+                let start = location.find("tid=").expect("tid in location") + 4;
+                let rest = &location[start..];
+                rest[..rest.find('&').unwrap_or(rest.len())].to_owned()
+            }
+            None => reply.json()["error"]["reference"]
+                .as_str()
+                .expect("a reference in the block")
+                .to_owned(),
+        };
+        self.wait_for(Duration::from_secs(5), || {
+            self.events("click")
+                .into_iter()
+                .find(|e| e["transaction_id"] == tid.as_str())
+        })
+        .unwrap_or_else(|| panic!("no decision line for {tid}"))
+    }
+
     /// Polls `f` until it returns Some, for at most `limit`; the runtime refreshes config on its own time.
     pub fn wait_for<T>(&self, limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
         let deadline = Instant::now() + limit;
