@@ -346,17 +346,24 @@ impl Network {
             return Response::error("expected `r/<key>\\n<expires ms>`", 400);
         };
         let now_ms = Date::now().as_millis();
+        let replayed = self.used_before(key, expires_ms, now_ms).await?;
+        Response::ok(if replayed { "replayed" } else { "fresh" })
+    }
+
+    /// Whether `key` (a click id, a click's conversion event) was used before while still valid;
+    /// this use is recorded until `expires_ms`.
+    async fn used_before(&self, key: &str, expires_ms: u64, now_ms: u64) -> Result<bool> {
         let storage = self.state.storage();
         let stored = storage
             .get::<String>(key)
             .await?
             .and_then(|v| v.parse::<u64>().ok());
-        let (replayed, keep_until) = signing::replay_step(stored, expires_ms, now_ms);
-        if !replayed || stored != Some(keep_until) {
+        let (used, keep_until) = signing::replay_step(stored, expires_ms, now_ms);
+        if stored != Some(keep_until) {
             storage.put(key, keep_until.to_string()).await?;
         }
         self.schedule_sweep(now_ms).await?;
-        Response::ok(if replayed { "replayed" } else { "fresh" })
+        Ok(used)
     }
 
     /// An operator's `block\n{by}` or `unblock\n{by}`; answers with the block left in force.
@@ -397,22 +404,13 @@ impl Network {
             return Response::error("expected `cv/<key>\\n<expires ms>\\n<0|1>`", 400);
         };
         let now_ms = Date::now().as_millis();
-        let storage = self.state.storage();
-        let stored = storage
-            .get::<String>(key)
-            .await?
-            .and_then(|v| v.parse::<u64>().ok());
-        let (seen, keep_until) = signing::replay_step(stored, expires_ms, now_ms);
-        if !seen {
-            storage.put(key, keep_until.to_string()).await?;
-            if counts == "1" {
-                let flood = storage.get::<String>("flood").await?;
-                let (mut c, _) = NetworkCounts::load(flood.as_deref().map(|v| ("flood", v)));
-                c.count_conversion(now_ms);
-                write(&self.state, c.take_changes()).await?;
-            }
+        let seen = self.used_before(key, expires_ms, now_ms).await?;
+        if !seen && counts == "1" {
+            let flood = self.state.storage().get::<String>("flood").await?;
+            let (mut c, _) = NetworkCounts::load(flood.as_deref().map(|v| ("flood", v)));
+            c.count_conversion(now_ms);
+            write(&self.state, c.take_changes()).await?;
         }
-        self.schedule_sweep(now_ms).await?;
         Response::ok(if seen { "replayed" } else { "fresh" })
     }
 
