@@ -5,11 +5,18 @@ cd "$(dirname "$0")/.."
 . scripts/versions.sh
 PORT=${PORT:-8787}
 
-# The transaction-id secret for local runs; a real deploy uses `wrangler secret put TOKEN_SECRET`.
-if [ ! -f .dev.vars ]; then
-  echo "TOKEN_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n')" > .dev.vars
+# The secrets for local runs (a real deploy uses `wrangler secret put`): the transaction-id secret
+# and the admin API's token.
+touch .dev.vars
+if ! grep -q '^TOKEN_SECRET=' .dev.vars; then
+  echo "TOKEN_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n')" >> .dev.vars
   echo "==> wrote a random TOKEN_SECRET to .dev.vars"
 fi
+if ! grep -q '^ADMIN_TOKEN=' .dev.vars; then
+  echo "ADMIN_TOKEN=$(head -c 24 /dev/urandom | base64 | tr -d '\n/+=')" >> .dev.vars
+  echo "==> wrote a random ADMIN_TOKEN to .dev.vars"
+fi
+admin_token=$(sed -n 's/^ADMIN_TOKEN=//p' .dev.vars)
 
 echo "==> pushing demo/config.json to local KV"
 target/release/clickgate config push demo/config.json --local
@@ -39,6 +46,13 @@ cat <<MSG
          '$base/c?offer_id=1001&aff_id=net-7'                           # a phone browser: 302
     curl -i '$base/c?offer_id=1002&aff_id=net-7'                       # monitor mode: 302, logged as declined
   the Worker re-reads KV every CONFIG_REFRESH_SECONDS (30 s in wrangler.toml).
+
+  a conversion postback for a click (paste the tid from a redirect's Location):
+    curl -s '$base/postback?transaction_id=TID&event=sale&amount=9.90'
+
+  the admin API (token from .dev.vars): impose, then lift, net-7's flood block for today:
+    curl -s -X POST -H 'Authorization: Bearer $admin_token' -d '{"by": "you"}' '$base/admin/networks/net-7/block'
+    curl -s -X POST -H 'Authorization: Bearer $admin_token' -d '{"by": "you"}' '$base/admin/networks/net-7/unblock'
 
   decision log lines appear below, one JSON object per click.
 
