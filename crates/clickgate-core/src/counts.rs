@@ -1394,6 +1394,42 @@ mod tests {
     }
 
     #[test]
+    fn an_evicted_isolate_loses_at_most_its_unanswered_batch_and_a_restarted_object_nothing() {
+        // An isolate takes 1,000 clicks a second with batches answered at once, then is evicted
+        // at an arbitrary moment: what the object holds is every click but the last batch's.
+        let net = id("net");
+        let t = Thresholds::default();
+        let policy = FlushPolicy::default();
+        let mut local = LocalCounts::new(1, policy);
+        let mut storage: HashMap<String, String> = HashMap::new();
+        for i in 0..2_345u64 {
+            let now = T0 + i;
+            local.record_flood(&net, t, false, now);
+            if let Flush::Send(b) = local.flush(&net, now) {
+                // The object keeps nothing but its storage: load, apply, store, as a restart would.
+                let (mut object, _) =
+                    NetworkCounts::load(storage.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                let reply = object.apply(&b, now);
+                for (k, v) in object.take_changes() {
+                    if let Some(v) = v {
+                        storage.insert(k, v);
+                    }
+                }
+                local.acked(&net, b.seq, reply, now);
+            }
+        }
+        drop(local);
+        let flood = FloodState::decode(&storage["flood"]).unwrap();
+        let lost = 2_345 - flood.day_clicks;
+        assert!(lost < u64::from(policy.max_clicks), "{lost} clicks lost");
+        assert_eq!(
+            flood.day_clicks % u64::from(policy.max_clicks),
+            0,
+            "whole batches only"
+        );
+    }
+
+    #[test]
     fn a_full_batch_goes_out_without_waiting() {
         let mut local = LocalCounts::new(7, policy());
         for i in 0..100 {
