@@ -3,6 +3,8 @@
 //! ```text
 //! POST /admin/networks/{aff_id}/block     {"by": "alice@example.com"}
 //! POST /admin/networks/{aff_id}/unblock   {"by": "alice@example.com"}
+//! GET  /admin/config                      the document in KV
+//! PUT  /admin/config                      a new document: validated like `clickgate config push`
 //! Authorization: Bearer <ADMIN_TOKEN>
 //! ```
 //!
@@ -31,6 +33,15 @@ impl Action {
     }
 }
 
+/// Everything the admin API does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminRequest {
+    Network(Action),
+    GetConfig,
+    /// The new document's text, not yet validated (the Worker compiles it with its lists).
+    PutConfig(String),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdminError {
     /// The Worker has no `ADMIN_TOKEN` secret: the API is off.
@@ -53,7 +64,7 @@ pub fn parse(
     authorization: Option<&str>,
     admin_token: Option<&str>,
     body: &str,
-) -> Result<Action, AdminError> {
+) -> Result<AdminRequest, AdminError> {
     let token = admin_token.ok_or(AdminError::NotConfigured)?;
     let presented = authorization
         .and_then(|a| a.strip_prefix("Bearer "))
@@ -62,6 +73,13 @@ pub fn parse(
         return Err(AdminError::Unauthorized);
     }
     let rest = path.strip_prefix(PREFIX).unwrap_or("");
+    if rest == "config" {
+        return match method {
+            "GET" => Ok(AdminRequest::GetConfig),
+            "PUT" => Ok(AdminRequest::PutConfig(body.to_owned())),
+            _ => Err(AdminError::MethodNotAllowed),
+        };
+    }
     let parts: Vec<&str> = rest.split('/').collect();
     let (network, verb) = match parts.as_slice() {
         ["networks", network, verb @ ("block" | "unblock")] => (*network, *verb),
@@ -85,11 +103,11 @@ pub fn parse(
             ))
         })?
         .to_owned();
-    Ok(if verb == "block" {
+    Ok(AdminRequest::Network(if verb == "block" {
         Action::Block { network, by }
     } else {
         Action::Unblock { network, by }
-    })
+    }))
 }
 
 /// Compares two secrets in time independent of where they differ (and of their lengths, by
@@ -115,7 +133,7 @@ mod tests {
         path: &str,
         auth: Option<&str>,
         body: &str,
-    ) -> Result<Action, AdminError> {
+    ) -> Result<AdminRequest, AdminError> {
         parse(method, path, auth, Some(TOKEN), body)
     }
 
@@ -125,15 +143,27 @@ mod tests {
         let body = r#"{"by": "alice@example.com"}"#;
         assert_eq!(
             call("POST", "/admin/networks/net-7/block", Some(&auth), body),
-            Ok(Action::Block {
+            Ok(AdminRequest::Network(Action::Block {
                 network: Id::parse("net-7").unwrap(),
                 by: "alice@example.com".into()
-            })
+            }))
         );
         assert!(matches!(
             call("POST", "/admin/networks/net-7/unblock", Some(&auth), body),
-            Ok(Action::Unblock { .. })
+            Ok(AdminRequest::Network(Action::Unblock { .. }))
         ));
+        assert_eq!(
+            call("GET", "/admin/config", Some(&auth), ""),
+            Ok(AdminRequest::GetConfig)
+        );
+        assert_eq!(
+            call("PUT", "/admin/config", Some(&auth), "{}"),
+            Ok(AdminRequest::PutConfig("{}".into()))
+        );
+        assert_eq!(
+            call("DELETE", "/admin/config", Some(&auth), ""),
+            Err(AdminError::MethodNotAllowed)
+        );
         assert_eq!(
             call("GET", "/admin/networks/net-7/block", Some(&auth), body),
             Err(AdminError::MethodNotAllowed)
@@ -167,6 +197,10 @@ mod tests {
             );
             assert_eq!(
                 call("POST", "/admin/nothing", auth, body),
+                Err(AdminError::Unauthorized)
+            );
+            assert_eq!(
+                call("GET", "/admin/config", auth, ""),
                 Err(AdminError::Unauthorized)
             );
         }

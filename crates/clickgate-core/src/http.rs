@@ -215,6 +215,34 @@ pub fn admin_response(action: &Action, block: Option<&FloodBlock>, at_ms: u64) -
     HttpResponse::new(200, JSON, body.to_string(), false)
 }
 
+/// The config document in KV, as it is.
+pub fn admin_config(text: &str) -> HttpResponse {
+    HttpResponse::new(200, JSON, text.to_owned(), false)
+}
+
+/// A document accepted through the admin API and written to KV.
+pub fn admin_config_saved(config: &crate::config::Config) -> HttpResponse {
+    let body = json!({
+        "saved": true,
+        "config": config.digest,
+        "offers": config.offers.len(),
+        "rules": config.rules.len(),
+    });
+    HttpResponse::new(200, JSON, body.to_string(), false)
+}
+
+/// A document refused: every problem with its path; KV is left as it was.
+pub fn admin_config_invalid(errors: &[crate::config::ConfigError]) -> HttpResponse {
+    let problems: Vec<_> = errors
+        .iter()
+        .map(|e| json!({"path": e.path, "problem": e.problem}))
+        .collect();
+    let body = json!({"error": {"code": "invalid_config",
+        "message": format!("{} problem(s); the config in force is unchanged", errors.len()),
+        "problems": problems}});
+    HttpResponse::new(400, JSON, body.to_string(), false)
+}
+
 /// A fault between the Worker and a Durable Object while serving an admin change.
 pub fn admin_unavailable(problem: &str) -> HttpResponse {
     let body = json!({"error": {"code": "unavailable", "message": problem}});
