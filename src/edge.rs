@@ -1,16 +1,18 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use clickgate_core::admin;
+use clickgate_core::admin::{self, AdminRequest};
 use clickgate_core::cache::{ConfigSlot, Fetched, Need};
 use clickgate_core::click::{self, ClickParams, ClientInfo, Route};
-use clickgate_core::config::Config;
+use clickgate_core::config::{referenced_lists, Config, StoredLists};
 use clickgate_core::conversion;
 use clickgate_core::counts::ClickKeys;
 use clickgate_core::decide::{decide, Observed};
 use clickgate_core::http::{self, HttpResponse};
 use clickgate_core::ip::parse_client_ip;
+use clickgate_core::ip::IpSet;
 use clickgate_core::log::fault_line;
+use clickgate_core::log::JsonLine;
 use clickgate_core::signing::{self, Breakers, ReplayAnswer, Signature};
 use clickgate_core::token::{TokenKey, NONCE_LEN};
 use worker::kv::KvStore;
@@ -187,23 +189,74 @@ async fn admin_request(
     let authorization = req.headers().get("authorization").ok().flatten();
     let token = env.secret("ADMIN_TOKEN").ok().map(|s| s.to_string());
     let body = req.text().await.unwrap_or_default();
-    let action = match admin::parse(
+    let request = match admin::parse(
         method,
         path,
         authorization.as_deref(),
         token.as_deref(),
         &body,
     ) {
-        Ok(action) => action,
+        Ok(request) => request,
         Err(e) => return respond(http::admin_error_response(&e)),
     };
-    match network::operate(env, &action).await {
-        Ok(block) => respond(http::admin_response(&action, block.as_ref(), now_ms)),
+    let kv = match env.kv(CONFIG_BINDING) {
+        Ok(kv) => kv,
         Err(e) => {
-            console_error!("{}", fault_line("admin", &e));
-            respond(http::admin_unavailable(
-                "the network's object did not answer; retry",
-            ))
+            return respond(http::admin_unavailable(&format!(
+                "binding {CONFIG_BINDING}: {e}"
+            )))
+        }
+    };
+    match request {
+        AdminRequest::Network(action) => match network::operate(env, &action).await {
+            Ok(block) => respond(http::admin_response(&action, block.as_ref(), now_ms)),
+            Err(e) => {
+                console_error!("{}", fault_line("admin", &e));
+                respond(http::admin_unavailable(
+                    "the network's object did not answer; retry",
+                ))
+            }
+        },
+        AdminRequest::GetConfig => match kv.get(CONFIG_KEY).text().await {
+            Ok(Some(text)) => respond(http::admin_config(&text)),
+            Ok(None) => respond(http::admin_config("null")),
+            Err(e) => respond(http::admin_unavailable(&format!("KV read failed: {e}"))),
+        },
+        // Validated exactly as `clickgate config push` does, lists in their own keys included;
+        // a refused document leaves KV, and so every isolate, as it was.
+        AdminRequest::PutConfig(text) => {
+            let mut lists = StoredLists::new();
+            for key in referenced_lists(&text) {
+                if let Ok(Some(bytes)) = kv.get(&key).bytes().await {
+                    if let Ok(set) = IpSet::from_bytes(bytes) {
+                        lists.insert(key, set);
+                    }
+                }
+            }
+            match Config::compile_with_lists(&text, &lists) {
+                Ok(config) => match kv.put(CONFIG_KEY, text) {
+                    Ok(put) => match put.execute().await {
+                        Ok(()) => {
+                            console_log!(
+                                "{}",
+                                JsonLine::new()
+                                    .str("event", "config")
+                                    .str("level", "info")
+                                    .str("status", "saved")
+                                    .str("config", &config.digest)
+                                    .str("via", "admin")
+                                    .finish()
+                            );
+                            respond(http::admin_config_saved(&config))
+                        }
+                        Err(e) => {
+                            respond(http::admin_unavailable(&format!("KV write failed: {e}")))
+                        }
+                    },
+                    Err(e) => respond(http::admin_unavailable(&format!("KV write failed: {e}"))),
+                },
+                Err(errors) => respond(http::admin_config_invalid(&errors)),
+            }
         }
     }
 }
