@@ -1025,3 +1025,53 @@ fn postbacks_are_judged_against_their_clicks() {
     );
     assert!(line["click_to_conversion_seconds"].as_u64().unwrap() >= 2);
 }
+
+#[test]
+fn the_admin_api_reads_and_replaces_the_config_validating_it_like_the_cli() {
+    const TOKEN: &str = "config-admin-token-config-admin";
+    let w = started_with_demo(&[("CONFIG_REFRESH_SECONDS", "1"), ("ADMIN_TOKEN", TOKEN)]);
+    let auth = format!("Bearer {TOKEN}");
+    let call = |method: &str, body: &str, token: &str| {
+        w.request_with_body(method, "/admin/config", &[("authorization", token)], body)
+    };
+    assert_eq!(call("GET", "", "Bearer nope").status, 401);
+    let current = call("GET", "", &auth);
+    assert_eq!(current.status, 200);
+    let mut doc = current.json();
+    assert_eq!(doc["offers"][0]["id"], "1001");
+
+    let refused = call(
+        "PUT",
+        r#"{"version": 1, "offers": [{"id": "x", "landing_ulr": "https://a/"}]}"#,
+        &auth,
+    );
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    let problems = refused.json()["error"]["problems"].clone();
+    assert!(
+        problems
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["path"] == "offers[0].landing_ulr"),
+        "{problems}"
+    );
+    assert_eq!(
+        call("GET", "", &auth).json(),
+        doc,
+        "a refused document leaves KV alone"
+    );
+
+    doc["offers"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "id": "1003", "landing_url": "https://shop.example/new?t={transaction_id}"
+        }));
+    let saved = call("PUT", &doc.to_string(), &auth);
+    assert_eq!(saved.status, 200, "{}", saved.body);
+    assert_eq!(saved.json()["offers"], 3);
+    let live = w.wait_for(Duration::from_secs(15), || {
+        (w.get("/c?offer_id=1003&aff_id=net-7", &[]).status == 302).then_some(())
+    });
+    assert!(live.is_some(), "the saved config never reached the isolate");
+}
