@@ -15,7 +15,7 @@ use std::time::Duration;
 use clickgate_core::admin::Action;
 use clickgate_core::click::Id;
 use clickgate_core::counts::{
-    Batch, ClickKeys, Flush, FlushPolicy, LocalCounts, NetworkCounts, Reply,
+    Batch, ClickKeys, Flush, FlushPolicy, LocalCounts, NetworkCounts, Reply, StoreKey,
 };
 use clickgate_core::flood::{Event, FloodBlock, FloodView, Thresholds};
 use clickgate_core::log::fault_line;
@@ -262,26 +262,9 @@ impl DurableObject for Network {
             Err(e) => return Response::error(e, 400),
         };
         let now_ms = Date::now().as_millis();
-        let storage = self.state.storage();
-        let mut stored = Vec::new();
-        for keys in batch.storage_keys().chunks(STORAGE_CHUNK) {
-            let found = storage.get_multiple(keys.to_vec()).await?;
-            found.for_each(&mut |value, key| {
-                if let (Some(k), Some(v)) = (key.as_string(), value.as_string()) {
-                    stored.push((k, v));
-                }
-            });
-        }
-        let (mut counts, problems) =
-            NetworkCounts::load(stored.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        for problem in problems {
-            console_error!("{}", fault_line("network_storage", &problem));
-        }
-        let reply = counts.apply(&batch, now_ms);
-        write(&self.state, counts.take_changes()).await?;
-        for line in counts.take_events() {
-            console_log!("{line}");
-        }
+        let reply = self
+            .with_stored(batch.storage_keys(), |counts| counts.apply(&batch, now_ms))
+            .await?;
         self.schedule_sweep(now_ms).await?;
         Response::ok(reply.to_json())
     }
@@ -374,17 +357,11 @@ impl Network {
             Some(("unblock", by)) => Event::Lift { by: by.to_owned() },
             _ => return Response::error("expected `block|unblock\\n<by>`", 400),
         };
-        let storage = self.state.storage();
-        let stored = storage.get::<String>("flood").await?;
-        let (mut counts, problems) = NetworkCounts::load(stored.as_deref().map(|v| ("flood", v)));
-        for problem in problems {
-            console_error!("{}", fault_line("network_storage", &problem));
-        }
-        let block = counts.operate(event, now_ms);
-        write(&self.state, counts.take_changes()).await?;
-        for line in counts.take_events() {
-            console_log!("{line}");
-        }
+        let block = self
+            .with_stored(vec![StoreKey::Flood.to_string()], |counts| {
+                counts.operate(event, now_ms)
+            })
+            .await?;
         let reply = Reply {
             block,
             ..Reply::default()
@@ -406,12 +383,42 @@ impl Network {
         let now_ms = Date::now().as_millis();
         let seen = self.used_before(key, expires_ms, now_ms).await?;
         if !seen && counts == "1" {
-            let flood = self.state.storage().get::<String>("flood").await?;
-            let (mut c, _) = NetworkCounts::load(flood.as_deref().map(|v| ("flood", v)));
-            c.count_conversion(now_ms);
-            write(&self.state, c.take_changes()).await?;
+            self.with_stored(vec![StoreKey::Flood.to_string()], |c| {
+                c.count_conversion(now_ms)
+            })
+            .await?;
         }
         Response::ok(if seen { "replayed" } else { "fresh" })
+    }
+
+    /// The one way the object changes its counts: load `keys` from storage, let the core step
+    /// them, store what changed and print the log lines the step made.
+    async fn with_stored<T>(
+        &self,
+        keys: Vec<String>,
+        step: impl FnOnce(&mut NetworkCounts) -> T,
+    ) -> Result<T> {
+        let storage = self.state.storage();
+        let mut stored = Vec::new();
+        for chunk in keys.chunks(STORAGE_CHUNK) {
+            let found = storage.get_multiple(chunk.to_vec()).await?;
+            found.for_each(&mut |value, key| {
+                if let (Some(k), Some(v)) = (key.as_string(), value.as_string()) {
+                    stored.push((k, v));
+                }
+            });
+        }
+        let (mut counts, problems) =
+            NetworkCounts::load(stored.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        for problem in problems {
+            console_error!("{}", fault_line("network_storage", &problem));
+        }
+        let out = step(&mut counts);
+        write(&self.state, counts.take_changes()).await?;
+        for line in counts.take_events() {
+            console_log!("{line}");
+        }
+        Ok(out)
     }
 
     async fn schedule_sweep(&self, now_ms: u64) -> Result<()> {
