@@ -292,8 +292,7 @@ impl DurableObject for Network {
                     }
                     let v = value.as_string().unwrap_or_default();
                     if NetworkCounts::expired_key(&k, &v, now_ms)
-                        || signing::replay_record_expired(&k, &v, now_ms)
-                        || (k.starts_with("cv/") && v.parse::<u64>().map_or(true, |t| t < now_ms))
+                        || signing::use_record_expired(&k, &v, now_ms)
                     {
                         expired.push(k.clone());
                     } else {

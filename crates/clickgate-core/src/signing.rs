@@ -733,10 +733,12 @@ pub fn replay_object(network: &Id, click_id: &str) -> (String, String) {
     )
 }
 
-/// A replay record whose click id can no longer be used again (its expiry has passed): what the
-/// object's daily sweep deletes.
-pub fn replay_record_expired(key: &str, value: &str, now_ms: u64) -> bool {
-    key.starts_with("r/") && value.parse::<u64>().map_or(true, |t| t < now_ms)
+/// A record of a one-time use whose validity has passed: a network's click id (`r/…`, written by
+/// [`replay_step`]) or a click's conversion event (`cv/…`, see [`crate::conversion`]); both store
+/// their expiry in milliseconds. What the object's daily sweep deletes besides its counts.
+pub fn use_record_expired(key: &str, value: &str, now_ms: u64) -> bool {
+    (key.starts_with("r/") || key.starts_with("cv/"))
+        && value.parse::<u64>().map_or(true, |t| t < now_ms)
 }
 
 /// The replay object's step for one click id: `stored` is when a previous use of it expires.
@@ -1138,9 +1140,19 @@ mod tests {
         assert!(object.starts_with("replay:net-7:"));
         assert_eq!(replay_object(&net, "c-1"), (object, key.clone()));
         assert_ne!(replay_object(&Id::parse("net-8").unwrap(), "c-1").1, key);
-        assert!(replay_record_expired(&key, &(NOW - 1).to_string(), NOW));
-        assert!(!replay_record_expired(&key, &NOW.to_string(), NOW));
-        assert!(!replay_record_expired("ip/1/0000000000000001", "1:1", NOW));
+        assert!(use_record_expired(&key, &(NOW - 1).to_string(), NOW));
+        assert!(!use_record_expired(&key, &NOW.to_string(), NOW));
+        assert!(!use_record_expired("ip/1/0000000000000001", "1:1", NOW));
+        assert!(use_record_expired(
+            "cv/00000000000000aa",
+            &(NOW - 1).to_string(),
+            NOW
+        ));
+        assert!(!use_record_expired(
+            "cv/00000000000000aa",
+            &NOW.to_string(),
+            NOW
+        ));
     }
 
     #[test]
