@@ -798,6 +798,16 @@ struct NetworkLocal {
     timer_due_ms: Option<u64>,
 }
 
+impl NetworkLocal {
+    /// The object has left a batch unanswered for `stale_ms`: what it last said is no longer to
+    /// be relied on.
+    fn silent(&self, policy: &FlushPolicy, now_ms: u64) -> bool {
+        self.in_flight
+            .as_ref()
+            .is_some_and(|(_, f)| now_ms.saturating_sub(f.first_sent_ms) >= policy.stale_ms)
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct InFlight {
     first_sent_ms: u64,
@@ -861,11 +871,7 @@ impl LocalCounts {
         if keys.adds && net.pending_since_ms.is_none() {
             net.pending_since_ms = Some(now_ms);
         }
-        let stale = net
-            .in_flight
-            .as_ref()
-            .is_some_and(|(_, f)| now_ms.saturating_sub(f.first_sent_ms) >= self.policy.stale_ms);
-        (!stale).then_some(counters)
+        (!net.silent(&self.policy, now_ms)).then_some(counters)
     }
 
     /// Counts a click for its network's flood threshold: every click of every network, after its
@@ -894,11 +900,7 @@ impl LocalCounts {
             block: net
                 .and_then(|n| n.block.clone())
                 .filter(|b| now_ms < b.until_ms),
-            unreachable: net.is_some_and(|n| {
-                n.in_flight.as_ref().is_some_and(|(_, f)| {
-                    now_ms.saturating_sub(f.first_sent_ms) >= self.policy.stale_ms
-                })
-            }),
+            unreachable: net.is_some_and(|n| n.silent(&self.policy, now_ms)),
             on_fault: thresholds.on_fault,
         }
     }
