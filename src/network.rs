@@ -45,26 +45,25 @@ thread_local! {
 /// Counts a click in this isolate and returns what its filters read (`None`: the network's object
 /// has not answered for too long, or this isolate has no random id to name its batches).
 pub fn record(env: &Env, keys: &ClickKeys, now_ms: u64) -> Option<Counters> {
+    with_local(env, |counts| counts.record(keys, now_ms)).flatten()
+}
+
+/// Counts a decided click for its network's flood threshold.
+pub fn record_flood(env: &Env, network: &Id, thresholds: Thresholds, flagged: bool, now_ms: u64) {
+    with_local(env, |counts| {
+        counts.record_flood(network, thresholds, flagged, now_ms)
+    });
+}
+
+/// The isolate's counts, made on first use (`None` without a random id to name its batches).
+fn with_local<T>(env: &Env, f: impl FnOnce(&mut LocalCounts) -> T) -> Option<T> {
     COUNTS.with(|cell| {
         let mut cell = cell.borrow_mut();
         if cell.is_none() {
             *cell = Some(LocalCounts::new(isolate_id()?, policy(env)));
         }
-        cell.as_mut()?.record(keys, now_ms)
+        cell.as_mut().map(f)
     })
-}
-
-/// Counts a decided click for its network's flood threshold.
-pub fn record_flood(env: &Env, network: &Id, thresholds: Thresholds, flagged: bool, now_ms: u64) {
-    COUNTS.with(|cell| {
-        let mut cell = cell.borrow_mut();
-        if cell.is_none() {
-            *cell = isolate_id().map(|id| LocalCounts::new(id, policy(env)));
-        }
-        if let Some(counts) = cell.as_mut() {
-            counts.record_flood(network, thresholds, flagged, now_ms);
-        }
-    });
 }
 
 /// What this isolate knows of the network's flood state (its object's last answer).
