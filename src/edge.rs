@@ -101,7 +101,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response
         return respond(http::unavailable(head));
     }
 
-    let signature = signature(&env, &config, &params, &url, now_ms).await;
+    let signature = signature(&env, &config, &params, (&url, path, query), now_ms).await;
     // Duplicate-IP and sub-ID counts: this isolate's view, never a wait on the network's object.
     let count_keys = ClickKeys::of(&config, &params, &client, now_ms);
     let counters = count_keys
@@ -225,14 +225,14 @@ async fn admin_request(
         // Validated exactly as `clickgate config push` does, lists in their own keys included;
         // a refused document leaves KV, and so every isolate, as it was.
         AdminRequest::PutConfig(text) => {
-            let mut lists = StoredLists::new();
-            for key in referenced_lists(&text) {
-                if let Ok(Some(bytes)) = kv.get(&key).bytes().await {
-                    if let Ok(set) = IpSet::from_bytes(bytes) {
-                        lists.insert(key, set);
-                    }
-                }
-            }
+            let lists: StoredLists = match read_lists(&kv, referenced_lists(&text)).await {
+                // An unreadable list is left out: the compile refuses the document naming it.
+                Ok(found) => found
+                    .into_iter()
+                    .filter_map(|(key, bytes)| Some((key, IpSet::from_bytes(bytes).ok()?)))
+                    .collect(),
+                Err(e) => return respond(http::admin_unavailable(&format!("KV read failed: {e}"))),
+            };
             match Config::compile_with_lists(&text, &lists) {
                 Ok(config) => match kv.put(CONFIG_KEY, text) {
                     Ok(put) => match put.execute().await {
@@ -267,11 +267,10 @@ async fn signature(
     env: &Env,
     config: &Config,
     params: &ClickParams,
-    url: &str,
+    (url, path, query): (&str, &str, &str),
     now_ms: u64,
 ) -> Option<Signature> {
     let policy = config.networks.get(&params.aff_id)?;
-    let (path, query) = click::split_url(url);
     let check = signing::verify(policy, url, path, query, now_ms);
     let replay = match check.replay_question() {
         Some((click_id, expires_ms)) => {
@@ -344,19 +343,31 @@ async fn fetch_lists(kv: &KvStore, text: &str) -> std::result::Result<(), String
             .map(|slot| slot.lists_to_fetch(text))
             .unwrap_or_default()
     });
+    for (key, bytes) in read_lists(kv, keys).await? {
+        SLOT.with(|cell| {
+            cell.borrow_mut()
+                .as_mut()
+                .map_or(Ok(()), |slot| slot.add_list(key, bytes))
+        })?;
+    }
+    Ok(())
+}
+
+/// The compiled IP lists under these KV keys; a missing one is left out (compiling the document
+/// names it), a failed read is an error.
+async fn read_lists(
+    kv: &KvStore,
+    keys: Vec<String>,
+) -> std::result::Result<Vec<(String, Vec<u8>)>, String> {
+    let mut found = Vec::new();
     for key in keys {
         match kv.get(&key).bytes().await {
-            Ok(Some(bytes)) => SLOT.with(|cell| {
-                cell.borrow_mut()
-                    .as_mut()
-                    .map_or(Ok(()), |slot| slot.add_list(key, bytes))
-            })?,
-            // The compile names the missing list.
+            Ok(Some(bytes)) => found.push((key, bytes)),
             Ok(None) => {}
             Err(e) => return Err(format!("list `{key}`: {e}")),
         }
     }
-    Ok(())
+    Ok(found)
 }
 
 fn refresh_seconds(env: &Env) -> u64 {
