@@ -566,25 +566,15 @@ fn compile_list(list: &Path, out: &Path) -> Result<(), Failure> {
 }
 
 fn replay(flags: &[&str]) -> Result<(), Failure> {
-    let (mut config, mut clicks, mut against, mut keep) = (None, None, None, 20usize);
-    let mut rest = flags.iter();
-    while let Some(flag) = rest.next() {
-        let value = rest
-            .next()
-            .ok_or_else(|| Failure::Usage(format!("{flag} needs a value")));
-        match *flag {
-            "--config" => config = Some(PathBuf::from(value?)),
-            "--clicks" => clicks = Some(PathBuf::from(value?)),
-            "--against" => against = Some(PathBuf::from(value?)),
-            "--changes" => {
-                let v = value?;
-                keep = v
-                    .parse()
-                    .map_err(|_| Failure::Usage(format!("--changes takes a number, not `{v}`")))?;
-            }
-            other => return Err(Failure::Usage(format!("unknown option `{other}`"))),
-        }
-    }
+    let f = named_flags(flags, &["--config", "--clicks", "--against", "--changes"])?;
+    let path = |name: &str| f.get(name).map(PathBuf::from);
+    let (config, clicks, against) = (path("--config"), path("--clicks"), path("--against"));
+    let keep: usize = match f.get("--changes") {
+        Some(v) => v
+            .parse()
+            .map_err(|_| Failure::Usage(format!("--changes takes a number, not `{v}`")))?,
+        None => 20,
+    };
     let config_file = config.ok_or_else(|| Failure::Usage("replay needs --config FILE".into()))?;
     let config = validate(&config_file, Use::Replay)?.config;
     let against = against
