@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clickgate_core::token::{ClickToken, TokenKey, TokenVerdict};
-use support::{root, Worker};
+use support::{root, tid_of, Worker};
 
 fn demo() -> std::path::PathBuf {
     root().join("demo/config.json")
@@ -34,12 +34,6 @@ fn now_ms() -> u64 {
 fn open_token(tid: &str) -> ClickToken {
     let key = TokenKey::new(support::SECRET.as_bytes()).unwrap();
     ClickToken::open(tid, &key).unwrap_or_else(|e| panic!("{tid}: {e}"))
-}
-
-fn tid_of(location: &str) -> &str {
-    let start = location.find("tid=").expect("tid in location") + 4;
-    let rest = &location[start..];
-    &rest[..rest.find('&').unwrap_or(rest.len())]
 }
 
 #[test]

@@ -26,6 +26,13 @@ pub fn cli() -> PathBuf {
     need(&root().join("target/release/clickgate"))
 }
 
+/// The transaction id in a redirect's `tid` parameter.
+pub fn tid_of(location: &str) -> &str {
+    let start = location.find("tid=").expect("tid in location") + 4;
+    let rest = &location[start..];
+    &rest[..rest.find('&').unwrap_or(rest.len())]
+}
+
 /// A scratch directory removed on drop.
 pub struct TempDir(pub PathBuf);
 
@@ -251,11 +258,7 @@ impl Worker {
     /// `tid` parameter, or the block's `reference` (the clicker is told nothing more).
     pub fn decision_for(&self, reply: &Reply) -> serde_json::Value {
         let tid = match reply.header("location") {
-            Some(location) => {
-                let start = location.find("tid=").expect("tid in location") + 4;
-                let rest = &location[start..];
-                rest[..rest.find('&').unwrap_or(rest.len())].to_owned()
-            }
+            Some(location) => tid_of(location).to_owned(),
             None => reply.json()["error"]["reference"]
                 .as_str()
                 .expect("a reference in the block")
