@@ -1,7 +1,7 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use clickgate_core::admin::{self, AdminRequest};
+use clickgate_core::admin::{self, AdminCall, AdminRequest};
 use clickgate_core::cache::{ConfigSlot, Fetched, Need};
 use clickgate_core::click::{self, ClickParams, ClientInfo, Route};
 use clickgate_core::config::{referenced_lists, Config, StoredLists};
@@ -13,8 +13,9 @@ use clickgate_core::ip::parse_client_ip;
 use clickgate_core::ip::IpSet;
 use clickgate_core::log::fault_line;
 use clickgate_core::log::JsonLine;
+use clickgate_core::report;
 use clickgate_core::signing::{self, Breakers, ReplayAnswer, Signature};
-use clickgate_core::token::{TokenKey, NONCE_LEN};
+use clickgate_core::token::{ClickToken, TokenKey, NONCE_LEN};
 use worker::kv::KvStore;
 use worker::worker_sys::web_sys;
 use worker::{console_error, console_log, event, Context, Date, Env, Method, Request, Result};
@@ -58,7 +59,8 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response
     let sizes = click::check_sizes(url.len(), headers.iter().map(|(n, v)| (*n, v.as_str())));
     let (path, query) = click::split_url(&url);
     if admin::is_admin_path(path) {
-        return admin_request(req, &env, method.as_ref(), path, now_ms).await;
+        let (path, query) = (path.to_owned(), query.to_owned());
+        return admin_request(req, &env, method.as_ref(), (&path, &query), now_ms).await;
     }
     if path == "/postback" {
         let query = query.to_owned();
@@ -117,7 +119,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response
     match decide(&config, &key, params, client, observed, now_ms, nonce) {
         Ok(outcome) => {
             console_log!("{}", outcome.log_line());
-            network::record_flood(&env, &network, thresholds, outcome.flagged(), now_ms);
+            network::record_outcome(&env, &outcome, thresholds, &nonce);
             network::after_click(&env, &ctx, &network, now_ms);
             respond(http::click_response(
                 &outcome,
@@ -175,6 +177,9 @@ async fn postback(
     };
     let outcome = judging.finish(duplicate);
     console_log!("{}", outcome.log_line(now_ms));
+    let (network, row, tally) = report::conversion_row(&config, &outcome, now_ms);
+    network::record_conversion(env, &network, row, &tally, now_ms);
+    network::after_click(env, ctx, &network, now_ms);
     respond(http::postback_response(&outcome))
 }
 
@@ -183,19 +188,20 @@ async fn admin_request(
     mut req: Request,
     env: &Env,
     method: &str,
-    path: &str,
+    (path, query): (&str, &str),
     now_ms: u64,
 ) -> Result<web_sys::Response> {
     let authorization = req.headers().get("authorization").ok().flatten();
     let token = env.secret("ADMIN_TOKEN").ok().map(|s| s.to_string());
     let body = req.text().await.unwrap_or_default();
-    let request = match admin::parse(
+    let call = AdminCall {
         method,
         path,
-        authorization.as_deref(),
-        token.as_deref(),
-        &body,
-    ) {
+        query,
+        authorization: authorization.as_deref(),
+        body: &body,
+    };
+    let request = match admin::parse(call, token.as_deref(), now_ms) {
         Ok(request) => request,
         Err(e) => return respond(http::admin_error_response(&e)),
     };
@@ -208,6 +214,38 @@ async fn admin_request(
         }
     };
     match request {
+        AdminRequest::Page => respond(http::admin_page()),
+        AdminRequest::Report(query) => match network::report(env, &query).await {
+            Ok((answered, missing)) => {
+                let parts = answered.iter().map(|(n, h)| (n.as_str(), h.as_slice()));
+                respond(http::admin_report(&report::aggregate(
+                    &query, parts, missing,
+                )))
+            }
+            Err(e) => respond(http::admin_unavailable(&format!(
+                "the network directory did not answer: {e}"
+            ))),
+        },
+        AdminRequest::Explain(id) => {
+            let Some(key) = token_key(env) else {
+                return respond(http::admin_unavailable("TOKEN_SECRET is not set"));
+            };
+            let token = match ClickToken::open(&id, &key) {
+                Ok(token) => token,
+                Err(e) => return respond(http::admin_unknown_transaction(&e.to_string())),
+            };
+            let key = report::explain_key_of(&token);
+            match network::explanation(env, &token.aff_id, &key).await {
+                Ok(kept) => respond(http::admin_explain(report::explain_answer(
+                    &id,
+                    &token,
+                    kept.as_deref(),
+                ))),
+                Err(e) => respond(http::admin_unavailable(&format!(
+                    "the network's object did not answer: {e}"
+                ))),
+            }
+        }
         AdminRequest::Network(action) => match network::operate(env, &action).await {
             Ok(block) => respond(http::admin_response(&action, block.as_ref(), now_ms)),
             Err(e) => {

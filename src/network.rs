@@ -8,6 +8,11 @@
 //! The same class also keeps the networks' click-id replay records, in objects of their own
 //! (`replay:{network}:{shard}`, see `clickgate_core::signing`), so one busy network's records are
 //! spread over several objects and never queue behind its counts.
+//!
+//! The fraud report's hours live in the network's object too (`clickgate_core::report`), sent with
+//! the counts. One more object, [`DIRECTORY`], knows which networks have report data since which
+//! day: each network's object lists itself there on its first batch of a UTC day, and a report
+//! asks the listed networks.
 
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
@@ -17,10 +22,14 @@ use clickgate_core::click::Id;
 use clickgate_core::counts::{
     Batch, ClickKeys, Flush, FlushPolicy, LocalCounts, NetworkCounts, Reply, StoreKey,
 };
+use clickgate_core::decide::ClickOutcome;
 use clickgate_core::flood::{Event, FloodBlock, FloodView, Thresholds};
 use clickgate_core::log::fault_line;
+use clickgate_core::report::{self, HourRows, ReportQuery, RowKey, Tally};
 use clickgate_core::rules::Counters;
 use clickgate_core::signing::{self, ReplayAnswer};
+use clickgate_core::token::NONCE_LEN;
+use futures_util::future::join_all;
 use worker::js_sys::{Object, Reflect};
 use worker::wasm_bindgen::JsValue;
 use worker::{
@@ -30,6 +39,11 @@ use worker::{
 
 /// The Durable Object binding (see wrangler.toml).
 pub const BINDING: &str = "NETWORK";
+/// The object that lists the networks with report data. Ids cannot hold `:`, so no network's
+/// object has this name.
+const DIRECTORY: &str = "directory:networks";
+/// A report asks this many networks' objects at once.
+const REPORT_FAN_OUT: usize = 16;
 /// Storage calls take at most this many keys.
 const STORAGE_CHUNK: usize = 128;
 /// A flush drive stops after this many steps; the next click picks it up again. Work after a
@@ -48,10 +62,22 @@ pub fn record(env: &Env, keys: &ClickKeys, now_ms: u64) -> Option<Counters> {
     with_local(env, |counts| counts.record(keys, now_ms)).flatten()
 }
 
-/// Counts a decided click for its network's flood threshold.
-pub fn record_flood(env: &Env, network: &Id, thresholds: Thresholds, flagged: bool, now_ms: u64) {
+/// Counts a decided click for its network: flood threshold, report, and its kept decision.
+pub fn record_outcome(
+    env: &Env,
+    outcome: &ClickOutcome,
+    thresholds: Thresholds,
+    nonce: &[u8; NONCE_LEN],
+) {
     with_local(env, |counts| {
-        counts.record_flood(network, thresholds, flagged, now_ms)
+        counts.record_outcome(outcome, thresholds, nonce)
+    });
+}
+
+/// Counts a judged postback in its network's report.
+pub fn record_conversion(env: &Env, network: &Id, key: RowKey, tally: &Tally, now_ms: u64) {
+    with_local(env, |counts| {
+        counts.record_conversion(network, key, tally, now_ms)
     });
 }
 
@@ -208,6 +234,42 @@ pub async fn conversion_seen(
     }
 }
 
+/// Every listed network's report hours in the query's range; the networks that did not answer are
+/// named, not guessed at.
+pub async fn report(
+    env: &Env,
+    query: &ReportQuery,
+) -> std::result::Result<(Vec<(String, Vec<(u32, HourRows)>)>, Vec<String>), String> {
+    let listed = ask(env, DIRECTORY, "/networks", &query.from_day().to_string()).await?;
+    let networks: Vec<String> = listed.lines().map(str::to_owned).collect();
+    let body = format!("{}\n{}", query.from_hour, query.to_hour);
+    let mut answered = Vec::new();
+    let mut missing = Vec::new();
+    for chunk in networks.chunks(REPORT_FAN_OUT) {
+        let answers = join_all(chunk.iter().map(|n| ask(env, n, "/report", &body))).await;
+        for (network, answer) in chunk.iter().zip(answers) {
+            match answer.and_then(|text| report::parse_network_answer(&text)) {
+                Ok(hours) => answered.push((network.clone(), hours)),
+                Err(e) => {
+                    console_error!("{}", fault_line("report", &format!("{network}: {e}")));
+                    missing.push(network.clone());
+                }
+            }
+        }
+    }
+    Ok((answered, missing))
+}
+
+/// The kept decision of a click, by its network and explain key (`None`: not kept).
+pub async fn explanation(
+    env: &Env,
+    network: &Id,
+    key: &str,
+) -> std::result::Result<Option<String>, String> {
+    let text = ask(env, network.as_str(), "/explain", key).await?;
+    Ok((!text.is_empty()).then_some(text))
+}
+
 fn isolate_id() -> Option<u64> {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).ok()?;
@@ -233,15 +295,20 @@ fn policy(env: &Env) -> FlushPolicy {
 #[durable_object(alarm)]
 pub struct Network {
     state: State,
+    env: Env,
     /// Whether this instance has made sure the daily sweep is scheduled: once is enough.
     sweep_scheduled: Cell<bool>,
+    /// The UTC day this instance last listed its network in the directory.
+    listed_day: Cell<u32>,
 }
 
 impl DurableObject for Network {
-    fn new(state: State, _env: Env) -> Self {
+    fn new(state: State, env: Env) -> Self {
         Network {
             state,
+            env,
             sweep_scheduled: Cell::new(false),
+            listed_day: Cell::new(0),
         }
     }
 
@@ -254,6 +321,10 @@ impl DurableObject for Network {
             "/replay" => return self.replay(&req.text().await?).await,
             "/operate" => return self.operate(&req.text().await?).await,
             "/conversion" => return self.conversion(&req.text().await?).await,
+            "/report" => return self.report(&req.text().await?).await,
+            "/explain" => return self.explain(&req.text().await?).await,
+            "/list" => return self.list(&req.text().await?).await,
+            "/networks" => return self.networks(&req.text().await?).await,
             _ => return Response::error("POST /batch or /replay only", 404),
         }
         let batch = match Batch::parse(&req.text().await?) {
@@ -265,6 +336,7 @@ impl DurableObject for Network {
             .with_stored(batch.storage_keys(), |counts| counts.apply(&batch, now_ms))
             .await?;
         self.schedule_sweep(now_ms).await?;
+        self.list_network(&batch.network, now_ms).await;
         Response::ok(reply.to_json())
     }
 
@@ -292,6 +364,7 @@ impl DurableObject for Network {
                     let v = value.as_string().unwrap_or_default();
                     if NetworkCounts::expired_key(&k, &v, now_ms)
                         || signing::use_record_expired(&k, &v, now_ms)
+                        || report::listing_expired(&k, &v, now_ms)
                     {
                         expired.push(k.clone());
                     } else {
@@ -417,6 +490,115 @@ impl Network {
             console_log!("{line}");
         }
         Ok(out)
+    }
+
+    /// The hours of the report in `from_hour\nto_hour`, as stored.
+    async fn report(&self, body: &str) -> Result<Response> {
+        let Some((from, to)) = body
+            .split_once('\n')
+            .and_then(|(f, t)| Some((f.parse::<u32>().ok()?, t.parse::<u32>().ok()?)))
+        else {
+            return Response::error("expected `<from hour>\\n<to hour>`", 400);
+        };
+        let (start, end) = (report::hour_key(from), report::hour_key(to));
+        let options = ListOptions::new().start(&start).end(&end);
+        let mut hours = Vec::new();
+        self.state
+            .storage()
+            .list_with_options(options)
+            .await?
+            .for_each(&mut |value, key| {
+                let hour = key.as_string().and_then(|k| report::parse_hour_key(&k));
+                if let (Some(hour), Some(v)) = (hour, value.as_string()) {
+                    hours.push((hour, v));
+                }
+            });
+        Response::ok(report::network_answer(
+            hours.iter().map(|(h, v)| (*h, v.as_str())),
+        ))
+    }
+
+    /// One click's kept decision by its explain key; empty when there is none.
+    async fn explain(&self, key: &str) -> Result<Response> {
+        if !matches!(StoreKey::parse(key), Some(StoreKey::Explain(..))) {
+            return Response::error("expected an explain key", 400);
+        }
+        let kept = self.state.storage().get::<String>(key).await?;
+        Response::ok(kept.unwrap_or_default())
+    }
+
+    /// Lists the network in the directory once per UTC day and instance. A failure is logged and
+    /// tried again with the next batch: the counts are stored whatever happens here.
+    async fn list_network(&self, network: &Id, now_ms: u64) {
+        let today = (now_ms / clickgate_core::counts::DAY_MS) as u32;
+        if self.listed_day.get() == today {
+            return;
+        }
+        let body = format!("{network}\n{today}");
+        match ask(&self.env, DIRECTORY, "/list", &body).await {
+            Ok(_) => self.listed_day.set(today),
+            Err(e) => console_error!("{}", fault_line("directory", &e)),
+        }
+    }
+
+    /// The directory's side of `list_network`: `network\nday`.
+    async fn list(&self, body: &str) -> Result<Response> {
+        let Some((network, day)) = body
+            .split_once('\n')
+            .and_then(|(n, d)| Some((Id::parse(n).ok()?, d.parse::<u32>().ok()?)))
+        else {
+            return Response::error("expected `<network>\\n<day>`", 400);
+        };
+        let key = format!("n/{network}");
+        let storage = self.state.storage();
+        let stored = storage
+            .get::<String>(&key)
+            .await?
+            .and_then(|d| d.parse::<u32>().ok());
+        if stored.is_none_or(|d| d < day) {
+            storage.put(&key, day.to_string()).await?;
+        }
+        self.schedule_sweep(Date::now().as_millis()).await?;
+        Response::ok("listed")
+    }
+
+    /// The directory's networks with report data on or after the day in `body`, one per line.
+    async fn networks(&self, body: &str) -> Result<Response> {
+        let Ok(since) = body.trim().parse::<u32>() else {
+            return Response::error("expected a day number", 400);
+        };
+        let mut out = String::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut options = ListOptions::new().prefix("n/").limit(SWEEP_PAGE);
+            if let Some(last) = &after {
+                options = options.start(last);
+            }
+            let mut last = None;
+            self.state
+                .storage()
+                .list_with_options(options)
+                .await?
+                .for_each(&mut |value, key| {
+                    let Some(k) = key.as_string() else { return };
+                    if after.as_deref() == Some(k.as_str()) {
+                        return;
+                    }
+                    let day = value.as_string().and_then(|d| d.parse::<u32>().ok());
+                    if day.is_some_and(|d| d >= since) {
+                        if let Some(network) = k.strip_prefix("n/") {
+                            out.push_str(network);
+                            out.push('\n');
+                        }
+                    }
+                    last = Some(k);
+                });
+            match last {
+                Some(k) => after = Some(k),
+                None => break,
+            }
+        }
+        Response::ok(out)
     }
 
     async fn schedule_sweep(&self, now_ms: u64) -> Result<()> {

@@ -302,3 +302,40 @@ impl Drop for Worker {
         let _ = self.child.wait();
     }
 }
+
+/// Opens `url` in headless Chromium (Debian's `chromium`, or `$CHROMIUM`) as a phone-sized window:
+/// saves a screenshot to `shot` and returns the DOM once the page's scripts have run.
+pub fn browse(url: &str, shot: &Path) -> String {
+    let browser = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".to_owned());
+    if let Some(dir) = shot.parent() {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let profile = TempDir::new("chromium");
+    let run = |extra: &[&str]| {
+        let out = Command::new(&browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--hide-scrollbars",
+                "--window-size=412,1600",
+                "--virtual-time-budget=15000",
+            ])
+            .arg(format!("--user-data-dir={}", profile.0.display()))
+            .args(extra)
+            .arg(url)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("{browser} is needed for the report page test (make setup): {e}")
+            });
+        assert!(
+            out.status.success(),
+            "{browser} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&[&format!("--screenshot={}", shot.display())]);
+    run(&["--dump-dom"])
+}

@@ -29,7 +29,9 @@ const USAGE: &str = "usage:
   clickgate list compile LIST_FILE OUT_FILE
   clickgate sign --config FILE --network ID --url URL [--kid K] [--expires-in S] [--click-id ID]
   clickgate verify --config FILE URL
-  clickgate network (block | unblock) NETWORK --url BASE_URL --by WHO
+  clickgate (block | unblock) NETWORK --url BASE_URL --by WHO      (also: clickgate network block ...)
+  clickgate report --url BASE_URL [--from DATE] [--to DATE] [--group-by G,G] [--format table|json|csv]
+  clickgate explain TRANSACTION_ID --url BASE_URL
 
 sign prints the link signed under the network's policy in FILE (the newest live key unless --kid;
 valid for --expires-in seconds, default an hour or the policy's max_age_seconds if shorter); verify says whether a link passes and why not.
@@ -41,11 +43,15 @@ list compile writes that compiled form and prints its key, for other upload tool
 replay runs recorded clicks (the Worker's decision log, or CSV with a header) through a config and
 prints what it would have done; with --against, also the clicks an older config decides differently.
 
-network block / unblock imposes or lifts a network's click-flood block until 00:00 UTC through the
+block / unblock imposes or lifts a network's click-flood block until 00:00 UTC through the
 Worker's admin API (BASE_URL is where the Worker answers, e.g. https://track.example.com).
 
+report prints the fraud report: clicks, blocked, would-block, conversions and CR, grouped by any of
+hour, day, advertiser, offer, affiliate; DATE is YYYY-MM-DD or YYYY-MM-DDTHH (UTC), default the last
+24 hours. explain prints everything behind one click's verdict.
+
 environment:
-  CLICKGATE_ADMIN_TOKEN   the Worker's ADMIN_TOKEN secret, for network block / unblock
+  CLICKGATE_ADMIN_TOKEN   the Worker's ADMIN_TOKEN secret, for block, unblock, report and explain
   WRANGLER   the wrangler command to run (default: node_modules/.bin/wrangler next to wrangler.toml)";
 
 const KV_BINDING: &str = "CLICKGATE_CONFIG";
@@ -83,9 +89,12 @@ fn run(args: &[String]) -> Result<(), Failure> {
         ["replay", flags @ ..] => replay(flags),
         ["list", "compile", list, out] => compile_list(Path::new(list), Path::new(out)),
         ["sign", flags @ ..] => sign(flags),
-        ["network", verb @ ("block" | "unblock"), network, flags @ ..] => {
+        ["network", verb @ ("block" | "unblock"), network, flags @ ..]
+        | [verb @ ("block" | "unblock"), network, flags @ ..] => {
             network_admin(verb, network, flags)
         }
+        ["report", flags @ ..] => report(flags),
+        ["explain", transaction_id, flags @ ..] => explain(transaction_id, flags),
         ["verify", "--config", file, url] => verify(Path::new(file), url),
         ["-h" | "--help" | "help"] => {
             println!("{USAGE}");
@@ -486,34 +495,200 @@ fn verify(file: &Path, url: &str) -> Result<(), Failure> {
     }
 }
 
-/// Calls the Worker's admin API with curl; the token goes to curl on its standard input, never on
-/// a command line another user could read.
+/// `network block|unblock`: imposes or lifts the network's block through the admin API.
 fn network_admin(verb: &str, network: &str, flags: &[&str]) -> Result<(), Failure> {
     let f = named_flags(flags, &["--url", "--by"])?;
     let (Some(base), Some(by)) = (f.get("--url"), f.get("--by")) else {
-        return Err(Failure::Usage(format!(
-            "network {verb} needs --url and --by"
-        )));
+        return Err(Failure::Usage(format!("{verb} needs --url and --by")));
     };
+    let body = serde_json::json!({ "by": by }).to_string();
+    let path = format!("/admin/networks/{network}/{verb}");
+    println!("{}", admin_call(base, "POST", &path, Some(&body))?);
+    Ok(())
+}
+
+/// `report`: the fraud report as a table (default), JSON or CSV.
+fn report(flags: &[&str]) -> Result<(), Failure> {
+    let f = named_flags(
+        flags,
+        &["--url", "--from", "--to", "--group-by", "--format"],
+    )?;
+    let base = f
+        .get("--url")
+        .ok_or_else(|| Failure::Usage("report needs --url".into()))?;
+    let format = f.get("--format").copied().unwrap_or("table");
+    if !matches!(format, "table" | "json" | "csv") {
+        return Err(Failure::Usage(format!(
+            "--format `{format}` is not table, json or csv"
+        )));
+    }
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (flag, name) in [
+        ("--from", "from"),
+        ("--to", "to"),
+        ("--group-by", "group_by"),
+    ] {
+        if let Some(v) = f.get(flag) {
+            query.append_pair(name, v);
+        }
+    }
+    query.append_pair("format", if format == "csv" { "csv" } else { "json" });
+    let answer = admin_call(
+        base,
+        "GET",
+        &format!("/admin/report?{}", query.finish()),
+        None,
+    )?;
+    match format {
+        "table" => {
+            let report: serde_json::Value = serde_json::from_str(&answer)
+                .map_err(|e| Failure::Io(format!("the Worker's report is not JSON: {e}")))?;
+            print!("{}", report_table(&report));
+        }
+        // Exactly as the Worker sent it: CSV lines end in CRLF.
+        "csv" => print!("{answer}"),
+        _ => println!("{answer}"),
+    }
+    Ok(())
+}
+
+/// The report as aligned columns, the total last.
+fn report_table(report: &serde_json::Value) -> String {
+    use serde_json::Value;
+    let groups: Vec<&str> = report["group_by"]
+        .as_array()
+        .map(|g| g.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let pct = |v: &Value| {
+        v.as_f64()
+            .map_or("-".to_owned(), |r| format!("{:.1}%", r * 100.0))
+    };
+    let top = |v: &Value| {
+        v.as_object()
+            .and_then(|m| m.iter().max_by_key(|(_, n)| n.as_u64()))
+            .map_or("-".to_owned(), |(code, n)| format!("{code} ({n})"))
+    };
+    let line = |row: &Value, names: Vec<String>| {
+        let mut cells = names;
+        cells.extend([
+            row["clicks"].to_string(),
+            row["blocked"].to_string(),
+            pct(&row["block_rate"]),
+            row["would_block"].to_string(),
+            row["conversions"].to_string(),
+            row["invalid"].to_string(),
+            pct(&row["cr"]),
+            top(&row["reasons"]),
+        ]);
+        cells
+    };
+    let mut table: Vec<Vec<String>> = Vec::new();
+    let mut header: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
+    header.extend(
+        [
+            "clicks",
+            "blocked",
+            "block rate",
+            "would block",
+            "conversions",
+            "invalid",
+            "CR",
+            "top reason",
+        ]
+        .map(str::to_owned),
+    );
+    table.push(header);
+    for row in report["rows"].as_array().into_iter().flatten() {
+        let names = groups
+            .iter()
+            .map(|g| {
+                row[*g]
+                    .as_str()
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or("-")
+                    .to_owned()
+            })
+            .collect();
+        table.push(line(row, names));
+    }
+    let mut total_names = vec![String::new(); groups.len()];
+    if let Some(first) = total_names.first_mut() {
+        *first = "total".into();
+    }
+    table.push(line(&report["total"], total_names));
+    let widths: Vec<usize> = (0..table[0].len())
+        .map(|i| {
+            table
+                .iter()
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = format!(
+        "{} to {}, {} networks\n",
+        report["from"].as_str().unwrap_or("?"),
+        report["to"].as_str().unwrap_or("?"),
+        report["networks"]
+    );
+    if let Some(missing) = report["missing_networks"]
+        .as_array()
+        .filter(|m| !m.is_empty())
+    {
+        out.push_str(&format!("not answering, not counted: {missing:?}\n"));
+    }
+    for row in &table {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (c, w))| {
+                if i < groups.len() || i == row.len() - 1 {
+                    format!("{c:<w$}")
+                } else {
+                    format!("{c:>w$}")
+                }
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `explain`: one click's whole decision, by its transaction id.
+fn explain(transaction_id: &str, flags: &[&str]) -> Result<(), Failure> {
+    let f = named_flags(flags, &["--url"])?;
+    let base = f
+        .get("--url")
+        .ok_or_else(|| Failure::Usage("explain needs --url".into()))?;
+    let answer = admin_call(
+        base,
+        "GET",
+        &format!("/admin/explain/{transaction_id}"),
+        None,
+    )?;
+    let pretty = serde_json::from_str::<serde_json::Value>(&answer)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or(answer);
+    println!("{pretty}");
+    Ok(())
+}
+
+/// Calls the Worker's admin API with curl and returns the answer of a 200; the token goes to curl
+/// on its standard input, never on a command line another user could read.
+fn admin_call(base: &str, method: &str, path: &str, body: Option<&str>) -> Result<String, Failure> {
     let token = std::env::var("CLICKGATE_ADMIN_TOKEN").map_err(|_| {
         Failure::Usage("set CLICKGATE_ADMIN_TOKEN to the Worker's ADMIN_TOKEN secret".into())
     })?;
-    let url = format!(
-        "{}/admin/networks/{network}/{verb}",
-        base.trim_end_matches('/')
-    );
-    let body = serde_json::json!({ "by": by }).to_string();
-    let mut child = Command::new("curl")
-        .args([
-            "-sS",
-            "-X",
-            "POST",
-            "-H",
-            "@-",
-            "-H",
-            "content-type: application/json",
-        ])
-        .args(["--data", &body, "-w", "\n%{http_code}", &url])
+    let url = format!("{}{path}", base.trim_end_matches('/'));
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "-X", method, "-H", "@-"]);
+    if let Some(body) = body {
+        cmd.args(["-H", "content-type: application/json", "--data", body]);
+    }
+    let mut child = cmd
+        .args(["-w", "\n%{http_code}", &url])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -527,15 +702,14 @@ fn network_admin(verb: &str, network: &str, flags: &[&str]) -> Result<(), Failur
         .wait_with_output()
         .map_err(|e| Failure::Io(format!("curl: {e}")))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let (answer, status) = text
-        .trim_end()
-        .rsplit_once('\n')
-        .unwrap_or(("", text.trim()));
-    println!("{answer}");
-    match status {
-        "200" => Ok(()),
+    let (answer, status) = text.rsplit_once('\n').unwrap_or(("", text.trim()));
+    match status.trim() {
+        "200" => Ok(answer.to_owned()),
         _ if !out.status.success() => Err(Failure::Io(format!("curl failed ({})", out.status))),
-        other => Err(Failure::Io(format!("the Worker answered {other}"))),
+        other => Err(Failure::Io(format!(
+            "the Worker answered {other}: {}",
+            answer.trim()
+        ))),
     }
 }
 

@@ -5,7 +5,10 @@
 //! POST /admin/networks/{aff_id}/unblock   {"by": "alice@example.com"}
 //! GET  /admin/config                      the document in KV
 //! PUT  /admin/config                      a new document: validated like `clickgate config push`
-//! Authorization: Bearer <ADMIN_TOKEN>
+//! GET  /admin/report?from&to&group_by&format   the fraud report (see [`crate::report`])
+//! GET  /admin/explain/{transaction_id}    one click's whole decision
+//! GET  /admin/                            the report page
+//! Authorization: Bearer <ADMIN_TOKEN>     (or Basic with the token as password, for browsers)
 //! ```
 //!
 //! A block imposed by an operator lasts until 00:00 UTC; a lift holds for the rest of the UTC day
@@ -14,7 +17,11 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+
 use crate::click::Id;
+use crate::report::ReportQuery;
 
 pub const PREFIX: &str = "/admin/";
 const MAX_BY_LEN: usize = 128;
@@ -40,6 +47,20 @@ pub enum AdminRequest {
     GetConfig,
     /// The new document's text, not yet validated (the Worker compiles it with its lists).
     PutConfig(String),
+    Report(ReportQuery),
+    /// A transaction id, not yet opened (the Worker holds the key).
+    Explain(String),
+    Page,
+}
+
+/// The parts of an HTTP request the admin API reads.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminCall<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub authorization: Option<&'a str>,
+    pub body: &'a str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,8 +68,11 @@ pub enum AdminError {
     /// The Worker has no `ADMIN_TOKEN` secret: the API is off.
     NotConfigured,
     Unauthorized,
+    /// The report page without credentials: the browser is asked for them.
+    Login,
     NotFound,
-    MethodNotAllowed,
+    /// With the methods the route takes.
+    MethodNotAllowed(&'static str),
     BadRequest(String),
 }
 
@@ -59,25 +83,52 @@ pub fn is_admin_path(path: &str) -> bool {
 /// Reads an admin request. The token is checked before anything else is looked at, so an
 /// unauthenticated caller learns nothing about which paths exist.
 pub fn parse(
-    method: &str,
-    path: &str,
-    authorization: Option<&str>,
+    call: AdminCall<'_>,
     admin_token: Option<&str>,
-    body: &str,
+    now_ms: u64,
 ) -> Result<AdminRequest, AdminError> {
+    let AdminCall {
+        method,
+        path,
+        query,
+        authorization,
+        body,
+    } = call;
     let token = admin_token.ok_or(AdminError::NotConfigured)?;
-    let presented = authorization
-        .and_then(|a| a.strip_prefix("Bearer "))
-        .ok_or(AdminError::Unauthorized)?;
-    if !same_secret(presented, token) {
-        return Err(AdminError::Unauthorized);
-    }
     let rest = path.strip_prefix(PREFIX).unwrap_or("");
+    let refused = if rest.is_empty() && method == "GET" {
+        AdminError::Login
+    } else {
+        AdminError::Unauthorized
+    };
+    let presented = authorization
+        .and_then(presented_token)
+        .ok_or(refused.clone())?;
+    if !same_secret(&presented, token) {
+        return Err(refused);
+    }
+    if rest.is_empty() || rest == "report" {
+        if method != "GET" {
+            return Err(AdminError::MethodNotAllowed("GET"));
+        }
+        if rest.is_empty() {
+            return Ok(AdminRequest::Page);
+        }
+        return ReportQuery::parse(query, now_ms)
+            .map(AdminRequest::Report)
+            .map_err(AdminError::BadRequest);
+    }
+    if let Some(id) = rest.strip_prefix("explain/") {
+        if method != "GET" {
+            return Err(AdminError::MethodNotAllowed("GET"));
+        }
+        return Ok(AdminRequest::Explain(id.to_owned()));
+    }
     if rest == "config" {
         return match method {
             "GET" => Ok(AdminRequest::GetConfig),
             "PUT" => Ok(AdminRequest::PutConfig(body.to_owned())),
-            _ => Err(AdminError::MethodNotAllowed),
+            _ => Err(AdminError::MethodNotAllowed("GET, PUT")),
         };
     }
     let parts: Vec<&str> = rest.split('/').collect();
@@ -86,7 +137,7 @@ pub fn parse(
         _ => return Err(AdminError::NotFound),
     };
     if method != "POST" {
-        return Err(AdminError::MethodNotAllowed);
+        return Err(AdminError::MethodNotAllowed("POST"));
     }
     let network = Id::parse(network)
         .map_err(|e| AdminError::BadRequest(format!("network `{network}` {e}")))?;
@@ -108,6 +159,20 @@ pub fn parse(
     } else {
         Action::Unblock { network, by }
     }))
+}
+
+/// The token in `Bearer <token>`, or the password of `Basic base64(user:token)` (what a browser
+/// sends after asking).
+fn presented_token(authorization: &str) -> Option<String> {
+    if let Some(token) = authorization.strip_prefix("Bearer ") {
+        return Some(token.to_owned());
+    }
+    let decoded = B64
+        .decode(authorization.strip_prefix("Basic ")?.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    text.split_once(':')
+        .map(|(_, password)| password.to_owned())
 }
 
 /// Compares two secrets in time independent of where they differ (and of their lengths, by
@@ -134,7 +199,14 @@ mod tests {
         auth: Option<&str>,
         body: &str,
     ) -> Result<AdminRequest, AdminError> {
-        parse(method, path, auth, Some(TOKEN), body)
+        let call = AdminCall {
+            method,
+            path,
+            query: "",
+            authorization: auth,
+            body,
+        };
+        parse(call, Some(TOKEN), 0)
     }
 
     #[test]
@@ -162,11 +234,11 @@ mod tests {
         );
         assert_eq!(
             call("DELETE", "/admin/config", Some(&auth), ""),
-            Err(AdminError::MethodNotAllowed)
+            Err(AdminError::MethodNotAllowed("GET, PUT"))
         );
         assert_eq!(
             call("GET", "/admin/networks/net-7/block", Some(&auth), body),
-            Err(AdminError::MethodNotAllowed)
+            Err(AdminError::MethodNotAllowed("POST"))
         );
         assert_eq!(
             call("POST", "/admin/networks/net-7/delete", Some(&auth), body),
@@ -204,16 +276,65 @@ mod tests {
                 Err(AdminError::Unauthorized)
             );
         }
-        assert_eq!(
-            parse(
-                "POST",
-                "/admin/networks/n/block",
-                Some("Bearer x"),
-                None,
-                body
-            ),
-            Err(AdminError::NotConfigured)
-        );
+        let call = AdminCall {
+            method: "POST",
+            path: "/admin/networks/n/block",
+            query: "",
+            authorization: Some("Bearer x"),
+            body,
+        };
+        assert_eq!(parse(call, None, 0), Err(AdminError::NotConfigured));
         assert!(same_secret("a", "a") && !same_secret("a", "b") && !same_secret("a", "aa"));
+    }
+
+    #[test]
+    fn reports_explanations_and_the_page_are_read_with_the_token() {
+        let auth = format!("Bearer {TOKEN}");
+        let get = |path: &str, query: &str, auth: Option<&str>| {
+            let call = AdminCall {
+                method: "GET",
+                path,
+                query,
+                authorization: auth,
+                body: "",
+            };
+            parse(call, Some(TOKEN), 0)
+        };
+        assert!(matches!(
+            get("/admin/report", "group_by=offer&format=csv", Some(&auth)),
+            Ok(AdminRequest::Report(q)) if q.format == crate::report::Format::Csv
+        ));
+        assert!(matches!(
+            get("/admin/report", "group_by=nope", Some(&auth)),
+            Err(AdminError::BadRequest(m)) if m.contains("nope")
+        ));
+        assert_eq!(
+            get("/admin/explain/AbC-_1", "", Some(&auth)),
+            Ok(AdminRequest::Explain("AbC-_1".into()))
+        );
+        assert_eq!(get("/admin/", "", Some(&auth)), Ok(AdminRequest::Page));
+        assert_eq!(
+            call("POST", "/admin/report", Some(&auth), ""),
+            Err(AdminError::MethodNotAllowed("GET"))
+        );
+        // A browser's Basic answer carries the token as its password.
+        let basic = format!("Basic {}", B64.encode(format!("ops:{TOKEN}")));
+        assert_eq!(get("/admin/", "", Some(&basic)), Ok(AdminRequest::Page));
+        let wrong = format!("Basic {}", B64.encode("ops:guess"));
+        // Without the token the page asks for it; every other route just refuses.
+        assert_eq!(get("/admin/", "", Some(&wrong)), Err(AdminError::Login));
+        assert_eq!(get("/admin/", "", None), Err(AdminError::Login));
+        assert_eq!(
+            get("/admin/report", "", None),
+            Err(AdminError::Unauthorized)
+        );
+        assert_eq!(
+            get("/admin/report", "", Some("Basic %%%")),
+            Err(AdminError::Unauthorized)
+        );
+        assert_eq!(
+            get("/admin/explain/x", "", Some(&wrong)),
+            Err(AdminError::Unauthorized)
+        );
     }
 }

@@ -26,10 +26,13 @@ use serde_json::{json, Value};
 
 use crate::click::{ClickParams, ClientInfo, Id};
 use crate::config::Config;
+use crate::decide::ClickOutcome;
 use crate::flood::{Event, FloodBlock, FloodState, FloodView, Outcome, Thresholds, MINUTE_MS};
 use crate::hll::{hash64, HyperLogLog};
 use crate::log::JsonLine;
+use crate::report::{self, HourRows, RowKey, Tally};
 use crate::rules::{Counters, FilterKind, Rule};
+use crate::token::NONCE_LEN;
 use crate::ua::is_link_preview;
 
 pub const HOUR_MS: u64 = 3_600_000;
@@ -209,6 +212,12 @@ pub struct Batch {
     pub flood: Vec<(u64, u32, u32)>,
     /// The network's flood thresholds as the sending isolate's config has them.
     pub thresholds: Thresholds,
+    /// The network the batch counts for (its object registers itself for reports under it).
+    pub network: Id,
+    /// The fraud report's counts (see [`crate::report`]).
+    pub report: Vec<(RowKey, Tally)>,
+    /// Decisions kept for `explain`: storage key and log line.
+    pub explain: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -245,6 +254,9 @@ impl Batch {
             "subs": self.subs.iter().map(|d| json!([d.offer.as_str(), d.day, B64.encode(d.sketch.to_bytes())])).collect::<Vec<_>>(),
             "flood": self.flood,
             "thresholds": self.thresholds.to_json(),
+            "network": self.network.as_str(),
+            "report": self.report.iter().map(|(k, t)| json!([k.hour, k.advertiser, k.offer, t.to_wire()])).collect::<Vec<_>>(),
+            "explain": self.explain,
         })
         .to_string()
     }
@@ -293,6 +305,42 @@ impl Batch {
             }
         }
         let thresholds = Thresholds::from_json(&v["thresholds"])?;
+        let network = v
+            .get("network")
+            .and_then(Value::as_str)
+            .ok_or("network: missing")
+            .and_then(|n| Id::parse(n).map_err(|_| "network: not an id"))?;
+        let mut report = Vec::new();
+        for (i, d) in list(&v, "report")?.iter().enumerate() {
+            let row = (|| {
+                let text = |j: usize| {
+                    d.get(j)
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                        .ok_or("a name")
+                };
+                let key = RowKey {
+                    hour: u32_at(d, 0)?,
+                    advertiser: text(1)?,
+                    offer: text(2)?,
+                };
+                Ok::<_, String>((key, Tally::from_wire(d.get(3).unwrap_or(&Value::Null))?))
+            })()
+            .map_err(|e| format!("report[{i}]: {e}"))?;
+            report.push(row);
+        }
+        let mut explain = Vec::new();
+        for (i, d) in list(&v, "explain")?.iter().enumerate() {
+            match (
+                d.get(0).and_then(Value::as_str),
+                d.get(1).and_then(Value::as_str),
+            ) {
+                (Some(k), Some(line)) if StoreKey::parse(k).is_some() => {
+                    explain.push((k.to_owned(), line.to_owned()));
+                }
+                _ => return Err(format!("explain[{i}]: must be [explain key, line]")),
+            }
+        }
         Ok(Batch {
             isolate,
             seq,
@@ -300,6 +348,9 @@ impl Batch {
             subs,
             flood,
             thresholds,
+            network,
+            report,
+            explain,
         })
     }
 
@@ -313,12 +364,25 @@ impl Batch {
                     .iter()
                     .map(|d| StoreKey::Sub(d.offer.clone(), d.day)),
             )
+            .chain(self.report.iter().map(|(k, _)| StoreKey::Report(k.hour)))
+            .chain(
+                self.explain
+                    .iter()
+                    .filter_map(|(k, _)| match StoreKey::parse(k) {
+                        Some(StoreKey::Explain(hour, _)) => Some(StoreKey::Report(hour)),
+                        _ => None,
+                    }),
+            )
             .collect();
         keys.iter().map(StoreKey::to_string).collect()
     }
 
     fn is_empty(&self) -> bool {
-        self.ips.is_empty() && self.subs.is_empty() && self.flood.is_empty()
+        self.ips.is_empty()
+            && self.subs.is_empty()
+            && self.flood.is_empty()
+            && self.report.is_empty()
+            && self.explain.is_empty()
     }
 }
 
@@ -420,6 +484,10 @@ pub enum StoreKey {
     Sub(Id, u32),
     /// The network's flood day (see [`crate::flood`]).
     Flood,
+    /// The network's report rows for one UTC hour: `report/{hour:08}`.
+    Report(u32),
+    /// One click's kept decision: `explain/{hour:08}/{nonce}`. Written, never read back by a batch.
+    Explain(u32, String),
 }
 
 impl StoreKey {
@@ -428,6 +496,20 @@ impl StoreKey {
             "seen" => return Some(StoreKey::Seen),
             "flood" => return Some(StoreKey::Flood),
             _ => {}
+        }
+        if let Some(hour) = report::parse_hour_key(key) {
+            return Some(StoreKey::Report(hour));
+        }
+        if let Some(rest) = key.strip_prefix("explain/") {
+            let (hour, nonce) = rest.split_once('/')?;
+            let valid = hour.len() == 8
+                && nonce.len() == 2 * NONCE_LEN
+                && nonce
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+            return valid
+                .then(|| Some(StoreKey::Explain(hour.parse().ok()?, nonce.to_owned())))
+                .flatten();
         }
         if let Some(rest) = key.strip_prefix("ip/") {
             let (offer, ip) = rest.rsplit_once('/')?;
@@ -448,6 +530,8 @@ impl std::fmt::Display for StoreKey {
             StoreKey::Flood => f.write_str("flood"),
             StoreKey::Ip(offer, ip) => write!(f, "ip/{offer}/{ip:016x}"),
             StoreKey::Sub(offer, day) => write!(f, "sub/{day}/{offer}"),
+            StoreKey::Report(hour) => f.write_str(&report::hour_key(*hour)),
+            StoreKey::Explain(hour, nonce) => write!(f, "explain/{hour:08}/{nonce}"),
         }
     }
 }
@@ -481,6 +565,9 @@ pub struct NetworkCounts {
     ips: HashMap<(Id, u64), History>,
     subs: HashMap<(Id, u32), HyperLogLog>,
     flood: Option<FloodState>,
+    reports: HashMap<u32, HourRows>,
+    /// Decisions to keep, by their explain key.
+    explained: Vec<(StoreKey, String)>,
     changed: BTreeSet<StoreKey>,
     /// Log lines for what changed in the flood state (a trip, a lift), for the object to print.
     events: Vec<String>,
@@ -512,6 +599,10 @@ impl NetworkCounts {
                 self.subs.insert((offer, day), decode_sketch(value)?);
             }
             StoreKey::Flood => self.flood = Some(FloodState::decode(value)?),
+            StoreKey::Report(hour) => {
+                self.reports.insert(hour, HourRows::decode(value)?);
+            }
+            StoreKey::Explain(..) => {}
         }
         Ok(())
     }
@@ -564,6 +655,21 @@ impl NetworkCounts {
         self.changed.insert(StoreKey::Flood);
         reply.block = flood.current_block();
         self.log_outcomes(outcomes, now_ms);
+        if fresh {
+            for (key, tally) in &batch.report {
+                let rows = self.reports.entry(key.hour).or_default();
+                rows.add(&key.advertiser, &key.offer, tally);
+                self.changed.insert(StoreKey::Report(key.hour));
+            }
+            for (key, line) in &batch.explain {
+                if let Some(key @ StoreKey::Explain(hour, _)) = StoreKey::parse(key) {
+                    if self.reports.entry(hour).or_default().keep_explanation() {
+                        self.changed.insert(StoreKey::Report(hour));
+                        self.explained.push((key, line.clone()));
+                    }
+                }
+            }
+        }
         reply
     }
 
@@ -623,7 +729,10 @@ impl NetworkCounts {
 
     /// The keys `apply` changed since the last call, with what to store (`None`: delete).
     pub fn take_changes(&mut self) -> Vec<(String, Option<String>)> {
-        std::mem::take(&mut self.changed)
+        let explained = std::mem::take(&mut self.explained)
+            .into_iter()
+            .map(|(key, line)| (key.to_string(), Some(line)));
+        let changed: Vec<_> = std::mem::take(&mut self.changed)
             .into_iter()
             .map(|key| {
                 let value = match &key {
@@ -638,10 +747,13 @@ impl NetworkCounts {
                         .subs
                         .get(&(offer.clone(), *day))
                         .map(|s| B64.encode(s.to_bytes())),
+                    StoreKey::Report(hour) => self.reports.get(hour).map(HourRows::encode),
+                    StoreKey::Explain(..) => None,
                 };
                 (key.to_string(), value)
             })
-            .collect()
+            .collect();
+        changed.into_iter().chain(explained).collect()
     }
 
     /// Counts one click directly, as the object would once it has every isolate's batches: what
@@ -669,8 +781,12 @@ impl NetworkCounts {
     /// Keys whose data no window reaches any more: sub-ID days before today, and IP histories
     /// that are empty once pruned. What the object's daily alarm deletes.
     pub fn expired_key(key: &str, value: &str, now_ms: u64) -> bool {
+        if let Some(expired) = report::expired_key(key, now_ms) {
+            return expired;
+        }
         match StoreKey::parse(key) {
             Some(StoreKey::Seen | StoreKey::Flood) => false,
+            Some(StoreKey::Report(_) | StoreKey::Explain(..)) => false,
             Some(StoreKey::Sub(_, day)) => day < (now_ms / DAY_MS) as u32,
             Some(StoreKey::Ip(..)) => History::decode(value).map_or(true, |mut h| {
                 h.prune((now_ms / HOUR_MS) as u32);
@@ -759,6 +875,8 @@ impl Default for FlushPolicy {
 }
 
 /// What the isolate should do about a network's counts now.
+// One value per flush, moved straight into a request: boxing the batch would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Flush {
     Nothing,
@@ -771,6 +889,9 @@ pub enum Flush {
 /// Past this many remembered totals the isolate forgets them (not its unsent counts) and learns
 /// them again from the next answers: an isolate's memory stays bounded under an IP flood.
 const MAX_KNOWN_KEYS: usize = 50_000;
+/// Kept decisions waiting for a flush, per network; past it a flood's decisions are not kept (the
+/// report still counts every click).
+const MAX_PENDING_EXPLAIN: usize = 1_000;
 
 #[derive(Debug, Default)]
 struct NetworkLocal {
@@ -781,6 +902,8 @@ struct NetworkLocal {
     /// Clicks and flagged clicks per minute, for the flood threshold.
     pending_flood: BTreeMap<u64, (u32, u32)>,
     thresholds: Thresholds,
+    pending_report: HashMap<RowKey, Tally>,
+    pending_explain: Vec<(String, String)>,
     pending_since_ms: Option<u64>,
     /// Sent and not yet answered; resent as it is until it is.
     in_flight: Option<(Batch, InFlight)>,
@@ -874,6 +997,36 @@ impl LocalCounts {
         (!net.silent(&self.policy, now_ms)).then_some(counters)
     }
 
+    /// Counts a decided click for its network: toward the flood threshold, in the report, and its
+    /// decision kept for `explain` when a filter fired on it.
+    pub fn record_outcome(
+        &mut self,
+        outcome: &ClickOutcome,
+        thresholds: Thresholds,
+        nonce: &[u8; NONCE_LEN],
+    ) {
+        let network = &outcome.click.aff_id;
+        let now_ms = outcome.at_ms;
+        self.record_flood(network, thresholds, outcome.flagged(), now_ms);
+        let key = RowKey::of_click(outcome);
+        let explain_key = report::explain_key(key.hour, nonce);
+        let net = self.networks.entry(network.clone()).or_default();
+        net.pending_report
+            .entry(key)
+            .or_default()
+            .add(&Tally::click(outcome));
+        if report::worth_explaining(outcome) && net.pending_explain.len() < MAX_PENDING_EXPLAIN {
+            net.pending_explain.push((explain_key, outcome.log_line()));
+        }
+    }
+
+    /// Counts a judged postback in its click's network's report.
+    pub fn record_conversion(&mut self, network: &Id, key: RowKey, tally: &Tally, now_ms: u64) {
+        let net = self.networks.entry(network.clone()).or_default();
+        net.pending_report.entry(key).or_default().add(tally);
+        net.pending_since_ms.get_or_insert(now_ms);
+    }
+
     /// Counts a click for its network's flood threshold: every click of every network, after its
     /// decision (`flagged`: the filters declined it, blocked or in monitor mode).
     pub fn record_flood(
@@ -932,7 +1085,11 @@ impl LocalCounts {
         let Some(since) = net.pending_since_ms else {
             return Flush::Nothing;
         };
-        let keys = net.pending_ips.len() + net.pending_subs.len() + net.pending_flood.len();
+        let keys = net.pending_ips.len()
+            + net.pending_subs.len()
+            + net.pending_flood.len()
+            + net.pending_report.len()
+            + net.pending_explain.len();
         let clicks: u32 = net.pending_flood.values().map(|(c, _)| c).sum();
         let due = since + policy.interval_ms;
         if keys < policy.max_keys && clicks < policy.max_clicks && now_ms < due {
@@ -965,6 +1122,9 @@ impl LocalCounts {
                 .map(|(minute, (clicks, flagged))| (minute, clicks, flagged))
                 .collect(),
             thresholds: net.thresholds,
+            network: network.clone(),
+            report: net.pending_report.drain().collect(),
+            explain: std::mem::take(&mut net.pending_explain),
         };
         net.pending_since_ms = None;
         if batch.is_empty() {
@@ -1101,6 +1261,9 @@ mod tests {
             subs: vec![],
             flood: vec![],
             thresholds: Thresholds::default(),
+            network: id("net-1"),
+            report: vec![],
+            explain: vec![],
         }
     }
 
@@ -1142,7 +1305,28 @@ mod tests {
             day: 20_000,
             sketch: sketch.clone(),
         });
+        let mut tally = Tally {
+            clicks: 3,
+            blocked: 1,
+            allowed: 2,
+            ..Tally::default()
+        };
+        tally.reasons.insert("bot".into(), 1);
+        b.report.push((
+            RowKey {
+                hour: 499_000,
+                advertiser: "adv".into(),
+                offer: "1".into(),
+            },
+            tally,
+        ));
+        b.explain.push((
+            report::explain_key(499_000, &[1; NONCE_LEN]),
+            "{\"event\":\"click\"}".into(),
+        ));
         assert_eq!(Batch::parse(&b.to_json()), Ok(b.clone()));
+        let bad = b.to_json().replace("explain/00499000", "explain/x");
+        assert!(Batch::parse(&bad).unwrap_err().starts_with("explain[0]"));
         let reply = Reply {
             duplicate: true,
             ips: vec![(id("1"), 7, History(vec![(1, 2)]))],
@@ -1175,10 +1359,15 @@ mod tests {
             StoreKey::Seen,
             StoreKey::Ip(id("o-1"), 0xabc),
             StoreKey::Sub(id("o.2"), 20_415),
+            StoreKey::Report(499_001),
+            StoreKey::Explain(499_001, "00ff00ff00ff00ff".into()),
         ] {
             assert_eq!(StoreKey::parse(&key.to_string()), Some(key));
         }
         assert_eq!(StoreKey::parse("ip/1/xyz"), None);
+        assert_eq!(StoreKey::parse("explain/00499001/00FF00FF00FF00FF"), None);
+        assert_eq!(StoreKey::parse("explain/00499001/00ff"), None);
+        assert_eq!(StoreKey::parse("report/499001"), None);
         assert_eq!(StoreKey::parse("other"), None);
     }
 

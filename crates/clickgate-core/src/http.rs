@@ -12,6 +12,7 @@ use crate::conversion::{ConversionOutcome, PostbackError};
 use crate::decide::{ClickOutcome, Decision};
 use crate::flood::FloodBlock;
 use crate::log::push_json_str;
+use crate::report::{Format, Report};
 
 pub const BLOCK_CODE: u16 = 1021;
 pub const BLOCK_MESSAGE: &str = "1021 : click fraud check";
@@ -168,33 +169,83 @@ pub fn postback_error(error: &PostbackError) -> HttpResponse {
 
 /// An admin request that was refused.
 pub fn admin_error_response(error: &AdminError) -> HttpResponse {
+    if *error == AdminError::Login {
+        // The page itself, which asks for the token when the browser's own prompt is dismissed;
+        // it holds no data, and every request it makes is checked again.
+        let mut r = HttpResponse::new(401, HTML, ADMIN_PAGE.to_owned(), false);
+        r.headers.push((
+            "www-authenticate",
+            "Basic realm=\"clickgate admin\", charset=\"UTF-8\"".to_owned(),
+        ));
+        r.headers
+            .push(("content-security-policy", PAGE_POLICY.to_owned()));
+        return r;
+    }
     let (status, code, message) = match error {
         AdminError::NotConfigured => (
             503,
             "admin_off",
             "the admin API is off: set the ADMIN_TOKEN secret".to_owned(),
         ),
-        AdminError::Unauthorized => (
+        AdminError::Unauthorized | AdminError::Login => (
             401,
             "unauthorized",
             "a valid `Authorization: Bearer` token is required".to_owned(),
         ),
         AdminError::NotFound => (404, "not_found", "no such admin route".to_owned()),
-        AdminError::MethodNotAllowed => (
+        AdminError::MethodNotAllowed(allow) => (
             405,
             "method_not_allowed",
-            "admin changes are POST".to_owned(),
+            format!("this route takes {allow}"),
         ),
         AdminError::BadRequest(m) => (400, "bad_request", m.clone()),
     };
     let body = json!({"error": {"code": code, "message": message}}).to_string();
     let mut r = HttpResponse::new(status, JSON, body, false);
-    match status {
-        401 => r.headers.push(("www-authenticate", "Bearer".to_owned())),
-        405 => r.headers.push(("allow", "POST".to_owned())),
+    match error {
+        AdminError::Unauthorized => r.headers.push(("www-authenticate", "Bearer".to_owned())),
+        AdminError::MethodNotAllowed(allow) => r.headers.push(("allow", (*allow).to_owned())),
         _ => {}
     }
     r
+}
+
+/// The report page: one file, no external resources (see `admin_page.html`).
+const ADMIN_PAGE: &str = include_str!("admin_page.html");
+/// The page runs only its own inline code and talks only to this origin.
+const PAGE_POLICY: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+pub fn admin_page() -> HttpResponse {
+    let mut r = HttpResponse::new(200, HTML, ADMIN_PAGE.to_owned(), false);
+    r.headers
+        .push(("content-security-policy", PAGE_POLICY.to_owned()));
+    r
+}
+
+/// The fraud report as JSON or CSV.
+pub fn admin_report(report: &Report) -> HttpResponse {
+    match report.query.format {
+        Format::Json => HttpResponse::new(200, JSON, report.to_json(), false),
+        Format::Csv => {
+            let mut r = HttpResponse::new(200, "text/csv; charset=utf-8", report.to_csv(), false);
+            r.headers.push((
+                "content-disposition",
+                "attachment; filename=\"clickgate-report.csv\"".to_owned(),
+            ));
+            r
+        }
+    }
+}
+
+/// One click's decision (see [`crate::report::explain_answer`]).
+pub fn admin_explain(answer: String) -> HttpResponse {
+    HttpResponse::new(200, JSON, answer, false)
+}
+
+/// A transaction id that is not one of ours (forged, mistyped, or from another secret).
+pub fn admin_unknown_transaction(problem: &str) -> HttpResponse {
+    let body = json!({"error": {"code": "unknown_transaction", "message": problem}});
+    HttpResponse::new(404, JSON, body.to_string(), false)
 }
 
 /// What an admin change left in force for the network.
@@ -376,5 +427,41 @@ mod tests {
             html_escape("<a href='x'>&\"</a>"),
             "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"
         );
+    }
+
+    #[test]
+    fn the_admin_page_asks_for_the_token_and_reports_come_as_json_or_csv() {
+        let login = admin_error_response(&AdminError::Login);
+        assert_eq!(login.status, 401);
+        assert!(login
+            .header("www-authenticate")
+            .unwrap()
+            .starts_with("Basic "));
+        assert!(login.body.contains("<title>clickgate"));
+        assert!(login
+            .header("content-security-policy")
+            .unwrap()
+            .contains("default-src 'none'"));
+        // The page loads nothing from elsewhere (the SVG namespace is a name, not a fetch).
+        let page = ADMIN_PAGE.replace("\"http://www.w3.org/2000/svg\"", "");
+        for outside in ["http:", "https:", "src=", "@import", "url("] {
+            assert!(!page.contains(outside), "the page refers to {outside}");
+        }
+        let refused = admin_error_response(&AdminError::Unauthorized);
+        assert_eq!(refused.header("www-authenticate"), Some("Bearer"));
+        assert_eq!(
+            admin_error_response(&AdminError::MethodNotAllowed("GET, PUT")).header("allow"),
+            Some("GET, PUT")
+        );
+
+        let mut query = crate::report::ReportQuery::parse("format=csv", 0).unwrap();
+        let report = crate::report::aggregate(&query, Vec::new(), vec![]);
+        let csv = admin_report(&report);
+        assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
+        assert!(csv.body.starts_with("clicks,allowed,blocked"));
+        query.format = Format::Json;
+        let json = admin_report(&crate::report::aggregate(&query, Vec::new(), vec![]));
+        assert_eq!(json.header("content-type"), Some(JSON));
+        assert_eq!(admin_unknown_transaction("bad tag").status, 404);
     }
 }

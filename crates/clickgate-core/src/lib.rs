@@ -25,6 +25,7 @@ pub mod http;
 pub mod ip;
 pub mod log;
 pub mod replay;
+pub mod report;
 pub mod rules;
 pub mod signing;
 pub mod template;

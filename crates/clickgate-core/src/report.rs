@@ -1,0 +1,1281 @@
+//! The fraud report and the explanation of single clicks.
+//!
+//! Every decided click and every judged conversion adds to a [`Tally`] under its hour, advertiser
+//! and offer. The isolate sums them with the network's other counts and sends them in the same
+//! batch (see [`crate::counts`]), so the report costs the click no extra request and is applied
+//! exactly once. The network's object keeps one storage key per UTC hour ([`HourRows`]); a report
+//! asks every network's object for the hours it covers and [`aggregate`]s the answers into
+//! groups.
+//!
+//! A click that any filter fired on (or that was blocked or declined) also leaves its whole
+//! decision, the log line, under its transaction id's nonce, which `GET /admin/explain/{id}`
+//! reads back.
+//!
+//! Bounds, all documented in the README:
+//! - hours are kept [`REPORT_RETAIN_DAYS`] days, explanations [`EXPLAIN_RETAIN_DAYS`];
+//! - at most [`MAX_ROWS_PER_HOUR`] advertiser × offer rows per network and hour: later pairs are
+//!   summed into the offer [`OTHER`];
+//! - at most [`MAX_EXPLAINED_PER_HOUR`] explanations per network and hour.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
+
+use crate::click::Id;
+use crate::config::Config;
+use crate::conversion::ConversionOutcome;
+use crate::counts::HOUR_MS;
+use crate::decide::{civil_from_days, ClickOutcome};
+use crate::token::{ClickToken, TokenVerdict};
+
+pub const REPORT_RETAIN_DAYS: u32 = 90;
+pub const EXPLAIN_RETAIN_DAYS: u32 = 7;
+pub const MAX_ROWS_PER_HOUR: usize = 2_000;
+pub const MAX_EXPLAINED_PER_HOUR: u32 = 20_000;
+/// Where rows past [`MAX_ROWS_PER_HOUR`] are summed; not a valid id, so it cannot collide.
+pub const OTHER: &str = "(other)";
+/// The longest range one report may cover.
+pub const MAX_RANGE_HOURS: u32 = REPORT_RETAIN_DAYS * 24;
+
+// ---------------------------------------------------------------------------------------------
+// What is counted.
+
+/// The counts of one report row. `clicks = allowed + blocked`; `would_block` are the allowed clicks
+/// a rule in monitor mode declined. CR is all conversions over all clicks, whatever their status,
+/// as the fraud reports operators know define it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub clicks: u64,
+    pub allowed: u64,
+    pub blocked: u64,
+    pub would_block: u64,
+    /// Every postback with a valid transaction id, judged or not.
+    pub conversions: u64,
+    pub approved: u64,
+    pub invalid: u64,
+    /// Blocked and would-block clicks per reason code; a click with two reasons counts under both.
+    pub reasons: BTreeMap<String, u64>,
+    /// Invalid conversions per reason code.
+    pub conversion_reasons: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    /// One decided click.
+    pub fn click(outcome: &ClickOutcome) -> Tally {
+        let blocked = outcome.is_blocked();
+        let flagged = outcome.flagged();
+        let mut tally = Tally {
+            clicks: 1,
+            allowed: u64::from(!blocked),
+            blocked: u64::from(blocked),
+            would_block: u64::from(flagged && !blocked),
+            ..Tally::default()
+        };
+        if flagged {
+            for r in outcome.reasons() {
+                *tally.reasons.entry(r.code.to_owned()).or_default() += 1;
+            }
+        }
+        tally
+    }
+
+    /// One postback whose transaction id opened.
+    pub fn conversion(outcome: &ConversionOutcome) -> Tally {
+        let mut tally = Tally {
+            conversions: 1,
+            approved: u64::from(outcome.status == "approved"),
+            invalid: u64::from(outcome.status == "invalid"),
+            ..Tally::default()
+        };
+        if outcome.status == "invalid" {
+            for (code, _) in &outcome.judging.reasons {
+                *tally
+                    .conversion_reasons
+                    .entry((*code).to_owned())
+                    .or_default() += 1;
+            }
+        }
+        tally
+    }
+
+    pub fn add(&mut self, other: &Tally) {
+        self.clicks += other.clicks;
+        self.allowed += other.allowed;
+        self.blocked += other.blocked;
+        self.would_block += other.would_block;
+        self.conversions += other.conversions;
+        self.approved += other.approved;
+        self.invalid += other.invalid;
+        for (code, n) in &other.reasons {
+            *self.reasons.entry(code.clone()).or_default() += n;
+        }
+        for (code, n) in &other.conversion_reasons {
+            *self.conversion_reasons.entry(code.clone()).or_default() += n;
+        }
+    }
+
+    /// Conversions per click; `None` without clicks.
+    pub fn cr(&self) -> Option<f64> {
+        ratio(self.conversions, self.clicks)
+    }
+
+    pub fn block_rate(&self) -> Option<f64> {
+        ratio(self.blocked, self.clicks)
+    }
+
+    /// The compact form batches and storage carry.
+    pub fn to_wire(&self) -> Value {
+        json!([
+            self.clicks,
+            self.allowed,
+            self.blocked,
+            self.would_block,
+            self.conversions,
+            self.approved,
+            self.invalid,
+            self.reasons,
+            self.conversion_reasons
+        ])
+    }
+
+    pub fn from_wire(v: &Value) -> Result<Tally, String> {
+        let a = v
+            .as_array()
+            .filter(|a| a.len() == 9)
+            .ok_or("a tally is 9 fields")?;
+        let n = |i: usize| {
+            a[i].as_u64()
+                .ok_or_else(|| format!("field {i} is not a count"))
+        };
+        let map = |i: usize| -> Result<BTreeMap<String, u64>, String> {
+            a[i].as_object()
+                .ok_or_else(|| format!("field {i} is not an object"))?
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), v.as_u64().ok_or("a reason count")?)))
+                .collect()
+        };
+        Ok(Tally {
+            clicks: n(0)?,
+            allowed: n(1)?,
+            blocked: n(2)?,
+            would_block: n(3)?,
+            conversions: n(4)?,
+            approved: n(5)?,
+            invalid: n(6)?,
+            reasons: map(7)?,
+            conversion_reasons: map(8)?,
+        })
+    }
+
+    fn to_json(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("clicks".into(), json!(self.clicks));
+        m.insert("allowed".into(), json!(self.allowed));
+        m.insert("blocked".into(), json!(self.blocked));
+        m.insert("would_block".into(), json!(self.would_block));
+        m.insert("block_rate".into(), json!(self.block_rate()));
+        m.insert("conversions".into(), json!(self.conversions));
+        m.insert("approved".into(), json!(self.approved));
+        m.insert("invalid".into(), json!(self.invalid));
+        m.insert("cr".into(), json!(self.cr()));
+        m.insert("reasons".into(), json!(self.reasons));
+        m.insert("conversion_reasons".into(), json!(self.conversion_reasons));
+        m
+    }
+}
+
+fn ratio(a: u64, b: u64) -> Option<f64> {
+    // Rounded to 6 places so that JSON and CSV say the same number.
+    (b > 0).then(|| (a as f64 / b as f64 * 1e6).round() / 1e6)
+}
+
+/// The advertiser and offer a tally is counted under, within its network and hour.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RowKey {
+    pub hour: u32,
+    /// Empty when the offer names no advertiser.
+    pub advertiser: String,
+    pub offer: String,
+}
+
+impl RowKey {
+    pub fn of_click(outcome: &ClickOutcome) -> RowKey {
+        RowKey {
+            hour: (outcome.at_ms / HOUR_MS) as u32,
+            advertiser: outcome
+                .advertiser_id
+                .as_ref()
+                .map_or_else(String::new, |a| a.to_string()),
+            offer: outcome.click.offer_id.to_string(),
+        }
+    }
+}
+
+/// Where a judged postback counts: its click's network, the hour it arrived, the click's offer and
+/// that offer's advertiser as the config has it now.
+pub fn conversion_row(
+    config: &Config,
+    outcome: &ConversionOutcome,
+    now_ms: u64,
+) -> (Id, RowKey, Tally) {
+    let click = &outcome.judging.click;
+    let advertiser = config
+        .offers
+        .get(&click.offer_id)
+        .and_then(|o| o.advertiser_id.as_ref())
+        .map_or_else(String::new, |a| a.to_string());
+    let key = RowKey {
+        hour: (now_ms / HOUR_MS) as u32,
+        advertiser,
+        offer: click.offer_id.to_string(),
+    };
+    (click.aff_id.clone(), key, Tally::conversion(outcome))
+}
+
+// ---------------------------------------------------------------------------------------------
+// One network's hour, as its object stores it.
+
+/// The storage key of a network's hour; fixed width, so keys sort by hour.
+pub fn hour_key(hour: u32) -> String {
+    format!("report/{hour:08}")
+}
+
+pub fn parse_hour_key(key: &str) -> Option<u32> {
+    let digits = key.strip_prefix("report/")?;
+    (digits.len() == 8).then(|| digits.parse().ok()).flatten()
+}
+
+/// The storage key of one click's explanation: its hour and its transaction id's nonce.
+pub fn explain_key(hour: u32, nonce: &[u8]) -> String {
+    let mut key = format!("explain/{hour:08}/");
+    for b in nonce {
+        key.push_str(&format!("{b:02x}"));
+    }
+    key
+}
+
+/// Where the decision of the click behind a transaction id is kept.
+pub fn explain_key_of(token: &ClickToken) -> String {
+    explain_key((token.issued_ms / HOUR_MS) as u32, &token.nonce)
+}
+
+fn parse_explain_hour(key: &str) -> Option<u32> {
+    let rest = key.strip_prefix("explain/")?;
+    rest.get(..8)?.parse().ok()
+}
+
+/// Whether a report or explanation key is past its retention: what the object's daily sweep
+/// deletes. `None`: not a key of this module.
+pub fn expired_key(key: &str, now_ms: u64) -> Option<bool> {
+    let hour_now = (now_ms / HOUR_MS) as u32;
+    let (hour, days) = match (parse_hour_key(key), parse_explain_hour(key)) {
+        (Some(h), _) => (h, REPORT_RETAIN_DAYS),
+        (_, Some(h)) => (h, EXPLAIN_RETAIN_DAYS),
+        _ => return None,
+    };
+    Some(hour + days * 24 <= hour_now)
+}
+
+/// Whether the directory's entry `n/{network}` (value: the last day with report data) is older
+/// than any report can reach.
+pub fn listing_expired(key: &str, value: &str, now_ms: u64) -> bool {
+    let today = (now_ms / crate::counts::DAY_MS) as u32;
+    key.starts_with("n/")
+        && value
+            .parse::<u32>()
+            .is_ok_and(|day| day + REPORT_RETAIN_DAYS < today)
+}
+
+/// A network's rows for one hour, and how many explanations the hour has kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HourRows {
+    pub rows: BTreeMap<(String, String), Tally>,
+    pub explained: u32,
+}
+
+impl HourRows {
+    /// Adds a row's tally; a new pair past [`MAX_ROWS_PER_HOUR`] is summed into [`OTHER`].
+    pub fn add(&mut self, advertiser: &str, offer: &str, tally: &Tally) {
+        let key = (advertiser.to_owned(), offer.to_owned());
+        let key = if self.rows.contains_key(&key) || self.rows.len() < MAX_ROWS_PER_HOUR {
+            key
+        } else {
+            (String::new(), OTHER.to_owned())
+        };
+        self.rows.entry(key).or_default().add(tally);
+    }
+
+    /// Whether one more explanation may be kept this hour (and counts it).
+    pub fn keep_explanation(&mut self) -> bool {
+        let keep = self.explained < MAX_EXPLAINED_PER_HOUR;
+        self.explained += u32::from(keep);
+        keep
+    }
+
+    pub fn encode(&self) -> String {
+        let rows: Vec<Value> = self
+            .rows
+            .iter()
+            .map(|((a, o), t)| json!([a, o, t.to_wire()]))
+            .collect();
+        json!({"rows": rows, "explained": self.explained}).to_string()
+    }
+
+    pub fn decode(text: &str) -> Result<HourRows, String> {
+        let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        HourRows::from_value(&v)
+    }
+
+    fn from_value(v: &Value) -> Result<HourRows, String> {
+        let mut hour = HourRows {
+            explained: v
+                .get("explained")
+                .and_then(Value::as_u64)
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or("explained: not a count")?,
+            ..HourRows::default()
+        };
+        for (i, row) in v
+            .get("rows")
+            .and_then(Value::as_array)
+            .ok_or("rows: not a list")?
+            .iter()
+            .enumerate()
+        {
+            let (Some(a), Some(o), Some(t)) = (
+                row.get(0).and_then(Value::as_str),
+                row.get(1).and_then(Value::as_str),
+                row.get(2),
+            ) else {
+                return Err(format!("rows[{i}]: must be [advertiser, offer, tally]"));
+            };
+            let tally = Tally::from_wire(t).map_err(|e| format!("rows[{i}]: {e}"))?;
+            hour.rows.insert((a.to_owned(), o.to_owned()), tally);
+        }
+        Ok(hour)
+    }
+}
+
+/// What a network's object answers to a report: its stored hours in the range, as stored.
+pub fn network_answer<'a>(hours: impl IntoIterator<Item = (u32, &'a str)>) -> String {
+    let mut out = String::from("[");
+    for (i, (hour, stored)) in hours.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&format!("[{hour},{stored}]"));
+    }
+    out.push(']');
+    out
+}
+
+pub fn parse_network_answer(text: &str) -> Result<Vec<(u32, HourRows)>, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let list = v.as_array().ok_or("not a list")?;
+    list.iter()
+        .map(|item| {
+            let hour = item
+                .get(0)
+                .and_then(Value::as_u64)
+                .and_then(|h| u32::try_from(h).ok())
+                .ok_or("an hour")?;
+            Ok((hour, HourRows::from_value(item.get(1).ok_or("rows")?)?))
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The question: `GET /admin/report?from=..&to=..&group_by=..&format=..`.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    Hour,
+    Day,
+    Advertiser,
+    Offer,
+    Affiliate,
+}
+
+impl Group {
+    pub fn name(self) -> &'static str {
+        match self {
+            Group::Hour => "hour",
+            Group::Day => "day",
+            Group::Advertiser => "advertiser",
+            Group::Offer => "offer",
+            Group::Affiliate => "affiliate",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Group> {
+        Some(match name {
+            "hour" => Group::Hour,
+            "day" => Group::Day,
+            "advertiser" => Group::Advertiser,
+            "offer" => Group::Offer,
+            "affiliate" | "network" => Group::Affiliate,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportQuery {
+    /// First hour counted (hours since the epoch).
+    pub from_hour: u32,
+    /// First hour not counted.
+    pub to_hour: u32,
+    pub group_by: Vec<Group>,
+    pub format: Format,
+}
+
+impl ReportQuery {
+    /// Reads the query string. `from` and `to` are `YYYY-MM-DD` or `YYYY-MM-DDTHH[:MM[:SS]][Z]`
+    /// in UTC, cut to the hour; a date-only `to` includes its day. Without them: the last 24
+    /// hours, this one included.
+    pub fn parse(query: &str, now_ms: u64) -> Result<ReportQuery, String> {
+        let mut from = None;
+        let mut to = None;
+        let mut group_by = Vec::new();
+        let mut format = Format::Json;
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            match name.as_ref() {
+                "from" => from = Some(parse_time(&value, false).map_err(|e| format!("from: {e}"))?),
+                "to" => to = Some(parse_time(&value, true).map_err(|e| format!("to: {e}"))?),
+                "group_by" => {
+                    for g in value.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+                        let group = Group::parse(g).ok_or_else(|| {
+                            format!("group_by: `{g}` is not one of hour, day, advertiser, offer, affiliate")
+                        })?;
+                        if !group_by.contains(&group) {
+                            group_by.push(group);
+                        }
+                    }
+                }
+                "format" => {
+                    format = match value.as_ref() {
+                        "json" => Format::Json,
+                        "csv" => Format::Csv,
+                        other => return Err(format!("format: `{other}` is not json or csv")),
+                    }
+                }
+                other => return Err(format!("unknown parameter `{other}`")),
+            }
+        }
+        let now_hour = (now_ms / HOUR_MS) as u32;
+        let to_hour = to.unwrap_or(now_hour + 1);
+        let from_hour = from.unwrap_or(to_hour.saturating_sub(24));
+        if from_hour >= to_hour {
+            return Err("from must be before to".into());
+        }
+        if to_hour - from_hour > MAX_RANGE_HOURS {
+            return Err(format!(
+                "the range is longer than the {REPORT_RETAIN_DAYS} days the report keeps"
+            ));
+        }
+        Ok(ReportQuery {
+            from_hour,
+            to_hour,
+            group_by,
+            format,
+        })
+    }
+
+    pub fn from_day(&self) -> u32 {
+        self.from_hour / 24
+    }
+}
+
+/// An hour since the epoch from `YYYY-MM-DD[THH[:MM[:SS]]][Z]`; `end`: a bare date means the hour
+/// after its day.
+fn parse_time(text: &str, end: bool) -> Result<u32, String> {
+    let bad = || format!("`{text}` is not YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)");
+    let text = text.strip_suffix('Z').unwrap_or(text);
+    let (date, time) = match text.split_once('T') {
+        Some((d, t)) => (d, Some(t)),
+        None => (text, None),
+    };
+    let mut parts = date.split('-');
+    let (Some(y), Some(m), Some(d), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    let num = |s: &str, len: usize| {
+        (s.len() == len && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<i64>().ok())
+            .flatten()
+    };
+    let (Some(y), Some(m), Some(d)) = (num(y, 4), num(m, 2), num(d, 2)) else {
+        return Err(bad());
+    };
+    let days = days_from_civil(y, m, d).ok_or_else(bad)?;
+    if days < 0 {
+        return Err(bad());
+    }
+    let hour = match time {
+        None if end => 24,
+        None => 0,
+        Some(t) => {
+            let mut fields = t.split(':');
+            let h = fields.next().and_then(|h| num(h, 2)).filter(|h| *h < 24);
+            let rest_ok = fields.all(|f| num(f, 2).is_some_and(|n| n < 60));
+            match (h, rest_ok) {
+                (Some(h), true) => h,
+                _ => return Err(bad()),
+            }
+        }
+    };
+    u32::try_from(days * 24 + hour).map_err(|_| bad())
+}
+
+/// Days since 1970-01-01 of a valid date; Howard Hinnant's `days_from_civil`.
+fn days_from_civil(y: i64, m: i64, d: i64) -> Option<i64> {
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&m) || d < 1 || d > month_days[(m - 1) as usize] {
+        return None;
+    }
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
+fn hour_label(hour: u32) -> String {
+    let (y, m, d) = civil_from_days(i64::from(hour / 24));
+    format!("{y:04}-{m:02}-{d:02}T{:02}:00Z", hour % 24)
+}
+
+fn day_label(day: u32) -> String {
+    let (y, m, d) = civil_from_days(i64::from(day));
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The answer.
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub query: ReportQuery,
+    /// The group's values in `group_by` order, and its counts; most clicks first.
+    pub rows: Vec<(Vec<String>, Tally)>,
+    pub total: Tally,
+    /// Networks whose objects answered; `missing` did not, and their counts are not in it.
+    pub networks: usize,
+    pub missing: Vec<String>,
+}
+
+/// Sums the networks' hours inside the query's range into its groups.
+pub fn aggregate<'a>(
+    query: &ReportQuery,
+    parts: impl IntoIterator<Item = (&'a str, &'a [(u32, HourRows)])>,
+    missing: Vec<String>,
+) -> Report {
+    let mut groups: BTreeMap<Vec<String>, Tally> = BTreeMap::new();
+    let mut total = Tally::default();
+    let mut networks = 0;
+    for (network, hours) in parts {
+        networks += 1;
+        for (hour, rows) in hours {
+            if *hour < query.from_hour || *hour >= query.to_hour {
+                continue;
+            }
+            for ((advertiser, offer), tally) in &rows.rows {
+                let key = query
+                    .group_by
+                    .iter()
+                    .map(|g| match g {
+                        Group::Hour => hour_label(*hour),
+                        Group::Day => day_label(hour / 24),
+                        Group::Advertiser => advertiser.clone(),
+                        Group::Offer => offer.clone(),
+                        Group::Affiliate => network.to_owned(),
+                    })
+                    .collect();
+                groups.entry(key).or_default().add(tally);
+                total.add(tally);
+            }
+        }
+    }
+    let mut rows: Vec<_> = groups.into_iter().collect();
+    // Time groups read best in time order; the others with the biggest first.
+    let by_time = query
+        .group_by
+        .first()
+        .is_some_and(|g| matches!(g, Group::Hour | Group::Day));
+    if !by_time {
+        rows.sort_by(|a, b| b.1.clicks.cmp(&a.1.clicks).then_with(|| a.0.cmp(&b.0)));
+    }
+    Report {
+        query: query.clone(),
+        rows,
+        total,
+        networks,
+        missing,
+    }
+}
+
+impl Report {
+    pub fn to_json(&self) -> String {
+        let rows: Vec<Value> = self
+            .rows
+            .iter()
+            .map(|(key, tally)| {
+                let mut m = Map::new();
+                for (g, v) in self.query.group_by.iter().zip(key) {
+                    m.insert(g.name().into(), json!(v));
+                }
+                m.extend(tally.to_json());
+                Value::Object(m)
+            })
+            .collect();
+        json!({
+            "from": hour_label(self.query.from_hour),
+            "to": hour_label(self.query.to_hour),
+            "group_by": self.query.group_by.iter().map(|g| g.name()).collect::<Vec<_>>(),
+            "networks": self.networks,
+            "missing_networks": self.missing,
+            "total": Value::Object(self.total.to_json()),
+            "rows": rows,
+        })
+        .to_string()
+    }
+
+    /// One line per group; a column per reason code found, so a spreadsheet can sum them.
+    pub fn to_csv(&self) -> String {
+        let reasons: Vec<&String> = self.total.reasons.keys().collect();
+        let conversion_reasons: Vec<&String> = self.total.conversion_reasons.keys().collect();
+        let mut header: Vec<String> = self
+            .query
+            .group_by
+            .iter()
+            .map(|g| g.name().to_owned())
+            .collect();
+        header.extend(
+            [
+                "clicks",
+                "allowed",
+                "blocked",
+                "would_block",
+                "block_rate",
+                "conversions",
+                "approved",
+                "invalid",
+                "cr",
+            ]
+            .map(str::to_owned),
+        );
+        header.extend(reasons.iter().map(|r| format!("reason:{r}")));
+        header.extend(
+            conversion_reasons
+                .iter()
+                .map(|r| format!("conversion_reason:{r}")),
+        );
+        let mut out = csv_line(&header);
+        for (key, t) in &self.rows {
+            let mut fields = key.clone();
+            let rate = |r: Option<f64>| r.map_or_else(String::new, |r| r.to_string());
+            fields.extend([
+                t.clicks.to_string(),
+                t.allowed.to_string(),
+                t.blocked.to_string(),
+                t.would_block.to_string(),
+                rate(t.block_rate()),
+                t.conversions.to_string(),
+                t.approved.to_string(),
+                t.invalid.to_string(),
+                rate(t.cr()),
+            ]);
+            fields.extend(
+                reasons
+                    .iter()
+                    .map(|r| t.reasons.get(*r).copied().unwrap_or(0).to_string()),
+            );
+            fields.extend(conversion_reasons.iter().map(|r| {
+                t.conversion_reasons
+                    .get(*r)
+                    .copied()
+                    .unwrap_or(0)
+                    .to_string()
+            }));
+            out.push_str(&csv_line(&fields));
+        }
+        out
+    }
+}
+
+/// RFC 4180: fields with a comma, quote or line break are quoted, quotes doubled. A field that a
+/// spreadsheet would run as a formula is prefixed with `'`.
+fn csv_line(fields: &[String]) -> String {
+    let mut line = String::new();
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            line.push(',');
+        }
+        let f = if f.starts_with(['=', '+', '-', '@']) && f.parse::<f64>().is_err() {
+            format!("'{f}")
+        } else {
+            f.clone()
+        };
+        if f.contains([',', '"', '\n', '\r']) {
+            line.push('"');
+            line.push_str(&f.replace('"', "\"\""));
+            line.push('"');
+        } else {
+            line.push_str(&f);
+        }
+    }
+    line.push_str("\r\n");
+    line
+}
+
+// ---------------------------------------------------------------------------------------------
+// Explaining one click.
+
+/// Whether a click's decision is kept for `explain`: something fired, or it was not let through.
+pub fn worth_explaining(outcome: &ClickOutcome) -> bool {
+    outcome.flagged() || !outcome.reasons().is_empty() || outcome.allowlisted.is_some()
+}
+
+/// The answer to `GET /admin/explain/{id}`: the kept decision, or what the id itself says.
+pub fn explain_answer(transaction_id: &str, token: &ClickToken, kept: Option<&str>) -> String {
+    let verdict = match token.verdict {
+        TokenVerdict::Redirected => "redirect",
+        TokenVerdict::Blocked => "block",
+        TokenVerdict::Flagged => "redirect_flagged",
+    };
+    let mut answer = json!({
+        "transaction_id": transaction_id,
+        "at": crate::decide::rfc3339_ms(token.issued_ms),
+        "verdict": verdict,
+        "offer_id": token.offer_id.as_str(),
+        "aff_id": token.aff_id.as_str(),
+        "kept": kept.is_some(),
+    });
+    match kept.and_then(|k| serde_json::from_str::<Value>(k).ok()) {
+        Some(decision) => answer["decision"] = decision,
+        None => {
+            let why = if token.verdict == TokenVerdict::Redirected {
+                format!("no filter fired on this click, or its record is gone: decisions are kept only when a filter fired, for {EXPLAIN_RETAIN_DAYS} days, up to {MAX_EXPLAINED_PER_HOUR} per network and hour")
+            } else {
+                format!("the decision's record is gone: records are kept {EXPLAIN_RETAIN_DAYS} days, up to {MAX_EXPLAINED_PER_HOUR} per network and hour")
+            };
+            answer["note"] = json!(why);
+        }
+    }
+    answer.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::click::{route, ClientInfo, Route};
+    use crate::conversion;
+    use crate::decide::{decide, Observed};
+    use crate::token::TokenKey;
+    #[cfg(not(target_arch = "wasm32"))]
+    use proptest::prelude::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// 2026-11-23T10:00:00Z.
+    const NOW: u64 = 1_795_428_000_000;
+    const CONFIG: &str = r#"{"version": 1, "advertisers": [{"id": "adv"}],
+        "offers": [{"id": "1", "advertiser_id": "adv", "landing_url": "https://x.example/?t={transaction_id}"},
+                   {"id": "2", "landing_url": "https://y.example/?t={transaction_id}"}],
+        "lists": {"blocked_ips": ["203.0.113.0/24"]},
+        "rules": [{"id": "r", "created_at": "2026-01-01", "scope": {"offers": ["2"]}, "decline": "high",
+                   "ignore_results": true, "strategy": {"filters": [{"type": "bot"}]}}]}"#;
+
+    fn key() -> TokenKey {
+        TokenKey::new(b"0123456789abcdef0123456789abcdef-test-only").unwrap()
+    }
+
+    fn click(query: &str, ip: &str, ua: &str, at_ms: u64) -> ClickOutcome {
+        let config = Config::compile(CONFIG).unwrap();
+        let Ok(Route::Click(params)) = route("GET", "/c", query) else {
+            panic!("{query}")
+        };
+        let client = ClientInfo {
+            ip: ip.parse().ok(),
+            user_agent: Some(ua.to_owned()),
+            ..ClientInfo::default()
+        };
+        decide(
+            &config,
+            &key(),
+            params,
+            client,
+            Observed::default(),
+            at_ms,
+            [7; 8],
+        )
+        .unwrap()
+    }
+
+    const BROWSER: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+    #[test]
+    fn a_click_counts_as_allowed_blocked_or_would_block_with_its_reasons() {
+        let allowed = Tally::click(&click("offer_id=1&aff_id=n1", "192.0.2.1", BROWSER, NOW));
+        assert_eq!(
+            (allowed.clicks, allowed.allowed, allowed.blocked),
+            (1, 1, 0)
+        );
+        assert!(allowed.reasons.is_empty());
+
+        let blocked = Tally::click(&click("offer_id=1&aff_id=n1", "203.0.113.9", BROWSER, NOW));
+        assert_eq!(
+            (blocked.clicks, blocked.allowed, blocked.blocked),
+            (1, 0, 1)
+        );
+        assert_eq!(blocked.reasons.get("ip_blocklist"), Some(&1));
+
+        // Offer 2's rule is in monitor mode: a bot is redirected but counted as would-block.
+        let monitored = Tally::click(&click(
+            "offer_id=2&aff_id=n1",
+            "192.0.2.1",
+            "curl/8.4.0",
+            NOW,
+        ));
+        assert_eq!(
+            (monitored.allowed, monitored.blocked, monitored.would_block),
+            (1, 0, 1)
+        );
+        assert_eq!(monitored.reasons.get("bot"), Some(&1));
+    }
+
+    #[test]
+    fn rows_are_keyed_by_hour_advertiser_and_offer() {
+        let out = click("offer_id=1&aff_id=n1", "192.0.2.1", BROWSER, NOW + 5);
+        assert_eq!(
+            RowKey::of_click(&out),
+            RowKey {
+                hour: (NOW / HOUR_MS) as u32,
+                advertiser: "adv".into(),
+                offer: "1".into()
+            }
+        );
+        let out = click("offer_id=2&aff_id=n1", "192.0.2.1", BROWSER, NOW);
+        assert_eq!(RowKey::of_click(&out).advertiser, "");
+    }
+
+    #[test]
+    fn conversions_count_by_status_with_invalid_reasons() {
+        let config = Config::compile(CONFIG).unwrap();
+        let flagged = click("offer_id=1&aff_id=n1", "203.0.113.9", BROWSER, NOW);
+        let clean = click("offer_id=1&aff_id=n1", "192.0.2.1", BROWSER, NOW);
+        let judge = |tid: &str, status: &str| {
+            let p = conversion::parse(&format!("transaction_id={tid}&status={status}")).unwrap();
+            conversion::Judging::new(&config, &key(), p, NOW + 60_000)
+                .unwrap()
+                .finish(false)
+        };
+        let invalid = judge(&flagged.transaction_id, "approved");
+        let (network, row, tally) = conversion_row(&config, &invalid, NOW + 60_000);
+        assert_eq!(network.as_str(), "n1");
+        assert_eq!((row.advertiser.as_str(), row.offer.as_str()), ("adv", "1"));
+        assert_eq!(
+            (tally.conversions, tally.approved, tally.invalid),
+            (1, 0, 1)
+        );
+        assert_eq!(tally.conversion_reasons.get("flagged_click"), Some(&1));
+
+        let approved = Tally::conversion(&judge(&clean.transaction_id, "approved"));
+        assert_eq!(
+            (approved.conversions, approved.approved, approved.invalid),
+            (1, 1, 0)
+        );
+        // Not judged, still a conversion for CR.
+        let declined = Tally::conversion(&judge(&clean.transaction_id, "declined"));
+        assert_eq!(
+            (declined.conversions, declined.approved, declined.invalid),
+            (1, 0, 0)
+        );
+    }
+
+    fn tally(clicks: u64, blocked: u64, reason: &str) -> Tally {
+        let mut t = Tally {
+            clicks,
+            allowed: clicks - blocked,
+            blocked,
+            ..Tally::default()
+        };
+        if blocked > 0 {
+            t.reasons.insert(reason.into(), blocked);
+        }
+        t
+    }
+
+    #[test]
+    fn an_hour_round_trips_through_storage() {
+        let mut hour = HourRows::default();
+        hour.add("adv", "1", &tally(10, 3, "bot"));
+        hour.add("", "2", &tally(4, 0, ""));
+        hour.add("adv", "1", &tally(1, 1, "geo"));
+        assert!(hour.keep_explanation());
+        let back = HourRows::decode(&hour.encode()).unwrap();
+        assert_eq!(back, hour);
+        let t = &back.rows[&("adv".to_owned(), "1".to_owned())];
+        assert_eq!((t.clicks, t.blocked), (11, 4));
+        assert_eq!(t.reasons.get("geo"), Some(&1));
+        assert_eq!(back.explained, 1);
+        assert!(HourRows::decode(r#"{"rows": [["a", "1", [1]]], "explained": 0}"#).is_err());
+        assert!(HourRows::decode("[]").is_err());
+    }
+
+    #[test]
+    fn rows_past_the_hour_cap_are_summed_into_other() {
+        let mut hour = HourRows::default();
+        for i in 0..MAX_ROWS_PER_HOUR + 10 {
+            hour.add("adv", &format!("o{i}"), &tally(1, 0, ""));
+        }
+        // An existing pair still counts under its own name.
+        hour.add("adv", "o0", &tally(1, 0, ""));
+        assert_eq!(hour.rows.len(), MAX_ROWS_PER_HOUR + 1);
+        assert_eq!(hour.rows[&(String::new(), OTHER.to_owned())].clicks, 10);
+        assert_eq!(hour.rows[&("adv".to_owned(), "o0".to_owned())].clicks, 2);
+        let total: u64 = hour.rows.values().map(|t| t.clicks).sum();
+        assert_eq!(total, MAX_ROWS_PER_HOUR as u64 + 11);
+    }
+
+    #[test]
+    fn explanations_stop_at_the_hourly_cap() {
+        let mut hour = HourRows {
+            explained: MAX_EXPLAINED_PER_HOUR - 1,
+            ..HourRows::default()
+        };
+        assert!(hour.keep_explanation());
+        assert!(!hour.keep_explanation());
+        assert_eq!(hour.explained, MAX_EXPLAINED_PER_HOUR);
+    }
+
+    #[test]
+    fn keys_expire_after_their_retention() {
+        let hour = (NOW / HOUR_MS) as u32;
+        let day_ms = crate::counts::DAY_MS;
+        let report = hour_key(hour);
+        let explain = explain_key(hour, &[0xab; 8]);
+        assert_eq!(explain, format!("explain/{hour:08}/abababababababab"));
+        assert_eq!(expired_key(&report, NOW), Some(false));
+        assert_eq!(expired_key(&report, NOW + 89 * day_ms), Some(false));
+        assert_eq!(expired_key(&report, NOW + 90 * day_ms), Some(true));
+        assert_eq!(expired_key(&explain, NOW + 6 * day_ms), Some(false));
+        assert_eq!(expired_key(&explain, NOW + 7 * day_ms), Some(true));
+        assert_eq!(expired_key("flood", NOW), None);
+        let today = (NOW / day_ms) as u32;
+        assert!(!listing_expired("n/net-1", &today.to_string(), NOW));
+        assert!(listing_expired("n/net-1", &(today - 91).to_string(), NOW));
+        assert!(!listing_expired("flood", "0", NOW));
+    }
+
+    #[test]
+    fn report_questions_are_read_with_clear_errors() {
+        let q = ReportQuery::parse("", NOW).unwrap();
+        let now_hour = (NOW / HOUR_MS) as u32;
+        assert_eq!((q.from_hour, q.to_hour), (now_hour - 23, now_hour + 1));
+        assert_eq!((q.group_by.clone(), q.format), (vec![], Format::Json));
+
+        let q = ReportQuery::parse(
+            "from=2026-11-01&to=2026-11-02&group_by=offer,affiliate,offer&format=csv",
+            NOW,
+        )
+        .unwrap();
+        let nov1 = (days_from_civil(2026, 11, 1).unwrap() * 24) as u32;
+        assert_eq!((q.from_hour, q.to_hour), (nov1, nov1 + 48));
+        assert_eq!(q.group_by, vec![Group::Offer, Group::Affiliate]);
+        assert_eq!(q.format, Format::Csv);
+
+        let q = ReportQuery::parse("from=2026-11-01T05:30Z&to=2026-11-01T07", NOW).unwrap();
+        assert_eq!((q.from_hour, q.to_hour), (nov1 + 5, nov1 + 7));
+
+        for (query, says) in [
+            ("from=2026-13-01", "from: `2026-13-01`"),
+            ("from=2026-02-30", "from: `2026-02-30`"),
+            ("to=yesterday", "to: `yesterday`"),
+            ("from=2026-11-02&to=2026-11-01", "from must be before to"),
+            ("from=2025-01-01&to=2026-11-01", "longer than the 90 days"),
+            ("group_by=campaign", "`campaign` is not one of"),
+            ("format=xml", "`xml` is not json or csv"),
+            ("limit=5", "unknown parameter `limit`"),
+        ] {
+            let e = ReportQuery::parse(query, NOW).unwrap_err();
+            assert!(e.contains(says), "{query}: {e}");
+        }
+    }
+
+    #[test]
+    fn dates_convert_both_ways() {
+        for days in [0i64, 59, 365, 10_957, 20_780, 20_785, 40_000] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, i64::from(m), i64::from(d)), Some(days));
+        }
+        assert_eq!(days_from_civil(2024, 2, 29), Some(19_782));
+        assert_eq!(days_from_civil(2023, 2, 29), None);
+        assert_eq!(hour_label(19_782 * 24 + 13), "2024-02-29T13:00Z");
+    }
+
+    /// An hour's rows as (advertiser, offer, tally).
+    type Rows<'a> = &'a [(&'a str, &'a str, Tally)];
+
+    fn network(hours: &[(u32, Rows)]) -> Vec<(u32, HourRows)> {
+        hours
+            .iter()
+            .map(|(h, rows)| {
+                let mut hr = HourRows::default();
+                for (a, o, t) in rows.iter() {
+                    hr.add(a, o, t);
+                }
+                (*h, hr)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn groups_sum_across_networks_and_hours_inside_the_range_only() {
+        let h = 500_000;
+        let n1 = network(&[
+            (
+                h,
+                &[
+                    ("adv", "1", tally(10, 2, "bot")),
+                    ("adv", "2", tally(5, 0, "")),
+                ],
+            ),
+            (h + 1, &[("adv", "1", tally(4, 4, "geo"))]),
+            (h + 5, &[("adv", "1", tally(100, 0, ""))]),
+        ]);
+        let n2 = network(&[(h, &[("adv", "1", tally(6, 1, "bot"))])]);
+        let query = |group: &str| {
+            let mut q = ReportQuery::parse(&format!("group_by={group}"), 0).unwrap();
+            q.from_hour = h;
+            q.to_hour = h + 2;
+            q
+        };
+        let parts = || vec![("n1", n1.as_slice()), ("n2", n2.as_slice())];
+
+        let r = aggregate(&query("offer"), parts(), vec![]);
+        assert_eq!(r.total.clicks, 25);
+        assert_eq!(r.total.blocked, 7);
+        assert_eq!(r.total.reasons.get("bot"), Some(&3));
+        let offers: Vec<_> = r
+            .rows
+            .iter()
+            .map(|(k, t)| (k[0].as_str(), t.clicks))
+            .collect();
+        assert_eq!(offers, vec![("1", 20), ("2", 5)]);
+
+        let r = aggregate(&query("affiliate,offer"), parts(), vec!["n3".into()]);
+        let rows: Vec<_> = r
+            .rows
+            .iter()
+            .map(|(k, t)| (k.join("/"), t.clicks, t.blocked))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                ("n1/1".into(), 14, 6),
+                ("n2/1".into(), 6, 1),
+                ("n1/2".into(), 5, 0)
+            ]
+        );
+        assert_eq!((r.networks, r.missing.clone()), (2, vec!["n3".to_owned()]));
+
+        let r = aggregate(&query("hour"), parts(), vec![]);
+        let hours: Vec<_> = r
+            .rows
+            .iter()
+            .map(|(k, t)| (k[0].clone(), t.clicks))
+            .collect();
+        assert_eq!(hours[0], (hour_label(h), 21));
+        assert_eq!(hours[1], (hour_label(h + 1), 4));
+
+        let r = aggregate(&query(""), parts(), vec![]);
+        assert_eq!(r.rows.len(), 1);
+        assert!(r.rows[0].0.is_empty());
+    }
+
+    #[test]
+    fn json_carries_rates_and_csv_has_a_column_per_reason() {
+        let h = 500_000;
+        let mut t = tally(8, 2, "bot");
+        t.reasons.insert("geo".into(), 1);
+        t.conversions = 2;
+        t.invalid = 1;
+        t.conversion_reasons
+            .insert("min_click_to_conversion".into(), 1);
+        let n1 = network(&[(h, &[("adv", "1", t), ("", "2", tally(2, 0, ""))])]);
+        let mut q = ReportQuery::parse("group_by=advertiser,offer&format=csv", 0).unwrap();
+        q.from_hour = h;
+        q.to_hour = h + 1;
+        let r = aggregate(&q, vec![("n1", n1.as_slice())], vec![]);
+
+        let json: Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(json["total"]["clicks"], 10);
+        assert_eq!(json["total"]["cr"], 0.2);
+        assert_eq!(json["rows"][0]["advertiser"], "adv");
+        assert_eq!(json["rows"][0]["block_rate"], 0.25);
+        assert_eq!(json["rows"][1]["cr"], 0.0);
+        assert_eq!(json["from"], hour_label(h));
+
+        let csv = r.to_csv();
+        let lines: Vec<&str> = csv.split("\r\n").collect();
+        assert_eq!(
+            lines[0],
+            "advertiser,offer,clicks,allowed,blocked,would_block,block_rate,conversions,approved,invalid,cr,reason:bot,reason:geo,conversion_reason:min_click_to_conversion"
+        );
+        assert_eq!(lines[1], "adv,1,8,6,2,0,0.25,2,0,1,0.25,2,1,1");
+        assert_eq!(lines[2], ",2,2,2,0,0,0,0,0,0,0,0,0,0");
+        assert_eq!(lines[3], "");
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_defused() {
+        let line = csv_line(&[
+            "a,b".into(),
+            "say \"hi\"".into(),
+            "=1+2".into(),
+            "-3".into(),
+        ]);
+        assert_eq!(line, "\"a,b\",\"say \"\"hi\"\"\",'=1+2,-3\r\n");
+    }
+
+    #[test]
+    fn explain_answers_with_the_kept_decision_or_what_the_id_says() {
+        let out = click("offer_id=1&aff_id=n1", "203.0.113.9", BROWSER, NOW);
+        assert!(worth_explaining(&out));
+        assert!(!worth_explaining(&click(
+            "offer_id=1&aff_id=n1",
+            "192.0.2.1",
+            BROWSER,
+            NOW
+        )));
+        let token = ClickToken::open(&out.transaction_id, &key()).unwrap();
+        assert_eq!(
+            explain_key_of(&token),
+            explain_key((NOW / HOUR_MS) as u32, &[7; 8])
+        );
+
+        let kept: Value = serde_json::from_str(&explain_answer(
+            &out.transaction_id,
+            &token,
+            Some(&out.log_line()),
+        ))
+        .unwrap();
+        assert_eq!(kept["kept"], true);
+        assert_eq!(kept["verdict"], "block");
+        assert_eq!(kept["decision"]["reasons"][0]["code"], "ip_blocklist");
+        assert_eq!(kept["decision"]["ip"], "203.0.113.9");
+
+        let gone: Value =
+            serde_json::from_str(&explain_answer(&out.transaction_id, &token, None)).unwrap();
+        assert_eq!(gone["kept"], false);
+        assert_eq!(gone["aff_id"], "n1");
+        assert!(gone["note"].as_str().unwrap().contains("record is gone"));
+    }
+
+    #[test]
+    fn the_report_travels_with_the_counts_and_is_stored_exactly_once() {
+        use crate::counts::{Flush, FlushPolicy, LocalCounts, NetworkCounts, StoreKey};
+        use crate::flood::Thresholds;
+        let mut isolate = LocalCounts::new(1, FlushPolicy::default());
+        let clicks = [
+            click("offer_id=1&aff_id=n1", "192.0.2.1", BROWSER, NOW),
+            click("offer_id=1&aff_id=n1", "203.0.113.9", BROWSER, NOW),
+            click("offer_id=2&aff_id=n1", "192.0.2.1", "curl/8.4.0", NOW),
+        ];
+        for (i, out) in clicks.iter().enumerate() {
+            isolate.record_outcome(out, Thresholds::default(), &[i as u8; 8]);
+        }
+        let row = RowKey::of_click(&clicks[0]);
+        let conversion = Tally {
+            conversions: 1,
+            approved: 1,
+            ..Tally::default()
+        };
+        isolate.record_conversion(&clicks[0].click.aff_id, row.clone(), &conversion, NOW);
+        let Flush::Send(batch) = isolate.flush(&clicks[0].click.aff_id, NOW + 1_000) else {
+            panic!("a batch is due")
+        };
+        assert_eq!(batch.network.as_str(), "n1");
+        assert_eq!(batch.report.len(), 2, "offers 1 and 2 in one hour");
+        // The blocked click and the monitored bot are kept; the clean click is not.
+        assert_eq!(batch.explain.len(), 2);
+        assert_eq!(batch.explain[0].0, explain_key(row.hour, &[1; 8]));
+
+        let mut object = NetworkCounts::default();
+        object.apply(&batch, NOW + 1_000);
+        let retried = object.apply(&batch, NOW + 2_000);
+        assert!(retried.duplicate);
+        let stored: BTreeMap<String, Option<String>> = object.take_changes().into_iter().collect();
+        let hour = HourRows::decode(stored[&hour_key(row.hour)].as_deref().unwrap()).unwrap();
+        let offer1 = &hour.rows[&("adv".to_owned(), "1".to_owned())];
+        assert_eq!(
+            (
+                offer1.clicks,
+                offer1.blocked,
+                offer1.conversions,
+                offer1.approved
+            ),
+            (2, 1, 1, 1)
+        );
+        let offer2 = &hour.rows[&(String::new(), "2".to_owned())];
+        assert_eq!((offer2.clicks, offer2.would_block), (1, 1));
+        assert_eq!(hour.explained, 2);
+        let kept = stored[&explain_key(row.hour, &[1; 8])].as_deref().unwrap();
+        assert!(kept.contains("\"ip_blocklist\""), "{kept}");
+        assert!(matches!(
+            StoreKey::parse(&explain_key(row.hour, &[2; 8])),
+            Some(StoreKey::Explain(..))
+        ));
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    proptest! {
+        #[test]
+        fn time_parsing_never_panics(text in "\\PC{0,30}") {
+            let _ = parse_time(&text, false);
+            let _ = parse_time(&text, true);
+        }
+
+        #[test]
+        fn adding_tallies_is_order_independent(
+            parts in proptest::collection::vec((0u64..1000, 0u64..1000, 0usize..3), 0..20)
+        ) {
+            let codes = ["bot", "geo", "referrer"];
+            let tallies: Vec<Tally> = parts
+                .iter()
+                .map(|(c, b, r)| tally(c + b, *b, codes[*r]))
+                .collect();
+            let mut forward = Tally::default();
+            tallies.iter().for_each(|t| forward.add(t));
+            let mut backward = Tally::default();
+            tallies.iter().rev().for_each(|t| backward.add(t));
+            prop_assert_eq!(&forward, &backward);
+            prop_assert_eq!(Tally::from_wire(&forward.to_wire()).unwrap(), forward);
+        }
+    }
+}
