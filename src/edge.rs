@@ -7,7 +7,7 @@ use clickgate_core::click::{self, ClickParams, ClientInfo, Route};
 use clickgate_core::config::{referenced_lists, Config, StoredLists};
 use clickgate_core::conversion;
 use clickgate_core::counts::ClickKeys;
-use clickgate_core::decide::{decide, Observed};
+use clickgate_core::decide::{decide, ClickOutcome, Observed};
 use clickgate_core::http::{self, HttpResponse};
 use clickgate_core::ip::parse_client_ip;
 use clickgate_core::ip::IpSet;
@@ -18,7 +18,10 @@ use clickgate_core::signing::{self, Breakers, ReplayAnswer, Signature};
 use clickgate_core::token::{ClickToken, TokenKey, NONCE_LEN};
 use worker::kv::KvStore;
 use worker::worker_sys::web_sys;
-use worker::{console_error, console_log, event, Context, Date, Env, Method, Request, Result};
+use worker::{
+    console_error, console_log, event, AnalyticsEngineDataPointBuilder, Context, Date, Env, Method,
+    Request, Result,
+};
 
 use crate::network;
 
@@ -35,6 +38,7 @@ thread_local! {
     static SLOT: RefCell<Option<ConfigSlot>> = const { RefCell::new(None) };
     static KEY: RefCell<Option<TokenKey>> = const { RefCell::new(None) };
     static BREAKERS: RefCell<Breakers> = RefCell::new(Breakers::default());
+    static ANALYTICS_FAULT_LOGGED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 #[event(start)]
@@ -120,6 +124,9 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<web_sys::Response
         Ok(outcome) => {
             console_log!("{}", outcome.log_line());
             network::record_outcome(&env, &outcome, thresholds, &nonce);
+            if let Some(binding) = &config.analytics_binding {
+                write_analytics(&env, binding, &outcome);
+            }
             network::after_click(&env, &ctx, &network, now_ms);
             respond(http::click_response(
                 &outcome,
@@ -295,6 +302,29 @@ async fn admin_request(
                 },
                 Err(errors) => respond(http::admin_config_invalid(&errors)),
             }
+        }
+    }
+}
+
+/// Writes the decision to the Analytics Engine dataset the config names. Writes are buffered by
+/// the runtime, so the click does not wait. A missing binding is reported once per isolate: the
+/// decision log and the report still have every click.
+fn write_analytics(env: &Env, binding: &str, outcome: &ClickOutcome) {
+    let point = report::data_point(outcome);
+    let written = env.analytics_engine(binding).and_then(|dataset| {
+        let built = AnalyticsEngineDataPointBuilder::new()
+            .indexes([point.index.as_str()])
+            .blobs(point.blobs)
+            .doubles(point.doubles)
+            .build();
+        dataset.write_data_point(&built)
+    });
+    if let Err(e) = written {
+        if !ANALYTICS_FAULT_LOGGED.with(|f| f.replace(true)) {
+            console_error!(
+                "{}",
+                fault_line("analytics_engine", &format!("binding {binding}: {e}"))
+            );
         }
     }
 }

@@ -1274,3 +1274,73 @@ fn the_fraud_report_counts_every_click_and_conversion_exactly_and_explains_one()
     );
     println!("report page screenshot: {}", shot.display());
 }
+
+#[test]
+fn decisions_go_to_the_analytics_engine_dataset_the_config_names() {
+    let w = Worker::start(&[("CONFIG_REFRESH_SECONDS", "1")]);
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
+    doc["analytics"] = serde_json::json!({"binding": "NO_SUCH_BINDING"});
+    let file = w.state.0.join("analytics-missing.json");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    push_ok(&w, &file);
+    // A binding the deployment lacks: clicks flow, the fault is reported once.
+    for _ in 0..3 {
+        assert_eq!(
+            w.get("/c?offer_id=1001&aff_id=net-7", &[("user-agent", BROWSER)])
+                .status,
+            302
+        );
+    }
+    let faults = w
+        .wait_for(Duration::from_secs(5), || {
+            let f: Vec<_> = w
+                .events("fault")
+                .into_iter()
+                .filter(|e| e["what"] == "analytics_engine")
+                .collect();
+            (!f.is_empty()).then_some(f)
+        })
+        .expect("the missing binding was never reported");
+    assert_eq!(faults.len(), 1, "{faults:?}");
+
+    doc["analytics"] = serde_json::json!({"binding": support::ANALYTICS_BINDING});
+    let file = w.state.0.join("analytics.json");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    push_ok(&w, &file);
+    let reference = w
+        .wait_for(Duration::from_secs(15), || {
+            let r = w.get(
+                "/c?offer_id=1001&aff_id=net-7",
+                &[
+                    ("cf-connecting-ip", "198.51.100.5"),
+                    ("user-agent", BROWSER),
+                ],
+            );
+            let tid = r.json()["error"]["reference"].as_str()?.to_owned();
+            w.events("analytics_point")
+                .iter()
+                .any(|p| p["blobs"][8] == tid.as_str())
+                .then_some(tid)
+        })
+        .expect("no data point for a blocked click");
+    let point = w
+        .events("analytics_point")
+        .into_iter()
+        .find(|p| p["blobs"][8] == reference.as_str())
+        .unwrap();
+    assert_eq!(point["indexes"], serde_json::json!(["net-7"]));
+    assert_eq!(
+        point["blobs"].as_array().unwrap()[..6],
+        [
+            "block",
+            "1001",
+            "net-7",
+            "acme",
+            "lists.blocked_ips",
+            "ip_blocklist"
+        ]
+        .map(serde_json::Value::from)
+    );
+    assert_eq!(point["doubles"], serde_json::json!([1, 1, 0, 0]));
+}

@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 pub const SECRET: &str = "e2e-secret-e2e-secret-e2e-secret-e2e-secret";
 
+/// The Analytics Engine binding every test Worker has (see serve.mjs `--analytics`).
+pub const ANALYTICS_BINDING: &str = "DECISIONS";
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -107,7 +110,9 @@ impl Worker {
             .arg("tests/support/serve.mjs")
             .arg("--persist")
             .arg(&state.0)
-            .args(["--port", "0", "--var", &format!("TOKEN_SECRET={SECRET}")]);
+            .args(["--port", "0", "--var", &format!("TOKEN_SECRET={SECRET}")])
+            // An Analytics Engine dataset whose writes show as `analytics_point` events.
+            .args(["--analytics", ANALYTICS_BINDING]);
         for (k, v) in vars {
             cmd.args(["--var", &format!("{k}={v}")]);
         }

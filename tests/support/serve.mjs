@@ -2,10 +2,14 @@
 // (that proxy costs several times the throughput, so tests and benches talk to workerd's own socket).
 //
 //   node tests/support/serve.mjs --persist DIR [--port N] [--var NAME=VALUE ...] [--bare-port N]
+//                                [--analytics BINDING]
 //
 // Serves build/ (the clickgate Worker) with the KV binding and vars of wrangler.toml, KV persisted
 // under DIR/v3/kv (where `wrangler kv key put --local --persist-to DIR` writes). With --bare-port it
-// also serves benches/bare-worker.js, the baseline the benchmarks compare against.
+// also serves benches/bare-worker.js, the baseline the benchmarks compare against. With
+// --analytics, BINDING is an Analytics Engine dataset that prints every data point it is given as
+// an `analytics_point` line (the local runtime's own dataset keeps nothing, so a test could not see
+// what was written).
 // Prints `clickgate <url>` (and `bare <url>`) once ready; stops on SIGTERM, SIGINT or stdin closing.
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -14,7 +18,7 @@ import { Miniflare } from "miniflare";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const args = process.argv.slice(2);
-const opts = { port: 0, vars: {}, persist: null, barePort: null };
+const opts = { port: 0, vars: {}, persist: null, barePort: null, analytics: null };
 for (let i = 0; i < args.length; i++) {
   const need = () => {
     if (i + 1 >= args.length) throw new Error(`${args[i]} needs a value`);
@@ -24,6 +28,7 @@ for (let i = 0; i < args.length; i++) {
     case "--port": opts.port = Number(need()); break;
     case "--bare-port": opts.barePort = Number(need()); break;
     case "--persist": opts.persist = path.resolve(need()); break;
+    case "--analytics": opts.analytics = need(); break;
     case "--var": {
       const [k, ...v] = need().split("=");
       opts.vars[k] = v.join("=");
@@ -43,20 +48,35 @@ if (!compatibilityDate || !kvId) throw new Error("wrangler.toml: compatibility_d
 // A fixed request.cf, so nothing is fetched from the network; tests set their own headers.
 const cf = { asn: 64496, asOrganization: "clickgate test", country: "DE", colo: "FRA" };
 
-const clickgate = new Miniflare({
-  host: "127.0.0.1",
-  port: opts.port,
+const worker = {
+  name: "clickgate",
   modules: true,
   scriptPath: path.join(root, "build/index.js"),
   modulesRoot: path.join(root, "build"),
   modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
   compatibilityDate,
   kvNamespaces: { CLICKGATE_CONFIG: kvId },
-  kvPersist: path.join(opts.persist, "v3", "kv"),
   durableObjects: { NETWORK: { className: "Network", useSQLite: true } },
-  durableObjectsPersist: path.join(opts.persist, "v3", "do"),
   bindings: { CONFIG_REFRESH_SECONDS: "30", COUNTS_FLUSH_MS: "1000", ...opts.vars },
+};
+const workers = [worker];
+if (opts.analytics) {
+  worker.wrappedBindings = { [opts.analytics]: "analytics-recorder" };
+  workers.push({
+    name: "analytics-recorder",
+    modules: true,
+    script: `export default function () {
+      return { writeDataPoint(point) { console.log(JSON.stringify({ event: "analytics_point", ...point })); } };
+    }`,
+  });
+}
+const clickgate = new Miniflare({
+  host: "127.0.0.1",
+  port: opts.port,
+  kvPersist: path.join(opts.persist, "v3", "kv"),
+  durableObjectsPersist: path.join(opts.persist, "v3", "do"),
   cf,
+  workers,
 });
 const instances = [clickgate];
 console.log(`clickgate ${await clickgate.ready}`);

@@ -70,6 +70,9 @@ pub struct Config {
     pub networks: HashMap<Id, crate::signing::Policy>,
     /// Flood thresholds of the networks that set their own; the others use the defaults.
     pub flood: HashMap<Id, crate::flood::Thresholds>,
+    /// The Workers Analytics Engine binding each decision is also written to, from
+    /// `analytics.binding`.
+    pub analytics_binding: Option<String>,
     /// A short hash of the source text, to tell in logs which document is in force.
     pub digest: String,
 }
@@ -550,6 +553,32 @@ fn compile_document(
         .map(|n| crate::signing::compile_networks(n, errors))
         .unwrap_or_default();
 
+    let analytics_binding = top.get("analytics").and_then(|a| {
+        let mut f = Fields::of(a, "analytics", errors)?;
+        let binding = f.string("binding", errors).map(str::to_owned);
+        f.finish(errors);
+        match binding {
+            // What wrangler accepts as a binding name.
+            Some(b)
+                if b.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                    && b.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
+                Some(b)
+            }
+            Some(b) => {
+                errors.push(err(
+                    "analytics.binding",
+                    format!("`{b}` is not a binding name (letters, digits and _)"),
+                ));
+                None
+            }
+            None => {
+                errors.push(err("analytics.binding", "is required".to_owned()));
+                None
+            }
+        }
+    });
+
     let mut rules: Vec<Rule> = Vec::new();
     if let Some(list) = top.array("rules", errors) {
         for (i, item) in list.iter().enumerate() {
@@ -595,6 +624,7 @@ fn compile_document(
         conversion_rules_by_offer,
         networks,
         flood,
+        analytics_binding,
         digest,
     })
 }
@@ -716,6 +746,39 @@ pub(crate) mod tests {
             );
         }
         assert_eq!(got.len(), want.len(), "{got:#?}");
+    }
+
+    #[test]
+    fn an_analytics_binding_is_a_binding_name() {
+        let with = |analytics: &str| {
+            let doc = DEMO.replacen('{', &format!("{{\"analytics\": {analytics},"), 1);
+            Config::compile(&doc)
+        };
+        assert_eq!(
+            with(r#"{"binding": "DECISIONS"}"#)
+                .unwrap()
+                .analytics_binding
+                .as_deref(),
+            Some("DECISIONS")
+        );
+        assert_eq!(Config::compile(DEMO).unwrap().analytics_binding, None);
+        for (bad, says) in [
+            (
+                r#"{"binding": "my-dataset"}"#,
+                "analytics.binding: `my-dataset` is not a binding name",
+            ),
+            (r#"{}"#, "analytics.binding: is required"),
+            (
+                r#"{"binding": "A", "dataset": "x"}"#,
+                "analytics.dataset: is not a known field",
+            ),
+        ] {
+            let errors = with(bad).unwrap_err();
+            assert!(
+                errors.iter().any(|e| e.to_string().starts_with(says)),
+                "{bad}: {errors:?}"
+            );
+        }
     }
 
     #[test]
