@@ -7,7 +7,9 @@ use std::hint::black_box;
 
 use clickgate_core::click::{route, split_url, ClientInfo, Route};
 use clickgate_core::config::Config;
-use clickgate_core::decide::{decide, Observed};
+use clickgate_core::counts::{Flush, FlushPolicy, LocalCounts};
+use clickgate_core::decide::{decide, ClickOutcome, Observed};
+use clickgate_core::flood::Thresholds;
 use clickgate_core::http::click_response;
 use clickgate_core::rules::{Counters, FaultMode};
 use clickgate_core::signing::{sign_link, verify, Form, Mode, Policy, SigningKey};
@@ -202,6 +204,46 @@ fn benches(c: &mut Criterion) {
             )
         })
     });
+    g.finish();
+
+    // What the isolate does with each decided click after the response is written: the flood
+    // count, the report row and (for a flagged click) the kept decision.
+    let mut g = c.benchmark_group("count");
+    let decided = |ip: &str| {
+        let Ok(Route::Click(params)) = route("GET", "/c", query) else {
+            panic!("not a click")
+        };
+        let client = ClientInfo {
+            ip: ip.parse().ok(),
+            user_agent: Some(browser.into()),
+            ..ClientInfo::default()
+        };
+        decide(
+            &demo,
+            &key,
+            params,
+            client,
+            Observed::default(),
+            now_ms,
+            [9; 8],
+        )
+        .unwrap()
+    };
+    let (clean, blocked) = (decided("192.0.2.10"), decided("198.51.100.23"));
+    let mut counts = LocalCounts::new(1, FlushPolicy::default());
+    let mut flushed = 0u64;
+    let mut record = |outcome: &ClickOutcome| {
+        counts.record_outcome(black_box(outcome), Thresholds::default(), &[9; 8]);
+        // Drain as the edge would, so the pending maps stay the size they have in service.
+        flushed += 1;
+        if flushed % 500 == 0 {
+            if let Flush::Send(batch) = counts.flush(&outcome.click.aff_id, now_ms + 2_000) {
+                counts.acked(&outcome.click.aff_id, batch.seq, Default::default(), now_ms);
+            }
+        }
+    };
+    g.bench_function("record a redirected click", |b| b.iter(|| record(&clean)));
+    g.bench_function("record a blocked click", |b| b.iter(|| record(&blocked)));
     g.finish();
 
     let mut g = c.benchmark_group("config compile");

@@ -184,9 +184,9 @@ async fn postback(
     };
     let outcome = judging.finish(duplicate);
     console_log!("{}", outcome.log_line(now_ms));
-    let (network, row, tally) = report::conversion_row(&config, &outcome, now_ms);
-    network::record_conversion(env, &network, row, &tally, now_ms);
-    network::after_click(env, ctx, &network, now_ms);
+    let row = report::conversion_row(&config, &outcome, now_ms);
+    network::record_conversion(env, &row, now_ms);
+    network::after_click(env, ctx, &row.network, now_ms);
     respond(http::postback_response(&outcome))
 }
 

@@ -25,7 +25,7 @@ use clickgate_core::counts::{
 use clickgate_core::decide::ClickOutcome;
 use clickgate_core::flood::{Event, FloodBlock, FloodView, Thresholds};
 use clickgate_core::log::fault_line;
-use clickgate_core::report::{self, HourRows, ReportQuery, RowKey, Tally};
+use clickgate_core::report::{self, ConversionRow, HourRows, ReportQuery};
 use clickgate_core::rules::Counters;
 use clickgate_core::signing::{self, ReplayAnswer};
 use clickgate_core::token::NONCE_LEN;
@@ -74,11 +74,9 @@ pub fn record_outcome(
     });
 }
 
-/// Counts a judged postback in its network's report.
-pub fn record_conversion(env: &Env, network: &Id, key: RowKey, tally: &Tally, now_ms: u64) {
-    with_local(env, |counts| {
-        counts.record_conversion(network, key, tally, now_ms)
-    });
+/// Counts a postback in its network's report.
+pub fn record_conversion(env: &Env, row: &ConversionRow, now_ms: u64) {
+    with_local(env, |counts| counts.record_conversion(row, now_ms));
 }
 
 /// The isolate's counts, made on first use (`None` without a random id to name its batches).

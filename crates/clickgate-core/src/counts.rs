@@ -30,7 +30,7 @@ use crate::decide::ClickOutcome;
 use crate::flood::{Event, FloodBlock, FloodState, FloodView, Outcome, Thresholds, MINUTE_MS};
 use crate::hll::{hash64, HyperLogLog};
 use crate::log::JsonLine;
-use crate::report::{self, HourRows, RowKey, Tally};
+use crate::report::{self, ConversionRow, HourRows, RowKey, Tally};
 use crate::rules::{Counters, FilterKind, Rule};
 use crate::token::NONCE_LEN;
 use crate::ua::is_link_preview;
@@ -902,7 +902,9 @@ struct NetworkLocal {
     /// Clicks and flagged clicks per minute, for the flood threshold.
     pending_flood: BTreeMap<u64, (u32, u32)>,
     thresholds: Thresholds,
-    pending_report: HashMap<RowKey, Tally>,
+    /// Report rows by offer, then hour (with the offer's advertiser): looked up by the click's own
+    /// offer id, so counting a click allocates nothing once its row exists.
+    pending_report: HashMap<Id, BTreeMap<u32, (String, Tally)>>,
     pending_explain: Vec<(String, String)>,
     pending_since_ms: Option<u64>,
     /// Sent and not yet answered; resent as it is until it is.
@@ -1008,22 +1010,35 @@ impl LocalCounts {
         let network = &outcome.click.aff_id;
         let now_ms = outcome.at_ms;
         self.record_flood(network, thresholds, outcome.flagged(), now_ms);
-        let key = RowKey::of_click(outcome);
-        let explain_key = report::explain_key(key.hour, nonce);
-        let net = self.networks.entry(network.clone()).or_default();
-        net.pending_report
-            .entry(key)
-            .or_default()
-            .add(&Tally::click(outcome));
+        let hour = (now_ms / HOUR_MS) as u32;
+        let Some(net) = self.networks.get_mut(network) else {
+            return; // record_flood made it
+        };
+        let row = pending_row(
+            &mut net.pending_report,
+            &outcome.click.offer_id,
+            hour,
+            || {
+                outcome
+                    .advertiser_id
+                    .as_ref()
+                    .map_or_else(String::new, Id::to_string)
+            },
+        );
+        row.count_click(outcome);
         if report::worth_explaining(outcome) && net.pending_explain.len() < MAX_PENDING_EXPLAIN {
-            net.pending_explain.push((explain_key, outcome.log_line()));
+            let key = report::explain_key(hour, nonce);
+            net.pending_explain.push((key, outcome.log_line()));
         }
     }
 
-    /// Counts a judged postback in its click's network's report.
-    pub fn record_conversion(&mut self, network: &Id, key: RowKey, tally: &Tally, now_ms: u64) {
-        let net = self.networks.entry(network.clone()).or_default();
-        net.pending_report.entry(key).or_default().add(tally);
+    /// Counts a postback in its click's network's report.
+    pub fn record_conversion(&mut self, row: &ConversionRow, now_ms: u64) {
+        let net = self.networks.entry(row.network.clone()).or_default();
+        pending_row(&mut net.pending_report, &row.offer, row.hour, || {
+            row.advertiser.clone()
+        })
+        .add(&row.tally);
         net.pending_since_ms.get_or_insert(now_ms);
     }
 
@@ -1088,7 +1103,11 @@ impl LocalCounts {
         let keys = net.pending_ips.len()
             + net.pending_subs.len()
             + net.pending_flood.len()
-            + net.pending_report.len()
+            + net
+                .pending_report
+                .values()
+                .map(BTreeMap::len)
+                .sum::<usize>()
             + net.pending_explain.len();
         let clicks: u32 = net.pending_flood.values().map(|(c, _)| c).sum();
         let due = since + policy.interval_ms;
@@ -1123,7 +1142,20 @@ impl LocalCounts {
                 .collect(),
             thresholds: net.thresholds,
             network: network.clone(),
-            report: net.pending_report.drain().collect(),
+            report: net
+                .pending_report
+                .drain()
+                .flat_map(|(offer, hours)| {
+                    hours.into_iter().map(move |(hour, (advertiser, tally))| {
+                        let key = RowKey {
+                            hour,
+                            advertiser,
+                            offer: offer.to_string(),
+                        };
+                        (key, tally)
+                    })
+                })
+                .collect(),
             explain: std::mem::take(&mut net.pending_explain),
         };
         net.pending_since_ms = None;
@@ -1207,6 +1239,23 @@ impl LocalCounts {
             .filter(|n| n.in_flight.is_some() || n.pending_since_ms.is_some())
             .count()
     }
+}
+
+/// The pending report row of an offer and hour, made on first use.
+fn pending_row<'a>(
+    rows: &'a mut HashMap<Id, BTreeMap<u32, (String, Tally)>>,
+    offer: &Id,
+    hour: u32,
+    advertiser: impl FnOnce() -> String,
+) -> &'a mut Tally {
+    if !rows.contains_key(offer) {
+        rows.insert(offer.clone(), BTreeMap::new());
+    }
+    let hours = rows.get_mut(offer).expect("inserted above");
+    &mut hours
+        .entry(hour)
+        .or_insert_with(|| (advertiser(), Tally::default()))
+        .1
 }
 
 /// How late a timer may be before it counts as lost.

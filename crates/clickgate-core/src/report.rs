@@ -62,21 +62,30 @@ pub struct Tally {
 impl Tally {
     /// One decided click.
     pub fn click(outcome: &ClickOutcome) -> Tally {
+        let mut tally = Tally::default();
+        tally.count_click(outcome);
+        tally
+    }
+
+    /// Adds one decided click in place: what every click pays, so it allocates only for a new
+    /// reason code.
+    pub fn count_click(&mut self, outcome: &ClickOutcome) {
         let blocked = outcome.is_blocked();
         let flagged = outcome.flagged();
-        let mut tally = Tally {
-            clicks: 1,
-            allowed: u64::from(!blocked),
-            blocked: u64::from(blocked),
-            would_block: u64::from(flagged && !blocked),
-            ..Tally::default()
-        };
+        self.clicks += 1;
+        self.allowed += u64::from(!blocked);
+        self.blocked += u64::from(blocked);
+        self.would_block += u64::from(flagged && !blocked);
         if flagged {
             for r in outcome.reasons() {
-                *tally.reasons.entry(r.code.to_owned()).or_default() += 1;
+                match self.reasons.get_mut(r.code) {
+                    Some(n) => *n += 1,
+                    None => {
+                        self.reasons.insert(r.code.to_owned(), 1);
+                    }
+                }
             }
         }
-        tally
     }
 
     /// One postback whose transaction id opened.
@@ -211,25 +220,30 @@ impl RowKey {
     }
 }
 
-/// Where a judged postback counts: its click's network, the hour it arrived, the click's offer and
-/// that offer's advertiser as the config has it now.
-pub fn conversion_row(
-    config: &Config,
-    outcome: &ConversionOutcome,
-    now_ms: u64,
-) -> (Id, RowKey, Tally) {
+/// Where a postback counts: its click's network and offer, that offer's advertiser as the config
+/// has it now, and the hour the postback arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversionRow {
+    pub network: Id,
+    pub offer: Id,
+    pub advertiser: String,
+    pub hour: u32,
+    pub tally: Tally,
+}
+
+pub fn conversion_row(config: &Config, outcome: &ConversionOutcome, now_ms: u64) -> ConversionRow {
     let click = &outcome.judging.click;
-    let advertiser = config
-        .offers
-        .get(&click.offer_id)
-        .and_then(|o| o.advertiser_id.as_ref())
-        .map_or_else(String::new, |a| a.to_string());
-    let key = RowKey {
+    ConversionRow {
+        network: click.aff_id.clone(),
+        offer: click.offer_id.clone(),
+        advertiser: config
+            .offers
+            .get(&click.offer_id)
+            .and_then(|o| o.advertiser_id.as_ref())
+            .map_or_else(String::new, |a| a.to_string()),
         hour: (now_ms / HOUR_MS) as u32,
-        advertiser,
-        offer: click.offer_id.to_string(),
-    };
-    (click.aff_id.clone(), key, Tally::conversion(outcome))
+        tally: Tally::conversion(outcome),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -943,9 +957,11 @@ mod tests {
                 .finish(false)
         };
         let invalid = judge(&flagged.transaction_id, "approved");
-        let (network, row, tally) = conversion_row(&config, &invalid, NOW + 60_000);
-        assert_eq!(network.as_str(), "n1");
+        let row = conversion_row(&config, &invalid, NOW + 60_000);
+        let tally = row.tally;
+        assert_eq!(row.network.as_str(), "n1");
         assert_eq!((row.advertiser.as_str(), row.offer.as_str()), ("adv", "1"));
+        assert_eq!(row.hour, ((NOW + 60_000) / HOUR_MS) as u32);
         assert_eq!(
             (tally.conversions, tally.approved, tally.invalid),
             (1, 0, 1)
@@ -1293,12 +1309,18 @@ mod tests {
             isolate.record_outcome(out, Thresholds::default(), &[i as u8; 8]);
         }
         let row = RowKey::of_click(&clicks[0]);
-        let conversion = Tally {
-            conversions: 1,
-            approved: 1,
-            ..Tally::default()
+        let conversion = ConversionRow {
+            network: clicks[0].click.aff_id.clone(),
+            offer: clicks[0].click.offer_id.clone(),
+            advertiser: "adv".into(),
+            hour: row.hour,
+            tally: Tally {
+                conversions: 1,
+                approved: 1,
+                ..Tally::default()
+            },
         };
-        isolate.record_conversion(&clicks[0].click.aff_id, row.clone(), &conversion, NOW);
+        isolate.record_conversion(&conversion, NOW);
         let Flush::Send(batch) = isolate.flush(&clicks[0].click.aff_id, NOW + 1_000) else {
             panic!("a batch is due")
         };
