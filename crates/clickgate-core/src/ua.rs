@@ -1,13 +1,13 @@
 //! What a User-Agent header says about the client: automation, and how old its OS and browser are.
 //!
-//! Bots are found with literal patterns (one Aho-Corasick automaton over the lower-cased header) and
+//! Bots are found with literal patterns (one Aho-Corasick automaton, one pass over the header) and
 //! a few structural signs, never with a regex: compiling a large Unicode regex costs a fresh wasm
 //! isolate more than its whole per-request CPU budget. The patterns are checked against a labelled
 //! corpus of crawler and browser user agents in `tests/bot_corpus.rs`.
 
 use std::sync::OnceLock;
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 
 /// Tokens that only automation puts in a User-Agent. Matched case-insensitively anywhere.
 const BOT_TOKENS: &[&str] = &[
@@ -195,30 +195,97 @@ const SIGNS: &[&str] = &[
 const SIGN_URLS: usize = 4;
 const SIGN_COMPATIBLE: usize = 4;
 
-struct Matchers {
-    tokens: AhoCorasick,
-    exceptions: AhoCorasick,
-    signs: AhoCorasick,
-    previews: AhoCorasick,
+/// Every pattern in one automaton, so a header is scanned once: the bot tokens, then their
+/// exceptions, the structural signs and the link-preview agents, each group a range of pattern ids.
+struct Matcher {
+    all: AhoCorasick,
+    exceptions_from: usize,
+    signs_from: usize,
+    previews_from: usize,
 }
 
-fn matchers() -> &'static Matchers {
-    static M: OnceLock<Matchers> = OnceLock::new();
+fn matcher() -> &'static Matcher {
+    static M: OnceLock<Matcher> = OnceLock::new();
     M.get_or_init(|| {
-        let build = |patterns: &[&str]| {
-            AhoCorasick::builder()
+        let patterns: Vec<&str> = BOT_TOKENS
+            .iter()
+            .chain(NOT_BOTS)
+            .chain(SIGNS)
+            .chain(&PREVIEW_AGENTS)
+            .copied()
+            .collect();
+        Matcher {
+            // A DFA: the fastest search, and small for these few hundred bytes of patterns. Standard
+            // semantics, so overlapping search reports every pattern at every place.
+            all: AhoCorasick::builder()
                 .ascii_case_insensitive(true)
-                .match_kind(MatchKind::LeftmostFirst)
-                .build(patterns)
-                .expect("the bot patterns are valid literals")
-        };
-        Matchers {
-            tokens: build(BOT_TOKENS),
-            exceptions: build(NOT_BOTS),
-            signs: build(SIGNS),
-            previews: build(&PREVIEW_AGENTS),
+                .kind(Some(AhoCorasickKind::DFA))
+                .match_kind(MatchKind::Standard)
+                .build(&patterns)
+                .expect("the bot patterns are valid literals"),
+            exceptions_from: BOT_TOKENS.len(),
+            signs_from: BOT_TOKENS.len() + NOT_BOTS.len(),
+            previews_from: BOT_TOKENS.len() + NOT_BOTS.len() + SIGNS.len(),
         }
     })
+}
+
+/// What one scan of a User-Agent found.
+#[derive(Debug, Default, Clone, Copy)]
+struct Scan {
+    /// The leftmost bot token (the earliest-listed at that place) not inside an exception.
+    token: Option<(usize, usize)>,
+    signs: [bool; 7],
+    preview: bool,
+}
+
+thread_local! {
+    // One click asks about its User-Agent up to three times (preview, counts, bot filter): the
+    // last header scanned and what it held, compared by content.
+    static LAST: std::cell::RefCell<(String, Scan)> = std::cell::RefCell::new((String::new(), Scan::default()));
+}
+
+fn scan(ua: &str) -> Scan {
+    if let Some(found) = LAST.with(|last| {
+        let last = last.borrow();
+        (last.0 == ua).then_some(last.1)
+    }) {
+        return found;
+    }
+    let found = scan_uncached(ua);
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        last.0.clear();
+        last.0.push_str(ua);
+        last.1 = found;
+    });
+    found
+}
+
+fn scan_uncached(ua: &str) -> Scan {
+    let m = matcher();
+    let mut found = Scan::default();
+    let mut tokens: Vec<(usize, usize, usize)> = Vec::new();
+    let mut exceptions: Vec<(usize, usize)> = Vec::new();
+    for hit in m.all.find_overlapping_iter(ua) {
+        let id = hit.pattern().as_usize();
+        if id < m.exceptions_from {
+            tokens.push((hit.start(), id, hit.end()));
+        } else if id < m.signs_from {
+            exceptions.push((hit.start(), hit.end()));
+        } else if id < m.previews_from {
+            found.signs[id - m.signs_from] = true;
+        } else {
+            found.preview = true;
+        }
+    }
+    // A token inside an exception ("CUBOT" phones) does not count; another token still may.
+    found.token = tokens
+        .iter()
+        .filter(|(start, _, end)| !exceptions.iter().any(|(s, e)| s <= start && end <= e))
+        .min()
+        .map(|&(start, id, _)| (start, id));
+    found
 }
 
 /// Link-preview fetchers (chat apps and social sites unfurling a pasted link). They are sent the
@@ -239,7 +306,7 @@ const PREVIEW_AGENTS: [&str; 12] = [
 ];
 
 pub fn is_link_preview(user_agent: Option<&str>) -> bool {
-    user_agent.is_some_and(|ua| matchers().previews.is_match(ua))
+    user_agent.is_some_and(|ua| scan(ua).preview)
 }
 
 /// Why a User-Agent looks automated: the pattern or sign that matched, for the decision log.
@@ -248,24 +315,11 @@ pub fn bot_signature(user_agent: Option<&str>) -> Option<String> {
     if ua.is_empty() {
         return Some("(empty user agent)".into());
     }
-    let m = matchers();
-    // A token inside an exception ("CUBOT" phones) does not count; a later token still may.
-    let excused = |start: usize, end: usize| {
-        m.exceptions
-            .find_iter(ua)
-            .any(|e| e.start() <= start && end <= e.end())
-    };
-    if let Some(t) = m
-        .tokens
-        .find_iter(ua)
-        .find(|t| !excused(t.start(), t.end()))
-    {
-        return Some(BOT_TOKENS[t.pattern().as_usize()].to_owned());
+    let found = scan(ua);
+    if let Some((_, id)) = found.token {
+        return Some(BOT_TOKENS[id].to_owned());
     }
-    let mut seen = [false; 7];
-    for found in m.signs.find_iter(ua) {
-        seen[found.pattern().as_usize()] = true;
-    }
+    let seen = found.signs;
     // Browsers never put a URL or an e-mail address in their User-Agent; crawlers sign with one.
     if let Some(i) = (0..SIGN_URLS).find(|&i| seen[i]) {
         return Some(format!("contains {:?}", SIGNS[i]));
