@@ -276,8 +276,9 @@ fn benches(c: &mut Criterion) {
     let (clean, blocked) = (decided("192.0.2.10"), decided("198.51.100.23"));
     let mut counts = LocalCounts::new(1, FlushPolicy::default());
     let mut flushed = 0u64;
-    let mut record = |outcome: &ClickOutcome| {
-        counts.record_outcome(black_box(outcome), Thresholds::default(), &[9; 8]);
+    let (clean_line, blocked_line) = (clean.log_line(), blocked.log_line());
+    let mut record = |outcome: &ClickOutcome, line: &str| {
+        counts.record_outcome(black_box(outcome), line, Thresholds::default(), &[9; 8]);
         // Drain as the edge would, so the pending maps stay the size they have in service.
         flushed += 1;
         if flushed % 500 == 0 {
@@ -286,8 +287,12 @@ fn benches(c: &mut Criterion) {
             }
         }
     };
-    g.bench_function("record a redirected click", |b| b.iter(|| record(&clean)));
-    g.bench_function("record a blocked click", |b| b.iter(|| record(&blocked)));
+    g.bench_function("record a redirected click", |b| {
+        b.iter(|| record(&clean, &clean_line))
+    });
+    g.bench_function("record a blocked click", |b| {
+        b.iter(|| record(&blocked, &blocked_line))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("config compile");

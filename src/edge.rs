@@ -130,8 +130,9 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys:
     };
     match decide(&config, &key, params, client, observed, now_ms, nonce) {
         Ok(outcome) => {
-            console_log!("{}", outcome.log_line());
-            network::record_outcome(&env, &outcome, thresholds, &nonce);
+            let line = outcome.log_line();
+            console_log!("{line}");
+            network::record_outcome(&env, &outcome, &line, thresholds, &nonce);
             if let Some(binding) = &config.analytics_binding {
                 write_analytics(&env, binding, &outcome);
             }

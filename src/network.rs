@@ -66,11 +66,12 @@ pub fn record(env: &Env, keys: &ClickKeys, now_ms: u64) -> Option<Counters> {
 pub fn record_outcome(
     env: &Env,
     outcome: &ClickOutcome,
+    log_line: &str,
     thresholds: Thresholds,
     nonce: &[u8; NONCE_LEN],
 ) {
     with_local(env, |counts| {
-        counts.record_outcome(outcome, thresholds, nonce)
+        counts.record_outcome(outcome, log_line, thresholds, nonce)
     });
 }
 

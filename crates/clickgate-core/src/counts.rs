@@ -889,9 +889,29 @@ pub enum Flush {
 /// Past this many remembered totals the isolate forgets them (not its unsent counts) and learns
 /// them again from the next answers: an isolate's memory stays bounded under an IP flood.
 const MAX_KNOWN_KEYS: usize = 50_000;
-/// Kept decisions waiting for a flush, per network; past it a flood's decisions are not kept (the
-/// report still counts every click).
-const MAX_PENDING_EXPLAIN: usize = 1_000;
+/// Decisions an isolate keeps for `explain` per network and minute. A flood of flagged clicks is
+/// counted in full by the report; keeping every one of its decisions would cost each of them a
+/// log line's worth of batch and storage, so past this a flood is sampled, the first of each
+/// minute kept.
+pub const MAX_EXPLAINED_PER_MINUTE: u32 = 300;
+
+#[derive(Debug, Default)]
+struct ExplainBudget {
+    minute: u64,
+    kept: u32,
+}
+
+impl ExplainBudget {
+    /// Whether one more decision may be kept this minute (and counts it).
+    fn take(&mut self, minute: u64) -> bool {
+        if minute != self.minute {
+            *self = ExplainBudget { minute, kept: 0 };
+        }
+        let keep = self.kept < MAX_EXPLAINED_PER_MINUTE;
+        self.kept += u32::from(keep);
+        keep
+    }
+}
 
 #[derive(Debug, Default)]
 struct NetworkLocal {
@@ -906,6 +926,7 @@ struct NetworkLocal {
     /// offer id, so counting a click allocates nothing once its row exists.
     pending_report: HashMap<Id, BTreeMap<u32, (String, Tally)>>,
     pending_explain: Vec<(String, String)>,
+    explain_budget: ExplainBudget,
     pending_since_ms: Option<u64>,
     /// Sent and not yet answered; resent as it is until it is.
     in_flight: Option<(Batch, InFlight)>,
@@ -1000,10 +1021,11 @@ impl LocalCounts {
     }
 
     /// Counts a decided click for its network: toward the flood threshold, in the report, and its
-    /// decision kept for `explain` when a filter fired on it.
+    /// decision (`log_line`, as logged) kept for `explain` when a filter fired on it.
     pub fn record_outcome(
         &mut self,
         outcome: &ClickOutcome,
+        log_line: &str,
         thresholds: Thresholds,
         nonce: &[u8; NONCE_LEN],
     ) {
@@ -1026,9 +1048,9 @@ impl LocalCounts {
             },
         );
         row.count_click(outcome);
-        if report::worth_explaining(outcome) && net.pending_explain.len() < MAX_PENDING_EXPLAIN {
+        if report::worth_explaining(outcome) && net.explain_budget.take(now_ms / MINUTE_MS) {
             let key = report::explain_key(hour, nonce);
-            net.pending_explain.push((key, outcome.log_line()));
+            net.pending_explain.push((key, log_line.to_owned()));
         }
     }
 

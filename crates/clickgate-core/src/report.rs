@@ -15,7 +15,8 @@
 //! - hours are kept [`REPORT_RETAIN_DAYS`] days, explanations [`EXPLAIN_RETAIN_DAYS`];
 //! - at most [`MAX_ROWS_PER_HOUR`] advertiser × offer rows per network and hour: later pairs are
 //!   summed into the offer [`OTHER`];
-//! - at most [`MAX_EXPLAINED_PER_HOUR`] explanations per network and hour.
+//! - at most [`MAX_EXPLAINED_PER_HOUR`] explanations per network and hour, and an isolate keeps at
+//!   most [`crate::counts::MAX_EXPLAINED_PER_MINUTE`] per network and minute.
 
 use std::collections::BTreeMap;
 
@@ -1296,6 +1297,38 @@ mod tests {
     }
 
     #[test]
+    fn a_flood_of_flagged_clicks_is_counted_in_full_and_sampled_for_explain() {
+        use crate::counts::{Flush, FlushPolicy, LocalCounts, MAX_EXPLAINED_PER_MINUTE};
+        use crate::flood::Thresholds;
+        let policy = FlushPolicy {
+            max_keys: usize::MAX,
+            max_clicks: u32::MAX,
+            ..FlushPolicy::default()
+        };
+        let mut isolate = LocalCounts::new(1, policy);
+        let blocked = click("offer_id=1&aff_id=n1", "203.0.113.9", BROWSER, NOW);
+        let line = blocked.log_line();
+        let n = MAX_EXPLAINED_PER_MINUTE + 50;
+        for i in 0..n {
+            isolate.record_outcome(
+                &blocked,
+                &line,
+                Thresholds::default(),
+                &i.to_be_bytes().repeat(2).try_into().unwrap(),
+            );
+        }
+        // The next minute has a budget of its own.
+        let later = click("offer_id=1&aff_id=n1", "203.0.113.9", BROWSER, NOW + 60_000);
+        isolate.record_outcome(&later, &line, Thresholds::default(), &[9; 8]);
+        let Flush::Send(batch) = isolate.flush(&blocked.click.aff_id, NOW + 61_000) else {
+            panic!("a batch is due")
+        };
+        assert_eq!(batch.explain.len() as u32, MAX_EXPLAINED_PER_MINUTE + 1);
+        let clicks: u64 = batch.report.iter().map(|(_, t)| t.clicks).sum();
+        assert_eq!(clicks, u64::from(n) + 1, "every click is counted");
+    }
+
+    #[test]
     fn the_report_travels_with_the_counts_and_is_stored_exactly_once() {
         use crate::counts::{Flush, FlushPolicy, LocalCounts, NetworkCounts, StoreKey};
         use crate::flood::Thresholds;
@@ -1306,7 +1339,7 @@ mod tests {
             click("offer_id=2&aff_id=n1", "192.0.2.1", "curl/8.4.0", NOW),
         ];
         for (i, out) in clicks.iter().enumerate() {
-            isolate.record_outcome(out, Thresholds::default(), &[i as u8; 8]);
+            isolate.record_outcome(out, &out.log_line(), Thresholds::default(), &[i as u8; 8]);
         }
         let row = RowKey::of_click(&clicks[0]);
         let conversion = ConversionRow {
