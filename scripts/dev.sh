@@ -54,6 +54,12 @@ cat <<MSG
     curl -s -X POST -H 'Authorization: Bearer $admin_token' -d '{"by": "you"}' '$base/admin/networks/net-7/block'
     curl -s -X POST -H 'Authorization: Bearer $admin_token' -d '{"by": "you"}' '$base/admin/networks/net-7/unblock'
 
+  the fraud report (counts reach it within a second of the clicks) and one click explained:
+    open $base/admin/   (any user name; the password is the admin token: $admin_token)
+    curl -s -H 'Authorization: Bearer $admin_token' '$base/admin/report?group_by=offer,affiliate&format=csv'
+    CLICKGATE_ADMIN_TOKEN=$admin_token target/release/clickgate report --url $base --group-by affiliate
+    CLICKGATE_ADMIN_TOKEN=$admin_token target/release/clickgate explain TID --url $base
+
   decision log lines appear below, one JSON object per click.
 
 MSG
