@@ -983,7 +983,7 @@ impl LocalCounts {
     /// Counts a click and returns what its filters read: the object's last totals plus this
     /// isolate's clicks since. `None` when the object has not answered for `stale_ms`.
     pub fn record(&mut self, keys: &ClickKeys, now_ms: u64) -> Option<Counters> {
-        let net = self.networks.entry(keys.network.clone()).or_default();
+        let net = network_mut(&mut self.networks, &keys.network);
         let mut counters = Counters::default();
         if let (Some(window), Some(ip)) = (keys.needs.ip_window_hours, keys.ip) {
             let key = (keys.offer.clone(), ip);
@@ -1056,7 +1056,7 @@ impl LocalCounts {
 
     /// Counts a postback in its click's network's report.
     pub fn record_conversion(&mut self, row: &ConversionRow, now_ms: u64) {
-        let net = self.networks.entry(row.network.clone()).or_default();
+        let net = network_mut(&mut self.networks, &row.network);
         pending_row(&mut net.pending_report, &row.offer, row.hour, || {
             row.advertiser.clone()
         })
@@ -1073,7 +1073,7 @@ impl LocalCounts {
         flagged: bool,
         now_ms: u64,
     ) {
-        let net = self.networks.entry(network.clone()).or_default();
+        let net = network_mut(&mut self.networks, network);
         let minute = net.pending_flood.entry(now_ms / MINUTE_MS).or_default();
         minute.0 += 1;
         minute.1 += u32::from(flagged);
@@ -1261,6 +1261,18 @@ impl LocalCounts {
             .filter(|n| n.in_flight.is_some() || n.pending_since_ms.is_some())
             .count()
     }
+}
+
+/// A network's local state, made on first use: looked up by reference, so a click of a known
+/// network allocates nothing.
+fn network_mut<'a>(
+    networks: &'a mut HashMap<Id, NetworkLocal>,
+    network: &Id,
+) -> &'a mut NetworkLocal {
+    if !networks.contains_key(network) {
+        networks.insert(network.clone(), NetworkLocal::default());
+    }
+    networks.get_mut(network).expect("inserted above")
 }
 
 /// The pending report row of an offer and hour, made on first use.
