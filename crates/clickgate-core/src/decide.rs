@@ -420,6 +420,36 @@ pub fn rfc3339_ms(ms: u64) -> String {
     )
 }
 
+/// Days since 1970-01-01 of a real calendar date (month lengths and leap years checked), `None`
+/// for anything else; Howard Hinnant's `days_from_civil`, the inverse of [`civil_from_days`].
+pub(crate) fn days_of_date(y: i64, m: i64, d: i64) -> Option<i64> {
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&m) || d < 1 || d > month_days[(m - 1) as usize] {
+        return None;
+    }
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
 /// Days since 1970-01-01 to (year, month, day); Howard Hinnant's `civil_from_days`.
 pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;

@@ -26,7 +26,7 @@ use crate::click::Id;
 use crate::config::Config;
 use crate::conversion::ConversionOutcome;
 use crate::counts::HOUR_MS;
-use crate::decide::{civil_from_days, ClickOutcome};
+use crate::decide::{civil_from_days, days_of_date, ClickOutcome};
 use crate::token::{ClickToken, TokenVerdict};
 
 pub const REPORT_RETAIN_DAYS: u32 = 90;
@@ -530,7 +530,7 @@ fn parse_time(text: &str, end: bool) -> Result<u32, String> {
     let (Some(y), Some(m), Some(d)) = (num(y, 4), num(m, 2), num(d, 2)) else {
         return Err(bad());
     };
-    let days = days_from_civil(y, m, d).ok_or_else(bad)?;
+    let days = days_of_date(y, m, d).ok_or_else(bad)?;
     if days < 0 {
         return Err(bad());
     }
@@ -548,35 +548,6 @@ fn parse_time(text: &str, end: bool) -> Result<u32, String> {
         }
     };
     u32::try_from(days * 24 + hour).map_err(|_| bad())
-}
-
-/// Days since 1970-01-01 of a valid date; Howard Hinnant's `days_from_civil`.
-fn days_from_civil(y: i64, m: i64, d: i64) -> Option<i64> {
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let month_days = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    if !(1..=12).contains(&m) || d < 1 || d > month_days[(m - 1) as usize] {
-        return None;
-    }
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some(era * 146_097 + doe - 719_468)
 }
 
 fn hour_label(hour: u32) -> String {
@@ -1069,7 +1040,7 @@ mod tests {
             NOW,
         )
         .unwrap();
-        let nov1 = (days_from_civil(2026, 11, 1).unwrap() * 24) as u32;
+        let nov1 = (days_of_date(2026, 11, 1).unwrap() * 24) as u32;
         assert_eq!((q.from_hour, q.to_hour), (nov1, nov1 + 48));
         assert_eq!(q.group_by, vec![Group::Offer, Group::Affiliate]);
         assert_eq!(q.format, Format::Csv);
@@ -1096,10 +1067,10 @@ mod tests {
     fn dates_convert_both_ways() {
         for days in [0i64, 59, 365, 10_957, 20_780, 20_785, 40_000] {
             let (y, m, d) = civil_from_days(days);
-            assert_eq!(days_from_civil(y, i64::from(m), i64::from(d)), Some(days));
+            assert_eq!(days_of_date(y, i64::from(m), i64::from(d)), Some(days));
         }
-        assert_eq!(days_from_civil(2024, 2, 29), Some(19_782));
-        assert_eq!(days_from_civil(2023, 2, 29), None);
+        assert_eq!(days_of_date(2024, 2, 29), Some(19_782));
+        assert_eq!(days_of_date(2023, 2, 29), None);
         assert_eq!(hour_label(19_782 * 24 + 13), "2024-02-29T13:00Z");
     }
 

@@ -1096,47 +1096,13 @@ pub fn parse_time(text: &str) -> Result<u64, String> {
             ms = digits.parse::<i64>().map_err(|_| bad())?;
         }
     }
-    let days_in_month = [
-        31,
-        if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) {
-            29
-        } else {
-            28
-        },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    if !(1970..=9999).contains(&y)
-        || !(1..=12).contains(&m)
-        || d < 1
-        || d > days_in_month[(m - 1) as usize]
-        || hh > 23
-        || mm > 59
-        || ss > 59
-    {
+    let days = crate::decide::days_of_date(y, m, d)
+        .filter(|_| (1970..=9999).contains(&y))
+        .ok_or_else(bad)?;
+    if hh > 23 || mm > 59 || ss > 59 {
         return Err(bad());
     }
-    let days = days_from_civil(y, m as u32, d as u32);
     Ok((((days * 24 + hh) * 60 + mm) * 60 + ss) as u64 * 1000 + ms as u64)
-}
-
-/// (year, month, day) to days since 1970-01-01; the inverse of `decide::civil_from_days`.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (i64::from(m) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// A list of ASNs: numbers, or strings like "AS16509".
