@@ -945,6 +945,14 @@ struct NetworkLocal {
 }
 
 impl NetworkLocal {
+    fn count_flood(&mut self, thresholds: Thresholds, flagged: bool, now_ms: u64) {
+        let minute = self.pending_flood.entry(now_ms / MINUTE_MS).or_default();
+        minute.0 += 1;
+        minute.1 += u32::from(flagged);
+        self.thresholds = thresholds;
+        self.pending_since_ms.get_or_insert(now_ms);
+    }
+
     /// The object has left a batch unanswered for `stale_ms`: what it last said is no longer to
     /// be relied on.
     fn silent(&self, policy: &FlushPolicy, now_ms: u64) -> bool {
@@ -983,7 +991,7 @@ impl LocalCounts {
     /// Counts a click and returns what its filters read: the object's last totals plus this
     /// isolate's clicks since. `None` when the object has not answered for `stale_ms`.
     pub fn record(&mut self, keys: &ClickKeys, now_ms: u64) -> Option<Counters> {
-        let net = network_mut(&mut self.networks, &keys.network);
+        let net = by_id(&mut self.networks, &keys.network);
         let mut counters = Counters::default();
         if let (Some(window), Some(ip)) = (keys.needs.ip_window_hours, keys.ip) {
             let key = (keys.offer.clone(), ip);
@@ -1029,13 +1037,10 @@ impl LocalCounts {
         thresholds: Thresholds,
         nonce: &[u8; NONCE_LEN],
     ) {
-        let network = &outcome.click.aff_id;
         let now_ms = outcome.at_ms;
-        self.record_flood(network, thresholds, outcome.flagged(), now_ms);
+        let net = by_id(&mut self.networks, &outcome.click.aff_id);
+        net.count_flood(thresholds, outcome.flagged(), now_ms);
         let hour = (now_ms / HOUR_MS) as u32;
-        let Some(net) = self.networks.get_mut(network) else {
-            return; // record_flood made it
-        };
         let row = pending_row(
             &mut net.pending_report,
             &outcome.click.offer_id,
@@ -1056,7 +1061,7 @@ impl LocalCounts {
 
     /// Counts a postback in its click's network's report.
     pub fn record_conversion(&mut self, row: &ConversionRow, now_ms: u64) {
-        let net = network_mut(&mut self.networks, &row.network);
+        let net = by_id(&mut self.networks, &row.network);
         pending_row(&mut net.pending_report, &row.offer, row.hour, || {
             row.advertiser.clone()
         })
@@ -1073,12 +1078,7 @@ impl LocalCounts {
         flagged: bool,
         now_ms: u64,
     ) {
-        let net = network_mut(&mut self.networks, network);
-        let minute = net.pending_flood.entry(now_ms / MINUTE_MS).or_default();
-        minute.0 += 1;
-        minute.1 += u32::from(flagged);
-        net.thresholds = thresholds;
-        net.pending_since_ms.get_or_insert(now_ms);
+        by_id(&mut self.networks, network).count_flood(thresholds, flagged, now_ms);
     }
 
     /// What this isolate knows of the network's flood state: the block in force as the object last
@@ -1263,16 +1263,13 @@ impl LocalCounts {
     }
 }
 
-/// A network's local state, made on first use: looked up by reference, so a click of a known
-/// network allocates nothing.
-fn network_mut<'a>(
-    networks: &'a mut HashMap<Id, NetworkLocal>,
-    network: &Id,
-) -> &'a mut NetworkLocal {
-    if !networks.contains_key(network) {
-        networks.insert(network.clone(), NetworkLocal::default());
+/// The value under an id, made on first use. Looked up by reference, so on the click path a known
+/// network or offer costs no copy of its id.
+fn by_id<'a, V: Default>(map: &'a mut HashMap<Id, V>, id: &Id) -> &'a mut V {
+    if !map.contains_key(id) {
+        map.insert(id.clone(), V::default());
     }
-    networks.get_mut(network).expect("inserted above")
+    map.get_mut(id).expect("inserted above")
 }
 
 /// The pending report row of an offer and hour, made on first use.
@@ -1282,11 +1279,7 @@ fn pending_row<'a>(
     hour: u32,
     advertiser: impl FnOnce() -> String,
 ) -> &'a mut Tally {
-    if !rows.contains_key(offer) {
-        rows.insert(offer.clone(), BTreeMap::new());
-    }
-    let hours = rows.get_mut(offer).expect("inserted above");
-    &mut hours
+    &mut by_id(rows, offer)
         .entry(hour)
         .or_insert_with(|| (advertiser(), Tally::default()))
         .1
