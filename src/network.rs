@@ -34,7 +34,7 @@ use worker::js_sys::{Object, Reflect};
 use worker::wasm_bindgen::JsValue;
 use worker::{
     console_error, console_log, durable_object, Context, Date, Delay, DurableObject, Env,
-    ListOptions, Method, Request, RequestInit, Response, Result, State,
+    ListOptions, Method, Request, RequestInit, Response, Result, State, Storage,
 };
 
 /// The Durable Object binding (see wrangler.toml).
@@ -343,44 +343,29 @@ impl DurableObject for Network {
     async fn alarm(&self) -> Result<Response> {
         let now_ms = Date::now().as_millis();
         let storage = self.state.storage();
-        let (mut deleted, mut kept) = (0, 0);
+        let (mut deleted, mut seen) = (0, 0);
         // In pages, so a network with millions of IPs is swept in bounded memory.
         let mut after: Option<String> = None;
         loop {
-            let mut options = ListOptions::new().limit(SWEEP_PAGE);
-            if let Some(last) = &after {
-                options = options.start(last);
-            }
-            let page = storage.list_with_options(options).await?;
-            let mut expired = Vec::new();
-            let mut last = None;
-            page.for_each(&mut |value, key| {
-                if let Some(k) = key.as_string() {
-                    // `start` is inclusive: the previous page's last key comes again.
-                    if after.as_deref() == Some(k.as_str()) {
-                        return;
-                    }
-                    let v = value.as_string().unwrap_or_default();
-                    if NetworkCounts::expired_key(&k, &v, now_ms)
-                        || signing::use_record_expired(&k, &v, now_ms)
-                        || report::listing_expired(&k, &v, now_ms)
-                    {
-                        expired.push(k.clone());
-                    } else {
-                        kept += 1;
-                    }
-                    last = Some(k);
-                }
-            });
+            let page = page_after(&storage, "", after.as_deref()).await?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            seen += page.len();
+            let expired: Vec<String> = page
+                .into_iter()
+                .filter(|(k, v)| {
+                    NetworkCounts::expired_key(k, v, now_ms)
+                        || signing::use_record_expired(k, v, now_ms)
+                        || report::listing_expired(k, v, now_ms)
+                })
+                .map(|(k, _)| k)
+                .collect();
             for keys in expired.chunks(STORAGE_CHUNK) {
                 storage.delete_multiple(keys.to_vec()).await?;
             }
             deleted += expired.len();
-            match last {
-                Some(k) => after = Some(k),
-                None => break,
-            }
         }
+        let kept = seen - deleted;
         console_log!("{{\"event\":\"network_sweep\",\"deleted\":{deleted},\"kept\":{kept}}}");
         storage.set_alarm(next_sweep_ms(now_ms) as i64).await?;
         Response::ok("swept")
@@ -567,34 +552,19 @@ impl Network {
             return Response::error("expected a day number", 400);
         };
         let mut out = String::new();
+        let storage = self.state.storage();
         let mut after: Option<String> = None;
         loop {
-            let mut options = ListOptions::new().prefix("n/").limit(SWEEP_PAGE);
-            if let Some(last) = &after {
-                options = options.start(last);
-            }
-            let mut last = None;
-            self.state
-                .storage()
-                .list_with_options(options)
-                .await?
-                .for_each(&mut |value, key| {
-                    let Some(k) = key.as_string() else { return };
-                    if after.as_deref() == Some(k.as_str()) {
-                        return;
+            let page = page_after(&storage, "n/", after.as_deref()).await?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            for (key, day) in &page {
+                if day.parse::<u32>().is_ok_and(|d| d >= since) {
+                    if let Some(network) = key.strip_prefix("n/") {
+                        out.push_str(network);
+                        out.push('\n');
                     }
-                    let day = value.as_string().and_then(|d| d.parse::<u32>().ok());
-                    if day.is_some_and(|d| d >= since) {
-                        if let Some(network) = k.strip_prefix("n/") {
-                            out.push_str(network);
-                            out.push('\n');
-                        }
-                    }
-                    last = Some(k);
-                });
-            match last {
-                Some(k) => after = Some(k),
-                None => break,
+                }
             }
         }
         Response::ok(out)
@@ -610,6 +580,32 @@ impl Network {
         }
         Ok(())
     }
+}
+
+/// Up to a page of the entries whose keys start with `prefix`, after the key `after`, values as
+/// text. The storage's `start` is inclusive, so the previous page's last key is left out here.
+async fn page_after(
+    storage: &Storage,
+    prefix: &str,
+    after: Option<&str>,
+) -> Result<Vec<(String, String)>> {
+    let mut options = ListOptions::new().limit(SWEEP_PAGE);
+    if !prefix.is_empty() {
+        options = options.prefix(prefix);
+    }
+    if let Some(last) = after {
+        options = options.start(last);
+    }
+    let mut page = Vec::new();
+    storage
+        .list_with_options(options)
+        .await?
+        .for_each(&mut |value, key| {
+            if let Some(k) = key.as_string().filter(|k| Some(k.as_str()) != after) {
+                page.push((k, value.as_string().unwrap_or_default()));
+            }
+        });
+    Ok(page)
 }
 
 /// A minute past the next 00:00 UTC.
