@@ -778,15 +778,18 @@ impl NetworkCounts {
         counters
     }
 
-    /// Keys whose data no window reaches any more: sub-ID days before today, and IP histories
-    /// that are empty once pruned. What the object's daily alarm deletes.
+    /// Keys whose data no window reaches any more: sub-ID days before today, IP histories that are
+    /// empty once pruned, report hours and kept decisions past their retention. What the object's
+    /// daily alarm deletes.
     pub fn expired_key(key: &str, value: &str, now_ms: u64) -> bool {
-        if let Some(expired) = report::expired_key(key, now_ms) {
-            return expired;
-        }
         match StoreKey::parse(key) {
             Some(StoreKey::Seen | StoreKey::Flood) => false,
-            Some(StoreKey::Report(_) | StoreKey::Explain(..)) => false,
+            Some(StoreKey::Report(hour)) => {
+                report::past_retention(hour, report::REPORT_RETAIN_DAYS, now_ms)
+            }
+            Some(StoreKey::Explain(hour, _)) => {
+                report::past_retention(hour, report::EXPLAIN_RETAIN_DAYS, now_ms)
+            }
             Some(StoreKey::Sub(_, day)) => day < (now_ms / DAY_MS) as u32,
             Some(StoreKey::Ip(..)) => History::decode(value).map_or(true, |mut h| {
                 h.prune((now_ms / HOUR_MS) as u32);
