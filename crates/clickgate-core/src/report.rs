@@ -61,13 +61,6 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// One decided click.
-    pub fn click(outcome: &ClickOutcome) -> Tally {
-        let mut tally = Tally::default();
-        tally.count_click(outcome);
-        tally
-    }
-
     /// Adds one decided click in place: what every click pays, so it allocates only for a new
     /// reason code.
     pub fn count_click(&mut self, outcome: &ClickOutcome) {
@@ -206,19 +199,6 @@ pub struct RowKey {
     /// Empty when the offer names no advertiser.
     pub advertiser: String,
     pub offer: String,
-}
-
-impl RowKey {
-    pub fn of_click(outcome: &ClickOutcome) -> RowKey {
-        RowKey {
-            hour: (outcome.at_ms / HOUR_MS) as u32,
-            advertiser: outcome
-                .advertiser_id
-                .as_ref()
-                .map_or_else(String::new, |a| a.to_string()),
-            offer: outcome.click.offer_id.to_string(),
-        }
-    }
 }
 
 /// Where a postback counts: its click's network and offer, that offer's advertiser as the config
@@ -858,18 +838,25 @@ mod tests {
         .unwrap()
     }
 
+    /// One decided click's tally, as the isolate counts it.
+    fn tally_of(outcome: &ClickOutcome) -> Tally {
+        let mut tally = Tally::default();
+        tally.count_click(outcome);
+        tally
+    }
+
     const BROWSER: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 
     #[test]
     fn a_click_counts_as_allowed_blocked_or_would_block_with_its_reasons() {
-        let allowed = Tally::click(&click("offer_id=1&aff_id=n1", "192.0.2.1", BROWSER, NOW));
+        let allowed = tally_of(&click("offer_id=1&aff_id=n1", "192.0.2.1", BROWSER, NOW));
         assert_eq!(
             (allowed.clicks, allowed.allowed, allowed.blocked),
             (1, 1, 0)
         );
         assert!(allowed.reasons.is_empty());
 
-        let blocked = Tally::click(&click("offer_id=1&aff_id=n1", "203.0.113.9", BROWSER, NOW));
+        let blocked = tally_of(&click("offer_id=1&aff_id=n1", "203.0.113.9", BROWSER, NOW));
         assert_eq!(
             (blocked.clicks, blocked.allowed, blocked.blocked),
             (1, 0, 1)
@@ -877,7 +864,7 @@ mod tests {
         assert_eq!(blocked.reasons.get("ip_blocklist"), Some(&1));
 
         // Offer 2's rule is in monitor mode: a bot is redirected but counted as would-block.
-        let monitored = Tally::click(&click(
+        let monitored = tally_of(&click(
             "offer_id=2&aff_id=n1",
             "192.0.2.1",
             "curl/8.4.0",
@@ -892,9 +879,18 @@ mod tests {
 
     #[test]
     fn rows_are_keyed_by_hour_advertiser_and_offer() {
+        let row_of = |out: &ClickOutcome| {
+            use crate::counts::{Flush, FlushPolicy, LocalCounts};
+            let mut isolate = LocalCounts::new(1, FlushPolicy::default());
+            isolate.record_outcome(out, "", Default::default(), &[1; 8]);
+            let Flush::Send(batch) = isolate.flush(&out.click.aff_id, NOW + 60_000) else {
+                panic!("a batch is due")
+            };
+            batch.report[0].0.clone()
+        };
         let out = click("offer_id=1&aff_id=n1", "192.0.2.1", BROWSER, NOW + 5);
         assert_eq!(
-            RowKey::of_click(&out),
+            row_of(&out),
             RowKey {
                 hour: (NOW / HOUR_MS) as u32,
                 advertiser: "adv".into(),
@@ -902,7 +898,7 @@ mod tests {
             }
         );
         let out = click("offer_id=2&aff_id=n1", "192.0.2.1", BROWSER, NOW);
-        assert_eq!(RowKey::of_click(&out).advertiser, "");
+        assert_eq!(row_of(&out).advertiser, "");
     }
 
     #[test]
@@ -1302,7 +1298,11 @@ mod tests {
         for (i, out) in clicks.iter().enumerate() {
             isolate.record_outcome(out, &out.log_line(), Thresholds::default(), &[i as u8; 8]);
         }
-        let row = RowKey::of_click(&clicks[0]);
+        let row = RowKey {
+            hour: (NOW / HOUR_MS) as u32,
+            advertiser: "adv".into(),
+            offer: "1".into(),
+        };
         let conversion = ConversionRow {
             network: clicks[0].click.aff_id.clone(),
             offer: clicks[0].click.offer_id.clone(),
