@@ -15,6 +15,8 @@
 //! asks the listed networks.
 
 use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
 use std::time::Duration;
 
 use clickgate_core::admin::Action;
@@ -25,13 +27,15 @@ use clickgate_core::counts::{
 use clickgate_core::decide::ClickOutcome;
 use clickgate_core::flood::{Event, FloodBlock, FloodView, Thresholds};
 use clickgate_core::log::fault_line;
+use clickgate_core::once::{self, Asked, Outbox, Ticket};
 use clickgate_core::report::{self, ConversionRow, HourRows, ReportQuery};
 use clickgate_core::rules::Counters;
 use clickgate_core::signing::{self, ReplayAnswer};
 use clickgate_core::token::NONCE_LEN;
-use futures_util::future::join_all;
-use worker::js_sys::{Object, Reflect};
+use futures_util::future::{join_all, select, Either};
+use worker::js_sys::{Function, Object, Promise, Reflect};
 use worker::wasm_bindgen::JsValue;
+use worker::wasm_bindgen_futures::JsFuture;
 use worker::{
     console_error, console_log, durable_object, Context, Date, Delay, DurableObject, Env,
     ListOptions, Method, Request, RequestInit, Response, Result, State, Storage,
@@ -54,6 +58,9 @@ const SWEEP_PAGE: usize = 1000;
 
 thread_local! {
     static COUNTS: RefCell<Option<LocalCounts>> = const { RefCell::new(None) };
+    static OUTBOX: RefCell<Outbox> = RefCell::new(Outbox::default());
+    static WAITING: RefCell<HashMap<Ticket, Rc<Mailbox>>> = RefCell::new(HashMap::new());
+    static NEXT_TICKET: Cell<Ticket> = const { Cell::new(0) };
 }
 
 /// Counts a click in this isolate and returns what its filters read (`None`: the network's object
@@ -176,20 +183,105 @@ async fn send(env: &Env, network: &Id, batch: &Batch) -> std::result::Result<Rep
 
 /// Asks the replay object whether a network's click id was used before (and records this use).
 /// The one Durable Object call a click waits for: only signed clicks that carry a click id make it.
+/// The question goes out with the others that arrive meanwhile (`clickgate_core::once`): the click
+/// whose question finds its object idle sends; the others wait for the batch that carries theirs,
+/// and the first of each next batch sends that one.
 pub async fn replay(env: &Env, network: &Id, click_id: &str, expires_ms: u64) -> ReplayAnswer {
     let (object, key) = signing::replay_object(network, click_id);
-    match ask(env, &object, "/replay", &format!("{key}\n{expires_ms}"))
+    let ticket = NEXT_TICKET.with(|t| t.replace(t.get().wrapping_add(1)));
+    let mailbox = Rc::new(Mailbox::default());
+    WAITING.with(|w| w.borrow_mut().insert(ticket, mailbox.clone()));
+    let now_ms = Date::now().as_millis();
+    let asked = OUTBOX.with(|o| {
+        o.borrow_mut()
+            .ask(&object, ticket, &key, expires_ms, now_ms)
+    });
+    if let Asked::Send(batch) = asked {
+        send_replay_batch(env, batch).await;
+    }
+    let deadline = Delay::from(Duration::from_millis(once::LOST_AFTER_MS));
+    let mut deadline = std::pin::pin!(deadline);
+    loop {
+        match select(std::pin::pin!(mailbox.receive()), deadline.as_mut()).await {
+            Either::Left((Mail::Answer(answer), _)) => return answer,
+            Either::Left((Mail::Send(batch), _)) => send_replay_batch(env, batch).await,
+            Either::Right(_) => {
+                WAITING.with(|w| w.borrow_mut().remove(&ticket));
+                console_error!(
+                    "{}",
+                    fault_line("replay_store", &format!("{object}: no answer in time"))
+                );
+                return ReplayAnswer::Unavailable;
+            }
+        }
+    }
+}
+
+/// Sends one batch of click ids, hands each waiting click its answer, and the next batch (the
+/// questions that arrived meanwhile) to the first click in it.
+async fn send_replay_batch(env: &Env, batch: once::Batch) {
+    let answers = ask(env, &batch.object, "/replay", &batch.body)
         .await
-        .as_deref()
-    {
-        Ok("fresh") => ReplayAnswer::Fresh,
-        Ok("replayed") => ReplayAnswer::Replayed,
-        other => {
+        .and_then(|text| once::parse_answers(&text, batch.tickets.len()))
+        .unwrap_or_else(|e| {
             console_error!(
                 "{}",
-                fault_line("replay_store", &format!("{object}: {other:?}"))
+                fault_line("replay_store", &format!("{}: {e}", batch.object))
             );
-            ReplayAnswer::Unavailable
+            vec![ReplayAnswer::Unavailable; batch.tickets.len()]
+        });
+    for (ticket, answer) in batch.tickets.iter().zip(answers) {
+        if let Some(mailbox) = WAITING.with(|w| w.borrow_mut().remove(ticket)) {
+            mailbox.put(Mail::Answer(answer));
+        }
+    }
+    let now_ms = Date::now().as_millis();
+    let next = OUTBOX.with(|o| o.borrow_mut().returned(&batch.object, now_ms));
+    if let Some(next) = next {
+        let sender = next.tickets[0];
+        match WAITING.with(|w| w.borrow().get(&sender).cloned()) {
+            Some(mailbox) => mailbox.put(Mail::Send(next)),
+            // Its click gave up waiting: this one sends instead.
+            None => Box::pin(send_replay_batch(env, next)).await,
+        }
+    }
+}
+
+/// What a click waiting on the replay object is handed: its answer, or a batch to send.
+enum Mail {
+    Answer(ReplayAnswer),
+    Send(once::Batch),
+}
+
+/// One waiting click's mail. The click waits on a JS promise made in its own request, which the
+/// sending click resolves: the runtime then resumes the waiter in its own request's context. Woken
+/// through a Rust waker instead, the waiter would run (and send its requests) inside the sender's
+/// request, which the runtime cancels once the sender has answered.
+#[derive(Default)]
+struct Mailbox {
+    mail: RefCell<VecDeque<Mail>>,
+    resolve: RefCell<Option<Function>>,
+}
+
+impl Mailbox {
+    fn put(&self, mail: Mail) {
+        self.mail.borrow_mut().push_back(mail);
+        if let Some(resolve) = self.resolve.borrow_mut().take() {
+            // Resolving a promise cannot fail; a throwing resolver would be the runtime's bug.
+            let _ = resolve.call0(&JsValue::UNDEFINED);
+        }
+    }
+
+    /// The next piece of mail, waiting for it if none is here yet.
+    async fn receive(&self) -> Mail {
+        loop {
+            if let Some(mail) = self.mail.borrow_mut().pop_front() {
+                return mail;
+            }
+            let promise = Promise::new(&mut |resolve, _reject| {
+                *self.resolve.borrow_mut() = Some(resolve);
+            });
+            let _ = JsFuture::from(promise).await;
         }
     }
 }
@@ -373,19 +465,37 @@ impl DurableObject for Network {
 }
 
 impl Network {
-    /// One use of a network's click id: `key\nexpires_ms` in, `fresh` or `replayed` out. The input
-    /// gate holds other requests while the storage calls are out, so two uses cannot both be fresh.
+    /// A batch of click-id uses (`clickgate_core::once`): one storage read for all their keys, the
+    /// core's step in order, one write of what changed. The input gate holds other requests while
+    /// the storage calls are out, so two uses of one id cannot both be fresh.
     async fn replay(&self, body: &str) -> Result<Response> {
-        let Some((key, expires_ms)) = body
-            .split_once('\n')
-            .and_then(|(k, e)| Some((k, e.parse::<u64>().ok()?)))
-            .filter(|(k, _)| k.starts_with("r/"))
-        else {
-            return Response::error("expected `r/<key>\\n<expires ms>`", 400);
+        let questions = match once::parse_questions(body) {
+            Ok(q) => q,
+            Err(e) => return Response::error(e, 400),
         };
         let now_ms = Date::now().as_millis();
-        let replayed = self.used_before(key, expires_ms, now_ms).await?;
-        Response::ok(if replayed { "replayed" } else { "fresh" })
+        let mut keys: Vec<&str> = questions.iter().map(|(k, _)| *k).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut stored = HashMap::new();
+        self.state
+            .storage()
+            .get_multiple(keys)
+            .await?
+            .for_each(&mut |value, key| {
+                let expires = value.as_string().and_then(|v| v.parse::<u64>().ok());
+                if let (Some(k), Some(t)) = (key.as_string(), expires) {
+                    stored.insert(k, t);
+                }
+            });
+        let (answers, writes) = once::answer(&questions, stored, now_ms);
+        let changes = writes
+            .into_iter()
+            .map(|(k, t)| (k, Some(t.to_string())))
+            .collect();
+        write(&self.state, changes).await?;
+        self.schedule_sweep(now_ms).await?;
+        Response::ok(answers)
     }
 
     /// Whether `key` (a click id, a click's conversion event) was used before while still valid;

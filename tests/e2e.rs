@@ -701,6 +701,39 @@ fn signed_clicks_are_verified_rotated_replay_checked_and_a_broken_signer_trips_t
     let once = link("net-s", &new, now_s + 300, Some("net-s-click-1"));
     assert_eq!(get(&once).status, 302);
     refused(&once, "replayed");
+    // At once, so the isolate carries the questions to their replay objects in shared batches:
+    // one click id sent 16 times passes once; 16 distinct ids all pass.
+    let burst = link("net-s", &new, now_s + 300, Some("net-s-burst"));
+    let distinct: Vec<String> = (0..16)
+        .map(|i| link("net-s", &new, now_s + 300, Some(&format!("net-s-d{i}"))))
+        .collect();
+    let (same, apart): (Vec<support::Reply>, Vec<support::Reply>) = std::thread::scope(|s| {
+        let same: Vec<_> = (0..16).map(|_| s.spawn(|| get(&burst))).collect();
+        let apart: Vec<_> = distinct.iter().map(|l| s.spawn(|| get(l))).collect();
+        (
+            same.into_iter().map(|h| h.join().unwrap()).collect(),
+            apart.into_iter().map(|h| h.join().unwrap()).collect(),
+        )
+    });
+    let passed: Vec<u16> = same
+        .iter()
+        .map(|r| r.status)
+        .filter(|s| *s == 302)
+        .collect();
+    assert_eq!(
+        passed.len(),
+        1,
+        "{:?}",
+        same.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    for r in same.iter().filter(|r| r.status != 302) {
+        assert_eq!(r.status, 403, "{}", r.body);
+        assert_eq!(logged(r)["reasons"][0]["code"], "replayed");
+    }
+    assert!(
+        apart.iter().all(|r| r.status == 302),
+        "a distinct click id was refused"
+    );
 
     // Report-only: a tampered link is redirected and recorded.
     let r_link = link(

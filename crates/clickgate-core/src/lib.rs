@@ -7,6 +7,7 @@
 //! - [`config`]: KV JSON document → compiled [`config::Config`], with every problem and its path;
 //! - [`cache`]: when the isolate's copy of the config is refreshed, and what survives a bad refresh;
 //! - [`signing`]: the networks' click signatures, their replay records and circuit breaker;
+//! - [`once`]: click ids asked of their replay object in batches, one request out per object;
 //! - [`ip`], [`template`], [`token`]: the pieces a decision uses;
 //! - [`counts`]: the duplicate-IP and sub-ID counts an isolate keeps and its network's object adds up;
 //! - [`decide`]: click + config + now → [`decide::Decision`], and its log line;
@@ -24,6 +25,7 @@ pub mod hll;
 pub mod http;
 pub mod ip;
 pub mod log;
+pub mod once;
 pub mod replay;
 pub mod report;
 pub mod rules;
