@@ -1,9 +1,10 @@
 use std::cell::RefCell;
+use std::future::Future;
 use std::sync::Arc;
 
 use clickgate_core::admin::{self, AdminCall, AdminRequest};
 use clickgate_core::cache::{ConfigSlot, Fetched, Need};
-use clickgate_core::click::{self, ClickParams, ClientInfo, Route};
+use clickgate_core::click::{self, ClickParams, ClientInfo, Id, Route};
 use clickgate_core::config::{referenced_lists, Config, StoredLists};
 use clickgate_core::conversion;
 use clickgate_core::counts::ClickKeys;
@@ -16,7 +17,11 @@ use clickgate_core::log::JsonLine;
 use clickgate_core::report;
 use clickgate_core::signing::{self, Breakers, ReplayAnswer, Signature};
 use clickgate_core::token::{ClickToken, TokenKey, NONCE_LEN};
+use worker::js_sys::Promise;
 use worker::kv::KvStore;
+use worker::wasm_bindgen::prelude::wasm_bindgen;
+use worker::wasm_bindgen::{JsCast as _, JsValue};
+use worker::wasm_bindgen_futures::{future_to_promise, JsFuture};
 use worker::worker_sys::ext::RequestExt as _;
 use worker::worker_sys::web_sys;
 use worker::{
@@ -49,102 +54,226 @@ fn start() {
     clickgate_core::decide::warm_up();
 }
 
-// The runtime's own request, not the SDK's: converting it would copy the URL, method, header
-// list and request.cf into wasm on every click, and a click reads less than that.
-#[event(fetch)]
-async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
+/// Every request starts here: this is the Worker's `fetch` handler (worker-build's module calls it
+/// with the runtime's request, env and context). A click that needs nothing but this isolate's
+/// state is answered before this returns, as a Response: no future, no task, none of the promise
+/// plumbing of an `async` handler, which together cost more per click than the decision itself.
+/// Only what has to wait (an isolate's first config load, a click id's replay check, postbacks and
+/// the admin API) is answered with a promise.
+///
+/// The runtime's own request is read, not the SDK's: converting it would copy the URL, method,
+/// header list and request.cf into wasm on every click, and a click reads less than that.
+#[wasm_bindgen(js_name = fetch)]
+pub fn handle(
+    req: web_sys::Request,
+    env: Env,
+    ctx: worker::worker_sys::Context,
+) -> std::result::Result<JsValue, JsValue> {
     let now_ms = Date::now().as_millis();
+    let ctx = Context::new(ctx);
     let method = req.method();
-    let head = method == "HEAD";
     let url = req.url();
+    let (path, query) = click::split_url(&url);
+    if admin::is_admin_path(path) {
+        let (path, query) = (path.to_owned(), query.to_owned());
+        return Ok(later(async move {
+            admin_request(Request::from(req), &env, &method, (&path, &query), now_ms).await
+        }));
+    }
+    if path == "/postback" {
+        let query = query.to_owned();
+        return Ok(later(async move {
+            postback(Request::from(req), &env, &ctx, &query, now_ms).await
+        }));
+    }
+    let head = method == "HEAD";
     // Only the headers the decision uses cross into wasm: each crossing costs, on every click.
     let request_headers = req.headers();
-    let headers: Vec<(&str, String)> = READ_HEADERS
+    let headers: Vec<(&'static str, String)> = READ_HEADERS
         .iter()
         .filter_map(|name| {
             let value = request_headers.get(name).ok().flatten()?;
             Some((*name, value))
         })
         .collect();
-
     let sizes = click::check_sizes(url.len(), headers.iter().map(|(n, v)| (*n, v.as_str())));
-    let (path, query) = click::split_url(&url);
-    if admin::is_admin_path(path) {
-        let (path, query) = (path.to_owned(), query.to_owned());
-        return admin_request(Request::from(req), &env, &method, (&path, &query), now_ms).await;
-    }
-    if path == "/postback" {
-        let query = query.to_owned();
-        return postback(Request::from(req), &env, &ctx, &query, now_ms).await;
-    }
     let route = match sizes.and_then(|()| click::route(&method, path, query)) {
         Ok(route) => route,
-        Err(e) => return respond(http::error_response(&e, head)),
+        Err(e) => return answer(http::error_response(&e, head)),
     };
+    let arrived = Arrived {
+        req,
+        url,
+        head,
+        headers,
+        now_ms,
+    };
+    match config_now(&env, &ctx, now_ms) {
+        Some(config) => arrived.route(route, config, env, ctx),
+        None => Ok(later(async move {
+            refresh(&env, now_ms).await;
+            let Some(config) = SLOT.with(|c| c.borrow().as_ref().and_then(ConfigSlot::current))
+            else {
+                return respond(http::unavailable(arrived.head));
+            };
+            let answered = arrived.route(route, config, env, ctx)?;
+            // A Response, or the promise of one when the click waits for its replay check.
+            let response = JsFuture::from(Promise::resolve(&answered)).await?;
+            Ok(response.unchecked_into())
+        })),
+    }
+}
 
-    let Some(config) = current_config(&env, &ctx, now_ms).await else {
-        return respond(http::unavailable(head));
-    };
-    let params = match route {
-        Route::Health => return respond(http::health_response(&config.digest, head)),
-        Route::Click(params) => params,
-    };
-    let Some(key) = token_key(&env) else {
-        return respond(http::unavailable(head));
-    };
+/// A routed request's parts that a click reads, read once.
+struct Arrived {
+    req: web_sys::Request,
+    url: String,
+    head: bool,
+    headers: Vec<(&'static str, String)>,
+    now_ms: u64,
+}
 
-    let header = |name: &str| {
-        headers
+impl Arrived {
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, v)| v.clone())
-    };
-    let cf = req.cf();
-    let client = ClientInfo {
-        ip: header("cf-connecting-ip")
-            .as_deref()
-            .and_then(parse_client_ip),
-        user_agent: header("user-agent"),
-        referer: header("referer"),
-        country: cf.as_ref().and_then(|cf| cf.country().ok().flatten()),
-        asn: cf.as_ref().and_then(|cf| cf.asn().ok().flatten()),
-    };
-    let mut nonce = [0u8; NONCE_LEN];
-    if let Err(e) = getrandom::fill(&mut nonce) {
-        console_error!("{}", fault_line("random_source", &e.to_string()));
-        return respond(http::unavailable(head));
     }
 
-    let signature = signature(&env, &config, &params, (&url, path, query), now_ms).await;
-    // Duplicate-IP and sub-ID counts: this isolate's view, never a wait on the network's object.
-    let count_keys = ClickKeys::of(&config, &params, &client, now_ms);
-    let counters = count_keys
-        .as_ref()
-        .and_then(|k| network::record(&env, k, now_ms));
-    let network = params.aff_id.clone();
-    let thresholds = config.flood_thresholds(&network);
-    let observed = Observed {
-        counters,
-        signature,
-        flood: network::flood_view(&network, &thresholds, now_ms),
-    };
-    match decide(&config, &key, params, client, observed, now_ms, nonce) {
-        Ok(outcome) => {
-            let line = outcome.log_line();
-            console_log!("{line}");
-            network::record_outcome(&env, &outcome, &line, thresholds, &nonce);
-            if let Some(binding) = &config.analytics_binding {
-                write_analytics(&env, binding, &outcome);
-            }
-            network::after_click(&env, &ctx, &network, now_ms);
-            respond(http::click_response(
-                &outcome,
-                header("accept").as_deref(),
-                head,
-            ))
+    /// A routed request under a config: the health answer, or the click up to its replay check.
+    fn route(
+        self,
+        route: Route,
+        config: Arc<Config>,
+        env: Env,
+        ctx: Context,
+    ) -> std::result::Result<JsValue, JsValue> {
+        let params = match route {
+            Route::Health => return answer(http::health_response(&config.digest, self.head)),
+            Route::Click(params) => params,
+        };
+        let Some(key) = token_key(&env) else {
+            return answer(http::unavailable(self.head));
+        };
+        let cf = self.req.cf();
+        let client = ClientInfo {
+            ip: self
+                .header("cf-connecting-ip")
+                .as_deref()
+                .and_then(parse_client_ip),
+            user_agent: self.header("user-agent"),
+            referer: self.header("referer"),
+            country: cf.as_ref().and_then(|cf| cf.country().ok().flatten()),
+            asn: cf.as_ref().and_then(|cf| cf.asn().ok().flatten()),
+        };
+        let mut nonce = [0u8; NONCE_LEN];
+        if let Err(e) = getrandom::fill(&mut nonce) {
+            console_error!("{}", fault_line("random_source", &e.to_string()));
+            return answer(http::unavailable(self.head));
         }
-        Err(e) => respond(http::error_response(&e, head)),
+        let check = config.networks.get(&params.aff_id).map(|policy| {
+            let (path, query) = click::split_url(&self.url);
+            signing::verify(policy, &self.url, path, query, self.now_ms)
+        });
+        let click = Click {
+            config,
+            key,
+            params,
+            client,
+            nonce,
+            accept: self.header("accept"),
+            head: self.head,
+            now_ms: self.now_ms,
+        };
+        match check.as_ref().and_then(signing::Check::replay_question) {
+            None => answer(click.decide(&env, &ctx, check, ReplayAnswer::NotAsked)),
+            Some((click_id, expires_ms)) => {
+                let click_id = click_id.to_owned();
+                Ok(later(async move {
+                    let network = &click.params.aff_id;
+                    let replay = network::replay(&env, network, &click_id, expires_ms).await;
+                    respond(click.decide(&env, &ctx, check, replay))
+                }))
+            }
+        }
     }
+}
+
+/// A click with everything its decision reads but the replay answer.
+struct Click {
+    config: Arc<Config>,
+    key: TokenKey,
+    params: ClickParams,
+    client: ClientInfo,
+    nonce: [u8; NONCE_LEN],
+    accept: Option<String>,
+    head: bool,
+    now_ms: u64,
+}
+
+impl Click {
+    /// The decision, its log line, its counts, and the response.
+    fn decide(
+        self,
+        env: &Env,
+        ctx: &Context,
+        check: Option<signing::Check>,
+        replay: ReplayAnswer,
+    ) -> HttpResponse {
+        let Click {
+            config,
+            key,
+            params,
+            client,
+            nonce,
+            accept,
+            head,
+            now_ms,
+        } = self;
+        let signature =
+            check.and_then(|check| signature(&config, &params.aff_id, check, replay, now_ms));
+        // Duplicate-IP and sub-ID counts: this isolate's view, never a wait on the network's object.
+        let count_keys = ClickKeys::of(&config, &params, &client, now_ms);
+        let counters = count_keys
+            .as_ref()
+            .and_then(|k| network::record(env, k, now_ms));
+        let network = params.aff_id.clone();
+        let thresholds = config.flood_thresholds(&network);
+        let observed = Observed {
+            counters,
+            signature,
+            flood: network::flood_view(&network, &thresholds, now_ms),
+        };
+        match decide(&config, &key, params, client, observed, now_ms, nonce) {
+            Ok(outcome) => {
+                let line = outcome.log_line();
+                console_log!("{line}");
+                network::record_outcome(env, &outcome, &line, thresholds, &nonce);
+                if let Some(binding) = &config.analytics_binding {
+                    write_analytics(env, binding, &outcome);
+                }
+                network::after_click(env, ctx, &network, now_ms);
+                http::click_response(&outcome, accept.as_deref(), head)
+            }
+            Err(e) => http::error_response(&e, head),
+        }
+    }
+}
+
+/// A response now, as the value `handle` returns.
+fn answer(r: HttpResponse) -> std::result::Result<JsValue, JsValue> {
+    Ok(respond(r)?.into())
+}
+
+/// A response later: the promise `handle` returns when the request has to wait.
+fn later(work: impl Future<Output = Result<web_sys::Response>> + 'static) -> JsValue {
+    future_to_promise(async move {
+        work.await
+            .map(JsValue::from)
+            .map_err(|e| JsValue::from_str(&e.to_string()))
+    })
+    .into()
 }
 
 /// A conversion postback: judged in the core against the click its transaction id carries; the
@@ -338,37 +467,28 @@ fn write_analytics(env: &Env, binding: &str, outcome: &ClickOutcome) {
     }
 }
 
-/// The network's signing verdict for this click: verified in the core, the click id (if any)
-/// checked against the replay store, then the isolate's circuit breaker applied.
-async fn signature(
-    env: &Env,
+/// The network's signing verdict for this click: the core's check and the replay answer, then the
+/// isolate's circuit breaker applied.
+fn signature(
     config: &Config,
-    params: &ClickParams,
-    (url, path, query): (&str, &str, &str),
+    network: &Id,
+    check: signing::Check,
+    replay: ReplayAnswer,
     now_ms: u64,
 ) -> Option<Signature> {
-    let policy = config.networks.get(&params.aff_id)?;
-    let check = signing::verify(policy, url, path, query, now_ms);
-    let replay = match check.replay_question() {
-        Some((click_id, expires_ms)) => {
-            network::replay(env, &params.aff_id, click_id, expires_ms).await
-        }
-        None => ReplayAnswer::NotAsked,
-    };
-    let (signature, event) = BREAKERS.with(|b| {
-        b.borrow_mut()
-            .judge(&params.aff_id, policy, check, replay, now_ms)
-    });
+    let policy = config.networks.get(network)?;
+    let (signature, event) =
+        BREAKERS.with(|b| b.borrow_mut().judge(network, policy, check, replay, now_ms));
     if let Some(line) = event {
         console_error!("{line}");
     }
     signature
 }
 
-/// The isolate's config, refreshed from KV per the core's [`ConfigSlot`] policy. Only an isolate
-/// that has never loaded one waits for KV; a stale copy is served while the refresh runs after the
-/// response.
-async fn current_config(env: &Env, ctx: &Context, now_ms: u64) -> Option<Arc<Config>> {
+/// The isolate's config, refreshed from KV per the core's [`ConfigSlot`] policy. A stale copy is
+/// served while the refresh runs after the response; `None` when the isolate has never loaded one,
+/// and the caller waits for [`refresh`] (begun here).
+fn config_now(env: &Env, ctx: &Context, now_ms: u64) -> Option<Arc<Config>> {
     let need = SLOT.with(|cell| {
         let mut cell = cell.borrow_mut();
         let slot = cell.get_or_insert_with(|| ConfigSlot::new(refresh_seconds(env) * 1000));
@@ -384,8 +504,17 @@ async fn current_config(env: &Env, ctx: &Context, now_ms: u64) -> Option<Arc<Con
             let env = env.clone();
             ctx.wait_until(async move { refresh(&env, now_ms).await });
         }
-        Need::Blocking => refresh(env, now_ms).await,
+        Need::Blocking => return None,
     }
+    SLOT.with(|cell| cell.borrow().as_ref().and_then(ConfigSlot::current))
+}
+
+/// [`config_now`] for requests that wait anyway (postbacks): loads the config if none is here.
+async fn current_config(env: &Env, ctx: &Context, now_ms: u64) -> Option<Arc<Config>> {
+    if let Some(config) = config_now(env, ctx, now_ms) {
+        return Some(config);
+    }
+    refresh(env, now_ms).await;
     SLOT.with(|cell| cell.borrow().as_ref().and_then(ConfigSlot::current))
 }
 
