@@ -64,7 +64,7 @@ trap cleanup EXIT
 target/release/clickgate config push demo/config.json --local --persist-to "$state" >/dev/null 2>&1
 mkfifo "$state/ready"
 # serve.mjs stops when its stdin closes; `sleep` holds it open for the bench's length at most.
-sleep $((DURATION * 10 + 120)) | node tests/support/serve.mjs --persist "$state" --port 0 --bare-port 0 \
+sleep $((DURATION * 10 + 120)) 2>/dev/null | node tests/support/serve.mjs --persist "$state" --port 0 --bare-port 0 \
   --var TOKEN_SECRET=bench-secret-bench-secret-bench-secret-bench --var CONFIG_REFRESH_SECONDS=1 \
   >"$state/ready" 2>/dev/null &
 server_pid=$!
