@@ -474,20 +474,14 @@ impl Network {
             Err(e) => return Response::error(e, 400),
         };
         let now_ms = Date::now().as_millis();
-        let mut keys: Vec<&str> = questions.iter().map(|(k, _)| *k).collect();
+        let mut keys: Vec<String> = questions.iter().map(|(k, _)| (*k).to_owned()).collect();
         keys.sort_unstable();
         keys.dedup();
-        let mut stored = HashMap::new();
-        self.state
-            .storage()
-            .get_multiple(keys)
+        let stored = read(&self.state, keys)
             .await?
-            .for_each(&mut |value, key| {
-                let expires = value.as_string().and_then(|v| v.parse::<u64>().ok());
-                if let (Some(k), Some(t)) = (key.as_string(), expires) {
-                    stored.insert(k, t);
-                }
-            });
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v.parse::<u64>().ok()?)))
+            .collect();
         let (answers, writes) = once::answer(&questions, stored, now_ms);
         let changes = writes
             .into_iter()
@@ -563,16 +557,7 @@ impl Network {
         keys: Vec<String>,
         step: impl FnOnce(&mut NetworkCounts) -> T,
     ) -> Result<T> {
-        let storage = self.state.storage();
-        let mut stored = Vec::new();
-        for chunk in keys.chunks(STORAGE_CHUNK) {
-            let found = storage.get_multiple(chunk.to_vec()).await?;
-            found.for_each(&mut |value, key| {
-                if let (Some(k), Some(v)) = (key.as_string(), value.as_string()) {
-                    stored.push((k, v));
-                }
-            });
-        }
+        let stored = read(&self.state, keys).await?;
         let (mut counts, problems) =
             NetworkCounts::load(stored.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         for problem in problems {
@@ -722,6 +707,23 @@ async fn page_after(
 fn next_sweep_ms(now_ms: u64) -> u64 {
     const DAY: u64 = clickgate_core::counts::DAY_MS;
     (now_ms / DAY + 1) * DAY + 60_000
+}
+
+/// The stored text values of `keys` (absent keys and non-text values left out).
+async fn read(state: &State, keys: Vec<String>) -> Result<Vec<(String, String)>> {
+    let storage = state.storage();
+    let mut stored = Vec::new();
+    for chunk in keys.chunks(STORAGE_CHUNK) {
+        storage
+            .get_multiple(chunk.to_vec())
+            .await?
+            .for_each(&mut |value, key| {
+                if let (Some(k), Some(v)) = (key.as_string(), value.as_string()) {
+                    stored.push((k, v));
+                }
+            });
+    }
+    Ok(stored)
 }
 
 async fn write(state: &State, changes: Vec<(String, Option<String>)>) -> Result<()> {
