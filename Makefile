@@ -2,12 +2,13 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help setup worker cli dev test test-core test-wasm test-e2e lint deploy-check bench
+.PHONY: help setup worker cli dev test test-core test-wasm test-e2e lint deploy-check bench profile
 
 help:
 	@echo "make dev    build the Worker, load the demo config into local KV, serve it on 127.0.0.1:8787"
 	@echo "make test   run every test: core (native and wasm32), CLI, end-to-end in workerd, deploy dry run"
 	@echo "make bench  criterion benches of the core and the end-to-end throughput bench"
+	@echo "make profile  workerd CPU per request, clickgate beside the bare Worker, by kind of work (needs perf)"
 
 setup:
 	@scripts/setup.sh
@@ -47,3 +48,6 @@ deploy-check: worker
 
 bench: worker cli
 	@scripts/bench.sh
+
+profile: worker cli
+	@scripts/profile.sh

@@ -54,32 +54,10 @@ rm -rf "$lists"
 fi
 
 step "end-to-end throughput: clickgate vs a bare redirect Worker, workerd's own sockets, wrk ${DURATION}s x ${CONNECTIONS} connections"
-state=$(mktemp -d)
-server_pid=""
-cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
-  rm -rf "$state"
-}
-trap cleanup EXIT
-target/release/clickgate config push demo/config.json --local --persist-to "$state" >/dev/null 2>&1
-mkfifo "$state/ready"
-# serve.mjs stops when its stdin closes; `sleep` holds it open for the bench's length at most.
-sleep $((DURATION * 10 + 120)) 2>/dev/null | node tests/support/serve.mjs --persist "$state" --port 0 --bare-port 0 \
-  --var TOKEN_SECRET=bench-secret-bench-secret-bench-secret-bench --var CONFIG_REFRESH_SECONDS=1 \
-  >"$state/ready" 2>/dev/null &
-server_pid=$!
-exec 3<"$state/ready"
-read -r _ clickgate_url <&3
-read -r _ bare_url <&3
-# Drain the decision log so the Worker never blocks on a full pipe.
-cat <&3 >/dev/null &
-
+. scripts/serve-pair.sh
+serve_pair $((DURATION * 10 + 120))
 # CPU seconds a process has used (utime + stime), to charge each Worker's own runtime process.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-listener_pid() { ss -ltnpH "sport = :$1" | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n1; }
-port_of() { sed -E 's#^http://[^:]+:([0-9]+).*#\1#' <<<"$1"; }
-clickgate_pid=$(listener_pid "$(port_of "$clickgate_url")")
-bare_pid=$(listener_pid "$(port_of "$bare_url")")
 ticks_per_s=$(getconf CLK_TCK)
 
 run() { # name url pid [header] -> "rps p99ms cpu_us_per_request requests"
