@@ -734,6 +734,12 @@ fn signed_clicks_are_verified_rotated_replay_checked_and_a_broken_signer_trips_t
         apart.iter().all(|r| r.status == 302),
         "a distinct click id was refused"
     );
+    // Every answer came from the replay objects: none was the fail-open default of a fault.
+    let faults = w.events("fault");
+    assert!(
+        faults.iter().all(|f| f["what"] != "replay_store"),
+        "{faults:?}"
+    );
 
     // Report-only: a tampered link is redirected and recorded.
     let r_link = link(
