@@ -151,23 +151,100 @@ pub fn list_key(compiled: &[u8]) -> String {
 }
 
 /// The keys of the lists a document keeps apart: what the edge fetches before compiling it. A
-/// document that does not parse refers to none (compiling it reports why).
+/// document that does not parse refers to none (compiling it reports why). Only `lists` is looked
+/// at, and nothing is built for the rest of the document: the parser skips it (building the whole
+/// document here, then again to compile it, cost a fresh isolate's first click milliseconds).
 pub fn referenced_lists(text: &str) -> Vec<String> {
-    let Ok(doc) = serde_json::from_str::<Value>(text) else {
+    let Ok(ListKeys(mut keys)) = serde_json::from_str::<ListKeys>(text) else {
         return Vec::new();
     };
-    let mut keys: Vec<String> = doc
-        .get("lists")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flat_map(|lists| lists.values())
-        .filter_map(|v| v.get("kv")?.as_str())
-        .filter(|k| k.starts_with(LIST_KEY_PREFIX))
-        .map(str::to_owned)
-        .collect();
+    keys.retain(|k| k.starts_with(LIST_KEY_PREFIX));
     keys.sort_unstable();
     keys.dedup();
     keys
+}
+
+/// The `kv` keys in a document's `lists`, read by [`referenced_lists`].
+struct ListKeys(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for ListKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(Walk::Document).map(ListKeys)
+    }
+}
+
+/// Where [`ListKeys`] is in the document: its top level, the `lists` object, or one list.
+enum Walk {
+    Document,
+    Lists,
+    List,
+}
+
+impl<'de> serde::de::Visitor<'de> for Walk {
+    type Value = Vec<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a config document")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        use serde::de::IgnoredAny;
+        let mut keys = Vec::new();
+        while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match (&self, name.as_ref()) {
+                (Walk::Document, "lists") => keys.extend(map.next_value_seed(Walk::Lists)?),
+                (Walk::Lists, _) => keys.extend(map.next_value_seed(Walk::List)?),
+                (Walk::List, "kv") => {
+                    if let Value::String(key) = map.next_value::<Value>()? {
+                        keys.push(key);
+                    }
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(keys)
+    }
+
+    // A list written out in the document, or any other value where a list or `lists` belongs:
+    // skipped, not built (the compile says what is wrong with it).
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Vec::new())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Walk {
+    type Value = Vec<String>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
 }
 
 fn stored_list(
@@ -843,5 +920,39 @@ pub(crate) mod tests {
         assert!(errors[0]
             .problem
             .starts_with("must be a list of addresses and blocks, or"));
+    }
+
+    #[test]
+    fn list_references_are_read_from_lists_only_and_however_the_json_is_written() {
+        let refs = |doc: &str| referenced_lists(doc);
+        // Escaped key names are the same names; a key inside `lists` twice is asked once.
+        assert_eq!(
+            refs(
+                r#"{"lists": {"fraud_ips": {"\u006bv": "iplist/a"}, "vpn_ips": {"kv": "iplist/a"},
+                    "blocked_ips": ["10.0.0.0/8", {"kv": "iplist/inside-a-written-list"}]}}"#
+            ),
+            vec!["iplist/a".to_owned()]
+        );
+        // `kv` anywhere but a list is not a reference; keys of another shape are not ours.
+        assert_eq!(
+            refs(
+                r#"{"offers": [{"id": "1", "kv": "iplist/b"}], "kv": "iplist/c",
+                    "lists": {"datacenter_asns": [1, 2], "fraud_ips": {"kv": "other/d"},
+                              "vpn_ips": {"kv": 7}, "x": null, "y": true, "z": 1.5}}"#
+            ),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            refs(r#"{"lists": {"b": {"kv": "iplist/z"}, "a": {"kv": "iplist/y"}}}"#),
+            vec!["iplist/y".to_owned(), "iplist/z".to_owned()]
+        );
+        for broken in [
+            "",
+            "[]",
+            "{\"lists\": ",
+            "{\"lists\": {\"a\": {\"kv\": \"iplist/q\"}}",
+        ] {
+            assert!(refs(broken).is_empty(), "{broken}");
+        }
     }
 }
