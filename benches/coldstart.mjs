@@ -7,12 +7,15 @@
 // shown beside the main thread's.
 // Needs Node 23.9+ (process.threadCpuUsage) with --experimental-wasm-exnref; scripts/bench.sh runs it so.
 //
-//   node benches/coldstart.mjs [--cidrs N] [--list KEY FILE] [--rules]
+//   node benches/coldstart.mjs [--cidrs N] [--list KEY FILE] [--rules] [--realistic]
 //     --cidrs N   N extra blocked CIDRs in the config (default 0)
 //     --list KEY FILE
 //                 the blocked IPs as a list in its own KV key, compiled by `clickgate list compile`
 //     --rules     add a rule running every click filter on the offer clicked, so the bot patterns
 //                 are compiled within the first click
+//     --realistic the production-sized config of benches/decide.rs: 100 more offers, 100 rules of
+//                 every scope and strategy, 2,000 datacenter ASNs, 500 referrer patterns; with
+//                 --list, the list holds the datacenter ranges instead of the blocked IPs
 import { readFileSync } from "node:fs";
 import { register } from "node:module";
 import path from "node:path";
@@ -21,6 +24,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const cidrArg = process.argv.indexOf("--cidrs");
 const extraCidrs = cidrArg > 0 ? Number(process.argv[cidrArg + 1]) : 0;
+const realistic = process.argv.includes("--realistic");
 
 const hooks = `
 export async function resolve(specifier, context, next) {
@@ -66,9 +70,34 @@ const listArg = process.argv.indexOf("--list");
 const list = listArg > 0
   ? { key: process.argv[listArg + 1], bytes: readFileSync(process.argv[listArg + 2]) }
   : null;
-if (list) config.lists.blocked_ips = { kv: list.key };
+if (list && !realistic) config.lists.blocked_ips = { kv: list.key };
+if (realistic) {
+  // The same generator as `realistic()` in benches/decide.rs.
+  for (let i = 0; i < 100; i++) {
+    config.offers.push({ id: `o${i}`, advertiser_id: "acme",
+      landing_url: "https://shop.example/l?t={transaction_id}&s={sub1}", geo: { deny: ["KP", "IR"] } });
+  }
+  const presets = ["mobile_cpi", "mobile_cpa", "lead", "ecommerce"];
+  config.rules = Array.from({ length: 100 }, (_, i) => ({
+    id: `r${i}`, created_at: `2026-${String((i % 12) + 1).padStart(2, "0")}-01`, priority: i % 3,
+    scope: [
+      { offers: ["1001", `o${i}`] },
+      { advertisers: ["acme"], affiliates: { include: "all", exclude: ["net-9"] } },
+      { offers: [`o${i}`], affiliates: ["net-7", "net-8"] },
+      { affiliates: [`aff-${i}`] },
+    ][i % 4],
+    strategy: i % 2 === 0 ? presets[i % 4]
+      : { filters: ["bot", "datacenter_vpn", "referrer", "old_os_browser", "fraud_database"].map((type) => ({ type })) },
+    decline: "medium_and_higher",
+  }));
+  config.lists.datacenter_asns = Array.from({ length: 1999 }, (_, n) => (n + 1) * 7);
+  config.lists.blocked_referrers = Array.from({ length: 500 }, (_, i) => `*.spam${i}.example`);
+  if (list) {
+    config.lists.datacenter_ips = { kv: list.key };
+  }
+}
 if (process.argv.includes("--rules")) {
-  config.rules = [{
+  config.rules = [...(config.rules ?? []), {
     id: "all-filters", created_at: "2026-11-01", scope: { offers: ["1001"] }, decline: "high",
     strategy: { filters: ["bot", "fraud_database", "datacenter_vpn", "geo", "referrer", "old_os_browser"].map((type) => ({ type })) },
   }];
@@ -105,9 +134,11 @@ globalThis.addEventListener ??= () => {};
 console.log = () => {};
 const report = (...a) => process.stdout.write(a.join(" ") + "\n");
 
-// node loads its fetch classes lazily on first use, which workerd does not: load them before measuring.
+// node loads its fetch classes and its crypto module lazily on first use, which workerd does not:
+// load them before measuring (the crypto module alone cost the first click about 4 ms).
 new Response(null, { status: 302, headers: new Headers({ a: "b" }) }).headers.get("a");
 click().headers.get("user-agent");
+crypto.getRandomValues(new Uint8Array(16));
 
 const bytes = readFileSync(path.join(root, "build/index_bg.wasm"));
 const compile = await measure(() => (globalThis.__clickgateWasm = new WebAssembly.Module(bytes)));
