@@ -362,7 +362,10 @@ pub fn warm_up() -> usize {
                   "fraud_ips": ["198.51.100.1"], "blocked_referrers": ["*.spam.example"], "allowed_affiliates": ["t"]},
         "rules": [{"id": "w", "created_at": "2026-01-01", "scope": {"offers": ["1"]}, "decline": "high",
                    "strategy": {"filters": [{"type": "bot"}, {"type": "fraud_database"}, {"type": "datacenter_vpn"},
-                                            {"type": "geo"}, {"type": "referrer"}, {"type": "old_os_browser"}]}}]}"#;
+                                            {"type": "geo"}, {"type": "referrer"}, {"type": "old_os_browser"}]}},
+                  {"id": "p", "created_at": "2026-02-01", "priority": 1, "decline": "medium_and_higher", "strategy": "lead",
+                   "scope": {"advertisers": ["a"], "affiliates": {"include": "all", "exclude": ["x"]}}},
+                  {"id": "q", "created_at": "2026-03-01", "strategy": "mobile_cpi", "scope": {"affiliates": ["n", "m"]}}]}"#;
     let Ok(config) = Config::compile(CONFIG) else {
         return 0;
     };
