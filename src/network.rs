@@ -465,16 +465,23 @@ impl DurableObject for Network {
 }
 
 impl Network {
-    /// A batch of click-id uses (`clickgate_core::once`): one storage read for all their keys, the
-    /// core's step in order, one write of what changed. The input gate holds other requests while
-    /// the storage calls are out, so two uses of one id cannot both be fresh.
+    /// A batch of click-id uses (`clickgate_core::once`), answered in order.
     async fn replay(&self, body: &str) -> Result<Response> {
         let questions = match once::parse_questions(body) {
             Ok(q) => q,
             Err(e) => return Response::error(e, 400),
         };
         let now_ms = Date::now().as_millis();
-        let mut keys: Vec<String> = questions.iter().map(|(k, _)| (*k).to_owned()).collect();
+        let used = self.used_before(&questions, now_ms).await?;
+        Response::ok(once::answer_body(&used))
+    }
+
+    /// Whether each of these uses (click ids, a click's conversion event) repeats one made before
+    /// while still valid; each is recorded until its expiry. One storage read for all their keys,
+    /// the core's step in order, one write of what changed. The input gate holds other requests
+    /// while the storage calls are out, so two uses of one key cannot both be fresh.
+    async fn used_before(&self, uses: &[(&str, u64)], now_ms: u64) -> Result<Vec<bool>> {
+        let mut keys: Vec<String> = uses.iter().map(|(k, _)| (*k).to_owned()).collect();
         keys.sort_unstable();
         keys.dedup();
         let stored = read(&self.state, keys)
@@ -482,28 +489,12 @@ impl Network {
             .into_iter()
             .filter_map(|(k, v)| Some((k, v.parse::<u64>().ok()?)))
             .collect();
-        let (answers, writes) = once::answer(&questions, stored, now_ms);
+        let (used, writes) = once::uses(uses, stored, now_ms);
         let changes = writes
             .into_iter()
             .map(|(k, t)| (k, Some(t.to_string())))
             .collect();
         write(&self.state, changes).await?;
-        self.schedule_sweep(now_ms).await?;
-        Response::ok(answers)
-    }
-
-    /// Whether `key` (a click id, a click's conversion event) was used before while still valid;
-    /// this use is recorded until `expires_ms`.
-    async fn used_before(&self, key: &str, expires_ms: u64, now_ms: u64) -> Result<bool> {
-        let storage = self.state.storage();
-        let stored = storage
-            .get::<String>(key)
-            .await?
-            .and_then(|v| v.parse::<u64>().ok());
-        let (used, keep_until) = signing::replay_step(stored, expires_ms, now_ms);
-        if stored != Some(keep_until) {
-            storage.put(key, keep_until.to_string()).await?;
-        }
         self.schedule_sweep(now_ms).await?;
         Ok(used)
     }
@@ -540,7 +531,10 @@ impl Network {
             return Response::error("expected `cv/<key>\\n<expires ms>\\n<0|1>`", 400);
         };
         let now_ms = Date::now().as_millis();
-        let seen = self.used_before(key, expires_ms, now_ms).await?;
+        let seen = self
+            .used_before(&[(key, expires_ms)], now_ms)
+            .await?
+            .contains(&true);
         if !seen && counts == "1" {
             self.with_stored(vec![StoreKey::Flood.to_string()], |c| {
                 c.count_conversion(now_ms)

@@ -152,19 +152,21 @@ pub fn parse_questions(body: &str) -> Result<Vec<(&str, u64)>, String> {
     Ok(questions)
 }
 
-/// The object's step for a batch: `stored` holds when earlier uses of its keys expire. Returns the
-/// answer body and what to store (each changed key once, with its latest expiry).
-pub fn answer(
+/// The object's step for one-time uses, in order: `stored` holds when earlier uses of their keys
+/// expire. Returns whether each use repeats one still valid, and what to store (each changed key
+/// once, with its latest expiry). Click ids in batches and conversion events one at a time are
+/// both judged by it.
+pub fn uses(
     questions: &[(&str, u64)],
     mut stored: HashMap<String, u64>,
     now_ms: u64,
-) -> (String, Vec<(String, u64)>) {
-    let mut lines = Vec::with_capacity(questions.len());
+) -> (Vec<bool>, Vec<(String, u64)>) {
+    let mut used = Vec::with_capacity(questions.len());
     let mut changed: Vec<String> = Vec::new();
     for &(key, expires_ms) in questions {
         let before = stored.get(key).copied();
-        let (used, keep_until) = replay_step(before, expires_ms, now_ms);
-        lines.push(if used { "replayed" } else { "fresh" });
+        let (repeat, keep_until) = replay_step(before, expires_ms, now_ms);
+        used.push(repeat);
         if before != Some(keep_until) {
             stored.insert(key.to_owned(), keep_until);
             if !changed.iter().any(|k| k == key) {
@@ -179,7 +181,16 @@ pub fn answer(
             (k, v)
         })
         .collect();
-    (lines.join("\n"), writes)
+    (used, writes)
+}
+
+/// A batch's answer body: `fresh` or `replayed` per question, in order.
+pub fn answer_body(used: &[bool]) -> String {
+    let lines: Vec<&str> = used
+        .iter()
+        .map(|&u| if u { "replayed" } else { "fresh" })
+        .collect();
+    lines.join("\n")
 }
 
 #[cfg(test)]
@@ -268,7 +279,8 @@ mod tests {
             NOW + 30
         );
         let questions = parse_questions(&body).unwrap();
-        let (answers, mut writes) = answer(&questions, stored, NOW);
+        let (used, mut writes) = uses(&questions, stored, NOW);
+        let answers = answer_body(&used);
         assert_eq!(answers, "fresh\nreplayed\nreplayed\nfresh");
         writes.sort();
         // Each key once, with the latest expiry any of its uses asked for.
@@ -295,8 +307,8 @@ mod tests {
     fn a_use_that_changes_nothing_is_not_written_again() {
         let mut stored = HashMap::new();
         stored.insert("r/a".to_owned(), NOW + 50);
-        let (answers, writes) = answer(&[("r/a", NOW + 10)], stored, NOW);
-        assert_eq!(answers, "replayed");
+        let (used, writes) = uses(&[("r/a", NOW + 10)], stored, NOW);
+        assert_eq!(answer_body(&used), "replayed");
         assert!(writes.is_empty());
     }
 
@@ -318,7 +330,10 @@ mod tests {
         let body = format!("r/a\n{}", NOW + 3);
         let questions = parse_questions(&body).unwrap();
         assert_eq!(questions, vec![("r/a", NOW + 3)]);
-        assert_eq!(answer(&questions, HashMap::new(), NOW).0, "fresh");
+        assert_eq!(
+            answer_body(&uses(&questions, HashMap::new(), NOW).0),
+            "fresh"
+        );
     }
 
     #[test]
