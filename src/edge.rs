@@ -111,9 +111,7 @@ pub fn handle(
     match config_now(&env, &ctx, now_ms) {
         Some(config) => arrived.route(route, config, env, ctx),
         None => Ok(later(async move {
-            refresh(&env, now_ms).await;
-            let Some(config) = SLOT.with(|c| c.borrow().as_ref().and_then(ConfigSlot::current))
-            else {
+            let Some(config) = first_config(&env, now_ms).await else {
                 return respond(http::unavailable(arrived.head));
             };
             let answered = arrived.route(route, config, env, ctx)?;
@@ -506,15 +504,25 @@ fn config_now(env: &Env, ctx: &Context, now_ms: u64) -> Option<Arc<Config>> {
         }
         Need::Blocking => return None,
     }
-    SLOT.with(|cell| cell.borrow().as_ref().and_then(ConfigSlot::current))
+    cached_config()
 }
 
 /// [`config_now`] for requests that wait anyway (postbacks): loads the config if none is here.
 async fn current_config(env: &Env, ctx: &Context, now_ms: u64) -> Option<Arc<Config>> {
-    if let Some(config) = config_now(env, ctx, now_ms) {
-        return Some(config);
+    match config_now(env, ctx, now_ms) {
+        Some(config) => Some(config),
+        None => first_config(env, now_ms).await,
     }
+}
+
+/// The isolate's first config, read from KV (the refresh [`config_now`] began when it found none).
+async fn first_config(env: &Env, now_ms: u64) -> Option<Arc<Config>> {
     refresh(env, now_ms).await;
+    cached_config()
+}
+
+/// The isolate's copy of the config, if it has loaded one.
+fn cached_config() -> Option<Arc<Config>> {
     SLOT.with(|cell| cell.borrow().as_ref().and_then(ConfigSlot::current))
 }
 
