@@ -82,14 +82,18 @@ fn realistic() -> String {
     doc.to_string()
 }
 
-fn one_click(config: &Config, key: &TokenKey, query: &str, ip: &str) -> usize {
-    // Alternating browsers, so no click finds its User-Agent already scanned.
+/// One of two User-Agents, in turn: consecutive clicks rarely share a header in traffic, and the
+/// engine remembers the last one it scanned, so a bench must not repeat one.
+fn in_turn(pair: [&str; 2]) -> &str {
     static TURN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let turn = TURN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let ua = [
+    pair[TURN.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 2]
+}
+
+fn one_click(config: &Config, key: &TokenKey, query: &str, ip: &str) -> usize {
+    let ua = in_turn([
         "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15",
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/131.0.0.0 Safari/537.36",
-    ][turn % 2];
+    ]);
     one_click_as(config, key, query, ip, ua)
 }
 
@@ -152,48 +156,42 @@ fn benches(c: &mut Criterion) {
     let real = Config::compile(&real_text).unwrap();
     let browser = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) \
                    Version/17.4 Mobile/15E148 Safari/604.1";
-    // Two browsers taking turns: consecutive clicks rarely share a User-Agent, and the engine
-    // remembers the last one it scanned.
     let browsers = [
         browser,
         "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) \
          Chrome/131.0.6778.135 Mobile Safari/537.36",
     ];
-    let mut turn = 0;
     g.bench_function("redirect, 100 rules + 50k CIDRs", |b| {
         b.iter(|| {
-            turn += 1;
             one_click_as(
                 black_box(&real),
                 &key,
                 black_box(query),
                 "192.0.2.10",
-                browsers[turn % 2],
+                in_turn(browsers),
             )
         })
     });
     // The decision alone (route and decide), without writing the response and the log line.
     g.bench_function("decide only, 100 rules + 50k CIDRs", |b| {
         b.iter(|| {
-            turn += 1;
             decided(
                 black_box(&real),
                 &key,
                 black_box(query),
                 "192.0.2.10",
-                browsers[turn % 2],
+                in_turn(browsers),
             )
         })
     });
     g.bench_function("block (bot), 100 rules + 50k CIDRs", |b| {
         b.iter(|| {
-            turn += 1;
             one_click_as(
                 black_box(&real),
                 &key,
                 black_box(query),
                 "192.0.2.10",
-                ["python-requests/2.31", "curl/8.4.0"][turn % 2],
+                in_turn(["python-requests/2.31", "curl/8.4.0"]),
             )
         })
     });
