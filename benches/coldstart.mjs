@@ -1,7 +1,7 @@
 // Cold start of the built Worker: the CPU a fresh isolate spends before its first click is answered
 // (wasm compile, instantiation, config compile, the first decision), then the steady-state cost.
 //
-// Runs build/index.js in node's V8 (the engine workerd embeds) with stand-ins for the runtime
+// Runs the built Worker (build/entry.mjs) in node's V8 (the engine workerd embeds) with stand-ins for the runtime
 // (`cloudflare:workers`, a KV binding that returns the config at once), so only the Worker's own
 // work is counted. CPU is process.cpuUsage(): the whole process, background compile threads
 // shown beside the main thread's.
@@ -142,14 +142,14 @@ crypto.getRandomValues(new Uint8Array(16));
 
 const bytes = readFileSync(path.join(root, "build/index_bg.wasm"));
 const compile = await measure(() => (globalThis.__clickgateWasm = new WebAssembly.Module(bytes)));
-const instantiate = await measure(() => import(pathToFileURL(path.join(root, "build/index.js")).href));
-const Worker = instantiate.value.default;
-const first = await measure(() => new Worker(ctx, env).fetch(click()));
+const instantiate = await measure(() => import(pathToFileURL(path.join(root, "build/entry.mjs")).href));
+const worker = instantiate.value.default;
+const first = await measure(() => worker.fetch(click(), env, ctx));
 if (first.value.status !== 302) throw new Error(`first click answered ${first.value.status}`);
 
 const N = 2000;
 const steady = await measure(async () => {
-  for (let i = 0; i < N; i++) await new Worker(ctx, env).fetch(click());
+  for (let i = 0; i < N; i++) await worker.fetch(click(), env, ctx);
 });
 
 const total = { cpu: 0, all: 0, wall: 0 };

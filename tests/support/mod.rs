@@ -104,7 +104,7 @@ impl Worker {
     }
 
     fn start_in(state: TempDir, vars: &[(&str, &str)]) -> Worker {
-        need(&root().join("build/index.js"));
+        need(&root().join("build/entry.mjs"));
         let mut cmd = Command::new("node");
         cmd.current_dir(root())
             .arg("tests/support/serve.mjs")

@@ -51,9 +51,12 @@ const cf = { asn: 64496, asOrganization: "clickgate test", country: "DE", colo: 
 const worker = {
   name: "clickgate",
   modules: true,
-  scriptPath: path.join(root, "build/index.js"),
+  scriptPath: path.join(root, "build/entry.mjs"),
   modulesRoot: path.join(root, "build"),
-  modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+  modulesRules: [
+    { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
+    { type: "CompiledWasm", include: ["**/*.wasm"] },
+  ],
   compatibilityDate,
   kvNamespaces: { CLICKGATE_CONFIG: kvId },
   durableObjects: { NETWORK: { className: "Network", useSQLite: true } },

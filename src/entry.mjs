@@ -1,0 +1,26 @@
+// The Worker's entry module (wrangler.toml `main`, copied into build/ by scripts/build-worker.sh).
+//
+// worker-build's generated module (./index.js) exports the fetch handler as a WorkerEntrypoint class
+// behind two layers of Proxy: for every request the runtime constructs the class, and the Proxy
+// builds a wrapper object and a wrapped method. That plumbing cost more CPU per click than the
+// click's decision. This module hands the runtime a plain handler object instead, which calls the
+// same generated method the class would have called.
+//
+// Recovery from a fault inside the Worker is unchanged: the generated glue marks the wasm instance
+// as terminated when a call traps, and re-creates it on the next call (workers-rs schedules that on
+// abort), with or without the class around it.
+import Generated, { Network } from "./index.js";
+
+const fetchMethod = Generated.prototype.fetch;
+if (typeof fetchMethod !== "function") {
+  throw new Error("build/index.js: the generated Worker has no fetch method; was it built by the pinned worker-build?");
+}
+
+export default {
+  fetch(request, env, ctx) {
+    // The generated method reads the bindings and the context from `this`, as an instance has them.
+    return fetchMethod.call({ env, ctx }, request);
+  },
+};
+
+export { Network };
