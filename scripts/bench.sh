@@ -80,20 +80,29 @@ run() { # name url pid [header] -> "rps p99ms cpu_us_per_request requests"
   echo "$rps $p99 $cpu_us $reqs"
 }
 
-compare() { # path [header] [target ratio]: interleaved, two rounds each, so drift on a noisy machine hits both alike
-  local b1 b2 c1 c2 bc1 bc2 cc1 cc2 n1 n2
+compare() { # path [header] [target ratio] [logging]: interleaved, two rounds each, so drift on a noisy
+  # machine hits both alike; with "logging", the bare Worker with a log line per click runs too
+  local b c bc cc n l b1 b2 c1 c2 bc1 bc2 cc1 cc2 n1 n2 l1 l2 round
   curl -s -o /dev/null -w '  clickgate warm-up: %{http_code}\n' ${2:+-H "$2"} "${clickgate_url}$1"
   curl -s -o /dev/null -w '  bare warm-up: %{http_code}\n' "${bare_url}$1"
-  read -r b1 _ bc1 _ < <(run bare "${bare_url}$1" "$bare_pid" "${2:-}")
-  read -r c1 _ cc1 n1 < <(run clickgate "${clickgate_url}$1" "$clickgate_pid" "${2:-}")
-  read -r b2 _ bc2 _ < <(run bare "${bare_url}$1" "$bare_pid" "${2:-}")
-  read -r c2 _ cc2 n2 < <(run clickgate "${clickgate_url}$1" "$clickgate_pid" "${2:-}")
-  awk -v b="$b1 $b2" -v c="$c1 $c2" -v bc="$bc1 $bc2" -v cc="$cc1 $cc2" -v t="${3:-0.9}" 'BEGIN {
-    split(b, B); split(c, C); split(bc, BC); split(cc, CC);
+  for round in 1 2; do
+    l=0
+    read -r b _ bc _ < <(run bare "${bare_url}$1" "$bare_pid" "${2:-}")
+    read -r c _ cc n < <(run clickgate "${clickgate_url}$1" "$clickgate_pid" "${2:-}")
+    if [ "${4:-}" = logging ]; then
+      read -r l _ _ _ < <(run bare+log "${bare_logging_url}$1" "$bare_logging_pid" "${2:-}")
+    fi
+    if [ $round = 1 ]; then b1=$b c1=$c bc1=$bc cc1=$cc n1=$n l1=$l; else b2=$b c2=$c bc2=$bc cc2=$cc n2=$n l2=$l; fi
+  done
+  awk -v b="$b1 $b2" -v c="$c1 $c2" -v bc="$bc1 $bc2" -v cc="$cc1 $cc2" -v l="$l1 $l2" -v t="${3:-0.9}" 'BEGIN {
+    split(b, B); split(c, C); split(bc, BC); split(cc, CC); split(l, L);
     printf "  throughput ratio clickgate / bare: %.2f (round 1 %.2f, round 2 %.2f; target >= %s)\n",
       (C[1] + C[2]) / (B[1] + B[2]), C[1] / B[1], C[2] / B[2], t
     printf "  runtime CPU per request, bare / clickgate: %.2f (%.1f vs %.1f µs)\n",
-      (BC[1] + BC[2]) / (CC[1] + CC[2]), (BC[1] + BC[2]) / 2, (CC[1] + CC[2]) / 2 }'
+      (BC[1] + BC[2]) / (CC[1] + CC[2]), (BC[1] + BC[2]) / 2, (CC[1] + CC[2]) / 2
+    if (L[1] > 0)
+      printf "  the bare Worker with one log line per click / bare: %.2f (round 1 %.2f, round 2 %.2f): the\n  ceiling a Worker that logs every click can reach here\n",
+        (L[1] + L[2]) / (B[1] + B[2]), L[1] / B[1], L[2] / B[2] }'
   clicks=$((n1 + n2 + 1))
 }
 
@@ -105,7 +114,7 @@ reload() {
 }
 
 echo "  -- the demo config (no rules):"
-compare "${BENCH_PATH:-c?offer_id=1001&aff_id=net-7&sub1=spring&source_id=feed-3}"
+compare "${BENCH_PATH:-c?offer_id=1001&aff_id=net-7&sub1=spring&source_id=feed-3}" "" 0.9 logging
 
 echo "  -- demo/rules.json, offer 1002: the lead preset counts duplicate IPs and sub IDs (monitor mode, so"
 echo "     every click is still redirected), one client IP"
@@ -130,7 +139,13 @@ echo "  -- signed clicks (benches/signed.json): signature verified and the click
 echo "     object on every click (report_only, so the repeated click id is still redirected)"
 signed=$(target/release/clickgate sign --config benches/signed.json --network net-signed \
   --url "${clickgate_url}c?offer_id=1001&aff_id=net-signed&sub1=spring" --click-id bench-1 --expires-in 3600 2>/dev/null)
+faults_before=$(grep -c '"event":"fault"' "$state/errors.log" || true)
 compare "${signed#"$clickgate_url"}" "" 0.85
+sleep 1
+echo "  faults the Worker logged meanwhile, by kind (each click of a faulted batch is judged by the"
+echo "  network's fail-open/fail-closed setting):"
+tail -n +"$((faults_before + 1))" <(grep '"event":"fault"' "$state/errors.log") \
+  | sed -n 's/.*"what":"\([^"]*\)".*/\1/p' | sort | uniq -c | sed 's/^ */    /' | grep . || echo "    none"
 
 echo "  -- a flood under load (benches/flood.json: net-bench may have 2,000 clicks an hour):"
 target/release/clickgate config push benches/flood.json --local --persist-to "$state" >/dev/null 2>&1

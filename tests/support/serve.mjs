@@ -2,15 +2,17 @@
 // (that proxy costs several times the throughput, so tests and benches talk to workerd's own socket).
 //
 //   node tests/support/serve.mjs --persist DIR [--port N] [--var NAME=VALUE ...] [--bare-port N]
-//                                [--analytics BINDING]
+//                                [--bare-logging-port N] [--analytics BINDING]
 //
 // Serves build/ (the clickgate Worker) with the KV binding and vars of wrangler.toml, KV persisted
 // under DIR/v3/kv (where `wrangler kv key put --local --persist-to DIR` writes). With --bare-port it
-// also serves benches/bare-worker.js, the baseline the benchmarks compare against. With
+// also serves benches/bare-worker.js, the baseline the benchmarks compare against; with
+// --bare-logging-port, benches/bare-logging-worker.js (that baseline plus a log line per click). With
 // --analytics, BINDING is an Analytics Engine dataset that prints every data point it is given as
 // an `analytics_point` line (the local runtime's own dataset keeps nothing, so a test could not see
 // what was written).
-// Prints `clickgate <url>` (and `bare <url>`) once ready; stops on SIGTERM, SIGINT or stdin closing.
+// Prints `clickgate <url>` (then `bare <url>`, `bare-logging <url>`) once ready; stops on SIGTERM,
+// SIGINT or stdin closing.
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -18,7 +20,7 @@ import { Miniflare } from "miniflare";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const args = process.argv.slice(2);
-const opts = { port: 0, vars: {}, persist: null, barePort: null, analytics: null };
+const opts = { port: 0, vars: {}, persist: null, barePort: null, bareLoggingPort: null, analytics: null };
 for (let i = 0; i < args.length; i++) {
   const need = () => {
     if (i + 1 >= args.length) throw new Error(`${args[i]} needs a value`);
@@ -27,6 +29,7 @@ for (let i = 0; i < args.length; i++) {
   switch (args[i]) {
     case "--port": opts.port = Number(need()); break;
     case "--bare-port": opts.barePort = Number(need()); break;
+    case "--bare-logging-port": opts.bareLoggingPort = Number(need()); break;
     case "--persist": opts.persist = path.resolve(need()); break;
     case "--analytics": opts.analytics = need(); break;
     case "--var": {
@@ -73,6 +76,25 @@ if (opts.analytics) {
     }`,
   });
 }
+// workerd's output goes on whole lines at a time, as many as have arrived, not one `console.log` per
+// line as Miniflare's default does: under load that default spends a sixth of a core re-printing the
+// decision log, CPU the Worker under measurement then lacks on a small machine.
+function forwardLines(from, to) {
+  let partial = "";
+  from.setEncoding("utf8");
+  from.on("data", (chunk) => {
+    const text = partial + chunk;
+    const end = text.lastIndexOf("\n") + 1;
+    partial = text.slice(end);
+    if (end > 0) to.write(text.slice(0, end));
+  });
+  from.on("end", () => partial && to.write(`${partial}\n`));
+}
+const handleRuntimeStdio = (stdout, stderr) => {
+  forwardLines(stdout, process.stdout);
+  forwardLines(stderr, process.stderr);
+};
+
 const clickgate = new Miniflare({
   host: "127.0.0.1",
   port: opts.port,
@@ -80,21 +102,27 @@ const clickgate = new Miniflare({
   durableObjectsPersist: path.join(opts.persist, "v3", "do"),
   cf,
   workers,
+  handleRuntimeStdio,
 });
 const instances = [clickgate];
 console.log(`clickgate ${await clickgate.ready}`);
 
-if (opts.barePort !== null) {
-  const bare = new Miniflare({
+for (const [name, port, script] of [
+  ["bare", opts.barePort, "benches/bare-worker.js"],
+  ["bare-logging", opts.bareLoggingPort, "benches/bare-logging-worker.js"],
+]) {
+  if (port === null) continue;
+  const baseline = new Miniflare({
     host: "127.0.0.1",
-    port: opts.barePort,
+    port,
     modules: true,
-    scriptPath: path.join(root, "benches/bare-worker.js"),
+    scriptPath: path.join(root, script),
     compatibilityDate,
     cf,
+    handleRuntimeStdio,
   });
-  instances.push(bare);
-  console.log(`bare ${await bare.ready}`);
+  instances.push(baseline);
+  console.log(`${name} ${await baseline.ready}`);
 }
 
 let stopping = false;
