@@ -15,8 +15,6 @@
 //! asks the listed networks.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
-use std::rc::Rc;
 use std::time::Duration;
 
 use clickgate_core::admin::Action;
@@ -32,10 +30,9 @@ use clickgate_core::report::{self, ConversionRow, HourRows, ReportQuery};
 use clickgate_core::rules::Counters;
 use clickgate_core::signing::{self, ReplayAnswer};
 use clickgate_core::token::NONCE_LEN;
-use futures_util::future::{join_all, select, Either};
-use worker::js_sys::{Function, Object, Promise, Reflect};
+use futures_util::future::join_all;
+use worker::js_sys::{Object, Reflect};
 use worker::wasm_bindgen::JsValue;
-use worker::wasm_bindgen_futures::JsFuture;
 use worker::{
     console_error, console_log, durable_object, Context, Date, Delay, DurableObject, Env,
     ListOptions, Method, Request, RequestInit, Response, Result, State, Storage,
@@ -59,7 +56,6 @@ const SWEEP_PAGE: usize = 1000;
 thread_local! {
     static COUNTS: RefCell<Option<LocalCounts>> = const { RefCell::new(None) };
     static OUTBOX: RefCell<Outbox> = RefCell::new(Outbox::default());
-    static WAITING: RefCell<HashMap<Ticket, Rc<Mailbox>>> = RefCell::new(HashMap::new());
     static NEXT_TICKET: Cell<Ticket> = const { Cell::new(0) };
 }
 
@@ -181,45 +177,52 @@ async fn send(env: &Env, network: &Id, batch: &Batch) -> std::result::Result<Rep
     Reply::parse(&ask(env, network.as_str(), "/batch", &batch.to_json()).await?)
 }
 
+/// How often a click waiting for its replay answer looks again. It looks on its own timer, so
+/// whatever it does next (collecting its answer, or sending the next batch) runs in its own request.
+const REPLAY_LOOK_MS: u64 = 1;
+
 /// Asks the replay object whether a network's click id was used before (and records this use).
 /// The one Durable Object call a click waits for: only signed clicks that carry a click id make it.
 /// The question goes out with the others that arrive meanwhile (`clickgate_core::once`): the click
-/// whose question finds its object idle sends; the others wait for the batch that carries theirs,
-/// and the first of each next batch sends that one.
+/// whose question finds its object idle sends; the others look again every millisecond, and the
+/// first to find the object idle sends the questions queued by then.
 pub async fn replay(env: &Env, network: &Id, click_id: &str, expires_ms: u64) -> ReplayAnswer {
     let (object, key) = signing::replay_object(network, click_id);
     let ticket = NEXT_TICKET.with(|t| t.replace(t.get().wrapping_add(1)));
-    let mailbox = Rc::new(Mailbox::default());
-    WAITING.with(|w| w.borrow_mut().insert(ticket, mailbox.clone()));
-    let now_ms = Date::now().as_millis();
-    let asked = OUTBOX.with(|o| {
-        o.borrow_mut()
-            .ask(&object, ticket, &key, expires_ms, now_ms)
-    });
-    if let Asked::Send(batch) = asked {
-        send_replay_batch(env, batch).await;
-    }
-    let deadline = Delay::from(Duration::from_millis(once::LOST_AFTER_MS));
-    let mut deadline = std::pin::pin!(deadline);
+    let asked_ms = Date::now().as_millis();
+    let mut turn = match with_outbox(|o| o.ask(&object, ticket, &key, expires_ms, asked_ms)) {
+        Asked::Send(batch) => Some(batch),
+        Asked::Wait => None,
+    };
     loop {
-        match select(std::pin::pin!(mailbox.receive()), deadline.as_mut()).await {
-            Either::Left((Mail::Answer(answer), _)) => return answer,
-            Either::Left((Mail::Send(batch), _)) => send_replay_batch(env, batch).await,
-            Either::Right(_) => {
-                WAITING.with(|w| w.borrow_mut().remove(&ticket));
-                console_error!(
-                    "{}",
-                    fault_line("replay_store", &format!("{object}: no answer in time"))
-                );
-                return ReplayAnswer::Unavailable;
-            }
+        if let Some(batch) = turn.take() {
+            send_replay_batch(env, &batch).await;
+        }
+        if let Some(answer) = with_outbox(|o| o.answer(ticket)) {
+            return answer;
+        }
+        let now_ms = Date::now().as_millis();
+        if now_ms >= asked_ms.saturating_add(once::LOST_AFTER_MS) {
+            with_outbox(|o| o.give_up(&object, ticket));
+            console_error!(
+                "{}",
+                fault_line("replay_store", &format!("{object}: no answer in time"))
+            );
+            return ReplayAnswer::Unavailable;
+        }
+        turn = with_outbox(|o| o.take_turn(&object, now_ms));
+        if turn.is_none() {
+            Delay::from(Duration::from_millis(REPLAY_LOOK_MS)).await;
         }
     }
 }
 
-/// Sends one batch of click ids, hands each waiting click its answer, and the next batch (the
-/// questions that arrived meanwhile) to the first click in it.
-async fn send_replay_batch(env: &Env, batch: once::Batch) {
+fn with_outbox<T>(f: impl FnOnce(&mut Outbox) -> T) -> T {
+    OUTBOX.with(|o| f(&mut o.borrow_mut()))
+}
+
+/// Sends one batch of click ids and records each click's answer for it to collect.
+async fn send_replay_batch(env: &Env, batch: &once::Batch) {
     let answers = ask(env, &batch.object, "/replay", &batch.body)
         .await
         .and_then(|text| once::parse_answers(&text, batch.tickets.len()))
@@ -230,60 +233,7 @@ async fn send_replay_batch(env: &Env, batch: once::Batch) {
             );
             vec![ReplayAnswer::Unavailable; batch.tickets.len()]
         });
-    for (ticket, answer) in batch.tickets.iter().zip(answers) {
-        if let Some(mailbox) = WAITING.with(|w| w.borrow_mut().remove(ticket)) {
-            mailbox.put(Mail::Answer(answer));
-        }
-    }
-    let now_ms = Date::now().as_millis();
-    let next = OUTBOX.with(|o| o.borrow_mut().returned(&batch.object, now_ms));
-    if let Some(next) = next {
-        let sender = next.tickets[0];
-        match WAITING.with(|w| w.borrow().get(&sender).cloned()) {
-            Some(mailbox) => mailbox.put(Mail::Send(next)),
-            // Its click gave up waiting: this one sends instead.
-            None => Box::pin(send_replay_batch(env, next)).await,
-        }
-    }
-}
-
-/// What a click waiting on the replay object is handed: its answer, or a batch to send.
-enum Mail {
-    Answer(ReplayAnswer),
-    Send(once::Batch),
-}
-
-/// One waiting click's mail. The click waits on a JS promise made in its own request, which the
-/// sending click resolves: the runtime then resumes the waiter in its own request's context. Woken
-/// through a Rust waker instead, the waiter would run (and send its requests) inside the sender's
-/// request, which the runtime cancels once the sender has answered.
-#[derive(Default)]
-struct Mailbox {
-    mail: RefCell<VecDeque<Mail>>,
-    resolve: RefCell<Option<Function>>,
-}
-
-impl Mailbox {
-    fn put(&self, mail: Mail) {
-        self.mail.borrow_mut().push_back(mail);
-        if let Some(resolve) = self.resolve.borrow_mut().take() {
-            // Resolving a promise cannot fail; a throwing resolver would be the runtime's bug.
-            let _ = resolve.call0(&JsValue::UNDEFINED);
-        }
-    }
-
-    /// The next piece of mail, waiting for it if none is here yet.
-    async fn receive(&self) -> Mail {
-        loop {
-            if let Some(mail) = self.mail.borrow_mut().pop_front() {
-                return mail;
-            }
-            let promise = Promise::new(&mut |resolve, _reject| {
-                *self.resolve.borrow_mut() = Some(resolve);
-            });
-            let _ = JsFuture::from(promise).await;
-        }
-    }
+    with_outbox(|o| o.returned(batch, &answers));
 }
 
 /// Carries an operator's lift or block to the network's object; returns the block left in force.

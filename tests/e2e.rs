@@ -740,6 +740,34 @@ fn signed_clicks_are_verified_rotated_replay_checked_and_a_broken_signer_trips_t
         faults.iter().all(|f| f["what"] != "replay_store"),
         "{faults:?}"
     );
+    // Sustained: 32 clients, a fresh click id each time, so batches follow one another and
+    // waiting clicks take turns sending them. Every id passes, and every answer comes from the
+    // objects. (The bench's replay section, at several times this volume, counts the faults.)
+    let answers: Vec<u16> = std::thread::scope(|s| {
+        let clients: Vec<_> = (0..32)
+            .map(|c| {
+                let (link, new) = (&link, &new);
+                s.spawn(move || {
+                    (0..40)
+                        .map(|i| {
+                            let id = format!("net-s-load-{c}-{i}");
+                            get(&link("net-s", new, now_s + 300, Some(&id))).status
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        clients
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert!(answers.iter().all(|s| *s == 302), "{answers:?}");
+    let faults = w.events("fault");
+    assert!(
+        faults.iter().all(|f| f["what"] != "replay_store"),
+        "{faults:?}"
+    );
 
     // Report-only: a tampered link is redirected and recorded.
     let r_link = link(

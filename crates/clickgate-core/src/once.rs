@@ -4,10 +4,16 @@
 //! (`crate::signing`). One request per click would put a Durable Object round trip, a storage read
 //! and a storage write on every such click, and an object serves about a thousand requests a second.
 //! So the isolate keeps at most one request out per replay object: a click whose object is busy
-//! joins the queue, and the queue goes out as one batch when the request out comes back. Under no
-//! load a click goes alone and waits no longer than before; under load, each round trip carries
+//! joins the queue, and the queue goes out as one batch once the request out has come back. Under
+//! no load a click goes alone and waits no longer than before; under load, each round trip carries
 //! every click that arrived during the previous one. The object answers a batch with one storage
 //! read and one write, in order, so a click id twice in one batch is fresh once.
+//!
+//! Each click does its own I/O in its own request: the click that sends a batch records every
+//! answer here and returns; the clicks still queued look again on their own timers, and the first
+//! to find the object idle sends the next batch ([`Outbox::take_turn`]). Handing the next batch to a
+//! waiting click by waking it from the sender ran that click's I/O inside the sender's request,
+//! which the runtime refuses under load ("Cannot perform I/O on behalf of a different request").
 //!
 //! The wire form is one question per line, `r/<key> <expires ms>`, and one answer per line,
 //! `fresh` or `replayed`, in the same order.
@@ -22,12 +28,14 @@ pub const MAX_BATCH: usize = 128;
 /// Names a waiting click in this isolate.
 pub type Ticket = u64;
 
-/// One request to a replay object: whose questions it carries, in order, and its body.
+/// One request to a replay object: whose questions it carries, in order, its body, and when it was
+/// sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
     pub object: String,
     pub tickets: Vec<Ticket>,
     pub body: String,
+    pub sent_ms: u64,
 }
 
 /// What a click does after asking.
@@ -39,10 +47,12 @@ pub enum Asked {
     Wait,
 }
 
-/// The isolate's questions, per replay object.
+/// The isolate's questions per replay object, and the answers not yet collected.
 #[derive(Debug, Default)]
 pub struct Outbox {
     lanes: HashMap<String, Lane>,
+    /// Every click still waiting, with its answer once its batch has come back.
+    answers: HashMap<Ticket, Option<ReplayAnswer>>,
 }
 
 #[derive(Debug, Default)]
@@ -67,43 +77,90 @@ impl Outbox {
         expires_ms: u64,
         now_ms: u64,
     ) -> Asked {
+        self.answers.insert(ticket, None);
         let lane = self.lanes.entry(object.to_owned()).or_default();
         lane.waiting.push((ticket, format!("{key} {expires_ms}")));
-        if lane
-            .sent_ms
-            .is_some_and(|t| now_ms < t.saturating_add(LOST_AFTER_MS))
-        {
-            return Asked::Wait;
+        match take_if_idle(object, lane, now_ms) {
+            Some(batch) => Asked::Send(batch),
+            None => Asked::Wait,
         }
-        Asked::Send(take(object, lane, now_ms))
     }
 
-    /// The request out for `object` came back (answered or not): the next batch to send, made of
-    /// the questions that arrived meanwhile, or `None` and the object is idle again.
-    pub fn returned(&mut self, object: &str, now_ms: u64) -> Option<Batch> {
-        let lane = self.lanes.get_mut(object)?;
-        if lane.waiting.is_empty() {
-            self.lanes.remove(object);
-            return None;
+    /// The batch came back with these answers (one per question, in order; the edge passes
+    /// `Unavailable` for each when the request failed). The object is idle again: the next batch
+    /// goes out with whichever waiting click next takes its turn.
+    pub fn returned(&mut self, batch: &Batch, answers: &[ReplayAnswer]) {
+        for (ticket, answer) in batch.tickets.iter().zip(answers) {
+            // A click that gave up waiting has no slot left: its answer is dropped.
+            if let Some(slot) = self.answers.get_mut(ticket) {
+                *slot = Some(*answer);
+            }
         }
-        Some(take(object, lane, now_ms))
+        if let Some(lane) = self.lanes.get_mut(&batch.object) {
+            // A batch taken for lost may come back after the next one went out: that one is
+            // still out.
+            if lane.sent_ms == Some(batch.sent_ms) {
+                lane.sent_ms = None;
+            }
+            if lane.sent_ms.is_none() && lane.waiting.is_empty() {
+                self.lanes.remove(&batch.object);
+            }
+        }
+    }
+
+    /// A waiting click's look at its object: the next batch for it to send, when nothing is out
+    /// (or what is out is lost) and questions are queued.
+    pub fn take_turn(&mut self, object: &str, now_ms: u64) -> Option<Batch> {
+        let lane = self.lanes.get_mut(object)?;
+        take_if_idle(object, lane, now_ms)
+    }
+
+    /// The click's answer, once its batch is back; the click is forgotten then.
+    pub fn answer(&mut self, ticket: Ticket) -> Option<ReplayAnswer> {
+        let answer = (*self.answers.get(&ticket)?)?;
+        self.answers.remove(&ticket);
+        Some(answer)
+    }
+
+    /// The click stopped waiting: its question leaves the queue if it has not gone out yet, and a
+    /// late answer for it is dropped.
+    pub fn give_up(&mut self, object: &str, ticket: Ticket) {
+        self.answers.remove(&ticket);
+        if let Some(lane) = self.lanes.get_mut(object) {
+            lane.waiting.retain(|(t, _)| *t != ticket);
+            if lane.sent_ms.is_none() && lane.waiting.is_empty() {
+                self.lanes.remove(object);
+            }
+        }
     }
 
     /// Questions waiting (not yet sent), over all objects.
     pub fn waiting(&self) -> usize {
         self.lanes.values().map(|l| l.waiting.len()).sum()
     }
+
+    /// Clicks this isolate still holds a place or an answer for.
+    pub fn clicks(&self) -> usize {
+        self.answers.len()
+    }
 }
 
-fn take(object: &str, lane: &mut Lane, now_ms: u64) -> Batch {
+fn take_if_idle(object: &str, lane: &mut Lane, now_ms: u64) -> Option<Batch> {
+    let busy = lane
+        .sent_ms
+        .is_some_and(|t| now_ms < t.saturating_add(LOST_AFTER_MS));
+    if busy || lane.waiting.is_empty() {
+        return None;
+    }
     lane.sent_ms = Some(now_ms);
     let n = lane.waiting.len().min(MAX_BATCH);
     let (tickets, lines): (Vec<_>, Vec<_>) = lane.waiting.drain(..n).unzip();
-    Batch {
+    Some(Batch {
         object: object.to_owned(),
         tickets,
         body: lines.join("\n"),
-    }
+        sent_ms: now_ms,
+    })
 }
 
 /// The object's answer to a batch of `n` questions, in order. A short, long or garbled answer is a
@@ -201,16 +258,25 @@ mod tests {
 
     const NOW: u64 = 1_800_000_000_000;
 
+    use ReplayAnswer::{Fresh, Replayed, Unavailable};
+
+    fn sent(asked: Asked) -> Batch {
+        match asked {
+            Asked::Send(batch) => batch,
+            Asked::Wait => panic!("expected the click to send"),
+        }
+    }
+
     #[test]
     fn a_lone_question_goes_out_at_once_and_the_object_idles_after() {
         let mut out = Outbox::default();
-        let Asked::Send(batch) = out.ask("replay:net-7:3", 1, "r/a", NOW + 10, NOW) else {
-            panic!("nothing was out, so the click sends");
-        };
+        let batch = sent(out.ask("replay:net-7:3", 1, "r/a", NOW + 10, NOW));
         assert_eq!(batch.tickets, vec![1]);
         assert_eq!(batch.body, format!("r/a {}", NOW + 10));
-        assert_eq!(out.returned("replay:net-7:3", NOW), None);
-        assert_eq!(out.waiting(), 0);
+        assert_eq!(out.answer(1), None, "no answer before the batch is back");
+        out.returned(&batch, &[Fresh]);
+        assert_eq!(out.answer(1), Some(Fresh));
+        assert_eq!((out.waiting(), out.clicks()), (0, 0), "nothing is kept");
         // Idle again: the next question goes out by itself.
         assert!(matches!(
             out.ask("replay:net-7:3", 2, "r/b", NOW, NOW),
@@ -219,51 +285,84 @@ mod tests {
     }
 
     #[test]
-    fn questions_arriving_during_a_round_trip_go_out_together_next() {
+    fn questions_arriving_during_a_round_trip_go_out_together_with_the_first_click_to_look() {
         let mut out = Outbox::default();
-        assert!(matches!(out.ask("o", 1, "r/a", NOW, NOW), Asked::Send(_)));
+        let first = sent(out.ask("o", 1, "r/a", NOW, NOW));
         for t in 2..=5 {
             assert_eq!(out.ask("o", t, "r/x", NOW, NOW), Asked::Wait);
         }
         // Another object is not held up by this one.
         assert!(matches!(out.ask("p", 9, "r/z", NOW, NOW), Asked::Send(_)));
-        assert_eq!(out.waiting(), 4);
-        let next = out.returned("o", NOW).expect("the queue goes out");
+        assert_eq!(out.take_turn("o", NOW), None, "busy while a batch is out");
+        out.returned(&first, &[Replayed]);
+        assert_eq!(out.answer(1), Some(Replayed));
+        assert_eq!(out.answer(3), None);
+        let next = out.take_turn("o", NOW + 1).expect("the queue goes out");
         assert_eq!(next.tickets, vec![2, 3, 4, 5]);
         assert_eq!(next.body.lines().count(), 4);
-        // Still busy while that batch is out.
-        assert_eq!(out.ask("o", 6, "r/y", NOW, NOW), Asked::Wait);
-        assert_eq!(out.returned("o", NOW).map(|b| b.tickets), Some(vec![6]));
-        assert_eq!(out.returned("o", NOW), None);
+        // One batch out at a time: the other waiting clicks find nothing to send.
+        assert_eq!(out.take_turn("o", NOW + 1), None);
+        assert_eq!(out.ask("o", 6, "r/y", NOW, NOW + 1), Asked::Wait);
+        out.returned(&next, &[Fresh, Fresh, Replayed, Unavailable]);
+        assert_eq!(
+            [2, 3, 4, 5].map(|t| out.answer(t)),
+            [Some(Fresh), Some(Fresh), Some(Replayed), Some(Unavailable)]
+        );
+        let last = out
+            .take_turn("o", NOW + 2)
+            .expect("the click that came meanwhile");
+        assert_eq!(last.tickets, vec![6]);
+        out.returned(&last, &[Fresh]);
+        assert_eq!(out.take_turn("o", NOW + 2), None);
     }
 
     #[test]
     fn a_batch_out_too_long_is_taken_for_lost_and_the_queue_goes_out_without_it() {
         let mut out = Outbox::default();
-        assert!(matches!(out.ask("o", 1, "r/a", NOW, NOW), Asked::Send(_)));
+        let lost = sent(out.ask("o", 1, "r/a", NOW, NOW));
         assert_eq!(
             out.ask("o", 2, "r/b", NOW, NOW + LOST_AFTER_MS - 1),
             Asked::Wait
         );
-        let Asked::Send(batch) = out.ask("o", 3, "r/c", NOW, NOW + LOST_AFTER_MS) else {
-            panic!("the lost batch must not hold the queue");
-        };
+        let batch = sent(out.ask("o", 3, "r/c", NOW, NOW + LOST_AFTER_MS));
         assert_eq!(batch.tickets, vec![2, 3]);
+        // The lost one coming back late does not free the object while the new one is out.
+        out.returned(&lost, &[Fresh]);
+        assert_eq!(
+            out.ask("o", 4, "r/d", NOW, NOW + LOST_AFTER_MS),
+            Asked::Wait
+        );
+    }
+
+    #[test]
+    fn a_click_that_gives_up_leaves_the_queue_and_its_late_answer_is_dropped() {
+        let mut out = Outbox::default();
+        let first = sent(out.ask("o", 1, "r/a", NOW, NOW));
+        out.ask("o", 2, "r/b", NOW, NOW);
+        out.ask("o", 3, "r/c", NOW, NOW);
+        out.give_up("o", 1);
+        out.give_up("o", 2);
+        out.returned(&first, &[Fresh]);
+        assert_eq!(out.answer(1), None);
+        assert_eq!(out.take_turn("o", NOW).map(|b| b.tickets), Some(vec![3]));
+        assert_eq!(out.clicks(), 1, "only the click still waiting is held");
     }
 
     #[test]
     fn a_long_queue_goes_out_in_bounded_batches() {
         let mut out = Outbox::default();
-        assert!(matches!(out.ask("o", 0, "r/a", NOW, NOW), Asked::Send(_)));
+        let first = sent(out.ask("o", 0, "r/a", NOW, NOW));
         for t in 1..=(MAX_BATCH as u64 + 10) {
             out.ask("o", t, "r/a", NOW, NOW);
         }
-        assert_eq!(
-            out.returned("o", NOW).map(|b| b.tickets.len()),
-            Some(MAX_BATCH)
-        );
-        assert_eq!(out.returned("o", NOW).map(|b| b.tickets.len()), Some(10));
-        assert_eq!(out.returned("o", NOW), None);
+        out.returned(&first, &[Fresh]);
+        let second = out.take_turn("o", NOW).unwrap();
+        assert_eq!(second.tickets.len(), MAX_BATCH);
+        out.returned(&second, &[Fresh; MAX_BATCH]);
+        let third = out.take_turn("o", NOW).unwrap();
+        assert_eq!(third.tickets.len(), 10);
+        out.returned(&third, &[Fresh; 10]);
+        assert_eq!(out.take_turn("o", NOW), None);
     }
 
     #[test]
@@ -339,10 +438,11 @@ mod tests {
     #[test]
     fn what_the_isolate_sends_is_what_the_object_reads() {
         let mut out = Outbox::default();
-        out.ask("o", 1, "r/a", NOW, NOW);
+        let first = sent(out.ask("o", 1, "r/a", NOW, NOW));
         out.ask("o", 2, "r/b", NOW + 7, NOW);
         out.ask("o", 3, "r/a", NOW + 9, NOW);
-        let batch = out.returned("o", NOW).unwrap();
+        out.returned(&first, &[Fresh]);
+        let batch = out.take_turn("o", NOW).unwrap();
         assert_eq!(
             parse_questions(&batch.body).unwrap(),
             vec![("r/b", NOW + 7), ("r/a", NOW + 9)]
@@ -355,48 +455,90 @@ mod tests {
         use proptest::prelude::*;
 
         proptest! {
-            // However questions interleave with returns, each is sent exactly once, in the
-            // order asked, and an object is never sent two batches at once.
+            // However questions, returns, looks and give-ups interleave, each question is sent
+            // once, in the order asked, an object never has two batches out, and every click
+            // that kept waiting is answered.
             #[test]
-            fn every_question_is_sent_once_in_order(
-                steps in proptest::collection::vec((0u8..3, any::<bool>()), 1..300),
+            fn every_question_is_sent_once_in_order_and_answered(
+                steps in proptest::collection::vec((0u8..3, 0u8..4), 1..300),
             ) {
                 let mut out = Outbox::default();
-                let mut busy = [false; 3];
+                let mut in_flight: [Option<Batch>; 3] = [None, None, None];
                 let mut sent: Vec<Vec<Ticket>> = vec![Vec::new(); 3];
+                let mut asked: Vec<(usize, Ticket)> = Vec::new();
+                let mut gave_up: Vec<Ticket> = Vec::new();
                 let mut next_ticket = 0;
-                for (o, is_return) in steps {
+                let mut send = |i: usize, batch: Batch, in_flight: &mut [Option<Batch>; 3]| {
+                    sent[i].extend(batch.tickets.iter().copied());
+                    in_flight[i] = Some(batch);
+                };
+                for (o, action) in steps {
                     let name = format!("o{o}");
                     let i = o as usize;
-                    if is_return {
-                        if !busy[i] { continue; }
-                        match out.returned(&name, NOW) {
-                            Some(b) => sent[i].extend(b.tickets),
-                            None => busy[i] = false,
-                        }
-                    } else {
-                        next_ticket += 1;
-                        match out.ask(&name, next_ticket, "r/k", NOW, NOW) {
-                            Asked::Send(b) => {
-                                prop_assert!(!busy[i], "two batches out for one object");
-                                busy[i] = true;
-                                sent[i].extend(b.tickets);
+                    match action {
+                        0 => {
+                            next_ticket += 1;
+                            asked.push((i, next_ticket));
+                            match out.ask(&name, next_ticket, "r/k", NOW, NOW) {
+                                Asked::Send(b) => {
+                                    prop_assert!(in_flight[i].is_none(), "two batches out");
+                                    send(i, b, &mut in_flight);
+                                }
+                                Asked::Wait => {}
                             }
-                            Asked::Wait => prop_assert!(busy[i]),
+                        }
+                        1 => {
+                            if let Some(b) = in_flight[i].take() {
+                                out.returned(&b, &vec![ReplayAnswer::Fresh; b.tickets.len()]);
+                            }
+                        }
+                        2 => {
+                            if let Some(b) = out.take_turn(&name, NOW) {
+                                prop_assert!(in_flight[i].is_none(), "two batches out");
+                                send(i, b, &mut in_flight);
+                            }
+                        }
+                        _ => {
+                            let waiting = asked.iter().rev().find(|(j, t)| {
+                                *j == i && !gave_up.contains(t) && out.answers.get(t) == Some(&None)
+                            });
+                            if let Some(&(_, t)) = waiting {
+                                out.give_up(&name, t);
+                                gave_up.push(t);
+                            }
                         }
                     }
                 }
+                // Drain: return what is out, and let waiting clicks take their turns.
                 for (i, name) in ["o0", "o1", "o2"].iter().enumerate() {
-                    while let Some(b) = out.returned(name, NOW) {
-                        sent[i].extend(b.tickets);
+                    loop {
+                        if let Some(b) = in_flight[i].take() {
+                            out.returned(&b, &vec![ReplayAnswer::Fresh; b.tickets.len()]);
+                        }
+                        match out.take_turn(name, NOW) {
+                            Some(b) => send(i, b, &mut in_flight),
+                            None => break,
+                        }
                     }
+                }
+                for s in &sent {
+                    prop_assert!(s.windows(2).all(|w| w[0] < w[1]), "out of order");
                 }
                 let mut all: Vec<Ticket> = sent.concat();
                 all.sort_unstable();
-                prop_assert_eq!(all, (1..=next_ticket).collect::<Vec<_>>());
-                for s in &sent {
-                    prop_assert!(s.windows(2).all(|w| w[0] < w[1]));
+                let before = all.len();
+                all.dedup();
+                prop_assert_eq!(before, all.len(), "a question sent twice");
+                for (_, t) in &asked {
+                    if gave_up.contains(t) {
+                        prop_assert_eq!(out.answer(*t), None);
+                    } else {
+                        prop_assert!(all.contains(t), "a question never sent");
+                        prop_assert_eq!(out.answer(*t), Some(ReplayAnswer::Fresh));
+                    }
                 }
+                prop_assert_eq!(out.clicks(), 0, "nothing is kept after every click is done");
+                prop_assert_eq!(out.waiting(), 0);
             }
 
             #[test]
