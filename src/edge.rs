@@ -25,7 +25,7 @@ use worker::wasm_bindgen_futures::{future_to_promise, JsFuture};
 use worker::worker_sys::ext::RequestExt as _;
 use worker::worker_sys::web_sys;
 use worker::{
-    console_error, console_log, event, AnalyticsEngineDataPointBuilder, Context, Date, Env, Method,
+    console_error, console_log, event, AnalyticsEngineDataPointBuilder, Context, Env, Method,
     Request, Result,
 };
 
@@ -69,7 +69,7 @@ pub fn handle(
     env: Env,
     ctx: worker::worker_sys::Context,
 ) -> std::result::Result<JsValue, JsValue> {
-    let now_ms = Date::now().as_millis();
+    let now_ms = crate::now_ms();
     let ctx = Context::new(ctx);
     let method = req.method();
     let url = req.url();

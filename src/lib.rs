@@ -7,3 +7,10 @@
 mod edge;
 #[cfg(target_arch = "wasm32")]
 mod network;
+
+/// The runtime's clock in ms since the Unix epoch: one call, where `worker::Date::now` makes a JS
+/// `Date` object and asks it (read on every click).
+#[cfg(target_arch = "wasm32")]
+fn now_ms() -> u64 {
+    worker::js_sys::Date::now() as u64
+}

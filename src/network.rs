@@ -34,8 +34,8 @@ use futures_util::future::join_all;
 use worker::js_sys::{Object, Reflect};
 use worker::wasm_bindgen::JsValue;
 use worker::{
-    console_error, console_log, durable_object, Context, Date, Delay, DurableObject, Env,
-    ListOptions, Method, Request, RequestInit, Response, Result, State, Storage,
+    console_error, console_log, durable_object, Context, Delay, DurableObject, Env, ListOptions,
+    Method, Request, RequestInit, Response, Result, State, Storage,
 };
 
 /// The Durable Object binding (see wrangler.toml).
@@ -123,13 +123,13 @@ async fn drive(env: &Env, network: &Id, mut step: Flush) {
             Flush::Nothing => return,
             Flush::WakeIn(ms) => {
                 Delay::from(Duration::from_millis(ms)).await;
-                let now = Date::now().as_millis();
+                let now = crate::now_ms();
                 with_counts(|c| c.wake(network, now))
             }
             Flush::Send(batch) => {
                 let seq = batch.seq;
                 let answer = send(env, network, &batch).await;
-                let now = Date::now().as_millis();
+                let now = crate::now_ms();
                 match answer {
                     Ok(reply) => with_counts(|c| c.acked(network, seq, reply, now)),
                     Err(e) => {
@@ -189,7 +189,7 @@ const REPLAY_LOOK_MS: u64 = 1;
 pub async fn replay(env: &Env, network: &Id, click_id: &str, expires_ms: u64) -> ReplayAnswer {
     let (object, key) = signing::replay_object(network, click_id);
     let ticket = NEXT_TICKET.with(|t| t.replace(t.get().wrapping_add(1)));
-    let asked_ms = Date::now().as_millis();
+    let asked_ms = crate::now_ms();
     let mut turn = match with_outbox(|o| o.ask(&object, ticket, &key, expires_ms, asked_ms)) {
         Asked::Send(batch) => Some(batch),
         Asked::Wait => None,
@@ -201,7 +201,7 @@ pub async fn replay(env: &Env, network: &Id, click_id: &str, expires_ms: u64) ->
         if let Some(answer) = with_outbox(|o| o.answer(ticket)) {
             return answer;
         }
-        let now_ms = Date::now().as_millis();
+        let now_ms = crate::now_ms();
         if now_ms >= asked_ms.saturating_add(once::LOST_AFTER_MS) {
             with_outbox(|o| o.give_up(&object, ticket));
             console_error!(
@@ -372,7 +372,7 @@ impl DurableObject for Network {
             Ok(batch) => batch,
             Err(e) => return Response::error(e, 400),
         };
-        let now_ms = Date::now().as_millis();
+        let now_ms = crate::now_ms();
         let reply = self
             .with_stored(batch.storage_keys(), |counts| counts.apply(&batch, now_ms))
             .await?;
@@ -383,7 +383,7 @@ impl DurableObject for Network {
 
     /// Once a day, after 00:00 UTC: deletes yesterday's sketches and histories no window reaches.
     async fn alarm(&self) -> Result<Response> {
-        let now_ms = Date::now().as_millis();
+        let now_ms = crate::now_ms();
         let storage = self.state.storage();
         let (mut deleted, mut seen) = (0, 0);
         // In pages, so a network with millions of IPs is swept in bounded memory.
@@ -421,7 +421,7 @@ impl Network {
             Ok(q) => q,
             Err(e) => return Response::error(e, 400),
         };
-        let now_ms = Date::now().as_millis();
+        let now_ms = crate::now_ms();
         let used = self.used_before(&questions, now_ms).await?;
         Response::ok(once::answer_body(&used))
     }
@@ -451,7 +451,7 @@ impl Network {
 
     /// An operator's `block\n{by}` or `unblock\n{by}`; answers with the block left in force.
     async fn operate(&self, body: &str) -> Result<Response> {
-        let now_ms = Date::now().as_millis();
+        let now_ms = crate::now_ms();
         let event = match body.split_once('\n') {
             Some(("block", by)) => Event::Impose { by: by.to_owned() },
             Some(("unblock", by)) => Event::Lift { by: by.to_owned() },
@@ -480,7 +480,7 @@ impl Network {
         ) else {
             return Response::error("expected `cv/<key>\\n<expires ms>\\n<0|1>`", 400);
         };
-        let now_ms = Date::now().as_millis();
+        let now_ms = crate::now_ms();
         let seen = self
             .used_before(&[(key, expires_ms)], now_ms)
             .await?
@@ -581,7 +581,7 @@ impl Network {
         if stored.is_none_or(|d| d < day) {
             storage.put(&key, day.to_string()).await?;
         }
-        self.schedule_sweep(Date::now().as_millis()).await?;
+        self.schedule_sweep(crate::now_ms()).await?;
         Response::ok("listed")
     }
 
