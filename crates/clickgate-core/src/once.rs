@@ -102,10 +102,8 @@ impl Outbox {
             if lane.sent_ms == Some(batch.sent_ms) {
                 lane.sent_ms = None;
             }
-            if lane.sent_ms.is_none() && lane.waiting.is_empty() {
-                self.lanes.remove(&batch.object);
-            }
         }
+        self.forget_if_done(&batch.object);
     }
 
     /// A waiting click's look at its object: the next batch for it to send, when nothing is out
@@ -128,9 +126,19 @@ impl Outbox {
         self.answers.remove(&ticket);
         if let Some(lane) = self.lanes.get_mut(object) {
             lane.waiting.retain(|(t, _)| *t != ticket);
-            if lane.sent_ms.is_none() && lane.waiting.is_empty() {
-                self.lanes.remove(object);
-            }
+        }
+        self.forget_if_done(object);
+    }
+
+    /// An object with nothing out and nothing queued is dropped, so the outbox holds only objects
+    /// in use.
+    fn forget_if_done(&mut self, object: &str) {
+        if self
+            .lanes
+            .get(object)
+            .is_some_and(|lane| lane.sent_ms.is_none() && lane.waiting.is_empty())
+        {
+            self.lanes.remove(object);
         }
     }
 
