@@ -82,19 +82,20 @@ run() { # name url pid [header] -> "rps p99ms cpu_us_per_request requests"
 
 compare() { # path [header] [target ratio] [logging]: interleaved, two rounds each, so drift on a noisy
   # machine hits both alike; with "logging", the bare Worker with a log line per click runs too
-  local b c bc cc n l b1 b2 c1 c2 bc1 bc2 cc1 cc2 n1 n2 l1 l2 round
+  local b c bc cc n l
+  local -a bs=() cs=() bcs=() ccs=() ns=() ls=()
   curl -s -o /dev/null -w '  clickgate warm-up: %{http_code}\n' ${2:+-H "$2"} "${clickgate_url}$1"
   curl -s -o /dev/null -w '  bare warm-up: %{http_code}\n' "${bare_url}$1"
-  for round in 1 2; do
+  for _ in 1 2; do
     l=0
     read -r b _ bc _ < <(run bare "${bare_url}$1" "$bare_pid" "${2:-}")
     read -r c _ cc n < <(run clickgate "${clickgate_url}$1" "$clickgate_pid" "${2:-}")
     if [ "${4:-}" = logging ]; then
       read -r l _ _ _ < <(run bare+log "${bare_logging_url}$1" "$bare_logging_pid" "${2:-}")
     fi
-    if [ $round = 1 ]; then b1=$b c1=$c bc1=$bc cc1=$cc n1=$n l1=$l; else b2=$b c2=$c bc2=$bc cc2=$cc n2=$n l2=$l; fi
+    bs+=("$b") cs+=("$c") bcs+=("$bc") ccs+=("$cc") ns+=("$n") ls+=("$l")
   done
-  awk -v b="$b1 $b2" -v c="$c1 $c2" -v bc="$bc1 $bc2" -v cc="$cc1 $cc2" -v l="$l1 $l2" -v t="${3:-0.9}" 'BEGIN {
+  awk -v b="${bs[*]}" -v c="${cs[*]}" -v bc="${bcs[*]}" -v cc="${ccs[*]}" -v l="${ls[*]}" -v t="${3:-0.9}" 'BEGIN {
     split(b, B); split(c, C); split(bc, BC); split(cc, CC); split(l, L);
     printf "  throughput ratio clickgate / bare: %.2f (round 1 %.2f, round 2 %.2f; target >= %s)\n",
       (C[1] + C[2]) / (B[1] + B[2]), C[1] / B[1], C[2] / B[2], t
@@ -103,7 +104,7 @@ compare() { # path [header] [target ratio] [logging]: interleaved, two rounds ea
     if (L[1] > 0)
       printf "  the bare Worker with one log line per click / bare: %.2f (round 1 %.2f, round 2 %.2f): the\n  ceiling a Worker that logs every click can reach here\n",
         (L[1] + L[2]) / (B[1] + B[2]), L[1] / B[1], L[2] / B[2] }'
-  clicks=$((n1 + n2 + 1))
+  clicks=$((ns[0] + ns[1] + 1))
 }
 
 # After a push: the isolate re-reads KV on the first request a second after (CONFIG_REFRESH_SECONDS=1).
