@@ -1,9 +1,9 @@
 // Cold start of the built Worker: the CPU a fresh isolate spends before its first click is answered
 // (wasm compile, instantiation, config compile, the first decision), then the steady-state cost.
 //
-// Runs the built Worker (build/entry.mjs) in node's V8 (the engine workerd embeds) with stand-ins for the runtime
-// (`cloudflare:workers`, a KV binding that returns the config at once), so only the Worker's own
-// work is counted. CPU is process.cpuUsage(): the whole process, background compile threads
+// Runs the built Worker (build/entry.mjs) in node's V8 (the engine workerd embeds) with stand-ins
+// for the runtime (`cloudflare:workers`, a KV binding that returns the config at once), so only the
+// Worker's own work is counted. CPU is process.cpuUsage(): the whole process, background compile threads
 // shown beside the main thread's.
 // Needs Node 23.9+ (process.threadCpuUsage) with --experimental-wasm-exnref; scripts/bench.sh runs it so.
 //
