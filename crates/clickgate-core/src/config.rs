@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
 use crate::click::Id;
@@ -56,20 +57,24 @@ pub struct Offer {
 }
 
 /// A document that has been checked and compiled; the only form the engine accepts.
+///
+/// Its tables, here and in [`Lists`] and the rules' scopes, are keyed by what the operator wrote, so
+/// they hash with Fx rather than SipHash: SipHash guards tables whose keys a client can choose, and
+/// its cost showed in every click's lookups and in compiling a document with many rules.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub offers: HashMap<Id, Offer>,
+    pub offers: FxHashMap<Id, Offer>,
     pub blocked_ips: IpSet,
     pub lists: Lists,
     pub rules: Vec<Rule>,
     /// Per offer, the indexes into `rules` that can decide its clicks, best first.
-    pub rules_by_offer: HashMap<Id, Vec<usize>>,
+    pub rules_by_offer: FxHashMap<Id, Vec<usize>>,
     /// Per offer, the rules that judge its conversions (level `conversion` or `both`), best first.
-    pub conversion_rules_by_offer: HashMap<Id, Vec<usize>>,
+    pub conversion_rules_by_offer: FxHashMap<Id, Vec<usize>>,
     /// Signing policies per network (affiliate), from `networks[]`.
-    pub networks: HashMap<Id, crate::signing::Policy>,
+    pub networks: FxHashMap<Id, crate::signing::Policy>,
     /// Flood thresholds of the networks that set their own; the others use the defaults.
-    pub flood: HashMap<Id, crate::flood::Thresholds>,
+    pub flood: FxHashMap<Id, crate::flood::Thresholds>,
     /// The Workers Analytics Engine binding each decision is also written to, from
     /// `analytics.binding`.
     pub analytics_binding: Option<String>,
@@ -518,7 +523,7 @@ fn compile_document(
         }
     }
 
-    let mut offers = HashMap::new();
+    let mut offers = FxHashMap::default();
     match top.array("offers", errors) {
         Some(list) if list.is_empty() => errors.push(err("offers", "must list at least one offer")),
         Some(list) => {
@@ -689,9 +694,9 @@ fn compile_document(
     }
     top.finish(errors);
 
-    let rules_by_offer = index_by_offer(&rules, offers.values(), crate::rules::Level::Click);
+    let rules_by_offer = index_by_offer(&rules, &offers, crate::rules::Level::Click);
     let conversion_rules_by_offer =
-        index_by_offer(&rules, offers.values(), crate::rules::Level::Conversion);
+        index_by_offer(&rules, &offers, crate::rules::Level::Conversion);
     Some(Config {
         offers,
         blocked_ips: blocked,

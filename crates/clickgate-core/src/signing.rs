@@ -27,6 +27,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use hmac::{Hmac, Mac};
+use rustc_hash::FxHashMap;
 use serde_json::Value;
 use sha2::Sha256;
 
@@ -138,8 +139,8 @@ pub struct Policy {
 pub fn compile_networks(
     value: &Value,
     errors: &mut Vec<ConfigError>,
-) -> (HashMap<Id, Policy>, HashMap<Id, Thresholds>) {
-    let (mut signing, mut flood) = (HashMap::new(), HashMap::new());
+) -> (FxHashMap<Id, Policy>, FxHashMap<Id, Thresholds>) {
+    let (mut signing, mut flood) = (FxHashMap::default(), FxHashMap::default());
     let Some(list) = value.as_array() else {
         errors.push(err(
             "networks",
