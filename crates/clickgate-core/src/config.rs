@@ -289,11 +289,28 @@ pub(crate) fn err(path: &str, problem: impl Into<String>) -> ConfigError {
     }
 }
 
-/// A short hash of a document's text: which config is in force, as logs and `/healthz` show it.
+/// A short hash of a document's text: which config is in force, as logs and `/healthz` show it,
+/// and whether a refresh read the same document again. 48 bits of FNV-1a, mixed so that each of
+/// them depends on every byte. It names a document its operator wrote, so nothing is gained by
+/// forging one and it need not be cryptographic; SHA-256, which wasm runs without the CPU's SHA
+/// instructions, took a fresh isolate's first click 1.3 ms over a 55 KB document.
 pub fn digest(text: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let hash = Sha256::digest(text.as_bytes());
-    hash[..6].iter().map(|b| format!("{b:02x}")).collect()
+    format!("{:012x}", mix64(fnv1a64(text.as_bytes())) >> 16)
+}
+
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The 64-bit finaliser of MurmurHash3: FNV-1a leaves the last bytes in the low bits only.
+fn mix64(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 /// Reads fields of one JSON object, recording problems under its path, and at the end complains about
@@ -892,6 +909,28 @@ pub(crate) mod tests {
             .unwrap()
             .digest;
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn fnv1a_matches_its_published_vectors() {
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn digest_is_12_hex_digits_and_changes_with_any_one_byte() {
+        let base = digest(DEMO);
+        assert_eq!(base.len(), 12);
+        assert!(base.bytes().all(|b| b.is_ascii_hexdigit()));
+        let mut bytes = DEMO.as_bytes().to_vec();
+        for i in 0..bytes.len() {
+            let was = bytes[i];
+            bytes[i] = if was == b'x' { b'y' } else { b'x' };
+            let changed = std::str::from_utf8(&bytes).map(digest).unwrap();
+            assert_ne!(changed, base, "byte {i}");
+            bytes[i] = was;
+        }
     }
 
     #[test]
