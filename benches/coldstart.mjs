@@ -103,13 +103,16 @@ if (process.argv.includes("--rules")) {
   }];
 }
 const configText = JSON.stringify(config);
+const configBytes = new TextEncoder().encode(configText);
 
 const env = {
   CLICKGATE_CONFIG: {
-    get: async (key) => {
-      if (key === "config") return configText;
-      if (list && key === list.key) return list.bytes.buffer.slice(list.bytes.byteOffset, list.bytes.byteOffset + list.bytes.length);
-      return null;
+    // Answers as KV does: a string, or an ArrayBuffer when asked for { type: "arrayBuffer" }.
+    get: async (key, options) => {
+      const bytes = key === "config" ? configBytes : list && key === list.key ? list.bytes : null;
+      if (bytes === null) return null;
+      if ((options?.type ?? options) === "arrayBuffer") return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length);
+      return new TextDecoder().decode(bytes);
     },
   },
   TOKEN_SECRET: "coldstart-secret-coldstart-secret-coldstart",
