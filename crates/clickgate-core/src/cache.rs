@@ -155,8 +155,7 @@ impl ConfigSlot {
                 }
                 match Config::compile_digested(&text, digest, &self.lists) {
                     Ok(config) => {
-                        let used = referenced_lists(&text);
-                        self.lists.retain(|k, _| used.contains(k));
+                        self.lists.retain(|k, _| config.stored_lists.contains(k));
                         let digest = config.digest.clone();
                         self.current = Some(Arc::new(config));
                         return SlotEvent::Loaded { digest, previous };

@@ -78,6 +78,8 @@ pub struct Config {
     /// The Workers Analytics Engine binding each decision is also written to, from
     /// `analytics.binding`.
     pub analytics_binding: Option<String>,
+    /// The keys of the lists kept apart in KV that the document uses.
+    pub stored_lists: Vec<String>,
     /// A short hash of the source text, to tell in logs which document is in force.
     pub digest: String,
 }
@@ -256,6 +258,7 @@ fn stored_list(
     reference: &Map<String, Value>,
     path: &str,
     stored: &StoredLists,
+    used: &mut Vec<String>,
     errors: &mut Vec<ConfigError>,
 ) -> IpSet {
     let key = match (reference.get("kv").and_then(Value::as_str), reference.len()) {
@@ -271,7 +274,10 @@ fn stored_list(
         }
     };
     match stored.get(key) {
-        Some(set) => set.clone(),
+        Some(set) => {
+            used.push(key.to_owned());
+            set.clone()
+        }
         None => {
             errors.push(err(
                 &format!("{path}.kv"),
@@ -567,12 +573,19 @@ fn compile_document(
 
     let mut blocked = IpSet::default();
     let mut lists = Lists::default();
+    let mut stored_lists = Vec::new();
     if let Some(value) = top.get("lists") {
         if let Some(mut f) = Fields::of(value, "lists", errors) {
-            let ips = |f: &mut Fields, key: &'static str, errors: &mut Vec<ConfigError>| {
+            let mut ips = |f: &mut Fields, key: &'static str, errors: &mut Vec<ConfigError>| {
                 if let Some(Value::Object(reference)) = f.map.get(key) {
                     f.get(key);
-                    return stored_list(reference, &f.child(key), stored, errors);
+                    return stored_list(
+                        reference,
+                        &f.child(key),
+                        stored,
+                        &mut stored_lists,
+                        errors,
+                    );
                 }
                 let entries = f.array(key, errors).map(|e| e.as_slice()).unwrap_or(&[]);
                 IpSet::new(entries.iter().enumerate().filter_map(|(i, e)| {
@@ -724,6 +737,7 @@ fn compile_document(
         networks,
         flood,
         analytics_binding,
+        stored_lists,
         digest,
     })
 }
