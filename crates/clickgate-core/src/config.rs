@@ -401,7 +401,7 @@ impl<'a> Fields<'a> {
         } else {
             self.get(key)?
         };
-        id_value(v, &self.child(key), errors)
+        id_value(v, || self.child(key), errors)
     }
 
     /// One of a few names, each standing for a value; the first is the default when the field is
@@ -437,14 +437,13 @@ impl<'a> Fields<'a> {
         key: &'static str,
         errors: &mut Vec<ConfigError>,
     ) -> Option<Template> {
-        let path = self.child(key);
         match self.required(key, errors)? {
             Value::String(s) => Template::compile(s)
-                .map_err(|p| errors.push(err(&path, p)))
+                .map_err(|p| errors.push(err(&self.child(key), p)))
                 .ok(),
             other => {
                 errors.push(err(
-                    &path,
+                    &self.child(key),
                     format!("must be a URL string, found {}", kind(other)),
                 ));
                 None
@@ -485,20 +484,28 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// An id in the document. Numbers are accepted because trackers export offer ids as numbers.
-pub(crate) fn id_value(v: &Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<Id> {
+/// An id in the document. Numbers are accepted because trackers export offer ids as numbers. The
+/// path is only written out for a problem: lists of ids are long, and formatting a path for every
+/// entry was a tenth of compiling a document.
+pub(crate) fn id_value(
+    v: &Value,
+    path: impl FnOnce() -> String,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Id> {
     let text = match v {
         Value::String(s) => s.clone(),
         Value::Number(n) if n.is_u64() => n.to_string(),
         other => {
             errors.push(err(
-                path,
+                &path(),
                 format!("must be a string id, found {}", kind(other)),
             ));
             return None;
         }
     };
-    Id::parse(&text).map_err(|p| errors.push(err(path, p))).ok()
+    Id::parse(&text)
+        .map_err(|p| errors.push(err(&path(), p)))
+        .ok()
 }
 
 pub(crate) fn kind(v: &Value) -> &'static str {
@@ -589,15 +596,16 @@ fn compile_document(
                 }
                 let entries = f.array(key, errors).map(|e| e.as_slice()).unwrap_or(&[]);
                 IpSet::new(entries.iter().enumerate().filter_map(|(i, e)| {
-                    let path = format!("lists.{key}[{i}]");
+                    let path = || format!("lists.{key}[{i}]");
                     match e.as_str().map(IpNet::parse) {
                         Some(Ok(net)) => Some(net),
                         Some(Err(p)) => {
-                            errors.push(err(&path, p));
+                            errors.push(err(&path(), p));
                             None
                         }
                         None => {
-                            errors.push(err(&path, format!("must be a string, found {}", kind(e))));
+                            errors
+                                .push(err(&path(), format!("must be a string, found {}", kind(e))));
                             None
                         }
                     }
