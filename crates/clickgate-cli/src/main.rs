@@ -5,7 +5,7 @@
 //! clickgate config push FILE (--local | --remote) [--persist-to DIR] [--wrangler-config FILE]
 //! clickgate replay --config FILE --clicks LOG [--against OLD_FILE] [--changes N]
 //! clickgate list compile LIST_FILE OUT_FILE
-//! clickgate sign --config FILE --network ID --url URL [--kid K] [--expires-in S] [--click-id ID]
+//! clickgate sign --config FILE --network ID --url URL [--kid K] [--expires-in S] [--click-id ID | --click-ids FILE]
 //! clickgate verify --config FILE URL
 //! clickgate network (block | unblock) NETWORK --url BASE_URL --by WHO
 //! ```
@@ -13,6 +13,7 @@
 //! `push` validates with the same compiler the Worker runs, then writes the document to the
 //! `CLICKGATE_CONFIG` KV namespace through wrangler, so a document the edge would refuse never reaches it.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
@@ -27,14 +28,15 @@ const USAGE: &str = "usage:
   clickgate config push FILE (--local | --remote) [--persist-to DIR] [--wrangler-config FILE]
   clickgate replay --config FILE --clicks LOG [--against OLD_FILE] [--changes N]
   clickgate list compile LIST_FILE OUT_FILE
-  clickgate sign --config FILE --network ID --url URL [--kid K] [--expires-in S] [--click-id ID]
+  clickgate sign --config FILE --network ID --url URL [--kid K] [--expires-in S] [--click-id ID | --click-ids FILE]
   clickgate verify --config FILE URL
   clickgate (block | unblock) NETWORK --url BASE_URL --by WHO      (also: clickgate network block ...)
   clickgate report --url BASE_URL [--from DATE] [--to DATE] [--group-by G,G] [--format table|json|csv]
   clickgate explain TRANSACTION_ID --url BASE_URL
 
 sign prints the link signed under the network's policy in FILE (the newest live key unless --kid;
-valid for --expires-in seconds, default an hour or the policy's max_age_seconds if shorter); verify says whether a link passes and why not.
+valid for --expires-in seconds, default an hour or the policy's max_age_seconds if shorter), with
+--click-ids one link per click id in FILE (one per line); verify says whether a link passes and why not.
 
 An IP list in the document may be a file, {\"file\": \"datacenters.txt\"} (one address or CIDR block
 per line, # comments): push compiles it into its own KV key and the document refers to that key.
@@ -416,6 +418,7 @@ fn sign(flags: &[&str]) -> Result<(), Failure> {
             "--kid",
             "--expires-in",
             "--click-id",
+            "--click-ids",
         ],
     )?;
     let need = |name: &str| {
@@ -443,17 +446,26 @@ fn sign(flags: &[&str]) -> Result<(), Failure> {
         // An hour, or less if the network's policy allows less.
         None => policy.max_age_s.min(3600),
     };
-    println!(
-        "{}",
-        sign_link(
-            &policy,
-            key,
-            need("--url")?,
-            now / 1000 + expires_in,
-            f.get("--click-id").copied()
-        )
-    );
-    Ok(())
+    let (url, expires) = (need("--url")?, now / 1000 + expires_in);
+    let Some(file) = f.get("--click-ids") else {
+        let click_id = f.get("--click-id").copied();
+        println!("{}", sign_link(&policy, key, url, expires, click_id));
+        return Ok(());
+    };
+    if f.contains_key("--click-id") {
+        return Err(Failure::Usage(
+            "give --click-id or --click-ids, not both".into(),
+        ));
+    }
+    let ids = std::fs::read_to_string(file)
+        .map_err(|e| Failure::Usage(format!("--click-ids {file}: {e}")))?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    ids.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .try_for_each(|id| writeln!(out, "{}", sign_link(&policy, key, url, expires, Some(id))))
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure::Usage(format!("writing links: {e}")))
 }
 
 fn verify(file: &Path, url: &str) -> Result<(), Failure> {
