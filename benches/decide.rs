@@ -207,6 +207,7 @@ fn benches(c: &mut Criterion) {
         ],
         max_age_s: 86_400,
         on_replay_fault: FaultMode::Open,
+        replay_check: clickgate_core::signing::ReplayCheck::BeforeRedirect,
         breaker: None,
         flood_exempt: true,
     };

@@ -15,7 +15,7 @@ use clickgate_core::ip::IpSet;
 use clickgate_core::log::fault_line;
 use clickgate_core::log::JsonLine;
 use clickgate_core::report;
-use clickgate_core::signing::{self, Breakers, ReplayAnswer, Signature};
+use clickgate_core::signing::{self, Breakers, ReplayAnswer, ReplayCheck, Signature};
 use clickgate_core::token::{ClickToken, TokenKey, NONCE_LEN};
 use worker::js_sys::Promise;
 use worker::kv::KvStore;
@@ -171,10 +171,16 @@ impl Arrived {
             console_error!("{}", fault_line("random_source", &e.to_string()));
             return answer(http::unavailable(self.head));
         }
-        let check = config.networks.get(&params.aff_id).map(|policy| {
+        let policy = config.networks.get(&params.aff_id);
+        let check = policy.map(|policy| {
             let (path, query) = click::split_url(&self.url);
             signing::verify(policy, &self.url, path, query, self.now_ms)
         });
+        let question = check
+            .as_ref()
+            .zip(policy)
+            .and_then(|(check, policy)| check.replay_question(policy))
+            .map(|q| (q.click_id.to_owned(), q.expires_ms, q.when));
         let click = Click {
             config,
             key,
@@ -185,16 +191,19 @@ impl Arrived {
             head: self.head,
             now_ms: self.now_ms,
         };
-        match check.as_ref().and_then(signing::Check::replay_question) {
+        match question {
             None => answer(click.decide(&env, &ctx, check, ReplayAnswer::NotAsked)),
-            Some((click_id, expires_ms)) => {
-                let click_id = click_id.to_owned();
-                Ok(later(async move {
-                    let network = &click.params.aff_id;
-                    let replay = network::replay(&env, network, &click_id, expires_ms).await;
-                    respond(click.decide(&env, &ctx, check, replay))
-                }))
+            Some((click_id, expires_ms, ReplayCheck::AfterRedirect)) => {
+                let network = &click.params.aff_id;
+                let replay =
+                    network::replay_after(&env, &ctx, network, &click_id, expires_ms, click.now_ms);
+                answer(click.decide(&env, &ctx, check, replay))
             }
+            Some((click_id, expires_ms, ReplayCheck::BeforeRedirect)) => Ok(later(async move {
+                let network = &click.params.aff_id;
+                let replay = network::replay(&env, network, &click_id, expires_ms).await;
+                respond(click.decide(&env, &ctx, check, replay))
+            })),
         }
     }
 }

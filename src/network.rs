@@ -25,7 +25,7 @@ use clickgate_core::counts::{
 use clickgate_core::decide::ClickOutcome;
 use clickgate_core::flood::{Event, FloodBlock, FloodView, Thresholds};
 use clickgate_core::log::fault_line;
-use clickgate_core::once::{self, Asked, Outbox, Ticket};
+use clickgate_core::once::{self, Asked, AskedAfter, Detected, Outbox, Step, Ticket};
 use clickgate_core::report::{self, ConversionRow, HourRows, ReportQuery};
 use clickgate_core::rules::Counters;
 use clickgate_core::signing::{self, ReplayAnswer};
@@ -52,6 +52,9 @@ const STORAGE_CHUNK: usize = 128;
 const MAX_STEPS: usize = 8;
 /// Keys read per page by the daily sweep.
 const SWEEP_PAGE: usize = 1000;
+/// A background replay drive stops after this long and leaves the rest to the next click's;
+/// work after a response is cut off by the runtime after about 30 s.
+const REPLAY_DRIVE_MS: u64 = 20_000;
 
 thread_local! {
     static COUNTS: RefCell<Option<LocalCounts>> = const { RefCell::new(None) };
@@ -217,11 +220,61 @@ pub async fn replay(env: &Env, network: &Id, click_id: &str, expires_ms: u64) ->
     }
 }
 
+/// A click redirected before its id is checked (`replay_check: after_redirect`): `Replayed` if
+/// this isolate has seen the id in use, else `AfterRedirect`, its question queued for the replay
+/// object and sent in the background with the others that arrive meanwhile.
+pub fn replay_after(
+    env: &Env,
+    ctx: &Context,
+    network: &Id,
+    click_id: &str,
+    expires_ms: u64,
+    now_ms: u64,
+) -> ReplayAnswer {
+    let (object, key) = signing::replay_object(network, click_id);
+    let ticket = NEXT_TICKET.with(|t| t.replace(t.get().wrapping_add(1)));
+    let who = Detected {
+        network: network.as_str().to_owned(),
+        click_id: click_id.to_owned(),
+    };
+    match with_outbox(|o| o.ask_after(&object, ticket, &key, expires_ms, now_ms, who)) {
+        AskedAfter::Replayed => ReplayAnswer::Replayed,
+        AskedAfter::Queued(step) => {
+            if step != Step::Nothing {
+                let env = env.clone();
+                ctx.wait_until(async move { drive_replay(&env, &object, step, now_ms).await });
+            }
+            ReplayAnswer::AfterRedirect
+        }
+    }
+}
+
+/// Carries out an object's background replay steps: wait, send, and on.
+async fn drive_replay(env: &Env, object: &str, mut step: Step, started_ms: u64) {
+    loop {
+        step = match step {
+            Step::Nothing => return,
+            Step::WakeIn(ms) => {
+                Delay::from(Duration::from_millis(ms)).await;
+                with_outbox(|o| o.wake(object, crate::now_ms()))
+            }
+            Step::Send(batch) => {
+                send_replay_batch(env, &batch).await;
+                with_outbox(|o| o.next_step(object, crate::now_ms()))
+            }
+        };
+        if crate::now_ms() > started_ms + REPLAY_DRIVE_MS {
+            return;
+        }
+    }
+}
+
 fn with_outbox<T>(f: impl FnOnce(&mut Outbox) -> T) -> T {
     OUTBOX.with(|o| f(&mut o.borrow_mut()))
 }
 
-/// Sends one batch of click ids and records each click's answer for it to collect.
+/// Sends one batch of click ids and records each click's answer for it to collect; logs the ids
+/// asked after their redirect that the object had seen.
 async fn send_replay_batch(env: &Env, batch: &once::Batch) {
     let answers = ask(env, &batch.object, "/replay", &batch.body)
         .await
@@ -233,7 +286,9 @@ async fn send_replay_batch(env: &Env, batch: &once::Batch) {
             );
             vec![ReplayAnswer::Unavailable; batch.tickets.len()]
         });
-    with_outbox(|o| o.returned(batch, &answers));
+    for detected in with_outbox(|o| o.returned(batch, &answers)) {
+        console_log!("{}", detected.log_line());
+    }
 }
 
 /// Carries an operator's lift or block to the network's object; returns the block left in force.

@@ -641,6 +641,7 @@ fn signed_clicks_are_verified_rotated_replay_checked_and_a_broken_signer_trips_t
         keys: vec![],
         max_age_s: 600,
         on_replay_fault: clickgate_core::rules::FaultMode::Open,
+        replay_check: clickgate_core::signing::ReplayCheck::BeforeRedirect,
         breaker: None,
         flood_exempt: true,
     };
@@ -831,6 +832,107 @@ fn signed_clicks_are_verified_rotated_replay_checked_and_a_broken_signer_trips_t
 }
 
 #[test]
+fn click_ids_checked_after_the_redirect_pass_at_once_and_their_replays_are_caught() {
+    let vars = [("CONFIG_REFRESH_SECONDS", "1")];
+    let w = Worker::start(&vars);
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
+    doc["networks"] = serde_json::json!([
+        {"id": "net-a", "signing": {"mode": "enforce", "replay_check": "after_redirect",
+            "keys": [{"id": "k", "secret": "secret-of-network-a-0000"}]}}
+    ]);
+    let config = w.state.0.join("after.json");
+    std::fs::write(&config, doc.to_string()).unwrap();
+    push_ok(&w, &config);
+
+    // The CLI signs one link per click id in a file, as a network's batch signer would.
+    let ids = w.state.0.join("ids.txt");
+    let wanted: Vec<String> = (1..=41).map(|i| format!("a-{i}")).collect();
+    std::fs::write(&ids, wanted.join("\n")).unwrap();
+    let out = std::process::Command::new(support::cli())
+        .args(["sign", "--config"])
+        .arg(&config)
+        .args(["--network", "net-a", "--url"])
+        .arg(format!(
+            "{}/c?offer_id=1001&aff_id=net-a&sub1=spring",
+            w.base
+        ))
+        .arg("--click-ids")
+        .arg(&ids)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let links: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l[w.base.len()..].to_owned())
+        .collect();
+    assert_eq!(links.len(), 41);
+    for (link, id) in links.iter().zip(&wanted) {
+        assert!(link.contains(&format!("click_id={id}&")), "{link}");
+    }
+    let get = |w: &Worker, path: &str| w.get(path, &[("cf-connecting-ip", "192.0.2.78")]);
+
+    // Redirected at once, the check to follow; a repeat in this isolate is refused at once.
+    let first = w
+        .wait_for(Duration::from_secs(15), || {
+            let r = get(&w, &links[0]);
+            (r.status == 302).then_some(r)
+        })
+        .expect("the signing policy never took effect");
+    let line = w.decision_for(&first);
+    assert_eq!(line["signature"]["status"], "valid");
+    assert_eq!(line["signature"]["replay_check"], "after_redirect");
+    let again = get(&w, &links[0]);
+    assert_eq!(again.status, 403, "{}", again.body);
+    assert_eq!(w.decision_for(&again)["reasons"][0]["code"], "replayed");
+    // Distinct ids at once: all redirected, their questions batched in the background.
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = links[1..40]
+            .iter()
+            .map(|l| s.spawn(|| get(&w, l).status))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(statuses.iter().all(|s| *s == 302), "{statuses:?}");
+
+    // Let the batches go out (each waits 200 ms for company), then restart the runtime on the
+    // same storage: a new isolate that has seen none of these ids, as another machine would be.
+    std::thread::sleep(Duration::from_millis(1500));
+    let w = w.restart(&vars);
+    // It redirects a replayed id before the store answers, and logs the replay once it has.
+    let replay = w
+        .wait_for(Duration::from_secs(15), || {
+            let r = get(&w, &links[1]);
+            (r.status == 302).then_some(r)
+        })
+        .expect("the config never loaded after the restart");
+    assert_eq!(
+        w.decision_for(&replay)["signature"]["replay_check"],
+        "after_redirect"
+    );
+    let detected = w
+        .wait_for(Duration::from_secs(5), || {
+            w.events("replay_detected").into_iter().next()
+        })
+        .expect("the store's answer is logged");
+    assert_eq!(
+        (detected["network"].as_str(), detected["click_id"].as_str()),
+        (Some("net-a"), Some("a-2"))
+    );
+    // From then on the isolate refuses it at once; an id never used still passes.
+    let refused = get(&w, &links[1]);
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(w.decision_for(&refused)["reasons"][0]["code"], "replayed");
+    assert_eq!(get(&w, &links[40]).status, 302);
+    assert!(w.events("fault").is_empty(), "{:?}", w.events("fault"));
+}
+
+#[test]
 fn a_flooding_network_is_blocked_for_the_day_while_others_and_its_signed_clicks_pass() {
     use clickgate_core::signing::{sign_link, Form, Mode, Policy, SigningKey};
     const ADMIN_TOKEN: &str = "e2e-admin-token-e2e-admin-token";
@@ -896,6 +998,7 @@ fn a_flooding_network_is_blocked_for_the_day_while_others_and_its_signed_clicks_
         keys: vec![],
         max_age_s: 86_400,
         on_replay_fault: clickgate_core::rules::FaultMode::Open,
+        replay_check: clickgate_core::signing::ReplayCheck::BeforeRedirect,
         breaker: None,
         flood_exempt: true,
     };

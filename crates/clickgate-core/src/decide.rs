@@ -541,6 +541,7 @@ mod tests {
             mode: Mode::Enforce,
             breaker_open: false,
             replay_unavailable: false,
+            replay_after_redirect: false,
             on_replay_fault: FaultMode::Open,
             flood_exempt: exempt,
         };
@@ -592,6 +593,7 @@ mod tests {
                 mode,
                 breaker_open: false,
                 replay_unavailable: false,
+                replay_after_redirect: false,
                 on_replay_fault: FaultMode::Open,
                 flood_exempt: true,
             }),

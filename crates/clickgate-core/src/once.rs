@@ -15,11 +15,19 @@
 //! waiting click by waking it from the sender ran that click's I/O inside the sender's request,
 //! which the runtime refuses under load ("Cannot perform I/O on behalf of a different request").
 //!
+//! A network may have its clicks redirected before their ids are checked
+//! ([`crate::signing::ReplayCheck::AfterRedirect`]). Their questions wait in the same queues, no
+//! click waits for them, and they go out in the background: once the oldest has waited
+//! [`AFTER_REDIRECT_BATCH_MS`], or with the next click that does wait. The isolate remembers the
+//! ids it has sent, so a repeat here is refused at once; a repeat the store reports is logged
+//! ([`Detected`]).
+//!
 //! The wire form is one question per line, `r/<key> <expires ms>`, and one answer per line,
 //! `fresh` or `replayed`, in the same order.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
+use crate::log::JsonLine;
 use crate::signing::{replay_step, ReplayAnswer};
 
 /// A batch carries at most this many questions; a longer queue goes out in the next round.
@@ -47,19 +55,114 @@ pub enum Asked {
     Wait,
 }
 
+/// What a question asked after its click's redirect comes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AskedAfter {
+    /// This isolate has seen the id in use, and that use is still valid: a replay, known here.
+    Replayed,
+    /// Queued for the store; the edge carries out the step in the background.
+    Queued(Step),
+}
+
+/// The background work of an object's queue of after-redirect questions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Nothing,
+    /// Look again ([`Outbox::wake`]) in this many milliseconds.
+    WakeIn(u64),
+    /// Send this batch, then ask for the next step ([`Outbox::next_step`]).
+    Send(Batch),
+}
+
+/// A click id the store had seen in use, asked after its click was redirected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detected {
+    pub network: String,
+    pub click_id: String,
+}
+
+impl Detected {
+    pub fn log_line(&self) -> String {
+        JsonLine::new()
+            .str("event", "replay_detected")
+            .str("level", "warn")
+            .str("network", &self.network)
+            .str("click_id", &self.click_id)
+            .str(
+                "detail",
+                "a click id used before, redirected before the replay store answered",
+            )
+            .finish()
+    }
+}
+
+/// How long an after-redirect question waits for others to go out with it. It bounds how long a
+/// replay elsewhere can go unnoticed: this, plus one round trip for the batch ahead of it and one
+/// for its own.
+pub const AFTER_REDIRECT_BATCH_MS: u64 = 200;
+
+/// How many click ids an isolate remembers using, to refuse a repeat without asking.
+pub const REMEMBERED: usize = 32_768;
+
 /// The isolate's questions per replay object, and the answers not yet collected.
 #[derive(Debug, Default)]
 pub struct Outbox {
     lanes: HashMap<String, Lane>,
     /// Every click still waiting, with its answer once its batch has come back.
     answers: HashMap<Ticket, Option<ReplayAnswer>>,
+    /// The after-redirect questions not yet answered, with whose they are.
+    after: HashMap<Ticket, Detected>,
+    recent: Recent,
 }
 
 #[derive(Debug, Default)]
 struct Lane {
     /// When the batch out was sent; `None` when nothing is out.
     sent_ms: Option<u64>,
-    waiting: Vec<(Ticket, String)>,
+    /// The questions of the batch out.
+    out: Vec<Ticket>,
+    waiting: Vec<Question>,
+    /// When the background's look at this lane is due ([`Step::WakeIn`]). A look that never came
+    /// (its request was cancelled) stops counting soon after, so another is armed.
+    timer: Option<u64>,
+}
+
+#[derive(Debug)]
+struct Question {
+    ticket: Ticket,
+    line: String,
+    asked_ms: u64,
+    /// Asked after the click's redirect: nobody waits for its answer.
+    after_redirect: bool,
+}
+
+/// Click-id keys used in this isolate, each with when its use expires: a repeat is refused without
+/// asking. Bounded, the oldest forgotten first; a forgotten one is still caught by the store.
+#[derive(Debug, Default)]
+struct Recent {
+    until: HashMap<String, u64>,
+    order: VecDeque<String>,
+}
+
+impl Recent {
+    fn holds(&self, key: &str, now_ms: u64) -> bool {
+        self.until.get(key).is_some_and(|&t| t >= now_ms)
+    }
+
+    fn remember(&mut self, key: &str, expires_ms: u64) {
+        match self.until.get_mut(key) {
+            Some(t) => *t = (*t).max(expires_ms),
+            None => {
+                self.until.insert(key.to_owned(), expires_ms);
+                self.order.push_back(key.to_owned());
+            }
+        }
+        while self.order.len() > REMEMBERED {
+            if let Some(oldest) = self.order.pop_front() {
+                self.until.remove(&oldest);
+            }
+        }
+    }
 }
 
 /// A batch out this long is taken for lost (its click's request was cancelled mid-flight): the
@@ -79,20 +182,107 @@ impl Outbox {
     ) -> Asked {
         self.answers.insert(ticket, None);
         let lane = self.lanes.entry(object.to_owned()).or_default();
-        lane.waiting.push((ticket, format!("{key} {expires_ms}")));
-        match take_if_idle(object, lane, now_ms) {
+        lane.waiting.push(Question {
+            ticket,
+            line: format!("{key} {expires_ms}"),
+            asked_ms: now_ms,
+            after_redirect: false,
+        });
+        match take_if_idle(object, lane, &mut self.after, now_ms) {
             Some(batch) => Asked::Send(batch),
             None => Asked::Wait,
         }
     }
 
+    /// A click redirected before its id is checked: refused here if this isolate has seen the id
+    /// in use, else queued for the store under `who` (for the log, should the store have seen it).
+    pub fn ask_after(
+        &mut self,
+        object: &str,
+        ticket: Ticket,
+        key: &str,
+        expires_ms: u64,
+        now_ms: u64,
+        who: Detected,
+    ) -> AskedAfter {
+        if self.recent.holds(key, now_ms) {
+            return AskedAfter::Replayed;
+        }
+        self.recent.remember(key, expires_ms);
+        self.after.insert(ticket, who);
+        let lane = self.lanes.entry(object.to_owned()).or_default();
+        lane.waiting.push(Question {
+            ticket,
+            line: format!("{key} {expires_ms}"),
+            asked_ms: now_ms,
+            after_redirect: true,
+        });
+        AskedAfter::Queued(self.next_step(object, now_ms))
+    }
+
+    /// The background timer of an object's queue went off.
+    pub fn wake(&mut self, object: &str, now_ms: u64) -> Step {
+        if let Some(lane) = self.lanes.get_mut(object) {
+            lane.timer = None;
+        }
+        self.next_step(object, now_ms)
+    }
+
+    /// What the background does next for an object's queue: send it when nothing is out and it is
+    /// due (full, holding a waiting click's question, or its oldest after-redirect question has
+    /// waited long enough), else look again later; one timer per object at a time.
+    pub fn next_step(&mut self, object: &str, now_ms: u64) -> Step {
+        let Some(lane) = self.lanes.get_mut(object) else {
+            return Step::Nothing;
+        };
+        let Some(oldest) = lane
+            .waiting
+            .iter()
+            .find(|q| q.after_redirect)
+            .map(|q| q.asked_ms)
+        else {
+            // Only waiting clicks' questions, or none: those clicks take their own turns.
+            return Step::Nothing;
+        };
+        let due_at = oldest.saturating_add(AFTER_REDIRECT_BATCH_MS);
+        let due = now_ms >= due_at
+            || lane.waiting.len() >= MAX_BATCH
+            || lane.waiting.iter().any(|q| !q.after_redirect);
+        if due {
+            if let Some(batch) = take_if_idle(object, lane, &mut self.after, now_ms) {
+                return Step::Send(batch);
+            }
+        }
+        if lane
+            .timer
+            .is_some_and(|t| now_ms <= t.saturating_add(AFTER_REDIRECT_BATCH_MS))
+        {
+            return Step::Nothing;
+        }
+        // Not due yet: look again when it is. Busy: the background that sent the batch out asks
+        // again when it is back, and this look is for a batch a waiting click sent.
+        let wait = if due {
+            AFTER_REDIRECT_BATCH_MS
+        } else {
+            due_at - now_ms
+        };
+        lane.timer = Some(now_ms + wait);
+        Step::WakeIn(wait)
+    }
+
     /// The batch came back with these answers (one per question, in order; the edge passes
     /// `Unavailable` for each when the request failed). The object is idle again: the next batch
-    /// goes out with whichever waiting click next takes its turn.
-    pub fn returned(&mut self, batch: &Batch, answers: &[ReplayAnswer]) {
+    /// goes out with whichever waiting click next takes its turn, or in the background. Returns
+    /// the after-redirect questions the store had seen.
+    pub fn returned(&mut self, batch: &Batch, answers: &[ReplayAnswer]) -> Vec<Detected> {
+        let mut detected = Vec::new();
         for (ticket, answer) in batch.tickets.iter().zip(answers) {
+            if let Some(who) = self.after.remove(ticket) {
+                if *answer == ReplayAnswer::Replayed {
+                    detected.push(who);
+                }
             // A click that gave up waiting has no slot left: its answer is dropped.
-            if let Some(slot) = self.answers.get_mut(ticket) {
+            } else if let Some(slot) = self.answers.get_mut(ticket) {
                 *slot = Some(*answer);
             }
         }
@@ -101,16 +291,18 @@ impl Outbox {
             // still out.
             if lane.sent_ms == Some(batch.sent_ms) {
                 lane.sent_ms = None;
+                lane.out.clear();
             }
         }
         self.forget_if_done(&batch.object);
+        detected
     }
 
     /// A waiting click's look at its object: the next batch for it to send, when nothing is out
     /// (or what is out is lost) and questions are queued.
     pub fn take_turn(&mut self, object: &str, now_ms: u64) -> Option<Batch> {
         let lane = self.lanes.get_mut(object)?;
-        take_if_idle(object, lane, now_ms)
+        take_if_idle(object, lane, &mut self.after, now_ms)
     }
 
     /// The click's answer, once its batch is back; the click is forgotten then.
@@ -125,7 +317,7 @@ impl Outbox {
     pub fn give_up(&mut self, object: &str, ticket: Ticket) {
         self.answers.remove(&ticket);
         if let Some(lane) = self.lanes.get_mut(object) {
-            lane.waiting.retain(|(t, _)| *t != ticket);
+            lane.waiting.retain(|q| q.ticket != ticket);
         }
         self.forget_if_done(object);
     }
@@ -151,18 +343,35 @@ impl Outbox {
     pub fn clicks(&self) -> usize {
         self.answers.len()
     }
+
+    /// After-redirect questions not yet answered.
+    pub fn unanswered_after(&self) -> usize {
+        self.after.len()
+    }
 }
 
-fn take_if_idle(object: &str, lane: &mut Lane, now_ms: u64) -> Option<Batch> {
+/// The queue's next batch, when nothing is out for the object (or what is out is lost). The
+/// after-redirect questions of a lost batch are forgotten: its answers will not be read.
+fn take_if_idle(
+    object: &str,
+    lane: &mut Lane,
+    after: &mut HashMap<Ticket, Detected>,
+    now_ms: u64,
+) -> Option<Batch> {
     let busy = lane
         .sent_ms
         .is_some_and(|t| now_ms < t.saturating_add(LOST_AFTER_MS));
     if busy || lane.waiting.is_empty() {
         return None;
     }
+    for lost in lane.out.drain(..) {
+        after.remove(&lost);
+    }
     lane.sent_ms = Some(now_ms);
     let n = lane.waiting.len().min(MAX_BATCH);
-    let (tickets, lines): (Vec<_>, Vec<_>) = lane.waiting.drain(..n).unzip();
+    let (tickets, lines): (Vec<_>, Vec<_>) =
+        lane.waiting.drain(..n).map(|q| (q.ticket, q.line)).unzip();
+    lane.out.clone_from(&tickets);
     Some(Batch {
         object: object.to_owned(),
         tickets,
@@ -457,56 +666,184 @@ mod tests {
         );
     }
 
+    fn who(click_id: &str) -> Detected {
+        Detected {
+            network: "net-7".into(),
+            click_id: click_id.into(),
+        }
+    }
+
+    fn queued(asked: AskedAfter) -> Step {
+        match asked {
+            AskedAfter::Queued(step) => step,
+            AskedAfter::Replayed => panic!("expected the question to be queued"),
+        }
+    }
+
+    #[test]
+    fn questions_asked_after_the_redirect_wait_for_others_then_go_out_together() {
+        let mut out = Outbox::default();
+        let first = out.ask_after("o", 1, "r/a", NOW + 60_000, NOW, who("a"));
+        assert_eq!(queued(first), Step::WakeIn(AFTER_REDIRECT_BATCH_MS));
+        // One timer per object: the second question rides on the first one's.
+        assert_eq!(
+            queued(out.ask_after("o", 2, "r/b", NOW + 60_000, NOW + 50, who("b"))),
+            Step::Nothing
+        );
+        assert_eq!(out.wake("o", NOW + 150), Step::WakeIn(50), "not due yet");
+        let Step::Send(batch) = out.wake("o", NOW + AFTER_REDIRECT_BATCH_MS) else {
+            panic!("due: the queue goes out");
+        };
+        assert_eq!(batch.tickets, vec![1, 2]);
+        assert_eq!(
+            out.next_step("o", NOW + 300),
+            Step::Nothing,
+            "nothing queued"
+        );
+        // The store had seen `b`: the isolate hears whose it was, and keeps nothing.
+        assert_eq!(out.returned(&batch, &[Fresh, Replayed]), vec![who("b")]);
+        assert_eq!(
+            (out.unanswered_after(), out.waiting(), out.clicks()),
+            (0, 0, 0)
+        );
+        assert!(who("b").log_line().contains(r#""event":"replay_detected""#));
+    }
+
+    #[test]
+    fn a_repeat_in_this_isolate_is_refused_without_asking_until_its_use_expires() {
+        let mut out = Outbox::default();
+        queued(out.ask_after("o", 1, "r/a", NOW + 1_000, NOW, who("a")));
+        assert_eq!(
+            out.ask_after("o", 2, "r/a", NOW + 1_000, NOW + 10, who("a")),
+            AskedAfter::Replayed
+        );
+        assert_eq!(out.waiting(), 1, "the repeat is not asked");
+        queued(out.ask_after("o", 3, "r/a", NOW + 9_000, NOW + 1_001, who("a")));
+    }
+
+    #[test]
+    fn a_waiting_click_takes_the_after_redirect_questions_with_it() {
+        let mut out = Outbox::default();
+        queued(out.ask_after("o", 1, "r/a", NOW + 60_000, NOW, who("a")));
+        let batch = sent(out.ask("o", 2, "r/b", NOW + 60_000, NOW + 5));
+        assert_eq!(batch.tickets, vec![1, 2]);
+        assert_eq!(out.returned(&batch, &[Replayed, Fresh]), vec![who("a")]);
+        assert_eq!(out.answer(2), Some(Fresh));
+        // The timer armed for the first question finds nothing to do.
+        assert_eq!(out.wake("o", NOW + AFTER_REDIRECT_BATCH_MS), Step::Nothing);
+    }
+
+    #[test]
+    fn a_full_queue_goes_out_before_its_time_and_one_batch_is_out_at_a_time() {
+        let mut out = Outbox::default();
+        let mut last = Step::Nothing;
+        for t in 0..MAX_BATCH as u64 {
+            last = queued(out.ask_after("o", t, &format!("r/{t}"), NOW + 60_000, NOW, who("x")));
+        }
+        let Step::Send(full) = last else {
+            panic!("a full queue goes out at once");
+        };
+        assert_eq!(full.tickets.len(), MAX_BATCH);
+        // Busy: a question asked now is not sent beside the batch out. The timer the first
+        // question armed is still to go off; when it does, it looks again later.
+        let t = MAX_BATCH as u64;
+        let late = NOW + AFTER_REDIRECT_BATCH_MS;
+        assert_eq!(
+            queued(out.ask_after("o", t, "r/next", NOW + 60_000, late, who("n"))),
+            Step::Nothing
+        );
+        assert_eq!(out.wake("o", late), Step::WakeIn(AFTER_REDIRECT_BATCH_MS));
+        out.returned(&full, &[Fresh; MAX_BATCH]);
+        assert_eq!(
+            out.next_step("o", late),
+            Step::Nothing,
+            "back, but the question is young"
+        );
+        let due = late + AFTER_REDIRECT_BATCH_MS;
+        assert!(matches!(out.next_step("o", due), Step::Send(b) if b.tickets == vec![t]));
+    }
+
+    #[test]
+    fn the_after_redirect_questions_of_a_lost_batch_are_not_kept() {
+        let mut out = Outbox::default();
+        for t in 0..MAX_BATCH as u64 {
+            out.ask_after("o", t, &format!("r/{t}"), NOW + 60_000, NOW, who("x"));
+        }
+        assert_eq!(out.unanswered_after(), MAX_BATCH);
+        queued(out.ask_after("o", 999, "r/late", NOW + 60_000, NOW + 1, who("late")));
+        let Step::Send(next) = out.wake("o", NOW + LOST_AFTER_MS) else {
+            panic!("the batch out is taken for lost and the queue goes out");
+        };
+        assert_eq!(next.tickets, vec![999]);
+        assert_eq!(
+            out.unanswered_after(),
+            1,
+            "only the question out now is kept"
+        );
+    }
+
+    #[test]
+    fn the_isolate_remembers_a_bounded_number_of_ids() {
+        let mut recent = Recent::default();
+        for n in 0..=REMEMBERED {
+            recent.remember(&format!("r/{n}"), NOW + 10);
+        }
+        assert_eq!(recent.until.len(), REMEMBERED);
+        assert!(!recent.holds("r/0", NOW), "the oldest is forgotten first");
+        assert!(recent.holds(&format!("r/{REMEMBERED}"), NOW));
+        recent.remember("r/1", NOW + 99);
+        assert!(
+            recent.holds("r/1", NOW + 99),
+            "a later use keeps the later expiry"
+        );
+    }
+
     #[cfg(not(target_arch = "wasm32"))]
     mod properties {
         use super::*;
         use proptest::prelude::*;
 
         proptest! {
-            // However questions, returns, looks and give-ups interleave, each question is sent
-            // once, in the order asked, an object never has two batches out, and every click
-            // that kept waiting is answered.
+            // However questions (waited for or asked after the redirect), returns, looks,
+            // background wakes and give-ups interleave, each question is sent once, in the order
+            // asked, an object never has two batches out, every click that kept waiting is
+            // answered, and nothing is kept at the end.
             #[test]
             fn every_question_is_sent_once_in_order_and_answered(
-                steps in proptest::collection::vec((0u8..3, 0u8..4), 1..300),
+                steps in proptest::collection::vec((0u8..3, 0u8..6), 1..300),
             ) {
                 let mut out = Outbox::default();
                 let mut in_flight: [Option<Batch>; 3] = [None, None, None];
                 let mut sent: Vec<Vec<Ticket>> = vec![Vec::new(); 3];
                 let mut asked: Vec<(usize, Ticket)> = Vec::new();
+                let mut asked_after: Vec<Ticket> = Vec::new();
                 let mut gave_up: Vec<Ticket> = Vec::new();
                 let mut next_ticket = 0;
-                let mut send = |i: usize, batch: Batch, in_flight: &mut [Option<Batch>; 3]| {
+                let mut now = NOW;
+                let send = |i: usize, batch: Batch, in_flight: &mut [Option<Batch>; 3], sent: &mut Vec<Vec<Ticket>>| {
                     sent[i].extend(batch.tickets.iter().copied());
                     in_flight[i] = Some(batch);
                 };
                 for (o, action) in steps {
                     let name = format!("o{o}");
                     let i = o as usize;
-                    match action {
+                    let step = match action {
                         0 => {
                             next_ticket += 1;
                             asked.push((i, next_ticket));
-                            match out.ask(&name, next_ticket, "r/k", NOW, NOW) {
-                                Asked::Send(b) => {
-                                    prop_assert!(in_flight[i].is_none(), "two batches out");
-                                    send(i, b, &mut in_flight);
-                                }
-                                Asked::Wait => {}
+                            match out.ask(&name, next_ticket, "r/k", NOW, now) {
+                                Asked::Send(b) => Step::Send(b),
+                                Asked::Wait => Step::Nothing,
                             }
                         }
                         1 => {
                             if let Some(b) = in_flight[i].take() {
                                 out.returned(&b, &vec![ReplayAnswer::Fresh; b.tickets.len()]);
                             }
+                            out.next_step(&name, now)
                         }
-                        2 => {
-                            if let Some(b) = out.take_turn(&name, NOW) {
-                                prop_assert!(in_flight[i].is_none(), "two batches out");
-                                send(i, b, &mut in_flight);
-                            }
-                        }
-                        _ => {
+                        2 => out.take_turn(&name, now).map_or(Step::Nothing, Step::Send),
+                        3 => {
                             let waiting = asked.iter().rev().find(|(j, t)| {
                                 *j == i && !gave_up.contains(t) && out.answers.get(t) == Some(&None)
                             });
@@ -514,17 +851,47 @@ mod tests {
                                 out.give_up(&name, t);
                                 gave_up.push(t);
                             }
+                            Step::Nothing
                         }
+                        4 => {
+                            next_ticket += 1;
+                            asked_after.push(next_ticket);
+                            let key = format!("r/{next_ticket}");
+                            match out.ask_after(&name, next_ticket, &key, NOW + 60_000, now, Detected { network: "n".into(), click_id: key.clone() }) {
+                                AskedAfter::Queued(step) => step,
+                                AskedAfter::Replayed => return Err(TestCaseError::fail("a new id refused")),
+                            }
+                        }
+                        _ => {
+                            now += 10;
+                            out.wake(&name, now)
+                        }
+                    };
+                    if let Step::Send(b) = step {
+                        prop_assert!(in_flight[i].is_none(), "two batches out");
+                        send(i, b, &mut in_flight, &mut sent);
                     }
                 }
-                // Drain: return what is out, and let waiting clicks take their turns.
+                // Drain: return what is out, let waiting clicks take their turns, and let the
+                // background send what is left once it is due.
                 for (i, name) in ["o0", "o1", "o2"].iter().enumerate() {
                     loop {
                         if let Some(b) = in_flight[i].take() {
                             out.returned(&b, &vec![ReplayAnswer::Fresh; b.tickets.len()]);
                         }
-                        match out.take_turn(name, NOW) {
-                            Some(b) => send(i, b, &mut in_flight),
+                        // Only a click still waiting takes a turn; the rest is the background's.
+                        let waiting = asked.iter().any(|(j, t)| {
+                            *j == i && !gave_up.contains(t) && out.answers.get(t) == Some(&None)
+                        });
+                        let turn = if waiting { out.take_turn(name, now) } else { None };
+                        let next = turn.or_else(|| {
+                            match out.wake(name, now + AFTER_REDIRECT_BATCH_MS) {
+                                Step::Send(b) => Some(b),
+                                _ => None,
+                            }
+                        });
+                        match next {
+                            Some(b) => send(i, b, &mut in_flight, &mut sent),
                             None => break,
                         }
                     }
@@ -545,7 +912,11 @@ mod tests {
                         prop_assert_eq!(out.answer(*t), Some(ReplayAnswer::Fresh));
                     }
                 }
+                for t in &asked_after {
+                    prop_assert!(all.contains(t), "an after-redirect question never sent");
+                }
                 prop_assert_eq!(out.clicks(), 0, "nothing is kept after every click is done");
+                prop_assert_eq!(out.unanswered_after(), 0);
                 prop_assert_eq!(out.waiting(), 0);
             }
 

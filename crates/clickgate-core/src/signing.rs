@@ -61,6 +61,19 @@ impl Mode {
     }
 }
 
+/// When a click id is checked against the replay store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayCheck {
+    /// The click waits for the store's answer: a click id is redirected once, at the cost of a
+    /// round trip to the store on every such click.
+    BeforeRedirect,
+    /// The click is redirected at once and its id goes to the store in the isolate's next batch
+    /// ([`crate::once`]). A repeat in the same isolate is refused at once; one elsewhere is refused
+    /// once the store has answered, and one that arrives before that is redirected and logged
+    /// (`replay_detected`).
+    AfterRedirect,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Form {
     Canonical,
@@ -126,6 +139,7 @@ pub struct Policy {
     pub max_age_s: u64,
     /// When the replay store cannot be asked: let the click through or refuse it.
     pub on_replay_fault: FaultMode,
+    pub replay_check: ReplayCheck,
     pub breaker: Option<BreakerSettings>,
     /// Clicks with a valid signature skip the click-flood block.
     pub flood_exempt: bool,
@@ -254,6 +268,14 @@ fn compile_policy(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> O
         &[("open", FaultMode::Open), ("closed", FaultMode::Closed)],
         errors,
     );
+    let replay_check = f.choice(
+        "replay_check",
+        &[
+            ("before_redirect", ReplayCheck::BeforeRedirect),
+            ("after_redirect", ReplayCheck::AfterRedirect),
+        ],
+        errors,
+    );
     let max_age_s = match f.get("max_age_seconds") {
         None => 86_400,
         Some(v) => match v.as_u64() {
@@ -310,6 +332,7 @@ fn compile_policy(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> O
         keys,
         max_age_s,
         on_replay_fault,
+        replay_check,
         breaker,
         flood_exempt,
     })
@@ -535,15 +558,28 @@ pub enum Check {
     },
 }
 
+/// A valid click's id for the replay store: when this use of it expires, and whether the click
+/// waits for the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayQuestion<'a> {
+    pub click_id: &'a str,
+    pub expires_ms: u64,
+    pub when: ReplayCheck,
+}
+
 impl Check {
-    /// The click id to ask the replay store about, with when this use of it expires.
-    pub fn replay_question(&self) -> Option<(&str, u64)> {
+    /// The click id to ask the replay store about, under the network's policy.
+    pub fn replay_question(&self, policy: &Policy) -> Option<ReplayQuestion<'_>> {
         match self {
             Check::Valid {
                 click_id: Some(id),
                 expires_ms,
                 ..
-            } => Some((id.as_str(), *expires_ms)),
+            } => Some(ReplayQuestion {
+                click_id: id,
+                expires_ms: *expires_ms,
+                when: policy.replay_check,
+            }),
             _ => None,
         }
     }
@@ -766,6 +802,8 @@ pub struct Signature {
     pub breaker_open: bool,
     /// The replay store could not be asked.
     pub replay_unavailable: bool,
+    /// The click id goes to the replay store after the redirect ([`ReplayCheck::AfterRedirect`]).
+    pub replay_after_redirect: bool,
     pub on_replay_fault: FaultMode,
     pub flood_exempt: bool,
 }
@@ -802,6 +840,10 @@ impl Signature {
             )
             .bool("breaker_open", self.breaker_open)
             .bool("replay_unavailable", self.replay_unavailable)
+            .opt(
+                "replay_check",
+                self.replay_after_redirect.then_some("after_redirect"),
+            )
             .finish()
     }
 }
@@ -813,6 +855,8 @@ pub enum ReplayAnswer {
     Fresh,
     Replayed,
     Unavailable,
+    /// Asked after the redirect; this isolate had not seen the id in use.
+    AfterRedirect,
 }
 
 /// Per-network invalid-signature shares over a sliding window, and which networks' enforcement
@@ -899,6 +943,7 @@ impl Breakers {
             mode,
             breaker_open,
             replay_unavailable: replay == ReplayAnswer::Unavailable,
+            replay_after_redirect: replay == ReplayAnswer::AfterRedirect,
             on_replay_fault: policy.on_replay_fault,
             flood_exempt: policy.flood_exempt,
         };
@@ -947,6 +992,7 @@ mod tests {
                 .collect(),
             max_age_s: 86_400,
             on_replay_fault: FaultMode::Open,
+            replay_check: ReplayCheck::BeforeRedirect,
             breaker: None,
             flood_exempt: true,
         }
@@ -1230,6 +1276,15 @@ mod tests {
             (closed.code(), closed.blocks()),
             ("replay_store_unavailable", true)
         );
+        // Asked after the redirect: valid, and the log says the check comes later.
+        let later = judge(&mut b, &p, ReplayAnswer::AfterRedirect);
+        assert!(later.valid() && !later.blocks());
+        assert!(later
+            .log_json()
+            .contains(r#""replay_check":"after_redirect""#));
+        assert!(!judge(&mut b, &p, ReplayAnswer::Fresh)
+            .log_json()
+            .contains("replay_check"));
         p.mode = Mode::ReportOnly;
         assert!(!judge(&mut b, &p, ReplayAnswer::Replayed).blocks());
     }
@@ -1253,9 +1308,18 @@ mod tests {
             (Mode::Enforce, Form::Canonical, 1, 86_400)
         );
         assert_eq!(p.breaker.unwrap().share, 0.3);
+        assert_eq!(p.replay_check, ReplayCheck::BeforeRedirect, "the default");
+        let later = crate::config::Config::compile(&doc(
+            r#"{"mode": "enforce", "replay_check": "after_redirect", "keys": [{"id": "k1", "secret": "network-7-signing-secret-0001"}]}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            later.networks[&Id::parse("net-7").unwrap()].replay_check,
+            ReplayCheck::AfterRedirect
+        );
 
         let errors = crate::config::Config::compile(&doc(
-            r#"{"mode": "strict", "keys": [{"id": "k 1", "secret": "short"}], "max_age_seconds": 0}"#,
+            r#"{"mode": "strict", "replay_check": "later", "keys": [{"id": "k 1", "secret": "short"}], "max_age_seconds": 0}"#,
         ))
         .unwrap_err();
         let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
@@ -1263,6 +1327,7 @@ mod tests {
             paths,
             [
                 "networks[0].signing.mode",
+                "networks[0].signing.replay_check",
                 "networks[0].signing.max_age_seconds",
                 "networks[0].signing.keys[0].id",
                 "networks[0].signing.keys[0].secret"
