@@ -65,10 +65,10 @@ serve_pair $((DURATION * 10 + 120))
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 ticks_per_s=$(getconf CLK_TCK)
 
-run() { # name url pid [header] -> "rps p99ms cpu_us_per_request requests"
+run() { # name url pid [header] [wrk script] -> "rps p99ms cpu_us_per_request requests"
   local out rps p99 reqs t0 t1 cpu_us
   t0=$(cpu_ticks "$3")
-  out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency ${4:+-H "$4"} "$2")
+  out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency ${4:+-H "$4"} ${5:+-s "$5"} "$2")
   t1=$(cpu_ticks "$3")
   rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
   reqs=$(awk '/requests in/ { print $1 }' <<<"$out")
@@ -80,8 +80,9 @@ run() { # name url pid [header] -> "rps p99ms cpu_us_per_request requests"
   echo "$rps $p99 $cpu_us $reqs"
 }
 
-compare() { # path [header] [target ratio] [logging]: interleaved, two rounds each, so drift on a noisy
-  # machine hits both alike; with "logging", the bare Worker with a log line per click runs too
+compare() { # path [header] [target ratio] [logging] [wrk script for clickgate's runs]: interleaved,
+  # two rounds each, so drift on a noisy machine hits both alike; with "logging", the bare Worker
+  # with a log line per click runs too
   local b c bc cc n l
   local -a bs=() cs=() bcs=() ccs=() ns=() ls=()
   curl -s -o /dev/null -w '  clickgate warm-up: %{http_code}\n' ${2:+-H "$2"} "${clickgate_url}$1"
@@ -89,7 +90,7 @@ compare() { # path [header] [target ratio] [logging]: interleaved, two rounds ea
   for _ in 1 2; do
     l=0
     read -r b _ bc _ < <(run bare "${bare_url}$1" "$bare_pid" "${2:-}")
-    read -r c _ cc n < <(run clickgate "${clickgate_url}$1" "$clickgate_pid" "${2:-}")
+    read -r c _ cc n < <(run clickgate "${clickgate_url}$1" "$clickgate_pid" "${2:-}" "${5:-}")
     if [ "${4:-}" = logging ]; then
       read -r l _ _ _ < <(run bare+log "${bare_logging_url}$1" "$bare_logging_pid" "${2:-}")
     fi
@@ -136,17 +137,39 @@ signed=$(target/release/clickgate sign --config benches/signed.json --network ne
 reload
 compare "${signed#"$clickgate_url"}" "" 0.85
 
-echo "  -- signed clicks (benches/signed.json): signature verified and the click id asked of the replay"
-echo "     object on every click (report_only, so the repeated click id is still redirected)"
-signed=$(target/release/clickgate sign --config benches/signed.json --network net-signed \
-  --url "${clickgate_url}c?offer_id=1001&aff_id=net-signed&sub1=spring" --click-id bench-1 --expires-in 3600 2>/dev/null)
-faults_before=$(grep -c '"event":"fault"' "$state/errors.log" || true)
-compare "${signed#"$clickgate_url"}" "" 0.85
-sleep 1
-echo "  faults the Worker logged meanwhile, by kind (each click of a faulted batch is judged by the"
-echo "  network's fail-open/fail-closed setting):"
-tail -n +"$((faults_before + 1))" <(grep '"event":"fault"' "$state/errors.log") \
-  | sed -n 's/.*"what":"\([^"]*\)".*/\1/p' | sort | uniq -c | sed 's/^ */    /' | grep . || echo "    none"
+# Signed links with fresh click ids, as a network's traffic has: NETWORK's links, one per id, each
+# sent once by benches/fresh-ids.lua (every run picks up where the last one stopped).
+fresh_links() { # network -> $state/NETWORK.txt
+  seq -f "$1-%.0f" 1 $((DURATION * 2 * 15000)) >"$state/ids.txt"
+  target/release/clickgate sign --config benches/signed.json --network "$1" \
+    --url "${clickgate_url}c?offer_id=1001&aff_id=$1&sub1=spring" --expires-in 3600 \
+    --click-ids "$state/ids.txt" 2>/dev/null | sed -E 's#^https?://[^/]+##' >"$state/$1.txt"
+  echo 1 >"$state/$1.txt.next" # the first link is the warm-up's
+}
+faults_since() { # count -> the faults logged after the first COUNT, by kind
+  tail -n +"$(($1 + 1))" <(grep '"event":"fault"' "$state/errors.log") \
+    | sed -n 's/.*"what":"\([^"]*\)".*/\1/p' | sort | uniq -c | sed 's/^ */    /' | grep . || echo "    none"
+}
+replay_section() { # network
+  fresh_links "$1"
+  export LINKS="$state/$1.txt"
+  local first faults_before
+  first=$(head -n 1 "$LINKS")
+  faults_before=$(grep -c '"event":"fault"' "$state/errors.log" || true)
+  compare "${first#/}" "" 0.85 "" benches/fresh-ids.lua
+  sleep 1
+  echo "  faults the Worker logged meanwhile, by kind (each click of a faulted batch is judged by the"
+  echo "  network's fail-open/fail-closed setting):"
+  faults_since "$faults_before"
+}
+
+echo "  -- signed clicks, each with a fresh click id that the click waits for its replay object to"
+echo "     check (net-signed, replay_check before_redirect)"
+replay_section net-signed
+
+echo "  -- signed clicks, each with a fresh click id checked after the redirect (net-after,"
+echo "     replay_check after_redirect)"
+replay_section net-after
 
 echo "  -- a flood under load (benches/flood.json: net-bench may have 2,000 clicks an hour):"
 target/release/clickgate config push benches/flood.json --local --persist-to "$state" >/dev/null 2>&1
