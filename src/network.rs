@@ -33,9 +33,10 @@ use clickgate_core::token::NONCE_LEN;
 use futures_util::future::join_all;
 use worker::js_sys::{Object, Reflect};
 use worker::wasm_bindgen::JsValue;
+use worker::worker_sys::web_sys;
 use worker::{
     console_error, console_log, durable_object, Context, Delay, DurableObject, Env, ListOptions,
-    Method, Request, RequestInit, Response, Result, State, Storage,
+    Method, Request, Response, Result, State, Storage,
 };
 
 /// The Durable Object binding (see wrangler.toml).
@@ -160,11 +161,14 @@ async fn ask(
         .durable_object(BINDING)
         .and_then(|ns| ns.get_by_name(object))
         .map_err(|e| format!("binding {BINDING}: {e}"))?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_body(Some(JsValue::from_str(body)));
-    let request = Request::new_with_init(&format!("https://network{path}"), &init)
-        .map_err(|e| e.to_string())?;
+    // Built with the runtime's own RequestInit: the SDK's carries every `cf` option (image
+    // resizing and the rest) and their names into the Worker for nothing.
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&JsValue::from_str(body));
+    let request = web_sys::Request::new_with_str_and_init(&format!("https://network{path}"), &init)
+        .map(Request::from)
+        .map_err(|e| format!("{e:?}"))?;
     let mut response = stub
         .fetch_with_request(request)
         .await
