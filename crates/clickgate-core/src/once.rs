@@ -136,6 +136,17 @@ struct Question {
     after_redirect: bool,
 }
 
+impl Question {
+    fn new(ticket: Ticket, key: &str, expires_ms: u64, now_ms: u64, after_redirect: bool) -> Self {
+        Question {
+            ticket,
+            line: format!("{key} {expires_ms}"),
+            asked_ms: now_ms,
+            after_redirect,
+        }
+    }
+}
+
 /// Click-id keys used in this isolate, each with when its use expires: a repeat is refused without
 /// asking. Bounded, the oldest forgotten first; a forgotten one is still caught by the store.
 #[derive(Debug, Default)]
@@ -182,12 +193,8 @@ impl Outbox {
     ) -> Asked {
         self.answers.insert(ticket, None);
         let lane = self.lanes.entry(object.to_owned()).or_default();
-        lane.waiting.push(Question {
-            ticket,
-            line: format!("{key} {expires_ms}"),
-            asked_ms: now_ms,
-            after_redirect: false,
-        });
+        lane.waiting
+            .push(Question::new(ticket, key, expires_ms, now_ms, false));
         match take_if_idle(object, lane, &mut self.after, now_ms) {
             Some(batch) => Asked::Send(batch),
             None => Asked::Wait,
@@ -211,12 +218,8 @@ impl Outbox {
         self.recent.remember(key, expires_ms);
         self.after.insert(ticket, who);
         let lane = self.lanes.entry(object.to_owned()).or_default();
-        lane.waiting.push(Question {
-            ticket,
-            line: format!("{key} {expires_ms}"),
-            asked_ms: now_ms,
-            after_redirect: true,
-        });
+        lane.waiting
+            .push(Question::new(ticket, key, expires_ms, now_ms, true));
         AskedAfter::Queued(self.next_step(object, now_ms))
     }
 
