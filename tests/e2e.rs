@@ -15,12 +15,7 @@ fn demo() -> std::path::PathBuf {
 
 fn started_with_demo(vars: &[(&str, &str)]) -> Worker {
     let w = Worker::start(vars);
-    let out = w.push(&demo());
-    assert!(
-        out.status.success(),
-        "push failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::stdout_of(w.push(&demo()));
     w
 }
 
@@ -350,12 +345,7 @@ fn demo_with(
 }
 
 fn push_ok(w: &Worker, file: &std::path::Path) {
-    let out = w.push(file);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::stdout_of(w.push(file));
 }
 
 const BROWSER: &str =
@@ -578,13 +568,7 @@ fn a_large_ip_list_pushed_from_a_file_lives_in_its_own_kv_key_and_blocks() {
     doc["lists"]["blocked_ips"] = serde_json::json!({"file": "blocked.txt"});
     let config = w.state.0.join("with-list.json");
     std::fs::write(&config, doc.to_string()).unwrap();
-    let out = w.push(&config);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let said = String::from_utf8_lossy(&out.stdout);
+    let said = support::stdout_of(w.push(&config));
     assert!(
         said.contains("1 lists in their own keys with 50000 ranges"),
         "{said}"
@@ -809,12 +793,7 @@ fn signed_clicks_are_verified_rotated_replay_checked_and_a_broken_signer_trips_t
         .arg(format!("{}/c?offer_id=1001&aff_id=net-s", w.base))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let signed = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let signed = support::stdout_of(out).trim().to_owned();
     assert_eq!(get(&signed[w.base.len()..]).status, 302);
     let verify = |url: &str| {
         std::process::Command::new(support::cli())
@@ -861,13 +840,7 @@ fn click_ids_checked_after_the_redirect_pass_at_once_and_their_replays_are_caugh
         .arg(&ids)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let links: Vec<String> = String::from_utf8(out.stdout)
-        .unwrap()
+    let links: Vec<String> = support::stdout_of(out)
         .lines()
         .map(|l| l[w.base.len()..].to_owned())
         .collect();

@@ -30,6 +30,17 @@ pub fn cli() -> PathBuf {
 }
 
 /// The transaction id in a redirect's `tid` parameter.
+/// A command's standard output, once it has succeeded (else the test fails with what it said).
+pub fn stdout_of(out: std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn tid_of(location: &str) -> &str {
     let start = location.find("tid=").expect("tid in location") + 4;
     let rest = &location[start..];
@@ -201,11 +212,7 @@ impl Worker {
             .arg(&self.state.0)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        stdout_of(out);
     }
 
     pub fn get(&self, path_and_query: &str, headers: &[(&str, &str)]) -> Reply {
