@@ -199,6 +199,11 @@ impl Arrived {
                     network::replay_after(&env, &ctx, network, &click_id, expires_ms, click.now_ms);
                 answer(click.decide(&env, &ctx, check, replay))
             }
+            Some((click_id, _, ReplayCheck::BeforeRedirect))
+                if network::seen_here(&click.params.aff_id, &click_id, click.now_ms) =>
+            {
+                answer(click.decide(&env, &ctx, check, ReplayAnswer::Replayed))
+            }
             Some((click_id, expires_ms, ReplayCheck::BeforeRedirect)) => Ok(later(async move {
                 let network = &click.params.aff_id;
                 let replay = network::replay(&env, network, &click_id, expires_ms).await;

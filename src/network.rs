@@ -224,6 +224,14 @@ pub async fn replay(env: &Env, network: &Id, click_id: &str, expires_ms: u64) ->
     }
 }
 
+/// Whether this isolate has seen the network's click id in use, and that use is still valid: the
+/// store has answered for it, or it was asked after its redirect. A repeat is then refused without
+/// a question to the replay object, so a replayed link costs no round trip where it was seen.
+pub fn seen_here(network: &Id, click_id: &str, now_ms: u64) -> bool {
+    let (_, key) = signing::replay_object(network, click_id);
+    with_outbox(|o| o.seen_here(&key, now_ms))
+}
+
 /// A click redirected before its id is checked (`replay_check: after_redirect`): `Replayed` if
 /// this isolate has seen the id in use, else `AfterRedirect`, its question queued for the replay
 /// object and sent in the background with the others that arrive meanwhile.

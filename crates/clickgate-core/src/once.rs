@@ -18,9 +18,12 @@
 //! A network may have its clicks redirected before their ids are checked
 //! ([`crate::signing::ReplayCheck::AfterRedirect`]). Their questions wait in the same queues, no
 //! click waits for them, and they go out in the background: once the oldest has waited
-//! [`AFTER_REDIRECT_BATCH_MS`], or with the next click that does wait. The isolate remembers the
-//! ids it has sent, so a repeat here is refused at once; a repeat the store reports is logged
-//! ([`Detected`]).
+//! [`AFTER_REDIRECT_BATCH_MS`], when the queue is full, or with the next click that does wait. A
+//! repeat the store reports is logged ([`Detected`]).
+//!
+//! Either way the isolate remembers the ids it knows to be in use (answered by the store, or asked
+//! after their redirect) until their links expire, bounded: a repeat here is refused at once
+//! ([`Outbox::seen_here`]), so a link replayed over and over costs one question per isolate.
 //!
 //! The wire form is one question per line, `r/<key> <expires ms>`, and one answer per line,
 //! `fresh` or `replayed`, in the same order.
@@ -201,6 +204,12 @@ impl Outbox {
         }
     }
 
+    /// Whether this isolate has seen the click id in use, still valid: a repeat refused without
+    /// asking the store.
+    pub fn seen_here(&self, key: &str, now_ms: u64) -> bool {
+        self.recent.holds(key, now_ms)
+    }
+
     /// A click redirected before its id is checked: refused here if this isolate has seen the id
     /// in use, else queued for the store under `who` (for the log, should the store have seen it).
     pub fn ask_after(
@@ -279,7 +288,14 @@ impl Outbox {
     /// the after-redirect questions the store had seen.
     pub fn returned(&mut self, batch: &Batch, answers: &[ReplayAnswer]) -> Vec<Detected> {
         let mut detected = Vec::new();
-        for (ticket, answer) in batch.tickets.iter().zip(answers) {
+        for ((ticket, answer), line) in batch.tickets.iter().zip(answers).zip(batch.body.lines()) {
+            // An id the store answered for is in use: a repeat here needs no question.
+            if let (Some((key, Ok(expires_ms))), true) = (
+                line.split_once(' ').map(|(k, e)| (k, e.parse::<u64>())),
+                matches!(answer, ReplayAnswer::Fresh | ReplayAnswer::Replayed),
+            ) {
+                self.recent.remember(key, expires_ms);
+            }
             if let Some(who) = self.after.remove(ticket) {
                 if *answer == ReplayAnswer::Replayed {
                     detected.push(who);
@@ -782,6 +798,23 @@ mod tests {
             out.unanswered_after(),
             1,
             "only the question out now is kept"
+        );
+    }
+
+    #[test]
+    fn an_id_the_store_answered_for_is_known_here_and_one_it_could_not_is_not() {
+        let mut out = Outbox::default();
+        let batch = sent(out.ask("o", 1, "r/a", NOW + 1_000, NOW));
+        assert!(!out.seen_here("r/a", NOW), "not before the answer");
+        out.ask("o", 2, "r/b", NOW + 1_000, NOW);
+        out.returned(&batch, &[Fresh]);
+        assert!(out.seen_here("r/a", NOW + 1_000));
+        assert!(!out.seen_here("r/a", NOW + 1_001), "its use has expired");
+        let next = out.take_turn("o", NOW).unwrap();
+        out.returned(&next, &[Unavailable]);
+        assert!(
+            !out.seen_here("r/b", NOW),
+            "the store did not answer: ask again"
         );
     }
 
