@@ -39,12 +39,13 @@ pub const MAX_BATCH: usize = 128;
 /// Names a waiting click in this isolate.
 pub type Ticket = u64;
 
-/// One request to a replay object: whose questions it carries, in order, its body, and when it was
-/// sent.
+/// One request to a replay object: whose questions it carries, in order, the uses they ask about
+/// (key, expiry), its body, and when it was sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
     pub object: String,
     pub tickets: Vec<Ticket>,
+    pub uses: Vec<(String, u64)>,
     pub body: String,
     pub sent_ms: u64,
 }
@@ -133,7 +134,8 @@ struct Lane {
 #[derive(Debug)]
 struct Question {
     ticket: Ticket,
-    line: String,
+    key: String,
+    expires_ms: u64,
     asked_ms: u64,
     /// Asked after the click's redirect: nobody waits for its answer.
     after_redirect: bool,
@@ -143,7 +145,8 @@ impl Question {
     fn new(ticket: Ticket, key: &str, expires_ms: u64, now_ms: u64, after_redirect: bool) -> Self {
         Question {
             ticket,
-            line: format!("{key} {expires_ms}"),
+            key: key.to_owned(),
+            expires_ms,
             asked_ms: now_ms,
             after_redirect,
         }
@@ -288,13 +291,12 @@ impl Outbox {
     /// the after-redirect questions the store had seen.
     pub fn returned(&mut self, batch: &Batch, answers: &[ReplayAnswer]) -> Vec<Detected> {
         let mut detected = Vec::new();
-        for ((ticket, answer), line) in batch.tickets.iter().zip(answers).zip(batch.body.lines()) {
+        for ((ticket, answer), (key, expires_ms)) in
+            batch.tickets.iter().zip(answers).zip(&batch.uses)
+        {
             // An id the store answered for is in use: a repeat here needs no question.
-            if let (Some((key, Ok(expires_ms))), true) = (
-                line.split_once(' ').map(|(k, e)| (k, e.parse::<u64>())),
-                matches!(answer, ReplayAnswer::Fresh | ReplayAnswer::Replayed),
-            ) {
-                self.recent.remember(key, expires_ms);
+            if matches!(answer, ReplayAnswer::Fresh | ReplayAnswer::Replayed) {
+                self.recent.remember(key, *expires_ms);
             }
             if let Some(who) = self.after.remove(ticket) {
                 if *answer == ReplayAnswer::Replayed {
@@ -388,13 +390,18 @@ fn take_if_idle(
     }
     lane.sent_ms = Some(now_ms);
     let n = lane.waiting.len().min(MAX_BATCH);
-    let (tickets, lines): (Vec<_>, Vec<_>) =
-        lane.waiting.drain(..n).map(|q| (q.ticket, q.line)).unzip();
+    let (tickets, uses): (Vec<_>, Vec<_>) = lane
+        .waiting
+        .drain(..n)
+        .map(|q| (q.ticket, (q.key, q.expires_ms)))
+        .unzip();
     lane.out.clone_from(&tickets);
+    let lines: Vec<String> = uses.iter().map(|(k, e)| format!("{k} {e}")).collect();
     Some(Batch {
         object: object.to_owned(),
         tickets,
         body: lines.join("\n"),
+        uses,
         sent_ms: now_ms,
     })
 }
