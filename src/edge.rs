@@ -29,7 +29,7 @@ use worker::{
     Request, Result,
 };
 
-use crate::network;
+use crate::network::{self, Replay};
 
 /// The KV binding and key that hold the config document (see wrangler.toml and the README).
 const CONFIG_BINDING: &str = "CLICKGATE_CONFIG";
@@ -199,16 +199,16 @@ impl Arrived {
                     network::replay_after(&env, &ctx, network, &click_id, expires_ms, click.now_ms);
                 answer(click.decide(&env, &ctx, check, replay))
             }
-            Some((click_id, _, ReplayCheck::BeforeRedirect))
-                if network::seen_here(&click.params.aff_id, &click_id, click.now_ms) =>
-            {
-                answer(click.decide(&env, &ctx, check, ReplayAnswer::Replayed))
-            }
-            Some((click_id, expires_ms, ReplayCheck::BeforeRedirect)) => Ok(later(async move {
+            Some((click_id, expires_ms, ReplayCheck::BeforeRedirect)) => {
                 let network = &click.params.aff_id;
-                let replay = network::replay(&env, network, &click_id, expires_ms).await;
-                respond(click.decide(&env, &ctx, check, replay))
-            })),
+                match network::replay(&env, network, &click_id, expires_ms, click.now_ms) {
+                    Replay::Known(replay) => answer(click.decide(&env, &ctx, check, replay)),
+                    Replay::Wait(answered) => Ok(later(async move {
+                        let replay = answered.await;
+                        respond(click.decide(&env, &ctx, check, replay))
+                    })),
+                }
+            }
         }
     }
 }

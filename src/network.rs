@@ -188,19 +188,44 @@ async fn send(env: &Env, network: &Id, batch: &Batch) -> std::result::Result<Rep
 /// whatever it does next (collecting its answer, or sending the next batch) runs in its own request.
 const REPLAY_LOOK_MS: u64 = 1;
 
+/// How a click's replay check begins: answered at once, or a wait for the replay object.
+pub enum Replay<W> {
+    /// This isolate knows the id in use: a replay, no question asked.
+    Known(ReplayAnswer),
+    Wait(W),
+}
+
 /// Asks the replay object whether a network's click id was used before (and records this use).
-/// The one Durable Object call a click waits for: only signed clicks that carry a click id make it.
-/// The question goes out with the others that arrive meanwhile (`clickgate_core::once`): the click
-/// whose question finds its object idle sends; the others look again every millisecond, and the
-/// first to find the object idle sends the questions queued by then.
-pub async fn replay(env: &Env, network: &Id, click_id: &str, expires_ms: u64) -> ReplayAnswer {
+/// The one Durable Object call a click waits for: only signed clicks that carry a click id make it,
+/// and not when this isolate already knows the id in use. The question goes out with the others
+/// that arrive meanwhile (`clickgate_core::once`): the click whose question finds its object idle
+/// sends; the others look again every millisecond, and the first to find the object idle sends
+/// the questions queued by then.
+pub fn replay(
+    env: &Env,
+    network: &Id,
+    click_id: &str,
+    expires_ms: u64,
+    now_ms: u64,
+) -> Replay<impl std::future::Future<Output = ReplayAnswer>> {
     let (object, key) = signing::replay_object(network, click_id);
-    let ticket = NEXT_TICKET.with(|t| t.replace(t.get().wrapping_add(1)));
-    let asked_ms = crate::now_ms();
-    let mut turn = match with_outbox(|o| o.ask(&object, ticket, &key, expires_ms, asked_ms)) {
+    let ticket = next_ticket();
+    let turn = match with_outbox(|o| o.ask(&object, ticket, &key, expires_ms, now_ms)) {
+        Asked::Replayed => return Replay::Known(ReplayAnswer::Replayed),
         Asked::Send(batch) => Some(batch),
         Asked::Wait => None,
     };
+    let env = env.clone();
+    Replay::Wait(async move { wait_for_answer(&env, &object, ticket, turn, now_ms).await })
+}
+
+async fn wait_for_answer(
+    env: &Env,
+    object: &str,
+    ticket: Ticket,
+    mut turn: Option<once::Batch>,
+    asked_ms: u64,
+) -> ReplayAnswer {
     loop {
         if let Some(batch) = turn.take() {
             send_replay_batch(env, &batch).await;
@@ -210,26 +235,22 @@ pub async fn replay(env: &Env, network: &Id, click_id: &str, expires_ms: u64) ->
         }
         let now_ms = crate::now_ms();
         if now_ms >= asked_ms.saturating_add(once::LOST_AFTER_MS) {
-            with_outbox(|o| o.give_up(&object, ticket));
+            with_outbox(|o| o.give_up(object, ticket));
             console_error!(
                 "{}",
                 fault_line("replay_store", &format!("{object}: no answer in time"))
             );
             return ReplayAnswer::Unavailable;
         }
-        turn = with_outbox(|o| o.take_turn(&object, now_ms));
+        turn = with_outbox(|o| o.take_turn(object, now_ms));
         if turn.is_none() {
             Delay::from(Duration::from_millis(REPLAY_LOOK_MS)).await;
         }
     }
 }
 
-/// Whether this isolate has seen the network's click id in use, and that use is still valid: the
-/// store has answered for it, or it was asked after its redirect. A repeat is then refused without
-/// a question to the replay object, so a replayed link costs no round trip where it was seen.
-pub fn seen_here(network: &Id, click_id: &str, now_ms: u64) -> bool {
-    let (_, key) = signing::replay_object(network, click_id);
-    with_outbox(|o| o.seen_here(&key, now_ms))
+fn next_ticket() -> Ticket {
+    NEXT_TICKET.with(|t| t.replace(t.get().wrapping_add(1)))
 }
 
 /// A click redirected before its id is checked (`replay_check: after_redirect`): `Replayed` if
@@ -244,7 +265,7 @@ pub fn replay_after(
     now_ms: u64,
 ) -> ReplayAnswer {
     let (object, key) = signing::replay_object(network, click_id);
-    let ticket = NEXT_TICKET.with(|t| t.replace(t.get().wrapping_add(1)));
+    let ticket = next_ticket();
     let who = Detected {
         network: network.as_str().to_owned(),
         click_id: click_id.to_owned(),

@@ -23,7 +23,8 @@
 //!
 //! Either way the isolate remembers the ids it knows to be in use (answered by the store, or asked
 //! after their redirect) until their links expire, bounded: a repeat here is refused at once
-//! ([`Outbox::seen_here`]), so a link replayed over and over costs one question per isolate.
+//! ([`Asked::Replayed`], [`AskedAfter::Replayed`]), so a link replayed over and over costs one
+//! question per isolate.
 //!
 //! The wire form is one question per line, `r/<key> <expires ms>`, and one answer per line,
 //! `fresh` or `replayed`, in the same order.
@@ -53,6 +54,9 @@ pub struct Batch {
 /// What a click does after asking.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Asked {
+    /// This isolate knows the id in use, and that use is still valid: a replay, known here, and
+    /// no question is queued.
+    Replayed,
     /// Nothing was out for the object: send this batch (it holds the click's own question).
     Send(Batch),
     /// A request is out for the object: wait for the batch that carries this question.
@@ -197,6 +201,9 @@ impl Outbox {
         expires_ms: u64,
         now_ms: u64,
     ) -> Asked {
+        if self.recent.holds(key, now_ms) {
+            return Asked::Replayed;
+        }
         self.answers.insert(ticket, None);
         let lane = self.lanes.entry(object.to_owned()).or_default();
         lane.waiting
@@ -205,12 +212,6 @@ impl Outbox {
             Some(batch) => Asked::Send(batch),
             None => Asked::Wait,
         }
-    }
-
-    /// Whether this isolate has seen the click id in use, still valid: a repeat refused without
-    /// asking the store.
-    pub fn seen_here(&self, key: &str, now_ms: u64) -> bool {
-        self.recent.holds(key, now_ms)
     }
 
     /// A click redirected before its id is checked: refused here if this isolate has seen the id
@@ -506,7 +507,7 @@ mod tests {
     fn sent(asked: Asked) -> Batch {
         match asked {
             Asked::Send(batch) => batch,
-            Asked::Wait => panic!("expected the click to send"),
+            other => panic!("expected the click to send, not {other:?}"),
         }
     }
 
@@ -812,16 +813,29 @@ mod tests {
     fn an_id_the_store_answered_for_is_known_here_and_one_it_could_not_is_not() {
         let mut out = Outbox::default();
         let batch = sent(out.ask("o", 1, "r/a", NOW + 1_000, NOW));
-        assert!(!out.seen_here("r/a", NOW), "not before the answer");
-        out.ask("o", 2, "r/b", NOW + 1_000, NOW);
+        assert_eq!(
+            out.ask("o", 2, "r/a", NOW + 1_000, NOW),
+            Asked::Wait,
+            "not before the answer"
+        );
+        out.ask("o", 3, "r/b", NOW + 1_000, NOW);
         out.returned(&batch, &[Fresh]);
-        assert!(out.seen_here("r/a", NOW + 1_000));
-        assert!(!out.seen_here("r/a", NOW + 1_001), "its use has expired");
+        assert_eq!(
+            out.ask("o", 4, "r/a", NOW + 1_000, NOW + 1_000),
+            Asked::Replayed
+        );
+        assert_eq!(out.waiting(), 2, "the repeat is not queued");
         let next = out.take_turn("o", NOW).unwrap();
-        out.returned(&next, &[Unavailable]);
+        out.returned(&next, &[Replayed, Unavailable]);
+        assert_eq!(out.answer(2), Some(Replayed));
         assert!(
-            !out.seen_here("r/b", NOW),
+            matches!(out.ask("o", 5, "r/b", NOW + 1_000, NOW + 1), Asked::Send(_)),
             "the store did not answer: ask again"
+        );
+        assert_eq!(
+            out.ask("o", 6, "r/a", NOW + 9_000, NOW + 1_001),
+            Asked::Wait,
+            "its use has expired"
         );
     }
 
@@ -874,9 +888,14 @@ mod tests {
                         0 => {
                             next_ticket += 1;
                             asked.push((i, next_ticket));
-                            match out.ask(&name, next_ticket, "r/k", NOW, now) {
+                            // Each id once: a repeat is answered at once (tested above).
+                            let key = format!("r/{next_ticket}");
+                            match out.ask(&name, next_ticket, &key, NOW, now) {
                                 Asked::Send(b) => Step::Send(b),
                                 Asked::Wait => Step::Nothing,
+                                Asked::Replayed => {
+                                    return Err(TestCaseError::fail("a new id refused"))
+                                }
                             }
                         }
                         1 => {
