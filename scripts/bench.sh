@@ -81,7 +81,7 @@ run() { # name url pid [header] [wrk script] -> "rps p99ms cpu_us_per_request re
   echo "$rps $p99 $cpu_us $reqs"
 }
 
-compare() { # path [header] [target ratio] [logging] [wrk script for clickgate's runs]: interleaved,
+compare() { # path [header] [target ratio] [logging] [wrk script for both Workers' runs]: interleaved,
   # two rounds each, so drift on a noisy machine hits both alike; with "logging", the bare Worker
   # with a log line per click runs too
   local b c bc cc n l
@@ -90,7 +90,7 @@ compare() { # path [header] [target ratio] [logging] [wrk script for clickgate's
   curl -s -o /dev/null -w '  bare warm-up: %{http_code}\n' "${bare_url}$1"
   for _ in 1 2; do
     l=0
-    read -r b _ bc _ < <(run bare "${bare_url}$1" "$bare_pid" "${2:-}")
+    read -r b _ bc _ < <(run bare "${bare_url}$1" "$bare_pid" "${2:-}" "${5:-}")
     read -r c _ cc n < <(run clickgate "${clickgate_url}$1" "$clickgate_pid" "${2:-}" "${5:-}")
     if [ "${4:-}" = logging ]; then
       read -r l _ _ _ < <(run bare+log "${bare_logging_url}$1" "$bare_logging_pid" "${2:-}")
@@ -139,13 +139,14 @@ reload
 compare "${signed#"$clickgate_url"}" "" 0.85
 
 # Signed links with fresh click ids, as a network's traffic has: NETWORK's links, one per id, each
-# sent once by benches/fresh-ids.lua (every run picks up where the last one stopped).
+# sent once by benches/fresh-ids.lua (every run picks up where the last one stopped). The bare Worker
+# is sent the same links by the same script: the script's own cost in the client (wrk runs on these
+# same 2 cores) is then in both sides of the ratio.
 fresh_links() { # network -> $state/NETWORK.txt
   seq -f "$1-%.0f" 1 $((DURATION * 2 * 15000)) >"$state/ids.txt"
   target/release/clickgate sign --config benches/signed.json --network "$1" \
     --url "${clickgate_url}c?offer_id=1001&aff_id=$1&sub1=spring" --expires-in 3600 \
     --click-ids "$state/ids.txt" 2>/dev/null | sed -E 's#^https?://[^/]+##' >"$state/$1.txt"
-  echo 1 >"$state/$1.txt.next" # the first link is the warm-up's
 }
 faults_since() { # count -> the faults logged after the first COUNT, by kind
   tail -n +"$(($1 + 1))" <(grep '"event":"fault"' "$state/errors.log") \
