@@ -428,6 +428,9 @@ fn compile_breaker(
 // ---------------------------------------------------------------------------------------------
 // The canonical form.
 
+// Inlined: every byte of every signed parameter is checked, and the size-optimised build would
+// otherwise call it byte by byte.
+#[inline(always)]
 fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
