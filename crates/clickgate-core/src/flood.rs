@@ -13,13 +13,17 @@
 //!    `max(floor, tolerance × expected × conversion factor)` clicks, where `expected` is the network's
 //!    baseline for this hour of the day (an exponential moving average over past days, weight
 //!    `1/baseline_days`), recomputed as each hour closes; and the conversion factor is 2 when the
-//!    day's conversion rate is at least half the baseline's, else 1. Until one full day is known, only
-//!    the ceilings and the flagged share apply;
+//!    day's conversion rate is at least half the baseline's, else 1; or the last 60 minutes hold more
+//!    than `max(floor, tolerance × expected × flagged rate)` clicks the fraud filters flagged, where
+//!    the flagged rate is the baseline's own share of flagged clicks (a low-and-slow flood adds little
+//!    volume but many flagged clicks; a launch adds clean ones). Until one full day is known, only the
+//!    ceilings and the flagged share apply;
 //! 3. **flagged share**: at least `flagged_share` of at least `floor` clicks in the last 60 minutes were
 //!    flagged by the fraud filters (a low-and-slow flood hides in volume, not in quality).
 //!
 //! With the defaults (tolerance 20, floor 600 clicks an hour) a campaign launch at ten times the
-//! usual volume passes, and a flood at several dozen times trips within minutes. Once tripped, every
+//! usual volume passes, a flood at several dozen times trips within minutes, and one at twice the
+//! volume whose excess the filters flag within the hour (the simulator in the tests says exactly). Once tripped, every
 //! click is blocked with reason `click_flood` until the next 00:00 UTC. An operator can lift a
 //! block (it stays lifted for the rest of the day) or impose one.
 
@@ -125,7 +129,8 @@ pub struct FloodBlock {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Block {
     pub since_ms: u64,
-    /// Machine-readable: `per_minute`, `per_hour`, `per_day`, `history`, `flagged_share`, `operator`.
+    /// Machine-readable: `per_minute`, `per_hour`, `per_day`, `history`, `flagged_history`,
+    /// `flagged_share`, `operator`.
     pub cause: &'static str,
     /// What was seen against what was allowed, for the log and the report.
     pub detail: String,
@@ -178,10 +183,15 @@ pub struct FloodState {
     pub minutes: Vec<(u64, u32, u32)>,
     pub hour_clicks: [u32; 24],
     pub day_clicks: u64,
+    pub day_flagged: u64,
     pub day_conversions: u64,
     /// Expected clicks per hour of day, from past days, and how many days went into it.
     pub baseline: [f64; 24],
     pub baseline_cr: f64,
+    /// The share of past days' clicks the filters flagged: one rate for every hour keeps the
+    /// stored state small, and a day's flagged share moves far less across hours than its volume.
+    /// `None` until a day closes with it counted (a state stored before it was kept has none).
+    pub baseline_flagged: Option<f64>,
     pub days_known: u32,
     pub block: Option<Block>,
     /// An operator lifted today's block: no automatic trip until midnight.
@@ -195,9 +205,11 @@ impl FloodState {
             minutes: Vec::new(),
             hour_clicks: [0; 24],
             day_clicks: 0,
+            day_flagged: 0,
             day_conversions: 0,
             baseline: [0.0; 24],
             baseline_cr: 0.0,
+            baseline_flagged: None,
             days_known: 0,
             block: None,
             lifted_by: None,
@@ -226,9 +238,11 @@ impl FloodState {
             "minutes": self.minutes,
             "hours": self.hour_clicks,
             "clicks": self.day_clicks,
+            "flagged": self.day_flagged,
             "conversions": self.day_conversions,
             "baseline": self.baseline,
             "baseline_cr": self.baseline_cr,
+            "baseline_flagged": self.baseline_flagged,
             "days_known": self.days_known,
             "block": self.block.as_ref().map(|b| json!([b.since_ms, b.cause, b.detail, b.by])),
             "lifted_by": self.lifted_by,
@@ -274,6 +288,7 @@ impl FloodState {
                     "per_hour" => "per_hour",
                     "per_day" => "per_day",
                     "history" => "history",
+                    "flagged_history" => "flagged_history",
                     "flagged_share" => "flagged_share",
                     _ => "operator",
                 },
@@ -286,9 +301,12 @@ impl FloodState {
             minutes,
             hour_clicks,
             day_clicks: u("clicks")?,
+            // States stored before flagged clicks had a baseline lack these two: none counted yet.
+            day_flagged: v["flagged"].as_u64().unwrap_or(0),
             day_conversions: u("conversions")?,
             baseline,
             baseline_cr: v["baseline_cr"].as_f64().ok_or("baseline_cr")?,
+            baseline_flagged: v["baseline_flagged"].as_f64(),
             days_known: u("days_known")? as u32,
             block,
             lifted_by: v["lifted_by"].as_str().map(str::to_owned),
@@ -365,6 +383,7 @@ impl FloodState {
         let hour = ((minute * MINUTE_MS % DAY_MS) / HOUR_MS) as usize;
         self.hour_clicks[hour] = self.hour_clicks[hour].saturating_add(clicks);
         self.day_clicks += u64::from(clicks);
+        self.day_flagged += u64::from(flagged.min(clicks));
     }
 
     /// The last 60 minutes up to `now`: (clicks, flagged, clicks this minute, clicks in the last
@@ -417,22 +436,50 @@ impl FloodState {
                     format!("{recent} clicks in the last 5 minutes, {} an hour against {allowed:.0} allowed", recent * 12),
                 ));
             }
+            // Sustained only: a short burst of flagged clicks is the rules' business, not a
+            // reason to block a whole network for the day.
+            let allowed_flagged = self.allowed_flagged_per_hour(t, now_ms);
+            if flagged as f64 > allowed_flagged {
+                return Some((
+                    "flagged_history",
+                    format!(
+                        "{flagged} flagged clicks in the last hour, allowed {allowed_flagged:.0}"
+                    ),
+                ));
+            }
         }
         None
     }
 
     /// The dynamic threshold for the 60 minutes ending now.
     pub fn allowed_per_hour(&self, t: &Thresholds, now_ms: u64) -> f64 {
-        let hour_of_day = ((now_ms % DAY_MS) / HOUR_MS) as usize;
-        let expected = self.baseline[hour_of_day];
+        let expected = self.baseline[((now_ms % DAY_MS) / HOUR_MS) as usize];
+        f64::from(t.floor).max(t.tolerance * expected * self.conversion_factor())
+    }
+
+    /// The flagged clicks allowed in the 60 minutes ending now: the same allowance applied to the
+    /// share of clicks the baseline's days had flagged. A converting launch earns room here too,
+    /// since its usual share of flagged clicks grows with it.
+    pub fn allowed_flagged_per_hour(&self, t: &Thresholds, now_ms: u64) -> f64 {
+        let Some(rate) = self.baseline_flagged else {
+            return f64::INFINITY;
+        };
+        let expected = self.baseline[((now_ms % DAY_MS) / HOUR_MS) as usize] * rate;
+        f64::from(t.floor).max(t.tolerance * expected * self.conversion_factor())
+    }
+
+    /// 2 when the day's conversion rate is at least half the baseline's, else 1.
+    fn conversion_factor(&self) -> f64 {
         let cr = if self.day_clicks > 0 {
             self.day_conversions as f64 / self.day_clicks as f64
         } else {
             0.0
         };
-        let converting = self.baseline_cr > 0.0 && cr >= self.baseline_cr / 2.0;
-        let factor = if converting { 2.0 } else { 1.0 };
-        f64::from(t.floor).max(t.tolerance * expected * factor)
+        if self.baseline_cr > 0.0 && cr >= self.baseline_cr / 2.0 {
+            2.0
+        } else {
+            1.0
+        }
     }
 
     /// Folds the finished day into the baseline and starts a new one: counts reset, the block ends.
@@ -445,28 +492,39 @@ impl FloodState {
             }
             let cr = self.day_conversions as f64 / self.day_clicks as f64;
             self.baseline_cr += weight * (cr - self.baseline_cr);
+            let flagged = self.day_flagged as f64 / self.day_clicks as f64;
+            self.baseline_flagged = Some(match self.baseline_flagged {
+                Some(b) => b + weight * (flagged - b),
+                None => flagged,
+            });
             self.days_known += 1;
         }
         self.day = today;
         self.minutes.clear();
         self.hour_clicks = [0; 24];
         self.day_clicks = 0;
+        self.day_flagged = 0;
         self.day_conversions = 0;
         self.block = None;
         self.lifted_by = None;
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    #[cfg(target_arch = "wasm32")]
-    use wasm_bindgen_test::wasm_bindgen_test as test;
+/// Simulated traffic for the detector: human clicks on a diurnal curve plus a campaign launch or a
+/// flood, minute by minute. The tests here state where each flood shape trips; `clickgate replay`'s
+/// tests write the same traffic as click files and expect the same minutes.
+pub mod simulation {
+    use super::{Event, FloodState, Outcome, Thresholds, MINUTE_MS};
+    use crate::counts::DAY_MS;
 
-    const DAY0: u64 = 1_795_392_000_000; // 2026-11-23T00:00:00Z
+    /// The share of human clicks the filters flag.
+    pub const HUMAN_FLAGGED: f64 = 0.02;
+    /// Where the floods start: 10:00 UTC.
+    pub const FLOOD_START: u64 = 600;
 
-    /// Human traffic per minute at a minute of the day: a diurnal curve peaking in the evening.
-    fn human(minute_of_day: u64, daily: f64) -> f64 {
+    /// Human clicks per minute at a minute of the day, for `daily` clicks a day: a diurnal curve
+    /// peaking in the evening.
+    pub fn human(minute_of_day: u64, daily: f64) -> f64 {
         let h = minute_of_day as f64 / 60.0;
         let shape = 0.2 + (((h - 20.0) / 24.0 * std::f64::consts::TAU).cos() + 1.0) / 2.0;
         daily * shape / (1440.0 * 0.7)
@@ -478,119 +536,435 @@ mod tests {
         0.7 + 0.6 * (x % 1000) as f64 / 1000.0
     }
 
-    /// Runs `days` of traffic minute by minute; `extra(day, minute_of_day)` adds (clicks, flagged).
-    /// Returns, per day, the minute of the day it tripped at, if it did.
-    fn simulate(
+    /// A deterministic fraction in [0, 1) to round a count with: rounding to the nearest would
+    /// leave a quiet minute's 0.3 flagged clicks at none, and human traffic cleaner than it is.
+    fn dither(seed: u64) -> f64 {
+        let x = crate::hll::hash64(&(seed ^ 0x5eed_f1a6).to_le_bytes());
+        (x % 1000) as f64 / 1000.0
+    }
+
+    /// One minute's traffic on top of the human curve.
+    #[derive(Debug, Default, Clone, Copy)]
+    pub struct Extra {
+        pub clicks: f64,
+        pub flagged: f64,
+        /// Conversions per extra click.
+        pub converting: f64,
+    }
+
+    impl Extra {
+        pub fn plus(self, other: Extra) -> Extra {
+            Extra {
+                clicks: self.clicks + other.clicks,
+                flagged: self.flagged + other.flagged,
+                converting: self.converting.max(other.converting),
+            }
+        }
+    }
+
+    pub type Shape = Box<dyn Fn(u64, u64) -> Extra>;
+
+    /// A network's traffic: `daily` human clicks a day converting at `human_cr`, plus
+    /// `extra(day, minute_of_day)`.
+    pub struct Traffic {
+        pub daily: f64,
+        pub human_cr: f64,
+        pub extra: Shape,
+    }
+
+    impl Traffic {
+        /// Whole clicks and flagged clicks in one minute, and the conversions they bring (a
+        /// fraction; [`simulate`] sends them as they add up to whole ones).
+        pub fn minute(&self, day: u64, m: u64) -> (u32, u32, f64) {
+            let more = (self.extra)(day, m);
+            let people = human(m, self.daily) * jitter(day * 1440 + m);
+            let clicks = (people + more.clicks).round() as u32;
+            let dither = dither(day * 1440 + m);
+            let flagged = ((people * HUMAN_FLAGGED + more.flagged + dither) as u32).min(clicks);
+            let converting = people * self.human_cr + more.clicks * more.converting;
+            (clicks, flagged, converting)
+        }
+    }
+
+    /// Runs `days` of traffic minute by minute from the UTC day starting at `day0_ms`, each
+    /// minute's clicks in one step at its start, its conversions after them. Returns, per day, the
+    /// minute of the day it tripped at, if it did.
+    pub fn simulate(
+        day0_ms: u64,
         days: u64,
-        daily: f64,
+        traffic: &Traffic,
         t: &Thresholds,
-        extra: impl Fn(u64, u64) -> (f64, f64),
     ) -> Vec<Option<u64>> {
-        let mut s = FloodState::new(DAY0);
+        let mut s = FloodState::new(day0_ms);
         let mut trips = vec![None; days as usize];
+        let mut converting = 0.0;
         for day in 0..days {
             for m in 0..1440 {
-                let now = DAY0 + day * DAY_MS + m * MINUTE_MS;
-                let (more, more_flagged) = extra(day, m);
-                let clicks = (human(m, daily) * jitter(day * 1440 + m) + more).round() as u32;
-                let flagged = (clicks as f64 * 0.02 + more_flagged).round() as u32;
+                let now = day0_ms + day * DAY_MS + m * MINUTE_MS;
+                let (clicks, flagged, more) = traffic.minute(day, m);
                 let event = Event::Clicks {
                     minute: now / MINUTE_MS,
                     clicks,
-                    flagged: flagged.min(clicks),
+                    flagged,
                 };
                 if let Outcome::Tripped(_) = s.step(event, t, now) {
                     trips[day as usize].get_or_insert(m);
+                }
+                converting += more;
+                let count = converting.floor();
+                if count >= 1.0 {
+                    converting -= count;
+                    s.step(
+                        Event::Conversions {
+                            count: count as u32,
+                        },
+                        t,
+                        now,
+                    );
                 }
             }
         }
         trips
     }
 
+    /// A campaign launch on `day` from 10:00 to 13:00 UTC at `times` the human volume, ramping up
+    /// over its first half hour, its clicks flagged as often as the human ones.
+    pub fn launch(day: u64, times: f64, daily: f64, converting: f64) -> Shape {
+        Box::new(move |d, m| {
+            if d != day || !(600..780).contains(&m) {
+                return Extra::default();
+            }
+            let ramp = ((m - 600) as f64 / 30.0).min(1.0);
+            let clicks = (times - 1.0) * ramp * human(m, daily);
+            Extra {
+                clicks,
+                flagged: clicks * HUMAN_FLAGGED,
+                converting,
+            }
+        })
+    }
+
+    /// The flood shapes, by name, on `day` from [`FLOOD_START`] to minute `end` of the day:
+    /// sudden at 50 times the volume; ramped from the usual to 60 times over two hours; and low
+    /// and slow at each of `low_and_slow` times the volume, the excess (from many sub IDs) 97%
+    /// flagged.
+    pub fn floods(day: u64, end: u64, daily: f64, low_and_slow: &[u32]) -> Vec<(String, Shape)> {
+        let during = move |d: u64, m: u64| d == day && (FLOOD_START..end).contains(&m);
+        let mut shapes: Vec<(String, Shape)> = vec![
+            (
+                "sudden 50x".into(),
+                Box::new(move |d, m| Extra {
+                    clicks: if during(d, m) {
+                        49.0 * human(m, daily)
+                    } else {
+                        0.0
+                    },
+                    ..Extra::default()
+                }),
+            ),
+            (
+                "ramped 60x".into(),
+                Box::new(move |d, m| {
+                    if !during(d, m) {
+                        return Extra::default();
+                    }
+                    let r = ((m - FLOOD_START) as f64 / 120.0).min(1.0);
+                    Extra {
+                        clicks: 59.0 * r * human(m, daily),
+                        ..Extra::default()
+                    }
+                }),
+            ),
+        ];
+        for &times in low_and_slow {
+            shapes.push((
+                format!("low and slow {times}x"),
+                Box::new(move |d, m| {
+                    if !during(d, m) {
+                        return Extra::default();
+                    }
+                    let clicks = f64::from(times - 1) * human(m, daily);
+                    Extra {
+                        clicks,
+                        flagged: clicks * 0.97,
+                        converting: 0.0,
+                    }
+                }),
+            ));
+        }
+        shapes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    const DAY0: u64 = 1_795_392_000_000; // 2026-11-23T00:00:00Z
+
+    use super::simulation::{floods, launch, simulate, Extra, Traffic, FLOOD_START};
+
+    /// The simulated network's human clicks a day.
+    const DAILY: f64 = 50_000.0;
+
+    fn human_only(extra: super::simulation::Shape) -> Traffic {
+        Traffic {
+            daily: DAILY,
+            human_cr: 0.0,
+            extra,
+        }
+    }
+
+    /// Where each flood shape trips, in minutes after it starts (10:00 UTC on day 9, after nine
+    /// days of history), with the default thresholds; and the false trips of every run. The
+    /// README quotes these.
+    const SUDDEN_50: u64 = 2;
+    const RAMPED_60: u64 = 40;
+    const LOW_AND_SLOW: [(u32, u64); 4] = [(2, 41), (3, 21), (6, 8), (21, 2)];
+    const FALSE_TRIPS: usize = 0;
+
     #[test]
     fn human_traffic_with_ten_fold_launches_never_trips() {
-        let t = Thresholds::default();
-        // 50,000 clicks a day; on days 8 and 11 a campaign launch multiplies traffic by 10 for
-        // three hours, ramping up over the first half hour.
-        let launch = |day: u64, m: u64| {
-            let launching = (day == 8 || day == 11) && (600..780).contains(&m);
-            let ramp = ((m.saturating_sub(600)) as f64 / 30.0).min(1.0);
-            let more = if launching {
-                9.0 * ramp * human(m, 50_000.0)
-            } else {
-                0.0
-            };
-            (more, 0.0)
-        };
-        let trips = simulate(14, 50_000.0, &t, launch);
-        eprintln!(
-            "14 days with two 10x launches: {} false trips",
-            trips.iter().flatten().count()
-        );
-        assert!(trips.iter().all(Option::is_none), "false trips: {trips:?}");
+        let (a, b) = (launch(8, 10.0, DAILY, 0.0), launch(11, 10.0, DAILY, 0.0));
+        let traffic = human_only(Box::new(move |d, m| a(d, m).plus(b(d, m))));
+        let trips = simulate(DAY0, 14, &traffic, &Thresholds::default());
+        assert_eq!(trips.iter().flatten().count(), FALSE_TRIPS, "{trips:?}");
     }
 
     #[test]
-    fn floods_of_every_shape_trip_within_minutes() {
-        let t = Thresholds::default();
-        let daily = 50_000.0;
-        // Each starts on day 9 at 10:00 UTC, after a week of history.
-        let start = 600;
-        type Shape = Box<dyn Fn(u64, u64) -> (f64, f64)>;
-        let shapes: [(&str, Shape, u64); 3] = [
-            // 50 times the usual rate at once.
-            (
-                "sudden",
-                Box::new(move |d, m| {
-                    if d == 9 && m >= start {
-                        (49.0 * human(m, daily), 0.0)
-                    } else {
-                        (0.0, 0.0)
-                    }
-                }),
-                5,
-            ),
-            // Ramped from nothing to 60 times over two hours.
-            (
-                "ramped",
-                Box::new(move |d, m| {
-                    let r = (m.saturating_sub(start)) as f64 / 120.0;
-                    if d == 9 && m >= start {
-                        (60.0 * r.min(1.0) * human(m, daily), 0.0)
-                    } else {
-                        (0.0, 0.0)
-                    }
-                }),
-                90,
-            ),
-            // Low and slow: only twice the usual volume, from many sub IDs, the filters flag nearly all.
-            (
-                "low and slow",
-                Box::new(move |d, m| {
-                    if d == 9 && m >= start {
-                        let more = 20.0 * human(m, daily);
-                        (more, more * 0.97)
-                    } else {
-                        (0.0, 0.0)
-                    }
-                }),
-                60,
-            ),
+    fn floods_of_every_shape_trip_at_their_stated_minute() {
+        let low: Vec<u32> = LOW_AND_SLOW.iter().map(|l| l.0).collect();
+        let seen: Vec<_> = floods(9, 1440, DAILY, &low)
+            .into_iter()
+            .map(|(name, extra)| {
+                let trips = simulate(DAY0, 10, &human_only(extra), &Thresholds::default());
+                let false_trips = trips[..9].iter().flatten().count();
+                (
+                    name,
+                    false_trips,
+                    trips[9].map(|m| m.wrapping_sub(FLOOD_START)),
+                )
+            })
+            .collect();
+        let mut stated = vec![
+            ("sudden 50x".to_owned(), FALSE_TRIPS, Some(SUDDEN_50)),
+            ("ramped 60x".to_owned(), FALSE_TRIPS, Some(RAMPED_60)),
         ];
-        for (name, extra, within) in shapes {
-            let trips = simulate(10, daily, &t, extra);
-            assert!(
-                trips[..9].iter().all(Option::is_none),
-                "{name}: false trips before it: {trips:?}"
-            );
-            let at = trips[9].unwrap_or_else(|| panic!("{name}: never tripped"));
-            eprintln!("{name}: tripped {} minutes after the start", at - start);
-            assert!(
-                at >= start && at - start <= within,
-                "{name}: tripped at minute {} after the start",
-                at - start
-            );
+        for (times, at) in LOW_AND_SLOW {
+            stated.push((format!("low and slow {times}x"), FALSE_TRIPS, Some(at)));
         }
+        assert_eq!(seen, stated);
+    }
+
+    /// The README's sentence on the simulator, built from the figures the tests assert.
+    fn readme_sentence() -> String {
+        let low: Vec<String> = LOW_AND_SLOW
+            .iter()
+            .map(|(times, at)| format!("{times}× after {at}"))
+            .collect();
+        format!(
+            "In the core's simulator (50,000 human clicks a day on a diurnal curve, ±30% per \
+             minute, 2% of them flagged), 14 days with two ten-fold campaign launches give \
+             {FALSE_TRIPS} false trips; a flood starting at 10:00 UTC after nine days of history \
+             trips (in minutes, with {FALSE_TRIPS} false trips in the days before): sudden at 50× \
+             the volume after {SUDDEN_50}, ramped to 60× over two hours after {RAMPED_60}, \
+             low-and-slow (the excess 97% flagged) at {}.",
+            low.join(", ")
+        )
+    }
+
+    #[test]
+    fn the_readme_quotes_the_simulated_figures() {
+        let readme = include_str!("../../../README.md");
+        let flat = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+        let sentence = readme_sentence();
+        assert!(flat.contains(&sentence), "README lacks: {sentence}");
+    }
+
+    /// A launch at 30 times the volume: beyond the tolerance of 20, within the doubled allowance.
+    fn thirty_fold_launch(converting: f64) -> Traffic {
+        Traffic {
+            daily: DAILY,
+            human_cr: 0.01,
+            extra: launch(9, 30.0, DAILY, converting),
+        }
+    }
+
+    #[test]
+    fn a_converting_network_earns_twice_the_allowance() {
+        let t = Thresholds::default();
+        // Its clicks convert as the human ones do: the day's rate stays at the baseline's.
+        let converting = simulate(DAY0, 10, &thirty_fold_launch(0.01), &t);
+        assert_eq!(converting, vec![None; 10]);
+        // The same launch converting at a fifth of that pulls the day's rate under half the
+        // baseline's: the allowance is the plain one and the launch trips.
+        let not = simulate(DAY0, 10, &thirty_fold_launch(0.002), &t);
+        assert!(not[..9].iter().all(Option::is_none), "{not:?}");
+        let at = not[9].expect("trips without conversions");
+        assert!((600..780).contains(&at), "tripped at minute {at}");
+    }
+
+    fn clicks(minute: u64, clicks: u32, flagged: u32) -> Event {
+        Event::Clicks {
+            minute,
+            clicks,
+            flagged,
+        }
+    }
+
+    /// Steps one batch at the start of its minute; the cause it tripped with, if it did.
+    fn cause(
+        s: &mut FloodState,
+        t: &Thresholds,
+        minute: u64,
+        n: u32,
+        flagged: u32,
+    ) -> Option<&'static str> {
+        match s.step(clicks(minute, n, flagged), t, minute * MINUTE_MS) {
+            Outcome::Tripped(b) => Some(b.cause),
+            _ => None,
+        }
+    }
+
+    const M0: u64 = DAY0 / MINUTE_MS;
+
+    #[test]
+    fn the_per_minute_ceiling_trips_when_one_minute_reaches_it() {
+        let t = Thresholds {
+            per_minute: Some(100),
+            ..Thresholds::default()
+        };
+        let mut s = FloodState::new(DAY0);
+        // 99 in each of many minutes: never 100 in one.
+        for m in 0..30 {
+            assert_eq!(cause(&mut s, &t, M0 + m, 99, 0), None);
+        }
+        assert_eq!(cause(&mut s, &t, M0 + 30, 60, 0), None);
+        assert_eq!(cause(&mut s, &t, M0 + 30, 40, 0), Some("per_minute"));
+    }
+
+    #[test]
+    fn the_per_hour_ceiling_counts_the_last_sixty_minutes() {
+        let t = Thresholds {
+            per_hour: Some(600),
+            ..Thresholds::default()
+        };
+        let mut s = FloodState::new(DAY0);
+        // Ten a minute: 600 only once 60 minutes hold them; the first minute leaves as the 61st
+        // comes, so 9 a minute from then on never reach it.
+        for m in 0..59 {
+            assert_eq!(cause(&mut s, &t, M0 + m, 10, 0), None, "minute {m}");
+        }
+        assert_eq!(cause(&mut s, &t, M0 + 59, 9, 0), None);
+        for m in 60..200 {
+            assert_eq!(cause(&mut s, &t, M0 + m, 9, 0), None, "minute {m}");
+        }
+        assert_eq!(cause(&mut s, &t, M0 + 200, 70, 0), Some("per_hour"));
+    }
+
+    #[test]
+    fn the_per_day_ceiling_counts_the_whole_utc_day() {
+        let t = Thresholds {
+            per_hour: Some(1_000),
+            per_day: Some(10_000),
+            ..Thresholds::default()
+        };
+        let mut s = FloodState::new(DAY0);
+        // 999 in each hour's first minute: under the hourly ceiling every hour, 9,990 by 09:00.
+        for h in 0..10 {
+            assert_eq!(cause(&mut s, &t, M0 + h * 60, 999, 0), None, "hour {h}");
+        }
+        assert_eq!(cause(&mut s, &t, M0 + 600, 10, 0), Some("per_day"));
+        // The next day starts from nothing.
+        let mut s = FloodState::new(DAY0);
+        for h in 0..10 {
+            cause(&mut s, &t, M0 + h * 60, 999, 0);
+        }
+        assert_eq!(cause(&mut s, &t, M0 + 1440, 10, 0), None);
+    }
+
+    #[test]
+    fn until_a_full_day_is_known_only_the_ceilings_and_the_flagged_share_apply() {
+        let t = Thresholds::default();
+        // On its first day a network may send any volume, clean or flagged under the share.
+        let mut s = FloodState::new(DAY0);
+        for m in 0..60 {
+            assert_eq!(cause(&mut s, &t, M0 + m, 5_000, 3_000), None, "minute {m}");
+        }
+        assert_eq!(s.days_known, 0);
+        // The flagged share applies from the first day on.
+        assert_eq!(
+            cause(&mut s, &t, M0 + 200, 10_000, 8_000),
+            Some("flagged_share")
+        );
+        // With one quiet day known, the same volume is history's business.
+        let mut s = FloodState::new(DAY0);
+        for m in (0..1440).step_by(10) {
+            cause(&mut s, &t, M0 + m, 10, 0);
+        }
+        assert_eq!(cause(&mut s, &t, M0 + 1440, 5_000, 0), Some("history"));
+        assert_eq!(s.days_known, 1);
+    }
+
+    #[test]
+    fn flagged_clicks_beyond_the_baselines_own_rate_trip_after_a_full_day() {
+        let t = Thresholds::default();
+        let mut s = FloodState::new(DAY0);
+        // A day of 1,000 clicks an hour (in its first minute), 5% flagged.
+        for h in 0..24 {
+            cause(&mut s, &t, M0 + h * 60, 1_000, 50);
+        }
+        s.step(Event::Tick, &t, DAY0 + DAY_MS);
+        assert_eq!(s.baseline_flagged, Some(0.05));
+        // Allowed: tolerance × 1,000 × 5% = 1,000 flagged clicks an hour, above the floor.
+        let next = DAY0 + DAY_MS;
+        assert_eq!(s.allowed_flagged_per_hour(&t, next), 1_000.0);
+        let m1 = next / MINUTE_MS;
+        // 1,600 clicks of which 1,000 flagged: under the share and the volume allowance.
+        assert_eq!(cause(&mut s, &t, m1, 800, 500), None);
+        assert_eq!(cause(&mut s, &t, m1 + 10, 800, 500), None);
+        assert_eq!(cause(&mut s, &t, m1 + 20, 10, 1), Some("flagged_history"));
+    }
+
+    #[test]
+    fn a_state_stored_before_flagged_clicks_were_kept_reads_and_learns_them() {
+        let t = Thresholds::default();
+        let old = r#"{"day":20780,"minutes":[[29923200,5,1]],"hours":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0],
+            "clicks":5,"conversions":0,"baseline":[100.0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0],
+            "baseline_cr":0.0,"days_known":3,"block":null,"lifted_by":null}"#;
+        let mut s = FloodState::decode(old).unwrap();
+        assert_eq!((s.day_flagged, s.baseline_flagged), (0, None));
+        // No rate known: no flagged allowance to exceed yet.
+        assert_eq!(s.allowed_flagged_per_hour(&t, DAY0), f64::INFINITY);
+        cause(&mut s, &t, M0 + 1, 95, 19);
+        s.step(Event::Tick, &t, DAY0 + DAY_MS);
+        assert_eq!(s.baseline_flagged, Some(0.19));
+        assert_eq!(FloodState::decode(&s.encode()), Ok(s));
+    }
+
+    #[test]
+    fn a_block_that_began_at_23_59_ends_at_midnight_and_leaves_nothing_behind() {
+        let t = Thresholds {
+            per_hour: Some(1_000),
+            ..Thresholds::default()
+        };
+        let mut s = FloodState::new(DAY0);
+        let last = M0 + 1439;
+        assert_eq!(cause(&mut s, &t, last, 1_000, 0), Some("per_hour"));
+        assert_eq!(s.block.as_ref().map(|b| b.since_ms), Some(last * MINUTE_MS));
+        assert_eq!(s.blocked_until_ms(), Some(DAY0 + DAY_MS));
+        // Still blocked in the last millisecond of the day.
+        assert_eq!(s.step(Event::Tick, &t, DAY0 + DAY_MS - 1), Outcome::Nothing);
+        assert!(s.current_block().is_some());
+        // At 00:00 the block ends, and the 23:59 clicks are not in the new day's last hour: one
+        // more click does not trip again.
+        assert_eq!(
+            s.step(clicks(M0 + 1440, 1, 0), &t, DAY0 + DAY_MS),
+            Outcome::NewDay { ended_block: true }
+        );
+        assert_eq!((s.block.clone(), s.day_clicks), (None, 1));
     }
 
     #[test]
