@@ -44,6 +44,8 @@ list compile writes that compiled form and prints its key, for other upload tool
 
 replay runs recorded clicks (the Worker's decision log, or CSV with a header) through a config and
 prints what it would have done; with --against, also the clicks an older config decides differently.
+It also runs each network's flood detector with the config's thresholds (the log's earlier days
+make the baseline) and prints when it would have tripped and how many clicks the block would stop.
 
 block / unblock imposes or lifts a network's click-flood block until 00:00 UTC through the
 Worker's admin API (BASE_URL is where the Worker answers, e.g. https://track.example.com).
@@ -770,6 +772,13 @@ fn replay(flags: &[&str]) -> Result<(), Failure> {
     let records = read_clicks(&clicks)?;
 
     let mut replay = Replay::new(&config, against.as_ref(), keep);
+    feed_all(&mut replay, records);
+    print_report(&replay, against.is_some());
+    Ok(())
+}
+
+/// Replays every click, with progress on stderr for long logs, and closes the last minute.
+fn feed_all(replay: &mut Replay, records: Vec<Recorded>) {
     let total = records.len();
     for (i, r) in records.into_iter().enumerate() {
         replay.feed(r);
@@ -777,8 +786,32 @@ fn replay(flags: &[&str]) -> Result<(), Failure> {
             eprintln!("replayed {} of {total} clicks", i + 1);
         }
     }
-    print_report(&replay, against.is_some());
-    Ok(())
+    replay.finish();
+}
+
+/// The flood section of the report: every trip, then how many networks never tripped.
+fn flood_lines(replay: &Replay) -> Vec<String> {
+    let mut lines = vec![
+        "floods (the config's thresholds; the log's earlier days make the baseline):".to_owned(),
+    ];
+    let mut calm = 0;
+    for (network, flood) in &replay.floods {
+        if flood.trips.is_empty() {
+            calm += 1;
+        }
+        for trip in &flood.trips {
+            lines.push(format!(
+                "  {network} tripped at {} ({}: {}); the block would have stopped {} clicks, {} of them redirected by the rules",
+                clickgate_core::decide::rfc3339_ms(trip.at_ms),
+                trip.cause,
+                trip.detail,
+                trip.stopped,
+                trip.stopped_redirects,
+            ));
+        }
+    }
+    lines.push(format!("  {calm} networks never tripped"));
+    lines
 }
 
 /// Reads a click file whole and sorts it by time: the duplicate-IP and sub-ID counts are only right
@@ -861,6 +894,10 @@ fn print_report(replay: &Replay, compared: bool) {
             println!("  ... and {} more", rows.len() - 25);
         }
     }
+    println!();
+    for line in flood_lines(replay) {
+        println!("{line}");
+    }
     if compared {
         println!(
             "\nclicks decided differently from --against: {}",
@@ -909,6 +946,9 @@ fn find_upwards(name: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clickgate_core::flood::simulation::{floods, launch, simulate, Traffic, FLOOD_START};
+    use clickgate_core::flood::Thresholds;
+    use clickgate_core::replay::Trip;
 
     fn flags(words: &[&str]) -> Result<PushOptions, String> {
         parse_push_flags(words).map_err(|f| match f {
@@ -1046,5 +1086,120 @@ mod tests {
             run_words(&["config", "validate", "/nonexistent/x.json"]),
             Err(Failure::Io(_))
         ));
+    }
+
+    /// A document with one offer, a rule declining bots, and net-7's flood floor scaled to the
+    /// simulated traffic below (a tenth of the core simulator's).
+    const FLOOD_CONFIG: &str = r#"{"version": 1, "offers": [{"id": "1", "landing_url": "https://x.example/"}],
+        "networks": [{"id": "net-7", "flood": {"floor": 60}}],
+        "rules": [{"id": "bots", "created_at": "2026-11-01", "scope": {"offers": ["1"]}, "decline": "medium_and_higher",
+                   "strategy": {"filters": [{"type": "bot"}]}}]}"#;
+    const DAY0: u64 = 1_795_392_000_000; // 2026-11-23T00:00:00Z
+    const DAILY: f64 = 5_000.0;
+
+    /// Two days of net-7's clicks as CSV, minute by minute as the core's simulator counts them:
+    /// each minute's clicks spread over it, its flagged ones sent by curl (the rule declines them).
+    fn traffic_csv(traffic: &Traffic) -> String {
+        let mut csv = String::from("ts,offer_id,aff_id,ip,user_agent\n");
+        for day in 0..2 {
+            for m in 0..1440 {
+                let (clicks, flagged, _) = traffic.minute(day, m);
+                let start = DAY0 + day * 86_400_000 + m * 60_000;
+                for i in 0..clicks {
+                    let ua = if i < flagged {
+                        "curl/8.4.0"
+                    } else {
+                        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+                    };
+                    let at = start + u64::from(i) * 60_000 / u64::from(clicks);
+                    csv.push_str(&format!(
+                        "{},1,net-7,198.51.100.{},{ua}\n",
+                        clickgate_core::decide::rfc3339_ms(at),
+                        i % 250
+                    ));
+                }
+            }
+        }
+        csv
+    }
+
+    /// Replays a traffic file as `clickgate replay` does; net-7's trips and the flood report.
+    fn replay_floods(name: &str, traffic: &Traffic) -> (Vec<Trip>, Vec<String>) {
+        let config_file = scratch(&format!("{name}.json"), FLOOD_CONFIG);
+        let clicks = scratch(&format!("{name}.csv"), &traffic_csv(traffic));
+        let config = validate(&config_file, Use::Replay).unwrap().config;
+        let mut replay = Replay::new(&config, None, 0);
+        feed_all(&mut replay, read_clicks(&clicks).unwrap());
+        for p in [config_file, clicks] {
+            let _ = std::fs::remove_file(p);
+        }
+        (replay.floods["net-7"].trips.clone(), flood_lines(&replay))
+    }
+
+    fn thresholds() -> Thresholds {
+        let config = Config::compile(FLOOD_CONFIG).unwrap();
+        config.flood_thresholds(&Id::parse("net-7").unwrap())
+    }
+
+    #[test]
+    fn replay_finds_no_flood_in_human_traffic_with_a_ten_fold_launch() {
+        let traffic = Traffic {
+            daily: DAILY,
+            human_cr: 0.0,
+            extra: launch(1, 10.0, DAILY, 0.0),
+        };
+        assert_eq!(simulate(DAY0, 2, &traffic, &thresholds()), [None, None]);
+        let (trips, lines) = replay_floods("launch", &traffic);
+        assert_eq!(trips, []);
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some("  1 networks never tripped")
+        );
+    }
+
+    #[test]
+    fn replay_trips_every_flood_shape_at_the_simulators_minute() {
+        let t = thresholds();
+        // Two hours of each flood on the second day, the first day the baseline.
+        for (name, extra) in floods(1, FLOOD_START + 120, DAILY, &[2, 3, 6, 21]) {
+            let traffic = Traffic {
+                daily: DAILY,
+                human_cr: 0.0,
+                extra,
+            };
+            let simulated = simulate(DAY0, 2, &traffic, &t);
+            let minute =
+                simulated[1].unwrap_or_else(|| panic!("{name}: the simulator never trips"));
+            assert_eq!(simulated[0], None, "{name}");
+            let (trips, lines) = replay_floods(&name.replace(' ', "-"), &traffic);
+            assert_eq!(trips.len(), 1, "{name}: {trips:?}");
+            let trip = &trips[0];
+            assert_eq!(
+                trip.at_ms,
+                DAY0 + 86_400_000 + minute * 60_000,
+                "{name}: {trip:?}"
+            );
+            // Every click of the rest of that day comes after the trip's minute.
+            let after: u32 = (minute + 1..1440).map(|m| traffic.minute(1, m).0).sum();
+            assert_eq!(trip.stopped, u64::from(after), "{name}");
+            let unflagged: u32 = (minute + 1..1440)
+                .map(|m| {
+                    let (c, f, _) = traffic.minute(1, m);
+                    c - f
+                })
+                .sum();
+            assert_eq!(trip.stopped_redirects, u64::from(unflagged), "{name}");
+            assert!(
+                lines[1].starts_with(&format!(
+                    "  net-7 tripped at {} ({}:",
+                    clickgate_core::decide::rfc3339_ms(trip.at_ms),
+                    trip.cause
+                )),
+                "{lines:?}"
+            );
+            assert!(lines[1].ends_with(&format!(
+                "the block would have stopped {after} clicks, {unflagged} of them redirected by the rules"
+            )));
+        }
     }
 }

@@ -5,6 +5,11 @@
 //! in `wrangler tail --format json` records) or from CSV with a header naming the columns. The
 //! duplicate-IP and sub-ID counts the filters need are recomputed from the clicks themselves, in
 //! time order, so a replay needs nothing but the file.
+//!
+//! Each network's clicks also go through its flood detector ([`crate::flood`]) with the config's
+//! thresholds, minute by minute, the log's earlier days making its baseline: where it would have
+//! tripped and how many clicks the block would have stopped. A log carries no conversions, so a
+//! converting network's doubled allowance never applies here.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -14,6 +19,7 @@ use crate::click::{ClickParams, ClientInfo, Id};
 use crate::config::Config;
 use crate::counts::{ClickKeys, NetworkCounts};
 use crate::decide::{decide, ClickOutcome, Decision, Observed};
+use crate::flood::{Event, FloodState, Outcome, Thresholds, MINUTE_MS};
 use crate::rules::{parse_time, Counters};
 use crate::token::TokenKey;
 
@@ -249,6 +255,84 @@ pub struct Change {
     pub after: Verdict,
 }
 
+/// Where a network's flood detector tripped during a replay, and what its block would have done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trip {
+    /// The start of the minute whose clicks tripped it.
+    pub at_ms: u64,
+    pub cause: &'static str,
+    pub detail: String,
+    /// The network's clicks after that minute, until the block ends at 00:00 UTC.
+    pub stopped: u64,
+    /// Of those, the ones the rules redirected to the offer.
+    pub stopped_redirects: u64,
+}
+
+/// One network's flood day as a replay rebuilds it from the clicks.
+#[derive(Debug)]
+pub struct FloodReplay {
+    state: FloodState,
+    thresholds: Thresholds,
+    /// The minute being counted, as the edge's batches would carry it: (minute, clicks, flagged).
+    pending: Option<(u64, u32, u32)>,
+    pub clicks: u64,
+    pub trips: Vec<Trip>,
+}
+
+impl FloodReplay {
+    fn new(thresholds: Thresholds, at_ms: u64) -> FloodReplay {
+        FloodReplay {
+            state: FloodState::new(at_ms),
+            thresholds,
+            pending: None,
+            clicks: 0,
+            trips: Vec::new(),
+        }
+    }
+
+    /// Counts one click, in time order; a click of a new minute first closes the last one.
+    fn count(&mut self, at_ms: u64, flagged: bool, redirected: bool) {
+        let minute = at_ms / MINUTE_MS;
+        if self.pending.is_some_and(|(m, _, _)| m != minute) {
+            self.close_minute();
+        }
+        self.clicks += 1;
+        let blocked = self
+            .state
+            .blocked_until_ms()
+            .is_some_and(|until| at_ms < until);
+        if let Some(trip) = self.trips.last_mut().filter(|_| blocked) {
+            trip.stopped += 1;
+            trip.stopped_redirects += u64::from(redirected);
+        }
+        let (_, clicks, flags) = self.pending.get_or_insert((minute, 0, 0));
+        *clicks += 1;
+        *flags += u32::from(flagged);
+    }
+
+    /// Steps the detector with the pending minute's counts, at the start of that minute (as the
+    /// simulator in [`crate::flood::simulation`] does).
+    fn close_minute(&mut self) {
+        let Some((minute, clicks, flagged)) = self.pending.take() else {
+            return;
+        };
+        let event = Event::Clicks {
+            minute,
+            clicks,
+            flagged,
+        };
+        if let Outcome::Tripped(b) = self.state.step(event, &self.thresholds, minute * MINUTE_MS) {
+            self.trips.push(Trip {
+                at_ms: b.since_ms,
+                cause: b.cause,
+                detail: b.detail,
+                stopped: 0,
+                stopped_redirects: 0,
+            });
+        }
+    }
+}
+
 /// Replays clicks, fed in time order, through `config` and optionally `against` an older one.
 pub struct Replay<'a> {
     config: &'a Config,
@@ -261,6 +345,8 @@ pub struct Replay<'a> {
     pub changes: Vec<Change>,
     pub changed: u64,
     keep_changes: usize,
+    /// Each network's flood detector, by network id.
+    pub floods: BTreeMap<String, FloodReplay>,
 }
 
 impl<'a> Replay<'a> {
@@ -278,6 +364,7 @@ impl<'a> Replay<'a> {
             changes: Vec::new(),
             changed: 0,
             keep_changes,
+            floods: BTreeMap::new(),
         }
     }
 
@@ -301,7 +388,9 @@ impl<'a> Replay<'a> {
             )
             .map_err(|e| e.to_string())
         };
-        let after = Verdict::of(&run(self.config, &mut self.counting));
+        let outcome = run(self.config, &mut self.counting);
+        let flagged = outcome.as_ref().is_ok_and(ClickOutcome::flagged);
+        let after = Verdict::of(&outcome);
         if let Some(old) = self.against {
             let before = Verdict::of(&run(old, &mut self.counting_against));
             if before.label != after.label || before.codes != after.codes {
@@ -316,6 +405,19 @@ impl<'a> Replay<'a> {
             }
         }
         self.tally.add(&r, &after);
+        let network = &r.click.aff_id;
+        let config = self.config;
+        self.floods
+            .entry(network.to_string())
+            .or_insert_with(|| FloodReplay::new(config.flood_thresholds(network), r.at_ms))
+            .count(r.at_ms, flagged, after.label == "redirect");
+    }
+
+    /// Closes every network's last minute: call once the last click is fed.
+    pub fn finish(&mut self) {
+        for flood in self.floods.values_mut() {
+            flood.close_minute();
+        }
     }
 }
 
