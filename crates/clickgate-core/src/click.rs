@@ -399,10 +399,69 @@ mod tests {
         use super::super::*;
         use proptest::prelude::*;
 
+        const CLICK_CONFIG: &str = r#"{"version": 1, "offers": [{"id": "1", "landing_url": "https://x.example/?s={sub1}&t={transaction_id}"}],
+            "rules": [{"id": "r", "created_at": "2026-01-01", "scope": {"offers": ["1"]}, "decline": "medium_and_higher",
+                       "strategy": {"filters": [{"type": "bot"}, {"type": "referrer"}, {"type": "old_os_browser"}]}}]}"#;
+
+        /// A valid id most of the time (the offer's own id among them), else anything.
+        fn id_or_junk() -> impl Strategy<Value = String> {
+            prop_oneof![Just("1".to_owned()), "[A-Za-z0-9._-]{1,12}", "\\PC{0,20}"]
+        }
+
+        /// One `name=value`: a known parameter or any name, written raw or form-encoded.
+        fn query_pair() -> impl Strategy<Value = String> {
+            let name = prop_oneof![
+                proptest::sample::select(PARAMS.to_vec()).prop_map(str::to_owned),
+                "\\PC{0,12}",
+            ];
+            (name, prop_oneof![id_or_junk(), "\\PC{0,40}"], any::<bool>()).prop_map(
+                |(n, v, encode)| {
+                    if encode {
+                        form_urlencoded::Serializer::new(String::new())
+                            .append_pair(&n, &v)
+                            .finish()
+                    } else {
+                        format!("{n}={v}")
+                    }
+                },
+            )
+        }
+
         proptest! {
             #[test]
             fn route_never_panics(method in "[A-Z]{0,7}", path in "\\PC{0,40}", query in "\\PC{0,80}") {
                 let _ = route(&method, &path, &query);
+            }
+
+            // Aimed at the click routes: `/c` or `/c/{offer}/{aff}` with a query of known and unknown
+            // names and arbitrary values (raw or form-encoded), and arbitrary client headers; a
+            // routed click goes through the whole decision.
+            #[test]
+            fn click_routes_never_panic(
+                by_path in any::<bool>(),
+                offer in id_or_junk(),
+                aff in id_or_junk(),
+                pairs in proptest::collection::vec(query_pair(), 0..8),
+                ip in "\\PC{0,45}",
+                user_agent in "\\PC{0,120}",
+                referer in "\\PC{0,120}",
+            ) {
+                let path = if by_path { format!("/c/{offer}/{aff}") } else { "/c".to_owned() };
+                let query = pairs.join("&");
+                let headers = [("cf-connecting-ip", ip.as_str()), ("user-agent", user_agent.as_str()), ("referer", referer.as_str())];
+                let _ = check_sizes(path.len() + query.len(), headers);
+                if let Ok(Route::Click(params)) = route("GET", &path, &query) {
+                    let client = ClientInfo {
+                        ip: crate::ip::parse_client_ip(&ip),
+                        user_agent: Some(user_agent),
+                        referer: Some(referer),
+                        country: None,
+                        asn: None,
+                    };
+                    let config = crate::config::Config::compile(CLICK_CONFIG).unwrap();
+                    let key = crate::token::TokenKey::new(&[3u8; 32]).unwrap();
+                    let _ = crate::decide::decide(&config, &key, params, client, Default::default(), 0, [0; crate::token::NONCE_LEN]);
+                }
             }
 
             // Any value a publisher sends in a sub ID comes back unchanged after URL-decoding.

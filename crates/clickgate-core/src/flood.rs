@@ -704,7 +704,7 @@ mod tests {
 
     const DAY0: u64 = 1_795_392_000_000; // 2026-11-23T00:00:00Z
 
-    use super::simulation::{floods, launch, simulate, Extra, Traffic, FLOOD_START};
+    use super::simulation::{floods, launch, simulate, Traffic, FLOOD_START};
 
     /// The simulated network's human clicks a day.
     const DAILY: f64 = 50_000.0;
