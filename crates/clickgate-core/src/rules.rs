@@ -1181,6 +1181,49 @@ mod tests {
         assert!(Threshold::LowAndHigher.declines(Low) && !Threshold::LowAndHigher.declines(None));
     }
 
+    /// The published strategy tables (Affise's "Detection strategy" section for 24metrics): per
+    /// preset, duplicate IPs allowed in the last 24 h, the minimum and maximum click-to-conversion
+    /// time in seconds, and the sub IDs allowed per offer and affiliate (eCommerce checks none).
+    const PUBLISHED: [(&str, u32, u64, u64, Option<u32>); 4] = [
+        ("mobile_cpi", 1, 20, 24 * 3600, Some(700)),
+        ("mobile_cpa", 3, 15, 24 * 3600, Some(700)),
+        ("lead", 1, 25, 24 * 3600, Some(500)),
+        ("ecommerce", 3, 40, 14 * 24 * 3600, None),
+    ];
+
+    #[test]
+    fn every_preset_value_is_the_published_one_and_the_readme_table_says_so() {
+        let readme = include_str!("../../../README.md");
+        assert_eq!(PRESETS.len(), PUBLISHED.len());
+        for (name, dup, min_s, max_s, sub_ids) in PUBLISHED {
+            let mut expected = vec![
+                FilterKind::DuplicateIp {
+                    max: dup,
+                    window_hours: 24,
+                },
+                FilterKind::FraudDatabase,
+                FilterKind::Bot,
+                FilterKind::DatacenterVpn,
+                FilterKind::Geo,
+                FilterKind::Referrer,
+                FilterKind::OldOsBrowser(MinVersions::default()),
+                FilterKind::MinClickToConversion { seconds: min_s },
+                FilterKind::MaxClickToConversion { seconds: max_s },
+            ];
+            expected.extend(sub_ids.map(|max| FilterKind::SubIdValidity { max }));
+            let expected: Vec<Filter> = expected.into_iter().map(Filter::new).collect();
+            assert_eq!(preset(name), Some(expected), "{name}");
+            let max = if max_s == 24 * 3600 {
+                "24 h".to_owned()
+            } else {
+                format!("{} days", max_s / 86_400)
+            };
+            let subs = sub_ids.map_or("–".to_owned(), |n| n.to_string());
+            let row = format!("| `{name}` | {dup} | {subs} | {min_s} s / {max} |");
+            assert!(readme.contains(&row), "README lacks the row {row}");
+        }
+    }
+
     #[test]
     fn presets_follow_the_published_tables() {
         let cpi = preset("mobile_cpi").unwrap();
