@@ -1202,4 +1202,69 @@ mod tests {
             )));
         }
     }
+
+    fn run_words(words: &[&str]) -> Result<(), Failure> {
+        run(&words.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn config_validate_accepts_the_demo_document() {
+        let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../demo/config.json");
+        let demo = demo.to_str().unwrap();
+        assert!(matches!(run_words(&["config", "validate", demo]), Ok(())));
+        let broken = scratch("broken.json", r#"{"version": 1, "offers": [{"id": "1"}]}"#);
+        assert!(matches!(
+            run_words(&["config", "validate", broken.to_str().unwrap()]),
+            Err(Failure::Invalid)
+        ));
+        let _ = std::fs::remove_file(broken);
+    }
+
+    #[test]
+    fn list_compile_writes_the_set_its_key_names() {
+        let list = scratch(
+            "dc.txt",
+            "# datacenters\n192.0.2.0/24\n2001:db8::/32\n198.51.100.7\n",
+        );
+        let out = list.with_extension("bin");
+        let (l, o) = (list.to_str().unwrap(), out.to_str().unwrap());
+        assert!(matches!(run_words(&["list", "compile", l, o]), Ok(())));
+        let bytes = std::fs::read(&out).unwrap();
+        let set = IpSet::from_bytes(bytes.clone()).unwrap();
+        assert_eq!(set.len(), 3);
+        assert!(set.lookup("192.0.2.200".parse().unwrap()).is_some());
+        assert!(set.lookup("198.51.100.8".parse().unwrap()).is_none());
+        // The key is made from the content: another list gets another one.
+        assert!(list_key(&bytes).starts_with("iplist/"));
+        assert_ne!(list_key(&bytes), list_key(&IpSet::new([]).to_bytes()));
+        let bad = scratch("bad.txt", "10.0.0.1/8\n");
+        assert!(matches!(
+            run_words(&["list", "compile", bad.to_str().unwrap(), o]),
+            Err(Failure::Invalid)
+        ));
+        for p in [list, out, bad] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    #[test]
+    fn replay_runs_from_the_command_line() {
+        let config = scratch("replay-config.json", FLOOD_CONFIG);
+        let clicks = scratch(
+            "replay-clicks.csv",
+            "ts,offer_id,aff_id,user_agent\n2026-11-23T10:00:00Z,1,net-7,curl/8\n2026-11-23T10:00:01Z,1,net-7,Mozilla/5.0\n",
+        );
+        let (c, k) = (config.to_str().unwrap(), clicks.to_str().unwrap());
+        assert!(matches!(
+            run_words(&["replay", "--config", c, "--clicks", k]),
+            Ok(())
+        ));
+        assert!(matches!(
+            run_words(&["replay", "--clicks", k]),
+            Err(Failure::Usage(m)) if m.contains("--config")
+        ));
+        for p in [config, clicks] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
