@@ -1075,6 +1075,39 @@ fn a_flooding_network_is_blocked_for_the_day_while_others_and_its_signed_clicks_
         shut.is_some(),
         "the imposed block never reached the isolate"
     );
+    // `clickgate unblock` (the short form) lifts it again, recorded with who.
+    let lifted = std::process::Command::new(support::cli())
+        .args([
+            "unblock",
+            "net-7",
+            "--url",
+            &w.base,
+            "--by",
+            "carol@example.com",
+        ])
+        .env("CLICKGATE_ADMIN_TOKEN", ADMIN_TOKEN)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&lifted.stdout);
+    assert!(
+        lifted.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&lifted.stderr)
+    );
+    assert!(said.contains(r#""blocked":false"#), "{said}");
+    assert!(
+        w.wait_for(Duration::from_secs(5), || {
+            w.events("flood")
+                .into_iter()
+                .find(|e| e["state"] == "lifted" && e["by"] == "carol@example.com")
+        })
+        .is_some(),
+        "the CLI's lift is logged with who"
+    );
+    let open = w.wait_for(Duration::from_secs(5), || {
+        (click(&w, "/c?offer_id=1001&aff_id=net-7").status == 302).then_some(())
+    });
+    assert!(open.is_some(), "the CLI's lift never reached the isolate");
 }
 
 #[test]
