@@ -968,11 +968,16 @@ fn a_flooding_network_is_blocked_for_the_day_while_others_and_its_signed_clicks_
     // machine where a local round trip takes milliseconds.
     let time = |e: &serde_json::Value| parse_time(e["ts"].as_str().unwrap_or("")).ok();
     let tripped_at = time(&trip).expect("the trip's time");
-    let after: Vec<u64> = w
+    let redirected: Vec<u64> = w
         .events("click")
         .iter()
         .filter(|e| e["aff_id"] == "net-flood" && e["verdict"] == "redirect")
         .filter_map(time)
+        .collect();
+    // Every redirect of the loop (and the one that saw the config) is there with its time.
+    assert!(redirected.len() > passed, "{redirected:?}");
+    let after: Vec<u64> = redirected
+        .into_iter()
         .filter(|&at| at > tripped_at)
         .collect();
     eprintln!(
