@@ -14,18 +14,18 @@
 //!    baseline for this hour of the day (an exponential moving average over past days, weight
 //!    `1/baseline_days`), recomputed as each hour closes; and the conversion factor is 2 when the
 //!    day's conversion rate is at least half the baseline's, else 1; or the last 60 minutes hold more
-//!    than `max(floor, tolerance × expected × flagged rate)` clicks the fraud filters flagged, where
-//!    the flagged rate is the baseline's own share of flagged clicks (a low-and-slow flood adds little
-//!    volume but many flagged clicks; a launch adds clean ones). Until one full day is known, only the
-//!    ceilings and the flagged share apply;
+//!    than `max(floor, tolerance × expected × flagged rate × conversion factor)` clicks the fraud
+//!    filters flagged, where the flagged rate is the baseline's own share of flagged clicks (a
+//!    low-and-slow flood adds little volume but many flagged clicks; a launch adds clean ones).
+//!    Until one full day is known, only the ceilings and the flagged share apply;
 //! 3. **flagged share**: at least `flagged_share` of at least `floor` clicks in the last 60 minutes were
 //!    flagged by the fraud filters (a low-and-slow flood hides in volume, not in quality).
 //!
 //! With the defaults (tolerance 20, floor 600 clicks an hour) a campaign launch at ten times the
 //! usual volume passes, a flood at several dozen times trips within minutes, and one at twice the
-//! volume whose excess the filters flag within the hour (the simulator in the tests says exactly). Once tripped, every
-//! click is blocked with reason `click_flood` until the next 00:00 UTC. An operator can lift a
-//! block (it stays lifted for the rest of the day) or impose one.
+//! volume whose excess the filters flag within the hour ([`simulation`] and the tests say at which
+//! minute). Once tripped, every click is blocked with reason `click_flood` until the next 00:00
+//! UTC. An operator can lift a block (it stays lifted for the rest of the day) or impose one.
 
 use serde_json::{json, Value};
 
