@@ -12,7 +12,7 @@
 //! 2. **its own history**: the last 60 minutes (or the last 5, at 12 times their count) hold more than
 //!    `max(floor, tolerance × expected × conversion factor)` clicks, where `expected` is the network's
 //!    baseline for this hour of the day (an exponential moving average over past days, weight
-//!    `1/baseline_days`), recomputed as each hour closes; and the conversion factor is 2 when the
+//!    `1/baseline_days`), recomputed as each day closes; and the conversion factor is 2 when the
 //!    day's conversion rate is at least half the baseline's, else 1; or the last 60 minutes hold more
 //!    than `max(floor, tolerance × expected × flagged rate × conversion factor)` clicks the fraud
 //!    filters flagged, where the flagged rate is the baseline's own share of flagged clicks (a
