@@ -113,7 +113,7 @@ impl ClickKeys {
             ip,
             sub_id,
             needs,
-            adds: !is_link_preview(client.user_agent.as_deref()),
+            adds: !is_link_preview(client.user_agent.as_ref()),
             hour: (now_ms / HOUR_MS) as u32,
             day: (now_ms / DAY_MS) as u32,
         })

@@ -213,7 +213,7 @@ pub fn decide(
         decision,
         at_ms: now_ms,
         advertiser_id: offer.advertiser_id.clone(),
-        preview: is_link_preview(client.user_agent.as_deref()),
+        preview: is_link_preview(client.user_agent.as_ref()),
         click,
         client,
         config_digest: config.digest.clone(),
@@ -343,6 +343,13 @@ impl ClickOutcome {
             .opt("country", self.client.country.as_deref())
             .opt("asn", asn.as_deref())
             .opt("user_agent", self.client.user_agent.as_deref())
+            .opt(
+                "client",
+                self.client
+                    .user_agent
+                    .as_ref()
+                    .and_then(|ua| ua.reading().client),
+            )
             .opt("referer", self.client.referer.as_deref())
             .bool("preview", self.preview)
             .str("config", &self.config_digest)
@@ -382,7 +389,7 @@ pub fn warm_up() -> usize {
         };
         let client = ClientInfo {
             ip: "192.0.2.1".parse().ok(),
-            user_agent: Some(ua.to_owned()),
+            user_agent: Some(ua.into()),
             referer: Some("https://news.example/a".to_owned()),
             country: Some("DE".to_owned()),
             asn: Some(3320),
@@ -832,7 +839,9 @@ mod rule_tests {
         };
         let client = ClientInfo {
             ip: c.ip.parse().ok(),
-            user_agent: Some(c.ua.to_owned()).filter(|u| !u.is_empty()),
+            user_agent: Some(c.ua)
+                .filter(|u| !u.is_empty())
+                .map(crate::ua::UserAgent::parse),
             referer: c.referer.map(str::to_owned),
             country: c.country.map(str::to_owned),
             asn: c.asn,

@@ -16,6 +16,7 @@ use crate::counts::{ClickKeys, NetworkCounts};
 use crate::decide::{decide, ClickOutcome, Decision, Observed};
 use crate::rules::{parse_time, Counters};
 use crate::token::TokenKey;
+use crate::ua::UserAgent;
 
 /// One recorded click: the inputs of a decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +122,7 @@ fn record(get: impl Fn(&str) -> Option<String>) -> Result<Recorded, String> {
     };
     let client = ClientInfo {
         ip: get("ip").and_then(|ip| ip.parse().ok()),
-        user_agent: get("user_agent"),
+        user_agent: get("user_agent").map(UserAgent::parse),
         referer: get("referer"),
         country: get("country"),
         asn: get("asn").and_then(|a| a.trim_start_matches("AS").parse().ok()),

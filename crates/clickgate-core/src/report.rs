@@ -823,7 +823,7 @@ mod tests {
         };
         let client = ClientInfo {
             ip: ip.parse().ok(),
-            user_agent: Some(ua.to_owned()),
+            user_agent: Some(ua.into()),
             ..ClientInfo::default()
         };
         decide(
