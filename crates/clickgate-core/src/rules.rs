@@ -669,7 +669,7 @@ fn run_filter(
         FilterKind::OldOsBrowser(min) => client
             .user_agent
             .as_ref()
-            .and_then(|ua| old_platform(&ua.reading().platform, min)),
+            .and_then(|ua| old_platform(&ua.platform(), min)),
         FilterKind::DuplicateIp { max, window_hours } => {
             let c = counters.ok_or(())?;
             (c.ip_clicks > *max).then(|| {

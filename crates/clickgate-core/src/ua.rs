@@ -8,6 +8,7 @@
 //! regex costs a fresh wasm isolate more than its whole per-request CPU budget. The patterns are
 //! checked against the labelled corpora of `tests/bot_corpus.rs`.
 
+use std::cell::OnceCell;
 use std::ops::{Deref, Range};
 use std::sync::OnceLock;
 
@@ -107,6 +108,8 @@ pub struct UserAgent {
     raw: String,
     parts: Vec<Part>,
     reading: Reading,
+    /// Read on first use: only the old-OS/browser filter and a weak sign need it.
+    platform: OnceCell<Platform>,
 }
 
 /// What the header says about the client.
@@ -118,7 +121,6 @@ pub struct Reading {
     pub client: Option<&'static str>,
     /// A link-preview fetcher unfurling a pasted link: not a person clicking.
     pub preview: bool,
-    pub platform: Platform,
 }
 
 impl UserAgent {
@@ -138,7 +140,13 @@ impl UserAgent {
             raw,
             parts,
             reading,
+            platform: OnceCell::new(),
         }
+    }
+
+    /// The OS and browser with their major versions, as far as the header tells.
+    pub fn platform(&self) -> Platform {
+        *self.platform.get_or_init(|| platform(&self.raw))
     }
 
     pub fn as_str(&self) -> &str {
@@ -604,12 +612,9 @@ fn word_around(ua: &str, start: usize, end: usize) -> &str {
 type Hit = Option<(usize, usize)>;
 
 fn read(ua: &str, parts: &[Part]) -> Reading {
-    let platform = platform(ua);
-    let trimmed = ua.trim();
-    if trimmed.is_empty() {
+    if ua.trim().is_empty() {
         return Reading {
             signal: Some(Signal::no_user_agent()),
-            platform,
             ..Reading::default()
         };
     }
@@ -709,13 +714,12 @@ fn read(ua: &str, parts: &[Part]) -> Reading {
             device,
             system,
         };
-        weaker_sign(ua, url.or(domain), form, &platform)
+        weaker_sign(ua, url.or(domain), form)
     };
     Reading {
         signal,
         client,
         preview,
-        platform,
     }
 }
 
@@ -732,7 +736,7 @@ struct Form {
 }
 
 /// The signs of the header's form, for a header with no certain word and no known client.
-fn weaker_sign(ua: &str, url: Hit, form: Form, platform: &Platform) -> Option<Signal> {
+fn weaker_sign(ua: &str, url: Hit, form: Form) -> Option<Signal> {
     let Form {
         compatible,
         browser,
@@ -801,6 +805,7 @@ fn weaker_sign(ua: &str, url: Hit, form: Form, platform: &Platform) -> Option<Si
     }
     // An engine years older than the OS it claims: no such browser ships; scripts pick a stale
     // string and an OS separately.
+    let platform = platform(ua);
     if let (Some((os, os_v)), Some((browser, v))) = (platform.os, platform.browser) {
         let stale = match (os, browser) {
             (Os::Windows, Browser::Chrome) => os_v >= 10 && v < 40,
