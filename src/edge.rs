@@ -17,6 +17,7 @@ use clickgate_core::log::JsonLine;
 use clickgate_core::report;
 use clickgate_core::signing::{self, Breakers, ReplayAnswer, ReplayCheck, Signature};
 use clickgate_core::token::{ClickToken, TokenKey, NONCE_LEN};
+use clickgate_core::ua::UserAgent;
 use worker::js_sys::Promise;
 use worker::kv::KvStore;
 use worker::wasm_bindgen::prelude::wasm_bindgen;
@@ -161,7 +162,7 @@ impl Arrived {
                 .header("cf-connecting-ip")
                 .as_deref()
                 .and_then(parse_client_ip),
-            user_agent: self.header("user-agent"),
+            user_agent: self.header("user-agent").map(UserAgent::parse),
             referer: self.header("referer"),
             country: cf.as_ref().and_then(|cf| cf.country().ok().flatten()),
             asn: cf.as_ref().and_then(|cf| cf.asn().ok().flatten()),

@@ -394,7 +394,7 @@ fn pushed_rules_change_verdicts_in_the_running_worker() {
         .expect("a block line for the bot click");
     assert_eq!(line["rule_id"], "dc-and-bots");
     assert_eq!(line["reasons"][0]["code"], "bot");
-    assert_eq!(line["reasons"][0]["matched"], "curl");
+    assert_eq!(line["reasons"][0]["matched"], "certain: curl");
     assert_eq!(line["probability"], "high");
 
     // The runtime's ASN on the datacenter list: now browsers from it are blocked too.
@@ -462,6 +462,73 @@ fn pushed_rules_change_verdicts_in_the_running_worker() {
         .filter_map(|r| r["code"].as_str())
         .collect();
     assert_eq!(codes, ["bot", "datacenter_asn"]);
+}
+
+#[test]
+fn a_link_preview_under_a_bot_rule_is_redirected_and_not_counted_as_a_click() {
+    const TOKEN: &str = "preview-admin-token-preview-admin";
+    let w = Worker::start(&[
+        ("CONFIG_REFRESH_SECONDS", "1"),
+        ("COUNTS_FLUSH_MS", "200"),
+        ("ADMIN_TOKEN", TOKEN),
+    ]);
+    let rules = serde_json::json!([{
+        "id": "bots", "created_at": "2026-11-01T00:00:00Z", "scope": {"offers": ["1001"]},
+        "strategy": {"filters": [{"type": "bot"}]}, "decline": "low_and_higher"
+    }]);
+    push_ok(
+        &w,
+        &demo_with(&w, "bots.json", rules, serde_json::json!({})),
+    );
+    let click = |ua: &str| {
+        w.get(
+            "/c?offer_id=1001&aff_id=unfurl-net",
+            &[("user-agent", ua), ("cf-connecting-ip", "192.0.2.45")],
+        )
+    };
+    let live = w.wait_for(Duration::from_secs(15), || {
+        (w.get(
+            "/c?offer_id=1001&aff_id=probe-net",
+            &[("user-agent", "curl/8.4.0")],
+        )
+        .status
+            == 403)
+            .then_some(())
+    });
+    assert!(live.is_some(), "the bot rule never took effect");
+
+    // Slack unfurling the link: redirected, logged as a preview.
+    let preview = click("Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)");
+    assert_eq!(preview.status, 302, "{}", preview.body);
+    let line = w
+        .wait_for(Duration::from_secs(5), || {
+            w.events("click")
+                .into_iter()
+                .find(|e| e["aff_id"] == "unfurl-net")
+        })
+        .expect("a log line for the preview");
+    assert_eq!(line["preview"], true);
+    assert_eq!(line["verdict"], "redirect");
+
+    // Then a person on the same network: once the report has their click, it has only theirs.
+    assert_eq!(click(BROWSER).status, 302);
+    let report = w
+        .wait_for(Duration::from_secs(15), || {
+            let r = w.get(
+                "/admin/report?group_by=affiliate",
+                &[("authorization", &format!("Bearer {TOKEN}"))],
+            );
+            let j = r.json();
+            let row = j["rows"]
+                .as_array()?
+                .iter()
+                .find(|row| row["affiliate"] == "unfurl-net")?
+                .clone();
+            Some(row)
+        })
+        .expect("the report never counted the person's click");
+    assert_eq!(report["clicks"], 1, "{report}");
+    assert_eq!(report["allowed"], 1, "{report}");
 }
 
 #[test]

@@ -69,7 +69,8 @@ pub struct ClickParams {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientInfo {
     pub ip: Option<IpAddr>,
-    pub user_agent: Option<String>,
+    /// Read once when the click arrives; every filter, the preview check and the counts share it.
+    pub user_agent: Option<crate::ua::UserAgent>,
     pub referer: Option<String>,
     /// ISO country code and autonomous system of the client, as the edge resolved them.
     pub country: Option<String>,

@@ -113,7 +113,7 @@ impl ClickKeys {
             ip,
             sub_id,
             needs,
-            adds: !is_link_preview(client.user_agent.as_deref()),
+            adds: !is_link_preview(client.user_agent.as_ref()),
             hour: (now_ms / HOUR_MS) as u32,
             day: (now_ms / DAY_MS) as u32,
         })
@@ -1032,7 +1032,8 @@ impl LocalCounts {
     }
 
     /// Counts a decided click for its network: toward the flood threshold, in the report, and its
-    /// decision (`log_line`, as logged) kept for `explain` when a filter fired on it.
+    /// decision (`log_line`, as logged) kept for `explain` when a filter fired on it. A link
+    /// preview is nobody's click: it is counted nowhere (its log line says `"preview": true`).
     pub fn record_outcome(
         &mut self,
         outcome: &ClickOutcome,
@@ -1040,6 +1041,9 @@ impl LocalCounts {
         thresholds: Thresholds,
         nonce: &[u8; NONCE_LEN],
     ) {
+        if outcome.preview {
+            return;
+        }
         let now_ms = outcome.at_ms;
         let net = by_id(&mut self.networks, &outcome.click.aff_id);
         net.count_flood(thresholds, outcome.flagged(), now_ms);

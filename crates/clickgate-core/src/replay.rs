@@ -22,6 +22,7 @@ use crate::decide::{decide, ClickOutcome, Decision, Observed};
 use crate::flood::{Event, FloodState, Outcome, Thresholds, MINUTE_MS};
 use crate::rules::{parse_time, Counters};
 use crate::token::TokenKey;
+use crate::ua::UserAgent;
 
 /// One recorded click: the inputs of a decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,7 +128,7 @@ fn record(get: impl Fn(&str) -> Option<String>) -> Result<Recorded, String> {
     };
     let client = ClientInfo {
         ip: get("ip").and_then(|ip| ip.parse().ok()),
-        user_agent: get("user_agent"),
+        user_agent: get("user_agent").map(UserAgent::parse),
         referer: get("referer"),
         country: get("country"),
         asn: get("asn").and_then(|a| a.trim_start_matches("AS").parse().ok()),

@@ -823,7 +823,7 @@ mod tests {
         };
         let client = ClientInfo {
             ip: ip.parse().ok(),
-            user_agent: Some(ua.to_owned()),
+            user_agent: Some(ua.into()),
             ..ClientInfo::default()
         };
         decide(
@@ -875,6 +875,34 @@ mod tests {
             (1, 0, 1)
         );
         assert_eq!(monitored.reasons.get("bot"), Some(&1));
+    }
+
+    #[test]
+    fn a_link_preview_is_counted_nowhere() {
+        use crate::counts::{Flush, FlushPolicy, LocalCounts};
+        // Offer 2's rule runs the bot filter: the preview fetcher is redirected, and neither the
+        // flood count nor the report sees it.
+        let preview = click(
+            "offer_id=2&aff_id=n1",
+            "192.0.2.1",
+            "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+            NOW,
+        );
+        assert!(preview.preview && !preview.is_blocked());
+        let mut isolate = LocalCounts::new(1, FlushPolicy::default());
+        isolate.record_outcome(&preview, &preview.log_line(), Default::default(), &[1; 8]);
+        assert_eq!(
+            isolate.flush(&preview.click.aff_id, NOW + 60_000),
+            Flush::Nothing
+        );
+        // The same click from a browser is counted.
+        let person = click("offer_id=2&aff_id=n1", "192.0.2.1", BROWSER, NOW);
+        isolate.record_outcome(&person, &person.log_line(), Default::default(), &[2; 8]);
+        let Flush::Send(batch) = isolate.flush(&person.click.aff_id, NOW + 60_000) else {
+            panic!("a batch is due")
+        };
+        assert_eq!(batch.report.len(), 1);
+        assert_eq!(batch.report[0].1.clicks, 1);
     }
 
     #[test]

