@@ -454,7 +454,7 @@ mod tests {
                 if let Ok(Route::Click(params)) = route("GET", &path, &query) {
                     let client = ClientInfo {
                         ip: crate::ip::parse_client_ip(&ip),
-                        user_agent: Some(user_agent),
+                        user_agent: Some(user_agent.into()),
                         referer: Some(referer),
                         country: None,
                         asn: None,

@@ -1261,7 +1261,7 @@ mod tests {
                     window_hours: 24,
                 },
                 FilterKind::FraudDatabase,
-                FilterKind::Bot,
+                FilterKind::Bot(BotSettings::default()),
                 FilterKind::DatacenterVpn,
                 FilterKind::Geo,
                 FilterKind::Referrer,
