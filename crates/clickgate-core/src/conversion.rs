@@ -26,6 +26,8 @@ pub const INVALID_MESSAGE: &str = "clickgate flagged the conversion as fraudulen
 /// How long the duplicate record of a conversion is kept: a click's conversions come within this.
 pub const DUPLICATE_WINDOW_MS: u64 = 90 * 86_400_000;
 const MAX_FIELD_LEN: usize = 128;
+/// The largest `POST /postback` form body: its few fields at their limits fit many times over.
+pub const MAX_BODY_BYTES: usize = 8 * 1024;
 
 /// A postback as the advertiser sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -121,6 +121,7 @@ pub fn error_response(error: &RequestError, head: bool) -> HttpResponse {
         RequestError::InvalidParam { name, .. } => (400, "invalid_parameter", Some(name.clone())),
         RequestError::UnknownOffer { .. } => (404, "unknown_offer", None),
         RequestError::OfferPaused { .. } => (404, "offer_paused", None),
+        RequestError::BodyTooLarge { .. } => (413, "body_too_large", None),
     };
     let mut detail = json!({"code": code, "message": error.to_string()});
     if let Some(p) = parameter {
@@ -183,6 +184,12 @@ pub fn admin_error_response(error: &AdminError) -> HttpResponse {
     }
     let (status, code, message) = match error {
         AdminError::NotConfigured => (
+            503,
+            "admin_off",
+            "the admin API is off: set the ADMIN_TOKEN secret".to_owned(),
+        ),
+        // The same answer as no token at all: the caller learns nothing about the secret.
+        AdminError::WeakToken { .. } => (
             503,
             "admin_off",
             "the admin API is off: set the ADMIN_TOKEN secret".to_owned(),
