@@ -7,7 +7,6 @@
 //! rules in the document.
 
 use rustc_hash::{FxHashMap, FxHashSet};
-use std::net::IpAddr;
 
 use serde_json::Value;
 
@@ -564,10 +563,16 @@ pub fn assess(
 
 type Fired = Option<(&'static str, String, String)>;
 
-fn ip_hit(set: &IpSet, ip: Option<IpAddr>, code: &'static str) -> Fired {
-    let ip = ip?;
-    set.lookup(ip)
-        .map(|entry| (code, entry.to_string(), ip.to_string()))
+/// A hit of the client's address in `set`; `Err` (the filter is unavailable) when the address
+/// could not be read and the list could have matched it.
+fn ip_hit(set: &IpSet, client: &ClientInfo, code: &'static str) -> Result<Fired, ()> {
+    if client.ip_unreadable && !set.is_empty() {
+        return Err(());
+    }
+    Ok(client.ip.and_then(|ip| {
+        set.lookup(ip)
+            .map(|entry| (code, entry.to_string(), ip.to_string()))
+    }))
 }
 
 fn run_filter(
@@ -582,25 +587,34 @@ fn run_filter(
     let ua = client.user_agent.as_deref();
     Ok(match kind {
         FilterKind::Bot => bot_signature(ua).map(|sig| ("bot", sig, ua.unwrap_or("").to_owned())),
-        FilterKind::FraudDatabase => {
-            ip_hit(&lists.fraud_ips, client.ip, "fraud_ip").or_else(|| {
-                let device = click.device_id.as_deref()?;
-                lists
-                    .fraud_device_ids
-                    .contains(device)
-                    .then(|| ("fraud_device", device.to_owned(), device.to_owned()))
-            })
-        }
+        FilterKind::FraudDatabase => ip_hit(&lists.fraud_ips, client, "fraud_ip")?.or_else(|| {
+            let device = click.device_id.as_deref()?;
+            lists
+                .fraud_device_ids
+                .contains(device)
+                .then(|| ("fraud_device", device.to_owned(), device.to_owned()))
+        }),
         FilterKind::DatacenterVpn => {
             let asn_hit = |set: &FxHashSet<u32>, code: &'static str| {
                 let asn = client.asn?;
                 set.contains(&asn)
                     .then(|| (code, format!("AS{asn}"), format!("AS{asn}")))
             };
-            asn_hit(&lists.datacenter_asns, "datacenter_asn")
-                .or_else(|| ip_hit(&lists.datacenter_ips, client.ip, "datacenter_ip"))
+            let (datacenter_ip, vpn_ip) = (
+                ip_hit(&lists.datacenter_ips, client, "datacenter_ip"),
+                ip_hit(&lists.vpn_ips, client, "vpn_ip"),
+            );
+            let hit = asn_hit(&lists.datacenter_asns, "datacenter_asn")
+                .or(datacenter_ip.clone().ok().flatten())
                 .or_else(|| asn_hit(&lists.vpn_asns, "vpn_asn"))
-                .or_else(|| ip_hit(&lists.vpn_ips, client.ip, "vpn_ip"))
+                .or(vpn_ip.clone().ok().flatten());
+            // An ASN hit stands on its own; without one, an unread address leaves the filter
+            // unable to say.
+            match (hit, datacenter_ip.and(vpn_ip)) {
+                (Some(hit), _) => Some(hit),
+                (None, Err(())) => return Err(()),
+                (None, Ok(_)) => None,
+            }
         }
         FilterKind::Geo => match (&offer.geo, client.country.as_deref()) {
             (Some(geo), Some(country)) if !geo.allows(country) => {
@@ -622,6 +636,9 @@ fn run_filter(
         }),
         FilterKind::OldOsBrowser(min) => ua.and_then(|ua| old_platform(ua, min)),
         FilterKind::DuplicateIp { max, window_hours } => {
+            if client.ip_unreadable {
+                return Err(());
+            }
             let c = counters.ok_or(())?;
             (c.ip_clicks > *max).then(|| {
                 let ip = client.ip.map(|ip| ip.to_string()).unwrap_or_default();
