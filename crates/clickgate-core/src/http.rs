@@ -159,13 +159,14 @@ pub fn postback_response(outcome: &ConversionOutcome) -> HttpResponse {
 
 /// A postback that could not be judged at all.
 pub fn postback_error(error: &PostbackError) -> HttpResponse {
-    let code = match error {
-        PostbackError::Missing(_) => "missing_parameter",
-        PostbackError::Invalid { .. } => "invalid_parameter",
-        PostbackError::UnknownTransaction(_) => "unknown_transaction",
+    let (status, code) = match error {
+        PostbackError::Missing(_) => (400, "missing_parameter"),
+        PostbackError::Invalid { .. } => (400, "invalid_parameter"),
+        PostbackError::UnknownTransaction(_) => (400, "unknown_transaction"),
+        PostbackError::Unauthorized => (401, "unauthorized"),
     };
     let body = json!({"error": {"code": code, "message": error.to_string()}});
-    HttpResponse::new(400, JSON, body.to_string(), false)
+    HttpResponse::new(status, JSON, body.to_string(), false)
 }
 
 /// An admin request that was refused.
