@@ -325,7 +325,9 @@ async fn postback(
     let Some(key) = token_key(env) else {
         return respond(http::unavailable(false));
     };
+    let header_secret = req.headers().get(conversion::SECRET_HEADER).ok().flatten();
     let judging = match conversion::parse(&params)
+        .map(|p| p.with_header_secret(header_secret))
         .and_then(|p| conversion::Judging::new(&config, &key, p, now_ms))
     {
         Ok(j) => j,
@@ -333,15 +335,20 @@ async fn postback(
     };
     // When the object cannot say, the conversion is judged on the other checks (and the fault
     // is logged): an advertiser's postback is not refused for our outage.
-    let duplicate = match judging.duplicate_key() {
-        Some((network, key, until)) => {
-            network::conversion_seen(env, &network, &key, until, judging.approvable())
-                .await
-                .unwrap_or(false)
-        }
-        None => false,
+    let seen = match judging.duplicate_key() {
+        Some((network, key, until)) => network::conversion_seen(
+            env,
+            &network,
+            &key,
+            until,
+            judging.counts_toward_flood(),
+            judging.approvals_key(),
+        )
+        .await
+        .unwrap_or(conversion::Seen::Fresh),
+        None => conversion::Seen::Fresh,
     };
-    let outcome = judging.finish(duplicate);
+    let outcome = judging.finish(seen);
     console_log!("{}", outcome.log_line(now_ms));
     let row = report::conversion_row(&config, &outcome, now_ms);
     network::record_conversion(env, &row, now_ms);

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use clickgate_core::admin::Action;
 use clickgate_core::click::Id;
+use clickgate_core::conversion::{self, Seen};
 use clickgate_core::counts::{
     Batch, ClickKeys, Flush, FlushPolicy, LocalCounts, NetworkCounts, Reply, StoreKey,
 };
@@ -393,27 +394,33 @@ pub async fn operate(
 }
 
 /// Asks the network's object whether a conversion was reported before (and records it, counting
-/// it toward the network's conversion rate when `counts`). `None`: the object did not answer.
+/// it toward the network's conversion rate when `counts`); with `approvals`, whether its click
+/// still has room for an approved conversion under that key (and takes it). `None`: the object
+/// did not answer.
 pub async fn conversion_seen(
     env: &Env,
     network: &Id,
     key: &str,
     expires_ms: u64,
     counts: bool,
-) -> Option<bool> {
-    let body = format!("{key}\n{expires_ms}\n{}", u8::from(counts));
-    match ask(
+    approvals: Option<(String, u32)>,
+) -> Option<Seen> {
+    let mut body = format!("{key}\n{expires_ms}\n{}", u8::from(counts));
+    if let Some((key, max)) = approvals {
+        body.push_str(&format!("\n{key}\n{max}"));
+    }
+    let answer = ask(
         env,
         network.as_str(),
         "/conversion",
         &body,
         deadline::CONVERSION_MS,
     )
-    .await
-    .as_deref()
-    {
-        Ok("fresh") => Some(false),
-        Ok("replayed") => Some(true),
+    .await;
+    match answer.as_deref() {
+        Ok("fresh") => Some(Seen::Fresh),
+        Ok("replayed") => Some(Seen::Duplicate),
+        Ok("capped") => Some(Seen::Capped),
         other => {
             console_error!(
                 "{}",
@@ -652,8 +659,11 @@ impl Network {
         Response::ok(reply.to_json())
     }
 
-    /// One conversion report: `cv/<key>\n<expires ms>\n<1 to count it>`; answers `fresh` or
-    /// `replayed`. A fresh one that counts adds to the flood day's conversions.
+    /// One conversion report: `cv/<key>\n<expires ms>\n<1 to count it>`, optionally followed by
+    /// `\ncv/<click key>\n<max approved>` for one that would be approved; answers `fresh`,
+    /// `replayed`, or `capped` when the click already holds `max` approvals. A click's approvals
+    /// are kept as use records `<click key>/<n>`, so the daily sweep expires them like the rest.
+    /// A fresh one that counts adds to the flood day's conversions.
     async fn conversion(&self, body: &str) -> Result<Response> {
         let mut parts = body.split('\n');
         let (Some(key), Some(Ok(expires_ms)), Some(counts)) = (
@@ -663,18 +673,34 @@ impl Network {
         ) else {
             return Response::error("expected `cv/<key>\\n<expires ms>\\n<0|1>`", 400);
         };
+        let approvals = match (parts.next(), parts.next().map(str::parse::<u32>)) {
+            (Some(k), Some(Ok(max))) if k.starts_with("cv/") => Some((k, max)),
+            (None, None) => None,
+            _ => return Response::error("expected `cv/<click key>\\n<max approved>`", 400),
+        };
         let now_ms = crate::now_ms();
         let seen = self
             .used_before(&[(key, expires_ms)], now_ms)
             .await?
             .contains(&true);
-        if !seen && counts == "1" {
+        if seen {
+            return Response::ok("replayed");
+        }
+        if let Some((click_key, max)) = approvals {
+            let slots = conversion::approval_slots(click_key, max);
+            let stored = read(&self.state, slots.clone()).await?;
+            let Some(slot) = conversion::free_approval_slot(&slots, &stored, now_ms) else {
+                return Response::ok("capped");
+            };
+            self.used_before(&[(slot, expires_ms)], now_ms).await?;
+        }
+        if counts == "1" {
             self.with_stored(vec![StoreKey::Flood.to_string()], |c| {
                 c.count_conversion(now_ms)
             })
             .await?;
         }
-        Response::ok(if seen { "replayed" } else { "fresh" })
+        Response::ok("fresh")
     }
 
     /// The one way the object changes its counts: load `keys` from storage, let the core step

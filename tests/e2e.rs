@@ -1109,10 +1109,11 @@ fn postbacks_are_judged_against_their_clicks() {
         "{}",
         again.body
     );
-    // Another event of the same click is its own conversion.
+    // Another event of the same click is its own conversion, but the click has had its one
+    // approved conversion (the default `max_approved_per_click`).
     assert_eq!(
-        postback(&format!("transaction_id={in_window}&event=upsell")).json()["status"],
-        "approved"
+        postback(&format!("transaction_id={in_window}&event=upsell")).json()["reasons"][0],
+        "approved_per_click"
     );
     let flagged = w.request_with_body(
         "POST",
@@ -1689,7 +1690,8 @@ fn a_hung_or_failing_network_object_holds_no_click_postback_or_operator() {
             let r = f();
             (r, started.elapsed())
         };
-        let calls: Vec<(&str, Box<dyn Fn() -> support::Reply + Sync>)> = vec![
+        type Call<'a> = Box<dyn Fn() -> support::Reply + Sync + 'a>;
+        let calls: Vec<(&str, Call)> = vec![
             (
                 "open",
                 Box::new(|| w.get(&link("net-o", "secret-of-network-o-0"), &ip)),
@@ -1754,13 +1756,20 @@ fn a_hung_or_failing_network_object_holds_no_click_postback_or_operator() {
         assert_eq!(closed["reasons"][0]["code"], "replay_store_unavailable");
         // The conversion is judged on its other checks when the object cannot say.
         assert_eq!(by_name("postback").json()["status"], "approved");
-        let faults = w.events("fault");
-        for what in ["replay_store", "conversion_store", "admin"] {
-            assert!(
-                faults.iter().any(|f| f["what"] == what),
-                "{fault}: no `{what}` fault in {faults:?}"
-            );
-        }
+        // Log lines arrive on their own time, after the answers.
+        let whats = ["replay_store", "conversion_store", "admin"];
+        let logged = w.wait_for(Duration::from_secs(5), || {
+            let faults = w.events("fault");
+            whats
+                .iter()
+                .all(|what| faults.iter().any(|f| f["what"] == *what))
+                .then_some(())
+        });
+        assert!(
+            logged.is_some(),
+            "{fault}: not every one of {whats:?} in {:?}",
+            w.events("fault")
+        );
     }
 }
 
@@ -1794,4 +1803,55 @@ fn an_unparseable_cf_connecting_ip_no_longer_skips_the_blocklist() {
     // Without the header (a local run) there is no address to block on, as before.
     let r = w.get("/c?offer_id=1001&aff_id=net-7", &[("user-agent", BROWSER)]);
     assert_eq!(r.status, 302);
+}
+
+#[test]
+fn a_clicker_can_no_longer_mint_approved_conversions() {
+    let w = Worker::start(&[]);
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
+    doc["advertisers"][0]["postback_secret"] = "acme-postback-secret".into();
+    doc["advertisers"][0]["flood_events"] = serde_json::json!(["sale"]);
+    let config = w.state.0.join("postback-secret.json");
+    std::fs::write(&config, doc.to_string()).unwrap();
+    push_ok(&w, &config);
+    let r = w.get(
+        "/c?offer_id=1001&aff_id=net-7",
+        &[("cf-connecting-ip", "192.0.2.50"), ("user-agent", BROWSER)],
+    );
+    assert_eq!(r.status, 302, "{}", r.body);
+    let tid = tid_of(r.header("location").unwrap()).to_owned();
+    // The clicker has the transaction id but not the advertiser's secret.
+    for query in [
+        format!("transaction_id={tid}&event=sale"),
+        format!("transaction_id={tid}&event=e1&secret=guess"),
+    ] {
+        let r = w.get(&format!("/postback?{query}"), &[]);
+        assert_eq!(r.status, 401, "{query}: {}", r.body);
+        assert_eq!(r.json()["error"]["code"], "unauthorized");
+    }
+    // The advertiser's first conversion is approved; made-up event names for the same click are
+    // capped at one approved conversion (the default), by parameter or by header alike.
+    let sale = w.get(
+        &format!("/postback?transaction_id={tid}&event=sale&secret=acme-postback-secret"),
+        &[],
+    );
+    assert_eq!(sale.json()["status"], "approved", "{}", sale.body);
+    for i in 0..3 {
+        let r = w.get(
+            &format!("/postback?transaction_id={tid}&event=made-up-{i}"),
+            &[("x-postback-secret", "acme-postback-secret")],
+        );
+        assert_eq!(r.json()["status"], "invalid", "{}", r.body);
+        assert_eq!(r.json()["reasons"][0], "approved_per_click", "{}", r.body);
+    }
+    let lines = w.wait_for(Duration::from_secs(5), || {
+        let l = w.events("conversion");
+        (l.len() >= 4).then_some(l)
+    });
+    let lines = lines.expect("conversion lines");
+    assert!(
+        lines.iter().all(|l| l["authenticated"] == true),
+        "{lines:?}"
+    );
 }
