@@ -110,6 +110,7 @@ fn decided(config: &Config, key: &TokenKey, query: &str, ip: &str, ua: &str) -> 
     };
     let client = ClientInfo {
         ip: ip.parse().ok(),
+        ip_unreadable: false,
         user_agent: Some(ua.into()),
         referer: Some("https://news.example/article".into()),
         country: Some("DE".into()),

@@ -2,15 +2,15 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::sync::Arc;
 
-use clickgate_core::admin::{self, AdminCall, AdminRequest};
+use clickgate_core::admin::{self, AdminCall, AdminError, AdminRequest};
 use clickgate_core::cache::{ConfigSlot, Fetched, Need};
-use clickgate_core::click::{self, ClickParams, ClientInfo, Id, Route};
+use clickgate_core::click::{self, ClickParams, ClientInfo, Id, RequestError, Route};
 use clickgate_core::config::{referenced_lists, Config, StoredLists};
 use clickgate_core::conversion;
 use clickgate_core::counts::ClickKeys;
 use clickgate_core::decide::{decide, ClickOutcome, Observed};
 use clickgate_core::http::{self, HttpResponse};
-use clickgate_core::ip::parse_client_ip;
+use clickgate_core::ip::client_ip;
 use clickgate_core::ip::IpSet;
 use clickgate_core::log::fault_line;
 use clickgate_core::log::JsonLine;
@@ -18,7 +18,7 @@ use clickgate_core::report;
 use clickgate_core::signing::{self, Breakers, ReplayAnswer, ReplayCheck, Signature};
 use clickgate_core::token::{ClickToken, TokenKey, NONCE_LEN};
 use clickgate_core::ua::UserAgent;
-use worker::js_sys::Promise;
+use worker::js_sys::{Promise, Reflect, Uint8Array};
 use worker::kv::KvStore;
 use worker::wasm_bindgen::prelude::wasm_bindgen;
 use worker::wasm_bindgen::{JsCast as _, JsValue};
@@ -157,11 +157,16 @@ impl Arrived {
             return answer(http::unavailable(self.head));
         };
         let cf = self.req.cf();
+        let (ip, ip_unreadable) = match client_ip(self.header("cf-connecting-ip").as_deref()) {
+            Ok(ip) => (ip, false),
+            Err(problem) => {
+                console_error!("{}", fault_line("client_ip", &problem));
+                (None, true)
+            }
+        };
         let client = ClientInfo {
-            ip: self
-                .header("cf-connecting-ip")
-                .as_deref()
-                .and_then(parse_client_ip),
+            ip,
+            ip_unreadable,
             user_agent: self.header("user-agent").map(UserAgent::parse),
             referer: self.header("referer"),
             country: cf.as_ref().and_then(|cf| cf.country().ok().flatten()),
@@ -293,7 +298,7 @@ fn later(work: impl Future<Output = Result<web_sys::Response>> + 'static) -> JsV
 /// A conversion postback: judged in the core against the click its transaction id carries; the
 /// network's object answers whether it was reported before.
 async fn postback(
-    mut req: Request,
+    req: Request,
     env: &Env,
     ctx: &Context,
     query: &str,
@@ -308,7 +313,10 @@ async fn postback(
     }
     let mut params = query.to_owned();
     if method == Method::Post {
-        let body = req.text().await.unwrap_or_default();
+        let body = match read_body(&req, conversion::MAX_BODY_BYTES).await {
+            Ok(body) => body,
+            Err(e) => return respond(http::error_response(&e, false)),
+        };
         params.push('&');
         params.push_str(&body);
     }
@@ -318,7 +326,9 @@ async fn postback(
     let Some(key) = token_key(env) else {
         return respond(http::unavailable(false));
     };
+    let header_secret = req.headers().get(conversion::SECRET_HEADER).ok().flatten();
     let judging = match conversion::parse(&params)
+        .map(|p| p.with_header_secret(header_secret))
         .and_then(|p| conversion::Judging::new(&config, &key, p, now_ms))
     {
         Ok(j) => j,
@@ -326,15 +336,20 @@ async fn postback(
     };
     // When the object cannot say, the conversion is judged on the other checks (and the fault
     // is logged): an advertiser's postback is not refused for our outage.
-    let duplicate = match judging.duplicate_key() {
-        Some((network, key, until)) => {
-            network::conversion_seen(env, &network, &key, until, judging.approvable())
-                .await
-                .unwrap_or(false)
-        }
-        None => false,
+    let seen = match judging.duplicate_key() {
+        Some((network, key, until)) => network::conversion_seen(
+            env,
+            &network,
+            &key,
+            until,
+            judging.counts_toward_flood(),
+            judging.approvals_key(),
+        )
+        .await
+        .unwrap_or(conversion::Seen::Fresh),
+        None => conversion::Seen::Fresh,
     };
-    let outcome = judging.finish(duplicate);
+    let outcome = judging.finish(seen);
     console_log!("{}", outcome.log_line(now_ms));
     let row = report::conversion_row(&config, &outcome, now_ms);
     network::record_conversion(env, &row, now_ms);
@@ -344,7 +359,7 @@ async fn postback(
 
 /// An operator's request under /admin/: checked in the core, carried to the network's object.
 async fn admin_request(
-    mut req: Request,
+    req: Request,
     env: &Env,
     method: &str,
     (path, query): (&str, &str),
@@ -352,7 +367,26 @@ async fn admin_request(
 ) -> Result<web_sys::Response> {
     let authorization = req.headers().get("authorization").ok().flatten();
     let token = env.secret("ADMIN_TOKEN").ok().map(|s| s.to_string());
-    let body = req.text().await.unwrap_or_default();
+    // The credentials first: an unauthenticated caller's body is never read.
+    if let Err(e) = admin::authorize(method, path, authorization.as_deref(), token.as_deref()) {
+        if let AdminError::WeakToken { len } = e {
+            console_error!(
+                "{}",
+                fault_line(
+                    "admin_token",
+                    &format!(
+                        "ADMIN_TOKEN is {len} bytes, under {}: the admin API is off",
+                        admin::MIN_TOKEN_BYTES
+                    )
+                )
+            );
+        }
+        return respond(http::admin_error_response(&e));
+    }
+    let body = match read_body(&req, admin::MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(e) => return respond(http::error_response(&e, false)),
+    };
     let call = AdminCall {
         method,
         path,
@@ -456,6 +490,45 @@ async fn admin_request(
             }
         }
     }
+}
+
+/// The request's body as text, refused past `limit` bytes: by its `Content-Length` before a byte
+/// is read, then by what has arrived as it is read. No body, a failed read or bytes that are not
+/// UTF-8 read as empty, which the parsers then refuse. Read with the runtime's own stream reader:
+/// the SDK's byte stream brings a stream adapter into the Worker for this one loop.
+async fn read_body(req: &Request, limit: usize) -> std::result::Result<String, RequestError> {
+    let declared = req.headers().get("content-length").ok().flatten();
+    click::check_body(declared.as_deref(), 0, limit)?;
+    let Some(reader) = req.inner().body().and_then(|body| {
+        body.get_reader()
+            .dyn_into::<web_sys::ReadableStreamDefaultReader>()
+            .ok()
+    }) else {
+        return Ok(String::new());
+    };
+    let (done, value) = (JsValue::from_str("done"), JsValue::from_str("value"));
+    let mut bytes = Vec::new();
+    loop {
+        let Ok(step) = JsFuture::from(reader.read()).await else {
+            return Ok(String::new());
+        };
+        if Reflect::get(&step, &done).map_or(true, |d| d.is_truthy()) {
+            break;
+        }
+        let Ok(chunk) = Reflect::get(&step, &value).map(Uint8Array::from) else {
+            return Ok(String::new());
+        };
+        let arrived = bytes.len().saturating_add(chunk.length() as usize);
+        if let Err(e) = click::check_body(None, arrived, limit) {
+            // The rest is not wanted: let the runtime drop it rather than buffer it.
+            let _ = reader.cancel();
+            return Err(e);
+        }
+        let start = bytes.len();
+        bytes.resize(arrived, 0);
+        chunk.copy_to(&mut bytes[start..]);
+    }
+    Ok(String::from_utf8(bytes).unwrap_or_default())
 }
 
 /// Writes the decision to the Analytics Engine dataset the config names. Writes are buffered by

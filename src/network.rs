@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use clickgate_core::admin::Action;
 use clickgate_core::click::Id;
+use clickgate_core::conversion::{self, Seen};
 use clickgate_core::counts::{
     Batch, ClickKeys, Flush, FlushPolicy, LocalCounts, NetworkCounts, Reply, StoreKey,
 };
@@ -30,7 +31,7 @@ use clickgate_core::report::{self, ConversionRow, HourRows, ReportQuery};
 use clickgate_core::rules::Counters;
 use clickgate_core::signing::{self, ReplayAnswer};
 use clickgate_core::token::NONCE_LEN;
-use futures_util::future::join_all;
+use futures_util::future::{join_all, select, Either};
 use worker::js_sys::{Object, Reflect};
 use worker::wasm_bindgen::JsValue;
 use worker::worker_sys::web_sys;
@@ -149,9 +150,42 @@ async fn drive(env: &Env, network: &Id, mut step: Flush) {
     }
 }
 
+/// How long each kind of object call may take before it counts as failed (the README lists them).
+/// An object that never answers must not hold a click, a postback or an operator for longer:
+/// past its deadline a call is a fault like any other, handled by its caller's policy.
+mod deadline {
+    /// A batch of click-id replay checks: the clicks waiting on it are judged by
+    /// `on_replay_store_fault` once this has passed, as the README promises.
+    pub const REPLAY_MS: u64 = clickgate_core::once::LOST_AFTER_MS;
+    /// A postback's duplicate lookup: past it the conversion is judged on its other checks.
+    pub const CONVERSION_MS: u64 = 5_000;
+    /// An operator's block, lift or explain, the directory's network list, and each network's
+    /// report hours (a network that misses it is named in `missing_networks`).
+    pub const ADMIN_MS: u64 = 5_000;
+    /// A counts batch, sent after the response: past it the batch is sent again later.
+    pub const BATCH_MS: u64 = 10_000;
+    /// A network object listing itself in the directory (retried with its next batch).
+    pub const LIST_MS: u64 = 5_000;
+}
+
 /// One request to a Network object: POST `body` to `path` on the object named `object`; the answer's
-/// text when it is 200, otherwise why not.
+/// text when it is 200 within `deadline_ms`, otherwise why not.
 async fn ask(
+    env: &Env,
+    object: &str,
+    path: &str,
+    body: &str,
+    deadline_ms: u64,
+) -> std::result::Result<String, String> {
+    let call = Box::pin(ask_now(env, object, path, body));
+    let timer = Box::pin(Delay::from(Duration::from_millis(deadline_ms)));
+    match select(call, timer).await {
+        Either::Left((answer, _)) => answer,
+        Either::Right(((), _)) => Err(format!("{object}{path}: no answer in {deadline_ms} ms")),
+    }
+}
+
+async fn ask_now(
     env: &Env,
     object: &str,
     path: &str,
@@ -181,7 +215,16 @@ async fn ask(
 }
 
 async fn send(env: &Env, network: &Id, batch: &Batch) -> std::result::Result<Reply, String> {
-    Reply::parse(&ask(env, network.as_str(), "/batch", &batch.to_json()).await?)
+    Reply::parse(
+        &ask(
+            env,
+            network.as_str(),
+            "/batch",
+            &batch.to_json(),
+            deadline::BATCH_MS,
+        )
+        .await?,
+    )
 }
 
 /// How often a click waiting for its replay answer looks again. It looks on its own timer, so
@@ -309,16 +352,22 @@ fn with_outbox<T>(f: impl FnOnce(&mut Outbox) -> T) -> T {
 /// Sends one batch of click ids and records each click's answer for it to collect; logs the ids
 /// asked after their redirect that the object had seen.
 async fn send_replay_batch(env: &Env, batch: &once::Batch) {
-    let answers = ask(env, &batch.object, "/replay", &batch.body)
-        .await
-        .and_then(|text| once::parse_answers(&text, batch.tickets.len()))
-        .unwrap_or_else(|e| {
-            console_error!(
-                "{}",
-                fault_line("replay_store", &format!("{}: {e}", batch.object))
-            );
-            vec![ReplayAnswer::Unavailable; batch.tickets.len()]
-        });
+    let answers = ask(
+        env,
+        &batch.object,
+        "/replay",
+        &batch.body,
+        deadline::REPLAY_MS,
+    )
+    .await
+    .and_then(|text| once::parse_answers(&text, batch.tickets.len()))
+    .unwrap_or_else(|e| {
+        console_error!(
+            "{}",
+            fault_line("replay_store", &format!("{}: {e}", batch.object))
+        );
+        vec![ReplayAnswer::Unavailable; batch.tickets.len()]
+    });
     for detected in with_outbox(|o| o.returned(batch, &answers)) {
         console_log!("{}", detected.log_line());
     }
@@ -333,26 +382,45 @@ pub async fn operate(
         Action::Block { by, .. } => format!("block\n{by}"),
         Action::Unblock { by, .. } => format!("unblock\n{by}"),
     };
-    let text = ask(env, action.network().as_str(), "/operate", &body).await?;
+    let text = ask(
+        env,
+        action.network().as_str(),
+        "/operate",
+        &body,
+        deadline::ADMIN_MS,
+    )
+    .await?;
     Reply::parse(&text).map(|r| r.block)
 }
 
 /// Asks the network's object whether a conversion was reported before (and records it, counting
-/// it toward the network's conversion rate when `counts`). `None`: the object did not answer.
+/// it toward the network's conversion rate when `counts`); with `approvals`, whether its click
+/// still has room for an approved conversion under that key (and takes it). `None`: the object
+/// did not answer.
 pub async fn conversion_seen(
     env: &Env,
     network: &Id,
     key: &str,
     expires_ms: u64,
     counts: bool,
-) -> Option<bool> {
-    let body = format!("{key}\n{expires_ms}\n{}", u8::from(counts));
-    match ask(env, network.as_str(), "/conversion", &body)
-        .await
-        .as_deref()
-    {
-        Ok("fresh") => Some(false),
-        Ok("replayed") => Some(true),
+    approvals: Option<(String, u32)>,
+) -> Option<Seen> {
+    let mut body = format!("{key}\n{expires_ms}\n{}", u8::from(counts));
+    if let Some((key, max)) = approvals {
+        body.push_str(&format!("\n{key}\n{max}"));
+    }
+    let answer = ask(
+        env,
+        network.as_str(),
+        "/conversion",
+        &body,
+        deadline::CONVERSION_MS,
+    )
+    .await;
+    match answer.as_deref() {
+        Ok("fresh") => Some(Seen::Fresh),
+        Ok("replayed") => Some(Seen::Duplicate),
+        Ok("capped") => Some(Seen::Capped),
         other => {
             console_error!(
                 "{}",
@@ -369,13 +437,25 @@ pub async fn report(
     env: &Env,
     query: &ReportQuery,
 ) -> std::result::Result<(Vec<(String, Vec<(u32, HourRows)>)>, Vec<String>), String> {
-    let listed = ask(env, DIRECTORY, "/networks", &query.from_day().to_string()).await?;
+    let listed = ask(
+        env,
+        DIRECTORY,
+        "/networks",
+        &query.from_day().to_string(),
+        deadline::ADMIN_MS,
+    )
+    .await?;
     let networks: Vec<String> = listed.lines().map(str::to_owned).collect();
     let body = format!("{}\n{}", query.from_hour, query.to_hour);
     let mut answered = Vec::new();
     let mut missing = Vec::new();
     for chunk in networks.chunks(REPORT_FAN_OUT) {
-        let answers = join_all(chunk.iter().map(|n| ask(env, n, "/report", &body))).await;
+        let answers = join_all(
+            chunk
+                .iter()
+                .map(|n| ask(env, n, "/report", &body, deadline::ADMIN_MS)),
+        )
+        .await;
         for (network, answer) in chunk.iter().zip(answers) {
             match answer.and_then(|text| report::parse_network_answer(&text)) {
                 Ok(hours) => answered.push((network.clone(), hours)),
@@ -395,7 +475,7 @@ pub async fn explanation(
     network: &Id,
     key: &str,
 ) -> std::result::Result<Option<String>, String> {
-    let text = ask(env, network.as_str(), "/explain", key).await?;
+    let text = ask(env, network.as_str(), "/explain", key, deadline::ADMIN_MS).await?;
     Ok((!text.is_empty()).then_some(text))
 }
 
@@ -429,19 +509,41 @@ pub struct Network {
     sweep_scheduled: Cell<bool>,
     /// The UTC day this instance last listed its network in the directory.
     listed_day: Cell<u32>,
+    /// Test-only: the `NETWORK_FAULT_INJECTION` var (`hang` or `error`), which the end-to-end
+    /// suite sets to play an object that never answers or always fails. Unset in wrangler.toml
+    /// and in any real deploy; read once per instance.
+    fault: Option<InjectedFault>,
+}
+
+#[derive(Clone, Copy)]
+enum InjectedFault {
+    Hang,
+    Error,
 }
 
 impl DurableObject for Network {
     fn new(state: State, env: Env) -> Self {
         Network {
             state,
-            env,
             sweep_scheduled: Cell::new(false),
             listed_day: Cell::new(0),
+            fault: match env.var("NETWORK_FAULT_INJECTION").map(|v| v.to_string()) {
+                Ok(v) if v == "hang" => Some(InjectedFault::Hang),
+                Ok(v) if v == "error" => Some(InjectedFault::Error),
+                _ => None,
+            },
+            env,
         }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
+        match self.fault {
+            None => {}
+            // A timer, not a promise that never settles: the runtime fails a request whose
+            // promise can never settle, which would make this an error, not a hang.
+            Some(InjectedFault::Hang) => Delay::from(Duration::from_secs(600)).await,
+            Some(InjectedFault::Error) => return Response::error("injected fault", 500),
+        }
         if req.method() != Method::Post {
             return Response::error("POST /batch or /replay only", 404);
         }
@@ -557,8 +659,11 @@ impl Network {
         Response::ok(reply.to_json())
     }
 
-    /// One conversion report: `cv/<key>\n<expires ms>\n<1 to count it>`; answers `fresh` or
-    /// `replayed`. A fresh one that counts adds to the flood day's conversions.
+    /// One conversion report: `cv/<key>\n<expires ms>\n<1 to count it>`, optionally followed by
+    /// `\ncv/<click key>\n<max approved>` for one that would be approved; answers `fresh`,
+    /// `replayed`, or `capped` when the click already holds `max` approvals. A click's approvals
+    /// are kept as use records `<click key>/<n>`, so the daily sweep expires them like the rest.
+    /// A fresh one that counts adds to the flood day's conversions.
     async fn conversion(&self, body: &str) -> Result<Response> {
         let mut parts = body.split('\n');
         let (Some(key), Some(Ok(expires_ms)), Some(counts)) = (
@@ -568,18 +673,34 @@ impl Network {
         ) else {
             return Response::error("expected `cv/<key>\\n<expires ms>\\n<0|1>`", 400);
         };
+        let approvals = match (parts.next(), parts.next().map(str::parse::<u32>)) {
+            (Some(k), Some(Ok(max))) if k.starts_with("cv/") => Some((k, max)),
+            (None, None) => None,
+            _ => return Response::error("expected `cv/<click key>\\n<max approved>`", 400),
+        };
         let now_ms = crate::now_ms();
         let seen = self
             .used_before(&[(key, expires_ms)], now_ms)
             .await?
             .contains(&true);
-        if !seen && counts == "1" {
+        if seen {
+            return Response::ok("replayed");
+        }
+        if let Some((click_key, max)) = approvals {
+            let slots = conversion::approval_slots(click_key, max);
+            let stored = read(&self.state, slots.clone()).await?;
+            let Some(slot) = conversion::free_approval_slot(&slots, &stored, now_ms) else {
+                return Response::ok("capped");
+            };
+            self.used_before(&[(slot, expires_ms)], now_ms).await?;
+        }
+        if counts == "1" {
             self.with_stored(vec![StoreKey::Flood.to_string()], |c| {
                 c.count_conversion(now_ms)
             })
             .await?;
         }
-        Response::ok(if seen { "replayed" } else { "fresh" })
+        Response::ok("fresh")
     }
 
     /// The one way the object changes its counts: load `keys` from storage, let the core step
@@ -646,7 +767,7 @@ impl Network {
             return;
         }
         let body = format!("{network}\n{today}");
-        match ask(&self.env, DIRECTORY, "/list", &body).await {
+        match ask(&self.env, DIRECTORY, "/list", &body, deadline::LIST_MS).await {
             Ok(_) => self.listed_day.set(today),
             Err(e) => console_error!("{}", fault_line("directory", &e)),
         }

@@ -1235,10 +1235,11 @@ fn postbacks_are_judged_against_their_clicks() {
         "{}",
         again.body
     );
-    // Another event of the same click is its own conversion.
+    // Another event of the same click is its own conversion, but the click has had its one
+    // approved conversion (the default `max_approved_per_click`).
     assert_eq!(
-        postback(&format!("transaction_id={in_window}&event=upsell")).json()["status"],
-        "approved"
+        postback(&format!("transaction_id={in_window}&event=upsell")).json()["reasons"][0],
+        "approved_per_click"
     );
     let flagged = w.request_with_body(
         "POST",
@@ -1611,4 +1612,372 @@ fn decisions_go_to_the_analytics_engine_dataset_the_config_names() {
         .map(serde_json::Value::from)
     );
     assert_eq!(point["doubles"], serde_json::json!([1, 1, 0, 0]));
+}
+
+/// Sends `head` (a request line and headers, without the blank line) and then `body` in pieces
+/// over a plain socket, and returns the status of the answer, or `None` if none came in 10 s. For
+/// what an HTTP client will not do: declare a body it does not send, or send one chunked.
+fn raw_status(w: &Worker, head: &str, body: &[&[u8]]) -> Option<u16> {
+    use std::io::{Read, Write};
+    let address = w.base.trim_start_matches("http://");
+    let mut socket = std::net::TcpStream::connect(address).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    socket
+        .write_all(format!("{head}\r\nHost: {address}\r\nConnection: close\r\n\r\n").as_bytes())
+        .unwrap();
+    for part in body {
+        // The Worker may answer and close before the rest is sent; the answer is what counts.
+        if socket.write_all(part).is_err() {
+            break;
+        }
+    }
+    let mut answer = Vec::new();
+    let _ = socket.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+}
+
+#[test]
+fn an_empty_or_short_admin_token_opens_nothing_and_auth_schemes_are_case_insensitive() {
+    // `Basic dTo=` is user `u` with an empty password: it once matched an empty ADMIN_TOKEN and
+    // read the config, signing secrets included.
+    let w = started_with_demo(&[("ADMIN_TOKEN", "")]);
+    let r = w.get("/admin/config", &[("authorization", "Basic dTo=")]);
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "admin_off");
+    let blocked = w.request_with_body(
+        "POST",
+        "/admin/networks/net-7/block",
+        &[("authorization", "Bearer ")],
+        r#"{"by": "mallory"}"#,
+    );
+    assert_eq!(blocked.status, 503);
+    let faults = w.wait_for(Duration::from_secs(5), || {
+        let f = w.events("fault");
+        (f.iter().filter(|l| l["what"] == "admin_token").count() >= 2).then_some(f)
+    });
+    assert!(faults.is_some(), "no admin_token fault lines");
+
+    let w = w.restart(&[("ADMIN_TOKEN", "fifteen-bytes!!")]);
+    // base64("u:fifteen-bytes!!")
+    let short = "Basic dTpmaWZ0ZWVuLWJ5dGVzISE=";
+    assert_eq!(
+        w.get("/admin/config", &[("authorization", short)]).status,
+        503
+    );
+
+    const TOKEN: &str = "sixteen-bytes-ok";
+    let w = w.restart(&[("ADMIN_TOKEN", TOKEN)]);
+    for auth in [
+        format!("Bearer {TOKEN}"),
+        format!("bearer {TOKEN}"),
+        format!("BEARER {TOKEN}"),
+        // base64("ops:sixteen-bytes-ok")
+        "Basic b3BzOnNpeHRlZW4tYnl0ZXMtb2s=".to_owned(),
+        "basic b3BzOnNpeHRlZW4tYnl0ZXMtb2s=".to_owned(),
+    ] {
+        let r = w.get("/admin/config", &[("authorization", &auth)]);
+        assert_eq!(r.status, 200, "{auth}: {}", r.body);
+    }
+    assert_eq!(
+        w.get("/admin/config", &[("authorization", "Basic dTo=")])
+            .status,
+        401
+    );
+}
+
+#[test]
+fn bodies_are_refused_unread_without_the_token_and_past_their_limit() {
+    const TOKEN: &str = "bodies-admin-token-bodies-admin";
+    let w = started_with_demo(&[("ADMIN_TOKEN", TOKEN)]);
+    // 50 MB declared and never sent: a Worker that read the body before the token would wait for
+    // it; this one answers 401 at once.
+    let declared = "Content-Length: 52428800\r\nContent-Type: application/json";
+    assert_eq!(
+        raw_status(
+            &w,
+            &format!("POST /admin/x HTTP/1.1\r\n{declared}"),
+            &[b"{"]
+        ),
+        Some(401)
+    );
+    // With the token, the declared length alone gets 413, for the admin API and postbacks.
+    let auth = format!("Authorization: Bearer {TOKEN}");
+    assert_eq!(
+        raw_status(
+            &w,
+            &format!("PUT /admin/config HTTP/1.1\r\n{auth}\r\n{declared}"),
+            &[b"{"]
+        ),
+        Some(413)
+    );
+    assert_eq!(
+        raw_status(
+            &w,
+            "POST /postback HTTP/1.1\r\nContent-Length: 9000\r\nContent-Type: application/x-www-form-urlencoded",
+            &[b"transaction_id=x"]
+        ),
+        Some(413)
+    );
+    // A chunked body declares no length: it is cut off once what arrived passes the limit.
+    let chunk = format!("2000\r\n{}\r\n", "a".repeat(0x2000));
+    let chunks: Vec<&[u8]> = std::iter::repeat_n(chunk.as_bytes(), 4).collect();
+    assert_eq!(
+        raw_status(
+            &w,
+            "POST /postback HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Type: application/x-www-form-urlencoded",
+            &chunks
+        ),
+        Some(413)
+    );
+    // One chunk of 5 MiB + 1 byte, one past the admin limit.
+    let big = format!("500001\r\n{}\r\n", "a".repeat(0x50_0001));
+    let chunks: Vec<&[u8]> = vec![big.as_bytes()];
+    assert_eq!(
+        raw_status(
+            &w,
+            &format!("PUT /admin/config HTTP/1.1\r\n{auth}\r\nTransfer-Encoding: chunked"),
+            &chunks
+        ),
+        Some(413)
+    );
+    // Bodies within the limits are read as before.
+    let r = w.request_with_body(
+        "POST",
+        "/postback",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        "transaction_id=not-one-of-ours",
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["code"], "unknown_transaction");
+    let r = w.request_with_body(
+        "POST",
+        "/admin/networks/net-7/unblock",
+        &[("authorization", &format!("Bearer {TOKEN}"))],
+        r#"{"by": "alice"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[test]
+fn a_hung_or_failing_network_object_holds_no_click_postback_or_operator() {
+    use clickgate_core::signing::{sign_link, Form, Mode, Policy, SigningKey};
+    const TOKEN: &str = "fault-admin-token-fault-admin";
+    for fault in ["hang", "error"] {
+        let w = Worker::start(&[("ADMIN_TOKEN", TOKEN), ("NETWORK_FAULT_INJECTION", fault)]);
+        let mut doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
+        doc["networks"] = serde_json::json!([
+            {"id": "net-o", "signing": {"mode": "enforce", "on_replay_store_fault": "open",
+                "keys": [{"id": "k", "secret": "secret-of-network-o-0"}]}},
+            {"id": "net-c", "signing": {"mode": "enforce", "on_replay_store_fault": "closed",
+                "keys": [{"id": "k", "secret": "secret-of-network-c-0"}]}}
+        ]);
+        let config = w.state.0.join("fault.json");
+        std::fs::write(&config, doc.to_string()).unwrap();
+        push_ok(&w, &config);
+        let policy = Policy {
+            mode: Mode::Enforce,
+            form: Form::Canonical,
+            keys: vec![],
+            max_age_s: 600,
+            on_replay_fault: clickgate_core::rules::FaultMode::Open,
+            replay_check: clickgate_core::signing::ReplayCheck::BeforeRedirect,
+            breaker: None,
+            flood_exempt: true,
+        };
+        let expires = now_ms() / 1000 + 300;
+        let link = |net: &str, secret: &str| {
+            let key = SigningKey::new("k", secret.as_bytes(), None).unwrap();
+            let unsigned = format!("{}/c?offer_id=1001&aff_id={net}", w.base);
+            sign_link(
+                &policy,
+                &key,
+                &unsigned,
+                expires,
+                Some(&format!("{net}-{fault}")),
+            )[w.base.len()..]
+                .to_owned()
+        };
+        let ip = [("cf-connecting-ip", "192.0.2.40")];
+        // A click without a click id never waits for an object.
+        let started = std::time::Instant::now();
+        let plain = w.get("/c?offer_id=1001&aff_id=net-7", &ip);
+        assert_eq!(plain.status, 302, "{fault}: {}", plain.body);
+        assert!(started.elapsed() < Duration::from_secs(2), "{fault}");
+        let tid = tid_of(plain.header("location").unwrap()).to_owned();
+
+        let auth = format!("Bearer {TOKEN}");
+        let auth = [("authorization", auth.as_str())];
+        let timed = |f: &(dyn Fn() -> support::Reply + Sync)| {
+            let started = std::time::Instant::now();
+            let r = f();
+            (r, started.elapsed())
+        };
+        type Call<'a> = Box<dyn Fn() -> support::Reply + Sync + 'a>;
+        let calls: Vec<(&str, Call)> = vec![
+            (
+                "open",
+                Box::new(|| w.get(&link("net-o", "secret-of-network-o-0"), &ip)),
+            ),
+            (
+                "closed",
+                Box::new(|| w.get(&link("net-c", "secret-of-network-c-0"), &ip)),
+            ),
+            (
+                "postback",
+                Box::new(|| w.get(&format!("/postback?transaction_id={tid}"), &[])),
+            ),
+            ("report", Box::new(|| w.get("/admin/report", &auth))),
+            (
+                "explain",
+                Box::new(|| w.get(&format!("/admin/explain/{tid}"), &auth)),
+            ),
+            (
+                "block",
+                Box::new(|| {
+                    w.request_with_body(
+                        "POST",
+                        "/admin/networks/net-7/block",
+                        &auth,
+                        r#"{"by": "ops"}"#,
+                    )
+                }),
+            ),
+        ];
+        // All at once: each waits out its own deadline (5 s) when the object hangs.
+        let answers: Vec<(&str, support::Reply, Duration)> = std::thread::scope(|s| {
+            let running: Vec<_> = calls
+                .iter()
+                .map(|(name, f)| (*name, s.spawn(|| timed(f.as_ref()))))
+                .collect();
+            running
+                .into_iter()
+                .map(|(name, h)| {
+                    let (r, took) = h.join().unwrap();
+                    (name, r, took)
+                })
+                .collect()
+        });
+        for (name, r, took) in &answers {
+            assert!(
+                *took < Duration::from_secs(9),
+                "{fault}/{name}: {took:?}: {}",
+                r.body
+            );
+            let expected = match *name {
+                "open" => 302,
+                "closed" => 403,
+                "postback" => 200,
+                _ => 503,
+            };
+            assert_eq!(r.status, expected, "{fault}/{name}: {}", r.body);
+        }
+        let by_name = |n: &str| &answers.iter().find(|(name, ..)| *name == n).unwrap().1;
+        let open = w.decision_for(by_name("open"));
+        assert_eq!(open["signature"]["replay_unavailable"], true, "{open}");
+        let closed = w.decision_for(by_name("closed"));
+        assert_eq!(closed["reasons"][0]["code"], "replay_store_unavailable");
+        // The conversion is judged on its other checks when the object cannot say.
+        assert_eq!(by_name("postback").json()["status"], "approved");
+        // Log lines arrive on their own time, after the answers.
+        let whats = ["replay_store", "conversion_store", "admin"];
+        let logged = w.wait_for(Duration::from_secs(5), || {
+            let faults = w.events("fault");
+            whats
+                .iter()
+                .all(|what| faults.iter().any(|f| f["what"] == *what))
+                .then_some(())
+        });
+        assert!(
+            logged.is_some(),
+            "{fault}: not every one of {whats:?} in {:?}",
+            w.events("fault")
+        );
+    }
+}
+
+#[test]
+fn an_unparseable_cf_connecting_ip_no_longer_skips_the_blocklist() {
+    let w = started_with_demo(&[]);
+    let r = w.get(
+        "/c?offer_id=1001&aff_id=net-7",
+        &[
+            ("cf-connecting-ip", "203.0.113.7, 10.0.0.1"),
+            ("user-agent", BROWSER),
+        ],
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    let line = w.decision_for(&r);
+    assert_eq!(line["reasons"][0]["code"], "ip_unreadable", "{line}");
+    assert_eq!(line["reasons"][0]["rule_id"], "lists.blocked_ips");
+    let fault = w.wait_for(Duration::from_secs(5), || {
+        w.events("fault")
+            .into_iter()
+            .find(|f| f["what"] == "client_ip")
+    });
+    let fault = fault.expect("no client_ip fault line");
+    assert!(
+        fault["problem"]
+            .as_str()
+            .unwrap()
+            .contains("203.0.113.7, 10.0.0.1"),
+        "{fault}"
+    );
+    // Without the header (a local run) there is no address to block on, as before.
+    let r = w.get("/c?offer_id=1001&aff_id=net-7", &[("user-agent", BROWSER)]);
+    assert_eq!(r.status, 302);
+}
+
+#[test]
+fn a_clicker_can_no_longer_mint_approved_conversions() {
+    let w = Worker::start(&[]);
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
+    doc["advertisers"][0]["postback_secret"] = "acme-postback-secret".into();
+    doc["advertisers"][0]["flood_events"] = serde_json::json!(["sale"]);
+    let config = w.state.0.join("postback-secret.json");
+    std::fs::write(&config, doc.to_string()).unwrap();
+    push_ok(&w, &config);
+    let r = w.get(
+        "/c?offer_id=1001&aff_id=net-7",
+        &[("cf-connecting-ip", "192.0.2.50"), ("user-agent", BROWSER)],
+    );
+    assert_eq!(r.status, 302, "{}", r.body);
+    let tid = tid_of(r.header("location").unwrap()).to_owned();
+    // The clicker has the transaction id but not the advertiser's secret.
+    for query in [
+        format!("transaction_id={tid}&event=sale"),
+        format!("transaction_id={tid}&event=e1&secret=guess"),
+    ] {
+        let r = w.get(&format!("/postback?{query}"), &[]);
+        assert_eq!(r.status, 401, "{query}: {}", r.body);
+        assert_eq!(r.json()["error"]["code"], "unauthorized");
+    }
+    // The advertiser's first conversion is approved; made-up event names for the same click are
+    // capped at one approved conversion (the default), by parameter or by header alike.
+    let sale = w.get(
+        &format!("/postback?transaction_id={tid}&event=sale&secret=acme-postback-secret"),
+        &[],
+    );
+    assert_eq!(sale.json()["status"], "approved", "{}", sale.body);
+    for i in 0..3 {
+        let r = w.get(
+            &format!("/postback?transaction_id={tid}&event=made-up-{i}"),
+            &[("x-postback-secret", "acme-postback-secret")],
+        );
+        assert_eq!(r.json()["status"], "invalid", "{}", r.body);
+        assert_eq!(r.json()["reasons"][0], "approved_per_click", "{}", r.body);
+    }
+    let lines = w.wait_for(Duration::from_secs(5), || {
+        let l = w.events("conversion");
+        (l.len() >= 4).then_some(l)
+    });
+    let lines = lines.expect("conversion lines");
+    assert!(
+        lines.iter().all(|l| l["authenticated"] == true),
+        "{lines:?}"
+    );
 }

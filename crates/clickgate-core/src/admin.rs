@@ -25,6 +25,12 @@ use crate::report::ReportQuery;
 
 pub const PREFIX: &str = "/admin/";
 const MAX_BY_LEN: usize = 128;
+/// An `ADMIN_TOKEN` shorter than this is treated as unset: an empty or guessable secret must not
+/// open the API (a mistyped `wrangler secret put` leaves an empty one).
+pub const MIN_TOKEN_BYTES: usize = 16;
+/// The largest body an admin request may carry: a config document at its limit, plus room for the
+/// JSON around nothing else (a block's `{"by"}` is far smaller).
+pub const MAX_BODY_BYTES: usize = crate::config::MAX_DOCUMENT_BYTES;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -67,6 +73,11 @@ pub struct AdminCall<'a> {
 pub enum AdminError {
     /// The Worker has no `ADMIN_TOKEN` secret: the API is off.
     NotConfigured,
+    /// The `ADMIN_TOKEN` secret is set but shorter than [`MIN_TOKEN_BYTES`]: the API is off, and
+    /// the operator is told in the log.
+    WeakToken {
+        len: usize,
+    },
     Unauthorized,
     /// The report page without credentials: the browser is asked for them.
     Login,
@@ -80,21 +91,19 @@ pub fn is_admin_path(path: &str) -> bool {
     path.starts_with(PREFIX)
 }
 
-/// Reads an admin request. The token is checked before anything else is looked at, so an
-/// unauthenticated caller learns nothing about which paths exist.
-pub fn parse(
-    call: AdminCall<'_>,
+/// Checks the caller's credentials, before anything else of the request is looked at (its body
+/// is not even read yet), so an unauthenticated caller learns nothing about which paths exist
+/// and costs nothing but this.
+pub fn authorize(
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
     admin_token: Option<&str>,
-    now_ms: u64,
-) -> Result<AdminRequest, AdminError> {
-    let AdminCall {
-        method,
-        path,
-        query,
-        authorization,
-        body,
-    } = call;
+) -> Result<(), AdminError> {
     let token = admin_token.ok_or(AdminError::NotConfigured)?;
+    if token.len() < MIN_TOKEN_BYTES {
+        return Err(AdminError::WeakToken { len: token.len() });
+    }
     let rest = path.strip_prefix(PREFIX).unwrap_or("");
     let refused = if rest.is_empty() && method == "GET" {
         AdminError::Login
@@ -107,6 +116,24 @@ pub fn parse(
     if !same_secret(&presented, token) {
         return Err(refused);
     }
+    Ok(())
+}
+
+/// Reads an admin request, its credentials first (see [`authorize`]).
+pub fn parse(
+    call: AdminCall<'_>,
+    admin_token: Option<&str>,
+    now_ms: u64,
+) -> Result<AdminRequest, AdminError> {
+    let AdminCall {
+        method,
+        path,
+        query,
+        authorization,
+        body,
+    } = call;
+    authorize(method, path, authorization, admin_token)?;
+    let rest = path.strip_prefix(PREFIX).unwrap_or("");
     if rest.is_empty() || rest == "report" {
         if method != "GET" {
             return Err(AdminError::MethodNotAllowed("GET"));
@@ -162,14 +189,17 @@ pub fn parse(
 }
 
 /// The token in `Bearer <token>`, or the password of `Basic base64(user:token)` (what a browser
-/// sends after asking).
+/// sends after asking). Scheme names are case-insensitive (RFC 7235 section 2.1).
 fn presented_token(authorization: &str) -> Option<String> {
-    if let Some(token) = authorization.strip_prefix("Bearer ") {
-        return Some(token.to_owned());
+    let (scheme, credentials) = authorization.trim_start().split_once(' ')?;
+    let credentials = credentials.trim_matches(' ');
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(credentials.to_owned());
     }
-    let decoded = B64
-        .decode(authorization.strip_prefix("Basic ")?.trim())
-        .ok()?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = B64.decode(credentials).ok()?;
     let text = String::from_utf8(decoded).ok()?;
     text.split_once(':')
         .map(|(_, password)| password.to_owned())
@@ -336,5 +366,70 @@ mod tests {
             get("/admin/explain/x", "", Some(&wrong)),
             Err(AdminError::Unauthorized)
         );
+    }
+
+    #[test]
+    fn an_empty_or_short_admin_token_is_unset_and_opens_nothing() {
+        // The empty token once matched `Basic dTo=` (user `u`, empty password).
+        let empty_password = format!("Basic {}", B64.encode("u:"));
+        for token in ["", "short-token-15b"] {
+            let call = AdminCall {
+                method: "GET",
+                path: "/admin/config",
+                query: "",
+                authorization: Some(&empty_password),
+                body: "",
+            };
+            assert_eq!(
+                parse(call, Some(token), 0),
+                Err(AdminError::WeakToken { len: token.len() })
+            );
+            let bearer = format!("Bearer {token}");
+            assert_eq!(
+                authorize("GET", "/admin/config", Some(&bearer), Some(token)),
+                Err(AdminError::WeakToken { len: token.len() })
+            );
+        }
+        let sixteen = "sixteen-bytes-ok";
+        assert_eq!(sixteen.len(), MIN_TOKEN_BYTES);
+        assert_eq!(
+            authorize(
+                "GET",
+                "/admin/config",
+                Some("Bearer sixteen-bytes-ok"),
+                Some(sixteen)
+            ),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn auth_schemes_are_case_insensitive() {
+        let basic = B64.encode(format!("ops:{TOKEN}"));
+        for auth in [
+            format!("Bearer {TOKEN}"),
+            format!("bearer {TOKEN}"),
+            format!("BEARER  {TOKEN}"),
+            format!("Basic {basic}"),
+            format!("basic {basic}"),
+            format!("BASIC {basic}"),
+        ] {
+            assert_eq!(
+                authorize("GET", "/admin/config", Some(&auth), Some(TOKEN)),
+                Ok(()),
+                "{auth}"
+            );
+        }
+        for auth in [
+            format!("Token {TOKEN}"),
+            format!("Bearer{TOKEN}"),
+            TOKEN.to_owned(),
+        ] {
+            assert_eq!(
+                authorize("GET", "/admin/config", Some(&auth), Some(TOKEN)),
+                Err(AdminError::Unauthorized),
+                "{auth}"
+            );
+        }
     }
 }

@@ -69,6 +69,9 @@ pub struct ClickParams {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientInfo {
     pub ip: Option<IpAddr>,
+    /// `CF-Connecting-IP` was there but is not an address (see [`crate::ip::client_ip`]): the
+    /// blocklist cannot clear the click and the rules' IP filters cannot run.
+    pub ip_unreadable: bool,
     /// Read once when the click arrives; every filter, the preview check and the counts share it.
     pub user_agent: Option<crate::ua::UserAgent>,
     pub referer: Option<String>,
@@ -98,6 +101,7 @@ pub enum RequestError {
     InvalidParam { name: String, problem: String },
     UnknownOffer { offer_id: Id },
     OfferPaused { offer_id: Id },
+    BodyTooLarge { limit: usize },
 }
 
 impl fmt::Display for RequestError {
@@ -113,6 +117,9 @@ impl fmt::Display for RequestError {
             RequestError::InvalidParam { name, problem } => write!(f, "parameter {name} {problem}"),
             RequestError::UnknownOffer { offer_id } => write!(f, "offer {offer_id} does not exist"),
             RequestError::OfferPaused { offer_id } => write!(f, "offer {offer_id} is paused"),
+            RequestError::BodyTooLarge { limit } => {
+                write!(f, "the body is larger than {limit} bytes")
+            }
         }
     }
 }
@@ -133,6 +140,25 @@ pub fn check_sizes<'a>(
             let name = name.chars().take(64).collect();
             return Err(RequestError::HeaderTooLarge { name });
         }
+    }
+    Ok(())
+}
+
+/// Refuses a body past `limit` bytes: first by its declared `Content-Length` (so nothing is read),
+/// then, while it is read, by the bytes that arrived so far (`read`), since a chunked body declares
+/// no length. An unparseable `Content-Length` decides nothing here; the bytes still count.
+pub fn check_body(
+    content_length: Option<&str>,
+    read: usize,
+    limit: usize,
+) -> Result<(), RequestError> {
+    // All digits but past u64 is a length past any limit, not an unparseable one.
+    let declared = content_length
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        .map(|v| v.parse::<u64>().unwrap_or(u64::MAX));
+    if declared.is_some_and(|n| n > limit as u64) || read > limit {
+        return Err(RequestError::BodyTooLarge { limit });
     }
     Ok(())
 }
@@ -395,6 +421,24 @@ mod tests {
         assert!(check_sizes(10, many).is_err());
     }
 
+    #[test]
+    fn bodies_past_the_limit_are_refused_by_declared_length_or_by_what_arrived() {
+        let too_large = Err(RequestError::BodyTooLarge { limit: 100 });
+        assert_eq!(check_body(Some("100"), 0, 100), Ok(()));
+        assert_eq!(check_body(Some("101"), 0, 100), too_large);
+        // 50 MB declared: refused before a byte is read.
+        assert_eq!(check_body(Some("52428800"), 0, 100), too_large);
+        assert_eq!(
+            check_body(Some("99999999999999999999999"), 0, 100),
+            too_large
+        );
+        // A chunked body declares nothing; an understated length does not hide what arrives.
+        assert_eq!(check_body(None, 100, 100), Ok(()));
+        assert_eq!(check_body(None, 101, 100), too_large);
+        assert_eq!(check_body(Some("10"), 101, 100), too_large);
+        assert_eq!(check_body(Some("x"), 0, 100), Ok(()));
+    }
+
     #[cfg(not(target_arch = "wasm32"))]
     mod properties {
         use super::super::*;
@@ -452,8 +496,10 @@ mod tests {
                 let headers = [("cf-connecting-ip", ip.as_str()), ("user-agent", user_agent.as_str()), ("referer", referer.as_str())];
                 let _ = check_sizes(path.len() + query.len(), headers);
                 if let Ok(Route::Click(params)) = route("GET", &path, &query) {
+                    let read = crate::ip::client_ip(Some(&ip));
                     let client = ClientInfo {
-                        ip: crate::ip::parse_client_ip(&ip),
+                        ip_unreadable: read.is_err(),
+                        ip: read.ok().flatten(),
                         user_agent: Some(user_agent.into()),
                         referer: Some(referer),
                         country: None,

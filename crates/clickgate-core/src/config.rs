@@ -75,6 +75,8 @@ pub struct Config {
     pub networks: FxHashMap<Id, crate::signing::Policy>,
     /// Flood thresholds of the networks that set their own; the others use the defaults.
     pub flood: FxHashMap<Id, crate::flood::Thresholds>,
+    /// How each advertiser's conversion postbacks are checked, from `advertisers[]`.
+    pub postbacks: FxHashMap<Id, crate::conversion::PostbackPolicy>,
     /// The Workers Analytics Engine binding each decision is also written to, from
     /// `analytics.binding`.
     pub analytics_binding: Option<String>,
@@ -536,16 +538,19 @@ fn compile_document(
     }
 
     let mut advertisers: Vec<Id> = Vec::new();
+    let mut postbacks = FxHashMap::default();
     if let Some(list) = top.array("advertisers", errors) {
         for (i, item) in list.iter().enumerate() {
             let path = format!("advertisers[{i}]");
             let Some(mut f) = Fields::of(item, &path, errors) else {
                 continue;
             };
+            let postback = crate::conversion::PostbackPolicy::compile(&mut f, errors);
             if let Some(id) = f.id("id", true, errors) {
                 if advertisers.contains(&id) {
                     errors.push(err(&f.child("id"), format!("`{id}` is declared twice")));
                 }
+                postbacks.insert(id.clone(), postback);
                 advertisers.push(id);
             }
             f.string("name", errors);
@@ -744,6 +749,7 @@ fn compile_document(
         conversion_rules_by_offer,
         networks,
         flood,
+        postbacks,
         analytics_binding,
         stored_lists,
         digest,

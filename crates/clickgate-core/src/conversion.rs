@@ -12,11 +12,19 @@
 //!   network's Durable Object remembers it; see [`Judging::duplicate_key`]).
 //!
 //! Only conversions in status `approved` (the default), `hold` or `pending` are judged.
+//!
+//! An advertiser with a `postback_secret` must send it (`secret` parameter or the
+//! [`SECRET_HEADER`] header); a postback without it is refused whole. An advertiser without one is
+//! still heard, for compatibility, but its conversions never count toward a network's conversion
+//! rate, which widens the network's flood ceiling: anyone holding a transaction id (the clicker
+//! does: it is in the landing URL) could otherwise raise it. Approved conversions per click are
+//! capped (`max_approved_per_click`, default 1), and only the advertiser's `flood_events` count
+//! toward the flood threshold.
 
 use serde_json::json;
 
 use crate::click::Id;
-use crate::config::Config;
+use crate::config::{err, Config, ConfigError, Fields};
 use crate::hll::hash64;
 use crate::log::JsonLine;
 use crate::rules::FilterKind;
@@ -26,6 +34,14 @@ pub const INVALID_MESSAGE: &str = "clickgate flagged the conversion as fraudulen
 /// How long the duplicate record of a conversion is kept: a click's conversions come within this.
 pub const DUPLICATE_WINDOW_MS: u64 = 90 * 86_400_000;
 const MAX_FIELD_LEN: usize = 128;
+/// The header that may carry the advertiser's postback secret instead of the `secret` parameter.
+pub const SECRET_HEADER: &str = "x-postback-secret";
+/// A `postback_secret` shorter than this is refused by validation: it must not be guessable.
+pub const MIN_SECRET_BYTES: usize = 16;
+/// The range of `max_approved_per_click`.
+pub const APPROVED_PER_CLICK_RANGE: std::ops::RangeInclusive<u64> = 1..=100;
+/// The largest `POST /postback` form body: its few fields at their limits fit many times over.
+pub const MAX_BODY_BYTES: usize = 8 * 1024;
 
 /// A postback as the advertiser sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +50,101 @@ pub struct Postback {
     pub event: String,
     pub amount: Option<String>,
     pub status: String,
+    /// The advertiser's postback secret, as presented.
+    pub secret: Option<String>,
+}
+
+impl Postback {
+    /// The secret from the [`SECRET_HEADER`] header, when the parameters carried none.
+    pub fn with_header_secret(mut self, header: Option<String>) -> Postback {
+        self.secret = self.secret.or(header);
+        self
+    }
+}
+
+/// How an advertiser's postbacks are checked and counted (`advertisers[]` in the config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostbackPolicy {
+    pub secret: Option<String>,
+    pub max_approved_per_click: u32,
+    /// The events whose approved conversions count toward a network's conversion rate.
+    pub flood_events: Vec<String>,
+}
+
+impl Default for PostbackPolicy {
+    fn default() -> Self {
+        PostbackPolicy {
+            secret: None,
+            max_approved_per_click: 1,
+            flood_events: vec!["conversion".to_owned()],
+        }
+    }
+}
+
+impl PostbackPolicy {
+    /// Reads `postback_secret`, `max_approved_per_click` and `flood_events` of an advertiser.
+    pub(crate) fn compile(f: &mut Fields, errors: &mut Vec<ConfigError>) -> PostbackPolicy {
+        let mut policy = PostbackPolicy::default();
+        if let Some(secret) = f.string("postback_secret", errors) {
+            if secret.len() < MIN_SECRET_BYTES {
+                errors.push(err(
+                    &f.child("postback_secret"),
+                    format!("must be at least {MIN_SECRET_BYTES} bytes"),
+                ));
+            }
+            policy.secret = Some(secret.to_owned());
+        }
+        if let Some(v) = f.get("max_approved_per_click") {
+            match v.as_u64().filter(|n| APPROVED_PER_CLICK_RANGE.contains(n)) {
+                Some(n) => policy.max_approved_per_click = n as u32,
+                None => errors.push(err(
+                    &f.child("max_approved_per_click"),
+                    format!(
+                        "must be a whole number from {} to {}, found {v}",
+                        APPROVED_PER_CLICK_RANGE.start(),
+                        APPROVED_PER_CLICK_RANGE.end()
+                    ),
+                )),
+            }
+        }
+        if let Some(events) = f.array("flood_events", errors) {
+            policy.flood_events.clear();
+            for (i, e) in events.iter().enumerate() {
+                match e
+                    .as_str()
+                    .filter(|e| !e.is_empty() && e.len() <= MAX_FIELD_LEN)
+                {
+                    Some(e) => policy.flood_events.push(e.to_owned()),
+                    None => errors.push(err(
+                        &format!("{}[{i}]", f.child("flood_events")),
+                        format!("must be an event name of 1 to {MAX_FIELD_LEN} characters"),
+                    )),
+                }
+            }
+        }
+        policy
+    }
+}
+
+/// What the network's object knows of a conversion before it is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// Neither this click's event nor too many approvals for the click.
+    Fresh,
+    /// This click's event was reported before.
+    Duplicate,
+    /// The click already has its advertiser's `max_approved_per_click` approved conversions.
+    Capped,
+}
+
+impl From<bool> for Seen {
+    fn from(duplicate: bool) -> Seen {
+        if duplicate {
+            Seen::Duplicate
+        } else {
+            Seen::Fresh
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +156,8 @@ pub enum PostbackError {
     },
     /// The transaction id is not one of ours (forged, damaged, or under another secret).
     UnknownTransaction(String),
+    /// The click's advertiser has a postback secret and this postback did not carry it.
+    Unauthorized,
 }
 
 impl std::fmt::Display for PostbackError {
@@ -52,6 +165,9 @@ impl std::fmt::Display for PostbackError {
         match self {
             PostbackError::Missing(name) => write!(f, "`{name}` is required"),
             PostbackError::Invalid { name, problem } => write!(f, "`{name}` {problem}"),
+            PostbackError::Unauthorized => {
+                f.write_str("the advertiser's postback secret is missing or wrong")
+            }
             PostbackError::UnknownTransaction(why) => {
                 write!(
                     f,
@@ -68,12 +184,14 @@ pub fn parse(params: &str) -> Result<Postback, PostbackError> {
     let mut event = None;
     let mut amount = None;
     let mut status = None;
+    let mut secret = None;
     for (name, value) in form_urlencoded::parse(params.as_bytes()) {
         let slot = match name.as_ref() {
             "transaction_id" => &mut tid,
             "event" => &mut event,
             "amount" => &mut amount,
             "status" => &mut status,
+            "secret" => &mut secret,
             _ => continue,
         };
         if value.len() > MAX_FIELD_LEN * 2 {
@@ -114,6 +232,7 @@ pub fn parse(params: &str) -> Result<Postback, PostbackError> {
         status: status
             .unwrap_or_else(|| "approved".into())
             .to_ascii_lowercase(),
+        secret,
     })
 }
 
@@ -122,6 +241,7 @@ fn static_name(name: &str) -> &'static str {
         "transaction_id" => "transaction_id",
         "event" => "event",
         "amount" => "amount",
+        "secret" => "secret",
         _ => "status",
     }
 }
@@ -137,6 +257,10 @@ pub struct Judging {
     pub reasons: Vec<(&'static str, String)>,
     /// False for statuses that are not judged (`declined`, `rejected`, …).
     pub judged: bool,
+    /// Whether the postback carried its advertiser's secret (false when it has none).
+    pub authenticated: bool,
+    /// The click's advertiser's policy (the defaults when the offer or advertiser is gone).
+    pub policy: PostbackPolicy,
 }
 
 impl Judging {
@@ -149,6 +273,23 @@ impl Judging {
     ) -> Result<Judging, PostbackError> {
         let click = ClickToken::open(&postback.transaction_id, key)
             .map_err(|e| PostbackError::UnknownTransaction(e.to_string()))?;
+        let policy = config
+            .offers
+            .get(&click.offer_id)
+            .and_then(|o| o.advertiser_id.as_ref())
+            .and_then(|a| config.postbacks.get(a))
+            .cloned()
+            .unwrap_or_default();
+        let authenticated = match &policy.secret {
+            Some(expected) => {
+                let presented = postback.secret.as_deref().unwrap_or("");
+                if !crate::admin::same_secret(presented, expected) {
+                    return Err(PostbackError::Unauthorized);
+                }
+                true
+            }
+            None => false,
+        };
         let ctit = now_ms.saturating_sub(click.issued_ms);
         let judged = matches!(postback.status.as_str(), "approved" | "hold" | "pending");
         let rule = config.conversion_rule(&click.offer_id, &click.aff_id);
@@ -187,6 +328,8 @@ impl Judging {
             click,
             reasons,
             judged,
+            authenticated,
+            policy,
         })
     }
 
@@ -208,21 +351,51 @@ impl Judging {
         })
     }
 
-    /// Whether the conversion counts toward the network's conversion rate if it is not a duplicate.
+    /// Whether the conversion is approved if the object has seen neither its event nor too many
+    /// approvals for its click.
     pub fn approvable(&self) -> bool {
         self.judged && self.reasons.is_empty()
     }
 
-    /// The verdict, given whether the object had seen this click's event before.
-    pub fn finish(mut self, duplicate: bool) -> ConversionOutcome {
-        if duplicate && self.judged {
-            self.reasons.push((
+    /// Whether an approved conversion counts toward the network's conversion rate: only with its
+    /// advertiser's secret, and only for the advertiser's `flood_events`.
+    pub fn counts_toward_flood(&self) -> bool {
+        self.approvable()
+            && self.authenticated
+            && self.policy.flood_events.contains(&self.postback.event)
+    }
+
+    /// The key under which the object keeps the click's approvals, and how many it may hold;
+    /// `None` when this conversion cannot be approved anyway.
+    pub fn approvals_key(&self) -> Option<(String, u32)> {
+        self.approvable().then(|| {
+            let key = format!(
+                "cv/{:016x}/approved",
+                hash64(self.postback.transaction_id.as_bytes())
+            );
+            (key, self.policy.max_approved_per_click)
+        })
+    }
+
+    /// The verdict, given what the object had seen of this click (a `bool`: a duplicate or not).
+    pub fn finish(mut self, seen: impl Into<Seen>) -> ConversionOutcome {
+        match seen.into() {
+            Seen::Fresh => {}
+            _ if !self.judged => {}
+            Seen::Duplicate => self.reasons.push((
                 "duplicate_conversion",
                 format!(
                     "event `{}` was already reported for this click",
                     self.postback.event
                 ),
-            ));
+            )),
+            Seen::Capped => self.reasons.push((
+                "approved_per_click",
+                format!(
+                    "the click already has {} approved conversion(s), the advertiser's maximum",
+                    self.policy.max_approved_per_click
+                ),
+            )),
         }
         let status = match (self.judged, self.reasons.is_empty()) {
             (false, _) => "not_judged",
@@ -234,6 +407,27 @@ impl Judging {
             judging: self,
         }
     }
+}
+
+/// The storage keys of a click's `max` approval slots under its approvals key (see
+/// [`Judging::approvals_key`]); each holds when its approval expires, like any use record.
+pub fn approval_slots(click_key: &str, max: u32) -> Vec<String> {
+    (0..max).map(|n| format!("{click_key}/{n}")).collect()
+}
+
+/// The first slot that holds no unexpired approval (`stored`: the slots' stored values); `None`:
+/// the click has all the approvals it may have.
+pub fn free_approval_slot<'a>(
+    slots: &'a [String],
+    stored: &[(String, String)],
+    now_ms: u64,
+) -> Option<&'a str> {
+    let taken = |slot: &String| {
+        stored
+            .iter()
+            .any(|(k, v)| k == slot && v.parse::<u64>().is_ok_and(|t| t >= now_ms))
+    };
+    slots.iter().find(|s| !taken(s)).map(String::as_str)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -291,6 +485,7 @@ impl ConversionOutcome {
                 j.click_to_conversion_ms / 1000,
             )
             .opt("rule_id", j.rule_id.as_deref())
+            .bool("authenticated", j.authenticated)
             .raw("reasons", &reasons)
             .finish()
     }
@@ -454,6 +649,177 @@ mod tests {
             sale.1,
             key_of(&format!("transaction_id={t}&event=install")).1
         );
+    }
+
+    fn with_advertisers(advertisers: &str) -> Config {
+        Config::compile(&format!(
+            r#"{{"version": 1, "advertisers": {advertisers},
+                "offers": [{{"id": "1", "advertiser_id": "acme", "landing_url": "https://x.example/"}}]}}"#
+        ))
+        .unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    #[test]
+    fn a_clicker_cannot_mint_approved_conversions_for_an_advertiser_with_a_secret() {
+        // The clicker holds the transaction id (it is in the landing URL); it once got an
+        // approved conversion per event name it made up.
+        let config = with_advertisers(
+            r#"[{"id": "acme", "postback_secret": "acme-postback-secret", "flood_events": ["sale"]}]"#,
+        );
+        let t = tid("1", TokenVerdict::Redirected, NOW - 600_000);
+        let judging = |q: &str, header: Option<&str>| {
+            let p = parse(q)
+                .unwrap()
+                .with_header_secret(header.map(str::to_owned));
+            Judging::new(&config, &key(), p, NOW)
+        };
+        for (q, header) in [
+            (format!("transaction_id={t}&event=sale"), None),
+            (format!("transaction_id={t}&event=sale&secret=guess"), None),
+            (
+                format!("transaction_id={t}&event=sale"),
+                Some("acme-postback-secre"),
+            ),
+        ] {
+            assert_eq!(judging(&q, header), Err(PostbackError::Unauthorized), "{q}");
+        }
+        let by_param = judging(
+            &format!("transaction_id={t}&event=sale&secret=acme-postback-secret"),
+            None,
+        )
+        .unwrap();
+        assert!(by_param.authenticated && by_param.counts_toward_flood());
+        let by_header = judging(
+            &format!("transaction_id={t}&event=sale"),
+            Some("acme-postback-secret"),
+        )
+        .unwrap();
+        assert!(by_header.counts_toward_flood());
+        // Only the advertiser's flood events count toward the network's conversion rate.
+        let install = judging(
+            &format!("transaction_id={t}&event=install&secret=acme-postback-secret"),
+            None,
+        )
+        .unwrap();
+        assert!(install.approvable() && !install.counts_toward_flood());
+    }
+
+    #[test]
+    fn without_a_secret_postbacks_are_judged_but_never_count_toward_the_flood() {
+        let config = with_advertisers(r#"[{"id": "acme"}]"#);
+        let t = tid("1", TokenVerdict::Redirected, NOW - 600_000);
+        let j = Judging::new(
+            &config,
+            &key(),
+            parse(&format!("transaction_id={t}")).unwrap(),
+            NOW,
+        )
+        .unwrap();
+        assert!(!j.authenticated && j.approvable() && !j.counts_toward_flood());
+        let line: serde_json::Value =
+            serde_json::from_str(&j.clone().finish(false).log_line(NOW)).unwrap();
+        assert_eq!(line["authenticated"], false);
+        assert_eq!(j.finish(false).status, "approved");
+    }
+
+    #[test]
+    fn approved_conversions_per_click_are_capped() {
+        let config = with_advertisers(r#"[{"id": "acme", "max_approved_per_click": 3}]"#);
+        let t = tid("1", TokenVerdict::Redirected, NOW - 600_000);
+        let judging = |event: &str| {
+            let q = format!("transaction_id={t}&event={event}");
+            Judging::new(&config, &key(), parse(&q).unwrap(), NOW).unwrap()
+        };
+        // One approvals key per click, whatever the event: made-up event names share it.
+        let (key_a, max) = judging("a").approvals_key().unwrap();
+        assert_eq!((judging("b").approvals_key().unwrap().0, max), (key_a, 3));
+        let capped = judging("c").finish(Seen::Capped);
+        assert_eq!(capped.status, "invalid");
+        assert_eq!(codes(&capped), ["approved_per_click"]);
+        // A conversion that is not approvable takes no approval.
+        let flagged = tid("1", TokenVerdict::Blocked, NOW - 600_000);
+        let q = format!("transaction_id={flagged}");
+        let j = Judging::new(&config, &key(), parse(&q).unwrap(), NOW).unwrap();
+        assert_eq!(j.approvals_key(), None);
+        // Defaults: one approval per click, the `conversion` event counts toward the flood.
+        let plain = with_advertisers(r#"[{"id": "acme"}]"#);
+        let q = format!("transaction_id={t}");
+        let j = Judging::new(&plain, &key(), parse(&q).unwrap(), NOW).unwrap();
+        assert_eq!(j.approvals_key().unwrap().1, 1);
+        assert_eq!(j.policy.flood_events, ["conversion"]);
+    }
+
+    #[test]
+    fn a_click_takes_approval_slots_until_none_is_free() {
+        let slots = approval_slots("cv/00ff/approved", 2);
+        assert_eq!(slots, ["cv/00ff/approved/0", "cv/00ff/approved/1"]);
+        let held = |k: &str, until: u64| (k.to_owned(), until.to_string());
+        assert_eq!(
+            free_approval_slot(&slots, &[], NOW),
+            Some("cv/00ff/approved/0")
+        );
+        let one = [held("cv/00ff/approved/0", NOW + 1)];
+        assert_eq!(
+            free_approval_slot(&slots, &one, NOW),
+            Some("cv/00ff/approved/1")
+        );
+        let both = [
+            held("cv/00ff/approved/0", NOW),
+            held("cv/00ff/approved/1", NOW + 1),
+        ];
+        assert_eq!(free_approval_slot(&slots, &both, NOW), None);
+        // An expired approval frees its slot; so does an unreadable record.
+        let expired = [
+            held("cv/00ff/approved/0", NOW - 1),
+            held("cv/00ff/approved/1", NOW),
+        ];
+        assert_eq!(
+            free_approval_slot(&slots, &expired, NOW),
+            Some("cv/00ff/approved/0")
+        );
+        let garbled = [("cv/00ff/approved/0".to_owned(), "x".to_owned())];
+        assert_eq!(
+            free_approval_slot(&slots, &garbled, NOW),
+            Some("cv/00ff/approved/0")
+        );
+        // The daily sweep expires the slots as it does every other use record.
+        assert!(crate::signing::use_record_expired(
+            "cv/00ff/approved/0",
+            &(NOW - 1).to_string(),
+            NOW
+        ));
+    }
+
+    #[test]
+    fn postback_settings_are_validated_with_their_paths() {
+        let problems = |advertisers: &str| -> Vec<String> {
+            let text = format!(
+                r#"{{"version": 1, "advertisers": {advertisers},
+                    "offers": [{{"id": "1", "landing_url": "https://x.example/"}}]}}"#
+            );
+            Config::compile(&text)
+                .err()
+                .unwrap_or_default()
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        assert_eq!(
+            problems(
+                r#"[{"id": "a", "postback_secret": "short", "max_approved_per_click": 0,
+                     "flood_events": ["sale", ""]}]"#
+            ),
+            [
+                "advertisers[0].postback_secret: must be at least 16 bytes",
+                "advertisers[0].max_approved_per_click: must be a whole number from 1 to 100, found 0",
+                "advertisers[0].flood_events[1]: must be an event name of 1 to 128 characters",
+            ]
+        );
+        assert_eq!(
+            problems(r#"[{"id": "a", "max_approved_per_click": 4294967297}]"#),
+            ["advertisers[0].max_approved_per_click: must be a whole number from 1 to 100, found 4294967297"]
+        );
+        assert!(problems(r#"[{"id": "a", "max_approved_per_click": 100}]"#).is_empty());
     }
 
     #[cfg(not(target_arch = "wasm32"))]

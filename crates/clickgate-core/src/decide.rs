@@ -143,6 +143,17 @@ pub fn decide(
     // The hard blocklist, then the deciding rule; an allowlisted click skips both.
     let mut assessment = None;
     if allowlisted.is_none() && block_reasons.is_empty() {
+        if client.ip_unreadable && !config.blocked_ips.is_empty() {
+            // The blocklist is a hard block: a click whose address cannot be read is not
+            // cleared by it (fail closed).
+            block_reasons.push(Reason {
+                code: "ip_unreadable",
+                rule_id: "lists.blocked_ips".into(),
+                matched: "CF-Connecting-IP is not an IP address".into(),
+                value: String::new(),
+                points: 0,
+            });
+        }
         if let Some(ip) = client.ip {
             if let Some(entry) = config.blocked_ips.lookup(ip) {
                 block_reasons.push(Reason {
@@ -389,6 +400,7 @@ pub fn warm_up() -> WarmedUp {
         };
         let client = ClientInfo {
             ip: "192.0.2.1".parse().ok(),
+            ip_unreadable: false,
             user_agent: Some(ua.into()),
             referer: Some("https://news.example/a".to_owned()),
             country: Some("DE".to_owned()),
@@ -515,6 +527,7 @@ mod tests {
     fn from(ip: &str) -> ClientInfo {
         ClientInfo {
             ip: ip.parse().ok(),
+            ip_unreadable: false,
             user_agent: Some("Mozilla/5.0".into()),
             ..ClientInfo::default()
         }
@@ -862,6 +875,7 @@ mod rule_tests {
         };
         let client = ClientInfo {
             ip: c.ip.parse().ok(),
+            ip_unreadable: c.ip == UNREADABLE,
             user_agent: Some(c.ua)
                 .filter(|u| !u.is_empty())
                 .map(crate::ua::UserAgent::parse),
@@ -1375,6 +1389,61 @@ mod rule_tests {
         );
         assert!(!out.is_blocked());
         assert!(out.assessment.is_none());
+    }
+
+    /// A `Click::ip` that stands for a `CF-Connecting-IP` header that is not an address.
+    const UNREADABLE: &str = "unreadable";
+
+    #[test]
+    fn an_unparseable_client_ip_no_longer_skips_the_blocklist_or_the_ip_filters() {
+        let unreadable = || Click {
+            ip: UNREADABLE,
+            ..Click::default()
+        };
+        // The blocklist fails closed: it cannot clear an address it cannot read.
+        let out = run(&config(&rule("r", "")), unreadable());
+        assert!(out.is_blocked());
+        assert_eq!(codes(&out), ["ip_unreadable"]);
+        assert_eq!(out.reasons()[0].rule_id, "lists.blocked_ips");
+        // Without a blocklist, the rule's IP filters are unavailable and follow its fault mode.
+        let no_blocklist = |rules: &str| {
+            let mut cfg = config(rules);
+            cfg.blocked_ips = crate::ip::IpSet::new(Vec::new());
+            cfg
+        };
+        let open = run(&no_blocklist(&rule("r", "")), unreadable());
+        assert!(!open.is_blocked());
+        assert_eq!(
+            open.assessment.unwrap().unavailable,
+            ["fraud_database", "datacenter_vpn", "duplicate_ip"]
+        );
+        let closed = run(
+            &no_blocklist(&rule("r", r#", "on_filter_fault": "closed""#)),
+            unreadable(),
+        );
+        assert_eq!(codes(&closed), ["filter_unavailable"]);
+        // An ASN hit needs no address: the filter still fires on it.
+        let by_asn = run(
+            &no_blocklist(&rule("r", r#", "decline": "low_and_higher""#)),
+            Click {
+                asn: Some(16509),
+                ..unreadable()
+            },
+        );
+        assert!(
+            codes(&by_asn).contains(&"datacenter_asn"),
+            "{:?}",
+            codes(&by_asn)
+        );
+        // A missing header is not a fault (local runs have none): nothing to block on.
+        let absent = run(
+            &config(&rule("r", "")),
+            Click {
+                ip: "",
+                ..Click::default()
+            },
+        );
+        assert!(!absent.is_blocked());
     }
 
     #[test]

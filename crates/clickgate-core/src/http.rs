@@ -121,6 +121,7 @@ pub fn error_response(error: &RequestError, head: bool) -> HttpResponse {
         RequestError::InvalidParam { name, .. } => (400, "invalid_parameter", Some(name.clone())),
         RequestError::UnknownOffer { .. } => (404, "unknown_offer", None),
         RequestError::OfferPaused { .. } => (404, "offer_paused", None),
+        RequestError::BodyTooLarge { .. } => (413, "body_too_large", None),
     };
     let mut detail = json!({"code": code, "message": error.to_string()});
     if let Some(p) = parameter {
@@ -158,13 +159,14 @@ pub fn postback_response(outcome: &ConversionOutcome) -> HttpResponse {
 
 /// A postback that could not be judged at all.
 pub fn postback_error(error: &PostbackError) -> HttpResponse {
-    let code = match error {
-        PostbackError::Missing(_) => "missing_parameter",
-        PostbackError::Invalid { .. } => "invalid_parameter",
-        PostbackError::UnknownTransaction(_) => "unknown_transaction",
+    let (status, code) = match error {
+        PostbackError::Missing(_) => (400, "missing_parameter"),
+        PostbackError::Invalid { .. } => (400, "invalid_parameter"),
+        PostbackError::UnknownTransaction(_) => (400, "unknown_transaction"),
+        PostbackError::Unauthorized => (401, "unauthorized"),
     };
     let body = json!({"error": {"code": code, "message": error.to_string()}});
-    HttpResponse::new(400, JSON, body.to_string(), false)
+    HttpResponse::new(status, JSON, body.to_string(), false)
 }
 
 /// An admin request that was refused.
@@ -183,6 +185,12 @@ pub fn admin_error_response(error: &AdminError) -> HttpResponse {
     }
     let (status, code, message) = match error {
         AdminError::NotConfigured => (
+            503,
+            "admin_off",
+            "the admin API is off: set the ADMIN_TOKEN secret".to_owned(),
+        ),
+        // The same answer as no token at all: the caller learns nothing about the secret.
+        AdminError::WeakToken { .. } => (
             503,
             "admin_off",
             "the admin API is off: set the ADMIN_TOKEN secret".to_owned(),

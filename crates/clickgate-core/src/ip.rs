@@ -139,6 +139,23 @@ pub fn parse_client_ip(text: &str) -> Option<IpAddr> {
     text.trim().parse().ok()
 }
 
+/// The client's address from the `CF-Connecting-IP` header: `Ok(None)` without one (a local run),
+/// `Err` with the problem when it is there but no address. The runtime sets this header itself,
+/// so an unparseable value is a fault, not a client's choice: the decision treats the IP checks
+/// as unavailable (see [`crate::click::ClientInfo::ip_unreadable`]) and the edge logs it.
+pub fn client_ip(header: Option<&str>) -> Result<Option<IpAddr>, String> {
+    match header {
+        None => Ok(None),
+        Some(text) => parse_client_ip(text).map(Some).ok_or_else(|| {
+            let shown: String = text.chars().take(64).collect();
+            format!(
+                "CF-Connecting-IP `{}` is not an IP address",
+                shown.escape_debug()
+            )
+        }),
+    }
+}
+
 /// A set of addresses and blocks. Lookup is O(log n) and reports the entry that matched.
 ///
 /// The set is kept in its compiled form (see [`IpSet::to_bytes`]): sorted, disjoint entries of

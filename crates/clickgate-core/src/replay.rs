@@ -128,6 +128,7 @@ fn record(get: impl Fn(&str) -> Option<String>) -> Result<Recorded, String> {
     };
     let client = ClientInfo {
         ip: get("ip").and_then(|ip| ip.parse().ok()),
+        ip_unreadable: false,
         user_agent: get("user_agent").map(UserAgent::parse),
         referer: get("referer"),
         country: get("country"),
@@ -503,6 +504,7 @@ mod tests {
                 },
                 client: ClientInfo {
                     ip: "192.0.2.1".parse().ok(),
+                    ip_unreadable: false,
                     ..ClientInfo::default()
                 },
             };

@@ -823,6 +823,7 @@ mod tests {
         };
         let client = ClientInfo {
             ip: ip.parse().ok(),
+            ip_unreadable: false,
             user_agent: Some(ua.into()),
             ..ClientInfo::default()
         };

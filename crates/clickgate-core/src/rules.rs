@@ -7,7 +7,6 @@
 //! rules in the document.
 
 use rustc_hash::{FxHashMap, FxHashSet};
-use std::net::IpAddr;
 
 use serde_json::Value;
 
@@ -610,10 +609,16 @@ fn bot_signal(settings: BotSettings, client: &ClientInfo) -> Option<Signal> {
     signal_of(ua).filter(|s| !(settings.allow_ai_agents && s.kind == Kind::AiAgent))
 }
 
-fn ip_hit(set: &IpSet, ip: Option<IpAddr>, code: &'static str) -> Fired {
-    let ip = ip?;
-    set.lookup(ip)
-        .map(|entry| (code, entry.to_string(), ip.to_string()))
+/// A hit of the client's address in `set`; `Err` (the filter is unavailable) when the address
+/// could not be read and the list could have matched it.
+fn ip_hit(set: &IpSet, client: &ClientInfo, code: &'static str) -> Result<Fired, ()> {
+    if client.ip_unreadable && !set.is_empty() {
+        return Err(());
+    }
+    Ok(client.ip.and_then(|ip| {
+        set.lookup(ip)
+            .map(|entry| (code, entry.to_string(), ip.to_string()))
+    }))
 }
 
 fn run_filter(
@@ -628,25 +633,34 @@ fn run_filter(
     Ok(match kind {
         // Judged in `assess`, which scales its points by the sign's grade.
         FilterKind::Bot(_) => None,
-        FilterKind::FraudDatabase => {
-            ip_hit(&lists.fraud_ips, client.ip, "fraud_ip").or_else(|| {
-                let device = click.device_id.as_deref()?;
-                lists
-                    .fraud_device_ids
-                    .contains(device)
-                    .then(|| ("fraud_device", device.to_owned(), device.to_owned()))
-            })
-        }
+        FilterKind::FraudDatabase => ip_hit(&lists.fraud_ips, client, "fraud_ip")?.or_else(|| {
+            let device = click.device_id.as_deref()?;
+            lists
+                .fraud_device_ids
+                .contains(device)
+                .then(|| ("fraud_device", device.to_owned(), device.to_owned()))
+        }),
         FilterKind::DatacenterVpn => {
             let asn_hit = |set: &FxHashSet<u32>, code: &'static str| {
                 let asn = client.asn?;
                 set.contains(&asn)
                     .then(|| (code, format!("AS{asn}"), format!("AS{asn}")))
             };
-            asn_hit(&lists.datacenter_asns, "datacenter_asn")
-                .or_else(|| ip_hit(&lists.datacenter_ips, client.ip, "datacenter_ip"))
+            let (datacenter_ip, vpn_ip) = (
+                ip_hit(&lists.datacenter_ips, client, "datacenter_ip"),
+                ip_hit(&lists.vpn_ips, client, "vpn_ip"),
+            );
+            let hit = asn_hit(&lists.datacenter_asns, "datacenter_asn")
+                .or(datacenter_ip.clone().ok().flatten())
                 .or_else(|| asn_hit(&lists.vpn_asns, "vpn_asn"))
-                .or_else(|| ip_hit(&lists.vpn_ips, client.ip, "vpn_ip"))
+                .or(vpn_ip.clone().ok().flatten());
+            // An ASN hit stands on its own; without one, an unread address leaves the filter
+            // unable to say.
+            match (hit, datacenter_ip.and(vpn_ip)) {
+                (Some(hit), _) => Some(hit),
+                (None, Err(())) => return Err(()),
+                (None, Ok(_)) => None,
+            }
         }
         FilterKind::Geo => match (&offer.geo, client.country.as_deref()) {
             (Some(geo), Some(country)) if !geo.allows(country) => {
@@ -671,6 +685,9 @@ fn run_filter(
             .as_ref()
             .and_then(|ua| old_platform(&ua.platform(), min)),
         FilterKind::DuplicateIp { max, window_hours } => {
+            if client.ip_unreadable {
+                return Err(());
+            }
             let c = counters.ok_or(())?;
             (c.ip_clicks > *max).then(|| {
                 let ip = client.ip.map(|ip| ip.to_string()).unwrap_or_default();
