@@ -32,7 +32,7 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use crate::click::Id;
-use crate::config::{err, kind, ConfigError, Fields};
+use crate::config::{err, kind, ConfigError, Fields, RANGES};
 use crate::flood::Thresholds;
 use crate::hll::hash64;
 use crate::log::JsonLine;
@@ -162,7 +162,7 @@ pub fn compile_networks(
         ));
         return (signing, flood);
     };
-    let mut seen = Vec::new();
+    let mut seen = rustc_hash::FxHashSet::default();
     for (i, item) in list.iter().enumerate() {
         let path = format!("networks[{i}]");
         let Some(mut f) = Fields::of(item, &path, errors) else {
@@ -177,13 +177,12 @@ pub fn compile_networks(
             .and_then(|v| compile_thresholds(v, &f.child("flood"), errors));
         f.finish(errors);
         let Some(id) = id else { continue };
-        if seen.contains(&id) {
+        if !seen.insert(id.clone()) {
             errors.push(err(
                 &format!("{path}.id"),
                 format!("`{id}` is declared twice"),
             ));
         }
-        seen.push(id.clone());
         if let Some(p) = policy {
             signing.insert(id.clone(), p);
         }
@@ -201,26 +200,14 @@ fn compile_thresholds(
 ) -> Option<Thresholds> {
     let mut f = Fields::of(value, path, errors)?;
     let mut t = Thresholds::default();
-    let mut whole = |f: &mut Fields, key: &'static str| match f.get(key) {
-        None => None,
-        Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
-            Some(n) if n > 0 => Some(n),
-            _ => {
-                errors.push(err(
-                    &format!("{path}.{key}"),
-                    "must be a positive whole number",
-                ));
-                None
-            }
-        },
-    };
-    t.per_minute = whole(&mut f, "per_minute");
-    t.per_hour = whole(&mut f, "per_hour");
-    t.per_day = whole(&mut f, "per_day");
-    if let Some(n) = whole(&mut f, "floor") {
+    let clicks = RANGES.flood_clicks;
+    t.per_minute = f.u32_in("per_minute", clicks.clone(), errors);
+    t.per_hour = f.u32_in("per_hour", clicks.clone(), errors);
+    t.per_day = f.u32_in("per_day", clicks.clone(), errors);
+    if let Some(n) = f.u32_in("floor", clicks, errors) {
         t.floor = n;
     }
-    if let Some(n) = whole(&mut f, "baseline_days") {
+    if let Some(n) = f.u32_in("baseline_days", RANGES.baseline_days, errors) {
         t.baseline_days = n;
     }
     t.on_fault = f.choice(
@@ -228,19 +215,11 @@ fn compile_thresholds(
         &[("open", FaultMode::Open), ("closed", FaultMode::Closed)],
         errors,
     );
-    for (key, slot, range) in [
-        ("tolerance", &mut t.tolerance, 1.0..=1000.0),
-        ("flagged_share", &mut t.flagged_share, 0.01..=1.0),
-    ] {
-        if let Some(v) = f.get(key) {
-            match v.as_f64().filter(|x| range.contains(x)) {
-                Some(x) => *slot = x,
-                None => errors.push(err(
-                    &format!("{path}.{key}"),
-                    format!("must be a number from {} to {}", range.start(), range.end()),
-                )),
-            }
-        }
+    if let Some(x) = f.f64_in("tolerance", RANGES.tolerance, errors) {
+        t.tolerance = x;
+    }
+    if let Some(x) = f.f64_in("flagged_share", RANGES.share, errors) {
+        t.flagged_share = x;
     }
     f.finish(errors);
     Some(t)
@@ -276,19 +255,9 @@ fn compile_policy(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> O
         ],
         errors,
     );
-    let max_age_s = match f.get("max_age_seconds") {
-        None => 86_400,
-        Some(v) => match v.as_u64() {
-            Some(n) if (1..=30 * 86_400).contains(&n) => n,
-            _ => {
-                errors.push(err(
-                    &f.child("max_age_seconds"),
-                    "must be a number of seconds from 1 to 2592000 (30 days)",
-                ));
-                86_400
-            }
-        },
-    };
+    let max_age_s = f
+        .u64_in("max_age_seconds", RANGES.max_age_seconds, errors)
+        .unwrap_or(86_400);
     let flood_exempt = match f.get("flood_exempt") {
         None => true,
         Some(Value::Bool(b)) => *b,
@@ -391,32 +360,15 @@ fn compile_breaker(
     errors: &mut Vec<ConfigError>,
 ) -> Option<BreakerSettings> {
     let mut f = Fields::of(value, path, errors)?;
-    let share = match f.get("invalid_share").map(Value::as_f64) {
-        None => 0.5,
-        Some(Some(s)) if s > 0.0 && s <= 1.0 => s,
-        Some(_) => {
-            errors.push(err(
-                &f.child("invalid_share"),
-                "must be a fraction above 0 and at most 1",
-            ));
-            0.5
-        }
-    };
-    let mut whole = |key: &'static str, default: u64, max: u64| match f.get(key) {
-        None => default,
-        Some(v) => match v.as_u64() {
-            Some(n) if (1..=max).contains(&n) => n,
-            _ => {
-                errors.push(err(
-                    &format!("{path}.{key}"),
-                    format!("must be a whole number from 1 to {max}"),
-                ));
-                default
-            }
-        },
-    };
-    let window_s = whole("window_seconds", 300, 86_400);
-    let min_clicks = whole("min_clicks", 50, 1_000_000) as u32;
+    let share = f
+        .f64_in("invalid_share", RANGES.share, errors)
+        .unwrap_or(0.5);
+    let window_s = f
+        .u64_in("window_seconds", RANGES.breaker_window_seconds, errors)
+        .unwrap_or(300);
+    let min_clicks = f
+        .u32_in("min_clicks", RANGES.breaker_min_clicks, errors)
+        .unwrap_or(50);
     f.finish(errors);
     Some(BreakerSettings {
         share,
