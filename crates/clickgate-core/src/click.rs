@@ -91,13 +91,28 @@ pub enum Route {
 pub enum RequestError {
     NotFound,
     /// The route does not take the method; `allow` is what it takes, as its `Allow` header says.
-    MethodNotAllowed { allow: &'static str },
-    UrlTooLong { len: usize },
-    HeaderTooLarge { name: String },
-    MissingParam { name: &'static str },
-    InvalidParam { name: String, problem: String },
-    UnknownOffer { offer_id: Id },
-    OfferPaused { offer_id: Id },
+    MethodNotAllowed {
+        allow: &'static str,
+    },
+    UrlTooLong {
+        len: usize,
+    },
+    HeaderTooLarge {
+        name: String,
+    },
+    MissingParam {
+        name: &'static str,
+    },
+    InvalidParam {
+        name: String,
+        problem: String,
+    },
+    UnknownOffer {
+        offer_id: Id,
+    },
+    OfferPaused {
+        offer_id: Id,
+    },
 }
 
 impl fmt::Display for RequestError {

@@ -1193,7 +1193,9 @@ pub(crate) mod tests {
         .is_ok());
         // An escaped spelling of the same key is the same key.
         assert_eq!(
-            problems(r#"{"version": 1, "offers": [{"id": "1", "landing_url": "https://x/", "\u0069d": "2"}]}"#),
+            problems(
+                r#"{"version": 1, "offers": [{"id": "1", "landing_url": "https://x/", "\u0069d": "2"}]}"#
+            ),
             ["offers[0].id: is given more than once"]
         );
     }
@@ -1211,7 +1213,15 @@ pub(crate) mod tests {
             assert_eq!(ours, serde_json::from_str::<Value>(text).unwrap(), "{text}");
             assert!(twice.is_empty());
         }
-        for broken in ["", "{", "[1,]", "{\"a\" 1}", "1 2", "[[[[", &"[".repeat(10_000)] {
+        for broken in [
+            "",
+            "{",
+            "[1,]",
+            "{\"a\" 1}",
+            "1 2",
+            "[[[[",
+            &"[".repeat(10_000),
+        ] {
             assert!(parse(broken).is_err(), "{broken}");
         }
     }
@@ -1314,13 +1324,22 @@ pub(crate) mod tests {
             filter(r#"{"type": "duplicate_ip", "max": 1, "window_hours": 1}"#),
             filter(r#"{"type": "max_click_to_conversion", "seconds": 31536000}"#),
             filter(r#"{"type": "min_click_to_conversion", "seconds": 0}"#),
-            network(r#""flood": {"per_day": 1000000000, "tolerance": 1000, "flagged_share": 0.01}"#),
-            network(&format!(r#""signing": {{{keys}, "breaker": {{"invalid_share": 1, "window_seconds": 86400}}}}"#)),
+            network(
+                r#""flood": {"per_day": 1000000000, "tolerance": 1000, "flagged_share": 0.01}"#,
+            ),
+            network(&format!(
+                r#""signing": {{{keys}, "breaker": {{"invalid_share": 1, "window_seconds": 86400}}}}"#
+            )),
         ] {
-            assert!(Config::compile(&doc).is_ok(), "{doc}: {:?}", Config::compile(&doc).err());
+            assert!(
+                Config::compile(&doc).is_ok(),
+                "{doc}: {:?}",
+                Config::compile(&doc).err()
+            );
         }
         let priority = |p: &str| {
-            filter(r#"{"type": "bot"}"#).replace(r#""id": "r","#, &format!(r#""id": "r", "priority": {p},"#))
+            filter(r#"{"type": "bot"}"#)
+                .replace(r#""id": "r","#, &format!(r#""id": "r", "priority": {p},"#))
         };
         assert!(Config::compile(&priority("-1000000")).is_ok());
         assert_eq!(
@@ -1340,7 +1359,10 @@ pub(crate) mod tests {
         let n = 100_000;
         let mut doc = String::from(r#"{"version": 1, "advertisers": ["#);
         for i in 0..n {
-            doc.push_str(&format!(r#"{}{{"id": "adv-{i}"}}"#, if i > 0 { "," } else { "" }));
+            doc.push_str(&format!(
+                r#"{}{{"id": "adv-{i}"}}"#,
+                if i > 0 { "," } else { "" }
+            ));
         }
         doc.push_str(r#"], "offers": ["#);
         for i in 0..n {
@@ -1366,9 +1388,15 @@ pub(crate) mod tests {
         assert!(errors.is_empty(), "{:?}", &errors[..errors.len().min(3)]);
         let config = config.unwrap();
         assert_eq!((config.offers.len(), config.flood.len()), (n, n));
-        println!("compiled {} bytes, {n} networks, advertisers and offers, in {took:?}", doc.len());
+        println!(
+            "compiled {} bytes, {n} networks, advertisers and offers, in {took:?}",
+            doc.len()
+        );
         let bound = if cfg!(debug_assertions) { 30 } else { 1 };
-        assert!(took < std::time::Duration::from_secs(bound), "took {took:?}");
+        assert!(
+            took < std::time::Duration::from_secs(bound),
+            "took {took:?}"
+        );
     }
 
     #[test]

@@ -421,7 +421,10 @@ mod tests {
             assert_eq!(error_response(&e, false).status, status, "{e:?}");
         }
         use crate::click::{CLICK_METHODS, POSTBACK_METHODS};
-        for (methods, allow) in [(CLICK_METHODS, "GET, HEAD"), (POSTBACK_METHODS, "GET, POST")] {
+        for (methods, allow) in [
+            (CLICK_METHODS, "GET, HEAD"),
+            (POSTBACK_METHODS, "GET, POST"),
+        ] {
             let e = RequestError::MethodNotAllowed { allow: methods };
             assert_eq!(error_response(&e, false).header("allow"), Some(allow));
         }

@@ -961,8 +961,7 @@ impl Breakers {
                 // Closed as soon as valid signatures are back above `1 - share` of what they were
                 // while the signer worked; kept open a window at a time while it still looks
                 // broken against that.
-                let recovered =
-                    f64::from(tally.valid) > (1.0 - b.share) * f64::from(open.baseline);
+                let recovered = f64::from(tally.valid) > (1.0 - b.share) * f64::from(open.baseline);
                 let ended = open.until_ms <= now_ms;
                 if recovered || (ended && !signer_broke(tally, open.baseline, b)) {
                     state.open = None;
@@ -1347,8 +1346,13 @@ mod tests {
         for (what, forged) in floods {
             let mut b = Breakers::default();
             for s in 0..600u64 {
-                let (sig, event) =
-                    b.judge(&net, &p, valid_check(), ReplayAnswer::NotAsked, NOW + s * 1000);
+                let (sig, event) = b.judge(
+                    &net,
+                    &p,
+                    valid_check(),
+                    ReplayAnswer::NotAsked,
+                    NOW + s * 1000,
+                );
                 assert!(!sig.unwrap().breaker_open && event.is_none(), "{what}");
                 for i in 0..50 {
                     let at = NOW + s * 1000 + i * 20 + 1;
@@ -1364,12 +1368,21 @@ mod tests {
             let mut b = Breakers::default();
             for s in 0..600u64 {
                 if s < 120 {
-                    b.judge(&net, &p, valid_check(), ReplayAnswer::NotAsked, NOW + s * 1000);
+                    b.judge(
+                        &net,
+                        &p,
+                        valid_check(),
+                        ReplayAnswer::NotAsked,
+                        NOW + s * 1000,
+                    );
                 }
                 for i in 0..50 {
                     let at = NOW + s * 1000 + i * 20 + 1;
                     let (sig, event) = b.judge(&net, &p, forged(), ReplayAnswer::NotAsked, at);
-                    assert!(sig.unwrap().blocks() && event.is_none(), "{what}, second {s}");
+                    assert!(
+                        sig.unwrap().blocks() && event.is_none(),
+                        "{what}, second {s}"
+                    );
                 }
             }
         }
@@ -1378,7 +1391,13 @@ mod tests {
         let mut b = Breakers::default();
         for s in 0..600u64 {
             if s % 10 == 0 {
-                b.judge(&net, &p, valid_check(), ReplayAnswer::NotAsked, NOW + s * 1000);
+                b.judge(
+                    &net,
+                    &p,
+                    valid_check(),
+                    ReplayAnswer::NotAsked,
+                    NOW + s * 1000,
+                );
             }
             for i in 0..50 {
                 let at = NOW + s * 1000 + i * 20 + 1;
@@ -1390,20 +1409,46 @@ mod tests {
 
     #[test]
     fn a_verified_link_under_a_wrong_secret_is_a_key_mismatch_and_nothing_else_is() {
-        let signer = policy(Form::Canonical, &[("k1", "not-the-secret-of-network-7", None)]);
+        let signer = policy(
+            Form::Canonical,
+            &[("k1", "not-the-secret-of-network-7", None)],
+        );
         let p = policy(
             Form::Canonical,
             &[("k1", "network-7-signing-secret-0001", None)],
         );
         let exp = NOW / 1000 + 600;
-        let wrong = sign_link(&signer, &signer.keys[0], "https://t.example/c?offer_id=1", exp, None);
-        let mismatched = |c: &Check| matches!(c, Check::Failed { key_mismatch: true, .. });
+        let wrong = sign_link(
+            &signer,
+            &signer.keys[0],
+            "https://t.example/c?offer_id=1",
+            exp,
+            None,
+        );
+        let mismatched = |c: &Check| {
+            matches!(
+                c,
+                Check::Failed {
+                    key_mismatch: true,
+                    ..
+                }
+            )
+        };
         assert!(mismatched(&check(&p, &wrong, NOW)));
-        let other_kid = policy(Form::Canonical, &[("k9", "network-7-signing-secret-0001", None)]);
+        let other_kid = policy(
+            Form::Canonical,
+            &[("k9", "network-7-signing-secret-0001", None)],
+        );
         let right = sign_link(&p, &p.keys[0], "https://t.example/c?offer_id=1", exp, None);
         for link in [
             "https://t.example/c?offer_id=1".to_owned(),
-            sign_link(&other_kid, &other_kid.keys[0], "https://t.example/c?offer_id=1", exp, None),
+            sign_link(
+                &other_kid,
+                &other_kid.keys[0],
+                "https://t.example/c?offer_id=1",
+                exp,
+                None,
+            ),
             right.replace("&signature=", "&signature=zz"),
             right.replace("offer_id=1", "offer_id=%7e"),
         ] {

@@ -344,15 +344,34 @@ mod tests {
             "https://s.example/a/%2E%252E/b"
         );
         assert_eq!(
-            render("https://s.example/a/{sub1}?q={sub2}", [Some(".."), Some("..")]),
+            render(
+                "https://s.example/a/{sub1}?q={sub2}",
+                [Some(".."), Some("..")]
+            ),
             "https://s.example/a/%252E%252E?q=.."
         );
         // Dots that do not make a dot segment, and the template's own, are left as they are.
         for (template, sub, want) in [
-            ("https://s.example/a/{sub1}/b", "...", "https://s.example/a/.../b"),
-            ("https://s.example/a/x{sub1}/b", "..", "https://s.example/a/x../b"),
-            ("https://s.example/a/{sub1}.x/b", ".", "https://s.example/a/..x/b"),
-            ("https://s.example/../{sub1}", "a.b", "https://s.example/../a.b"),
+            (
+                "https://s.example/a/{sub1}/b",
+                "...",
+                "https://s.example/a/.../b",
+            ),
+            (
+                "https://s.example/a/x{sub1}/b",
+                "..",
+                "https://s.example/a/x../b",
+            ),
+            (
+                "https://s.example/a/{sub1}.x/b",
+                ".",
+                "https://s.example/a/..x/b",
+            ),
+            (
+                "https://s.example/../{sub1}",
+                "a.b",
+                "https://s.example/../a.b",
+            ),
             ("https://s.example/a?{sub1}", "..", "https://s.example/a?.."),
         ] {
             assert_eq!(render(template, [Some(sub), None]), want, "{template}");
