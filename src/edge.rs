@@ -299,7 +299,7 @@ async fn postback(
     now_ms: u64,
 ) -> Result<web_sys::Response> {
     let method = req.method();
-    if let Err(e) = click::check_method(&method.to_string(), click::POSTBACK_METHODS) {
+    if let Err(e) = click::check_method(method.as_ref(), click::POSTBACK_METHODS) {
         return respond(http::error_response(&e, false));
     }
     let mut params = query.to_owned();

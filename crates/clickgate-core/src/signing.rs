@@ -1335,7 +1335,8 @@ mod tests {
     fn an_outsider_cannot_open_the_breaker() {
         let net = Id::parse("net-7").unwrap();
         let p = breaker_policy();
-        let floods: [(&str, fn() -> Check); 4] = [
+        type Forgery = (&'static str, fn() -> Check);
+        let floods: [Forgery; 4] = [
             ("missing signatures", || failure("missing_signature")),
             ("made-up kids", || failure("unknown_key")),
             ("malformed signatures", || failure("invalid_signature")),
