@@ -1370,12 +1370,14 @@ pub(crate) mod tests {
     }
 
     /// Duplicate ids used to be found with a list search, so compiling was quadratic: 41 s for
-    /// 100,000 networks. The time is CPU time, so a busy machine does not fail the test. Optimised
-    /// (`cargo test --release`) the bound is a second; unoptimised, as `make test` builds it, every
-    /// step is many times slower and the bound is 30 s, which quadratic work overshoots by minutes.
+    /// 100,000 networks. Now the time is mostly building the 17 MB document's tree (allocation and
+    /// page faults): 1.3 to 2.0 s of CPU in the size-optimised `--release` build, 3.6 to 6.3 s
+    /// unoptimised, as `make test` builds it. The bounds, 5 s and 30 s, leave room for a slower
+    /// machine and still catch quadratic work by a wide margin. The time is CPU time, so a busy
+    /// machine does not fail the test.
     #[cfg(not(target_arch = "wasm32"))]
     #[test]
-    fn a_document_of_100000_networks_advertisers_and_offers_compiles_in_under_a_second() {
+    fn a_document_of_100000_networks_advertisers_and_offers_compiles_in_seconds_not_minutes() {
         let n = 100_000;
         let mut doc = String::from(r#"{"version": 1, "advertisers": ["#);
         for i in 0..n {
@@ -1412,7 +1414,7 @@ pub(crate) mod tests {
             "compiled {} bytes, {n} networks, advertisers and offers, in {took:?} of CPU",
             doc.len()
         );
-        let bound = if cfg!(debug_assertions) { 30 } else { 1 };
+        let bound = if cfg!(debug_assertions) { 30 } else { 5 };
         assert!(
             took < std::time::Duration::from_secs(bound),
             "took {took:?}"
