@@ -83,6 +83,24 @@ fn realistic() -> String {
     doc.to_string()
 }
 
+/// A document of `n` advertisers, `n` offers (one per advertiser) and `n` networks.
+fn wide(n: usize) -> String {
+    let advertisers: Vec<_> = (0..n)
+        .map(|i| serde_json::json!({"id": format!("adv-{i}")}))
+        .collect();
+    let offers: Vec<_> = (0..n)
+        .map(|i| {
+            serde_json::json!({"id": i.to_string(), "advertiser_id": format!("adv-{i}"),
+            "landing_url": "https://x.example/?t={transaction_id}"})
+        })
+        .collect();
+    let networks: Vec<_> = (0..n)
+        .map(|i| serde_json::json!({"id": format!("net-{i}"), "flood": {"per_minute": 100}}))
+        .collect();
+    serde_json::json!({"version": 1, "advertisers": advertisers, "offers": offers, "networks": networks})
+        .to_string()
+}
+
 /// One of two User-Agents, in turn: consecutive clicks rarely share a header in traffic.
 fn in_turn(pair: [&str; 2]) -> &str {
     static TURN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -293,6 +311,14 @@ fn benches(c: &mut Criterion) {
     });
     g.bench_function("50k CIDRs", |b| {
         b.iter(|| Config::compile(black_box(&big_text)).unwrap())
+    });
+    g.bench_function("production-sized", |b| {
+        b.iter(|| Config::compile(black_box(&real_text)).unwrap())
+    });
+    // About 5 MB, near the cap on a stored document.
+    let wide = wide(30_000);
+    g.bench_function("30k networks, advertisers and offers", |b| {
+        b.iter(|| Config::compile(black_box(&wide)).unwrap())
     });
     g.finish();
 }

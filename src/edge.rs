@@ -305,11 +305,8 @@ async fn postback(
     now_ms: u64,
 ) -> Result<web_sys::Response> {
     let method = req.method();
-    if method != Method::Get && method != Method::Post {
-        return respond(http::error_response(
-            &click::RequestError::MethodNotAllowed,
-            false,
-        ));
+    if let Err(e) = click::check_method(method.as_ref(), click::POSTBACK_METHODS) {
+        return respond(http::error_response(&e, false));
     }
     let mut params = query.to_owned();
     if method == Method::Post {

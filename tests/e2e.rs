@@ -326,6 +326,92 @@ fn cli_refuses_an_invalid_document_and_leaves_kv_alone() {
     assert_eq!(w.get("/c?offer_id=1001&aff_id=net-7", &[]).status, 302);
 }
 
+#[test]
+fn cli_refuses_a_key_given_twice_and_a_number_out_of_range() {
+    let w = started_with_demo(&[]);
+    let bad = w.state.0.join("twice.json");
+    // `status` twice: the last one used to win without a word. `max` 2^32 used to wrap to 0, and
+    // the filter fired on every click.
+    std::fs::write(
+        &bad,
+        r#"{"version": 1,
+            "offers": [{"id": "1001", "landing_url": "https://x.example/", "status": "paused", "status": "active"}],
+            "rules": [{"id": "r", "created_at": "2026-11-01", "scope": {"offers": ["1001"]},
+                       "strategy": {"filters": [{"type": "duplicate_ip", "max": 4294967296}]}}]}"#,
+    )
+    .unwrap();
+    let out = w.push(&bad);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("offers[0].status: is given more than once"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "rules[0].strategy.filters[0].max: must be a whole number from 1 to 1000000, found 4294967296"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("2 problems; nothing was pushed"),
+        "{stderr}"
+    );
+    assert_eq!(w.get("/c?offer_id=1001&aff_id=net-7", &[]).status, 302);
+}
+
+#[test]
+fn a_sub_id_of_dots_cannot_walk_up_the_landing_path() {
+    let w = Worker::start(&[]);
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
+    doc["offers"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"id": "2001",
+            "landing_url": "https://shop.example/land/{sub1}/page?s={sub1}"}));
+    let config = w.state.0.join("dots.json");
+    std::fs::write(&config, doc.to_string()).unwrap();
+    push_ok(&w, &config);
+    // `..` and `.` as sub IDs (`%2E%2E` in the link is `..` too); `...` is no dot segment.
+    for (sub, segment, query) in [
+        ("..", "%252E%252E", ".."),
+        (".", "%252E", "."),
+        ("%2E%2E", "%252E%252E", ".."),
+        ("...", "...", "..."),
+    ] {
+        let r = w.get(&format!("/c?offer_id=2001&aff_id=net-7&sub1={sub}"), &[]);
+        assert_eq!(r.status, 302, "{sub}: {}", r.body);
+        let location = r.header("location").unwrap();
+        assert_eq!(
+            location,
+            format!("https://shop.example/land/{segment}/page?s={query}"),
+            "{sub}"
+        );
+    }
+}
+
+#[test]
+fn postback_405s_allow_get_and_post_and_click_405s_get_and_head() {
+    let w = started_with_demo(&[]);
+    for method in ["HEAD", "PUT", "DELETE"] {
+        let r = w.request(method, "/postback?transaction_id=x", &[]);
+        assert_eq!(
+            (r.status, r.header("allow")),
+            (405, Some("GET, POST")),
+            "{method}"
+        );
+    }
+    for path in ["/c?offer_id=1001&aff_id=net-7", "/healthz"] {
+        let r = w.request("POST", path, &[]);
+        assert_eq!(
+            (r.status, r.header("allow")),
+            (405, Some("GET, HEAD")),
+            "{path}"
+        );
+    }
+}
+
 /// The demo config with `rules` and extra `lists` entries, written to the Worker's scratch dir.
 fn demo_with(
     w: &Worker,
@@ -679,7 +765,7 @@ fn signed_clicks_are_verified_rotated_replay_checked_and_a_broken_signer_trips_t
             {"id": "new", "secret": "new-secret-of-network-s"}]}},
         {"id": "net-r", "signing": {"mode": "report_only", "keys": [{"id": "k", "secret": "secret-of-network-r-0"}]}},
         {"id": "net-b", "signing": {"mode": "enforce", "keys": [{"id": "k", "secret": "secret-of-network-b-0"}],
-            "breaker": {"invalid_share": 0.5, "window_seconds": 60, "min_clicks": 4}}}
+            "breaker": {"invalid_share": 0.5, "window_seconds": 3, "min_clicks": 4}}}
     ]);
     let config = w.state.0.join("signed.json");
     std::fs::write(&config, doc.to_string()).unwrap();
@@ -833,14 +919,38 @@ fn signed_clicks_are_verified_rotated_replay_checked_and_a_broken_signer_trips_t
     assert_eq!(line["signature"]["status"], "invalid_signature");
     assert_eq!(line["signature"]["mode"], "report_only");
 
-    // A broken signer: after 4 clicks all invalid, enforcement pauses and says so.
-    let bad = link(
+    // An outsider cannot switch the checks off: unsigned clicks, made-up kids and forgeries under
+    // the network's real kid are refused however many come (unsigned clicks used to open the
+    // breaker after `min_clicks` of them, and then every forgery was redirected).
+    let unsigned = "/c?offer_id=1001&aff_id=net-b&sub1=spring";
+    let made_up = link(
+        "net-b",
+        &key("k9", "a-key-nobody-configured"),
+        now_s + 300,
+        None,
+    );
+    let forged = link(
         "net-b",
         &key("k", "not-the-secret-of-network-b"),
         now_s + 300,
         None,
     );
-    let statuses: Vec<u16> = (0..6).map(|_| get(&bad).status).collect();
+    for path in [unsigned, made_up.as_str(), forged.as_str()] {
+        let statuses: Vec<u16> = (0..8).map(|_| get(path).status).collect();
+        assert_eq!(statuses, [403; 8], "{path}");
+    }
+    assert!(w.events("signing_breaker").is_empty());
+
+    // A broken signer: a window of valid signatures, then none and only mismatches under its key.
+    // Once the mismatches reach `min_clicks`, enforcement pauses and says so.
+    let b_key = key("k", "secret-of-network-b-0");
+    for i in 0..4 {
+        let valid = link("net-b", &b_key, now_s + 300, None);
+        assert_eq!(get(&valid).status, 302, "valid click {i}");
+    }
+    // The valid clicks fall into the window before: one window (3 s) and an eighth of it later.
+    std::thread::sleep(Duration::from_millis(3_500));
+    let statuses: Vec<u16> = (0..6).map(|_| get(&forged).status).collect();
     assert_eq!(statuses, [403, 403, 403, 302, 302, 302]);
     let trip = w
         .wait_for(Duration::from_secs(5), || {

@@ -498,7 +498,7 @@ fn verify(file: &Path, url: &str) -> Result<(), Failure> {
             );
             Ok(())
         }
-        Check::Failed { code, detail } => {
+        Check::Failed { code, detail, .. } => {
             println!("{code}: {detail}");
             Err(Failure::Invalid)
         }

@@ -94,21 +94,39 @@ pub enum Route {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestError {
     NotFound,
-    MethodNotAllowed,
-    UrlTooLong { len: usize },
-    HeaderTooLarge { name: String },
-    MissingParam { name: &'static str },
-    InvalidParam { name: String, problem: String },
-    UnknownOffer { offer_id: Id },
-    OfferPaused { offer_id: Id },
-    BodyTooLarge { limit: usize },
+    /// The route does not take the method; `allow` is what it takes, as its `Allow` header says.
+    MethodNotAllowed {
+        allow: &'static str,
+    },
+    UrlTooLong {
+        len: usize,
+    },
+    HeaderTooLarge {
+        name: String,
+    },
+    MissingParam {
+        name: &'static str,
+    },
+    InvalidParam {
+        name: String,
+        problem: String,
+    },
+    UnknownOffer {
+        offer_id: Id,
+    },
+    OfferPaused {
+        offer_id: Id,
+    },
+    BodyTooLarge {
+        limit: usize,
+    },
 }
 
 impl fmt::Display for RequestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RequestError::NotFound => f.write_str("no such route"),
-            RequestError::MethodNotAllowed => f.write_str("only GET and HEAD are served"),
+            RequestError::MethodNotAllowed { allow } => write!(f, "this route takes {allow}"),
             RequestError::UrlTooLong { len } => {
                 write!(f, "the URL is {len} bytes; at most {MAX_URL_LEN}")
             }
@@ -121,6 +139,19 @@ impl fmt::Display for RequestError {
                 write!(f, "the body is larger than {limit} bytes")
             }
         }
+    }
+}
+
+/// The methods of the click routes (`/c`, `/healthz`) and of `/postback`.
+pub const CLICK_METHODS: &str = "GET, HEAD";
+pub const POSTBACK_METHODS: &str = "GET, POST";
+
+/// Refuses a method a route does not take; `allow` is one of the lists above.
+pub fn check_method(method: &str, allow: &'static str) -> Result<(), RequestError> {
+    if allow.split(", ").any(|m| m.eq_ignore_ascii_case(method)) {
+        Ok(())
+    } else {
+        Err(RequestError::MethodNotAllowed { allow })
     }
 }
 
@@ -194,23 +225,17 @@ const PARAMS: [&str; 9] = [
 /// `source_id` and `sub1`..`sub5`. Unknown parameters are ignored: networks append their own.
 /// A known parameter given twice is refused, since which copy wins is exactly what a fraudster probes.
 pub fn route(method: &str, path: &str, query: &str) -> Result<Route, RequestError> {
-    let is_read = method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD");
+    let method_ok = check_method(method, CLICK_METHODS);
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let path_ids = match segments.as_slice() {
         ["healthz"] => {
-            return if is_read {
-                Ok(Route::Health)
-            } else {
-                Err(RequestError::MethodNotAllowed)
-            };
+            return method_ok.map(|()| Route::Health);
         }
         ["c"] => None,
         ["c", offer, aff] => Some((*offer, *aff)),
         _ => return Err(RequestError::NotFound),
     };
-    if !is_read {
-        return Err(RequestError::MethodNotAllowed);
-    }
+    method_ok?;
 
     let mut values: [Option<String>; 9] = Default::default();
     if let Some((offer, aff)) = path_ids {
@@ -342,7 +367,9 @@ mod tests {
                 "POST",
                 "/c",
                 "offer_id=1&aff_id=1",
-                RequestError::MethodNotAllowed,
+                RequestError::MethodNotAllowed {
+                    allow: CLICK_METHODS,
+                },
             ),
             ("GET", "/x", "", RequestError::NotFound),
             ("GET", "/c/1", "", RequestError::NotFound),

@@ -38,8 +38,6 @@ const MAX_FIELD_LEN: usize = 128;
 pub const SECRET_HEADER: &str = "x-postback-secret";
 /// A `postback_secret` shorter than this is refused by validation: it must not be guessable.
 pub const MIN_SECRET_BYTES: usize = 16;
-/// The range of `max_approved_per_click`.
-pub const APPROVED_PER_CLICK_RANGE: std::ops::RangeInclusive<u64> = 1..=100;
 /// The largest `POST /postback` form body: its few fields at their limits fit many times over.
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
 
@@ -94,18 +92,12 @@ impl PostbackPolicy {
             }
             policy.secret = Some(secret.to_owned());
         }
-        if let Some(v) = f.get("max_approved_per_click") {
-            match v.as_u64().filter(|n| APPROVED_PER_CLICK_RANGE.contains(n)) {
-                Some(n) => policy.max_approved_per_click = n as u32,
-                None => errors.push(err(
-                    &f.child("max_approved_per_click"),
-                    format!(
-                        "must be a whole number from {} to {}, found {v}",
-                        APPROVED_PER_CLICK_RANGE.start(),
-                        APPROVED_PER_CLICK_RANGE.end()
-                    ),
-                )),
-            }
+        if let Some(n) = f.u32_in(
+            "max_approved_per_click",
+            crate::config::RANGES.approved_per_click,
+            errors,
+        ) {
+            policy.max_approved_per_click = n;
         }
         if let Some(events) = f.array("flood_events", errors) {
             policy.flood_events.clear();

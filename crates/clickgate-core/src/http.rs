@@ -114,7 +114,7 @@ fn html_escape(text: &str) -> String {
 pub fn error_response(error: &RequestError, head: bool) -> HttpResponse {
     let (status, code, parameter) = match error {
         RequestError::NotFound => (404, "not_found", None),
-        RequestError::MethodNotAllowed => (405, "method_not_allowed", None),
+        RequestError::MethodNotAllowed { .. } => (405, "method_not_allowed", None),
         RequestError::UrlTooLong { .. } => (414, "url_too_long", None),
         RequestError::HeaderTooLarge { .. } => (431, "header_too_large", None),
         RequestError::MissingParam { name } => (400, "missing_parameter", Some(name.to_string())),
@@ -128,8 +128,8 @@ pub fn error_response(error: &RequestError, head: bool) -> HttpResponse {
         detail["parameter"] = json!(p);
     }
     let mut r = HttpResponse::new(status, JSON, json!({ "error": detail }).to_string(), head);
-    if status == 405 {
-        r.headers.push(("allow", "GET, HEAD".to_owned()));
+    if let RequestError::MethodNotAllowed { allow } = error {
+        r.headers.push(("allow", (*allow).to_owned()));
     }
     r
 }
@@ -392,7 +392,12 @@ mod tests {
         assert_eq!(body["error"]["code"], "missing_parameter");
         let cases = [
             (RequestError::NotFound, 404),
-            (RequestError::MethodNotAllowed, 405),
+            (
+                RequestError::MethodNotAllowed {
+                    allow: crate::click::CLICK_METHODS,
+                },
+                405,
+            ),
             (RequestError::UrlTooLong { len: 9000 }, 414),
             (
                 RequestError::HeaderTooLarge {
@@ -423,10 +428,14 @@ mod tests {
         for (e, status) in cases {
             assert_eq!(error_response(&e, false).status, status, "{e:?}");
         }
-        assert_eq!(
-            error_response(&RequestError::MethodNotAllowed, false).header("allow"),
-            Some("GET, HEAD")
-        );
+        use crate::click::{CLICK_METHODS, POSTBACK_METHODS};
+        for (methods, allow) in [
+            (CLICK_METHODS, "GET, HEAD"),
+            (POSTBACK_METHODS, "GET, POST"),
+        ] {
+            let e = RequestError::MethodNotAllowed { allow: methods };
+            assert_eq!(error_response(&e, false).header("allow"), Some(allow));
+        }
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub mod conversion;
 pub mod counts;
 pub mod decide;
 pub mod flood;
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod fuzz;
 pub mod hll;
 pub mod http;
 pub mod ip;

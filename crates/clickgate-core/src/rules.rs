@@ -11,7 +11,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::Value;
 
 use crate::click::{ClickParams, ClientInfo, Id};
-use crate::config::{err, id_value, kind, ConfigError, Fields, Offer};
+use crate::config::{err, id_value, kind, ConfigError, Fields, Offer, RANGES};
 use crate::decide::Reason;
 use crate::ip::IpSet;
 use crate::template::Template;
@@ -856,25 +856,7 @@ fn compile_dim(value: Option<&Value>, path: &str, errors: &mut Vec<ConfigError>)
 fn compile_filter(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<Filter> {
     let mut f = Fields::of(value, path, errors)?;
     let kind_name = f.string("type", errors);
-    let points = f.get("points").map(|v| match v.as_u64() {
-        Some(p) if p <= 1000 => p as u32,
-        _ => {
-            errors.push(err(
-                &f.child("points"),
-                "must be a whole number from 0 to 1000",
-            ));
-            0
-        }
-    });
-    let mut number = |f: &mut Fields, key: &'static str, default: u64| -> u64 {
-        match f.get(key) {
-            None => default,
-            Some(v) => v.as_u64().unwrap_or_else(|| {
-                errors.push(err(&f.child(key), "must be a whole number"));
-                default
-            }),
-        }
-    };
+    let points = f.u32_in("points", RANGES.points, errors);
     let kind = match kind_name {
         None => {
             if f.map.get("type").is_none() {
@@ -913,12 +895,8 @@ fn compile_filter(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> O
                         ("edge", &mut min.edge),
                     ];
                     for (key, slot) in slots {
-                        if let Some(v) = mf.get(key) {
-                            match v.as_u64() {
-                                Some(n) if n < 1000 => *slot = n as u32,
-                                _ => errors
-                                    .push(err(&mf.child(key), "must be a major version number")),
-                            }
+                        if let Some(n) = mf.u32_in(key, RANGES.major_version, errors) {
+                            *slot = n;
                         }
                     }
                     mf.finish(errors);
@@ -927,17 +905,23 @@ fn compile_filter(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> O
             Some(FilterKind::OldOsBrowser(min))
         }
         Some("duplicate_ip") => Some(FilterKind::DuplicateIp {
-            max: number(&mut f, "max", 1) as u32,
-            window_hours: number(&mut f, "window_hours", 24).clamp(1, 24 * 30) as u32,
+            max: f.u32_in("max", RANGES.count, errors).unwrap_or(1),
+            window_hours: f
+                .u32_in("window_hours", RANGES.window_hours, errors)
+                .unwrap_or(24),
         }),
         Some("sub_id_validity") => Some(FilterKind::SubIdValidity {
-            max: number(&mut f, "max", 700) as u32,
+            max: f.u32_in("max", RANGES.count, errors).unwrap_or(700),
         }),
         Some("min_click_to_conversion") => Some(FilterKind::MinClickToConversion {
-            seconds: number(&mut f, "seconds", 20),
+            seconds: f
+                .u64_in("seconds", RANGES.min_click_to_conversion, errors)
+                .unwrap_or(20),
         }),
         Some("max_click_to_conversion") => Some(FilterKind::MaxClickToConversion {
-            seconds: number(&mut f, "seconds", 86_400),
+            seconds: f
+                .u64_in("seconds", RANGES.max_click_to_conversion, errors)
+                .unwrap_or(86_400),
         }),
         Some(other) => {
             errors.push(err(
@@ -978,13 +962,9 @@ pub(crate) fn compile_rule(
         }
         None => None,
     };
-    let priority = match f.get("priority") {
-        None => 0,
-        Some(v) => v.as_i64().unwrap_or_else(|| {
-            errors.push(err(&f.child("priority"), "must be a whole number"));
-            0
-        }),
-    };
+    let priority = f
+        .i64_in("priority", RANGES.priority, errors)
+        .unwrap_or_default();
     let scope_path = f.child("scope");
     let scope = match f.required("scope", errors) {
         Some(v) => {

@@ -32,7 +32,7 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use crate::click::Id;
-use crate::config::{err, kind, ConfigError, Fields};
+use crate::config::{err, kind, ConfigError, Fields, RANGES};
 use crate::flood::Thresholds;
 use crate::hll::hash64;
 use crate::log::JsonLine;
@@ -121,8 +121,8 @@ impl SigningKey {
     }
 }
 
-/// When a network's signer seems broken: past `share` invalid signatures among at least
-/// `min_clicks` signed-link clicks in `window_ms`, enforcement pauses for `window_ms`.
+/// When a network's signer seems broken, enforcement pauses for `window_ms` at a time; what counts
+/// as broken is in [`Breakers`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BreakerSettings {
     pub share: f64,
@@ -162,7 +162,7 @@ pub fn compile_networks(
         ));
         return (signing, flood);
     };
-    let mut seen = Vec::new();
+    let mut seen = rustc_hash::FxHashSet::default();
     for (i, item) in list.iter().enumerate() {
         let path = format!("networks[{i}]");
         let Some(mut f) = Fields::of(item, &path, errors) else {
@@ -177,13 +177,12 @@ pub fn compile_networks(
             .and_then(|v| compile_thresholds(v, &f.child("flood"), errors));
         f.finish(errors);
         let Some(id) = id else { continue };
-        if seen.contains(&id) {
+        if !seen.insert(id.clone()) {
             errors.push(err(
                 &format!("{path}.id"),
                 format!("`{id}` is declared twice"),
             ));
         }
-        seen.push(id.clone());
         if let Some(p) = policy {
             signing.insert(id.clone(), p);
         }
@@ -201,26 +200,14 @@ fn compile_thresholds(
 ) -> Option<Thresholds> {
     let mut f = Fields::of(value, path, errors)?;
     let mut t = Thresholds::default();
-    let mut whole = |f: &mut Fields, key: &'static str| match f.get(key) {
-        None => None,
-        Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
-            Some(n) if n > 0 => Some(n),
-            _ => {
-                errors.push(err(
-                    &format!("{path}.{key}"),
-                    "must be a positive whole number",
-                ));
-                None
-            }
-        },
-    };
-    t.per_minute = whole(&mut f, "per_minute");
-    t.per_hour = whole(&mut f, "per_hour");
-    t.per_day = whole(&mut f, "per_day");
-    if let Some(n) = whole(&mut f, "floor") {
+    let clicks = RANGES.flood_clicks;
+    t.per_minute = f.u32_in("per_minute", clicks.clone(), errors);
+    t.per_hour = f.u32_in("per_hour", clicks.clone(), errors);
+    t.per_day = f.u32_in("per_day", clicks.clone(), errors);
+    if let Some(n) = f.u32_in("floor", clicks, errors) {
         t.floor = n;
     }
-    if let Some(n) = whole(&mut f, "baseline_days") {
+    if let Some(n) = f.u32_in("baseline_days", RANGES.baseline_days, errors) {
         t.baseline_days = n;
     }
     t.on_fault = f.choice(
@@ -228,19 +215,11 @@ fn compile_thresholds(
         &[("open", FaultMode::Open), ("closed", FaultMode::Closed)],
         errors,
     );
-    for (key, slot, range) in [
-        ("tolerance", &mut t.tolerance, 1.0..=1000.0),
-        ("flagged_share", &mut t.flagged_share, 0.01..=1.0),
-    ] {
-        if let Some(v) = f.get(key) {
-            match v.as_f64().filter(|x| range.contains(x)) {
-                Some(x) => *slot = x,
-                None => errors.push(err(
-                    &format!("{path}.{key}"),
-                    format!("must be a number from {} to {}", range.start(), range.end()),
-                )),
-            }
-        }
+    if let Some(x) = f.f64_in("tolerance", RANGES.tolerance, errors) {
+        t.tolerance = x;
+    }
+    if let Some(x) = f.f64_in("flagged_share", RANGES.share, errors) {
+        t.flagged_share = x;
     }
     f.finish(errors);
     Some(t)
@@ -276,19 +255,9 @@ fn compile_policy(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> O
         ],
         errors,
     );
-    let max_age_s = match f.get("max_age_seconds") {
-        None => 86_400,
-        Some(v) => match v.as_u64() {
-            Some(n) if (1..=30 * 86_400).contains(&n) => n,
-            _ => {
-                errors.push(err(
-                    &f.child("max_age_seconds"),
-                    "must be a number of seconds from 1 to 2592000 (30 days)",
-                ));
-                86_400
-            }
-        },
-    };
+    let max_age_s = f
+        .u64_in("max_age_seconds", RANGES.max_age_seconds, errors)
+        .unwrap_or(86_400);
     let flood_exempt = match f.get("flood_exempt") {
         None => true,
         Some(Value::Bool(b)) => *b,
@@ -391,32 +360,15 @@ fn compile_breaker(
     errors: &mut Vec<ConfigError>,
 ) -> Option<BreakerSettings> {
     let mut f = Fields::of(value, path, errors)?;
-    let share = match f.get("invalid_share").map(Value::as_f64) {
-        None => 0.5,
-        Some(Some(s)) if s > 0.0 && s <= 1.0 => s,
-        Some(_) => {
-            errors.push(err(
-                &f.child("invalid_share"),
-                "must be a fraction above 0 and at most 1",
-            ));
-            0.5
-        }
-    };
-    let mut whole = |key: &'static str, default: u64, max: u64| match f.get(key) {
-        None => default,
-        Some(v) => match v.as_u64() {
-            Some(n) if (1..=max).contains(&n) => n,
-            _ => {
-                errors.push(err(
-                    &format!("{path}.{key}"),
-                    format!("must be a whole number from 1 to {max}"),
-                ));
-                default
-            }
-        },
-    };
-    let window_s = whole("window_seconds", 300, 86_400);
-    let min_clicks = whole("min_clicks", 50, 1_000_000) as u32;
+    let share = f
+        .f64_in("invalid_share", RANGES.share, errors)
+        .unwrap_or(0.5);
+    let window_s = f
+        .u64_in("window_seconds", RANGES.breaker_window_seconds, errors)
+        .unwrap_or(300);
+    let min_clicks = f
+        .u32_in("min_clicks", RANGES.breaker_min_clicks, errors)
+        .unwrap_or(50);
     f.finish(errors);
     Some(BreakerSettings {
         share,
@@ -558,6 +510,9 @@ pub enum Check {
         /// `missing_signature`, `invalid_signature`, `expired`, `unknown_key`.
         code: &'static str,
         detail: String,
+        /// A well-formed signature under a live key the network has, whose HMAC does not match:
+        /// what a broken signer sends, and the only failure the breaker weighs.
+        key_mismatch: bool,
     },
 }
 
@@ -594,7 +549,11 @@ pub fn verify(policy: &Policy, url: &str, path: &str, query: &str, now_ms: u64) 
     if policy.mode == Mode::Off {
         return Check::NotSigned;
     }
-    let failed = |code, detail: String| Check::Failed { code, detail };
+    let failed = |code, detail: String| Check::Failed {
+        code,
+        detail,
+        key_mismatch: false,
+    };
     // One pass for the four parameters signing reads; each may appear once.
     const NAMES: [&str; 4] = ["signature", "expires", "kid", "click_id"];
     let mut found: [Option<&str>; 4] = [None; 4];
@@ -666,7 +625,11 @@ pub fn verify(policy: &Policy, url: &str, path: &str, query: &str, now_ms: u64) 
         );
     }
     let Some(key) = live.find(|k| k.verifies(&message, &signature)) else {
-        return failed("invalid_signature", "the signature does not match".into());
+        return Check::Failed {
+            code: "invalid_signature",
+            detail: "the signature does not match".into(),
+            key_mismatch: true,
+        };
     };
     // Age is judged only on a genuine signature: `expires` is part of what was signed.
     let expires_ms = expires_s.saturating_mul(1000);
@@ -862,9 +825,19 @@ pub enum ReplayAnswer {
     AfterRedirect,
 }
 
-/// Per-network invalid-signature shares over a sliding window, and which networks' enforcement
-/// is paused. Each isolate keeps its own: a broken signer fails everywhere, so every isolate
-/// trips on its own within a window, without waiting on shared state.
+/// Per network, what its signer sent lately, and whether its enforcement is paused. Each isolate
+/// keeps its own: a broken signer fails everywhere, so every isolate trips on its own within a
+/// window, without waiting on shared state.
+///
+/// The breaker is for a broken signer, so it trips only on evidence an outsider cannot produce.
+/// Anyone can send clicks with no signature, with a made-up `kid`, or with a network's real `kid`
+/// (it is in every link) and a wrong HMAC; nobody but the network can make its valid signatures
+/// stop. So two outcomes are counted, valid signatures and mismatches (a well-formed signature
+/// under a live key the network has, whose HMAC does not match), and the breaker opens only when,
+/// over the last window, mismatches are at least `min_clicks` and `share` of the two together,
+/// *and* the network's valid signatures fell: at least `min_clicks` in the window before, and at
+/// most `1 - share` of that number in the last one. A flood of forgeries on a network whose signer
+/// works leaves its valid signatures where they were, and the breaker shut.
 #[derive(Debug, Default)]
 pub struct Breakers {
     networks: HashMap<Id, BreakerState>,
@@ -872,14 +845,84 @@ pub struct Breakers {
 
 #[derive(Debug, Default)]
 struct BreakerState {
-    /// (time, invalid) of recent signed-link clicks, oldest first.
-    recent: VecDeque<(u64, bool)>,
-    invalid: u32,
-    open_until_ms: Option<u64>,
+    /// Counts per eighth of a window, oldest first, over the last two windows: a fixed bound
+    /// however many clicks arrive, and no count can be pushed out by a flood.
+    slots: VecDeque<Slot>,
+    open: Option<Open>,
 }
 
-/// Bound on the clicks a breaker remembers per network.
-const BREAKER_MEMORY: usize = 10_000;
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    index: u64,
+    valid: u32,
+    mismatched: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Open {
+    until_ms: u64,
+    /// Valid signatures in the window before it opened: the level a recovered signer returns to.
+    baseline: u32,
+}
+
+const SLOTS_PER_WINDOW: u64 = 8;
+
+/// A window's counts: valid signatures and mismatches in the last window, valid signatures in the
+/// window before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Tally {
+    valid: u32,
+    mismatched: u32,
+    valid_before: u32,
+}
+
+impl BreakerState {
+    fn record(&mut self, now_ms: u64, b: BreakerSettings, valid: bool, mismatched: bool) -> Tally {
+        let width = (b.window_ms / SLOTS_PER_WINDOW).max(1);
+        let now = now_ms / width;
+        if self.slots.back().is_none_or(|s| s.index < now) {
+            self.slots.push_back(Slot {
+                index: now,
+                valid: 0,
+                mismatched: 0,
+            });
+        }
+        while self
+            .slots
+            .front()
+            .is_some_and(|s| s.index + 2 * SLOTS_PER_WINDOW <= now)
+        {
+            self.slots.pop_front();
+        }
+        if let Some(last) = self.slots.back_mut() {
+            last.valid = last.valid.saturating_add(u32::from(valid));
+            last.mismatched = last.mismatched.saturating_add(u32::from(mismatched));
+        }
+        let mut t = Tally {
+            valid: 0,
+            mismatched: 0,
+            valid_before: 0,
+        };
+        for s in &self.slots {
+            if s.index + SLOTS_PER_WINDOW > now {
+                t.valid = t.valid.saturating_add(s.valid);
+                t.mismatched = t.mismatched.saturating_add(s.mismatched);
+            } else {
+                t.valid_before = t.valid_before.saturating_add(s.valid);
+            }
+        }
+        t
+    }
+}
+
+/// Whether the last window looks like a signer that broke, against `baseline` valid signatures
+/// per window while it worked.
+fn signer_broke(t: Tally, baseline: u32, b: BreakerSettings) -> bool {
+    let (valid, mismatched) = (f64::from(t.valid), f64::from(t.mismatched));
+    t.mismatched >= b.min_clicks
+        && mismatched >= b.share * (mismatched + valid)
+        && valid <= (1.0 - b.share) * f64::from(baseline)
+}
 
 impl Breakers {
     /// Combines a check, the replay answer and the breaker into what the decision acts on. Also
@@ -892,47 +935,55 @@ impl Breakers {
         replay: ReplayAnswer,
         now_ms: u64,
     ) -> (Option<Signature>, Option<String>) {
-        let (status, detail, kid) = match check {
+        let (status, detail, kid, key_mismatch) = match check {
             Check::NotSigned => return (None, None),
             Check::Valid { kid, .. } => match replay {
-                ReplayAnswer::Replayed => {
-                    ("replayed", "click_id seen before".to_owned(), Some(kid))
-                }
-                _ => ("valid", String::new(), Some(kid)),
+                ReplayAnswer::Replayed => (
+                    "replayed",
+                    "click_id seen before".to_owned(),
+                    Some(kid),
+                    false,
+                ),
+                _ => ("valid", String::new(), Some(kid), false),
             },
-            Check::Failed { code, detail } => (code, detail, None),
+            Check::Failed {
+                code,
+                detail,
+                key_mismatch,
+            } => (code, detail, None, key_mismatch),
         };
         let mut event = None;
         let mut breaker_open = false;
         if let (Some(b), Mode::Enforce) = (policy.breaker, policy.mode) {
             let state = self.networks.entry(network.clone()).or_default();
-            let bad = matches!(
-                status,
-                "invalid_signature" | "unknown_key" | "missing_signature"
-            );
-            state.recent.push_back((now_ms, bad));
-            state.invalid += u32::from(bad);
-            while state.recent.len() > BREAKER_MEMORY
-                || state
-                    .recent
-                    .front()
-                    .is_some_and(|(t, _)| t + b.window_ms <= now_ms)
-            {
-                if let Some((_, was_bad)) = state.recent.pop_front() {
-                    state.invalid -= u32::from(was_bad);
+            let tally = state.record(now_ms, b, status == "valid", key_mismatch);
+            if let Some(open) = state.open {
+                // Closed as soon as valid signatures are back above `1 - share` of what they were
+                // while the signer worked; kept open a window at a time while it still looks
+                // broken against that.
+                let recovered = f64::from(tally.valid) > (1.0 - b.share) * f64::from(open.baseline);
+                let ended = open.until_ms <= now_ms;
+                if recovered || (ended && !signer_broke(tally, open.baseline, b)) {
+                    state.open = None;
+                    event = Some(breaker_line(network, "closed", tally, b));
+                } else if ended {
+                    state.open = Some(Open {
+                        until_ms: now_ms + b.window_ms,
+                        ..open
+                    });
                 }
             }
-            if state.open_until_ms.is_some_and(|t| t <= now_ms) {
-                state.open_until_ms = None;
-                event = Some(breaker_line(network, "closed", state, b));
+            if state.open.is_none()
+                && tally.valid_before >= b.min_clicks
+                && signer_broke(tally, tally.valid_before, b)
+            {
+                state.open = Some(Open {
+                    until_ms: now_ms + b.window_ms,
+                    baseline: tally.valid_before,
+                });
+                event = Some(breaker_line(network, "open", tally, b));
             }
-            let total = state.recent.len() as u32;
-            let share = f64::from(state.invalid) / f64::from(total.max(1));
-            if state.open_until_ms.is_none() && total >= b.min_clicks && share >= b.share {
-                state.open_until_ms = Some(now_ms + b.window_ms);
-                event = Some(breaker_line(network, "open", state, b));
-            }
-            breaker_open = state.open_until_ms.is_some();
+            breaker_open = state.open.is_some();
         }
         let mode = if breaker_open {
             Mode::ReportOnly
@@ -954,7 +1005,7 @@ impl Breakers {
     }
 }
 
-fn breaker_line(network: &Id, state: &str, s: &BreakerState, b: BreakerSettings) -> String {
+fn breaker_line(network: &Id, state: &str, t: Tally, b: BreakerSettings) -> String {
     JsonLine::new()
         .str("event", "signing_breaker")
         .str("level", "error")
@@ -968,8 +1019,9 @@ fn breaker_line(network: &Id, state: &str, s: &BreakerState, b: BreakerSettings)
                 "enforce"
             },
         )
-        .num("invalid", u64::from(s.invalid))
-        .num("clicks", s.recent.len() as u64)
+        .num("mismatched", u64::from(t.mismatched))
+        .num("valid", u64::from(t.valid))
+        .num("valid_window_before", u64::from(t.valid_before))
         .num("window_seconds", b.window_ms / 1000)
         .finish()
 }
@@ -1205,9 +1257,7 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn the_breaker_opens_on_a_broken_signer_and_closes_after_its_window() {
-        let net = Id::parse("net-7").unwrap();
+    fn breaker_policy() -> Policy {
         let mut p = policy(
             Form::Canonical,
             &[("k1", "network-7-signing-secret-0001", None)],
@@ -1217,40 +1267,195 @@ mod tests {
             window_ms: 60_000,
             min_clicks: 10,
         });
-        let mut b = Breakers::default();
-        let bad = || Check::Failed {
-            code: "invalid_signature",
-            detail: "x".into(),
-        };
-        let good = || Check::Valid {
+        p
+    }
+
+    fn valid_check() -> Check {
+        Check::Valid {
             kid: "k1".into(),
             click_id: None,
             expires_ms: NOW + 1,
-        };
-        let mut opened_at = None;
-        for i in 0..20u64 {
-            let check = if i % 3 == 0 { good() } else { bad() };
-            let (sig, event) = b.judge(&net, &p, check, ReplayAnswer::NotAsked, NOW + i);
+        }
+    }
+
+    /// A well-formed signature under the network's key whose HMAC does not match.
+    fn mismatch() -> Check {
+        Check::Failed {
+            code: "invalid_signature",
+            detail: "the signature does not match".into(),
+            key_mismatch: true,
+        }
+    }
+
+    fn failure(code: &'static str) -> Check {
+        Check::Failed {
+            code,
+            detail: "x".into(),
+            key_mismatch: false,
+        }
+    }
+
+    #[test]
+    fn the_breaker_opens_on_a_broken_signer_and_closes_once_it_recovers() {
+        let net = Id::parse("net-7").unwrap();
+        let p = breaker_policy();
+        let mut b = Breakers::default();
+        let mut events = Vec::new();
+        // One click a second: two minutes of valid signatures, two minutes of mismatches (the
+        // signer broke), then valid signatures again.
+        for s in 0..360u64 {
+            let check = if (120..240).contains(&s) {
+                mismatch()
+            } else {
+                valid_check()
+            };
+            let (sig, event) = b.judge(&net, &p, check, ReplayAnswer::NotAsked, NOW + s * 1000);
             let sig = sig.unwrap();
             if let Some(line) = event {
-                assert!(line.contains("\"state\":\"open\""), "{line}");
-                opened_at = Some(i);
+                events.push((s, line));
             }
-            // Before it opens a bad signature blocks; after, it is only reported.
-            assert_eq!(
-                sig.blocks(),
-                !sig.valid() && opened_at.is_none(),
-                "click {i}"
-            );
+            let open = events.last().is_some_and(|(_, l)| l.contains("\"open\""));
+            assert_eq!(sig.breaker_open, open, "second {s}");
+            // A mismatch blocks until the breaker opens; while it is open it is only reported.
+            assert_eq!(sig.blocks(), !sig.valid() && !open, "second {s}");
         }
-        assert_eq!(
-            opened_at,
-            Some(9),
-            "opens at the tenth click, two thirds of them invalid"
+        assert_eq!(events.len(), 2, "{events:?}");
+        let (opened, closed) = (events[0].0, events[1].0);
+        assert!(events[0].1.contains(r#""state":"open""#), "{events:?}");
+        assert!(events[1].1.contains(r#""state":"closed""#), "{events:?}");
+        // It opens once mismatches are half of the last window and valid signatures have halved:
+        // about 30 s after the break, give or take the 7.5 s eighths the window is counted in. It
+        // stays open while the signer stays broken, and closes once valid signatures are back
+        // above half of what they were: about 30 s after the recovery.
+        assert!((142..=158).contains(&opened), "opened at {opened}");
+        assert!((262..=278).contains(&closed), "closed at {closed}");
+    }
+
+    #[test]
+    fn an_outsider_cannot_open_the_breaker() {
+        let net = Id::parse("net-7").unwrap();
+        let p = breaker_policy();
+        type Forgery = (&'static str, fn() -> Check);
+        let floods: [Forgery; 4] = [
+            ("missing signatures", || failure("missing_signature")),
+            ("made-up kids", || failure("unknown_key")),
+            ("malformed signatures", || failure("invalid_signature")),
+            ("forgeries under the real kid", mismatch),
+        ];
+        // While the network's signer works (a valid click a second), 50 forged clicks a second of
+        // any kind, for ten minutes.
+        for (what, forged) in floods {
+            let mut b = Breakers::default();
+            for s in 0..600u64 {
+                let (sig, event) = b.judge(
+                    &net,
+                    &p,
+                    valid_check(),
+                    ReplayAnswer::NotAsked,
+                    NOW + s * 1000,
+                );
+                assert!(!sig.unwrap().breaker_open && event.is_none(), "{what}");
+                for i in 0..50 {
+                    let at = NOW + s * 1000 + i * 20 + 1;
+                    let (sig, event) = b.judge(&net, &p, forged(), ReplayAnswer::NotAsked, at);
+                    let sig = sig.unwrap();
+                    assert!(sig.blocks() && event.is_none(), "{what}, second {s}");
+                }
+            }
+        }
+        // Clicks without a signature or with a made-up kid never count, even when the network's
+        // own clicks stop.
+        for (what, forged) in &floods[..3] {
+            let mut b = Breakers::default();
+            for s in 0..600u64 {
+                if s < 120 {
+                    b.judge(
+                        &net,
+                        &p,
+                        valid_check(),
+                        ReplayAnswer::NotAsked,
+                        NOW + s * 1000,
+                    );
+                }
+                for i in 0..50 {
+                    let at = NOW + s * 1000 + i * 20 + 1;
+                    let (sig, event) = b.judge(&net, &p, forged(), ReplayAnswer::NotAsked, at);
+                    assert!(
+                        sig.unwrap().blocks() && event.is_none(),
+                        "{what}, second {s}"
+                    );
+                }
+            }
+        }
+        // A network whose signer never sent a window of valid signatures has nothing to fall:
+        // forgeries under its real kid are refused however many come.
+        let mut b = Breakers::default();
+        for s in 0..600u64 {
+            if s % 10 == 0 {
+                b.judge(
+                    &net,
+                    &p,
+                    valid_check(),
+                    ReplayAnswer::NotAsked,
+                    NOW + s * 1000,
+                );
+            }
+            for i in 0..50 {
+                let at = NOW + s * 1000 + i * 20 + 1;
+                let (sig, event) = b.judge(&net, &p, mismatch(), ReplayAnswer::NotAsked, at);
+                assert!(sig.unwrap().blocks() && event.is_none(), "second {s}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_verified_link_under_a_wrong_secret_is_a_key_mismatch_and_nothing_else_is() {
+        let signer = policy(
+            Form::Canonical,
+            &[("k1", "not-the-secret-of-network-7", None)],
         );
-        let (sig, event) = b.judge(&net, &p, bad(), ReplayAnswer::NotAsked, NOW + 70_000);
-        assert!(event.unwrap().contains("\"state\":\"closed\""));
-        assert!(sig.unwrap().blocks());
+        let p = policy(
+            Form::Canonical,
+            &[("k1", "network-7-signing-secret-0001", None)],
+        );
+        let exp = NOW / 1000 + 600;
+        let wrong = sign_link(
+            &signer,
+            &signer.keys[0],
+            "https://t.example/c?offer_id=1",
+            exp,
+            None,
+        );
+        let mismatched = |c: &Check| {
+            matches!(
+                c,
+                Check::Failed {
+                    key_mismatch: true,
+                    ..
+                }
+            )
+        };
+        assert!(mismatched(&check(&p, &wrong, NOW)));
+        let other_kid = policy(
+            Form::Canonical,
+            &[("k9", "network-7-signing-secret-0001", None)],
+        );
+        let right = sign_link(&p, &p.keys[0], "https://t.example/c?offer_id=1", exp, None);
+        for link in [
+            "https://t.example/c?offer_id=1".to_owned(),
+            sign_link(
+                &other_kid,
+                &other_kid.keys[0],
+                "https://t.example/c?offer_id=1",
+                exp,
+                None,
+            ),
+            right.replace("&signature=", "&signature=zz"),
+            right.replace("offer_id=1", "offer_id=%7e"),
+        ] {
+            assert!(!mismatched(&check(&p, &link, NOW)), "{link}");
+        }
+        assert!(matches!(check(&p, &right, NOW), Check::Valid { .. }));
     }
 
     #[test]

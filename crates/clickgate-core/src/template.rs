@@ -2,7 +2,9 @@
 //!
 //! A template is compiled once, with the config, into literal and macro parts, so rendering a click is
 //! a concatenation. Every substituted value is percent-encoded: a sub ID is whatever a publisher typed,
-//! and must never be able to add a parameter or change the host of the offer's URL.
+//! and must never be able to add a parameter or change the host of the offer's URL. Nor walk up its
+//! path: a value that would make a whole path segment `.` or `..` has its dots written `%252E`, since a
+//! browser reads `%2E` in a path as a dot too (`/a/%2E%2E/b` is `/b`).
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
@@ -65,6 +67,9 @@ enum Part {
 pub struct Template {
     parts: Vec<Part>,
     literal_len: usize,
+    /// The parts before the one where the query or fragment begins: macros among them are in the
+    /// path.
+    path_parts: usize,
 }
 
 /// The values a click supplies; a missing one renders as empty.
@@ -164,19 +169,94 @@ impl Template {
             .iter()
             .map(|p| if let Part::Literal(l) = p { l.len() } else { 0 })
             .sum();
-        Ok(Template { parts, literal_len })
+        let path_parts = parts
+            .iter()
+            .position(|p| matches!(p, Part::Literal(l) if l.contains(['?', '#'])))
+            .unwrap_or(parts.len());
+        Ok(Template {
+            parts,
+            literal_len,
+            path_parts,
+        })
     }
 
     pub fn render(&self, values: &MacroValues<'_>) -> String {
         let mut out = String::with_capacity(self.literal_len + 64);
-        for part in &self.parts {
+        let mut dots_in_path = false;
+        for (i, part) in self.parts.iter().enumerate() {
             match part {
                 Part::Literal(l) => out.push_str(l),
-                Part::Macro(m) => out.extend(utf8_percent_encode(values.get(*m), VALUE)),
+                Part::Macro(m) => {
+                    let value = values.get(*m);
+                    dots_in_path |= i < self.path_parts && all_dots(value);
+                    out.extend(utf8_percent_encode(value, VALUE));
+                }
             }
+        }
+        if dots_in_path {
+            self.render_keeping_the_path(values)
+        } else {
+            out
+        }
+    }
+
+    /// [`Template::render`] for the rare click whose values put dots alone in the path: segment by
+    /// segment, and a segment the values made a dot segment gets their dots as `%252E`.
+    fn render_keeping_the_path(&self, values: &MacroValues<'_>) -> String {
+        let mut out = String::with_capacity(self.literal_len + 64);
+        let mut in_path = true;
+        let mut segment = 0;
+        // Where values of dots alone went in the current segment.
+        let mut dotted: Vec<std::ops::Range<usize>> = Vec::new();
+        let close = |out: &mut String, segment: usize, dotted: &mut Vec<std::ops::Range<usize>>| {
+            if !dotted.is_empty() && is_dot_segment(&out[segment..]) {
+                for range in dotted.iter().rev() {
+                    let escaped = "%252E".repeat(range.len());
+                    out.replace_range(range.clone(), &escaped);
+                }
+            }
+            dotted.clear();
+        };
+        for part in &self.parts {
+            match part {
+                Part::Literal(l) if in_path => {
+                    for c in l.chars() {
+                        if in_path && matches!(c, '/' | '?' | '#') {
+                            close(&mut out, segment, &mut dotted);
+                            in_path = c == '/';
+                            segment = out.len() + 1;
+                        }
+                        out.push(c);
+                    }
+                }
+                Part::Literal(l) => out.push_str(l),
+                Part::Macro(m) => {
+                    let value = values.get(*m);
+                    if in_path && all_dots(value) {
+                        dotted.push(out.len()..out.len() + value.len());
+                    }
+                    out.extend(utf8_percent_encode(value, VALUE));
+                }
+            }
+        }
+        if in_path {
+            close(&mut out, segment, &mut dotted);
         }
         out
     }
+}
+
+fn all_dots(value: &str) -> bool {
+    !value.is_empty() && value.bytes().all(|b| b == b'.')
+}
+
+/// Whether a path segment is `.` or `..` as the WHATWG URL parser reads it (`%2e` for either dot).
+fn is_dot_segment(segment: &str) -> bool {
+    let lower = segment.to_ascii_lowercase();
+    matches!(
+        lower.as_str(),
+        "." | "%2e" | ".." | ".%2e" | "%2e." | "%2e%2e"
+    )
 }
 
 #[cfg(test)]
@@ -232,6 +312,73 @@ mod tests {
     }
 
     #[test]
+    fn a_sub_id_of_dots_cannot_walk_up_the_landing_path() {
+        let render = |template: &str, subs: [Option<&str>; 2]| {
+            let v = MacroValues {
+                subs: [subs[0], subs[1], None, None, None],
+                ..Default::default()
+            };
+            Template::compile(template).unwrap().render(&v)
+        };
+        let t = "https://shop.example/land/{sub1}/page?s={sub1}#{sub1}";
+        assert_eq!(
+            render(t, [Some(".."), None]),
+            "https://shop.example/land/%252E%252E/page?s=..#.."
+        );
+        assert_eq!(
+            render(t, [Some("."), None]),
+            "https://shop.example/land/%252E/page?s=.#."
+        );
+        // Two values that make `..` together; a value at the end of the path; a literal `%2e`
+        // beside a value; a template whose path ends where its query begins.
+        assert_eq!(
+            render("https://s.example/{sub1}{sub2}/x", [Some("."), Some(".")]),
+            "https://s.example/%252E%252E/x"
+        );
+        assert_eq!(
+            render("https://s.example/a/{sub1}", [Some(".."), None]),
+            "https://s.example/a/%252E%252E"
+        );
+        assert_eq!(
+            render("https://s.example/a/%2E{sub1}/b", [Some("."), None]),
+            "https://s.example/a/%2E%252E/b"
+        );
+        assert_eq!(
+            render(
+                "https://s.example/a/{sub1}?q={sub2}",
+                [Some(".."), Some("..")]
+            ),
+            "https://s.example/a/%252E%252E?q=.."
+        );
+        // Dots that do not make a dot segment, and the template's own, are left as they are.
+        for (template, sub, want) in [
+            (
+                "https://s.example/a/{sub1}/b",
+                "...",
+                "https://s.example/a/.../b",
+            ),
+            (
+                "https://s.example/a/x{sub1}/b",
+                "..",
+                "https://s.example/a/x../b",
+            ),
+            (
+                "https://s.example/a/{sub1}.x/b",
+                ".",
+                "https://s.example/a/..x/b",
+            ),
+            (
+                "https://s.example/../{sub1}",
+                "a.b",
+                "https://s.example/../a.b",
+            ),
+            ("https://s.example/a?{sub1}", "..", "https://s.example/a?.."),
+        ] {
+            assert_eq!(render(template, [Some(sub), None]), want, "{template}");
+        }
+    }
+
+    #[test]
     fn scheme_is_case_insensitive() {
         assert!(Template::compile("HTTPS://shop.example/").is_ok());
     }
@@ -258,6 +405,25 @@ mod tests {
             #[test]
             fn compile_never_panics(text in "\\PC{0,80}") {
                 let _ = Template::compile(&text);
+            }
+
+            // No values, however they are split between macros, make a dot segment in the path
+            // that the template did not have.
+            #[test]
+            fn values_never_make_a_dot_segment(
+                a in "[./%2eE]{1,4}",
+                b in "[./%2eE]{1,4}",
+                template in prop::sample::select(vec![
+                    "https://s.example/p/{sub1}/q", "https://s.example/{sub1}{sub2}",
+                    "https://s.example/%2e{sub1}/{sub2}?x", "https://s.example/{sub1}.{sub2}/",
+                ]),
+            ) {
+                let v = MacroValues { subs: [Some(&a), Some(&b), None, None, None], ..Default::default() };
+                let out = Template::compile(template).unwrap().render(&v);
+                let path = out["https://s.example".len()..].split(['?', '#']).next().unwrap();
+                for segment in path.split('/').skip(1) {
+                    prop_assert!(!is_dot_segment(segment), "{template} {a:?} {b:?}: {out}");
+                }
             }
         }
     }
