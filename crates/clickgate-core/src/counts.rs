@@ -2045,6 +2045,17 @@ mod tests {
         }
         assert_eq!(local.evicted(), 5_000 - local.networks() as u64);
         assert!(local.networks() > EVICT_TO);
+        // The README states the bounds this test holds the isolate to.
+        let readme = include_str!("../../../README.md");
+        let flat = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+        for sentence in [
+            format!("an isolate keeps counts, totals and flood state for at most {MAX_NETWORKS} networks"),
+            format!("that have nothing unsent or unanswered, down to {EVICT_TO};"),
+            format!("5,000 made-up networks clicking once each left an isolate holding at most {MAX_NETWORKS}."),
+        ] {
+            let sentence = sentence.replace("1024", "1,024");
+            assert!(flat.contains(&sentence), "README lacks: {sentence}");
+        }
     }
 
     #[test]
