@@ -1021,6 +1021,8 @@ pub struct LocalCounts {
     evictions: u64,
     /// Networks ever evicted (a figure for tests and benches).
     evicted_total: u64,
+    /// Networks forgotten by the last eviction, until its log line is taken.
+    unlogged_eviction: Option<usize>,
 }
 
 impl LocalCounts {
@@ -1032,6 +1034,7 @@ impl LocalCounts {
             uses: 0,
             evictions: 0,
             evicted_total: 0,
+            unlogged_eviction: None,
         }
     }
 
@@ -1040,27 +1043,34 @@ impl LocalCounts {
     fn touch(&mut self, network: &Id, now_ms: u64) -> &mut NetworkLocal {
         self.uses += 1;
         if !self.networks.contains_key(network) {
-            if self.networks.len() >= MAX_NETWORKS {
-                self.evict(now_ms);
-            }
-            // The isolate's id until the first eviction; after it, a name no batch carried yet.
-            let name = if self.evictions == 0 {
-                self.isolate
-            } else {
-                let mut bytes = [0u8; 16];
-                bytes[..8].copy_from_slice(&self.isolate.to_le_bytes());
-                bytes[8..].copy_from_slice(&self.evictions.to_le_bytes());
-                hash64(&bytes)
-            };
-            let net = NetworkLocal {
-                name,
-                ..NetworkLocal::default()
-            };
-            self.networks.insert(network.clone(), net);
+            self.add(network, now_ms);
         }
-        let net = self.networks.get_mut(network).expect("inserted above");
+        let net = self.networks.get_mut(network).expect("added above");
         net.last_use = self.uses;
         net
+    }
+
+    /// Makes a network's state, evicting others first if the isolate is full. Not inlined into
+    /// each click path: it runs once per network.
+    #[inline(never)]
+    fn add(&mut self, network: &Id, now_ms: u64) {
+        if self.networks.len() >= MAX_NETWORKS {
+            self.evict(now_ms);
+        }
+        // The isolate's id until the first eviction; after it, a name no batch carried yet.
+        let name = if self.evictions == 0 {
+            self.isolate
+        } else {
+            let mut bytes = [0u8; 16];
+            bytes[..8].copy_from_slice(&self.isolate.to_le_bytes());
+            bytes[8..].copy_from_slice(&self.evictions.to_le_bytes());
+            hash64(&bytes)
+        };
+        let net = NetworkLocal {
+            name,
+            ..NetworkLocal::default()
+        };
+        self.networks.insert(network.clone(), net);
     }
 
     /// Forgets idle networks down to [`EVICT_TO`]: those least recently used first, and those
@@ -1068,27 +1078,53 @@ impl LocalCounts {
     /// through until its object's next answer).
     fn evict(&mut self, now_ms: u64) {
         let excess = self.networks.len().saturating_sub(EVICT_TO);
-        let mut idle: Vec<((bool, u64), &Id)> = self
+        // A network's rank, lowest evicted first: its last use (each is unique), with the top bit
+        // set under a block in force. One plain u64 sort keeps the Worker small.
+        let rank = |n: &NetworkLocal| {
+            let blocked = n.block.as_ref().is_some_and(|b| now_ms < b.until_ms);
+            n.last_use | (u64::from(blocked) << 63)
+        };
+        let mut ranks: Vec<u64> = self
+            .networks
+            .values()
+            .filter(|n| n.idle())
+            .map(rank)
+            .collect();
+        ranks.sort_unstable();
+        let count = excess.min(ranks.len());
+        if count == 0 {
+            return;
+        }
+        let cut = ranks[count - 1];
+        let gone: Vec<Id> = self
             .networks
             .iter()
-            .filter(|(_, n)| n.idle())
-            .map(|(id, n)| {
-                let blocked = n.block.as_ref().is_some_and(|b| now_ms < b.until_ms);
-                ((blocked, n.last_use), id)
-            })
+            .filter(|(_, n)| n.idle() && rank(n) <= cut)
+            .map(|(id, _)| id.clone())
             .collect();
-        if idle.len() > excess {
-            idle.select_nth_unstable(excess);
-            idle.truncate(excess);
-        }
-        let gone: Vec<Id> = idle.into_iter().map(|(_, id)| id.clone()).collect();
         for id in &gone {
             self.networks.remove(id);
         }
         if !gone.is_empty() {
             self.evictions += 1;
             self.evicted_total += gone.len() as u64;
+            *self.unlogged_eviction.get_or_insert(0) += gone.len();
         }
+    }
+
+    /// The log line of the evictions since the last call, if any: `counts_evicted` with how many
+    /// networks were forgotten and how many are kept.
+    pub fn take_eviction_line(&mut self) -> Option<String> {
+        let evicted = self.unlogged_eviction.take()?;
+        Some(
+            JsonLine::new()
+                .str("event", "counts_evicted")
+                .str("level", "info")
+                .num("networks_evicted", evicted as u64)
+                .num("networks_kept", self.networks.len() as u64)
+                .num("max_networks", MAX_NETWORKS as u64)
+                .finish(),
+        )
     }
 
     /// Networks this isolate holds state for.
@@ -2045,6 +2081,14 @@ mod tests {
         }
         assert_eq!(local.evicted(), 5_000 - local.networks() as u64);
         assert!(local.networks() > EVICT_TO);
+        let line: Value = serde_json::from_str(&local.take_eviction_line().unwrap()).unwrap();
+        assert_eq!(line["event"], "counts_evicted");
+        assert_eq!(line["max_networks"], MAX_NETWORKS);
+        assert_eq!(
+            local.take_eviction_line(),
+            None,
+            "each eviction is logged once"
+        );
         // The README states the bounds this test holds the isolate to.
         let readme = include_str!("../../../README.md");
         let flat = readme.split_whitespace().collect::<Vec<_>>().join(" ");
