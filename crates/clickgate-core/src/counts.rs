@@ -1079,37 +1079,31 @@ impl LocalCounts {
     fn evict(&mut self, now_ms: u64) {
         let excess = self.networks.len().saturating_sub(EVICT_TO);
         // A network's rank, lowest evicted first: its last use (each is unique), with the top bit
-        // set under a block in force. One plain u64 sort keeps the Worker small.
+        // set under a block in force.
         let rank = |n: &NetworkLocal| {
             let blocked = n.block.as_ref().is_some_and(|b| now_ms < b.until_ms);
             n.last_use | (u64::from(blocked) << 63)
         };
-        let mut ranks: Vec<u64> = self
-            .networks
-            .values()
-            .filter(|n| n.idle())
-            .map(rank)
-            .collect();
-        ranks.sort_unstable();
-        let count = excess.min(ranks.len());
-        if count == 0 {
+        // The `excess` lowest ranks, in order: kept by binary search rather than a sort, which
+        // would cost the Worker a sort routine of its own.
+        let mut lowest: Vec<u64> = Vec::with_capacity(excess);
+        for r in self.networks.values().filter(|n| n.idle()).map(rank) {
+            if lowest.len() == excess && lowest.last().is_none_or(|&last| r >= last) {
+                continue;
+            }
+            let at = lowest.binary_search(&r).unwrap_or_else(|i| i);
+            lowest.insert(at, r);
+            lowest.truncate(excess);
+        }
+        let Some(&cut) = lowest.last() else {
             return;
-        }
-        let cut = ranks[count - 1];
-        let gone: Vec<Id> = self
-            .networks
-            .iter()
-            .filter(|(_, n)| n.idle() && rank(n) <= cut)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in &gone {
-            self.networks.remove(id);
-        }
-        if !gone.is_empty() {
-            self.evictions += 1;
-            self.evicted_total += gone.len() as u64;
-            *self.unlogged_eviction.get_or_insert(0) += gone.len();
-        }
+        };
+        let before = self.networks.len();
+        self.networks.retain(|_, n| !(n.idle() && rank(n) <= cut));
+        let gone = before - self.networks.len();
+        self.evictions += 1;
+        self.evicted_total += gone as u64;
+        *self.unlogged_eviction.get_or_insert(0) += gone;
     }
 
     /// The log line of the evictions since the last call, if any: `counts_evicted` with how many
