@@ -95,8 +95,20 @@ fn with_local<T>(env: &Env, f: impl FnOnce(&mut LocalCounts) -> T) -> Option<T> 
         if cell.is_none() {
             *cell = Some(LocalCounts::new(isolate_id()?, policy(env)));
         }
-        cell.as_mut().map(f)
+        let counts = cell.as_mut()?;
+        let out = f(counts);
+        log_eviction(counts);
+        Some(out)
     })
+}
+
+/// Prints the isolate's `counts_evicted` line when it forgot networks. Kept out of the generic
+/// `with_local`, so its formatting is in the Worker once.
+#[inline(never)]
+fn log_eviction(counts: &mut LocalCounts) {
+    if let Some(line) = counts.take_eviction_line() {
+        console_log!("{line}");
+    }
 }
 
 /// What this isolate knows of the network's flood state (its object's last answer).

@@ -2091,3 +2091,102 @@ fn a_clicker_can_no_longer_mint_approved_conversions() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn made_up_aff_ids_are_evicted_from_the_isolate_and_a_returning_network_counts_exactly_once() {
+    // Regression: every new aff_id kept state in the isolate for good. Past 1,024 networks the
+    // isolate now forgets the least recently clicked idle ones (`counts_evicted`), and a network
+    // it forgot is counted exactly once when it clicks again.
+    const TOKEN: &str = "bounds-admin-token-bounds-admin";
+    const MADE_UP: usize = 1_100;
+    let w = started_with_demo(&[("COUNTS_FLUSH_MS", "100"), ("ADMIN_TOKEN", TOKEN)]);
+    let auth = format!("Bearer {TOKEN}");
+    let click = |aff: &str, ip: &str| {
+        let r = w.get(
+            &format!("/c?offer_id=1001&aff_id={aff}"),
+            &[("cf-connecting-ip", ip), ("user-agent", BROWSER)],
+        );
+        assert!(matches!(r.status, 302 | 403), "{aff}: {}", r.body);
+    };
+    let report = || {
+        let started = std::time::Instant::now();
+        let r = w.get(
+            "/admin/report?group_by=affiliate",
+            &[("authorization", auth.as_str())],
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        (r.json(), started.elapsed())
+    };
+    let clicks_of = |j: &serde_json::Value, aff: &str| {
+        j["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["affiliate"] == aff)
+            .map_or(0, |r| r["clicks"].as_u64().unwrap())
+    };
+    for i in 0..2 {
+        click("net-7", &format!("192.0.2.{}", 10 + i));
+    }
+    let (_, alone) = w
+        .wait_for(Duration::from_secs(15), || {
+            let (j, took) = report();
+            (clicks_of(&j, "net-7") == 2).then_some((j, took))
+        })
+        .expect("net-7's first clicks never reached its object");
+    for i in 0..MADE_UP {
+        click(
+            &format!("made-up-{i}"),
+            &format!("198.18.{}.{}", i / 250, i % 250),
+        );
+    }
+    for i in 0..3 {
+        click("net-7", &format!("192.0.2.{}", 20 + i));
+    }
+    let evictions = w.events("counts_evicted");
+    assert!(!evictions.is_empty(), "the isolate never evicted a network");
+    assert!(
+        evictions
+            .iter()
+            .all(|e| e["networks_kept"].as_u64().unwrap() <= 1_024),
+        "{evictions:?}"
+    );
+    let total = (MADE_UP + 5) as u64;
+    let (crowded, took) = w
+        .wait_for(Duration::from_secs(60), || {
+            let (j, took) = report();
+            (j["total"]["clicks"] == total && j["missing_networks"] == serde_json::json!([]))
+                .then_some((j, took))
+        })
+        .expect("the report never counted every click");
+    assert_eq!(
+        clicks_of(&crowded, "net-7"),
+        5,
+        "net-7 counted exactly once"
+    );
+    // What the made-up aff_ids cost in storage and report time, printed for the README's figures.
+    let (files, bytes) = sqlite_files(&w.state.0);
+    eprintln!(
+        "report: {alone:?} with 1 network, {took:?} with {} networks; object storage: {files} \
+         SQLite files, {bytes} bytes",
+        MADE_UP + 1
+    );
+}
+
+/// The SQLite files under `dir` (workerd keeps a Durable Object's storage in one) and their bytes.
+fn sqlite_files(dir: &std::path::Path) -> (usize, u64) {
+    let mut found = (0, 0);
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            let (n, b) = sqlite_files(&path);
+            found = (found.0 + n, found.1 + b);
+        } else if path.extension().is_some_and(|e| e == "sqlite") {
+            found = (
+                found.0 + 1,
+                found.1 + entry.metadata().map_or(0, |m| m.len()),
+            );
+        }
+    }
+    found
+}

@@ -918,7 +918,13 @@ impl ExplainBudget {
 
 #[derive(Debug, Default)]
 struct NetworkLocal {
+    /// The name its batches carry as `isolate`: the isolate's id, or one derived from it for a
+    /// network made again after its state was evicted (see [`LocalCounts`]).
+    name: u64,
     next_seq: u64,
+    /// The isolate's use counter when a click last touched this network: the least recently used
+    /// is evicted first.
+    last_use: u64,
     /// Counted here and not yet sent.
     pending_ips: HashMap<(Id, u64), History>,
     pending_subs: HashMap<(Id, u32), HyperLogLog>,
@@ -963,6 +969,18 @@ impl NetworkLocal {
             .as_ref()
             .is_some_and(|(_, f)| now_ms.saturating_sub(f.first_sent_ms) >= policy.stale_ms)
     }
+
+    /// Nothing counted here waits to be sent or answered: dropping this state loses no click,
+    /// only what the object last said, which its next answer tells again.
+    fn idle(&self) -> bool {
+        self.in_flight.is_none()
+            && self.pending_since_ms.is_none()
+            && self.pending_ips.is_empty()
+            && self.pending_subs.is_empty()
+            && self.pending_flood.is_empty()
+            && self.pending_report.is_empty()
+            && self.pending_explain.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -974,12 +992,37 @@ struct InFlight {
     failures: u32,
 }
 
+/// The networks an isolate keeps state for. Past it the least recently clicked networks with
+/// nothing unsent are forgotten, [`EVICT_TO`] left: made-up `aff_id`s cannot grow an isolate
+/// without bound. Networks with counts not yet acknowledged are never forgotten, so the cap is
+/// exceeded only by those (at most the clicks of one flush interval, or of an object outage).
+pub const MAX_NETWORKS: usize = 1_024;
+/// What an eviction leaves: evicting an eighth at a time keeps the scan for the least recently
+/// used off most clicks.
+pub const EVICT_TO: usize = MAX_NETWORKS - MAX_NETWORKS / 8;
+
 /// One isolate's counts, per network. See the module documentation.
+///
+/// A network's state is evicted when the isolate holds [`MAX_NETWORKS`] and another arrives; only
+/// state with nothing unsent or unanswered goes, so no counted click is lost. A network that
+/// returns starts over like one this isolate never saw: its object's totals come back with its
+/// first answer. Its batches are numbered from 1 again, so they carry a new name (derived from the
+/// isolate's id and its count of evictions, never used before) in place of the isolate's id: the
+/// object deduplicates by (name, seq), and would otherwise take the new batch 1 for a retry of
+/// the old one and drop it.
 #[derive(Debug)]
 pub struct LocalCounts {
     isolate: u64,
     policy: FlushPolicy,
     networks: HashMap<Id, NetworkLocal>,
+    /// Counts every touch of a network: the order of least recent use.
+    uses: u64,
+    /// Networks evicted so far; names a network made again after an eviction.
+    evictions: u64,
+    /// Networks ever evicted (a figure for tests and benches).
+    evicted_total: u64,
+    /// Networks forgotten by the last eviction, until its log line is taken.
+    unlogged_eviction: Option<usize>,
 }
 
 impl LocalCounts {
@@ -988,13 +1031,111 @@ impl LocalCounts {
             isolate,
             policy,
             networks: HashMap::new(),
+            uses: 0,
+            evictions: 0,
+            evicted_total: 0,
+            unlogged_eviction: None,
         }
+    }
+
+    /// The network's state, made on first use (evicting others if the isolate is full), marked
+    /// as just used. Looked up by reference, so a known network costs no copy of its id.
+    fn touch(&mut self, network: &Id, now_ms: u64) -> &mut NetworkLocal {
+        self.uses += 1;
+        if !self.networks.contains_key(network) {
+            self.add(network, now_ms);
+        }
+        let net = self.networks.get_mut(network).expect("added above");
+        net.last_use = self.uses;
+        net
+    }
+
+    /// Makes a network's state, evicting others first if the isolate is full. Not inlined into
+    /// each click path: it runs once per network.
+    #[inline(never)]
+    fn add(&mut self, network: &Id, now_ms: u64) {
+        if self.networks.len() >= MAX_NETWORKS {
+            self.evict(now_ms);
+        }
+        // The isolate's id until the first eviction; after it, a name no batch carried yet.
+        let name = if self.evictions == 0 {
+            self.isolate
+        } else {
+            let mut bytes = [0u8; 16];
+            bytes[..8].copy_from_slice(&self.isolate.to_le_bytes());
+            bytes[8..].copy_from_slice(&self.evictions.to_le_bytes());
+            hash64(&bytes)
+        };
+        let net = NetworkLocal {
+            name,
+            ..NetworkLocal::default()
+        };
+        self.networks.insert(network.clone(), net);
+    }
+
+    /// Forgets idle networks down to [`EVICT_TO`]: those least recently used first, and those
+    /// under a flood block in force only after all others (forgetting one would let its clicks
+    /// through until its object's next answer).
+    fn evict(&mut self, now_ms: u64) {
+        let excess = self.networks.len().saturating_sub(EVICT_TO);
+        // A network's rank, lowest evicted first: its last use (each is unique), with the top bit
+        // set under a block in force.
+        let rank = |n: &NetworkLocal| {
+            let blocked = n.block.as_ref().is_some_and(|b| now_ms < b.until_ms);
+            n.last_use | (u64::from(blocked) << 63)
+        };
+        // The `excess` lowest ranks, in order: kept by binary search rather than a sort, which
+        // would cost the Worker a sort routine of its own.
+        let mut lowest: Vec<u64> = Vec::with_capacity(excess);
+        for r in self.networks.values().filter(|n| n.idle()).map(rank) {
+            if lowest.len() == excess && lowest.last().is_none_or(|&last| r >= last) {
+                continue;
+            }
+            let at = lowest.binary_search(&r).unwrap_or_else(|i| i);
+            lowest.insert(at, r);
+            lowest.truncate(excess);
+        }
+        let Some(&cut) = lowest.last() else {
+            return;
+        };
+        let before = self.networks.len();
+        self.networks.retain(|_, n| !(n.idle() && rank(n) <= cut));
+        let gone = before - self.networks.len();
+        self.evictions += 1;
+        self.evicted_total += gone as u64;
+        *self.unlogged_eviction.get_or_insert(0) += gone;
+    }
+
+    /// The log line of the evictions since the last call, if any: `counts_evicted` with how many
+    /// networks were forgotten and how many are kept.
+    pub fn take_eviction_line(&mut self) -> Option<String> {
+        let evicted = self.unlogged_eviction.take()?;
+        Some(
+            JsonLine::new()
+                .str("event", "counts_evicted")
+                .str("level", "info")
+                .num("networks_evicted", evicted as u64)
+                .num("networks_kept", self.networks.len() as u64)
+                .num("max_networks", MAX_NETWORKS as u64)
+                .finish(),
+        )
+    }
+
+    /// Networks this isolate holds state for.
+    pub fn networks(&self) -> usize {
+        self.networks.len()
+    }
+
+    /// Networks whose state was evicted so far.
+    pub fn evicted(&self) -> u64 {
+        self.evicted_total
     }
 
     /// Counts a click and returns what its filters read: the object's last totals plus this
     /// isolate's clicks since. `None` when the object has not answered for `stale_ms`.
     pub fn record(&mut self, keys: &ClickKeys, now_ms: u64) -> Option<Counters> {
-        let net = by_id(&mut self.networks, &keys.network);
+        let policy = self.policy;
+        let net = self.touch(&keys.network, now_ms);
         let mut counters = Counters::default();
         if let (Some(window), Some(ip)) = (keys.needs.ip_window_hours, keys.ip) {
             let key = (keys.offer.clone(), ip);
@@ -1028,7 +1169,7 @@ impl LocalCounts {
         if keys.adds && net.pending_since_ms.is_none() {
             net.pending_since_ms = Some(now_ms);
         }
-        (!net.silent(&self.policy, now_ms)).then_some(counters)
+        (!net.silent(&policy, now_ms)).then_some(counters)
     }
 
     /// Counts a decided click for its network: toward the flood threshold, in the report, and its
@@ -1045,7 +1186,7 @@ impl LocalCounts {
             return;
         }
         let now_ms = outcome.at_ms;
-        let net = by_id(&mut self.networks, &outcome.click.aff_id);
+        let net = self.touch(&outcome.click.aff_id, now_ms);
         net.count_flood(thresholds, outcome.flagged(), now_ms);
         let hour = (now_ms / HOUR_MS) as u32;
         let row = pending_row(
@@ -1068,7 +1209,7 @@ impl LocalCounts {
 
     /// Counts a postback in its click's network's report.
     pub fn record_conversion(&mut self, row: &ConversionRow, now_ms: u64) {
-        let net = by_id(&mut self.networks, &row.network);
+        let net = self.touch(&row.network, now_ms);
         pending_row(&mut net.pending_report, &row.offer, row.hour, || {
             row.advertiser.clone()
         })
@@ -1085,7 +1226,8 @@ impl LocalCounts {
         flagged: bool,
         now_ms: u64,
     ) {
-        by_id(&mut self.networks, network).count_flood(thresholds, flagged, now_ms);
+        self.touch(network, now_ms)
+            .count_flood(thresholds, flagged, now_ms);
     }
 
     /// What this isolate knows of the network's flood state: the block in force as the object last
@@ -1105,7 +1247,6 @@ impl LocalCounts {
     /// What to do for a network after a click or when its timer fires.
     pub fn flush(&mut self, network: &Id, now_ms: u64) -> Flush {
         let policy = self.policy;
-        let isolate = self.isolate;
         let Some(net) = self.networks.get_mut(network) else {
             return Flush::Nothing;
         };
@@ -1146,7 +1287,7 @@ impl LocalCounts {
         net.next_seq += 1;
         net.in_flight_ips = std::mem::take(&mut net.pending_ips);
         let batch = Batch {
-            isolate,
+            isolate: net.name,
             seq: net.next_seq,
             ips: net
                 .in_flight_ips
@@ -1872,6 +2013,181 @@ mod tests {
             in_flight_or_pending <= 10,
             "{in_flight_or_pending} not yet flushed"
         );
+    }
+
+    /// Every network's object as storage only, the way the Worker runs them: each batch loads the
+    /// keys, applies, and stores what changed.
+    #[derive(Default)]
+    struct Objects(HashMap<Id, HashMap<String, String>>);
+
+    impl Objects {
+        fn apply(&mut self, b: &Batch, now: u64) -> Reply {
+            let storage = self.0.entry(b.network.clone()).or_default();
+            let (mut object, _) =
+                NetworkCounts::load(storage.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            let reply = object.apply(b, now);
+            for (k, v) in object.take_changes() {
+                match v {
+                    Some(v) => storage.insert(k, v),
+                    None => storage.remove(&k),
+                };
+            }
+            reply
+        }
+
+        fn day_clicks(&self, network: &Id) -> u64 {
+            FloodState::decode(&self.0[network]["flood"])
+                .unwrap()
+                .day_clicks
+        }
+    }
+
+    /// One click for `network`, flushed at once and answered by its object.
+    fn click_and_flush(local: &mut LocalCounts, objects: &mut Objects, network: &Id, now: u64) {
+        local.record_flood(network, Thresholds::default(), false, now);
+        let Flush::Send(b) = local.wake(network, now + 1_000) else {
+            panic!("{network}: a pending click is due after the interval")
+        };
+        let reply = objects.apply(&b, now + 1_000);
+        assert!(!reply.duplicate, "{network}: batch {} dropped", b.seq);
+        assert_eq!(
+            local.acked(network, b.seq, reply, now + 1_000),
+            Flush::Nothing
+        );
+    }
+
+    #[test]
+    fn thousands_of_made_up_networks_keep_an_isolate_under_its_network_cap() {
+        let mut local = LocalCounts::new(1, policy());
+        let mut objects = Objects::default();
+        for i in 0..5_000u64 {
+            click_and_flush(
+                &mut local,
+                &mut objects,
+                &id(&format!("made-up-{i}")),
+                T0 + i,
+            );
+            assert!(
+                local.networks() <= MAX_NETWORKS,
+                "{} networks",
+                local.networks()
+            );
+        }
+        assert_eq!(local.evicted(), 5_000 - local.networks() as u64);
+        assert!(local.networks() > EVICT_TO);
+        let line: Value = serde_json::from_str(&local.take_eviction_line().unwrap()).unwrap();
+        assert_eq!(line["event"], "counts_evicted");
+        assert_eq!(line["max_networks"], MAX_NETWORKS);
+        assert_eq!(
+            local.take_eviction_line(),
+            None,
+            "each eviction is logged once"
+        );
+        // The README states the bounds this test holds the isolate to.
+        let readme = include_str!("../../../README.md");
+        let flat = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+        for sentence in [
+            format!("an isolate keeps counts, totals and flood state for at most {MAX_NETWORKS} networks"),
+            format!("that have nothing unsent or unanswered, down to {EVICT_TO};"),
+            format!("5,000 made-up networks clicking once each left an isolate holding at most {MAX_NETWORKS}."),
+        ] {
+            let sentence = sentence.replace("1024", "1,024");
+            assert!(flat.contains(&sentence), "README lacks: {sentence}");
+        }
+    }
+
+    #[test]
+    fn an_evicted_network_that_returns_has_its_batches_applied_exactly_once() {
+        // Regression: a network's state made again after eviction numbers its batches from 1; under
+        // the isolate's own id the object would take them for retries of the old ones and drop them.
+        let net = id("net");
+        let mut local = LocalCounts::new(1, policy());
+        let mut objects = Objects::default();
+        for i in 0..3 {
+            click_and_flush(&mut local, &mut objects, &net, T0 + i);
+        }
+        // Other networks push it out: it is the least recently used and has nothing unsent.
+        for i in 0..MAX_NETWORKS as u64 {
+            click_and_flush(
+                &mut local,
+                &mut objects,
+                &id(&format!("other-{i}")),
+                T0 + 10 + i,
+            );
+        }
+        assert!(local.evicted() > 0);
+        assert_eq!(local.flush(&net, T0 + 5_000), Flush::Nothing, "forgotten");
+        // It returns, twice over another round of evictions: every batch counts, none twice.
+        for round in 0..2u64 {
+            let at = T0 + 10_000 + round * 10_000;
+            for i in 0..4 {
+                click_and_flush(&mut local, &mut objects, &net, at + i);
+            }
+            for i in 0..MAX_NETWORKS as u64 {
+                let other = id(&format!("round-{round}-{i}"));
+                click_and_flush(&mut local, &mut objects, &other, at + 100 + i);
+            }
+        }
+        assert_eq!(objects.day_clicks(&net), 3 + 4 + 4);
+        // A retry of an answered batch is still recognised as one.
+        local.record_flood(&net, Thresholds::default(), false, T0 + 40_000);
+        let Flush::Send(b) = local.wake(&net, T0 + 41_000) else {
+            panic!("due")
+        };
+        assert!(!objects.apply(&b, T0 + 41_000).duplicate);
+        assert!(objects.apply(&b, T0 + 41_001).duplicate);
+        assert_eq!(objects.day_clicks(&net), 12);
+    }
+
+    #[test]
+    fn a_network_with_unsent_or_unanswered_counts_is_never_evicted() {
+        let (pending, out) = (id("pending"), id("out"));
+        let mut local = LocalCounts::new(1, policy());
+        let mut objects = Objects::default();
+        local.record_flood(&pending, Thresholds::default(), false, T0);
+        local.record_flood(&out, Thresholds::default(), false, T0);
+        let Flush::Send(sent) = local.wake(&out, T0 + 1_000) else {
+            panic!("due")
+        };
+        for i in 0..3 * MAX_NETWORKS as u64 {
+            click_and_flush(&mut local, &mut objects, &id(&format!("n{i}")), T0 + 10 + i);
+        }
+        assert!(local.evicted() > 2 * MAX_NETWORKS as u64);
+        // The batch out is still known when its answer comes, and the pending click goes next.
+        let reply = objects.apply(&sent, T0 + 20_000);
+        assert_eq!(
+            local.acked(&out, sent.seq, reply, T0 + 20_000),
+            Flush::Nothing
+        );
+        let Flush::Send(b) = local.wake(&pending, T0 + 20_000) else {
+            panic!("the pending click survived")
+        };
+        objects.apply(&b, T0 + 20_000);
+        assert_eq!(objects.day_clicks(&out), 1);
+        assert_eq!(objects.day_clicks(&pending), 1);
+    }
+
+    #[test]
+    fn a_network_under_a_block_is_evicted_after_every_other_idle_one() {
+        let blocked = id("blocked");
+        let mut local = LocalCounts::new(1, policy());
+        let mut objects = Objects::default();
+        local.record_flood(&blocked, Thresholds::default(), false, T0);
+        let Flush::Send(b) = local.wake(&blocked, T0 + 1_000) else {
+            panic!("due")
+        };
+        let mut reply = objects.apply(&b, T0 + 1_000);
+        reply.block = Some(FloodBlock {
+            until_ms: T0 + DAY_MS,
+            cause: "operator".to_owned(),
+            detail: String::new(),
+        });
+        local.acked(&blocked, b.seq, reply, T0 + 1_000);
+        for i in 0..2 * MAX_NETWORKS as u64 {
+            click_and_flush(&mut local, &mut objects, &id(&format!("n{i}")), T0 + 10 + i);
+        }
+        let view = local.flood_view(&blocked, &Thresholds::default(), T0 + 60_000);
+        assert!(view.block.is_some(), "the block is still known");
     }
 
     #[cfg(not(target_arch = "wasm32"))]
