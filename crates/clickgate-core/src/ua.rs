@@ -263,15 +263,16 @@ fn split(ua: &str) -> Vec<Part> {
 // there (the byte after is not a letter or digit, or is a plural `s` that ends the word); `@` first:
 // only inside a product name (before its `/`, or a bare word outside comments), so `Ruby` the phone
 // in a comment is not Ruby the language; `#` last: followed by `/` and a digit (`java/1.8`, not
-// `Java/ASVM`); `^` first: only at the start of the header.
+// `Java/ASVM`); `^` first: only at the start of the header; `~` first: a word apps use in their
+// names too (`CamScanner`), not a sign inside an Android app's web view (`; wv)`).
 
 /// Self-declared crawlers, monitors, headless and automated browsers: `Certain`, reason `bot`.
 #[rustfmt::skip]
 const CRAWLERS: &[&str] = &[
     "bot|", "crawler|", "crawl|", "spider|", "slurp|", "scraper|", "archiver|", "|ia_archiver",
-    "indexer|", "fetcher|", "-fetch|", "feedparser|", "validator|", "checker|", "scanner|",
-    "analyzer|", "monitor|", "monitoring|", "inspector|", "optimizer|", "resolver|", "audit|",
-    "auditor|", "scan|", "scanning|", "scraping|", "|batch|", "verify|", "watcher|", "watchdog|",
+    "indexer|", "fetcher|", "-fetch|", "feedparser|", "~validator|", "~checker|", "~scanner|",
+    "~analyzer|", "~monitor|", "monitoring|", "~inspector|", "~optimizer|", "resolver|", "~audit|",
+    "~auditor|", "~scan|", "scanning|", "scraping|", "|batch|", "~verify|", "~watcher|", "watchdog|",
     "checkup|", "httpclient|", "|http_request", "|monitorss", "|page-preview", "|feedburner",
     "|watchmouse", "|zotero", "|google wireless", "|googleimageproxy", "|proximic|", "-google|",
     "|google-", "|googleother", "|google favicon", "googleweblight", "|google page speed",
@@ -281,7 +282,7 @@ const CRAWLERS: &[&str] = &[
     "|cf-network-", "|amazon-route53", "|amazoncloudfront", "|catchpoint", "|dynatrace",
     "|ruxitsynthetic", "synthetic|", "|splunk", "|rigor|", "|thousandeyes", "|checkly", "|headless",
     "|phantomjs", "|slimerjs", "|selenium", "|webdriver", "|puppeteer", "|playwright", "|htmlunit",
-    "|cypress/#", "|ptst/#", "|appinsights", "|dareboost", "|outbrain", "|datanyze", "|newsai",
+    "|cypress/#", "|ptst/", "|appinsights", "|dareboost", "|outbrain", "|datanyze", "|newsai",
     "|attracta", "|collapsify", "|hardenize", "|netcraft", "|silktide", "|sindup", "|turingos",
     "|webcapture", "|dlc/#", "|feeder", "|foregenix", "|hotjar", "|linktiger", "|marketgoo",
     "|miniature.io", "|newsnow", "|openvas", "|playstore-google", "|readable/#", "|retroliste",
@@ -292,6 +293,18 @@ const CRAWLERS: &[&str] = &[
     "|rome client", "|universalfeedparser", "|bingpreview", "web preview", "|linkcheck",
     "link sleuth", "parser|", "|http_get", "|check_http", "-agent|", "|windows-rss-platform",
     "|applesyndication", "|netnewswire",
+    // Feed readers polling feeds (a person reads later, in their browser).
+    "rss|", "|rssowl", "|liferea", "|feeddemon", "|feeddler", "|akregator", "|readkit",
+    "|reeder/", "|newsboat", "|newsbeuter",
+    // Synthetic monitoring and page-speed products.
+    "|gomezagent", "|synthetics", "|dejaclick", "|iplabel", "|uptimia", "|speedcurve",
+    "|dmbrowser", "|yunjiankong", "|onetrust", "|functionize", "measurement|",
+    // Security scanners, compliance and ad-verification crawlers, image and mail proxies.
+    "|assetnote", "|detectify", "|burpcollaborator", "|clamav", "|reaver|", "|xtate/", "|jorgee",
+    "|brandverity", "|tineye", "|whatsmyip", "|whatcms", "|cmslookup", "|mixnode",
+    "|morningscore", "|sparkler/", "|archivebox", "|thumbor/", "imageproxy|", "emailproxy|",
+    "|google search console", "googleadsenseinfeed", "semanticsclassifier", "|scope3/",
+    "|daumoa", "firefox mutant", "|firecrawl",
 ];
 
 /// HTTP libraries and command-line clients, by product name: `Certain`, reason `bot`.
@@ -315,6 +328,7 @@ const AI_AGENTS: &[&str] = &[
     "|chatgpt-user", "|chatgpt agent", "|perplexity-user", "|claude-user", "|mistralai-user",
     "|devin|", "|manus|", "|manus-user", "|operator-user", "|gemini-deep-research",
     "|google-notebooklm", "|meta-externalagent", "|kagi-fetcher", "|duckassist", "|googleagent",
+    "|amzn-user",
 ];
 
 /// Injection and path-traversal payloads scanners put in the header: `Certain`, reason `bot`.
@@ -371,6 +385,10 @@ const CLIENTS: &[(&str, &str)] = &[
     ("coc_coc_browser", "coccoc"), ("alipayclient", "alipay"), ("__weibo__", "weibo"),
     ("|kakaostory", "kakaotalk"), ("|rakuten", "rakuten"), ("|klarna", "klarna"),
     ("|slack/#", "electron"), ("|discord/#", "electron"),
+    ("|googleapp/#", "google_app"), ("|teleca", "feature_phone"), ("|openwave", "feature_phone"),
+    ("|polaris|", "feature_phone"), ("|jasmine/#", "feature_phone"), ("|brew|", "feature_phone"),
+    ("|microsoft office/#", "microsoft_office"), ("|microsoft outlook", "microsoft_office"),
+    ("|ms-office", "microsoft_office"), ("|msoffice", "microsoft_office"),
 ];
 
 /// A device's own client without the browser form: an app's network stack, a TV, a console, a
@@ -381,6 +399,9 @@ const DEVICES: &[&str] = &[
     "|hbbtv", "|roku", "|smarttv", "|smart-tv", "|playstation", "|nintendo", "|xbox", "|watchos",
     "|tvos", "|webos", "|itunes", "|server-bag", "|appletv", "|crkey", "|bravia", "|vizio",
     "|viera", "|watch3|", "|watch4|", "|watch5|", "|watch6|", "|watch7|", "|atc/#",
+    // Set-top boxes and signage players, media players, a browser's own fetch stack.
+    "|kreatv", "|brightsign", "|antgalio", "|espial", "|streaming player", "|applecoremedia",
+    "|stagefright", "|exoplayerlib", "|mozacfetch",
 ];
 
 /// Words that name an OS: a header without the browser form that names one is a program on
@@ -389,7 +410,8 @@ const DEVICES: &[&str] = &[
 const SYSTEMS: &[&str] = &[
     "|android", "|iphone", "|ipad", "|ipod", "|ios|", "|windows", "|linux", "|macintosh", "|mac os",
     "|freebsd", "|netbsd", "|openbsd", "|sunos", "|cros|", "|x11|", "|morphos", "|amigaos",
-    "|risc os",
+    "|risc os", "|win95|", "|win98|", "|winnt|", "|win2000|", "|winxp|", "|win7|", "|win8|",
+    "|win10|", "|win11|", "|win32|", "|win64|", "|haiku|", "|beos|", "|syllable|", "|palmos",
 ];
 
 /// Top-level domains: a domain name in the header (`acme.com`, not `.com.samsung` in a build).
@@ -402,7 +424,8 @@ const DOMAINS: &[&str] = &[
 /// Browsers that write `compatible;` and name themselves in it.
 #[rustfmt::skip]
 const COMPATIBLE_BROWSERS: &[&str] = &[
-    "msie", "trident/", "konqueror", "iemobile",
+    "msie", "trident/", "konqueror", "iemobile", "|ibrowse", "|abrowse", "|netpositive",
+    "|webpositive", "|offbyone", "|aweb|", "|fresco", "|ncbrowser", "|oregano", "|infinet",
 ];
 
 /// Browser words that make a header the browser form even without `Mozilla/`.
@@ -410,7 +433,8 @@ const COMPATIBLE_BROWSERS: &[&str] = &[
 const BROWSERS: &[&str] = &[
     "|opera", "mozilla/", "|gecko/#", "applewebkit/", "|presto/#", "|netsurf", "|dillo/#", "|icab",
     "|midori", "|xombrero", "|uzbl", "|mosaic", "browser|", "|flock/#", "|sleipnir",
-    "|amigavoyager", "|quicktime", "|contiki", "|aweb|", "|oregano",
+    "|amigavoyager", "|quicktime", "|contiki", "|opr/#", "|amaya/#",
+    "|hotjava/#", "|xiino/#", "|palmscape/#", "|blazer/#", "|netscape", "|seamonkey",
 ];
 
 /// Words that contain a pattern above but are people's devices: a pattern inside one is ignored.
@@ -428,6 +452,8 @@ const URLS: &[&str] = &[
 const COMPATIBLE: &[&str] = &[
     "compatible;", "(compatible",
 ];
+/// An Android app's embedded web view.
+const WEB_VIEW: &[&str] = &["; wv)"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Class {
@@ -445,6 +471,7 @@ enum Class {
     Exception,
     Url,
     Compatible,
+    WebView,
 }
 
 const LEFT: u8 = 1;
@@ -452,6 +479,7 @@ const RIGHT: u8 = 2;
 const PRODUCT: u8 = 4;
 const VERSION: u8 = 8;
 const START: u8 = 16;
+const APP_WORD: u8 = 32;
 
 #[derive(Debug, Clone, Copy)]
 struct Pattern {
@@ -469,6 +497,10 @@ struct Matcher {
 fn unmark(marked: &'static str) -> (&'static str, u8) {
     let mut text = marked;
     let mut flags = 0;
+    if let Some(t) = text.strip_prefix('~') {
+        flags |= APP_WORD;
+        text = t;
+    }
     if let Some(t) = text.strip_prefix('^') {
         flags |= START;
         text = t;
@@ -495,7 +527,7 @@ fn unmark(marked: &'static str) -> (&'static str, u8) {
 fn matcher() -> &'static Matcher {
     static M: OnceLock<Matcher> = OnceLock::new();
     M.get_or_init(|| {
-        let groups: [(Class, &[&'static str]); 13] = [
+        let groups: [(Class, &[&'static str]); 14] = [
             (Class::Crawler, CRAWLERS),
             (Class::Library, LIBRARIES),
             (Class::Ai, AI_AGENTS),
@@ -509,6 +541,7 @@ fn matcher() -> &'static Matcher {
             (Class::Exception, EXCEPTIONS),
             (Class::Url, URLS),
             (Class::Compatible, COMPATIBLE),
+            (Class::WebView, WEB_VIEW),
         ];
         let mut texts = Vec::new();
         let mut patterns = Vec::new();
@@ -588,6 +621,48 @@ fn in_comment(parts: &[Part], at: usize) -> bool {
         .any(|p| matches!(*p, Part::Comment(s, e) if usize::from(s) <= at && at < usize::from(e)))
 }
 
+/// Whether a match stands in the device-model item of an Android comment (`Linux; Android 7.0;
+/// M bot 54`, `Android 13; Spider 8 Build/...`): phone makers name models with any word. A crawler
+/// that names itself there writes a version (`Googlebot/2.1`), a URL or `compatible`.
+fn in_model_name(ua: &str, parts: &[Part], start: usize, end: usize) -> bool {
+    let Some((from, to)) = parts.iter().find_map(|p| match *p {
+        Part::Comment(s, e) if usize::from(s) <= start && end <= usize::from(e) => {
+            Some((usize::from(s), usize::from(e)))
+        }
+        _ => None,
+    }) else {
+        return false;
+    };
+    let comment = &ua[from..to];
+    let at = start - from;
+    let item_start = comment[..at].rfind(';').map_or(0, |i| i + 1);
+    let item_end = comment[at..].find(';').map_or(comment.len(), |i| at + i);
+    let item = &comment[item_start..item_end];
+    let android_before = comment[..item_start].split(';').any(|i| {
+        let i = i.trim_start().as_bytes();
+        i.len() >= 7
+            && i[..7].eq_ignore_ascii_case(b"android")
+            && i.get(7).is_none_or(|&c| c == b' ' || c.is_ascii_digit())
+    });
+    if !android_before {
+        return false;
+    }
+    // The word's own version: `Name/2.1` after the rest of the word.
+    let b = ua.as_bytes();
+    let word_end = b[end..]
+        .iter()
+        .position(|&c| !(is_word(c) || c == b'_' || c == b'-'))
+        .map_or(b.len(), |p| end + p);
+    let versioned =
+        b.get(word_end) == Some(&b'/') && b.get(word_end + 1).is_some_and(u8::is_ascii_digit);
+    let lower = |needle: &str| {
+        item.as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    };
+    !versioned && !lower("compatible") && !lower("http") && !lower("+")
+}
+
 /// The word of the header around a match, for the reason (`Googlebot` for a `bot` match).
 fn word_around(ua: &str, start: usize, end: usize) -> &str {
     let b = ua.as_bytes();
@@ -621,11 +696,11 @@ fn read(ua: &str, parts: &[Part]) -> Reading {
     let m = matcher();
     let (mut ai, mut payload): (Hit, Hit) = (None, None);
     let mut exceptions: Vec<Range<usize>> = Vec::new();
-    let mut candidates: Vec<(usize, usize)> = Vec::new();
+    let mut candidates: Vec<(usize, usize, u8)> = Vec::new();
     let mut client = None;
     let (mut preview, mut device, mut browser, mut url) = (false, false, false, None);
     let (mut system, mut domain): (bool, Hit) = (false, None);
-    let (mut compatible, mut named_browser) = (false, false);
+    let (mut compatible, mut named_browser, mut web_view) = (false, false, false);
     for hit in m.all.find_overlapping_iter(ua) {
         let p = m.patterns[hit.pattern().as_usize()];
         let (start, end) = (hit.start(), hit.end());
@@ -633,7 +708,7 @@ fn read(ua: &str, parts: &[Part]) -> Reading {
             continue;
         }
         match p.class {
-            Class::Crawler | Class::Library => candidates.push((start, end)),
+            Class::Crawler | Class::Library => candidates.push((start, end, p.flags)),
             Class::Ai => {
                 ai.get_or_insert((start, end));
             }
@@ -655,7 +730,10 @@ fn read(ua: &str, parts: &[Part]) -> Reading {
                     .rposition(|&c| !(is_word(c) || c == b'-'))
                     .map_or(0, |p| p + 1);
                 let named = b[label..start].iter().any(u8::is_ascii_alphabetic);
-                let last = !matches!(ua.as_bytes().get(end), Some(b'.' | b'_' | b'-'));
+                // Nor a word going on (`.rus.`: no plural here).
+                let last = !b
+                    .get(end)
+                    .is_some_and(|&c| is_word(c) || matches!(c, b'.' | b'_' | b'-'));
                 if named && last {
                     domain.get_or_insert((start, end));
                 }
@@ -670,12 +748,19 @@ fn read(ua: &str, parts: &[Part]) -> Reading {
                 url.get_or_insert((start, end));
             }
             Class::Compatible => compatible = true,
+            Class::WebView => web_view = true,
         }
     }
-    // The leftmost word not inside an exception (`CUBOT` phones); another one still counts.
+    // The leftmost word not inside an exception (`CUBOT` phones), not a phone's model name, not an
+    // app's name in its own web view; another one still counts.
     let bot: Hit = candidates
         .into_iter()
-        .filter(|&(start, end)| !exceptions.iter().any(|e| e.start <= start && end <= e.end))
+        .filter(|&(start, end, flags)| {
+            let excepted = exceptions.iter().any(|e| e.start <= start && end <= e.end);
+            let app_name = web_view && flags & APP_WORD != 0;
+            !(excepted || app_name || in_model_name(ua, parts, start, end))
+        })
+        .map(|(start, end, _)| (start, end))
         .min();
     let certain = |kind: Kind, (start, end): (usize, usize)| {
         Some(Signal::new(
@@ -709,7 +794,8 @@ fn read(ua: &str, parts: &[Part]) -> Reading {
         None
     } else {
         let form = Form {
-            compatible: compatible && !named_browser,
+            // A TV or set-top box writes `compatible;` with its own words.
+            compatible: compatible && !named_browser && !device,
             browser,
             device,
             system,
@@ -725,7 +811,7 @@ fn read(ua: &str, parts: &[Part]) -> Reading {
 
 /// What a header's words say of its form.
 struct Form {
-    /// `compatible;` without a browser that writes it.
+    /// `compatible;` without a browser or a device that writes it.
     compatible: bool,
     /// A browser's words (`Mozilla/`, `Opera`, `Gecko/`, `...Browser`).
     browser: bool,
@@ -1223,6 +1309,108 @@ mod tests {
             "HbbTV/1.5.1 (+DRM;Samsung;SmartTV2021:UAU7000;T-KSU2EDEUC-1506.0;KantSU2e;)",
         ] {
             assert_eq!(signal(ua), None, "{ua}");
+        }
+    }
+
+    #[test]
+    fn phone_models_named_with_crawler_words_are_phones() {
+        // Makers name phones and tablets with any word; the model item of an Android comment is
+        // a device, unless a crawler writes its own version, URL or `compatible` there.
+        for ua in [
+            "Mozilla/5.0 (Linux; Android 12; Robo Bot 8 Build/SP1A.210812.016) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/118.0.0.0 Mobile Safari/537.36",
+            "Mozilla/5.0 (Linux; Android 10; SPIDER X2) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/110.0.5481.153 Mobile Safari/537.36",
+            "Mozilla/5.0 (Linux; U; Android 8.1.0; en-us; KidBot_Tab7 Build/O11019) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/61.0.3163.98 Safari/537.36",
+            "Mozilla/5.0 (Linux; Android 9; Crawler Pro 5; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/96.0.4664.45 Mobile Safari/537.36",
+        ] {
+            assert_eq!(signal(ua), None, "{ua}");
+        }
+        for ua in [
+            "Mozilla/5.0 (Linux; Android 10; K; ExampleBot/1.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36",
+            "Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.6099.71 Mobile Safari/537.36 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+            "Mozilla/5.0 (Linux; Android 11; compatible; AcmeSpider +https://acme.example/spider) AppleWebKit/537.36",
+        ] {
+            assert_eq!(grade(ua), Some(Grade::Certain), "{ua}");
+        }
+    }
+
+    #[test]
+    fn app_names_in_their_own_web_view_are_apps() {
+        // An app that embeds a web view appends its name, and document scanners, price monitors
+        // or code checkers are apps people use; outside a web view the same word is a tool's.
+        for ua in [
+            "Mozilla/5.0 (Linux; Android 14; Pixel 7 Build/UQ1A.240105.004; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/120.0.6099.230 Mobile Safari/537.36 DocScanner/3.1.0",
+            "Mozilla/5.0 (Linux; Android 13; SM-A146B Build/TP1A.220624.014; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/119.0.6045.193 Mobile Safari/537.36 PriceMonitor/2.4.1",
+        ] {
+            assert_eq!(signal(ua), None, "{ua}");
+        }
+        for ua in [
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 SiteScanner/1.0",
+            "Mozilla/5.0 (Linux; Android 14; Pixel 7 Build/UQ1A.240105.004; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/120.0.6099.230 Mobile Safari/537.36 ExampleBot/1.0",
+        ] {
+            assert_eq!(grade(ua), Some(Grade::Certain), "{ua}");
+        }
+    }
+
+    #[test]
+    fn a_firmware_label_is_no_domain() {
+        // `.rus` in a build label is a word going on, not `.ru` with a plural.
+        for ua in [
+            "Mozilla/5.0 (Linux; Android 4.4.2; TB-700 Build/KOT49H.rus.acme.20140101) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/44.0.2403.133 Safari/537.36",
+            "Mozilla/5.0 Linux; Android 4.2.2; TB-800 Build/V2.0.JELLYBEAN.rus.acme AppleWebKit/537.36 KHTML, like Gecko Chrome/44.0.2403.133 Safari/537.36",
+        ] {
+            assert_eq!(signal(ua), None, "{ua}");
+        }
+    }
+
+    #[test]
+    fn niche_browsers_devices_and_desktop_apps_are_not_programs() {
+        // Browsers without the `Mozilla/` form, TV and signage players, media stacks, a browser's
+        // own fetcher: no sign. A desktop app that names its OS in short is at most weak.
+        for ua in [
+            "OPR/80.0.4170.0 SetTopOS/2.0, KreaTV/4.1 (Vendor, STB-100, wired)",
+            "amaya/11.4 libwww/5.4.2",
+            "HotJava/3.0",
+            "Xiino/2.1 [en] (v. 4.1; 160x160; c16)",
+            "Mozilla/5.0 (compatible; IBrowse 3.0; AmigaOS4.1)",
+            "HbbTV/1.2.1 (;;;;) Mozilla/5.0 (compatible; ANTGalio/3.3.0; Linux)",
+            "HTC Streaming Player htc_asia / 1.0 / 4.1",
+            "AppleCoreMedia/1.0.0.21C62 (iPhone; U; CPU OS 17_2 like Mac OS X; en_us)",
+            "MozacFetch/121.0.1",
+        ] {
+            assert_eq!(signal(ua), None, "{ua}");
+        }
+        for (ua, client) in [
+            ("GoogleApp/15.2.34.29.arm64", "google_app"),
+            ("ACME-X10/1.0 Teleca/Q7", "feature_phone"),
+            (
+                "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Word 16.0.17328; Pro)",
+                "microsoft_office",
+            ),
+        ] {
+            let read = UserAgent::parse(ua);
+            assert_eq!(read.reading().client, Some(client), "{ua}");
+            assert_eq!(read.reading().signal, None, "{ua}");
+        }
+        assert_eq!(
+            grade("GameLauncher/3.1.4 (Launcher) 0a1b2c3d (win10 x64)"),
+            Some(Grade::Weak)
+        );
+    }
+
+    #[test]
+    fn feed_readers_monitors_and_scanners_are_certain() {
+        for ua in [
+            "FreshRSS/1.23.1 (Linux; https://freshrss.org)",
+            "Newsboat/2.33 (Linux x86_64)",
+            "Liferea/1.15.4 (Linux; en_US.UTF-8; https://lzone.de/liferea/)",
+            "Reeder/5.2 CFNetwork/1474 Darwin/23.0.0",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko GomezAgent 3.0) Chrome/120.0.0.0 Safari/537.36",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:115.0) Gecko/20100101 Firefox/115.0 DejaClick/3.1",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 PTST/SpeedCurve/240101.101010",
+            "Mozilla/5.0 (compatible; Detectify; site-check)",
+            "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 ClamAV/1.2.1",
+        ] {
+            assert_eq!(grade(ua), Some(Grade::Certain), "{ua}");
         }
     }
 
