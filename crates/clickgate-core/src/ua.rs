@@ -12,7 +12,8 @@ use std::cell::OnceCell;
 use std::ops::{Deref, Range};
 use std::sync::OnceLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use aho_corasick::automaton::Automaton;
+use aho_corasick::{dfa, Anchored, MatchKind};
 
 /// How sure a sign of automation is. Only `Certain` reaches a `high` probability on its own; the
 /// bot filter's points are scaled by [`Grade::percent`].
@@ -108,6 +109,7 @@ pub struct UserAgent {
     raw: String,
     parts: Vec<Part>,
     reading: Reading,
+    marks: Marks,
     /// Read on first use: only the old-OS/browser filter and a weak sign need it.
     platform: OnceCell<Platform>,
 }
@@ -135,18 +137,23 @@ impl UserAgent {
             raw.truncate(end);
         }
         let parts = split(&raw);
-        let reading = read(&raw, &parts);
+        let platform = OnceCell::new();
+        let mut marks = Marks::default();
+        let reading = read(&raw, &parts, &mut marks, &platform);
         UserAgent {
             raw,
             parts,
             reading,
-            platform: OnceCell::new(),
+            marks,
+            platform,
         }
     }
 
     /// The OS and browser with their major versions, as far as the header tells.
     pub fn platform(&self) -> Platform {
-        *self.platform.get_or_init(|| platform(&self.raw))
+        *self
+            .platform
+            .get_or_init(|| platform_at(&self.raw, &self.marks))
     }
 
     pub fn as_str(&self) -> &str {
@@ -242,13 +249,17 @@ fn split(ua: &str) -> Vec<Part> {
             c if c.is_ascii_whitespace() || c == b';' || c == b',' => i += 1,
             _ => {
                 let start = i;
+                let mut slash = None;
                 while i < b.len()
                     && !matches!(b[i], b'(' | b'[' | b';' | b',')
                     && !b[i].is_ascii_whitespace()
                 {
+                    if b[i] == b'/' && slash.is_none() {
+                        slash = Some(i);
+                    }
                     i += 1;
                 }
-                let slash = ua[start..i].find('/').map_or(i, |s| start + s);
+                let slash = slash.unwrap_or(i);
                 parts.push(Part::Product(start as u16, slash as u16, i as u16));
             }
         }
@@ -472,6 +483,7 @@ enum Class {
     Url,
     Compatible,
     WebView,
+    Mark(usize),
 }
 
 const LEFT: u8 = 1;
@@ -489,8 +501,30 @@ struct Pattern {
 
 /// Every pattern in one automaton, so a header is scanned once.
 struct Matcher {
-    all: AhoCorasick,
+    all: dfa::DFA,
     patterns: Vec<Pattern>,
+}
+
+impl Matcher {
+    /// Calls `each(pattern, start, end)` for every pattern at every place, in order of the end.
+    /// One loop over the bytes, the DFA's transitions inlined into it: the crate's overlapping
+    /// iterator re-enters its search for each match, which costs more than the scan itself.
+    fn each_hit(&self, haystack: &str, mut each: impl FnMut(Pattern, usize, usize)) {
+        let aut = &self.all;
+        let Ok(mut sid) = aut.start_state(Anchored::No) else {
+            return;
+        };
+        for (i, &byte) in haystack.as_bytes().iter().enumerate() {
+            sid = aut.next_state(Anchored::No, sid, byte);
+            if aut.is_special(sid) && aut.is_match(sid) {
+                for k in 0..aut.match_len(sid) {
+                    let pattern = aut.match_pattern(sid, k);
+                    let len = aut.pattern_len(pattern);
+                    each(self.patterns[pattern.as_usize()], i + 1 - len, i + 1);
+                }
+            }
+        }
+    }
 }
 
 /// A marked pattern's text and placement flags.
@@ -558,12 +592,14 @@ fn matcher() -> &'static Matcher {
         for (marked, name) in CLIENTS {
             add(marked, Class::Client(name));
         }
+        for (i, marker) in MARKERS.iter().enumerate() {
+            add(marker, Class::Mark(i));
+        }
         Matcher {
             // A DFA: the fastest search, and small for these few kilobytes of patterns. Standard
             // semantics, so overlapping search reports every pattern at every place.
-            all: AhoCorasick::builder()
+            all: dfa::Builder::new()
                 .ascii_case_insensitive(true)
-                .kind(Some(AhoCorasickKind::DFA))
                 .match_kind(MatchKind::Standard)
                 .build(&texts)
                 .expect("the user-agent patterns are valid literals"),
@@ -686,7 +722,8 @@ fn word_around(ua: &str, start: usize, end: usize) -> &str {
 /// The first automation match of a kind: its start and end.
 type Hit = Option<(usize, usize)>;
 
-fn read(ua: &str, parts: &[Part]) -> Reading {
+/// `platform` is filled when the outdated-engine sign needed it, so the filters don't read it again.
+fn read(ua: &str, parts: &[Part], marks: &mut Marks, platform: &OnceCell<Platform>) -> Reading {
     if ua.trim().is_empty() {
         return Reading {
             signal: Some(Signal::no_user_agent()),
@@ -701,11 +738,9 @@ fn read(ua: &str, parts: &[Part]) -> Reading {
     let (mut preview, mut device, mut browser, mut url) = (false, false, false, None);
     let (mut system, mut domain): (bool, Hit) = (false, None);
     let (mut compatible, mut named_browser, mut web_view) = (false, false, false);
-    for hit in m.all.find_overlapping_iter(ua) {
-        let p = m.patterns[hit.pattern().as_usize()];
-        let (start, end) = (hit.start(), hit.end());
+    m.each_hit(ua, |p, start, end| {
         if !placed(ua, parts, start, end, p.flags) {
-            continue;
+            return;
         }
         match p.class {
             Class::Crawler | Class::Library => candidates.push((start, end, p.flags)),
@@ -749,8 +784,13 @@ fn read(ua: &str, parts: &[Part]) -> Reading {
             }
             Class::Compatible => compatible = true,
             Class::WebView => web_view = true,
+            Class::Mark(i) => {
+                if marks.0[i] == u16::MAX {
+                    marks.0[i] = start as u16;
+                }
+            }
         }
-    }
+    });
     // The leftmost word not inside an exception (`CUBOT` phones), not a phone's model name, not an
     // app's name in its own web view; another one still counts.
     let bot: Hit = candidates
@@ -800,7 +840,9 @@ fn read(ua: &str, parts: &[Part]) -> Reading {
             device,
             system,
         };
-        weaker_sign(ua, url.or(domain), form)
+        weaker_sign(ua, url.or(domain), form, || {
+            *platform.get_or_init(|| platform_at(ua, marks))
+        })
     };
     Reading {
         signal,
@@ -822,7 +864,12 @@ struct Form {
 }
 
 /// The signs of the header's form, for a header with no certain word and no known client.
-fn weaker_sign(ua: &str, url: Hit, form: Form) -> Option<Signal> {
+fn weaker_sign(
+    ua: &str,
+    url: Hit,
+    form: Form,
+    platform: impl FnOnce() -> Platform,
+) -> Option<Signal> {
     let Form {
         compatible,
         browser,
@@ -891,7 +938,7 @@ fn weaker_sign(ua: &str, url: Hit, form: Form) -> Option<Signal> {
     }
     // An engine years older than the OS it claims: no such browser ships; scripts pick a stale
     // string and an OS separately.
-    let platform = platform(ua);
+    let platform = platform();
     if let (Some((os, os_v)), Some((browser, v))) = (platform.os, platform.browser) {
         let stale = match (os, browser) {
             (Os::Windows, Browser::Chrome) => os_v >= 10 && v < 40,
@@ -968,44 +1015,107 @@ fn leading_number(text: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
-fn version_after(ua: &str, marker: &str) -> Option<u32> {
-    ua.find(marker)
-        .and_then(|i| leading_number(&ua[i + marker.len()..]))
+/// The OS and browser of a header: its whole reading, for callers holding only the text.
+pub fn platform(user_agent: &str) -> Platform {
+    UserAgent::parse(user_agent).platform()
 }
 
-pub fn platform(user_agent: &str) -> Platform {
-    let ua = user_agent;
-    let os = if let Some(v) = version_after(ua, "Android ") {
+/// The markers of the OS and browser versions, found in the same pass as the patterns (ASCII
+/// case-insensitive, as they are).
+const MARKERS: [&str; 12] = [
+    "android ",
+    "iphone os ",
+    "cpu os ",
+    "windows nt ",
+    "mac os x ",
+    "edg/",
+    "firefox/",
+    "fxios/",
+    "chrome/",
+    "crios/",
+    "safari/",
+    "version/",
+];
+const ANDROID_OS: usize = 0;
+const IPHONE_OS: usize = 1;
+const CPU_OS: usize = 2;
+const WINDOWS_NT: usize = 3;
+const MAC_OS_X: usize = 4;
+const EDG: usize = 5;
+const FIREFOX: usize = 6;
+const FXIOS: usize = 7;
+const CHROME: usize = 8;
+const CRIOS: usize = 9;
+const SAFARI: usize = 10;
+const VERSION_TOKEN: usize = 11;
+
+/// Where each marker first stands in the header (`u16::MAX`: nowhere).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Marks([u16; MARKERS.len()]);
+
+impl Default for Marks {
+    fn default() -> Marks {
+        Marks([u16::MAX; MARKERS.len()])
+    }
+}
+
+impl Marks {
+    fn at(&self, marker: usize) -> Option<usize> {
+        let at = self.0[marker];
+        (at != u16::MAX).then_some(usize::from(at))
+    }
+
+    /// The number right after the marker's first occurrence (`Android 14` → 14).
+    fn version(&self, ua: &str, marker: usize) -> Option<u32> {
+        self.at(marker)
+            .and_then(|i| ua.get(i + MARKERS[marker].len()..))
+            .and_then(leading_number)
+    }
+}
+
+fn platform_at(ua: &str, marks: &Marks) -> Platform {
+    let os = if let Some(v) = marks.version(ua, ANDROID_OS) {
         Some((Os::Android, v))
-    } else if let Some(v) = version_after(ua, "iPhone OS ").or_else(|| version_after(ua, "CPU OS "))
+    } else if let Some(v) = marks
+        .version(ua, IPHONE_OS)
+        .or_else(|| marks.version(ua, CPU_OS))
     {
         Some((Os::Ios, v))
-    } else if let Some(v) = version_after(ua, "Windows NT ") {
+    } else if let Some(v) = marks.version(ua, WINDOWS_NT) {
         // NT 10 is Windows 10 and 11; 6.3 is 8.1, 6.1 is 7: report the marketing major.
         let major = match v {
             10 => 10,
-            6 => match ua[ua.find("Windows NT 6.").map_or(0, |i| i + 13)..]
-                .chars()
-                .next()
-            {
-                Some('3') => 8,
-                Some('2') => 8,
-                _ => 7,
-            },
+            6 => {
+                let minor = marks
+                    .at(WINDOWS_NT)
+                    .and_then(|i| ua.as_bytes().get(i + MARKERS[WINDOWS_NT].len() + 2));
+                match minor {
+                    Some(b'3' | b'2') => 8,
+                    _ => 7,
+                }
+            }
             v => v,
         };
         Some((Os::Windows, major))
     } else {
-        version_after(ua, "Mac OS X ").map(|v| (Os::MacOs, v))
+        marks.version(ua, MAC_OS_X).map(|v| (Os::MacOs, v))
     };
-    let browser = if let Some(v) = version_after(ua, "Edg/") {
+    let browser = if let Some(v) = marks.version(ua, EDG) {
         Some((Browser::Edge, v))
-    } else if let Some(v) = version_after(ua, "Firefox/").or_else(|| version_after(ua, "FxiOS/")) {
+    } else if let Some(v) = marks
+        .version(ua, FIREFOX)
+        .or_else(|| marks.version(ua, FXIOS))
+    {
         Some((Browser::Firefox, v))
-    } else if let Some(v) = version_after(ua, "Chrome/").or_else(|| version_after(ua, "CriOS/")) {
+    } else if let Some(v) = marks
+        .version(ua, CHROME)
+        .or_else(|| marks.version(ua, CRIOS))
+    {
         Some((Browser::Chrome, v))
-    } else if ua.contains("Safari/") {
-        version_after(ua, "Version/").map(|v| (Browser::Safari, v))
+    } else if marks.at(SAFARI).is_some() {
+        marks
+            .version(ua, VERSION_TOKEN)
+            .map(|v| (Browser::Safari, v))
     } else {
         None
     };
