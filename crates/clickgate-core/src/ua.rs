@@ -836,6 +836,7 @@ fn read(ua: &str, parts: &[Part], marks: &mut Marks, platform: &OnceCell<Platfor
         let form = Form {
             // A TV or set-top box writes `compatible;` with its own words.
             compatible: compatible && !named_browser && !device,
+            dressed: crawler_dress(ua, parts),
             browser,
             device,
             system,
@@ -851,10 +852,30 @@ fn read(ua: &str, parts: &[Part], marks: &mut Marks, platform: &OnceCell<Platfor
     }
 }
 
+/// Whether the header is only `Mozilla/x` and one comment naming a product with its version
+/// (`Mozilla/5.0 (compatible; Acme/1.0)`).
+fn crawler_dress(ua: &str, parts: &[Part]) -> bool {
+    let [Part::Product(start, slash, _), Part::Comment(from, to)] = *parts else {
+        return false;
+    };
+    let (start, slash, from, to) = (
+        usize::from(start),
+        usize::from(slash),
+        usize::from(from),
+        usize::from(to),
+    );
+    let b = ua.as_bytes();
+    ua[start..slash].eq_ignore_ascii_case("mozilla")
+        && (from..to.saturating_sub(1))
+            .any(|i| b[i] == b'/' && b[i + 1].is_ascii_digit() && i > from && is_word(b[i - 1]))
+}
+
 /// What a header's words say of its form.
 struct Form {
     /// `compatible;` without a browser or a device that writes it.
     compatible: bool,
+    /// Nothing but `Mozilla/5.0 (compatible; Name/1.0; …)`.
+    dressed: bool,
     /// A browser's words (`Mozilla/`, `Opera`, `Gecko/`, `...Browser`).
     browser: bool,
     /// A device's own client (an app's network stack, a TV, a console).
@@ -872,6 +893,7 @@ fn weaker_sign(
 ) -> Option<Signal> {
     let Form {
         compatible,
+        dressed,
         browser,
         device,
         system,
@@ -917,9 +939,15 @@ fn weaker_sign(
     }
     // `(compatible; ...)` is how crawlers dress as browsers; the browsers that say it also name
     // themselves (MSIE, Konqueror).
+    // Nothing but `Mozilla/5.0 (compatible; Name/1.0; …)` is the dress crawlers have worn since
+    // the 1990s; the browsers that wrote it named themselves (MSIE, NetPositive, IBrowse, ...).
     if compatible {
         return Some(Signal::new(
-            Grade::Likely,
+            if dressed {
+                Grade::Certain
+            } else {
+                Grade::Likely
+            },
             Kind::Bot,
             "compatible; without a browser",
         ));
@@ -1311,7 +1339,12 @@ mod tests {
             // A URL or an address in a browser's form.
             ("Mozilla/5.0 (Windows NT 6.1; WOW64; https://top.mail.ru/passremind) AppleWebKit/537.22 (KHTML, like Gecko)", Grade::Likely),
             ("Mozilla/5.0 (X11; Linux) Acme ops@acme.example", Grade::Likely),
-            ("Mozilla/5.0 (compatible; Zeppelin/1.0)", Grade::Likely),
+            // Nothing but Mozilla and `compatible; Name/version`: the crawlers' dress.
+            ("Mozilla/5.0 (compatible; Zeppelin/1.0)", Grade::Certain),
+            ("Mozilla/5.0 (compatible; Zeppelin/2.1; research)", Grade::Certain),
+            // Without its version, or with more after it, only likely.
+            ("Mozilla/5.0 (compatible; Zeppelin)", Grade::Likely),
+            ("Mozilla/5.0 (compatible; Zeppelin/1.0) AppleWebKit/537.36", Grade::Likely),
             // Chrome 31 never ran on Windows 10.
             ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/31.0.1650.63 Safari/537.36", Grade::Weak),
         ];
@@ -1482,6 +1515,8 @@ mod tests {
             "HotJava/3.0",
             "Xiino/2.1 [en] (v. 4.1; 160x160; c16)",
             "Mozilla/5.0 (compatible; IBrowse 3.0; AmigaOS4.1)",
+            // The browsers that wore the crawlers' `compatible;` dress named themselves.
+            "Mozilla/3.0 (compatible; NetPositive/2.2.1; BeOS)",
             "HbbTV/1.2.1 (;;;;) Mozilla/5.0 (compatible; ANTGalio/3.3.0; Linux)",
             "HTC Streaming Player htc_asia / 1.0 / 4.1",
             "AppleCoreMedia/1.0.0.21C62 (iPhone; U; CPU OS 17_2 like Mac OS X; en_us)",
