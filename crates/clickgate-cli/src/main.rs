@@ -870,6 +870,12 @@ fn print_report(replay: &Replay, compared: bool) {
         }
     };
     println!("clicks replayed: {}", t.clicks);
+    if t.previews > 0 {
+        println!(
+            "link previews (not clicks, counted nowhere): {}",
+            t.previews
+        );
+    }
     println!("\nby verdict:");
     for (verdict, n) in &t.by_verdict {
         println!("  {verdict:<12} {n:>10}  {:>6.2}%", pct(*n, t.clicks));

@@ -1015,7 +1015,7 @@ mod rule_tests {
         let cases = [
             ("curl/8.4.0", 100, [true, true, true]),
             (
-                "Mozilla/5.0 (compatible; Zeppelin/1.0)",
+                "Mozilla/5.0 (compatible; Zeppelin)",
                 60,
                 [false, true, true],
             ),

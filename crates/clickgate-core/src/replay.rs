@@ -22,7 +22,7 @@ use crate::decide::{decide, ClickOutcome, Decision, Observed};
 use crate::flood::{Event, FloodState, Outcome, Thresholds, MINUTE_MS};
 use crate::rules::{parse_time, Counters};
 use crate::token::TokenKey;
-use crate::ua::UserAgent;
+use crate::ua::{is_link_preview, UserAgent};
 
 /// One recorded click: the inputs of a decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,10 +219,12 @@ impl Verdict {
     }
 }
 
-/// Counts by verdict, reason, offer and affiliate.
+/// Counts by verdict, reason, offer and affiliate. Link previews are nobody's click: as in the
+/// live report, they are counted apart and in none of the click counts.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Tally {
     pub clicks: u64,
+    pub previews: u64,
     pub by_verdict: BTreeMap<&'static str, u64>,
     pub by_reason: BTreeMap<&'static str, u64>,
     /// (clicks, not redirected to the offer) per offer and per affiliate.
@@ -232,6 +234,10 @@ pub struct Tally {
 
 impl Tally {
     fn add(&mut self, r: &Recorded, v: &Verdict) {
+        if is_link_preview(r.client.user_agent.as_ref()) {
+            self.previews += 1;
+            return;
+        }
         self.clicks += 1;
         *self.by_verdict.entry(v.label).or_default() += 1;
         for code in &v.codes {
@@ -541,6 +547,36 @@ mod tests {
             client: ClientInfo::default(),
         };
         assert_eq!(Counting::default().observe(&config, &r), None);
+    }
+
+    #[test]
+    fn link_previews_are_not_tallied_as_clicks() {
+        let new = config(BOTS);
+        let mut replay = Replay::new(&new, None, 10);
+        let browser = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) Version/17.4 Mobile/15E148 Safari/604.1";
+        for (ua, ip) in [
+            (
+                "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+                "192.0.2.1",
+            ),
+            (
+                "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+                "192.0.2.1",
+            ),
+            (browser, "192.0.2.2"),
+        ] {
+            let l = format!(
+                r#"{{"event":"click","ts":"2026-11-22T10:00:00Z","offer_id":"1","aff_id":"n","ip":"{ip}","user_agent":"{ua}"}}"#
+            );
+            for r in from_log_line(&l).unwrap() {
+                replay.feed(r);
+            }
+        }
+        assert_eq!(replay.tally.clicks, 1);
+        assert_eq!(replay.tally.previews, 2);
+        assert_eq!(replay.tally.by_verdict.get("redirect"), Some(&1));
+        assert_eq!(replay.tally.by_offer.get("1"), Some(&(1, 0)));
+        assert_eq!(replay.tally.by_affiliate.get("n"), Some(&(1, 0)));
     }
 
     #[test]

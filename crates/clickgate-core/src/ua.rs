@@ -12,7 +12,8 @@ use std::cell::OnceCell;
 use std::ops::{Deref, Range};
 use std::sync::OnceLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use aho_corasick::automaton::Automaton;
+use aho_corasick::{dfa, Anchored, MatchKind};
 
 /// How sure a sign of automation is. Only `Certain` reaches a `high` probability on its own; the
 /// bot filter's points are scaled by [`Grade::percent`].
@@ -108,6 +109,7 @@ pub struct UserAgent {
     raw: String,
     parts: Vec<Part>,
     reading: Reading,
+    marks: Marks,
     /// Read on first use: only the old-OS/browser filter and a weak sign need it.
     platform: OnceCell<Platform>,
 }
@@ -135,18 +137,23 @@ impl UserAgent {
             raw.truncate(end);
         }
         let parts = split(&raw);
-        let reading = read(&raw, &parts);
+        let platform = OnceCell::new();
+        let mut marks = Marks::default();
+        let reading = read(&raw, &parts, &mut marks, &platform);
         UserAgent {
             raw,
             parts,
             reading,
-            platform: OnceCell::new(),
+            marks,
+            platform,
         }
     }
 
     /// The OS and browser with their major versions, as far as the header tells.
     pub fn platform(&self) -> Platform {
-        *self.platform.get_or_init(|| platform(&self.raw))
+        *self
+            .platform
+            .get_or_init(|| platform_at(&self.raw, &self.marks))
     }
 
     pub fn as_str(&self) -> &str {
@@ -242,13 +249,17 @@ fn split(ua: &str) -> Vec<Part> {
             c if c.is_ascii_whitespace() || c == b';' || c == b',' => i += 1,
             _ => {
                 let start = i;
+                let mut slash = None;
                 while i < b.len()
                     && !matches!(b[i], b'(' | b'[' | b';' | b',')
                     && !b[i].is_ascii_whitespace()
                 {
+                    if b[i] == b'/' && slash.is_none() {
+                        slash = Some(i);
+                    }
                     i += 1;
                 }
-                let slash = ua[start..i].find('/').map_or(i, |s| start + s);
+                let slash = slash.unwrap_or(i);
                 parts.push(Part::Product(start as u16, slash as u16, i as u16));
             }
         }
@@ -263,15 +274,16 @@ fn split(ua: &str) -> Vec<Part> {
 // there (the byte after is not a letter or digit, or is a plural `s` that ends the word); `@` first:
 // only inside a product name (before its `/`, or a bare word outside comments), so `Ruby` the phone
 // in a comment is not Ruby the language; `#` last: followed by `/` and a digit (`java/1.8`, not
-// `Java/ASVM`); `^` first: only at the start of the header.
+// `Java/ASVM`); `^` first: only at the start of the header; `~` first: a word apps use in their
+// names too (`CamScanner`), not a sign inside an Android app's web view (`; wv)`).
 
 /// Self-declared crawlers, monitors, headless and automated browsers: `Certain`, reason `bot`.
 #[rustfmt::skip]
 const CRAWLERS: &[&str] = &[
     "bot|", "crawler|", "crawl|", "spider|", "slurp|", "scraper|", "archiver|", "|ia_archiver",
-    "indexer|", "fetcher|", "-fetch|", "feedparser|", "validator|", "checker|", "scanner|",
-    "analyzer|", "monitor|", "monitoring|", "inspector|", "optimizer|", "resolver|", "audit|",
-    "auditor|", "scan|", "scanning|", "scraping|", "|batch|", "verify|", "watcher|", "watchdog|",
+    "indexer|", "fetcher|", "-fetch|", "feedparser|", "~validator|", "~checker|", "~scanner|",
+    "~analyzer|", "~monitor|", "monitoring|", "~inspector|", "~optimizer|", "resolver|", "~audit|",
+    "~auditor|", "~scan|", "scanning|", "scraping|", "|batch|", "~verify|", "~watcher|", "watchdog|",
     "checkup|", "httpclient|", "|http_request", "|monitorss", "|page-preview", "|feedburner",
     "|watchmouse", "|zotero", "|google wireless", "|googleimageproxy", "|proximic|", "-google|",
     "|google-", "|googleother", "|google favicon", "googleweblight", "|google page speed",
@@ -281,7 +293,7 @@ const CRAWLERS: &[&str] = &[
     "|cf-network-", "|amazon-route53", "|amazoncloudfront", "|catchpoint", "|dynatrace",
     "|ruxitsynthetic", "synthetic|", "|splunk", "|rigor|", "|thousandeyes", "|checkly", "|headless",
     "|phantomjs", "|slimerjs", "|selenium", "|webdriver", "|puppeteer", "|playwright", "|htmlunit",
-    "|cypress/#", "|ptst/#", "|appinsights", "|dareboost", "|outbrain", "|datanyze", "|newsai",
+    "|cypress/#", "|ptst/", "|appinsights", "|dareboost", "|outbrain", "|datanyze", "|newsai",
     "|attracta", "|collapsify", "|hardenize", "|netcraft", "|silktide", "|sindup", "|turingos",
     "|webcapture", "|dlc/#", "|feeder", "|foregenix", "|hotjar", "|linktiger", "|marketgoo",
     "|miniature.io", "|newsnow", "|openvas", "|playstore-google", "|readable/#", "|retroliste",
@@ -292,6 +304,18 @@ const CRAWLERS: &[&str] = &[
     "|rome client", "|universalfeedparser", "|bingpreview", "web preview", "|linkcheck",
     "link sleuth", "parser|", "|http_get", "|check_http", "-agent|", "|windows-rss-platform",
     "|applesyndication", "|netnewswire",
+    // Feed readers polling feeds (a person reads later, in their browser).
+    "rss|", "|rssowl", "|liferea", "|feeddemon", "|feeddler", "|akregator", "|readkit",
+    "|reeder/", "|newsboat", "|newsbeuter",
+    // Synthetic monitoring and page-speed products.
+    "|gomezagent", "|synthetics", "|dejaclick", "|iplabel", "|uptimia", "|speedcurve",
+    "|dmbrowser", "|yunjiankong", "|onetrust", "|functionize", "measurement|",
+    // Security scanners, compliance and ad-verification crawlers, image and mail proxies.
+    "|assetnote", "|detectify", "|burpcollaborator", "|clamav", "|reaver|", "|xtate/", "|jorgee",
+    "|brandverity", "|tineye", "|whatsmyip", "|whatcms", "|cmslookup", "|mixnode",
+    "|morningscore", "|sparkler/", "|archivebox", "|thumbor/", "imageproxy|", "emailproxy|",
+    "|google search console", "googleadsenseinfeed", "semanticsclassifier", "|scope3/",
+    "|daumoa", "firefox mutant", "|firecrawl",
 ];
 
 /// HTTP libraries and command-line clients, by product name: `Certain`, reason `bot`.
@@ -315,6 +339,7 @@ const AI_AGENTS: &[&str] = &[
     "|chatgpt-user", "|chatgpt agent", "|perplexity-user", "|claude-user", "|mistralai-user",
     "|devin|", "|manus|", "|manus-user", "|operator-user", "|gemini-deep-research",
     "|google-notebooklm", "|meta-externalagent", "|kagi-fetcher", "|duckassist", "|googleagent",
+    "|amzn-user",
 ];
 
 /// Injection and path-traversal payloads scanners put in the header: `Certain`, reason `bot`.
@@ -371,6 +396,10 @@ const CLIENTS: &[(&str, &str)] = &[
     ("coc_coc_browser", "coccoc"), ("alipayclient", "alipay"), ("__weibo__", "weibo"),
     ("|kakaostory", "kakaotalk"), ("|rakuten", "rakuten"), ("|klarna", "klarna"),
     ("|slack/#", "electron"), ("|discord/#", "electron"),
+    ("|googleapp/#", "google_app"), ("|teleca", "feature_phone"), ("|openwave", "feature_phone"),
+    ("|polaris|", "feature_phone"), ("|jasmine/#", "feature_phone"), ("|brew|", "feature_phone"),
+    ("|microsoft office/#", "microsoft_office"), ("|microsoft outlook", "microsoft_office"),
+    ("|ms-office", "microsoft_office"), ("|msoffice", "microsoft_office"),
 ];
 
 /// A device's own client without the browser form: an app's network stack, a TV, a console, a
@@ -381,6 +410,9 @@ const DEVICES: &[&str] = &[
     "|hbbtv", "|roku", "|smarttv", "|smart-tv", "|playstation", "|nintendo", "|xbox", "|watchos",
     "|tvos", "|webos", "|itunes", "|server-bag", "|appletv", "|crkey", "|bravia", "|vizio",
     "|viera", "|watch3|", "|watch4|", "|watch5|", "|watch6|", "|watch7|", "|atc/#",
+    // Set-top boxes and signage players, media players, a browser's own fetch stack.
+    "|kreatv", "|brightsign", "|antgalio", "|espial", "|streaming player", "|applecoremedia",
+    "|stagefright", "|exoplayerlib", "|mozacfetch",
 ];
 
 /// Words that name an OS: a header without the browser form that names one is a program on
@@ -389,7 +421,8 @@ const DEVICES: &[&str] = &[
 const SYSTEMS: &[&str] = &[
     "|android", "|iphone", "|ipad", "|ipod", "|ios|", "|windows", "|linux", "|macintosh", "|mac os",
     "|freebsd", "|netbsd", "|openbsd", "|sunos", "|cros|", "|x11|", "|morphos", "|amigaos",
-    "|risc os",
+    "|risc os", "|win95|", "|win98|", "|winnt|", "|win2000|", "|winxp|", "|win7|", "|win8|",
+    "|win10|", "|win11|", "|win32|", "|win64|", "|haiku|", "|beos|", "|syllable|", "|palmos",
 ];
 
 /// Top-level domains: a domain name in the header (`acme.com`, not `.com.samsung` in a build).
@@ -402,7 +435,8 @@ const DOMAINS: &[&str] = &[
 /// Browsers that write `compatible;` and name themselves in it.
 #[rustfmt::skip]
 const COMPATIBLE_BROWSERS: &[&str] = &[
-    "msie", "trident/", "konqueror", "iemobile",
+    "msie", "trident/", "konqueror", "iemobile", "|ibrowse", "|abrowse", "|netpositive",
+    "|webpositive", "|offbyone", "|aweb|", "|fresco", "|ncbrowser", "|oregano", "|infinet",
 ];
 
 /// Browser words that make a header the browser form even without `Mozilla/`.
@@ -410,7 +444,8 @@ const COMPATIBLE_BROWSERS: &[&str] = &[
 const BROWSERS: &[&str] = &[
     "|opera", "mozilla/", "|gecko/#", "applewebkit/", "|presto/#", "|netsurf", "|dillo/#", "|icab",
     "|midori", "|xombrero", "|uzbl", "|mosaic", "browser|", "|flock/#", "|sleipnir",
-    "|amigavoyager", "|quicktime", "|contiki", "|aweb|", "|oregano",
+    "|amigavoyager", "|quicktime", "|contiki", "|opr/#", "|amaya/#",
+    "|hotjava/#", "|xiino/#", "|palmscape/#", "|blazer/#", "|netscape", "|seamonkey",
 ];
 
 /// Words that contain a pattern above but are people's devices: a pattern inside one is ignored.
@@ -428,6 +463,8 @@ const URLS: &[&str] = &[
 const COMPATIBLE: &[&str] = &[
     "compatible;", "(compatible",
 ];
+/// An Android app's embedded web view.
+const WEB_VIEW: &[&str] = &["; wv)"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Class {
@@ -445,6 +482,8 @@ enum Class {
     Exception,
     Url,
     Compatible,
+    WebView,
+    Mark(usize),
 }
 
 const LEFT: u8 = 1;
@@ -452,6 +491,7 @@ const RIGHT: u8 = 2;
 const PRODUCT: u8 = 4;
 const VERSION: u8 = 8;
 const START: u8 = 16;
+const APP_WORD: u8 = 32;
 
 #[derive(Debug, Clone, Copy)]
 struct Pattern {
@@ -461,14 +501,40 @@ struct Pattern {
 
 /// Every pattern in one automaton, so a header is scanned once.
 struct Matcher {
-    all: AhoCorasick,
+    all: dfa::DFA,
     patterns: Vec<Pattern>,
+}
+
+impl Matcher {
+    /// Calls `each(pattern, start, end)` for every pattern at every place, in order of the end.
+    /// One loop over the bytes, the DFA's transitions inlined into it: the crate's overlapping
+    /// iterator re-enters its search for each match, which costs more than the scan itself.
+    fn each_hit(&self, haystack: &str, mut each: impl FnMut(Pattern, usize, usize)) {
+        let aut = &self.all;
+        let Ok(mut sid) = aut.start_state(Anchored::No) else {
+            return;
+        };
+        for (i, &byte) in haystack.as_bytes().iter().enumerate() {
+            sid = aut.next_state(Anchored::No, sid, byte);
+            if aut.is_special(sid) && aut.is_match(sid) {
+                for k in 0..aut.match_len(sid) {
+                    let pattern = aut.match_pattern(sid, k);
+                    let len = aut.pattern_len(pattern);
+                    each(self.patterns[pattern.as_usize()], i + 1 - len, i + 1);
+                }
+            }
+        }
+    }
 }
 
 /// A marked pattern's text and placement flags.
 fn unmark(marked: &'static str) -> (&'static str, u8) {
     let mut text = marked;
     let mut flags = 0;
+    if let Some(t) = text.strip_prefix('~') {
+        flags |= APP_WORD;
+        text = t;
+    }
     if let Some(t) = text.strip_prefix('^') {
         flags |= START;
         text = t;
@@ -495,7 +561,7 @@ fn unmark(marked: &'static str) -> (&'static str, u8) {
 fn matcher() -> &'static Matcher {
     static M: OnceLock<Matcher> = OnceLock::new();
     M.get_or_init(|| {
-        let groups: [(Class, &[&'static str]); 13] = [
+        let groups: [(Class, &[&'static str]); 14] = [
             (Class::Crawler, CRAWLERS),
             (Class::Library, LIBRARIES),
             (Class::Ai, AI_AGENTS),
@@ -509,6 +575,7 @@ fn matcher() -> &'static Matcher {
             (Class::Exception, EXCEPTIONS),
             (Class::Url, URLS),
             (Class::Compatible, COMPATIBLE),
+            (Class::WebView, WEB_VIEW),
         ];
         let mut texts = Vec::new();
         let mut patterns = Vec::new();
@@ -525,12 +592,14 @@ fn matcher() -> &'static Matcher {
         for (marked, name) in CLIENTS {
             add(marked, Class::Client(name));
         }
+        for (i, marker) in MARKERS.iter().enumerate() {
+            add(marker, Class::Mark(i));
+        }
         Matcher {
             // A DFA: the fastest search, and small for these few kilobytes of patterns. Standard
             // semantics, so overlapping search reports every pattern at every place.
-            all: AhoCorasick::builder()
+            all: dfa::Builder::new()
                 .ascii_case_insensitive(true)
-                .kind(Some(AhoCorasickKind::DFA))
                 .match_kind(MatchKind::Standard)
                 .build(&texts)
                 .expect("the user-agent patterns are valid literals"),
@@ -588,6 +657,48 @@ fn in_comment(parts: &[Part], at: usize) -> bool {
         .any(|p| matches!(*p, Part::Comment(s, e) if usize::from(s) <= at && at < usize::from(e)))
 }
 
+/// Whether a match stands in the device-model item of an Android comment (`Linux; Android 7.0;
+/// M bot 54`, `Android 13; Spider 8 Build/...`): phone makers name models with any word. A crawler
+/// that names itself there writes a version (`Googlebot/2.1`), a URL or `compatible`.
+fn in_model_name(ua: &str, parts: &[Part], start: usize, end: usize) -> bool {
+    let Some((from, to)) = parts.iter().find_map(|p| match *p {
+        Part::Comment(s, e) if usize::from(s) <= start && end <= usize::from(e) => {
+            Some((usize::from(s), usize::from(e)))
+        }
+        _ => None,
+    }) else {
+        return false;
+    };
+    let comment = &ua[from..to];
+    let at = start - from;
+    let item_start = comment[..at].rfind(';').map_or(0, |i| i + 1);
+    let item_end = comment[at..].find(';').map_or(comment.len(), |i| at + i);
+    let item = &comment[item_start..item_end];
+    let android_before = comment[..item_start].split(';').any(|i| {
+        let i = i.trim_start().as_bytes();
+        i.len() >= 7
+            && i[..7].eq_ignore_ascii_case(b"android")
+            && i.get(7).is_none_or(|&c| c == b' ' || c.is_ascii_digit())
+    });
+    if !android_before {
+        return false;
+    }
+    // The word's own version: `Name/2.1` after the rest of the word.
+    let b = ua.as_bytes();
+    let word_end = b[end..]
+        .iter()
+        .position(|&c| !(is_word(c) || c == b'_' || c == b'-'))
+        .map_or(b.len(), |p| end + p);
+    let versioned =
+        b.get(word_end) == Some(&b'/') && b.get(word_end + 1).is_some_and(u8::is_ascii_digit);
+    let lower = |needle: &str| {
+        item.as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    };
+    !versioned && !lower("compatible") && !lower("http") && !lower("+")
+}
+
 /// The word of the header around a match, for the reason (`Googlebot` for a `bot` match).
 fn word_around(ua: &str, start: usize, end: usize) -> &str {
     let b = ua.as_bytes();
@@ -611,7 +722,8 @@ fn word_around(ua: &str, start: usize, end: usize) -> &str {
 /// The first automation match of a kind: its start and end.
 type Hit = Option<(usize, usize)>;
 
-fn read(ua: &str, parts: &[Part]) -> Reading {
+/// `platform` is filled when the outdated-engine sign needed it, so the filters don't read it again.
+fn read(ua: &str, parts: &[Part], marks: &mut Marks, platform: &OnceCell<Platform>) -> Reading {
     if ua.trim().is_empty() {
         return Reading {
             signal: Some(Signal::no_user_agent()),
@@ -621,19 +733,17 @@ fn read(ua: &str, parts: &[Part]) -> Reading {
     let m = matcher();
     let (mut ai, mut payload): (Hit, Hit) = (None, None);
     let mut exceptions: Vec<Range<usize>> = Vec::new();
-    let mut candidates: Vec<(usize, usize)> = Vec::new();
+    let mut candidates: Vec<(usize, usize, u8)> = Vec::new();
     let mut client = None;
     let (mut preview, mut device, mut browser, mut url) = (false, false, false, None);
     let (mut system, mut domain): (bool, Hit) = (false, None);
-    let (mut compatible, mut named_browser) = (false, false);
-    for hit in m.all.find_overlapping_iter(ua) {
-        let p = m.patterns[hit.pattern().as_usize()];
-        let (start, end) = (hit.start(), hit.end());
+    let (mut compatible, mut named_browser, mut web_view) = (false, false, false);
+    m.each_hit(ua, |p, start, end| {
         if !placed(ua, parts, start, end, p.flags) {
-            continue;
+            return;
         }
         match p.class {
-            Class::Crawler | Class::Library => candidates.push((start, end)),
+            Class::Crawler | Class::Library => candidates.push((start, end, p.flags)),
             Class::Ai => {
                 ai.get_or_insert((start, end));
             }
@@ -655,7 +765,10 @@ fn read(ua: &str, parts: &[Part]) -> Reading {
                     .rposition(|&c| !(is_word(c) || c == b'-'))
                     .map_or(0, |p| p + 1);
                 let named = b[label..start].iter().any(u8::is_ascii_alphabetic);
-                let last = !matches!(ua.as_bytes().get(end), Some(b'.' | b'_' | b'-'));
+                // Nor a word going on (`.rus.`: no plural here).
+                let last = !b
+                    .get(end)
+                    .is_some_and(|&c| is_word(c) || matches!(c, b'.' | b'_' | b'-'));
                 if named && last {
                     domain.get_or_insert((start, end));
                 }
@@ -670,12 +783,24 @@ fn read(ua: &str, parts: &[Part]) -> Reading {
                 url.get_or_insert((start, end));
             }
             Class::Compatible => compatible = true,
+            Class::WebView => web_view = true,
+            Class::Mark(i) => {
+                if marks.0[i] == u16::MAX {
+                    marks.0[i] = start as u16;
+                }
+            }
         }
-    }
-    // The leftmost word not inside an exception (`CUBOT` phones); another one still counts.
+    });
+    // The leftmost word not inside an exception (`CUBOT` phones), not a phone's model name, not an
+    // app's name in its own web view; another one still counts.
     let bot: Hit = candidates
         .into_iter()
-        .filter(|&(start, end)| !exceptions.iter().any(|e| e.start <= start && end <= e.end))
+        .filter(|&(start, end, flags)| {
+            let excepted = exceptions.iter().any(|e| e.start <= start && end <= e.end);
+            let app_name = web_view && flags & APP_WORD != 0;
+            !(excepted || app_name || in_model_name(ua, parts, start, end))
+        })
+        .map(|(start, end, _)| (start, end))
         .min();
     let certain = |kind: Kind, (start, end): (usize, usize)| {
         Some(Signal::new(
@@ -709,12 +834,16 @@ fn read(ua: &str, parts: &[Part]) -> Reading {
         None
     } else {
         let form = Form {
-            compatible: compatible && !named_browser,
+            // A TV or set-top box writes `compatible;` with its own words.
+            compatible: compatible && !named_browser && !device,
+            dressed: crawler_dress(ua, parts),
             browser,
             device,
             system,
         };
-        weaker_sign(ua, url.or(domain), form)
+        weaker_sign(ua, url.or(domain), form, || {
+            *platform.get_or_init(|| platform_at(ua, marks))
+        })
     };
     Reading {
         signal,
@@ -723,10 +852,30 @@ fn read(ua: &str, parts: &[Part]) -> Reading {
     }
 }
 
+/// Whether the header is only `Mozilla/x` and one comment naming a product with its version
+/// (`Mozilla/5.0 (compatible; Acme/1.0)`).
+fn crawler_dress(ua: &str, parts: &[Part]) -> bool {
+    let [Part::Product(start, slash, _), Part::Comment(from, to)] = *parts else {
+        return false;
+    };
+    let (start, slash, from, to) = (
+        usize::from(start),
+        usize::from(slash),
+        usize::from(from),
+        usize::from(to),
+    );
+    let b = ua.as_bytes();
+    ua[start..slash].eq_ignore_ascii_case("mozilla")
+        && (from..to.saturating_sub(1))
+            .any(|i| b[i] == b'/' && b[i + 1].is_ascii_digit() && i > from && is_word(b[i - 1]))
+}
+
 /// What a header's words say of its form.
 struct Form {
-    /// `compatible;` without a browser that writes it.
+    /// `compatible;` without a browser or a device that writes it.
     compatible: bool,
+    /// Nothing but `Mozilla/5.0 (compatible; Name/1.0; …)`.
+    dressed: bool,
     /// A browser's words (`Mozilla/`, `Opera`, `Gecko/`, `...Browser`).
     browser: bool,
     /// A device's own client (an app's network stack, a TV, a console).
@@ -736,9 +885,15 @@ struct Form {
 }
 
 /// The signs of the header's form, for a header with no certain word and no known client.
-fn weaker_sign(ua: &str, url: Hit, form: Form) -> Option<Signal> {
+fn weaker_sign(
+    ua: &str,
+    url: Hit,
+    form: Form,
+    platform: impl FnOnce() -> Platform,
+) -> Option<Signal> {
     let Form {
         compatible,
+        dressed,
         browser,
         device,
         system,
@@ -784,9 +939,15 @@ fn weaker_sign(ua: &str, url: Hit, form: Form) -> Option<Signal> {
     }
     // `(compatible; ...)` is how crawlers dress as browsers; the browsers that say it also name
     // themselves (MSIE, Konqueror).
+    // Nothing but `Mozilla/5.0 (compatible; Name/1.0; …)` is the dress crawlers have worn since
+    // the 1990s; the browsers that wrote it named themselves (MSIE, NetPositive, IBrowse, ...).
     if compatible {
         return Some(Signal::new(
-            Grade::Likely,
+            if dressed {
+                Grade::Certain
+            } else {
+                Grade::Likely
+            },
             Kind::Bot,
             "compatible; without a browser",
         ));
@@ -805,7 +966,7 @@ fn weaker_sign(ua: &str, url: Hit, form: Form) -> Option<Signal> {
     }
     // An engine years older than the OS it claims: no such browser ships; scripts pick a stale
     // string and an OS separately.
-    let platform = platform(ua);
+    let platform = platform();
     if let (Some((os, os_v)), Some((browser, v))) = (platform.os, platform.browser) {
         let stale = match (os, browser) {
             (Os::Windows, Browser::Chrome) => os_v >= 10 && v < 40,
@@ -882,44 +1043,107 @@ fn leading_number(text: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
-fn version_after(ua: &str, marker: &str) -> Option<u32> {
-    ua.find(marker)
-        .and_then(|i| leading_number(&ua[i + marker.len()..]))
+/// The OS and browser of a header: its whole reading, for callers holding only the text.
+pub fn platform(user_agent: &str) -> Platform {
+    UserAgent::parse(user_agent).platform()
 }
 
-pub fn platform(user_agent: &str) -> Platform {
-    let ua = user_agent;
-    let os = if let Some(v) = version_after(ua, "Android ") {
+/// The markers of the OS and browser versions, found in the same pass as the patterns (ASCII
+/// case-insensitive, as they are).
+const MARKERS: [&str; 12] = [
+    "android ",
+    "iphone os ",
+    "cpu os ",
+    "windows nt ",
+    "mac os x ",
+    "edg/",
+    "firefox/",
+    "fxios/",
+    "chrome/",
+    "crios/",
+    "safari/",
+    "version/",
+];
+const ANDROID_OS: usize = 0;
+const IPHONE_OS: usize = 1;
+const CPU_OS: usize = 2;
+const WINDOWS_NT: usize = 3;
+const MAC_OS_X: usize = 4;
+const EDG: usize = 5;
+const FIREFOX: usize = 6;
+const FXIOS: usize = 7;
+const CHROME: usize = 8;
+const CRIOS: usize = 9;
+const SAFARI: usize = 10;
+const VERSION_TOKEN: usize = 11;
+
+/// Where each marker first stands in the header (`u16::MAX`: nowhere).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Marks([u16; MARKERS.len()]);
+
+impl Default for Marks {
+    fn default() -> Marks {
+        Marks([u16::MAX; MARKERS.len()])
+    }
+}
+
+impl Marks {
+    fn at(&self, marker: usize) -> Option<usize> {
+        let at = self.0[marker];
+        (at != u16::MAX).then_some(usize::from(at))
+    }
+
+    /// The number right after the marker's first occurrence (`Android 14` → 14).
+    fn version(&self, ua: &str, marker: usize) -> Option<u32> {
+        self.at(marker)
+            .and_then(|i| ua.get(i + MARKERS[marker].len()..))
+            .and_then(leading_number)
+    }
+}
+
+fn platform_at(ua: &str, marks: &Marks) -> Platform {
+    let os = if let Some(v) = marks.version(ua, ANDROID_OS) {
         Some((Os::Android, v))
-    } else if let Some(v) = version_after(ua, "iPhone OS ").or_else(|| version_after(ua, "CPU OS "))
+    } else if let Some(v) = marks
+        .version(ua, IPHONE_OS)
+        .or_else(|| marks.version(ua, CPU_OS))
     {
         Some((Os::Ios, v))
-    } else if let Some(v) = version_after(ua, "Windows NT ") {
+    } else if let Some(v) = marks.version(ua, WINDOWS_NT) {
         // NT 10 is Windows 10 and 11; 6.3 is 8.1, 6.1 is 7: report the marketing major.
         let major = match v {
             10 => 10,
-            6 => match ua[ua.find("Windows NT 6.").map_or(0, |i| i + 13)..]
-                .chars()
-                .next()
-            {
-                Some('3') => 8,
-                Some('2') => 8,
-                _ => 7,
-            },
+            6 => {
+                let minor = marks
+                    .at(WINDOWS_NT)
+                    .and_then(|i| ua.as_bytes().get(i + MARKERS[WINDOWS_NT].len() + 2));
+                match minor {
+                    Some(b'3' | b'2') => 8,
+                    _ => 7,
+                }
+            }
             v => v,
         };
         Some((Os::Windows, major))
     } else {
-        version_after(ua, "Mac OS X ").map(|v| (Os::MacOs, v))
+        marks.version(ua, MAC_OS_X).map(|v| (Os::MacOs, v))
     };
-    let browser = if let Some(v) = version_after(ua, "Edg/") {
+    let browser = if let Some(v) = marks.version(ua, EDG) {
         Some((Browser::Edge, v))
-    } else if let Some(v) = version_after(ua, "Firefox/").or_else(|| version_after(ua, "FxiOS/")) {
+    } else if let Some(v) = marks
+        .version(ua, FIREFOX)
+        .or_else(|| marks.version(ua, FXIOS))
+    {
         Some((Browser::Firefox, v))
-    } else if let Some(v) = version_after(ua, "Chrome/").or_else(|| version_after(ua, "CriOS/")) {
+    } else if let Some(v) = marks
+        .version(ua, CHROME)
+        .or_else(|| marks.version(ua, CRIOS))
+    {
         Some((Browser::Chrome, v))
-    } else if ua.contains("Safari/") {
-        version_after(ua, "Version/").map(|v| (Browser::Safari, v))
+    } else if marks.at(SAFARI).is_some() {
+        marks
+            .version(ua, VERSION_TOKEN)
+            .map(|v| (Browser::Safari, v))
     } else {
         None
     };
@@ -1115,7 +1339,12 @@ mod tests {
             // A URL or an address in a browser's form.
             ("Mozilla/5.0 (Windows NT 6.1; WOW64; https://top.mail.ru/passremind) AppleWebKit/537.22 (KHTML, like Gecko)", Grade::Likely),
             ("Mozilla/5.0 (X11; Linux) Acme ops@acme.example", Grade::Likely),
-            ("Mozilla/5.0 (compatible; Zeppelin/1.0)", Grade::Likely),
+            // Nothing but Mozilla and `compatible; Name/version`: the crawlers' dress.
+            ("Mozilla/5.0 (compatible; Zeppelin/1.0)", Grade::Certain),
+            ("Mozilla/5.0 (compatible; Zeppelin/2.1; research)", Grade::Certain),
+            // Without its version, or with more after it, only likely.
+            ("Mozilla/5.0 (compatible; Zeppelin)", Grade::Likely),
+            ("Mozilla/5.0 (compatible; Zeppelin/1.0) AppleWebKit/537.36", Grade::Likely),
             // Chrome 31 never ran on Windows 10.
             ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/31.0.1650.63 Safari/537.36", Grade::Weak),
         ];
@@ -1223,6 +1452,110 @@ mod tests {
             "HbbTV/1.5.1 (+DRM;Samsung;SmartTV2021:UAU7000;T-KSU2EDEUC-1506.0;KantSU2e;)",
         ] {
             assert_eq!(signal(ua), None, "{ua}");
+        }
+    }
+
+    #[test]
+    fn phone_models_named_with_crawler_words_are_phones() {
+        // Makers name phones and tablets with any word; the model item of an Android comment is
+        // a device, unless a crawler writes its own version, URL or `compatible` there.
+        for ua in [
+            "Mozilla/5.0 (Linux; Android 12; Robo Bot 8 Build/SP1A.210812.016) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/118.0.0.0 Mobile Safari/537.36",
+            "Mozilla/5.0 (Linux; Android 10; SPIDER X2) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/110.0.5481.153 Mobile Safari/537.36",
+            "Mozilla/5.0 (Linux; U; Android 8.1.0; en-us; KidBot_Tab7 Build/O11019) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/61.0.3163.98 Safari/537.36",
+            "Mozilla/5.0 (Linux; Android 9; Crawler Pro 5; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/96.0.4664.45 Mobile Safari/537.36",
+        ] {
+            assert_eq!(signal(ua), None, "{ua}");
+        }
+        for ua in [
+            "Mozilla/5.0 (Linux; Android 10; K; ExampleBot/1.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36",
+            "Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.6099.71 Mobile Safari/537.36 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+            "Mozilla/5.0 (Linux; Android 11; compatible; AcmeSpider +https://acme.example/spider) AppleWebKit/537.36",
+        ] {
+            assert_eq!(grade(ua), Some(Grade::Certain), "{ua}");
+        }
+    }
+
+    #[test]
+    fn app_names_in_their_own_web_view_are_apps() {
+        // An app that embeds a web view appends its name, and document scanners, price monitors
+        // or code checkers are apps people use; outside a web view the same word is a tool's.
+        for ua in [
+            "Mozilla/5.0 (Linux; Android 14; Pixel 7 Build/UQ1A.240105.004; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/120.0.6099.230 Mobile Safari/537.36 DocScanner/3.1.0",
+            "Mozilla/5.0 (Linux; Android 13; SM-A146B Build/TP1A.220624.014; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/119.0.6045.193 Mobile Safari/537.36 PriceMonitor/2.4.1",
+        ] {
+            assert_eq!(signal(ua), None, "{ua}");
+        }
+        for ua in [
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 SiteScanner/1.0",
+            "Mozilla/5.0 (Linux; Android 14; Pixel 7 Build/UQ1A.240105.004; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/120.0.6099.230 Mobile Safari/537.36 ExampleBot/1.0",
+        ] {
+            assert_eq!(grade(ua), Some(Grade::Certain), "{ua}");
+        }
+    }
+
+    #[test]
+    fn a_firmware_label_is_no_domain() {
+        // `.rus` in a build label is a word going on, not `.ru` with a plural.
+        for ua in [
+            "Mozilla/5.0 (Linux; Android 4.4.2; TB-700 Build/KOT49H.rus.acme.20140101) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/44.0.2403.133 Safari/537.36",
+            "Mozilla/5.0 Linux; Android 4.2.2; TB-800 Build/V2.0.JELLYBEAN.rus.acme AppleWebKit/537.36 KHTML, like Gecko Chrome/44.0.2403.133 Safari/537.36",
+        ] {
+            assert_eq!(signal(ua), None, "{ua}");
+        }
+    }
+
+    #[test]
+    fn niche_browsers_devices_and_desktop_apps_are_not_programs() {
+        // Browsers without the `Mozilla/` form, TV and signage players, media stacks, a browser's
+        // own fetcher: no sign. A desktop app that names its OS in short is at most weak.
+        for ua in [
+            "OPR/80.0.4170.0 SetTopOS/2.0, KreaTV/4.1 (Vendor, STB-100, wired)",
+            "amaya/11.4 libwww/5.4.2",
+            "HotJava/3.0",
+            "Xiino/2.1 [en] (v. 4.1; 160x160; c16)",
+            "Mozilla/5.0 (compatible; IBrowse 3.0; AmigaOS4.1)",
+            // The browsers that wore the crawlers' `compatible;` dress named themselves.
+            "Mozilla/3.0 (compatible; NetPositive/2.2.1; BeOS)",
+            "HbbTV/1.2.1 (;;;;) Mozilla/5.0 (compatible; ANTGalio/3.3.0; Linux)",
+            "HTC Streaming Player htc_asia / 1.0 / 4.1",
+            "AppleCoreMedia/1.0.0.21C62 (iPhone; U; CPU OS 17_2 like Mac OS X; en_us)",
+            "MozacFetch/121.0.1",
+        ] {
+            assert_eq!(signal(ua), None, "{ua}");
+        }
+        for (ua, client) in [
+            ("GoogleApp/15.2.34.29.arm64", "google_app"),
+            ("ACME-X10/1.0 Teleca/Q7", "feature_phone"),
+            (
+                "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Word 16.0.17328; Pro)",
+                "microsoft_office",
+            ),
+        ] {
+            let read = UserAgent::parse(ua);
+            assert_eq!(read.reading().client, Some(client), "{ua}");
+            assert_eq!(read.reading().signal, None, "{ua}");
+        }
+        assert_eq!(
+            grade("GameLauncher/3.1.4 (Launcher) 0a1b2c3d (win10 x64)"),
+            Some(Grade::Weak)
+        );
+    }
+
+    #[test]
+    fn feed_readers_monitors_and_scanners_are_certain() {
+        for ua in [
+            "FreshRSS/1.23.1 (Linux; https://freshrss.org)",
+            "Newsboat/2.33 (Linux x86_64)",
+            "Liferea/1.15.4 (Linux; en_US.UTF-8; https://lzone.de/liferea/)",
+            "Reeder/5.2 CFNetwork/1474 Darwin/23.0.0",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko GomezAgent 3.0) Chrome/120.0.0.0 Safari/537.36",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:115.0) Gecko/20100101 Firefox/115.0 DejaClick/3.1",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 PTST/SpeedCurve/240101.101010",
+            "Mozilla/5.0 (compatible; Detectify; site-check)",
+            "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 ClamAV/1.2.1",
+        ] {
+            assert_eq!(grade(ua), Some(Grade::Certain), "{ua}");
         }
     }
 
