@@ -1229,24 +1229,20 @@ fn a_flooding_network_is_blocked_for_the_day_while_others_and_its_signed_clicks_
         assert_eq!(click(&w, plain).status, 302);
     }
     // The CLI does the same through the admin API.
-    let imposed = std::process::Command::new(support::cli())
-        .args([
-            "network",
-            "block",
-            "net-7",
-            "--url",
-            &w.base,
-            "--by",
-            "bob@example.com",
-        ])
-        .env("CLICKGATE_ADMIN_TOKEN", ADMIN_TOKEN)
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&imposed.stdout);
-    assert!(
-        imposed.status.success(),
-        "{said} {}",
-        String::from_utf8_lossy(&imposed.stderr)
+    let said = support::stdout_of(
+        std::process::Command::new(support::cli())
+            .args([
+                "network",
+                "block",
+                "net-7",
+                "--url",
+                &w.base,
+                "--by",
+                "bob@example.com",
+            ])
+            .env("CLICKGATE_ADMIN_TOKEN", ADMIN_TOKEN)
+            .output()
+            .unwrap(),
     );
     assert!(said.contains(r#""blocked":true"#), "{said}");
     let shut = w.wait_for(Duration::from_secs(5), || {
@@ -1258,23 +1254,19 @@ fn a_flooding_network_is_blocked_for_the_day_while_others_and_its_signed_clicks_
         "the imposed block never reached the isolate"
     );
     // `clickgate unblock` (the short form) lifts it again, recorded with who.
-    let lifted = std::process::Command::new(support::cli())
-        .args([
-            "unblock",
-            "net-7",
-            "--url",
-            &w.base,
-            "--by",
-            "carol@example.com",
-        ])
-        .env("CLICKGATE_ADMIN_TOKEN", ADMIN_TOKEN)
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&lifted.stdout);
-    assert!(
-        lifted.status.success(),
-        "{said} {}",
-        String::from_utf8_lossy(&lifted.stderr)
+    let said = support::stdout_of(
+        std::process::Command::new(support::cli())
+            .args([
+                "unblock",
+                "net-7",
+                "--url",
+                &w.base,
+                "--by",
+                "carol@example.com",
+            ])
+            .env("CLICKGATE_ADMIN_TOKEN", ADMIN_TOKEN)
+            .output()
+            .unwrap(),
     );
     assert!(said.contains(r#""blocked":false"#), "{said}");
     assert!(
