@@ -2,7 +2,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::sync::Arc;
 
-use clickgate_core::admin::{self, AdminCall, AdminError, AdminRequest};
+use clickgate_core::admin::{self, AdminCall, AdminRequest};
 use clickgate_core::cache::{ConfigSlot, Fetched, Need};
 use clickgate_core::click::{self, ClickParams, ClientInfo, Id, RequestError, Route};
 use clickgate_core::config::{referenced_lists, Config, StoredLists};
@@ -366,17 +366,8 @@ async fn admin_request(
     let token = env.secret("ADMIN_TOKEN").ok().map(|s| s.to_string());
     // The credentials first: an unauthenticated caller's body is never read.
     if let Err(e) = admin::authorize(method, path, authorization.as_deref(), token.as_deref()) {
-        if let AdminError::WeakToken { len } = e {
-            console_error!(
-                "{}",
-                fault_line(
-                    "admin_token",
-                    &format!(
-                        "ADMIN_TOKEN is {len} bytes, under {}: the admin API is off",
-                        admin::MIN_TOKEN_BYTES
-                    )
-                )
-            );
+        if let Some(line) = e.fault_line() {
+            console_error!("{line}");
         }
         return respond(http::admin_error_response(&e));
     }

@@ -87,6 +87,20 @@ pub enum AdminError {
     BadRequest(String),
 }
 
+impl AdminError {
+    /// The fault line an operator must see for this refusal: only a too-short `ADMIN_TOKEN` is
+    /// the deployment's fault rather than the caller's.
+    pub fn fault_line(&self) -> Option<String> {
+        let AdminError::WeakToken { len } = self else {
+            return None;
+        };
+        Some(crate::log::fault_line(
+            "admin_token",
+            &format!("ADMIN_TOKEN is {len} bytes, under {MIN_TOKEN_BYTES}: the admin API is off"),
+        ))
+    }
+}
+
 pub fn is_admin_path(path: &str) -> bool {
     path.starts_with(PREFIX)
 }
@@ -389,7 +403,10 @@ mod tests {
                 authorize("GET", "/admin/config", Some(&bearer), Some(token)),
                 Err(AdminError::WeakToken { len: token.len() })
             );
+            let line = AdminError::WeakToken { len: token.len() }.fault_line();
+            assert!(line.is_some_and(|l| l.contains(r#""what":"admin_token""#)));
         }
+        assert_eq!(AdminError::Unauthorized.fault_line(), None);
         let sixteen = "sixteen-bytes-ok";
         assert_eq!(sixteen.len(), MIN_TOKEN_BYTES);
         assert_eq!(
