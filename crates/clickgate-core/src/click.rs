@@ -207,7 +207,8 @@ pub fn split_url(url: &str) -> (&str, &str) {
     }
 }
 
-const PARAMS: [&str; 9] = [
+/// The parameters a click link may carry.
+pub(crate) const PARAMS: [&str; 9] = [
     "offer_id",
     "aff_id",
     "source_id",

@@ -56,23 +56,15 @@ fn text_of(alphabet: &'static str, len: usize) -> BoxedStrategy<String> {
 // ---------------------------------------------------------------------------------------------
 // The click URL and query.
 
-const CLICK_PARAMS: [&str; 11] = [
-    "offer_id",
-    "aff_id",
-    "source_id",
-    "sub1",
-    "sub2",
-    "sub3",
-    "sub4",
-    "sub5",
-    "device_id",
-    "signature",
-    "other",
-];
-
 fn query() -> impl Strategy<Value = String> {
+    // The link's own parameters, a signature and one the router ignores.
+    let names: Vec<&str> = crate::click::PARAMS
+        .iter()
+        .copied()
+        .chain(["signature", "other"])
+        .collect();
     let pair = (
-        prop::sample::select(&CLICK_PARAMS[..]),
+        prop::sample::select(names),
         text_of("A-Za-z0-9._~%+&=/?#-", 12),
     );
     prop::collection::vec(pair, 0..8).prop_map(|pairs| {
