@@ -414,10 +414,11 @@ pub fn free_approval_slot<'a>(
     stored: &[(String, String)],
     now_ms: u64,
 ) -> Option<&'a str> {
+    // A slot is a use record like any other (`cv/…`): the sweep's expiry rule says if it is held.
     let taken = |slot: &String| {
         stored
             .iter()
-            .any(|(k, v)| k == slot && v.parse::<u64>().is_ok_and(|t| t >= now_ms))
+            .any(|(k, v)| k == slot && !crate::signing::use_record_expired(k, v, now_ms))
     };
     slots.iter().find(|s| !taken(s)).map(String::as_str)
 }
