@@ -646,21 +646,18 @@ fn run_filter(
                 set.contains(&asn)
                     .then(|| (code, format!("AS{asn}"), format!("AS{asn}")))
             };
-            let (datacenter_ip, vpn_ip) = (
-                ip_hit(&lists.datacenter_ips, client, "datacenter_ip"),
-                ip_hit(&lists.vpn_ips, client, "vpn_ip"),
-            );
+            let range_hit = |set: &IpSet, code| ip_hit(set, client, code).ok().flatten();
             let hit = asn_hit(&lists.datacenter_asns, "datacenter_asn")
-                .or(datacenter_ip.clone().ok().flatten())
+                .or_else(|| range_hit(&lists.datacenter_ips, "datacenter_ip"))
                 .or_else(|| asn_hit(&lists.vpn_asns, "vpn_asn"))
-                .or(vpn_ip.clone().ok().flatten());
+                .or_else(|| range_hit(&lists.vpn_ips, "vpn_ip"));
             // An ASN hit stands on its own; without one, an unread address leaves the filter
-            // unable to say.
-            match (hit, datacenter_ip.and(vpn_ip)) {
-                (Some(hit), _) => Some(hit),
-                (None, Err(())) => return Err(()),
-                (None, Ok(_)) => None,
+            // unable to say whenever either range list could have held it.
+            if hit.is_none() && client.ip_unreadable {
+                ip_hit(&lists.datacenter_ips, client, "datacenter_ip")?;
+                ip_hit(&lists.vpn_ips, client, "vpn_ip")?;
             }
+            hit
         }
         FilterKind::Geo => match (&offer.geo, client.country.as_deref()) {
             (Some(geo), Some(country)) if !geo.allows(country) => {
