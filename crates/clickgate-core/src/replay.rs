@@ -283,7 +283,6 @@ pub struct FloodReplay {
     thresholds: Thresholds,
     /// The minute being counted, as the edge's batches would carry it: (minute, clicks, flagged).
     pending: Option<(u64, u32, u32)>,
-    pub clicks: u64,
     pub trips: Vec<Trip>,
 }
 
@@ -293,7 +292,6 @@ impl FloodReplay {
             state: FloodState::new(at_ms),
             thresholds,
             pending: None,
-            clicks: 0,
             trips: Vec::new(),
         }
     }
@@ -304,7 +302,6 @@ impl FloodReplay {
         if self.pending.is_some_and(|(m, _, _)| m != minute) {
             self.close_minute();
         }
-        self.clicks += 1;
         let blocked = self
             .state
             .blocked_until_ms()
