@@ -394,7 +394,7 @@ const CLIENTS: &[(&str, &str)] = &[
     ("qihoobrowser", "360"), ("|qhbrowser", "360"), ("miuibrowser", "miui"),
     ("vivobrowser", "vivo"), ("heytapbrowser", "heytap"), ("|quark/#", "quark"),
     ("coc_coc_browser", "coccoc"), ("alipayclient", "alipay"), ("__weibo__", "weibo"),
-    ("|kakaostory", "kakaotalk"), ("|rakuten", "rakuten"), ("|klarna", "klarna"),
+    ("|rakuten", "rakuten"), ("|klarna", "klarna"),
     ("|slack/#", "electron"), ("|discord/#", "electron"),
     ("|googleapp/#", "google_app"), ("|teleca", "feature_phone"), ("|openwave", "feature_phone"),
     ("|polaris|", "feature_phone"), ("|jasmine/#", "feature_phone"), ("|brew|", "feature_phone"),
@@ -937,8 +937,6 @@ fn weaker_sign(
             format!("e-mail {}", word_around(ua, at, at + 1)),
         ));
     }
-    // `(compatible; ...)` is how crawlers dress as browsers; the browsers that say it also name
-    // themselves (MSIE, Konqueror).
     // Nothing but `Mozilla/5.0 (compatible; Name/1.0; …)` is the dress crawlers have worn since
     // the 1990s; the browsers that wrote it named themselves (MSIE, NetPositive, IBrowse, ...).
     if compatible {
@@ -1041,11 +1039,6 @@ fn leading_number(text: &str) -> Option<u32> {
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len())];
     digits.parse().ok()
-}
-
-/// The OS and browser of a header: its whole reading, for callers holding only the text.
-pub fn platform(user_agent: &str) -> Platform {
-    UserAgent::parse(user_agent).platform()
 }
 
 /// The markers of the OS and browser versions, found in the same pass as the patterns (ASCII
@@ -1155,6 +1148,11 @@ mod tests {
     use super::*;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// The OS and browser of a header, read whole.
+    fn platform(user_agent: &str) -> Platform {
+        UserAgent::parse(user_agent).platform()
+    }
 
     const IPHONE: &str =
         "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 \
@@ -1603,6 +1601,7 @@ mod tests {
     #[cfg(not(target_arch = "wasm32"))]
     mod properties {
         use super::super::*;
+        use super::platform;
         use proptest::prelude::*;
 
         proptest! {
