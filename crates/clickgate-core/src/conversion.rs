@@ -129,16 +129,6 @@ pub enum Seen {
     Capped,
 }
 
-impl From<bool> for Seen {
-    fn from(duplicate: bool) -> Seen {
-        if duplicate {
-            Seen::Duplicate
-        } else {
-            Seen::Fresh
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PostbackError {
     Missing(&'static str),
@@ -370,8 +360,8 @@ impl Judging {
     }
 
     /// The verdict, given what the object had seen of this click (a `bool`: a duplicate or not).
-    pub fn finish(mut self, seen: impl Into<Seen>) -> ConversionOutcome {
-        match seen.into() {
+    pub fn finish(mut self, seen: Seen) -> ConversionOutcome {
+        match seen {
             Seen::Fresh => {}
             _ if !self.judged => {}
             Seen::Duplicate => self.reasons.push((
@@ -520,7 +510,13 @@ mod tests {
 
     fn judge(query: &str, duplicate: bool) -> Result<ConversionOutcome, PostbackError> {
         let postback = parse(query)?;
-        Ok(Judging::new(&config(), &key(), postback, NOW)?.finish(duplicate))
+        Ok(
+            Judging::new(&config(), &key(), postback, NOW)?.finish(if duplicate {
+                Seen::Duplicate
+            } else {
+                Seen::Fresh
+            }),
+        )
     }
 
     fn codes(o: &ConversionOutcome) -> Vec<&'static str> {
@@ -710,9 +706,9 @@ mod tests {
         .unwrap();
         assert!(!j.authenticated && j.approvable() && !j.counts_toward_flood());
         let line: serde_json::Value =
-            serde_json::from_str(&j.clone().finish(false).log_line(NOW)).unwrap();
+            serde_json::from_str(&j.clone().finish(Seen::Fresh).log_line(NOW)).unwrap();
         assert_eq!(line["authenticated"], false);
-        assert_eq!(j.finish(false).status, "approved");
+        assert_eq!(j.finish(Seen::Fresh).status, "approved");
     }
 
     #[test]
