@@ -640,12 +640,7 @@ impl<'a> Fields<'a> {
         range: RangeInclusive<u64>,
         errors: &mut Vec<ConfigError>,
     ) -> Option<u64> {
-        let v = self.get(key)?;
-        let n = v.as_u64().filter(|n| range.contains(n));
-        if n.is_none() {
-            self.out_of_range(key, v, "a whole number", range, errors);
-        }
-        n
+        self.number_in(key, Value::as_u64, "a whole number", range, errors)
     }
 
     pub(crate) fn u32_in(
@@ -665,12 +660,7 @@ impl<'a> Fields<'a> {
         range: RangeInclusive<i64>,
         errors: &mut Vec<ConfigError>,
     ) -> Option<i64> {
-        let v = self.get(key)?;
-        let n = v.as_i64().filter(|n| range.contains(n));
-        if n.is_none() {
-            self.out_of_range(key, v, "a whole number", range, errors);
-        }
-        n
+        self.number_in(key, Value::as_i64, "a whole number", range, errors)
     }
 
     pub(crate) fn f64_in(
@@ -679,10 +669,23 @@ impl<'a> Fields<'a> {
         range: RangeInclusive<f64>,
         errors: &mut Vec<ConfigError>,
     ) -> Option<f64> {
+        self.number_in(key, Value::as_f64, "a number", range, errors)
+    }
+
+    /// The one reader behind the ranged numbers: `read` says what kind of number the field must
+    /// be, `what` names it in the error.
+    fn number_in<T: PartialOrd + fmt::Display>(
+        &mut self,
+        key: &'static str,
+        read: fn(&Value) -> Option<T>,
+        what: &str,
+        range: RangeInclusive<T>,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<T> {
         let v = self.get(key)?;
-        let n = v.as_f64().filter(|n| range.contains(n));
+        let n = read(v).filter(|n| range.contains(n));
         if n.is_none() {
-            self.out_of_range(key, v, "a number", range, errors);
+            self.out_of_range(key, v, what, range, errors);
         }
         n
     }
