@@ -453,18 +453,21 @@ impl FloodState {
 
     /// The dynamic threshold for the 60 minutes ending now.
     pub fn allowed_per_hour(&self, t: &Thresholds, now_ms: u64) -> f64 {
-        let expected = self.baseline[((now_ms % DAY_MS) / HOUR_MS) as usize];
-        f64::from(t.floor).max(t.tolerance * expected * self.conversion_factor())
+        self.allowance(t, now_ms, 1.0)
     }
 
     /// The flagged clicks allowed in the 60 minutes ending now: the same allowance applied to the
     /// share of clicks the baseline's days had flagged. A converting launch earns room here too,
     /// since its usual share of flagged clicks grows with it.
     pub fn allowed_flagged_per_hour(&self, t: &Thresholds, now_ms: u64) -> f64 {
-        let Some(rate) = self.baseline_flagged else {
-            return f64::INFINITY;
-        };
-        let expected = self.baseline[((now_ms % DAY_MS) / HOUR_MS) as usize] * rate;
+        self.baseline_flagged
+            .map_or(f64::INFINITY, |rate| self.allowance(t, now_ms, rate))
+    }
+
+    /// `max(floor, tolerance × expected × share × c)`: the baseline for this hour of the day,
+    /// scaled to the share of clicks the allowance is about (all of them, or the flagged ones).
+    fn allowance(&self, t: &Thresholds, now_ms: u64, share: f64) -> f64 {
+        let expected = self.baseline[((now_ms % DAY_MS) / HOUR_MS) as usize] * share;
         f64::from(t.floor).max(t.tolerance * expected * self.conversion_factor())
     }
 
