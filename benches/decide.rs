@@ -11,10 +11,11 @@ use clickgate_core::counts::{Flush, FlushPolicy, LocalCounts};
 use clickgate_core::decide::{decide, ClickOutcome, Observed};
 use clickgate_core::flood::Thresholds;
 use clickgate_core::http::click_response;
-use clickgate_core::rules::{Counters, FaultMode};
+use clickgate_core::rules::Counters;
 use clickgate_core::signing::{sign_link, verify, Form, Mode, Policy, SigningKey};
 use clickgate_core::token::TokenKey;
 use clickgate_core::ua::UserAgent;
+use clickgate_core::verdict::FaultMode;
 use criterion::{criterion_group, criterion_main, Criterion};
 
 const DEMO: &str = include_str!("../demo/config.json");

@@ -774,7 +774,7 @@ impl Network {
     /// Lists the network in the directory once per UTC day and instance. A failure is logged and
     /// tried again with the next batch: the counts are stored whatever happens here.
     async fn list_network(&self, network: &Id, now_ms: u64) {
-        let today = (now_ms / clickgate_core::counts::DAY_MS) as u32;
+        let today = (now_ms / clickgate_core::time::DAY_MS) as u32;
         if self.listed_day.get() == today {
             return;
         }
@@ -870,7 +870,7 @@ async fn page_after(
 
 /// A minute past the next 00:00 UTC.
 fn next_sweep_ms(now_ms: u64) -> u64 {
-    const DAY: u64 = clickgate_core::counts::DAY_MS;
+    const DAY: u64 = clickgate_core::time::DAY_MS;
     (now_ms / DAY + 1) * DAY + 60_000
 }
 

@@ -777,7 +777,7 @@ fn signed_clicks_are_verified_rotated_replay_checked_and_a_broken_signer_trips_t
         form: Form::Canonical,
         keys: vec![],
         max_age_s: 600,
-        on_replay_fault: clickgate_core::rules::FaultMode::Open,
+        on_replay_fault: clickgate_core::verdict::FaultMode::Open,
         replay_check: clickgate_core::signing::ReplayCheck::BeforeRedirect,
         breaker: None,
         flood_exempt: true,
@@ -1084,8 +1084,8 @@ fn click_ids_checked_after_the_redirect_pass_at_once_and_their_replays_are_caugh
 
 #[test]
 fn a_flooding_network_is_blocked_for_the_day_while_others_and_its_signed_clicks_pass() {
-    use clickgate_core::rules::parse_time;
     use clickgate_core::signing::{sign_link, Form, Mode, Policy, SigningKey};
+    use clickgate_core::time::parse_instant;
     const ADMIN_TOKEN: &str = "e2e-admin-token-e2e-admin-token";
     let vars = [
         ("CONFIG_REFRESH_SECONDS", "1"),
@@ -1143,7 +1143,7 @@ fn a_flooding_network_is_blocked_for_the_day_while_others_and_its_signed_clicks_
     // batch that tripped it, so these are the clicks it took during that answer's round trip:
     // the bound asserted is that they all came within a second of the trip, generous for a busy
     // machine where a local round trip takes milliseconds.
-    let time = |e: &serde_json::Value| parse_time(e["ts"].as_str().unwrap_or("")).ok();
+    let time = |e: &serde_json::Value| parse_instant(e["ts"].as_str().unwrap_or("")).ok();
     let tripped_at = time(&trip).expect("the trip's time");
     let redirected: Vec<u64> = w
         .events("click")
@@ -1173,7 +1173,7 @@ fn a_flooding_network_is_blocked_for_the_day_while_others_and_its_signed_clicks_
         form: Form::Canonical,
         keys: vec![],
         max_age_s: 86_400,
-        on_replay_fault: clickgate_core::rules::FaultMode::Open,
+        on_replay_fault: clickgate_core::verdict::FaultMode::Open,
         replay_check: clickgate_core::signing::ReplayCheck::BeforeRedirect,
         breaker: None,
         flood_exempt: true,
@@ -1885,7 +1885,7 @@ fn a_hung_or_failing_network_object_holds_no_click_postback_or_operator() {
             form: Form::Canonical,
             keys: vec![],
             max_age_s: 600,
-            on_replay_fault: clickgate_core::rules::FaultMode::Open,
+            on_replay_fault: clickgate_core::verdict::FaultMode::Open,
             replay_check: clickgate_core::signing::ReplayCheck::BeforeRedirect,
             breaker: None,
             flood_exempt: true,

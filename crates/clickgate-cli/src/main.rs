@@ -802,7 +802,7 @@ fn flood_lines(replay: &Replay) -> Vec<String> {
         for trip in &flood.trips {
             lines.push(format!(
                 "  {network} tripped at {} ({}: {}); the block would have stopped {} clicks, {} of them redirected by the rules",
-                clickgate_core::decide::rfc3339_ms(trip.at_ms),
+                clickgate_core::time::rfc3339_ms(trip.at_ms),
                 trip.cause,
                 trip.detail,
                 trip.stopped,
@@ -913,7 +913,7 @@ fn print_report(replay: &Replay, compared: bool) {
             let r = &c.record;
             println!(
                 "  {} offer {} aff {} ip {}: {} {:?} -> {} {:?} (rule {})",
-                clickgate_core::decide::rfc3339_ms(r.at_ms),
+                clickgate_core::time::rfc3339_ms(r.at_ms),
                 r.click.offer_id,
                 r.click.aff_id,
                 r.client
@@ -1120,7 +1120,7 @@ mod tests {
                     let at = start + u64::from(i) * 60_000 / u64::from(clicks);
                     csv.push_str(&format!(
                         "{},1,net-7,198.51.100.{},{ua}\n",
-                        clickgate_core::decide::rfc3339_ms(at),
+                        clickgate_core::time::rfc3339_ms(at),
                         i % 250
                     ));
                 }
@@ -1198,7 +1198,7 @@ mod tests {
             assert!(
                 lines[1].starts_with(&format!(
                     "  net-7 tripped at {} ({}:",
-                    clickgate_core::decide::rfc3339_ms(trip.at_ms),
+                    clickgate_core::time::rfc3339_ms(trip.at_ms),
                     trip.cause
                 )),
                 "{lines:?}"

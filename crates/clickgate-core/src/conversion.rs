@@ -454,7 +454,7 @@ impl ConversionOutcome {
         reasons.push(']');
         JsonLine::new()
             .str("event", "conversion")
-            .str("ts", &crate::decide::rfc3339_ms(now_ms))
+            .str("ts", &crate::time::rfc3339_ms(now_ms))
             .str("status", self.status)
             .str("transaction_id", &j.postback.transaction_id)
             .str("conversion_event", &j.postback.event)
@@ -462,7 +462,7 @@ impl ConversionOutcome {
             .opt("amount", j.postback.amount.as_deref())
             .str("offer_id", j.click.offer_id.as_str())
             .str("aff_id", j.click.aff_id.as_str())
-            .str("click_ts", &crate::decide::rfc3339_ms(j.click.issued_ms))
+            .str("click_ts", &crate::time::rfc3339_ms(j.click.issued_ms))
             .num(
                 "click_to_conversion_seconds",
                 j.click_to_conversion_ms / 1000,

@@ -27,16 +27,15 @@ use serde_json::{json, Value};
 use crate::click::{ClickParams, ClientInfo, Id};
 use crate::config::Config;
 use crate::decide::ClickOutcome;
-use crate::flood::{Event, FloodBlock, FloodState, FloodView, Outcome, Thresholds, MINUTE_MS};
+use crate::flood::{Event, FloodBlock, FloodState, FloodView, Outcome, Thresholds};
 use crate::hll::{hash64, HyperLogLog};
 use crate::log::JsonLine;
 use crate::report::{self, ConversionRow, HourRows, RowKey, Tally};
 use crate::rules::{Counters, FilterKind, Rule};
+use crate::time::{rfc3339_ms, DAY_MS, HOUR_MS, MINUTE_MS};
 use crate::token::NONCE_LEN;
 use crate::ua::is_link_preview;
 
-pub const HOUR_MS: u64 = 3_600_000;
-pub const DAY_MS: u64 = 86_400_000;
 /// The longest duplicate-IP window a rule may ask for (30 days); older hours are dropped.
 pub const RETAIN_HOURS: u32 = 24 * 30;
 /// An isolate that has not been heard of for this long has stopped; its batch ids are forgotten.
@@ -700,7 +699,7 @@ impl NetworkCounts {
         for outcome in outcomes {
             let line = JsonLine::new()
                 .str("event", "flood")
-                .str("ts", &crate::decide::rfc3339_ms(now_ms));
+                .str("ts", &rfc3339_ms(now_ms));
             let line = match outcome {
                 Outcome::Nothing => continue,
                 Outcome::Tripped(b) | Outcome::Imposed(b) => line
@@ -1784,7 +1783,7 @@ mod tests {
     fn an_object_silent_past_the_stale_time_is_reported_unreachable() {
         let net = id("net");
         let t = Thresholds {
-            on_fault: crate::rules::FaultMode::Closed,
+            on_fault: crate::verdict::FaultMode::Closed,
             ..Thresholds::default()
         };
         let mut local = LocalCounts::new(1, policy());
@@ -1793,7 +1792,7 @@ mod tests {
         assert!(!local.flood_view(&net, &t, T0 + 30_000).unreachable);
         let view = local.flood_view(&net, &t, T0 + 31_000);
         assert!(view.unreachable);
-        assert_eq!(view.on_fault, crate::rules::FaultMode::Closed);
+        assert_eq!(view.on_fault, crate::verdict::FaultMode::Closed);
     }
 
     #[test]

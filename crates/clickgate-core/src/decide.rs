@@ -10,33 +10,13 @@ use crate::click::{ClickParams, ClientInfo, Id, RequestError};
 use crate::config::{Config, OfferStatus};
 use crate::flood::FloodView;
 use crate::log::JsonLine;
-use crate::rules::FaultMode;
 use crate::rules::{assess, Action, Assessment, Counters, Rule, SubIdParam};
 use crate::signing::Signature;
 use crate::template::MacroValues;
+use crate::time::rfc3339_ms;
 use crate::token::{ClickToken, TokenKey, TokenVerdict, NONCE_LEN};
 use crate::ua::is_link_preview;
-
-/// Why a filter fired: a stable code for machines, the rule that decided, and what matched.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reason {
-    /// Stable reason code, e.g. `ip_blocklist`. Reports and alerts key on it; never rename one.
-    pub code: &'static str,
-    /// The rule or list that fired, e.g. `lists.blocked_ips`.
-    pub rule_id: String,
-    /// The list entry or pattern that matched.
-    pub matched: String,
-    /// The click's value that matched it.
-    pub value: String,
-    /// Points added to the fraud score (0 for hard blocks such as the IP blocklist).
-    pub points: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    Redirect { location: String },
-    Block { reasons: Vec<Reason> },
-}
+use crate::verdict::{Decision, FaultMode, Reason, ReasonCode};
 
 /// Everything about one decided click: what the HTTP layer answers and what the log records.
 #[derive(Debug, Clone)]
@@ -124,7 +104,7 @@ pub fn decide(
         let rule_id = format!("networks.{}.flood", click.aff_id);
         if let Some(f) = &flood.block {
             block_reasons.push(Reason {
-                code: "click_flood",
+                code: ReasonCode::ClickFlood,
                 rule_id,
                 matched: f.cause.clone(),
                 value: f.detail.clone(),
@@ -132,7 +112,7 @@ pub fn decide(
             });
         } else if flood.unreachable && flood.on_fault == FaultMode::Closed {
             block_reasons.push(Reason {
-                code: "flood_check_unavailable",
+                code: ReasonCode::FloodCheckUnavailable,
                 rule_id,
                 matched: "on_object_fault: closed".into(),
                 value: "the network's object has not answered".into(),
@@ -147,7 +127,7 @@ pub fn decide(
             // The blocklist is a hard block: a click whose address cannot be read is not
             // cleared by it (fail closed).
             block_reasons.push(Reason {
-                code: "ip_unreadable",
+                code: ReasonCode::IpUnreadable,
                 rule_id: "lists.blocked_ips".into(),
                 matched: "CF-Connecting-IP is not an IP address".into(),
                 value: String::new(),
@@ -157,7 +137,7 @@ pub fn decide(
         if let Some(ip) = client.ip {
             if let Some(entry) = config.blocked_ips.lookup(ip) {
                 block_reasons.push(Reason {
-                    code: "ip_blocklist",
+                    code: ReasonCode::IpBlocklist,
                     rule_id: "lists.blocked_ips".into(),
                     matched: entry.to_string(),
                     value: ip.to_string(),
@@ -303,7 +283,7 @@ impl ClickOutcome {
                 reasons_json.push(',');
             }
             let one = JsonLine::new()
-                .str("code", r.code)
+                .str("code", r.code.as_str())
                 .str("rule_id", &r.rule_id)
                 .str("matched", &r.matched)
                 .str("value", &r.value)
@@ -443,70 +423,12 @@ pub struct WarmedUp {
     pub bytes: usize,
 }
 
-/// `2026-11-23T10:04:05.123Z` from Unix milliseconds (proleptic Gregorian, UTC).
-pub fn rfc3339_ms(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms % 1000
-    )
-}
-
-/// Days since 1970-01-01 of a real calendar date (month lengths and leap years checked), `None`
-/// for anything else; Howard Hinnant's `days_from_civil`, the inverse of [`civil_from_days`].
-pub(crate) fn days_of_date(y: i64, m: i64, d: i64) -> Option<i64> {
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let month_days = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    if !(1..=12).contains(&m) || d < 1 || d > month_days[(m - 1) as usize] {
-        return None;
-    }
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some(era * 146_097 + doe - 719_468)
-}
-
-/// Days since 1970-01-01 to (year, month, day); Howard Hinnant's `civil_from_days`.
-pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::click::{route, Route};
     use crate::config::tests::DEMO;
+    use crate::signing::SignatureStatus;
     use serde_json::Value;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -535,7 +457,6 @@ mod tests {
 
     #[test]
     fn a_flooding_network_is_blocked_except_for_its_validly_signed_clicks() {
-        use crate::rules::FaultMode;
         use crate::signing::Mode;
         let config = Config::compile(DEMO).unwrap();
         let flood = FloodView {
@@ -567,11 +488,11 @@ mod tests {
         };
         assert_eq!(
             (reasons[0].code, reasons[0].matched.as_str()),
-            ("click_flood", "per_minute")
+            (ReasonCode::ClickFlood, "per_minute")
         );
         assert_eq!(blocked.rule_id(), Some("networks.net-7.flood"));
         let valid = |exempt| Signature {
-            status: "valid",
+            status: SignatureStatus::Valid,
             detail: String::new(),
             kid: Some("k".into()),
             mode: Mode::Enforce,
@@ -611,19 +532,18 @@ mod tests {
             flood: silent(FaultMode::Closed),
             ..Observed::default()
         });
-        assert_eq!(closed.reasons()[0].code, "flood_check_unavailable");
+        assert_eq!(closed.reasons()[0].code, ReasonCode::FloodCheckUnavailable);
     }
 
     #[test]
     fn a_bad_signature_blocks_before_anything_else_and_report_only_records_it() {
-        use crate::rules::FaultMode;
         use crate::signing::Mode;
         let config = Config::compile(DEMO).unwrap();
         let signed = |mode| Observed {
             counters: None,
             flood: FloodView::default(),
             signature: Some(Signature {
-                status: "invalid_signature",
+                status: SignatureStatus::Failed(ReasonCode::InvalidSignature),
                 detail: "the signature does not match".into(),
                 kid: None,
                 mode,
@@ -650,7 +570,7 @@ mod tests {
         let Decision::Block { reasons } = &blocked.decision else {
             panic!("{:?}", blocked.decision)
         };
-        assert_eq!(reasons[0].code, "invalid_signature");
+        assert_eq!(reasons[0].code, ReasonCode::InvalidSignature);
         assert_eq!(reasons[0].rule_id, "networks.net-7.signing");
         let line: Value = serde_json::from_str(&blocked.log_line()).unwrap();
         assert_eq!(line["signature"]["status"], "invalid_signature");
@@ -712,7 +632,7 @@ mod tests {
             assert_eq!(
                 reasons,
                 &[Reason {
-                    code: "ip_blocklist",
+                    code: ReasonCode::IpBlocklist,
                     rule_id: "lists.blocked_ips".into(),
                     matched: entry.into(),
                     value: ip.into(),
@@ -778,13 +698,6 @@ mod tests {
             "{done:?}"
         );
         assert!(done.bytes > 1000, "{done:?}");
-    }
-
-    #[test]
-    fn rfc3339_known_dates() {
-        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(rfc3339_ms(1_798_761_599_999), "2026-12-31T23:59:59.999Z");
     }
 
     #[test]
@@ -900,7 +813,7 @@ mod rule_tests {
     }
 
     fn codes(out: &ClickOutcome) -> Vec<&'static str> {
-        out.reasons().iter().map(|r| r.code).collect()
+        out.reasons().iter().map(|r| r.code.as_str()).collect()
     }
 
     #[test]
@@ -1495,7 +1408,7 @@ mod rule_tests {
             .unwrap()
             .reasons
             .iter()
-            .any(|r| r.code == "duplicate_ip"));
+            .any(|r| r.code == ReasonCode::DuplicateIp));
     }
 
     #[test]

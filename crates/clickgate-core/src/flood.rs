@@ -29,10 +29,8 @@
 
 use serde_json::{json, Value};
 
-use crate::counts::{DAY_MS, HOUR_MS};
-use crate::rules::FaultMode;
-
-pub const MINUTE_MS: u64 = 60_000;
+use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS};
+use crate::verdict::FaultMode;
 
 /// A network's thresholds, from `networks[].flood` (or the defaults).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -518,7 +516,7 @@ impl FloodState {
 /// tests write the same traffic as click files and expect the same minutes.
 pub mod simulation {
     use super::{Event, FloodState, Outcome, Thresholds, MINUTE_MS};
-    use crate::counts::DAY_MS;
+    use crate::time::DAY_MS;
 
     /// The share of human clicks the filters flag.
     pub const HUMAN_FLAGGED: f64 = 0.02;

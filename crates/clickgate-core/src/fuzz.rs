@@ -14,9 +14,9 @@ use serde_json::Value;
 use crate::click::{route, split_url, Id, Route};
 use crate::config::{parse, Config};
 use crate::ip::{parse_client_ip, parse_list, IpNet};
-use crate::rules::FaultMode;
 use crate::signing::{sign_link, verify, Check, Form, Mode, Policy, ReplayCheck, SigningKey};
 use crate::token::{ClickToken, TokenKey, TokenVerdict};
+use crate::verdict::FaultMode;
 
 /// Runs `test` on `cases` values of `strategy`; a panic or a failed property fails the test with
 /// the smallest input proptest finds.

@@ -9,10 +9,11 @@ use serde_json::json;
 use crate::admin::{Action, AdminError};
 use crate::click::RequestError;
 use crate::conversion::{ConversionOutcome, PostbackError};
-use crate::decide::{ClickOutcome, Decision};
+use crate::decide::ClickOutcome;
 use crate::flood::FloodBlock;
 use crate::log::push_json_str;
 use crate::report::{Format, Report};
+use crate::verdict::Decision;
 
 pub const BLOCK_CODE: u16 = 1021;
 pub const BLOCK_MESSAGE: &str = "1021 : click fraud check";
@@ -266,9 +267,9 @@ pub fn admin_response(action: &Action, block: Option<&FloodBlock>, at_ms: u64) -
         "network": action.network().as_str(),
         "action": verb,
         "by": by,
-        "at": crate::decide::rfc3339_ms(at_ms),
+        "at": crate::time::rfc3339_ms(at_ms),
         "blocked": block.is_some(),
-        "blocked_until": block.map(|b| crate::decide::rfc3339_ms(b.until_ms)),
+        "blocked_until": block.map(|b| crate::time::rfc3339_ms(b.until_ms)),
         "cause": block.map(|b| b.cause.as_str()),
     });
     HttpResponse::new(200, JSON, body.to_string(), false)

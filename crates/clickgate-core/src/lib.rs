@@ -33,5 +33,7 @@ pub mod report;
 pub mod rules;
 pub mod signing;
 pub mod template;
+pub mod time;
 pub mod token;
 pub mod ua;
+pub mod verdict;

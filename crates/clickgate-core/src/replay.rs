@@ -18,11 +18,13 @@ use serde_json::Value;
 use crate::click::{ClickParams, ClientInfo, Id};
 use crate::config::Config;
 use crate::counts::{ClickKeys, NetworkCounts};
-use crate::decide::{decide, ClickOutcome, Decision, Observed};
-use crate::flood::{Event, FloodState, Outcome, Thresholds, MINUTE_MS};
-use crate::rules::{parse_time, Counters};
+use crate::decide::{decide, ClickOutcome, Observed};
+use crate::flood::{Event, FloodState, Outcome, Thresholds};
+use crate::rules::Counters;
+use crate::time::{parse_instant, MINUTE_MS};
 use crate::token::TokenKey;
 use crate::ua::{is_link_preview, UserAgent};
+use crate::verdict::Decision;
 
 /// One recorded click: the inputs of a decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,7 +120,7 @@ fn record(get: impl Fn(&str) -> Option<String>) -> Result<Recorded, String> {
         Id::parse(&v).map_err(|p| format!("{k} {p}"))
     };
     let ts = get("ts").ok_or("no ts")?;
-    let at_ms = parse_time(&ts)?;
+    let at_ms = parse_instant(&ts)?;
     let click = ClickParams {
         offer_id: id("offer_id")?,
         aff_id: id("aff_id")?,
@@ -201,7 +203,8 @@ impl Verdict {
             },
             Ok(o) => {
                 let a = o.assessment.as_ref();
-                let codes: Vec<&'static str> = o.reasons().iter().map(|r| r.code).collect();
+                let codes: Vec<&'static str> =
+                    o.reasons().iter().map(|r| r.code.as_str()).collect();
                 let label = match (&o.decision, a) {
                     (Decision::Block { .. }, _) => "block",
                     (_, Some(a)) if a.declined && a.monitor => "would_block",

@@ -12,10 +12,11 @@ use serde_json::Value;
 
 use crate::click::{ClickParams, ClientInfo, Id};
 use crate::config::{err, id_value, kind, ConfigError, Fields, Offer, RANGES};
-use crate::decide::Reason;
 use crate::ip::IpSet;
 use crate::template::Template;
+use crate::time::parse_instant;
 use crate::ua::{is_link_preview, signal_of, Browser, Grade, Kind, Os, Signal};
+use crate::verdict::{FaultMode, Reason, ReasonCode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Probability {
@@ -78,14 +79,6 @@ pub enum Action {
     Block,
     /// Send a declined click to a fallback offer instead of the 1021 page.
     Redirect(Template),
-}
-
-/// What a rule does when one of its filters cannot run (its counter store unreachable).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum FaultMode {
-    #[default]
-    Open,
-    Closed,
 }
 
 /// One dimension of a scope: everything but the exclusions, or only the listed ids.
@@ -531,7 +524,10 @@ pub fn assess(
         if let FilterKind::Bot(settings) = filter.kind {
             if let Some(signal) = bot_signal(settings, client) {
                 reasons.push(Reason {
-                    code: signal.kind.code(),
+                    code: match signal.kind {
+                        Kind::Bot => ReasonCode::Bot,
+                        Kind::AiAgent => ReasonCode::AiAgent,
+                    },
                     rule_id: rule.id.to_string(),
                     matched: signal.describe(),
                     value: ua.map_or("", |u| u.as_str()).to_owned(),
@@ -574,7 +570,7 @@ pub fn assess(
     if !unavailable.is_empty() && rule.on_fault == FaultMode::Closed && !preview_passes {
         declined = true;
         reasons.push(Reason {
-            code: "filter_unavailable",
+            code: ReasonCode::FilterUnavailable,
             rule_id: rule.id.to_string(),
             matched: "on_filter_fault: closed".into(),
             value: unavailable.join(","),
@@ -592,7 +588,7 @@ pub fn assess(
     }
 }
 
-type Fired = Option<(&'static str, String, String)>;
+type Fired = Option<(ReasonCode, String, String)>;
 
 /// The sign the bot filter fires on, after its settings: a preview it declines by name is
 /// `certain`, an AI agent it lets through is no sign.
@@ -611,7 +607,7 @@ fn bot_signal(settings: BotSettings, client: &ClientInfo) -> Option<Signal> {
 
 /// A hit of the client's address in `set`; `Err` (the filter is unavailable) when the address
 /// could not be read and the list could have matched it.
-fn ip_hit(set: &IpSet, client: &ClientInfo, code: &'static str) -> Result<Fired, ()> {
+fn ip_hit(set: &IpSet, client: &ClientInfo, code: ReasonCode) -> Result<Fired, ()> {
     if client.ip_unreadable && !set.is_empty() {
         return Err(());
     }
@@ -633,35 +629,39 @@ fn run_filter(
     Ok(match kind {
         // Judged in `assess`, which scales its points by the sign's grade.
         FilterKind::Bot(_) => None,
-        FilterKind::FraudDatabase => ip_hit(&lists.fraud_ips, client, "fraud_ip")?.or_else(|| {
-            let device = click.device_id.as_deref()?;
-            lists
-                .fraud_device_ids
-                .contains(device)
-                .then(|| ("fraud_device", device.to_owned(), device.to_owned()))
-        }),
+        FilterKind::FraudDatabase => ip_hit(&lists.fraud_ips, client, ReasonCode::FraudIp)?
+            .or_else(|| {
+                let device = click.device_id.as_deref()?;
+                lists.fraud_device_ids.contains(device).then(|| {
+                    (
+                        ReasonCode::FraudDevice,
+                        device.to_owned(),
+                        device.to_owned(),
+                    )
+                })
+            }),
         FilterKind::DatacenterVpn => {
-            let asn_hit = |set: &FxHashSet<u32>, code: &'static str| {
+            let asn_hit = |set: &FxHashSet<u32>, code: ReasonCode| {
                 let asn = client.asn?;
                 set.contains(&asn)
                     .then(|| (code, format!("AS{asn}"), format!("AS{asn}")))
             };
             let range_hit = |set: &IpSet, code| ip_hit(set, client, code).ok().flatten();
-            let hit = asn_hit(&lists.datacenter_asns, "datacenter_asn")
-                .or_else(|| range_hit(&lists.datacenter_ips, "datacenter_ip"))
-                .or_else(|| asn_hit(&lists.vpn_asns, "vpn_asn"))
-                .or_else(|| range_hit(&lists.vpn_ips, "vpn_ip"));
+            let hit = asn_hit(&lists.datacenter_asns, ReasonCode::DatacenterAsn)
+                .or_else(|| range_hit(&lists.datacenter_ips, ReasonCode::DatacenterIp))
+                .or_else(|| asn_hit(&lists.vpn_asns, ReasonCode::VpnAsn))
+                .or_else(|| range_hit(&lists.vpn_ips, ReasonCode::VpnIp));
             // An ASN hit stands on its own; without one, an unread address leaves the filter
             // unable to say whenever either range list could have held it.
             if hit.is_none() && client.ip_unreadable {
-                ip_hit(&lists.datacenter_ips, client, "datacenter_ip")?;
-                ip_hit(&lists.vpn_ips, client, "vpn_ip")?;
+                ip_hit(&lists.datacenter_ips, client, ReasonCode::DatacenterIp)?;
+                ip_hit(&lists.vpn_ips, client, ReasonCode::VpnIp)?;
             }
             hit
         }
         FilterKind::Geo => match (&offer.geo, client.country.as_deref()) {
             (Some(geo), Some(country)) if !geo.allows(country) => {
-                Some(("geo", geo.describe(), country.to_owned()))
+                Some((ReasonCode::Geo, geo.describe(), country.to_owned()))
             }
             _ => None,
         },
@@ -672,7 +672,7 @@ fn run_filter(
             let (host, path) = referer_parts(referer)?;
             let pattern = lists.blocked_referrers.find(&host, &path)?;
             Some((
-                "referrer_blacklist",
+                ReasonCode::ReferrerBlacklist,
                 pattern.text.clone(),
                 referer.to_owned(),
             ))
@@ -689,7 +689,7 @@ fn run_filter(
             (c.ip_clicks > *max).then(|| {
                 let ip = client.ip.map(|ip| ip.to_string()).unwrap_or_default();
                 (
-                    "duplicate_ip",
+                    ReasonCode::DuplicateIp,
                     format!("more than {max} in {window_hours}h"),
                     format!("{ip}: {}", c.ip_clicks),
                 )
@@ -700,7 +700,7 @@ fn run_filter(
             (c.distinct_sub_ids > *max).then(|| {
                 let sub = sub_id.value(click).unwrap_or("");
                 (
-                    "sub_id_validity",
+                    ReasonCode::SubIdValidity,
                     format!("more than {max} sub IDs"),
                     format!("{sub}: {}", c.distinct_sub_ids),
                 )
@@ -720,7 +720,7 @@ fn old_platform(p: &crate::ua::Platform, min: &MinVersions) -> Fired {
         };
         if v < floor {
             return Some((
-                "old_os",
+                ReasonCode::OldOs,
                 format!("{} < {floor}", os.name()),
                 format!("{} {v}", os.name()),
             ));
@@ -735,7 +735,7 @@ fn old_platform(p: &crate::ua::Platform, min: &MinVersions) -> Fired {
         };
         if v < floor {
             return Some((
-                "old_browser",
+                ReasonCode::OldBrowser,
                 format!("{} < {floor}", b.name()),
                 format!("{} {v}", b.name()),
             ));
@@ -947,7 +947,7 @@ pub(crate) fn compile_rule(
     let name = f.string("name", errors).map(str::to_owned);
     let enabled = f.choice("status", &[("active", true), ("paused", false)], errors);
     let created_at_ms = match f.required("created_at", errors) {
-        Some(Value::String(s)) => parse_time(s)
+        Some(Value::String(s)) => parse_instant(s)
             .map_err(|p| errors.push(err(&f.child("created_at"), p)))
             .ok(),
         Some(other) => {
@@ -1102,11 +1102,7 @@ pub(crate) fn compile_rule(
             None
         }
     };
-    let on_fault = f.choice(
-        "on_filter_fault",
-        &[("open", FaultMode::Open), ("closed", FaultMode::Closed)],
-        errors,
-    );
+    let on_fault = f.choice("on_filter_fault", FaultMode::CHOICES, errors);
     f.finish(errors);
     Some(Rule {
         id: id?,
@@ -1123,56 +1119,6 @@ pub(crate) fn compile_rule(
         action: action?,
         on_fault,
     })
-}
-
-/// `2026-11-01`, `2026-11-01T09:30:00Z` or with fractional seconds, in UTC, to Unix milliseconds.
-pub fn parse_time(text: &str) -> Result<u64, String> {
-    let bad = || format!("`{text}` is not a UTC time like 2026-11-01T09:30:00Z");
-    let b = text.as_bytes();
-    let num = |range: std::ops::Range<usize>| -> Result<i64, String> {
-        let part = text.get(range).ok_or_else(bad)?;
-        if part.bytes().all(|c| c.is_ascii_digit()) {
-            part.parse().map_err(|_| bad())
-        } else {
-            Err(bad())
-        }
-    };
-    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
-        return Err(bad());
-    }
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (mut hh, mut mm, mut ss, mut ms) = (0, 0, 0, 0);
-    if b.len() > 10 {
-        if b.len() < 20
-            || b[10] != b'T'
-            || b[13] != b':'
-            || b[16] != b':'
-            || *b.last().ok_or_else(bad)? != b'Z'
-        {
-            return Err(bad());
-        }
-        hh = num(11..13)?;
-        mm = num(14..16)?;
-        ss = num(17..19)?;
-        if b.len() > 20 {
-            if b[19] != b'.' || b.len() < 22 {
-                return Err(bad());
-            }
-            let frac = text.get(20..b.len() - 1).ok_or_else(bad)?;
-            let digits: String = frac.chars().chain("000".chars()).take(3).collect();
-            if !frac.bytes().all(|c| c.is_ascii_digit()) {
-                return Err(bad());
-            }
-            ms = digits.parse::<i64>().map_err(|_| bad())?;
-        }
-    }
-    let days = crate::decide::days_of_date(y, m, d)
-        .filter(|_| (1970..=9999).contains(&y))
-        .ok_or_else(bad)?;
-    if hh > 23 || mm > 59 || ss > 59 {
-        return Err(bad());
-    }
-    Ok((((days * 24 + hh) * 60 + mm) * 60 + ss) as u64 * 1000 + ms as u64)
 }
 
 /// A list of ASNs: numbers, or strings like "AS16509".
@@ -1339,44 +1285,12 @@ mod tests {
         assert_eq!(referer_parts("not a url"), None);
     }
 
-    #[test]
-    fn times_parse_to_unix_milliseconds() {
-        assert_eq!(parse_time("1970-01-01"), Ok(0));
-        assert_eq!(parse_time("2026-11-23T12:04:05Z"), Ok(1_795_435_445_000));
-        assert_eq!(
-            parse_time("2026-11-23T12:04:05.123Z"),
-            Ok(1_795_435_445_123)
-        );
-        assert_eq!(parse_time("2000-02-29T00:00:00Z"), Ok(951_782_400_000));
-        for bad in [
-            "2026-02-30",
-            "2026-13-01",
-            "2026-11-23T25:00:00Z",
-            "2026-11-23T12:04:05+01:00",
-            "yesterday",
-            "",
-        ] {
-            assert!(parse_time(bad).is_err(), "{bad}");
-        }
-    }
-
     #[cfg(not(target_arch = "wasm32"))]
     mod properties {
         use super::super::*;
         use proptest::prelude::*;
 
         proptest! {
-            #[test]
-            fn time_round_trips_with_the_log_format(ms in 0u64..253_402_300_799_999) {
-                let text = crate::decide::rfc3339_ms(ms);
-                prop_assert_eq!(parse_time(&text), Ok(ms));
-            }
-
-            #[test]
-            fn parse_time_never_panics(text in "\\PC{0,30}") {
-                let _ = parse_time(&text);
-            }
-
             // Indexing rule by rule, visiting only the offers a rule names, gives every offer the
             // same candidates in the same order as testing each rule against each offer.
             #[test]

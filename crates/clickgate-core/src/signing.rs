@@ -36,7 +36,8 @@ use crate::config::{err, kind, ConfigError, Fields, RANGES};
 use crate::flood::Thresholds;
 use crate::hll::hash64;
 use crate::log::JsonLine;
-use crate::rules::{parse_time, FaultMode};
+use crate::time::parse_instant;
+use crate::verdict::{FaultMode, ReasonCode};
 
 pub const SCHEME: &str = "CLICKGATE-HMAC-SHA256";
 /// Replay records are spread over this many objects per network.
@@ -210,11 +211,7 @@ fn compile_thresholds(
     if let Some(n) = f.u32_in("baseline_days", RANGES.baseline_days, errors) {
         t.baseline_days = n;
     }
-    t.on_fault = f.choice(
-        "on_object_fault",
-        &[("open", FaultMode::Open), ("closed", FaultMode::Closed)],
-        errors,
-    );
+    t.on_fault = f.choice("on_object_fault", FaultMode::CHOICES, errors);
     if let Some(x) = f.f64_in("tolerance", RANGES.tolerance, errors) {
         t.tolerance = x;
     }
@@ -242,11 +239,7 @@ fn compile_policy(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> O
         &[("canonical", Form::Canonical), ("url", Form::Url)],
         errors,
     );
-    let on_replay_fault = f.choice(
-        "on_replay_store_fault",
-        &[("open", FaultMode::Open), ("closed", FaultMode::Closed)],
-        errors,
-    );
+    let on_replay_fault = f.choice("on_replay_store_fault", FaultMode::CHOICES, errors);
     let replay_check = f.choice(
         "replay_check",
         &[
@@ -332,7 +325,7 @@ fn compile_key(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> Opti
     });
     let not_after = match f.string("not_after", errors) {
         None => None,
-        Some(t) => match parse_time(t) {
+        Some(t) => match parse_instant(t) {
             Ok(ms) => Some(ms),
             Err(e) => {
                 errors.push(err(&f.child("not_after"), e));
@@ -508,7 +501,7 @@ pub enum Check {
     },
     Failed {
         /// `missing_signature`, `invalid_signature`, `expired`, `unknown_key`.
-        code: &'static str,
+        code: ReasonCode,
         detail: String,
         /// A well-formed signature under a live key the network has, whose HMAC does not match:
         /// what a broken signer sends, and the only failure the breaker weighs.
@@ -562,7 +555,7 @@ pub fn verify(policy: &Policy, url: &str, path: &str, query: &str, now_ms: u64) 
         if let Some(i) = NAMES.iter().position(|n| *n == name) {
             if found[i].replace(value).is_some() {
                 return failed(
-                    "invalid_signature",
+                    ReasonCode::InvalidSignature,
                     format!("`{name}` is given more than once"),
                 );
             }
@@ -570,35 +563,38 @@ pub fn verify(policy: &Policy, url: &str, path: &str, query: &str, now_ms: u64) 
     }
     let [signature, expires, kid, click_id] = found;
     let Some(signature) = signature else {
-        return failed("missing_signature", "no `signature` parameter".into());
+        return failed(
+            ReasonCode::MissingSignature,
+            "no `signature` parameter".into(),
+        );
     };
     let Some(signature) = parse_hex32(signature) else {
         return failed(
-            "invalid_signature",
+            ReasonCode::InvalidSignature,
             "`signature` is not 64 lower-case hex digits".into(),
         );
     };
     let Some(expires_s) = expires.and_then(|e| e.parse::<u64>().ok()) else {
         return failed(
-            "invalid_signature",
+            ReasonCode::InvalidSignature,
             "`expires` is missing or not Unix seconds".into(),
         );
     };
     let message = match policy.form {
         Form::Canonical => {
             if kid.is_none() {
-                return failed("invalid_signature", "`kid` is missing".into());
+                return failed(ReasonCode::InvalidSignature, "`kid` is missing".into());
             }
             match canonical_of(path, params) {
                 Ok(m) => m,
-                Err(e) => return failed("invalid_signature", e),
+                Err(e) => return failed(ReasonCode::InvalidSignature, e),
             }
         }
         Form::Url => match url_message(url) {
             Some(m) => m.to_owned(),
             None => {
                 return failed(
-                    "invalid_signature",
+                    ReasonCode::InvalidSignature,
                     "`signature` must be the last parameter of the link".into(),
                 )
             }
@@ -608,7 +604,7 @@ pub fn verify(policy: &Policy, url: &str, path: &str, query: &str, now_ms: u64) 
     let named = |k: &&SigningKey| kid.is_none_or(|kid| k.id == kid);
     let Some(first) = policy.keys.iter().find(named) else {
         return failed(
-            "unknown_key",
+            ReasonCode::UnknownKey,
             format!("no key `{}`", kid.unwrap_or_default()),
         );
     };
@@ -620,13 +616,13 @@ pub fn verify(policy: &Policy, url: &str, path: &str, query: &str, now_ms: u64) 
         .peekable();
     if live.peek().is_none() {
         return failed(
-            "unknown_key",
+            ReasonCode::UnknownKey,
             format!("key `{}` is past its not_after", first.id),
         );
     }
     let Some(key) = live.find(|k| k.verifies(&message, &signature)) else {
         return Check::Failed {
-            code: "invalid_signature",
+            code: ReasonCode::InvalidSignature,
             detail: "the signature does not match".into(),
             key_mismatch: true,
         };
@@ -635,13 +631,13 @@ pub fn verify(policy: &Policy, url: &str, path: &str, query: &str, now_ms: u64) 
     let expires_ms = expires_s.saturating_mul(1000);
     if now_ms > expires_ms {
         return failed(
-            "expired",
+            ReasonCode::Expired,
             format!("expired {} s ago", (now_ms - expires_ms) / 1000),
         );
     }
     if expires_ms - now_ms > policy.max_age_s * 1000 {
         return failed(
-            "expired",
+            ReasonCode::Expired,
             format!(
                 "valid for {} s, longer than max_age_seconds {}",
                 (expires_ms - now_ms) / 1000,
@@ -756,11 +752,27 @@ pub fn replay_step(stored_expires_ms: Option<u64>, expires_ms: u64, now_ms: u64)
 // ---------------------------------------------------------------------------------------------
 // The circuit breaker, per isolate.
 
+/// What the check and the replay store made of a click's signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureStatus {
+    Valid,
+    /// Refused: a missing, malformed, forged, expired or reused signature, or an unknown key.
+    Failed(ReasonCode),
+}
+
+impl SignatureStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignatureStatus::Valid => "valid",
+            SignatureStatus::Failed(code) => code.as_str(),
+        }
+    }
+}
+
 /// The signing outcome a decision acts on: the check, the replay answer, and the mode in force.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signature {
-    /// `valid`, or a failure code (`replayed` included).
-    pub status: &'static str,
+    pub status: SignatureStatus,
     pub detail: String,
     pub kid: Option<String>,
     /// The mode in force for this click (`report_only` while the breaker is open).
@@ -776,7 +788,7 @@ pub struct Signature {
 
 impl Signature {
     pub fn valid(&self) -> bool {
-        self.status == "valid"
+        self.status == SignatureStatus::Valid
     }
 
     /// Whether the decision must refuse the click on signing grounds alone.
@@ -787,17 +799,16 @@ impl Signature {
     }
 
     /// The reason code a refusal records.
-    pub fn code(&self) -> &'static str {
-        if self.valid() && self.replay_unavailable {
-            "replay_store_unavailable"
-        } else {
-            self.status
+    pub fn code(&self) -> ReasonCode {
+        match self.status {
+            SignatureStatus::Valid => ReasonCode::ReplayStoreUnavailable,
+            SignatureStatus::Failed(code) => code,
         }
     }
 
     pub fn log_json(&self) -> String {
         JsonLine::new()
-            .str("status", self.status)
+            .str("status", self.status.as_str())
             .str("mode", self.mode.name())
             .opt("kid", self.kid.as_deref())
             .opt(
@@ -939,24 +950,24 @@ impl Breakers {
             Check::NotSigned => return (None, None),
             Check::Valid { kid, .. } => match replay {
                 ReplayAnswer::Replayed => (
-                    "replayed",
+                    SignatureStatus::Failed(ReasonCode::Replayed),
                     "click_id seen before".to_owned(),
                     Some(kid),
                     false,
                 ),
-                _ => ("valid", String::new(), Some(kid), false),
+                _ => (SignatureStatus::Valid, String::new(), Some(kid), false),
             },
             Check::Failed {
                 code,
                 detail,
                 key_mismatch,
-            } => (code, detail, None, key_mismatch),
+            } => (SignatureStatus::Failed(code), detail, None, key_mismatch),
         };
         let mut event = None;
         let mut breaker_open = false;
         if let (Some(b), Mode::Enforce) = (policy.breaker, policy.mode) {
             let state = self.networks.entry(network.clone()).or_default();
-            let tally = state.record(now_ms, b, status == "valid", key_mismatch);
+            let tally = state.record(now_ms, b, status == SignatureStatus::Valid, key_mismatch);
             if let Some(open) = state.open {
                 // Closed as soon as valid signatures are back above `1 - share` of what they were
                 // while the signer worked; kept open a window at a time while it still looks
@@ -1067,7 +1078,7 @@ mod tests {
         match c {
             Check::NotSigned => "not_signed",
             Check::Valid { .. } => "valid",
-            Check::Failed { code, .. } => code,
+            Check::Failed { code, .. } => code.as_str(),
         }
     }
 
@@ -1281,13 +1292,13 @@ mod tests {
     /// A well-formed signature under the network's key whose HMAC does not match.
     fn mismatch() -> Check {
         Check::Failed {
-            code: "invalid_signature",
+            code: ReasonCode::InvalidSignature,
             detail: "the signature does not match".into(),
             key_mismatch: true,
         }
     }
 
-    fn failure(code: &'static str) -> Check {
+    fn failure(code: ReasonCode) -> Check {
         Check::Failed {
             code,
             detail: "x".into(),
@@ -1337,9 +1348,13 @@ mod tests {
         let p = breaker_policy();
         type Forgery = (&'static str, fn() -> Check);
         let floods: [Forgery; 4] = [
-            ("missing signatures", || failure("missing_signature")),
-            ("made-up kids", || failure("unknown_key")),
-            ("malformed signatures", || failure("invalid_signature")),
+            ("missing signatures", || {
+                failure(ReasonCode::MissingSignature)
+            }),
+            ("made-up kids", || failure(ReasonCode::UnknownKey)),
+            ("malformed signatures", || {
+                failure(ReasonCode::InvalidSignature)
+            }),
             ("forgeries under the real kid", mismatch),
         ];
         // While the network's signer works (a valid click a second), 50 forged clicks a second of
@@ -1476,13 +1491,16 @@ mod tests {
         };
         assert!(!judge(&mut b, &p, ReplayAnswer::Fresh).blocks());
         let replayed = judge(&mut b, &p, ReplayAnswer::Replayed);
-        assert_eq!((replayed.status, replayed.blocks()), ("replayed", true));
+        assert_eq!(
+            (replayed.status.as_str(), replayed.blocks()),
+            ("replayed", true)
+        );
         assert!(!judge(&mut b, &p, ReplayAnswer::Unavailable).blocks());
         p.on_replay_fault = FaultMode::Closed;
         let closed = judge(&mut b, &p, ReplayAnswer::Unavailable);
         assert_eq!(
             (closed.code(), closed.blocks()),
-            ("replay_store_unavailable", true)
+            (ReasonCode::ReplayStoreUnavailable, true)
         );
         // Asked after the redirect: valid, and the log says the check comes later.
         let later = judge(&mut b, &p, ReplayAnswer::AfterRedirect);

@@ -1,0 +1,237 @@
+//! Time as the core counts it: Unix milliseconds in UTC, the proleptic Gregorian calendar, and
+//! the two ways operators write a time (an instant in a rule, an hour in a report query).
+//!
+//! The ground floor: it imports nothing of the crate, so every module that counts days or hours
+//! reads the same arithmetic.
+
+pub const MINUTE_MS: u64 = 60_000;
+pub const HOUR_MS: u64 = 3_600_000;
+pub const DAY_MS: u64 = 86_400_000;
+
+/// `2026-11-23T10:04:05.123Z` from Unix milliseconds (proleptic Gregorian, UTC).
+pub fn rfc3339_ms(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+/// Days since 1970-01-01 of a real calendar date (month lengths and leap years checked), `None`
+/// for anything else; Howard Hinnant's `days_from_civil`, the inverse of [`civil_from_days`].
+pub fn days_of_date(y: i64, m: i64, d: i64) -> Option<i64> {
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&m) || d < 1 || d > month_days[(m - 1) as usize] {
+        return None;
+    }
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
+/// Days since 1970-01-01 to (year, month, day); Howard Hinnant's `civil_from_days`.
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// `2026-11-01`, `2026-11-01T09:30:00Z` or with fractional seconds, in UTC, to Unix milliseconds.
+pub fn parse_instant(text: &str) -> Result<u64, String> {
+    let bad = || format!("`{text}` is not a UTC time like 2026-11-01T09:30:00Z");
+    let b = text.as_bytes();
+    let num = |range: std::ops::Range<usize>| -> Result<i64, String> {
+        let part = text.get(range).ok_or_else(bad)?;
+        if part.bytes().all(|c| c.is_ascii_digit()) {
+            part.parse().map_err(|_| bad())
+        } else {
+            Err(bad())
+        }
+    };
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return Err(bad());
+    }
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (mut hh, mut mm, mut ss, mut ms) = (0, 0, 0, 0);
+    if b.len() > 10 {
+        if b.len() < 20
+            || b[10] != b'T'
+            || b[13] != b':'
+            || b[16] != b':'
+            || *b.last().ok_or_else(bad)? != b'Z'
+        {
+            return Err(bad());
+        }
+        hh = num(11..13)?;
+        mm = num(14..16)?;
+        ss = num(17..19)?;
+        if b.len() > 20 {
+            if b[19] != b'.' || b.len() < 22 {
+                return Err(bad());
+            }
+            let frac = text.get(20..b.len() - 1).ok_or_else(bad)?;
+            let digits: String = frac.chars().chain("000".chars()).take(3).collect();
+            if !frac.bytes().all(|c| c.is_ascii_digit()) {
+                return Err(bad());
+            }
+            ms = digits.parse::<i64>().map_err(|_| bad())?;
+        }
+    }
+    let days = days_of_date(y, m, d)
+        .filter(|_| (1970..=9999).contains(&y))
+        .ok_or_else(bad)?;
+    if hh > 23 || mm > 59 || ss > 59 {
+        return Err(bad());
+    }
+    Ok((((days * 24 + hh) * 60 + mm) * 60 + ss) as u64 * 1000 + ms as u64)
+}
+
+/// An hour since the epoch from `YYYY-MM-DD[THH[:MM[:SS]]][Z]`; `end`: a bare date means the hour
+/// after its day.
+pub(crate) fn parse_report_hour(text: &str, end: bool) -> Result<u32, String> {
+    let bad = || format!("`{text}` is not YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)");
+    let text = text.strip_suffix('Z').unwrap_or(text);
+    let (date, time) = match text.split_once('T') {
+        Some((d, t)) => (d, Some(t)),
+        None => (text, None),
+    };
+    let mut parts = date.split('-');
+    let (Some(y), Some(m), Some(d), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    let num = |s: &str, len: usize| {
+        (s.len() == len && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<i64>().ok())
+            .flatten()
+    };
+    let (Some(y), Some(m), Some(d)) = (num(y, 4), num(m, 2), num(d, 2)) else {
+        return Err(bad());
+    };
+    let days = days_of_date(y, m, d).ok_or_else(bad)?;
+    if days < 0 {
+        return Err(bad());
+    }
+    let hour = match time {
+        None if end => 24,
+        None => 0,
+        Some(t) => {
+            let mut fields = t.split(':');
+            let h = fields.next().and_then(|h| num(h, 2)).filter(|h| *h < 24);
+            let rest_ok = fields.all(|f| num(f, 2).is_some_and(|n| n < 60));
+            match (h, rest_ok) {
+                (Some(h), true) => h,
+                _ => return Err(bad()),
+            }
+        }
+    };
+    u32::try_from(days * 24 + hour).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn rfc3339_known_dates() {
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(1_798_761_599_999), "2026-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn dates_convert_both_ways() {
+        for days in [0i64, 59, 365, 10_957, 20_780, 20_785, 40_000] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_of_date(y, i64::from(m), i64::from(d)), Some(days));
+        }
+        assert_eq!(days_of_date(2024, 2, 29), Some(19_782));
+        assert_eq!(days_of_date(2023, 2, 29), None);
+    }
+
+    #[test]
+    fn instants_parse_to_unix_milliseconds() {
+        assert_eq!(parse_instant("1970-01-01"), Ok(0));
+        assert_eq!(parse_instant("2026-11-23T12:04:05Z"), Ok(1_795_435_445_000));
+        assert_eq!(
+            parse_instant("2026-11-23T12:04:05.123Z"),
+            Ok(1_795_435_445_123)
+        );
+        assert_eq!(parse_instant("2000-02-29T00:00:00Z"), Ok(951_782_400_000));
+        for bad in [
+            "2026-02-30",
+            "2026-13-01",
+            "2026-11-23T25:00:00Z",
+            "2026-11-23T12:04:05+01:00",
+            "yesterday",
+            "",
+        ] {
+            assert!(parse_instant(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn report_hours_take_a_bare_date_as_its_first_or_its_last_hour() {
+        let nov1 = (days_of_date(2026, 11, 1).unwrap() * 24) as u32;
+        assert_eq!(parse_report_hour("2026-11-01", false), Ok(nov1));
+        assert_eq!(parse_report_hour("2026-11-01", true), Ok(nov1 + 24));
+        assert_eq!(parse_report_hour("2026-11-01T09:30Z", false), Ok(nov1 + 9));
+        assert!(parse_report_hour("2026-11-01T24", false).is_err());
+        assert!(parse_report_hour("1969-12-31", false).is_err());
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn instants_round_trip_with_the_log_format(ms in 0u64..253_402_300_799_999) {
+                let text = rfc3339_ms(ms);
+                prop_assert_eq!(parse_instant(&text), Ok(ms));
+            }
+
+            #[test]
+            fn parsing_never_panics(text in "\\PC{0,30}") {
+                let _ = parse_instant(&text);
+                let _ = parse_report_hour(&text, false);
+                let _ = parse_report_hour(&text, true);
+            }
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! The words a verdict is written in: what was decided about a click, why, and what to do when a
+//! check cannot run.
+//!
+//! The ground floor: it imports nothing of the crate, so the judges (rules, signing, flood), the
+//! decision, the report and the HTTP answer all spell a verdict the same way. Each enum has one
+//! `as_str`, the stable text logs, reports and alerts key on; reading a stored text back is
+//! `parse`, and an unknown text is an error for the reader to raise, never a default.
+
+/// Why a click was refused or scored: the stable code of each filter, list and check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ReasonCode {
+    // The network's signature (see `signing`).
+    MissingSignature,
+    InvalidSignature,
+    UnknownKey,
+    Expired,
+    Replayed,
+    ReplayStoreUnavailable,
+    // The network's flood block (see `flood`).
+    ClickFlood,
+    FloodCheckUnavailable,
+    // The account-wide IP blocklist.
+    IpBlocklist,
+    IpUnreadable,
+    // The rules' filters (see `rules`).
+    Bot,
+    AiAgent,
+    FraudIp,
+    FraudDevice,
+    DatacenterAsn,
+    DatacenterIp,
+    VpnAsn,
+    VpnIp,
+    Geo,
+    ReferrerBlacklist,
+    OldOs,
+    OldBrowser,
+    DuplicateIp,
+    SubIdValidity,
+    FilterUnavailable,
+}
+
+impl ReasonCode {
+    pub const ALL: [ReasonCode; 25] = [
+        ReasonCode::MissingSignature,
+        ReasonCode::InvalidSignature,
+        ReasonCode::UnknownKey,
+        ReasonCode::Expired,
+        ReasonCode::Replayed,
+        ReasonCode::ReplayStoreUnavailable,
+        ReasonCode::ClickFlood,
+        ReasonCode::FloodCheckUnavailable,
+        ReasonCode::IpBlocklist,
+        ReasonCode::IpUnreadable,
+        ReasonCode::Bot,
+        ReasonCode::AiAgent,
+        ReasonCode::FraudIp,
+        ReasonCode::FraudDevice,
+        ReasonCode::DatacenterAsn,
+        ReasonCode::DatacenterIp,
+        ReasonCode::VpnAsn,
+        ReasonCode::VpnIp,
+        ReasonCode::Geo,
+        ReasonCode::ReferrerBlacklist,
+        ReasonCode::OldOs,
+        ReasonCode::OldBrowser,
+        ReasonCode::DuplicateIp,
+        ReasonCode::SubIdValidity,
+        ReasonCode::FilterUnavailable,
+    ];
+
+    /// The code as logs, reports and alerts spell it. Never rename one: stored reports and
+    /// operators' alerts key on it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonCode::MissingSignature => "missing_signature",
+            ReasonCode::InvalidSignature => "invalid_signature",
+            ReasonCode::UnknownKey => "unknown_key",
+            ReasonCode::Expired => "expired",
+            ReasonCode::Replayed => "replayed",
+            ReasonCode::ReplayStoreUnavailable => "replay_store_unavailable",
+            ReasonCode::ClickFlood => "click_flood",
+            ReasonCode::FloodCheckUnavailable => "flood_check_unavailable",
+            ReasonCode::IpBlocklist => "ip_blocklist",
+            ReasonCode::IpUnreadable => "ip_unreadable",
+            ReasonCode::Bot => "bot",
+            ReasonCode::AiAgent => "ai_agent",
+            ReasonCode::FraudIp => "fraud_ip",
+            ReasonCode::FraudDevice => "fraud_device",
+            ReasonCode::DatacenterAsn => "datacenter_asn",
+            ReasonCode::DatacenterIp => "datacenter_ip",
+            ReasonCode::VpnAsn => "vpn_asn",
+            ReasonCode::VpnIp => "vpn_ip",
+            ReasonCode::Geo => "geo",
+            ReasonCode::ReferrerBlacklist => "referrer_blacklist",
+            ReasonCode::OldOs => "old_os",
+            ReasonCode::OldBrowser => "old_browser",
+            ReasonCode::DuplicateIp => "duplicate_ip",
+            ReasonCode::SubIdValidity => "sub_id_validity",
+            ReasonCode::FilterUnavailable => "filter_unavailable",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ReasonCode> {
+        ReasonCode::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for ReasonCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a filter fired: a stable code for machines, the rule that decided, and what matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason {
+    pub code: ReasonCode,
+    /// The rule or list that fired, e.g. `lists.blocked_ips`.
+    pub rule_id: String,
+    /// The list entry or pattern that matched.
+    pub matched: String,
+    /// The click's value that matched it.
+    pub value: String,
+    /// Points added to the fraud score (0 for hard blocks such as the IP blocklist).
+    pub points: u32,
+}
+
+/// What a click gets: the offer, or the refusal with every reason that counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Redirect { location: String },
+    Block { reasons: Vec<Reason> },
+}
+
+/// What a check does when it cannot run (its store unreachable, its object silent): let the
+/// click through, or refuse it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FaultMode {
+    #[default]
+    Open,
+    Closed,
+}
+
+impl FaultMode {
+    pub const CHOICES: &'static [(&'static str, FaultMode)] =
+        &[("open", FaultMode::Open), ("closed", FaultMode::Closed)];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn every_reason_code_reads_back_as_itself_and_no_two_share_a_text() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ReasonCode::ALL {
+            assert_eq!(ReasonCode::parse(code.as_str()), Some(code));
+            assert!(seen.insert(code.as_str()), "{code} twice");
+        }
+    }
+
+    #[test]
+    fn an_unknown_reason_code_is_not_read_as_any_other() {
+        assert_eq!(ReasonCode::parse("operator"), None);
+        assert_eq!(ReasonCode::parse(""), None);
+        assert_eq!(ReasonCode::parse("BOT"), None);
+    }
+}
