@@ -6,13 +6,14 @@
 use std::hint::black_box;
 
 use clickgate_core::click::{route, split_url, ClientInfo, Route};
+use clickgate_core::config::networks::{Form, Mode, Policy, ReplayCheck, SigningKey};
 use clickgate_core::config::Config;
 use clickgate_core::counts::{Flush, FlushPolicy, LocalCounts};
 use clickgate_core::decide::{decide, ClickOutcome, Observed};
 use clickgate_core::flood::Thresholds;
 use clickgate_core::http::click_response;
 use clickgate_core::rules::Counters;
-use clickgate_core::signing::{sign_link, verify, Form, Mode, Policy, SigningKey};
+use clickgate_core::signing::{sign_link, verify};
 use clickgate_core::token::TokenKey;
 use clickgate_core::ua::UserAgent;
 use clickgate_core::verdict::FaultMode;
@@ -227,7 +228,7 @@ fn benches(c: &mut Criterion) {
         ],
         max_age_s: 86_400,
         on_replay_fault: FaultMode::Open,
-        replay_check: clickgate_core::signing::ReplayCheck::BeforeRedirect,
+        replay_check: ReplayCheck::BeforeRedirect,
         breaker: None,
         flood_exempt: true,
     };

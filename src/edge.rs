@@ -3,8 +3,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use clickgate_core::admin::{self, AdminCall, AdminRequest};
-use clickgate_core::cache::{ConfigSlot, Fetched, Need};
 use clickgate_core::click::{self, ClickParams, ClientInfo, Id, RequestError, Route};
+use clickgate_core::config::cache::{ConfigSlot, Fetched, Need};
+use clickgate_core::config::networks::ReplayCheck;
 use clickgate_core::config::{referenced_lists, Config, StoredLists};
 use clickgate_core::conversion;
 use clickgate_core::counts::ClickKeys;
@@ -15,7 +16,7 @@ use clickgate_core::ip::IpSet;
 use clickgate_core::log::fault_line;
 use clickgate_core::log::JsonLine;
 use clickgate_core::report;
-use clickgate_core::signing::{self, Breakers, ReplayAnswer, ReplayCheck, Signature};
+use clickgate_core::signing::{self, Breakers, ReplayAnswer, Signature};
 use clickgate_core::token::{ClickToken, TokenKey, NONCE_LEN};
 use clickgate_core::ua::UserAgent;
 use worker::js_sys::{Promise, Reflect, Uint8Array};
@@ -53,7 +54,7 @@ thread_local! {
 fn start() {
     console_error_panic_hook::set_once();
     // Module start has its own CPU budget; spend it compiling the click path, not the first click's.
-    clickgate_core::decide::warm_up();
+    clickgate_core::isolate::warm_up();
 }
 
 /// Every request starts here: this is the Worker's `fetch` handler (worker-build's module calls it

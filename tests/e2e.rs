@@ -753,7 +753,8 @@ fn a_large_ip_list_pushed_from_a_file_lives_in_its_own_kv_key_and_blocks() {
 
 #[test]
 fn signed_clicks_are_verified_rotated_replay_checked_and_a_broken_signer_trips_the_breaker() {
-    use clickgate_core::signing::{sign_link, Form, Mode, Policy, SigningKey};
+    use clickgate_core::config::networks::{Form, Mode, Policy, SigningKey};
+    use clickgate_core::signing::sign_link;
     let w = Worker::start(&[("CONFIG_REFRESH_SECONDS", "1")]);
     let now_s = now_ms() / 1000;
     let retired = "2026-01-01T00:00:00Z";
@@ -778,7 +779,7 @@ fn signed_clicks_are_verified_rotated_replay_checked_and_a_broken_signer_trips_t
         keys: vec![],
         max_age_s: 600,
         on_replay_fault: clickgate_core::verdict::FaultMode::Open,
-        replay_check: clickgate_core::signing::ReplayCheck::BeforeRedirect,
+        replay_check: clickgate_core::config::networks::ReplayCheck::BeforeRedirect,
         breaker: None,
         flood_exempt: true,
     };
@@ -1084,7 +1085,8 @@ fn click_ids_checked_after_the_redirect_pass_at_once_and_their_replays_are_caugh
 
 #[test]
 fn a_flooding_network_is_blocked_for_the_day_while_others_and_its_signed_clicks_pass() {
-    use clickgate_core::signing::{sign_link, Form, Mode, Policy, SigningKey};
+    use clickgate_core::config::networks::{Form, Mode, Policy, SigningKey};
+    use clickgate_core::signing::sign_link;
     use clickgate_core::time::parse_instant;
     const ADMIN_TOKEN: &str = "e2e-admin-token-e2e-admin-token";
     let vars = [
@@ -1174,7 +1176,7 @@ fn a_flooding_network_is_blocked_for_the_day_while_others_and_its_signed_clicks_
         keys: vec![],
         max_age_s: 86_400,
         on_replay_fault: clickgate_core::verdict::FaultMode::Open,
-        replay_check: clickgate_core::signing::ReplayCheck::BeforeRedirect,
+        replay_check: clickgate_core::config::networks::ReplayCheck::BeforeRedirect,
         breaker: None,
         flood_exempt: true,
     };
@@ -1865,7 +1867,8 @@ fn bodies_are_refused_unread_without_the_token_and_past_their_limit() {
 
 #[test]
 fn a_hung_or_failing_network_object_holds_no_click_postback_or_operator() {
-    use clickgate_core::signing::{sign_link, Form, Mode, Policy, SigningKey};
+    use clickgate_core::config::networks::{Form, Mode, Policy, SigningKey};
+    use clickgate_core::signing::sign_link;
     const TOKEN: &str = "fault-admin-token-fault-admin";
     for fault in ["hang", "error"] {
         let w = Worker::start(&[("ADMIN_TOKEN", TOKEN), ("NETWORK_FAULT_INJECTION", fault)]);
@@ -1886,7 +1889,7 @@ fn a_hung_or_failing_network_object_holds_no_click_postback_or_operator() {
             keys: vec![],
             max_age_s: 600,
             on_replay_fault: clickgate_core::verdict::FaultMode::Open,
-            replay_check: clickgate_core::signing::ReplayCheck::BeforeRedirect,
+            replay_check: clickgate_core::config::networks::ReplayCheck::BeforeRedirect,
             breaker: None,
             flood_exempt: true,
         };

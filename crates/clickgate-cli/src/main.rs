@@ -400,7 +400,7 @@ fn now_ms() -> u64 {
 fn network_policy(
     config: &Config,
     network: &str,
-) -> Result<(Id, clickgate_core::signing::Policy), Failure> {
+) -> Result<(Id, clickgate_core::config::networks::Policy), Failure> {
     let id = Id::parse(network).map_err(|e| Failure::Usage(format!("network `{network}` {e}")))?;
     let policy = config.networks.get(&id).cloned().ok_or_else(|| {
         Failure::Usage(format!(

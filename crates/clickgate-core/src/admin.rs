@@ -15,13 +15,13 @@
 //! (no automatic trip until then). Who and when are recorded in the network's state and logged.
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 
 use crate::click::Id;
 use crate::report::ReportQuery;
+use crate::token::same_secret;
 
 pub const PREFIX: &str = "/admin/";
 const MAX_BY_LEN: usize = 128;
@@ -217,16 +217,6 @@ fn presented_token(authorization: &str) -> Option<String> {
     let text = String::from_utf8(decoded).ok()?;
     text.split_once(':')
         .map(|(_, password)| password.to_owned())
-}
-
-/// Compares two secrets in time independent of where they differ (and of their lengths, by
-/// comparing their hashes).
-pub fn same_secret(a: &str, b: &str) -> bool {
-    let (x, y) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
-    x.iter()
-        .zip(y.iter())
-        .fold(0u8, |acc, (p, q)| acc | (p ^ q))
-        == 0
 }
 
 #[cfg(test)]

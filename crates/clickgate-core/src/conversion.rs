@@ -24,20 +24,18 @@
 use serde_json::json;
 
 use crate::click::Id;
-use crate::config::{err, Config, ConfigError, Fields};
+use crate::config::postbacks::{PostbackPolicy, MAX_FIELD_LEN};
+use crate::config::rules::FilterKind;
+use crate::config::Config;
 use crate::hll::hash64;
 use crate::log::JsonLine;
-use crate::rules::FilterKind;
 use crate::token::{ClickToken, TokenKey, TokenVerdict};
 
 pub const INVALID_MESSAGE: &str = "clickgate flagged the conversion as fraudulent";
 /// How long the duplicate record of a conversion is kept: a click's conversions come within this.
 pub const DUPLICATE_WINDOW_MS: u64 = 90 * 86_400_000;
-const MAX_FIELD_LEN: usize = 128;
 /// The header that may carry the advertiser's postback secret instead of the `secret` parameter.
 pub const SECRET_HEADER: &str = "x-postback-secret";
-/// A `postback_secret` shorter than this is refused by validation: it must not be guessable.
-pub const MIN_SECRET_BYTES: usize = 16;
 /// The largest `POST /postback` form body: its few fields at their limits fit many times over.
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
 
@@ -57,64 +55,6 @@ impl Postback {
     pub fn with_header_secret(mut self, header: Option<String>) -> Postback {
         self.secret = self.secret.or(header);
         self
-    }
-}
-
-/// How an advertiser's postbacks are checked and counted (`advertisers[]` in the config).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PostbackPolicy {
-    pub secret: Option<String>,
-    pub max_approved_per_click: u32,
-    /// The events whose approved conversions count toward a network's conversion rate.
-    pub flood_events: Vec<String>,
-}
-
-impl Default for PostbackPolicy {
-    fn default() -> Self {
-        PostbackPolicy {
-            secret: None,
-            max_approved_per_click: 1,
-            flood_events: vec!["conversion".to_owned()],
-        }
-    }
-}
-
-impl PostbackPolicy {
-    /// Reads `postback_secret`, `max_approved_per_click` and `flood_events` of an advertiser.
-    pub(crate) fn compile(f: &mut Fields, errors: &mut Vec<ConfigError>) -> PostbackPolicy {
-        let mut policy = PostbackPolicy::default();
-        if let Some(secret) = f.string("postback_secret", errors) {
-            if secret.len() < MIN_SECRET_BYTES {
-                errors.push(err(
-                    &f.child("postback_secret"),
-                    format!("must be at least {MIN_SECRET_BYTES} bytes"),
-                ));
-            }
-            policy.secret = Some(secret.to_owned());
-        }
-        if let Some(n) = f.u32_in(
-            "max_approved_per_click",
-            crate::config::RANGES.approved_per_click,
-            errors,
-        ) {
-            policy.max_approved_per_click = n;
-        }
-        if let Some(events) = f.array("flood_events", errors) {
-            policy.flood_events.clear();
-            for (i, e) in events.iter().enumerate() {
-                match e
-                    .as_str()
-                    .filter(|e| !e.is_empty() && e.len() <= MAX_FIELD_LEN)
-                {
-                    Some(e) => policy.flood_events.push(e.to_owned()),
-                    None => errors.push(err(
-                        &format!("{}[{i}]", f.child("flood_events")),
-                        format!("must be an event name of 1 to {MAX_FIELD_LEN} characters"),
-                    )),
-                }
-            }
-        }
-        policy
     }
 }
 
@@ -265,7 +205,7 @@ impl Judging {
         let authenticated = match &policy.secret {
             Some(expected) => {
                 let presented = postback.secret.as_deref().unwrap_or("");
-                if !crate::admin::same_secret(presented, expected) {
+                if !crate::token::same_secret(presented, expected) {
                     return Err(PostbackError::Unauthorized);
                 }
                 true

@@ -25,13 +25,14 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::click::{ClickParams, ClientInfo, Id};
+use crate::config::rules::{FilterKind, Rule};
 use crate::config::Config;
 use crate::decide::ClickOutcome;
 use crate::flood::{Event, FloodBlock, FloodState, FloodView, Outcome, Thresholds};
 use crate::hll::{hash64, HyperLogLog};
 use crate::log::JsonLine;
 use crate::report::{self, ConversionRow, HourRows, RowKey, Tally};
-use crate::rules::{Counters, FilterKind, Rule};
+use crate::rules::Counters;
 use crate::time::{rfc3339_ms, DAY_MS, HOUR_MS, MINUTE_MS};
 use crate::token::NONCE_LEN;
 use crate::ua::is_link_preview;

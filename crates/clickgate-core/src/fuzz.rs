@@ -12,9 +12,10 @@ use proptest::test_runner::{Config as RunnerConfig, TestCaseError, TestRunner};
 use serde_json::Value;
 
 use crate::click::{route, split_url, Id, Route};
+use crate::config::networks::{Form, Mode, Policy, ReplayCheck, SigningKey};
 use crate::config::{parse, Config};
 use crate::ip::{parse_client_ip, parse_list, IpNet};
-use crate::signing::{sign_link, verify, Check, Form, Mode, Policy, ReplayCheck, SigningKey};
+use crate::signing::{sign_link, verify, Check};
 use crate::token::{ClickToken, TokenKey, TokenVerdict};
 use crate::verdict::FaultMode;
 

@@ -14,7 +14,6 @@
 //! - [`http`]: decision or error → status, headers and body (the 1021 contract).
 
 pub mod admin;
-pub mod cache;
 pub mod click;
 pub mod config;
 pub mod conversion;
@@ -26,6 +25,7 @@ mod fuzz;
 pub mod hll;
 pub mod http;
 pub mod ip;
+pub mod isolate;
 pub mod log;
 pub mod once;
 pub mod replay;

@@ -16,7 +16,7 @@
 //! which the runtime refuses under load ("Cannot perform I/O on behalf of a different request").
 //!
 //! A network may have its clicks redirected before their ids are checked
-//! ([`crate::signing::ReplayCheck::AfterRedirect`]). Their questions wait in the same queues, no
+//! ([`crate::config::networks::ReplayCheck::AfterRedirect`]). Their questions wait in the same queues, no
 //! click waits for them, and they go out in the background: once the oldest has waited
 //! [`AFTER_REDIRECT_BATCH_MS`], when the queue is full, or with the next click that does wait. A
 //! repeat the store reports is logged ([`Detected`]).

@@ -16,7 +16,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use crate::click::Id;
 
@@ -191,6 +191,16 @@ impl<'a> Reader<'a> {
         let text = std::str::from_utf8(bytes).map_err(|_| TokenError::Malformed)?;
         Id::parse(text).map_err(|_| TokenError::Malformed)
     }
+}
+
+/// Compares two secrets in time independent of where they differ (and of their lengths, by
+/// comparing their hashes).
+pub fn same_secret(a: &str, b: &str) -> bool {
+    let (x, y) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
+    x.iter()
+        .zip(y.iter())
+        .fold(0u8, |acc, (p, q)| acc | (p ^ q))
+        == 0
 }
 
 #[cfg(test)]

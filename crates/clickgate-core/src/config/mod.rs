@@ -14,11 +14,16 @@ use serde_json::{Map, Value};
 
 use crate::click::Id;
 use crate::ip::{IpNet, IpSet};
-use crate::rules::{
+use crate::template::Template;
+use rules::{
     compile_asns, compile_geo, compile_rule, index_by_offer, select, Geo, Lists, RefererPattern,
     Rule,
 };
-use crate::template::Template;
+
+pub mod cache;
+pub mod networks;
+pub mod postbacks;
+pub mod rules;
 
 pub const SCHEMA_VERSION: u64 = 1;
 /// KV values are capped at 25 MiB; the document is kept well under so an isolate compiles it fast.
@@ -122,11 +127,11 @@ pub struct Config {
     /// Per offer, the rules that judge its conversions (level `conversion` or `both`), best first.
     pub conversion_rules_by_offer: FxHashMap<Id, Vec<usize>>,
     /// Signing policies per network (affiliate), from `networks[]`.
-    pub networks: FxHashMap<Id, crate::signing::Policy>,
+    pub networks: FxHashMap<Id, networks::Policy>,
     /// Flood thresholds of the networks that set their own; the others use the defaults.
     pub flood: FxHashMap<Id, crate::flood::Thresholds>,
     /// How each advertiser's conversion postbacks are checked, from `advertisers[]`.
-    pub postbacks: FxHashMap<Id, crate::conversion::PostbackPolicy>,
+    pub postbacks: FxHashMap<Id, postbacks::PostbackPolicy>,
     /// The Workers Analytics Engine binding each decision is also written to, from
     /// `analytics.binding`.
     pub analytics_binding: Option<String>,
@@ -799,14 +804,14 @@ fn compile_document(
     // Sets, not lists: each id is checked against those before it, and a document may declare
     // 100,000 of them (checking lists made compiling quadratic: 41 s for 100,000 networks).
     // The advertisers declared, each with how its postbacks are checked.
-    let mut postbacks: FxHashMap<Id, crate::conversion::PostbackPolicy> = FxHashMap::default();
+    let mut postbacks: FxHashMap<Id, postbacks::PostbackPolicy> = FxHashMap::default();
     if let Some(list) = top.array("advertisers", errors) {
         for (i, item) in list.iter().enumerate() {
             let path = format!("advertisers[{i}]");
             let Some(mut f) = Fields::of(item, &path, errors) else {
                 continue;
             };
-            let postback = crate::conversion::PostbackPolicy::compile(&mut f, errors);
+            let postback = postbacks::PostbackPolicy::compile(&mut f, errors);
             if let Some(id) = f.id("id", true, errors) {
                 if postbacks.contains_key(&id) {
                     errors.push(err(&f.child("id"), format!("`{id}` is declared twice")));
@@ -935,7 +940,7 @@ fn compile_document(
 
     let (networks, flood) = top
         .get("networks")
-        .map(|n| crate::signing::compile_networks(n, errors))
+        .map(|n| networks::compile_networks(n, errors))
         .unwrap_or_default();
 
     let analytics_binding = top.get("analytics").and_then(|a| {
@@ -998,9 +1003,8 @@ fn compile_document(
     }
     top.finish(errors);
 
-    let rules_by_offer = index_by_offer(&rules, &offers, crate::rules::Level::Click);
-    let conversion_rules_by_offer =
-        index_by_offer(&rules, &offers, crate::rules::Level::Conversion);
+    let rules_by_offer = index_by_offer(&rules, &offers, rules::Level::Click);
+    let conversion_rules_by_offer = index_by_offer(&rules, &offers, rules::Level::Conversion);
     Some(Config {
         offers,
         blocked_ips: blocked,
@@ -1020,7 +1024,7 @@ fn compile_document(
 fn compile_offer(
     item: &Value,
     path: &str,
-    advertisers: &FxHashMap<Id, crate::conversion::PostbackPolicy>,
+    advertisers: &FxHashMap<Id, postbacks::PostbackPolicy>,
     errors: &mut Vec<ConfigError>,
 ) -> Option<Offer> {
     let mut f = Fields::of(item, path, errors)?;

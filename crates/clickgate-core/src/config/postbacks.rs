@@ -1,0 +1,64 @@
+//! The `advertisers[]` section of the config document, compiled: how each advertiser's conversion
+//! postbacks are authenticated, capped and counted. How a postback is judged is in
+//! [`crate::conversion`].
+
+use crate::config::{err, ConfigError, Fields, RANGES};
+
+/// The longest event name or other postback field kept.
+pub(crate) const MAX_FIELD_LEN: usize = 128;
+/// A `postback_secret` shorter than this is refused by validation: it must not be guessable.
+pub const MIN_SECRET_BYTES: usize = 16;
+
+/// How an advertiser's postbacks are checked and counted (`advertisers[]` in the config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostbackPolicy {
+    pub secret: Option<String>,
+    pub max_approved_per_click: u32,
+    /// The events whose approved conversions count toward a network's conversion rate.
+    pub flood_events: Vec<String>,
+}
+
+impl Default for PostbackPolicy {
+    fn default() -> Self {
+        PostbackPolicy {
+            secret: None,
+            max_approved_per_click: 1,
+            flood_events: vec!["conversion".to_owned()],
+        }
+    }
+}
+
+impl PostbackPolicy {
+    /// Reads `postback_secret`, `max_approved_per_click` and `flood_events` of an advertiser.
+    pub(crate) fn compile(f: &mut Fields, errors: &mut Vec<ConfigError>) -> PostbackPolicy {
+        let mut policy = PostbackPolicy::default();
+        if let Some(secret) = f.string("postback_secret", errors) {
+            if secret.len() < MIN_SECRET_BYTES {
+                errors.push(err(
+                    &f.child("postback_secret"),
+                    format!("must be at least {MIN_SECRET_BYTES} bytes"),
+                ));
+            }
+            policy.secret = Some(secret.to_owned());
+        }
+        if let Some(n) = f.u32_in("max_approved_per_click", RANGES.approved_per_click, errors) {
+            policy.max_approved_per_click = n;
+        }
+        if let Some(events) = f.array("flood_events", errors) {
+            policy.flood_events.clear();
+            for (i, e) in events.iter().enumerate() {
+                match e
+                    .as_str()
+                    .filter(|e| !e.is_empty() && e.len() <= MAX_FIELD_LEN)
+                {
+                    Some(e) => policy.flood_events.push(e.to_owned()),
+                    None => errors.push(err(
+                        &format!("{}[{i}]", f.child("flood_events")),
+                        format!("must be an event name of 1 to {MAX_FIELD_LEN} characters"),
+                    )),
+                }
+            }
+        }
+        policy
+    }
+}
