@@ -1,17 +1,32 @@
 //! clickgate's decision engine.
 //!
 //! Plain Rust with no I/O and no clock: the Worker (or the CLI, or a test) reads the request, the
-//! time and the random source, and hands them in. The modules follow a click's path:
+//! time and the random source, and hands them in. The modules stand on floors, each importing only
+//! from its own floor or below and none in a loop (`tests/floors.rs` checks both):
 //!
-//! - [`click`]: raw request → routed, parsed click (or the reason it is not one);
-//! - [`config`]: KV JSON document → compiled [`config::Config`], with every problem and its path;
-//! - [`cache`]: when the isolate's copy of the config is refreshed, and what survives a bad refresh;
-//! - [`signing`]: the networks' click signatures, their replay records and circuit breaker;
-//! - [`once`]: click ids asked of their replay object in batches, one request out per object;
-//! - [`ip`], [`template`], [`token`]: the pieces a decision uses;
-//! - [`counts`]: the duplicate-IP and sub-ID counts an isolate keeps and its network's object adds up;
-//! - [`decide`]: click + config + now → [`decide::Decision`], and its log line;
-//! - [`http`]: decision or error → status, headers and body (the 1021 contract).
+//! 1. The ground, words every floor uses: [`time`] (UTC days, hours and the two time formats),
+//!    [`verdict`] (reason codes, reasons, the decision, fail-open or closed), [`log`] (JSON log
+//!    lines), [`hll`] (distinct counts), [`template`] (landing-URL macros), [`ua`] (the User-Agent,
+//!    read once per click), [`ip`] (addresses, ranges and their sets).
+//! 2. The request: [`click`] (raw request → routed, parsed click, or why it is not one), [`token`]
+//!    (the transaction id, and constant-time secret comparison), [`flood`] (a network's day of
+//!    clicks and when it is beyond human, a pure step over its state).
+//! 3. The config document: [`config`] compiles the whole KV document once, with every problem and
+//!    its path: fields and ranges, offers, lists, [`config::rules`], [`config::networks`] (signing
+//!    and flood settings), [`config::postbacks`], and [`config::cache`] (the isolate's copy).
+//! 4. The judges: [`rules`] (a rule's filters over a click, scored into a probability), [`signing`]
+//!    (the networks' click signatures and their breaker), [`once`] (click ids asked of their
+//!    replay object in batches), [`conversion`] (a postback judged against its click).
+//! 5. The decision: [`decide`] (click + config + what the edge observed + now → the outcome and its
+//!    log line).
+//! 6. The fraud report's rows and queries: [`report`].
+//! 7. State shared through the network's Durable Object: [`counts`] (the isolate's counts, the
+//!    object's stored counts, their wire formats and keys).
+//! 8. The operator's API: [`admin`].
+//! 9. Answers over HTTP: [`http`] (the one place a decision becomes a response: the 1021 contract).
+//! 10. The whole click, and tools over it: [`isolate`] (what runs once per isolate), [`replay`]
+//!     (recorded clicks through a config, for `clickgate replay`), and `fuzz` (the parsers
+//!     under generated input; tests only).
 
 pub mod admin;
 pub mod click;
