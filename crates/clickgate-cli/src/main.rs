@@ -803,7 +803,7 @@ fn flood_lines(replay: &Replay) -> Vec<String> {
             lines.push(format!(
                 "  {network} tripped at {} ({}: {}); the block would have stopped {} clicks, {} of them redirected by the rules",
                 clickgate_core::time::rfc3339_ms(trip.at_ms),
-                trip.cause,
+                trip.cause.as_str(),
                 trip.detail,
                 trip.stopped,
                 trip.stopped_redirects,
@@ -1199,7 +1199,7 @@ mod tests {
                 lines[1].starts_with(&format!(
                     "  net-7 tripped at {} ({}:",
                     clickgate_core::time::rfc3339_ms(trip.at_ms),
-                    trip.cause
+                    trip.cause.as_str()
                 )),
                 "{lines:?}"
             );

@@ -28,7 +28,7 @@ use crate::click::{ClickParams, ClientInfo, Id};
 use crate::config::rules::{FilterKind, Rule};
 use crate::config::Config;
 use crate::decide::ClickOutcome;
-use crate::flood::{Event, FloodBlock, FloodState, FloodView, Outcome, Thresholds};
+use crate::flood::{Event, FloodBlock, FloodCause, FloodState, FloodView, Outcome, Thresholds};
 use crate::hll::{hash64, HyperLogLog};
 use crate::log::JsonLine;
 use crate::report::{self, ConversionRow, HourRows, RowKey, Tally};
@@ -392,7 +392,7 @@ impl Reply {
             "duplicate": self.duplicate,
             "ips": self.ips.iter().map(|(o, ip, h)| json!([o.as_str(), format!("{ip:016x}"), h.to_json()])).collect::<Vec<_>>(),
             "subs": self.subs.iter().map(|(o, day, s)| json!([o.as_str(), day, B64.encode(s.to_bytes())])).collect::<Vec<_>>(),
-            "block": self.block.as_ref().map(|b| json!([b.until_ms, b.cause, b.detail])),
+            "block": self.block.as_ref().map(|b| json!([b.until_ms, b.cause.as_str(), b.detail])),
         })
         .to_string()
     }
@@ -423,8 +423,8 @@ impl Reply {
                 cause: b
                     .get(1)
                     .and_then(Value::as_str)
-                    .ok_or("block: cause")?
-                    .to_owned(),
+                    .and_then(FloodCause::parse)
+                    .ok_or("block: cause")?,
                 detail: b.get(2).and_then(Value::as_str).unwrap_or("").to_owned(),
             });
         }
@@ -706,7 +706,7 @@ impl NetworkCounts {
                 Outcome::Tripped(b) | Outcome::Imposed(b) => line
                     .str("level", "error")
                     .str("state", "blocked")
-                    .str("cause", b.cause)
+                    .str("cause", b.cause.as_str())
                     .str("detail", &b.detail)
                     .opt("by", b.by.as_deref()),
                 Outcome::Lifted { by } => line
@@ -1557,7 +1557,7 @@ mod tests {
             subs: vec![(id("1"), 20_000, sketch)],
             block: Some(FloodBlock {
                 until_ms: 86_400_000,
-                cause: "per_minute".into(),
+                cause: FloodCause::PerMinute,
                 detail: "12 clicks, ceiling 10".into(),
             }),
         };
@@ -2179,7 +2179,7 @@ mod tests {
         let mut reply = objects.apply(&b, T0 + 1_000);
         reply.block = Some(FloodBlock {
             until_ms: T0 + DAY_MS,
-            cause: "operator".to_owned(),
+            cause: FloodCause::Operator,
             detail: String::new(),
         });
         local.acked(&blocked, b.seq, reply, T0 + 1_000);

@@ -107,7 +107,7 @@ pub fn decide(
             block_reasons.push(Reason {
                 code: ReasonCode::ClickFlood,
                 rule_id,
-                matched: f.cause.clone(),
+                matched: f.cause.as_str().to_owned(),
                 value: f.detail.clone(),
                 points: 0,
             });
@@ -388,7 +388,7 @@ mod tests {
         let flood = FloodView {
             block: Some(crate::flood::FloodBlock {
                 until_ms: NOW + 1,
-                cause: "per_minute".into(),
+                cause: crate::flood::FloodCause::PerMinute,
                 detail: "700 clicks, ceiling 600".into(),
             }),
             ..FloodView::default()

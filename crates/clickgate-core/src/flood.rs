@@ -115,11 +115,52 @@ pub struct FloodView {
     pub on_fault: FaultMode,
 }
 
+/// Why a network is blocked for the day: the ceiling or comparison that tripped, or an operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FloodCause {
+    PerMinute,
+    PerHour,
+    PerDay,
+    History,
+    FlaggedHistory,
+    FlaggedShare,
+    Operator,
+}
+
+impl FloodCause {
+    const ALL: [FloodCause; 7] = [
+        FloodCause::PerMinute,
+        FloodCause::PerHour,
+        FloodCause::PerDay,
+        FloodCause::History,
+        FloodCause::FlaggedHistory,
+        FloodCause::FlaggedShare,
+        FloodCause::Operator,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FloodCause::PerMinute => "per_minute",
+            FloodCause::PerHour => "per_hour",
+            FloodCause::PerDay => "per_day",
+            FloodCause::History => "history",
+            FloodCause::FlaggedHistory => "flagged_history",
+            FloodCause::FlaggedShare => "flagged_share",
+            FloodCause::Operator => "operator",
+        }
+    }
+
+    /// A stored or sent cause; an unknown one is the reader's error, never another cause.
+    pub fn parse(text: &str) -> Option<FloodCause> {
+        FloodCause::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+}
+
 /// A block as the isolates cache it: until when, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FloodBlock {
     pub until_ms: u64,
-    pub cause: String,
+    pub cause: FloodCause,
     pub detail: String,
 }
 
@@ -127,9 +168,7 @@ pub struct FloodBlock {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Block {
     pub since_ms: u64,
-    /// Machine-readable: `per_minute`, `per_hour`, `per_day`, `history`, `flagged_history`,
-    /// `flagged_share`, `operator`.
-    pub cause: &'static str,
+    pub cause: FloodCause,
     /// What was seen against what was allowed, for the log and the report.
     pub detail: String,
     /// The operator who imposed it, if one did.
@@ -224,7 +263,7 @@ impl FloodState {
         let b = self.block.as_ref()?;
         Some(FloodBlock {
             until_ms: (self.day + 1) * DAY_MS,
-            cause: b.cause.to_owned(),
+            cause: b.cause,
             detail: b.detail.clone(),
         })
     }
@@ -242,7 +281,7 @@ impl FloodState {
             "baseline_cr": self.baseline_cr,
             "baseline_flagged": self.baseline_flagged,
             "days_known": self.days_known,
-            "block": self.block.as_ref().map(|b| json!([b.since_ms, b.cause, b.detail, b.by])),
+            "block": self.block.as_ref().map(|b| json!([b.since_ms, b.cause.as_str(), b.detail, b.by])),
             "lifted_by": self.lifted_by,
         })
         .to_string()
@@ -281,15 +320,11 @@ impl FloodState {
             Value::Null => None,
             b => Some(Block {
                 since_ms: b.get(0).and_then(Value::as_u64).ok_or("block")?,
-                cause: match b.get(1).and_then(Value::as_str).ok_or("block")? {
-                    "per_minute" => "per_minute",
-                    "per_hour" => "per_hour",
-                    "per_day" => "per_day",
-                    "history" => "history",
-                    "flagged_history" => "flagged_history",
-                    "flagged_share" => "flagged_share",
-                    _ => "operator",
-                },
+                cause: b
+                    .get(1)
+                    .and_then(Value::as_str)
+                    .and_then(FloodCause::parse)
+                    .ok_or("block: cause")?,
                 detail: b.get(2).and_then(Value::as_str).unwrap_or("").to_owned(),
                 by: b.get(3).and_then(Value::as_str).map(str::to_owned),
             }),
@@ -347,7 +382,7 @@ impl FloodState {
             Event::Impose { by } => {
                 let block = Block {
                     since_ms: now_ms,
-                    cause: "operator",
+                    cause: FloodCause::Operator,
                     detail: format!("imposed by {by}"),
                     by: Some(by),
                 };
@@ -400,12 +435,12 @@ impl FloodState {
         )
     }
 
-    fn judge(&mut self, t: &Thresholds, now_ms: u64) -> Option<(&'static str, String)> {
+    fn judge(&mut self, t: &Thresholds, now_ms: u64) -> Option<(FloodCause, String)> {
         let (hour, flagged, minute, recent) = self.last_hour(now_ms);
         let ceilings = [
-            ("per_minute", minute, t.per_minute),
-            ("per_hour", hour, t.per_hour),
-            ("per_day", self.day_clicks, t.per_day),
+            (FloodCause::PerMinute, minute, t.per_minute),
+            (FloodCause::PerHour, hour, t.per_hour),
+            (FloodCause::PerDay, self.day_clicks, t.per_day),
         ];
         for (cause, seen, limit) in ceilings {
             if let Some(limit) = limit.filter(|l| seen >= u64::from(*l)) {
@@ -414,7 +449,7 @@ impl FloodState {
         }
         if hour >= u64::from(t.floor) && flagged as f64 >= t.flagged_share * hour as f64 {
             return Some((
-                "flagged_share",
+                FloodCause::FlaggedShare,
                 format!("{flagged} of {hour} clicks in the last hour flagged"),
             ));
         }
@@ -422,7 +457,7 @@ impl FloodState {
             let allowed = self.allowed_per_hour(t, now_ms);
             if hour as f64 > allowed {
                 return Some((
-                    "history",
+                    FloodCause::History,
                     format!("{hour} clicks in the last hour, allowed {allowed:.0}"),
                 ));
             }
@@ -430,7 +465,7 @@ impl FloodState {
             // minutes at an hourly rate.
             if (recent * 12) as f64 > allowed {
                 return Some((
-                    "history",
+                    FloodCause::History,
                     format!("{recent} clicks in the last 5 minutes, {} an hour against {allowed:.0} allowed", recent * 12),
                 ));
             }
@@ -439,7 +474,7 @@ impl FloodState {
             let allowed_flagged = self.allowed_flagged_per_hour(t, now_ms);
             if flagged as f64 > allowed_flagged {
                 return Some((
-                    "flagged_history",
+                    FloodCause::FlaggedHistory,
                     format!(
                         "{flagged} flagged clicks in the last hour, allowed {allowed_flagged:.0}"
                     ),
@@ -824,7 +859,7 @@ mod tests {
         flagged: u32,
     ) -> Option<&'static str> {
         match s.step(clicks(minute, n, flagged), t, minute * MINUTE_MS) {
-            Outcome::Tripped(b) => Some(b.cause),
+            Outcome::Tripped(b) => Some(b.cause.as_str()),
             _ => None,
         }
     }
@@ -989,7 +1024,7 @@ mod tests {
             matches!(
                 out,
                 Outcome::Tripped(Block {
-                    cause: "per_minute",
+                    cause: FloodCause::PerMinute,
                     ..
                 })
             ),
@@ -1005,6 +1040,25 @@ mod tests {
             Outcome::NewDay { ended_block: true }
         );
         assert!(s.block.is_none());
+    }
+
+    #[test]
+    fn a_stored_block_with_an_unknown_cause_is_an_error_not_an_operator_block() {
+        let mut s = FloodState::new(DAY0);
+        s.step(
+            Event::Impose { by: "ops@y".into() },
+            &Thresholds::default(),
+            DAY0,
+        );
+        let stored = s.encode();
+        let decoded = FloodState::decode(&stored).expect("a stored block reads back");
+        assert_eq!(decoded.block.map(|b| b.cause), Some(FloodCause::Operator));
+        let unknown = stored.replace("\"operator\"", "\"per_week\"");
+        assert_ne!(unknown, stored);
+        assert_eq!(
+            FloodState::decode(&unknown).err().as_deref(),
+            Some("block: cause")
+        );
     }
 
     #[test]
@@ -1045,7 +1099,10 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!((b.cause, b.by.as_deref()), ("operator", Some("ops@y")));
+        assert_eq!(
+            (b.cause, b.by.as_deref()),
+            (FloodCause::Operator, Some("ops@y"))
+        );
         assert_eq!(s.blocked_until_ms(), Some(DAY0 + DAY_MS));
     }
 

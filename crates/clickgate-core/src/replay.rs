@@ -19,7 +19,7 @@ use crate::click::{ClickParams, ClientInfo, Id};
 use crate::config::Config;
 use crate::counts::{ClickKeys, NetworkCounts};
 use crate::decide::{decide, ClickOutcome, Observed};
-use crate::flood::{Event, FloodState, Outcome, Thresholds};
+use crate::flood::{Event, FloodCause, FloodState, Outcome, Thresholds};
 use crate::rules::Counters;
 use crate::time::{parse_instant, MINUTE_MS};
 use crate::token::TokenKey;
@@ -271,7 +271,7 @@ pub struct Change {
 pub struct Trip {
     /// The start of the minute whose clicks tripped it.
     pub at_ms: u64,
-    pub cause: &'static str,
+    pub cause: FloodCause,
     pub detail: String,
     /// The network's clicks after that minute, until the block ends at 00:00 UTC.
     pub stopped: u64,
