@@ -30,6 +30,7 @@ use crate::config::Config;
 use crate::hll::hash64;
 use crate::log::JsonLine;
 use crate::token::{ClickToken, TokenKey, TokenVerdict};
+use crate::verdict::ReasonCode;
 
 pub const INVALID_MESSAGE: &str = "clickgate flagged the conversion as fraudulent";
 /// How long the duplicate record of a conversion is kept: a click's conversions come within this.
@@ -176,7 +177,7 @@ pub struct Judging {
     pub click_to_conversion_ms: u64,
     pub rule_id: Option<String>,
     /// Reasons found without asking anyone (flagged click, CTIT).
-    pub reasons: Vec<(&'static str, String)>,
+    pub reasons: Vec<(ReasonCode, String)>,
     /// False for statuses that are not judged (`declined`, `rejected`, …).
     pub judged: bool,
     /// Whether the postback carried its advertiser's secret (false when it has none).
@@ -223,19 +224,19 @@ impl Judging {
                 } else {
                     "declined in monitor mode"
                 };
-                reasons.push(("flagged_click", format!("the click was {what}")));
+                reasons.push((ReasonCode::FlaggedClick, format!("the click was {what}")));
             }
             for f in rule.iter().flat_map(|r| r.filters.iter()) {
                 match f.kind {
                     FilterKind::MinClickToConversion { seconds } if ctit < seconds * 1000 => {
                         reasons.push((
-                            "min_click_to_conversion",
+                            ReasonCode::MinClickToConversion,
                             format!("{} s after the click, minimum {seconds} s", ctit / 1000),
                         ));
                     }
                     FilterKind::MaxClickToConversion { seconds } if ctit > seconds * 1000 => {
                         reasons.push((
-                            "max_click_to_conversion",
+                            ReasonCode::MaxClickToConversion,
                             format!("{} s after the click, maximum {seconds} s", ctit / 1000),
                         ));
                     }
@@ -305,14 +306,14 @@ impl Judging {
             Seen::Fresh => {}
             _ if !self.judged => {}
             Seen::Duplicate => self.reasons.push((
-                "duplicate_conversion",
+                ReasonCode::DuplicateConversion,
                 format!(
                     "event `{}` was already reported for this click",
                     self.postback.event
                 ),
             )),
             Seen::Capped => self.reasons.push((
-                "approved_per_click",
+                ReasonCode::ApprovedPerClick,
                 format!(
                     "the click already has {} approved conversion(s), the advertiser's maximum",
                     self.policy.max_approved_per_click
@@ -320,9 +321,9 @@ impl Judging {
             )),
         }
         let status = match (self.judged, self.reasons.is_empty()) {
-            (false, _) => "not_judged",
-            (true, true) => "approved",
-            (true, false) => "invalid",
+            (false, _) => ConversionStatus::NotJudged,
+            (true, true) => ConversionStatus::Approved,
+            (true, false) => ConversionStatus::Invalid,
         };
         ConversionOutcome {
             status,
@@ -353,10 +354,28 @@ pub fn free_approval_slot<'a>(
     slots.iter().find(|s| !taken(s)).map(String::as_str)
 }
 
+/// What became of a conversion: approved, judged invalid, or not judged (a postback status such
+/// as `declined` that is not ours to judge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConversionStatus {
+    Approved,
+    Invalid,
+    NotJudged,
+}
+
+impl ConversionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConversionStatus::Approved => "approved",
+            ConversionStatus::Invalid => "invalid",
+            ConversionStatus::NotJudged => "not_judged",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConversionOutcome {
-    /// `approved`, `invalid` or `not_judged`.
-    pub status: &'static str,
+    pub status: ConversionStatus,
     pub judging: Judging,
 }
 
@@ -365,12 +384,12 @@ impl ConversionOutcome {
     pub fn answer(&self) -> String {
         let j = &self.judging;
         let mut body = json!({
-            "status": self.status,
+            "status": self.status.as_str(),
             "transaction_id": j.postback.transaction_id,
             "event": j.postback.event,
-            "reasons": j.reasons.iter().map(|(code, _)| *code).collect::<Vec<_>>(),
+            "reasons": j.reasons.iter().map(|(code, _)| code.as_str()).collect::<Vec<_>>(),
         });
-        if self.status == "invalid" {
+        if self.status == ConversionStatus::Invalid {
             body["message"] = json!(INVALID_MESSAGE);
         }
         body.to_string()
@@ -386,7 +405,7 @@ impl ConversionOutcome {
             }
             reasons.push_str(
                 &JsonLine::new()
-                    .str("code", code)
+                    .str("code", code.as_str())
                     .str("detail", detail)
                     .finish(),
             );
@@ -395,7 +414,7 @@ impl ConversionOutcome {
         JsonLine::new()
             .str("event", "conversion")
             .str("ts", &crate::time::rfc3339_ms(now_ms))
-            .str("status", self.status)
+            .str("status", self.status.as_str())
             .str("transaction_id", &j.postback.transaction_id)
             .str("conversion_event", &j.postback.event)
             .str("postback_status", &j.postback.status)
@@ -460,7 +479,7 @@ mod tests {
     }
 
     fn codes(o: &ConversionOutcome) -> Vec<&'static str> {
-        o.judging.reasons.iter().map(|(c, _)| *c).collect()
+        o.judging.reasons.iter().map(|(c, _)| c.as_str()).collect()
     }
 
     #[test]
@@ -468,7 +487,7 @@ mod tests {
         let t = tid("1", TokenVerdict::Redirected, NOW - 600_000);
         let o = judge(&format!("transaction_id={t}&amount=12.50"), false).unwrap();
         assert_eq!(
-            (o.status, o.judging.click_to_conversion_ms),
+            (o.status.as_str(), o.judging.click_to_conversion_ms),
             ("approved", 600_000)
         );
         assert_eq!(o.judging.rule_id.as_deref(), Some("ctit"));
@@ -491,7 +510,10 @@ mod tests {
         );
         let flagged = tid("1", TokenVerdict::Flagged, NOW - 600_000);
         let o = judge(&format!("transaction_id={flagged}"), false).unwrap();
-        assert_eq!((o.status, codes(&o)), ("invalid", vec!["flagged_click"]));
+        assert_eq!(
+            (o.status.as_str(), codes(&o)),
+            ("invalid", vec!["flagged_click"])
+        );
         let answer: serde_json::Value = serde_json::from_str(&o.answer()).unwrap();
         assert_eq!(answer["message"], INVALID_MESSAGE);
         let fine = tid("1", TokenVerdict::Redirected, NOW - 600_000);
@@ -504,7 +526,8 @@ mod tests {
         assert_eq!(
             judge(&format!("transaction_id={other}"), false)
                 .unwrap()
-                .status,
+                .status
+                .as_str(),
             "approved"
         );
     }
@@ -516,12 +539,13 @@ mod tests {
             assert_eq!(
                 judge(&format!("transaction_id={flagged}&status={status}"), false)
                     .unwrap()
-                    .status,
+                    .status
+                    .as_str(),
                 "invalid"
             );
         }
         let o = judge(&format!("transaction_id={flagged}&status=declined"), true).unwrap();
-        assert_eq!((o.status, codes(&o).len()), ("not_judged", 0));
+        assert_eq!((o.status.as_str(), codes(&o).len()), ("not_judged", 0));
         assert_eq!(
             Judging::new(
                 &config(),
@@ -648,7 +672,7 @@ mod tests {
         let line: serde_json::Value =
             serde_json::from_str(&j.clone().finish(Seen::Fresh).log_line(NOW)).unwrap();
         assert_eq!(line["authenticated"], false);
-        assert_eq!(j.finish(Seen::Fresh).status, "approved");
+        assert_eq!(j.finish(Seen::Fresh).status.as_str(), "approved");
     }
 
     #[test]
@@ -663,7 +687,7 @@ mod tests {
         let (key_a, max) = judging("a").approvals_key().unwrap();
         assert_eq!((judging("b").approvals_key().unwrap().0, max), (key_a, 3));
         let capped = judging("c").finish(Seen::Capped);
-        assert_eq!(capped.status, "invalid");
+        assert_eq!(capped.status.as_str(), "invalid");
         assert_eq!(codes(&capped), ["approved_per_click"]);
         // A conversion that is not approvable takes no approval.
         let flagged = tid("1", TokenVerdict::Blocked, NOW - 600_000);

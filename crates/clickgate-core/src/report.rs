@@ -24,7 +24,7 @@ use serde_json::{json, Map, Value};
 
 use crate::click::Id;
 use crate::config::Config;
-use crate::conversion::ConversionOutcome;
+use crate::conversion::{ConversionOutcome, ConversionStatus};
 use crate::decide::ClickOutcome;
 use crate::time::{civil_from_days, parse_report_hour, rfc3339_ms, DAY_MS, HOUR_MS};
 use crate::token::{ClickToken, TokenVerdict};
@@ -86,15 +86,15 @@ impl Tally {
     pub fn conversion(outcome: &ConversionOutcome) -> Tally {
         let mut tally = Tally {
             conversions: 1,
-            approved: u64::from(outcome.status == "approved"),
-            invalid: u64::from(outcome.status == "invalid"),
+            approved: u64::from(outcome.status == ConversionStatus::Approved),
+            invalid: u64::from(outcome.status == ConversionStatus::Invalid),
             ..Tally::default()
         };
-        if outcome.status == "invalid" {
+        if outcome.status == ConversionStatus::Invalid {
             for (code, _) in &outcome.judging.reasons {
                 *tally
                     .conversion_reasons
-                    .entry((*code).to_owned())
+                    .entry(code.as_str().to_owned())
                     .or_default() += 1;
             }
         }

@@ -38,10 +38,16 @@ pub enum ReasonCode {
     DuplicateIp,
     SubIdValidity,
     FilterUnavailable,
+    // A conversion judged against its click (see `conversion`).
+    FlaggedClick,
+    MinClickToConversion,
+    MaxClickToConversion,
+    DuplicateConversion,
+    ApprovedPerClick,
 }
 
 impl ReasonCode {
-    pub const ALL: [ReasonCode; 25] = [
+    pub const ALL: [ReasonCode; 30] = [
         ReasonCode::MissingSignature,
         ReasonCode::InvalidSignature,
         ReasonCode::UnknownKey,
@@ -67,6 +73,11 @@ impl ReasonCode {
         ReasonCode::DuplicateIp,
         ReasonCode::SubIdValidity,
         ReasonCode::FilterUnavailable,
+        ReasonCode::FlaggedClick,
+        ReasonCode::MinClickToConversion,
+        ReasonCode::MaxClickToConversion,
+        ReasonCode::DuplicateConversion,
+        ReasonCode::ApprovedPerClick,
     ];
 
     /// The code as logs, reports and alerts spell it. Never rename one: stored reports and
@@ -98,6 +109,11 @@ impl ReasonCode {
             ReasonCode::DuplicateIp => "duplicate_ip",
             ReasonCode::SubIdValidity => "sub_id_validity",
             ReasonCode::FilterUnavailable => "filter_unavailable",
+            ReasonCode::FlaggedClick => "flagged_click",
+            ReasonCode::MinClickToConversion => "min_click_to_conversion",
+            ReasonCode::MaxClickToConversion => "max_click_to_conversion",
+            ReasonCode::DuplicateConversion => "duplicate_conversion",
+            ReasonCode::ApprovedPerClick => "approved_per_click",
         }
     }
 
