@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use clickgate_core::admin::Action;
 use clickgate_core::click::Id;
+use clickgate_core::click_ids::{self, Asked, AskedAfter, Detected, Outbox, Step, Ticket};
 use clickgate_core::conversion::{self, Seen};
 use clickgate_core::counts::{
     Batch, ClickKeys, Flush, FlushPolicy, LocalCounts, NetworkCounts, Reply, StoreKey,
@@ -26,7 +27,6 @@ use clickgate_core::counts::{
 use clickgate_core::decide::ClickOutcome;
 use clickgate_core::flood::{Event, FloodBlock, FloodView, Thresholds};
 use clickgate_core::log::fault_line;
-use clickgate_core::once::{self, Asked, AskedAfter, Detected, Outbox, Step, Ticket};
 use clickgate_core::report::{self, ConversionRow, HourRows, ReportQuery};
 use clickgate_core::rules::Counters;
 use clickgate_core::signing::{self, ReplayAnswer};
@@ -168,7 +168,7 @@ async fn drive(env: &Env, network: &Id, mut step: Flush) {
 mod deadline {
     /// A batch of click-id replay checks: the clicks waiting on it are judged by
     /// `on_replay_store_fault` once this has passed, as the README promises.
-    pub const REPLAY_MS: u64 = clickgate_core::once::LOST_AFTER_MS;
+    pub const REPLAY_MS: u64 = clickgate_core::click_ids::LOST_AFTER_MS;
     /// A postback's duplicate lookup: past it the conversion is judged on its other checks.
     pub const CONVERSION_MS: u64 = 5_000;
     /// An operator's block, lift or explain, the directory's network list, and each network's
@@ -253,7 +253,7 @@ pub enum Replay<W> {
 /// Asks the replay object whether a network's click id was used before (and records this use).
 /// The one Durable Object call a click waits for: only signed clicks that carry a click id make it,
 /// and not when this isolate already knows the id in use. The question goes out with the others
-/// that arrive meanwhile (`clickgate_core::once`): the click whose question finds its object idle
+/// that arrive meanwhile (`clickgate_core::click_ids`): the click whose question finds its object idle
 /// sends; the others look again every millisecond, and the first to find the object idle sends
 /// the questions queued by then.
 pub fn replay(
@@ -278,7 +278,7 @@ async fn wait_for_answer(
     env: &Env,
     object: &str,
     ticket: Ticket,
-    mut turn: Option<once::Batch>,
+    mut turn: Option<click_ids::Questions>,
     asked_ms: u64,
 ) -> ReplayAnswer {
     loop {
@@ -289,7 +289,7 @@ async fn wait_for_answer(
             return answer;
         }
         let now_ms = crate::now_ms();
-        if now_ms >= asked_ms.saturating_add(once::LOST_AFTER_MS) {
+        if now_ms >= asked_ms.saturating_add(click_ids::LOST_AFTER_MS) {
             with_outbox(|o| o.give_up(object, ticket));
             console_error!(
                 "{}",
@@ -363,7 +363,7 @@ fn with_outbox<T>(f: impl FnOnce(&mut Outbox) -> T) -> T {
 
 /// Sends one batch of click ids and records each click's answer for it to collect; logs the ids
 /// asked after their redirect that the object had seen.
-async fn send_replay_batch(env: &Env, batch: &once::Batch) {
+async fn send_replay_batch(env: &Env, batch: &click_ids::Questions) {
     let answers = ask(
         env,
         &batch.object,
@@ -372,7 +372,7 @@ async fn send_replay_batch(env: &Env, batch: &once::Batch) {
         deadline::REPLAY_MS,
     )
     .await
-    .and_then(|text| once::parse_answers(&text, batch.tickets.len()))
+    .and_then(|text| click_ids::parse_answers(&text, batch.tickets.len()))
     .unwrap_or_else(|e| {
         console_error!(
             "{}",
@@ -617,15 +617,15 @@ impl DurableObject for Network {
 }
 
 impl Network {
-    /// A batch of click-id uses (`clickgate_core::once`), answered in order.
+    /// A batch of click-id uses (`clickgate_core::click_ids`), answered in order.
     async fn replay(&self, body: &str) -> Result<Response> {
-        let questions = match once::parse_questions(body) {
+        let questions = match click_ids::parse_questions(body) {
             Ok(q) => q,
             Err(e) => return Response::error(e, 400),
         };
         let now_ms = crate::now_ms();
         let used = self.used_before(&questions, now_ms).await?;
-        Response::ok(once::answer_body(&used))
+        Response::ok(click_ids::answer_body(&used))
     }
 
     /// Whether each of these uses (click ids, a click's conversion event) repeats one made before
@@ -641,7 +641,7 @@ impl Network {
             .into_iter()
             .filter_map(|(k, v)| Some((k, v.parse::<u64>().ok()?)))
             .collect();
-        let (used, writes) = once::uses(uses, stored, now_ms);
+        let (used, writes) = click_ids::uses(uses, stored, now_ms);
         let changes = writes
             .into_iter()
             .map(|(k, t)| (k, Some(t.to_string())))

@@ -20,8 +20,8 @@ use std::process::{Command, ExitCode};
 use clickgate_core::click::{route, split_url, Id, Route};
 use clickgate_core::config::{list_key, Config, ConfigError, StoredLists};
 use clickgate_core::ip::{parse_list, IpSet};
-use clickgate_core::replay::{csv_header, from_csv_line, from_log_line, Recorded, Replay};
 use clickgate_core::signing::{sign_link, verify as verify_signature, Check};
+use clickgate_core::whatif::{csv_header, from_csv_line, from_log_line, Recorded, Replay};
 
 const USAGE: &str = "usage:
   clickgate config validate FILE
@@ -954,7 +954,7 @@ mod tests {
     use super::*;
     use clickgate_core::flood::simulation::{floods, launch, simulate, Traffic, FLOOD_START};
     use clickgate_core::flood::Thresholds;
-    use clickgate_core::replay::Trip;
+    use clickgate_core::whatif::Trip;
 
     fn flags(words: &[&str]) -> Result<PushOptions, String> {
         parse_push_flags(words).map_err(|f| match f {

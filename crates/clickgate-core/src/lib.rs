@@ -15,8 +15,8 @@
 //!    its path: fields and ranges, offers, lists, [`config::rules`], [`config::networks`] (signing
 //!    and flood settings), [`config::postbacks`], and [`config::cache`] (the isolate's copy).
 //! 4. The judges: [`rules`] (a rule's filters over a click, scored into a probability), [`signing`]
-//!    (the networks' click signatures and their breaker), [`once`] (click ids asked of their
-//!    replay object in batches), [`conversion`] (a postback judged against its click).
+//!    (the networks' click signatures and their breaker), [`click_ids`] (click ids asked of
+//!    their replay object in batches), [`conversion`] (a postback judged against its click).
 //! 5. The decision: [`decide`] (click + config + what the edge observed + now → the outcome and its
 //!    log line).
 //! 6. The fraud report's rows and queries: [`report`].
@@ -24,12 +24,13 @@
 //!    object's stored counts, their wire formats and keys).
 //! 8. The operator's API: [`admin`].
 //! 9. Answers over HTTP: [`http`] (the one place a decision becomes a response: the 1021 contract).
-//! 10. The whole click, and tools over it: [`isolate`] (what runs once per isolate), [`replay`]
-//!     (recorded clicks through a config, for `clickgate replay`), and `fuzz` (the parsers
-//!     under generated input; tests only).
+//! 10. The whole click, and tools over it: [`isolate`] (what runs once per isolate), [`whatif`]
+//!     (recorded clicks through a config: what it would have done, for `clickgate replay`), and
+//!     `fuzz` (the parsers under generated input; tests only).
 
 pub mod admin;
 pub mod click;
+pub mod click_ids;
 pub mod config;
 pub mod conversion;
 pub mod counts;
@@ -42,8 +43,6 @@ pub mod http;
 pub mod ip;
 pub mod isolate;
 pub mod log;
-pub mod once;
-pub mod replay;
 pub mod report;
 pub mod rules;
 pub mod signing;
@@ -52,3 +51,4 @@ pub mod time;
 pub mod token;
 pub mod ua;
 pub mod verdict;
+pub mod whatif;

@@ -23,7 +23,10 @@ const FLOORS: &[(&str, &[&str])] = &[
     ),
     ("the request", &["click", "token", "flood"]),
     ("the config document, compiled", &["config"]),
-    ("the judges", &["rules", "signing", "once", "conversion"]),
+    (
+        "the judges",
+        &["rules", "signing", "click_ids", "conversion"],
+    ),
     ("the decision", &["decide"]),
     ("the fraud report's rows", &["report"]),
     ("state shared through the network's object", &["counts"]),
@@ -31,7 +34,7 @@ const FLOORS: &[(&str, &[&str])] = &[
     ("answers over HTTP", &["http"]),
     (
         "the whole click, and tools over it",
-        &["isolate", "replay", "fuzz"],
+        &["isolate", "whatif", "fuzz"],
     ),
 ];
 

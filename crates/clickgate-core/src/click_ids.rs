@@ -43,7 +43,7 @@ pub type Ticket = u64;
 /// One request to a replay object: whose questions it carries, in order, the uses they ask about
 /// (key, expiry), its body, and when it was sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Batch {
+pub struct Questions {
     pub object: String,
     pub tickets: Vec<Ticket>,
     pub uses: Vec<(String, u64)>,
@@ -58,7 +58,7 @@ pub enum Asked {
     /// no question is queued.
     Replayed,
     /// Nothing was out for the object: send this batch (it holds the click's own question).
-    Send(Batch),
+    Send(Questions),
     /// A request is out for the object: wait for the batch that carries this question.
     Wait,
 }
@@ -79,7 +79,7 @@ pub enum Step {
     /// Look again ([`Outbox::wake`]) in this many milliseconds.
     WakeIn(u64),
     /// Send this batch, then ask for the next step ([`Outbox::next_step`]).
-    Send(Batch),
+    Send(Questions),
 }
 
 /// A click id the store had seen in use, asked after its click was redirected.
@@ -290,7 +290,7 @@ impl Outbox {
     /// `Unavailable` for each when the request failed). The object is idle again: the next batch
     /// goes out with whichever waiting click next takes its turn, or in the background. Returns
     /// the after-redirect questions the store had seen.
-    pub fn returned(&mut self, batch: &Batch, answers: &[ReplayAnswer]) -> Vec<Detected> {
+    pub fn returned(&mut self, batch: &Questions, answers: &[ReplayAnswer]) -> Vec<Detected> {
         let mut detected = Vec::new();
         for ((ticket, answer), (key, expires_ms)) in
             batch.tickets.iter().zip(answers).zip(&batch.uses)
@@ -322,7 +322,7 @@ impl Outbox {
 
     /// A waiting click's look at its object: the next batch for it to send, when nothing is out
     /// (or what is out is lost) and questions are queued.
-    pub fn take_turn(&mut self, object: &str, now_ms: u64) -> Option<Batch> {
+    pub fn take_turn(&mut self, object: &str, now_ms: u64) -> Option<Questions> {
         let lane = self.lanes.get_mut(object)?;
         take_if_idle(object, lane, &mut self.after, now_ms)
     }
@@ -379,7 +379,7 @@ fn take_if_idle(
     lane: &mut Lane,
     after: &mut HashMap<Ticket, Detected>,
     now_ms: u64,
-) -> Option<Batch> {
+) -> Option<Questions> {
     let busy = lane
         .sent_ms
         .is_some_and(|t| now_ms < t.saturating_add(LOST_AFTER_MS));
@@ -398,7 +398,7 @@ fn take_if_idle(
         .unzip();
     lane.out.clone_from(&tickets);
     let lines: Vec<String> = uses.iter().map(|(k, e)| format!("{k} {e}")).collect();
-    Some(Batch {
+    Some(Questions {
         object: object.to_owned(),
         tickets,
         body: lines.join("\n"),
@@ -504,7 +504,7 @@ mod tests {
 
     use ReplayAnswer::{Fresh, Replayed, Unavailable};
 
-    fn sent(asked: Asked) -> Batch {
+    fn sent(asked: Asked) -> Questions {
         match asked {
             Asked::Send(batch) => batch,
             other => panic!("expected the click to send, not {other:?}"),
@@ -870,14 +870,14 @@ mod tests {
                 steps in proptest::collection::vec((0u8..3, 0u8..6), 1..300),
             ) {
                 let mut out = Outbox::default();
-                let mut in_flight: [Option<Batch>; 3] = [None, None, None];
+                let mut in_flight: [Option<Questions>; 3] = [None, None, None];
                 let mut sent: Vec<Vec<Ticket>> = vec![Vec::new(); 3];
                 let mut asked: Vec<(usize, Ticket)> = Vec::new();
                 let mut asked_after: Vec<Ticket> = Vec::new();
                 let mut gave_up: Vec<Ticket> = Vec::new();
                 let mut next_ticket = 0;
                 let mut now = NOW;
-                let send = |i: usize, batch: Batch, in_flight: &mut [Option<Batch>; 3], sent: &mut Vec<Vec<Ticket>>| {
+                let send = |i: usize, batch: Questions, in_flight: &mut [Option<Questions>; 3], sent: &mut Vec<Vec<Ticket>>| {
                     sent[i].extend(batch.tickets.iter().copied());
                     in_flight[i] = Some(batch);
                 };
