@@ -2185,3 +2185,83 @@ fn sqlite_files(dir: &std::path::Path) -> (usize, u64) {
     }
     found
 }
+
+/// The demo's clicks (README's "Two commands" and `make dev`'s examples), under the demo config and
+/// then the demo rules, each with the decision line it logs. `tests/vectors/demo-decisions.jsonl`
+/// holds those lines as a build before any restructuring printed them, with the two values that
+/// differ by run masked (`ts`, and the transaction id with its random nonce); this test requires
+/// them byte for byte, so a change that means to leave behaviour alone can show it did.
+/// `CLICKGATE_RECORD_DECISIONS=1` rewrites the file from the build under test.
+#[test]
+fn the_demo_clicks_log_the_recorded_decision_lines_byte_for_byte() {
+    // Every click names its client: the test client's own User-Agent would change with its version.
+    const CURL: (&str, &str) = ("User-Agent", "curl/8.4.0");
+    const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) \
+                          Version/17.4 Mobile/15E148 Safari/604.1";
+    let with_demo: &[(&str, &[(&str, &str)])] = &[
+        (
+            "/c?offer_id=1001&aff_id=net-7&sub1=spring%20promo&source_id=feed-3",
+            &[CURL],
+        ),
+        ("/c/1001/net-7?sub2=a%26b", &[CURL]),
+        (
+            "/c?offer_id=1001&aff_id=net-7",
+            &[CURL, ("CF-Connecting-IP", "198.51.100.23")],
+        ),
+    ];
+    let with_rules: &[(&str, &[(&str, &str)])] = &[
+        ("/c?offer_id=1001&aff_id=net-7", &[CURL]),
+        ("/c?offer_id=1001&aff_id=net-7", &[("User-Agent", IPHONE)]),
+        ("/c?offer_id=1002&aff_id=net-7", &[CURL]),
+        ("/c?offer_id=1001&aff_id=house&sub1=x", &[CURL]),
+    ];
+    let w = started_with_demo(&[("CONFIG_REFRESH_SECONDS", "1")]);
+    let mut lines = Vec::new();
+    // Clicks go one at a time and each logs one decision line before its answer: the line a click
+    // adds is the next one.
+    let mut click = |w: &Worker, path: &str, headers: &[(&str, &str)]| {
+        let seen = w.raw_lines("click").len();
+        w.get(path, headers);
+        let line = w
+            .wait_for(Duration::from_secs(5), || {
+                w.raw_lines("click").get(seen).cloned()
+            })
+            .unwrap_or_else(|| panic!("no decision line for {path}"));
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let (ts, tid) = (
+            v["ts"].as_str().unwrap(),
+            v["transaction_id"].as_str().unwrap(),
+        );
+        lines.push(
+            line.replace(&format!("\"ts\":\"{ts}\""), "\"ts\":\"…\"")
+                .replace(
+                    &format!("\"transaction_id\":\"{tid}\""),
+                    "\"transaction_id\":\"…\"",
+                ),
+        );
+    };
+    for (path, headers) in with_demo {
+        click(&w, path, headers);
+    }
+    let before = w.get("/healthz", &[]).json()["config"].clone();
+    support::stdout_of(w.push(&root().join("demo/rules.json")));
+    w.wait_for(Duration::from_secs(15), || {
+        (w.get("/healthz", &[]).json()["config"] != before).then_some(())
+    })
+    .expect("the Worker loaded demo/rules.json");
+    for (path, headers) in with_rules {
+        click(&w, path, headers);
+    }
+    let recorded = root().join("tests/vectors/demo-decisions.jsonl");
+    let now = lines.join("\n") + "\n";
+    if std::env::var_os("CLICKGATE_RECORD_DECISIONS").is_some() {
+        std::fs::write(&recorded, &now).unwrap();
+    }
+    let expected = std::fs::read_to_string(&recorded).unwrap_or_default();
+    assert_eq!(
+        now,
+        expected,
+        "the demo clicks' decision lines differ from {}",
+        recorded.display()
+    );
+}

@@ -255,6 +255,18 @@ impl Worker {
         }
     }
 
+    /// The log lines with this `event`, exactly as the Worker printed them.
+    pub fn raw_lines(&self, event: &str) -> Vec<String> {
+        let needle = format!("\"event\":\"{event}\"");
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.starts_with('{') && l.contains(&needle))
+            .cloned()
+            .collect()
+    }
+
     /// Log lines the Worker printed that parse as JSON objects with this `event`.
     pub fn events(&self, event: &str) -> Vec<serde_json::Value> {
         self.log
