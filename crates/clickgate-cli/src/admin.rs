@@ -1,0 +1,357 @@
+//! `block`, `unblock`, `report` and `explain`: calls to the Worker's admin API, authorised with
+//! the `CLICKGATE_ADMIN_TOKEN` the Worker holds as its `ADMIN_TOKEN` secret.
+
+use std::time::Duration;
+
+use crate::args::{AdminBlockArgs, Format, ReportArgs};
+use crate::Failure;
+
+/// How long a connection may take to open, and a whole call to finish: the Worker answers an admin
+/// call in well under a second, so waiting longer only hides a dead address.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// The largest answer read: a report grouped by hour and affiliate over weeks stays far below it.
+const MAX_ANSWER_BYTES: u64 = 256 << 20;
+
+/// `network block|unblock`: imposes or lifts the network's block through the admin API.
+pub fn network_admin(verb: &str, a: &AdminBlockArgs) -> Result<(), Failure> {
+    let body = serde_json::json!({ "by": a.by }).to_string();
+    let path = format!("/admin/networks/{}/{verb}", a.network);
+    println!("{}", admin_call(&a.url, &path, Some(&body))?);
+    Ok(())
+}
+
+/// `report`: the fraud report as a table (default), JSON or CSV.
+pub fn report(a: &ReportArgs) -> Result<(), Failure> {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (value, name) in [(&a.from, "from"), (&a.to, "to"), (&a.group_by, "group_by")] {
+        if let Some(v) = value {
+            query.append_pair(name, v);
+        }
+    }
+    query.append_pair(
+        "format",
+        if a.format == Format::Csv {
+            "csv"
+        } else {
+            "json"
+        },
+    );
+    let answer = admin_call(&a.url, &format!("/admin/report?{}", query.finish()), None)?;
+    match a.format {
+        Format::Table => {
+            let report: serde_json::Value = serde_json::from_str(&answer)
+                .map_err(|e| Failure::Io(format!("the Worker's report is not JSON: {e}")))?;
+            print!("{}", report_table(&report));
+        }
+        // Exactly as the Worker sent it: CSV lines end in CRLF.
+        Format::Csv => print!("{answer}"),
+        Format::Json => println!("{answer}"),
+    }
+    Ok(())
+}
+
+/// `explain`: one click's whole decision, by its transaction id.
+pub fn explain(transaction_id: &str, base: &str) -> Result<(), Failure> {
+    let answer = admin_call(base, &format!("/admin/explain/{transaction_id}"), None)?;
+    let pretty = serde_json::from_str::<serde_json::Value>(&answer)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or(answer);
+    println!("{pretty}");
+    Ok(())
+}
+
+/// Calls the Worker's admin API, a POST of the JSON `body` if there is one, else a GET, and returns
+/// the answer of a 200. Anything else is an error naming the call and what came back; redirects
+/// are not followed, so the token goes only where it was sent.
+fn admin_call(base: &str, path: &str, body: Option<&str>) -> Result<String, Failure> {
+    let token = admin_token(std::env::var("CLICKGATE_ADMIN_TOKEN").ok())?;
+    call(base, path, body, &token)
+}
+
+fn admin_token(from_env: Option<String>) -> Result<String, Failure> {
+    from_env.ok_or_else(|| {
+        Failure::Usage("set CLICKGATE_ADMIN_TOKEN to the Worker's ADMIN_TOKEN secret".into())
+    })
+}
+
+fn call(base: &str, path: &str, body: Option<&str>, token: &str) -> Result<String, Failure> {
+    let url = format!("{}{path}", base.trim_end_matches('/'));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .timeout_global(Some(CALL_TIMEOUT))
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .user_agent(concat!("clickgate/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into();
+    let bearer = format!("Bearer {token}");
+    let method = if body.is_some() { "POST" } else { "GET" };
+    let fault = |e: ureq::Error| Failure::Io(format!("{method} {url}: {e}"));
+    let mut answer = match body {
+        Some(body) => agent
+            .post(&url)
+            .header("authorization", &bearer)
+            .content_type("application/json")
+            .send(body),
+        None => agent.get(&url).header("authorization", &bearer).call(),
+    }
+    .map_err(fault)?;
+    let status = answer.status();
+    let text = answer
+        .body_mut()
+        .with_config()
+        .limit(MAX_ANSWER_BYTES)
+        .lossy_utf8(true)
+        .read_to_string()
+        .map_err(fault)?;
+    if status == 200 {
+        Ok(text)
+    } else {
+        Err(Failure::Io(format!(
+            "{method} {url}: the Worker answered {}: {}",
+            status.as_u16(),
+            text.trim()
+        )))
+    }
+}
+
+/// The report as aligned columns, the total last.
+fn report_table(report: &serde_json::Value) -> String {
+    use serde_json::Value;
+    let groups: Vec<&str> = report["group_by"]
+        .as_array()
+        .map(|g| g.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let pct = |v: &Value| {
+        v.as_f64()
+            .map_or("-".to_owned(), |r| format!("{:.1}%", r * 100.0))
+    };
+    let top = |v: &Value| {
+        v.as_object()
+            .and_then(|m| m.iter().max_by_key(|(_, n)| n.as_u64()))
+            .map_or("-".to_owned(), |(code, n)| format!("{code} ({n})"))
+    };
+    let line = |row: &Value, names: Vec<String>| {
+        let mut cells = names;
+        cells.extend([
+            row["clicks"].to_string(),
+            row["blocked"].to_string(),
+            pct(&row["block_rate"]),
+            row["would_block"].to_string(),
+            row["conversions"].to_string(),
+            row["invalid"].to_string(),
+            pct(&row["cr"]),
+            top(&row["reasons"]),
+        ]);
+        cells
+    };
+    let mut table: Vec<Vec<String>> = Vec::new();
+    let mut header: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
+    header.extend(
+        [
+            "clicks",
+            "blocked",
+            "block rate",
+            "would block",
+            "conversions",
+            "invalid",
+            "CR",
+            "top reason",
+        ]
+        .map(str::to_owned),
+    );
+    table.push(header);
+    for row in report["rows"].as_array().into_iter().flatten() {
+        let names = groups
+            .iter()
+            .map(|g| {
+                row[*g]
+                    .as_str()
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or("-")
+                    .to_owned()
+            })
+            .collect();
+        table.push(line(row, names));
+    }
+    let mut total_names = vec![String::new(); groups.len()];
+    if let Some(first) = total_names.first_mut() {
+        *first = "total".into();
+    }
+    table.push(line(&report["total"], total_names));
+    let widths: Vec<usize> = (0..table[0].len())
+        .map(|i| {
+            table
+                .iter()
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = format!(
+        "{} to {}, {} networks\n",
+        report["from"].as_str().unwrap_or("?"),
+        report["to"].as_str().unwrap_or("?"),
+        report["networks"]
+    );
+    if let Some(missing) = report["missing_networks"]
+        .as_array()
+        .filter(|m| !m.is_empty())
+    {
+        out.push_str(&format!("not answering, not counted: {missing:?}\n"));
+    }
+    for row in &table {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (c, w))| {
+                if i < groups.len() || i == row.len() - 1 {
+                    format!("{c:<w$}")
+                } else {
+                    format!("{c:>w$}")
+                }
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+
+    /// Answers one HTTP request on loopback with `status` and `body`; returns the base URL and the
+    /// request as it arrived (head and body).
+    fn one_answer(status: &str, body: &'static str) -> (String, std::thread::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let status = status.to_owned();
+        let served = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+                request.push_str(&line);
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+            }
+            let mut sent = vec![0; length];
+            reader.read_exact(&mut sent).unwrap();
+            request.push_str(&String::from_utf8(sent).unwrap());
+            let mut stream = stream;
+            write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            request
+        });
+        (base, served)
+    }
+
+    #[test]
+    fn a_call_carries_the_token_and_returns_the_answer_of_a_200() {
+        let (base, served) = one_answer("200 OK", r#"{"blocked":true}"#);
+        let answer = call(
+            &format!("{base}/"),
+            "/admin/networks/net-7/block",
+            Some(r#"{"by":"a"}"#),
+            "t0ken",
+        );
+        assert_eq!(answer.unwrap(), r#"{"blocked":true}"#);
+        let request = served.join().unwrap().to_ascii_lowercase();
+        assert!(
+            request.starts_with("post /admin/networks/net-7/block http/1.1\r\n"),
+            "{request}"
+        );
+        assert!(
+            request.contains("\r\nauthorization: bearer t0ken\r\n"),
+            "{request}"
+        );
+        assert!(
+            request.contains("\r\ncontent-type: application/json\r\n"),
+            "{request}"
+        );
+        assert!(request.ends_with(r#"{"by":"a"}"#), "{request}");
+    }
+
+    #[test]
+    fn an_answer_other_than_200_is_an_error_naming_the_call_and_the_status() {
+        let (base, served) = one_answer("401 Unauthorized", "{\"error\":\"unauthorized\"}\n");
+        let r = call(&base, "/admin/report?format=json", None, "wrong");
+        served.join().unwrap();
+        let Err(Failure::Io(m)) = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(
+            m,
+            format!(
+                "GET {base}/admin/report?format=json: the Worker answered 401: {{\"error\":\"unauthorized\"}}"
+            )
+        );
+    }
+
+    #[test]
+    fn a_redirect_is_reported_not_followed() {
+        let (base, served) = one_answer("302 Found\r\nlocation: http://127.0.0.1:9/elsewhere", "");
+        let r = call(&base, "/admin/explain/t", None, "t0ken");
+        served.join().unwrap();
+        assert!(
+            matches!(&r, Err(Failure::Io(m)) if m.ends_with("the Worker answered 302: ")),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn no_worker_at_the_address_is_an_error_naming_the_url() {
+        // A port just released: nothing listens there.
+        let base = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", l.local_addr().unwrap())
+        };
+        let r = call(&base, "/admin/explain/t", None, "t0ken");
+        assert!(
+            matches!(&r, Err(Failure::Io(m)) if m.starts_with(&format!("GET {base}/admin/explain/t: "))),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn without_the_token_the_message_names_the_variable() {
+        assert!(matches!(
+            admin_token(None),
+            Err(Failure::Usage(m)) if m.contains("CLICKGATE_ADMIN_TOKEN")
+        ));
+        assert!(matches!(admin_token(Some("x".into())), Ok(t) if t == "x"));
+    }
+
+    #[test]
+    fn an_https_address_is_called_over_tls() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("https://{}", listener.local_addr().unwrap());
+        let first_bytes = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut head = [0; 3];
+            stream.read_exact(&mut head).unwrap();
+            head
+        });
+        let r = call(&base, "/admin/explain/t", None, "t0ken");
+        // A TLS record of type handshake (22), protocol 3.x: the client hello, not plain HTTP.
+        assert_eq!(first_bytes.join().unwrap()[..2], [22, 3]);
+        assert!(matches!(r, Err(Failure::Io(_))), "{r:?}");
+    }
+}

@@ -1,0 +1,359 @@
+//! `config validate`, `config push` and `list compile`: a document checked with the compiler the
+//! Worker runs, its IP list files compiled into their own KV keys, and the lot written to the
+//! `CLICKGATE_CONFIG` KV namespace through wrangler, so a document the edge would refuse never
+//! reaches it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use clickgate_core::config::{list_key, Config, ConfigError, StoredLists};
+use clickgate_core::ip::{parse_list, IpSet};
+
+use crate::args::PushArgs;
+use crate::Failure;
+
+const KV_BINDING: &str = "CLICKGATE_CONFIG";
+const KV_KEY: &str = "config";
+
+/// What the command does with a valid document, for the messages `validate` prints.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    Check,
+    Push,
+    /// Replay's report owns stdout, so the summary goes to stderr.
+    Replay,
+}
+
+/// A valid document as it goes to KV: IP lists given as files are compiled and replaced by
+/// references to their own keys, which `lists` holds.
+pub struct Loaded {
+    pub config: Config,
+    text: String,
+    lists: Vec<(String, Vec<u8>)>,
+}
+
+pub fn validate(file: &Path, purpose: Use) -> Result<Loaded, Failure> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Failure::Io(format!("cannot read {}: {e}", file.display())))?;
+    let Resolved {
+        text,
+        lists,
+        stored,
+        errors: list_errors,
+    } = resolve_list_files(file, text);
+    let compiled = if list_errors.is_empty() {
+        Config::compile_with_lists(&text, &stored)
+    } else {
+        Err(list_errors)
+    };
+    match compiled {
+        Ok(config) => {
+            let kept_apart: usize = stored.values().map(IpSet::len).sum();
+            let summary = format!(
+                "{}: valid (config {}; {} offers, {} rules, {} blocked IP ranges, {} lists in their own keys with {kept_apart} ranges)",
+                file.display(),
+                config.digest,
+                config.offers.len(),
+                config.rules.len(),
+                config.blocked_ips.len(),
+                lists.len(),
+            );
+            if purpose == Use::Replay {
+                eprintln!("{summary}");
+            } else {
+                println!("{summary}");
+            }
+            Ok(Loaded {
+                config,
+                text,
+                lists,
+            })
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{}: {e}", file.display());
+            }
+            let n = errors.len();
+            eprintln!(
+                "{}: {n} problem{}{}",
+                file.display(),
+                if n == 1 { "" } else { "s" },
+                if purpose == Use::Push {
+                    "; nothing was pushed"
+                } else {
+                    ""
+                }
+            );
+            Err(Failure::Invalid)
+        }
+    }
+}
+
+/// A document with its list files compiled.
+struct Resolved {
+    /// The document to push: list files replaced by references to their keys.
+    text: String,
+    /// The compiled lists by key, as they go to KV...
+    lists: Vec<(String, Vec<u8>)>,
+    /// ...and as the compiler reads them.
+    stored: StoredLists,
+    errors: Vec<ConfigError>,
+}
+
+/// Replaces every IP list given as `{"file": "name.txt"}` (relative to the document) with
+/// `{"kv": "iplist/<hash>"}`, compiling the file, and reports every problem with its path. A
+/// document without list files is returned unchanged, byte for byte.
+fn resolve_list_files(file: &Path, text: String) -> Resolved {
+    let unchanged = |text| Resolved {
+        text,
+        lists: Vec::new(),
+        stored: StoredLists::new(),
+        errors: Vec::new(),
+    };
+    let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return unchanged(text); // the compiler says what is wrong with it
+    };
+    let Some(lists) = doc.get_mut("lists").and_then(|l| l.as_object_mut()) else {
+        return unchanged(text);
+    };
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let (mut compiled, mut stored, mut errors) = (Vec::new(), StoredLists::new(), Vec::new());
+    for (name, value) in lists.iter_mut() {
+        let Some(list_file) = value.get("file").and_then(|f| f.as_str()) else {
+            continue;
+        };
+        let path = format!("lists.{name}.file");
+        let problem = |p: String| ConfigError {
+            path: path.clone(),
+            problem: p,
+        };
+        let list_path = dir.join(list_file);
+        let list_text = match std::fs::read_to_string(&list_path) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(problem(format!("cannot read {}: {e}", list_path.display())));
+                continue;
+            }
+        };
+        match parse_list(&list_text) {
+            Ok(set) => {
+                let bytes = set.to_bytes();
+                let key = list_key(&bytes);
+                *value = serde_json::json!({ "kv": key });
+                stored.insert(key.clone(), set);
+                compiled.push((key, bytes));
+            }
+            Err(bad) => errors.extend(
+                bad.into_iter()
+                    .map(|e| problem(format!("{list_file}: {e}"))),
+            ),
+        }
+    }
+    if compiled.is_empty() && errors.is_empty() {
+        return unchanged(text);
+    }
+    compiled.sort();
+    compiled.dedup();
+    Resolved {
+        text: serde_json::to_string_pretty(&doc).unwrap_or(text),
+        lists: compiled,
+        stored,
+        errors,
+    }
+}
+
+pub fn push(opts: &PushArgs) -> Result<(), Failure> {
+    let loaded = validate(&opts.file, Use::Push)?;
+    let wrangler_toml = match &opts.wrangler_config {
+        Some(p) => p.clone(),
+        None => find_upwards("wrangler.toml").ok_or_else(|| {
+            Failure::Io("no wrangler.toml here or above; pass --wrangler-config".into())
+        })?,
+    };
+    let project = wrangler_toml
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let wrangler = std::env::var("WRANGLER").unwrap_or_else(|_| {
+        project
+            .join("node_modules/.bin/wrangler")
+            .to_string_lossy()
+            .into_owned()
+    });
+    let wrangler_toml = std::fs::canonicalize(&wrangler_toml).unwrap_or(wrangler_toml);
+    let put = |key: &str, bytes: &[u8]| -> Result<(), Failure> {
+        // wrangler reads values from a file: a scratch file per key, removed after.
+        let scratch = std::env::temp_dir().join(format!(
+            "clickgate-push-{}-{}",
+            std::process::id(),
+            key.replace('/', "_")
+        ));
+        std::fs::write(&scratch, bytes)
+            .map_err(|e| Failure::Io(format!("cannot write {}: {e}", scratch.display())))?;
+        let mut cmd = Command::new(&wrangler);
+        cmd.current_dir(&project)
+            .args(["kv", "key", "put", key, "--binding", KV_BINDING, "--path"])
+            .arg(&scratch)
+            .arg("--config")
+            .arg(&wrangler_toml)
+            .arg(if opts.remote { "--remote" } else { "--local" });
+        if let Some(dir) = &opts.persist_to {
+            cmd.arg("--persist-to").arg(dir);
+        }
+        let status = cmd.status();
+        let _ = std::fs::remove_file(&scratch);
+        let status = status.map_err(|e| {
+            Failure::Io(format!(
+                "cannot run {wrangler}: {e} (run `make setup`, or set WRANGLER)"
+            ))
+        })?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(Failure::Io(format!(
+                "wrangler failed ({status}) writing `{key}`; the config in KV is unchanged"
+            )))
+        }
+    };
+    // Lists first: a document in KV never refers to a list that is not there yet.
+    for (key, bytes) in &loaded.lists {
+        put(key, bytes)?;
+    }
+    put(KV_KEY, loaded.text.as_bytes())?;
+    let place = if opts.remote { "remote KV" } else { "local KV" };
+    println!(
+        "pushed config {} ({} lists in their own keys) to {place}; isolates pick it up within their refresh interval",
+        loaded.config.digest,
+        loaded.lists.len()
+    );
+    Ok(())
+}
+
+pub fn compile_list(list: &Path, out: &Path) -> Result<(), Failure> {
+    let text = std::fs::read_to_string(list)
+        .map_err(|e| Failure::Io(format!("cannot read {}: {e}", list.display())))?;
+    match parse_list(&text) {
+        Ok(set) => {
+            let bytes = set.to_bytes();
+            std::fs::write(out, &bytes)
+                .map_err(|e| Failure::Io(format!("cannot write {}: {e}", out.display())))?;
+            println!("{}", list_key(&bytes));
+            eprintln!(
+                "{}: {} ranges, {} bytes",
+                list.display(),
+                set.len(),
+                bytes.len()
+            );
+            Ok(())
+        }
+        Err(errors) => {
+            for e in errors {
+                eprintln!("{}: {e}", list.display());
+            }
+            Err(Failure::Invalid)
+        }
+    }
+}
+
+fn find_upwards(name: &str) -> Option<PathBuf> {
+    let mut dir = std::env::current_dir().ok()?;
+    loop {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return Some(candidate);
+        }
+        if !dir.pop() {
+            return None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tests::{run_words, scratch};
+
+    #[test]
+    fn list_files_are_compiled_into_their_own_keys_and_their_errors_have_paths() {
+        let dir = std::env::temp_dir().join(format!("clickgate-cli-lists-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("dc.txt"),
+            "# provider A\n192.0.2.0/24\n2001:db8::/32\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("bad.txt"), "192.0.2.0/24\n10.0.0.1/8\n").unwrap();
+        let doc = |list: &str| {
+            format!(
+                r#"{{"version": 1, "offers": [{{"id": "1", "landing_url": "https://x.example/"}}],
+                    "lists": {{"datacenter_ips": {{"file": "{list}"}}, "fraud_ips": ["203.0.113.1"]}}}}"#
+            )
+        };
+        let file = dir.join("config.json");
+
+        let r = resolve_list_files(&file, doc("dc.txt"));
+        assert!(r.errors.is_empty());
+        assert_eq!(r.lists.len(), 1);
+        let key = &r.lists[0].0;
+        assert!(key.starts_with("iplist/"));
+        let config = Config::compile_with_lists(&r.text, &r.stored).unwrap();
+        assert_eq!(config.lists.datacenter_ips.len(), 2);
+        assert!(r.text.contains(&format!(r#""kv": "{key}""#)));
+        // The same file gives the same key: pushing twice writes nothing new.
+        assert_eq!(&resolve_list_files(&file, doc("dc.txt")).lists[0].0, key);
+
+        let r = resolve_list_files(&file, doc("bad.txt"));
+        assert_eq!(r.errors.len(), 1);
+        assert_eq!(r.errors[0].path, "lists.datacenter_ips.file");
+        assert!(r.errors[0]
+            .problem
+            .starts_with("bad.txt: line 2: `10.0.0.1/8` has host bits set"));
+        let r = resolve_list_files(&file, doc("missing.txt"));
+        assert!(r.errors[0].problem.starts_with("cannot read"));
+
+        // Without list files the document goes to KV byte for byte.
+        let plain = r#"{"version": 1, "offers": []}"#.to_owned();
+        assert_eq!(resolve_list_files(&file, plain.clone()).text, plain);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn config_validate_accepts_the_demo_document() {
+        let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../demo/config.json");
+        let demo = demo.to_str().unwrap();
+        assert!(matches!(run_words(&["config", "validate", demo]), Ok(())));
+        let broken = scratch("broken.json", r#"{"version": 1, "offers": [{"id": "1"}]}"#);
+        assert!(matches!(
+            run_words(&["config", "validate", broken.to_str().unwrap()]),
+            Err(Failure::Invalid)
+        ));
+        let _ = std::fs::remove_file(broken);
+    }
+
+    #[test]
+    fn list_compile_writes_the_set_its_key_names() {
+        let list = scratch(
+            "dc.txt",
+            "# datacenters\n192.0.2.0/24\n2001:db8::/32\n198.51.100.7\n",
+        );
+        let out = list.with_extension("bin");
+        let (l, o) = (list.to_str().unwrap(), out.to_str().unwrap());
+        assert!(matches!(run_words(&["list", "compile", l, o]), Ok(())));
+        let bytes = std::fs::read(&out).unwrap();
+        let set = IpSet::from_bytes(bytes.clone()).unwrap();
+        assert_eq!(set.len(), 3);
+        assert!(set.lookup("192.0.2.200".parse().unwrap()).is_some());
+        assert!(set.lookup("198.51.100.8".parse().unwrap()).is_none());
+        // The key is made from the content: another list gets another one.
+        assert!(list_key(&bytes).starts_with("iplist/"));
+        assert_ne!(list_key(&bytes), list_key(&IpSet::new([]).to_bytes()));
+        let bad = scratch("bad.txt", "10.0.0.1/8\n");
+        assert!(matches!(
+            run_words(&["list", "compile", bad.to_str().unwrap(), o]),
+            Err(Failure::Invalid)
+        ));
+        for p in [list, out, bad] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}

@@ -1,0 +1,611 @@
+//! `replay`, the what-if tool: recorded clicks (the Worker's decision log, or CSV with a header)
+//! run through a config with the engine the Worker runs, and the report of what it would have done.
+
+use std::path::Path;
+
+use clickgate_core::whatif::{csv_header, from_csv_line, from_log_line, Recorded, Replay};
+
+use crate::args::ReplayArgs;
+use crate::config::{validate, Use};
+use crate::Failure;
+
+/// How often a long read or replay says how far it got, on stderr.
+const PROGRESS_LINES: u64 = 100_000;
+
+pub fn replay(a: &ReplayArgs) -> Result<(), Failure> {
+    let config = validate(&a.config, Use::Replay)?.config;
+    let against = a
+        .against
+        .as_ref()
+        .map(|p| validate(p, Use::Replay).map(|l| l.config))
+        .transpose()?;
+    let records = read_clicks(&a.clicks)?;
+
+    let mut replay = Replay::new(&config, against.as_ref(), a.changes);
+    feed_all(&mut replay, records);
+    print_report(&replay, against.is_some());
+    Ok(())
+}
+
+/// Reads a click file whole and sorts it by time: the duplicate-IP and sub-ID counts are only right
+/// in time order, and log shippers do not always keep it. Lines that are not clicks are skipped,
+/// the first few named with their line numbers.
+fn read_clicks(path: &Path) -> Result<Vec<Recorded>, Failure> {
+    let name = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::Io(format!("cannot read {name}: {e}")))?;
+    let Clicks {
+        mut records,
+        skipped,
+    } = parse_clicks(&text).map_err(|(line, e)| Failure::Io(format!("{name}:{line}: {e}")))?;
+    for (line, problem) in skipped.iter().take(5) {
+        eprintln!("skipped {name}:{line}: {problem}");
+    }
+    if skipped.len() > 5 {
+        eprintln!(
+            "skipped {} more lines that are not clicks",
+            skipped.len() - 5
+        );
+    }
+    if records.is_empty() {
+        return Err(Failure::Io(format!("{name}: no clicks found")));
+    }
+    records.sort_by_key(|r| r.at_ms);
+    Ok(records)
+}
+
+/// A click file's clicks in file order, and the lines skipped: (line number, why).
+struct Clicks {
+    records: Vec<Recorded>,
+    skipped: Vec<(u64, String)>,
+}
+
+/// Reads a decision log, or CSV when the first line is a header naming `offer_id`; a header the
+/// core refuses is an error with its line number.
+fn parse_clicks(text: &str) -> Result<Clicks, (u64, String)> {
+    let first = text.lines().find(|l| !l.trim().is_empty());
+    if first.is_some_and(|l| !l.contains('{') && l.contains("offer_id")) {
+        return parse_csv(text);
+    }
+    let mut clicks = Clicks {
+        records: Vec::new(),
+        skipped: Vec::new(),
+    };
+    for (n, line) in text.lines().enumerate() {
+        let n = n as u64 + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match from_log_line(line) {
+            Ok(rs) => clicks.records.extend(rs),
+            Err(e) => clicks.skipped.push((n, e)),
+        }
+        if n % PROGRESS_LINES == 0 {
+            eprintln!("read {n} lines");
+        }
+    }
+    Ok(clicks)
+}
+
+/// Reads CSV with the `csv` crate: quoted fields may hold commas, quotes and line breaks, so a
+/// click may span lines and is named by the line it starts on. As in the log, a row the core
+/// cannot read is skipped and named; missing trailing fields read as empty and extra ones are
+/// ignored (a warning says how many rows had them: an unquoted comma shifts the columns after it).
+fn parse_csv(text: &str) -> Result<Clicks, (u64, String)> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let mut lines = LineCounter::new(text);
+    let mut rows = reader.records().peekable();
+    let (header_line, names) = match rows.next() {
+        Some(Ok(names)) => (lines.line_of(&names), names),
+        Some(Err(e)) => return Err((lines.line_of_error(&e), e.to_string())),
+        None => return Err((1, "no header".into())),
+    };
+    let header = csv_header(&as_core_line(&names)).map_err(|e| (header_line, e))?;
+    let mut clicks = Clicks {
+        records: Vec::new(),
+        skipped: Vec::new(),
+    };
+    let (mut reported, mut too_long) = (0, 0);
+    while let Some(row) = rows.next() {
+        let row = match row {
+            Ok(row) => row,
+            Err(e) => {
+                clicks
+                    .skipped
+                    .push((lines.line_of_error(&e), e.to_string()));
+                continue;
+            }
+        };
+        let line = lines.line_of(&row);
+        if line / PROGRESS_LINES > reported {
+            reported = line / PROGRESS_LINES;
+            eprintln!("read {line} lines");
+        }
+        // A line of spaces is a blank line, as in the log.
+        if row.len() == 1 && row[0].trim().is_empty() {
+            continue;
+        }
+        // The csv crate reads an unclosed quote to the end of the file as one value: the last row
+        // then holds an odd number of quotes.
+        let start = row.position().map_or(0, |p| p.byte() as usize);
+        if rows.peek().is_none() && count_quotes(&text.as_bytes()[start..]) % 2 == 1 {
+            clicks.skipped.push((
+                line,
+                "a quote opened here is never closed (the rest of the file would be one value)"
+                    .into(),
+            ));
+            continue;
+        }
+        if row.len() > names.len() {
+            too_long += 1;
+        }
+        match from_csv_line(&as_core_line(&row), &header) {
+            Ok(r) => clicks.records.push(r),
+            Err(e) => clicks.skipped.push((line, e)),
+        }
+    }
+    if too_long > 0 {
+        eprintln!(
+            "{too_long} rows have more fields than the header's {}; the extra ones were ignored (quote values that hold commas)",
+            names.len()
+        );
+    }
+    Ok(clicks)
+}
+
+/// Line numbers from the byte offsets the `csv` crate gives: its own line count starts a row where
+/// the previous one ended, before any line breaks it skips (one per row in a CRLF file).
+struct LineCounter<'a> {
+    text: &'a [u8],
+    at: usize,
+    line: u64,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(text: &'a str) -> Self {
+        LineCounter {
+            text: text.as_bytes(),
+            at: 0,
+            line: 1,
+        }
+    }
+
+    fn line_of(&mut self, row: &csv::StringRecord) -> u64 {
+        self.line_at(row.position().map_or(0, csv::Position::byte))
+    }
+
+    fn line_of_error(&mut self, e: &csv::Error) -> u64 {
+        self.line_at(e.position().map_or(0, csv::Position::byte))
+    }
+
+    /// The line of the first byte at or after `byte` that is not a line break. Offsets only grow
+    /// while a file is read, so each byte is counted once.
+    fn line_at(&mut self, byte: u64) -> u64 {
+        let mut start = usize::try_from(byte)
+            .unwrap_or(usize::MAX)
+            .min(self.text.len());
+        while start < self.text.len() && matches!(self.text[start], b'\r' | b'\n') {
+            start += 1;
+        }
+        if start >= self.at {
+            let newlines = self.text[self.at..start].iter().filter(|b| **b == b'\n');
+            self.line += newlines.count() as u64;
+            self.at = start;
+        }
+        self.line
+    }
+}
+
+fn count_quotes(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|b| **b == b'"').count()
+}
+
+/// One row as the core reads a click: a single RFC 4180 line. Every field is quoted, its quotes
+/// doubled, so the core reads back exactly the fields the `csv` crate found, line breaks and all;
+/// what each column means stays the core's alone.
+fn as_core_line(row: &csv::StringRecord) -> String {
+    let quoted: Vec<String> = row
+        .iter()
+        .map(|f| format!("\"{}\"", f.replace('"', "\"\"")))
+        .collect();
+    quoted.join(",")
+}
+
+/// Replays every click, with progress on stderr for long logs, and closes the last minute.
+fn feed_all(replay: &mut Replay, records: Vec<Recorded>) {
+    let total = records.len();
+    for (i, r) in records.into_iter().enumerate() {
+        replay.feed(r);
+        if (i as u64 + 1) % PROGRESS_LINES == 0 {
+            eprintln!("replayed {} of {total} clicks", i + 1);
+        }
+    }
+    replay.finish();
+}
+
+fn print_report(replay: &Replay, compared: bool) {
+    let t = &replay.tally;
+    let pct = |n: u64, of: u64| {
+        if of == 0 {
+            0.0
+        } else {
+            100.0 * n as f64 / of as f64
+        }
+    };
+    println!("clicks replayed: {}", t.clicks);
+    if t.previews > 0 {
+        println!(
+            "link previews (not clicks, counted nowhere): {}",
+            t.previews
+        );
+    }
+    println!("\nby verdict:");
+    for (verdict, n) in &t.by_verdict {
+        println!("  {verdict:<12} {n:>10}  {:>6.2}%", pct(*n, t.clicks));
+    }
+    if !t.by_reason.is_empty() {
+        println!("\nby reason (a click can have several):");
+        for (code, n) in &t.by_reason {
+            println!("  {code:<20} {n:>10}");
+        }
+    }
+    for (title, map) in [("offer", &t.by_offer), ("affiliate", &t.by_affiliate)] {
+        println!("\nby {title} (clicks, not sent to the offer, share):");
+        let mut rows: Vec<_> = map.iter().collect();
+        rows.sort_by(|a, b| b.1 .1.cmp(&a.1 .1).then(a.0.cmp(b.0)));
+        for (id, (clicks, stopped)) in rows.iter().take(25) {
+            println!(
+                "  {id:<24} {clicks:>10} {stopped:>10}  {:>6.2}%",
+                pct(*stopped, *clicks)
+            );
+        }
+        if rows.len() > 25 {
+            println!("  ... and {} more", rows.len() - 25);
+        }
+    }
+    println!();
+    for line in flood_lines(replay) {
+        println!("{line}");
+    }
+    if compared {
+        println!(
+            "\nclicks decided differently from --against: {}",
+            replay.changed
+        );
+        for c in &replay.changes {
+            let r = &c.record;
+            println!(
+                "  {} offer {} aff {} ip {}: {} {:?} -> {} {:?} (rule {})",
+                clickgate_core::time::rfc3339_ms(r.at_ms),
+                r.click.offer_id,
+                r.click.aff_id,
+                r.client
+                    .ip
+                    .map(|ip| ip.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                c.before.label,
+                c.before.codes,
+                c.after.label,
+                c.after.codes,
+                c.after.rule_id.as_deref().unwrap_or("-"),
+            );
+        }
+        if replay.changed as usize > replay.changes.len() {
+            println!(
+                "  ... {} more (raise --changes to list them)",
+                replay.changed as usize - replay.changes.len()
+            );
+        }
+    }
+}
+
+/// The flood section of the report: every trip, then how many networks never tripped.
+fn flood_lines(replay: &Replay) -> Vec<String> {
+    let mut lines = vec![
+        "floods (the config's thresholds; the log's earlier days make the baseline):".to_owned(),
+    ];
+    let mut calm = 0;
+    for (network, flood) in &replay.floods {
+        if flood.trips.is_empty() {
+            calm += 1;
+        }
+        for trip in &flood.trips {
+            lines.push(format!(
+                "  {network} tripped at {} ({}: {}); the block would have stopped {} clicks, {} of them redirected by the rules",
+                clickgate_core::time::rfc3339_ms(trip.at_ms),
+                trip.cause.as_str(),
+                trip.detail,
+                trip.stopped,
+                trip.stopped_redirects,
+            ));
+        }
+    }
+    lines.push(format!("  {calm} networks never tripped"));
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tests::{run_words, scratch};
+    use clickgate_core::click::Id;
+    use clickgate_core::config::Config;
+    use clickgate_core::flood::simulation::{floods, launch, simulate, Traffic, FLOOD_START};
+    use clickgate_core::flood::Thresholds;
+    use clickgate_core::whatif::Trip;
+
+    #[test]
+    fn click_files_are_read_as_log_or_csv_and_sorted_by_time() {
+        let log = scratch(
+            "clicks.log",
+            "{\"event\":\"click\",\"ts\":\"2026-11-22T10:00:05Z\",\"offer_id\":\"1\",\"aff_id\":\"b\"}\n\
+             [wrangler:info] GET /c 302\n\
+             {\"event\":\"click\",\"ts\":\"2026-11-22T10:00:01Z\",\"offer_id\":\"1\",\"aff_id\":\"a\"}\n\
+             {\"event\":\"click\",\"ts\":\"bad\",\"offer_id\":\"1\",\"aff_id\":\"c\"}\n",
+        );
+        let records = read_clicks(&log).unwrap();
+        let affs: Vec<&str> = records.iter().map(|r| r.click.aff_id.as_str()).collect();
+        assert_eq!(
+            affs,
+            ["a", "b"],
+            "sorted by time, the unparseable line skipped"
+        );
+
+        let csv = scratch(
+            "clicks.csv",
+            "ts,offer_id,aff_id,ip\n2026-11-22T10:00:00Z,1,a,192.0.2.1\n",
+        );
+        let records = read_clicks(&csv).unwrap();
+        assert_eq!(records[0].client.ip, "192.0.2.1".parse().ok());
+
+        let empty = scratch("empty.log", "nothing here\n");
+        assert!(
+            matches!(read_clicks(&empty), Err(Failure::Io(m)) if m.contains("no clicks found"))
+        );
+        for p in [log, csv, empty] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    /// A document with one offer, a rule declining bots, and net-7's flood floor scaled to the
+    /// simulated traffic below (a tenth of the core simulator's).
+    const FLOOD_CONFIG: &str = r#"{"version": 1, "offers": [{"id": "1", "landing_url": "https://x.example/"}],
+        "networks": [{"id": "net-7", "flood": {"floor": 60}}],
+        "rules": [{"id": "bots", "created_at": "2026-11-01", "scope": {"offers": ["1"]}, "decline": "medium_and_higher",
+                   "strategy": {"filters": [{"type": "bot"}]}}]}"#;
+    const DAY0: u64 = 1_795_392_000_000; // 2026-11-23T00:00:00Z
+    const DAILY: f64 = 5_000.0;
+
+    /// Two days of net-7's clicks as CSV, minute by minute as the core's simulator counts them:
+    /// each minute's clicks spread over it, its flagged ones sent by curl (the rule declines them).
+    fn traffic_csv(traffic: &Traffic) -> String {
+        let mut csv = String::from("ts,offer_id,aff_id,ip,user_agent\n");
+        for day in 0..2 {
+            for m in 0..1440 {
+                let (clicks, flagged, _) = traffic.minute(day, m);
+                let start = DAY0 + day * 86_400_000 + m * 60_000;
+                for i in 0..clicks {
+                    let ua = if i < flagged {
+                        "curl/8.4.0"
+                    } else {
+                        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+                    };
+                    let at = start + u64::from(i) * 60_000 / u64::from(clicks);
+                    csv.push_str(&format!(
+                        "{},1,net-7,198.51.100.{},{ua}\n",
+                        clickgate_core::time::rfc3339_ms(at),
+                        i % 250
+                    ));
+                }
+            }
+        }
+        csv
+    }
+
+    /// Replays a traffic file as `clickgate replay` does; net-7's trips and the flood report.
+    fn replay_floods(name: &str, traffic: &Traffic) -> (Vec<Trip>, Vec<String>) {
+        let config_file = scratch(&format!("{name}.json"), FLOOD_CONFIG);
+        let clicks = scratch(&format!("{name}.csv"), &traffic_csv(traffic));
+        let config = validate(&config_file, Use::Replay).unwrap().config;
+        let mut replay = Replay::new(&config, None, 0);
+        feed_all(&mut replay, read_clicks(&clicks).unwrap());
+        for p in [config_file, clicks] {
+            let _ = std::fs::remove_file(p);
+        }
+        (replay.floods["net-7"].trips.clone(), flood_lines(&replay))
+    }
+
+    fn thresholds() -> Thresholds {
+        let config = Config::compile(FLOOD_CONFIG).unwrap();
+        config.flood_thresholds(&Id::parse("net-7").unwrap())
+    }
+
+    #[test]
+    fn replay_finds_no_flood_in_human_traffic_with_a_ten_fold_launch() {
+        let traffic = Traffic {
+            daily: DAILY,
+            human_cr: 0.0,
+            extra: launch(1, 10.0, DAILY, 0.0),
+        };
+        assert_eq!(simulate(DAY0, 2, &traffic, &thresholds()), [None, None]);
+        let (trips, lines) = replay_floods("launch", &traffic);
+        assert_eq!(trips, []);
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some("  1 networks never tripped")
+        );
+    }
+
+    #[test]
+    fn replay_trips_every_flood_shape_at_the_simulators_minute() {
+        let t = thresholds();
+        // Two hours of each flood on the second day, the first day the baseline.
+        for (name, extra) in floods(1, FLOOD_START + 120, DAILY, &[2, 3, 6, 21]) {
+            let traffic = Traffic {
+                daily: DAILY,
+                human_cr: 0.0,
+                extra,
+            };
+            let simulated = simulate(DAY0, 2, &traffic, &t);
+            let minute =
+                simulated[1].unwrap_or_else(|| panic!("{name}: the simulator never trips"));
+            assert_eq!(simulated[0], None, "{name}");
+            let (trips, lines) = replay_floods(&name.replace(' ', "-"), &traffic);
+            assert_eq!(trips.len(), 1, "{name}: {trips:?}");
+            let trip = &trips[0];
+            assert_eq!(
+                trip.at_ms,
+                DAY0 + 86_400_000 + minute * 60_000,
+                "{name}: {trip:?}"
+            );
+            // Every click of the rest of that day comes after the trip's minute.
+            let after: u32 = (minute + 1..1440).map(|m| traffic.minute(1, m).0).sum();
+            assert_eq!(trip.stopped, u64::from(after), "{name}");
+            let unflagged: u32 = (minute + 1..1440)
+                .map(|m| {
+                    let (c, f, _) = traffic.minute(1, m);
+                    c - f
+                })
+                .sum();
+            assert_eq!(trip.stopped_redirects, u64::from(unflagged), "{name}");
+            assert!(
+                lines[1].starts_with(&format!(
+                    "  net-7 tripped at {} ({}:",
+                    clickgate_core::time::rfc3339_ms(trip.at_ms),
+                    trip.cause.as_str()
+                )),
+                "{lines:?}"
+            );
+            assert!(lines[1].ends_with(&format!(
+                "the block would have stopped {after} clicks, {unflagged} of them redirected by the rules"
+            )));
+        }
+    }
+
+    #[test]
+    fn replay_runs_from_the_command_line() {
+        let config = scratch("replay-config.json", FLOOD_CONFIG);
+        let clicks = scratch(
+            "replay-clicks.csv",
+            "ts,offer_id,aff_id,user_agent\n2026-11-23T10:00:00Z,1,net-7,curl/8\n2026-11-23T10:00:01Z,1,net-7,Mozilla/5.0\n",
+        );
+        let (c, k) = (config.to_str().unwrap(), clicks.to_str().unwrap());
+        assert!(matches!(
+            run_words(&["replay", "--config", c, "--clicks", k]),
+            Ok(())
+        ));
+        assert!(matches!(
+            run_words(&["replay", "--clicks", k]),
+            Err(Failure::Args(e)) if e.to_string().contains("--config")
+        ));
+        for p in [config, clicks] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    fn csv(text: &str) -> Clicks {
+        parse_clicks(text).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    fn ua(r: &Recorded) -> &str {
+        r.client.user_agent.as_ref().map_or("", |u| u.as_str())
+    }
+
+    #[test]
+    fn csv_fields_may_quote_commas_quotes_and_line_breaks() {
+        let c = csv(concat!(
+            "ts,offer_id,aff_id,user_agent,ip\n",
+            "2026-11-22T10:00:00Z,1,a,\"Mozilla/5.0 (KHTML, like Gecko) \"\"quoted\"\"\",192.0.2.1\n",
+            "2026-11-22T10:00:01Z,1,b,\"two\nlines\",192.0.2.2\n",
+            "2026-11-22T10:00:02Z,1,c,plain,192.0.2.3\n",
+        ));
+        assert_eq!(c.skipped, []);
+        let uas: Vec<&str> = c.records.iter().map(ua).collect();
+        assert_eq!(
+            uas,
+            [
+                "Mozilla/5.0 (KHTML, like Gecko) \"quoted\"",
+                "two\nlines",
+                "plain"
+            ]
+        );
+        assert_eq!(c.records[2].client.ip, "192.0.2.3".parse().ok());
+    }
+
+    #[test]
+    fn csv_columns_may_come_in_any_order() {
+        let c = csv(
+            "ip,aff_id,user_agent,ts,offer_id\n192.0.2.9,net-7,curl/8,2026-11-22T10:00:00Z,1001\n",
+        );
+        let r = &c.records[0];
+        assert_eq!(
+            (r.click.offer_id.as_str(), r.click.aff_id.as_str(), ua(r)),
+            ("1001", "net-7", "curl/8")
+        );
+        assert_eq!(r.client.ip, "192.0.2.9".parse().ok());
+    }
+
+    #[test]
+    fn a_malformed_csv_row_is_skipped_with_the_line_it_starts_on() {
+        // Line 3 holds a value over two lines, so the bad row is on line 5; CRLF line ends and a
+        // blank line must not shift the count.
+        let c = csv(concat!(
+            "ts,offer_id,aff_id,user_agent\r\n",
+            "2026-11-22T10:00:00Z,1,a,x\r\n",
+            "2026-11-22T10:00:01Z,1,b,\"one\r\ntwo\"\r\n",
+            "not-a-time,1,c,x\r\n",
+            "\r\n",
+            "2026-11-22T10:00:03Z,1,,x\r\n",
+            "2026-11-22T10:00:04Z,1,e,x\r\n",
+        ));
+        let affs: Vec<&str> = c.records.iter().map(|r| r.click.aff_id.as_str()).collect();
+        assert_eq!(affs, ["a", "b", "e"]);
+        let lines: Vec<u64> = c.skipped.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, [5, 7], "{:?}", c.skipped);
+        assert!(
+            c.skipped[0]
+                .1
+                .starts_with("`not-a-time` is not a UTC time like 2026-11-01T09:30:00Z"),
+            "{:?}",
+            c.skipped
+        );
+        assert_eq!(c.skipped[1].1, "no aff_id");
+    }
+
+    #[test]
+    fn an_unclosed_quote_is_named_not_read_to_the_end_of_the_file() {
+        let c = csv(concat!(
+            "ts,offer_id,aff_id,user_agent\n",
+            "2026-11-22T10:00:00Z,1,a,x\n",
+            "2026-11-22T10:00:01Z,1,b,\"open\n",
+            "2026-11-22T10:00:02Z,1,c,x\n",
+        ));
+        assert_eq!(c.records.len(), 1);
+        assert_eq!(c.skipped.len(), 1);
+        assert_eq!(c.skipped[0].0, 3);
+        assert!(c.skipped[0].1.contains("never closed"), "{:?}", c.skipped);
+    }
+
+    #[test]
+    fn short_csv_rows_read_their_missing_fields_as_empty() {
+        let c = csv("ts,offer_id,aff_id,ip\n2026-11-22T10:00:00Z,1,a\n   \n2026-11-22T10:00:01Z,1,b,192.0.2.1,extra\n");
+        assert_eq!(c.skipped, []);
+        assert_eq!(c.records.len(), 2);
+        assert_eq!(c.records[0].client.ip, None);
+        assert_eq!(c.records[1].client.ip, "192.0.2.1".parse().ok());
+    }
+
+    #[test]
+    fn a_bad_csv_header_is_an_error_on_its_line() {
+        let e = parse_clicks("\n\nts,offer_id,aff_id,colour\n2026-11-22T10:00:00Z,1,a,red\n")
+            .err()
+            .unwrap();
+        assert_eq!(e.0, 3);
+        assert!(e.1.starts_with("unknown column `colour`"), "{e:?}");
+        let e = parse_clicks("offer_id,aff_id\n1,a\n").err().unwrap();
+        assert_eq!(e, (1, "the header has no `ts` column".to_owned()));
+    }
+}
