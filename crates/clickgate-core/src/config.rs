@@ -125,6 +125,8 @@ pub struct Config {
     pub networks: FxHashMap<Id, crate::signing::Policy>,
     /// Flood thresholds of the networks that set their own; the others use the defaults.
     pub flood: FxHashMap<Id, crate::flood::Thresholds>,
+    /// Every network `networks[]` lists: each has an object of its own (see [`crate::home`]).
+    pub listed: FxHashSet<Id>,
     /// How each advertiser's conversion postbacks are checked, from `advertisers[]`.
     pub postbacks: FxHashMap<Id, crate::conversion::PostbackPolicy>,
     /// The Workers Analytics Engine binding each decision is also written to, from
@@ -933,7 +935,7 @@ fn compile_document(
         }
     }
 
-    let (networks, flood) = top
+    let (networks, flood, listed) = top
         .get("networks")
         .map(|n| crate::signing::compile_networks(n, errors))
         .unwrap_or_default();
@@ -1010,6 +1012,7 @@ fn compile_document(
         conversion_rules_by_offer,
         networks,
         flood,
+        listed,
         postbacks,
         analytics_binding,
         stored_lists,

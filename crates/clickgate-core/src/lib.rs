@@ -10,6 +10,7 @@
 //! - [`once`]: click ids asked of their replay object in batches, one request out per object;
 //! - [`ip`], [`template`], [`token`]: the pieces a decision uses;
 //! - [`counts`]: the duplicate-IP and sub-ID counts an isolate keeps and its network's object adds up;
+//! - [`home`]: which object keeps a network's state (its own, or a shared one) and under which keys;
 //! - [`decide`]: click + config + now → [`decide::Decision`], and its log line;
 //! - [`http`]: decision or error → status, headers and body (the 1021 contract).
 
@@ -24,6 +25,7 @@ pub mod flood;
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod fuzz;
 pub mod hll;
+pub mod home;
 pub mod http;
 pub mod ip;
 pub mod log;
