@@ -10,6 +10,7 @@ use clickgate_core::config::{referenced_lists, Config, StoredLists};
 use clickgate_core::conversion;
 use clickgate_core::counts::ClickKeys;
 use clickgate_core::decide::{decide, ClickOutcome, Observed};
+use clickgate_core::home::Home;
 use clickgate_core::http::{self, HttpResponse};
 use clickgate_core::ip::client_ip;
 use clickgate_core::ip::IpSet;
@@ -80,7 +81,15 @@ pub fn handle(
     if admin::is_admin_path(path) {
         let (path, query) = (path.to_owned(), query.to_owned());
         return Ok(later(async move {
-            admin_request(Request::from(req), &env, &method, (&path, &query), now_ms).await
+            admin_request(
+                Request::from(req),
+                &env,
+                &ctx,
+                &method,
+                (&path, &query),
+                now_ms,
+            )
+            .await
         }));
     }
     if path == "/postback" {
@@ -273,7 +282,8 @@ impl Click {
                 if let Some(binding) = &config.analytics_binding {
                     write_analytics(env, binding, &outcome);
                 }
-                network::after_click(env, ctx, &network, now_ms);
+                let home = Home::of(&config, &network);
+                network::after_click(env, ctx, &network, home, now_ms);
                 http::click_response(&outcome, accept.as_deref(), head)
             }
             Err(e) => http::error_response(&e, head),
@@ -337,7 +347,7 @@ async fn postback(
     let seen = match judging.duplicate_key() {
         Some((network, key, until)) => network::conversion_seen(
             env,
-            &network,
+            &Home::of(&config, &network),
             &key,
             until,
             judging.counts_toward_flood(),
@@ -351,7 +361,8 @@ async fn postback(
     console_log!("{}", outcome.log_line(now_ms));
     let row = report::conversion_row(&config, &outcome, now_ms);
     network::record_conversion(env, &row, now_ms);
-    network::after_click(env, ctx, &row.network, now_ms);
+    let home = Home::of(&config, &row.network);
+    network::after_click(env, ctx, &row.network, home, now_ms);
     respond(http::postback_response(&outcome))
 }
 
@@ -359,6 +370,7 @@ async fn postback(
 async fn admin_request(
     req: Request,
     env: &Env,
+    ctx: &Context,
     method: &str,
     (path, query): (&str, &str),
     now_ms: u64,
@@ -417,7 +429,10 @@ async fn admin_request(
                 Err(e) => return respond(http::admin_unknown_transaction(&e.to_string())),
             };
             let key = report::explain_key_of(&token);
-            match network::explanation(env, &token.aff_id, &key).await {
+            let Some(home) = home_of(env, ctx, &token.aff_id, now_ms).await else {
+                return respond(http::admin_unavailable("no config is loaded"));
+            };
+            match network::explanation(env, &home, &key).await {
                 Ok(kept) => respond(http::admin_explain(report::explain_answer(
                     &id,
                     &token,
@@ -428,15 +443,20 @@ async fn admin_request(
                 ))),
             }
         }
-        AdminRequest::Network(action) => match network::operate(env, &action).await {
-            Ok(block) => respond(http::admin_response(&action, block.as_ref(), now_ms)),
-            Err(e) => {
-                console_error!("{}", fault_line("admin", &e));
-                respond(http::admin_unavailable(
-                    "the network's object did not answer; retry",
-                ))
+        AdminRequest::Network(action) => {
+            let Some(home) = home_of(env, ctx, action.network(), now_ms).await else {
+                return respond(http::admin_unavailable("no config is loaded"));
+            };
+            match network::operate(env, &home, &action).await {
+                Ok(block) => respond(http::admin_response(&action, block.as_ref(), now_ms)),
+                Err(e) => {
+                    console_error!("{}", fault_line("admin", &e));
+                    respond(http::admin_unavailable(
+                        "the network's object did not answer; retry",
+                    ))
+                }
             }
-        },
+        }
         AdminRequest::GetConfig => match kv.get(CONFIG_KEY).text().await {
             Ok(Some(text)) => respond(http::admin_config(&text)),
             Ok(None) => respond(http::admin_config("null")),
@@ -479,6 +499,12 @@ async fn admin_request(
             }
         }
     }
+}
+
+/// Where a network's state lives under the config in force (`None`: no config can be loaded).
+async fn home_of(env: &Env, ctx: &Context, network: &Id, now_ms: u64) -> Option<Home> {
+    let config = current_config(env, ctx, now_ms).await?;
+    Some(Home::of(&config, network))
 }
 
 /// The request's body as text, refused past `limit` bytes: by its `Content-Length` before a byte

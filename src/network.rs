@@ -26,6 +26,7 @@ use clickgate_core::counts::{
 };
 use clickgate_core::decide::ClickOutcome;
 use clickgate_core::flood::{Event, FloodBlock, FloodView, Thresholds};
+use clickgate_core::home::{self, Home, Space};
 use clickgate_core::log::fault_line;
 use clickgate_core::report::{self, ConversionRow, HourRows, ReportQuery};
 use clickgate_core::rules::Counters;
@@ -121,12 +122,13 @@ pub fn flood_view(network: &Id, thresholds: &Thresholds, now_ms: u64) -> FloodVi
     })
 }
 
-/// Starts whatever the network's counts need after this click (a batch, or a timer for one).
-pub fn after_click(env: &Env, ctx: &Context, network: &Id, now_ms: u64) {
+/// Starts whatever the network's counts need after this click (a batch, or a timer for one),
+/// bound for the object `home` names.
+pub fn after_click(env: &Env, ctx: &Context, network: &Id, home: Home, now_ms: u64) {
     let step = with_counts(|c| c.flush(network, now_ms));
     if step != Flush::Nothing {
         let (env, network) = (env.clone(), network.clone());
-        ctx.wait_until(async move { drive(&env, &network, step).await });
+        ctx.wait_until(async move { drive(&env, &network, &home, step).await });
     }
 }
 
@@ -134,7 +136,7 @@ fn with_counts(f: impl FnOnce(&mut LocalCounts) -> Flush) -> Flush {
     COUNTS.with(|cell| cell.borrow_mut().as_mut().map_or(Flush::Nothing, f))
 }
 
-async fn drive(env: &Env, network: &Id, mut step: Flush) {
+async fn drive(env: &Env, network: &Id, home: &Home, mut step: Flush) {
     for _ in 0..MAX_STEPS {
         step = match step {
             Flush::Nothing => return,
@@ -145,7 +147,7 @@ async fn drive(env: &Env, network: &Id, mut step: Flush) {
             }
             Flush::Send(batch) => {
                 let seq = batch.seq;
-                let answer = send(env, network, &batch).await;
+                let answer = send(env, home, &batch).await;
                 let now = crate::now_ms();
                 match answer {
                     Ok(reply) => with_counts(|c| c.acked(network, seq, reply, now)),
@@ -226,12 +228,12 @@ async fn ask_now(
     }
 }
 
-async fn send(env: &Env, network: &Id, batch: &Batch) -> std::result::Result<Reply, String> {
+async fn send(env: &Env, home: &Home, batch: &Batch) -> std::result::Result<Reply, String> {
     Reply::parse(
         &ask(
             env,
-            network.as_str(),
-            "/batch",
+            &home.object(),
+            &home.path("/batch"),
             &batch.to_json(),
             deadline::BATCH_MS,
         )
@@ -385,9 +387,11 @@ async fn send_replay_batch(env: &Env, batch: &click_ids::Questions) {
     }
 }
 
-/// Carries an operator's lift or block to the network's object; returns the block left in force.
+/// Carries an operator's lift or block to the network's object (`home`, where the network's
+/// counts go); returns the block left in force.
 pub async fn operate(
     env: &Env,
+    home: &Home,
     action: &Action,
 ) -> std::result::Result<Option<FloodBlock>, String> {
     let body = match action {
@@ -396,8 +400,8 @@ pub async fn operate(
     };
     let text = ask(
         env,
-        action.network().as_str(),
-        "/operate",
+        &home.object(),
+        &home.path("/operate"),
         &body,
         deadline::ADMIN_MS,
     )
@@ -411,7 +415,7 @@ pub async fn operate(
 /// did not answer.
 pub async fn conversion_seen(
     env: &Env,
-    network: &Id,
+    home: &Home,
     key: &str,
     expires_ms: u64,
     counts: bool,
@@ -423,8 +427,8 @@ pub async fn conversion_seen(
     }
     let answer = ask(
         env,
-        network.as_str(),
-        "/conversion",
+        &home.object(),
+        &home.path("/conversion"),
         &body,
         deadline::CONVERSION_MS,
     )
@@ -436,15 +440,19 @@ pub async fn conversion_seen(
         other => {
             console_error!(
                 "{}",
-                fault_line("conversion_store", &format!("{network}: {other:?}"))
+                fault_line(
+                    "conversion_store",
+                    &format!("{}: {other:?}", home.network())
+                )
             );
             None
         }
     }
 }
 
-/// Every listed network's report hours in the query's range; the networks that did not answer are
-/// named, not guessed at.
+/// The report hours in the query's range of every network in the objects the directory lists (a
+/// shared object answers for each of its networks); the objects that did not answer are named,
+/// not guessed at.
 pub async fn report(
     env: &Env,
     query: &ReportQuery,
@@ -457,23 +465,23 @@ pub async fn report(
         deadline::ADMIN_MS,
     )
     .await?;
-    let networks: Vec<String> = listed.lines().map(str::to_owned).collect();
+    let objects: Vec<String> = listed.lines().map(str::to_owned).collect();
     let body = format!("{}\n{}", query.from_hour, query.to_hour);
     let mut answered = Vec::new();
     let mut missing = Vec::new();
-    for chunk in networks.chunks(REPORT_FAN_OUT) {
-        let answers = join_all(
-            chunk
-                .iter()
-                .map(|n| ask(env, n, "/report", &body, deadline::ADMIN_MS)),
-        )
+    for chunk in objects.chunks(REPORT_FAN_OUT) {
+        let body = body.as_str();
+        let answers = join_all(chunk.iter().map(|object| {
+            let path = home::report_path(object);
+            async move { ask(env, object, &path, body, deadline::ADMIN_MS).await }
+        }))
         .await;
-        for (network, answer) in chunk.iter().zip(answers) {
-            match answer.and_then(|text| report::parse_network_answer(&text)) {
-                Ok(hours) => answered.push((network.clone(), hours)),
+        for (object, answer) in chunk.iter().zip(answers) {
+            match answer.and_then(|text| report::parse_object_answer(object, &text)) {
+                Ok(networks) => answered.extend(networks),
                 Err(e) => {
-                    console_error!("{}", fault_line("report", &format!("{network}: {e}")));
-                    missing.push(network.clone());
+                    console_error!("{}", fault_line("report", &format!("{object}: {e}")));
+                    missing.push(object.clone());
                 }
             }
         }
@@ -481,13 +489,14 @@ pub async fn report(
     Ok((answered, missing))
 }
 
-/// The kept decision of a click, by its network and explain key (`None`: not kept).
+/// The kept decision of a click, by its network's home and explain key (`None`: not kept).
 pub async fn explanation(
     env: &Env,
-    network: &Id,
+    home: &Home,
     key: &str,
 ) -> std::result::Result<Option<String>, String> {
-    let text = ask(env, network.as_str(), "/explain", key, deadline::ADMIN_MS).await?;
+    let path = home.path("/explain");
+    let text = ask(env, &home.object(), &path, key, deadline::ADMIN_MS).await?;
     Ok((!text.is_empty()).then_some(text))
 }
 
@@ -559,13 +568,22 @@ impl DurableObject for Network {
         if req.method() != Method::Post {
             return Response::error("POST /batch or /replay only", 404);
         }
+        // The raw URL, split by the core: parsing it into a `Url` brings the url crate (and its
+        // tables) into the Worker.
+        let url = req.inner().url();
+        let (_, query) = clickgate_core::click::split_url(&url);
+        let space = match Space::from_query(query) {
+            Ok(space) => space,
+            Err(e) => return Response::error(e, 400),
+        };
+        let space = &space;
         match req.path().as_str() {
             "/batch" => {}
-            "/replay" => return self.replay(&req.text().await?).await,
-            "/operate" => return self.operate(&req.text().await?).await,
-            "/conversion" => return self.conversion(&req.text().await?).await,
-            "/report" => return self.report(&req.text().await?).await,
-            "/explain" => return self.explain(&req.text().await?).await,
+            "/replay" => return self.replay(space, &req.text().await?).await,
+            "/operate" => return self.operate(space, &req.text().await?).await,
+            "/conversion" => return self.conversion(space, &req.text().await?).await,
+            "/report" => return self.report(space, &req.text().await?).await,
+            "/explain" => return self.explain(space, &req.text().await?).await,
             "/list" => return self.list(&req.text().await?).await,
             "/networks" => return self.networks(&req.text().await?).await,
             _ => return Response::error("POST /batch or /replay only", 404),
@@ -574,12 +592,21 @@ impl DurableObject for Network {
             Ok(batch) => batch,
             Err(e) => return Response::error(e, 400),
         };
+        if !space.admits(&batch.network) {
+            return Response::error("a batch of another network", 400);
+        }
         let now_ms = crate::now_ms();
         let reply = self
-            .with_stored(batch.storage_keys(), |counts| counts.apply(&batch, now_ms))
+            .with_stored(space, batch.storage_keys(), |counts| {
+                counts.apply(&batch, now_ms)
+            })
             .await?;
         self.schedule_sweep(now_ms).await?;
-        self.list_network(&batch.network, now_ms).await;
+        if let Space::Of(network) = space {
+            self.list_member(network, now_ms).await?;
+        }
+        self.list_network(&space.listing(&batch.network), now_ms)
+            .await;
         Response::ok(reply.to_json())
     }
 
@@ -598,9 +625,11 @@ impl DurableObject for Network {
             let expired: Vec<String> = page
                 .into_iter()
                 .filter(|(k, v)| {
-                    NetworkCounts::expired_key(k, v, now_ms)
-                        || signing::use_record_expired(k, v, now_ms)
-                        || report::listing_expired(k, v, now_ms)
+                    // A shared object's keys are judged without their network's prefix.
+                    let key = home::inner_key(k);
+                    NetworkCounts::expired_key(key, v, now_ms)
+                        || signing::use_record_expired(key, v, now_ms)
+                        || report::listing_expired(key, v, now_ms)
                 })
                 .map(|(k, _)| k)
                 .collect();
@@ -618,13 +647,13 @@ impl DurableObject for Network {
 
 impl Network {
     /// A batch of click-id uses (`clickgate_core::click_ids`), answered in order.
-    async fn replay(&self, body: &str) -> Result<Response> {
+    async fn replay(&self, space: &Space, body: &str) -> Result<Response> {
         let questions = match click_ids::parse_questions(body) {
             Ok(q) => q,
             Err(e) => return Response::error(e, 400),
         };
         let now_ms = crate::now_ms();
-        let used = self.used_before(&questions, now_ms).await?;
+        let used = self.used_before(space, &questions, now_ms).await?;
         Response::ok(click_ids::answer_body(&used))
     }
 
@@ -632,11 +661,16 @@ impl Network {
     /// while still valid; each is recorded until its expiry. One storage read for all their keys,
     /// the core's step in order, one write of what changed. The input gate holds other requests
     /// while the storage calls are out, so two uses of one key cannot both be fresh.
-    async fn used_before(&self, uses: &[(&str, u64)], now_ms: u64) -> Result<Vec<bool>> {
+    async fn used_before(
+        &self,
+        space: &Space,
+        uses: &[(&str, u64)],
+        now_ms: u64,
+    ) -> Result<Vec<bool>> {
         let mut keys: Vec<String> = uses.iter().map(|(k, _)| (*k).to_owned()).collect();
         keys.sort_unstable();
         keys.dedup();
-        let stored = read(&self.state, keys)
+        let stored = read(&self.state, space, keys)
             .await?
             .into_iter()
             .filter_map(|(k, v)| Some((k, v.parse::<u64>().ok()?)))
@@ -646,13 +680,13 @@ impl Network {
             .into_iter()
             .map(|(k, t)| (k, Some(t.to_string())))
             .collect();
-        write(&self.state, changes).await?;
+        write(&self.state, space, changes).await?;
         self.schedule_sweep(now_ms).await?;
         Ok(used)
     }
 
     /// An operator's `block\n{by}` or `unblock\n{by}`; answers with the block left in force.
-    async fn operate(&self, body: &str) -> Result<Response> {
+    async fn operate(&self, space: &Space, body: &str) -> Result<Response> {
         let now_ms = crate::now_ms();
         let event = match body.split_once('\n') {
             Some(("block", by)) => Event::Impose { by: by.to_owned() },
@@ -660,7 +694,7 @@ impl Network {
             _ => return Response::error("expected `block|unblock\\n<by>`", 400),
         };
         let block = self
-            .with_stored(vec![StoreKey::Flood.to_string()], |counts| {
+            .with_stored(space, vec![StoreKey::Flood.to_string()], |counts| {
                 counts.operate(event, now_ms)
             })
             .await?;
@@ -676,7 +710,7 @@ impl Network {
     /// `replayed`, or `capped` when the click already holds `max` approvals. A click's approvals
     /// are kept as use records `<click key>/<n>`, so the daily sweep expires them like the rest.
     /// A fresh one that counts adds to the flood day's conversions.
-    async fn conversion(&self, body: &str) -> Result<Response> {
+    async fn conversion(&self, space: &Space, body: &str) -> Result<Response> {
         let mut parts = body.split('\n');
         let (Some(key), Some(Ok(expires_ms)), Some(counts)) = (
             parts.next().filter(|k| k.starts_with("cv/")),
@@ -692,7 +726,7 @@ impl Network {
         };
         let now_ms = crate::now_ms();
         let seen = self
-            .used_before(&[(key, expires_ms)], now_ms)
+            .used_before(space, &[(key, expires_ms)], now_ms)
             .await?
             .contains(&true);
         if seen {
@@ -700,14 +734,15 @@ impl Network {
         }
         if let Some((click_key, max)) = approvals {
             let slots = conversion::approval_slots(click_key, max);
-            let stored = read(&self.state, slots.clone()).await?;
+            let stored = read(&self.state, space, slots.clone()).await?;
             let Some(slot) = conversion::free_approval_slot(&slots, &stored, now_ms) else {
                 return Response::ok("capped");
             };
-            self.used_before(&[(slot, expires_ms)], now_ms).await?;
+            self.used_before(space, &[(slot, expires_ms)], now_ms)
+                .await?;
         }
         if counts == "1" {
-            self.with_stored(vec![StoreKey::Flood.to_string()], |c| {
+            self.with_stored(space, vec![StoreKey::Flood.to_string()], |c| {
                 c.count_conversion(now_ms)
             })
             .await?;
@@ -719,32 +754,67 @@ impl Network {
     /// them, store what changed and print the log lines the step made.
     async fn with_stored<T>(
         &self,
+        space: &Space,
         keys: Vec<String>,
         step: impl FnOnce(&mut NetworkCounts) -> T,
     ) -> Result<T> {
-        let stored = read(&self.state, keys).await?;
+        let stored = read(&self.state, space, keys).await?;
         let (mut counts, problems) =
             NetworkCounts::load(stored.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         for problem in problems {
             console_error!("{}", fault_line("network_storage", &problem));
         }
         let out = step(&mut counts);
-        write(&self.state, counts.take_changes()).await?;
+        write(&self.state, space, counts.take_changes()).await?;
         for line in counts.take_events() {
             console_log!("{line}");
         }
         Ok(out)
     }
 
-    /// The hours of the report in `from_hour\nto_hour`, as stored.
-    async fn report(&self, body: &str) -> Result<Response> {
+    /// The hours of the report in `from_hour\nto_hour`, as stored: the space's, or for a shared
+    /// object's members every network listed in it since the first hour's day.
+    async fn report(&self, space: &Space, body: &str) -> Result<Response> {
         let Some((from, to)) = body
             .split_once('\n')
             .and_then(|(f, t)| Some((f.parse::<u32>().ok()?, t.parse::<u32>().ok()?)))
         else {
             return Response::error("expected `<from hour>\\n<to hour>`", 400);
         };
-        let (start, end) = (report::hour_key(from), report::hour_key(to));
+        if *space != Space::Members {
+            return Response::ok(self.hours(space, from, to).await?);
+        }
+        let since = from / 24;
+        let mut members = Vec::new();
+        let storage = self.state.storage();
+        let mut after: Option<String> = None;
+        loop {
+            let page = page_after(&storage, "n/", after.as_deref()).await?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            for (key, day) in &page {
+                let network = key.strip_prefix("n/").and_then(|n| Id::parse(n).ok());
+                if let Some(network) =
+                    network.filter(|_| day.parse().is_ok_and(|d: u32| d >= since))
+                {
+                    members.push(network);
+                }
+            }
+        }
+        let mut answers = Vec::with_capacity(members.len());
+        for network in members {
+            let hours = self.hours(&Space::Of(network.clone()), from, to).await?;
+            answers.push((network, hours));
+        }
+        Response::ok(report::members_answer(answers))
+    }
+
+    /// One space's report hours from `from` up to `to`, as [`report::network_answer`] writes them.
+    async fn hours(&self, space: &Space, from: u32, to: u32) -> Result<String> {
+        let (start, end) = (
+            space.key(&report::hour_key(from)),
+            space.key(&report::hour_key(to)),
+        );
         let options = ListOptions::new().start(&start).end(&end);
         let mut hours = Vec::new();
         self.state
@@ -752,46 +822,61 @@ impl Network {
             .list_with_options(options)
             .await?
             .for_each(&mut |value, key| {
-                let hour = key.as_string().and_then(|k| report::parse_hour_key(&k));
+                let key = key.as_string();
+                let hour = key
+                    .as_deref()
+                    .and_then(|k| space.strip(k))
+                    .and_then(report::parse_hour_key);
                 if let (Some(hour), Some(v)) = (hour, value.as_string()) {
                     hours.push((hour, v));
                 }
             });
-        Response::ok(report::network_answer(
+        Ok(report::network_answer(
             hours.iter().map(|(h, v)| (*h, v.as_str())),
         ))
     }
 
     /// One click's kept decision by its explain key; empty when there is none.
-    async fn explain(&self, key: &str) -> Result<Response> {
+    async fn explain(&self, space: &Space, key: &str) -> Result<Response> {
         if !matches!(StoreKey::parse(key), Some(StoreKey::Explain(..))) {
             return Response::error("expected an explain key", 400);
         }
-        let kept = self.state.storage().get::<String>(key).await?;
+        let kept = self.state.storage().get::<String>(&space.key(key)).await?;
         Response::ok(kept.unwrap_or_default())
     }
 
-    /// Lists the network in the directory once per UTC day and instance. A failure is logged and
-    /// tried again with the next batch: the counts are stored whatever happens here.
-    async fn list_network(&self, network: &Id, now_ms: u64) {
+    /// Lists the object (`name`: its network's, or a shared object's) in the directory once per
+    /// UTC day and instance. A failure is logged and tried again with the next batch: the counts
+    /// are stored whatever happens here.
+    async fn list_network(&self, name: &str, now_ms: u64) {
         let today = (now_ms / clickgate_core::time::DAY_MS) as u32;
         if self.listed_day.get() == today {
             return;
         }
-        let body = format!("{network}\n{today}");
+        let body = format!("{name}\n{today}");
         match ask(&self.env, DIRECTORY, "/list", &body, deadline::LIST_MS).await {
             Ok(_) => self.listed_day.set(today),
             Err(e) => console_error!("{}", fault_line("directory", &e)),
         }
     }
 
-    /// The directory's side of `list_network`: `network\nday`.
+    /// A shared object's own list of its networks, `n/{network}` → the last day it had a batch:
+    /// what its report reads. Written with every batch (the runtime coalesces it with the batch's
+    /// own writes), so the object keeps no list of its networks in memory.
+    async fn list_member(&self, network: &Id, now_ms: u64) -> Result<()> {
+        let today = (now_ms / clickgate_core::time::DAY_MS) as u32;
+        let key = format!("n/{network}");
+        self.state.storage().put(&key, today.to_string()).await
+    }
+
+    /// The directory's side of `list_network`: `object\nday`.
     async fn list(&self, body: &str) -> Result<Response> {
         let Some((network, day)) = body
             .split_once('\n')
-            .and_then(|(n, d)| Some((Id::parse(n).ok()?, d.parse::<u32>().ok()?)))
+            .filter(|(n, _)| home::is_listable(n))
+            .and_then(|(n, d)| Some((n, d.parse::<u32>().ok()?)))
         else {
-            return Response::error("expected `<network>\\n<day>`", 400);
+            return Response::error("expected `<object>\\n<day>`", 400);
         };
         let key = format!("n/{network}");
         let storage = self.state.storage();
@@ -874,24 +959,30 @@ fn next_sweep_ms(now_ms: u64) -> u64 {
     (now_ms / DAY + 1) * DAY + 60_000
 }
 
-/// The stored text values of `keys` (absent keys and non-text values left out).
-async fn read(state: &State, keys: Vec<String>) -> Result<Vec<(String, String)>> {
+/// The stored text values of `keys` in `space` (absent keys and non-text values left out), under
+/// the keys as the core names them.
+async fn read(state: &State, space: &Space, keys: Vec<String>) -> Result<Vec<(String, String)>> {
     let storage = state.storage();
+    let keys: Vec<String> = keys.iter().map(|k| space.key(k)).collect();
     let mut stored = Vec::new();
     for chunk in keys.chunks(STORAGE_CHUNK) {
         storage
             .get_multiple(chunk.to_vec())
             .await?
             .for_each(&mut |value, key| {
-                if let (Some(k), Some(v)) = (key.as_string(), value.as_string()) {
-                    stored.push((k, v));
+                let key = key.as_string();
+                let key = key.as_deref().and_then(|k| space.strip(k));
+                if let (Some(k), Some(v)) = (key, value.as_string()) {
+                    stored.push((k.to_owned(), v));
                 }
             });
     }
     Ok(stored)
 }
 
-async fn write(state: &State, changes: Vec<(String, Option<String>)>) -> Result<()> {
+/// Stores `changes` (`None`: delete) under their keys in `space`.
+async fn write(state: &State, space: &Space, changes: Vec<(String, Option<String>)>) -> Result<()> {
+    let changes = changes.into_iter().map(|(k, v)| (space.key(&k), v));
     let storage = state.storage();
     let (puts, deletes): (Vec<_>, Vec<_>) = changes.into_iter().partition(|(_, v)| v.is_some());
     for chunk in puts.chunks(STORAGE_CHUNK) {

@@ -2168,6 +2168,127 @@ fn made_up_aff_ids_are_evicted_from_the_isolate_and_a_returning_network_counts_e
     );
 }
 
+#[test]
+fn networks_not_in_the_config_share_sixteen_objects_and_each_keeps_its_own_counts_and_block() {
+    // Regression: every made-up aff_id got a Durable Object and a directory entry of its own, and
+    // the report asked each of them. Networks the config does not list now live in 16 shared
+    // objects, each network under its own keys there.
+    use clickgate_core::config::Config;
+    use clickgate_core::home::{Home, SHARED_OBJECTS};
+    const TOKEN: &str = "shared-admin-token-shared-admin";
+    const MADE_UP: usize = 400;
+    let w = started_with_demo(&[("COUNTS_FLUSH_MS", "100"), ("ADMIN_TOKEN", TOKEN)]);
+    let auth = format!("Bearer {TOKEN}");
+    let click_reply = |aff: &str, ip: &str| {
+        w.get(
+            &format!("/c?offer_id=1001&aff_id={aff}"),
+            &[("cf-connecting-ip", ip), ("user-agent", BROWSER)],
+        )
+    };
+    let click = |aff: &str, ip: &str| click_reply(aff, ip).status;
+    let report = || {
+        let started = std::time::Instant::now();
+        let r = w.get(
+            "/admin/report?group_by=affiliate",
+            &[("authorization", auth.as_str())],
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        (r.json(), started.elapsed())
+    };
+    let clicks_by_network = |j: &serde_json::Value| -> std::collections::HashMap<String, u64> {
+        j["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let aff = r["affiliate"].as_str().unwrap().to_owned();
+                (aff, r["clicks"].as_u64().unwrap())
+            })
+            .collect()
+    };
+    assert_eq!(click("net-7", "192.0.2.10"), 302);
+    let (_, alone) = w
+        .wait_for(Duration::from_secs(15), || {
+            let (j, took) = report();
+            (j["total"]["clicks"] == 1).then_some((j, took))
+        })
+        .expect("net-7's click never reached its object");
+    // KV, the directory and net-7's shared object are there now.
+    let (files_before, _) = sqlite_files(&w.state.0);
+
+    // Each made-up network clicks 1 to 3 times, so a count that strayed to a neighbour shows.
+    let clicks_of = |i: usize| (i % 3 + 1) as u64;
+    for i in 0..MADE_UP {
+        for c in 0..clicks_of(i) {
+            let status = click(
+                &format!("made-up-{i}"),
+                &format!("198.{}.{}.{}", 18 + c, i / 200, i % 200),
+            );
+            assert!(matches!(status, 302 | 403), "made-up-{i}: {status}");
+        }
+    }
+    let total = 1 + (0..MADE_UP).map(clicks_of).sum::<u64>();
+    let (crowded, took) = w
+        .wait_for(Duration::from_secs(60), || {
+            let (j, took) = report();
+            (j["total"]["clicks"] == total && j["missing_networks"] == serde_json::json!([]))
+                .then_some((j, took))
+        })
+        .expect("the report never counted every click");
+    assert_eq!(crowded["networks"], (MADE_UP + 1) as u64);
+    let by_network = clicks_by_network(&crowded);
+    assert_eq!(by_network.get("net-7"), Some(&1));
+    for i in 0..MADE_UP {
+        assert_eq!(
+            by_network.get(&format!("made-up-{i}")),
+            Some(&clicks_of(i)),
+            "made-up-{i}"
+        );
+    }
+    // 400 networks added at most the 15 other shared objects, not one object each.
+    let (files_after, bytes) = sqlite_files(&w.state.0);
+    assert!(
+        files_after - files_before < SHARED_OBJECTS as usize,
+        "{files_before} SQLite files before, {files_after} after"
+    );
+
+    // An operator's block reaches the network in its shared object, and only it: two made-up
+    // networks that share an object.
+    let demo_config = Config::compile(&std::fs::read_to_string(demo()).unwrap()).unwrap();
+    let home = |i: usize| {
+        Home::of(
+            &demo_config,
+            &clickgate_core::click::Id::parse(&format!("made-up-{i}")).unwrap(),
+        )
+        .object()
+    };
+    let neighbour = (1..MADE_UP).find(|i| home(*i) == home(0)).unwrap();
+    let blocked = w.request_with_body(
+        "POST",
+        "/admin/networks/made-up-0/block",
+        &[("authorization", &auth)],
+        r#"{"by": "alice@example.com"}"#,
+    );
+    assert_eq!(blocked.status, 200, "{}", blocked.body);
+    assert_eq!(blocked.json()["blocked"], true);
+    let shut = w
+        .wait_for(Duration::from_secs(10), || {
+            let r = click_reply("made-up-0", "198.51.99.1");
+            (r.status == 403).then_some(r)
+        })
+        .expect("the block never reached made-up-0's clicks");
+    assert_eq!(w.decision_for(&shut)["reasons"][0]["code"], "click_flood");
+    for n in 0..5 {
+        let ip = format!("198.51.99.{}", 10 + n);
+        assert_eq!(click(&format!("made-up-{neighbour}"), &ip), 302);
+    }
+    eprintln!(
+        "report: {alone:?} with 1 network, {took:?} with {} networks; object storage: \
+         {files_after} SQLite files ({files_before} before the made-up networks), {bytes} bytes",
+        MADE_UP + 1
+    );
+}
+
 /// The SQLite files under `dir` (workerd keeps a Durable Object's storage in one) and their bytes.
 fn sqlite_files(dir: &std::path::Path) -> (usize, u64) {
     let mut found = (0, 0);

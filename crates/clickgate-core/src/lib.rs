@@ -20,7 +20,8 @@
 //! 5. The decision: [`decide`] (click + config + what the edge observed + now → the outcome and its
 //!    log line).
 //! 6. The fraud report's rows and queries: [`report`].
-//! 7. State shared through the network's Durable Object: [`counts`] (the isolate's counts, the
+//! 7. State shared through the network's Durable Object: [`home`] (which object keeps a network's
+//!    state, its own or a shared one, and under which keys), [`counts`] (the isolate's counts, the
 //!    object's stored counts, their wire formats and keys).
 //! 8. The operator's API: [`admin`].
 //! 9. Answers over HTTP: [`http`] (the one place a decision becomes a response: the 1021 contract).
@@ -39,6 +40,7 @@ pub mod flood;
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod fuzz;
 pub mod hll;
+pub mod home;
 pub mod http;
 pub mod ip;
 pub mod isolate;

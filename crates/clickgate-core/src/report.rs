@@ -354,6 +354,45 @@ pub fn network_answer<'a>(hours: impl IntoIterator<Item = (u32, &'a str)>) -> St
 
 pub fn parse_network_answer(text: &str) -> Result<Vec<(u32, HourRows)>, String> {
     let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    hours_of(&v)
+}
+
+/// One network's report hours, by its name.
+pub type NetworkHours = (String, Vec<(u32, HourRows)>);
+
+/// What a shared object answers to a report: each of its networks' [`network_answer`], by network.
+pub fn members_answer(networks: impl IntoIterator<Item = (Id, String)>) -> String {
+    let mut out = String::from("{");
+    for (i, (network, answer)) in networks.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        // An id holds only `A-Z a-z 0-9 . _ -`: nothing to escape.
+        out.push_str(&format!("\"{network}\":{answer}"));
+    }
+    out.push('}');
+    out
+}
+
+/// The networks' hours in the report answer of the object the directory lists as `object`: an
+/// object of its own answers for the network it is named by, a shared one for each of its networks.
+pub fn parse_object_answer(object: &str, text: &str) -> Result<Vec<NetworkHours>, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let Some(members) = v.as_object() else {
+        return Ok(vec![(object.to_owned(), hours_of(&v)?)]);
+    };
+    let mut networks = Vec::with_capacity(members.len());
+    for (network, hours) in members {
+        if Id::parse(network).is_err() {
+            return Err(format!("`{network}` is not a network"));
+        }
+        let hours = hours_of(hours).map_err(|e| format!("{network}: {e}"))?;
+        networks.push((network.clone(), hours));
+    }
+    Ok(networks)
+}
+
+fn hours_of(v: &Value) -> Result<Vec<(u32, HourRows)>, String> {
     let list = v.as_array().ok_or("not a list")?;
     list.iter()
         .map(|item| {
@@ -509,9 +548,13 @@ pub fn aggregate<'a>(
 ) -> Report {
     let mut groups: BTreeMap<Vec<String>, Tally> = BTreeMap::new();
     let mut total = Tally::default();
-    let mut networks = 0;
+    // A network can answer from two objects (its own one from before it was shared, and the
+    // shared one): it is one network.
+    let mut networks: rustc_hash::FxHashSet<Id> = Default::default();
     for (network, hours) in parts {
-        networks += 1;
+        if let Ok(network) = Id::parse(network) {
+            networks.insert(network);
+        }
         for (hour, rows) in hours {
             if *hour < query.from_hour || *hour >= query.to_hour {
                 continue;
@@ -546,7 +589,7 @@ pub fn aggregate<'a>(
         query: query.clone(),
         rows,
         total,
-        networks,
+        networks: networks.len(),
         missing,
     }
 }
@@ -1331,6 +1374,43 @@ mod tests {
             StoreKey::parse(&explain_key(row.hour, &[2; 8])),
             Some(StoreKey::Explain(..))
         ));
+    }
+
+    #[test]
+    fn a_shared_object_answers_for_each_of_its_networks_and_a_network_in_two_objects_counts_once() {
+        let h = 500_000;
+        let hours = network(&[(h, &[("adv", "1", tally(3, 1, "bot"))])]);
+        let stored: Vec<(u32, String)> = hours.iter().map(|(h, r)| (*h, r.encode())).collect();
+        let answer = || network_answer(stored.iter().map(|(h, v)| (*h, v.as_str())));
+        let shared = members_answer([
+            (Id::parse("made-up-1").unwrap(), answer()),
+            (Id::parse("net-7").unwrap(), answer()),
+        ]);
+        let mut parts = parse_object_answer("unlisted:3", &shared).unwrap();
+        assert_eq!(
+            parts.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            ["made-up-1", "net-7"]
+        );
+        assert_eq!(parts[0].1, hours);
+        // net-7's own object from before networks were shared, still holding hours.
+        parts.extend(parse_object_answer("net-7", &answer()).unwrap());
+        assert_eq!(parts[2], ("net-7".to_owned(), hours.clone()));
+        let mut q = ReportQuery::parse("group_by=affiliate", 0).unwrap();
+        (q.from_hour, q.to_hour) = (h, h + 1);
+        let r = aggregate(
+            &q,
+            parts.iter().map(|(n, h)| (n.as_str(), h.as_slice())),
+            vec![],
+        );
+        assert_eq!(r.networks, 2);
+        let rows: Vec<_> = r
+            .rows
+            .iter()
+            .map(|(k, t)| (k[0].as_str(), t.clicks))
+            .collect();
+        assert_eq!(rows, [("net-7", 6), ("made-up-1", 3)]);
+        assert!(parse_object_answer("unlisted:3", r#"{"a/b":[]}"#).is_err());
+        assert_eq!(members_answer([]), "{}");
     }
 
     #[cfg(not(target_arch = "wasm32"))]

@@ -29,7 +29,10 @@ const FLOORS: &[(&str, &[&str])] = &[
     ),
     ("the decision", &["decide"]),
     ("the fraud report's rows", &["report"]),
-    ("state shared through the network's object", &["counts"]),
+    (
+        "state shared through the network's object",
+        &["home", "counts"],
+    ),
     ("the operator's API", &["admin"]),
     ("answers over HTTP", &["http"]),
     (

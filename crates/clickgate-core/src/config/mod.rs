@@ -130,6 +130,8 @@ pub struct Config {
     pub networks: FxHashMap<Id, networks::Policy>,
     /// Flood thresholds of the networks that set their own; the others use the defaults.
     pub flood: FxHashMap<Id, crate::flood::Thresholds>,
+    /// Every network `networks[]` lists: each has an object of its own (see [`crate::home`]).
+    pub listed: FxHashSet<Id>,
     /// How each advertiser's conversion postbacks are checked, from `advertisers[]`.
     pub postbacks: FxHashMap<Id, postbacks::PostbackPolicy>,
     /// The Workers Analytics Engine binding each decision is also written to, from
@@ -938,7 +940,7 @@ fn compile_document(
         }
     }
 
-    let (networks, flood) = top
+    let (networks, flood, listed) = top
         .get("networks")
         .map(|n| networks::compile_networks(n, errors))
         .unwrap_or_default();
@@ -1014,6 +1016,7 @@ fn compile_document(
         conversion_rules_by_offer,
         networks,
         flood,
+        listed,
         postbacks,
         analytics_binding,
         stored_lists,

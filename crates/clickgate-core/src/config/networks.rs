@@ -126,14 +126,18 @@ pub struct Policy {
 pub fn compile_networks(
     value: &Value,
     errors: &mut Vec<ConfigError>,
-) -> (FxHashMap<Id, Policy>, FxHashMap<Id, Thresholds>) {
+) -> (
+    FxHashMap<Id, Policy>,
+    FxHashMap<Id, Thresholds>,
+    rustc_hash::FxHashSet<Id>,
+) {
     let (mut signing, mut flood) = (FxHashMap::default(), FxHashMap::default());
     let Some(list) = value.as_array() else {
         errors.push(err(
             "networks",
             format!("must be a list, found {}", kind(value)),
         ));
-        return (signing, flood);
+        return (signing, flood, rustc_hash::FxHashSet::default());
     };
     let mut seen = rustc_hash::FxHashSet::default();
     for (i, item) in list.iter().enumerate() {
@@ -163,7 +167,7 @@ pub fn compile_networks(
             flood.insert(id, t);
         }
     }
-    (signing, flood)
+    (signing, flood, seen)
 }
 
 fn compile_thresholds(

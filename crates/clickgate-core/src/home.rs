@@ -1,0 +1,306 @@
+//! Which Durable Object keeps a network's state, and under which keys.
+//!
+//! A network listed in the config's `networks[]` has an object of its own, named by its id, as it
+//! always had. Any other `aff_id` that clicks lives in one of [`SHARED_OBJECTS`] shared objects,
+//! `unlisted:{n}`, with `n` a stable hash of the id: made-up ids then cost a bounded number of
+//! objects and directory entries, however many there are. Inside a shared object every key of a
+//! network is prefixed `@{network}/`; ids hold only `A-Z a-z 0-9 . _ -`, so no prefix is another's
+//! prefix and two networks never share a key.
+//!
+//! The Worker says in the request's query which keys an object is to use ([`Home::path`]); the
+//! object reads that back as a [`Space`]. A request without one uses the keys as they are: an
+//! object of its own, or one made before networks were shared.
+
+use crate::click::Id;
+use crate::config::Config;
+use crate::hll::hash64;
+
+/// How many objects the networks not in the config share.
+pub const SHARED_OBJECTS: u64 = 16;
+const SHARED_PREFIX: &str = "unlisted:";
+/// A shared object's report covers all its networks: the query that asks for that.
+const MEMBERS_QUERY: &str = "members";
+
+/// Where one network's state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Home {
+    /// Listed in the config: an object of its own, named by the network.
+    Own(Id),
+    /// Not listed: its keys in the shared object `unlisted:{object}`.
+    Shared { network: Id, object: u64 },
+}
+
+impl Home {
+    /// The network's home under this config.
+    pub fn of(config: &Config, network: &Id) -> Home {
+        if config.listed.contains(network) {
+            Home::Own(network.clone())
+        } else {
+            Home::shared(network)
+        }
+    }
+
+    fn shared(network: &Id) -> Home {
+        Home::Shared {
+            network: network.clone(),
+            object: hash64(network.as_str().as_bytes()) % SHARED_OBJECTS,
+        }
+    }
+
+    pub fn network(&self) -> &Id {
+        match self {
+            Home::Own(network) | Home::Shared { network, .. } => network,
+        }
+    }
+
+    /// The name of the object (what the Durable Object binding is asked for).
+    pub fn object(&self) -> String {
+        match self {
+            Home::Own(network) => network.as_str().to_owned(),
+            Home::Shared { object, .. } => format!("{SHARED_PREFIX}{object}"),
+        }
+    }
+
+    /// `path` with the query that tells the object whose keys to use.
+    pub fn path(&self, path: &str) -> String {
+        match self {
+            Home::Own(_) => path.to_owned(),
+            Home::Shared { network, .. } => format!("{path}?in={network}"),
+        }
+    }
+}
+
+/// Whether `name` is an object the directory may list: a network's own, or a shared one.
+pub fn is_listable(name: &str) -> bool {
+    match name.strip_prefix(SHARED_PREFIX) {
+        Some(n) => (0..SHARED_OBJECTS).any(|i| i.to_string() == n),
+        None => Id::parse(name).is_ok(),
+    }
+}
+
+/// The path of a report request to the object the directory lists as `name`: a shared object
+/// answers for all its networks.
+pub fn report_path(name: &str) -> String {
+    if name.starts_with(SHARED_PREFIX) {
+        format!("/report?{MEMBERS_QUERY}")
+    } else {
+        "/report".to_owned()
+    }
+}
+
+/// The object's side: whose keys a request reads and writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Space {
+    /// The object's keys as they are (an object of its own).
+    Whole,
+    /// One network's keys in a shared object.
+    Of(Id),
+    /// Every network of a shared object (its report).
+    Members,
+}
+
+impl Space {
+    /// Reads the request's query (the text after `?`, possibly empty).
+    pub fn from_query(query: &str) -> Result<Space, String> {
+        if query.is_empty() {
+            return Ok(Space::Whole);
+        }
+        if query == MEMBERS_QUERY {
+            return Ok(Space::Members);
+        }
+        let network = query
+            .strip_prefix("in=")
+            .ok_or_else(|| format!("unknown query `{query}`"))?;
+        Id::parse(network)
+            .map(Space::Of)
+            .map_err(|e| format!("in: {e}"))
+    }
+
+    /// The stored key of `key` in this space.
+    pub fn key(&self, key: &str) -> String {
+        match self {
+            Space::Of(network) => network_key(network.as_str(), key),
+            Space::Whole | Space::Members => key.to_owned(),
+        }
+    }
+
+    /// A stored key of this space without its prefix; `None` when it is another space's.
+    pub fn strip<'a>(&self, stored: &'a str) -> Option<&'a str> {
+        match self {
+            Space::Of(network) => stored
+                .strip_prefix('@')?
+                .strip_prefix(network.as_str())?
+                .strip_prefix('/'),
+            Space::Whole | Space::Members => Some(stored),
+        }
+    }
+
+    /// The name under which the object holding this space lists itself in the directory, for a
+    /// batch of `network`.
+    pub fn listing(&self, network: &Id) -> String {
+        match self {
+            Space::Of(network) => Home::shared(network).object(),
+            Space::Whole | Space::Members => network.as_str().to_owned(),
+        }
+    }
+
+    /// Whether the batch of `network` belongs in this space (a shared object's request names the
+    /// network whose keys it touches; a batch of another is refused, so nothing mixes).
+    pub fn admits(&self, network: &Id) -> bool {
+        match self {
+            Space::Of(n) => n == network,
+            Space::Whole => true,
+            Space::Members => false,
+        }
+    }
+}
+
+/// `key` of `network` in a shared object.
+pub fn network_key(network: &str, key: &str) -> String {
+    format!("@{network}/{key}")
+}
+
+/// A stored key without the network prefix a shared object gives it: what the daily sweep judges.
+pub fn inner_key(stored: &str) -> &str {
+    stored
+        .strip_prefix('@')
+        .and_then(|rest| rest.split_once('/'))
+        .map_or(stored, |(_, key)| key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn id(s: &str) -> Id {
+        Id::parse(s).unwrap()
+    }
+
+    fn config(listed: &[&str]) -> Config {
+        let networks: Vec<String> = listed
+            .iter()
+            .map(|n| format!(r#"{{"id":"{n}"}}"#))
+            .collect();
+        let text = format!(
+            r#"{{"version":1,"advertisers":[{{"id":"a","name":"A"}}],
+                "offers":[{{"id":"1","name":"o","advertiser_id":"a",
+                            "landing_url":"https://shop.example/"}}],
+                "networks":[{}]}}"#,
+            networks.join(",")
+        );
+        Config::compile(&text).unwrap()
+    }
+
+    #[test]
+    fn a_listed_network_keeps_its_own_object_and_its_keys_as_they_are() {
+        let home = Home::of(&config(&["net-1"]), &id("net-1"));
+        assert_eq!(home, Home::Own(id("net-1")));
+        assert_eq!(home.object(), "net-1");
+        assert_eq!(home.path("/batch"), "/batch");
+        let space = Space::from_query("").unwrap();
+        assert_eq!(space, Space::Whole);
+        assert_eq!(space.key("flood"), "flood");
+        assert_eq!(space.listing(&id("net-1")), "net-1");
+    }
+
+    #[test]
+    fn an_unlisted_network_lives_in_a_shared_object_under_its_own_prefix() {
+        let home = Home::of(&config(&["net-1"]), &id("made-up-9"));
+        let object = home.object();
+        assert!(object.starts_with("unlisted:"), "{object}");
+        assert!(is_listable(&object), "{object}");
+        assert_eq!(home.path("/batch"), "/batch?in=made-up-9");
+        let space = Space::from_query("in=made-up-9").unwrap();
+        assert_eq!(space.key("report/00012345"), "@made-up-9/report/00012345");
+        assert_eq!(
+            space.strip("@made-up-9/report/00012345"),
+            Some("report/00012345")
+        );
+        assert_eq!(space.strip("@made-up-90/report/00012345"), None);
+        assert_eq!(space.listing(&id("made-up-9")), object);
+        assert!(space.admits(&id("made-up-9")) && !space.admits(&id("made-up-90")));
+        assert_eq!(
+            inner_key("@made-up-9/ip/1001/00000000000000ff"),
+            "ip/1001/00000000000000ff"
+        );
+        assert_eq!(inner_key("n/made-up-9"), "n/made-up-9");
+    }
+
+    #[test]
+    fn the_same_id_always_finds_the_same_shared_object() {
+        // The object is part of what is stored: a hash that changed between isolates or
+        // versions would split a network's counts.
+        let empty = config(&[]);
+        let homes: Vec<String> = (0..1000)
+            .map(|i| Home::of(&empty, &id(&format!("made-up-{i}"))).object())
+            .collect();
+        let again: Vec<String> = (0..1000)
+            .map(|i| Home::of(&empty, &id(&format!("made-up-{i}"))).object())
+            .collect();
+        assert_eq!(homes, again);
+        let distinct: std::collections::BTreeSet<&String> = homes.iter().collect();
+        assert_eq!(
+            distinct.len() as u64,
+            SHARED_OBJECTS,
+            "1,000 ids use every object"
+        );
+        assert_eq!(Home::of(&empty, &id("net-7")).object(), "unlisted:6");
+    }
+
+    #[test]
+    fn only_networks_and_shared_objects_are_listable_and_queries_are_read_strictly() {
+        for name in ["net-7", "unlisted:0", "unlisted:15"] {
+            assert!(is_listable(name), "{name}");
+        }
+        for name in [
+            "unlisted:16",
+            "unlisted:01",
+            "unlisted:",
+            "unlisted:x",
+            "a/b",
+            "",
+        ] {
+            assert!(!is_listable(name), "{name}");
+        }
+        assert_eq!(report_path("unlisted:3"), "/report?members");
+        assert_eq!(report_path("net-7"), "/report");
+        assert_eq!(Space::from_query("members").unwrap(), Space::Members);
+        assert!(Space::from_query("in=a/b").is_err());
+        assert!(Space::from_query("in=").is_err());
+        assert!(Space::from_query("x=1").is_err());
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        const ID: &str = "[A-Za-z0-9._-]{1,64}";
+        const KEY: &str = "[a-z]{1,8}(/[A-Za-z0-9._-]{0,20}){0,3}";
+
+        proptest! {
+            #[test]
+            fn two_networks_never_share_a_key(a in ID, b in ID, ka in KEY, kb in KEY) {
+                prop_assume!(a != b);
+                let (sa, sb) = (Space::Of(id(&a)), Space::Of(id(&b)));
+                let stored = sa.key(&ka);
+                prop_assert_ne!(&stored, &sb.key(&kb));
+                // Nor does one read the other's keys back as its own.
+                prop_assert_eq!(sb.strip(&stored), None);
+                prop_assert_eq!(sa.strip(&stored), Some(ka.as_str()));
+                prop_assert_eq!(inner_key(&stored), ka.as_str());
+            }
+
+            #[test]
+            fn a_network_stays_in_one_shared_object(a in ID) {
+                let empty = config(&[]);
+                let home = Home::of(&empty, &id(&a));
+                prop_assert_eq!(&home, &Home::of(&empty, &id(&a)));
+                prop_assert!(is_listable(&home.object()));
+                prop_assert_eq!(Space::Of(id(&a)).listing(&id(&a)), home.object());
+            }
+        }
+    }
+}
