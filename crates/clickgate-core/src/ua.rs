@@ -316,6 +316,9 @@ const CRAWLERS: &[&str] = &[
     "|morningscore", "|sparkler/", "|archivebox", "|thumbor/", "imageproxy|", "emailproxy|",
     "|google search console", "googleadsenseinfeed", "semanticsclassifier", "|scope3/",
     "|daumoa", "firefox mutant", "|firecrawl",
+    // Search crawlers of old portals, transcoding proxies that fetch a page to rewrite it for a
+    // phone, collectors, Apple's daemon that fetches a site's app-association file.
+    "|teoma", "transcoder|", "~collector|", "^swcd|", "|rssbandit",
 ];
 
 /// HTTP libraries and command-line clients, by product name: `Certain`, reason `bot`.
@@ -358,7 +361,7 @@ const PREVIEWS: &[&str] = &[
     "applebot", "pinterestbot", "|embedly", "redditbot", "|vkshare", "|iframely",
     "google-pagerenderer", "|mastodon/#", "|viber|", "snap url preview", "microsoftpreview",
     "|cardyb", "kakaotalk-scrap", "line-poker", "|skype-url-preview", "|tumblr/#", "|bitlybot",
-    "|yahoo link preview", "|googleother-image",
+    "|yahoo link preview", "|googleother-image", "|googlemessages/#",
 ];
 
 /// People's clients by name: in-app browsers, regional browsers, desktop apps, text browsers and
@@ -465,6 +468,9 @@ const COMPATIBLE: &[&str] = &[
 ];
 /// An Android app's embedded web view.
 const WEB_VIEW: &[&str] = &["; wv)"];
+/// `compatible;` inside the engine's comment (`(KHTML, like Gecko; compatible; Acme/1.0)`): a
+/// fetcher dressed as a browser; no browser writes it there.
+const ENGINE_COMPATIBLE: &[&str] = &["like gecko; compatible;"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Class {
@@ -483,6 +489,7 @@ enum Class {
     Url,
     Compatible,
     WebView,
+    EngineCompatible,
     Mark(usize),
 }
 
@@ -561,7 +568,7 @@ fn unmark(marked: &'static str) -> (&'static str, u8) {
 fn matcher() -> &'static Matcher {
     static M: OnceLock<Matcher> = OnceLock::new();
     M.get_or_init(|| {
-        let groups: [(Class, &[&'static str]); 14] = [
+        let groups: [(Class, &[&'static str]); 15] = [
             (Class::Crawler, CRAWLERS),
             (Class::Library, LIBRARIES),
             (Class::Ai, AI_AGENTS),
@@ -576,6 +583,7 @@ fn matcher() -> &'static Matcher {
             (Class::Url, URLS),
             (Class::Compatible, COMPATIBLE),
             (Class::WebView, WEB_VIEW),
+            (Class::EngineCompatible, ENGINE_COMPATIBLE),
         ];
         let mut texts = Vec::new();
         let mut patterns = Vec::new();
@@ -738,6 +746,7 @@ fn read(ua: &str, parts: &[Part], marks: &mut Marks, platform: &OnceCell<Platfor
     let (mut preview, mut device, mut browser, mut url) = (false, false, false, None);
     let (mut system, mut domain): (bool, Hit) = (false, None);
     let (mut compatible, mut named_browser, mut web_view) = (false, false, false);
+    let mut engine_compatible: Hit = None;
     m.each_hit(ua, |p, start, end| {
         if !placed(ua, parts, start, end, p.flags) {
             return;
@@ -784,6 +793,9 @@ fn read(ua: &str, parts: &[Part], marks: &mut Marks, platform: &OnceCell<Platfor
             }
             Class::Compatible => compatible = true,
             Class::WebView => web_view = true,
+            Class::EngineCompatible => {
+                engine_compatible.get_or_insert((start, end));
+            }
             Class::Mark(i) => {
                 if marks.0[i] == u16::MAX {
                     marks.0[i] = start as u16;
@@ -792,13 +804,15 @@ fn read(ua: &str, parts: &[Part], marks: &mut Marks, platform: &OnceCell<Platfor
         }
     });
     // The leftmost word not inside an exception (`CUBOT` phones), not a phone's model name, not an
-    // app's name in its own web view; another one still counts.
+    // app's name in its own web view; another one still counts. A product named from its first
+    // letter (`|catchpoint`) is no maker's word for a model: it counts in the model item too.
     let bot: Hit = candidates
         .into_iter()
         .filter(|&(start, end, flags)| {
             let excepted = exceptions.iter().any(|e| e.start <= start && end <= e.end);
             let app_name = web_view && flags & APP_WORD != 0;
-            !(excepted || app_name || in_model_name(ua, parts, start, end))
+            let model = flags & LEFT == 0 && in_model_name(ua, parts, start, end);
+            !(excepted || app_name || model)
         })
         .map(|(start, end, _)| (start, end))
         .min();
@@ -829,6 +843,12 @@ fn read(ua: &str, parts: &[Part], marks: &mut Marks, platform: &OnceCell<Platfor
             Grade::Certain,
             Kind::Bot,
             format!("address {}", word_around(ua, start, end)),
+        ))
+    } else if let Some((start, end)) = engine_compatible {
+        Some(Signal::new(
+            Grade::Certain,
+            Kind::Bot,
+            ua.get(start..end).unwrap_or("").trim_end_matches(';'),
         ))
     } else if client.is_some() || preview {
         None
@@ -1430,6 +1450,7 @@ mod tests {
             "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)",
             "TelegramBot (like TwitterBot)",
             "LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient +http://www.linkedin.com)",
+            "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Mobile Safari/537.36 GoogleMessages/20.2",
         ] {
             assert!(is_link_preview(Some(&UserAgent::parse(ua))), "{ua}");
         }
@@ -1552,9 +1573,29 @@ mod tests {
             "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 PTST/SpeedCurve/240101.101010",
             "Mozilla/5.0 (compatible; Detectify; site-check)",
             "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 ClamAV/1.2.1",
+            "RssBandit/2.0.0.0 (WinNT 10.0.19045.0)",
+            "Mozilla/5.0 (compatible; Ask Jeeves/Teoma; Windows NT 6.1)",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64; Baidu Transcoder) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+            "LinkCollector/1.3 (Windows NT 10.0)",
+            "swcd (unknown version) CFNetwork/1494.0.7 Darwin/23.4.0",
+            // A monitor's name where an Android phone writes its model.
+            "Mozilla/5.0 (Linux; Android 10; Catchpoint) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36",
         ] {
             assert_eq!(grade(ua), Some(Grade::Certain), "{ua}");
         }
+    }
+
+    #[test]
+    fn compatible_inside_the_engine_comment_is_a_dressed_fetcher() {
+        assert_eq!(
+            signal("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko; compatible; AcmeSnap/1.2) Chrome/120.0.0.0 Safari/537.36"),
+            Some((Grade::Certain, Kind::Bot, "like Gecko; compatible".into()))
+        );
+        // A named crawler in the same place is reported by its name.
+        assert_eq!(
+            signal("Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm) Chrome/116.0.1938.76 Safari/537.36"),
+            Some((Grade::Certain, Kind::Bot, "bingbot".into()))
+        );
     }
 
     #[test]
