@@ -1685,9 +1685,11 @@ mod tests {
         );
     }
 
+    type Hits = Vec<(usize, usize, String)>;
+
     /// Every pattern at every place, as `(start, end, pattern)`, by the automaton built here and by
     /// the aho-corasick crate's (overlapping, standard semantics, ASCII case-insensitive).
-    fn hits_both_ways(ua: &str) -> (Vec<(usize, usize, String)>, Vec<(usize, usize, String)>) {
+    fn hits_both_ways(ua: &str) -> (Hits, Hits) {
         let (texts, patterns) = pattern_set();
         let reference = aho_corasick::AhoCorasick::builder()
             .ascii_case_insensitive(true)
