@@ -595,6 +595,16 @@ fn a_link_preview_under_a_bot_rule_is_redirected_and_not_counted_as_a_click() {
         .expect("a log line for the preview");
     assert_eq!(line["preview"], true);
     assert_eq!(line["verdict"], "redirect");
+    // A conversion reported for the preview's transaction id is nobody's.
+    let tid = tid_of(preview.header("location").unwrap());
+    let conversion = w.get(&format!("/postback?transaction_id={tid}"), &[]);
+    assert_eq!(
+        conversion.json()["status"],
+        "invalid",
+        "{}",
+        conversion.body
+    );
+    assert_eq!(conversion.json()["reasons"][0], "preview_click");
 
     // Then a person on the same network: once the report has their click, it has only theirs.
     assert_eq!(click(BROWSER).status, 302);

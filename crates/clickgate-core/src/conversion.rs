@@ -5,6 +5,7 @@
 //! offer, affiliate and verdict come back without a lookup; a forged id is refused. Checks:
 //!
 //! - `flagged_click`: the click was blocked, or declined by a rule in monitor mode;
+//! - `preview_click`: the click was a link-preview fetcher's (redirected, but nobody clicked);
 //! - `min_click_to_conversion` / `max_click_to_conversion`: the time from click to conversion is
 //!   outside the window of the rule that judges the offer's conversions (level `conversion` or
 //!   `both`);
@@ -218,13 +219,20 @@ impl Judging {
         let rule = config.conversion_rule(&click.offer_id, &click.aff_id);
         let mut reasons = Vec::new();
         if judged {
-            if click.verdict != TokenVerdict::Redirected {
-                let what = if click.verdict == TokenVerdict::Blocked {
-                    "blocked"
-                } else {
-                    "declined in monitor mode"
-                };
-                reasons.push((ReasonCode::FlaggedClick, format!("the click was {what}")));
+            match click.verdict {
+                TokenVerdict::Redirected => {}
+                TokenVerdict::Blocked => {
+                    reasons.push((ReasonCode::FlaggedClick, "the click was blocked".to_owned()))
+                }
+                TokenVerdict::Flagged => reasons.push((
+                    ReasonCode::FlaggedClick,
+                    "the click was declined in monitor mode".to_owned(),
+                )),
+                // The fetcher that unfurled a pasted link got the landing URL, not a person.
+                TokenVerdict::Preview => reasons.push((
+                    ReasonCode::PreviewClick,
+                    "the click was a link-preview fetcher's".to_owned(),
+                )),
             }
             for f in rule.iter().flat_map(|r| r.filters.iter()) {
                 match f.kind {
@@ -494,6 +502,28 @@ mod tests {
         let answer: serde_json::Value = serde_json::from_str(&o.answer()).unwrap();
         assert_eq!(answer["status"], "approved");
         assert!(answer.get("message").is_none());
+    }
+
+    #[test]
+    fn a_conversion_on_a_link_preview_is_not_a_persons() {
+        // In the window, fresh, nothing else wrong: only the click's preview mark declines it.
+        let previewed = tid("1", TokenVerdict::Preview, NOW - 600_000);
+        let o = judge(&format!("transaction_id={previewed}"), false).unwrap();
+        assert_eq!(
+            (o.status.as_str(), codes(&o)),
+            ("invalid", vec!["preview_click"])
+        );
+        assert!(!o.judging.approvable() && !o.judging.counts_toward_flood());
+        // Not judged in a status that is not judged.
+        let o = judge(
+            &format!("transaction_id={previewed}&status=declined"),
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            (o.status.as_str(), codes(&o)),
+            ("not_judged", Vec::<&str>::new())
+        );
     }
 
     #[test]

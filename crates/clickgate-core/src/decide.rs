@@ -166,10 +166,13 @@ pub fn decide(
         },
         _ => None,
     };
+    let preview = is_link_preview(client.user_agent.as_ref());
     let verdict = if !block_reasons.is_empty() {
         TokenVerdict::Blocked
     } else if declined_by.is_some() {
         TokenVerdict::Flagged
+    } else if preview {
+        TokenVerdict::Preview
     } else {
         TokenVerdict::Redirected
     };
@@ -205,7 +208,7 @@ pub fn decide(
         decision,
         at_ms: now_ms,
         advertiser_id: offer.advertiser_id.clone(),
-        preview: is_link_preview(client.user_agent.as_ref()),
+        preview,
         click,
         client,
         config_digest: config.digest.clone(),
@@ -910,6 +913,10 @@ mod rule_tests {
         let line: serde_json::Value = serde_json::from_str(&out.log_line()).unwrap();
         assert_eq!(line["preview"], true);
         assert_eq!(line["verdict"], "redirect");
+        // Its transaction id says so, for a conversion that claims to follow it.
+        let key = TokenKey::new(b"0123456789abcdef0123456789abcdef-test-only").unwrap();
+        let token = ClickToken::open(&out.transaction_id, &key).unwrap();
+        assert_eq!(token.verdict, TokenVerdict::Preview);
         // Named in the filter, previews are declined.
         let out = run(&with(r#", "previews": "decline""#), preview());
         assert!(out.is_blocked());

@@ -770,6 +770,7 @@ pub fn explain_answer(transaction_id: &str, token: &ClickToken, kept: Option<&st
         TokenVerdict::Redirected => "redirect",
         TokenVerdict::Blocked => "block",
         TokenVerdict::Flagged => "redirect_flagged",
+        TokenVerdict::Preview => "redirect_preview",
     };
     let mut answer = json!({
         "transaction_id": transaction_id,
@@ -782,7 +783,10 @@ pub fn explain_answer(transaction_id: &str, token: &ClickToken, kept: Option<&st
     match kept.and_then(|k| serde_json::from_str::<Value>(k).ok()) {
         Some(decision) => answer["decision"] = decision,
         None => {
-            let why = if token.verdict == TokenVerdict::Redirected {
+            let why = if matches!(
+                token.verdict,
+                TokenVerdict::Redirected | TokenVerdict::Preview
+            ) {
                 format!("no filter fired on this click, or its record is gone: decisions are kept only when a filter fired, for {EXPLAIN_RETAIN_DAYS} days, up to {MAX_EXPLAINED_PER_HOUR} per network and hour")
             } else {
                 format!("the decision's record is gone: records are kept {EXPLAIN_RETAIN_DAYS} days, up to {MAX_EXPLAINED_PER_HOUR} per network and hour")

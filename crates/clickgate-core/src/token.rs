@@ -10,6 +10,8 @@
 //! version(1)=1 | issued_ms(6, big-endian) | nonce(8) | verdict(1) | len(1) offer_id | len(1) aff_id | tag(16)
 //! ```
 //!
+//! The verdict byte: 0 redirected, 1 blocked, 2 flagged (monitor mode), 3 a link preview.
+//!
 //! The tag is HMAC-SHA256(secret, every preceding byte) truncated to 128 bits, checked in constant time.
 //! The nonce comes from the edge's random source, so two clicks in the same millisecond differ.
 
@@ -35,6 +37,9 @@ pub enum TokenVerdict {
     Blocked = 1,
     /// Redirected because the rule was in monitor mode, but it would have been blocked.
     Flagged = 2,
+    /// Redirected as a link-preview fetcher unfurling the link: nobody clicked. A new byte value
+    /// in the same layout, so the ids issued before it still open.
+    Preview = 3,
 }
 
 impl TokenVerdict {
@@ -43,6 +48,7 @@ impl TokenVerdict {
             0 => Some(TokenVerdict::Redirected),
             1 => Some(TokenVerdict::Blocked),
             2 => Some(TokenVerdict::Flagged),
+            3 => Some(TokenVerdict::Preview),
             _ => None,
         }
     }
@@ -230,6 +236,19 @@ mod tests {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         assert_eq!(ClickToken::open(&sealed, &key()).unwrap(), token());
+    }
+
+    #[test]
+    fn every_verdict_round_trips() {
+        for verdict in [
+            TokenVerdict::Redirected,
+            TokenVerdict::Blocked,
+            TokenVerdict::Flagged,
+            TokenVerdict::Preview,
+        ] {
+            let t = ClickToken { verdict, ..token() };
+            assert_eq!(ClickToken::open(&t.seal(&key()), &key()).unwrap(), t);
+        }
     }
 
     #[test]

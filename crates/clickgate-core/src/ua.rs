@@ -12,9 +12,6 @@ use std::cell::OnceCell;
 use std::ops::{Deref, Range};
 use std::sync::OnceLock;
 
-use aho_corasick::automaton::Automaton;
-use aho_corasick::{dfa, Anchored, MatchKind};
-
 /// How sure a sign of automation is. Only `Certain` reaches a `high` probability on its own; the
 /// bot filter's points are scaled by [`Grade::percent`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -316,6 +313,9 @@ const CRAWLERS: &[&str] = &[
     "|morningscore", "|sparkler/", "|archivebox", "|thumbor/", "imageproxy|", "emailproxy|",
     "|google search console", "googleadsenseinfeed", "semanticsclassifier", "|scope3/",
     "|daumoa", "firefox mutant", "|firecrawl",
+    // Search crawlers of old portals, transcoding proxies that fetch a page to rewrite it for a
+    // phone, collectors, Apple's daemon that fetches a site's app-association file.
+    "|teoma", "transcoder|", "~collector|", "^swcd|", "|rssbandit",
 ];
 
 /// HTTP libraries and command-line clients, by product name: `Certain`, reason `bot`.
@@ -358,7 +358,7 @@ const PREVIEWS: &[&str] = &[
     "applebot", "pinterestbot", "|embedly", "redditbot", "|vkshare", "|iframely",
     "google-pagerenderer", "|mastodon/#", "|viber|", "snap url preview", "microsoftpreview",
     "|cardyb", "kakaotalk-scrap", "line-poker", "|skype-url-preview", "|tumblr/#", "|bitlybot",
-    "|yahoo link preview", "|googleother-image",
+    "|yahoo link preview", "|googleother-image", "|googlemessages/#",
 ];
 
 /// People's clients by name: in-app browsers, regional browsers, desktop apps, text browsers and
@@ -465,6 +465,9 @@ const COMPATIBLE: &[&str] = &[
 ];
 /// An Android app's embedded web view.
 const WEB_VIEW: &[&str] = &["; wv)"];
+/// `compatible;` inside the engine's comment (`(KHTML, like Gecko; compatible; Acme/1.0)`): a
+/// fetcher dressed as a browser; no browser writes it there.
+const ENGINE_COMPATIBLE: &[&str] = &["like gecko; compatible;"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Class {
@@ -483,6 +486,7 @@ enum Class {
     Url,
     Compatible,
     WebView,
+    EngineCompatible,
     Mark(usize),
 }
 
@@ -497,30 +501,117 @@ const APP_WORD: u8 = 32;
 struct Pattern {
     class: Class,
     flags: u8,
+    len: u16,
 }
 
-/// Every pattern in one automaton, so a header is scanned once.
+/// Every pattern in one automaton, so a header is scanned once: an Aho-Corasick DFA, built here
+/// from the patterns' trie. Its transitions are one flat table the scan indexes inline: with the
+/// size-optimised build, a generic automaton's lookup stays a call per byte, which cost more than
+/// the lookup itself.
 struct Matcher {
-    all: dfa::DFA,
+    /// Each byte's column in the table: an ASCII letter's cases share one, and so do all bytes no
+    /// pattern holds.
+    columns: [u8; 256],
+    width: usize,
+    /// `states × width` entries: the next state's row (its number × `width`), with [`ENDS`] set
+    /// when that state ends a pattern.
+    next: Box<[u32]>,
+    /// State `s` ends the patterns `ended[ends_at[s]..ends_at[s + 1]]`, its own and then those
+    /// of its suffixes.
+    ends_at: Box<[u32]>,
+    ended: Box<[u16]>,
     patterns: Vec<Pattern>,
 }
 
+/// The mark of a transition into a state that ends a pattern.
+const ENDS: u32 = 1 << 31;
+
 impl Matcher {
+    fn new(texts: &[&str], patterns: Vec<Pattern>) -> Matcher {
+        let mut columns = [0u8; 256];
+        let mut width = 1;
+        for &b in texts.iter().flat_map(|t| t.as_bytes()) {
+            let b = b.to_ascii_lowercase();
+            if columns[usize::from(b)] == 0 {
+                columns[usize::from(b)] = width as u8;
+                columns[usize::from(b.to_ascii_uppercase())] = width as u8;
+                width += 1;
+            }
+        }
+        assert!(
+            width <= 256,
+            "the user-agent patterns use too many distinct bytes"
+        );
+        // The trie: row `s` holds state `s`'s children; 0 (the root, nobody's child) is none.
+        let mut next: Vec<u32> = vec![0; width];
+        let mut own: Vec<Vec<u16>> = vec![Vec::new()];
+        for (p, text) in texts.iter().enumerate() {
+            let mut state = 0;
+            for &b in text.as_bytes() {
+                let at = state * width + usize::from(columns[usize::from(b)]);
+                if next[at] == 0 {
+                    next[at] = own.len() as u32;
+                    own.push(Vec::new());
+                    next.extend(std::iter::repeat_n(0, width));
+                }
+                state = next[at] as usize;
+            }
+            own[state].push(p as u16);
+        }
+        // Breadth first, each state's missing transitions become its longest suffix's (already
+        // complete, being shallower), and it ends what that suffix ends too.
+        let states = own.len();
+        let mut suffix = vec![0usize; states];
+        let mut ends: Vec<Vec<u16>> = vec![Vec::new(); states];
+        let mut queue = std::collections::VecDeque::from([0usize]);
+        while let Some(s) = queue.pop_front() {
+            let mut mine = std::mem::take(&mut own[s]);
+            mine.extend_from_slice(&ends[suffix[s]]);
+            ends[s] = mine;
+            for c in 0..width {
+                let child = next[s * width + c] as usize;
+                let via_suffix = next[suffix[s] * width + c];
+                if child == 0 {
+                    next[s * width + c] = if s == 0 { 0 } else { via_suffix };
+                } else {
+                    suffix[child] = if s == 0 { 0 } else { via_suffix as usize };
+                    queue.push_back(child);
+                }
+            }
+        }
+        for t in next.iter_mut() {
+            let state = *t as usize;
+            *t = (state * width) as u32 | if ends[state].is_empty() { 0 } else { ENDS };
+        }
+        let mut ends_at = Vec::with_capacity(states + 1);
+        let mut ended = Vec::new();
+        for e in &ends {
+            ends_at.push(ended.len() as u32);
+            ended.extend_from_slice(e);
+        }
+        ends_at.push(ended.len() as u32);
+        Matcher {
+            columns,
+            width,
+            next: next.into(),
+            ends_at: ends_at.into(),
+            ended: ended.into(),
+            patterns,
+        }
+    }
+
     /// Calls `each(pattern, start, end)` for every pattern at every place, in order of the end.
-    /// One loop over the bytes, the DFA's transitions inlined into it: the crate's overlapping
-    /// iterator re-enters its search for each match, which costs more than the scan itself.
     fn each_hit(&self, haystack: &str, mut each: impl FnMut(Pattern, usize, usize)) {
-        let aut = &self.all;
-        let Ok(mut sid) = aut.start_state(Anchored::No) else {
-            return;
-        };
+        let mut row = 0usize;
         for (i, &byte) in haystack.as_bytes().iter().enumerate() {
-            sid = aut.next_state(Anchored::No, sid, byte);
-            if aut.is_special(sid) && aut.is_match(sid) {
-                for k in 0..aut.match_len(sid) {
-                    let pattern = aut.match_pattern(sid, k);
-                    let len = aut.pattern_len(pattern);
-                    each(self.patterns[pattern.as_usize()], i + 1 - len, i + 1);
+            let t = self.next[row + usize::from(self.columns[usize::from(byte)])];
+            row = (t & !ENDS) as usize;
+            if t & ENDS != 0 {
+                let state = row / self.width;
+                let (from, to) = (self.ends_at[state], self.ends_at[state + 1]);
+                for &p in &self.ended[from as usize..to as usize] {
+                    let pattern = self.patterns[usize::from(p)];
+                    each(pattern, i + 1 - usize::from(pattern.len), i + 1);
                 }
             }
         }
@@ -561,7 +652,15 @@ fn unmark(marked: &'static str) -> (&'static str, u8) {
 fn matcher() -> &'static Matcher {
     static M: OnceLock<Matcher> = OnceLock::new();
     M.get_or_init(|| {
-        let groups: [(Class, &[&'static str]); 14] = [
+        let (texts, patterns) = pattern_set();
+        Matcher::new(&texts, patterns)
+    })
+}
+
+/// Every pattern's text, and its class and placement.
+fn pattern_set() -> (Vec<&'static str>, Vec<Pattern>) {
+    {
+        let groups: [(Class, &[&'static str]); 15] = [
             (Class::Crawler, CRAWLERS),
             (Class::Library, LIBRARIES),
             (Class::Ai, AI_AGENTS),
@@ -576,13 +675,18 @@ fn matcher() -> &'static Matcher {
             (Class::Url, URLS),
             (Class::Compatible, COMPATIBLE),
             (Class::WebView, WEB_VIEW),
+            (Class::EngineCompatible, ENGINE_COMPATIBLE),
         ];
         let mut texts = Vec::new();
         let mut patterns = Vec::new();
         let mut add = |marked: &'static str, class: Class| {
             let (text, flags) = unmark(marked);
             texts.push(text);
-            patterns.push(Pattern { class, flags });
+            patterns.push(Pattern {
+                class,
+                flags,
+                len: text.len() as u16,
+            });
         };
         for (class, group) in groups {
             for marked in group {
@@ -595,17 +699,8 @@ fn matcher() -> &'static Matcher {
         for (i, marker) in MARKERS.iter().enumerate() {
             add(marker, Class::Mark(i));
         }
-        Matcher {
-            // A DFA: the fastest search, and small for these few kilobytes of patterns. Standard
-            // semantics, so overlapping search reports every pattern at every place.
-            all: dfa::Builder::new()
-                .ascii_case_insensitive(true)
-                .match_kind(MatchKind::Standard)
-                .build(&texts)
-                .expect("the user-agent patterns are valid literals"),
-            patterns,
-        }
-    })
+        (texts, patterns)
+    }
 }
 
 fn is_word(b: u8) -> bool {
@@ -738,6 +833,7 @@ fn read(ua: &str, parts: &[Part], marks: &mut Marks, platform: &OnceCell<Platfor
     let (mut preview, mut device, mut browser, mut url) = (false, false, false, None);
     let (mut system, mut domain): (bool, Hit) = (false, None);
     let (mut compatible, mut named_browser, mut web_view) = (false, false, false);
+    let mut engine_compatible: Hit = None;
     m.each_hit(ua, |p, start, end| {
         if !placed(ua, parts, start, end, p.flags) {
             return;
@@ -784,6 +880,9 @@ fn read(ua: &str, parts: &[Part], marks: &mut Marks, platform: &OnceCell<Platfor
             }
             Class::Compatible => compatible = true,
             Class::WebView => web_view = true,
+            Class::EngineCompatible => {
+                engine_compatible.get_or_insert((start, end));
+            }
             Class::Mark(i) => {
                 if marks.0[i] == u16::MAX {
                     marks.0[i] = start as u16;
@@ -792,13 +891,15 @@ fn read(ua: &str, parts: &[Part], marks: &mut Marks, platform: &OnceCell<Platfor
         }
     });
     // The leftmost word not inside an exception (`CUBOT` phones), not a phone's model name, not an
-    // app's name in its own web view; another one still counts.
+    // app's name in its own web view; another one still counts. A product named from its first
+    // letter (`|catchpoint`) is no maker's word for a model: it counts in the model item too.
     let bot: Hit = candidates
         .into_iter()
         .filter(|&(start, end, flags)| {
             let excepted = exceptions.iter().any(|e| e.start <= start && end <= e.end);
             let app_name = web_view && flags & APP_WORD != 0;
-            !(excepted || app_name || in_model_name(ua, parts, start, end))
+            let model = flags & LEFT == 0 && in_model_name(ua, parts, start, end);
+            !(excepted || app_name || model)
         })
         .map(|(start, end, _)| (start, end))
         .min();
@@ -829,6 +930,12 @@ fn read(ua: &str, parts: &[Part], marks: &mut Marks, platform: &OnceCell<Platfor
             Grade::Certain,
             Kind::Bot,
             format!("address {}", word_around(ua, start, end)),
+        ))
+    } else if let Some((start, end)) = engine_compatible {
+        Some(Signal::new(
+            Grade::Certain,
+            Kind::Bot,
+            ua.get(start..end).unwrap_or("").trim_end_matches(';'),
         ))
     } else if client.is_some() || preview {
         None
@@ -1430,6 +1537,7 @@ mod tests {
             "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)",
             "TelegramBot (like TwitterBot)",
             "LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient +http://www.linkedin.com)",
+            "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Mobile Safari/537.36 GoogleMessages/20.2",
         ] {
             assert!(is_link_preview(Some(&UserAgent::parse(ua))), "{ua}");
         }
@@ -1552,8 +1660,68 @@ mod tests {
             "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 PTST/SpeedCurve/240101.101010",
             "Mozilla/5.0 (compatible; Detectify; site-check)",
             "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 ClamAV/1.2.1",
+            "RssBandit/2.0.0.0 (WinNT 10.0.19045.0)",
+            "Mozilla/5.0 (compatible; Ask Jeeves/Teoma; Windows NT 6.1)",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64; Baidu Transcoder) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+            "LinkCollector/1.3 (Windows NT 10.0)",
+            "swcd (unknown version) CFNetwork/1494.0.7 Darwin/23.4.0",
+            // A monitor's name where an Android phone writes its model.
+            "Mozilla/5.0 (Linux; Android 10; Catchpoint) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36",
         ] {
             assert_eq!(grade(ua), Some(Grade::Certain), "{ua}");
+        }
+    }
+
+    #[test]
+    fn compatible_inside_the_engine_comment_is_a_dressed_fetcher() {
+        assert_eq!(
+            signal("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko; compatible; AcmeSnap/1.2) Chrome/120.0.0.0 Safari/537.36"),
+            Some((Grade::Certain, Kind::Bot, "like Gecko; compatible".into()))
+        );
+        // A named crawler in the same place is reported by its name.
+        assert_eq!(
+            signal("Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm) Chrome/116.0.1938.76 Safari/537.36"),
+            Some((Grade::Certain, Kind::Bot, "bingbot".into()))
+        );
+    }
+
+    type Hits = Vec<(usize, usize, String)>;
+
+    /// Every pattern at every place, as `(start, end, pattern)`, by the automaton built here and by
+    /// the aho-corasick crate's (overlapping, standard semantics, ASCII case-insensitive).
+    fn hits_both_ways(ua: &str) -> (Hits, Hits) {
+        let (texts, patterns) = pattern_set();
+        let reference = aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(&texts)
+            .unwrap();
+        let mut theirs: Vec<_> = reference
+            .find_overlapping_iter(ua)
+            .map(|m| (m.start(), m.end(), format!("{:?}", patterns[m.pattern()])))
+            .collect();
+        let mut ours = Vec::new();
+        matcher().each_hit(ua, |p, start, end| {
+            ours.push((start, end, format!("{p:?}")));
+        });
+        ours.sort();
+        theirs.sort();
+        (ours, theirs)
+    }
+
+    #[test]
+    fn the_automaton_finds_every_pattern_a_reference_one_finds() {
+        for ua in [
+            IPHONE,
+            ANDROID,
+            WINDOWS,
+            "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+            "MOZILLA/5.0 (LINUX; ANDROID 14; SM-S918B; WV) APPLEWEBKIT/537.36 INSTAGRAM 330.0",
+            "python-requests/2.31.0 ${jndi:ldap://x} ../../etc/passwd crawlercrawler botbot",
+            "Mozilla/5.0 (iPhone) [FBAN/FBIOS;FBAV/450.0.0.38.108] Ünïcødé façade Slackbot",
+        ] {
+            let (ours, theirs) = hits_both_ways(ua);
+            assert!(!ours.is_empty(), "{ua}");
+            assert_eq!(ours, theirs, "{ua}");
         }
     }
 
@@ -1601,10 +1769,18 @@ mod tests {
     #[cfg(not(target_arch = "wasm32"))]
     mod properties {
         use super::super::*;
-        use super::platform;
+        use super::{hits_both_ways, platform};
         use proptest::prelude::*;
 
         proptest! {
+            #[test]
+            fn the_automaton_agrees_with_a_reference_one(
+                ua in "([ -~]{0,6}(bot|crawl|mozilla/|android|compatible;|http://|fban/|\\.com|\\$\\{|\\.\\./|like gecko; compatible;)){0,8}[ -~]{0,6}"
+            ) {
+                let (ours, theirs) = hits_both_ways(&ua);
+                prop_assert_eq!(ours, theirs);
+            }
+
             #[test]
             fn never_panics(ua in "\\PC{0,200}") {
                 let read = UserAgent::parse(ua.as_str());

@@ -44,10 +44,11 @@ pub enum ReasonCode {
     MaxClickToConversion,
     DuplicateConversion,
     ApprovedPerClick,
+    PreviewClick,
 }
 
 impl ReasonCode {
-    pub const ALL: [ReasonCode; 30] = [
+    pub const ALL: [ReasonCode; 31] = [
         ReasonCode::MissingSignature,
         ReasonCode::InvalidSignature,
         ReasonCode::UnknownKey,
@@ -78,6 +79,7 @@ impl ReasonCode {
         ReasonCode::MaxClickToConversion,
         ReasonCode::DuplicateConversion,
         ReasonCode::ApprovedPerClick,
+        ReasonCode::PreviewClick,
     ];
 
     /// The code as logs, reports and alerts spell it. Never rename one: stored reports and
@@ -114,6 +116,7 @@ impl ReasonCode {
             ReasonCode::MaxClickToConversion => "max_click_to_conversion",
             ReasonCode::DuplicateConversion => "duplicate_conversion",
             ReasonCode::ApprovedPerClick => "approved_per_click",
+            ReasonCode::PreviewClick => "preview_click",
         }
     }
 

@@ -413,6 +413,10 @@ impl<'a> Replay<'a> {
             }
         }
         self.tally.add(&r, &after);
+        // As at the edge, a preview is nobody's click: the flood detector never sees it.
+        if is_link_preview(r.client.user_agent.as_ref()) {
+            return;
+        }
         let network = &r.click.aff_id;
         let config = self.config;
         self.floods
@@ -577,6 +581,11 @@ mod tests {
         assert_eq!(replay.tally.by_verdict.get("redirect"), Some(&1));
         assert_eq!(replay.tally.by_offer.get("1"), Some(&(1, 0)));
         assert_eq!(replay.tally.by_affiliate.get("n"), Some(&(1, 0)));
+        // The network's flood minute holds the person's click alone.
+        let minute = replay.floods["n"]
+            .pending
+            .map(|(_, clicks, flagged)| (clicks, flagged));
+        assert_eq!(minute, Some((1, 0)));
     }
 
     #[test]
