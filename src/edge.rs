@@ -32,7 +32,7 @@ use worker::{
     Request, Result,
 };
 
-use crate::network::{self, Replay};
+use crate::objects::{self as network, Replay};
 
 /// The KV binding and key that hold the config document (see wrangler.toml and the README).
 const CONFIG_BINDING: &str = "CLICKGATE_CONFIG";

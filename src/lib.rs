@@ -7,6 +7,8 @@
 mod edge;
 #[cfg(target_arch = "wasm32")]
 mod network;
+#[cfg(target_arch = "wasm32")]
+mod objects;
 
 /// The runtime's clock in ms since the Unix epoch: one call, where `worker::Date::now` makes a JS
 /// `Date` object and asks it (read on every click).

@@ -1,0 +1,496 @@
+//! The isolate's side of the networks' objects (`network.rs`): the counts it keeps and flushes, the
+//! click ids it asks about, and the operator's and the report's calls. The click never waits for a
+//! flush: the isolate counts locally, answers, and flushes in `ctx.wait_until`. The flush policy
+//! and every decision about what to send are the core's.
+
+use std::cell::{Cell, RefCell};
+use std::time::Duration;
+
+use clickgate_core::admin::Action;
+use clickgate_core::click::Id;
+use clickgate_core::click_ids::{self, Asked, AskedAfter, Detected, Outbox, Step, Ticket};
+use clickgate_core::conversion::Seen;
+use clickgate_core::counts::{Batch, ClickKeys, Flush, FlushPolicy, LocalCounts, Reply};
+use clickgate_core::decide::ClickOutcome;
+use clickgate_core::flood::{FloodBlock, FloodView, Thresholds};
+use clickgate_core::home::{self, Home};
+use clickgate_core::log::fault_line;
+use clickgate_core::report::{self, ConversionRow, HourRows, ReportQuery};
+use clickgate_core::rules::Counters;
+use clickgate_core::signing::{self, ReplayAnswer};
+use clickgate_core::token::NONCE_LEN;
+use futures_util::future::{join_all, select, Either};
+use worker::wasm_bindgen::JsValue;
+use worker::worker_sys::web_sys;
+use worker::{console_error, console_log, Context, Delay, Env, Request};
+
+use crate::network::{BINDING, DIRECTORY};
+
+/// A report asks this many networks' objects at once.
+const REPORT_FAN_OUT: usize = 16;
+/// A flush drive stops after this many steps; the next click picks it up again. Work after a
+/// response is cut off by the runtime after about 30 s anyway.
+const MAX_STEPS: usize = 8;
+/// A background replay drive stops after this long and leaves the rest to the next click's;
+/// work after a response is cut off by the runtime after about 30 s.
+const REPLAY_DRIVE_MS: u64 = 20_000;
+
+thread_local! {
+    static COUNTS: RefCell<Option<LocalCounts>> = const { RefCell::new(None) };
+    static OUTBOX: RefCell<Outbox> = RefCell::new(Outbox::default());
+    static NEXT_TICKET: Cell<Ticket> = const { Cell::new(0) };
+}
+
+/// Counts a click in this isolate and returns what its filters read (`None`: the network's object
+/// has not answered for too long, or this isolate has no random id to name its batches).
+pub fn record(env: &Env, keys: &ClickKeys, now_ms: u64) -> Option<Counters> {
+    with_local(env, |counts| counts.record(keys, now_ms)).flatten()
+}
+
+/// Counts a decided click for its network: flood threshold, report, and its kept decision.
+pub fn record_outcome(
+    env: &Env,
+    outcome: &ClickOutcome,
+    log_line: &str,
+    thresholds: Thresholds,
+    nonce: &[u8; NONCE_LEN],
+) {
+    with_local(env, |counts| {
+        counts.record_outcome(outcome, log_line, thresholds, nonce)
+    });
+}
+
+/// Counts a postback in its network's report.
+pub fn record_conversion(env: &Env, row: &ConversionRow, now_ms: u64) {
+    with_local(env, |counts| counts.record_conversion(row, now_ms));
+}
+
+/// The isolate's counts, made on first use (`None` without a random id to name its batches).
+fn with_local<T>(env: &Env, f: impl FnOnce(&mut LocalCounts) -> T) -> Option<T> {
+    COUNTS.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.is_none() {
+            *cell = Some(LocalCounts::new(isolate_id()?, policy(env)));
+        }
+        let counts = cell.as_mut()?;
+        let out = f(counts);
+        log_eviction(counts);
+        Some(out)
+    })
+}
+
+/// Prints the isolate's `counts_evicted` line when it forgot networks. Kept out of the generic
+/// `with_local`, so its formatting is in the Worker once.
+#[inline(never)]
+fn log_eviction(counts: &mut LocalCounts) {
+    if let Some(line) = counts.take_eviction_line() {
+        console_log!("{line}");
+    }
+}
+
+/// What this isolate knows of the network's flood state (its object's last answer).
+pub fn flood_view(network: &Id, thresholds: &Thresholds, now_ms: u64) -> FloodView {
+    COUNTS.with(|cell| {
+        cell.borrow()
+            .as_ref()
+            .map(|c| c.flood_view(network, thresholds, now_ms))
+            .unwrap_or_default()
+    })
+}
+
+/// Starts whatever the network's counts need after this click (a batch, or a timer for one),
+/// bound for the object `home` names.
+pub fn after_click(env: &Env, ctx: &Context, network: &Id, home: Home, now_ms: u64) {
+    let step = with_counts(|c| c.flush(network, now_ms));
+    if step != Flush::Nothing {
+        let (env, network) = (env.clone(), network.clone());
+        ctx.wait_until(async move { drive(&env, &network, &home, step).await });
+    }
+}
+
+fn with_counts(f: impl FnOnce(&mut LocalCounts) -> Flush) -> Flush {
+    COUNTS.with(|cell| cell.borrow_mut().as_mut().map_or(Flush::Nothing, f))
+}
+
+async fn drive(env: &Env, network: &Id, home: &Home, mut step: Flush) {
+    for _ in 0..MAX_STEPS {
+        step = match step {
+            Flush::Nothing => return,
+            Flush::WakeIn(ms) => {
+                Delay::from(Duration::from_millis(ms)).await;
+                let now = crate::now_ms();
+                with_counts(|c| c.wake(network, now))
+            }
+            Flush::Send(batch) => {
+                let seq = batch.seq;
+                let answer = send(env, home, &batch).await;
+                let now = crate::now_ms();
+                match answer {
+                    Ok(reply) => with_counts(|c| c.acked(network, seq, reply, now)),
+                    Err(e) => {
+                        console_error!(
+                            "{}",
+                            fault_line("network_object", &format!("{network}: {e}"))
+                        );
+                        with_counts(|c| c.failed(network, seq, now))
+                    }
+                }
+            }
+        };
+    }
+}
+
+/// How long each kind of object call may take before it counts as failed (the README lists them).
+/// An object that never answers must not hold a click, a postback or an operator for longer:
+/// past its deadline a call is a fault like any other, handled by its caller's policy.
+pub(crate) mod deadline {
+    /// A batch of click-id replay checks: the clicks waiting on it are judged by
+    /// `on_replay_store_fault` once this has passed, as the README promises.
+    pub const REPLAY_MS: u64 = clickgate_core::click_ids::LOST_AFTER_MS;
+    /// A postback's duplicate lookup: past it the conversion is judged on its other checks.
+    pub const CONVERSION_MS: u64 = 5_000;
+    /// An operator's block, lift or explain, the directory's network list, and each network's
+    /// report hours (a network that misses it is named in `missing_networks`).
+    pub const ADMIN_MS: u64 = 5_000;
+    /// A counts batch, sent after the response: past it the batch is sent again later.
+    pub const BATCH_MS: u64 = 10_000;
+    /// A network object listing itself in the directory (retried with its next batch).
+    pub const LIST_MS: u64 = 5_000;
+}
+
+/// One request to a Network object: POST `body` to `path` on the object named `object`; the answer's
+/// text when it is 200 within `deadline_ms`, otherwise why not.
+pub(crate) async fn ask(
+    env: &Env,
+    object: &str,
+    path: &str,
+    body: &str,
+    deadline_ms: u64,
+) -> std::result::Result<String, String> {
+    let call = Box::pin(ask_now(env, object, path, body));
+    let timer = Box::pin(Delay::from(Duration::from_millis(deadline_ms)));
+    match select(call, timer).await {
+        Either::Left((answer, _)) => answer,
+        Either::Right(((), _)) => Err(format!("{object}{path}: no answer in {deadline_ms} ms")),
+    }
+}
+
+async fn ask_now(
+    env: &Env,
+    object: &str,
+    path: &str,
+    body: &str,
+) -> std::result::Result<String, String> {
+    let stub = env
+        .durable_object(BINDING)
+        .and_then(|ns| ns.get_by_name(object))
+        .map_err(|e| format!("binding {BINDING}: {e}"))?;
+    // Built with the runtime's own RequestInit: the SDK's carries every `cf` option (image
+    // resizing and the rest) and their names into the Worker for nothing.
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&JsValue::from_str(body));
+    let request = web_sys::Request::new_with_str_and_init(&format!("https://network{path}"), &init)
+        .map(Request::from)
+        .map_err(|e| format!("{e:?}"))?;
+    let mut response = stub
+        .fetch_with_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let text = response.text().await.map_err(|e| e.to_string())?;
+    match response.status_code() {
+        200 => Ok(text),
+        status => Err(format!("{object}{path}: status {status}: {text}")),
+    }
+}
+
+async fn send(env: &Env, home: &Home, batch: &Batch) -> std::result::Result<Reply, String> {
+    Reply::parse(
+        &ask(
+            env,
+            &home.object(),
+            &home.path("/batch"),
+            &batch.to_json(),
+            deadline::BATCH_MS,
+        )
+        .await?,
+    )
+}
+
+/// How often a click waiting for its replay answer looks again. It looks on its own timer, so
+/// whatever it does next (collecting its answer, or sending the next batch) runs in its own request.
+const REPLAY_LOOK_MS: u64 = 1;
+
+/// How a click's replay check begins: answered at once, or a wait for the replay object.
+pub enum Replay<W> {
+    /// This isolate knows the id in use: a replay, no question asked.
+    Known(ReplayAnswer),
+    Wait(W),
+}
+
+/// Asks the replay object whether a network's click id was used before (and records this use).
+/// The one Durable Object call a click waits for: only signed clicks that carry a click id make it,
+/// and not when this isolate already knows the id in use. The question goes out with the others
+/// that arrive meanwhile (`clickgate_core::click_ids`): the click whose question finds its object idle
+/// sends; the others look again every millisecond, and the first to find the object idle sends
+/// the questions queued by then.
+pub fn replay(
+    env: &Env,
+    network: &Id,
+    click_id: &str,
+    expires_ms: u64,
+    now_ms: u64,
+) -> Replay<impl std::future::Future<Output = ReplayAnswer>> {
+    let (object, key) = signing::replay_object(network, click_id);
+    let ticket = next_ticket();
+    let turn = match with_outbox(|o| o.ask(&object, ticket, &key, expires_ms, now_ms)) {
+        Asked::Replayed => return Replay::Known(ReplayAnswer::Replayed),
+        Asked::Send(batch) => Some(batch),
+        Asked::Wait => None,
+    };
+    let env = env.clone();
+    Replay::Wait(async move { wait_for_answer(&env, &object, ticket, turn, now_ms).await })
+}
+
+async fn wait_for_answer(
+    env: &Env,
+    object: &str,
+    ticket: Ticket,
+    mut turn: Option<click_ids::Questions>,
+    asked_ms: u64,
+) -> ReplayAnswer {
+    loop {
+        if let Some(batch) = turn.take() {
+            send_replay_batch(env, &batch).await;
+        }
+        if let Some(answer) = with_outbox(|o| o.answer(ticket)) {
+            return answer;
+        }
+        let now_ms = crate::now_ms();
+        if now_ms >= asked_ms.saturating_add(click_ids::LOST_AFTER_MS) {
+            with_outbox(|o| o.give_up(object, ticket));
+            console_error!(
+                "{}",
+                fault_line("replay_store", &format!("{object}: no answer in time"))
+            );
+            return ReplayAnswer::Unavailable;
+        }
+        turn = with_outbox(|o| o.take_turn(object, now_ms));
+        if turn.is_none() {
+            Delay::from(Duration::from_millis(REPLAY_LOOK_MS)).await;
+        }
+    }
+}
+
+fn next_ticket() -> Ticket {
+    NEXT_TICKET.with(|t| t.replace(t.get().wrapping_add(1)))
+}
+
+/// A click redirected before its id is checked (`replay_check: after_redirect`): `Replayed` if
+/// this isolate has seen the id in use, else `AfterRedirect`, its question queued for the replay
+/// object and sent in the background with the others that arrive meanwhile.
+pub fn replay_after(
+    env: &Env,
+    ctx: &Context,
+    network: &Id,
+    click_id: &str,
+    expires_ms: u64,
+    now_ms: u64,
+) -> ReplayAnswer {
+    let (object, key) = signing::replay_object(network, click_id);
+    let ticket = next_ticket();
+    let who = Detected {
+        network: network.as_str().to_owned(),
+        click_id: click_id.to_owned(),
+    };
+    match with_outbox(|o| o.ask_after(&object, ticket, &key, expires_ms, now_ms, who)) {
+        AskedAfter::Replayed => ReplayAnswer::Replayed,
+        AskedAfter::Queued(step) => {
+            if step != Step::Nothing {
+                let env = env.clone();
+                ctx.wait_until(async move { drive_replay(&env, &object, step, now_ms).await });
+            }
+            ReplayAnswer::AfterRedirect
+        }
+    }
+}
+
+/// Carries out an object's background replay steps: wait, send, and on.
+async fn drive_replay(env: &Env, object: &str, mut step: Step, started_ms: u64) {
+    loop {
+        step = match step {
+            Step::Nothing => return,
+            Step::WakeIn(ms) => {
+                Delay::from(Duration::from_millis(ms)).await;
+                with_outbox(|o| o.wake(object, crate::now_ms()))
+            }
+            Step::Send(batch) => {
+                send_replay_batch(env, &batch).await;
+                with_outbox(|o| o.next_step(object, crate::now_ms()))
+            }
+        };
+        if crate::now_ms() > started_ms + REPLAY_DRIVE_MS {
+            return;
+        }
+    }
+}
+
+fn with_outbox<T>(f: impl FnOnce(&mut Outbox) -> T) -> T {
+    OUTBOX.with(|o| f(&mut o.borrow_mut()))
+}
+
+/// Sends one batch of click ids and records each click's answer for it to collect; logs the ids
+/// asked after their redirect that the object had seen.
+async fn send_replay_batch(env: &Env, batch: &click_ids::Questions) {
+    let answers = ask(
+        env,
+        &batch.object,
+        "/replay",
+        &batch.body,
+        deadline::REPLAY_MS,
+    )
+    .await
+    .and_then(|text| click_ids::parse_answers(&text, batch.tickets.len()))
+    .unwrap_or_else(|e| {
+        console_error!(
+            "{}",
+            fault_line("replay_store", &format!("{}: {e}", batch.object))
+        );
+        vec![ReplayAnswer::Unavailable; batch.tickets.len()]
+    });
+    for detected in with_outbox(|o| o.returned(batch, &answers)) {
+        console_log!("{}", detected.log_line());
+    }
+}
+
+/// Carries an operator's lift or block to the network's object (`home`, where the network's
+/// counts go); returns the block left in force.
+pub async fn operate(
+    env: &Env,
+    home: &Home,
+    action: &Action,
+) -> std::result::Result<Option<FloodBlock>, String> {
+    let body = match action {
+        Action::Block { by, .. } => format!("block\n{by}"),
+        Action::Unblock { by, .. } => format!("unblock\n{by}"),
+    };
+    let text = ask(
+        env,
+        &home.object(),
+        &home.path("/operate"),
+        &body,
+        deadline::ADMIN_MS,
+    )
+    .await?;
+    Reply::parse(&text).map(|r| r.block)
+}
+
+/// Asks the network's object whether a conversion was reported before (and records it, counting
+/// it toward the network's conversion rate when `counts`); with `approvals`, whether its click
+/// still has room for an approved conversion under that key (and takes it). `None`: the object
+/// did not answer.
+pub async fn conversion_seen(
+    env: &Env,
+    home: &Home,
+    key: &str,
+    expires_ms: u64,
+    counts: bool,
+    approvals: Option<(String, u32)>,
+) -> Option<Seen> {
+    let mut body = format!("{key}\n{expires_ms}\n{}", u8::from(counts));
+    if let Some((key, max)) = approvals {
+        body.push_str(&format!("\n{key}\n{max}"));
+    }
+    let answer = ask(
+        env,
+        &home.object(),
+        &home.path("/conversion"),
+        &body,
+        deadline::CONVERSION_MS,
+    )
+    .await;
+    match answer.as_deref() {
+        Ok("fresh") => Some(Seen::Fresh),
+        Ok("replayed") => Some(Seen::Duplicate),
+        Ok("capped") => Some(Seen::Capped),
+        other => {
+            console_error!(
+                "{}",
+                fault_line(
+                    "conversion_store",
+                    &format!("{}: {other:?}", home.network())
+                )
+            );
+            None
+        }
+    }
+}
+
+/// The report hours in the query's range of every network in the objects the directory lists (a
+/// shared object answers for each of its networks); the objects that did not answer are named,
+/// not guessed at.
+pub async fn report(
+    env: &Env,
+    query: &ReportQuery,
+) -> std::result::Result<(Vec<(String, Vec<(u32, HourRows)>)>, Vec<String>), String> {
+    let listed = ask(
+        env,
+        DIRECTORY,
+        "/networks",
+        &query.from_day().to_string(),
+        deadline::ADMIN_MS,
+    )
+    .await?;
+    let objects: Vec<String> = listed.lines().map(str::to_owned).collect();
+    let body = format!("{}\n{}", query.from_hour, query.to_hour);
+    let mut answered = Vec::new();
+    let mut missing = Vec::new();
+    for chunk in objects.chunks(REPORT_FAN_OUT) {
+        let body = body.as_str();
+        let answers = join_all(chunk.iter().map(|object| {
+            let path = home::report_path(object);
+            async move { ask(env, object, &path, body, deadline::ADMIN_MS).await }
+        }))
+        .await;
+        for (object, answer) in chunk.iter().zip(answers) {
+            match answer.and_then(|text| report::parse_object_answer(object, &text)) {
+                Ok(networks) => answered.extend(networks),
+                Err(e) => {
+                    console_error!("{}", fault_line("report", &format!("{object}: {e}")));
+                    missing.push(object.clone());
+                }
+            }
+        }
+    }
+    Ok((answered, missing))
+}
+
+/// The kept decision of a click, by its network's home and explain key (`None`: not kept).
+pub async fn explanation(
+    env: &Env,
+    home: &Home,
+    key: &str,
+) -> std::result::Result<Option<String>, String> {
+    let path = home.path("/explain");
+    let text = ask(env, &home.object(), &path, key, deadline::ADMIN_MS).await?;
+    Ok((!text.is_empty()).then_some(text))
+}
+
+fn isolate_id() -> Option<u64> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).ok()?;
+    Some(u64::from_le_bytes(bytes))
+}
+
+fn policy(env: &Env) -> FlushPolicy {
+    let mut policy = FlushPolicy::default();
+    if let Some(ms) = env
+        .var("COUNTS_FLUSH_MS")
+        .ok()
+        .and_then(|v| v.to_string().parse().ok())
+        .filter(|ms| *ms > 0)
+    {
+        policy.interval_ms = ms;
+    }
+    policy
+}
