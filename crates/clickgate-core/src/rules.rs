@@ -8,7 +8,7 @@
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use serde_json::Value;
+use crate::config::Value;
 
 use crate::click::{ClickParams, ClientInfo, Id};
 use crate::config::{err, id_value, kind, ConfigError, Fields, Offer, RANGES};

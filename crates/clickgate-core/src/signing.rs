@@ -26,9 +26,9 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use crate::config::Value;
 use hmac::{Hmac, Mac};
 use rustc_hash::FxHashMap;
-use serde_json::Value;
 use sha2::Sha256;
 
 use crate::click::Id;
@@ -150,7 +150,7 @@ pub struct Policy {
 
 /// The `networks[]` section: signing policies, and flood thresholds where they differ from the
 /// defaults.
-pub fn compile_networks(
+pub(crate) fn compile_networks(
     value: &Value,
     errors: &mut Vec<ConfigError>,
 ) -> (FxHashMap<Id, Policy>, FxHashMap<Id, Thresholds>) {
@@ -1092,7 +1092,7 @@ mod tests {
 
     #[test]
     fn the_published_vectors_verify() {
-        let doc: Value = serde_json::from_str(VECTORS).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(VECTORS).unwrap();
         for v in doc["canonical"].as_array().unwrap() {
             let name = v["name"].as_str().unwrap();
             let (path, query) = (v["path"].as_str().unwrap(), v["query"].as_str().unwrap());
