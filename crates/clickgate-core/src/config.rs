@@ -6,6 +6,7 @@
 //! because an operator fixing a 2,000-line document one error per push would give up.
 
 use std::borrow::Cow;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::RangeInclusive;
@@ -117,7 +118,8 @@ pub struct Config {
     pub blocked_ips: IpSet,
     pub lists: Lists,
     pub rules: Vec<Rule>,
-    /// Per offer, the indexes into `rules` that can decide its clicks, best first.
+    /// Per offer, the indexes into `rules` that can decide its clicks, best first; an offer no
+    /// rule covers is absent.
     pub rules_by_offer: FxHashMap<Id, Vec<usize>>,
     /// Per offer, the rules that judge its conversions (level `conversion` or `both`), best first.
     pub conversion_rules_by_offer: FxHashMap<Id, Vec<usize>>,
@@ -215,6 +217,7 @@ impl Config {
 pub(crate) fn parse(text: &str) -> Result<(Value<'_>, Vec<ConfigError>), serde_json::Error> {
     let mut walk = Parsing {
         path: Vec::new(),
+        fields: Vec::new(),
         twice: Vec::new(),
     };
     let mut de = serde_json::Deserializer::from_str(text);
@@ -332,6 +335,9 @@ impl fmt::Display for Value<'_> {
 /// Where [`parse`] is in the document, and the duplicates found so far.
 struct Parsing<'de> {
     path: Vec<Step<'de>>,
+    /// The fields of the objects being read, innermost last: an object gathers its fields here and
+    /// moves them out in one allocation of the right size when it ends.
+    fields: Vec<(Cow<'de, str>, Value<'de>)>,
     twice: Vec<ConfigError>,
 }
 
@@ -384,7 +390,7 @@ impl<'de> serde::de::Visitor<'de> for Node<'_, 'de> {
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value<'de>, A::Error> {
-        let mut out: Vec<(Cow<'de, str>, Value<'de>)> = Vec::new();
+        let start = self.0.fields.len();
         let mut index: FxHashMap<Cow<'de, str>, usize> = FxHashMap::default();
         while let Some(key) = map.next_key_seed(Key)? {
             self.0.path.push(Step::Key(key));
@@ -392,11 +398,12 @@ impl<'de> serde::de::Visitor<'de> for Node<'_, 'de> {
             let Some(Step::Key(key)) = self.0.path.pop() else {
                 continue;
             };
-            let earlier = if out.len() < SCAN_FIELDS {
-                out.iter().position(|(k, _)| *k == key)
+            let ours = &self.0.fields[start..];
+            let earlier = if ours.len() < SCAN_FIELDS {
+                ours.iter().position(|(k, _)| *k == key)
             } else {
                 if index.is_empty() {
-                    index = out
+                    index = ours
                         .iter()
                         .enumerate()
                         .map(|(i, (k, _))| (k.clone(), i))
@@ -407,17 +414,18 @@ impl<'de> serde::de::Visitor<'de> for Node<'_, 'de> {
             match earlier {
                 None => {
                     if !index.is_empty() {
-                        index.insert(key.clone(), out.len());
+                        index.insert(key.clone(), ours.len());
                     }
-                    out.push((key, value));
+                    self.0.fields.push((key, value));
                 }
                 Some(i) => {
                     let path = self.0.path_to(&key);
                     self.0.twice.push(err(&path, "is given more than once"));
-                    out[i].1 = value;
+                    self.0.fields[start + i].1 = value;
                 }
             }
         }
+        let mut out: Vec<_> = self.0.fields.drain(start..).collect();
         out.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
         Ok(Value::Object(Object(out)))
     }
@@ -682,24 +690,62 @@ fn mix64(mut h: u64) -> u64 {
 pub(crate) struct Fields<'a> {
     pub(crate) path: String,
     pub(crate) map: &'a Object<'a>,
-    read: Vec<&'static str>,
+    read: Asked,
+}
+
+/// The keys a [`Fields`] was asked for, in order, to name them when its object has another. The
+/// first few are kept inline: a `Vec` growing for every object cost a large document an
+/// allocation or two per offer and per network.
+struct Asked {
+    first: [&'static str; ASKED_INLINE],
+    len: usize,
+    more: Vec<&'static str>,
+}
+
+/// More than any object of the document is asked for but `lists` and a rule.
+const ASKED_INLINE: usize = 16;
+
+impl Asked {
+    fn new() -> Asked {
+        Asked {
+            first: [""; ASKED_INLINE],
+            len: 0,
+            more: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, key: &'static str) {
+        match self.first.get_mut(self.len) {
+            Some(slot) => {
+                *slot = key;
+                self.len += 1;
+            }
+            None => self.more.push(key),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.first[..self.len].iter().chain(&self.more).copied()
+    }
 }
 
 impl<'a> Fields<'a> {
+    /// The fields of `value`, an object at `path`; a caller that built the path for this object
+    /// alone hands it over rather than have it copied.
     pub(crate) fn of(
         value: &'a Value<'a>,
-        path: &str,
+        path: impl Into<String>,
         errors: &mut Vec<ConfigError>,
     ) -> Option<Fields<'a>> {
         match value.as_object() {
             Some(map) => Some(Fields {
-                path: path.to_owned(),
+                path: path.into(),
                 map,
-                read: Vec::new(),
+                read: Asked::new(),
             }),
             None => {
                 errors.push(err(
-                    path,
+                    &path.into(),
                     format!("must be an object, found {}", kind(value)),
                 ));
                 None
@@ -907,10 +953,14 @@ impl<'a> Fields<'a> {
     }
 
     pub(crate) fn finish(self, errors: &mut Vec<ConfigError>) {
-        let mut unknown: Vec<&str> = self.map.keys().filter(|k| !self.read.contains(k)).collect();
+        let mut unknown: Vec<&str> = self
+            .map
+            .keys()
+            .filter(|k| !self.read.iter().any(|r| r == *k))
+            .collect();
         unknown.sort();
         for key in unknown {
-            let known = self.read.join(", ");
+            let known = self.read.iter().collect::<Vec<_>>().join(", ");
             errors.push(err(
                 &self.child(key),
                 format!("is not a known field (known here: {known})"),
@@ -975,17 +1025,25 @@ fn compile_document(
     // The advertisers declared, each with how its postbacks are checked.
     let mut postbacks: FxHashMap<Id, crate::conversion::PostbackPolicy> = FxHashMap::default();
     if let Some(list) = top.array("advertisers", errors) {
+        postbacks.reserve(list.len());
         for (i, item) in list.iter().enumerate() {
-            let path = format!("advertisers[{i}]");
-            let Some(mut f) = Fields::of(item, &path, errors) else {
+            let Some(mut f) = Fields::of(item, format!("advertisers[{i}]"), errors) else {
                 continue;
             };
             let postback = crate::conversion::PostbackPolicy::compile(&mut f, errors);
             if let Some(id) = f.id("id", true, errors) {
-                if postbacks.contains_key(&id) {
-                    errors.push(err(&f.child("id"), format!("`{id}` is declared twice")));
+                match postbacks.entry(id) {
+                    Entry::Vacant(e) => {
+                        e.insert(postback);
+                    }
+                    Entry::Occupied(mut e) => {
+                        errors.push(err(
+                            &f.child("id"),
+                            format!("`{}` is declared twice", e.key()),
+                        ));
+                        e.insert(postback);
+                    }
                 }
-                postbacks.insert(id, postback);
             }
             f.string("name", errors);
             f.finish(errors);
@@ -996,17 +1054,22 @@ fn compile_document(
     match top.array("offers", errors) {
         Some(list) if list.is_empty() => errors.push(err("offers", "must list at least one offer")),
         Some(list) => {
+            offers.reserve(list.len());
             for (i, item) in list.iter().enumerate() {
-                if let Some(offer) =
-                    compile_offer(item, &format!("offers[{i}]"), &postbacks, errors)
+                if let Some(offer) = compile_offer(item, format!("offers[{i}]"), &postbacks, errors)
                 {
-                    if offers.contains_key(&offer.id) {
-                        errors.push(err(
-                            &format!("offers[{i}].id"),
-                            format!("`{}` is declared twice", offer.id),
-                        ));
+                    match offers.entry(offer.id.clone()) {
+                        Entry::Vacant(e) => {
+                            e.insert(offer);
+                        }
+                        Entry::Occupied(mut e) => {
+                            errors.push(err(
+                                &format!("offers[{i}].id"),
+                                format!("`{}` is declared twice", offer.id),
+                            ));
+                            e.insert(offer);
+                        }
                     }
-                    offers.insert(offer.id.clone(), offer);
                 }
             }
         }
@@ -1193,7 +1256,7 @@ fn compile_document(
 
 fn compile_offer(
     item: &Value,
-    path: &str,
+    path: String,
     advertisers: &FxHashMap<Id, crate::conversion::PostbackPolicy>,
     errors: &mut Vec<ConfigError>,
 ) -> Option<Offer> {

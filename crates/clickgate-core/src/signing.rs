@@ -163,6 +163,8 @@ pub(crate) fn compile_networks(
         return (signing, flood);
     };
     let mut seen = rustc_hash::FxHashSet::default();
+    seen.reserve(list.len());
+    flood.reserve(list.len());
     for (i, item) in list.iter().enumerate() {
         let path = format!("networks[{i}]");
         let Some(mut f) = Fields::of(item, &path, errors) else {
