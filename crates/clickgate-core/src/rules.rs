@@ -896,7 +896,7 @@ fn compile_filter(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> O
         Some("old_os_browser") => {
             let mut min = MinVersions::default();
             if let Some(m) = f.get("min") {
-                if let Some(mut mf) = Fields::of(m, &f.child("min"), errors) {
+                if let Some(mut mf) = Fields::of(m, f.child("min"), errors) {
                     let slots: [(&'static str, &mut u32); 8] = [
                         ("android", &mut min.android),
                         ("ios", &mut min.ios),
@@ -1105,7 +1105,7 @@ pub(crate) fn compile_rule(
         None => Some(Action::Block),
         Some(Value::String(s)) if s == "block" => Some(Action::Block),
         Some(obj @ Value::Object(_)) => {
-            let mut af = Fields::of(obj, &f.child("action"), errors)?;
+            let mut af = Fields::of(obj, f.child("action"), errors)?;
             let t = af.template("redirect", errors);
             af.finish(errors);
             t.map(Action::Redirect)
