@@ -25,9 +25,11 @@ impl Id {
                 text.len()
             ));
         }
+        // By byte: every byte before the first refused one is ASCII, so it starts a character.
         if let Some(c) = text
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+            .bytes()
+            .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')))
+            .and_then(|at| text.get(at..)?.chars().next())
         {
             return Err(format!(
                 "contains {c:?}; ids use only letters, digits, `.`, `_` and `-`"

@@ -696,7 +696,6 @@ fn breaker_line(network: &Id, state: &str, t: Tally, b: BreakerSettings) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -760,7 +759,7 @@ mod tests {
 
     #[test]
     fn the_published_vectors_verify() {
-        let doc: Value = serde_json::from_str(VECTORS).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(VECTORS).unwrap();
         for v in doc["canonical"].as_array().unwrap() {
             let name = v["name"].as_str().unwrap();
             let (path, query) = (v["path"].as_str().unwrap(), v["query"].as_str().unwrap());

@@ -107,8 +107,11 @@ impl Template {
                 text.len()
             ));
         }
-        let lower = text.get(..8).unwrap_or(text).to_ascii_lowercase();
-        if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+        let scheme = |s: &str| {
+            text.get(..s.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(s))
+        };
+        if !(scheme("https://") || scheme("http://")) {
             return Err("must start with https:// or http://".into());
         }
         if let Some(c) = text.chars().find(|c| c.is_whitespace() || c.is_control()) {

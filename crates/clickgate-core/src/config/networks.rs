@@ -3,9 +3,9 @@
 //! defaults. How a signature is checked is in [`crate::signing`]; how a flood is judged, in
 //! [`crate::flood`].
 
+use crate::config::Value;
 use hmac::{Hmac, Mac};
 use rustc_hash::FxHashMap;
-use serde_json::Value;
 use sha2::Sha256;
 
 use crate::click::Id;
@@ -123,7 +123,7 @@ pub struct Policy {
 
 /// The `networks[]` section: signing policies, and flood thresholds where they differ from the
 /// defaults.
-pub fn compile_networks(
+pub(crate) fn compile_networks(
     value: &Value,
     errors: &mut Vec<ConfigError>,
 ) -> (
@@ -140,6 +140,8 @@ pub fn compile_networks(
         return (signing, flood, rustc_hash::FxHashSet::default());
     };
     let mut seen = rustc_hash::FxHashSet::default();
+    seen.reserve(list.len());
+    flood.reserve(list.len());
     for (i, item) in list.iter().enumerate() {
         let path = format!("networks[{i}]");
         let Some(mut f) = Fields::of(item, &path, errors) else {
