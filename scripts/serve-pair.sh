@@ -14,7 +14,7 @@ serve_pair() {
   target/release/clickgate config push demo/config.json --local --persist-to "$state" >/dev/null 2>&1
   mkfifo "$state/ready"
   # serve.mjs stops when its stdin closes; `sleep` holds it open for $1 seconds at most.
-  sleep "$1" 2>/dev/null | node tests/support/serve.mjs --persist "$state" --port 0 --bare-port 0 --bare-logging-port 0 \
+  sleep "$1" 2>/dev/null | node tests/e2e/support/serve.mjs --persist "$state" --port 0 --bare-port 0 --bare-logging-port 0 \
     --var TOKEN_SECRET=bench-secret-bench-secret-bench-secret-bench --var CONFIG_REFRESH_SECONDS=1 \
     >"$state/ready" 2>"$state/errors.log" &
   server_pid=$!

@@ -1,7 +1,7 @@
 // Runs Workers in workerd through Miniflare, on 127.0.0.1, without wrangler dev's proxy in front
 // (that proxy costs several times the throughput, so tests and benches talk to workerd's own socket).
 //
-//   node tests/support/serve.mjs --persist DIR [--port N] [--var NAME=VALUE ...] [--bare-port N]
+//   node tests/e2e/support/serve.mjs --persist DIR [--port N] [--var NAME=VALUE ...] [--bare-port N]
 //                                [--bare-logging-port N] [--analytics BINDING]
 //
 // Serves build/ (the clickgate Worker) with the KV binding and vars of wrangler.toml, KV persisted
@@ -18,7 +18,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Miniflare } from "miniflare";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const args = process.argv.slice(2);
 const opts = { port: 0, vars: {}, persist: null, barePort: null, bareLoggingPort: null, analytics: null };
 for (let i = 0; i < args.length; i++) {

@@ -1,5 +1,5 @@
-//! Runs the built Worker in workerd (through tests/support/serve.mjs) with its own temporary KV, and
-//! talks to it over loopback with a real HTTP client.
+//! Runs the built Worker in workerd (through tests/e2e/support/serve.mjs) with its own temporary
+//! KV, and talks to it over loopback with a real HTTP client.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -118,7 +118,7 @@ impl Worker {
         need(&root().join("build/entry.mjs"));
         let mut cmd = Command::new("node");
         cmd.current_dir(root())
-            .arg("tests/support/serve.mjs")
+            .arg("tests/e2e/support/serve.mjs")
             .arg("--persist")
             .arg(&state.0)
             .args(["--port", "0", "--var", &format!("TOKEN_SECRET={SECRET}")])

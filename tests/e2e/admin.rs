@@ -1,0 +1,104 @@
+//! The admin API: reading and replacing the config, and who its token lets in.
+
+use std::time::Duration;
+
+use crate::started_with_demo;
+
+#[test]
+fn the_admin_api_reads_and_replaces_the_config_validating_it_like_the_cli() {
+    const TOKEN: &str = "config-admin-token-config-admin";
+    let w = started_with_demo(&[("CONFIG_REFRESH_SECONDS", "1"), ("ADMIN_TOKEN", TOKEN)]);
+    let auth = format!("Bearer {TOKEN}");
+    let call = |method: &str, body: &str, token: &str| {
+        w.request_with_body(method, "/admin/config", &[("authorization", token)], body)
+    };
+    assert_eq!(call("GET", "", "Bearer nope").status, 401);
+    let current = call("GET", "", &auth);
+    assert_eq!(current.status, 200);
+    let mut doc = current.json();
+    assert_eq!(doc["offers"][0]["id"], "1001");
+
+    let refused = call(
+        "PUT",
+        r#"{"version": 1, "offers": [{"id": "x", "landing_ulr": "https://a/"}]}"#,
+        &auth,
+    );
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    let problems = refused.json()["error"]["problems"].clone();
+    assert!(
+        problems
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["path"] == "offers[0].landing_ulr"),
+        "{problems}"
+    );
+    assert_eq!(
+        call("GET", "", &auth).json(),
+        doc,
+        "a refused document leaves KV alone"
+    );
+
+    doc["offers"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "id": "1003", "landing_url": "https://shop.example/new?t={transaction_id}"
+        }));
+    let saved = call("PUT", &doc.to_string(), &auth);
+    assert_eq!(saved.status, 200, "{}", saved.body);
+    assert_eq!(saved.json()["offers"], 3);
+    let live = w.wait_for(Duration::from_secs(15), || {
+        (w.get("/c?offer_id=1003&aff_id=net-7", &[]).status == 302).then_some(())
+    });
+    assert!(live.is_some(), "the saved config never reached the isolate");
+}
+
+#[test]
+fn an_empty_or_short_admin_token_opens_nothing_and_auth_schemes_are_case_insensitive() {
+    // `Basic dTo=` is user `u` with an empty password: it once matched an empty ADMIN_TOKEN and
+    // read the config, signing secrets included.
+    let w = started_with_demo(&[("ADMIN_TOKEN", "")]);
+    let r = w.get("/admin/config", &[("authorization", "Basic dTo=")]);
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "admin_off");
+    let blocked = w.request_with_body(
+        "POST",
+        "/admin/networks/net-7/block",
+        &[("authorization", "Bearer ")],
+        r#"{"by": "mallory"}"#,
+    );
+    assert_eq!(blocked.status, 503);
+    let faults = w.wait_for(Duration::from_secs(5), || {
+        let f = w.events("fault");
+        (f.iter().filter(|l| l["what"] == "admin_token").count() >= 2).then_some(f)
+    });
+    assert!(faults.is_some(), "no admin_token fault lines");
+
+    let w = w.restart(&[("ADMIN_TOKEN", "fifteen-bytes!!")]);
+    // base64("u:fifteen-bytes!!")
+    let short = "Basic dTpmaWZ0ZWVuLWJ5dGVzISE=";
+    assert_eq!(
+        w.get("/admin/config", &[("authorization", short)]).status,
+        503
+    );
+
+    const TOKEN: &str = "sixteen-bytes-ok";
+    let w = w.restart(&[("ADMIN_TOKEN", TOKEN)]);
+    for auth in [
+        format!("Bearer {TOKEN}"),
+        format!("bearer {TOKEN}"),
+        format!("BEARER {TOKEN}"),
+        // base64("ops:sixteen-bytes-ok")
+        "Basic b3BzOnNpeHRlZW4tYnl0ZXMtb2s=".to_owned(),
+        "basic b3BzOnNpeHRlZW4tYnl0ZXMtb2s=".to_owned(),
+    ] {
+        let r = w.get("/admin/config", &[("authorization", &auth)]);
+        assert_eq!(r.status, 200, "{auth}: {}", r.body);
+    }
+    assert_eq!(
+        w.get("/admin/config", &[("authorization", "Basic dTo=")])
+            .status,
+        401
+    );
+}

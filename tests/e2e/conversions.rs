@@ -1,0 +1,167 @@
+//! Conversions: postbacks judged against their clicks, and what a clicker cannot make of them.
+
+use std::time::Duration;
+
+use crate::{
+    demo, demo_with, push_ok,
+    support::{tid_of, Worker},
+    BROWSER,
+};
+
+#[test]
+fn postbacks_are_judged_against_their_clicks() {
+    let w = Worker::start(&[("CONFIG_REFRESH_SECONDS", "1")]);
+    let rules = serde_json::json!([{
+        "id": "ctit", "created_at": "2026-11-01T00:00:00Z", "scope": {"offers": ["1001"]}, "level": "conversion",
+        "strategy": {"filters": [{"type": "min_click_to_conversion", "seconds": 2},
+                                 {"type": "max_click_to_conversion", "seconds": 4}]}
+    }]);
+    push_ok(
+        &w,
+        &demo_with(&w, "ctit.json", rules, serde_json::json!({})),
+    );
+    let click = |ip: &str| {
+        let r = w.get(
+            "/c?offer_id=1001&aff_id=net-7",
+            &[("cf-connecting-ip", ip), ("user-agent", BROWSER)],
+        );
+        match r.status {
+            302 => tid_of(r.header("location").unwrap()).to_owned(),
+            _ => r.json()["error"]["reference"].as_str().unwrap().to_owned(),
+        }
+    };
+    let postback = |query: &str| w.get(&format!("/postback?{query}"), &[]);
+    // The rule is in force once a click right away gets `min_click_to_conversion`.
+    let early = w
+        .wait_for(Duration::from_secs(15), || {
+            let r = postback(&format!("transaction_id={}", click("192.0.2.60")));
+            (r.json()["reasons"][0] == "min_click_to_conversion").then_some(r)
+        })
+        .expect("the conversion rule never took effect");
+    assert_eq!(early.status, 200);
+    assert_eq!(early.json()["status"], "invalid");
+    assert_eq!(
+        early.json()["message"],
+        "clickgate flagged the conversion as fraudulent"
+    );
+
+    let (in_window, too_late) = (click("192.0.2.61"), click("192.0.2.62"));
+    let blocked = click("203.0.113.7"); // on the demo blocklist
+    std::thread::sleep(Duration::from_millis(2500));
+    let ok = postback(&format!(
+        "transaction_id={in_window}&event=sale&amount=19.90"
+    ));
+    assert_eq!(ok.json()["status"], "approved", "{}", ok.body);
+    let again = postback(&format!(
+        "transaction_id={in_window}&event=sale&amount=19.90"
+    ));
+    assert_eq!(
+        again.json()["reasons"][0],
+        "duplicate_conversion",
+        "{}",
+        again.body
+    );
+    // Another event of the same click is its own conversion, but the click has had its one
+    // approved conversion (the default `max_approved_per_click`).
+    assert_eq!(
+        postback(&format!("transaction_id={in_window}&event=upsell")).json()["reasons"][0],
+        "approved_per_click"
+    );
+    let flagged = w.request_with_body(
+        "POST",
+        "/postback",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        &format!("transaction_id={blocked}"),
+    );
+    assert_eq!(
+        flagged.json()["reasons"][0],
+        "flagged_click",
+        "{}",
+        flagged.body
+    );
+    assert_eq!(
+        postback(&format!("transaction_id={blocked}&status=declined")).json()["status"],
+        "not_judged"
+    );
+    std::thread::sleep(Duration::from_millis(2000));
+    assert_eq!(
+        postback(&format!("transaction_id={too_late}")).json()["reasons"][0],
+        "max_click_to_conversion"
+    );
+
+    let mut forged = in_window.clone().into_bytes();
+    forged[12] = if forged[12] == b'A' { b'B' } else { b'A' };
+    let r = postback(&format!(
+        "transaction_id={}",
+        String::from_utf8(forged).unwrap()
+    ));
+    assert_eq!(
+        (r.status, r.json()["error"]["code"].as_str()),
+        (400, Some("unknown_transaction"))
+    );
+    assert_eq!(postback("event=sale").status, 400);
+
+    let line = w
+        .wait_for(Duration::from_secs(5), || {
+            w.events("conversion")
+                .into_iter()
+                .find(|e| e["status"] == "approved")
+        })
+        .expect("a conversion line");
+    assert_eq!(
+        (line["offer_id"].as_str(), line["rule_id"].as_str()),
+        (Some("1001"), Some("ctit"))
+    );
+    assert!(line["click_to_conversion_seconds"].as_u64().unwrap() >= 2);
+}
+
+#[test]
+fn a_clicker_can_no_longer_mint_approved_conversions() {
+    let w = Worker::start(&[]);
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
+    doc["advertisers"][0]["postback_secret"] = "acme-postback-secret".into();
+    doc["advertisers"][0]["flood_events"] = serde_json::json!(["sale"]);
+    let config = w.state.0.join("postback-secret.json");
+    std::fs::write(&config, doc.to_string()).unwrap();
+    push_ok(&w, &config);
+    let r = w.get(
+        "/c?offer_id=1001&aff_id=net-7",
+        &[("cf-connecting-ip", "192.0.2.50"), ("user-agent", BROWSER)],
+    );
+    assert_eq!(r.status, 302, "{}", r.body);
+    let tid = tid_of(r.header("location").unwrap()).to_owned();
+    // The clicker has the transaction id but not the advertiser's secret.
+    for query in [
+        format!("transaction_id={tid}&event=sale"),
+        format!("transaction_id={tid}&event=e1&secret=guess"),
+    ] {
+        let r = w.get(&format!("/postback?{query}"), &[]);
+        assert_eq!(r.status, 401, "{query}: {}", r.body);
+        assert_eq!(r.json()["error"]["code"], "unauthorized");
+    }
+    // The advertiser's first conversion is approved; made-up event names for the same click are
+    // capped at one approved conversion (the default), by parameter or by header alike.
+    let sale = w.get(
+        &format!("/postback?transaction_id={tid}&event=sale&secret=acme-postback-secret"),
+        &[],
+    );
+    assert_eq!(sale.json()["status"], "approved", "{}", sale.body);
+    for i in 0..3 {
+        let r = w.get(
+            &format!("/postback?transaction_id={tid}&event=made-up-{i}"),
+            &[("x-postback-secret", "acme-postback-secret")],
+        );
+        assert_eq!(r.json()["status"], "invalid", "{}", r.body);
+        assert_eq!(r.json()["reasons"][0], "approved_per_click", "{}", r.body);
+    }
+    let lines = w.wait_for(Duration::from_secs(5), || {
+        let l = w.events("conversion");
+        (l.len() >= 4).then_some(l)
+    });
+    let lines = lines.expect("conversion lines");
+    assert!(
+        lines.iter().all(|l| l["authenticated"] == true),
+        "{lines:?}"
+    );
+}

@@ -1,0 +1,68 @@
+//! End-to-end: the built Worker in workerd, config pushed with the CLI, driven over HTTP.
+//! Run by `make test` (which builds the Worker and the CLI first). One file per capability; the
+//! helpers several of them use are here, the harness that runs the Worker is in `support/`.
+
+mod support;
+
+mod admin;
+mod bad_requests;
+mod config;
+mod conversions;
+mod networks;
+mod redirect;
+mod report;
+mod rules;
+mod signing;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clickgate_core::token::{ClickToken, TokenKey};
+use support::{root, Worker};
+
+fn demo() -> std::path::PathBuf {
+    root().join("demo/config.json")
+}
+
+fn started_with_demo(vars: &[(&str, &str)]) -> Worker {
+    let w = Worker::start(vars);
+    support::stdout_of(w.push(&demo()));
+    w
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn open_token(tid: &str) -> ClickToken {
+    let key = TokenKey::new(support::SECRET.as_bytes()).unwrap();
+    ClickToken::open(tid, &key).unwrap_or_else(|e| panic!("{tid}: {e}"))
+}
+
+/// The demo config with `rules` and extra `lists` entries, written to the Worker's scratch dir.
+fn demo_with(
+    w: &Worker,
+    name: &str,
+    rules: serde_json::Value,
+    lists: serde_json::Value,
+) -> std::path::PathBuf {
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
+    doc["rules"] = rules;
+    for (k, v) in lists.as_object().unwrap() {
+        doc["lists"][k] = v.clone();
+    }
+    let path = w.state.0.join(name);
+    std::fs::write(&path, doc.to_string()).unwrap();
+    path
+}
+
+fn push_ok(w: &Worker, file: &std::path::Path) {
+    support::stdout_of(w.push(file));
+}
+
+const BROWSER: &str =
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 \
+                       (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";

@@ -1,0 +1,284 @@
+//! What operators see: the fraud report and the Analytics Engine dataset.
+
+use std::time::Duration;
+
+use crate::{
+    demo, push_ok, started_with_demo,
+    support::{self, tid_of, Worker},
+    BROWSER,
+};
+
+#[test]
+fn the_fraud_report_counts_every_click_and_conversion_exactly_and_explains_one() {
+    const TOKEN: &str = "report-admin-token-report-admin";
+    let w = started_with_demo(&[
+        ("CONFIG_REFRESH_SECONDS", "1"),
+        ("COUNTS_FLUSH_MS", "200"),
+        ("ADMIN_TOKEN", TOKEN),
+    ]);
+    let auth = format!("Bearer {TOKEN}");
+    let click = |offer: &str, aff: &str, ip: &str| {
+        let r = w.get(
+            &format!("/c?offer_id={offer}&aff_id={aff}"),
+            &[("cf-connecting-ip", ip), ("user-agent", BROWSER)],
+        );
+        match r.status {
+            // Offer 1002's landing page takes the id as `click=`.
+            302 => {
+                let location = r.header("location").unwrap().replace("click=", "tid=");
+                tid_of(&location).to_owned()
+            }
+            403 => r.json()["error"]["reference"].as_str().unwrap().to_owned(),
+            other => panic!("click answered {other}: {}", r.body),
+        }
+    };
+    // 5 + 3 blocked on net-7's offer 1001, 4 on net-9's offer 1002.
+    let allowed: Vec<String> = (0..5)
+        .map(|i| click("1001", "net-7", &format!("192.0.2.{}", 70 + i)))
+        .collect();
+    let blocked: Vec<String> = (0..3)
+        .map(|i| click("1001", "net-7", &format!("198.51.100.{}", 70 + i)))
+        .collect();
+    for i in 0..4 {
+        click("1002", "net-9", &format!("192.0.2.{}", 90 + i));
+    }
+    let postback = |tid: &str| w.get(&format!("/postback?transaction_id={tid}"), &[]);
+    assert_eq!(postback(&allowed[0]).json()["status"], "approved");
+    assert_eq!(postback(&blocked[0]).json()["status"], "invalid");
+
+    let report = |query: &str, auth: &str| {
+        w.get(
+            &format!("/admin/report?{query}"),
+            &[("authorization", auth)],
+        )
+    };
+    // Batches reach the objects within a flush; then every count is exact.
+    let grouped = w
+        .wait_for(Duration::from_secs(15), || {
+            let r = report("group_by=affiliate,offer", &auth);
+            let j = r.json();
+            (j["total"]["clicks"] == 12 && j["total"]["conversions"] == 2).then_some(j)
+        })
+        .expect("the report never counted the 12 clicks and 2 conversions");
+    let rows = grouped["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{grouped}");
+    let net7 = &rows[0];
+    assert_eq!(
+        (&net7["affiliate"], &net7["offer"]),
+        (&serde_json::json!("net-7"), &serde_json::json!("1001"))
+    );
+    assert_eq!(
+        [
+            &net7["clicks"],
+            &net7["allowed"],
+            &net7["blocked"],
+            &net7["would_block"]
+        ],
+        [8, 5, 3, 0].map(serde_json::Value::from).each_ref()
+    );
+    assert_eq!(net7["reasons"]["ip_blocklist"], 3);
+    assert_eq!(
+        (&net7["conversions"], &net7["approved"], &net7["invalid"]),
+        (&2.into(), &1.into(), &1.into())
+    );
+    assert_eq!(net7["conversion_reasons"]["flagged_click"], 1);
+    assert_eq!(net7["cr"], 0.25);
+    assert_eq!(net7["block_rate"], 0.375);
+    assert_eq!(
+        (&rows[1]["affiliate"], &rows[1]["clicks"]),
+        (&"net-9".into(), &4.into())
+    );
+    assert_eq!(grouped["missing_networks"], serde_json::json!([]));
+
+    let by_advertiser = report("group_by=advertiser", &auth).json();
+    assert_eq!(by_advertiser["rows"][0]["advertiser"], "acme");
+    assert_eq!(by_advertiser["rows"][0]["clicks"], 12);
+
+    let csv = report("group_by=offer&format=csv", &auth);
+    assert_eq!(csv.status, 200);
+    assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert_eq!(
+        lines[0],
+        "offer,clicks,allowed,blocked,would_block,block_rate,conversions,approved,invalid,cr,reason:ip_blocklist,conversion_reason:flagged_click"
+    );
+    assert_eq!(lines[1], "1001,8,5,3,0,0.375,2,1,1,0.25,3,1");
+    assert_eq!(lines[2], "1002,4,4,0,0,0,0,0,0,0,0,0");
+
+    // A range with nothing in it, and a question the report cannot answer.
+    let empty = report("from=2026-01-01&to=2026-01-02", &auth).json();
+    assert_eq!(empty["total"]["clicks"], 0);
+    let bad = report("group_by=campaign", &auth);
+    assert_eq!(bad.status, 400);
+    assert!(bad.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("campaign"));
+
+    // Admin auth: no token, a wrong one, the right one.
+    assert_eq!(w.get("/admin/report", &[]).status, 401);
+    assert_eq!(report("", "Bearer wrong-token").status, 401);
+    assert_eq!(report("", &auth).status, 200);
+
+    // Explain: the blocked click's whole decision; the clean one has nothing kept.
+    let explain = |tid: &str| {
+        w.get(
+            &format!("/admin/explain/{tid}"),
+            &[("authorization", &auth)],
+        )
+    };
+    let why = w
+        .wait_for(Duration::from_secs(10), || {
+            let j = explain(&blocked[1]).json();
+            (j["kept"] == true).then_some(j)
+        })
+        .expect("the blocked click's decision was never kept");
+    assert_eq!(why["verdict"], "block");
+    assert_eq!(why["decision"]["reasons"][0]["code"], "ip_blocklist");
+    assert_eq!(why["decision"]["reasons"][0]["value"], "198.51.100.71");
+    assert_eq!(
+        why["decision"]["transaction_id"].as_str(),
+        Some(blocked[1].as_str())
+    );
+    let clean = explain(&allowed[1]).json();
+    assert_eq!(
+        (&clean["kept"], &clean["verdict"]),
+        (&false.into(), &"redirect".into())
+    );
+    let mut forged = blocked[1].clone().into_bytes();
+    forged[14] = if forged[14] == b'A' { b'B' } else { b'A' };
+    let r = explain(&String::from_utf8(forged).unwrap());
+    assert_eq!(
+        (r.status, r.json()["error"]["code"].as_str()),
+        (404, Some("unknown_transaction"))
+    );
+    assert_eq!(
+        w.get(&format!("/admin/explain/{}", blocked[1]), &[]).status,
+        401
+    );
+
+    // The same through the CLI.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(support::cli())
+            .args(args)
+            .args(["--url", &w.base])
+            .env("CLICKGATE_ADMIN_TOKEN", TOKEN)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{args:?}: {said} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        said
+    };
+    let table = cli(&["report", "--group-by", "affiliate"]);
+    assert!(
+        table.contains("net-7") && table.contains("37.5%"),
+        "{table}"
+    );
+    assert_eq!(
+        cli(&["report", "--group-by", "offer", "--format", "csv"]),
+        csv.body
+    );
+    let explained = cli(&["explain", &blocked[1]]);
+    assert!(explained.contains("ip_blocklist"), "{explained}");
+
+    // The report page in a real browser, with data, and a screenshot of it.
+    let page = w.get("/admin/", &[]);
+    assert_eq!(page.status, 401);
+    assert!(page
+        .header("www-authenticate")
+        .unwrap()
+        .starts_with("Basic"));
+    let shot = support::root().join("target/e2e/admin-report.png");
+    // As a person would: the browser's own prompt answered with the token as the password.
+    let with_login = w
+        .base
+        .replacen("http://", &format!("http://ops:{TOKEN}@"), 1);
+    let dom = support::browse(&format!("{with_login}/admin/"), &shot);
+    assert!(
+        dom.contains(r#"data-state="loaded""#),
+        "the page never loaded: {dom}"
+    );
+    assert!(dom.contains("<td class=\"key\">net-7</td>"), "{dom}");
+    assert!(dom.contains("ip_blocklist"), "{dom}");
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
+    println!("report page screenshot: {}", shot.display());
+}
+
+#[test]
+fn decisions_go_to_the_analytics_engine_dataset_the_config_names() {
+    let w = Worker::start(&[("CONFIG_REFRESH_SECONDS", "1")]);
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
+    doc["analytics"] = serde_json::json!({"binding": "NO_SUCH_BINDING"});
+    let file = w.state.0.join("analytics-missing.json");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    push_ok(&w, &file);
+    // A binding the deployment lacks: clicks flow, the fault is reported once.
+    for _ in 0..3 {
+        assert_eq!(
+            w.get("/c?offer_id=1001&aff_id=net-7", &[("user-agent", BROWSER)])
+                .status,
+            302
+        );
+    }
+    let faults = w
+        .wait_for(Duration::from_secs(5), || {
+            let f: Vec<_> = w
+                .events("fault")
+                .into_iter()
+                .filter(|e| e["what"] == "analytics_engine")
+                .collect();
+            (!f.is_empty()).then_some(f)
+        })
+        .expect("the missing binding was never reported");
+    assert_eq!(faults.len(), 1, "{faults:?}");
+
+    doc["analytics"] = serde_json::json!({"binding": support::ANALYTICS_BINDING});
+    let file = w.state.0.join("analytics.json");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    push_ok(&w, &file);
+    let reference = w
+        .wait_for(Duration::from_secs(15), || {
+            let r = w.get(
+                "/c?offer_id=1001&aff_id=net-7",
+                &[
+                    ("cf-connecting-ip", "198.51.100.5"),
+                    ("user-agent", BROWSER),
+                ],
+            );
+            let tid = r.json()["error"]["reference"].as_str()?.to_owned();
+            w.events("analytics_point")
+                .iter()
+                .any(|p| p["blobs"][8] == tid.as_str())
+                .then_some(tid)
+        })
+        .expect("no data point for a blocked click");
+    let point = w
+        .events("analytics_point")
+        .into_iter()
+        .find(|p| p["blobs"][8] == reference.as_str())
+        .unwrap();
+    assert_eq!(point["indexes"], serde_json::json!(["net-7"]));
+    assert_eq!(
+        point["blobs"].as_array().unwrap()[..6],
+        [
+            "block",
+            "1001",
+            "net-7",
+            "acme",
+            "lists.blocked_ips",
+            "ip_blocklist"
+        ]
+        .map(serde_json::Value::from)
+    );
+    assert_eq!(point["doubles"], serde_json::json!([1, 1, 0, 0]));
+}
