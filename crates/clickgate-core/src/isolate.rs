@@ -5,7 +5,7 @@
 //!
 //! The edge reads the request into [`Parts`], and [`Arrival::read`] checks its sizes and routes it
 //! before any config is needed. [`Isolate::click`] then runs the rest in this order: the health
-//! answer, the transaction-id key and the nonce, the client, the network's signature check, the
+//! answer, the transaction-id key, the client, the nonce, the network's signature check, the
 //! click-id replay question (answered from this isolate's memory, queued to ask after the
 //! redirect, or asked before it: [`ClickStep::Ask`]), the signing breaker, the isolate's counts and
 //! flood view, [`decide`], the decision's log line, its counts, its analytics point, the network's
