@@ -3,23 +3,18 @@ use std::future::Future;
 use std::sync::Arc;
 
 use clickgate_core::admin::{self, AdminCall, AdminRequest};
-use clickgate_core::click::{self, ClickParams, ClientInfo, Id, RequestError, Route};
+use clickgate_core::click::{self, Id, RequestError};
 use clickgate_core::config::cache::{ConfigSlot, Fetched, Need};
-use clickgate_core::config::networks::ReplayCheck;
 use clickgate_core::config::{referenced_lists, Config, StoredLists};
 use clickgate_core::conversion;
-use clickgate_core::counts::ClickKeys;
-use clickgate_core::decide::{decide, ClickOutcome, Observed};
 use clickgate_core::home::Home;
 use clickgate_core::http::{self, HttpResponse};
-use clickgate_core::ip::client_ip;
 use clickgate_core::ip::IpSet;
+use clickgate_core::isolate::{Arrival, ClickStep, Effect, Parts, READ_HEADERS};
 use clickgate_core::log::fault_line;
 use clickgate_core::log::JsonLine;
-use clickgate_core::report;
-use clickgate_core::signing::{self, Breakers, ReplayAnswer, Signature};
+use clickgate_core::report::{self, DataPoint};
 use clickgate_core::token::{ClickToken, TokenKey, NONCE_LEN};
-use clickgate_core::ua::UserAgent;
 use worker::js_sys::{Promise, Reflect, Uint8Array};
 use worker::kv::KvStore;
 use worker::wasm_bindgen::prelude::wasm_bindgen;
@@ -32,7 +27,7 @@ use worker::{
     Request, Result,
 };
 
-use crate::objects::{self as network, Replay};
+use crate::objects as network;
 
 /// The KV binding and key that hold the config document (see wrangler.toml and the README).
 const CONFIG_BINDING: &str = "CLICKGATE_CONFIG";
@@ -40,13 +35,11 @@ const CONFIG_KEY: &str = "config";
 /// How old the isolate's copy may get before it is re-read from KV, unless `CONFIG_REFRESH_SECONDS`
 /// says otherwise.
 const DEFAULT_REFRESH_SECONDS: u64 = 30;
-const READ_HEADERS: [&str; 4] = ["cf-connecting-ip", "user-agent", "referer", "accept"];
 
 thread_local! {
     // An isolate runs one request at a time on one thread; these live as long as the isolate.
     static SLOT: RefCell<Option<ConfigSlot>> = const { RefCell::new(None) };
     static KEY: RefCell<Option<TokenKey>> = const { RefCell::new(None) };
-    static BREAKERS: RefCell<Breakers> = RefCell::new(Breakers::default());
     static ANALYTICS_FAULT_LOGGED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     static RANDOM: RefCell<RandomPool> = const { RefCell::new(RandomPool { bytes: Vec::new(), used: 0 }) };
 }
@@ -98,7 +91,6 @@ pub fn handle(
             postback(Request::from(req), &env, &ctx, &query, now_ms).await
         }));
     }
-    let head = method == "HEAD";
     // Only the headers the decision uses cross into wasm: each crossing costs, on every click.
     let request_headers = req.headers();
     let headers: Vec<(&'static str, String)> = READ_HEADERS
@@ -108,25 +100,25 @@ pub fn handle(
             Some((*name, value))
         })
         .collect();
-    let sizes = click::check_sizes(url.len(), headers.iter().map(|(n, v)| (*n, v.as_str())));
-    let route = match sizes.and_then(|()| click::route(&method, path, query)) {
-        Ok(route) => route,
-        Err(e) => return answer(http::error_response(&e, head)),
-    };
-    let arrived = Arrived {
-        req,
+    let cf = req.cf();
+    let parts = Parts {
+        method,
         url,
-        head,
         headers,
-        now_ms,
+        country: cf.as_ref().and_then(|cf| cf.country().ok().flatten()),
+        asn: cf.as_ref().and_then(|cf| cf.asn().ok().flatten()),
+    };
+    let arrival = match Arrival::read(parts) {
+        Ok(arrival) => arrival,
+        Err(response) => return answer(response),
     };
     match config_now(&env, &ctx, now_ms) {
-        Some(config) => arrived.route(route, config, env, ctx),
+        Some(config) => click(arrival, &config, env, ctx, now_ms),
         None => Ok(later(async move {
             let Some(config) = first_config(&env, now_ms).await else {
-                return respond(http::unavailable(arrived.head));
+                return respond(http::unavailable(arrival.head()));
             };
-            let answered = arrived.route(route, config, env, ctx)?;
+            let answered = click(arrival, &config, env, ctx, now_ms)?;
             // A Response, or the promise of one when the click waits for its replay check.
             let response = JsFuture::from(Promise::resolve(&answered)).await?;
             Ok(response.unchecked_into())
@@ -134,161 +126,65 @@ pub fn handle(
     }
 }
 
-/// A routed request's parts that a click reads, read once.
-struct Arrived {
-    req: web_sys::Request,
-    url: String,
-    head: bool,
-    headers: Vec<(&'static str, String)>,
+/// A routed request under a config, run by the isolate: the response now, or the promise of one
+/// when the click waits for its click id's replay answer.
+fn click(
+    arrival: Arrival,
+    config: &Arc<Config>,
+    env: Env,
+    ctx: Context,
     now_ms: u64,
-}
-
-impl Arrived {
-    fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.clone())
-    }
-
-    /// A routed request under a config: the health answer, or the click up to its replay check.
-    fn route(
-        self,
-        route: Route,
-        config: Arc<Config>,
-        env: Env,
-        ctx: Context,
-    ) -> std::result::Result<JsValue, JsValue> {
-        let params = match route {
-            Route::Health => return answer(http::health_response(&config.digest, self.head)),
-            Route::Click(params) => params,
-        };
-        let Some(key) = token_key(&env) else {
-            return answer(http::unavailable(self.head));
-        };
-        let cf = self.req.cf();
-        let (ip, ip_unreadable) = match client_ip(self.header("cf-connecting-ip").as_deref()) {
-            Ok(ip) => (ip, false),
-            Err(problem) => {
-                console_error!("{}", fault_line("client_ip", &problem));
-                (None, true)
-            }
-        };
-        let client = ClientInfo {
-            ip,
-            ip_unreadable,
-            user_agent: self.header("user-agent").map(UserAgent::parse),
-            referer: self.header("referer"),
-            country: cf.as_ref().and_then(|cf| cf.country().ok().flatten()),
-            asn: cf.as_ref().and_then(|cf| cf.asn().ok().flatten()),
-        };
-        let mut nonce = [0u8; NONCE_LEN];
-        if let Err(e) = random_bytes(&mut nonce) {
-            console_error!("{}", fault_line("random_source", &e.to_string()));
-            return answer(http::unavailable(self.head));
+) -> std::result::Result<JsValue, JsValue> {
+    let step = network::with_counting(&env, |isolate| {
+        isolate.click(arrival, config, || token_key(&env), now_ms, nonce)
+    });
+    match step {
+        ClickStep::Done(answered) => {
+            carry_out(&env, &ctx, answered.effects);
+            answer(answered.response)
         }
-        let policy = config.networks.get(&params.aff_id);
-        let check = policy.map(|policy| {
-            let (path, query) = click::split_url(&self.url);
-            signing::verify(policy, &self.url, path, query, self.now_ms)
-        });
-        let question = check
-            .as_ref()
-            .zip(policy)
-            .and_then(|(check, policy)| check.replay_question(policy))
-            .map(|q| (q.click_id.to_owned(), q.expires_ms, q.when));
-        let click = Click {
-            config,
-            key,
-            params,
-            client,
-            nonce,
-            accept: self.header("accept"),
-            head: self.head,
-            now_ms: self.now_ms,
-        };
-        match question {
-            None => answer(click.decide(&env, &ctx, check, ReplayAnswer::NotAsked)),
-            Some((click_id, expires_ms, ReplayCheck::AfterRedirect)) => {
-                let network = &click.params.aff_id;
-                let replay =
-                    network::replay_after(&env, &ctx, network, &click_id, expires_ms, click.now_ms);
-                answer(click.decide(&env, &ctx, check, replay))
-            }
-            Some((click_id, expires_ms, ReplayCheck::BeforeRedirect)) => {
-                let network = &click.params.aff_id;
-                match network::replay(&env, network, &click_id, expires_ms, click.now_ms) {
-                    Replay::Known(replay) => answer(click.decide(&env, &ctx, check, replay)),
-                    Replay::Wait(answered) => Ok(later(async move {
-                        let replay = answered.await;
-                        respond(click.decide(&env, &ctx, check, replay))
-                    })),
-                }
-            }
+        ClickStep::Ask {
+            question,
+            pending,
+            effects,
+        } => {
+            carry_out(&env, &ctx, effects);
+            Ok(later(async move {
+                let replay = network::wait_for_answer(&env, question).await;
+                let answered = network::with_isolate(|isolate| isolate.resume(pending, replay));
+                carry_out(&env, &ctx, answered.effects);
+                respond(answered.response)
+            }))
         }
     }
 }
 
-/// A click with everything its decision reads but the replay answer.
-struct Click {
-    config: Arc<Config>,
-    key: TokenKey,
-    params: ClickParams,
-    client: ClientInfo,
-    nonce: [u8; NONCE_LEN],
-    accept: Option<String>,
-    head: bool,
-    now_ms: u64,
-}
-
-impl Click {
-    /// The decision, its log line, its counts, and the response.
-    fn decide(
-        self,
-        env: &Env,
-        ctx: &Context,
-        check: Option<signing::Check>,
-        replay: ReplayAnswer,
-    ) -> HttpResponse {
-        let Click {
-            config,
-            key,
-            params,
-            client,
-            nonce,
-            accept,
-            head,
-            now_ms,
-        } = self;
-        let signature =
-            check.and_then(|check| signature(&config, &params.aff_id, check, replay, now_ms));
-        // Duplicate-IP and sub-ID counts: this isolate's view, never a wait on the network's object.
-        let count_keys = ClickKeys::of(&config, &params, &client, now_ms);
-        let counters = count_keys
-            .as_ref()
-            .and_then(|k| network::record(env, k, now_ms));
-        let network = params.aff_id.clone();
-        let thresholds = config.flood_thresholds(&network);
-        let observed = Observed {
-            counters,
-            signature,
-            flood: network::flood_view(&network, &thresholds, now_ms),
-        };
-        match decide(&config, &key, params, client, observed, now_ms, nonce) {
-            Ok(outcome) => {
-                let line = outcome.log_line();
-                console_log!("{line}");
-                network::record_outcome(env, &outcome, &line, thresholds, &nonce);
-                if let Some(binding) = &config.analytics_binding {
-                    write_analytics(env, binding, &outcome);
-                }
-                let home = Home::of(&config, &network);
-                network::after_click(env, ctx, &network, home, now_ms);
-                http::click_response(&outcome, accept.as_deref(), head)
-            }
-            Err(e) => http::error_response(&e, head),
+/// Does what the isolate asked for, in its order.
+fn carry_out(env: &Env, ctx: &Context, effects: Vec<Effect>) {
+    for effect in effects {
+        match effect {
+            Effect::Log(line) => console_log!("{line}"),
+            Effect::Fault(line) => console_error!("{line}"),
+            Effect::Analytics { binding, point } => write_analytics(env, &binding, point),
+            Effect::Flush {
+                network,
+                home,
+                step,
+            } => network::flush(env, ctx, network, home, step),
+            Effect::Replay {
+                object,
+                step,
+                started_ms,
+            } => network::replay_after(env, ctx, object, step, started_ms),
         }
     }
+}
+
+/// A click's nonce for its transaction id, from the isolate's pool of random bytes.
+fn nonce() -> std::result::Result<[u8; NONCE_LEN], String> {
+    let mut nonce = [0u8; NONCE_LEN];
+    random_bytes(&mut nonce).map_err(|e| e.to_string())?;
+    Ok(nonce)
 }
 
 /// A response now, as the value `handle` returns.
@@ -360,9 +256,9 @@ async fn postback(
     let outcome = judging.finish(seen);
     console_log!("{}", outcome.log_line(now_ms));
     let row = report::conversion_row(&config, &outcome, now_ms);
-    network::record_conversion(env, &row, now_ms);
     let home = Home::of(&config, &row.network);
-    network::after_click(env, ctx, &row.network, home, now_ms);
+    let effects = network::with_counting(env, |isolate| isolate.conversion(&row, home, now_ms));
+    carry_out(env, ctx, effects);
     respond(http::postback_response(&outcome))
 }
 
@@ -549,8 +445,7 @@ async fn read_body(req: &Request, limit: usize) -> std::result::Result<String, R
 /// Writes the decision to the Analytics Engine dataset the config names. Writes are buffered by
 /// the runtime, so the click does not wait. A missing binding is reported once per isolate: the
 /// decision log and the report still have every click.
-fn write_analytics(env: &Env, binding: &str, outcome: &ClickOutcome) {
-    let point = report::data_point(outcome);
+fn write_analytics(env: &Env, binding: &str, point: DataPoint) {
     let written = env.analytics_engine(binding).and_then(|dataset| {
         let built = AnalyticsEngineDataPointBuilder::new()
             .indexes([point.index.as_str()])
@@ -567,24 +462,6 @@ fn write_analytics(env: &Env, binding: &str, outcome: &ClickOutcome) {
             );
         }
     }
-}
-
-/// The network's signing verdict for this click: the core's check and the replay answer, then the
-/// isolate's circuit breaker applied.
-fn signature(
-    config: &Config,
-    network: &Id,
-    check: signing::Check,
-    replay: ReplayAnswer,
-    now_ms: u64,
-) -> Option<Signature> {
-    let policy = config.networks.get(network)?;
-    let (signature, event) =
-        BREAKERS.with(|b| b.borrow_mut().judge(network, policy, check, replay, now_ms));
-    if let Some(line) = event {
-        console_error!("{line}");
-    }
-    signature
 }
 
 /// The isolate's config, refreshed from KV per the core's [`ConfigSlot`] policy. A stale copy is

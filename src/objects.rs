@@ -3,22 +3,20 @@
 //! flush: the isolate counts locally, answers, and flushes in `ctx.wait_until`. The flush policy
 //! and every decision about what to send are the core's.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::time::Duration;
 
 use clickgate_core::admin::Action;
 use clickgate_core::click::Id;
-use clickgate_core::click_ids::{self, Asked, AskedAfter, Detected, Outbox, Step, Ticket};
+use clickgate_core::click_ids::{self, Outbox, Step};
 use clickgate_core::conversion::Seen;
-use clickgate_core::counts::{Batch, ClickKeys, Flush, FlushPolicy, LocalCounts, Reply};
-use clickgate_core::decide::ClickOutcome;
-use clickgate_core::flood::{FloodBlock, FloodView, Thresholds};
+use clickgate_core::counts::{Batch, Flush, FlushPolicy, LocalCounts, Reply};
+use clickgate_core::flood::FloodBlock;
 use clickgate_core::home::{self, Home};
+use clickgate_core::isolate::{Isolate, Question};
 use clickgate_core::log::fault_line;
-use clickgate_core::report::{self, ConversionRow, HourRows, ReportQuery};
-use clickgate_core::rules::Counters;
-use clickgate_core::signing::{self, ReplayAnswer};
-use clickgate_core::token::NONCE_LEN;
+use clickgate_core::report::{self, HourRows, ReportQuery};
+use clickgate_core::signing::ReplayAnswer;
 use futures_util::future::{join_all, select, Either};
 use worker::wasm_bindgen::JsValue;
 use worker::worker_sys::web_sys;
@@ -36,80 +34,38 @@ const MAX_STEPS: usize = 8;
 const REPLAY_DRIVE_MS: u64 = 20_000;
 
 thread_local! {
-    static COUNTS: RefCell<Option<LocalCounts>> = const { RefCell::new(None) };
-    static OUTBOX: RefCell<Outbox> = RefCell::new(Outbox::default());
-    static NEXT_TICKET: Cell<Ticket> = const { Cell::new(0) };
+    // An isolate runs one request at a time on one thread; its click state lives as long as it.
+    static ISOLATE: RefCell<Isolate> = RefCell::new(Isolate::default());
 }
 
-/// Counts a click in this isolate and returns what its filters read (`None`: the network's object
-/// has not answered for too long, or this isolate has no random id to name its batches).
-pub fn record(env: &Env, keys: &ClickKeys, now_ms: u64) -> Option<Counters> {
-    with_local(env, |counts| counts.record(keys, now_ms)).flatten()
-}
-
-/// Counts a decided click for its network: flood threshold, report, and its kept decision.
-pub fn record_outcome(
-    env: &Env,
-    outcome: &ClickOutcome,
-    log_line: &str,
-    thresholds: Thresholds,
-    nonce: &[u8; NONCE_LEN],
-) {
-    with_local(env, |counts| {
-        counts.record_outcome(outcome, log_line, thresholds, nonce)
-    });
-}
-
-/// Counts a postback in its network's report.
-pub fn record_conversion(env: &Env, row: &ConversionRow, now_ms: u64) {
-    with_local(env, |counts| counts.record_conversion(row, now_ms));
-}
-
-/// The isolate's counts, made on first use (`None` without a random id to name its batches).
-fn with_local<T>(env: &Env, f: impl FnOnce(&mut LocalCounts) -> T) -> Option<T> {
-    COUNTS.with(|cell| {
-        let mut cell = cell.borrow_mut();
-        if cell.is_none() {
-            *cell = Some(LocalCounts::new(isolate_id()?, policy(env)));
+/// Runs `f` on the isolate's click state, its counts started first if they are not yet (they
+/// stay off while this isolate has no random id to name its batches, and the next call tries
+/// again).
+pub fn with_counting<T>(env: &Env, f: impl FnOnce(&mut Isolate) -> T) -> T {
+    with_isolate(|isolate| {
+        if !isolate.counting() {
+            if let Some(id) = isolate_id() {
+                isolate.start_counting(id, policy(env));
+            }
         }
-        let counts = cell.as_mut()?;
-        let out = f(counts);
-        log_eviction(counts);
-        Some(out)
+        f(isolate)
     })
 }
 
-/// Prints the isolate's `counts_evicted` line when it forgot networks. Kept out of the generic
-/// `with_local`, so its formatting is in the Worker once.
-#[inline(never)]
-fn log_eviction(counts: &mut LocalCounts) {
-    if let Some(line) = counts.take_eviction_line() {
-        console_log!("{line}");
-    }
+/// Runs `f` on the isolate's click state.
+pub fn with_isolate<T>(f: impl FnOnce(&mut Isolate) -> T) -> T {
+    ISOLATE.with(|cell| f(&mut cell.borrow_mut()))
 }
 
-/// What this isolate knows of the network's flood state (its object's last answer).
-pub fn flood_view(network: &Id, thresholds: &Thresholds, now_ms: u64) -> FloodView {
-    COUNTS.with(|cell| {
-        cell.borrow()
-            .as_ref()
-            .map(|c| c.flood_view(network, thresholds, now_ms))
-            .unwrap_or_default()
-    })
-}
-
-/// Starts whatever the network's counts need after this click (a batch, or a timer for one),
-/// bound for the object `home` names.
-pub fn after_click(env: &Env, ctx: &Context, network: &Id, home: Home, now_ms: u64) {
-    let step = with_counts(|c| c.flush(network, now_ms));
-    if step != Flush::Nothing {
-        let (env, network) = (env.clone(), network.clone());
-        ctx.wait_until(async move { drive(&env, &network, &home, step).await });
-    }
+/// Carries out a network's counts step (a batch, or a timer for one) after the response, bound
+/// for the object `home` names.
+pub fn flush(env: &Env, ctx: &Context, network: Id, home: Home, step: Flush) {
+    let env = env.clone();
+    ctx.wait_until(async move { drive(&env, &network, &home, step).await });
 }
 
 fn with_counts(f: impl FnOnce(&mut LocalCounts) -> Flush) -> Flush {
-    COUNTS.with(|cell| cell.borrow_mut().as_mut().map_or(Flush::Nothing, f))
+    with_isolate(|isolate| isolate.counts_mut().map_or(Flush::Nothing, f))
 }
 
 async fn drive(env: &Env, network: &Id, home: &Home, mut step: Flush) {
@@ -221,44 +177,20 @@ async fn send(env: &Env, home: &Home, batch: &Batch) -> std::result::Result<Repl
 /// whatever it does next (collecting its answer, or sending the next batch) runs in its own request.
 const REPLAY_LOOK_MS: u64 = 1;
 
-/// How a click's replay check begins: answered at once, or a wait for the replay object.
-pub enum Replay<W> {
-    /// This isolate knows the id in use: a replay, no question asked.
-    Known(ReplayAnswer),
-    Wait(W),
-}
-
-/// Asks the replay object whether a network's click id was used before (and records this use).
-/// The one Durable Object call a click waits for: only signed clicks that carry a click id make it,
-/// and not when this isolate already knows the id in use. The question goes out with the others
-/// that arrive meanwhile (`clickgate_core::click_ids`): the click whose question finds its object idle
-/// sends; the others look again every millisecond, and the first to find the object idle sends
-/// the questions queued by then.
-pub fn replay(
-    env: &Env,
-    network: &Id,
-    click_id: &str,
-    expires_ms: u64,
-    now_ms: u64,
-) -> Replay<impl std::future::Future<Output = ReplayAnswer>> {
-    let (object, key) = signing::replay_object(network, click_id);
-    let ticket = next_ticket();
-    let turn = match with_outbox(|o| o.ask(&object, ticket, &key, expires_ms, now_ms)) {
-        Asked::Replayed => return Replay::Known(ReplayAnswer::Replayed),
-        Asked::Send(batch) => Some(batch),
-        Asked::Wait => None,
-    };
-    let env = env.clone();
-    Replay::Wait(async move { wait_for_answer(&env, &object, ticket, turn, now_ms).await })
-}
-
-async fn wait_for_answer(
-    env: &Env,
-    object: &str,
-    ticket: Ticket,
-    mut turn: Option<click_ids::Questions>,
-    asked_ms: u64,
-) -> ReplayAnswer {
+/// Waits for the replay object's answer to a click's id: the one Durable Object call a click
+/// waits for (only signed clicks that carry a click id and ask before their redirect, and not when
+/// this isolate already knows the id in use). The question goes out with the others that arrive
+/// meanwhile (`clickgate_core::click_ids`): the click whose question found its object idle sends;
+/// the others look again every millisecond, and the first to find the object idle sends the
+/// questions queued by then.
+pub async fn wait_for_answer(env: &Env, question: Question) -> ReplayAnswer {
+    let Question {
+        object,
+        ticket,
+        mut turn,
+        asked_ms,
+    } = question;
+    let object = object.as_str();
     loop {
         if let Some(batch) = turn.take() {
             send_replay_batch(env, &batch).await;
@@ -282,37 +214,11 @@ async fn wait_for_answer(
     }
 }
 
-fn next_ticket() -> Ticket {
-    NEXT_TICKET.with(|t| t.replace(t.get().wrapping_add(1)))
-}
-
-/// A click redirected before its id is checked (`replay_check: after_redirect`): `Replayed` if
-/// this isolate has seen the id in use, else `AfterRedirect`, its question queued for the replay
-/// object and sent in the background with the others that arrive meanwhile.
-pub fn replay_after(
-    env: &Env,
-    ctx: &Context,
-    network: &Id,
-    click_id: &str,
-    expires_ms: u64,
-    now_ms: u64,
-) -> ReplayAnswer {
-    let (object, key) = signing::replay_object(network, click_id);
-    let ticket = next_ticket();
-    let who = Detected {
-        network: network.as_str().to_owned(),
-        click_id: click_id.to_owned(),
-    };
-    match with_outbox(|o| o.ask_after(&object, ticket, &key, expires_ms, now_ms, who)) {
-        AskedAfter::Replayed => ReplayAnswer::Replayed,
-        AskedAfter::Queued(step) => {
-            if step != Step::Nothing {
-                let env = env.clone();
-                ctx.wait_until(async move { drive_replay(&env, &object, step, now_ms).await });
-            }
-            ReplayAnswer::AfterRedirect
-        }
-    }
+/// Carries out a replay object's background steps after the response (the questions of clicks
+/// redirected before their id was checked), begun at `started_ms`.
+pub fn replay_after(env: &Env, ctx: &Context, object: String, step: Step, started_ms: u64) {
+    let env = env.clone();
+    ctx.wait_until(async move { drive_replay(&env, &object, step, started_ms).await });
 }
 
 /// Carries out an object's background replay steps: wait, send, and on.
@@ -336,7 +242,7 @@ async fn drive_replay(env: &Env, object: &str, mut step: Step, started_ms: u64) 
 }
 
 fn with_outbox<T>(f: impl FnOnce(&mut Outbox) -> T) -> T {
-    OUTBOX.with(|o| f(&mut o.borrow_mut()))
+    with_isolate(|isolate| f(isolate.outbox_mut()))
 }
 
 /// Sends one batch of click ids and records each click's answer for it to collect; logs the ids

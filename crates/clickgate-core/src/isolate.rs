@@ -1,14 +1,449 @@
-//! The isolate: what runs once per Worker isolate around the click path, on the top floor, where
-//! every other module may be used.
+//! The isolate: the whole click, in the order the product promises, over the state one Worker
+//! isolate keeps between clicks (its local counts, the signing breakers, the click-id outbox); and
+//! what runs once per isolate around it ([`warm_up`]). On the top floor, where every other module
+//! may be used.
+//!
+//! The edge reads the request into [`Parts`], and [`Arrival::read`] checks its sizes and routes it
+//! before any config is needed. [`Isolate::click`] then runs the rest in this order: the health
+//! answer, the transaction-id key, the client, the nonce, the network's signature check, the
+//! click-id replay question (answered from this isolate's memory, queued to ask after the
+//! redirect, or asked before it: [`ClickStep::Ask`]), the signing breaker, the isolate's counts and
+//! flood view, [`decide`], the decision's log line, its counts, its analytics point, the network's
+//! flush, and the response. Nothing here waits or reads a clock: what the edge has to do with the
+//! outside world comes back as [`Effect`]s, carried out in order.
 
-use crate::click::{route, ClientInfo, Id, Route};
+use std::sync::Arc;
+
+use crate::click::{self, ClickParams, ClientInfo, Id, Route};
+use crate::click_ids::{Asked, AskedAfter, Detected, Outbox, Questions, Step, Ticket};
+use crate::config::networks::ReplayCheck;
 use crate::config::Config;
-use crate::counts::{Flush, FlushPolicy, LocalCounts, NetworkCounts, Reply};
+use crate::counts::{ClickKeys, Flush, FlushPolicy, LocalCounts, NetworkCounts, Reply};
 use crate::decide::{decide, Observed};
 use crate::flood::Thresholds;
-use crate::http::click_response;
+use crate::home::Home;
+use crate::http::{self, click_response, HttpResponse};
+use crate::ip::client_ip;
+use crate::log::fault_line;
+use crate::report::{self, ConversionRow, DataPoint};
+use crate::signing::{self, Breakers, Check, ReplayAnswer};
 use crate::token::{TokenKey, NONCE_LEN};
-use crate::verdict::Decision;
+use crate::ua::UserAgent;
+
+/// The request headers a click reads; only these cross from the runtime into wasm.
+pub const READ_HEADERS: [&str; 4] = ["cf-connecting-ip", "user-agent", "referer", "accept"];
+
+/// What the edge read of a request on the click path.
+#[derive(Debug, Clone, Default)]
+pub struct Parts {
+    pub method: String,
+    /// The whole link as received, scheme and host included.
+    pub url: String,
+    /// Those of [`READ_HEADERS`] the request carries.
+    pub headers: Vec<(&'static str, String)>,
+    /// The client's country and autonomous system, as the edge resolved them.
+    pub country: Option<String>,
+    pub asn: Option<u32>,
+}
+
+impl Parts {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn head(&self) -> bool {
+        self.method == "HEAD"
+    }
+}
+
+/// A request whose sizes are within bounds and whose path is a click or the health check.
+#[derive(Debug)]
+pub struct Arrival {
+    parts: Parts,
+    route: Route,
+}
+
+impl Arrival {
+    /// The checks that need no config: sizes first, then the route. `Err` is the answer.
+    pub fn read(parts: Parts) -> Result<Arrival, HttpResponse> {
+        let sizes = click::check_sizes(
+            parts.url.len(),
+            parts.headers.iter().map(|(n, v)| (*n, v.as_str())),
+        );
+        let (path, query) = click::split_url(&parts.url);
+        match sizes.and_then(|()| click::route(&parts.method, path, query)) {
+            Ok(route) => Ok(Arrival { parts, route }),
+            Err(e) => Err(http::error_response(&e, parts.head())),
+        }
+    }
+
+    /// Whether the request was a HEAD (its answers carry no body).
+    pub fn head(&self) -> bool {
+        self.parts.head()
+    }
+}
+
+/// Where a click stands after [`Isolate::click`].
+#[derive(Debug)]
+pub enum ClickStep {
+    Done(Answered),
+    /// The click waits for the replay object's answer about its click id; [`Isolate::resume`]
+    /// finishes it. `effects` are carried out before the wait.
+    Ask {
+        question: Question,
+        /// Boxed: the click it holds is large, and only a waiting click carries one.
+        pending: Box<Pending>,
+        effects: Vec<Effect>,
+    },
+}
+
+/// A response and what the edge carries out with it, in order.
+#[derive(Debug)]
+pub struct Answered {
+    pub response: HttpResponse,
+    pub effects: Vec<Effect>,
+}
+
+/// Something the edge does for a click or a postback, because it needs the runtime.
+#[derive(Debug)]
+pub enum Effect {
+    /// A line for the log (stdout).
+    Log(String),
+    /// A fault line (stderr).
+    Fault(String),
+    /// A data point for the Analytics Engine dataset the config names.
+    Analytics { binding: String, point: DataPoint },
+    /// The network's counts want this step (a batch to send, or a timer for one), bound for the
+    /// object `home` names; carried out after the response.
+    Flush {
+        network: Id,
+        home: Home,
+        step: Flush,
+    },
+    /// A replay object's queue of after-redirect questions wants this step, begun at `started_ms`;
+    /// carried out after the response.
+    Replay {
+        object: String,
+        step: Step,
+        started_ms: u64,
+    },
+}
+
+/// A click id asked of its replay object before the redirect: the click's `ticket` in this
+/// isolate's outbox, and the batch to send if this click found the object idle (`turn`).
+#[derive(Debug)]
+pub struct Question {
+    pub object: String,
+    pub ticket: Ticket,
+    pub turn: Option<Questions>,
+    pub asked_ms: u64,
+}
+
+/// A click waiting for its replay answer, with everything its decision reads but that answer.
+#[derive(Debug)]
+pub struct Pending {
+    click: Click,
+    check: Check,
+}
+
+/// A click with everything its decision reads but the signature check and the replay answer.
+#[derive(Debug)]
+struct Click {
+    config: Arc<Config>,
+    key: TokenKey,
+    params: ClickParams,
+    client: ClientInfo,
+    nonce: [u8; NONCE_LEN],
+    accept: Option<String>,
+    head: bool,
+    now_ms: u64,
+}
+
+/// The state one isolate keeps between clicks. Counting starts once the edge gives it an id to
+/// name its batches by ([`Isolate::start_counting`]); until then the counts' filters see nothing.
+#[derive(Debug, Default)]
+pub struct Isolate {
+    counts: Option<LocalCounts>,
+    breakers: Breakers,
+    outbox: Outbox,
+    next_ticket: Ticket,
+}
+
+impl Isolate {
+    /// Whether this isolate keeps counts yet.
+    pub fn counting(&self) -> bool {
+        self.counts.is_some()
+    }
+
+    /// Starts the isolate's counts, its batches named by `id`.
+    pub fn start_counting(&mut self, id: u64, policy: FlushPolicy) {
+        self.counts = Some(LocalCounts::new(id, policy));
+    }
+
+    /// The isolate's counts, for the edge's flush drive.
+    pub fn counts_mut(&mut self) -> Option<&mut LocalCounts> {
+        self.counts.as_mut()
+    }
+
+    /// The isolate's click-id questions, for the edge's replay drive.
+    pub fn outbox_mut(&mut self) -> &mut Outbox {
+        &mut self.outbox
+    }
+
+    /// One routed request under the config in force, up to its response or its replay question.
+    /// `key` and `nonce` are read only for a click (the health check needs neither); `None` from
+    /// `key` means the secret is missing (the source logs why), `Err` from `nonce` says why the
+    /// random source failed. Either answers 503.
+    pub fn click(
+        &mut self,
+        arrival: Arrival,
+        config: &Arc<Config>,
+        key: impl FnOnce() -> Option<TokenKey>,
+        now_ms: u64,
+        nonce: impl FnOnce() -> Result<[u8; NONCE_LEN], String>,
+    ) -> ClickStep {
+        let Arrival { parts, route } = arrival;
+        let head = parts.head();
+        let done = |response| {
+            ClickStep::Done(Answered {
+                response,
+                effects: Vec::new(),
+            })
+        };
+        let params = match route {
+            Route::Health => return done(http::health_response(&config.digest, head)),
+            Route::Click(params) => params,
+        };
+        let Some(key) = key() else {
+            return done(http::unavailable(head));
+        };
+        let mut effects = Vec::new();
+        let (ip, ip_unreadable) = match client_ip(parts.header("cf-connecting-ip")) {
+            Ok(ip) => (ip, false),
+            Err(problem) => {
+                effects.push(Effect::Fault(fault_line("client_ip", &problem)));
+                (None, true)
+            }
+        };
+        let client = ClientInfo {
+            ip,
+            ip_unreadable,
+            user_agent: parts.header("user-agent").map(UserAgent::parse),
+            referer: parts.header("referer").map(str::to_owned),
+            country: parts.country.clone(),
+            asn: parts.asn,
+        };
+        let nonce = match nonce() {
+            Ok(nonce) => nonce,
+            Err(e) => {
+                effects.push(Effect::Fault(fault_line("random_source", &e)));
+                return ClickStep::Done(Answered {
+                    response: http::unavailable(head),
+                    effects,
+                });
+            }
+        };
+        let policy = config.networks.get(&params.aff_id);
+        let check = policy.map(|policy| {
+            let (path, query) = click::split_url(&parts.url);
+            signing::verify(policy, &parts.url, path, query, now_ms)
+        });
+        let question = check
+            .as_ref()
+            .zip(policy)
+            .and_then(|(check, policy)| check.replay_question(policy))
+            .map(|q| (q.click_id.to_owned(), q.expires_ms, q.when));
+        let click = Click {
+            config: Arc::clone(config),
+            key,
+            params,
+            client,
+            nonce,
+            accept: parts.header("accept").map(str::to_owned),
+            head,
+            now_ms,
+        };
+        let (check, (click_id, expires_ms, when)) = match (check, question) {
+            (Some(check), Some(question)) => (check, question),
+            (check, _) => {
+                return ClickStep::Done(self.finish(click, check, ReplayAnswer::NotAsked, effects))
+            }
+        };
+        let network = &click.params.aff_id;
+        let (object, use_key) = signing::replay_object(network, &click_id);
+        let ticket = self.next_ticket;
+        self.next_ticket = ticket.wrapping_add(1);
+        let replay = match when {
+            ReplayCheck::AfterRedirect => {
+                let who = Detected {
+                    network: network.as_str().to_owned(),
+                    click_id,
+                };
+                match self
+                    .outbox
+                    .ask_after(&object, ticket, &use_key, expires_ms, now_ms, who)
+                {
+                    AskedAfter::Replayed => ReplayAnswer::Replayed,
+                    AskedAfter::Queued(step) => {
+                        if step != Step::Nothing {
+                            effects.push(Effect::Replay {
+                                object,
+                                step,
+                                started_ms: now_ms,
+                            });
+                        }
+                        ReplayAnswer::AfterRedirect
+                    }
+                }
+            }
+            ReplayCheck::BeforeRedirect => {
+                let turn = match self
+                    .outbox
+                    .ask(&object, ticket, &use_key, expires_ms, now_ms)
+                {
+                    Asked::Replayed => None,
+                    Asked::Send(batch) => Some(Some(batch)),
+                    Asked::Wait => Some(None),
+                };
+                match turn {
+                    // This isolate has seen the id in use: refused without a question.
+                    None => ReplayAnswer::Replayed,
+                    Some(turn) => {
+                        return ClickStep::Ask {
+                            question: Question {
+                                object,
+                                ticket,
+                                turn,
+                                asked_ms: now_ms,
+                            },
+                            pending: Box::new(Pending { click, check }),
+                            effects,
+                        }
+                    }
+                }
+            }
+        };
+        ClickStep::Done(self.finish(click, Some(check), replay, effects))
+    }
+
+    /// A click that waited for its replay answer, decided as of its arrival.
+    pub fn resume(&mut self, pending: Box<Pending>, answer: ReplayAnswer) -> Answered {
+        let Pending { click, check } = *pending;
+        self.finish(click, Some(check), answer, Vec::new())
+    }
+
+    /// The signing verdict through the breaker, the counts, the decision, its log line, counts
+    /// and analytics point, the network's flush, and the response.
+    fn finish(
+        &mut self,
+        click: Click,
+        check: Option<Check>,
+        replay: ReplayAnswer,
+        mut effects: Vec<Effect>,
+    ) -> Answered {
+        let Click {
+            config,
+            key,
+            params,
+            client,
+            nonce,
+            accept,
+            head,
+            now_ms,
+        } = click;
+        let network = params.aff_id.clone();
+        let signature = match (check, config.networks.get(&network)) {
+            (Some(check), Some(policy)) => {
+                let (signature, event) =
+                    self.breakers.judge(&network, policy, check, replay, now_ms);
+                effects.extend(event.map(Effect::Fault));
+                signature
+            }
+            _ => None,
+        };
+        // Duplicate-IP and sub-ID counts: this isolate's view, never a wait on the network's object.
+        let counters = ClickKeys::of(&config, &params, &client, now_ms)
+            .and_then(|keys| self.with_counts(&mut effects, |c| c.record(&keys, now_ms)))
+            .flatten();
+        let thresholds = config.flood_thresholds(&network);
+        let flood = self
+            .counts
+            .as_ref()
+            .map(|c| c.flood_view(&network, &thresholds, now_ms))
+            .unwrap_or_default();
+        let observed = Observed {
+            counters,
+            signature,
+            flood,
+        };
+        let outcome = match decide(&config, &key, params, client, observed, now_ms, nonce) {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                return Answered {
+                    response: http::error_response(&e, head),
+                    effects,
+                }
+            }
+        };
+        let line = outcome.log_line();
+        // The decision's line is printed before any line its counting adds.
+        let mut after = Vec::new();
+        self.with_counts(&mut after, |c| {
+            c.record_outcome(&outcome, &line, thresholds, &nonce)
+        });
+        effects.push(Effect::Log(line));
+        effects.append(&mut after);
+        if let Some(binding) = &config.analytics_binding {
+            effects.push(Effect::Analytics {
+                binding: binding.clone(),
+                point: report::data_point(&outcome),
+            });
+        }
+        let home = Home::of(&config, &network);
+        self.flush(&mut effects, network, home, now_ms);
+        Answered {
+            response: click_response(&outcome, accept.as_deref(), head),
+            effects,
+        }
+    }
+
+    /// A judged postback counted in its network's report, and the flush that may follow.
+    pub fn conversion(&mut self, row: &ConversionRow, home: Home, now_ms: u64) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        self.with_counts(&mut effects, |c| c.record_conversion(row, now_ms));
+        self.flush(&mut effects, row.network.clone(), home, now_ms);
+        effects
+    }
+
+    /// Runs `f` on the counts, if this isolate keeps them, and logs the networks it forgot.
+    fn with_counts<T>(
+        &mut self,
+        effects: &mut Vec<Effect>,
+        f: impl FnOnce(&mut LocalCounts) -> T,
+    ) -> Option<T> {
+        let counts = self.counts.as_mut()?;
+        let out = f(counts);
+        effects.extend(counts.take_eviction_line().map(Effect::Log));
+        Some(out)
+    }
+
+    fn flush(&mut self, effects: &mut Vec<Effect>, network: Id, home: Home, now_ms: u64) {
+        let step = self
+            .counts
+            .as_mut()
+            .map_or(Flush::Nothing, |c| c.flush(&network, now_ms));
+        if step != Flush::Nothing {
+            effects.push(Effect::Flush {
+                network,
+                home,
+                step,
+            });
+        }
+    }
+}
 
 /// Runs the whole click path once on a built-in config: a browser click and a bot click, their
 /// responses and log lines. The Worker calls it when its module starts, so that the engine compiles
@@ -33,27 +468,39 @@ pub fn warm_up() -> WarmedUp {
     let Ok(key) = TokenKey::new(&[1u8; 32]) else {
         return done;
     };
+    let config = Arc::new(config);
+    let mut isolate = Isolate::default();
+    isolate.start_counting(1, FlushPolicy::default());
     for ua in [
         "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 Version/17.4 Mobile/15E148 Safari/604.1",
         "curl/8.4.0",
     ] {
-        let Ok(Route::Click(params)) = route("GET", "/c", "offer_id=1&aff_id=n&sub1=a%20b") else {
-            return done;
-        };
-        let client = ClientInfo {
-            ip: "192.0.2.1".parse().ok(),
-            ip_unreadable: false,
-            user_agent: Some(ua.into()),
-            referer: Some("https://news.example/a".to_owned()),
+        let parts = Parts {
+            method: "GET".to_owned(),
+            url: "https://clicks.example/c?offer_id=1&aff_id=n&sub1=a%20b".to_owned(),
+            headers: vec![
+                ("cf-connecting-ip", "192.0.2.1".to_owned()),
+                ("user-agent", ua.to_owned()),
+                ("referer", "https://news.example/a".to_owned()),
+                ("accept", "text/html".to_owned()),
+            ],
             country: Some("DE".to_owned()),
             asn: Some(3320),
         };
-        if let Ok(out) = decide(&config, &key, params, client, Observed::default(), 0, [0; NONCE_LEN]) {
-            let response = click_response(&out, Some("text/html"), false);
-            done.bytes += out.log_line().len() + response.body.len();
-            match out.decision {
-                Decision::Redirect { .. } => done.redirects += 1,
-                Decision::Block { .. } => done.blocks += 1,
+        let Ok(arrival) = Arrival::read(parts) else {
+            return done;
+        };
+        let step = isolate.click(arrival, &config, || Some(key.clone()), 0, || Ok([0; NONCE_LEN]));
+        if let ClickStep::Done(answered) = step {
+            for effect in &answered.effects {
+                if let Effect::Log(line) = effect {
+                    done.bytes += line.len();
+                }
+            }
+            done.bytes += answered.response.body.len();
+            match answered.response.status {
+                302 => done.redirects += 1,
+                _ => done.blocks += 1,
             }
         }
     }
@@ -102,5 +549,309 @@ mod tests {
             "{done:?}"
         );
         assert!(done.bytes > 1000, "{done:?}");
+    }
+
+    use crate::counts::Flush;
+    use crate::flood::{FloodBlock, FloodCause};
+    use serde_json::Value;
+
+    /// 2026-06-01T00:00:00Z.
+    const T0: u64 = 1_780_272_000_000;
+    const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 Version/17.4 Mobile/15E148 Safari/604.1";
+    const CONFIG: &str = r#"{"version": 1,
+        "offers": [{"id": "1", "landing_url": "https://x.example/?t={transaction_id}"}],
+        "lists": {"blocked_ips": ["203.0.113.0/24"]},
+        "networks": [
+            {"id": "net-7", "signing": {"mode": "enforce", "keys": [{"id": "k1", "secret": "network-7-signing-secret-0001"}]}},
+            {"id": "net-8", "signing": {"mode": "enforce", "replay_check": "after_redirect",
+                                        "keys": [{"id": "k1", "secret": "network-8-signing-secret-0001"}]}},
+            {"id": "net-9", "signing": {"mode": "enforce", "flood_exempt": false,
+                                        "keys": [{"id": "k1", "secret": "network-9-signing-secret-0001"}]}}]}"#;
+
+    fn config() -> Arc<Config> {
+        Arc::new(Config::compile(CONFIG).unwrap())
+    }
+
+    fn id(network: &str) -> Id {
+        Id::parse(network).unwrap()
+    }
+
+    /// The offer's link for `network`, signed with its key, valid for an hour from `T0`.
+    fn signed(config: &Config, network: &str, click_id: Option<&str>) -> String {
+        let policy = &config.networks[&id(network)];
+        let link = format!("https://clicks.example/c?offer_id=1&aff_id={network}");
+        signing::sign_link(policy, &policy.keys[0], &link, T0 / 1000 + 3600, click_id)
+    }
+
+    fn parts(url: &str, ip: &str, ua: &str) -> Parts {
+        Parts {
+            method: "GET".to_owned(),
+            url: url.to_owned(),
+            headers: vec![
+                ("cf-connecting-ip", ip.to_owned()),
+                ("user-agent", ua.to_owned()),
+            ],
+            country: Some("DE".to_owned()),
+            asn: Some(3320),
+        }
+    }
+
+    fn counting() -> Isolate {
+        let mut isolate = Isolate::default();
+        isolate.start_counting(7, FlushPolicy::default());
+        isolate
+    }
+
+    fn step(isolate: &mut Isolate, config: &Arc<Config>, parts: Parts, now_ms: u64) -> ClickStep {
+        let key = TokenKey::new(&[9u8; 32]).unwrap();
+        let arrival = Arrival::read(parts).unwrap();
+        isolate.click(arrival, config, || Some(key), now_ms, || Ok([3; NONCE_LEN]))
+    }
+
+    fn done(step: ClickStep) -> Answered {
+        match step {
+            ClickStep::Done(answered) => answered,
+            ClickStep::Ask { question, .. } => panic!("asked {question:?}"),
+        }
+    }
+
+    fn click(isolate: &mut Isolate, config: &Arc<Config>, url: &str, ip: &str) -> Answered {
+        done(step(isolate, config, parts(url, ip, IPHONE), T0))
+    }
+
+    /// The click's decision line among the effects.
+    fn decision(answered: &Answered) -> Value {
+        let lines: Vec<Value> = answered
+            .effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Log(line) => serde_json::from_str(line).ok(),
+                _ => None,
+            })
+            .filter(|line: &Value| line["event"] == "click")
+            .collect();
+        assert_eq!(lines.len(), 1, "{:?}", answered.effects);
+        lines[0].clone()
+    }
+
+    fn codes(answered: &Answered) -> Vec<String> {
+        decision(answered)["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["code"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    fn replay_questions(answered: &Answered) -> usize {
+        let is_question = |e: &&Effect| matches!(e, Effect::Replay { .. });
+        answered.effects.iter().filter(is_question).count()
+    }
+
+    #[test]
+    fn sizes_are_checked_before_the_route() {
+        let long = format!("https://clicks.example/nowhere?x={}", "a".repeat(20_000));
+        let too_long = click::check_sizes(long.len(), []).unwrap_err();
+        let refused = Arrival::read(parts(&long, "192.0.2.1", IPHONE)).unwrap_err();
+        assert_eq!(
+            refused.status,
+            http::error_response(&too_long, false).status
+        );
+        assert_ne!(refused.status, 404);
+        let short = Arrival::read(parts("https://clicks.example/nowhere", "192.0.2.1", IPHONE));
+        assert_eq!(short.unwrap_err().status, 404);
+    }
+
+    #[test]
+    fn the_health_check_needs_no_key_and_counts_nothing() {
+        let config = config();
+        let mut isolate = counting();
+        let arrival = Arrival::read(parts("https://clicks.example/healthz", "192.0.2.1", IPHONE));
+        let step = isolate.click(arrival.unwrap(), &config, || None, T0, || Err("no".into()));
+        let answered = done(step);
+        assert_eq!(answered.response.status, 200);
+        assert!(answered.effects.is_empty(), "{:?}", answered.effects);
+    }
+
+    #[test]
+    fn a_click_without_the_key_is_unavailable_and_not_decided() {
+        let config = config();
+        let mut isolate = counting();
+        let url = signed(&config, "net-7", None);
+        let arrival = Arrival::read(parts(&url, "192.0.2.1", IPHONE)).unwrap();
+        let answered = done(isolate.click(arrival, &config, || None, T0, || Ok([0; 8])));
+        assert_eq!(answered.response.status, 503);
+        assert!(answered.effects.is_empty(), "{:?}", answered.effects);
+    }
+
+    #[test]
+    fn a_blocklisted_ip_with_a_bad_signature_reports_the_signature() {
+        let config = config();
+        let mut isolate = counting();
+        let forged = format!("{}&sub1=altered", signed(&config, "net-7", None));
+        let blocked = click(&mut isolate, &config, &forged, "203.0.113.5");
+        assert_eq!(blocked.response.status, 403);
+        assert_eq!(codes(&blocked), ["invalid_signature"]);
+        assert_eq!(decision(&blocked)["rule_id"], "networks.net-7.signing");
+        // Validly signed, the same address meets the blocklist.
+        let genuine = signed(&config, "net-7", None);
+        let listed = click(&mut isolate, &config, &genuine, "203.0.113.5");
+        assert_eq!(codes(&listed), ["ip_blocklist"]);
+        assert_eq!(
+            click(&mut isolate, &config, &genuine, "192.0.2.1")
+                .response
+                .status,
+            302
+        );
+    }
+
+    #[test]
+    fn a_preview_is_redirected_but_not_counted() {
+        let config = config();
+        let url = signed(&config, "net-7", None);
+        let later = T0 + 3_600_000;
+        let mut isolate = counting();
+        let slack = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)";
+        let preview = done(step(
+            &mut isolate,
+            &config,
+            parts(&url, "192.0.2.1", slack),
+            T0,
+        ));
+        assert_eq!(preview.response.status, 302);
+        assert_eq!(decision(&preview)["preview"], true);
+        let flushes = |a: &Answered| {
+            let is_flush = |e: &&Effect| matches!(e, Effect::Flush { .. });
+            a.effects.iter().filter(is_flush).count()
+        };
+        assert_eq!(flushes(&preview), 0);
+        let counts = isolate.counts_mut().unwrap();
+        assert_eq!(counts.flush(&id("net-7"), later), Flush::Nothing);
+        // A person's click is counted and sent.
+        let mut isolate = counting();
+        let person = click(&mut isolate, &config, &url, "192.0.2.1");
+        assert_eq!(decision(&person)["preview"], false);
+        assert_eq!(flushes(&person), 1);
+        let counts = isolate.counts_mut().unwrap();
+        assert!(matches!(counts.flush(&id("net-7"), later), Flush::Send(_)));
+    }
+
+    #[test]
+    fn a_click_id_known_in_use_is_refused_without_a_question() {
+        let config = config();
+        let mut isolate = counting();
+        // Asked before the redirect: the first use waits for the replay object.
+        let url = signed(&config, "net-7", Some("c-1"));
+        let (question, pending) =
+            match step(&mut isolate, &config, parts(&url, "192.0.2.1", IPHONE), T0) {
+                ClickStep::Ask {
+                    question, pending, ..
+                } => (question, pending),
+                ClickStep::Done(a) => panic!("answered without asking: {:?}", a.effects),
+            };
+        let batch = question
+            .turn
+            .expect("the object was idle: this click sends");
+        let outbox = isolate.outbox_mut();
+        assert!(outbox.returned(&batch, &[ReplayAnswer::Fresh]).is_empty());
+        let answer = outbox.answer(question.ticket).unwrap();
+        let first = isolate.resume(pending, answer);
+        assert_eq!(first.response.status, 302);
+        assert!(decision(&first)["transaction_id"].is_string());
+        // The second use is known here: refused at once.
+        let again = click(&mut isolate, &config, &url, "192.0.2.2");
+        assert_eq!(again.response.status, 403);
+        assert_eq!(codes(&again), ["replayed"]);
+
+        // Asked after the redirect: the first use is redirected and its question queued; the
+        // second is refused with no question of its own.
+        let url = signed(&config, "net-8", Some("c-2"));
+        let first = click(&mut isolate, &config, &url, "192.0.2.1");
+        assert_eq!(first.response.status, 302);
+        assert_eq!(replay_questions(&first), 1);
+        let again = click(&mut isolate, &config, &url, "192.0.2.2");
+        assert_eq!(codes(&again), ["replayed"]);
+        assert_eq!(replay_questions(&again), 0);
+    }
+
+    #[test]
+    fn a_replay_answer_is_applied_when_the_click_resumes() {
+        let config = config();
+        let mut isolate = counting();
+        let url = signed(&config, "net-7", Some("c-3"));
+        let ClickStep::Ask { pending, .. } =
+            step(&mut isolate, &config, parts(&url, "192.0.2.1", IPHONE), T0)
+        else {
+            panic!("answered without asking");
+        };
+        let replayed = isolate.resume(pending, ReplayAnswer::Replayed);
+        assert_eq!(replayed.response.status, 403);
+        assert_eq!(codes(&replayed), ["replayed"]);
+    }
+
+    #[test]
+    fn a_flood_block_passes_a_validly_signed_click_where_the_network_exempts_them() {
+        let config = config();
+        let mut isolate = counting();
+        // Past the flush interval, within the links' hour.
+        let later = T0 + 10_000;
+        for network in ["net-7", "net-9"] {
+            click(
+                &mut isolate,
+                &config,
+                &signed(&config, network, None),
+                "192.0.2.1",
+            );
+            let counts = isolate.counts_mut().unwrap();
+            let Flush::Send(batch) = counts.flush(&id(network), later) else {
+                panic!("nothing to send for {network}");
+            };
+            let block = FloodBlock {
+                until_ms: later + 86_400_000,
+                cause: FloodCause::PerMinute,
+                detail: "600 clicks in a minute".to_owned(),
+            };
+            let reply = Reply {
+                block: Some(block),
+                ..Reply::default()
+            };
+            counts.acked(&id(network), batch.seq, reply, later);
+        }
+        let run = |isolate: &mut Isolate, url: &str| {
+            done(step(
+                isolate,
+                &config,
+                parts(url, "192.0.2.1", IPHONE),
+                later + 1,
+            ))
+        };
+        let exempt = run(&mut isolate, &signed(&config, "net-7", None));
+        assert_eq!(exempt.response.status, 302);
+        let not_exempt = run(&mut isolate, &signed(&config, "net-9", None));
+        assert_eq!(codes(&not_exempt), ["click_flood"]);
+        // A forged click on the flooding network reports its signature, not the flood.
+        let forged = format!("{}&sub1=x", signed(&config, "net-7", None));
+        assert_eq!(codes(&run(&mut isolate, &forged)), ["invalid_signature"]);
+    }
+
+    #[test]
+    fn the_decision_line_comes_before_the_flush_and_faults_before_both() {
+        let config = config();
+        let mut isolate = counting();
+        let url = signed(&config, "net-7", None);
+        let answered = click(&mut isolate, &config, &url, "not-an-address");
+        let kinds: Vec<&str> = answered
+            .effects
+            .iter()
+            .map(|e| match e {
+                Effect::Log(_) => "log",
+                Effect::Fault(_) => "fault",
+                Effect::Analytics { .. } => "analytics",
+                Effect::Flush { .. } => "flush",
+                Effect::Replay { .. } => "replay",
+            })
+            .collect();
+        assert_eq!(kinds, ["fault", "log", "flush"]);
+        assert_eq!(codes(&answered), ["ip_unreadable"]);
     }
 }

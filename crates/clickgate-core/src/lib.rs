@@ -25,7 +25,8 @@
 //!    object's stored counts, their wire formats and keys).
 //! 8. The operator's API: [`admin`].
 //! 9. Answers over HTTP: [`http`] (the one place a decision becomes a response: the 1021 contract).
-//! 10. The whole click, and tools over it: [`isolate`] (what runs once per isolate), [`whatif`]
+//! 10. The whole click, and tools over it: [`isolate`] (the click's checks in their order over the
+//!     state an isolate keeps between clicks, and what runs once per isolate), [`whatif`]
 //!     (recorded clicks through a config: what it would have done, for `clickgate replay`), and
 //!     `fuzz` (the parsers under generated input; tests only).
 
