@@ -1,9 +1,10 @@
 //! The network's Durable Object.
 //!
 //! One object per network listed in the config (the `aff_id`), and 16 shared by the networks that
-//! are not (`clickgate_core::home`), adds up the duplicate-IP and sub-ID counts every isolate sends
-//! it in batches (`clickgate_core::counts`), keeps the flood state and the fraud report's hours. It
-//! only moves bytes: the arithmetic is the core's.
+//! are not (`clickgate_core::network::home`), adds up the duplicate-IP and sub-ID counts every
+//! isolate sends it in batches (`clickgate_core::network::store`), keeps the flood state and the
+//! fraud report's hours. It only moves bytes: what a request says is read by
+//! `clickgate_core::network::wire`, and the arithmetic is the core's.
 //!
 //! The same class also keeps the networks' click-id replay records, in objects of their own
 //! (`replay:{network}:{shard}`, see `clickgate_core::signing`), so one busy network's records are
@@ -16,12 +17,13 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use clickgate_core::click::Id;
-use clickgate_core::click_ids;
 use clickgate_core::conversion;
-use clickgate_core::counts::{Batch, NetworkCounts, Reply, StoreKey};
 use clickgate_core::flood::Event;
-use clickgate_core::home::{self, Space};
 use clickgate_core::log::fault_line;
+use clickgate_core::network::click_ids;
+use clickgate_core::network::home::{self, Space};
+use clickgate_core::network::store::{NetworkCounts, StoreKey};
+use clickgate_core::network::wire::{Batch, Reply};
 use clickgate_core::report;
 use clickgate_core::signing;
 use worker::js_sys::{Object, Reflect};
@@ -170,7 +172,7 @@ impl DurableObject for Network {
 }
 
 impl Network {
-    /// A batch of click-id uses (`clickgate_core::click_ids`), answered in order.
+    /// A batch of click-id uses (`clickgate_core::network::click_ids`), answered in order.
     async fn replay(&self, space: &Space, body: &str) -> Result<Response> {
         let questions = match click_ids::parse_questions(body) {
             Ok(q) => q,

@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use clickgate_core::admin::Action;
 use clickgate_core::click::Id;
-use clickgate_core::click_ids::{self, Asked, AskedAfter, Detected, Outbox, Step, Ticket};
 use clickgate_core::conversion::Seen;
-use clickgate_core::counts::{Batch, ClickKeys, Flush, FlushPolicy, LocalCounts, Reply};
 use clickgate_core::decide::ClickOutcome;
 use clickgate_core::flood::{FloodBlock, FloodView, Thresholds};
-use clickgate_core::home::{self, Home};
 use clickgate_core::log::fault_line;
+use clickgate_core::network::click_ids::{self, Asked, AskedAfter, Detected, Outbox, Step, Ticket};
+use clickgate_core::network::home::{self, Home};
+use clickgate_core::network::local::{ClickKeys, Flush, FlushPolicy, LocalCounts};
+use clickgate_core::network::wire::{Batch, Reply};
 use clickgate_core::report::{self, ConversionRow, HourRows, ReportQuery};
 use clickgate_core::rules::Counters;
 use clickgate_core::signing::{self, ReplayAnswer};
@@ -146,7 +147,7 @@ async fn drive(env: &Env, network: &Id, home: &Home, mut step: Flush) {
 pub(crate) mod deadline {
     /// A batch of click-id replay checks: the clicks waiting on it are judged by
     /// `on_replay_store_fault` once this has passed, as the README promises.
-    pub const REPLAY_MS: u64 = clickgate_core::click_ids::LOST_AFTER_MS;
+    pub const REPLAY_MS: u64 = clickgate_core::network::click_ids::LOST_AFTER_MS;
     /// A postback's duplicate lookup: past it the conversion is judged on its other checks.
     pub const CONVERSION_MS: u64 = 5_000;
     /// An operator's block, lift or explain, the directory's network list, and each network's
@@ -231,7 +232,7 @@ pub enum Replay<W> {
 /// Asks the replay object whether a network's click id was used before (and records this use).
 /// The one Durable Object call a click waits for: only signed clicks that carry a click id make it,
 /// and not when this isolate already knows the id in use. The question goes out with the others
-/// that arrive meanwhile (`clickgate_core::click_ids`): the click whose question finds its object idle
+/// that arrive meanwhile (`clickgate_core::network::click_ids`): the click whose question finds its object idle
 /// sends; the others look again every millisecond, and the first to find the object idle sends
 /// the questions queued by then.
 pub fn replay(

@@ -3,10 +3,12 @@
 
 use crate::click::{route, ClientInfo, Id, Route};
 use crate::config::Config;
-use crate::counts::{Flush, FlushPolicy, LocalCounts, NetworkCounts, Reply};
 use crate::decide::{decide, Observed};
 use crate::flood::Thresholds;
 use crate::http::click_response;
+use crate::network::local::{Flush, FlushPolicy, LocalCounts};
+use crate::network::store::NetworkCounts;
+use crate::network::wire::Reply;
 use crate::token::{TokenKey, NONCE_LEN};
 use crate::verdict::Decision;
 
