@@ -14,9 +14,9 @@
 //!
 //! What is counted:
 //! - clicks per IP on an offer of the network, in whole UTC hours: a window of `W` hours is the
-//!   current hour and the `W - 1` before it; hours older than [`RETAIN_HOURS`](super::store::RETAIN_HOURS) are dropped;
-//! - distinct sub IDs per offer of the network in the current UTC day, as a
-//!   [`HyperLogLog`](crate::hll::HyperLogLog).
+//!   current hour and the `W - 1` before it; hours older than
+//!   [`RETAIN_HOURS`](super::store::RETAIN_HOURS) are dropped;
+//! - distinct sub IDs per offer of the network in the current UTC day, as a [`HyperLogLog`].
 //!
 //! IPs are kept as 64-bit hashes, never as text: the object needs to tell them apart, not read them.
 
