@@ -1,9 +1,10 @@
 //! The network's Durable Object.
 //!
 //! One object per network listed in the config (the `aff_id`), and 16 shared by the networks that
-//! are not (`clickgate_core::home`), adds up the duplicate-IP and sub-ID counts every isolate sends
-//! it in batches (`clickgate_core::counts`), keeps the flood state and the fraud report's hours. It
-//! only moves bytes: the arithmetic is the core's.
+//! are not (`clickgate_core::network::home`), adds up the duplicate-IP and sub-ID counts every
+//! isolate sends it in batches (`clickgate_core::network::store`), keeps the flood state and the
+//! fraud report's hours. It only moves bytes: what a request says is read by
+//! `clickgate_core::network::wire`, and the arithmetic is the core's.
 //!
 //! The same class also keeps the networks' click-id replay records, in objects of their own
 //! (`replay:{network}:{shard}`, see `clickgate_core::signing`), so one busy network's records are
@@ -16,19 +17,19 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use clickgate_core::click::Id;
-use clickgate_core::click_ids;
-use clickgate_core::conversion;
-use clickgate_core::counts::{Batch, NetworkCounts, Reply, StoreKey};
-use clickgate_core::flood::Event;
-use clickgate_core::home::{self, Space};
+use clickgate_core::conversion::{self, Seen};
 use clickgate_core::log::fault_line;
+use clickgate_core::network::click_ids;
+use clickgate_core::network::home::{self, Space};
+use clickgate_core::network::store::{NetworkCounts, StoreKey};
+use clickgate_core::network::wire::{self, Batch, ConversionUse, ObjectRequest, Operation, Reply};
 use clickgate_core::report;
 use clickgate_core::signing;
 use worker::js_sys::{Object, Reflect};
 use worker::wasm_bindgen::JsValue;
 use worker::{
-    console_error, console_log, durable_object, Delay, DurableObject, Env, ListOptions, Method,
-    Request, Response, Result, State, Storage,
+    console_error, console_log, durable_object, Delay, DurableObject, Env, ListOptions, Request,
+    Response, Result, State, Storage,
 };
 
 use crate::objects::{ask, deadline};
@@ -89,49 +90,32 @@ impl DurableObject for Network {
             Some(InjectedFault::Hang) => Delay::from(Duration::from_secs(600)).await,
             Some(InjectedFault::Error) => return Response::error("injected fault", 500),
         }
-        if req.method() != Method::Post {
-            return Response::error("POST /batch or /replay only", 404);
-        }
         // The raw URL, split by the core: parsing it into a `Url` brings the url crate (and its
         // tables) into the Worker.
         let url = req.inner().url();
-        let (_, query) = clickgate_core::click::split_url(&url);
-        let space = match Space::from_query(query) {
-            Ok(space) => space,
-            Err(e) => return Response::error(e, 400),
+        let (path, query) = clickgate_core::click::split_url(&url);
+        let method = req.method();
+        let body = req.text().await?;
+        let request = match ObjectRequest::parse(method.as_ref(), path, query, &body) {
+            Ok(request) => request,
+            Err(e) => return Response::error(e.to_string(), e.status()),
         };
-        let space = &space;
-        match req.path().as_str() {
-            "/batch" => {}
-            "/replay" => return self.replay(space, &req.text().await?).await,
-            "/operate" => return self.operate(space, &req.text().await?).await,
-            "/conversion" => return self.conversion(space, &req.text().await?).await,
-            "/report" => return self.report(space, &req.text().await?).await,
-            "/explain" => return self.explain(space, &req.text().await?).await,
-            "/list" => return self.list(&req.text().await?).await,
-            "/networks" => return self.networks(&req.text().await?).await,
-            _ => return Response::error("POST /batch or /replay only", 404),
+        match request {
+            ObjectRequest::Batch { space, batch } => self.batch(&space, &batch).await,
+            ObjectRequest::ClickIds { space, uses } => self.replay(&space, &uses).await,
+            ObjectRequest::Conversion { space, conversion } => {
+                self.conversion(&space, conversion).await
+            }
+            ObjectRequest::Operate { space, operation } => self.operate(&space, operation).await,
+            ObjectRequest::Report {
+                space,
+                from_hour,
+                to_hour,
+            } => self.report(&space, from_hour, to_hour).await,
+            ObjectRequest::Explain { space, key } => self.explain(&space, &key).await,
+            ObjectRequest::List { object, day } => self.list(&object, day).await,
+            ObjectRequest::Networks { since_day } => self.networks(since_day).await,
         }
-        let batch = match Batch::parse(&req.text().await?) {
-            Ok(batch) => batch,
-            Err(e) => return Response::error(e, 400),
-        };
-        if !space.admits(&batch.network) {
-            return Response::error("a batch of another network", 400);
-        }
-        let now_ms = crate::now_ms();
-        let reply = self
-            .with_stored(space, batch.storage_keys(), |counts| {
-                counts.apply(&batch, now_ms)
-            })
-            .await?;
-        self.schedule_sweep(now_ms).await?;
-        if let Space::Of(network) = space {
-            self.list_member(network, now_ms).await?;
-        }
-        self.list_network(&space.listing(&batch.network), now_ms)
-            .await;
-        Response::ok(reply.to_json())
     }
 
     /// Once a day, after 00:00 UTC: deletes yesterday's sketches and histories no window reaches.
@@ -170,15 +154,29 @@ impl DurableObject for Network {
 }
 
 impl Network {
-    /// A batch of click-id uses (`clickgate_core::click_ids`), answered in order.
-    async fn replay(&self, space: &Space, body: &str) -> Result<Response> {
-        let questions = match click_ids::parse_questions(body) {
-            Ok(q) => q,
-            Err(e) => return Response::error(e, 400),
-        };
+    /// An isolate's counts: added once, answered with the totals of their keys and the block.
+    async fn batch(&self, space: &Space, batch: &Batch) -> Result<Response> {
+        let now_ms = crate::now_ms();
+        let reply = self
+            .with_stored(space, batch.storage_keys(), |counts| {
+                counts.apply(batch, now_ms)
+            })
+            .await?;
+        self.schedule_sweep(now_ms).await?;
+        if let Space::Of(network) = space {
+            self.list_member(network, now_ms).await?;
+        }
+        self.list_network(&space.listing(&batch.network), now_ms)
+            .await;
+        Response::ok(reply.to_json())
+    }
+
+    /// A batch of click-id uses (`clickgate_core::network::click_ids`), answered in order.
+    async fn replay(&self, space: &Space, uses: &[(String, u64)]) -> Result<Response> {
+        let questions: Vec<(&str, u64)> = uses.iter().map(|(k, e)| (k.as_str(), *e)).collect();
         let now_ms = crate::now_ms();
         let used = self.used_before(space, &questions, now_ms).await?;
-        Response::ok(click_ids::answer_body(&used))
+        Response::ok(wire::encode_click_id_answers(&used))
     }
 
     /// Whether each of these uses (click ids, a click's conversion event) repeats one made before
@@ -209,14 +207,10 @@ impl Network {
         Ok(used)
     }
 
-    /// An operator's `block\n{by}` or `unblock\n{by}`; answers with the block left in force.
-    async fn operate(&self, space: &Space, body: &str) -> Result<Response> {
+    /// An operator's block or lift; answers with the block left in force.
+    async fn operate(&self, space: &Space, operation: Operation) -> Result<Response> {
         let now_ms = crate::now_ms();
-        let event = match body.split_once('\n') {
-            Some(("block", by)) => Event::Impose { by: by.to_owned() },
-            Some(("unblock", by)) => Event::Lift { by: by.to_owned() },
-            _ => return Response::error("expected `block|unblock\\n<by>`", 400),
-        };
+        let event = operation.event();
         let block = self
             .with_stored(space, vec![StoreKey::Flood.to_string()], |counts| {
                 counts.operate(event, now_ms)
@@ -229,49 +223,42 @@ impl Network {
         Response::ok(reply.to_json())
     }
 
-    /// One conversion report: `cv/<key>\n<expires ms>\n<1 to count it>`, optionally followed by
-    /// `\ncv/<click key>\n<max approved>` for one that would be approved; answers `fresh`,
-    /// `replayed`, or `capped` when the click already holds `max` approvals. A click's approvals
-    /// are kept as use records `<click key>/<n>`, so the daily sweep expires them like the rest.
-    /// A fresh one that counts adds to the flood day's conversions.
-    async fn conversion(&self, space: &Space, body: &str) -> Result<Response> {
-        let mut parts = body.split('\n');
-        let (Some(key), Some(Ok(expires_ms)), Some(counts)) = (
-            parts.next().filter(|k| k.starts_with("cv/")),
-            parts.next().map(str::parse::<u64>),
-            parts.next(),
-        ) else {
-            return Response::error("expected `cv/<key>\\n<expires ms>\\n<0|1>`", 400);
-        };
-        let approvals = match (parts.next(), parts.next().map(str::parse::<u32>)) {
-            (Some(k), Some(Ok(max))) if k.starts_with("cv/") => Some((k, max)),
-            (None, None) => None,
-            _ => return Response::error("expected `cv/<click key>\\n<max approved>`", 400),
-        };
+    /// One conversion report: its event key, used once until it expires; with `approvals`, its
+    /// click's key and the most approved conversions it may hold. Answers fresh, a duplicate, or
+    /// capped when the click already holds `max` approvals. A click's approvals are kept as use
+    /// records `<click key>/<n>`, so the daily sweep expires them like the rest. A fresh one that
+    /// counts adds to the flood day's conversions.
+    async fn conversion(&self, space: &Space, conversion: ConversionUse) -> Result<Response> {
+        let ConversionUse {
+            key,
+            expires_ms,
+            counts,
+            approvals,
+        } = conversion;
         let now_ms = crate::now_ms();
         let seen = self
-            .used_before(space, &[(key, expires_ms)], now_ms)
+            .used_before(space, &[(key.as_str(), expires_ms)], now_ms)
             .await?
             .contains(&true);
         if seen {
-            return Response::ok("replayed");
+            return Response::ok(wire::encode_seen(Seen::Duplicate));
         }
         if let Some((click_key, max)) = approvals {
-            let slots = conversion::approval_slots(click_key, max);
+            let slots = conversion::approval_slots(&click_key, max);
             let stored = read(&self.state, space, slots.clone()).await?;
             let Some(slot) = conversion::free_approval_slot(&slots, &stored, now_ms) else {
-                return Response::ok("capped");
+                return Response::ok(wire::encode_seen(Seen::Capped));
             };
             self.used_before(space, &[(slot, expires_ms)], now_ms)
                 .await?;
         }
-        if counts == "1" {
+        if counts {
             self.with_stored(space, vec![StoreKey::Flood.to_string()], |c| {
                 c.count_conversion(now_ms)
             })
             .await?;
         }
-        Response::ok("fresh")
+        Response::ok(wire::encode_seen(Seen::Fresh))
     }
 
     /// The one way the object changes its counts: load `keys` from storage, let the core step
@@ -296,15 +283,9 @@ impl Network {
         Ok(out)
     }
 
-    /// The hours of the report in `from_hour\nto_hour`, as stored: the space's, or for a shared
+    /// The hours of the report from `from` up to `to`, as stored: the space's, or for a shared
     /// object's members every network listed in it since the first hour's day.
-    async fn report(&self, space: &Space, body: &str) -> Result<Response> {
-        let Some((from, to)) = body
-            .split_once('\n')
-            .and_then(|(f, t)| Some((f.parse::<u32>().ok()?, t.parse::<u32>().ok()?)))
-        else {
-            return Response::error("expected `<from hour>\\n<to hour>`", 400);
-        };
+    async fn report(&self, space: &Space, from: u32, to: u32) -> Result<Response> {
         if *space != Space::Members {
             return Response::ok(self.hours(space, from, to).await?);
         }
@@ -362,9 +343,6 @@ impl Network {
 
     /// One click's kept decision by its explain key; empty when there is none.
     async fn explain(&self, space: &Space, key: &str) -> Result<Response> {
-        if !matches!(StoreKey::parse(key), Some(StoreKey::Explain(..))) {
-            return Response::error("expected an explain key", 400);
-        }
         let kept = self.state.storage().get::<String>(&space.key(key)).await?;
         Response::ok(kept.unwrap_or_default())
     }
@@ -377,8 +355,11 @@ impl Network {
         if self.listed_day.get() == today {
             return;
         }
-        let body = format!("{name}\n{today}");
-        match ask(&self.env, DIRECTORY, "/list", &body, deadline::LIST_MS).await {
+        let request = ObjectRequest::List {
+            object: name.to_owned(),
+            day: today,
+        };
+        match ask(&self.env, DIRECTORY, &request, deadline::LIST_MS).await {
             Ok(_) => self.listed_day.set(today),
             Err(e) => console_error!("{}", fault_line("directory", &e)),
         }
@@ -393,16 +374,9 @@ impl Network {
         self.state.storage().put(&key, today.to_string()).await
     }
 
-    /// The directory's side of `list_network`: `object\nday`.
-    async fn list(&self, body: &str) -> Result<Response> {
-        let Some((network, day)) = body
-            .split_once('\n')
-            .filter(|(n, _)| home::is_listable(n))
-            .and_then(|(n, d)| Some((n, d.parse::<u32>().ok()?)))
-        else {
-            return Response::error("expected `<object>\\n<day>`", 400);
-        };
-        let key = format!("n/{network}");
+    /// The directory's side of `list_network`: `object` had report data on `day`.
+    async fn list(&self, object: &str, day: u32) -> Result<Response> {
+        let key = format!("n/{object}");
         let storage = self.state.storage();
         let stored = storage
             .get::<String>(&key)
@@ -412,15 +386,12 @@ impl Network {
             storage.put(&key, day.to_string()).await?;
         }
         self.schedule_sweep(crate::now_ms()).await?;
-        Response::ok("listed")
+        Response::ok(wire::LISTED)
     }
 
-    /// The directory's networks with report data on or after the day in `body`, one per line.
-    async fn networks(&self, body: &str) -> Result<Response> {
-        let Ok(since) = body.trim().parse::<u32>() else {
-            return Response::error("expected a day number", 400);
-        };
-        let mut out = String::new();
+    /// The directory's objects with report data on or after `since`.
+    async fn networks(&self, since: u32) -> Result<Response> {
+        let mut out = Vec::new();
         let storage = self.state.storage();
         let mut after: Option<String> = None;
         loop {
@@ -429,14 +400,13 @@ impl Network {
             after = Some(last.clone());
             for (key, day) in &page {
                 if day.parse::<u32>().is_ok_and(|d| d >= since) {
-                    if let Some(network) = key.strip_prefix("n/") {
-                        out.push_str(network);
-                        out.push('\n');
+                    if let Some(object) = key.strip_prefix("n/") {
+                        out.push(object.to_owned());
                     }
                 }
             }
         }
-        Response::ok(out)
+        Response::ok(wire::encode_objects(out.iter().map(String::as_str)))
     }
 
     async fn schedule_sweep(&self, now_ms: u64) -> Result<()> {

@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use clickgate_core::admin::Action;
 use clickgate_core::click::Id;
-use clickgate_core::click_ids::{self, Outbox, Step};
 use clickgate_core::conversion::Seen;
-use clickgate_core::counts::{Batch, Flush, FlushPolicy, LocalCounts, Reply};
 use clickgate_core::flood::FloodBlock;
-use clickgate_core::home::{self, Home};
 use clickgate_core::isolate::{Isolate, Question};
 use clickgate_core::log::fault_line;
+use clickgate_core::network::click_ids::{self, Outbox, Step};
+use clickgate_core::network::home::{self, Home, Space};
+use clickgate_core::network::local::{Flush, FlushPolicy, LocalCounts};
+use clickgate_core::network::wire::{self, Batch, ConversionUse, ObjectRequest, Operation, Reply};
 use clickgate_core::report::{self, HourRows, ReportQuery};
 use clickgate_core::signing::ReplayAnswer;
 use futures_util::future::{join_all, select, Either};
@@ -102,7 +103,7 @@ async fn drive(env: &Env, network: &Id, home: &Home, mut step: Flush) {
 pub(crate) mod deadline {
     /// A batch of click-id replay checks: the clicks waiting on it are judged by
     /// `on_replay_store_fault` once this has passed, as the README promises.
-    pub const REPLAY_MS: u64 = clickgate_core::click_ids::LOST_AFTER_MS;
+    pub const REPLAY_MS: u64 = clickgate_core::network::click_ids::LOST_AFTER_MS;
     /// A postback's duplicate lookup: past it the conversion is judged on its other checks.
     pub const CONVERSION_MS: u64 = 5_000;
     /// An operator's block, lift or explain, the directory's network list, and each network's
@@ -114,26 +115,28 @@ pub(crate) mod deadline {
     pub const LIST_MS: u64 = 5_000;
 }
 
-/// One request to a Network object: POST `body` to `path` on the object named `object`; the answer's
-/// text when it is 200 within `deadline_ms`, otherwise why not.
+/// One request to a Network object, sent as the core encodes it to the object named `object`; the
+/// answer's text when it is 200 within `deadline_ms`, otherwise why not.
 pub(crate) async fn ask(
     env: &Env,
     object: &str,
-    path: &str,
-    body: &str,
+    request: &ObjectRequest,
     deadline_ms: u64,
 ) -> std::result::Result<String, String> {
-    let call = Box::pin(ask_now(env, object, path, body));
+    let (method, path, body) = request.encode();
+    let call = Box::pin(ask_now(env, object, method, &path, &body));
     let timer = Box::pin(Delay::from(Duration::from_millis(deadline_ms)));
-    match select(call, timer).await {
+    let answer = match select(call, timer).await {
         Either::Left((answer, _)) => answer,
         Either::Right(((), _)) => Err(format!("{object}{path}: no answer in {deadline_ms} ms")),
-    }
+    };
+    answer
 }
 
 async fn ask_now(
     env: &Env,
     object: &str,
+    method: &str,
     path: &str,
     body: &str,
 ) -> std::result::Result<String, String> {
@@ -144,7 +147,7 @@ async fn ask_now(
     // Built with the runtime's own RequestInit: the SDK's carries every `cf` option (image
     // resizing and the rest) and their names into the Worker for nothing.
     let init = web_sys::RequestInit::new();
-    init.set_method("POST");
+    init.set_method(method);
     init.set_body(&JsValue::from_str(body));
     let request = web_sys::Request::new_with_str_and_init(&format!("https://network{path}"), &init)
         .map(Request::from)
@@ -161,16 +164,11 @@ async fn ask_now(
 }
 
 async fn send(env: &Env, home: &Home, batch: &Batch) -> std::result::Result<Reply, String> {
-    Reply::parse(
-        &ask(
-            env,
-            &home.object(),
-            &home.path("/batch"),
-            &batch.to_json(),
-            deadline::BATCH_MS,
-        )
-        .await?,
-    )
+    let request = ObjectRequest::Batch {
+        space: home.space(),
+        batch: batch.clone(),
+    };
+    Reply::parse(&ask(env, &home.object(), &request, deadline::BATCH_MS).await?)
 }
 
 /// How often a click waiting for its replay answer looks again. It looks on its own timer, so
@@ -180,7 +178,7 @@ const REPLAY_LOOK_MS: u64 = 1;
 /// Waits for the replay object's answer to a click's id: the one Durable Object call a click
 /// waits for (only signed clicks that carry a click id and ask before their redirect, and not when
 /// this isolate already knows the id in use). The question goes out with the others that arrive
-/// meanwhile (`clickgate_core::click_ids`): the click whose question found its object idle sends;
+/// meanwhile (`clickgate_core::network::click_ids`): the click whose question found its object idle sends;
 /// the others look again every millisecond, and the first to find the object idle sends the
 /// questions queued by then.
 pub async fn wait_for_answer(env: &Env, question: Question) -> ReplayAnswer {
@@ -248,22 +246,20 @@ fn with_outbox<T>(f: impl FnOnce(&mut Outbox) -> T) -> T {
 /// Sends one batch of click ids and records each click's answer for it to collect; logs the ids
 /// asked after their redirect that the object had seen.
 async fn send_replay_batch(env: &Env, batch: &click_ids::Questions) {
-    let answers = ask(
-        env,
-        &batch.object,
-        "/replay",
-        &batch.body,
-        deadline::REPLAY_MS,
-    )
-    .await
-    .and_then(|text| click_ids::parse_answers(&text, batch.tickets.len()))
-    .unwrap_or_else(|e| {
-        console_error!(
-            "{}",
-            fault_line("replay_store", &format!("{}: {e}", batch.object))
-        );
-        vec![ReplayAnswer::Unavailable; batch.tickets.len()]
-    });
+    let request = ObjectRequest::ClickIds {
+        space: Space::Whole,
+        uses: batch.uses.clone(),
+    };
+    let answers = ask(env, &batch.object, &request, deadline::REPLAY_MS)
+        .await
+        .and_then(|text| wire::parse_click_id_answers(&text, batch.tickets.len()))
+        .unwrap_or_else(|e| {
+            console_error!(
+                "{}",
+                fault_line("replay_store", &format!("{}: {e}", batch.object))
+            );
+            vec![ReplayAnswer::Unavailable; batch.tickets.len()]
+        });
     for detected in with_outbox(|o| o.returned(batch, &answers)) {
         console_log!("{}", detected.log_line());
     }
@@ -276,18 +272,15 @@ pub async fn operate(
     home: &Home,
     action: &Action,
 ) -> std::result::Result<Option<FloodBlock>, String> {
-    let body = match action {
-        Action::Block { by, .. } => format!("block\n{by}"),
-        Action::Unblock { by, .. } => format!("unblock\n{by}"),
+    let operation = match action {
+        Action::Block { by, .. } => Operation::Block { by: by.clone() },
+        Action::Unblock { by, .. } => Operation::Unblock { by: by.clone() },
     };
-    let text = ask(
-        env,
-        &home.object(),
-        &home.path("/operate"),
-        &body,
-        deadline::ADMIN_MS,
-    )
-    .await?;
+    let request = ObjectRequest::Operate {
+        space: home.space(),
+        operation,
+    };
+    let text = ask(env, &home.object(), &request, deadline::ADMIN_MS).await?;
     Reply::parse(&text).map(|r| r.block)
 }
 
@@ -303,29 +296,22 @@ pub async fn conversion_seen(
     counts: bool,
     approvals: Option<(String, u32)>,
 ) -> Option<Seen> {
-    let mut body = format!("{key}\n{expires_ms}\n{}", u8::from(counts));
-    if let Some((key, max)) = approvals {
-        body.push_str(&format!("\n{key}\n{max}"));
-    }
-    let answer = ask(
-        env,
-        &home.object(),
-        &home.path("/conversion"),
-        &body,
-        deadline::CONVERSION_MS,
-    )
-    .await;
-    match answer.as_deref() {
-        Ok("fresh") => Some(Seen::Fresh),
-        Ok("replayed") => Some(Seen::Duplicate),
-        Ok("capped") => Some(Seen::Capped),
-        other => {
+    let request = ObjectRequest::Conversion {
+        space: home.space(),
+        conversion: ConversionUse {
+            key: key.to_owned(),
+            expires_ms,
+            counts,
+            approvals,
+        },
+    };
+    let answer = ask(env, &home.object(), &request, deadline::CONVERSION_MS).await;
+    match answer.and_then(|text| wire::parse_seen(&text)) {
+        Ok(seen) => Some(seen),
+        Err(e) => {
             console_error!(
                 "{}",
-                fault_line(
-                    "conversion_store",
-                    &format!("{}: {other:?}", home.network())
-                )
+                fault_line("conversion_store", &format!("{}: {e}", home.network()))
             );
             None
         }
@@ -339,23 +325,20 @@ pub async fn report(
     env: &Env,
     query: &ReportQuery,
 ) -> std::result::Result<(Vec<(String, Vec<(u32, HourRows)>)>, Vec<String>), String> {
-    let listed = ask(
-        env,
-        DIRECTORY,
-        "/networks",
-        &query.from_day().to_string(),
-        deadline::ADMIN_MS,
-    )
-    .await?;
-    let objects: Vec<String> = listed.lines().map(str::to_owned).collect();
-    let body = format!("{}\n{}", query.from_hour, query.to_hour);
+    let listed = ObjectRequest::Networks {
+        since_day: query.from_day(),
+    };
+    let objects = wire::parse_objects(&ask(env, DIRECTORY, &listed, deadline::ADMIN_MS).await?);
     let mut answered = Vec::new();
     let mut missing = Vec::new();
     for chunk in objects.chunks(REPORT_FAN_OUT) {
-        let body = body.as_str();
         let answers = join_all(chunk.iter().map(|object| {
-            let path = home::report_path(object);
-            async move { ask(env, object, &path, body, deadline::ADMIN_MS).await }
+            let request = ObjectRequest::Report {
+                space: home::report_space(object),
+                from_hour: query.from_hour,
+                to_hour: query.to_hour,
+            };
+            async move { ask(env, object, &request, deadline::ADMIN_MS).await }
         }))
         .await;
         for (object, answer) in chunk.iter().zip(answers) {
@@ -377,8 +360,11 @@ pub async fn explanation(
     home: &Home,
     key: &str,
 ) -> std::result::Result<Option<String>, String> {
-    let path = home.path("/explain");
-    let text = ask(env, &home.object(), &path, key, deadline::ADMIN_MS).await?;
+    let request = ObjectRequest::Explain {
+        space: home.space(),
+        key: key.to_owned(),
+    };
+    let text = ask(env, &home.object(), &request, deadline::ADMIN_MS).await?;
     Ok((!text.is_empty()).then_some(text))
 }
 

@@ -525,7 +525,7 @@ fn networks_not_in_the_config_share_sixteen_objects_and_each_keeps_its_own_count
     // the report asked each of them. Networks the config does not list now live in 16 shared
     // objects, each network under its own keys there.
     use clickgate_core::config::Config;
-    use clickgate_core::home::{Home, SHARED_OBJECTS};
+    use clickgate_core::network::home::{Home, SHARED_OBJECTS};
     const TOKEN: &str = "shared-admin-token-shared-admin";
     const MADE_UP: usize = 400;
     let w = started_with_demo(&[("COUNTS_FLUSH_MS", "100"), ("ADMIN_TOKEN", TOKEN)]);

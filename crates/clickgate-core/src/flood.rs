@@ -3,7 +3,7 @@
 //!
 //! The network's object owns its day as a [`FloodState`] and advances it with [`FloodState::step`], a
 //! pure function of the state, an event and the time. The isolates send per-minute click counts in
-//! their batches (see [`crate::counts`]) and cache the block state the object answers with.
+//! their batches (see [`crate::network::store`]) and cache the block state the object answers with.
 //!
 //! A network trips when, over the last 60 minutes (whole UTC minutes, this one included):
 //!

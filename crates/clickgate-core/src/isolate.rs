@@ -15,16 +15,18 @@
 use std::sync::Arc;
 
 use crate::click::{self, ClickParams, ClientInfo, Id, Route};
-use crate::click_ids::{Asked, AskedAfter, Detected, Outbox, Questions, Step, Ticket};
 use crate::config::networks::ReplayCheck;
 use crate::config::Config;
-use crate::counts::{ClickKeys, Flush, FlushPolicy, LocalCounts, NetworkCounts, Reply};
 use crate::decide::{decide, Observed};
 use crate::flood::Thresholds;
-use crate::home::Home;
 use crate::http::{self, click_response, HttpResponse};
 use crate::ip::client_ip;
 use crate::log::fault_line;
+use crate::network::click_ids::{Asked, AskedAfter, Detected, Outbox, Questions, Step, Ticket};
+use crate::network::home::Home;
+use crate::network::local::{ClickKeys, Flush, FlushPolicy, LocalCounts};
+use crate::network::store::NetworkCounts;
+use crate::network::wire::Reply;
 use crate::report::{self, ConversionRow, DataPoint};
 use crate::signing::{self, Breakers, Check, ReplayAnswer};
 use crate::token::{TokenKey, NONCE_LEN};
@@ -551,8 +553,8 @@ mod tests {
         assert!(done.bytes > 1000, "{done:?}");
     }
 
-    use crate::counts::Flush;
     use crate::flood::{FloodBlock, FloodCause};
+    use crate::network::local::Flush;
     use serde_json::Value;
 
     /// 2026-06-01T00:00:00Z.

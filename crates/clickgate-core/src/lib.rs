@@ -15,14 +15,16 @@
 //!    its path: fields and ranges, offers, lists, [`config::rules`], [`config::networks`] (signing
 //!    and flood settings), [`config::postbacks`], and [`config::cache`] (the isolate's copy).
 //! 4. The judges: [`rules`] (a rule's filters over a click, scored into a probability), [`signing`]
-//!    (the networks' click signatures and their breaker), [`click_ids`] (click ids asked of
-//!    their replay object in batches), [`conversion`] (a postback judged against its click).
+//!    (the networks' click signatures and their breaker), [`conversion`] (a postback judged against
+//!    its click).
 //! 5. The decision: [`decide`] (click + config + what the edge observed + now → the outcome and its
 //!    log line).
 //! 6. The fraud report's rows and queries: [`report`].
-//! 7. State shared through the network's Durable Object: [`home`] (which object keeps a network's
-//!    state, its own or a shared one, and under which keys), [`counts`] (the isolate's counts, the
-//!    object's stored counts, their wire formats and keys).
+//! 7. State shared through the network's Durable Object: [`network`]: [`network::home`] (which
+//!    object keeps a network's state, its own or a shared one, and under which keys),
+//!    [`network::wire`] (every request the object serves and its answers), [`network::local`] (the
+//!    isolate's counts and when it sends them), [`network::store`] (the object's counts and their
+//!    keys), [`network::click_ids`] (click ids asked of their replay object in batches).
 //! 8. The operator's API: [`admin`].
 //! 9. Answers over HTTP: [`http`] (the one place a decision becomes a response: the 1021 contract).
 //! 10. The whole click, and tools over it: [`isolate`] (the click's checks in their order over the
@@ -32,20 +34,18 @@
 
 pub mod admin;
 pub mod click;
-pub mod click_ids;
 pub mod config;
 pub mod conversion;
-pub mod counts;
 pub mod decide;
 pub mod flood;
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod fuzz;
 pub mod hll;
-pub mod home;
 pub mod http;
 pub mod ip;
 pub mod isolate;
 pub mod log;
+pub mod network;
 pub mod report;
 pub mod rules;
 pub mod signing;

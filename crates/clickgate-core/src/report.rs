@@ -2,7 +2,7 @@
 //!
 //! Every decided click and every judged conversion adds to a [`Tally`] under its hour, advertiser
 //! and offer. The isolate sums them with the network's other counts and sends them in the same
-//! batch (see [`crate::counts`]), so the report costs the click no extra request and is applied
+//! batch (see [`crate::network::store`]), so the report costs the click no extra request and is applied
 //! exactly once. The network's object keeps one storage key per UTC hour ([`HourRows`]); a report
 //! asks every network's object for the hours it covers and [`aggregate`]s the answers into
 //! groups.
@@ -16,7 +16,7 @@
 //! - at most [`MAX_ROWS_PER_HOUR`] advertiser × offer rows per network and hour: later pairs are
 //!   summed into the offer [`OTHER`];
 //! - at most [`MAX_EXPLAINED_PER_HOUR`] explanations per network and hour, and an isolate keeps at
-//!   most [`crate::counts::MAX_EXPLAINED_PER_MINUTE`] per network and minute.
+//!   most [`crate::network::local::MAX_EXPLAINED_PER_MINUTE`] per network and minute.
 
 use std::collections::BTreeMap;
 
@@ -886,7 +886,7 @@ mod tests {
 
     #[test]
     fn a_link_preview_is_counted_nowhere() {
-        use crate::counts::{Flush, FlushPolicy, LocalCounts};
+        use crate::network::local::{Flush, FlushPolicy, LocalCounts};
         // Offer 2's rule runs the bot filter: the preview fetcher is redirected, and neither the
         // flood count nor the report sees it.
         let preview = click(
@@ -915,7 +915,7 @@ mod tests {
     #[test]
     fn rows_are_keyed_by_hour_advertiser_and_offer() {
         let row_of = |out: &ClickOutcome| {
-            use crate::counts::{Flush, FlushPolicy, LocalCounts};
+            use crate::network::local::{Flush, FlushPolicy, LocalCounts};
             let mut isolate = LocalCounts::new(1, FlushPolicy::default());
             isolate.record_outcome(out, "", Default::default(), &[1; 8]);
             let Flush::Send(batch) = isolate.flush(&out.click.aff_id, NOW + 60_000) else {
@@ -1036,7 +1036,8 @@ mod tests {
         let explain = explain_key(hour, &[0xab; 8]);
         assert_eq!(explain, format!("explain/{hour:08}/abababababababab"));
         // The object's sweep judges its keys by kind.
-        let expired = |key: &str, now| crate::counts::NetworkCounts::expired_key(key, "", now);
+        let expired =
+            |key: &str, now| crate::network::store::NetworkCounts::expired_key(key, "", now);
         assert!(!expired(&report, NOW));
         assert!(!expired(&report, NOW + 89 * day_ms));
         assert!(expired(&report, NOW + 90 * day_ms));
@@ -1284,8 +1285,8 @@ mod tests {
 
     #[test]
     fn a_flood_of_flagged_clicks_is_counted_in_full_and_sampled_for_explain() {
-        use crate::counts::{Flush, FlushPolicy, LocalCounts, MAX_EXPLAINED_PER_MINUTE};
         use crate::flood::Thresholds;
+        use crate::network::local::{Flush, FlushPolicy, LocalCounts, MAX_EXPLAINED_PER_MINUTE};
         let policy = FlushPolicy {
             max_keys: usize::MAX,
             max_clicks: u32::MAX,
@@ -1316,8 +1317,9 @@ mod tests {
 
     #[test]
     fn the_report_travels_with_the_counts_and_is_stored_exactly_once() {
-        use crate::counts::{Flush, FlushPolicy, LocalCounts, NetworkCounts, StoreKey};
         use crate::flood::Thresholds;
+        use crate::network::local::{Flush, FlushPolicy, LocalCounts};
+        use crate::network::store::{NetworkCounts, StoreKey};
         let mut isolate = LocalCounts::new(1, FlushPolicy::default());
         let clicks = [
             click("offer_id=1&aff_id=n1", "192.0.2.1", BROWSER, NOW),

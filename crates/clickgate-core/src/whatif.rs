@@ -17,9 +17,10 @@ use serde_json::Value;
 
 use crate::click::{ClickParams, ClientInfo, Id};
 use crate::config::Config;
-use crate::counts::{ClickKeys, NetworkCounts};
 use crate::decide::{decide, ClickOutcome, Observed};
 use crate::flood::{Event, FloodCause, FloodState, Outcome, Thresholds};
+use crate::network::local::ClickKeys;
+use crate::network::store::NetworkCounts;
 use crate::rules::Counters;
 use crate::time::{parse_instant, MINUTE_MS};
 use crate::token::TokenKey;
@@ -169,7 +170,7 @@ fn split_csv(line: &str) -> Result<Vec<String>, String> {
 }
 
 /// Duplicate-IP and distinct-sub-ID counts, recomputed over clicks fed in time order with the
-/// same arithmetic as the networks' objects (see [`crate::counts`]): what the edge converges to
+/// same arithmetic as the networks' objects (see [`crate::network::store`]): what the edge converges to
 /// once every isolate has flushed.
 #[derive(Debug, Default)]
 pub struct Counting {

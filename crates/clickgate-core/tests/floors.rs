@@ -23,16 +23,10 @@ const FLOORS: &[(&str, &[&str])] = &[
     ),
     ("the request", &["click", "token", "flood"]),
     ("the config document, compiled", &["config"]),
-    (
-        "the judges",
-        &["rules", "signing", "click_ids", "conversion"],
-    ),
+    ("the judges", &["rules", "signing", "conversion"]),
     ("the decision", &["decide"]),
     ("the fraud report's rows", &["report"]),
-    (
-        "state shared through the network's object",
-        &["home", "counts"],
-    ),
+    ("state shared through the network's object", &["network"]),
     ("the operator's API", &["admin"]),
     ("answers over HTTP", &["http"]),
     (

@@ -132,7 +132,7 @@ pub struct Config {
     pub networks: FxHashMap<Id, networks::Policy>,
     /// Flood thresholds of the networks that set their own; the others use the defaults.
     pub flood: FxHashMap<Id, crate::flood::Thresholds>,
-    /// Every network `networks[]` lists: each has an object of its own (see [`crate::home`]).
+    /// Every network `networks[]` lists: each has an object of its own (see [`crate::network::home`]).
     pub listed: FxHashSet<Id>,
     /// How each advertiser's conversion postbacks are checked, from `advertisers[]`.
     pub postbacks: FxHashMap<Id, postbacks::PostbackPolicy>,

@@ -41,7 +41,7 @@ pub enum ReplayCheck {
     /// round trip to the store on every such click.
     BeforeRedirect,
     /// The click is redirected at once and its id goes to the store in the isolate's next batch
-    /// ([`crate::click_ids`]). A repeat in the same isolate is refused at once; one elsewhere is refused
+    /// ([`crate::network::click_ids`]). A repeat in the same isolate is refused at once; one elsewhere is refused
     /// once the store has answered, and one that arrives before that is redirected and logged
     /// (`replay_detected`).
     AfterRedirect,

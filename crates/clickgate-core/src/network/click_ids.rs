@@ -27,7 +27,7 @@
 //! question per isolate.
 //!
 //! The wire form is one question per line, `r/<key> <expires ms>`, and one answer per line,
-//! `fresh` or `replayed`, in the same order.
+//! `fresh` or `replayed`, in the same order ([`super::wire::ObjectRequest::ClickIds`]).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -41,13 +41,12 @@ pub const MAX_BATCH: usize = 128;
 pub type Ticket = u64;
 
 /// One request to a replay object: whose questions it carries, in order, the uses they ask about
-/// (key, expiry), its body, and when it was sent.
+/// (key, expiry), and when it was sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Questions {
     pub object: String,
     pub tickets: Vec<Ticket>,
     pub uses: Vec<(String, u64)>,
-    pub body: String,
     pub sent_ms: u64,
 }
 
@@ -397,60 +396,12 @@ fn take_if_idle(
         .map(|q| (q.ticket, (q.key, q.expires_ms)))
         .unzip();
     lane.out.clone_from(&tickets);
-    let lines: Vec<String> = uses.iter().map(|(k, e)| format!("{k} {e}")).collect();
     Some(Questions {
         object: object.to_owned(),
         tickets,
-        body: lines.join("\n"),
         uses,
         sent_ms: now_ms,
     })
-}
-
-/// The object's answer to a batch of `n` questions, in order. A short, long or garbled answer is a
-/// fault for the whole batch: no click is told it is fresh on a guess.
-pub fn parse_answers(text: &str, n: usize) -> Result<Vec<ReplayAnswer>, String> {
-    let answers = text
-        .lines()
-        .map(|line| match line {
-            "fresh" => Ok(ReplayAnswer::Fresh),
-            "replayed" => Ok(ReplayAnswer::Replayed),
-            other => Err(format!("unexpected answer `{other}`")),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if answers.len() != n {
-        return Err(format!("{} answers for {n} questions", answers.len()));
-    }
-    Ok(answers)
-}
-
-/// The object's side: parses a batch's body into `(key, expires_ms)` questions. The one-question
-/// form of earlier versions, `r/<key>\n<expires ms>`, is read too: while a deploy rolls out, old
-/// isolates still send it, and the one-line answer is the same.
-pub fn parse_questions(body: &str) -> Result<Vec<(&str, u64)>, String> {
-    if let Some((key, Ok(expires_ms))) = body
-        .split_once('\n')
-        .filter(|(k, _)| k.starts_with("r/") && !k.contains(' '))
-        .map(|(k, e)| (k, e.parse::<u64>()))
-    {
-        return Ok(vec![(key, expires_ms)]);
-    }
-    let questions = body
-        .lines()
-        .map(|line| {
-            line.split_once(' ')
-                .filter(|(k, _)| k.starts_with("r/"))
-                .and_then(|(k, e)| Some((k, e.parse::<u64>().ok()?)))
-                .ok_or_else(|| format!("expected `r/<key> <expires ms>`, got `{line}`"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if questions.is_empty() || questions.len() > MAX_BATCH {
-        return Err(format!(
-            "a batch holds 1 to {MAX_BATCH} questions, not {}",
-            questions.len()
-        ));
-    }
-    Ok(questions)
 }
 
 /// The object's step for one-time uses, in order: `stored` holds when earlier uses of their keys
@@ -485,20 +436,36 @@ pub fn uses(
     (used, writes)
 }
 
-/// A batch's answer body: `fresh` or `replayed` per question, in order.
-pub fn answer_body(used: &[bool]) -> String {
-    let lines: Vec<&str> = used
-        .iter()
-        .map(|&u| if u { "replayed" } else { "fresh" })
-        .collect();
-    lines.join("\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::network::home::Space;
+    use crate::network::wire::{
+        encode_click_id_answers, parse_click_id_answers, ObjectRequest, WireError, METHOD,
+    };
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// The body the isolate sends for a batch of questions.
+    fn body_of(batch: &Questions) -> String {
+        let request = ObjectRequest::ClickIds {
+            space: Space::Whole,
+            uses: batch.uses.clone(),
+        };
+        request.encode().2
+    }
+
+    /// The uses the object reads from a `/replay` body.
+    fn read(body: &str) -> Result<Vec<(String, u64)>, WireError> {
+        match ObjectRequest::parse(METHOD, "/replay", "", body)? {
+            ObjectRequest::ClickIds { uses, .. } => Ok(uses),
+            other => panic!("not click ids: {other:?}"),
+        }
+    }
+
+    fn borrowed(uses: &[(String, u64)]) -> Vec<(&str, u64)> {
+        uses.iter().map(|(k, e)| (k.as_str(), *e)).collect()
+    }
 
     const NOW: u64 = 1_800_000_000_000;
 
@@ -516,7 +483,7 @@ mod tests {
         let mut out = Outbox::default();
         let batch = sent(out.ask("replay:net-7:3", 1, "r/a", NOW + 10, NOW));
         assert_eq!(batch.tickets, vec![1]);
-        assert_eq!(batch.body, format!("r/a {}", NOW + 10));
+        assert_eq!(body_of(&batch), format!("r/a {}", NOW + 10));
         assert_eq!(out.answer(1), None, "no answer before the batch is back");
         out.returned(&batch, &[Fresh]);
         assert_eq!(out.answer(1), Some(Fresh));
@@ -543,7 +510,7 @@ mod tests {
         assert_eq!(out.answer(3), None);
         let next = out.take_turn("o", NOW + 1).expect("the queue goes out");
         assert_eq!(next.tickets, vec![2, 3, 4, 5]);
-        assert_eq!(next.body.lines().count(), 4);
+        assert_eq!(body_of(&next).lines().count(), 4);
         // One batch out at a time: the other waiting clicks find nothing to send.
         assert_eq!(out.take_turn("o", NOW + 1), None);
         assert_eq!(out.ask("o", 6, "r/y", NOW, NOW + 1), Asked::Wait);
@@ -621,9 +588,9 @@ mod tests {
             NOW + 20,
             NOW + 30
         );
-        let questions = parse_questions(&body).unwrap();
-        let (used, mut writes) = uses(&questions, stored, NOW);
-        let answers = answer_body(&used);
+        let questions = read(&body).unwrap();
+        let (used, mut writes) = uses(&borrowed(&questions), stored, NOW);
+        let answers = encode_click_id_answers(&used);
         assert_eq!(answers, "fresh\nreplayed\nreplayed\nfresh");
         writes.sort();
         // Each key once, with the latest expiry any of its uses asked for.
@@ -636,7 +603,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            parse_answers(&answers, 4).unwrap(),
+            parse_click_id_answers(&answers, 4).unwrap(),
             vec![
                 ReplayAnswer::Fresh,
                 ReplayAnswer::Replayed,
@@ -651,32 +618,8 @@ mod tests {
         let mut stored = HashMap::new();
         stored.insert("r/a".to_owned(), NOW + 50);
         let (used, writes) = uses(&[("r/a", NOW + 10)], stored, NOW);
-        assert_eq!(answer_body(&used), "replayed");
+        assert_eq!(encode_click_id_answers(&used), "replayed");
         assert!(writes.is_empty());
-    }
-
-    #[test]
-    fn bad_batches_and_bad_answers_are_refused() {
-        assert!(parse_questions("").is_err());
-        assert!(parse_questions("r/a").is_err());
-        assert!(parse_questions("x/a 12").is_err());
-        assert!(parse_questions("r/a soon").is_err());
-        let too_many = vec!["r/a 1"; MAX_BATCH + 1].join("\n");
-        assert!(parse_questions(&too_many).is_err());
-        assert!(parse_answers("fresh", 2).is_err());
-        assert!(parse_answers("fresh\nmaybe", 2).is_err());
-        assert!(parse_answers("fresh\nfresh\nfresh", 2).is_err());
-    }
-
-    #[test]
-    fn the_one_question_form_of_earlier_isolates_is_still_answered() {
-        let body = format!("r/a\n{}", NOW + 3);
-        let questions = parse_questions(&body).unwrap();
-        assert_eq!(questions, vec![("r/a", NOW + 3)]);
-        assert_eq!(
-            answer_body(&uses(&questions, HashMap::new(), NOW).0),
-            "fresh"
-        );
     }
 
     #[test]
@@ -688,8 +631,8 @@ mod tests {
         out.returned(&first, &[Fresh]);
         let batch = out.take_turn("o", NOW).unwrap();
         assert_eq!(
-            parse_questions(&batch.body).unwrap(),
-            vec![("r/b", NOW + 7), ("r/a", NOW + 9)]
+            read(&body_of(&batch)).unwrap(),
+            vec![("r/b".to_owned(), NOW + 7), ("r/a".to_owned(), NOW + 9)]
         );
     }
 
@@ -980,12 +923,6 @@ mod tests {
                 prop_assert_eq!(out.clicks(), 0, "nothing is kept after every click is done");
                 prop_assert_eq!(out.unanswered_after(), 0);
                 prop_assert_eq!(out.waiting(), 0);
-            }
-
-            #[test]
-            fn question_parsing_never_panics(body in ".{0,200}") {
-                let _ = parse_questions(&body);
-                let _ = parse_answers(&body, 3);
             }
         }
     }

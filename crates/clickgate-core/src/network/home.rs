@@ -7,8 +7,8 @@
 //! network is prefixed `@{network}/`; ids hold only `A-Z a-z 0-9 . _ -`, so no prefix is another's
 //! prefix and two networks never share a key.
 //!
-//! The Worker says in the request's query which keys an object is to use ([`Home::path`]); the
-//! object reads that back as a [`Space`]. A request without one uses the keys as they are: an
+//! The Worker says in the request's query which keys an object is to use ([`Home::space`], written
+//! by [`Space::query`]); the object reads that back as a [`Space`]. A request without one uses the keys as they are: an
 //! object of its own, or one made before networks were shared.
 
 use crate::click::Id;
@@ -61,11 +61,11 @@ impl Home {
         }
     }
 
-    /// `path` with the query that tells the object whose keys to use.
-    pub fn path(&self, path: &str) -> String {
+    /// Whose keys the network's requests touch in its object.
+    pub fn space(&self) -> Space {
         match self {
-            Home::Own(_) => path.to_owned(),
-            Home::Shared { network, .. } => format!("{path}?in={network}"),
+            Home::Own(_) => Space::Whole,
+            Home::Shared { network, .. } => Space::Of(network.clone()),
         }
     }
 }
@@ -78,13 +78,13 @@ pub fn is_listable(name: &str) -> bool {
     }
 }
 
-/// The path of a report request to the object the directory lists as `name`: a shared object
+/// Whose keys a report request reads in the object the directory lists as `name`: a shared object
 /// answers for all its networks.
-pub fn report_path(name: &str) -> String {
+pub fn report_space(name: &str) -> Space {
     if name.starts_with(SHARED_PREFIX) {
-        format!("/report?{MEMBERS_QUERY}")
+        Space::Members
     } else {
-        "/report".to_owned()
+        Space::Whole
     }
 }
 
@@ -114,6 +114,15 @@ impl Space {
         Id::parse(network)
             .map(Space::Of)
             .map_err(|e| format!("in: {e}"))
+    }
+
+    /// The request's query that names this space (empty for the object's keys as they are).
+    pub fn query(&self) -> String {
+        match self {
+            Space::Whole => String::new(),
+            Space::Of(network) => format!("in={network}"),
+            Space::Members => MEMBERS_QUERY.to_owned(),
+        }
     }
 
     /// The stored key of `key` in this space.
@@ -198,7 +207,8 @@ mod tests {
         let home = Home::of(&config(&["net-1"]), &id("net-1"));
         assert_eq!(home, Home::Own(id("net-1")));
         assert_eq!(home.object(), "net-1");
-        assert_eq!(home.path("/batch"), "/batch");
+        assert_eq!(home.space(), Space::Whole);
+        assert_eq!(Space::Whole.query(), "");
         let space = Space::from_query("").unwrap();
         assert_eq!(space, Space::Whole);
         assert_eq!(space.key("flood"), "flood");
@@ -211,7 +221,7 @@ mod tests {
         let object = home.object();
         assert!(object.starts_with("unlisted:"), "{object}");
         assert!(is_listable(&object), "{object}");
-        assert_eq!(home.path("/batch"), "/batch?in=made-up-9");
+        assert_eq!(home.space().query(), "in=made-up-9");
         let space = Space::from_query("in=made-up-9").unwrap();
         assert_eq!(space.key("report/00012345"), "@made-up-9/report/00012345");
         assert_eq!(
@@ -264,8 +274,8 @@ mod tests {
         ] {
             assert!(!is_listable(name), "{name}");
         }
-        assert_eq!(report_path("unlisted:3"), "/report?members");
-        assert_eq!(report_path("net-7"), "/report");
+        assert_eq!(report_space("unlisted:3").query(), "members");
+        assert_eq!(report_space("net-7"), Space::Whole);
         assert_eq!(Space::from_query("members").unwrap(), Space::Members);
         assert!(Space::from_query("in=a/b").is_err());
         assert!(Space::from_query("in=").is_err());

@@ -1,0 +1,634 @@
+//! What a network's object stores: its counts, applied from the isolates' batches exactly once, and
+//! the keys they live under.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+use crate::click::Id;
+use crate::flood::{Event, FloodBlock, FloodState, Outcome, Thresholds};
+use crate::hll::HyperLogLog;
+use crate::log::JsonLine;
+use crate::report::{self, HourRows};
+use crate::rules::Counters;
+use crate::time::{rfc3339_ms, DAY_MS, HOUR_MS};
+use crate::token::NONCE_LEN;
+
+use super::local::ClickKeys;
+use super::wire::{decode_sketch, hex_u64, u32_at, Batch, Reply};
+
+/// The longest duplicate-IP window a rule may ask for (30 days); older hours are dropped.
+pub const RETAIN_HOURS: u32 = 24 * 30;
+/// An isolate that has not been heard of for this long has stopped; its batch ids are forgotten.
+const SEEN_RETAIN_HOURS: u32 = 48;
+
+// ---------------------------------------------------------------------------------------------
+// Clicks per hour for one IP on one offer.
+
+/// (UTC hour since the epoch, clicks), oldest first, one entry per hour that had clicks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History(pub(super) Vec<(u32, u32)>);
+
+impl History {
+    pub fn add(&mut self, hour: u32, clicks: u32) {
+        match self.0.binary_search_by_key(&hour, |(h, _)| *h) {
+            Ok(i) => self.0[i].1 = self.0[i].1.saturating_add(clicks),
+            Err(i) => self.0.insert(i, (hour, clicks)),
+        }
+    }
+
+    /// Clicks in the `window` hours ending with `hour` (that hour included).
+    pub fn in_window(&self, hour: u32, window: u32) -> u32 {
+        let from = hour.saturating_sub(window.saturating_sub(1));
+        self.0
+            .iter()
+            .rev()
+            .take_while(|(h, _)| *h >= from)
+            .filter(|(h, _)| *h <= hour)
+            .fold(0u32, |sum, (_, c)| sum.saturating_add(*c))
+    }
+
+    /// Drops the hours no window can reach any more.
+    pub fn prune(&mut self, hour: u32) {
+        let keep_from = hour.saturating_sub(RETAIN_HOURS - 1);
+        self.0.retain(|(h, _)| *h >= keep_from);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `hour:clicks,hour:clicks`: what the object stores.
+    pub fn encode(&self) -> String {
+        let parts: Vec<String> = self.0.iter().map(|(h, c)| format!("{h}:{c}")).collect();
+        parts.join(",")
+    }
+
+    pub fn decode(text: &str) -> Result<History, String> {
+        let mut history = History::default();
+        for part in text.split(',').filter(|p| !p.is_empty()) {
+            let (h, c) = part
+                .split_once(':')
+                .ok_or_else(|| format!("'{part}' is not hour:clicks"))?;
+            let h = h
+                .parse()
+                .map_err(|_| format!("hour '{h}' is not a number"))?;
+            let c = c
+                .parse()
+                .map_err(|_| format!("clicks '{c}' is not a number"))?;
+            history.add(h, c);
+        }
+        Ok(history)
+    }
+
+    pub(super) fn to_json(&self) -> Value {
+        Value::Array(self.0.iter().map(|(h, c)| json!([h, c])).collect())
+    }
+
+    pub(super) fn from_json(v: &Value) -> Result<History, String> {
+        let mut history = History::default();
+        for pair in v.as_array().ok_or("history is not a list")? {
+            let (h, c) = (u32_at(pair, 0)?, u32_at(pair, 1)?);
+            history.add(h, c);
+        }
+        Ok(history)
+    }
+}
+
+// The object's side.
+
+/// A key of the object's storage.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StoreKey {
+    /// Which batches were applied, per isolate.
+    Seen,
+    /// One IP's history on one offer: `ip/{offer}/{hash}`.
+    Ip(Id, u64),
+    /// One offer's sub-ID sketch for one UTC day: `sub/{day}/{offer}`.
+    Sub(Id, u32),
+    /// The network's flood day (see [`crate::flood`]).
+    Flood,
+    /// The network's report rows for one UTC hour: `report/{hour:08}`.
+    Report(u32),
+    /// One click's kept decision: `explain/{hour:08}/{nonce}`. Written, never read back by a batch.
+    Explain(u32, String),
+}
+
+impl StoreKey {
+    pub fn parse(key: &str) -> Option<StoreKey> {
+        match key {
+            "seen" => return Some(StoreKey::Seen),
+            "flood" => return Some(StoreKey::Flood),
+            _ => {}
+        }
+        if let Some(hour) = report::parse_hour_key(key) {
+            return Some(StoreKey::Report(hour));
+        }
+        if let Some(rest) = key.strip_prefix("explain/") {
+            let (hour, nonce) = rest.split_once('/')?;
+            let valid = hour.len() == 8
+                && nonce.len() == 2 * NONCE_LEN
+                && nonce
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+            return valid
+                .then(|| Some(StoreKey::Explain(hour.parse().ok()?, nonce.to_owned())))
+                .flatten();
+        }
+        if let Some(rest) = key.strip_prefix("ip/") {
+            let (offer, ip) = rest.rsplit_once('/')?;
+            let ip = u64::from_str_radix(ip, 16)
+                .ok()
+                .filter(|_| ip.len() == 16)?;
+            return Some(StoreKey::Ip(Id::parse(offer).ok()?, ip));
+        }
+        let (day, offer) = key.strip_prefix("sub/")?.split_once('/')?;
+        Some(StoreKey::Sub(Id::parse(offer).ok()?, day.parse().ok()?))
+    }
+}
+
+impl std::fmt::Display for StoreKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreKey::Seen => f.write_str("seen"),
+            StoreKey::Flood => f.write_str("flood"),
+            StoreKey::Ip(offer, ip) => write!(f, "ip/{offer}/{ip:016x}"),
+            StoreKey::Sub(offer, day) => write!(f, "sub/{day}/{offer}"),
+            StoreKey::Report(hour) => f.write_str(&report::hour_key(*hour)),
+            StoreKey::Explain(hour, nonce) => write!(f, "explain/{hour:08}/{nonce}"),
+        }
+    }
+}
+
+/// Which batches of one isolate were applied: every seq up to `upto`, and `above`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Seen {
+    upto: u64,
+    above: BTreeSet<u64>,
+    last_hour: u32,
+}
+
+impl Seen {
+    /// Marks `seq` applied; false when it already was.
+    fn insert(&mut self, seq: u64) -> bool {
+        if seq <= self.upto || !self.above.insert(seq) {
+            return false;
+        }
+        while self.above.remove(&(self.upto + 1)) {
+            self.upto += 1;
+        }
+        true
+    }
+}
+
+/// A network's counts as its object holds them: all of them (replay), or the keys one batch needs
+/// (the object loads those from storage, applies, and writes back [`NetworkCounts::changed`]).
+#[derive(Debug, Clone, Default)]
+pub struct NetworkCounts {
+    seen: BTreeMap<u64, Seen>,
+    pub(super) ips: HashMap<(Id, u64), History>,
+    subs: HashMap<(Id, u32), HyperLogLog>,
+    flood: Option<FloodState>,
+    reports: HashMap<u32, HourRows>,
+    /// Decisions to keep, by their explain key.
+    explained: Vec<(StoreKey, String)>,
+    changed: BTreeSet<StoreKey>,
+    /// Log lines for what changed in the flood state (a trip, a lift), for the object to print.
+    events: Vec<String>,
+}
+
+impl NetworkCounts {
+    /// Rebuilds the keys one batch needs from the object's storage. A stored value that cannot be
+    /// read is reported and counted as empty rather than blocking the network's counting forever.
+    pub fn load<'a>(
+        stored: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> (NetworkCounts, Vec<String>) {
+        let mut counts = NetworkCounts::default();
+        let mut problems = Vec::new();
+        for (key, value) in stored {
+            if let Err(e) = counts.load_one(key, value) {
+                problems.push(format!("{key}: {e}"));
+            }
+        }
+        (counts, problems)
+    }
+
+    fn load_one(&mut self, key: &str, value: &str) -> Result<(), String> {
+        match StoreKey::parse(key).ok_or("unknown key")? {
+            StoreKey::Seen => self.seen = decode_seen(value)?,
+            StoreKey::Ip(offer, ip) => {
+                self.ips.insert((offer, ip), History::decode(value)?);
+            }
+            StoreKey::Sub(offer, day) => {
+                self.subs.insert((offer, day), decode_sketch(value)?);
+            }
+            StoreKey::Flood => self.flood = Some(FloodState::decode(value)?),
+            StoreKey::Report(hour) => {
+                self.reports.insert(hour, HourRows::decode(value)?);
+            }
+            StoreKey::Explain(..) => {}
+        }
+        Ok(())
+    }
+
+    /// Adds a batch once: a batch seen before (a retried flush whose answer was lost) changes
+    /// nothing and gets the same totals back.
+    pub fn apply(&mut self, batch: &Batch, now_ms: u64) -> Reply {
+        let hour = (now_ms / HOUR_MS) as u32;
+        let seen = self.seen.entry(batch.isolate).or_default();
+        let fresh = seen.insert(batch.seq);
+        seen.last_hour = hour;
+        self.seen
+            .retain(|_, s| s.last_hour + SEEN_RETAIN_HOURS > hour);
+        self.changed.insert(StoreKey::Seen);
+
+        let mut reply = Reply {
+            duplicate: !fresh,
+            ..Reply::default()
+        };
+        for d in &batch.ips {
+            let key = (d.offer.clone(), d.ip);
+            let history = self.ips.entry(key.clone()).or_default();
+            if fresh {
+                history.add(d.hour, d.clicks);
+                history.prune(hour);
+                self.changed.insert(StoreKey::Ip(d.offer.clone(), d.ip));
+            }
+            reply.ips.push((key.0, key.1, history.clone()));
+        }
+        for d in &batch.subs {
+            let key = (d.offer.clone(), d.day);
+            let sketch = self.subs.entry(key.clone()).or_default();
+            // A sketch merge is idempotent by itself; only new days are stored.
+            sketch.merge(&d.sketch);
+            self.changed.insert(StoreKey::Sub(d.offer.clone(), d.day));
+            reply.subs.push((key.0, key.1, sketch.clone()));
+        }
+        let flood = self.flood.get_or_insert_with(|| FloodState::new(now_ms));
+        let mut outcomes = vec![flood.step(Event::Tick, &batch.thresholds, now_ms)];
+        if fresh {
+            for &(minute, clicks, flagged) in &batch.flood {
+                let event = Event::Clicks {
+                    minute,
+                    clicks,
+                    flagged,
+                };
+                outcomes.push(flood.step(event, &batch.thresholds, now_ms));
+            }
+        }
+        self.changed.insert(StoreKey::Flood);
+        reply.block = flood.current_block();
+        self.log_outcomes(outcomes, now_ms);
+        if fresh {
+            for (key, tally) in &batch.report {
+                let rows = self.reports.entry(key.hour).or_default();
+                rows.add(&key.advertiser, &key.offer, tally);
+                self.changed.insert(StoreKey::Report(key.hour));
+            }
+            for (key, line) in &batch.explain {
+                if let Some(key @ StoreKey::Explain(hour, _)) = StoreKey::parse(key) {
+                    if self.reports.entry(hour).or_default().keep_explanation() {
+                        self.changed.insert(StoreKey::Report(hour));
+                        self.explained.push((key, line.clone()));
+                    }
+                }
+            }
+        }
+        reply
+    }
+
+    /// A conversion reported for one of the network's clicks: the flood day's conversion rate.
+    pub fn count_conversion(&mut self, now_ms: u64) {
+        let flood = self.flood.get_or_insert_with(|| FloodState::new(now_ms));
+        let outcome = flood.step(
+            Event::Conversions { count: 1 },
+            &Thresholds::default(),
+            now_ms,
+        );
+        self.changed.insert(StoreKey::Flood);
+        self.log_outcomes(vec![outcome], now_ms);
+    }
+
+    /// An operator lifts or imposes the network's block; the isolates hear of it with their next
+    /// answer.
+    pub fn operate(&mut self, event: Event, now_ms: u64) -> Option<FloodBlock> {
+        let flood = self.flood.get_or_insert_with(|| FloodState::new(now_ms));
+        let outcome = flood.step(event, &Thresholds::default(), now_ms);
+        let block = flood.current_block();
+        self.changed.insert(StoreKey::Flood);
+        self.log_outcomes(vec![outcome], now_ms);
+        block
+    }
+
+    fn log_outcomes(&mut self, outcomes: Vec<Outcome>, now_ms: u64) {
+        for outcome in outcomes {
+            let line = JsonLine::new()
+                .str("event", "flood")
+                .str("ts", &rfc3339_ms(now_ms));
+            let line = match outcome {
+                Outcome::Nothing => continue,
+                Outcome::Tripped(b) | Outcome::Imposed(b) => line
+                    .str("level", "error")
+                    .str("state", "blocked")
+                    .str("cause", b.cause.as_str())
+                    .str("detail", &b.detail)
+                    .opt("by", b.by.as_deref()),
+                Outcome::Lifted { by } => line
+                    .str("level", "info")
+                    .str("state", "lifted")
+                    .str("by", &by),
+                Outcome::NewDay { ended_block } => line
+                    .str("level", "info")
+                    .str("state", "new_day")
+                    .bool("ended_block", ended_block),
+            };
+            self.events.push(line.finish());
+        }
+    }
+
+    /// Log lines for flood changes since the last call.
+    pub fn take_events(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// The keys `apply` changed since the last call, with what to store (`None`: delete).
+    pub fn take_changes(&mut self) -> Vec<(String, Option<String>)> {
+        let explained = std::mem::take(&mut self.explained)
+            .into_iter()
+            .map(|(key, line)| (key.to_string(), Some(line)));
+        let changed: Vec<_> = std::mem::take(&mut self.changed)
+            .into_iter()
+            .map(|key| {
+                let value = match &key {
+                    StoreKey::Seen => Some(encode_seen(&self.seen)),
+                    StoreKey::Flood => self.flood.as_ref().map(FloodState::encode),
+                    StoreKey::Ip(offer, ip) => self
+                        .ips
+                        .get(&(offer.clone(), *ip))
+                        .filter(|h| !h.is_empty())
+                        .map(History::encode),
+                    StoreKey::Sub(offer, day) => self
+                        .subs
+                        .get(&(offer.clone(), *day))
+                        .map(|s| B64.encode(s.to_bytes())),
+                    StoreKey::Report(hour) => self.reports.get(hour).map(HourRows::encode),
+                    StoreKey::Explain(..) => None,
+                };
+                (key.to_string(), value)
+            })
+            .collect();
+        changed.into_iter().chain(explained).collect()
+    }
+
+    /// Counts one click directly, as the object would once it has every isolate's batches: what
+    /// replay runs.
+    pub fn count(&mut self, keys: &ClickKeys) -> Counters {
+        let mut counters = Counters::default();
+        if let (Some(window), Some(ip)) = (keys.needs.ip_window_hours, keys.ip) {
+            let history = self.ips.entry((keys.offer.clone(), ip)).or_default();
+            if keys.adds {
+                history.add(keys.hour, 1);
+                history.prune(keys.hour);
+            }
+            counters.ip_clicks = history.in_window(keys.hour, window);
+        }
+        if keys.needs.sub_ids {
+            let sketch = self.subs.entry((keys.offer.clone(), keys.day)).or_default();
+            if let (Some(sub), true) = (&keys.sub_id, keys.adds) {
+                sketch.insert(sub);
+            }
+            counters.distinct_sub_ids = clamp_u32(sketch.estimate());
+        }
+        counters
+    }
+
+    /// Keys whose data no window reaches any more: sub-ID days before today, IP histories that are
+    /// empty once pruned, report hours and kept decisions past their retention. What the object's
+    /// daily alarm deletes.
+    pub fn expired_key(key: &str, value: &str, now_ms: u64) -> bool {
+        match StoreKey::parse(key) {
+            Some(StoreKey::Seen | StoreKey::Flood) => false,
+            Some(StoreKey::Report(hour)) => {
+                report::past_retention(hour, report::REPORT_RETAIN_DAYS, now_ms)
+            }
+            Some(StoreKey::Explain(hour, _)) => {
+                report::past_retention(hour, report::EXPLAIN_RETAIN_DAYS, now_ms)
+            }
+            Some(StoreKey::Sub(_, day)) => day < (now_ms / DAY_MS) as u32,
+            Some(StoreKey::Ip(..)) => History::decode(value).map_or(true, |mut h| {
+                h.prune((now_ms / HOUR_MS) as u32);
+                h.is_empty()
+            }),
+            // Not ours to judge: left alone.
+            None => false,
+        }
+    }
+}
+
+fn encode_seen(seen: &BTreeMap<u64, Seen>) -> String {
+    let map: serde_json::Map<String, Value> = seen
+        .iter()
+        .map(|(isolate, s)| {
+            (
+                format!("{isolate:016x}"),
+                json!([s.upto, s.above.iter().collect::<Vec<_>>(), s.last_hour]),
+            )
+        })
+        .collect();
+    Value::Object(map).to_string()
+}
+
+fn decode_seen(text: &str) -> Result<BTreeMap<u64, Seen>, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let map = v.as_object().ok_or("not an object")?;
+    let mut seen = BTreeMap::new();
+    for (isolate, s) in map {
+        let isolate = hex_u64(Some(&Value::String(isolate.clone())))?;
+        let upto = s.get(0).and_then(Value::as_u64).ok_or("upto")?;
+        let above = s
+            .get(1)
+            .and_then(Value::as_array)
+            .ok_or("above")?
+            .iter()
+            .map(|n| n.as_u64().ok_or("above"))
+            .collect::<Result<_, _>>()?;
+        let last_hour = u32_at(s, 2)?;
+        seen.insert(
+            isolate,
+            Seen {
+                upto,
+                above,
+                last_hour,
+            },
+        );
+    }
+    Ok(seen)
+}
+
+pub(super) fn clamp_u32(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::local::ip_hash;
+    use crate::network::wire::{IpDelta, SubDelta};
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    const T0: u64 = 1_795_392_000_000; // 2026-11-23T00:00:00Z
+
+    fn id(s: &str) -> Id {
+        Id::parse(s).unwrap()
+    }
+
+    fn batch(isolate: u64, seq: u64, ip: &str, hour: u32, clicks: u32) -> Batch {
+        Batch {
+            isolate,
+            seq,
+            ips: vec![IpDelta {
+                offer: id("1"),
+                ip: ip_hash(ip),
+                hour,
+                clicks,
+            }],
+            subs: vec![],
+            flood: vec![],
+            thresholds: Thresholds::default(),
+            network: id("net-1"),
+            report: vec![],
+            explain: vec![],
+        }
+    }
+
+    #[test]
+    fn history_windows_are_whole_hours_and_old_hours_are_dropped() {
+        let mut h = History::default();
+        h.add(100, 2);
+        h.add(103, 1);
+        h.add(100, 1);
+        assert_eq!(h.in_window(103, 1), 1);
+        assert_eq!(h.in_window(103, 4), 4);
+        assert_eq!(h.in_window(103, 3), 1);
+        // Hours after the one asked about are not in its window.
+        assert_eq!(h.in_window(101, 24), 3);
+        h.prune(100 + RETAIN_HOURS);
+        assert_eq!(h, History(vec![(103, 1)]));
+        assert_eq!(History::decode(&h.encode()), Ok(h));
+        assert!(History::decode("12").is_err());
+        assert!(History::decode("a:1").is_err());
+    }
+
+    #[test]
+    fn store_keys_round_trip_and_foreign_keys_are_refused() {
+        for key in [
+            StoreKey::Seen,
+            StoreKey::Ip(id("o-1"), 0xabc),
+            StoreKey::Sub(id("o.2"), 20_415),
+            StoreKey::Report(499_001),
+            StoreKey::Explain(499_001, "00ff00ff00ff00ff".into()),
+        ] {
+            assert_eq!(StoreKey::parse(&key.to_string()), Some(key));
+        }
+        assert_eq!(StoreKey::parse("ip/1/xyz"), None);
+        assert_eq!(StoreKey::parse("explain/00499001/00FF00FF00FF00FF"), None);
+        assert_eq!(StoreKey::parse("explain/00499001/00ff"), None);
+        assert_eq!(StoreKey::parse("report/499001"), None);
+        assert_eq!(StoreKey::parse("other"), None);
+    }
+
+    #[test]
+    fn a_retried_batch_is_counted_once_and_gets_the_same_totals() {
+        let mut object = NetworkCounts::default();
+        let b = batch(1, 1, "192.0.2.1", 10, 3);
+        let first = object.apply(&b, 10 * HOUR_MS);
+        let again = object.apply(&b, 10 * HOUR_MS);
+        assert!(!first.duplicate);
+        assert!(again.duplicate);
+        assert_eq!(first.ips, again.ips);
+        assert_eq!(first.ips[0].2.in_window(10, 1), 3);
+    }
+
+    #[test]
+    fn what_the_object_writes_is_what_it_reads_back() {
+        // The object keeps nothing between requests but its storage: apply, store, reload, apply
+        // must equal applying both in one memory.
+        let mut kept = NetworkCounts::default();
+        let mut storage: HashMap<String, String> = HashMap::new();
+        let mut sub = batch(2, 1, "192.0.2.9", 10, 1);
+        let mut sketch = HyperLogLog::default();
+        sketch.insert("x");
+        sub.subs.push(SubDelta {
+            offer: id("1"),
+            day: 0,
+            sketch,
+        });
+        let batches = [
+            batch(1, 1, "192.0.2.1", 10, 2),
+            sub,
+            batch(1, 2, "192.0.2.1", 11, 5),
+        ];
+        for b in &batches {
+            let expected = kept.apply(b, 11 * HOUR_MS);
+            let wanted = b.storage_keys();
+            let (mut object, problems) = NetworkCounts::load(
+                storage
+                    .iter()
+                    .filter(|(k, _)| wanted.contains(k))
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            );
+            assert!(problems.is_empty(), "{problems:?}");
+            assert_eq!(object.apply(b, 11 * HOUR_MS), expected);
+            for (key, value) in object.take_changes() {
+                match value {
+                    Some(v) => storage.insert(key, v),
+                    None => storage.remove(&key),
+                };
+            }
+        }
+        assert_eq!(
+            storage.len(),
+            5,
+            "seen, flood, two IPs and a sketch: {storage:?}"
+        );
+        assert_eq!(
+            storage[&StoreKey::Ip(id("1"), ip_hash("192.0.2.1")).to_string()],
+            "10:2,11:5"
+        );
+        let (_, problems) = NetworkCounts::load([("ip/1/0000000000000001", "x"), ("zz", "")]);
+        assert_eq!(problems.len(), 2);
+    }
+
+    #[test]
+    fn expired_keys_are_yesterdays_sketches_and_histories_past_the_longest_window() {
+        let now = T0 + 5 * HOUR_MS;
+        let hour = (now / HOUR_MS) as u32;
+        let day = (now / DAY_MS) as u32;
+        assert!(NetworkCounts::expired_key(
+            &format!("sub/{}/1", day - 1),
+            "",
+            now
+        ));
+        assert!(!NetworkCounts::expired_key(
+            &format!("sub/{day}/1"),
+            "",
+            now
+        ));
+        let old = format!("{}:1", hour - RETAIN_HOURS);
+        let recent = format!("{}:1", hour - RETAIN_HOURS + 1);
+        assert!(NetworkCounts::expired_key(
+            "ip/1/0000000000000001",
+            &old,
+            now
+        ));
+        assert!(!NetworkCounts::expired_key(
+            "ip/1/0000000000000001",
+            &recent,
+            now
+        ));
+        assert!(!NetworkCounts::expired_key("seen", "{}", now));
+    }
+}
