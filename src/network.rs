@@ -10,7 +10,7 @@
 //! (`replay:{network}:{shard}`, see `clickgate_core::signing`), so one busy network's records are
 //! spread over several objects and never queue behind its counts.
 //!
-//! One more object, [`DIRECTORY`], knows which objects have report data since which day: each
+//! One more object, `objects::DIRECTORY`, knows which objects have report data since which day: each
 //! lists itself there on its first batch of a UTC day, and a report asks the listed ones.
 
 use std::cell::Cell;
@@ -32,13 +32,8 @@ use worker::{
     Response, Result, State, Storage,
 };
 
-use crate::objects::{ask, deadline};
+use crate::objects::{ask, deadline, DIRECTORY};
 
-/// The Durable Object binding (see wrangler.toml).
-pub(crate) const BINDING: &str = "NETWORK";
-/// The object that lists the networks with report data. Ids cannot hold `:`, so no network's
-/// object has this name.
-pub(crate) const DIRECTORY: &str = "directory:networks";
 /// Storage calls take at most this many keys.
 const STORAGE_CHUNK: usize = 128;
 /// Keys read per page by the daily sweep.

@@ -23,7 +23,11 @@ use worker::wasm_bindgen::JsValue;
 use worker::worker_sys::web_sys;
 use worker::{console_error, console_log, Context, Delay, Env, Request};
 
-use crate::network::{BINDING, DIRECTORY};
+/// The Durable Object binding (see wrangler.toml).
+const BINDING: &str = "NETWORK";
+/// The object that lists the networks with report data. Ids cannot hold `:`, so no network's
+/// object has this name.
+pub(crate) const DIRECTORY: &str = "directory:networks";
 
 /// A report asks this many networks' objects at once.
 const REPORT_FAN_OUT: usize = 16;
