@@ -1,6 +1,7 @@
 // Prints how many batches the local runtime's Network objects have applied, read from their
-// SQLite files under DIR (a `--persist-to` directory's v3/do). Each object's `seen` record keeps,
-// per isolate, every batch number it applied. Used by `make bench` to count Durable Object requests.
+// SQLite files under DIR (a `--persist-to` directory's v3/do). Each network's `seen` record keeps,
+// per isolate, every batch number it applied: `seen` in a network's own object, `@{aff_id}/seen`
+// for each network in a shared one. Used by `make bench` to count Durable Object requests.
 //
 //   node scripts/do-batches.mjs DIR      (Node 22.5+ for node:sqlite)
 import { readdirSync } from "node:fs";
@@ -15,11 +16,14 @@ let batches = 0;
 for (const file of files) {
   const db = new DatabaseSync(path.join(dir, file), { readOnly: true });
   try {
-    const row = db.prepare("SELECT value FROM _cf_KV WHERE key = 'seen'").get();
-    if (!row) continue;
-    // workerd stores values in V8's serialization format.
-    const seen = JSON.parse(v8.deserialize(Buffer.from(row.value)));
-    for (const [upto, above] of Object.values(seen)) batches += upto + above.length;
+    const rows = db
+      .prepare("SELECT value FROM _cf_KV WHERE key = 'seen' OR (key LIKE '@%' AND key LIKE '%/seen')")
+      .all();
+    for (const row of rows) {
+      // workerd stores values in V8's serialization format.
+      const seen = JSON.parse(v8.deserialize(Buffer.from(row.value)));
+      for (const [upto, above] of Object.values(seen)) batches += upto + above.length;
+    }
   } catch (e) {
     if (!String(e).includes("no such table")) throw e;
   } finally {
