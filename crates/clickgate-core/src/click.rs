@@ -199,7 +199,11 @@ pub fn check_body(
 /// Splits an absolute request URL into path and raw query, without a URL library: the Worker must not
 /// carry IDNA tables for a job this small, and the runtime has already validated the URL.
 pub fn split_url(url: &str) -> (&str, &str) {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    // A bare path has no scheme, though its query may carry a URL that has one.
+    let after_scheme = url
+        .find("://")
+        .filter(|&i| !url[..i].contains(['/', '?', '#']))
+        .map_or(0, |i| i + 3);
     let rest = &url[after_scheme..];
     let rest = rest.find('/').map_or("/", |i| &rest[i..]);
     let rest = rest.split('#').next().unwrap_or(rest);
@@ -425,6 +429,28 @@ mod tests {
         assert_eq!(split_url("https://t.example"), ("/", ""));
         assert_eq!(split_url("https://t.example?x=1"), ("/", ""));
         assert_eq!(split_url("https://t.example/a?b?c"), ("/a", "b?c"));
+    }
+
+    #[test]
+    fn split_url_reads_a_bare_path_a_bare_host_a_query_and_a_fragment() {
+        // A bare path, as `clickgate sign` and `verify` may be given one, is its own path.
+        assert_eq!(split_url("/c"), ("/c", ""));
+        assert_eq!(split_url("/c/1/2?sub1=x"), ("/c/1/2", "sub1=x"));
+        assert_eq!(
+            split_url("/c?u=https://x.example/y"),
+            ("/c", "u=https://x.example/y")
+        );
+        // `scheme://host` without a path is the root.
+        assert_eq!(split_url("https://t.example"), ("/", ""));
+        assert_eq!(split_url("https://t.example/"), ("/", ""));
+        // The fragment is never sent to the edge: it ends the path, or the query.
+        assert_eq!(split_url("https://t.example/c#f"), ("/c", ""));
+        assert_eq!(split_url("/c?a=1#f?b=2"), ("/c", "a=1"));
+        // A URL in the query moves neither the path's start nor its end.
+        assert_eq!(
+            split_url("https://t.example/c?u=https://x.example/y?z"),
+            ("/c", "u=https://x.example/y?z")
+        );
     }
 
     #[test]
