@@ -29,7 +29,8 @@ pub enum Macro {
 }
 
 /// Each macro by its name: the click's own parameters spelled as the link spells them (see
-/// [`crate::click`]), and the two values the edge adds.
+/// [`crate::click`]), and the two values the link does not carry (the transaction id the edge
+/// issues, the offer's advertiser).
 const MACROS: [(&str, Macro); 10] = [
     ("transaction_id", Macro::TransactionId),
     (OFFER_ID, Macro::OfferId),
