@@ -201,7 +201,7 @@ pub async fn wait_for_answer(env: &Env, question: Question) -> ReplayAnswer {
             return answer;
         }
         let now_ms = crate::now_ms();
-        if now_ms >= asked_ms.saturating_add(click_ids::LOST_AFTER_MS) {
+        if click_ids::lost(asked_ms, now_ms) {
             with_outbox(|o| o.give_up(object, ticket));
             console_error!(
                 "{}",

@@ -199,7 +199,11 @@ pub fn check_body(
 /// Splits an absolute request URL into path and raw query, without a URL library: the Worker must not
 /// carry IDNA tables for a job this small, and the runtime has already validated the URL.
 pub fn split_url(url: &str) -> (&str, &str) {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    // A bare path has no scheme, though its query may carry a URL that has one.
+    let after_scheme = url
+        .find("://")
+        .filter(|&i| !url[..i].contains(['/', '?', '#']))
+        .map_or(0, |i| i + 3);
     let rest = &url[after_scheme..];
     let rest = rest.find('/').map_or("/", |i| &rest[i..]);
     let rest = rest.split('#').next().unwrap_or(rest);
@@ -209,17 +213,19 @@ pub fn split_url(url: &str) -> (&str, &str) {
     }
 }
 
+/// The names of a click's parameters, said once: the link's query, the landing URL's macros, the
+/// decision log's fields and the what-if tool's CSV columns all spell them from here.
+pub const OFFER_ID: &str = "offer_id";
+pub const AFF_ID: &str = "aff_id";
+pub const SOURCE_ID: &str = "source_id";
+/// `sub1` .. `sub5`, in the order of [`ClickParams::subs`].
+pub const SUB_IDS: [&str; 5] = ["sub1", "sub2", "sub3", "sub4", "sub5"];
+pub const DEVICE_ID: &str = "device_id";
+
 /// The parameters a click link may carry.
 pub(crate) const PARAMS: [&str; 9] = [
-    "offer_id",
-    "aff_id",
-    "source_id",
-    "sub1",
-    "sub2",
-    "sub3",
-    "sub4",
-    "sub5",
-    "device_id",
+    OFFER_ID, AFF_ID, SOURCE_ID, SUB_IDS[0], SUB_IDS[1], SUB_IDS[2], SUB_IDS[3], SUB_IDS[4],
+    DEVICE_ID,
 ];
 
 /// Routes a request by method, path and raw query string (without `?`).
@@ -242,8 +248,8 @@ pub fn route(method: &str, path: &str, query: &str) -> Result<Route, RequestErro
 
     let mut values: [Option<String>; 9] = Default::default();
     if let Some((offer, aff)) = path_ids {
-        values[0] = Some(decode_segment("offer_id", offer)?);
-        values[1] = Some(decode_segment("aff_id", aff)?);
+        values[0] = Some(decode_segment(OFFER_ID, offer)?);
+        values[1] = Some(decode_segment(AFF_ID, aff)?);
     }
     let mut seen = [false; 9];
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
@@ -261,8 +267,8 @@ pub fn route(method: &str, path: &str, query: &str) -> Result<Route, RequestErro
     }
 
     let [offer, aff, source_id, s1, s2, s3, s4, s5, device] = values;
-    let offer_id = required_id("offer_id", offer)?;
-    let aff_id = required_id("aff_id", aff)?;
+    let offer_id = required_id(OFFER_ID, offer)?;
+    let aff_id = required_id(AFF_ID, aff)?;
     let mut optional = [source_id, s1, s2, s3, s4, s5, device];
     for (i, v) in optional.iter_mut().enumerate() {
         if let Some(text) = v {
@@ -423,6 +429,28 @@ mod tests {
         assert_eq!(split_url("https://t.example"), ("/", ""));
         assert_eq!(split_url("https://t.example?x=1"), ("/", ""));
         assert_eq!(split_url("https://t.example/a?b?c"), ("/a", "b?c"));
+    }
+
+    #[test]
+    fn split_url_reads_a_bare_path_a_bare_host_a_query_and_a_fragment() {
+        // A bare path, as `clickgate sign` and `verify` may be given one, is its own path.
+        assert_eq!(split_url("/c"), ("/c", ""));
+        assert_eq!(split_url("/c/1/2?sub1=x"), ("/c/1/2", "sub1=x"));
+        assert_eq!(
+            split_url("/c?u=https://x.example/y"),
+            ("/c", "u=https://x.example/y")
+        );
+        // `scheme://host` without a path is the root.
+        assert_eq!(split_url("https://t.example"), ("/", ""));
+        assert_eq!(split_url("https://t.example/"), ("/", ""));
+        // The fragment is never sent to the edge: it ends the path, or the query.
+        assert_eq!(split_url("https://t.example/c#f"), ("/c", ""));
+        assert_eq!(split_url("/c?a=1#f?b=2"), ("/c", "a=1"));
+        // A URL in the query moves neither the path's start nor its end.
+        assert_eq!(
+            split_url("https://t.example/c?u=https://x.example/y?z"),
+            ("/c", "u=https://x.example/y?z")
+        );
     }
 
     #[test]

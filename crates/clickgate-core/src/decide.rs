@@ -6,7 +6,7 @@
 //! A block is a value ([`Decision::Block`]) carrying its reasons; an `Err` here means the request was
 //! not a servable click at all (unknown offer), which is the client's problem, not a verdict.
 
-use crate::click::{ClickParams, ClientInfo, Id, RequestError};
+use crate::click::{self, ClickParams, ClientInfo, Id, RequestError};
 use crate::config::rules::{Action, Rule, SubIdParam};
 use crate::config::{Config, OfferStatus};
 use crate::flood::FloodView;
@@ -17,7 +17,7 @@ use crate::template::MacroValues;
 use crate::time::rfc3339_ms;
 use crate::token::{ClickToken, TokenKey, TokenVerdict, NONCE_LEN};
 use crate::ua::is_link_preview;
-use crate::verdict::{Decision, FaultMode, Reason, ReasonCode};
+use crate::verdict::{Decision, FaultMode, Reason, ReasonCode, Verdict};
 
 /// Everything about one decided click: what the HTTP layer answers and what the log records.
 #[derive(Debug, Clone)]
@@ -275,8 +275,8 @@ impl ClickOutcome {
     /// Absent values are left out.
     pub fn log_line(&self) -> String {
         let verdict = match &self.decision {
-            Decision::Redirect { .. } => "redirect",
-            Decision::Block { .. } => "block",
+            Decision::Redirect { .. } => Verdict::Redirect,
+            Decision::Block { .. } => Verdict::Block,
         };
         // The reasons that decided a block, or else what the rule found (a monitored or
         // under-threshold click still shows which filters fired).
@@ -307,7 +307,7 @@ impl ClickOutcome {
             .str("event", "click")
             .str("ts", &rfc3339_ms(self.at_ms))
             .str("transaction_id", &self.transaction_id)
-            .str("verdict", verdict)
+            .str("verdict", verdict.as_str())
             .opt("rule_id", self.rule_id())
             .opt("probability", a.map(|a| a.probability.name()))
             .num("score", a.map_or(0, |a| u64::from(a.score)))
@@ -324,16 +324,16 @@ impl ClickOutcome {
                 "flood_unavailable",
                 self.flood_unavailable.then_some("true"),
             )
-            .str("offer_id", c.offer_id.as_str())
-            .str("aff_id", c.aff_id.as_str())
+            .str(click::OFFER_ID, c.offer_id.as_str())
+            .str(click::AFF_ID, c.aff_id.as_str())
             .opt("advertiser_id", self.advertiser_id.as_ref().map(Id::as_str))
-            .opt("source_id", c.source_id.as_deref())
-            .opt("sub1", c.subs[0].as_deref())
-            .opt("sub2", c.subs[1].as_deref())
-            .opt("sub3", c.subs[2].as_deref())
-            .opt("sub4", c.subs[3].as_deref())
-            .opt("sub5", c.subs[4].as_deref())
-            .opt("device_id", c.device_id.as_deref())
+            .opt(click::SOURCE_ID, c.source_id.as_deref())
+            .opt(click::SUB_IDS[0], c.subs[0].as_deref())
+            .opt(click::SUB_IDS[1], c.subs[1].as_deref())
+            .opt(click::SUB_IDS[2], c.subs[2].as_deref())
+            .opt(click::SUB_IDS[3], c.subs[3].as_deref())
+            .opt(click::SUB_IDS[4], c.subs[4].as_deref())
+            .opt(click::DEVICE_ID, c.device_id.as_deref())
             .opt("ip", ip.as_deref())
             .opt("country", self.client.country.as_deref())
             .opt("asn", asn.as_deref())

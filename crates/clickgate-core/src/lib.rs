@@ -5,10 +5,11 @@
 //! from its own floor or below and none in a loop (`tests/floors.rs` checks both):
 //!
 //! 1. The ground, words every floor uses: [`time`] (UTC days, hours and the two time formats),
-//!    [`verdict`] (reason codes, reasons, the decision, fail-open or closed), [`log`] (JSON log
-//!    lines), [`hll`] (distinct counts), [`template`] (landing-URL macros), [`ua`] (the User-Agent,
-//!    read once per click), [`ip`] (addresses, ranges and their sets).
-//! 2. The request: [`click`] (raw request → routed, parsed click, or why it is not one), [`token`]
+//!    [`verdict`] (reason codes, reasons, the verdicts, the decision, fail-open or closed), [`log`]
+//!    (JSON log lines), [`hll`] (distinct counts), [`ua`] (the User-Agent, read once per click),
+//!    [`ip`] (addresses, ranges and their sets).
+//! 2. The request: [`click`] (raw request → routed, parsed click, or why it is not one; the
+//!    parameters' names), [`template`] (landing-URL macros, named as the click's parameters), [`token`]
 //!    (the transaction id, and constant-time secret comparison), [`flood`] (a network's day of
 //!    clicks and when it is beyond human, a pure step over its state).
 //! 3. The config document: [`config`] compiles the whole KV document once, with every problem and

@@ -28,6 +28,7 @@ use crate::conversion::{ConversionOutcome, ConversionStatus};
 use crate::decide::ClickOutcome;
 use crate::time::{civil_from_days, parse_report_hour, rfc3339_ms, DAY_MS, HOUR_MS};
 use crate::token::{ClickToken, TokenVerdict};
+use crate::verdict::Verdict;
 
 pub const REPORT_RETAIN_DAYS: u32 = 90;
 pub const EXPLAIN_RETAIN_DAYS: u32 = 7;
@@ -728,16 +729,16 @@ pub fn data_point(outcome: &ClickOutcome) -> DataPoint {
     let blocked = outcome.is_blocked();
     let would_block = outcome.flagged() && !blocked;
     let verdict = match (blocked, would_block) {
-        (true, _) => "block",
-        (_, true) => "would_block",
-        _ => "redirect",
+        (true, _) => Verdict::Block,
+        (_, true) => Verdict::WouldBlock,
+        _ => Verdict::Redirect,
     };
     let assessment = outcome.assessment.as_ref();
     let text = |s: Option<&str>| s.unwrap_or("").to_owned();
     DataPoint {
         index: outcome.click.aff_id.to_string(),
         blobs: vec![
-            verdict.to_owned(),
+            verdict.as_str().to_owned(),
             outcome.click.offer_id.to_string(),
             outcome.click.aff_id.to_string(),
             text(outcome.advertiser_id.as_ref().map(|a| a.as_str())),
@@ -767,15 +768,15 @@ pub fn worth_explaining(outcome: &ClickOutcome) -> bool {
 /// The answer to `GET /admin/explain/{id}`: the kept decision, or what the id itself says.
 pub fn explain_answer(transaction_id: &str, token: &ClickToken, kept: Option<&str>) -> String {
     let verdict = match token.verdict {
-        TokenVerdict::Redirected => "redirect",
-        TokenVerdict::Blocked => "block",
-        TokenVerdict::Flagged => "redirect_flagged",
-        TokenVerdict::Preview => "redirect_preview",
+        TokenVerdict::Redirected => Verdict::Redirect,
+        TokenVerdict::Blocked => Verdict::Block,
+        TokenVerdict::Flagged => Verdict::RedirectFlagged,
+        TokenVerdict::Preview => Verdict::RedirectPreview,
     };
     let mut answer = json!({
         "transaction_id": transaction_id,
         "at": rfc3339_ms(token.issued_ms),
-        "verdict": verdict,
+        "verdict": verdict.as_str(),
         "offer_id": token.offer_id.as_str(),
         "aff_id": token.aff_id.as_str(),
         "kept": kept.is_some(),

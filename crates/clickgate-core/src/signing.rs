@@ -26,7 +26,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::click::Id;
+use crate::click::{split_url, Id};
 use crate::config::networks::{
     is_unreserved, BreakerSettings, Form, Mode, Policy, ReplayCheck, SigningKey,
 };
@@ -359,21 +359,12 @@ pub fn sign_link(
     let query = params.join("&");
     let unsigned = format!("{base}?{query}");
     let message = match policy.form {
-        Form::Canonical => {
-            let path = path_of(base);
-            canonical_string(path, &query).unwrap_or_default()
-        }
+        // The path as the edge will read it from the link (`click::split_url`), so what is signed
+        // is what is verified.
+        Form::Canonical => canonical_string(split_url(base).0, &query).unwrap_or_default(),
         Form::Url => unsigned.clone(),
     };
     format!("{unsigned}&signature={}", key.sign(&message))
-}
-
-/// The path of `scheme://host/path` (or of a bare path).
-pub fn path_of(base: &str) -> &str {
-    match base.find("://") {
-        Some(i) => base[i + 3..].find('/').map_or("/", |p| &base[i + 3 + p..]),
-        None => base,
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -720,13 +711,8 @@ mod tests {
         }
     }
 
-    fn split(link: &str) -> (&str, &str) {
-        let (base, query) = link.split_once('?').unwrap_or((link, ""));
-        (path_of(base), query)
-    }
-
     fn check(p: &Policy, link: &str, now: u64) -> Check {
-        let (path, query) = split(link);
+        let (path, query) = split_url(link);
         verify(p, link, path, query, now)
     }
 
@@ -792,6 +778,39 @@ mod tests {
             let p = policy(Form::Url, &[("any", v["secret"].as_str().unwrap(), None)]);
             assert_eq!(code(&check(&p, v["link"].as_str().unwrap(), NOW)), "valid");
         }
+    }
+
+    #[test]
+    fn a_link_signed_in_any_shape_verifies_as_the_edge_splits_it() {
+        let p = policy(
+            Form::Canonical,
+            &[("k1", "network-7-signing-secret-0001", None)],
+        );
+        for link in [
+            "https://t.example/c?offer_id=1&aff_id=n",
+            "https://t.example/c/1/n",
+            "/c?offer_id=1&aff_id=n",
+            "/c?offer_id=1&aff_id=n&u=https://x.example/y",
+            "https://t.example/c?offer_id=1&aff_id=n#top",
+        ] {
+            let signed = sign_link(&p, &p.keys[0], link, NOW / 1000 + 600, None);
+            assert_eq!(code(&check(&p, &signed, NOW)), "valid", "{link}: {signed}");
+        }
+        // The path signed is the path the edge reads: the root for a bare host, and never the
+        // fragment, which no browser sends.
+        let signature = |link: &str| {
+            let signed = sign_link(&p, &p.keys[0], link, NOW / 1000 + 600, None);
+            signed.rsplit_once("signature=").map(|(_, s)| s.to_owned())
+        };
+        assert_eq!(
+            signature("https://t.example?offer_id=1"),
+            signature("https://t.example/?offer_id=1")
+        );
+        assert_eq!(
+            signature("https://t.example/c#top"),
+            signature("https://t.example/c")
+        );
+        assert_ne!(signature("/c?offer_id=1"), signature("/d?offer_id=1"));
     }
 
     #[test]

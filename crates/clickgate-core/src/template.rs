@@ -8,6 +8,8 @@
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
+use crate::click::{AFF_ID, OFFER_ID, SOURCE_ID, SUB_IDS};
+
 /// Everything but RFC 3986's unreserved characters is encoded.
 const VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
@@ -26,34 +28,35 @@ pub enum Macro {
     Sub(usize),
 }
 
-pub const MACRO_NAMES: [&str; 10] = [
-    "transaction_id",
-    "offer_id",
-    "aff_id",
-    "advertiser_id",
-    "source_id",
-    "sub1",
-    "sub2",
-    "sub3",
-    "sub4",
-    "sub5",
+/// Each macro by its name: the click's own parameters spelled as the link spells them (see
+/// [`crate::click`]), and the two values the link does not carry (the transaction id the edge
+/// issues, the offer's advertiser).
+const MACROS: [(&str, Macro); 10] = [
+    ("transaction_id", Macro::TransactionId),
+    (OFFER_ID, Macro::OfferId),
+    (AFF_ID, Macro::AffId),
+    ("advertiser_id", Macro::AdvertiserId),
+    (SOURCE_ID, Macro::SourceId),
+    (SUB_IDS[0], Macro::Sub(0)),
+    (SUB_IDS[1], Macro::Sub(1)),
+    (SUB_IDS[2], Macro::Sub(2)),
+    (SUB_IDS[3], Macro::Sub(3)),
+    (SUB_IDS[4], Macro::Sub(4)),
 ];
+
+pub const MACRO_NAMES: [&str; 10] = {
+    let mut names = [""; 10];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = MACROS[i].0;
+        i += 1;
+    }
+    names
+};
 
 impl Macro {
     fn from_name(name: &str) -> Option<Macro> {
-        Some(match name {
-            "transaction_id" => Macro::TransactionId,
-            "offer_id" => Macro::OfferId,
-            "aff_id" => Macro::AffId,
-            "advertiser_id" => Macro::AdvertiserId,
-            "source_id" => Macro::SourceId,
-            "sub1" => Macro::Sub(0),
-            "sub2" => Macro::Sub(1),
-            "sub3" => Macro::Sub(2),
-            "sub4" => Macro::Sub(3),
-            "sub5" => Macro::Sub(4),
-            _ => return None,
-        })
+        MACROS.iter().find(|(n, _)| *n == name).map(|&(_, m)| m)
     }
 }
 
@@ -267,6 +270,27 @@ mod tests {
     use super::*;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn the_macros_name_the_clicks_parameters_as_the_link_does() {
+        for (i, name) in crate::click::SUB_IDS.into_iter().enumerate() {
+            assert_eq!(Macro::from_name(name), Some(Macro::Sub(i)));
+        }
+        assert_eq!(
+            Macro::from_name(crate::click::OFFER_ID),
+            Some(Macro::OfferId)
+        );
+        assert_eq!(Macro::from_name(crate::click::AFF_ID), Some(Macro::AffId));
+        assert_eq!(
+            Macro::from_name(crate::click::SOURCE_ID),
+            Some(Macro::SourceId)
+        );
+        assert_eq!(Macro::from_name("sub6"), None);
+        assert_eq!(
+            MACRO_NAMES.map(|n| Macro::from_name(n).is_some()),
+            [true; 10]
+        );
+    }
 
     #[test]
     fn renders_every_macro_encoded() {

@@ -152,6 +152,63 @@ pub enum Decision {
     Block { reasons: Vec<Reason> },
 }
 
+/// What became of a click, as the decision log, the fraud report's analytics point, `explain` and
+/// the what-if tool write it. Never rename one: operators' queries and alerts key on the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// Sent to the offer.
+    Redirect,
+    /// Refused.
+    Block,
+    /// Sent to the offer, though its rule in monitor mode would have refused it.
+    WouldBlock,
+    /// Declined by its rule and sent to the rule's fallback instead of the offer.
+    Fallback,
+    /// Not decided at all: the config could not judge the click.
+    Refused,
+    /// `explain`'s words for a click its transaction id says was redirected while a rule in
+    /// monitor mode flagged it (what the report counts as `would_block`).
+    RedirectFlagged,
+    /// `explain`'s words for a link preview's fetch, redirected and counted as nobody's click.
+    RedirectPreview,
+}
+
+impl Verdict {
+    pub const ALL: [Verdict; 7] = [
+        Verdict::Redirect,
+        Verdict::Block,
+        Verdict::WouldBlock,
+        Verdict::Fallback,
+        Verdict::Refused,
+        Verdict::RedirectFlagged,
+        Verdict::RedirectPreview,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Redirect => "redirect",
+            Verdict::Block => "block",
+            Verdict::WouldBlock => "would_block",
+            Verdict::Fallback => "fallback",
+            Verdict::Refused => "refused",
+            Verdict::RedirectFlagged => "redirect_flagged",
+            Verdict::RedirectPreview => "redirect_preview",
+        }
+    }
+
+    /// A written verdict read back; `None` for a text no verdict writes, for the reader to raise.
+    pub fn parse(text: &str) -> Option<Verdict> {
+        Verdict::ALL.into_iter().find(|v| v.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, not `write_str`: tables print verdicts in aligned columns.
+        f.pad(self.as_str())
+    }
+}
+
 /// What a check does when it cannot run (its store unreachable, its object silent): let the
 /// click through, or refuse it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -186,5 +243,27 @@ mod tests {
         assert_eq!(ReasonCode::parse("operator"), None);
         assert_eq!(ReasonCode::parse(""), None);
         assert_eq!(ReasonCode::parse("BOT"), None);
+    }
+
+    #[test]
+    fn every_verdict_reads_back_as_itself_and_no_two_share_a_text() {
+        let mut seen = std::collections::HashSet::new();
+        for v in Verdict::ALL {
+            assert_eq!(Verdict::parse(v.as_str()), Some(v));
+            assert!(seen.insert(v.as_str()), "{v} twice");
+        }
+    }
+
+    #[test]
+    fn an_unknown_verdict_is_not_read_as_any_other() {
+        assert_eq!(Verdict::parse("allow"), None);
+        assert_eq!(Verdict::parse(""), None);
+        assert_eq!(Verdict::parse("Block"), None);
+    }
+
+    #[test]
+    fn a_verdict_pads_to_its_column_like_text() {
+        assert_eq!(format!("[{:<12}]", Verdict::Block), "[block       ]");
+        assert_eq!(Verdict::WouldBlock.to_string(), "would_block");
     }
 }

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
-use crate::click::{ClickParams, ClientInfo, Id};
+use crate::click::{ClickParams, ClientInfo, Id, AFF_ID, DEVICE_ID, OFFER_ID, SOURCE_ID, SUB_IDS};
 use crate::config::Config;
 use crate::decide::{decide, ClickOutcome, Observed};
 use crate::flood::{Event, FloodCause, FloodState, Outcome, Thresholds};
@@ -25,7 +25,7 @@ use crate::rules::Counters;
 use crate::time::{parse_instant, MINUTE_MS};
 use crate::token::TokenKey;
 use crate::ua::{is_link_preview, UserAgent};
-use crate::verdict::Decision;
+use crate::verdict::{self, Decision};
 
 /// One recorded click: the inputs of a decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,15 +68,15 @@ pub const CSV_COLUMNS: [&str; 15] = [
     "ip",
     "user_agent",
     "referer",
-    "offer_id",
-    "aff_id",
-    "source_id",
-    "sub1",
-    "sub2",
-    "sub3",
-    "sub4",
-    "sub5",
-    "device_id",
+    OFFER_ID,
+    AFF_ID,
+    SOURCE_ID,
+    SUB_IDS[0],
+    SUB_IDS[1],
+    SUB_IDS[2],
+    SUB_IDS[3],
+    SUB_IDS[4],
+    DEVICE_ID,
     "country",
     "asn",
 ];
@@ -96,7 +96,7 @@ pub fn csv_header(line: &str) -> Result<Vec<Option<usize>>, String> {
         .iter()
         .map(|c| names.iter().position(|n| n.trim() == *c))
         .collect();
-    for required in ["ts", "offer_id", "aff_id"] {
+    for required in ["ts", OFFER_ID, AFF_ID] {
         if positions[CSV_COLUMNS.iter().position(|c| *c == required).unwrap_or(0)].is_none() {
             return Err(format!("the header has no `{required}` column"));
         }
@@ -123,11 +123,11 @@ fn record(get: impl Fn(&str) -> Option<String>) -> Result<Recorded, String> {
     let ts = get("ts").ok_or("no ts")?;
     let at_ms = parse_instant(&ts)?;
     let click = ClickParams {
-        offer_id: id("offer_id")?,
-        aff_id: id("aff_id")?,
-        source_id: get("source_id"),
-        subs: ["sub1", "sub2", "sub3", "sub4", "sub5"].map(&get),
-        device_id: get("device_id"),
+        offer_id: id(OFFER_ID)?,
+        aff_id: id(AFF_ID)?,
+        source_id: get(SOURCE_ID),
+        subs: SUB_IDS.map(&get),
+        device_id: get(DEVICE_ID),
     };
     let client = ClientInfo {
         ip: get("ip").and_then(|ip| ip.parse().ok()),
@@ -189,7 +189,7 @@ impl Counting {
 /// What a config did with one click, reduced to what the report compares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
-    pub label: &'static str,
+    pub label: verdict::Verdict,
     pub codes: Vec<&'static str>,
     pub rule_id: Option<String>,
 }
@@ -198,7 +198,7 @@ impl Verdict {
     fn of(outcome: &Result<ClickOutcome, String>) -> Verdict {
         match outcome {
             Err(_) => Verdict {
-                label: "refused",
+                label: verdict::Verdict::Refused,
                 codes: Vec::new(),
                 rule_id: None,
             },
@@ -207,10 +207,10 @@ impl Verdict {
                 let codes: Vec<&'static str> =
                     o.reasons().iter().map(|r| r.code.as_str()).collect();
                 let label = match (&o.decision, a) {
-                    (Decision::Block { .. }, _) => "block",
-                    (_, Some(a)) if a.declined && a.monitor => "would_block",
-                    (_, Some(a)) if a.declined => "fallback",
-                    _ => "redirect",
+                    (Decision::Block { .. }, _) => verdict::Verdict::Block,
+                    (_, Some(a)) if a.declined && a.monitor => verdict::Verdict::WouldBlock,
+                    (_, Some(a)) if a.declined => verdict::Verdict::Fallback,
+                    _ => verdict::Verdict::Redirect,
                 };
                 let rule_id = o.rule_id().map(str::to_owned);
                 Verdict {
@@ -243,11 +243,11 @@ impl Tally {
             return;
         }
         self.clicks += 1;
-        *self.by_verdict.entry(v.label).or_default() += 1;
+        *self.by_verdict.entry(v.label.as_str()).or_default() += 1;
         for code in &v.codes {
             *self.by_reason.entry(code).or_default() += 1;
         }
-        let stopped = u64::from(v.label != "redirect");
+        let stopped = u64::from(v.label != verdict::Verdict::Redirect);
         for (map, key) in [
             (&mut self.by_offer, r.click.offer_id.as_str()),
             (&mut self.by_affiliate, r.click.aff_id.as_str()),
@@ -423,7 +423,7 @@ impl<'a> Replay<'a> {
         self.floods
             .entry(network.to_string())
             .or_insert_with(|| FloodReplay::new(config.flood_thresholds(network), r.at_ms))
-            .count(r.at_ms, flagged, after.label == "redirect");
+            .count(r.at_ms, flagged, after.label == verdict::Verdict::Redirect);
     }
 
     /// Closes every network's last minute: call once the last click is fed.
@@ -450,6 +450,54 @@ mod tests {
 
     const BOTS: &str = r#"{"id": "bots", "created_at": "2026-11-01", "scope": {"offers": ["1"]}, "decline": "medium_and_higher",
                           "strategy": {"filters": [{"type": "bot"}, {"type": "duplicate_ip", "max": 2}]}}"#;
+
+    #[test]
+    fn a_decision_log_line_reads_back_as_the_click_it_decided() {
+        let config = config(BOTS);
+        let click = ClickParams {
+            offer_id: Id::parse("1").unwrap(),
+            aff_id: Id::parse("n").unwrap(),
+            source_id: Some("src".into()),
+            subs: ["a", "b", "c", "d", "e"].map(|s| Some(s.to_owned())),
+            device_id: Some("dev".into()),
+        };
+        let client = ClientInfo {
+            ip: Some("192.0.2.1".parse().unwrap()),
+            user_agent: Some(UserAgent::parse("curl/8")),
+            referer: Some("https://ref.example/".into()),
+            country: Some("DE".into()),
+            asn: Some(16509),
+            ..ClientInfo::default()
+        };
+        let key = TokenKey::new(&[7u8; 32]).unwrap();
+        let at_ms = 1_795_431_600_000;
+        let outcome = decide(
+            &config,
+            &key,
+            click.clone(),
+            client.clone(),
+            Observed::default(),
+            at_ms,
+            [0; 8],
+        )
+        .unwrap();
+        let read = from_log_line(&outcome.log_line()).unwrap();
+        assert_eq!(
+            read,
+            vec![Recorded {
+                at_ms,
+                click,
+                client
+            }]
+        );
+    }
+
+    #[test]
+    fn every_click_parameter_is_a_csv_column() {
+        for name in crate::click::PARAMS {
+            assert!(CSV_COLUMNS.contains(&name), "{name}");
+        }
+    }
 
     #[test]
     fn reads_the_workers_own_log_lines_and_tail_records() {
@@ -617,7 +665,7 @@ mod tests {
         assert_eq!(replay.tally.by_reason.get("duplicate_ip"), Some(&1));
         assert_eq!(replay.tally.by_offer.get("1"), Some(&(5, 2)));
         assert_eq!(replay.changed, 2);
-        assert_eq!(replay.changes[0].before.label, "redirect");
+        assert_eq!(replay.changes[0].before.label, verdict::Verdict::Redirect);
         assert_eq!(replay.changes[0].after.codes, ["bot"]);
     }
 }

@@ -19,9 +19,9 @@ use std::path::{Path, PathBuf};
 const FLOORS: &[(&str, &[&str])] = &[
     (
         "the ground: words every floor uses",
-        &["time", "verdict", "log", "hll", "template", "ua", "ip"],
+        &["time", "verdict", "log", "hll", "ua", "ip"],
     ),
-    ("the request", &["click", "token", "flood"]),
+    ("the request", &["click", "template", "token", "flood"]),
     ("the config document, compiled", &["config"]),
     ("the judges", &["rules", "signing", "conversion"]),
     ("the decision", &["decide"]),

@@ -10,7 +10,7 @@
 use crate::config::Value;
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::click::{ClickParams, Id};
+use crate::click::{ClickParams, Id, SOURCE_ID, SUB_IDS};
 use crate::config::{err, id_value, kind, ConfigError, Fields, Offer, RANGES};
 use crate::ip::IpSet;
 use crate::template::Template;
@@ -131,6 +131,14 @@ pub enum SubIdParam {
 }
 
 impl SubIdParam {
+    /// The parameter by its name in the click link (`sub1`..`sub5` or `source_id`).
+    pub fn named(name: &str) -> Option<SubIdParam> {
+        if name == SOURCE_ID {
+            return Some(SubIdParam::SourceId);
+        }
+        SUB_IDS.iter().position(|s| *s == name).map(SubIdParam::Sub)
+    }
+
     pub fn value<'a>(&self, click: &'a ClickParams) -> Option<&'a str> {
         match self {
             SubIdParam::Sub(i) => click.subs[*i].as_deref(),
@@ -768,14 +776,13 @@ pub(crate) fn compile_rule(
             false
         }
     };
-    let sub_id = match f.string("sub_id_param", errors) {
-        None | Some("sub1") => SubIdParam::Sub(0),
-        Some("sub2") => SubIdParam::Sub(1),
-        Some("sub3") => SubIdParam::Sub(2),
-        Some("sub4") => SubIdParam::Sub(3),
-        Some("sub5") => SubIdParam::Sub(4),
-        Some("source_id") => SubIdParam::SourceId,
-        Some(other) => {
+    let sub_id = match f
+        .string("sub_id_param", errors)
+        .map(|name| (name, SubIdParam::named(name)))
+    {
+        None => SubIdParam::Sub(0),
+        Some((_, Some(param))) => param,
+        Some((other, None)) => {
             errors.push(err(
                 &f.child("sub_id_param"),
                 format!("must be sub1..sub5 or source_id, found \"{other}\""),

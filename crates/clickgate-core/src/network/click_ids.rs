@@ -191,6 +191,12 @@ impl Recent {
 /// counts as unavailable for them.
 pub const LOST_AFTER_MS: u64 = 5_000;
 
+/// Whether a batch sent, or a click's question asked, at `since_ms` has gone unanswered past
+/// [`LOST_AFTER_MS`]: the one rule for the queue moving on and for the click giving up waiting.
+pub fn lost(since_ms: u64, now_ms: u64) -> bool {
+    now_ms >= since_ms.saturating_add(LOST_AFTER_MS)
+}
+
 impl Outbox {
     pub fn ask(
         &mut self,
@@ -379,9 +385,7 @@ fn take_if_idle(
     after: &mut HashMap<Ticket, Detected>,
     now_ms: u64,
 ) -> Option<Questions> {
-    let busy = lane
-        .sent_ms
-        .is_some_and(|t| now_ms < t.saturating_add(LOST_AFTER_MS));
+    let busy = lane.sent_ms.is_some_and(|t| !lost(t, now_ms));
     if busy || lane.waiting.is_empty() {
         return None;
     }
@@ -543,6 +547,14 @@ mod tests {
             out.ask("o", 4, "r/d", NOW, NOW + LOST_AFTER_MS),
             Asked::Wait
         );
+    }
+
+    #[test]
+    fn a_wait_is_lost_from_lost_after_ms_on_and_never_by_overflow() {
+        assert!(!lost(NOW, NOW + LOST_AFTER_MS - 1));
+        assert!(lost(NOW, NOW + LOST_AFTER_MS));
+        // A send time near the end of time is not lost at once by the sum wrapping round.
+        assert!(!lost(u64::MAX - 1, u64::MAX - 1));
     }
 
     #[test]

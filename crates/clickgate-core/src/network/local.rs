@@ -708,7 +708,9 @@ fn pending_row<'a>(
         .1
 }
 
-/// How late a timer may be before it counts as lost.
+/// How late a timer may be before it counts as lost. A grace past the time it was due, not an
+/// object call's deadline as [`super::click_ids::LOST_AFTER_MS`] is: no click waits on this timer,
+/// so it need not follow that deadline when it changes.
 const LOST_TIMER_MS: u64 = 5_000;
 
 fn arm(timer_due_ms: &mut Option<u64>, now_ms: u64, in_ms: u64) -> Flush {
