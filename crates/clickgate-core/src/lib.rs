@@ -5,7 +5,8 @@
 //! from its own floor or below and none in a loop (`tests/floors.rs` checks both):
 //!
 //! 1. The ground, words every floor uses: [`time`] (UTC days, hours and the two time formats),
-//!    [`verdict`] (reason codes, reasons, the decision, fail-open or closed), [`log`] (JSON log
+//!    [`verdict`] (reason codes, reasons, the decision, fail-open or closed), [`fault`] (who is at
+//!    fault when something fails: operator, client or runtime), [`log`] (JSON log
 //!    lines), [`hll`] (distinct counts), [`template`] (landing-URL macros), [`ua`] (the User-Agent,
 //!    read once per click), [`ip`] (addresses, ranges and their sets).
 //! 2. The request: [`click`] (raw request → routed, parsed click, or why it is not one), [`token`]
@@ -37,6 +38,7 @@ pub mod click;
 pub mod config;
 pub mod conversion;
 pub mod decide;
+pub mod fault;
 pub mod flood;
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod fuzz;

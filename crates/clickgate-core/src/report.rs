@@ -26,6 +26,7 @@ use crate::click::Id;
 use crate::config::Config;
 use crate::conversion::{ConversionOutcome, ConversionStatus};
 use crate::decide::ClickOutcome;
+use crate::fault::Corrupt;
 use crate::time::{civil_from_days, parse_report_hour, rfc3339_ms, DAY_MS, HOUR_MS};
 use crate::token::{ClickToken, TokenVerdict};
 
@@ -141,7 +142,12 @@ impl Tally {
         ])
     }
 
-    pub fn from_wire(v: &Value) -> Result<Tally, String> {
+    /// A tally as stored or carried in a batch; one that does not read back is a runtime fault.
+    pub fn from_wire(v: &Value) -> Result<Tally, Corrupt> {
+        Tally::read(v).map_err(|e| Corrupt::new("report tally", e))
+    }
+
+    fn read(v: &Value) -> Result<Tally, String> {
         let a = v
             .as_array()
             .filter(|a| a.len() == 9)
@@ -304,9 +310,12 @@ impl HourRows {
         json!({"rows": rows, "explained": self.explained}).to_string()
     }
 
-    pub fn decode(text: &str) -> Result<HourRows, String> {
-        let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        HourRows::from_value(&v)
+    /// An hour's rows as the object stored them; text that does not read back is a runtime fault.
+    pub fn decode(text: &str) -> Result<HourRows, Corrupt> {
+        serde_json::from_str(text)
+            .map_err(|e| e.to_string())
+            .and_then(|v| HourRows::from_value(&v))
+            .map_err(|e| Corrupt::new("report hour", e))
     }
 
     fn from_value(v: &Value) -> Result<HourRows, String> {
@@ -332,7 +341,7 @@ impl HourRows {
             ) else {
                 return Err(format!("rows[{i}]: must be [advertiser, offer, tally]"));
             };
-            let tally = Tally::from_wire(t).map_err(|e| format!("rows[{i}]: {e}"))?;
+            let tally = Tally::read(t).map_err(|e| format!("rows[{i}]: {e}"))?;
             hour.rows.insert((a.to_owned(), o.to_owned()), tally);
         }
         Ok(hour)

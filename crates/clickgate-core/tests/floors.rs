@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 const FLOORS: &[(&str, &[&str])] = &[
     (
         "the ground: words every floor uses",
-        &["time", "verdict", "log", "hll", "template", "ua", "ip"],
+        &[
+            "time", "verdict", "fault", "log", "hll", "template", "ua", "ip",
+        ],
     ),
     ("the request", &["click", "token", "flood"]),
     ("the config document, compiled", &["config"]),

@@ -29,6 +29,7 @@ use serde_json::{json, Value};
 
 use crate::click::Id;
 use crate::conversion::Seen;
+use crate::fault::Corrupt;
 use crate::flood::{Event, FloodBlock, FloodCause, Thresholds};
 use crate::hll::HyperLogLog;
 use crate::report::{RowKey, Tally};
@@ -613,7 +614,12 @@ impl Reply {
         .to_string()
     }
 
-    pub fn parse(text: &str) -> Result<Reply, String> {
+    /// The object's answer to a batch; one that does not read back is a runtime fault.
+    pub fn parse(text: &str) -> Result<Reply, Corrupt> {
+        Reply::read(text).map_err(|e| Corrupt::new("object reply", e))
+    }
+
+    fn read(text: &str) -> Result<Reply, String> {
         let v: Value = serde_json::from_str(text).map_err(|e| format!("reply is not JSON: {e}"))?;
         let mut reply = Reply {
             duplicate: v.get("duplicate").and_then(Value::as_bool).unwrap_or(false),
