@@ -21,6 +21,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use crate::click::Id;
+use crate::fault::{Blame, Fault};
 
 const VERSION: u8 = 1;
 const TAG_LEN: usize = 16;
@@ -68,6 +69,13 @@ pub enum TokenError {
     Malformed,
     BadTag,
     UnknownVersion(u8),
+}
+
+/// A transaction id comes back in a postback: one that does not verify is the sender's.
+impl Fault for TokenError {
+    fn blame(&self) -> Blame {
+        Blame::Client
+    }
 }
 
 impl std::fmt::Display for TokenError {

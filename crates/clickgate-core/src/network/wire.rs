@@ -29,7 +29,7 @@ use serde_json::{json, Value};
 
 use crate::click::Id;
 use crate::conversion::Seen;
-use crate::fault::Corrupt;
+use crate::fault::{Blame, Corrupt, Fault};
 use crate::flood::{Event, FloodBlock, FloodCause, Thresholds};
 use crate::hll::HyperLogLog;
 use crate::report::{RowKey, Tally};
@@ -125,6 +125,14 @@ impl WireError {
             WireError::UnknownRoute { .. } => 404,
             WireError::Query(_) | WireError::Body { .. } => 400,
         }
+    }
+}
+
+/// The object's callers are the deployment's own isolates: a request it cannot read means the
+/// two sides disagree, a runtime fault.
+impl Fault for WireError {
+    fn blame(&self) -> Blame {
+        Blame::Runtime
     }
 }
 
