@@ -169,7 +169,7 @@ pub fn parse(
         }
         return ReportQuery::parse(query, now_ms)
             .map(AdminRequest::Report)
-            .map_err(AdminError::BadRequest);
+            .map_err(|e| AdminError::BadRequest(e.into()));
     }
     if let Some(id) = rest.strip_prefix("explain/") {
         if method != "GET" {

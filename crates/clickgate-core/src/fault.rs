@@ -10,9 +10,10 @@ use std::fmt;
 /// The party a failure is owed to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Blame {
-    /// The operator's config document, secrets or admin request.
+    /// The deployment: the operator's config document and secrets.
     Operator,
-    /// The request a client (a browser, a network's postback) sent.
+    /// Whoever sent the request being answered: a browser, a network's postback, a caller of the
+    /// admin API.
     Client,
     /// Neither: stored state, or an answer from another part of the system, is not what was written.
     Runtime,

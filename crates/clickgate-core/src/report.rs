@@ -26,7 +26,7 @@ use crate::click::Id;
 use crate::config::Config;
 use crate::conversion::{ConversionOutcome, ConversionStatus};
 use crate::decide::ClickOutcome;
-use crate::fault::Corrupt;
+use crate::fault::{Corrupt, Invalid};
 use crate::time::{civil_from_days, parse_report_hour, rfc3339_ms, DAY_MS, HOUR_MS};
 use crate::token::{ClickToken, TokenVerdict};
 
@@ -470,7 +470,12 @@ impl ReportQuery {
     /// Reads the query string. `from` and `to` are `YYYY-MM-DD` or `YYYY-MM-DDTHH[:MM[:SS]][Z]`
     /// in UTC, cut to the hour; a date-only `to` includes its day. Without them: the last 24
     /// hours, this one included.
-    pub fn parse(query: &str, now_ms: u64) -> Result<ReportQuery, String> {
+    /// The admin API caller's question; one that does not parse is answered with a 400.
+    pub fn parse(query: &str, now_ms: u64) -> Result<ReportQuery, Invalid> {
+        ReportQuery::read(query, now_ms).map_err(Invalid::client)
+    }
+
+    fn read(query: &str, now_ms: u64) -> Result<ReportQuery, String> {
         let mut from = None;
         let mut to = None;
         let mut group_by = Vec::new();
@@ -812,6 +817,7 @@ mod tests {
     use crate::click::{route, ClientInfo, Route};
     use crate::conversion;
     use crate::decide::{decide, Observed};
+    use crate::fault::{Blame, Fault};
     use crate::token::TokenKey;
     #[cfg(not(target_arch = "wasm32"))]
     use proptest::prelude::*;
@@ -1090,7 +1096,8 @@ mod tests {
             ("limit=5", "unknown parameter `limit`"),
         ] {
             let e = ReportQuery::parse(query, NOW).unwrap_err();
-            assert!(e.contains(says), "{query}: {e}");
+            assert_eq!(e.blame(), Blame::Client);
+            assert!(e.problem.contains(says), "{query}: {e}");
         }
     }
 
