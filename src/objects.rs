@@ -168,7 +168,8 @@ async fn send(env: &Env, home: &Home, batch: &Batch) -> std::result::Result<Repl
         space: home.space(),
         batch: batch.clone(),
     };
-    Ok(Reply::parse(&ask(env, &home.object(), &request, deadline::BATCH_MS).await?)?)
+    let text = ask(env, &home.object(), &request, deadline::BATCH_MS).await?;
+    Ok(Reply::parse(&text)?)
 }
 
 /// How often a click waiting for its replay answer looks again. It looks on its own timer, so
