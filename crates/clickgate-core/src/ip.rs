@@ -8,6 +8,8 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
+use crate::fault::Invalid;
+
 /// One list entry: an address or a CIDR block, IPv4 or IPv6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct IpNet {
@@ -25,7 +27,13 @@ impl IpNet {
     ///
     /// A block with host bits set (`10.0.0.1/8`) is refused rather than silently widened: in a
     /// blocklist that is almost always a typo, and guessing would block the wrong traffic.
-    pub fn parse(text: &str) -> Result<IpNet, String> {
+    ///
+    /// Addresses and blocks come from the operator's lists, so a bad one is the operator's.
+    pub fn parse(text: &str) -> Result<IpNet, Invalid> {
+        IpNet::read(text).map_err(Invalid::operator)
+    }
+
+    fn read(text: &str) -> Result<IpNet, String> {
         let text = text.trim();
         let (addr_text, prefix_text) = match text.split_once('/') {
             Some((a, p)) => (a, Some(p)),
@@ -382,7 +390,8 @@ mod tests {
         ];
         for (text, want) in cases {
             let err = IpNet::parse(text).unwrap_err();
-            assert!(err.contains(want), "{text}: {err}");
+            assert_eq!(err.by, crate::fault::Blame::Operator);
+            assert!(err.problem.contains(want), "{text}: {err}");
         }
     }
 
