@@ -8,7 +8,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use crate::fault::Invalid;
+use crate::fault::{Corrupt, Invalid};
 
 /// One list entry: an address or a CIDR block, IPv4 or IPv6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -225,7 +225,12 @@ impl IpSet {
 
     /// Takes a compiled list as read from KV, refusing anything that is not exactly what
     /// [`IpSet::to_bytes`] writes: entries out of order or overlapping would answer lookups wrongly.
-    pub fn from_bytes(bytes: Vec<u8>) -> Result<IpSet, String> {
+    /// Bytes that are not a list of ours are a runtime fault.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<IpSet, Corrupt> {
+        IpSet::read(bytes).map_err(|e| Corrupt::new("compiled ip list", e))
+    }
+
+    fn read(bytes: Vec<u8>) -> Result<IpSet, String> {
         let body = bytes
             .strip_prefix(LIST_MAGIC)
             .ok_or("not a compiled IP list (no CGIP1 header)")?;
@@ -355,6 +360,7 @@ mod tests {
         swapped.extend_from_slice(&two[9..9 + ENTRY_BYTES]);
         assert!(IpSet::from_bytes(swapped.to_vec())
             .unwrap_err()
+            .detail
             .contains("overlaps or precedes"));
         // Host bits set in an entry.
         let mut host_bits = two.clone();
