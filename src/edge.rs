@@ -589,7 +589,7 @@ fn token_key(env: &Env) -> Option<TokenKey> {
         .map_err(|_| {
             "the TOKEN_SECRET secret is not set (wrangler secret put TOKEN_SECRET)".to_owned()
         })
-        .and_then(|s| TokenKey::new(s.to_string().as_bytes()));
+        .and_then(|s| TokenKey::new(s.to_string().as_bytes()).map_err(String::from));
     match made {
         Ok(key) => {
             KEY.with(|k| *k.borrow_mut() = Some(key.clone()));

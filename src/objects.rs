@@ -172,7 +172,8 @@ async fn send(env: &Env, home: &Home, batch: &Batch) -> std::result::Result<Repl
         space: home.space(),
         batch: batch.clone(),
     };
-    Reply::parse(&ask(env, &home.object(), &request, deadline::BATCH_MS).await?)
+    let text = ask(env, &home.object(), &request, deadline::BATCH_MS).await?;
+    Ok(Reply::parse(&text)?)
 }
 
 /// How often a click waiting for its replay answer looks again. It looks on its own timer, so
@@ -285,7 +286,7 @@ pub async fn operate(
         operation,
     };
     let text = ask(env, &home.object(), &request, deadline::ADMIN_MS).await?;
-    Reply::parse(&text).map(|r| r.block)
+    Ok(Reply::parse(&text)?.block)
 }
 
 /// Asks the network's object whether a conversion was reported before (and records it, counting

@@ -20,6 +20,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 
 use crate::click::Id;
+use crate::fault::{Blame, Fault};
 use crate::report::ReportQuery;
 use crate::token::same_secret;
 
@@ -85,6 +86,17 @@ pub enum AdminError {
     /// With the methods the route takes.
     MethodNotAllowed(&'static str),
     BadRequest(String),
+}
+
+/// Only a too-short `ADMIN_TOKEN` is the deployment's fault; an API left off, and every other
+/// refusal, answer the caller.
+impl Fault for AdminError {
+    fn blame(&self) -> Blame {
+        match self {
+            AdminError::WeakToken { .. } => Blame::Operator,
+            _ => Blame::Client,
+        }
+    }
 }
 
 impl AdminError {
@@ -157,7 +169,7 @@ pub fn parse(
         }
         return ReportQuery::parse(query, now_ms)
             .map(AdminRequest::Report)
-            .map_err(AdminError::BadRequest);
+            .map_err(|e| AdminError::BadRequest(e.into()));
     }
     if let Some(id) = rest.strip_prefix("explain/") {
         if method != "GET" {
@@ -397,6 +409,19 @@ mod tests {
             assert!(line.is_some_and(|l| l.contains(r#""what":"admin_token""#)));
         }
         assert_eq!(AdminError::Unauthorized.fault_line(), None);
+        // The operator is told in the log exactly when the refusal is the operator's fault.
+        for e in [
+            AdminError::NotConfigured,
+            AdminError::WeakToken { len: 3 },
+            AdminError::Unauthorized,
+            AdminError::Login,
+            AdminError::NotFound,
+            AdminError::MethodNotAllowed("GET"),
+            AdminError::BadRequest("from: not a time".into()),
+        ] {
+            let operators = e.blame() == Blame::Operator;
+            assert_eq!(e.fault_line().is_some(), operators, "{e:?}");
+        }
         let sixteen = "sixteen-bytes-ok";
         assert_eq!(sixteen.len(), MIN_TOKEN_BYTES);
         assert_eq!(

@@ -8,6 +8,8 @@ use std::net::IpAddr;
 
 use percent_encoding::percent_decode_str;
 
+use crate::fault::{Blame, Fault};
+
 /// An offer, affiliate or advertiser id: 1 to 64 of `A-Z a-z 0-9 . _ -`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Id(String);
@@ -122,6 +124,12 @@ pub enum RequestError {
     BodyTooLarge {
         limit: usize,
     },
+}
+
+impl Fault for RequestError {
+    fn blame(&self) -> Blame {
+        Blame::Client
+    }
 }
 
 impl fmt::Display for RequestError {

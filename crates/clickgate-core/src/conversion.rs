@@ -28,6 +28,7 @@ use crate::click::Id;
 use crate::config::postbacks::{PostbackPolicy, MAX_FIELD_LEN};
 use crate::config::rules::FilterKind;
 use crate::config::Config;
+use crate::fault::{Blame, Fault};
 use crate::hll::hash64;
 use crate::log::JsonLine;
 use crate::token::{ClickToken, TokenKey, TokenVerdict};
@@ -82,6 +83,12 @@ pub enum PostbackError {
     UnknownTransaction(String),
     /// The click's advertiser has a postback secret and this postback did not carry it.
     Unauthorized,
+}
+
+impl Fault for PostbackError {
+    fn blame(&self) -> Blame {
+        Blame::Client
+    }
 }
 
 impl std::fmt::Display for PostbackError {

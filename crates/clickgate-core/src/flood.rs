@@ -29,6 +29,7 @@
 
 use serde_json::{json, Value};
 
+use crate::fault::Corrupt;
 use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS};
 use crate::verdict::FaultMode;
 
@@ -75,7 +76,12 @@ impl Thresholds {
         ])
     }
 
-    pub fn from_json(v: &Value) -> Result<Thresholds, String> {
+    /// Thresholds as a batch carries them to the object; a bad one is a runtime fault.
+    pub fn from_json(v: &Value) -> Result<Thresholds, Corrupt> {
+        Thresholds::read(v).map_err(|e| Corrupt::new("flood thresholds", e))
+    }
+
+    fn read(v: &Value) -> Result<Thresholds, String> {
         let limit = |i: usize| -> Result<Option<u32>, String> {
             match v.get(i) {
                 Some(Value::Null) => Ok(None),
@@ -287,7 +293,12 @@ impl FloodState {
         .to_string()
     }
 
-    pub fn decode(text: &str) -> Result<FloodState, String> {
+    /// The state as the object stored it; text that does not read back is a runtime fault.
+    pub fn decode(text: &str) -> Result<FloodState, Corrupt> {
+        FloodState::read(text).map_err(|e| Corrupt::new("flood state", e))
+    }
+
+    fn read(text: &str) -> Result<FloodState, String> {
         let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
         let u = |k: &str| {
             v.get(k)
@@ -1056,8 +1067,8 @@ mod tests {
         let unknown = stored.replace("\"operator\"", "\"per_week\"");
         assert_ne!(unknown, stored);
         assert_eq!(
-            FloodState::decode(&unknown).err().as_deref(),
-            Some("block: cause")
+            FloodState::decode(&unknown).err(),
+            Some(Corrupt::new("flood state", "block: cause"))
         );
     }
 

@@ -8,6 +8,8 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
+use crate::fault::{Corrupt, Invalid};
+
 /// One list entry: an address or a CIDR block, IPv4 or IPv6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct IpNet {
@@ -25,7 +27,13 @@ impl IpNet {
     ///
     /// A block with host bits set (`10.0.0.1/8`) is refused rather than silently widened: in a
     /// blocklist that is almost always a typo, and guessing would block the wrong traffic.
-    pub fn parse(text: &str) -> Result<IpNet, String> {
+    ///
+    /// Addresses and blocks come from the operator's lists, so a bad one is the operator's.
+    pub fn parse(text: &str) -> Result<IpNet, Invalid> {
+        IpNet::read(text).map_err(Invalid::operator)
+    }
+
+    fn read(text: &str) -> Result<IpNet, String> {
         let text = text.trim();
         let (addr_text, prefix_text) = match text.split_once('/') {
             Some((a, p)) => (a, Some(p)),
@@ -217,7 +225,12 @@ impl IpSet {
 
     /// Takes a compiled list as read from KV, refusing anything that is not exactly what
     /// [`IpSet::to_bytes`] writes: entries out of order or overlapping would answer lookups wrongly.
-    pub fn from_bytes(bytes: Vec<u8>) -> Result<IpSet, String> {
+    /// Bytes that are not a list of ours are a runtime fault.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<IpSet, Corrupt> {
+        IpSet::read(bytes).map_err(|e| Corrupt::new("compiled ip list", e))
+    }
+
+    fn read(bytes: Vec<u8>) -> Result<IpSet, String> {
         let body = bytes
             .strip_prefix(LIST_MAGIC)
             .ok_or("not a compiled IP list (no CGIP1 header)")?;
@@ -347,6 +360,7 @@ mod tests {
         swapped.extend_from_slice(&two[9..9 + ENTRY_BYTES]);
         assert!(IpSet::from_bytes(swapped.to_vec())
             .unwrap_err()
+            .detail
             .contains("overlaps or precedes"));
         // Host bits set in an entry.
         let mut host_bits = two.clone();
@@ -382,7 +396,8 @@ mod tests {
         ];
         for (text, want) in cases {
             let err = IpNet::parse(text).unwrap_err();
-            assert!(err.contains(want), "{text}: {err}");
+            assert_eq!(err.by, crate::fault::Blame::Operator);
+            assert!(err.problem.contains(want), "{text}: {err}");
         }
     }
 

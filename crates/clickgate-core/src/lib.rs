@@ -5,13 +5,14 @@
 //! from its own floor or below and none in a loop (`tests/floors.rs` checks both):
 //!
 //! 1. The ground, words every floor uses: [`time`] (UTC days, hours and the two time formats),
-//!    [`verdict`] (reason codes, reasons, the verdicts, the decision, fail-open or closed), [`log`]
+//!    [`verdict`] (reason codes, reasons, the verdicts, the decision, fail-open or closed),
+//!    [`fault`] (who is at fault when something fails: operator, client or runtime), [`log`]
 //!    (JSON log lines), [`hll`] (distinct counts), [`ua`] (the User-Agent, read once per click),
 //!    [`ip`] (addresses, ranges and their sets).
 //! 2. The request: [`click`] (raw request → routed, parsed click, or why it is not one; the
-//!    parameters' names), [`template`] (landing-URL macros, named as the click's parameters), [`token`]
-//!    (the transaction id, and constant-time secret comparison), [`flood`] (a network's day of
-//!    clicks and when it is beyond human, a pure step over its state).
+//!    parameters' names), [`template`] (landing-URL macros, named as the click's parameters),
+//!    [`token`] (the transaction id, and constant-time secret comparison), [`flood`] (a network's
+//!    day of clicks and when it is beyond human, a pure step over its state).
 //! 3. The config document: [`config`] compiles the whole KV document once, with every problem and
 //!    its path: fields and ranges, offers, lists, [`config::rules`], [`config::networks`] (signing
 //!    and flood settings), [`config::postbacks`], and [`config::cache`] (the isolate's copy).
@@ -38,6 +39,7 @@ pub mod click;
 pub mod config;
 pub mod conversion;
 pub mod decide;
+pub mod fault;
 pub mod flood;
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod fuzz;

@@ -26,6 +26,7 @@ use crate::click::Id;
 use crate::config::Config;
 use crate::conversion::{ConversionOutcome, ConversionStatus};
 use crate::decide::ClickOutcome;
+use crate::fault::{Corrupt, Invalid};
 use crate::time::{civil_from_days, parse_report_hour, rfc3339_ms, DAY_MS, HOUR_MS};
 use crate::token::{ClickToken, TokenVerdict};
 use crate::verdict::Verdict;
@@ -142,7 +143,12 @@ impl Tally {
         ])
     }
 
-    pub fn from_wire(v: &Value) -> Result<Tally, String> {
+    /// A tally as stored or carried in a batch; one that does not read back is a runtime fault.
+    pub fn from_wire(v: &Value) -> Result<Tally, Corrupt> {
+        Tally::read(v).map_err(|e| Corrupt::new("report tally", e))
+    }
+
+    fn read(v: &Value) -> Result<Tally, String> {
         let a = v
             .as_array()
             .filter(|a| a.len() == 9)
@@ -305,9 +311,12 @@ impl HourRows {
         json!({"rows": rows, "explained": self.explained}).to_string()
     }
 
-    pub fn decode(text: &str) -> Result<HourRows, String> {
-        let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        HourRows::from_value(&v)
+    /// An hour's rows as the object stored them; text that does not read back is a runtime fault.
+    pub fn decode(text: &str) -> Result<HourRows, Corrupt> {
+        serde_json::from_str(text)
+            .map_err(|e| e.to_string())
+            .and_then(|v| HourRows::from_value(&v))
+            .map_err(|e| Corrupt::new("report hour", e))
     }
 
     fn from_value(v: &Value) -> Result<HourRows, String> {
@@ -333,7 +342,7 @@ impl HourRows {
             ) else {
                 return Err(format!("rows[{i}]: must be [advertiser, offer, tally]"));
             };
-            let tally = Tally::from_wire(t).map_err(|e| format!("rows[{i}]: {e}"))?;
+            let tally = Tally::read(t).map_err(|e| format!("rows[{i}]: {e}"))?;
             hour.rows.insert((a.to_owned(), o.to_owned()), tally);
         }
         Ok(hour)
@@ -462,7 +471,12 @@ impl ReportQuery {
     /// Reads the query string. `from` and `to` are `YYYY-MM-DD` or `YYYY-MM-DDTHH[:MM[:SS]][Z]`
     /// in UTC, cut to the hour; a date-only `to` includes its day. Without them: the last 24
     /// hours, this one included.
-    pub fn parse(query: &str, now_ms: u64) -> Result<ReportQuery, String> {
+    /// The admin API caller's question; one that does not parse is answered with a 400.
+    pub fn parse(query: &str, now_ms: u64) -> Result<ReportQuery, Invalid> {
+        ReportQuery::read(query, now_ms).map_err(Invalid::client)
+    }
+
+    fn read(query: &str, now_ms: u64) -> Result<ReportQuery, String> {
         let mut from = None;
         let mut to = None;
         let mut group_by = Vec::new();
@@ -804,6 +818,7 @@ mod tests {
     use crate::click::{route, ClientInfo, Route};
     use crate::conversion;
     use crate::decide::{decide, Observed};
+    use crate::fault::{Blame, Fault};
     use crate::token::TokenKey;
     #[cfg(not(target_arch = "wasm32"))]
     use proptest::prelude::*;
@@ -1082,7 +1097,8 @@ mod tests {
             ("limit=5", "unknown parameter `limit`"),
         ] {
             let e = ReportQuery::parse(query, NOW).unwrap_err();
-            assert!(e.contains(says), "{query}: {e}");
+            assert_eq!(e.blame(), Blame::Client);
+            assert!(e.problem.contains(says), "{query}: {e}");
         }
     }
 

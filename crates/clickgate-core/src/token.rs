@@ -21,6 +21,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use crate::click::Id;
+use crate::fault::{Blame, Fault, Invalid};
 
 const VERSION: u8 = 1;
 const TAG_LEN: usize = 16;
@@ -70,6 +71,13 @@ pub enum TokenError {
     UnknownVersion(u8),
 }
 
+/// A transaction id comes back in a postback: one that does not verify is the sender's.
+impl Fault for TokenError {
+    fn blame(&self) -> Blame {
+        Blame::Client
+    }
+}
+
 impl std::fmt::Display for TokenError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -93,14 +101,16 @@ impl std::fmt::Debug for TokenKey {
 }
 
 impl TokenKey {
-    pub fn new(secret: &[u8]) -> Result<TokenKey, String> {
+    /// The deployment's secret: one too short to keep is the operator's to fix.
+    pub fn new(secret: &[u8]) -> Result<TokenKey, Invalid> {
         if secret.len() < MIN_SECRET_LEN {
-            return Err(format!(
+            return Err(Invalid::operator(format!(
                 "TOKEN_SECRET is {} bytes; it must be at least {MIN_SECRET_LEN} (try `openssl rand -base64 48`)",
                 secret.len()
-            ));
+            )));
         }
-        let mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|e| e.to_string())?;
+        let mac =
+            Hmac::<Sha256>::new_from_slice(secret).map_err(|e| Invalid::operator(e.to_string()))?;
         Ok(TokenKey { mac })
     }
 
@@ -260,7 +270,9 @@ mod tests {
 
     #[test]
     fn short_secret_is_refused() {
-        assert!(TokenKey::new(b"short").unwrap_err().contains("at least 32"));
+        let short = TokenKey::new(b"short").unwrap_err();
+        assert_eq!(short.blame(), Blame::Operator);
+        assert!(short.problem.contains("at least 32"));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 const FLOORS: &[(&str, &[&str])] = &[
     (
         "the ground: words every floor uses",
-        &["time", "verdict", "log", "hll", "ua", "ip"],
+        &["time", "verdict", "fault", "log", "hll", "ua", "ip"],
     ),
     ("the request", &["click", "template", "token", "flood"]),
     ("the config document, compiled", &["config"]),

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use crate::config::{digest, referenced_lists, Config, ConfigError, StoredLists};
+use crate::fault::Corrupt;
 use crate::ip::IpSet;
 use crate::log::JsonLine;
 
@@ -136,9 +137,11 @@ impl ConfigSlot {
         keys
     }
 
-    pub fn add_list(&mut self, key: String, bytes: Vec<u8>) -> Result<(), String> {
-        let set =
-            IpSet::from_bytes(bytes).map_err(|e| format!("list `{key}` is unreadable: {e}"))?;
+    pub fn add_list(&mut self, key: String, bytes: Vec<u8>) -> Result<(), Corrupt> {
+        let set = IpSet::from_bytes(bytes).map_err(|e| Corrupt {
+            detail: format!("list `{key}` is unreadable: {e}"),
+            ..e
+        })?;
         self.lists.insert(key, set);
         Ok(())
     }
@@ -309,6 +312,7 @@ mod tests {
         assert!(s
             .add_list(key.clone(), b"garbage".to_vec())
             .unwrap_err()
+            .detail
             .contains("unreadable"));
         s.add_list(key.clone(), bytes).unwrap();
         assert!(s.lists_to_fetch(&with_list).is_empty());

@@ -14,6 +14,7 @@ use std::ops::RangeInclusive;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::click::Id;
+use crate::fault::{Blame, Fault};
 use crate::ip::{IpNet, IpSet};
 use crate::template::Template;
 use rules::{
@@ -84,6 +85,12 @@ pub struct ConfigError {
     /// Where the problem is, as `offers[2].landing_url`; empty for the document itself.
     pub path: String,
     pub problem: String,
+}
+
+impl Fault for ConfigError {
+    fn blame(&self) -> Blame {
+        Blame::Operator
+    }
 }
 
 impl fmt::Display for ConfigError {

@@ -10,6 +10,7 @@ use sha2::Sha256;
 
 use crate::click::Id;
 use crate::config::{err, kind, ConfigError, Fields, RANGES};
+use crate::fault::Invalid;
 use crate::flood::Thresholds;
 use crate::time::parse_instant;
 use crate::verdict::FaultMode;
@@ -68,11 +69,15 @@ impl std::fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
-    pub fn new(id: &str, secret: &[u8], not_after_ms: Option<u64>) -> Result<SigningKey, String> {
+    /// A network's key from the operator's config: one too short is the operator's to fix.
+    pub fn new(id: &str, secret: &[u8], not_after_ms: Option<u64>) -> Result<SigningKey, Invalid> {
         if secret.len() < MIN_SECRET_LEN {
-            return Err(format!("must be at least {MIN_SECRET_LEN} bytes"));
+            return Err(Invalid::operator(format!(
+                "must be at least {MIN_SECRET_LEN} bytes"
+            )));
         }
-        let mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|e| e.to_string())?;
+        let mac =
+            Hmac::<Sha256>::new_from_slice(secret).map_err(|e| Invalid::operator(e.to_string()))?;
         Ok(SigningKey {
             id: id.to_owned(),
             mac,

@@ -12,6 +12,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::click::{ClickParams, Id, SOURCE_ID, SUB_IDS};
 use crate::config::{err, id_value, kind, ConfigError, Fields, Offer, RANGES};
+use crate::fault::Invalid;
 use crate::ip::IpSet;
 use crate::template::Template;
 use crate::time::parse_instant;
@@ -322,7 +323,12 @@ pub struct RefererPattern {
 }
 
 impl RefererPattern {
-    pub fn parse(text: &str) -> Result<RefererPattern, String> {
+    /// A pattern from the operator's referrer blocklist: a bad one is the operator's.
+    pub fn parse(text: &str) -> Result<RefererPattern, Invalid> {
+        RefererPattern::read(text).map_err(Invalid::operator)
+    }
+
+    fn read(text: &str) -> Result<RefererPattern, String> {
         let lower = text.trim().to_ascii_lowercase();
         let (host_part, path) = match lower.find('/') {
             Some(i) => (&lower[..i], &lower[i..]),
@@ -1040,7 +1046,8 @@ mod tests {
         let p = RefererPattern::parse("ads.example/cheap").unwrap();
         assert!(p.matches("ads.example", "/cheap/x"));
         assert!(!p.matches("ads.example", "/good"));
-        assert!(RefererPattern::parse("https://x.example").is_err());
+        let scheme = RefererPattern::parse("https://x.example").unwrap_err();
+        assert_eq!(scheme.by, crate::fault::Blame::Operator);
         assert!(RefererPattern::parse("").is_err());
         assert_eq!(
             referer_parts("https://User@News.Example:8443/A/b?q=1#f"),

@@ -8,6 +8,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::click::Id;
+use crate::fault::Corrupt;
 use crate::flood::{Event, FloodBlock, FloodState, Outcome, Thresholds};
 use crate::hll::HyperLogLog;
 use crate::log::JsonLine;
@@ -66,7 +67,12 @@ impl History {
         parts.join(",")
     }
 
-    pub fn decode(text: &str) -> Result<History, String> {
+    /// A history as the object stored it; text that does not read back is a runtime fault.
+    pub fn decode(text: &str) -> Result<History, Corrupt> {
+        History::read(text).map_err(|e| Corrupt::new("ip history", e))
+    }
+
+    fn read(text: &str) -> Result<History, String> {
         let mut history = History::default();
         for part in text.split(',').filter(|p| !p.is_empty()) {
             let (h, c) = part
@@ -215,14 +221,17 @@ impl NetworkCounts {
         (counts, problems)
     }
 
-    fn load_one(&mut self, key: &str, value: &str) -> Result<(), String> {
-        match StoreKey::parse(key).ok_or("unknown key")? {
-            StoreKey::Seen => self.seen = decode_seen(value)?,
+    fn load_one(&mut self, key: &str, value: &str) -> Result<(), Corrupt> {
+        match StoreKey::parse(key).ok_or(Corrupt::new("store key", "unknown key"))? {
+            StoreKey::Seen => {
+                self.seen = decode_seen(value).map_err(|e| Corrupt::new("applied batches", e))?
+            }
             StoreKey::Ip(offer, ip) => {
                 self.ips.insert((offer, ip), History::decode(value)?);
             }
             StoreKey::Sub(offer, day) => {
-                self.subs.insert((offer, day), decode_sketch(value)?);
+                let sketch = decode_sketch(value).map_err(|e| Corrupt::new("sub-ID sketch", e))?;
+                self.subs.insert((offer, day), sketch);
             }
             StoreKey::Flood => self.flood = Some(FloodState::decode(value)?),
             StoreKey::Report(hour) => {
@@ -520,6 +529,16 @@ mod tests {
         assert_eq!(History::decode(&h.encode()), Ok(h));
         assert!(History::decode("12").is_err());
         assert!(History::decode("a:1").is_err());
+    }
+
+    #[test]
+    fn stored_text_that_does_not_read_back_is_a_runtime_fault_with_todays_message() {
+        use crate::fault::{Blame, Fault};
+        let e = History::decode("12").unwrap_err();
+        assert_eq!((e.what, e.blame()), ("ip history", Blame::Runtime));
+        assert_eq!(e.to_string(), "'12' is not hour:clicks");
+        let (_, problems) = NetworkCounts::load([("flood", "{}"), ("nonsense", "1")]);
+        assert_eq!(problems, ["flood: hours", "nonsense: unknown key"]);
     }
 
     #[test]

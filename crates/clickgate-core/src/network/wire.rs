@@ -29,6 +29,7 @@ use serde_json::{json, Value};
 
 use crate::click::Id;
 use crate::conversion::Seen;
+use crate::fault::{Blame, Corrupt, Fault};
 use crate::flood::{Event, FloodBlock, FloodCause, Thresholds};
 use crate::hll::HyperLogLog;
 use crate::report::{RowKey, Tally};
@@ -124,6 +125,14 @@ impl WireError {
             WireError::UnknownRoute { .. } => 404,
             WireError::Query(_) | WireError::Body { .. } => 400,
         }
+    }
+}
+
+/// The object's callers are the deployment's own isolates: a request it cannot read means the
+/// two sides disagree, a runtime fault.
+impl Fault for WireError {
+    fn blame(&self) -> Blame {
+        Blame::Runtime
     }
 }
 
@@ -613,7 +622,12 @@ impl Reply {
         .to_string()
     }
 
-    pub fn parse(text: &str) -> Result<Reply, String> {
+    /// The object's answer to a batch; one that does not read back is a runtime fault.
+    pub fn parse(text: &str) -> Result<Reply, Corrupt> {
+        Reply::read(text).map_err(|e| Corrupt::new("object reply", e))
+    }
+
+    fn read(text: &str) -> Result<Reply, String> {
         let v: Value = serde_json::from_str(text).map_err(|e| format!("reply is not JSON: {e}"))?;
         let mut reply = Reply {
             duplicate: v.get("duplicate").and_then(Value::as_bool).unwrap_or(false),
