@@ -1335,8 +1335,9 @@ mod tests {
     #[test]
     fn the_report_travels_with_the_counts_and_is_stored_exactly_once() {
         use crate::flood::Thresholds;
+        use crate::network::keys::StoreKey;
         use crate::network::local::{Flush, FlushPolicy, LocalCounts};
-        use crate::network::store::{NetworkCounts, StoreKey};
+        use crate::network::store::NetworkCounts;
         let mut isolate = LocalCounts::new(1, FlushPolicy::default());
         let clicks = [
             click("offer_id=1&aff_id=n1", "192.0.2.1", BROWSER, NOW),

@@ -19,7 +19,7 @@ use crate::click::{ClickParams, ClientInfo, Id, AFF_ID, DEVICE_ID, OFFER_ID, SOU
 use crate::config::Config;
 use crate::decide::{decide, ClickOutcome, Observed};
 use crate::flood::{Event, FloodCause, FloodState, Outcome, Thresholds};
-use crate::network::local::ClickKeys;
+use crate::network::keys::ClickKeys;
 use crate::network::store::NetworkCounts;
 use crate::rules::Counters;
 use crate::time::{parse_instant, MINUTE_MS};

@@ -15,16 +15,14 @@
 //! What is counted:
 //! - clicks per IP on an offer of the network, in whole UTC hours: a window of `W` hours is the
 //!   current hour and the `W - 1` before it; hours older than
-//!   [`RETAIN_HOURS`](super::store::RETAIN_HOURS) are dropped;
+//!   [`RETAIN_HOURS`](super::keys::RETAIN_HOURS) are dropped;
 //! - distinct sub IDs per offer of the network in the current UTC day, as a [`HyperLogLog`].
 //!
 //! IPs are kept as 64-bit hashes, never as text: the object needs to tell them apart, not read them.
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::click::{ClickParams, ClientInfo, Id};
-use crate::config::rules::{FilterKind, Rule};
-use crate::config::Config;
+use crate::click::Id;
 use crate::decide::ClickOutcome;
 use crate::flood::{FloodBlock, FloodView, Thresholds};
 use crate::hll::{hash64, HyperLogLog};
@@ -33,92 +31,9 @@ use crate::report::{self, ConversionRow, RowKey, Tally};
 use crate::rules::Counters;
 use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS};
 use crate::token::NONCE_LEN;
-use crate::ua::is_link_preview;
 
-use super::store::{clamp_u32, History};
+use super::keys::{clamp_u32, ClickKeys, History};
 use super::wire::{Batch, IpDelta, Reply, SubDelta};
-
-/// Which counts a click's deciding rule reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct CountNeeds {
-    /// The duplicate-IP window, when the rule has that filter (the widest, if several).
-    pub ip_window_hours: Option<u32>,
-    pub sub_ids: bool,
-}
-
-impl CountNeeds {
-    pub fn of(rule: Option<&Rule>) -> CountNeeds {
-        let mut needs = CountNeeds::default();
-        for f in rule.iter().flat_map(|r| r.filters.iter()) {
-            match f.kind {
-                FilterKind::DuplicateIp { window_hours, .. } => {
-                    needs.ip_window_hours = needs.ip_window_hours.max(Some(window_hours));
-                }
-                FilterKind::SubIdValidity { .. } => needs.sub_ids = true,
-                _ => {}
-            }
-        }
-        needs
-    }
-
-    pub fn any(&self) -> bool {
-        self.ip_window_hours.is_some() || self.sub_ids
-    }
-}
-
-/// What one click adds to its network's counts, and under which keys.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClickKeys {
-    pub network: Id,
-    pub offer: Id,
-    /// The IP's hash, when the rule counts IPs and the click has an IP.
-    pub ip: Option<u64>,
-    /// The sub ID, when the rule counts sub IDs and the click carries one.
-    pub sub_id: Option<String>,
-    pub needs: CountNeeds,
-    /// Link previews are judged on the counts but not added to them: nobody clicked.
-    pub adds: bool,
-    pub hour: u32,
-    pub day: u32,
-}
-
-impl ClickKeys {
-    /// The keys a click counts under, or `None` when its deciding rule reads no counts.
-    pub fn of(
-        config: &Config,
-        click: &ClickParams,
-        client: &ClientInfo,
-        now_ms: u64,
-    ) -> Option<ClickKeys> {
-        let rule = config.deciding_rule(&click.offer_id, &click.aff_id);
-        let needs = CountNeeds::of(rule);
-        if !needs.any() {
-            return None;
-        }
-        let ip = needs
-            .ip_window_hours
-            .and(client.ip)
-            .map(|ip| ip_hash(&ip.to_string()));
-        let sub_id = rule
-            .filter(|_| needs.sub_ids)
-            .and_then(|r| r.sub_id.value(click))
-            .map(str::to_owned);
-        Some(ClickKeys {
-            network: click.aff_id.clone(),
-            offer: click.offer_id.clone(),
-            ip,
-            sub_id,
-            needs,
-            adds: !is_link_preview(client.user_agent.as_ref()),
-            hour: (now_ms / HOUR_MS) as u32,
-            day: (now_ms / DAY_MS) as u32,
-        })
-    }
-}
-
-pub fn ip_hash(ip: &str) -> u64 {
-    hash64(ip.as_bytes())
-}
 
 // ---------------------------------------------------------------------------------------------
 // The isolate's side.
@@ -725,6 +640,7 @@ fn arm(timer_due_ms: &mut Option<u64>, now_ms: u64, in_ms: u64) -> Flush {
 mod tests {
     use super::*;
     use crate::flood::{Event, FloodCause, FloodState};
+    use crate::network::keys::{ip_hash, CountNeeds};
     use crate::network::store::NetworkCounts;
     use crate::network::wire::Batch;
     use serde_json::Value;

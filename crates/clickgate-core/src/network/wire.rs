@@ -37,7 +37,7 @@ use crate::signing::ReplayAnswer;
 
 use super::click_ids::MAX_BATCH;
 use super::home::{self, Space};
-use super::store::{History, StoreKey};
+use super::keys::{u32_at, History, StoreKey};
 
 /// The one method the object serves.
 pub const METHOD: &str = "POST";
@@ -676,13 +676,6 @@ pub(super) fn hex_u64(v: Option<&Value>) -> Result<u64, String> {
     u64::from_str_radix(text, 16).map_err(|_| format!("'{text}' is not 16 hex digits"))
 }
 
-pub(super) fn u32_at(v: &Value, i: usize) -> Result<u32, String> {
-    v.get(i)
-        .and_then(Value::as_u64)
-        .and_then(|n| u32::try_from(n).ok())
-        .ok_or_else(|| format!("item {i} must be a whole number below 2^32"))
-}
-
 fn id_at(v: &Value, i: usize) -> Result<Id, String> {
     let text = v
         .get(i)
@@ -704,7 +697,7 @@ pub(super) fn decode_sketch(text: &str) -> Result<HyperLogLog, String> {
 mod tests {
     use super::*;
     use crate::network::click_ids::uses;
-    use crate::network::local::ip_hash;
+    use crate::network::keys::ip_hash;
     use crate::report;
     use crate::token::NONCE_LEN;
     #[cfg(target_arch = "wasm32")]

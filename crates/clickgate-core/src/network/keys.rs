@@ -1,0 +1,255 @@
+//! What the isolate's counts and the object's store share: the keys a click touches and the store
+//! keys they live under, and the per-IP history of clicks. The floor of `network/`: the wire
+//! format, the object's store and the isolate's counts all read these, and it reads none of them.
+
+use serde_json::{json, Value};
+
+use crate::click::{ClickParams, ClientInfo, Id};
+use crate::config::rules::{FilterKind, Rule};
+use crate::config::Config;
+use crate::fault::Corrupt;
+use crate::hll::hash64;
+use crate::report;
+use crate::time::{DAY_MS, HOUR_MS};
+use crate::token::NONCE_LEN;
+use crate::ua::is_link_preview;
+
+/// The longest duplicate-IP window a rule may ask for (30 days); older hours are dropped.
+pub const RETAIN_HOURS: u32 = 24 * 30;
+
+/// Which counts a click's deciding rule reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CountNeeds {
+    /// The duplicate-IP window, when the rule has that filter (the widest, if several).
+    pub ip_window_hours: Option<u32>,
+    pub sub_ids: bool,
+}
+
+impl CountNeeds {
+    pub fn of(rule: Option<&Rule>) -> CountNeeds {
+        let mut needs = CountNeeds::default();
+        for f in rule.iter().flat_map(|r| r.filters.iter()) {
+            match f.kind {
+                FilterKind::DuplicateIp { window_hours, .. } => {
+                    needs.ip_window_hours = needs.ip_window_hours.max(Some(window_hours));
+                }
+                FilterKind::SubIdValidity { .. } => needs.sub_ids = true,
+                _ => {}
+            }
+        }
+        needs
+    }
+
+    pub fn any(&self) -> bool {
+        self.ip_window_hours.is_some() || self.sub_ids
+    }
+}
+
+/// What one click adds to its network's counts, and under which keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClickKeys {
+    pub network: Id,
+    pub offer: Id,
+    /// The IP's hash, when the rule counts IPs and the click has an IP.
+    pub ip: Option<u64>,
+    /// The sub ID, when the rule counts sub IDs and the click carries one.
+    pub sub_id: Option<String>,
+    pub needs: CountNeeds,
+    /// Link previews are judged on the counts but not added to them: nobody clicked.
+    pub adds: bool,
+    pub hour: u32,
+    pub day: u32,
+}
+
+impl ClickKeys {
+    /// The keys a click counts under, or `None` when its deciding rule reads no counts.
+    pub fn of(
+        config: &Config,
+        click: &ClickParams,
+        client: &ClientInfo,
+        now_ms: u64,
+    ) -> Option<ClickKeys> {
+        let rule = config.deciding_rule(&click.offer_id, &click.aff_id);
+        let needs = CountNeeds::of(rule);
+        if !needs.any() {
+            return None;
+        }
+        let ip = needs
+            .ip_window_hours
+            .and(client.ip)
+            .map(|ip| ip_hash(&ip.to_string()));
+        let sub_id = rule
+            .filter(|_| needs.sub_ids)
+            .and_then(|r| r.sub_id.value(click))
+            .map(str::to_owned);
+        Some(ClickKeys {
+            network: click.aff_id.clone(),
+            offer: click.offer_id.clone(),
+            ip,
+            sub_id,
+            needs,
+            adds: !is_link_preview(client.user_agent.as_ref()),
+            hour: (now_ms / HOUR_MS) as u32,
+            day: (now_ms / DAY_MS) as u32,
+        })
+    }
+}
+
+pub fn ip_hash(ip: &str) -> u64 {
+    hash64(ip.as_bytes())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clicks per hour for one IP on one offer.
+
+/// (UTC hour since the epoch, clicks), oldest first, one entry per hour that had clicks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History(pub(super) Vec<(u32, u32)>);
+
+impl History {
+    pub fn add(&mut self, hour: u32, clicks: u32) {
+        match self.0.binary_search_by_key(&hour, |(h, _)| *h) {
+            Ok(i) => self.0[i].1 = self.0[i].1.saturating_add(clicks),
+            Err(i) => self.0.insert(i, (hour, clicks)),
+        }
+    }
+
+    /// Clicks in the `window` hours ending with `hour` (that hour included).
+    pub fn in_window(&self, hour: u32, window: u32) -> u32 {
+        let from = hour.saturating_sub(window.saturating_sub(1));
+        self.0
+            .iter()
+            .rev()
+            .take_while(|(h, _)| *h >= from)
+            .filter(|(h, _)| *h <= hour)
+            .fold(0u32, |sum, (_, c)| sum.saturating_add(*c))
+    }
+
+    /// Drops the hours no window can reach any more.
+    pub fn prune(&mut self, hour: u32) {
+        let keep_from = hour.saturating_sub(RETAIN_HOURS - 1);
+        self.0.retain(|(h, _)| *h >= keep_from);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `hour:clicks,hour:clicks`: what the object stores.
+    pub fn encode(&self) -> String {
+        let parts: Vec<String> = self.0.iter().map(|(h, c)| format!("{h}:{c}")).collect();
+        parts.join(",")
+    }
+
+    /// A history as the object stored it; text that does not read back is a runtime fault.
+    pub fn decode(text: &str) -> Result<History, Corrupt> {
+        History::read(text).map_err(|e| Corrupt::new("ip history", e))
+    }
+
+    fn read(text: &str) -> Result<History, String> {
+        let mut history = History::default();
+        for part in text.split(',').filter(|p| !p.is_empty()) {
+            let (h, c) = part
+                .split_once(':')
+                .ok_or_else(|| format!("'{part}' is not hour:clicks"))?;
+            let h = h
+                .parse()
+                .map_err(|_| format!("hour '{h}' is not a number"))?;
+            let c = c
+                .parse()
+                .map_err(|_| format!("clicks '{c}' is not a number"))?;
+            history.add(h, c);
+        }
+        Ok(history)
+    }
+
+    pub(super) fn to_json(&self) -> Value {
+        Value::Array(self.0.iter().map(|(h, c)| json!([h, c])).collect())
+    }
+
+    pub(super) fn from_json(v: &Value) -> Result<History, String> {
+        let mut history = History::default();
+        for pair in v.as_array().ok_or("history is not a list")? {
+            let (h, c) = (u32_at(pair, 0)?, u32_at(pair, 1)?);
+            history.add(h, c);
+        }
+        Ok(history)
+    }
+}
+
+// The object's side.
+
+/// A key of the object's storage.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StoreKey {
+    /// Which batches were applied, per isolate.
+    Seen,
+    /// One IP's history on one offer: `ip/{offer}/{hash}`.
+    Ip(Id, u64),
+    /// One offer's sub-ID sketch for one UTC day: `sub/{day}/{offer}`.
+    Sub(Id, u32),
+    /// The network's flood day (see [`crate::flood`]).
+    Flood,
+    /// The network's report rows for one UTC hour: `report/{hour:08}`.
+    Report(u32),
+    /// One click's kept decision: `explain/{hour:08}/{nonce}`. Written, never read back by a batch.
+    Explain(u32, String),
+}
+
+impl StoreKey {
+    pub fn parse(key: &str) -> Option<StoreKey> {
+        match key {
+            "seen" => return Some(StoreKey::Seen),
+            "flood" => return Some(StoreKey::Flood),
+            _ => {}
+        }
+        if let Some(hour) = report::parse_hour_key(key) {
+            return Some(StoreKey::Report(hour));
+        }
+        if let Some(rest) = key.strip_prefix("explain/") {
+            let (hour, nonce) = rest.split_once('/')?;
+            let valid = hour.len() == 8
+                && nonce.len() == 2 * NONCE_LEN
+                && nonce
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+            return valid
+                .then(|| Some(StoreKey::Explain(hour.parse().ok()?, nonce.to_owned())))
+                .flatten();
+        }
+        if let Some(rest) = key.strip_prefix("ip/") {
+            let (offer, ip) = rest.rsplit_once('/')?;
+            let ip = u64::from_str_radix(ip, 16)
+                .ok()
+                .filter(|_| ip.len() == 16)?;
+            return Some(StoreKey::Ip(Id::parse(offer).ok()?, ip));
+        }
+        let (day, offer) = key.strip_prefix("sub/")?.split_once('/')?;
+        Some(StoreKey::Sub(Id::parse(offer).ok()?, day.parse().ok()?))
+    }
+}
+
+impl std::fmt::Display for StoreKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreKey::Seen => f.write_str("seen"),
+            StoreKey::Flood => f.write_str("flood"),
+            StoreKey::Ip(offer, ip) => write!(f, "ip/{offer}/{ip:016x}"),
+            StoreKey::Sub(offer, day) => write!(f, "sub/{day}/{offer}"),
+            StoreKey::Report(hour) => f.write_str(&report::hour_key(*hour)),
+            StoreKey::Explain(hour, nonce) => write!(f, "explain/{hour:08}/{nonce}"),
+        }
+    }
+}
+
+pub(super) fn clamp_u32(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Item `i` of a JSON array as a `u32`.
+pub(super) fn u32_at(v: &Value, i: usize) -> Result<u32, String> {
+    v.get(i)
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| format!("item {i} must be a whole number below 2^32"))
+}
