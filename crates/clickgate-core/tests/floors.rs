@@ -1,5 +1,5 @@
 //! The core's modules stand on floors: each imports only modules on its own floor or below, and no
-//! two modules import each other, however indirectly. This test reads every `crate::` path in the
+//! two modules import each other, however indirectly (nor two files of one folder). This test reads every `crate::` path in the
 //! core's sources (their test modules and comments left out), so a change that makes a lower module
 //! reach up, or closes a loop, fails here with the import that did it:
 //!
@@ -175,38 +175,99 @@ fn every_module_stands_on_a_floor_and_imports_nothing_above_it() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
+/// Depth-first search; a module met again while still on the path closes a loop.
+fn visit<'g>(
+    m: &'g str,
+    graph: &'g BTreeMap<String, BTreeSet<String>>,
+    path: &mut Vec<&'g str>,
+    done: &mut BTreeSet<&'g str>,
+) -> Option<Vec<String>> {
+    if let Some(i) = path.iter().position(|p| *p == m) {
+        let mut cycle: Vec<String> = path[i..].iter().map(|s| s.to_string()).collect();
+        cycle.push(m.to_owned());
+        return Some(cycle);
+    }
+    if done.contains(m) {
+        return None;
+    }
+    path.push(m);
+    for next in graph.get(m).into_iter().flatten() {
+        if let Some(cycle) = visit(next, graph, path, done) {
+            return Some(cycle);
+        }
+    }
+    path.pop();
+    done.insert(m);
+    None
+}
+
 #[test]
 fn no_modules_import_each_other_in_a_loop() {
     let graph = graph();
-    // Depth-first search; a module met again while still on the path closes a loop.
-    fn visit<'g>(
-        m: &'g str,
-        graph: &'g BTreeMap<String, BTreeSet<String>>,
-        path: &mut Vec<&'g str>,
-        done: &mut BTreeSet<&'g str>,
-    ) -> Option<Vec<String>> {
-        if let Some(i) = path.iter().position(|p| *p == m) {
-            let mut cycle: Vec<String> = path[i..].iter().map(|s| s.to_string()).collect();
-            cycle.push(m.to_owned());
-            return Some(cycle);
-        }
-        if done.contains(m) {
-            return None;
-        }
-        path.push(m);
-        for next in graph.get(m).into_iter().flatten() {
-            if let Some(cycle) = visit(next, graph, path, done) {
-                return Some(cycle);
-            }
-        }
-        path.pop();
-        done.insert(m);
-        None
-    }
     let mut done = BTreeSet::new();
     for module in graph.keys() {
         let cycle = visit(module, &graph, &mut Vec::new(), &mut done);
         assert!(cycle.is_none(), "a loop: {}", cycle.unwrap().join(" -> "));
+    }
+}
+
+/// Inside a folder, the same rule between its files: `crate::{folder}::file`, `super::file` and
+/// `self::file` (from `mod.rs`) name a file of the folder; `mod.rs` itself counts as `mod`.
+fn folder_graph(folder: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let dir = src().join(folder);
+    let mut files = Vec::new();
+    rust_files(&dir, &mut files);
+    let stem = |p: &Path| p.file_stem().unwrap().to_string_lossy().into_owned();
+    let names: BTreeSet<String> = files.iter().map(|p| stem(p)).collect();
+    let mut graph = BTreeMap::new();
+    for file in &files {
+        let me = stem(file);
+        let code = code_of(&std::fs::read_to_string(file).expect("source is readable"));
+        let mut found = BTreeSet::new();
+        for prefix in [
+            format!("crate::{folder}::"),
+            "super::".to_owned(),
+            "self::".to_owned(),
+        ] {
+            let mut rest = code.as_str();
+            while let Some(i) = rest.find(&prefix) {
+                rest = &rest[i + prefix.len()..];
+                let word: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                // `super::` from mod.rs leaves the folder; a name that is no file is an item of mod.rs.
+                if me == "mod" && prefix == "super::" {
+                    continue;
+                }
+                found.insert(if names.contains(&word) {
+                    word
+                } else {
+                    "mod".to_owned()
+                });
+            }
+        }
+        found.remove(&me);
+        graph.insert(me, found);
+    }
+    graph
+}
+
+#[test]
+fn no_files_of_a_folder_import_each_other_in_a_loop() {
+    for folder in ["config", "network"] {
+        let graph = folder_graph(folder);
+        assert!(graph.len() > 2, "{folder}/ has its files");
+        let mut done = BTreeSet::new();
+        for file in graph.keys() {
+            let mut path = Vec::new();
+            let cycle = visit(file, &graph, &mut path, &mut done);
+            assert!(
+                cycle.is_none(),
+                "a loop in {folder}/: {}",
+                cycle.unwrap().join(" -> ")
+            );
+        }
     }
 }
 
