@@ -1,7 +1,8 @@
 //! The core's modules stand on floors: each imports only modules on its own floor or below, and no
-//! two modules import each other, however indirectly (nor two files of one folder). This test reads every `crate::` path in the
-//! core's sources (their test modules and comments left out), so a change that makes a lower module
-//! reach up, or closes a loop, fails here with the import that did it:
+//! two modules import each other, however indirectly (nor two files of one folder). This test
+//! reads every `crate::` path in the core's sources (their test modules and comments left out), so
+//! a change that makes a lower module reach up, or closes a loop, fails here with the import that
+//! did it:
 //!
 //! ```text
 //! cargo test -p clickgate-core --test floors
