@@ -642,16 +642,13 @@ mod tests {
     use crate::flood::{Event, FloodCause, FloodState};
     use crate::network::keys::{ip_hash, CountNeeds};
     use crate::network::store::NetworkCounts;
+    use crate::network::wire::tests::{batch, id};
     use crate::network::wire::Batch;
     use serde_json::Value;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     const T0: u64 = 1_795_392_000_000; // 2026-11-23T00:00:00Z
-
-    fn id(s: &str) -> Id {
-        Id::parse(s).unwrap()
-    }
 
     fn keys(ip: &str, sub: Option<&str>, now_ms: u64) -> ClickKeys {
         ClickKeys {
@@ -666,25 +663,6 @@ mod tests {
             adds: true,
             hour: (now_ms / HOUR_MS) as u32,
             day: (now_ms / DAY_MS) as u32,
-        }
-    }
-
-    fn batch(isolate: u64, seq: u64, ip: &str, hour: u32, clicks: u32) -> Batch {
-        Batch {
-            isolate,
-            seq,
-            ips: vec![IpDelta {
-                offer: id("1"),
-                ip: ip_hash(ip),
-                hour,
-                clicks,
-            }],
-            subs: vec![],
-            flood: vec![],
-            thresholds: Thresholds::default(),
-            network: id("net-1"),
-            report: vec![],
-            explain: vec![],
         }
     }
 

@@ -335,34 +335,12 @@ mod tests {
     use super::*;
     use crate::network::keys::ip_hash;
     use crate::network::keys::RETAIN_HOURS;
-    use crate::network::wire::{IpDelta, SubDelta};
+    use crate::network::wire::tests::{batch, id};
+    use crate::network::wire::SubDelta;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     const T0: u64 = 1_795_392_000_000; // 2026-11-23T00:00:00Z
-
-    fn id(s: &str) -> Id {
-        Id::parse(s).unwrap()
-    }
-
-    fn batch(isolate: u64, seq: u64, ip: &str, hour: u32, clicks: u32) -> Batch {
-        Batch {
-            isolate,
-            seq,
-            ips: vec![IpDelta {
-                offer: id("1"),
-                ip: ip_hash(ip),
-                hour,
-                clicks,
-            }],
-            subs: vec![],
-            flood: vec![],
-            thresholds: Thresholds::default(),
-            network: id("net-1"),
-            report: vec![],
-            explain: vec![],
-        }
-    }
 
     #[test]
     fn history_windows_are_whole_hours_and_old_hours_are_dropped() {

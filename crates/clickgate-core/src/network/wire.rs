@@ -694,7 +694,7 @@ pub(super) fn decode_sketch(text: &str) -> Result<HyperLogLog, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::network::click_ids::uses;
     use crate::network::keys::ip_hash;
@@ -951,11 +951,13 @@ mod tests {
         assert_eq!(encode_click_id_answers(&used), "fresh");
     }
 
-    fn id(s: &str) -> Id {
+    pub(crate) fn id(s: &str) -> Id {
         Id::parse(s).unwrap()
     }
 
-    fn batch(isolate: u64, seq: u64, ip: &str, hour: u32, clicks: u32) -> Batch {
+    /// A batch of one IP's clicks on offer 1 of `net-1`, for the tests of the object's and the
+    /// isolate's counts too.
+    pub(crate) fn batch(isolate: u64, seq: u64, ip: &str, hour: u32, clicks: u32) -> Batch {
         Batch {
             isolate,
             seq,
