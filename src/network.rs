@@ -285,25 +285,9 @@ impl Network {
         if *space != Space::Members {
             return Response::ok(self.hours(space, from, to).await?);
         }
-        let since = from / 24;
-        let mut members = Vec::new();
-        let storage = self.state.storage();
-        let mut after: Option<String> = None;
-        loop {
-            let page = page_after(&storage, "n/", after.as_deref()).await?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            for (key, day) in &page {
-                let network = key.strip_prefix("n/").and_then(|n| Id::parse(n).ok());
-                if let Some(network) =
-                    network.filter(|_| day.parse().is_ok_and(|d: u32| d >= since))
-                {
-                    members.push(network);
-                }
-            }
-        }
+        let members = listed_since(&self.state.storage(), from / 24).await?;
         let mut answers = Vec::with_capacity(members.len());
-        for network in members {
+        for network in members.iter().filter_map(|n| Id::parse(n).ok()) {
             let hours = self.hours(&Space::Of(network.clone()), from, to).await?;
             answers.push((network, hours));
         }
@@ -387,21 +371,7 @@ impl Network {
 
     /// The directory's objects with report data on or after `since`.
     async fn networks(&self, since: u32) -> Result<Response> {
-        let mut out = Vec::new();
-        let storage = self.state.storage();
-        let mut after: Option<String> = None;
-        loop {
-            let page = page_after(&storage, "n/", after.as_deref()).await?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            for (key, day) in &page {
-                if day.parse::<u32>().is_ok_and(|d| d >= since) {
-                    if let Some(object) = key.strip_prefix("n/") {
-                        out.push(object.to_owned());
-                    }
-                }
-            }
-        }
+        let out = listed_since(&self.state.storage(), since).await?;
         Response::ok(wire::encode_objects(out.iter().map(String::as_str)))
     }
 
@@ -419,6 +389,26 @@ impl Network {
 
 /// Up to a page of the entries whose keys start with `prefix`, after the key `after`, values as
 /// text. The storage's `start` is inclusive, so the previous page's last key is left out here.
+/// The names listed under `n/` (a directory's objects, a shared object's networks) with report
+/// data on or after `since`, in key order.
+async fn listed_since(storage: &Storage, since: u32) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = page_after(storage, "n/", after.as_deref()).await?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        for (key, day) in &page {
+            if day.parse::<u32>().is_ok_and(|d| d >= since) {
+                if let Some(name) = key.strip_prefix("n/") {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+    }
+    Ok(names)
+}
+
 async fn page_after(
     storage: &Storage,
     prefix: &str,
