@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use clickgate_core::whatif::{csv_header, from_csv_line, from_log_line, Recorded, Replay};
+use clickgate_core::whatif::{csv_header, from_csv_fields, from_log_line, Recorded, Replay};
 
 use crate::args::ReplayArgs;
 use crate::config::{validate, Use};
@@ -103,7 +103,7 @@ fn parse_csv(text: &str) -> Result<Clicks, (u64, String)> {
         Some(Err(e)) => return Err((lines.line_of_error(&e), e.to_string())),
         None => return Err((1, "no header".into())),
     };
-    let header = csv_header(&as_core_line(&names)).map_err(|e| (header_line, e))?;
+    let header = csv_header(&names.iter().collect::<Vec<_>>()).map_err(|e| (header_line, e))?;
     let mut clicks = Clicks {
         records: Vec::new(),
         skipped: Vec::new(),
@@ -142,7 +142,7 @@ fn parse_csv(text: &str) -> Result<Clicks, (u64, String)> {
         if row.len() > names.len() {
             too_long += 1;
         }
-        match from_csv_line(&as_core_line(&row), &header) {
+        match from_csv_fields(&row.iter().collect::<Vec<_>>(), &header) {
             Ok(r) => clicks.records.push(r),
             Err(e) => clicks.skipped.push((line, e)),
         }
@@ -201,17 +201,6 @@ impl<'a> LineCounter<'a> {
 
 fn count_quotes(bytes: &[u8]) -> usize {
     bytes.iter().filter(|b| **b == b'"').count()
-}
-
-/// One row as the core reads a click: a single RFC 4180 line. Every field is quoted, its quotes
-/// doubled, so the core reads back exactly the fields the `csv` crate found, line breaks and all;
-/// what each column means stays the core's alone.
-fn as_core_line(row: &csv::StringRecord) -> String {
-    let quoted: Vec<String> = row
-        .iter()
-        .map(|f| format!("\"{}\"", f.replace('"', "\"\"")))
-        .collect();
-    quoted.join(",")
 }
 
 /// Replays every click, with progress on stderr for long logs, and closes the last minute.

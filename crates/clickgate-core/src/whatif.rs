@@ -81,10 +81,10 @@ pub const CSV_COLUMNS: [&str; 15] = [
     "asn",
 ];
 
-/// Parses a CSV header into the column positions of [`CSV_COLUMNS`].
-pub fn csv_header(line: &str) -> Result<Vec<Option<usize>>, String> {
-    let names = split_csv(line)?;
-    for name in &names {
+/// A CSV header's fields (as the CLI's CSV reader splits them) into the column positions of
+/// [`CSV_COLUMNS`].
+pub fn csv_header(names: &[&str]) -> Result<Vec<Option<usize>>, String> {
+    for name in names {
         if !CSV_COLUMNS.contains(&name.trim()) {
             return Err(format!(
                 "unknown column `{name}`; known: {}",
@@ -104,14 +104,14 @@ pub fn csv_header(line: &str) -> Result<Vec<Option<usize>>, String> {
     Ok(positions)
 }
 
-pub fn from_csv_line(line: &str, header: &[Option<usize>]) -> Result<Recorded, String> {
-    let cells = split_csv(line)?;
+/// One CSV row's fields, placed by [`csv_header`]'s positions.
+pub fn from_csv_fields(cells: &[&str], header: &[Option<usize>]) -> Result<Recorded, String> {
     record(|k| {
         let col = CSV_COLUMNS.iter().position(|c| *c == k)?;
         header[col]
             .and_then(|i| cells.get(i))
-            .map(|s| s.to_owned())
             .filter(|s| !s.is_empty())
+            .map(|s| (*s).to_owned())
     })
 }
 
@@ -142,31 +142,6 @@ fn record(get: impl Fn(&str) -> Option<String>) -> Result<Recorded, String> {
         click,
         client,
     })
-}
-
-/// Splits one CSV line (RFC 4180 quoting; no line breaks inside fields).
-fn split_csv(line: &str) -> Result<Vec<String>, String> {
-    let mut cells = Vec::new();
-    let mut cell = String::new();
-    let mut chars = line.trim_end_matches(['\r', '\n']).chars().peekable();
-    let mut quoted = false;
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                cell.push('"');
-                chars.next();
-            }
-            (true, '"') => quoted = false,
-            (false, '"') if cell.is_empty() => quoted = true,
-            (false, ',') => cells.push(std::mem::take(&mut cell)),
-            (_, c) => cell.push(c),
-        }
-    }
-    if quoted {
-        return Err("unterminated quote".into());
-    }
-    cells.push(cell);
-    Ok(cells)
 }
 
 /// Duplicate-IP and distinct-sub-ID counts, recomputed over clicks fed in time order with the
@@ -523,9 +498,15 @@ mod tests {
 
     #[test]
     fn reads_csv_with_any_column_order() {
-        let header = csv_header("aff_id,offer_id,ts,user_agent,ip").unwrap();
-        let r = from_csv_line(
-            r#"net-7,1,2026-11-22T10:00:00Z,"Mozilla/5.0 (X; ""quoted"", comma)",192.0.2.1"#,
+        let header = csv_header(&["aff_id", "offer_id", "ts", "user_agent", "ip"]).unwrap();
+        let r = from_csv_fields(
+            &[
+                "net-7",
+                "1",
+                "2026-11-22T10:00:00Z",
+                r#"Mozilla/5.0 (X; "quoted", comma)"#,
+                "192.0.2.1",
+            ],
             &header,
         )
         .unwrap();
@@ -534,13 +515,18 @@ mod tests {
             Some(r#"Mozilla/5.0 (X; "quoted", comma)"#)
         );
         assert_eq!(r.click.aff_id.as_str(), "net-7");
-        assert!(csv_header("offer_id,aff_id")
+        assert!(csv_header(&["offer_id", "aff_id"])
             .unwrap_err()
             .contains("no `ts`"));
-        assert!(csv_header("offer_id,aff_id,ts,colour")
+        assert!(csv_header(&["offer_id", "aff_id", "ts", "colour"])
             .unwrap_err()
             .contains("unknown column `colour`"));
-        assert!(from_csv_line(r#"1,"open"#, &header).is_err());
+        // An empty cell is no value: a required one missing is an error naming it.
+        assert!(
+            from_csv_fields(&["", "1", "2026-11-22T10:00:00Z", "", ""], &header)
+                .unwrap_err()
+                .contains("no aff_id")
+        );
     }
 
     #[test]
