@@ -27,7 +27,7 @@ use worker::{
     Request, Result,
 };
 
-use crate::objects as network;
+use crate::objects;
 
 /// The KV binding and key that hold the config document (see wrangler.toml and the README).
 const CONFIG_BINDING: &str = "CLICKGATE_CONFIG";
@@ -135,7 +135,7 @@ fn click(
     ctx: Context,
     now_ms: u64,
 ) -> std::result::Result<JsValue, JsValue> {
-    let step = network::with_counting(&env, |isolate| {
+    let step = objects::with_counting(&env, |isolate| {
         isolate.click(arrival, config, || token_key(&env), now_ms, nonce)
     });
     match step {
@@ -150,8 +150,8 @@ fn click(
         } => {
             carry_out(&env, &ctx, effects);
             Ok(later(async move {
-                let replay = network::wait_for_answer(&env, question).await;
-                let answered = network::with_isolate(|isolate| isolate.resume(pending, replay));
+                let replay = objects::wait_for_answer(&env, question).await;
+                let answered = objects::with_isolate(|isolate| isolate.resume(pending, replay));
                 carry_out(&env, &ctx, answered.effects);
                 respond(answered.response)
             }))
@@ -170,12 +170,12 @@ fn carry_out(env: &Env, ctx: &Context, effects: Vec<Effect>) {
                 network,
                 home,
                 step,
-            } => network::flush(env, ctx, network, home, step),
+            } => objects::flush(env, ctx, network, home, step),
             Effect::Replay {
                 object,
                 step,
                 started_ms,
-            } => network::replay_after(env, ctx, object, step, started_ms),
+            } => objects::replay_after(env, ctx, object, step, started_ms),
         }
     }
 }
@@ -241,7 +241,7 @@ async fn postback(
     // When the object cannot say, the conversion is judged on the other checks (and the fault
     // is logged): an advertiser's postback is not refused for our outage.
     let seen = match judging.duplicate_key() {
-        Some((network, key, until)) => network::conversion_seen(
+        Some((network, key, until)) => objects::conversion_seen(
             env,
             &Home::of(&config, &network),
             &key,
@@ -257,7 +257,7 @@ async fn postback(
     console_log!("{}", outcome.log_line(now_ms));
     let row = report::conversion_row(&config, &outcome, now_ms);
     let home = Home::of(&config, &row.network);
-    let effects = network::with_counting(env, |isolate| isolate.conversion(&row, home, now_ms));
+    let effects = objects::with_counting(env, |isolate| isolate.conversion(&row, home, now_ms));
     carry_out(env, ctx, effects);
     respond(http::postback_response(&outcome))
 }
@@ -305,7 +305,7 @@ async fn admin_request(
     };
     match request {
         AdminRequest::Page => respond(http::admin_page()),
-        AdminRequest::Report(query) => match network::report(env, &query).await {
+        AdminRequest::Report(query) => match objects::report(env, &query).await {
             Ok((answered, missing)) => {
                 let parts = answered.iter().map(|(n, h)| (n.as_str(), h.as_slice()));
                 respond(http::admin_report(&report::aggregate(
@@ -328,7 +328,7 @@ async fn admin_request(
             let Some(home) = home_of(env, ctx, &token.aff_id, now_ms).await else {
                 return respond(http::admin_unavailable("no config is loaded"));
             };
-            match network::explanation(env, &home, &key).await {
+            match objects::explanation(env, &home, &key).await {
                 Ok(kept) => respond(http::admin_explain(report::explain_answer(
                     &id,
                     &token,
@@ -343,7 +343,7 @@ async fn admin_request(
             let Some(home) = home_of(env, ctx, action.network(), now_ms).await else {
                 return respond(http::admin_unavailable("no config is loaded"));
             };
-            match network::operate(env, &home, &action).await {
+            match objects::operate(env, &home, &action).await {
                 Ok(block) => respond(http::admin_response(&action, block.as_ref(), now_ms)),
                 Err(e) => {
                     console_error!("{}", fault_line("admin", &e));
