@@ -67,6 +67,22 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// Days since 1970-01-01 of exactly `YYYY-MM-DD`: a real calendar date, not before the epoch. The
+/// date part of both time formats below.
+fn epoch_day(date: &str) -> Option<i64> {
+    let b = date.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |part: &str| {
+        (part.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| part.parse::<i64>().ok())
+            .flatten()
+    };
+    let (y, m, d) = (num(&date[..4])?, num(&date[5..7])?, num(&date[8..])?);
+    days_of_date(y, m, d).filter(|days| *days >= 0)
+}
+
 /// `2026-11-01`, `2026-11-01T09:30:00Z` or with fractional seconds, in UTC, to Unix milliseconds.
 pub fn parse_instant(text: &str) -> Result<u64, String> {
     let bad = || format!("`{text}` is not a UTC time like 2026-11-01T09:30:00Z");
@@ -79,10 +95,7 @@ pub fn parse_instant(text: &str) -> Result<u64, String> {
             Err(bad())
         }
     };
-    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
-        return Err(bad());
-    }
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let days = text.get(..10).and_then(epoch_day).ok_or_else(bad)?;
     let (mut hh, mut mm, mut ss, mut ms) = (0, 0, 0, 0);
     if b.len() > 10 {
         if b.len() < 20
@@ -108,9 +121,6 @@ pub fn parse_instant(text: &str) -> Result<u64, String> {
             ms = digits.parse::<i64>().map_err(|_| bad())?;
         }
     }
-    let days = days_of_date(y, m, d)
-        .filter(|_| (1970..=9999).contains(&y))
-        .ok_or_else(bad)?;
     if hh > 23 || mm > 59 || ss > 59 {
         return Err(bad());
     }
@@ -126,24 +136,12 @@ pub(crate) fn parse_report_hour(text: &str, end: bool) -> Result<u32, String> {
         Some((d, t)) => (d, Some(t)),
         None => (text, None),
     };
-    let mut parts = date.split('-');
-    let (Some(y), Some(m), Some(d), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(bad());
-    };
+    let days = epoch_day(date).ok_or_else(bad)?;
     let num = |s: &str, len: usize| {
         (s.len() == len && s.bytes().all(|b| b.is_ascii_digit()))
             .then(|| s.parse::<i64>().ok())
             .flatten()
     };
-    let (Some(y), Some(m), Some(d)) = (num(y, 4), num(m, 2), num(d, 2)) else {
-        return Err(bad());
-    };
-    let days = days_of_date(y, m, d).ok_or_else(bad)?;
-    if days < 0 {
-        return Err(bad());
-    }
     let hour = match time {
         None if end => 24,
         None => 0,
