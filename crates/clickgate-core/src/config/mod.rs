@@ -1624,6 +1624,7 @@ pub(crate) mod tests {
 
     /// This thread's CPU time (Linux; elsewhere, wall time): what the compile costs, however many
     /// other processes share the machine.
+    #[cfg(not(target_arch = "wasm32"))]
     fn cpu_time() -> std::time::Duration {
         let ticks = std::fs::read_to_string("/proc/thread-self/stat")
             .ok()

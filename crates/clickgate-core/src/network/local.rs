@@ -642,7 +642,7 @@ mod tests {
     use crate::flood::{Event, FloodCause, FloodState};
     use crate::network::keys::{ip_hash, CountNeeds};
     use crate::network::store::NetworkCounts;
-    use crate::network::wire::tests::{batch, id};
+    use crate::network::wire::tests::id;
     use crate::network::wire::Batch;
     use serde_json::Value;
     #[cfg(target_arch = "wasm32")]
@@ -1182,6 +1182,7 @@ mod tests {
     #[cfg(not(target_arch = "wasm32"))]
     mod properties {
         use super::*;
+        use crate::network::wire::tests::batch;
         use proptest::prelude::*;
 
         proptest! {
