@@ -128,7 +128,12 @@ const env = {
 const ctx = { waitUntil() {}, passThroughOnException() {} };
 const click = () =>
   new Request("https://t.example/c?offer_id=1001&aff_id=net-7&sub1=x", {
-    headers: { "cf-connecting-ip": "192.0.2.10", "user-agent": "Mozilla/5.0" },
+    headers: {
+      "cf-connecting-ip": "192.0.2.10",
+      // A person's phone, so the first click with rules takes the redirect path.
+      "user-agent":
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+    },
   });
 
 // The runtime's global error hook, which the Worker's glue registers with.

@@ -375,11 +375,14 @@ mod tests {
         }
     }
 
+    /// A person's phone: the clicks of these tests come from people unless a test says otherwise.
+    const PHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";
+
     fn from(ip: &str) -> ClientInfo {
         ClientInfo {
             ip: ip.parse().ok(),
             ip_unreadable: false,
-            user_agent: Some("Mozilla/5.0".into()),
+            user_agent: Some(PHONE.into()),
             ..ClientInfo::default()
         }
     }
@@ -613,7 +616,7 @@ mod tests {
             line.get("sub1").is_none(),
             "absent values are left out: {line}"
         );
-        assert_eq!(line["user_agent"], "Mozilla/5.0");
+        assert_eq!(line["user_agent"], PHONE);
     }
 
     #[test]

@@ -387,7 +387,7 @@ const CLIENTS: &[(&str, &str)] = &[
     ("|elinks", "text_browser"), ("|w3m/#", "text_browser"), ("profile/midp", "feature_phone"),
     ("|midp-", "feature_phone"), ("|cldc-", "feature_phone"), ("|j2me", "feature_phone"),
     ("|kaios", "feature_phone"), ("|series40", "feature_phone"), ("|series60", "feature_phone"),
-    ("|symbianos", "feature_phone"), ("|up.browser", "feature_phone"),
+    ("|symbianos", "feature_phone"), ("|up.browser", "feature_phone"), ("|foma|", "feature_phone"),
     ("|netfront", "feature_phone"), ("|obigo", "feature_phone"), ("|docomo/#", "feature_phone"),
     ("|kddi-", "feature_phone"), ("|softbank/#", "feature_phone"), ("|willcom", "feature_phone"),
     ("|ddipocket", "feature_phone"), ("|untrusted/#", "feature_phone"), ("|nokia", "feature_phone"),
@@ -423,6 +423,7 @@ const SYSTEMS: &[&str] = &[
     "|freebsd", "|netbsd", "|openbsd", "|sunos", "|cros|", "|x11|", "|morphos", "|amigaos",
     "|risc os", "|win95|", "|win98|", "|winnt|", "|win2000|", "|winxp|", "|win7|", "|win8|",
     "|win10|", "|win11|", "|win32|", "|win64|", "|haiku|", "|beos|", "|syllable|", "|palmos",
+    "|inferno|", "|serenityos",
 ];
 
 /// Top-level domains: a domain name in the header (`acme.com`, not `.com.samsung` in a build).
@@ -442,11 +443,16 @@ const COMPATIBLE_BROWSERS: &[&str] = &[
 /// Browser words that make a header the browser form even without `Mozilla/`.
 #[rustfmt::skip]
 const BROWSERS: &[&str] = &[
-    "|opera", "mozilla/", "|gecko/#", "applewebkit/", "|presto/#", "|netsurf", "|dillo/#", "|icab",
+    "|opera", "|gecko/#", "applewebkit/", "|presto/#", "|netsurf", "|dillo/#", "|icab",
     "|midori", "|xombrero", "|uzbl", "|mosaic", "browser|", "|flock/#", "|sleipnir",
     "|amigavoyager", "|quicktime", "|contiki", "|opr/#", "|amaya/#",
     "|hotjava/#", "|xiino/#", "|palmscape/#", "|blazer/#", "|netscape", "|seamonkey",
+    "|jig browser",
 ];
+
+/// The prefix every browser writes, and the dress many programs put on: by itself it makes no
+/// browser.
+const MOZILLA: &[&str] = &["mozilla/"];
 
 /// Words that contain a pattern above but are people's devices: a pattern inside one is ignored.
 #[rustfmt::skip]
@@ -481,6 +487,7 @@ enum Class {
     System,
     Domain,
     Browser,
+    Mozilla,
     CompatibleBrowser,
     Exception,
     Url,
@@ -660,7 +667,7 @@ fn matcher() -> &'static Matcher {
 /// Every pattern's text, and its class and placement.
 fn pattern_set() -> (Vec<&'static str>, Vec<Pattern>) {
     {
-        let groups: [(Class, &[&'static str]); 15] = [
+        let groups: [(Class, &[&'static str]); 16] = [
             (Class::Crawler, CRAWLERS),
             (Class::Library, LIBRARIES),
             (Class::Ai, AI_AGENTS),
@@ -670,6 +677,7 @@ fn pattern_set() -> (Vec<&'static str>, Vec<Pattern>) {
             (Class::System, SYSTEMS),
             (Class::Domain, DOMAINS),
             (Class::Browser, BROWSERS),
+            (Class::Mozilla, MOZILLA),
             (Class::CompatibleBrowser, COMPATIBLE_BROWSERS),
             (Class::Exception, EXCEPTIONS),
             (Class::Url, URLS),
@@ -833,6 +841,7 @@ fn read(ua: &str, parts: &[Part], marks: &mut Marks, platform: &OnceCell<Platfor
     let (mut preview, mut device, mut browser, mut url) = (false, false, false, None);
     let (mut system, mut domain): (bool, Hit) = (false, None);
     let (mut compatible, mut named_browser, mut web_view) = (false, false, false);
+    let mut mozilla = false;
     let mut engine_compatible: Hit = None;
     m.each_hit(ua, |p, start, end| {
         if !placed(ua, parts, start, end, p.flags) {
@@ -870,6 +879,7 @@ fn read(ua: &str, parts: &[Part], marks: &mut Marks, platform: &OnceCell<Platfor
                 }
             }
             Class::Browser => browser = true,
+            Class::Mozilla => mozilla = true,
             Class::CompatibleBrowser => {
                 named_browser = true;
                 browser = true;
@@ -940,11 +950,16 @@ fn read(ua: &str, parts: &[Part], marks: &mut Marks, platform: &OnceCell<Platfor
     } else if client.is_some() || preview {
         None
     } else {
+        // `Mozilla/` makes the browser form only with something a browser writes after it: a
+        // platform comment, an OS, a device. Alone, or followed by a program's name
+        // (`Mozilla/5.0 Acme/1.0`), it is a program's dress.
+        let commented = parts.iter().any(|p| matches!(p, Part::Comment(..)));
         let form = Form {
             // A TV or set-top box writes `compatible;` with its own words.
             compatible: compatible && !named_browser && !device,
             dressed: crawler_dress(ua, parts),
-            browser,
+            browser: browser || (mozilla && (commented || system || device)),
+            unplaced: mozilla && commented && !browser && !system && !device,
             device,
             system,
         };
@@ -983,8 +998,10 @@ struct Form {
     compatible: bool,
     /// Nothing but `Mozilla/5.0 (compatible; Name/1.0; …)`.
     dressed: bool,
-    /// A browser's words (`Mozilla/`, `Opera`, `Gecko/`, `...Browser`).
+    /// A browser's words (`Mozilla/` with a comment, `Opera`, `Gecko/`, `...Browser`).
     browser: bool,
+    /// `Mozilla/` and a comment, with no engine, browser, OS or device named anywhere.
+    unplaced: bool,
     /// A device's own client (an app's network stack, a TV, a console).
     device: bool,
     /// An OS named.
@@ -1002,6 +1019,7 @@ fn weaker_sign(
         compatible,
         dressed,
         browser,
+        unplaced,
         device,
         system,
     } = form;
@@ -1057,11 +1075,27 @@ fn weaker_sign(
             "compatible; without a browser",
         ));
     }
+    // Every browser writes its platform in the comment after `Mozilla/`; an old handset or a
+    // desktop app may leave it out too, so this is likely, not certain.
+    if unplaced {
+        return Some(Signal::new(
+            Grade::Likely,
+            Kind::Bot,
+            "Mozilla/ without a platform",
+        ));
+    }
     // Every browser and in-app web view has the browser form; a device's own client has its
     // device's words. A header with neither is a program; one that names only an OS is an
     // unknown app or a program on that OS.
     if !browser && !device {
-        let first = ua.trim().split(['/', ' ', '(', ';']).next().unwrap_or("");
+        let mut words = ua.trim().split(['/', ' ', '(', ';']);
+        let mut first = words.next().unwrap_or("");
+        if first.eq_ignore_ascii_case("mozilla") {
+            // The program's own name, past the `Mozilla/5.0` it wears.
+            first = words
+                .find(|w| w.starts_with(|c: char| c.is_ascii_alphabetic()))
+                .unwrap_or(first);
+        }
         let grade = if program { Grade::Certain } else { Grade::Weak };
         return Some(Signal::new(
             grade,
@@ -1325,7 +1359,8 @@ mod tests {
             "Mozilla/5.0 (Linux; Android 9; CUBOT X19) AppleWebKit/537.36",
             "Mozilla/5.0 (compatible; MSIE 9.0; Windows NT 6.1; Trident/5.0)",
             "Mozilla/5.0 (compatible; Konqueror/4.5; Linux) KHTML/4.5.4 (like Gecko)",
-            "Mozilla/5.0",
+            // An i-mode handset's browser names only its model and its network.
+            "Mozilla/4.08 (P906i;FOMA;c300;TB)",
         ] {
             assert_eq!(signal(ua), None, "{ua}");
         }
@@ -1450,12 +1485,32 @@ mod tests {
             // Without its version, or with more after it, only likely.
             ("Mozilla/5.0 (compatible; Zeppelin)", Grade::Likely),
             ("Mozilla/5.0 (compatible; Zeppelin/1.0) AppleWebKit/537.36", Grade::Likely),
+            // `Mozilla/` alone, or before a program's name, is no browser: a browser writes its
+            // platform after it.
+            ("Mozilla/5.0", Grade::Certain),
+            ("Mozilla/5.0 Zeppelin/1.0", Grade::Certain),
+            ("Mozilla/5.0 zeppelin_probe", Grade::Certain),
+            // With a comment that names no platform, only likely: a handset or desktop app may
+            // write one.
+            ("Mozilla/5.0 (Zeppelin Sync)", Grade::Likely),
             // Chrome 31 never ran on Windows 10.
             ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/31.0.1650.63 Safari/537.36", Grade::Weak),
         ];
         for (ua, want) in cases {
             assert_eq!(grade(ua), Some(want), "{ua:?}");
         }
+        // The reason names the program, not the `Mozilla/5.0` it wears.
+        assert_eq!(
+            signal("Mozilla/5.0 Zeppelin/1.0").map(|s| s.2),
+            Some("not a browser: Zeppelin".to_string())
+        );
+        assert_eq!(
+            signal("Mozilla/5.0").map(|s| s.2),
+            Some("not a browser: Mozilla".to_string())
+        );
+        // An OS or a device after `Mozilla/` keeps the browser form.
+        assert_eq!(grade("Mozilla/5.0 (Inferno) Charon/4.0"), None);
+        assert_eq!(grade("Mozilla/5.0 (Linux; Android 13) Zeppelin/1.0"), None);
         // A version's dots are no domain.
         assert_eq!(
             grade("Mozilla/5.0 (Nintendo 3DS; U; ; en) Version/1.7610.EU"),
