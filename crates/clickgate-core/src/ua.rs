@@ -799,7 +799,13 @@ fn in_model_name(ua: &str, parts: &[Part], start: usize, end: usize) -> bool {
             .windows(needle.len())
             .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
     };
-    !versioned && !lower("compatible") && !lower("http") && !lower("+")
+    // `+` signs an address (`+http://`, `+name[at]host`); a model's own `+` stands after a
+    // number (`53+`).
+    let signed = item
+        .as_bytes()
+        .windows(2)
+        .any(|w| w[0] == b'+' && w[1].is_ascii_alphabetic());
+    !versioned && !lower("compatible") && !lower("http") && !signed
 }
 
 /// The word of the header around a match, for the reason (`Googlebot` for a `bot` match).
@@ -1625,6 +1631,8 @@ mod tests {
             "Mozilla/5.0 (Linux; Android 10; SPIDER X2) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/110.0.5481.153 Mobile Safari/537.36",
             "Mozilla/5.0 (Linux; U; Android 8.1.0; en-us; KidBot_Tab7 Build/O11019) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/61.0.3163.98 Safari/537.36",
             "Mozilla/5.0 (Linux; Android 9; Crawler Pro 5; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/96.0.4664.45 Mobile Safari/537.36",
+            // A `+` after the model's number is part of its name, not a crawler's signature.
+            "Mozilla/5.0 (Linux; Android 8.1.0; Kids bot 60+ Build/O11019) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/70.0.3538.110 Mobile Safari/537.36",
         ] {
             assert_eq!(signal(ua), None, "{ua}");
         }
@@ -1632,6 +1640,7 @@ mod tests {
             "Mozilla/5.0 (Linux; Android 10; K; ExampleBot/1.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36",
             "Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.6099.71 Mobile Safari/537.36 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
             "Mozilla/5.0 (Linux; Android 11; compatible; AcmeSpider +https://acme.example/spider) AppleWebKit/537.36",
+            "Mozilla/5.0 (Linux; Android 11; AcmeSpider +ops[at]acme.example) AppleWebKit/537.36",
         ] {
             assert_eq!(grade(ua), Some(Grade::Certain), "{ua}");
         }
