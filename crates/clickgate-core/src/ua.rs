@@ -383,6 +383,7 @@ const CLIENTS: &[(&str, &str)] = &[
     ("|petalbrowser", "huawei"), ("|petalsearch", "huawei"), ("opera mini", "opera_mini"),
     ("|opios/#", "opera_mini"), ("opera mobi", "opera_mini"), ("|silk/#", "silk"),
     ("|vivaldi/#", "vivaldi"), ("|duckduckgo/#", "duckduckgo"), ("|ddg/#", "duckduckgo"),
+    ("|ddg_android", "duckduckgo"), ("|ddg-android", "duckduckgo"),
     ("|electron/#", "electron"), ("|lynx/#", "lynx"), ("|links (", "text_browser"),
     ("|elinks", "text_browser"), ("|w3m/#", "text_browser"), ("profile/midp", "feature_phone"),
     ("|midp-", "feature_phone"), ("|cldc-", "feature_phone"), ("|j2me", "feature_phone"),
@@ -1562,6 +1563,8 @@ mod tests {
             ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Slack/4.35.131 Chrome/118.0.5993.159 Electron/27.1.0 Safari/537.36 Sonic Slack_SSB/4.35.131", "electron"),
             ("Lynx/2.9.0dev.10 libwww-FM/2.14 SSL-MM/1.4.1 GNUTLS/3.7.8", "lynx"),
             ("Nokia303/14.87 CLDC-1.1", "feature_phone"),
+            // DuckDuckGo's Android app under its own short name.
+            ("ddg_android/5.180.0 (com.duckduckgo.mobile.android; Android API 34)", "duckduckgo"),
         ];
         for (ua, client) in cases {
             let read = UserAgent::parse(ua);
