@@ -387,8 +387,6 @@ impl Network {
     }
 }
 
-/// Up to a page of the entries whose keys start with `prefix`, after the key `after`, values as
-/// text. The storage's `start` is inclusive, so the previous page's last key is left out here.
 /// The names listed under `n/` (a directory's objects, a shared object's networks) with report
 /// data on or after `since`, in key order.
 async fn listed_since(storage: &Storage, since: u32) -> Result<Vec<String>> {
@@ -409,6 +407,8 @@ async fn listed_since(storage: &Storage, since: u32) -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// Up to a page of the entries whose keys start with `prefix`, after the key `after`, values as
+/// text. The storage's `start` is inclusive, so the previous page's last key is left out here.
 async fn page_after(
     storage: &Storage,
     prefix: &str,
