@@ -474,11 +474,10 @@ impl LocalCounts {
         if keys < policy.max_keys && clicks < policy.max_clicks && now_ms < due {
             return arm(&mut net.timer_due_ms, now_ms, due - now_ms);
         }
-        net.next_seq += 1;
         net.in_flight_ips = std::mem::take(&mut net.pending_ips);
-        let batch = Batch {
+        let mut batch = Batch {
             isolate: net.name,
-            seq: net.next_seq,
+            seq: 0,
             ips: net
                 .in_flight_ips
                 .iter()
@@ -522,6 +521,10 @@ impl LocalCounts {
         if batch.is_empty() {
             return Flush::Nothing;
         }
+        // Numbered only when sent: the object counts an isolate's batches as done up to the first
+        // number it has not seen, so a number never sent would keep every later one on its list.
+        net.next_seq += 1;
+        batch.seq = net.next_seq;
         net.in_flight = Some((
             batch.clone(),
             InFlight {
@@ -701,6 +704,24 @@ mod tests {
             .unwrap();
         assert_eq!(c3.ip_clicks, 3);
         assert_eq!(local.unsent(), 1);
+    }
+
+    #[test]
+    fn a_flush_with_nothing_to_send_uses_no_batch_number() {
+        // A click the rule counts that brings nothing to count (no IP, no sub ID) still starts
+        // the interval; the flush after it has nothing to send. The next batch must still be 1:
+        // the object marks an isolate's batches done up to the first number it has not seen.
+        let net = id("net");
+        let mut local = LocalCounts::new(7, policy());
+        let mut empty = keys("192.0.2.1", None, T0);
+        empty.ip = None;
+        local.record(&empty, T0);
+        assert_eq!(local.flush(&net, T0 + 1_000), Flush::Nothing);
+        local.record(&keys("192.0.2.1", None, T0 + 2_000), T0 + 2_000);
+        let Flush::Send(b) = local.flush(&net, T0 + 3_000) else {
+            panic!("due")
+        };
+        assert_eq!(b.seq, 1);
     }
 
     #[test]
