@@ -8,7 +8,7 @@
 
 use crate::click::{self, ClickParams, ClientInfo, Id, RequestError};
 use crate::config::rules::{Action, Rule, SubIdParam};
-use crate::config::{Config, OfferStatus};
+use crate::config::{Config, Offer, OfferStatus};
 use crate::flood::FloodView;
 use crate::log::JsonLine;
 use crate::rules::{assess, Assessment, Counters};
@@ -52,6 +52,25 @@ pub struct Observed {
     pub flood: FloodView,
 }
 
+/// The click's offer, when the config serves it: an unknown offer is a 404, a paused one too.
+pub fn servable_offer<'c>(
+    config: &'c Config,
+    click: &ClickParams,
+) -> Result<&'c Offer, RequestError> {
+    let offer = config
+        .offers
+        .get(&click.offer_id)
+        .ok_or_else(|| RequestError::UnknownOffer {
+            offer_id: click.offer_id.clone(),
+        })?;
+    if offer.status == OfferStatus::Paused {
+        return Err(RequestError::OfferPaused {
+            offer_id: click.offer_id.clone(),
+        });
+    }
+    Ok(offer)
+}
+
 pub fn decide(
     config: &Config,
     key: &TokenKey,
@@ -66,17 +85,7 @@ pub fn decide(
         signature,
         flood,
     } = observed;
-    let offer = config
-        .offers
-        .get(&click.offer_id)
-        .ok_or_else(|| RequestError::UnknownOffer {
-            offer_id: click.offer_id.clone(),
-        })?;
-    if offer.status == OfferStatus::Paused {
-        return Err(RequestError::OfferPaused {
-            offer_id: click.offer_id.clone(),
-        });
-    }
+    let offer = servable_offer(config, &click)?;
 
     let rule = config.deciding_rule(&offer.id, &click.aff_id);
     let allowlisted = allowlist_entry(config, &click, &client, sub_id_param(rule));

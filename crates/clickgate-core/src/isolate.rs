@@ -17,7 +17,7 @@ use std::sync::Arc;
 use crate::click::{self, ClickParams, ClientInfo, Id, Route};
 use crate::config::networks::ReplayCheck;
 use crate::config::Config;
-use crate::decide::{decide, Observed};
+use crate::decide::{decide, servable_offer, Observed};
 use crate::flood::Thresholds;
 use crate::http::{self, click_response, HttpResponse};
 use crate::ip::client_ip;
@@ -223,6 +223,11 @@ impl Isolate {
         let Some(key) = key() else {
             return done(http::unavailable(head));
         };
+        // An offer the config does not serve is answered before anything is counted or asked:
+        // such a click adds to no count and uses no click id, so made-up offer ids leave no state.
+        if let Err(e) = servable_offer(config, &params) {
+            return done(http::error_response(&e, head));
+        }
         let mut effects = Vec::new();
         let (ip, ip_unreadable) = match client_ip(parts.header("cf-connecting-ip")) {
             Ok(ip) => (ip, false),
@@ -737,6 +742,44 @@ mod tests {
         assert_eq!(flushes(&person), 1);
         let counts = isolate.counts_mut().unwrap();
         assert!(matches!(counts.flush(&id("net-7"), later), Flush::Send(_)));
+    }
+
+    #[test]
+    fn a_click_on_an_offer_not_served_counts_nothing() {
+        // Counted clicks used to be counted before the offer was looked up, so a paused offer's
+        // clicks, or made-up offer ids, added state a network's object then stored.
+        let config = Arc::new(
+            Config::compile(
+                r#"{"version": 1,
+                    "offers": [{"id": "1", "landing_url": "https://x.example/"},
+                               {"id": "2", "landing_url": "https://x.example/", "status": "paused"}],
+                    "rules": [{"id": "dup", "created_at": "2026-05-01", "scope": {"affiliates": ["net-7"]},
+                               "strategy": {"filters": [{"type": "duplicate_ip", "max": 3, "window_hours": 24}]}}]}"#,
+            )
+            .unwrap(),
+        );
+        let mut isolate = counting();
+        for offer in ["2", "99"] {
+            let url = format!("https://clicks.example/c?offer_id={offer}&aff_id=net-7");
+            let refused = click(&mut isolate, &config, &url, "192.0.2.1");
+            assert_eq!(refused.response.status, 404, "offer {offer}");
+            assert!(refused.effects.is_empty(), "{:?}", refused.effects);
+        }
+        let counts = isolate.counts_mut().unwrap();
+        assert_eq!(counts.flush(&id("net-7"), T0 + 3_600_000), Flush::Nothing);
+        // The served offer's click is counted.
+        let served = click(
+            &mut isolate,
+            &config,
+            "https://clicks.example/c?offer_id=1&aff_id=net-7",
+            "192.0.2.1",
+        );
+        assert_eq!(served.response.status, 302);
+        let counts = isolate.counts_mut().unwrap();
+        assert!(matches!(
+            counts.flush(&id("net-7"), T0 + 3_600_000),
+            Flush::Send(_)
+        ));
     }
 
     #[test]
