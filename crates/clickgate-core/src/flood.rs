@@ -236,6 +236,10 @@ pub struct FloodState {
     /// `None` until a day closes with it counted (a state stored before it was kept has none).
     pub baseline_flagged: Option<f64>,
     pub days_known: u32,
+    /// How many days the network's baseline averages, as its click batches last said: a day that
+    /// closes on an event without thresholds of its own (a conversion, an operator's block) is
+    /// folded in with the network's setting, not the default.
+    pub baseline_days: u32,
     pub block: Option<Block>,
     /// An operator lifted today's block: no automatic trip until midnight.
     pub lifted_by: Option<String>,
@@ -254,6 +258,7 @@ impl FloodState {
             baseline_cr: 0.0,
             baseline_flagged: None,
             days_known: 0,
+            baseline_days: Thresholds::default().baseline_days,
             block: None,
             lifted_by: None,
         }
@@ -287,6 +292,7 @@ impl FloodState {
             "baseline_cr": self.baseline_cr,
             "baseline_flagged": self.baseline_flagged,
             "days_known": self.days_known,
+            "baseline_days": self.baseline_days,
             "block": self.block.as_ref().map(|b| json!([b.since_ms, b.cause.as_str(), b.detail, b.by])),
             "lifted_by": self.lifted_by,
         })
@@ -352,6 +358,10 @@ impl FloodState {
             baseline_cr: v["baseline_cr"].as_f64().ok_or("baseline_cr")?,
             baseline_flagged: v["baseline_flagged"].as_f64(),
             days_known: u("days_known")? as u32,
+            // States stored before the network's setting was kept lack it: the default, as then.
+            baseline_days: v["baseline_days"]
+                .as_u64()
+                .map_or(Thresholds::default().baseline_days, |d| d as u32),
             block,
             lifted_by: v["lifted_by"].as_str().map(str::to_owned),
         })
@@ -359,6 +369,7 @@ impl FloodState {
 
     /// Advances the day by one event.
     pub fn step(&mut self, event: Event, t: &Thresholds, now_ms: u64) -> Outcome {
+        self.baseline_days = t.baseline_days;
         let today = now_ms / DAY_MS;
         let mut outcome = Outcome::Nothing;
         if today > self.day {
@@ -414,6 +425,21 @@ impl FloodState {
             }
         }
         outcome
+    }
+
+    /// Advances the day by an event that comes without the network's thresholds and is not
+    /// judged against them (a conversion, an operator's block or lift): a day it closes is folded
+    /// into the baseline over the days the network's clicks last asked for.
+    pub fn step_between_batches(&mut self, event: Event, now_ms: u64) -> Outcome {
+        debug_assert!(matches!(
+            event,
+            Event::Conversions { .. } | Event::Lift { .. } | Event::Impose { .. }
+        ));
+        let t = Thresholds {
+            baseline_days: self.baseline_days,
+            ..Thresholds::default()
+        };
+        self.step(event, &t, now_ms)
     }
 
     fn add(&mut self, minute: u64, clicks: u32, flagged: u32) {
@@ -976,6 +1002,25 @@ mod tests {
     }
 
     #[test]
+    fn a_day_closed_by_a_conversion_is_folded_in_over_the_networks_own_baseline_days() {
+        // A network that averages one day: its baseline is simply yesterday. A conversion that
+        // arrives before the new day's first click batch closes the day; it used to be folded in
+        // over the default seven days (here: halfway between the two days, 75).
+        let t = Thresholds {
+            baseline_days: 1,
+            ..Thresholds::default()
+        };
+        let mut s = FloodState::new(DAY0);
+        s.step(clicks(M0, 100, 0), &t, DAY0);
+        s.step(clicks(M0 + 1440, 50, 0), &t, DAY0 + DAY_MS);
+        assert_eq!((s.baseline[0], s.days_known), (100.0, 1));
+        s.step_between_batches(Event::Conversions { count: 1 }, DAY0 + 2 * DAY_MS);
+        assert_eq!((s.baseline[0], s.days_known), (50.0, 2));
+        // The setting is stored with the state.
+        assert_eq!(FloodState::decode(&s.encode()), Ok(s));
+    }
+
+    #[test]
     fn a_state_stored_before_flagged_clicks_were_kept_reads_and_learns_them() {
         let t = Thresholds::default();
         let old = r#"{"day":20780,"minutes":[[29923200,5,1]],"hours":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0],
@@ -983,6 +1028,7 @@ mod tests {
             "baseline_cr":0.0,"days_known":3,"block":null,"lifted_by":null}"#;
         let mut s = FloodState::decode(old).unwrap();
         assert_eq!((s.day_flagged, s.baseline_flagged), (0, None));
+        assert_eq!(s.baseline_days, Thresholds::default().baseline_days);
         // No rate known: no flagged allowance to exceed yet.
         assert_eq!(s.allowed_flagged_per_hour(&t, DAY0), f64::INFINITY);
         cause(&mut s, &t, M0 + 1, 95, 19);

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::click::Id;
 use crate::fault::Corrupt;
-use crate::flood::{Event, FloodBlock, FloodState, Outcome, Thresholds};
+use crate::flood::{Event, FloodBlock, FloodState, Outcome};
 use crate::hll::HyperLogLog;
 use crate::log::JsonLine;
 use crate::report::{self, HourRows};
@@ -165,11 +165,7 @@ impl NetworkCounts {
     /// A conversion reported for one of the network's clicks: the flood day's conversion rate.
     pub fn count_conversion(&mut self, now_ms: u64) {
         let flood = self.flood.get_or_insert_with(|| FloodState::new(now_ms));
-        let outcome = flood.step(
-            Event::Conversions { count: 1 },
-            &Thresholds::default(),
-            now_ms,
-        );
+        let outcome = flood.step_between_batches(Event::Conversions { count: 1 }, now_ms);
         self.changed.insert(StoreKey::Flood);
         self.log_outcomes(vec![outcome], now_ms);
     }
@@ -178,7 +174,7 @@ impl NetworkCounts {
     /// answer.
     pub fn operate(&mut self, event: Event, now_ms: u64) -> Option<FloodBlock> {
         let flood = self.flood.get_or_insert_with(|| FloodState::new(now_ms));
-        let outcome = flood.step(event, &Thresholds::default(), now_ms);
+        let outcome = flood.step_between_batches(event, now_ms);
         let block = flood.current_block();
         self.changed.insert(StoreKey::Flood);
         self.log_outcomes(vec![outcome], now_ms);
