@@ -325,10 +325,11 @@ async fn admin_request(
                 Err(e) => return respond(http::admin_unknown_transaction(&e.to_string())),
             };
             let key = report::explain_key_of(&token);
-            let Some(home) = home_of(env, ctx, &token.aff_id, now_ms).await else {
+            let Some(config) = current_config(env, ctx, now_ms).await else {
                 return respond(http::admin_unavailable("no config is loaded"));
             };
-            match objects::explanation(env, &home, &key).await {
+            let homes = Home::now_and_before(&config, &token.aff_id);
+            match objects::explanation(env, &homes, &key).await {
                 Ok(kept) => respond(http::admin_explain(report::explain_answer(
                     &id,
                     &token,

@@ -359,18 +359,24 @@ pub async fn report(
     Ok((answered, missing))
 }
 
-/// The kept decision of a click, by its network's home and explain key (`None`: not kept).
+/// The kept decision of a click, by its explain key, from the first of its network's homes that
+/// kept it (`None`: none did).
 pub async fn explanation(
     env: &Env,
-    home: &Home,
+    homes: &[Home],
     key: &str,
 ) -> std::result::Result<Option<String>, String> {
-    let request = ObjectRequest::Explain {
-        space: home.space(),
-        key: key.to_owned(),
-    };
-    let text = ask(env, &home.object(), &request, deadline::ADMIN_MS).await?;
-    Ok((!text.is_empty()).then_some(text))
+    for home in homes {
+        let request = ObjectRequest::Explain {
+            space: home.space(),
+            key: key.to_owned(),
+        };
+        let text = ask(env, &home.object(), &request, deadline::ADMIN_MS).await?;
+        if !text.is_empty() {
+            return Ok(Some(text));
+        }
+    }
+    Ok(None)
 }
 
 fn isolate_id() -> Option<u64> {

@@ -211,6 +211,26 @@ fn the_fraud_report_counts_every_click_and_conversion_exactly_and_explains_one()
         png.len()
     );
     println!("report page screenshot: {}", shot.display());
+
+    // Listed in `networks[]` now, net-7 has an object of its own; the decisions it had kept in
+    // the shared object while unlisted are still explained.
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
+    doc["networks"] = serde_json::json!([{"id": "net-7"}]);
+    let file = w.state.0.join("net-7-listed.json");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let before = w.get("/healthz", &[]).json()["config"].clone();
+    push_ok(&w, &file);
+    w.wait_for(Duration::from_secs(10), || {
+        (w.get("/healthz", &[]).json()["config"] != before).then_some(())
+    })
+    .expect("the config listing net-7 never came into force");
+    let moved = explain(&blocked[1]).json();
+    assert_eq!(
+        (&moved["kept"], &moved["decision"]["reasons"][0]["code"]),
+        (&true.into(), &"ip_blocklist".into()),
+        "{moved}"
+    );
 }
 
 #[test]

@@ -40,6 +40,17 @@ impl Home {
         }
     }
 
+    /// Both places a network's kept records can be, its home under this config first: a network
+    /// added to `networks[]` or taken out of it keeps what it stored before in the other one.
+    pub fn now_and_before(config: &Config, network: &Id) -> [Home; 2] {
+        let now = Home::of(config, network);
+        let before = match &now {
+            Home::Own(network) => Home::shared(network),
+            Home::Shared { network, .. } => Home::Own(network.clone()),
+        };
+        [now, before]
+    }
+
     fn shared(network: &Id) -> Home {
         Home::Shared {
             network: network.clone(),
@@ -236,6 +247,17 @@ mod tests {
             "ip/1001/00000000000000ff"
         );
         assert_eq!(inner_key("n/made-up-9"), "n/made-up-9");
+    }
+
+    #[test]
+    fn a_network_that_moved_is_looked_for_where_it_is_and_where_it_was() {
+        // Listed in the config now: its own object first, then the shared one it clicked in
+        // before it was listed; unlisted now, the other way round.
+        let listed = Home::now_and_before(&config(&["net-1"]), &id("net-1"));
+        assert_eq!(listed[0], Home::Own(id("net-1")));
+        assert_eq!(listed[1], Home::of(&config(&[]), &id("net-1")));
+        let unlisted = Home::now_and_before(&config(&[]), &id("net-1"));
+        assert_eq!(unlisted, [listed[1].clone(), listed[0].clone()]);
     }
 
     #[test]
