@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help setup worker cli dev test test-core test-wasm test-e2e lint deploy-check bench profile
+.PHONY: help setup browser worker cli dev test test-core test-wasm test-e2e lint deploy-check bench profile
 
 help:
 	@echo "make dev    build the Worker, load the demo config into local KV, serve it on 127.0.0.1:8787"
@@ -12,6 +12,9 @@ help:
 
 setup:
 	@scripts/setup.sh
+
+browser:
+	@scripts/setup-browser.sh
 
 worker: setup
 	@scripts/build-worker.sh
@@ -38,7 +41,7 @@ test-wasm:
 	@echo "==> core tests on wasm32 (wasm-bindgen-test under node)"
 	@source scripts/versions.sh && cargo test -p clickgate-core --target wasm32-unknown-unknown
 
-test-e2e:
+test-e2e: browser
 	@echo "==> end-to-end tests in workerd"
 	@source scripts/versions.sh && cargo test --quiet -p clickgate --test e2e -- --test-threads=1
 

@@ -17,7 +17,7 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
 fi
 
 # worker-build, pinned. It would download wasm-bindgen, wasm-opt and esbuild from GitHub; the
-# variables set by scripts/env.sh point it at the copies installed here instead.
+# variables set by scripts/versions.sh point it at the copies installed here instead.
 if [ ! -x "$WORKER_BUILD" ]; then
   step "installing worker-build $WORKER_BUILD_VERSION (one-time, a few minutes)"
   cargo install worker-build --version "$WORKER_BUILD_VERSION" --locked --root "$TOOLS/worker-build-$WORKER_BUILD_VERSION"
@@ -41,15 +41,4 @@ fi
 if [ ! -x node_modules/.bin/wrangler ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   step "installing npm packages (wrangler $(node -p 'require("./package.json").devDependencies.wrangler'))"
   npm ci --no-audit --no-fund
-fi
-
-# Chromium, for the end-to-end test that opens the report page in a real browser.
-if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    step "installing chromium (Debian package, for the report page test; one-time, a few minutes)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  else
-    echo "clickgate: the report page test needs Chromium: sudo apt-get install chromium (or set CHROMIUM=/path/to/it)" >&2
-    exit 1
-  fi
 fi
