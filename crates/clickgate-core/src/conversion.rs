@@ -233,7 +233,7 @@ impl Judging {
                 }
                 TokenVerdict::Flagged => reasons.push((
                     ReasonCode::FlaggedClick,
-                    "the click was declined in monitor mode".to_owned(),
+                    "the click was declined and still redirected".to_owned(),
                 )),
                 // The fetcher that unfurled a pasted link got the landing URL, not a person.
                 TokenVerdict::Preview => reasons.push((
