@@ -148,7 +148,9 @@ pub(crate) fn parse_report_hour(text: &str, end: bool) -> Result<u32, String> {
         Some(t) => {
             let mut fields = t.split(':');
             let h = fields.next().and_then(|h| num(h, 2)).filter(|h| *h < 24);
-            let rest_ok = fields.all(|f| num(f, 2).is_some_and(|n| n < 60));
+            // Minutes and seconds at most: `10:30:00:00` is no time.
+            let rest: Vec<&str> = fields.collect();
+            let rest_ok = rest.len() <= 2 && rest.iter().all(|f| num(f, 2).is_some_and(|n| n < 60));
             match (h, rest_ok) {
                 (Some(h), true) => h,
                 _ => return Err(bad()),
@@ -209,6 +211,11 @@ mod tests {
         assert_eq!(parse_report_hour("2026-11-01", true), Ok(nov1 + 24));
         assert_eq!(parse_report_hour("2026-11-01T09:30Z", false), Ok(nov1 + 9));
         assert!(parse_report_hour("2026-11-01T24", false).is_err());
+        assert_eq!(
+            parse_report_hour("2026-11-01T09:30:59", false),
+            Ok(nov1 + 9)
+        );
+        assert!(parse_report_hour("2026-11-01T09:30:00:00", false).is_err());
         assert!(parse_report_hour("1969-12-31", false).is_err());
     }
 
