@@ -16,7 +16,7 @@
 //! - at most [`MAX_ROWS_PER_HOUR`] advertiser × offer rows per network and hour: later pairs are
 //!   summed into the offer [`OTHER`];
 //! - at most [`MAX_EXPLAINED_PER_HOUR`] explanations per network and hour, and an isolate keeps at
-//!   most [`crate::network::local::MAX_EXPLAINED_PER_MINUTE`] per network and minute.
+//!   most [`MAX_EXPLAINED_PER_MINUTE`] per network and minute.
 
 use std::collections::BTreeMap;
 
@@ -35,6 +35,11 @@ pub const REPORT_RETAIN_DAYS: u32 = 90;
 pub const EXPLAIN_RETAIN_DAYS: u32 = 7;
 pub const MAX_ROWS_PER_HOUR: usize = 2_000;
 pub const MAX_EXPLAINED_PER_HOUR: u32 = 20_000;
+/// Decisions an isolate keeps for `explain` per network and minute. A flood of flagged clicks is
+/// counted in full by the report; keeping every one of its decisions would cost each of them a
+/// log line's worth of batch and storage, so past this a flood is sampled, the first of each
+/// minute kept.
+pub const MAX_EXPLAINED_PER_MINUTE: u32 = 300;
 /// Where rows past [`MAX_ROWS_PER_HOUR`] are summed; not a valid id, so it cannot collide.
 pub const OTHER: &str = "(other)";
 /// The longest range one report may cover.
@@ -362,11 +367,6 @@ pub fn network_answer<'a>(hours: impl IntoIterator<Item = (u32, &'a str)>) -> St
     out
 }
 
-pub fn parse_network_answer(text: &str) -> Result<Vec<(u32, HourRows)>, String> {
-    let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    hours_of(&v)
-}
-
 /// One network's report hours, by its name.
 pub type NetworkHours = (String, Vec<(u32, HourRows)>);
 
@@ -470,8 +470,7 @@ pub struct ReportQuery {
 impl ReportQuery {
     /// Reads the query string. `from` and `to` are `YYYY-MM-DD` or `YYYY-MM-DDTHH[:MM[:SS]][Z]`
     /// in UTC, cut to the hour; a date-only `to` includes its day. Without them: the last 24
-    /// hours, this one included.
-    /// The admin API caller's question; one that does not parse is answered with a 400.
+    /// hours, this one included. A query that does not parse is the caller's fault (a 400).
     pub fn parse(query: &str, now_ms: u64) -> Result<ReportQuery, Invalid> {
         ReportQuery::read(query, now_ms).map_err(Invalid::client)
     }
@@ -802,9 +801,9 @@ pub fn explain_answer(transaction_id: &str, token: &ClickToken, kept: Option<&st
                 token.verdict,
                 TokenVerdict::Redirected | TokenVerdict::Preview
             ) {
-                format!("no filter fired on this click, or its record is gone: decisions are kept only when a filter fired, for {EXPLAIN_RETAIN_DAYS} days, up to {MAX_EXPLAINED_PER_HOUR} per network and hour")
+                format!("no filter fired on this click, or its record is gone: decisions are kept only when a filter fired, for {EXPLAIN_RETAIN_DAYS} days, up to {MAX_EXPLAINED_PER_HOUR} per network and hour and, from each isolate, {MAX_EXPLAINED_PER_MINUTE} per network and minute")
             } else {
-                format!("the decision's record is gone: records are kept {EXPLAIN_RETAIN_DAYS} days, up to {MAX_EXPLAINED_PER_HOUR} per network and hour")
+                format!("the decision's record is gone: records are kept {EXPLAIN_RETAIN_DAYS} days, up to {MAX_EXPLAINED_PER_HOUR} per network and hour and, from each isolate, {MAX_EXPLAINED_PER_MINUTE} per network and minute")
             };
             answer["note"] = json!(why);
         }
@@ -1303,7 +1302,7 @@ mod tests {
     #[test]
     fn a_flood_of_flagged_clicks_is_counted_in_full_and_sampled_for_explain() {
         use crate::flood::Thresholds;
-        use crate::network::local::{Flush, FlushPolicy, LocalCounts, MAX_EXPLAINED_PER_MINUTE};
+        use crate::network::local::{Flush, FlushPolicy, LocalCounts};
         let policy = FlushPolicy {
             max_keys: usize::MAX,
             max_clicks: u32::MAX,

@@ -27,7 +27,7 @@ use crate::decide::ClickOutcome;
 use crate::flood::{FloodBlock, FloodView, Thresholds};
 use crate::hll::{hash64, HyperLogLog};
 use crate::log::JsonLine;
-use crate::report::{self, ConversionRow, RowKey, Tally};
+use crate::report::{self, ConversionRow, RowKey, Tally, MAX_EXPLAINED_PER_MINUTE};
 use crate::rules::Counters;
 use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS};
 use crate::token::NONCE_LEN;
@@ -82,11 +82,6 @@ pub enum Flush {
 /// Past this many remembered totals the isolate forgets them (not its unsent counts) and learns
 /// them again from the next answers: an isolate's memory stays bounded under an IP flood.
 const MAX_KNOWN_KEYS: usize = 50_000;
-/// Decisions an isolate keeps for `explain` per network and minute. A flood of flagged clicks is
-/// counted in full by the report; keeping every one of its decisions would cost each of them a
-/// log line's worth of batch and storage, so past this a flood is sampled, the first of each
-/// minute kept.
-pub const MAX_EXPLAINED_PER_MINUTE: u32 = 300;
 
 #[derive(Debug, Default)]
 struct ExplainBudget {
@@ -407,8 +402,9 @@ impl LocalCounts {
         net.pending_since_ms.get_or_insert(now_ms);
     }
 
-    /// Counts a click for its network's flood threshold: every click of every network, after its
-    /// decision (`flagged`: the filters declined it, blocked or in monitor mode).
+    /// Counts one click toward its network's flood threshold (`flagged`: the filters declined
+    /// it). A decided click is counted by [`LocalCounts::record_outcome`], which does this and
+    /// more; this alone serves the isolate's warm-up and the tests.
     pub fn record_flood(
         &mut self,
         network: &Id,
@@ -596,7 +592,8 @@ impl LocalCounts {
     }
 
     /// Networks with counts not yet acknowledged by their object.
-    pub fn unsent(&self) -> usize {
+    #[cfg(test)]
+    fn unsent(&self) -> usize {
         self.networks
             .values()
             .filter(|n| n.in_flight.is_some() || n.pending_since_ms.is_some())
