@@ -130,6 +130,8 @@ pub(crate) async fn ask(
     let (method, path, body) = request.encode();
     let call = Box::pin(ask_now(env, object, method, &path, &body));
     let timer = Box::pin(Delay::from(Duration::from_millis(deadline_ms)));
+    // Bound before it is returned: the select's temporary borrows `path`, which a tail
+    // expression would keep past the function's locals.
     let answer = match select(call, timer).await {
         Either::Left((answer, _)) => answer,
         Either::Right(((), _)) => Err(format!("{object}{path}: no answer in {deadline_ms} ms")),

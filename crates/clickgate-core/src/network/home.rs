@@ -176,7 +176,7 @@ impl Space {
 }
 
 /// `key` of `network` in a shared object.
-pub fn network_key(network: &str, key: &str) -> String {
+fn network_key(network: &str, key: &str) -> String {
     format!("@{network}/{key}")
 }
 
