@@ -467,7 +467,7 @@ fn write_analytics(env: &Env, binding: &str, point: DataPoint) {
 
 /// The isolate's config, refreshed from KV per the core's [`ConfigSlot`] policy. A stale copy is
 /// served while the refresh runs after the response; `None` when the isolate has never loaded one,
-/// and the caller waits for [`refresh`] (begun here).
+/// and the caller reads it from KV itself ([`first_config`]).
 fn config_now(env: &Env, ctx: &Context, now_ms: u64) -> Option<Arc<Config>> {
     let need = SLOT.with(|cell| {
         let mut cell = cell.borrow_mut();

@@ -114,7 +114,8 @@ impl DurableObject for Network {
         }
     }
 
-    /// Once a day, after 00:00 UTC: deletes yesterday's sketches and histories no window reaches.
+    /// Once a day, after 00:00 UTC: deletes what has expired (counts no window reaches, replay
+    /// and conversion records, report hours, kept decisions, and `n/` listings).
     async fn alarm(&self) -> Result<Response> {
         let now_ms = crate::now_ms();
         let storage = self.state.storage();

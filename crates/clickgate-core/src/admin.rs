@@ -29,8 +29,8 @@ const MAX_BY_LEN: usize = 128;
 /// An `ADMIN_TOKEN` shorter than this is treated as unset: an empty or guessable secret must not
 /// open the API (a mistyped `wrangler secret put` leaves an empty one).
 pub const MIN_TOKEN_BYTES: usize = 16;
-/// The largest body an admin request may carry: a config document at its limit, plus room for the
-/// JSON around nothing else (a block's `{"by"}` is far smaller).
+/// The largest body an admin request may carry: a config document at its limit (a block's
+/// `{"by"}` is far smaller).
 pub const MAX_BODY_BYTES: usize = crate::config::MAX_DOCUMENT_BYTES;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,9 +202,7 @@ pub fn parse(
         .map(str::trim)
         .filter(|b| !b.is_empty() && b.len() <= MAX_BY_LEN)
         .ok_or_else(|| {
-            AdminError::BadRequest(format!(
-                "`by` must name who asks, 1 to {MAX_BY_LEN} characters"
-            ))
+            AdminError::BadRequest(format!("`by` must name who asks, 1 to {MAX_BY_LEN} bytes"))
         })?
         .to_owned();
     Ok(AdminRequest::Network(if verb == "block" {

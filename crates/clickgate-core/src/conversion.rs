@@ -315,7 +315,8 @@ impl Judging {
         })
     }
 
-    /// The verdict, given what the object had seen of this click (a `bool`: a duplicate or not).
+    /// The verdict, given what the network's object had seen of this click: nothing, the same
+    /// event before, or its approvals already at the cap.
     pub fn finish(mut self, seen: Seen) -> ConversionOutcome {
         match seen {
             Seen::Fresh => {}

@@ -303,7 +303,8 @@ pub fn admin_config_invalid(errors: &[crate::config::ConfigError]) -> HttpRespon
     HttpResponse::new(400, JSON, body.to_string(), false)
 }
 
-/// A fault between the Worker and a Durable Object while serving an admin change.
+/// An admin request the Worker cannot serve now: a Durable Object or KV did not answer, or a
+/// secret or the config it needs is missing (a 503 the operator may retry).
 pub fn admin_unavailable(problem: &str) -> HttpResponse {
     let body = json!({"error": {"code": "unavailable", "message": problem}});
     HttpResponse::new(503, JSON, body.to_string(), false)

@@ -124,7 +124,9 @@ impl ConfigSlot {
         }
     }
 
-    /// Marks a refresh as started, so concurrent requests in this isolate do not start their own.
+    /// Marks a refresh as started, so concurrent requests in this isolate do not start their own
+    /// background refresh. Before any config has loaded there is none to serve meanwhile, so
+    /// each request that arrives then reads KV itself.
     pub fn begin(&mut self, now_ms: u64) {
         self.refreshing_since_ms = Some(now_ms);
     }

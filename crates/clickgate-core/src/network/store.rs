@@ -44,7 +44,8 @@ impl Seen {
 }
 
 /// A network's counts as its object holds them: all of them (replay), or the keys one batch needs
-/// (the object loads those from storage, applies, and writes back [`NetworkCounts::changed`]).
+/// (the object loads those from storage, applies, and writes back what
+/// [`NetworkCounts::take_changes`] names).
 #[derive(Debug, Clone, Default)]
 pub struct NetworkCounts {
     seen: BTreeMap<u64, Seen>,
@@ -124,7 +125,7 @@ impl NetworkCounts {
         for d in &batch.subs {
             let key = (d.offer.clone(), d.day);
             let sketch = self.subs.entry(key.clone()).or_default();
-            // A sketch merge is idempotent by itself; only new days are stored.
+            // A sketch merge is idempotent by itself: a retried batch leaves the sketch as it was.
             sketch.merge(&d.sketch);
             self.changed.insert(StoreKey::Sub(d.offer.clone(), d.day));
             reply.subs.push((key.0, key.1, sketch.clone()));
