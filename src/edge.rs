@@ -238,20 +238,20 @@ async fn postback(
         Ok(j) => j,
         Err(e) => return respond(http::postback_error(&e)),
     };
-    // When the object cannot say, the conversion is judged on the other checks (and the fault
-    // is logged): an advertiser's postback is not refused for our outage.
+    // `None` when nothing needs asking or the object did not answer (its fault is logged).
     let seen = match judging.duplicate_key() {
-        Some((network, key, until)) => objects::conversion_seen(
-            env,
-            &Home::of(&config, &network),
-            &key,
-            until,
-            judging.counts_toward_flood(),
-            judging.approvals_key(),
-        )
-        .await
-        .unwrap_or(conversion::Seen::Fresh),
-        None => conversion::Seen::Fresh,
+        Some((network, key, until)) => {
+            objects::conversion_seen(
+                env,
+                &Home::of(&config, &network),
+                &key,
+                until,
+                judging.counts_toward_flood(),
+                judging.approvals_key(),
+            )
+            .await
+        }
+        None => None,
     };
     let outcome = judging.finish(seen);
     console_log!("{}", outcome.log_line(now_ms));

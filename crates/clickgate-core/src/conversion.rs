@@ -316,9 +316,11 @@ impl Judging {
     }
 
     /// The verdict, given what the network's object had seen of this click: nothing, the same
-    /// event before, or its approvals already at the cap.
-    pub fn finish(mut self, seen: Seen) -> ConversionOutcome {
-        match seen {
+    /// event before, or its approvals already at the cap. `None`: the object was not asked, or
+    /// could not say; the conversion is judged on the other checks, so an advertiser's postback
+    /// is not refused for an outage of ours.
+    pub fn finish(mut self, seen: Option<Seen>) -> ConversionOutcome {
+        match seen.unwrap_or(Seen::Fresh) {
             Seen::Fresh => {}
             _ if !self.judged => {}
             Seen::Duplicate => self.reasons.push((
@@ -486,11 +488,11 @@ mod tests {
     fn judge(query: &str, duplicate: bool) -> Result<ConversionOutcome, PostbackError> {
         let postback = parse(query)?;
         Ok(
-            Judging::new(&config(), &key(), postback, NOW)?.finish(if duplicate {
+            Judging::new(&config(), &key(), postback, NOW)?.finish(Some(if duplicate {
                 Seen::Duplicate
             } else {
                 Seen::Fresh
-            }),
+            })),
         )
     }
 
@@ -708,9 +710,9 @@ mod tests {
         .unwrap();
         assert!(!j.authenticated && j.approvable() && !j.counts_toward_flood());
         let line: serde_json::Value =
-            serde_json::from_str(&j.clone().finish(Seen::Fresh).log_line(NOW)).unwrap();
+            serde_json::from_str(&j.clone().finish(Some(Seen::Fresh)).log_line(NOW)).unwrap();
         assert_eq!(line["authenticated"], false);
-        assert_eq!(j.finish(Seen::Fresh).status.as_str(), "approved");
+        assert_eq!(j.finish(Some(Seen::Fresh)).status.as_str(), "approved");
     }
 
     #[test]
@@ -724,9 +726,11 @@ mod tests {
         // One approvals key per click, whatever the event: made-up event names share it.
         let (key_a, max) = judging("a").approvals_key().unwrap();
         assert_eq!((judging("b").approvals_key().unwrap().0, max), (key_a, 3));
-        let capped = judging("c").finish(Seen::Capped);
+        let capped = judging("c").finish(Some(Seen::Capped));
         assert_eq!(capped.status.as_str(), "invalid");
         assert_eq!(codes(&capped), ["approved_per_click"]);
+        // The object could not say: judged on the other checks, not refused for the outage.
+        assert_eq!(judging("d").finish(None).status.as_str(), "approved");
         // A conversion that is not approvable takes no approval.
         let flagged = tid("1", TokenVerdict::Blocked, NOW - 600_000);
         let q = format!("transaction_id={flagged}");
