@@ -26,6 +26,7 @@ use clickgate_core::network::store::NetworkCounts;
 use clickgate_core::network::wire::{self, Batch, ConversionUse, ObjectRequest, Operation, Reply};
 use clickgate_core::report;
 use clickgate_core::signing;
+use clickgate_core::time;
 use worker::js_sys::{Object, Reflect};
 use worker::wasm_bindgen::JsValue;
 use worker::{
@@ -286,7 +287,7 @@ impl Network {
         if *space != Space::Members {
             return Response::ok(self.hours(space, from, to).await?);
         }
-        let members = listed_since(&self.state.storage(), from / 24).await?;
+        let members = listed_since(&self.state.storage(), time::day_of_hour(from)).await?;
         let mut answers = Vec::with_capacity(members.len());
         for network in members.iter().filter_map(|n| Id::parse(n).ok()) {
             let hours = self.hours(&Space::Of(network.clone()), from, to).await?;
@@ -332,7 +333,7 @@ impl Network {
     /// UTC day and instance. A failure is logged and tried again with the next batch: the counts
     /// are stored whatever happens here.
     async fn list_network(&self, name: &str, now_ms: u64) {
-        let today = (now_ms / clickgate_core::time::DAY_MS) as u32;
+        let today = time::utc_day(now_ms);
         if self.listed_day.get() == today {
             return;
         }
@@ -350,7 +351,7 @@ impl Network {
     /// what its report reads. Written with every batch (the runtime coalesces it with the batch's
     /// own writes), so the object keeps no list of its networks in memory.
     async fn list_member(&self, network: &Id, now_ms: u64) -> Result<()> {
-        let today = (now_ms / clickgate_core::time::DAY_MS) as u32;
+        let today = time::utc_day(now_ms);
         let key = format!("n/{network}");
         self.state.storage().put(&key, today.to_string()).await
     }
@@ -436,8 +437,7 @@ async fn page_after(
 
 /// A minute past the next 00:00 UTC.
 fn next_sweep_ms(now_ms: u64) -> u64 {
-    const DAY: u64 = clickgate_core::time::DAY_MS;
-    (now_ms / DAY + 1) * DAY + 60_000
+    time::next_midnight_ms(now_ms) + 60_000
 }
 
 /// The stored text values of `keys` in `space` (absent keys and non-text values left out), under

@@ -27,7 +27,7 @@ use crate::config::Config;
 use crate::conversion::{ConversionOutcome, ConversionStatus};
 use crate::decide::ClickOutcome;
 use crate::fault::{Corrupt, Invalid};
-use crate::time::{civil_from_days, parse_report_hour, rfc3339_ms, DAY_MS, HOUR_MS};
+use crate::time::{civil_from_days, day_of_hour, parse_report_hour, rfc3339_ms, utc_day, HOUR_MS};
 use crate::token::{ClickToken, TokenVerdict};
 use crate::verdict::Verdict;
 
@@ -274,7 +274,7 @@ pub fn past_retention(hour: u32, days: u32, now_ms: u64) -> bool {
 /// Whether the directory's entry `n/{network}` (value: the last day with report data) is older
 /// than any report can reach.
 pub fn listing_expired(key: &str, value: &str, now_ms: u64) -> bool {
-    let today = (now_ms / DAY_MS) as u32;
+    let today = utc_day(now_ms);
     key.starts_with("n/")
         && value
             .parse::<u32>()
@@ -526,12 +526,12 @@ impl ReportQuery {
     }
 
     pub fn from_day(&self) -> u32 {
-        self.from_hour / 24
+        day_of_hour(self.from_hour)
     }
 }
 
 fn hour_label(hour: u32) -> String {
-    let (y, m, d) = civil_from_days(i64::from(hour / 24));
+    let (y, m, d) = civil_from_days(i64::from(day_of_hour(hour)));
     format!("{y:04}-{m:02}-{d:02}T{:02}:00Z", hour % 24)
 }
 
@@ -579,7 +579,7 @@ pub fn aggregate<'a>(
                     .iter()
                     .map(|g| match g {
                         Group::Hour => hour_label(*hour),
-                        Group::Day => day_label(hour / 24),
+                        Group::Day => day_label(day_of_hour(*hour)),
                         Group::Advertiser => advertiser.clone(),
                         Group::Offer => offer.clone(),
                         Group::Affiliate => network.to_owned(),
@@ -818,6 +818,7 @@ mod tests {
     use crate::conversion;
     use crate::decide::{decide, Observed};
     use crate::fault::{Blame, Fault};
+    use crate::time::DAY_MS;
     use crate::token::TokenKey;
     #[cfg(not(target_arch = "wasm32"))]
     use proptest::prelude::*;

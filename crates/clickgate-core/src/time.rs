@@ -8,6 +8,22 @@ pub const MINUTE_MS: u64 = 60_000;
 pub const HOUR_MS: u64 = 3_600_000;
 pub const DAY_MS: u64 = 86_400_000;
 
+/// The UTC day (days since the epoch) an instant falls on: the day counts, reports and
+/// listings are kept by.
+pub fn utc_day(ms: u64) -> u32 {
+    (ms / DAY_MS) as u32
+}
+
+/// The UTC day an hour since the epoch falls on.
+pub fn day_of_hour(hour: u32) -> u32 {
+    hour / 24
+}
+
+/// The next 00:00 UTC after `ms`.
+pub fn next_midnight_ms(ms: u64) -> u64 {
+    (ms / DAY_MS + 1) * DAY_MS
+}
+
 /// `2026-11-23T10:04:05.123Z` from Unix milliseconds (proleptic Gregorian, UTC).
 pub fn rfc3339_ms(ms: u64) -> String {
     let secs = ms / 1000;
@@ -165,6 +181,16 @@ mod tests {
     use super::*;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn days_of_instants_and_hours_and_the_next_midnight() {
+        // The last millisecond of a day is still that day; midnight starts the next.
+        assert_eq!(utc_day(3 * DAY_MS - 1), 2);
+        assert_eq!(utc_day(3 * DAY_MS), 3);
+        assert_eq!((day_of_hour(71), day_of_hour(72)), (2, 3));
+        assert_eq!(next_midnight_ms(3 * DAY_MS - 1), 3 * DAY_MS);
+        assert_eq!(next_midnight_ms(3 * DAY_MS), 4 * DAY_MS);
+    }
 
     #[test]
     fn rfc3339_known_dates() {

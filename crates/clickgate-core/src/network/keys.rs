@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::fault::Corrupt;
 use crate::hll::hash64;
 use crate::report;
-use crate::time::{DAY_MS, HOUR_MS};
+use crate::time::{utc_day, HOUR_MS};
 use crate::token::NONCE_LEN;
 use crate::ua::is_link_preview;
 
@@ -90,7 +90,7 @@ impl ClickKeys {
             needs,
             adds: !is_link_preview(client.user_agent.as_ref()),
             hour: (now_ms / HOUR_MS) as u32,
-            day: (now_ms / DAY_MS) as u32,
+            day: utc_day(now_ms),
         })
     }
 }

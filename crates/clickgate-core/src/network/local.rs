@@ -29,7 +29,7 @@ use crate::hll::{hash64, HyperLogLog};
 use crate::log::JsonLine;
 use crate::report::{self, ConversionRow, RowKey, Tally, MAX_EXPLAINED_PER_MINUTE};
 use crate::rules::Counters;
-use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS};
+use crate::time::{utc_day, HOUR_MS, MINUTE_MS};
 use crate::token::NONCE_LEN;
 
 use super::keys::{clamp_u32, ClickKeys, History};
@@ -558,7 +558,7 @@ impl LocalCounts {
         for (offer, ip, history) in reply.ips {
             net.known_ips.insert((offer, ip), history);
         }
-        let today = (now_ms / DAY_MS) as u32;
+        let today = utc_day(now_ms);
         net.view_subs.retain(|(_, day), _| *day >= today);
         for (offer, day, sketch) in reply.subs.into_iter().filter(|(_, d, _)| *d >= today) {
             let view = net
@@ -644,6 +644,7 @@ mod tests {
     use crate::network::store::NetworkCounts;
     use crate::network::wire::tests::id;
     use crate::network::wire::Batch;
+    use crate::time::DAY_MS;
     use serde_json::Value;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;

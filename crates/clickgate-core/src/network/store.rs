@@ -14,7 +14,7 @@ use crate::hll::HyperLogLog;
 use crate::log::JsonLine;
 use crate::report::{self, HourRows};
 use crate::rules::Counters;
-use crate::time::{rfc3339_ms, DAY_MS, HOUR_MS};
+use crate::time::{rfc3339_ms, utc_day, HOUR_MS};
 
 use super::keys::{clamp_u32, u32_at, ClickKeys, History, StoreKey};
 use super::wire::{decode_sketch, hex_u64, Batch, Reply};
@@ -276,7 +276,7 @@ impl NetworkCounts {
             Some(StoreKey::Explain(hour, _)) => {
                 report::past_retention(hour, report::EXPLAIN_RETAIN_DAYS, now_ms)
             }
-            Some(StoreKey::Sub(_, day)) => day < (now_ms / DAY_MS) as u32,
+            Some(StoreKey::Sub(_, day)) => day < utc_day(now_ms),
             Some(StoreKey::Ip(..)) => History::decode(value).map_or(true, |mut h| {
                 h.prune((now_ms / HOUR_MS) as u32);
                 h.is_empty()
@@ -334,6 +334,7 @@ mod tests {
     use crate::network::keys::RETAIN_HOURS;
     use crate::network::wire::tests::{batch, id};
     use crate::network::wire::SubDelta;
+    use crate::time::DAY_MS;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
