@@ -530,10 +530,12 @@ async fn refresh(env: &Env, started_ms: u64) {
             .as_mut()
             .map(|slot| slot.finish(started_ms, fetched))
     });
-    match event.as_ref().and_then(|e| e.log_line()) {
-        Some(line) if line.contains("\"level\":\"error\"") => console_error!("{line}"),
-        Some(line) => console_log!("{line}"),
-        None => {}
+    if let Some(event) = event {
+        match event.log_line() {
+            Some(line) if event.is_error() => console_error!("{line}"),
+            Some(line) => console_log!("{line}"),
+            None => {}
+        }
     }
 }
 

@@ -57,25 +57,31 @@ pub enum SlotEvent {
 }
 
 impl SlotEvent {
+    /// Whether its line goes to the error stream: the config in force is not the one in KV.
+    pub fn is_error(&self) -> bool {
+        matches!(
+            self,
+            SlotEvent::KeptLastGood { .. } | SlotEvent::NoConfig { .. }
+        )
+    }
+
     /// A structured log line; `Unchanged` is too frequent to be worth one.
     pub fn log_line(&self) -> Option<String> {
-        let line = JsonLine::new().str("event", "config");
+        let level = if self.is_error() { "error" } else { "info" };
+        let line = JsonLine::new().str("event", "config").str("level", level);
         let line = match self {
             SlotEvent::Loaded { digest, previous } => line
-                .str("level", "info")
                 .str("status", "loaded")
                 .str("config", digest)
                 .opt("previous", previous.as_deref()),
             SlotEvent::Unchanged { .. } => return None,
             SlotEvent::KeptLastGood { digest, problem } => line
-                .str("level", "error")
                 .str("status", "kept_last_good")
                 .str("config", digest)
                 .str("problem", problem),
-            SlotEvent::NoConfig { problem } => line
-                .str("level", "error")
-                .str("status", "no_config")
-                .str("problem", problem),
+            SlotEvent::NoConfig { problem } => {
+                line.str("status", "no_config").str("problem", problem)
+            }
         };
         Some(line.finish())
     }
@@ -254,7 +260,12 @@ mod tests {
             };
             assert_eq!(digest, &good);
             assert!(!problem.is_empty());
-            assert!(event.log_line().unwrap().contains("kept_last_good"));
+            let line = event.log_line().unwrap();
+            assert!(
+                line.contains(r#""level":"error","status":"kept_last_good""#),
+                "{line}"
+            );
+            assert!(event.is_error());
             assert_eq!(s.current().unwrap().digest, good);
         }
         // A failed refresh still counts as a check: no retry storm against a KV that is down.
