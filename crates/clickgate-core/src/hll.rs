@@ -80,10 +80,16 @@ impl HyperLogLog {
     }
 
     /// The union of two sketches: what one sketch of both streams would hold.
-    pub fn merge(&mut self, other: &HyperLogLog) {
+    /// Takes in another sketch's items; false when it held none this one lacked.
+    pub fn merge(&mut self, other: &HyperLogLog) -> bool {
+        let mut changed = false;
         for (a, b) in self.registers.iter_mut().zip(other.registers.iter()) {
-            *a = (*a).max(*b);
+            if *b > *a {
+                *a = *b;
+                changed = true;
+            }
         }
+        changed
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {

@@ -125,9 +125,10 @@ impl NetworkCounts {
         for d in &batch.subs {
             let key = (d.offer.clone(), d.day);
             let sketch = self.subs.entry(key.clone()).or_default();
-            // A sketch merge is idempotent by itself: a retried batch leaves the sketch as it was.
-            sketch.merge(&d.sketch);
-            self.changed.insert(StoreKey::Sub(d.offer.clone(), d.day));
+            // Sub IDs the sketch already holds change nothing, and need no write.
+            if sketch.merge(&d.sketch) {
+                self.changed.insert(StoreKey::Sub(d.offer.clone(), d.day));
+            }
             reply.subs.push((key.0, key.1, sketch.clone()));
         }
         let flood = self.flood.get_or_insert_with(|| FloodState::new(now_ms));
@@ -396,6 +397,37 @@ mod tests {
         assert!(again.duplicate);
         assert_eq!(first.ips, again.ips);
         assert_eq!(first.ips[0].2.in_window(10, 1), 3);
+    }
+
+    #[test]
+    fn a_sub_id_sketch_is_written_only_when_a_batch_adds_to_it() {
+        let with_subs = |seq: u64, subs: &[&str]| {
+            let mut b = batch(1, seq, "192.0.2.1", 499_000, 1);
+            let mut sketch = crate::hll::HyperLogLog::default();
+            for s in subs {
+                sketch.insert(s);
+            }
+            b.subs.push(SubDelta {
+                offer: id("1"),
+                day: 20_000,
+                sketch,
+            });
+            b
+        };
+        let sub_written = |counts: &mut NetworkCounts| {
+            counts
+                .take_changes()
+                .iter()
+                .any(|(key, _)| key.starts_with("sub/"))
+        };
+        let mut counts = NetworkCounts::default();
+        counts.apply(&with_subs(1, &["a", "b"]), T0);
+        assert!(sub_written(&mut counts));
+        // The same sub IDs from another isolate's batch: the sketch is as it was.
+        counts.apply(&with_subs(2, &["b", "a"]), T0);
+        assert!(!sub_written(&mut counts));
+        counts.apply(&with_subs(3, &["c"]), T0);
+        assert!(sub_written(&mut counts));
     }
 
     #[test]
