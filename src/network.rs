@@ -17,12 +17,11 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use clickgate_core::click::Id;
-use clickgate_core::conversion::{self, Seen};
 use clickgate_core::log::fault_line;
 use clickgate_core::network::click_ids;
 use clickgate_core::network::home::{self, Space};
 use clickgate_core::network::keys::StoreKey;
-use clickgate_core::network::store::NetworkCounts;
+use clickgate_core::network::store::{self, NetworkCounts};
 use clickgate_core::network::wire::{self, Batch, ConversionUse, ObjectRequest, Operation, Reply};
 use clickgate_core::report;
 use clickgate_core::signing;
@@ -221,42 +220,28 @@ impl Network {
         Response::ok(reply.to_json())
     }
 
-    /// One conversion report: its event key, used once until it expires; with `approvals`, its
-    /// click's key and the most approved conversions it may hold. Answers fresh, a duplicate, or
-    /// capped when the click already holds `max` approvals. A click's approvals are kept as use
-    /// records `<click key>/<n>`, so the daily sweep expires them like the rest. A fresh one that
-    /// counts adds to the flood day's conversions.
-    async fn conversion(&self, space: &Space, conversion: ConversionUse) -> Result<Response> {
-        let ConversionUse {
-            key,
-            expires_ms,
-            counts,
-            approvals,
-        } = conversion;
+    /// One conversion report: one storage read of its event's use record and its click's
+    /// approval slots, the core's step, one write of what changed; a fresh one that counts adds
+    /// to the flood day's conversions. The approval slots are use records `<click key>/<n>`, so
+    /// the daily sweep expires them like the rest.
+    async fn conversion(&self, space: &Space, asked: ConversionUse) -> Result<Response> {
         let now_ms = crate::now_ms();
-        let seen = self
-            .used_before(space, &[(key.as_str(), expires_ms)], now_ms)
-            .await?
-            .contains(&true);
-        if seen {
-            return Response::ok(wire::encode_seen(Seen::Duplicate));
-        }
-        if let Some((click_key, max)) = approvals {
-            let slots = conversion::approval_slots(&click_key, max);
-            let stored = read(&self.state, space, slots.clone()).await?;
-            let Some(slot) = conversion::free_approval_slot(&slots, &stored, now_ms) else {
-                return Response::ok(wire::encode_seen(Seen::Capped));
-            };
-            self.used_before(space, &[(slot, expires_ms)], now_ms)
-                .await?;
-        }
-        if counts {
+        let stored = read(&self.state, space, store::conversion_keys(&asked)).await?;
+        let step = store::conversion_step(&asked, &stored, now_ms);
+        let changes = step
+            .writes
+            .into_iter()
+            .map(|(k, t)| (k, Some(t.to_string())))
+            .collect();
+        write(&self.state, space, changes).await?;
+        self.schedule_sweep(now_ms).await?;
+        if step.counts_toward_flood {
             self.with_stored(space, vec![StoreKey::Flood.to_string()], |c| {
                 c.count_conversion(now_ms)
             })
             .await?;
         }
-        Response::ok(wire::encode_seen(Seen::Fresh))
+        Response::ok(wire::encode_seen(step.seen))
     }
 
     /// The one way the object changes its counts: load `keys` from storage, let the core step

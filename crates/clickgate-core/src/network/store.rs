@@ -8,6 +8,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::click::Id;
+use crate::conversion::{self, approval_slots, free_approval_slot};
 use crate::fault::Corrupt;
 use crate::flood::{Event, FloodBlock, FloodState, Outcome};
 use crate::hll::HyperLogLog;
@@ -16,8 +17,9 @@ use crate::report::{self, HourRows};
 use crate::rules::Counters;
 use crate::time::{rfc3339_ms, utc_day, HOUR_MS};
 
+use super::click_ids::uses;
 use super::keys::{clamp_u32, u32_at, ClickKeys, History, StoreKey};
-use super::wire::{decode_sketch, hex_u64, Batch, Reply};
+use super::wire::{decode_sketch, hex_u64, Batch, ConversionUse, Reply};
 
 /// An isolate that has not been heard of for this long has stopped; its batch ids are forgotten.
 const SEEN_RETAIN_HOURS: u32 = 48;
@@ -328,6 +330,66 @@ fn decode_seen(text: &str) -> Result<BTreeMap<u64, Seen>, String> {
     Ok(seen)
 }
 
+/// What the object does with one conversion: what it answers, what it stores, and whether the
+/// conversion counts toward the network's flood day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversionStep {
+    pub seen: conversion::Seen,
+    pub writes: Vec<(String, u64)>,
+    pub counts_toward_flood: bool,
+}
+
+/// The keys the object reads for one conversion: its event's use record, and its click's
+/// approval slots.
+pub fn conversion_keys(asked: &ConversionUse) -> Vec<String> {
+    let mut keys = vec![asked.key.clone()];
+    if let Some((click_key, max)) = &asked.approvals {
+        keys.extend(approval_slots(click_key, *max));
+    }
+    keys
+}
+
+/// The object's step for one conversion over the stored values of [`conversion_keys`]. Its event
+/// is recorded as used until it expires, and a repeat is a duplicate. An approvable one then takes
+/// its click's first free approval slot; with none free it is capped (its event still recorded).
+/// A fresh one counts toward the flood day when the isolate said it does.
+pub fn conversion_step(
+    asked: &ConversionUse,
+    stored: &[(String, String)],
+    now_ms: u64,
+) -> ConversionStep {
+    let held = |key: &str| -> HashMap<String, u64> {
+        stored
+            .iter()
+            .filter(|(k, _)| k == key)
+            .filter_map(|(k, v)| Some((k.clone(), v.parse().ok()?)))
+            .collect()
+    };
+    let event = (asked.key.as_str(), asked.expires_ms);
+    let (used, mut writes) = uses(&[event], held(&asked.key), now_ms);
+    let refused = |seen, writes| ConversionStep {
+        seen,
+        writes,
+        counts_toward_flood: false,
+    };
+    if used.contains(&true) {
+        return refused(conversion::Seen::Duplicate, writes);
+    }
+    if let Some((click_key, max)) = &asked.approvals {
+        let slots = approval_slots(click_key, *max);
+        let Some(slot) = free_approval_slot(&slots, stored, now_ms) else {
+            return refused(conversion::Seen::Capped, writes);
+        };
+        let (_, taken) = uses(&[(slot, asked.expires_ms)], held(slot), now_ms);
+        writes.extend(taken);
+    }
+    ConversionStep {
+        seen: conversion::Seen::Fresh,
+        writes,
+        counts_toward_flood: asked.counts,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,6 +459,53 @@ mod tests {
         assert!(again.duplicate);
         assert_eq!(first.ips, again.ips);
         assert_eq!(first.ips[0].2.in_window(10, 1), 3);
+    }
+
+    #[test]
+    fn a_conversion_is_fresh_once_per_event_and_takes_one_of_its_clicks_approvals() {
+        const EXPIRES: u64 = T0 + 90 * DAY_MS;
+        let asked = |event: &str| ConversionUse {
+            key: format!("cv/00ff/{event}"),
+            expires_ms: EXPIRES,
+            counts: true,
+            approvals: Some(("cv/00ff/approved".to_owned(), 1)),
+        };
+        // What the object stores, as text, after each step.
+        let mut stored: Vec<(String, String)> = Vec::new();
+        let mut step = |c: &ConversionUse, now: u64| {
+            let keys = conversion_keys(c);
+            let read: Vec<_> = stored
+                .iter()
+                .filter(|(k, _)| keys.contains(k))
+                .cloned()
+                .collect();
+            let step = conversion_step(c, &read, now);
+            for (k, t) in &step.writes {
+                stored.retain(|(s, _)| s != k);
+                stored.push((k.clone(), t.to_string()));
+            }
+            step
+        };
+        let first = step(&asked("sale"), T0);
+        assert_eq!(
+            (first.seen, first.counts_toward_flood),
+            (conversion::Seen::Fresh, true)
+        );
+        let written: Vec<&str> = first.writes.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(written, ["cv/00ff/sale", "cv/00ff/approved/0"]);
+        // The same event again: a duplicate, not counted.
+        let again = step(&asked("sale"), T0 + 1);
+        assert_eq!(
+            (again.seen, again.counts_toward_flood),
+            (conversion::Seen::Duplicate, false)
+        );
+        // Another event of the click: its one approval is taken, though the event is recorded.
+        let other = step(&asked("upsell"), T0 + 2);
+        assert_eq!(other.seen, conversion::Seen::Capped);
+        assert_eq!(other.writes.len(), 1);
+        // Once the slot has expired, a new event takes it.
+        let later = step(&asked("renewal"), EXPIRES + 1);
+        assert_eq!(later.seen, conversion::Seen::Fresh);
     }
 
     #[test]
