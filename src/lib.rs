@@ -4,11 +4,17 @@
 //! and copies the core's answer onto the response. Every decision about a click is made in the core.
 
 #[cfg(target_arch = "wasm32")]
+mod admin;
+#[cfg(target_arch = "wasm32")]
+mod config;
+#[cfg(target_arch = "wasm32")]
 mod edge;
 #[cfg(target_arch = "wasm32")]
 mod network;
 #[cfg(target_arch = "wasm32")]
 mod objects;
+#[cfg(target_arch = "wasm32")]
+mod postback;
 
 /// The runtime's clock in ms since the Unix epoch: one call, where `worker::Date::now` makes a JS
 /// `Date` object and asks it (read on every click).
