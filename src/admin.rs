@@ -14,7 +14,7 @@ use worker::worker_sys::web_sys;
 use worker::{console_error, console_log, Context, Env, Request, Result};
 
 use crate::config::{self, read_lists, CONFIG_BINDING, CONFIG_KEY};
-use crate::edge::{read_body, respond, token_key};
+use crate::io::{read_body, respond, token_key};
 use crate::objects;
 
 /// An operator's request under /admin/: checked in the core, carried to the network's object.

@@ -9,7 +9,7 @@ use clickgate_core::report;
 use worker::worker_sys::web_sys;
 use worker::{console_log, Context, Env, Method, Request, Result};
 
-use crate::edge::{carry_out, read_body, respond, token_key};
+use crate::io::{carry_out, read_body, respond, token_key};
 use crate::{config, objects};
 
 /// A conversion postback: judged in the core against the click its transaction id carries; the
