@@ -771,6 +771,13 @@ impl<'a> Fields<'a> {
         self.map.get(key).filter(|v| !v.is_null())
     }
 
+    /// Whether `key` is missing or `null`: either way a required field is not given. (A field
+    /// read with [`Fields::get`] and not found may still hold `null`, which must not pass for a
+    /// value that was read and refused.)
+    pub(crate) fn absent(&self, key: &str) -> bool {
+        self.map.get(key).is_none_or(Value::is_null)
+    }
+
     pub(crate) fn required(
         &mut self,
         key: &'static str,
@@ -1079,7 +1086,7 @@ fn compile_document(
             }
         }
         None => {
-            if top.map.get("offers").is_none_or(Value::is_null) {
+            if top.absent("offers") {
                 errors.push(err("offers", "is required"));
             }
         }
@@ -1497,6 +1504,94 @@ pub(crate) mod tests {
             &"[".repeat(10_000),
         ] {
             assert!(parse(broken).is_err(), "{broken}");
+        }
+    }
+
+    /// Every field of every object in `doc`, as the keys and indexes that lead to it.
+    fn field_paths(doc: &serde_json::Value) -> Vec<Vec<serde_json::Value>> {
+        let mut out = Vec::new();
+        let mut stack = vec![(Vec::new(), doc)];
+        while let Some((path, v)) = stack.pop() {
+            match v {
+                serde_json::Value::Object(map) => {
+                    for (k, child) in map {
+                        let mut p = path.clone();
+                        p.push(serde_json::Value::from(k.as_str()));
+                        out.push(p.clone());
+                        stack.push((p, child));
+                    }
+                }
+                serde_json::Value::Array(items) => {
+                    for (i, child) in items.iter().enumerate() {
+                        let mut p = path.clone();
+                        p.push(serde_json::Value::from(i));
+                        stack.push((p, child));
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// `doc` with the field at `path` set to `value`, or removed when `value` is `None`.
+    fn with_field(
+        doc: &serde_json::Value,
+        path: &[serde_json::Value],
+        value: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        let mut doc = doc.clone();
+        let (last, parents) = path.split_last().unwrap();
+        let mut at = &mut doc;
+        for step in parents {
+            at = match step {
+                serde_json::Value::String(k) => &mut at[k.as_str()],
+                i => &mut at[i.as_u64().unwrap() as usize],
+            };
+        }
+        let map = at.as_object_mut().unwrap();
+        let key = last.as_str().unwrap();
+        match value {
+            Some(v) => {
+                map.insert(key.to_owned(), v);
+            }
+            None => {
+                map.remove(key);
+            }
+        }
+        doc
+    }
+
+    #[test]
+    fn a_null_field_is_refused_or_read_as_absent_never_dropping_what_holds_it() {
+        // `"filters": null`, a filter's `"type": null` or a key's `"id": null` used to drop the
+        // rule, the filter or the key without a word. A null field must now either be refused, or
+        // compile to what leaving the field out compiles to.
+        let mut doc: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../demo/rules.json")).unwrap();
+        doc["networks"] = serde_json::json!([{"id": "net-7", "signing": {"mode": "enforce",
+            "keys": [{"id": "k1", "secret": "network-7-signing-secret-0001"},
+                     {"id": "k2", "secret": "network-7-signing-secret-0002"}]}}]);
+        let shape = |c: &Config| {
+            (
+                c.offers.len(),
+                c.rules.len(),
+                c.rules.iter().map(|r| r.filters.len()).sum::<usize>(),
+                c.networks.values().map(|p| p.keys.len()).sum::<usize>(),
+            )
+        };
+        let paths = field_paths(&doc);
+        assert!(paths.len() > 40, "{} fields", paths.len());
+        for path in paths {
+            let nulled = with_field(&doc, &path, Some(serde_json::Value::Null)).to_string();
+            let Ok(config) = Config::compile(&nulled) else {
+                continue;
+            };
+            let left_out = with_field(&doc, &path, None).to_string();
+            let without = Config::compile(&left_out).unwrap_or_else(|e| {
+                panic!("{path:?}: null accepted, leaving it out refused: {e:?}")
+            });
+            assert_eq!(shape(&config), shape(&without), "{path:?}");
         }
     }
 

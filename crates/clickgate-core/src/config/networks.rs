@@ -286,7 +286,7 @@ fn compile_policy(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> O
 fn compile_key(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<SigningKey> {
     let mut f = Fields::of(value, path, errors)?;
     let id = f.string("id", errors).map(str::to_owned);
-    if f.map.get("id").is_none() {
+    if f.absent("id") {
         errors.push(err(&f.child("id"), "is required"));
     }
     let id = id.filter(|id| {

@@ -627,7 +627,7 @@ fn compile_filter(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> O
     let points = f.u32_in("points", RANGES.points, errors);
     let kind = match kind_name {
         None => {
-            if f.map.get("type").is_none() {
+            if f.absent("type") {
                 errors.push(err(&f.child("type"), "is required"));
             }
             None
@@ -821,7 +821,7 @@ pub(crate) fn compile_rule(
                     None
                 }
                 None => {
-                    if sf.map.get("filters").is_none() {
+                    if sf.absent("filters") {
                         errors.push(err(&sf.child("filters"), "is required"));
                     }
                     None
