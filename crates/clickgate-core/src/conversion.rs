@@ -272,7 +272,10 @@ impl Judging {
     }
 
     /// The network object to ask whether this click's event was reported before, the key it keeps
-    /// the answer under, and until when; `None` when the status is not judged.
+    /// the answer under, and until when: 90 days after the click, and never less than 90 days
+    /// after this report (a conversion window may be longer, and a record that expired as it was
+    /// written would let the same event be approved again and again); `None` when the status is
+    /// not judged.
     pub fn duplicate_key(&self) -> Option<(Id, String, u64)> {
         self.judged.then(|| {
             let key = format!(
@@ -284,7 +287,7 @@ impl Judging {
             (
                 self.click.aff_id.clone(),
                 key,
-                self.click.issued_ms + DUPLICATE_WINDOW_MS,
+                self.click.issued_ms + self.click_to_conversion_ms + DUPLICATE_WINDOW_MS,
             )
         })
     }
@@ -642,6 +645,12 @@ mod tests {
             sale.1,
             key_of(&format!("transaction_id={t}&event=install")).1
         );
+        // Kept 90 days from the report: for a recent click about 90 days after it, and for a
+        // click reported 120 days on, still 90 days from then, not already expired.
+        assert_eq!(sale.2, NOW + DUPLICATE_WINDOW_MS);
+        let old = tid("1", TokenVerdict::Redirected, NOW - 120 * 86_400_000);
+        let late = key_of(&format!("transaction_id={old}&event=sale"));
+        assert_eq!(late.2, NOW + DUPLICATE_WINDOW_MS);
     }
 
     fn with_advertisers(advertisers: &str) -> Config {
