@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use clickgate_core::config::{list_key, Config, ConfigError, StoredLists};
+use clickgate_core::config::{list_key, repeated_keys, Config, ConfigError, StoredLists};
 use clickgate_core::ip::{parse_list, IpSet};
 
 use crate::args::PushArgs;
@@ -122,6 +122,17 @@ fn resolve_list_files(file: &Path, text: String) -> Resolved {
         let Some(list_file) = value.get("file").and_then(|f| f.as_str()) else {
             continue;
         };
+        // The file's list replaces the whole object: anything beside `file` would vanish.
+        if let Some(other) = value
+            .as_object()
+            .and_then(|o| o.keys().find(|k| *k != "file"))
+        {
+            errors.push(ConfigError {
+                path: format!("lists.{name}.{other}"),
+                problem: "a list given as a file takes no other field".into(),
+            });
+            continue;
+        }
         let path = format!("lists.{name}.file");
         let problem = |p: String| ConfigError {
             path: path.clone(),
@@ -152,6 +163,8 @@ fn resolve_list_files(file: &Path, text: String) -> Resolved {
     if compiled.is_empty() && errors.is_empty() {
         return unchanged(text);
     }
+    // The rewritten document keeps one of each repeated key: report them from the original.
+    errors.extend(repeated_keys(&text));
     compiled.sort();
     compiled.dedup();
     Resolved {
@@ -310,6 +323,26 @@ mod tests {
             .starts_with("bad.txt: line 2: `10.0.0.1/8` has host bits set"));
         let r = resolve_list_files(&file, doc("missing.txt"));
         assert!(r.errors[0].problem.starts_with("cannot read"));
+
+        // Rewriting the document keeps one of each repeated key, so they are reported from the
+        // original; and a field beside `file` would be lost with the object it is in.
+        let twice = doc("dc.txt").replacen(r#""version": 1,"#, r#""version": 1, "version": 1,"#, 1);
+        let r = resolve_list_files(&file, twice);
+        let said: Vec<String> = r.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(said, ["version: is given more than once"]);
+        let beside = doc("dc.txt").replace(
+            r#"{"file": "dc.txt"}"#,
+            r#"{"file": "dc.txt", "note": "provider A"}"#,
+        );
+        let said: Vec<String> = resolve_list_files(&file, beside)
+            .errors
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            said,
+            ["lists.datacenter_ips.note: a list given as a file takes no other field"]
+        );
 
         // Without list files the document goes to KV byte for byte.
         let plain = r#"{"version": 1, "offers": []}"#.to_owned();

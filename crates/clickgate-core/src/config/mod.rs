@@ -240,6 +240,13 @@ pub(crate) fn parse(text: &str) -> Result<(Value<'_>, Vec<ConfigError>), serde_j
     Ok((value, walk.twice))
 }
 
+/// Every key an object of `text` gives more than once, with its path (none when `text` is not
+/// JSON: compiling it says why). For a tool that rewrites a document before it is compiled: the
+/// rewrite keeps one of the repeated keys, so the compile could no longer see them.
+pub fn repeated_keys(text: &str) -> Vec<ConfigError> {
+    parse(text).map(|(_, twice)| twice).unwrap_or_default()
+}
+
 /// One value of the document, as [`parse`] reads it. Unlike `serde_json::Value` it borrows every
 /// string and key without an escape from the text, and keeps an object's fields in one list:
 /// a 17 MB document of 300,000 small objects spent most of its compile allocating a `String` per
