@@ -17,18 +17,33 @@ pub fn sign(a: &SignArgs) -> Result<(), Failure> {
     let config = validate(&a.config, Use::Replay)?.config;
     let (_, policy) = network_policy(&config, &a.network)?;
     let now = now_ms();
+    // A retired key signs links the Worker refuses as `unknown_key`.
+    let live =
+        |k: &&clickgate_core::config::networks::SigningKey| k.not_after_ms.is_none_or(|t| now <= t);
     let key = match &a.kid {
-        Some(kid) => policy.keys.iter().find(|k| k.id == *kid),
+        Some(kid) => policy
+            .keys
+            .iter()
+            .filter(live)
+            .find(|k| k.id == *kid)
+            .ok_or_else(|| Failure::Usage(format!("no live key `{kid}` for this network")))?,
         // The newest key still live: the one a rotation added last.
         None => policy
             .keys
             .iter()
             .rev()
-            .find(|k| k.not_after_ms.is_none_or(|t| now <= t)),
-    }
-    .ok_or_else(|| Failure::Usage("no such live key".into()))?;
-    // An hour, or less if the network's policy allows less.
+            .find(live)
+            .ok_or_else(|| Failure::Usage("the network has no live key".into()))?,
+    };
+    // An hour, or less if the network's policy allows less; never more than it allows, or the
+    // Worker refuses the links as `expired`.
     let expires_in = a.expires_in.unwrap_or(policy.max_age_s.min(3600));
+    if expires_in > policy.max_age_s {
+        return Err(Failure::Usage(format!(
+            "--expires-in {expires_in}: the network's policy allows links at most {} s",
+            policy.max_age_s
+        )));
+    }
     let (url, expires) = (a.url.as_str(), now / 1000 + expires_in);
     let Some(file) = &a.click_ids else {
         let click_id = a.click_id.as_deref();
@@ -99,4 +114,42 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::tests::{run_words, scratch};
+    use crate::Failure;
+
+    #[test]
+    fn sign_refuses_a_retired_key_and_a_lifetime_the_policy_does_not_allow() {
+        // Both used to print links the Worker refuses (`unknown_key`, `expired`), and exit 0.
+        let config = scratch(
+            "sign-policy.json",
+            r#"{"version": 1, "offers": [{"id": "1", "landing_url": "https://x.example/"}],
+                "networks": [{"id": "net-7", "signing": {"mode": "enforce", "max_age_seconds": 600,
+                  "keys": [{"id": "old", "secret": "network-7-signing-secret-0001", "not_after": "2020-01-01T00:00:00Z"},
+                           {"id": "new", "secret": "network-7-signing-secret-0002"}]}}]}"#,
+        );
+        let config = config.to_str().unwrap();
+        let sign = |extra: &[&str]| {
+            let mut words = vec!["sign", "--config", config, "--network", "net-7"];
+            words.extend_from_slice(&["--url", "https://t.example/c?offer_id=1&aff_id=net-7"]);
+            words.extend_from_slice(extra);
+            run_words(&words)
+        };
+        assert!(matches!(sign(&[]), Ok(())));
+        assert!(matches!(
+            sign(&["--kid", "new", "--expires-in", "600"]),
+            Ok(())
+        ));
+        let Err(Failure::Usage(retired)) = sign(&["--kid", "old"]) else {
+            panic!("a retired key signed")
+        };
+        assert!(retired.contains("no live key `old`"), "{retired}");
+        let Err(Failure::Usage(long)) = sign(&["--expires-in", "601"]) else {
+            panic!("a lifetime past max_age_seconds signed")
+        };
+        assert!(long.contains("at most 600 s"), "{long}");
+    }
 }
