@@ -15,8 +15,11 @@ const MAX_ANSWER_BYTES: u64 = 256 << 20;
 
 /// `network block|unblock`: imposes or lifts the network's block through the admin API.
 pub fn network_admin(verb: &str, a: &AdminBlockArgs) -> Result<(), Failure> {
+    // An id with `/`, `?` or `#` would name another route: refused here, as the Worker would.
+    let network = clickgate_core::click::Id::parse(&a.network)
+        .map_err(|e| Failure::Usage(format!("network `{}` {e}", a.network)))?;
     let body = serde_json::json!({ "by": a.by }).to_string();
-    let path = format!("/admin/networks/{}/{verb}", a.network);
+    let path = format!("/admin/networks/{network}/{verb}");
     println!("{}", admin_call(&a.url, &path, Some(&body))?);
     Ok(())
 }
@@ -199,7 +202,11 @@ fn report_table(report: &serde_json::Value) -> String {
         .as_array()
         .filter(|m| !m.is_empty())
     {
-        out.push_str(&format!("not answering, not counted: {missing:?}\n"));
+        let names: Vec<&str> = missing.iter().filter_map(|m| m.as_str()).collect();
+        out.push_str(&format!(
+            "not answering, not counted: {}\n",
+            names.join(", ")
+        ));
     }
     for row in &table {
         let cells: Vec<String> = row
@@ -327,6 +334,31 @@ mod tests {
         assert!(
             matches!(&r, Err(Failure::Io(m)) if m.starts_with(&format!("GET {base}/admin/explain/t: "))),
             "{r:?}"
+        );
+    }
+
+    #[test]
+    fn a_network_id_that_would_change_the_route_is_refused_before_any_call() {
+        let args = AdminBlockArgs {
+            network: "net-7/unblock?x=".into(),
+            // Nothing may be asked: a call here would fail with an I/O error, not a usage one.
+            url: "http://127.0.0.1:9".into(),
+            by: "ops".into(),
+        };
+        assert!(matches!(
+            network_admin("block", &args),
+            Err(Failure::Usage(m)) if m.starts_with("network `net-7/unblock?x=`")
+        ));
+    }
+
+    #[test]
+    fn networks_that_did_not_answer_are_named_plainly_under_the_table() {
+        let report = serde_json::json!({"from": "a", "to": "b", "networks": 2,
+            "group_by": [], "rows": [], "missing_networks": ["net-1", "net-2"]});
+        let table = report_table(&report);
+        assert!(
+            table.contains("not answering, not counted: net-1, net-2\n"),
+            "{table}"
         );
     }
 
