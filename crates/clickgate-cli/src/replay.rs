@@ -76,10 +76,11 @@ fn parse_clicks(text: &str) -> Result<Clicks, (u64, String)> {
         if line.trim().is_empty() {
             continue;
         }
-        match from_log_line(line) {
-            Ok(rs) => clicks.records.extend(rs),
-            Err(e) => clicks.skipped.push((n, e)),
-        }
+        let read = from_log_line(line);
+        clicks.records.extend(read.clicks);
+        clicks
+            .skipped
+            .extend(read.problems.into_iter().map(|e| (n, e)));
         if n % PROGRESS_LINES == 0 {
             eprintln!("read {n} lines");
         }

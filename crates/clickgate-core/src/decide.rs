@@ -344,6 +344,8 @@ impl ClickOutcome {
             .opt(click::SUB_IDS[4], c.subs[4].as_deref())
             .opt(click::DEVICE_ID, c.device_id.as_deref())
             .opt("ip", ip.as_deref())
+            // A CF-Connecting-IP that was no address: replay needs it to decide as the edge did.
+            .opt_raw("ip_unreadable", self.client.ip_unreadable.then_some("true"))
             .opt("country", self.client.country.as_deref())
             .opt("asn", asn.as_deref())
             .opt("user_agent", self.client.user_agent.as_deref())

@@ -19,6 +19,7 @@ use crate::click::{ClickParams, ClientInfo, Id, AFF_ID, DEVICE_ID, OFFER_ID, SOU
 use crate::config::Config;
 use crate::decide::{decide, ClickOutcome, Observed};
 use crate::flood::{Event, FloodCause, FloodState, Outcome, Thresholds};
+use crate::ip::client_ip;
 use crate::network::keys::ClickKeys;
 use crate::network::store::NetworkCounts;
 use crate::rules::Counters;
@@ -35,31 +36,54 @@ pub struct Recorded {
     pub client: ClientInfo,
 }
 
-/// Reads every click in a decision-log line; other events and non-JSON lines give none.
-pub fn from_log_line(line: &str) -> Result<Vec<Recorded>, String> {
+/// What one line of a decision log holds: its clicks, and why each part of it that should have
+/// been one could not be read.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct LogLine {
+    pub clicks: Vec<Recorded>,
+    pub problems: Vec<String>,
+}
+
+/// Reads every click in a decision-log line; other events and lines without JSON give none. A
+/// `wrangler tail` record holds many messages: one that cannot be read costs only itself.
+pub fn from_log_line(line: &str) -> LogLine {
+    let mut out = LogLine::default();
     let Some(start) = line.find('{') else {
-        return Ok(Vec::new());
+        return out;
     };
-    let value: Value =
-        serde_json::from_str(&line[start..]).map_err(|e| format!("not JSON: {e}"))?;
+    let value: Value = match serde_json::from_str(&line[start..]) {
+        Ok(value) => value,
+        Err(e) => {
+            out.problems.push(format!("not JSON: {e}"));
+            return out;
+        }
+    };
     // `wrangler tail --format json` wraps console output: {"logs": [{"message": ["<line>"]}], ...}
     if let Some(logs) = value["logs"].as_array() {
-        let mut out = Vec::new();
         for message in logs
             .iter()
             .flat_map(|l| l["message"].as_array().into_iter().flatten())
         {
             if let Some(text) = message.as_str() {
-                out.extend(from_log_line(text)?);
+                let inner = from_log_line(text);
+                out.clicks.extend(inner.clicks);
+                out.problems.extend(inner.problems);
             }
         }
-        return Ok(out);
+        return out;
     }
     if value["event"] != "click" {
-        return Ok(Vec::new());
+        return out;
     }
-    let field = |k: &str| value[k].as_str().map(str::to_owned);
-    record(|k| field(k)).map(|r| vec![r])
+    let field = |k: &str| match &value[k] {
+        Value::Bool(b) => Some(b.to_string()),
+        v => v.as_str().map(str::to_owned),
+    };
+    match record(|k| field(k)) {
+        Ok(click) => out.clicks.push(click),
+        Err(problem) => out.problems.push(problem),
+    }
+    out
 }
 
 /// The CSV columns a click file may have; `offer_id`, `aff_id` and `ts` are required.
@@ -129,9 +153,14 @@ fn record(get: impl Fn(&str) -> Option<String>) -> Result<Recorded, String> {
         subs: SUB_IDS.map(&get),
         device_id: get(DEVICE_ID),
     };
+    // As the edge reads the header: a value that is no address is unreadable, not absent.
+    let (ip, unreadable) = match client_ip(get("ip").as_deref()) {
+        Ok(ip) => (ip, false),
+        Err(_) => (None, true),
+    };
     let client = ClientInfo {
-        ip: get("ip").and_then(|ip| ip.parse().ok()),
-        ip_unreadable: false,
+        ip,
+        ip_unreadable: unreadable || get("ip_unreadable").as_deref() == Some("true"),
         user_agent: get("user_agent").map(UserAgent::parse),
         referer: get("referer"),
         country: get("country"),
@@ -456,7 +485,7 @@ mod tests {
             [0; 8],
         )
         .unwrap();
-        let read = from_log_line(&outcome.log_line()).unwrap();
+        let read = from_log_line(&outcome.log_line()).clicks;
         assert_eq!(
             read,
             vec![Recorded {
@@ -465,6 +494,40 @@ mod tests {
                 client
             }]
         );
+    }
+
+    #[test]
+    fn an_unreadable_address_replays_as_the_edge_read_it() {
+        // A CF-Connecting-IP that is no address fails closed where the blocklist has entries;
+        // replay read it as no address at all, and let such clicks through.
+        let config = config(BOTS);
+        let key = TokenKey::new(&[7u8; 32]).unwrap();
+        let click = ClickParams {
+            offer_id: Id::parse("1").unwrap(),
+            aff_id: Id::parse("n").unwrap(),
+            source_id: None,
+            subs: Default::default(),
+            device_id: None,
+        };
+        let client = ClientInfo {
+            ip_unreadable: true,
+            user_agent: Some(UserAgent::parse(
+                "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/120.0",
+            )),
+            ..ClientInfo::default()
+        };
+        let outcome = decide(&config, &key, click, client, Observed::default(), 0, [0; 8]).unwrap();
+        let read = from_log_line(&outcome.log_line()).clicks;
+        assert!(read[0].client.ip_unreadable && read[0].client.ip.is_none());
+        // A click file's cell that is no address, as the header would have been.
+        let header = csv_header(&["ts", "offer_id", "aff_id", "ip"]).unwrap();
+        let row = from_csv_fields(
+            &["2026-11-22T10:00:00Z", "1", "n", "192.0.2.1:443"],
+            &header,
+        );
+        assert!(row.unwrap().client.ip_unreadable);
+        let row = from_csv_fields(&["2026-11-22T10:00:00Z", "1", "n", "192.0.2.1"], &header);
+        assert!(!row.unwrap().client.ip_unreadable);
     }
 
     #[test]
@@ -477,23 +540,32 @@ mod tests {
     #[test]
     fn reads_the_workers_own_log_lines_and_tail_records() {
         let line = r#"{"event":"click","ts":"2026-11-22T10:00:00.000Z","verdict":"redirect","offer_id":"1","aff_id":"n","sub1":"s","ip":"192.0.2.1","user_agent":"curl/8","asn":"16509"}"#;
-        let r = from_log_line(line).unwrap();
+        let r = from_log_line(line).clicks;
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].client.asn, Some(16509));
         assert_eq!(r[0].click.subs[0].as_deref(), Some("s"));
         let wrapped =
             serde_json::json!({"logs": [{"message": [line], "level": "log"}], "outcome": "ok"})
                 .to_string();
-        assert_eq!(from_log_line(&wrapped).unwrap(), r);
-        assert!(from_log_line(r#"{"event":"config","status":"loaded"}"#)
-            .unwrap()
-            .is_empty());
-        assert!(from_log_line("[wrangler:info] GET /c 302")
-            .unwrap()
-            .is_empty());
-        assert!(from_log_line(r#"{"event":"click","ts":"2026-11-22"}"#)
-            .unwrap_err()
-            .contains("no offer_id"));
+        assert_eq!(from_log_line(&wrapped).clicks, r);
+        assert_eq!(
+            from_log_line(r#"{"event":"config","status":"loaded"}"#),
+            LogLine::default()
+        );
+        assert_eq!(
+            from_log_line("[wrangler:info] GET /c 302"),
+            LogLine::default()
+        );
+        assert!(
+            from_log_line(r#"{"event":"click","ts":"2026-11-22"}"#).problems[0]
+                .contains("no offer_id")
+        );
+        // In a tail record, a message that is no click costs only itself.
+        let bad = r#"{"event":"click","ts":"2026-11-22T10:00:00.000Z","offer_id":"1"}"#;
+        let mixed =
+            serde_json::json!({"logs": [{"message": [bad]}, {"message": [line]}]}).to_string();
+        let read = from_log_line(&mixed);
+        assert_eq!((read.clicks, read.problems.len()), (r, 1));
     }
 
     #[test]
@@ -607,7 +679,7 @@ mod tests {
             let l = format!(
                 r#"{{"event":"click","ts":"2026-11-22T10:00:00Z","offer_id":"1","aff_id":"n","ip":"{ip}","user_agent":"{ua}"}}"#
             );
-            for r in from_log_line(&l).unwrap() {
+            for r in from_log_line(&l).clicks {
                 replay.feed(r);
             }
         }
@@ -641,7 +713,7 @@ mod tests {
             line(browser, "192.0.2.3", 3),
             line(browser, "192.0.2.3", 4),
         ] {
-            for r in from_log_line(&l).unwrap() {
+            for r in from_log_line(&l).clicks {
                 replay.feed(r);
             }
         }
@@ -676,7 +748,7 @@ mod sub_id_tests {
             let line = format!(
                 r#"{{"event":"click","ts":"2026-11-22T10:00:0{i}Z","offer_id":"1","aff_id":"n","sub1":"same","sub2":"pub-{i}","ip":"192.0.2.{i}","user_agent":"Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) Version/17.4 Mobile/15E148 Safari/604.1"}}"#
             );
-            for r in from_log_line(&line).unwrap() {
+            for r in from_log_line(&line).clicks {
                 replay.feed(r);
             }
         }
