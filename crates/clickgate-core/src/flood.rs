@@ -5,7 +5,9 @@
 //! pure function of the state, an event and the time. The isolates send per-minute click counts in
 //! their batches (see [`crate::network::store`]) and cache the block state the object answers with.
 //!
-//! A network trips when, over the last 60 minutes (whole UTC minutes, this one included):
+//! A network trips when, over the last 60 minutes (whole UTC minutes, this one included, and none
+//! before today's 00:00: each day starts afresh, as its block ends, so a flood in yesterday's
+//! last minutes does not block today by itself):
 //!
 //! 1. **static ceilings**: clicks in the current minute, the last 60 minutes or the UTC day reach
 //!    `per_minute`, `per_hour` or `per_day` (each optional);
