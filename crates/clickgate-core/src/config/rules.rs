@@ -354,12 +354,16 @@ impl RefererPattern {
         })
     }
 
+    /// `*.spam.example` is its subdomains only, not `spam.example` itself (which
+    /// [`Referrers::find`] never asks it about either).
     fn matches(&self, host: &str, path: &str) -> bool {
-        let host_ok = host == self.host
-            || (self.any_subdomain
-                && host.len() > self.host.len()
+        let host_ok = if self.any_subdomain {
+            host.len() > self.host.len()
                 && host.ends_with(&self.host)
-                && host.as_bytes()[host.len() - self.host.len() - 1] == b'.');
+                && host.as_bytes()[host.len() - self.host.len() - 1] == b'.'
+        } else {
+            host == self.host
+        };
         host_ok && path.starts_with(&self.path_prefix)
     }
 }
