@@ -22,10 +22,7 @@ impl Id {
             return Err("is empty".into());
         }
         if text.len() > MAX_ID_LEN {
-            return Err(format!(
-                "is {} characters; at most {MAX_ID_LEN}",
-                text.len()
-            ));
+            return Err(format!("is {} bytes; at most {MAX_ID_LEN}", text.len()));
         }
         // By byte: every byte before the first refused one is ASCII, so it starts a character.
         if let Some(c) = text

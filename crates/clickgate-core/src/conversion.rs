@@ -145,7 +145,7 @@ pub fn parse(params: &str) -> Result<Postback, PostbackError> {
     if event.is_empty() || event.len() > MAX_FIELD_LEN {
         return Err(PostbackError::Invalid {
             name: "event",
-            problem: format!("must be 1 to {MAX_FIELD_LEN} characters"),
+            problem: format!("must be 1 to {MAX_FIELD_LEN} bytes"),
         });
     }
     if let Some(a) = &amount {
@@ -816,7 +816,7 @@ mod tests {
             [
                 "advertisers[0].postback_secret: must be at least 16 bytes",
                 "advertisers[0].max_approved_per_click: must be a whole number from 1 to 100, found 0",
-                "advertisers[0].flood_events[1]: must be an event name of 1 to 128 characters",
+                "advertisers[0].flood_events[1]: must be an event name of 1 to 128 bytes",
             ]
         );
         assert_eq!(

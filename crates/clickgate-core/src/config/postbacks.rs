@@ -54,7 +54,7 @@ impl PostbackPolicy {
                     Some(e) => policy.flood_events.push(e.to_owned()),
                     None => errors.push(err(
                         &format!("{}[{i}]", f.child("flood_events")),
-                        format!("must be an event name of 1 to {MAX_FIELD_LEN} characters"),
+                        format!("must be an event name of 1 to {MAX_FIELD_LEN} bytes"),
                     )),
                 }
             }
