@@ -301,10 +301,19 @@ mod tests {
                 ("net-7", "https://t.example", "a")
             );
         }
-        assert!(matches!(
-            parsed(&["unblock", "net-7", "--url", "u", "--by", "a"]).command,
-            Command::Unblock(_)
-        ));
+        for words in [
+            &["network", "unblock", "net-7", "--url", "u", "--by", "b"][..],
+            &["unblock", "net-7", "--by", "b", "--url", "u"],
+        ] {
+            let a = match parsed(words).command {
+                Command::Network(NetworkCommand::Unblock(a)) | Command::Unblock(a) => a,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(
+                (a.network.as_str(), a.url.as_str(), a.by.as_str()),
+                ("net-7", "u", "b")
+            );
+        }
     }
 
     #[test]

@@ -88,10 +88,17 @@ fn fuzz_click_url_and_query() {
         text_of("A-Za-z0-9._%-", 10).prop_map(|s| format!("/c/{s}/net-7")),
         text_of("A-Za-z0-9._%/-", 24).prop_map(|s| format!("/{s}")),
     ];
+    // Random pairs rarely hold exactly one valid offer_id and aff_id: half the queries start
+    // with them, so the round trip below runs often.
+    let click_query = prop_oneof![
+        query(),
+        query().prop_map(|q| format!("offer_id=1001&aff_id=net-7&{q}")),
+    ];
+    let clicks = Cell::new(0u32);
     fuzz(
         "click URL and query",
         2000,
-        (method, path, query(), "\\PC{0,20}"),
+        (method, path, click_query, "\\PC{0,20}"),
         |(method, path, query, junk)| {
             // The URL as the runtime hands it over, and as a client could mangle it.
             for url in [
@@ -105,6 +112,7 @@ fn fuzz_click_url_and_query() {
             // A click that parses parses the same once its values are encoded again: what the
             // decision sees is what the link said, not an artefact of its encoding.
             if let Ok(Route::Click(c)) = route("GET", "/c", &query) {
+                clicks.set(clicks.get() + 1);
                 let mut again = form_urlencoded::Serializer::new(String::new());
                 again.append_pair("offer_id", c.offer_id.as_str());
                 again.append_pair("aff_id", c.aff_id.as_str());
@@ -128,6 +136,11 @@ fn fuzz_click_url_and_query() {
             }
             Ok(())
         },
+    );
+    assert!(
+        clicks.get() >= 200,
+        "{} of 2000 queries were clicks",
+        clicks.get()
     );
 }
 
@@ -255,17 +268,37 @@ fn fuzz_transaction_id() {
 
 #[test]
 fn fuzz_ip_and_cidr_text() {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    // Random text is an address too rarely for the checks below to run often: real addresses
+    // and blocks (host bits clear, as a list must have them) are mixed in.
+    let v4 = any::<u32>().prop_map(|a| Ipv4Addr::from(a).to_string());
+    let v6 = any::<u128>().prop_map(|a| Ipv6Addr::from(a).to_string());
+    let v4_block = (any::<u32>(), 0u32..=32).prop_map(|(a, len)| {
+        let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
+        format!("{}/{len}", Ipv4Addr::from(a & mask))
+    });
+    let v6_block = (any::<u128>(), 0u32..=128).prop_map(|(a, len)| {
+        let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+        format!("{}/{len}", Ipv6Addr::from(a & mask))
+    });
     let text = prop_oneof![
         3 => text_of("0-9./", 20),
         3 => text_of("0-9a-fA-F:./", 45),
         1 => text_of("0-9a-fA-F:.%/ ", 45),
+        1 => v4,
+        1 => v6,
+        1 => v4_block,
+        1 => v6_block,
     ];
+    let (nets, ips) = (Cell::new(0u32), Cell::new(0u32));
     fuzz("IP and CIDR text", 3000, (text.clone(), text), |(a, b)| {
         // What parses prints back as text that parses to the same value, and contains itself.
         if let Ok(net) = IpNet::parse(&a) {
+            nets.set(nets.get() + 1);
             prop_assert_eq!(IpNet::parse(&net.to_string()), Ok(net), "{}", a);
         }
         if let Some(ip) = parse_client_ip(&a) {
+            ips.set(ips.get() + 1);
             prop_assert_eq!(parse_client_ip(&ip.to_string()), Some(ip), "{}", a);
             let host = IpNet::parse(&ip.to_string());
             prop_assert!(host.is_ok_and(|n| n.contains(ip)), "{}", a);
@@ -287,6 +320,13 @@ fn fuzz_ip_and_cidr_text() {
         }
         Ok(())
     });
+    // About a third of the cases are addresses or blocks: the round trips above ran, often.
+    assert!(
+        nets.get() >= 500 && ips.get() >= 250,
+        "{} blocks and {} addresses parsed",
+        nets.get(),
+        ips.get()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
