@@ -598,6 +598,12 @@ fn networks_not_in_the_config_share_sixteen_objects_and_each_keeps_its_own_count
     }
     // 400 networks added at most the 15 other shared objects, not one object each.
     let (files_after, bytes) = sqlite_files(&w.state.0);
+    // Files were found, and the new networks added some: an unreadable or moved storage folder
+    // would read as none and pass the bound below.
+    assert!(
+        files_before >= 2 && files_after > files_before,
+        "{files_before} SQLite files before, {files_after} after"
+    );
     assert!(
         files_after - files_before < SHARED_OBJECTS as usize,
         "{files_before} SQLite files before, {files_after} after"

@@ -211,6 +211,11 @@ fn the_demo_clicks_log_the_recorded_decision_lines_byte_for_byte() {
     let now = lines.join("\n") + "\n";
     if std::env::var_os("CLICKGATE_RECORD_DECISIONS").is_some() {
         std::fs::write(&recorded, &now).unwrap();
+        // A comparison with what was just written could not fail: recording is not a test run.
+        panic!(
+            "recorded {}; run again without CLICKGATE_RECORD_DECISIONS to check it",
+            recorded.display()
+        );
     }
     let expected = std::fs::read_to_string(&recorded).unwrap_or_default();
     assert_eq!(

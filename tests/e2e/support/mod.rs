@@ -29,7 +29,6 @@ pub fn cli() -> PathBuf {
     need(&root().join("target/release/clickgate"))
 }
 
-/// The transaction id in a redirect's `tid` parameter.
 /// A command's standard output, once it has succeeded (else the test fails with what it said).
 pub fn stdout_of(out: std::process::Output) -> String {
     assert!(
@@ -41,6 +40,7 @@ pub fn stdout_of(out: std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The transaction id in a redirect's `tid` parameter.
 pub fn tid_of(location: &str) -> &str {
     let start = location.find("tid=").expect("tid in location") + 4;
     let rest = &location[start..];
