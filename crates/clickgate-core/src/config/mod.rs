@@ -778,13 +778,6 @@ impl<'a> Fields<'a> {
         self.map.get(key).filter(|v| !v.is_null())
     }
 
-    /// Whether `key` is missing or `null`: either way a required field is not given. (A field
-    /// read with [`Fields::get`] and not found may still hold `null`, which must not pass for a
-    /// value that was read and refused.)
-    pub(crate) fn absent(&self, key: &str) -> bool {
-        self.map.get(key).is_none_or(Value::is_null)
-    }
-
     pub(crate) fn required(
         &mut self,
         key: &'static str,
@@ -795,6 +788,17 @@ impl<'a> Fields<'a> {
             errors.push(err(&self.child(key), "is required"));
         }
         v
+    }
+
+    /// [`Fields::string`] for a field that must be given: missing or `null`, it is reported as
+    /// required rather than read as a reason to drop what holds it.
+    pub(crate) fn required_string(
+        &mut self,
+        key: &'static str,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<&'a str> {
+        self.required(key, errors)?;
+        self.string(key, errors)
     }
 
     pub(crate) fn string(
@@ -955,6 +959,16 @@ impl<'a> Fields<'a> {
         ));
     }
 
+    /// [`Fields::array`] for a field that must be given, as [`Fields::required_string`].
+    pub(crate) fn required_array(
+        &mut self,
+        key: &'static str,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<&'a Vec<Value<'a>>> {
+        self.required(key, errors)?;
+        self.array(key, errors)
+    }
+
     pub(crate) fn array(
         &mut self,
         key: &'static str,
@@ -1070,7 +1084,7 @@ fn compile_document(
     }
 
     let mut offers = FxHashMap::default();
-    match top.array("offers", errors) {
+    match top.required_array("offers", errors) {
         Some(list) if list.is_empty() => errors.push(err("offers", "must list at least one offer")),
         Some(list) => {
             offers.reserve(list.len());
@@ -1092,11 +1106,7 @@ fn compile_document(
                 }
             }
         }
-        None => {
-            if top.absent("offers") {
-                errors.push(err("offers", "is required"));
-            }
-        }
+        None => {}
     }
 
     let mut blocked = IpSet::default();

@@ -285,10 +285,7 @@ fn compile_policy(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> O
 
 fn compile_key(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<SigningKey> {
     let mut f = Fields::of(value, path, errors)?;
-    let id = f.string("id", errors).map(str::to_owned);
-    if f.absent("id") {
-        errors.push(err(&f.child("id"), "is required"));
-    }
+    let id = f.required_string("id", errors).map(str::to_owned);
     let id = id.filter(|id| {
         let ok = !id.is_empty() && id.len() <= 64 && id.bytes().all(is_unreserved);
         if !ok {

@@ -627,15 +627,10 @@ fn compile_dim(value: Option<&Value>, path: &str, errors: &mut Vec<ConfigError>)
 
 fn compile_filter(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<Filter> {
     let mut f = Fields::of(value, path, errors)?;
-    let kind_name = f.string("type", errors);
+    let kind_name = f.required_string("type", errors);
     let points = f.u32_in("points", RANGES.points, errors);
     let kind = match kind_name {
-        None => {
-            if f.absent("type") {
-                errors.push(err(&f.child("type"), "is required"));
-            }
-            None
-        }
+        None => None,
         Some("bot") => Some(FilterKind::Bot(BotSettings {
             decline_previews: f.choice(
                 "previews",
@@ -811,7 +806,7 @@ pub(crate) fn compile_rule(
         }),
         Some(obj @ Value::Object(_)) => {
             let mut sf = Fields::of(obj, &strategy_path, errors)?;
-            let list = match sf.array("filters", errors) {
+            let list = match sf.required_array("filters", errors) {
                 Some(list) if !list.is_empty() => Some(
                     list.iter()
                         .enumerate()
@@ -824,12 +819,7 @@ pub(crate) fn compile_rule(
                     errors.push(err(&sf.child("filters"), "must list at least one filter"));
                     None
                 }
-                None => {
-                    if sf.absent("filters") {
-                        errors.push(err(&sf.child("filters"), "is required"));
-                    }
-                    None
-                }
+                None => None,
             };
             sf.finish(errors);
             list
