@@ -18,8 +18,7 @@ pub fn sign(a: &SignArgs) -> Result<(), Failure> {
     let (_, policy) = network_policy(&config, &a.network)?;
     let now = now_ms();
     // A retired key signs links the Worker refuses as `unknown_key`.
-    let live =
-        |k: &&clickgate_core::config::networks::SigningKey| k.not_after_ms.is_none_or(|t| now <= t);
+    let live = |k: &&clickgate_core::config::networks::SigningKey| k.is_live(now);
     let key = match &a.kid {
         Some(kid) => policy
             .keys

@@ -272,7 +272,7 @@ pub fn verify(policy: &Policy, url: &str, path: &str, query: &str, now_ms: u64) 
         .keys
         .iter()
         .filter(named)
-        .filter(|k| k.not_after_ms.is_none_or(|t| now_ms <= t))
+        .filter(|k| k.is_live(now_ms))
         .peekable();
     if live.peek().is_none() {
         return failed(

@@ -85,6 +85,11 @@ impl SigningKey {
         })
     }
 
+    /// Whether the key still verifies at `now_ms`: not yet past its `not_after`.
+    pub fn is_live(&self, now_ms: u64) -> bool {
+        self.not_after_ms.is_none_or(|t| now_ms <= t)
+    }
+
     pub fn sign(&self, message: &str) -> String {
         let mut mac = self.mac.clone();
         mac.update(message.as_bytes());
