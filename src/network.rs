@@ -176,10 +176,10 @@ impl Network {
         Response::ok(wire::encode_click_id_answers(&used))
     }
 
-    /// Whether each of these uses (click ids, a click's conversion event) repeats one made before
-    /// while still valid; each is recorded until its expiry. One storage read for all their keys,
-    /// the core's step in order, one write of what changed. The input gate holds other requests
-    /// while the storage calls are out, so two uses of one key cannot both be fresh.
+    /// Whether each of these click ids repeats one used before while still valid; each is
+    /// recorded until its expiry. One storage read for all their keys, the core's step in order,
+    /// one write of what changed. The input gate holds other requests while the storage calls are
+    /// out, so two uses of one key cannot both be fresh.
     async fn used_before(
         &self,
         space: &Space,
@@ -195,13 +195,24 @@ impl Network {
             .filter_map(|(k, v)| Some((k, v.parse::<u64>().ok()?)))
             .collect();
         let (used, writes) = click_ids::uses(uses, stored, now_ms);
+        self.record_uses(space, writes, now_ms).await?;
+        Ok(used)
+    }
+
+    /// Stores one-time use records (a click id, a conversion event, an approval slot) with their
+    /// expiry; the daily sweep deletes them once past it.
+    async fn record_uses(
+        &self,
+        space: &Space,
+        writes: Vec<(String, u64)>,
+        now_ms: u64,
+    ) -> Result<()> {
         let changes = writes
             .into_iter()
             .map(|(k, t)| (k, Some(t.to_string())))
             .collect();
         write(&self.state, space, changes).await?;
-        self.schedule_sweep(now_ms).await?;
-        Ok(used)
+        self.schedule_sweep(now_ms).await
     }
 
     /// An operator's block or lift; answers with the block left in force.
@@ -228,13 +239,7 @@ impl Network {
         let now_ms = crate::now_ms();
         let stored = read(&self.state, space, store::conversion_keys(&asked)).await?;
         let step = store::conversion_step(&asked, &stored, now_ms);
-        let changes = step
-            .writes
-            .into_iter()
-            .map(|(k, t)| (k, Some(t.to_string())))
-            .collect();
-        write(&self.state, space, changes).await?;
-        self.schedule_sweep(now_ms).await?;
+        self.record_uses(space, step.writes, now_ms).await?;
         if step.counts_toward_flood {
             self.with_stored(space, vec![StoreKey::Flood.to_string()], |c| {
                 c.count_conversion(now_ms)
