@@ -64,6 +64,18 @@ pub struct ClickParams {
     pub subs: [Option<String>; 5],
     /// An advertising or device id the network passes (`device_id`), for the fraud database.
     pub device_id: Option<String>,
+    /// Which link format the click came in and its query as received, for what the destination
+    /// is passed on.
+    pub link: LinkOrigin,
+}
+
+/// Where a click came from: the config's link profile (by position; 0 when the config names
+/// none) and the link's raw query, kept byte for byte so that the parameters clickgate does not
+/// read reach the destination exactly as the publisher wrote them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkOrigin {
+    pub profile: u16,
+    pub query: String,
 }
 
 /// What the edge knows about the client, read from headers and the runtime.
@@ -91,6 +103,14 @@ pub enum Route {
     Health,
 }
 
+/// A request on the public side before the config is known: the health check, or a link whose
+/// format the config's profiles decide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arrived {
+    Health,
+    Link,
+}
+
 /// Why a request is not a click we can serve. Every variant maps to a 4xx in [`crate::http`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestError {
@@ -106,7 +126,7 @@ pub enum RequestError {
         name: String,
     },
     MissingParam {
-        name: &'static str,
+        name: String,
     },
     InvalidParam {
         name: String,
@@ -227,96 +247,281 @@ pub const SOURCE_ID: &str = "source_id";
 pub const SUB_IDS: [&str; 5] = ["sub1", "sub2", "sub3", "sub4", "sub5"];
 pub const DEVICE_ID: &str = "device_id";
 
-/// The parameters a click link may carry.
-pub(crate) const PARAMS: [&str; 9] = [
+/// The parameters a click link may carry, in the order of [`LinkFormat`]'s fields.
+pub(crate) const PARAMS: [&str; FIELDS] = [
     OFFER_ID, AFF_ID, SOURCE_ID, SUB_IDS[0], SUB_IDS[1], SUB_IDS[2], SUB_IDS[3], SUB_IDS[4],
     DEVICE_ID,
 ];
 
-/// Routes a request by method, path and raw query string (without `?`).
-///
-/// Tracking links are `/c?offer_id=..&aff_id=..` or `/c/{offer_id}/{aff_id}`, with optional
-/// `source_id` and `sub1`..`sub5`. Unknown parameters are ignored: networks append their own.
-/// A known parameter given twice is refused, since which copy wins is exactly what a fraudster probes.
-pub fn route(method: &str, path: &str, query: &str) -> Result<Route, RequestError> {
-    let method_ok = check_method(method, CLICK_METHODS);
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    let path_ids = match segments.as_slice() {
-        ["healthz"] => {
-            return method_ok.map(|()| Route::Health);
-        }
-        ["c"] => None,
-        ["c", offer, aff] => Some((*offer, *aff)),
-        _ => return Err(RequestError::NotFound),
-    };
-    method_ok?;
+/// How many fields a link carries: offer, affiliate, source, five sub IDs, device.
+pub const FIELDS: usize = 9;
+/// The field positions, in the order of [`PARAMS`].
+pub const FIELD_OFFER: usize = 0;
+pub const FIELD_AFFILIATE: usize = 1;
 
-    let mut values: [Option<String>; 9] = Default::default();
-    if let Some((offer, aff)) = path_ids {
-        values[0] = Some(decode_segment(OFFER_ID, offer)?);
-        values[1] = Some(decode_segment(AFF_ID, aff)?);
-    }
-    let mut seen = [false; 9];
-    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-        let Some(i) = PARAMS.iter().position(|p| *p == name) else {
-            continue;
-        };
-        if seen[i] || values[i].is_some() {
-            return Err(RequestError::InvalidParam {
-                name: PARAMS[i].into(),
-                problem: "is given more than once".into(),
-            });
-        }
-        seen[i] = true;
-        values[i] = Some(value.into_owned());
-    }
+/// The health check's path, answered before any config is needed.
+pub const HEALTH_PATH: &str = "/healthz";
 
-    let [offer, aff, source_id, s1, s2, s3, s4, s5, device] = values;
-    let offer_id = required_id(OFFER_ID, offer)?;
-    let aff_id = required_id(AFF_ID, aff)?;
-    let mut optional = [source_id, s1, s2, s3, s4, s5, device];
-    for (i, v) in optional.iter_mut().enumerate() {
-        if let Some(text) = v {
-            if text.len() > MAX_VALUE_LEN {
-                let problem = format!("is {} bytes; at most {MAX_VALUE_LEN}", text.len());
-                return Err(RequestError::InvalidParam {
-                    name: PARAMS[i + 2].into(),
-                    problem,
-                });
-            }
-            if text.is_empty() {
-                *v = None;
-            }
-        }
+/// Whether a request is the health check or a link; the link's format is the config's to read.
+pub fn arrive(method: &str, path: &str) -> Result<Arrived, RequestError> {
+    if path.trim_end_matches('/') == HEALTH_PATH {
+        return check_method(method, CLICK_METHODS).map(|()| Arrived::Health);
     }
-    let [source_id, s1, s2, s3, s4, s5, device_id] = optional;
-    Ok(Route::Click(ClickParams {
-        offer_id,
-        aff_id,
-        source_id,
-        subs: [s1, s2, s3, s4, s5],
-        device_id,
-    }))
+    Ok(Arrived::Link)
 }
 
-fn decode_segment(name: &'static str, segment: &str) -> Result<String, RequestError> {
+/// One path a link format is served on: literal segments and the fields some segments carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathPattern(Vec<Segment>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Field(usize),
+}
+
+impl PathPattern {
+    /// Reads `/c/{offer}/{affiliate}`: a placeholder is a whole segment naming a field (`offer`,
+    /// `affiliate`, `source`, `sub1`..`sub5`, `device`); every other segment is literal.
+    pub fn parse(text: &str) -> Result<PathPattern, String> {
+        if !text.starts_with('/') {
+            return Err("must start with `/`".into());
+        }
+        let mut segments = Vec::new();
+        let mut seen = [false; FIELDS];
+        for part in text.trim_end_matches('/').split('/').skip(1) {
+            if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                let field = PLACEHOLDERS
+                    .iter()
+                    .position(|p| *p == name)
+                    .ok_or_else(|| {
+                        format!(
+                            "has an unknown placeholder `{{{name}}}`; known: {}",
+                            PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(" ")
+                        )
+                    })?;
+                if std::mem::replace(&mut seen[field], true) {
+                    return Err(format!("names `{{{name}}}` twice"));
+                }
+                segments.push(Segment::Field(field));
+            } else if part.is_empty() || part.contains(['{', '}', '?', '#', '%']) {
+                return Err(format!(
+                    "has a segment `{part}` that is neither a plain word nor a placeholder"
+                ));
+            } else {
+                segments.push(Segment::Literal(part.to_owned()));
+            }
+        }
+        Ok(PathPattern(segments))
+    }
+
+    /// Whether the path carries a field.
+    pub fn carries(&self, field: usize) -> bool {
+        self.0.contains(&Segment::Field(field))
+    }
+
+    /// The fields of `path` (still percent-encoded) when it has this shape; a trailing `/` is
+    /// no segment.
+    fn read<'p>(&self, path: &'p str) -> Option<Vec<(usize, &'p str)>> {
+        let parts: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+        if parts.len() != self.0.len() {
+            return None;
+        }
+        let mut fields = Vec::new();
+        for (segment, part) in self.0.iter().zip(parts) {
+            match segment {
+                Segment::Literal(l) if l == part => {}
+                Segment::Literal(_) => return None,
+                Segment::Field(_) if part.is_empty() => return None,
+                Segment::Field(f) => fields.push((*f, part)),
+            }
+        }
+        Some(fields)
+    }
+}
+
+/// The words a path placeholder names a field by, in the order of [`PARAMS`].
+pub const PLACEHOLDERS: [&str; FIELDS] = [
+    "offer",
+    "affiliate",
+    "source",
+    "sub1",
+    "sub2",
+    "sub3",
+    "sub4",
+    "sub5",
+    "device",
+];
+
+/// Where one link format carries a click's fields: the query parameter of each (`None`: the
+/// format has none), the paths it is served on, and the affiliate of a link that names none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkFormat {
+    pub names: [Option<String>; FIELDS],
+    pub paths: Vec<PathPattern>,
+    pub default_affiliate: Option<Id>,
+}
+
+impl LinkFormat {
+    /// clickgate's own: `/c?offer_id=..&aff_id=..` or `/c/{offer_id}/{aff_id}`, with optional
+    /// `source_id`, `sub1`..`sub5` and `device_id`.
+    pub fn native() -> LinkFormat {
+        LinkFormat {
+            names: PARAMS.map(|p| Some(p.to_owned())),
+            paths: vec![
+                PathPattern(vec![Segment::Literal("c".into())]),
+                PathPattern(vec![
+                    Segment::Literal("c".into()),
+                    Segment::Field(FIELD_OFFER),
+                    Segment::Field(FIELD_AFFILIATE),
+                ]),
+            ],
+            default_affiliate: None,
+        }
+    }
+
+    /// The fields `path` carries, when it is one of this format's paths.
+    pub fn match_path<'p>(&self, path: &'p str) -> Option<Vec<(usize, &'p str)>> {
+        self.paths.iter().find_map(|p| p.read(path))
+    }
+
+    /// Whether a query parameter is one of this format's fields (so it is read, not passed on).
+    pub fn reads(&self, name: &str) -> bool {
+        self.names.iter().flatten().any(|n| n == name)
+    }
+
+    /// How a field is named in errors: its query parameter, else its placeholder.
+    fn name_of(&self, field: usize) -> String {
+        self.names[field]
+            .clone()
+            .unwrap_or_else(|| PLACEHOLDERS[field].to_owned())
+    }
+
+    /// A link of this format, its path already matched (`path_fields`), read into a click.
+    ///
+    /// Unknown parameters are not read: networks append their own, and they are passed on. A
+    /// field given twice is refused, since which copy wins is exactly what a fraudster probes.
+    pub fn parse(
+        &self,
+        path_fields: &[(usize, &str)],
+        query: &str,
+    ) -> Result<ClickParams, RequestError> {
+        let mut values: [Option<String>; FIELDS] = Default::default();
+        for &(field, segment) in path_fields {
+            values[field] = Some(decode_segment(&self.name_of(field), segment)?);
+        }
+        let mut seen = [false; FIELDS];
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            let Some(i) = self.names.iter().position(|n| n.as_deref() == Some(&*name)) else {
+                continue;
+            };
+            if seen[i] || values[i].is_some() {
+                return Err(RequestError::InvalidParam {
+                    name: self.name_of(i),
+                    problem: "is given more than once".into(),
+                });
+            }
+            seen[i] = true;
+            values[i] = Some(value.into_owned());
+        }
+
+        let [offer, aff, source_id, s1, s2, s3, s4, s5, device] = values;
+        let offer_id = required_id(self.name_of(FIELD_OFFER), offer)?;
+        let aff_id = match (aff, &self.default_affiliate) {
+            (None, Some(default)) => default.clone(),
+            (aff, _) => required_id(self.name_of(FIELD_AFFILIATE), aff)?,
+        };
+        let mut optional = [source_id, s1, s2, s3, s4, s5, device];
+        for (i, v) in optional.iter_mut().enumerate() {
+            if let Some(text) = v {
+                if text.len() > MAX_VALUE_LEN {
+                    let problem = format!("is {} bytes; at most {MAX_VALUE_LEN}", text.len());
+                    return Err(RequestError::InvalidParam {
+                        name: self.name_of(i + 2),
+                        problem,
+                    });
+                }
+                if text.is_empty() {
+                    *v = None;
+                }
+            }
+        }
+        let [source_id, s1, s2, s3, s4, s5, device_id] = optional;
+        Ok(ClickParams {
+            offer_id,
+            aff_id,
+            source_id,
+            subs: [s1, s2, s3, s4, s5],
+            device_id,
+            link: LinkOrigin {
+                profile: 0,
+                query: query.to_owned(),
+            },
+        })
+    }
+}
+
+/// Routes a request in clickgate's own link format by method, path and raw query string (without
+/// `?`): the health check, or a click ([`LinkFormat::native`]).
+pub fn route(method: &str, path: &str, query: &str) -> Result<Route, RequestError> {
+    if arrive(method, path)? == Arrived::Health {
+        return Ok(Route::Health);
+    }
+    let format = LinkFormat::native();
+    let fields = format.match_path(path).ok_or(RequestError::NotFound)?;
+    check_method(method, CLICK_METHODS)?;
+    format.parse(&fields, query).map(Route::Click)
+}
+
+/// The pairs of a raw query that `keep` keeps (it is given each pair's decoded name), joined
+/// with `&`, each exactly as it arrived but for bytes no query may hold as they are (spaces,
+/// `#`, quotes, angle brackets, controls, non-ASCII), which are percent-encoded: what is passed
+/// on stays inside the destination's query and keeps every byte a browser would send.
+pub fn pass_on(query: &str, mut keep: impl FnMut(&str) -> bool) -> String {
+    let mut out = String::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let raw_name = pair.split('=').next().unwrap_or(pair);
+        let name = form_urlencoded::parse(raw_name.as_bytes())
+            .next()
+            .map(|(n, _)| n);
+        if !keep(name.as_deref().unwrap_or("")) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('&');
+        }
+        push_query_safe(&mut out, pair);
+    }
+    out
+}
+
+/// Appends `text`, percent-encoding every byte that may not stand in a query as it is.
+pub fn push_query_safe(out: &mut String, text: &str) {
+    for b in text.bytes() {
+        let safe = b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%[]".contains(&b);
+        if safe {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+}
+
+fn decode_segment(name: &str, segment: &str) -> Result<String, RequestError> {
     percent_decode_str(segment)
         .decode_utf8()
         .map(|s| s.into_owned())
         .map_err(|_| RequestError::InvalidParam {
-            name: name.into(),
+            name: name.to_owned(),
             problem: "is not valid UTF-8".into(),
         })
 }
 
-fn required_id(name: &'static str, value: Option<String>) -> Result<Id, RequestError> {
+fn required_id(name: String, value: Option<String>) -> Result<Id, RequestError> {
     match value {
         None => Err(RequestError::MissingParam { name }),
         Some(v) if v.is_empty() => Err(RequestError::MissingParam { name }),
-        Some(v) => Id::parse(&v).map_err(|problem| RequestError::InvalidParam {
-            name: name.into(),
-            problem,
-        }),
+        Some(v) => Id::parse(&v).map_err(|problem| RequestError::InvalidParam { name, problem }),
     }
 }
 
@@ -363,19 +568,25 @@ mod tests {
                 "GET",
                 "/c",
                 "aff_id=1",
-                RequestError::MissingParam { name: "offer_id" },
+                RequestError::MissingParam {
+                    name: "offer_id".into(),
+                },
             ),
             (
                 "GET",
                 "/c",
                 "offer_id=1",
-                RequestError::MissingParam { name: "aff_id" },
+                RequestError::MissingParam {
+                    name: "aff_id".into(),
+                },
             ),
             (
                 "GET",
                 "/c",
                 "offer_id=&aff_id=1",
-                RequestError::MissingParam { name: "offer_id" },
+                RequestError::MissingParam {
+                    name: "offer_id".into(),
+                },
             ),
             (
                 "POST",

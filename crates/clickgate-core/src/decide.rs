@@ -6,6 +6,8 @@
 //! A block is a value ([`Decision::Block`]) carrying its reasons; an `Err` here means the request was
 //! not a servable click at all (unknown offer), which is the client's problem, not a verdict.
 
+use std::borrow::Cow;
+
 use crate::click::{self, ClickParams, ClientInfo, Id, RequestError};
 use crate::config::rules::{Action, Rule, SubIdParam};
 use crate::config::{Config, Offer, OfferStatus};
@@ -13,7 +15,8 @@ use crate::flood::FloodView;
 use crate::log::JsonLine;
 use crate::rules::{assess, Assessment, Counters};
 use crate::signing::Signature;
-use crate::template::MacroValues;
+use crate::signing::SIGNING_PARAMS;
+use crate::template::{MacroValues, Template};
 use crate::time::rfc3339_ms;
 use crate::token::{ClickToken, TokenKey, TokenVerdict, NONCE_LEN};
 use crate::ua::is_link_preview;
@@ -52,23 +55,58 @@ pub struct Observed {
     pub flood: FloodView,
 }
 
-/// The click's offer, when the config serves it: an unknown offer is a 404, a paused one too.
+/// The click's offer, when the config serves it: a listed offer, or an unlisted one its link
+/// profile forwards to the profile's destination. An unknown offer is a 404, a paused one too.
 pub fn servable_offer<'c>(
     config: &'c Config,
     click: &ClickParams,
-) -> Result<&'c Offer, RequestError> {
-    let offer = config
-        .offers
-        .get(&click.offer_id)
-        .ok_or_else(|| RequestError::UnknownOffer {
-            offer_id: click.offer_id.clone(),
-        })?;
+) -> Result<Cow<'c, Offer>, RequestError> {
+    let offer = match config.offers.get(&click.offer_id) {
+        Some(offer) => offer,
+        None => {
+            let unlisted = config.links.of(click).unlisted.as_ref().ok_or_else(|| {
+                RequestError::UnknownOffer {
+                    offer_id: click.offer_id.clone(),
+                }
+            })?;
+            let mut offer = unlisted.clone();
+            offer.id = click.offer_id.clone();
+            return Ok(Cow::Owned(offer));
+        }
+    };
     if offer.status == OfferStatus::Paused {
         return Err(RequestError::OfferPaused {
             offer_id: click.offer_id.clone(),
         });
     }
-    Ok(offer)
+    Ok(Cow::Borrowed(offer))
+}
+
+/// What of the link's query reaches the destination: the parameters its format does not read
+/// (nor, for a network with a signing policy, the signature's), unless the offer or profile turns
+/// passing on off. `{query}` gets the whole query but the signature's parameters.
+fn passed_on(
+    config: &Config,
+    offer: &Offer,
+    click: &ClickParams,
+    signed: bool,
+    template: &Template,
+) -> (String, String) {
+    let profile = config.links.of(click);
+    let query = &click.link.query;
+    let signing = |name: &str| signed && SIGNING_PARAMS.contains(&name);
+    let whole = match template.uses_query() {
+        true => click::pass_on(query, |name| !signing(name)),
+        false => String::new(),
+    };
+    let on = offer.pass_through.unwrap_or(profile.pass_through);
+    let rest = match on || template.uses_passthrough() {
+        true if !query.is_empty() => {
+            click::pass_on(query, |name| !signing(name) && !profile.format.reads(name))
+        }
+        _ => String::new(),
+    };
+    (whole, rest)
 }
 
 pub fn decide(
@@ -86,8 +124,9 @@ pub fn decide(
         flood,
     } = observed;
     let offer = servable_offer(config, &click)?;
+    let offer = offer.as_ref();
 
-    let rule = config.deciding_rule(&offer.id, &click.aff_id);
+    let rule = config.rule_for(offer, &click.aff_id);
     let allowlisted = allowlist_entry(config, &click, &client, sub_id_param(rule));
 
     // A network's signature comes first: a forged click is not made genuine by an allowlist.
@@ -195,6 +234,9 @@ pub fn decide(
     let transaction_id = token.seal(key);
 
     let decision = if block_reasons.is_empty() {
+        let template = fallback.unwrap_or(&offer.landing);
+        let signed = config.networks.contains_key(&click.aff_id);
+        let (query, passthrough) = passed_on(config, offer, &click, signed, template);
         let subs = [0, 1, 2, 3, 4].map(|i| click.subs[i].as_deref());
         let values = MacroValues {
             transaction_id: &transaction_id,
@@ -203,8 +245,15 @@ pub fn decide(
             advertiser_id: offer.advertiser_id.as_ref().map(Id::as_str),
             source_id: click.source_id.as_deref(),
             subs,
+            link_query: &click.link.query,
+            query: &query,
+            passthrough: &passthrough,
         };
-        let location = fallback.unwrap_or(&offer.landing).render(&values);
+        // A template that places the parameters itself gets them there, and only there.
+        let location = match template.uses_passthrough() || template.uses_query() {
+            true => template.render(&values),
+            false => template.render_adding(&values, &passthrough),
+        };
         Decision::Redirect { location }
     } else {
         Decision::Block {

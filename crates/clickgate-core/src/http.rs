@@ -328,6 +328,7 @@ mod tests {
                 source_id: None,
                 subs: Default::default(),
                 device_id: None,
+                link: Default::default(),
             },
             advertiser_id: None,
             client: ClientInfo::default(),
@@ -387,7 +388,12 @@ mod tests {
 
     #[test]
     fn request_errors_map_to_4xx_naming_the_parameter() {
-        let r = error_response(&RequestError::MissingParam { name: "aff_id" }, false);
+        let r = error_response(
+            &RequestError::MissingParam {
+                name: "aff_id".into(),
+            },
+            false,
+        );
         assert_eq!(r.status, 400);
         let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
         assert_eq!(body["error"]["parameter"], "aff_id");

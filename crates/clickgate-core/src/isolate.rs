@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use crate::click::{self, ClickParams, ClientInfo, Id, Route};
+use crate::click::{self, Arrived, ClickParams, ClientInfo, Id};
 use crate::config::networks::ReplayCheck;
 use crate::config::Config;
 use crate::decide::{decide, servable_offer, Observed};
@@ -66,19 +66,20 @@ impl Parts {
 #[derive(Debug)]
 pub struct Arrival {
     parts: Parts,
-    route: Route,
+    arrived: Arrived,
 }
 
 impl Arrival {
-    /// The checks that need no config: sizes first, then the route. `Err` is the answer.
+    /// The checks that need no config: sizes first, then whether it is the health check. Which
+    /// link format it is in is the config's to say. `Err` is the answer.
     pub fn read(parts: Parts) -> Result<Arrival, HttpResponse> {
         let sizes = click::check_sizes(
             parts.url.len(),
             parts.headers.iter().map(|(n, v)| (*n, v.as_str())),
         );
-        let (path, query) = click::split_url(&parts.url);
-        match sizes.and_then(|()| click::route(&parts.method, path, query)) {
-            Ok(route) => Ok(Arrival { parts, route }),
+        let (path, _) = click::split_url(&parts.url);
+        match sizes.and_then(|()| click::arrive(&parts.method, path)) {
+            Ok(arrived) => Ok(Arrival { parts, arrived }),
             Err(e) => Err(http::error_response(&e, parts.head())),
         }
     }
@@ -208,7 +209,7 @@ impl Isolate {
         now_ms: u64,
         nonce: impl FnOnce() -> Result<[u8; NONCE_LEN], String>,
     ) -> ClickStep {
-        let Arrival { parts, route } = arrival;
+        let Arrival { parts, arrived } = arrival;
         let head = parts.head();
         let done = |response| {
             ClickStep::Done(Answered {
@@ -216,9 +217,12 @@ impl Isolate {
                 effects: Vec::new(),
             })
         };
-        let params = match route {
-            Route::Health => return done(http::health_response(&config.digest, head)),
-            Route::Click(params) => params,
+        if arrived == Arrived::Health {
+            return done(http::health_response(&config.digest, head));
+        }
+        let params = match config.links.route(&parts.method, &parts.url) {
+            Ok(params) => params,
+            Err(e) => return done(http::error_response(&e, head)),
         };
         let Some(key) = key() else {
             return done(http::unavailable(head));
@@ -666,8 +670,16 @@ mod tests {
             http::error_response(&too_long, false).status
         );
         assert_ne!(refused.status, 404);
+        // A path no link format serves passes the size check and is refused under the config.
         let short = Arrival::read(parts("https://clicks.example/nowhere", "192.0.2.1", IPHONE));
-        assert_eq!(short.unwrap_err().status, 404);
+        let answered = done(step(
+            &mut counting(),
+            &config(),
+            parts("https://clicks.example/nowhere", "192.0.2.1", IPHONE),
+            0,
+        ));
+        assert!(short.is_ok());
+        assert_eq!(answered.response.status, 404);
     }
 
     #[test]

@@ -37,6 +37,8 @@ use crate::verdict::{FaultMode, ReasonCode};
 pub const SCHEME: &str = "CLICKGATE-HMAC-SHA256";
 /// Replay records are spread over this many objects per network.
 pub const REPLAY_SHARDS: u64 = 16;
+/// The parameters a signed link carries for its signature: read here, never passed on.
+pub const SIGNING_PARAMS: [&str; 4] = ["signature", "expires", "kid", "click_id"];
 // ---------------------------------------------------------------------------------------------
 // The canonical form.
 
@@ -208,7 +210,7 @@ pub fn verify(policy: &Policy, url: &str, path: &str, query: &str, now_ms: u64) 
         key_mismatch: false,
     };
     // One pass for the four parameters signing reads; each may appear once.
-    const NAMES: [&str; 4] = ["signature", "expires", "kid", "click_id"];
+    const NAMES: [&str; 4] = SIGNING_PARAMS;
     let mut found: [Option<&str>; 4] = [None; 4];
     let params = pairs(query);
     for &(name, value) in &params {

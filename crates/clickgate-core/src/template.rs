@@ -6,9 +6,11 @@
 //! path: a value that would make a whole path segment `.` or `..` has its dots written `%252E`, since a
 //! browser reads `%2E` in a path as a dot too (`/a/%2E%2E/b` is `/b`).
 
+use std::borrow::Cow;
+
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use crate::click::{AFF_ID, OFFER_ID, SOURCE_ID, SUB_IDS};
+use crate::click::{push_query_safe, AFF_ID, OFFER_ID, SOURCE_ID, SUB_IDS};
 
 /// Everything but RFC 3986's unreserved characters is encoded.
 const VALUE: &AsciiSet = &NON_ALPHANUMERIC
@@ -26,7 +28,20 @@ pub enum Macro {
     SourceId,
     /// `sub1` .. `sub5`, stored as index 0..=4.
     Sub(usize),
+    /// `{param:NAME}`: the link's own parameter NAME, decoded and encoded again like any value;
+    /// the index of its name in the template's `params`.
+    Param(usize),
+    /// `{query}`: the link's whole query as it arrived, less clickgate's signing parameters.
+    Query,
+    /// `{passthrough}`: the link's parameters clickgate does not read, as they arrived.
+    Passthrough,
 }
+
+/// The prefix of a macro that names any of the link's parameters.
+const PARAM_PREFIX: &str = "param:";
+/// The macros that put the link's raw parameters in: they stand only in the query or fragment.
+const RAW_MACROS: [(&str, Macro); 2] =
+    [("query", Macro::Query), ("passthrough", Macro::Passthrough)];
 
 /// Each macro by its name: the click's own parameters spelled as the link spells them (see
 /// [`crate::click`]), and the two values the link does not carry (the transaction id the edge
@@ -56,7 +71,15 @@ pub const MACRO_NAMES: [&str; 10] = {
 
 impl Macro {
     fn from_name(name: &str) -> Option<Macro> {
-        MACROS.iter().find(|(n, _)| *n == name).map(|&(_, m)| m)
+        MACROS
+            .iter()
+            .chain(RAW_MACROS.iter())
+            .find(|(n, _)| *n == name)
+            .map(|&(_, m)| m)
+    }
+
+    fn is_raw(self) -> bool {
+        matches!(self, Macro::Query | Macro::Passthrough)
     }
 }
 
@@ -69,6 +92,8 @@ enum Part {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     parts: Vec<Part>,
+    /// The names `{param:NAME}` macros read, by index.
+    params: Vec<String>,
     literal_len: usize,
     /// The parts before the one where the query or fragment begins: macros among them are in the
     /// path.
@@ -84,17 +109,31 @@ pub struct MacroValues<'a> {
     pub advertiser_id: Option<&'a str>,
     pub source_id: Option<&'a str>,
     pub subs: [Option<&'a str>; 5],
+    /// The link's query as it arrived, which `{param:NAME}` reads.
+    pub link_query: &'a str,
+    /// What `{query}` and `{passthrough}` put in, already safe for a query (see
+    /// [`crate::click::pass_on`]); the caller fills only what [`Template::uses`] asks for.
+    pub query: &'a str,
+    pub passthrough: &'a str,
 }
 
-impl MacroValues<'_> {
-    fn get(&self, m: Macro) -> &str {
+impl<'a> MacroValues<'a> {
+    fn get(&self, m: Macro, params: &[String]) -> Cow<'a, str> {
         match m {
-            Macro::TransactionId => self.transaction_id,
-            Macro::OfferId => self.offer_id,
-            Macro::AffId => self.aff_id,
-            Macro::AdvertiserId => self.advertiser_id.unwrap_or(""),
-            Macro::SourceId => self.source_id.unwrap_or(""),
-            Macro::Sub(i) => self.subs[i].unwrap_or(""),
+            Macro::TransactionId => Cow::Borrowed(self.transaction_id),
+            Macro::OfferId => Cow::Borrowed(self.offer_id),
+            Macro::AffId => Cow::Borrowed(self.aff_id),
+            Macro::AdvertiserId => Cow::Borrowed(self.advertiser_id.unwrap_or("")),
+            Macro::SourceId => Cow::Borrowed(self.source_id.unwrap_or("")),
+            Macro::Sub(i) => Cow::Borrowed(self.subs[i].unwrap_or("")),
+            Macro::Param(i) => {
+                let name = params.get(i).map_or("", String::as_str);
+                form_urlencoded::parse(self.link_query.as_bytes())
+                    .find(|(n, _)| n == name)
+                    .map_or(Cow::Borrowed(""), |(_, v)| Cow::Owned(v.into_owned()))
+            }
+            Macro::Query => Cow::Borrowed(self.query),
+            Macro::Passthrough => Cow::Borrowed(self.passthrough),
         }
     }
 }
@@ -137,6 +176,7 @@ impl Template {
         }
 
         let mut parts = Vec::new();
+        let mut params = Vec::new();
         let mut literal = String::new();
         let mut rest = text;
         while let Some(open) = rest.find(['{', '}']) {
@@ -155,12 +195,23 @@ impl Template {
                 )
             })?;
             let name = &after[..close];
-            let m = Macro::from_name(name).ok_or_else(|| {
-                format!(
-                    "unknown macro `{{{name}}}`; known: {}",
-                    MACRO_NAMES.map(|n| format!("{{{n}}}")).join(" ")
-                )
-            })?;
+            let m = match name.strip_prefix(PARAM_PREFIX) {
+                Some(param) => {
+                    if param.is_empty() || param.len() > 64 || param.contains(['{', '}']) {
+                        return Err(format!(
+                            "`{{{name}}}` must name a parameter of 1 to 64 bytes"
+                        ));
+                    }
+                    params.push(param.to_owned());
+                    Macro::Param(params.len() - 1)
+                }
+                None => Macro::from_name(name).ok_or_else(|| {
+                    format!(
+                        "unknown macro `{{{name}}}`; known: {} {{param:NAME}} {{query}} {{passthrough}}",
+                        MACRO_NAMES.map(|n| format!("{{{n}}}")).join(" ")
+                    )
+                })?,
+            };
             if !literal.is_empty() {
                 parts.push(Part::Literal(std::mem::take(&mut literal)));
             }
@@ -179,11 +230,53 @@ impl Template {
             .iter()
             .position(|p| matches!(p, Part::Literal(l) if l.contains(['?', '#'])))
             .unwrap_or(parts.len());
+        // The link's raw parameters may only land in the query (or fragment), where they can
+        // neither reach the host nor walk the path.
+        if let Some(Part::Macro(m)) = parts[..path_parts]
+            .iter()
+            .find(|p| matches!(p, Part::Macro(m) if m.is_raw()))
+        {
+            let name = RAW_MACROS
+                .iter()
+                .find(|(_, r)| r == m)
+                .map_or("", |(n, _)| n);
+            return Err(format!("`{{{name}}}` must come after the `?`"));
+        }
         Ok(Template {
             parts,
+            params,
             literal_len,
             path_parts,
         })
+    }
+
+    /// Whether the template puts in `{query}` (`Macro::Query`) or `{passthrough}`, so the
+    /// caller computes only what it reads.
+    pub fn uses_query(&self) -> bool {
+        self.parts.contains(&Part::Macro(Macro::Query))
+    }
+
+    pub fn uses_passthrough(&self) -> bool {
+        self.parts.contains(&Part::Macro(Macro::Passthrough))
+    }
+
+    /// Renders the template, then adds `extra` (pairs already safe for a query) to its query,
+    /// before any fragment: how the link's other parameters reach a destination that does not
+    /// place them itself.
+    pub fn render_adding(&self, values: &MacroValues<'_>, extra: &str) -> String {
+        let mut out = self.render(values);
+        if extra.is_empty() {
+            return out;
+        }
+        // Values never hold a raw `#` (each is encoded), so the first one starts the fragment.
+        let end = out.find('#').unwrap_or(out.len());
+        let joint = match out[..end].find('?') {
+            None => "?",
+            Some(_) if out[..end].ends_with(['?', '&']) => "",
+            Some(_) => "&",
+        };
+        out.insert_str(end, &format!("{joint}{extra}"));
+        out
     }
 
     pub fn render(&self, values: &MacroValues<'_>) -> String {
@@ -192,10 +285,13 @@ impl Template {
         for (i, part) in self.parts.iter().enumerate() {
             match part {
                 Part::Literal(l) => out.push_str(l),
+                Part::Macro(m) if m.is_raw() => {
+                    push_query_safe(&mut out, &values.get(*m, &self.params))
+                }
                 Part::Macro(m) => {
-                    let value = values.get(*m);
-                    dots_in_path |= i < self.path_parts && all_dots(value);
-                    out.extend(utf8_percent_encode(value, VALUE));
+                    let value = values.get(*m, &self.params);
+                    dots_in_path |= i < self.path_parts && all_dots(&value);
+                    out.extend(utf8_percent_encode(&value, VALUE));
                 }
             }
         }
@@ -236,12 +332,15 @@ impl Template {
                     }
                 }
                 Part::Literal(l) => out.push_str(l),
+                Part::Macro(m) if m.is_raw() => {
+                    push_query_safe(&mut out, &values.get(*m, &self.params))
+                }
                 Part::Macro(m) => {
-                    let value = values.get(*m);
-                    if in_path && all_dots(value) {
+                    let value = values.get(*m, &self.params);
+                    if in_path && all_dots(&value) {
                         dotted.push(out.len()..out.len() + value.len());
                     }
-                    out.extend(utf8_percent_encode(value, VALUE));
+                    out.extend(utf8_percent_encode(&value, VALUE));
                 }
             }
         }
@@ -306,6 +405,7 @@ mod tests {
             advertiser_id: Some("acme"),
             source_id: Some("src 1"),
             subs: [Some("a&b=c"), Some("ü"), Some("x/y?z#"), None, Some("~ok")],
+            ..Default::default()
         };
         assert_eq!(
             t.render(&v),

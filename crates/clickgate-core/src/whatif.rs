@@ -152,6 +152,7 @@ fn record(get: impl Fn(&str) -> Option<String>) -> Result<Recorded, String> {
         source_id: get(SOURCE_ID),
         subs: SUB_IDS.map(&get),
         device_id: get(DEVICE_ID),
+        link: Default::default(),
     };
     // As the edge reads the header: a value that is no address is unreadable, not absent.
     let (ip, unreadable) = match client_ip(get("ip").as_deref()) {
@@ -464,6 +465,7 @@ mod tests {
             source_id: Some("src".into()),
             subs: ["a", "b", "c", "d", "e"].map(|s| Some(s.to_owned())),
             device_id: Some("dev".into()),
+            link: Default::default(),
         };
         let client = ClientInfo {
             ip: Some("192.0.2.1".parse().unwrap()),
@@ -508,6 +510,7 @@ mod tests {
             source_id: None,
             subs: Default::default(),
             device_id: None,
+            link: Default::default(),
         };
         let client = ClientInfo {
             ip_unreadable: true,
@@ -618,6 +621,7 @@ mod tests {
                     source_id: None,
                     subs: [sub.map(str::to_owned), None, None, None, None],
                     device_id: None,
+                    link: Default::default(),
                 },
                 client: ClientInfo {
                     ip: "192.0.2.1".parse().ok(),
@@ -654,6 +658,7 @@ mod tests {
                 source_id: None,
                 subs: Default::default(),
                 device_id: None,
+                link: Default::default(),
             },
             client: ClientInfo::default(),
         };

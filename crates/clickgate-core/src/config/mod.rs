@@ -23,6 +23,7 @@ use rules::{
 };
 
 pub mod cache;
+pub mod links;
 pub mod networks;
 pub mod postbacks;
 pub mod rules;
@@ -117,6 +118,9 @@ pub struct Offer {
     pub status: OfferStatus,
     pub landing: Template,
     pub geo: Option<Geo>,
+    /// Whether the link's other parameters are passed on to the landing URL; `None` follows the
+    /// link profile.
+    pub pass_through: Option<bool>,
 }
 
 /// A document that has been checked and compiled; the only form the engine accepts.
@@ -150,6 +154,11 @@ pub struct Config {
     pub stored_lists: Vec<String>,
     /// A short hash of the source text, to tell in logs which document is in force.
     pub digest: String,
+    /// The link formats the Worker reads, from `links[]` (clickgate's own without it).
+    pub links: links::Links,
+    /// The enabled click rules, best first: what judges a click on an offer the document does not
+    /// list (a profile's destination), scope by scope.
+    pub click_rules_in_order: Vec<usize>,
 }
 
 impl Config {
@@ -174,6 +183,18 @@ impl Config {
             .get(offer_id)
             .map_or(&[][..], Vec::as_slice);
         select(&self.rules, candidates, aff_id)
+    }
+
+    /// The rule that decides a click on `offer`: from the offer's index when the document lists
+    /// it, else the first rule whose scope covers the unlisted offer, its advertiser and `aff_id`.
+    pub fn rule_for(&self, offer: &Offer, aff_id: &Id) -> Option<&Rule> {
+        if self.offers.contains_key(&offer.id) {
+            return self.deciding_rule(&offer.id, aff_id);
+        }
+        self.click_rules_in_order
+            .iter()
+            .map(|&i| &self.rules[i])
+            .find(|r| r.scope.covers_unlisted(offer, aff_id))
     }
 
     pub fn compile(text: &str) -> Result<Config, Vec<ConfigError>> {
@@ -1083,9 +1104,22 @@ fn compile_document(
         }
     }
 
+    let links = match top.get("links") {
+        Some(v) => links::compile_links(v, &|a| postbacks.contains_key(a), errors),
+        None => links::Links::default(),
+    };
+    let unlisted_served = links.serves_unlisted();
+
     let mut offers = FxHashMap::default();
-    match top.required_array("offers", errors) {
-        Some(list) if list.is_empty() => errors.push(err("offers", "must list at least one offer")),
+    let offer_list = match unlisted_served {
+        // A profile with a destination serves every offer: listing them is optional.
+        true => top.array("offers", errors),
+        false => top.required_array("offers", errors),
+    };
+    match offer_list {
+        Some(list) if list.is_empty() && !unlisted_served => {
+            errors.push(err("offers", "must list at least one offer"))
+        }
         Some(list) => {
             offers.reserve(list.len());
             for (i, item) in list.iter().enumerate() {
@@ -1252,8 +1286,9 @@ fn compile_document(
                         ));
                     }
                 };
+                // Where a profile forwards unlisted offers, a scope may name one of those.
                 for id in rule.scope.offers.named_ids() {
-                    unknown("offers", id, offers.contains_key(id));
+                    unknown("offers", id, unlisted_served || offers.contains_key(id));
                 }
                 for id in rule.scope.advertisers.named_ids() {
                     unknown("advertisers", id, postbacks.contains_key(id));
@@ -1266,6 +1301,10 @@ fn compile_document(
 
     let rules_by_offer = index_by_offer(&rules, &offers, rules::Level::Click);
     let conversion_rules_by_offer = index_by_offer(&rules, &offers, rules::Level::Conversion);
+    let click_rules_in_order = match unlisted_served {
+        true => rules::in_order(&rules, rules::Level::Click),
+        false => Vec::new(),
+    };
     Some(Config {
         offers,
         blocked_ips: blocked,
@@ -1280,6 +1319,8 @@ fn compile_document(
         analytics_binding,
         stored_lists,
         digest,
+        links,
+        click_rules_in_order,
     })
 }
 
@@ -1313,6 +1354,17 @@ fn compile_offer(
         .get("geo")
         .and_then(|g| compile_geo(g, &f.child("geo"), errors));
     let landing = f.template("landing_url", errors);
+    let pass_through = match f.get("pass_through") {
+        None => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(other) => {
+            errors.push(err(
+                &f.child("pass_through"),
+                format!("must be true or false, found {}", kind(other)),
+            ));
+            None
+        }
+    };
     f.finish(errors);
     Some(Offer {
         id: id?,
@@ -1321,6 +1373,7 @@ fn compile_offer(
         status,
         landing: landing?,
         geo,
+        pass_through,
     })
 }
 

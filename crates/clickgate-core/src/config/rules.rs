@@ -116,6 +116,14 @@ pub struct Scope {
 }
 
 impl Scope {
+    /// Whether the scope covers a click on an offer the document does not list (so it has no
+    /// entry in the per-offer index) from `aff_id`.
+    pub fn covers_unlisted(&self, offer: &Offer, aff_id: &Id) -> bool {
+        self.offers.covers(Some(&offer.id))
+            && self.advertisers.covers(offer.advertiser_id.as_ref())
+            && self.affiliates.covers(Some(aff_id))
+    }
+
     fn specificity(&self) -> u8 {
         [&self.offers, &self.advertisers, &self.affiliates]
             .iter()
@@ -449,6 +457,15 @@ fn precedence(a: &Rule, b: &Rule) -> std::cmp::Ordering {
         .then_with(|| a.id.cmp(&b.id))
 }
 
+/// The enabled rules judging `stage` (its own and the `both` ones), best first.
+pub fn in_order(rules: &[Rule], stage: Level) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..rules.len())
+        .filter(|&i| rules[i].enabled && (rules[i].level == stage || rules[i].level == Level::Both))
+        .collect();
+    order.sort_by(|&a, &b| precedence(&rules[a], &rules[b]));
+    order
+}
+
 /// For each offer, the rules that can judge its clicks, best first. The offer and advertiser parts
 /// of a scope are fixed per offer, so they are resolved once with the config; a click then only
 /// checks affiliates, and the first rule that covers it decides. An offer no rule covers is left
@@ -460,10 +477,7 @@ pub fn index_by_offer(
     stage: Level,
 ) -> FxHashMap<Id, Vec<usize>> {
     // `stage` is Click or Conversion: the rules judging that stage are its own and the `both` ones.
-    let mut order: Vec<usize> = (0..rules.len())
-        .filter(|&i| rules[i].enabled && (rules[i].level == stage || rules[i].level == Level::Both))
-        .collect();
-    order.sort_by(|&a, &b| precedence(&rules[a], &rules[b]));
+    let order = in_order(rules, stage);
     if order.is_empty() {
         return FxHashMap::default();
     }
