@@ -1,4 +1,4 @@
-//! Clicks that pass: the redirect and its macros, the path form, HEAD and link previews,
+//! Clicks that pass: the redirect, its macros and the parameters it passes on, the path form, HEAD and link previews,
 //! transaction ids, and the decision lines the demo's clicks log.
 
 use std::collections::HashSet;
@@ -17,7 +17,7 @@ fn redirect_substitutes_and_encodes_every_macro() {
     let before = now_ms();
     let r = w.get(
         "/c?offer_id=1001&aff_id=net-7&source_id=feed%203&sub1=spring%20promo&sub2=a%26b%3Dc\
-         &sub3=%C3%BC&sub4=x%2Fy%3Fz&sub5=~ok&utm_campaign=ignored",
+         &sub3=%C3%BC&sub4=x%2Fy%3Fz&sub5=~ok&utm_campaign=spring%2026",
         &[],
     );
     assert_eq!(r.status, 302, "{}", r.body);
@@ -27,7 +27,8 @@ fn redirect_substitutes_and_encodes_every_macro() {
         location,
         format!(
             "https://shop.example/landing?tid={tid}&offer=1001&aff=net-7&adv=acme&src=feed%203\
-             &s1=spring%20promo&s2=a%26b%3Dc&s3=%C3%BC&s4=x%2Fy%3Fz&s5=~ok"
+             &s1=spring%20promo&s2=a%26b%3Dc&s3=%C3%BC&s4=x%2Fy%3Fz&s5=~ok\
+             &utm_campaign=spring%2026"
         )
     );
     assert_eq!(r.header("cache-control"), Some("no-store"));

@@ -42,6 +42,8 @@ pub struct ClickOutcome {
     pub signature: Option<Signature>,
     /// The network's object had not answered this isolate for a while (its flood state is stale).
     pub flood_unavailable: bool,
+    /// The link profile the click came in by, where the document declares profiles.
+    pub profile: Option<String>,
 }
 
 /// What the edge learned about a click beyond the request itself.
@@ -261,6 +263,7 @@ pub fn decide(
         }
     };
 
+    let profile = config.links.named(&click).map(str::to_owned);
     Ok(ClickOutcome {
         transaction_id,
         decision,
@@ -274,6 +277,7 @@ pub fn decide(
         allowlisted,
         signature,
         flood_unavailable: flood.unreachable,
+        profile,
     })
 }
 
@@ -382,6 +386,7 @@ impl ClickOutcome {
                 "flood_unavailable",
                 self.flood_unavailable.then_some("true"),
             )
+            .opt("profile", self.profile.as_deref())
             .str(click::OFFER_ID, c.offer_id.as_str())
             .str(click::AFF_ID, c.aff_id.as_str())
             .opt("advertiser_id", self.advertiser_id.as_ref().map(Id::as_str))

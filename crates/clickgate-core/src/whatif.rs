@@ -34,6 +34,9 @@ pub struct Recorded {
     pub at_ms: u64,
     pub click: ClickParams,
     pub client: ClientInfo,
+    /// The link profile the click came in by, as the decision line names it (absent where the
+    /// document declares no `links`).
+    pub profile: Option<String>,
 }
 
 /// What one line of a decision log holds: its clicks, and why each part of it that should have
@@ -171,6 +174,7 @@ fn record(get: impl Fn(&str) -> Option<String>) -> Result<Recorded, String> {
         at_ms,
         click,
         client,
+        profile: get("profile"),
     })
 }
 
@@ -386,10 +390,12 @@ impl<'a> Replay<'a> {
         let key = &self.key;
         let run = |config: &Config, counting: &mut Counting| {
             let counters = counting.observe(config, &r);
+            let mut click = r.click.clone();
+            click.link.profile = config.links.position(r.profile.as_deref());
             decide(
                 config,
                 key,
-                r.click.clone(),
+                click,
                 r.client.clone(),
                 // Signatures are judged on the live link; a log line no longer carries one.
                 Observed {
@@ -493,7 +499,8 @@ mod tests {
             vec![Recorded {
                 at_ms,
                 click,
-                client
+                client,
+                profile: None,
             }]
         );
     }
@@ -628,6 +635,7 @@ mod tests {
                     ip_unreadable: false,
                     ..ClientInfo::default()
                 },
+                profile: None,
             };
             let c = c.observe(&config, &r).unwrap();
             (c.ip_clicks, c.distinct_sub_ids)
@@ -661,6 +669,7 @@ mod tests {
                 link: Default::default(),
             },
             client: ClientInfo::default(),
+            profile: None,
         };
         assert_eq!(Counting::default().observe(&config, &r), None);
     }

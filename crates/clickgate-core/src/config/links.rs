@@ -37,6 +37,8 @@ pub struct Profile {
 #[derive(Debug, Clone)]
 pub struct Links {
     pub profiles: Vec<Profile>,
+    /// Whether the document declares `links` (its decision lines then name each click's profile).
+    pub declared: bool,
 }
 
 impl Default for Links {
@@ -50,6 +52,7 @@ impl Default for Links {
                 unlisted: None,
                 pass_through: true,
             }],
+            declared: false,
         }
     }
 }
@@ -78,6 +81,19 @@ impl Links {
     pub fn of(&self, click: &ClickParams) -> &Profile {
         let n = usize::from(click.link.profile);
         self.profiles.get(n).unwrap_or(&self.profiles[0])
+    }
+
+    /// The position of the profile a decision line names (the first when it names none, or one
+    /// this document lacks).
+    pub fn position(&self, id: Option<&str>) -> u16 {
+        id.and_then(|id| self.profiles.iter().position(|p| p.id == id))
+            .and_then(|n| u16::try_from(n).ok())
+            .unwrap_or(0)
+    }
+
+    /// The profile's id for the decision line, where the document declares profiles.
+    pub fn named(&self, click: &ClickParams) -> Option<&str> {
+        self.declared.then(|| self.of(click).id.as_str())
     }
 
     /// Whether any profile sends clicks on offers the document does not list.
@@ -246,7 +262,10 @@ pub(crate) fn compile_links(
     if profiles.is_empty() {
         return Links::default();
     }
-    Links { profiles }
+    Links {
+        profiles,
+        declared: true,
+    }
 }
 
 fn compile_profile(
