@@ -220,6 +220,23 @@ fn wrangler_var(name: &str) -> String {
         .unwrap_or_else(|| panic!("wrangler.toml sets no {name}"))
 }
 
+/// A whole-number constant of the Worker's sources (`src/`, a crate the core cannot use), as
+/// `const NAME: u64 = 5_000;` writes it.
+fn worker_const(file: &str, name: &str) -> u64 {
+    let path = root().join("src").join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let start = format!("const {name}: u64 = ");
+    text.lines()
+        .find_map(|line| {
+            let value = line
+                .trim_start()
+                .trim_start_matches("pub ")
+                .strip_prefix(&start)?;
+            value.trim_end_matches(';').replace('_', "").parse().ok()
+        })
+        .unwrap_or_else(|| panic!("src/{file} has no `{start}<number>;`"))
+}
+
 /// The figures each page states, as the code holds them: (page, the words that must be on it).
 fn stated_figures() -> Vec<(&'static str, String)> {
     use clickgate_core::click::{
@@ -246,6 +263,12 @@ fn stated_figures() -> Vec<(&'static str, String)> {
     let flush = FlushPolicy::default();
     let flood = Thresholds::default();
     let refresh = wrangler_var("CONFIG_REFRESH_SECONDS");
+    assert_eq!(
+        refresh,
+        worker_const("config.rs", "DEFAULT_REFRESH_SECONDS").to_string(),
+        "wrangler.toml's CONFIG_REFRESH_SECONDS is the Worker's own default, which the pages give"
+    );
+    let deadline = |name| worker_const("objects.rs", name) / 1000;
     let flush_ms = wrangler_var("COUNTS_FLUSH_MS");
     assert_eq!(
         flush_ms,
@@ -350,6 +373,40 @@ fn stated_figures() -> Vec<(&'static str, String)> {
                 "`TOKEN_SECRET` must be at least {} bytes",
                 token::MIN_SECRET_LEN
             ),
+        ),
+        (
+            "docs/operations.md",
+            format!(
+                "| a click id's replay check (before or after the redirect) | {} s |",
+                LOST_AFTER_MS / 1000
+            ),
+        ),
+        (
+            "docs/operations.md",
+            format!("| a postback's duplicate lookup | {} s |", deadline("CONVERSION_MS")),
+        ),
+        (
+            "docs/operations.md",
+            format!("| `/admin/report`: the directory's network list | {} s |", deadline("ADMIN_MS")),
+        ),
+        (
+            "docs/operations.md",
+            format!(
+                "| `/admin/report`: each object's hours (a shared object's for all its networks) | {} s |",
+                deadline("ADMIN_MS")
+            ),
+        ),
+        (
+            "docs/operations.md",
+            format!("| `/admin/explain`, block, unblock | {} s |", deadline("ADMIN_MS")),
+        ),
+        (
+            "docs/operations.md",
+            format!("| a counts batch (after the response) | {} s |", deadline("BATCH_MS")),
+        ),
+        (
+            "docs/operations.md",
+            format!("| an object listing itself in the directory | {} s |", deadline("LIST_MS")),
         ),
         (
             "docs/signing.md",
