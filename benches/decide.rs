@@ -317,7 +317,7 @@ fn benches(c: &mut Criterion) {
     g.bench_function("production-sized", |b| {
         b.iter(|| Config::compile(black_box(&real_text)).unwrap())
     });
-    // About 17 MB, past the cap: the largest document tested, the figure README gives.
+    // About 17 MB, past the cap: the largest document tested, the figure docs/config.md gives.
     let widest = wide(100_000);
     // About 5 MB, near the cap on a stored document.
     let wide = wide(30_000);

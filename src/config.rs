@@ -10,7 +10,7 @@ use clickgate_core::config::Config;
 use worker::kv::KvStore;
 use worker::{console_error, console_log, Context, Env};
 
-/// The KV binding and key that hold the config document (see wrangler.toml and the README).
+/// The KV binding and key that hold the config document (see wrangler.toml and docs/config.md).
 pub(crate) const CONFIG_BINDING: &str = "CLICKGATE_CONFIG";
 pub(crate) const CONFIG_KEY: &str = "config";
 /// How old the isolate's copy may get before it is re-read from KV, unless `CONFIG_REFRESH_SECONDS`

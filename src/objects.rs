@@ -101,12 +101,12 @@ async fn drive(env: &Env, network: &Id, home: &Home, mut step: Flush) {
     }
 }
 
-/// How long each kind of object call may take before it counts as failed (the README lists them).
-/// An object that never answers must not hold a click, a postback or an operator for longer:
+/// How long each kind of object call may take before it counts as failed (docs/operations.md lists
+/// them). An object that never answers must not hold a click, a postback or an operator for longer:
 /// past its deadline a call is a fault like any other, handled by its caller's policy.
 pub(crate) mod deadline {
     /// A batch of click-id replay checks: the clicks waiting on it are judged by
-    /// `on_replay_store_fault` once this has passed, as the README promises.
+    /// `on_replay_store_fault` once this has passed, as docs/signing.md promises.
     pub const REPLAY_MS: u64 = clickgate_core::network::click_ids::LOST_AFTER_MS;
     /// A postback's duplicate lookup: past it the conversion is judged on its other checks.
     pub const CONVERSION_MS: u64 = 5_000;

@@ -510,7 +510,8 @@ fn made_up_aff_ids_are_evicted_from_the_isolate_and_a_returning_network_counts_e
         5,
         "net-7 counted exactly once"
     );
-    // What the made-up aff_ids cost in storage and report time, printed for the README's figures.
+    // What the made-up aff_ids cost in storage and report time, printed for the figures in
+    // docs/report.md.
     let (files, bytes) = sqlite_files(&w.state.0);
     eprintln!(
         "report: {alone:?} with 1 network, {took:?} with {} networks; object storage: {files} \

@@ -142,7 +142,7 @@ fn a_sub_id_of_dots_cannot_walk_up_the_landing_path() {
     }
 }
 
-/// The demo's clicks (README's "Two commands" and `make dev`'s examples), under the demo config and
+/// The demo's clicks (README's "A first rule" and `make dev`'s examples), under the demo config and
 /// then the demo rules, each with the decision line it logs. `tests/vectors/demo-decisions.jsonl`
 /// holds those lines as a build before any restructuring printed them, with the two values that
 /// differ by run masked (`ts`, and the transaction id with its random nonce); this test requires

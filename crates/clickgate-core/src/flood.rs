@@ -852,7 +852,7 @@ mod tests {
 
     #[test]
     fn the_readme_quotes_the_simulated_figures() {
-        let readme = include_str!("../../../README.md");
+        let readme = include_str!("../../../docs/floods.md");
         let flat = readme.split_whitespace().collect::<Vec<_>>().join(" ");
         let sentence = readme_sentence();
         assert!(flat.contains(&sentence), "README lacks: {sentence}");

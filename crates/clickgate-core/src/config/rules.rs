@@ -970,7 +970,7 @@ mod tests {
 
     #[test]
     fn every_preset_value_is_the_published_one_and_the_readme_table_says_so() {
-        let readme = include_str!("../../../../README.md");
+        let readme = include_str!("../../../../docs/config.md");
         assert_eq!(PRESETS.len(), PUBLISHED.len());
         for (name, dup, min_s, max_s, sub_ids) in PUBLISHED {
             let mut expected = vec![

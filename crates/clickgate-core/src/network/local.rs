@@ -1003,7 +1003,7 @@ mod tests {
         // simulation is deterministic: the README quotes its figure, checked here word for word.
         let bound = 10 * limit;
         assert_eq!(past_limit, 18, "clicks passed past the limit");
-        let readme = include_str!("../../../../README.md");
+        let readme = include_str!("../../../../docs/config.md");
         let flat = readme.split_whitespace().collect::<Vec<_>>().join(" ");
         let sentence = format!(
             "simulation of 10 isolates taking one IP's clicks in turn with a limit of {limit}, \
@@ -1091,7 +1091,7 @@ mod tests {
             "each eviction is logged once"
         );
         // The README states the bounds this test holds the isolate to.
-        let readme = include_str!("../../../../README.md");
+        let readme = include_str!("../../../../docs/config.md");
         let flat = readme.split_whitespace().collect::<Vec<_>>().join(" ");
         for sentence in [
             format!("an isolate keeps counts, totals and flood state for at most {MAX_NETWORKS} networks"),
