@@ -6,8 +6,13 @@ use clickgate_core::conversion;
 use clickgate_core::http;
 use clickgate_core::network::home::Home;
 use clickgate_core::report;
+use std::cell::Cell;
+use std::time::Duration;
+
 use worker::worker_sys::web_sys;
-use worker::{console_log, Context, Env, Method, Request, Result};
+use worker::{
+    console_error, console_log, Context, Delay, Env, Fetch, Method, Request, Result, Url,
+};
 
 use crate::io::{carry_out, read_body, respond, token_key};
 use crate::{config, objects};
@@ -65,9 +70,64 @@ pub(crate) async fn postback(
     };
     let outcome = judging.finish(seen);
     console_log!("{}", outcome.log_line(now_ms));
+    if let Some(url) = outcome.forward_url() {
+        let j = &outcome.judging;
+        let (tid, event) = (j.postback.transaction_id.clone(), j.postback.event.clone());
+        ctx.wait_until(forward(url, tid, event));
+    }
     let row = report::conversion_row(&config, &outcome, now_ms);
     let home = Home::of(&config, &row.network);
     let effects = objects::with_counting(env, |isolate| isolate.conversion(&row, home, now_ms));
     carry_out(env, ctx, effects);
     respond(http::postback_response(&outcome))
+}
+
+thread_local! {
+    // Forwards this isolate has in flight, against conversion::MAX_FORWARDS_IN_FLIGHT.
+    static IN_FLIGHT: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Sends a judged conversion on to the tracker, after the response, on the core's schedule; logs
+/// how it ended. A tracker that answers 2xx has it; an error or no answer is tried again.
+async fn forward(url: String, tid: String, event: String) {
+    let line = |result: &str, attempts: usize, detail: Option<&str>| {
+        conversion::forward_line(&tid, &event, result, attempts, detail, crate::now_ms())
+    };
+    if IN_FLIGHT.with(Cell::get) >= conversion::MAX_FORWARDS_IN_FLIGHT {
+        console_error!(
+            "{}",
+            line("dropped", 0, Some("too many forwards in flight"))
+        );
+        return;
+    }
+    IN_FLIGHT.with(|n| n.set(n.get() + 1));
+    let mut problem = String::new();
+    let mut sent = None;
+    let mut tried = 0;
+    for (attempt, wait_ms) in conversion::FORWARD_SCHEDULE_MS.iter().enumerate() {
+        tried = attempt + 1;
+        if *wait_ms > 0 {
+            Delay::from(Duration::from_millis(*wait_ms)).await;
+        }
+        let target = match Url::parse(&url) {
+            Ok(target) => target,
+            Err(e) => {
+                problem = format!("not a URL: {e}");
+                break;
+            }
+        };
+        match Fetch::Url(target).send().await {
+            Ok(reply) if (200..300).contains(&reply.status_code()) => {
+                sent = Some(attempt + 1);
+                break;
+            }
+            Ok(reply) => problem = format!("the tracker answered {}", reply.status_code()),
+            Err(e) => problem = e.to_string(),
+        }
+    }
+    IN_FLIGHT.with(|n| n.set(n.get().saturating_sub(1)));
+    match sent {
+        Some(attempts) => console_log!("{}", line("sent", attempts, None)),
+        None => console_error!("{}", line("failed", tried, Some(&problem))),
+    }
 }

@@ -19,7 +19,12 @@ struct Tracker {
 
 impl Tracker {
     fn start() -> Tracker {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        Tracker::start_on(0)
+    }
+
+    /// A tracker on `port` (0: any free one).
+    fn start_on(port: u16) -> Tracker {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("a loopback port");
         let port = listener.local_addr().expect("its address").port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&seen);
@@ -68,6 +73,12 @@ impl Tracker {
         assert_eq!(seen.len(), before + 1);
         seen[before].clone()
     }
+}
+
+/// A loopback port nothing listens on (yet): a tracker that is down.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    listener.local_addr().expect("its address").port()
 }
 
 fn fixtures() -> Vec<serde_json::Value> {
@@ -178,4 +189,117 @@ fn a_listed_offer_gets_the_other_parameters_after_its_own() {
     // An offer the clickgate profile does not list has no destination: still refused.
     let unknown = w.get("/c?offer_id=5001&aff_id=7", &[("user-agent", BROWSER)]);
     assert_eq!(unknown.status, 404);
+}
+
+/// A document whose unlisted offers go to an Everflow tracker, and whose advertiser's judged
+/// conversions are passed on to the tracker's postback endpoint on `port`.
+fn forwarding(w: &Worker, port: u16) -> std::path::PathBuf {
+    let pb = format!("http://127.0.0.1:{port}/pb");
+    let doc = serde_json::json!({
+        "version": 1,
+        "advertisers": [{"id": "tracker-adv", "forward": {
+            "approved": format!("{pb}?transaction_id={{param:click_id}}&event={{event}}"),
+            "rejected": format!("{pb}?transaction_id={{param:click_id}}&status=rejected&reason={{reason}}")
+        }}],
+        "links": [{"id": "everflow", "preset": "everflow", "advertiser_id": "tracker-adv",
+                   "destination": format!("http://127.0.0.1:{port}/?{{query}}&cg_tid={{transaction_id}}")}],
+        "lists": {"blocked_ips": ["203.0.113.7"]}
+    });
+    let path = w.state.0.join("forwarding.json");
+    std::fs::write(&path, doc.to_string()).unwrap();
+    path
+}
+
+/// The targets the tracker received on its postback path, waiting up to `limit` for `want`.
+fn postbacks(tracker: &Tracker, want: usize, limit: Duration) -> Vec<String> {
+    let until = std::time::Instant::now() + limit;
+    loop {
+        let got: Vec<String> = tracker
+            .seen()
+            .into_iter()
+            .filter(|t| t.starts_with("/pb?"))
+            .collect();
+        if got.len() >= want || std::time::Instant::now() >= until {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_judged_conversion_reaches_the_trackers_postback_once() {
+    let tracker = Tracker::start();
+    let w = Worker::start(&[]);
+    push_ok(&w, &forwarding(&w, tracker.port));
+    let click = w.get("/?oid=5001&affid=7&sub1=s", &[("user-agent", BROWSER)]);
+    assert_eq!(click.status, 302, "{}", click.body);
+    let tid = tid_of(click.header("location").unwrap()).to_owned();
+    let postback = format!("/postback?transaction_id={tid}&event=sale&click_id=EF-123");
+    let r = w.get(&postback, &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["status"], "approved");
+    assert_eq!(
+        postbacks(&tracker, 1, Duration::from_secs(10)),
+        vec!["/pb?transaction_id=EF-123&event=sale".to_owned()]
+    );
+    // The same event again is a duplicate: judged invalid, and not passed on a second time.
+    let again = w.get(&postback, &[]);
+    assert_eq!(again.json()["status"], "invalid");
+    assert_eq!(postbacks(&tracker, 2, Duration::from_secs(3)).len(), 1);
+
+    // A conversion on a blocked click goes to the rejected URL with its reason.
+    let blocked = w.get(
+        "/?oid=5001&affid=7",
+        &[("user-agent", BROWSER), ("cf-connecting-ip", "203.0.113.7")],
+    );
+    assert_eq!(blocked.status, 403);
+    let blocked_line = w
+        .wait_for(Duration::from_secs(5), || {
+            w.events("click")
+                .into_iter()
+                .find(|e| e["verdict"] == "block")
+        })
+        .expect("the blocked click's line");
+    let blocked_tid = blocked_line["transaction_id"].as_str().unwrap().to_owned();
+    let r = w.get(
+        &format!("/postback?transaction_id={blocked_tid}&click_id=EF-9"),
+        &[],
+    );
+    assert_eq!(r.json()["status"], "invalid");
+    assert_eq!(
+        postbacks(&tracker, 2, Duration::from_secs(10))[1],
+        "/pb?transaction_id=EF-9&status=rejected&reason=flagged_click"
+    );
+}
+
+#[test]
+fn a_tracker_that_is_down_gets_the_postback_later_once() {
+    let port = free_port();
+    let w = Worker::start(&[]);
+    push_ok(&w, &forwarding(&w, port));
+    let click = w.get("/?oid=5001&affid=7", &[("user-agent", BROWSER)]);
+    let tid = tid_of(click.header("location").unwrap()).to_owned();
+    let r = w.get(
+        &format!("/postback?transaction_id={tid}&click_id=EF-7"),
+        &[],
+    );
+    assert_eq!(r.json()["status"], "approved");
+    // The first try finds nobody; the tracker comes up before the next one.
+    std::thread::sleep(Duration::from_millis(700));
+    let tracker = Tracker::start_on(port);
+    assert_eq!(
+        postbacks(&tracker, 1, Duration::from_secs(15)),
+        vec!["/pb?transaction_id=EF-7&event=conversion".to_owned()]
+    );
+    let line = w
+        .wait_for(Duration::from_secs(10), || {
+            w.events("forward")
+                .into_iter()
+                .find(|e| e["transaction_id"] == tid.as_str())
+        })
+        .expect("the forward's log line");
+    assert_eq!(line["result"], "sent");
+    assert!(line["attempts"].as_u64().unwrap() >= 2, "{line}");
+    // Nothing arrives after the one that was taken.
+    assert_eq!(postbacks(&tracker, 2, Duration::from_secs(9)).len(), 1);
 }

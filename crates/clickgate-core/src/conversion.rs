@@ -31,6 +31,7 @@ use crate::config::Config;
 use crate::fault::{Blame, Fault};
 use crate::hll::hash64;
 use crate::log::JsonLine;
+use crate::template::MacroValues;
 use crate::token::{ClickToken, TokenKey, TokenVerdict};
 use crate::verdict::ReasonCode;
 
@@ -51,6 +52,8 @@ pub struct Postback {
     pub status: String,
     /// The advertiser's postback secret, as presented.
     pub secret: Option<String>,
+    /// Every parameter as it came, for a forward URL's `{param:NAME}`.
+    pub params: String,
 }
 
 impl Postback {
@@ -59,6 +62,35 @@ impl Postback {
         self.secret = self.secret.or(header);
         self
     }
+}
+
+/// When a forwarded postback is sent, in milliseconds after the response: at once, then again
+/// after a tracker that did not take it (an error, or no answer) has had a moment. All of it
+/// within the 30 s the runtime gives work after a response.
+pub const FORWARD_SCHEDULE_MS: [u64; 3] = [0, 2_000, 8_000];
+/// Forwards one isolate keeps in flight at the most; past it a forward is dropped and logged, so
+/// a tracker that hangs cannot pile up work in the isolate.
+pub const MAX_FORWARDS_IN_FLIGHT: usize = 256;
+
+/// How a forwarded postback ended, as its log line says: `sent` (the tracker answered 2xx) after
+/// `attempts`, or `failed` with the last problem, or `dropped` (too many in flight).
+pub fn forward_line(
+    transaction_id: &str,
+    event: &str,
+    result: &str,
+    attempts: usize,
+    detail: Option<&str>,
+    now_ms: u64,
+) -> String {
+    JsonLine::new()
+        .str("event", "forward")
+        .str("ts", &crate::time::rfc3339_ms(now_ms))
+        .str("result", result)
+        .str("transaction_id", transaction_id)
+        .str("conversion_event", event)
+        .num("attempts", attempts as u64)
+        .opt("detail", detail)
+        .finish()
 }
 
 /// What the network's object knows of a conversion before it is judged.
@@ -164,6 +196,7 @@ pub fn parse(params: &str) -> Result<Postback, PostbackError> {
             .unwrap_or_else(|| "approved".into())
             .to_ascii_lowercase(),
         secret,
+        params: params.to_owned(),
     })
 }
 
@@ -192,6 +225,9 @@ pub struct Judging {
     pub authenticated: bool,
     /// The click's advertiser's policy (the defaults when the offer or advertiser is gone).
     pub policy: PostbackPolicy,
+    /// The click's advertiser: its listed offer's, or for an offer the document does not list,
+    /// the advertiser of the link profile the click came in by.
+    pub advertiser_id: Option<Id>,
 }
 
 impl Judging {
@@ -204,10 +240,17 @@ impl Judging {
     ) -> Result<Judging, PostbackError> {
         let click = ClickToken::open(&postback.transaction_id, key)
             .map_err(|e| PostbackError::UnknownTransaction(e.to_string()))?;
-        let policy = config
-            .offers
-            .get(&click.offer_id)
-            .and_then(|o| o.advertiser_id.as_ref())
+        let advertiser_id = match config.offers.get(&click.offer_id) {
+            Some(offer) => offer.advertiser_id.clone(),
+            None => config
+                .links
+                .profiles
+                .get(usize::from(click.profile))
+                .and_then(|p| p.unlisted.as_ref())
+                .and_then(|o| o.advertiser_id.clone()),
+        };
+        let policy = advertiser_id
+            .as_ref()
             .and_then(|a| config.postbacks.get(a))
             .cloned()
             .unwrap_or_default();
@@ -268,6 +311,7 @@ impl Judging {
             judged,
             authenticated,
             policy,
+            advertiser_id,
         })
     }
 
@@ -401,6 +445,38 @@ pub struct ConversionOutcome {
 }
 
 impl ConversionOutcome {
+    /// Where this conversion is passed on, when its advertiser forwards to a tracker: an approved
+    /// one to the `approved` URL, a judged invalid one to `rejected` (or nowhere). A duplicate of
+    /// an event already judged goes nowhere: each event reaches the tracker once.
+    pub fn forward_url(&self) -> Option<String> {
+        let j = &self.judging;
+        let forward = j.policy.forward.as_ref()?;
+        let (template, status) = match self.status {
+            ConversionStatus::Approved => (&forward.approved, "approved"),
+            ConversionStatus::Invalid
+                if !j
+                    .reasons
+                    .iter()
+                    .any(|(c, _)| *c == ReasonCode::DuplicateConversion) =>
+            {
+                (forward.rejected.as_ref()?, "rejected")
+            }
+            _ => return None,
+        };
+        let values = MacroValues {
+            transaction_id: &j.postback.transaction_id,
+            offer_id: j.click.offer_id.as_str(),
+            aff_id: j.click.aff_id.as_str(),
+            advertiser_id: j.advertiser_id.as_ref().map(Id::as_str),
+            link_query: &j.postback.params,
+            status,
+            reason: j.reasons.first().map_or("", |(c, _)| c.as_str()),
+            event: &j.postback.event,
+            ..Default::default()
+        };
+        Some(template.render(&values))
+    }
+
     /// The JSON answer to the advertiser.
     pub fn answer(&self) -> String {
         let j = &self.judging;
@@ -484,6 +560,7 @@ mod tests {
             verdict,
             offer_id: Id::parse(offer).unwrap(),
             aff_id: Id::parse("net-7").unwrap(),
+            profile: 0,
         }
         .seal(&key())
     }

@@ -232,6 +232,7 @@ pub fn decide(
         verdict,
         offer_id: click.offer_id.clone(),
         aff_id: click.aff_id.clone(),
+        profile: u8::try_from(click.link.profile).unwrap_or(0),
     };
     let transaction_id = token.seal(key);
 
@@ -250,6 +251,7 @@ pub fn decide(
             link_query: &click.link.query,
             query: &query,
             passthrough: &passthrough,
+            ..Default::default()
         };
         // A template that places the parameters itself gets them there, and only there.
         let location = match template.uses_passthrough() || template.uses_query() {

@@ -225,6 +225,7 @@ fn fuzz_transaction_id() {
             verdict: TokenVerdict::Redirected,
             offer_id: Id::parse(&o).unwrap(),
             aff_id: Id::parse(&a).unwrap(),
+            profile: 0,
         });
     let damage = prop_oneof![
         Just(None),

@@ -35,7 +35,19 @@ pub enum Macro {
     Query,
     /// `{passthrough}`: the link's parameters clickgate does not read, as they arrived.
     Passthrough,
+    /// A forwarded postback's verdict (`approved` or `rejected`), its first reason code and the
+    /// conversion's event: only in a postback template.
+    Status,
+    Reason,
+    Event,
 }
+
+/// The macros only a forwarded postback's template may use.
+const POSTBACK_MACROS: [(&str, Macro); 3] = [
+    ("status", Macro::Status),
+    ("reason", Macro::Reason),
+    ("event", Macro::Event),
+];
 
 /// The prefix of a macro that names any of the link's parameters.
 const PARAM_PREFIX: &str = "param:";
@@ -115,6 +127,10 @@ pub struct MacroValues<'a> {
     /// [`crate::click::pass_on`]); the caller fills only what [`Template::uses`] asks for.
     pub query: &'a str,
     pub passthrough: &'a str,
+    /// A forwarded postback's verdict, first reason code and event (empty for a click).
+    pub status: &'a str,
+    pub reason: &'a str,
+    pub event: &'a str,
 }
 
 impl<'a> MacroValues<'a> {
@@ -134,6 +150,9 @@ impl<'a> MacroValues<'a> {
             }
             Macro::Query => Cow::Borrowed(self.query),
             Macro::Passthrough => Cow::Borrowed(self.passthrough),
+            Macro::Status => Cow::Borrowed(self.status),
+            Macro::Reason => Cow::Borrowed(self.reason),
+            Macro::Event => Cow::Borrowed(self.event),
         }
     }
 }
@@ -143,6 +162,21 @@ pub const MAX_TEMPLATE_LEN: usize = 4096;
 impl Template {
     /// Compiles a landing URL. The problems are written for an operator reading `config validate`.
     pub fn compile(text: &str) -> Result<Template, String> {
+        Template::compile_as(text, false)
+    }
+
+    /// Compiles the URL a judged conversion is forwarded to: the click's macros, `{param:NAME}`
+    /// of the postback's own parameters, and `{status}`, `{reason}` and `{event}`; not `{query}`
+    /// or `{passthrough}`, which would hand on the postback's secret.
+    pub fn compile_postback(text: &str) -> Result<Template, String> {
+        let t = Template::compile_as(text, true)?;
+        if t.uses_query() || t.uses_passthrough() {
+            return Err("a postback URL takes {param:NAME}, not {query} or {passthrough}".into());
+        }
+        Ok(t)
+    }
+
+    fn compile_as(text: &str, postback: bool) -> Result<Template, String> {
         if text.len() > MAX_TEMPLATE_LEN {
             return Err(format!(
                 "is {} bytes; at most {MAX_TEMPLATE_LEN}",
@@ -204,6 +238,12 @@ impl Template {
                     }
                     params.push(param.to_owned());
                     Macro::Param(params.len() - 1)
+                }
+                None if postback && POSTBACK_MACROS.iter().any(|(n, _)| *n == name) => {
+                    POSTBACK_MACROS
+                        .iter()
+                        .find(|(n, _)| *n == name)
+                        .map_or(Macro::Event, |&(_, m)| m)
                 }
                 None => Macro::from_name(name).ok_or_else(|| {
                     format!(

@@ -10,7 +10,9 @@
 //! version(1)=1 | issued_ms(6, big-endian) | nonce(8) | verdict(1) | len(1) offer_id | len(1) aff_id | tag(16)
 //! ```
 //!
-//! The verdict byte: 0 redirected, 1 blocked, 2 flagged (monitor mode), 3 a link preview.
+//! The verdict byte: its low 2 bits the verdict (0 redirected, 1 blocked, 2 flagged (monitor
+//! mode), 3 a link preview), its high 6 bits the link profile the click came in by (0 for
+//! clickgate's own format and for every id issued before profiles, so those still open).
 //!
 //! The tag is HMAC-SHA256(secret, every preceding byte) truncated to 128 bits, checked in constant time.
 //! The nonce comes from the edge's random source, so two clicks in the same millisecond differ.
@@ -62,7 +64,14 @@ pub struct ClickToken {
     pub verdict: TokenVerdict,
     pub offer_id: Id,
     pub aff_id: Id,
+    /// The link profile the click came in by (its position in `links[]`, below
+    /// [`MAX_TOKEN_PROFILES`]): a conversion on an offer the document does not list finds its
+    /// advertiser through it.
+    pub profile: u8,
 }
+
+/// How many link profiles the verdict byte's high bits can name.
+pub const MAX_TOKEN_PROFILES: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenError {
@@ -137,7 +146,13 @@ impl ClickToken {
         buf.push(VERSION);
         buf.extend_from_slice(&self.issued_ms.to_be_bytes()[2..]);
         buf.extend_from_slice(&self.nonce);
-        buf.push(self.verdict as u8);
+        // A profile past the byte's room reads as the first; the config allows far fewer.
+        let profile = if usize::from(self.profile) < MAX_TOKEN_PROFILES {
+            self.profile
+        } else {
+            0
+        };
+        buf.push(self.verdict as u8 | profile << 2);
         for id in [&self.offer_id, &self.aff_id] {
             // Ids are at most 64 bytes (click::Id), so the length fits a byte.
             buf.push(id.as_str().len() as u8);
@@ -171,7 +186,9 @@ impl ClickToken {
         ms[2..].copy_from_slice(r.take(6)?);
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(r.take(NONCE_LEN)?);
-        let verdict = TokenVerdict::from_byte(r.take(1)?[0]).ok_or(TokenError::Malformed)?;
+        let byte = r.take(1)?[0];
+        let verdict = TokenVerdict::from_byte(byte & 0b11).ok_or(TokenError::Malformed)?;
+        let profile = byte >> 2;
         let offer_id = r.id()?;
         let aff_id = r.id()?;
         if !r.rest.is_empty() {
@@ -183,6 +200,7 @@ impl ClickToken {
             verdict,
             offer_id,
             aff_id,
+            profile,
         })
     }
 }
@@ -236,7 +254,40 @@ mod tests {
             verdict: TokenVerdict::Flagged,
             offer_id: Id::parse("1001").unwrap(),
             aff_id: Id::parse("net-7").unwrap(),
+            profile: 0,
         }
+    }
+
+    #[test]
+    fn the_link_profile_rides_in_the_verdict_bytes_high_bits() {
+        for (verdict, profile) in [
+            (TokenVerdict::Preview, 63),
+            (TokenVerdict::Redirected, 1),
+            (TokenVerdict::Blocked, 31),
+        ] {
+            let t = ClickToken {
+                verdict,
+                profile,
+                ..token()
+            };
+            assert_eq!(ClickToken::open(&t.seal(&key()), &key()).unwrap(), t);
+        }
+        // An id sealed before profiles had a verdict byte of 0..=3: it opens as profile 0.
+        let sealed = ClickToken {
+            verdict: TokenVerdict::Preview,
+            ..token()
+        }
+        .seal(&key());
+        let raw = URL_SAFE_NO_PAD.decode(&sealed).unwrap();
+        assert_eq!(raw[1 + 6 + NONCE_LEN], 3);
+        assert_eq!(ClickToken::open(&sealed, &key()).unwrap().profile, 0);
+        // A profile the byte has no room for is sealed as the first, not into the verdict.
+        let wide = ClickToken {
+            profile: 64,
+            ..token()
+        };
+        let opened = ClickToken::open(&wide.seal(&key()), &key()).unwrap();
+        assert_eq!((opened.verdict, opened.profile), (TokenVerdict::Flagged, 0));
     }
 
     #[test]
@@ -315,7 +366,7 @@ mod tests {
             #[test]
             fn round_trips_any_click(ms in 0u64..(1 << 48), nonce in any::<[u8; 8]>(),
                                      o in "[A-Za-z0-9._-]{1,64}", a in "[A-Za-z0-9._-]{1,64}") {
-                let t = ClickToken { issued_ms: ms, nonce, verdict: TokenVerdict::Redirected,
+                let t = ClickToken { issued_ms: ms, nonce, verdict: TokenVerdict::Redirected, profile: 0,
                                      offer_id: Id::parse(&o).unwrap(), aff_id: Id::parse(&a).unwrap() };
                 let sealed = t.seal(&key());
                 prop_assert!(sealed.len() <= MAX_TOKEN_LEN);

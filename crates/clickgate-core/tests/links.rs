@@ -238,3 +238,113 @@ mod properties {
         }
     }
 }
+
+mod forwarding {
+    use super::*;
+    use clickgate_core::conversion::{parse, Judging, Seen};
+
+    const FORWARDING: &str = r#"{
+        "version": 1,
+        "advertisers": [
+            {"id": "tracker-adv", "forward": {
+                "approved": "https://tracker.example/pb?click={param:click_id}&ev={event}&cg={transaction_id}",
+                "rejected": "https://tracker.example/pb?click={param:click_id}&status={status}&why={reason}"}},
+            {"id": "quiet", "forward": {"approved": "https://quiet.example/pb?c={param:click_id}"}}
+        ],
+        "offers": [{"id": "1", "advertiser_id": "quiet", "landing_url": "https://shop.example/"}],
+        "links": [
+            {"id": "ef", "preset": "everflow", "destination": "https://tracker.example/?{query}",
+             "advertiser_id": "tracker-adv"},
+            {"id": "own", "preset": "clickgate"}
+        ],
+        "lists": {"blocked_ips": ["203.0.113.7"]}
+    }"#;
+
+    fn tid(config: &Config, url: &str, ip: &str) -> String {
+        let click = config.links.route("GET", url).expect("a link");
+        let client = ClientInfo {
+            ip: ip.parse().ok(),
+            user_agent: Some(PHONE.into()),
+            ..Default::default()
+        };
+        let key = TokenKey::new(&[5u8; 32]).expect("a key");
+        decide(
+            config,
+            &key,
+            click,
+            client,
+            Observed::default(),
+            1_000,
+            [1; NONCE_LEN],
+        )
+        .expect("decided")
+        .transaction_id
+    }
+
+    fn forwarded(config: &Config, tid: &str, extra: &str, seen: Seen) -> Option<String> {
+        let key = TokenKey::new(&[5u8; 32]).expect("a key");
+        let postback = parse(&format!("transaction_id={tid}&{extra}")).expect("a postback");
+        Judging::new(config, &key, postback, 60_000)
+            .expect("judged")
+            .finish(Some(seen))
+            .forward_url()
+    }
+
+    #[test]
+    fn an_approved_conversion_on_an_unlisted_offer_reaches_its_profiles_tracker() {
+        let c = Config::compile(FORWARDING).expect("compiles");
+        let t = tid(&c, "https://t.example/?oid=5001&affid=7", "192.0.2.1");
+        assert_eq!(
+            forwarded(&c, &t, "event=sale&click_id=T%20123", Seen::Fresh),
+            Some(format!(
+                "https://tracker.example/pb?click=T%20123&ev=sale&cg={t}"
+            ))
+        );
+        // The same event reported again is judged a duplicate and goes nowhere.
+        assert_eq!(
+            forwarded(&c, &t, "event=sale&click_id=T1", Seen::Duplicate),
+            None
+        );
+        // A status the advertiser decided itself is not ours to pass on.
+        assert_eq!(
+            forwarded(
+                &c,
+                &t,
+                "event=sale&click_id=T1&status=declined",
+                Seen::Fresh
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn a_rejected_conversion_goes_to_the_rejected_url_with_its_reason_or_nowhere() {
+        let c = Config::compile(FORWARDING).expect("compiles");
+        let blocked = tid(&c, "https://t.example/?oid=5001&affid=7", "203.0.113.7");
+        assert_eq!(
+            forwarded(&c, &blocked, "click_id=T9", Seen::Fresh),
+            Some("https://tracker.example/pb?click=T9&status=rejected&why=flagged_click".into())
+        );
+        // The listed offer's advertiser forwards approved conversions only.
+        let quiet = tid(&c, "https://t.example/c?offer_id=1&aff_id=7", "203.0.113.7");
+        assert_eq!(forwarded(&c, &quiet, "click_id=Q", Seen::Fresh), None);
+        let fine = tid(&c, "https://t.example/c?offer_id=1&aff_id=7", "192.0.2.1");
+        assert_eq!(
+            forwarded(&c, &fine, "click_id=Q", Seen::Fresh),
+            Some("https://quiet.example/pb?c=Q".into())
+        );
+    }
+
+    #[test]
+    fn a_forward_url_may_not_hand_on_the_postbacks_secret() {
+        let doc = FORWARDING.replace("&cg={transaction_id}", "&all={query}");
+        let problems = Config::compile(&doc).expect_err("refused");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.path == "advertisers[0].forward.approved"
+                    && p.problem.contains("not {query}")),
+            "{problems:?}"
+        );
+    }
+}

@@ -2,7 +2,8 @@
 //! postbacks are authenticated, capped and counted. How a postback is judged is in
 //! [`crate::conversion`].
 
-use crate::config::{err, ConfigError, Fields, RANGES};
+use crate::config::{err, kind, ConfigError, Fields, Value, RANGES};
+use crate::template::Template;
 
 /// The longest event name or other postback field kept.
 pub(crate) const MAX_FIELD_LEN: usize = 128;
@@ -16,6 +17,16 @@ pub struct PostbackPolicy {
     pub max_approved_per_click: u32,
     /// The events whose approved conversions count toward a network's conversion rate.
     pub flood_events: Vec<String>,
+    /// Where a judged conversion is passed on: the tracker's own postback URL.
+    pub forward: Option<Forward>,
+}
+
+/// The tracker's postback URLs for this advertiser's conversions: an approved one is sent to
+/// `approved`; a rejected one to `rejected`, or nowhere when it has none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    pub approved: Template,
+    pub rejected: Option<Template>,
 }
 
 impl Default for PostbackPolicy {
@@ -24,6 +35,7 @@ impl Default for PostbackPolicy {
             secret: None,
             max_approved_per_click: 1,
             flood_events: vec!["conversion".to_owned()],
+            forward: None,
         }
     }
 }
@@ -59,6 +71,36 @@ impl PostbackPolicy {
                 }
             }
         }
+        if let Some(value) = f.get("forward") {
+            policy.forward = compile_forward(value, &f.child("forward"), errors);
+        }
         policy
     }
+}
+
+/// Reads `forward`: `approved` (required) and `rejected`, each a postback URL template.
+fn compile_forward(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<Forward> {
+    let mut f = Fields::of(value, path, errors)?;
+    let url = |f: &mut Fields, key: &'static str, errors: &mut Vec<ConfigError>| match f.get(key)? {
+        Value::String(s) => Template::compile_postback(s)
+            .map_err(|p| errors.push(err(&f.child(key), p)))
+            .ok(),
+        other => {
+            errors.push(err(
+                &f.child(key),
+                format!("must be a URL string, found {}", kind(other)),
+            ));
+            None
+        }
+    };
+    let approved = match f.required("approved", errors) {
+        Some(_) => url(&mut f, "approved", errors),
+        None => None,
+    };
+    let rejected = url(&mut f, "rejected", errors);
+    f.finish(errors);
+    Some(Forward {
+        approved: approved?,
+        rejected,
+    })
 }
