@@ -632,10 +632,64 @@ mod tests {
 
     #[test]
     fn same_inputs_same_decision() {
-        let a = run("offer_id=1001&aff_id=1", "192.0.2.1").unwrap();
-        let b = run("offer_id=1001&aff_id=1", "192.0.2.1").unwrap();
-        assert_eq!(a.transaction_id, b.transaction_id);
-        assert_eq!(a.decision, b.decision);
+        // One compiled config judges other clicks between the two (a blocklisted address, a
+        // script, another network): nothing they leave behind may change the outcome, which is
+        // also the one a fresh config gives and the one these inputs fix.
+        let used = Config::compile(DEMO).unwrap();
+        let go = |query: &str, client: ClientInfo, nonce: [u8; NONCE_LEN]| {
+            decide(
+                &used,
+                &key(),
+                params(query),
+                client,
+                Observed::default(),
+                NOW,
+                nonce,
+            )
+            .unwrap()
+        };
+        let first = go("offer_id=1001&aff_id=1", from("192.0.2.1"), [7; 8]);
+        go("offer_id=1001&aff_id=net-7", from("203.0.113.7"), [1; 8]);
+        let script = ClientInfo {
+            user_agent: Some("curl/8.5.0".into()),
+            ..from("192.0.2.9")
+        };
+        go("offer_id=1001&aff_id=2&sub1=x", script, [2; 8]);
+        let again = go("offer_id=1001&aff_id=1", from("192.0.2.1"), [7; 8]);
+        let fresh = run("offer_id=1001&aff_id=1", "192.0.2.1").unwrap();
+        for out in [&again, &fresh] {
+            assert_eq!(out.transaction_id, first.transaction_id);
+            assert_eq!(out.decision, first.decision);
+            assert_eq!(out.log_line(), first.log_line());
+        }
+        assert_eq!(
+            ClickToken::open(&first.transaction_id, &key()).unwrap(),
+            ClickToken {
+                issued_ms: NOW,
+                nonce: [7; 8],
+                verdict: TokenVerdict::Redirected,
+                offer_id: Id::parse("1001").unwrap(),
+                aff_id: Id::parse("1").unwrap(),
+            }
+        );
+        assert_eq!(
+            first.decision,
+            Decision::Redirect {
+                location: format!(
+                    "https://shop.example/land?tid={}&o=1001&a=1&s1=",
+                    first.transaction_id
+                )
+            }
+        );
+        // Another nonce: another transaction id, and nothing else changes.
+        let other = go("offer_id=1001&aff_id=1", from("192.0.2.1"), [8; 8]);
+        assert_ne!(other.transaction_id, first.transaction_id);
+        assert_eq!(
+            other
+                .log_line()
+                .replace(&other.transaction_id, &first.transaction_id),
+            first.log_line()
+        );
     }
 }
 
