@@ -311,7 +311,7 @@ fn stated_figures() -> Vec<(&'static str, String)> {
         ),
         (
             "docs/links.md",
-            format!("at most {} characters", token::MAX_TOKEN_LEN),
+            format!("id over {} characters is refused", token::MAX_TOKEN_LEN),
         ),
         (
             "docs/config.md",
