@@ -1,0 +1,34 @@
+//! `fraud_database`: the client's address in the fraud IP list, or the click's device id in the
+//! fraud device list.
+
+use crate::filters::{ip_hit, Hit, Judge, Seen, Settings, Stage, Unavailable};
+use crate::verdict::ReasonCode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FraudDatabase;
+
+impl Judge for FraudDatabase {
+    const NAME: &'static str = "fraud_database";
+    const POINTS: u32 = 100;
+    const STAGE: Stage = Stage::Click;
+    const CODES: &'static [ReasonCode] = &[ReasonCode::FraudIp, ReasonCode::FraudDevice];
+
+    fn compile(_: &mut impl Settings) -> Self {
+        FraudDatabase
+    }
+
+    fn judge_click(&self, seen: &Seen, points: u32) -> Result<Option<Hit>, Unavailable> {
+        let lists = seen.lists;
+        Ok(
+            ip_hit(&lists.fraud_ips, seen.client, ReasonCode::FraudIp, points)?.or_else(|| {
+                let device = seen.click.device_id.as_deref()?;
+                lists.fraud_device_ids.contains(device).then(|| Hit {
+                    code: ReasonCode::FraudDevice,
+                    matched: device.to_owned(),
+                    value: device.to_owned(),
+                    points,
+                })
+            }),
+        )
+    }
+}
