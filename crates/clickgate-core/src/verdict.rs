@@ -51,7 +51,7 @@ reason_codes! {
     // The account-wide IP blocklist.
     IpBlocklist => "ip_blocklist",
     IpUnreadable => "ip_unreadable",
-    // The rules' filters (see `rules`).
+    // The rules' filters (see `filters`).
     Bot => "bot",
     AiAgent => "ai_agent",
     FraudIp => "fraud_ip",

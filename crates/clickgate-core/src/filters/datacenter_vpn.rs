@@ -49,3 +49,21 @@ impl Judge for DatacenterVpn {
         Ok(hit)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::decide::harness::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn fires_on_a_listed_network_or_range() {
+        fires_alone(vec![
+                ("datacenter asn", Click { asn: Some(16509), ..Click::default() }, "datacenter_asn"),
+                ("datacenter asn as text", Click { asn: Some(14061), ..Click::default() }, "datacenter_asn"),
+                ("datacenter ip", Click { ip: "100.64.1.2", ..Click::default() }, "datacenter_ip"),
+                ("vpn asn", Click { asn: Some(9009), ..Click::default() }, "vpn_asn"),
+                ("vpn ip", Click { ip: "2001:db8:aaaa::5", ..Click::default() }, "vpn_ip"),
+        ]);
+    }
+}

@@ -51,3 +51,18 @@ impl Judge for DuplicateIp {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::decide::harness::*;
+    use crate::filters::Counters;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn fires_beyond_its_clicks_per_ip() {
+        fires_alone(vec![
+                ("duplicate ip", Click { counters: Some(Counters { ip_clicks: 3, distinct_sub_ids: 1 }), ..Click::default() }, "duplicate_ip"),
+        ]);
+    }
+}

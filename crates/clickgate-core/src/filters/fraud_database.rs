@@ -32,3 +32,18 @@ impl Judge for FraudDatabase {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::decide::harness::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn fires_on_a_listed_address_or_device() {
+        fires_alone(vec![
+                ("fraud ip", Click { ip: "198.51.100.66", ..Click::default() }, "fraud_ip"),
+                ("fraud device", Click { query: "offer_id=1&aff_id=n&device_id=bad-device", ..Click::default() }, "fraud_device"),
+        ]);
+    }
+}

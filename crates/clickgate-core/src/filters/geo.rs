@@ -53,3 +53,28 @@ impl Judge for OfferGeo {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::decide::harness::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn fires_on_a_country_its_offer_denies() {
+        fires_alone(vec![
+                ("geo", Click { country: Some("CN"), ..Click::default() }, "geo"),
+        ]);
+        // A click on an offer with no geo setting is not judged by country.
+        let cfg = config(&rule("r", r#", "decline": "low_and_higher""#));
+        assert!(!run(
+            &cfg,
+            Click {
+                query: "offer_id=2&aff_id=n",
+                country: Some("CN"),
+                ..Click::default()
+            }
+        )
+        .is_blocked());
+    }
+}

@@ -35,3 +35,23 @@ impl Judge for MaxClickToConversion {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn judges_the_conversion_by_whole_seconds_after_its_click() {
+        let filter = MaxClickToConversion { seconds: 20 };
+        assert_eq!(filter.judge_conversion(20_000), None);
+        assert_eq!(
+            filter.judge_conversion(20_001),
+            Some((
+                ReasonCode::MaxClickToConversion,
+                "20 s after the click, maximum 20 s".to_owned()
+            ))
+        );
+    }
+}

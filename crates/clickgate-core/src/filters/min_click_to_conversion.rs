@@ -36,3 +36,23 @@ impl Judge for MinClickToConversion {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn judges_the_conversion_by_whole_seconds_after_its_click() {
+        let filter = MinClickToConversion { seconds: 20 };
+        assert_eq!(filter.judge_conversion(20_000), None);
+        assert_eq!(
+            filter.judge_conversion(19_999),
+            Some((
+                ReasonCode::MinClickToConversion,
+                "19 s after the click, minimum 20 s".to_owned()
+            ))
+        );
+    }
+}

@@ -1,8 +1,8 @@
 //! A rule's filters, one file each: the filter's settings and how they are read from the document,
 //! its default points, whether it judges the click or the conversion, what it has counted across
-//! clicks, its judgement and its reason codes. The list at the bottom of this file is the only
-//! other place a filter is named: it writes [`FilterKind`] and hands each call to the filter's
-//! [`Judge`].
+//! clicks, its judgement and its reason codes. The `filters!` list below is the only other place
+//! a filter is named (its code, if it has its own, is listed in [`crate::verdict`]): it writes
+//! [`FilterKind`] and hands each call to the filter's [`Judge`].
 //!
 //! Below the config, which holds a rule's filters: so a filter reads its settings through
 //! [`Settings`], which the config's compiler provides, and judges what [`Seen`] hands it.
@@ -250,4 +250,76 @@ filters! {
     SubIdValidity(sub_id_validity::SubIdValidity),
     MinClickToConversion(min_click_to_conversion::MinClickToConversion),
     MaxClickToConversion(max_click_to_conversion::MaxClickToConversion),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::rules::Probability;
+    use crate::config::Config;
+    use crate::decide::harness::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn a_clean_click_fires_no_filter() {
+        let cfg = config(&rule("r", r#", "decline": "low_and_higher""#));
+        let clean = run(&cfg, Click::default());
+        assert!(!clean.is_blocked());
+        assert_eq!(
+            clean.assessment.as_ref().unwrap().probability,
+            Probability::None
+        );
+    }
+
+    /// A reason's code names the filter that fired: two filters sharing one would blur the report.
+    #[test]
+    fn no_two_filters_share_a_name_or_a_code() {
+        let listed = [
+            "bot",
+            "fraud_database",
+            "datacenter_vpn",
+            "geo",
+            "referrer",
+            "old_os_browser",
+            "duplicate_ip",
+            "sub_id_validity",
+            "min_click_to_conversion",
+            "max_click_to_conversion",
+        ];
+        assert_eq!(FilterKind::NAMES, listed);
+        let mut codes = std::collections::HashSet::new();
+        for name in FilterKind::NAMES {
+            let doc = format!(
+                r#"{{"version": 1, "offers": [{{"id": "1", "landing_url": "https://x.example/"}}],
+                    "rules": [{{"id": "r", "created_at": "2026-11-01", "scope": {{"offers": ["1"]}},
+                               "strategy": {{"filters": [{{"type": "{name}"}}]}}}}]}}"#
+            );
+            let config = Config::compile(&doc).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            let kind = &config.rules[0].filters[0].kind;
+            assert_eq!(kind.name(), *name);
+            assert!(!kind.codes().is_empty(), "{name} has no code");
+            for code in kind.codes() {
+                assert!(codes.insert(*code), "{code} is {name}'s and another's");
+                assert_ne!(*code, ReasonCode::FilterUnavailable, "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_unknown_filter_is_refused_with_every_filter_named() {
+        let doc = r#"{"version": 1, "offers": [{"id": "1", "landing_url": "https://x.example/"}],
+            "rules": [{"id": "r", "created_at": "2026-11-01", "scope": {"offers": ["1"]},
+                       "strategy": {"filters": [{"type": "telepathy"}]}}]}"#;
+        let errors = Config::compile(doc).unwrap_err();
+        let texts: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            texts,
+            [
+                "rules[0].strategy.filters[0].type: unknown filter `telepathy`; known: bot, \
+              fraud_database, datacenter_vpn, geo, referrer, old_os_browser, duplicate_ip, \
+              sub_id_validity, min_click_to_conversion, max_click_to_conversion"
+            ]
+        );
+    }
 }

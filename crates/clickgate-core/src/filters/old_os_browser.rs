@@ -111,3 +111,26 @@ impl MinVersions {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::decide::harness::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn fires_on_an_old_os_or_browser() {
+        fires_alone(vec![
+                (
+                    "old os",
+                    Click { ua: "Mozilla/5.0 (Linux; Android 6.0; X) AppleWebKit/537.36 Chrome/120.0 Mobile Safari/537.36", ..Click::default() },
+                    "old_os",
+                ),
+                (
+                    "old browser",
+                    Click { ua: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/80.0.0.0 Safari/537.36", ..Click::default() },
+                    "old_browser",
+                ),
+        ]);
+    }
+}

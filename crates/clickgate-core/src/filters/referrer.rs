@@ -156,6 +156,7 @@ impl Referrers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decide::harness::*;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -176,5 +177,13 @@ mod tests {
             Some(("news.example".into(), "/a/b".into()))
         );
         assert_eq!(referer_parts("not a url"), None);
+    }
+
+    #[test]
+    fn fires_on_a_listed_host_or_path() {
+        fires_alone(vec![
+                ("referrer host", Click { referer: Some("https://x.spam.example/p"), ..Click::default() }, "referrer_blacklist"),
+                ("referrer path", Click { referer: Some("http://ads.example/cheap/1"), ..Click::default() }, "referrer_blacklist"),
+        ]);
     }
 }

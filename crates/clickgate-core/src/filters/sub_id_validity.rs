@@ -36,3 +36,18 @@ impl Judge for SubIdValidity {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::decide::harness::*;
+    use crate::filters::Counters;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn fires_beyond_its_sub_ids() {
+        fires_alone(vec![
+                ("sub id flood", Click { counters: Some(Counters { ip_clicks: 1, distinct_sub_ids: 11 }), ..Click::default() }, "sub_id_validity"),
+        ]);
+    }
+}
