@@ -275,19 +275,8 @@ mod tests {
     /// A reason's code names the filter that fired: two filters sharing one would blur the report.
     #[test]
     fn no_two_filters_share_a_name_or_a_code() {
-        let listed = [
-            "bot",
-            "fraud_database",
-            "datacenter_vpn",
-            "geo",
-            "referrer",
-            "old_os_browser",
-            "duplicate_ip",
-            "sub_id_validity",
-            "min_click_to_conversion",
-            "max_click_to_conversion",
-        ];
-        assert_eq!(FilterKind::NAMES, listed);
+        let names: std::collections::HashSet<_> = FilterKind::NAMES.iter().collect();
+        assert_eq!(names.len(), FilterKind::NAMES.len());
         let mut codes = std::collections::HashSet::new();
         for name in FilterKind::NAMES {
             let doc = format!(
@@ -312,14 +301,16 @@ mod tests {
             "rules": [{"id": "r", "created_at": "2026-11-01", "scope": {"offers": ["1"]},
                        "strategy": {"filters": [{"type": "telepathy"}]}}]}"#;
         let errors = Config::compile(doc).unwrap_err();
-        let texts: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-        assert_eq!(
-            texts,
-            [
+        // A filter added later is named after these, in the list's order.
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let text = errors[0].to_string();
+        assert!(
+            text.starts_with(
                 "rules[0].strategy.filters[0].type: unknown filter `telepathy`; known: bot, \
-              fraud_database, datacenter_vpn, geo, referrer, old_os_browser, duplicate_ip, \
-              sub_id_validity, min_click_to_conversion, max_click_to_conversion"
-            ]
+                 fraud_database, datacenter_vpn, geo, referrer, old_os_browser, duplicate_ip, \
+                 sub_id_validity, min_click_to_conversion, max_click_to_conversion"
+            ),
+            "{text}"
         );
     }
 }
