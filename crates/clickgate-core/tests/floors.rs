@@ -25,6 +25,7 @@ const FLOORS: &[(&str, &[&str])] = &[
         &["time", "verdict", "fault", "log", "hll", "ua", "ip"],
     ),
     ("the request", &["click", "template", "token", "flood"]),
+    ("a rule's filters, one file each", &["filters"]),
     ("the config document, compiled", &["config"]),
     ("the judges", &["rules", "signing", "conversion"]),
     ("the decision", &["decide"]),
