@@ -2,11 +2,11 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help setup browser worker cli dev test test-core test-wasm test-e2e lint deploy-check bench profile
+.PHONY: help setup browser worker size-check cli dev test test-core test-wasm test-e2e lint deploy-check bench profile
 
 help:
 	@echo "make dev    build the Worker, load the demo config into local KV, serve it on 127.0.0.1:8787"
-	@echo "make test   run every test: core (native and wasm32), CLI, end-to-end in workerd, deploy dry run"
+	@echo "make test   run every test: core (native and wasm32), CLI, Worker size, end-to-end in workerd, deploy dry run"
 	@echo "make bench  criterion benches of the core and the end-to-end throughput bench"
 	@echo "make profile  workerd CPU per request, clickgate beside the bare Worker, by kind of work (needs perf)"
 
@@ -19,13 +19,16 @@ browser:
 worker: setup
 	@scripts/build-worker.sh
 
+size-check: worker
+	@scripts/size-check.sh
+
 cli:
 	@cargo build --quiet --release -p clickgate-cli
 
 dev: worker cli
 	@scripts/dev.sh
 
-test: setup lint test-core test-wasm worker cli test-e2e deploy-check
+test: setup lint test-core test-wasm worker size-check cli test-e2e deploy-check
 
 lint:
 	@echo "==> cargo fmt --check and clippy"

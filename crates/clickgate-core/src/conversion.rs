@@ -26,7 +26,6 @@ use serde_json::json;
 
 use crate::click::Id;
 use crate::config::postbacks::{PostbackPolicy, MAX_FIELD_LEN};
-use crate::config::rules::FilterKind;
 use crate::config::Config;
 use crate::fault::{Blame, Fault};
 use crate::hll::hash64;
@@ -284,23 +283,11 @@ impl Judging {
                     "the click was a link-preview fetcher's".to_owned(),
                 )),
             }
-            for f in rule.iter().flat_map(|r| r.filters.iter()) {
-                match f.kind {
-                    FilterKind::MinClickToConversion { seconds } if ctit < seconds * 1000 => {
-                        reasons.push((
-                            ReasonCode::MinClickToConversion,
-                            format!("{} s after the click, minimum {seconds} s", ctit / 1000),
-                        ));
-                    }
-                    FilterKind::MaxClickToConversion { seconds } if ctit > seconds * 1000 => {
-                        reasons.push((
-                            ReasonCode::MaxClickToConversion,
-                            format!("{} s after the click, maximum {seconds} s", ctit / 1000),
-                        ));
-                    }
-                    _ => {}
-                }
-            }
+            reasons.extend(
+                rule.iter()
+                    .flat_map(|r| r.filters.iter())
+                    .filter_map(|f| f.kind.judge_conversion(ctit)),
+            );
         }
         Ok(Judging {
             postback,

@@ -688,28 +688,84 @@ mod tests {
 
     #[test]
     fn same_inputs_same_decision() {
-        let a = run("offer_id=1001&aff_id=1", "192.0.2.1").unwrap();
-        let b = run("offer_id=1001&aff_id=1", "192.0.2.1").unwrap();
-        assert_eq!(a.transaction_id, b.transaction_id);
-        assert_eq!(a.decision, b.decision);
+        // One compiled config judges other clicks between the two (a blocklisted address, a
+        // script, another network): nothing they leave behind may change the outcome, which is
+        // also the one a fresh config gives and the one these inputs fix.
+        let used = Config::compile(DEMO).unwrap();
+        let go = |query: &str, client: ClientInfo, nonce: [u8; NONCE_LEN]| {
+            decide(
+                &used,
+                &key(),
+                params(query),
+                client,
+                Observed::default(),
+                NOW,
+                nonce,
+            )
+            .unwrap()
+        };
+        let first = go("offer_id=1001&aff_id=1", from("192.0.2.1"), [7; 8]);
+        go("offer_id=1001&aff_id=net-7", from("203.0.113.7"), [1; 8]);
+        let script = ClientInfo {
+            user_agent: Some("curl/8.5.0".into()),
+            ..from("192.0.2.9")
+        };
+        go("offer_id=1001&aff_id=2&sub1=x", script, [2; 8]);
+        let again = go("offer_id=1001&aff_id=1", from("192.0.2.1"), [7; 8]);
+        let fresh = run("offer_id=1001&aff_id=1", "192.0.2.1").unwrap();
+        for out in [&again, &fresh] {
+            assert_eq!(out.transaction_id, first.transaction_id);
+            assert_eq!(out.decision, first.decision);
+            assert_eq!(out.log_line(), first.log_line());
+        }
+        assert_eq!(
+            ClickToken::open(&first.transaction_id, &key()).unwrap(),
+            ClickToken {
+                issued_ms: NOW,
+                nonce: [7; 8],
+                verdict: TokenVerdict::Redirected,
+                offer_id: Id::parse("1001").unwrap(),
+                aff_id: Id::parse("1").unwrap(),
+            }
+        );
+        assert_eq!(
+            first.decision,
+            Decision::Redirect {
+                location: format!(
+                    "https://shop.example/land?tid={}&o=1001&a=1&s1=",
+                    first.transaction_id
+                )
+            }
+        );
+        // Another nonce: another transaction id, and nothing else changes.
+        let other = go("offer_id=1001&aff_id=1", from("192.0.2.1"), [8; 8]);
+        assert_ne!(other.transaction_id, first.transaction_id);
+        assert_eq!(
+            other
+                .log_line()
+                .replace(&other.transaction_id, &first.transaction_id),
+            first.log_line()
+        );
     }
 }
 
+/// The click of a filter's tests and the config it is judged under, through the whole decision:
+/// each filter's tests beside it (in `filters/`) and the rules' tests below share them.
 #[cfg(test)]
-mod rule_tests {
-    use super::*;
-    use crate::click::{route, Route};
-    use crate::config::rules::Probability;
-    #[cfg(target_arch = "wasm32")]
-    use wasm_bindgen_test::wasm_bindgen_test as test;
+pub(crate) mod harness {
+    use super::{decide, ClickOutcome, Observed};
+    use crate::click::{route, ClientInfo, Route};
+    use crate::config::Config;
+    use crate::filters::Counters;
+    use crate::token::TokenKey;
 
-    const NOW: u64 = 1_795_435_445_123;
-    const BROWSER: &str =
+    pub(crate) const NOW: u64 = 1_795_435_445_123;
+    pub(crate) const BROWSER: &str =
         "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 \
                            (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";
 
     /// Offers 1 (advertiser acme, geo deny CN) and 2 (advertiser zeta); `rules` is spliced in.
-    fn config(rules: &str) -> Config {
+    pub(crate) fn config(rules: &str) -> Config {
         let text = format!(
             r#"{{"version": 1,
             "advertisers": [{{"id": "acme"}}, {{"id": "zeta"}}],
@@ -730,25 +786,25 @@ mod rule_tests {
         Config::compile(&text).unwrap_or_else(|e| panic!("{e:#?}"))
     }
 
-    const ALL_FILTERS: &str = r#"{"filters": [{"type": "bot"}, {"type": "fraud_database"}, {"type": "datacenter_vpn"},
+    pub(crate) const ALL_FILTERS: &str = r#"{"filters": [{"type": "bot"}, {"type": "fraud_database"}, {"type": "datacenter_vpn"},
         {"type": "geo"}, {"type": "referrer"}, {"type": "old_os_browser"},
         {"type": "duplicate_ip", "max": 2}, {"type": "sub_id_validity", "max": 10}]}"#;
 
-    fn rule(id: &str, extra: &str) -> String {
+    pub(crate) fn rule(id: &str, extra: &str) -> String {
         format!(
             r#"{{"id": "{id}", "created_at": "2026-11-01T00:00:00Z", "scope": {{"offers": ["1", "2"]}},
                "strategy": {ALL_FILTERS} {extra}}}"#
         )
     }
 
-    struct Click<'a> {
-        query: &'a str,
-        ip: &'a str,
-        ua: &'a str,
-        referer: Option<&'a str>,
-        country: Option<&'a str>,
-        asn: Option<u32>,
-        counters: Option<Counters>,
+    pub(crate) struct Click<'a> {
+        pub(crate) query: &'a str,
+        pub(crate) ip: &'a str,
+        pub(crate) ua: &'a str,
+        pub(crate) referer: Option<&'a str>,
+        pub(crate) country: Option<&'a str>,
+        pub(crate) asn: Option<u32>,
+        pub(crate) counters: Option<Counters>,
     }
 
     impl Default for Click<'_> {
@@ -768,7 +824,7 @@ mod rule_tests {
         }
     }
 
-    fn run(config: &Config, c: Click) -> ClickOutcome {
+    pub(crate) fn run(config: &Config, c: Click) -> ClickOutcome {
         let Ok(Route::Click(params)) = route("GET", "/c", c.query) else {
             panic!("{}", c.query)
         };
@@ -798,39 +854,17 @@ mod rule_tests {
         .unwrap()
     }
 
-    fn codes(out: &ClickOutcome) -> Vec<&'static str> {
+    pub(crate) fn codes(out: &ClickOutcome) -> Vec<&'static str> {
         out.reasons().iter().map(|r| r.code.as_str()).collect()
     }
 
-    #[test]
-    fn every_filter_fires_on_its_own_signal() {
+    /// A `Click::ip` that stands for a `CF-Connecting-IP` header that is not an address.
+    pub(crate) const UNREADABLE: &str = "unreadable";
+
+    /// Each named click, under a rule with every click filter that declines from low, is blocked
+    /// for the one code given.
+    pub(crate) fn fires_alone(cases: Vec<(&str, Click, &str)>) {
         let cfg = config(&rule("r", r#", "decline": "low_and_higher""#));
-        let cases: Vec<(&str, Click, &str)> = vec![
-            ("bot", Click { ua: "curl/8.4.0", ..Click::default() }, "bot"),
-            ("empty ua", Click { ua: "", ..Click::default() }, "bot"),
-            ("fraud ip", Click { ip: "198.51.100.66", ..Click::default() }, "fraud_ip"),
-            ("fraud device", Click { query: "offer_id=1&aff_id=n&device_id=bad-device", ..Click::default() }, "fraud_device"),
-            ("datacenter asn", Click { asn: Some(16509), ..Click::default() }, "datacenter_asn"),
-            ("datacenter asn as text", Click { asn: Some(14061), ..Click::default() }, "datacenter_asn"),
-            ("datacenter ip", Click { ip: "100.64.1.2", ..Click::default() }, "datacenter_ip"),
-            ("vpn asn", Click { asn: Some(9009), ..Click::default() }, "vpn_asn"),
-            ("vpn ip", Click { ip: "2001:db8:aaaa::5", ..Click::default() }, "vpn_ip"),
-            ("geo", Click { country: Some("CN"), ..Click::default() }, "geo"),
-            ("referrer host", Click { referer: Some("https://x.spam.example/p"), ..Click::default() }, "referrer_blacklist"),
-            ("referrer path", Click { referer: Some("http://ads.example/cheap/1"), ..Click::default() }, "referrer_blacklist"),
-            (
-                "old os",
-                Click { ua: "Mozilla/5.0 (Linux; Android 6.0; X) AppleWebKit/537.36 Chrome/120.0 Mobile Safari/537.36", ..Click::default() },
-                "old_os",
-            ),
-            (
-                "old browser",
-                Click { ua: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/80.0.0.0 Safari/537.36", ..Click::default() },
-                "old_browser",
-            ),
-            ("duplicate ip", Click { counters: Some(Counters { ip_clicks: 3, distinct_sub_ids: 1 }), ..Click::default() }, "duplicate_ip"),
-            ("sub id flood", Click { counters: Some(Counters { ip_clicks: 1, distinct_sub_ids: 11 }), ..Click::default() }, "sub_id_validity"),
-        ];
         for (name, click, want) in cases {
             let out = run(&cfg, click);
             assert!(
@@ -840,24 +874,16 @@ mod rule_tests {
             );
             assert_eq!(codes(&out), [want], "{name}");
         }
-        // And a clean click fires nothing.
-        let clean = run(&cfg, Click::default());
-        assert!(!clean.is_blocked());
-        assert_eq!(
-            clean.assessment.as_ref().unwrap().probability,
-            Probability::None
-        );
-        // A click on an offer with no geo setting is not judged by country.
-        assert!(!run(
-            &cfg,
-            Click {
-                query: "offer_id=2&aff_id=n",
-                country: Some("CN"),
-                ..Click::default()
-            }
-        )
-        .is_blocked());
     }
+}
+
+#[cfg(test)]
+mod rule_tests {
+    use super::harness::*;
+    use super::*;
+    use crate::config::rules::Probability;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn points_add_up_to_the_probability_the_threshold_reads() {
@@ -903,144 +929,6 @@ mod rule_tests {
     }
 
     #[test]
-    fn bot_signs_score_by_grade_and_decline_only_where_the_rule_says() {
-        let bot_only = |decline: &str| {
-            config(&format!(
-                r#"{{"id": "r", "created_at": "2026-11-01", "scope": {{"offers": ["1"]}}, "decline": "{decline}",
-                    "strategy": {{"filters": [{{"type": "bot"}}]}}}}"#
-            ))
-        };
-        // (User-Agent, points, blocked under high, medium_and_higher, low_and_higher)
-        let cases = [
-            ("curl/8.4.0", 100, [true, true, true]),
-            (
-                "Mozilla/5.0 (compatible; Zeppelin)",
-                60,
-                [false, true, true],
-            ),
-            (
-                "SomeApp/2.0 (Linux; Android 13; SM-A536B)",
-                30,
-                [false, false, true],
-            ),
-            ("", 30, [false, false, true]),
-            (BROWSER, 0, [false, false, false]),
-        ];
-        for (ua, points, blocked) in cases {
-            for (decline, want) in ["high", "medium_and_higher", "low_and_higher"]
-                .iter()
-                .zip(blocked)
-            {
-                let out = run(
-                    &bot_only(decline),
-                    Click {
-                        ua,
-                        ..Click::default()
-                    },
-                );
-                assert_eq!(out.is_blocked(), want, "{ua:?} under {decline}");
-                let scored: u32 = out.assessment.as_ref().map_or(0, |a| a.score);
-                assert_eq!(scored, points, "{ua:?}");
-            }
-        }
-        let out = run(
-            &bot_only("high"),
-            Click {
-                ua: "curl/8.4.0",
-                ..Click::default()
-            },
-        );
-        assert_eq!(out.reasons()[0].matched, "certain: curl");
-        // A weak sign adds to other filters: with a datacenter ASN (60) it reaches high.
-        let rule = r#"{"id": "r", "created_at": "2026-11-01", "scope": {"offers": ["1"]},
-                       "strategy": {"filters": [{"type": "bot"}, {"type": "datacenter_vpn"}]}}"#;
-        let weak_from_dc = Click {
-            ua: "SomeApp/2.0 (Linux; Android 13)",
-            asn: Some(16509),
-            ..Click::default()
-        };
-        assert!(run(&config(rule), weak_from_dc).is_blocked());
-    }
-
-    #[test]
-    fn link_previews_get_the_redirect_unless_the_bot_filter_declines_them() {
-        const SLACK: &str = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)";
-        let with = |settings: &str| {
-            config(&format!(
-                r#"{{"id": "r", "created_at": "2026-11-01", "scope": {{"offers": ["1"]}}, "decline": "low_and_higher",
-                    "strategy": {{"filters": [{{"type": "bot"{settings}}}, {{"type": "datacenter_vpn"}}]}}}}"#
-            ))
-        };
-        // From a datacenter, with a bot sign, under the strictest decline: still redirected.
-        let preview = || Click {
-            ua: SLACK,
-            asn: Some(16509),
-            ..Click::default()
-        };
-        let out = run(&with(""), preview());
-        assert!(!out.is_blocked() && out.preview);
-        assert!(!out.assessment.as_ref().unwrap().declined);
-        let line: serde_json::Value = serde_json::from_str(&out.log_line()).unwrap();
-        assert_eq!(line["preview"], true);
-        assert_eq!(line["verdict"], "redirect");
-        // Its transaction id says so, for a conversion that claims to follow it.
-        let key = TokenKey::new(b"0123456789abcdef0123456789abcdef-test-only").unwrap();
-        let token = ClickToken::open(&out.transaction_id, &key).unwrap();
-        assert_eq!(token.verdict, TokenVerdict::Preview);
-        // Named in the filter, previews are declined.
-        let out = run(&with(r#", "previews": "decline""#), preview());
-        assert!(out.is_blocked());
-        // A preview without a bot word is still certain when declined by name.
-        let out = run(
-            &with(r#", "previews": "decline""#),
-            Click {
-                ua: "WhatsApp/2.23.20.0 A",
-                asn: None,
-                ..Click::default()
-            },
-        );
-        assert_eq!(out.reasons()[0].matched, "certain: link preview WhatsApp");
-    }
-
-    #[test]
-    fn ai_agents_are_their_own_reason_and_may_be_let_through() {
-        const DEVIN: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 Devin/1.0";
-        let with = |settings: &str| {
-            config(&format!(
-                r#"{{"id": "r", "created_at": "2026-11-01", "scope": {{"offers": ["1"]}},
-                    "strategy": {{"filters": [{{"type": "bot"{settings}}}]}}}}"#
-            ))
-        };
-        let out = run(
-            &with(""),
-            Click {
-                ua: DEVIN,
-                ..Click::default()
-            },
-        );
-        assert!(out.is_blocked());
-        assert_eq!(codes(&out), ["ai_agent"]);
-        assert_eq!(out.reasons()[0].matched, "certain: Devin");
-        let out = run(
-            &with(r#", "ai_agents": "redirect""#),
-            Click {
-                ua: DEVIN,
-                ..Click::default()
-            },
-        );
-        assert!(!out.is_blocked() && codes(&out).is_empty());
-        // Crawlers are still declined under that setting.
-        let out = run(
-            &with(r#", "ai_agents": "redirect""#),
-            Click {
-                ua: "curl/8",
-                ..Click::default()
-            },
-        );
-        assert_eq!(codes(&out), ["bot"]);
-    }
-
-    #[test]
     fn a_known_client_is_named_in_the_log() {
         let ua = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) \
                   Mobile/15E148 Instagram 307.0.0.34.111 (iPhone14,5; iOS 17_1; en_US@calendar=gregorian; en-US; scale=3.00)";
@@ -1054,26 +942,6 @@ mod rule_tests {
         assert!(!out.is_blocked());
         let line: serde_json::Value = serde_json::from_str(&out.log_line()).unwrap();
         assert_eq!(line["client"], "instagram");
-    }
-
-    #[test]
-    fn bot_filter_settings_are_checked() {
-        let doc = |settings: &str| {
-            format!(
-                r#"{{"version": 1, "offers": [{{"id": "1", "landing_url": "https://x.example/"}}],
-                    "rules": [{{"id": "r", "created_at": "2026-11-01", "scope": {{"offers": ["1"]}},
-                               "strategy": {{"filters": [{{"type": "bot", {settings}}}]}}}}]}}"#
-            )
-        };
-        let good = doc(r#""previews": "decline", "ai_agents": "redirect""#);
-        assert!(Config::compile(&good).is_ok());
-        for bad in [
-            r#""previews": "maybe""#,
-            r#""ai_agents": true"#,
-            r#""nonsense": 1"#,
-        ] {
-            assert!(Config::compile(&doc(bad)).is_err(), "{bad}");
-        }
     }
 
     #[test]
@@ -1293,9 +1161,6 @@ mod rule_tests {
         assert!(!out.is_blocked());
         assert!(out.assessment.is_none());
     }
-
-    /// A `Click::ip` that stands for a `CF-Connecting-IP` header that is not an address.
-    const UNREADABLE: &str = "unreadable";
 
     #[test]
     fn an_unparseable_client_ip_no_longer_skips_the_blocklist_or_the_ip_filters() {

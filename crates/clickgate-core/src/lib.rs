@@ -13,23 +13,26 @@
 //!    parameters' names), [`template`] (landing-URL macros, named as the click's parameters),
 //!    [`token`] (the transaction id, and constant-time secret comparison), [`flood`] (a network's
 //!    day of clicks and when it is beyond human, a pure step over its state).
-//! 3. The config document: [`config`] compiles the whole KV document once, with every problem and
+//! 3. A rule's filters: [`filters`], one file per filter (its settings and how they are read,
+//!    its default points, what it counts across clicks, its judgement of a click or a conversion,
+//!    its reason codes) and the list that names them all. Below the config, whose rules hold them.
+//! 4. The config document: [`config`] compiles the whole KV document once, with every problem and
 //!    its path: fields and ranges, offers, lists, [`config::rules`], [`config::networks`] (signing
 //!    and flood settings), [`config::postbacks`], and [`config::cache`] (the isolate's copy).
-//! 4. The judges: [`rules`] (a rule's filters over a click, scored into a probability), [`signing`]
+//! 5. The judges: [`rules`] (a rule's filters over a click, scored into a probability), [`signing`]
 //!    (the networks' click signatures and their breaker), [`conversion`] (a postback judged against
 //!    its click).
-//! 5. The decision: [`decide`] (click + config + what the edge observed + now → the outcome and its
+//! 6. The decision: [`decide`] (click + config + what the edge observed + now → the outcome and its
 //!    log line).
-//! 6. The fraud report's rows and queries: [`report`].
-//! 7. State shared through the network's Durable Object: [`network`]: [`network::home`] (which
+//! 7. The fraud report's rows and queries: [`report`].
+//! 8. State shared through the network's Durable Object: [`network`]: [`network::home`] (which
 //!    object keeps a network's state, its own or a shared one, and under which keys),
 //!    [`network::wire`] (every request the object serves and its answers), [`network::local`] (the
 //!    isolate's counts and when it sends them), [`network::store`] (the object's counts and their
 //!    keys), [`network::click_ids`] (click ids asked of their replay object in batches).
-//! 8. The operator's API: [`admin`].
-//! 9. Answers over HTTP: [`http`] (the one place a decision becomes a response: the 1021 contract).
-//! 10. The whole click, and tools over it: [`isolate`] (the click's checks in their order over the
+//! 9. The operator's API: [`admin`].
+//! 10. Answers over HTTP: [`http`] (the one place a decision becomes a response: the 1021 contract).
+//! 11. The whole click, and tools over it: [`isolate`] (the click's checks in their order over the
 //!     state an isolate keeps between clicks, and what runs once per isolate), [`whatif`]
 //!     (recorded clicks through a config: what it would have done, for `clickgate replay`), and
 //!     `fuzz` (the parsers under generated input; tests only).
@@ -40,6 +43,7 @@ pub mod config;
 pub mod conversion;
 pub mod decide;
 pub mod fault;
+pub mod filters;
 pub mod flood;
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod fuzz;

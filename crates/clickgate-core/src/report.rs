@@ -1440,19 +1440,51 @@ mod tests {
     #[cfg(not(target_arch = "wasm32"))]
     proptest! {
         #[test]
-        fn adding_tallies_is_order_independent(
-            parts in proptest::collection::vec((0u64..1000, 0u64..1000, 0usize..3), 0..20)
+        fn adding_tallies_sums_every_field_in_any_order(
+            parts in proptest::collection::vec(
+                (proptest::array::uniform7(0u64..1000), 0usize..3, 0u64..1000, 0usize..3, 0u64..1000),
+                0..20,
+            )
         ) {
             let codes = ["bot", "geo", "referrer"];
             let tallies: Vec<Tally> = parts
                 .iter()
-                .map(|(c, b, r)| tally(c + b, *b, codes[*r]))
+                .map(|(n, r, rn, c, cn)| Tally {
+                    clicks: n[0],
+                    allowed: n[1],
+                    blocked: n[2],
+                    would_block: n[3],
+                    conversions: n[4],
+                    approved: n[5],
+                    invalid: n[6],
+                    reasons: BTreeMap::from([(codes[*r].to_owned(), *rn)]),
+                    conversion_reasons: BTreeMap::from([(codes[*c].to_owned(), *cn)]),
+                })
                 .collect();
+            // The sum, field by field, straight from the parts.
+            let field = |i: usize| parts.iter().map(|(n, ..)| n[i]).sum::<u64>();
+            let (mut reasons, mut conversion_reasons) = (BTreeMap::new(), BTreeMap::new());
+            for (_, r, rn, c, cn) in &parts {
+                *reasons.entry(codes[*r].to_owned()).or_insert(0) += rn;
+                *conversion_reasons.entry(codes[*c].to_owned()).or_insert(0) += cn;
+            }
+            let expected = Tally {
+                clicks: field(0),
+                allowed: field(1),
+                blocked: field(2),
+                would_block: field(3),
+                conversions: field(4),
+                approved: field(5),
+                invalid: field(6),
+                reasons,
+                conversion_reasons,
+            };
             let mut forward = Tally::default();
             tallies.iter().for_each(|t| forward.add(t));
             let mut backward = Tally::default();
             tallies.iter().rev().for_each(|t| backward.add(t));
-            prop_assert_eq!(&forward, &backward);
+            prop_assert_eq!(&forward, &expected);
+            prop_assert_eq!(&backward, &expected);
             prop_assert_eq!(Tally::from_wire(&forward.to_wire()).unwrap(), forward);
         }
     }

@@ -6,123 +6,74 @@
 //! `as_str`, the stable text logs, reports and alerts key on; reading a stored text back is
 //! `parse`, and an unknown text is an error for the reader to raise, never a default.
 
-/// Why a click was refused or scored: the stable code of each filter, list and check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ReasonCode {
-    // The network's signature (see `signing`).
-    MissingSignature,
-    InvalidSignature,
-    UnknownKey,
-    Expired,
-    Replayed,
-    ReplayStoreUnavailable,
-    // The network's flood block (see `flood`).
-    ClickFlood,
-    FloodCheckUnavailable,
-    // The account-wide IP blocklist.
-    IpBlocklist,
-    IpUnreadable,
-    // The rules' filters (see `rules`).
-    Bot,
-    AiAgent,
-    FraudIp,
-    FraudDevice,
-    DatacenterAsn,
-    DatacenterIp,
-    VpnAsn,
-    VpnIp,
-    Geo,
-    ReferrerBlacklist,
-    OldOs,
-    OldBrowser,
-    DuplicateIp,
-    SubIdValidity,
-    FilterUnavailable,
-    // A conversion judged against its click (see `conversion`).
-    FlaggedClick,
-    MinClickToConversion,
-    MaxClickToConversion,
-    DuplicateConversion,
-    ApprovedPerClick,
-    PreviewClick,
+/// Writes `ReasonCode` from its one list, code and text per line: the enum, `ALL` in the list's
+/// order, `as_str` and `parse`, so a code cannot be left out of `ALL` or read back as another.
+macro_rules! reason_codes {
+    ($($code:ident => $text:literal,)*) => {
+        /// Why a click was refused or scored: the stable code of each filter, list and check.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum ReasonCode {
+            $($code,)*
+        }
+
+        impl ReasonCode {
+            pub const ALL: [ReasonCode; [$($text),*].len()] = [$(ReasonCode::$code,)*];
+
+            /// The code as logs, reports and alerts spell it. Never rename one: stored reports and
+            /// operators' alerts key on it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ReasonCode::$code => $text,)*
+                }
+            }
+
+            pub fn parse(text: &str) -> Option<ReasonCode> {
+                match text {
+                    $($text => Some(ReasonCode::$code),)*
+                    _ => None,
+                }
+            }
+        }
+    };
 }
 
-impl ReasonCode {
-    pub const ALL: [ReasonCode; 31] = [
-        ReasonCode::MissingSignature,
-        ReasonCode::InvalidSignature,
-        ReasonCode::UnknownKey,
-        ReasonCode::Expired,
-        ReasonCode::Replayed,
-        ReasonCode::ReplayStoreUnavailable,
-        ReasonCode::ClickFlood,
-        ReasonCode::FloodCheckUnavailable,
-        ReasonCode::IpBlocklist,
-        ReasonCode::IpUnreadable,
-        ReasonCode::Bot,
-        ReasonCode::AiAgent,
-        ReasonCode::FraudIp,
-        ReasonCode::FraudDevice,
-        ReasonCode::DatacenterAsn,
-        ReasonCode::DatacenterIp,
-        ReasonCode::VpnAsn,
-        ReasonCode::VpnIp,
-        ReasonCode::Geo,
-        ReasonCode::ReferrerBlacklist,
-        ReasonCode::OldOs,
-        ReasonCode::OldBrowser,
-        ReasonCode::DuplicateIp,
-        ReasonCode::SubIdValidity,
-        ReasonCode::FilterUnavailable,
-        ReasonCode::FlaggedClick,
-        ReasonCode::MinClickToConversion,
-        ReasonCode::MaxClickToConversion,
-        ReasonCode::DuplicateConversion,
-        ReasonCode::ApprovedPerClick,
-        ReasonCode::PreviewClick,
-    ];
-
-    /// The code as logs, reports and alerts spell it. Never rename one: stored reports and
-    /// operators' alerts key on it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReasonCode::MissingSignature => "missing_signature",
-            ReasonCode::InvalidSignature => "invalid_signature",
-            ReasonCode::UnknownKey => "unknown_key",
-            ReasonCode::Expired => "expired",
-            ReasonCode::Replayed => "replayed",
-            ReasonCode::ReplayStoreUnavailable => "replay_store_unavailable",
-            ReasonCode::ClickFlood => "click_flood",
-            ReasonCode::FloodCheckUnavailable => "flood_check_unavailable",
-            ReasonCode::IpBlocklist => "ip_blocklist",
-            ReasonCode::IpUnreadable => "ip_unreadable",
-            ReasonCode::Bot => "bot",
-            ReasonCode::AiAgent => "ai_agent",
-            ReasonCode::FraudIp => "fraud_ip",
-            ReasonCode::FraudDevice => "fraud_device",
-            ReasonCode::DatacenterAsn => "datacenter_asn",
-            ReasonCode::DatacenterIp => "datacenter_ip",
-            ReasonCode::VpnAsn => "vpn_asn",
-            ReasonCode::VpnIp => "vpn_ip",
-            ReasonCode::Geo => "geo",
-            ReasonCode::ReferrerBlacklist => "referrer_blacklist",
-            ReasonCode::OldOs => "old_os",
-            ReasonCode::OldBrowser => "old_browser",
-            ReasonCode::DuplicateIp => "duplicate_ip",
-            ReasonCode::SubIdValidity => "sub_id_validity",
-            ReasonCode::FilterUnavailable => "filter_unavailable",
-            ReasonCode::FlaggedClick => "flagged_click",
-            ReasonCode::MinClickToConversion => "min_click_to_conversion",
-            ReasonCode::MaxClickToConversion => "max_click_to_conversion",
-            ReasonCode::DuplicateConversion => "duplicate_conversion",
-            ReasonCode::ApprovedPerClick => "approved_per_click",
-            ReasonCode::PreviewClick => "preview_click",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<ReasonCode> {
-        ReasonCode::ALL.into_iter().find(|c| c.as_str() == text)
-    }
+reason_codes! {
+    // The network's signature (see `signing`).
+    MissingSignature => "missing_signature",
+    InvalidSignature => "invalid_signature",
+    UnknownKey => "unknown_key",
+    Expired => "expired",
+    Replayed => "replayed",
+    ReplayStoreUnavailable => "replay_store_unavailable",
+    // The network's flood block (see `flood`).
+    ClickFlood => "click_flood",
+    FloodCheckUnavailable => "flood_check_unavailable",
+    // The account-wide IP blocklist.
+    IpBlocklist => "ip_blocklist",
+    IpUnreadable => "ip_unreadable",
+    // The rules' filters (see `filters`).
+    Bot => "bot",
+    AiAgent => "ai_agent",
+    FraudIp => "fraud_ip",
+    FraudDevice => "fraud_device",
+    DatacenterAsn => "datacenter_asn",
+    DatacenterIp => "datacenter_ip",
+    VpnAsn => "vpn_asn",
+    VpnIp => "vpn_ip",
+    Geo => "geo",
+    ReferrerBlacklist => "referrer_blacklist",
+    OldOs => "old_os",
+    OldBrowser => "old_browser",
+    DuplicateIp => "duplicate_ip",
+    SubIdValidity => "sub_id_validity",
+    FilterUnavailable => "filter_unavailable",
+    // A conversion judged against its click (see `conversion`).
+    FlaggedClick => "flagged_click",
+    MinClickToConversion => "min_click_to_conversion",
+    MaxClickToConversion => "max_click_to_conversion",
+    DuplicateConversion => "duplicate_conversion",
+    ApprovedPerClick => "approved_per_click",
+    PreviewClick => "preview_click",
 }
 
 impl std::fmt::Display for ReasonCode {
@@ -235,6 +186,56 @@ mod tests {
         for code in ReasonCode::ALL {
             assert_eq!(ReasonCode::parse(code.as_str()), Some(code));
             assert!(seen.insert(code.as_str()), "{code} twice");
+        }
+    }
+
+    /// Stored reports and operators' alerts key on a code's text: a code may be added, never
+    /// renamed, and `ALL` keeps the order codes were listed in.
+    #[test]
+    fn every_code_keeps_its_text_and_its_place_in_all() {
+        const KEPT: [(ReasonCode, &str); 31] = [
+            (ReasonCode::MissingSignature, "missing_signature"),
+            (ReasonCode::InvalidSignature, "invalid_signature"),
+            (ReasonCode::UnknownKey, "unknown_key"),
+            (ReasonCode::Expired, "expired"),
+            (ReasonCode::Replayed, "replayed"),
+            (
+                ReasonCode::ReplayStoreUnavailable,
+                "replay_store_unavailable",
+            ),
+            (ReasonCode::ClickFlood, "click_flood"),
+            (ReasonCode::FloodCheckUnavailable, "flood_check_unavailable"),
+            (ReasonCode::IpBlocklist, "ip_blocklist"),
+            (ReasonCode::IpUnreadable, "ip_unreadable"),
+            (ReasonCode::Bot, "bot"),
+            (ReasonCode::AiAgent, "ai_agent"),
+            (ReasonCode::FraudIp, "fraud_ip"),
+            (ReasonCode::FraudDevice, "fraud_device"),
+            (ReasonCode::DatacenterAsn, "datacenter_asn"),
+            (ReasonCode::DatacenterIp, "datacenter_ip"),
+            (ReasonCode::VpnAsn, "vpn_asn"),
+            (ReasonCode::VpnIp, "vpn_ip"),
+            (ReasonCode::Geo, "geo"),
+            (ReasonCode::ReferrerBlacklist, "referrer_blacklist"),
+            (ReasonCode::OldOs, "old_os"),
+            (ReasonCode::OldBrowser, "old_browser"),
+            (ReasonCode::DuplicateIp, "duplicate_ip"),
+            (ReasonCode::SubIdValidity, "sub_id_validity"),
+            (ReasonCode::FilterUnavailable, "filter_unavailable"),
+            (ReasonCode::FlaggedClick, "flagged_click"),
+            (ReasonCode::MinClickToConversion, "min_click_to_conversion"),
+            (ReasonCode::MaxClickToConversion, "max_click_to_conversion"),
+            (ReasonCode::DuplicateConversion, "duplicate_conversion"),
+            (ReasonCode::ApprovedPerClick, "approved_per_click"),
+            (ReasonCode::PreviewClick, "preview_click"),
+        ];
+        let mut rest = ReasonCode::ALL.iter();
+        for (code, text) in KEPT {
+            assert_eq!(code.as_str(), text);
+            assert!(
+                rest.any(|c| *c == code),
+                "{code} is out of its place in ALL"
+            );
         }
     }
 

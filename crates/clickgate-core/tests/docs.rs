@@ -311,7 +311,7 @@ fn stated_figures() -> Vec<(&'static str, String)> {
         ),
         (
             "docs/links.md",
-            format!("at most {} characters", token::MAX_TOKEN_LEN),
+            format!("id over {} characters is refused", token::MAX_TOKEN_LEN),
         ),
         (
             "docs/config.md",
@@ -533,7 +533,8 @@ fn the_docs_state_the_figures_the_code_holds() {
 
 #[test]
 fn each_filter_row_gives_the_filter_s_default_points() {
-    use clickgate_core::config::rules::{preset, FilterKind};
+    use clickgate_core::config::rules::preset;
+    use clickgate_core::filters::FilterKind;
     let config = &pages()[&normal(&root()).join("docs/config.md")];
     // The presets hold every filter at its default points.
     let filters = preset("mobile_cpi").expect("the mobile_cpi preset");
@@ -561,7 +562,7 @@ fn each_filter_row_gives_the_filter_s_default_points() {
 
 #[test]
 fn the_old_os_browser_row_gives_the_default_minimum_versions() {
-    use clickgate_core::config::rules::MinVersions;
+    use clickgate_core::filters::old_os_browser::MinVersions;
     let m = MinVersions::default();
     let defaults = format!(
         "`min`: `{{\"android\": {}, \"ios\": {}, \"windows\": {}, \"macos\": {}, \"chrome\": {}, \

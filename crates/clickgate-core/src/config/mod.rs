@@ -15,12 +15,11 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::click::Id;
 use crate::fault::{Blame, Fault};
+use crate::filters;
+use crate::filters::{geo::Geo, referrer::RefererPattern, Lists};
 use crate::ip::{IpNet, IpSet};
 use crate::template::Template;
-use rules::{
-    compile_asns, compile_geo, compile_rule, index_by_offer, select, Geo, Lists, RefererPattern,
-    Rule,
-};
+use rules::{compile_asns, compile_geo, compile_rule, index_by_offer, select, Rule};
 
 pub mod cache;
 pub mod links;
@@ -66,11 +65,11 @@ pub struct Ranges {
 pub const RANGES: Ranges = Ranges {
     priority: -1_000_000..=1_000_000,
     points: 0..=1000,
-    major_version: 0..=999,
-    count: 1..=1_000_000,
-    window_hours: 1..=720,
-    min_click_to_conversion: 0..=31_536_000,
-    max_click_to_conversion: 1..=31_536_000,
+    major_version: filters::old_os_browser::MAJOR_VERSION,
+    count: filters::COUNT,
+    window_hours: filters::duplicate_ip::WINDOW_HOURS,
+    min_click_to_conversion: filters::min_click_to_conversion::SECONDS,
+    max_click_to_conversion: filters::max_click_to_conversion::SECONDS,
     flood_clicks: 1..=1_000_000_000,
     baseline_days: 1..=365,
     tolerance: 1.0..=1000.0,

@@ -262,23 +262,39 @@ mod tests {
 
     #[test]
     fn the_same_id_always_finds_the_same_shared_object() {
-        // The object is part of what is stored: a hash that changed between isolates or
-        // versions would split a network's counts.
+        // The object and the keys are part of what is stored: a hash or a prefix that changed
+        // between isolates or versions would split a network's counts. These are the ones stored.
         let empty = config(&[]);
-        let homes: Vec<String> = (0..1000)
-            .map(|i| Home::of(&empty, &id(&format!("made-up-{i}"))).object())
+        let object = |network: &str| Home::of(&empty, &id(network)).object();
+        let objects: Vec<String> = (0..16).map(|i| object(&format!("made-up-{i}"))).collect();
+        assert_eq!(
+            objects,
+            [6, 11, 13, 9, 11, 13, 15, 6, 5, 6, 14, 15, 15, 4, 14, 15]
+                .map(|n| format!("unlisted:{n}"))
+        );
+        let stored: Vec<(String, String)> = ["net-7", "a", "Z.9_x-y"]
+            .into_iter()
+            .map(|n| {
+                let home = Home::of(&empty, &id(n));
+                (home.object(), home.space().key("ip/1001/00000000000000ff"))
+            })
             .collect();
-        let again: Vec<String> = (0..1000)
-            .map(|i| Home::of(&empty, &id(&format!("made-up-{i}"))).object())
-            .collect();
-        assert_eq!(homes, again);
-        let distinct: std::collections::BTreeSet<&String> = homes.iter().collect();
+        assert_eq!(
+            stored,
+            [
+                ("unlisted:6", "@net-7/ip/1001/00000000000000ff"),
+                ("unlisted:8", "@a/ip/1001/00000000000000ff"),
+                ("unlisted:13", "@Z.9_x-y/ip/1001/00000000000000ff"),
+            ]
+            .map(|(o, k)| (o.to_owned(), k.to_owned()))
+        );
+        let distinct: std::collections::BTreeSet<String> =
+            (0..1000).map(|i| object(&format!("made-up-{i}"))).collect();
         assert_eq!(
             distinct.len() as u64,
             SHARED_OBJECTS,
             "1,000 ids use every object"
         );
-        assert_eq!(Home::of(&empty, &id("net-7")).object(), "unlisted:6");
     }
 
     #[test]
@@ -326,10 +342,15 @@ mod tests {
             }
 
             #[test]
-            fn a_network_stays_in_one_shared_object(a in ID) {
-                let empty = config(&[]);
-                let home = Home::of(&empty, &id(&a));
-                prop_assert_eq!(&home, &Home::of(&empty, &id(&a)));
+            fn a_network_stays_in_one_shared_object(
+                a in ID,
+                others in proptest::collection::btree_set(ID, 0..4),
+            ) {
+                // Whichever other networks the config lists, an unlisted one keeps its object.
+                prop_assume!(!others.contains(&a));
+                let listed: Vec<&str> = others.iter().map(String::as_str).collect();
+                let home = Home::of(&config(&listed), &id(&a));
+                prop_assert_eq!(&home, &Home::of(&config(&[]), &id(&a)));
                 prop_assert!(is_listable(&home.object()));
                 prop_assert_eq!(Space::Of(id(&a)).listing(&id(&a)), home.object());
             }

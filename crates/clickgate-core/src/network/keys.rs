@@ -5,9 +5,10 @@
 use serde_json::{json, Value};
 
 use crate::click::{ClickParams, ClientInfo, Id};
-use crate::config::rules::{FilterKind, Rule};
+use crate::config::rules::Rule;
 use crate::config::Config;
 use crate::fault::Corrupt;
+use crate::filters::Count;
 use crate::hll::hash64;
 use crate::report;
 use crate::time::{utc_day, HOUR_MS};
@@ -29,12 +30,12 @@ impl CountNeeds {
     pub fn of(rule: Option<&Rule>) -> CountNeeds {
         let mut needs = CountNeeds::default();
         for f in rule.iter().flat_map(|r| r.filters.iter()) {
-            match f.kind {
-                FilterKind::DuplicateIp { window_hours, .. } => {
+            match f.kind.counts() {
+                Some(Count::IpClicks { window_hours }) => {
                     needs.ip_window_hours = needs.ip_window_hours.max(Some(window_hours));
                 }
-                FilterKind::SubIdValidity { .. } => needs.sub_ids = true,
-                _ => {}
+                Some(Count::DistinctSubIds) => needs.sub_ids = true,
+                None => {}
             }
         }
         needs

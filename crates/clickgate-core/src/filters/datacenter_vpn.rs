@@ -1,0 +1,69 @@
+//! `datacenter_vpn`: the client's network (its ASN) or address in the datacenter or VPN lists.
+
+use rustc_hash::FxHashSet;
+
+use crate::filters::{ip_hit, Hit, Judge, Seen, Settings, Stage, Unavailable};
+use crate::ip::IpSet;
+use crate::verdict::ReasonCode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DatacenterVpn;
+
+impl Judge for DatacenterVpn {
+    const NAME: &'static str = "datacenter_vpn";
+    const POINTS: u32 = 60;
+    const STAGE: Stage = Stage::Click;
+    const CODES: &'static [ReasonCode] = &[
+        ReasonCode::DatacenterAsn,
+        ReasonCode::DatacenterIp,
+        ReasonCode::VpnAsn,
+        ReasonCode::VpnIp,
+    ];
+
+    fn compile(_: &mut impl Settings) -> Self {
+        DatacenterVpn
+    }
+
+    fn judge_click(&self, seen: &Seen, points: u32) -> Result<Option<Hit>, Unavailable> {
+        let (lists, client) = (seen.lists, seen.client);
+        let asn_hit = |set: &FxHashSet<u32>, code: ReasonCode| {
+            let asn = client.asn?;
+            set.contains(&asn).then(|| Hit {
+                code,
+                matched: format!("AS{asn}"),
+                value: format!("AS{asn}"),
+                points,
+            })
+        };
+        let range_hit = |set: &IpSet, code| ip_hit(set, client, code, points).ok().flatten();
+        let hit = asn_hit(&lists.datacenter_asns, ReasonCode::DatacenterAsn)
+            .or_else(|| range_hit(&lists.datacenter_ips, ReasonCode::DatacenterIp))
+            .or_else(|| asn_hit(&lists.vpn_asns, ReasonCode::VpnAsn))
+            .or_else(|| range_hit(&lists.vpn_ips, ReasonCode::VpnIp));
+        // An ASN hit stands on its own; without one, an unread address leaves the filter unable
+        // to say whenever either range list could have held it.
+        if hit.is_none() && client.ip_unreadable {
+            ip_hit(&lists.datacenter_ips, client, ReasonCode::DatacenterIp, points)?;
+            ip_hit(&lists.vpn_ips, client, ReasonCode::VpnIp, points)?;
+        }
+        Ok(hit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::decide::harness::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn fires_on_a_listed_network_or_range() {
+        fires_alone(vec![
+                ("datacenter asn", Click { asn: Some(16509), ..Click::default() }, "datacenter_asn"),
+                ("datacenter asn as text", Click { asn: Some(14061), ..Click::default() }, "datacenter_asn"),
+                ("datacenter ip", Click { ip: "100.64.1.2", ..Click::default() }, "datacenter_ip"),
+                ("vpn asn", Click { asn: Some(9009), ..Click::default() }, "vpn_asn"),
+                ("vpn ip", Click { ip: "2001:db8:aaaa::5", ..Click::default() }, "vpn_ip"),
+        ]);
+    }
+}

@@ -1,0 +1,68 @@
+//! `duplicate_ip`: more than `max` clicks from one IP on one offer and affiliate within the
+//! window, as the network's object counted them.
+
+use std::ops::RangeInclusive;
+
+use crate::filters::{Count, Hit, Judge, Seen, Settings, Stage, Unavailable, COUNT};
+use crate::verdict::ReasonCode;
+
+/// The range of `window_hours`: the counters keep 720 hours.
+pub const WINDOW_HOURS: RangeInclusive<u32> = 1..=720;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DuplicateIp {
+    pub max: u32,
+    pub window_hours: u32,
+}
+
+impl Judge for DuplicateIp {
+    const NAME: &'static str = "duplicate_ip";
+    const POINTS: u32 = 60;
+    const STAGE: Stage = Stage::Click;
+    const CODES: &'static [ReasonCode] = &[ReasonCode::DuplicateIp];
+
+    fn compile(settings: &mut impl Settings) -> Self {
+        DuplicateIp {
+            max: settings.u32_in("max", COUNT).unwrap_or(1),
+            window_hours: settings.u32_in("window_hours", WINDOW_HOURS).unwrap_or(24),
+        }
+    }
+
+    fn counts(&self) -> Option<Count> {
+        Some(Count::IpClicks {
+            window_hours: self.window_hours,
+        })
+    }
+
+    fn judge_click(&self, seen: &Seen, points: u32) -> Result<Option<Hit>, Unavailable> {
+        if seen.client.ip_unreadable {
+            return Err(Unavailable);
+        }
+        let c = seen.counters.ok_or(Unavailable)?;
+        let DuplicateIp { max, window_hours } = *self;
+        Ok((c.ip_clicks > max).then(|| {
+            let ip = seen.client.ip.map(|ip| ip.to_string()).unwrap_or_default();
+            Hit {
+                code: ReasonCode::DuplicateIp,
+                matched: format!("more than {max} in {window_hours}h"),
+                value: format!("{ip}: {}", c.ip_clicks),
+                points,
+            }
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::decide::harness::*;
+    use crate::filters::Counters;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn fires_beyond_its_clicks_per_ip() {
+        fires_alone(vec![
+                ("duplicate ip", Click { counters: Some(Counters { ip_clicks: 3, distinct_sub_ids: 1 }), ..Click::default() }, "duplicate_ip"),
+        ]);
+    }
+}

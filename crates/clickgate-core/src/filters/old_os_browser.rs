@@ -1,0 +1,136 @@
+//! `old_os_browser`: an operating system or browser older than the rule's minimum major versions.
+
+use std::ops::RangeInclusive;
+
+use crate::filters::{Hit, Judge, Seen, Settings, Stage, Unavailable};
+use crate::ua::{Browser, Os, Platform};
+use crate::verdict::ReasonCode;
+
+/// The range of every `min.*`.
+pub const MAJOR_VERSION: RangeInclusive<u32> = 0..=999;
+
+/// Minimum OS and browser major versions; older ones count as old devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinVersions {
+    pub android: u32,
+    pub ios: u32,
+    pub windows: u32,
+    pub macos: u32,
+    pub chrome: u32,
+    pub firefox: u32,
+    pub safari: u32,
+    pub edge: u32,
+}
+
+impl Default for MinVersions {
+    fn default() -> Self {
+        MinVersions {
+            android: 8,
+            ios: 13,
+            windows: 10,
+            macos: 10,
+            chrome: 100,
+            firefox: 100,
+            safari: 13,
+            edge: 100,
+        }
+    }
+}
+
+impl Judge for MinVersions {
+    const NAME: &'static str = "old_os_browser";
+    const POINTS: u32 = 30;
+    const STAGE: Stage = Stage::Click;
+    const CODES: &'static [ReasonCode] = &[ReasonCode::OldOs, ReasonCode::OldBrowser];
+
+    fn compile(settings: &mut impl Settings) -> Self {
+        let mut min = MinVersions::default();
+        settings.object("min", &mut |m| {
+            let slots: [(&'static str, &mut u32); 8] = [
+                ("android", &mut min.android),
+                ("ios", &mut min.ios),
+                ("windows", &mut min.windows),
+                ("macos", &mut min.macos),
+                ("chrome", &mut min.chrome),
+                ("firefox", &mut min.firefox),
+                ("safari", &mut min.safari),
+                ("edge", &mut min.edge),
+            ];
+            for (key, slot) in slots {
+                if let Some(n) = m.u32_in(key, MAJOR_VERSION) {
+                    *slot = n;
+                }
+            }
+        });
+        min
+    }
+
+    fn judge_click(&self, seen: &Seen, points: u32) -> Result<Option<Hit>, Unavailable> {
+        Ok(seen
+            .client
+            .user_agent
+            .as_ref()
+            .and_then(|ua| self.older(&ua.platform(), points)))
+    }
+}
+
+impl MinVersions {
+    fn older(&self, p: &Platform, points: u32) -> Option<Hit> {
+        if let Some((os, v)) = p.os {
+            let floor = match os {
+                Os::Android => self.android,
+                Os::Ios => self.ios,
+                Os::Windows => self.windows,
+                Os::MacOs => self.macos,
+            };
+            if v < floor {
+                return Some(Hit {
+                    code: ReasonCode::OldOs,
+                    matched: format!("{} < {floor}", os.name()),
+                    value: format!("{} {v}", os.name()),
+                    points,
+                });
+            }
+        }
+        if let Some((b, v)) = p.browser {
+            let floor = match b {
+                Browser::Chrome => self.chrome,
+                Browser::Firefox => self.firefox,
+                Browser::Safari => self.safari,
+                Browser::Edge => self.edge,
+            };
+            if v < floor {
+                return Some(Hit {
+                    code: ReasonCode::OldBrowser,
+                    matched: format!("{} < {floor}", b.name()),
+                    value: format!("{} {v}", b.name()),
+                    points,
+                });
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::decide::harness::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn fires_on_an_old_os_or_browser() {
+        fires_alone(vec![
+                (
+                    "old os",
+                    Click { ua: "Mozilla/5.0 (Linux; Android 6.0; X) AppleWebKit/537.36 Chrome/120.0 Mobile Safari/537.36", ..Click::default() },
+                    "old_os",
+                ),
+                (
+                    "old browser",
+                    Click { ua: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/80.0.0.0 Safari/537.36", ..Click::default() },
+                    "old_browser",
+                ),
+        ]);
+    }
+}
