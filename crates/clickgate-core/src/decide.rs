@@ -726,6 +726,7 @@ mod tests {
                 verdict: TokenVerdict::Redirected,
                 offer_id: Id::parse("1001").unwrap(),
                 aff_id: Id::parse("1").unwrap(),
+                profile: 0,
             }
         );
         assert_eq!(
