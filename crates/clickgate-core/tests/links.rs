@@ -242,6 +242,8 @@ mod properties {
 mod forwarding {
     use super::*;
     use clickgate_core::conversion::{parse, Judging, Seen};
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     const FORWARDING: &str = r#"{
         "version": 1,
