@@ -8,7 +8,9 @@
 
 use std::sync::Arc;
 
-use crate::config::{digest, referenced_lists, Config, ConfigError, StoredLists};
+use super::error::ConfigError;
+use super::lists::{digest, referenced_lists, StoredLists};
+use crate::config::Config;
 use crate::fault::Corrupt;
 use crate::ip::IpSet;
 use crate::log::JsonLine;

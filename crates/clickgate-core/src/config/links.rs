@@ -8,11 +8,14 @@
 //! documentation (see `docs/links.md` for each source). A document without `links` reads
 //! clickgate's own format, as it always has.
 
+use super::error::{err, ConfigError};
+use super::fields::{kind, Fields};
+use super::json::Value;
+use super::offers::{Offer, OfferStatus};
 use crate::click::{
     check_method, split_url, ClickParams, Id, LinkFormat, PathPattern, RequestError, CLICK_METHODS,
     FIELDS, FIELD_AFFILIATE, FIELD_OFFER, PARAMS,
 };
-use crate::config::{err, kind, ConfigError, Fields, Offer, OfferStatus, Value};
 use crate::template::Template;
 
 /// How many profiles a document may declare: each request tries them in order.

@@ -3,13 +3,15 @@
 //! defaults. How a signature is checked is in [`crate::signing`]; how a flood is judged, in
 //! [`crate::flood`].
 
-use crate::config::Value;
+use super::json::Value;
 use hmac::{Hmac, Mac};
 use rustc_hash::FxHashMap;
 use sha2::Sha256;
 
+use super::error::{err, ConfigError};
+use super::fields::{kind, Fields};
+use super::ranges::RANGES;
 use crate::click::Id;
-use crate::config::{err, kind, ConfigError, Fields, RANGES};
 use crate::fault::Invalid;
 use crate::flood::Thresholds;
 use crate::time::parse_instant;

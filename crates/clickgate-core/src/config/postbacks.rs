@@ -2,7 +2,10 @@
 //! postbacks are authenticated, capped and counted. How a postback is judged is in
 //! [`crate::conversion`].
 
-use crate::config::{err, kind, ConfigError, Fields, Value, RANGES};
+use super::error::{err, ConfigError};
+use super::fields::{kind, Fields};
+use super::json::Value;
+use super::ranges::RANGES;
 use crate::template::Template;
 
 /// The longest event name or other postback field kept.

@@ -1,6 +1,5 @@
 //! The rules of the config document, compiled: which clicks a rule covers, which filters it runs
-//! with which settings, its decline threshold and action, and the offers' geo settings. Also the
-//! order rules are chosen in.
+//! with which settings, its decline threshold and action. Also the order rules are chosen in.
 //!
 //! One rule decides a click. When several cover it, the winner is the highest `priority`, then the
 //! most specific scope (most of offers, advertisers and affiliates given as explicit lists), then
@@ -9,17 +8,19 @@
 
 use std::ops::RangeInclusive;
 
-use crate::config::Value;
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use super::error::{err, ConfigError};
+use super::fields::{id_value, kind, Fields};
+use super::json::Value;
+use super::offers::Offer;
+use super::ranges::RANGES;
 use crate::click::{ClickParams, Id, SOURCE_ID, SUB_IDS};
-use crate::config::{err, id_value, kind, ConfigError, Fields, Offer, RANGES};
 use crate::filters::{
     bot::BotSettings, datacenter_vpn::DatacenterVpn, duplicate_ip::DuplicateIp,
-    fraud_database::FraudDatabase, geo::Geo, geo::OfferGeo,
-    max_click_to_conversion::MaxClickToConversion, min_click_to_conversion::MinClickToConversion,
-    old_os_browser::MinVersions, referrer::Referrer, sub_id_validity::SubIdValidity, FilterKind,
-    Settings,
+    fraud_database::FraudDatabase, geo::OfferGeo, max_click_to_conversion::MaxClickToConversion,
+    min_click_to_conversion::MinClickToConversion, old_os_browser::MinVersions, referrer::Referrer,
+    sub_id_validity::SubIdValidity, FilterKind, Settings,
 };
 use crate::template::Template;
 use crate::time::parse_instant;
@@ -309,36 +310,6 @@ pub fn select<'a>(rules: &'a [Rule], candidates: &[usize], aff_id: &Id) -> Optio
 }
 
 // ---- compiling rules from the config document ----
-
-pub(crate) fn compile_geo(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<Geo> {
-    let mut f = Fields::of(value, path, errors)?;
-    let allow = f.array("allow", errors);
-    let deny = f.array("deny", errors);
-    f.finish(errors);
-    let countries = |list: &Vec<Value>, key: &str, errors: &mut Vec<ConfigError>| -> Vec<String> {
-        let mut out = Vec::new();
-        for (i, v) in list.iter().enumerate() {
-            match v.as_str() {
-                Some(c) if c.len() == 2 && c.chars().all(|c| c.is_ascii_alphabetic()) => {
-                    out.push(c.to_ascii_uppercase())
-                }
-                _ => errors.push(err(
-                    &format!("{path}.{key}[{i}]"),
-                    "must be a two-letter country code (ISO 3166-1)",
-                )),
-            }
-        }
-        out
-    };
-    match (allow, deny) {
-        (Some(a), None) => Some(Geo::Allow(countries(a, "allow", errors))),
-        (None, Some(d)) => Some(Geo::Deny(countries(d, "deny", errors))),
-        _ => {
-            errors.push(err(path, "give exactly one of allow and deny"));
-            None
-        }
-    }
-}
 
 fn compile_dim(value: Option<&Value>, path: &str, errors: &mut Vec<ConfigError>) -> Dim {
     let ids = |list: &Vec<Value>, path: &str, errors: &mut Vec<ConfigError>| -> FxHashSet<Id> {
