@@ -1039,7 +1039,7 @@ pub(crate) mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        const ID: &str = "[A-Za-z0-9._-]{1,64}";
+        const ID: &str = "[A-Za-z0-9._-]{0,40}[A-Za-z0-9_-][A-Za-z0-9._-]{0,23}";
 
         fn space() -> impl Strategy<Value = Space> {
             prop_oneof![
