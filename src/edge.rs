@@ -68,7 +68,7 @@ pub fn handle(
     if path == "/postback" {
         let query = query.to_owned();
         return Ok(later(async move {
-            postback::postback(Request::from(req), &env, &ctx, &query, now_ms).await
+            postback::postback(Request::from(req), &env, &ctx, &method, &query, now_ms).await
         }));
     }
     // Only the headers the decision uses cross into wasm: each crossing costs, on every click.

@@ -335,10 +335,14 @@ pub async fn report(
     let listed = ObjectRequest::Networks {
         since_day: query.from_day(),
     };
-    let objects = wire::parse_objects(&ask(env, DIRECTORY, &listed, deadline::ADMIN_MS).await?);
+    let listed = wire::parse_objects(&ask(env, DIRECTORY, &listed, deadline::ADMIN_MS).await?);
+    if listed.malformed > 0 {
+        let problem = format!("{} malformed directory entries", listed.malformed);
+        console_error!("{}", fault_line("report", &problem));
+    }
     let mut answered = Vec::new();
     let mut missing = Vec::new();
-    for chunk in objects.chunks(REPORT_FAN_OUT) {
+    for chunk in listed.objects.chunks(REPORT_FAN_OUT) {
         let answers = join_all(chunk.iter().map(|object| {
             let request = ObjectRequest::Report {
                 space: home::report_space(object),
@@ -358,7 +362,7 @@ pub async fn report(
             }
         }
     }
-    Ok((answered, missing))
+    Ok((answered, listed.missing(missing)))
 }
 
 /// The kept decision of a click, by its explain key, from the first of its network's homes that

@@ -12,26 +12,27 @@ use worker::js_sys;
 use worker::wasm_bindgen::JsCast as _;
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::web_sys;
-use worker::{console_error, console_log, Context, Env, Method, Request, Result};
+use worker::{console_error, console_log, Context, Env, Request, Result};
 
 use crate::io::{carry_out, read_body, respond, token_key};
 use crate::{config, objects};
 
 /// A conversion postback: judged in the core against the click its transaction id carries; the
-/// network's object answers whether it was reported before.
+/// network's object answers whether it was reported before. `method` is the runtime's own: the
+/// SDK's `Request::method` reads a method it has no name for (`PROPFIND`, `LOCK`) as GET.
 pub(crate) async fn postback(
     req: Request,
     env: &Env,
     ctx: &Context,
+    method: &str,
     query: &str,
     now_ms: u64,
 ) -> Result<web_sys::Response> {
-    let method = req.method();
-    if let Err(e) = click::check_method(method.as_ref(), click::POSTBACK_METHODS) {
+    if let Err(e) = click::check_method(method, click::POSTBACK_METHODS) {
         return respond(http::error_response(&e, false));
     }
     let mut params = query.to_owned();
-    if method == Method::Post {
+    if method.eq_ignore_ascii_case("POST") {
         let body = match read_body(&req, conversion::MAX_BODY_BYTES).await {
             Ok(body) => body,
             Err(e) => return respond(http::error_response(&e, false)),

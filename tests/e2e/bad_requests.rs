@@ -93,10 +93,39 @@ fn postback_405s_allow_get_and_post_and_click_405s_get_and_head() {
     }
 }
 
+#[test]
+fn a_method_the_sdk_does_not_name_is_refused_on_postback_not_run_as_get() {
+    // The SDK reads any method it has no name for as GET, so PROPFIND judged the postback. The
+    // HTTP client sends only the methods it knows, so these go over a plain socket.
+    let w = started_with_demo(&[]);
+    for method in ["PROPFIND", "MKCOL", "LOCK"] {
+        let answer = raw_answer(
+            &w,
+            &format!("{method} /postback?transaction_id=x HTTP/1.1"),
+            &[],
+        );
+        let head = answer.to_ascii_lowercase();
+        assert!(
+            head.starts_with("http/1.1 405 ") && head.contains("\r\nallow: get, post\r\n"),
+            "{method}: {answer}"
+        );
+    }
+}
+
 /// Sends `head` (a request line and headers, without the blank line) and then `body` in pieces
 /// over a plain socket, and returns the status of the answer, or `None` if none came in 10 s. For
 /// what an HTTP client will not do: declare a body it does not send, or send one chunked.
 fn raw_status(w: &Worker, head: &str, body: &[&[u8]]) -> Option<u16> {
+    raw_answer(w, head, body)
+        .strip_prefix("HTTP/1.1 ")?
+        .get(..3)?
+        .parse()
+        .ok()
+}
+
+/// [`raw_status`]'s whole answer, as text (empty if none came in 10 s); also for a method the
+/// HTTP client will not send.
+fn raw_answer(w: &Worker, head: &str, body: &[&[u8]]) -> String {
     use std::io::{Read, Write};
     let address = w.base.trim_start_matches("http://");
     let mut socket = std::net::TcpStream::connect(address).unwrap();
@@ -114,8 +143,7 @@ fn raw_status(w: &Worker, head: &str, body: &[&[u8]]) -> Option<u16> {
     }
     let mut answer = Vec::new();
     let _ = socket.read_to_end(&mut answer);
-    let text = String::from_utf8_lossy(&answer);
-    text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 #[test]

@@ -135,7 +135,14 @@ fn the_fraud_report_counts_every_click_and_conversion_exactly_and_explains_one()
         .expect("the blocked click's decision was never kept");
     assert_eq!(why["verdict"], "block");
     assert_eq!(why["decision"]["reasons"][0]["code"], "ip_blocklist");
-    assert_eq!(why["decision"]["reasons"][0]["value"], "198.51.100.71");
+    // The client's IP is kept as its hash, never as text.
+    let hash = clickgate_core::network::keys::ip_hash("198.51.100.71");
+    assert_eq!(
+        why["decision"]["reasons"][0]["value"],
+        format!("ip_hash:{hash:016x}")
+    );
+    assert_eq!(why["decision"]["ip_hash"], format!("{hash:016x}"));
+    assert!(!why.to_string().contains("198.51.100.71"), "{why}");
     assert_eq!(
         why["decision"]["transaction_id"].as_str(),
         Some(blocked[1].as_str())

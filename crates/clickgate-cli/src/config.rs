@@ -32,9 +32,19 @@ pub struct Loaded {
     lists: Vec<(String, Vec<u8>)>,
 }
 
-pub fn validate(file: &Path, purpose: Use) -> Result<Loaded, Failure> {
-    let text = std::fs::read_to_string(file)
+/// A document's or a list's text. A file that was read but is not UTF-8 is an invalid document
+/// (exit 1), not a file that could not be read (exit 3): a script tells the two apart.
+fn read_text(file: &Path) -> Result<String, Failure> {
+    let bytes = std::fs::read(file)
         .map_err(|e| Failure::Io(format!("cannot read {}: {e}", file.display())))?;
+    String::from_utf8(bytes).map_err(|e| {
+        eprintln!("{}: not UTF-8 text: {}", file.display(), e.utf8_error());
+        Failure::Invalid
+    })
+}
+
+pub fn validate(file: &Path, purpose: Use) -> Result<Loaded, Failure> {
+    let text = read_text(file)?;
     let Resolved {
         text,
         lists,
@@ -243,8 +253,7 @@ pub fn push(opts: &PushArgs) -> Result<(), Failure> {
 }
 
 pub fn compile_list(list: &Path, out: &Path) -> Result<(), Failure> {
-    let text = std::fs::read_to_string(list)
-        .map_err(|e| Failure::Io(format!("cannot read {}: {e}", list.display())))?;
+    let text = read_text(list)?;
     match parse_list(&text) {
         Ok(set) => {
             let bytes = set.to_bytes();

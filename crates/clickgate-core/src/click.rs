@@ -24,6 +24,11 @@ impl Id {
         if text.len() > MAX_ID_LEN {
             return Err(format!("is {} bytes; at most {MAX_ID_LEN}", text.len()));
         }
+        // `.` and `..` are path segments a URL's normaliser removes: such an id could take clicks
+        // but never be named in `/admin/networks/{id}/block`.
+        if text.bytes().all(|b| b == b'.') {
+            return Err("is only dots; an id needs a letter, digit, `_` or `-`".into());
+        }
         // By byte: every byte before the first refused one is ASCII, so it starts a character.
         if let Some(c) = text
             .bytes()
@@ -725,6 +730,30 @@ mod tests {
         assert_eq!(check_body(None, 101, 100), too_large);
         assert_eq!(check_body(Some("10"), 101, 100), too_large);
         assert_eq!(check_body(Some("x"), 0, 100), Ok(()));
+    }
+
+    #[test]
+    fn an_all_dot_id_is_refused_since_url_normalisation_eats_it_on_the_admin_route() {
+        // `aff_id=..` took clicks, but `/admin/networks/../block` reaches no network: an id the
+        // operator cannot name in a path is refused where ids are read.
+        for id in [".", "..", "..."] {
+            assert!(Id::parse(id).is_err(), "{id}");
+            for query in [
+                format!("offer_id=1&aff_id={id}"),
+                format!("offer_id={id}&aff_id=1"),
+            ] {
+                assert!(
+                    matches!(
+                        route("GET", "/c", &query),
+                        Err(RequestError::InvalidParam { .. })
+                    ),
+                    "{query}"
+                );
+            }
+        }
+        for id in [".a", "a..", "a.b", "-", "_"] {
+            assert_eq!(Id::parse(id).map(|i| i.to_string()), Ok(id.to_owned()));
+        }
     }
 
     #[cfg(not(target_arch = "wasm32"))]

@@ -16,7 +16,8 @@
 //!
 //! An advertiser with a `postback_secret` must send it (`secret` parameter or the
 //! [`SECRET_HEADER`] header); a postback without it is refused whole. An advertiser without one is
-//! still heard, for compatibility, but its conversions never count toward a network's conversion
+//! still heard, for compatibility (though a postback that carries a secret is refused as one with a
+//! wrong secret, so the answer does not tell which advertisers have one), but its conversions never count toward a network's conversion
 //! rate, which widens the network's flood ceiling: anyone holding a transaction id (the clicker
 //! does: it is in the landing URL) could otherwise raise it. Approved conversions per click are
 //! capped (`max_approved_per_click`, default 1), and only the advertiser's `flood_events` count
@@ -261,6 +262,9 @@ impl Judging {
                 }
                 true
             }
+            // A secret sent where none is expected is refused like a wrong one: answered
+            // otherwise, 401 against 200 would tell a prober which advertisers have a secret.
+            None if postback.secret.is_some() => return Err(PostbackError::Unauthorized),
             None => false,
         };
         let ctit = now_ms.saturating_sub(click.issued_ms);
@@ -786,6 +790,28 @@ mod tests {
             serde_json::from_str(&j.clone().finish(Some(Seen::Fresh)).log_line(NOW)).unwrap();
         assert_eq!(line["authenticated"], false);
         assert_eq!(j.finish(Some(Seen::Fresh)).status.as_str(), "approved");
+    }
+
+    #[test]
+    fn a_secret_sent_to_an_advertiser_without_one_is_refused_so_401_does_not_tell_which_have_one() {
+        // A wrong secret got 401 from an advertiser with a secret and 200 from one without: a
+        // prober learnt which advertisers' postbacks could be forged without a secret.
+        let config = with_advertisers(r#"[{"id": "acme"}]"#);
+        let t = tid("1", TokenVerdict::Redirected, NOW - 600_000);
+        for (q, header) in [
+            (format!("transaction_id={t}&secret=guess"), None),
+            (format!("transaction_id={t}&secret="), None),
+            (format!("transaction_id={t}"), Some("guess")),
+        ] {
+            let p = parse(&q)
+                .unwrap()
+                .with_header_secret(header.map(str::to_owned));
+            assert_eq!(
+                Judging::new(&config, &key(), p, NOW),
+                Err(PostbackError::Unauthorized),
+                "{q} {header:?}"
+            );
+        }
     }
 
     #[test]

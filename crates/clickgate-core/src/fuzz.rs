@@ -216,8 +216,8 @@ fn fuzz_transaction_id() {
     let issued = (
         0u64..(1 << 48),
         any::<[u8; 8]>(),
-        "[A-Za-z0-9._-]{1,64}",
-        "[A-Za-z0-9._-]{1,64}",
+        "[A-Za-z0-9._-]{0,40}[A-Za-z0-9_-][A-Za-z0-9._-]{0,23}",
+        "[A-Za-z0-9._-]{0,40}[A-Za-z0-9_-][A-Za-z0-9._-]{0,23}",
     )
         .prop_map(|(ms, nonce, o, a)| ClickToken {
             issued_ms: ms,

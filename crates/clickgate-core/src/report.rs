@@ -8,8 +8,8 @@
 //! groups.
 //!
 //! A click that any filter fired on (or that was blocked or declined) also leaves its whole
-//! decision, the log line, under its transaction id's nonce, which `GET /admin/explain/{id}`
-//! reads back.
+//! decision, the log line with the client's IP hashed ([`kept_decision`]), under its transaction
+//! id's nonce, which `GET /admin/explain/{id}` reads back.
 //!
 //! Bounds, all documented in the README:
 //! - hours are kept [`REPORT_RETAIN_DAYS`] days, explanations [`EXPLAIN_RETAIN_DAYS`];
@@ -778,6 +778,31 @@ pub fn worth_explaining(outcome: &ClickOutcome) -> bool {
     outcome.flagged() || !outcome.reasons().is_empty() || outcome.allowlisted.is_some()
 }
 
+/// The decision kept for `explain`: the log line, with the client's IP as the 64-bit hash the
+/// duplicate-IP counts key on (`ip_hash`, and `ip_hash:…` as a reason's value), never as text. A
+/// record kept before, with `ip`, reads the same way: the answer holds whichever the record has.
+pub fn kept_decision(outcome: &ClickOutcome, log_line: &str) -> String {
+    let Some(ip) = outcome.client.ip.map(|ip| ip.to_string()) else {
+        return log_line.to_owned();
+    };
+    let Ok(Value::Object(mut line)) = serde_json::from_str::<Value>(log_line) else {
+        return log_line.to_owned();
+    };
+    // The same hash as `network::keys::ip_hash`, so a kept click can be matched to its counts.
+    let hash = format!("{:016x}", crate::hll::hash64(ip.as_bytes()));
+    if line.remove("ip").is_some() {
+        line.insert("ip_hash".into(), json!(hash));
+    }
+    if let Some(reasons) = line.get_mut("reasons").and_then(Value::as_array_mut) {
+        for value in reasons.iter_mut().filter_map(|r| r.get_mut("value")) {
+            if value.as_str() == Some(ip.as_str()) {
+                *value = json!(format!("ip_hash:{hash}"));
+            }
+        }
+    }
+    Value::Object(line).to_string()
+}
+
 /// The answer to `GET /admin/explain/{id}`: the kept decision, or what the id itself says.
 pub fn explain_answer(transaction_id: &str, token: &ClickToken, kept: Option<&str>) -> String {
     let verdict = match token.verdict {
@@ -1264,6 +1289,43 @@ mod tests {
         assert_eq!(gone["kept"], false);
         assert_eq!(gone["aff_id"], "n1");
         assert!(gone["note"].as_str().unwrap().contains("record is gone"));
+    }
+
+    #[test]
+    fn a_kept_decision_holds_the_client_ip_as_its_hash_never_as_text() {
+        // The decision kept for explain was the log line as logged, the client's IP in it as text
+        // for seven days, where the duplicate-IP counts keep only its 64-bit hash.
+        use crate::flood::Thresholds;
+        use crate::network::keys::ip_hash;
+        use crate::network::local::{Flush, FlushPolicy, LocalCounts};
+        let mut isolate = LocalCounts::new(1, FlushPolicy::default());
+        let out = click("offer_id=1&aff_id=n1", "203.0.113.9", BROWSER, NOW);
+        isolate.record_outcome(&out, &out.log_line(), Thresholds::default(), &[7; 8]);
+        let Flush::Send(batch) = isolate.flush(&out.click.aff_id, NOW + 60_000) else {
+            panic!("a batch is due")
+        };
+        let kept = &batch.explain[0].1;
+        assert!(!kept.contains("203.0.113.9"), "{kept}");
+        let token = ClickToken::open(&out.transaction_id, &key()).unwrap();
+        let answer: Value =
+            serde_json::from_str(&explain_answer(&out.transaction_id, &token, Some(kept))).unwrap();
+        let hash = format!("{:016x}", ip_hash("203.0.113.9"));
+        let decision = &answer["decision"];
+        assert_eq!(
+            (&decision["ip"], &decision["ip_hash"]),
+            (&Value::Null, &json!(hash))
+        );
+        assert_eq!(decision["reasons"][0]["code"], "ip_blocklist");
+        assert_eq!(decision["reasons"][0]["value"], format!("ip_hash:{hash}"));
+        assert_eq!(decision["offer_id"], "1");
+        // A record kept before, with the IP as text, still reads.
+        let old: Value = serde_json::from_str(&explain_answer(
+            &out.transaction_id,
+            &token,
+            Some(&out.log_line()),
+        ))
+        .unwrap();
+        assert_eq!(old["decision"]["ip"], "203.0.113.9");
     }
 
     #[test]

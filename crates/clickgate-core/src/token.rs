@@ -388,7 +388,8 @@ mod tests {
 
             #[test]
             fn round_trips_any_click(ms in 0u64..(1 << 48), nonce in any::<[u8; 8]>(),
-                                     o in "[A-Za-z0-9._-]{1,64}", a in "[A-Za-z0-9._-]{1,64}") {
+                                     o in "[A-Za-z0-9._-]{0,40}[A-Za-z0-9_-][A-Za-z0-9._-]{0,23}",
+                                     a in "[A-Za-z0-9._-]{0,40}[A-Za-z0-9_-][A-Za-z0-9._-]{0,23}") {
                 let t = ClickToken { issued_ms: ms, nonce, verdict: TokenVerdict::Redirected, profile: 0,
                                      offer_id: Id::parse(&o).unwrap(), aff_id: Id::parse(&a).unwrap() };
                 let sealed = t.seal(&key());

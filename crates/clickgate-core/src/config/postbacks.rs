@@ -47,6 +47,14 @@ impl PostbackPolicy {
     /// Reads `postback_secret`, `max_approved_per_click` and `flood_events` of an advertiser.
     pub(crate) fn compile(f: &mut Fields, errors: &mut Vec<ConfigError>) -> PostbackPolicy {
         let mut policy = PostbackPolicy::default();
+        // Elsewhere a null field reads as left out; a null secret would read as "no secret" and
+        // open the advertiser's postbacks to anyone, so it is refused instead.
+        if f.map.get("postback_secret").is_some_and(|v| v.is_null()) {
+            errors.push(err(
+                &f.child("postback_secret"),
+                "must be a string, found null",
+            ));
+        }
         if let Some(secret) = f.string("postback_secret", errors) {
             if secret.len() < MIN_SECRET_BYTES {
                 errors.push(err(
@@ -106,4 +114,28 @@ fn compile_forward(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> 
         approved: approved?,
         rejected,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn a_null_postback_secret_is_refused_not_read_as_no_secret() {
+        // `"postback_secret": null` compiled to an advertiser without a secret, whose postbacks
+        // then went through unauthenticated: a null secret is a slip, not a choice.
+        let problems: Vec<String> = Config::compile(
+            r#"{"version": 1, "advertisers": [{"id": "a", "postback_secret": null}],
+                "offers": [{"id": "1", "landing_url": "https://x.example/"}]}"#,
+        )
+        .err()
+        .unwrap_or_default()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        assert_eq!(
+            problems,
+            ["advertisers[0].postback_secret: must be a string, found null"]
+        );
+    }
 }

@@ -325,7 +325,7 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        const ID: &str = "[A-Za-z0-9._-]{1,64}";
+        const ID: &str = "[A-Za-z0-9._-]{0,40}[A-Za-z0-9_-][A-Za-z0-9._-]{0,23}";
         const KEY: &str = "[a-z]{1,8}(/[A-Za-z0-9._-]{0,20}){0,3}";
 
         proptest! {

@@ -358,8 +358,9 @@ impl LocalCounts {
     }
 
     /// Counts a decided click for its network: toward the flood threshold, in the report, and its
-    /// decision (`log_line`, as logged) kept for `explain` when a filter fired on it. A link
-    /// preview is nobody's click: it is counted nowhere (its log line says `"preview": true`).
+    /// decision (`log_line`, as logged, its IP hashed) kept for `explain` when a filter fired on
+    /// it. A link preview is nobody's click: it is counted nowhere (its log line says
+    /// `"preview": true`).
     pub fn record_outcome(
         &mut self,
         outcome: &ClickOutcome,
@@ -388,7 +389,8 @@ impl LocalCounts {
         row.count_click(outcome);
         if report::worth_explaining(outcome) && net.explain_budget.take(now_ms / MINUTE_MS) {
             let key = report::explain_key(hour, nonce);
-            net.pending_explain.push((key, log_line.to_owned()));
+            net.pending_explain
+                .push((key, report::kept_decision(outcome, log_line)));
         }
     }
 

@@ -417,9 +417,39 @@ pub fn encode_objects<'a>(objects: impl IntoIterator<Item = &'a str>) -> String 
     out
 }
 
-/// The isolate's reading of a `/networks` answer.
-pub fn parse_objects(text: &str) -> Vec<String> {
-    text.lines().map(str::to_owned).collect()
+/// The isolate's reading of a `/networks` answer: the objects a network can live in. A line that
+/// names none (a broken directory's) is neither asked nor echoed into a report, only counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listed {
+    pub objects: Vec<String>,
+    pub malformed: usize,
+}
+
+pub fn parse_objects(text: &str) -> Listed {
+    let mut listed = Listed::default();
+    for line in text.lines() {
+        if home::is_listable(line) {
+            listed.objects.push(line.to_owned());
+        } else {
+            listed.malformed += 1;
+        }
+    }
+    listed
+}
+
+impl Listed {
+    /// What a report names as not counted: the objects that did not answer, and for the
+    /// malformed lines, whose networks cannot be known, one entry that says how many there were.
+    pub fn missing(&self, mut not_answering: Vec<String>) -> Vec<String> {
+        if self.malformed > 0 {
+            not_answering.push(format!(
+                "({} malformed directory entr{})",
+                self.malformed,
+                if self.malformed == 1 { "y" } else { "ies" }
+            ));
+        }
+        not_answering
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -871,10 +901,10 @@ pub(crate) mod tests {
         }
         assert!(parse_seen("").is_err() && parse_seen("Fresh").is_err());
         assert_eq!(
-            parse_objects(&encode_objects(["net-7", "unlisted:3"])),
+            parse_objects(&encode_objects(["net-7", "unlisted:3"])).objects,
             ["net-7", "unlisted:3"]
         );
-        assert!(parse_objects("").is_empty());
+        assert_eq!(parse_objects(""), Listed::default());
     }
 
     #[test]
@@ -1034,12 +1064,26 @@ pub(crate) mod tests {
             .starts_with("batch is not JSON"));
     }
 
+    #[test]
+    fn a_broken_directory_s_junk_is_not_echoed_into_the_report_s_missing_networks() {
+        // Every line of the directory's answer was asked as an object and, when it did not
+        // answer, named in `missing_networks` as it was: markup, paths, anything.
+        let listed = parse_objects("net-7\n<script>x</script>\nunlisted:3\nunlisted:99999\n..\n\n");
+        assert_eq!(listed.objects, ["net-7", "unlisted:3"]);
+        assert_eq!(
+            listed.missing(vec!["net-7".into()]),
+            ["net-7", "(4 malformed directory entries)"]
+        );
+        let sound = parse_objects("net-7\nunlisted:3\n");
+        assert_eq!(sound.missing(vec!["unlisted:3".into()]), ["unlisted:3"]);
+    }
+
     #[cfg(not(target_arch = "wasm32"))]
     mod properties {
         use super::*;
         use proptest::prelude::*;
 
-        const ID: &str = "[A-Za-z0-9._-]{1,64}";
+        const ID: &str = "[A-Za-z0-9._-]{0,40}[A-Za-z0-9_-][A-Za-z0-9._-]{0,23}";
 
         fn space() -> impl Strategy<Value = Space> {
             prop_oneof![
