@@ -1,14 +1,16 @@
 //! Conversion postbacks: judged in the core; the edge reads the request, asks the network's
 //! object whether the event was reported before, and carries out what the core asks for.
 
+use std::cell::Cell;
+
 use clickgate_core::conversion;
 use clickgate_core::http;
 use clickgate_core::isolate::{PostbackArrival, PostbackStep};
-use std::cell::Cell;
-use std::time::Duration;
-
+use worker::js_sys;
+use worker::wasm_bindgen::JsCast as _;
+use worker::wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::web_sys;
-use worker::{console_error, console_log, Context, Delay, Env, Fetch, Request, Result, Url};
+use worker::{console_error, console_log, Context, Env, Request, Result};
 
 use crate::io::{carry_out, read_body, respond, token_key};
 use crate::{config, objects};
@@ -57,7 +59,9 @@ thread_local! {
 }
 
 /// Sends a judged conversion on to the tracker, after the response, on the core's schedule; logs
-/// how it ended. A tracker that answers 2xx has it; an error or no answer is tried again.
+/// how it ended. A tracker that answers 2xx has it; an error or no answer is tried again. The
+/// runtime's own fetch and timer are called directly: the SDK's request and response wrappers
+/// cost the Worker's size more than this whole function.
 pub(crate) async fn forward(url: String, tid: String, event: String) {
     let line = |result: &str, attempts: usize, detail: Option<&str>| {
         conversion::forward_line(&tid, &event, result, attempts, detail, crate::now_ms())
@@ -70,28 +74,29 @@ pub(crate) async fn forward(url: String, tid: String, event: String) {
         return;
     }
     IN_FLIGHT.with(|n| n.set(n.get() + 1));
+    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
     let mut problem = String::new();
     let mut sent = None;
     let mut tried = 0;
     for (attempt, wait_ms) in conversion::FORWARD_SCHEDULE_MS.iter().enumerate() {
         tried = attempt + 1;
         if *wait_ms > 0 {
-            Delay::from(Duration::from_millis(*wait_ms)).await;
+            let ms = i32::try_from(*wait_ms).unwrap_or(i32::MAX);
+            let timer = js_sys::Promise::new(&mut |wake, _| {
+                let _ = global.set_timeout_with_callback_and_timeout_and_arguments_0(&wake, ms);
+            });
+            let _ = JsFuture::from(timer).await;
         }
-        let target = match Url::parse(&url) {
-            Ok(target) => target,
-            Err(e) => {
-                problem = format!("not a URL: {e}");
-                break;
+        match JsFuture::from(global.fetch_with_str(&url)).await {
+            Ok(reply) => {
+                let status = reply.unchecked_into::<web_sys::Response>().status();
+                if (200..300).contains(&status) {
+                    sent = Some(tried);
+                    break;
+                }
+                problem = format!("the tracker answered {status}");
             }
-        };
-        match Fetch::Url(target).send().await {
-            Ok(reply) if (200..300).contains(&reply.status_code()) => {
-                sent = Some(attempt + 1);
-                break;
-            }
-            Ok(reply) => problem = format!("the tracker answered {}", reply.status_code()),
-            Err(e) => problem = e.to_string(),
+            Err(e) => problem = e.as_string().unwrap_or_else(|| format!("{e:?}")),
         }
     }
     IN_FLIGHT.with(|n| n.set(n.get().saturating_sub(1)));

@@ -296,8 +296,7 @@ impl PathPattern {
                     .position(|p| *p == name)
                     .ok_or_else(|| {
                         format!(
-                            "has an unknown placeholder `{{{name}}}`; known: {}",
-                            PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(" ")
+                            "has an unknown placeholder `{{{name}}}`; known: {KNOWN_PLACEHOLDERS}"
                         )
                     })?;
                 if std::mem::replace(&mut seen[field], true) {
@@ -339,6 +338,10 @@ impl PathPattern {
         Some(fields)
     }
 }
+
+/// [`PLACEHOLDERS`] as an error message lists them (a test keeps the two the same).
+const KNOWN_PLACEHOLDERS: &str =
+    "{offer} {affiliate} {source} {sub1} {sub2} {sub3} {sub4} {sub5} {device}";
 
 /// The words a path placeholder names a field by, in the order of [`PARAMS`].
 pub const PLACEHOLDERS: [&str; FIELDS] = [
@@ -502,7 +505,10 @@ pub fn push_query_safe(out: &mut String, text: &str) {
         if safe {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
         }
     }
 }
@@ -666,6 +672,14 @@ mod tests {
         assert_eq!(
             split_url("https://t.example/c?u=https://x.example/y?z"),
             ("/c", "u=https://x.example/y?z")
+        );
+    }
+
+    #[test]
+    fn the_placeholders_an_error_lists_are_the_placeholders() {
+        assert_eq!(
+            KNOWN_PLACEHOLDERS,
+            PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(" ")
         );
     }
 
