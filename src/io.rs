@@ -18,6 +18,7 @@ use worker::{
 };
 
 use crate::objects;
+use crate::postback::forward;
 
 thread_local! {
     // An isolate runs one request at a time on one thread; these live as long as the isolate.
@@ -42,6 +43,11 @@ pub(crate) fn carry_out(env: &Env, ctx: &Context, effects: Vec<Effect>) {
                 step,
                 started_ms,
             } => objects::replay_after(env, ctx, object, step, started_ms),
+            Effect::Forward {
+                url,
+                transaction_id,
+                event,
+            } => ctx.wait_until(forward(url, transaction_id, event)),
         }
     }
 }

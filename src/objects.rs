@@ -10,7 +10,7 @@ use clickgate_core::admin::Action;
 use clickgate_core::click::Id;
 use clickgate_core::conversion::Seen;
 use clickgate_core::flood::FloodBlock;
-use clickgate_core::isolate::{Isolate, Question};
+use clickgate_core::isolate::{Isolate, Question, SeenQuestion};
 use clickgate_core::log::fault_line;
 use clickgate_core::network::click_ids::{self, Outbox, Step};
 use clickgate_core::network::home::{self, Home, Space};
@@ -291,22 +291,22 @@ pub async fn operate(
     Ok(Reply::parse(&text)?.block)
 }
 
-/// Asks the network's object whether a conversion was reported before (and records it, counting
-/// it toward the network's conversion rate when `counts`); with `approvals`, whether its click
-/// still has room for an approved conversion under that key (and takes it). `None`: the object
-/// did not answer.
-pub async fn conversion_seen(
-    env: &Env,
-    home: &Home,
-    key: &str,
-    expires_ms: u64,
-    counts: bool,
-    approvals: Option<(String, u32)>,
-) -> Option<Seen> {
+/// Asks the network's object the conversion's question: whether it was reported before (and
+/// records it, counting it toward the network's conversion rate when the question says so), and
+/// with approvals, whether its click still has room for an approved conversion under that key
+/// (and takes it). `None`: the object did not answer.
+pub async fn conversion_seen(env: &Env, question: SeenQuestion) -> Option<Seen> {
+    let SeenQuestion {
+        home,
+        key,
+        expires_ms,
+        counts,
+        approvals,
+    } = question;
     let request = ObjectRequest::Conversion {
         space: home.space(),
         conversion: ConversionUse {
-            key: key.to_owned(),
+            key,
             expires_ms,
             counts,
             approvals,

@@ -1,13 +1,11 @@
-//! Conversion postbacks: judged in the core; the network's object says whether the event was
-//! reported before.
+//! Conversion postbacks: judged in the core; the edge reads the request, asks the network's
+//! object whether the event was reported before, and carries out what the core asks for.
 
 use std::cell::Cell;
 
-use clickgate_core::click;
 use clickgate_core::conversion;
 use clickgate_core::http;
-use clickgate_core::network::home::Home;
-use clickgate_core::report;
+use clickgate_core::isolate::{PostbackArrival, PostbackStep};
 use worker::js_sys;
 use worker::wasm_bindgen::JsCast as _;
 use worker::wasm_bindgen_futures::JsFuture;
@@ -17,9 +15,10 @@ use worker::{console_error, console_log, Context, Env, Request, Result};
 use crate::io::{carry_out, read_body, respond, token_key};
 use crate::{config, objects};
 
-/// A conversion postback: judged in the core against the click its transaction id carries; the
-/// network's object answers whether it was reported before. `method` is the runtime's own: the
-/// SDK's `Request::method` reads a method it has no name for (`PROPFIND`, `LOCK`) as GET.
+/// A conversion postback, run by the isolate: the request read, the network's object asked when
+/// the core has a question for it, the core's effects carried out, its answer sent.
+/// `method` is the runtime's own: the SDK's `Request::method` reads a method it has no name for
+/// (`PROPFIND`, `LOCK`) as GET.
 pub(crate) async fn postback(
     req: Request,
     env: &Env,
@@ -28,59 +27,33 @@ pub(crate) async fn postback(
     query: &str,
     now_ms: u64,
 ) -> Result<web_sys::Response> {
-    if let Err(e) = click::check_method(method, click::POSTBACK_METHODS) {
-        return respond(http::error_response(&e, false));
-    }
-    let mut params = query.to_owned();
-    if method.eq_ignore_ascii_case("POST") {
-        let body = match read_body(&req, conversion::MAX_BODY_BYTES).await {
-            Ok(body) => body,
-            Err(e) => return respond(http::error_response(&e, false)),
+    let header_secret = req.headers().get(conversion::SECRET_HEADER).ok().flatten();
+    let mut arrival = match PostbackArrival::read(method, query, header_secret) {
+        Ok(arrival) => arrival,
+        Err(response) => return respond(response),
+    };
+    if arrival.wants_body() {
+        let body = read_body(&req, conversion::MAX_BODY_BYTES).await;
+        arrival = match arrival.with_body(body) {
+            Ok(arrival) => arrival,
+            Err(response) => return respond(response),
         };
-        params.push('&');
-        params.push_str(&body);
     }
     let Some(config) = config::current(env, ctx, now_ms).await else {
         return respond(http::unavailable(false));
     };
-    let Some(key) = token_key(env) else {
-        return respond(http::unavailable(false));
-    };
-    let header_secret = req.headers().get(conversion::SECRET_HEADER).ok().flatten();
-    let judging = match conversion::parse(&params)
-        .map(|p| p.with_header_secret(header_secret))
-        .and_then(|p| conversion::Judging::new(&config, &key, p, now_ms))
-    {
-        Ok(j) => j,
-        Err(e) => return respond(http::postback_error(&e)),
-    };
-    // `None` when nothing needs asking or the object did not answer (its fault is logged).
-    let seen = match judging.duplicate_key() {
-        Some((network, key, until)) => {
-            objects::conversion_seen(
-                env,
-                &Home::of(&config, &network),
-                &key,
-                until,
-                judging.counts_toward_flood(),
-                judging.approvals_key(),
-            )
-            .await
+    let step = objects::with_counting(env, |isolate| {
+        isolate.postback(arrival, &config, || token_key(env), now_ms)
+    });
+    let answered = match step {
+        PostbackStep::Done(answered) => answered,
+        PostbackStep::Ask { question, pending } => {
+            let seen = objects::conversion_seen(env, question).await;
+            objects::with_counting(env, |isolate| isolate.resume_postback(pending, seen))
         }
-        None => None,
     };
-    let outcome = judging.finish(seen);
-    console_log!("{}", outcome.log_line(now_ms));
-    if let Some(url) = outcome.forward_url() {
-        let j = &outcome.judging;
-        let (tid, event) = (j.postback.transaction_id.clone(), j.postback.event.clone());
-        ctx.wait_until(forward(url, tid, event));
-    }
-    let row = report::conversion_row(&config, &outcome, now_ms);
-    let home = Home::of(&config, &row.network);
-    let effects = objects::with_counting(env, |isolate| isolate.conversion(&row, home, now_ms));
-    carry_out(env, ctx, effects);
-    respond(http::postback_response(&outcome))
+    carry_out(env, ctx, answered.effects);
+    respond(answered.response)
 }
 
 thread_local! {
@@ -92,7 +65,7 @@ thread_local! {
 /// how it ended. A tracker that answers 2xx has it; an error or no answer is tried again. The
 /// runtime's own fetch and timer are called directly: the SDK's request and response wrappers
 /// cost the Worker's size more than this whole function.
-async fn forward(url: String, tid: String, event: String) {
+pub(crate) async fn forward(url: String, tid: String, event: String) {
     let line = |result: &str, attempts: usize, detail: Option<&str>| {
         conversion::forward_line(&tid, &event, result, attempts, detail, crate::now_ms())
     };

@@ -52,10 +52,10 @@ impl Action {
 pub enum AdminRequest {
     Network(Action),
     GetConfig,
-    /// The new document's text, not yet validated (the Worker compiles it with its lists).
+    /// The new document's text, not yet validated ([`crate::operator`] compiles it with its lists).
     PutConfig(String),
     Report(ReportQuery),
-    /// A transaction id, not yet opened (the Worker holds the key).
+    /// A transaction id, not yet opened ([`crate::operator`] opens it with the key the Worker holds).
     Explain(String),
     Page,
 }

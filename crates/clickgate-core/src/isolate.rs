@@ -11,12 +11,18 @@
 //! flood view, [`decide`], the decision's log line, its counts, its analytics point, the network's
 //! flush, and the response. Nothing here waits or reads a clock: what the edge has to do with the
 //! outside world comes back as [`Effect`]s, carried out in order.
+//!
+//! A conversion postback runs the same way: [`PostbackArrival`] checks its method and takes its
+//! body, [`Isolate::postback`] judges it up to the question its network's object answers
+//! ([`PostbackStep::Ask`]), and [`Isolate::resume_postback`] gives its log line, its forward to
+//! the tracker, its counts and the answer.
 
 use std::sync::Arc;
 
-use crate::click::{self, Arrived, ClickParams, ClientInfo, Id};
+use crate::click::{self, Arrived, ClickParams, ClientInfo, Id, RequestError};
 use crate::config::networks::ReplayCheck;
 use crate::config::Config;
+use crate::conversion::{self, Judging, Seen};
 use crate::decide::{decide, servable_offer, Observed};
 use crate::flood::Thresholds;
 use crate::http::{self, click_response, HttpResponse};
@@ -134,6 +140,13 @@ pub enum Effect {
         step: Step,
         started_ms: u64,
     },
+    /// A judged conversion passed on to its advertiser's tracker at `url`, after the response, on
+    /// [`conversion::FORWARD_SCHEDULE_MS`]; its own log line names the transaction and event.
+    Forward {
+        url: String,
+        transaction_id: String,
+        event: String,
+    },
 }
 
 /// A click id asked of its replay object before the redirect: the click's `ticket` in this
@@ -163,6 +176,83 @@ struct Click {
     nonce: [u8; NONCE_LEN],
     accept: Option<String>,
     head: bool,
+    now_ms: u64,
+}
+
+/// A postback's method and parameters, read before its body: a POST's form body is added to the
+/// query's parameters ([`PostbackArrival::with_body`]).
+#[derive(Debug)]
+pub struct PostbackArrival {
+    params: String,
+    post: bool,
+    /// The advertiser's secret from [`conversion::SECRET_HEADER`], if the request carries one.
+    header_secret: Option<String>,
+}
+
+impl PostbackArrival {
+    /// The method checked before anything else is read. `Err` is the answer.
+    pub fn read(
+        method: &str,
+        query: &str,
+        header_secret: Option<String>,
+    ) -> Result<PostbackArrival, HttpResponse> {
+        match click::check_method(method, click::POSTBACK_METHODS) {
+            Ok(()) => Ok(PostbackArrival {
+                params: query.to_owned(),
+                post: method.eq_ignore_ascii_case("POST"),
+                header_secret,
+            }),
+            Err(e) => Err(http::error_response(&e, false)),
+        }
+    }
+
+    /// Whether the parameters go on in a body the edge must read (up to
+    /// [`conversion::MAX_BODY_BYTES`]) and hand to [`PostbackArrival::with_body`].
+    pub fn wants_body(&self) -> bool {
+        self.post
+    }
+
+    /// The body's parameters after the query's; `Err` (the body refused) is the answer.
+    pub fn with_body(
+        mut self,
+        body: Result<String, RequestError>,
+    ) -> Result<PostbackArrival, HttpResponse> {
+        let body = body.map_err(|e| http::error_response(&e, false))?;
+        self.params.push('&');
+        self.params.push_str(&body);
+        Ok(self)
+    }
+}
+
+/// Where a postback stands after [`Isolate::postback`].
+#[derive(Debug)]
+pub enum PostbackStep {
+    Done(Answered),
+    /// The conversion waits for its network's object to say whether it saw the event before (and
+    /// to record it); [`Isolate::resume_postback`] finishes it.
+    Ask {
+        question: SeenQuestion,
+        pending: Box<PendingPostback>,
+    },
+}
+
+/// What a conversion asks its network's object: whether `key` was reported before (kept until
+/// `expires_ms`, and counted toward the network's conversion rate when `counts`), and with
+/// `approvals`, whether its click has room left for an approved conversion under that key.
+#[derive(Debug)]
+pub struct SeenQuestion {
+    pub home: Home,
+    pub key: String,
+    pub expires_ms: u64,
+    pub counts: bool,
+    pub approvals: Option<(String, u32)>,
+}
+
+/// A conversion waiting for its network's object, judged on everything but that answer.
+#[derive(Debug)]
+pub struct PendingPostback {
+    config: Arc<Config>,
+    judging: Judging,
     now_ms: u64,
 }
 
@@ -422,8 +512,91 @@ impl Isolate {
         }
     }
 
+    /// A postback under the config in force, up to its response or its question to the network's
+    /// object. `key` is read once the request is known to be a postback; `None` means the secret
+    /// is missing (the source logs why) and answers 503.
+    pub fn postback(
+        &mut self,
+        arrival: PostbackArrival,
+        config: &Arc<Config>,
+        key: impl FnOnce() -> Option<TokenKey>,
+        now_ms: u64,
+    ) -> PostbackStep {
+        let done = |response| {
+            PostbackStep::Done(Answered {
+                response,
+                effects: Vec::new(),
+            })
+        };
+        let Some(key) = key() else {
+            return done(http::unavailable(false));
+        };
+        let PostbackArrival {
+            params,
+            header_secret,
+            ..
+        } = arrival;
+        let judging = match conversion::parse(&params)
+            .map(|p| p.with_header_secret(header_secret))
+            .and_then(|p| Judging::new(config, &key, p, now_ms))
+        {
+            Ok(judging) => judging,
+            Err(e) => return done(http::postback_error(&e)),
+        };
+        let pending = Box::new(PendingPostback {
+            config: Arc::clone(config),
+            judging,
+            now_ms,
+        });
+        match pending.judging.duplicate_key() {
+            Some((network, key, expires_ms)) => PostbackStep::Ask {
+                question: SeenQuestion {
+                    home: Home::of(config, &network),
+                    key,
+                    expires_ms,
+                    counts: pending.judging.counts_toward_flood(),
+                    approvals: pending.judging.approvals_key(),
+                },
+                pending,
+            },
+            None => PostbackStep::Done(self.resume_postback(pending, None)),
+        }
+    }
+
+    /// A conversion given what its network's object said (`None`: it was not asked, or could not
+    /// say): its log line, its forward to the tracker, its count in the report and the network's
+    /// flush, and the answer.
+    pub fn resume_postback(
+        &mut self,
+        pending: Box<PendingPostback>,
+        seen: Option<Seen>,
+    ) -> Answered {
+        let PendingPostback {
+            config,
+            judging,
+            now_ms,
+        } = *pending;
+        let outcome = judging.finish(seen);
+        let mut effects = vec![Effect::Log(outcome.log_line(now_ms))];
+        if let Some(url) = outcome.forward_url() {
+            let postback = &outcome.judging.postback;
+            effects.push(Effect::Forward {
+                url,
+                transaction_id: postback.transaction_id.clone(),
+                event: postback.event.clone(),
+            });
+        }
+        let row = report::conversion_row(&config, &outcome, now_ms);
+        let home = Home::of(&config, &row.network);
+        effects.append(&mut self.conversion(&row, home, now_ms));
+        Answered {
+            response: http::postback_response(&outcome),
+            effects,
+        }
+    }
+
     /// A judged postback counted in its network's report, and the flush that may follow.
-    pub fn conversion(&mut self, row: &ConversionRow, home: Home, now_ms: u64) -> Vec<Effect> {
+    fn conversion(&mut self, row: &ConversionRow, home: Home, now_ms: u64) -> Vec<Effect> {
         let mut effects = Vec::new();
         self.with_counts(&mut effects, |c| c.record_conversion(row, now_ms));
         self.flush(&mut effects, row.network.clone(), home, now_ms);
@@ -907,9 +1080,228 @@ mod tests {
                 Effect::Analytics { .. } => "analytics",
                 Effect::Flush { .. } => "flush",
                 Effect::Replay { .. } => "replay",
+                Effect::Forward { .. } => "forward",
             })
             .collect();
         assert_eq!(kinds, ["fault", "log", "flush"]);
         assert_eq!(codes(&answered), ["ip_unreadable"]);
+    }
+
+    mod postbacks {
+        use super::*;
+        use crate::token::{ClickToken, TokenVerdict};
+        #[cfg(target_arch = "wasm32")]
+        use wasm_bindgen_test::wasm_bindgen_test as test;
+
+        const FORWARDING: &str = r#"{"version": 1,
+            "advertisers": [{"id": "adv", "forward": {
+                "approved": "https://tracker.example/pb?click={param:click_id}&ev={event}",
+                "rejected": "https://tracker.example/pb?click={param:click_id}&status={status}&why={reason}"}}],
+            "offers": [{"id": "1", "advertiser_id": "adv", "landing_url": "https://x.example/"}]}"#;
+
+        fn forwarding() -> Arc<Config> {
+            Arc::new(Config::compile(FORWARDING).unwrap())
+        }
+
+        fn key() -> TokenKey {
+            TokenKey::new(&[9u8; 32]).unwrap()
+        }
+
+        /// A transaction id for a click on offer 1 from net-7, ten minutes before `T0`.
+        fn tid(verdict: TokenVerdict) -> String {
+            ClickToken {
+                issued_ms: T0 - 600_000,
+                nonce: [1; NONCE_LEN],
+                verdict,
+                offer_id: id("1"),
+                aff_id: id("net-7"),
+                profile: 0,
+            }
+            .seal(&key())
+        }
+
+        fn arrive(query: &str) -> PostbackArrival {
+            PostbackArrival::read("GET", query, None).unwrap()
+        }
+
+        fn postback(isolate: &mut Isolate, arrival: PostbackArrival) -> PostbackStep {
+            isolate.postback(arrival, &forwarding(), || Some(key()), T0)
+        }
+
+        /// The postback through its question, answered `seen`.
+        fn judged(isolate: &mut Isolate, arrival: PostbackArrival, seen: Seen) -> Answered {
+            match postback(isolate, arrival) {
+                PostbackStep::Ask { pending, .. } => isolate.resume_postback(pending, Some(seen)),
+                PostbackStep::Done(a) => panic!("answered without asking: {:?}", a.effects),
+            }
+        }
+
+        fn kinds(answered: &Answered) -> Vec<&'static str> {
+            answered
+                .effects
+                .iter()
+                .map(|e| match e {
+                    Effect::Log(_) => "log",
+                    Effect::Fault(_) => "fault",
+                    Effect::Analytics { .. } => "analytics",
+                    Effect::Flush { .. } => "flush",
+                    Effect::Replay { .. } => "replay",
+                    Effect::Forward { .. } => "forward",
+                })
+                .collect()
+        }
+
+        fn forwarded(answered: &Answered) -> Vec<&str> {
+            answered
+                .effects
+                .iter()
+                .filter_map(|e| match e {
+                    Effect::Forward { url, .. } => Some(url.as_str()),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        fn conversion_line(answered: &Answered) -> Value {
+            match answered.effects.first() {
+                Some(Effect::Log(line)) => serde_json::from_str(line).unwrap(),
+                other => panic!("the first effect is not the log line: {other:?}"),
+            }
+        }
+
+        #[test]
+        fn the_log_line_comes_before_the_forward_and_the_flush() {
+            let mut isolate = counting();
+            let query = format!(
+                "transaction_id={}&click_id=c9",
+                tid(TokenVerdict::Redirected)
+            );
+            let answered = judged(&mut isolate, arrive(&query), Seen::Fresh);
+            assert_eq!(kinds(&answered), ["log", "forward", "flush"]);
+            assert_eq!(answered.response.status, 200);
+            let line = conversion_line(&answered);
+            assert_eq!(
+                (line["event"].as_str(), line["status"].as_str()),
+                (Some("conversion"), Some("approved"))
+            );
+            let Some(Effect::Forward {
+                transaction_id,
+                event,
+                ..
+            }) = answered.effects.get(1)
+            else {
+                panic!("{:?}", answered.effects);
+            };
+            assert_eq!(
+                (transaction_id.as_str(), event.as_str()),
+                (tid(TokenVerdict::Redirected).as_str(), "conversion")
+            );
+        }
+
+        #[test]
+        fn the_question_asks_the_click_s_network_object_with_its_approvals() {
+            let mut isolate = counting();
+            let query = format!("transaction_id={}", tid(TokenVerdict::Redirected));
+            let PostbackStep::Ask { question, .. } = postback(&mut isolate, arrive(&query)) else {
+                panic!("answered without asking");
+            };
+            assert_eq!(question.home, Home::of(&forwarding(), &id("net-7")));
+            assert!(question.key.starts_with("cv/"), "{}", question.key);
+            assert!(question.expires_ms > T0);
+            // Without its advertiser's secret, an approval never counts toward the flood ceiling.
+            assert!(!question.counts);
+            assert_eq!(question.approvals.map(|(_, max)| max), Some(1));
+            // A flagged click's conversion cannot be approved: no approval is asked for.
+            let flagged = format!("transaction_id={}", tid(TokenVerdict::Flagged));
+            let PostbackStep::Ask { question, .. } = postback(&mut isolate, arrive(&flagged))
+            else {
+                panic!("answered without asking");
+            };
+            assert_eq!(question.approvals, None);
+        }
+
+        #[test]
+        fn a_duplicate_is_never_forwarded() {
+            let mut isolate = counting();
+            let query = format!(
+                "transaction_id={}&click_id=c9",
+                tid(TokenVerdict::Redirected)
+            );
+            let again = judged(&mut isolate, arrive(&query), Seen::Duplicate);
+            assert_eq!(kinds(&again), ["log", "flush"]);
+            assert_eq!(
+                conversion_line(&again)["reasons"][0]["code"],
+                "duplicate_conversion"
+            );
+            // Rejected for another reason, the same conversion goes to the `rejected` URL.
+            let flagged = format!("transaction_id={}&click_id=c9", tid(TokenVerdict::Flagged));
+            let rejected = judged(&mut isolate, arrive(&flagged), Seen::Fresh);
+            assert_eq!(
+                forwarded(&rejected),
+                ["https://tracker.example/pb?click=c9&status=rejected&why=flagged_click"]
+            );
+        }
+
+        #[test]
+        fn a_forward_url_carries_the_params_of_the_query_and_the_body() {
+            let mut isolate = counting();
+            let query = format!("transaction_id={}", tid(TokenVerdict::Redirected));
+            let arrival = PostbackArrival::read("POST", &query, None).unwrap();
+            assert!(arrival.wants_body());
+            let arrival = arrival.with_body(Ok("click_id=from-body&event=sale".to_owned()));
+            let answered = judged(&mut isolate, arrival.unwrap(), Seen::Fresh);
+            assert_eq!(
+                forwarded(&answered),
+                ["https://tracker.example/pb?click=from-body&ev=sale"]
+            );
+        }
+
+        #[test]
+        fn an_unknown_transaction_gets_400_and_no_effects() {
+            let mut isolate = counting();
+            let forged = format!("transaction_id={}x", tid(TokenVerdict::Redirected));
+            let PostbackStep::Done(answered) = postback(&mut isolate, arrive(&forged)) else {
+                panic!("a forged transaction id was asked about");
+            };
+            assert_eq!(answered.response.status, 400);
+            assert!(answered.response.body.contains("unknown_transaction"));
+            assert!(answered.effects.is_empty(), "{:?}", answered.effects);
+            let counts = isolate.counts_mut().unwrap();
+            assert_eq!(counts.flush(&id("net-7"), T0 + 3_600_000), Flush::Nothing);
+        }
+
+        #[test]
+        fn a_status_not_judged_is_answered_without_a_question() {
+            let mut isolate = counting();
+            let query = format!(
+                "transaction_id={}&status=declined",
+                tid(TokenVerdict::Redirected)
+            );
+            let PostbackStep::Done(answered) = postback(&mut isolate, arrive(&query)) else {
+                panic!("asked about a status that is not judged");
+            };
+            assert_eq!(conversion_line(&answered)["status"], "not_judged");
+            assert!(forwarded(&answered).is_empty());
+        }
+
+        #[test]
+        fn the_method_and_the_body_are_checked_before_the_key() {
+            let refused = PostbackArrival::read("PUT", "transaction_id=x", None).unwrap_err();
+            assert_eq!(refused.status, 405);
+            assert!(!arrive("transaction_id=x").wants_body());
+            let too_large = RequestError::BodyTooLarge {
+                limit: conversion::MAX_BODY_BYTES,
+            };
+            let arrival = PostbackArrival::read("POST", "", None).unwrap();
+            assert_eq!(arrival.with_body(Err(too_large)).unwrap_err().status, 413);
+            // Without the key nothing is judged.
+            let query = format!("transaction_id={}", tid(TokenVerdict::Redirected));
+            let step = counting().postback(arrive(&query), &forwarding(), || None, T0);
+            let PostbackStep::Done(answered) = step else {
+                panic!("asked without a key");
+            };
+            assert_eq!(answered.response.status, 503);
+            assert!(answered.effects.is_empty(), "{:?}", answered.effects);
+        }
     }
 }

@@ -33,7 +33,9 @@
 //! 9. The operator's API: [`admin`].
 //! 10. Answers over HTTP: [`http`] (the one place a decision becomes a response: the 1021 contract).
 //! 11. The whole click, and tools over it: [`isolate`] (the click's checks in their order over the
-//!     state an isolate keeps between clicks, and what runs once per isolate), [`whatif`]
+//!     state an isolate keeps between clicks, and what runs once per isolate, and a postback's),
+//!     [`operator`] (an admin call from its credentials to its answer, its reads and writes asked
+//!     of the edge step by step), [`whatif`]
 //!     (recorded clicks through a config: what it would have done, for `clickgate replay`), and
 //!     `fuzz` (the parsers under generated input; tests only).
 
@@ -53,6 +55,7 @@ pub mod ip;
 pub mod isolate;
 pub mod log;
 pub mod network;
+pub mod operator;
 pub mod report;
 pub mod rules;
 pub mod signing;

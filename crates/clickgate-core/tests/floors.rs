@@ -35,7 +35,7 @@ const FLOORS: &[(&str, &[&str])] = &[
     ("answers over HTTP", &["http"]),
     (
         "the whole click, and tools over it",
-        &["isolate", "whatif", "fuzz"],
+        &["isolate", "operator", "whatif", "fuzz"],
     ),
 ];
 
