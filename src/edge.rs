@@ -8,12 +8,12 @@ use clickgate_core::config::Config;
 use clickgate_core::http::{self, HttpResponse};
 use clickgate_core::isolate::{Arrival, ClickStep, Parts, READ_HEADERS};
 use clickgate_core::token::NONCE_LEN;
-use worker::js_sys::Promise;
+use worker::js_sys::{Promise, Reflect};
 use worker::wasm_bindgen::prelude::wasm_bindgen;
 use worker::wasm_bindgen::{JsCast as _, JsValue};
 use worker::wasm_bindgen_futures::{future_to_promise, JsFuture};
 use worker::worker_sys::ext::RequestExt as _;
-use worker::worker_sys::web_sys;
+use worker::worker_sys::{web_sys, IncomingRequestCfProperties};
 use worker::{event, Context, Env, Request, Result};
 
 use crate::io::{carry_out, respond, token_key};
@@ -87,6 +87,9 @@ pub fn handle(
         headers,
         country: cf.as_ref().and_then(|cf| cf.country().ok().flatten()),
         asn: cf.as_ref().and_then(|cf| cf.asn().ok().flatten()),
+        http_protocol: cf_text(cf.as_ref(), "httpProtocol"),
+        tls_version: cf_text(cf.as_ref(), "tlsVersion"),
+        tls_cipher: cf_text(cf.as_ref(), "tlsCipher"),
     };
     let arrival = match Arrival::read(parts) {
         Ok(arrival) => arrival,
@@ -137,6 +140,12 @@ fn click(
             }))
         }
     }
+}
+
+/// A text field of `request.cf`, read from the object itself: the SDK's getters for these fields
+/// expect a string and fail where the runtime gives none (locally, or over plain HTTP).
+fn cf_text(cf: Option<&IncomingRequestCfProperties>, key: &str) -> Option<String> {
+    Reflect::get(cf?, &JsValue::from_str(key)).ok()?.as_string()
 }
 
 /// A click's nonce for its transaction id, from the isolate's pool of random bytes.

@@ -66,6 +66,7 @@ reason_codes! {
     OldBrowser => "old_browser",
     DuplicateIp => "duplicate_ip",
     SubIdValidity => "sub_id_validity",
+    Spoof => "spoof",
     FilterUnavailable => "filter_unavailable",
     // A conversion judged against its click (see `conversion`).
     FlaggedClick => "flagged_click",
