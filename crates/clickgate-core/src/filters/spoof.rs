@@ -717,16 +717,28 @@ pub(crate) mod tests {
         }
     }
 
-    /// Scripts sending a current browser's User-Agent with their own default headers.
+    /// Scripts sending a current browser's User-Agent with their own default headers: each is
+    /// `likely` at least (a `medium_and_higher` rule declines it), and the grades the filter
+    /// reference gives for a Chrome User-Agent hold.
     #[test]
     fn scripts_claiming_a_browser_are_at_least_likely() {
-        for tool in ["curl", "python-requests", "go", "node-fetch"] {
+        let with_chrome = [
+            ("curl", Grade::Likely),
+            ("python-requests", Grade::Certain),
+            ("go", Grade::Likely),
+            ("node-fetch", Grade::Certain),
+        ];
+        for (tool, as_chrome) in with_chrome {
             let transport = Some((script_protocol(tool), "TLSv1.3", "AEAD-AES256-GCM-SHA384"));
+            let mut grades = Vec::new();
             for ua in [CHROME_131, FIREFOX_133, SAFARI_17, IPHONE_17] {
                 let found = judge(&UserAgent::parse(ua), &sent(&script_headers(tool), transport));
                 let found = found.unwrap_or_else(|| panic!("{tool} as {ua}"));
                 assert!(found.grade >= Grade::Likely, "{tool} as {ua}: {}", found.describe());
+                grades.push(format!("{} {}", found.claim, found.grade.name()));
             }
+            println!("{tool}: {}", grades.join(", "));
+            assert!(grades[0].ends_with(as_chrome.name()), "{tool}: {grades:?}");
         }
         // Python over HTTP/1.1 with a Chrome UA: every cause at once.
         let python = sent(&script_headers("python-requests"), Some(("HTTP/1.1", "TLSv1.3", "AEAD-AES256-GCM-SHA384")));
