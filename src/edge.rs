@@ -73,7 +73,7 @@ pub fn handle(
     }
     // Only the headers the decision uses cross into wasm: each crossing costs, on every click.
     let request_headers = req.headers();
-    let headers: Vec<(&'static str, String)> = READ_HEADERS
+    let mut headers: Vec<(&'static str, String)> = READ_HEADERS
         .iter()
         .filter_map(|name| {
             let value = request_headers.get(name).ok().flatten()?;
@@ -81,6 +81,13 @@ pub fn handle(
         })
         .collect();
     let cf = req.cf();
+    // Where Cloudflare replaced the client's Accept-Encoding with its own, the client's is here.
+    if let Some(client) = cf_text(cf.as_ref(), "clientAcceptEncoding") {
+        headers.retain(|(name, _)| *name != "accept-encoding");
+        if !client.is_empty() {
+            headers.push(("accept-encoding", client));
+        }
+    }
     let parts = Parts {
         method,
         url,
