@@ -2,9 +2,13 @@
 //! declines from `medium`, with the connection facts `request.cf` gives in production set per
 //! request, and without them as locally.
 
+use std::process::Command;
 use std::time::Duration;
 
-use crate::{demo_with, push_ok, support::Worker};
+use crate::{
+    demo_with, push_ok,
+    support::{TempDir, Worker},
+};
 
 const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 
@@ -90,4 +94,77 @@ fn a_spoof_rule_declines_a_script_claiming_chrome_and_redirects_chrome() {
     // curl's defaults with no connection facts: two causes, still declined from `medium`.
     let r = click("192.0.2.64", &[("accept", "*/*")], None);
     assert_eq!(r.status, 403);
+}
+
+/// Headless Chromium following a tracking link with a desktop Chrome's User-Agent of its own
+/// version: a real browser's navigation, which gets no spoof points. With a Windows User-Agent
+/// instead (a browser dressed as another system, as automation does), its client hints still say
+/// Linux: one weak sign, which a rule declining from `low` declines and one from `medium` would not.
+#[test]
+fn headless_chromium_gets_no_points_as_itself_and_a_weak_sign_dressed_as_windows() {
+    let w = Worker::start(&[("CONFIG_REFRESH_SECONDS", "1")]);
+    let rules = serde_json::json!([{
+        "id": "spoofed", "created_at": "2026-11-01T00:00:00Z", "scope": {"offers": ["1001"]},
+        "strategy": {"filters": [{"type": "spoof"}]}, "decline": "low_and_higher"
+    }]);
+    push_ok(
+        &w,
+        &demo_with(&w, "spoof.json", rules, serde_json::json!({})),
+    );
+    let browser = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".to_owned());
+    let version = Command::new(&browser).arg("--version").output().unwrap();
+    let version = String::from_utf8_lossy(&version.stdout);
+    let major: u32 = version
+        .split_whitespace()
+        .find_map(|w| w.split('.').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no version in {version:?}"));
+    let url = format!("{}/c?offer_id=1001&aff_id=net-7", w.base);
+    let follow = |system: &str| {
+        let ua = format!(
+            "Mozilla/5.0 ({system}) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{major}.0.0.0 Safari/537.36"
+        );
+        let profile = TempDir::new("chromium");
+        let out = Command::new(&browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+            ])
+            .args(["--virtual-time-budget=3000", "--dump-dom"])
+            .arg(format!("--user-agent={ua}"))
+            .arg(format!("--user-data-dir={}", profile.0.display()))
+            .arg(&url)
+            .output()
+            .unwrap_or_else(|e| panic!("{browser} is needed (make setup): {e}"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        w.wait_for(Duration::from_secs(10), || {
+            w.events("click")
+                .into_iter()
+                .find(|e| e["user_agent"] == ua.as_str())
+        })
+        .unwrap_or_else(|| panic!("no line for {ua}"))
+    };
+    let itself = follow("X11; Linux x86_64");
+    println!("chromium {major} as itself: {}", itself["sent"]);
+    assert_eq!(itself["verdict"], "redirect");
+    assert_eq!(itself["reasons"], serde_json::json!([]));
+    assert_eq!(itself["sent"]["sec-fetch-mode"], "navigate");
+    let hints = itself["sent"]["sec-ch-ua"].as_str().unwrap();
+    assert!(
+        hints.contains(&format!("\"Chromium\";v=\"{major}\"")),
+        "{hints}"
+    );
+
+    let dressed = follow("Windows NT 10.0; Win64; x64");
+    assert_eq!(dressed["verdict"], "block");
+    assert_eq!(
+        dressed["reasons"][0]["matched"],
+        "weak: client hints say Linux (sec-ch-ua-platform)"
+    );
+    assert_eq!(dressed["reasons"][0]["points"], 30);
 }
