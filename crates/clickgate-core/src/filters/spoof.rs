@@ -605,6 +605,25 @@ pub(crate) mod tests {
                 assert_eq!(judge(&UserAgent::parse(ua), &sent), None, "{ua} over {transport:?}");
             }
         }
+        // Debian's Chromium 156, headless, following a link to the Worker on this machine (the
+        // end-to-end suite's `headless_chromium_…` test prints them): Chromium names no vendor.
+        let chromium = [
+            ("accept", "text/html,application/xhtml+xml,application/xml;q=0.9,image/jxl,image/avif,image/webp,image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7"),
+            ("accept-encoding", "gzip, deflate, br, zstd"),
+            ("accept-language", "en-US,en;q=0.9"),
+            ("sec-ch-ua", r#""Not:A-Brand";v="8", "Chromium";v="156""#),
+            ("sec-ch-ua-mobile", "?0"),
+            ("sec-ch-ua-platform", "\"Linux\""),
+            ("sec-fetch-dest", "document"),
+            ("sec-fetch-mode", "navigate"),
+            ("sec-fetch-site", "none"),
+            ("sec-fetch-user", "?1"),
+            ("upgrade-insecure-requests", "1"),
+        ]
+        .map(|(n, v)| (n, v.to_owned()));
+        let linux = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
+        assert_eq!(grade(linux, &sent(&chromium, None)), None);
+        assert_eq!(grade(linux, &sent(&chromium, H2)), None);
         // Edge names itself in its hints; Chrome on iOS is WebKit and sends none.
         let edge = format!("{CHROME_131} Edg/131.0.0.0");
         let edge_hints = with(chrome_headers(131, "Windows", false), "sec-ch-ua", r#""Microsoft Edge";v="131", "Chromium";v="131", "Not_A Brand";v="24""#);
