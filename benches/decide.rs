@@ -5,10 +5,11 @@
 
 use std::hint::black_box;
 
-use clickgate_core::click::{route, split_url, ClientInfo, Route};
+use clickgate_core::click::{route, split_url, ClientInfo, Route, Sent};
 use clickgate_core::config::networks::{Form, Mode, Policy, ReplayCheck, SigningKey};
 use clickgate_core::config::Config;
 use clickgate_core::decide::{decide, ClickOutcome, Observed};
+use clickgate_core::filters::spoof;
 use clickgate_core::flood::Thresholds;
 use clickgate_core::http::click_response;
 use clickgate_core::network::local::{Flush, FlushPolicy, LocalCounts};
@@ -135,6 +136,7 @@ fn decided(config: &Config, key: &TokenKey, query: &str, ip: &str, ua: &str) -> 
         referer: Some("https://news.example/article".into()),
         country: Some("DE".into()),
         asn: Some(3320),
+        sent: None,
     };
     let counters = Some(Counters {
         ip_clicks: 1,
@@ -164,6 +166,50 @@ fn benches(c: &mut Criterion) {
     let query = "offer_id=1001&aff_id=net-7&source_id=feed-3&sub1=spring%20promo&sub2=a%26b";
 
     let mut g = c.benchmark_group("click");
+    // The spoof filter's judgement of a browser's navigation and of a script's request: what it
+    // adds to a click under a rule that has it.
+    let chrome = UserAgent::parse(
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) \
+         Chrome/131.0.0.0 Safari/537.36",
+    );
+    let navigation = [
+        (
+            "sec-ch-ua",
+            r#""Google Chrome";v="131", "Chromium";v="131", "Not_A Brand";v="24""#,
+        ),
+        ("sec-ch-ua-mobile", "?0"),
+        ("sec-ch-ua-platform", "\"Windows\""),
+        ("upgrade-insecure-requests", "1"),
+        (
+            "accept",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        ),
+        ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-mode", "navigate"),
+        ("sec-fetch-user", "?1"),
+        ("sec-fetch-dest", "document"),
+        ("accept-encoding", "gzip, deflate, br, zstd"),
+        ("accept-language", "de-DE,de;q=0.9"),
+    ];
+    let script = [("accept", "*/*")];
+    let read = |headers: &[(&str, &'static str)]| {
+        let header = |name: &str| headers.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+        let h2 = |v: &str| Some(v.to_owned());
+        Sent::read(
+            header,
+            "https://clicks.example/c",
+            h2("HTTP/2"),
+            h2("TLSv1.3"),
+            h2("AEAD-AES128-GCM-SHA256"),
+        )
+    };
+    let (browser_sent, script_sent) = (read(&navigation), read(&script));
+    g.bench_function("spoof filter, browser", |b| {
+        b.iter(|| spoof::judge(black_box(&chrome), black_box(&browser_sent)).is_none())
+    });
+    g.bench_function("spoof filter, script", |b| {
+        b.iter(|| spoof::judge(black_box(&chrome), black_box(&script_sent)).map(|f| f.signs.len()))
+    });
     g.bench_function("redirect, demo config", |b| {
         b.iter(|| one_click(black_box(&demo), &key, black_box(query), "192.0.2.10"))
     });

@@ -8,12 +8,12 @@ use clickgate_core::config::Config;
 use clickgate_core::http::{self, HttpResponse};
 use clickgate_core::isolate::{Arrival, ClickStep, Parts, READ_HEADERS};
 use clickgate_core::token::NONCE_LEN;
-use worker::js_sys::Promise;
+use worker::js_sys::{Promise, Reflect};
 use worker::wasm_bindgen::prelude::wasm_bindgen;
 use worker::wasm_bindgen::{JsCast as _, JsValue};
 use worker::wasm_bindgen_futures::{future_to_promise, JsFuture};
 use worker::worker_sys::ext::RequestExt as _;
-use worker::worker_sys::web_sys;
+use worker::worker_sys::{web_sys, IncomingRequestCfProperties};
 use worker::{event, Context, Env, Request, Result};
 
 use crate::io::{carry_out, respond, token_key};
@@ -73,7 +73,7 @@ pub fn handle(
     }
     // Only the headers the decision uses cross into wasm: each crossing costs, on every click.
     let request_headers = req.headers();
-    let headers: Vec<(&'static str, String)> = READ_HEADERS
+    let mut headers: Vec<(&'static str, String)> = READ_HEADERS
         .iter()
         .filter_map(|name| {
             let value = request_headers.get(name).ok().flatten()?;
@@ -81,12 +81,22 @@ pub fn handle(
         })
         .collect();
     let cf = req.cf();
+    // Where Cloudflare replaced the client's Accept-Encoding with its own, the client's is here.
+    if let Some(client) = cf_text(cf.as_ref(), "clientAcceptEncoding") {
+        headers.retain(|(name, _)| *name != "accept-encoding");
+        if !client.is_empty() {
+            headers.push(("accept-encoding", client));
+        }
+    }
     let parts = Parts {
         method,
         url,
         headers,
         country: cf.as_ref().and_then(|cf| cf.country().ok().flatten()),
         asn: cf.as_ref().and_then(|cf| cf.asn().ok().flatten()),
+        http_protocol: cf_text(cf.as_ref(), "httpProtocol"),
+        tls_version: cf_text(cf.as_ref(), "tlsVersion"),
+        tls_cipher: cf_text(cf.as_ref(), "tlsCipher"),
     };
     let arrival = match Arrival::read(parts) {
         Ok(arrival) => arrival,
@@ -137,6 +147,12 @@ fn click(
             }))
         }
     }
+}
+
+/// A text field of `request.cf`, read from the object itself: the SDK's getters for these fields
+/// expect a string and fail where the runtime gives none (locally, or over plain HTTP).
+fn cf_text(cf: Option<&IncomingRequestCfProperties>, key: &str) -> Option<String> {
+    Reflect::get(cf?, &JsValue::from_str(key)).ok()?.as_string()
 }
 
 /// A click's nonce for its transaction id, from the isolate's pool of random bytes.

@@ -13,6 +13,7 @@ mod redirect;
 mod report;
 mod rules;
 mod signing;
+mod spoof;
 mod trackers;
 
 use std::time::{SystemTime, UNIX_EPOCH};

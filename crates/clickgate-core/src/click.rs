@@ -96,6 +96,127 @@ pub struct ClientInfo {
     /// ISO country code and autonomous system of the client, as the edge resolved them.
     pub country: Option<String>,
     pub asn: Option<u32>,
+    /// The headers and connection facts the `spoof` filter reads, read only under a config that
+    /// has the filter (`None` otherwise: no header is kept that nothing judges).
+    pub sent: Option<Box<Sent>>,
+}
+
+/// The request headers that show what software sent a click beyond its User-Agent, in the order
+/// [`Sent::headers`] holds them: fetch metadata, the Chromium client hints, and the content
+/// negotiation every browser does on a navigation.
+pub const SENT_HEADERS: [&str; 11] = [
+    "sec-fetch-site",
+    "sec-fetch-mode",
+    "sec-fetch-dest",
+    "sec-fetch-user",
+    "sec-ch-ua",
+    "sec-ch-ua-mobile",
+    "sec-ch-ua-platform",
+    "accept",
+    "accept-language",
+    "accept-encoding",
+    "upgrade-insecure-requests",
+];
+
+/// What a click's request showed of the software that sent it: the headers of [`SENT_HEADERS`]
+/// and what the runtime says of the connection. A fact the runtime does not give (locally, or over
+/// plain HTTP) is `None`, never a guess, so its absence is never held against the click.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sent {
+    pub headers: [Option<String>; SENT_HEADERS.len()],
+    /// `request.cf.httpProtocol`: `HTTP/1.1`, `HTTP/2`, `HTTP/3`.
+    pub http_protocol: Option<String>,
+    /// `request.cf.tlsVersion` and `tlsCipher`: `TLSv1.3`, `AEAD-AES128-GCM-SHA256`.
+    pub tls_version: Option<String>,
+    pub tls_cipher: Option<String>,
+    /// The link came over plain HTTP to a host other than this machine: browsers send neither
+    /// fetch metadata nor client hints there, so their absence says nothing.
+    pub plain_http: bool,
+}
+
+/// The decision log's names of [`Sent`]'s connection facts.
+pub const HTTP_PROTOCOL: &str = "http_protocol";
+pub const TLS_VERSION: &str = "tls_version";
+pub const TLS_CIPHER: &str = "tls_cipher";
+pub const PLAIN_HTTP: &str = "plain_http";
+
+impl Sent {
+    /// From the request: `header` reads one of [`SENT_HEADERS`], `url` is the link as received,
+    /// and the connection facts are the runtime's (an empty one is none).
+    pub fn read<'a>(
+        header: impl Fn(&str) -> Option<&'a str>,
+        url: &str,
+        http_protocol: Option<String>,
+        tls_version: Option<String>,
+        tls_cipher: Option<String>,
+    ) -> Sent {
+        let given = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+        Sent {
+            headers: SENT_HEADERS.map(|name| header(name).map(str::to_owned)),
+            http_protocol: given(http_protocol),
+            tls_version: given(tls_version),
+            tls_cipher: given(tls_cipher),
+            plain_http: plain_http(url),
+        }
+    }
+
+    /// One of [`SENT_HEADERS`]' values, when the request carried it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        SENT_HEADERS
+            .iter()
+            .position(|n| *n == name)
+            .and_then(|i| self.headers[i].as_deref())
+    }
+
+    /// Every fact the request carried, as the decision log names them, in a fixed order.
+    pub fn fields(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        let connection = [
+            (HTTP_PROTOCOL, self.http_protocol.as_deref()),
+            (TLS_VERSION, self.tls_version.as_deref()),
+            (TLS_CIPHER, self.tls_cipher.as_deref()),
+            (PLAIN_HTTP, self.plain_http.then_some("true")),
+        ];
+        SENT_HEADERS
+            .iter()
+            .zip(&self.headers)
+            .map(|(n, v)| (*n, v.as_deref()))
+            .chain(connection)
+            .filter_map(|(n, v)| Some((n, v?)))
+    }
+
+    /// Read back from [`Sent::fields`]' names (the decision log's `sent` object).
+    pub fn from_fields<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Sent {
+        let owned = |name: &str| get(name).map(str::to_owned);
+        Sent {
+            headers: SENT_HEADERS.map(owned),
+            http_protocol: owned(HTTP_PROTOCOL),
+            tls_version: owned(TLS_VERSION),
+            tls_cipher: owned(TLS_CIPHER),
+            plain_http: get(PLAIN_HTTP) == Some("true"),
+        }
+    }
+}
+
+/// Whether `url` is plain HTTP to a host that is not this machine (browsers treat `localhost` and
+/// loopback addresses as secure, and send them what they send over HTTPS).
+fn plain_http(url: &str) -> bool {
+    let Some(rest) = url
+        .get(..7)
+        .filter(|s| s.eq_ignore_ascii_case("http://"))
+        .map(|_| &url[7..])
+    else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    let local = host.eq_ignore_ascii_case("localhost")
+        || host.to_ascii_lowercase().ends_with(".localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    !local
 }
 
 /// The routes the Worker serves to the public.
@@ -542,6 +663,56 @@ mod tests {
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
+    /// Browsers send fetch metadata and client hints to secure origins only, and a loopback
+    /// host is one even over plain HTTP.
+    #[test]
+    fn plain_http_is_a_remote_host_without_tls() {
+        for (url, plain) in [
+            ("http://clicks.example/c?x=https://a", true),
+            ("HTTP://clicks.example:8080/c", true),
+            ("http://user@10.0.0.1/c", true),
+            ("https://clicks.example/c", false),
+            ("http://localhost:8787/c", false),
+            ("http://app.localhost/c", false),
+            ("http://127.0.0.1:8787/c", false),
+            ("http://[::1]:8787/c", false),
+            ("/c?offer_id=1", false),
+            ("", false),
+        ] {
+            assert_eq!(super::plain_http(url), plain, "{url}");
+        }
+    }
+
+    #[test]
+    fn sent_reads_back_from_its_fields_and_an_empty_fact_is_none() {
+        let headers = [("sec-fetch-mode", "navigate"), ("accept-language", "de")];
+        let header = |name: &str| headers.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+        let sent = Sent::read(
+            header,
+            "http://clicks.example/c",
+            Some("HTTP/1.1".into()),
+            Some(String::new()),
+            Some(" ".into()),
+        );
+        assert_eq!(sent.header("sec-fetch-mode"), Some("navigate"));
+        assert_eq!(
+            (sent.tls_version.as_deref(), sent.tls_cipher.as_deref()),
+            (None, None)
+        );
+        let fields: Vec<_> = sent.fields().collect();
+        assert_eq!(
+            fields,
+            [
+                ("sec-fetch-mode", "navigate"),
+                ("accept-language", "de"),
+                (HTTP_PROTOCOL, "HTTP/1.1"),
+                (PLAIN_HTTP, "true"),
+            ]
+        );
+        let back = Sent::from_fields(|k| fields.iter().find(|(n, _)| *n == k).map(|(_, v)| *v));
+        assert_eq!(back, sent);
+    }
+
     fn click(r: Result<Route, RequestError>) -> ClickParams {
         match r {
             Ok(Route::Click(c)) => c,
@@ -821,6 +992,7 @@ mod tests {
                         referer: Some(referer),
                         country: None,
                         asn: None,
+                        sent: None,
                     };
                     let config = crate::config::Config::compile(CLICK_CONFIG).unwrap();
                     let key = crate::token::TokenKey::new(&[3u8; 32]).unwrap();

@@ -11,6 +11,7 @@ use std::borrow::Cow;
 use crate::click::{self, ClickParams, ClientInfo, Id, RequestError};
 use crate::config::rules::{Action, Rule, SubIdParam};
 use crate::config::{Config, Offer, OfferStatus};
+use crate::filters::FilterKind;
 use crate::flood::FloodView;
 use crate::log::JsonLine;
 use crate::rules::{assess, Assessment, Counters};
@@ -55,6 +56,17 @@ pub struct Observed {
     pub signature: Option<Signature>,
     /// What the isolate knows of the network's click-flood state.
     pub flood: FloodView,
+}
+
+/// Whether a rule of the config judges the request's headers and connection (the `spoof` filter):
+/// only then are they read into the click and written to its log line, so the log of a config
+/// without the filter is as it was and keeps no header that nothing judged.
+pub fn reads_sent(config: &Config) -> bool {
+    config.rules.iter().any(|r| {
+        r.filters
+            .iter()
+            .any(|f| matches!(f.kind, FilterKind::Spoof(_)))
+    })
 }
 
 /// The click's offer, when the config serves it: a listed offer, or an unlisted one its link
@@ -367,6 +379,13 @@ impl ClickOutcome {
         let c = &self.click;
         let ip = self.client.ip.map(|ip| ip.to_string());
         let asn = self.client.asn.map(|n| n.to_string());
+        // What the spoof filter read, for replay to judge again: present only under a config
+        // that has the filter.
+        let sent = self.client.sent.as_ref().map(|sent| {
+            sent.fields()
+                .fold(JsonLine::new(), |line, (name, value)| line.str(name, value))
+                .finish()
+        });
         JsonLine::new()
             .str("event", "click")
             .str("ts", &rfc3339_ms(self.at_ms))
@@ -413,6 +432,7 @@ impl ClickOutcome {
                     .and_then(|ua| ua.reading().client),
             )
             .opt("referer", self.client.referer.as_deref())
+            .opt_raw("sent", sent.as_deref())
             .bool("preview", self.preview)
             .str("config", &self.config_digest)
             .finish()
@@ -755,7 +775,7 @@ mod tests {
 #[cfg(test)]
 pub(crate) mod harness {
     use super::{decide, ClickOutcome, Observed};
-    use crate::click::{route, ClientInfo, Route};
+    use crate::click::{route, ClientInfo, Route, Sent};
     use crate::config::Config;
     use crate::filters::Counters;
     use crate::token::TokenKey;
@@ -806,6 +826,8 @@ pub(crate) mod harness {
         pub(crate) country: Option<&'a str>,
         pub(crate) asn: Option<u32>,
         pub(crate) counters: Option<Counters>,
+        /// What the request showed the spoof filter; `None` as under a config without it.
+        pub(crate) sent: Option<&'a Sent>,
     }
 
     impl Default for Click<'_> {
@@ -821,6 +843,7 @@ pub(crate) mod harness {
                     ip_clicks: 1,
                     distinct_sub_ids: 1,
                 }),
+                sent: None,
             }
         }
     }
@@ -838,6 +861,7 @@ pub(crate) mod harness {
             referer: c.referer.map(str::to_owned),
             country: c.country.map(str::to_owned),
             asn: c.asn,
+            sent: c.sent.cloned().map(Box::new),
         };
         let key = TokenKey::new(b"0123456789abcdef0123456789abcdef-test-only").unwrap();
         decide(

@@ -19,11 +19,11 @@
 
 use std::sync::Arc;
 
-use crate::click::{self, Arrived, ClickParams, ClientInfo, Id, RequestError};
+use crate::click::{self, Arrived, ClickParams, ClientInfo, Id, RequestError, Sent};
 use crate::config::networks::ReplayCheck;
 use crate::config::Config;
 use crate::conversion::{self, Judging, Seen};
-use crate::decide::{decide, servable_offer, Observed};
+use crate::decide::{decide, reads_sent, servable_offer, Observed};
 use crate::flood::Thresholds;
 use crate::http::{self, click_response, HttpResponse};
 use crate::ip::client_ip;
@@ -40,7 +40,23 @@ use crate::token::{TokenKey, NONCE_LEN};
 use crate::ua::UserAgent;
 
 /// The request headers a click reads; only these cross from the runtime into wasm.
-pub const READ_HEADERS: [&str; 4] = ["cf-connecting-ip", "user-agent", "referer", "accept"];
+pub const READ_HEADERS: [&str; 14] = [
+    "cf-connecting-ip",
+    "user-agent",
+    "referer",
+    "accept",
+    // What the `spoof` filter reads besides `accept` (see `click::SENT_HEADERS`).
+    "sec-fetch-site",
+    "sec-fetch-mode",
+    "sec-fetch-dest",
+    "sec-fetch-user",
+    "sec-ch-ua",
+    "sec-ch-ua-mobile",
+    "sec-ch-ua-platform",
+    "accept-language",
+    "accept-encoding",
+    "upgrade-insecure-requests",
+];
 
 /// What the edge read of a request on the click path.
 #[derive(Debug, Clone, Default)]
@@ -53,6 +69,10 @@ pub struct Parts {
     /// The client's country and autonomous system, as the edge resolved them.
     pub country: Option<String>,
     pub asn: Option<u32>,
+    /// `request.cf`'s `httpProtocol`, `tlsVersion` and `tlsCipher`, where the runtime gives them.
+    pub http_protocol: Option<String>,
+    pub tls_version: Option<String>,
+    pub tls_cipher: Option<String>,
 }
 
 impl Parts {
@@ -337,6 +357,15 @@ impl Isolate {
             referer: parts.header("referer").map(str::to_owned),
             country: parts.country.clone(),
             asn: parts.asn,
+            sent: reads_sent(config).then(|| {
+                Box::new(Sent::read(
+                    |name| parts.header(name),
+                    &parts.url,
+                    parts.http_protocol.clone(),
+                    parts.tls_version.clone(),
+                    parts.tls_cipher.clone(),
+                ))
+            }),
         };
         let nonce = match nonce() {
             Ok(nonce) => nonce,
@@ -643,7 +672,8 @@ pub fn warm_up() -> WarmedUp {
                   "fraud_ips": ["198.51.100.1"], "blocked_referrers": ["*.spam.example"], "allowed_affiliates": ["t"]},
         "rules": [{"id": "w", "created_at": "2026-01-01", "scope": {"offers": ["1"]}, "decline": "high",
                    "strategy": {"filters": [{"type": "bot"}, {"type": "fraud_database"}, {"type": "datacenter_vpn"},
-                                            {"type": "geo"}, {"type": "referrer"}, {"type": "old_os_browser"}]}},
+                                            {"type": "geo"}, {"type": "referrer"}, {"type": "old_os_browser"},
+                                            {"type": "spoof"}]}},
                   {"id": "p", "created_at": "2026-02-01", "priority": 1, "decline": "medium_and_higher", "strategy": "lead",
                    "scope": {"advertisers": ["a"], "affiliates": {"include": "all", "exclude": ["x"]}}},
                   {"id": "q", "created_at": "2026-03-01", "strategy": "mobile_cpi", "scope": {"affiliates": ["n", "m"]}}]}"#;
@@ -668,9 +698,14 @@ pub fn warm_up() -> WarmedUp {
                 ("user-agent", ua.to_owned()),
                 ("referer", "https://news.example/a".to_owned()),
                 ("accept", "text/html".to_owned()),
+                ("sec-fetch-mode", "navigate".to_owned()),
+                ("accept-language", "de".to_owned()),
             ],
             country: Some("DE".to_owned()),
             asn: Some(3320),
+            http_protocol: Some("HTTP/2".to_owned()),
+            tls_version: Some("TLSv1.3".to_owned()),
+            tls_cipher: Some("AEAD-AES128-GCM-SHA256".to_owned()),
         };
         let Ok(arrival) = Arrival::read(parts) else {
             return done;
@@ -778,6 +813,7 @@ mod tests {
             ],
             country: Some("DE".to_owned()),
             asn: Some(3320),
+            ..Parts::default()
         }
     }
 

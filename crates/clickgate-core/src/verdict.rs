@@ -66,6 +66,7 @@ reason_codes! {
     OldBrowser => "old_browser",
     DuplicateIp => "duplicate_ip",
     SubIdValidity => "sub_id_validity",
+    Spoof => "spoof",
     FilterUnavailable => "filter_unavailable",
     // A conversion judged against its click (see `conversion`).
     FlaggedClick => "flagged_click",
@@ -193,7 +194,7 @@ mod tests {
     /// renamed, and `ALL` keeps the order codes were listed in.
     #[test]
     fn every_code_keeps_its_text_and_its_place_in_all() {
-        const KEPT: [(ReasonCode, &str); 31] = [
+        const KEPT: [(ReasonCode, &str); 32] = [
             (ReasonCode::MissingSignature, "missing_signature"),
             (ReasonCode::InvalidSignature, "invalid_signature"),
             (ReasonCode::UnknownKey, "unknown_key"),
@@ -221,6 +222,7 @@ mod tests {
             (ReasonCode::OldBrowser, "old_browser"),
             (ReasonCode::DuplicateIp, "duplicate_ip"),
             (ReasonCode::SubIdValidity, "sub_id_validity"),
+            (ReasonCode::Spoof, "spoof"),
             (ReasonCode::FilterUnavailable, "filter_unavailable"),
             (ReasonCode::FlaggedClick, "flagged_click"),
             (ReasonCode::MinClickToConversion, "min_click_to_conversion"),

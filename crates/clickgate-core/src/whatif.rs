@@ -15,7 +15,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
-use crate::click::{ClickParams, ClientInfo, Id, AFF_ID, DEVICE_ID, OFFER_ID, SOURCE_ID, SUB_IDS};
+use crate::click::{
+    ClickParams, ClientInfo, Id, Sent, AFF_ID, DEVICE_ID, OFFER_ID, SOURCE_ID, SUB_IDS,
+};
 use crate::config::Config;
 use crate::decide::{decide, ClickOutcome, Observed};
 use crate::flood::{Event, FloodCause, FloodState, Outcome, Thresholds};
@@ -82,7 +84,11 @@ pub fn from_log_line(line: &str) -> LogLine {
         Value::Bool(b) => Some(b.to_string()),
         v => v.as_str().map(str::to_owned),
     };
-    match record(|k| field(k)) {
+    // What the spoof filter read, where the config that wrote the line had the filter.
+    let sent = value["sent"]
+        .as_object()
+        .map(|sent| Box::new(Sent::from_fields(|k| sent.get(k).and_then(Value::as_str))));
+    match record(|k| field(k), sent) {
         Ok(click) => out.clicks.push(click),
         Err(problem) => out.problems.push(problem),
     }
@@ -133,16 +139,21 @@ pub fn csv_header(names: &[&str]) -> Result<Vec<Option<usize>>, String> {
 
 /// One CSV row's fields, placed by [`csv_header`]'s positions.
 pub fn from_csv_fields(cells: &[&str], header: &[Option<usize>]) -> Result<Recorded, String> {
-    record(|k| {
+    let get = |k: &str| {
         let col = CSV_COLUMNS.iter().position(|c| *c == k)?;
         header[col]
             .and_then(|i| cells.get(i))
             .filter(|s| !s.is_empty())
             .map(|s| (*s).to_owned())
-    })
+    };
+    record(get, None)
 }
 
-fn record(get: impl Fn(&str) -> Option<String>) -> Result<Recorded, String> {
+/// A click from its fields; `sent` is what the spoof filter read, where the record carries it.
+fn record(
+    get: impl Fn(&str) -> Option<String>,
+    sent: Option<Box<Sent>>,
+) -> Result<Recorded, String> {
     let id = |k: &str| -> Result<Id, String> {
         let v = get(k).ok_or_else(|| format!("no {k}"))?;
         Id::parse(&v).map_err(|p| format!("{k} {p}"))
@@ -169,6 +180,7 @@ fn record(get: impl Fn(&str) -> Option<String>) -> Result<Recorded, String> {
         referer: get("referer"),
         country: get("country"),
         asn: get("asn").and_then(|a| a.trim_start_matches("AS").parse().ok()),
+        sent,
     };
     Ok(Recorded {
         at_ms,

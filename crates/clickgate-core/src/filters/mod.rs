@@ -246,6 +246,7 @@ filters! {
     Geo(geo::OfferGeo),
     Referrer(referrer::Referrer),
     OldOsBrowser(old_os_browser::MinVersions),
+    Spoof(spoof::Spoof),
     DuplicateIp(duplicate_ip::DuplicateIp),
     SubIdValidity(sub_id_validity::SubIdValidity),
     MinClickToConversion(min_click_to_conversion::MinClickToConversion),
@@ -307,8 +308,8 @@ mod tests {
         assert!(
             text.starts_with(
                 "rules[0].strategy.filters[0].type: unknown filter `telepathy`; known: bot, \
-                 fraud_database, datacenter_vpn, geo, referrer, old_os_browser, duplicate_ip, \
-                 sub_id_validity, min_click_to_conversion, max_click_to_conversion"
+                 fraud_database, datacenter_vpn, geo, referrer, old_os_browser, spoof, \
+                 duplicate_ip, sub_id_validity, min_click_to_conversion, max_click_to_conversion"
             ),
             "{text}"
         );
