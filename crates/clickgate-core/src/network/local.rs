@@ -359,8 +359,8 @@ impl LocalCounts {
 
     /// Counts a decided click for its network: toward the flood threshold, in the report, and its
     /// decision (`log_line`, as logged, its IP hashed) kept for `explain` when a filter fired on
-    /// it. A link preview is nobody's click: it is counted nowhere (its log line says
-    /// `"preview": true`).
+    /// it. A link preview is nobody's click, but its User-Agent is only a claim any click farm can
+    /// make: it counts toward the flood threshold like any click, and in the report as a preview.
     pub fn record_outcome(
         &mut self,
         outcome: &ClickOutcome,
@@ -368,9 +368,6 @@ impl LocalCounts {
         thresholds: Thresholds,
         nonce: &[u8; NONCE_LEN],
     ) {
-        if outcome.preview {
-            return;
-        }
         let now_ms = outcome.at_ms;
         let net = self.touch(&outcome.click.aff_id, now_ms);
         net.count_flood(thresholds, outcome.flagged(), now_ms);
