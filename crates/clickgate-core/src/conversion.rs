@@ -190,8 +190,39 @@ pub struct Judging {
     pub judged: bool,
     /// Whether the postback carried its advertiser's secret (false when it has none).
     pub authenticated: bool,
-    /// The click's advertiser's policy (the defaults when the offer or advertiser is gone).
+    /// The click's advertiser's policy (see [`click_policy`] when the offer is gone).
     pub policy: PostbackPolicy,
+}
+
+/// The postback policy of the click's advertiser. An offer removed from the config takes with it
+/// the only record of whose it was: its postback is held to the policy of the advertiser whose
+/// secret it carries, and refused (`None`) without one, unless no advertiser has a secret, when
+/// the defaults ask for none as before. Falling back to the defaults whenever the offer was gone
+/// let anyone holding a transaction id have it approved.
+fn click_policy(config: &Config, offer: &Id, presented: Option<&str>) -> Option<PostbackPolicy> {
+    let known = config
+        .offers
+        .get(offer)
+        .map(|o| o.advertiser_id.as_ref().map(|a| config.postbacks.get(a)));
+    match known {
+        Some(None) => return Some(PostbackPolicy::default()),
+        Some(Some(Some(policy))) => return Some(policy.clone()),
+        // The offer is gone, or names an advertiser the config no longer declares.
+        Some(Some(None)) | None => {}
+    }
+    let mut secrets = config.postbacks.values().filter(|p| p.secret.is_some());
+    let Some(first) = secrets.next() else {
+        return Some(PostbackPolicy::default());
+    };
+    let presented = presented?;
+    std::iter::once(first)
+        .chain(secrets)
+        .find(|p| {
+            p.secret
+                .as_deref()
+                .is_some_and(|s| crate::token::same_secret(presented, s))
+        })
+        .cloned()
 }
 
 impl Judging {
@@ -204,13 +235,10 @@ impl Judging {
     ) -> Result<Judging, PostbackError> {
         let click = ClickToken::open(&postback.transaction_id, key)
             .map_err(|e| PostbackError::UnknownTransaction(e.to_string()))?;
-        let policy = config
-            .offers
-            .get(&click.offer_id)
-            .and_then(|o| o.advertiser_id.as_ref())
-            .and_then(|a| config.postbacks.get(a))
-            .cloned()
-            .unwrap_or_default();
+        let presented = postback.secret.as_deref();
+        let Some(policy) = click_policy(config, &click.offer_id, presented) else {
+            return Err(PostbackError::Unauthorized);
+        };
         let authenticated = match &policy.secret {
             Some(expected) => {
                 let presented = postback.secret.as_deref().unwrap_or("");
@@ -695,6 +723,33 @@ mod tests {
         )
         .unwrap();
         assert!(install.approvable() && !install.counts_toward_flood());
+    }
+
+    #[test]
+    fn a_removed_offers_postback_still_needs_a_secret() {
+        // Regression: an offer gone from the config took its advertiser's policy with it, and the
+        // defaults asked for no secret, so anyone holding the transaction id got it approved.
+        let config = with_advertisers(
+            r#"[{"id": "acme", "postback_secret": "acme-postback-secret", "max_approved_per_click": 2},
+                {"id": "plain"}]"#,
+        );
+        let gone = tid("9", TokenVerdict::Redirected, NOW - 600_000);
+        let judging = |q: String| Judging::new(&config, &key(), parse(&q).unwrap(), NOW);
+        for q in [
+            format!("transaction_id={gone}"),
+            format!("transaction_id={gone}&secret=guess-guess-guess"),
+        ] {
+            assert_eq!(judging(q.clone()), Err(PostbackError::Unauthorized), "{q}");
+        }
+        // The secret of an advertiser of the config authenticates it, under that one's policy.
+        let j = judging(format!("transaction_id={gone}&secret=acme-postback-secret")).unwrap();
+        assert!(j.authenticated && j.approvable());
+        assert_eq!(j.policy.max_approved_per_click, 2);
+        // Where no advertiser has a secret there is none to ask for: judged as before.
+        let open = with_advertisers(r#"[{"id": "acme"}]"#);
+        let p = parse(&format!("transaction_id={gone}")).unwrap();
+        let j = Judging::new(&open, &key(), p, NOW).unwrap();
+        assert!(!j.authenticated && j.approvable());
     }
 
     #[test]
