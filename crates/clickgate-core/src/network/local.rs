@@ -200,10 +200,10 @@ const EVICTED_MARK_WORDS: usize = 1_024;
 /// state with nothing unsent or unanswered goes, so no counted click is lost. A network that
 /// returns starts over, its object's totals coming back with its first answer; until then its
 /// counted filters answer unavailable (the rule's `on_filter_fault` decides), or made-up ids
-/// pushing it out would reset its counts. Its batches are numbered from 1 again, so they carry a new name (derived from the
-/// isolate's id and its count of evictions, never used before) in place of the isolate's id: the
-/// object deduplicates by (name, seq), and would otherwise take the new batch 1 for a retry of
-/// the old one and drop it.
+/// pushing it out would reset its counts. Its batches are numbered from 1 again, so they carry a
+/// new name (derived from the isolate's id and its count of evictions, never used before) in
+/// place of the isolate's id: the object deduplicates by (name, seq), and would otherwise take
+/// the new batch 1 for a retry of the old one and drop it.
 #[derive(Debug)]
 pub struct LocalCounts {
     isolate: u64,
