@@ -114,8 +114,9 @@ impl DurableObject for Network {
         }
     }
 
-    /// Once a day, after 00:00 UTC: deletes what has expired (counts no window reaches, replay
-    /// and conversion records, report hours, kept decisions, and `n/` listings).
+    /// Once a day, after 00:00 UTC: deletes what has expired (counts no window reaches, applied
+    /// batches and flood states of quiet networks, replay and conversion records, report hours,
+    /// kept decisions, and `n/` listings).
     async fn alarm(&self) -> Result<Response> {
         let now_ms = crate::now_ms();
         let storage = self.state.storage();

@@ -223,11 +223,46 @@ pub struct Judging {
     pub judged: bool,
     /// Whether the postback carried its advertiser's secret (false when it has none).
     pub authenticated: bool,
-    /// The click's advertiser's policy (the defaults when the offer or advertiser is gone).
+    /// The click's advertiser's policy (see [`click_policy`] when the offer is gone).
     pub policy: PostbackPolicy,
     /// The click's advertiser: its listed offer's, or for an offer the document does not list,
     /// the advertiser of the link profile the click came in by.
     pub advertiser_id: Option<Id>,
+}
+
+/// The postback policy of the click's advertiser. An offer removed from the config takes with it
+/// the only record of whose it was: its postback is held to the policy of the advertiser whose
+/// secret it carries, and refused (`None`) without one, unless no advertiser has a secret, when
+/// the defaults ask for none as before. Falling back to the defaults whenever the offer was gone
+/// let anyone holding a transaction id have it approved.
+///
+/// `known` is the click's advertiser when its offer is still served (`Some(None)`: one without an
+/// advertiser), `None` when the offer is gone.
+fn click_policy(
+    config: &Config,
+    known: Option<&Option<Id>>,
+    presented: Option<&str>,
+) -> Option<PostbackPolicy> {
+    let known = known.map(|a| a.as_ref().map(|a| config.postbacks.get(a)));
+    match known {
+        Some(None) => return Some(PostbackPolicy::default()),
+        Some(Some(Some(policy))) => return Some(policy.clone()),
+        // The offer is gone, or names an advertiser the config no longer declares.
+        Some(Some(None)) | None => {}
+    }
+    let mut secrets = config.postbacks.values().filter(|p| p.secret.is_some());
+    let Some(first) = secrets.next() else {
+        return Some(PostbackPolicy::default());
+    };
+    let presented = presented?;
+    std::iter::once(first)
+        .chain(secrets)
+        .find(|p| {
+            p.secret
+                .as_deref()
+                .is_some_and(|s| crate::token::same_secret(presented, s))
+        })
+        .cloned()
 }
 
 impl Judging {
@@ -240,20 +275,22 @@ impl Judging {
     ) -> Result<Judging, PostbackError> {
         let click = ClickToken::open(&postback.transaction_id, key)
             .map_err(|e| PostbackError::UnknownTransaction(e.to_string()))?;
-        let advertiser_id = match config.offers.get(&click.offer_id) {
-            Some(offer) => offer.advertiser_id.clone(),
+        // The click's advertiser: its listed offer's, or, for an offer the document does not
+        // list, that of the link profile the click came in by when it serves such offers.
+        let known = match config.offers.get(&click.offer_id) {
+            Some(offer) => Some(offer.advertiser_id.clone()),
             None => config
                 .links
                 .profiles
                 .get(usize::from(click.profile))
                 .and_then(|p| p.unlisted.as_ref())
-                .and_then(|o| o.advertiser_id.clone()),
+                .map(|o| o.advertiser_id.clone()),
         };
-        let policy = advertiser_id
-            .as_ref()
-            .and_then(|a| config.postbacks.get(a))
-            .cloned()
-            .unwrap_or_default();
+        let advertiser_id = known.clone().flatten();
+        let presented = postback.secret.as_deref();
+        let Some(policy) = click_policy(config, known.as_ref(), presented) else {
+            return Err(PostbackError::Unauthorized);
+        };
         let authenticated = match &policy.secret {
             Some(expected) => {
                 let presented = postback.secret.as_deref().unwrap_or("");
@@ -772,6 +809,33 @@ mod tests {
         )
         .unwrap();
         assert!(install.approvable() && !install.counts_toward_flood());
+    }
+
+    #[test]
+    fn a_removed_offers_postback_still_needs_a_secret() {
+        // Regression: an offer gone from the config took its advertiser's policy with it, and the
+        // defaults asked for no secret, so anyone holding the transaction id got it approved.
+        let config = with_advertisers(
+            r#"[{"id": "acme", "postback_secret": "acme-postback-secret", "max_approved_per_click": 2},
+                {"id": "plain"}]"#,
+        );
+        let gone = tid("9", TokenVerdict::Redirected, NOW - 600_000);
+        let judging = |q: String| Judging::new(&config, &key(), parse(&q).unwrap(), NOW);
+        for q in [
+            format!("transaction_id={gone}"),
+            format!("transaction_id={gone}&secret=guess-guess-guess"),
+        ] {
+            assert_eq!(judging(q.clone()), Err(PostbackError::Unauthorized), "{q}");
+        }
+        // The secret of an advertiser of the config authenticates it, under that one's policy.
+        let j = judging(format!("transaction_id={gone}&secret=acme-postback-secret")).unwrap();
+        assert!(j.authenticated && j.approvable());
+        assert_eq!(j.policy.max_approved_per_click, 2);
+        // Where no advertiser has a secret there is none to ask for: judged as before.
+        let open = with_advertisers(r#"[{"id": "acme"}]"#);
+        let p = parse(&format!("transaction_id={gone}")).unwrap();
+        let j = Judging::new(&open, &key(), p, NOW).unwrap();
+        assert!(!j.authenticated && j.approvable());
     }
 
     #[test]

@@ -773,6 +773,7 @@ mod tests {
 
     use crate::flood::{FloodBlock, FloodCause};
     use crate::network::local::Flush;
+    use crate::time::MINUTE_MS;
     use serde_json::Value;
 
     /// 2026-06-01T00:00:00Z.
@@ -935,7 +936,7 @@ mod tests {
     }
 
     #[test]
-    fn a_preview_is_redirected_but_not_counted() {
+    fn a_preview_is_redirected_and_counted_toward_floods_not_duplicate_ips() {
         let config = config();
         let url = signed(&config, "net-7", None);
         let later = T0 + 3_600_000;
@@ -953,9 +954,15 @@ mod tests {
             let is_flush = |e: &&Effect| matches!(e, Effect::Flush { .. });
             a.effects.iter().filter(is_flush).count()
         };
-        assert_eq!(flushes(&preview), 0);
+        // Sent for the flood count and the report...
+        assert_eq!(flushes(&preview), 1);
         let counts = isolate.counts_mut().unwrap();
-        assert_eq!(counts.flush(&id("net-7"), later), Flush::Nothing);
+        let Flush::Send(batch) = counts.flush(&id("net-7"), later) else {
+            panic!("the preview's counts are due")
+        };
+        // ...but no address of a person: a preview fetcher's IP is its service's.
+        assert!(batch.ips.is_empty() && batch.subs.is_empty());
+        assert_eq!(batch.report[0].1.previews, 1);
         // A person's click is counted and sent.
         let mut isolate = counting();
         let person = click(&mut isolate, &config, &url, "192.0.2.1");
@@ -963,6 +970,50 @@ mod tests {
         assert_eq!(flushes(&person), 1);
         let counts = isolate.counts_mut().unwrap();
         assert!(matches!(counts.flush(&id("net-7"), later), Flush::Send(_)));
+    }
+
+    #[test]
+    fn a_spray_of_clicks_claiming_to_be_link_previews_trips_the_flood_threshold() {
+        // A preview's User-Agent is only a claim: clicks sending one skipped the flood count, so
+        // 1,500 of them from one address were all redirected where `curl` was blocked.
+        let config = Arc::new(
+            Config::compile(
+                r#"{"version": 1,
+                    "offers": [{"id": "1", "landing_url": "https://x.example/?t={transaction_id}"}],
+                    "networks": [{"id": "net-5", "flood": {"per_minute": 100}}]}"#,
+            )
+            .unwrap(),
+        );
+        let url = "https://clicks.example/c?offer_id=1&aff_id=net-5";
+        let slack = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)";
+        let mut isolate = counting();
+        for i in 0..101 {
+            let sprayed = done(step(
+                &mut isolate,
+                &config,
+                parts(url, "192.0.2.1", slack),
+                T0 + i,
+            ));
+            assert_eq!(decision(&sprayed)["preview"], true);
+        }
+        let counts = isolate.counts_mut().unwrap();
+        let Flush::Send(batch) = counts.wake(&id("net-5"), T0 + 1_000) else {
+            panic!("the previews' flood count is due")
+        };
+        assert_eq!(batch.flood, vec![(T0 / MINUTE_MS, 101, 0)]);
+        assert_eq!(batch.report[0].1.previews, 101);
+        assert_eq!(batch.report[0].1.clicks, 0);
+        let reply = NetworkCounts::default().apply(&batch, T0 + 1_000);
+        assert!(reply.block.is_some(), "101 clicks in a minute, ceiling 100");
+        counts.acked(&id("net-5"), batch.seq, reply, T0 + 1_000);
+        let blocked = done(step(
+            &mut isolate,
+            &config,
+            parts(url, "192.0.2.1", slack),
+            T0 + 2_000,
+        ));
+        assert_eq!(blocked.response.status, 403);
+        assert_eq!(codes(&blocked), ["click_flood"]);
     }
 
     #[test]

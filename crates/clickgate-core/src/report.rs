@@ -65,6 +65,9 @@ pub struct Tally {
     pub reasons: BTreeMap<String, u64>,
     /// Invalid conversions per reason code.
     pub conversion_reasons: BTreeMap<String, u64>,
+    /// Fetches redirected as link previews: not clicks, but counted, since the User-Agent that
+    /// makes one is a claim a click farm can make too.
+    pub previews: u64,
 }
 
 impl Tally {
@@ -73,6 +76,12 @@ impl Tally {
     pub fn count_click(&mut self, outcome: &ClickOutcome) {
         let blocked = outcome.is_blocked();
         let flagged = outcome.flagged();
+        // What its transaction id calls a preview; one blocked or declined is counted as a click,
+        // under its reasons.
+        if outcome.preview && !blocked && !flagged {
+            self.previews += 1;
+            return;
+        }
         self.clicks += 1;
         self.allowed += u64::from(!blocked);
         self.blocked += u64::from(blocked);
@@ -116,6 +125,7 @@ impl Tally {
         self.conversions += other.conversions;
         self.approved += other.approved;
         self.invalid += other.invalid;
+        self.previews += other.previews;
         for (code, n) in &other.reasons {
             *self.reasons.entry(code.clone()).or_default() += n;
         }
@@ -133,9 +143,10 @@ impl Tally {
         ratio(self.blocked, self.clicks)
     }
 
-    /// The compact form batches and storage carry.
+    /// The compact form batches and storage carry: previews, counted later than the rest, are a
+    /// tenth field only when there are some, so rows stored before read and write as they were.
     pub fn to_wire(&self) -> Value {
-        json!([
+        let mut wire = json!([
             self.clicks,
             self.allowed,
             self.blocked,
@@ -145,7 +156,11 @@ impl Tally {
             self.invalid,
             self.reasons,
             self.conversion_reasons
-        ])
+        ]);
+        if let (Some(fields), true) = (wire.as_array_mut(), self.previews > 0) {
+            fields.push(json!(self.previews));
+        }
+        wire
     }
 
     /// A tally as stored or carried in a batch; one that does not read back is a runtime fault.
@@ -156,8 +171,8 @@ impl Tally {
     fn read(v: &Value) -> Result<Tally, String> {
         let a = v
             .as_array()
-            .filter(|a| a.len() == 9)
-            .ok_or("a tally is 9 fields")?;
+            .filter(|a| a.len() == 9 || a.len() == 10)
+            .ok_or("a tally is 9 or 10 fields")?;
         let n = |i: usize| {
             a[i].as_u64()
                 .ok_or_else(|| format!("field {i} is not a count"))
@@ -179,6 +194,7 @@ impl Tally {
             invalid: n(6)?,
             reasons: map(7)?,
             conversion_reasons: map(8)?,
+            previews: if a.len() == 10 { n(9)? } else { 0 },
         })
     }
 
@@ -195,6 +211,7 @@ impl Tally {
         m.insert("cr".into(), json!(self.cr()));
         m.insert("reasons".into(), json!(self.reasons));
         m.insert("conversion_reasons".into(), json!(self.conversion_reasons));
+        m.insert("previews".into(), json!(self.previews));
         m
     }
 }
@@ -926,10 +943,10 @@ mod tests {
     }
 
     #[test]
-    fn a_link_preview_is_counted_nowhere() {
+    fn a_link_preview_is_counted_as_a_preview_not_a_click() {
         use crate::network::local::{Flush, FlushPolicy, LocalCounts};
-        // Offer 2's rule runs the bot filter: the preview fetcher is redirected, and neither the
-        // flood count nor the report sees it.
+        // Offer 2's rule runs the bot filter: the preview fetcher is redirected, and counted
+        // (its User-Agent is a claim), but as a preview: the clicks and their rates stay people's.
         let preview = click(
             "offer_id=2&aff_id=n1",
             "192.0.2.1",
@@ -939,18 +956,17 @@ mod tests {
         assert!(preview.preview && !preview.is_blocked());
         let mut isolate = LocalCounts::new(1, FlushPolicy::default());
         isolate.record_outcome(&preview, &preview.log_line(), Default::default(), &[1; 8]);
-        assert_eq!(
-            isolate.flush(&preview.click.aff_id, NOW + 60_000),
-            Flush::Nothing
-        );
-        // The same click from a browser is counted.
+        // The same click from a browser is a click.
         let person = click("offer_id=2&aff_id=n1", "192.0.2.1", BROWSER, NOW);
         isolate.record_outcome(&person, &person.log_line(), Default::default(), &[2; 8]);
         let Flush::Send(batch) = isolate.flush(&person.click.aff_id, NOW + 60_000) else {
             panic!("a batch is due")
         };
         assert_eq!(batch.report.len(), 1);
-        assert_eq!(batch.report[0].1.clicks, 1);
+        let tally = &batch.report[0].1;
+        assert_eq!((tally.clicks, tally.allowed, tally.previews), (1, 1, 1));
+        assert_eq!(batch.flood, vec![(NOW / crate::time::MINUTE_MS, 2, 0)]);
+        assert_eq!(Tally::from_wire(&tally.to_wire()).as_ref(), Ok(tally));
     }
 
     #[test]
@@ -1504,7 +1520,7 @@ mod tests {
         #[test]
         fn adding_tallies_sums_every_field_in_any_order(
             parts in proptest::collection::vec(
-                (proptest::array::uniform7(0u64..1000), 0usize..3, 0u64..1000, 0usize..3, 0u64..1000),
+                (proptest::array::uniform8(0u64..1000), 0usize..3, 0u64..1000, 0usize..3, 0u64..1000),
                 0..20,
             )
         ) {
@@ -1521,6 +1537,7 @@ mod tests {
                     invalid: n[6],
                     reasons: BTreeMap::from([(codes[*r].to_owned(), *rn)]),
                     conversion_reasons: BTreeMap::from([(codes[*c].to_owned(), *cn)]),
+                    previews: n[7],
                 })
                 .collect();
             // The sum, field by field, straight from the parts.
@@ -1540,6 +1557,7 @@ mod tests {
                 invalid: field(6),
                 reasons,
                 conversion_reasons,
+                previews: field(7),
             };
             let mut forward = Tally::default();
             tallies.iter().for_each(|t| forward.add(t));

@@ -437,10 +437,7 @@ impl<'a> Replay<'a> {
             }
         }
         self.tally.add(&r, &after);
-        // As at the edge, a preview is nobody's click: the flood detector never sees it.
-        if is_link_preview(r.client.user_agent.as_ref()) {
-            return;
-        }
+        // As at the edge, a preview's User-Agent is only a claim: the flood detector sees it.
         let network = &r.click.aff_id;
         let config = self.config;
         self.floods
@@ -687,7 +684,7 @@ mod tests {
     }
 
     #[test]
-    fn link_previews_are_not_tallied_as_clicks() {
+    fn link_previews_are_not_tallied_as_clicks_but_meet_the_flood_count() {
         let new = config(BOTS);
         let mut replay = Replay::new(&new, None, 10);
         let browser = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) Version/17.4 Mobile/15E148 Safari/604.1";
@@ -714,11 +711,12 @@ mod tests {
         assert_eq!(replay.tally.by_verdict.get("redirect"), Some(&1));
         assert_eq!(replay.tally.by_offer.get("1"), Some(&(1, 0)));
         assert_eq!(replay.tally.by_affiliate.get("n"), Some(&(1, 0)));
-        // The network's flood minute holds the person's click alone.
+        // As at the edge, the network's flood minute holds the previews too: their User-Agent is
+        // a claim anyone can make.
         let minute = replay.floods["n"]
             .pending
             .map(|(_, clicks, flagged)| (clicks, flagged));
-        assert_eq!(minute, Some((1, 0)));
+        assert_eq!(minute, Some((3, 0)));
     }
 
     #[test]

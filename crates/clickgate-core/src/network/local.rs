@@ -136,6 +136,10 @@ struct NetworkLocal {
     /// When the armed timer should fire; a timer long overdue was lost with its request's
     /// background work and may be armed again.
     timer_due_ms: Option<u64>,
+    /// Made again after an eviction that may have been its own: what its object holds is unknown
+    /// here until it answers, and judging on this isolate's clicks alone would start its counts
+    /// from nothing.
+    forgotten: bool,
 }
 
 impl NetworkLocal {
@@ -185,16 +189,21 @@ pub const MAX_NETWORKS: usize = 1_024;
 /// What an eviction leaves: evicting an eighth at a time keeps the scan for the least recently
 /// used off most clicks.
 pub const EVICT_TO: usize = MAX_NETWORKS - MAX_NETWORKS / 8;
+/// Words of the bit set that marks evicted networks by a hash of their id: 64 Ki bits, 8 KiB,
+/// whatever the number of made-up ids. A network whose bit is set, rightly or by a collision, has
+/// its counted filters unavailable only until its object's first answer.
+const EVICTED_MARK_WORDS: usize = 1_024;
 
 /// One isolate's counts, per network. See the module documentation.
 ///
 /// A network's state is evicted when the isolate holds [`MAX_NETWORKS`] and another arrives; only
 /// state with nothing unsent or unanswered goes, so no counted click is lost. A network that
-/// returns starts over like one this isolate never saw: its object's totals come back with its
-/// first answer. Its batches are numbered from 1 again, so they carry a new name (derived from the
-/// isolate's id and its count of evictions, never used before) in place of the isolate's id: the
-/// object deduplicates by (name, seq), and would otherwise take the new batch 1 for a retry of
-/// the old one and drop it.
+/// returns starts over, its object's totals coming back with its first answer; until then its
+/// counted filters answer unavailable (the rule's `on_filter_fault` decides), or made-up ids
+/// pushing it out would reset its counts. Its batches are numbered from 1 again, so they carry a
+/// new name (derived from the isolate's id and its count of evictions, never used before) in
+/// place of the isolate's id: the object deduplicates by (name, seq), and would otherwise take
+/// the new batch 1 for a retry of the old one and drop it.
 #[derive(Debug)]
 pub struct LocalCounts {
     isolate: u64,
@@ -208,6 +217,14 @@ pub struct LocalCounts {
     evicted_total: u64,
     /// Networks forgotten by the last eviction, until its log line is taken.
     unlogged_eviction: Option<usize>,
+    /// The networks ever evicted, as bits (see [`EVICTED_MARK_WORDS`]); empty until the first.
+    evicted_marks: Vec<u64>,
+}
+
+/// The word and bit that mark `network` as evicted.
+fn evicted_mark(network: &Id) -> (usize, u64) {
+    let h = hash64(network.as_str().as_bytes());
+    ((h as usize >> 6) % EVICTED_MARK_WORDS, 1 << (h & 63))
 }
 
 impl LocalCounts {
@@ -220,6 +237,7 @@ impl LocalCounts {
             evictions: 0,
             evicted_total: 0,
             unlogged_eviction: None,
+            evicted_marks: Vec::new(),
         }
     }
 
@@ -251,8 +269,11 @@ impl LocalCounts {
             bytes[8..].copy_from_slice(&self.evictions.to_le_bytes());
             hash64(&bytes)
         };
+        let (word, bit) = evicted_mark(network);
+        let forgotten = self.evicted_marks.get(word).is_some_and(|w| w & bit != 0);
         let net = NetworkLocal {
             name,
+            forgotten,
             ..NetworkLocal::default()
         };
         self.networks.insert(network.clone(), net);
@@ -284,7 +305,16 @@ impl LocalCounts {
             return;
         };
         let before = self.networks.len();
-        self.networks.retain(|_, n| !(n.idle() && rank(n) <= cut));
+        let marks = &mut self.evicted_marks;
+        marks.resize(EVICTED_MARK_WORDS, 0);
+        self.networks.retain(|id, n| {
+            let gone = n.idle() && rank(n) <= cut;
+            if gone {
+                let (word, bit) = evicted_mark(id);
+                marks[word] |= bit;
+            }
+            !gone
+        });
         let gone = before - self.networks.len();
         self.evictions += 1;
         self.evicted_total += gone as u64;
@@ -354,13 +384,13 @@ impl LocalCounts {
         if keys.adds && net.pending_since_ms.is_none() {
             net.pending_since_ms = Some(now_ms);
         }
-        (!net.silent(&policy, now_ms)).then_some(counters)
+        (!net.silent(&policy, now_ms) && !net.forgotten).then_some(counters)
     }
 
     /// Counts a decided click for its network: toward the flood threshold, in the report, and its
     /// decision (`log_line`, as logged, its IP hashed) kept for `explain` when a filter fired on
-    /// it. A link preview is nobody's click: it is counted nowhere (its log line says
-    /// `"preview": true`).
+    /// it. A link preview is nobody's click, but its User-Agent is only a claim any click farm can
+    /// make: it counts toward the flood threshold like any click, and in the report as a preview.
     pub fn record_outcome(
         &mut self,
         outcome: &ClickOutcome,
@@ -368,9 +398,6 @@ impl LocalCounts {
         thresholds: Thresholds,
         nonce: &[u8; NONCE_LEN],
     ) {
-        if outcome.preview {
-            return;
-        }
         let now_ms = outcome.at_ms;
         let net = self.touch(&outcome.click.aff_id, now_ms);
         net.count_flood(thresholds, outcome.flagged(), now_ms);
@@ -553,6 +580,7 @@ impl LocalCounts {
         }
         net.in_flight = None;
         net.in_flight_ips.clear();
+        net.forgotten = false;
         net.block = reply.block.clone();
         if net.known_ips.len() + reply.ips.len() > MAX_KNOWN_KEYS {
             net.known_ips.clear();
@@ -1146,6 +1174,51 @@ mod tests {
         assert!(!objects.apply(&b, T0 + 41_000).duplicate);
         assert!(objects.apply(&b, T0 + 41_001).duplicate);
         assert_eq!(objects.day_clicks(&net), 12);
+    }
+
+    #[test]
+    fn an_evicted_networks_counts_are_unavailable_until_its_object_answers_again() {
+        // Regression: a network made again after eviction judged its next click on its own
+        // clicks alone, so 1,100 made-up `aff_id`s let a duplicate address through again.
+        let net = id("net");
+        let mut local = LocalCounts::new(1, policy());
+        let mut objects = Objects::default();
+        for i in 0..3 {
+            local.record(&keys("192.0.2.1", None, T0 + i), T0 + i);
+        }
+        let Flush::Send(b) = local.wake(&net, T0 + 1_000) else {
+            panic!("due")
+        };
+        let reply = objects.apply(&b, T0 + 1_000);
+        local.acked(&net, b.seq, reply, T0 + 1_000);
+        for i in 0..MAX_NETWORKS as u64 {
+            click_and_flush(
+                &mut local,
+                &mut objects,
+                &id(&format!("made-up-{i}")),
+                T0 + 2_000 + i,
+            );
+        }
+        assert!(local.evicted() > 0);
+        assert_eq!(local.flush(&net, T0 + 5_000), Flush::Nothing, "forgotten");
+        // Back, it knows nothing the object holds: its counted filters are unavailable...
+        let at = T0 + 10_000;
+        assert_eq!(local.record(&keys("192.0.2.1", None, at), at), None);
+        // ...until the object has answered, with the count it kept.
+        let Flush::Send(b) = local.wake(&net, at + 1_000) else {
+            panic!("due")
+        };
+        let reply = objects.apply(&b, at + 1_000);
+        local.acked(&net, b.seq, reply, at + 1_000);
+        let back = local.record(&keys("192.0.2.1", None, at + 2_000), at + 2_000);
+        assert_eq!(back.map(|c| c.ip_clicks), Some(5));
+        // A network this isolate never held is judged on its own clicks at once, as before.
+        let new = keys("192.0.2.1", None, at);
+        let fresh = ClickKeys {
+            network: id("never-seen"),
+            ..new
+        };
+        assert_eq!(local.record(&fresh, at).map(|c| c.ip_clicks), Some(1));
     }
 
     #[test]

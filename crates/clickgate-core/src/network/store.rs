@@ -18,11 +18,15 @@ use crate::rules::Counters;
 use crate::time::{rfc3339_ms, utc_day, HOUR_MS};
 
 use super::click_ids::uses;
-use super::keys::{clamp_u32, u32_at, ClickKeys, History, StoreKey};
+use super::keys::{clamp_u32, u32_at, ClickKeys, History, StoreKey, RETAIN_HOURS};
 use super::wire::{decode_sketch, hex_u64, Batch, ConversionUse, Reply};
 
 /// An isolate that has not been heard of for this long has stopped; its batch ids are forgotten.
 const SEEN_RETAIN_HOURS: u32 = 48;
+/// A flood state no batch or conversion has moved for this many days is dropped, as the counts
+/// are: a network quiet for a month starts its baseline afresh, and a made-up `aff_id` leaves
+/// nothing behind in its shared object.
+const FLOOD_RETAIN_DAYS: u64 = RETAIN_HOURS as u64 / 24;
 
 /// Which batches of one isolate were applied: every seq up to `upto`, and `above`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -268,11 +272,19 @@ impl NetworkCounts {
     }
 
     /// Keys whose data no window reaches any more: sub-ID days before today, IP histories that are
-    /// empty once pruned, report hours and kept decisions past their retention. What the object's
-    /// daily alarm deletes.
+    /// empty once pruned, report hours and kept decisions past their retention, applied batches of
+    /// isolates all unheard of for [`SEEN_RETAIN_HOURS`], a flood state untouched for
+    /// [`FLOOD_RETAIN_DAYS`]. What the object's daily alarm deletes. A flood or batch record that
+    /// does not read is left for the load that reports it.
     pub fn expired_key(key: &str, value: &str, now_ms: u64) -> bool {
+        let hour = (now_ms / HOUR_MS) as u32;
         match StoreKey::parse(key) {
-            Some(StoreKey::Seen | StoreKey::Flood) => false,
+            Some(StoreKey::Seen) => decode_seen(value).is_ok_and(|seen| {
+                seen.values()
+                    .all(|s| s.last_hour.saturating_add(SEEN_RETAIN_HOURS) <= hour)
+            }),
+            Some(StoreKey::Flood) => FloodState::decode(value)
+                .is_ok_and(|f| f.day + FLOOD_RETAIN_DAYS < u64::from(utc_day(now_ms))),
             Some(StoreKey::Report(hour)) => {
                 report::past_retention(hour, report::REPORT_RETAIN_DAYS, now_ms)
             }
@@ -393,6 +405,7 @@ pub fn conversion_step(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::network::home;
     use crate::network::keys::ip_hash;
     use crate::network::keys::RETAIN_HOURS;
     use crate::network::wire::tests::{batch, id};
@@ -616,6 +629,35 @@ mod tests {
             &recent,
             now
         ));
-        assert!(!NetworkCounts::expired_key("seen", "{}", now));
+    }
+
+    #[test]
+    fn a_quiet_members_flood_and_batch_records_expire() {
+        // Regression: the applied-batch and flood records were never swept, so each made-up
+        // `aff_id` left about 440 bytes in its shared object for good.
+        let mut object = NetworkCounts::default();
+        let hour = (T0 / HOUR_MS) as u32;
+        object.apply(&batch(7, 1, "192.0.2.1", hour, 1), T0);
+        let stored: Vec<(String, String)> = object
+            .take_changes()
+            .into_iter()
+            .filter_map(|(k, v)| Some((format!("@made-up-1/{k}"), v?)))
+            .collect();
+        let expired = |key: &str, now: u64| {
+            stored
+                .iter()
+                .find(|(k, _)| k.contains(key))
+                .is_some_and(|(k, v)| NetworkCounts::expired_key(home::inner_key(k), v, now))
+        };
+        // Kept while a retry or the day's flood state may still need them...
+        assert!(!expired("/seen", T0 + 47 * HOUR_MS));
+        assert!(!expired("/flood", T0 + 29 * DAY_MS));
+        // ...swept once past them.
+        assert!(expired("/seen", T0 + 49 * HOUR_MS));
+        assert!(expired("/flood", T0 + 31 * DAY_MS));
+        assert!(expired("/ip/1/", T0 + 31 * DAY_MS));
+        // Unreadable records are left to the load that names them.
+        assert!(!NetworkCounts::expired_key("seen", "x", T0 + 90 * DAY_MS));
+        assert!(!NetworkCounts::expired_key("flood", "x", T0 + 90 * DAY_MS));
     }
 }
