@@ -65,6 +65,12 @@ pub fn handle(
             .await
         }));
     }
+    if path == "/verdict" {
+        let query = query.to_owned();
+        return Ok(later(async move {
+            postback::verdict(Request::from(req), &env, &ctx, &method, &query, now_ms).await
+        }));
+    }
     if path == "/postback" {
         let query = query.to_owned();
         return Ok(later(async move {

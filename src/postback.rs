@@ -3,6 +3,7 @@
 
 use std::cell::Cell;
 
+use clickgate_core::click;
 use clickgate_core::conversion;
 use clickgate_core::http;
 use clickgate_core::isolate::{PostbackArrival, PostbackStep};
@@ -54,6 +55,34 @@ pub(crate) async fn postback(
     };
     carry_out(env, ctx, answered.effects);
     respond(answered.response)
+}
+
+/// `GET /verdict?transaction_id=…`: a click's verdict for the tracker that asks before it pays,
+/// answered by the core from the transaction id alone, with the advertiser's secret.
+pub(crate) async fn verdict(
+    req: Request,
+    env: &Env,
+    ctx: &Context,
+    method: &str,
+    query: &str,
+    now_ms: u64,
+) -> Result<web_sys::Response> {
+    if let Err(e) = click::check_method(method, click::CLICK_METHODS) {
+        return respond(http::error_response(&e, false));
+    }
+    let Some(config) = config::current(env, ctx, now_ms).await else {
+        return respond(http::unavailable(false));
+    };
+    let Some(key) = token_key(env) else {
+        return respond(http::unavailable(false));
+    };
+    let header_secret = req.headers().get(conversion::SECRET_HEADER).ok().flatten();
+    respond(http::verdict_response(conversion::click_verdict(
+        &config,
+        &key,
+        query,
+        header_secret,
+    )))
 }
 
 thread_local! {

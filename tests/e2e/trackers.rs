@@ -303,3 +303,30 @@ fn a_tracker_that_is_down_gets_the_postback_later_once() {
     // Nothing arrives after the one that was taken.
     assert_eq!(postbacks(&tracker, 2, Duration::from_secs(9)).len(), 1);
 }
+
+#[test]
+fn a_tracker_asks_a_clicks_verdict_before_it_pays() {
+    let w = Worker::start(&[]);
+    let doc = serde_json::json!({
+        "version": 1,
+        "advertisers": [{"id": "tracker-adv", "postback_secret": "tracker-secret-0123456789"}],
+        "links": [{"id": "everflow", "preset": "everflow", "advertiser_id": "tracker-adv",
+                   "destination": "https://tracker.example/?{query}&cg_tid={transaction_id}"}],
+        "lists": {"blocked_ips": ["203.0.113.7"]}
+    });
+    let path = w.state.0.join("verdict.json");
+    std::fs::write(&path, doc.to_string()).unwrap();
+    push_ok(&w, &path);
+    let click = w.get("/?oid=5001&affid=7", &[("user-agent", BROWSER)]);
+    assert_eq!(click.status, 302, "{}", click.body);
+    let tid = tid_of(click.header("location").unwrap()).to_owned();
+    let secret = [("x-postback-secret", "tracker-secret-0123456789")];
+    let r = w.get(&format!("/verdict?transaction_id={tid}"), &secret);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["verdict"], "redirect");
+    assert_eq!(r.json()["pay"], true);
+    let unsigned = w.get(&format!("/verdict?transaction_id={tid}"), &[]);
+    assert_eq!(unsigned.status, 401, "{}", unsigned.body);
+    let posted = w.request("POST", &format!("/verdict?transaction_id={tid}"), &secret);
+    assert_eq!(posted.status, 405);
+}

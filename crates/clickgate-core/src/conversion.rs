@@ -33,7 +33,7 @@ use crate::hll::hash64;
 use crate::log::JsonLine;
 use crate::template::MacroValues;
 use crate::token::{ClickToken, TokenKey, TokenVerdict};
-use crate::verdict::ReasonCode;
+use crate::verdict::{ReasonCode, Verdict};
 
 pub const INVALID_MESSAGE: &str = "clickgate flagged the conversion as fraudulent";
 /// How long the duplicate record of a conversion is kept: a click's conversions come within this.
@@ -265,6 +265,63 @@ fn click_policy(
         .cloned()
 }
 
+/// The click's advertiser: its listed offer's, or, for an offer the document does not list, that
+/// of the link profile the click came in by when it serves such offers (`Some(None)`: an offer
+/// without an advertiser); `None` when the offer is no longer served.
+fn advertiser_of(config: &Config, click: &ClickToken) -> Option<Option<Id>> {
+    match config.offers.get(&click.offer_id) {
+        Some(offer) => Some(offer.advertiser_id.clone()),
+        None => config
+            .links
+            .profiles
+            .get(usize::from(click.profile))
+            .and_then(|p| p.unlisted.as_ref())
+            .map(|o| o.advertiser_id.clone()),
+    }
+}
+
+/// The answer to `GET /verdict?transaction_id=…`: what clickgate decided about a click, for a
+/// tracker that asks before it pays. Only with the click's advertiser's postback secret (the
+/// `secret` parameter or the `X-Postback-Secret` header): the id travels in the landing URL, so
+/// the clicker has it too; an advertiser without a secret cannot be asked.
+pub fn click_verdict(
+    config: &Config,
+    key: &TokenKey,
+    params: &str,
+    header_secret: Option<String>,
+) -> Result<String, PostbackError> {
+    let asked = parse(params)?.with_header_secret(header_secret);
+    let click = ClickToken::open(&asked.transaction_id, key)
+        .map_err(|e| PostbackError::UnknownTransaction(e.to_string()))?;
+    let presented = asked.secret.as_deref().ok_or(PostbackError::Unauthorized)?;
+    let known = advertiser_of(config, &click);
+    let policy =
+        click_policy(config, known.as_ref(), Some(presented)).ok_or(PostbackError::Unauthorized)?;
+    let expected = policy
+        .secret
+        .as_deref()
+        .ok_or(PostbackError::Unauthorized)?;
+    if !crate::token::same_secret(presented, expected) {
+        return Err(PostbackError::Unauthorized);
+    }
+    let verdict = match click.verdict {
+        TokenVerdict::Redirected => Verdict::Redirect,
+        TokenVerdict::Blocked => Verdict::Block,
+        TokenVerdict::Flagged => Verdict::RedirectFlagged,
+        TokenVerdict::Preview => Verdict::RedirectPreview,
+    };
+    Ok(json!({
+        "transaction_id": asked.transaction_id,
+        "verdict": verdict.as_str(),
+        // Only a click sent to the offer as a person's can earn a conversion.
+        "pay": click.verdict == TokenVerdict::Redirected,
+        "clicked_at": crate::time::rfc3339_ms(click.issued_ms),
+        "offer_id": click.offer_id.as_str(),
+        "aff_id": click.aff_id.as_str(),
+    })
+    .to_string())
+}
+
 impl Judging {
     /// Opens the transaction id and runs the checks that need no state.
     pub fn new(
@@ -275,17 +332,7 @@ impl Judging {
     ) -> Result<Judging, PostbackError> {
         let click = ClickToken::open(&postback.transaction_id, key)
             .map_err(|e| PostbackError::UnknownTransaction(e.to_string()))?;
-        // The click's advertiser: its listed offer's, or, for an offer the document does not
-        // list, that of the link profile the click came in by when it serves such offers.
-        let known = match config.offers.get(&click.offer_id) {
-            Some(offer) => Some(offer.advertiser_id.clone()),
-            None => config
-                .links
-                .profiles
-                .get(usize::from(click.profile))
-                .and_then(|p| p.unlisted.as_ref())
-                .map(|o| o.advertiser_id.clone()),
-        };
+        let known = advertiser_of(config, &click);
         let advertiser_id = known.clone().flatten();
         let presented = postback.secret.as_deref();
         let Some(policy) = click_policy(config, known.as_ref(), presented) else {

@@ -158,6 +158,14 @@ pub fn postback_response(outcome: &ConversionOutcome) -> HttpResponse {
     HttpResponse::new(200, JSON, outcome.answer(), false)
 }
 
+/// A click's verdict for the tracker that asked (see [`crate::conversion::click_verdict`]).
+pub fn verdict_response(answer: Result<String, PostbackError>) -> HttpResponse {
+    match answer {
+        Ok(body) => HttpResponse::new(200, JSON, body, false),
+        Err(e) => postback_error(&e),
+    }
+}
+
 /// A postback that could not be judged at all.
 pub fn postback_error(error: &PostbackError) -> HttpResponse {
     let (status, code) = match error {

@@ -349,4 +349,54 @@ mod forwarding {
             "{problems:?}"
         );
     }
+
+    #[test]
+    fn a_tracker_reads_a_clicks_verdict_with_the_advertisers_secret_only() {
+        use clickgate_core::conversion::{click_verdict, PostbackError};
+        let doc = FORWARDING.replace(
+            r#"{"id": "tracker-adv", "forward""#,
+            r#"{"id": "tracker-adv", "postback_secret": "tracker-secret-0123456789", "forward""#,
+        );
+        let c = Config::compile(&doc).expect("compiles");
+        let key = TokenKey::new(&[5u8; 32]).expect("a key");
+        let fine = tid(&c, "https://t.example/?oid=5001&affid=7", "192.0.2.1");
+        let blocked = tid(&c, "https://t.example/?oid=5001&affid=7", "203.0.113.7");
+        let ask = |t: &str, secret: Option<&str>| {
+            click_verdict(
+                &c,
+                &key,
+                &format!("transaction_id={t}"),
+                secret.map(str::to_owned),
+            )
+        };
+        let answer: serde_json::Value =
+            serde_json::from_str(&ask(&fine, Some("tracker-secret-0123456789")).expect("answered"))
+                .expect("JSON");
+        assert_eq!(
+            (answer["verdict"].as_str(), answer["pay"].as_bool()),
+            (Some("redirect"), Some(true))
+        );
+        assert_eq!(answer["offer_id"], "5001");
+        let answer: serde_json::Value = serde_json::from_str(
+            &ask(&blocked, Some("tracker-secret-0123456789")).expect("answered"),
+        )
+        .expect("JSON");
+        assert_eq!(
+            (answer["verdict"].as_str(), answer["pay"].as_bool()),
+            (Some("block"), Some(false))
+        );
+        // Without the secret, or with another, nothing is said of the click.
+        assert_eq!(ask(&fine, None), Err(PostbackError::Unauthorized));
+        assert_eq!(ask(&fine, Some("guess")), Err(PostbackError::Unauthorized));
+        // An advertiser without a secret cannot be asked at all: the id alone proves nothing.
+        let quiet = tid(&c, "https://t.example/c?offer_id=1&aff_id=7", "192.0.2.1");
+        assert_eq!(
+            ask(&quiet, Some("anything")),
+            Err(PostbackError::Unauthorized)
+        );
+        assert!(matches!(
+            ask("forged", Some("x")),
+            Err(PostbackError::UnknownTransaction(_))
+        ));
+    }
 }
