@@ -12,9 +12,11 @@
 //! 1. **static ceilings**: clicks in the current minute, the last 60 minutes or the UTC day reach
 //!    `per_minute`, `per_hour` or `per_day` (each optional);
 //! 2. **its own history**: the last 60 minutes (or the last 5, at 12 times their count) hold more than
-//!    `max(floor, tolerance × expected × conversion factor)` clicks, where `expected` is the network's
-//!    baseline for this hour of the day (an exponential moving average over past days, weight
-//!    `1/baseline_days`), recomputed as each day closes; and the conversion factor is 2 when the
+//!    `max(floor, tolerance × expected × conversion factor)` clicks, where `expected` is what the
+//!    network's baseline says the window holds, each minute at the rate of its own hour of the day
+//!    (an exponential moving average over the past days that hour was watched, weight
+//!    `1/baseline_days`), recomputed as each day closes; an hour never watched borrows from its
+//!    neighbours, and no hour is expected to be quieter than a quarter of the network's average; and the conversion factor is 2 when the
 //!    day's conversion rate is at least half the baseline's, else 1; or the last 60 minutes hold more
 //!    than `max(floor, tolerance × expected × flagged rate × conversion factor)` clicks the fraud
 //!    filters flagged, where the flagged rate is the baseline's own share of flagged clicks (a
@@ -34,6 +36,10 @@ use serde_json::{json, Value};
 use crate::fault::Corrupt;
 use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS};
 use crate::verdict::FaultMode;
+
+/// An hour watched on past days is expected to hold at least this share of the network's average
+/// hour: a quiet hour that saw no clicks is judged against its network's size, never against zero.
+pub const QUIET_SHARE: f64 = 0.25;
 
 /// A network's thresholds, from `networks[].flood` (or the defaults).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -238,6 +244,11 @@ pub struct FloodState {
     /// `None` until a day closes with it counted (a state stored before it was kept has none).
     pub baseline_flagged: Option<f64>,
     pub days_known: u32,
+    /// How many days each hour of the day was watched: a network first seen at 14:00 knows nothing
+    /// of its mornings yet, which is not the same as knowing they are quiet.
+    pub observed: [u32; 24],
+    /// Since when today is watched: 00:00, or the moment a new network was first seen.
+    pub watched_from_ms: u64,
     /// How many days the network's baseline averages, as its click batches last said: a day that
     /// closes on an event without thresholds of its own (a conversion, an operator's block) is
     /// folded in with the network's setting, not the default.
@@ -260,6 +271,8 @@ impl FloodState {
             baseline_cr: 0.0,
             baseline_flagged: None,
             days_known: 0,
+            observed: [0; 24],
+            watched_from_ms: now_ms,
             baseline_days: Thresholds::default().baseline_days,
             block: None,
             lifted_by: None,
@@ -294,6 +307,8 @@ impl FloodState {
             "baseline_cr": self.baseline_cr,
             "baseline_flagged": self.baseline_flagged,
             "days_known": self.days_known,
+            "observed": self.observed,
+            "watched_from": self.watched_from_ms,
             "baseline_days": self.baseline_days,
             "block": self.block.as_ref().map(|b| json!([b.since_ms, b.cause.as_str(), b.detail, b.by])),
             "lifted_by": self.lifted_by,
@@ -335,6 +350,19 @@ impl FloodState {
             })
             .collect::<Option<Vec<_>>>()
             .ok_or("minutes")?;
+        let days_known = u("days_known")? as u32;
+        // A state stored before hours were watched one by one: an hour with a baseline was seen
+        // on every known day; one without is taken as never seen (it was most often a network's
+        // first, partial day), so it is judged by its neighbours rather than against zero.
+        let mut observed = [0u32; 24];
+        for (i, o) in observed.iter_mut().enumerate() {
+            *o = match v["observed"].get(i) {
+                Some(n) => n.as_u64().ok_or("observed")? as u32,
+                None if baseline[i] > 0.0 => days_known,
+                None => 0,
+            };
+        }
+        let day = u("day")?;
         let block = match &v["block"] {
             Value::Null => None,
             b => Some(Block {
@@ -349,7 +377,7 @@ impl FloodState {
             }),
         };
         Ok(FloodState {
-            day: u("day")?,
+            day,
             minutes,
             hour_clicks,
             day_clicks: u("clicks")?,
@@ -359,7 +387,9 @@ impl FloodState {
             baseline,
             baseline_cr: v["baseline_cr"].as_f64().ok_or("baseline_cr")?,
             baseline_flagged: v["baseline_flagged"].as_f64(),
-            days_known: u("days_known")? as u32,
+            days_known,
+            observed,
+            watched_from_ms: v["watched_from"].as_u64().unwrap_or(day * DAY_MS),
             // States stored before the network's setting was kept lack it: the default, as then.
             baseline_days: v["baseline_days"]
                 .as_u64()
@@ -459,7 +489,7 @@ impl FloodState {
     }
 
     /// The last 60 minutes up to `now`: (clicks, flagged, clicks this minute, clicks in the last
-    /// 5 minutes).
+    /// 5 minutes). The minutes before today's 00:00 were cleared when the day rolled over.
     fn last_hour(&mut self, now_ms: u64) -> (u64, u64, u64, u64) {
         let now_minute = now_ms / MINUTE_MS;
         self.minutes.retain(|(m, _, _)| m + 60 > now_minute);
@@ -501,11 +531,12 @@ impl FloodState {
                 ));
             }
             // A sudden flood shows within minutes, long before the hour fills up: the last five
-            // minutes at an hourly rate.
-            if (recent * 12) as f64 > allowed {
+            // minutes against what five minutes of these hours bring, at an hourly rate.
+            let allowed_recent = self.allowance(t, self.expected(now_ms, 5), 1.0, 12.0);
+            if (recent * 12) as f64 > allowed_recent {
                 return Some((
                     FloodCause::History,
-                    format!("{recent} clicks in the last 5 minutes, {} an hour against {allowed:.0} allowed", recent * 12),
+                    format!("{recent} clicks in the last 5 minutes, {} an hour against {allowed_recent:.0} allowed", recent * 12),
                 ));
             }
             // Sustained only: a short burst of flagged clicks is the rules' business, not a
@@ -525,22 +556,72 @@ impl FloodState {
 
     /// The dynamic threshold for the 60 minutes ending now.
     pub fn allowed_per_hour(&self, t: &Thresholds, now_ms: u64) -> f64 {
-        self.allowance(t, now_ms, 1.0)
+        self.allowance(t, self.expected(now_ms, 60), 1.0, 1.0)
     }
 
     /// The flagged clicks allowed in the 60 minutes ending now: the same allowance applied to the
     /// share of clicks the baseline's days had flagged. A converting launch earns room here too,
     /// since its usual share of flagged clicks grows with it.
     pub fn allowed_flagged_per_hour(&self, t: &Thresholds, now_ms: u64) -> f64 {
+        let expected = self.expected(now_ms, 60);
         self.baseline_flagged
-            .map_or(f64::INFINITY, |rate| self.allowance(t, now_ms, rate))
+            .map_or(f64::INFINITY, |rate| self.allowance(t, expected, rate, 1.0))
     }
 
-    /// `max(floor, tolerance × expected × share × c)`: the baseline for this hour of the day,
-    /// scaled to the share of clicks the allowance is about (all of them, or the flagged ones).
-    fn allowance(&self, t: &Thresholds, now_ms: u64, share: f64) -> f64 {
-        let expected = self.baseline[((now_ms % DAY_MS) / HOUR_MS) as usize] * share;
-        f64::from(t.floor).max(t.tolerance * expected * self.conversion_factor())
+    /// `max(floor, tolerance × expected × share × c)`: the clicks the window is expected to hold
+    /// (scaled by `per_hour` to an hourly rate), scaled to the share of clicks the allowance is
+    /// about (all of them, or the flagged ones).
+    fn allowance(&self, t: &Thresholds, expected: f64, share: f64, per_hour: f64) -> f64 {
+        f64::from(t.floor).max(t.tolerance * expected * per_hour * share * self.conversion_factor())
+    }
+
+    /// The clicks the last `minutes` minutes up to `now` are expected to hold: each minute at the
+    /// expected rate of its own hour, so the window at 22:00 is judged by the hour it mostly
+    /// spans, 21:00, not by 22:00 alone. After 00:00 the window holds only today's minutes but
+    /// is still judged as a whole one: a day's first minutes are not held to a shorter span.
+    pub fn expected(&self, now_ms: u64, minutes: u64) -> f64 {
+        let now = now_ms / MINUTE_MS;
+        let start = now.saturating_sub(minutes.saturating_sub(1));
+        let hourly = self.hourly();
+        let mut spans = [0u32; 24];
+        for m in start..=now {
+            spans[((m % 1440) / 60) as usize] += 1;
+        }
+        spans
+            .iter()
+            .zip(hourly)
+            .filter(|(&n, _)| n > 0)
+            .map(|(&n, rate)| f64::from(n) * rate / 60.0)
+            .sum()
+    }
+
+    /// The clicks expected in each hour of the day, from what is known and never zero while
+    /// anything is: an hour watched on past days has its own average, or, when that is below it,
+    /// [`QUIET_SHARE`] of the network's average hour (an hour that was empty is quiet, not
+    /// closed); an hour never watched (a network first seen mid-day) has the average of the
+    /// nearest watched hours on each side, or the network's average hour if that is more.
+    pub fn hourly(&self) -> [f64; 24] {
+        let known = (0..24).filter(|&h| self.observed[h] > 0).count();
+        if known == 0 {
+            return [0.0; 24];
+        }
+        let mean = (0..24)
+            .filter(|&h| self.observed[h] > 0)
+            .map(|h| self.baseline[h])
+            .sum::<f64>()
+            / known as f64;
+        std::array::from_fn(|hour| {
+            if self.observed[hour] > 0 {
+                return self.baseline[hour].max(QUIET_SHARE * mean);
+            }
+            let side = |step: usize| {
+                (1..24)
+                    .map(|d| (hour + step * d) % 24)
+                    .find(|&h| self.observed[h] > 0)
+                    .map_or(mean, |h| self.baseline[h])
+            };
+            ((side(1) + side(23)) / 2.0).max(mean)
+        })
     }
 
     /// 2 when the day's conversion rate is at least half the baseline's, else 1.
@@ -562,8 +643,19 @@ impl FloodState {
         // Days with no clicks at all (the network paused) leave the baseline as it was.
         if self.day_clicks > 0 {
             let weight = 1.0 / f64::from(t.baseline_days.max(1).min(self.days_known + 1));
-            for (b, &c) in self.baseline.iter_mut().zip(self.hour_clicks.iter()) {
-                *b += weight * (f64::from(c) - *b);
+            // Only the hours watched: before a new network was first seen, its hours are unknown,
+            // not empty. Each hour's average weighs the days it was watched on.
+            // An hour watched only in part would read as quieter than it is: the first whole one.
+            let first = if self.watched_from_ms / DAY_MS == self.day {
+                (self.watched_from_ms % DAY_MS).div_ceil(HOUR_MS) as usize
+            } else {
+                0
+            };
+            for h in first..24 {
+                let seen = &mut self.observed[h];
+                let w = 1.0 / f64::from(t.baseline_days.max(1).min(seen.saturating_add(1)));
+                self.baseline[h] += w * (f64::from(self.hour_clicks[h]) - self.baseline[h]);
+                *seen = seen.saturating_add(1);
             }
             let cr = self.day_conversions as f64 / self.day_clicks as f64;
             self.baseline_cr += weight * (cr - self.baseline_cr);
@@ -575,6 +667,7 @@ impl FloodState {
             self.days_known += 1;
         }
         self.day = today;
+        self.watched_from_ms = today * DAY_MS;
         self.minutes.clear();
         self.hour_clicks = [0; 24];
         self.day_clicks = 0;
@@ -795,7 +888,7 @@ mod tests {
     /// Where each flood shape trips, in minutes after it starts (10:00 UTC on day 9, after nine
     /// days of history), with the default thresholds; and the false trips of every run. The
     /// README quotes these.
-    const SUDDEN_50: u64 = 2;
+    const SUDDEN_50: u64 = 1;
     const RAMPED_60: u64 = 40;
     const LOW_AND_SLOW: [(u32, u64); 4] = [(2, 41), (3, 21), (6, 8), (21, 2)];
     const FALSE_TRIPS: usize = 0;
@@ -995,7 +1088,7 @@ mod tests {
         assert_eq!(s.baseline_flagged, Some(0.05));
         // Allowed: tolerance × 1,000 × 5% = 1,000 flagged clicks an hour, above the floor.
         let next = DAY0 + DAY_MS;
-        assert_eq!(s.allowed_flagged_per_hour(&t, next), 1_000.0);
+        assert!((s.allowed_flagged_per_hour(&t, next) - 1_000.0).abs() < 1e-6);
         let m1 = next / MINUTE_MS;
         // 1,600 clicks of which 1,000 flagged: under the share and the volume allowance.
         assert_eq!(cause(&mut s, &t, m1, 800, 500), None);
@@ -1030,6 +1123,8 @@ mod tests {
             "baseline_cr":0.0,"days_known":3,"block":null,"lifted_by":null}"#;
         let mut s = FloodState::decode(old).unwrap();
         assert_eq!((s.day_flagged, s.baseline_flagged), (0, None));
+        // The hour with a baseline was seen on every known day; the empty ones are unknown.
+        assert_eq!((s.observed[0], s.observed[1]), (3, 0));
         assert_eq!(s.baseline_days, Thresholds::default().baseline_days);
         // No rate known: no flagged allowance to exceed yet.
         assert_eq!(s.allowed_flagged_per_hour(&t, DAY0), f64::INFINITY);
@@ -1185,15 +1280,11 @@ mod tests {
         assert_eq!(s.days_known, 3);
         assert!((s.baseline[20] - 1000.0).abs() < 1e-9, "{:?}", s.baseline);
         assert_eq!(s.baseline[3], 0.0);
-        // At 20:00 the allowance is tolerance × 1000; at 03:00 the floor.
-        assert_eq!(
-            s.allowed_per_hour(&t, DAY0 + 3 * DAY_MS + 20 * HOUR_MS),
-            20_000.0
-        );
-        assert_eq!(
-            s.allowed_per_hour(&t, DAY0 + 3 * DAY_MS + 3 * HOUR_MS),
-            600.0
-        );
+        // The hour ending at 20:59 spans 20:00 alone; at 03:59 an hour that was always empty is
+        // held to a quarter of the network's average hour, here under the floor.
+        let end = |h: u64| DAY0 + 3 * DAY_MS + h * HOUR_MS + 59 * MINUTE_MS;
+        assert!((s.allowed_per_hour(&t, end(20)) - 20_000.0).abs() < 1e-6);
+        assert_eq!(s.allowed_per_hour(&t, end(3)), 600.0);
     }
 
     #[test]
@@ -1236,6 +1327,76 @@ mod tests {
             now,
         );
         assert_eq!(s.day_clicks, 0);
+    }
+
+    /// Steps `days` days from `from_minute` (minutes since DAY0), each minute's clicks as `rate`
+    /// says for its minute of the day; the first trip's minute since DAY0 and its cause.
+    fn run(
+        s: &mut FloodState,
+        t: &Thresholds,
+        from_minute: u64,
+        to_minute: u64,
+        rate: impl Fn(u64) -> u32,
+    ) -> Option<(u64, &'static str)> {
+        (from_minute..to_minute)
+            .find_map(|m| cause(s, t, M0 + m, rate(m % 1440), 0).map(|c| (m, c)))
+    }
+
+    #[test]
+    fn a_network_first_seen_mid_day_does_not_trip_at_midnight_on_the_floor_alone() {
+        // 1,000 clicks an hour from 14:00 on: its mornings were unknown, and were judged against
+        // an empty baseline, so the next day's 00:04 tripped on the floor of 600 alone.
+        let t = Thresholds::default();
+        let mut s = FloodState::new(DAY0 + 14 * HOUR_MS);
+        let steady = |m: u64| if m % 3 == 0 { 16 } else { 17 };
+        assert_eq!(run(&mut s, &t, 14 * 60, 3 * 1440, steady), None);
+        // The hours it did see were learnt; the ones it did not, from their neighbours.
+        assert_eq!((s.observed[13], s.observed[14]), (1, 2));
+        // Judged by what is known, not by nothing: the same network at twenty-five times its
+        // volume trips in the first hour it had never seen.
+        let mut s = FloodState::new(DAY0 + 14 * HOUR_MS);
+        run(&mut s, &t, 14 * 60, 1440, steady);
+        let flood = run(&mut s, &t, 1440, 2 * 1440, |m| steady(m) * 25);
+        assert!(
+            matches!(flood, Some((m, "history")) if m < 1440 + 60),
+            "{flood:?}"
+        );
+    }
+
+    #[test]
+    fn an_hour_empty_on_earlier_days_is_judged_by_the_networks_size_not_by_zero() {
+        // About 2,000 clicks an hour except 03:00, which saw none for three days: 1,800 clicks
+        // at 03:00 on the fourth day tripped the floor of 600; they are a quarter of the
+        // network's average hour times the tolerance away from a flood.
+        let t = Thresholds::default();
+        let mut s = FloodState::new(DAY0);
+        let closed_at_3 = |m: u64| if m / 60 == 3 { 0 } else { 33 };
+        assert_eq!(run(&mut s, &t, 0, 3 * 1440, closed_at_3), None);
+        assert_eq!(s.baseline[3], 0.0);
+        assert_eq!(run(&mut s, &t, 3 * 1440, 4 * 1440, |_| 30), None);
+        let expected = s.hourly()[3];
+        assert!((400.0..500.0).contains(&expected), "{expected}");
+    }
+
+    #[test]
+    fn the_evening_decline_at_the_top_of_an_hour_is_not_a_flood() {
+        // 12,000 clicks at 21:00, 300 at 22:00. At 22:00 the last 60 minutes hold 21:00's clicks,
+        // and were judged against 22:00's baseline alone: the network tripped on its own decline.
+        let t = Thresholds::default();
+        let mut s = FloodState::new(DAY0);
+        let evening = |m: u64| match m / 60 {
+            21 => 200,
+            22 => 5,
+            _ => 100,
+        };
+        assert_eq!(run(&mut s, &t, 0, 5 * 1440, evening), None);
+        // The window at 22:00 is judged by the hours it spans: 59 minutes of 21:00 and one of
+        // 22:00.
+        let at = DAY0 + 5 * DAY_MS + 22 * HOUR_MS;
+        let hourly = s.hourly();
+        assert_eq!(hourly[21], 12_000.0);
+        let expected = s.expected(at, 60);
+        assert_eq!(expected, (59.0 * hourly[21] + hourly[22]) / 60.0);
     }
 
     #[cfg(not(target_arch = "wasm32"))]
