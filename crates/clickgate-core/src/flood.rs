@@ -41,6 +41,23 @@ use crate::verdict::FaultMode;
 /// hour: a quiet hour that saw no clicks is judged against its network's size, never against zero.
 pub const QUIET_SHARE: f64 = 0.25;
 
+/// What a trip does: block the network's clicks for the day, or only say that it would have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FloodMode {
+    #[default]
+    Enforce,
+    /// The clicks a block would have stopped are let through and logged `would_block`: new
+    /// thresholds can run on real traffic before they block anything.
+    ReportOnly,
+}
+
+impl FloodMode {
+    pub const CHOICES: &'static [(&'static str, FloodMode)] = &[
+        ("enforce", FloodMode::Enforce),
+        ("report_only", FloodMode::ReportOnly),
+    ];
+}
+
 /// A network's thresholds, from `networks[].flood` (or the defaults).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Thresholds {
@@ -54,6 +71,9 @@ pub struct Thresholds {
     /// When the network's object has not answered an isolate for a while: let clicks through
     /// (`Open`, the default) or block them (`Closed`). The isolate's concern; not sent in batches.
     pub on_fault: FaultMode,
+    /// Whether a trip blocks. The isolate's concern too: the object trips either way, so a network
+    /// switched to `enforce` mid-day blocks at once.
+    pub mode: FloodMode,
 }
 
 impl Default for Thresholds {
@@ -67,6 +87,7 @@ impl Default for Thresholds {
             flagged_share: 0.8,
             baseline_days: 7,
             on_fault: FaultMode::Open,
+            mode: FloodMode::Enforce,
         }
     }
 }
@@ -115,6 +136,7 @@ impl Thresholds {
             flagged_share: number(5)?,
             baseline_days: number(6)? as u32,
             on_fault: FaultMode::Open,
+            mode: FloodMode::Enforce,
         })
     }
 }
@@ -127,6 +149,8 @@ pub struct FloodView {
     /// The object has not answered for too long; with `on_fault: closed` the click is refused.
     pub unreachable: bool,
     pub on_fault: FaultMode,
+    /// The network's flood mode is `report_only`: a trip's block is only reported.
+    pub report_only: bool,
 }
 
 /// Why a network is blocked for the day: the ceiling or comparison that tripped, or an operator.

@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::click::{ClickParams, ClientInfo, Id, AFF_ID, DEVICE_ID, OFFER_ID, SOURCE_ID, SUB_IDS};
 use crate::config::Config;
 use crate::decide::{decide, ClickOutcome, Observed};
-use crate::flood::{Event, FloodCause, FloodState, Outcome, Thresholds};
+use crate::flood::{Event, FloodCause, FloodMode, FloodState, Outcome, Thresholds};
 use crate::ip::client_ip;
 use crate::network::keys::ClickKeys;
 use crate::network::store::NetworkCounts;
@@ -287,6 +287,8 @@ pub struct Trip {
     pub stopped: u64,
     /// Of those, the ones the rules redirected to the offer.
     pub stopped_redirects: u64,
+    /// The network's flood mode: in `report_only` the clicks were let through, `would_block`.
+    pub mode: FloodMode,
 }
 
 /// One network's flood day as a replay rebuilds it from the clicks.
@@ -346,6 +348,7 @@ impl FloodReplay {
                 detail: b.detail,
                 stopped: 0,
                 stopped_redirects: 0,
+                mode: self.thresholds.mode,
             });
         }
     }
