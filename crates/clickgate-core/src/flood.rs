@@ -11,25 +11,28 @@
 //!
 //! 1. **static ceilings**: clicks in the current minute, the last 60 minutes or the UTC day reach
 //!    `per_minute`, `per_hour` or `per_day` (each optional);
-//! 2. **its own history**: the last 60 minutes (or the last 5, at 12 times their count) hold more than
-//!    `max(floor, tolerance × expected × conversion factor)` clicks, where `expected` is what the
-//!    network's baseline says the window holds, each minute at the rate of its own hour of the day
-//!    (an exponential moving average over the past days that hour was watched, weight
-//!    `1/baseline_days`), recomputed as each day closes; an hour never watched borrows from its
-//!    neighbours, and no hour is expected to be quieter than a quarter of the network's average; and the conversion factor is 2 when the
-//!    day's conversion rate is at least half the baseline's, else 1; or the last 60 minutes hold more
-//!    than `max(floor, tolerance × expected × flagged rate × conversion factor)` clicks the fraud
-//!    filters flagged, where the flagged rate is the baseline's own share of flagged clicks (a
-//!    low-and-slow flood adds little volume but many flagged clicks; a launch adds clean ones).
-//!    Until one full day is known, only the ceilings and the flagged share apply;
+//! 2. **its own history**: the last 60 minutes hold more than `max(bound(expected), tolerance ×
+//!    expected × conversion factor)` clicks, or the last 5 minutes the same at `burst_tolerance`,
+//!    where `expected` is what the network's baseline says the window holds, each minute at the
+//!    rate of its own hour of the day (an exponential moving average over the past days that hour
+//!    was watched, weight `1/baseline_days`), recomputed as each day closes; an hour never watched
+//!    borrows from its neighbours, and no hour is expected to be quieter than a quarter of the
+//!    network's average. The conversion factor is 2 when the day's conversion rate is at least
+//!    half the baseline's, else 1. Or the last 60 minutes hold more than `bound(flagged rate ×
+//!    clicks)` clicks the fraud filters flagged, where the flagged rate is the baseline's own
+//!    share of flagged clicks (a low-and-slow flood adds little volume but many flagged clicks; a
+//!    launch adds clean ones). [`bound::upper`] is the statistical bound: an upper quantile of
+//!    an overdispersed count, never below a small minimum, so a network is held to counts of its
+//!    own size. Until one full day is known, only the ceilings and the flagged share apply;
 //! 3. **flagged share**: at least `flagged_share` of at least `floor` clicks in the last 60 minutes were
 //!    flagged by the fraud filters (a low-and-slow flood hides in volume, not in quality).
 //!
-//! With the defaults (tolerance 20, floor 600 clicks an hour) a campaign launch at ten times the
-//! usual volume passes, a flood at several dozen times trips within minutes, and one at twice the
-//! volume whose excess the filters flag within the hour ([`simulation`] and the tests say at which
-//! minute). Once tripped, every click is blocked with reason `click_flood` until the next 00:00
-//! UTC. An operator can lift a block (it stays lifted for the rest of the day) or impose one.
+//! With the defaults a campaign launch at ten times the usual volume passes, a flood at several
+//! dozen times trips within minutes, and one at twice the volume whose excess the filters flag
+//! within minutes ([`simulation`] and the tests say at which minute). Once tripped, every click
+//! is blocked with reason `click_flood` until the next 00:00 UTC (or, in `report_only`, let
+//! through and logged `would_block`). An operator can lift a block (it stays lifted for the rest
+//! of the day) or impose one.
 
 use serde_json::{json, Value};
 
@@ -65,9 +68,21 @@ pub struct Thresholds {
     pub per_hour: Option<u32>,
     pub per_day: Option<u32>,
     pub tolerance: f64,
+    /// The clicks in the last 60 minutes below which the flagged share never trips.
     pub floor: u32,
     pub flagged_share: f64,
     pub baseline_days: u32,
+    /// The statistical bound ([`bound::upper`]): the chance a window of the network's usual
+    /// traffic goes over it, the day-to-day spread of that traffic (the coefficient of variation
+    /// of the overdispersed model), and the counts below which no window trips, of clicks and of
+    /// flagged clicks.
+    pub tail: f64,
+    pub dispersion: f64,
+    pub min_clicks: u32,
+    pub min_flagged: u32,
+    /// The last 5 minutes trip at more than this many times what they are expected to hold: a push
+    /// or an e-mail brings many times a quiet hour's clicks within minutes, and is not a flood.
+    pub burst_tolerance: f64,
     /// When the network's object has not answered an isolate for a while: let clicks through
     /// (`Open`, the default) or block them (`Closed`). The isolate's concern; not sent in batches.
     pub on_fault: FaultMode,
@@ -86,23 +101,116 @@ impl Default for Thresholds {
             floor: 600,
             flagged_share: 0.8,
             baseline_days: 7,
+            tail: DEFAULT_TAIL,
+            dispersion: DEFAULT_DISPERSION,
+            min_clicks: DEFAULT_MIN_CLICKS,
+            min_flagged: DEFAULT_MIN_FLAGGED,
+            burst_tolerance: DEFAULT_BURST_TOLERANCE,
             on_fault: FaultMode::Open,
             mode: FloodMode::Enforce,
         }
     }
 }
 
+/// The defaults of the statistical bound, quoted in docs/floods.md.
+pub const DEFAULT_TAIL: f64 = 1e-6;
+pub const DEFAULT_DISPERSION: f64 = 0.5;
+pub const DEFAULT_MIN_CLICKS: u32 = 30;
+pub const DEFAULT_MIN_FLAGGED: u32 = 12;
+pub const DEFAULT_BURST_TOLERANCE: f64 = 20.0;
+
+/// What the config accepts for them.
+pub const TAIL: std::ops::RangeInclusive<f64> = 1e-12..=0.01;
+pub const DISPERSION: std::ops::RangeInclusive<f64> = 0.0..=10.0;
+pub const BURST_TOLERANCE: std::ops::RangeInclusive<f64> = 1.0..=1000.0;
+
+/// The upper bound of a count: the arithmetic of the statistical thresholds, pure and total.
+pub mod bound {
+    /// The upper `tail` quantile of a count whose mean is `mean`, overdispersed by `dispersion`,
+    /// and never below `min`: the count a window of usual traffic exceeds with probability about
+    /// `tail`.
+    ///
+    /// The model is a negative binomial with variance `mean + (dispersion × mean)²`: Poisson noise
+    /// for small counts (a network of 1,000 clicks a day sees 3 in a quiet hour, and 9 is not a
+    /// flood), and for large ones a spread proportional to the mean, as days differ from each
+    /// other by a share, not by a square root (`dispersion` 0 is plain Poisson). The quantile is
+    /// the Cornish–Fisher expansion to the skewness term, `mean + σ(z + (z² − 1)γ/6)` with `γ` the
+    /// skewness, `(2v − mean)/v^1.5`: within a count of the exact quantile for small means, where
+    /// the normal approximation alone is far too low. Every term grows with `mean`, so the bound
+    /// does too. Inputs out of range are clamped: no NaN, no infinity, no overflow.
+    pub fn upper(mean: f64, dispersion: f64, tail: f64, min: u32) -> f64 {
+        let mean = clamp(mean, 0.0, 1e12);
+        let cv = clamp(dispersion, 0.0, 100.0);
+        let z = z_upper(tail);
+        let v = mean + (cv * mean).powi(2);
+        let q = if v > 0.0 {
+            mean + z * v.sqrt() + (z * z - 1.0) / 6.0 * (2.0 * v - mean) / v
+        } else {
+            0.0
+        };
+        q.max(f64::from(min))
+    }
+
+    /// The standard normal's upper quantile: `z` with `P(Z > z) = tail`, for `tail` in (0, 0.5]
+    /// (Abramowitz and Stegun 26.2.23, within 4.5e-4). Out of range, the nearest end.
+    pub fn z_upper(tail: f64) -> f64 {
+        let p = clamp(tail, 1e-300, 0.5);
+        let t = (-2.0 * p.ln()).sqrt();
+        let (c0, c1, c2) = (2.515517, 0.802853, 0.010328);
+        let (d1, d2, d3) = (1.432788, 0.189269, 0.001308);
+        (t - (c0 + c1 * t + c2 * t * t) / (1.0 + d1 * t + d2 * t * t + d3 * t * t * t)).max(0.0)
+    }
+
+    /// `x` within `[lo, hi]`; NaN is `lo`.
+    fn clamp(x: f64, lo: f64, hi: f64) -> f64 {
+        if x.is_nan() {
+            lo
+        } else {
+            x.clamp(lo, hi)
+        }
+    }
+}
+
 impl Thresholds {
+    /// The thresholds as a batch carries them. The bound's settings follow only when one is not
+    /// the default: a batch of default thresholds is the bytes earlier versions sent, and an
+    /// object of an earlier version reads the first seven of any.
     pub fn to_json(&self) -> Value {
-        json!([
-            self.per_minute,
-            self.per_hour,
-            self.per_day,
-            self.tolerance,
-            self.floor,
-            self.flagged_share,
-            self.baseline_days
-        ])
+        let mut v = vec![
+            json!(self.per_minute),
+            json!(self.per_hour),
+            json!(self.per_day),
+            json!(self.tolerance),
+            json!(self.floor),
+            json!(self.flagged_share),
+            json!(self.baseline_days),
+        ];
+        let defaults = Thresholds::default();
+        let bound = (
+            self.tail,
+            self.dispersion,
+            self.min_clicks,
+            self.min_flagged,
+            self.burst_tolerance,
+        );
+        if bound
+            != (
+                defaults.tail,
+                defaults.dispersion,
+                defaults.min_clicks,
+                defaults.min_flagged,
+                defaults.burst_tolerance,
+            )
+        {
+            v.extend([
+                json!(self.tail),
+                json!(self.dispersion),
+                json!(self.min_clicks),
+                json!(self.min_flagged),
+                json!(self.burst_tolerance),
+            ]);
+        }
+        Value::Array(v)
     }
 
     /// Thresholds as a batch carries them to the object; a bad one is a runtime fault.
@@ -127,6 +235,7 @@ impl Thresholds {
                 .and_then(Value::as_f64)
                 .ok_or_else(|| format!("thresholds[{i}]"))
         };
+        let optional = |i: usize| v.get(i).and_then(Value::as_f64);
         Ok(Thresholds {
             per_minute: limit(0)?,
             per_hour: limit(1)?,
@@ -135,6 +244,12 @@ impl Thresholds {
             floor: number(4)? as u32,
             flagged_share: number(5)?,
             baseline_days: number(6)? as u32,
+            // A batch from an isolate that does not send them yet: the defaults.
+            tail: optional(7).unwrap_or(DEFAULT_TAIL),
+            dispersion: optional(8).unwrap_or(DEFAULT_DISPERSION),
+            min_clicks: optional(9).map_or(DEFAULT_MIN_CLICKS, |n| n as u32),
+            min_flagged: optional(10).map_or(DEFAULT_MIN_FLAGGED, |n| n as u32),
+            burst_tolerance: optional(11).unwrap_or(DEFAULT_BURST_TOLERANCE),
             on_fault: FaultMode::Open,
             mode: FloodMode::Enforce,
         })
@@ -555,17 +670,17 @@ impl FloodState {
                 ));
             }
             // A sudden flood shows within minutes, long before the hour fills up: the last five
-            // minutes against what five minutes of these hours bring, at an hourly rate.
-            let allowed_recent = self.allowance(t, self.expected(now_ms, 5), 1.0, 12.0);
-            if (recent * 12) as f64 > allowed_recent {
+            // minutes against what five minutes of these hours bring.
+            let allowed_recent = self.allowed_recent(t, now_ms);
+            if recent as f64 > allowed_recent {
                 return Some((
                     FloodCause::History,
-                    format!("{recent} clicks in the last 5 minutes, {} an hour against {allowed_recent:.0} allowed", recent * 12),
+                    format!("{recent} clicks in the last 5 minutes, allowed {allowed_recent:.0}"),
                 ));
             }
             // Sustained only: a short burst of flagged clicks is the rules' business, not a
             // reason to block a whole network for the day.
-            let allowed_flagged = self.allowed_flagged_per_hour(t, now_ms);
+            let allowed_flagged = self.allowed_flagged(t, now_ms, hour);
             if flagged as f64 > allowed_flagged {
                 return Some((
                     FloodCause::FlaggedHistory,
@@ -578,25 +693,34 @@ impl FloodState {
         None
     }
 
-    /// The dynamic threshold for the 60 minutes ending now.
+    /// The clicks allowed in the 60 minutes ending now: `max(bound, tolerance × expected × c)`,
+    /// the statistical bound on what the window is expected to hold, or the tolerance's multiple of
+    /// it (a launch adds many times the usual clicks), whichever is more.
     pub fn allowed_per_hour(&self, t: &Thresholds, now_ms: u64) -> f64 {
-        self.allowance(t, self.expected(now_ms, 60), 1.0, 1.0)
+        self.allowance(t, self.expected(now_ms, 60), t.tolerance)
     }
 
-    /// The flagged clicks allowed in the 60 minutes ending now: the same allowance applied to the
-    /// share of clicks the baseline's days had flagged. A converting launch earns room here too,
-    /// since its usual share of flagged clicks grows with it.
-    pub fn allowed_flagged_per_hour(&self, t: &Thresholds, now_ms: u64) -> f64 {
-        let expected = self.expected(now_ms, 60);
-        self.baseline_flagged
-            .map_or(f64::INFINITY, |rate| self.allowance(t, expected, rate, 1.0))
+    /// The clicks allowed in the 5 minutes ending now: the same, at the burst tolerance.
+    pub fn allowed_recent(&self, t: &Thresholds, now_ms: u64) -> f64 {
+        self.allowance(t, self.expected(now_ms, 5), t.burst_tolerance)
     }
 
-    /// `max(floor, tolerance × expected × share × c)`: the clicks the window is expected to hold
-    /// (scaled by `per_hour` to an hourly rate), scaled to the share of clicks the allowance is
-    /// about (all of them, or the flagged ones).
-    fn allowance(&self, t: &Thresholds, expected: f64, share: f64, per_hour: f64) -> f64 {
-        f64::from(t.floor).max(t.tolerance * expected * per_hour * share * self.conversion_factor())
+    fn allowance(&self, t: &Thresholds, expected: f64, tolerance: f64) -> f64 {
+        let bound = bound::upper(expected, t.dispersion, t.tail, t.min_clicks);
+        bound.max(tolerance * expected * self.conversion_factor())
+    }
+
+    /// The flagged clicks allowed in the 60 minutes ending now, when they hold `clicks`: the
+    /// statistical bound on the share the baseline's days had flagged, of the clicks there are
+    /// (or of those expected, if more). A launch whose clicks are flagged as often as the usual
+    /// ones stays within it however large; a low-and-slow flood, whose clicks the rules flag far
+    /// more often, does not. Without a flagged share known, no bound.
+    pub fn allowed_flagged(&self, t: &Thresholds, now_ms: u64, clicks: u64) -> f64 {
+        let Some(rate) = self.baseline_flagged else {
+            return f64::INFINITY;
+        };
+        let mean = rate * self.expected(now_ms, 60).max(clicks as f64);
+        bound::upper(mean, t.dispersion, t.tail, t.min_flagged)
     }
 
     /// The clicks the last `minutes` minutes up to `now` are expected to hold: each minute at the
@@ -914,7 +1038,7 @@ mod tests {
     /// README quotes these.
     const SUDDEN_50: u64 = 1;
     const RAMPED_60: u64 = 40;
-    const LOW_AND_SLOW: [(u32, u64); 4] = [(2, 41), (3, 21), (6, 8), (21, 2)];
+    const LOW_AND_SLOW: [(u32, u64); 4] = [(2, 3), (3, 1), (6, 0), (21, 0)];
     const FALSE_TRIPS: usize = 0;
 
     #[test]
@@ -1110,14 +1234,20 @@ mod tests {
         }
         s.step(Event::Tick, &t, DAY0 + DAY_MS);
         assert_eq!(s.baseline_flagged, Some(0.05));
-        // Allowed: tolerance × 1,000 × 5% = 1,000 flagged clicks an hour, above the floor.
+        // Allowed: the upper bound of 5% of 1,000 clicks, about 3.6 times it.
         let next = DAY0 + DAY_MS;
-        assert!((s.allowed_flagged_per_hour(&t, next) - 1_000.0).abs() < 1e-6);
+        let allowed = s.allowed_flagged(&t, next, 1_000);
+        assert_eq!(
+            allowed,
+            bound::upper(50.0, t.dispersion, t.tail, t.min_flagged)
+        );
+        assert!((170.0..190.0).contains(&allowed), "{allowed}");
+        // Of ten times the clicks, flagged as often, ten times as many are allowed and more.
+        assert!(s.allowed_flagged(&t, next, 10_000) > 10.0 * 170.0);
         let m1 = next / MINUTE_MS;
-        // 1,600 clicks of which 1,000 flagged: under the share and the volume allowance.
-        assert_eq!(cause(&mut s, &t, m1, 800, 500), None);
-        assert_eq!(cause(&mut s, &t, m1 + 10, 800, 500), None);
-        assert_eq!(cause(&mut s, &t, m1 + 20, 10, 1), Some("flagged_history"));
+        // 1,000 clicks of which 150 flagged: within; 40 more flagged of 10 more clicks are not.
+        assert_eq!(cause(&mut s, &t, m1, 1_000, 150), None);
+        assert_eq!(cause(&mut s, &t, m1 + 1, 10, 40), Some("flagged_history"));
     }
 
     #[test]
@@ -1151,7 +1281,7 @@ mod tests {
         assert_eq!((s.observed[0], s.observed[1]), (3, 0));
         assert_eq!(s.baseline_days, Thresholds::default().baseline_days);
         // No rate known: no flagged allowance to exceed yet.
-        assert_eq!(s.allowed_flagged_per_hour(&t, DAY0), f64::INFINITY);
+        assert_eq!(s.allowed_flagged(&t, DAY0, 1_000), f64::INFINITY);
         cause(&mut s, &t, M0 + 1, 95, 19);
         s.step(Event::Tick, &t, DAY0 + DAY_MS);
         assert_eq!(s.baseline_flagged, Some(0.19));
@@ -1305,10 +1435,10 @@ mod tests {
         assert!((s.baseline[20] - 1000.0).abs() < 1e-9, "{:?}", s.baseline);
         assert_eq!(s.baseline[3], 0.0);
         // The hour ending at 20:59 spans 20:00 alone; at 03:59 an hour that was always empty is
-        // held to a quarter of the network's average hour, here under the floor.
+        // held to a quarter of the network's average hour (1,000 / 24 / 4), times the tolerance.
         let end = |h: u64| DAY0 + 3 * DAY_MS + h * HOUR_MS + 59 * MINUTE_MS;
         assert!((s.allowed_per_hour(&t, end(20)) - 20_000.0).abs() < 1e-6);
-        assert_eq!(s.allowed_per_hour(&t, end(3)), 600.0);
+        assert!((s.allowed_per_hour(&t, end(3)) - 20.0 * 1_000.0 / 96.0).abs() < 1e-6);
     }
 
     #[test]
@@ -1318,6 +1448,21 @@ mod tests {
             ..Thresholds::default()
         };
         assert_eq!(Thresholds::from_json(&t.to_json()), Ok(t));
+        let tuned = Thresholds {
+            tail: 1e-9,
+            min_flagged: 3,
+            ..Thresholds::default()
+        };
+        assert_eq!(Thresholds::from_json(&tuned.to_json()), Ok(tuned));
+        // A batch from an isolate that sends the first seven only reads with the bound's defaults.
+        let older = json!([10, null, null, 20.0, 600, 0.8, 7]);
+        assert_eq!(
+            Thresholds::from_json(&older),
+            Ok(Thresholds {
+                per_minute: Some(10),
+                ..Thresholds::default()
+            })
+        );
         let mut s = FloodState::new(DAY0);
         let at = DAY0 + HOUR_MS;
         s.step(
@@ -1423,12 +1568,72 @@ mod tests {
         assert_eq!(expected, (59.0 * hourly[21] + hourly[22]) / 60.0);
     }
 
+    #[test]
+    fn the_bound_at_its_edges() {
+        use bound::{upper, z_upper};
+        // The normal quantiles it rests on, to the approximation's 4.5e-4.
+        for (tail, z) in [(0.5, 0.0), (0.05, 1.6449), (1e-3, 3.0902), (1e-6, 4.7534)] {
+            assert!(
+                (z_upper(tail) - z).abs() < 5e-4,
+                "{tail}: {}",
+                z_upper(tail)
+            );
+        }
+        // Poisson (no dispersion), against the exact quantiles at a one-in-a-million tail, the
+        // least q with P(X > q) under 1e-6: 9 for a mean of 1, 28 for 10, 151 for 100.
+        let poisson = |mean| upper(mean, 0.0, 1e-6, 0);
+        for (mean, exact) in [(1.0, 9.0), (10.0, 28.0), (100.0, 151.0)] {
+            let q = poisson(mean);
+            assert!((q - exact).abs() <= 1.0, "{mean}: {q} against {exact}");
+        }
+        // Nothing expected: the minimum count, never zero.
+        assert_eq!(upper(0.0, 0.5, 1e-6, 12), 12.0);
+        assert_eq!(upper(0.0, 0.5, 1e-6, 0), 0.0);
+        // Overdispersion widens large counts in proportion: 0.5 at 1e-6 is about 3.4 times.
+        let wide = upper(10_000.0, 0.5, 1e-6, 0) / 10_000.0;
+        assert!((3.3..3.5).contains(&wide), "{wide}");
+        // A smaller tail is a higher bound.
+        assert!(upper(50.0, 0.5, 1e-9, 0) > upper(50.0, 0.5, 1e-6, 0));
+    }
+
     #[cfg(not(target_arch = "wasm32"))]
     mod properties {
         use super::*;
         use proptest::prelude::*;
 
+        fn any_f64() -> impl Strategy<Value = f64> {
+            prop_oneof![
+                any::<f64>(),
+                Just(f64::NAN),
+                Just(f64::INFINITY),
+                Just(f64::NEG_INFINITY),
+                0.0..1e7f64,
+            ]
+        }
+
         proptest! {
+            #[test]
+            fn the_bound_is_a_number_never_below_its_minimum(
+                mean in any_f64(), dispersion in any_f64(), tail in any_f64(), min in any::<u32>(),
+            ) {
+                let q = bound::upper(mean, dispersion, tail, min);
+                prop_assert!(q.is_finite(), "{q}");
+                prop_assert!(q >= f64::from(min));
+            }
+
+            #[test]
+            fn the_bound_grows_with_the_expected_count(
+                a in 0.0..1e9f64, b in 0.0..1e9f64, dispersion in 0.0..10.0f64,
+                tail in 1e-12..0.01f64, min in 0u32..1000,
+            ) {
+                let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+                prop_assert!(
+                    bound::upper(lo, dispersion, tail, min) <= bound::upper(hi, dispersion, tail, min)
+                );
+                // And never below the count it bounds.
+                prop_assert!(bound::upper(hi, dispersion, tail, min) >= hi);
+            }
+
             // The day's counts do not depend on the order batches arrive in.
             #[test]
             fn counts_do_not_depend_on_arrival_order(

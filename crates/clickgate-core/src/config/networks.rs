@@ -11,7 +11,7 @@ use sha2::Sha256;
 use crate::click::Id;
 use crate::config::{err, kind, ConfigError, Fields, RANGES};
 use crate::fault::Invalid;
-use crate::flood::{FloodMode, Thresholds};
+use crate::flood::{self, FloodMode, Thresholds};
 use crate::time::parse_instant;
 use crate::verdict::FaultMode;
 
@@ -250,6 +250,27 @@ fn compile_thresholds(
     if let Some(x) = f.f64_in("flagged_share", RANGES.share, errors) {
         t.flagged_share = x;
     }
+    for (key, slot, range) in [
+        ("tail", &mut t.tail, flood::TAIL),
+        ("dispersion", &mut t.dispersion, flood::DISPERSION),
+        (
+            "burst_tolerance",
+            &mut t.burst_tolerance,
+            flood::BURST_TOLERANCE,
+        ),
+    ] {
+        if let Some(x) = f.f64_in(key, range, errors) {
+            *slot = x;
+        }
+    }
+    for (key, slot) in [
+        ("min_clicks", &mut t.min_clicks),
+        ("min_flagged", &mut t.min_flagged),
+    ] {
+        if let Some(n) = f.u32_in(key, RANGES.flood_clicks, errors) {
+            *slot = n;
+        }
+    }
     f.finish(errors);
     Some(t)
 }
@@ -449,6 +470,39 @@ mod tests {
             plain.flood_thresholds(&Id::parse("x").unwrap()).mode,
             FloodMode::Enforce
         );
+    }
+
+    #[test]
+    fn the_bounds_parameters_are_read_and_checked() {
+        let config = Config::compile(&document(
+            r#", "networks": [{"id": "n", "flood": {"tail": 1e-9, "dispersion": 0, "min_clicks": 5, "min_flagged": 3, "burst_tolerance": 60}}]"#,
+        ))
+        .unwrap();
+        let t = config.flood_thresholds(&Id::parse("n").unwrap());
+        assert_eq!(
+            (
+                t.tail,
+                t.dispersion,
+                t.min_clicks,
+                t.min_flagged,
+                t.burst_tolerance
+            ),
+            (1e-9, 0.0, 5, 3, 60.0)
+        );
+        for (flood, problem) in [
+            (r#""tail": 0.5"#, "networks[0].flood.tail: must be a number from 0.000000000001 to 0.01, found 0.5"),
+            (r#""dispersion": -1"#, "networks[0].flood.dispersion: must be a number from 0 to 10, found -1"),
+            (r#""min_flagged": 0"#, "networks[0].flood.min_flagged: must be a whole number from 1 to 1000000000, found 0"),
+            (r#""burst_tolerance": 0.5"#, "networks[0].flood.burst_tolerance: must be a number from 1 to 1000, found 0.5"),
+        ] {
+            let errors = Config::compile(&document(&format!(
+                r#", "networks": [{{"id": "n", "flood": {{{flood}}}}}]"#
+            )))
+            .err()
+            .unwrap();
+            let said: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.path, e.problem)).collect();
+            assert_eq!(said, [problem]);
+        }
     }
 
     #[test]
