@@ -1465,26 +1465,36 @@ mod tests {
                 prop_assert!(bound::upper(hi, dispersion, tail, min) >= hi);
             }
 
-            // The day's counts do not depend on the order batches arrive in.
+            // The day's counts hold every batch of the day, whatever order they arrive in, late
+            // ones included, and whether or not the network tripped meanwhile (a per-minute
+            // ceiling of 400 trips on some orders and not others).
             #[test]
-            fn counts_do_not_depend_on_arrival_order(
-                events in proptest::collection::vec((0u64..120, 0u32..500, 0u32..100), 1..40),
+            fn counts_hold_every_batch_whatever_the_order_and_the_trips(
+                events in proptest::collection::vec((0u64..1440, 0u32..500, 0u32..100), 1..40),
                 rotate in any::<proptest::sample::Index>(),
             ) {
-                let t = Thresholds { tolerance: 1e9, floor: u32::MAX, flagged_share: 2.0, ..Thresholds::default() };
-                let now = DAY0 + 3 * HOUR_MS;
+                let t = Thresholds { per_minute: Some(400), ..Thresholds::default() };
                 let run = |list: &[(u64, u32, u32)]| {
                     let mut s = FloodState::new(DAY0);
+                    // The clock moves on with the latest minute seen; a late batch is stepped
+                    // after it.
+                    let mut now = DAY0;
                     for &(m, c, f) in list {
+                        now = now.max(DAY0 + m * MINUTE_MS);
                         s.step(Event::Clicks { minute: DAY0 / MINUTE_MS + m, clicks: c, flagged: f.min(c) }, &t, now);
                     }
-                    (s.hour_clicks, s.day_clicks)
+                    (s.hour_clicks, s.day_clicks, s.day_flagged)
                 };
                 let mut other = events.clone();
                 let by = rotate.index(other.len());
                 other.rotate_left(by);
                 other.reverse();
-                prop_assert_eq!(run(&events), run(&other));
+                let seen = run(&events);
+                prop_assert_eq!(seen, run(&other));
+                let clicks: u64 = events.iter().map(|e| u64::from(e.1)).sum();
+                let flagged: u64 = events.iter().map(|e| u64::from(e.2.min(e.1))).sum();
+                prop_assert_eq!((seen.1, seen.2), (clicks, flagged));
+                prop_assert_eq!(seen.0.iter().map(|&h| u64::from(h)).sum::<u64>(), clicks);
             }
         }
     }
