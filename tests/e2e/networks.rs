@@ -97,6 +97,43 @@ fn duplicate_ips_and_sub_id_floods_are_counted_in_the_networks_object_across_res
 }
 
 #[test]
+fn a_flooding_network_in_report_only_is_redirected_and_logged_would_block() {
+    let w = Worker::start(&[("CONFIG_REFRESH_SECONDS", "1"), ("COUNTS_FLUSH_MS", "200")]);
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
+    doc["networks"] = serde_json::json!([
+        {"id": "net-watch", "flood": {"per_minute": 5, "mode": "report_only"}}
+    ]);
+    let config = w.state.0.join("report-only.json");
+    std::fs::write(&config, doc.to_string()).unwrap();
+    push_ok(&w, &config);
+    let click = |w: &Worker| {
+        w.get(
+            "/c?offer_id=1001&aff_id=net-watch&sub1=a",
+            &[("cf-connecting-ip", "192.0.2.91")],
+        )
+    };
+    // The object trips as it would in enforce mode; the isolate, hearing of it, lets the clicks
+    // through and logs what the block would have done.
+    let would = w.wait_for(Duration::from_secs(20), || {
+        let r = click(&w);
+        assert_eq!(r.status, 302, "a report-only network is never blocked");
+        let line = w.decision_for(&r);
+        line["would_block"].is_object().then_some(line)
+    });
+    let line = would.expect("no click was logged would_block");
+    assert_eq!(line["verdict"], "redirect");
+    assert_eq!(line["would_block"]["code"], "click_flood");
+    assert_eq!(line["would_block"]["matched"], "per_minute");
+    assert_eq!(line["would_block"]["rule_id"], "networks.net-watch.flood");
+    let trip = w
+        .events("flood")
+        .into_iter()
+        .find(|e| e["state"] == "blocked");
+    assert_eq!(trip.map(|t| t["cause"].clone()), Some("per_minute".into()));
+}
+
+#[test]
 fn a_flooding_network_is_blocked_for_the_day_while_others_and_its_signed_clicks_pass() {
     use clickgate_core::config::networks::{Form, Mode, Policy, SigningKey};
     use clickgate_core::signing::sign_link;

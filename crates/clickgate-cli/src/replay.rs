@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use clickgate_core::flood::FloodMode;
 use clickgate_core::whatif::{csv_header, from_csv_fields, from_log_line, Recorded, Replay};
 
 use crate::args::ReplayArgs;
@@ -297,14 +298,21 @@ fn flood_lines(replay: &Replay) -> Vec<String> {
     let mut lines = vec![
         "floods (the config's thresholds; the log's earlier days make the baseline):".to_owned(),
     ];
-    let mut calm = 0;
+    let (mut calm, mut would_block) = (0, 0);
     for (network, flood) in &replay.floods {
         if flood.trips.is_empty() {
             calm += 1;
         }
         for trip in &flood.trips {
+            let (mode, stopped) = match trip.mode {
+                FloodMode::Enforce => ("", "the block would have stopped"),
+                FloodMode::ReportOnly => {
+                    would_block += trip.stopped;
+                    (" (report_only)", "would_block:")
+                }
+            };
             lines.push(format!(
-                "  {network} tripped at {} ({}: {}); the block would have stopped {} clicks, {} of them redirected by the rules",
+                "  {network}{mode} tripped at {} ({}: {}); {stopped} {} clicks, {} of them redirected by the rules",
                 clickgate_core::time::rfc3339_ms(trip.at_ms),
                 trip.cause.as_str(),
                 trip.detail,
@@ -314,6 +322,11 @@ fn flood_lines(replay: &Replay) -> Vec<String> {
         }
     }
     lines.push(format!("  {calm} networks never tripped"));
+    if would_block > 0 {
+        lines.push(format!(
+            "  {would_block} clicks would_block in networks whose flood mode is report_only (let through)"
+        ));
+    }
     lines
 }
 
@@ -397,7 +410,15 @@ mod tests {
 
     /// Replays a traffic file as `clickgate replay` does; net-7's trips and the flood report.
     fn replay_floods(name: &str, traffic: &Traffic) -> (Vec<Trip>, Vec<String>) {
-        let config_file = scratch(&format!("{name}.json"), FLOOD_CONFIG);
+        replay_floods_with(FLOOD_CONFIG, name, traffic)
+    }
+
+    fn replay_floods_with(
+        document: &str,
+        name: &str,
+        traffic: &Traffic,
+    ) -> (Vec<Trip>, Vec<String>) {
+        let config_file = scratch(&format!("{name}.json"), document);
         let clicks = scratch(&format!("{name}.csv"), &traffic_csv(traffic));
         let config = validate(&config_file, Use::Replay).unwrap().config;
         let mut replay = Replay::new(&config, None, 0);
@@ -473,6 +494,50 @@ mod tests {
                 "the block would have stopped {after} clicks, {unflagged} of them redirected by the rules"
             )));
         }
+    }
+
+    #[test]
+    fn replay_counts_the_clicks_a_report_only_network_would_have_blocked() {
+        let document =
+            FLOOD_CONFIG.replace(r#""floor": 60"#, r#""floor": 60, "mode": "report_only""#);
+        assert_ne!(document, FLOOD_CONFIG);
+        let (name, extra) = floods(1, FLOOD_START + 120, DAILY, &[])
+            .into_iter()
+            .next()
+            .unwrap();
+        let traffic = Traffic {
+            daily: DAILY,
+            human_cr: 0.0,
+            extra,
+        };
+        let (enforced, _) = replay_floods(&format!("{name}-enforce").replace(' ', "-"), &traffic);
+        let (trips, lines) = replay_floods_with(
+            &document,
+            &format!("{name}-report").replace(' ', "-"),
+            &traffic,
+        );
+        // The same trip at the same minute, its clicks let through and counted.
+        assert_eq!(trips.len(), 1, "{trips:?}");
+        assert_eq!(
+            (trips[0].at_ms, trips[0].stopped),
+            (enforced[0].at_ms, enforced[0].stopped)
+        );
+        assert_eq!(trips[0].mode, FloodMode::ReportOnly);
+        assert!(
+            lines[1].starts_with("  net-7 (report_only) tripped at "),
+            "{lines:?}"
+        );
+        assert!(
+            lines[1].contains(&format!("; would_block: {} clicks,", trips[0].stopped)),
+            "{lines:?}"
+        );
+        assert_eq!(
+            lines.last(),
+            Some(&format!(
+                "  {} clicks would_block in networks whose flood mode is report_only (let through)",
+                trips[0].stopped
+            ))
+        );
     }
 
     #[test]

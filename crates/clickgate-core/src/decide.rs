@@ -43,6 +43,9 @@ pub struct ClickOutcome {
     pub signature: Option<Signature>,
     /// The network's object had not answered this isolate for a while (its flood state is stale).
     pub flood_unavailable: bool,
+    /// The network's flood block this click would have met, its flood mode being `report_only`:
+    /// the click goes on as decided, and counts as `would_block`.
+    pub flood_would_block: Option<Reason>,
     /// The link profile the click came in by, where the document declares profiles.
     pub profile: Option<String>,
 }
@@ -163,16 +166,23 @@ pub fn decide(
     let signed_exempt = signature
         .as_ref()
         .is_some_and(|s| s.valid() && s.flood_exempt);
+    let mut flood_would_block = None;
     if block_reasons.is_empty() && !signed_exempt {
         let rule_id = format!("networks.{}.flood", click.aff_id);
         if let Some(f) = &flood.block {
-            block_reasons.push(Reason {
+            let reason = Reason {
                 code: ReasonCode::ClickFlood,
                 rule_id,
                 matched: f.cause.as_str().to_owned(),
                 value: f.detail.clone(),
                 points: 0,
-            });
+            };
+            // An operator's block is meant to block, whatever the thresholds' mode.
+            if flood.report_only && f.cause != crate::flood::FloodCause::Operator {
+                flood_would_block = Some(reason);
+            } else {
+                block_reasons.push(reason);
+            }
         } else if flood.unreachable && flood.on_fault == FaultMode::Closed {
             block_reasons.push(Reason {
                 code: ReasonCode::FloodCheckUnavailable,
@@ -291,6 +301,7 @@ pub fn decide(
         allowlisted,
         signature,
         flood_unavailable: flood.unreachable,
+        flood_would_block,
         profile,
     })
 }
@@ -320,6 +331,17 @@ fn allowlist_entry(
         .map(|s| format!("sub ID {s}"))
 }
 
+/// One reason as the log line writes it.
+fn reason_json(r: &Reason) -> String {
+    JsonLine::new()
+        .str("code", r.code.as_str())
+        .str("rule_id", &r.rule_id)
+        .str("matched", &r.matched)
+        .str("value", &r.value)
+        .num("points", u64::from(r.points))
+        .finish()
+}
+
 impl ClickOutcome {
     /// The reasons behind the verdict: those that blocked the click, or else what the deciding rule
     /// found (a monitored or under-threshold click still shows which filters fired).
@@ -341,9 +363,12 @@ impl ClickOutcome {
         matches!(self.decision, Decision::Block { .. })
     }
 
-    /// Blocked, or declined by its rule in monitor mode: what the flood threshold counts as flagged.
+    /// Blocked, declined by its rule in monitor mode, or let through a flood block in report-only
+    /// mode: what the flood threshold counts as flagged, and the report as `would_block`.
     pub fn flagged(&self) -> bool {
-        self.is_blocked() || self.assessment.as_ref().is_some_and(|a| a.declined)
+        self.is_blocked()
+            || self.assessment.as_ref().is_some_and(|a| a.declined)
+            || self.flood_would_block.is_some()
     }
 
     /// The decision as one JSON log line. It carries every input of the decision (ip, user agent,
@@ -362,16 +387,10 @@ impl ClickOutcome {
             if i > 0 {
                 reasons_json.push(',');
             }
-            let one = JsonLine::new()
-                .str("code", r.code.as_str())
-                .str("rule_id", &r.rule_id)
-                .str("matched", &r.matched)
-                .str("value", &r.value)
-                .num("points", u64::from(r.points))
-                .finish();
-            reasons_json.push_str(&one);
+            reasons_json.push_str(&reason_json(r));
         }
         reasons_json.push(']');
+        let flood_would_block = self.flood_would_block.as_ref().map(reason_json);
         let a = self.assessment.as_ref();
         let unavailable = a
             .filter(|a| !a.unavailable.is_empty())
@@ -407,6 +426,7 @@ impl ClickOutcome {
                 "flood_unavailable",
                 self.flood_unavailable.then_some("true"),
             )
+            .opt_raw("would_block", flood_would_block.as_deref())
             .opt("profile", self.profile.as_deref())
             .str(click::OFFER_ID, c.offer_id.as_str())
             .str(click::AFF_ID, c.aff_id.as_str())
@@ -472,6 +492,50 @@ mod tests {
             user_agent: Some(PHONE.into()),
             ..ClientInfo::default()
         }
+    }
+
+    #[test]
+    fn a_flooding_network_in_report_only_is_redirected_and_logged_would_block() {
+        let config = Config::compile(DEMO).unwrap();
+        let view = |cause| FloodView {
+            block: Some(crate::flood::FloodBlock {
+                until_ms: NOW + 1,
+                cause,
+                detail: "700 clicks, ceiling 600".into(),
+            }),
+            report_only: true,
+            ..FloodView::default()
+        };
+        let go = |flood| {
+            decide(
+                &config,
+                &key(),
+                params("offer_id=1001&aff_id=net-7"),
+                from("192.0.2.1"),
+                Observed {
+                    flood,
+                    ..Observed::default()
+                },
+                NOW,
+                [7; 8],
+            )
+            .unwrap()
+        };
+        let out = go(view(crate::flood::FloodCause::PerMinute));
+        assert!(matches!(out.decision, Decision::Redirect { .. }));
+        assert!(out.flagged(), "the report counts it as would_block");
+        let line: serde_json::Value = serde_json::from_str(&out.log_line()).unwrap();
+        assert_eq!(line["verdict"], "redirect");
+        assert_eq!(line["would_block"]["code"], "click_flood");
+        assert_eq!(line["would_block"]["matched"], "per_minute");
+        assert_eq!(line["would_block"]["rule_id"], "networks.net-7.flood");
+        let mut tally = crate::report::Tally::default();
+        tally.count_click(&out);
+        assert_eq!((tally.allowed, tally.would_block), (1, 1));
+        // An operator's block is not the thresholds' to report: it blocks.
+        let imposed = go(view(crate::flood::FloodCause::Operator));
+        assert!(imposed.is_blocked());
+        assert!(!imposed.log_line().contains("would_block"));
     }
 
     #[test]

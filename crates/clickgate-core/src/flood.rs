@@ -11,29 +11,55 @@
 //!
 //! 1. **static ceilings**: clicks in the current minute, the last 60 minutes or the UTC day reach
 //!    `per_minute`, `per_hour` or `per_day` (each optional);
-//! 2. **its own history**: the last 60 minutes (or the last 5, at 12 times their count) hold more than
-//!    `max(floor, tolerance × expected × conversion factor)` clicks, where `expected` is the network's
-//!    baseline for this hour of the day (an exponential moving average over past days, weight
-//!    `1/baseline_days`), recomputed as each day closes; and the conversion factor is 2 when the
-//!    day's conversion rate is at least half the baseline's, else 1; or the last 60 minutes hold more
-//!    than `max(floor, tolerance × expected × flagged rate × conversion factor)` clicks the fraud
-//!    filters flagged, where the flagged rate is the baseline's own share of flagged clicks (a
-//!    low-and-slow flood adds little volume but many flagged clicks; a launch adds clean ones).
-//!    Until one full day is known, only the ceilings and the flagged share apply;
+//! 2. **its own history**: the last 60 minutes hold more than `max(bound(expected), tolerance ×
+//!    expected × conversion factor)` clicks, or the last 5 minutes the same at `burst_tolerance`,
+//!    where `expected` is what the network's baseline says the window holds, each minute at the
+//!    rate of its own hour of the day (an exponential moving average over the past days that hour
+//!    was watched, weight `1/baseline_days`), recomputed as each day closes; an hour never watched
+//!    borrows from its neighbours, and no hour is expected to be quieter than a quarter of the
+//!    network's average. The conversion factor is 2 when the day's conversion rate is at least
+//!    half the baseline's, else 1. Or the last 60 minutes hold more than `bound(flagged rate ×
+//!    clicks)` clicks the fraud filters flagged, where the flagged rate is the baseline's own
+//!    share of flagged clicks (a low-and-slow flood adds little volume but many flagged clicks; a
+//!    launch adds clean ones). [`bound::upper`] is the statistical bound: an upper quantile of
+//!    an overdispersed count, never below a small minimum, so a network is held to counts of its
+//!    own size. Until one full day is known, only the ceilings and the flagged share apply;
 //! 3. **flagged share**: at least `flagged_share` of at least `floor` clicks in the last 60 minutes were
 //!    flagged by the fraud filters (a low-and-slow flood hides in volume, not in quality).
 //!
-//! With the defaults (tolerance 20, floor 600 clicks an hour) a campaign launch at ten times the
-//! usual volume passes, a flood at several dozen times trips within minutes, and one at twice the
-//! volume whose excess the filters flag within the hour ([`simulation`] and the tests say at which
-//! minute). Once tripped, every click is blocked with reason `click_flood` until the next 00:00
-//! UTC. An operator can lift a block (it stays lifted for the rest of the day) or impose one.
+//! With the defaults a campaign launch at ten times the usual volume passes, a flood at several
+//! dozen times trips within minutes, and one at twice the volume whose excess the filters flag
+//! within minutes ([`simulation`] and the tests say at which minute). Once tripped, every click
+//! is blocked with reason `click_flood` until the next 00:00 UTC (or, in `report_only`, let
+//! through and logged `would_block`). An operator can lift a block (it stays lifted for the rest
+//! of the day) or impose one.
 
 use serde_json::{json, Value};
 
 use crate::fault::Corrupt;
 use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS};
 use crate::verdict::FaultMode;
+
+/// An hour watched on past days is expected to hold at least this share of the network's average
+/// hour: a quiet hour that saw no clicks is judged against its network's size, never against zero.
+pub const QUIET_SHARE: f64 = 0.25;
+
+/// What a trip does: block the network's clicks for the day, or only say that it would have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FloodMode {
+    #[default]
+    Enforce,
+    /// The clicks a block would have stopped are let through and logged `would_block`: new
+    /// thresholds can run on real traffic before they block anything.
+    ReportOnly,
+}
+
+impl FloodMode {
+    pub const CHOICES: &'static [(&'static str, FloodMode)] = &[
+        ("enforce", FloodMode::Enforce),
+        ("report_only", FloodMode::ReportOnly),
+    ];
+}
 
 /// A network's thresholds, from `networks[].flood` (or the defaults).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -42,12 +68,27 @@ pub struct Thresholds {
     pub per_hour: Option<u32>,
     pub per_day: Option<u32>,
     pub tolerance: f64,
+    /// The clicks in the last 60 minutes below which the flagged share never trips.
     pub floor: u32,
     pub flagged_share: f64,
     pub baseline_days: u32,
+    /// The statistical bound ([`bound::upper`]): the chance a window of the network's usual
+    /// traffic goes over it, the day-to-day spread of that traffic (the coefficient of variation
+    /// of the overdispersed model), and the counts below which no window trips, of clicks and of
+    /// flagged clicks.
+    pub tail: f64,
+    pub dispersion: f64,
+    pub min_clicks: u32,
+    pub min_flagged: u32,
+    /// The last 5 minutes trip at more than this many times what they are expected to hold: a push
+    /// or an e-mail brings many times a quiet hour's clicks within minutes, and is not a flood.
+    pub burst_tolerance: f64,
     /// When the network's object has not answered an isolate for a while: let clicks through
     /// (`Open`, the default) or block them (`Closed`). The isolate's concern; not sent in batches.
     pub on_fault: FaultMode,
+    /// Whether a trip blocks. The isolate's concern too: the object trips either way, so a network
+    /// switched to `enforce` mid-day blocks at once.
+    pub mode: FloodMode,
 }
 
 impl Default for Thresholds {
@@ -60,22 +101,116 @@ impl Default for Thresholds {
             floor: 600,
             flagged_share: 0.8,
             baseline_days: 7,
+            tail: DEFAULT_TAIL,
+            dispersion: DEFAULT_DISPERSION,
+            min_clicks: DEFAULT_MIN_CLICKS,
+            min_flagged: DEFAULT_MIN_FLAGGED,
+            burst_tolerance: DEFAULT_BURST_TOLERANCE,
             on_fault: FaultMode::Open,
+            mode: FloodMode::Enforce,
+        }
+    }
+}
+
+/// The defaults of the statistical bound, quoted in docs/floods.md.
+pub const DEFAULT_TAIL: f64 = 1e-6;
+pub const DEFAULT_DISPERSION: f64 = 0.5;
+pub const DEFAULT_MIN_CLICKS: u32 = 30;
+pub const DEFAULT_MIN_FLAGGED: u32 = 12;
+pub const DEFAULT_BURST_TOLERANCE: f64 = 100.0;
+
+/// What the config accepts for them.
+pub const TAIL: std::ops::RangeInclusive<f64> = 1e-12..=0.01;
+pub const DISPERSION: std::ops::RangeInclusive<f64> = 0.0..=10.0;
+pub const BURST_TOLERANCE: std::ops::RangeInclusive<f64> = 1.0..=1000.0;
+
+/// The upper bound of a count: the arithmetic of the statistical thresholds, pure and total.
+pub mod bound {
+    /// The upper `tail` quantile of a count whose mean is `mean`, overdispersed by `dispersion`,
+    /// and never below `min`: the count a window of usual traffic exceeds with probability about
+    /// `tail`.
+    ///
+    /// The model is a negative binomial with variance `mean + (dispersion × mean)²`: Poisson noise
+    /// for small counts (a network of 1,000 clicks a day sees 3 in a quiet hour, and 9 is not a
+    /// flood), and for large ones a spread proportional to the mean, as days differ from each
+    /// other by a share, not by a square root (`dispersion` 0 is plain Poisson). The quantile is
+    /// the Cornish–Fisher expansion to the skewness term, `mean + σ(z + (z² − 1)γ/6)` with `γ` the
+    /// skewness, `(2v − mean)/v^1.5`: within a count of the exact quantile for small means, where
+    /// the normal approximation alone is far too low. Every term grows with `mean`, so the bound
+    /// does too. Inputs out of range are clamped: no NaN, no infinity, no overflow.
+    pub fn upper(mean: f64, dispersion: f64, tail: f64, min: u32) -> f64 {
+        let mean = clamp(mean, 0.0, 1e12);
+        let cv = clamp(dispersion, 0.0, 100.0);
+        let z = z_upper(tail);
+        let v = mean + (cv * mean).powi(2);
+        let q = if v > 0.0 {
+            mean + z * v.sqrt() + (z * z - 1.0) / 6.0 * (2.0 * v - mean) / v
+        } else {
+            0.0
+        };
+        q.max(f64::from(min))
+    }
+
+    /// The standard normal's upper quantile: `z` with `P(Z > z) = tail`, for `tail` in (0, 0.5]
+    /// (Abramowitz and Stegun 26.2.23, within 4.5e-4). Out of range, the nearest end.
+    pub fn z_upper(tail: f64) -> f64 {
+        let p = clamp(tail, 1e-300, 0.5);
+        let t = (-2.0 * p.ln()).sqrt();
+        let (c0, c1, c2) = (2.515517, 0.802853, 0.010328);
+        let (d1, d2, d3) = (1.432788, 0.189269, 0.001308);
+        (t - (c0 + c1 * t + c2 * t * t) / (1.0 + d1 * t + d2 * t * t + d3 * t * t * t)).max(0.0)
+    }
+
+    /// `x` within `[lo, hi]`; NaN is `lo`.
+    fn clamp(x: f64, lo: f64, hi: f64) -> f64 {
+        if x.is_nan() {
+            lo
+        } else {
+            x.clamp(lo, hi)
         }
     }
 }
 
 impl Thresholds {
+    /// The thresholds as a batch carries them. The bound's settings follow only when one is not
+    /// the default: a batch of default thresholds is the bytes earlier versions sent, and an
+    /// object of an earlier version reads the first seven of any.
     pub fn to_json(&self) -> Value {
-        json!([
-            self.per_minute,
-            self.per_hour,
-            self.per_day,
-            self.tolerance,
-            self.floor,
-            self.flagged_share,
-            self.baseline_days
-        ])
+        let mut v = vec![
+            json!(self.per_minute),
+            json!(self.per_hour),
+            json!(self.per_day),
+            json!(self.tolerance),
+            json!(self.floor),
+            json!(self.flagged_share),
+            json!(self.baseline_days),
+        ];
+        let defaults = Thresholds::default();
+        let bound = (
+            self.tail,
+            self.dispersion,
+            self.min_clicks,
+            self.min_flagged,
+            self.burst_tolerance,
+        );
+        if bound
+            != (
+                defaults.tail,
+                defaults.dispersion,
+                defaults.min_clicks,
+                defaults.min_flagged,
+                defaults.burst_tolerance,
+            )
+        {
+            v.extend([
+                json!(self.tail),
+                json!(self.dispersion),
+                json!(self.min_clicks),
+                json!(self.min_flagged),
+                json!(self.burst_tolerance),
+            ]);
+        }
+        Value::Array(v)
     }
 
     /// Thresholds as a batch carries them to the object; a bad one is a runtime fault.
@@ -100,6 +235,7 @@ impl Thresholds {
                 .and_then(Value::as_f64)
                 .ok_or_else(|| format!("thresholds[{i}]"))
         };
+        let optional = |i: usize| v.get(i).and_then(Value::as_f64);
         Ok(Thresholds {
             per_minute: limit(0)?,
             per_hour: limit(1)?,
@@ -108,7 +244,14 @@ impl Thresholds {
             floor: number(4)? as u32,
             flagged_share: number(5)?,
             baseline_days: number(6)? as u32,
+            // A batch from an isolate that does not send them yet: the defaults.
+            tail: optional(7).unwrap_or(DEFAULT_TAIL),
+            dispersion: optional(8).unwrap_or(DEFAULT_DISPERSION),
+            min_clicks: optional(9).map_or(DEFAULT_MIN_CLICKS, |n| n as u32),
+            min_flagged: optional(10).map_or(DEFAULT_MIN_FLAGGED, |n| n as u32),
+            burst_tolerance: optional(11).unwrap_or(DEFAULT_BURST_TOLERANCE),
             on_fault: FaultMode::Open,
+            mode: FloodMode::Enforce,
         })
     }
 }
@@ -121,6 +264,8 @@ pub struct FloodView {
     /// The object has not answered for too long; with `on_fault: closed` the click is refused.
     pub unreachable: bool,
     pub on_fault: FaultMode,
+    /// The network's flood mode is `report_only`: a trip's block is only reported.
+    pub report_only: bool,
 }
 
 /// Why a network is blocked for the day: the ceiling or comparison that tripped, or an operator.
@@ -238,6 +383,11 @@ pub struct FloodState {
     /// `None` until a day closes with it counted (a state stored before it was kept has none).
     pub baseline_flagged: Option<f64>,
     pub days_known: u32,
+    /// How many days each hour of the day was watched: a network first seen at 14:00 knows nothing
+    /// of its mornings yet, which is not the same as knowing they are quiet.
+    pub observed: [u32; 24],
+    /// Since when today is watched: 00:00, or the moment a new network was first seen.
+    pub watched_from_ms: u64,
     /// How many days the network's baseline averages, as its click batches last said: a day that
     /// closes on an event without thresholds of its own (a conversion, an operator's block) is
     /// folded in with the network's setting, not the default.
@@ -260,6 +410,8 @@ impl FloodState {
             baseline_cr: 0.0,
             baseline_flagged: None,
             days_known: 0,
+            observed: [0; 24],
+            watched_from_ms: now_ms,
             baseline_days: Thresholds::default().baseline_days,
             block: None,
             lifted_by: None,
@@ -294,6 +446,8 @@ impl FloodState {
             "baseline_cr": self.baseline_cr,
             "baseline_flagged": self.baseline_flagged,
             "days_known": self.days_known,
+            "observed": self.observed,
+            "watched_from": self.watched_from_ms,
             "baseline_days": self.baseline_days,
             "block": self.block.as_ref().map(|b| json!([b.since_ms, b.cause.as_str(), b.detail, b.by])),
             "lifted_by": self.lifted_by,
@@ -335,6 +489,19 @@ impl FloodState {
             })
             .collect::<Option<Vec<_>>>()
             .ok_or("minutes")?;
+        let days_known = u("days_known")? as u32;
+        // A state stored before hours were watched one by one: an hour with a baseline was seen
+        // on every known day; one without is taken as never seen (it was most often a network's
+        // first, partial day), so it is judged by its neighbours rather than against zero.
+        let mut observed = [0u32; 24];
+        for (i, o) in observed.iter_mut().enumerate() {
+            *o = match v["observed"].get(i) {
+                Some(n) => n.as_u64().ok_or("observed")? as u32,
+                None if baseline[i] > 0.0 => days_known,
+                None => 0,
+            };
+        }
+        let day = u("day")?;
         let block = match &v["block"] {
             Value::Null => None,
             b => Some(Block {
@@ -349,7 +516,7 @@ impl FloodState {
             }),
         };
         Ok(FloodState {
-            day: u("day")?,
+            day,
             minutes,
             hour_clicks,
             day_clicks: u("clicks")?,
@@ -359,7 +526,9 @@ impl FloodState {
             baseline,
             baseline_cr: v["baseline_cr"].as_f64().ok_or("baseline_cr")?,
             baseline_flagged: v["baseline_flagged"].as_f64(),
-            days_known: u("days_known")? as u32,
+            days_known,
+            observed,
+            watched_from_ms: v["watched_from"].as_u64().unwrap_or(day * DAY_MS),
             // States stored before the network's setting was kept lack it: the default, as then.
             baseline_days: v["baseline_days"]
                 .as_u64()
@@ -459,7 +628,7 @@ impl FloodState {
     }
 
     /// The last 60 minutes up to `now`: (clicks, flagged, clicks this minute, clicks in the last
-    /// 5 minutes).
+    /// 5 minutes). The minutes before today's 00:00 were cleared when the day rolled over.
     fn last_hour(&mut self, now_ms: u64) -> (u64, u64, u64, u64) {
         let now_minute = now_ms / MINUTE_MS;
         self.minutes.retain(|(m, _, _)| m + 60 > now_minute);
@@ -493,7 +662,9 @@ impl FloodState {
             ));
         }
         if self.days_known > 0 {
-            let allowed = self.allowed_per_hour(t, now_ms);
+            let hourly = self.hourly();
+            let expected = self.expected_of(&hourly, now_ms, 60);
+            let allowed = self.allowance(t, expected, t.tolerance);
             if hour as f64 > allowed {
                 return Some((
                     FloodCause::History,
@@ -501,16 +672,18 @@ impl FloodState {
                 ));
             }
             // A sudden flood shows within minutes, long before the hour fills up: the last five
-            // minutes at an hourly rate.
-            if (recent * 12) as f64 > allowed {
+            // minutes against what five minutes of these hours bring.
+            let allowed_recent =
+                self.allowance(t, self.expected_of(&hourly, now_ms, 5), t.burst_tolerance);
+            if recent as f64 > allowed_recent {
                 return Some((
                     FloodCause::History,
-                    format!("{recent} clicks in the last 5 minutes, {} an hour against {allowed:.0} allowed", recent * 12),
+                    format!("{recent} clicks in the last 5 minutes, allowed {allowed_recent:.0}"),
                 ));
             }
             // Sustained only: a short burst of flagged clicks is the rules' business, not a
             // reason to block a whole network for the day.
-            let allowed_flagged = self.allowed_flagged_per_hour(t, now_ms);
+            let allowed_flagged = self.flagged_bound(t, expected, hour);
             if flagged as f64 > allowed_flagged {
                 return Some((
                     FloodCause::FlaggedHistory,
@@ -523,24 +696,94 @@ impl FloodState {
         None
     }
 
-    /// The dynamic threshold for the 60 minutes ending now.
+    /// The clicks allowed in the 60 minutes ending now: `max(bound, tolerance × expected × c)`,
+    /// the statistical bound on what the window is expected to hold, or the tolerance's multiple of
+    /// it (a launch adds many times the usual clicks), whichever is more.
     pub fn allowed_per_hour(&self, t: &Thresholds, now_ms: u64) -> f64 {
-        self.allowance(t, now_ms, 1.0)
+        self.allowance(t, self.expected(now_ms, 60), t.tolerance)
     }
 
-    /// The flagged clicks allowed in the 60 minutes ending now: the same allowance applied to the
-    /// share of clicks the baseline's days had flagged. A converting launch earns room here too,
-    /// since its usual share of flagged clicks grows with it.
-    pub fn allowed_flagged_per_hour(&self, t: &Thresholds, now_ms: u64) -> f64 {
-        self.baseline_flagged
-            .map_or(f64::INFINITY, |rate| self.allowance(t, now_ms, rate))
+    /// The clicks allowed in the 5 minutes ending now: the same, at the burst tolerance.
+    pub fn allowed_recent(&self, t: &Thresholds, now_ms: u64) -> f64 {
+        self.allowance(t, self.expected(now_ms, 5), t.burst_tolerance)
     }
 
-    /// `max(floor, tolerance × expected × share × c)`: the baseline for this hour of the day,
-    /// scaled to the share of clicks the allowance is about (all of them, or the flagged ones).
-    fn allowance(&self, t: &Thresholds, now_ms: u64, share: f64) -> f64 {
-        let expected = self.baseline[((now_ms % DAY_MS) / HOUR_MS) as usize] * share;
-        f64::from(t.floor).max(t.tolerance * expected * self.conversion_factor())
+    fn allowance(&self, t: &Thresholds, expected: f64, tolerance: f64) -> f64 {
+        let bound = bound::upper(expected, t.dispersion, t.tail, t.min_clicks);
+        bound.max(tolerance * expected * self.conversion_factor())
+    }
+
+    /// The flagged clicks allowed in the 60 minutes ending now, when they hold `clicks`: the
+    /// statistical bound on the share the baseline's days had flagged, of the clicks there are
+    /// (or of those expected, if more). A launch whose clicks are flagged as often as the usual
+    /// ones stays within it however large; a low-and-slow flood, whose clicks the rules flag far
+    /// more often, does not. Without a flagged share known, no bound.
+    pub fn allowed_flagged(&self, t: &Thresholds, now_ms: u64, clicks: u64) -> f64 {
+        self.flagged_bound(t, self.expected(now_ms, 60), clicks)
+    }
+
+    fn flagged_bound(&self, t: &Thresholds, expected: f64, clicks: u64) -> f64 {
+        let Some(rate) = self.baseline_flagged else {
+            return f64::INFINITY;
+        };
+        bound::upper(
+            rate * expected.max(clicks as f64),
+            t.dispersion,
+            t.tail,
+            t.min_flagged,
+        )
+    }
+
+    /// The clicks the last `minutes` minutes up to `now` are expected to hold: each minute at the
+    /// expected rate of its own hour, so the window at 22:00 is judged by the hour it mostly
+    /// spans, 21:00, not by 22:00 alone. After 00:00 the window holds only today's minutes but
+    /// is still judged as a whole one: a day's first minutes are not held to a shorter span.
+    pub fn expected(&self, now_ms: u64, minutes: u64) -> f64 {
+        self.expected_of(&self.hourly(), now_ms, minutes)
+    }
+
+    fn expected_of(&self, hourly: &[f64; 24], now_ms: u64, minutes: u64) -> f64 {
+        let now = now_ms / MINUTE_MS;
+        let start = now.saturating_sub(minutes.saturating_sub(1));
+        let mut spans = [0u32; 24];
+        for m in start..=now {
+            spans[((m % 1440) / 60) as usize] += 1;
+        }
+        spans
+            .iter()
+            .zip(hourly)
+            .filter(|(&n, _)| n > 0)
+            .map(|(&n, rate)| f64::from(n) * rate / 60.0)
+            .sum()
+    }
+
+    /// The clicks expected in each hour of the day, from what is known and never zero while
+    /// anything is: an hour watched on past days has its own average, or, when that is below it,
+    /// [`QUIET_SHARE`] of the network's average hour (an hour that was empty is quiet, not
+    /// closed); an hour never watched (a network first seen mid-day) has the average of the
+    /// nearest watched hours on each side, or the network's average hour if that is more.
+    pub fn hourly(&self) -> [f64; 24] {
+        let known = (0..24).filter(|&h| self.observed[h] > 0).count();
+        if known == 0 {
+            return [0.0; 24];
+        }
+        let mean = (0..24)
+            .filter(|&h| self.observed[h] > 0)
+            .map(|h| self.baseline[h])
+            .sum::<f64>()
+            / known as f64;
+        std::array::from_fn(|hour| {
+            if self.observed[hour] > 0 {
+                return self.baseline[hour].max(QUIET_SHARE * mean);
+            }
+            let side = |step: usize| {
+                (1..24)
+                    .map(|d| (hour + step * d) % 24)
+                    .find(|&h| self.observed[h] > 0)
+                    .map_or(mean, |h| self.baseline[h])
+            };
+            ((side(1) + side(23)) / 2.0).max(mean)
+        })
     }
 
     /// 2 when the day's conversion rate is at least half the baseline's, else 1.
@@ -562,8 +805,19 @@ impl FloodState {
         // Days with no clicks at all (the network paused) leave the baseline as it was.
         if self.day_clicks > 0 {
             let weight = 1.0 / f64::from(t.baseline_days.max(1).min(self.days_known + 1));
-            for (b, &c) in self.baseline.iter_mut().zip(self.hour_clicks.iter()) {
-                *b += weight * (f64::from(c) - *b);
+            // Only the hours watched: before a new network was first seen, its hours are unknown,
+            // not empty. Each hour's average weighs the days it was watched on.
+            // An hour watched only in part would read as quieter than it is: the first whole one.
+            let first = if self.watched_from_ms / DAY_MS == self.day {
+                (self.watched_from_ms % DAY_MS).div_ceil(HOUR_MS) as usize
+            } else {
+                0
+            };
+            for h in first..24 {
+                let seen = &mut self.observed[h];
+                let w = 1.0 / f64::from(t.baseline_days.max(1).min(seen.saturating_add(1)));
+                self.baseline[h] += w * (f64::from(self.hour_clicks[h]) - self.baseline[h]);
+                *seen = seen.saturating_add(1);
             }
             let cr = self.day_conversions as f64 / self.day_clicks as f64;
             self.baseline_cr += weight * (cr - self.baseline_cr);
@@ -575,6 +829,7 @@ impl FloodState {
             self.days_known += 1;
         }
         self.day = today;
+        self.watched_from_ms = today * DAY_MS;
         self.minutes.clear();
         self.hour_clicks = [0; 24];
         self.day_clicks = 0;
@@ -585,191 +840,8 @@ impl FloodState {
     }
 }
 
-/// Simulated traffic for the detector: human clicks on a diurnal curve plus a campaign launch or a
-/// flood, minute by minute. The tests here state where each flood shape trips; `clickgate replay`'s
-/// tests write the same traffic as click files and expect the same minutes.
-pub mod simulation {
-    use super::{Event, FloodState, Outcome, Thresholds, MINUTE_MS};
-    use crate::time::DAY_MS;
-
-    /// The share of human clicks the filters flag.
-    pub const HUMAN_FLAGGED: f64 = 0.02;
-    /// Where the floods start: 10:00 UTC.
-    pub const FLOOD_START: u64 = 600;
-
-    /// Human clicks per minute at a minute of the day, for `daily` clicks a day: a diurnal curve
-    /// peaking in the evening.
-    pub fn human(minute_of_day: u64, daily: f64) -> f64 {
-        let h = minute_of_day as f64 / 60.0;
-        let shape = 0.2 + (((h - 20.0) / 24.0 * std::f64::consts::TAU).cos() + 1.0) / 2.0;
-        daily * shape / (1440.0 * 0.7)
-    }
-
-    /// A small deterministic jitter, so minutes are not all alike (±30%).
-    fn jitter(seed: u64) -> f64 {
-        let x = crate::hll::hash64(&seed.to_le_bytes());
-        0.7 + 0.6 * (x % 1000) as f64 / 1000.0
-    }
-
-    /// A deterministic fraction in [0, 1) to round a count with: rounding to the nearest would
-    /// leave a quiet minute's 0.3 flagged clicks at none, and human traffic cleaner than it is.
-    fn dither(seed: u64) -> f64 {
-        let x = crate::hll::hash64(&(seed ^ 0x5eed_f1a6).to_le_bytes());
-        (x % 1000) as f64 / 1000.0
-    }
-
-    /// One minute's traffic on top of the human curve.
-    #[derive(Debug, Default, Clone, Copy)]
-    pub struct Extra {
-        pub clicks: f64,
-        pub flagged: f64,
-        /// Conversions per extra click.
-        pub converting: f64,
-    }
-
-    impl Extra {
-        pub fn plus(self, other: Extra) -> Extra {
-            Extra {
-                clicks: self.clicks + other.clicks,
-                flagged: self.flagged + other.flagged,
-                converting: self.converting.max(other.converting),
-            }
-        }
-    }
-
-    pub type Shape = Box<dyn Fn(u64, u64) -> Extra>;
-
-    /// A network's traffic: `daily` human clicks a day converting at `human_cr`, plus
-    /// `extra(day, minute_of_day)`.
-    pub struct Traffic {
-        pub daily: f64,
-        pub human_cr: f64,
-        pub extra: Shape,
-    }
-
-    impl Traffic {
-        /// Whole clicks and flagged clicks in one minute, and the conversions they bring (a
-        /// fraction; [`simulate`] sends them as they add up to whole ones).
-        pub fn minute(&self, day: u64, m: u64) -> (u32, u32, f64) {
-            let more = (self.extra)(day, m);
-            let people = human(m, self.daily) * jitter(day * 1440 + m);
-            let clicks = (people + more.clicks).round() as u32;
-            let dither = dither(day * 1440 + m);
-            let flagged = ((people * HUMAN_FLAGGED + more.flagged + dither) as u32).min(clicks);
-            let converting = people * self.human_cr + more.clicks * more.converting;
-            (clicks, flagged, converting)
-        }
-    }
-
-    /// Runs `days` of traffic minute by minute from the UTC day starting at `day0_ms`, each
-    /// minute's clicks in one step at its start, its conversions after them. Returns, per day, the
-    /// minute of the day it tripped at, if it did.
-    pub fn simulate(
-        day0_ms: u64,
-        days: u64,
-        traffic: &Traffic,
-        t: &Thresholds,
-    ) -> Vec<Option<u64>> {
-        let mut s = FloodState::new(day0_ms);
-        let mut trips = vec![None; days as usize];
-        let mut converting = 0.0;
-        for day in 0..days {
-            for m in 0..1440 {
-                let now = day0_ms + day * DAY_MS + m * MINUTE_MS;
-                let (clicks, flagged, more) = traffic.minute(day, m);
-                let event = Event::Clicks {
-                    minute: now / MINUTE_MS,
-                    clicks,
-                    flagged,
-                };
-                if let Outcome::Tripped(_) = s.step(event, t, now) {
-                    trips[day as usize].get_or_insert(m);
-                }
-                converting += more;
-                let count = converting.floor();
-                if count >= 1.0 {
-                    converting -= count;
-                    s.step(
-                        Event::Conversions {
-                            count: count as u32,
-                        },
-                        t,
-                        now,
-                    );
-                }
-            }
-        }
-        trips
-    }
-
-    /// A campaign launch on `day` from 10:00 to 13:00 UTC at `times` the human volume, ramping up
-    /// over its first half hour, its clicks flagged as often as the human ones.
-    pub fn launch(day: u64, times: f64, daily: f64, converting: f64) -> Shape {
-        Box::new(move |d, m| {
-            if d != day || !(600..780).contains(&m) {
-                return Extra::default();
-            }
-            let ramp = ((m - 600) as f64 / 30.0).min(1.0);
-            let clicks = (times - 1.0) * ramp * human(m, daily);
-            Extra {
-                clicks,
-                flagged: clicks * HUMAN_FLAGGED,
-                converting,
-            }
-        })
-    }
-
-    /// The flood shapes, by name, on `day` from [`FLOOD_START`] to minute `end` of the day:
-    /// sudden at 50 times the volume; ramped from the usual to 60 times over two hours; and low
-    /// and slow at each of `low_and_slow` times the volume, the excess (from many sub IDs) 97%
-    /// flagged.
-    pub fn floods(day: u64, end: u64, daily: f64, low_and_slow: &[u32]) -> Vec<(String, Shape)> {
-        let during = move |d: u64, m: u64| d == day && (FLOOD_START..end).contains(&m);
-        let mut shapes: Vec<(String, Shape)> = vec![
-            (
-                "sudden 50x".into(),
-                Box::new(move |d, m| Extra {
-                    clicks: if during(d, m) {
-                        49.0 * human(m, daily)
-                    } else {
-                        0.0
-                    },
-                    ..Extra::default()
-                }),
-            ),
-            (
-                "ramped 60x".into(),
-                Box::new(move |d, m| {
-                    if !during(d, m) {
-                        return Extra::default();
-                    }
-                    let r = ((m - FLOOD_START) as f64 / 120.0).min(1.0);
-                    Extra {
-                        clicks: 59.0 * r * human(m, daily),
-                        ..Extra::default()
-                    }
-                }),
-            ),
-        ];
-        for &times in low_and_slow {
-            shapes.push((
-                format!("low and slow {times}x"),
-                Box::new(move |d, m| {
-                    if !during(d, m) {
-                        return Extra::default();
-                    }
-                    let clicks = f64::from(times - 1) * human(m, daily);
-                    Extra {
-                        clicks,
-                        flagged: clicks * 0.97,
-                        converting: 0.0,
-                    }
-                }),
-            ));
-        }
-        shapes
-    }
-}
+pub mod simulation;
+pub mod traffic;
 
 #[cfg(test)]
 mod tests {
@@ -795,9 +867,9 @@ mod tests {
     /// Where each flood shape trips, in minutes after it starts (10:00 UTC on day 9, after nine
     /// days of history), with the default thresholds; and the false trips of every run. The
     /// README quotes these.
-    const SUDDEN_50: u64 = 2;
-    const RAMPED_60: u64 = 40;
-    const LOW_AND_SLOW: [(u32, u64); 4] = [(2, 41), (3, 21), (6, 8), (21, 2)];
+    const SUDDEN_50: u64 = 21;
+    const RAMPED_60: u64 = 67;
+    const LOW_AND_SLOW: [(u32, u64); 4] = [(2, 3), (3, 1), (6, 0), (21, 0)];
     const FALSE_TRIPS: usize = 0;
 
     #[test]
@@ -993,14 +1065,20 @@ mod tests {
         }
         s.step(Event::Tick, &t, DAY0 + DAY_MS);
         assert_eq!(s.baseline_flagged, Some(0.05));
-        // Allowed: tolerance × 1,000 × 5% = 1,000 flagged clicks an hour, above the floor.
+        // Allowed: the upper bound of 5% of 1,000 clicks, about 3.6 times it.
         let next = DAY0 + DAY_MS;
-        assert_eq!(s.allowed_flagged_per_hour(&t, next), 1_000.0);
+        let allowed = s.allowed_flagged(&t, next, 1_000);
+        assert_eq!(
+            allowed,
+            bound::upper(50.0, t.dispersion, t.tail, t.min_flagged)
+        );
+        assert!((170.0..190.0).contains(&allowed), "{allowed}");
+        // Of ten times the clicks, flagged as often, ten times as many are allowed and more.
+        assert!(s.allowed_flagged(&t, next, 10_000) > 10.0 * 170.0);
         let m1 = next / MINUTE_MS;
-        // 1,600 clicks of which 1,000 flagged: under the share and the volume allowance.
-        assert_eq!(cause(&mut s, &t, m1, 800, 500), None);
-        assert_eq!(cause(&mut s, &t, m1 + 10, 800, 500), None);
-        assert_eq!(cause(&mut s, &t, m1 + 20, 10, 1), Some("flagged_history"));
+        // 1,000 clicks of which 150 flagged: within; 40 more flagged of 10 more clicks are not.
+        assert_eq!(cause(&mut s, &t, m1, 1_000, 150), None);
+        assert_eq!(cause(&mut s, &t, m1 + 1, 10, 40), Some("flagged_history"));
     }
 
     #[test]
@@ -1030,9 +1108,11 @@ mod tests {
             "baseline_cr":0.0,"days_known":3,"block":null,"lifted_by":null}"#;
         let mut s = FloodState::decode(old).unwrap();
         assert_eq!((s.day_flagged, s.baseline_flagged), (0, None));
+        // The hour with a baseline was seen on every known day; the empty ones are unknown.
+        assert_eq!((s.observed[0], s.observed[1]), (3, 0));
         assert_eq!(s.baseline_days, Thresholds::default().baseline_days);
         // No rate known: no flagged allowance to exceed yet.
-        assert_eq!(s.allowed_flagged_per_hour(&t, DAY0), f64::INFINITY);
+        assert_eq!(s.allowed_flagged(&t, DAY0, 1_000), f64::INFINITY);
         cause(&mut s, &t, M0 + 1, 95, 19);
         s.step(Event::Tick, &t, DAY0 + DAY_MS);
         assert_eq!(s.baseline_flagged, Some(0.19));
@@ -1185,15 +1265,11 @@ mod tests {
         assert_eq!(s.days_known, 3);
         assert!((s.baseline[20] - 1000.0).abs() < 1e-9, "{:?}", s.baseline);
         assert_eq!(s.baseline[3], 0.0);
-        // At 20:00 the allowance is tolerance × 1000; at 03:00 the floor.
-        assert_eq!(
-            s.allowed_per_hour(&t, DAY0 + 3 * DAY_MS + 20 * HOUR_MS),
-            20_000.0
-        );
-        assert_eq!(
-            s.allowed_per_hour(&t, DAY0 + 3 * DAY_MS + 3 * HOUR_MS),
-            600.0
-        );
+        // The hour ending at 20:59 spans 20:00 alone; at 03:59 an hour that was always empty is
+        // held to a quarter of the network's average hour (1,000 / 24 / 4), times the tolerance.
+        let end = |h: u64| DAY0 + 3 * DAY_MS + h * HOUR_MS + 59 * MINUTE_MS;
+        assert!((s.allowed_per_hour(&t, end(20)) - 20_000.0).abs() < 1e-6);
+        assert!((s.allowed_per_hour(&t, end(3)) - 20.0 * 1_000.0 / 96.0).abs() < 1e-6);
     }
 
     #[test]
@@ -1203,6 +1279,21 @@ mod tests {
             ..Thresholds::default()
         };
         assert_eq!(Thresholds::from_json(&t.to_json()), Ok(t));
+        let tuned = Thresholds {
+            tail: 1e-9,
+            min_flagged: 3,
+            ..Thresholds::default()
+        };
+        assert_eq!(Thresholds::from_json(&tuned.to_json()), Ok(tuned));
+        // A batch from an isolate that sends the first seven only reads with the bound's defaults.
+        let older = json!([10, null, null, 20.0, 600, 0.8, 7]);
+        assert_eq!(
+            Thresholds::from_json(&older),
+            Ok(Thresholds {
+                per_minute: Some(10),
+                ..Thresholds::default()
+            })
+        );
         let mut s = FloodState::new(DAY0);
         let at = DAY0 + HOUR_MS;
         s.step(
@@ -1238,32 +1329,172 @@ mod tests {
         assert_eq!(s.day_clicks, 0);
     }
 
+    /// Steps `days` days from `from_minute` (minutes since DAY0), each minute's clicks as `rate`
+    /// says for its minute of the day; the first trip's minute since DAY0 and its cause.
+    fn run(
+        s: &mut FloodState,
+        t: &Thresholds,
+        from_minute: u64,
+        to_minute: u64,
+        rate: impl Fn(u64) -> u32,
+    ) -> Option<(u64, &'static str)> {
+        (from_minute..to_minute)
+            .find_map(|m| cause(s, t, M0 + m, rate(m % 1440), 0).map(|c| (m, c)))
+    }
+
+    #[test]
+    fn a_network_first_seen_mid_day_does_not_trip_at_midnight_on_the_floor_alone() {
+        // 1,000 clicks an hour from 14:00 on: its mornings were unknown, and were judged against
+        // an empty baseline, so the next day's 00:04 tripped on the floor of 600 alone.
+        let t = Thresholds::default();
+        let mut s = FloodState::new(DAY0 + 14 * HOUR_MS);
+        let steady = |m: u64| if m % 3 == 0 { 16 } else { 17 };
+        assert_eq!(run(&mut s, &t, 14 * 60, 3 * 1440, steady), None);
+        // The hours it did see were learnt; the ones it did not, from their neighbours.
+        assert_eq!((s.observed[13], s.observed[14]), (1, 2));
+        // Judged by what is known, not by nothing: the same network at twenty-five times its
+        // volume trips in the first hour it had never seen.
+        let mut s = FloodState::new(DAY0 + 14 * HOUR_MS);
+        run(&mut s, &t, 14 * 60, 1440, steady);
+        let flood = run(&mut s, &t, 1440, 2 * 1440, |m| steady(m) * 25);
+        assert!(
+            matches!(flood, Some((m, "history")) if m < 1440 + 60),
+            "{flood:?}"
+        );
+    }
+
+    #[test]
+    fn an_hour_empty_on_earlier_days_is_judged_by_the_networks_size_not_by_zero() {
+        // About 2,000 clicks an hour except 03:00, which saw none for three days: 1,800 clicks
+        // at 03:00 on the fourth day tripped the floor of 600; they are a quarter of the
+        // network's average hour times the tolerance away from a flood.
+        let t = Thresholds::default();
+        let mut s = FloodState::new(DAY0);
+        let closed_at_3 = |m: u64| if m / 60 == 3 { 0 } else { 33 };
+        assert_eq!(run(&mut s, &t, 0, 3 * 1440, closed_at_3), None);
+        assert_eq!(s.baseline[3], 0.0);
+        assert_eq!(run(&mut s, &t, 3 * 1440, 4 * 1440, |_| 30), None);
+        let expected = s.hourly()[3];
+        assert!((400.0..500.0).contains(&expected), "{expected}");
+    }
+
+    #[test]
+    fn the_evening_decline_at_the_top_of_an_hour_is_not_a_flood() {
+        // 12,000 clicks at 21:00, 300 at 22:00. At 22:00 the last 60 minutes hold 21:00's clicks,
+        // and were judged against 22:00's baseline alone: the network tripped on its own decline.
+        let t = Thresholds::default();
+        let mut s = FloodState::new(DAY0);
+        let evening = |m: u64| match m / 60 {
+            21 => 200,
+            22 => 5,
+            _ => 100,
+        };
+        assert_eq!(run(&mut s, &t, 0, 5 * 1440, evening), None);
+        // The window at 22:00 is judged by the hours it spans: 59 minutes of 21:00 and one of
+        // 22:00.
+        let at = DAY0 + 5 * DAY_MS + 22 * HOUR_MS;
+        let hourly = s.hourly();
+        assert_eq!(hourly[21], 12_000.0);
+        let expected = s.expected(at, 60);
+        assert_eq!(expected, (59.0 * hourly[21] + hourly[22]) / 60.0);
+    }
+
+    #[test]
+    fn the_bound_at_its_edges() {
+        use bound::{upper, z_upper};
+        // The normal quantiles it rests on, to the approximation's 4.5e-4.
+        for (tail, z) in [(0.5, 0.0), (0.05, 1.6449), (1e-3, 3.0902), (1e-6, 4.7534)] {
+            assert!(
+                (z_upper(tail) - z).abs() < 5e-4,
+                "{tail}: {}",
+                z_upper(tail)
+            );
+        }
+        // Poisson (no dispersion), against the exact quantiles at a one-in-a-million tail, the
+        // least q with P(X > q) under 1e-6: 9 for a mean of 1, 28 for 10, 151 for 100.
+        let poisson = |mean| upper(mean, 0.0, 1e-6, 0);
+        for (mean, exact) in [(1.0, 9.0), (10.0, 28.0), (100.0, 151.0)] {
+            let q = poisson(mean);
+            assert!((q - exact).abs() <= 1.0, "{mean}: {q} against {exact}");
+        }
+        // Nothing expected: the minimum count, never zero.
+        assert_eq!(upper(0.0, 0.5, 1e-6, 12), 12.0);
+        assert_eq!(upper(0.0, 0.5, 1e-6, 0), 0.0);
+        // Overdispersion widens large counts in proportion: 0.5 at 1e-6 is about 3.4 times.
+        let wide = upper(10_000.0, 0.5, 1e-6, 0) / 10_000.0;
+        assert!((3.3..3.5).contains(&wide), "{wide}");
+        // A smaller tail is a higher bound.
+        assert!(upper(50.0, 0.5, 1e-9, 0) > upper(50.0, 0.5, 1e-6, 0));
+    }
+
     #[cfg(not(target_arch = "wasm32"))]
     mod properties {
         use super::*;
         use proptest::prelude::*;
 
+        fn any_f64() -> impl Strategy<Value = f64> {
+            prop_oneof![
+                any::<f64>(),
+                Just(f64::NAN),
+                Just(f64::INFINITY),
+                Just(f64::NEG_INFINITY),
+                0.0..1e7f64,
+            ]
+        }
+
         proptest! {
-            // The day's counts do not depend on the order batches arrive in.
             #[test]
-            fn counts_do_not_depend_on_arrival_order(
-                events in proptest::collection::vec((0u64..120, 0u32..500, 0u32..100), 1..40),
+            fn the_bound_is_a_number_never_below_its_minimum(
+                mean in any_f64(), dispersion in any_f64(), tail in any_f64(), min in any::<u32>(),
+            ) {
+                let q = bound::upper(mean, dispersion, tail, min);
+                prop_assert!(q.is_finite(), "{q}");
+                prop_assert!(q >= f64::from(min));
+            }
+
+            #[test]
+            fn the_bound_grows_with_the_expected_count(
+                a in 0.0..1e9f64, b in 0.0..1e9f64, dispersion in 0.0..10.0f64,
+                tail in 1e-12..0.01f64, min in 0u32..1000,
+            ) {
+                let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+                prop_assert!(
+                    bound::upper(lo, dispersion, tail, min) <= bound::upper(hi, dispersion, tail, min)
+                );
+                // And never below the count it bounds.
+                prop_assert!(bound::upper(hi, dispersion, tail, min) >= hi);
+            }
+
+            // The day's counts hold every batch of the day, whatever order they arrive in, late
+            // ones included, and whether or not the network tripped meanwhile (a per-minute
+            // ceiling of 400 trips on some orders and not others).
+            #[test]
+            fn counts_hold_every_batch_whatever_the_order_and_the_trips(
+                events in proptest::collection::vec((0u64..1440, 0u32..500, 0u32..100), 1..40),
                 rotate in any::<proptest::sample::Index>(),
             ) {
-                let t = Thresholds { tolerance: 1e9, floor: u32::MAX, flagged_share: 2.0, ..Thresholds::default() };
-                let now = DAY0 + 3 * HOUR_MS;
+                let t = Thresholds { per_minute: Some(400), ..Thresholds::default() };
                 let run = |list: &[(u64, u32, u32)]| {
                     let mut s = FloodState::new(DAY0);
+                    // The clock moves on with the latest minute seen; a late batch is stepped
+                    // after it.
+                    let mut now = DAY0;
                     for &(m, c, f) in list {
+                        now = now.max(DAY0 + m * MINUTE_MS);
                         s.step(Event::Clicks { minute: DAY0 / MINUTE_MS + m, clicks: c, flagged: f.min(c) }, &t, now);
                     }
-                    (s.hour_clicks, s.day_clicks)
+                    (s.hour_clicks, s.day_clicks, s.day_flagged)
                 };
                 let mut other = events.clone();
                 let by = rotate.index(other.len());
                 other.rotate_left(by);
                 other.reverse();
-                prop_assert_eq!(run(&events), run(&other));
+                let seen = run(&events);
+                prop_assert_eq!(seen, run(&other));
+                let clicks: u64 = events.iter().map(|e| u64::from(e.1)).sum();
+                let flagged: u64 = events.iter().map(|e| u64::from(e.2.min(e.1))).sum();
+                prop_assert_eq!((seen.1, seen.2), (clicks, flagged));
+                prop_assert_eq!(seen.0.iter().map(|&h| u64::from(h)).sum::<u64>(), clicks);
             }
         }
     }

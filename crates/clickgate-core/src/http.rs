@@ -346,6 +346,7 @@ mod tests {
             allowlisted: None,
             signature: None,
             flood_unavailable: false,
+            flood_would_block: None,
             profile: None,
         }
     }

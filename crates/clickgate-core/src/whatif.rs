@@ -20,7 +20,7 @@ use crate::click::{
 };
 use crate::config::Config;
 use crate::decide::{decide, ClickOutcome, Observed};
-use crate::flood::{Event, FloodCause, FloodState, Outcome, Thresholds};
+use crate::flood::{Event, FloodCause, FloodMode, FloodState, Outcome, Thresholds};
 use crate::ip::client_ip;
 use crate::network::keys::ClickKeys;
 use crate::network::store::NetworkCounts;
@@ -299,6 +299,8 @@ pub struct Trip {
     pub stopped: u64,
     /// Of those, the ones the rules redirected to the offer.
     pub stopped_redirects: u64,
+    /// The network's flood mode: in `report_only` the clicks were let through, `would_block`.
+    pub mode: FloodMode,
 }
 
 /// One network's flood day as a replay rebuilds it from the clicks.
@@ -358,6 +360,7 @@ impl FloodReplay {
                 detail: b.detail,
                 stopped: 0,
                 stopped_redirects: 0,
+                mode: self.thresholds.mode,
             });
         }
     }

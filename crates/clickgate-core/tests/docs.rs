@@ -441,13 +441,23 @@ fn stated_figures() -> Vec<(&'static str, String)> {
                 LOST_AFTER_MS / 1000
             ),
         ),
+        ("docs/floods.md", format!("| `tolerance` | {} |", flood.tolerance)),
         (
             "docs/floods.md",
-            format!(
-                "Defaults: `tolerance` {}, `floor` {} clicks an hour, `flagged_share` {}, \
-                 `baseline_days` {}.",
-                flood.tolerance, flood.floor, flood.flagged_share, flood.baseline_days
-            ),
+            format!("| `burst_tolerance` | {} |", flood.burst_tolerance),
+        ),
+        ("docs/floods.md", format!("| `tail` | {:e} |", flood.tail)),
+        ("docs/floods.md", format!("| `dispersion` | {} |", flood.dispersion)),
+        ("docs/floods.md", format!("| `min_clicks` | {} |", flood.min_clicks)),
+        ("docs/floods.md", format!("| `min_flagged` | {} |", flood.min_flagged)),
+        ("docs/floods.md", format!("| `floor` | {} |", flood.floor)),
+        (
+            "docs/floods.md",
+            format!("| `flagged_share` | {} |", flood.flagged_share),
+        ),
+        (
+            "docs/floods.md",
+            format!("| `baseline_days` | {} |", flood.baseline_days),
         ),
         (
             "docs/conversions.md",
@@ -579,6 +589,7 @@ fn the_old_os_browser_row_gives_the_default_minimum_versions() {
 #[test]
 fn the_ranges_table_gives_the_ranges_the_config_enforces() {
     use clickgate_core::config::RANGES;
+    use clickgate_core::flood;
     let config = &pages()[&normal(&root()).join("docs/config.md")];
     let r = &RANGES;
     let rows = [
@@ -621,6 +632,30 @@ fn the_ranges_table_gives_the_ranges_the_config_enforces() {
         (
             "`networks[].flood.per_minute`, `per_hour`, `per_day`, `floor`",
             format!("{} to {}", r.flood_clicks.start(), r.flood_clicks.end()),
+        ),
+        (
+            "`networks[].flood.min_clicks`, `min_flagged`",
+            format!("{} to {}", r.flood_clicks.start(), r.flood_clicks.end()),
+        ),
+        (
+            "`networks[].flood.burst_tolerance`",
+            format!(
+                "{} to {}",
+                flood::BURST_TOLERANCE.start(),
+                flood::BURST_TOLERANCE.end()
+            ),
+        ),
+        (
+            "`networks[].flood.tail`",
+            format!("{} to {}", flood::TAIL.start(), flood::TAIL.end()),
+        ),
+        (
+            "`networks[].flood.dispersion`",
+            format!(
+                "{} to {}",
+                flood::DISPERSION.start(),
+                flood::DISPERSION.end()
+            ),
         ),
         (
             "`networks[].flood.baseline_days`",

@@ -65,7 +65,7 @@ pub struct Config {
     /// Signing policies per network (affiliate), from `networks[]`.
     pub networks: FxHashMap<Id, networks::Policy>,
     /// Flood thresholds of the networks that set their own; the others use the defaults.
-    pub flood: FxHashMap<Id, crate::flood::Thresholds>,
+    pub flood: networks::FloodSettings,
     /// Every network `networks[]` lists: each has an object of its own (see [`crate::network::home`]).
     pub listed: FxHashSet<Id>,
     /// How each advertiser's conversion postbacks are checked, from `advertisers[]`.
@@ -87,7 +87,7 @@ pub struct Config {
 impl Config {
     /// A network's flood thresholds: its own, or the defaults.
     pub fn flood_thresholds(&self, network: &Id) -> crate::flood::Thresholds {
-        self.flood.get(network).copied().unwrap_or_default()
+        self.flood.of(network)
     }
 
     /// The one rule that judges conversions of clicks on this offer from this affiliate.
@@ -202,10 +202,8 @@ fn compile_document(
         .get("lists")
         .map(|l| lists::compile_lists(l, stored, errors))
         .unwrap_or_default();
-    let (networks, flood, listed) = top
-        .get("networks")
-        .map(|n| networks::compile_networks(n, errors))
-        .unwrap_or_default();
+    let (networks, flood, listed) =
+        networks::compile_networks(top.get("networks"), top.get("flood"), errors);
     let analytics_binding = top
         .get("analytics")
         .and_then(|a| compile_analytics(a, errors));

@@ -13,7 +13,7 @@ use super::fields::{kind, Fields};
 use super::ranges::RANGES;
 use crate::click::Id;
 use crate::fault::Invalid;
-use crate::flood::Thresholds;
+use crate::flood::{self, FloodMode, Thresholds};
 use crate::time::parse_instant;
 use crate::verdict::FaultMode;
 
@@ -130,26 +130,58 @@ pub struct Policy {
     pub flood_exempt: bool,
 }
 
+/// The flood settings of the document: the defaults (the top-level `flood`, else the built-in
+/// ones), and the networks that set their own on top of them.
+#[derive(Debug, Clone, Default)]
+pub struct FloodSettings {
+    pub defaults: Thresholds,
+    pub networks: FxHashMap<Id, Thresholds>,
+}
+
+impl FloodSettings {
+    /// A network's thresholds: its own, or the defaults.
+    pub fn of(&self, network: &Id) -> Thresholds {
+        self.networks.get(network).copied().unwrap_or(self.defaults)
+    }
+
+    /// How many networks set their own.
+    pub fn len(&self) -> usize {
+        self.networks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.networks.is_empty()
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Config.
 
-/// The `networks[]` section: signing policies, and flood thresholds where they differ from the
-/// defaults.
+/// The `networks[]` section and the top-level `flood` defaults: signing policies, and flood
+/// thresholds where they differ from the defaults (each network's on top of them).
 pub(crate) fn compile_networks(
-    value: &Value,
+    value: Option<&Value>,
+    defaults: Option<&Value>,
     errors: &mut Vec<ConfigError>,
 ) -> (
     FxHashMap<Id, Policy>,
-    FxHashMap<Id, Thresholds>,
+    FloodSettings,
     rustc_hash::FxHashSet<Id>,
 ) {
+    let defaults = defaults
+        .and_then(|v| compile_thresholds(v, "flood", Thresholds::default(), errors))
+        .unwrap_or_default();
     let (mut signing, mut flood) = (FxHashMap::default(), FxHashMap::default());
+    let settings = |networks| FloodSettings { defaults, networks };
+    let Some(value) = value else {
+        return (signing, settings(flood), rustc_hash::FxHashSet::default());
+    };
     let Some(list) = value.as_array() else {
         errors.push(err(
             "networks",
             format!("must be a list, found {}", kind(value)),
         ));
-        return (signing, flood, rustc_hash::FxHashSet::default());
+        return (signing, settings(flood), rustc_hash::FxHashSet::default());
     };
     let mut seen = rustc_hash::FxHashSet::default();
     seen.reserve(list.len());
@@ -165,7 +197,7 @@ pub(crate) fn compile_networks(
             .and_then(|s| compile_policy(s, &f.child("signing"), errors));
         let thresholds = f
             .get("flood")
-            .and_then(|v| compile_thresholds(v, &f.child("flood"), errors));
+            .and_then(|v| compile_thresholds(v, &f.child("flood"), defaults, errors));
         f.finish(errors);
         let Some(id) = id else { continue };
         if !seen.insert(id.clone()) {
@@ -181,32 +213,65 @@ pub(crate) fn compile_networks(
             flood.insert(id, t);
         }
     }
-    (signing, flood, seen)
+    (signing, settings(flood), seen)
 }
 
 fn compile_thresholds(
     value: &Value,
     path: &str,
+    defaults: Thresholds,
     errors: &mut Vec<ConfigError>,
 ) -> Option<Thresholds> {
     let mut f = Fields::of(value, path, errors)?;
-    let mut t = Thresholds::default();
+    let mut t = defaults;
     let clicks = RANGES.flood_clicks;
-    t.per_minute = f.u32_in("per_minute", clicks.clone(), errors);
-    t.per_hour = f.u32_in("per_hour", clicks.clone(), errors);
-    t.per_day = f.u32_in("per_day", clicks.clone(), errors);
+    for (key, slot) in [
+        ("per_minute", &mut t.per_minute),
+        ("per_hour", &mut t.per_hour),
+        ("per_day", &mut t.per_day),
+    ] {
+        if let Some(n) = f.u32_in(key, clicks.clone(), errors) {
+            *slot = Some(n);
+        }
+    }
+    if f.get("mode").is_some() {
+        t.mode = f.choice("mode", FloodMode::CHOICES, errors);
+    }
     if let Some(n) = f.u32_in("floor", clicks, errors) {
         t.floor = n;
     }
     if let Some(n) = f.u32_in("baseline_days", RANGES.baseline_days, errors) {
         t.baseline_days = n;
     }
-    t.on_fault = f.choice("on_object_fault", FaultMode::CHOICES, errors);
+    if f.get("on_object_fault").is_some() {
+        t.on_fault = f.choice("on_object_fault", FaultMode::CHOICES, errors);
+    }
     if let Some(x) = f.f64_in("tolerance", RANGES.tolerance, errors) {
         t.tolerance = x;
     }
     if let Some(x) = f.f64_in("flagged_share", RANGES.share, errors) {
         t.flagged_share = x;
+    }
+    for (key, slot, range) in [
+        ("tail", &mut t.tail, flood::TAIL),
+        ("dispersion", &mut t.dispersion, flood::DISPERSION),
+        (
+            "burst_tolerance",
+            &mut t.burst_tolerance,
+            flood::BURST_TOLERANCE,
+        ),
+    ] {
+        if let Some(x) = f.f64_in(key, range, errors) {
+            *slot = x;
+        }
+    }
+    for (key, slot) in [
+        ("min_clicks", &mut t.min_clicks),
+        ("min_flagged", &mut t.min_flagged),
+    ] {
+        if let Some(n) = f.u32_in(key, RANGES.flood_clicks, errors) {
+            *slot = n;
+        }
     }
     f.finish(errors);
     Some(t)
@@ -368,4 +433,100 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 #[inline(always)]
 pub(crate) fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::click::Id;
+    use crate::config::Config;
+    use crate::flood::FloodMode;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn document(rest: &str) -> String {
+        format!(
+            r#"{{"version": 1, "offers": [{{"id": "1", "landing_url": "https://x.example/"}}]{rest}}}"#
+        )
+    }
+
+    #[test]
+    fn the_flood_mode_is_set_per_network_over_the_documents_default() {
+        let config = Config::compile(&document(
+            r#", "flood": {"mode": "report_only", "tolerance": 30},
+               "networks": [{"id": "net-7", "flood": {"mode": "enforce"}}, {"id": "net-8", "flood": {"floor": 50}}]"#,
+        ))
+        .unwrap();
+        let of = |id: &str| config.flood_thresholds(&Id::parse(id).unwrap());
+        assert_eq!(
+            (of("net-7").mode, of("net-7").tolerance),
+            (FloodMode::Enforce, 30.0)
+        );
+        assert_eq!(
+            (of("net-8").mode, of("net-8").floor),
+            (FloodMode::ReportOnly, 50)
+        );
+        assert_eq!(of("unlisted").mode, FloodMode::ReportOnly);
+        // Without a default, enforce.
+        let plain = Config::compile(&document("")).unwrap();
+        assert_eq!(
+            plain.flood_thresholds(&Id::parse("x").unwrap()).mode,
+            FloodMode::Enforce
+        );
+    }
+
+    #[test]
+    fn the_bounds_parameters_are_read_and_checked() {
+        let config = Config::compile(&document(
+            r#", "networks": [{"id": "n", "flood": {"tail": 1e-9, "dispersion": 0, "min_clicks": 5, "min_flagged": 3, "burst_tolerance": 60}}]"#,
+        ))
+        .unwrap();
+        let t = config.flood_thresholds(&Id::parse("n").unwrap());
+        assert_eq!(
+            (
+                t.tail,
+                t.dispersion,
+                t.min_clicks,
+                t.min_flagged,
+                t.burst_tolerance
+            ),
+            (1e-9, 0.0, 5, 3, 60.0)
+        );
+        for (flood, problem) in [
+            (r#""tail": 0.5"#, "networks[0].flood.tail: must be a number from 0.000000000001 to 0.01, found 0.5"),
+            (r#""dispersion": -1"#, "networks[0].flood.dispersion: must be a number from 0 to 10, found -1"),
+            (r#""min_flagged": 0"#, "networks[0].flood.min_flagged: must be a whole number from 1 to 1000000000, found 0"),
+            (r#""burst_tolerance": 0.5"#, "networks[0].flood.burst_tolerance: must be a number from 1 to 1000, found 0.5"),
+        ] {
+            let errors = Config::compile(&document(&format!(
+                r#", "networks": [{{"id": "n", "flood": {{{flood}}}}}]"#
+            )))
+            .err()
+            .unwrap();
+            let said: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.path, e.problem)).collect();
+            assert_eq!(said, [problem]);
+        }
+    }
+
+    #[test]
+    fn an_unknown_flood_mode_is_named_with_the_ones_there_are() {
+        for (rest, path) in [
+            (r#", "flood": {"mode": "monitor"}"#, "flood.mode"),
+            (
+                r#", "networks": [{"id": "n", "flood": {"mode": "Report_Only"}}]"#,
+                "networks[0].flood.mode",
+            ),
+        ] {
+            let errors = Config::compile(&document(rest)).err().unwrap();
+            let e = errors
+                .iter()
+                .find(|e| e.path == path)
+                .unwrap_or_else(|| panic!("{errors:?}"));
+            assert!(
+                e.problem
+                    .starts_with(r#"must be "enforce" or "report_only", found"#),
+                "{}",
+                e.problem
+            );
+        }
+    }
 }

@@ -456,6 +456,7 @@ impl LocalCounts {
                 .filter(|b| now_ms < b.until_ms),
             unreachable: net.is_some_and(|n| n.silent(&self.policy, now_ms)),
             on_fault: thresholds.on_fault,
+            report_only: thresholds.mode == crate::flood::FloodMode::ReportOnly,
         }
     }
 
