@@ -115,9 +115,11 @@ fn click(
     ctx: Context,
     now_ms: u64,
 ) -> std::result::Result<JsValue, JsValue> {
-    let step = objects::with_counting(&env, |isolate| {
-        isolate.click(arrival, config, || token_key(&env), now_ms, nonce)
+    let (step, stranded) = objects::with_counting(&env, |isolate| {
+        let step = isolate.click(arrival, config, || token_key(&env), now_ms, nonce);
+        (step, isolate.drive_stranded(config, now_ms))
     });
+    carry_out(&env, &ctx, stranded);
     match step {
         ClickStep::Done(answered) => {
             carry_out(&env, &ctx, answered.effects);

@@ -31,9 +31,10 @@ pub(crate) const DIRECTORY: &str = "directory:networks";
 
 /// A report asks this many networks' objects at once.
 const REPORT_FAN_OUT: usize = 16;
-/// A flush drive stops after this many steps; the next click picks it up again. Work after a
-/// response is cut off by the runtime after about 30 s anyway.
-const MAX_STEPS: usize = 8;
+/// A flush drive stops after this long; any request to the isolate then picks up every network's
+/// due step (`Isolate::drive_stranded`). Work after a response is cut off by the runtime after
+/// about 30 s anyway.
+const FLUSH_DRIVE_MS: u64 = 25_000;
 /// A background replay drive stops after this long and leaves the rest to the next click's;
 /// work after a response is cut off by the runtime after about 30 s.
 const REPLAY_DRIVE_MS: u64 = 20_000;
@@ -74,7 +75,8 @@ fn with_counts(f: impl FnOnce(&mut LocalCounts) -> Flush) -> Flush {
 }
 
 async fn drive(env: &Env, network: &Id, home: &Home, mut step: Flush) {
-    for _ in 0..MAX_STEPS {
+    let started_ms = crate::now_ms();
+    while crate::now_ms() < started_ms + FLUSH_DRIVE_MS {
         step = match step {
             Flush::Nothing => return,
             Flush::WakeIn(ms) => {
@@ -93,7 +95,12 @@ async fn drive(env: &Env, network: &Id, home: &Home, mut step: Flush) {
                             "{}",
                             fault_line("network_object", &format!("{network}: {e}"))
                         );
-                        with_counts(|c| c.failed(network, seq, now))
+                        let next = with_counts(|c| c.failed(network, seq, now));
+                        let dropped = with_isolate(|i| i.counts_mut()?.take_drop_line());
+                        if let Some(line) = dropped {
+                            console_error!("{line}");
+                        }
+                        next
                     }
                 }
             }

@@ -68,7 +68,11 @@ pub(crate) async fn postback(
     console_log!("{}", outcome.log_line(now_ms));
     let row = report::conversion_row(&config, &outcome, now_ms);
     let home = Home::of(&config, &row.network);
-    let effects = objects::with_counting(env, |isolate| isolate.conversion(&row, home, now_ms));
+    let effects = objects::with_counting(env, |isolate| {
+        let mut effects = isolate.conversion(&row, home, now_ms);
+        effects.extend(isolate.drive_stranded(&config, now_ms));
+        effects
+    });
     carry_out(env, ctx, effects);
     respond(http::postback_response(&outcome))
 }
