@@ -132,7 +132,7 @@ fn click(
         } => {
             carry_out(&env, &ctx, effects);
             Ok(later(async move {
-                let replay = objects::wait_for_answer(&env, question).await;
+                let replay = objects::wait_for_answer(&env, &ctx, question).await;
                 let answered = objects::with_isolate(|isolate| isolate.resume(pending, replay));
                 carry_out(&env, &ctx, answered.effects);
                 respond(answered.response)
