@@ -567,6 +567,48 @@ fn concurrent_clicks_waiting_on_one_replay_store_each_get_their_own_answer() {
 }
 
 #[test]
+fn an_object_outage_keeps_the_isolate_under_its_network_cap_and_logs_the_clicks_it_drops() {
+    // Regression: networks with counts out were never evicted, so during an outage made-up
+    // aff_ids held an isolate at 2,002 networks against its cap of 1,024, and what a kill would
+    // lose grew with them.
+    const MADE_UP: usize = 1_100;
+    let w = Worker::start(&[
+        ("COUNTS_FLUSH_MS", "100"),
+        ("NETWORK_FAULT_INJECTION", "error"),
+    ]);
+    push_ok(&w, &demo());
+    for i in 0..MADE_UP {
+        let r = w.get(
+            &format!("/c?offer_id=1001&aff_id=out-{i}"),
+            &[
+                (
+                    "cf-connecting-ip",
+                    &format!("198.18.{}.{}", i / 250, i % 250),
+                ),
+                ("user-agent", BROWSER),
+            ],
+        );
+        assert!(matches!(r.status, 302 | 403), "out-{i}: {}", r.body);
+    }
+    let evictions = w.events("counts_evicted");
+    assert!(!evictions.is_empty(), "the isolate never evicted a network");
+    assert!(
+        evictions
+            .iter()
+            .all(|e| e["networks_kept"].as_u64().unwrap() <= 1_024),
+        "{evictions:?}"
+    );
+    let dropped = w.wait_for(Duration::from_secs(10), || {
+        w.events("fault")
+            .into_iter()
+            .find(|f| f["what"] == "counts_dropped")
+    });
+    let dropped = dropped.expect("no counts_dropped line");
+    let problem = dropped["problem"].as_str().unwrap();
+    assert!(problem.contains("with their network's state"), "{problem}");
+}
+
+#[test]
 fn made_up_aff_ids_are_evicted_from_the_isolate_and_a_returning_network_counts_exactly_once() {
     // Regression: every new aff_id kept state in the isolate for good. Past 1,024 networks the
     // isolate now forgets the least recently clicked idle ones (`counts_evicted`), and a network

@@ -304,8 +304,8 @@ impl Outbox {
     }
 
     /// The batch came back with these answers (one per question, in order; the edge passes
-    /// `Unavailable` for each when the request failed). The object is idle again: the next batch
-    /// goes out with whichever waiting click next takes its turn, or in the background. Returns
+    /// `Unavailable` for each when the request failed). The object is idle again: the background
+    /// that sent this batch sends the next ([`Outbox::next_step`]). Returns
     /// the after-redirect questions the store had seen.
     pub fn returned(&mut self, batch: &Questions, answers: &[ReplayAnswer]) -> Vec<Detected> {
         let mut detected = Vec::new();
