@@ -131,9 +131,11 @@ fn click(
     ctx: Context,
     now_ms: u64,
 ) -> std::result::Result<JsValue, JsValue> {
-    let step = objects::with_counting(&env, |isolate| {
-        isolate.click(arrival, config, || token_key(&env), now_ms, nonce)
+    let (step, stranded) = objects::with_counting(&env, |isolate| {
+        let step = isolate.click(arrival, config, || token_key(&env), now_ms, nonce);
+        (step, isolate.drive_stranded(config, now_ms))
     });
+    carry_out(&env, &ctx, stranded);
     match step {
         ClickStep::Done(answered) => {
             carry_out(&env, &ctx, answered.effects);
@@ -146,7 +148,7 @@ fn click(
         } => {
             carry_out(&env, &ctx, effects);
             Ok(later(async move {
-                let replay = objects::wait_for_answer(&env, question).await;
+                let replay = objects::wait_for_answer(&env, &ctx, question).await;
                 let answered = objects::with_isolate(|isolate| isolate.resume(pending, replay));
                 carry_out(&env, &ctx, answered.effects);
                 respond(answered.response)

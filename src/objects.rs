@@ -4,6 +4,7 @@
 //! and every decision about what to send are the core's.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use clickgate_core::admin::Action;
@@ -12,14 +13,16 @@ use clickgate_core::conversion::Seen;
 use clickgate_core::flood::FloodBlock;
 use clickgate_core::isolate::{Isolate, Question, SeenQuestion};
 use clickgate_core::log::fault_line;
-use clickgate_core::network::click_ids::{self, Outbox, Step};
+use clickgate_core::network::click_ids::{self, Outbox, Step, Ticket};
 use clickgate_core::network::home::{self, Home, Space};
 use clickgate_core::network::local::{Flush, FlushPolicy, LocalCounts};
 use clickgate_core::network::wire::{self, Batch, ConversionUse, ObjectRequest, Operation, Reply};
 use clickgate_core::report::{self, HourRows, ReportQuery};
 use clickgate_core::signing::ReplayAnswer;
 use futures_util::future::{join_all, select, Either};
+use worker::js_sys::{Function, Promise};
 use worker::wasm_bindgen::JsValue;
+use worker::wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::web_sys;
 use worker::{console_error, console_log, Context, Delay, Env, Request};
 
@@ -31,9 +34,10 @@ pub(crate) const DIRECTORY: &str = "directory:networks";
 
 /// A report asks this many networks' objects at once.
 const REPORT_FAN_OUT: usize = 16;
-/// A flush drive stops after this many steps; the next click picks it up again. Work after a
-/// response is cut off by the runtime after about 30 s anyway.
-const MAX_STEPS: usize = 8;
+/// A flush drive stops after this long; any request to the isolate then picks up every network's
+/// due step (`Isolate::drive_stranded`). Work after a response is cut off by the runtime after
+/// about 30 s anyway.
+const FLUSH_DRIVE_MS: u64 = 25_000;
 /// A background replay drive stops after this long and leaves the rest to the next click's;
 /// work after a response is cut off by the runtime after about 30 s.
 const REPLAY_DRIVE_MS: u64 = 20_000;
@@ -41,6 +45,8 @@ const REPLAY_DRIVE_MS: u64 = 20_000;
 thread_local! {
     // An isolate runs one request at a time on one thread; its click state lives as long as it.
     static ISOLATE: RefCell<Isolate> = RefCell::new(Isolate::default());
+    // What wakes each click waiting for its replay answer, by its ticket.
+    static WAKE: RefCell<HashMap<Ticket, Function>> = RefCell::new(HashMap::new());
 }
 
 /// Runs `f` on the isolate's click state, its counts started first if they are not yet (they
@@ -74,7 +80,8 @@ fn with_counts(f: impl FnOnce(&mut LocalCounts) -> Flush) -> Flush {
 }
 
 async fn drive(env: &Env, network: &Id, home: &Home, mut step: Flush) {
-    for _ in 0..MAX_STEPS {
+    let started_ms = crate::now_ms();
+    while crate::now_ms() < started_ms + FLUSH_DRIVE_MS {
         step = match step {
             Flush::Nothing => return,
             Flush::WakeIn(ms) => {
@@ -93,7 +100,12 @@ async fn drive(env: &Env, network: &Id, home: &Home, mut step: Flush) {
                             "{}",
                             fault_line("network_object", &format!("{network}: {e}"))
                         );
-                        with_counts(|c| c.failed(network, seq, now))
+                        let next = with_counts(|c| c.failed(network, seq, now));
+                        let dropped = with_isolate(|i| i.counts_mut()?.take_drop_line());
+                        if let Some(line) = dropped {
+                            console_error!("{line}");
+                        }
+                        next
                     }
                 }
             }
@@ -178,45 +190,40 @@ async fn send(env: &Env, home: &Home, batch: &Batch) -> std::result::Result<Repl
     Ok(Reply::parse(&text)?)
 }
 
-/// How often a click waiting for its replay answer looks again. It looks on its own timer, so
-/// whatever it does next (collecting its answer, or sending the next batch) runs in its own request.
-const REPLAY_LOOK_MS: u64 = 1;
-
 /// Waits for the replay object's answer to a click's id: the one Durable Object call a click
 /// waits for (only signed clicks that carry a click id and ask before their redirect, and not when
 /// this isolate already knows the id in use). The question goes out with the others that arrive
-/// meanwhile (`clickgate_core::network::click_ids`): the click whose question found its object idle sends;
-/// the others look again every millisecond, and the first to find the object idle sends the
-/// questions queued by then.
-pub async fn wait_for_answer(env: &Env, question: Question) -> ReplayAnswer {
+/// meanwhile (`clickgate_core::network::click_ids`): the click whose question found its object idle
+/// sends in its own background, which sends the next batches too; every waiting click, that one
+/// included, is woken by its batch's answers, or gives up when its deadline from its arrival passes.
+pub async fn wait_for_answer(env: &Env, ctx: &Context, question: Question) -> ReplayAnswer {
     let Question {
         object,
         ticket,
-        mut turn,
+        turn,
         asked_ms,
     } = question;
-    let object = object.as_str();
-    loop {
-        if let Some(batch) = turn.take() {
-            send_replay_batch(env, &batch).await;
-        }
-        if let Some(answer) = with_outbox(|o| o.answer(ticket)) {
-            return answer;
-        }
-        let now_ms = crate::now_ms();
-        if click_ids::lost(asked_ms, now_ms) {
-            with_outbox(|o| o.give_up(object, ticket));
-            console_error!(
-                "{}",
-                fault_line("replay_store", &format!("{object}: no answer in time"))
-            );
-            return ReplayAnswer::Unavailable;
-        }
-        turn = with_outbox(|o| o.take_turn(object, now_ms));
-        if turn.is_none() {
-            Delay::from(Duration::from_millis(REPLAY_LOOK_MS)).await;
-        }
+    // A promise of the runtime's, not a future's waker: resolved from the sender's request, its
+    // waiter still runs in its own.
+    let answered = Promise::new(&mut |resolve, _| {
+        WAKE.with(|w| w.borrow_mut().insert(ticket, resolve));
+    });
+    if let Some(batch) = turn {
+        replay_after(env, ctx, object.clone(), Step::Send(batch), crate::now_ms());
     }
+    let left = click_ids::wait_left(asked_ms, crate::now_ms());
+    let timer = Delay::from(Duration::from_millis(left));
+    let _ = select(JsFuture::from(answered), timer).await;
+    WAKE.with(|w| w.borrow_mut().remove(&ticket));
+    if let Some(answer) = with_outbox(|o| o.answer(ticket)) {
+        return answer;
+    }
+    with_outbox(|o| o.give_up(&object, ticket));
+    console_error!(
+        "{}",
+        fault_line("replay_store", &format!("{object}: no answer in time"))
+    );
+    ReplayAnswer::Unavailable
 }
 
 /// Carries out a replay object's background steps after the response (the questions of clicks
@@ -231,6 +238,8 @@ async fn drive_replay(env: &Env, object: &str, mut step: Step, started_ms: u64) 
     loop {
         step = match step {
             Step::Nothing => return,
+            // Only the wait for after-redirect questions stops: clicks may be waiting on a send.
+            Step::WakeIn(_) if crate::now_ms() > started_ms + REPLAY_DRIVE_MS => return,
             Step::WakeIn(ms) => {
                 Delay::from(Duration::from_millis(ms)).await;
                 with_outbox(|o| o.wake(object, crate::now_ms()))
@@ -240,9 +249,6 @@ async fn drive_replay(env: &Env, object: &str, mut step: Step, started_ms: u64) 
                 with_outbox(|o| o.next_step(object, crate::now_ms()))
             }
         };
-        if crate::now_ms() > started_ms + REPLAY_DRIVE_MS {
-            return;
-        }
     }
 }
 
@@ -269,6 +275,13 @@ async fn send_replay_batch(env: &Env, batch: &click_ids::Questions) {
         });
     for detected in with_outbox(|o| o.returned(batch, &answers)) {
         console_log!("{}", detected.log_line());
+    }
+    let woken: Vec<_> = WAKE.with(|w| {
+        let mut w = w.borrow_mut();
+        batch.tickets.iter().filter_map(|t| w.remove(t)).collect()
+    });
+    for resolve in woken {
+        let _ = resolve.call0(&JsValue::UNDEFINED);
     }
 }
 

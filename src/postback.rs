@@ -54,6 +54,9 @@ pub(crate) async fn postback(
         }
     };
     carry_out(env, ctx, answered.effects);
+    // A postback, like a click, drives the batches of counts that other networks left unsent.
+    let stranded = objects::with_counting(env, |isolate| isolate.drive_stranded(&config, now_ms));
+    carry_out(env, ctx, stranded);
     respond(answered.response)
 }
 

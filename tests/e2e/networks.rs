@@ -476,6 +476,176 @@ fn a_hung_or_failing_network_object_holds_no_click_postback_or_operator() {
 }
 
 #[test]
+fn no_click_waits_for_a_hung_replay_store_past_its_deadline_from_arrival() {
+    // Regression: the click that sent a batch of replay questions waited a full deadline from its
+    // send however long it had queued; with a hanging object 22 of 60 clicks waited 6 to 10 s.
+    use clickgate_core::config::networks::{Form, Mode, Policy, ReplayCheck, SigningKey};
+    use clickgate_core::signing::sign_link;
+    const CLICKS: usize = 60;
+    let w = Worker::start(&[("NETWORK_FAULT_INJECTION", "hang")]);
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
+    doc["networks"] = serde_json::json!([
+        {"id": "net-h", "signing": {"mode": "enforce", "on_replay_store_fault": "open",
+            "keys": [{"id": "k", "secret": "secret-of-network-h-0"}]}}
+    ]);
+    let config = w.state.0.join("hang.json");
+    std::fs::write(&config, doc.to_string()).unwrap();
+    push_ok(&w, &config);
+    let policy = Policy {
+        mode: Mode::Enforce,
+        form: Form::Canonical,
+        keys: vec![],
+        max_age_s: 600,
+        on_replay_fault: clickgate_core::verdict::FaultMode::Open,
+        replay_check: ReplayCheck::BeforeRedirect,
+        breaker: None,
+        flood_exempt: true,
+    };
+    let key = SigningKey::new("k", b"secret-of-network-h-0", None).unwrap();
+    let expires = now_ms() / 1000 + 300;
+    let unsigned = format!("{}/c?offer_id=1001&aff_id=net-h", w.base);
+    let links: Vec<String> = (0..CLICKS)
+        .map(|i| {
+            let id = format!("hang-{i}");
+            sign_link(&policy, &key, &unsigned, expires, Some(&id))[w.base.len()..].to_owned()
+        })
+        .collect();
+    // All at once: the first sends a batch that hangs, the rest queue behind it.
+    let waits: Vec<(u16, Duration)> = std::thread::scope(|s| {
+        let running: Vec<_> = links
+            .iter()
+            .map(|link| {
+                let w = &w;
+                s.spawn(move || {
+                    let started = std::time::Instant::now();
+                    let r = w.get(link, &[("cf-connecting-ip", "192.0.2.41")]);
+                    (r.status, started.elapsed())
+                })
+            })
+            .collect();
+        running.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    // The deadline is 5 s from arrival; the margin is the harness's, not the Worker's.
+    let late: Vec<_> = waits
+        .iter()
+        .filter(|(_, took)| *took > Duration::from_millis(6_500))
+        .collect();
+    assert!(
+        late.is_empty(),
+        "{} of {CLICKS} waited past 5 s: {late:?}",
+        late.len()
+    );
+    assert!(waits.iter().all(|(status, _)| *status == 302), "{waits:?}");
+}
+
+#[test]
+fn concurrent_clicks_waiting_on_one_replay_store_each_get_their_own_answer() {
+    // Waiting clicks are woken by the request that sent their batch, not by polling: each must
+    // still get its answer, in its own request, with nothing refused by the runtime.
+    use clickgate_core::config::networks::{Form, Mode, Policy, ReplayCheck, SigningKey};
+    use clickgate_core::signing::sign_link;
+    const IDS: usize = 40;
+    let w = Worker::start(&[]);
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
+    doc["networks"] = serde_json::json!([
+        {"id": "net-w", "signing": {"mode": "enforce", "on_replay_store_fault": "closed",
+            "keys": [{"id": "k", "secret": "secret-of-network-w-0"}]}}
+    ]);
+    let config = w.state.0.join("wake.json");
+    std::fs::write(&config, doc.to_string()).unwrap();
+    push_ok(&w, &config);
+    let policy = Policy {
+        mode: Mode::Enforce,
+        form: Form::Canonical,
+        keys: vec![],
+        max_age_s: 600,
+        on_replay_fault: clickgate_core::verdict::FaultMode::Closed,
+        replay_check: ReplayCheck::BeforeRedirect,
+        breaker: None,
+        flood_exempt: true,
+    };
+    let key = SigningKey::new("k", b"secret-of-network-w-0", None).unwrap();
+    let expires = now_ms() / 1000 + 300;
+    let unsigned = format!("{}/c?offer_id=1001&aff_id=net-w", w.base);
+    // Each link twice, all at once: one of each pair is fresh, the other a replay.
+    let links: Vec<(usize, String)> = (0..2 * IDS)
+        .map(|i| {
+            let id = format!("wake-{}", i % IDS);
+            let link = sign_link(&policy, &key, &unsigned, expires, Some(&id));
+            (i % IDS, link[w.base.len()..].to_owned())
+        })
+        .collect();
+    let answers: Vec<(usize, support::Reply)> = std::thread::scope(|s| {
+        let running: Vec<_> = links
+            .iter()
+            .map(|(n, link)| {
+                let w = &w;
+                s.spawn(move || (*n, w.get(link, &[("cf-connecting-ip", "192.0.2.42")])))
+            })
+            .collect();
+        running.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for n in 0..IDS {
+        let mut statuses: Vec<u16> = answers
+            .iter()
+            .filter(|(m, _)| *m == n)
+            .map(|(_, r)| r.status)
+            .collect();
+        statuses.sort_unstable();
+        assert_eq!(statuses, vec![302, 403], "wake-{n}");
+    }
+    for (_, r) in answers.iter().filter(|(_, r)| r.status == 403) {
+        let decision = w.decision_for(r);
+        assert_eq!(decision["reasons"][0]["code"], "replayed", "{decision}");
+    }
+    assert!(w.events("fault").is_empty(), "{:?}", w.events("fault"));
+}
+
+#[test]
+fn an_object_outage_keeps_the_isolate_under_its_network_cap_and_logs_the_clicks_it_drops() {
+    // Regression: networks with counts out were never evicted, so during an outage made-up
+    // aff_ids held an isolate at 2,002 networks against its cap of 1,024, and what a kill would
+    // lose grew with them.
+    const MADE_UP: usize = 1_100;
+    let w = Worker::start(&[
+        ("COUNTS_FLUSH_MS", "100"),
+        ("NETWORK_FAULT_INJECTION", "error"),
+    ]);
+    push_ok(&w, &demo());
+    for i in 0..MADE_UP {
+        let r = w.get(
+            &format!("/c?offer_id=1001&aff_id=out-{i}"),
+            &[
+                (
+                    "cf-connecting-ip",
+                    &format!("198.18.{}.{}", i / 250, i % 250),
+                ),
+                ("user-agent", BROWSER),
+            ],
+        );
+        assert!(matches!(r.status, 302 | 403), "out-{i}: {}", r.body);
+    }
+    let evictions = w.events("counts_evicted");
+    assert!(!evictions.is_empty(), "the isolate never evicted a network");
+    assert!(
+        evictions
+            .iter()
+            .all(|e| e["networks_kept"].as_u64().unwrap() <= 1_024),
+        "{evictions:?}"
+    );
+    let dropped = w.wait_for(Duration::from_secs(10), || {
+        w.events("fault")
+            .into_iter()
+            .find(|f| f["what"] == "counts_dropped")
+    });
+    let dropped = dropped.expect("no counts_dropped line");
+    let problem = dropped["problem"].as_str().unwrap();
+    assert!(problem.contains("with their network's state"), "{problem}");
+}
+
+#[test]
 fn made_up_aff_ids_are_evicted_from_the_isolate_and_a_returning_network_counts_exactly_once() {
     // Regression: every new aff_id kept state in the isolate for good. Past 1,024 networks the
     // isolate now forgets the least recently clicked idle ones (`counts_evicted`), and a network

@@ -632,6 +632,30 @@ impl Isolate {
         effects
     }
 
+    /// The steps due for every network's counts (a failed batch whose retry is due, a timer lost
+    /// with its request), bound for their homes under `config`, and the log line of any counted
+    /// clicks dropped: run on every request, so a network that went quiet is not left waiting for
+    /// its own next click.
+    pub fn drive_stranded(&mut self, config: &Config, now_ms: u64) -> Vec<Effect> {
+        let Some(counts) = self.counts.as_mut() else {
+            return Vec::new();
+        };
+        let mut effects: Vec<Effect> = counts
+            .take_drop_line()
+            .map(Effect::Fault)
+            .into_iter()
+            .collect();
+        for (network, step) in counts.stranded(now_ms) {
+            let home = Home::of(config, &network);
+            effects.push(Effect::Flush {
+                network,
+                home,
+                step,
+            });
+        }
+        effects
+    }
+
     /// Runs `f` on the counts, if this isolate keeps them, and logs the networks it forgot.
     fn with_counts<T>(
         &mut self,
@@ -1014,6 +1038,36 @@ mod tests {
         ));
         assert_eq!(blocked.response.status, 403);
         assert_eq!(codes(&blocked), ["click_flood"]);
+    }
+
+    #[test]
+    fn a_quiet_networks_failed_batch_is_resent_on_any_request() {
+        // Regression: only a network's own click restarted its batch's retries, so after an
+        // outage a network that went quiet kept its clicks out of the report.
+        let config = config();
+        let mut isolate = counting();
+        let link = |network: &str| format!("https://clicks.example/c?offer_id=1&aff_id={network}");
+        click(&mut isolate, &config, &link("net-7"), "192.0.2.1");
+        let counts = isolate.counts_mut().unwrap();
+        let Flush::Send(batch) = counts.wake(&id("net-7"), T0 + 1_000) else {
+            panic!("due")
+        };
+        // The send fails; the drive that would retry it is cut off with its request.
+        assert!(matches!(
+            counts.failed(&id("net-7"), batch.seq, T0 + 1_100),
+            Flush::WakeIn(_)
+        ));
+        let later = T0 + 40_000;
+        let quiet = isolate.drive_stranded(&config, later);
+        let resent = quiet.iter().any(|e| {
+            matches!(e, Effect::Flush { network, home, step: Flush::Send(b) }
+                if *network == id("net-7") && *home == Home::of(&config, network) && *b == batch)
+        });
+        assert!(resent, "{quiet:?}");
+        assert!(
+            isolate.drive_stranded(&config, later + 1).is_empty(),
+            "once per interval"
+        );
     }
 
     #[test]

@@ -250,7 +250,7 @@ fn stated_figures() -> Vec<(&'static str, String)> {
     };
     use clickgate_core::network::home::SHARED_OBJECTS;
     use clickgate_core::network::keys::RETAIN_HOURS;
-    use clickgate_core::network::local::FlushPolicy;
+    use clickgate_core::network::local::{FlushPolicy, MAX_SENDS};
     use clickgate_core::report::{
         EXPLAIN_RETAIN_DAYS, MAX_EXPLAINED_PER_HOUR, MAX_EXPLAINED_PER_MINUTE, MAX_ROWS_PER_HOUR,
         OTHER, REPORT_RETAIN_DAYS,
@@ -377,9 +377,17 @@ fn stated_figures() -> Vec<(&'static str, String)> {
         (
             "docs/operations.md",
             format!(
-                "| a click id's replay check (before or after the redirect) | {} s |",
+                "| a click id's replay check (before or after the redirect) | {} s from the click's arrival |",
                 LOST_AFTER_MS / 1000
             ),
+        ),
+        (
+            "docs/floods.md",
+            format!("a batch sent {MAX_SENDS} times without an answer"),
+        ),
+        (
+            "docs/config.md",
+            format!("backing off to 15 s, and sent at most {MAX_SENDS} times"),
         ),
         (
             "docs/operations.md",
@@ -437,7 +445,7 @@ fn stated_figures() -> Vec<(&'static str, String)> {
         (
             "docs/signing.md",
             format!(
-                "A click that gets no answer in {} s is judged",
+                "A click that gets no answer within {} s of its arrival, however long it queued, is judged",
                 LOST_AFTER_MS / 1000
             ),
         ),

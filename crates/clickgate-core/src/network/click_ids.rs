@@ -9,11 +9,13 @@
 //! every click that arrived during the previous one. The object answers a batch with one storage
 //! read and one write, in order, so a click id twice in one batch is fresh once.
 //!
-//! Each click does its own I/O in its own request: the click that sends a batch records every
-//! answer here and returns; the clicks still queued look again on their own timers, and the first
-//! to find the object idle sends the next batch ([`Outbox::take_turn`]). Handing the next batch to a
-//! waiting click by waking it from the sender ran that click's I/O inside the sender's request,
-//! which the runtime refuses under load ("Cannot perform I/O on behalf of a different request").
+//! The click whose question finds its object idle sends the batch, in its own request's background,
+//! and every answer is recorded here; once a batch is back, that same background sends the next
+//! ([`Outbox::next_step`]), so all I/O stays in the request that began it. Waiting clicks do no
+//! I/O: each is woken when its batch's answers are in, and each stops waiting at its own deadline,
+//! counted from its arrival ([`wait_left`]), however long it queued. (Handing the next batch to a
+//! waiting click to send ran that click's I/O inside the sender's request, which the runtime refuses
+//! under load: "Cannot perform I/O on behalf of a different request".)
 //!
 //! A network may have its clicks redirected before their ids are checked
 //! ([`crate::config::networks::ReplayCheck::AfterRedirect`]). Their questions wait in the same queues, no
@@ -191,6 +193,14 @@ impl Recent {
 /// counts as unavailable for them.
 pub const LOST_AFTER_MS: u64 = 5_000;
 
+/// How much longer a click that asked at `asked_ms` waits for its answer: what is left of
+/// [`LOST_AFTER_MS`] from its arrival, so neither queueing nor sending the batch itself extends it.
+pub fn wait_left(asked_ms: u64, now_ms: u64) -> u64 {
+    asked_ms
+        .saturating_add(LOST_AFTER_MS)
+        .saturating_sub(now_ms)
+}
+
 /// Whether a batch sent, or a click's question asked, at `since_ms` has gone unanswered past
 /// [`LOST_AFTER_MS`]: the one rule for the queue moving on and for the click giving up waiting.
 pub fn lost(since_ms: u64, now_ms: u64) -> bool {
@@ -262,8 +272,10 @@ impl Outbox {
             .find(|q| q.after_redirect)
             .map(|q| q.asked_ms)
         else {
-            // Only waiting clicks' questions, or none: those clicks take their own turns.
-            return Step::Nothing;
+            // Only waiting clicks' questions, or none: they go out now if nothing is out; if
+            // something is, the background that sent it asks again when it is back.
+            return take_if_idle(object, lane, &mut self.after, now_ms)
+                .map_or(Step::Nothing, Step::Send);
         };
         let due_at = oldest.saturating_add(AFTER_REDIRECT_BATCH_MS);
         let due = now_ms >= due_at
@@ -292,8 +304,8 @@ impl Outbox {
     }
 
     /// The batch came back with these answers (one per question, in order; the edge passes
-    /// `Unavailable` for each when the request failed). The object is idle again: the next batch
-    /// goes out with whichever waiting click next takes its turn, or in the background. Returns
+    /// `Unavailable` for each when the request failed). The object is idle again: the background
+    /// that sent this batch sends the next ([`Outbox::next_step`]). Returns
     /// the after-redirect questions the store had seen.
     pub fn returned(&mut self, batch: &Questions, answers: &[ReplayAnswer]) -> Vec<Detected> {
         let mut detected = Vec::new();
@@ -547,6 +559,59 @@ mod tests {
             out.ask("o", 4, "r/d", NOW, NOW + LOST_AFTER_MS),
             Asked::Wait
         );
+    }
+
+    #[test]
+    fn a_clicks_wait_counts_from_its_arrival_not_from_its_batchs_send() {
+        // Regression: the click that sent a batch waited a full deadline from the send, however
+        // long it had queued: with a hanging object, clicks waited 6 to 10 s against 5.
+        assert_eq!(wait_left(NOW, NOW), LOST_AFTER_MS);
+        assert_eq!(wait_left(NOW, NOW + 3_000), LOST_AFTER_MS - 3_000);
+        assert_eq!(wait_left(NOW, NOW + LOST_AFTER_MS), 0);
+        assert_eq!(wait_left(NOW, NOW + 60_000), 0, "past it, no wait at all");
+        assert_eq!(
+            wait_left(u64::MAX - 1, u64::MAX),
+            0,
+            "no overflow near the end of time"
+        );
+        // A click queued behind a batch for 3 s, then sending the next, waits 2 s more at most,
+        // and the deadline and the rule for giving up agree to the millisecond.
+        let mut out = Outbox::default();
+        let first = sent(out.ask("o", 1, "r/a", NOW, NOW));
+        assert_eq!(out.ask("o", 2, "r/b", NOW, NOW + 10), Asked::Wait);
+        out.returned(&first, &[Fresh]);
+        let Step::Send(next) = out.next_step("o", NOW + 3_010) else {
+            panic!("the queued question goes out with the background that sent the first")
+        };
+        assert_eq!(next.tickets, vec![2]);
+        let left = wait_left(NOW + 10, next.sent_ms);
+        assert_eq!(left, 2_000);
+        assert!(!lost(NOW + 10, next.sent_ms + left - 1));
+        assert!(lost(NOW + 10, next.sent_ms + left));
+    }
+
+    #[test]
+    fn the_background_that_sent_a_batch_sends_the_waiting_clicks_next_one() {
+        // Waiting clicks no longer look again on timers: the sender's background carries the
+        // queue, one batch out at a time.
+        let mut out = Outbox::default();
+        let first = sent(out.ask("o", 1, "r/a", NOW, NOW));
+        for t in 2..=4 {
+            assert_eq!(out.ask("o", t, "r/x", NOW, NOW), Asked::Wait);
+        }
+        assert_eq!(
+            out.next_step("o", NOW),
+            Step::Nothing,
+            "busy while a batch is out"
+        );
+        out.returned(&first, &[Fresh]);
+        let Step::Send(next) = out.next_step("o", NOW + 1) else {
+            panic!("the queue goes out")
+        };
+        assert_eq!(next.tickets, vec![2, 3, 4]);
+        out.returned(&next, &[Fresh, Replayed, Fresh]);
+        assert_eq!(out.next_step("o", NOW + 2), Step::Nothing, "nothing left");
+        assert_eq!(out.answer(3), Some(Replayed));
     }
 
     #[test]
