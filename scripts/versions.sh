@@ -8,10 +8,10 @@ export WASM_BINDGEN_BIN="$TOOLS/wasm-bindgen-$WASM_BINDGEN_VERSION/bin/wasm-bind
 export WASM_BINDGEN_TEST_RUNNER="$TOOLS/wasm-bindgen-$WASM_BINDGEN_VERSION/bin/wasm-bindgen-test-runner"
 export ESBUILD_BIN="$PWD/node_modules/esbuild/bin/esbuild"
 export PATH="$TOOLS/wasm-bindgen-$WASM_BINDGEN_VERSION/bin:$PWD/node_modules/.bin:$PATH"
-# The Worker's size budget: build/index_bg.wasm, gzip -9, in bytes (320 KiB). Every isolate downloads
+# The Worker's size budget: build/index_bg.wasm, gzip -9, in bytes (330 KiB). Every isolate downloads
 # and compiles it before its first click, so `make test` fails past it (scripts/size-check.sh) and
 # `make bench` prints the size against it. It was 300 KiB until link profiles, forwarded
-# postbacks, the spoof filter and the core's postback and admin conductors took the Worker from
-# 291 to 313 KiB; the cold-start bench (`make bench`) is what says whether that growth costs a
-# first click its budget.
-WORKER_GZIP_BUDGET=327680
+# postbacks, the spoof filter, the core's postback and admin conductors, the statistical flood
+# bound and the isolate-wide retry of stranded counts took the Worker from 291 to 321 KiB; the
+# cold-start bench (`make bench`) is what says whether that growth costs a first click its budget.
+WORKER_GZIP_BUDGET=337920
