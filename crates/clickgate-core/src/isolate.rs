@@ -39,24 +39,23 @@ use crate::signing::{self, Breakers, Check, ReplayAnswer};
 use crate::token::{TokenKey, NONCE_LEN};
 use crate::ua::UserAgent;
 
-/// The request headers a click reads; only these cross from the runtime into wasm.
-pub const READ_HEADERS: [&str; 14] = [
-    "cf-connecting-ip",
-    "user-agent",
-    "referer",
-    "accept",
-    // What the `spoof` filter reads besides `accept` (see `click::SENT_HEADERS`).
-    "sec-fetch-site",
-    "sec-fetch-mode",
-    "sec-fetch-dest",
-    "sec-fetch-user",
-    "sec-ch-ua",
-    "sec-ch-ua-mobile",
-    "sec-ch-ua-platform",
-    "accept-language",
-    "accept-encoding",
-    "upgrade-insecure-requests",
-];
+/// The request headers a click reads; only these cross from the runtime into wasm: the address,
+/// the User-Agent and the referrer, then what the `spoof` filter reads ([`click::SENT_HEADERS`],
+/// `accept` among them), said once there.
+pub const READ_HEADERS: [&str; 3 + click::SENT_HEADERS.len()] = {
+    const OWN: [&str; 3] = ["cf-connecting-ip", "user-agent", "referer"];
+    let mut all = [""; 3 + click::SENT_HEADERS.len()];
+    let mut i = 0;
+    while i < all.len() {
+        all[i] = if i < OWN.len() {
+            OWN[i]
+        } else {
+            click::SENT_HEADERS[i - OWN.len()]
+        };
+        i += 1;
+    }
+    all
+};
 
 /// What the edge read of a request on the click path.
 #[derive(Debug, Clone, Default)]
