@@ -482,6 +482,9 @@ pub const PLACEHOLDERS: [&str; FIELDS] = [
     "device",
 ];
 
+/// The paths of clickgate's own link format (the `clickgate` preset's too).
+pub const NATIVE_PATHS: [&str; 2] = ["/c", "/c/{offer}/{affiliate}"];
+
 /// Where one link format carries a click's fields: the query parameter of each (`None`: the
 /// format has none), the paths it is served on, and the affiliate of a link that names none.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -497,14 +500,11 @@ impl LinkFormat {
     pub fn native() -> LinkFormat {
         LinkFormat {
             names: PARAMS.map(|p| Some(p.to_owned())),
-            paths: vec![
-                PathPattern(vec![Segment::Literal("c".into())]),
-                PathPattern(vec![
-                    Segment::Literal("c".into()),
-                    Segment::Field(FIELD_OFFER),
-                    Segment::Field(FIELD_AFFILIATE),
-                ]),
-            ],
+            // The paths are fixed and well formed (the route tests read both).
+            paths: NATIVE_PATHS
+                .iter()
+                .filter_map(|p| PathPattern::parse(p).ok())
+                .collect(),
             default_affiliate: None,
         }
     }
@@ -857,6 +857,11 @@ mod tests {
             KNOWN_PLACEHOLDERS,
             PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(" ")
         );
+    }
+
+    #[test]
+    fn the_native_format_serves_every_native_path() {
+        assert_eq!(LinkFormat::native().paths.len(), NATIVE_PATHS.len());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use super::json::Value;
 use super::offers::{Offer, OfferStatus};
 use crate::click::{
     check_method, split_url, ClickParams, Id, LinkFormat, PathPattern, RequestError, CLICK_METHODS,
-    FIELDS, FIELD_AFFILIATE, FIELD_OFFER, PARAMS,
+    FIELDS, FIELD_AFFILIATE, FIELD_OFFER, NATIVE_PATHS, PARAMS,
 };
 use crate::template::Template;
 
@@ -134,7 +134,7 @@ struct Preset {
 const PRESETS: [Preset; 6] = [
     Preset {
         name: "clickgate",
-        paths: &["/c", "/c/{offer}/{affiliate}"],
+        paths: &NATIVE_PATHS,
         names: [
             Some(PARAMS[0]),
             Some(PARAMS[1]),
