@@ -33,7 +33,7 @@ use crate::hll::hash64;
 use crate::log::JsonLine;
 use crate::template::MacroValues;
 use crate::token::{ClickToken, TokenKey, TokenVerdict};
-use crate::verdict::{ReasonCode, Verdict};
+use crate::verdict::ReasonCode;
 
 pub const INVALID_MESSAGE: &str = "clickgate flagged the conversion as fraudulent";
 /// How long the duplicate record of a conversion is kept: a click's conversions come within this.
@@ -280,6 +280,31 @@ fn advertiser_of(config: &Config, click: &ClickToken) -> Option<Option<Id>> {
     }
 }
 
+/// The click's advertiser, its postback policy, and whether `presented` is its secret (`false`
+/// when it has none and none was sent). A wrong secret, a secret sent where none is expected, or
+/// none for a removed offer where secrets are in use is `Unauthorized`: answered otherwise, 401
+/// against 200 would tell a prober which advertisers have a secret.
+fn authenticate(
+    config: &Config,
+    click: &ClickToken,
+    presented: Option<&str>,
+) -> Result<(Option<Id>, PostbackPolicy, bool), PostbackError> {
+    let known = advertiser_of(config, click);
+    let policy =
+        click_policy(config, known.as_ref(), presented).ok_or(PostbackError::Unauthorized)?;
+    let authenticated = match (&policy.secret, presented) {
+        (Some(expected), presented) => {
+            if !crate::token::same_secret(presented.unwrap_or(""), expected) {
+                return Err(PostbackError::Unauthorized);
+            }
+            true
+        }
+        (None, Some(_)) => return Err(PostbackError::Unauthorized),
+        (None, None) => false,
+    };
+    Ok((known.flatten(), policy, authenticated))
+}
+
 /// The answer to `GET /verdict?transaction_id=…`: what clickgate decided about a click, for a
 /// tracker that asks before it pays. Only with the click's advertiser's postback secret (the
 /// `secret` parameter or the `X-Postback-Secret` header): the id travels in the landing URL, so
@@ -293,23 +318,12 @@ pub fn click_verdict(
     let asked = parse(params)?.with_header_secret(header_secret);
     let click = ClickToken::open(&asked.transaction_id, key)
         .map_err(|e| PostbackError::UnknownTransaction(e.to_string()))?;
-    let presented = asked.secret.as_deref().ok_or(PostbackError::Unauthorized)?;
-    let known = advertiser_of(config, &click);
-    let policy =
-        click_policy(config, known.as_ref(), Some(presented)).ok_or(PostbackError::Unauthorized)?;
-    let expected = policy
-        .secret
-        .as_deref()
-        .ok_or(PostbackError::Unauthorized)?;
-    if !crate::token::same_secret(presented, expected) {
+    // Only a postback its advertiser's secret authenticates may read the verdict.
+    let (_, _, authenticated) = authenticate(config, &click, asked.secret.as_deref())?;
+    if !authenticated {
         return Err(PostbackError::Unauthorized);
     }
-    let verdict = match click.verdict {
-        TokenVerdict::Redirected => Verdict::Redirect,
-        TokenVerdict::Blocked => Verdict::Block,
-        TokenVerdict::Flagged => Verdict::RedirectFlagged,
-        TokenVerdict::Preview => Verdict::RedirectPreview,
-    };
+    let verdict = click.verdict.verdict();
     Ok(json!({
         "transaction_id": asked.transaction_id,
         "verdict": verdict.as_str(),
@@ -332,25 +346,8 @@ impl Judging {
     ) -> Result<Judging, PostbackError> {
         let click = ClickToken::open(&postback.transaction_id, key)
             .map_err(|e| PostbackError::UnknownTransaction(e.to_string()))?;
-        let known = advertiser_of(config, &click);
-        let advertiser_id = known.clone().flatten();
-        let presented = postback.secret.as_deref();
-        let Some(policy) = click_policy(config, known.as_ref(), presented) else {
-            return Err(PostbackError::Unauthorized);
-        };
-        let authenticated = match &policy.secret {
-            Some(expected) => {
-                let presented = postback.secret.as_deref().unwrap_or("");
-                if !crate::token::same_secret(presented, expected) {
-                    return Err(PostbackError::Unauthorized);
-                }
-                true
-            }
-            // A secret sent where none is expected is refused like a wrong one: answered
-            // otherwise, 401 against 200 would tell a prober which advertisers have a secret.
-            None if postback.secret.is_some() => return Err(PostbackError::Unauthorized),
-            None => false,
-        };
+        let (advertiser_id, policy, authenticated) =
+            authenticate(config, &click, postback.secret.as_deref())?;
         let ctit = now_ms.saturating_sub(click.issued_ms);
         let judged = matches!(postback.status.as_str(), "approved" | "hold" | "pending");
         let rule = config.conversion_rule(&click.offer_id, &click.aff_id);

@@ -822,12 +822,7 @@ pub fn kept_decision(outcome: &ClickOutcome, log_line: &str) -> String {
 
 /// The answer to `GET /admin/explain/{id}`: the kept decision, or what the id itself says.
 pub fn explain_answer(transaction_id: &str, token: &ClickToken, kept: Option<&str>) -> String {
-    let verdict = match token.verdict {
-        TokenVerdict::Redirected => Verdict::Redirect,
-        TokenVerdict::Blocked => Verdict::Block,
-        TokenVerdict::Flagged => Verdict::RedirectFlagged,
-        TokenVerdict::Preview => Verdict::RedirectPreview,
-    };
+    let verdict = token.verdict.verdict();
     let mut answer = json!({
         "transaction_id": transaction_id,
         "at": rfc3339_ms(token.issued_ms),

@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 
 use crate::click::Id;
 use crate::fault::{Blame, Fault, Invalid};
+use crate::verdict::Verdict;
 
 const VERSION: u8 = 1;
 const TAG_LEN: usize = 16;
@@ -46,6 +47,16 @@ pub enum TokenVerdict {
 }
 
 impl TokenVerdict {
+    /// The verdict as `explain` and `/verdict` write it for a click known only by its id.
+    pub fn verdict(self) -> Verdict {
+        match self {
+            TokenVerdict::Redirected => Verdict::Redirect,
+            TokenVerdict::Blocked => Verdict::Block,
+            TokenVerdict::Flagged => Verdict::RedirectFlagged,
+            TokenVerdict::Preview => Verdict::RedirectPreview,
+        }
+    }
+
     fn from_byte(b: u8) -> Option<TokenVerdict> {
         match b {
             0 => Some(TokenVerdict::Redirected),
