@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help setup browser worker size-check cli dev test test-core test-wasm test-e2e lint deploy-check bench profile
+.PHONY: help setup browser clients worker size-check cli dev test test-core test-wasm test-e2e lint deploy-check bench profile
 
 help:
 	@echo "make dev    build the Worker, load the demo config into local KV, serve it on 127.0.0.1:8787"
@@ -15,6 +15,9 @@ setup:
 
 browser:
 	@scripts/setup-browser.sh
+
+clients:
+	@scripts/setup-clients.sh
 
 worker: setup
 	@scripts/build-worker.sh
@@ -44,7 +47,7 @@ test-wasm:
 	@echo "==> core tests on wasm32 (wasm-bindgen-test under node)"
 	@source scripts/versions.sh && cargo test -p clickgate-core --target wasm32-unknown-unknown
 
-test-e2e: browser
+test-e2e: browser clients
 	@echo "==> end-to-end tests in workerd"
 	@source scripts/versions.sh && cargo test --quiet -p clickgate --test e2e -- --test-threads=1
 

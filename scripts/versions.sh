@@ -15,3 +15,8 @@ export PATH="$TOOLS/wasm-bindgen-$WASM_BINDGEN_VERSION/bin:$PWD/node_modules/.bi
 # bound and the isolate-wide retry of stranded counts took the Worker from 291 to 321 KiB; the
 # cold-start bench (`make bench`) is what says whether that growth costs a first click its budget.
 WORKER_GZIP_BUDGET=337920
+# The HTTP clients the spoof filter's end-to-end test sends through the Worker (scripts/setup-clients.sh),
+# pinned: a new release may send other headers, and the test prints what each one got.
+CLIENTS_PYTHON_PACKAGES="requests==2.34.2 httpx==0.28.1"
+CLIENTS_IMPERSONATE_PACKAGE="curl_cffi==0.17.0"
+CLIENTS="$TOOLS/clients-1"

@@ -6,6 +6,7 @@ mod support;
 
 mod admin;
 mod bad_requests;
+mod clients;
 mod config;
 mod conversions;
 mod networks;
