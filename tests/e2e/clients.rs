@@ -7,7 +7,7 @@
 //! The tools are installed by scripts/setup-clients.sh (`make test-e2e` runs it first).
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::{
@@ -126,12 +126,12 @@ impl Row {
     }
 }
 
-/// The Worker with one rule: the `spoof` filter, declining from `medium`.
-fn worker_declining_from_medium() -> Worker {
+/// The Worker with one rule: the `spoof` filter, declining from `decline`.
+fn worker_declining(decline: &str) -> Worker {
     let w = Worker::start(&[("CONFIG_REFRESH_SECONDS", "1")]);
     let rules = serde_json::json!([{
         "id": "spoofed", "created_at": "2026-11-01T00:00:00Z", "scope": {"offers": ["1001"]},
-        "strategy": {"filters": [{"type": "spoof"}]}, "decline": "medium_and_higher"
+        "strategy": {"filters": [{"type": "spoof"}]}, "decline": decline
     }]);
     push_ok(
         &w,
@@ -255,7 +255,7 @@ fn chromium_follows(browser: &str, url: &str, ua: &str) {
 
 #[test]
 fn scripts_claiming_a_browser_are_caught_and_impersonators_and_browsers_are_not() {
-    let w = worker_declining_from_medium();
+    let w = worker_declining("medium_and_higher");
     let mut rows = Vec::new();
     let mut skipped = Vec::new();
     for tool in &TOOLS {
@@ -368,4 +368,142 @@ fn scripts_claiming_a_browser_are_caught_and_impersonators_and_browsers_are_not(
             >= required * CLAIMS.len(),
         "a required tool is missing from the table"
     );
+}
+
+/// Firefox, where the set-up could install it.
+fn firefox() -> Option<String> {
+    ["firefox-esr", "firefox"]
+        .into_iter()
+        .map(str::to_owned)
+        .find(|f| {
+            Command::new(f)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+}
+
+/// Headless Firefox opening `url` in a fresh profile (with `prefs` in its user.js); it is stopped
+/// once the Worker has logged the click (a screenshot run waits on the landing page, which this
+/// machine cannot reach).
+fn firefox_follows(
+    w: &Worker,
+    firefox: &str,
+    url: &str,
+    tag: &str,
+    prefs: &str,
+) -> serde_json::Value {
+    let profile = TempDir::new("firefox");
+    std::fs::write(profile.0.join("user.js"), prefs).unwrap();
+    let mut child = Command::new(firefox)
+        .args(["--headless", "--no-remote", "--profile"])
+        .arg(&profile.0)
+        .arg("--screenshot")
+        .arg(profile.0.join("shot.png"))
+        .arg(url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{firefox}: {e}"));
+    let line = w.wait_for(Duration::from_secs(60), || {
+        w.events("click").into_iter().find(|e| e["sub1"] == tag)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    line.unwrap_or_else(|| panic!("{firefox} sent no click within a minute"))
+}
+
+/// What a browser sent, as the Worker logged it: one entry of tests/e2e/fixtures/browsers.json.
+fn fixture_of(browser: &str, line: &serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "browser": browser,
+        "user_agent": line["user_agent"],
+        "sent": line["sent"],
+    })
+}
+
+/// Real browsers following a tracking link, on the desktop and in mobile emulation, under a rule
+/// that declines from `low`: each is redirected and gets no spoof points. What each sent is the
+/// fixture the core's table test judges (`CLICKGATE_WRITE_FIXTURES=1` writes it anew).
+#[test]
+fn real_browsers_on_the_desktop_and_in_mobile_emulation_get_no_spoof_points() {
+    let w = worker_declining("low_and_higher");
+    let (browser, major) = chromium();
+    let mut seen = Vec::new();
+
+    let desktop = format!("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{major}.0.0.0 Safari/537.36");
+    chromium_follows(&browser, &link(&w, "chromium-desktop"), &desktop);
+    seen.push((
+        format!("chromium {major}, headless"),
+        line_for(&w, "chromium-desktop"),
+    ));
+
+    // The reduced User-Agent Chrome for Android sends, with its client hints set to match, as
+    // DevTools' device mode does.
+    let android = format!("Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{major}.0.0.0 Mobile Safari/537.36");
+    let out = Command::new("node")
+        .arg("--experimental-websocket")
+        .arg(root().join("tests/e2e/clients/emulate.mjs"))
+        .args([
+            &browser,
+            &link(&w, "chromium-mobile"),
+            &android,
+            &major.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    seen.push((
+        format!("chromium {major}, headless, emulating a Pixel 8"),
+        line_for(&w, "chromium-mobile"),
+    ));
+
+    match firefox() {
+        Some(firefox) => {
+            let tag = "firefox-desktop";
+            let line = firefox_follows(&w, &firefox, &link(&w, tag), tag, "");
+            let version = line["user_agent"]
+                .as_str()
+                .unwrap_or("")
+                .rsplit('/')
+                .next()
+                .unwrap_or("")
+                .to_owned();
+            seen.push((format!("firefox {version}, headless"), line));
+            // Firefox for Android's User-Agent: Firefox sends no client hints, so the User-Agent
+            // is all that tells a phone.
+            let mobile = format!(
+                "Mozilla/5.0 (Android 14; Mobile; rv:{version}) Gecko/{version} Firefox/{version}"
+            );
+            let tag = "firefox-mobile";
+            let prefs = format!("user_pref(\"general.useragent.override\", \"{mobile}\");\n");
+            let line = firefox_follows(&w, &firefox, &link(&w, tag), tag, &prefs);
+            seen.push((
+                format!("firefox {version}, headless, as Firefox for Android"),
+                line,
+            ));
+        }
+        None => println!("skipped firefox (optional in scripts/setup-clients.sh): not installed"),
+    }
+
+    for (name, line) in &seen {
+        println!("{name}: {} {}", line["user_agent"], line["sent"]);
+        assert_eq!(line["verdict"], "redirect", "{name}: {line}");
+        assert_eq!(line["reasons"], serde_json::json!([]), "{name}: {line}");
+        assert_eq!(line["sent"]["sec-fetch-mode"], "navigate", "{name}: {line}");
+    }
+    let fixtures: Vec<_> = seen
+        .iter()
+        .map(|(name, line)| fixture_of(name, line))
+        .collect();
+    let path = root().join("tests/e2e/fixtures/browsers.json");
+    if std::env::var_os("CLICKGATE_WRITE_FIXTURES").is_some() {
+        let text = serde_json::to_string_pretty(&fixtures).unwrap() + "\n";
+        std::fs::write(&path, text).unwrap();
+        println!("wrote {}", path.display());
+    }
 }

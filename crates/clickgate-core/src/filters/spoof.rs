@@ -632,6 +632,45 @@ pub(crate) mod tests {
         assert_eq!(grade(crios, &sent(&gecko_webkit_headers(), H2)), None);
     }
 
+    /// Real browsers' navigations as the Worker logged them (tests/e2e/fixtures/browsers.json,
+    /// captured by the end-to-end suite's `real_browsers_…` test): Chromium and Firefox headless,
+    /// on the desktop and in mobile emulation. None shows a sign, as served locally and over each
+    /// connection they make when deployed; without their `Sec-` headers and Accept-Language, each
+    /// is `likely`, so the filter did judge them.
+    #[test]
+    fn captured_browsers_show_no_sign() {
+        let fixtures: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../tests/e2e/fixtures/browsers.json")).unwrap();
+        let browsers = fixtures.as_array().unwrap();
+        let names: Vec<_> = browsers.iter().filter_map(|b| b["browser"].as_str()).collect();
+        for family in ["chromium", "firefox"] {
+            for mobile in [false, true] {
+                let found = names.iter().any(|n| n.starts_with(family) && n.contains(", headless,") == mobile);
+                assert!(found, "no {family} (mobile: {mobile}) in {names:?}");
+            }
+        }
+        let h3 = Some(("HTTP/3", "TLSv1.3", "AEAD-CHACHA20-POLY1305-SHA256"));
+        for b in browsers {
+            let (name, ua) = (&b["browser"], UserAgent::parse(b["user_agent"].as_str().unwrap()));
+            assert!(claim(&ua).is_some(), "{name} is not judged");
+            let logged = Sent::from_fields(|n| b["sent"][n].as_str());
+            for transport in [None, H2, h3] {
+                let mut sent = logged.clone();
+                if let Some((protocol, tls, cipher)) = transport {
+                    sent.http_protocol = Some(protocol.into());
+                    sent.tls_version = Some(tls.into());
+                    sent.tls_cipher = Some(cipher.into());
+                }
+                assert_eq!(judge(&ua, &sent), None, "{name} over {transport:?}");
+            }
+            let stripped = Sent::from_fields(|n| {
+                let dropped = n.starts_with("sec-") || n == "accept-language";
+                b["sent"][n].as_str().filter(|_| !dropped)
+            });
+            assert_eq!(judge(&ua, &stripped).map(|f| f.grade), Some(Grade::Likely), "{name} stripped");
+        }
+    }
+
     /// Each browser family's first version that sends what the table says, and the one before.
     #[test]
     fn each_expectation_starts_at_its_first_version() {
