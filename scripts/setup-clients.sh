@@ -34,17 +34,21 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 command -v curl >/dev/null || { echo "clickgate: the spoof test needs curl" >&2; exit 1; }
 
-stamp="$CLIENTS_PYTHON_PACKAGES $CLIENTS_IMPERSONATE_PACKAGE"
-if [ "$(cat "$CLIENTS/.installed" 2>/dev/null)" != "$stamp" ]; then
-  step "installing $stamp into $CLIENTS (one-time)"
+if [ "$(cat "$CLIENTS/.installed" 2>/dev/null)" != "$CLIENTS_PYTHON_PACKAGES" ]; then
+  step "installing $CLIENTS_PYTHON_PACKAGES into $CLIENTS (one-time)"
   rm -rf "$CLIENTS"
   python3 -m venv "$CLIENTS"
-  # shellcheck disable=SC2086 # the package lists are word lists
+  # shellcheck disable=SC2086 # the package list is a word list
   "$CLIENTS/bin/pip" install --quiet $CLIENTS_PYTHON_PACKAGES
-  # curl_cffi ships curl-impersonate as a binary wheel, which not every platform has.
-  "$CLIENTS/bin/pip" install --quiet $CLIENTS_IMPERSONATE_PACKAGE \
+  echo "$CLIENTS_PYTHON_PACKAGES" >"$CLIENTS/.installed"
+fi
+# curl_cffi ships curl-impersonate as a binary wheel, which not every platform has: tried again
+# on each run until it is there.
+frozen=$("$CLIENTS/bin/pip" freeze 2>/dev/null || true)
+if ! grep -qixF "$CLIENTS_IMPERSONATE_PACKAGE" <<<"$frozen"; then
+  step "installing $CLIENTS_IMPERSONATE_PACKAGE into $CLIENTS"
+  "$CLIENTS/bin/pip" install --quiet "$CLIENTS_IMPERSONATE_PACKAGE" \
     || echo "clickgate: $CLIENTS_IMPERSONATE_PACKAGE did not install; the spoof test will skip it" >&2
-  echo "$stamp" >"$CLIENTS/.installed"
 fi
 
 # Go's client, built once (Go's own standard library, nothing fetched).

@@ -4,6 +4,8 @@
 //! curl_cffi impersonating each browser whole; and headless Chromium dressed as a desktop Chrome.
 //! Each follows tracking links served by the Worker under a rule that declines from `medium`, as
 //! the runtime serves them locally (no protocol or TLS facts, so the filter judges headers alone).
+//! And real browsers, Chromium and Firefox on the desktop and in mobile emulation, which must get
+//! no points: the headers each sent are the fixtures the core's tests judge again.
 //! The tools are installed by scripts/setup-clients.sh (`make test-e2e` runs it first).
 
 use std::path::PathBuf;
@@ -26,7 +28,8 @@ const CLAIMS: [(&str, &str); 3] = [("chrome", CHROME), ("safari", SAFARI), ("fir
 /// Clicks per tool and claim: a tool sends the same headers every time, and the share shows it.
 const TRIES: usize = 3;
 
-/// Where scripts/setup-clients.sh puts the Python venv and the Go client (scripts/versions.sh).
+/// Where scripts/setup-clients.sh puts the Python venv and the Go client (`CLIENTS` in
+/// scripts/versions.sh, which names it).
 fn clients_dir() -> PathBuf {
     let tools = std::env::var_os("CLICKGATE_TOOLS").map_or_else(
         || PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/clickgate/tools"),
@@ -253,6 +256,58 @@ fn chromium_follows(browser: &str, url: &str, ua: &str) {
     );
 }
 
+/// Firefox, where the set-up could install it.
+fn firefox() -> Option<String> {
+    ["firefox-esr", "firefox"]
+        .into_iter()
+        .map(str::to_owned)
+        .find(|f| {
+            Command::new(f)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+}
+
+/// Headless Firefox opening `url` in a fresh profile (with `prefs` in its user.js); it is stopped
+/// once the Worker has logged the click (a screenshot run waits on the landing page, which this
+/// machine cannot reach).
+fn firefox_follows(
+    w: &Worker,
+    firefox: &str,
+    url: &str,
+    tag: &str,
+    prefs: &str,
+) -> serde_json::Value {
+    let profile = TempDir::new("firefox");
+    std::fs::write(profile.0.join("user.js"), prefs).unwrap();
+    let mut child = Command::new(firefox)
+        .args(["--headless", "--no-remote", "--profile"])
+        .arg(&profile.0)
+        .arg("--screenshot")
+        .arg(profile.0.join("shot.png"))
+        .arg(url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{firefox}: {e}"));
+    let line = w.wait_for(Duration::from_secs(60), || {
+        w.events("click").into_iter().find(|e| e["sub1"] == tag)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    line.unwrap_or_else(|| panic!("{firefox} sent no click within a minute"))
+}
+
+/// What a browser sent, as the Worker logged it: one entry of tests/e2e/fixtures/browsers.json.
+fn fixture_of(browser: &str, line: &serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "browser": browser,
+        "user_agent": line["user_agent"],
+        "sent": line["sent"],
+    })
+}
+
 #[test]
 fn scripts_claiming_a_browser_are_caught_and_impersonators_and_browsers_are_not() {
     let w = worker_declining("medium_and_higher");
@@ -368,58 +423,6 @@ fn scripts_claiming_a_browser_are_caught_and_impersonators_and_browsers_are_not(
             >= required * CLAIMS.len(),
         "a required tool is missing from the table"
     );
-}
-
-/// Firefox, where the set-up could install it.
-fn firefox() -> Option<String> {
-    ["firefox-esr", "firefox"]
-        .into_iter()
-        .map(str::to_owned)
-        .find(|f| {
-            Command::new(f)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-}
-
-/// Headless Firefox opening `url` in a fresh profile (with `prefs` in its user.js); it is stopped
-/// once the Worker has logged the click (a screenshot run waits on the landing page, which this
-/// machine cannot reach).
-fn firefox_follows(
-    w: &Worker,
-    firefox: &str,
-    url: &str,
-    tag: &str,
-    prefs: &str,
-) -> serde_json::Value {
-    let profile = TempDir::new("firefox");
-    std::fs::write(profile.0.join("user.js"), prefs).unwrap();
-    let mut child = Command::new(firefox)
-        .args(["--headless", "--no-remote", "--profile"])
-        .arg(&profile.0)
-        .arg("--screenshot")
-        .arg(profile.0.join("shot.png"))
-        .arg(url)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{firefox}: {e}"));
-    let line = w.wait_for(Duration::from_secs(60), || {
-        w.events("click").into_iter().find(|e| e["sub1"] == tag)
-    });
-    let _ = child.kill();
-    let _ = child.wait();
-    line.unwrap_or_else(|| panic!("{firefox} sent no click within a minute"))
-}
-
-/// What a browser sent, as the Worker logged it: one entry of tests/e2e/fixtures/browsers.json.
-fn fixture_of(browser: &str, line: &serde_json::Value) -> serde_json::Value {
-    serde_json::json!({
-        "browser": browser,
-        "user_agent": line["user_agent"],
-        "sent": line["sent"],
-    })
 }
 
 /// Real browsers following a tracking link, on the desktop and in mobile emulation, under a rule
