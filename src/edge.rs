@@ -5,6 +5,7 @@ use std::sync::Arc;
 use clickgate_core::admin::is_admin_path;
 use clickgate_core::click;
 use clickgate_core::config::Config;
+use clickgate_core::conversion;
 use clickgate_core::http::{self, HttpResponse};
 use clickgate_core::isolate::{Arrival, ClickStep, Parts, READ_HEADERS};
 use clickgate_core::token::NONCE_LEN;
@@ -69,6 +70,12 @@ pub fn handle(
         let query = query.to_owned();
         return Ok(later(async move {
             postback::verdict(Request::from(req), &env, &ctx, &method, &query, now_ms).await
+        }));
+    }
+    if path == conversion::REJECTION_PATH {
+        let query = query.to_owned();
+        return Ok(later(async move {
+            postback::rejection(Request::from(req), &env, &ctx, &method, &query, now_ms).await
         }));
     }
     if path == "/postback" {

@@ -6,7 +6,7 @@ use std::cell::Cell;
 use clickgate_core::click;
 use clickgate_core::conversion;
 use clickgate_core::http;
-use clickgate_core::isolate::{PostbackArrival, PostbackStep};
+use clickgate_core::isolate::{self, PostbackArrival, PostbackStep, RejectionStep};
 use worker::js_sys;
 use worker::wasm_bindgen::JsCast as _;
 use worker::wasm_bindgen_futures::JsFuture;
@@ -58,6 +58,43 @@ pub(crate) async fn postback(
     let stranded = objects::with_counting(env, |isolate| isolate.drive_stranded(&config, now_ms));
     carry_out(env, ctx, stranded);
     respond(answered.response)
+}
+
+/// `/rejection`: another system reports a transaction id as rejected. The core reads and
+/// authenticates it; the click's network's object keeps it; the core answers.
+pub(crate) async fn rejection(
+    req: Request,
+    env: &Env,
+    ctx: &Context,
+    method: &str,
+    query: &str,
+    now_ms: u64,
+) -> Result<web_sys::Response> {
+    let header_secret = req.headers().get(conversion::SECRET_HEADER).ok().flatten();
+    let mut arrival = match PostbackArrival::read(method, query, header_secret) {
+        Ok(arrival) => arrival,
+        Err(response) => return respond(response),
+    };
+    if arrival.wants_body() {
+        let body = read_body(&req, conversion::MAX_BODY_BYTES).await;
+        arrival = match arrival.with_body(body) {
+            Ok(arrival) => arrival,
+            Err(response) => return respond(response),
+        };
+    }
+    let Some(config) = config::current(env, ctx, now_ms).await else {
+        return respond(http::unavailable(false));
+    };
+    let (home, rejecting) = match isolate::rejection(arrival, &config, || token_key(env), now_ms) {
+        RejectionStep::Done(response) => return respond(response),
+        RejectionStep::Ask { home, rejecting } => (home, rejecting),
+    };
+    let kept = objects::reject(env, &home, &rejecting).await;
+    let (response, line) = isolate::rejection_answer(&rejecting, kept.as_ref(), now_ms);
+    if let Some(line) = line {
+        console_log!("{line}");
+    }
+    respond(response)
 }
 
 /// `GET /verdict?transaction_id=…`: a click's verdict for the tracker that asks before it pays,

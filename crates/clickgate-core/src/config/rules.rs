@@ -20,7 +20,8 @@ use crate::filters::{
     bot::BotSettings, datacenter_vpn::DatacenterVpn, duplicate_ip::DuplicateIp,
     fraud_database::FraudDatabase, geo::OfferGeo, max_click_to_conversion::MaxClickToConversion,
     min_click_to_conversion::MinClickToConversion, old_os_browser::MinVersions, referrer::Referrer,
-    sub_id_validity::SubIdValidity, FilterKind, Settings,
+    sub_id_validity::SubIdValidity, third_party_rejection::ThirdPartyRejection, FilterKind,
+    Settings,
 };
 use crate::template::Template;
 use crate::time::parse_instant;
@@ -200,6 +201,7 @@ pub fn preset(name: &str) -> Option<Vec<Filter>> {
         FilterKind::OldOsBrowser(MinVersions::default()),
         FilterKind::MinClickToConversion(MinClickToConversion { seconds: min_ctc }),
         FilterKind::MaxClickToConversion(MaxClickToConversion { seconds: max_ctc }),
+        FilterKind::ThirdPartyRejection(ThirdPartyRejection),
     ];
     if let Some(max) = sub_ids {
         kinds.push(FilterKind::SubIdValidity(SubIdValidity { max }));
@@ -682,6 +684,7 @@ mod tests {
                 FilterKind::OldOsBrowser(MinVersions::default()),
                 FilterKind::MinClickToConversion(MinClickToConversion { seconds: min_s }),
                 FilterKind::MaxClickToConversion(MaxClickToConversion { seconds: max_s }),
+                FilterKind::ThirdPartyRejection(ThirdPartyRejection),
             ];
             expected.extend(sub_ids.map(|max| FilterKind::SubIdValidity(SubIdValidity { max })));
             let expected: Vec<Filter> = expected.into_iter().map(Filter::new).collect();
