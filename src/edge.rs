@@ -72,16 +72,12 @@ pub fn handle(
             postback::verdict(Request::from(req), &env, &ctx, &method, &query, now_ms).await
         }));
     }
-    if path == conversion::REJECTION_PATH {
+    let rejection = path == conversion::REJECTION_PATH;
+    if path == "/postback" || rejection {
         let query = query.to_owned();
         return Ok(later(async move {
-            postback::rejection(Request::from(req), &env, &ctx, &method, &query, now_ms).await
-        }));
-    }
-    if path == "/postback" {
-        let query = query.to_owned();
-        return Ok(later(async move {
-            postback::postback(Request::from(req), &env, &ctx, &method, &query, now_ms).await
+            let asked = (method.as_str(), query.as_str());
+            postback::postback(Request::from(req), &env, &ctx, asked, rejection, now_ms).await
         }));
     }
     // Only the headers the decision uses cross into wasm: each crossing costs, on every click.

@@ -4,6 +4,7 @@
 use std::cell::Cell;
 
 use clickgate_core::click;
+use clickgate_core::config::Config;
 use clickgate_core::conversion;
 use clickgate_core::http;
 use clickgate_core::isolate::{self, PostbackArrival, PostbackStep, RejectionStep};
@@ -19,13 +20,14 @@ use crate::{config, objects};
 /// A conversion postback, run by the isolate: the request read, the network's object asked when
 /// the core has a question for it, the core's effects carried out, its answer sent.
 /// `method` is the runtime's own: the SDK's `Request::method` reads a method it has no name for
-/// (`PROPFIND`, `LOCK`) as GET.
+/// (`PROPFIND`, `LOCK`) as GET. A rejection (`rejection`: [`conversion::REJECTION_PATH`]) is
+/// read the same way, then kept by [`rejection`].
 pub(crate) async fn postback(
     req: Request,
     env: &Env,
     ctx: &Context,
-    method: &str,
-    query: &str,
+    (method, query): (&str, &str),
+    rejection: bool,
     now_ms: u64,
 ) -> Result<web_sys::Response> {
     let header_secret = req.headers().get(conversion::SECRET_HEADER).ok().flatten();
@@ -43,6 +45,9 @@ pub(crate) async fn postback(
     let Some(config) = config::current(env, ctx, now_ms).await else {
         return respond(http::unavailable(false));
     };
+    if rejection {
+        return self::rejection(env, arrival, &config, now_ms).await;
+    }
     let step = objects::with_counting(env, |isolate| {
         isolate.postback(arrival, &config, || token_key(env), now_ms)
     });
@@ -62,30 +67,13 @@ pub(crate) async fn postback(
 
 /// `/rejection`: another system reports a transaction id as rejected. The core reads and
 /// authenticates it; the click's network's object keeps it; the core answers.
-pub(crate) async fn rejection(
-    req: Request,
+async fn rejection(
     env: &Env,
-    ctx: &Context,
-    method: &str,
-    query: &str,
+    arrival: PostbackArrival,
+    config: &Config,
     now_ms: u64,
 ) -> Result<web_sys::Response> {
-    let header_secret = req.headers().get(conversion::SECRET_HEADER).ok().flatten();
-    let mut arrival = match PostbackArrival::read(method, query, header_secret) {
-        Ok(arrival) => arrival,
-        Err(response) => return respond(response),
-    };
-    if arrival.wants_body() {
-        let body = read_body(&req, conversion::MAX_BODY_BYTES).await;
-        arrival = match arrival.with_body(body) {
-            Ok(arrival) => arrival,
-            Err(response) => return respond(response),
-        };
-    }
-    let Some(config) = config::current(env, ctx, now_ms).await else {
-        return respond(http::unavailable(false));
-    };
-    let (home, rejecting) = match isolate::rejection(arrival, &config, || token_key(env), now_ms) {
+    let (home, rejecting) = match isolate::rejection(arrival, config, || token_key(env), now_ms) {
         RejectionStep::Done(response) => return respond(response),
         RejectionStep::Ask { home, rejecting } => (home, rejecting),
     };

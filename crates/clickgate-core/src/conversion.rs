@@ -584,14 +584,13 @@ impl Rejecting {
     /// The answer to the reporting system: the reason kept (the first one reported, when the id
     /// was rejected before: a repeated report changes nothing), and whether this report was new.
     pub fn answer(&self, kept: &Rejected) -> String {
-        json!({
-            "transaction_id": self.transaction_id,
-            "status": "rejected",
-            "reason": kept.reason,
-            "new": kept.new,
-            "judged": self.judged,
-        })
-        .to_string()
+        JsonLine::new()
+            .str("transaction_id", &self.transaction_id)
+            .str("status", "rejected")
+            .str("reason", &kept.reason)
+            .bool("new", kept.new)
+            .bool("judged", self.judged)
+            .finish()
     }
 }
 
@@ -1332,6 +1331,15 @@ mod tests {
             ("invalid", vec!["third_party_rejection"])
         );
         assert!(o.log_line(NOW).contains("install rejected by the MMP"));
+        // The report counts it among the invalid conversions' reasons.
+        let tally = crate::report::Tally::conversion(&o);
+        assert_eq!(
+            (
+                tally.invalid,
+                tally.conversion_reasons.get("third_party_rejection")
+            ),
+            (1, Some(&1))
+        );
         // Not rejected: approved as ever.
         assert_eq!(
             judging(&t).finish(Some(Seen::Fresh)).status.as_str(),
