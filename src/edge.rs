@@ -5,6 +5,7 @@ use std::sync::Arc;
 use clickgate_core::admin::is_admin_path;
 use clickgate_core::click;
 use clickgate_core::config::Config;
+use clickgate_core::conversion;
 use clickgate_core::http::{self, HttpResponse};
 use clickgate_core::isolate::{Arrival, ClickStep, Parts, READ_HEADERS};
 use clickgate_core::token::NONCE_LEN;
@@ -71,10 +72,12 @@ pub fn handle(
             postback::verdict(Request::from(req), &env, &ctx, &method, &query, now_ms).await
         }));
     }
-    if path == "/postback" {
+    let rejection = path == conversion::REJECTION_PATH;
+    if path == "/postback" || rejection {
         let query = query.to_owned();
         return Ok(later(async move {
-            postback::postback(Request::from(req), &env, &ctx, &method, &query, now_ms).await
+            let asked = (method.as_str(), query.as_str());
+            postback::postback(Request::from(req), &env, &ctx, asked, rejection, now_ms).await
         }));
     }
     // Only the headers the decision uses cross into wasm: each crossing costs, on every click.

@@ -17,6 +17,7 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use clickgate_core::click::Id;
+use clickgate_core::conversion;
 use clickgate_core::log::fault_line;
 use clickgate_core::network::click_ids;
 use clickgate_core::network::home::{self, Space};
@@ -102,6 +103,12 @@ impl DurableObject for Network {
             ObjectRequest::Conversion { space, conversion } => {
                 self.conversion(&space, conversion).await
             }
+            ObjectRequest::Reject {
+                space,
+                key,
+                expires_ms,
+                reason,
+            } => self.reject(&space, key, expires_ms, &reason).await,
             ObjectRequest::Operate { space, operation } => self.operate(&space, operation).await,
             ObjectRequest::Report {
                 space,
@@ -135,6 +142,7 @@ impl DurableObject for Network {
                     let key = home::inner_key(k);
                     NetworkCounts::expired_key(key, v, now_ms)
                         || signing::use_record_expired(key, v, now_ms)
+                        || conversion::rejection_expired(key, v, now_ms)
                         || report::listing_expired(key, v, now_ms)
                 })
                 .map(|(k, _)| k)
@@ -247,7 +255,27 @@ impl Network {
             })
             .await?;
         }
-        Response::ok(wire::encode_seen(step.seen))
+        Response::ok(wire::encode_seen(&step.seen))
+    }
+
+    /// Another system's rejection of a click: kept beside its conversion records unless one is
+    /// kept already, answered with the one kept.
+    async fn reject(
+        &self,
+        space: &Space,
+        key: String,
+        expires_ms: u64,
+        reason: &str,
+    ) -> Result<Response> {
+        let now_ms = crate::now_ms();
+        let stored = read(&self.state, space, vec![key.clone()]).await?;
+        let held = stored.first().map(|(_, v)| v.as_str());
+        let (kept, value) = conversion::reject_step(held, reason, expires_ms, now_ms);
+        if let Some(value) = value {
+            write(&self.state, space, vec![(key, Some(value))]).await?;
+            self.schedule_sweep(now_ms).await?;
+        }
+        Response::ok(wire::encode_rejected(&kept))
     }
 
     /// The one way the object changes its counts: load `keys` from storage, let the core step

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clickgate_core::admin::Action;
 use clickgate_core::click::Id;
-use clickgate_core::conversion::Seen;
+use clickgate_core::conversion::{Rejected, Rejecting, Seen};
 use clickgate_core::flood::FloodBlock;
 use clickgate_core::isolate::{Isolate, Question, SeenQuestion};
 use clickgate_core::log::fault_line;
@@ -315,6 +315,7 @@ pub async fn conversion_seen(env: &Env, question: SeenQuestion) -> Option<Seen> 
         expires_ms,
         counts,
         approvals,
+        rejection,
     } = question;
     let request = ObjectRequest::Conversion {
         space: home.space(),
@@ -323,6 +324,7 @@ pub async fn conversion_seen(env: &Env, question: SeenQuestion) -> Option<Seen> 
             expires_ms,
             counts,
             approvals,
+            rejection,
         },
     };
     let answer = ask(env, &home.object(), &request, deadline::CONVERSION_MS).await;
@@ -332,6 +334,28 @@ pub async fn conversion_seen(env: &Env, question: SeenQuestion) -> Option<Seen> 
             console_error!(
                 "{}",
                 fault_line("conversion_store", &format!("{}: {e}", home.network()))
+            );
+            None
+        }
+    }
+}
+
+/// Asks the click's network's object to keep another system's rejection of it; the rejection it
+/// keeps (the first reported) comes back. `None`: the object did not answer.
+pub async fn reject(env: &Env, home: &Home, rejecting: &Rejecting) -> Option<Rejected> {
+    let request = ObjectRequest::Reject {
+        space: home.space(),
+        key: rejecting.key.clone(),
+        expires_ms: rejecting.expires_ms,
+        reason: rejecting.reason.clone(),
+    };
+    let answer = ask(env, &home.object(), &request, deadline::CONVERSION_MS).await;
+    match answer.and_then(|text| wire::parse_rejected(&text)) {
+        Ok(kept) => Some(kept),
+        Err(e) => {
+            console_error!(
+                "{}",
+                fault_line("rejection_store", &format!("{}: {e}", home.network()))
             );
             None
         }

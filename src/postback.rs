@@ -4,9 +4,10 @@
 use std::cell::Cell;
 
 use clickgate_core::click;
+use clickgate_core::config::Config;
 use clickgate_core::conversion;
 use clickgate_core::http;
-use clickgate_core::isolate::{PostbackArrival, PostbackStep};
+use clickgate_core::isolate::{self, PostbackArrival, PostbackStep, RejectionStep};
 use worker::js_sys;
 use worker::wasm_bindgen::JsCast as _;
 use worker::wasm_bindgen_futures::JsFuture;
@@ -19,13 +20,14 @@ use crate::{config, objects};
 /// A conversion postback, run by the isolate: the request read, the network's object asked when
 /// the core has a question for it, the core's effects carried out, its answer sent.
 /// `method` is the runtime's own: the SDK's `Request::method` reads a method it has no name for
-/// (`PROPFIND`, `LOCK`) as GET.
+/// (`PROPFIND`, `LOCK`) as GET. A rejection (`rejection`: [`conversion::REJECTION_PATH`]) is
+/// read the same way, then kept by [`rejection`].
 pub(crate) async fn postback(
     req: Request,
     env: &Env,
     ctx: &Context,
-    method: &str,
-    query: &str,
+    (method, query): (&str, &str),
+    rejection: bool,
     now_ms: u64,
 ) -> Result<web_sys::Response> {
     let header_secret = req.headers().get(conversion::SECRET_HEADER).ok().flatten();
@@ -43,6 +45,9 @@ pub(crate) async fn postback(
     let Some(config) = config::current(env, ctx, now_ms).await else {
         return respond(http::unavailable(false));
     };
+    if rejection {
+        return self::rejection(env, arrival, &config, now_ms).await;
+    }
     let step = objects::with_counting(env, |isolate| {
         isolate.postback(arrival, &config, || token_key(env), now_ms)
     });
@@ -58,6 +63,26 @@ pub(crate) async fn postback(
     let stranded = objects::with_counting(env, |isolate| isolate.drive_stranded(&config, now_ms));
     carry_out(env, ctx, stranded);
     respond(answered.response)
+}
+
+/// `/rejection`: another system reports a transaction id as rejected. The core reads and
+/// authenticates it; the click's network's object keeps it; the core answers.
+async fn rejection(
+    env: &Env,
+    arrival: PostbackArrival,
+    config: &Config,
+    now_ms: u64,
+) -> Result<web_sys::Response> {
+    let (home, rejecting) = match isolate::rejection(arrival, config, || token_key(env), now_ms) {
+        RejectionStep::Done(response) => return respond(response),
+        RejectionStep::Ask { home, rejecting } => (home, rejecting),
+    };
+    let kept = objects::reject(env, &home, &rejecting).await;
+    let (response, line) = isolate::rejection_answer(&rejecting, kept.as_ref(), now_ms);
+    if let Some(line) = line {
+        console_log!("{line}");
+    }
+    respond(response)
 }
 
 /// `GET /verdict?transaction_id=…`: a click's verdict for the tracker that asks before it pays,

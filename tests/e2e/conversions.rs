@@ -165,3 +165,103 @@ fn a_clicker_can_no_longer_mint_approved_conversions() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn a_third_party_rejection_turns_the_clicks_later_conversion_invalid() {
+    let w = Worker::start(&[]);
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
+    doc["advertisers"][0]["postback_secret"] = "acme-postback-secret".into();
+    doc["rules"] = serde_json::json!([{
+        "id": "mmp", "created_at": "2026-11-01T00:00:00Z", "scope": {"offers": ["1001"]},
+        "level": "conversion", "strategy": {"filters": [{"type": "third_party_rejection"}]}
+    }]);
+    let config = w.state.0.join("rejections.json");
+    std::fs::write(&config, doc.to_string()).unwrap();
+    push_ok(&w, &config);
+    let click = |ip: &str| {
+        let r = w.get(
+            "/c?offer_id=1001&aff_id=net-7",
+            &[("cf-connecting-ip", ip), ("user-agent", BROWSER)],
+        );
+        assert_eq!(r.status, 302, "{}", r.body);
+        tid_of(r.header("location").unwrap()).to_owned()
+    };
+    let (rejected, kept) = (click("192.0.2.70"), click("192.0.2.71"));
+    let reject = |tid: &str, reason: &str, secret: &str| {
+        w.request_with_body(
+            "POST",
+            "/rejection",
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("x-postback-secret", secret),
+            ],
+            &format!("transaction_id={tid}&reason={reason}"),
+        )
+    };
+    // The MMP rejects the first click's install; a repeat of its report changes nothing.
+    let first = reject(&rejected, "click+injection", "acme-postback-secret");
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(
+        first.json(),
+        serde_json::json!({"transaction_id": rejected, "status": "rejected",
+                           "reason": "click injection", "new": true, "judged": true})
+    );
+    let again = reject(&rejected, "another+reason", "acme-postback-secret");
+    assert_eq!(
+        (again.status, &again.json()["reason"], &again.json()["new"]),
+        (200, &"click injection".into(), &false.into())
+    );
+    // Without the advertiser's secret nothing is kept; an id never issued is not found.
+    let forged = reject(&kept, "r", "not-the-postback-secret");
+    assert_eq!(
+        (forged.status, &forged.json()["error"]["code"]),
+        (401, &"unauthorized".into())
+    );
+    let unknown = reject("AQGnot-a-transaction-id", "r", "acme-postback-secret");
+    assert_eq!(
+        (unknown.status, &unknown.json()["error"]["code"]),
+        (404, &"unknown_transaction".into())
+    );
+    // The rejected click's conversion is invalid with the reason; the other's is approved.
+    let postback = |tid: &str| {
+        w.get(
+            &format!("/postback?transaction_id={tid}&event=install&secret=acme-postback-secret"),
+            &[],
+        )
+    };
+    let invalid = postback(&rejected);
+    assert_eq!(invalid.json()["status"], "invalid", "{}", invalid.body);
+    assert_eq!(
+        invalid.json()["reasons"],
+        serde_json::json!(["third_party_rejection"])
+    );
+    assert_eq!(postback(&kept).json()["status"], "approved");
+    let line = w
+        .wait_for(Duration::from_secs(5), || {
+            w.events("conversion")
+                .into_iter()
+                .find(|e| e["status"] == "invalid")
+        })
+        .expect("the invalid conversion's line");
+    assert_eq!(line["reasons"][0]["code"], "third_party_rejection");
+    assert!(
+        line["reasons"][0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.ends_with("click injection")),
+        "{line}"
+    );
+    // Each report is logged, the repeat as not new.
+    let rejections = w
+        .wait_for(Duration::from_secs(5), || {
+            let l = w.events("rejection");
+            (l.len() >= 2).then_some(l)
+        })
+        .expect("the rejections' lines");
+    let new: Vec<&serde_json::Value> = rejections.iter().map(|l| &l["new"]).collect();
+    assert_eq!(
+        new,
+        [&true.into(), &serde_json::Value::from(false)],
+        "{rejections:?}"
+    );
+}

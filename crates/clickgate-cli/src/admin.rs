@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::args::{AdminBlockArgs, Format, ReportArgs};
+use crate::args::{AdminBlockArgs, Format, RejectArgs, ReportArgs};
 use crate::Failure;
 
 /// How long a connection may take to open, and a whole call to finish: the Worker answers an admin
@@ -64,6 +64,56 @@ pub fn explain(transaction_id: &str, base: &str) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `reject`: reports a transaction id as rejected, with the click's advertiser's postback secret
+/// (not the admin token: the advertiser's side is who rejects), and prints the rejection kept.
+pub fn reject(a: &RejectArgs) -> Result<(), Failure> {
+    let secret = std::env::var("CLICKGATE_POSTBACK_SECRET").map_err(|_| {
+        Failure::Usage("set CLICKGATE_POSTBACK_SECRET to the advertiser's postback_secret".into())
+    })?;
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("transaction_id", &a.transaction_id)
+        .append_pair("reason", &a.reason)
+        .finish();
+    let url = format!("{}/rejection", a.url.trim_end_matches('/'));
+    let fault = |e: ureq::Error| Failure::Io(format!("POST {url}: {e}"));
+    let mut answer = agent()
+        .post(&url)
+        .header(clickgate_core::conversion::SECRET_HEADER, &secret)
+        .content_type("application/x-www-form-urlencoded")
+        .send(&body)
+        .map_err(fault)?;
+    let status = answer.status();
+    let text = answer
+        .body_mut()
+        .with_config()
+        .limit(MAX_ANSWER_BYTES)
+        .lossy_utf8(true)
+        .read_to_string()
+        .map_err(fault)?;
+    if status != 200 {
+        return Err(Failure::Io(format!(
+            "POST {url}: the Worker answered {}: {}",
+            status.as_u16(),
+            text.trim()
+        )));
+    }
+    println!("{text}");
+    Ok(())
+}
+
+/// How the command line calls the Worker: bounded waits, no redirects (a secret goes only where
+/// it was sent), every status read rather than raised.
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .timeout_global(Some(CALL_TIMEOUT))
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .user_agent(concat!("clickgate/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into()
+}
+
 /// Calls the Worker's admin API, a POST of the JSON `body` if there is one, else a GET, and returns
 /// the answer of a 200. Anything else is an error naming the call and what came back; redirects
 /// are not followed, so the token goes only where it was sent.
@@ -80,14 +130,7 @@ fn admin_token(from_env: Option<String>) -> Result<String, Failure> {
 
 fn call(base: &str, path: &str, body: Option<&str>, token: &str) -> Result<String, Failure> {
     let url = format!("{}{path}", base.trim_end_matches('/'));
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(CONNECT_TIMEOUT))
-        .timeout_global(Some(CALL_TIMEOUT))
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .user_agent(concat!("clickgate/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into();
+    let agent = agent();
     let bearer = format!("Bearer {token}");
     let method = if body.is_some() { "POST" } else { "GET" };
     let fault = |e: ureq::Error| Failure::Io(format!("{method} {url}: {e}"));

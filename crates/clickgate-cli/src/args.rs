@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
              links, and call the Worker's admin API",
     after_help = "environment:
   CLICKGATE_ADMIN_TOKEN   the Worker's ADMIN_TOKEN secret, for block, unblock, report and explain
+  CLICKGATE_POSTBACK_SECRET   the click's advertiser's postback_secret, for reject
   WRANGLER   the wrangler command to run (default: node_modules/.bin/wrangler next to wrangler.toml)",
     arg_required_else_help = true
 )]
@@ -65,6 +66,14 @@ pub enum Command {
     /// Print everything behind one click's verdict, by its transaction id.
     #[command(args_override_self = true)]
     Explain(ExplainArgs),
+    /// Report a transaction id as rejected by another system (an MMP, a tracker), with its reason.
+    ///
+    /// Sent to the Worker's /rejection with the click's advertiser's postback secret
+    /// (CLICKGATE_POSTBACK_SECRET); the click's later conversions are judged invalid
+    /// (third_party_rejection) under a rule carrying that filter. Reporting it again changes
+    /// nothing.
+    #[command(args_override_self = true)]
+    Reject(RejectArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish or powershell) on stdout.
     ///
     /// For example: `clickgate completions bash > ~/.local/share/bash-completion/completions/clickgate`.
@@ -215,6 +224,19 @@ pub enum Format {
     Json,
     /// The Worker's CSV as it sent it.
     Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct RejectArgs {
+    /// The click's transaction id (the `tid` of its redirect, `transaction_id` in the log).
+    #[arg(long)]
+    pub transaction_id: String,
+    /// Why the other system rejected it, kept with the click (up to 128 bytes).
+    #[arg(long)]
+    pub reason: String,
+    /// Where the Worker answers, e.g. https://track.example.com.
+    #[arg(long, value_name = "BASE_URL")]
+    pub url: String,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@
 //! clickgate network (block | unblock) NETWORK --url BASE_URL --by WHO   (also: clickgate block ...)
 //! clickgate report --url BASE_URL [--from DATE] [--to DATE] [--group-by G,G] [--format table|json|csv]
 //! clickgate explain TRANSACTION_ID --url BASE_URL
+//! clickgate reject --transaction-id ID --reason TEXT --url BASE_URL
 //! clickgate completions (bash | zsh | fish | elvish | powershell)
 //! ```
 //!
@@ -80,6 +81,7 @@ fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Result<()
         }
         Command::Report(a) => admin::report(&a),
         Command::Explain(a) => admin::explain(&a.transaction_id, &a.url),
+        Command::Reject(a) => admin::reject(&a),
         Command::Completions { shell } => {
             completions(shell, &mut std::io::stdout().lock());
             Ok(())
@@ -326,5 +328,28 @@ mod tests {
         }
         assert!(matches!(run_words(&["completions", "bash"]), Ok(())));
         assert_eq!(refused(&["completions", "tcsh"]).0, ErrorKind::InvalidValue);
+    }
+
+    #[test]
+    fn reject_takes_the_transaction_id_the_reason_and_the_worker() {
+        let words = [
+            "reject",
+            "--transaction-id",
+            "AQG",
+            "--reason",
+            "install rejected",
+            "--url",
+            "u",
+        ];
+        let Command::Reject(a) = parsed(&words).command else {
+            panic!("not a rejection");
+        };
+        assert_eq!(
+            (a.transaction_id.as_str(), a.reason.as_str(), a.url.as_str()),
+            ("AQG", "install rejected", "u")
+        );
+        let (kind, msg) = refused(&["reject", "--transaction-id", "AQG", "--url", "u"]);
+        assert_eq!(kind, ErrorKind::MissingRequiredArgument);
+        assert!(msg.contains("--reason"), "{msg}");
     }
 }

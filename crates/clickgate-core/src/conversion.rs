@@ -10,7 +10,10 @@
 //!   outside the window of the rule that judges the offer's conversions (level `conversion` or
 //!   `both`);
 //! - `duplicate_conversion`: a conversion for the same click and event was already reported (the
-//!   network's Durable Object remembers it; see [`Judging::duplicate_key`]).
+//!   network's Durable Object remembers it; see [`Judging::duplicate_key`]);
+//! - `third_party_rejection`: another system reported the click's transaction id as rejected
+//!   (`POST /rejection`, see [`Rejecting`]), and the offer's conversion rule carries the
+//!   `third_party_rejection` filter; the object keeps the rejection beside the click's records.
 //!
 //! Only conversions in status `approved` (the default), `hold` or `pending` are judged.
 //!
@@ -29,6 +32,8 @@ use crate::click::Id;
 use crate::config::postbacks::{PostbackPolicy, MAX_FIELD_LEN};
 use crate::config::Config;
 use crate::fault::{Blame, Fault};
+use crate::filters::third_party_rejection::ThirdPartyRejection;
+use crate::filters::FilterKind;
 use crate::hll::hash64;
 use crate::log::JsonLine;
 use crate::template::MacroValues;
@@ -40,6 +45,8 @@ pub const INVALID_MESSAGE: &str = "clickgate flagged the conversion as fraudulen
 pub const DUPLICATE_WINDOW_MS: u64 = 90 * 86_400_000;
 /// The header that may carry the advertiser's postback secret instead of the `secret` parameter.
 pub const SECRET_HEADER: &str = "x-postback-secret";
+/// Where another system reports a transaction id as rejected (see [`Rejecting`]).
+pub const REJECTION_PATH: &str = "/rejection";
 /// The largest `POST /postback` form body: its few fields at their limits fit many times over.
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
 
@@ -94,7 +101,7 @@ pub fn forward_line(
 }
 
 /// What the network's object knows of a conversion before it is judged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seen {
     /// Neither this click's event nor too many approvals for the click.
     Fresh,
@@ -102,6 +109,9 @@ pub enum Seen {
     Duplicate,
     /// The click already has its advertiser's `max_approved_per_click` approved conversions.
     Capped,
+    /// Another system reported the click rejected, for this reason (asked only when the
+    /// conversion's rule carries `third_party_rejection`).
+    Rejected(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,6 +238,8 @@ pub struct Judging {
     /// The click's advertiser: its listed offer's, or for an offer the document does not list,
     /// the advertiser of the link profile the click came in by.
     pub advertiser_id: Option<Id>,
+    /// Where the object keeps the click's rejection, when the conversion's rule asks for it.
+    pub rejection_key: Option<String>,
 }
 
 /// The postback policy of the click's advertiser. An offer removed from the config takes with it
@@ -352,6 +364,9 @@ impl Judging {
         let judged = matches!(postback.status.as_str(), "approved" | "hold" | "pending");
         let rule = config.conversion_rule(&click.offer_id, &click.aff_id);
         let mut reasons = Vec::new();
+        let rejection_key = rule
+            .filter(|r| judged && r.filters.iter().any(carries_rejections))
+            .map(|_| rejection_key(&postback.transaction_id));
         if judged {
             match click.verdict {
                 TokenVerdict::Redirected => {}
@@ -384,6 +399,7 @@ impl Judging {
             authenticated,
             policy,
             advertiser_id,
+            rejection_key,
         })
     }
 
@@ -456,6 +472,9 @@ impl Judging {
                     self.policy.max_approved_per_click
                 ),
             )),
+            Seen::Rejected(reason) => self
+                .reasons
+                .push(ThirdPartyRejection::judge_rejected(&reason)),
         }
         let status = match (self.judged, self.reasons.is_empty()) {
             (false, _) => ConversionStatus::NotJudged,
@@ -467,6 +486,155 @@ impl Judging {
             judging: self,
         }
     }
+}
+
+fn carries_rejections(filter: &crate::config::rules::Filter) -> bool {
+    matches!(filter.kind, FilterKind::ThirdPartyRejection(_))
+}
+
+/// The key under which a click's rejection is kept in its network's object: `rj/` and the hash of
+/// its transaction id, so a conversion finds it from the id alone.
+pub fn rejection_key(transaction_id: &str) -> String {
+    format!("rj/{:016x}", hash64(transaction_id.as_bytes()))
+}
+
+/// A transaction id another system reports as rejected (`POST /rejection`, `clickgate reject`):
+/// an MMP that rejected the install, a tracker that rejected the conversion. Only with the click's
+/// advertiser's postback secret, as `/verdict`: the id travels in the landing URL, so a clicker
+/// could otherwise reject clicks that are not theirs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejecting {
+    pub transaction_id: String,
+    pub reason: String,
+    /// The click's network: its object keeps the rejection.
+    pub network: Id,
+    /// [`rejection_key`] of the transaction id.
+    pub key: String,
+    /// Kept until then: as long as a conversion record, counted from now.
+    pub expires_ms: u64,
+    /// Whether the rule judging the offer's conversions carries `third_party_rejection` now; a
+    /// rejection is kept either way, for a rule that takes the filter up later.
+    pub judged: bool,
+}
+
+impl Rejecting {
+    /// Reads `transaction_id`, `reason` and `secret` (or the [`SECRET_HEADER`] header) and opens
+    /// the transaction id. A forged or damaged id is [`PostbackError::UnknownTransaction`]; an
+    /// advertiser without a secret cannot reject.
+    pub fn new(
+        config: &Config,
+        key: &TokenKey,
+        params: &str,
+        header_secret: Option<String>,
+        now_ms: u64,
+    ) -> Result<Rejecting, PostbackError> {
+        let (mut tid, mut reason, mut secret) = (None, None, None);
+        for (name, value) in form_urlencoded::parse(params.as_bytes()) {
+            let (slot, name) = match name.as_ref() {
+                "transaction_id" => (&mut tid, "transaction_id"),
+                "reason" => (&mut reason, "reason"),
+                "secret" => (&mut secret, "secret"),
+                _ => continue,
+            };
+            if value.len() > MAX_FIELD_LEN * 2 {
+                return Err(PostbackError::Invalid {
+                    name,
+                    problem: "is too long".into(),
+                });
+            }
+            if slot.replace(value.into_owned()).is_some() {
+                return Err(PostbackError::Invalid {
+                    name,
+                    problem: "is given more than once".into(),
+                });
+            }
+        }
+        let transaction_id = tid
+            .filter(|t| !t.is_empty())
+            .ok_or(PostbackError::Missing("transaction_id"))?;
+        let reason = reason
+            .filter(|r| !r.trim().is_empty())
+            .ok_or(PostbackError::Missing("reason"))?;
+        if reason.len() > MAX_FIELD_LEN {
+            return Err(PostbackError::Invalid {
+                name: "reason",
+                problem: format!("must be at most {MAX_FIELD_LEN} bytes"),
+            });
+        }
+        let click = ClickToken::open(&transaction_id, key)
+            .map_err(|e| PostbackError::UnknownTransaction(e.to_string()))?;
+        let presented = secret.or(header_secret);
+        let (_, _, authenticated) = authenticate(config, &click, presented.as_deref())?;
+        if !authenticated {
+            return Err(PostbackError::Unauthorized);
+        }
+        let judged = config
+            .conversion_rule(&click.offer_id, &click.aff_id)
+            .is_some_and(|r| r.filters.iter().any(carries_rejections));
+        Ok(Rejecting {
+            key: rejection_key(&transaction_id),
+            transaction_id,
+            reason,
+            network: click.aff_id,
+            expires_ms: now_ms.max(click.issued_ms) + DUPLICATE_WINDOW_MS,
+            judged,
+        })
+    }
+
+    /// The answer to the reporting system: the reason kept (the first one reported, when the id
+    /// was rejected before: a repeated report changes nothing), and whether this report was new.
+    pub fn answer(&self, kept: &Rejected) -> String {
+        JsonLine::new()
+            .str("transaction_id", &self.transaction_id)
+            .str("status", "rejected")
+            .str("reason", &kept.reason)
+            .bool("new", kept.new)
+            .bool("judged", self.judged)
+            .finish()
+    }
+}
+
+/// What the network's object holds of a click's rejection after a report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    pub reason: String,
+    /// False when the click was already rejected: the report was a repeat.
+    pub new: bool,
+}
+
+/// The reason a stored rejection (`{expires ms}\n{reason}`) gives, while it has not expired.
+pub fn stored_rejection(value: &str, now_ms: u64) -> Option<&str> {
+    let (expires, reason) = value.split_once('\n')?;
+    (expires.parse::<u64>().ok()? >= now_ms).then_some(reason)
+}
+
+/// The object's step for a rejection report, given what it holds under the key: the rejection
+/// kept, and the value to store when it changes. The first unexpired reason stays, so a report
+/// sent twice (a retry whose answer was lost) is answered the same and writes nothing.
+pub fn reject_step(
+    stored: Option<&str>,
+    reason: &str,
+    expires_ms: u64,
+    now_ms: u64,
+) -> (Rejected, Option<String>) {
+    if let Some(kept) = stored.and_then(|v| stored_rejection(v, now_ms)) {
+        let rejected = Rejected {
+            reason: kept.to_owned(),
+            new: false,
+        };
+        return (rejected, None);
+    }
+    let rejected = Rejected {
+        reason: reason.to_owned(),
+        new: true,
+    };
+    (rejected, Some(format!("{expires_ms}\n{reason}")))
+}
+
+/// Whether a stored rejection is past its expiry (or unreadable): what the object's daily sweep
+/// deletes.
+pub fn rejection_expired(key: &str, value: &str, now_ms: u64) -> bool {
+    key.starts_with("rj/") && stored_rejection(value, now_ms).is_none()
 }
 
 /// The storage keys of a click's `max` approval slots under its approvals key (see
@@ -1022,6 +1190,168 @@ mod tests {
             ["advertisers[0].max_approved_per_click: must be a whole number from 1 to 100, found 4294967297"]
         );
         assert!(problems(r#"[{"id": "a", "max_approved_per_click": 100}]"#).is_empty());
+    }
+
+    /// Offer 1's conversions are judged by a rule reading rejections; offer 2 has no rule.
+    fn rejecting_config(advertiser: &str) -> Config {
+        Config::compile(&format!(
+            r#"{{"version": 1, "advertisers": [{advertiser}],
+                "offers": [{{"id": "1", "advertiser_id": "acme", "landing_url": "https://x.example/"}},
+                           {{"id": "2", "advertiser_id": "acme", "landing_url": "https://x.example/"}}],
+                "rules": [{{"id": "mmp", "created_at": "2026-11-01", "scope": {{"offers": ["1"]}},
+                           "level": "conversion",
+                           "strategy": {{"filters": [{{"type": "third_party_rejection"}}]}}}}]}}"#
+        ))
+        .unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    const ACME: &str = r#"{"id": "acme", "postback_secret": "acme-postback-secret"}"#;
+
+    #[test]
+    fn a_rejection_needs_a_transaction_id_we_issued_a_reason_and_the_advertisers_secret() {
+        let config = rejecting_config(ACME);
+        let t = tid("1", TokenVerdict::Redirected, NOW - 600_000);
+        let reject = |q: &str, header: Option<&str>| {
+            Rejecting::new(&config, &key(), q, header.map(str::to_owned), NOW)
+        };
+        let ok = reject(
+            &format!("transaction_id={t}&reason=install+rejected&secret=acme-postback-secret"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            (ok.network.as_str(), ok.reason.as_str(), ok.judged),
+            ("net-7", "install rejected", true)
+        );
+        assert_eq!(ok.key, rejection_key(&t));
+        assert_eq!(ok.expires_ms, NOW + DUPLICATE_WINDOW_MS);
+        // The header carries the secret as for a postback.
+        let by_header = reject(
+            &format!("transaction_id={t}&reason=r"),
+            Some("acme-postback-secret"),
+        );
+        assert!(by_header.is_ok());
+        // Bad auth: none, a wrong one.
+        for q in [
+            format!("transaction_id={t}&reason=r"),
+            format!("transaction_id={t}&reason=r&secret=acme-postback-secre"),
+        ] {
+            assert_eq!(reject(&q, None), Err(PostbackError::Unauthorized), "{q}");
+        }
+        // An id this filter never issued, or one damaged on the way.
+        let forged = format!("{}x", &t[..t.len() - 1]);
+        for q in [
+            "transaction_id=nope&reason=r&secret=acme-postback-secret".to_owned(),
+            format!("transaction_id={forged}&reason=r&secret=acme-postback-secret"),
+        ] {
+            assert!(
+                matches!(reject(&q, None), Err(PostbackError::UnknownTransaction(_))),
+                "{q}"
+            );
+        }
+        let missing = |q: &str| reject(q, None).unwrap_err();
+        assert_eq!(
+            missing("reason=r"),
+            PostbackError::Missing("transaction_id")
+        );
+        assert_eq!(
+            missing(&format!("transaction_id={t}&reason=+")),
+            PostbackError::Missing("reason")
+        );
+        let long = "r".repeat(MAX_FIELD_LEN + 1);
+        assert!(matches!(
+            missing(&format!("transaction_id={t}&reason={long}")),
+            PostbackError::Invalid { name: "reason", .. }
+        ));
+        // Offer 2's conversions read no rejections: kept all the same, and the answer says so.
+        let t2 = tid("2", TokenVerdict::Redirected, NOW - 600_000);
+        let unread = reject(
+            &format!("transaction_id={t2}&reason=r&secret=acme-postback-secret"),
+            None,
+        )
+        .unwrap();
+        assert!(!unread.judged);
+    }
+
+    #[test]
+    fn an_advertiser_without_a_secret_cannot_reject() {
+        let config = rejecting_config(r#"{"id": "acme"}"#);
+        let t = tid("1", TokenVerdict::Redirected, NOW - 600_000);
+        let q = format!("transaction_id={t}&reason=r");
+        assert_eq!(
+            Rejecting::new(&config, &key(), &q, None, NOW),
+            Err(PostbackError::Unauthorized)
+        );
+    }
+
+    #[test]
+    fn a_rejection_is_kept_once_with_its_first_reason_until_it_expires() {
+        let (first, write) = reject_step(None, "click injection", NOW + 10, NOW);
+        assert_eq!(
+            first,
+            Rejected {
+                reason: "click injection".into(),
+                new: true
+            }
+        );
+        let stored = write.unwrap();
+        assert_eq!(stored_rejection(&stored, NOW + 10), Some("click injection"));
+        // Sent again, with another reason: nothing changes.
+        let (again, write) = reject_step(Some(&stored), "other", NOW + 20, NOW + 1);
+        assert_eq!(
+            (again.reason.as_str(), again.new, write),
+            ("click injection", false, None)
+        );
+        // Past its expiry it is gone: the sweep deletes it, a new report starts afresh.
+        assert_eq!(stored_rejection(&stored, NOW + 11), None);
+        assert!(rejection_expired("rj/00ff", &stored, NOW + 11));
+        assert!(!rejection_expired("rj/00ff", &stored, NOW + 10));
+        assert!(rejection_expired("rj/00ff", "garbage", NOW));
+        assert!(!rejection_expired("cv/00ff", "garbage", NOW));
+        assert!(
+            reject_step(Some(&stored), "later", NOW + 90, NOW + 11)
+                .0
+                .new
+        );
+    }
+
+    #[test]
+    fn a_rejected_clicks_conversion_is_invalid_with_the_reason_given() {
+        let config = rejecting_config(ACME);
+        let t = tid("1", TokenVerdict::Redirected, NOW - 600_000);
+        let judging = |offer_tid: &str| {
+            let q = format!("transaction_id={offer_tid}&secret=acme-postback-secret");
+            Judging::new(&config, &key(), parse(&q).unwrap(), NOW).unwrap()
+        };
+        let j = judging(&t);
+        assert_eq!(j.rejection_key, Some(rejection_key(&t)));
+        let o = j.finish(Some(Seen::Rejected("install rejected by the MMP".into())));
+        assert_eq!(
+            (o.status.as_str(), codes(&o)),
+            ("invalid", vec!["third_party_rejection"])
+        );
+        assert!(o.log_line(NOW).contains("install rejected by the MMP"));
+        // The report counts it among the invalid conversions' reasons.
+        let tally = crate::report::Tally::conversion(&o);
+        assert_eq!(
+            (
+                tally.invalid,
+                tally.conversion_reasons.get("third_party_rejection")
+            ),
+            (1, Some(&1))
+        );
+        // Not rejected: approved as ever.
+        assert_eq!(
+            judging(&t).finish(Some(Seen::Fresh)).status.as_str(),
+            "approved"
+        );
+        // A rule without the filter does not ask.
+        let t2 = tid("2", TokenVerdict::Redirected, NOW - 600_000);
+        assert_eq!(judging(&t2).rejection_key, None);
+        // A status that is not judged does not ask either.
+        let q = format!("transaction_id={t}&status=declined&secret=acme-postback-secret");
+        let declined = Judging::new(&config, &key(), parse(&q).unwrap(), NOW).unwrap();
+        assert_eq!(declined.rejection_key, None);
     }
 
     #[cfg(not(target_arch = "wasm32"))]

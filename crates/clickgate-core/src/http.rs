@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::admin::{Action, AdminError};
 use crate::click::RequestError;
-use crate::conversion::{ConversionOutcome, PostbackError};
+use crate::conversion::{self, ConversionOutcome, PostbackError};
 use crate::decide::ClickOutcome;
 use crate::flood::FloodBlock;
 use crate::log::push_json_str;
@@ -162,6 +162,24 @@ pub fn postback_response(outcome: &ConversionOutcome) -> HttpResponse {
 pub fn verdict_response(answer: Result<String, PostbackError>) -> HttpResponse {
     match answer {
         Ok(body) => HttpResponse::new(200, JSON, body, false),
+        Err(e) => postback_error(&e),
+    }
+}
+
+/// The answer to a rejection report: the rejection the object keeps, or why it was refused. A
+/// transaction id this filter never issued is 404: there is no click to reject, and the reporting
+/// system should not retry it. `None` from the object: it could not say, so retry.
+pub fn rejection_response(
+    answer: Result<(&conversion::Rejecting, Option<&conversion::Rejected>), PostbackError>,
+) -> HttpResponse {
+    match answer {
+        Ok((rejecting, Some(kept))) => HttpResponse::new(200, JSON, rejecting.answer(kept), false),
+        Ok((_, None)) => unavailable(false),
+        Err(e @ PostbackError::UnknownTransaction(_)) => {
+            let mut r = postback_error(&e);
+            r.status = 404;
+            r
+        }
         Err(e) => postback_error(&e),
     }
 }

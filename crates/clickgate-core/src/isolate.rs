@@ -22,12 +22,12 @@ use std::sync::Arc;
 use crate::click::{self, Arrived, ClickParams, ClientInfo, Id, RequestError, Sent};
 use crate::config::networks::ReplayCheck;
 use crate::config::Config;
-use crate::conversion::{self, Judging, Seen};
+use crate::conversion::{self, Judging, Rejected, Rejecting, Seen};
 use crate::decide::{decide, reads_sent, servable_offer, Observed};
 use crate::flood::Thresholds;
 use crate::http::{self, click_response, HttpResponse};
 use crate::ip::client_ip;
-use crate::log::fault_line;
+use crate::log::{fault_line, JsonLine};
 use crate::network::click_ids::{Asked, AskedAfter, Detected, Outbox, Questions, Step, Ticket};
 use crate::network::home::Home;
 use crate::network::keys::ClickKeys;
@@ -265,6 +265,16 @@ pub struct SeenQuestion {
     pub expires_ms: u64,
     pub counts: bool,
     pub approvals: Option<(String, u32)>,
+    /// The click's rejection key, when the conversion's rule reads rejections.
+    pub rejection: Option<String>,
+}
+
+/// Where a rejection report stands after [`rejection`]: answered, or waiting for the click's
+/// network's object to keep it ([`rejection_answer`] finishes it).
+#[derive(Debug)]
+pub enum RejectionStep {
+    Done(HttpResponse),
+    Ask { home: Home, rejecting: Rejecting },
 }
 
 /// A conversion waiting for its network's object, judged on everything but that answer.
@@ -584,6 +594,7 @@ impl Isolate {
                     expires_ms,
                     counts: pending.judging.counts_toward_flood(),
                     approvals: pending.judging.approvals_key(),
+                    rejection: pending.judging.rejection_key.clone(),
                 },
                 pending,
             },
@@ -687,6 +698,47 @@ impl Isolate {
 /// the code of the click path (wasm is compiled function by function on first use) and builds the
 /// bot patterns then, and not inside the first real click's CPU budget. Returns what it ran, with a
 /// byte count so the work cannot be optimised away.
+/// Another system's rejection of a transaction id under the config in force, up to its answer
+/// or its question to the click's network's object. `key` as for [`Isolate::postback`].
+pub fn rejection(
+    arrival: PostbackArrival,
+    config: &Config,
+    key: impl FnOnce() -> Option<TokenKey>,
+    now_ms: u64,
+) -> RejectionStep {
+    let Some(key) = key() else {
+        return RejectionStep::Done(http::unavailable(false));
+    };
+    match Rejecting::new(config, &key, &arrival.params, arrival.header_secret, now_ms) {
+        Ok(rejecting) => RejectionStep::Ask {
+            home: Home::of(config, &rejecting.network),
+            rejecting,
+        },
+        Err(e) => RejectionStep::Done(http::rejection_response(Err(e))),
+    }
+}
+
+/// The answer to a rejection given what the object kept (`None`: it did not answer), and its line
+/// in the decision log.
+pub fn rejection_answer(
+    rejecting: &Rejecting,
+    kept: Option<&Rejected>,
+    now_ms: u64,
+) -> (HttpResponse, Option<String>) {
+    let line = kept.map(|kept| {
+        JsonLine::new()
+            .str("event", "rejection")
+            .str("ts", &crate::time::rfc3339_ms(now_ms))
+            .str("transaction_id", &rejecting.transaction_id)
+            .str("aff_id", rejecting.network.as_str())
+            .str("reason", &kept.reason)
+            .bool("new", kept.new)
+            .bool("judged", rejecting.judged)
+            .finish()
+    });
+    (http::rejection_response(Ok((rejecting, kept))), line)
+}
+
 pub fn warm_up() -> WarmedUp {
     let mut done = WarmedUp::default();
     const CONFIG: &str = r#"{"version": 1, "advertisers": [{"id": "a"}],
@@ -1442,6 +1494,117 @@ mod tests {
             };
             assert_eq!(answered.response.status, 503);
             assert!(answered.effects.is_empty(), "{:?}", answered.effects);
+        }
+
+        /// Offer 1's advertiser with a secret, its conversions judged by a rule reading rejections.
+        fn rejecting() -> Config {
+            Config::compile(
+                r#"{"version": 1,
+                    "advertisers": [{"id": "adv", "postback_secret": "adv-postback-secret"}],
+                    "offers": [{"id": "1", "advertiser_id": "adv", "landing_url": "https://x.example/"}],
+                    "rules": [{"id": "mmp", "created_at": "2026-11-01", "scope": {"offers": ["1"]},
+                               "level": "conversion", "strategy": "mobile_cpi"}]}"#,
+            )
+            .unwrap()
+        }
+
+        fn reject(query: &str) -> RejectionStep {
+            rejection(arrive(query), &rejecting(), || Some(key()), T0)
+        }
+
+        fn body(response: &HttpResponse) -> Value {
+            serde_json::from_str(&response.body).unwrap()
+        }
+
+        #[test]
+        fn a_rejection_asks_the_click_s_network_object_and_answers_what_it_kept() {
+            let t = tid(TokenVerdict::Redirected);
+            let query =
+                format!("transaction_id={t}&reason=install+rejected&secret=adv-postback-secret");
+            let RejectionStep::Ask { home, rejecting: r } = reject(&query) else {
+                panic!("answered without asking");
+            };
+            assert_eq!(home, Home::of(&rejecting(), &id("net-7")));
+            assert_eq!(r.key, conversion::rejection_key(&t));
+            let kept = Rejected {
+                reason: "install rejected".into(),
+                new: true,
+            };
+            let (response, line) = rejection_answer(&r, Some(&kept), T0);
+            assert_eq!(response.status, 200);
+            assert_eq!(
+                body(&response),
+                serde_json::json!({"transaction_id": t, "status": "rejected",
+                                   "reason": "install rejected", "new": true, "judged": true})
+            );
+            let line: Value = serde_json::from_str(&line.unwrap()).unwrap();
+            assert_eq!(
+                (&line["event"], &line["reason"], &line["aff_id"]),
+                (
+                    &"rejection".into(),
+                    &"install rejected".into(),
+                    &"net-7".into()
+                )
+            );
+            // The object did not answer: retry later, nothing logged as kept.
+            let (response, line) = rejection_answer(&r, None, T0);
+            assert_eq!((response.status, line), (503, None));
+        }
+
+        #[test]
+        fn an_unknown_transaction_is_404_and_bad_auth_401_without_asking() {
+            let unknown = reject("transaction_id=nope&reason=r&secret=adv-postback-secret");
+            let RejectionStep::Done(response) = unknown else {
+                panic!("asked about an id never issued");
+            };
+            assert_eq!(response.status, 404);
+            assert_eq!(body(&response)["error"]["code"], "unknown_transaction");
+            let t = tid(TokenVerdict::Redirected);
+            for query in [
+                format!("transaction_id={t}&reason=r"),
+                format!("transaction_id={t}&reason=r&secret=wrong-postback-secret"),
+            ] {
+                let RejectionStep::Done(response) = reject(&query) else {
+                    panic!("asked without the secret: {query}");
+                };
+                assert_eq!(response.status, 401, "{query}");
+            }
+            let RejectionStep::Done(response) = reject(&format!("transaction_id={t}")) else {
+                panic!("asked without a reason");
+            };
+            assert_eq!(response.status, 400);
+            let step = rejection(
+                arrive("transaction_id=x&reason=r"),
+                &rejecting(),
+                || None,
+                T0,
+            );
+            assert!(matches!(step, RejectionStep::Done(r) if r.status == 503));
+        }
+
+        #[test]
+        fn a_conversion_under_a_rule_reading_rejections_asks_for_the_click_s_rejection() {
+            let t = tid(TokenVerdict::Redirected);
+            let query = format!("transaction_id={t}&secret=adv-postback-secret");
+            let step =
+                counting().postback(arrive(&query), &Arc::new(rejecting()), || Some(key()), T0);
+            let PostbackStep::Ask { question, pending } = step else {
+                panic!("answered without asking");
+            };
+            assert_eq!(question.rejection, Some(conversion::rejection_key(&t)));
+            let answered =
+                counting().resume_postback(pending, Some(Seen::Rejected("fraud".into())));
+            assert_eq!(
+                body(&answered.response)["reasons"],
+                serde_json::json!(["third_party_rejection"])
+            );
+            // The forwarding config's offer has no such rule: nothing is asked.
+            let plain = format!("transaction_id={t}");
+            let PostbackStep::Ask { question, .. } = postback(&mut counting(), arrive(&plain))
+            else {
+                panic!("answered without asking");
+            };
+            assert_eq!(question.rejection, None);
         }
     }
 }

@@ -75,6 +75,7 @@ reason_codes! {
     DuplicateConversion => "duplicate_conversion",
     ApprovedPerClick => "approved_per_click",
     PreviewClick => "preview_click",
+    ThirdPartyRejection => "third_party_rejection",
 }
 
 impl std::fmt::Display for ReasonCode {

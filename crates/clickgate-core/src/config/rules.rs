@@ -20,7 +20,8 @@ use crate::filters::{
     bot::BotSettings, datacenter_vpn::DatacenterVpn, duplicate_ip::DuplicateIp,
     fraud_database::FraudDatabase, geo::OfferGeo, max_click_to_conversion::MaxClickToConversion,
     min_click_to_conversion::MinClickToConversion, old_os_browser::MinVersions, referrer::Referrer,
-    sub_id_validity::SubIdValidity, FilterKind, Settings,
+    sub_id_validity::SubIdValidity, third_party_rejection::ThirdPartyRejection, FilterKind,
+    Settings,
 };
 use crate::template::Template;
 use crate::time::parse_instant;
@@ -200,6 +201,7 @@ pub fn preset(name: &str) -> Option<Vec<Filter>> {
         FilterKind::OldOsBrowser(MinVersions::default()),
         FilterKind::MinClickToConversion(MinClickToConversion { seconds: min_ctc }),
         FilterKind::MaxClickToConversion(MaxClickToConversion { seconds: max_ctc }),
+        FilterKind::ThirdPartyRejection(ThirdPartyRejection),
     ];
     if let Some(max) = sub_ids {
         kinds.push(FilterKind::SubIdValidity(SubIdValidity { max }));
@@ -682,6 +684,7 @@ mod tests {
                 FilterKind::OldOsBrowser(MinVersions::default()),
                 FilterKind::MinClickToConversion(MinClickToConversion { seconds: min_s }),
                 FilterKind::MaxClickToConversion(MaxClickToConversion { seconds: max_s }),
+                FilterKind::ThirdPartyRejection(ThirdPartyRejection),
             ];
             expected.extend(sub_ids.map(|max| FilterKind::SubIdValidity(SubIdValidity { max })));
             let expected: Vec<Filter> = expected.into_iter().map(Filter::new).collect();
@@ -747,6 +750,181 @@ mod tests {
                     .iter()
                     .any(|f| f.kind == FilterKind::Bot(BotSettings::default())),
                 "{name}"
+            );
+        }
+    }
+
+    /// How a preset carries one row of a published table: by a filter with these settings, or
+    /// not yet, awaiting the filter (`{"type": …}` as the document will write it) that judges it;
+    /// `today` is what the preset carries of the row meanwhile.
+    enum Carry {
+        By(FilterKind),
+        Awaiting {
+            filter: &'static str,
+            today: Option<FilterKind>,
+        },
+    }
+
+    /// Affise's "Advanced Anti-fraud" article, section "Detection strategy", its four tables
+    /// (Mobile CPI, Mobile CPA, Lead Offers, eCommerce), row by row as published: the preset, the
+    /// filter's name and its setting details, and how the preset carries it.
+    // One row a line, as the tables print them.
+    #[rustfmt::skip]
+    fn published_tables() -> Vec<(&'static str, &'static str, &'static str, Carry)> {
+        use Carry::{Awaiting, By};
+        const DAY: u64 = 86_400;
+        let dup_ip = |max| By(FilterKind::DuplicateIp(DuplicateIp { max, window_hours: 24 }));
+        let min = |seconds| By(FilterKind::MinClickToConversion(MinClickToConversion { seconds }));
+        let max = |seconds| By(FilterKind::MaxClickToConversion(MaxClickToConversion { seconds }));
+        let sub_ids = |max| By(FilterKind::SubIdValidity(SubIdValidity { max }));
+        let fraud_db = || By(FilterKind::FraudDatabase(FraudDatabase));
+        let bot = || By(FilterKind::Bot(BotSettings::default()));
+        let vpn = || By(FilterKind::DatacenterVpn(DatacenterVpn));
+        let rejection = || By(FilterKind::ThirdPartyRejection(ThirdPartyRejection));
+        let referrer = || By(FilterKind::Referrer(Referrer));
+        let device = || Awaiting {
+            filter: r#"{"type": "duplicate_device_id"}"#,
+            today: None,
+        };
+        let click_spam = || Awaiting {
+            filter: r#"{"type": "click_spam"}"#,
+            today: None,
+        };
+        let short_sessions = || Awaiting {
+            filter: r#"{"type": "low_session_time"}"#,
+            today: None,
+        };
+        let old_share = |share| Awaiting {
+            filter: share,
+            today: Some(FilterKind::OldOsBrowser(MinVersions::default())),
+        };
+        let none = "No configuration options";
+        let sync = "Sync with other fraud system";
+        let global = "Global IP / Device ID based";
+        vec![
+            // Mobile CPI
+            ("mobile_cpi", "Duplicate IP", "Last 24h / 1 IP (same offer / same affiliate)", dup_ip(1)),
+            ("mobile_cpi", "Duplicate Device ID", "Same offer / All affiliates", device()),
+            ("mobile_cpi", "Fraud Database", global, fraud_db()),
+            ("mobile_cpi", "ClickSpam", "50% > 1h CTIT", click_spam()),
+            ("mobile_cpi", "Low Session Time Anomaly", "50% < 1min CTIT", short_sessions()),
+            ("mobile_cpi", "Min Click To Install Time", "20s", min(20)),
+            ("mobile_cpi", "Bot", none, bot()),
+            ("mobile_cpi", "VPN / Proxies", none, vpn()),
+            ("mobile_cpi", "Third Party Rejection", sync, rejection()),
+            ("mobile_cpi", "Max Click to Conversion Time", "24h", max(DAY)),
+            ("mobile_cpi", "Sub ID Validity Check", "More than 700 SubIDs (per offer + affiliate)", sub_ids(700)),
+            ("mobile_cpi", "Referrer URL", none, referrer()),
+            ("mobile_cpi", "OLD OS / Browser", "60% > Old devices", old_share(r#"{"type": "old_os_browser", "share": 0.6}"#)),
+            // Mobile CPA
+            ("mobile_cpa", "Duplicate IP", "Last 24h / 3 IP (same offer / same affiliate)", dup_ip(3)),
+            ("mobile_cpa", "Duplicate Device ID", "Same offer / All affiliates", device()),
+            ("mobile_cpa", "Fraud Database", global, fraud_db()),
+            ("mobile_cpa", "ClickSpam", "60% > 2h CTIT", click_spam()),
+            ("mobile_cpa", "Low Session Time Anomaly", "60% < 1min CTIT", short_sessions()),
+            ("mobile_cpa", "Min Click To Conversion Time", "15s", min(15)),
+            ("mobile_cpa", "Bot", none, bot()),
+            ("mobile_cpa", "VPN / Proxies", none, vpn()),
+            ("mobile_cpa", "Third Party Rejection", sync, rejection()),
+            ("mobile_cpa", "Max Click to Conversion Time", "24h", max(DAY)),
+            ("mobile_cpa", "Sub ID Validity Check", "More than 700 SubIDs (per offer + affiliate)", sub_ids(700)),
+            ("mobile_cpa", "Referrer URL Blacklist", none, referrer()),
+            ("mobile_cpa", "OLD OS / Browser", "70% > Old devices", old_share(r#"{"type": "old_os_browser", "share": 0.7}"#)),
+            // Lead Offers
+            ("lead", "Duplicate IP", "Last 24h / 1 IP (same offer / same affiliate)", dup_ip(1)),
+            ("lead", "Duplicate Device ID", "No duplicates (same offer / all affiliates)", device()),
+            ("lead", "Fraud Database", global, fraud_db()),
+            ("lead", "Low Session Time Anomaly", "50% < 1min CTIT", short_sessions()),
+            ("lead", "Min Click To Conversion Time", "25s", min(25)),
+            ("lead", "Bot", none, bot()),
+            ("lead", "VPN / Proxies", none, vpn()),
+            ("lead", "Third Party Rejection", sync, rejection()),
+            ("lead", "Max Click to Conversions Time", "24h", max(DAY)),
+            ("lead", "Sub ID Validity Check", "More than 500 SubIDs (per offer + affiliate)", sub_ids(500)),
+            ("lead", "Referrer URL Blacklist", none, referrer()),
+            ("lead", "OLD OS / Browser", "70% > Old devices", old_share(r#"{"type": "old_os_browser", "share": 0.7}"#)),
+            // eCommerce
+            ("ecommerce", "Duplicate IP", "Last 24h / 3 IP (same offer / same affiliate)", dup_ip(3)),
+            ("ecommerce", "Fraud Database", global, fraud_db()),
+            ("ecommerce", "Click Spam", "50% > 24h CTCT", click_spam()),
+            ("ecommerce", "Low Session Time Anomaly", "50% < 1min CTIT", short_sessions()),
+            ("ecommerce", "Min Click To Conversion Time", "40s", min(40)),
+            ("ecommerce", "Bot", none, bot()),
+            ("ecommerce", "VPN / Proxies", "Below 10%", Awaiting {
+                filter: r#"{"type": "datacenter_vpn", "share": 0.1}"#,
+                today: Some(FilterKind::DatacenterVpn(DatacenterVpn)),
+            }),
+            ("ecommerce", "Third Party Rejection", sync, rejection()),
+            ("ecommerce", "Max Click to Conversions Time", "14 days", max(14 * DAY)),
+            ("ecommerce", "Referrer URL Blacklist", none, referrer()),
+            ("ecommerce", "OLD OS / Browser", "70% > Old devices", old_share(r#"{"type": "old_os_browser", "share": 0.7}"#)),
+        ]
+    }
+
+    /// The rows checked once their filters exist: each is in the tables above as `Awaiting`, and
+    /// the filter (or setting) it awaits does not compile yet. A filter that lands fails
+    /// `every_preset_carries_its_published_table_row_by_row` until its rows are carried.
+    const AWAITING_THEIR_FILTERS: [(&str, &str); 15] = [
+        ("mobile_cpi", "Duplicate Device ID"),
+        ("mobile_cpi", "ClickSpam"),
+        ("mobile_cpi", "Low Session Time Anomaly"),
+        ("mobile_cpi", "OLD OS / Browser"),
+        ("mobile_cpa", "Duplicate Device ID"),
+        ("mobile_cpa", "ClickSpam"),
+        ("mobile_cpa", "Low Session Time Anomaly"),
+        ("mobile_cpa", "OLD OS / Browser"),
+        ("lead", "Duplicate Device ID"),
+        ("lead", "Low Session Time Anomaly"),
+        ("lead", "OLD OS / Browser"),
+        ("ecommerce", "Click Spam"),
+        ("ecommerce", "Low Session Time Anomaly"),
+        ("ecommerce", "VPN / Proxies"),
+        ("ecommerce", "OLD OS / Browser"),
+    ];
+
+    #[test]
+    fn every_preset_carries_its_published_table_row_by_row() {
+        let tables = published_tables();
+        let awaiting: Vec<(&str, &str)> = tables
+            .iter()
+            .filter(|(.., carry)| matches!(carry, Carry::Awaiting { .. }))
+            .map(|(preset, filter, ..)| (*preset, *filter))
+            .collect();
+        assert_eq!(awaiting, AWAITING_THEIR_FILTERS, "the rows not yet carried");
+        for name in PRESETS {
+            let filters = preset(name).unwrap();
+            // What the preset must hold: each row's filter, and the offer's own countries, which
+            // the tables leave to the network's offer settings.
+            let mut expected = vec![Filter::new(FilterKind::Geo(OfferGeo))];
+            for (_, filter, setting, carry) in tables.iter().filter(|row| row.0 == name) {
+                let (kind, awaited) = match carry {
+                    Carry::By(kind) => (Some(kind), None),
+                    Carry::Awaiting { filter, today } => (today.as_ref(), Some(*filter)),
+                };
+                if let Some(kind) = kind {
+                    let want = Filter::new(kind.clone());
+                    assert!(
+                        filters.contains(&want),
+                        "{name} drops \"{filter} | {setting}\": no {want:?}"
+                    );
+                    expected.push(want);
+                }
+                if let Some(awaited) = awaited {
+                    let doc = format!(
+                        r#"{{"version": 1, "offers": [{{"id": "1", "landing_url": "https://x.example/"}}],
+                            "rules": [{{"id": "r", "created_at": "2026-11-01", "scope": {{"offers": ["1"]}},
+                                       "strategy": {{"filters": [{awaited}]}}}}]}}"#
+                    );
+                    assert!(
+                        crate::config::Config::compile(&doc).is_err(),
+                        "{awaited} exists now: carry \"{filter} | {setting}\" in {name}"
+                    );
+                }
+            }
+            assert_eq!(
+                filters.len(),
+                expected.len(),
+                "{name} holds a filter no row asks for: {filters:?}"
             );
         }
     }

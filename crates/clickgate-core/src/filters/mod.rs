@@ -251,6 +251,7 @@ filters! {
     SubIdValidity(sub_id_validity::SubIdValidity),
     MinClickToConversion(min_click_to_conversion::MinClickToConversion),
     MaxClickToConversion(max_click_to_conversion::MaxClickToConversion),
+    ThirdPartyRejection(third_party_rejection::ThirdPartyRejection),
 }
 
 #[cfg(test)]
@@ -309,7 +310,8 @@ mod tests {
             text.starts_with(
                 "rules[0].strategy.filters[0].type: unknown filter `telepathy`; known: bot, \
                  fraud_database, datacenter_vpn, geo, referrer, old_os_browser, spoof, \
-                 duplicate_ip, sub_id_validity, min_click_to_conversion, max_click_to_conversion"
+                 duplicate_ip, sub_id_validity, min_click_to_conversion, max_click_to_conversion, \
+                 third_party_rejection"
             ),
             "{text}"
         );

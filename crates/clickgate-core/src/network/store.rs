@@ -351,18 +351,20 @@ pub struct ConversionStep {
     pub counts_toward_flood: bool,
 }
 
-/// The keys the object reads for one conversion: its event's use record, and its click's
-/// approval slots.
+/// The keys the object reads for one conversion: its event's use record, its click's approval
+/// slots, and its click's rejection.
 pub fn conversion_keys(asked: &ConversionUse) -> Vec<String> {
     let mut keys = vec![asked.key.clone()];
     if let Some((click_key, max)) = &asked.approvals {
         keys.extend(approval_slots(click_key, *max));
     }
+    keys.extend(asked.rejection.clone());
     keys
 }
 
 /// The object's step for one conversion over the stored values of [`conversion_keys`]. Its event
-/// is recorded as used until it expires, and a repeat is a duplicate. An approvable one then takes
+/// is recorded as used until it expires, and a repeat is a duplicate. A click another system
+/// rejected is rejected, and takes no approval slot. An approvable one then takes
 /// its click's first free approval slot; with none free it is capped (its event still recorded).
 /// A fresh one counts toward the flood day when the isolate said it does.
 pub fn conversion_step(
@@ -386,6 +388,13 @@ pub fn conversion_step(
     };
     if used.contains(&true) {
         return refused(conversion::Seen::Duplicate, writes);
+    }
+    let rejected = asked.rejection.as_ref().and_then(|key| {
+        let (_, value) = stored.iter().find(|(k, _)| k == key)?;
+        conversion::stored_rejection(value, now_ms)
+    });
+    if let Some(reason) = rejected {
+        return refused(conversion::Seen::Rejected(reason.to_owned()), writes);
     }
     if let Some((click_key, max)) = &asked.approvals {
         let slots = approval_slots(click_key, *max);
@@ -482,6 +491,7 @@ mod tests {
             expires_ms: EXPIRES,
             counts: true,
             approvals: Some(("cv/00ff/approved".to_owned(), 1)),
+            rejection: None,
         };
         // What the object stores, as text, after each step.
         let mut stored: Vec<(String, String)> = Vec::new();
@@ -518,6 +528,53 @@ mod tests {
         assert_eq!(other.writes.len(), 1);
         // Once the slot has expired, a new event takes it.
         let later = step(&asked("renewal"), EXPIRES + 1);
+        assert_eq!(later.seen, conversion::Seen::Fresh);
+    }
+
+    #[test]
+    fn a_rejection_turns_the_clicks_later_conversions_invalid_and_takes_no_approval() {
+        const EXPIRES: u64 = T0 + 90 * DAY_MS;
+        let asked = |event: &str| ConversionUse {
+            key: format!("cv/00ff/{event}"),
+            expires_ms: EXPIRES,
+            counts: true,
+            approvals: Some(("cv/00ff/approved".to_owned(), 2)),
+            rejection: Some("rj/00ff".to_owned()),
+        };
+        let mut stored: Vec<(String, String)> = Vec::new();
+        let step = |c: &ConversionUse, now: u64, stored: &mut Vec<(String, String)>| {
+            let keys = conversion_keys(c);
+            let read: Vec<_> = stored
+                .iter()
+                .filter(|(k, _)| keys.contains(k))
+                .cloned()
+                .collect();
+            let step = conversion_step(c, &read, now);
+            for (k, t) in &step.writes {
+                stored.retain(|(s, _)| s != k);
+                stored.push((k.clone(), t.to_string()));
+            }
+            step
+        };
+        // Before the rejection: approved, one slot taken.
+        let before = step(&asked("install"), T0, &mut stored);
+        assert_eq!(before.seen, conversion::Seen::Fresh);
+        // The MMP rejects the install; the object keeps it beside the click's records.
+        let (_, value) = conversion::reject_step(None, "click injection", EXPIRES, T0 + 1);
+        stored.push(("rj/00ff".to_owned(), value.unwrap()));
+        // After it: the next event is rejected, recorded as used, and takes no approval slot.
+        let after = step(&asked("purchase"), T0 + 2, &mut stored);
+        assert_eq!(
+            (after.seen, after.counts_toward_flood),
+            (conversion::Seen::Rejected("click injection".into()), false)
+        );
+        let written: Vec<&str> = after.writes.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(written, ["cv/00ff/purchase"]);
+        // A repeat of it is a duplicate first, as any repeat.
+        let repeat = step(&asked("purchase"), T0 + 3, &mut stored);
+        assert_eq!(repeat.seen, conversion::Seen::Duplicate);
+        // Past the rejection's expiry the click is judged on the rest again.
+        let later = step(&asked("renewal"), EXPIRES + 1, &mut stored);
         assert_eq!(later.seen, conversion::Seen::Fresh);
     }
 

@@ -28,7 +28,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::click::Id;
-use crate::conversion::Seen;
+use crate::conversion::{Rejected, Seen};
 use crate::fault::{Blame, Corrupt, Fault};
 use crate::flood::{Event, FloodBlock, FloodCause, Thresholds};
 use crate::hll::HyperLogLog;
@@ -59,6 +59,14 @@ pub enum ObjectRequest {
         space: Space,
         conversion: ConversionUse,
     },
+    /// `/reject`: another system's rejection of one click, kept under its `rj/` key until
+    /// `expires_ms`; answered with the rejection kept ([`encode_rejected`]).
+    Reject {
+        space: Space,
+        key: String,
+        expires_ms: u64,
+        reason: String,
+    },
     /// `/operate`: an operator's block or lift; answered with a [`Reply`] whose `block` is the
     /// block left in force.
     Operate { space: Space, operation: Operation },
@@ -78,13 +86,15 @@ pub enum ObjectRequest {
 
 /// A postback's one-time use of its event key (`cv/…`), kept until `expires_ms`; `counts`: a fresh
 /// one adds to the flood day's conversions; `approvals`: the click's key (`cv/…`) and how many
-/// approved conversions it may hold, when this one would be approved.
+/// approved conversions it may hold, when this one would be approved; `rejection`: the click's
+/// rejection key (`rj/…`), when the conversion's rule reads rejections.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConversionUse {
     pub key: String,
     pub expires_ms: u64,
     pub counts: bool,
     pub approvals: Option<(String, u32)>,
+    pub rejection: Option<String>,
 }
 
 /// An operator's change to a network's flood block, and who made it.
@@ -150,6 +160,7 @@ const BATCH: &str = "/batch";
 const REPLAY: &str = "/replay";
 const CONVERSION: &str = "/conversion";
 const OPERATE: &str = "/operate";
+const REJECT: &str = "/reject";
 const REPORT: &str = "/report";
 const EXPLAIN: &str = "/explain";
 const LIST: &str = "/list";
@@ -173,7 +184,7 @@ impl ObjectRequest {
         }
         let space = Space::from_query(query).map_err(WireError::Query)?;
         let route = [
-            BATCH, REPLAY, CONVERSION, OPERATE, REPORT, EXPLAIN, LIST, NETWORKS,
+            BATCH, REPLAY, CONVERSION, REJECT, OPERATE, REPORT, EXPLAIN, LIST, NETWORKS,
         ]
         .into_iter()
         .find(|r| *r == path)
@@ -197,6 +208,24 @@ impl ObjectRequest {
                 space,
                 conversion: ConversionUse::parse(body).map_err(body_error)?,
             },
+            REJECT => {
+                let mut parts = body.splitn(3, '\n');
+                let (Some(key), Some(Ok(expires_ms)), Some(reason)) = (
+                    parts.next().filter(|k| k.starts_with("rj/")),
+                    parts.next().map(str::parse::<u64>),
+                    parts.next(),
+                ) else {
+                    return Err(body_error(
+                        "expected `rj/<key>\\n<expires ms>\\n<reason>`".into(),
+                    ));
+                };
+                ObjectRequest::Reject {
+                    space,
+                    key: key.to_owned(),
+                    expires_ms,
+                    reason: reason.to_owned(),
+                }
+            }
             OPERATE => ObjectRequest::Operate {
                 space,
                 operation: match body.split_once('\n') {
@@ -257,6 +286,16 @@ impl ObjectRequest {
             ObjectRequest::Conversion { space, conversion } => {
                 (CONVERSION, Some(space), conversion.encode())
             }
+            ObjectRequest::Reject {
+                space,
+                key,
+                expires_ms,
+                reason,
+            } => (
+                REJECT,
+                Some(space),
+                format!("{key}\n{expires_ms}\n{reason}"),
+            ),
             ObjectRequest::Operate { space, operation } => {
                 let body = match operation {
                     Operation::Block { by } => format!("block\n{by}"),
@@ -294,6 +333,10 @@ impl ConversionUse {
         if let Some((key, max)) = &self.approvals {
             body.push_str(&format!("\n{key}\n{max}"));
         }
+        if let Some(key) = &self.rejection {
+            body.push('\n');
+            body.push_str(key);
+        }
         body
     }
 
@@ -310,19 +353,32 @@ impl ConversionUse {
         ) else {
             return Err("expected `cv/<key>\\n<expires ms>\\n<0|1>`".into());
         };
-        let approvals = match (parts.next(), parts.next().map(str::parse::<u32>)) {
-            (Some(k), Some(Ok(max))) if k.starts_with("cv/") => Some((k.to_owned(), max)),
-            (None, None) => None,
-            _ => return Err("expected `cv/<click key>\\n<max approved>`".into()),
+        let mut parts = parts.peekable();
+        let approvals = match parts.peek() {
+            Some(k) if k.starts_with("cv/") => {
+                let k = (*k).to_owned();
+                parts.next();
+                match parts.next().map(str::parse::<u32>) {
+                    Some(Ok(max)) => Some((k, max)),
+                    _ => return Err("expected `cv/<click key>\\n<max approved>`".into()),
+                }
+            }
+            _ => None,
+        };
+        let rejection = match parts.next() {
+            Some(k) if k.starts_with("rj/") => Some(k.to_owned()),
+            None => None,
+            Some(_) => return Err("expected `rj/<rejection key>` or nothing".into()),
         };
         if parts.next().is_some() {
-            return Err("expected nothing after `<max approved>`".into());
+            return Err("expected nothing after the rejection key".into());
         }
         Ok(ConversionUse {
             key: key.to_owned(),
             expires_ms,
             counts,
             approvals,
+            rejection,
         })
     }
 }
@@ -386,11 +442,12 @@ pub fn parse_click_id_answers(text: &str, n: usize) -> Result<Vec<ReplayAnswer>,
 }
 
 /// The object's answer to `/conversion`.
-pub fn encode_seen(seen: Seen) -> &'static str {
+pub fn encode_seen(seen: &Seen) -> String {
     match seen {
-        Seen::Fresh => "fresh",
-        Seen::Duplicate => "replayed",
-        Seen::Capped => "capped",
+        Seen::Fresh => "fresh".to_owned(),
+        Seen::Duplicate => "replayed".to_owned(),
+        Seen::Capped => "capped".to_owned(),
+        Seen::Rejected(reason) => format!("rejected\n{reason}"),
     }
 }
 
@@ -400,8 +457,31 @@ pub fn parse_seen(text: &str) -> Result<Seen, String> {
         "fresh" => Ok(Seen::Fresh),
         "replayed" => Ok(Seen::Duplicate),
         "capped" => Ok(Seen::Capped),
-        other => Err(format!("unexpected answer `{other}`")),
+        other => match other.split_once('\n') {
+            Some(("rejected", reason)) => Ok(Seen::Rejected(reason.to_owned())),
+            _ => Err(format!("unexpected answer `{other}`")),
+        },
     }
+}
+
+/// The object's answer to `/reject`: `new` or `kept` (a rejection was already held), then the
+/// reason held.
+pub fn encode_rejected(kept: &Rejected) -> String {
+    let word = if kept.new { "new" } else { "kept" };
+    format!("{word}\n{}", kept.reason)
+}
+
+/// The isolate's reading of a `/reject` answer.
+pub fn parse_rejected(text: &str) -> Result<Rejected, String> {
+    let (new, reason) = match text.split_once('\n') {
+        Some(("new", reason)) => (true, reason),
+        Some(("kept", reason)) => (false, reason),
+        _ => return Err(format!("unexpected answer `{text}`")),
+    };
+    Ok(Rejected {
+        reason: reason.to_owned(),
+        new,
+    })
 }
 
 /// The directory's answer to `/list`.
@@ -771,6 +851,7 @@ pub(crate) mod tests {
                     expires_ms: NOW,
                     counts: true,
                     approvals: Some(("cv/net/1".into(), 2)),
+                    rejection: None,
                 },
             },
             ObjectRequest::Conversion {
@@ -780,7 +861,24 @@ pub(crate) mod tests {
                     expires_ms: NOW,
                     counts: false,
                     approvals: None,
+                    rejection: None,
                 },
+            },
+            ObjectRequest::Conversion {
+                space: Space::Whole,
+                conversion: ConversionUse {
+                    key: "cv/net/1/e".into(),
+                    expires_ms: NOW,
+                    counts: false,
+                    approvals: None,
+                    rejection: Some("rj/00ff".into()),
+                },
+            },
+            ObjectRequest::Reject {
+                space: shared(),
+                key: "rj/00ff".into(),
+                expires_ms: NOW,
+                reason: "install rejected\nby the MMP".into(),
             },
             ObjectRequest::Operate {
                 space: Space::Whole,
@@ -840,6 +938,17 @@ pub(crate) mod tests {
                 format!("cv/net/1/e\n{NOW}\n1\ncv/net/1\n2"),
             ),
             ("POST", "/conversion", format!("cv/net/1/e\n{NOW}\n0")),
+            // A conversion whose rule reads rejections names the click's rejection key last.
+            (
+                "POST",
+                "/conversion",
+                format!("cv/net/1/e\n{NOW}\n0\nrj/00ff"),
+            ),
+            (
+                "POST",
+                "/reject?in=made-up-9",
+                format!("rj/00ff\n{NOW}\ninstall rejected\nby the MMP"),
+            ),
             ("POST", "/operate", "block\nops@example.com".into()),
             ("POST", "/operate?in=made-up-9", "unblock\n".into()),
             ("POST", "/report?members", "499000\n499023".into()),
@@ -861,8 +970,19 @@ pub(crate) mod tests {
         // The answers that are not JSON.
         assert_eq!(encode_click_id_answers(&[false, true]), "fresh\nreplayed");
         assert_eq!(
-            [Seen::Fresh, Seen::Duplicate, Seen::Capped].map(encode_seen),
-            ["fresh", "replayed", "capped"]
+            [
+                Seen::Fresh,
+                Seen::Duplicate,
+                Seen::Capped,
+                Seen::Rejected("mmp: click injection".into())
+            ]
+            .map(|s| encode_seen(&s)),
+            [
+                "fresh",
+                "replayed",
+                "capped",
+                "rejected\nmmp: click injection"
+            ]
         );
         assert_eq!(
             encode_objects(["net-7", "unlisted:3"]),
@@ -896,10 +1016,24 @@ pub(crate) mod tests {
         assert!(parse_click_id_answers("fresh", 2).is_err());
         assert!(parse_click_id_answers("fresh\nmaybe", 2).is_err());
         assert!(parse_click_id_answers("fresh\nfresh\nfresh", 2).is_err());
-        for seen in [Seen::Fresh, Seen::Duplicate, Seen::Capped] {
-            assert_eq!(parse_seen(encode_seen(seen)), Ok(seen));
+        for seen in [
+            Seen::Fresh,
+            Seen::Duplicate,
+            Seen::Capped,
+            Seen::Rejected("a reason\nacross lines".into()),
+        ] {
+            assert_eq!(parse_seen(&encode_seen(&seen)), Ok(seen));
         }
         assert!(parse_seen("").is_err() && parse_seen("Fresh").is_err());
+        assert!(parse_seen("refused\nwhy").is_err());
+        for new in [true, false] {
+            let kept = Rejected {
+                reason: "mmp: install\nrejected".into(),
+                new,
+            };
+            assert_eq!(parse_rejected(&encode_rejected(&kept)), Ok(kept));
+        }
+        assert!(parse_rejected("new").is_err() && parse_rejected("old\nwhy").is_err());
         assert_eq!(
             parse_objects(&encode_objects(["net-7", "unlisted:3"])).objects,
             ["net-7", "unlisted:3"]
@@ -1110,8 +1244,9 @@ pub(crate) mod tests {
                 expires_ms in any::<u64>(),
                 counts in any::<bool>(),
                 approvals in prop::option::of(("cv/[!-~ ]{0,40}", any::<u32>())),
+                rejection in prop::option::of("rj/[!-~ ]{0,40}"),
             ) {
-                let conversion = ConversionUse { key, expires_ms, counts, approvals };
+                let conversion = ConversionUse { key, expires_ms, counts, approvals, rejection };
                 let request = ObjectRequest::Conversion { space, conversion };
                 prop_assert_eq!(through(&request), Ok(request));
             }
