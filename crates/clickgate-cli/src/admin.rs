@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use clickgate_core::config::feeds::{feeds_of, FeedStates};
+
 use crate::args::{AdminBlockArgs, FeedsStatusArgs, Format, ReportArgs};
 use crate::Failure;
 
@@ -66,13 +68,25 @@ pub fn explain(transaction_id: &str, base: &str) -> Result<(), Failure> {
 
 /// `feeds status`: each feed of the config in force, its last good fetch and its last error.
 pub fn feeds_status(a: &FeedsStatusArgs) -> Result<(), Failure> {
-    let answer = admin_call(&a.url, "/admin/feeds", None)?;
+    // The feeds the document in KV names, with the state the Worker keeps for them: the Worker
+    // answers both as stored, and the status is made here.
+    let document = admin_call(&a.url, "/admin/config", None)?;
+    let feeds = match document.trim() {
+        "null" => Vec::new(),
+        text => feeds_of(text).map_err(Failure::Io)?,
+    };
+    let stored = admin_call(&a.url, "/admin/feeds", None)?;
+    let states = FeedStates::read(Some(&stored)).map_err(|e| Failure::Io(e.detail))?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let answer = states.status_json(&feeds, now_ms);
     if a.json {
         println!("{answer}");
         return Ok(());
     }
     let status: serde_json::Value = serde_json::from_str(&answer)
-        .map_err(|e| Failure::Io(format!("the Worker's feed status is not JSON: {e}")))?;
+        .map_err(|e| Failure::Io(format!("the feed status is not JSON: {e}")))?;
     print!("{}", feeds_table(&status));
     Ok(())
 }
@@ -81,7 +95,7 @@ pub fn feeds_status(a: &FeedsStatusArgs) -> Result<(), Failure> {
 fn feeds_table(status: &serde_json::Value) -> String {
     let feeds = status["feeds"].as_array().map_or(&[][..], Vec::as_slice);
     if feeds.is_empty() {
-        return "the config in force names no feeds\n".to_owned();
+        return "the config in KV names no feeds\n".to_owned();
     }
     let text = |v: &serde_json::Value| v.as_str().unwrap_or("?").to_owned();
     let mut out = String::new();
@@ -459,7 +473,7 @@ mod tests {
         );
         assert_eq!(
             feeds_table(&serde_json::json!({"feeds": []})),
-            "the config in force names no feeds\n"
+            "the config in KV names no feeds\n"
         );
     }
 }

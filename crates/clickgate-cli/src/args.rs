@@ -141,7 +141,8 @@ pub enum ListCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum FeedsCommand {
-    /// Print each feed's last good fetch and last error from the Worker's admin API.
+    /// Print each feed the config in KV names, with its last good fetch and last error, from the
+    /// Worker's admin API.
     #[command(args_override_self = true)]
     Status(FeedsStatusArgs),
 }
@@ -151,7 +152,7 @@ pub struct FeedsStatusArgs {
     /// Where the Worker answers, e.g. https://track.example.com.
     #[arg(long, value_name = "BASE_URL")]
     pub url: String,
-    /// Print the Worker's JSON as it sent it.
+    /// Print the status as JSON.
     #[arg(long)]
     pub json: bool,
 }

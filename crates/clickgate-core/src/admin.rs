@@ -7,7 +7,7 @@
 //! PUT  /admin/config                      a new document: validated like `clickgate config push`
 //! GET  /admin/report?from&to&group_by&format   the fraud report (see [`crate::report`])
 //! GET  /admin/explain/{transaction_id}    one click's whole decision
-//! GET  /admin/feeds                       each feed's last good fetch and last error
+//! GET  /admin/feeds                       the feeds' state: each one's last good fetch and last error
 //! GET  /admin/                            the report page
 //! Authorization: Bearer <ADMIN_TOKEN>     (or Basic with the token as password, for browsers)
 //! ```
@@ -58,7 +58,7 @@ pub enum AdminRequest {
     Report(ReportQuery),
     /// A transaction id, not yet opened ([`crate::operator`] opens it with the key the Worker holds).
     Explain(String),
-    /// The feeds of the config in force and their state.
+    /// The feeds' state as stored.
     Feeds,
     Page,
 }

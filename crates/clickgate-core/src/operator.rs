@@ -12,7 +12,7 @@
 //!   the network's homes, and the click's kept decision from them ([`Ask::Explanation`]);
 //! - a block or a lift: the config in force for the network's home, and the change carried to its
 //!   object ([`Ask::Operate`]);
-//! - the feeds: the config in force for the feeds it names, and their state ([`Ask::FeedState`]);
+//! - the feeds' state as the store holds it ([`Ask::FeedState`]);
 //! - the config document read ([`Ask::Document`]), or a new one: the lists it names
 //!   ([`Ask::Lists`]), the whole compiled exactly as `clickgate config push` does, and only then
 //!   written ([`Ask::Save`]), so a refused document leaves the store, and every isolate, as it was.
@@ -21,7 +21,6 @@ use std::sync::Arc;
 
 use crate::admin::{self, Action, AdminCall, AdminRequest};
 use crate::click::RequestError;
-use crate::config::feeds::{Feed, FeedStates};
 use crate::config::{referenced_lists, Config, StoredLists};
 use crate::flood::FloodBlock;
 use crate::http::{self, HttpResponse};
@@ -141,7 +140,7 @@ impl Admitted {
                 }
             }
             AdminRequest::Network(action) => config_ask(AfterConfig::Operate(action), now_ms),
-            AdminRequest::Feeds => config_ask(AfterConfig::Feeds, now_ms),
+            AdminRequest::Feeds => AdminStep::Ask(Ask::FeedState(FeedStateAsk)),
             AdminRequest::GetConfig => AdminStep::Ask(Ask::Document(DocumentAsk)),
             AdminRequest::PutConfig(text) => AdminStep::Ask(Ask::Lists(ListsAsk {
                 keys: referenced_lists(&text),
@@ -169,8 +168,6 @@ enum AfterConfig {
     Explain { id: String, token: ClickToken },
     /// Finds the network's home of a block or lift.
     Operate(Action),
-    /// Reads the feeds it names.
-    Feeds,
 }
 
 #[derive(Debug)]
@@ -197,10 +194,6 @@ impl ConfigAsk {
             AfterConfig::Operate(action) => AdminStep::Ask(Ask::Operate(OperateAsk {
                 home: Home::of(&config, action.network()),
                 action,
-                now_ms: self.now_ms,
-            })),
-            AfterConfig::Feeds => AdminStep::Ask(Ask::FeedState(FeedStateAsk {
-                feeds: config.feeds.clone(),
                 now_ms: self.now_ms,
             })),
         }
@@ -355,26 +348,16 @@ impl SaveAsk {
 }
 
 #[derive(Debug)]
-pub struct FeedStateAsk {
-    feeds: Vec<Feed>,
-    now_ms: u64,
-}
+pub struct FeedStateAsk;
 
 impl FeedStateAsk {
-    /// `Ok(None)`: no feed has run yet; `Err`: the read failed.
+    /// The state as stored, `{}` before any feed has run (`Ok(None)`); `Err`: the read failed.
+    /// Answered as it is: `clickgate feeds status` reads it with the document's feeds, so the
+    /// Worker carries no code to render it.
     pub fn answered(self, text: Result<Option<String>, String>) -> AdminStep {
-        let text = match text {
-            Ok(text) => text,
-            Err(e) => return done(http::admin_unavailable(&format!("KV read failed: {e}"))),
-        };
-        match FeedStates::read(text.as_deref()) {
-            Ok(states) => done(http::admin_feeds(
-                states.status_json(&self.feeds, self.now_ms),
-            )),
-            Err(e) => AdminStep::Done(Answered {
-                response: http::admin_unavailable(&e.detail),
-                effects: vec![Effect::Fault(fault_line("feed", &e.detail))],
-            }),
+        match text {
+            Ok(text) => done(http::admin_feeds(text.unwrap_or_else(|| "{}".to_owned()))),
+            Err(e) => done(http::admin_unavailable(&format!("KV read failed: {e}"))),
         }
     }
 }
@@ -724,39 +707,26 @@ mod tests {
     }
 
     #[test]
-    fn the_feeds_are_those_of_the_config_in_force_with_their_stored_state() {
-        let fed = CONFIG.replacen(
-            r#"{"version": 1,"#,
-            r#"{"version": 1, "feeds": [{"url": "https://l.example/a.txt", "format": "plain",
-                "every": "1h", "list": "fraud_ips"}],"#,
-            1,
-        );
-        let config = Arc::new(Config::compile(&fed).unwrap());
-        let feeds_asked = || {
-            let Ask::Config(ask) = asked(first("GET", ("/admin/feeds", ""), "")) else {
-                panic!("the feeds did not ask for the config in force");
-            };
-            let Ask::FeedState(ask) = asked(ask.answered(Some(config.clone()))) else {
+    fn the_feeds_state_is_answered_as_the_store_holds_it() {
+        let asked = || {
+            let Ask::FeedState(ask) = asked(first("GET", ("/admin/feeds", ""), "")) else {
                 panic!("the feeds did not ask for their state");
             };
             ask
         };
-        let never = answered(feeds_asked().answered(Ok(None)));
-        assert_eq!(never.response.status, 200);
-        let feeds = &body(&never)["feeds"];
-        assert_eq!(feeds[0]["list"], "fraud_ips");
-        assert_eq!(feeds[0]["last_good"], Value::Null);
-        assert_eq!(feeds[0]["due"], true);
-        // A store that cannot be read, or holds a state that does not read back, is a 503.
+        let stored = r#"{"fraud_ips":{"url":"https://l.example/a.txt","tried_at":1}}"#;
+        let answer = answered(asked().answered(Ok(Some(stored.to_owned()))));
         assert_eq!(
-            answered(feeds_asked().answered(Err("timeout".into())))
-                .response
-                .status,
-            503
+            (answer.response.status, answer.response.body.as_str()),
+            (200, stored)
         );
-        let corrupt = answered(feeds_asked().answered(Ok(Some("[]".into()))));
-        assert_eq!(corrupt.response.status, 503);
-        assert!(matches!(corrupt.effects.as_slice(), [Effect::Fault(_)]));
+        let never = answered(asked().answered(Ok(None)));
+        assert_eq!(
+            (never.response.status, never.response.body.as_str()),
+            (200, "{}")
+        );
+        let failed = answered(asked().answered(Err("timeout".into())));
+        assert_eq!(failed.response.status, 503);
         assert!(matches!(
             admin::parse(
                 AdminCall {

@@ -13,8 +13,6 @@
 //! what was fetched may replace the last good list ([`FeedStates::judge`]), and what is recorded
 //! and logged ([`FeedStates::record`]). The Worker only fetches and stores.
 
-use std::collections::BTreeMap;
-
 use super::error::{err, ConfigError};
 use super::fields::{kind, Fields};
 use super::json::Value;
@@ -219,6 +217,8 @@ pub struct Good {
 /// What a feed last did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FeedState {
+    /// The list it fills, which names the feed.
+    pub list: String,
     /// The URL of the fetches below: a feed pointed elsewhere starts afresh.
     pub url: String,
     pub tried_at_ms: Option<u64>,
@@ -227,9 +227,10 @@ pub struct FeedState {
     pub error: Option<(u64, String)>,
 }
 
-/// Every feed's state, by the list it fills: the document kept under [`FEED_STATE_KEY`].
+/// Every feed's state: the document kept under [`FEED_STATE_KEY`]. A handful of feeds, so a list
+/// searched in turn (a map's code cost the Worker's size more than it could save).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FeedStates(pub BTreeMap<String, FeedState>);
+pub struct FeedStates(pub Vec<FeedState>);
 
 /// What a fetch may do to its feed's list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,64 +250,34 @@ pub enum Judgement {
 impl FeedStates {
     /// The stored state; `None`, no feed has run yet.
     pub fn read(text: Option<&str>) -> Result<FeedStates, Corrupt> {
-        let corrupt = |detail: String| Corrupt::new("feed state", detail);
         let Some(text) = text else {
             return Ok(FeedStates::default());
         };
-        let value: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| corrupt(format!("the feed state is not JSON: {e}")))?;
-        let Some(map) = value.as_object() else {
-            return Err(corrupt("the feed state is not an object".to_owned()));
-        };
-        let mut states = BTreeMap::new();
-        for (list, s) in map {
-            let bad = || corrupt(format!("the feed state of `{list}` is unreadable"));
-            let num = |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_u64);
-            let good = match s.get("good") {
-                None | Some(serde_json::Value::Null) => None,
-                Some(g) => Some(Good {
-                    kv: g
-                        .get("kv")
-                        .and_then(|k| k.as_str())
-                        .ok_or_else(bad)?
-                        .to_owned(),
-                    at_ms: num(g, "at").ok_or_else(bad)?,
-                    entries: num(g, "entries").ok_or_else(bad)?,
-                }),
-            };
-            let error = match s.get("error") {
-                None | Some(serde_json::Value::Null) => None,
-                Some(e) => Some((
-                    num(e, "at").ok_or_else(bad)?,
-                    e.get("problem")
-                        .and_then(|p| p.as_str())
-                        .ok_or_else(bad)?
-                        .to_owned(),
-                )),
-            };
-            let state = FeedState {
-                url: s
-                    .get("url")
-                    .and_then(|u| u.as_str())
-                    .ok_or_else(bad)?
-                    .to_owned(),
-                tried_at_ms: num(s, "tried_at"),
-                good,
-                error,
-            };
-            states.insert(list.clone(), state);
-        }
-        Ok(FeedStates(states))
+        serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|v| {
+                v.as_object()?
+                    .iter()
+                    .map(|(list, s)| read_state(list, s))
+                    .collect()
+            })
+            .map(FeedStates)
+            .ok_or_else(|| Corrupt::new("feed state", "the feeds' state in KV is unreadable"))
+    }
+
+    /// The state of the feed of `list`.
+    pub fn get(&self, list: &str) -> Option<&FeedState> {
+        self.0.iter().find(|s| s.list == list)
     }
 
     /// The state as it is stored.
     pub fn to_json(&self) -> String {
         let mut out = String::from("{");
-        for (i, (list, s)) in self.0.iter().enumerate() {
+        for (i, s) in self.0.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
-            push_json_str(&mut out, list);
+            push_json_str(&mut out, &s.list);
             out.push(':');
             let mut line = JsonLine::new().str("url", &s.url);
             if let Some(t) = s.tried_at_ms {
@@ -336,7 +307,7 @@ impl FeedStates {
     /// A feed's state while its URL is the one the document names: the state of a feed pointed
     /// elsewhere since is not its own.
     fn of(&self, feed: &Feed) -> Option<&FeedState> {
-        self.0.get(feed.list).filter(|s| s.url == feed.url)
+        self.get(feed.list).filter(|s| s.url == feed.url)
     }
 
     /// The lists the feeds hold in force, by the list each fills, for the feeds the document names.
@@ -352,7 +323,7 @@ impl FeedStates {
     pub fn keys(&self) -> Vec<String> {
         let mut keys: Vec<String> = self
             .0
-            .values()
+            .iter()
             .filter_map(|s| Some(s.good.as_ref()?.kv.clone()))
             .collect();
         keys.sort_unstable();
@@ -422,9 +393,17 @@ impl FeedStates {
     /// (stored under its key); `Err`, why the last good list stays. The log line is returned:
     /// a refusal is a fault line.
     pub fn record(&mut self, feed: &Feed, now_ms: u64, outcome: Result<Good, String>) -> String {
-        let state = self.0.entry(feed.list.to_owned()).or_default();
-        if state.url != feed.url {
+        let at = match self.0.iter().position(|s| s.list == feed.list) {
+            Some(at) => at,
+            None => {
+                self.0.push(FeedState::default());
+                self.0.len() - 1
+            }
+        };
+        let state = &mut self.0[at];
+        if state.list != feed.list || state.url != feed.url {
             *state = FeedState {
+                list: feed.list.to_owned(),
                 url: feed.url.clone(),
                 ..FeedState::default()
             };
@@ -513,6 +492,31 @@ impl FeedStates {
     }
 }
 
+/// One feed's stored state; `None` when a field is missing or of the wrong kind.
+fn read_state(list: &str, s: &serde_json::Value) -> Option<FeedState> {
+    let num = |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_u64);
+    let text = |v: &serde_json::Value, k: &str| Some(v.get(k)?.as_str()?.to_owned());
+    let good = match s.get("good") {
+        None => None,
+        Some(g) => Some(Good {
+            kv: text(g, "kv")?,
+            at_ms: num(g, "at")?,
+            entries: num(g, "entries")?,
+        }),
+    };
+    let error = match s.get("error") {
+        None => None,
+        Some(e) => Some((num(e, "at")?, text(e, "problem")?)),
+    };
+    Some(FeedState {
+        list: list.to_owned(),
+        url: text(s, "url")?,
+        tried_at_ms: num(s, "tried_at"),
+        good,
+        error,
+    })
+}
+
 /// [`digest`] of a document compiled with the feeds' state: a feed switching its list changes it,
 /// so the isolate compiles the document again; without a good feed list it is the document's own.
 pub fn digest_fed(text: &str, fed: &FeedStates) -> String {
@@ -524,8 +528,18 @@ pub fn digest_fed(text: &str, fed: &FeedStates) -> String {
 }
 
 /// The feeds of a document, compiled alone: what the scheduled run reads, without the lists the
-/// rest of the document needs. `Err` is every problem, as the whole compile reports them.
-pub fn feeds_of(text: &str) -> Result<Vec<Feed>, Vec<ConfigError>> {
+/// rest of the document needs. `Err` names the first problem and how many there are.
+pub fn feeds_of(text: &str) -> Result<Vec<Feed>, String> {
+    feeds_in(text).map_err(|errors| {
+        let first = errors.first().map(ToString::to_string).unwrap_or_default();
+        match errors.len() {
+            0 | 1 => format!("the config in KV is invalid: {first}"),
+            n => format!("the config in KV is invalid: {first} (and {} more)", n - 1),
+        }
+    })
+}
+
+fn feeds_in(text: &str) -> Result<Vec<Feed>, Vec<ConfigError>> {
     let (doc, mut errors) =
         super::json::parse(text).map_err(|e| vec![err("", format!("is not valid JSON: {e}"))])?;
     let Some(top) = doc.as_object() else {
@@ -725,7 +739,7 @@ mod tests {
     fn a_refusal_keeps_the_last_good_list_and_is_a_fault_line() {
         let f = feed(500_000);
         let mut states = after_good(&f, 10);
-        let good = states.0["datacenter_ips"].good.clone().unwrap();
+        let good = states.get("datacenter_ips").unwrap().good.clone().unwrap();
         let line = states.record(&f, T0 + 3_600_000, Err("the list is empty".into()));
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(
@@ -740,7 +754,7 @@ mod tests {
             "{problem}"
         );
         assert!(problem.contains(&format!("its last good list ({}) stays in force", good.kv)));
-        let state = &states.0["datacenter_ips"];
+        let state = &states.get("datacenter_ips").unwrap();
         assert_eq!(state.good.as_ref(), Some(&good));
         assert_eq!(
             state.error,
@@ -846,6 +860,10 @@ mod tests {
             ("vpn_ips", 5, 100_000)
         );
         assert_eq!(feeds_of(&doc).unwrap(), c.feeds);
+        assert_eq!(
+            feeds_of(&with_feeds(r#"{"url": 1}"#)).unwrap_err(),
+            "the config in KV is invalid: feeds: must be an array, found an object"
+        );
     }
 
     #[test]
@@ -888,7 +906,7 @@ mod tests {
         ));
         let f = feed(500_000);
         let states = after_good(&f, 3);
-        let good = states.0["datacenter_ips"].good.clone().unwrap();
+        let good = states.get("datacenter_ips").unwrap().good.clone().unwrap();
         let set = compile_list(ListFormat::Plain, &list_of(3)).unwrap();
         let stored = StoredLists::from([(good.kv.clone(), set)]);
         // Before any good fetch the document's own list (here none) is in force.
