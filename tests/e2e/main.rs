@@ -8,6 +8,7 @@ mod admin;
 mod bad_requests;
 mod config;
 mod conversions;
+mod feeds;
 mod networks;
 mod redirect;
 mod report;
