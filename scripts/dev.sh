@@ -60,7 +60,11 @@ cat <<MSG
     CLICKGATE_ADMIN_TOKEN=$admin_token target/release/clickgate report --url $base --group-by affiliate
     CLICKGATE_ADMIN_TOKEN=$admin_token target/release/clickgate explain TID --url $base
 
+  the feeds a config names (docs/operations.md): run the Cron Trigger's handler, then see what it did:
+    curl -s '$base/__scheduled?cron=*/5+*+*+*+*'
+    CLICKGATE_ADMIN_TOKEN=$admin_token target/release/clickgate feeds status --url $base
+
   decision log lines appear below, one JSON object per click.
 
 MSG
-exec wrangler dev --local --ip 127.0.0.1 --port "$PORT"
+exec wrangler dev --local --test-scheduled --ip 127.0.0.1 --port "$PORT"

@@ -3,6 +3,7 @@
 //! in force) and sends its answer.
 
 use clickgate_core::admin;
+use clickgate_core::config::feeds::FEED_STATE_KEY;
 use clickgate_core::operator::{self, AdminStep, Ask};
 use worker::kv::KvStore;
 use worker::worker_sys::web_sys;
@@ -55,6 +56,7 @@ pub(crate) async fn request(
                 next.answered(block)
             }
             Ask::Document(next) => next.answered(document(env).await),
+            Ask::FeedState(next) => next.answered(read_text(env, FEED_STATE_KEY).await),
             Ask::Lists(next) => {
                 let found = match store(env) {
                     Ok(kv) => read_lists(&kv, next.keys.clone()).await,
@@ -78,11 +80,12 @@ fn store(env: &Env) -> std::result::Result<KvStore, String> {
 
 /// The config document as KV holds it (`None`: it holds none).
 async fn document(env: &Env) -> std::result::Result<Option<String>, String> {
-    store(env)?
-        .get(CONFIG_KEY)
-        .text()
-        .await
-        .map_err(|e| e.to_string())
+    read_text(env, CONFIG_KEY).await
+}
+
+/// A text value of the config's KV namespace (`None`: there is none).
+async fn read_text(env: &Env, key: &str) -> std::result::Result<Option<String>, String> {
+    store(env)?.get(key).text().await.map_err(|e| e.to_string())
 }
 
 /// Writes the config document to its KV key.

@@ -6,6 +6,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use clickgate_core::config::cache::{ConfigSlot, Fetched, Need};
+use clickgate_core::config::feeds::{FeedStates, FEED_STATE_KEY};
 use clickgate_core::config::Config;
 use worker::kv::KvStore;
 use worker::{console_error, console_log, Context, Env};
@@ -54,8 +55,13 @@ pub(crate) async fn current(env: &Env, ctx: &Context, now_ms: u64) -> Option<Arc
     }
 }
 
-/// The isolate's first config, read from KV (the refresh [`now`] began when it found none).
+/// The isolate's config read afresh from KV: its first (the refresh [`now`] began when it found
+/// none), or the scheduled run's, which may be the first event of an isolate that has no slot yet.
 pub(crate) async fn first(env: &Env, now_ms: u64) -> Option<Arc<Config>> {
+    SLOT.with(|cell| {
+        cell.borrow_mut()
+            .get_or_insert_with(|| ConfigSlot::new(refresh_seconds(env) * 1000));
+    });
     refresh(env, now_ms).await;
     cached_config()
 }
@@ -72,9 +78,7 @@ async fn refresh(env: &Env, started_ms: u64) {
         // 1-2 ms for a 55 KB document; bytes are copied into wasm memory in one call.
         Ok(kv) => match kv.get(CONFIG_KEY).bytes().await {
             Ok(Some(bytes)) => match String::from_utf8(bytes) {
-                Ok(text) => fetch_lists(&kv, &text)
-                    .await
-                    .map_or_else(Fetched::Failed, |()| Fetched::Text(text)),
+                Ok(text) => fetch_lists(&kv, text).await.unwrap_or_else(Fetched::Failed),
                 Err(e) => Fetched::Failed(format!("the value is not UTF-8 text: {e}")),
             },
             Ok(None) => Fetched::Missing,
@@ -96,14 +100,30 @@ async fn refresh(env: &Env, started_ms: u64) {
     }
 }
 
-/// Reads the IP lists the document keeps in their own keys and this isolate does not hold yet.
-async fn fetch_lists(kv: &KvStore, text: &str) -> std::result::Result<(), String> {
-    let keys = SLOT.with(|cell| {
+/// Reads the IP lists the document keeps in their own keys and this isolate does not hold yet;
+/// for a document with feeds, the feeds' state too, and the lists it holds in force.
+async fn fetch_lists(kv: &KvStore, text: String) -> std::result::Result<Fetched, String> {
+    let (mut keys, feeds) = SLOT.with(|cell| {
         cell.borrow()
             .as_ref()
-            .map(|slot| slot.lists_to_fetch(text))
+            .map(|slot| slot.to_fetch(&text))
             .unwrap_or_default()
     });
+    let fed = match feeds {
+        true => {
+            let state = kv.get(FEED_STATE_KEY).text().await;
+            let state = state.map_err(|e| format!("the feeds' state: {e}"))?;
+            let fed = FeedStates::read(state.as_deref())?;
+            keys.extend(SLOT.with(|cell| {
+                cell.borrow()
+                    .as_ref()
+                    .map(|slot| slot.fed_lists_to_fetch(&fed))
+                    .unwrap_or_default()
+            }));
+            Some(fed)
+        }
+        false => None,
+    };
     for (key, bytes) in read_lists(kv, keys).await? {
         SLOT.with(|cell| {
             cell.borrow_mut()
@@ -111,7 +131,10 @@ async fn fetch_lists(kv: &KvStore, text: &str) -> std::result::Result<(), String
                 .map_or(Ok(()), |slot| slot.add_list(key, bytes))
         })?;
     }
-    Ok(())
+    Ok(match fed {
+        Some(fed) => Fetched::Fed(text, fed),
+        None => Fetched::Text(text),
+    })
 }
 
 /// The compiled IP lists under these KV keys; a missing one is left out (compiling the document

@@ -12,14 +12,19 @@
 import Generated, { Network } from "./index.js";
 
 const fetchMethod = Generated.prototype.fetch;
-if (typeof fetchMethod !== "function") {
-  throw new Error("build/index.js: the generated Worker has no fetch method; was it built by the pinned worker-build?");
+// The Cron Trigger's handler, which refreshes the feeds (src/feeds.rs).
+const scheduledMethod = Generated.prototype.scheduled;
+if (typeof fetchMethod !== "function" || typeof scheduledMethod !== "function") {
+  throw new Error("build/index.js: the generated Worker has no fetch or scheduled method; was it built by the pinned worker-build?");
 }
 
 export default {
   fetch(request, env, ctx) {
     // The generated method reads the bindings and the context from `this`, as an instance has them.
     return fetchMethod.call({ env, ctx }, request);
+  },
+  scheduled(controller, env, ctx) {
+    return scheduledMethod.call({ env, ctx }, controller);
   },
 };
 

@@ -10,6 +10,8 @@ mod config;
 #[cfg(target_arch = "wasm32")]
 mod edge;
 #[cfg(target_arch = "wasm32")]
+mod feeds;
+#[cfg(target_arch = "wasm32")]
 mod io;
 #[cfg(target_arch = "wasm32")]
 mod network;

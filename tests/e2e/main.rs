@@ -9,6 +9,7 @@ mod bad_requests;
 mod clients;
 mod config;
 mod conversions;
+mod feeds;
 mod networks;
 mod redirect;
 mod report;

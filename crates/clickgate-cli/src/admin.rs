@@ -1,9 +1,11 @@
-//! `block`, `unblock`, `report` and `explain`: calls to the Worker's admin API, authorised with
+//! `block`, `unblock`, `report`, `explain` and `feeds status`: calls to the Worker's admin API, authorised with
 //! the `CLICKGATE_ADMIN_TOKEN` the Worker holds as its `ADMIN_TOKEN` secret.
 
 use std::time::Duration;
 
-use crate::args::{AdminBlockArgs, Format, RejectArgs, ReportArgs};
+use clickgate_core::config::feeds::{feeds_of, FeedStates};
+
+use crate::args::{AdminBlockArgs, FeedsStatusArgs, Format, RejectArgs, ReportArgs};
 use crate::Failure;
 
 /// How long a connection may take to open, and a whole call to finish: the Worker answers an admin
@@ -112,6 +114,71 @@ fn agent() -> ureq::Agent {
         .user_agent(concat!("clickgate/", env!("CARGO_PKG_VERSION")))
         .build()
         .into()
+}
+
+/// `feeds status`: each feed of the config in force, its last good fetch and its last error.
+pub fn feeds_status(a: &FeedsStatusArgs) -> Result<(), Failure> {
+    // The feeds the document in KV names, with the state the Worker keeps for them: the Worker
+    // answers both as stored, and the status is made here.
+    let document = admin_call(&a.url, "/admin/config", None)?;
+    let feeds = match document.trim() {
+        "null" => Vec::new(),
+        text => feeds_of(text).map_err(Failure::Io)?,
+    };
+    let stored = admin_call(&a.url, "/admin/feeds", None)?;
+    let states = FeedStates::read(Some(&stored)).map_err(|e| Failure::Io(e.detail))?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let answer = states.status_json(&feeds, now_ms);
+    if a.json {
+        println!("{answer}");
+        return Ok(());
+    }
+    let status: serde_json::Value = serde_json::from_str(&answer)
+        .map_err(|e| Failure::Io(format!("the feed status is not JSON: {e}")))?;
+    print!("{}", feeds_table(&status));
+    Ok(())
+}
+
+/// One block per feed: what it fills from where, then its last good fetch and last error.
+fn feeds_table(status: &serde_json::Value) -> String {
+    let feeds = status["feeds"].as_array().map_or(&[][..], Vec::as_slice);
+    if feeds.is_empty() {
+        return "the config in KV names no feeds\n".to_owned();
+    }
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("?").to_owned();
+    let mut out = String::new();
+    for feed in feeds {
+        out.push_str(&format!(
+            "lists.{} <- {} ({}, every {} min, max_shrink {}){}\n",
+            text(&feed["list"]),
+            text(&feed["url"]),
+            text(&feed["format"]),
+            feed["every_minutes"],
+            feed["max_shrink"],
+            if feed["due"] == true { ", due" } else { "" },
+        ));
+        let good = &feed["last_good"];
+        out.push_str(&match good.is_object() {
+            true => format!(
+                "  last good:  {}  {} entries  hash {}\n",
+                text(&good["at"]),
+                good["entries"],
+                text(&good["hash"])
+            ),
+            false => "  last good:  never (the document's own list is in force)\n".to_owned(),
+        });
+        let error = &feed["last_error"];
+        if error.is_object() {
+            out.push_str(&format!(
+                "  last error: {}  {}\n",
+                text(&error["at"]),
+                text(&error["problem"])
+            ));
+        }
+    }
+    out
 }
 
 /// Calls the Worker's admin API, a POST of the JSON `body` if there is one, else a GET, and returns
@@ -428,5 +495,28 @@ mod tests {
         // A TLS record of type handshake (22), protocol 3.x: the client hello, not plain HTTP.
         assert_eq!(first_bytes.join().unwrap()[..2], [22, 3]);
         assert!(matches!(r, Err(Failure::Io(_))), "{r:?}");
+    }
+
+    #[test]
+    fn the_feed_table_shows_the_last_good_fetch_and_the_last_error_of_each_feed() {
+        let status = serde_json::json!({"feeds": [
+            {"list": "datacenter_ips", "url": "https://l.example/a.txt", "format": "plain",
+             "every_minutes": 60, "max_shrink": 0.5, "due": false,
+             "last_good": {"at": "2026-06-01T00:00:00.000Z", "entries": 3, "hash": "abc", "kv": "iplist/abc"},
+             "last_error": {"at": "2026-06-01T01:00:00.000Z", "problem": "the list is empty"}},
+            {"list": "vpn_ips", "url": "https://l.example/b.txt", "format": "plain",
+             "every_minutes": 5, "max_shrink": 0.25, "due": true, "last_good": null, "last_error": null}]});
+        assert_eq!(
+            feeds_table(&status),
+            "lists.datacenter_ips <- https://l.example/a.txt (plain, every 60 min, max_shrink 0.5)\n\
+             \x20 last good:  2026-06-01T00:00:00.000Z  3 entries  hash abc\n\
+             \x20 last error: 2026-06-01T01:00:00.000Z  the list is empty\n\
+             lists.vpn_ips <- https://l.example/b.txt (plain, every 5 min, max_shrink 0.25), due\n\
+             \x20 last good:  never (the document's own list is in force)\n"
+        );
+        assert_eq!(
+            feeds_table(&serde_json::json!({"feeds": []})),
+            "the config in KV names no feeds\n"
+        );
     }
 }

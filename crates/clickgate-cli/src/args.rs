@@ -12,7 +12,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "clickgate's operator command line: validate and push config, replay clicks, sign \
              links, and call the Worker's admin API",
     after_help = "environment:
-  CLICKGATE_ADMIN_TOKEN   the Worker's ADMIN_TOKEN secret, for block, unblock, report and explain
+  CLICKGATE_ADMIN_TOKEN   the Worker's ADMIN_TOKEN secret, for block, unblock, report, explain and
+                          feeds status
   CLICKGATE_POSTBACK_SECRET   the click's advertiser's postback_secret, for reject
   WRANGLER   the wrangler command to run (default: node_modules/.bin/wrangler next to wrangler.toml)",
     arg_required_else_help = true
@@ -63,6 +64,9 @@ pub enum Command {
     /// offer, affiliate; the last 24 hours unless --from/--to.
     #[command(args_override_self = true)]
     Report(ReportArgs),
+    /// The lists the Worker fetches on its Cron Trigger.
+    #[command(subcommand)]
+    Feeds(FeedsCommand),
     /// Print everything behind one click's verdict, by its transaction id.
     #[command(args_override_self = true)]
     Explain(ExplainArgs),
@@ -131,14 +135,35 @@ pub struct ReplayArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ListCommand {
-    /// Write a list file's compiled form (one address or CIDR block per line, # comments) and
-    /// print its KV key, for uploads by other tooling.
+    /// Write a list file's compiled form and print its KV key, for uploads by other tooling.
     Compile {
         #[arg(value_name = "LIST_FILE")]
         list: PathBuf,
         #[arg(value_name = "OUT_FILE")]
         out: PathBuf,
+        /// The list's format, as a feed names it: plain (one address or CIDR block per line,
+        /// # comments).
+        #[arg(long, value_name = "FORMAT", default_value = "plain")]
+        format: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FeedsCommand {
+    /// Print each feed the config in KV names, with its last good fetch and last error, from the
+    /// Worker's admin API.
+    #[command(args_override_self = true)]
+    Status(FeedsStatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FeedsStatusArgs {
+    /// Where the Worker answers, e.g. https://track.example.com.
+    #[arg(long, value_name = "BASE_URL")]
+    pub url: String,
+    /// Print the status as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,8 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use clickgate_core::config::feeds::{compile_list as compile_text, ListFormat};
 use clickgate_core::config::{list_key, repeated_keys, Config, ConfigError, StoredLists};
-use clickgate_core::ip::{parse_list, IpSet};
+use clickgate_core::ip::IpSet;
 
 use crate::args::PushArgs;
 use crate::Failure;
@@ -156,7 +157,7 @@ fn resolve_list_files(file: &Path, text: String) -> Resolved {
                 continue;
             }
         };
-        match parse_list(&list_text) {
+        match compile_text(ListFormat::Plain, &list_text) {
             Ok(set) => {
                 let bytes = set.to_bytes();
                 let key = list_key(&bytes);
@@ -252,9 +253,11 @@ pub fn push(opts: &PushArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-pub fn compile_list(list: &Path, out: &Path) -> Result<(), Failure> {
+/// `list compile`: the list read in its format by the core's one reader, as a feed's would be.
+pub fn compile_list(list: &Path, out: &Path, format: &str) -> Result<(), Failure> {
+    let format = ListFormat::parse(format).map_err(Failure::Usage)?;
     let text = read_text(list)?;
-    match parse_list(&text) {
+    match compile_text(format, &text) {
         Ok(set) => {
             let bytes = set.to_bytes();
             std::fs::write(out, &bytes)
@@ -394,6 +397,17 @@ mod tests {
             run_words(&["list", "compile", bad.to_str().unwrap(), o]),
             Err(Failure::Invalid)
         ));
+        // The format a feed would name reads the same list; an unknown one is a usage error
+        // naming it.
+        assert!(matches!(
+            run_words(&["list", "compile", "--format", "plain", l, o]),
+            Ok(())
+        ));
+        assert_eq!(std::fs::read(&out).unwrap(), bytes);
+        match run_words(&["list", "compile", "--format", "dropp", l, o]) {
+            Err(Failure::Usage(m)) => assert!(m.contains("unknown list format `dropp`"), "{m}"),
+            other => panic!("{other:?}"),
+        }
         for p in [list, out, bad] {
             let _ = std::fs::remove_file(p);
         }

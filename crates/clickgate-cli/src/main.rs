@@ -4,13 +4,14 @@
 //! clickgate config validate FILE
 //! clickgate config push FILE (--local | --remote) [--persist-to DIR] [--wrangler-config FILE]
 //! clickgate replay --config FILE --clicks LOG [--against OLD_FILE] [--changes N]
-//! clickgate list compile LIST_FILE OUT_FILE
+//! clickgate list compile LIST_FILE OUT_FILE [--format plain]
 //! clickgate sign --config FILE --network ID --url URL [--kid K] [--expires-in S] [--click-id ID | --click-ids FILE]
 //! clickgate verify --config FILE URL
 //! clickgate network (block | unblock) NETWORK --url BASE_URL --by WHO   (also: clickgate block ...)
 //! clickgate report --url BASE_URL [--from DATE] [--to DATE] [--group-by G,G] [--format table|json|csv]
 //! clickgate explain TRANSACTION_ID --url BASE_URL
 //! clickgate reject --transaction-id ID --reason TEXT --url BASE_URL
+//! clickgate feeds status --url BASE_URL [--json]
 //! clickgate completions (bash | zsh | fish | elvish | powershell)
 //! ```
 //!
@@ -27,7 +28,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use args::{Cli, Command, ConfigCommand, ListCommand, NetworkCommand};
+use args::{Cli, Command, ConfigCommand, FeedsCommand, ListCommand, NetworkCommand};
 use config::Use;
 
 /// Exit codes: 0 done, 1 the document (or link) is invalid, 2 the command line is wrong, 3 a file,
@@ -70,7 +71,9 @@ fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Result<()
         }
         Command::Config(ConfigCommand::Push(a)) => config::push(&a),
         Command::Replay(a) => replay::replay(&a),
-        Command::List(ListCommand::Compile { list, out }) => config::compile_list(&list, &out),
+        Command::List(ListCommand::Compile { list, out, format }) => {
+            config::compile_list(&list, &out, &format)
+        }
         Command::Sign(a) => sign::sign(&a),
         Command::Verify(a) => sign::verify(&a.config, &a.url),
         Command::Network(NetworkCommand::Block(a)) | Command::Block(a) => {
@@ -82,6 +85,7 @@ fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Result<()
         Command::Report(a) => admin::report(&a),
         Command::Explain(a) => admin::explain(&a.transaction_id, &a.url),
         Command::Reject(a) => admin::reject(&a),
+        Command::Feeds(FeedsCommand::Status(a)) => admin::feeds_status(&a),
         Command::Completions { shell } => {
             completions(shell, &mut std::io::stdout().lock());
             Ok(())

@@ -7,6 +7,7 @@
 //! PUT  /admin/config                      a new document: validated like `clickgate config push`
 //! GET  /admin/report?from&to&group_by&format   the fraud report (see [`crate::report`])
 //! GET  /admin/explain/{transaction_id}    one click's whole decision
+//! GET  /admin/feeds                       the feeds' state: each one's last good fetch and last error
 //! GET  /admin/                            the report page
 //! Authorization: Bearer <ADMIN_TOKEN>     (or Basic with the token as password, for browsers)
 //! ```
@@ -57,6 +58,8 @@ pub enum AdminRequest {
     Report(ReportQuery),
     /// A transaction id, not yet opened ([`crate::operator`] opens it with the key the Worker holds).
     Explain(String),
+    /// The feeds' state as stored.
+    Feeds,
     Page,
 }
 
@@ -176,6 +179,12 @@ pub fn parse(
             return Err(AdminError::MethodNotAllowed("GET"));
         }
         return Ok(AdminRequest::Explain(id.to_owned()));
+    }
+    if rest == "feeds" {
+        if method != "GET" {
+            return Err(AdminError::MethodNotAllowed("GET"));
+        }
+        return Ok(AdminRequest::Feeds);
     }
     if rest == "config" {
         return match method {

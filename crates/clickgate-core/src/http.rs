@@ -306,6 +306,11 @@ pub fn admin_config(text: &str) -> HttpResponse {
     HttpResponse::new(200, JSON, text.to_owned(), false)
 }
 
+/// `GET /admin/feeds`: the feeds' status, written by the config's feeds.
+pub fn admin_feeds(body: String) -> HttpResponse {
+    HttpResponse::new(200, JSON, body, false)
+}
+
 /// A document accepted through the admin API and written to KV.
 pub fn admin_config_saved(config: &crate::config::Config) -> HttpResponse {
     let body = json!({

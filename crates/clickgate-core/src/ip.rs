@@ -195,7 +195,12 @@ impl fmt::Debug for IpSet {
 
 impl IpSet {
     pub fn new(entries: impl IntoIterator<Item = IpNet>) -> IpSet {
-        let mut all: Vec<IpNet> = entries.into_iter().collect();
+        IpSet::of(entries.into_iter().collect())
+    }
+
+    /// [`IpSet::new`] past its one generic step: each caller's iterator type would otherwise make
+    /// a copy of the sort and the sweep in the Worker.
+    fn of(mut all: Vec<IpNet>) -> IpSet {
         // Widest first among equal starts, so the sweep keeps the covering block.
         all.sort_by(|a, b| a.first().cmp(&b.first()).then(b.last().cmp(&a.last())));
         let mut kept: Vec<IpNet> = Vec::with_capacity(all.len());

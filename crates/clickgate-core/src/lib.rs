@@ -18,7 +18,9 @@
 //!    its reason codes) and the list that names them all. Below the config, whose rules hold them.
 //! 4. The config document: [`config`] compiles the whole KV document once, with every problem and
 //!    its path: fields and ranges, offers, lists, [`config::rules`], [`config::networks`] (signing
-//!    and flood settings), [`config::postbacks`], and [`config::cache`] (the isolate's copy).
+//!    and flood settings), [`config::postbacks`], [`config::feeds`] (lists fetched on the Cron
+//!    Trigger: when one is due, whether a fetched list may replace the last good one, and the
+//!    feeds' state), and [`config::cache`] (the isolate's copy).
 //! 5. The judges: [`rules`] (a rule's filters over a click, scored into a probability), [`signing`]
 //!    (the networks' click signatures and their breaker), [`conversion`] (a postback judged against
 //!    its click).

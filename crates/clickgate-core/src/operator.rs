@@ -12,6 +12,7 @@
 //!   the network's homes, and the click's kept decision from them ([`Ask::Explanation`]);
 //! - a block or a lift: the config in force for the network's home, and the change carried to its
 //!   object ([`Ask::Operate`]);
+//! - the feeds' state as the store holds it ([`Ask::FeedState`]);
 //! - the config document read ([`Ask::Document`]), or a new one: the lists it names
 //!   ([`Ask::Lists`]), the whole compiled exactly as `clickgate config push` does, and only then
 //!   written ([`Ask::Save`]), so a refused document leaves the store, and every isolate, as it was.
@@ -55,6 +56,8 @@ pub enum Ask {
     Lists(ListsAsk),
     /// A new document, compiled, written to the store.
     Save(SaveAsk),
+    /// The feeds' state as the store holds it.
+    FeedState(FeedStateAsk),
 }
 
 /// An admin call whose credentials hold, its body not yet read.
@@ -137,6 +140,7 @@ impl Admitted {
                 }
             }
             AdminRequest::Network(action) => config_ask(AfterConfig::Operate(action), now_ms),
+            AdminRequest::Feeds => AdminStep::Ask(Ask::FeedState(FeedStateAsk)),
             AdminRequest::GetConfig => AdminStep::Ask(Ask::Document(DocumentAsk)),
             AdminRequest::PutConfig(text) => AdminStep::Ask(Ask::Lists(ListsAsk {
                 keys: referenced_lists(&text),
@@ -340,6 +344,21 @@ impl SaveAsk {
             response: http::admin_config_saved(&self.config),
             effects: vec![Effect::Log(line)],
         })
+    }
+}
+
+#[derive(Debug)]
+pub struct FeedStateAsk;
+
+impl FeedStateAsk {
+    /// The state as stored, `{}` before any feed has run (`Ok(None)`); `Err`: the read failed.
+    /// Answered as it is: `clickgate feeds status` reads it with the document's feeds, so the
+    /// Worker carries no code to render it.
+    pub fn answered(self, text: Result<Option<String>, String>) -> AdminStep {
+        match text {
+            Ok(text) => done(http::admin_feeds(text.unwrap_or_else(|| "{}".to_owned()))),
+            Err(e) => done(http::admin_unavailable(&format!("KV read failed: {e}"))),
+        }
     }
 }
 
@@ -685,5 +704,42 @@ mod tests {
         };
         let big = admitted().with_body(Err(too_large), || Ok(()), || None, T0);
         assert_eq!(answered(big).response.status, 413);
+    }
+
+    #[test]
+    fn the_feeds_state_is_answered_as_the_store_holds_it() {
+        let asked = || {
+            let Ask::FeedState(ask) = asked(first("GET", ("/admin/feeds", ""), "")) else {
+                panic!("the feeds did not ask for their state");
+            };
+            ask
+        };
+        let stored = r#"{"fraud_ips":{"url":"https://l.example/a.txt","tried_at":1}}"#;
+        let answer = answered(asked().answered(Ok(Some(stored.to_owned()))));
+        assert_eq!(
+            (answer.response.status, answer.response.body.as_str()),
+            (200, stored)
+        );
+        let never = answered(asked().answered(Ok(None)));
+        assert_eq!(
+            (never.response.status, never.response.body.as_str()),
+            (200, "{}")
+        );
+        let failed = answered(asked().answered(Err("timeout".into())));
+        assert_eq!(failed.response.status, 503);
+        assert!(matches!(
+            admin::parse(
+                AdminCall {
+                    method: "POST",
+                    path: "/admin/feeds",
+                    query: "",
+                    authorization: bearer().as_deref(),
+                    body: "",
+                },
+                Some(TOKEN),
+                T0
+            ),
+            Err(admin::AdminError::MethodNotAllowed("GET"))
+        ));
     }
 }

@@ -103,6 +103,9 @@ const clickgate = new Miniflare({
   cf,
   workers,
   handleRuntimeStdio,
+  // `/cdn-cgi/handler/scheduled?cron=…&time=…` fires the scheduled handler, as the Cron Trigger
+  // would at that time (the feeds' end-to-end test).
+  unsafeTriggerHandlers: true,
 });
 const instances = [clickgate];
 console.log(`clickgate ${await clickgate.ready}`);

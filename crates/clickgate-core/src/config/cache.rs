@@ -9,7 +9,8 @@
 use std::sync::Arc;
 
 use super::error::ConfigError;
-use super::lists::{digest, referenced_lists, StoredLists};
+use super::feeds::{digest_fed, FeedStates};
+use super::lists::{references, StoredLists};
 use crate::config::Config;
 use crate::fault::Corrupt;
 use crate::ip::IpSet;
@@ -23,6 +24,8 @@ pub const STUCK_REFRESH_MS: u64 = 10_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fetched {
     Text(String),
+    /// A document with `feeds`, and the feeds' state it is compiled with.
+    Fed(String, FeedStates),
     Missing,
     Failed(String),
 }
@@ -142,7 +145,20 @@ impl ConfigSlot {
     /// The list keys a fetched document refers to that this isolate does not hold yet: read them
     /// from KV and hand them to [`ConfigSlot::add_list`] before [`ConfigSlot::finish`].
     pub fn lists_to_fetch(&self, text: &str) -> Vec<String> {
-        let mut keys = referenced_lists(text);
+        self.to_fetch(text).0
+    }
+
+    /// [`ConfigSlot::lists_to_fetch`], and whether the document has feeds, whose state is read
+    /// from KV too ([`Fetched::Fed`]) and whose lists [`ConfigSlot::fed_lists_to_fetch`] names.
+    pub fn to_fetch(&self, text: &str) -> (Vec<String>, bool) {
+        let (mut keys, feeds) = references(text);
+        keys.retain(|k| !self.lists.contains_key(k));
+        (keys, feeds)
+    }
+
+    /// The feeds' good lists this isolate does not hold yet.
+    pub fn fed_lists_to_fetch(&self, fed: &FeedStates) -> Vec<String> {
+        let mut keys = fed.keys();
         keys.retain(|k| !self.lists.contains_key(k));
         keys
     }
@@ -160,24 +176,14 @@ impl ConfigSlot {
         self.refreshing_since_ms = None;
         self.checked_at_ms = Some(now_ms);
         let problem = match fetched {
-            Fetched::Text(text) => {
-                let previous = self.current.as_ref().map(|c| c.digest.clone());
-                let digest = digest(&text);
-                if previous.as_deref() == Some(digest.as_str()) {
-                    return SlotEvent::Unchanged { digest };
-                }
-                match Config::compile_digested(&text, digest, &self.lists) {
-                    Ok(config) => {
-                        self.lists.retain(|k, _| config.stored_lists.contains(k));
-                        let digest = config.digest.clone();
-                        self.current = Some(Arc::new(config));
-                        return SlotEvent::Loaded { digest, previous };
-                    }
-                    Err(errors) => summarize(&errors),
-                }
-            }
-            Fetched::Missing => "the config key is missing from KV".to_owned(),
-            Fetched::Failed(e) => format!("KV read failed: {e}"),
+            Fetched::Text(text) => self.compile(text, FeedStates::default()),
+            Fetched::Fed(text, fed) => self.compile(text, fed),
+            Fetched::Missing => Err("the config key is missing from KV".to_owned()),
+            Fetched::Failed(e) => Err(format!("KV read failed: {e}")),
+        };
+        let problem = match problem {
+            Ok(event) => return event,
+            Err(problem) => problem,
         };
         match &self.current {
             Some(c) => SlotEvent::KeptLastGood {
@@ -186,6 +192,21 @@ impl ConfigSlot {
             },
             None => SlotEvent::NoConfig { problem },
         }
+    }
+
+    /// A fetched document put in force, or why it cannot be.
+    fn compile(&mut self, text: String, fed: FeedStates) -> Result<SlotEvent, String> {
+        let previous = self.current.as_ref().map(|c| c.digest.clone());
+        let digest = digest_fed(&text, &fed);
+        if previous.as_deref() == Some(digest.as_str()) {
+            return Ok(SlotEvent::Unchanged { digest });
+        }
+        let config = Config::compile_digested(&text, digest, &self.lists, &fed)
+            .map_err(|e| summarize(&e))?;
+        self.lists.retain(|k, _| config.stored_lists.contains(k));
+        let digest = config.digest.clone();
+        self.current = Some(Arc::new(config));
+        Ok(SlotEvent::Loaded { digest, previous })
     }
 }
 
@@ -342,5 +363,69 @@ mod tests {
             SlotEvent::Loaded { .. }
         ));
         assert_eq!(s.lists_to_fetch(&with_list), vec![key]);
+    }
+
+    #[test]
+    fn a_feed_switching_its_list_reloads_the_document_and_a_missing_list_keeps_the_last_good() {
+        use crate::config::feeds::{Feed, FeedStates, Good, ListFormat};
+        use crate::ip::IpNet;
+        let url = "https://lists.example/fraud.txt";
+        let doc = DEMO.replacen(
+            r#""version": 1,"#,
+            &format!(r#""version": 1, "feeds": [{{"url": "{url}", "format": "plain", "every": "1h", "list": "fraud_ips"}}],"#),
+            1,
+        );
+        let feed = Feed {
+            list: "fraud_ips",
+            url: url.to_owned(),
+            format: ListFormat::Plain,
+            every_minutes: 60,
+            max_shrink_ppm: 500_000,
+        };
+        let mut s = ConfigSlot::new(REFRESH);
+        let (keys, feeds) = s.to_fetch(&doc);
+        assert!(keys.is_empty() && feeds);
+        assert!(!s.to_fetch(DEMO).1);
+        assert!(matches!(
+            s.finish(0, Fetched::Fed(doc.clone(), FeedStates::default())),
+            SlotEvent::Loaded { .. }
+        ));
+        let first = s.current().unwrap().digest.clone();
+        let bytes = IpSet::new([IpNet::parse("198.51.100.0/24").unwrap()]).to_bytes();
+        let kv = crate::config::list_key(&bytes);
+        let mut fed = FeedStates::default();
+        fed.record(
+            &feed,
+            1,
+            Ok(Good {
+                kv: kv.clone(),
+                at_ms: 1,
+                entries: 1,
+            }),
+        );
+        // The state arrived before its list: the config in force stays.
+        assert!(matches!(
+            s.finish(2, Fetched::Fed(doc.clone(), fed.clone())),
+            SlotEvent::KeptLastGood { .. }
+        ));
+        assert_eq!(s.fed_lists_to_fetch(&fed), vec![kv.clone()]);
+        s.add_list(kv, bytes).unwrap();
+        assert!(matches!(
+            s.finish(3, Fetched::Fed(doc.clone(), fed.clone())),
+            SlotEvent::Loaded { .. }
+        ));
+        let now = s.current().unwrap();
+        assert_ne!(now.digest, first);
+        assert!(now
+            .lists
+            .fraud_ips
+            .lookup("198.51.100.9".parse().unwrap())
+            .is_some());
+        // A refusal recorded since leaves the lists as they were: nothing to compile again.
+        fed.record(&feed, 4, Err("the list is empty".into()));
+        assert!(matches!(
+            s.finish(5, Fetched::Fed(doc, fed)),
+            SlotEvent::Unchanged { .. }
+        ));
     }
 }

@@ -31,14 +31,24 @@ pub fn list_key(compiled: &[u8]) -> String {
 /// at, and nothing is built for the rest of the document: the parser skips it (building the whole
 /// document here, then again to compile it, cost a fresh isolate's first click milliseconds).
 pub fn referenced_lists(text: &str) -> Vec<String> {
+    references(text).0
+}
+
+/// [`referenced_lists`], and whether the document has `feeds` (then the edge reads the feeds'
+/// state too), in one pass over the text.
+pub(crate) fn references(text: &str) -> (Vec<String>, bool) {
     let Ok(ListKeys(mut keys)) = serde_json::from_str::<ListKeys>(text) else {
-        return Vec::new();
+        return (Vec::new(), false);
     };
+    let feeds = keys.iter().any(|k| k == FEEDS_MARK);
     keys.retain(|k| k.starts_with(LIST_KEY_PREFIX));
     keys.sort_unstable();
     keys.dedup();
-    keys
+    (keys, feeds)
 }
+
+/// What the walk notes for a top-level `feeds`: not a list key, so never taken for one.
+const FEEDS_MARK: &str = "feeds";
 
 /// The `kv` keys in a document's `lists`, read by [`referenced_lists`].
 struct ListKeys(Vec<String>);
@@ -69,6 +79,10 @@ impl<'de> serde::de::Visitor<'de> for Walk {
         while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match (&self, name.as_ref()) {
                 (Walk::Document, "lists") => keys.extend(map.next_value_seed(Walk::Lists)?),
+                (Walk::Document, "feeds") => {
+                    map.next_value::<IgnoredAny>()?;
+                    keys.push(FEEDS_MARK.to_owned());
+                }
                 (Walk::Lists, _) => keys.extend(map.next_value_seed(Walk::List)?),
                 (Walk::List, "kv") => {
                     if let serde_json::Value::String(key) = map.next_value::<serde_json::Value>()? {

@@ -8,8 +8,9 @@
 //! Here: [`Config`] and the compile, section by section in the order they are read. `json.rs`
 //! parses the text, `fields.rs` reads an object's fields, `error.rs` is the problem reported,
 //! `ranges.rs` the range of every number; `offers.rs`, `lists.rs` (with the lists kept apart in KV
-//! and the digest), `links.rs`, `networks.rs`, `postbacks.rs` and `rules.rs` compile their
-//! sections; `cache.rs` keeps the compiled document in the isolate.
+//! and the digest), `links.rs`, `networks.rs`, `postbacks.rs`, `rules.rs` and `feeds.rs` compile
+//! their sections (`feeds.rs` also holds the feeds' state and the rules a fetched list must pass);
+//! `cache.rs` keeps the compiled document in the isolate.
 
 use std::collections::hash_map::Entry;
 
@@ -25,6 +26,7 @@ use rules::{compile_rule, index_by_offer, select, Rule};
 
 pub mod cache;
 mod error;
+pub mod feeds;
 mod fields;
 mod json;
 pub mod links;
@@ -36,6 +38,7 @@ mod ranges;
 pub mod rules;
 
 pub use error::ConfigError;
+use feeds::{digest_fed, FeedStates};
 pub(crate) use json::parse;
 pub use json::repeated_keys;
 pub use lists::{digest, list_key, referenced_lists, StoredLists, LIST_KEY_PREFIX};
@@ -75,6 +78,8 @@ pub struct Config {
     pub analytics_binding: Option<String>,
     /// The keys of the lists kept apart in KV that the document uses.
     pub stored_lists: Vec<String>,
+    /// The lists fetched on the Cron Trigger, from `feeds[]`.
+    pub feeds: Vec<feeds::Feed>,
     /// A short hash of the source text, to tell in logs which document is in force.
     pub digest: String,
     /// The link formats the Worker reads, from `links[]` (clickgate's own without it).
@@ -127,7 +132,17 @@ impl Config {
     /// Compiles a document whose IP lists may live in their own KV keys (`{"kv": "iplist/…"}`),
     /// given those lists, already decoded.
     pub fn compile_with_lists(text: &str, lists: &StoredLists) -> Result<Config, Vec<ConfigError>> {
-        Config::compile_digested(text, digest(text), lists)
+        Config::compile_digested(text, digest(text), lists, &FeedStates::default())
+    }
+
+    /// [`Config::compile_with_lists`] with the feeds' state: each feed's last good list stands in
+    /// for the list it fills. `lists` holds the feeds' lists too.
+    pub fn compile_fed(
+        text: &str,
+        lists: &StoredLists,
+        fed: &FeedStates,
+    ) -> Result<Config, Vec<ConfigError>> {
+        Config::compile_digested(text, digest_fed(text, fed), lists, fed)
     }
 
     /// [`Config::compile`] for a caller that already hashed the text (the isolate's cache does, to
@@ -136,6 +151,7 @@ impl Config {
         text: &str,
         digest: String,
         lists: &StoredLists,
+        fed: &FeedStates,
     ) -> Result<Config, Vec<ConfigError>> {
         if text.len() > MAX_DOCUMENT_BYTES {
             return Err(vec![err(
@@ -143,24 +159,30 @@ impl Config {
                 format!("is {} bytes; at most {MAX_DOCUMENT_BYTES}", text.len()),
             )]);
         }
-        Config::compile_any_size(text, digest, lists)
+        Config::compile_any_size(text, digest, lists, fed)
     }
 
     /// [`Config::compile`] without the cap on a stored document's size, for the bench: the largest
     /// document tested is past the cap, and its compile time is measured through this.
     #[doc(hidden)]
     pub fn compile_past_cap(text: &str) -> Result<Config, Vec<ConfigError>> {
-        Config::compile_any_size(text, digest(text), &StoredLists::new())
+        Config::compile_any_size(
+            text,
+            digest(text),
+            &StoredLists::new(),
+            &FeedStates::default(),
+        )
     }
 
     fn compile_any_size(
         text: &str,
         digest: String,
         lists: &StoredLists,
+        fed: &FeedStates,
     ) -> Result<Config, Vec<ConfigError>> {
         let (doc, mut errors) =
             parse(text).map_err(|e| vec![err("", format!("is not valid JSON: {e}"))])?;
-        let config = compile_document(&doc, &mut errors, digest, lists);
+        let config = compile_document(&doc, &mut errors, digest, (lists, fed));
         match config {
             Some(c) if errors.is_empty() => Ok(c),
             _ => Err(errors),
@@ -175,7 +197,7 @@ fn compile_document(
     doc: &Value,
     errors: &mut Vec<ConfigError>,
     digest: String,
-    stored: &StoredLists,
+    (stored, fed): (&StoredLists, &FeedStates),
 ) -> Option<Config> {
     let mut top = Fields::of(doc, "", errors)?;
     match top.required("version", errors) {
@@ -198,7 +220,7 @@ fn compile_document(
         false => top.required_array("offers", errors),
     };
     let offers = offers::compile_offers(offer_list, unlisted_served, &postbacks, errors);
-    let (blocked, lists, stored_lists) = top
+    let (mut blocked, mut lists, mut stored_lists) = top
         .get("lists")
         .map(|l| lists::compile_lists(l, stored, errors))
         .unwrap_or_default();
@@ -213,7 +235,27 @@ fn compile_document(
         &postbacks,
         errors,
     );
+    let feeds = feeds::compile_feeds(top.array("feeds", errors), errors);
     top.finish(errors);
+    for (list, key) in fed.in_force(&feeds) {
+        let Some(set) = stored.get(&key) else {
+            errors.push(err(
+                &format!("lists.{list}"),
+                format!("its feed's last good list `{key}` is not in KV"),
+            ));
+            continue;
+        };
+        let slot = match list {
+            "blocked_ips" => &mut blocked,
+            "allowed_ips" => &mut lists.allowed_ips,
+            "fraud_ips" => &mut lists.fraud_ips,
+            "datacenter_ips" => &mut lists.datacenter_ips,
+            "vpn_ips" => &mut lists.vpn_ips,
+            _ => continue,
+        };
+        *slot = set.clone();
+        stored_lists.push(key);
+    }
 
     let rules_by_offer = index_by_offer(&rules, &offers, rules::Level::Click);
     let conversion_rules_by_offer = index_by_offer(&rules, &offers, rules::Level::Conversion);
@@ -234,6 +276,7 @@ fn compile_document(
         postbacks,
         analytics_binding,
         stored_lists,
+        feeds,
         digest,
         links,
         click_rules_in_order,
@@ -515,7 +558,12 @@ pub(crate) mod tests {
         assert!(doc.len() > MAX_DOCUMENT_BYTES);
         let started = cpu_time();
         let (value, mut errors) = parse(&doc).unwrap();
-        let config = compile_document(&value, &mut errors, digest(&doc), &StoredLists::new());
+        let config = compile_document(
+            &value,
+            &mut errors,
+            digest(&doc),
+            (&StoredLists::new(), &FeedStates::default()),
+        );
         let took = cpu_time() - started;
         assert!(errors.is_empty(), "{:?}", &errors[..errors.len().min(3)]);
         let config = config.unwrap();
