@@ -69,7 +69,9 @@ fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Result<()
         }
         Command::Config(ConfigCommand::Push(a)) => config::push(&a),
         Command::Replay(a) => replay::replay(&a),
-        Command::List(ListCommand::Compile { list, out }) => config::compile_list(&list, &out),
+        Command::List(ListCommand::Compile { list, out, format }) => {
+            config::compile_list(&list, &out, format)
+        }
         Command::Sign(a) => sign::sign(&a),
         Command::Verify(a) => sign::verify(&a.config, &a.url),
         Command::Network(NetworkCommand::Block(a)) | Command::Block(a) => {

@@ -8,7 +8,8 @@
 //! Here: [`Config`] and the compile, section by section in the order they are read. `json.rs`
 //! parses the text, `fields.rs` reads an object's fields, `error.rs` is the problem reported,
 //! `ranges.rs` the range of every number; `offers.rs`, `lists.rs` (with the lists kept apart in KV
-//! and the digest), `links.rs`, `networks.rs`, `postbacks.rs` and `rules.rs` compile their
+//! and the digest), `list_formats.rs` (list files in the formats they are published in, read by
+//! the CLI only), `links.rs`, `networks.rs`, `postbacks.rs` and `rules.rs` compile their
 //! sections; `cache.rs` keeps the compiled document in the isolate.
 
 use std::collections::hash_map::Entry;
@@ -28,6 +29,7 @@ mod error;
 mod fields;
 mod json;
 pub mod links;
+pub mod list_formats;
 mod lists;
 pub mod networks;
 mod offers;
