@@ -8,6 +8,7 @@ use super::fields::{kind, Fields};
 use super::json::{Object, Value};
 use super::rules::compile_asns;
 use crate::click::Id;
+use crate::filters::asn_sets::{AsnList, BuiltinSet};
 use crate::filters::{referrer::RefererPattern, Lists};
 use crate::ip::{IpNet, IpSet};
 
@@ -206,12 +207,70 @@ pub(super) fn compile_lists(
         ("datacenter_asns", &mut lists.datacenter_asns),
         ("vpn_asns", &mut lists.vpn_asns),
     ] {
-        if let Some(entries) = f.array(key, errors) {
-            *slot = compile_asns(entries, &format!("lists.{key}"), errors);
+        if let Some(value) = f.get(key) {
+            *slot = asn_list(value, &format!("lists.{key}"), errors);
         }
     }
     f.finish(errors);
     (blocked, lists, stored_lists)
+}
+
+/// An AS list: the operator's numbers, or `{"builtin": "hosting", "add": [...], "except": [...]}`
+/// (`builtin` one set's name or several), the sets clickgate ships with the operator's own
+/// numbers added and some taken out.
+fn asn_list(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> AsnList {
+    if let Some(entries) = value.as_array() {
+        return AsnList::new(
+            compile_asns(entries, path, errors),
+            Vec::new(),
+            Default::default(),
+        );
+    }
+    if value.as_object().is_none() {
+        errors.push(err(
+            path,
+            format!(
+                "must be an array of AS numbers or {{\"builtin\": \"hosting\"}}, found {}",
+                kind(value)
+            ),
+        ));
+        return AsnList::default();
+    }
+    let Some(mut f) = Fields::of(value, path, errors) else {
+        return AsnList::default();
+    };
+    let mut sets = Vec::new();
+    let names: Vec<(String, &Value)> = match f.required("builtin", errors) {
+        Some(Value::Array(names)) => names
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("{path}.builtin[{i}]"), v))
+            .collect(),
+        Some(v) => vec![(format!("{path}.builtin"), v)],
+        None => Vec::new(),
+    };
+    for (at, v) in names {
+        match BuiltinSet::ALL.iter().find(|(n, _)| Some(*n) == v.as_str()) {
+            Some((_, set)) if !sets.contains(set) => sets.push(*set),
+            Some(_) => errors.push(err(&at, "names a set already named")),
+            None => {
+                let known: Vec<String> = BuiltinSet::ALL
+                    .iter()
+                    .map(|(n, _)| format!("\"{n}\""))
+                    .collect();
+                errors.push(err(&at, format!("must be {}", known.join(" or "))));
+            }
+        }
+    }
+    let mut numbers = |key: &'static str, f: &mut Fields| {
+        f.array(key, errors)
+            .map(|entries| compile_asns(entries, &format!("{path}.{key}"), errors))
+            .unwrap_or_default()
+    };
+    let own = numbers("add", &mut f);
+    let except = numbers("except", &mut f);
+    f.finish(errors);
+    AsnList::new(own, sets, except)
 }
 
 fn stored_list(

@@ -16,7 +16,12 @@ use crate::click::{ClickParams, ClientInfo, Id};
 use crate::ip::IpSet;
 use crate::verdict::ReasonCode;
 
+use asn_sets::AsnList;
 use referrer::Referrers;
+
+/// The AS lists' built-in sets, their data beside them.
+pub mod asn_sets;
+mod asn_sets_data;
 
 /// The range of `duplicate_ip.max` and `sub_id_validity.max`.
 pub const COUNT: RangeInclusive<u32> = 1..=1_000_000;
@@ -47,9 +52,9 @@ pub struct Lists {
     pub allowed_sub_ids: FxHashSet<String>,
     pub fraud_ips: IpSet,
     pub fraud_device_ids: FxHashSet<String>,
-    pub datacenter_asns: FxHashSet<u32>,
+    pub datacenter_asns: AsnList,
     pub datacenter_ips: IpSet,
-    pub vpn_asns: FxHashSet<u32>,
+    pub vpn_asns: AsnList,
     pub vpn_ips: IpSet,
     pub blocked_referrers: Referrers,
 }
