@@ -130,7 +130,20 @@ fn resolve_list_files(file: &Path, text: String) -> Resolved {
     let dir = file.parent().unwrap_or(Path::new("."));
     let (mut compiled, mut stored, mut errors) = (Vec::new(), StoredLists::new(), Vec::new());
     let mut inlined = false;
+    // Each relay's ranges are a list of their own, named under `relays`.
+    let mut targets = Vec::new();
     for (name, value) in lists.iter_mut() {
+        if name != "relays" || !value.is_object() {
+            targets.push((name.clone(), value));
+        } else if let Some(relays) = value.as_object_mut() {
+            targets.extend(
+                relays
+                    .iter_mut()
+                    .map(|(relay, value)| (format!("relays.{relay}"), value)),
+            );
+        }
+    }
+    for (name, value) in targets {
         let Some(list_file) = value.get("file").and_then(|f| f.as_str()) else {
             continue;
         };
@@ -572,5 +585,36 @@ mod tests {
                 .starts_with("lists.vpn_ips.format: unknown list format `xml`")
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_relay_given_as_apples_published_file_gets_its_own_key() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../clickgate-core/tests/lists");
+        let file = fixtures.join("config.json");
+        let doc = r#"{"version": 1, "offers": [{"id": "1", "landing_url": "https://x.example/"}],
+            "lists": {"relays": {"icloud_private_relay": {"file": "icloud-egress.csv", "format": "icloud-relay"},
+                                 "office": ["198.51.100.7"]}}}"#;
+        let r = resolve_list_files(&file, doc.to_owned());
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!(r.lists.len(), 1);
+        let config = Config::compile_with_lists(&r.text, &r.stored).unwrap();
+        assert_eq!(
+            config.lists.relay("192.0.2.40".parse().ok()),
+            Some("icloud_private_relay")
+        );
+        assert_eq!(
+            config.lists.relay("198.51.100.7".parse().ok()),
+            Some("office")
+        );
+        let bad = doc.replace("icloud-egress.csv", "drop.txt");
+        let said: Vec<String> = resolve_list_files(&file, bad)
+            .errors
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            said[0],
+            "lists.relays.icloud_private_relay.file: drop.txt: line 1: `; Spamhaus DROP List 2026/12/01 - (c) 2026 The Spamhaus Project SLU` has 1 column, the format reads 4"
+        );
     }
 }

@@ -48,6 +48,8 @@ pub struct ClickOutcome {
     pub flood_would_block: Option<Reason>,
     /// The link profile the click came in by, where the document declares profiles.
     pub profile: Option<String>,
+    /// The relay that carried the click (`lists.relays`), whose network is not held against it.
+    pub relay: Option<String>,
 }
 
 /// What the edge learned about a click beyond the request itself.
@@ -288,6 +290,7 @@ pub fn decide(
     };
 
     let profile = config.links.named(&click).map(str::to_owned);
+    let relay = config.lists.relay(client.ip).map(str::to_owned);
     Ok(ClickOutcome {
         transaction_id,
         decision,
@@ -303,6 +306,7 @@ pub fn decide(
         flood_unavailable: flood.unreachable,
         flood_would_block,
         profile,
+        relay,
     })
 }
 
@@ -443,6 +447,7 @@ impl ClickOutcome {
             .opt_raw("ip_unreadable", self.client.ip_unreadable.then_some("true"))
             .opt("country", self.client.country.as_deref())
             .opt("asn", asn.as_deref())
+            .opt("relay", self.relay.as_deref())
             .opt("user_agent", self.client.user_agent.as_deref())
             .opt(
                 "client",

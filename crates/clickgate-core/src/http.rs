@@ -348,6 +348,7 @@ mod tests {
             flood_unavailable: false,
             flood_would_block: None,
             profile: None,
+            relay: None,
         }
     }
 

@@ -70,6 +70,8 @@ impl<'de> serde::de::Visitor<'de> for Walk {
         while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match (&self, name.as_ref()) {
                 (Walk::Document, "lists") => keys.extend(map.next_value_seed(Walk::Lists)?),
+                // Each relay is a list of its own.
+                (Walk::Lists, "relays") => keys.extend(map.next_value_seed(Walk::Lists)?),
                 (Walk::Lists, _) => keys.extend(map.next_value_seed(Walk::List)?),
                 (Walk::List, "kv") => {
                     if let serde_json::Value::String(key) = map.next_value::<serde_json::Value>()? {
@@ -143,26 +145,16 @@ pub(super) fn compile_lists(
             return stored_list(reference, &f.child(key), stored, &mut stored_lists, errors);
         }
         let entries = f.array(key, errors).map(|e| e.as_slice()).unwrap_or(&[]);
-        IpSet::new(entries.iter().enumerate().filter_map(|(i, e)| {
-            let path = || format!("lists.{key}[{i}]");
-            match e.as_str().map(IpNet::parse) {
-                Some(Ok(net)) => Some(net),
-                Some(Err(p)) => {
-                    errors.push(err(&path(), p));
-                    None
-                }
-                None => {
-                    errors.push(err(&path(), format!("must be a string, found {}", kind(e))));
-                    None
-                }
-            }
-        }))
+        written_list(entries, &f.child(key), errors)
     };
     blocked = ips(&mut f, "blocked_ips", errors);
     lists.allowed_ips = ips(&mut f, "allowed_ips", errors);
     lists.fraud_ips = ips(&mut f, "fraud_ips", errors);
     lists.datacenter_ips = ips(&mut f, "datacenter_ips", errors);
     lists.vpn_ips = ips(&mut f, "vpn_ips", errors);
+    if let Some(value) = f.get("relays") {
+        lists.relays = relays(value, stored, &mut stored_lists, errors);
+    }
     let strings = |f: &mut Fields, key: &'static str, errors: &mut Vec<ConfigError>| {
         let entries = f.array(key, errors).map(|e| e.as_slice()).unwrap_or(&[]);
         let mut out = Vec::new();
@@ -213,6 +205,73 @@ pub(super) fn compile_lists(
     }
     f.finish(errors);
     (blocked, lists, stored_lists)
+}
+
+/// A list written out in the document.
+fn written_list(entries: &[Value], path: &str, errors: &mut Vec<ConfigError>) -> IpSet {
+    IpSet::new(entries.iter().enumerate().filter_map(|(i, e)| {
+        let path = || format!("{path}[{i}]");
+        match e.as_str().map(IpNet::parse) {
+            Some(Ok(net)) => Some(net),
+            Some(Err(p)) => {
+                errors.push(err(&path(), p));
+                None
+            }
+            None => {
+                errors.push(err(&path(), format!("must be a string, found {}", kind(e))));
+                None
+            }
+        }
+    }))
+}
+
+/// `relays`: each relay's name and its ranges, written out or kept apart as any IP list is.
+fn relays(
+    value: &Value,
+    stored: &StoredLists,
+    used: &mut Vec<String>,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<(String, IpSet)> {
+    let Some(map) = value.as_object() else {
+        errors.push(err(
+            "lists.relays",
+            format!("must be an object of relays by name, found {}", kind(value)),
+        ));
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for name in map.keys() {
+        let path = format!("lists.relays.{name}");
+        let named = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !named {
+            errors.push(err(
+                &path,
+                "a relay's name is 1 to 64 of a-z, 0-9, `_` and `-`",
+            ));
+            continue;
+        }
+        let set = match map.get(name) {
+            Some(Value::Object(reference)) => stored_list(reference, &path, stored, used, errors),
+            Some(Value::Array(entries)) => written_list(entries, &path, errors),
+            Some(other) => {
+                errors.push(err(
+                    &path,
+                    format!(
+                        "must be a list of addresses and blocks, or {{\"kv\": \"{LIST_KEY_PREFIX}…\"}}, found {}",
+                        kind(other)
+                    ),
+                ));
+                continue;
+            }
+            None => continue,
+        };
+        out.push((name.to_owned(), set));
+    }
+    out
 }
 
 /// An AS list: the operator's numbers, or `{"builtin": "hosting", "add": [...], "except": [...]}`

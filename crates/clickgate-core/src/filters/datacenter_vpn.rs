@@ -25,6 +25,10 @@ impl Judge for DatacenterVpn {
 
     fn judge_click(&self, seen: &Seen, points: u32) -> Result<Option<Hit>, Unavailable> {
         let (lists, client) = (seen.lists, seen.client);
+        // A relay's exits live in hosting networks, and the people behind them are people.
+        if lists.relay(client.ip).is_some() {
+            return Ok(None);
+        }
         // An operator's own entry is matched as it always was; one from a built-in set says which.
         let asn_hit = |list: &AsnList, code: ReasonCode| {
             let asn = client.asn?;
@@ -121,6 +125,58 @@ mod tests {
         assert_eq!(
             problems(r#"{"datacenter_asns": "hosting"}"#),
             [r#"lists.datacenter_asns: must be an array of AS numbers or {"builtin": "hosting"}, found a string"#]
+        );
+    }
+
+    #[test]
+    fn a_click_from_a_relay_is_never_judged_by_its_network_and_names_the_relay() {
+        let doc = r#"{"version": 1, "offers": [{"id": "1", "landing_url": "https://x.example/"}],
+            "lists": {"datacenter_asns": {"builtin": "hosting"}, "datacenter_ips": ["192.0.2.0/24"],
+                      "relays": {"icloud_private_relay": ["192.0.2.0/27", "2001:db8:4000::/45"],
+                                 "office-proxy": ["198.51.100.7"]}},
+            "rules": [{"id": "r", "created_at": "2026-11-01", "scope": {"offers": ["1"]},
+                       "strategy": {"filters": [{"type": "datacenter_vpn"}]}, "decline": "low_and_higher"}]}"#;
+        let cfg = crate::config::Config::compile(doc).unwrap();
+        let query = "offer_id=1&aff_id=n";
+        let log = |ip, asn| {
+            let out = run(&cfg, Click { query, ip, asn: Some(asn), ..Click::default() });
+            let line: serde_json::Value = serde_json::from_str(&out.log_line()).unwrap();
+            (out.is_blocked(), line["relay"].as_str().map(str::to_owned))
+        };
+        // The relay's exit is in a hosting network and a listed range: neither counts.
+        assert_eq!(log("192.0.2.9", 16509), (false, Some("icloud_private_relay".into())));
+        assert_eq!(log("2001:db8:4001::1", 24940), (false, Some("icloud_private_relay".into())));
+        assert_eq!(log("198.51.100.7", 16509), (false, Some("office-proxy".into())));
+        // Beside the relay's ranges the same networks are judged as ever, and nothing is said.
+        assert_eq!(log("192.0.2.40", 3320), (true, None));
+        assert_eq!(log("203.0.113.9", 16509), (true, None));
+    }
+
+    #[test]
+    fn a_relay_must_be_named_and_listed() {
+        let problems = |relays: &str| {
+            crate::config::tests::problems(&format!(
+                r#"{{"version": 1, "offers": [{{"id": "1", "landing_url": "https://x.example/"}}],
+                    "lists": {{"relays": {relays}}}}}"#
+            ))
+        };
+        assert_eq!(
+            problems(r#"{"Apple Relay": ["192.0.2.0/24"], "r": "192.0.2.0/24", "s": ["nope"]}"#),
+            [
+                "lists.relays.Apple Relay: a relay's name is 1 to 64 of a-z, 0-9, `_` and `-`",
+                r#"lists.relays.r: must be a list of addresses and blocks, or {"kv": "iplist/…"}, found a string"#,
+                "lists.relays.s[0]: `nope` is not an IPv4 or IPv6 address",
+            ]
+        );
+        assert_eq!(
+            problems("[]"),
+            ["lists.relays: must be an object of relays by name, found an array"]
+        );
+        assert_eq!(
+            crate::config::referenced_lists(
+                r#"{"lists": {"relays": {"icloud_private_relay": {"kv": "iplist/r"}}}}"#
+            ),
+            ["iplist/r"]
         );
     }
 }

@@ -57,6 +57,20 @@ pub struct Lists {
     pub vpn_asns: AsnList,
     pub vpn_ips: IpSet,
     pub blocked_referrers: Referrers,
+    /// Relays that carry people's own traffic (iCloud Private Relay, or one the operator names),
+    /// by name: a click from one is never judged by its network.
+    pub relays: Vec<(String, IpSet)>,
+}
+
+impl Lists {
+    /// The relay whose ranges hold `ip`, by name.
+    pub fn relay(&self, ip: Option<std::net::IpAddr>) -> Option<&str> {
+        let ip = ip?;
+        self.relays
+            .iter()
+            .find(|(_, set)| set.lookup(ip).is_some())
+            .map(|(name, _)| name.as_str())
+    }
 }
 
 /// One click as a rule's filters see it.
