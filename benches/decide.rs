@@ -137,6 +137,7 @@ fn decided(config: &Config, key: &TokenKey, query: &str, ip: &str, ua: &str) -> 
         country: Some("DE".into()),
         asn: Some(3320),
         sent: None,
+        platform: None,
     };
     let counters = Some(Counters {
         ip_clicks: 1,

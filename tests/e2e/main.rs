@@ -9,6 +9,7 @@ mod bad_requests;
 mod config;
 mod conversions;
 mod networks;
+mod platform;
 mod redirect;
 mod report;
 mod rules;

@@ -20,7 +20,6 @@ use crate::signing::SIGNING_PARAMS;
 use crate::template::{MacroValues, Template};
 use crate::time::rfc3339_ms;
 use crate::token::{ClickToken, TokenKey, TokenVerdict, NONCE_LEN};
-use crate::ua::is_link_preview;
 use crate::verdict::{Decision, FaultMode, Reason, ReasonCode, Verdict};
 
 /// Everything about one decided click: what the HTTP layer answers and what the log records.
@@ -240,7 +239,7 @@ pub fn decide(
         },
         _ => None,
     };
-    let preview = is_link_preview(client.user_agent.as_ref());
+    let preview = client.is_preview();
     let verdict = if !block_reasons.is_empty() {
         TokenVerdict::Blocked
     } else if declined_by.is_some() {
@@ -409,6 +408,18 @@ impl ClickOutcome {
                 .fold(JsonLine::new(), |line, (name, value)| line.str(name, value))
                 .finish()
         });
+        // The platform's bot signals, present only on a zone that has them.
+        let platform = self.client.platform.as_ref().map(|p| {
+            let line = JsonLine::new();
+            let line = match p.score {
+                Some(score) => line.num("bot_score", u64::from(score)),
+                None => line,
+            };
+            line.bool("verified_bot", p.verified_bot)
+                .bool("static_resource", p.static_resource)
+                .opt("as_organization", p.as_organization.as_deref())
+                .finish()
+        });
         JsonLine::new()
             .str("event", "click")
             .str("ts", &rfc3339_ms(self.at_ms))
@@ -458,6 +469,7 @@ impl ClickOutcome {
             )
             .opt("referer", self.client.referer.as_deref())
             .opt_raw("sent", sent.as_deref())
+            .opt_raw("platform", platform.as_deref())
             .bool("preview", self.preview)
             .str("config", &self.config_digest)
             .finish()
@@ -844,7 +856,7 @@ mod tests {
 #[cfg(test)]
 pub(crate) mod harness {
     use super::{decide, ClickOutcome, Observed};
-    use crate::click::{route, ClientInfo, Route, Sent};
+    use crate::click::{route, ClientInfo, Platform, Route, Sent};
     use crate::config::Config;
     use crate::filters::Counters;
     use crate::token::TokenKey;
@@ -897,6 +909,8 @@ pub(crate) mod harness {
         pub(crate) counters: Option<Counters>,
         /// What the request showed the spoof filter; `None` as under a config without it.
         pub(crate) sent: Option<&'a Sent>,
+        /// The platform's bot signals; `None` as on a zone without Bot Management.
+        pub(crate) platform: Option<&'a Platform>,
     }
 
     impl Default for Click<'_> {
@@ -913,6 +927,7 @@ pub(crate) mod harness {
                     distinct_sub_ids: 1,
                 }),
                 sent: None,
+                platform: None,
             }
         }
     }
@@ -931,6 +946,7 @@ pub(crate) mod harness {
             country: c.country.map(str::to_owned),
             asn: c.asn,
             sent: c.sent.cloned().map(Box::new),
+            platform: c.platform.cloned().map(Box::new),
         };
         let key = TokenKey::new(b"0123456789abcdef0123456789abcdef-test-only").unwrap();
         decide(
