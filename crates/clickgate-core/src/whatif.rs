@@ -802,4 +802,17 @@ mod sub_id_tests {
         assert_eq!(replay.tally.by_reason.get("sub_id_validity"), Some(&2));
         assert_eq!(replay.tally.by_verdict.get("block"), Some(&2));
     }
+
+    #[test]
+    fn a_logged_platform_signal_is_read_back_so_replay_judges_as_the_edge_did() {
+        let line = r#"{"event":"click","ts":"2026-11-22T10:00:00.000Z","verdict":"block","offer_id":"1","aff_id":"n","ip":"192.0.2.1","user_agent":"Mozilla/5.0","platform":{"bot_score":12,"verified_bot":true,"static_resource":false,"as_organization":"Example Hosting"}}"#;
+        let r = from_log_line(line).clicks;
+        let platform = r[0].client.platform.as_deref().unwrap();
+        assert_eq!(platform.score, Some(12));
+        assert!(platform.verified_bot && !platform.static_resource);
+        assert_eq!(platform.as_organization.as_deref(), Some("Example Hosting"));
+        assert!(r[0].client.is_preview());
+        let plain = line.split(r#","platform""#).next().unwrap().to_owned() + "}";
+        assert!(from_log_line(&plain).clicks[0].client.platform.is_none());
+    }
 }
