@@ -16,6 +16,8 @@
 //     --realistic the production-sized config of benches/decide.rs: 100 more offers, 100 rules of
 //                 every scope and strategy, 2,000 datacenter ASNs, 500 referrer patterns; with
 //                 --list, the list holds the datacenter ranges instead of the blocked IPs
+//     --builtin   the AS lists use the built-in sets: `{"builtin": "hosting"}` for datacenter_asns
+//                 (beside the operator's own), `{"builtin": "vpn"}` for vpn_asns
 import { readFileSync } from "node:fs";
 import { register } from "node:module";
 import path from "node:path";
@@ -95,6 +97,11 @@ if (realistic) {
   if (list) {
     config.lists.datacenter_ips = { kv: list.key };
   }
+}
+if (process.argv.includes("--builtin")) {
+  const own = Array.isArray(config.lists.datacenter_asns) ? config.lists.datacenter_asns : [];
+  config.lists.datacenter_asns = { builtin: "hosting", add: own };
+  config.lists.vpn_asns = { builtin: "vpn" };
 }
 if (process.argv.includes("--rules")) {
   config.rules = [...(config.rules ?? []), {

@@ -150,6 +150,7 @@ fn decided_with(
         country: Some("DE".into()),
         asn: Some(3320),
         sent: sent.map(|s| Box::new(s.clone())),
+        platform: None,
     };
     let counters = Some(Counters {
         ip_clicks: 1,

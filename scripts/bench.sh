@@ -40,6 +40,8 @@ step "cold start (fresh isolate: compile, instantiate, first click)"
 "$NODE_BENCH" --experimental-wasm-exnref benches/coldstart.mjs | sed 's/^/  /'
 echo "  -- with a rule running every click filter (bot patterns compiled in the first click):"
 "$NODE_BENCH" --experimental-wasm-exnref benches/coldstart.mjs --rules | sed 's/^/  /'
+echo "  -- with the built-in hosting and VPN AS sets in use (every click filter on the offer clicked):"
+"$NODE_BENCH" --experimental-wasm-exnref benches/coldstart.mjs --rules --builtin | sed 's/^/  /'
 echo "  -- with 50,000 more blocked CIDRs inline in the config:"
 "$NODE_BENCH" --experimental-wasm-exnref benches/coldstart.mjs --cidrs 50000 | sed 's/^/  /'
 echo "  -- with 100,000 blocked CIDRs as a list in its own KV key (clickgate list compile):"

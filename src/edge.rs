@@ -106,6 +106,7 @@ pub fn handle(
         http_protocol: cf_text(cf.as_ref(), "httpProtocol"),
         tls_version: cf_text(cf.as_ref(), "tlsVersion"),
         tls_cipher: cf_text(cf.as_ref(), "tlsCipher"),
+        platform: platform(cf.as_ref()),
     };
     let arrival = match Arrival::read(parts) {
         Ok(arrival) => arrival,
@@ -164,6 +165,28 @@ fn click(
 /// expect a string and fail where the runtime gives none (locally, or over plain HTTP).
 fn cf_text(cf: Option<&IncomingRequestCfProperties>, key: &str) -> Option<String> {
     Reflect::get(cf?, &JsValue::from_str(key)).ok()?.as_string()
+}
+
+/// `request.cf.botManagement`, on a zone with Bot Management, and the network's name with it;
+/// nothing without it, so the click is judged and logged as it always was.
+fn platform(cf: Option<&IncomingRequestCfProperties>) -> Option<click::Platform> {
+    let cf: &JsValue = cf?;
+    let bot = Reflect::get(cf, &JsValue::from_str("botManagement")).ok()?;
+    if !bot.is_object() {
+        return None;
+    }
+    let field = |key: &str| Reflect::get(&bot, &JsValue::from_str(key)).ok();
+    Some(click::Platform {
+        score: field("score")
+            .and_then(|s| s.as_f64())
+            .filter(|s| s.fract() == 0.0 && (0.0..=255.0).contains(s))
+            .map(|s| s as u8),
+        verified_bot: field("verifiedBot").and_then(|b| b.as_bool()) == Some(true),
+        static_resource: field("staticResource").and_then(|b| b.as_bool()) == Some(true),
+        as_organization: Reflect::get(cf, &JsValue::from_str("asOrganization"))
+            .ok()
+            .and_then(|o| o.as_string()),
+    })
 }
 
 /// A click's nonce for its transaction id, from the isolate's pool of random bytes.

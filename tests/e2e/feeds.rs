@@ -105,7 +105,7 @@ fn a_feed_switches_the_list_in_force_and_a_broken_upstream_never_empties_it() {
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let url = format!("http://127.0.0.1:{}/hosting.txt", upstream.port);
     doc["feeds"] = serde_json::json!([{
-        "url": url, "format": "plain", "every": "5m", "list": "datacenter_ips"
+        "url": url, "format": "ips", "every": "5m", "list": "datacenter_ips"
     }]);
     std::fs::write(&path, doc.to_string()).unwrap();
     push_ok(&w, &path);
@@ -133,7 +133,7 @@ fn a_feed_switches_the_list_in_force_and_a_broken_upstream_never_empties_it() {
     // The list in KV is the list the CLI compiles from the same text, under its content's key.
     let compiled = w.state.0.join("feed-hosting.bin");
     let said = Command::new(cli())
-        .args(["list", "compile", "--format", "plain"])
+        .args(["list", "compile", "--format", "ips"])
         .arg(&fixture)
         .arg(&compiled)
         .output()
@@ -192,7 +192,7 @@ fn a_feed_switches_the_list_in_force_and_a_broken_upstream_never_empties_it() {
         ("", "the list is empty"),
         (
             "<html><body>Service Unavailable</body></html>\n",
-            "the list is not plain text: line 1: ",
+            "the list does not read as `ips`: line 1: ",
         ),
         (one_of_ten, "the list shrank from "),
     ];

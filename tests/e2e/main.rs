@@ -11,6 +11,7 @@ mod config;
 mod conversions;
 mod feeds;
 mod networks;
+mod platform;
 mod redirect;
 mod report;
 mod rules;

@@ -500,11 +500,11 @@ mod tests {
     #[test]
     fn the_feed_table_shows_the_last_good_fetch_and_the_last_error_of_each_feed() {
         let status = serde_json::json!({"feeds": [
-            {"list": "datacenter_ips", "url": "https://l.example/a.txt", "format": "plain",
+            {"list": "datacenter_ips", "url": "https://l.example/a.txt", "format": "ips",
              "every_minutes": 60, "max_shrink": 0.5, "due": false,
              "last_good": {"at": "2026-06-01T00:00:00.000Z", "entries": 3, "hash": "abc", "kv": "iplist/abc"},
              "last_error": {"at": "2026-06-01T01:00:00.000Z", "problem": "the list is empty"}},
-            {"list": "vpn_ips", "url": "https://l.example/b.txt", "format": "plain",
+            {"list": "vpn_ips", "url": "https://l.example/b.txt", "format": "ips",
              "every_minutes": 5, "max_shrink": 0.25, "due": true, "last_good": null, "last_error": null}]});
         assert_eq!(
             feeds_table(&status),

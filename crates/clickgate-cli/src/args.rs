@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clickgate_core::config::list_formats::Format as ListFormat;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -135,16 +136,17 @@ pub struct ReplayArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ListCommand {
-    /// Write a list file's compiled form and print its KV key, for uploads by other tooling.
+    /// Write a list file's compiled form and print its KV key, for uploads by other tooling; an
+    /// AS list is written as the JSON array `datacenter_asns` and `vpn_asns` take.
     Compile {
         #[arg(value_name = "LIST_FILE")]
         list: PathBuf,
         #[arg(value_name = "OUT_FILE")]
         out: PathBuf,
-        /// The list's format, as a feed names it: plain (one address or CIDR block per line,
-        /// # comments).
-        #[arg(long, value_name = "FORMAT", default_value = "plain")]
-        format: String,
+        /// The list's format: ips (one address, block or first-last range per line, # comments),
+        /// spamhaus, asn, asn-csv, range-csv, aws, gcp, azure, oracle, tor, icloud-relay.
+        #[arg(long, value_name = "FORMAT", default_value = "ips", value_parser = parse_format)]
+        format: ListFormat,
     },
 }
 
@@ -271,4 +273,8 @@ pub struct ExplainArgs {
     /// Where the Worker answers, e.g. https://track.example.com.
     #[arg(long, value_name = "BASE_URL")]
     pub url: String,
+}
+
+fn parse_format(name: &str) -> Result<ListFormat, String> {
+    name.parse()
 }

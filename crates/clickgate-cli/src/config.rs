@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use clickgate_core::config::feeds::{compile_list as compile_text, ListFormat};
+use clickgate_core::config::list_formats::{parse_list, Entry, Format, LineError};
 use clickgate_core::config::{list_key, repeated_keys, Config, ConfigError, StoredLists};
 use clickgate_core::ip::IpSet;
 
@@ -129,18 +129,32 @@ fn resolve_list_files(file: &Path, text: String) -> Resolved {
     };
     let dir = file.parent().unwrap_or(Path::new("."));
     let (mut compiled, mut stored, mut errors) = (Vec::new(), StoredLists::new(), Vec::new());
+    let mut inlined = false;
+    // Each relay's ranges are a list of their own, named under `relays`.
+    let mut targets = Vec::new();
     for (name, value) in lists.iter_mut() {
+        if name != "relays" || !value.is_object() {
+            targets.push((name.clone(), value));
+        } else if let Some(relays) = value.as_object_mut() {
+            targets.extend(
+                relays
+                    .iter_mut()
+                    .map(|(relay, value)| (format!("relays.{relay}"), value)),
+            );
+        }
+    }
+    for (name, value) in targets {
         let Some(list_file) = value.get("file").and_then(|f| f.as_str()) else {
             continue;
         };
         // The file's list replaces the whole object: anything beside `file` would vanish.
         if let Some(other) = value
             .as_object()
-            .and_then(|o| o.keys().find(|k| *k != "file"))
+            .and_then(|o| o.keys().find(|k| *k != "file" && *k != "format"))
         {
             errors.push(ConfigError {
                 path: format!("lists.{name}.{other}"),
-                problem: "a list given as a file takes no other field".into(),
+                problem: "a list given as a file takes no other field than its format".into(),
             });
             continue;
         }
@@ -148,6 +162,31 @@ fn resolve_list_files(file: &Path, text: String) -> Resolved {
         let problem = |p: String| ConfigError {
             path: path.clone(),
             problem: p,
+        };
+        let asns = ASN_LISTS.contains(&name.as_str());
+        let format = match value
+            .get("format")
+            .map(|f| f.as_str().map(str::parse::<Format>))
+        {
+            None => Ok(if asns { Format::Asn } else { Format::Ips }),
+            Some(Some(Ok(f))) if f.is_asn() == asns => Ok(f),
+            Some(Some(Ok(_))) => Err(if asns {
+                format!("lists.{name} holds AS numbers; this format holds address blocks")
+            } else {
+                format!("lists.{name} holds address blocks; this format holds AS numbers")
+            }),
+            Some(Some(Err(e))) => Err(e),
+            Some(None) => Err("must be a format's name".to_owned()),
+        };
+        let format = match format {
+            Ok(f) => f,
+            Err(p) => {
+                errors.push(ConfigError {
+                    path: format!("lists.{name}.format"),
+                    problem: p,
+                });
+                continue;
+            }
         };
         let list_path = dir.join(list_file);
         let list_text = match std::fs::read_to_string(&list_path) {
@@ -157,13 +196,18 @@ fn resolve_list_files(file: &Path, text: String) -> Resolved {
                 continue;
             }
         };
-        match compile_text(ListFormat::Plain, &list_text) {
-            Ok(set) => {
+        match read_list(format, &list_text) {
+            Ok(Read::Nets(set)) => {
                 let bytes = set.to_bytes();
                 let key = list_key(&bytes);
                 *value = serde_json::json!({ "kv": key });
                 stored.insert(key.clone(), set);
                 compiled.push((key, bytes));
+            }
+            // AS lists are small and read by every click: they live in the document itself.
+            Ok(Read::Asns(numbers)) => {
+                *value = serde_json::json!(numbers);
+                inlined = true;
             }
             Err(bad) => errors.extend(
                 bad.into_iter()
@@ -171,7 +215,7 @@ fn resolve_list_files(file: &Path, text: String) -> Resolved {
             ),
         }
     }
-    if compiled.is_empty() && errors.is_empty() {
+    if compiled.is_empty() && !inlined && errors.is_empty() {
         return unchanged(text);
     }
     // The rewritten document keeps one of each repeated key: report them from the original.
@@ -253,21 +297,64 @@ pub fn push(opts: &PushArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `list compile`: the list read in its format by the core's one reader, as a feed's would be.
-pub fn compile_list(list: &Path, out: &Path, format: &str) -> Result<(), Failure> {
-    let format = ListFormat::parse(format).map_err(Failure::Usage)?;
+/// The lists whose entries are AS numbers; every other list holds address blocks.
+const ASN_LISTS: &[&str] = &["datacenter_asns", "vpn_asns"];
+
+/// A list file read in its format.
+enum Read {
+    Nets(IpSet),
+    Asns(Vec<u32>),
+}
+
+fn read_list(format: Format, text: &str) -> Result<Read, Vec<LineError>> {
+    let entries = parse_list(format, text)?;
+    if format.is_asn() {
+        let mut numbers: Vec<u32> = entries
+            .into_iter()
+            .filter_map(|e| match e {
+                Entry::Asn(a) => Some(a),
+                Entry::Net(_) => None,
+            })
+            .collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        return Ok(Read::Asns(numbers));
+    }
+    Ok(Read::Nets(IpSet::new(entries.into_iter().filter_map(
+        |e| match e {
+            Entry::Net(n) => Some(n),
+            Entry::Asn(_) => None,
+        },
+    ))))
+}
+
+/// `list compile`: an address list's compiled form and its KV key, or an AS list as the JSON
+/// array `datacenter_asns` and `vpn_asns` take.
+pub fn compile_list(list: &Path, out: &Path, format: Format) -> Result<(), Failure> {
     let text = read_text(list)?;
-    match compile_text(format, &text) {
-        Ok(set) => {
+    let write = |bytes: &[u8]| {
+        std::fs::write(out, bytes)
+            .map_err(|e| Failure::Io(format!("cannot write {}: {e}", out.display())))
+    };
+    match read_list(format, &text) {
+        Ok(Read::Nets(set)) => {
             let bytes = set.to_bytes();
-            std::fs::write(out, &bytes)
-                .map_err(|e| Failure::Io(format!("cannot write {}: {e}", out.display())))?;
+            write(&bytes)?;
             println!("{}", list_key(&bytes));
             eprintln!(
                 "{}: {} ranges, {} bytes",
                 list.display(),
                 set.len(),
                 bytes.len()
+            );
+            Ok(())
+        }
+        Ok(Read::Asns(numbers)) => {
+            write(serde_json::json!(numbers).to_string().as_bytes())?;
+            eprintln!(
+                "{}: {} AS numbers, written as the array lists.datacenter_asns and lists.vpn_asns take",
+                list.display(),
+                numbers.len()
             );
             Ok(())
         }
@@ -353,7 +440,7 @@ mod tests {
             .collect();
         assert_eq!(
             said,
-            ["lists.datacenter_ips.note: a list given as a file takes no other field"]
+            ["lists.datacenter_ips.note: a list given as a file takes no other field than its format"]
         );
 
         // Without list files the document goes to KV byte for byte.
@@ -400,7 +487,7 @@ mod tests {
         // The format a feed would name reads the same list; an unknown one is a usage error
         // naming it.
         assert!(matches!(
-            run_words(&["list", "compile", "--format", "plain", l, o]),
+            run_words(&["list", "compile", "--format", "ips", l, o]),
             Ok(())
         ));
         assert_eq!(std::fs::read(&out).unwrap(), bytes);
@@ -411,5 +498,134 @@ mod tests {
         for p in [list, out, bad] {
             let _ = std::fs::remove_file(p);
         }
+    }
+
+    #[test]
+    fn list_compile_reads_each_format_it_is_told() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../clickgate-core/tests/lists");
+        let out = scratch("formats.bin", "");
+        let o = out.to_str().unwrap();
+        for (format, file, ranges) in [
+            ("aws", "aws.json", 3),
+            ("spamhaus", "drop.txt", 3),
+            ("tor", "tor-exit-addresses.txt", 3),
+            ("range-csv", "ip2asn.tsv", 4),
+        ] {
+            let f = fixtures.join(file);
+            let words = [
+                "list",
+                "compile",
+                f.to_str().unwrap(),
+                o,
+                "--format",
+                format,
+            ];
+            assert!(matches!(run_words(&words), Ok(())), "{format}");
+            let set = IpSet::from_bytes(std::fs::read(&out).unwrap()).unwrap();
+            assert_eq!(set.len(), ranges, "{format}");
+        }
+        let asns = fixtures.join("asns.txt");
+        let words = [
+            "list",
+            "compile",
+            asns.to_str().unwrap(),
+            o,
+            "--format",
+            "asn",
+        ];
+        assert!(matches!(run_words(&words), Ok(())));
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "[64496,64497,64498,65536]"
+        );
+        // Without --format a list is read as today: an AS list is not addresses.
+        assert!(matches!(
+            run_words(&["list", "compile", asns.to_str().unwrap(), o]),
+            Err(Failure::Invalid)
+        ));
+        let _ = std::fs::remove_file(out);
+    }
+
+    #[test]
+    fn a_datacenter_asns_file_is_read_as_as_numbers_not_addresses() {
+        let dir = std::env::temp_dir().join(format!("clickgate-cli-asns-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("asns.txt"), "# hosting\nAS64496\n64497 ; resold\n").unwrap();
+        std::fs::write(dir.join("drop.txt"), "; DROP\n192.0.2.0/24 ; SBL1\n").unwrap();
+        let file = dir.join("config.json");
+        let doc = |lists: &str| {
+            format!(
+                r#"{{"version": 1, "offers": [{{"id": "1", "landing_url": "https://x.example/"}}],
+                    "lists": {{{lists}}}}}"#
+            )
+        };
+        let r = resolve_list_files(
+            &file,
+            doc(
+                r#""datacenter_asns": {"file": "asns.txt"}, "fraud_ips": {"file": "drop.txt", "format": "spamhaus"}"#,
+            ),
+        );
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        let config = Config::compile_with_lists(&r.text, &r.stored).unwrap();
+        assert!(config.lists.datacenter_asns.contains(&64496));
+        assert!(config.lists.datacenter_asns.contains(&64497));
+        assert_eq!(config.lists.fraud_ips.len(), 1);
+        assert_eq!(r.lists.len(), 1, "only the address list gets its own key");
+
+        let said = |lists: &str| -> Vec<String> {
+            resolve_list_files(&file, doc(lists))
+                .errors
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        assert_eq!(
+            said(r#""vpn_asns": {"file": "drop.txt", "format": "spamhaus"}"#),
+            ["lists.vpn_asns.format: lists.vpn_asns holds AS numbers; this format holds address blocks"]
+        );
+        assert_eq!(
+            said(r#""vpn_ips": {"file": "asns.txt", "format": "asn"}"#),
+            ["lists.vpn_ips.format: lists.vpn_ips holds address blocks; this format holds AS numbers"]
+        );
+        assert_eq!(
+            said(r#""vpn_asns": {"file": "drop.txt"}"#),
+            ["lists.vpn_asns.file: drop.txt: line 2: `192.0.2.0/24` is not an AS number (16509 or AS16509)"]
+        );
+        assert!(
+            said(r#""vpn_ips": {"file": "drop.txt", "format": "xml"}"#)[0]
+                .starts_with("lists.vpn_ips.format: unknown list format `xml`")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_relay_given_as_apples_published_file_gets_its_own_key() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../clickgate-core/tests/lists");
+        let file = fixtures.join("config.json");
+        let doc = r#"{"version": 1, "offers": [{"id": "1", "landing_url": "https://x.example/"}],
+            "lists": {"relays": {"icloud_private_relay": {"file": "icloud-egress.csv", "format": "icloud-relay"},
+                                 "office": ["198.51.100.7"]}}}"#;
+        let r = resolve_list_files(&file, doc.to_owned());
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!(r.lists.len(), 1);
+        let config = Config::compile_with_lists(&r.text, &r.stored).unwrap();
+        assert_eq!(
+            config.lists.relay("192.0.2.40".parse().ok()),
+            Some("icloud_private_relay")
+        );
+        assert_eq!(
+            config.lists.relay("198.51.100.7".parse().ok()),
+            Some("office")
+        );
+        let bad = doc.replace("icloud-egress.csv", "drop.txt");
+        let said: Vec<String> = resolve_list_files(&file, bad)
+            .errors
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            said[0],
+            "lists.relays.icloud_private_relay.file: drop.txt: line 1: `; Spamhaus DROP List 2026/12/01 - (c) 2026 The Spamhaus Project SLU` has 1 column, the format reads 4"
+        );
     }
 }

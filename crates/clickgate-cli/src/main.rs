@@ -4,7 +4,7 @@
 //! clickgate config validate FILE
 //! clickgate config push FILE (--local | --remote) [--persist-to DIR] [--wrangler-config FILE]
 //! clickgate replay --config FILE --clicks LOG [--against OLD_FILE] [--changes N]
-//! clickgate list compile LIST_FILE OUT_FILE [--format plain]
+//! clickgate list compile LIST_FILE OUT_FILE [--format FORMAT]
 //! clickgate sign --config FILE --network ID --url URL [--kid K] [--expires-in S] [--click-id ID | --click-ids FILE]
 //! clickgate verify --config FILE URL
 //! clickgate network (block | unblock) NETWORK --url BASE_URL --by WHO   (also: clickgate block ...)
@@ -72,7 +72,7 @@ fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Result<()
         Command::Config(ConfigCommand::Push(a)) => config::push(&a),
         Command::Replay(a) => replay::replay(&a),
         Command::List(ListCommand::Compile { list, out, format }) => {
-            config::compile_list(&list, &out, &format)
+            config::compile_list(&list, &out, format)
         }
         Command::Sign(a) => sign::sign(&a),
         Command::Verify(a) => sign::verify(&a.config, &a.url),

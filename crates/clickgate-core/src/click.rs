@@ -99,6 +99,40 @@ pub struct ClientInfo {
     /// The headers and connection facts the `spoof` filter reads, read only under a config that
     /// has the filter (`None` otherwise: no header is kept that nothing judges).
     pub sent: Option<Box<Sent>>,
+    /// What the platform's bot detection made of the request, on a zone that has it.
+    pub platform: Option<Box<Platform>>,
+}
+
+impl ClientInfo {
+    /// A chat app unfurling the link, or a crawler the platform has verified as what it says it
+    /// is: redirected, and not counted as a person's click.
+    pub fn is_preview(&self) -> bool {
+        crate::ua::is_link_preview(self.user_agent.as_ref())
+            || self.platform.as_ref().is_some_and(|p| p.verified_bot)
+    }
+}
+
+/// `request.cf.botManagement`, given only on a zone with Cloudflare Bot Management, and with it
+/// the network's name (`request.cf.asOrganization`) for explaining the decision. Without Bot
+/// Management there is none, and the click is judged and logged as it always was.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Platform {
+    /// `botManagement.score`: 1 (automated) to 99 (human); absent when the platform gave none.
+    pub score: Option<u8>,
+    /// `botManagement.verifiedBot`: a crawler the platform has verified (a search engine's).
+    pub verified_bot: bool,
+    /// `botManagement.staticResource`: a request for a static file, which the platform does not
+    /// score.
+    pub static_resource: bool,
+    pub as_organization: Option<String>,
+}
+
+impl Platform {
+    /// The score the `bot` filter reads: none for a static resource, or outside 1 to 99.
+    pub fn bot_score(&self) -> Option<u8> {
+        self.score
+            .filter(|s| (1..=99).contains(s) && !self.static_resource)
+    }
 }
 
 /// The request headers that show what software sent a click beyond its User-Agent, in the order
@@ -998,6 +1032,7 @@ mod tests {
                         country: None,
                         asn: None,
                         sent: None,
+                        platform: None,
                     };
                     let config = crate::config::Config::compile(CLICK_CONFIG).unwrap();
                     let key = crate::token::TokenKey::new(&[3u8; 32]).unwrap();

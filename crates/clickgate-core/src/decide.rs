@@ -20,7 +20,6 @@ use crate::signing::SIGNING_PARAMS;
 use crate::template::{MacroValues, Template};
 use crate::time::rfc3339_ms;
 use crate::token::{ClickToken, TokenKey, TokenVerdict, NONCE_LEN};
-use crate::ua::is_link_preview;
 use crate::verdict::{Decision, FaultMode, Reason, ReasonCode, Verdict};
 
 /// Everything about one decided click: what the HTTP layer answers and what the log records.
@@ -48,6 +47,8 @@ pub struct ClickOutcome {
     pub flood_would_block: Option<Reason>,
     /// The link profile the click came in by, where the document declares profiles.
     pub profile: Option<String>,
+    /// The relay that carried the click (`lists.relays`), whose network is not held against it.
+    pub relay: Option<String>,
 }
 
 /// What the edge learned about a click beyond the request itself.
@@ -238,7 +239,7 @@ pub fn decide(
         },
         _ => None,
     };
-    let preview = is_link_preview(client.user_agent.as_ref());
+    let preview = client.is_preview();
     let verdict = if !block_reasons.is_empty() {
         TokenVerdict::Blocked
     } else if declined_by.is_some() {
@@ -288,6 +289,7 @@ pub fn decide(
     };
 
     let profile = config.links.named(&click).map(str::to_owned);
+    let relay = config.lists.relay(client.ip).map(str::to_owned);
     Ok(ClickOutcome {
         transaction_id,
         decision,
@@ -303,6 +305,7 @@ pub fn decide(
         flood_unavailable: flood.unreachable,
         flood_would_block,
         profile,
+        relay,
     })
 }
 
@@ -405,6 +408,18 @@ impl ClickOutcome {
                 .fold(JsonLine::new(), |line, (name, value)| line.str(name, value))
                 .finish()
         });
+        // The platform's bot signals, present only on a zone that has them.
+        let platform = self.client.platform.as_ref().map(|p| {
+            let line = JsonLine::new();
+            let line = match p.score {
+                Some(score) => line.num("bot_score", u64::from(score)),
+                None => line,
+            };
+            line.bool("verified_bot", p.verified_bot)
+                .bool("static_resource", p.static_resource)
+                .opt("as_organization", p.as_organization.as_deref())
+                .finish()
+        });
         JsonLine::new()
             .str("event", "click")
             .str("ts", &rfc3339_ms(self.at_ms))
@@ -443,6 +458,7 @@ impl ClickOutcome {
             .opt_raw("ip_unreadable", self.client.ip_unreadable.then_some("true"))
             .opt("country", self.client.country.as_deref())
             .opt("asn", asn.as_deref())
+            .opt("relay", self.relay.as_deref())
             .opt("user_agent", self.client.user_agent.as_deref())
             .opt(
                 "client",
@@ -453,6 +469,7 @@ impl ClickOutcome {
             )
             .opt("referer", self.client.referer.as_deref())
             .opt_raw("sent", sent.as_deref())
+            .opt_raw("platform", platform.as_deref())
             .bool("preview", self.preview)
             .str("config", &self.config_digest)
             .finish()
@@ -839,7 +856,7 @@ mod tests {
 #[cfg(test)]
 pub(crate) mod harness {
     use super::{decide, ClickOutcome, Observed};
-    use crate::click::{route, ClientInfo, Route, Sent};
+    use crate::click::{route, ClientInfo, Platform, Route, Sent};
     use crate::config::Config;
     use crate::filters::Counters;
     use crate::token::TokenKey;
@@ -892,6 +909,8 @@ pub(crate) mod harness {
         pub(crate) counters: Option<Counters>,
         /// What the request showed the spoof filter; `None` as under a config without it.
         pub(crate) sent: Option<&'a Sent>,
+        /// The platform's bot signals; `None` as on a zone without Bot Management.
+        pub(crate) platform: Option<&'a Platform>,
     }
 
     impl Default for Click<'_> {
@@ -908,6 +927,7 @@ pub(crate) mod harness {
                     distinct_sub_ids: 1,
                 }),
                 sent: None,
+                platform: None,
             }
         }
     }
@@ -926,6 +946,7 @@ pub(crate) mod harness {
             country: c.country.map(str::to_owned),
             asn: c.asn,
             sent: c.sent.cloned().map(Box::new),
+            platform: c.platform.cloned().map(Box::new),
         };
         let key = TokenKey::new(b"0123456789abcdef0123456789abcdef-test-only").unwrap();
         decide(

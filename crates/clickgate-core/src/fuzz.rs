@@ -338,7 +338,7 @@ fn fuzz_ip_and_cidr_text() {
 const DEMO: &str = include_str!("../../../demo/config.json");
 
 /// Field names and values of the document, so that generated documents reach past its first check.
-const WORDS: [&str; 40] = [
+const WORDS: [&str; 44] = [
     "version",
     "advertisers",
     "offers",
@@ -355,6 +355,10 @@ const WORDS: [&str; 40] = [
     "allowed_ips",
     "fraud_ips",
     "datacenter_asns",
+    "builtin",
+    "hosting",
+    "except",
+    "relays",
     "rules",
     "created_at",
     "priority",

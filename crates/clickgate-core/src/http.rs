@@ -371,6 +371,7 @@ mod tests {
             flood_unavailable: false,
             flood_would_block: None,
             profile: None,
+            relay: None,
         }
     }
 

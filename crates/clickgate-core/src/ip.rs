@@ -85,6 +85,49 @@ impl IpNet {
         self.addr | !self.mask()
     }
 
+    /// One address as its own block.
+    pub fn host(addr: IpAddr) -> IpNet {
+        IpNet {
+            addr: ip_bits(addr),
+            prefix: 128,
+            v4: addr.is_ipv4(),
+        }
+    }
+
+    /// The fewest blocks that cover `first..=last` exactly: how a list written as ranges
+    /// (`192.0.2.10-192.0.2.20`) becomes entries. Both ends must be of one family, in order.
+    pub fn cover(first: IpAddr, last: IpAddr) -> Result<Vec<IpNet>, String> {
+        let v4 = match (first, last) {
+            (IpAddr::V4(_), IpAddr::V4(_)) => true,
+            (IpAddr::V6(_), IpAddr::V6(_)) => false,
+            _ => return Err(format!("`{first}` and `{last}` are not of one family")),
+        };
+        let (mut at, end) = (ip_bits(first), ip_bits(last));
+        if at > end {
+            return Err(format!("`{first}` comes after `{last}`"));
+        }
+        let floor = if v4 { 96 } else { 0 };
+        let mut nets = Vec::new();
+        loop {
+            // The widest block that starts at `at` (its alignment) and ends by `end`.
+            let mut prefix = 128 - at.trailing_zeros().min(128 - floor) as u8;
+            let net = |prefix| IpNet {
+                addr: at,
+                prefix,
+                v4,
+            };
+            while net(prefix).last() > end {
+                prefix += 1;
+            }
+            let block = net(prefix);
+            nets.push(block);
+            match block.last().checked_add(1) {
+                Some(next) if next <= end => at = next,
+                _ => return Ok(nets),
+            }
+        }
+    }
+
     pub fn contains(&self, ip: IpAddr) -> bool {
         let bits = ip_bits(ip);
         bits & self.mask() == self.addr

@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use crate::click::{self, Arrived, ClickParams, ClientInfo, Id, RequestError, Sent};
+use crate::click::{self, Arrived, ClickParams, ClientInfo, Id, Platform, RequestError, Sent};
 use crate::config::networks::ReplayCheck;
 use crate::config::Config;
 use crate::conversion::{self, Judging, Rejected, Rejecting, Seen};
@@ -72,6 +72,8 @@ pub struct Parts {
     pub http_protocol: Option<String>,
     pub tls_version: Option<String>,
     pub tls_cipher: Option<String>,
+    /// `request.cf.botManagement` and `asOrganization`, on a zone with Bot Management.
+    pub platform: Option<Platform>,
 }
 
 impl Parts {
@@ -375,6 +377,7 @@ impl Isolate {
                     parts.tls_cipher.clone(),
                 ))
             }),
+            platform: parts.platform.clone().map(Box::new),
         };
         let nonce = match nonce() {
             Ok(nonce) => nonce,
@@ -781,6 +784,7 @@ pub fn warm_up() -> WarmedUp {
             http_protocol: Some("HTTP/2".to_owned()),
             tls_version: Some("TLSv1.3".to_owned()),
             tls_cipher: Some("AEAD-AES128-GCM-SHA256".to_owned()),
+            platform: None,
         };
         let Ok(arrival) = Arrival::read(parts) else {
             return done;

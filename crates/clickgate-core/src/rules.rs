@@ -7,7 +7,6 @@ use crate::click::{ClickParams, ClientInfo};
 use crate::config::rules::{Probability, Rule};
 use crate::config::Offer;
 use crate::filters::{Lists, Seen};
-use crate::ua::is_link_preview;
 use crate::verdict::{FaultMode, Reason, ReasonCode};
 
 pub use crate::filters::Counters;
@@ -61,8 +60,8 @@ pub fn assess(
     let probability = Probability::from_score(score);
     // A link preview is a chat app unfurling a pasted link: it gets the redirect (what the rule
     // found is still logged) unless the rule's bot filter declines previews by name.
-    let preview_passes = is_link_preview(client.user_agent.as_ref())
-        && !rule.filters.iter().any(|f| f.kind.declines_previews());
+    let preview_passes =
+        client.is_preview() && !rule.filters.iter().any(|f| f.kind.declines_previews());
     let mut declined = rule.threshold.declines(probability) && !preview_passes;
     if !unavailable.is_empty() && rule.on_fault == FaultMode::Closed && !preview_passes {
         declined = true;

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::Value;
 
 use crate::click::{
-    ClickParams, ClientInfo, Id, Sent, AFF_ID, DEVICE_ID, OFFER_ID, SOURCE_ID, SUB_IDS,
+    ClickParams, ClientInfo, Id, Platform, Sent, AFF_ID, DEVICE_ID, OFFER_ID, SOURCE_ID, SUB_IDS,
 };
 use crate::config::Config;
 use crate::decide::{decide, ClickOutcome, Observed};
@@ -27,7 +27,7 @@ use crate::network::store::NetworkCounts;
 use crate::rules::Counters;
 use crate::time::{parse_instant, MINUTE_MS};
 use crate::token::TokenKey;
-use crate::ua::{is_link_preview, UserAgent};
+use crate::ua::UserAgent;
 use crate::verdict::{self, Decision};
 
 /// One recorded click: the inputs of a decision.
@@ -88,7 +88,25 @@ pub fn from_log_line(line: &str) -> LogLine {
     let sent = value["sent"]
         .as_object()
         .map(|sent| Box::new(Sent::from_fields(|k| sent.get(k).and_then(Value::as_str))));
-    match record(|k| field(k), sent) {
+    // The platform's bot signals, where the zone that logged the line had them.
+    let platform = value["platform"].as_object().map(|p| {
+        Box::new(Platform {
+            score: p
+                .get("bot_score")
+                .and_then(Value::as_u64)
+                .and_then(|s| u8::try_from(s).ok()),
+            verified_bot: p.get("verified_bot").and_then(Value::as_bool) == Some(true),
+            static_resource: p.get("static_resource").and_then(Value::as_bool) == Some(true),
+            as_organization: p
+                .get("as_organization")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        })
+    });
+    match record(|k| field(k), sent).map(|mut r| {
+        r.client.platform = platform;
+        r
+    }) {
         Ok(click) => out.clicks.push(click),
         Err(problem) => out.problems.push(problem),
     }
@@ -181,6 +199,7 @@ fn record(
         country: get("country"),
         asn: get("asn").and_then(|a| a.trim_start_matches("AS").parse().ok()),
         sent,
+        platform: None,
     };
     Ok(Recorded {
         at_ms,
@@ -259,7 +278,7 @@ pub struct Tally {
 
 impl Tally {
     fn add(&mut self, r: &Recorded, v: &Verdict) {
-        if is_link_preview(r.client.user_agent.as_ref()) {
+        if r.client.is_preview() {
             self.previews += 1;
             return;
         }
@@ -782,5 +801,18 @@ mod sub_id_tests {
         // The third and fourth distinct sub2 values are over the limit of 2.
         assert_eq!(replay.tally.by_reason.get("sub_id_validity"), Some(&2));
         assert_eq!(replay.tally.by_verdict.get("block"), Some(&2));
+    }
+
+    #[test]
+    fn a_logged_platform_signal_is_read_back_so_replay_judges_as_the_edge_did() {
+        let line = r#"{"event":"click","ts":"2026-11-22T10:00:00.000Z","verdict":"block","offer_id":"1","aff_id":"n","ip":"192.0.2.1","user_agent":"Mozilla/5.0","platform":{"bot_score":12,"verified_bot":true,"static_resource":false,"as_organization":"Example Hosting"}}"#;
+        let r = from_log_line(line).clicks;
+        let platform = r[0].client.platform.as_deref().unwrap();
+        assert_eq!(platform.score, Some(12));
+        assert!(platform.verified_bot && !platform.static_resource);
+        assert_eq!(platform.as_organization.as_deref(), Some("Example Hosting"));
+        assert!(r[0].client.is_preview());
+        let plain = line.split(r#","platform""#).next().unwrap().to_owned() + "}";
+        assert!(from_log_line(&plain).clicks[0].client.platform.is_none());
     }
 }

@@ -367,18 +367,19 @@ mod tests {
 
     #[test]
     fn a_feed_switching_its_list_reloads_the_document_and_a_missing_list_keeps_the_last_good() {
-        use crate::config::feeds::{Feed, FeedStates, Good, ListFormat};
+        use crate::config::feeds::{Feed, FeedStates, Good};
+        use crate::config::list_formats::Format;
         use crate::ip::IpNet;
         let url = "https://lists.example/fraud.txt";
         let doc = DEMO.replacen(
             r#""version": 1,"#,
-            &format!(r#""version": 1, "feeds": [{{"url": "{url}", "format": "plain", "every": "1h", "list": "fraud_ips"}}],"#),
+            &format!(r#""version": 1, "feeds": [{{"url": "{url}", "format": "ips", "every": "1h", "list": "fraud_ips"}}],"#),
             1,
         );
         let feed = Feed {
             list: "fraud_ips",
             url: url.to_owned(),
-            format: ListFormat::Plain,
+            format: Format::Ips,
             every_minutes: 60,
             max_shrink_ppm: 500_000,
         };

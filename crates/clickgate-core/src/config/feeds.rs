@@ -16,6 +16,7 @@
 use super::error::{err, ConfigError};
 use super::fields::{kind, Fields};
 use super::json::Value;
+use super::list_formats::{parse_list, Entry, Format};
 use super::lists::{digest, list_key};
 use crate::fault::Corrupt;
 use crate::ip::IpSet;
@@ -40,41 +41,17 @@ pub const FED_LISTS: [&str; 5] = [
 ];
 const PPM: u64 = 1_000_000;
 
-/// The formats list text is read in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListFormat {
-    /// One address or CIDR block per line, `#` comments, blank lines skipped.
-    Plain,
-}
-
-impl ListFormat {
-    const ALL: [(&'static str, ListFormat); 1] = [("plain", ListFormat::Plain)];
-
-    /// The format a name stands for; an unknown name is an error that names it and the known ones.
-    pub fn parse(name: &str) -> Result<ListFormat, String> {
-        Self::ALL
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, f)| *f)
-            .ok_or_else(|| {
-                let known: Vec<&str> = Self::ALL.iter().map(|(n, _)| *n).collect();
-                format!("unknown list format `{name}` (known: {})", known.join(", "))
-            })
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ListFormat::Plain => "plain",
-        }
-    }
-}
-
-/// The one reader of list text, in any format: `clickgate list compile` and the feeds both call
-/// it, so a list the CLI compiles is the list a feed would switch to. Every bad line is reported.
-pub fn compile_list(format: ListFormat, text: &str) -> Result<IpSet, Vec<String>> {
-    match format {
-        ListFormat::Plain => crate::ip::parse_list(text),
-    }
+/// The one reader of list text, in any address format: `clickgate list compile` and the feeds
+/// both read with [`parse_list`], so a list the CLI compiles is the list a feed would switch to.
+/// Every bad line is reported. AS formats are refused when the feed is compiled (a feed fills an
+/// address list).
+pub fn compile_list(format: Format, text: &str) -> Result<IpSet, Vec<String>> {
+    let entries = parse_list(format, text)
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    Ok(IpSet::new(entries.into_iter().filter_map(|e| match e {
+        Entry::Net(n) => Some(n),
+        Entry::Asn(_) => None,
+    })))
 }
 
 /// One compiled entry of `feeds[]`.
@@ -83,7 +60,7 @@ pub struct Feed {
     /// The list under `lists` it fills; at most one feed per list, so the list names the feed.
     pub list: &'static str,
     pub url: String,
-    pub format: ListFormat,
+    pub format: Format,
     pub every_minutes: u64,
     /// The share (in millionths) of the last good list's entries a new list may lose.
     pub max_shrink_ppm: u64,
@@ -111,14 +88,20 @@ pub(super) fn compile_feeds(list: Option<&Vec<Value>>, errors: &mut Vec<ConfigEr
             }
             ok.then(|| u.to_owned())
         });
-        let format =
-            text(&mut f, "format", errors).and_then(|name| match ListFormat::parse(name) {
-                Ok(format) => Some(format),
-                Err(problem) => {
-                    errors.push(err(&f.child("format"), problem));
-                    None
-                }
-            });
+        let format = text(&mut f, "format", errors).and_then(|name| match name.parse::<Format>() {
+            Ok(format) if format.is_asn() => {
+                errors.push(err(
+                    &f.child("format"),
+                    format!("`{name}` is a list of AS numbers; a feed fills an address list"),
+                ));
+                None
+            }
+            Ok(format) => Some(format),
+            Err(problem) => {
+                errors.push(err(&f.child("format"), problem));
+                None
+            }
+        });
         let every = f.required("every", errors).and_then(|v| {
             let minutes = v.as_str().and_then(parse_every);
             if minutes.is_none() {
@@ -357,7 +340,7 @@ impl FeedStates {
                 };
                 let first = errors.first().map_or("", String::as_str);
                 return Judgement::Refuse(format!(
-                    "the list is not {} text: {first}{more}",
+                    "the list does not read as `{}`: {first}{more}",
                     feed.format.name()
                 ));
             }
@@ -583,7 +566,7 @@ mod tests {
         Feed {
             list: "datacenter_ips",
             url: URL.to_owned(),
-            format: ListFormat::Plain,
+            format: Format::Ips,
             every_minutes: 60,
             max_shrink_ppm,
         }
@@ -663,7 +646,7 @@ mod tests {
             Ok("192.0.2.1\n<html>\n999.1.1.1\n"),
         );
         assert!(
-            why.starts_with("the list is not plain text: line 2: "),
+            why.starts_with("the list does not read as `ips`: line 2: "),
             "{why}"
         );
         assert!(why.ends_with(" (and 1 more)"), "{why}");
@@ -842,8 +825,8 @@ mod tests {
     #[test]
     fn feeds_compile_with_their_defaults() {
         let doc = with_feeds(
-            r#"[{"url": "https://lists.example/a.txt", "format": "plain", "every": "6h", "list": "fraud_ips"},
-                {"url": "http://lists.example/b.txt", "format": "plain", "every": "5m", "list": "vpn_ips", "max_shrink": 0.1}]"#,
+            r#"[{"url": "https://lists.example/a.txt", "format": "ips", "every": "6h", "list": "fraud_ips"},
+                {"url": "http://lists.example/b.txt", "format": "ips", "every": "5m", "list": "vpn_ips", "max_shrink": 0.1}]"#,
         );
         let c = Config::compile(&doc).unwrap();
         assert_eq!(c.feeds.len(), 2);
@@ -870,14 +853,14 @@ mod tests {
     fn a_feed_s_every_problem_is_named_with_its_path() {
         let doc = with_feeds(
             r#"[{"url": "ftp://x", "format": "drop", "every": "1m", "list": "datacenter_asns", "max_shrink": 1.5, "extra": 1},
-                {"url": "https://a.example/", "format": "plain", "every": 30, "list": "fraud_ips"},
-                {"url": "https://a.example/", "format": "plain", "every": "8d", "list": "fraud_ips"},
+                {"url": "https://a.example/", "format": "ips", "every": 30, "list": "fraud_ips"},
+                {"url": "https://a.example/", "format": "ips", "every": "8d", "list": "fraud_ips"},
                 {"list": "vpn_ips"}]"#,
         );
         let problems = crate::config::tests::problems(&doc);
         let expected = [
             "feeds[0].url: must be an http:// or https:// URL of at most 2048 bytes, without spaces",
-            "feeds[0].format: unknown list format `drop` (known: plain)",
+            "feeds[0].format: unknown list format `drop`; one of ips, spamhaus, asn, asn-csv, range-csv, aws, gcp, azure, oracle, tor, icloud-relay",
             "feeds[0].every: must be a time such as \"30m\", \"6h\" or \"1d\", from 5m to 7d, found \"1m\"",
             "feeds[0].list: must name an IP list under `lists` (blocked_ips, allowed_ips, fraud_ips, datacenter_ips, vpn_ips), found \"datacenter_asns\"",
             "feeds[0].max_shrink: must be a number from 0 to 1, found 1.5",
@@ -896,18 +879,18 @@ mod tests {
             );
         }
         assert_eq!(problems.len(), expected.len(), "{problems:#?}");
-        assert_eq!(ListFormat::parse("plain"), Ok(ListFormat::Plain));
+        assert_eq!("ips".parse::<Format>(), Ok(Format::Ips));
     }
 
     #[test]
     fn the_document_in_force_uses_the_feed_s_last_good_list_in_place_of_its_own() {
         let doc = with_feeds(&format!(
-            r#"[{{"url": "{URL}", "format": "plain", "every": "1h", "list": "datacenter_ips"}}]"#
+            r#"[{{"url": "{URL}", "format": "ips", "every": "1h", "list": "datacenter_ips"}}]"#
         ));
         let f = feed(500_000);
         let states = after_good(&f, 3);
         let good = states.get("datacenter_ips").unwrap().good.clone().unwrap();
-        let set = compile_list(ListFormat::Plain, &list_of(3)).unwrap();
+        let set = compile_list(Format::Ips, &list_of(3)).unwrap();
         let stored = StoredLists::from([(good.kv.clone(), set)]);
         // Before any good fetch the document's own list (here none) is in force.
         assert!(Config::compile(&doc)

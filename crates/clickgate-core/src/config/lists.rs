@@ -8,6 +8,7 @@ use super::fields::{kind, Fields};
 use super::json::{Object, Value};
 use super::rules::compile_asns;
 use crate::click::Id;
+use crate::filters::asn_sets::{AsnList, BuiltinSet};
 use crate::filters::{referrer::RefererPattern, Lists};
 use crate::ip::{IpNet, IpSet};
 
@@ -83,6 +84,8 @@ impl<'de> serde::de::Visitor<'de> for Walk {
                     map.next_value::<IgnoredAny>()?;
                     keys.push(FEEDS_MARK.to_owned());
                 }
+                // Each relay is a list of its own.
+                (Walk::Lists, "relays") => keys.extend(map.next_value_seed(Walk::Lists)?),
                 (Walk::Lists, _) => keys.extend(map.next_value_seed(Walk::List)?),
                 (Walk::List, "kv") => {
                     if let serde_json::Value::String(key) = map.next_value::<serde_json::Value>()? {
@@ -156,26 +159,16 @@ pub(super) fn compile_lists(
             return stored_list(reference, &f.child(key), stored, &mut stored_lists, errors);
         }
         let entries = f.array(key, errors).map(|e| e.as_slice()).unwrap_or(&[]);
-        IpSet::new(entries.iter().enumerate().filter_map(|(i, e)| {
-            let path = || format!("lists.{key}[{i}]");
-            match e.as_str().map(IpNet::parse) {
-                Some(Ok(net)) => Some(net),
-                Some(Err(p)) => {
-                    errors.push(err(&path(), p));
-                    None
-                }
-                None => {
-                    errors.push(err(&path(), format!("must be a string, found {}", kind(e))));
-                    None
-                }
-            }
-        }))
+        written_list(entries, &f.child(key), errors)
     };
     blocked = ips(&mut f, "blocked_ips", errors);
     lists.allowed_ips = ips(&mut f, "allowed_ips", errors);
     lists.fraud_ips = ips(&mut f, "fraud_ips", errors);
     lists.datacenter_ips = ips(&mut f, "datacenter_ips", errors);
     lists.vpn_ips = ips(&mut f, "vpn_ips", errors);
+    if let Some(value) = f.get("relays") {
+        lists.relays = relays(value, stored, &mut stored_lists, errors);
+    }
     let strings = |f: &mut Fields, key: &'static str, errors: &mut Vec<ConfigError>| {
         let entries = f.array(key, errors).map(|e| e.as_slice()).unwrap_or(&[]);
         let mut out = Vec::new();
@@ -220,12 +213,137 @@ pub(super) fn compile_lists(
         ("datacenter_asns", &mut lists.datacenter_asns),
         ("vpn_asns", &mut lists.vpn_asns),
     ] {
-        if let Some(entries) = f.array(key, errors) {
-            *slot = compile_asns(entries, &format!("lists.{key}"), errors);
+        if let Some(value) = f.get(key) {
+            *slot = asn_list(value, &format!("lists.{key}"), errors);
         }
     }
     f.finish(errors);
     (blocked, lists, stored_lists)
+}
+
+/// A list written out in the document.
+fn written_list(entries: &[Value], path: &str, errors: &mut Vec<ConfigError>) -> IpSet {
+    IpSet::new(entries.iter().enumerate().filter_map(|(i, e)| {
+        let path = || format!("{path}[{i}]");
+        match e.as_str().map(IpNet::parse) {
+            Some(Ok(net)) => Some(net),
+            Some(Err(p)) => {
+                errors.push(err(&path(), p));
+                None
+            }
+            None => {
+                errors.push(err(&path(), format!("must be a string, found {}", kind(e))));
+                None
+            }
+        }
+    }))
+}
+
+/// `relays`: each relay's name and its ranges, written out or kept apart as any IP list is.
+fn relays(
+    value: &Value,
+    stored: &StoredLists,
+    used: &mut Vec<String>,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<(String, IpSet)> {
+    let Some(map) = value.as_object() else {
+        errors.push(err(
+            "lists.relays",
+            format!("must be an object of relays by name, found {}", kind(value)),
+        ));
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for name in map.keys() {
+        let path = format!("lists.relays.{name}");
+        let named = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !named {
+            errors.push(err(
+                &path,
+                "a relay's name is 1 to 64 of a-z, 0-9, `_` and `-`",
+            ));
+            continue;
+        }
+        let set = match map.get(name) {
+            Some(Value::Object(reference)) => stored_list(reference, &path, stored, used, errors),
+            Some(Value::Array(entries)) => written_list(entries, &path, errors),
+            Some(other) => {
+                errors.push(err(
+                    &path,
+                    format!(
+                        "must be a list of addresses and blocks, or {{\"kv\": \"{LIST_KEY_PREFIX}…\"}}, found {}",
+                        kind(other)
+                    ),
+                ));
+                continue;
+            }
+            None => continue,
+        };
+        out.push((name.to_owned(), set));
+    }
+    out
+}
+
+/// An AS list: the operator's numbers, or `{"builtin": "hosting", "add": [...], "except": [...]}`
+/// (`builtin` one set's name or several), the sets clickgate ships with the operator's own
+/// numbers added and some taken out.
+fn asn_list(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> AsnList {
+    if let Some(entries) = value.as_array() {
+        return AsnList::new(
+            compile_asns(entries, path, errors),
+            Vec::new(),
+            Default::default(),
+        );
+    }
+    if value.as_object().is_none() {
+        errors.push(err(
+            path,
+            format!(
+                "must be an array of AS numbers or {{\"builtin\": \"hosting\"}}, found {}",
+                kind(value)
+            ),
+        ));
+        return AsnList::default();
+    }
+    let Some(mut f) = Fields::of(value, path, errors) else {
+        return AsnList::default();
+    };
+    let mut sets = Vec::new();
+    let names: Vec<(String, &Value)> = match f.required("builtin", errors) {
+        Some(Value::Array(names)) => names
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("{path}.builtin[{i}]"), v))
+            .collect(),
+        Some(v) => vec![(format!("{path}.builtin"), v)],
+        None => Vec::new(),
+    };
+    for (at, v) in names {
+        match BuiltinSet::ALL.iter().find(|(n, _)| Some(*n) == v.as_str()) {
+            Some((_, set)) if !sets.contains(set) => sets.push(*set),
+            Some(_) => errors.push(err(&at, "names a set already named")),
+            None => {
+                let known: Vec<String> = BuiltinSet::ALL
+                    .iter()
+                    .map(|(n, _)| format!("\"{n}\""))
+                    .collect();
+                errors.push(err(&at, format!("must be {}", known.join(" or "))));
+            }
+        }
+    }
+    let mut numbers = |key: &'static str, f: &mut Fields| {
+        f.array(key, errors)
+            .map(|entries| compile_asns(entries, &format!("{path}.{key}"), errors))
+            .unwrap_or_default()
+    };
+    let own = numbers("add", &mut f);
+    let except = numbers("except", &mut f);
+    f.finish(errors);
+    AsnList::new(own, sets, except)
 }
 
 fn stored_list(

@@ -8,9 +8,10 @@
 //! Here: [`Config`] and the compile, section by section in the order they are read. `json.rs`
 //! parses the text, `fields.rs` reads an object's fields, `error.rs` is the problem reported,
 //! `ranges.rs` the range of every number; `offers.rs`, `lists.rs` (with the lists kept apart in KV
-//! and the digest), `links.rs`, `networks.rs`, `postbacks.rs`, `rules.rs` and `feeds.rs` compile
-//! their sections (`feeds.rs` also holds the feeds' state and the rules a fetched list must pass);
-//! `cache.rs` keeps the compiled document in the isolate.
+//! and the digest), `list_formats.rs` (list files in the formats they are published in, read by
+//! the CLI and the feeds), `links.rs`, `networks.rs`, `postbacks.rs`, `rules.rs` and `feeds.rs`
+//! compile their sections (`feeds.rs` also holds the feeds' state and the rules a fetched list
+//! must pass); `cache.rs` keeps the compiled document in the isolate.
 
 use std::collections::hash_map::Entry;
 
@@ -30,6 +31,7 @@ pub mod feeds;
 mod fields;
 mod json;
 pub mod links;
+pub mod list_formats;
 mod lists;
 pub mod networks;
 mod offers;

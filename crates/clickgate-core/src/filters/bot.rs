@@ -1,6 +1,7 @@
 //! `bot`: the User-Agent's sign of automation, worth the filter's points scaled by how sure the
 //! sign is (see [`crate::ua`]).
 
+use crate::click::Platform;
 use crate::filters::{Hit, Judge, Seen, Settings, Stage, Unavailable};
 use crate::ua::{is_link_preview, signal_of, Grade, Kind, Signal, UserAgent};
 use crate::verdict::ReasonCode;
@@ -35,28 +36,59 @@ impl Judge for BotSettings {
 
     fn judge_click(&self, seen: &Seen, points: u32) -> Result<Option<Hit>, Unavailable> {
         let ua = seen.client.user_agent.as_ref();
-        Ok(self.signal(ua).map(|signal| Hit {
-            code: match signal.kind {
-                Kind::Bot => ReasonCode::Bot,
-                Kind::AiAgent => ReasonCode::AiAgent,
-            },
-            matched: signal.describe(),
-            value: ua.map_or("", |u| u.as_str()).to_owned(),
-            points: points * signal.grade.percent() / 100,
+        let platform = seen.client.platform.as_deref();
+        if let Some(signal) = self.signal(ua, platform) {
+            return Ok(Some(Hit {
+                code: match signal.kind {
+                    Kind::Bot => ReasonCode::Bot,
+                    Kind::AiAgent => ReasonCode::AiAgent,
+                },
+                matched: signal.describe(),
+                value: ua.map_or("", |u| u.as_str()).to_owned(),
+                points: points * signal.grade.percent() / 100,
+            }));
+        }
+        // The User-Agent says nothing: the platform's score may.
+        Ok(platform.and_then(|p| {
+            let score = p.bot_score()?;
+            let grade = score_grade(score)?;
+            Some(Hit {
+                code: ReasonCode::Bot,
+                matched: format!("{}: bot management score {score}", grade.name()),
+                value: format!("score {score}"),
+                points: points * grade.percent() / 100,
+            })
         }))
     }
 }
 
+/// The map from the platform's bot score (1 automated to 99 human) to a sign: 1 is `certain`,
+/// 2 to 29 (Cloudflare's "likely automated") `likely`, higher no sign. docs/config.md shows it.
+pub fn score_grade(score: u8) -> Option<Grade> {
+    match score {
+        1 => Some(Grade::Certain),
+        2..=29 => Some(Grade::Likely),
+        _ => None,
+    }
+}
+
 impl BotSettings {
-    /// The sign the filter fires on, after its settings: a preview it declines by name is
-    /// `certain`, an AI agent it lets through is no sign.
-    fn signal(self, ua: Option<&UserAgent>) -> Option<Signal> {
+    /// The sign the filter fires on, after its settings: a preview it declines by name (or a
+    /// crawler the platform verified) is `certain`, an AI agent it lets through is no sign.
+    fn signal(self, ua: Option<&UserAgent>, platform: Option<&Platform>) -> Option<Signal> {
         if self.decline_previews && is_link_preview(ua) {
             let word = ua.map_or("", |u| u.split(['/', ' ']).next().unwrap_or(""));
             return Some(Signal {
                 grade: Grade::Certain,
                 kind: Kind::Bot,
                 token: format!("link preview {word}"),
+            });
+        }
+        if self.decline_previews && platform.is_some_and(|p| p.verified_bot) {
+            return Some(Signal {
+                grade: Grade::Certain,
+                kind: Kind::Bot,
+                token: "verified bot".into(),
             });
         }
         signal_of(ua).filter(|s| !(self.allow_ai_agents && s.kind == Kind::AiAgent))
@@ -237,4 +269,68 @@ mod tests {
         }
     }
 
+
+    #[test]
+    fn the_platforms_bot_signals_feed_the_filter_by_the_documented_map() {
+        use crate::click::Platform;
+        let cfg = config(
+            r#"{"id": "r", "created_at": "2026-11-01", "scope": {"offers": ["1"]}, "decline": "medium_and_higher",
+                "strategy": {"filters": [{"type": "bot"}]}}"#,
+        );
+        let platform = |score, verified_bot, static_resource| Platform {
+            score: Some(score),
+            verified_bot,
+            static_resource,
+            as_organization: Some("Example Networks".into()),
+        };
+        let judged = |ua, p: &Platform| {
+            let out = run(&cfg, Click { ua, platform: Some(p), ..Click::default() });
+            let line: serde_json::Value = serde_json::from_str(&out.log_line()).unwrap();
+            let matched: Vec<String> =
+                out.reasons().iter().map(|r| format!("{} {}", r.matched, r.points)).collect();
+            (out.is_blocked(), line["preview"] == true, matched, line["platform"].clone())
+        };
+        // A low score adds points where the User-Agent says nothing: 1 is certain, 2 to 29 likely.
+        let (blocked, preview, matched, logged) = judged(BROWSER, &platform(1, false, false));
+        assert!(blocked && !preview);
+        assert_eq!(matched, ["certain: bot management score 1 100"]);
+        assert_eq!(
+            logged,
+            serde_json::json!({"bot_score": 1, "verified_bot": false, "static_resource": false,
+                               "as_organization": "Example Networks"})
+        );
+        let (blocked, _, matched, _) = judged(BROWSER, &platform(12, false, false));
+        assert!(blocked);
+        assert_eq!(matched, ["likely: bot management score 12 60"]);
+        // A human's score, and a static resource's (which the platform does not score), add none.
+        for p in [platform(30, false, false), platform(1, false, true)] {
+            let (blocked, _, matched, _) = judged(BROWSER, &p);
+            assert!(!blocked && matched.is_empty(), "{p:?}");
+        }
+        // The User-Agent's own sign comes first.
+        let (_, _, matched, _) = judged("curl/8.4.0", &platform(5, false, false));
+        assert_eq!(matched, ["certain: curl 100"]);
+        // A verified crawler is a link preview: redirected and not counted, what fired logged.
+        let (blocked, preview, _, logged) =
+            judged("Mozilla/5.0 (compatible; Googlebot/2.1)", &platform(1, true, false));
+        assert!(!blocked && preview);
+        assert_eq!(logged["verified_bot"], true);
+        // Without Bot Management nothing is added, and the line has no `platform`.
+        let out = run(&cfg, Click::default());
+        assert!(!out.log_line().contains("platform"));
+        assert!(!out.is_blocked());
+    }
+
+    #[test]
+    fn a_verified_bot_is_declined_where_the_rule_declines_previews() {
+        use crate::click::Platform;
+        let cfg = config(
+            r#"{"id": "r", "created_at": "2026-11-01", "scope": {"offers": ["1"]}, "decline": "high",
+                "strategy": {"filters": [{"type": "bot", "previews": "decline"}]}}"#,
+        );
+        let verified = Platform { verified_bot: true, ..Platform::default() };
+        let out = run(&cfg, Click { platform: Some(&verified), ..Click::default() });
+        assert!(out.is_blocked());
+        assert_eq!(out.reasons()[0].matched, "certain: verified bot");
+    }
 }

@@ -1,7 +1,6 @@
 //! `datacenter_vpn`: the client's network (its ASN) or address in the datacenter or VPN lists.
 
-use rustc_hash::FxHashSet;
-
+use crate::filters::asn_sets::{AsnList, AsnSource};
 use crate::filters::{ip_hit, Hit, Judge, Seen, Settings, Stage, Unavailable};
 use crate::ip::IpSet;
 use crate::verdict::ReasonCode;
@@ -26,11 +25,20 @@ impl Judge for DatacenterVpn {
 
     fn judge_click(&self, seen: &Seen, points: u32) -> Result<Option<Hit>, Unavailable> {
         let (lists, client) = (seen.lists, seen.client);
-        let asn_hit = |set: &FxHashSet<u32>, code: ReasonCode| {
+        // A relay's exits live in hosting networks, and the people behind them are people.
+        if lists.relay(client.ip).is_some() {
+            return Ok(None);
+        }
+        // An operator's own entry is matched as it always was; one from a built-in set says which.
+        let asn_hit = |list: &AsnList, code: ReasonCode| {
             let asn = client.asn?;
-            set.contains(&asn).then(|| Hit {
+            let matched = match list.find(asn)? {
+                AsnSource::Own => format!("AS{asn}"),
+                AsnSource::Builtin(set) => format!("AS{asn} (builtin:{})", set.name()),
+            };
+            Some(Hit {
                 code,
-                matched: format!("AS{asn}"),
+                matched,
                 value: format!("AS{asn}"),
                 points,
             })
@@ -65,5 +73,110 @@ mod tests {
                 ("vpn asn", Click { asn: Some(9009), ..Click::default() }, "vpn_asn"),
                 ("vpn ip", Click { ip: "2001:db8:aaaa::5", ..Click::default() }, "vpn_ip"),
         ]);
+    }
+
+    #[test]
+    fn a_builtin_set_is_named_in_matched_and_combines_with_own_entries_and_exclusions() {
+        let doc = r#"{"version": 1, "offers": [{"id": "1", "landing_url": "https://x.example/"}],
+            "lists": {"datacenter_asns": {"builtin": "hosting", "add": [64496], "except": [14061]},
+                      "vpn_asns": {"builtin": ["vpn"]}},
+            "rules": [{"id": "r", "created_at": "2026-11-01", "scope": {"offers": ["1"]},
+                       "strategy": {"filters": [{"type": "datacenter_vpn"}]}, "decline": "low_and_higher"}]}"#;
+        let cfg = crate::config::Config::compile(doc).unwrap();
+        let query = "offer_id=1&aff_id=n";
+        let matched = |asn| {
+            let out = run(&cfg, Click { query, asn: Some(asn), ..Click::default() });
+            out.reasons()
+                .iter()
+                .map(|r| format!("{} {}", r.code.as_str(), r.matched))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(matched(16509), ["datacenter_asn AS16509 (builtin:hosting)"]);
+        assert_eq!(matched(64496), ["datacenter_asn AS64496"]);
+        assert_eq!(matched(9009), ["vpn_asn AS9009 (builtin:vpn)"]);
+        assert!(matched(14061).is_empty(), "excluded from the set");
+        assert!(matched(7922).is_empty(), "a home ISP");
+    }
+
+    #[test]
+    fn a_builtin_reference_that_is_not_a_set_is_refused_with_its_path() {
+        let problems = |lists: &str| {
+            crate::config::tests::problems(&format!(
+                r#"{{"version": 1, "offers": [{{"id": "1", "landing_url": "https://x.example/"}}],
+                    "lists": {lists}}}"#
+            ))
+        };
+        assert_eq!(
+            problems(r#"{"datacenter_asns": {"builtin": "clouds"}}"#),
+            [r#"lists.datacenter_asns.builtin: must be "hosting" or "vpn""#]
+        );
+        assert_eq!(
+            problems(r#"{"vpn_asns": {"builtin": ["vpn", "vpn"], "add": ["AS-1"], "only": 1}}"#),
+            [
+                "lists.vpn_asns.builtin[1]: names a set already named",
+                "lists.vpn_asns.add[0]: must be an AS number (16509 or \"AS16509\")",
+                "lists.vpn_asns.only: is not a known field (known here: builtin, add, except)",
+            ]
+        );
+        assert_eq!(
+            problems(r#"{"vpn_asns": {"add": [1]}}"#),
+            ["lists.vpn_asns.builtin: is required"]
+        );
+        assert_eq!(
+            problems(r#"{"datacenter_asns": "hosting"}"#),
+            [r#"lists.datacenter_asns: must be an array of AS numbers or {"builtin": "hosting"}, found a string"#]
+        );
+    }
+
+    #[test]
+    fn a_click_from_a_relay_is_never_judged_by_its_network_and_names_the_relay() {
+        let doc = r#"{"version": 1, "offers": [{"id": "1", "landing_url": "https://x.example/"}],
+            "lists": {"datacenter_asns": {"builtin": "hosting"}, "datacenter_ips": ["192.0.2.0/24"],
+                      "relays": {"icloud_private_relay": ["192.0.2.0/27", "2001:db8:4000::/45"],
+                                 "office-proxy": ["198.51.100.7"]}},
+            "rules": [{"id": "r", "created_at": "2026-11-01", "scope": {"offers": ["1"]},
+                       "strategy": {"filters": [{"type": "datacenter_vpn"}]}, "decline": "low_and_higher"}]}"#;
+        let cfg = crate::config::Config::compile(doc).unwrap();
+        let query = "offer_id=1&aff_id=n";
+        let log = |ip, asn| {
+            let out = run(&cfg, Click { query, ip, asn: Some(asn), ..Click::default() });
+            let line: serde_json::Value = serde_json::from_str(&out.log_line()).unwrap();
+            (out.is_blocked(), line["relay"].as_str().map(str::to_owned))
+        };
+        // The relay's exit is in a hosting network and a listed range: neither counts.
+        assert_eq!(log("192.0.2.9", 16509), (false, Some("icloud_private_relay".into())));
+        assert_eq!(log("2001:db8:4001::1", 24940), (false, Some("icloud_private_relay".into())));
+        assert_eq!(log("198.51.100.7", 16509), (false, Some("office-proxy".into())));
+        // Beside the relay's ranges the same networks are judged as ever, and nothing is said.
+        assert_eq!(log("192.0.2.40", 3320), (true, None));
+        assert_eq!(log("203.0.113.9", 16509), (true, None));
+    }
+
+    #[test]
+    fn a_relay_must_be_named_and_listed() {
+        let problems = |relays: &str| {
+            crate::config::tests::problems(&format!(
+                r#"{{"version": 1, "offers": [{{"id": "1", "landing_url": "https://x.example/"}}],
+                    "lists": {{"relays": {relays}}}}}"#
+            ))
+        };
+        assert_eq!(
+            problems(r#"{"Apple Relay": ["192.0.2.0/24"], "r": "192.0.2.0/24", "s": ["nope"]}"#),
+            [
+                "lists.relays.Apple Relay: a relay's name is 1 to 64 of a-z, 0-9, `_` and `-`",
+                r#"lists.relays.r: must be a list of addresses and blocks, or {"kv": "iplist/…"}, found a string"#,
+                "lists.relays.s[0]: `nope` is not an IPv4 or IPv6 address",
+            ]
+        );
+        assert_eq!(
+            problems("[]"),
+            ["lists.relays: must be an object of relays by name, found an array"]
+        );
+        assert_eq!(
+            crate::config::referenced_lists(
+                r#"{"lists": {"relays": {"icloud_private_relay": {"kv": "iplist/r"}}}}"#
+            ),
+            ["iplist/r"]
+        );
     }
 }

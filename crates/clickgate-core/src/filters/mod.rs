@@ -16,7 +16,12 @@ use crate::click::{ClickParams, ClientInfo, Id};
 use crate::ip::IpSet;
 use crate::verdict::ReasonCode;
 
+use asn_sets::AsnList;
 use referrer::Referrers;
+
+/// The AS lists' built-in sets, their data beside them.
+pub mod asn_sets;
+mod asn_sets_data;
 
 /// The range of `duplicate_ip.max` and `sub_id_validity.max`.
 pub const COUNT: RangeInclusive<u32> = 1..=1_000_000;
@@ -47,11 +52,25 @@ pub struct Lists {
     pub allowed_sub_ids: FxHashSet<String>,
     pub fraud_ips: IpSet,
     pub fraud_device_ids: FxHashSet<String>,
-    pub datacenter_asns: FxHashSet<u32>,
+    pub datacenter_asns: AsnList,
     pub datacenter_ips: IpSet,
-    pub vpn_asns: FxHashSet<u32>,
+    pub vpn_asns: AsnList,
     pub vpn_ips: IpSet,
     pub blocked_referrers: Referrers,
+    /// Relays that carry people's own traffic (iCloud Private Relay, or one the operator names),
+    /// by name: a click from one is never judged by its network.
+    pub relays: Vec<(String, IpSet)>,
+}
+
+impl Lists {
+    /// The relay whose ranges hold `ip`, by name.
+    pub fn relay(&self, ip: Option<std::net::IpAddr>) -> Option<&str> {
+        let ip = ip?;
+        self.relays
+            .iter()
+            .find(|(_, set)| set.lookup(ip).is_some())
+            .map(|(name, _)| name.as_str())
+    }
 }
 
 /// One click as a rule's filters see it.
