@@ -109,7 +109,8 @@ pub struct ReplayArgs {
     /// The config to replay the clicks through.
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
-    /// The clicks: the decision log, or CSV with a header naming its columns.
+    /// The clicks: the decision log as printed, `wrangler tail --format json`, a Workers Logs or
+    /// Logpush export (NDJSON), or CSV with a header naming its columns (others are left unread).
     #[arg(long, value_name = "LOG")]
     pub clicks: PathBuf,
     /// An older config: also list the clicks it decides differently.
@@ -118,6 +119,9 @@ pub struct ReplayArgs {
     /// How many of the changed clicks to list.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub changes: usize,
+    /// Report and exit 0 even when lines could not be read (they are still counted and named).
+    #[arg(long)]
+    pub allow_dropped: bool,
 }
 
 #[derive(Debug, Subcommand)]

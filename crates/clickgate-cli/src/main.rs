@@ -3,7 +3,7 @@
 //! ```text
 //! clickgate config validate FILE
 //! clickgate config push FILE (--local | --remote) [--persist-to DIR] [--wrangler-config FILE]
-//! clickgate replay --config FILE --clicks LOG [--against OLD_FILE] [--changes N]
+//! clickgate replay --config FILE --clicks LOG [--against OLD_FILE] [--changes N] [--allow-dropped]
 //! clickgate list compile LIST_FILE OUT_FILE
 //! clickgate sign --config FILE --network ID --url URL [--kid K] [--expires-in S] [--click-id ID | --click-ids FILE]
 //! clickgate verify --config FILE URL
