@@ -159,6 +159,9 @@ pub struct SignArgs {
     /// A file of click ids, one per line: one link each.
     #[arg(long, value_name = "FILE")]
     pub click_ids: Option<PathBuf>,
+    /// Sign a link whose aff_id is not --network (the Worker refuses it: for testing that).
+    #[arg(long)]
+    pub any_aff_id: bool,
 }
 
 #[derive(Debug, Args)]

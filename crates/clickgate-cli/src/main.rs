@@ -5,7 +5,7 @@
 //! clickgate config push FILE (--local | --remote) [--persist-to DIR] [--wrangler-config FILE]
 //! clickgate replay --config FILE --clicks LOG [--against OLD_FILE] [--changes N] [--allow-dropped]
 //! clickgate list compile LIST_FILE OUT_FILE
-//! clickgate sign --config FILE --network ID --url URL [--kid K] [--expires-in S] [--click-id ID | --click-ids FILE]
+//! clickgate sign --config FILE --network ID --url URL [--kid K] [--expires-in S] [--click-id ID | --click-ids FILE] [--any-aff-id]
 //! clickgate verify --config FILE URL
 //! clickgate network (block | unblock) NETWORK --url BASE_URL --by WHO   (also: clickgate block ...)
 //! clickgate report --url BASE_URL [--from DATE] [--to DATE] [--group-by G,G] [--format table|json|csv]
