@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use clickgate_core::config::cache::{ConfigSlot, Fetched, Need};
-use clickgate_core::config::Config;
+use clickgate_core::config::{Config, Secrets};
 use worker::kv::KvStore;
 use worker::{console_error, console_log, Context, Env};
 
@@ -83,9 +83,13 @@ async fn refresh(env: &Env, started_ms: u64) {
         Err(e) => Fetched::Failed(format!("binding {CONFIG_BINDING}: {e}")),
     };
     let event = SLOT.with(|cell| {
-        cell.borrow_mut()
-            .as_mut()
-            .map(|slot| slot.finish(started_ms, fetched))
+        cell.borrow_mut().as_mut().map(|slot| {
+            slot.finish(
+                started_ms,
+                fetched,
+                Secrets::Read(&|name| secret(env, name)),
+            )
+        })
     });
     if let Some(event) = event {
         match event.log_line() {
@@ -129,6 +133,12 @@ pub(crate) async fn read_lists(
         }
     }
     Ok(found)
+}
+
+/// A Worker secret the document names (`{"secret": "NAME"}`): set with `wrangler secret put`, or
+/// in `.dev.vars` under `wrangler dev`.
+pub(crate) fn secret(env: &Env, name: &str) -> Option<String> {
+    env.secret(name).ok().map(|s| s.to_string())
 }
 
 fn refresh_seconds(env: &Env) -> u64 {

@@ -14,7 +14,7 @@ use crate::config::{validate, Use};
 use crate::Failure;
 
 pub fn sign(a: &SignArgs) -> Result<(), Failure> {
-    let config = validate(&a.config, Use::Replay)?.config;
+    let config = validate(&a.config, Use::Sign)?.config;
     let (network, policy) = network_policy(&config, &a.network)?;
     check_link(&config, &network, &a.url, a.any_aff_id)?;
     let now = now_ms();
@@ -121,7 +121,7 @@ fn check_link(config: &Config, network: &Id, url: &str, any_aff_id: bool) -> Res
 }
 
 pub fn verify(file: &Path, url: &str) -> Result<(), Failure> {
-    let config = validate(file, Use::Replay)?.config;
+    let config = validate(file, Use::Sign)?.config;
     let (path, query) = split_url(url);
     let params = match route("GET", path, query) {
         Ok(Route::Click(p)) => p,

@@ -89,3 +89,57 @@ fn a_replay_that_dropped_lines_exits_with_three_and_names_them() {
         let _ = std::fs::remove_file(f);
     }
 }
+
+#[test]
+fn a_named_secret_is_taken_as_set_by_validate_and_read_from_the_environment_by_sign() {
+    let config = scratch(
+        "named-secret.json",
+        br#"{"version": 1, "offers": [{"id": "1", "landing_url": "https://x.example/"}],
+            "networks": [{"id": "net-7", "signing": {"keys": [{"id": "k", "secret": {"secret": "CG_TEST_NET7_KEY"}}]}}]}"#,
+    );
+    let c = config.to_str().unwrap();
+    let checked = clickgate(&["config", "validate", c]);
+    let stdout = String::from_utf8_lossy(&checked.stdout);
+    assert_eq!(checked.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("names Worker secrets CG_TEST_NET7_KEY (taken as set here"),
+        "{stdout}"
+    );
+    let sign = |value: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_clickgate"));
+        cmd.args(["sign", "--config", c, "--network", "net-7"])
+            .args(["--url", "https://t.example/c?offer_id=1&aff_id=net-7"])
+            .env_remove("CG_TEST_NET7_KEY");
+        if let Some(v) = value {
+            cmd.env("CG_TEST_NET7_KEY", v);
+        }
+        cmd.output().unwrap()
+    };
+    let unset = sign(None);
+    let stderr = String::from_utf8_lossy(&unset.stderr);
+    assert_eq!(unset.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("networks[0].signing.keys[0].secret: names the Worker secret `CG_TEST_NET7_KEY`, which is not set"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("from the environment variable"), "{stderr}");
+    let signed = sign(Some("network-7-signing-secret-0001"));
+    assert_eq!(signed.status.code(), Some(0));
+    let link = String::from_utf8_lossy(&signed.stdout).trim().to_owned();
+    // Signed with the value itself: the same link a document holding it verifies.
+    let plain = scratch(
+        "plain-secret.json",
+        br#"{"version": 1, "offers": [{"id": "1", "landing_url": "https://x.example/"}],
+            "networks": [{"id": "net-7", "signing": {"keys": [{"id": "k", "secret": "network-7-signing-secret-0001"}]}}]}"#,
+    );
+    let verified = clickgate(&["verify", "--config", plain.to_str().unwrap(), &link]);
+    assert_eq!(
+        verified.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verified.stdout)
+    );
+    for f in [config, plain] {
+        let _ = std::fs::remove_file(f);
+    }
+}

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use super::error::ConfigError;
 use super::lists::{digest, referenced_lists, StoredLists};
+use super::secrets::Secrets;
 use crate::config::Config;
 use crate::fault::Corrupt;
 use crate::ip::IpSet;
@@ -156,7 +157,8 @@ impl ConfigSlot {
         Ok(())
     }
 
-    pub fn finish(&mut self, now_ms: u64, fetched: Fetched) -> SlotEvent {
+    /// Compiles a fetched document, the secrets it names read from `secrets` (the Worker's).
+    pub fn finish(&mut self, now_ms: u64, fetched: Fetched, secrets: Secrets) -> SlotEvent {
         self.refreshing_since_ms = None;
         self.checked_at_ms = Some(now_ms);
         let problem = match fetched {
@@ -166,7 +168,7 @@ impl ConfigSlot {
                 if previous.as_deref() == Some(digest.as_str()) {
                     return SlotEvent::Unchanged { digest };
                 }
-                match Config::compile_digested(&text, digest, &self.lists) {
+                match Config::compile_digested(&text, digest, &self.lists, secrets) {
                     Ok(config) => {
                         self.lists.retain(|k, _| config.stored_lists.contains(k));
                         let digest = config.digest.clone();
@@ -212,7 +214,7 @@ mod tests {
     fn loaded() -> ConfigSlot {
         let mut s = ConfigSlot::new(REFRESH);
         assert!(matches!(
-            s.finish(1_000, Fetched::Text(DEMO.into())),
+            s.finish(1_000, Fetched::Text(DEMO.into()), Secrets::None),
             SlotEvent::Loaded { previous: None, .. }
         ));
         s
@@ -223,7 +225,7 @@ mod tests {
         let mut s = ConfigSlot::new(REFRESH);
         assert_eq!(s.need(0), Need::Blocking);
         assert!(matches!(
-            s.finish(0, Fetched::Missing),
+            s.finish(0, Fetched::Missing, Secrets::None),
             SlotEvent::NoConfig { .. }
         ));
         assert_eq!(s.need(1), Need::Blocking);
@@ -256,7 +258,7 @@ mod tests {
             Fetched::Missing,
             Fetched::Failed("timeout".into()),
         ] {
-            let event = s.finish(50_000, fetched.clone());
+            let event = s.finish(50_000, fetched.clone(), Secrets::None);
             let SlotEvent::KeptLastGood { digest, problem } = &event else {
                 panic!("{fetched:?}: {event:?}")
             };
@@ -278,11 +280,12 @@ mod tests {
     fn same_text_is_not_recompiled_and_new_text_replaces() {
         let mut s = loaded();
         assert!(matches!(
-            s.finish(40_000, Fetched::Text(DEMO.into())),
+            s.finish(40_000, Fetched::Text(DEMO.into()), Secrets::None),
             SlotEvent::Unchanged { .. }
         ));
         let changed = DEMO.replace("Spring", "Summer");
-        let SlotEvent::Loaded { digest, previous } = s.finish(80_000, Fetched::Text(changed))
+        let SlotEvent::Loaded { digest, previous } =
+            s.finish(80_000, Fetched::Text(changed), Secrets::None)
         else {
             panic!()
         };
@@ -296,6 +299,7 @@ mod tests {
         let SlotEvent::NoConfig { problem } = s.finish(
             0,
             Fetched::Text(r#"{"version":1,"offers":[{"id":"1"}]}"#.into()),
+            Secrets::None,
         ) else {
             panic!()
         };
@@ -321,7 +325,7 @@ mod tests {
         assert_eq!(s.lists_to_fetch(&with_list), vec![key.clone()]);
         // Before the list arrives the document cannot compile; nothing is in force.
         assert!(matches!(
-            s.finish(0, Fetched::Text(with_list.clone())),
+            s.finish(0, Fetched::Text(with_list.clone()), Secrets::None),
             SlotEvent::NoConfig { .. }
         ));
         assert!(s
@@ -332,13 +336,13 @@ mod tests {
         s.add_list(key.clone(), bytes).unwrap();
         assert!(s.lists_to_fetch(&with_list).is_empty());
         assert!(matches!(
-            s.finish(1, Fetched::Text(with_list.clone())),
+            s.finish(1, Fetched::Text(with_list.clone()), Secrets::None),
             SlotEvent::Loaded { .. }
         ));
         assert_eq!(s.current().unwrap().lists.vpn_ips.len(), 1);
         // A document without the list drops it; going back would read it again.
         assert!(matches!(
-            s.finish(2, Fetched::Text(DEMO.into())),
+            s.finish(2, Fetched::Text(DEMO.into()), Secrets::None),
             SlotEvent::Loaded { .. }
         ));
         assert_eq!(s.lists_to_fetch(&with_list), vec![key]);

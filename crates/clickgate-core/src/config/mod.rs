@@ -34,6 +34,7 @@ mod offers;
 pub mod postbacks;
 mod ranges;
 pub mod rules;
+mod secrets;
 
 pub use error::ConfigError;
 pub(crate) use json::parse;
@@ -41,6 +42,7 @@ pub use json::repeated_keys;
 pub use lists::{digest, list_key, referenced_lists, StoredLists, LIST_KEY_PREFIX};
 pub use offers::{Offer, OfferStatus};
 pub use ranges::{Ranges, RANGES};
+pub use secrets::{redact, Secrets, REDACTED};
 
 pub const SCHEMA_VERSION: u64 = 1;
 /// KV values are capped at 25 MiB; the document is kept well under so an isolate compiles it fast.
@@ -127,7 +129,17 @@ impl Config {
     /// Compiles a document whose IP lists may live in their own KV keys (`{"kv": "iplist/…"}`),
     /// given those lists, already decoded.
     pub fn compile_with_lists(text: &str, lists: &StoredLists) -> Result<Config, Vec<ConfigError>> {
-        Config::compile_digested(text, digest(text), lists)
+        Config::compile_with(text, lists, Secrets::None)
+    }
+
+    /// [`Config::compile_with_lists`] for a document that may name Worker secrets
+    /// (`{"secret": "NAME"}`), read from `secrets`.
+    pub fn compile_with(
+        text: &str,
+        lists: &StoredLists,
+        secrets: Secrets,
+    ) -> Result<Config, Vec<ConfigError>> {
+        Config::compile_digested(text, digest(text), lists, secrets)
     }
 
     /// [`Config::compile`] for a caller that already hashed the text (the isolate's cache does, to
@@ -136,6 +148,7 @@ impl Config {
         text: &str,
         digest: String,
         lists: &StoredLists,
+        secrets: Secrets,
     ) -> Result<Config, Vec<ConfigError>> {
         if text.len() > MAX_DOCUMENT_BYTES {
             return Err(vec![err(
@@ -143,24 +156,25 @@ impl Config {
                 format!("is {} bytes; at most {MAX_DOCUMENT_BYTES}", text.len()),
             )]);
         }
-        Config::compile_any_size(text, digest, lists)
+        Config::compile_any_size(text, digest, lists, secrets)
     }
 
     /// [`Config::compile`] without the cap on a stored document's size, for the bench: the largest
     /// document tested is past the cap, and its compile time is measured through this.
     #[doc(hidden)]
     pub fn compile_past_cap(text: &str) -> Result<Config, Vec<ConfigError>> {
-        Config::compile_any_size(text, digest(text), &StoredLists::new())
+        Config::compile_any_size(text, digest(text), &StoredLists::new(), Secrets::None)
     }
 
     fn compile_any_size(
         text: &str,
         digest: String,
         lists: &StoredLists,
+        secrets: Secrets,
     ) -> Result<Config, Vec<ConfigError>> {
         let (doc, mut errors) =
             parse(text).map_err(|e| vec![err("", format!("is not valid JSON: {e}"))])?;
-        let config = compile_document(&doc, &mut errors, digest, lists);
+        let config = compile_document(&doc, &mut errors, digest, lists, secrets);
         match config {
             Some(c) if errors.is_empty() => Ok(c),
             _ => Err(errors),
@@ -176,6 +190,7 @@ fn compile_document(
     errors: &mut Vec<ConfigError>,
     digest: String,
     stored: &StoredLists,
+    secrets: Secrets,
 ) -> Option<Config> {
     let mut top = Fields::of(doc, "", errors)?;
     match top.required("version", errors) {
@@ -186,7 +201,7 @@ fn compile_document(
         )),
         None => {}
     }
-    let postbacks = compile_advertisers(top.array("advertisers", errors), errors);
+    let postbacks = compile_advertisers(top.array("advertisers", errors), secrets, errors);
     let links = match top.get("links") {
         Some(v) => links::compile_links(v, &|a| postbacks.contains_key(a), errors),
         None => links::Links::default(),
@@ -203,7 +218,7 @@ fn compile_document(
         .map(|l| lists::compile_lists(l, stored, errors))
         .unwrap_or_default();
     let (networks, flood, listed) =
-        networks::compile_networks(top.get("networks"), top.get("flood"), errors);
+        networks::compile_networks(top.get("networks"), top.get("flood"), secrets, errors);
     let analytics_binding = top
         .get("analytics")
         .and_then(|a| compile_analytics(a, errors));
@@ -243,6 +258,7 @@ fn compile_document(
 /// `advertisers[]`: the advertisers declared, each with how its postbacks are checked.
 fn compile_advertisers(
     list: Option<&Vec<Value>>,
+    secrets: Secrets,
     errors: &mut Vec<ConfigError>,
 ) -> FxHashMap<Id, postbacks::PostbackPolicy> {
     // Sets, not lists: each id is checked against those before it, and a document may declare
@@ -256,7 +272,7 @@ fn compile_advertisers(
         let Some(mut f) = Fields::of(item, format!("advertisers[{i}]"), errors) else {
             continue;
         };
-        let postback = postbacks::PostbackPolicy::compile(&mut f, errors);
+        let postback = postbacks::PostbackPolicy::compile(&mut f, secrets, errors);
         if let Some(id) = f.id("id", true, errors) {
             match postbacks.entry(id) {
                 Entry::Vacant(e) => {
@@ -515,7 +531,13 @@ pub(crate) mod tests {
         assert!(doc.len() > MAX_DOCUMENT_BYTES);
         let started = cpu_time();
         let (value, mut errors) = parse(&doc).unwrap();
-        let config = compile_document(&value, &mut errors, digest(&doc), &StoredLists::new());
+        let config = compile_document(
+            &value,
+            &mut errors,
+            digest(&doc),
+            &StoredLists::new(),
+            Secrets::None,
+        );
         let took = cpu_time() - started;
         assert!(errors.is_empty(), "{:?}", &errors[..errors.len().min(3)]);
         let config = config.unwrap();
