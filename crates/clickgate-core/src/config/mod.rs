@@ -201,6 +201,8 @@ fn compile_document(
         )),
         None => {}
     }
+    // The address of the document's JSON Schema, for editors (docs/config.schema.json).
+    top.string("$schema", errors);
     let postbacks = compile_advertisers(top.array("advertisers", errors), secrets, errors);
     let links = match top.get("links") {
         Some(v) => links::compile_links(v, &|a| postbacks.contains_key(a), errors),
