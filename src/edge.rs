@@ -65,13 +65,13 @@ pub fn handle(
             .await
         }));
     }
-    if path == "/verdict" {
+    if path == click::VERDICT_PATH {
         let query = query.to_owned();
         return Ok(later(async move {
             postback::verdict(Request::from(req), &env, &ctx, &method, &query, now_ms).await
         }));
     }
-    if path == "/postback" {
+    if path == click::POSTBACK_PATH {
         let query = query.to_owned();
         return Ok(later(async move {
             postback::postback(Request::from(req), &env, &ctx, &method, &query, now_ms).await
