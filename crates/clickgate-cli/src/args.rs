@@ -102,6 +102,9 @@ pub struct PushArgs {
     /// The wrangler.toml to use (default: the nearest one here or above).
     #[arg(long, value_name = "FILE")]
     pub wrangler_config: Option<PathBuf>,
+    /// The wrangler environment whose KV namespace to write (`[env.NAME]`, e.g. staging).
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -255,6 +255,9 @@ pub fn push(opts: &PushArgs) -> Result<(), Failure> {
         if let Some(dir) = &opts.persist_to {
             cmd.arg("--persist-to").arg(dir);
         }
+        if let Some(env) = &opts.env {
+            cmd.arg("--env").arg(env);
+        }
         let status = cmd.status();
         let _ = std::fs::remove_file(&scratch);
         let status = status.map_err(|e| {

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! clickgate config validate FILE
-//! clickgate config push FILE (--local | --remote) [--persist-to DIR] [--wrangler-config FILE]
+//! clickgate config push FILE (--local | --remote) [--persist-to DIR] [--wrangler-config FILE] [--env NAME]
 //! clickgate replay --config FILE --clicks LOG [--against OLD_FILE] [--changes N] [--allow-dropped]
 //! clickgate list compile LIST_FILE OUT_FILE
 //! clickgate sign --config FILE --network ID --url URL [--kid K] [--expires-in S] [--click-id ID | --click-ids FILE] [--any-aff-id]
@@ -226,6 +226,10 @@ mod tests {
         ]);
         assert_eq!(o.persist_to, Some(PathBuf::from("/tmp/x")));
         assert_eq!(o.wrangler_config, Some(PathBuf::from("w.toml")));
+        assert_eq!(
+            push_args(&["--remote", "--env", "staging"]).env.as_deref(),
+            Some("staging")
+        );
         let (kind, _) = refused(&["config", "push", "c.json", "--local", "--persist-to"]);
         assert_eq!(kind, ErrorKind::InvalidValue);
         let (kind, msg) = refused(&["config", "push", "c.json", "--remote", "--persist-to", "d"]);
