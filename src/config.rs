@@ -28,7 +28,14 @@ thread_local! {
 pub(crate) fn now(env: &Env, ctx: &Context, now_ms: u64) -> Option<Arc<Config>> {
     let need = SLOT.with(|cell| {
         let mut cell = cell.borrow_mut();
-        let slot = cell.get_or_insert_with(|| ConfigSlot::new(refresh_seconds(env) * 1000));
+        let slot = cell.get_or_insert_with(|| {
+            let slot = ConfigSlot::new(refresh_seconds(env) * 1000);
+            // `make dev` sets it, so a config pushed there answers the next request.
+            match env.var("CONFIG_REFRESH_WAITS").map(|v| v.to_string()) {
+                Ok(v) if v == "true" => slot.waiting_when_stale(),
+                _ => slot,
+            }
+        });
         let need = slot.need(now_ms);
         if need != Need::Nothing {
             slot.begin(now_ms);

@@ -96,6 +96,9 @@ pub struct ConfigSlot {
     checked_at_ms: Option<u64>,
     refreshing_since_ms: Option<u64>,
     refresh_after_ms: u64,
+    /// Whether a stale copy is re-read before the request is answered rather than after: for
+    /// `make dev`, where a pushed config must answer the very next request.
+    wait_when_stale: bool,
     /// The IP lists kept in their own KV keys, decoded. Their keys name their content, so one read
     /// per isolate is enough; lists the config in force no longer uses are dropped.
     lists: StoredLists,
@@ -108,7 +111,16 @@ impl ConfigSlot {
             checked_at_ms: None,
             refreshing_since_ms: None,
             refresh_after_ms,
+            wait_when_stale: false,
             lists: StoredLists::new(),
+        }
+    }
+
+    /// A slot whose stale copy is re-read before the request it was found by is answered.
+    pub fn waiting_when_stale(self) -> ConfigSlot {
+        ConfigSlot {
+            wait_when_stale: true,
+            ..self
         }
     }
 
@@ -128,6 +140,8 @@ impl ConfigSlot {
             .is_some_and(|t| now_ms.saturating_sub(t) < STUCK_REFRESH_MS);
         if fresh || in_flight {
             Need::Nothing
+        } else if self.wait_when_stale {
+            Need::Blocking
         } else {
             Need::Background
         }
@@ -346,5 +360,21 @@ mod tests {
             SlotEvent::Loaded { .. }
         ));
         assert_eq!(s.lists_to_fetch(&with_list), vec![key]);
+    }
+
+    #[test]
+    fn a_slot_waiting_when_stale_reads_before_it_answers() {
+        // After `config push --local`, make dev answered from the old copy for the refresh
+        // interval: the request that found it stale was served first, and refreshed after.
+        let mut s = ConfigSlot::new(1_000).waiting_when_stale();
+        s.begin(0);
+        s.finish(0, Fetched::Text(DEMO.into()), Secrets::None);
+        assert_eq!(s.need(999), Need::Nothing);
+        assert_eq!(s.need(1_000), Need::Blocking);
+        s.begin(1_000);
+        assert_eq!(s.need(1_001), Need::Nothing, "one refresh at a time");
+        let mut background = ConfigSlot::new(1_000);
+        background.finish(0, Fetched::Text(DEMO.into()), Secrets::None);
+        assert_eq!(background.need(1_000), Need::Background);
     }
 }
