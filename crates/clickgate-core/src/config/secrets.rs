@@ -16,10 +16,7 @@ pub const REDACTED: &str = "(redacted: write the secret or {\"secret\": \"NAME\"
 pub enum Secrets<'a> {
     /// Nowhere: a named secret is an error (a document compiled alone, in tests and tools).
     None,
-    /// Every named secret is taken as set, with a stand-in long enough for any check: for a
-    /// check of the document alone (`clickgate config validate`), the Worker reading the real ones.
-    Assumed,
-    /// By name, from the Worker's secrets (or the CLI's environment).
+    /// By name, from the Worker's secrets (or, for the CLI, its environment or a stand-in).
     Read(&'a dyn Fn(&str) -> Option<String>),
 }
 
@@ -27,7 +24,6 @@ impl Secrets<'_> {
     fn get(&self, name: &str) -> Option<String> {
         match self {
             Secrets::None => None,
-            Secrets::Assumed => Some(format!("stand-in-for-the-secret-{name}")),
             Secrets::Read(read) => read(name),
         }
     }
@@ -221,9 +217,8 @@ mod tests {
             errors,
             ["networks[0].signing.keys[0].secret: names the Worker secret `NET7_K9`, which is not set (wrangler secret put NET7_K9)"]
         );
-        // Compiled alone, every named secret is missing; checked alone, every one is taken as set.
+        // Compiled alone, every named secret is missing.
         assert_eq!(compile(&text, Secrets::None).unwrap_err().len(), 3);
-        assert!(compile(&text, Secrets::Assumed).is_ok());
     }
 
     #[test]
