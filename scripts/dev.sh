@@ -45,7 +45,8 @@ cat <<MSG
     curl -i -A 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) Version/17.4 Mobile/15E148 Safari/604.1' \\
          '$base/c?offer_id=1001&aff_id=net-7'                           # a phone browser: 302
     curl -i '$base/c?offer_id=1002&aff_id=net-7'                       # monitor mode: 302, logged as declined
-  the Worker re-reads KV every CONFIG_REFRESH_SECONDS (30 s in wrangler.toml).
+  here the Worker re-reads KV before answering a request that finds its copy a second old, so a
+  config pushed with --local answers the next request (a deploy re-reads every 30 s, after answering).
 
   a conversion postback for a click (paste the tid from a redirect's Location):
     curl -s '$base/postback?transaction_id=TID&event=sale&amount=9.90'
@@ -67,4 +68,6 @@ cat <<MSG
   decision log lines appear below, one JSON object per click.
 
 MSG
-exec wrangler dev --local --test-scheduled --ip 127.0.0.1 --port "$PORT"
+# A pushed config in force at once: a one-second refresh, read before the answer (CONFIG_REFRESH_WAITS).
+exec wrangler dev --local --test-scheduled --ip 127.0.0.1 --port "$PORT" \
+  --var CONFIG_REFRESH_SECONDS:1 --var CONFIG_REFRESH_WAITS:true

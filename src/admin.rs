@@ -4,6 +4,7 @@
 
 use clickgate_core::admin;
 use clickgate_core::config::feeds::FEED_STATE_KEY;
+use clickgate_core::config::Secrets;
 use clickgate_core::operator::{self, AdminStep, Ask};
 use worker::kv::KvStore;
 use worker::worker_sys::web_sys;
@@ -62,7 +63,7 @@ pub(crate) async fn request(
                     Ok(kv) => read_lists(&kv, next.keys.clone()).await,
                     Err(e) => Err(e),
                 };
-                next.answered(found)
+                next.answered(found, Secrets::Read(&|name| config::secret(env, name)))
             }
             Ask::Save(next) => {
                 let written = save(env, &next.text).await;

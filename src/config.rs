@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clickgate_core::config::cache::{ConfigSlot, Fetched, Need};
 use clickgate_core::config::feeds::{FeedStates, FEED_STATE_KEY};
-use clickgate_core::config::Config;
+use clickgate_core::config::{Config, Secrets};
 use worker::kv::KvStore;
 use worker::{console_error, console_log, Context, Env};
 
@@ -29,7 +29,7 @@ thread_local! {
 pub(crate) fn now(env: &Env, ctx: &Context, now_ms: u64) -> Option<Arc<Config>> {
     let need = SLOT.with(|cell| {
         let mut cell = cell.borrow_mut();
-        let slot = cell.get_or_insert_with(|| ConfigSlot::new(refresh_seconds(env) * 1000));
+        let slot = cell.get_or_insert_with(|| new_slot(env));
         let need = slot.need(now_ms);
         if need != Need::Nothing {
             slot.begin(now_ms);
@@ -59,11 +59,20 @@ pub(crate) async fn current(env: &Env, ctx: &Context, now_ms: u64) -> Option<Arc
 /// none), or the scheduled run's, which may be the first event of an isolate that has no slot yet.
 pub(crate) async fn first(env: &Env, now_ms: u64) -> Option<Arc<Config>> {
     SLOT.with(|cell| {
-        cell.borrow_mut()
-            .get_or_insert_with(|| ConfigSlot::new(refresh_seconds(env) * 1000));
+        cell.borrow_mut().get_or_insert_with(|| new_slot(env));
     });
     refresh(env, now_ms).await;
     cached_config()
+}
+
+/// The isolate's slot, made by its first request or scheduled run.
+fn new_slot(env: &Env) -> ConfigSlot {
+    let slot = ConfigSlot::new(refresh_seconds(env) * 1000);
+    // `make dev` sets it, so a config pushed there answers the next request.
+    match env.var("CONFIG_REFRESH_WAITS").map(|v| v.to_string()) {
+        Ok(v) if v == "true" => slot.waiting_when_stale(),
+        _ => slot,
+    }
 }
 
 /// The isolate's copy of the config, if it has loaded one.
@@ -87,9 +96,13 @@ async fn refresh(env: &Env, started_ms: u64) {
         Err(e) => Fetched::Failed(format!("binding {CONFIG_BINDING}: {e}")),
     };
     let event = SLOT.with(|cell| {
-        cell.borrow_mut()
-            .as_mut()
-            .map(|slot| slot.finish(started_ms, fetched))
+        cell.borrow_mut().as_mut().map(|slot| {
+            slot.finish(
+                started_ms,
+                fetched,
+                Secrets::Read(&|name| secret(env, name)),
+            )
+        })
     });
     if let Some(event) = event {
         match event.log_line() {
@@ -152,6 +165,12 @@ pub(crate) async fn read_lists(
         }
     }
     Ok(found)
+}
+
+/// A Worker secret the document names (`{"secret": "NAME"}`): set with `wrangler secret put`, or
+/// in `.dev.vars` under `wrangler dev`.
+pub(crate) fn secret(env: &Env, name: &str) -> Option<String> {
+    env.secret(name).ok().map(|s| s.to_string())
 }
 
 fn refresh_seconds(env: &Env) -> u64 {

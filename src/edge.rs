@@ -66,14 +66,14 @@ pub fn handle(
             .await
         }));
     }
-    if path == "/verdict" {
+    if path == click::VERDICT_PATH {
         let query = query.to_owned();
         return Ok(later(async move {
             postback::verdict(Request::from(req), &env, &ctx, &method, &query, now_ms).await
         }));
     }
     let rejection = path == conversion::REJECTION_PATH;
-    if path == "/postback" || rejection {
+    if path == click::POSTBACK_PATH || rejection {
         let query = query.to_owned();
         return Ok(later(async move {
             let asked = (method.as_str(), query.as_str());

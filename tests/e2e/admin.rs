@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use crate::started_with_demo;
+use crate::support::{tid_of, Worker};
+use crate::{demo, push_ok, started_with_demo, BROWSER};
 
 #[test]
 fn the_admin_api_reads_and_replaces_the_config_validating_it_like_the_cli() {
@@ -100,5 +101,70 @@ fn an_empty_or_short_admin_token_opens_nothing_and_auth_schemes_are_case_insensi
         w.get("/admin/config", &[("authorization", "Basic dTo=")])
             .status,
         401
+    );
+}
+
+#[test]
+fn a_secret_named_in_the_config_is_read_from_the_worker_and_never_shown() {
+    const TOKEN: &str = "secret-admin-token-secret-admin";
+    const POSTBACK: &str = "acme-postback-secret-from-the-worker";
+    let w = Worker::start(&[
+        ("CONFIG_REFRESH_SECONDS", "1"),
+        ("ADMIN_TOKEN", TOKEN),
+        ("ACME_POSTBACK_SECRET", POSTBACK),
+    ]);
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
+    doc["advertisers"][0]["postback_secret"] =
+        serde_json::json!({"secret": "ACME_POSTBACK_SECRET"});
+    let config = w.state.0.join("named-secret.json");
+    std::fs::write(&config, doc.to_string()).unwrap();
+    push_ok(&w, &config);
+
+    // The advertiser's postbacks are checked against the Worker's secret.
+    let r = w.get(
+        "/c?offer_id=1001&aff_id=net-7",
+        &[("cf-connecting-ip", "192.0.2.51"), ("user-agent", BROWSER)],
+    );
+    assert_eq!(r.status, 302, "{}", r.body);
+    let tid = tid_of(r.header("location").unwrap()).to_owned();
+    let guessed = w.get(
+        &format!("/postback?transaction_id={tid}&event=sale&secret=guess"),
+        &[],
+    );
+    assert_eq!(guessed.status, 401, "{}", guessed.body);
+    let sale = w.get(
+        &format!("/postback?transaction_id={tid}&event=sale"),
+        &[("x-postback-secret", POSTBACK)],
+    );
+    assert_eq!(sale.json()["status"], "approved", "{}", sale.body);
+
+    // The document shown back names the secret and does not hold it.
+    let auth = format!("Bearer {TOKEN}");
+    let call = |method: &str, body: &str| {
+        w.request_with_body(method, "/admin/config", &[("authorization", &auth)], body)
+    };
+    let shown = call("GET", "");
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    assert!(!shown.body.contains(POSTBACK), "{}", shown.body);
+    assert_eq!(
+        shown.json()["advertisers"][0]["postback_secret"],
+        serde_json::json!({"secret": "ACME_POSTBACK_SECRET"})
+    );
+
+    // A document naming a secret the Worker does not have is refused, naming it.
+    doc["advertisers"][0]["postback_secret"] = serde_json::json!({"secret": "NOT_SET_HERE"});
+    let refused = call("PUT", &doc.to_string());
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(
+        refused.json()["error"]["problems"][0]["path"],
+        "advertisers[0].postback_secret"
+    );
+    assert!(
+        refused
+            .body
+            .contains("names the Worker secret `NOT_SET_HERE`, which is not set"),
+        "{}",
+        refused.body
     );
 }

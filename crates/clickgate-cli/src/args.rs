@@ -116,6 +116,9 @@ pub struct PushArgs {
     /// The wrangler.toml to use (default: the nearest one here or above).
     #[arg(long, value_name = "FILE")]
     pub wrangler_config: Option<PathBuf>,
+    /// The wrangler environment whose KV namespace to write (`[env.NAME]`, e.g. staging).
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -123,7 +126,8 @@ pub struct ReplayArgs {
     /// The config to replay the clicks through.
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
-    /// The clicks: the decision log, or CSV with a header naming its columns.
+    /// The clicks: the decision log as printed, `wrangler tail --format json`, a Workers Logs or
+    /// Logpush export (NDJSON), or CSV with a header naming its columns (others are left unread).
     #[arg(long, value_name = "LOG")]
     pub clicks: PathBuf,
     /// An older config: also list the clicks it decides differently.
@@ -132,6 +136,9 @@ pub struct ReplayArgs {
     /// How many of the changed clicks to list.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub changes: usize,
+    /// Report and exit 0 even when lines could not be read (they are still counted and named).
+    #[arg(long)]
+    pub allow_dropped: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -191,6 +198,9 @@ pub struct SignArgs {
     /// A file of click ids, one per line: one link each.
     #[arg(long, value_name = "FILE")]
     pub click_ids: Option<PathBuf>,
+    /// Sign a link whose aff_id is not --network (the Worker refuses it: for testing that).
+    #[arg(long)]
+    pub any_aff_id: bool,
 }
 
 #[derive(Debug, Args)]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use clickgate_core::config::list_formats::{parse_list, Entry, Format, LineError};
-use clickgate_core::config::{list_key, repeated_keys, Config, ConfigError, StoredLists};
+use clickgate_core::config::{list_key, repeated_keys, Config, ConfigError, Secrets, StoredLists};
 use clickgate_core::ip::IpSet;
 
 use crate::args::PushArgs;
@@ -23,6 +23,9 @@ pub enum Use {
     Push,
     /// Replay's report owns stdout, so the summary goes to stderr.
     Replay,
+    /// `sign` and `verify` need the signing keys themselves: a secret the document names is read
+    /// from the environment variable of that name. Their output owns stdout too.
+    Sign,
 }
 
 /// A valid document as it goes to KV: IP lists given as files are compiled and replaced by
@@ -52,11 +55,26 @@ pub fn validate(file: &Path, purpose: Use) -> Result<Loaded, Failure> {
         stored,
         errors: list_errors,
     } = resolve_list_files(file, text);
+    // The Worker reads the secrets the document names; a check of the document alone takes
+    // them as set, and names them so the operator can see that the Worker has each.
+    let named = std::cell::RefCell::new(Vec::new());
+    let from_env = |name: &str| std::env::var(name).ok();
+    let assumed = |name: &str| {
+        named.borrow_mut().push(name.to_owned());
+        Some(format!("stand-in-for-the-secret-{name}"))
+    };
+    let secrets = match purpose {
+        Use::Sign => Secrets::Read(&from_env),
+        _ => Secrets::Read(&assumed),
+    };
     let compiled = if list_errors.is_empty() {
-        Config::compile_with_lists(&text, &stored)
+        Config::compile_with(&text, &stored, secrets)
     } else {
         Err(list_errors)
     };
+    let mut named = named.into_inner();
+    named.sort();
+    named.dedup();
     match compiled {
         Ok(config) => {
             let kept_apart: usize = stored.values().map(IpSet::len).sum();
@@ -69,10 +87,18 @@ pub fn validate(file: &Path, purpose: Use) -> Result<Loaded, Failure> {
                 config.blocked_ips.len(),
                 lists.len(),
             );
-            if purpose == Use::Replay {
-                eprintln!("{summary}");
+            let secrets = match named.as_slice() {
+                [] => String::new(),
+                names => format!(
+                    "\n{}: names Worker secrets {} (taken as set here; the Worker refuses the document while one is missing: wrangler secret put NAME)",
+                    file.display(),
+                    names.join(", ")
+                ),
+            };
+            if matches!(purpose, Use::Replay | Use::Sign) {
+                eprintln!("{summary}{secrets}");
             } else {
-                println!("{summary}");
+                println!("{summary}{secrets}");
             }
             Ok(Loaded {
                 config,
@@ -83,6 +109,12 @@ pub fn validate(file: &Path, purpose: Use) -> Result<Loaded, Failure> {
         Err(errors) => {
             for e in &errors {
                 eprintln!("{}: {e}", file.display());
+            }
+            if purpose == Use::Sign && errors.iter().any(|e| e.problem.contains("Worker secret")) {
+                eprintln!(
+                    "{}: sign and verify read a secret the document names from the environment variable of that name",
+                    file.display()
+                );
             }
             let n = errors.len();
             eprintln!(
@@ -267,6 +299,9 @@ pub fn push(opts: &PushArgs) -> Result<(), Failure> {
             .arg(if opts.remote { "--remote" } else { "--local" });
         if let Some(dir) = &opts.persist_to {
             cmd.arg("--persist-to").arg(dir);
+        }
+        if let Some(env) = &opts.env {
+            cmd.arg("--env").arg(env);
         }
         let status = cmd.status();
         let _ = std::fs::remove_file(&scratch);

@@ -2,10 +2,10 @@
 //!
 //! ```text
 //! clickgate config validate FILE
-//! clickgate config push FILE (--local | --remote) [--persist-to DIR] [--wrangler-config FILE]
-//! clickgate replay --config FILE --clicks LOG [--against OLD_FILE] [--changes N]
+//! clickgate config push FILE (--local | --remote) [--persist-to DIR] [--wrangler-config FILE] [--env NAME]
+//! clickgate replay --config FILE --clicks LOG [--against OLD_FILE] [--changes N] [--allow-dropped]
 //! clickgate list compile LIST_FILE OUT_FILE [--format FORMAT]
-//! clickgate sign --config FILE --network ID --url URL [--kid K] [--expires-in S] [--click-id ID | --click-ids FILE]
+//! clickgate sign --config FILE --network ID --url URL [--kid K] [--expires-in S] [--click-id ID | --click-ids FILE] [--any-aff-id]
 //! clickgate verify --config FILE URL
 //! clickgate network (block | unblock) NETWORK --url BASE_URL --by WHO   (also: clickgate block ...)
 //! clickgate report --url BASE_URL [--from DATE] [--to DATE] [--group-by G,G] [--format table|json|csv]
@@ -232,6 +232,10 @@ mod tests {
         ]);
         assert_eq!(o.persist_to, Some(PathBuf::from("/tmp/x")));
         assert_eq!(o.wrangler_config, Some(PathBuf::from("w.toml")));
+        assert_eq!(
+            push_args(&["--remote", "--env", "staging"]).env.as_deref(),
+            Some("staging")
+        );
         let (kind, _) = refused(&["config", "push", "c.json", "--local", "--persist-to"]);
         assert_eq!(kind, ErrorKind::InvalidValue);
         let (kind, msg) = refused(&["config", "push", "c.json", "--remote", "--persist-to", "d"]);

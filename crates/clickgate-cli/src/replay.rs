@@ -4,7 +4,10 @@
 use std::path::Path;
 
 use clickgate_core::flood::FloodMode;
-use clickgate_core::whatif::{csv_header, from_csv_fields, from_log_line, Recorded, Replay};
+use clickgate_core::whatif::{
+    csv_header, from_csv_fields, from_log_record, unread_columns, Recorded, Replay,
+};
+use serde_json::Value;
 
 use crate::args::ReplayArgs;
 use crate::config::{validate, Use};
@@ -20,73 +23,151 @@ pub fn replay(a: &ReplayArgs) -> Result<(), Failure> {
         .as_ref()
         .map(|p| validate(p, Use::Replay).map(|l| l.config))
         .transpose()?;
-    let records = read_clicks(&a.clicks)?;
+    let Clicks {
+        records, skipped, ..
+    } = read_clicks(&a.clicks)?;
 
     let mut replay = Replay::new(&config, against.as_ref(), a.changes);
     feed_all(&mut replay, records);
+    if !skipped.is_empty() {
+        println!(
+            "lines dropped (could not be read, not replayed): {}",
+            skipped.len()
+        );
+    }
     print_report(&replay, against.is_some());
-    Ok(())
+    if skipped.is_empty() || a.allow_dropped {
+        return Ok(());
+    }
+    Err(Failure::Io(format!(
+        "{}: {} lines could not be read and were not replayed (named above); \
+         --allow-dropped accepts a report without them",
+        a.clicks.display(),
+        skipped.len()
+    )))
 }
 
+/// How many unreadable lines are named on stderr; the rest are counted.
+const NAMED: usize = 5;
+
 /// Reads a click file whole and sorts it by time: the duplicate-IP and sub-ID counts are only right
-/// in time order, and log shippers do not always keep it. Lines that are not clicks are skipped,
-/// the first few named with their line numbers.
-fn read_clicks(path: &Path) -> Result<Vec<Recorded>, Failure> {
+/// in time order, and log shippers do not always keep it. Every line that should have held a click
+/// and could not be read is counted, the first few named with their line numbers; lines of text
+/// among the records (wrangler's own output) are counted once.
+fn read_clicks(path: &Path) -> Result<Clicks, Failure> {
     let name = path.display();
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::Io(format!("cannot read {name}: {e}")))?;
-    let Clicks {
-        mut records,
-        skipped,
-    } = parse_clicks(&text).map_err(|(line, e)| Failure::Io(format!("{name}:{line}: {e}")))?;
-    for (line, problem) in skipped.iter().take(5) {
-        eprintln!("skipped {name}:{line}: {problem}");
-    }
-    if skipped.len() > 5 {
+    let mut clicks =
+        parse_clicks(&text).map_err(|(line, e)| Failure::Io(format!("{name}:{line}: {e}")))?;
+    if !clicks.unread_columns.is_empty() {
         eprintln!(
-            "skipped {} more lines that are not clicks",
-            skipped.len() - 5
+            "note: {name}: columns left unread (not a click's): {}",
+            clicks.unread_columns.join(", ")
         );
     }
-    if records.is_empty() {
+    if let Some((line, n)) = clicks.text_lines {
+        eprintln!("note: {name}: {n} lines hold no JSON record and were passed over (the first on line {line})");
+    }
+    for (line, problem) in clicks.skipped.iter().take(NAMED) {
+        eprintln!("dropped {name}:{line}: {problem}");
+    }
+    if clicks.skipped.len() > NAMED {
+        eprintln!(
+            "dropped {} more lines that could not be read",
+            clicks.skipped.len() - NAMED
+        );
+    }
+    if clicks.records.is_empty() {
         return Err(Failure::Io(format!("{name}: no clicks found")));
     }
-    records.sort_by_key(|r| r.at_ms);
-    Ok(records)
+    clicks.records.sort_by_key(|r| r.at_ms);
+    Ok(clicks)
 }
 
-/// A click file's clicks in file order, and the lines skipped: (line number, why).
+/// A click file's clicks in file order, and what was not read.
+#[derive(Default)]
 struct Clicks {
     records: Vec<Recorded>,
+    /// The lines that should have held a click and could not be read: (line number, why).
     skipped: Vec<(u64, String)>,
+    /// Lines of text among JSON records: the first one's number, and how many.
+    text_lines: Option<(u64, u64)>,
+    /// A CSV header's columns that are no click's.
+    unread_columns: Vec<String>,
 }
 
-/// Reads a decision log, or CSV when the first line is a header naming `offer_id`; a header the
+/// Reads JSON records, or CSV when the first line is a header naming `offer_id`; a header the
 /// core refuses is an error with its line number.
 fn parse_clicks(text: &str) -> Result<Clicks, (u64, String)> {
     let first = text.lines().find(|l| !l.trim().is_empty());
     if first.is_some_and(|l| !l.contains('{') && l.contains("offer_id")) {
         return parse_csv(text);
     }
-    let mut clicks = Clicks {
-        records: Vec::new(),
-        skipped: Vec::new(),
-    };
-    for (n, line) in text.lines().enumerate() {
-        let n = n as u64 + 1;
-        if line.trim().is_empty() {
+    Ok(parse_records(text))
+}
+
+/// Reads JSON records one after another, each on one line (the Worker's log, NDJSON exports) or
+/// over many (`wrangler tail --format json` indents each record): a record starts at the first
+/// `{` of a line and ends where its JSON does. A record that is not JSON is dropped with the line
+/// it starts on; one printed over many lines is passed over to the line where it broke (which may
+/// start the next record), so its inner objects are not read as records of their own.
+fn parse_records(text: &str) -> Clicks {
+    let mut clicks = Clicks::default();
+    let (mut pos, mut line) = (0, 1u64);
+    let mut reported = 0;
+    while pos < text.len() {
+        let line_end = text[pos..].find('\n').map_or(text.len(), |i| pos + i + 1);
+        let here = &text[pos..line_end];
+        let Some(brace) = here.find('{') else {
+            if !here.trim().is_empty() {
+                let (first, n) = clicks.text_lines.unwrap_or((line, 0));
+                clicks.text_lines = Some((first, n + 1));
+            }
+            (pos, line) = (line_end, line + 1);
             continue;
-        }
-        let read = from_log_line(line);
-        clicks.records.extend(read.clicks);
-        clicks
-            .skipped
-            .extend(read.problems.into_iter().map(|e| (n, e)));
-        if n % PROGRESS_LINES == 0 {
-            eprintln!("read {n} lines");
+        };
+        let start = pos + brace;
+        let mut stream = serde_json::Deserializer::from_str(&text[start..]).into_iter::<Value>();
+        let next = match stream.next() {
+            Some(Ok(value)) => {
+                let read = from_log_record(&value);
+                clicks.records.extend(read.clicks);
+                clicks
+                    .skipped
+                    .extend(read.problems.into_iter().map(|e| (line, e)));
+                // On to the line after the one the record ends on.
+                let end = start + stream.byte_offset();
+                text[end..].find('\n').map_or(text.len(), |i| end + i + 1)
+            }
+            Some(Err(e)) => {
+                clicks.skipped.push((line, format!("not JSON: {e}")));
+                if e.is_eof() {
+                    text.len()
+                } else {
+                    // The line it broke on may start the next record.
+                    nth_line_start(text, start, e.line())
+                }
+            }
+            None => line_end,
+        };
+        line += text[pos..next].matches('\n').count() as u64;
+        pos = next;
+        if line / PROGRESS_LINES > reported {
+            reported = line / PROGRESS_LINES;
+            eprintln!("read {line} lines");
         }
     }
-    Ok(clicks)
+    clicks
+}
+
+/// Where the `n`th line counted from the one `start` is on begins (the first is 1, and is the
+/// line after it: a record that broke on its first line is passed over whole).
+fn nth_line_start(text: &str, start: usize, n: usize) -> usize {
+    text[start..]
+        .match_indices('\n')
+        .nth(n.saturating_sub(2))
+        .map_or(text.len(), |(i, _)| start + i + 1)
 }
 
 /// Reads CSV with the `csv` crate: quoted fields may hold commas, quotes and line breaks, so a
@@ -105,10 +186,14 @@ fn parse_csv(text: &str) -> Result<Clicks, (u64, String)> {
         Some(Err(e)) => return Err((lines.line_of_error(&e), e.to_string())),
         None => return Err((1, "no header".into())),
     };
-    let header = csv_header(&names.iter().collect::<Vec<_>>()).map_err(|e| (header_line, e))?;
+    let names_read: Vec<&str> = names.iter().collect();
+    let header = csv_header(&names_read).map_err(|e| (header_line, e))?;
     let mut clicks = Clicks {
-        records: Vec::new(),
-        skipped: Vec::new(),
+        unread_columns: unread_columns(&names_read)
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        ..Clicks::default()
     };
     let (mut reported, mut too_long) = (0, 0);
     while let Some(row) = rows.next() {
@@ -349,7 +434,11 @@ mod tests {
              {\"event\":\"click\",\"ts\":\"2026-11-22T10:00:01Z\",\"offer_id\":\"1\",\"aff_id\":\"a\"}\n\
              {\"event\":\"click\",\"ts\":\"bad\",\"offer_id\":\"1\",\"aff_id\":\"c\"}\n",
         );
-        let records = read_clicks(&log).unwrap();
+        let read = read_clicks(&log).unwrap();
+        assert_eq!(read.text_lines, Some((2, 1)));
+        assert_eq!(read.skipped.len(), 1, "{:?}", read.skipped);
+        assert_eq!(read.skipped[0].0, 4);
+        let records = read.records;
         let affs: Vec<&str> = records.iter().map(|r| r.click.aff_id.as_str()).collect();
         assert_eq!(
             affs,
@@ -361,7 +450,7 @@ mod tests {
             "clicks.csv",
             "ts,offer_id,aff_id,ip\n2026-11-22T10:00:00Z,1,a,192.0.2.1\n",
         );
-        let records = read_clicks(&csv).unwrap();
+        let records = read_clicks(&csv).unwrap().records;
         assert_eq!(records[0].client.ip, "192.0.2.1".parse().ok());
 
         let empty = scratch("empty.log", "nothing here\n");
@@ -422,7 +511,7 @@ mod tests {
         let clicks = scratch(&format!("{name}.csv"), &traffic_csv(traffic));
         let config = validate(&config_file, Use::Replay).unwrap().config;
         let mut replay = Replay::new(&config, None, 0);
-        feed_all(&mut replay, read_clicks(&clicks).unwrap());
+        feed_all(&mut replay, read_clicks(&clicks).unwrap().records);
         for p in [config_file, clicks] {
             let _ = std::fs::remove_file(p);
         }
@@ -623,7 +712,7 @@ mod tests {
         assert!(
             c.skipped[0]
                 .1
-                .starts_with("`not-a-time` is not a UTC time like 2026-11-01T09:30:00Z"),
+                .starts_with("`not-a-time` is not a time (RFC 3339"),
             "{:?}",
             c.skipped
         );
@@ -654,13 +743,171 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_csv_header_is_an_error_on_its_line() {
-        let e = parse_clicks("\n\nts,offer_id,aff_id,colour\n2026-11-22T10:00:00Z,1,a,red\n")
+    fn a_csv_header_without_a_clicks_columns_is_an_error_on_its_line() {
+        let e = parse_clicks("\n\nts,offer_ids,aff_id,colour\n2026-11-22T10:00:00Z,1,a,red\n")
             .err()
             .unwrap();
         assert_eq!(e.0, 3);
-        assert!(e.1.starts_with("unknown column `colour`"), "{e:?}");
+        assert!(
+            e.1.starts_with(
+                "the header has no `offer_id` column (it names: ts, offer_ids, aff_id, colour;"
+            ),
+            "{e:?}"
+        );
         let e = parse_clicks("offer_id,aff_id\n1,a\n").err().unwrap();
-        assert_eq!(e, (1, "the header has no `ts` column".to_owned()));
+        assert_eq!(e.0, 1);
+        assert!(e.1.starts_with("the header has no `ts` column"), "{e:?}");
+    }
+
+    /// `wrangler tail --format json` as wrangler 4 prints it: each record indented over many
+    /// lines, one after another, the Worker's line inside `logs[].message[]`.
+    const WRANGLER_TAIL: &str = include_str!("../tests/fixtures/wrangler-tail.json");
+
+    #[test]
+    fn replay_read_no_clicks_from_wrangler_tail_json_as_printed() {
+        let read = parse_records(WRANGLER_TAIL);
+        assert_eq!(
+            read.skipped,
+            [],
+            "every record is JSON and every click is readable"
+        );
+        assert_eq!(read.text_lines, None);
+        let clicks: Vec<(&str, Option<&str>)> = read
+            .records
+            .iter()
+            .map(|r| (r.click.aff_id.as_str(), r.click.subs[0].as_deref()))
+            .collect();
+        assert_eq!(
+            clicks,
+            [
+                ("net-7", Some("spring")),
+                ("net-7", None),
+                ("net-9", Some("été"))
+            ]
+        );
+        assert_eq!(read.records[1].client.ip, "198.51.100.7".parse().ok());
+        assert_eq!(read.records[2].at_ms, 1_795_435_449_877);
+
+        let config = scratch("tail-config.json", FLOOD_CONFIG);
+        let log = scratch("tail.json", WRANGLER_TAIL);
+        let (c, k) = (config.to_str().unwrap(), log.to_str().unwrap());
+        assert!(matches!(
+            run_words(&["replay", "--config", c, "--clicks", k]),
+            Ok(())
+        ));
+        for p in [config, log] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    #[test]
+    fn a_tail_record_cut_short_is_dropped_whole_on_the_line_it_starts() {
+        // The second record loses its end (wrangler stopped mid-print) and a third follows: its
+        // inner objects must not be read as records, the third still is.
+        let mut records = WRANGLER_TAIL.split_inclusive("}\n{").map(str::to_owned);
+        let first = records.next().unwrap();
+        let second = records.next().unwrap();
+        let cut = &second[..second.find("\"logs\"").unwrap()];
+        let rest: String = records.collect();
+        let first = first.trim_end_matches('{');
+        let text = format!("{first}{{{}\n{{{rest}", cut.trim_end());
+        let read = parse_records(&text);
+        let second_line = first.matches('\n').count() as u64 + 1;
+        assert!(text.lines().nth(second_line as usize - 1) == Some("{"));
+        assert_eq!(read.skipped.len(), 1, "{:?}", read.skipped);
+        assert_eq!(read.skipped[0].0, second_line);
+        assert!(
+            read.skipped[0].1.starts_with("not JSON"),
+            "{:?}",
+            read.skipped
+        );
+        assert_eq!(
+            read.records.len(),
+            3,
+            "the first record's click and the last two's"
+        );
+
+        // Cut off at the end of the file: the record is dropped, the others read.
+        let truncated = &WRANGLER_TAIL[..WRANGLER_TAIL.len() - 40];
+        let read = parse_records(truncated);
+        assert_eq!(read.records.len(), 2);
+        assert_eq!(read.skipped.len(), 1, "{:?}", read.skipped);
+    }
+
+    #[test]
+    fn ndjson_exports_of_workers_logs_and_logpush_replay() {
+        let line = r#"{"event":"click","ts":"2026-11-23T12:04:05.123Z","verdict":"redirect","offer_id":"1001","aff_id":"net-7","ip":"203.0.113.24","user_agent":"curl/8.4.0"}"#;
+        let logpush = serde_json::json!({
+            "EventTimestampMs": 1_795_435_445_123u64, "EventType": "fetch", "Outcome": "ok",
+            "ScriptName": "clickgate", "Exceptions": [],
+            "Logs": [{"Level": "log", "Message": [line], "TimestampMs": 1_795_435_445_123u64}]
+        });
+        let workers_logs = serde_json::json!({
+            "source": serde_json::from_str::<Value>(&line.replace("net-7", "net-8")).unwrap(),
+            "$workers": {"scriptName": "clickgate", "outcome": "ok", "eventType": "fetch"},
+            "$metadata": {"message": line.replace("net-7", "net-8")},
+            "timestamp": 1_795_435_445_200u64
+        });
+        let text = format!("{logpush}\n{workers_logs}\n");
+        let read = parse_records(&text);
+        assert_eq!(read.skipped, []);
+        let affs: Vec<&str> = read
+            .records
+            .iter()
+            .map(|r| r.click.aff_id.as_str())
+            .collect();
+        assert_eq!(affs, ["net-7", "net-8"]);
+    }
+
+    #[test]
+    fn csv_with_an_exports_extra_columns_is_read_and_the_columns_named() {
+        let c = csv(concat!(
+            "ScriptName,ts,offer_id,Outcome,aff_id,ip,colo\n",
+            "clickgate,2026-11-23T12:04:05Z,1001,ok,net-7,192.0.2.1,FRA\n",
+        ));
+        assert_eq!(c.skipped, []);
+        assert_eq!(c.unread_columns, ["ScriptName", "Outcome", "colo"]);
+        assert_eq!(c.records[0].click.aff_id.as_str(), "net-7");
+        assert_eq!(c.records[0].client.ip, "192.0.2.1".parse().ok());
+    }
+
+    #[test]
+    fn times_with_offsets_spaces_and_unix_numbers_replay_as_the_same_instant() {
+        let c = csv(concat!(
+            "ts,offer_id,aff_id\n",
+            "2026-11-23T12:04:05.123+00:00,1,a\n",
+            "2026-11-23 12:04:05.123,1,b\n",
+            "2026-11-23T13:04:05.123+01:00,1,c\n",
+            "1795435445123,1,d\n",
+            "1795435445.123,1,e\n",
+            "2026-11-23 12:04:05.123 UTC,1,f\n",
+        ));
+        assert_eq!(c.skipped, []);
+        let times: Vec<u64> = c.records.iter().map(|r| r.at_ms).collect();
+        assert_eq!(times, [1_795_435_445_123; 6]);
+    }
+
+    #[test]
+    fn a_replay_that_dropped_lines_says_so_and_fails_unless_allowed() {
+        let config = scratch("dropped-config.json", FLOOD_CONFIG);
+        let clicks = scratch(
+            "dropped.csv",
+            "ts,offer_id,aff_id\n2026-11-23T10:00:00Z,1,net-7\nyesterday,1,net-7\n",
+        );
+        let (c, k) = (config.to_str().unwrap(), clicks.to_str().unwrap());
+        match run_words(&["replay", "--config", c, "--clicks", k]) {
+            Err(Failure::Io(m)) => {
+                assert!(m.contains("1 lines could not be read"), "{m}");
+                assert!(m.contains("--allow-dropped"), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            run_words(&["replay", "--config", c, "--clicks", k, "--allow-dropped"]),
+            Ok(())
+        ));
+        for p in [config, clicks] {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }

@@ -26,6 +26,18 @@ use crate::report::ReportQuery;
 use crate::token::same_secret;
 
 pub const PREFIX: &str = "/admin/";
+
+/// The admin API's routes and the methods each takes, as [`parse`] reads them: what
+/// `docs/openapi.json` describes (a test holds the three to each other).
+pub const ROUTES: [(&str, &str); 7] = [
+    ("/admin/", "GET"),
+    ("/admin/report", "GET"),
+    ("/admin/feeds", "GET"),
+    ("/admin/explain/{transaction_id}", "GET"),
+    ("/admin/config", "GET, PUT"),
+    ("/admin/networks/{network}/block", "POST"),
+    ("/admin/networks/{network}/unblock", "POST"),
+];
 const MAX_BY_LEN: usize = 128;
 /// An `ADMIN_TOKEN` shorter than this is treated as unset: an empty or guessable secret must not
 /// open the API (a mistyped `wrangler secret put` leaves an empty one).

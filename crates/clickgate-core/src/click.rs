@@ -421,6 +421,24 @@ pub const FIELD_AFFILIATE: usize = 1;
 
 /// The health check's path, answered before any config is needed.
 pub const HEALTH_PATH: &str = "/healthz";
+/// An advertiser's conversion postback.
+pub const POSTBACK_PATH: &str = "/postback";
+/// A tracker's question about a click's verdict, answered with the advertiser's secret.
+pub const VERDICT_PATH: &str = "/verdict";
+/// Another system's report that a click's transaction was rejected, with the advertiser's secret.
+pub const REJECTION_PATH: &str = "/rejection";
+
+/// The routes outside `/admin/` clickgate's own link format serves, with the methods each takes
+/// (a link profile adds its own paths, see `docs/links.md`). `docs/openapi.json` describes
+/// exactly these and [`crate::admin::ROUTES`], which a test holds it to.
+pub const PUBLIC_ROUTES: [(&str, &str); 6] = [
+    (NATIVE_PATHS[0], CLICK_METHODS),
+    (NATIVE_PATHS[1], CLICK_METHODS),
+    (HEALTH_PATH, CLICK_METHODS),
+    (POSTBACK_PATH, POSTBACK_METHODS),
+    (VERDICT_PATH, CLICK_METHODS),
+    (REJECTION_PATH, POSTBACK_METHODS),
+];
 
 /// Whether a request is the health check or a link; the link's format is the config's to read.
 pub fn arrive(method: &str, path: &str) -> Result<Arrived, RequestError> {

@@ -46,7 +46,7 @@ pub const DUPLICATE_WINDOW_MS: u64 = 90 * 86_400_000;
 /// The header that may carry the advertiser's postback secret instead of the `secret` parameter.
 pub const SECRET_HEADER: &str = "x-postback-secret";
 /// Where another system reports a transaction id as rejected (see [`Rejecting`]).
-pub const REJECTION_PATH: &str = "/rejection";
+pub use crate::click::REJECTION_PATH;
 /// The largest `POST /postback` form body: its few fields at their limits fit many times over.
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
 

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use crate::admin::{self, Action, AdminCall, AdminRequest};
 use crate::click::RequestError;
-use crate::config::{referenced_lists, Config, StoredLists};
+use crate::config::{redact, referenced_lists, Config, Secrets, StoredLists};
 use crate::flood::FloodBlock;
 use crate::http::{self, HttpResponse};
 use crate::ip::IpSet;
@@ -284,7 +284,14 @@ impl DocumentAsk {
     /// `Ok(None)`: the store holds no document.
     pub fn answered(self, text: Result<Option<String>, String>) -> AdminStep {
         match text {
-            Ok(Some(text)) => done(http::admin_config(&text)),
+            // The operator's own document, but never a secret's value: the token that reads it
+            // is not the keys of the networks and advertisers.
+            Ok(Some(text)) => match redact(&text) {
+                Some(shown) => done(http::admin_config(&shown)),
+                None => done(http::admin_unavailable(
+                    "the document in KV is not JSON; it is not shown, as it may hold secrets",
+                )),
+            },
             Ok(None) => done(http::admin_config("null")),
             Err(e) => done(http::admin_unavailable(&format!("KV read failed: {e}"))),
         }
@@ -300,8 +307,12 @@ pub struct ListsAsk {
 
 impl ListsAsk {
     /// The lists found, each under its key (a missing one is left out: the compile names it);
-    /// `Err`: a read failed.
-    pub fn answered(self, found: Result<Vec<(String, Vec<u8>)>, String>) -> AdminStep {
+    /// `Err`: a read failed. The secrets the document names are read from `secrets`, the Worker's.
+    pub fn answered(
+        self,
+        found: Result<Vec<(String, Vec<u8>)>, String>,
+        secrets: Secrets,
+    ) -> AdminStep {
         let lists: StoredLists = match found {
             // An unreadable list is left out: the compile refuses the document naming it.
             Ok(found) => found
@@ -310,7 +321,7 @@ impl ListsAsk {
                 .collect(),
             Err(e) => return done(http::admin_unavailable(&format!("KV read failed: {e}"))),
         };
-        match Config::compile_with_lists(&self.text, &lists) {
+        match Config::compile_with(&self.text, &lists, secrets) {
             Ok(config) => AdminStep::Ask(Ask::Save(SaveAsk {
                 text: self.text,
                 config: Box::new(config),
@@ -605,7 +616,7 @@ mod tests {
             panic!("a new config did not ask for its lists");
         };
         assert!(ask.keys.is_empty(), "{:?}", ask.keys);
-        let Ask::Save(ask) = asked(ask.answered(Ok(Vec::new()))) else {
+        let Ask::Save(ask) = asked(ask.answered(Ok(Vec::new()), Secrets::None)) else {
             panic!("a valid config was not saved");
         };
         assert_eq!(ask.text, CONFIG);
@@ -624,7 +635,7 @@ mod tests {
         let Ask::Lists(ask) = asked(first("PUT", ("/admin/config", ""), CONFIG)) else {
             panic!("a new config did not ask for its lists");
         };
-        let Ask::Save(ask) = asked(ask.answered(Ok(Vec::new()))) else {
+        let Ask::Save(ask) = asked(ask.answered(Ok(Vec::new()), Secrets::None)) else {
             panic!("a valid config was not saved");
         };
         let failed = answered(ask.answered(Err("quota".to_owned())));
@@ -641,24 +652,80 @@ mod tests {
         };
         assert_eq!(ask.keys, ["iplist/000000000000000000000000"]);
         // The list is not in the store: the document naming it is refused, not written.
-        let refused = answered(ask.answered(Ok(Vec::new())));
+        let refused = answered(ask.answered(Ok(Vec::new()), Secrets::None));
         assert_eq!(refused.response.status, 400);
         assert_eq!(body(&refused)["error"]["code"], "invalid_config");
         // A list that could not be read: 503, nothing compiled.
         let Ask::Lists(ask) = asked(first("PUT", ("/admin/config", ""), CONFIG)) else {
             panic!("a new config did not ask for its lists");
         };
-        let unread = answered(ask.answered(Err("list `x`: gone".to_owned())));
+        let unread = answered(ask.answered(Err("list `x`: gone".to_owned()), Secrets::None));
         assert_eq!(unread.response.status, 503);
     }
 
     #[test]
-    fn the_stored_config_is_answered_as_it_is() {
-        let Ask::Document(ask) = asked(first("GET", ("/admin/config", ""), "")) else {
-            panic!("the config was not read");
+    fn the_stored_config_is_answered_without_its_secrets() {
+        let ask = || {
+            let Ask::Document(ask) = asked(first("GET", ("/admin/config", ""), "")) else {
+                panic!("the config was not read");
+            };
+            ask
         };
-        let none = answered(ask.answered(Ok(None)));
+        let none = answered(ask().answered(Ok(None)));
         assert_eq!(none.response.body, "null");
+        // GET /admin/config answered the document as stored, postback and signing secrets in it.
+        let stored = r#"{"version": 1, "offers": [{"id": "1", "landing_url": "https://x.example/"}],
+            "advertisers": [{"id": "a", "postback_secret": "advertiser-a-postback-secret"}],
+            "networks": [{"id": "n", "signing": {"keys": [{"id": "k", "secret": {"secret": "N_KEY"}},
+                                                          {"id": "j", "secret": "network-n-signing-secret"}]}}]}"#;
+        let shown = answered(ask().answered(Ok(Some(stored.to_owned()))));
+        assert_eq!(shown.response.status, 200);
+        let doc = body(&shown);
+        assert!(
+            !shown.response.body.contains("-secret\""),
+            "{}",
+            shown.response.body
+        );
+        assert_eq!(
+            doc["advertisers"][0]["postback_secret"],
+            crate::config::REDACTED
+        );
+        let keys = &doc["networks"][0]["signing"]["keys"];
+        assert_eq!(keys[0]["secret"], serde_json::json!({"secret": "N_KEY"}));
+        assert_eq!(keys[1]["secret"], crate::config::REDACTED);
+        assert_eq!(doc["offers"][0]["landing_url"], "https://x.example/");
+        // A stored text that is not JSON could hold anything: it is not shown.
+        let broken = answered(ask().answered(Ok(Some("{\"secret\": \"x".to_owned()))));
+        assert_eq!(broken.response.status, 503);
+        assert!(
+            !broken.response.body.contains("\"x"),
+            "{}",
+            broken.response.body
+        );
+    }
+
+    #[test]
+    fn a_new_config_reads_the_secrets_it_names_from_the_worker() {
+        let named = r#"{"version": 1, "offers": [{"id": "1", "landing_url": "https://x.example/"}],
+            "advertisers": [{"id": "a", "postback_secret": {"secret": "A_POSTBACK"}}]}"#;
+        let put = || {
+            let Ask::Lists(ask) = asked(first("PUT", ("/admin/config", ""), named)) else {
+                panic!("a new config did not ask for its lists");
+            };
+            ask
+        };
+        let set =
+            |name: &str| (name == "A_POSTBACK").then(|| "advertiser-a-postback-secret".to_owned());
+        assert!(matches!(
+            asked(put().answered(Ok(Vec::new()), Secrets::Read(&set))),
+            Ask::Save(_)
+        ));
+        let unset = answered(put().answered(Ok(Vec::new()), Secrets::Read(&|_| None)));
+        assert_eq!(unset.response.status, 400);
+        assert_eq!(
+            body(&unset)["error"]["problems"][0]["problem"],
+            "names the Worker secret `A_POSTBACK`, which is not set (wrangler secret put A_POSTBACK)"
+        );
     }
 
     #[test]

@@ -143,6 +143,91 @@ pub fn parse_instant(text: &str) -> Result<u64, String> {
     Ok((((days * 24 + hh) * 60 + mm) * 60 + ss) as u64 * 1000 + ms as u64)
 }
 
+/// A recorded click's time as log exports write it, to Unix milliseconds: RFC 3339 with `Z` or an
+/// offset (`+00:00`, `-0500`), a space instead of the `T`, any number of fraction digits (cut to
+/// milliseconds), a trailing ` UTC`, or Unix seconds or milliseconds (a number of 12 digits or
+/// more is milliseconds: seconds reach 12 digits only after the year 5138). A time without a
+/// zone is UTC, as Cloudflare's exports write it.
+pub fn parse_recorded_instant(text: &str) -> Result<u64, String> {
+    let bad = || {
+        format!(
+            "`{text}` is not a time (RFC 3339 like 2026-11-01T09:30:00Z or +00:00, \
+             `2026-11-01 09:30:00`, or Unix seconds or milliseconds)"
+        )
+    };
+    let t = text.trim();
+    let t = t.strip_suffix("UTC").map_or(t, str::trim_end);
+    if !t.is_ascii() {
+        return Err(bad());
+    }
+    if t.bytes().next().is_some_and(|b| b.is_ascii_digit()) && !t.contains('-') {
+        return unix_instant(t).ok_or_else(bad);
+    }
+    if t.len() <= 10 {
+        return parse_instant(t).map_err(|_| bad());
+    }
+    let b = t.as_bytes();
+    if b.len() < 19 || !matches!(b[10], b'T' | b't' | b' ') {
+        return Err(bad());
+    }
+    // Fraction, then the zone: what follows the seconds.
+    let rest = &t[19..];
+    let frac_len = rest
+        .strip_prefix('.')
+        .map_or(0, |f| 1 + f.bytes().take_while(u8::is_ascii_digit).count());
+    if frac_len == 1 {
+        return Err(bad());
+    }
+    let (frac, zone) = rest.split_at(frac_len);
+    let offset_min = match zone.trim_start() {
+        "" | "Z" | "z" => 0,
+        z => zone_minutes(z).ok_or_else(bad)?,
+    };
+    let millis: String = frac.chars().skip(1).chain("000".chars()).take(3).collect();
+    let utc =
+        parse_instant(&format!("{}T{}.{millis}Z", &t[..10], &t[11..19])).map_err(|_| bad())?;
+    let shifted = i128::from(utc) - i128::from(offset_min) * 60_000;
+    u64::try_from(shifted).map_err(|_| bad())
+}
+
+/// `1795392000`, `1795392000.25` (seconds) or `1795392000250` (milliseconds).
+fn unix_instant(t: &str) -> Option<u64> {
+    let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
+    let digits = |s: &str| s.bytes().all(|c| c.is_ascii_digit());
+    if whole.is_empty() || !digits(whole) || !digits(frac) {
+        return None;
+    }
+    let n: u64 = whole.parse().ok()?;
+    if whole.len() >= 12 {
+        return frac.is_empty().then_some(n);
+    }
+    let millis: String = frac.chars().chain("000".chars()).take(3).collect();
+    n.checked_mul(1000)?.checked_add(millis.parse().ok()?)
+}
+
+/// `+05:30`, `-0500` or `+05` to minutes east of UTC.
+fn zone_minutes(z: &str) -> Option<i64> {
+    let sign = match z.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let digits: String = z[1..].chars().filter(|c| *c != ':').collect();
+    let colons = z[1..].matches(':').count();
+    if !digits.bytes().all(|c| c.is_ascii_digit())
+        || !matches!((digits.len(), colons), (2, 0) | (4, 0) | (4, 1))
+    {
+        return None;
+    }
+    let hh: i64 = digits[..2].parse().ok()?;
+    let mm: i64 = if digits.len() == 4 {
+        digits[2..].parse().ok()?
+    } else {
+        0
+    };
+    (hh <= 23 && mm <= 59).then_some(sign * (hh * 60 + mm))
+}
+
 /// An hour since the epoch from `YYYY-MM-DD[THH[:MM[:SS]]][Z]`; `end`: a bare date means the hour
 /// after its day.
 pub(crate) fn parse_report_hour(text: &str, end: bool) -> Result<u32, String> {
@@ -263,6 +348,46 @@ mod tests {
                 let _ = parse_report_hour(&text, false);
                 let _ = parse_report_hour(&text, true);
             }
+        }
+    }
+
+    #[test]
+    fn recorded_times_read_every_way_exports_write_them() {
+        let at = 1_795_435_445_123; // 2026-11-23T12:04:05.123Z
+        for text in [
+            "2026-11-23T12:04:05.123Z",
+            "2026-11-23T12:04:05.123+00:00",
+            "2026-11-23T12:04:05.123456789Z",
+            "2026-11-23T13:04:05.123+01:00",
+            "2026-11-23T07:04:05.123-0500",
+            "2026-11-23T17:34:05.123+05:30",
+            "2026-11-23 12:04:05.123",
+            "2026-11-23 12:04:05.123 UTC",
+            "2026-11-23 12:04:05.123 +00:00",
+            "1795435445123",
+            "1795435445.123",
+            " 1795435445.1234 ",
+        ] {
+            assert_eq!(parse_recorded_instant(text), Ok(at), "{text}");
+        }
+        assert_eq!(parse_recorded_instant("1795435445"), Ok(at - 123));
+        assert_eq!(parse_recorded_instant("2026-11-23"), Ok(at - 43_445_123));
+        for text in [
+            "",
+            "bad",
+            "2026-11-23T12:04",
+            "2026-11-23T12:04:05.Z",
+            "2026-11-23T12:04:05+25:00",
+            "2026-11-23T12:04:05+1:00",
+            "2026-11-23T12:04:05 EST",
+            "2026-11-23X12:04:05Z",
+            "2026-11-23T12:04:05\u{e9}",
+            "1795435445123.5",
+            "1970-01-01T00:00:00+01:00",
+            "12e5",
+        ] {
+            let e = parse_recorded_instant(text).unwrap_err();
+            assert!(e.contains("is not a time"), "{text}: {e}");
         }
     }
 }

@@ -1,10 +1,10 @@
 //! Replaying recorded clicks through a config: what it would have done, and which clicks a new config
 //! would decide differently from the old one.
 //!
-//! Clicks come from the Worker's own decision log (one JSON object per line, as printed or wrapped
-//! in `wrangler tail --format json` records) or from CSV with a header naming the columns. The
-//! duplicate-IP and sub-ID counts the filters need are recomputed from the clicks themselves, in
-//! time order, so a replay needs nothing but the file.
+//! Clicks come from the Worker's own decision log (its JSON lines as printed, or wrapped in the
+//! records of `wrangler tail --format json`, Workers Logs or Logpush) or from CSV with a header
+//! naming the columns. The duplicate-IP and sub-ID counts the filters need are recomputed from the
+//! clicks themselves, in time order, so a replay needs nothing but the file.
 //!
 //! Each network's clicks also go through its flood detector ([`crate::flood`]) with the config's
 //! thresholds, minute by minute, the log's earlier days making its baseline: where it would have
@@ -25,7 +25,7 @@ use crate::ip::client_ip;
 use crate::network::keys::ClickKeys;
 use crate::network::store::NetworkCounts;
 use crate::rules::Counters;
-use crate::time::{parse_instant, MINUTE_MS};
+use crate::time::{parse_recorded_instant, MINUTE_MS};
 use crate::token::TokenKey;
 use crate::ua::UserAgent;
 use crate::verdict::{self, Decision};
@@ -52,36 +52,56 @@ pub struct LogLine {
 /// Reads every click in a decision-log line; other events and lines without JSON give none. A
 /// `wrangler tail` record holds many messages: one that cannot be read costs only itself.
 pub fn from_log_line(line: &str) -> LogLine {
-    let mut out = LogLine::default();
     let Some(start) = line.find('{') else {
-        return out;
+        return LogLine::default();
     };
-    let value: Value = match serde_json::from_str(&line[start..]) {
-        Ok(value) => value,
-        Err(e) => {
-            out.problems.push(format!("not JSON: {e}"));
-            return out;
-        }
-    };
-    // `wrangler tail --format json` wraps console output: {"logs": [{"message": ["<line>"]}], ...}
-    if let Some(logs) = value["logs"].as_array() {
-        for message in logs
-            .iter()
-            .flat_map(|l| l["message"].as_array().into_iter().flatten())
-        {
-            if let Some(text) = message.as_str() {
-                let inner = from_log_line(text);
-                out.clicks.extend(inner.clicks);
-                out.problems.extend(inner.problems);
-            }
-        }
-        return out;
+    match serde_json::from_str(&line[start..]) {
+        Ok(value) => from_log_record(&value),
+        Err(e) => LogLine {
+            clicks: Vec::new(),
+            problems: vec![format!("not JSON: {e}")],
+        },
     }
-    if value["event"] != "click" {
+}
+
+/// Reads every click in one JSON record: the Worker's own line, or a record of the places
+/// Cloudflare carries it: `wrangler tail --format json` (`logs[].message[]`), a Logpush Workers
+/// Trace Events export (`Logs[].Message[]`) and a Workers Logs export (the line's fields under
+/// `source`). A message is the line as a string, or the object itself where an export parsed it.
+pub fn from_log_record(value: &Value) -> LogLine {
+    let mut out = LogLine::default();
+    let wrapped = ["logs", "Logs"]
+        .iter()
+        .filter_map(|k| value[*k].as_array())
+        .flatten()
+        .flat_map(|l| {
+            ["message", "Message"]
+                .iter()
+                .filter_map(|k| l[*k].as_array())
+                .flatten()
+        });
+    let mut is_wrapper = value["logs"].is_array() || value["Logs"].is_array();
+    for message in wrapped {
+        let inner = match message {
+            Value::String(text) => from_log_line(text),
+            Value::Object(_) => from_log_record(message),
+            _ => continue,
+        };
+        out.clicks.extend(inner.clicks);
+        out.problems.extend(inner.problems);
+    }
+    if value["source"].is_object() {
+        is_wrapper = true;
+        let inner = from_log_record(&value["source"]);
+        out.clicks.extend(inner.clicks);
+        out.problems.extend(inner.problems);
+    }
+    if is_wrapper || value["event"] != "click" {
         return out;
     }
     let field = |k: &str| match &value[k] {
         Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
         v => v.as_str().map(str::to_owned),
     };
     // What the spoof filter read, where the config that wrote the line had the filter.
@@ -133,26 +153,32 @@ pub const CSV_COLUMNS: [&str; 15] = [
 ];
 
 /// A CSV header's fields (as the CLI's CSV reader splits them) into the column positions of
-/// [`CSV_COLUMNS`].
+/// [`CSV_COLUMNS`]. Other columns are left unread: exports carry many more than a click's
+/// ([`unread_columns`] names them).
 pub fn csv_header(names: &[&str]) -> Result<Vec<Option<usize>>, String> {
-    for name in names {
-        if !CSV_COLUMNS.contains(&name.trim()) {
-            return Err(format!(
-                "unknown column `{name}`; known: {}",
-                CSV_COLUMNS.join(", ")
-            ));
-        }
-    }
     let positions: Vec<Option<usize>> = CSV_COLUMNS
         .iter()
         .map(|c| names.iter().position(|n| n.trim() == *c))
         .collect();
     for required in ["ts", OFFER_ID, AFF_ID] {
         if positions[CSV_COLUMNS.iter().position(|c| *c == required).unwrap_or(0)].is_none() {
-            return Err(format!("the header has no `{required}` column"));
+            return Err(format!(
+                "the header has no `{required}` column (it names: {}; a click's are: {})",
+                names.join(", "),
+                CSV_COLUMNS.join(", ")
+            ));
         }
     }
     Ok(positions)
+}
+
+/// The header's columns that are no click's, which [`csv_header`] leaves unread.
+pub fn unread_columns<'a>(names: &[&'a str]) -> Vec<&'a str> {
+    names
+        .iter()
+        .filter(|n| !CSV_COLUMNS.contains(&n.trim()))
+        .copied()
+        .collect()
 }
 
 /// One CSV row's fields, placed by [`csv_header`]'s positions.
@@ -177,7 +203,7 @@ fn record(
         Id::parse(&v).map_err(|p| format!("{k} {p}"))
     };
     let ts = get("ts").ok_or("no ts")?;
-    let at_ms = parse_instant(&ts)?;
+    let at_ms = parse_recorded_instant(&ts)?;
     let click = ClickParams {
         offer_id: id(OFFER_ID)?,
         aff_id: id(AFF_ID)?,
@@ -610,6 +636,43 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_line_where_logpush_and_workers_logs_exports_carry_it() {
+        let line = r#"{"event":"click","ts":"2026-11-22T10:00:00.000Z","verdict":"redirect","offer_id":"1","aff_id":"n","ip":"192.0.2.1","asn":"16509"}"#;
+        let want = from_log_line(line).clicks;
+        assert_eq!(want.len(), 1);
+        // Logpush Workers Trace Events: capitalised fields, the message as logged.
+        let logpush = serde_json::json!({
+            "Event": {"Request": {"Method": "GET", "URL": "https://t.example/c?offer_id=1&aff_id=n"}},
+            "EventTimestampMs": 1_795_312_800_000u64, "EventType": "fetch", "Outcome": "ok",
+            "Logs": [{"Level": "log", "Message": [line], "TimestampMs": 1_795_312_800_000u64}],
+            "ScriptName": "clickgate"
+        });
+        assert_eq!(from_log_record(&logpush).clicks, want);
+        // Workers Logs: the line's fields parsed into `source`, numbers where the line had digits.
+        let mut fields: Value = serde_json::from_str(line).unwrap();
+        fields["asn"] = serde_json::json!(16509);
+        let workers_logs = serde_json::json!({
+            "source": fields, "dataset": "cloudflare-workers",
+            "$workers": {"scriptName": "clickgate", "outcome": "ok"},
+            "$metadata": {"message": line}
+        });
+        assert_eq!(from_log_record(&workers_logs).clicks, want);
+        // A message an export already parsed into an object.
+        let parsed = serde_json::json!({"Logs": [{"Message": [serde_json::from_str::<Value>(line).unwrap()]}]});
+        assert_eq!(from_log_record(&parsed).clicks, want);
+        // Times as exports write them.
+        for ts in [
+            "2026-11-22T10:00:00+00:00",
+            "2026-11-22 10:00:00",
+            "1795392000000",
+        ] {
+            let other = line.replace("2026-11-22T10:00:00.000Z", ts);
+            let read = from_log_line(&other);
+            assert_eq!(read.clicks.len(), 1, "{ts}: {read:?}");
+        }
+    }
+
+    #[test]
     fn reads_csv_with_any_column_order() {
         let header = csv_header(&["aff_id", "offer_id", "ts", "user_agent", "ip"]).unwrap();
         let r = from_csv_fields(
@@ -631,9 +694,11 @@ mod tests {
         assert!(csv_header(&["offer_id", "aff_id"])
             .unwrap_err()
             .contains("no `ts`"));
-        assert!(csv_header(&["offer_id", "aff_id", "ts", "colour"])
-            .unwrap_err()
-            .contains("unknown column `colour`"));
+        // An export's other columns are left unread, and named.
+        let names = ["ScriptName", "offer_id", "aff_id", "ts", "colour"];
+        let wide = csv_header(&names).unwrap();
+        assert_eq!(wide[..3], [Some(3), None, None]);
+        assert_eq!(unread_columns(&names), ["ScriptName", "colour"]);
         // An empty cell is no value: a required one missing is an error naming it.
         assert!(
             from_csv_fields(&["", "1", "2026-11-22T10:00:00Z", "", ""], &header)

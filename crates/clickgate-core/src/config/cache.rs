@@ -11,6 +11,7 @@ use std::sync::Arc;
 use super::error::ConfigError;
 use super::feeds::{digest_fed, FeedStates};
 use super::lists::{references, StoredLists};
+use super::secrets::Secrets;
 use crate::config::Config;
 use crate::fault::Corrupt;
 use crate::ip::IpSet;
@@ -98,6 +99,9 @@ pub struct ConfigSlot {
     checked_at_ms: Option<u64>,
     refreshing_since_ms: Option<u64>,
     refresh_after_ms: u64,
+    /// Whether a stale copy is re-read before the request is answered rather than after: for
+    /// `make dev`, where a pushed config must answer the very next request.
+    wait_when_stale: bool,
     /// The IP lists kept in their own KV keys, decoded. Their keys name their content, so one read
     /// per isolate is enough; lists the config in force no longer uses are dropped.
     lists: StoredLists,
@@ -110,7 +114,16 @@ impl ConfigSlot {
             checked_at_ms: None,
             refreshing_since_ms: None,
             refresh_after_ms,
+            wait_when_stale: false,
             lists: StoredLists::new(),
+        }
+    }
+
+    /// A slot whose stale copy is re-read before the request it was found by is answered.
+    pub fn waiting_when_stale(self) -> ConfigSlot {
+        ConfigSlot {
+            wait_when_stale: true,
+            ..self
         }
     }
 
@@ -130,6 +143,8 @@ impl ConfigSlot {
             .is_some_and(|t| now_ms.saturating_sub(t) < STUCK_REFRESH_MS);
         if fresh || in_flight {
             Need::Nothing
+        } else if self.wait_when_stale {
+            Need::Blocking
         } else {
             Need::Background
         }
@@ -172,12 +187,13 @@ impl ConfigSlot {
         Ok(())
     }
 
-    pub fn finish(&mut self, now_ms: u64, fetched: Fetched) -> SlotEvent {
+    /// Compiles a fetched document, the secrets it names read from `secrets` (the Worker's).
+    pub fn finish(&mut self, now_ms: u64, fetched: Fetched, secrets: Secrets) -> SlotEvent {
         self.refreshing_since_ms = None;
         self.checked_at_ms = Some(now_ms);
         let problem = match fetched {
-            Fetched::Text(text) => self.compile(text, FeedStates::default()),
-            Fetched::Fed(text, fed) => self.compile(text, fed),
+            Fetched::Text(text) => self.compile(text, FeedStates::default(), secrets),
+            Fetched::Fed(text, fed) => self.compile(text, fed, secrets),
             Fetched::Missing => Err("the config key is missing from KV".to_owned()),
             Fetched::Failed(e) => Err(format!("KV read failed: {e}")),
         };
@@ -195,13 +211,18 @@ impl ConfigSlot {
     }
 
     /// A fetched document put in force, or why it cannot be.
-    fn compile(&mut self, text: String, fed: FeedStates) -> Result<SlotEvent, String> {
+    fn compile(
+        &mut self,
+        text: String,
+        fed: FeedStates,
+        secrets: Secrets,
+    ) -> Result<SlotEvent, String> {
         let previous = self.current.as_ref().map(|c| c.digest.clone());
         let digest = digest_fed(&text, &fed);
         if previous.as_deref() == Some(digest.as_str()) {
             return Ok(SlotEvent::Unchanged { digest });
         }
-        let config = Config::compile_digested(&text, digest, &self.lists, &fed)
+        let config = Config::compile_digested(&text, digest, (&self.lists, &fed), secrets)
             .map_err(|e| summarize(&e))?;
         self.lists.retain(|k, _| config.stored_lists.contains(k));
         let digest = config.digest.clone();
@@ -233,7 +254,7 @@ mod tests {
     fn loaded() -> ConfigSlot {
         let mut s = ConfigSlot::new(REFRESH);
         assert!(matches!(
-            s.finish(1_000, Fetched::Text(DEMO.into())),
+            s.finish(1_000, Fetched::Text(DEMO.into()), Secrets::None),
             SlotEvent::Loaded { previous: None, .. }
         ));
         s
@@ -244,7 +265,7 @@ mod tests {
         let mut s = ConfigSlot::new(REFRESH);
         assert_eq!(s.need(0), Need::Blocking);
         assert!(matches!(
-            s.finish(0, Fetched::Missing),
+            s.finish(0, Fetched::Missing, Secrets::None),
             SlotEvent::NoConfig { .. }
         ));
         assert_eq!(s.need(1), Need::Blocking);
@@ -277,7 +298,7 @@ mod tests {
             Fetched::Missing,
             Fetched::Failed("timeout".into()),
         ] {
-            let event = s.finish(50_000, fetched.clone());
+            let event = s.finish(50_000, fetched.clone(), Secrets::None);
             let SlotEvent::KeptLastGood { digest, problem } = &event else {
                 panic!("{fetched:?}: {event:?}")
             };
@@ -299,11 +320,12 @@ mod tests {
     fn same_text_is_not_recompiled_and_new_text_replaces() {
         let mut s = loaded();
         assert!(matches!(
-            s.finish(40_000, Fetched::Text(DEMO.into())),
+            s.finish(40_000, Fetched::Text(DEMO.into()), Secrets::None),
             SlotEvent::Unchanged { .. }
         ));
         let changed = DEMO.replace("Spring", "Summer");
-        let SlotEvent::Loaded { digest, previous } = s.finish(80_000, Fetched::Text(changed))
+        let SlotEvent::Loaded { digest, previous } =
+            s.finish(80_000, Fetched::Text(changed), Secrets::None)
         else {
             panic!()
         };
@@ -317,6 +339,7 @@ mod tests {
         let SlotEvent::NoConfig { problem } = s.finish(
             0,
             Fetched::Text(r#"{"version":1,"offers":[{"id":"1"}]}"#.into()),
+            Secrets::None,
         ) else {
             panic!()
         };
@@ -342,7 +365,7 @@ mod tests {
         assert_eq!(s.lists_to_fetch(&with_list), vec![key.clone()]);
         // Before the list arrives the document cannot compile; nothing is in force.
         assert!(matches!(
-            s.finish(0, Fetched::Text(with_list.clone())),
+            s.finish(0, Fetched::Text(with_list.clone()), Secrets::None),
             SlotEvent::NoConfig { .. }
         ));
         assert!(s
@@ -353,13 +376,13 @@ mod tests {
         s.add_list(key.clone(), bytes).unwrap();
         assert!(s.lists_to_fetch(&with_list).is_empty());
         assert!(matches!(
-            s.finish(1, Fetched::Text(with_list.clone())),
+            s.finish(1, Fetched::Text(with_list.clone()), Secrets::None),
             SlotEvent::Loaded { .. }
         ));
         assert_eq!(s.current().unwrap().lists.vpn_ips.len(), 1);
         // A document without the list drops it; going back would read it again.
         assert!(matches!(
-            s.finish(2, Fetched::Text(DEMO.into())),
+            s.finish(2, Fetched::Text(DEMO.into()), Secrets::None),
             SlotEvent::Loaded { .. }
         ));
         assert_eq!(s.lists_to_fetch(&with_list), vec![key]);
@@ -388,7 +411,11 @@ mod tests {
         assert!(keys.is_empty() && feeds);
         assert!(!s.to_fetch(DEMO).1);
         assert!(matches!(
-            s.finish(0, Fetched::Fed(doc.clone(), FeedStates::default())),
+            s.finish(
+                0,
+                Fetched::Fed(doc.clone(), FeedStates::default()),
+                Secrets::None
+            ),
             SlotEvent::Loaded { .. }
         ));
         let first = s.current().unwrap().digest.clone();
@@ -406,13 +433,13 @@ mod tests {
         );
         // The state arrived before its list: the config in force stays.
         assert!(matches!(
-            s.finish(2, Fetched::Fed(doc.clone(), fed.clone())),
+            s.finish(2, Fetched::Fed(doc.clone(), fed.clone()), Secrets::None),
             SlotEvent::KeptLastGood { .. }
         ));
         assert_eq!(s.fed_lists_to_fetch(&fed), vec![kv.clone()]);
         s.add_list(kv, bytes).unwrap();
         assert!(matches!(
-            s.finish(3, Fetched::Fed(doc.clone(), fed.clone())),
+            s.finish(3, Fetched::Fed(doc.clone(), fed.clone()), Secrets::None),
             SlotEvent::Loaded { .. }
         ));
         let now = s.current().unwrap();
@@ -425,8 +452,24 @@ mod tests {
         // A refusal recorded since leaves the lists as they were: nothing to compile again.
         fed.record(&feed, 4, Err("the list is empty".into()));
         assert!(matches!(
-            s.finish(5, Fetched::Fed(doc, fed)),
+            s.finish(5, Fetched::Fed(doc, fed), Secrets::None),
             SlotEvent::Unchanged { .. }
         ));
+    }
+
+    #[test]
+    fn a_slot_waiting_when_stale_reads_before_it_answers() {
+        // After `config push --local`, make dev answered from the old copy for the refresh
+        // interval: the request that found it stale was served first, and refreshed after.
+        let mut s = ConfigSlot::new(1_000).waiting_when_stale();
+        s.begin(0);
+        s.finish(0, Fetched::Text(DEMO.into()), Secrets::None);
+        assert_eq!(s.need(999), Need::Nothing);
+        assert_eq!(s.need(1_000), Need::Blocking);
+        s.begin(1_000);
+        assert_eq!(s.need(1_001), Need::Nothing, "one refresh at a time");
+        let mut background = ConfigSlot::new(1_000);
+        background.finish(0, Fetched::Text(DEMO.into()), Secrets::None);
+        assert_eq!(background.need(1_000), Need::Background);
     }
 }

@@ -554,6 +554,7 @@ fn feeds_in(text: &str) -> Result<Vec<Feed>, Vec<ConfigError>> {
 mod tests {
     use super::*;
     use crate::config::tests::DEMO;
+    use crate::config::Secrets;
     use crate::config::{Config, StoredLists};
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -898,16 +899,17 @@ mod tests {
             .lists
             .datacenter_ips
             .is_empty());
-        let c = Config::compile_fed(&doc, &stored, &states).unwrap();
+        let c = Config::compile_fed(&doc, &stored, &states, Secrets::None).unwrap();
         assert_eq!(c.lists.datacenter_ips.len(), 3);
         assert!(c.stored_lists.contains(&good.kv));
         assert_ne!(c.digest, Config::compile(&doc).unwrap().digest);
         // The state of a feed the document now points elsewhere is not used.
         let moved = doc.replace(URL, "https://other.example/list.txt");
-        let c = Config::compile_fed(&moved, &stored, &states).unwrap();
+        let c = Config::compile_fed(&moved, &stored, &states, Secrets::None).unwrap();
         assert!(c.lists.datacenter_ips.is_empty());
         // A good list the store does not hold (yet) refuses the compile: the last good config stays.
-        let errors = Config::compile_fed(&doc, &StoredLists::new(), &states).unwrap_err();
+        let errors =
+            Config::compile_fed(&doc, &StoredLists::new(), &states, Secrets::None).unwrap_err();
         assert_eq!(errors[0].path, "lists.datacenter_ips");
         assert!(errors[0].problem.contains("is not in KV"));
     }

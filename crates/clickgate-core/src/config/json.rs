@@ -63,6 +63,14 @@ impl<'a> Object<'a> {
     pub(crate) fn len(&self) -> usize {
         self.0.len()
     }
+
+    pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Value<'a>> {
+        self.0.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    pub(crate) fn fields_mut(&mut self) -> impl Iterator<Item = (&str, &mut Value<'a>)> {
+        self.0.iter_mut().map(|(k, v)| (&**k, v))
+    }
 }
 
 impl<'a> Value<'a> {
@@ -125,6 +133,44 @@ impl<'a> Value<'a> {
                     .map(|(k, v)| (k.as_ref().to_owned(), v.to_json()))
                     .collect(),
             ),
+        }
+    }
+}
+
+impl Value<'_> {
+    /// As compact JSON with each object's fields in the order written (`serde_json::Value`
+    /// sorts them), for a document shown back to the operator who wrote it.
+    pub(crate) fn to_json_ordered(&self) -> String {
+        let mut out = String::new();
+        self.write_ordered(&mut out);
+        out
+    }
+
+    fn write_ordered(&self, out: &mut String) {
+        match self {
+            Value::Array(a) => {
+                out.push('[');
+                for (i, v) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    v.write_ordered(out);
+                }
+                out.push(']');
+            }
+            Value::Object(o) => {
+                out.push('{');
+                for (i, (k, v)) in o.0.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::Value::from(k.as_ref()).to_string());
+                    out.push(':');
+                    v.write_ordered(out);
+                }
+                out.push('}');
+            }
+            scalar => out.push_str(&scalar.to_json().to_string()),
         }
     }
 }

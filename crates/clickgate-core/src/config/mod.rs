@@ -38,6 +38,7 @@ mod offers;
 pub mod postbacks;
 mod ranges;
 pub mod rules;
+mod secrets;
 
 pub use error::ConfigError;
 use feeds::{digest_fed, FeedStates};
@@ -46,6 +47,7 @@ pub use json::repeated_keys;
 pub use lists::{digest, list_key, referenced_lists, StoredLists, LIST_KEY_PREFIX};
 pub use offers::{Offer, OfferStatus};
 pub use ranges::{Ranges, RANGES};
+pub use secrets::{redact, Secrets, REDACTED};
 
 pub const SCHEMA_VERSION: u64 = 1;
 /// KV values are capped at 25 MiB; the document is kept well under so an isolate compiles it fast.
@@ -134,17 +136,28 @@ impl Config {
     /// Compiles a document whose IP lists may live in their own KV keys (`{"kv": "iplist/…"}`),
     /// given those lists, already decoded.
     pub fn compile_with_lists(text: &str, lists: &StoredLists) -> Result<Config, Vec<ConfigError>> {
-        Config::compile_digested(text, digest(text), lists, &FeedStates::default())
+        Config::compile_with(text, lists, Secrets::None)
     }
 
-    /// [`Config::compile_with_lists`] with the feeds' state: each feed's last good list stands in
-    /// for the list it fills. `lists` holds the feeds' lists too.
+    /// [`Config::compile_with_lists`] for a document that may name Worker secrets
+    /// (`{"secret": "NAME"}`), read from `secrets`.
+    pub fn compile_with(
+        text: &str,
+        lists: &StoredLists,
+        secrets: Secrets,
+    ) -> Result<Config, Vec<ConfigError>> {
+        Config::compile_digested(text, digest(text), (lists, &FeedStates::default()), secrets)
+    }
+
+    /// [`Config::compile_with`] with the feeds' state: each feed's last good list stands in for
+    /// the list it fills. `lists` holds the feeds' lists too.
     pub fn compile_fed(
         text: &str,
         lists: &StoredLists,
         fed: &FeedStates,
+        secrets: Secrets,
     ) -> Result<Config, Vec<ConfigError>> {
-        Config::compile_digested(text, digest_fed(text, fed), lists, fed)
+        Config::compile_digested(text, digest_fed(text, fed), (lists, fed), secrets)
     }
 
     /// [`Config::compile`] for a caller that already hashed the text (the isolate's cache does, to
@@ -152,8 +165,8 @@ impl Config {
     pub(crate) fn compile_digested(
         text: &str,
         digest: String,
-        lists: &StoredLists,
-        fed: &FeedStates,
+        (lists, fed): (&StoredLists, &FeedStates),
+        secrets: Secrets,
     ) -> Result<Config, Vec<ConfigError>> {
         if text.len() > MAX_DOCUMENT_BYTES {
             return Err(vec![err(
@@ -161,7 +174,7 @@ impl Config {
                 format!("is {} bytes; at most {MAX_DOCUMENT_BYTES}", text.len()),
             )]);
         }
-        Config::compile_any_size(text, digest, lists, fed)
+        Config::compile_any_size(text, digest, (lists, fed), secrets)
     }
 
     /// [`Config::compile`] without the cap on a stored document's size, for the bench: the largest
@@ -171,20 +184,20 @@ impl Config {
         Config::compile_any_size(
             text,
             digest(text),
-            &StoredLists::new(),
-            &FeedStates::default(),
+            (&StoredLists::new(), &FeedStates::default()),
+            Secrets::None,
         )
     }
 
     fn compile_any_size(
         text: &str,
         digest: String,
-        lists: &StoredLists,
-        fed: &FeedStates,
+        (lists, fed): (&StoredLists, &FeedStates),
+        secrets: Secrets,
     ) -> Result<Config, Vec<ConfigError>> {
         let (doc, mut errors) =
             parse(text).map_err(|e| vec![err("", format!("is not valid JSON: {e}"))])?;
-        let config = compile_document(&doc, &mut errors, digest, (lists, fed));
+        let config = compile_document(&doc, &mut errors, digest, (lists, fed), secrets);
         match config {
             Some(c) if errors.is_empty() => Ok(c),
             _ => Err(errors),
@@ -200,6 +213,7 @@ fn compile_document(
     errors: &mut Vec<ConfigError>,
     digest: String,
     (stored, fed): (&StoredLists, &FeedStates),
+    secrets: Secrets,
 ) -> Option<Config> {
     let mut top = Fields::of(doc, "", errors)?;
     match top.required("version", errors) {
@@ -210,7 +224,9 @@ fn compile_document(
         )),
         None => {}
     }
-    let postbacks = compile_advertisers(top.array("advertisers", errors), errors);
+    // The address of the document's JSON Schema, for editors (docs/config.schema.json).
+    top.string("$schema", errors);
+    let postbacks = compile_advertisers(top.array("advertisers", errors), secrets, errors);
     let links = match top.get("links") {
         Some(v) => links::compile_links(v, &|a| postbacks.contains_key(a), errors),
         None => links::Links::default(),
@@ -227,7 +243,7 @@ fn compile_document(
         .map(|l| lists::compile_lists(l, stored, errors))
         .unwrap_or_default();
     let (networks, flood, listed) =
-        networks::compile_networks(top.get("networks"), top.get("flood"), errors);
+        networks::compile_networks(top.get("networks"), top.get("flood"), secrets, errors);
     let analytics_binding = top
         .get("analytics")
         .and_then(|a| compile_analytics(a, errors));
@@ -288,6 +304,7 @@ fn compile_document(
 /// `advertisers[]`: the advertisers declared, each with how its postbacks are checked.
 fn compile_advertisers(
     list: Option<&Vec<Value>>,
+    secrets: Secrets,
     errors: &mut Vec<ConfigError>,
 ) -> FxHashMap<Id, postbacks::PostbackPolicy> {
     // Sets, not lists: each id is checked against those before it, and a document may declare
@@ -301,7 +318,7 @@ fn compile_advertisers(
         let Some(mut f) = Fields::of(item, format!("advertisers[{i}]"), errors) else {
             continue;
         };
-        let postback = postbacks::PostbackPolicy::compile(&mut f, errors);
+        let postback = postbacks::PostbackPolicy::compile(&mut f, secrets, errors);
         if let Some(id) = f.id("id", true, errors) {
             match postbacks.entry(id) {
                 Entry::Vacant(e) => {
@@ -565,6 +582,7 @@ pub(crate) mod tests {
             &mut errors,
             digest(&doc),
             (&StoredLists::new(), &FeedStates::default()),
+            Secrets::None,
         );
         let took = cpu_time() - started;
         assert!(errors.is_empty(), "{:?}", &errors[..errors.len().min(3)]);

@@ -11,6 +11,7 @@ use sha2::Sha256;
 use super::error::{err, ConfigError};
 use super::fields::{kind, Fields};
 use super::ranges::RANGES;
+use super::secrets::Secrets;
 use crate::click::Id;
 use crate::fault::Invalid;
 use crate::flood::{self, FloodMode, Thresholds};
@@ -162,6 +163,7 @@ impl FloodSettings {
 pub(crate) fn compile_networks(
     value: Option<&Value>,
     defaults: Option<&Value>,
+    secrets: Secrets,
     errors: &mut Vec<ConfigError>,
 ) -> (
     FxHashMap<Id, Policy>,
@@ -194,7 +196,7 @@ pub(crate) fn compile_networks(
         let id = f.id("id", true, errors);
         let policy = f
             .get("signing")
-            .and_then(|s| compile_policy(s, &f.child("signing"), errors));
+            .and_then(|s| compile_policy(s, &f.child("signing"), secrets, errors));
         let thresholds = f
             .get("flood")
             .and_then(|v| compile_thresholds(v, &f.child("flood"), defaults, errors));
@@ -277,7 +279,12 @@ fn compile_thresholds(
     Some(t)
 }
 
-fn compile_policy(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<Policy> {
+fn compile_policy(
+    value: &Value,
+    path: &str,
+    secrets: Secrets,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Policy> {
     let mut f = Fields::of(value, path, errors)?;
     let before = errors.len();
     let mode = f.choice(
@@ -322,7 +329,7 @@ fn compile_policy(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> O
         Some((_, Some(list))) if !list.is_empty() && list.len() <= MAX_KEYS => {
             for (i, k) in list.iter().enumerate() {
                 let kpath = format!("{path}.keys[{i}]");
-                if let Some(key) = compile_key(k, &kpath, errors) {
+                if let Some(key) = compile_key(k, &kpath, secrets, errors) {
                     if keys.iter().any(|x: &SigningKey| x.id == key.id) {
                         errors.push(err(
                             &format!("{kpath}.id"),
@@ -355,7 +362,12 @@ fn compile_policy(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> O
     })
 }
 
-fn compile_key(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<SigningKey> {
+fn compile_key(
+    value: &Value,
+    path: &str,
+    secrets: Secrets,
+    errors: &mut Vec<ConfigError>,
+) -> Option<SigningKey> {
     let mut f = Fields::of(value, path, errors)?;
     let id = f.required_string("id", errors).map(str::to_owned);
     let id = id.filter(|id| {
@@ -368,13 +380,10 @@ fn compile_key(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> Opti
         }
         ok
     });
-    let secret = f.required("secret", errors).and_then(|s| match s.as_str() {
-        Some(s) => Some(s.to_owned()),
-        None => {
-            errors.push(err(&f.child("secret"), "must be a string"));
-            None
-        }
-    });
+    if f.map.get("secret").is_none_or(Value::is_null) {
+        errors.push(err(&f.child("secret"), "is required"));
+    }
+    let secret = f.secret("secret", secrets, errors);
     let not_after = match f.string("not_after", errors) {
         None => None,
         Some(t) => match parse_instant(t) {

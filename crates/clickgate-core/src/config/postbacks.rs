@@ -6,6 +6,7 @@ use super::error::{err, ConfigError};
 use super::fields::{kind, Fields};
 use super::json::Value;
 use super::ranges::RANGES;
+use super::secrets::Secrets;
 use crate::template::Template;
 
 /// The longest event name or other postback field kept.
@@ -45,7 +46,11 @@ impl Default for PostbackPolicy {
 
 impl PostbackPolicy {
     /// Reads `postback_secret`, `max_approved_per_click` and `flood_events` of an advertiser.
-    pub(crate) fn compile(f: &mut Fields, errors: &mut Vec<ConfigError>) -> PostbackPolicy {
+    pub(crate) fn compile(
+        f: &mut Fields,
+        secrets: Secrets,
+        errors: &mut Vec<ConfigError>,
+    ) -> PostbackPolicy {
         let mut policy = PostbackPolicy::default();
         // Elsewhere a null field reads as left out; a null secret would read as "no secret" and
         // open the advertiser's postbacks to anyone, so it is refused instead.
@@ -55,14 +60,14 @@ impl PostbackPolicy {
                 "must be a string, found null",
             ));
         }
-        if let Some(secret) = f.string("postback_secret", errors) {
+        if let Some(secret) = f.secret("postback_secret", secrets, errors) {
             if secret.len() < MIN_SECRET_BYTES {
                 errors.push(err(
                     &f.child("postback_secret"),
                     format!("must be at least {MIN_SECRET_BYTES} bytes"),
                 ));
             }
-            policy.secret = Some(secret.to_owned());
+            policy.secret = Some(secret);
         }
         if let Some(n) = f.u32_in("max_approved_per_click", RANGES.approved_per_click, errors) {
             policy.max_approved_per_click = n;
