@@ -414,21 +414,33 @@ pub fn network_answer<'a>(hours: impl IntoIterator<Item = (u32, &'a str)>) -> St
 /// answers into one, so neither holds more than twice the cap.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Networks {
-    named: BTreeMap<String, BTreeMap<u32, HourRows>>,
-    other: BTreeMap<u32, HourRows>,
+    /// Each named network's hours, in hour order.
+    named: BTreeMap<String, Hours>,
+    other: Hours,
     /// Networks folded into `other`.
     folded: u64,
 }
 
+/// One network's hours, in hour order.
+type Hours = Vec<(u32, HourRows)>;
+
+/// Adds an hour's rows to a network's hours, keeping them in hour order.
+fn add_hour(hours: &mut Hours, hour: u32, rows: HourRows) {
+    match hours.binary_search_by_key(&hour, |(h, _)| *h) {
+        Ok(i) => hours[i].1.merge(&rows),
+        Err(i) => hours.insert(i, (hour, rows)),
+    }
+}
+
 impl Networks {
     /// Adds one network's hours; a network already held sums them into its own.
-    pub fn add(&mut self, network: &str, hours: impl IntoIterator<Item = (u32, HourRows)>) {
+    pub fn add(&mut self, network: &str, hours: Hours) {
         let held = match self.named.get_mut(network) {
             Some(held) => held,
             None => self.named.entry(network.to_owned()).or_default(),
         };
         for (hour, rows) in hours {
-            held.entry(hour).or_default().merge(&rows);
+            add_hour(held, hour, rows);
         }
         if self.named.len() > 2 * MAX_NETWORKS_NAMED {
             self.fold_to(MAX_NETWORKS_NAMED);
@@ -437,8 +449,8 @@ impl Networks {
 
     /// Adds what another object answered.
     pub fn merge(&mut self, other: Networks) {
-        for (hour, rows) in &other.other {
-            self.other.entry(*hour).or_default().merge(rows);
+        for (hour, rows) in other.other {
+            add_hour(&mut self.other, hour, rows);
         }
         self.folded += other.folded;
         for (network, hours) in other.named {
@@ -446,23 +458,40 @@ impl Networks {
         }
     }
 
-    /// Folds every network but the `keep` with the most clicks into [`OTHER`].
+    /// Folds every network but the `keep` with the most clicks into [`OTHER`]; of networks that
+    /// weigh the same, the first by name keep theirs.
     fn fold_to(&mut self, keep: usize) {
         if self.named.len() <= keep {
             return;
         }
-        let mut by_size: Vec<(u64, &String)> = self
-            .named
-            .iter()
-            .map(|(network, hours)| (weight(hours), network))
-            .collect();
-        by_size.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
-        let tail: Vec<String> = by_size[keep..].iter().map(|(_, n)| (*n).clone()).collect();
-        for network in tail {
-            for (hour, rows) in self.named.remove(&network).into_iter().flatten() {
-                self.other.entry(hour).or_default().merge(&rows);
+        let weights: Vec<u64> = self.named.values().map(weight).collect();
+        // The lightest weight kept: the largest `cut` that at least `keep` networks weigh, found
+        // by halving rather than by sorting (a sort of its own would cost the Worker its code).
+        let at_least = |c: u64| weights.iter().filter(|w| **w >= c).count();
+        let (mut cut, mut high) = (0, weights.iter().copied().max().unwrap_or(0));
+        while cut < high {
+            let mid = cut + (high - cut).div_ceil(2);
+            if at_least(mid) >= keep {
+                cut = mid;
+            } else {
+                high = mid - 1;
             }
-            self.folded += 1;
+        }
+        // Those heavier are all kept; of those that weigh `cut`, the first by name fill the rest.
+        let mut at_cut = keep - weights.iter().filter(|w| **w > cut).count();
+        let named = std::mem::take(&mut self.named);
+        for (network, hours) in named {
+            let w = weight(&hours);
+            let kept = w > cut || (w == cut && at_cut > 0);
+            if kept {
+                at_cut -= usize::from(w == cut);
+                self.named.insert(network, hours);
+            } else {
+                for (hour, rows) in hours {
+                    add_hour(&mut self.other, hour, rows);
+                }
+                self.folded += 1;
+            }
         }
     }
 
@@ -480,13 +509,12 @@ impl Networks {
 
     /// The rows held, named networks' and folded ones': what the memory a report takes grows with.
     pub fn rows(&self) -> usize {
-        let rows =
-            |hours: &BTreeMap<u32, HourRows>| hours.values().map(|h| h.rows.len()).sum::<usize>();
+        let rows = |hours: &Hours| hours.iter().map(|(_, h)| h.rows.len()).sum::<usize>();
         self.named.values().map(rows).sum::<usize>() + rows(&self.other)
     }
 
     /// Each network's hours by its name, the folded ones under [`OTHER`].
-    pub fn parts(&self) -> impl Iterator<Item = (&str, &BTreeMap<u32, HourRows>)> {
+    pub fn parts(&self) -> impl Iterator<Item = (&str, &Hours)> {
         self.named
             .iter()
             .map(|(n, h)| (n.as_str(), h))
@@ -498,7 +526,7 @@ impl Networks {
     /// under [`OTHER`] with how many they were.
     pub fn answer(mut self) -> String {
         self.fold_to(MAX_NETWORKS_NAMED);
-        let hours = |hours: &BTreeMap<u32, HourRows>| {
+        let hours = |hours: &Hours| {
             let stored: Vec<(u32, String)> = hours.iter().map(|(h, r)| (*h, r.encode())).collect();
             network_answer(stored.iter().map(|(h, r)| (*h, r.as_str())))
         };
@@ -523,10 +551,10 @@ impl Networks {
 }
 
 /// What a network weighs when the tail is folded: everything it counted.
-fn weight(hours: &BTreeMap<u32, HourRows>) -> u64 {
+fn weight(hours: &Hours) -> u64 {
     hours
-        .values()
-        .flat_map(|h| h.rows.values())
+        .iter()
+        .flat_map(|(_, h)| h.rows.values())
         .map(|t| t.clicks + t.previews + t.conversions)
         .sum()
 }
@@ -548,7 +576,7 @@ pub fn parse_object_answer(object: &str, text: &str) -> Result<Networks, String>
                 .and_then(Value::as_u64)
                 .ok_or("(other): how many networks")?;
             for (hour, rows) in hours_of(hours.get("hours").ok_or("(other): hours")?)? {
-                networks.other.entry(hour).or_default().merge(&rows);
+                add_hour(&mut networks.other, hour, rows);
             }
             continue;
         }
@@ -1653,6 +1681,32 @@ mod tests {
         assert_eq!(Networks::default().answer(), "{}");
     }
 
+    #[test]
+    fn a_fold_keeps_the_heaviest_networks_and_the_first_by_name_of_equals() {
+        let h = 500_000;
+        let mut n = Networks::default();
+        for (name, clicks) in [("d", 5), ("a", 1), ("c", 9), ("b", 5), ("e", 5)] {
+            n.add(name, network(&[(h, &[("adv", "1", tally(clicks, 0, ""))])]));
+        }
+        n.fold_to(3);
+        assert_eq!(
+            n.parts().map(|(k, _)| k).collect::<Vec<_>>(),
+            ["b", "c", "d", OTHER]
+        );
+        assert_eq!((n.count(), n.named(), n.folded), (5, 3, 2));
+        let folded: u64 = n
+            .other
+            .iter()
+            .flat_map(|(_, r)| r.rows.values())
+            .map(|t| t.clicks)
+            .sum();
+        assert_eq!(folded, 6);
+        // Already within the cap: nothing moves.
+        let before = n.clone();
+        n.fold_to(3);
+        assert_eq!(n, before);
+    }
+
     /// A shared object's members and each network's hours, as its report reads them.
     fn made_up(ids: std::ops::Range<u64>, object: u64, h: u32, t: &Tally) -> Networks {
         let mut members = Networks::default();
@@ -1667,7 +1721,7 @@ mod tests {
             if i % 10_000 == 0 {
                 hours.rows.values_mut().for_each(|t| t.clicks *= 1_000);
             }
-            members.add(&format!("made-up-{i}"), [(h, hours)]);
+            members.add(&format!("made-up-{i}"), vec![(h, hours)]);
             assert!(members.named() <= 2 * MAX_NETWORKS_NAMED);
         }
         members
