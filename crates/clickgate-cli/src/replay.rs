@@ -4,7 +4,10 @@
 use std::path::Path;
 
 use clickgate_core::flood::FloodMode;
-use clickgate_core::whatif::{csv_header, from_csv_fields, from_log_line, Recorded, Replay};
+use clickgate_core::log::LogClean;
+use clickgate_core::whatif::{
+    csv_header, from_csv_fields, from_log_line, least, sampled_note, Recorded, Replay,
+};
 
 use crate::args::ReplayArgs;
 use crate::config::{validate, Use};
@@ -20,24 +23,28 @@ pub fn replay(a: &ReplayArgs) -> Result<(), Failure> {
         .as_ref()
         .map(|p| validate(p, Use::Replay).map(|l| l.config))
         .transpose()?;
-    let records = read_clicks(&a.clicks)?;
+    let (records, log) = read_clicks(&a.clicks)?;
 
     let mut replay = Replay::new(&config, against.as_ref(), a.changes);
     feed_all(&mut replay, records);
+    if let Some(log) = log.filter(|l| *l != LogClean::All) {
+        println!("note: {}\n", sampled_note(log));
+    }
     print_report(&replay, against.is_some());
     Ok(())
 }
 
 /// Reads a click file whole and sorts it by time: the duplicate-IP and sub-ID counts are only right
 /// in time order, and log shippers do not always keep it. Lines that are not clicks are skipped,
-/// the first few named with their line numbers.
-fn read_clicks(path: &Path) -> Result<Vec<Recorded>, Failure> {
+/// the first few named with their line numbers; and the config's `log`, where the lines name one.
+fn read_clicks(path: &Path) -> Result<(Vec<Recorded>, Option<LogClean>), Failure> {
     let name = path.display();
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::Io(format!("cannot read {name}: {e}")))?;
     let Clicks {
         mut records,
         skipped,
+        log,
     } = parse_clicks(&text).map_err(|(line, e)| Failure::Io(format!("{name}:{line}: {e}")))?;
     for (line, problem) in skipped.iter().take(5) {
         eprintln!("skipped {name}:{line}: {problem}");
@@ -52,13 +59,15 @@ fn read_clicks(path: &Path) -> Result<Vec<Recorded>, Failure> {
         return Err(Failure::Io(format!("{name}: no clicks found")));
     }
     records.sort_by_key(|r| r.at_ms);
-    Ok(records)
+    Ok((records, log))
 }
 
 /// A click file's clicks in file order, and the lines skipped: (line number, why).
 struct Clicks {
     records: Vec<Recorded>,
     skipped: Vec<(u64, String)>,
+    /// The fewest clean clicks a line says its config logged.
+    log: Option<LogClean>,
 }
 
 /// Reads a decision log, or CSV when the first line is a header naming `offer_id`; a header the
@@ -71,6 +80,7 @@ fn parse_clicks(text: &str) -> Result<Clicks, (u64, String)> {
     let mut clicks = Clicks {
         records: Vec::new(),
         skipped: Vec::new(),
+        log: None,
     };
     for (n, line) in text.lines().enumerate() {
         let n = n as u64 + 1;
@@ -78,6 +88,7 @@ fn parse_clicks(text: &str) -> Result<Clicks, (u64, String)> {
             continue;
         }
         let read = from_log_line(line);
+        clicks.log = least(clicks.log, read.log);
         clicks.records.extend(read.clicks);
         clicks
             .skipped
@@ -109,6 +120,7 @@ fn parse_csv(text: &str) -> Result<Clicks, (u64, String)> {
     let mut clicks = Clicks {
         records: Vec::new(),
         skipped: Vec::new(),
+        log: None,
     };
     let (mut reported, mut too_long) = (0, 0);
     while let Some(row) = rows.next() {
@@ -349,7 +361,8 @@ mod tests {
              {\"event\":\"click\",\"ts\":\"2026-11-22T10:00:01Z\",\"offer_id\":\"1\",\"aff_id\":\"a\"}\n\
              {\"event\":\"click\",\"ts\":\"bad\",\"offer_id\":\"1\",\"aff_id\":\"c\"}\n",
         );
-        let records = read_clicks(&log).unwrap();
+        let (records, sampled) = read_clicks(&log).unwrap();
+        assert_eq!(sampled, None, "a log that names no `log` setting is whole");
         let affs: Vec<&str> = records.iter().map(|r| r.click.aff_id.as_str()).collect();
         assert_eq!(
             affs,
@@ -361,7 +374,7 @@ mod tests {
             "clicks.csv",
             "ts,offer_id,aff_id,ip\n2026-11-22T10:00:00Z,1,a,192.0.2.1\n",
         );
-        let records = read_clicks(&csv).unwrap();
+        let (records, _) = read_clicks(&csv).unwrap();
         assert_eq!(records[0].client.ip, "192.0.2.1".parse().ok());
 
         let empty = scratch("empty.log", "nothing here\n");
@@ -422,7 +435,7 @@ mod tests {
         let clicks = scratch(&format!("{name}.csv"), &traffic_csv(traffic));
         let config = validate(&config_file, Use::Replay).unwrap().config;
         let mut replay = Replay::new(&config, None, 0);
-        feed_all(&mut replay, read_clicks(&clicks).unwrap());
+        feed_all(&mut replay, read_clicks(&clicks).unwrap().0);
         for p in [config_file, clicks] {
             let _ = std::fs::remove_file(p);
         }
@@ -538,6 +551,25 @@ mod tests {
                 trips[0].stopped
             ))
         );
+    }
+
+    #[test]
+    fn a_log_written_under_a_sample_is_named_with_its_smallest_share() {
+        let line = |ts: &str, log: &str| {
+            format!("{{\"event\":\"click\",\"ts\":\"2026-11-22T10:00:0{ts}Z\",\"offer_id\":\"1\",\"aff_id\":\"a\"{log}}}\n")
+        };
+        let log = scratch(
+            "sampled.log",
+            &[
+                line("1", r#","log":{"sample":0.1}"#),
+                line("2", ""),
+                line("3", r#","log":{"sample":0.01}"#),
+            ]
+            .concat(),
+        );
+        let (records, sampled) = read_clicks(&log).unwrap();
+        assert_eq!((records.len(), sampled), (3, Some(LogClean::Sample(0.01))));
+        let _ = std::fs::remove_file(log);
     }
 
     #[test]
