@@ -1708,7 +1708,14 @@ mod tests {
     }
 
     /// A shared object's members and each network's hours, as its report reads them.
-    fn made_up(ids: std::ops::Range<u64>, object: u64, h: u32, t: &Tally) -> Networks {
+    /// Also counts the bytes its members' hours take in the object's storage (key and value).
+    fn made_up(
+        ids: std::ops::Range<u64>,
+        object: u64,
+        h: u32,
+        t: &Tally,
+        stored_bytes: &mut usize,
+    ) -> Networks {
         let mut members = Networks::default();
         let mut hour = HourRows::default();
         hour.add("adv", "1", t);
@@ -1721,7 +1728,10 @@ mod tests {
             if i % 10_000 == 0 {
                 hours.rows.values_mut().for_each(|t| t.clicks *= 1_000);
             }
-            members.add(&format!("made-up-{i}"), vec![(h, hours)]);
+            let network = Id::parse(&format!("made-up-{i}")).unwrap();
+            *stored_bytes +=
+                home::Space::Of(network.clone()).key(&hour_key(h)).len() + stored.len();
+            members.add(network.as_str(), vec![(h, hours)]);
             assert!(members.named() <= 2 * MAX_NETWORKS_NAMED);
         }
         members
@@ -1736,9 +1746,9 @@ mod tests {
         let t = tally(2, 1, "bot");
         let mut q = ReportQuery::parse("group_by=affiliate", 0).unwrap();
         (q.from_hour, q.to_hour) = (h, h + 1);
-        let (mut answer_bytes, mut all) = (0, Networks::default());
+        let (mut answer_bytes, mut stored_bytes, mut all) = (0, 0, Networks::default());
         for object in 0..home::SHARED_OBJECTS {
-            let answer = made_up(0..IDS, object, h, &t).answer();
+            let answer = made_up(0..IDS, object, h, &t, &mut stored_bytes).answer();
             answer_bytes = answer_bytes.max(answer.len());
             all.merge(parse_object_answer(&format!("unlisted:{object}"), &answer).unwrap());
             assert!(all.named() <= 2 * MAX_NETWORKS_NAMED);
@@ -1746,7 +1756,8 @@ mod tests {
         let r = aggregate(&q, all.clone(), vec![]);
         let json = r.to_json();
         println!(
-            "{IDS} made-up ids: largest object answer {answer_bytes} B, {} networks named, {} rows held, report {} rows, {} B",
+            "{IDS} made-up ids: stored {stored_bytes} B of report hours over the shared objects; \
+             largest object answer {answer_bytes} B, {} networks named, {} rows held, report {} rows, {} B",
             all.named(),
             all.rows(),
             r.rows.len(),
