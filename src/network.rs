@@ -301,22 +301,47 @@ impl Network {
     }
 
     /// The hours of the report from `from` up to `to`, as stored: the space's, or for a shared
-    /// object's members every network listed in it since the first hour's day.
+    /// object's members every network listed in it since the first hour's day, read one page of
+    /// members at a time and folded as they are read ([`report::Networks`]), so made-up ids cost
+    /// the answer bounded memory.
     async fn report(&self, space: &Space, from: u32, to: u32) -> Result<Response> {
         if *space != Space::Members {
-            return Response::ok(self.hours(space, from, to).await?);
+            let hours = self.hours(space, from, to).await?;
+            return Response::ok(report::network_answer(
+                hours.iter().map(|(h, v)| (*h, v.as_str())),
+            ));
         }
-        let members = listed_since(&self.state.storage(), time::day_of_hour(from)).await?;
-        let mut answers = Vec::with_capacity(members.len());
-        for network in members.iter().filter_map(|n| Id::parse(n).ok()) {
-            let hours = self.hours(&Space::Of(network.clone()), from, to).await?;
-            answers.push((network, hours));
+        let storage = self.state.storage();
+        let since = time::day_of_hour(from);
+        let mut members = report::Networks::default();
+        let mut after: Option<String> = None;
+        loop {
+            let page = page_after(&storage, "n/", after.as_deref()).await?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            for (key, day) in &page {
+                let network = key.strip_prefix("n/").and_then(|n| Id::parse(n).ok());
+                let (Some(network), true) = (network, day.parse::<u32>().is_ok_and(|d| d >= since))
+                else {
+                    continue;
+                };
+                let mut hours = Vec::new();
+                for (hour, stored) in self.hours(&Space::Of(network.clone()), from, to).await? {
+                    match report::HourRows::decode(&stored) {
+                        Ok(rows) => hours.push((hour, rows)),
+                        Err(e) => {
+                            console_error!("{}", fault_line("report", &format!("{network}: {e}")))
+                        }
+                    }
+                }
+                members.add(network.as_str(), hours);
+            }
         }
-        Response::ok(report::members_answer(answers))
+        Response::ok(members.answer())
     }
 
-    /// One space's report hours from `from` up to `to`, as [`report::network_answer`] writes them.
-    async fn hours(&self, space: &Space, from: u32, to: u32) -> Result<String> {
+    /// One space's report hours from `from` up to `to`, as stored.
+    async fn hours(&self, space: &Space, from: u32, to: u32) -> Result<Vec<(u32, String)>> {
         let (start, end) = (
             space.key(&report::hour_key(from)),
             space.key(&report::hour_key(to)),
@@ -337,9 +362,7 @@ impl Network {
                     hours.push((hour, v));
                 }
             });
-        Ok(report::network_answer(
-            hours.iter().map(|(h, v)| (*h, v.as_str())),
-        ))
+        Ok(hours)
     }
 
     /// One click's kept decision by its explain key; empty when there is none.

@@ -17,7 +17,8 @@ use clickgate_core::network::click_ids::{self, Outbox, Step, Ticket};
 use clickgate_core::network::home::{self, Home, Space};
 use clickgate_core::network::local::{Flush, FlushPolicy, LocalCounts};
 use clickgate_core::network::wire::{self, Batch, ConversionUse, ObjectRequest, Operation, Reply};
-use clickgate_core::report::{self, HourRows, ReportQuery};
+use clickgate_core::operator::ReportHours;
+use clickgate_core::report::{self, Networks, ReportQuery};
 use clickgate_core::signing::ReplayAnswer;
 use futures_util::future::{join_all, select, Either};
 use worker::js_sys::{Function, Promise};
@@ -363,12 +364,10 @@ pub async fn reject(env: &Env, home: &Home, rejecting: &Rejecting) -> Option<Rej
 }
 
 /// The report hours in the query's range of every network in the objects the directory lists (a
-/// shared object answers for each of its networks); the objects that did not answer are named,
-/// not guessed at.
-pub async fn report(
-    env: &Env,
-    query: &ReportQuery,
-) -> std::result::Result<(Vec<(String, Vec<(u32, HourRows)>)>, Vec<String>), String> {
+/// shared object answers for each of its networks), folded as each answer arrives so the long
+/// tail of made-up ids costs bounded memory; the objects that did not answer are named, not
+/// guessed at.
+pub async fn report(env: &Env, query: &ReportQuery) -> std::result::Result<ReportHours, String> {
     let listed = ObjectRequest::Networks {
         since_day: query.from_day(),
     };
@@ -377,7 +376,7 @@ pub async fn report(
         let problem = format!("{} malformed directory entries", listed.malformed);
         console_error!("{}", fault_line("report", &problem));
     }
-    let mut answered = Vec::new();
+    let mut answered = Networks::default();
     let mut missing = Vec::new();
     for chunk in listed.objects.chunks(REPORT_FAN_OUT) {
         let answers = join_all(chunk.iter().map(|object| {
@@ -391,7 +390,7 @@ pub async fn report(
         .await;
         for (object, answer) in chunk.iter().zip(answers) {
             match answer.and_then(|text| report::parse_object_answer(object, &text)) {
-                Ok(networks) => answered.extend(networks),
+                Ok(networks) => answered.merge(networks),
                 Err(e) => {
                     console_error!("{}", fault_line("report", &format!("{object}: {e}")));
                     missing.push(object.clone());

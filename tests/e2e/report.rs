@@ -311,3 +311,81 @@ fn decisions_go_to_the_analytics_engine_dataset_the_config_names() {
     let faults = analytics_faults();
     assert_eq!(faults.len(), 1, "{faults:?}");
 }
+
+/// The operator sizes the log: under `"log": "none"` a clean click writes no line and a blocked
+/// one does, and the report counts both.
+#[test]
+fn under_log_none_a_clean_click_is_not_logged_a_blocked_one_is_and_the_report_counts_both() {
+    const TOKEN: &str = "log-none-admin-token-log-none-0001";
+    let w = Worker::start(&[
+        ("CONFIG_REFRESH_SECONDS", "1"),
+        ("COUNTS_FLUSH_MS", "200"),
+        ("ADMIN_TOKEN", TOKEN),
+    ]);
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
+    doc["log"] = serde_json::json!("none");
+    let file = w.state.0.join("log-none.json");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    push_ok(&w, &file);
+    let click = |aff: &str, ip: &str| {
+        w.get(
+            &format!("/c?offer_id=1001&aff_id={aff}"),
+            &[("cf-connecting-ip", ip), ("user-agent", BROWSER)],
+        )
+    };
+    let line_of = |tid: &str| {
+        w.events("click")
+            .into_iter()
+            .find(|e| e["transaction_id"] == tid)
+    };
+    // Until the document is in force, warm-up clicks on a network of their own.
+    w.wait_for(Duration::from_secs(15), || {
+        let r = click("warm-up", "198.51.100.9");
+        let tid = r.json()["error"]["reference"].as_str()?.to_owned();
+        w.wait_for(Duration::from_secs(2), || line_of(&tid))
+            .filter(|line| line["log"] == "none")
+    })
+    .expect("the document with \"log\": \"none\" never came into force");
+
+    let blocked = click("quiet-1", "198.51.100.10");
+    assert_eq!(blocked.status, 403);
+    let blocked_tid = blocked.json()["error"]["reference"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let clean = click("quiet-1", "192.0.2.10");
+    assert_eq!(clean.status, 302);
+    let clean_tid = tid_of(clean.header("location").unwrap()).to_owned();
+
+    let line = w
+        .wait_for(Duration::from_secs(5), || line_of(&blocked_tid))
+        .expect("the blocked click was not logged");
+    assert_eq!(
+        (&line["verdict"], &line["reasons"][0]["code"], &line["log"]),
+        (&"block".into(), &"ip_blocklist".into(), &"none".into())
+    );
+    let auth = format!("Bearer {TOKEN}");
+    let row = w
+        .wait_for(Duration::from_secs(15), || {
+            let j = w
+                .get(
+                    "/admin/report?group_by=affiliate",
+                    &[("authorization", &auth)],
+                )
+                .json();
+            j["rows"]
+                .as_array()?
+                .iter()
+                .find(|r| r["affiliate"] == "quiet-1" && r["clicks"] == 2)
+                .cloned()
+        })
+        .expect("the report never counted quiet-1's two clicks");
+    assert_eq!((&row["allowed"], &row["blocked"]), (&1.into(), &1.into()));
+    // The clean click's line would have been printed before its counts were sent: there is none.
+    assert!(line_of(&clean_tid).is_none(), "the clean click was logged");
+    assert!(
+        !w.raw_lines("click").iter().any(|l| l.contains(&clean_tid)),
+        "the clean click's id is in the log"
+    );
+}

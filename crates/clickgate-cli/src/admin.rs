@@ -508,10 +508,10 @@ mod tests {
              "every_minutes": 5, "max_shrink": 0.25, "due": true, "last_good": null, "last_error": null}]});
         assert_eq!(
             feeds_table(&status),
-            "lists.datacenter_ips <- https://l.example/a.txt (plain, every 60 min, max_shrink 0.5)\n\
+            "lists.datacenter_ips <- https://l.example/a.txt (ips, every 60 min, max_shrink 0.5)\n\
              \x20 last good:  2026-06-01T00:00:00.000Z  3 entries  hash abc\n\
              \x20 last error: 2026-06-01T01:00:00.000Z  the list is empty\n\
-             lists.vpn_ips <- https://l.example/b.txt (plain, every 5 min, max_shrink 0.25), due\n\
+             lists.vpn_ips <- https://l.example/b.txt (ips, every 5 min, max_shrink 0.25), due\n\
              \x20 last good:  never (the document's own list is in force)\n"
         );
         assert_eq!(

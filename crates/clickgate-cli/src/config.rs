@@ -519,15 +519,19 @@ mod tests {
             run_words(&["list", "compile", bad.to_str().unwrap(), o]),
             Err(Failure::Invalid)
         ));
-        // The format a feed would name reads the same list; an unknown one is a usage error
-        // naming it.
+        // The format a feed would name reads the same list; an unknown one is refused by the
+        // argument parser, naming it and the formats there are.
         assert!(matches!(
             run_words(&["list", "compile", "--format", "ips", l, o]),
             Ok(())
         ));
         assert_eq!(std::fs::read(&out).unwrap(), bytes);
         match run_words(&["list", "compile", "--format", "dropp", l, o]) {
-            Err(Failure::Usage(m)) => assert!(m.contains("unknown list format `dropp`"), "{m}"),
+            Err(Failure::Args(e)) => {
+                let m = e.to_string();
+                assert!(m.contains("unknown list format `dropp`"), "{m}");
+                assert_eq!(e.exit_code(), 2);
+            }
             other => panic!("{other:?}"),
         }
         for p in [list, out, bad] {

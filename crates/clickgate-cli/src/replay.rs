@@ -4,8 +4,10 @@
 use std::path::Path;
 
 use clickgate_core::flood::FloodMode;
+use clickgate_core::log::LogClean;
 use clickgate_core::whatif::{
-    csv_header, from_csv_fields, from_log_record, unread_columns, Recorded, Replay,
+    csv_header, from_csv_fields, from_log_record, least, sampled_note, unread_columns, Recorded,
+    Replay,
 };
 use serde_json::Value;
 
@@ -24,7 +26,10 @@ pub fn replay(a: &ReplayArgs) -> Result<(), Failure> {
         .map(|p| validate(p, Use::Replay).map(|l| l.config))
         .transpose()?;
     let Clicks {
-        records, skipped, ..
+        records,
+        skipped,
+        log,
+        ..
     } = read_clicks(&a.clicks)?;
 
     let mut replay = Replay::new(&config, against.as_ref(), a.changes);
@@ -34,6 +39,9 @@ pub fn replay(a: &ReplayArgs) -> Result<(), Failure> {
             "lines dropped (could not be read, not replayed): {}",
             skipped.len()
         );
+    }
+    if let Some(log) = log.filter(|l| *l != LogClean::All) {
+        println!("note: {}\n", sampled_note(log));
     }
     print_report(&replay, against.is_some());
     if skipped.is_empty() || a.allow_dropped {
@@ -95,6 +103,8 @@ struct Clicks {
     text_lines: Option<(u64, u64)>,
     /// A CSV header's columns that are no click's.
     unread_columns: Vec<String>,
+    /// The fewest clean clicks a line says its config logged.
+    log: Option<LogClean>,
 }
 
 /// Reads JSON records, or CSV when the first line is a header naming `offer_id`; a header the
@@ -132,6 +142,7 @@ fn parse_records(text: &str) -> Clicks {
         let next = match stream.next() {
             Some(Ok(value)) => {
                 let read = from_log_record(&value);
+                clicks.log = least(clicks.log, read.log);
                 clicks.records.extend(read.clicks);
                 clicks
                     .skipped
@@ -436,6 +447,7 @@ mod tests {
         );
         let read = read_clicks(&log).unwrap();
         assert_eq!(read.text_lines, Some((2, 1)));
+        assert_eq!(read.log, None, "a log that names no `log` setting is whole");
         assert_eq!(read.skipped.len(), 1, "{:?}", read.skipped);
         assert_eq!(read.skipped[0].0, 4);
         let records = read.records;
@@ -627,6 +639,28 @@ mod tests {
                 trips[0].stopped
             ))
         );
+    }
+
+    #[test]
+    fn a_log_written_under_a_sample_is_named_with_its_smallest_share() {
+        let line = |ts: &str, log: &str| {
+            format!("{{\"event\":\"click\",\"ts\":\"2026-11-22T10:00:0{ts}Z\",\"offer_id\":\"1\",\"aff_id\":\"a\"{log}}}\n")
+        };
+        let log = scratch(
+            "sampled.log",
+            &[
+                line("1", r#","log":{"sample":0.1}"#),
+                line("2", ""),
+                line("3", r#","log":{"sample":0.01}"#),
+            ]
+            .concat(),
+        );
+        let read = read_clicks(&log).unwrap();
+        assert_eq!(
+            (read.records.len(), read.log),
+            (3, Some(LogClean::Sample(0.01)))
+        );
+        let _ = std::fs::remove_file(log);
     }
 
     #[test]

@@ -13,10 +13,10 @@ use crate::config::rules::{Action, Rule, SubIdParam};
 use crate::config::{Config, Offer, OfferStatus};
 use crate::filters::FilterKind;
 use crate::flood::FloodView;
-use crate::log::JsonLine;
+use crate::log::{JsonLine, LogClean};
 use crate::rules::{assess, Assessment, Counters};
-use crate::signing::Signature;
 use crate::signing::SIGNING_PARAMS;
+use crate::signing::{Signature, SignatureStatus};
 use crate::template::{MacroValues, Template};
 use crate::time::rfc3339_ms;
 use crate::token::{ClickToken, TokenKey, TokenVerdict, NONCE_LEN};
@@ -378,6 +378,30 @@ impl ClickOutcome {
     /// referrer, ids, time), so a day of these lines can be replayed through another config.
     /// Absent values are left out.
     pub fn log_line(&self) -> String {
+        self.log_line_under(LogClean::All)
+    }
+
+    /// A click let through with nothing to tell: redirected, no filter fired, no rule declined or
+    /// would have, not allowlisted, not a preview, and nothing it needed was unavailable. The only
+    /// decisions the config's `log` may leave out of the log.
+    pub fn clean(&self) -> bool {
+        let a = self.assessment.as_ref();
+        matches!(self.decision, Decision::Redirect { .. })
+            && !self.preview
+            && self.allowlisted.is_none()
+            && !self.flagged()
+            && self.reasons().is_empty()
+            && a.is_none_or(|a| a.unavailable.is_empty() && !a.declined)
+            && !self.flood_unavailable
+            && self.flood_would_block.is_none()
+            && self.signature.as_ref().is_none_or(|s| {
+                s.status == SignatureStatus::Valid && !s.breaker_open && !s.replay_unavailable
+            })
+    }
+
+    /// The decision's line under the config's `log`: a setting other than `"all"` is named in
+    /// every line (`"log"`), so whoever reads the log knows its clean clicks are a sample.
+    pub fn log_line_under(&self, log: LogClean) -> String {
         let verdict = match &self.decision {
             Decision::Redirect { .. } => Verdict::Redirect,
             Decision::Block { .. } => Verdict::Block,
@@ -471,6 +495,7 @@ impl ClickOutcome {
             .opt_raw("sent", sent.as_deref())
             .opt_raw("platform", platform.as_deref())
             .bool("preview", self.preview)
+            .opt_raw("log", log.line_field().as_deref())
             .str("config", &self.config_digest)
             .finish()
     }

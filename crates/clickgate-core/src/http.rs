@@ -514,12 +514,16 @@ mod tests {
         );
 
         let mut query = crate::report::ReportQuery::parse("format=csv", 0).unwrap();
-        let report = crate::report::aggregate(&query, Vec::new(), vec![]);
+        let report = crate::report::aggregate(&query, Default::default(), vec![]);
         let csv = admin_report(&report);
         assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
         assert!(csv.body.starts_with("clicks,allowed,blocked"));
         query.format = Format::Json;
-        let json = admin_report(&crate::report::aggregate(&query, Vec::new(), vec![]));
+        let json = admin_report(&crate::report::aggregate(
+            &query,
+            Default::default(),
+            vec![],
+        ));
         assert_eq!(json.header("content-type"), Some(JSON));
         assert_eq!(admin_unknown_transaction("bad tag").status, 404);
     }

@@ -531,13 +531,21 @@ impl Isolate {
                 }
             }
         };
-        let line = outcome.log_line();
+        // A clean click the config's `log` leaves out costs no line at all; every other decision
+        // is logged, and kept for explain from the same line. The report counts either way.
+        let logged = !outcome.clean() || config.log.keeps(&outcome.transaction_id);
+        let line = match logged {
+            true => outcome.log_line_under(config.log),
+            false => String::new(),
+        };
         // The decision's line is printed before any line its counting adds.
         let mut after = Vec::new();
         self.with_counts(&mut after, |c| {
             c.record_outcome(&outcome, &line, thresholds, &nonce)
         });
-        effects.push(Effect::Log(line));
+        if logged {
+            effects.push(Effect::Log(line));
+        }
         effects.append(&mut after);
         if let Some(binding) = &config.analytics_binding {
             effects.push(Effect::Analytics {
@@ -1281,6 +1289,176 @@ mod tests {
             .collect();
         assert_eq!(kinds, ["fault", "log", "flush"]);
         assert_eq!(codes(&answered), ["ip_unreadable"]);
+    }
+
+    /// The config's `log`: which clean clicks are logged, and that nothing else is left out.
+    mod log_setting {
+        use super::*;
+        #[cfg(target_arch = "wasm32")]
+        use wasm_bindgen_test::wasm_bindgen_test as test;
+
+        fn with_log(log: &str) -> Arc<Config> {
+            let doc = r#"{"version": 1, "log": LOG,
+                "offers": [{"id": "1", "landing_url": "https://x.example/?t={transaction_id}"},
+                           {"id": "2", "landing_url": "https://x.example/?t={transaction_id}"},
+                           {"id": "3", "landing_url": "https://x.example/?t={transaction_id}"},
+                           {"id": "4", "landing_url": "https://x.example/?t={transaction_id}"}],
+                "lists": {"blocked_ips": ["203.0.113.0/24"], "allowed_ips": ["192.0.2.200"]},
+                "rules": [
+                  {"id": "bots", "created_at": "2026-01-01", "scope": {"offers": ["2"]},
+                   "decline": "high", "strategy": {"filters": [{"type": "bot"}]}},
+                  {"id": "watch", "created_at": "2026-01-01", "scope": {"offers": ["3"]},
+                   "decline": "high", "ignore_results": true, "strategy": {"filters": [{"type": "bot"}]}},
+                  {"id": "dups", "created_at": "2026-01-01", "scope": {"offers": ["4"]},
+                   "decline": "high", "strategy": {"filters": [{"type": "duplicate_ip"}]}}]}"#;
+            Arc::new(Config::compile(&doc.replace("LOG", log)).unwrap())
+        }
+
+        const CURL: &str = "curl/8.4.0";
+        const SLACK: &str = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)";
+
+        /// Every kind of decision but a clean one: (what, offer, address, User-Agent).
+        const ALWAYS: [(&str, &str, &str, &str); 5] = [
+            ("blocked", "1", "203.0.113.9", IPHONE),
+            ("declined", "2", "192.0.2.1", CURL),
+            ("would_block", "3", "192.0.2.1", CURL),
+            ("allowlisted", "2", "192.0.2.200", CURL),
+            ("preview", "1", "192.0.2.1", SLACK),
+        ];
+
+        fn run(
+            isolate: &mut Isolate,
+            config: &Arc<Config>,
+            offer: &str,
+            ip: &str,
+            ua: &str,
+        ) -> Answered {
+            let url = format!("https://clicks.example/c?offer_id={offer}&aff_id=net-1");
+            done(step(isolate, config, parts(&url, ip, ua), T0))
+        }
+
+        fn lines(answered: &Answered) -> Vec<Value> {
+            answered
+                .effects
+                .iter()
+                .filter_map(|e| match e {
+                    Effect::Log(line) => serde_json::from_str(line).ok(),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        /// The report's counts of net-1 this isolate would send.
+        fn counted(isolate: &mut Isolate) -> crate::report::Tally {
+            let counts = isolate.counts_mut().unwrap();
+            let Flush::Send(batch) = counts.flush(&id("net-1"), T0 + 60_000) else {
+                panic!("nothing to send");
+            };
+            let mut total = crate::report::Tally::default();
+            batch.report.iter().for_each(|(_, t)| total.add(t));
+            total
+        }
+
+        #[test]
+        fn a_clean_click_is_left_out_under_none_and_every_other_decision_is_logged() {
+            let config = with_log(r#""none""#);
+            let mut isolate = counting();
+            let clean = run(&mut isolate, &config, "1", "192.0.2.1", IPHONE);
+            assert_eq!(clean.response.status, 302);
+            assert!(lines(&clean).is_empty(), "{:?}", clean.effects);
+            for (what, offer, ip, ua) in ALWAYS {
+                let answered = run(&mut isolate, &config, offer, ip, ua);
+                let line = decision(&answered);
+                assert_eq!(line["log"], "none", "{what}: {line}");
+                let kind = match what {
+                    "blocked" | "declined" => line["verdict"] == "block",
+                    "would_block" => line["verdict"] == "redirect" && line["monitor"] == true,
+                    "allowlisted" => line["allowlisted"].is_string(),
+                    _ => line["preview"] == true,
+                };
+                assert!(kind, "{what}: {line}");
+            }
+            // A decision made with a filter's counts unavailable: a fault, logged.
+            let mut uncounted = Isolate::default();
+            let fault = run(&mut uncounted, &config, "4", "192.0.2.1", IPHONE);
+            assert!(
+                decision(&fault)["unavailable"].is_string(),
+                "{:?}",
+                fault.effects
+            );
+            // The report counts every click, the one left out of the log among them.
+            let t = counted(&mut isolate);
+            assert_eq!(
+                (t.clicks, t.allowed, t.blocked, t.would_block, t.previews),
+                (5, 3, 2, 1, 1)
+            );
+        }
+
+        #[test]
+        fn all_logs_every_clean_click_as_it_always_was() {
+            let mut isolate = counting();
+            let default = run(
+                &mut isolate,
+                &with_log(r#""all""#),
+                "1",
+                "192.0.2.1",
+                IPHONE,
+            );
+            let line = decision(&default);
+            assert!(line.get("log").is_none(), "{line}");
+            // A document without `log` logs the same line, byte for byte.
+            let plain = done(step(
+                &mut counting(),
+                &config(),
+                parts(
+                    "https://clicks.example/c?offer_id=1&aff_id=net-1",
+                    "192.0.2.1",
+                    IPHONE,
+                ),
+                T0,
+            ));
+            let text = |a: &Answered| match a.effects.iter().find(|e| matches!(e, Effect::Log(_))) {
+                Some(Effect::Log(l)) => l.clone(),
+                _ => panic!("no line"),
+            };
+            let strip = |l: String| l[..l.find(",\"config\"").unwrap()].to_owned();
+            assert_eq!(strip(text(&default)), strip(text(&plain)));
+        }
+
+        #[test]
+        fn a_sample_logs_the_clean_clicks_its_transaction_ids_pick_and_says_so() {
+            let config = with_log(r#"{"sample": 0.5}"#);
+            let mut isolate = counting();
+            let (mut logged, mut left_out) = (0, 0);
+            for i in 0..64u64 {
+                let url = "https://clicks.example/c?offer_id=1&aff_id=net-1";
+                let key = TokenKey::new(&[9u8; 32]).unwrap();
+                let arrival = Arrival::read(parts(url, "192.0.2.1", IPHONE)).unwrap();
+                let nonce = i.to_le_bytes();
+                let answered =
+                    done(isolate.click(arrival, &config, || Some(key), T0, || Ok(nonce)));
+                let tid = answered
+                    .response
+                    .header("location")
+                    .unwrap_or_default()
+                    .to_owned();
+                let tid = tid.rsplit("t=").next().unwrap_or_default().to_owned();
+                let lines = lines(&answered);
+                assert_eq!(lines.is_empty(), !config.log.keeps(&tid), "{tid}");
+                match lines.first() {
+                    Some(line) => {
+                        assert_eq!(line["log"]["sample"], 0.5);
+                        logged += 1;
+                    }
+                    None => left_out += 1,
+                }
+            }
+            assert!(
+                logged > 0 && left_out > 0,
+                "{logged} logged, {left_out} left out"
+            );
+            assert_eq!(counted(&mut isolate).clicks, 64);
+        }
     }
 
     mod postbacks {

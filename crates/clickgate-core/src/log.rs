@@ -4,6 +4,8 @@
 //! Lines are written straight into a string rather than through `serde_json::Value`: a decision
 //! line is written for every click, and building a map per click showed up in the Worker's profile.
 
+use crate::hll::hash64;
+
 /// Builds one JSON object. Absent optional fields are left out rather than written as `null`,
 /// which keeps the per-click line short.
 pub struct JsonLine {
@@ -148,6 +150,59 @@ pub fn fault_line(what: &str, problem: &str) -> String {
         .finish()
 }
 
+/// Which allowed clean clicks the decision log keeps: the config document's `log`. Every other
+/// decision (blocked, declined, would-block, allowlisted, a preview, one decided with something
+/// unavailable) is logged in full whatever it says, and the report counts every click either way.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum LogClean {
+    /// `"all"`: every click has its line (the default: `clickgate replay` reads whole days).
+    #[default]
+    All,
+    /// `{"sample": rate}`: the clean clicks whose transaction id hashes below `rate` of the hash's
+    /// range, so the same click is in the sample however often the log is read or the click
+    /// replayed.
+    Sample(f64),
+    /// `"none"`: no clean click is logged.
+    None,
+}
+
+impl LogClean {
+    /// Whether the clean click with this transaction id is logged.
+    pub fn keeps(self, transaction_id: &str) -> bool {
+        match self {
+            LogClean::All => true,
+            LogClean::None => false,
+            LogClean::Sample(rate) if rate >= 1.0 => true,
+            LogClean::Sample(rate) => {
+                // 2^64: the hash's range; a rate of 0.01 keeps the lowest hundredth of it.
+                let below = rate * 18_446_744_073_709_551_616.0;
+                (hash64(transaction_id.as_bytes()) as f64) < below
+            }
+        }
+    }
+
+    /// The share of clean clicks logged.
+    pub fn rate(self) -> f64 {
+        match self {
+            LogClean::All => 1.0,
+            LogClean::Sample(rate) => rate,
+            LogClean::None => 0.0,
+        }
+    }
+
+    /// What each decision line says of the setting, so a reader of the log knows its clean clicks
+    /// are a sample: nothing under `"all"`, whose lines stay as they always were.
+    pub fn line_field(self) -> Option<String> {
+        match self {
+            LogClean::All => None,
+            // Through serde_json's float writer, which the Worker has already: `{rate}` would
+            // bring the standard library's own.
+            LogClean::Sample(rate) => Some(format!("{{\"sample\":{}}}", serde_json::json!(rate))),
+            LogClean::None => Some("\"none\"".to_owned()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,5 +268,62 @@ mod tests {
             push_json_str(&mut out, &text);
             proptest::prop_assert_eq!(serde_json::from_str::<String>(&out).unwrap(), text);
         }
+    }
+
+    /// The transaction ids of 100,000 clicks, as the isolate seals them.
+    fn transaction_ids() -> Vec<String> {
+        use crate::click::Id;
+        use crate::token::{ClickToken, TokenKey, TokenVerdict};
+        let key = TokenKey::new(&[5u8; 32]).unwrap();
+        (0..100_000u64)
+            .map(|i| {
+                ClickToken {
+                    issued_ms: 1_780_272_000_000 + i,
+                    nonce: i.to_le_bytes(),
+                    verdict: TokenVerdict::Redirected,
+                    offer_id: Id::parse("1").unwrap(),
+                    aff_id: Id::parse("net-7").unwrap(),
+                    profile: 0,
+                }
+                .seal(&key)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_sample_keeps_its_share_of_clean_clicks_within_a_binomial_bound() {
+        let ids = transaction_ids();
+        let kept = |log: LogClean| ids.iter().filter(|t| log.keeps(t)).count();
+        assert_eq!(kept(LogClean::Sample(0.0)), 0);
+        assert_eq!(kept(LogClean::None), 0);
+        assert_eq!(kept(LogClean::Sample(1.0)), ids.len());
+        assert_eq!(kept(LogClean::All), ids.len());
+        // n = 100,000, p = 0.01: mean 1,000, standard deviation 31.5; five of them either side.
+        for (rate, low, high) in [(0.01, 843, 1_157), (0.5, 49_209, 50_791)] {
+            let n = kept(LogClean::Sample(rate));
+            assert!((low..=high).contains(&n), "{n} kept at {rate}");
+        }
+    }
+
+    #[test]
+    fn a_sample_is_the_same_clicks_every_time() {
+        let ids = transaction_ids();
+        let sample = LogClean::Sample(0.01);
+        let first: Vec<&String> = ids.iter().filter(|t| sample.keeps(t)).collect();
+        let again: Vec<&String> = ids.iter().filter(|t| sample.keeps(t)).collect();
+        assert_eq!(first, again);
+        // A larger sample holds the smaller one: raising the rate only adds clicks.
+        let larger = LogClean::Sample(0.1);
+        assert!(first.iter().all(|t| larger.keeps(t)));
+    }
+
+    #[test]
+    fn a_line_names_the_setting_unless_it_is_all() {
+        assert_eq!(LogClean::All.line_field(), None);
+        assert_eq!(LogClean::None.line_field().as_deref(), Some("\"none\""));
+        assert_eq!(
+            LogClean::Sample(0.01).line_field().as_deref(),
+            Some(r#"{"sample":0.01}"#)
+        );
     }
 }

@@ -28,7 +28,7 @@ use crate::ip::IpSet;
 use crate::isolate::{Answered, Effect};
 use crate::log::{fault_line, JsonLine};
 use crate::network::home::Home;
-use crate::report::{self, HourRows, ReportQuery};
+use crate::report::{self, Networks, ReportQuery};
 use crate::token::{ClickToken, TokenKey};
 
 /// Where an admin call stands: answered, or waiting for the edge to do one thing for it.
@@ -205,21 +205,18 @@ pub struct ReportAsk {
     pub query: ReportQuery,
 }
 
-/// Every network's report hours, by network, and the objects that did not answer.
-pub type ReportHours = (Vec<(String, Vec<(u32, HourRows)>)>, Vec<String>);
+/// Every network's report hours, the long tail folded, and the objects that did not answer.
+pub type ReportHours = (Networks, Vec<String>);
 
 impl ReportAsk {
     /// `Err`: the network directory did not answer.
     pub fn answered(self, hours: Result<ReportHours, String>) -> AdminStep {
         match hours {
-            Ok((answered, missing)) => {
-                let parts = answered.iter().map(|(n, h)| (n.as_str(), h.as_slice()));
-                done(http::admin_report(&report::aggregate(
-                    &self.query,
-                    parts,
-                    missing,
-                )))
-            }
+            Ok((answered, missing)) => done(http::admin_report(&report::aggregate(
+                &self.query,
+                answered,
+                missing,
+            ))),
             Err(e) => done(http::admin_unavailable(&format!(
                 "the network directory did not answer: {e}"
             ))),
@@ -454,7 +451,8 @@ mod tests {
             panic!("the report did not ask for the hours");
         };
         assert_eq!(ask.query.to_hour - ask.query.from_hour, 24);
-        let report = answered(ask.answered(Ok((Vec::new(), vec!["network:net-9".to_owned()]))));
+        let report =
+            answered(ask.answered(Ok((Default::default(), vec!["network:net-9".to_owned()]))));
         assert_eq!(report.response.status, 200);
         assert!(report.effects.is_empty(), "{:?}", report.effects);
         assert!(

@@ -15,6 +15,9 @@
 //! - hours are kept [`REPORT_RETAIN_DAYS`] days, explanations [`EXPLAIN_RETAIN_DAYS`];
 //! - at most [`MAX_ROWS_PER_HOUR`] advertiser × offer rows per network and hour: later pairs are
 //!   summed into the offer [`OTHER`];
+//! - a report names at most [`MAX_NETWORKS_NAMED`] networks, those with the most clicks: the
+//!   rest are summed into the network [`OTHER`] ([`Networks`]), so made-up `aff_id`s cost it
+//!   bounded memory and the totals stay exact;
 //! - at most [`MAX_EXPLAINED_PER_HOUR`] explanations per network and hour, and an isolate keeps at
 //!   most [`MAX_EXPLAINED_PER_MINUTE`] per network and minute.
 
@@ -34,13 +37,16 @@ use crate::verdict::Verdict;
 pub const REPORT_RETAIN_DAYS: u32 = 90;
 pub const EXPLAIN_RETAIN_DAYS: u32 = 7;
 pub const MAX_ROWS_PER_HOUR: usize = 2_000;
+/// Networks a report names; the rest are summed into [`OTHER`] (see [`Networks`]).
+pub const MAX_NETWORKS_NAMED: usize = 1_000;
 pub const MAX_EXPLAINED_PER_HOUR: u32 = 20_000;
 /// Decisions an isolate keeps for `explain` per network and minute. A flood of flagged clicks is
 /// counted in full by the report; keeping every one of its decisions would cost each of them a
 /// log line's worth of batch and storage, so past this a flood is sampled, the first of each
 /// minute kept.
 pub const MAX_EXPLAINED_PER_MINUTE: u32 = 300;
-/// Where rows past [`MAX_ROWS_PER_HOUR`] are summed; not a valid id, so it cannot collide.
+/// Where rows past [`MAX_ROWS_PER_HOUR`] and networks past [`MAX_NETWORKS_NAMED`] are summed;
+/// not a valid id, so it cannot collide.
 pub const OTHER: &str = "(other)";
 /// The longest range one report may cover.
 pub const MAX_RANGE_HOURS: u32 = REPORT_RETAIN_DAYS * 24;
@@ -317,6 +323,14 @@ impl HourRows {
         self.rows.entry(key).or_default().add(tally);
     }
 
+    /// Adds another network's (or object's) rows of the same hour.
+    pub fn merge(&mut self, other: &HourRows) {
+        for ((advertiser, offer), tally) in &other.rows {
+            self.add(advertiser, offer, tally);
+        }
+        self.explained = self.explained.saturating_add(other.explained);
+    }
+
     /// Whether one more explanation may be kept this hour (and counts it).
     pub fn keep_explanation(&mut self) -> bool {
         let keep = self.explained < MAX_EXPLAINED_PER_HOUR;
@@ -384,37 +398,193 @@ pub fn network_answer<'a>(hours: impl IntoIterator<Item = (u32, &'a str)>) -> St
     out
 }
 
-/// One network's report hours, by its name.
-pub type NetworkHours = (String, Vec<(u32, HourRows)>);
+// ---------------------------------------------------------------------------------------------
+// Many networks, in bounded memory.
 
-/// What a shared object answers to a report: each of its networks' [`network_answer`], by network.
-pub fn members_answer(networks: impl IntoIterator<Item = (Id, String)>) -> String {
-    let mut out = String::from("{");
-    for (i, (network, answer)) in networks.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        // An id holds only `A-Z a-z 0-9 . _ -`: nothing to escape.
-        out.push_str(&format!("\"{network}\":{answer}"));
+/// The networks a report has read, held in bounded memory however many ids clients made up.
+///
+/// Every `aff_id` that clicks is a network, so a report over made-up ids reads as many networks as
+/// were made up. At most [`MAX_NETWORKS_NAMED`] of them keep their name: whenever twice as many are
+/// held, the ones with the fewest clicks (previews and conversions included; ties by name) are
+/// folded into one network named [`OTHER`], hour by hour and row by row. Nothing is dropped: the
+/// totals and every hour, day, advertiser and offer stay exact; only the long tail of networks
+/// loses its names, and [`Networks::count`] still says how many there were.
+///
+/// A shared object folds its members this way before it answers, and the report folds the objects'
+/// answers into one, so neither holds more than twice the cap.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Networks {
+    /// Each named network's hours, in hour order.
+    named: BTreeMap<String, Hours>,
+    other: Hours,
+    /// Networks folded into `other`.
+    folded: u64,
+}
+
+/// One network's hours, in hour order.
+type Hours = Vec<(u32, HourRows)>;
+
+/// Adds an hour's rows to a network's hours, keeping them in hour order.
+fn add_hour(hours: &mut Hours, hour: u32, rows: HourRows) {
+    match hours.binary_search_by_key(&hour, |(h, _)| *h) {
+        Ok(i) => hours[i].1.merge(&rows),
+        Err(i) => hours.insert(i, (hour, rows)),
     }
-    out.push('}');
-    out
+}
+
+impl Networks {
+    /// Adds one network's hours; a network already held sums them into its own.
+    pub fn add(&mut self, network: &str, hours: Hours) {
+        let held = match self.named.get_mut(network) {
+            Some(held) => held,
+            None => self.named.entry(network.to_owned()).or_default(),
+        };
+        for (hour, rows) in hours {
+            add_hour(held, hour, rows);
+        }
+        if self.named.len() > 2 * MAX_NETWORKS_NAMED {
+            self.fold_to(MAX_NETWORKS_NAMED);
+        }
+    }
+
+    /// Adds what another object answered.
+    pub fn merge(&mut self, other: Networks) {
+        for (hour, rows) in other.other {
+            add_hour(&mut self.other, hour, rows);
+        }
+        self.folded += other.folded;
+        for (network, hours) in other.named {
+            self.add(&network, hours);
+        }
+    }
+
+    /// Folds every network but the `keep` with the most clicks into [`OTHER`]; of networks that
+    /// weigh the same, the first by name keep theirs.
+    fn fold_to(&mut self, keep: usize) {
+        if self.named.len() <= keep {
+            return;
+        }
+        let weights: Vec<u64> = self.named.values().map(weight).collect();
+        // The lightest weight kept: the largest `cut` that at least `keep` networks weigh, found
+        // by halving rather than by sorting (a sort of its own would cost the Worker its code).
+        let at_least = |c: u64| weights.iter().filter(|w| **w >= c).count();
+        let (mut cut, mut high) = (0, weights.iter().copied().max().unwrap_or(0));
+        while cut < high {
+            let mid = cut + (high - cut).div_ceil(2);
+            if at_least(mid) >= keep {
+                cut = mid;
+            } else {
+                high = mid - 1;
+            }
+        }
+        // Those heavier are all kept; of those that weigh `cut`, the first by name fill the rest.
+        let mut at_cut = keep - weights.iter().filter(|w| **w > cut).count();
+        let named = std::mem::take(&mut self.named);
+        for (network, hours) in named {
+            let w = weight(&hours);
+            let kept = w > cut || (w == cut && at_cut > 0);
+            if kept {
+                at_cut -= usize::from(w == cut);
+                self.named.insert(network, hours);
+            } else {
+                for (hour, rows) in hours {
+                    add_hour(&mut self.other, hour, rows);
+                }
+                self.folded += 1;
+            }
+        }
+    }
+
+    /// How many networks were read: the named ones and the folded ones. A network whose hours are
+    /// in two objects (its own, and a shared one from before it was listed) counts once, unless
+    /// one of the two folded it.
+    pub fn count(&self) -> usize {
+        self.named.len() + self.folded as usize
+    }
+
+    /// The networks held by name; at most twice [`MAX_NETWORKS_NAMED`].
+    pub fn named(&self) -> usize {
+        self.named.len()
+    }
+
+    /// The rows held, named networks' and folded ones': what the memory a report takes grows with.
+    pub fn rows(&self) -> usize {
+        let rows = |hours: &Hours| hours.iter().map(|(_, h)| h.rows.len()).sum::<usize>();
+        self.named.values().map(rows).sum::<usize>() + rows(&self.other)
+    }
+
+    /// Each network's hours by its name, the folded ones under [`OTHER`].
+    pub fn parts(&self) -> impl Iterator<Item = (&str, &Hours)> {
+        self.named
+            .iter()
+            .map(|(n, h)| (n.as_str(), h))
+            .chain((!self.other.is_empty() || self.folded > 0).then_some((OTHER, &self.other)))
+    }
+
+    /// What a shared object answers to a report: its networks folded to [`MAX_NETWORKS_NAMED`],
+    /// each network's hours as [`network_answer`] writes them, by network, and the folded ones
+    /// under [`OTHER`] with how many they were.
+    pub fn answer(mut self) -> String {
+        self.fold_to(MAX_NETWORKS_NAMED);
+        let hours = |hours: &Hours| {
+            let stored: Vec<(u32, String)> = hours.iter().map(|(h, r)| (*h, r.encode())).collect();
+            network_answer(stored.iter().map(|(h, r)| (*h, r.as_str())))
+        };
+        let mut out = String::from("{");
+        for (network, held) in &self.named {
+            // An id holds only `A-Z a-z 0-9 . _ -`: nothing to escape.
+            out.push_str(&format!("\"{network}\":{},", hours(held)));
+        }
+        if self.folded > 0 || !self.other.is_empty() {
+            out.push_str(&format!(
+                "\"{OTHER}\":{{\"networks\":{},\"hours\":{}}},",
+                self.folded,
+                hours(&self.other)
+            ));
+        }
+        if out.ends_with(',') {
+            out.pop();
+        }
+        out.push('}');
+        out
+    }
+}
+
+/// What a network weighs when the tail is folded: everything it counted.
+fn weight(hours: &Hours) -> u64 {
+    hours
+        .iter()
+        .flat_map(|(_, h)| h.rows.values())
+        .map(|t| t.clicks + t.previews + t.conversions)
+        .sum()
 }
 
 /// The networks' hours in the report answer of the object the directory lists as `object`: an
-/// object of its own answers for the network it is named by, a shared one for each of its networks.
-pub fn parse_object_answer(object: &str, text: &str) -> Result<Vec<NetworkHours>, String> {
+/// object of its own answers for the network it is named by, a shared one for each of its networks
+/// (and those it folded).
+pub fn parse_object_answer(object: &str, text: &str) -> Result<Networks, String> {
     let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let mut networks = Networks::default();
     let Some(members) = v.as_object() else {
-        return Ok(vec![(object.to_owned(), hours_of(&v)?)]);
+        networks.add(object, hours_of(&v)?);
+        return Ok(networks);
     };
-    let mut networks = Vec::with_capacity(members.len());
     for (network, hours) in members {
+        if network == OTHER {
+            networks.folded += hours
+                .get("networks")
+                .and_then(Value::as_u64)
+                .ok_or("(other): how many networks")?;
+            for (hour, rows) in hours_of(hours.get("hours").ok_or("(other): hours")?)? {
+                add_hour(&mut networks.other, hour, rows);
+            }
+            continue;
+        }
         if Id::parse(network).is_err() {
             return Err(format!("`{network}` is not a network"));
         }
         let hours = hours_of(hours).map_err(|e| format!("{network}: {e}"))?;
-        networks.push((network.clone(), hours));
+        networks.add(network, hours);
     }
     Ok(networks)
 }
@@ -571,21 +741,13 @@ pub struct Report {
     pub missing: Vec<String>,
 }
 
-/// Sums the networks' hours inside the query's range into its groups.
-pub fn aggregate<'a>(
-    query: &ReportQuery,
-    parts: impl IntoIterator<Item = (&'a str, &'a [(u32, HourRows)])>,
-    missing: Vec<String>,
-) -> Report {
+/// Sums the networks' hours inside the query's range into its groups, naming at most
+/// [`MAX_NETWORKS_NAMED`] networks.
+pub fn aggregate(query: &ReportQuery, mut networks: Networks, missing: Vec<String>) -> Report {
+    networks.fold_to(MAX_NETWORKS_NAMED);
     let mut groups: BTreeMap<Vec<String>, Tally> = BTreeMap::new();
     let mut total = Tally::default();
-    // A network can answer from two objects (its own one from before it was shared, and the
-    // shared one): it is one network.
-    let mut networks: rustc_hash::FxHashSet<Id> = Default::default();
-    for (network, hours) in parts {
-        if let Ok(network) = Id::parse(network) {
-            networks.insert(network);
-        }
+    for (network, hours) in networks.parts() {
         for (hour, rows) in hours {
             if *hour < query.from_hour || *hour >= query.to_hour {
                 continue;
@@ -620,7 +782,7 @@ pub fn aggregate<'a>(
         query: query.clone(),
         rows,
         total,
-        networks: networks.len(),
+        networks: networks.count(),
         missing,
     }
 }
@@ -855,6 +1017,7 @@ mod tests {
     use crate::conversion;
     use crate::decide::{decide, Observed};
     use crate::fault::{Blame, Fault};
+    use crate::network::home;
     use crate::time::DAY_MS;
     use crate::token::TokenKey;
     #[cfg(not(target_arch = "wasm32"))]
@@ -1180,7 +1343,12 @@ mod tests {
             q.to_hour = h + 2;
             q
         };
-        let parts = || vec![("n1", n1.as_slice()), ("n2", n2.as_slice())];
+        let parts = || {
+            let mut all = Networks::default();
+            all.add("n1", n1.clone());
+            all.add("n2", n2.clone());
+            all
+        };
 
         let r = aggregate(&query("offer"), parts(), vec![]);
         assert_eq!(r.total.clicks, 25);
@@ -1236,7 +1404,9 @@ mod tests {
         let mut q = ReportQuery::parse("group_by=advertiser,offer&format=csv", 0).unwrap();
         q.from_hour = h;
         q.to_hour = h + 1;
-        let r = aggregate(&q, vec![("n1", n1.as_slice())], vec![]);
+        let mut n = Networks::default();
+        n.add("n1", n1);
+        let r = aggregate(&q, n, vec![]);
 
         let json: Value = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!(json["total"]["clicks"], 10);
@@ -1479,26 +1649,26 @@ mod tests {
         let hours = network(&[(h, &[("adv", "1", tally(3, 1, "bot"))])]);
         let stored: Vec<(u32, String)> = hours.iter().map(|(h, r)| (*h, r.encode())).collect();
         let answer = || network_answer(stored.iter().map(|(h, v)| (*h, v.as_str())));
-        let shared = members_answer([
-            (Id::parse("made-up-1").unwrap(), answer()),
-            (Id::parse("net-7").unwrap(), answer()),
-        ]);
-        let mut parts = parse_object_answer("unlisted:3", &shared).unwrap();
+        let mut members = Networks::default();
+        members.add("made-up-1", hours.clone());
+        members.add("net-7", hours.clone());
+        let shared = members.answer();
+        let mut all = parse_object_answer("unlisted:3", &shared).unwrap();
         assert_eq!(
-            parts.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            all.parts().map(|(n, _)| n).collect::<Vec<_>>(),
             ["made-up-1", "net-7"]
         );
-        assert_eq!(parts[0].1, hours);
+        assert_eq!(
+            all.parts()
+                .next()
+                .map(|(_, h)| h.clone().into_iter().collect::<Vec<_>>()),
+            Some(hours.clone())
+        );
         // net-7's own object from before networks were shared, still holding hours.
-        parts.extend(parse_object_answer("net-7", &answer()).unwrap());
-        assert_eq!(parts[2], ("net-7".to_owned(), hours.clone()));
+        all.merge(parse_object_answer("net-7", &answer()).unwrap());
         let mut q = ReportQuery::parse("group_by=affiliate", 0).unwrap();
         (q.from_hour, q.to_hour) = (h, h + 1);
-        let r = aggregate(
-            &q,
-            parts.iter().map(|(n, h)| (n.as_str(), h.as_slice())),
-            vec![],
-        );
+        let r = aggregate(&q, all.clone(), vec![]);
         assert_eq!(r.networks, 2);
         let rows: Vec<_> = r
             .rows
@@ -1507,7 +1677,129 @@ mod tests {
             .collect();
         assert_eq!(rows, [("net-7", 6), ("made-up-1", 3)]);
         assert!(parse_object_answer("unlisted:3", r#"{"a/b":[]}"#).is_err());
-        assert_eq!(members_answer([]), "{}");
+        assert!(parse_object_answer("unlisted:3", r#"{"(other)":[]}"#).is_err());
+        assert_eq!(Networks::default().answer(), "{}");
+    }
+
+    #[test]
+    fn a_fold_keeps_the_heaviest_networks_and_the_first_by_name_of_equals() {
+        let h = 500_000;
+        let mut n = Networks::default();
+        for (name, clicks) in [("d", 5), ("a", 1), ("c", 9), ("b", 5), ("e", 5)] {
+            n.add(name, network(&[(h, &[("adv", "1", tally(clicks, 0, ""))])]));
+        }
+        n.fold_to(3);
+        assert_eq!(
+            n.parts().map(|(k, _)| k).collect::<Vec<_>>(),
+            ["b", "c", "d", OTHER]
+        );
+        assert_eq!((n.count(), n.named(), n.folded), (5, 3, 2));
+        let folded: u64 = n
+            .other
+            .iter()
+            .flat_map(|(_, r)| r.rows.values())
+            .map(|t| t.clicks)
+            .sum();
+        assert_eq!(folded, 6);
+        // Already within the cap: nothing moves.
+        let before = n.clone();
+        n.fold_to(3);
+        assert_eq!(n, before);
+    }
+
+    /// A shared object's members and each network's hours, as its report reads them.
+    /// Also counts the bytes its members' hours take in the object's storage (key and value).
+    fn made_up(
+        ids: std::ops::Range<u64>,
+        object: u64,
+        h: u32,
+        t: &Tally,
+        stored_bytes: &mut usize,
+    ) -> Networks {
+        let mut members = Networks::default();
+        let mut hour = HourRows::default();
+        hour.add("adv", "1", t);
+        // The object decodes each member's stored hour as it lists it.
+        let stored = hour.encode();
+        for i in ids.filter(|i| i % home::SHARED_OBJECTS == object) {
+            let hours = HourRows::decode(&stored).unwrap();
+            // A few networks click far more than the made-up tail, and keep their names.
+            let mut hours = hours;
+            if i % 10_000 == 0 {
+                hours.rows.values_mut().for_each(|t| t.clicks *= 1_000);
+            }
+            let network = Id::parse(&format!("made-up-{i}")).unwrap();
+            *stored_bytes +=
+                home::Space::Of(network.clone()).key(&hour_key(h)).len() + stored.len();
+            members.add(network.as_str(), vec![(h, hours)]);
+            assert!(members.named() <= 2 * MAX_NETWORKS_NAMED);
+        }
+        members
+    }
+
+    /// Regression: a report over made-up `aff_id`s held every one of them, so 184,000 of them took
+    /// the runtime past a Worker isolate's 128 MB.
+    #[test]
+    fn a_report_over_made_up_ids_stays_bounded() {
+        const IDS: u64 = 100_000;
+        let h = 500_000;
+        let t = tally(2, 1, "bot");
+        let mut q = ReportQuery::parse("group_by=affiliate", 0).unwrap();
+        (q.from_hour, q.to_hour) = (h, h + 1);
+        let (mut answer_bytes, mut stored_bytes, mut all) = (0, 0, Networks::default());
+        for object in 0..home::SHARED_OBJECTS {
+            let answer = made_up(0..IDS, object, h, &t, &mut stored_bytes).answer();
+            answer_bytes = answer_bytes.max(answer.len());
+            all.merge(parse_object_answer(&format!("unlisted:{object}"), &answer).unwrap());
+            assert!(all.named() <= 2 * MAX_NETWORKS_NAMED);
+        }
+        let r = aggregate(&q, all.clone(), vec![]);
+        let json = r.to_json();
+        println!(
+            "{IDS} made-up ids: stored {stored_bytes} B of report hours over the shared objects; \
+             largest object answer {answer_bytes} B, {} networks named, {} rows held, report {} rows, {} B",
+            all.named(),
+            all.rows(),
+            r.rows.len(),
+            json.len()
+        );
+        // Exact totals, every network counted.
+        assert_eq!(
+            (r.total.clicks, r.total.blocked, r.networks),
+            (2 * IDS + 10 * 1_998, IDS, IDS as usize)
+        );
+        assert_eq!(r.total.reasons.get("bot"), Some(&IDS));
+        // The biggest networks keep their names and their own counts; the tail is one row.
+        let big: Vec<_> = r.rows.iter().filter(|(_, t)| t.clicks == 2_000).collect();
+        assert_eq!(big.len(), 10);
+        let id = |k: &str| {
+            k.strip_prefix("made-up-")
+                .and_then(|n| n.parse::<u64>().ok())
+        };
+        assert!(big
+            .iter()
+            .all(|(k, _)| id(&k[0]).is_some_and(|n| n % 10_000 == 0)));
+        let other = r.rows.iter().find(|(k, _)| k[0] == OTHER).unwrap();
+        let named: u64 = r
+            .rows
+            .iter()
+            .filter(|(k, _)| k[0] != OTHER)
+            .map(|(_, t)| t.clicks)
+            .sum();
+        assert_eq!(named + other.1.clicks, r.total.clicks);
+        // The bound: rows and bytes fixed by the cap, whatever the number of ids.
+        assert!(all.named() <= 2 * MAX_NETWORKS_NAMED);
+        assert!(
+            all.rows() <= 2 * MAX_NETWORKS_NAMED + 1,
+            "{} rows",
+            all.rows()
+        );
+        assert_eq!(r.rows.len(), MAX_NETWORKS_NAMED + 1);
+        assert!(
+            answer_bytes <= 128 * 1024,
+            "an object's answer is {answer_bytes} B"
+        );
+        assert!(json.len() <= 1 << 20, "the report is {} B", json.len());
     }
 
     #[cfg(not(target_arch = "wasm32"))]

@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::decide::{decide, ClickOutcome, Observed};
 use crate::flood::{Event, FloodCause, FloodMode, FloodState, Outcome, Thresholds};
 use crate::ip::client_ip;
+use crate::log::LogClean;
 use crate::network::keys::ClickKeys;
 use crate::network::store::NetworkCounts;
 use crate::rules::Counters;
@@ -43,10 +44,13 @@ pub struct Recorded {
 
 /// What one line of a decision log holds: its clicks, and why each part of it that should have
 /// been one could not be read.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq)]
 pub struct LogLine {
     pub clicks: Vec<Recorded>,
     pub problems: Vec<String>,
+    /// The config's `log`, where a line names one: its allowed clean clicks are then a sample, or
+    /// absent (see [`sampled_note`]).
+    pub log: Option<LogClean>,
 }
 
 /// Reads every click in a decision-log line; other events and lines without JSON give none. A
@@ -60,6 +64,7 @@ pub fn from_log_line(line: &str) -> LogLine {
         Err(e) => LogLine {
             clicks: Vec::new(),
             problems: vec![format!("not JSON: {e}")],
+            ..LogLine::default()
         },
     }
 }
@@ -89,16 +94,22 @@ pub fn from_log_record(value: &Value) -> LogLine {
         };
         out.clicks.extend(inner.clicks);
         out.problems.extend(inner.problems);
+        out.log = least(out.log, inner.log);
     }
     if value["source"].is_object() {
         is_wrapper = true;
         let inner = from_log_record(&value["source"]);
         out.clicks.extend(inner.clicks);
         out.problems.extend(inner.problems);
+        out.log = least(out.log, inner.log);
     }
     if is_wrapper || value["event"] != "click" {
         return out;
     }
+    out.log = match &value["log"] {
+        Value::String(s) if s == "none" => Some(LogClean::None),
+        v => v["sample"].as_f64().map(LogClean::Sample),
+    };
     let field = |k: &str| match &value[k] {
         Value::Bool(b) => Some(b.to_string()),
         Value::Number(n) => Some(n.to_string()),
@@ -131,6 +142,36 @@ pub fn from_log_record(value: &Value) -> LogLine {
         Err(problem) => out.problems.push(problem),
     }
     out
+}
+
+/// Of two settings lines name, the one that logged the fewest clean clicks.
+pub fn least(a: Option<LogClean>, b: Option<LogClean>) -> Option<LogClean> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.rate() < a.rate() { b } else { a }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// What a replay of a log written under a `log` other than `"all"` can and cannot say: every
+/// decision but an allowed clean click is in it whole, so blocked, declined and would-block clicks
+/// and their reasons replay as they were; the allowed clean clicks are a sample (or absent), so
+/// counts of allowed clicks, shares of the total, and the counts that duplicate-IP, sub-ID and
+/// flood filters rebuild from the clicks are low by that share.
+pub fn sampled_note(log: LogClean) -> String {
+    let kept = match log {
+        LogClean::All => return String::new(),
+        LogClean::None => "none of its allowed clean clicks (\"log\": \"none\")".to_owned(),
+        LogClean::Sample(rate) => format!(
+            "a sample of its allowed clean clicks, {}% of them (\"log\": {{\"sample\": {rate}}})",
+            rate * 100.0
+        ),
+    };
+    format!(
+        "this log holds {kept}: blocked, declined, would-block, allowlisted, preview and fault \
+         decisions are whole and replay as they were, but allowed clicks, the shares of the total, \
+         and the duplicate-IP, sub-ID and flood counts rebuilt from the clicks are low by the \
+         clicks left out; read a verdict that changed on them as one sampled click, not a count"
+    )
 }
 
 /// The CSV columns a click file may have; `offer_id`, `aff_id` and `ts` are required.
@@ -670,6 +711,39 @@ mod tests {
             let read = from_log_line(&other);
             assert_eq!(read.clicks.len(), 1, "{ts}: {read:?}");
         }
+    }
+
+    #[test]
+    fn a_line_written_under_a_sampled_log_says_so_and_the_fewest_logged_wins() {
+        let line = |log: &str| {
+            format!(
+                r#"{{"event":"click","ts":"2026-11-22T10:00:00.000Z","verdict":"block","offer_id":"1","aff_id":"n"{log},"config":"abc"}}"#
+            )
+        };
+        assert_eq!(from_log_line(&line("")).log, None);
+        let sampled = from_log_line(&line(r#","log":{"sample":0.01}"#));
+        assert_eq!(
+            (sampled.clicks.len(), sampled.log),
+            (1, Some(LogClean::Sample(0.01)))
+        );
+        assert_eq!(
+            from_log_line(&line(r#","log":"none""#)).log,
+            Some(LogClean::None)
+        );
+        let tail = serde_json::json!({"logs": [{"message": [line("")]},
+            {"message": [line(r#","log":{"sample":0.5}"#)]}]})
+        .to_string();
+        assert_eq!(from_log_line(&tail).log, Some(LogClean::Sample(0.5)));
+        assert_eq!(
+            least(Some(LogClean::Sample(0.5)), Some(LogClean::None)),
+            Some(LogClean::None)
+        );
+        let note = sampled_note(LogClean::Sample(0.01));
+        assert!(
+            note.contains("1% of them") && note.contains("blocked, declined"),
+            "{note}"
+        );
+        assert_eq!(sampled_note(LogClean::All), "");
     }
 
     #[test]

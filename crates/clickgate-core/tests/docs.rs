@@ -252,8 +252,8 @@ fn stated_figures() -> Vec<(&'static str, String)> {
     use clickgate_core::network::keys::RETAIN_HOURS;
     use clickgate_core::network::local::{FlushPolicy, MAX_SENDS};
     use clickgate_core::report::{
-        EXPLAIN_RETAIN_DAYS, MAX_EXPLAINED_PER_HOUR, MAX_EXPLAINED_PER_MINUTE, MAX_ROWS_PER_HOUR,
-        OTHER, REPORT_RETAIN_DAYS,
+        EXPLAIN_RETAIN_DAYS, MAX_EXPLAINED_PER_HOUR, MAX_EXPLAINED_PER_MINUTE, MAX_NETWORKS_NAMED,
+        MAX_ROWS_PER_HOUR, OTHER, REPORT_RETAIN_DAYS,
     };
     use clickgate_core::signing::{REPLAY_SHARDS, SCHEME};
     use clickgate_core::{admin, conversion, token};
@@ -488,6 +488,20 @@ fn stated_figures() -> Vec<(&'static str, String)> {
                  network and minute",
                 thousands(MAX_ROWS_PER_HOUR as u64),
                 thousands(u64::from(MAX_EXPLAINED_PER_HOUR))
+            ),
+        ),
+        (
+            "docs/report.md",
+            format!(
+                "A report names at most **{} networks**, those with the most clicks",
+                thousands(MAX_NETWORKS_NAMED as u64)
+            ),
+        ),
+        (
+            "docs/report.md",
+            format!(
+                "So neither ever holds more than {} networks' rows",
+                thousands(2 * MAX_NETWORKS_NAMED as u64)
             ),
         ),
     ]

@@ -20,6 +20,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::click::Id;
 use crate::filters::Lists;
 use crate::ip::IpSet;
+use crate::log::LogClean;
 use error::err;
 use fields::Fields;
 use json::Value;
@@ -80,6 +81,8 @@ pub struct Config {
     /// The Workers Analytics Engine binding each decision is also written to, from
     /// `analytics.binding`.
     pub analytics_binding: Option<String>,
+    /// Which allowed clean clicks the decision log keeps, from `log` (`"all"` without it).
+    pub log: LogClean,
     /// The keys of the lists kept apart in KV that the document uses.
     pub stored_lists: Vec<String>,
     /// The lists fetched on the Cron Trigger, from `feeds[]`.
@@ -247,6 +250,9 @@ fn compile_document(
     let analytics_binding = top
         .get("analytics")
         .and_then(|a| compile_analytics(a, errors));
+    let log = top
+        .get("log")
+        .map_or(LogClean::All, |l| compile_log(l, errors));
     let rules = compile_rules(
         top.array("rules", errors),
         |id| unlisted_served || offers.contains_key(id),
@@ -293,6 +299,7 @@ fn compile_document(
         listed,
         postbacks,
         analytics_binding,
+        log,
         stored_lists,
         feeds,
         digest,
@@ -362,6 +369,40 @@ fn compile_analytics(value: &Value, errors: &mut Vec<ConfigError>) -> Option<Str
         None => {
             errors.push(err("analytics.binding", "is required".to_owned()));
             None
+        }
+    }
+}
+
+/// `log`: `"all"`, `"none"`, or `{"sample": rate}` with a rate from 0 to 1.
+fn compile_log(value: &Value, errors: &mut Vec<ConfigError>) -> LogClean {
+    match value {
+        Value::String(s) if s == "all" => LogClean::All,
+        Value::String(s) if s == "none" => LogClean::None,
+        Value::Object(_) => {
+            let Some(mut f) = Fields::of(value, "log", errors) else {
+                return LogClean::All;
+            };
+            let rate = f.f64_in("sample", 0.0..=1.0, errors);
+            f.finish(errors);
+            match rate {
+                Some(rate) => LogClean::Sample(rate),
+                None => {
+                    if !errors.iter().any(|e| e.path == "log.sample") {
+                        errors.push(err("log.sample", "is required".to_owned()));
+                    }
+                    LogClean::All
+                }
+            }
+        }
+        other => {
+            errors.push(err(
+                "log",
+                format!(
+                    "must be \"all\", \"none\" or {{\"sample\": rate}}, found {}",
+                    fields::kind(other)
+                ),
+            ));
+            LogClean::All
         }
     }
 }
@@ -485,6 +526,43 @@ pub(crate) mod tests {
             );
         }
         assert_eq!(got.len(), want.len(), "{got:#?}");
+    }
+
+    #[test]
+    fn the_log_setting_is_all_none_or_a_sample_rate() {
+        let with = |log: &str| {
+            let doc = DEMO.replacen('{', &format!("{{\"log\": {log},"), 1);
+            Config::compile(&doc)
+        };
+        assert_eq!(Config::compile(DEMO).unwrap().log, LogClean::All);
+        assert_eq!(with(r#""all""#).unwrap().log, LogClean::All);
+        assert_eq!(with(r#""none""#).unwrap().log, LogClean::None);
+        assert_eq!(
+            with(r#"{"sample": 0.01}"#).unwrap().log,
+            LogClean::Sample(0.01)
+        );
+        assert_eq!(with(r#"{"sample": 0}"#).unwrap().log, LogClean::Sample(0.0));
+        assert_eq!(with(r#"{"sample": 1}"#).unwrap().log, LogClean::Sample(1.0));
+        for (bad, says) in [
+            (
+                r#""some""#,
+                "log: must be \"all\", \"none\" or {\"sample\": rate}",
+            ),
+            (r#"0.5"#, "log: must be"),
+            (r#"{"sample": 1.5}"#, "log.sample:"),
+            (r#"{"sample": "0.1"}"#, "log.sample:"),
+            (r#"{}"#, "log.sample: is required"),
+            (
+                r#"{"sample": 0.1, "rate": 2}"#,
+                "log.rate: is not a known field",
+            ),
+        ] {
+            let errors = with(bad).unwrap_err();
+            assert!(
+                errors.iter().any(|e| e.to_string().starts_with(says)),
+                "{bad}: {errors:?}"
+            );
+        }
     }
 
     #[test]

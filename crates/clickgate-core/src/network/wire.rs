@@ -12,7 +12,7 @@
 //! | `/replay` | `r/<key> <expires ms>` per line | `fresh` or `replayed` per line, in order |
 //! | `/conversion` | `cv/<key>\n<expires ms>\n<0\|1>`, then `\ncv/<click key>\n<max approved>` | `fresh`, `replayed` or `capped` |
 //! | `/operate` | `block\n<by>` or `unblock\n<by>` | a [`Reply`] with the block left in force |
-//! | `/report` | `<from hour>\n<to hour>` | the report's hours (`crate::report::network_answer`) |
+//! | `/report` | `<from hour>\n<to hour>` | the report's hours (`crate::report::network_answer`; a shared object's members folded, `crate::report::Networks::answer`) |
 //! | `/explain` | an explain key | the kept decision, or nothing |
 //! | `/list` | `<object>\n<day>` (to the directory) | `listed` |
 //! | `/networks` | `<day>` (to the directory) | one object per line |
