@@ -141,6 +141,7 @@ fn decided(config: &Config, key: &TokenKey, query: &str, ip: &str, ua: &str) -> 
     let counters = Some(Counters {
         ip_clicks: 1,
         distinct_sub_ids: 1,
+        ..Counters::default()
     });
     decide(
         config,

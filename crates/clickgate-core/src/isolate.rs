@@ -137,6 +137,9 @@ pub struct Answered {
 }
 
 /// Something the edge does for a click or a postback, because it needs the runtime.
+// A few per request, each moved straight into the edge's work: boxing a flush's batch would buy
+// nothing (as for `Flush` itself).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Effect {
     /// A line for the log (stdout).
@@ -601,9 +604,17 @@ impl Isolate {
     ) -> Answered {
         let PendingPostback {
             config,
-            judging,
+            mut judging,
             now_ms,
         } = *pending;
+        // The share filters count the conversion with the network's other counts, as a click's
+        // duplicate-IP count is: this isolate's view, never a wait on the network's object.
+        if let Some(counts) = self.counts.as_mut().filter(|_| !judging.shares.is_empty()) {
+            let (network, offer) = (judging.click.aff_id.clone(), judging.click.offer_id.clone());
+            judging.judge_shares(seen == Some(Seen::Duplicate), |measure, hit, window| {
+                counts.record_share(&network, &offer, measure, hit, window, now_ms)
+            });
+        }
         let outcome = judging.finish(seen);
         let mut effects = vec![Effect::Log(outcome.log_line(now_ms))];
         if let Some(url) = outcome.forward_url() {

@@ -1,13 +1,27 @@
-//! `datacenter_vpn`: the client's network (its ASN) or address in the datacenter or VPN lists.
+//! `datacenter_vpn`: the client's network (its ASN) or address in the datacenter or VPN lists;
+//! with `share`, the affiliate's share of such clicks beyond a bound (the `ecommerce` strategy's
+//! "Below 10%"), not a single click from one.
 
 use rustc_hash::FxHashSet;
 
-use crate::filters::{ip_hit, Hit, Judge, Seen, Settings, Stage, Unavailable};
+use crate::filters::share::{Measure, ShareBound};
+use crate::filters::{
+    ip_hit, judge_share, Count, Hit, Judge, Seen, Settings, Stage, Unavailable,
+};
 use crate::ip::IpSet;
 use crate::verdict::ReasonCode;
 
+/// What an unset field of `share` is: a day's clicks, judged from the 100th.
+pub const SHARE: ShareBound = ShareBound {
+    percent: 10,
+    min: 100,
+    window_hours: 24,
+};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct DatacenterVpn;
+pub struct DatacenterVpn {
+    pub share: Option<ShareBound>,
+}
 
 impl Judge for DatacenterVpn {
     const NAME: &'static str = "datacenter_vpn";
@@ -18,13 +32,48 @@ impl Judge for DatacenterVpn {
         ReasonCode::DatacenterIp,
         ReasonCode::VpnAsn,
         ReasonCode::VpnIp,
+        ReasonCode::ListedNetworkShare,
     ];
 
-    fn compile(_: &mut impl Settings) -> Self {
-        DatacenterVpn
+    fn compile(settings: &mut impl Settings) -> Self {
+        let mut share = None;
+        settings.object("share", &mut |s| share = Some(ShareBound::read(s, SHARE)));
+        DatacenterVpn { share }
+    }
+
+    fn counts(&self) -> Option<Count> {
+        self.share.map(|bound| Count::Share {
+            measure: Measure::DatacenterVpn,
+            window_hours: bound.window_hours,
+            clicks: true,
+        })
     }
 
     fn judge_click(&self, seen: &Seen, points: u32) -> Result<Option<Hit>, Unavailable> {
+        if self.share.is_some() {
+            return judge_share(self, seen.counters.as_ref(), points);
+        }
+        self.single(seen, points)
+    }
+
+    fn share(&self) -> Option<(Measure, ShareBound)> {
+        self.share.map(|bound| (Measure::DatacenterVpn, bound))
+    }
+
+    /// A click whose address could not be read where a range list could have held it is not
+    /// counted either way.
+    fn share_hit(&self, seen: &Seen) -> Option<bool> {
+        self.single(seen, 0).ok().map(|hit| hit.is_some())
+    }
+
+    fn share_code(&self) -> ReasonCode {
+        ReasonCode::ListedNetworkShare
+    }
+}
+
+impl DatacenterVpn {
+    /// This click's network alone.
+    fn single(&self, seen: &Seen, points: u32) -> Result<Option<Hit>, Unavailable> {
         let (lists, client) = (seen.lists, seen.client);
         let asn_hit = |set: &FxHashSet<u32>, code: ReasonCode| {
             let asn = client.asn?;

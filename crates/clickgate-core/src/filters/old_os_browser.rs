@@ -1,17 +1,29 @@
-//! `old_os_browser`: an operating system or browser older than the rule's minimum major versions.
+//! `old_os_browser`: an operating system or browser older than the rule's minimum major versions;
+//! with `share`, the affiliate's share of such clicks beyond a bound ("60% > Old devices"), not a
+//! single old device.
 
 use std::ops::RangeInclusive;
 
-use crate::filters::{Hit, Judge, Seen, Settings, Stage, Unavailable};
+use crate::filters::share::{Measure, ShareBound};
+use crate::filters::{judge_share, Count, Hit, Judge, Seen, Settings, Stage, Unavailable};
 use crate::ua::{Browser, Os, Platform};
 use crate::verdict::ReasonCode;
 
 /// The range of every `min.*`.
 pub const MAJOR_VERSION: RangeInclusive<u32> = 0..=999;
 
-/// Minimum OS and browser major versions; older ones count as old devices.
+/// What an unset field of `share` is: a day's clicks, judged from the 100th.
+pub const SHARE: ShareBound = ShareBound {
+    percent: 60,
+    min: 100,
+    window_hours: 24,
+};
+
+/// Minimum OS and browser major versions; older ones count as old devices. With `share`, the
+/// filter judges the affiliate's share of old devices on the offer rather than the click.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MinVersions {
+    pub share: Option<ShareBound>,
     pub android: u32,
     pub ios: u32,
     pub windows: u32,
@@ -25,6 +37,7 @@ pub struct MinVersions {
 impl Default for MinVersions {
     fn default() -> Self {
         MinVersions {
+            share: None,
             android: 8,
             ios: 13,
             windows: 10,
@@ -41,7 +54,11 @@ impl Judge for MinVersions {
     const NAME: &'static str = "old_os_browser";
     const POINTS: u32 = 30;
     const STAGE: Stage = Stage::Click;
-    const CODES: &'static [ReasonCode] = &[ReasonCode::OldOs, ReasonCode::OldBrowser];
+    const CODES: &'static [ReasonCode] = &[
+        ReasonCode::OldOs,
+        ReasonCode::OldBrowser,
+        ReasonCode::OldDeviceShare,
+    ];
 
     fn compile(settings: &mut impl Settings) -> Self {
         let mut min = MinVersions::default();
@@ -62,19 +79,48 @@ impl Judge for MinVersions {
                 }
             }
         });
+        settings.object("share", &mut |s| min.share = Some(ShareBound::read(s, SHARE)));
         min
     }
 
+    fn counts(&self) -> Option<Count> {
+        self.share.map(|bound| Count::Share {
+            measure: Measure::OldDevices,
+            window_hours: bound.window_hours,
+            clicks: true,
+        })
+    }
+
     fn judge_click(&self, seen: &Seen, points: u32) -> Result<Option<Hit>, Unavailable> {
-        Ok(seen
-            .client
-            .user_agent
-            .as_ref()
-            .and_then(|ua| self.older(&ua.platform(), points)))
+        if self.share.is_some() {
+            return judge_share(self, seen.counters.as_ref(), points);
+        }
+        Ok(self.single(seen, points))
+    }
+
+    fn share(&self) -> Option<(Measure, ShareBound)> {
+        self.share.map(|bound| (Measure::OldDevices, bound))
+    }
+
+    /// Every click counts toward the share; one without a User-Agent is not an old device.
+    fn share_hit(&self, seen: &Seen) -> Option<bool> {
+        Some(self.single(seen, 0).is_some())
+    }
+
+    fn share_code(&self) -> ReasonCode {
+        ReasonCode::OldDeviceShare
     }
 }
 
 impl MinVersions {
+    /// This click's device alone.
+    fn single(&self, seen: &Seen, points: u32) -> Option<Hit> {
+        seen.client
+            .user_agent
+            .as_ref()
+            .and_then(|ua| self.older(&ua.platform(), points))
+    }
+
     fn older(&self, p: &Platform, points: u32) -> Option<Hit> {
         if let Some((os, v)) = p.os {
             let floor = match os {

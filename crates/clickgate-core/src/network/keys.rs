@@ -8,7 +8,8 @@ use crate::click::{ClickParams, ClientInfo, Id};
 use crate::config::rules::Rule;
 use crate::config::Config;
 use crate::fault::Corrupt;
-use crate::filters::Count;
+use crate::filters::share::{Measure, Tally, MAX_SHARES};
+use crate::filters::{Count, Seen};
 use crate::hll::hash64;
 use crate::report;
 use crate::time::{utc_day, HOUR_MS};
@@ -24,6 +25,17 @@ pub struct CountNeeds {
     /// The duplicate-IP window, when the rule has that filter (the widest, if several).
     pub ip_window_hours: Option<u32>,
     pub sub_ids: bool,
+    /// The shares it reads, one per measure (the widest window, and counted by clicks if any of
+    /// its filters counts them); a rule's share filters past [`MAX_SHARES`] find no tally.
+    pub shares: [Option<ShareNeed>; MAX_SHARES],
+}
+
+/// A share a rule reads: over which window, and whether each click counts toward it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShareNeed {
+    pub measure: Measure,
+    pub window_hours: u32,
+    pub clicks: bool,
 }
 
 impl CountNeeds {
@@ -35,14 +47,40 @@ impl CountNeeds {
                     needs.ip_window_hours = needs.ip_window_hours.max(Some(window_hours));
                 }
                 Some(Count::DistinctSubIds) => needs.sub_ids = true,
+                Some(Count::Share {
+                    measure,
+                    window_hours,
+                    clicks,
+                }) => needs.need_share(ShareNeed {
+                    measure,
+                    window_hours,
+                    clicks,
+                }),
                 None => {}
             }
         }
         needs
     }
 
+    fn need_share(&mut self, need: ShareNeed) {
+        for slot in &mut self.shares {
+            match slot {
+                Some(had) if had.measure == need.measure => {
+                    had.window_hours = had.window_hours.max(need.window_hours);
+                    had.clicks |= need.clicks;
+                    return;
+                }
+                Some(_) => {}
+                None => {
+                    *slot = Some(need);
+                    return;
+                }
+            }
+        }
+    }
+
     pub fn any(&self) -> bool {
-        self.ip_window_hours.is_some() || self.sub_ids
+        self.ip_window_hours.is_some() || self.sub_ids || self.shares[0].is_some()
     }
 }
 
@@ -56,6 +94,9 @@ pub struct ClickKeys {
     /// The sub ID, when the rule counts sub IDs and the click carries one.
     pub sub_id: Option<String>,
     pub needs: CountNeeds,
+    /// For each share of `needs` that clicks count toward, whether this click is one of its hits;
+    /// `None` where it does not count.
+    pub share_hits: [Option<bool>; MAX_SHARES],
     /// Link previews are judged on the counts but not added to them: nobody clicked.
     pub adds: bool,
     pub hour: u32,
@@ -83,12 +124,36 @@ impl ClickKeys {
             .filter(|_| needs.sub_ids)
             .and_then(|r| r.sub_id.value(click))
             .map(str::to_owned);
+        let mut share_hits = [None; MAX_SHARES];
+        if let (Some(rule), true) = (rule, needs.shares.iter().flatten().any(|n| n.clicks)) {
+            // The filters that count clicks toward a share judge the click alone here: the
+            // offer's countries are no share's business.
+            let seen = Seen {
+                click,
+                client,
+                lists: &config.lists,
+                geo: None,
+                sub_id: rule.sub_id.value(click),
+                counters: None,
+            };
+            for (need, hit) in needs.shares.iter().zip(&mut share_hits) {
+                let Some(need) = need.filter(|n| n.clicks) else {
+                    continue;
+                };
+                *hit = rule
+                    .filters
+                    .iter()
+                    .filter(|f| f.kind.share().is_some_and(|(m, _)| m == need.measure))
+                    .find_map(|f| f.kind.share_hit(&seen));
+            }
+        }
         Some(ClickKeys {
             network: click.aff_id.clone(),
             offer: click.offer_id.clone(),
             ip,
             sub_id,
             needs,
+            share_hits,
             adds: !is_link_preview(client.user_agent.as_ref()),
             hour: (now_ms / HOUR_MS) as u32,
             day: utc_day(now_ms),
@@ -178,6 +243,99 @@ impl History {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Events and hits per hour for one share of one offer.
+
+/// (UTC hour since the epoch, events, hits), oldest first, one entry per hour that had events.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShareHistory(pub(super) Vec<(u32, Tally)>);
+
+impl ShareHistory {
+    pub fn add(&mut self, hour: u32, tally: Tally) {
+        match self.0.binary_search_by_key(&hour, |(h, _)| *h) {
+            Ok(i) => self.0[i].1.add(tally),
+            Err(i) => self.0.insert(i, (hour, tally)),
+        }
+    }
+
+    /// The events in the `window` hours ending with `hour` (that hour included).
+    pub fn in_window(&self, hour: u32, window: u32) -> Tally {
+        let from = hour.saturating_sub(window.saturating_sub(1));
+        let mut sum = Tally::default();
+        for (_, t) in self
+            .0
+            .iter()
+            .rev()
+            .take_while(|(h, _)| *h >= from)
+            .filter(|(h, _)| *h <= hour)
+        {
+            sum.add(*t);
+        }
+        sum
+    }
+
+    /// Drops the hours no window can reach any more.
+    pub fn prune(&mut self, hour: u32) {
+        let keep_from = hour.saturating_sub(RETAIN_HOURS - 1);
+        self.0.retain(|(h, _)| *h >= keep_from);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `hour:events:hits,…`: what the object stores.
+    pub fn encode(&self) -> String {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|(h, t)| format!("{h}:{}:{}", t.total, t.hits))
+            .collect();
+        parts.join(",")
+    }
+
+    /// A history as the object stored it; text that does not read back is a runtime fault.
+    pub fn decode(text: &str) -> Result<ShareHistory, Corrupt> {
+        let mut history = ShareHistory::default();
+        for part in text.split(',').filter(|p| !p.is_empty()) {
+            let mut fields = part.split(':').map(str::parse::<u32>);
+            match (fields.next(), fields.next(), fields.next(), fields.next()) {
+                (Some(Ok(h)), Some(Ok(total)), Some(Ok(hits)), None) => {
+                    history.add(h, Tally { total, hits })
+                }
+                _ => {
+                    return Err(Corrupt::new(
+                        "share history",
+                        format!("'{part}' is not hour:events:hits"),
+                    ))
+                }
+            }
+        }
+        Ok(history)
+    }
+
+    pub(super) fn to_json(&self) -> Value {
+        Value::Array(
+            self.0
+                .iter()
+                .map(|(h, t)| json!([h, t.total, t.hits]))
+                .collect(),
+        )
+    }
+
+    pub(super) fn from_json(v: &Value) -> Result<ShareHistory, String> {
+        let mut history = ShareHistory::default();
+        for entry in v.as_array().ok_or("share history is not a list")? {
+            let tally = Tally {
+                total: u32_at(entry, 1)?,
+                hits: u32_at(entry, 2)?,
+            };
+            history.add(u32_at(entry, 0)?, tally);
+        }
+        Ok(history)
+    }
+}
+
 // The object's side.
 
 /// A key of the object's storage.
@@ -189,6 +347,8 @@ pub enum StoreKey {
     Ip(Id, u64),
     /// One offer's sub-ID sketch for one UTC day: `sub/{day}/{offer}`.
     Sub(Id, u32),
+    /// One share of one offer: `share/{measure}/{offer}`.
+    Share(Id, Measure),
     /// The network's flood day (see [`crate::flood`]).
     Flood,
     /// The network's report rows for one UTC hour: `report/{hour:08}`.
@@ -225,6 +385,13 @@ impl StoreKey {
                 .filter(|_| ip.len() == 16)?;
             return Some(StoreKey::Ip(Id::parse(offer).ok()?, ip));
         }
+        if let Some(rest) = key.strip_prefix("share/") {
+            let (measure, offer) = rest.split_once('/')?;
+            return Some(StoreKey::Share(
+                Id::parse(offer).ok()?,
+                Measure::parse(measure)?,
+            ));
+        }
         let (day, offer) = key.strip_prefix("sub/")?.split_once('/')?;
         Some(StoreKey::Sub(Id::parse(offer).ok()?, day.parse().ok()?))
     }
@@ -237,6 +404,7 @@ impl std::fmt::Display for StoreKey {
             StoreKey::Flood => f.write_str("flood"),
             StoreKey::Ip(offer, ip) => write!(f, "ip/{offer}/{ip:016x}"),
             StoreKey::Sub(offer, day) => write!(f, "sub/{day}/{offer}"),
+            StoreKey::Share(offer, measure) => write!(f, "share/{}/{offer}", measure.tag()),
             StoreKey::Report(hour) => f.write_str(&report::hour_key(*hour)),
             StoreKey::Explain(hour, nonce) => write!(f, "explain/{hour:08}/{nonce}"),
         }

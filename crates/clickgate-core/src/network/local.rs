@@ -32,8 +32,9 @@ use crate::rules::Counters;
 use crate::time::{utc_day, HOUR_MS, MINUTE_MS};
 use crate::token::NONCE_LEN;
 
-use super::keys::{clamp_u32, ClickKeys, History};
-use super::wire::{Batch, IpDelta, Reply, SubDelta};
+use super::keys::{clamp_u32, ClickKeys, History, ShareHistory};
+use super::wire::{Batch, IpDelta, Reply, ShareDelta, SubDelta};
+use crate::filters::share::{Measure, Tally as ShareTally};
 
 // ---------------------------------------------------------------------------------------------
 // The isolate's side.
@@ -113,6 +114,7 @@ struct NetworkLocal {
     /// Counted here and not yet sent.
     pending_ips: HashMap<(Id, u64), History>,
     pending_subs: HashMap<(Id, u32), HyperLogLog>,
+    pending_shares: HashMap<(Id, Measure), ShareHistory>,
     /// Clicks and flagged clicks per minute, for the flood threshold.
     pending_flood: BTreeMap<u64, (u32, u32)>,
     thresholds: Thresholds,
@@ -128,8 +130,10 @@ struct NetworkLocal {
     in_flight: Option<(Batch, InFlight)>,
     /// The IP part of `in_flight`, by key, for the click path.
     in_flight_ips: HashMap<(Id, u64), History>,
+    in_flight_shares: HashMap<(Id, Measure), ShareHistory>,
     /// The object's last totals.
     known_ips: HashMap<(Id, u64), History>,
+    known_shares: HashMap<(Id, Measure), ShareHistory>,
     /// The object's last sketch merged with every sub ID seen here: merging is idempotent, so
     /// this is always the best estimate without tracking what was sent.
     view_subs: HashMap<(Id, u32), (HyperLogLog, u32)>,
@@ -145,6 +149,39 @@ struct NetworkLocal {
 }
 
 impl NetworkLocal {
+    /// Adds an event toward a share (`hit`: whether it is one of its hits; `None`: it only
+    /// reads) and answers the share over `window` hours: the object's last totals, the batch out
+    /// and what waits to be sent.
+    fn share(
+        &mut self,
+        key: (Id, Measure),
+        hour: u32,
+        hit: Option<bool>,
+        window: u32,
+    ) -> ShareTally {
+        if let Some(hit) = hit {
+            let one = ShareTally {
+                total: 1,
+                hits: u32::from(hit),
+            };
+            self.pending_shares
+                .entry(key.clone())
+                .or_default()
+                .add(hour, one);
+        }
+        let mut tally = ShareTally::default();
+        for held in [
+            &self.known_shares,
+            &self.in_flight_shares,
+            &self.pending_shares,
+        ] {
+            if let Some(h) = held.get(&key) {
+                tally.add(h.in_window(hour, window));
+            }
+        }
+        tally
+    }
+
     fn count_flood(&mut self, thresholds: Thresholds, flagged: bool, now_ms: u64) {
         let minute = self.pending_flood.entry(now_ms / MINUTE_MS).or_default();
         minute.0 += 1;
@@ -174,6 +211,7 @@ impl NetworkLocal {
             && self.pending_since_ms.is_none()
             && self.pending_ips.is_empty()
             && self.pending_subs.is_empty()
+            && self.pending_shares.is_empty()
             && self.pending_flood.is_empty()
             && self.pending_report.is_empty()
             && self.pending_explain.is_empty()
@@ -528,10 +566,50 @@ impl LocalCounts {
             }
             counters.distinct_sub_ids = view.1;
         }
+        for ((need, hit), slot) in keys
+            .needs
+            .shares
+            .iter()
+            .zip(&keys.share_hits)
+            .zip(&mut counters.shares)
+        {
+            let Some(need) = need else { continue };
+            let key = (keys.offer.clone(), need.measure);
+            let added = hit.filter(|_| adds);
+            *slot = Some((
+                need.measure,
+                net.share(key, keys.hour, added, need.window_hours),
+            ));
+        }
         if adds && net.pending_since_ms.is_none() {
             net.pending_since_ms = Some(now_ms);
         }
         (!net.silent(&policy, now_ms) && !net.forgotten).then_some(counters)
+    }
+
+    /// Counts a conversion toward one share of its click's network and offer (`hit`: whether it
+    /// is one of the share's hits; `None`: it only reads, as a duplicate does), and answers the
+    /// share over `window_hours`, this conversion included. `None` when the object has not
+    /// answered for `stale_ms`, or the network was forgotten and has not heard from it since.
+    /// The conversion itself is counted as unsent by [`LocalCounts::record_conversion`].
+    pub fn record_share(
+        &mut self,
+        network: &Id,
+        offer: &Id,
+        measure: Measure,
+        hit: Option<bool>,
+        window_hours: u32,
+        now_ms: u64,
+    ) -> Option<ShareTally> {
+        let policy = self.policy;
+        let hit = hit.filter(|_| self.has_room(network));
+        let net = self.touch(network, now_ms);
+        let hour = (now_ms / HOUR_MS) as u32;
+        let tally = net.share((offer.clone(), measure), hour, hit, window_hours);
+        if hit.is_some() {
+            net.pending_since_ms.get_or_insert(now_ms);
+        }
+        (!net.silent(&policy, now_ms) && !net.forgotten).then_some(tally)
     }
 
     /// Counts a decided click for its network: toward the flood threshold, in the report, and its
@@ -640,6 +718,7 @@ impl LocalCounts {
         };
         let keys = net.pending_ips.len()
             + net.pending_subs.len()
+            + net.pending_shares.len()
             + net.pending_flood.len()
             + net
                 .pending_report
@@ -653,6 +732,7 @@ impl LocalCounts {
             return arm(&mut net.timer_due_ms, now_ms, due - now_ms);
         }
         net.in_flight_ips = std::mem::take(&mut net.pending_ips);
+        net.in_flight_shares = std::mem::take(&mut net.pending_shares);
         let mut batch = Batch {
             isolate: net.name,
             seq: 0,
@@ -665,6 +745,18 @@ impl LocalCounts {
                         ip: *ip,
                         hour,
                         clicks,
+                    })
+                })
+                .collect(),
+            shares: net
+                .in_flight_shares
+                .iter()
+                .flat_map(|((offer, measure), h)| {
+                    h.0.iter().map(move |&(hour, tally)| ShareDelta {
+                        offer: offer.clone(),
+                        measure: *measure,
+                        hour,
+                        tally,
                     })
                 })
                 .collect(),
@@ -738,6 +830,7 @@ impl LocalCounts {
         self.unsent = self.unsent.saturating_sub(u64::from(units));
         net.in_flight = None;
         net.in_flight_ips.clear();
+        net.in_flight_shares.clear();
         net.forgotten = false;
         net.block = reply.block.clone();
         if net.known_ips.len() + reply.ips.len() > MAX_KNOWN_KEYS {
@@ -745,6 +838,12 @@ impl LocalCounts {
         }
         for (offer, ip, history) in reply.ips {
             net.known_ips.insert((offer, ip), history);
+        }
+        if net.known_shares.len() + reply.shares.len() > MAX_KNOWN_KEYS {
+            net.known_shares.clear();
+        }
+        for (offer, measure, history) in reply.shares {
+            net.known_shares.insert((offer, measure), history);
         }
         let today = utc_day(now_ms);
         net.view_subs.retain(|(_, day), _| *day >= today);
@@ -773,6 +872,7 @@ impl LocalCounts {
                 let units = state.units;
                 net.in_flight = None;
                 net.in_flight_ips.clear();
+                net.in_flight_shares.clear();
                 net.name = fresh;
                 net.next_seq = 0;
                 self.evictions += 1;
@@ -874,7 +974,9 @@ mod tests {
             needs: CountNeeds {
                 ip_window_hours: Some(24),
                 sub_ids: true,
+                ..CountNeeds::default()
             },
+            share_hits: Default::default(),
             adds: true,
             hour: (now_ms / HOUR_MS) as u32,
             day: (now_ms / DAY_MS) as u32,
