@@ -17,10 +17,20 @@ use super::offers::Offer;
 use super::ranges::RANGES;
 use crate::click::{ClickParams, Id, SOURCE_ID, SUB_IDS};
 use crate::filters::{
-    bot::BotSettings, datacenter_vpn::DatacenterVpn, duplicate_ip::DuplicateIp,
-    fraud_database::FraudDatabase, geo::OfferGeo, max_click_to_conversion::MaxClickToConversion,
-    min_click_to_conversion::MinClickToConversion, old_os_browser::MinVersions, referrer::Referrer,
-    sub_id_validity::SubIdValidity, FilterKind, Settings,
+    bot::BotSettings,
+    click_spam::{self, ClickSpam},
+    datacenter_vpn::{self, DatacenterVpn},
+    duplicate_ip::DuplicateIp,
+    fraud_database::FraudDatabase,
+    geo::OfferGeo,
+    low_session_time::{self, LowSessionTime},
+    max_click_to_conversion::MaxClickToConversion,
+    min_click_to_conversion::MinClickToConversion,
+    old_os_browser::{self, MinVersions},
+    referrer::Referrer,
+    share::{ShareBound, MAX_SHARES},
+    sub_id_validity::SubIdValidity,
+    FilterKind, Settings,
 };
 use crate::template::Template;
 use crate::time::parse_instant;
@@ -178,15 +188,50 @@ impl Filter {
 }
 
 /// The detection strategies of the market's presets, kept as data (Affise's tables for 24metrics).
+/// A share is "50% > 1h CTIT" (click spam), "50% < 1min CTIT" (low session time), "60% > Old
+/// devices", or the `ecommerce` table's VPN "Below 10%"; the tables give no minimum count or
+/// window, so those are the filters' defaults.
 pub fn preset(name: &str) -> Option<Vec<Filter>> {
-    const DAY: u64 = 24 * 3600;
-    let (dup_max, min_ctc, max_ctc, sub_ids) = match name {
-        "mobile_cpi" => (1, 20, DAY, Some(700)),
-        "mobile_cpa" => (3, 15, DAY, Some(700)),
-        "lead" => (1, 25, DAY, Some(500)),
-        "ecommerce" => (3, 40, 14 * DAY, None),
+    const HOUR: u64 = 3600;
+    const DAY: u64 = 24 * HOUR;
+    // (duplicates per IP, min and max seconds to conversion, sub IDs, click spam (percent, past
+    // seconds), low session time (percent, under seconds), old devices percent, VPN share percent)
+    type Table = (
+        u32,
+        u64,
+        u64,
+        Option<u32>,
+        Option<(u32, u64)>,
+        (u32, u64),
+        u32,
+        Option<u32>,
+    );
+    let (dup_max, min_ctc, max_ctc, sub_ids, spam, short, old, vpn): Table = match name {
+        "mobile_cpi" => (1, 20, DAY, Some(700), Some((50, HOUR)), (50, 60), 60, None),
+        "mobile_cpa" => (
+            3,
+            15,
+            DAY,
+            Some(700),
+            Some((60, 2 * HOUR)),
+            (60, 60),
+            70,
+            None,
+        ),
+        "lead" => (1, 25, DAY, Some(500), None, (50, 60), 70, None),
+        "ecommerce" => (
+            3,
+            40,
+            14 * DAY,
+            None,
+            Some((50, DAY)),
+            (50, 60),
+            70,
+            Some(10),
+        ),
         _ => return None,
     };
+    let with_percent = |default: ShareBound, percent| ShareBound { percent, ..default };
     let mut kinds = vec![
         FilterKind::DuplicateIp(DuplicateIp {
             max: dup_max,
@@ -194,16 +239,32 @@ pub fn preset(name: &str) -> Option<Vec<Filter>> {
         }),
         FilterKind::FraudDatabase(FraudDatabase),
         FilterKind::Bot(BotSettings::default()),
-        FilterKind::DatacenterVpn(DatacenterVpn::default()),
+        FilterKind::DatacenterVpn(DatacenterVpn {
+            share: vpn.map(|p| with_percent(datacenter_vpn::SHARE, p)),
+        }),
         FilterKind::Geo(OfferGeo),
         FilterKind::Referrer(Referrer),
-        FilterKind::OldOsBrowser(MinVersions::default()),
+        FilterKind::OldOsBrowser(MinVersions {
+            share: Some(with_percent(old_os_browser::SHARE, old)),
+            ..MinVersions::default()
+        }),
         FilterKind::MinClickToConversion(MinClickToConversion { seconds: min_ctc }),
         FilterKind::MaxClickToConversion(MaxClickToConversion { seconds: max_ctc }),
     ];
     if let Some(max) = sub_ids {
         kinds.push(FilterKind::SubIdValidity(SubIdValidity { max }));
     }
+    if let Some((percent, seconds)) = spam {
+        kinds.push(FilterKind::ClickSpam(ClickSpam {
+            seconds,
+            bound: with_percent(click_spam::DEFAULT.bound, percent),
+        }));
+    }
+    let (percent, seconds) = short;
+    kinds.push(FilterKind::LowSessionTime(LowSessionTime {
+        seconds,
+        bound: with_percent(low_session_time::DEFAULT.bound, percent),
+    }));
     Some(kinds.into_iter().map(Filter::new).collect())
 }
 
@@ -517,14 +578,30 @@ pub(crate) fn compile_rule(
         Some(obj @ Value::Object(_)) => {
             let mut sf = Fields::of(obj, &strategy_path, errors)?;
             let list = match sf.required_array("filters", errors) {
-                Some(list) if !list.is_empty() => Some(
-                    list.iter()
+                Some(list) if !list.is_empty() => {
+                    let filters: Vec<Filter> = list
+                        .iter()
                         .enumerate()
                         .filter_map(|(i, v)| {
                             compile_filter(v, &format!("{strategy_path}.filters[{i}]"), errors)
                         })
-                        .collect(),
-                ),
+                        .collect();
+                    // The counts a click reads hold a fixed number of shares.
+                    let mut measures: Vec<_> = filters
+                        .iter()
+                        .filter_map(|f| f.kind.share())
+                        .map(|(m, _)| m)
+                        .collect();
+                    measures.sort();
+                    measures.dedup();
+                    if measures.len() > MAX_SHARES {
+                        errors.push(err(
+                            &sf.child("filters"),
+                            format!("may count at most {MAX_SHARES} different shares"),
+                        ));
+                    }
+                    Some(filters)
+                }
                 Some(_) => {
                     errors.push(err(&sf.child("filters"), "must list at least one filter"));
                     None
@@ -657,18 +734,76 @@ mod tests {
     /// The published strategy tables (Affise's "Detection strategy" section for 24metrics): per
     /// preset, duplicate IPs allowed in the last 24 h, the minimum and maximum click-to-conversion
     /// time in seconds, and the sub IDs allowed per offer and affiliate (eCommerce checks none).
-    const PUBLISHED: [(&str, u32, u64, u64, Option<u32>); 4] = [
-        ("mobile_cpi", 1, 20, 24 * 3600, Some(700)),
-        ("mobile_cpa", 3, 15, 24 * 3600, Some(700)),
-        ("lead", 1, 25, 24 * 3600, Some(500)),
-        ("ecommerce", 3, 40, 14 * 24 * 3600, None),
+    /// Name, duplicates per IP, min and max seconds to conversion, sub IDs; click spam (percent,
+    /// past seconds), low session time (percent, under seconds), old devices percent, VPN
+    /// percent.
+    type Published = (
+        &'static str,
+        u32,
+        u64,
+        u64,
+        Option<u32>,
+        Option<(u32, u64)>,
+        (u32, u64),
+        u32,
+        Option<u32>,
+    );
+    const PUBLISHED: [Published; 4] = [
+        (
+            "mobile_cpi",
+            1,
+            20,
+            24 * 3600,
+            Some(700),
+            Some((50, 3600)),
+            (50, 60),
+            60,
+            None,
+        ),
+        (
+            "mobile_cpa",
+            3,
+            15,
+            24 * 3600,
+            Some(700),
+            Some((60, 7200)),
+            (60, 60),
+            70,
+            None,
+        ),
+        (
+            "lead",
+            1,
+            25,
+            24 * 3600,
+            Some(500),
+            None,
+            (50, 60),
+            70,
+            None,
+        ),
+        (
+            "ecommerce",
+            3,
+            40,
+            14 * 24 * 3600,
+            None,
+            Some((50, 86_400)),
+            (50, 60),
+            70,
+            Some(10),
+        ),
     ];
 
     #[test]
     fn every_preset_value_is_the_published_one_and_the_readme_table_says_so() {
         let readme = include_str!("../../../../docs/config.md");
         assert_eq!(PRESETS.len(), PUBLISHED.len());
-        for (name, dup, min_s, max_s, sub_ids) in PUBLISHED {
+        for (name, dup, min_s, max_s, sub_ids, spam, short, old, vpn) in PUBLISHED {
+            let share = |defaults: ShareBound, percent| ShareBound {
+                percent,
+                ..defaults
+            };
             let mut expected = vec![
                 FilterKind::DuplicateIp(DuplicateIp {
                     max: dup,
@@ -676,14 +811,29 @@ mod tests {
                 }),
                 FilterKind::FraudDatabase(FraudDatabase),
                 FilterKind::Bot(BotSettings::default()),
-                FilterKind::DatacenterVpn(DatacenterVpn::default()),
+                FilterKind::DatacenterVpn(DatacenterVpn {
+                    share: vpn.map(|p| share(datacenter_vpn::SHARE, p)),
+                }),
                 FilterKind::Geo(OfferGeo),
                 FilterKind::Referrer(Referrer),
-                FilterKind::OldOsBrowser(MinVersions::default()),
+                FilterKind::OldOsBrowser(MinVersions {
+                    share: Some(share(old_os_browser::SHARE, old)),
+                    ..MinVersions::default()
+                }),
                 FilterKind::MinClickToConversion(MinClickToConversion { seconds: min_s }),
                 FilterKind::MaxClickToConversion(MaxClickToConversion { seconds: max_s }),
             ];
             expected.extend(sub_ids.map(|max| FilterKind::SubIdValidity(SubIdValidity { max })));
+            expected.extend(spam.map(|(percent, seconds)| {
+                FilterKind::ClickSpam(ClickSpam {
+                    seconds,
+                    bound: share(click_spam::DEFAULT.bound, percent),
+                })
+            }));
+            expected.push(FilterKind::LowSessionTime(LowSessionTime {
+                seconds: short.1,
+                bound: share(low_session_time::DEFAULT.bound, short.0),
+            }));
             let expected: Vec<Filter> = expected.into_iter().map(Filter::new).collect();
             assert_eq!(preset(name), Some(expected), "{name}");
             let max = if max_s == 24 * 3600 {

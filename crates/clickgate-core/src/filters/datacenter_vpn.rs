@@ -102,6 +102,8 @@ impl DatacenterVpn {
 #[cfg(test)]
 mod tests {
     use crate::decide::harness::*;
+    use crate::filters::share::{Measure, Tally, MAX_SHARES};
+    use crate::filters::Counters;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -114,5 +116,25 @@ mod tests {
                 ("vpn asn", Click { asn: Some(9009), ..Click::default() }, "vpn_asn"),
                 ("vpn ip", Click { ip: "2001:db8:aaaa::5", ..Click::default() }, "vpn_ip"),
         ]);
+    }
+
+    #[test]
+    fn with_a_share_it_judges_the_affiliates_share_of_listed_networks() {
+        let cfg = config(
+            r#"{"id": "r", "created_at": "2026-11-01T00:00:00Z", "scope": {"offers": ["1"]},
+                "decline": "low_and_higher",
+                "strategy": {"filters": [{"type": "datacenter_vpn", "share": {"min": 20}}]}}"#,
+        );
+        let shared = |hits, total| {
+            let mut shares = [None; MAX_SHARES];
+            shares[1] = Some((Measure::DatacenterVpn, Tally { total, hits }));
+            Some(Counters { shares, ..Counters::default() })
+        };
+        // "Below 10%": two of twenty is above it, one of ten short of the minimum count.
+        let listed = |counters| run(&cfg, Click { asn: Some(16509), counters, ..Click::default() });
+        assert_eq!(codes(&listed(shared(1, 20))), Vec::<&str>::new(), "below");
+        assert_eq!(codes(&listed(shared(2, 20))), Vec::<&str>::new(), "at");
+        assert_eq!(codes(&listed(shared(3, 20))), ["datacenter_vpn_share"], "above");
+        assert_eq!(codes(&listed(shared(10, 10))), Vec::<&str>::new(), "short of its minimum");
     }
 }

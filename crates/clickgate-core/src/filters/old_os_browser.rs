@@ -161,6 +161,8 @@ impl MinVersions {
 #[cfg(test)]
 mod tests {
     use crate::decide::harness::*;
+    use crate::filters::share::{Measure, Tally, MAX_SHARES};
+    use crate::filters::Counters;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -178,5 +180,39 @@ mod tests {
                     "old_browser",
                 ),
         ]);
+    }
+
+    fn shared(hits: u32, total: u32) -> Option<Counters> {
+        let mut shares = [None; MAX_SHARES];
+        shares[0] = Some((Measure::OldDevices, Tally { total, hits }));
+        Some(Counters {
+            shares,
+            ..Counters::default()
+        })
+    }
+
+    #[test]
+    fn with_a_share_it_judges_the_affiliates_share_of_old_devices_not_the_click() {
+        let cfg = config(
+            r#"{"id": "r", "created_at": "2026-11-01T00:00:00Z", "scope": {"offers": ["1"]},
+                "decline": "low_and_higher",
+                "strategy": {"filters": [{"type": "old_os_browser", "share": {"percent": 60, "min": 10}}]}}"#,
+        );
+        let old = "Mozilla/5.0 (Linux; Android 6.0; X) AppleWebKit/537.36 Chrome/120.0 Mobile Safari/537.36";
+        let click = |counters| run(&cfg, Click { ua: old, counters, ..Click::default() });
+        assert_eq!(codes(&click(shared(5, 10))), Vec::<&str>::new(), "below");
+        assert_eq!(codes(&click(shared(6, 10))), Vec::<&str>::new(), "at");
+        let above = click(shared(7, 10));
+        assert_eq!(codes(&above), ["old_device_share"], "above");
+        assert_eq!(
+            above.reasons()[0].value,
+            "0.7 of 10 (7 old), bound 0.6, at least 10 in 24h"
+        );
+        assert_eq!(codes(&click(shared(9, 9))), Vec::<&str>::new(), "short of its minimum");
+        // A current browser from an affiliate past the bound is judged on the share all the same.
+        let current = run(&cfg, Click { counters: shared(10, 10), ..Click::default() });
+        assert_eq!(codes(&current), ["old_device_share"]);
+        let unread = click(None);
+        assert_eq!(unread.assessment.unwrap().unavailable, ["old_os_browser"]);
     }
 }

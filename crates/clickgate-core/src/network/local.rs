@@ -1338,6 +1338,152 @@ mod tests {
         );
     }
 
+    #[test]
+    fn share_counts_are_applied_exactly_once_and_kept_under_their_own_key() {
+        let (net, offer) = (id("net"), id("1"));
+        let over = Measure::CtitOver(3600);
+        let mut objects = Objects::default();
+        let mut local = LocalCounts::new(7, policy());
+        for hit in [true, true, false] {
+            local.record_share(&net, &offer, over, Some(hit), 24, T0);
+        }
+        let t = local.record_share(&net, &offer, over, None, 24, T0);
+        assert_eq!(
+            t,
+            Some(ShareTally { total: 3, hits: 2 }),
+            "a read adds nothing"
+        );
+        let Flush::Send(b) = local.wake(&net, T0 + 1_000) else {
+            panic!("due")
+        };
+        assert_eq!(b.shares.len(), 1, "one hour of one share");
+        let reply = objects.apply(&b, T0 + 1_000);
+        // The answer lost, the batch sent again: the object counts it once.
+        let again = objects.apply(&b, T0 + 2_000);
+        assert!(again.duplicate);
+        assert_eq!(again.shares, reply.shares);
+        let stored = &objects.0[&net]["share/over3600/1"];
+        assert_eq!(stored, &format!("{}:3:2", T0 / HOUR_MS));
+        local.acked(&net, b.seq, reply, T0 + 2_000);
+        // What the isolate knows now is the object's total, not the batch out added twice.
+        let t = local.record_share(&net, &offer, over, Some(true), 24, T0 + 3_000);
+        assert_eq!(t, Some(ShareTally { total: 4, hits: 3 }));
+        // Another isolate hears of them with its first answer.
+        let mut other = LocalCounts::new(8, policy());
+        other.record_share(&net, &offer, over, Some(false), 24, T0 + 3_000);
+        let Flush::Send(b) = other.wake(&net, T0 + 4_000) else {
+            panic!("due")
+        };
+        let reply = objects.apply(&b, T0 + 4_000);
+        other.acked(&net, b.seq, reply, T0 + 4_000);
+        let t = other.record_share(&net, &offer, over, None, 24, T0 + 4_000);
+        assert_eq!(
+            t,
+            Some(ShareTally { total: 4, hits: 2 }),
+            "the first isolate's fourth is unsent"
+        );
+    }
+
+    #[test]
+    fn a_share_outside_its_window_is_not_counted() {
+        let (net, offer) = (id("net"), id("1"));
+        let under = Measure::CtitUnder(60);
+        let mut local = LocalCounts::new(7, policy());
+        local.record_share(&net, &offer, under, Some(true), 2, T0);
+        let one_hour = T0 + HOUR_MS;
+        let two_hours = T0 + 2 * HOUR_MS;
+        let read =
+            |local: &mut LocalCounts, at| local.record_share(&net, &offer, under, None, 2, at);
+        assert_eq!(
+            read(&mut local, one_hour),
+            Some(ShareTally { total: 1, hits: 1 }),
+            "the hour before"
+        );
+        assert_eq!(
+            read(&mut local, two_hours),
+            Some(ShareTally::default()),
+            "two hours before"
+        );
+    }
+
+    #[test]
+    fn a_share_goes_unavailable_while_its_object_is_silent() {
+        let (net, offer) = (id("net"), id("1"));
+        let mut local = LocalCounts::new(7, policy());
+        local.record_share(&net, &offer, Measure::OldDevices, Some(true), 24, T0);
+        let Flush::Send(_) = local.wake(&net, T0 + 1_000) else {
+            panic!("due")
+        };
+        let silent = T0 + 1_000 + policy().stale_ms;
+        let t = local.record_share(&net, &offer, Measure::OldDevices, Some(true), 24, silent);
+        assert_eq!(t, None);
+    }
+
+    #[test]
+    fn a_share_lags_the_object_by_what_other_isolates_counted_since_the_last_answer() {
+        // Ten isolates, one affiliate's conversions round-robin across them every 100 ms for a
+        // minute. Each judges on the object's totals as of its last answer plus its own
+        // conversions since: what it lacks is the others' conversions after that answer.
+        let (net, offer) = (id("net"), id("1"));
+        let over = Measure::CtitOver(3600);
+        let mut object = NetworkCounts::default();
+        let mut isolates: Vec<LocalCounts> =
+            (0..10).map(|i| LocalCounts::new(i, policy())).collect();
+        let mut answered = [T0; 10];
+        let mut due: Vec<Option<u64>> = vec![None; 10];
+        let (mut most_missing, mut oldest_view) = (0, 0);
+        for n in 0..600u64 {
+            let now = T0 + n * 100;
+            let i = (n % 10) as usize;
+            let seen = isolates[i]
+                .record_share(&net, &offer, over, Some(n % 2 == 0), 24, now)
+                .unwrap();
+            let exact = n as u32 + 1;
+            if n >= 10 {
+                most_missing = most_missing.max(exact - seen.total);
+                oldest_view = oldest_view.max(now - answered[i]);
+            }
+            for (j, local) in isolates.iter_mut().enumerate() {
+                let step = if due[j].is_some_and(|t| t <= now) {
+                    due[j] = None;
+                    local.wake(&net, now)
+                } else if j == i {
+                    local.flush(&net, now)
+                } else {
+                    Flush::Nothing
+                };
+                match step {
+                    Flush::WakeIn(ms) => due[j] = Some(now + ms),
+                    Flush::Send(b) => {
+                        let reply = object.apply(&b, now);
+                        answered[j] = now;
+                        if let Flush::WakeIn(ms) = local.acked(&net, b.seq, reply, now) {
+                            due[j] = Some(now + ms);
+                        }
+                    }
+                    Flush::Nothing => {}
+                }
+            }
+        }
+        // Deterministic: docs/config.md quotes both figures, checked here word for word.
+        assert_eq!((most_missing, oldest_view), (27, 2_000));
+        let doc = include_str!("../../../../docs/config.md");
+        let flat = doc.split_whitespace().collect::<Vec<_>>().join(" ");
+        let sentence = format!(
+            "simulation of 10 isolates taking one affiliate's conversions in turn every 100 ms, \
+             the share an isolate judged on lacked at most {most_missing} of them, and the \
+             object's answer it stood on was at most {oldest_view} ms old."
+        );
+        assert!(flat.contains(&sentence), "docs/config.md lacks: {sentence}");
+        // And the object counted every conversion exactly once.
+        let counted = object.count_share(&offer, over, (T0 / HOUR_MS) as u32, None, 24);
+        assert!(
+            600 - counted.total <= 10,
+            "{} not yet flushed",
+            600 - counted.total
+        );
+    }
+
     /// Every network's object as storage only, the way the Worker runs them: each batch loads the
     /// keys, applies, and stores what changed.
     #[derive(Default)]
