@@ -4,7 +4,9 @@
 use std::path::Path;
 
 use clickgate_core::flood::FloodMode;
-use clickgate_core::whatif::{csv_header, from_csv_fields, from_log_line, Recorded, Replay};
+use clickgate_core::whatif::{
+    csv_header, from_csv_fields, from_log_line, Recorded, RecordedConversion, Replay,
+};
 
 use crate::args::ReplayArgs;
 use crate::config::{validate, Use};
@@ -20,23 +22,24 @@ pub fn replay(a: &ReplayArgs) -> Result<(), Failure> {
         .as_ref()
         .map(|p| validate(p, Use::Replay).map(|l| l.config))
         .transpose()?;
-    let records = read_clicks(&a.clicks)?;
+    let (records, conversions) = read_clicks(&a.clicks)?;
 
     let mut replay = Replay::new(&config, against.as_ref(), a.changes);
-    feed_all(&mut replay, records);
+    feed_all(&mut replay, records, conversions);
     print_report(&replay, against.is_some());
     Ok(())
 }
 
-/// Reads a click file whole and sorts it by time: the duplicate-IP and sub-ID counts are only right
-/// in time order, and log shippers do not always keep it. Lines that are not clicks are skipped,
-/// the first few named with their line numbers.
-fn read_clicks(path: &Path) -> Result<Vec<Recorded>, Failure> {
+/// Reads a click file whole, with its conversion lines, and sorts both by time: the duplicate-IP,
+/// sub-ID and share counts are only right in time order, and log shippers do not always keep it.
+/// Lines that are neither are skipped, the first few named with their line numbers.
+fn read_clicks(path: &Path) -> Result<(Vec<Recorded>, Vec<RecordedConversion>), Failure> {
     let name = path.display();
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::Io(format!("cannot read {name}: {e}")))?;
     let Clicks {
         mut records,
+        mut conversions,
         skipped,
     } = parse_clicks(&text).map_err(|(line, e)| Failure::Io(format!("{name}:{line}: {e}")))?;
     for (line, problem) in skipped.iter().take(5) {
@@ -52,12 +55,15 @@ fn read_clicks(path: &Path) -> Result<Vec<Recorded>, Failure> {
         return Err(Failure::Io(format!("{name}: no clicks found")));
     }
     records.sort_by_key(|r| r.at_ms);
-    Ok(records)
+    conversions.sort_by_key(|c| c.at_ms);
+    Ok((records, conversions))
 }
 
 /// A click file's clicks in file order, and the lines skipped: (line number, why).
 struct Clicks {
     records: Vec<Recorded>,
+    /// The log's conversion lines (a CSV file has none).
+    conversions: Vec<RecordedConversion>,
     skipped: Vec<(u64, String)>,
 }
 
@@ -70,6 +76,7 @@ fn parse_clicks(text: &str) -> Result<Clicks, (u64, String)> {
     }
     let mut clicks = Clicks {
         records: Vec::new(),
+        conversions: Vec::new(),
         skipped: Vec::new(),
     };
     for (n, line) in text.lines().enumerate() {
@@ -79,6 +86,7 @@ fn parse_clicks(text: &str) -> Result<Clicks, (u64, String)> {
         }
         let read = from_log_line(line);
         clicks.records.extend(read.clicks);
+        clicks.conversions.extend(read.conversions);
         clicks
             .skipped
             .extend(read.problems.into_iter().map(|e| (n, e)));
@@ -108,6 +116,7 @@ fn parse_csv(text: &str) -> Result<Clicks, (u64, String)> {
     let header = csv_header(&names.iter().collect::<Vec<_>>()).map_err(|e| (header_line, e))?;
     let mut clicks = Clicks {
         records: Vec::new(),
+        conversions: Vec::new(),
         skipped: Vec::new(),
     };
     let (mut reported, mut too_long) = (0, 0);
@@ -205,14 +214,22 @@ fn count_quotes(bytes: &[u8]) -> usize {
     bytes.iter().filter(|b| **b == b'"').count()
 }
 
-/// Replays every click, with progress on stderr for long logs, and closes the last minute.
-fn feed_all(replay: &mut Replay, records: Vec<Recorded>) {
+/// Replays every click, each after the conversions logged before it, with progress on stderr for
+/// long logs, and closes the last minute.
+fn feed_all(replay: &mut Replay, records: Vec<Recorded>, conversions: Vec<RecordedConversion>) {
     let total = records.len();
+    let mut conversions = conversions.into_iter().peekable();
     for (i, r) in records.into_iter().enumerate() {
+        while let Some(c) = conversions.next_if(|c| c.at_ms <= r.at_ms) {
+            replay.feed_conversion(&c);
+        }
         replay.feed(r);
         if (i as u64 + 1) % PROGRESS_LINES == 0 {
             eprintln!("replayed {} of {total} clicks", i + 1);
         }
+    }
+    for c in conversions {
+        replay.feed_conversion(&c);
     }
     replay.finish();
 }
@@ -255,6 +272,12 @@ fn print_report(replay: &Replay, compared: bool) {
         }
         if rows.len() > 25 {
             println!("  ... and {} more", rows.len() - 25);
+        }
+    }
+    if !replay.shares.is_empty() {
+        println!("\nshares recomputed from the log's conversions (conversions judged, beyond the bound):");
+        for (filter, (judged, beyond)) in &replay.shares {
+            println!("  {filter:<20} {judged:>10} {beyond:>10}");
         }
     }
     println!();
@@ -349,7 +372,7 @@ mod tests {
              {\"event\":\"click\",\"ts\":\"2026-11-22T10:00:01Z\",\"offer_id\":\"1\",\"aff_id\":\"a\"}\n\
              {\"event\":\"click\",\"ts\":\"bad\",\"offer_id\":\"1\",\"aff_id\":\"c\"}\n",
         );
-        let records = read_clicks(&log).unwrap();
+        let (records, _) = read_clicks(&log).unwrap();
         let affs: Vec<&str> = records.iter().map(|r| r.click.aff_id.as_str()).collect();
         assert_eq!(
             affs,
@@ -361,7 +384,7 @@ mod tests {
             "clicks.csv",
             "ts,offer_id,aff_id,ip\n2026-11-22T10:00:00Z,1,a,192.0.2.1\n",
         );
-        let records = read_clicks(&csv).unwrap();
+        let (records, _) = read_clicks(&csv).unwrap();
         assert_eq!(records[0].client.ip, "192.0.2.1".parse().ok());
 
         let empty = scratch("empty.log", "nothing here\n");
@@ -422,7 +445,8 @@ mod tests {
         let clicks = scratch(&format!("{name}.csv"), &traffic_csv(traffic));
         let config = validate(&config_file, Use::Replay).unwrap().config;
         let mut replay = Replay::new(&config, None, 0);
-        feed_all(&mut replay, read_clicks(&clicks).unwrap());
+        let (records, conversions) = read_clicks(&clicks).unwrap();
+        feed_all(&mut replay, records, conversions);
         for p in [config_file, clicks] {
             let _ = std::fs::remove_file(p);
         }
@@ -662,5 +686,48 @@ mod tests {
         assert!(e.1.starts_with("unknown column `colour`"), "{e:?}");
         let e = parse_clicks("offer_id,aff_id\n1,a\n").err().unwrap();
         assert_eq!(e, (1, "the header has no `ts` column".to_owned()));
+    }
+
+    #[test]
+    fn replay_recomputes_a_click_spam_share_from_the_logs_conversions() {
+        let config_file = scratch(
+            "spam.json",
+            r#"{"version": 1, "offers": [{"id": "1", "landing_url": "https://x.example/"}],
+                "rules": [{"id": "spam", "created_at": "2026-11-01", "scope": {"offers": ["1"]}, "level": "both",
+                           "strategy": {"filters": [{"type": "click_spam", "seconds": 7200, "percent": 50, "min": 2}]}}]}"#,
+        );
+        let conversion = |ts: &str, clicked: &str, reasons: &str| {
+            format!(
+                "{{\"event\":\"conversion\",\"ts\":\"{ts}\",\"status\":\"approved\",\"offer_id\":\"1\",\
+                 \"aff_id\":\"a\",\"click_ts\":\"{clicked}\",\"reasons\":[{reasons}]}}\n"
+            )
+        };
+        let click = |ts: &str| {
+            format!("{{\"event\":\"click\",\"ts\":\"{ts}\",\"offer_id\":\"1\",\"aff_id\":\"a\"}}\n")
+        };
+        // A click before any conversion, two conversions three hours after their clicks (one
+        // repeated as a duplicate, which counts once), then a click the share now declines.
+        let log = click("2026-11-22T10:00:00Z")
+            + &conversion("2026-11-22T10:00:01Z", "2026-11-22T07:00:00Z", "")
+            + &conversion("2026-11-22T10:00:02Z", "2026-11-22T07:00:00Z", "")
+            + &conversion(
+                "2026-11-22T10:00:03Z",
+                "2026-11-22T07:00:00Z",
+                r#"{"code":"duplicate_conversion","detail":"x"}"#,
+            )
+            + &click("2026-11-22T10:00:04Z");
+        let clicks = scratch("spam.log", &log);
+        let config = validate(&config_file, Use::Replay).unwrap().config;
+        let mut replay = Replay::new(&config, None, 0);
+        let (records, conversions) = read_clicks(&clicks).unwrap();
+        assert_eq!((records.len(), conversions.len()), (2, 3));
+        feed_all(&mut replay, records, conversions);
+        for p in [config_file, clicks] {
+            let _ = std::fs::remove_file(p);
+        }
+        // Judged: 1 of 1 (short of the minimum), 2 of 2, and the duplicate read at 2 of 2.
+        assert_eq!(replay.shares["click_spam"], (3, 2));
+        assert_eq!(replay.tally.by_reason.get("click_spam"), Some(&1));
+        assert_eq!(replay.tally.clicks, 2);
     }
 }

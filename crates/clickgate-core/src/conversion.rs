@@ -404,7 +404,7 @@ impl Judging {
                         bound,
                         tally: Tally::default(),
                     },
-                    code: f.kind.share_code(),
+                    code: measure.code(),
                     hit: measure.conversion_hit(ctit)?,
                     read: false,
                 })
@@ -443,7 +443,7 @@ impl Judging {
             seen.tally = t;
             check.read = true;
             if seen.exceeded() {
-                self.reasons.push((check.code, seen.describe()));
+                self.reasons.push((check.code, seen.to_json()));
             }
         }
     }
@@ -633,10 +633,16 @@ impl ConversionOutcome {
         if self.status == ConversionStatus::Invalid {
             body["message"] = json!(INVALID_MESSAGE);
         }
-        if let Some(shares) = j.shares_json() {
-            body["shares"] = serde_json::from_str(&shares).unwrap_or_default();
+        let mut text = body.to_string();
+        // Spliced in as text: the shares' decimals are written without floating point, which
+        // the Worker would otherwise format.
+        if let (Some(shares), Some(b'}')) = (j.shares_json(), text.as_bytes().last()) {
+            text.pop();
+            text.push_str(",\"shares\":");
+            text.push_str(&shares);
+            text.push('}');
         }
-        body.to_string()
+        text
     }
 
     /// The conversion's line in the decision log.

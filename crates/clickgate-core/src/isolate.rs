@@ -137,9 +137,6 @@ pub struct Answered {
 }
 
 /// Something the edge does for a click or a postback, because it needs the runtime.
-// A few per request, each moved straight into the edge's work: boxing a flush's batch would buy
-// nothing (as for `Flush` itself).
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Effect {
     /// A line for the log (stdout).

@@ -54,7 +54,7 @@ impl Judge for ClickSpam {
     /// A rule that also judges clicks gives the affiliate's clicks its points while the share of
     /// its conversions stays beyond the bound.
     fn judge_click(&self, seen: &Seen, points: u32) -> Result<Option<Hit>, Unavailable> {
-        judge_share(self, seen.counters.as_ref(), points)
+        judge_share(Self::NAME, self.share(), seen.counters.as_ref(), points)
     }
 
     fn share(&self) -> Option<(Measure, ShareBound)> {
@@ -69,6 +69,10 @@ mod tests {
     use crate::filters::Counters;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn judge(filter: &ClickSpam, counters: Option<&Counters>, points: u32) -> Result<Option<Hit>, Unavailable> {
+        judge_share(ClickSpam::NAME, filter.share(), counters, points)
+    }
 
     fn counted(hits: u32, total: u32) -> Counters {
         let mut shares = [None; MAX_SHARES];
@@ -106,20 +110,20 @@ mod tests {
 
     #[test]
     fn fires_above_its_share_and_not_at_or_below_it() {
-        let judge = |hits, total| judge_share(&SIXTY, Some(&counted(hits, total)), 100);
-        assert_eq!(judge(5, 10), Ok(None), "below");
-        assert_eq!(judge(6, 10), Ok(None), "at");
-        let hit = judge(7, 10).unwrap().unwrap();
+        let at = |hits, total| judge(&SIXTY, Some(&counted(hits, total)), 100);
+        assert_eq!(at(5, 10), Ok(None), "below");
+        assert_eq!(at(6, 10), Ok(None), "at");
+        let hit = at(7, 10).unwrap().unwrap();
         assert_eq!(hit.code, ReasonCode::ClickSpam);
-        assert_eq!(hit.matched, "share above 0.6");
-        assert_eq!(hit.value, "0.7 of 10 (7 over), bound 0.6, at least 10 in 24h");
-        assert_eq!(judge(9, 9), Ok(None), "short of its minimum");
+        assert_eq!(hit.matched, "share above 0.6 of at least 10 in 24h");
+        assert_eq!(hit.value, r#"{"share":0.7,"bound":0.6,"over":7,"of":10}"#);
+        assert_eq!(at(9, 9), Ok(None), "short of its minimum");
     }
 
     #[test]
     fn without_its_tally_it_cannot_say() {
-        assert_eq!(judge_share(&SIXTY, None, 100), Err(Unavailable));
+        assert_eq!(judge(&SIXTY, None, 100), Err(Unavailable));
         let other = Counters::default();
-        assert_eq!(judge_share(&SIXTY, Some(&other), 100), Err(Unavailable));
+        assert_eq!(judge(&SIXTY, Some(&other), 100), Err(Unavailable));
     }
 }

@@ -51,7 +51,7 @@ impl Judge for DatacenterVpn {
 
     fn judge_click(&self, seen: &Seen, points: u32) -> Result<Option<Hit>, Unavailable> {
         if self.share.is_some() {
-            return judge_share(self, seen.counters.as_ref(), points);
+            return judge_share(Self::NAME, self.share(), seen.counters.as_ref(), points);
         }
         self.single(seen, points)
     }
@@ -66,9 +66,6 @@ impl Judge for DatacenterVpn {
         self.single(seen, 0).ok().map(|hit| hit.is_some())
     }
 
-    fn share_code(&self) -> ReasonCode {
-        ReasonCode::ListedNetworkShare
-    }
 }
 
 impl DatacenterVpn {

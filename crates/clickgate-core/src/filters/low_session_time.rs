@@ -52,7 +52,7 @@ impl Judge for LowSessionTime {
 
     /// As `click_spam`: a rule that also judges clicks gives them its points while the share holds.
     fn judge_click(&self, seen: &Seen, points: u32) -> Result<Option<Hit>, Unavailable> {
-        judge_share(self, seen.counters.as_ref(), points)
+        judge_share(Self::NAME, self.share(), seen.counters.as_ref(), points)
     }
 
     fn share(&self) -> Option<(Measure, ShareBound)> {
@@ -67,6 +67,10 @@ mod tests {
     use crate::filters::Counters;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn judge(filter: &LowSessionTime, counters: Option<&Counters>, points: u32) -> Result<Option<Hit>, Unavailable> {
+        judge_share(LowSessionTime::NAME, filter.share(), counters, points)
+    }
 
     fn counted(hits: u32, total: u32) -> Counters {
         let mut shares = [None; MAX_SHARES];
@@ -86,16 +90,16 @@ mod tests {
 
     #[test]
     fn fires_above_its_share_and_not_at_or_below_it() {
-        let judge = |hits, total| judge_share(&DEFAULT, Some(&counted(hits, total)), 100);
-        assert_eq!(judge(9, 20), Ok(None), "below");
-        assert_eq!(judge(10, 20), Ok(None), "at");
-        let hit = judge(11, 20).unwrap().unwrap();
+        let at = |hits, total| judge(&DEFAULT, Some(&counted(hits, total)), 100);
+        assert_eq!(at(9, 20), Ok(None), "below");
+        assert_eq!(at(10, 20), Ok(None), "at");
+        let hit = at(11, 20).unwrap().unwrap();
         assert_eq!(hit.code, ReasonCode::LowSessionTime);
         assert_eq!(
             hit.value,
-            "0.55 of 20 (11 under), bound 0.5, at least 20 in 168h"
+            r#"{"share":0.55,"bound":0.5,"under":11,"of":20}"#
         );
-        assert_eq!(judge(19, 19), Ok(None), "short of its minimum");
-        assert_eq!(judge(20, 20).unwrap().unwrap().points, 100, "at its minimum");
+        assert_eq!(at(19, 19), Ok(None), "short of its minimum");
+        assert_eq!(at(20, 20).unwrap().unwrap().points, 100, "at its minimum");
     }
 }

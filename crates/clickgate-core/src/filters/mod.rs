@@ -170,34 +170,36 @@ pub trait Judge: Sized + Clone + PartialEq + Eq + Debug {
     fn share_hit(&self, _seen: &Seen) -> Option<bool> {
         None
     }
-
-    /// Its code when its share is beyond its bound.
-    fn share_code(&self) -> ReasonCode {
-        Self::CODES[0]
-    }
 }
 
 /// A share filter's judgement of a click or a conversion: a hit worth `points` while its tally is
-/// beyond its bound; `Err` when the tally could not be read.
-pub(crate) fn judge_share<J: Judge>(
-    filter: &J,
+/// beyond its bound; `Err` when the tally could not be read. Not generic over the filter: one copy
+/// serves them all.
+pub(crate) fn judge_share(
+    filter: &'static str,
+    share: Option<(Measure, ShareBound)>,
     counters: Option<&Counters>,
     points: u32,
 ) -> Result<Option<Hit>, Unavailable> {
-    let Some((measure, bound)) = filter.share() else {
+    let Some((measure, bound)) = share else {
         return Ok(None);
     };
     let tally = counters.and_then(|c| c.share(measure)).ok_or(Unavailable)?;
     let seen = ShareSeen {
-        filter: J::NAME,
+        filter,
         measure,
         bound,
         tally,
     };
     Ok(seen.exceeded().then(|| Hit {
-        code: filter.share_code(),
-        matched: format!("share above {}", share::thousandths(bound.percent * 10)),
-        value: seen.describe(),
+        code: measure.code(),
+        matched: format!(
+            "share above {} of at least {} in {}h",
+            share::thousandths(bound.percent * 10),
+            bound.min,
+            bound.window_hours
+        ),
+        value: seen.to_json(),
         points,
     }))
 }
@@ -313,11 +315,6 @@ macro_rules! filters {
                 }
             }
 
-            pub fn share_code(&self) -> ReasonCode {
-                match self {
-                    $(FilterKind::$variant(s) => s.share_code(),)*
-                }
-            }
         }
     };
 }

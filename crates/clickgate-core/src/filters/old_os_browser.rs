@@ -93,7 +93,7 @@ impl Judge for MinVersions {
 
     fn judge_click(&self, seen: &Seen, points: u32) -> Result<Option<Hit>, Unavailable> {
         if self.share.is_some() {
-            return judge_share(self, seen.counters.as_ref(), points);
+            return judge_share(Self::NAME, self.share(), seen.counters.as_ref(), points);
         }
         Ok(self.single(seen, points))
     }
@@ -107,9 +107,6 @@ impl Judge for MinVersions {
         Some(self.single(seen, 0).is_some())
     }
 
-    fn share_code(&self) -> ReasonCode {
-        ReasonCode::OldDeviceShare
-    }
 }
 
 impl MinVersions {
@@ -206,7 +203,7 @@ mod tests {
         assert_eq!(codes(&above), ["old_device_share"], "above");
         assert_eq!(
             above.reasons()[0].value,
-            "0.7 of 10 (7 old), bound 0.6, at least 10 in 24h"
+            r#"{"share":0.7,"bound":0.6,"old":7,"of":10}"#
         );
         assert_eq!(codes(&click(shared(9, 9))), Vec::<&str>::new(), "short of its minimum");
         // A current browser from an affiliate past the bound is judged on the share all the same.

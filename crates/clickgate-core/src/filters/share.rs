@@ -9,6 +9,7 @@
 use std::ops::RangeInclusive;
 
 use crate::filters::Settings;
+use crate::verdict::ReasonCode;
 
 /// The range of `percent`: a share of none or of all would judge everyone or no one.
 pub const PERCENT: RangeInclusive<u32> = 1..=99;
@@ -31,7 +32,7 @@ pub enum Measure {
 }
 
 impl Measure {
-    /// Its name in the store's keys and the wire: no `/`, so a key reads back.
+    /// Its name, hashed into the keys its counts are kept under (and read back in tests).
     pub fn tag(self) -> String {
         match self {
             Measure::CtitOver(s) => format!("over{s}"),
@@ -65,6 +66,16 @@ impl Measure {
             Measure::CtitUnder(_) => "under",
             Measure::OldDevices => "old",
             Measure::DatacenterVpn => "listed",
+        }
+    }
+
+    /// The code of a share filter beyond its bound: each measure is one filter's.
+    pub fn code(self) -> ReasonCode {
+        match self {
+            Measure::CtitOver(_) => ReasonCode::ClickSpam,
+            Measure::CtitUnder(_) => ReasonCode::LowSessionTime,
+            Measure::OldDevices => ReasonCode::OldDeviceShare,
+            Measure::DatacenterVpn => ReasonCode::ListedNetworkShare,
         }
     }
 
@@ -146,24 +157,8 @@ impl ShareSeen {
         self.bound.exceeded(self.tally)
     }
 
-    /// `0.62 of 77 (48 over), bound 0.5, at least 20 in 168h`: a reason's words.
-    pub fn describe(&self) -> String {
-        let Tally { total, hits } = self.tally;
-        let ShareBound {
-            percent,
-            min,
-            window_hours,
-        } = self.bound;
-        format!(
-            "{} of {total} ({hits} {}), bound {}, at least {min} in {window_hours}h",
-            thousandths(self.tally.permille()),
-            self.measure.hit_word(),
-            thousandths(percent * 10),
-        )
-    }
-
-    /// `{"share": 0.62, "bound": 0.5, "over": 48, "of": 77}`: the share in an answer or a log
-    /// line, its fractions written as decimals so they read back exactly.
+    /// `{"share": 0.62, "bound": 0.5, "over": 48, "of": 77}`: the share in an answer, a log line
+    /// or a reason's value, its fractions written as decimals so they read back exactly.
     pub fn to_json(&self) -> String {
         format!(
             r#"{{"share":{},"bound":{},"{}":{},"of":{}}}"#,
@@ -267,10 +262,6 @@ mod tests {
         );
         let v: serde_json::Value = serde_json::from_str(&seen.to_json()).unwrap();
         assert_eq!(v["share"], 0.623);
-        assert_eq!(
-            seen.describe(),
-            "0.623 of 77 (48 over), bound 0.5, at least 20 in 168h"
-        );
         assert_eq!(thousandths(1000), "1");
         assert_eq!(thousandths(0), "0");
         assert_eq!(thousandths(100), "0.1");

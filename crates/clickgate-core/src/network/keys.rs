@@ -8,7 +8,7 @@ use crate::click::{ClickParams, ClientInfo, Id};
 use crate::config::rules::Rule;
 use crate::config::Config;
 use crate::fault::Corrupt;
-use crate::filters::share::{Measure, Tally, MAX_SHARES};
+use crate::filters::share::{Measure, MAX_SHARES};
 use crate::filters::{Count, Seen};
 use crate::hll::hash64;
 use crate::report;
@@ -165,6 +165,19 @@ pub fn ip_hash(ip: &str) -> u64 {
     hash64(ip.as_bytes())
 }
 
+/// Where a share is counted: among the offer's per-IP histories, as two of them, its events and
+/// its hits, each under a hash of the measure's name in place of an IP's (an IP's hash is of its
+/// text, which is never a share's name). So a share is added, sent, applied exactly once, pruned
+/// and expired as a duplicate-IP count is, with no code of its own in the isolate, the wire or
+/// the object.
+pub fn share_keys(measure: Measure) -> (u64, u64) {
+    let tag = measure.tag();
+    (
+        hash64(format!("share/{tag}/events").as_bytes()),
+        hash64(format!("share/{tag}/hits").as_bytes()),
+    )
+}
+
 // ---------------------------------------------------------------------------------------------
 // Clicks per hour for one IP on one offer.
 
@@ -243,99 +256,6 @@ impl History {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Events and hits per hour for one share of one offer.
-
-/// (UTC hour since the epoch, events, hits), oldest first, one entry per hour that had events.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ShareHistory(pub(super) Vec<(u32, Tally)>);
-
-impl ShareHistory {
-    pub fn add(&mut self, hour: u32, tally: Tally) {
-        match self.0.binary_search_by_key(&hour, |(h, _)| *h) {
-            Ok(i) => self.0[i].1.add(tally),
-            Err(i) => self.0.insert(i, (hour, tally)),
-        }
-    }
-
-    /// The events in the `window` hours ending with `hour` (that hour included).
-    pub fn in_window(&self, hour: u32, window: u32) -> Tally {
-        let from = hour.saturating_sub(window.saturating_sub(1));
-        let mut sum = Tally::default();
-        for (_, t) in self
-            .0
-            .iter()
-            .rev()
-            .take_while(|(h, _)| *h >= from)
-            .filter(|(h, _)| *h <= hour)
-        {
-            sum.add(*t);
-        }
-        sum
-    }
-
-    /// Drops the hours no window can reach any more.
-    pub fn prune(&mut self, hour: u32) {
-        let keep_from = hour.saturating_sub(RETAIN_HOURS - 1);
-        self.0.retain(|(h, _)| *h >= keep_from);
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// `hour:events:hits,…`: what the object stores.
-    pub fn encode(&self) -> String {
-        let parts: Vec<String> = self
-            .0
-            .iter()
-            .map(|(h, t)| format!("{h}:{}:{}", t.total, t.hits))
-            .collect();
-        parts.join(",")
-    }
-
-    /// A history as the object stored it; text that does not read back is a runtime fault.
-    pub fn decode(text: &str) -> Result<ShareHistory, Corrupt> {
-        let mut history = ShareHistory::default();
-        for part in text.split(',').filter(|p| !p.is_empty()) {
-            let mut fields = part.split(':').map(str::parse::<u32>);
-            match (fields.next(), fields.next(), fields.next(), fields.next()) {
-                (Some(Ok(h)), Some(Ok(total)), Some(Ok(hits)), None) => {
-                    history.add(h, Tally { total, hits })
-                }
-                _ => {
-                    return Err(Corrupt::new(
-                        "share history",
-                        format!("'{part}' is not hour:events:hits"),
-                    ))
-                }
-            }
-        }
-        Ok(history)
-    }
-
-    pub(super) fn to_json(&self) -> Value {
-        Value::Array(
-            self.0
-                .iter()
-                .map(|(h, t)| json!([h, t.total, t.hits]))
-                .collect(),
-        )
-    }
-
-    pub(super) fn from_json(v: &Value) -> Result<ShareHistory, String> {
-        let mut history = ShareHistory::default();
-        for entry in v.as_array().ok_or("share history is not a list")? {
-            let tally = Tally {
-                total: u32_at(entry, 1)?,
-                hits: u32_at(entry, 2)?,
-            };
-            history.add(u32_at(entry, 0)?, tally);
-        }
-        Ok(history)
-    }
-}
-
 // The object's side.
 
 /// A key of the object's storage.
@@ -347,8 +267,6 @@ pub enum StoreKey {
     Ip(Id, u64),
     /// One offer's sub-ID sketch for one UTC day: `sub/{day}/{offer}`.
     Sub(Id, u32),
-    /// One share of one offer: `share/{measure}/{offer}`.
-    Share(Id, Measure),
     /// The network's flood day (see [`crate::flood`]).
     Flood,
     /// The network's report rows for one UTC hour: `report/{hour:08}`.
@@ -385,13 +303,6 @@ impl StoreKey {
                 .filter(|_| ip.len() == 16)?;
             return Some(StoreKey::Ip(Id::parse(offer).ok()?, ip));
         }
-        if let Some(rest) = key.strip_prefix("share/") {
-            let (measure, offer) = rest.split_once('/')?;
-            return Some(StoreKey::Share(
-                Id::parse(offer).ok()?,
-                Measure::parse(measure)?,
-            ));
-        }
         let (day, offer) = key.strip_prefix("sub/")?.split_once('/')?;
         Some(StoreKey::Sub(Id::parse(offer).ok()?, day.parse().ok()?))
     }
@@ -404,7 +315,6 @@ impl std::fmt::Display for StoreKey {
             StoreKey::Flood => f.write_str("flood"),
             StoreKey::Ip(offer, ip) => write!(f, "ip/{offer}/{ip:016x}"),
             StoreKey::Sub(offer, day) => write!(f, "sub/{day}/{offer}"),
-            StoreKey::Share(offer, measure) => write!(f, "share/{}/{offer}", measure.tag()),
             StoreKey::Report(hour) => f.write_str(&report::hour_key(*hour)),
             StoreKey::Explain(hour, nonce) => write!(f, "explain/{hour:08}/{nonce}"),
         }

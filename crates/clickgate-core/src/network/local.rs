@@ -32,8 +32,8 @@ use crate::rules::Counters;
 use crate::time::{utc_day, HOUR_MS, MINUTE_MS};
 use crate::token::NONCE_LEN;
 
-use super::keys::{clamp_u32, ClickKeys, History, ShareHistory};
-use super::wire::{Batch, IpDelta, Reply, ShareDelta, SubDelta};
+use super::keys::{clamp_u32, share_keys, ClickKeys, History};
+use super::wire::{Batch, IpDelta, Reply, SubDelta};
 use crate::filters::share::{Measure, Tally as ShareTally};
 
 // ---------------------------------------------------------------------------------------------
@@ -114,7 +114,6 @@ struct NetworkLocal {
     /// Counted here and not yet sent.
     pending_ips: HashMap<(Id, u64), History>,
     pending_subs: HashMap<(Id, u32), HyperLogLog>,
-    pending_shares: HashMap<(Id, Measure), ShareHistory>,
     /// Clicks and flagged clicks per minute, for the flood threshold.
     pending_flood: BTreeMap<u64, (u32, u32)>,
     thresholds: Thresholds,
@@ -130,10 +129,8 @@ struct NetworkLocal {
     in_flight: Option<(Batch, InFlight)>,
     /// The IP part of `in_flight`, by key, for the click path.
     in_flight_ips: HashMap<(Id, u64), History>,
-    in_flight_shares: HashMap<(Id, Measure), ShareHistory>,
     /// The object's last totals.
     known_ips: HashMap<(Id, u64), History>,
-    known_shares: HashMap<(Id, Measure), ShareHistory>,
     /// The object's last sketch merged with every sub ID seen here: merging is idempotent, so
     /// this is always the best estimate without tracking what was sent.
     view_subs: HashMap<(Id, u32), (HyperLogLog, u32)>,
@@ -149,37 +146,41 @@ struct NetworkLocal {
 }
 
 impl NetworkLocal {
-    /// Adds an event toward a share (`hit`: whether it is one of its hits; `None`: it only
-    /// reads) and answers the share over `window` hours: the object's last totals, the batch out
-    /// and what waits to be sent.
+    /// Adds an event toward a share of `offer` (`hit`: whether it is one of its hits; `None`: it
+    /// only reads) and answers the share over `window` hours: the object's last totals, the batch
+    /// out and what waits to be sent, as for an IP (see [`share_keys`]).
     fn share(
         &mut self,
-        key: (Id, Measure),
+        offer: &Id,
+        measure: Measure,
         hour: u32,
         hit: Option<bool>,
         window: u32,
     ) -> ShareTally {
-        if let Some(hit) = hit {
-            let one = ShareTally {
-                total: 1,
-                hits: u32::from(hit),
-            };
-            self.pending_shares
-                .entry(key.clone())
+        let (events, hits) = share_keys(measure);
+        let mut add = |key: u64, n: u32| {
+            self.pending_ips
+                .entry((offer.clone(), key))
                 .or_default()
-                .add(hour, one);
+                .add(hour, n);
+        };
+        // Both keys go out with every event, a miss adding 0 hits: an answer is the totals of
+        // the batch's keys, so this isolate hears of the others' hits too.
+        if let Some(hit) = hit {
+            add(events, 1);
+            add(hits, u32::from(hit));
         }
-        let mut tally = ShareTally::default();
-        for held in [
-            &self.known_shares,
-            &self.in_flight_shares,
-            &self.pending_shares,
-        ] {
-            if let Some(h) = held.get(&key) {
-                tally.add(h.in_window(hour, window));
-            }
+        let sum = |key: u64| {
+            let key = (offer.clone(), key);
+            [&self.known_ips, &self.in_flight_ips, &self.pending_ips]
+                .iter()
+                .filter_map(|m| m.get(&key))
+                .fold(0u32, |n, h| n.saturating_add(h.in_window(hour, window)))
+        };
+        ShareTally {
+            total: sum(events),
+            hits: sum(hits),
         }
-        tally
     }
 
     fn count_flood(&mut self, thresholds: Thresholds, flagged: bool, now_ms: u64) {
@@ -211,7 +212,6 @@ impl NetworkLocal {
             && self.pending_since_ms.is_none()
             && self.pending_ips.is_empty()
             && self.pending_subs.is_empty()
-            && self.pending_shares.is_empty()
             && self.pending_flood.is_empty()
             && self.pending_report.is_empty()
             && self.pending_explain.is_empty()
@@ -574,12 +574,15 @@ impl LocalCounts {
             .zip(&mut counters.shares)
         {
             let Some(need) = need else { continue };
-            let key = (keys.offer.clone(), need.measure);
             let added = hit.filter(|_| adds);
-            *slot = Some((
+            let tally = net.share(
+                &keys.offer,
                 need.measure,
-                net.share(key, keys.hour, added, need.window_hours),
-            ));
+                keys.hour,
+                added,
+                need.window_hours,
+            );
+            *slot = Some((need.measure, tally));
         }
         if adds && net.pending_since_ms.is_none() {
             net.pending_since_ms = Some(now_ms);
@@ -605,7 +608,7 @@ impl LocalCounts {
         let hit = hit.filter(|_| self.has_room(network));
         let net = self.touch(network, now_ms);
         let hour = (now_ms / HOUR_MS) as u32;
-        let tally = net.share((offer.clone(), measure), hour, hit, window_hours);
+        let tally = net.share(offer, measure, hour, hit, window_hours);
         if hit.is_some() {
             net.pending_since_ms.get_or_insert(now_ms);
         }
@@ -718,7 +721,6 @@ impl LocalCounts {
         };
         let keys = net.pending_ips.len()
             + net.pending_subs.len()
-            + net.pending_shares.len()
             + net.pending_flood.len()
             + net
                 .pending_report
@@ -732,7 +734,6 @@ impl LocalCounts {
             return arm(&mut net.timer_due_ms, now_ms, due - now_ms);
         }
         net.in_flight_ips = std::mem::take(&mut net.pending_ips);
-        net.in_flight_shares = std::mem::take(&mut net.pending_shares);
         let mut batch = Batch {
             isolate: net.name,
             seq: 0,
@@ -745,18 +746,6 @@ impl LocalCounts {
                         ip: *ip,
                         hour,
                         clicks,
-                    })
-                })
-                .collect(),
-            shares: net
-                .in_flight_shares
-                .iter()
-                .flat_map(|((offer, measure), h)| {
-                    h.0.iter().map(move |&(hour, tally)| ShareDelta {
-                        offer: offer.clone(),
-                        measure: *measure,
-                        hour,
-                        tally,
                     })
                 })
                 .collect(),
@@ -830,7 +819,6 @@ impl LocalCounts {
         self.unsent = self.unsent.saturating_sub(u64::from(units));
         net.in_flight = None;
         net.in_flight_ips.clear();
-        net.in_flight_shares.clear();
         net.forgotten = false;
         net.block = reply.block.clone();
         if net.known_ips.len() + reply.ips.len() > MAX_KNOWN_KEYS {
@@ -838,12 +826,6 @@ impl LocalCounts {
         }
         for (offer, ip, history) in reply.ips {
             net.known_ips.insert((offer, ip), history);
-        }
-        if net.known_shares.len() + reply.shares.len() > MAX_KNOWN_KEYS {
-            net.known_shares.clear();
-        }
-        for (offer, measure, history) in reply.shares {
-            net.known_shares.insert((offer, measure), history);
         }
         let today = utc_day(now_ms);
         net.view_subs.retain(|(_, day), _| *day >= today);
@@ -872,7 +854,6 @@ impl LocalCounts {
                 let units = state.units;
                 net.in_flight = None;
                 net.in_flight_ips.clear();
-                net.in_flight_shares.clear();
                 net.name = fresh;
                 net.next_seq = 0;
                 self.evictions += 1;
@@ -1356,14 +1337,23 @@ mod tests {
         let Flush::Send(b) = local.wake(&net, T0 + 1_000) else {
             panic!("due")
         };
-        assert_eq!(b.shares.len(), 1, "one hour of one share");
+        assert_eq!(
+            b.ips.len(),
+            2,
+            "the share's events and its hits, one hour each"
+        );
         let reply = objects.apply(&b, T0 + 1_000);
         // The answer lost, the batch sent again: the object counts it once.
         let again = objects.apply(&b, T0 + 2_000);
         assert!(again.duplicate);
-        assert_eq!(again.shares, reply.shares);
-        let stored = &objects.0[&net]["share/over3600/1"];
-        assert_eq!(stored, &format!("{}:3:2", T0 / HOUR_MS));
+        assert_eq!(again.ips, reply.ips);
+        let (events, hits) = share_keys(over);
+        let stored = |key: u64| objects.0[&net][&format!("ip/1/{key:016x}")].clone();
+        let hour = T0 / HOUR_MS;
+        assert_eq!(
+            (stored(events), stored(hits)),
+            (format!("{hour}:3"), format!("{hour}:2"))
+        );
         local.acked(&net, b.seq, reply, T0 + 2_000);
         // What the isolate knows now is the object's total, not the batch out added twice.
         let t = local.record_share(&net, &offer, over, Some(true), 24, T0 + 3_000);

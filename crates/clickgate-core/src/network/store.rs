@@ -18,7 +18,7 @@ use crate::rules::Counters;
 use crate::time::{rfc3339_ms, utc_day, HOUR_MS};
 
 use super::click_ids::uses;
-use super::keys::{clamp_u32, u32_at, ClickKeys, History, ShareHistory, StoreKey, RETAIN_HOURS};
+use super::keys::{clamp_u32, share_keys, u32_at, ClickKeys, History, StoreKey, RETAIN_HOURS};
 use super::wire::{decode_sketch, hex_u64, Batch, ConversionUse, Reply};
 use crate::filters::share::{Measure, Tally as ShareTally};
 
@@ -58,7 +58,6 @@ pub struct NetworkCounts {
     seen: BTreeMap<u64, Seen>,
     pub(super) ips: HashMap<(Id, u64), History>,
     subs: HashMap<(Id, u32), HyperLogLog>,
-    pub(super) shares: HashMap<(Id, Measure), ShareHistory>,
     flood: Option<FloodState>,
     reports: HashMap<u32, HourRows>,
     /// Decisions to keep, by their explain key.
@@ -95,10 +94,6 @@ impl NetworkCounts {
             StoreKey::Sub(offer, day) => {
                 let sketch = decode_sketch(value).map_err(|e| Corrupt::new("sub-ID sketch", e))?;
                 self.subs.insert((offer, day), sketch);
-            }
-            StoreKey::Share(offer, measure) => {
-                self.shares
-                    .insert((offer, measure), ShareHistory::decode(value)?);
             }
             StoreKey::Flood => self.flood = Some(FloodState::decode(value)?),
             StoreKey::Report(hour) => {
@@ -142,24 +137,6 @@ impl NetworkCounts {
                 self.changed.insert(StoreKey::Sub(d.offer.clone(), d.day));
             }
             reply.subs.push((key.0, key.1, sketch.clone()));
-        }
-        for d in &batch.shares {
-            let key = (d.offer.clone(), d.measure);
-            let history = self.shares.entry(key.clone()).or_default();
-            if fresh {
-                history.add(d.hour, d.tally);
-                history.prune(hour);
-                self.changed
-                    .insert(StoreKey::Share(d.offer.clone(), d.measure));
-            }
-            // A batch may carry a key's several hours: its totals are answered once.
-            if !reply
-                .shares
-                .iter()
-                .any(|(o, m, _)| (o, *m) == (&key.0, key.1))
-            {
-                reply.shares.push((key.0, key.1, history.clone()));
-            }
         }
         let flood = self.flood.get_or_insert_with(|| FloodState::new(now_ms));
         let mut outcomes = vec![flood.step(Event::Tick, &batch.thresholds, now_ms)];
@@ -264,11 +241,6 @@ impl NetworkCounts {
                         .subs
                         .get(&(offer.clone(), *day))
                         .map(|s| B64.encode(s.to_bytes())),
-                    StoreKey::Share(offer, measure) => self
-                        .shares
-                        .get(&(offer.clone(), *measure))
-                        .filter(|h| !h.is_empty())
-                        .map(ShareHistory::encode),
                     StoreKey::Report(hour) => self.reports.get(hour).map(HourRows::encode),
                     StoreKey::Explain(..) => None,
                 };
@@ -306,16 +278,14 @@ impl NetworkCounts {
         {
             let Some(need) = need else { continue };
             let added = hit.filter(|_| keys.adds);
-            *slot = Some((
+            let tally = self.count_share(
+                &keys.offer,
                 need.measure,
-                self.count_share(
-                    &keys.offer,
-                    need.measure,
-                    keys.hour,
-                    added,
-                    need.window_hours,
-                ),
-            ));
+                keys.hour,
+                added,
+                need.window_hours,
+            );
+            *slot = Some((need.measure, tally));
         }
         counters
     }
@@ -331,18 +301,19 @@ impl NetworkCounts {
         hit: Option<bool>,
         window_hours: u32,
     ) -> ShareTally {
-        let history = self.shares.entry((offer.clone(), measure)).or_default();
-        if let Some(hit) = hit {
-            history.add(
-                hour,
-                ShareTally {
-                    total: 1,
-                    hits: u32::from(hit),
-                },
-            );
-            history.prune(hour);
+        let (events, hits) = share_keys(measure);
+        let mut count = |key: u64, n: Option<u32>| {
+            let history = self.ips.entry((offer.clone(), key)).or_default();
+            if let Some(n) = n {
+                history.add(hour, n);
+                history.prune(hour);
+            }
+            history.in_window(hour, window_hours)
+        };
+        ShareTally {
+            total: count(events, hit.map(|_| 1)),
+            hits: count(hits, hit.map(u32::from)),
         }
-        history.in_window(hour, window_hours)
     }
 
     /// Keys whose data no window reaches any more: sub-ID days before today, IP histories that are
@@ -367,10 +338,6 @@ impl NetworkCounts {
             }
             Some(StoreKey::Sub(_, day)) => day < utc_day(now_ms),
             Some(StoreKey::Ip(..)) => History::decode(value).map_or(true, |mut h| {
-                h.prune((now_ms / HOUR_MS) as u32);
-                h.is_empty()
-            }),
-            Some(StoreKey::Share(..)) => ShareHistory::decode(value).map_or(true, |mut h| {
                 h.prune((now_ms / HOUR_MS) as u32);
                 h.is_empty()
             }),

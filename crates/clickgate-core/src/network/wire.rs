@@ -37,8 +37,7 @@ use crate::signing::ReplayAnswer;
 
 use super::click_ids::MAX_BATCH;
 use super::home::{self, Space};
-use super::keys::{u32_at, History, ShareHistory, StoreKey};
-use crate::filters::share::{Measure, Tally as ShareTally};
+use super::keys::{u32_at, History, StoreKey};
 
 /// The one method the object serves.
 pub const METHOD: &str = "POST";
@@ -464,9 +463,6 @@ pub struct Batch {
     pub seq: u64,
     pub ips: Vec<IpDelta>,
     pub subs: Vec<SubDelta>,
-    /// Events and hits toward the share filters (absent from the JSON when there are none, so a
-    /// batch without them reads as it did before they were counted).
-    pub shares: Vec<ShareDelta>,
     /// Clicks and flagged clicks per UTC minute (minutes since the epoch), for the flood threshold.
     pub flood: Vec<(u64, u32, u32)>,
     /// The network's flood thresholds as the sending isolate's config has them.
@@ -494,14 +490,6 @@ pub struct SubDelta {
     pub sketch: HyperLogLog,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShareDelta {
-    pub offer: Id,
-    pub measure: Measure,
-    pub hour: u32,
-    pub tally: ShareTally,
-}
-
 /// The object's answer: the totals for every key of the batch, the batch included, and the
 /// network's flood block, if one is in force.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -509,13 +497,12 @@ pub struct Reply {
     pub duplicate: bool,
     pub ips: Vec<(Id, u64, History)>,
     pub subs: Vec<(Id, u32, HyperLogLog)>,
-    pub shares: Vec<(Id, Measure, ShareHistory)>,
     pub block: Option<FloodBlock>,
 }
 
 impl Batch {
     pub fn to_json(&self) -> String {
-        let mut v = json!({
+        json!({
             "isolate": format!("{:016x}", self.isolate),
             "seq": self.seq,
             "ips": self.ips.iter().map(|d| json!([d.offer.as_str(), format!("{:016x}", d.ip), d.hour, d.clicks])).collect::<Vec<_>>(),
@@ -525,23 +512,8 @@ impl Batch {
             "network": self.network.as_str(),
             "report": self.report.iter().map(|(k, t)| json!([k.hour, k.advertiser, k.offer, t.to_wire()])).collect::<Vec<_>>(),
             "explain": self.explain,
-        });
-        if !self.shares.is_empty() {
-            v["shares"] = self
-                .shares
-                .iter()
-                .map(|d| {
-                    json!([
-                        d.offer.as_str(),
-                        d.measure.tag(),
-                        d.hour,
-                        d.tally.total,
-                        d.tally.hits
-                    ])
-                })
-                .collect();
-        }
-        v.to_string()
+        })
+        .to_string()
     }
 
     /// Reads a batch sent to the object. Anything malformed is refused whole: a half-applied batch
@@ -578,27 +550,6 @@ impl Batch {
             })()
             .map_err(|e| format!("subs[{i}]: {e}"))?;
             subs.push(delta);
-        }
-        let mut shares = Vec::new();
-        for (i, d) in optional_list(&v, "shares")?.iter().enumerate() {
-            let delta = (|| {
-                let measure = d
-                    .get(1)
-                    .and_then(Value::as_str)
-                    .and_then(Measure::parse)
-                    .ok_or("a measure")?;
-                Ok::<_, String>(ShareDelta {
-                    offer: id_at(d, 0)?,
-                    measure,
-                    hour: u32_at(d, 2)?,
-                    tally: ShareTally {
-                        total: u32_at(d, 3)?,
-                        hits: u32_at(d, 4)?,
-                    },
-                })
-            })()
-            .map_err(|e| format!("shares[{i}]: {e}"))?;
-            shares.push(delta);
         }
         let mut flood = Vec::new();
         for (i, d) in list(&v, "flood")?.iter().enumerate() {
@@ -650,7 +601,6 @@ impl Batch {
             seq,
             ips,
             subs,
-            shares,
             flood,
             thresholds,
             network,
@@ -669,11 +619,6 @@ impl Batch {
                     .iter()
                     .map(|d| StoreKey::Sub(d.offer.clone(), d.day)),
             )
-            .chain(
-                self.shares
-                    .iter()
-                    .map(|d| StoreKey::Share(d.offer.clone(), d.measure)),
-            )
             .chain(self.report.iter().map(|(k, _)| StoreKey::Report(k.hour)))
             .chain(
                 self.explain
@@ -690,7 +635,6 @@ impl Batch {
     pub(super) fn is_empty(&self) -> bool {
         self.ips.is_empty()
             && self.subs.is_empty()
-            && self.shares.is_empty()
             && self.flood.is_empty()
             && self.report.is_empty()
             && self.explain.is_empty()
@@ -699,20 +643,13 @@ impl Batch {
 
 impl Reply {
     pub fn to_json(&self) -> String {
-        let mut v = json!({
+        json!({
             "duplicate": self.duplicate,
             "ips": self.ips.iter().map(|(o, ip, h)| json!([o.as_str(), format!("{ip:016x}"), h.to_json()])).collect::<Vec<_>>(),
             "subs": self.subs.iter().map(|(o, day, s)| json!([o.as_str(), day, B64.encode(s.to_bytes())])).collect::<Vec<_>>(),
             "block": self.block.as_ref().map(|b| json!([b.until_ms, b.cause.as_str(), b.detail])),
-        });
-        if !self.shares.is_empty() {
-            v["shares"] = self
-                .shares
-                .iter()
-                .map(|(o, m, h)| json!([o.as_str(), m.tag(), h.to_json()]))
-                .collect();
-        }
-        v.to_string()
+        })
+        .to_string()
     }
 
     /// The object's answer to a batch; one that does not read back is a runtime fault.
@@ -740,19 +677,6 @@ impl Reply {
                     .map_err(|e| format!("subs[{i}]: {e}"))?;
             reply.subs.push(entry);
         }
-        for (i, d) in optional_list(&v, "shares")?.iter().enumerate() {
-            let entry = (|| {
-                let measure = d
-                    .get(1)
-                    .and_then(Value::as_str)
-                    .and_then(Measure::parse)
-                    .ok_or("a measure")?;
-                let history = ShareHistory::from_json(d.get(2).unwrap_or(&Value::Null))?;
-                Ok::<_, String>((id_at(d, 0)?, measure, history))
-            })()
-            .map_err(|e| format!("shares[{i}]: {e}"))?;
-            reply.shares.push(entry);
-        }
         if let Some(b) = v.get("block").filter(|b| !b.is_null()) {
             reply.block = Some(FloodBlock {
                 until_ms: b.get(0).and_then(Value::as_u64).ok_or("block: until")?,
@@ -765,14 +689,6 @@ impl Reply {
             });
         }
         Ok(reply)
-    }
-}
-
-/// A list that may be absent (empty), as a field added later is from a sender that predates it.
-fn optional_list<'a>(v: &'a Value, field: &str) -> Result<&'a [Value], String> {
-    match v.get(field) {
-        None => Ok(&[]),
-        Some(_) => list(v, field).map(Vec::as_slice),
     }
 }
 
@@ -1082,7 +998,6 @@ pub(crate) mod tests {
                 clicks,
             }],
             subs: vec![],
-            shares: vec![],
             flood: vec![],
             thresholds: Thresholds::default(),
             network: id("net-1"),
@@ -1127,7 +1042,6 @@ pub(crate) mod tests {
             duplicate: true,
             ips: vec![(id("1"), 7, History(vec![(1, 2)]))],
             subs: vec![(id("1"), 20_000, sketch)],
-            shares: vec![],
             block: Some(FloodBlock {
                 until_ms: 86_400_000,
                 cause: FloodCause::PerMinute,
