@@ -960,4 +960,27 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn a_rule_counting_more_shares_than_a_click_holds_is_refused() {
+        let doc = |filters: &str| {
+            format!(
+                r#"{{"version": 1, "offers": [{{"id": "1", "landing_url": "https://x.example/"}}],
+                    "rules": [{{"id": "r", "created_at": "2026-11-01", "scope": {{"offers": ["1"]}},
+                               "strategy": {{"filters": [{filters}]}}}}]}}"#
+            )
+        };
+        let four = r#"{"type": "click_spam"}, {"type": "low_session_time"},
+            {"type": "old_os_browser", "share": {}}, {"type": "datacenter_vpn", "share": {}}"#;
+        assert!(crate::config::Config::compile(&doc(four)).is_ok());
+        // The same measure twice is one share.
+        let same = format!(r#"{four}, {{"type": "click_spam", "points": 10}}"#);
+        assert!(crate::config::Config::compile(&doc(&same)).is_ok());
+        let five = format!(r#"{four}, {{"type": "click_spam", "seconds": 7200}}"#);
+        let errors = crate::config::Config::compile(&doc(&five)).unwrap_err();
+        assert_eq!(
+            errors[0].to_string(),
+            "rules[0].strategy.filters: may count at most 4 different shares"
+        );
+    }
 }
