@@ -155,6 +155,7 @@ fn decided_with(
     let counters = Some(Counters {
         ip_clicks: 1,
         distinct_sub_ids: 1,
+        ..Counters::default()
     });
     decide(
         config,

@@ -2,9 +2,11 @@
 
 use std::time::Duration;
 
+use clickgate_core::token::TokenKey;
+
 use crate::{
-    demo, demo_with, push_ok,
-    support::{tid_of, Worker},
+    demo, demo_with, open_token, push_ok,
+    support::{self, tid_of, Worker},
     BROWSER,
 };
 
@@ -264,4 +266,79 @@ fn a_third_party_rejection_turns_the_clicks_later_conversion_invalid() {
         [&true.into(), &serde_json::Value::from(false)],
         "{rejections:?}"
     );
+}
+
+/// The click's transaction id as if the click had come `ago_ms` earlier: the id carries its
+/// click's time, so the Worker judges the postback as that long after it, and no test waits.
+fn clicked_earlier(tid: &str, ago_ms: u64) -> String {
+    let key = TokenKey::new(support::SECRET.as_bytes()).unwrap();
+    let mut click = open_token(tid);
+    click.issued_ms -= ago_ms;
+    click.seal(&key)
+}
+
+#[test]
+fn an_affiliate_whose_postbacks_all_arrive_after_two_hours_is_declined_as_click_spam() {
+    let w = Worker::start(&[("CONFIG_REFRESH_SECONDS", "1")]);
+    let rules = serde_json::json!([{
+        "id": "spam", "created_at": "2026-11-01T00:00:00Z", "scope": {"offers": ["1001"]}, "level": "both",
+        "strategy": {"filters": [{"type": "click_spam", "seconds": 7200, "percent": 60, "min": 3}]}
+    }]);
+    push_ok(
+        &w,
+        &demo_with(&w, "spam.json", rules, serde_json::json!({})),
+    );
+    let click = |aff: &str| {
+        w.get(
+            &format!("/c?offer_id=1001&aff_id={aff}"),
+            &[("cf-connecting-ip", "192.0.2.70"), ("user-agent", BROWSER)],
+        )
+    };
+    let late = |aff: &str| {
+        let r = click(aff);
+        assert_eq!(r.status, 302, "{}", r.body);
+        clicked_earlier(tid_of(r.header("location").unwrap()), 3 * 3_600_000)
+    };
+    let postback = |tid: &str| w.get(&format!("/postback?transaction_id={tid}"), &[]);
+    // The rule is in force once a postback's answer names the share: that is the first counted.
+    let first = w
+        .wait_for(Duration::from_secs(15), || {
+            let r = postback(&late("net-7"));
+            r.json().get("shares").is_some().then_some(r)
+        })
+        .expect("the click spam rule never took effect");
+    assert_eq!(
+        first.json()["status"],
+        "approved",
+        "one of three: {}",
+        first.body
+    );
+    let second = postback(&late("net-7"));
+    assert_eq!(
+        second.json()["status"],
+        "approved",
+        "two of three: {}",
+        second.body
+    );
+    let third = postback(&late("net-7"));
+    assert_eq!(third.json()["status"], "invalid", "{}", third.body);
+    assert_eq!(third.json()["reasons"], serde_json::json!(["click_spam"]));
+    assert_eq!(
+        third.json()["shares"]["click_spam"],
+        serde_json::json!({"share": 1, "bound": 0.6, "over": 3, "of": 3})
+    );
+    // The rule judges clicks too: the affiliate's next click is declined while the share holds,
+    // another affiliate's is not.
+    assert_ne!(click("net-7").status, 302);
+    assert_eq!(click("net-9").status, 302);
+    let line = w
+        .wait_for(Duration::from_secs(5), || {
+            w.events("conversion")
+                .into_iter()
+                .find(|e| e["status"] == "invalid")
+        })
+        .expect("the invalid conversion's line");
+    assert_eq!(line["reasons"][0]["code"], "click_spam");
+    assert_eq!(line["shares"]["click_spam"]["over"], 3);
+    assert!(line["click_to_conversion_seconds"].as_u64().unwrap() >= 3 * 3600);
 }

@@ -7,7 +7,7 @@ use clickgate_core::flood::FloodMode;
 use clickgate_core::log::LogClean;
 use clickgate_core::whatif::{
     csv_header, from_csv_fields, from_log_record, least, sampled_note, unread_columns, Recorded,
-    Replay,
+    RecordedConversion, Replay,
 };
 use serde_json::Value;
 
@@ -27,13 +27,14 @@ pub fn replay(a: &ReplayArgs) -> Result<(), Failure> {
         .transpose()?;
     let Clicks {
         records,
+        conversions,
         skipped,
         log,
         ..
     } = read_clicks(&a.clicks)?;
 
     let mut replay = Replay::new(&config, against.as_ref(), a.changes);
-    feed_all(&mut replay, records);
+    feed_all(&mut replay, records, conversions);
     if !skipped.is_empty() {
         println!(
             "lines dropped (could not be read, not replayed): {}",
@@ -59,7 +60,8 @@ pub fn replay(a: &ReplayArgs) -> Result<(), Failure> {
 const NAMED: usize = 5;
 
 /// Reads a click file whole and sorts it by time: the duplicate-IP and sub-ID counts are only right
-/// in time order, and log shippers do not always keep it. Every line that should have held a click
+/// in time order, and log shippers do not always keep it (the log's conversion lines, which the
+/// share filters count, are sorted too). Every line that should have held a click
 /// and could not be read is counted, the first few named with their line numbers; lines of text
 /// among the records (wrangler's own output) are counted once.
 fn read_clicks(path: &Path) -> Result<Clicks, Failure> {
@@ -90,6 +92,7 @@ fn read_clicks(path: &Path) -> Result<Clicks, Failure> {
         return Err(Failure::Io(format!("{name}: no clicks found")));
     }
     clicks.records.sort_by_key(|r| r.at_ms);
+    clicks.conversions.sort_by_key(|c| c.at_ms);
     Ok(clicks)
 }
 
@@ -97,6 +100,8 @@ fn read_clicks(path: &Path) -> Result<Clicks, Failure> {
 #[derive(Default)]
 struct Clicks {
     records: Vec<Recorded>,
+    /// The log's conversion lines (a CSV file has none).
+    conversions: Vec<RecordedConversion>,
     /// The lines that should have held a click and could not be read: (line number, why).
     skipped: Vec<(u64, String)>,
     /// Lines of text among JSON records: the first one's number, and how many.
@@ -144,6 +149,7 @@ fn parse_records(text: &str) -> Clicks {
                 let read = from_log_record(&value);
                 clicks.log = least(clicks.log, read.log);
                 clicks.records.extend(read.clicks);
+                clicks.conversions.extend(read.conversions);
                 clicks
                     .skipped
                     .extend(read.problems.into_iter().map(|e| (line, e)));
@@ -301,14 +307,22 @@ fn count_quotes(bytes: &[u8]) -> usize {
     bytes.iter().filter(|b| **b == b'"').count()
 }
 
-/// Replays every click, with progress on stderr for long logs, and closes the last minute.
-fn feed_all(replay: &mut Replay, records: Vec<Recorded>) {
+/// Replays every click, each after the conversions logged before it, with progress on stderr for
+/// long logs, and closes the last minute.
+fn feed_all(replay: &mut Replay, records: Vec<Recorded>, conversions: Vec<RecordedConversion>) {
     let total = records.len();
+    let mut conversions = conversions.into_iter().peekable();
     for (i, r) in records.into_iter().enumerate() {
+        while let Some(c) = conversions.next_if(|c| c.at_ms <= r.at_ms) {
+            replay.feed_conversion(&c);
+        }
         replay.feed(r);
         if (i as u64 + 1) % PROGRESS_LINES == 0 {
             eprintln!("replayed {} of {total} clicks", i + 1);
         }
+    }
+    for c in conversions {
+        replay.feed_conversion(&c);
     }
     replay.finish();
 }
@@ -351,6 +365,12 @@ fn print_report(replay: &Replay, compared: bool) {
         }
         if rows.len() > 25 {
             println!("  ... and {} more", rows.len() - 25);
+        }
+    }
+    if !replay.shares.is_empty() {
+        println!("\nshares recomputed from the log's conversions (conversions judged, beyond the bound):");
+        for (filter, (judged, beyond)) in &replay.shares {
+            println!("  {filter:<20} {judged:>10} {beyond:>10}");
         }
     }
     println!();
@@ -523,7 +543,8 @@ mod tests {
         let clicks = scratch(&format!("{name}.csv"), &traffic_csv(traffic));
         let config = validate(&config_file, Use::Replay).unwrap().config;
         let mut replay = Replay::new(&config, None, 0);
-        feed_all(&mut replay, read_clicks(&clicks).unwrap().records);
+        let read = read_clicks(&clicks).unwrap();
+        feed_all(&mut replay, read.records, read.conversions);
         for p in [config_file, clicks] {
             let _ = std::fs::remove_file(p);
         }
@@ -943,5 +964,48 @@ mod tests {
         for p in [config, clicks] {
             let _ = std::fs::remove_file(p);
         }
+    }
+
+    #[test]
+    fn replay_recomputes_a_click_spam_share_from_the_logs_conversions() {
+        let config_file = scratch(
+            "spam.json",
+            r#"{"version": 1, "offers": [{"id": "1", "landing_url": "https://x.example/"}],
+                "rules": [{"id": "spam", "created_at": "2026-11-01", "scope": {"offers": ["1"]}, "level": "both",
+                           "strategy": {"filters": [{"type": "click_spam", "seconds": 7200, "percent": 50, "min": 2}]}}]}"#,
+        );
+        let conversion = |ts: &str, clicked: &str, reasons: &str| {
+            format!(
+                "{{\"event\":\"conversion\",\"ts\":\"{ts}\",\"status\":\"approved\",\"offer_id\":\"1\",\
+                 \"aff_id\":\"a\",\"click_ts\":\"{clicked}\",\"reasons\":[{reasons}]}}\n"
+            )
+        };
+        let click = |ts: &str| {
+            format!("{{\"event\":\"click\",\"ts\":\"{ts}\",\"offer_id\":\"1\",\"aff_id\":\"a\"}}\n")
+        };
+        // A click before any conversion, two conversions three hours after their clicks (one
+        // repeated as a duplicate, which counts once), then a click the share now declines.
+        let log = click("2026-11-22T10:00:00Z")
+            + &conversion("2026-11-22T10:00:01Z", "2026-11-22T07:00:00Z", "")
+            + &conversion("2026-11-22T10:00:02Z", "2026-11-22T07:00:00Z", "")
+            + &conversion(
+                "2026-11-22T10:00:03Z",
+                "2026-11-22T07:00:00Z",
+                r#"{"code":"duplicate_conversion","detail":"x"}"#,
+            )
+            + &click("2026-11-22T10:00:04Z");
+        let clicks = scratch("spam.log", &log);
+        let config = validate(&config_file, Use::Replay).unwrap().config;
+        let mut replay = Replay::new(&config, None, 0);
+        let read = read_clicks(&clicks).unwrap();
+        assert_eq!((read.records.len(), read.conversions.len()), (2, 3));
+        feed_all(&mut replay, read.records, read.conversions);
+        for p in [config_file, clicks] {
+            let _ = std::fs::remove_file(p);
+        }
+        // Judged: 1 of 1 (short of the minimum), 2 of 2, and the duplicate read at 2 of 2.
+        assert_eq!(replay.shares["click_spam"], (3, 2));
+        assert_eq!(replay.tally.by_reason.get("click_spam"), Some(&1));
+        assert_eq!(replay.tally.clicks, 2);
     }
 }

@@ -9,6 +9,9 @@
 //! - `min_click_to_conversion` / `max_click_to_conversion`: the time from click to conversion is
 //!   outside the window of the rule that judges the offer's conversions (level `conversion` or
 //!   `both`);
+//! - `click_spam` / `low_session_time`: the share of the offer and affiliate's recent conversions
+//!   this long after (or this soon after) their click is beyond the rule's bound, this conversion
+//!   counted in (see [`Judging::judge_shares`]);
 //! - `duplicate_conversion`: a conversion for the same click and event was already reported (the
 //!   network's Durable Object remembers it; see [`Judging::duplicate_key`]);
 //! - `third_party_rejection`: another system reported the click's transaction id as rejected
@@ -32,6 +35,7 @@ use crate::click::Id;
 use crate::config::postbacks::{PostbackPolicy, MAX_FIELD_LEN};
 use crate::config::Config;
 use crate::fault::{Blame, Fault};
+use crate::filters::share::{Measure, ShareSeen, Tally};
 use crate::filters::third_party_rejection::ThirdPartyRejection;
 use crate::filters::FilterKind;
 use crate::hll::hash64;
@@ -240,6 +244,19 @@ pub struct Judging {
     pub advertiser_id: Option<Id>,
     /// Where the object keeps the click's rejection, when the conversion's rule asks for it.
     pub rejection_key: Option<String>,
+    /// The rule's share filters, with their tallies once [`Judging::judge_shares`] has them.
+    pub shares: Vec<ShareCheck>,
+}
+
+/// One share filter of the conversion's rule: its share (the tally empty until read), its code,
+/// and whether this conversion is one of its hits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareCheck {
+    pub seen: ShareSeen,
+    pub code: ReasonCode,
+    pub hit: bool,
+    /// Whether the network's counts answered its tally.
+    pub read: bool,
 }
 
 /// The postback policy of the click's advertiser. An offer removed from the config takes with it
@@ -389,6 +406,25 @@ impl Judging {
                     .filter_map(|f| f.kind.judge_conversion(ctit)),
             );
         }
+        let shares = rule
+            .iter()
+            .flat_map(|r| r.filters.iter())
+            .filter(|_| judged)
+            .filter_map(|f| {
+                let (measure, bound) = f.kind.share()?;
+                Some(ShareCheck {
+                    seen: ShareSeen {
+                        filter: f.kind.name(),
+                        measure,
+                        bound,
+                        tally: Tally::default(),
+                    },
+                    code: measure.code(),
+                    hit: measure.conversion_hit(ctit)?,
+                    read: false,
+                })
+            })
+            .collect();
         Ok(Judging {
             postback,
             click_to_conversion_ms: ctit,
@@ -400,7 +436,43 @@ impl Judging {
             policy,
             advertiser_id,
             rejection_key,
+            shares,
         })
+    }
+
+    /// Judges the rule's share filters. `tally` counts this conversion toward a measure's share
+    /// (with whether it is a hit, or `None` to read only, as for a duplicate, which must not be
+    /// counted twice) and answers the share over the window, or `None` where the network's counts
+    /// cannot say: that filter is skipped, so an advertiser's postback is not refused for an
+    /// outage of ours.
+    pub fn judge_shares(
+        &mut self,
+        duplicate: bool,
+        mut tally: impl FnMut(Measure, Option<bool>, u32) -> Option<Tally>,
+    ) {
+        for check in &mut self.shares {
+            let seen = &mut check.seen;
+            let hit = (!duplicate).then_some(check.hit);
+            let Some(t) = tally(seen.measure, hit, seen.bound.window_hours) else {
+                continue;
+            };
+            seen.tally = t;
+            check.read = true;
+            if seen.exceeded() {
+                self.reasons.push((check.code, seen.to_json()));
+            }
+        }
+    }
+
+    /// `{"click_spam":{"share":0.62,…},…}`: the shares read, or `None`.
+    fn shares_json(&self) -> Option<String> {
+        let read: Vec<String> = self
+            .shares
+            .iter()
+            .filter(|c| c.read)
+            .map(|c| format!(r#""{}":{}"#, c.seen.filter, c.seen.to_json()))
+            .collect();
+        (!read.is_empty()).then(|| format!("{{{}}}", read.join(",")))
     }
 
     /// The network object to ask whether this click's event was reported before, the key it keeps
@@ -729,7 +801,16 @@ impl ConversionOutcome {
         if self.status == ConversionStatus::Invalid {
             body["message"] = json!(INVALID_MESSAGE);
         }
-        body.to_string()
+        let mut text = body.to_string();
+        // Spliced in as text: the shares' decimals are written without floating point, which
+        // the Worker would otherwise format.
+        if let (Some(shares), Some(b'}')) = (j.shares_json(), text.as_bytes().last()) {
+            text.pop();
+            text.push_str(",\"shares\":");
+            text.push_str(&shares);
+            text.push('}');
+        }
+        text
     }
 
     /// The conversion's line in the decision log.
@@ -766,6 +847,7 @@ impl ConversionOutcome {
             .opt("rule_id", j.rule_id.as_deref())
             .bool("authenticated", j.authenticated)
             .raw("reasons", &reasons)
+            .opt_raw("shares", j.shares_json().as_deref())
             .finish()
     }
 }

@@ -950,6 +950,7 @@ pub(crate) mod harness {
                 counters: Some(Counters {
                     ip_clicks: 1,
                     distinct_sub_ids: 1,
+                    ..Counters::default()
                 }),
                 sent: None,
                 platform: None,
@@ -1390,6 +1391,7 @@ mod rule_tests {
             counters: Some(Counters {
                 ip_clicks: 2,
                 distinct_sub_ids: 1,
+                ..Counters::default()
             }),
             ..Click::default()
         };

@@ -623,9 +623,17 @@ impl Isolate {
     ) -> Answered {
         let PendingPostback {
             config,
-            judging,
+            mut judging,
             now_ms,
         } = *pending;
+        // The share filters count the conversion with the network's other counts, as a click's
+        // duplicate-IP count is: this isolate's view, never a wait on the network's object.
+        if let Some(counts) = self.counts.as_mut().filter(|_| !judging.shares.is_empty()) {
+            let (network, offer) = (judging.click.aff_id.clone(), judging.click.offer_id.clone());
+            judging.judge_shares(seen == Some(Seen::Duplicate), |measure, hit, window| {
+                counts.record_share(&network, &offer, measure, hit, window, now_ms)
+            });
+        }
         let outcome = judging.finish(seen);
         let mut effects = vec![Effect::Log(outcome.log_line(now_ms))];
         if let Some(url) = outcome.forward_url() {
@@ -1541,6 +1549,73 @@ mod tests {
                 Some(Effect::Log(line)) => serde_json::from_str(line).unwrap(),
                 other => panic!("the first effect is not the log line: {other:?}"),
             }
+        }
+
+        const SPAM: &str = r#"{"version": 1,
+            "offers": [{"id": "1", "landing_url": "https://x.example/?t={transaction_id}"}],
+            "rules": [{"id": "spam", "created_at": "2026-05-01", "scope": {"offers": ["1"]}, "level": "both",
+                       "strategy": {"filters": [{"type": "click_spam", "seconds": 7200, "percent": 50, "min": 4}]}}]}"#;
+
+        #[test]
+        fn an_affiliate_whose_conversions_all_come_after_two_hours_is_judged_click_spam() {
+            let cfg = Arc::new(Config::compile(SPAM).unwrap());
+            let mut isolate = counting();
+            let late = |n: u8| {
+                ClickToken {
+                    issued_ms: T0 - 3 * crate::time::HOUR_MS,
+                    nonce: [n; NONCE_LEN],
+                    verdict: TokenVerdict::Redirected,
+                    offer_id: id("1"),
+                    aff_id: id("net-7"),
+                    profile: 0,
+                }
+                .seal(&key())
+            };
+            let convert = |isolate: &mut Isolate, n: u8, seen: Seen| {
+                let arrival = arrive(&format!("transaction_id={}", late(n)));
+                let PostbackStep::Ask { pending, .. } =
+                    isolate.postback(arrival, &cfg, || Some(key()), T0)
+                else {
+                    panic!("a judged postback asks its object")
+                };
+                conversion_line(&isolate.resume_postback(pending, Some(seen)))
+            };
+            for n in 1..=3 {
+                let line = convert(&mut isolate, n, Seen::Fresh);
+                assert_eq!(line["status"], "approved", "short of the minimum: {line}");
+            }
+            let fourth = convert(&mut isolate, 4, Seen::Fresh);
+            assert_eq!(fourth["status"], "invalid");
+            assert_eq!(fourth["reasons"][0]["code"], "click_spam");
+            assert_eq!(
+                fourth["shares"]["click_spam"],
+                serde_json::json!({"share": 1, "bound": 0.5, "over": 4, "of": 4})
+            );
+            // A duplicate is judged on the share without counting toward it again.
+            let again = convert(&mut isolate, 4, Seen::Duplicate);
+            assert_eq!(again["shares"]["click_spam"]["of"], 4);
+            // The rule judges clicks too: the affiliate's next click gets the filter's points.
+            let url = "https://clicks.example/c?offer_id=1&aff_id=net-7";
+            let answered = done(step(
+                &mut isolate,
+                &cfg,
+                parts(url, "192.0.2.1", IPHONE),
+                T0,
+            ));
+            assert_eq!(codes(&answered), ["click_spam"]);
+            assert_eq!(decision(&answered)["verdict"], "block");
+            let url = "https://clicks.example/c?offer_id=1&aff_id=net-8";
+            let other = done(step(
+                &mut isolate,
+                &cfg,
+                parts(url, "192.0.2.1", IPHONE),
+                T0,
+            ));
+            assert_eq!(
+                codes(&other),
+                Vec::<String>::new(),
+                "another affiliate's share is its own"
+            );
         }
 
         #[test]

@@ -4,7 +4,7 @@
 //! [`crate::filters`].
 
 use crate::click::{ClickParams, ClientInfo};
-use crate::config::rules::{Probability, Rule};
+use crate::config::rules::{Filter, Probability, Rule};
 use crate::config::Offer;
 use crate::filters::{Lists, Seen};
 use crate::verdict::{FaultMode, Reason, ReasonCode};
@@ -43,7 +43,10 @@ pub fn assess(
         sub_id: rule.sub_id.value(click),
         counters,
     };
-    for filter in rule.filters.iter().filter(|f| f.kind.is_click_level()) {
+    // A share filter of conversions judges clicks too, under a rule that judges both: the
+    // affiliate's clicks get its points while its conversions' share is beyond the bound.
+    let judges_clicks = |f: &&Filter| f.kind.is_click_level() || f.kind.share().is_some();
+    for filter in rule.filters.iter().filter(judges_clicks) {
         match filter.kind.judge_click(&seen, filter.points) {
             Ok(Some(hit)) => reasons.push(Reason {
                 code: hit.code,

@@ -76,6 +76,11 @@ reason_codes! {
     ApprovedPerClick => "approved_per_click",
     PreviewClick => "preview_click",
     ThirdPartyRejection => "third_party_rejection",
+    // An affiliate's share of conversions or clicks beyond a bound (see `filters::share`).
+    ClickSpam => "click_spam",
+    LowSessionTime => "low_session_time",
+    OldDeviceShare => "old_device_share",
+    ListedNetworkShare => "datacenter_vpn_share",
 }
 
 impl std::fmt::Display for ReasonCode {
@@ -195,7 +200,7 @@ mod tests {
     /// renamed, and `ALL` keeps the order codes were listed in.
     #[test]
     fn every_code_keeps_its_text_and_its_place_in_all() {
-        const KEPT: [(ReasonCode, &str); 32] = [
+        const KEPT: [(ReasonCode, &str); 36] = [
             (ReasonCode::MissingSignature, "missing_signature"),
             (ReasonCode::InvalidSignature, "invalid_signature"),
             (ReasonCode::UnknownKey, "unknown_key"),
@@ -231,6 +236,10 @@ mod tests {
             (ReasonCode::DuplicateConversion, "duplicate_conversion"),
             (ReasonCode::ApprovedPerClick, "approved_per_click"),
             (ReasonCode::PreviewClick, "preview_click"),
+            (ReasonCode::ClickSpam, "click_spam"),
+            (ReasonCode::LowSessionTime, "low_session_time"),
+            (ReasonCode::OldDeviceShare, "old_device_share"),
+            (ReasonCode::ListedNetworkShare, "datacenter_vpn_share"),
         ];
         let mut rest = ReasonCode::ALL.iter();
         for (code, text) in KEPT {

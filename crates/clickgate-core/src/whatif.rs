@@ -8,8 +8,11 @@
 //!
 //! Each network's clicks also go through its flood detector ([`crate::flood`]) with the config's
 //! thresholds, minute by minute, the log's earlier days making its baseline: where it would have
-//! tripped and how many clicks the block would have stopped. A log carries no conversions, so a
-//! converting network's doubled allowance never applies here.
+//! tripped and how many clicks the block would have stopped. The log's conversion lines feed the
+//! share filters of conversions (`click_spam`, `low_session_time`) in time order with the clicks,
+//! so their shares are recomputed as the networks' objects would hold them, and a rule that judges
+//! clicks on them reads them; they do not feed the flood detector, so a converting network's
+//! doubled allowance never applies here.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -20,13 +23,14 @@ use crate::click::{
 };
 use crate::config::Config;
 use crate::decide::{decide, ClickOutcome, Observed};
+use crate::filters::share::ShareSeen;
 use crate::flood::{Event, FloodCause, FloodMode, FloodState, Outcome, Thresholds};
 use crate::ip::client_ip;
 use crate::log::LogClean;
 use crate::network::keys::ClickKeys;
 use crate::network::store::NetworkCounts;
 use crate::rules::Counters;
-use crate::time::{parse_recorded_instant, MINUTE_MS};
+use crate::time::{parse_recorded_instant, HOUR_MS, MINUTE_MS};
 use crate::token::TokenKey;
 use crate::ua::UserAgent;
 use crate::verdict::{self, Decision};
@@ -47,10 +51,44 @@ pub struct Recorded {
 #[derive(Debug, Default, PartialEq)]
 pub struct LogLine {
     pub clicks: Vec<Recorded>,
+    pub conversions: Vec<RecordedConversion>,
     pub problems: Vec<String>,
     /// The config's `log`, where a line names one: its allowed clean clicks are then a sample, or
     /// absent (see [`sampled_note`]).
     pub log: Option<LogClean>,
+}
+
+/// One recorded conversion, as its log line gives it: what the share filters count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedConversion {
+    pub at_ms: u64,
+    pub offer: Id,
+    pub network: Id,
+    pub click_to_conversion_ms: u64,
+    /// Judged and not a duplicate: what the edge counted toward the shares.
+    pub counted: bool,
+}
+
+impl RecordedConversion {
+    /// A `conversion` log line's fields; `None` for a line without its click's time or ids.
+    fn read(value: &Value) -> Result<RecordedConversion, String> {
+        let text = |k: &str| value[k].as_str().ok_or(format!("conversion without {k}"));
+        let at_ms = parse_recorded_instant(text("ts")?)?;
+        let clicked_ms = parse_recorded_instant(text("click_ts")?)?;
+        let id = |k: &str| Id::parse(text(k)?).map_err(|e| format!("{k}: {e}"));
+        let duplicate = value["reasons"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| r["code"] == "duplicate_conversion");
+        Ok(RecordedConversion {
+            at_ms,
+            offer: id("offer_id")?,
+            network: id("aff_id")?,
+            click_to_conversion_ms: at_ms.saturating_sub(clicked_ms),
+            counted: value["status"] != "not_judged" && !duplicate,
+        })
+    }
 }
 
 /// Reads every click in a decision-log line; other events and lines without JSON give none. A
@@ -93,6 +131,7 @@ pub fn from_log_record(value: &Value) -> LogLine {
             _ => continue,
         };
         out.clicks.extend(inner.clicks);
+        out.conversions.extend(inner.conversions);
         out.problems.extend(inner.problems);
         out.log = least(out.log, inner.log);
     }
@@ -100,10 +139,21 @@ pub fn from_log_record(value: &Value) -> LogLine {
         is_wrapper = true;
         let inner = from_log_record(&value["source"]);
         out.clicks.extend(inner.clicks);
+        out.conversions.extend(inner.conversions);
         out.problems.extend(inner.problems);
         out.log = least(out.log, inner.log);
     }
-    if is_wrapper || value["event"] != "click" {
+    if is_wrapper {
+        return out;
+    }
+    if value["event"] == "conversion" {
+        match RecordedConversion::read(value) {
+            Ok(c) => out.conversions.push(c),
+            Err(problem) => out.problems.push(problem),
+        }
+        return out;
+    }
+    if value["event"] != "click" {
         return out;
     }
     out.log = match &value["log"] {
@@ -291,6 +341,38 @@ impl Counting {
         let network = self.networks.entry(keys.network.clone()).or_default();
         Some(network.count(&keys))
     }
+
+    /// Counts a conversion toward the shares of `config`'s rule for its conversions, and answers
+    /// each share with its tally, this conversion included.
+    pub fn observe_conversion(
+        &mut self,
+        config: &Config,
+        c: &RecordedConversion,
+    ) -> Vec<ShareSeen> {
+        let Some(rule) = config.conversion_rule(&c.offer, &c.network) else {
+            return Vec::new();
+        };
+        let network = self.networks.entry(c.network.clone()).or_default();
+        let hour = (c.at_ms / HOUR_MS) as u32;
+        let mut seen = Vec::new();
+        for f in &rule.filters {
+            let Some((measure, bound)) = f.kind.share() else {
+                continue;
+            };
+            let Some(hit) = measure.conversion_hit(c.click_to_conversion_ms) else {
+                continue;
+            };
+            let hit = c.counted.then_some(hit);
+            let tally = network.count_share(&c.offer, measure, hour, hit, bound.window_hours);
+            seen.push(ShareSeen {
+                filter: f.kind.name(),
+                measure,
+                bound,
+                tally,
+            });
+        }
+        seen
+    }
 }
 
 /// What a config did with one click, reduced to what the report compares.
@@ -466,6 +548,8 @@ pub struct Replay<'a> {
     keep_changes: usize,
     /// Each network's flood detector, by network id.
     pub floods: BTreeMap<String, FloodReplay>,
+    /// Per share filter: (conversions judged on it, those its share put beyond its bound).
+    pub shares: BTreeMap<&'static str, (u64, u64)>,
 }
 
 impl<'a> Replay<'a> {
@@ -484,6 +568,20 @@ impl<'a> Replay<'a> {
             changed: 0,
             keep_changes,
             floods: BTreeMap::new(),
+            shares: BTreeMap::new(),
+        }
+    }
+
+    /// Counts a recorded conversion toward the shares, under each config: fed in time order
+    /// with the clicks, it gives the clicks' share filters what the edge's counts gave them.
+    pub fn feed_conversion(&mut self, c: &RecordedConversion) {
+        for seen in self.counting.observe_conversion(self.config, c) {
+            let entry = self.shares.entry(seen.filter).or_default();
+            entry.0 += 1;
+            entry.1 += u64::from(seen.exceeded());
+        }
+        if let Some(old) = self.against {
+            self.counting_against.observe_conversion(old, c);
         }
     }
 

@@ -570,7 +570,7 @@ fn each_filter_row_gives_the_filter_s_default_points() {
     let config = &pages()[&normal(&root()).join("docs/config.md")];
     // The presets hold every filter at its default points.
     let filters = preset("mobile_cpi").expect("the mobile_cpi preset");
-    assert_eq!(filters.len(), 11, "every filter is in the preset");
+    assert_eq!(filters.len(), 13, "every filter is in the preset");
     for filter in filters {
         let name = filter.kind.name();
         let row = config

@@ -1,12 +1,26 @@
-//! `datacenter_vpn`: the client's network (its ASN) or address in the datacenter or VPN lists.
+//! `datacenter_vpn`: the client's network (its ASN) or address in the datacenter or VPN lists;
+//! with `share`, the affiliate's share of such clicks beyond a bound (the `ecommerce` strategy's
+//! "Below 10%"), not a single click from one.
 
 use crate::filters::asn_sets::{AsnList, AsnSource};
-use crate::filters::{ip_hit, Hit, Judge, Seen, Settings, Stage, Unavailable};
+use crate::filters::share::{Measure, ShareBound};
+use crate::filters::{
+    ip_hit, judge_share, Count, Hit, Judge, Seen, Settings, Stage, Unavailable,
+};
 use crate::ip::IpSet;
 use crate::verdict::ReasonCode;
 
+/// What an unset field of `share` is: a day's clicks, judged from the 100th.
+pub const SHARE: ShareBound = ShareBound {
+    percent: 10,
+    min: 100,
+    window_hours: 24,
+};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct DatacenterVpn;
+pub struct DatacenterVpn {
+    pub share: Option<ShareBound>,
+}
 
 impl Judge for DatacenterVpn {
     const NAME: &'static str = "datacenter_vpn";
@@ -17,13 +31,45 @@ impl Judge for DatacenterVpn {
         ReasonCode::DatacenterIp,
         ReasonCode::VpnAsn,
         ReasonCode::VpnIp,
+        ReasonCode::ListedNetworkShare,
     ];
 
-    fn compile(_: &mut impl Settings) -> Self {
-        DatacenterVpn
+    fn compile(settings: &mut impl Settings) -> Self {
+        let mut share = None;
+        settings.object("share", &mut |s| share = Some(ShareBound::read(s, SHARE)));
+        DatacenterVpn { share }
+    }
+
+    fn counts(&self) -> Option<Count> {
+        self.share.map(|bound| Count::Share {
+            measure: Measure::DatacenterVpn,
+            window_hours: bound.window_hours,
+            clicks: true,
+        })
     }
 
     fn judge_click(&self, seen: &Seen, points: u32) -> Result<Option<Hit>, Unavailable> {
+        if self.share.is_some() {
+            return judge_share(Self::NAME, self.share(), seen.counters.as_ref(), points);
+        }
+        self.single(seen, points)
+    }
+
+    fn share(&self) -> Option<(Measure, ShareBound)> {
+        self.share.map(|bound| (Measure::DatacenterVpn, bound))
+    }
+
+    /// A click whose address could not be read where a range list could have held it is not
+    /// counted either way.
+    fn share_hit(&self, seen: &Seen) -> Option<bool> {
+        self.single(seen, 0).ok().map(|hit| hit.is_some())
+    }
+
+}
+
+impl DatacenterVpn {
+    /// This click's network alone.
+    fn single(&self, seen: &Seen, points: u32) -> Result<Option<Hit>, Unavailable> {
         let (lists, client) = (seen.lists, seen.client);
         // A relay's exits live in hosting networks, and the people behind them are people.
         if lists.relay(client.ip).is_some() {
@@ -61,6 +107,8 @@ impl Judge for DatacenterVpn {
 #[cfg(test)]
 mod tests {
     use crate::decide::harness::*;
+    use crate::filters::share::{Measure, Tally, MAX_SHARES};
+    use crate::filters::Counters;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -178,5 +226,25 @@ mod tests {
             ),
             ["iplist/r"]
         );
+    }
+
+    #[test]
+    fn with_a_share_it_judges_the_affiliates_share_of_listed_networks() {
+        let cfg = config(
+            r#"{"id": "r", "created_at": "2026-11-01T00:00:00Z", "scope": {"offers": ["1"]},
+                "decline": "low_and_higher",
+                "strategy": {"filters": [{"type": "datacenter_vpn", "share": {"min": 20}}]}}"#,
+        );
+        let shared = |hits, total| {
+            let mut shares = [None; MAX_SHARES];
+            shares[1] = Some((Measure::DatacenterVpn, Tally { total, hits }));
+            Some(Counters { shares, ..Counters::default() })
+        };
+        // "Below 10%": two of twenty is above it, one of ten short of the minimum count.
+        let listed = |counters| run(&cfg, Click { asn: Some(16509), counters, ..Click::default() });
+        assert_eq!(codes(&listed(shared(1, 20))), Vec::<&str>::new(), "below");
+        assert_eq!(codes(&listed(shared(2, 20))), Vec::<&str>::new(), "at");
+        assert_eq!(codes(&listed(shared(3, 20))), ["datacenter_vpn_share"], "above");
+        assert_eq!(codes(&listed(shared(10, 10))), Vec::<&str>::new(), "short of its minimum");
     }
 }

@@ -62,7 +62,7 @@ mod tests {
     #[test]
     fn fires_beyond_its_clicks_per_ip() {
         fires_alone(vec![
-                ("duplicate ip", Click { counters: Some(Counters { ip_clicks: 3, distinct_sub_ids: 1 }), ..Click::default() }, "duplicate_ip"),
+                ("duplicate ip", Click { counters: Some(Counters { ip_clicks: 3, distinct_sub_ids: 1, ..Counters::default() }), ..Click::default() }, "duplicate_ip"),
         ]);
     }
 }

@@ -18,6 +18,9 @@ use crate::verdict::ReasonCode;
 
 use asn_sets::AsnList;
 use referrer::Referrers;
+use share::{Measure, ShareBound, ShareSeen, Tally, MAX_SHARES};
+
+pub mod share;
 
 /// The AS lists' built-in sets, their data beside them.
 pub mod asn_sets;
@@ -33,6 +36,20 @@ pub struct Counters {
     pub ip_clicks: u32,
     /// Distinct sub IDs seen on this offer and affiliate, this one included.
     pub distinct_sub_ids: u32,
+    /// The share filters' tallies on this offer and affiliate, each over its window, this click
+    /// included where it counts toward one.
+    pub shares: [Option<(Measure, Tally)>; MAX_SHARES],
+}
+
+impl Counters {
+    /// The tally of `measure`, when it was read.
+    pub fn share(&self, measure: Measure) -> Option<Tally> {
+        self.shares
+            .iter()
+            .flatten()
+            .find(|(m, _)| *m == measure)
+            .map(|(_, t)| *t)
+    }
 }
 
 /// What a filter needs counted across clicks, for the network's object to keep.
@@ -42,6 +59,13 @@ pub enum Count {
     IpClicks { window_hours: u32 },
     /// Distinct sub IDs (as [`Counters::distinct_sub_ids`]).
     DistinctSubIds,
+    /// A share over the last `window_hours` (as [`Counters::share`]); `clicks` when the rule's
+    /// clicks count toward it, not only read it.
+    Share {
+        measure: Measure,
+        window_hours: u32,
+        clicks: bool,
+    },
 }
 
 /// The lists filters and allowlists read, compiled from `lists` in the config.
@@ -154,6 +178,49 @@ pub trait Judge: Sized + Clone + PartialEq + Eq + Debug {
     fn judge_conversion(&self, _ctit_ms: u64) -> Option<(ReasonCode, String)> {
         None
     }
+
+    /// What it counts as a share and its bound; `None` for a filter that judges each event alone.
+    fn share(&self) -> Option<(Measure, ShareBound)> {
+        None
+    }
+
+    /// Whether this click is a hit of its share; `None` when it does not count toward one (or
+    /// cannot say whether it is a hit).
+    fn share_hit(&self, _seen: &Seen) -> Option<bool> {
+        None
+    }
+}
+
+/// A share filter's judgement of a click or a conversion: a hit worth `points` while its tally is
+/// beyond its bound; `Err` when the tally could not be read. Not generic over the filter: one copy
+/// serves them all.
+pub(crate) fn judge_share(
+    filter: &'static str,
+    share: Option<(Measure, ShareBound)>,
+    counters: Option<&Counters>,
+    points: u32,
+) -> Result<Option<Hit>, Unavailable> {
+    let Some((measure, bound)) = share else {
+        return Ok(None);
+    };
+    let tally = counters.and_then(|c| c.share(measure)).ok_or(Unavailable)?;
+    let seen = ShareSeen {
+        filter,
+        measure,
+        bound,
+        tally,
+    };
+    Ok(seen.exceeded().then(|| Hit {
+        code: measure.code(),
+        matched: format!(
+            "share above {} of at least {} in {}h",
+            share::thousandths(bound.percent * 10),
+            bound.min,
+            bound.window_hours
+        ),
+        value: seen.to_json(),
+        points,
+    }))
 }
 
 /// A hit of the client's address in `set`; `Err` when the address could not be read and the list
@@ -254,6 +321,19 @@ macro_rules! filters {
                     $(FilterKind::$variant(s) => s.judge_conversion(ctit_ms),)*
                 }
             }
+
+            pub fn share(&self) -> Option<(Measure, ShareBound)> {
+                match self {
+                    $(FilterKind::$variant(s) => s.share(),)*
+                }
+            }
+
+            pub fn share_hit(&self, seen: &Seen) -> Option<bool> {
+                match self {
+                    $(FilterKind::$variant(s) => s.share_hit(seen),)*
+                }
+            }
+
         }
     };
 }
@@ -271,6 +351,8 @@ filters! {
     MinClickToConversion(min_click_to_conversion::MinClickToConversion),
     MaxClickToConversion(max_click_to_conversion::MaxClickToConversion),
     ThirdPartyRejection(third_party_rejection::ThirdPartyRejection),
+    ClickSpam(click_spam::ClickSpam),
+    LowSessionTime(low_session_time::LowSessionTime),
 }
 
 #[cfg(test)]
@@ -330,7 +412,7 @@ mod tests {
                 "rules[0].strategy.filters[0].type: unknown filter `telepathy`; known: bot, \
                  fraud_database, datacenter_vpn, geo, referrer, old_os_browser, spoof, \
                  duplicate_ip, sub_id_validity, min_click_to_conversion, max_click_to_conversion, \
-                 third_party_rejection"
+                 third_party_rejection, click_spam, low_session_time"
             ),
             "{text}"
         );

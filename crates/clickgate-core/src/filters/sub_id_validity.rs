@@ -47,7 +47,7 @@ mod tests {
     #[test]
     fn fires_beyond_its_sub_ids() {
         fires_alone(vec![
-                ("sub id flood", Click { counters: Some(Counters { ip_clicks: 1, distinct_sub_ids: 11 }), ..Click::default() }, "sub_id_validity"),
+                ("sub id flood", Click { counters: Some(Counters { ip_clicks: 1, distinct_sub_ids: 11, ..Counters::default() }), ..Click::default() }, "sub_id_validity"),
         ]);
     }
 }

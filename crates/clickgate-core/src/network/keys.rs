@@ -8,7 +8,8 @@ use crate::click::{ClickParams, ClientInfo, Id};
 use crate::config::rules::Rule;
 use crate::config::Config;
 use crate::fault::Corrupt;
-use crate::filters::Count;
+use crate::filters::share::{Measure, MAX_SHARES};
+use crate::filters::{Count, Seen};
 use crate::hll::hash64;
 use crate::report;
 use crate::time::{utc_day, HOUR_MS};
@@ -24,6 +25,17 @@ pub struct CountNeeds {
     /// The duplicate-IP window, when the rule has that filter (the widest, if several).
     pub ip_window_hours: Option<u32>,
     pub sub_ids: bool,
+    /// The shares it reads, one per measure (the widest window, and counted by clicks if any of
+    /// its filters counts them); a rule's share filters past [`MAX_SHARES`] find no tally.
+    pub shares: [Option<ShareNeed>; MAX_SHARES],
+}
+
+/// A share a rule reads: over which window, and whether each click counts toward it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShareNeed {
+    pub measure: Measure,
+    pub window_hours: u32,
+    pub clicks: bool,
 }
 
 impl CountNeeds {
@@ -35,14 +47,40 @@ impl CountNeeds {
                     needs.ip_window_hours = needs.ip_window_hours.max(Some(window_hours));
                 }
                 Some(Count::DistinctSubIds) => needs.sub_ids = true,
+                Some(Count::Share {
+                    measure,
+                    window_hours,
+                    clicks,
+                }) => needs.need_share(ShareNeed {
+                    measure,
+                    window_hours,
+                    clicks,
+                }),
                 None => {}
             }
         }
         needs
     }
 
+    fn need_share(&mut self, need: ShareNeed) {
+        for slot in &mut self.shares {
+            match slot {
+                Some(had) if had.measure == need.measure => {
+                    had.window_hours = had.window_hours.max(need.window_hours);
+                    had.clicks |= need.clicks;
+                    return;
+                }
+                Some(_) => {}
+                None => {
+                    *slot = Some(need);
+                    return;
+                }
+            }
+        }
+    }
+
     pub fn any(&self) -> bool {
-        self.ip_window_hours.is_some() || self.sub_ids
+        self.ip_window_hours.is_some() || self.sub_ids || self.shares[0].is_some()
     }
 }
 
@@ -56,6 +94,9 @@ pub struct ClickKeys {
     /// The sub ID, when the rule counts sub IDs and the click carries one.
     pub sub_id: Option<String>,
     pub needs: CountNeeds,
+    /// For each share of `needs` that clicks count toward, whether this click is one of its hits;
+    /// `None` where it does not count.
+    pub share_hits: [Option<bool>; MAX_SHARES],
     /// Link previews are judged on the counts but not added to them: nobody clicked.
     pub adds: bool,
     pub hour: u32,
@@ -83,12 +124,36 @@ impl ClickKeys {
             .filter(|_| needs.sub_ids)
             .and_then(|r| r.sub_id.value(click))
             .map(str::to_owned);
+        let mut share_hits = [None; MAX_SHARES];
+        if let (Some(rule), true) = (rule, needs.shares.iter().flatten().any(|n| n.clicks)) {
+            // The filters that count clicks toward a share judge the click alone here: the
+            // offer's countries are no share's business.
+            let seen = Seen {
+                click,
+                client,
+                lists: &config.lists,
+                geo: None,
+                sub_id: rule.sub_id.value(click),
+                counters: None,
+            };
+            for (need, hit) in needs.shares.iter().zip(&mut share_hits) {
+                let Some(need) = need.filter(|n| n.clicks) else {
+                    continue;
+                };
+                *hit = rule
+                    .filters
+                    .iter()
+                    .filter(|f| f.kind.share().is_some_and(|(m, _)| m == need.measure))
+                    .find_map(|f| f.kind.share_hit(&seen));
+            }
+        }
         Some(ClickKeys {
             network: click.aff_id.clone(),
             offer: click.offer_id.clone(),
             ip,
             sub_id,
             needs,
+            share_hits,
             adds: !is_link_preview(client.user_agent.as_ref()),
             hour: (now_ms / HOUR_MS) as u32,
             day: utc_day(now_ms),
@@ -98,6 +163,19 @@ impl ClickKeys {
 
 pub fn ip_hash(ip: &str) -> u64 {
     hash64(ip.as_bytes())
+}
+
+/// Where a share is counted: among the offer's per-IP histories, as two of them, its events and
+/// its hits, each under a hash of the measure's name in place of an IP's (an IP's hash is of its
+/// text, which is never a share's name). So a share is added, sent, applied exactly once, pruned
+/// and expired as a duplicate-IP count is, with no code of its own in the isolate, the wire or
+/// the object.
+pub fn share_keys(measure: Measure) -> (u64, u64) {
+    let tag = measure.tag();
+    (
+        hash64(format!("share/{tag}/events").as_bytes()),
+        hash64(format!("share/{tag}/hits").as_bytes()),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------

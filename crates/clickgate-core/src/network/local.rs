@@ -32,8 +32,9 @@ use crate::rules::Counters;
 use crate::time::{utc_day, HOUR_MS, MINUTE_MS};
 use crate::token::NONCE_LEN;
 
-use super::keys::{clamp_u32, ClickKeys, History};
+use super::keys::{clamp_u32, share_keys, ClickKeys, History};
 use super::wire::{Batch, IpDelta, Reply, SubDelta};
+use crate::filters::share::{Measure, Tally as ShareTally};
 
 // ---------------------------------------------------------------------------------------------
 // The isolate's side.
@@ -145,6 +146,43 @@ struct NetworkLocal {
 }
 
 impl NetworkLocal {
+    /// Adds an event toward a share of `offer` (`hit`: whether it is one of its hits; `None`: it
+    /// only reads) and answers the share over `window` hours: the object's last totals, the batch
+    /// out and what waits to be sent, as for an IP (see [`share_keys`]).
+    fn share(
+        &mut self,
+        offer: &Id,
+        measure: Measure,
+        hour: u32,
+        hit: Option<bool>,
+        window: u32,
+    ) -> ShareTally {
+        let (events, hits) = share_keys(measure);
+        let mut add = |key: u64, n: u32| {
+            self.pending_ips
+                .entry((offer.clone(), key))
+                .or_default()
+                .add(hour, n);
+        };
+        // Both keys go out with every event, a miss adding 0 hits: an answer is the totals of
+        // the batch's keys, so this isolate hears of the others' hits too.
+        if let Some(hit) = hit {
+            add(events, 1);
+            add(hits, u32::from(hit));
+        }
+        let sum = |key: u64| {
+            let key = (offer.clone(), key);
+            [&self.known_ips, &self.in_flight_ips, &self.pending_ips]
+                .iter()
+                .filter_map(|m| m.get(&key))
+                .fold(0u32, |n, h| n.saturating_add(h.in_window(hour, window)))
+        };
+        ShareTally {
+            total: sum(events),
+            hits: sum(hits),
+        }
+    }
+
     fn count_flood(&mut self, thresholds: Thresholds, flagged: bool, now_ms: u64) {
         let minute = self.pending_flood.entry(now_ms / MINUTE_MS).or_default();
         minute.0 += 1;
@@ -528,10 +566,53 @@ impl LocalCounts {
             }
             counters.distinct_sub_ids = view.1;
         }
+        for ((need, hit), slot) in keys
+            .needs
+            .shares
+            .iter()
+            .zip(&keys.share_hits)
+            .zip(&mut counters.shares)
+        {
+            let Some(need) = need else { continue };
+            let added = hit.filter(|_| adds);
+            let tally = net.share(
+                &keys.offer,
+                need.measure,
+                keys.hour,
+                added,
+                need.window_hours,
+            );
+            *slot = Some((need.measure, tally));
+        }
         if adds && net.pending_since_ms.is_none() {
             net.pending_since_ms = Some(now_ms);
         }
         (!net.silent(&policy, now_ms) && !net.forgotten).then_some(counters)
+    }
+
+    /// Counts a conversion toward one share of its click's network and offer (`hit`: whether it
+    /// is one of the share's hits; `None`: it only reads, as a duplicate does), and answers the
+    /// share over `window_hours`, this conversion included. `None` when the object has not
+    /// answered for `stale_ms`, or the network was forgotten and has not heard from it since.
+    /// The conversion itself is counted as unsent by [`LocalCounts::record_conversion`].
+    pub fn record_share(
+        &mut self,
+        network: &Id,
+        offer: &Id,
+        measure: Measure,
+        hit: Option<bool>,
+        window_hours: u32,
+        now_ms: u64,
+    ) -> Option<ShareTally> {
+        let policy = self.policy;
+        let hit = hit.filter(|_| self.has_room(network));
+        let net = self.touch(network, now_ms);
+        let hour = (now_ms / HOUR_MS) as u32;
+        let tally = net.share(offer, measure, hour, hit, window_hours);
+        if hit.is_some() {
+            net.pending_since_ms.get_or_insert(now_ms);
+        }
+        (!net.silent(&policy, now_ms) && !net.forgotten).then_some(tally)
     }
 
     /// Counts a decided click for its network: toward the flood threshold, in the report, and its
@@ -874,7 +955,9 @@ mod tests {
             needs: CountNeeds {
                 ip_window_hours: Some(24),
                 sub_ids: true,
+                ..CountNeeds::default()
             },
+            share_hits: Default::default(),
             adds: true,
             hour: (now_ms / HOUR_MS) as u32,
             day: (now_ms / DAY_MS) as u32,
@@ -1233,6 +1316,161 @@ mod tests {
         assert!(
             in_flight_or_pending <= 10,
             "{in_flight_or_pending} not yet flushed"
+        );
+    }
+
+    #[test]
+    fn share_counts_are_applied_exactly_once_and_kept_under_their_own_key() {
+        let (net, offer) = (id("net"), id("1"));
+        let over = Measure::CtitOver(3600);
+        let mut objects = Objects::default();
+        let mut local = LocalCounts::new(7, policy());
+        for hit in [true, true, false] {
+            local.record_share(&net, &offer, over, Some(hit), 24, T0);
+        }
+        let t = local.record_share(&net, &offer, over, None, 24, T0);
+        assert_eq!(
+            t,
+            Some(ShareTally { total: 3, hits: 2 }),
+            "a read adds nothing"
+        );
+        let Flush::Send(b) = local.wake(&net, T0 + 1_000) else {
+            panic!("due")
+        };
+        assert_eq!(
+            b.ips.len(),
+            2,
+            "the share's events and its hits, one hour each"
+        );
+        let reply = objects.apply(&b, T0 + 1_000);
+        // The answer lost, the batch sent again: the object counts it once.
+        let again = objects.apply(&b, T0 + 2_000);
+        assert!(again.duplicate);
+        assert_eq!(again.ips, reply.ips);
+        let (events, hits) = share_keys(over);
+        let stored = |key: u64| objects.0[&net][&format!("ip/1/{key:016x}")].clone();
+        let hour = T0 / HOUR_MS;
+        assert_eq!(
+            (stored(events), stored(hits)),
+            (format!("{hour}:3"), format!("{hour}:2"))
+        );
+        local.acked(&net, b.seq, reply, T0 + 2_000);
+        // What the isolate knows now is the object's total, not the batch out added twice.
+        let t = local.record_share(&net, &offer, over, Some(true), 24, T0 + 3_000);
+        assert_eq!(t, Some(ShareTally { total: 4, hits: 3 }));
+        // Another isolate hears of them with its first answer.
+        let mut other = LocalCounts::new(8, policy());
+        other.record_share(&net, &offer, over, Some(false), 24, T0 + 3_000);
+        let Flush::Send(b) = other.wake(&net, T0 + 4_000) else {
+            panic!("due")
+        };
+        let reply = objects.apply(&b, T0 + 4_000);
+        other.acked(&net, b.seq, reply, T0 + 4_000);
+        let t = other.record_share(&net, &offer, over, None, 24, T0 + 4_000);
+        assert_eq!(
+            t,
+            Some(ShareTally { total: 4, hits: 2 }),
+            "the first isolate's fourth is unsent"
+        );
+    }
+
+    #[test]
+    fn a_share_outside_its_window_is_not_counted() {
+        let (net, offer) = (id("net"), id("1"));
+        let under = Measure::CtitUnder(60);
+        let mut local = LocalCounts::new(7, policy());
+        local.record_share(&net, &offer, under, Some(true), 2, T0);
+        let one_hour = T0 + HOUR_MS;
+        let two_hours = T0 + 2 * HOUR_MS;
+        let read =
+            |local: &mut LocalCounts, at| local.record_share(&net, &offer, under, None, 2, at);
+        assert_eq!(
+            read(&mut local, one_hour),
+            Some(ShareTally { total: 1, hits: 1 }),
+            "the hour before"
+        );
+        assert_eq!(
+            read(&mut local, two_hours),
+            Some(ShareTally::default()),
+            "two hours before"
+        );
+    }
+
+    #[test]
+    fn a_share_goes_unavailable_while_its_object_is_silent() {
+        let (net, offer) = (id("net"), id("1"));
+        let mut local = LocalCounts::new(7, policy());
+        local.record_share(&net, &offer, Measure::OldDevices, Some(true), 24, T0);
+        let Flush::Send(_) = local.wake(&net, T0 + 1_000) else {
+            panic!("due")
+        };
+        let silent = T0 + 1_000 + policy().stale_ms;
+        let t = local.record_share(&net, &offer, Measure::OldDevices, Some(true), 24, silent);
+        assert_eq!(t, None);
+    }
+
+    #[test]
+    fn a_share_lags_the_object_by_what_other_isolates_counted_since_the_last_answer() {
+        // Ten isolates, one affiliate's conversions round-robin across them every 100 ms for a
+        // minute. Each judges on the object's totals as of its last answer plus its own
+        // conversions since: what it lacks is the others' conversions after that answer.
+        let (net, offer) = (id("net"), id("1"));
+        let over = Measure::CtitOver(3600);
+        let mut object = NetworkCounts::default();
+        let mut isolates: Vec<LocalCounts> =
+            (0..10).map(|i| LocalCounts::new(i, policy())).collect();
+        let mut answered = [T0; 10];
+        let mut due: Vec<Option<u64>> = vec![None; 10];
+        let (mut most_missing, mut oldest_view) = (0, 0);
+        for n in 0..600u64 {
+            let now = T0 + n * 100;
+            let i = (n % 10) as usize;
+            let seen = isolates[i]
+                .record_share(&net, &offer, over, Some(n % 2 == 0), 24, now)
+                .unwrap();
+            let exact = n as u32 + 1;
+            if n >= 10 {
+                most_missing = most_missing.max(exact - seen.total);
+                oldest_view = oldest_view.max(now - answered[i]);
+            }
+            for (j, local) in isolates.iter_mut().enumerate() {
+                let step = if due[j].is_some_and(|t| t <= now) {
+                    due[j] = None;
+                    local.wake(&net, now)
+                } else if j == i {
+                    local.flush(&net, now)
+                } else {
+                    Flush::Nothing
+                };
+                match step {
+                    Flush::WakeIn(ms) => due[j] = Some(now + ms),
+                    Flush::Send(b) => {
+                        let reply = object.apply(&b, now);
+                        answered[j] = now;
+                        if let Flush::WakeIn(ms) = local.acked(&net, b.seq, reply, now) {
+                            due[j] = Some(now + ms);
+                        }
+                    }
+                    Flush::Nothing => {}
+                }
+            }
+        }
+        // Deterministic: docs/config.md quotes both figures, checked here word for word.
+        assert_eq!((most_missing, oldest_view), (27, 2_000));
+        let doc = include_str!("../../../../docs/config.md");
+        let flat = doc.split_whitespace().collect::<Vec<_>>().join(" ");
+        let sentence = format!(
+            "simulation of 10 isolates taking one affiliate's conversions in turn every 100 ms, \
+             the share an isolate judged on lacked at most {most_missing} of them, and the \
+             object's answer it stood on was at most {oldest_view} ms old."
+        );
+        assert!(flat.contains(&sentence), "docs/config.md lacks: {sentence}");
+        // And the object counted every conversion exactly once.
+        let counted = object.count_share(&offer, over, (T0 / HOUR_MS) as u32, None, 24);
+        assert!(
+            600 - counted.total <= 10,
+            "{} not yet flushed",
+            600 - counted.total
         );
     }
 

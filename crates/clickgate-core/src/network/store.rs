@@ -18,8 +18,9 @@ use crate::rules::Counters;
 use crate::time::{rfc3339_ms, utc_day, HOUR_MS};
 
 use super::click_ids::uses;
-use super::keys::{clamp_u32, u32_at, ClickKeys, History, StoreKey, RETAIN_HOURS};
+use super::keys::{clamp_u32, share_keys, u32_at, ClickKeys, History, StoreKey, RETAIN_HOURS};
 use super::wire::{decode_sketch, hex_u64, Batch, ConversionUse, Reply};
+use crate::filters::share::{Measure, Tally as ShareTally};
 
 /// An isolate that has not been heard of for this long has stopped; its batch ids are forgotten.
 const SEEN_RETAIN_HOURS: u32 = 48;
@@ -268,7 +269,51 @@ impl NetworkCounts {
             }
             counters.distinct_sub_ids = clamp_u32(sketch.estimate());
         }
+        for ((need, hit), slot) in keys
+            .needs
+            .shares
+            .iter()
+            .zip(&keys.share_hits)
+            .zip(&mut counters.shares)
+        {
+            let Some(need) = need else { continue };
+            let added = hit.filter(|_| keys.adds);
+            let tally = self.count_share(
+                &keys.offer,
+                need.measure,
+                keys.hour,
+                added,
+                need.window_hours,
+            );
+            *slot = Some((need.measure, tally));
+        }
         counters
+    }
+
+    /// Counts one event toward a share directly (`hit`: whether it is one of its hits; `None`: it
+    /// only reads), as the object would once it has every isolate's batches, and answers the
+    /// share's tally over `window_hours`: what replay runs.
+    pub fn count_share(
+        &mut self,
+        offer: &Id,
+        measure: Measure,
+        hour: u32,
+        hit: Option<bool>,
+        window_hours: u32,
+    ) -> ShareTally {
+        let (events, hits) = share_keys(measure);
+        let mut count = |key: u64, n: Option<u32>| {
+            let history = self.ips.entry((offer.clone(), key)).or_default();
+            if let Some(n) = n {
+                history.add(hour, n);
+                history.prune(hour);
+            }
+            history.in_window(hour, window_hours)
+        };
+        ShareTally {
+            total: count(events, hit.map(|_| 1)),
+            hits: count(hits, hit.map(u32::from)),
+        }
     }
 
     /// Keys whose data no window reaches any more: sub-ID days before today, IP histories that are
