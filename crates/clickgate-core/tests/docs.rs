@@ -781,3 +781,31 @@ fn anchors_follow_github_and_number_repeated_headings() {
     .collect();
     assert_eq!(anchors(page), expected);
 }
+
+/// A merge left `<<<<<<<`/`>>>>>>>` lines in the README's layout table once, and nothing caught it:
+/// no page (nor any text file the project tracks) may hold a conflict marker.
+#[test]
+fn no_page_or_source_holds_a_merge_conflict_marker() {
+    let out = std::process::Command::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(root())
+        .output()
+        .expect("git ls-files");
+    assert!(out.status.success());
+    let mut checked = 0;
+    let mut found = Vec::new();
+    for name in out.stdout.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let name = String::from_utf8_lossy(name).into_owned();
+        let Ok(text) = std::fs::read_to_string(root().join(&name)) else {
+            continue; // binary, or removed from the work tree
+        };
+        checked += 1;
+        for (i, line) in text.lines().enumerate() {
+            if line.starts_with("<<<<<<< ") || line.starts_with(">>>>>>> ") {
+                found.push(format!("{name}:{}", i + 1));
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} text files read");
+    assert!(found.is_empty(), "conflict markers at {found:?}");
+}
