@@ -199,25 +199,81 @@ fn the_fraud_report_counts_every_click_and_conversion_exactly_and_explains_one()
         .header("www-authenticate")
         .unwrap()
         .starts_with("Basic"));
-    let shot = support::root().join("target/e2e/admin-report.png");
+    let shots = support::root().join("target/e2e/report-page");
     // As a person would: the browser's own prompt answered with the token as the password.
     let with_login = w
         .base
         .replacen("http://", &format!("http://ops:{TOKEN}@"), 1);
-    let dom = support::browse(&format!("{with_login}/admin/"), &shot);
+    let seen = support::drive_report_page(&format!("{with_login}/admin/"), &shots, "net-9");
+    let dom = seen["desktop"].as_str().unwrap_or_default();
     assert!(
         dom.contains(r#"data-state="loaded""#),
         "the page never loaded: {dom}"
     );
-    assert!(dom.contains("<td class=\"key\">net-7</td>"), "{dom}");
-    assert!(dom.contains("ip_blocklist"), "{dom}");
-    let png = std::fs::read(&shot).expect("a screenshot");
+    // Offers by the config's names, each with its id beside it.
     assert!(
-        png.starts_with(b"\x89PNG") && png.len() > 10_000,
-        "{} bytes",
-        png.len()
+        dom.contains("Acme spring sale<small>1001</small>")
+            && dom.contains("Acme newsletter lead<small>1002</small>"),
+        "{dom}"
     );
-    println!("report page screenshot: {}", shot.display());
+    assert!(
+        dom.contains(r#"data-label="affiliate"><span>net-7</span></td>"#),
+        "{dom}"
+    );
+    assert_eq!(seen["desktop_fits"], true, "a table wider than a desktop");
+    assert!(dom.contains("<li>ip_blocklist: 3 clicks</li>"), "{dom}");
+    // On a phone every cell is within the 390 px width.
+    let phone = &seen["phone"];
+    assert!(
+        phone["scroll_width"].as_f64() <= Some(390.0)
+            && phone["widest_cell"].as_f64() <= Some(390.0),
+        "{phone}"
+    );
+    // A block is asked about first and sent only once confirmed.
+    assert_eq!(
+        seen["asked"],
+        "Block every click of network net-9 until 00:00 UTC?"
+    );
+    assert_eq!(
+        (
+            &seen["posted_while_asking"],
+            &seen["closed_by_cancel"],
+            &seen["posted_after_cancel"]
+        ),
+        (&0.into(), &true.into(), &0.into())
+    );
+    assert_eq!(
+        seen["posts"],
+        serde_json::json!([format!("{}/admin/networks/net-9/block", w.base)])
+    );
+    let said = seen["status"].as_str().unwrap_or_default();
+    assert!(
+        said.starts_with("net-9: blocked until ") && said.ends_with("(by ops@example.com)"),
+        "{said}"
+    );
+    // Isolates hear of the block with their next batch's answer.
+    w.wait_for(Duration::from_secs(10), || {
+        let r = w.get(
+            "/c?offer_id=1002&aff_id=net-9",
+            &[("cf-connecting-ip", "192.0.2.99"), ("user-agent", BROWSER)],
+        );
+        (r.status == 403).then_some(())
+    })
+    .expect("net-9's clicks were still let through after the page blocked it");
+    for name in [
+        "report-desktop.png",
+        "report-phone.png",
+        "report-phone-table.png",
+        "report-phone-confirm.png",
+    ] {
+        let png = std::fs::read(shots.join(name)).expect("a screenshot");
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 10_000,
+            "{name}: {} bytes",
+            png.len()
+        );
+    }
+    println!("report page screenshots: {}", shots.display());
 
     // Listed in `networks[]` now, net-7 has an object of its own; the decisions it had kept in
     // the shared object while unlisted are still explained.

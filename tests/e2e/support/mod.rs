@@ -327,39 +327,20 @@ impl Drop for Worker {
     }
 }
 
-/// Opens `url` in headless Chromium (Debian's `chromium`, or `$CHROMIUM`) as a phone-sized window:
-/// saves a screenshot to `shot` and returns the DOM once the page's scripts have run.
-pub fn browse(url: &str, shot: &Path) -> String {
-    let browser = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".to_owned());
-    if let Some(dir) = shot.parent() {
-        std::fs::create_dir_all(dir).unwrap();
-    }
-    let profile = TempDir::new("chromium");
-    let run = |extra: &[&str]| {
-        let out = Command::new(&browser)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--hide-scrollbars",
-                "--window-size=412,1600",
-                "--virtual-time-budget=15000",
-            ])
-            .arg(format!("--user-data-dir={}", profile.0.display()))
-            .args(extra)
-            .arg(url)
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("{browser} is needed for the report page test (make setup): {e}")
-            });
-        assert!(
-            out.status.success(),
-            "{browser} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    run(&[&format!("--screenshot={}", shot.display())]);
-    run(&["--dump-dom"])
+/// Opens the report page at `url` in headless Chromium (Debian's `chromium`, or `$CHROMIUM`) and
+/// works it as an operator would (`page.mjs`): screenshots at desktop and phone sizes saved in
+/// `shots`, and `network` blocked through the page's confirmation. Returns what the page showed.
+pub fn drive_report_page(url: &str, shots: &Path, network: &str) -> serde_json::Value {
+    let out = Command::new("node")
+        .arg(root().join("tests/e2e/support/page.mjs"))
+        .args([url, &shots.display().to_string(), network])
+        .current_dir(root())
+        .output()
+        .unwrap_or_else(|e| panic!("node is needed for the report page test (make setup): {e}"));
+    assert!(
+        out.status.success(),
+        "the report page in chromium (make setup installs it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("page.mjs prints one JSON object")
 }
