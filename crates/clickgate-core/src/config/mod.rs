@@ -23,6 +23,7 @@ use fields::Fields;
 use json::Value;
 use rules::{compile_rule, index_by_offer, select, Rule};
 
+mod alerts;
 pub mod cache;
 mod error;
 mod fields;
@@ -73,6 +74,8 @@ pub struct Config {
     /// The Workers Analytics Engine binding each decision is also written to, from
     /// `analytics.binding`.
     pub analytics_binding: Option<String>,
+    /// The operator's webhook and what it is sent, from `alerts` (none: no alerts).
+    pub alerts: Option<crate::alerts::Settings>,
     /// The keys of the lists kept apart in KV that the document uses.
     pub stored_lists: Vec<String>,
     /// A short hash of the source text, to tell in logs which document is in force.
@@ -207,6 +210,9 @@ fn compile_document(
     let analytics_binding = top
         .get("analytics")
         .and_then(|a| compile_analytics(a, errors));
+    let alerts = top
+        .get("alerts")
+        .and_then(|a| alerts::compile_alerts(a, errors));
     let rules = compile_rules(
         top.array("rules", errors),
         |id| unlisted_served || offers.contains_key(id),
@@ -233,6 +239,7 @@ fn compile_document(
         listed,
         postbacks,
         analytics_binding,
+        alerts,
         stored_lists,
         digest,
         links,
