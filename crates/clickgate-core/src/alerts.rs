@@ -7,8 +7,6 @@
 //! wants and the window lets through into webhook bodies, sent by the edge after the response.
 //! Nothing here reads a clock: `now` is passed in, and every piece of state has a fixed bound.
 
-use std::collections::HashMap;
-
 use crate::log::JsonLine;
 use crate::time::{rfc3339_ms, HOUR_MS};
 
@@ -188,35 +186,27 @@ const MAX_PENDING: usize = 32;
 const MAX_SENT: usize = 256;
 
 /// When each kind and subject was last sent: at most one per window. Pure over its state: the
-/// caller passes `now`.
+/// caller passes `now`. A list, not a map: it is short and looked at only when an alert is raised,
+/// and a map's code would cost the Worker more than the scan.
 #[derive(Debug, Default)]
 pub struct Dedup {
-    sent: HashMap<(Kind, String), u64>,
+    sent: Vec<(Kind, String, u64)>,
 }
 
 impl Dedup {
     /// Whether an alert of `kind` about `subject` may go at `now_ms`: none went in the
     /// `window_ms` before it. Admitting it starts its window.
     pub fn admit(&mut self, kind: Kind, subject: &str, window_ms: u64, now_ms: u64) -> bool {
-        let key = (kind, subject.to_owned());
-        if let Some(&at) = self.sent.get(&key) {
-            if now_ms < at.saturating_add(window_ms) {
-                return false;
-            }
-        }
         self.sent
-            .retain(|_, at| now_ms < at.saturating_add(window_ms));
-        if self.sent.len() >= MAX_SENT {
-            if let Some(oldest) = self
-                .sent
-                .iter()
-                .min_by_key(|(_, at)| **at)
-                .map(|(k, _)| k.clone())
-            {
-                self.sent.remove(&oldest);
-            }
+            .retain(|(_, _, at)| now_ms < at.saturating_add(window_ms));
+        if self.sent.iter().any(|(k, s, _)| *k == kind && s == subject) {
+            return false;
         }
-        self.sent.insert(key, now_ms);
+        // Oldest first: past the bound the one sent longest ago is forgotten.
+        if self.sent.len() >= MAX_SENT {
+            self.sent.remove(0);
+        }
+        self.sent.push((kind, subject.to_owned(), now_ms));
         true
     }
 }
@@ -242,7 +232,7 @@ struct Share {
 /// rose by `blocked_share_jump` or more over the window before's is a jump, raised once per window.
 #[derive(Debug, Default)]
 pub struct BlockedShares {
-    offers: HashMap<String, Share>,
+    offers: Vec<(String, Share)>,
 }
 
 impl BlockedShares {
@@ -255,16 +245,20 @@ impl BlockedShares {
         now_ms: u64,
     ) -> Option<Raised> {
         let window = now_ms / s.window_ms.max(1);
-        if !self.offers.contains_key(offer) {
-            if self.offers.len() >= MAX_OFFERS {
-                self.offers.retain(|_, sh| sh.window + 1 >= window);
+        let at = match self.offers.iter().position(|(o, _)| o == offer) {
+            Some(at) => at,
+            None => {
                 if self.offers.len() >= MAX_OFFERS {
-                    return None;
+                    self.offers.retain(|(_, sh)| sh.window + 1 >= window);
+                    if self.offers.len() >= MAX_OFFERS {
+                        return None;
+                    }
                 }
+                self.offers.push((offer.to_owned(), Share::default()));
+                self.offers.len() - 1
             }
-            self.offers.insert(offer.to_owned(), Share::default());
-        }
-        let share = self.offers.get_mut(offer)?;
+        };
+        let share = &mut self.offers[at].1;
         if share.window != window {
             share.before = if share.window + 1 == window {
                 (share.clicks, share.blocked)
