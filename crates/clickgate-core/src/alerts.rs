@@ -170,12 +170,18 @@ impl Raised {
     }
 }
 
-/// A body due for the webhook.
+/// What became of a raised alert the settings want.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Due {
-    pub url: String,
-    pub kind: Kind,
-    pub body: String,
+pub enum Due {
+    /// A body for the webhook.
+    Send {
+        url: String,
+        kind: Kind,
+        body: String,
+    },
+    /// Held back: one of its kind about its subject went within the window. Its log line, so the
+    /// operator can tell an alert held from one never raised.
+    Held(String),
 }
 
 /// Raised alerts kept until the next request looks at them; past this many the newest are
@@ -322,8 +328,8 @@ impl Alerts {
         }
     }
 
-    /// The bodies to send now: every raised alert the settings want and its window lets through,
-    /// the rest dropped. No settings: nothing is sent and nothing is kept.
+    /// What to do now with each raised alert the settings want: send it, or log it held back by
+    /// its window; those not wanted are dropped. No settings: nothing is sent and nothing is kept.
     pub fn due(&mut self, settings: Option<&Settings>, config: &str, now_ms: u64) -> Vec<Due> {
         if self.pending.is_empty() {
             return Vec::new();
@@ -334,14 +340,26 @@ impl Alerts {
         };
         raised
             .into_iter()
-            .filter(|r| {
-                s.wants(r.kind) && self.dedup.admit(r.kind, r.subject(), s.window_ms, now_ms)
-            })
-            .map(|r| Due {
-                url: s.webhook.clone(),
-                kind: r.kind,
-                body: r.body(config, now_ms),
-            })
+            .filter(|r| s.wants(r.kind))
+            .map(
+                |r| match self.dedup.admit(r.kind, r.subject(), s.window_ms, now_ms) {
+                    true => Due::Send {
+                        url: s.webhook.clone(),
+                        kind: r.kind,
+                        body: r.body(config, now_ms),
+                    },
+                    false => Due::Held(
+                        JsonLine::new()
+                            .str("event", "alert")
+                            .str("ts", &rfc3339_ms(now_ms))
+                            .str("kind", r.kind.as_str())
+                            .str("result", "held")
+                            .str("subject", r.subject())
+                            .str("detail", &r.detail)
+                            .finish(),
+                    ),
+                },
+            )
             .collect()
     }
 }
@@ -435,34 +453,57 @@ mod tests {
     }
 
     #[test]
-    fn due_sends_each_raised_alert_once_per_window_and_only_the_kinds_wanted() {
+    fn due_sends_each_raised_alert_once_per_window_holds_the_rest_and_drops_kinds_not_wanted() {
         let mut a = Alerts::default();
         let s = settings();
         a.raise(trip("net-a"));
         a.raise(trip("net-a"));
         a.raise(trip("net-b"));
         let due = a.due(Some(&s), "cfg1", T0);
-        assert_eq!(due.len(), 2, "{due:?}");
-        assert!(due.iter().all(|d| d.url == s.webhook));
-        // Raised again within the window: nothing; the queue is empty after each look.
+        assert_eq!(
+            sent(&due),
+            [("net-a", Kind::FloodTripped), ("net-b", Kind::FloodTripped)]
+        );
+        let held = r#""kind":"flood_tripped","result":"held","subject":"net-a""#;
+        assert!(
+            matches!(&due[1], Due::Held(line) if line.contains(held)),
+            "{due:?}"
+        );
+        // Raised again within the window: held; the queue is empty after each look.
         a.raise(trip("net-a"));
-        assert!(a.due(Some(&s), "cfg1", T0 + W - 1).is_empty());
+        let due = a.due(Some(&s), "cfg1", T0 + W - 1);
+        assert!(matches!(&due[..], [Due::Held(_)]), "{due:?}");
         assert!(a.due(Some(&s), "cfg1", T0 + W).is_empty());
         a.raise(trip("net-a"));
-        assert_eq!(a.due(Some(&s), "cfg1", T0 + W).len(), 1);
+        let due = a.due(Some(&s), "cfg1", T0 + W);
+        assert_eq!(sent(&due), [("net-a", Kind::FloodTripped)]);
 
         let only = settings().only(&[Kind::BreakerOpened]);
         a.raise(trip("net-c"));
         a.raise(Raised::network(Kind::BreakerOpened, "net-c", "x"));
         let due = a.due(Some(&only), "cfg1", T0);
-        assert_eq!(
-            due.iter().map(|d| d.kind).collect::<Vec<_>>(),
-            [Kind::BreakerOpened]
-        );
+        assert_eq!(sent(&due), [("net-c", Kind::BreakerOpened)]);
+        assert_eq!(due.len(), 1, "a kind not wanted is not even held: {due:?}");
         // Without an `alerts` section nothing is sent, and nothing waits for one.
         a.raise(trip("net-d"));
         assert!(a.due(None, "cfg1", T0).is_empty());
         assert!(a.due(Some(&s), "cfg1", T0).is_empty());
+    }
+
+    /// The network and kind of each body to send, checking it goes to the webhook.
+    fn sent(due: &[Due]) -> Vec<(&str, Kind)> {
+        due.iter()
+            .filter_map(|d| match d {
+                Due::Send { url, kind, body } => {
+                    assert_eq!(url, "https://hooks.example/alerts");
+                    let network = ["net-a", "net-b", "net-c", "net-d"]
+                        .into_iter()
+                        .find(|n| body.contains(&format!(r#""network":"{n}""#)))?;
+                    Some((network, *kind))
+                }
+                Due::Held(_) => None,
+            })
+            .collect()
     }
 
     #[test]

@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use crate::alerts::{Alerts, Kind, Raised};
+use crate::alerts::{Alerts, Due, Kind, Raised};
 use crate::click::{self, Arrived, ClickParams, ClientInfo, Id, RequestError, Sent};
 use crate::config::cache::SlotEvent;
 use crate::config::networks::ReplayCheck;
@@ -699,10 +699,9 @@ impl Isolate {
         let due = self
             .alerts
             .due(config.alerts.as_ref(), &config.digest, now_ms);
-        effects.extend(due.into_iter().map(|d| Effect::Alert {
-            url: d.url,
-            kind: d.kind,
-            body: d.body,
+        effects.extend(due.into_iter().map(|d| match d {
+            Due::Send { url, kind, body } => Effect::Alert { url, kind, body },
+            Due::Held(line) => Effect::Log(line),
         }));
         effects
     }
@@ -1114,6 +1113,8 @@ mod tests {
     mod alerting {
         use super::*;
         use crate::alerts::Kind;
+        #[cfg(target_arch = "wasm32")]
+        use wasm_bindgen_test::wasm_bindgen_test as test;
 
         /// The alerts among a request's effects: their kind and their body read back.
         fn alerts(effects: &[Effect]) -> Vec<(Kind, Value)> {
