@@ -100,7 +100,7 @@ pub(crate) async fn forward(url: String, tid: String, event: String) {
     let line = |result: &str, attempts: usize, detail: Option<&str>| {
         conversion::forward_line(&tid, &event, result, attempts, detail, crate::now_ms())
     };
-    match deliver(&url, None).await {
+    match deliver(&url, None, "tracker").await {
         Ok(attempts) => console_log!("{}", line("sent", attempts, None)),
         Err((0, problem)) => console_error!("{}", line("dropped", 0, Some(&problem))),
         Err((tried, problem)) => console_error!("{}", line("failed", tried, Some(&problem))),
@@ -110,18 +110,24 @@ pub(crate) async fn forward(url: String, tid: String, event: String) {
 /// POSTs an alert's JSON body to the operator's webhook, after the response, on the forwards'
 /// schedule; a webhook that is down costs the clicks nothing but this line.
 pub(crate) async fn alert(url: String, kind: Kind, body: String) {
-    let now_ms = crate::now_ms;
-    match deliver(&url, Some(&body)).await {
-        Ok(n) => console_log!("{}", alerts::delivery_line(kind, Ok(n), now_ms())),
-        Err((n, p)) => console_error!("{}", alerts::delivery_line(kind, Err((n, &p)), now_ms())),
+    match deliver(&url, Some(&body), "webhook").await {
+        Ok(n) => console_log!("{}", alerts::delivery_line(kind, Ok(n), crate::now_ms())),
+        Err((n, problem)) => {
+            let sent = Err((n, problem.as_str()));
+            console_error!("{}", alerts::delivery_line(kind, sent, crate::now_ms()))
+        }
     }
 }
 
 /// Sends a GET (or, with a body, a JSON POST) until it is answered 2xx, on
 /// [`conversion::FORWARD_SCHEDULE_MS`]: the attempts it took, or those made and the last problem
-/// (none made: too many in flight). The runtime's own fetch and timer are called directly: the
+/// (none made: too many in flight), naming the server as `who`. The runtime's own fetch and timer are called directly: the
 /// SDK's request and response wrappers cost the Worker's size more than this whole function.
-async fn deliver(url: &str, body: Option<&str>) -> std::result::Result<usize, (usize, String)> {
+async fn deliver(
+    url: &str,
+    body: Option<&str>,
+    who: &str,
+) -> std::result::Result<usize, (usize, String)> {
     if IN_FLIGHT.with(Cell::get) >= conversion::MAX_FORWARDS_IN_FLIGHT {
         return Err((0, "too many forwards in flight".to_owned()));
     }
@@ -160,7 +166,7 @@ async fn deliver(url: &str, body: Option<&str>) -> std::result::Result<usize, (u
                     sent = Some(tried);
                     break;
                 }
-                problem = format!("answered {status}");
+                problem = format!("the {who} answered {status}");
             }
             Err(e) => problem = e.as_string().unwrap_or_else(|| format!("{e:?}")),
         }
