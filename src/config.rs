@@ -105,6 +105,7 @@ async fn refresh(env: &Env, started_ms: u64) {
         })
     });
     if let Some(event) = event {
+        crate::objects::with_isolate(|isolate| isolate.config_event(&event));
         match event.log_line() {
             Some(line) if event.is_error() => console_error!("{line}"),
             Some(line) => console_log!("{line}"),

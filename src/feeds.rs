@@ -2,6 +2,7 @@
 //! judged by the core, and its list stored under its content's key when the core accepts it; the
 //! feeds' state is written back, and the isolates' next refresh compiles the document with it.
 
+use clickgate_core::alerts::Raised;
 use clickgate_core::config::feeds::{FeedStates, Good, Judgement, FEED_STATE_KEY};
 use clickgate_core::log::fault_line;
 use worker::js_sys;
@@ -66,9 +67,12 @@ async fn run(env: &Env, now_ms: u64) -> Result<(), String> {
             .map_err(|e| format!("storing the list failed: {e}")),
             Judgement::Refuse(why) => Err(why),
         };
-        let refused = outcome.is_err();
+        let refused = outcome.as_ref().err().cloned();
         let line = states.record(feed, now_ms, outcome);
-        if refused {
+        if let Some(why) = refused {
+            // The operator's webhook hears of it with the isolate's next request.
+            let detail = format!("lists.{} from {}: {why}", feed.list, feed.url);
+            crate::objects::with_isolate(|i| i.raise(Raised::feed_failed(detail)));
             console_error!("{line}");
         } else {
             console_log!("{line}");

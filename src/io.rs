@@ -18,7 +18,7 @@ use worker::{
 };
 
 use crate::objects;
-use crate::postback::forward;
+use crate::postback::{alert, forward};
 
 thread_local! {
     // An isolate runs one request at a time on one thread; these live as long as the isolate.
@@ -48,6 +48,7 @@ pub(crate) fn carry_out(env: &Env, ctx: &Context, effects: Vec<Effect>) {
                 transaction_id,
                 event,
             } => ctx.wait_until(forward(url, transaction_id, event)),
+            Effect::Alert { url, kind, body } => ctx.wait_until(alert(url, kind, body)),
         }
     }
 }

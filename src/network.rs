@@ -228,13 +228,14 @@ impl Network {
     async fn operate(&self, space: &Space, operation: Operation) -> Result<Response> {
         let now_ms = crate::now_ms();
         let event = operation.event();
-        let block = self
+        let (block, alerts) = self
             .with_stored(space, vec![StoreKey::Flood.to_string()], |counts| {
-                counts.operate(event, now_ms)
+                (counts.operate(event, now_ms), counts.take_alerts())
             })
             .await?;
         let reply = Reply {
             block,
+            alerts,
             ..Reply::default()
         };
         Response::ok(reply.to_json())

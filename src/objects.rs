@@ -302,7 +302,9 @@ pub async fn operate(
         operation,
     };
     let text = ask(env, &home.object(), &request, deadline::ADMIN_MS).await?;
-    Ok(Reply::parse(&text)?.block)
+    let reply = Reply::parse(&text)?;
+    with_isolate(|isolate| isolate.object_alerts(action.network(), reply.alerts));
+    Ok(reply.block)
 }
 
 /// Asks the network's object the conversion's question: whether it was reported before (and

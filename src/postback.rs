@@ -3,6 +3,7 @@
 
 use std::cell::Cell;
 
+use clickgate_core::alerts::{self, Kind};
 use clickgate_core::click;
 use clickgate_core::config::Config;
 use clickgate_core::conversion;
@@ -114,24 +115,46 @@ pub(crate) async fn verdict(
 }
 
 thread_local! {
-    // Forwards this isolate has in flight, against conversion::MAX_FORWARDS_IN_FLIGHT.
+    // Forwards and alerts this isolate has in flight, against conversion::MAX_FORWARDS_IN_FLIGHT.
     static IN_FLIGHT: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Sends a judged conversion on to the tracker, after the response, on the core's schedule; logs
-/// how it ended. A tracker that answers 2xx has it; an error or no answer is tried again. The
-/// runtime's own fetch and timer are called directly: the SDK's request and response wrappers
-/// cost the Worker's size more than this whole function.
+/// how it ended. A tracker that answers 2xx has it; an error or no answer is tried again.
 pub(crate) async fn forward(url: String, tid: String, event: String) {
     let line = |result: &str, attempts: usize, detail: Option<&str>| {
         conversion::forward_line(&tid, &event, result, attempts, detail, crate::now_ms())
     };
+    match deliver(&url, None, "tracker").await {
+        Ok(attempts) => console_log!("{}", line("sent", attempts, None)),
+        Err((0, problem)) => console_error!("{}", line("dropped", 0, Some(&problem))),
+        Err((tried, problem)) => console_error!("{}", line("failed", tried, Some(&problem))),
+    }
+}
+
+/// POSTs an alert's JSON body to the operator's webhook, after the response, on the forwards'
+/// schedule; a webhook that is down costs the clicks nothing but this line.
+pub(crate) async fn alert(url: String, kind: Kind, body: String) {
+    match deliver(&url, Some(&body), "webhook").await {
+        Ok(n) => console_log!("{}", alerts::delivery_line(kind, Ok(n), crate::now_ms())),
+        Err((n, problem)) => {
+            let sent = Err((n, problem.as_str()));
+            console_error!("{}", alerts::delivery_line(kind, sent, crate::now_ms()))
+        }
+    }
+}
+
+/// Sends a GET (or, with a body, a JSON POST) until it is answered 2xx, on
+/// [`conversion::FORWARD_SCHEDULE_MS`]: the attempts it took, or those made and the last problem
+/// (none made: too many in flight), naming the server as `who`. The runtime's own fetch and timer are called directly: the
+/// SDK's request and response wrappers cost the Worker's size more than this whole function.
+async fn deliver(
+    url: &str,
+    body: Option<&str>,
+    who: &str,
+) -> std::result::Result<usize, (usize, String)> {
     if IN_FLIGHT.with(Cell::get) >= conversion::MAX_FORWARDS_IN_FLIGHT {
-        console_error!(
-            "{}",
-            line("dropped", 0, Some("too many forwards in flight"))
-        );
-        return;
+        return Err((0, "too many forwards in flight".to_owned()));
     }
     IN_FLIGHT.with(|n| n.set(n.get() + 1));
     let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
@@ -147,21 +170,32 @@ pub(crate) async fn forward(url: String, tid: String, event: String) {
             });
             let _ = JsFuture::from(timer).await;
         }
-        match JsFuture::from(global.fetch_with_str(&url)).await {
+        let request = match body {
+            None => global.fetch_with_str(url),
+            Some(body) => {
+                let init = web_sys::RequestInit::new();
+                init.set_method("POST");
+                init.set_body(&body.into());
+                let headers = web_sys::Headers::new();
+                if let Ok(headers) = &headers {
+                    let _ = headers.set("content-type", "application/json");
+                    init.set_headers(headers);
+                }
+                global.fetch_with_str_and_init(url, &init)
+            }
+        };
+        match JsFuture::from(request).await {
             Ok(reply) => {
                 let status = reply.unchecked_into::<web_sys::Response>().status();
                 if (200..300).contains(&status) {
                     sent = Some(tried);
                     break;
                 }
-                problem = format!("the tracker answered {status}");
+                problem = format!("the {who} answered {status}");
             }
             Err(e) => problem = e.as_string().unwrap_or_else(|| format!("{e:?}")),
         }
     }
     IN_FLIGHT.with(|n| n.set(n.get().saturating_sub(1)));
-    match sent {
-        Some(attempts) => console_log!("{}", line("sent", attempts, None)),
-        None => console_error!("{}", line("failed", tried, Some(&problem))),
-    }
+    sent.ok_or((tried, problem))
 }

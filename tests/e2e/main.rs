@@ -5,6 +5,7 @@
 mod support;
 
 mod admin;
+mod alerts;
 mod bad_requests;
 mod clients;
 mod config;

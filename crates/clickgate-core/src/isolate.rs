@@ -19,7 +19,9 @@
 
 use std::sync::Arc;
 
+use crate::alerts::{Alerts, Due, Kind, Raised};
 use crate::click::{self, Arrived, ClickParams, ClientInfo, Id, Platform, RequestError, Sent};
+use crate::config::cache::SlotEvent;
 use crate::config::networks::ReplayCheck;
 use crate::config::Config;
 use crate::conversion::{self, Judging, Rejected, Rejecting, Seen};
@@ -168,6 +170,13 @@ pub enum Effect {
         transaction_id: String,
         event: String,
     },
+    /// An alert's JSON `body` POSTed to the operator's webhook at `url`, after the response, on
+    /// the same schedule as a forward.
+    Alert {
+        url: String,
+        kind: Kind,
+        body: String,
+    },
 }
 
 /// A click id asked of its replay object before the redirect: the click's `ticket` in this
@@ -295,6 +304,7 @@ pub struct Isolate {
     breakers: Breakers,
     outbox: Outbox,
     next_ticket: Ticket,
+    alerts: Alerts,
 }
 
 impl Isolate {
@@ -316,6 +326,35 @@ impl Isolate {
     /// The isolate's click-id questions, for the edge's replay drive.
     pub fn outbox_mut(&mut self) -> &mut Outbox {
         &mut self.outbox
+    }
+
+    /// Keeps an alert for the next request to send: what a source outside the click path (a
+    /// scheduled feed's failure, [`Kind::FeedFailed`]) raises.
+    pub fn raise(&mut self, raised: Raised) {
+        self.alerts.raise(raised);
+    }
+
+    /// What the network's object answered an operator's block or lift with: the change it made,
+    /// alerted like a trip or a lift.
+    pub fn object_alerts(&mut self, network: &Id, alerts: Vec<(Kind, String)>) {
+        for (kind, detail) in alerts {
+            self.alerts
+                .raise(Raised::network(kind, network.as_str(), detail));
+        }
+    }
+
+    /// A refresh of the config ended: a document that could not be used, while an older one
+    /// stays in force, is alerted (under the older one's `alerts`). With none in force there is
+    /// no webhook to tell.
+    pub fn config_event(&mut self, event: &SlotEvent) {
+        if let SlotEvent::KeptLastGood { digest, problem } = event {
+            self.alerts.raise(Raised {
+                kind: Kind::ConfigFailed,
+                network: None,
+                offer: None,
+                detail: format!("{problem}; config {digest} stays in force"),
+            });
+        }
     }
 
     /// One routed request under the config in force, up to its response or its replay question.
@@ -502,7 +541,15 @@ impl Isolate {
             (Some(check), Some(policy)) => {
                 let (signature, event) =
                     self.breakers.judge(&network, policy, check, replay, now_ms);
-                effects.extend(event.map(Effect::Fault));
+                if let Some(event) = event {
+                    let kind = match event.open {
+                        true => Kind::BreakerOpened,
+                        false => Kind::BreakerClosed,
+                    };
+                    self.alerts
+                        .raise(Raised::network(kind, network.as_str(), event.detail));
+                    effects.push(Effect::Fault(event.line));
+                }
                 signature
             }
             _ => None,
@@ -531,6 +578,12 @@ impl Isolate {
                 }
             }
         };
+        self.alerts.click(
+            config.alerts.as_ref(),
+            outcome.click.offer_id.as_str(),
+            outcome.is_blocked(),
+            now_ms,
+        );
         // A clean click the config's `log` leaves out costs no line at all; every other decision
         // is logged, and kept for explain from the same line. The report counts either way.
         let logged = !outcome.clean() || config.log.keeps(&outcome.transaction_id);
@@ -662,10 +715,28 @@ impl Isolate {
     }
 
     /// The steps due for every network's counts (a failed batch whose retry is due, a timer lost
-    /// with its request), bound for their homes under `config`, and the log line of any counted
-    /// clicks dropped: run on every request, so a network that went quiet is not left waiting for
-    /// its own next click.
+    /// with its request), bound for their homes under `config`, the log line of any counted
+    /// clicks dropped, and the alerts due: run on every request, so a network that went quiet is
+    /// not left waiting for its own next click, and an alert raised between requests goes with
+    /// the next one.
     pub fn drive_stranded(&mut self, config: &Config, now_ms: u64) -> Vec<Effect> {
+        let mut effects = self.stranded(config, now_ms);
+        if let Some(counts) = self.counts.as_mut() {
+            for raised in counts.take_alerts() {
+                self.alerts.raise(raised);
+            }
+        }
+        let due = self
+            .alerts
+            .due(config.alerts.as_ref(), &config.digest, now_ms);
+        effects.extend(due.into_iter().map(|d| match d {
+            Due::Send { url, kind, body } => Effect::Alert { url, kind, body },
+            Due::Held(line) => Effect::Log(line),
+        }));
+        effects
+    }
+
+    fn stranded(&mut self, config: &Config, now_ms: u64) -> Vec<Effect> {
         let Some(counts) = self.counts.as_mut() else {
             return Vec::new();
         };
@@ -1111,6 +1182,212 @@ mod tests {
         assert_eq!(codes(&blocked), ["click_flood"]);
     }
 
+    mod alerting {
+        use super::*;
+        use crate::alerts::Kind;
+        #[cfg(target_arch = "wasm32")]
+        use wasm_bindgen_test::wasm_bindgen_test as test;
+
+        /// The alerts among a request's effects: their kind and their body read back.
+        fn alerts(effects: &[Effect]) -> Vec<(Kind, Value)> {
+            effects
+                .iter()
+                .filter_map(|e| match e {
+                    Effect::Alert { url, kind, body } => {
+                        assert_eq!(url, "https://hooks.example/alerts");
+                        Some((*kind, serde_json::from_str(body).unwrap()))
+                    }
+                    _ => None,
+                })
+                .collect()
+        }
+
+        /// One click as the edge runs it: the click, then the stranded steps and alerts due.
+        fn request(
+            isolate: &mut Isolate,
+            config: &Arc<Config>,
+            url: &str,
+            ip: &str,
+            at: u64,
+        ) -> Vec<(Kind, Value)> {
+            let answered = done(step(isolate, config, parts(url, ip, IPHONE), at));
+            let mut effects = answered.effects;
+            effects.extend(isolate.drive_stranded(config, at));
+            alerts(&effects)
+        }
+
+        fn alerting(extra: &str) -> Arc<Config> {
+            let doc = CONFIG.replacen(
+                '{',
+                &format!(r#"{{"alerts": {{"webhook": "https://hooks.example/alerts"{extra}}},"#),
+                1,
+            );
+            Arc::new(Config::compile(&doc).unwrap())
+        }
+
+        #[test]
+        fn a_trip_the_object_answered_with_is_sent_once_with_the_next_request() {
+            let config = alerting("");
+            let mut isolate = counting();
+            let link = "https://clicks.example/c?offer_id=1&aff_id=net-5";
+            request(&mut isolate, &config, link, "192.0.2.1", T0);
+            let counts = isolate.counts_mut().unwrap();
+            let Flush::Send(batch) = counts.wake(&id("net-5"), T0 + 1_000) else {
+                panic!("due")
+            };
+            let mut reply = NetworkCounts::default().apply(&batch, T0 + 1_000);
+            reply.alerts = vec![(Kind::FloodTripped, "per_minute: 6 clicks, ceiling 5".into())];
+            counts.acked(&id("net-5"), batch.seq, reply, T0 + 1_000);
+            let sent = request(&mut isolate, &config, link, "192.0.2.1", T0 + 2_000);
+            assert_eq!(sent.len(), 1, "{sent:?}");
+            assert_eq!(sent[0].0, Kind::FloodTripped);
+            assert_eq!(sent[0].1["network"], "net-5");
+            assert!(request(&mut isolate, &config, link, "192.0.2.1", T0 + 3_000).is_empty());
+            // An operator's block within the window is not sent again; a lift is its own kind.
+            isolate.object_alerts(
+                &id("net-5"),
+                vec![(Kind::FloodLifted, "lifted by ops".into())],
+            );
+            isolate.object_alerts(
+                &id("net-5"),
+                vec![(Kind::FloodTripped, "imposed by ops".into())],
+            );
+            let sent = request(&mut isolate, &config, link, "192.0.2.1", T0 + 4_000);
+            assert_eq!(
+                sent.iter().map(|s| s.0).collect::<Vec<_>>(),
+                [Kind::FloodLifted]
+            );
+        }
+
+        #[test]
+        fn a_signing_breaker_opening_and_closing_is_alerted_with_its_network() {
+            let doc = CONFIG.replacen(
+                r#""keys": [{"id": "k1", "secret": "network-7-signing-secret-0001"}]"#,
+                r#""keys": [{"id": "k1", "secret": "network-7-signing-secret-0001"}],
+                   "breaker": {"window_seconds": 60, "min_clicks": 5, "invalid_share": 0.5}"#,
+                1,
+            );
+            let doc = doc.replacen(
+                '{',
+                r#"{"alerts": {"webhook": "https://hooks.example/alerts"},"#,
+                1,
+            );
+            let config = Arc::new(Config::compile(&doc).unwrap());
+            let mut isolate = counting();
+            let genuine = signed(&config, "net-7", None);
+            let forged = format!("{genuine}&sub1=altered");
+            let mut sent = Vec::new();
+            for i in 0..10 {
+                sent.extend(request(
+                    &mut isolate,
+                    &config,
+                    &genuine,
+                    "192.0.2.1",
+                    T0 + i * 1_000,
+                ));
+            }
+            assert!(sent.is_empty(), "{sent:?}");
+            for i in 0..10 {
+                sent.extend(request(
+                    &mut isolate,
+                    &config,
+                    &forged,
+                    "192.0.2.1",
+                    T0 + 60_000 + i * 1_000,
+                ));
+            }
+            assert_eq!(sent.len(), 1, "{sent:?}");
+            assert_eq!(sent[0].0, Kind::BreakerOpened);
+            assert_eq!(sent[0].1["network"], "net-7");
+            // The signer is fixed: the breaker closes, a kind of its own.
+            for i in 0..10 {
+                sent.extend(request(
+                    &mut isolate,
+                    &config,
+                    &genuine,
+                    "192.0.2.1",
+                    T0 + 80_000 + i * 1_000,
+                ));
+            }
+            assert_eq!(
+                sent.iter().map(|s| s.0).collect::<Vec<_>>(),
+                [Kind::BreakerOpened, Kind::BreakerClosed]
+            );
+        }
+
+        #[test]
+        fn a_config_that_could_not_be_used_is_alerted_once_per_window() {
+            let config = alerting(r#", "window_seconds": 600"#);
+            let mut isolate = counting();
+            let kept = SlotEvent::KeptLastGood {
+                digest: config.digest.clone(),
+                problem: "offers[0].landing_url: is required".into(),
+            };
+            isolate.config_event(&kept);
+            let sent = alerts(&isolate.drive_stranded(&config, T0));
+            assert_eq!(sent.len(), 1, "{sent:?}");
+            assert_eq!(sent[0].0, Kind::ConfigFailed);
+            assert_eq!(sent[0].1["network"], Value::Null);
+            assert!(sent[0].1["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("offers[0].landing_url"));
+            isolate.config_event(&kept);
+            assert!(alerts(&isolate.drive_stranded(&config, T0 + 599_999)).is_empty());
+            isolate.config_event(&kept);
+            assert_eq!(
+                alerts(&isolate.drive_stranded(&config, T0 + 600_000)).len(),
+                1
+            );
+            // A good load or an unchanged one says nothing.
+            isolate.config_event(&SlotEvent::Unchanged {
+                digest: config.digest.clone(),
+            });
+            assert!(alerts(&isolate.drive_stranded(&config, T0 + 2 * 600_000)).is_empty());
+        }
+
+        #[test]
+        fn an_offers_blocked_share_jump_is_alerted_with_the_offer() {
+            let config = alerting(r#", "window_seconds": 60, "blocked_share_min_clicks": 5"#);
+            let mut isolate = counting();
+            let link = "https://clicks.example/c?offer_id=1&aff_id=net-5";
+            let mut sent = Vec::new();
+            for i in 0..10 {
+                sent.extend(request(&mut isolate, &config, link, "192.0.2.1", T0 + i));
+            }
+            // The next minute, every click comes from a blocklisted range.
+            for i in 0..10 {
+                sent.extend(request(
+                    &mut isolate,
+                    &config,
+                    link,
+                    "203.0.113.9",
+                    T0 + 60_000 + i,
+                ));
+            }
+            assert_eq!(sent.len(), 1, "{sent:?}");
+            assert_eq!(sent[0].0, Kind::BlockedShareJump);
+            assert_eq!(sent[0].1["offer"], "1");
+            assert_eq!(
+                sent[0].1["detail"],
+                "5 of 5 clicks blocked this window, 0 of 10 the window before"
+            );
+        }
+
+        #[test]
+        fn without_an_alerts_section_nothing_is_sent() {
+            let config = config();
+            let mut isolate = counting();
+            isolate.raise(crate::alerts::Raised {
+                kind: Kind::FeedFailed,
+                network: None,
+                offer: None,
+                detail: "x".into(),
+            });
+            assert!(alerts(&isolate.drive_stranded(&config, T0)).is_empty());
+        }
+    }
+
     #[test]
     fn a_quiet_networks_failed_batch_is_resent_on_any_request() {
         // Regression: only a network's own click restarted its batch's retries, so after an
@@ -1293,6 +1570,7 @@ mod tests {
                 Effect::Flush { .. } => "flush",
                 Effect::Replay { .. } => "replay",
                 Effect::Forward { .. } => "forward",
+                Effect::Alert { .. } => "alert",
             })
             .collect();
         assert_eq!(kinds, ["fault", "log", "flush"]);
@@ -1529,6 +1807,7 @@ mod tests {
                     Effect::Flush { .. } => "flush",
                     Effect::Replay { .. } => "replay",
                     Effect::Forward { .. } => "forward",
+                    Effect::Alert { .. } => "alert",
                 })
                 .collect()
         }

@@ -8,7 +8,8 @@
 //!    [`verdict`] (reason codes, reasons, the verdicts, the decision, fail-open or closed),
 //!    [`fault`] (who is at fault when something fails: operator, client or runtime), [`log`]
 //!    (JSON log lines), [`hll`] (distinct counts), [`ua`] (the User-Agent, read once per click),
-//!    [`ip`] (addresses, ranges and their sets).
+//!    [`ip`] (addresses, ranges and their sets), [`alerts`] (what the operator's webhook is told,
+//!    and at most once per kind and subject per window).
 //! 2. The request: [`click`] (raw request → routed, parsed click, or why it is not one; the
 //!    parameters' names), [`template`] (landing-URL macros, named as the click's parameters),
 //!    [`token`] (the transaction id, and constant-time secret comparison), [`flood`] (a network's
@@ -42,6 +43,7 @@
 //!     `fuzz` (the parsers under generated input; tests only).
 
 pub mod admin;
+pub mod alerts;
 pub mod click;
 pub mod config;
 pub mod conversion;

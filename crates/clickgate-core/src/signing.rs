@@ -586,7 +586,7 @@ fn signer_broke(t: Tally, baseline: u32, b: BreakerSettings) -> bool {
 
 impl Breakers {
     /// Combines a check, the replay answer and the breaker into what the decision acts on. Also
-    /// returns a log line when the breaker opens or closes.
+    /// returns what changed when the breaker opens or closes.
     pub fn judge(
         &mut self,
         network: &Id,
@@ -594,7 +594,7 @@ impl Breakers {
         check: Check,
         replay: ReplayAnswer,
         now_ms: u64,
-    ) -> (Option<Signature>, Option<String>) {
+    ) -> (Option<Signature>, Option<BreakerEvent>) {
         let (status, detail, kid, key_mismatch) = match check {
             Check::NotSigned => return (None, None),
             Check::Valid { kid, .. } => match replay {
@@ -625,7 +625,7 @@ impl Breakers {
                 let ended = open.until_ms <= now_ms;
                 if recovered || (ended && !signer_broke(tally, open.baseline, b)) {
                     state.open = None;
-                    event = Some(breaker_line(network, "closed", tally, b));
+                    event = Some(breaker_event(network, false, tally, b));
                 } else if ended {
                     state.open = Some(Open {
                         until_ms: now_ms + b.window_ms,
@@ -641,7 +641,7 @@ impl Breakers {
                     until_ms: now_ms + b.window_ms,
                     baseline: tally.valid_before,
                 });
-                event = Some(breaker_line(network, "open", tally, b));
+                event = Some(breaker_event(network, true, tally, b));
             }
             breaker_open = state.open.is_some();
         }
@@ -662,6 +662,29 @@ impl Breakers {
             flood_exempt: policy.flood_exempt,
         };
         (Some(signature), event)
+    }
+}
+
+/// A breaker that opened or closed: its log line, and its counts in words for an alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakerEvent {
+    pub open: bool,
+    pub line: String,
+    pub detail: String,
+}
+
+fn breaker_event(network: &Id, open: bool, t: Tally, b: BreakerSettings) -> BreakerEvent {
+    BreakerEvent {
+        open,
+        line: breaker_line(network, if open { "open" } else { "closed" }, t, b),
+        detail: format!(
+            "{} mismatched and {} valid signatures in the last {} s, {} valid in the {} s before",
+            t.mismatched,
+            t.valid,
+            b.window_ms / 1000,
+            t.valid_before,
+            b.window_ms / 1000
+        ),
     }
 }
 
@@ -999,8 +1022,8 @@ mod tests {
             };
             let (sig, event) = b.judge(&net, &p, check, ReplayAnswer::NotAsked, NOW + s * 1000);
             let sig = sig.unwrap();
-            if let Some(line) = event {
-                events.push((s, line));
+            if let Some(event) = event {
+                events.push((s, event.line));
             }
             let open = events.last().is_some_and(|(_, l)| l.contains("\"open\""));
             assert_eq!(sig.breaker_open, open, "second {s}");

@@ -723,6 +723,26 @@ fn the_ranges_table_gives_the_ranges_the_config_enforces() {
                 r.approved_per_click.end()
             ),
         ),
+        (
+            "`alerts.window_seconds`",
+            format!(
+                "{} to {} (a day)",
+                r.alert_window_seconds.start(),
+                r.alert_window_seconds.end()
+            ),
+        ),
+        (
+            "`alerts.blocked_share_jump`",
+            format!("{} to {}", r.share.start(), r.share.end()),
+        ),
+        (
+            "`alerts.blocked_share_min_clicks`",
+            format!(
+                "{} to {}",
+                r.alert_min_clicks.start(),
+                r.alert_min_clicks.end()
+            ),
+        ),
     ];
     for (field, range) in rows {
         assert_eq!(range_row(config, field), range, "{field}");

@@ -22,7 +22,9 @@ use std::path::{Path, PathBuf};
 const FLOORS: &[(&str, &[&str])] = &[
     (
         "the ground: words every floor uses",
-        &["time", "verdict", "fault", "log", "hll", "ua", "ip"],
+        &[
+            "time", "verdict", "fault", "log", "hll", "ua", "ip", "alerts",
+        ],
     ),
     ("the request", &["click", "template", "token", "flood"]),
     ("a rule's filters, one file each", &["filters"]),

@@ -26,6 +26,7 @@ use fields::Fields;
 use json::Value;
 use rules::{compile_rule, index_by_offer, select, Rule};
 
+mod alerts;
 pub mod cache;
 mod error;
 pub mod feeds;
@@ -83,6 +84,8 @@ pub struct Config {
     pub analytics_binding: Option<String>,
     /// Which allowed clean clicks the decision log keeps, from `log` (`"all"` without it).
     pub log: LogClean,
+    /// The operator's webhook and what it is sent, from `alerts` (none: no alerts).
+    pub alerts: Option<crate::alerts::Settings>,
     /// The keys of the lists kept apart in KV that the document uses.
     pub stored_lists: Vec<String>,
     /// The lists fetched on the Cron Trigger, from `feeds[]`.
@@ -253,6 +256,9 @@ fn compile_document(
     let log = top
         .get("log")
         .map_or(LogClean::All, |l| compile_log(l, errors));
+    let alerts = top
+        .get("alerts")
+        .and_then(|a| alerts::compile_alerts(a, errors));
     let rules = compile_rules(
         top.array("rules", errors),
         |id| unlisted_served || offers.contains_key(id),
@@ -300,6 +306,7 @@ fn compile_document(
         postbacks,
         analytics_binding,
         log,
+        alerts,
         stored_lists,
         feeds,
         digest,

@@ -33,6 +33,10 @@ pub struct Ranges {
     pub breaker_min_clicks: RangeInclusive<u32>,
     /// `advertisers[].max_approved_per_click`.
     pub approved_per_click: RangeInclusive<u32>,
+    /// `alerts.window_seconds`: a minute to a day.
+    pub alert_window_seconds: RangeInclusive<u64>,
+    /// `alerts.blocked_share_min_clicks`.
+    pub alert_min_clicks: RangeInclusive<u32>,
 }
 
 pub const RANGES: Ranges = Ranges {
@@ -51,6 +55,8 @@ pub const RANGES: Ranges = Ranges {
     breaker_window_seconds: 1..=86_400,
     breaker_min_clicks: 1..=1_000_000,
     approved_per_click: 1..=100,
+    alert_window_seconds: 60..=86_400,
+    alert_min_clicks: 1..=1_000_000,
 };
 
 #[cfg(test)]

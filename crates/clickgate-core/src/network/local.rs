@@ -22,6 +22,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::alerts::Raised;
 use crate::click::Id;
 use crate::decide::ClickOutcome;
 use crate::flood::{FloodBlock, FloodView, Thresholds};
@@ -83,6 +84,8 @@ pub enum Flush {
 /// Past this many remembered totals the isolate forgets them (not its unsent counts) and learns
 /// them again from the next answers: an isolate's memory stays bounded under an IP flood.
 const MAX_KNOWN_KEYS: usize = 50_000;
+/// Alerts from the objects' answers kept until the isolate's next request takes them.
+const MAX_ALERTS_KEPT: usize = 16;
 
 #[derive(Debug, Default)]
 struct ExplainBudget {
@@ -307,6 +310,8 @@ pub struct LocalCounts {
     dropped: Dropped,
     /// When the next isolate-wide look at stranded counts is due.
     next_look_ms: u64,
+    /// Alerts the networks' objects answered with, until the isolate takes them.
+    alerts: Vec<Raised>,
 }
 
 /// The word and bit that mark `network` as evicted.
@@ -329,7 +334,13 @@ impl LocalCounts {
             unsent: 0,
             dropped: Dropped::default(),
             next_look_ms: 0,
+            alerts: Vec::new(),
         }
+    }
+
+    /// The alerts the objects answered with since the last call, each naming its network.
+    pub fn take_alerts(&mut self) -> Vec<Raised> {
+        std::mem::take(&mut self.alerts)
     }
 
     /// The network's state, made on first use (evicting others if the isolate is full), marked
@@ -821,6 +832,12 @@ impl LocalCounts {
         net.in_flight_ips.clear();
         net.forgotten = false;
         net.block = reply.block.clone();
+        // At most a trip and a lift per answer; kept bounded all the same.
+        let room = MAX_ALERTS_KEPT.saturating_sub(self.alerts.len());
+        for (kind, detail) in reply.alerts.into_iter().take(room) {
+            self.alerts
+                .push(Raised::network(kind, network.as_str(), detail));
+        }
         if net.known_ips.len() + reply.ips.len() > MAX_KNOWN_KEYS {
             net.known_ips.clear();
         }
@@ -1083,6 +1100,63 @@ mod tests {
         let reply = object.apply(&b, T0 + 4_000);
         local.acked(&net, b.seq, reply, T0 + 4_000);
         assert_eq!(local.flood_view(&net, &t, T0 + 4_001).block, None);
+    }
+
+    #[test]
+    fn a_trip_is_alerted_in_the_answer_to_the_batch_that_tripped_it_and_no_other() {
+        use crate::alerts::{Kind, Raised};
+        let net = id("net");
+        let t = Thresholds {
+            per_minute: Some(5),
+            ..Thresholds::default()
+        };
+        let mut object = NetworkCounts::default();
+        let mut local = LocalCounts::new(1, policy());
+        let send = |local: &mut LocalCounts, object: &mut NetworkCounts, clicks, at| {
+            for i in 0..clicks {
+                local.record_flood(&net, t, false, at + i);
+            }
+            let Flush::Send(b) = local.wake(&net, at + 1_000) else {
+                panic!("due")
+            };
+            let reply = object.apply(&b, at + 1_000);
+            let again = object.apply(&b, at + 1_500);
+            assert!(again.alerts.is_empty(), "a retried batch alerts nothing");
+            local.acked(&net, b.seq, reply, at + 1_000);
+            local.take_alerts()
+        };
+        assert!(send(&mut local, &mut object, 3, T0).is_empty());
+        assert_eq!(
+            send(&mut local, &mut object, 3, T0 + 2_000),
+            [Raised::network(
+                Kind::FloodTripped,
+                "net",
+                "per_minute: 6 clicks, ceiling 5"
+            )]
+        );
+        // Clicks under the block trip nothing more.
+        assert!(send(&mut local, &mut object, 10, T0 + 4_000).is_empty());
+        // An operator's lift and block are answered with their own change.
+        object.operate(Event::Lift { by: "ops".into() }, T0 + 6_000);
+        assert_eq!(
+            object.take_alerts(),
+            [(Kind::FloodLifted, "lifted by ops".to_owned())]
+        );
+        object.operate(Event::Impose { by: "ops".into() }, T0 + 7_000);
+        assert_eq!(
+            object.take_alerts(),
+            [(Kind::FloodTripped, "imposed by ops".to_owned())]
+        );
+        // The block ends with the day: the first batch of the next one says so.
+        let next_day = (T0 / DAY_MS + 1) * DAY_MS + 60_000;
+        assert_eq!(
+            send(&mut local, &mut object, 1, next_day),
+            [Raised::network(
+                Kind::FloodLifted,
+                "net",
+                "the UTC day ended"
+            )]
+        );
     }
 
     #[test]

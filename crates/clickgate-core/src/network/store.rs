@@ -7,6 +7,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
+use crate::alerts::Kind;
 use crate::click::Id;
 use crate::conversion::{self, approval_slots, free_approval_slot};
 use crate::fault::Corrupt;
@@ -65,6 +66,8 @@ pub struct NetworkCounts {
     changed: BTreeSet<StoreKey>,
     /// Log lines for what changed in the flood state (a trip, a lift), for the object to print.
     events: Vec<String>,
+    /// The same changes as alerts, for the answer to the request that made them.
+    alerts: Vec<(Kind, String)>,
 }
 
 impl NetworkCounts {
@@ -153,6 +156,7 @@ impl NetworkCounts {
         self.changed.insert(StoreKey::Flood);
         reply.block = flood.current_block();
         self.log_outcomes(outcomes, now_ms);
+        reply.alerts = self.take_alerts();
         if fresh {
             for (key, tally) in &batch.report {
                 let rows = self.reports.entry(key.hour).or_default();
@@ -195,6 +199,19 @@ impl NetworkCounts {
             let line = JsonLine::new()
                 .str("event", "flood")
                 .str("ts", &rfc3339_ms(now_ms));
+            let alert = match &outcome {
+                Outcome::Nothing => continue,
+                Outcome::Tripped(b) => Some((
+                    Kind::FloodTripped,
+                    format!("{}: {}", b.cause.as_str(), b.detail),
+                )),
+                Outcome::Imposed(b) => Some((Kind::FloodTripped, b.detail.clone())),
+                Outcome::Lifted { by } => Some((Kind::FloodLifted, format!("lifted by {by}"))),
+                Outcome::NewDay { ended_block } => {
+                    ended_block.then(|| (Kind::FloodLifted, "the UTC day ended".to_owned()))
+                }
+            };
+            self.alerts.extend(alert);
             let line = match outcome {
                 Outcome::Nothing => continue,
                 Outcome::Tripped(b) | Outcome::Imposed(b) => line
@@ -219,6 +236,12 @@ impl NetworkCounts {
     /// Log lines for flood changes since the last call.
     pub fn take_events(&mut self) -> Vec<String> {
         std::mem::take(&mut self.events)
+    }
+
+    /// Alerts for flood changes since the last call: a trip or an operator's block
+    /// ([`Kind::FloodTripped`]), a lift or the day's end of a block ([`Kind::FloodLifted`]).
+    pub fn take_alerts(&mut self) -> Vec<(Kind, String)> {
+        std::mem::take(&mut self.alerts)
     }
 
     /// The keys `apply` changed since the last call, with what to store (`None`: delete).

@@ -27,6 +27,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
+use crate::alerts::Kind;
 use crate::click::Id;
 use crate::conversion::{Rejected, Seen};
 use crate::fault::{Blame, Corrupt, Fault};
@@ -578,6 +579,9 @@ pub struct Reply {
     pub ips: Vec<(Id, u64, History)>,
     pub subs: Vec<(Id, u32, HyperLogLog)>,
     pub block: Option<FloodBlock>,
+    /// What this request changed in the network's block that is worth an alert (a trip, a lift):
+    /// told only in the answer to the request that changed it, so one isolate hears of it once.
+    pub alerts: Vec<(Kind, String)>,
 }
 
 impl Batch {
@@ -723,13 +727,21 @@ impl Batch {
 
 impl Reply {
     pub fn to_json(&self) -> String {
-        json!({
+        let mut reply = json!({
             "duplicate": self.duplicate,
             "ips": self.ips.iter().map(|(o, ip, h)| json!([o.as_str(), format!("{ip:016x}"), h.to_json()])).collect::<Vec<_>>(),
             "subs": self.subs.iter().map(|(o, day, s)| json!([o.as_str(), day, B64.encode(s.to_bytes())])).collect::<Vec<_>>(),
             "block": self.block.as_ref().map(|b| json!([b.until_ms, b.cause.as_str(), b.detail])),
-        })
-        .to_string()
+        });
+        // Only an answer that changed the block carries any: the others are sent as before.
+        if !self.alerts.is_empty() {
+            reply["alerts"] = self
+                .alerts
+                .iter()
+                .map(|(k, d)| json!([k.as_str(), d]))
+                .collect();
+        }
+        reply.to_string()
     }
 
     /// The object's answer to a batch; one that does not read back is a runtime fault.
@@ -767,6 +779,14 @@ impl Reply {
                     .ok_or("block: cause")?,
                 detail: b.get(2).and_then(Value::as_str).unwrap_or("").to_owned(),
             });
+        }
+        // An object of an older build sends none.
+        for (i, a) in v["alerts"].as_array().into_iter().flatten().enumerate() {
+            let kind = a.get(0).and_then(Value::as_str).and_then(Kind::parse);
+            match (kind, a.get(1).and_then(Value::as_str)) {
+                (Some(k), Some(d)) => reply.alerts.push((k, d.to_owned())),
+                _ => return Err(format!("alerts[{i}]: must be [kind, detail]")),
+            }
         }
         Ok(reply)
     }
@@ -1181,8 +1201,18 @@ pub(crate) mod tests {
                 cause: FloodCause::PerMinute,
                 detail: "12 clicks, ceiling 10".into(),
             }),
+            alerts: vec![(
+                Kind::FloodTripped,
+                "per_minute: 12 clicks, ceiling 10".into(),
+            )],
         };
         assert_eq!(Reply::parse(&reply.to_json()), Ok(reply));
+        // An answer of an older build has no alerts; one whose alert is not [kind, detail] is
+        // refused.
+        let old = r#"{"duplicate":false,"ips":[],"subs":[],"block":null}"#;
+        assert_eq!(Reply::parse(old).map(|r| r.alerts), Ok(Vec::new()));
+        let bad = r#"{"ips":[],"subs":[],"alerts":[["flood_tripped"]]}"#;
+        assert!(Reply::parse(bad).is_err());
 
         let bad = b.to_json().replace("\"seq\":3", "\"seq\":0");
         assert_eq!(
