@@ -195,7 +195,11 @@ impl fmt::Debug for IpSet {
 
 impl IpSet {
     pub fn new(entries: impl IntoIterator<Item = IpNet>) -> IpSet {
-        let mut all: Vec<IpNet> = entries.into_iter().collect();
+        IpSet::of(entries.into_iter().collect())
+    }
+
+    // Not generic, so each caller's iterator does not bring its own copy of the sort.
+    fn of(mut all: Vec<IpNet>) -> IpSet {
         // Widest first among equal starts, so the sweep keeps the covering block.
         all.sort_by(|a, b| a.first().cmp(&b.first()).then(b.last().cmp(&a.last())));
         let mut kept: Vec<IpNet> = Vec::with_capacity(all.len());
