@@ -177,12 +177,16 @@ impl Tally {
             a[i].as_u64()
                 .ok_or_else(|| format!("field {i} is not a count"))
         };
+        // Inserted one by one: collecting into a map would bring its own copy of the stable sort.
         let map = |i: usize| -> Result<BTreeMap<String, u64>, String> {
-            a[i].as_object()
+            let mut out = BTreeMap::new();
+            for (k, v) in a[i]
+                .as_object()
                 .ok_or_else(|| format!("field {i} is not an object"))?
-                .iter()
-                .map(|(k, v)| Ok((k.clone(), v.as_u64().ok_or("a reason count")?)))
-                .collect()
+            {
+                out.insert(k.clone(), v.as_u64().ok_or("a reason count")?);
+            }
+            Ok(out)
         };
         Ok(Tally {
             clicks: n(0)?,
