@@ -304,7 +304,7 @@ impl<'a> Fields<'a> {
             .keys()
             .filter(|k| !self.read.iter().any(|r| r == *k))
             .collect();
-        unknown.sort();
+        unknown.sort_unstable();
         for key in unknown {
             let known = self.read.iter().collect::<Vec<_>>().join(", ");
             errors.push(err(

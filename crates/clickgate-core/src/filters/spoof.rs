@@ -278,7 +278,7 @@ pub fn judge(ua: &UserAgent, sent: &Sent) -> Option<Found> {
     let claim = claim(ua)?;
     let signs = signs(&claim, sent);
     let mut causes: Vec<Cause> = signs.iter().map(|s| s.cause).collect();
-    causes.sort();
+    causes.sort_unstable();
     causes.dedup();
     let grade = match causes.len() {
         0 => return None,
