@@ -241,13 +241,21 @@ impl IpSet {
         IpSet::of(entries.into_iter().collect())
     }
 
-    /// [`IpSet::new`] past its one generic step: each caller's iterator type would otherwise make
-    /// a copy of the sort and the sweep in the Worker.
-    fn of(mut all: Vec<IpNet>) -> IpSet {
-        // Widest first among equal starts, so the sweep keeps the covering block.
-        all.sort_by(|a, b| a.first().cmp(&b.first()).then(b.last().cmp(&a.last())));
+    // Not generic, so each caller's iterator does not bring its own copy of the sort.
+    fn of(all: Vec<IpNet>) -> IpSet {
+        // Widest first among equal starts, so the sweep keeps the covering block; among the same
+        // block written twice (as IPv4 and as IPv4-mapped IPv6), the first written. The unstable
+        // sort with the position as the last key orders as a stable one would, without its copy.
+        let mut order: Vec<usize> = (0..all.len()).collect();
+        order.sort_unstable_by(|&a, &b| {
+            let (x, y) = (&all[a], &all[b]);
+            x.first()
+                .cmp(&y.first())
+                .then(y.last().cmp(&x.last()))
+                .then(a.cmp(&b))
+        });
         let mut kept: Vec<IpNet> = Vec::with_capacity(all.len());
-        for net in all {
+        for net in order.into_iter().map(|i| all[i]) {
             match kept.last() {
                 Some(k) if net.first() <= k.last() => {} // nested in `k`
                 _ => kept.push(net),

@@ -299,13 +299,15 @@ impl<'a> Fields<'a> {
     }
 
     pub(crate) fn finish(self, errors: &mut Vec<ConfigError>) {
-        let mut unknown: Vec<&str> = self
+        // Owned, so they share the sort of strings the list keys already bring.
+        let mut unknown: Vec<String> = self
             .map
             .keys()
             .filter(|k| !self.read.iter().any(|r| r == *k))
+            .map(str::to_owned)
             .collect();
-        unknown.sort();
-        for key in unknown {
+        unknown.sort_unstable();
+        for key in &unknown {
             let known = self.read.iter().collect::<Vec<_>>().join(", ");
             errors.push(err(
                 &self.child(key),

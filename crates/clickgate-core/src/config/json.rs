@@ -128,11 +128,14 @@ impl<'a> Value<'a> {
             Value::Number(n) => serde_json::Value::Number(n.clone()),
             Value::String(s) => serde_json::Value::String(s.as_ref().to_owned()),
             Value::Array(a) => serde_json::Value::Array(a.iter().map(Value::to_json).collect()),
-            Value::Object(o) => serde_json::Value::Object(
-                o.0.iter()
-                    .map(|(k, v)| (k.as_ref().to_owned(), v.to_json()))
-                    .collect(),
-            ),
+            Value::Object(o) => {
+                // Inserted one by one: collecting would bring its own copy of the stable sort.
+                let mut map = serde_json::Map::new();
+                for (k, v) in o.0.iter() {
+                    map.insert(k.as_ref().to_owned(), v.to_json());
+                }
+                serde_json::Value::Object(map)
+            }
         }
     }
 }

@@ -301,7 +301,9 @@ pub fn in_order(rules: &[Rule], stage: Level) -> Vec<usize> {
     let mut order: Vec<usize> = (0..rules.len())
         .filter(|&i| rules[i].enabled && (rules[i].level == stage || rules[i].level == Level::Both))
         .collect();
-    order.sort_by(|&a, &b| precedence(&rules[a], &rules[b]));
+    // Ties fall back to the document's order, as the stable sort kept them, so the unstable one
+    // (whose copy the Worker has anyway) gives the same order.
+    order.sort_unstable_by(|&a, &b| precedence(&rules[a], &rules[b]).then(a.cmp(&b)));
     order
 }
 

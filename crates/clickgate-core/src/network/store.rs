@@ -371,15 +371,14 @@ impl NetworkCounts {
 }
 
 fn encode_seen(seen: &BTreeMap<u64, Seen>) -> String {
-    let map: serde_json::Map<String, Value> = seen
-        .iter()
-        .map(|(isolate, s)| {
-            (
-                format!("{isolate:016x}"),
-                json!([s.upto, s.above.iter().collect::<Vec<_>>(), s.last_hour]),
-            )
-        })
-        .collect();
+    // Inserted one by one: collecting into a map would bring its own copy of the stable sort.
+    let mut map = serde_json::Map::new();
+    for (isolate, s) in seen {
+        map.insert(
+            format!("{isolate:016x}"),
+            json!([s.upto, s.above.iter().collect::<Vec<_>>(), s.last_hour]),
+        );
+    }
     Value::Object(map).to_string()
 }
 
@@ -390,13 +389,10 @@ fn decode_seen(text: &str) -> Result<BTreeMap<u64, Seen>, String> {
     for (isolate, s) in map {
         let isolate = hex_u64(Some(&Value::String(isolate.clone())))?;
         let upto = s.get(0).and_then(Value::as_u64).ok_or("upto")?;
-        let above = s
-            .get(1)
-            .and_then(Value::as_array)
-            .ok_or("above")?
-            .iter()
-            .map(|n| n.as_u64().ok_or("above"))
-            .collect::<Result<_, _>>()?;
+        let mut above = BTreeSet::new();
+        for n in s.get(1).and_then(Value::as_array).ok_or("above")? {
+            above.insert(n.as_u64().ok_or("above")?);
+        }
         let last_hour = u32_at(s, 2)?;
         seen.insert(
             isolate,

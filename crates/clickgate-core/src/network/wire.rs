@@ -695,24 +695,27 @@ impl Batch {
 
     /// The storage keys the object reads to apply this batch.
     pub fn storage_keys(&self) -> Vec<String> {
-        let keys: BTreeSet<StoreKey> = [StoreKey::Seen, StoreKey::Flood]
-            .into_iter()
-            .chain(self.ips.iter().map(|d| StoreKey::Ip(d.offer.clone(), d.ip)))
-            .chain(
-                self.subs
-                    .iter()
-                    .map(|d| StoreKey::Sub(d.offer.clone(), d.day)),
-            )
-            .chain(self.report.iter().map(|(k, _)| StoreKey::Report(k.hour)))
-            .chain(
-                self.explain
-                    .iter()
-                    .filter_map(|(k, _)| match StoreKey::parse(k) {
-                        Some(StoreKey::Explain(hour, _)) => Some(StoreKey::Report(hour)),
-                        _ => None,
-                    }),
-            )
-            .collect();
+        // Inserted one by one: collecting into a set would bring its own copy of the stable sort.
+        let mut keys = BTreeSet::new();
+        keys.extend(
+            [StoreKey::Seen, StoreKey::Flood]
+                .into_iter()
+                .chain(self.ips.iter().map(|d| StoreKey::Ip(d.offer.clone(), d.ip)))
+                .chain(
+                    self.subs
+                        .iter()
+                        .map(|d| StoreKey::Sub(d.offer.clone(), d.day)),
+                )
+                .chain(self.report.iter().map(|(k, _)| StoreKey::Report(k.hour)))
+                .chain(
+                    self.explain
+                        .iter()
+                        .filter_map(|(k, _)| match StoreKey::parse(k) {
+                            Some(StoreKey::Explain(hour, _)) => Some(StoreKey::Report(hour)),
+                            _ => None,
+                        }),
+                ),
+        );
         keys.iter().map(StoreKey::to_string).collect()
     }
 
