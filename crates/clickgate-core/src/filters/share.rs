@@ -184,7 +184,6 @@ pub fn thousandths(n: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -268,46 +267,53 @@ mod tests {
         assert_eq!(thousandths(5), "0.005");
     }
 
-    proptest! {
-        /// The whole-number comparison is the fraction's: above the bound exactly when
-        /// `hits / total > percent / 100`, from `min` events on.
-        #[test]
-        fn the_bound_is_the_fractions_comparison(
-            hits in 0u32..2_000, extra in 0u32..2_000, percent in PERCENT, min in 1u32..50,
-        ) {
-            let t = tally(hits, hits + extra);
-            let bound = ShareBound { percent, min, window_hours: 1 };
-            let exact = t.total >= min
-                && (hits as u128) * 100 > (percent as u128) * (t.total as u128);
-            prop_assert_eq!(bound.exceeded(t), exact);
-        }
+    // Natively only: proptest does not build for wasm32.
+    #[cfg(not(target_arch = "wasm32"))]
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
 
-        /// The share shown never says more than the tally has: rounded down, within a thousandth,
-        /// and at most 1.
-        #[test]
-        fn the_shown_share_is_the_tally_rounded_down(hits in 0u32..1_000_000, extra in 0u32..1_000_000) {
-            let t = tally(hits, hits + extra);
-            let shown = t.permille();
-            prop_assert!(shown <= 1000);
-            if t.total > 0 {
-                prop_assert!(u64::from(shown) * u64::from(t.total) <= u64::from(hits) * 1000);
-                prop_assert!(u64::from(shown + 1) * u64::from(t.total) > u64::from(hits) * 1000);
+        proptest! {
+            /// The whole-number comparison is the fraction's: above the bound exactly when
+            /// `hits / total > percent / 100`, from `min` events on.
+            #[test]
+            fn the_bound_is_the_fractions_comparison(
+                hits in 0u32..2_000, extra in 0u32..2_000, percent in PERCENT, min in 1u32..50,
+            ) {
+                let t = tally(hits, hits + extra);
+                let bound = ShareBound { percent, min, window_hours: 1 };
+                let exact = t.total >= min
+                    && (hits as u128) * 100 > (percent as u128) * (t.total as u128);
+                prop_assert_eq!(bound.exceeded(t), exact);
             }
-            let text = thousandths(shown);
-            prop_assert_eq!((text.parse::<f64>().unwrap() * 1000.0).round() as u32, shown);
-        }
 
-        /// Adding tallies in any grouping gives the same share: what the object adds batch by
-        /// batch is what one count of every event would say.
-        #[test]
-        fn tallies_add_in_any_order(parts in proptest::collection::vec((0u32..1000, 0u32..1000), 0..20)) {
-            let parts: Vec<Tally> = parts.into_iter().map(|(h, e)| tally(h, h + e)).collect();
-            let mut forward = Tally::default();
-            parts.iter().for_each(|p| forward.add(*p));
-            let mut backward = Tally::default();
-            parts.iter().rev().for_each(|p| backward.add(*p));
-            prop_assert_eq!(forward, backward);
-            prop_assert!(forward.hits <= forward.total);
+            /// The share shown never says more than the tally has: rounded down, within a thousandth,
+            /// and at most 1.
+            #[test]
+            fn the_shown_share_is_the_tally_rounded_down(hits in 0u32..1_000_000, extra in 0u32..1_000_000) {
+                let t = tally(hits, hits + extra);
+                let shown = t.permille();
+                prop_assert!(shown <= 1000);
+                if t.total > 0 {
+                    prop_assert!(u64::from(shown) * u64::from(t.total) <= u64::from(hits) * 1000);
+                    prop_assert!(u64::from(shown + 1) * u64::from(t.total) > u64::from(hits) * 1000);
+                }
+                let text = thousandths(shown);
+                prop_assert_eq!((text.parse::<f64>().unwrap() * 1000.0).round() as u32, shown);
+            }
+
+            /// Adding tallies in any grouping gives the same share: what the object adds batch by
+            /// batch is what one count of every event would say.
+            #[test]
+            fn tallies_add_in_any_order(parts in proptest::collection::vec((0u32..1000, 0u32..1000), 0..20)) {
+                let parts: Vec<Tally> = parts.into_iter().map(|(h, e)| tally(h, h + e)).collect();
+                let mut forward = Tally::default();
+                parts.iter().for_each(|p| forward.add(*p));
+                let mut backward = Tally::default();
+                parts.iter().rev().for_each(|p| backward.add(*p));
+                prop_assert_eq!(forward, backward);
+                prop_assert!(forward.hits <= forward.total);
+            }
         }
     }
 }
