@@ -19,3 +19,8 @@ export PATH="$TOOLS/wasm-bindgen-$WASM_BINDGEN_VERSION/bin:$PWD/node_modules/.bi
 # isolate's first click at 6-10 ms of CPU on that build, within its 10 ms target: it is what says
 # whether more growth costs a first click its budget.
 WORKER_GZIP_BUDGET=358400
+# The HTTP clients the spoof filter's end-to-end test sends through the Worker (scripts/setup-clients.sh),
+# pinned: a new release may send other headers, and the test prints what each one got.
+CLIENTS_PYTHON_PACKAGES="requests==2.34.2 httpx==0.28.1"
+CLIENTS_IMPERSONATE_PACKAGE="curl_cffi==0.17.0"
+CLIENTS="$TOOLS/clients-1"
