@@ -78,7 +78,8 @@ impl Entry {
         self.aff_id == *aff_id && self.sub_id.as_deref() == sub_id
     }
 
-    fn to_json(&self) -> String {
+    /// The entry as the stored list and the admin API write it.
+    pub fn to_json(&self) -> String {
         JsonLine::new()
             .str("aff_id", self.aff_id.as_str())
             .opt("sub_id", self.sub_id.as_deref())
