@@ -3,6 +3,7 @@
 //! in force) and sends its answer.
 
 use clickgate_core::admin;
+use clickgate_core::config::blocklist::BLOCKLIST_KEY;
 use clickgate_core::config::feeds::FEED_STATE_KEY;
 use clickgate_core::config::Secrets;
 use clickgate_core::operator::{self, AdminStep, Ask};
@@ -58,6 +59,11 @@ pub(crate) async fn request(
             }
             Ask::Document(next) => next.answered(document(env).await),
             Ask::FeedState(next) => next.answered(read_text(env, FEED_STATE_KEY).await),
+            Ask::Blocklist(next) => next.answered(read_text(env, BLOCKLIST_KEY).await),
+            Ask::SaveBlocklist(next) => {
+                let written = save(env, BLOCKLIST_KEY, &next.text).await;
+                next.answered(written)
+            }
             Ask::Lists(next) => {
                 let found = match store(env) {
                     Ok(kv) => read_lists(&kv, next.keys.clone()).await,
@@ -66,7 +72,7 @@ pub(crate) async fn request(
                 next.answered(found, Secrets::Read(&|name| config::secret(env, name)))
             }
             Ask::Save(next) => {
-                let written = save(env, &next.text).await;
+                let written = save(env, CONFIG_KEY, &next.text).await;
                 next.answered(written)
             }
         };
@@ -89,10 +95,10 @@ async fn read_text(env: &Env, key: &str) -> std::result::Result<Option<String>, 
     store(env)?.get(key).text().await.map_err(|e| e.to_string())
 }
 
-/// Writes the config document to its KV key.
-async fn save(env: &Env, text: &str) -> std::result::Result<(), String> {
+/// Writes a text value of the config's KV namespace: the document, or the blocklist.
+async fn save(env: &Env, key: &str, text: &str) -> std::result::Result<(), String> {
     store(env)?
-        .put(CONFIG_KEY, text)
+        .put(key, text)
         .map_err(|e| e.to_string())?
         .execute()
         .await

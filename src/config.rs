@@ -1,10 +1,12 @@
 //! The isolate's config: its compiled copy of the document in KV, loaded on the first request
-//! and refreshed in the background as the core's [`ConfigSlot`] says; the last good one stays in
-//! force while KV is down or holds a broken document.
+//! and refreshed in the background as the core's [`ConfigSlot`] says, with the operator's
+//! blocklist read beside it; the last good one stays in force while KV is down or holds a broken
+//! document.
 
 use std::cell::RefCell;
 use std::sync::Arc;
 
+use clickgate_core::config::blocklist::BLOCKLIST_KEY;
 use clickgate_core::config::cache::{ConfigSlot, Fetched, Need};
 use clickgate_core::config::feeds::{FeedStates, FEED_STATE_KEY};
 use clickgate_core::config::{Config, Secrets};
@@ -114,9 +116,17 @@ async fn refresh(env: &Env, started_ms: u64) {
     }
 }
 
-/// Reads the IP lists the document keeps in their own keys and this isolate does not hold yet;
-/// for a document with feeds, the feeds' state too, and the lists it holds in force.
+/// Reads the operator's blocklist, and the IP lists the document keeps in their own keys and this
+/// isolate does not hold yet; for a document with feeds, the feeds' state too, and the lists it
+/// holds in force.
 async fn fetch_lists(kv: &KvStore, text: String) -> std::result::Result<Fetched, String> {
+    let listed = kv.get(BLOCKLIST_KEY).text().await;
+    let listed = listed.map_err(|e| format!("the blocklist: {e}"))?;
+    SLOT.with(|cell| {
+        cell.borrow_mut()
+            .as_mut()
+            .map_or(Ok(()), |slot| slot.read_blocklist(listed.as_deref()))
+    })?;
     let (mut keys, feeds) = SLOT.with(|cell| {
         cell.borrow()
             .as_ref()

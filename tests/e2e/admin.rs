@@ -168,3 +168,74 @@ fn a_secret_named_in_the_config_is_read_from_the_worker_and_never_shown() {
         refused.body
     );
 }
+
+#[test]
+fn a_blocklisted_affiliate_is_blocked_until_removed_and_its_entry_says_who_and_when() {
+    const TOKEN: &str = "blocklist-admin-token-blocklist";
+    let w = started_with_demo(&[("CONFIG_REFRESH_SECONDS", "1"), ("ADMIN_TOKEN", TOKEN)]);
+    let auth = format!("Bearer {TOKEN}");
+    let call = |method: &str, path: &str, body: &str| {
+        w.request_with_body(method, path, &[("authorization", &auth)], body)
+    };
+    let click = || w.get("/c?offer_id=1001&aff_id=net-7", &[("user-agent", BROWSER)]);
+    assert_eq!(click().status, 302, "the affiliate is not blocked before");
+    assert_eq!(
+        call("GET", "/admin/blocklist", "").json()["entries"],
+        serde_json::json!([])
+    );
+
+    let entry = r#"{"aff_id": "net-7", "by": "alice@example.com", "note": "chargebacks"}"#;
+    let added = call("POST", "/admin/blocklist", entry);
+    assert_eq!(added.status, 200, "{}", added.body);
+    assert_eq!(added.json()["entries"], 1);
+    let blocked = w.wait_for(Duration::from_secs(15), || {
+        let r = click();
+        (r.status == 403).then_some(r)
+    });
+    let blocked = blocked.expect("the listing never reached the isolate");
+    let line = w.decision_for(&blocked);
+    assert_eq!(line["reasons"][0]["code"], "blocklisted", "{line}");
+    assert_eq!(line["reasons"][0]["matched"], "affiliate net-7", "{line}");
+    // Another affiliate is not touched.
+    let other = w.get("/c?offer_id=1001&aff_id=net-8", &[("user-agent", BROWSER)]);
+    assert_eq!(other.status, 302);
+
+    let listed = call("GET", "/admin/blocklist", "").json();
+    let [listed] = listed["entries"].as_array().unwrap().as_slice() else {
+        panic!("{listed}")
+    };
+    assert_eq!(
+        (&listed["aff_id"], &listed["by"], &listed["note"]),
+        (
+            &"net-7".into(),
+            &"alice@example.com".into(),
+            &"chargebacks".into()
+        )
+    );
+    let at = listed["at"].as_u64().expect("when it was listed");
+    assert!(at >= crate::now_ms() - 3_600_000, "{listed}");
+    let logged = w.wait_for(Duration::from_secs(5), || {
+        w.events("blocklist")
+            .into_iter()
+            .find(|e| e["action"] == "add" && e["by"] == "alice@example.com")
+    });
+    assert!(logged.is_some(), "the addition was not logged");
+
+    let removed = call(
+        "POST",
+        "/admin/blocklist/remove",
+        r#"{"aff_id": "net-7", "by": "bob@example.com"}"#,
+    );
+    assert_eq!(removed.status, 200, "{}", removed.body);
+    assert_eq!(removed.json()["entries"], 0);
+    let open = w.wait_for(Duration::from_secs(15), || {
+        (click().status == 302).then_some(())
+    });
+    assert!(open.is_some(), "the removal never reached the isolate");
+    let again = call(
+        "POST",
+        "/admin/blocklist/remove",
+        r#"{"aff_id": "net-7", "by": "bob@example.com"}"#,
+    );
+    assert_eq!(again.status, 404, "{}", again.body);
+}

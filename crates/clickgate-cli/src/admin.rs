@@ -1,11 +1,14 @@
-//! `block`, `unblock`, `report`, `explain` and `feeds status`: calls to the Worker's admin API, authorised with
+//! `block`, `unblock`, `blocklist`, `report`, `explain` and `feeds status`: calls to the Worker's admin API, authorised with
 //! the `CLICKGATE_ADMIN_TOKEN` the Worker holds as its `ADMIN_TOKEN` secret.
 
 use std::time::Duration;
 
 use clickgate_core::config::feeds::{feeds_of, FeedStates};
 
-use crate::args::{AdminBlockArgs, FeedsStatusArgs, Format, RejectArgs, ReportArgs};
+use crate::args::{
+    AdminBlockArgs, BlocklistEntryArgs, BlocklistListArgs, FeedsStatusArgs, Format, RejectArgs,
+    ReportArgs,
+};
 use crate::Failure;
 
 /// How long a connection may take to open, and a whole call to finish: the Worker answers an admin
@@ -24,6 +27,63 @@ pub fn network_admin(verb: &str, a: &AdminBlockArgs) -> Result<(), Failure> {
     let path = format!("/admin/networks/{network}/{verb}");
     println!("{}", admin_call(&a.url, &path, Some(&body))?);
     Ok(())
+}
+
+/// `blocklist add|remove`: one entry through the admin API; prints what the Worker stored.
+pub fn blocklist_change(verb: &str, a: &BlocklistEntryArgs) -> Result<(), Failure> {
+    let path = match verb {
+        "add" => "/admin/blocklist",
+        _ => "/admin/blocklist/remove",
+    };
+    println!("{}", admin_call(&a.url, path, Some(&blocklist_body(a)))?);
+    Ok(())
+}
+
+fn blocklist_body(a: &BlocklistEntryArgs) -> String {
+    let mut body = serde_json::json!({ "aff_id": a.aff_id, "by": a.by });
+    if let Some(sub) = &a.sub_id {
+        body["sub_id"] = sub.as_str().into();
+    }
+    if let Some(note) = &a.note {
+        body["note"] = note.as_str().into();
+    }
+    body.to_string()
+}
+
+/// `blocklist list`: every entry, as a table (default) or as the Worker answers it.
+pub fn blocklist_list(a: &BlocklistListArgs) -> Result<(), Failure> {
+    let text = admin_call(&a.url, "/admin/blocklist", None)?;
+    if a.json {
+        println!("{text}");
+        return Ok(());
+    }
+    let list: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Failure::Io(format!("the Worker's blocklist is not JSON: {e}")))?;
+    print!("{}", blocklist_table(&list));
+    Ok(())
+}
+
+/// One line per entry: the affiliate, its sub ID (`*`: all), who listed it, when, and why.
+fn blocklist_table(list: &serde_json::Value) -> String {
+    let entries = list["entries"].as_array().map_or(&[][..], Vec::as_slice);
+    if entries.is_empty() {
+        return "the blocklist is empty\n".to_owned();
+    }
+    let mut out = String::new();
+    for e in entries {
+        let at = e["at"]
+            .as_u64()
+            .map(clickgate_core::time::rfc3339_ms)
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{at}\t{}\n",
+            e["aff_id"].as_str().unwrap_or(""),
+            e["sub_id"].as_str().unwrap_or("*"),
+            e["by"].as_str().unwrap_or(""),
+            e["note"].as_str().unwrap_or(""),
+        ));
+    }
+    out
 }
 
 /// `report`: the fraud report as a table (default), JSON or CSV.
@@ -495,6 +555,48 @@ mod tests {
         // A TLS record of type handshake (22), protocol 3.x: the client hello, not plain HTTP.
         assert_eq!(first_bytes.join().unwrap()[..2], [22, 3]);
         assert!(matches!(r, Err(Failure::Io(_))), "{r:?}");
+    }
+
+    #[test]
+    fn a_blocklist_entry_is_sent_with_only_the_fields_given() {
+        let args = |sub: Option<&str>, note: Option<&str>| BlocklistEntryArgs {
+            url: "u".into(),
+            aff_id: "net-7".into(),
+            sub_id: sub.map(str::to_owned),
+            by: "alice".into(),
+            note: note.map(str::to_owned),
+        };
+        let body: serde_json::Value =
+            serde_json::from_str(&blocklist_body(&args(None, None))).unwrap();
+        assert_eq!(body, serde_json::json!({"aff_id": "net-7", "by": "alice"}));
+        let body: serde_json::Value =
+            serde_json::from_str(&blocklist_body(&args(Some("s1"), Some("why")))).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"aff_id": "net-7", "sub_id": "s1", "by": "alice", "note": "why"})
+        );
+    }
+
+    #[test]
+    fn the_blocklist_table_shows_who_listed_each_entry_and_when() {
+        let list = serde_json::json!({"entries": [
+            {"aff_id": "net-7", "by": "alice", "at": 1_780_272_000_000_u64},
+            {"aff_id": "net-8", "sub_id": "s1", "by": "bob", "at": 1_780_272_000_000_u64,
+             "note": "chargebacks"},
+        ]});
+        let table = blocklist_table(&list);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "net-7\t*\talice\t2026-06-01T00:00:00.000Z\t",
+                "net-8\ts1\tbob\t2026-06-01T00:00:00.000Z\tchargebacks",
+            ]
+        );
+        assert_eq!(
+            blocklist_table(&serde_json::json!({"entries": []})),
+            "the blocklist is empty\n"
+        );
     }
 
     #[test]

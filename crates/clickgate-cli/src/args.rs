@@ -13,8 +13,8 @@ use clickgate_core::config::list_formats::Format as ListFormat;
     about = "clickgate's operator command line: validate and push config, replay clicks, sign \
              links, and call the Worker's admin API",
     after_help = "environment:
-  CLICKGATE_ADMIN_TOKEN   the Worker's ADMIN_TOKEN secret, for block, unblock, report, explain and
-                          feeds status
+  CLICKGATE_ADMIN_TOKEN   the Worker's ADMIN_TOKEN secret, for block, unblock, blocklist, report,
+                          explain and feeds status
   CLICKGATE_POSTBACK_SECRET   the click's advertiser's postback_secret, for reject
   WRANGLER   the wrangler command to run (default: node_modules/.bin/wrangler next to wrangler.toml)",
     arg_required_else_help = true
@@ -59,6 +59,11 @@ pub enum Command {
     /// Lift a network's click-flood block (same as `network unblock`).
     #[command(args_override_self = true)]
     Unblock(AdminBlockArgs),
+    /// The lasting blocklist of affiliates and sub IDs, through the admin API: unlike a network's
+    /// block, an entry holds until it is removed. A change is in force within the Worker's config
+    /// refresh interval (CONFIG_REFRESH_SECONDS, 30 by default).
+    #[command(subcommand)]
+    Blocklist(BlocklistCommand),
     /// Print the fraud report from the Worker's admin API.
     ///
     /// Clicks, blocked, would-block, conversions and CR, grouped by any of hour, day, advertiser,
@@ -232,6 +237,50 @@ pub struct AdminBlockArgs {
     /// Who does it, recorded with the block or the lift.
     #[arg(long, value_name = "WHO")]
     pub by: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BlocklistCommand {
+    /// List an affiliate, or one of its sub IDs, until it is removed; its clicks are blocked as
+    /// `blocklisted`. The sub ID is the one the deciding rule reads (its sub_id_param, sub1
+    /// without a rule). Listing the same again replaces who, when and the note.
+    #[command(args_override_self = true)]
+    Add(BlocklistEntryArgs),
+    /// Print every entry with who listed it and when.
+    #[command(args_override_self = true)]
+    List(BlocklistListArgs),
+    /// Remove an affiliate's entry (without --sub-id) or one sub ID's entry.
+    #[command(args_override_self = true)]
+    Remove(BlocklistEntryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BlocklistEntryArgs {
+    /// Where the Worker answers, e.g. https://track.example.com.
+    #[arg(long, value_name = "BASE_URL")]
+    pub url: String,
+    /// The affiliate (network) id.
+    #[arg(long, value_name = "ID")]
+    pub aff_id: String,
+    /// One sub ID of the affiliate; without it, the whole affiliate.
+    #[arg(long, value_name = "SUB_ID")]
+    pub sub_id: Option<String>,
+    /// Who does it, recorded with the entry and logged.
+    #[arg(long, value_name = "WHO")]
+    pub by: String,
+    /// Why, kept with the entry (add only).
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BlocklistListArgs {
+    /// Where the Worker answers, e.g. https://track.example.com.
+    #[arg(long, value_name = "BASE_URL")]
+    pub url: String,
+    /// Print the list as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

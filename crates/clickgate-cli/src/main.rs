@@ -28,7 +28,9 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use args::{Cli, Command, ConfigCommand, FeedsCommand, ListCommand, NetworkCommand};
+use args::{
+    BlocklistCommand, Cli, Command, ConfigCommand, FeedsCommand, ListCommand, NetworkCommand,
+};
 use config::Use;
 
 /// Exit codes: 0 done, 1 the document (or link) is invalid, 2 the command line is wrong, 3 a file,
@@ -82,6 +84,9 @@ fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Result<()
         Command::Network(NetworkCommand::Unblock(a)) | Command::Unblock(a) => {
             admin::network_admin("unblock", &a)
         }
+        Command::Blocklist(BlocklistCommand::Add(a)) => admin::blocklist_change("add", &a),
+        Command::Blocklist(BlocklistCommand::Remove(a)) => admin::blocklist_change("remove", &a),
+        Command::Blocklist(BlocklistCommand::List(a)) => admin::blocklist_list(&a),
         Command::Report(a) => admin::report(&a),
         Command::Explain(a) => admin::explain(&a.transaction_id, &a.url),
         Command::Reject(a) => admin::reject(&a),
@@ -315,6 +320,56 @@ mod tests {
                 "{words:?}"
             );
         }
+    }
+
+    #[test]
+    fn blocklist_commands_read_the_entry_and_list_needs_only_the_address() {
+        let Command::Blocklist(BlocklistCommand::Add(a)) = parsed(&[
+            "blocklist",
+            "add",
+            "--url",
+            "u",
+            "--aff-id",
+            "net-7",
+            "--sub-id",
+            "s1",
+            "--by",
+            "a",
+            "--note",
+            "why",
+        ])
+        .command
+        else {
+            panic!("not an add")
+        };
+        assert_eq!(
+            (
+                a.aff_id.as_str(),
+                a.sub_id.as_deref(),
+                a.by.as_str(),
+                a.note.as_deref()
+            ),
+            ("net-7", Some("s1"), "a", Some("why"))
+        );
+        assert!(matches!(
+            parsed(&["blocklist", "remove", "--url", "u", "--aff-id", "n", "--by", "a"]).command,
+            Command::Blocklist(BlocklistCommand::Remove(a)) if a.sub_id.is_none()
+        ));
+        assert!(matches!(
+            parsed(&["blocklist", "list", "--url", "u"]).command,
+            Command::Blocklist(BlocklistCommand::List(_))
+        ));
+        // Who does it is recorded: an addition without --by is refused before any call.
+        assert!(Cli::try_parse_from([
+            "clickgate",
+            "blocklist",
+            "add",
+            "--url",
+            "u",
+            "--aff-id",
+            "n"
+        ])
+        .is_err());
     }
 
     #[test]

@@ -8,12 +8,17 @@
 //! GET  /admin/report?from&to&group_by&format   the fraud report (see [`crate::report`])
 //! GET  /admin/explain/{transaction_id}    one click's whole decision
 //! GET  /admin/feeds                       the feeds' state: each one's last good fetch and last error
+//! GET  /admin/blocklist                   the lasting blocklist of affiliates and sub IDs
+//! POST /admin/blocklist                   {"aff_id": "net-7", "sub_id"?: "s1", "by": "alice", "note"?: "why"}
+//! POST /admin/blocklist/remove            {"aff_id": "net-7", "sub_id"?: "s1", "by": "alice"}
 //! GET  /admin/                            the report page
 //! Authorization: Bearer <ADMIN_TOKEN>     (or Basic with the token as password, for browsers)
 //! ```
 //!
 //! A block imposed by an operator lasts until 00:00 UTC; a lift holds for the rest of the UTC day
 //! (no automatic trip until then). Who and when are recorded in the network's state and logged.
+//! An affiliate, or one of its sub IDs, on the blocklist stays blocked until it is removed (see
+//! [`crate::config::blocklist`]).
 
 use serde_json::Value;
 
@@ -21,6 +26,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 
 use crate::click::Id;
+use crate::config::blocklist::Entry;
 use crate::fault::{Blame, Fault};
 use crate::report::ReportQuery;
 use crate::token::same_secret;
@@ -29,7 +35,7 @@ pub const PREFIX: &str = "/admin/";
 
 /// The admin API's routes and the methods each takes, as [`parse`] reads them: what
 /// `docs/openapi.json` describes (a test holds the three to each other).
-pub const ROUTES: [(&str, &str); 7] = [
+pub const ROUTES: [(&str, &str); 9] = [
     ("/admin/", "GET"),
     ("/admin/report", "GET"),
     ("/admin/feeds", "GET"),
@@ -37,6 +43,8 @@ pub const ROUTES: [(&str, &str); 7] = [
     ("/admin/config", "GET, PUT"),
     ("/admin/networks/{network}/block", "POST"),
     ("/admin/networks/{network}/unblock", "POST"),
+    ("/admin/blocklist", "GET, POST"),
+    ("/admin/blocklist/remove", "POST"),
 ];
 const MAX_BY_LEN: usize = 128;
 /// An `ADMIN_TOKEN` shorter than this is treated as unset: an empty or guessable secret must not
@@ -72,7 +80,16 @@ pub enum AdminRequest {
     Explain(String),
     /// The feeds' state as stored.
     Feeds,
+    Blocklist(BlocklistCall),
     Page,
+}
+
+/// A call on the blocklist: an entry to add or remove, stamped with who and when the call came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlocklistCall {
+    List,
+    Add(Entry),
+    Remove(Entry),
 }
 
 /// The parts of an HTTP request the admin API reads.
@@ -198,6 +215,18 @@ pub fn parse(
         }
         return Ok(AdminRequest::Feeds);
     }
+    if let Some(verb) = rest.strip_prefix("blocklist") {
+        return match (verb, method) {
+            ("", "GET") => Ok(AdminRequest::Blocklist(BlocklistCall::List)),
+            ("", "POST") => blocklist_entry(body, now_ms)
+                .map(|e| AdminRequest::Blocklist(BlocklistCall::Add(e))),
+            ("", _) => Err(AdminError::MethodNotAllowed("GET, POST")),
+            ("/remove", "POST") => blocklist_entry(body, now_ms)
+                .map(|e| AdminRequest::Blocklist(BlocklistCall::Remove(e))),
+            ("/remove", _) => Err(AdminError::MethodNotAllowed("POST")),
+            _ => Err(AdminError::NotFound),
+        };
+    }
     if rest == "config" {
         return match method {
             "GET" => Ok(AdminRequest::GetConfig),
@@ -231,6 +260,21 @@ pub fn parse(
     } else {
         Action::Unblock { network, by }
     }))
+}
+
+/// A blocklist call's body: `{"aff_id", "sub_id"?, "by", "note"?}`, stamped `now_ms`.
+fn blocklist_entry(body: &str, now_ms: u64) -> Result<Entry, AdminError> {
+    let shape = "the body must be JSON: {\"aff_id\", \"sub_id\"?, \"by\", \"note\"?}";
+    let doc: Value =
+        serde_json::from_str(body).map_err(|_| AdminError::BadRequest(shape.into()))?;
+    let text = |k: &str| match doc.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(_) => Err(AdminError::BadRequest(format!("`{k}` must be a string"))),
+    };
+    let aff_id = text("aff_id")?.ok_or_else(|| AdminError::BadRequest(shape.into()))?;
+    let by = text("by")?.unwrap_or("");
+    Entry::new(aff_id, text("sub_id")?, by, text("note")?, now_ms).map_err(AdminError::BadRequest)
 }
 
 /// The token in `Bearer <token>`, or the password of `Basic base64(user:token)` (what a browser
@@ -317,6 +361,82 @@ mod tests {
             call("POST", "/admin/networks/net%207/block", Some(&auth), body),
             Err(AdminError::BadRequest(_))
         ));
+    }
+
+    #[test]
+    fn blocklist_calls_are_read_with_who_and_when() {
+        let auth = format!("Bearer {TOKEN}");
+        let auth = Some(auth.as_str());
+        let at = |method, path, body| {
+            let call = AdminCall {
+                method,
+                path,
+                query: "",
+                authorization: auth,
+                body,
+            };
+            parse(call, Some(TOKEN), 42)
+        };
+        assert_eq!(
+            at("GET", "/admin/blocklist", ""),
+            Ok(AdminRequest::Blocklist(BlocklistCall::List))
+        );
+        let body = r#"{"aff_id": "net-7", "sub_id": "s1", "by": "alice", "note": "chargebacks"}"#;
+        let Ok(AdminRequest::Blocklist(BlocklistCall::Add(entry))) =
+            at("POST", "/admin/blocklist", body)
+        else {
+            panic!("not an add")
+        };
+        assert_eq!(
+            (
+                entry.aff_id.as_str(),
+                entry.sub_id.as_deref(),
+                entry.by.as_str()
+            ),
+            ("net-7", Some("s1"), "alice")
+        );
+        assert_eq!(
+            (entry.at_ms, entry.note.as_deref()),
+            (42, Some("chargebacks"))
+        );
+        assert!(matches!(
+            at(
+                "POST",
+                "/admin/blocklist/remove",
+                r#"{"aff_id": "net-7", "by": "bob"}"#
+            ),
+            Ok(AdminRequest::Blocklist(BlocklistCall::Remove(Entry {
+                sub_id: None,
+                ..
+            })))
+        ));
+        assert_eq!(
+            at("DELETE", "/admin/blocklist", ""),
+            Err(AdminError::MethodNotAllowed("GET, POST"))
+        );
+        assert_eq!(
+            at("GET", "/admin/blocklist/remove", ""),
+            Err(AdminError::MethodNotAllowed("POST"))
+        );
+        assert_eq!(
+            at("GET", "/admin/blocklists", ""),
+            Err(AdminError::NotFound)
+        );
+        for bad in [
+            "",
+            r#"{"by": "alice"}"#,
+            r#"{"aff_id": "net-7"}"#,
+            r#"{"aff_id": "net 7", "by": "alice"}"#,
+            r#"{"aff_id": "net-7", "sub_id": 1, "by": "alice"}"#,
+        ] {
+            assert!(
+                matches!(
+                    at("POST", "/admin/blocklist", bad),
+                    Err(AdminError::BadRequest(_))
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

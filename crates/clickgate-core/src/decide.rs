@@ -162,6 +162,23 @@ pub fn decide(
             points: 0,
         });
     }
+    // An operator's blocklist entry refuses the affiliate (or its sub ID) whatever the allowlists
+    // and thresholds say: it is the operator's later, deliberate word.
+    if block_reasons.is_empty() {
+        let sub_id = sub_id_param(rule).value(&click);
+        if let Some(entry) = config.blocklist.blocking(&click.aff_id, sub_id) {
+            block_reasons.push(Reason {
+                code: ReasonCode::Blocklisted,
+                rule_id: "blocklist".into(),
+                matched: entry.listed(),
+                value: match &entry.sub_id {
+                    Some(sub) => sub.clone(),
+                    None => click.aff_id.to_string(),
+                },
+                points: 0,
+            });
+        }
+    }
     // A network over its flood threshold is blocked for the day, but a click it signed validly is
     // let through when its policy exempts signed clicks.
     let signed_exempt = signature
@@ -1207,6 +1224,37 @@ mod rule_tests {
             }
         )
         .is_blocked());
+    }
+
+    #[test]
+    fn a_blocklisted_affiliate_or_sub_id_is_blocked_even_when_allowlisted() {
+        use crate::config::blocklist::Entry;
+        let mut cfg = config(&rule("r", r#", "sub_id_param": "sub2""#));
+        let listed = |aff, sub| Entry::new(aff, sub, "alice", None, 1).unwrap();
+        cfg.blocklist.add(listed("trusted", None)).unwrap();
+        cfg.blocklist.add(listed("n", Some("bad"))).unwrap();
+        let clean = |query| Click {
+            query,
+            ..Click::default()
+        };
+        let out = run(&cfg, clean("offer_id=1&aff_id=trusted&sub2=x"));
+        assert_eq!(codes(&out), ["blocklisted"]);
+        assert_eq!(out.reasons()[0].matched, "affiliate trusted");
+        let line: serde_json::Value = serde_json::from_str(&out.log_line()).unwrap();
+        assert_eq!(line["reasons"][0]["code"], "blocklisted");
+        assert_eq!(line["reasons"][0]["rule_id"], "blocklist");
+        let out = run(&cfg, clean("offer_id=1&aff_id=n&sub2=bad"));
+        assert_eq!(codes(&out), ["blocklisted"]);
+        assert_eq!(out.reasons()[0].value, "bad");
+        // Only the listed sub ID, read from the rule's sub ID parameter, and only its affiliate.
+        for query in [
+            "offer_id=1&aff_id=n&sub2=good",
+            "offer_id=1&aff_id=n&sub1=bad",
+            "offer_id=1&aff_id=other&sub2=bad",
+            "offer_id=1&aff_id=n",
+        ] {
+            assert!(!run(&cfg, clean(query)).is_blocked(), "{query}");
+        }
     }
 
     #[test]

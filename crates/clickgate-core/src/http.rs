@@ -311,6 +311,17 @@ pub fn admin_feeds(body: String) -> HttpResponse {
     HttpResponse::new(200, JSON, body, false)
 }
 
+/// The blocklist, or what a change of it left.
+pub fn admin_blocklist(body: String) -> HttpResponse {
+    HttpResponse::new(200, JSON, body, false)
+}
+
+/// A blocklist change refused: the list is full, or the entry to remove is not on it.
+pub fn admin_blocklist_refused(status: u16, code: &str, problem: &str) -> HttpResponse {
+    let body = json!({"error": {"code": code, "message": problem}});
+    HttpResponse::new(status, JSON, body.to_string(), false)
+}
+
 /// A document accepted through the admin API and written to KV.
 pub fn admin_config_saved(config: &crate::config::Config) -> HttpResponse {
     let body = json!({

@@ -15,12 +15,17 @@
 //! - the feeds' state as the store holds it ([`Ask::FeedState`]);
 //! - the config document read ([`Ask::Document`]), or a new one: the lists it names
 //!   ([`Ask::Lists`]), the whole compiled exactly as `clickgate config push` does, and only then
-//!   written ([`Ask::Save`]), so a refused document leaves the store, and every isolate, as it was.
+//!   written ([`Ask::Save`]), so a refused document leaves the store, and every isolate, as it was;
+//! - the blocklist read ([`Ask::Blocklist`]), and for an addition or a removal, the list changed
+//!   and written back whole ([`Ask::SaveBlocklist`]). KV has no compare-and-set: two operators
+//!   changing the list at the same moment can each read the old list, and the later write wins,
+//!   losing the other's change (each is still logged, and the answer shows the list as written).
 
 use std::sync::Arc;
 
-use crate::admin::{self, Action, AdminCall, AdminRequest};
+use crate::admin::{self, Action, AdminCall, AdminRequest, BlocklistCall};
 use crate::click::RequestError;
+use crate::config::blocklist::{Blocklist, Entry};
 use crate::config::{redact, referenced_lists, Config, Secrets, StoredLists};
 use crate::flood::FloodBlock;
 use crate::http::{self, HttpResponse};
@@ -58,6 +63,10 @@ pub enum Ask {
     Save(SaveAsk),
     /// The feeds' state as the store holds it.
     FeedState(FeedStateAsk),
+    /// The blocklist as the store holds it.
+    Blocklist(BlocklistAsk),
+    /// The blocklist changed, written to the store.
+    SaveBlocklist(SaveBlocklistAsk),
 }
 
 /// An admin call whose credentials hold, its body not yet read.
@@ -141,6 +150,7 @@ impl Admitted {
             }
             AdminRequest::Network(action) => config_ask(AfterConfig::Operate(action), now_ms),
             AdminRequest::Feeds => AdminStep::Ask(Ask::FeedState(FeedStateAsk)),
+            AdminRequest::Blocklist(call) => AdminStep::Ask(Ask::Blocklist(BlocklistAsk { call })),
             AdminRequest::GetConfig => AdminStep::Ask(Ask::Document(DocumentAsk)),
             AdminRequest::PutConfig(text) => AdminStep::Ask(Ask::Lists(ListsAsk {
                 keys: referenced_lists(&text),
@@ -367,6 +377,87 @@ impl FeedStateAsk {
             Ok(text) => done(http::admin_feeds(text.unwrap_or_else(|| "{}".to_owned()))),
             Err(e) => done(http::admin_unavailable(&format!("KV read failed: {e}"))),
         }
+    }
+}
+
+#[derive(Debug)]
+pub struct BlocklistAsk {
+    call: BlocklistCall,
+}
+
+impl BlocklistAsk {
+    /// The list as stored (`Ok(None)`: nothing was ever listed); `Err`: the read failed.
+    pub fn answered(self, text: Result<Option<String>, String>) -> AdminStep {
+        let text = match text {
+            Ok(text) => text,
+            Err(e) => return done(http::admin_unavailable(&format!("KV read failed: {e}"))),
+        };
+        // An unreadable list is not written over: what it holds would be lost.
+        let mut list = match Blocklist::read(text.as_deref()) {
+            Ok(list) => list,
+            Err(e) => return done(http::admin_unavailable(&e.detail)),
+        };
+        let (change, entry) = match self.call {
+            BlocklistCall::List => return done(http::admin_blocklist(list.to_json())),
+            BlocklistCall::Add(entry) => match list.add(entry.clone()) {
+                Ok(()) => ("add", entry),
+                Err(e) => return done(http::admin_blocklist_refused(409, "blocklist_full", &e)),
+            },
+            BlocklistCall::Remove(asked) => {
+                match list.remove(&asked.aff_id, asked.sub_id.as_deref()) {
+                    // The removal is logged with who removed it and when.
+                    Some(_) => ("remove", asked),
+                    None => {
+                        let problem = format!("{} is not on the blocklist", asked.listed());
+                        return done(http::admin_blocklist_refused(404, "not_listed", &problem));
+                    }
+                }
+            }
+        };
+        AdminStep::Ask(Ask::SaveBlocklist(SaveBlocklistAsk {
+            text: list.to_json(),
+            entries: list.entries().len(),
+            change,
+            entry,
+        }))
+    }
+}
+
+#[derive(Debug)]
+pub struct SaveBlocklistAsk {
+    /// The whole list, as it is to be stored under [`crate::config::blocklist::BLOCKLIST_KEY`].
+    pub text: String,
+    entries: usize,
+    change: &'static str,
+    entry: Entry,
+}
+
+impl SaveBlocklistAsk {
+    /// `Err`: the write failed, and the store holds the list it held.
+    pub fn answered(self, written: Result<(), String>) -> AdminStep {
+        if let Err(e) = written {
+            return done(http::admin_unavailable(&format!("KV write failed: {e}")));
+        }
+        let e = &self.entry;
+        let line = JsonLine::new()
+            .str("event", "blocklist")
+            .str("level", "info")
+            .str("action", self.change)
+            .str("aff_id", e.aff_id.as_str())
+            .opt("sub_id", e.sub_id.as_deref())
+            .str("by", &e.by)
+            .num("at", e.at_ms)
+            .opt("note", e.note.as_deref())
+            .finish();
+        let body = JsonLine::new()
+            .str("action", self.change)
+            .raw("entry", &e.to_json())
+            .num("entries", self.entries as u64)
+            .finish();
+        AdminStep::Done(Answered {
+            response: http::admin_blocklist(body),
+            effects: vec![Effect::Log(line)],
+        })
     }
 }
 
@@ -806,5 +897,109 @@ mod tests {
             ),
             Err(admin::AdminError::MethodNotAllowed("GET"))
         ));
+    }
+
+    /// A blocklist call's read step.
+    fn blocklist_read(target: &str, body: &str) -> BlocklistAsk {
+        let Ask::Blocklist(ask) = asked(first("POST", (target, ""), body)) else {
+            panic!("the blocklist was not read");
+        };
+        ask
+    }
+
+    #[test]
+    fn a_blocklist_addition_reads_the_list_then_writes_it_whole_and_logs_who() {
+        let add = r#"{"aff_id": "net-7", "sub_id": "s1", "by": "alice", "note": "fraud"}"#;
+        let Ask::SaveBlocklist(save) =
+            asked(blocklist_read("/admin/blocklist", add).answered(Ok(None)))
+        else {
+            panic!("the addition was not written");
+        };
+        let stored = Blocklist::read(Some(&save.text)).unwrap();
+        let [entry] = stored.entries() else {
+            panic!("{}", save.text)
+        };
+        assert_eq!((entry.by.as_str(), entry.at_ms), ("alice", T0));
+        let text = save.text.clone();
+        let saved = answered(save.answered(Ok(())));
+        assert_eq!(saved.response.status, 200);
+        assert_eq!(body(&saved)["entry"]["sub_id"], "s1");
+        assert_eq!(body(&saved)["entries"], 1);
+        let [Effect::Log(line)] = saved.effects.as_slice() else {
+            panic!("{:?}", saved.effects);
+        };
+        let line: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            (&line["event"], &line["action"], &line["by"]),
+            (
+                &Value::from("blocklist"),
+                &Value::from("add"),
+                &Value::from("alice")
+            )
+        );
+        // The list is answered as stored.
+        let Ask::Blocklist(list) = asked(first("GET", ("/admin/blocklist", ""), "")) else {
+            panic!("the list was not read");
+        };
+        let listed = answered(list.answered(Ok(Some(text.clone()))));
+        assert_eq!(
+            (listed.response.status, listed.response.body.as_str()),
+            (200, text.as_str())
+        );
+        // A failed write logs nothing.
+        let Ask::SaveBlocklist(save) =
+            asked(blocklist_read("/admin/blocklist", add).answered(Ok(None)))
+        else {
+            panic!("the addition was not written");
+        };
+        let failed = answered(save.answered(Err("quota".into())));
+        assert_eq!(failed.response.status, 503);
+        assert!(failed.effects.is_empty());
+    }
+
+    #[test]
+    fn a_blocklist_removal_writes_only_when_the_entry_was_listed() {
+        let stored = r#"{"entries":[{"aff_id":"net-7","by":"alice","at":1},{"aff_id":"net-7","sub_id":"s1","by":"alice","at":1}]}"#;
+        let remove = r#"{"aff_id": "net-7", "by": "bob"}"#;
+        let Ask::SaveBlocklist(save) = asked(
+            blocklist_read("/admin/blocklist/remove", remove).answered(Ok(Some(stored.into()))),
+        ) else {
+            panic!("the removal was not written");
+        };
+        let left = Blocklist::read(Some(&save.text)).unwrap();
+        assert_eq!(left.entries().len(), 1);
+        assert_eq!(left.entries()[0].sub_id.as_deref(), Some("s1"));
+        let saved = answered(save.answered(Ok(())));
+        let [Effect::Log(line)] = saved.effects.as_slice() else {
+            panic!("{:?}", saved.effects);
+        };
+        assert!(
+            line.contains(r#""action":"remove""#) && line.contains(r#""by":"bob""#),
+            "{line}"
+        );
+        let missing =
+            answered(blocklist_read("/admin/blocklist/remove", remove).answered(Ok(None)));
+        assert_eq!(missing.response.status, 404);
+        assert_eq!(body(&missing)["error"]["code"], "not_listed");
+    }
+
+    #[test]
+    fn an_unreadable_or_full_blocklist_is_never_written_over() {
+        let add = r#"{"aff_id": "net-7", "by": "alice"}"#;
+        for (stored, status) in [
+            (Ok(Some("{broken".to_owned())), 503),
+            (Err("timeout".to_owned()), 503),
+        ] {
+            let refused = answered(blocklist_read("/admin/blocklist", add).answered(stored));
+            assert_eq!(refused.response.status, status);
+            assert!(refused.effects.is_empty());
+        }
+        let full: Vec<String> = (0..crate::config::blocklist::MAX_ENTRIES)
+            .map(|i| format!(r#"{{"aff_id":"a{i}","by":"x","at":1}}"#))
+            .collect();
+        let full = format!(r#"{{"entries":[{}]}}"#, full.join(","));
+        let refused = answered(blocklist_read("/admin/blocklist", add).answered(Ok(Some(full))));
+        assert_eq!(refused.response.status, 409);
+        assert_eq!(body(&refused)["error"]["code"], "blocklist_full");
     }
 }

@@ -81,6 +81,8 @@ reason_codes! {
     LowSessionTime => "low_session_time",
     OldDeviceShare => "old_device_share",
     ListedNetworkShare => "datacenter_vpn_share",
+    // The operator's lasting blocklist of affiliates and sub IDs (see `config::blocklist`).
+    Blocklisted => "blocklisted",
 }
 
 impl std::fmt::Display for ReasonCode {
@@ -200,7 +202,7 @@ mod tests {
     /// renamed, and `ALL` keeps the order codes were listed in.
     #[test]
     fn every_code_keeps_its_text_and_its_place_in_all() {
-        const KEPT: [(ReasonCode, &str); 36] = [
+        const KEPT: [(ReasonCode, &str); 37] = [
             (ReasonCode::MissingSignature, "missing_signature"),
             (ReasonCode::InvalidSignature, "invalid_signature"),
             (ReasonCode::UnknownKey, "unknown_key"),
@@ -240,6 +242,7 @@ mod tests {
             (ReasonCode::LowSessionTime, "low_session_time"),
             (ReasonCode::OldDeviceShare, "old_device_share"),
             (ReasonCode::ListedNetworkShare, "datacenter_vpn_share"),
+            (ReasonCode::Blocklisted, "blocklisted"),
         ];
         let mut rest = ReasonCode::ALL.iter();
         for (code, text) in KEPT {

@@ -106,6 +106,8 @@ fn the_admin_route_table_is_what_the_admin_api_reads() {
         "/admin/networks/net-7",
         "/admin/networks/net-7/delete",
         "/admin/config/x",
+        "/admin/blocklist/x",
+        "/admin/blocklists",
         "/admin/lists",
         "/admin/reports",
     ] {

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use super::blocklist::Blocklist;
 use super::error::ConfigError;
 use super::feeds::{digest_fed, FeedStates};
 use super::lists::{references, StoredLists};
@@ -105,6 +106,8 @@ pub struct ConfigSlot {
     /// The IP lists kept in their own KV keys, decoded. Their keys name their content, so one read
     /// per isolate is enough; lists the config in force no longer uses are dropped.
     lists: StoredLists,
+    /// The operator's blocklist as last read from KV, put in force with the next compile.
+    blocklist: Blocklist,
 }
 
 impl ConfigSlot {
@@ -116,6 +119,7 @@ impl ConfigSlot {
             refresh_after_ms,
             wait_when_stale: false,
             lists: StoredLists::new(),
+            blocklist: Blocklist::default(),
         }
     }
 
@@ -187,6 +191,13 @@ impl ConfigSlot {
         Ok(())
     }
 
+    /// The blocklist as KV holds it (`None`: nothing was ever listed), read with every refresh
+    /// before [`ConfigSlot::finish`]; `Err`: it is unreadable, and the refresh is a failed one.
+    pub fn read_blocklist(&mut self, text: Option<&str>) -> Result<(), Corrupt> {
+        self.blocklist = Blocklist::read(text)?;
+        Ok(())
+    }
+
     /// Compiles a fetched document, the secrets it names read from `secrets` (the Worker's).
     pub fn finish(&mut self, now_ms: u64, fetched: Fetched, secrets: Secrets) -> SlotEvent {
         self.refreshing_since_ms = None;
@@ -218,12 +229,13 @@ impl ConfigSlot {
         secrets: Secrets,
     ) -> Result<SlotEvent, String> {
         let previous = self.current.as_ref().map(|c| c.digest.clone());
-        let digest = digest_fed(&text, &fed);
+        let digest = self.blocklist.digest_with(digest_fed(&text, &fed));
         if previous.as_deref() == Some(digest.as_str()) {
             return Ok(SlotEvent::Unchanged { digest });
         }
-        let config = Config::compile_digested(&text, digest, (&self.lists, &fed), secrets)
+        let mut config = Config::compile_digested(&text, digest, (&self.lists, &fed), secrets)
             .map_err(|e| summarize(&e))?;
+        config.blocklist = self.blocklist.clone();
         self.lists.retain(|k, _| config.stored_lists.contains(k));
         let digest = config.digest.clone();
         self.current = Some(Arc::new(config));
@@ -471,5 +483,28 @@ mod tests {
         let mut background = ConfigSlot::new(1_000);
         background.finish(0, Fetched::Text(DEMO.into()), Secrets::None);
         assert_eq!(background.need(1_000), Need::Background);
+    }
+
+    #[test]
+    fn a_blocklist_change_reloads_the_config_and_an_emptied_one_gives_the_document_digest() {
+        let mut s = loaded();
+        let alone = s.current().unwrap().digest.clone();
+        let listed = r#"{"entries":[{"aff_id":"net-7","by":"alice","at":5}]}"#;
+        s.read_blocklist(Some(listed)).unwrap();
+        let SlotEvent::Loaded { digest, .. } =
+            s.finish(40_000, Fetched::Text(DEMO.into()), Secrets::None)
+        else {
+            panic!("a new blocklist is a new config")
+        };
+        assert_ne!(digest, alone);
+        let config = s.current().unwrap();
+        let net7 = crate::click::Id::parse("net-7").unwrap();
+        assert!(config.blocklist.blocking(&net7, None).is_some());
+        assert!(s.read_blocklist(Some("{not json")).is_err());
+        s.read_blocklist(Some(r#"{"entries":[]}"#)).unwrap();
+        s.finish(80_000, Fetched::Text(DEMO.into()), Secrets::None);
+        let config = s.current().unwrap();
+        assert_eq!(config.digest, alone);
+        assert!(config.blocklist.blocking(&net7, None).is_none());
     }
 }

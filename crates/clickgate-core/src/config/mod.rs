@@ -27,6 +27,7 @@ use json::Value;
 use rules::{compile_rule, index_by_offer, select, Rule};
 
 mod alerts;
+pub mod blocklist;
 pub mod cache;
 mod error;
 pub mod feeds;
@@ -97,6 +98,9 @@ pub struct Config {
     /// The enabled click rules, best first: what judges a click on an offer the document does not
     /// list (a profile's destination), scope by scope.
     pub click_rules_in_order: Vec<usize>,
+    /// The operator's lasting blocklist, read from its own KV key with the document (empty when
+    /// compiled from a document alone).
+    pub blocklist: blocklist::Blocklist,
 }
 
 impl Config {
@@ -312,6 +316,7 @@ fn compile_document(
         digest,
         links,
         click_rules_in_order,
+        blocklist: blocklist::Blocklist::default(),
     })
 }
 
