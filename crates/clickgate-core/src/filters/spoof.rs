@@ -429,22 +429,29 @@ fn hints_contradict(claim: &Claim, hints: &str) -> Vec<String> {
     if claim.family != Family::Chromium {
         return vec!["client hints from a browser that sends none".into()];
     }
-    let brands = brands(hints);
-    if let Some((headless, _)) = brands.clone().find(|(b, _)| b.contains("Headless")) {
-        return vec![format!("client hints name {headless}")];
+    // One pass over the brands (it runs on every click under the filter): a headless brand
+    // decides at once, otherwise the first of each Chromium brand counts.
+    let (mut chromium, mut chrome, mut edge) = (None, None, None);
+    for (brand, major) in brands(hints) {
+        if brand.contains("Headless") {
+            return vec![format!("client hints name {brand}")];
+        }
+        let first = match brand {
+            "Chromium" => &mut chromium,
+            "Google Chrome" => &mut chrome,
+            "Microsoft Edge" => &mut edge,
+            _ => continue,
+        };
+        first.get_or_insert(major);
     }
-    let named = |name: &str| brands.clone().find(|(b, _)| *b == name);
-    let Some((_, major)) = named("Chromium")
-        .or_else(|| named("Google Chrome"))
-        .or_else(|| named("Microsoft Edge"))
-    else {
+    let Some(major) = chromium.or(chrome).or(edge) else {
         return vec!["client hints name no Chromium brand".into()];
     };
     let mut found = Vec::new();
     if major.parse::<u32>().ok() != Some(claim.version) {
         found.push(format!("client hints say version {major}"));
     }
-    if claim.edge && named("Microsoft Edge").is_none() && named("Google Chrome").is_some() {
+    if claim.edge && edge.is_none() && chrome.is_some() {
         found.push("client hints name Google Chrome".into());
     }
     found
