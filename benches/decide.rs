@@ -5,7 +5,7 @@
 
 use std::hint::black_box;
 
-use clickgate_core::click::{route, split_url, ClientInfo, Route, Sent};
+use clickgate_core::click::{split_url, ClientInfo, Sent};
 use clickgate_core::config::networks::{Form, Mode, Policy, ReplayCheck, SigningKey};
 use clickgate_core::config::Config;
 use clickgate_core::decide::{decide, ClickOutcome, Observed};
@@ -186,9 +186,11 @@ fn decided_with(
     ua: &str,
     sent: Option<&Sent>,
 ) -> ClickOutcome {
-    let Ok(Route::Click(params)) = route("GET", "/c", query) else {
-        panic!("not a click")
-    };
+    // As the Worker reads a link: by the config's compiled link formats.
+    let params = config
+        .links
+        .route("GET", &format!("https://clicks.example/c?{query}"))
+        .unwrap();
     let client = ClientInfo {
         ip: ip.parse().ok(),
         ip_unreadable: false,
