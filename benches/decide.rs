@@ -5,7 +5,7 @@
 
 use std::hint::black_box;
 
-use clickgate_core::click::{route, split_url, ClientInfo, Route, Sent};
+use clickgate_core::click::{split_url, ClientInfo, Sent};
 use clickgate_core::config::networks::{Form, Mode, Policy, ReplayCheck, SigningKey};
 use clickgate_core::config::Config;
 use clickgate_core::decide::{decide, ClickOutcome, Observed};
@@ -14,11 +14,13 @@ use clickgate_core::flood::Thresholds;
 use clickgate_core::http::click_response;
 use clickgate_core::network::local::{Flush, FlushPolicy, LocalCounts};
 use clickgate_core::rules::Counters;
-use clickgate_core::signing::{sign_link, verify};
+use clickgate_core::signing::{canonical_string, sign_link, verify};
 use clickgate_core::token::TokenKey;
 use clickgate_core::ua::UserAgent;
 use clickgate_core::verdict::FaultMode;
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 const DEMO: &str = include_str!("../demo/config.json");
 
@@ -104,6 +106,51 @@ fn wide(n: usize) -> String {
         .to_string()
 }
 
+const CHROME: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) \
+                      Chrome/131.0.0.0 Safari/537.36";
+
+/// The request facts the edge reads from `headers`, over HTTP/2 and TLS 1.3.
+fn sent(headers: &[(&str, &'static str)]) -> Sent {
+    let header = |name: &str| headers.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+    let h2 = |v: &str| Some(v.to_owned());
+    Sent::read(
+        header,
+        "https://clicks.example/c",
+        h2("HTTP/2"),
+        h2("TLSv1.3"),
+        h2("AEAD-AES128-GCM-SHA256"),
+    )
+}
+
+/// What Chrome 131 sends on a navigation.
+fn navigation() -> Sent {
+    sent(&[
+        (
+            "sec-ch-ua",
+            r#""Google Chrome";v="131", "Chromium";v="131", "Not_A Brand";v="24""#,
+        ),
+        ("sec-ch-ua-mobile", "?0"),
+        ("sec-ch-ua-platform", "\"Windows\""),
+        ("upgrade-insecure-requests", "1"),
+        (
+            "accept",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        ),
+        ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-mode", "navigate"),
+        ("sec-fetch-user", "?1"),
+        ("sec-fetch-dest", "document"),
+        ("accept-encoding", "gzip, deflate, br, zstd"),
+        ("accept-language", "de-DE,de;q=0.9"),
+    ])
+}
+
+/// What a script sends.
+fn script() -> Sent {
+    sent(&[("accept", "*/*")])
+}
+
 /// One of two User-Agents, in turn: consecutive clicks rarely share a header in traffic.
 fn in_turn(pair: [&str; 2]) -> &str {
     static TURN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -139,9 +186,11 @@ fn decided_with(
     ua: &str,
     sent: Option<&Sent>,
 ) -> ClickOutcome {
-    let Ok(Route::Click(params)) = route("GET", "/c", query) else {
-        panic!("not a click")
-    };
+    // As the Worker reads a link: by the config's compiled link formats.
+    let params = config
+        .links
+        .route("GET", &format!("https://clicks.example/c?{query}"))
+        .unwrap();
     let client = ClientInfo {
         ip: ip.parse().ok(),
         ip_unreadable: false,
@@ -216,42 +265,8 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("click");
     // The spoof filter's judgement of a browser's navigation and of a script's request: what it
     // adds to a click under a rule that has it.
-    let chrome = UserAgent::parse(
-        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) \
-         Chrome/131.0.0.0 Safari/537.36",
-    );
-    let navigation = [
-        (
-            "sec-ch-ua",
-            r#""Google Chrome";v="131", "Chromium";v="131", "Not_A Brand";v="24""#,
-        ),
-        ("sec-ch-ua-mobile", "?0"),
-        ("sec-ch-ua-platform", "\"Windows\""),
-        ("upgrade-insecure-requests", "1"),
-        (
-            "accept",
-            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
-        ),
-        ("sec-fetch-site", "cross-site"),
-        ("sec-fetch-mode", "navigate"),
-        ("sec-fetch-user", "?1"),
-        ("sec-fetch-dest", "document"),
-        ("accept-encoding", "gzip, deflate, br, zstd"),
-        ("accept-language", "de-DE,de;q=0.9"),
-    ];
-    let script = [("accept", "*/*")];
-    let read = |headers: &[(&str, &'static str)]| {
-        let header = |name: &str| headers.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
-        let h2 = |v: &str| Some(v.to_owned());
-        Sent::read(
-            header,
-            "https://clicks.example/c",
-            h2("HTTP/2"),
-            h2("TLSv1.3"),
-            h2("AEAD-AES128-GCM-SHA256"),
-        )
-    };
-    let (browser_sent, script_sent) = (read(&navigation), read(&script));
+    let chrome = UserAgent::parse(CHROME);
+    let (browser_sent, script_sent) = (navigation(), script());
     g.bench_function("spoof filter, browser", |b| {
         b.iter(|| spoof::judge(black_box(&chrome), black_box(&browser_sent)).is_none())
     });
@@ -384,7 +399,23 @@ fn benches(c: &mut Criterion) {
             )
         })
     });
+    // One HMAC-SHA256 of the same canonical string, keyed from the secret: the work verification
+    // cannot avoid. Their ratio does not move with the machine, as the times do.
+    let canonical = canonical_string(path, query).unwrap();
+    let hmac = || {
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"the-new-secret-of-network-7").unwrap();
+        mac.update(black_box(canonical.as_bytes()));
+        mac.finalize().into_bytes()
+    };
+    g.bench_function("one HMAC-SHA256 of the canonical string", |b| b.iter(hmac));
     g.finish();
+    let verify_once = || verify(&policy, black_box(&link), path, black_box(query), now_ms);
+    let (verify_ns, hmac_ns) = per_call_ns(verify_once, hmac);
+    println!(
+        "signature: verification takes {verify_ns:.0} ns, one HMAC-SHA256 of its canonical string \
+         {hmac_ns:.0} ns: {:.2} HMACs",
+        verify_ns / hmac_ns
+    );
 
     // What the isolate does with each decided click after the response is written: the flood
     // count, the report row and (for a flagged click) the kept decision. The clicks all fall in
@@ -462,4 +493,78 @@ fn benches(c: &mut Criterion) {
 }
 
 criterion_group!(decide_benches, benches);
-criterion_main!(decide_benches);
+
+/// `--callgrind PATH [N]` runs one path N times (1,000) in [`measured`] and nothing else, for
+/// `valgrind --tool=callgrind --toggle-collect='*measured*'`: instruction counts do not move with
+/// the machine's load, as times do. Without it, the criterion benches.
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.iter().position(|a| a == "--callgrind") {
+        Some(at) => {
+            let path = args.get(at + 1).map_or("", String::as_str);
+            let n = args
+                .get(at + 2)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1000);
+            callgrind(path, n);
+        }
+        None => {
+            decide_benches();
+            Criterion::default().configure_from_args().final_summary();
+        }
+    }
+}
+
+fn callgrind(path: &str, n: usize) {
+    let key = TokenKey::new(b"bench-secret-bench-secret-bench-secret-bench").unwrap();
+    let query = "offer_id=1001&aff_id=net-7&source_id=feed-3&sub1=spring%20promo&sub2=a%26b";
+    let browsers = [
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) \
+         Version/17.4 Mobile/15E148 Safari/604.1",
+        "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) \
+         Chrome/131.0.6778.135 Mobile Safari/537.36",
+    ];
+    let scripts = ["python-requests/2.31", "curl/8.4.0"];
+    let real = || Config::compile(&realistic()).unwrap();
+    let chrome = UserAgent::parse(CHROME);
+    match path {
+        "redirect" => {
+            let real = real();
+            measured(n, || one_click_as(&real, &key, query, "192.0.2.10", in_turn(browsers)))
+        }
+        "decide" => {
+            let real = real();
+            measured(n, || decided(&real, &key, query, "192.0.2.10", in_turn(browsers)))
+        }
+        "block" => {
+            let real = real();
+            measured(n, || one_click_as(&real, &key, query, "192.0.2.10", in_turn(scripts)))
+        }
+        "spoof-browser" => {
+            let sent = navigation();
+            measured(n, || spoof::judge(black_box(&chrome), black_box(&sent)))
+        }
+        "spoof-script" => {
+            let sent = script();
+            measured(n, || spoof::judge(black_box(&chrome), black_box(&sent)))
+        }
+        "bot-rule" => {
+            let bot = rule_config(&["bot"]);
+            measured(n, || decided(&bot, &key, query, "192.0.2.10", CHROME))
+        }
+        "bot-spoof-rule" => {
+            let (bot_spoof, sent) = (rule_config(&["bot", "spoof"]), navigation());
+            measured(n, || decided_with(&bot_spoof, &key, query, "192.0.2.10", CHROME, Some(&sent)))
+        }
+        _ => panic!(
+            "--callgrind redirect|decide|block|spoof-browser|spoof-script|bot-rule|bot-spoof-rule [N]"
+        ),
+    }
+}
+
+#[inline(never)]
+fn measured<T>(n: usize, f: impl Fn() -> T) {
+    for _ in 0..n {
+        black_box(f());
+    }
+}

@@ -62,16 +62,47 @@ fi
 
 step "end-to-end throughput: clickgate vs a bare redirect Worker, workerd's own sockets, wrk ${DURATION}s x ${CONNECTIONS} connections"
 . scripts/serve-pair.sh
-# An upper bound on the sections below (22 wrk runs and their set-up); the trap stops it sooner.
-serve_pair $((DURATION * 30 + 120))
+# An upper bound on the sections below (34 wrk runs and their set-up); the trap stops it sooner.
+serve_pair $((DURATION * 45 + 120))
 # CPU seconds a process has used (utime + stime), to charge each Worker's own runtime process.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 ticks_per_s=$(getconf CLK_TCK)
 
+# On a shared machine wrk and workerd take CPU from each other and the throughput ratio moves
+# between rounds: each workerd (every thread) goes on the first core, wrk on the last, where the
+# machine has two and lets the bench pin them.
+pin_wrk=()
+pin() { # -> 0 when the Workers and wrk are pinned
+  local cores last
+  cores=$(nproc)
+  if ! command -v taskset >/dev/null; then
+    echo "  not pinned: no taskset; wrk and workerd share the cores, so read the CPU per request"
+    return 1
+  fi
+  if [ "$cores" -lt 2 ]; then
+    echo "  not pinned: $cores core; wrk and workerd share it, so read the CPU per request"
+    return 1
+  fi
+  last=$((cores - 1))
+  for pid in "$clickgate_pid" "$bare_pid" "$bare_logging_pid"; do
+    if ! taskset -a -p -c 0 "$pid" >/dev/null 2>&1; then
+      echo "  not pinned: taskset could not move workerd $pid to core 0 (a restricted cpuset?)"
+      for p in "$clickgate_pid" "$bare_pid" "$bare_logging_pid"; do taskset -a -p -c "0-$last" "$p" >/dev/null 2>&1 || true; done
+      return 1
+    fi
+  done
+  if ! taskset -c "$last" true 2>/dev/null; then
+    echo "  not pinned: taskset could not place wrk on core $last"
+    return 1
+  fi
+  pin_wrk=(taskset -c "$last")
+  echo "  pinned: every workerd on core 0, wrk on core $last (of $cores)"
+}
+
 run() { # name url pid [header] [wrk script] -> "rps p99ms cpu_us_per_request requests"
   local out rps p99 reqs t0 t1 cpu_us
   t0=$(cpu_ticks "$3")
-  out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency ${4:+-H "$4"} ${5:+-s "$5"} "$2")
+  out=$("${pin_wrk[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency ${4:+-H "$4"} ${5:+-s "$5"} "$2")
   t1=$(cpu_ticks "$3")
   rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
   reqs=$(awk '/requests in/ { print $1 }' <<<"$out")
@@ -83,32 +114,45 @@ run() { # name url pid [header] [wrk script] -> "rps p99ms cpu_us_per_request re
   echo "$rps $p99 $cpu_us $reqs"
 }
 
+ROUNDS=3
 compare() { # path [header] [target ratio] [logging] [wrk script for both Workers' runs]: interleaved,
-  # two rounds each, so drift on a noisy machine hits both alike; with "logging", the bare Worker
-  # with a log line per click runs too
-  local b c bc cc n l
-  local -a bs=() cs=() bcs=() ccs=() ns=() ls=()
+  # ROUNDS rounds, so drift on a noisy machine hits both alike, and the median round reported;
+  # with "logging", the bare Worker with a log line per click runs too
+  local b c bc cc n l lc
+  local -a bs=() cs=() bcs=() ccs=() ns=() ls=() lcs=()
   curl -s -o /dev/null -w '  clickgate warm-up: %{http_code}\n' ${2:+-H "$2"} "${clickgate_url}$1"
   curl -s -o /dev/null -w '  bare warm-up: %{http_code}\n' "${bare_url}$1"
-  for _ in 1 2; do
-    l=0
+  for _ in $(seq "$ROUNDS"); do
+    l=0 lc=0
     read -r b _ bc _ < <(run bare "${bare_url}$1" "$bare_pid" "${2:-}" "${5:-}")
     read -r c _ cc n < <(run clickgate "${clickgate_url}$1" "$clickgate_pid" "${2:-}" "${5:-}")
     if [ "${4:-}" = logging ]; then
-      read -r l _ _ _ < <(run bare+log "${bare_logging_url}$1" "$bare_logging_pid" "${2:-}")
+      read -r l _ lc _ < <(run bare+log "${bare_logging_url}$1" "$bare_logging_pid" "${2:-}")
     fi
-    bs+=("$b") cs+=("$c") bcs+=("$bc") ccs+=("$cc") ns+=("$n") ls+=("$l")
+    bs+=("$b") cs+=("$c") bcs+=("$bc") ccs+=("$cc") ns+=("$n") ls+=("$l") lcs+=("$lc")
   done
-  awk -v b="${bs[*]}" -v c="${cs[*]}" -v bc="${bcs[*]}" -v cc="${ccs[*]}" -v l="${ls[*]}" -v t="${3:-0.9}" 'BEGIN {
-    split(b, B); split(c, C); split(bc, BC); split(cc, CC); split(l, L);
-    printf "  throughput ratio clickgate / bare: %.2f (round 1 %.2f, round 2 %.2f; target >= %s)\n",
-      (C[1] + C[2]) / (B[1] + B[2]), C[1] / B[1], C[2] / B[2], t
-    printf "  runtime CPU per request, bare / clickgate: %.2f (%.1f vs %.1f µs)\n",
-      (BC[1] + BC[2]) / (CC[1] + CC[2]), (BC[1] + BC[2]) / 2, (CC[1] + CC[2]) / 2
-    if (L[1] > 0)
-      printf "  the bare Worker with one log line per click / bare: %.2f (round 1 %.2f, round 2 %.2f): the\n  ceiling a Worker that logs every click can reach here\n",
-        (L[1] + L[2]) / (B[1] + B[2]), L[1] / B[1], L[2] / B[2] }'
-  clicks=$((ns[0] + ns[1] + 1))
+  awk -v b="${bs[*]}" -v c="${cs[*]}" -v bc="${bcs[*]}" -v cc="${ccs[*]}" -v l="${ls[*]}" -v lc="${lcs[*]}" \
+    -v t="${3:-0.9}" -v logging="${4:-}" '
+    function median(x, n,   i, j, v, s) { # of x[1..n]
+      for (i = 1; i <= n; i++) s[i] = x[i]
+      for (i = 2; i <= n; i++) { v = s[i]; for (j = i - 1; j >= 1 && s[j] > v; j--) s[j + 1] = s[j]; s[j + 1] = v }
+      return n % 2 ? s[(n + 1) / 2] : (s[n / 2] + s[n / 2 + 1]) / 2 }
+    function rounds(x, n,   i, out) { for (i = 1; i <= n; i++) out = out sprintf("%s%.2f", i > 1 ? " " : "", x[i]); return out }
+    BEGIN {
+    n = split(b, B); split(c, C); split(bc, BC); split(cc, CC); split(l, L); split(lc, LC)
+    for (i = 1; i <= n; i++) { T[i] = C[i] / B[i]; U[i] = BC[i] / CC[i] }
+    printf "  throughput ratio clickgate / bare: median %.2f of %d rounds (%s); target >= %s\n", median(T, n), n, rounds(T, n), t
+    printf "  runtime CPU per request, bare / clickgate: median %.2f (%s; %.1f vs %.1f µs)\n",
+      median(U, n), rounds(U, n), median(BC, n), median(CC, n)
+    if (logging == "logging") {
+      for (i = 1; i <= n; i++) { V[i] = L[i] / B[i]; W[i] = LC[i] / CC[i] }
+      printf "  the bare Worker with one log line per click / bare: median %.2f (%s): the ceiling a Worker\n  that logs every click can reach here\n", median(V, n), rounds(V, n)
+      printf "  runtime CPU per request, bare+log / clickgate: median %.2f (%s)\n", median(W, n), rounds(W, n)
+    }
+    print "  (the target reads the median throughput ratio)" }'
+  clicks=0
+  for x in "${ns[@]}"; do clicks=$((clicks + x)); done
+  clicks=$((clicks + 1))
 }
 
 # After a push: the isolate re-reads KV on the first request a second after (CONFIG_REFRESH_SECONDS=1).
@@ -117,6 +161,11 @@ reload() {
   curl -s -o /dev/null "${clickgate_url}healthz"
   sleep 1
 }
+
+pin || true
+echo "  Each target below reads the median throughput ratio of interleaved rounds; the runtime CPU"
+echo "  per request beside it (workerd's utime + stime over the requests wrk counted) is the steadier"
+echo "  figure on a shared machine, and says whether a low ratio is clickgate's or the load's."
 
 echo "  -- the demo config (no rules):"
 compare "${BENCH_PATH:-c?offer_id=1001&aff_id=net-7&sub1=spring&source_id=feed-3}" "" 0.9 logging
@@ -178,7 +227,7 @@ replay_section net-after
 echo "  -- a flood under load (benches/flood.json: net-bench may have 2,000 clicks an hour):"
 target/release/clickgate config push benches/flood.json --local --persist-to "$state" >/dev/null 2>&1
 reload
-out=$(wrk -t1 -c"$CONNECTIONS" -d5s 'http://'"$(sed -E 's#^http://([^/]+)/.*#\1#' <<<"$clickgate_url")"'/c?offer_id=1001&aff_id=net-bench')
+out=$("${pin_wrk[@]}" wrk -t1 -c"$CONNECTIONS" -d5s 'http://'"$(sed -E 's#^http://([^/]+)/.*#\1#' <<<"$clickgate_url")"'/c?offer_id=1001&aff_id=net-bench')
 total=$(awk '/requests in/ { print $1 }' <<<"$out")
 refused=$(awk '/Non-2xx or 3xx/ { print $NF }' <<<"$out")
 passed=$((total - ${refused:-0}))
