@@ -227,7 +227,7 @@ fn a_feed_switches_the_list_in_force_and_a_broken_upstream_never_empties_it() {
     let table = stdout_of(out);
     assert!(
         table.contains(&format!(
-            "lists.datacenter_ips <- {url} (plain, every 5 min, max_shrink 0.5)"
+            "lists.datacenter_ips <- {url} (ips, every 5 min, max_shrink 0.5)"
         )),
         "{table}"
     );

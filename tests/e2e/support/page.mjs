@@ -113,6 +113,12 @@ try {
 } finally {
   chromium.kill();
   await new Promise((r) => (chromium.exitCode === null ? chromium.once("exit", r) : r()));
-  rmSync(profile, { recursive: true, force: true });
+  // Chromium's helper processes may still be writing the profile when the browser has exited:
+  // retry, and a profile left behind in /tmp is no failure of the page.
+  try {
+    rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+  } catch (e) {
+    console.error(`left ${profile}: ${e.message}`);
+  }
 }
 process.exit(exitCode);
