@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help setup browser clients worker size-check cli dev test test-core test-wasm test-e2e lint deploy-check bench profile
+.PHONY: help setup browser clients worker size-check cli dev test test-core test-sets test-wasm test-e2e lint deploy-check bench profile
 
 help:
 	@echo "make dev    build the Worker, load the demo config into local KV, serve it on 127.0.0.1:8787"
@@ -31,7 +31,7 @@ cli:
 dev: worker cli
 	@scripts/dev.sh
 
-test: setup lint test-core test-wasm worker size-check cli test-e2e deploy-check
+test: setup lint test-core test-sets test-wasm worker size-check cli test-e2e deploy-check
 
 lint:
 	@echo "==> cargo fmt --check and clippy"
@@ -42,6 +42,12 @@ lint:
 test-core:
 	@echo "==> core and CLI tests (native)"
 	@cargo test --quiet --workspace --exclude clickgate
+
+# The built-in AS sets' lines against the pinned AS data (installed once; a few seconds after).
+test-sets:
+	@echo "==> built-in AS sets against their source"
+	@python3 scripts/builtin-sets.py --check
+	@python3 scripts/builtin-sets.py --verify --quiet
 
 test-wasm:
 	@echo "==> core tests on wasm32 (wasm-bindgen-test under node)"

@@ -504,7 +504,27 @@ fn stated_figures() -> Vec<(&'static str, String)> {
                 thousands(2 * MAX_NETWORKS_NAMED as u64)
             ),
         ),
+        ("docs/config.md", people_networks()),
     ]
+}
+
+/// How docs/config.md counts data/people-asns.txt: its carriers and home ISPs (the lines not
+/// marked `relay`) and their countries.
+fn people_networks() -> String {
+    let path = root().join("data/people-asns.txt");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let places: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .filter(|&w| w != "relay")
+        .collect();
+    let countries: BTreeSet<&str> = places.iter().copied().collect();
+    format!(
+        "`data/people-asns.txt` lists {} mobile carriers and home ISPs of {} countries",
+        places.len(),
+        countries.len()
+    )
 }
 
 /// The row of the ranges table that starts with `field`, as `lo to hi` with the page's thousands
