@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import zipfile
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -342,8 +343,8 @@ def verify(listed, quiet):
     home = installed("pypi", RANGE_SOURCE)
     built, ranges = range_labels(home)
     print(f"cross-check: {RANGE_SOURCE['pypi']} {RANGE_SOURCE['version']} (built "
-          f"{built and __import__('time').strftime('%Y-%m-%d', __import__('time').gmtime(built))}"
-          f", IPv4 ranges mapped to AS numbers through the source above)")
+          f"{time.strftime('%Y-%m-%d', time.gmtime(built))}, IPv4 ranges mapped to AS numbers "
+          f"through the source above)")
     per = defaultdict(Counter)
     for start, end, provider, kind in ranges:
         if kind in RANGE_KINDS.values():
