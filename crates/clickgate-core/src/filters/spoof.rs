@@ -689,6 +689,44 @@ pub(crate) mod tests {
         }
     }
 
+    /// Safari (macOS and iOS) and Android's WebView, their navigations as their vendors and MDN
+    /// document them (tests/e2e/fixtures/published-browsers.json, each with its sources): no
+    /// sign, so no spoof points, locally and over each connection they make. Each is judged: a
+    /// request that contradicts it gets a sign.
+    #[test]
+    fn published_safari_and_webview_show_no_sign() {
+        let fixtures: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../../tests/e2e/fixtures/published-browsers.json"
+        ))
+        .unwrap();
+        let browsers = fixtures.as_array().unwrap();
+        let claims: Vec<_> = browsers
+            .iter()
+            .map(|b| claim(&UserAgent::parse(b["user_agent"].as_str().unwrap())).map(|c| c.name()))
+            .collect();
+        for want in ["safari 17", "ios webkit 17", "chromium 131 (app)"] {
+            assert!(claims.contains(&Some(want.into())), "no {want} in {claims:?}");
+        }
+        let h3 = Some(("HTTP/3", "TLSv1.3", "AEAD-CHACHA20-POLY1305-SHA256"));
+        for b in browsers {
+            assert!(!b["source"].as_str().unwrap_or("").is_empty());
+            let (name, ua) = (&b["browser"], UserAgent::parse(b["user_agent"].as_str().unwrap()));
+            let logged = Sent::from_fields(|n| b["sent"][n].as_str());
+            for transport in [None, H2, h3] {
+                let mut sent = logged.clone();
+                if let Some((protocol, tls, cipher)) = transport {
+                    sent.http_protocol = Some(protocol.into());
+                    sent.tls_version = Some(tls.into());
+                    sent.tls_cipher = Some(cipher.into());
+                }
+                assert_eq!(judge(&ua, &sent), None, "{name} over {transport:?}");
+            }
+            // A script's request under the same User-Agent is judged.
+            let script = Sent::from_fields(|n| (n == "accept").then_some("*/*"));
+            assert!(judge(&ua, &script).is_some(), "{name} is not judged");
+        }
+    }
+
     /// Each browser family's first version that sends what the table says, and the one before.
     #[test]
     fn each_expectation_starts_at_its_first_version() {
