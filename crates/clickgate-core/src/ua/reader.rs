@@ -38,6 +38,8 @@ pub struct Reading {
     pub client: Option<&'static str>,
     /// A link-preview fetcher unfurling a pasted link: not a person clicking.
     pub preview: bool,
+    /// An Android app's embedded WebView (`; wv)` in its comment), found in the same pass.
+    pub web_view: bool,
 }
 
 impl UserAgent {
@@ -451,6 +453,7 @@ fn read(ua: &str, parts: &[Part], marks: &mut Marks, platform: &OnceCell<Platfor
         signal,
         client,
         preview,
+        web_view,
     }
 }
 
