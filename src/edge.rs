@@ -6,6 +6,7 @@ use clickgate_core::admin::is_admin_path;
 use clickgate_core::click;
 use clickgate_core::config::Config;
 use clickgate_core::conversion;
+use clickgate_core::decide::reads_sent;
 use clickgate_core::http::{self, HttpResponse};
 use clickgate_core::isolate::{Arrival, ClickStep, Parts, READ_HEADERS};
 use clickgate_core::token::NONCE_LEN;
@@ -81,17 +82,23 @@ pub fn handle(
         }));
     }
     // Only the headers the decision uses cross into wasm: each crossing costs, on every click.
+    // The `spoof` filter's headers and the connection's facts cross only under a config that has
+    // the filter, or while the isolate has none loaded yet.
+    let loaded = config::now(&env, &ctx, now_ms);
+    let spoof = loaded.as_deref().is_none_or(reads_sent);
     let request_headers = req.headers();
     let mut headers: Vec<(&'static str, String)> = READ_HEADERS
         .iter()
+        .filter(|name| spoof || **name == "accept" || !click::SENT_HEADERS.contains(name))
         .filter_map(|name| {
             let value = request_headers.get(name).ok().flatten()?;
             Some((*name, value))
         })
         .collect();
     let cf = req.cf();
+    let sent = |key| cf_text(cf.as_ref().filter(|_| spoof), key);
     // Where Cloudflare replaced the client's Accept-Encoding with its own, the client's is here.
-    if let Some(client) = cf_text(cf.as_ref(), "clientAcceptEncoding") {
+    if let Some(client) = sent("clientAcceptEncoding") {
         headers.retain(|(name, _)| *name != "accept-encoding");
         if !client.is_empty() {
             headers.push(("accept-encoding", client));
@@ -103,16 +110,16 @@ pub fn handle(
         headers,
         country: cf.as_ref().and_then(|cf| cf.country().ok().flatten()),
         asn: cf.as_ref().and_then(|cf| cf.asn().ok().flatten()),
-        http_protocol: cf_text(cf.as_ref(), "httpProtocol"),
-        tls_version: cf_text(cf.as_ref(), "tlsVersion"),
-        tls_cipher: cf_text(cf.as_ref(), "tlsCipher"),
+        http_protocol: sent("httpProtocol"),
+        tls_version: sent("tlsVersion"),
+        tls_cipher: sent("tlsCipher"),
         platform: platform(cf.as_ref()),
     };
     let arrival = match Arrival::read(parts) {
         Ok(arrival) => arrival,
         Err(response) => return answer(response),
     };
-    match config::now(&env, &ctx, now_ms) {
+    match loaded {
         Some(config) => click(arrival, &config, env, ctx, now_ms),
         None => Ok(later(async move {
             let Some(config) = config::first(&env, now_ms).await else {

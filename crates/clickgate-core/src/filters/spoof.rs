@@ -148,10 +148,13 @@ pub struct Claim {
 }
 
 impl Claim {
-    fn sends(&self, what: Sends) -> bool {
+    /// What the claimed browser sends, one bit a [`Sends`]: the table read once a click, not once
+    /// a header.
+    fn sends(&self) -> u32 {
         EXPECTED
             .iter()
-            .any(|e| e.family == self.family && e.sends == what && self.version >= e.from)
+            .filter(|e| e.family == self.family && self.version >= e.from)
+            .fold(0, |all, e| all | 1 << e.sends as u32)
     }
 
     fn name(&self) -> String {
@@ -181,6 +184,23 @@ const PLAIN_PRODUCTS: [&str; 9] = [
     "Firefox",
 ];
 
+/// Whether `name` is one of [`PLAIN_PRODUCTS`]: as browsers write it first, in any case after.
+fn is_plain_product(name: &str) -> bool {
+    PLAIN_PRODUCTS.contains(&name) || PLAIN_PRODUCTS.iter().any(|p| p.eq_ignore_ascii_case(name))
+}
+
+/// A version's major part: `131` of `131.0.6778.86`.
+fn major(version: &str) -> &str {
+    position(version.as_bytes(), 0, b'.').map_or(version, |dot| &version[..dot])
+}
+
+/// Where `byte` stands in `bytes` from `from` on. A plain loop: the values scanned here are short,
+/// where `str::find`'s searcher costs more to set up than the scan.
+fn position(bytes: &[u8], from: usize, byte: u8) -> Option<usize> {
+    let after = bytes.get(from..)?;
+    after.iter().position(|&b| b == byte).map(|at| from + at)
+}
+
 /// The browser `ua` claims; `None` for a client the filter does not judge: one that says it is
 /// automated (the `bot` filter's), a link preview, or a browser outside the table.
 pub fn claim(ua: &UserAgent) -> Option<Claim> {
@@ -190,17 +210,23 @@ pub fn claim(ua: &UserAgent) -> Option<Claim> {
     }
     let platform = ua.platform();
     let os = platform.os.map(|(os, _)| os);
-    let has = |name: &str| ua.products().any(|(n, _)| n.eq_ignore_ascii_case(name));
+    let has = |name: &str| ua.products().any(|(n, _)| n == name || n.eq_ignore_ascii_case(name));
     // Android's WebView marks its comment so: `(Linux; Android 14; Pixel 8; wv)`.
-    let webview = ua.as_str().contains("; wv)");
+    let webview = reading.web_view;
+    let mut other_chromium = false;
     let (family, version) = match (platform.os, platform.browser) {
         (Some((Os::Ios, v)), _) => (Family::WebKit, v),
         (_, Some((Browser::Chrome | Browser::Edge, _))) => {
-            let chrome = ua
-                .products()
-                .find(|(n, _)| *n == "Chrome")
-                .and_then(|(_, v)| v.split('.').next()?.parse().ok())?;
-            (Family::Chromium, chrome)
+            // One pass over the products: Chrome's version, and whether another product names a
+            // Chromium browser other than Chrome and Edge (Opera, Samsung Internet, ...).
+            let mut chrome = None;
+            for (name, version) in ua.products() {
+                if name == "Chrome" {
+                    chrome.get_or_insert(version);
+                }
+                other_chromium |= !is_plain_product(name);
+            }
+            (Family::Chromium, major(chrome?).parse().ok()?)
         }
         (_, Some((Browser::Firefox, v))) => (Family::Gecko, v),
         (_, Some((Browser::Safari, v))) => (Family::WebKit, v),
@@ -211,10 +237,6 @@ pub fn claim(ua: &UserAgent) -> Option<Claim> {
         Some(Os::Android) => Some(has("Mobile")),
         _ => None,
     };
-    let other_chromium = family == Family::Chromium
-        && ua
-            .products()
-            .any(|(n, _)| !PLAIN_PRODUCTS.iter().any(|p| p.eq_ignore_ascii_case(n)));
     // An iOS app's WebView has no `Safari/` token; Android's says `wv`.
     let app = reading.client.is_some() || webview || (os == Some(Os::Ios) && !has("Safari"));
     Some(Claim {
@@ -333,6 +355,8 @@ const fn at(name: &str) -> usize {
 fn signs(claim: &Claim, sent: &Sent) -> Vec<Sign> {
     let mut signs = Vec::new();
     let mut sign = |cause, what: String, field| signs.push(Sign { cause, what, field });
+    let expected = claim.sends();
+    let sends = |what: Sends| expected & 1 << what as u32 != 0;
     let header = |at: usize| sent.headers[at].as_deref().map(trimmed).filter(|v| !v.is_empty());
 
     if let Some(hints) = header(SEC_CH_UA) {
@@ -358,41 +382,42 @@ fn signs(claim: &Claim, sent: &Sent) -> Vec<Sign> {
     // app lets it.
     if !claim.app && !sent.plain_http {
         if claim.family == Family::Chromium
-            && claim.sends(Sends::ClientHints)
+            && sends(Sends::ClientHints)
             && !claim.other_chromium
             && header(SEC_CH_UA).is_none()
         {
             sign(Cause::Missing, "no client hints".into(), "sec-ch-ua");
         }
         let fetch = [SEC_FETCH_SITE, SEC_FETCH_MODE, SEC_FETCH_DEST, SEC_FETCH_USER];
-        if claim.sends(Sends::FetchMetadata) && fetch.iter().all(|h| header(*h).is_none()) {
+        if sends(Sends::FetchMetadata) && fetch.iter().all(|h| header(*h).is_none()) {
             sign(Cause::Missing, "no fetch metadata".into(), "sec-fetch-*");
         }
     }
 
     // A click on a link is a navigation, whoever sends it.
-    if let Some(mode) = header(SEC_FETCH_MODE).filter(|m| !m.eq_ignore_ascii_case("navigate")) {
+    let is = |value: &str, word: &str| value == word || value.eq_ignore_ascii_case(word);
+    if let Some(mode) = header(SEC_FETCH_MODE).filter(|m| !is(m, "navigate")) {
         sign(Cause::NotNavigation, format!("fetch mode {mode}"), "sec-fetch-mode");
     }
     let frames = ["document", "iframe", "frame"];
     if let Some(dest) =
-        header(SEC_FETCH_DEST).filter(|d| !frames.iter().any(|f| d.eq_ignore_ascii_case(f)))
+        header(SEC_FETCH_DEST).filter(|d| !frames.iter().any(|f| is(d, f)))
     {
         sign(Cause::NotNavigation, format!("fetch destination {dest}"), "sec-fetch-dest");
     }
 
-    if claim.sends(Sends::NavigationAccept)
+    if sends(Sends::NavigationAccept)
         && !header(ACCEPT).is_some_and(|a| contains_ignoring_case(a, "text/html"))
     {
         sign(Cause::Content, "no navigation Accept".into(), "accept");
     }
-    if claim.sends(Sends::AcceptLanguage) && header(ACCEPT_LANGUAGE).is_none_or(|l| l == "*") {
+    if sends(Sends::AcceptLanguage) && header(ACCEPT_LANGUAGE).is_none_or(|l| l == "*") {
         sign(Cause::Content, "no Accept-Language".into(), "accept-language");
     }
-    if claim.sends(Sends::AcceptEncoding) && header(ACCEPT_ENCODING).is_none() {
+    if sends(Sends::AcceptEncoding) && header(ACCEPT_ENCODING).is_none() {
         sign(Cause::Content, "no Accept-Encoding".into(), "accept-encoding");
     }
-    if claim.sends(Sends::UpgradeInsecureRequests)
+    if sends(Sends::UpgradeInsecureRequests)
         && header(UPGRADE_INSECURE_REQUESTS).is_none()
     {
         sign(
@@ -406,13 +431,13 @@ fn signs(claim: &Claim, sent: &Sent) -> Vec<Sign> {
     // HTTP/1.1 over plain HTTP, so the version counts only over TLS.
     let tls = sent.tls_version.as_deref();
     if let (Some(protocol), Some(_)) = (sent.http_protocol.as_deref(), tls) {
-        if claim.sends(Sends::Http2)
+        if sends(Sends::Http2)
             && protocol.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("HTTP/1"))
         {
             sign(Cause::Transport, protocol.to_owned(), HTTP_PROTOCOL);
         }
     }
-    if claim.sends(Sends::Tls12) {
+    if sends(Sends::Tls12) {
         if let Some(old) = tls.filter(|v| matches!(*v, "TLSv1" | "TLSv1.0" | "TLSv1.1" | "SSLv3")) {
             sign(Cause::Transport, format!("{old}, below TLS 1.2"), TLS_VERSION);
         } else if let Some(cipher) = sent.tls_cipher.as_deref().filter(|c| !is_aead(c)) {
@@ -444,7 +469,7 @@ fn hints_contradict(claim: &Claim, hints: &str) -> Vec<String> {
     // decides at once, otherwise the first of each Chromium brand counts.
     let (mut chromium, mut chrome, mut edge) = (None, None, None);
     for (brand, major) in brands(hints) {
-        if brand.contains("Headless") {
+        if brand.as_bytes().windows(8).any(|w| w == b"Headless") {
             return vec![format!("client hints name {brand}")];
         }
         let first = match brand {
@@ -469,11 +494,18 @@ fn hints_contradict(claim: &Claim, hints: &str) -> Vec<String> {
 }
 
 /// The brands of a `Sec-CH-UA` value with their major versions: `"Chromium";v="131", ...`.
-/// A brand may hold `;`, `,` or `=` (the grease brands do), never a quote.
+/// A brand may hold `;`, `,` or `=` (the grease brands do), never a quote: the quoted strings,
+/// found by their quotes, are brand and version in turn.
 fn brands(hints: &str) -> impl Iterator<Item = (&str, &str)> + Clone {
-    let mut quoted = hints.split('"').skip(1).step_by(2);
-    std::iter::from_fn(move || Some((quoted.next()?, quoted.next()?)))
-        .map(|(brand, version)| (brand, version.split('.').next().unwrap_or(version)))
+    let mut at = 0;
+    let mut quoted = move || {
+        let open = position(hints.as_bytes(), at, b'"')? + 1;
+        let close = position(hints.as_bytes(), open, b'"')?;
+        at = close + 1;
+        // Both ends stand at an ASCII quote: character boundaries.
+        Some(&hints[open..close])
+    };
+    std::iter::from_fn(move || Some((quoted()?, major(quoted()?))))
 }
 
 /// Whether `Sec-CH-UA-Platform`'s value names another system than the User-Agent's.
@@ -498,11 +530,15 @@ fn is_aead(cipher: &str) -> bool {
     contains_ignoring_case(cipher, "GCM") || contains_ignoring_case(cipher, "CHACHA20")
 }
 
-/// Whether `text` holds `word` in any case, without a lowered copy (it runs on every click).
+/// Whether `text` holds `word` in any case, without a lowered copy (it runs on every click): a
+/// window is compared only where its first letter matches.
 fn contains_ignoring_case(text: &str, word: &str) -> bool {
+    let Some(&first) = word.as_bytes().first() else {
+        return true;
+    };
     text.as_bytes()
         .windows(word.len())
-        .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
+        .any(|w| w[0].eq_ignore_ascii_case(&first) && w.eq_ignore_ascii_case(word.as_bytes()))
 }
 
 #[cfg(test)]
@@ -686,6 +722,44 @@ pub(crate) mod tests {
                 b["sent"][n].as_str().filter(|_| !dropped)
             });
             assert_eq!(judge(&ua, &stripped).map(|f| f.grade), Some(Grade::Likely), "{name} stripped");
+        }
+    }
+
+    /// Safari (macOS and iOS) and Android's WebView, their navigations as their vendors and MDN
+    /// document them (tests/e2e/fixtures/published-browsers.json, each with its sources): no
+    /// sign, so no spoof points, locally and over each connection they make. Each is judged: a
+    /// request that contradicts it gets a sign.
+    #[test]
+    fn published_safari_and_webview_show_no_sign() {
+        let fixtures: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../../tests/e2e/fixtures/published-browsers.json"
+        ))
+        .unwrap();
+        let browsers = fixtures.as_array().unwrap();
+        let claims: Vec<_> = browsers
+            .iter()
+            .map(|b| claim(&UserAgent::parse(b["user_agent"].as_str().unwrap())).map(|c| c.name()))
+            .collect();
+        for want in ["safari 17", "ios webkit 17", "chromium 131 (app)"] {
+            assert!(claims.contains(&Some(want.into())), "no {want} in {claims:?}");
+        }
+        let h3 = Some(("HTTP/3", "TLSv1.3", "AEAD-CHACHA20-POLY1305-SHA256"));
+        for b in browsers {
+            assert!(!b["source"].as_str().unwrap_or("").is_empty());
+            let (name, ua) = (&b["browser"], UserAgent::parse(b["user_agent"].as_str().unwrap()));
+            let logged = Sent::from_fields(|n| b["sent"][n].as_str());
+            for transport in [None, H2, h3] {
+                let mut sent = logged.clone();
+                if let Some((protocol, tls, cipher)) = transport {
+                    sent.http_protocol = Some(protocol.into());
+                    sent.tls_version = Some(tls.into());
+                    sent.tls_cipher = Some(cipher.into());
+                }
+                assert_eq!(judge(&ua, &sent), None, "{name} over {transport:?}");
+            }
+            // A script's request under the same User-Agent is judged.
+            let script = Sent::from_fields(|n| (n == "accept").then_some("*/*"));
+            assert!(judge(&ua, &script).is_some(), "{name} is not judged");
         }
     }
 

@@ -46,8 +46,9 @@ pub(super) const CLIENTS: &[(&str, &str)] = &[
     ("|vivaldi/#", "vivaldi"), ("|duckduckgo/#", "duckduckgo"), ("|ddg/#", "duckduckgo"),
     ("|ddg_android", "duckduckgo"), ("|ddg-android", "duckduckgo"),
     ("|electron/#", "electron"), ("|lynx/#", "lynx"), ("|links (", "text_browser"),
-    ("|elinks", "text_browser"), ("|w3m/#", "text_browser"), ("profile/midp", "feature_phone"),
-    ("|midp-", "feature_phone"), ("|cldc-", "feature_phone"), ("|j2me", "feature_phone"),
+    ("|elinks", "text_browser"), ("|w3m/#", "text_browser"),
+    // A Java handset's profile, with or without its hyphen (`MIDP-2.0`, `MIDP2.0/CLDC1.1`).
+    ("|midp", "feature_phone"), ("|cldc", "feature_phone"), ("|j2me", "feature_phone"),
     ("|kaios", "feature_phone"), ("|series40", "feature_phone"), ("|series60", "feature_phone"),
     ("|symbianos", "feature_phone"), ("|up.browser", "feature_phone"), ("|foma|", "feature_phone"),
     ("|netfront", "feature_phone"), ("|obigo", "feature_phone"), ("|docomo/#", "feature_phone"),
@@ -60,6 +61,8 @@ pub(super) const CLIENTS: &[(&str, &str)] = &[
     ("|slack/#", "electron"), ("|discord/#", "electron"),
     ("|googleapp/#", "google_app"), ("|teleca", "feature_phone"), ("|openwave", "feature_phone"),
     ("|polaris|", "feature_phone"), ("|jasmine/#", "feature_phone"), ("|brew|", "feature_phone"),
+    // An operator's WAP gateway's mark, and i-mode's European portal.
+    ("|up.link/#", "feature_phone"), ("|portalmmm/#", "feature_phone"),
     ("|microsoft office/#", "microsoft_office"), ("|microsoft outlook", "microsoft_office"),
     ("|ms-office", "microsoft_office"), ("|msoffice", "microsoft_office"),
 ];

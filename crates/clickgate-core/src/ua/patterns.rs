@@ -31,7 +31,7 @@ const CRAWLERS: &[&str] = &[
     "|cf-network-", "|amazon-route53", "|amazoncloudfront", "|catchpoint", "|dynatrace",
     "|ruxitsynthetic", "synthetic|", "|splunk", "|rigor|", "|thousandeyes", "|checkly", "|headless",
     "|phantomjs", "|slimerjs", "|selenium", "|webdriver", "|puppeteer", "|playwright", "|htmlunit",
-    "|cypress/#", "|ptst/", "|appinsights", "|dareboost", "|outbrain", "|datanyze", "|newsai",
+    "|cypress/#", "|ptst|", "|appinsights", "|dareboost", "|outbrain", "|datanyze", "|newsai",
     "|attracta", "|collapsify", "|hardenize", "|netcraft", "|silktide", "|sindup", "|turingos",
     "|webcapture", "|dlc/#", "|feeder", "|foregenix", "|hotjar", "|linktiger", "|marketgoo",
     "|miniature.io", "|newsnow", "|openvas", "|playstore-google", "|readable/#", "|retroliste",
@@ -57,6 +57,21 @@ const CRAWLERS: &[&str] = &[
     // Search crawlers of old portals, transcoding proxies that fetch a page to rewrite it for a
     // phone, collectors, Apple's daemon that fetches a site's app-association file.
     "|teoma", "transcoder|", "~collector|", "^swcd|", "|rssbandit",
+    // Synthetic monitors dressed as a browser: Keynote's `KTXN`, SmartBear's AlertSite
+    // (WebPageTest's `PTST`, with `/` or, in its MSIE form, a space, is above).
+    "|ktxn|", "|alertsite",
+    // Render and screenshot tools: QtWebKit writes the program's name where a browser's stands.
+    "|wkhtmltopdf", "|wkhtmltoimage", "|cutycapt", "|weasyprint|", "|printfriendly",
+    // Site checkers that sign with their bare domain.
+    "|siteimprove", "|uptimedoctor",
+    // Load-testing tools.
+    "|siege/#", "|k6/#", "|jmeter", "|gatling", "|apachebench", "|loadimpact", "|blazemeter",
+    "|loader.io", "|neoload", "|httperf", "|tsung|",
+    // Old-shaped fetchers of search portals: Yandex's robots of the `Win16` form, Yahoo's
+    // shopping and blog crawlers in an MSIE form.
+    "^yandex/1.01", "|yahooseeker", "|yahoo-blogs",
+    // AI companies' fetchers whose names hold no crawler word.
+    "|anthropic-ai", "|cohere-ai", "|claude-web",
 ];
 
 /// HTTP libraries and command-line clients, by product name: `Certain`, reason `bot`.
@@ -424,6 +439,43 @@ mod tests {
         ] {
             assert_eq!(grade(ua), Some(Grade::Certain), "{ua}");
         }
+    }
+
+    #[test]
+    fn dressed_monitors_render_tools_load_testers_old_fetchers_and_ai_fetchers_are_certain() {
+        // Issue 27's bot categories, one table each (sources in tests/corpus/categories.tsv).
+        let page_speed = [
+            "Mozilla/5.0 (compatible; MSIE 9.0; Windows NT 6.1; WOW64; Trident/5.0; PTST 2.357)",
+            "Mozilla/4.0 (compatible; MSIE 7.0; Windows NT 5.1; KTXN)",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 AlertSite",
+        ];
+        let render = [
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/534.34 (KHTML, like Gecko) wkhtmltopdf Safari/534.34",
+            "Mozilla/5.0 (Unknown; Linux x86_64) AppleWebKit/534.34 (KHTML, like Gecko) wkhtmltoimage Safari/534.34",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/534.34 (KHTML, like Gecko) CutyCapt Safari/534.34",
+            "Mozilla/5.0 (X11; Linux i586; rv:31.0) Gecko/20100101 Firefox/31.0 PrintFriendly.com",
+        ];
+        let load_test = [
+            "Mozilla/5.0 (pc-x86_64-linux-gnu) Siege/4.1.6",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 JMeter",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 Gatling",
+        ];
+        let old_search = [
+            "Yandex/1.01.001 (compatible; Win16; I)",
+            "YahooSeeker/1.2 (compatible; Mozilla 4.0; MSIE 5.5; yahooseeker at yahoo-inc dot com ; http://help.yahoo.com/help/us/shop/merchant/)",
+            "Yahoo-Blogs/v3.9 (compatible; Mozilla 4.0; MSIE 5.5; http://help.yahoo.com/help/us/ysearch/crawling/crawling-02.html )",
+            "Mozilla/4.0 (compatible; MSIE 7.0; Windows NT 5.0) Match by Siteimprove.com",
+        ];
+        let ai = [
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 anthropic-ai",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 cohere-ai",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 Claude-Web/1.0",
+        ];
+        for ua in [&page_speed[..], &render, &load_test, &old_search, &ai].concat() {
+            assert_eq!(grade(ua), Some(Grade::Certain), "{ua}");
+        }
+        // A Yandex header of today's form is its browser, not the old robot.
+        assert_eq!(grade("Mozilla/5.0 (Linux; Android 13; SM-A536B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 YaBrowser/24.1.0 Yandex/1.01 Mobile Safari/537.36"), None);
     }
 
     type Hits = Vec<(usize, usize, String)>;

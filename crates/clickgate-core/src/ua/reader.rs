@@ -38,6 +38,8 @@ pub struct Reading {
     pub client: Option<&'static str>,
     /// A link-preview fetcher unfurling a pasted link: not a person clicking.
     pub preview: bool,
+    /// An Android app's embedded WebView (`; wv)` in its comment), found in the same pass.
+    pub web_view: bool,
 }
 
 impl UserAgent {
@@ -397,11 +399,14 @@ fn read(ua: &str, parts: &[Part], marks: &mut Marks, platform: &OnceCell<Platfor
             word_around(ua, start, end),
         ))
     };
-    // A URL signed the crawlers' way (`+http://`), or a domain standing as a product of its own
-    // (`Criticalcss.com/2.0`, outside the comments where device builds live), is a self-declared
-    // fetcher, whatever else the header claims.
+    // A URL signed the crawlers' way (`+http://`), or a domain standing as a product with its
+    // version or a path (`Criticalcss.com/2.0`, `adbeat.com/policy`, outside the comments where
+    // device builds live), is a self-declared fetcher, whatever else the header claims. A bare
+    // domain after a browser's header is a corporate filter's annotation or a small browser's
+    // homepage as often: only a weaker sign.
     let signed = url.filter(|&(start, _)| ua[..start].trim_end().ends_with('+'));
-    let domain_product = domain.filter(|&(start, _)| !in_comment(parts, start));
+    let domain_product = domain
+        .filter(|&(start, end)| ua.as_bytes().get(end) == Some(&b'/') && !in_comment(parts, start));
     let signal = if let Some(hit) = payload {
         Some(Signal::new(
             Grade::Certain,
@@ -448,6 +453,7 @@ fn read(ua: &str, parts: &[Part], marks: &mut Marks, platform: &OnceCell<Platfor
         signal,
         client,
         preview,
+        web_view,
     }
 }
 
@@ -823,6 +829,42 @@ mod tests {
         for ua in [
             "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 SiteScanner/1.0",
             "Mozilla/5.0 (Linux; Android 14; Pixel 7 Build/UQ1A.240105.004; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/120.0.6099.230 Mobile Safari/537.36 ExampleBot/1.0",
+        ] {
+            assert_eq!(grade(ua), Some(Grade::Certain), "{ua}");
+        }
+    }
+
+    #[test]
+    fn people_of_issue_27_never_reach_certain() {
+        // Feature phones that write only a model and a Java profile, a filtering proxy's domain
+        // after a complete header, small browsers naming their homepage (sources in
+        // tests/corpus/categories.tsv).
+        let feature_phones = [
+            "SAMSUNG-GT-E1200/1.0 Profile/MIDP-2.0 Configuration/CLDC-1.1",
+            "Micromax X1i Profile/MIDP-2.0 Configuration/CLDC-1.1",
+            "BenQ-CF61/1.00/WAP2.0/MIDP2.0/CLDC1.0",
+            "ZTE-F160/Build.001 MIDP2.0 CLDC1.1",
+            "SEC-SGHX210/1.0 UP.Link/6.3.1.13.0",
+            "portalmmm/2.0 N410i(c20;TB)",
+        ];
+        for ua in feature_phones {
+            let read = UserAgent::parse(ua);
+            assert_eq!(read.reading().client, Some("feature_phone"), "{ua}");
+            assert_eq!(read.reading().signal, None, "{ua}");
+        }
+        for ua in [
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 corp.example.com",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0 example.net",
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.2 Safari/605.1.15 domain=example.org",
+            "Mozilla/5.0 (Windows; U; Windows NT 5.1; en-US) AppleWebKit/533.3 (KHTML, like Gecko) QtWeb Internet Browser/3.7 http://www.QtWeb.net",
+            "Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1; SV1; Avant Browser [avantbrowser.com]; .NET CLR 1.1.4322)",
+        ] {
+            assert_eq!(grade(ua), Some(Grade::Likely), "{ua}");
+        }
+        // A domain with a version or a path after a browser's header is a tool signing its name.
+        for ua in [
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 sitespeed.io/30.0.0",
+            "Mozilla/5.0 (iPad; CPU OS 15_3_1 like Mac OS X) adbeat.com/policy AppleWebKit/605.1.15 (KHTML, like Gecko) Version/15.3.1 Mobile/15E148 Safari/604.1",
         ] {
             assert_eq!(grade(ua), Some(Grade::Certain), "{ua}");
         }
