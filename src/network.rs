@@ -52,9 +52,10 @@ pub struct Network {
     sweep_scheduled: Cell<bool>,
     /// The UTC day this instance last listed its network in the directory.
     listed_day: Cell<u32>,
-    /// Test-only: the `NETWORK_FAULT_INJECTION` var (`hang` or `error`), which the end-to-end
-    /// suite sets to play an object that never answers or always fails. Unset in wrangler.toml
-    /// and in any real deploy; read once per instance.
+    /// Test-only: the `NETWORK_FAULT_INJECTION` var (`hang`, `error`, or `error-until:MS` for an
+    /// outage that ends at a Unix time in milliseconds), which the end-to-end suite sets to play an
+    /// object that never answers or fails for a while. Unset in wrangler.toml and in any real
+    /// deploy; read once per instance.
     fault: Option<InjectedFault>,
 }
 
@@ -62,6 +63,7 @@ pub struct Network {
 enum InjectedFault {
     Hang,
     Error,
+    ErrorUntil(u64),
 }
 
 impl DurableObject for Network {
@@ -73,6 +75,10 @@ impl DurableObject for Network {
             fault: match env.var("NETWORK_FAULT_INJECTION").map(|v| v.to_string()) {
                 Ok(v) if v == "hang" => Some(InjectedFault::Hang),
                 Ok(v) if v == "error" => Some(InjectedFault::Error),
+                Ok(v) => v
+                    .strip_prefix("error-until:")
+                    .and_then(|ms| ms.parse().ok())
+                    .map(InjectedFault::ErrorUntil),
                 _ => None,
             },
             env,
@@ -86,6 +92,10 @@ impl DurableObject for Network {
             // promise can never settle, which would make this an error, not a hang.
             Some(InjectedFault::Hang) => Delay::from(Duration::from_secs(600)).await,
             Some(InjectedFault::Error) => return Response::error("injected fault", 500),
+            Some(InjectedFault::ErrorUntil(end_ms)) if crate::now_ms() < end_ms => {
+                return Response::error("injected fault", 500)
+            }
+            Some(InjectedFault::ErrorUntil(_)) => {}
         }
         // The raw URL, split by the core: parsing it into a `Url` brings the url crate (and its
         // tables) into the Worker.

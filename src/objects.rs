@@ -82,7 +82,19 @@ fn with_counts(f: impl FnOnce(&mut LocalCounts) -> Flush) -> Flush {
 
 async fn drive(env: &Env, network: &Id, home: &Home, mut step: Flush) {
     let started_ms = crate::now_ms();
-    while crate::now_ms() < started_ms + FLUSH_DRIVE_MS {
+    loop {
+        let now = crate::now_ms();
+        if now >= started_ms + FLUSH_DRIVE_MS {
+            // A batch taken and not sent goes back to the isolate-wide look.
+            if let Flush::Send(batch) = &step {
+                with_isolate(|i| {
+                    if let Some(counts) = i.counts_mut() {
+                        counts.put_back(network, batch.seq, now);
+                    }
+                });
+            }
+            return;
+        }
         step = match step {
             Flush::Nothing => return,
             Flush::WakeIn(ms) => {

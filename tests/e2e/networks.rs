@@ -646,6 +646,97 @@ fn an_object_outage_keeps_the_isolate_under_its_network_cap_and_logs_the_clicks_
 }
 
 #[test]
+fn a_quiet_networks_counts_stranded_by_an_outage_are_sent_by_another_networks_click() {
+    // Regression: a network's batch was retried only by its own drive, which gives up after
+    // about 25 s; a network that went quiet during a longer object outage was missing from the
+    // report until it clicked again. The objects here fail every request for the first 45 s.
+    const TOKEN: &str = "stranded-admin-token-stranded-admin";
+    let outage_ends_ms = now_ms() + 45_000;
+    let w = Worker::start(&[
+        ("ADMIN_TOKEN", TOKEN),
+        (
+            "NETWORK_FAULT_INJECTION",
+            &format!("error-until:{outage_ends_ms}"),
+        ),
+    ]);
+    push_ok(&w, &demo());
+    let click = |aff: &str, i: usize| {
+        w.get(
+            &format!("/c?offer_id=1001&aff_id={aff}"),
+            &[
+                ("cf-connecting-ip", &format!("192.0.2.{}", 10 + i)),
+                ("user-agent", BROWSER),
+            ],
+        )
+    };
+    let quiet_started_ms = now_ms();
+    for i in 0..50 {
+        assert_eq!(click("net-quiet", i).status, 302);
+    }
+    // Its sends at about 1, 3, 7 and 15 s all fail; the next is due at about 30 s, after its
+    // drive has stopped, so nothing of its own will send it again.
+    assert!(
+        now_ms() < quiet_started_ms + 15_000,
+        "the clicks took so long that the outage may not cover the network's own sends"
+    );
+    let auth = format!("Bearer {TOKEN}");
+    let quiet_row = || {
+        let j = w
+            .get(
+                "/admin/report?group_by=affiliate",
+                &[("authorization", &auth)],
+            )
+            .json();
+        j["rows"]
+            .as_array()?
+            .iter()
+            .find(|r| r["affiliate"] == "net-quiet")
+            .cloned()
+    };
+    let resumed_ms = outage_ends_ms.max(quiet_started_ms + 31_000) + 1_000;
+    std::thread::sleep(Duration::from_millis(resumed_ms.saturating_sub(now_ms())));
+    assert!(
+        w.events("fault")
+            .iter()
+            .any(|f| f["what"] == "network_object"),
+        "the outage was never seen"
+    );
+    // The outage is over, and the quiet network's counts are still in this isolate.
+    assert_eq!(
+        quiet_row(),
+        None,
+        "the stranded counts were sent without a click"
+    );
+    // Any other network's click sends them.
+    let mut i = 0;
+    let row = w.wait_for(Duration::from_secs(15), || {
+        i += 1;
+        assert_eq!(click("net-busy", i % 200).status, 302);
+        quiet_row().filter(|r| r["clicks"] == 50)
+    });
+    let row = row.unwrap_or_else(|| {
+        let report = w
+            .get(
+                "/admin/report?group_by=affiliate",
+                &[("authorization", &auth)],
+            )
+            .json();
+        panic!(
+            "the quiet network's 50 clicks never reached the report: {report}\nfaults: {:?}",
+            w.events("fault")
+        )
+    });
+    assert_eq!(row["allowed"], 50, "{row}");
+    assert!(
+        !w.events("fault")
+            .iter()
+            .any(|f| f["what"] == "counts_dropped"),
+        "{:?}",
+        w.events("fault")
+    );
+}
+
+#[test]
 fn made_up_aff_ids_are_evicted_from_the_isolate_and_a_returning_network_counts_exactly_once() {
     // Regression: every new aff_id kept state in the isolate for good. Past 1,024 networks the
     // isolate now forgets the least recently clicked idle ones (`counts_evicted`), and a network

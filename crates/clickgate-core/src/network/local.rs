@@ -891,6 +891,18 @@ impl LocalCounts {
         }
     }
 
+    /// A batch that a drive took to send but did not, its time being up: due again at once, for
+    /// the isolate-wide look ([`LocalCounts::stranded`]), and not counted as a failed send. Taken
+    /// and left unsent, it would pass for a send under way until `stale_ms` had gone by.
+    pub fn put_back(&mut self, network: &Id, seq: u64, now_ms: u64) {
+        if let Some(net) = self.networks.get_mut(network) {
+            match &mut net.in_flight {
+                Some((batch, state)) if batch.seq == seq => state.retry_at_ms = Some(now_ms),
+                _ => {}
+            }
+        }
+    }
+
     /// Networks with counts not yet acknowledged by their object.
     #[cfg(test)]
     fn unsent(&self) -> usize {
@@ -1806,6 +1818,43 @@ mod tests {
         );
         let later = local.stranded(T0 + 42_000);
         assert!(later.iter().all(|(n, _)| *n != quiet), "{later:?}");
+    }
+
+    #[test]
+    fn a_batch_taken_by_a_drive_whose_time_ran_out_is_sent_by_the_next_look() {
+        // Regression: a drive whose time ran out after waking for a retry had taken the batch to
+        // send, which then passed for a send under way: another network's clicks did not resend
+        // it until the stale bound (30 s) had gone by.
+        let (quiet, busy) = (id("quiet"), id("busy"));
+        let mut local = LocalCounts::new(1, policy());
+        local.record_flood(&quiet, Thresholds::default(), false, T0);
+        let Flush::Send(b) = local.wake(&quiet, T0 + 1_000) else {
+            panic!("due")
+        };
+        assert_eq!(
+            local.failed(&quiet, b.seq, T0 + 1_100),
+            Flush::WakeIn(2_000)
+        );
+        // The drive wakes for the retry, takes the batch, and its time is up.
+        assert_eq!(local.wake(&quiet, T0 + 3_100), Flush::Send(b.clone()));
+        local.put_back(&quiet, b.seq, T0 + 3_100);
+        // Another network's click, well within the stale bound, sends it.
+        local.record_flood(&busy, Thresholds::default(), false, T0 + 5_000);
+        let steps = local.stranded(T0 + 5_000);
+        assert!(
+            steps.contains(&(quiet.clone(), Flush::Send(b.clone()))),
+            "{steps:?}"
+        );
+        // Put back is not a failure: the batch still has its sends left.
+        let reply = NetworkCounts::default().apply(&b, T0 + 5_100);
+        assert_eq!(
+            local.acked(&quiet, b.seq, reply, T0 + 5_100),
+            Flush::Nothing
+        );
+        assert_eq!(local.dropped().total(), 0);
+        // A stale sequence number changes nothing.
+        local.put_back(&quiet, b.seq + 7, T0 + 6_000);
+        assert!(local.networks[&quiet].in_flight.is_none());
     }
 
     #[test]
