@@ -20,6 +20,7 @@ use clickgate_core::network::wire::{self, Batch, ConversionUse, ObjectRequest, O
 use clickgate_core::operator::ReportHours;
 use clickgate_core::report::{self, Networks, ReportQuery};
 use clickgate_core::signing::ReplayAnswer;
+use clickgate_core::stored::DIRECTORY;
 use futures_util::future::{join_all, select, Either};
 use worker::js_sys::{Function, Promise};
 use worker::wasm_bindgen::JsValue;
@@ -29,9 +30,6 @@ use worker::{console_error, console_log, Context, Delay, Env, Request};
 
 /// The Durable Object binding (see wrangler.toml).
 const BINDING: &str = "NETWORK";
-/// The object that lists the networks with report data. Ids cannot hold `:`, so no network's
-/// object has this name.
-pub(crate) const DIRECTORY: &str = "directory:networks";
 
 /// A report asks this many networks' objects at once.
 const REPORT_FAN_OUT: usize = 16;

@@ -38,8 +38,8 @@ use crate::fault::{Blame, Fault};
 use crate::filters::share::{Measure, ShareSeen, Tally};
 use crate::filters::third_party_rejection::ThirdPartyRejection;
 use crate::filters::FilterKind;
-use crate::hll::hash64;
 use crate::log::JsonLine;
+use crate::stored::{self, rejection_key};
 use crate::template::MacroValues;
 use crate::token::{ClickToken, TokenKey, TokenVerdict};
 use crate::verdict::ReasonCode;
@@ -482,12 +482,7 @@ impl Judging {
     /// not judged.
     pub fn duplicate_key(&self) -> Option<(Id, String, u64)> {
         self.judged.then(|| {
-            let key = format!(
-                "cv/{:016x}",
-                hash64(
-                    format!("{}\n{}", self.postback.transaction_id, self.postback.event).as_bytes()
-                )
-            );
+            let key = stored::event_key(&self.postback.transaction_id, &self.postback.event);
             (
                 self.click.aff_id.clone(),
                 key,
@@ -514,10 +509,7 @@ impl Judging {
     /// `None` when this conversion cannot be approved anyway.
     pub fn approvals_key(&self) -> Option<(String, u32)> {
         self.approvable().then(|| {
-            let key = format!(
-                "cv/{:016x}/approved",
-                hash64(self.postback.transaction_id.as_bytes())
-            );
+            let key = stored::approvals_key(&self.postback.transaction_id);
             (key, self.policy.max_approved_per_click)
         })
     }
@@ -562,12 +554,6 @@ impl Judging {
 
 fn carries_rejections(filter: &crate::config::rules::Filter) -> bool {
     matches!(filter.kind, FilterKind::ThirdPartyRejection(_))
-}
-
-/// The key under which a click's rejection is kept in its network's object: `rj/` and the hash of
-/// its transaction id, so a conversion finds it from the id alone.
-pub fn rejection_key(transaction_id: &str) -> String {
-    format!("rj/{:016x}", hash64(transaction_id.as_bytes()))
 }
 
 /// A transaction id another system reports as rejected (`POST /rejection`, `clickgate reject`):
@@ -706,13 +692,7 @@ pub fn reject_step(
 /// Whether a stored rejection is past its expiry (or unreadable): what the object's daily sweep
 /// deletes.
 pub fn rejection_expired(key: &str, value: &str, now_ms: u64) -> bool {
-    key.starts_with("rj/") && stored_rejection(value, now_ms).is_none()
-}
-
-/// The storage keys of a click's `max` approval slots under its approvals key (see
-/// [`Judging::approvals_key`]); each holds when its approval expires, like any use record.
-pub fn approval_slots(click_key: &str, max: u32) -> Vec<String> {
-    (0..max).map(|n| format!("{click_key}/{n}")).collect()
+    stored::is_rejection(key) && stored_rejection(value, now_ms).is_none()
 }
 
 /// The first slot that holds no unexpired approval (`stored`: the slots' stored values); `None`:
@@ -855,6 +835,7 @@ impl ConversionOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stored::approval_slots;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 

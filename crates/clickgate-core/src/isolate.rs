@@ -2061,7 +2061,7 @@ mod tests {
                 panic!("answered without asking");
             };
             assert_eq!(home, Home::of(&rejecting(), &id("net-7")));
-            assert_eq!(r.key, conversion::rejection_key(&t));
+            assert_eq!(r.key, crate::stored::rejection_key(&t));
             let kept = Rejected {
                 reason: "install rejected".into(),
                 new: true,
@@ -2127,7 +2127,7 @@ mod tests {
             let PostbackStep::Ask { question, pending } = step else {
                 panic!("answered without asking");
             };
-            assert_eq!(question.rejection, Some(conversion::rejection_key(&t)));
+            assert_eq!(question.rejection, Some(crate::stored::rejection_key(&t)));
             let answered =
                 counting().resume_postback(pending, Some(Seen::Rejected("fraud".into())));
             assert_eq!(

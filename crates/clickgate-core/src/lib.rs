@@ -13,7 +13,8 @@
 //! 2. The request: [`click`] (raw request → routed, parsed click, or why it is not one; the
 //!    parameters' names), [`template`] (landing-URL macros, named as the click's parameters),
 //!    [`token`] (the transaction id, and constant-time secret comparison), [`flood`] (a network's
-//!    day of clicks and when it is beyond human, a pure step over its state).
+//!    day of clicks and when it is beyond human, a pure step over its state), [`stored`] (every
+//!    name something is stored under, KV key, object or storage key, and how long it is kept).
 //! 3. A rule's filters: [`filters`], one file per filter (its settings and how they are read,
 //!    its default points, what it counts across clicks, its judgement of a click or a conversion,
 //!    its reason codes) and the list that names them all. Below the config, whose rules hold them.
@@ -63,6 +64,7 @@ pub mod operator;
 pub mod report;
 pub mod rules;
 pub mod signing;
+pub mod stored;
 pub mod template;
 pub mod time;
 pub mod token;

@@ -32,6 +32,7 @@ use crate::config::networks::{
 };
 use crate::hll::hash64;
 use crate::log::JsonLine;
+use crate::stored;
 use crate::verdict::{FaultMode, ReasonCode};
 
 pub const SCHEME: &str = "CLICKGATE-HMAC-SHA256";
@@ -376,8 +377,8 @@ pub fn sign_link(
 pub fn replay_object(network: &Id, click_id: &str) -> (String, String) {
     let shard = hash64(click_id.as_bytes()) % REPLAY_SHARDS;
     (
-        format!("replay:{network}:{shard}"),
-        format!("r/{}", hash64(format!("{network}\n{click_id}").as_bytes())),
+        stored::replay_object(network, shard),
+        stored::replay_key(network, click_id),
     )
 }
 
@@ -385,8 +386,7 @@ pub fn replay_object(network: &Id, click_id: &str) -> (String, String) {
 /// [`replay_step`]) or a click's conversion event (`cv/…`, see [`crate::conversion`]); both store
 /// their expiry in milliseconds. What the object's daily sweep deletes besides its counts.
 pub fn use_record_expired(key: &str, value: &str, now_ms: u64) -> bool {
-    (key.starts_with("r/") || key.starts_with("cv/"))
-        && value.parse::<u64>().map_or(true, |t| t < now_ms)
+    stored::is_use_record(key) && value.parse::<u64>().map_or(true, |t| t < now_ms)
 }
 
 /// The replay object's step for one click id: `stored` is when a previous use of it expires.

@@ -9,26 +9,25 @@ use serde_json::{json, Value};
 
 use crate::alerts::Kind;
 use crate::click::Id;
-use crate::conversion::{self, approval_slots, free_approval_slot};
+use crate::conversion::{self, free_approval_slot};
 use crate::fault::Corrupt;
 use crate::flood::{Event, FloodBlock, FloodState, Outcome};
 use crate::hll::HyperLogLog;
 use crate::log::JsonLine;
-use crate::report::{self, HourRows};
+use crate::report::HourRows;
 use crate::rules::Counters;
+use crate::signing;
 use crate::time::{rfc3339_ms, utc_day, HOUR_MS};
 
 use super::click_ids::uses;
-use super::keys::{clamp_u32, share_keys, u32_at, ClickKeys, History, StoreKey, RETAIN_HOURS};
+use super::directory;
+use super::keys::{clamp_u32, share_keys, u32_at, ClickKeys, History};
 use super::wire::{decode_sketch, hex_u64, Batch, ConversionUse, Reply};
 use crate::filters::share::{Measure, Tally as ShareTally};
-
-/// An isolate that has not been heard of for this long has stopped; its batch ids are forgotten.
-const SEEN_RETAIN_HOURS: u32 = 48;
-/// A flood state no batch or conversion has moved for this many days is dropped, as the counts
-/// are: a network quiet for a month starts its baseline afresh, and a made-up `aff_id` leaves
-/// nothing behind in its shared object.
-const FLOOD_RETAIN_DAYS: u64 = RETAIN_HOURS as u64 / 24;
+use crate::stored::{
+    approval_slots, StoreKey, EXPLAIN_RETAIN_DAYS, FLOOD_RETAIN_DAYS, REPORT_RETAIN_DAYS,
+    SEEN_RETAIN_HOURS,
+};
 
 /// Which batches of one isolate were applied: every seq up to `upto`, and `above`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -353,12 +352,8 @@ impl NetworkCounts {
             }),
             Some(StoreKey::Flood) => FloodState::decode(value)
                 .is_ok_and(|f| f.day + FLOOD_RETAIN_DAYS < u64::from(utc_day(now_ms))),
-            Some(StoreKey::Report(hour)) => {
-                report::past_retention(hour, report::REPORT_RETAIN_DAYS, now_ms)
-            }
-            Some(StoreKey::Explain(hour, _)) => {
-                report::past_retention(hour, report::EXPLAIN_RETAIN_DAYS, now_ms)
-            }
+            Some(StoreKey::Report(hour)) => past_retention(hour, REPORT_RETAIN_DAYS, now_ms),
+            Some(StoreKey::Explain(hour, _)) => past_retention(hour, EXPLAIN_RETAIN_DAYS, now_ms),
             Some(StoreKey::Sub(_, day)) => day < utc_day(now_ms),
             Some(StoreKey::Ip(..)) => History::decode(value).map_or(true, |mut h| {
                 h.prune((now_ms / HOUR_MS) as u32);
@@ -368,6 +363,22 @@ impl NetworkCounts {
             None => false,
         }
     }
+}
+
+/// The daily sweep's one rule: whether an entry of an object's storage (a shared object's with its
+/// network's prefix) is past its retention or expiry: a count ([`NetworkCounts::expired_key`]), a
+/// use record, a rejection or a directory listing. Keys of no known family are left alone.
+pub fn expired(stored: &str, value: &str, now_ms: u64) -> bool {
+    let key = crate::stored::inner_key(stored);
+    NetworkCounts::expired_key(key, value, now_ms)
+        || signing::use_record_expired(key, value, now_ms)
+        || conversion::rejection_expired(key, value, now_ms)
+        || directory::listing_expired(key, value, now_ms)
+}
+
+/// Whether an hour kept for `days` days is past it.
+fn past_retention(hour: u32, days: u32, now_ms: u64) -> bool {
+    hour + days * 24 <= (now_ms / HOUR_MS) as u32
 }
 
 fn encode_seen(seen: &BTreeMap<u64, Seen>) -> String {
@@ -478,11 +489,10 @@ pub fn conversion_step(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::network::home;
     use crate::network::keys::ip_hash;
-    use crate::network::keys::RETAIN_HOURS;
     use crate::network::wire::tests::{batch, id};
     use crate::network::wire::SubDelta;
+    use crate::stored::RETAIN_HOURS;
     use crate::time::DAY_MS;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -753,6 +763,19 @@ mod tests {
     }
 
     #[test]
+    fn the_sweep_judges_every_family_with_or_without_a_network_prefix() {
+        let today = utc_day(T0);
+        assert!(expired("@n-1/r/123", &(T0 - 1).to_string(), T0));
+        assert!(!expired("@n-1/r/123", &T0.to_string(), T0));
+        assert!(expired("cv/00ff/approved/0", "garbage", T0));
+        assert!(expired("@n-1/rj/00ff", "garbage", T0));
+        assert!(!expired("n/net-1", &(today - 90).to_string(), T0));
+        assert!(expired("n/net-1", &(today - 91).to_string(), T0));
+        assert!(expired(&format!("@n-1/sub/{}/1", today - 1), "", T0));
+        assert!(!expired("@n-1/who-knows", "0", T0));
+    }
+
+    #[test]
     fn a_quiet_members_flood_and_batch_records_expire() {
         // Regression: the applied-batch and flood records were never swept, so each made-up
         // `aff_id` left about 440 bytes in its shared object for good.
@@ -768,7 +791,7 @@ mod tests {
             stored
                 .iter()
                 .find(|(k, _)| k.contains(key))
-                .is_some_and(|(k, v)| NetworkCounts::expired_key(home::inner_key(k), v, now))
+                .is_some_and(|(k, v)| expired(k, v, now))
         };
         // Kept while a retry or the day's flood state may still need them...
         assert!(!expired("/seen", T0 + 47 * HOUR_MS));

@@ -38,7 +38,8 @@ use crate::signing::ReplayAnswer;
 
 use super::click_ids::MAX_BATCH;
 use super::home::{self, Space};
-use super::keys::{u32_at, History, StoreKey};
+use super::keys::{u32_at, History};
+use crate::stored::StoreKey;
 
 /// The one method the object serves.
 pub const METHOD: &str = "POST";
@@ -831,7 +832,6 @@ pub(crate) mod tests {
     use super::*;
     use crate::network::click_ids::uses;
     use crate::network::keys::ip_hash;
-    use crate::report;
     use crate::token::NONCE_LEN;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -920,7 +920,7 @@ pub(crate) mod tests {
             },
             ObjectRequest::Explain {
                 space: shared(),
-                key: report::explain_key(499_001, &[1; NONCE_LEN]),
+                key: crate::stored::explain_key(499_001, &[1; NONCE_LEN]),
             },
             ObjectRequest::List {
                 object: "unlisted:3".into(),
@@ -978,7 +978,7 @@ pub(crate) mod tests {
             (
                 "POST",
                 "/explain?in=made-up-9",
-                report::explain_key(499_001, &[1; NONCE_LEN]),
+                crate::stored::explain_key(499_001, &[1; NONCE_LEN]),
             ),
             ("POST", "/list", "unlisted:3\n20415".into()),
             ("POST", "/networks", "20415".into()),
@@ -1189,7 +1189,7 @@ pub(crate) mod tests {
             tally,
         ));
         b.explain.push((
-            report::explain_key(499_000, &[1; NONCE_LEN]),
+            crate::stored::explain_key(499_000, &[1; NONCE_LEN]),
             "{\"event\":\"click\"}".into(),
         ));
         assert_eq!(Batch::parse(&b.to_json()), Ok(b.clone()));
