@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clickgate_core::admin::Action;
 use clickgate_core::click::Id;
-use clickgate_core::conversion::{Rejected, Rejecting, Seen};
+use clickgate_core::conversion::{Prior, Rejected, Rejecting};
 use clickgate_core::flood::FloodBlock;
 use clickgate_core::isolate::{Isolate, Question, SeenQuestion};
 use clickgate_core::log::fault_line;
@@ -309,7 +309,7 @@ pub async fn operate(
 /// records it, counting it toward the network's conversion rate when the question says so), and
 /// with approvals, whether its click still has room for an approved conversion under that key
 /// (and takes it). `None`: the object did not answer.
-pub async fn conversion_seen(env: &Env, question: SeenQuestion) -> Option<Seen> {
+pub async fn conversion_seen(env: &Env, question: SeenQuestion) -> Option<Prior> {
     let SeenQuestion {
         home,
         key,

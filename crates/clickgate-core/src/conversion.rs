@@ -35,7 +35,7 @@ use crate::click::Id;
 use crate::config::postbacks::{PostbackPolicy, MAX_FIELD_LEN};
 use crate::config::Config;
 use crate::fault::{Blame, Fault};
-use crate::filters::share::{Measure, ShareSeen, Tally};
+use crate::filters::share::{Measure, ShareSeen, ShareTally};
 use crate::filters::third_party_rejection::ThirdPartyRejection;
 use crate::filters::FilterKind;
 use crate::log::JsonLine;
@@ -106,7 +106,7 @@ pub fn forward_line(
 
 /// What the network's object knows of a conversion before it is judged.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Seen {
+pub enum Prior {
     /// Neither this click's event nor too many approvals for the click.
     Fresh,
     /// This click's event was reported before.
@@ -417,7 +417,7 @@ impl Judging {
                         filter: f.kind.name(),
                         measure,
                         bound,
-                        tally: Tally::default(),
+                        tally: ShareTally::default(),
                     },
                     code: measure.code(),
                     hit: measure.conversion_hit(ctit)?,
@@ -448,7 +448,7 @@ impl Judging {
     pub fn judge_shares(
         &mut self,
         duplicate: bool,
-        mut tally: impl FnMut(Measure, Option<bool>, u32) -> Option<Tally>,
+        mut tally: impl FnMut(Measure, Option<bool>, u32) -> Option<ShareTally>,
     ) {
         for check in &mut self.shares {
             let seen = &mut check.seen;
@@ -518,25 +518,25 @@ impl Judging {
     /// event before, or its approvals already at the cap. `None`: the object was not asked, or
     /// could not say; the conversion is judged on the other checks, so an advertiser's postback
     /// is not refused for an outage of ours.
-    pub fn finish(mut self, seen: Option<Seen>) -> ConversionOutcome {
-        match seen.unwrap_or(Seen::Fresh) {
-            Seen::Fresh => {}
+    pub fn finish(mut self, seen: Option<Prior>) -> ConversionOutcome {
+        match seen.unwrap_or(Prior::Fresh) {
+            Prior::Fresh => {}
             _ if !self.judged => {}
-            Seen::Duplicate => self.reasons.push((
+            Prior::Duplicate => self.reasons.push((
                 ReasonCode::DuplicateConversion,
                 format!(
                     "event `{}` was already reported for this click",
                     self.postback.event
                 ),
             )),
-            Seen::Capped => self.reasons.push((
+            Prior::Capped => self.reasons.push((
                 ReasonCode::ApprovedPerClick,
                 format!(
                     "the click already has {} approved conversion(s), the advertiser's maximum",
                     self.policy.max_approved_per_click
                 ),
             )),
-            Seen::Rejected(reason) => self
+            Prior::Rejected(reason) => self
                 .reasons
                 .push(ThirdPartyRejection::judge_rejected(&reason)),
         }
@@ -872,9 +872,9 @@ mod tests {
         let postback = parse(query)?;
         Ok(
             Judging::new(&config(), &key(), postback, NOW)?.finish(Some(if duplicate {
-                Seen::Duplicate
+                Prior::Duplicate
             } else {
-                Seen::Fresh
+                Prior::Fresh
             })),
         )
     }
@@ -1126,9 +1126,9 @@ mod tests {
         .unwrap();
         assert!(!j.authenticated && j.approvable() && !j.counts_toward_flood());
         let line: serde_json::Value =
-            serde_json::from_str(&j.clone().finish(Some(Seen::Fresh)).log_line(NOW)).unwrap();
+            serde_json::from_str(&j.clone().finish(Some(Prior::Fresh)).log_line(NOW)).unwrap();
         assert_eq!(line["authenticated"], false);
-        assert_eq!(j.finish(Some(Seen::Fresh)).status.as_str(), "approved");
+        assert_eq!(j.finish(Some(Prior::Fresh)).status.as_str(), "approved");
     }
 
     #[test]
@@ -1164,7 +1164,7 @@ mod tests {
         // One approvals key per click, whatever the event: made-up event names share it.
         let (key_a, max) = judging("a").approvals_key().unwrap();
         assert_eq!((judging("b").approvals_key().unwrap().0, max), (key_a, 3));
-        let capped = judging("c").finish(Some(Seen::Capped));
+        let capped = judging("c").finish(Some(Prior::Capped));
         assert_eq!(capped.status.as_str(), "invalid");
         assert_eq!(codes(&capped), ["approved_per_click"]);
         // The object could not say: judged on the other checks, not refused for the outage.
@@ -1388,7 +1388,7 @@ mod tests {
         };
         let j = judging(&t);
         assert_eq!(j.rejection_key, Some(rejection_key(&t)));
-        let o = j.finish(Some(Seen::Rejected("install rejected by the MMP".into())));
+        let o = j.finish(Some(Prior::Rejected("install rejected by the MMP".into())));
         assert_eq!(
             (o.status.as_str(), codes(&o)),
             ("invalid", vec!["third_party_rejection"])
@@ -1405,7 +1405,7 @@ mod tests {
         );
         // Not rejected: approved as ever.
         assert_eq!(
-            judging(&t).finish(Some(Seen::Fresh)).status.as_str(),
+            judging(&t).finish(Some(Prior::Fresh)).status.as_str(),
             "approved"
         );
         // A rule without the filter does not ask.

@@ -1131,7 +1131,7 @@ mod tests {
             let p = conversion::parse(&format!("transaction_id={tid}&status={status}")).unwrap();
             conversion::Judging::new(&config, &key(), p, NOW + 60_000)
                 .unwrap()
-                .finish(Some(crate::conversion::Seen::Fresh))
+                .finish(Some(crate::conversion::Prior::Fresh))
         };
         let invalid = judge(&flagged.transaction_id, "approved");
         let row = conversion_row(&config, &invalid, NOW + 60_000);

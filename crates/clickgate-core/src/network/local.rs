@@ -35,7 +35,7 @@ use crate::token::NONCE_LEN;
 
 use super::keys::{clamp_u32, share_keys, ClickKeys, History};
 use super::wire::{Batch, IpDelta, Reply, SubDelta};
-use crate::filters::share::{Measure, Tally as ShareTally};
+use crate::filters::share::{Measure, ShareTally};
 
 // ---------------------------------------------------------------------------------------------
 // The isolate's side.

@@ -23,7 +23,7 @@ use super::click_ids::uses;
 use super::directory;
 use super::keys::{clamp_u32, share_keys, u32_at, ClickKeys, History};
 use super::wire::{decode_sketch, hex_u64, Batch, ConversionUse, Reply};
-use crate::filters::share::{Measure, Tally as ShareTally};
+use crate::filters::share::{Measure, ShareTally};
 use crate::stored::{
     approval_slots, StoreKey, EXPLAIN_RETAIN_DAYS, FLOOD_RETAIN_DAYS, REPORT_RETAIN_DAYS,
     SEEN_RETAIN_HOURS,
@@ -31,13 +31,13 @@ use crate::stored::{
 
 /// Which batches of one isolate were applied: every seq up to `upto`, and `above`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Seen {
+struct Applied {
     upto: u64,
     above: BTreeSet<u64>,
     last_hour: u32,
 }
 
-impl Seen {
+impl Applied {
     /// Marks `seq` applied; false when it already was.
     fn insert(&mut self, seq: u64) -> bool {
         if seq <= self.upto || !self.above.insert(seq) {
@@ -55,7 +55,7 @@ impl Seen {
 /// [`NetworkCounts::take_changes`] names).
 #[derive(Debug, Clone, Default)]
 pub struct NetworkCounts {
-    seen: BTreeMap<u64, Seen>,
+    seen: BTreeMap<u64, Applied>,
     pub(super) ips: HashMap<(Id, u64), History>,
     subs: HashMap<(Id, u32), HyperLogLog>,
     flood: Option<FloodState>,
@@ -381,7 +381,7 @@ fn past_retention(hour: u32, days: u32, now_ms: u64) -> bool {
     hour + days * 24 <= (now_ms / HOUR_MS) as u32
 }
 
-fn encode_seen(seen: &BTreeMap<u64, Seen>) -> String {
+fn encode_seen(seen: &BTreeMap<u64, Applied>) -> String {
     // Inserted one by one: collecting into a map would bring its own copy of the stable sort.
     let mut map = serde_json::Map::new();
     for (isolate, s) in seen {
@@ -393,7 +393,7 @@ fn encode_seen(seen: &BTreeMap<u64, Seen>) -> String {
     Value::Object(map).to_string()
 }
 
-fn decode_seen(text: &str) -> Result<BTreeMap<u64, Seen>, String> {
+fn decode_seen(text: &str) -> Result<BTreeMap<u64, Applied>, String> {
     let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
     let map = v.as_object().ok_or("not an object")?;
     let mut seen = BTreeMap::new();
@@ -407,7 +407,7 @@ fn decode_seen(text: &str) -> Result<BTreeMap<u64, Seen>, String> {
         let last_hour = u32_at(s, 2)?;
         seen.insert(
             isolate,
-            Seen {
+            Applied {
                 upto,
                 above,
                 last_hour,
@@ -421,7 +421,7 @@ fn decode_seen(text: &str) -> Result<BTreeMap<u64, Seen>, String> {
 /// conversion counts toward the network's flood day.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConversionStep {
-    pub seen: conversion::Seen,
+    pub seen: conversion::Prior,
     pub writes: Vec<(String, u64)>,
     pub counts_toward_flood: bool,
 }
@@ -462,25 +462,25 @@ pub fn conversion_step(
         counts_toward_flood: false,
     };
     if used.contains(&true) {
-        return refused(conversion::Seen::Duplicate, writes);
+        return refused(conversion::Prior::Duplicate, writes);
     }
     let rejected = asked.rejection.as_ref().and_then(|key| {
         let (_, value) = stored.iter().find(|(k, _)| k == key)?;
         conversion::stored_rejection(value, now_ms)
     });
     if let Some(reason) = rejected {
-        return refused(conversion::Seen::Rejected(reason.to_owned()), writes);
+        return refused(conversion::Prior::Rejected(reason.to_owned()), writes);
     }
     if let Some((click_key, max)) = &asked.approvals {
         let slots = approval_slots(click_key, *max);
         let Some(slot) = free_approval_slot(&slots, stored, now_ms) else {
-            return refused(conversion::Seen::Capped, writes);
+            return refused(conversion::Prior::Capped, writes);
         };
         let (_, taken) = uses(&[(slot, asked.expires_ms)], held(slot), now_ms);
         writes.extend(taken);
     }
     ConversionStep {
-        seen: conversion::Seen::Fresh,
+        seen: conversion::Prior::Fresh,
         writes,
         counts_toward_flood: asked.counts,
     }
@@ -586,7 +586,7 @@ mod tests {
         let first = step(&asked("sale"), T0);
         assert_eq!(
             (first.seen, first.counts_toward_flood),
-            (conversion::Seen::Fresh, true)
+            (conversion::Prior::Fresh, true)
         );
         let written: Vec<&str> = first.writes.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(written, ["cv/00ff/sale", "cv/00ff/approved/0"]);
@@ -594,15 +594,15 @@ mod tests {
         let again = step(&asked("sale"), T0 + 1);
         assert_eq!(
             (again.seen, again.counts_toward_flood),
-            (conversion::Seen::Duplicate, false)
+            (conversion::Prior::Duplicate, false)
         );
         // Another event of the click: its one approval is taken, though the event is recorded.
         let other = step(&asked("upsell"), T0 + 2);
-        assert_eq!(other.seen, conversion::Seen::Capped);
+        assert_eq!(other.seen, conversion::Prior::Capped);
         assert_eq!(other.writes.len(), 1);
         // Once the slot has expired, a new event takes it.
         let later = step(&asked("renewal"), EXPIRES + 1);
-        assert_eq!(later.seen, conversion::Seen::Fresh);
+        assert_eq!(later.seen, conversion::Prior::Fresh);
     }
 
     #[test]
@@ -632,7 +632,7 @@ mod tests {
         };
         // Before the rejection: approved, one slot taken.
         let before = step(&asked("install"), T0, &mut stored);
-        assert_eq!(before.seen, conversion::Seen::Fresh);
+        assert_eq!(before.seen, conversion::Prior::Fresh);
         // The MMP rejects the install; the object keeps it beside the click's records.
         let (_, value) = conversion::reject_step(None, "click injection", EXPIRES, T0 + 1);
         stored.push(("rj/00ff".to_owned(), value.unwrap()));
@@ -640,16 +640,16 @@ mod tests {
         let after = step(&asked("purchase"), T0 + 2, &mut stored);
         assert_eq!(
             (after.seen, after.counts_toward_flood),
-            (conversion::Seen::Rejected("click injection".into()), false)
+            (conversion::Prior::Rejected("click injection".into()), false)
         );
         let written: Vec<&str> = after.writes.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(written, ["cv/00ff/purchase"]);
         // A repeat of it is a duplicate first, as any repeat.
         let repeat = step(&asked("purchase"), T0 + 3, &mut stored);
-        assert_eq!(repeat.seen, conversion::Seen::Duplicate);
+        assert_eq!(repeat.seen, conversion::Prior::Duplicate);
         // Past the rejection's expiry the click is judged on the rest again.
         let later = step(&asked("renewal"), EXPIRES + 1, &mut stored);
-        assert_eq!(later.seen, conversion::Seen::Fresh);
+        assert_eq!(later.seen, conversion::Prior::Fresh);
     }
 
     #[test]

@@ -29,7 +29,7 @@ use serde_json::{json, Value};
 
 use crate::alerts::Kind;
 use crate::click::Id;
-use crate::conversion::{Rejected, Seen};
+use crate::conversion::{Prior, Rejected};
 use crate::fault::{Blame, Corrupt, Fault};
 use crate::flood::{Event, FloodBlock, FloodCause, Thresholds};
 use crate::hll::HyperLogLog;
@@ -56,7 +56,7 @@ pub enum ObjectRequest {
         uses: Vec<(String, u64)>,
     },
     /// `/conversion`: one postback's event, and its click's approvals when it would be approved;
-    /// answered with a [`Seen`] ([`encode_seen`]).
+    /// answered with a [`Prior`] ([`encode_seen`]).
     Conversion {
         space: Space,
         conversion: ConversionUse,
@@ -444,23 +444,23 @@ pub fn parse_click_id_answers(text: &str, n: usize) -> Result<Vec<ReplayAnswer>,
 }
 
 /// The object's answer to `/conversion`.
-pub fn encode_seen(seen: &Seen) -> String {
+pub fn encode_seen(seen: &Prior) -> String {
     match seen {
-        Seen::Fresh => "fresh".to_owned(),
-        Seen::Duplicate => "replayed".to_owned(),
-        Seen::Capped => "capped".to_owned(),
-        Seen::Rejected(reason) => format!("rejected\n{reason}"),
+        Prior::Fresh => "fresh".to_owned(),
+        Prior::Duplicate => "replayed".to_owned(),
+        Prior::Capped => "capped".to_owned(),
+        Prior::Rejected(reason) => format!("rejected\n{reason}"),
     }
 }
 
 /// The isolate's reading of a `/conversion` answer.
-pub fn parse_seen(text: &str) -> Result<Seen, String> {
+pub fn parse_seen(text: &str) -> Result<Prior, String> {
     match text {
-        "fresh" => Ok(Seen::Fresh),
-        "replayed" => Ok(Seen::Duplicate),
-        "capped" => Ok(Seen::Capped),
+        "fresh" => Ok(Prior::Fresh),
+        "replayed" => Ok(Prior::Duplicate),
+        "capped" => Ok(Prior::Capped),
         other => match other.split_once('\n') {
-            Some(("rejected", reason)) => Ok(Seen::Rejected(reason.to_owned())),
+            Some(("rejected", reason)) => Ok(Prior::Rejected(reason.to_owned())),
             _ => Err(format!("unexpected answer `{other}`")),
         },
     }
@@ -994,10 +994,10 @@ pub(crate) mod tests {
         assert_eq!(encode_click_id_answers(&[false, true]), "fresh\nreplayed");
         assert_eq!(
             [
-                Seen::Fresh,
-                Seen::Duplicate,
-                Seen::Capped,
-                Seen::Rejected("mmp: click injection".into())
+                Prior::Fresh,
+                Prior::Duplicate,
+                Prior::Capped,
+                Prior::Rejected("mmp: click injection".into())
             ]
             .map(|s| encode_seen(&s)),
             [
@@ -1040,10 +1040,10 @@ pub(crate) mod tests {
         assert!(parse_click_id_answers("fresh\nmaybe", 2).is_err());
         assert!(parse_click_id_answers("fresh\nfresh\nfresh", 2).is_err());
         for seen in [
-            Seen::Fresh,
-            Seen::Duplicate,
-            Seen::Capped,
-            Seen::Rejected("a reason\nacross lines".into()),
+            Prior::Fresh,
+            Prior::Duplicate,
+            Prior::Capped,
+            Prior::Rejected("a reason\nacross lines".into()),
         ] {
             assert_eq!(parse_seen(&encode_seen(&seen)), Ok(seen));
         }
