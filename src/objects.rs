@@ -329,7 +329,7 @@ pub async fn conversion_seen(env: &Env, question: SeenQuestion) -> Option<Prior>
         },
     };
     let answer = ask(env, &home.object(), &request, deadline::CONVERSION_MS).await;
-    match answer.and_then(|text| wire::parse_seen(&text)) {
+    match answer.and_then(|text| Ok(wire::parse_seen(&text)?)) {
         Ok(seen) => Some(seen),
         Err(e) => {
             console_error!(
@@ -351,7 +351,7 @@ pub async fn reject(env: &Env, home: &Home, rejecting: &Rejecting) -> Option<Rej
         reason: rejecting.reason.clone(),
     };
     let answer = ask(env, &home.object(), &request, deadline::CONVERSION_MS).await;
-    match answer.and_then(|text| wire::parse_rejected(&text)) {
+    match answer.and_then(|text| Ok(wire::parse_rejected(&text)?)) {
         Ok(kept) => Some(kept),
         Err(e) => {
             console_error!(

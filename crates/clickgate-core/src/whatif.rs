@@ -23,6 +23,7 @@ use crate::click::{
 };
 use crate::config::Config;
 use crate::decide::{decide, ClickOutcome, Observed};
+use crate::fault::Invalid;
 use crate::filters::share::ShareSeen;
 use crate::flood::{Event, FloodCause, FloodMode, FloodState, Outcome, Thresholds};
 use crate::ip::client_ip;
@@ -272,8 +273,9 @@ pub fn unread_columns<'a>(names: &[&'a str]) -> Vec<&'a str> {
         .collect()
 }
 
-/// One CSV row's fields, placed by [`csv_header`]'s positions.
-pub fn from_csv_fields(cells: &[&str], header: &[Option<usize>]) -> Result<Recorded, String> {
+/// One CSV row's fields, placed by [`csv_header`]'s positions; a row that does not read is the
+/// operator's file's problem.
+pub fn from_csv_fields(cells: &[&str], header: &[Option<usize>]) -> Result<Recorded, Invalid> {
     let get = |k: &str| {
         let col = CSV_COLUMNS.iter().position(|c| *c == k)?;
         header[col]
@@ -281,7 +283,7 @@ pub fn from_csv_fields(cells: &[&str], header: &[Option<usize>]) -> Result<Recor
             .filter(|s| !s.is_empty())
             .map(|s| (*s).to_owned())
     };
-    record(get, None)
+    record(get, None).map_err(Invalid::operator)
 }
 
 /// A click from its fields; `sent` is what the spoof filter read, where the record carries it.
@@ -875,6 +877,7 @@ mod tests {
         assert!(
             from_csv_fields(&["", "1", "2026-11-22T10:00:00Z", "", ""], &header)
                 .unwrap_err()
+                .problem
                 .contains("no aff_id")
         );
     }

@@ -454,14 +454,17 @@ pub fn encode_seen(seen: &Prior) -> String {
 }
 
 /// The isolate's reading of a `/conversion` answer.
-pub fn parse_seen(text: &str) -> Result<Prior, String> {
+pub fn parse_seen(text: &str) -> Result<Prior, Corrupt> {
     match text {
         "fresh" => Ok(Prior::Fresh),
         "replayed" => Ok(Prior::Duplicate),
         "capped" => Ok(Prior::Capped),
         other => match other.split_once('\n') {
             Some(("rejected", reason)) => Ok(Prior::Rejected(reason.to_owned())),
-            _ => Err(format!("unexpected answer `{other}`")),
+            _ => Err(Corrupt::new(
+                "conversion answer",
+                format!("unexpected answer `{other}`"),
+            )),
         },
     }
 }
@@ -474,11 +477,16 @@ pub fn encode_rejected(kept: &Rejected) -> String {
 }
 
 /// The isolate's reading of a `/reject` answer.
-pub fn parse_rejected(text: &str) -> Result<Rejected, String> {
+pub fn parse_rejected(text: &str) -> Result<Rejected, Corrupt> {
     let (new, reason) = match text.split_once('\n') {
         Some(("new", reason)) => (true, reason),
         Some(("kept", reason)) => (false, reason),
-        _ => return Err(format!("unexpected answer `{text}`")),
+        _ => {
+            return Err(Corrupt::new(
+                "rejection answer",
+                format!("unexpected answer `{text}`"),
+            ))
+        }
     };
     Ok(Rejected {
         reason: reason.to_owned(),
@@ -1049,6 +1057,13 @@ pub(crate) mod tests {
         }
         assert!(parse_seen("").is_err() && parse_seen("Fresh").is_err());
         assert!(parse_seen("refused\nwhy").is_err());
+        // An answer that does not read is the runtime's fault, its message as the logs show it.
+        let e = parse_seen("Fresh").unwrap_err();
+        assert_eq!(
+            (e.blame(), e.to_string()),
+            (Blame::Runtime, "unexpected answer `Fresh`".into())
+        );
+        assert_eq!(parse_rejected("old").unwrap_err().what, "rejection answer");
         for new in [true, false] {
             let kept = Rejected {
                 reason: "mmp: install\nrejected".into(),
