@@ -277,11 +277,13 @@ fn plain_http(url: &str) -> bool {
     !local
 }
 
-/// The routes the Worker serves to the public.
+/// The routes the Worker serves to the public. Callers outside the core match a few of them; a
+/// new one must not break them, hence `non_exhaustive`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 // Built once per request and moved straight into the decision: boxing the click would only add
 // an allocation.
 #[allow(clippy::large_enum_variant)]
+#[non_exhaustive]
 pub enum Route {
     Click(ClickParams),
     Health,
@@ -295,8 +297,10 @@ pub enum Arrived {
     Link,
 }
 
-/// Why a request is not a click we can serve. Every variant maps to a 4xx in [`crate::http`].
+/// Why a request is not a click we can serve. Every variant maps to a 4xx in [`crate::http`]; the
+/// CLI names some and shows the rest by their message, so the list may grow (`non_exhaustive`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RequestError {
     NotFound,
     /// The route does not take the method; `allow` is what it takes, as its `Allow` header says.
