@@ -32,8 +32,9 @@
 //! 8. State shared through the network's Durable Object: [`network`]: [`network::home`] (which
 //!    object keeps a network's state, its own or a shared one, and under which keys),
 //!    [`network::wire`] (every request the object serves and its answers), [`network::local`] (the
-//!    isolate's counts and when it sends them), [`network::store`] (the object's counts and their
-//!    keys), [`network::click_ids`] (click ids asked of their replay object in batches).
+//!    isolate's counts and when it sends them), [`network::store`] (the object's counts, and the
+//!    daily sweep's one expiry rule), [`network::click_ids`] (click ids asked of their replay object
+//!    in batches), [`network::directory`] (which objects and networks a report asks).
 //! 9. The operator's API: [`admin`].
 //! 10. Answers over HTTP: [`http`] (the one place a decision becomes a response: the 1021 contract).
 //! 11. The whole click, and tools over it: [`isolate`] (the click's checks in their order over the

@@ -1,5 +1,5 @@
 //! The directory's listing rule. The directory object lists each object with report data, and a
-//! shared object lists each of its networks, under [`listing_key`] with the last UTC day it had
+//! shared object lists each of its networks, under [`listing_key`](crate::stored::listing_key) with the last UTC day it had
 //! report data; a report asks the ones listed since its first day, and the daily sweep drops a
 //! listing no report can reach.
 
