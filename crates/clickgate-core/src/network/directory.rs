@@ -1,7 +1,8 @@
 //! The directory's listing rule. The directory object lists each object with report data, and a
-//! shared object lists each of its networks, under [`listing_key`](crate::stored::listing_key) with the last UTC day it had
-//! report data; a report asks the ones listed since its first day, and the daily sweep drops a
-//! listing no report can reach.
+//! shared object lists each of its networks, under
+//! [`listing_key`](crate::stored::listing_key) with the last UTC day it had report data; a report
+//! asks the ones listed since its first day, and the daily sweep drops a listing no report can
+//! reach.
 
 use crate::stored::{listed_name, REPORT_RETAIN_DAYS};
 use crate::time::utc_day;
