@@ -3,15 +3,14 @@
 //! in force) and sends its answer.
 
 use clickgate_core::admin;
-use clickgate_core::config::blocklist::BLOCKLIST_KEY;
-use clickgate_core::config::feeds::FEED_STATE_KEY;
 use clickgate_core::config::Secrets;
 use clickgate_core::operator::{self, AdminStep, Ask};
+use clickgate_core::stored::{BLOCKLIST_KEY, CONFIG_KEY, FEED_STATE_KEY};
 use worker::kv::KvStore;
 use worker::worker_sys::web_sys;
 use worker::{Context, Env, Request, Result};
 
-use crate::config::{self, read_lists, CONFIG_BINDING, CONFIG_KEY};
+use crate::config::{self, read_lists, CONFIG_BINDING};
 use crate::io::{carry_out, read_body, respond, token_key};
 use crate::objects;
 

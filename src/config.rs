@@ -6,16 +6,16 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use clickgate_core::config::blocklist::BLOCKLIST_KEY;
 use clickgate_core::config::cache::{ConfigSlot, Fetched, Need};
-use clickgate_core::config::feeds::{FeedStates, FEED_STATE_KEY};
+use clickgate_core::config::feeds::FeedStates;
 use clickgate_core::config::{Config, Secrets};
+use clickgate_core::stored::{BLOCKLIST_KEY, CONFIG_KEY, FEED_STATE_KEY};
 use worker::kv::KvStore;
 use worker::{console_error, console_log, Context, Env};
 
-/// The KV binding and key that hold the config document (see wrangler.toml and docs/config.md).
+/// The KV binding that holds the config document under `stored::CONFIG_KEY` (see wrangler.toml
+/// and docs/config.md).
 pub(crate) const CONFIG_BINDING: &str = "CLICKGATE_CONFIG";
-pub(crate) const CONFIG_KEY: &str = "config";
 /// How old the isolate's copy may get before it is re-read from KV, unless `CONFIG_REFRESH_SECONDS`
 /// says otherwise.
 const DEFAULT_REFRESH_SECONDS: u64 = 30;

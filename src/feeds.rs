@@ -3,8 +3,9 @@
 //! feeds' state is written back, and the isolates' next refresh compiles the document with it.
 
 use clickgate_core::alerts::Raised;
-use clickgate_core::config::feeds::{FeedStates, Good, Judgement, FEED_STATE_KEY};
+use clickgate_core::config::feeds::{FeedStates, Good, Judgement};
 use clickgate_core::log::fault_line;
+use clickgate_core::stored::FEED_STATE_KEY;
 use worker::js_sys;
 use worker::kv::KvStore;
 use worker::wasm_bindgen::JsCast as _;

@@ -10,8 +10,10 @@
 //! (`replay:{network}:{shard}`, see `clickgate_core::signing`), so one busy network's records are
 //! spread over several objects and never queue behind its counts.
 //!
-//! One more object, `objects::DIRECTORY`, knows which objects have report data since which day: each
-//! lists itself there on its first batch of a UTC day, and a report asks the listed ones.
+//! One more object, `clickgate_core::stored::DIRECTORY`, knows which objects have report data since
+//! which day: each lists itself there on its first batch of a UTC day, and a report asks the listed
+//! ones (`clickgate_core::network::directory`). Every key and name is spelled by
+//! `clickgate_core::stored`; this file only reads, writes and runs the sweep.
 
 use std::cell::Cell;
 use std::time::Duration;
@@ -20,12 +22,12 @@ use clickgate_core::click::Id;
 use clickgate_core::conversion;
 use clickgate_core::log::fault_line;
 use clickgate_core::network::click_ids;
-use clickgate_core::network::home::{self, Space};
-use clickgate_core::network::keys::StoreKey;
+use clickgate_core::network::directory;
+use clickgate_core::network::home::Space;
 use clickgate_core::network::store::{self, NetworkCounts};
 use clickgate_core::network::wire::{self, Batch, ConversionUse, ObjectRequest, Operation, Reply};
 use clickgate_core::report;
-use clickgate_core::signing;
+use clickgate_core::stored::{self, StoreKey, DIRECTORY, LISTING_PREFIX};
 use clickgate_core::time;
 use worker::js_sys::{Object, Reflect};
 use worker::wasm_bindgen::JsValue;
@@ -34,7 +36,7 @@ use worker::{
     Response, Result, State, Storage,
 };
 
-use crate::objects::{ask, deadline, DIRECTORY};
+use crate::objects::{ask, deadline};
 
 /// Storage calls take at most this many keys.
 const STORAGE_CHUNK: usize = 128;
@@ -147,14 +149,7 @@ impl DurableObject for Network {
             seen += page.len();
             let expired: Vec<String> = page
                 .into_iter()
-                .filter(|(k, v)| {
-                    // A shared object's keys are judged without their network's prefix.
-                    let key = home::inner_key(k);
-                    NetworkCounts::expired_key(key, v, now_ms)
-                        || signing::use_record_expired(key, v, now_ms)
-                        || conversion::rejection_expired(key, v, now_ms)
-                        || report::listing_expired(key, v, now_ms)
-                })
+                .filter(|(k, v)| store::expired(k, v, now_ms))
                 .map(|(k, _)| k)
                 .collect();
             for keys in expired.chunks(STORAGE_CHUNK) {
@@ -327,13 +322,13 @@ impl Network {
         let mut members = report::Networks::default();
         let mut after: Option<String> = None;
         loop {
-            let page = page_after(&storage, "n/", after.as_deref()).await?;
+            let page = page_after(&storage, LISTING_PREFIX, after.as_deref()).await?;
             let Some((last, _)) = page.last() else { break };
             after = Some(last.clone());
             for (key, day) in &page {
-                let network = key.strip_prefix("n/").and_then(|n| Id::parse(n).ok());
-                let (Some(network), true) = (network, day.parse::<u32>().is_ok_and(|d| d >= since))
-                else {
+                let network =
+                    directory::listed_since(key, day, since).and_then(|n| Id::parse(n).ok());
+                let Some(network) = network else {
                     continue;
                 };
                 let mut hours = Vec::new();
@@ -354,8 +349,8 @@ impl Network {
     /// One space's report hours from `from` up to `to`, as stored.
     async fn hours(&self, space: &Space, from: u32, to: u32) -> Result<Vec<(u32, String)>> {
         let (start, end) = (
-            space.key(&report::hour_key(from)),
-            space.key(&report::hour_key(to)),
+            space.key(&stored::hour_key(from)),
+            space.key(&stored::hour_key(to)),
         );
         let options = ListOptions::new().start(&start).end(&end);
         let mut hours = Vec::new();
@@ -368,7 +363,7 @@ impl Network {
                 let hour = key
                     .as_deref()
                     .and_then(|k| space.strip(k))
-                    .and_then(report::parse_hour_key);
+                    .and_then(stored::parse_hour_key);
                 if let (Some(hour), Some(v)) = (hour, value.as_string()) {
                     hours.push((hour, v));
                 }
@@ -405,19 +400,16 @@ impl Network {
     /// own writes), so the object keeps no list of its networks in memory.
     async fn list_member(&self, network: &Id, now_ms: u64) -> Result<()> {
         let today = time::utc_day(now_ms);
-        let key = format!("n/{network}");
+        let key = stored::listing_key(network.as_str());
         self.state.storage().put(&key, today.to_string()).await
     }
 
     /// The directory's side of `list_network`: `object` had report data on `day`.
     async fn list(&self, object: &str, day: u32) -> Result<Response> {
-        let key = format!("n/{object}");
+        let key = stored::listing_key(object);
         let storage = self.state.storage();
-        let stored = storage
-            .get::<String>(&key)
-            .await?
-            .and_then(|d| d.parse::<u32>().ok());
-        if stored.is_none_or(|d| d < day) {
+        let listed = storage.get::<String>(&key).await?;
+        if directory::relists(listed.as_deref(), day) {
             storage.put(&key, day.to_string()).await?;
         }
         self.schedule_sweep(crate::now_ms()).await?;
@@ -448,16 +440,14 @@ async fn listed_since(storage: &Storage, since: u32) -> Result<Vec<String>> {
     let mut names = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let page = page_after(storage, "n/", after.as_deref()).await?;
+        let page = page_after(storage, LISTING_PREFIX, after.as_deref()).await?;
         let Some((last, _)) = page.last() else { break };
         after = Some(last.clone());
-        for (key, day) in &page {
-            if day.parse::<u32>().is_ok_and(|d| d >= since) {
-                if let Some(name) = key.strip_prefix("n/") {
-                    names.push(name.to_owned());
-                }
-            }
-        }
+        names.extend(
+            page.iter()
+                .filter_map(|(key, day)| directory::listed_since(key, day, since))
+                .map(str::to_owned),
+        );
     }
     Ok(names)
 }

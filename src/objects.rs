@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clickgate_core::admin::Action;
 use clickgate_core::click::Id;
-use clickgate_core::conversion::{Rejected, Rejecting, Seen};
+use clickgate_core::conversion::{Prior, Rejected, Rejecting};
 use clickgate_core::flood::FloodBlock;
 use clickgate_core::isolate::{Isolate, Question, SeenQuestion};
 use clickgate_core::log::fault_line;
@@ -20,6 +20,7 @@ use clickgate_core::network::wire::{self, Batch, ConversionUse, ObjectRequest, O
 use clickgate_core::operator::ReportHours;
 use clickgate_core::report::{self, Networks, ReportQuery};
 use clickgate_core::signing::ReplayAnswer;
+use clickgate_core::stored::DIRECTORY;
 use futures_util::future::{join_all, select, Either};
 use worker::js_sys::{Function, Promise};
 use worker::wasm_bindgen::JsValue;
@@ -29,9 +30,6 @@ use worker::{console_error, console_log, Context, Delay, Env, Request};
 
 /// The Durable Object binding (see wrangler.toml).
 const BINDING: &str = "NETWORK";
-/// The object that lists the networks with report data. Ids cannot hold `:`, so no network's
-/// object has this name.
-pub(crate) const DIRECTORY: &str = "directory:networks";
 
 /// A report asks this many networks' objects at once.
 const REPORT_FAN_OUT: usize = 16;
@@ -323,7 +321,7 @@ pub async fn operate(
 /// records it, counting it toward the network's conversion rate when the question says so), and
 /// with approvals, whether its click still has room for an approved conversion under that key
 /// (and takes it). `None`: the object did not answer.
-pub async fn conversion_seen(env: &Env, question: SeenQuestion) -> Option<Seen> {
+pub async fn conversion_seen(env: &Env, question: SeenQuestion) -> Option<Prior> {
     let SeenQuestion {
         home,
         key,
@@ -343,7 +341,7 @@ pub async fn conversion_seen(env: &Env, question: SeenQuestion) -> Option<Seen> 
         },
     };
     let answer = ask(env, &home.object(), &request, deadline::CONVERSION_MS).await;
-    match answer.and_then(|text| wire::parse_seen(&text)) {
+    match answer.and_then(|text| Ok(wire::parse_seen(&text)?)) {
         Ok(seen) => Some(seen),
         Err(e) => {
             console_error!(
@@ -365,7 +363,7 @@ pub async fn reject(env: &Env, home: &Home, rejecting: &Rejecting) -> Option<Rej
         reason: rejecting.reason.clone(),
     };
     let answer = ask(env, &home.object(), &request, deadline::CONVERSION_MS).await;
-    match answer.and_then(|text| wire::parse_rejected(&text)) {
+    match answer.and_then(|text| Ok(wire::parse_rejected(&text)?)) {
         Ok(kept) => Some(kept),
         Err(e) => {
             console_error!(

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use clickgate_core::config::list_formats::{parse_list, Entry, Format, LineError};
-use clickgate_core::config::{list_key, repeated_keys, Config, ConfigError, Secrets, StoredLists};
+use clickgate_core::config::{repeated_keys, Config, ConfigError, Secrets, StoredLists};
 use clickgate_core::ip::IpSet;
+use clickgate_core::stored::list_key;
 
 use crate::args::PushArgs;
 use crate::Failure;

@@ -248,7 +248,7 @@ fn parse_csv(text: &str) -> Result<Clicks, (u64, String)> {
         }
         match from_csv_fields(&row.iter().collect::<Vec<_>>(), &header) {
             Ok(r) => clicks.records.push(r),
-            Err(e) => clicks.skipped.push((line, e)),
+            Err(e) => clicks.skipped.push((line, e.into())),
         }
     }
     if too_long > 0 {

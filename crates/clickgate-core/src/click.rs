@@ -17,17 +17,22 @@ pub struct Id(String);
 pub const MAX_ID_LEN: usize = 64;
 
 impl Id {
-    pub fn parse(text: &str) -> Result<Id, String> {
+    pub fn parse(text: &str) -> Result<Id, BadId> {
         if text.is_empty() {
-            return Err("is empty".into());
+            return Err(BadId("is empty".into()));
         }
         if text.len() > MAX_ID_LEN {
-            return Err(format!("is {} bytes; at most {MAX_ID_LEN}", text.len()));
+            return Err(BadId(format!(
+                "is {} bytes; at most {MAX_ID_LEN}",
+                text.len()
+            )));
         }
         // `.` and `..` are path segments a URL's normaliser removes: such an id could take clicks
         // but never be named in `/admin/networks/{id}/block`.
         if text.bytes().all(|b| b == b'.') {
-            return Err("is only dots; an id needs a letter, digit, `_` or `-`".into());
+            return Err(BadId(
+                "is only dots; an id needs a letter, digit, `_` or `-`".into(),
+            ));
         }
         // By byte: every byte before the first refused one is ASCII, so it starts a character.
         if let Some(c) = text
@@ -35,9 +40,9 @@ impl Id {
             .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')))
             .and_then(|at| text.get(at..)?.chars().next())
         {
-            return Err(format!(
+            return Err(BadId(format!(
                 "contains {c:?}; ids use only letters, digits, `.`, `_` and `-`"
-            ));
+            )));
         }
         Ok(Id(text.to_owned()))
     }
@@ -50,6 +55,25 @@ impl Id {
 impl fmt::Display for Id {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// Why a text is not an [`Id`]: a message that follows the id's name ("`x` is empty").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadId(String);
+
+impl fmt::Display for BadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadId {}
+
+/// Callers that carry their problems as text take the same message.
+impl From<BadId> for String {
+    fn from(e: BadId) -> String {
+        e.0
     }
 }
 
@@ -253,11 +277,13 @@ fn plain_http(url: &str) -> bool {
     !local
 }
 
-/// The routes the Worker serves to the public.
+/// The routes the Worker serves to the public. Callers outside the core match a few of them; a
+/// new one must not break them, hence `non_exhaustive`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 // Built once per request and moved straight into the decision: boxing the click would only add
 // an allocation.
 #[allow(clippy::large_enum_variant)]
+#[non_exhaustive]
 pub enum Route {
     Click(ClickParams),
     Health,
@@ -271,8 +297,10 @@ pub enum Arrived {
     Link,
 }
 
-/// Why a request is not a click we can serve. Every variant maps to a 4xx in [`crate::http`].
+/// Why a request is not a click we can serve. Every variant maps to a 4xx in [`crate::http`]; the
+/// CLI names some and shows the rest by their message, so the list may grow (`non_exhaustive`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RequestError {
     NotFound,
     /// The route does not take the method; `allow` is what it takes, as its `Allow` header says.
@@ -705,7 +733,10 @@ fn required_id(name: String, value: Option<String>) -> Result<Id, RequestError> 
     match value {
         None => Err(RequestError::MissingParam { name }),
         Some(v) if v.is_empty() => Err(RequestError::MissingParam { name }),
-        Some(v) => Id::parse(&v).map_err(|problem| RequestError::InvalidParam { name, problem }),
+        Some(v) => Id::parse(&v).map_err(|problem| RequestError::InvalidParam {
+            name,
+            problem: problem.into(),
+        }),
     }
 }
 

@@ -35,11 +35,11 @@ use crate::click::Id;
 use crate::config::postbacks::{PostbackPolicy, MAX_FIELD_LEN};
 use crate::config::Config;
 use crate::fault::{Blame, Fault};
-use crate::filters::share::{Measure, ShareSeen, Tally};
+use crate::filters::share::{Measure, ShareSeen, ShareTally};
 use crate::filters::third_party_rejection::ThirdPartyRejection;
 use crate::filters::FilterKind;
-use crate::hll::hash64;
 use crate::log::JsonLine;
+use crate::stored::{self, rejection_key};
 use crate::template::MacroValues;
 use crate::token::{ClickToken, TokenKey, TokenVerdict};
 use crate::verdict::ReasonCode;
@@ -106,7 +106,7 @@ pub fn forward_line(
 
 /// What the network's object knows of a conversion before it is judged.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Seen {
+pub enum Prior {
     /// Neither this click's event nor too many approvals for the click.
     Fresh,
     /// This click's event was reported before.
@@ -417,7 +417,7 @@ impl Judging {
                         filter: f.kind.name(),
                         measure,
                         bound,
-                        tally: Tally::default(),
+                        tally: ShareTally::default(),
                     },
                     code: measure.code(),
                     hit: measure.conversion_hit(ctit)?,
@@ -448,7 +448,7 @@ impl Judging {
     pub fn judge_shares(
         &mut self,
         duplicate: bool,
-        mut tally: impl FnMut(Measure, Option<bool>, u32) -> Option<Tally>,
+        mut tally: impl FnMut(Measure, Option<bool>, u32) -> Option<ShareTally>,
     ) {
         for check in &mut self.shares {
             let seen = &mut check.seen;
@@ -482,12 +482,7 @@ impl Judging {
     /// not judged.
     pub fn duplicate_key(&self) -> Option<(Id, String, u64)> {
         self.judged.then(|| {
-            let key = format!(
-                "cv/{:016x}",
-                hash64(
-                    format!("{}\n{}", self.postback.transaction_id, self.postback.event).as_bytes()
-                )
-            );
+            let key = stored::event_key(&self.postback.transaction_id, &self.postback.event);
             (
                 self.click.aff_id.clone(),
                 key,
@@ -514,10 +509,7 @@ impl Judging {
     /// `None` when this conversion cannot be approved anyway.
     pub fn approvals_key(&self) -> Option<(String, u32)> {
         self.approvable().then(|| {
-            let key = format!(
-                "cv/{:016x}/approved",
-                hash64(self.postback.transaction_id.as_bytes())
-            );
+            let key = stored::approvals_key(&self.postback.transaction_id);
             (key, self.policy.max_approved_per_click)
         })
     }
@@ -526,25 +518,25 @@ impl Judging {
     /// event before, or its approvals already at the cap. `None`: the object was not asked, or
     /// could not say; the conversion is judged on the other checks, so an advertiser's postback
     /// is not refused for an outage of ours.
-    pub fn finish(mut self, seen: Option<Seen>) -> ConversionOutcome {
-        match seen.unwrap_or(Seen::Fresh) {
-            Seen::Fresh => {}
+    pub fn finish(mut self, seen: Option<Prior>) -> ConversionOutcome {
+        match seen.unwrap_or(Prior::Fresh) {
+            Prior::Fresh => {}
             _ if !self.judged => {}
-            Seen::Duplicate => self.reasons.push((
+            Prior::Duplicate => self.reasons.push((
                 ReasonCode::DuplicateConversion,
                 format!(
                     "event `{}` was already reported for this click",
                     self.postback.event
                 ),
             )),
-            Seen::Capped => self.reasons.push((
+            Prior::Capped => self.reasons.push((
                 ReasonCode::ApprovedPerClick,
                 format!(
                     "the click already has {} approved conversion(s), the advertiser's maximum",
                     self.policy.max_approved_per_click
                 ),
             )),
-            Seen::Rejected(reason) => self
+            Prior::Rejected(reason) => self
                 .reasons
                 .push(ThirdPartyRejection::judge_rejected(&reason)),
         }
@@ -562,12 +554,6 @@ impl Judging {
 
 fn carries_rejections(filter: &crate::config::rules::Filter) -> bool {
     matches!(filter.kind, FilterKind::ThirdPartyRejection(_))
-}
-
-/// The key under which a click's rejection is kept in its network's object: `rj/` and the hash of
-/// its transaction id, so a conversion finds it from the id alone.
-pub fn rejection_key(transaction_id: &str) -> String {
-    format!("rj/{:016x}", hash64(transaction_id.as_bytes()))
 }
 
 /// A transaction id another system reports as rejected (`POST /rejection`, `clickgate reject`):
@@ -706,13 +692,7 @@ pub fn reject_step(
 /// Whether a stored rejection is past its expiry (or unreadable): what the object's daily sweep
 /// deletes.
 pub fn rejection_expired(key: &str, value: &str, now_ms: u64) -> bool {
-    key.starts_with("rj/") && stored_rejection(value, now_ms).is_none()
-}
-
-/// The storage keys of a click's `max` approval slots under its approvals key (see
-/// [`Judging::approvals_key`]); each holds when its approval expires, like any use record.
-pub fn approval_slots(click_key: &str, max: u32) -> Vec<String> {
-    (0..max).map(|n| format!("{click_key}/{n}")).collect()
+    stored::is_rejection(key) && stored_rejection(value, now_ms).is_none()
 }
 
 /// The first slot that holds no unexpired approval (`stored`: the slots' stored values); `None`:
@@ -855,6 +835,7 @@ impl ConversionOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stored::approval_slots;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -891,9 +872,9 @@ mod tests {
         let postback = parse(query)?;
         Ok(
             Judging::new(&config(), &key(), postback, NOW)?.finish(Some(if duplicate {
-                Seen::Duplicate
+                Prior::Duplicate
             } else {
-                Seen::Fresh
+                Prior::Fresh
             })),
         )
     }
@@ -1145,9 +1126,9 @@ mod tests {
         .unwrap();
         assert!(!j.authenticated && j.approvable() && !j.counts_toward_flood());
         let line: serde_json::Value =
-            serde_json::from_str(&j.clone().finish(Some(Seen::Fresh)).log_line(NOW)).unwrap();
+            serde_json::from_str(&j.clone().finish(Some(Prior::Fresh)).log_line(NOW)).unwrap();
         assert_eq!(line["authenticated"], false);
-        assert_eq!(j.finish(Some(Seen::Fresh)).status.as_str(), "approved");
+        assert_eq!(j.finish(Some(Prior::Fresh)).status.as_str(), "approved");
     }
 
     #[test]
@@ -1183,7 +1164,7 @@ mod tests {
         // One approvals key per click, whatever the event: made-up event names share it.
         let (key_a, max) = judging("a").approvals_key().unwrap();
         assert_eq!((judging("b").approvals_key().unwrap().0, max), (key_a, 3));
-        let capped = judging("c").finish(Some(Seen::Capped));
+        let capped = judging("c").finish(Some(Prior::Capped));
         assert_eq!(capped.status.as_str(), "invalid");
         assert_eq!(codes(&capped), ["approved_per_click"]);
         // The object could not say: judged on the other checks, not refused for the outage.
@@ -1407,7 +1388,7 @@ mod tests {
         };
         let j = judging(&t);
         assert_eq!(j.rejection_key, Some(rejection_key(&t)));
-        let o = j.finish(Some(Seen::Rejected("install rejected by the MMP".into())));
+        let o = j.finish(Some(Prior::Rejected("install rejected by the MMP".into())));
         assert_eq!(
             (o.status.as_str(), codes(&o)),
             ("invalid", vec!["third_party_rejection"])
@@ -1424,7 +1405,7 @@ mod tests {
         );
         // Not rejected: approved as ever.
         assert_eq!(
-            judging(&t).finish(Some(Seen::Fresh)).status.as_str(),
+            judging(&t).finish(Some(Prior::Fresh)).status.as_str(),
             "approved"
         );
         // A rule without the filter does not ask.

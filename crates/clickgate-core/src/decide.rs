@@ -147,114 +147,31 @@ pub fn decide(
     let rule = config.rule_for(offer, &click.aff_id);
     let allowlisted = allowlist_entry(config, &click, &client, sub_id_param(rule));
 
-    // A network's signature comes first: a forged click is not made genuine by an allowlist.
-    let mut block_reasons = Vec::new();
-    if let Some(sig) = signature.as_ref().filter(|s| s.blocks()) {
-        block_reasons.push(Reason {
-            code: sig.code(),
-            rule_id: format!("networks.{}.signing", click.aff_id),
-            matched: if sig.valid() {
-                "on_replay_store_fault: closed".to_owned()
-            } else {
-                sig.detail.clone()
-            },
-            value: sig.kid.clone().unwrap_or_default(),
-            points: 0,
-        });
-    }
-    // An operator's blocklist entry refuses the affiliate (or its sub ID) whatever the allowlists
-    // and thresholds say: it is the operator's later, deliberate word.
-    if block_reasons.is_empty() {
-        let sub_id = sub_id_param(rule).value(&click);
-        if let Some(entry) = config.blocklist.blocking(&click.aff_id, sub_id) {
-            block_reasons.push(Reason {
-                code: ReasonCode::Blocklisted,
-                rule_id: "blocklist".into(),
-                matched: entry.listed(),
-                value: match &entry.sub_id {
-                    Some(sub) => sub.clone(),
-                    None => click.aff_id.to_string(),
-                },
-                points: 0,
-            });
-        }
-    }
-    // A network over its flood threshold is blocked for the day, but a click it signed validly is
-    // let through when its policy exempts signed clicks.
-    let signed_exempt = signature
-        .as_ref()
-        .is_some_and(|s| s.valid() && s.flood_exempt);
-    let mut flood_would_block = None;
-    if block_reasons.is_empty() && !signed_exempt {
-        let rule_id = format!("networks.{}.flood", click.aff_id);
-        if let Some(f) = &flood.block {
-            let reason = Reason {
-                code: ReasonCode::ClickFlood,
-                rule_id,
-                matched: f.cause.as_str().to_owned(),
-                value: f.detail.clone(),
-                points: 0,
-            };
-            // An operator's block is meant to block, whatever the thresholds' mode.
-            if flood.report_only && f.cause != crate::flood::FloodCause::Operator {
-                flood_would_block = Some(reason);
-            } else {
-                block_reasons.push(reason);
-            }
-        } else if flood.unreachable && flood.on_fault == FaultMode::Closed {
-            block_reasons.push(Reason {
-                code: ReasonCode::FloodCheckUnavailable,
-                rule_id,
-                matched: "on_object_fault: closed".into(),
-                value: "the network's object has not answered".into(),
-                points: 0,
-            });
-        }
-    }
-    // The hard blocklist, then the deciding rule; an allowlisted click skips both.
-    let mut assessment = None;
-    if allowlisted.is_none() && block_reasons.is_empty() {
-        if client.ip_unreadable && !config.blocked_ips.is_empty() {
-            // The blocklist is a hard block: a click whose address cannot be read is not
-            // cleared by it (fail closed).
-            block_reasons.push(Reason {
-                code: ReasonCode::IpUnreadable,
-                rule_id: "lists.blocked_ips".into(),
-                matched: "CF-Connecting-IP is not an IP address".into(),
-                value: String::new(),
-                points: 0,
-            });
-        }
-        if let Some(ip) = client.ip {
-            if let Some(entry) = config.blocked_ips.lookup(ip) {
-                block_reasons.push(Reason {
-                    code: ReasonCode::IpBlocklist,
-                    rule_id: "lists.blocked_ips".into(),
-                    matched: entry.to_string(),
-                    value: ip.to_string(),
-                    points: 0,
-                });
-            }
-        }
-        if block_reasons.is_empty() {
-            assessment = rule.map(|r| assess(r, &config.lists, offer, &click, &client, counters));
-        }
-    }
+    let checked = checks_before_the_rule(config, &click, rule, signature.as_ref(), &flood);
+    let (flood_would_block, checked) = match checked {
+        Err(block) => (None, Err(block)),
+        // The hard blocklist; an allowlisted click skips it, and the rule.
+        Ok(would_block) if allowlisted.is_none() => (would_block, hard_lists(config, &client)),
+        Ok(would_block) => (would_block, Ok(())),
+    };
+    // The deciding rule judges a click no check blocked and no allowlist let through.
+    let assessment = match (&checked, &allowlisted) {
+        (Ok(()), None) => rule.map(|r| assess(r, &config.lists, offer, &click, &client, counters)),
+        _ => None,
+    };
 
     // A declined click is blocked, sent to the rule's fallback, or (monitor mode) let through.
     let declined_by = assessment.as_ref().filter(|a| a.declined).and(rule);
-    let fallback = match declined_by {
-        Some(r) if !r.monitor => match &r.action {
+    let (block_reasons, fallback) = match (checked, declined_by) {
+        (Err(reasons), _) => (reasons, None),
+        (Ok(()), Some(r)) if !r.monitor => match &r.action {
             Action::Block => {
-                block_reasons = assessment
-                    .as_ref()
-                    .map(|a| a.reasons.clone())
-                    .unwrap_or_default();
-                None
+                let reasons = assessment.as_ref().map(|a| a.reasons.clone());
+                (reasons.unwrap_or_default(), None)
             }
-            Action::Redirect(t) => Some(t),
+            Action::Redirect(t) => (Vec::new(), Some(t)),
         },
-        _ => None,
+        (Ok(()), _) => (Vec::new(), None),
     };
     let preview = client.is_preview();
     let verdict = if !block_reasons.is_empty() {
@@ -324,6 +241,135 @@ pub fn decide(
         profile,
         relay,
     })
+}
+
+/// The network's checks before the rule, in their order, each returning early with the click's
+/// block: its signature, the operator's blocklist, its flood. `Ok` carries the flood block the
+/// click would have met, its network's flood mode being `report_only`.
+fn checks_before_the_rule(
+    config: &Config,
+    click: &ClickParams,
+    rule: Option<&Rule>,
+    signature: Option<&Signature>,
+    flood: &FloodView,
+) -> Result<Option<Reason>, Vec<Reason>> {
+    // A network's signature comes first: a forged click is not made genuine by an allowlist.
+    if let Some(sig) = signature.filter(|s| s.blocks()) {
+        return Err(vec![signature_block(sig, &click.aff_id)]);
+    }
+    // An operator's blocklist entry refuses the affiliate (or its sub ID) whatever the allowlists
+    // and thresholds say: it is the operator's later, deliberate word.
+    if let Some(reason) = blocklist_block(config, click, rule) {
+        return Err(vec![reason]);
+    }
+    // A network over its flood threshold is blocked for the day, but a click it signed validly is
+    // let through when its policy exempts signed clicks.
+    let signed_exempt = signature.is_some_and(|s| s.valid() && s.flood_exempt);
+    if signed_exempt {
+        return Ok(None);
+    }
+    match flood_check(flood, &click.aff_id) {
+        FloodCheck::Block(reason) => Err(vec![reason]),
+        FloodCheck::WouldBlock(reason) => Ok(Some(reason)),
+        FloodCheck::Pass => Ok(None),
+    }
+}
+
+fn signature_block(sig: &Signature, network: &Id) -> Reason {
+    Reason {
+        code: sig.code(),
+        rule_id: format!("networks.{network}.signing"),
+        matched: if sig.valid() {
+            "on_replay_store_fault: closed".to_owned()
+        } else {
+            sig.detail.clone()
+        },
+        value: sig.kid.clone().unwrap_or_default(),
+        points: 0,
+    }
+}
+
+fn blocklist_block(config: &Config, click: &ClickParams, rule: Option<&Rule>) -> Option<Reason> {
+    let sub_id = sub_id_param(rule).value(click);
+    let entry = config.blocklist.blocking(&click.aff_id, sub_id)?;
+    Some(Reason {
+        code: ReasonCode::Blocklisted,
+        rule_id: "blocklist".into(),
+        matched: entry.listed(),
+        value: match &entry.sub_id {
+            Some(sub) => sub.clone(),
+            None => click.aff_id.to_string(),
+        },
+        points: 0,
+    })
+}
+
+/// What the network's flood state makes of a click.
+enum FloodCheck {
+    Pass,
+    Block(Reason),
+    /// The block the click would have met, its network's flood mode being `report_only`.
+    WouldBlock(Reason),
+}
+
+fn flood_check(flood: &FloodView, network: &Id) -> FloodCheck {
+    let rule_id = format!("networks.{network}.flood");
+    if let Some(f) = &flood.block {
+        let reason = Reason {
+            code: ReasonCode::ClickFlood,
+            rule_id,
+            matched: f.cause.as_str().to_owned(),
+            value: f.detail.clone(),
+            points: 0,
+        };
+        // An operator's block is meant to block, whatever the thresholds' mode.
+        if flood.report_only && f.cause != crate::flood::FloodCause::Operator {
+            FloodCheck::WouldBlock(reason)
+        } else {
+            FloodCheck::Block(reason)
+        }
+    } else if flood.unreachable && flood.on_fault == FaultMode::Closed {
+        FloodCheck::Block(Reason {
+            code: ReasonCode::FloodCheckUnavailable,
+            rule_id,
+            matched: "on_object_fault: closed".into(),
+            value: "the network's object has not answered".into(),
+            points: 0,
+        })
+    } else {
+        FloodCheck::Pass
+    }
+}
+
+/// The hard IP blocklist: a block with its reasons, or the way on to the rule.
+fn hard_lists(config: &Config, client: &ClientInfo) -> Result<(), Vec<Reason>> {
+    let mut reasons = Vec::new();
+    if client.ip_unreadable && !config.blocked_ips.is_empty() {
+        // The blocklist is a hard block: a click whose address cannot be read is not cleared by
+        // it (fail closed).
+        reasons.push(Reason {
+            code: ReasonCode::IpUnreadable,
+            rule_id: "lists.blocked_ips".into(),
+            matched: "CF-Connecting-IP is not an IP address".into(),
+            value: String::new(),
+            points: 0,
+        });
+    }
+    if let Some(ip) = client.ip {
+        if let Some(entry) = config.blocked_ips.lookup(ip) {
+            reasons.push(Reason {
+                code: ReasonCode::IpBlocklist,
+                rule_id: "lists.blocked_ips".into(),
+                matched: entry.to_string(),
+                value: ip.to_string(),
+                points: 0,
+            });
+        }
+    }
+    match reasons.is_empty() {
+        true => Ok(()),
+        false => Err(reasons),
+    }
 }
 
 /// Which parameter is the sub ID: the rule's setting, `sub1` without a rule.

@@ -24,7 +24,7 @@ use crate::click::{self, Arrived, ClickParams, ClientInfo, Id, Platform, Request
 use crate::config::cache::SlotEvent;
 use crate::config::networks::ReplayCheck;
 use crate::config::Config;
-use crate::conversion::{self, Judging, Rejected, Rejecting, Seen};
+use crate::conversion::{self, Judging, Prior, Rejected, Rejecting};
 use crate::decide::{decide, reads_sent, servable_offer, Observed};
 use crate::flood::Thresholds;
 use crate::http::{self, click_response, HttpResponse};
@@ -672,7 +672,7 @@ impl Isolate {
     pub fn resume_postback(
         &mut self,
         pending: Box<PendingPostback>,
-        seen: Option<Seen>,
+        seen: Option<Prior>,
     ) -> Answered {
         let PendingPostback {
             config,
@@ -683,7 +683,7 @@ impl Isolate {
         // duplicate-IP count is: this isolate's view, never a wait on the network's object.
         if let Some(counts) = self.counts.as_mut().filter(|_| !judging.shares.is_empty()) {
             let (network, offer) = (judging.click.aff_id.clone(), judging.click.offer_id.clone());
-            judging.judge_shares(seen == Some(Seen::Duplicate), |measure, hit, window| {
+            judging.judge_shares(seen == Some(Prior::Duplicate), |measure, hit, window| {
                 counts.record_share(&network, &offer, measure, hit, window, now_ms)
             });
         }
@@ -1789,7 +1789,7 @@ mod tests {
         }
 
         /// The postback through its question, answered `seen`.
-        fn judged(isolate: &mut Isolate, arrival: PostbackArrival, seen: Seen) -> Answered {
+        fn judged(isolate: &mut Isolate, arrival: PostbackArrival, seen: Prior) -> Answered {
             match postback(isolate, arrival) {
                 PostbackStep::Ask { pending, .. } => isolate.resume_postback(pending, Some(seen)),
                 PostbackStep::Done(a) => panic!("answered without asking: {:?}", a.effects),
@@ -1850,7 +1850,7 @@ mod tests {
                 }
                 .seal(&key())
             };
-            let convert = |isolate: &mut Isolate, n: u8, seen: Seen| {
+            let convert = |isolate: &mut Isolate, n: u8, seen: Prior| {
                 let arrival = arrive(&format!("transaction_id={}", late(n)));
                 let PostbackStep::Ask { pending, .. } =
                     isolate.postback(arrival, &cfg, || Some(key()), T0)
@@ -1860,10 +1860,10 @@ mod tests {
                 conversion_line(&isolate.resume_postback(pending, Some(seen)))
             };
             for n in 1..=3 {
-                let line = convert(&mut isolate, n, Seen::Fresh);
+                let line = convert(&mut isolate, n, Prior::Fresh);
                 assert_eq!(line["status"], "approved", "short of the minimum: {line}");
             }
-            let fourth = convert(&mut isolate, 4, Seen::Fresh);
+            let fourth = convert(&mut isolate, 4, Prior::Fresh);
             assert_eq!(fourth["status"], "invalid");
             assert_eq!(fourth["reasons"][0]["code"], "click_spam");
             assert_eq!(
@@ -1871,7 +1871,7 @@ mod tests {
                 serde_json::json!({"share": 1, "bound": 0.5, "over": 4, "of": 4})
             );
             // A duplicate is judged on the share without counting toward it again.
-            let again = convert(&mut isolate, 4, Seen::Duplicate);
+            let again = convert(&mut isolate, 4, Prior::Duplicate);
             assert_eq!(again["shares"]["click_spam"]["of"], 4);
             // The rule judges clicks too: the affiliate's next click gets the filter's points.
             let url = "https://clicks.example/c?offer_id=1&aff_id=net-7";
@@ -1904,7 +1904,7 @@ mod tests {
                 "transaction_id={}&click_id=c9",
                 tid(TokenVerdict::Redirected)
             );
-            let answered = judged(&mut isolate, arrive(&query), Seen::Fresh);
+            let answered = judged(&mut isolate, arrive(&query), Prior::Fresh);
             assert_eq!(kinds(&answered), ["log", "forward", "flush"]);
             assert_eq!(answered.response.status, 200);
             let line = conversion_line(&answered);
@@ -1955,7 +1955,7 @@ mod tests {
                 "transaction_id={}&click_id=c9",
                 tid(TokenVerdict::Redirected)
             );
-            let again = judged(&mut isolate, arrive(&query), Seen::Duplicate);
+            let again = judged(&mut isolate, arrive(&query), Prior::Duplicate);
             assert_eq!(kinds(&again), ["log", "flush"]);
             assert_eq!(
                 conversion_line(&again)["reasons"][0]["code"],
@@ -1963,7 +1963,7 @@ mod tests {
             );
             // Rejected for another reason, the same conversion goes to the `rejected` URL.
             let flagged = format!("transaction_id={}&click_id=c9", tid(TokenVerdict::Flagged));
-            let rejected = judged(&mut isolate, arrive(&flagged), Seen::Fresh);
+            let rejected = judged(&mut isolate, arrive(&flagged), Prior::Fresh);
             assert_eq!(
                 forwarded(&rejected),
                 ["https://tracker.example/pb?click=c9&status=rejected&why=flagged_click"]
@@ -1977,7 +1977,7 @@ mod tests {
             let arrival = PostbackArrival::read("POST", &query, None).unwrap();
             assert!(arrival.wants_body());
             let arrival = arrival.with_body(Ok("click_id=from-body&event=sale".to_owned()));
-            let answered = judged(&mut isolate, arrival.unwrap(), Seen::Fresh);
+            let answered = judged(&mut isolate, arrival.unwrap(), Prior::Fresh);
             assert_eq!(
                 forwarded(&answered),
                 ["https://tracker.example/pb?click=from-body&ev=sale"]
@@ -2061,7 +2061,7 @@ mod tests {
                 panic!("answered without asking");
             };
             assert_eq!(home, Home::of(&rejecting(), &id("net-7")));
-            assert_eq!(r.key, conversion::rejection_key(&t));
+            assert_eq!(r.key, crate::stored::rejection_key(&t));
             let kept = Rejected {
                 reason: "install rejected".into(),
                 new: true,
@@ -2127,9 +2127,9 @@ mod tests {
             let PostbackStep::Ask { question, pending } = step else {
                 panic!("answered without asking");
             };
-            assert_eq!(question.rejection, Some(conversion::rejection_key(&t)));
+            assert_eq!(question.rejection, Some(crate::stored::rejection_key(&t)));
             let answered =
-                counting().resume_postback(pending, Some(Seen::Rejected("fraud".into())));
+                counting().resume_postback(pending, Some(Prior::Rejected("fraud".into())));
             assert_eq!(
                 body(&answered.response)["reasons"],
                 serde_json::json!(["third_party_rejection"])

@@ -13,7 +13,8 @@
 //! 2. The request: [`click`] (raw request → routed, parsed click, or why it is not one; the
 //!    parameters' names), [`template`] (landing-URL macros, named as the click's parameters),
 //!    [`token`] (the transaction id, and constant-time secret comparison), [`flood`] (a network's
-//!    day of clicks and when it is beyond human, a pure step over its state).
+//!    day of clicks and when it is beyond human, a pure step over its state), [`stored`] (every
+//!    name something is stored under, KV key, object or storage key, and how long it is kept).
 //! 3. A rule's filters: [`filters`], one file per filter (its settings and how they are read,
 //!    its default points, what it counts across clicks, its judgement of a click or a conversion,
 //!    its reason codes) and the list that names them all. Below the config, whose rules hold them.
@@ -31,8 +32,9 @@
 //! 8. State shared through the network's Durable Object: [`network`]: [`network::home`] (which
 //!    object keeps a network's state, its own or a shared one, and under which keys),
 //!    [`network::wire`] (every request the object serves and its answers), [`network::local`] (the
-//!    isolate's counts and when it sends them), [`network::store`] (the object's counts and their
-//!    keys), [`network::click_ids`] (click ids asked of their replay object in batches).
+//!    isolate's counts and when it sends them), [`network::store`] (the object's counts, and the
+//!    daily sweep's one expiry rule), [`network::click_ids`] (click ids asked of their replay object
+//!    in batches), [`network::directory`] (which objects and networks a report asks).
 //! 9. The operator's API: [`admin`].
 //! 10. Answers over HTTP: [`http`] (the one place a decision becomes a response: the 1021 contract).
 //! 11. The whole click, and tools over it: [`isolate`] (the click's checks in their order over the
@@ -63,6 +65,7 @@ pub mod operator;
 pub mod report;
 pub mod rules;
 pub mod signing;
+pub mod stored;
 pub mod template;
 pub mod time;
 pub mod token;

@@ -425,7 +425,7 @@ impl BlocklistAsk {
 
 #[derive(Debug)]
 pub struct SaveBlocklistAsk {
-    /// The whole list, as it is to be stored under [`crate::config::blocklist::BLOCKLIST_KEY`].
+    /// The whole list, as it is to be stored under [`crate::stored::BLOCKLIST_KEY`].
     pub text: String,
     entries: usize,
     change: &'static str,

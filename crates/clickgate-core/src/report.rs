@@ -30,12 +30,11 @@ use crate::config::Config;
 use crate::conversion::{ConversionOutcome, ConversionStatus};
 use crate::decide::ClickOutcome;
 use crate::fault::{Corrupt, Invalid};
-use crate::time::{civil_from_days, day_of_hour, parse_report_hour, rfc3339_ms, utc_day, HOUR_MS};
+use crate::stored::{explain_key, EXPLAIN_RETAIN_DAYS, REPORT_RETAIN_DAYS};
+use crate::time::{civil_from_days, day_of_hour, parse_report_hour, rfc3339_ms, HOUR_MS};
 use crate::token::{ClickToken, TokenVerdict};
 use crate::verdict::Verdict;
 
-pub const REPORT_RETAIN_DAYS: u32 = 90;
-pub const EXPLAIN_RETAIN_DAYS: u32 = 7;
 pub const MAX_ROWS_PER_HOUR: usize = 2_000;
 /// Networks a report names; the rest are summed into [`OTHER`] (see [`Networks`]).
 pub const MAX_NETWORKS_NAMED: usize = 1_000;
@@ -269,43 +268,9 @@ pub fn conversion_row(config: &Config, outcome: &ConversionOutcome, now_ms: u64)
 // ---------------------------------------------------------------------------------------------
 // One network's hour, as its object stores it.
 
-/// The storage key of a network's hour; fixed width, so keys sort by hour.
-pub fn hour_key(hour: u32) -> String {
-    format!("report/{hour:08}")
-}
-
-pub fn parse_hour_key(key: &str) -> Option<u32> {
-    let digits = key.strip_prefix("report/")?;
-    (digits.len() == 8).then(|| digits.parse().ok()).flatten()
-}
-
-/// The storage key of one click's explanation: its hour and its transaction id's nonce.
-pub fn explain_key(hour: u32, nonce: &[u8]) -> String {
-    let mut key = format!("explain/{hour:08}/");
-    for b in nonce {
-        key.push_str(&format!("{b:02x}"));
-    }
-    key
-}
-
 /// Where the decision of the click behind a transaction id is kept.
 pub fn explain_key_of(token: &ClickToken) -> String {
     explain_key((token.issued_ms / HOUR_MS) as u32, &token.nonce)
-}
-
-/// Whether an hour kept for `days` days is past it: what the object's daily sweep deletes.
-pub fn past_retention(hour: u32, days: u32, now_ms: u64) -> bool {
-    hour + days * 24 <= (now_ms / HOUR_MS) as u32
-}
-
-/// Whether the directory's entry `n/{network}` (value: the last day with report data) is older
-/// than any report can reach.
-pub fn listing_expired(key: &str, value: &str, now_ms: u64) -> bool {
-    let today = utc_day(now_ms);
-    key.starts_with("n/")
-        && value
-            .parse::<u32>()
-            .is_ok_and(|day| day + REPORT_RETAIN_DAYS < today)
 }
 
 /// A network's rows for one hour, and how many explanations the hour has kept.
@@ -1023,6 +988,7 @@ mod tests {
     use crate::decide::{decide, Observed};
     use crate::fault::{Blame, Fault};
     use crate::network::home;
+    use crate::stored::hour_key;
     use crate::time::DAY_MS;
     use crate::token::TokenKey;
     #[cfg(not(target_arch = "wasm32"))]
@@ -1165,7 +1131,7 @@ mod tests {
             let p = conversion::parse(&format!("transaction_id={tid}&status={status}")).unwrap();
             conversion::Judging::new(&config, &key(), p, NOW + 60_000)
                 .unwrap()
-                .finish(Some(crate::conversion::Seen::Fresh))
+                .finish(Some(crate::conversion::Prior::Fresh))
         };
         let invalid = judge(&flagged.transaction_id, "approved");
         let row = conversion_row(&config, &invalid, NOW + 60_000);
@@ -1256,18 +1222,13 @@ mod tests {
         let explain = explain_key(hour, &[0xab; 8]);
         assert_eq!(explain, format!("explain/{hour:08}/abababababababab"));
         // The object's sweep judges its keys by kind.
-        let expired =
-            |key: &str, now| crate::network::store::NetworkCounts::expired_key(key, "", now);
+        let expired = |key: &str, now| crate::network::store::expired(key, "", now);
         assert!(!expired(&report, NOW));
         assert!(!expired(&report, NOW + 89 * day_ms));
         assert!(expired(&report, NOW + 90 * day_ms));
         assert!(!expired(&explain, NOW + 6 * day_ms));
         assert!(expired(&explain, NOW + 7 * day_ms));
         assert!(!expired("flood", NOW + 90 * day_ms));
-        let today = (NOW / day_ms) as u32;
-        assert!(!listing_expired("n/net-1", &today.to_string(), NOW));
-        assert!(listing_expired("n/net-1", &(today - 91).to_string(), NOW));
-        assert!(!listing_expired("flood", "0", NOW));
     }
 
     #[test]
@@ -1583,9 +1544,9 @@ mod tests {
     #[test]
     fn the_report_travels_with_the_counts_and_is_stored_exactly_once() {
         use crate::flood::Thresholds;
-        use crate::network::keys::StoreKey;
         use crate::network::local::{Flush, FlushPolicy, LocalCounts};
         use crate::network::store::NetworkCounts;
+        use crate::stored::StoreKey;
         let mut isolate = LocalCounts::new(1, FlushPolicy::default());
         let clicks = [
             click("offer_id=1&aff_id=n1", "192.0.2.1", BROWSER, NOW),

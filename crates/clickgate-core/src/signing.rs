@@ -32,6 +32,7 @@ use crate::config::networks::{
 };
 use crate::hll::hash64;
 use crate::log::JsonLine;
+use crate::stored;
 use crate::verdict::{FaultMode, ReasonCode};
 
 pub const SCHEME: &str = "CLICKGATE-HMAC-SHA256";
@@ -376,8 +377,8 @@ pub fn sign_link(
 pub fn replay_object(network: &Id, click_id: &str) -> (String, String) {
     let shard = hash64(click_id.as_bytes()) % REPLAY_SHARDS;
     (
-        format!("replay:{network}:{shard}"),
-        format!("r/{}", hash64(format!("{network}\n{click_id}").as_bytes())),
+        stored::replay_object(network, shard),
+        stored::replay_key(network, click_id),
     )
 }
 
@@ -385,8 +386,7 @@ pub fn replay_object(network: &Id, click_id: &str) -> (String, String) {
 /// [`replay_step`]) or a click's conversion event (`cv/…`, see [`crate::conversion`]); both store
 /// their expiry in milliseconds. What the object's daily sweep deletes besides its counts.
 pub fn use_record_expired(key: &str, value: &str, now_ms: u64) -> bool {
-    (key.starts_with("r/") || key.starts_with("cv/"))
-        && value.parse::<u64>().map_or(true, |t| t < now_ms)
+    stored::is_use_record(key) && value.parse::<u64>().map_or(true, |t| t < now_ms)
 }
 
 /// The replay object's step for one click id: `stored` is when a previous use of it expires.
@@ -530,14 +530,20 @@ const SLOTS_PER_WINDOW: u64 = 8;
 /// A window's counts: valid signatures and mismatches in the last window, valid signatures in the
 /// window before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Tally {
+struct WindowCounts {
     valid: u32,
     mismatched: u32,
     valid_before: u32,
 }
 
 impl BreakerState {
-    fn record(&mut self, now_ms: u64, b: BreakerSettings, valid: bool, mismatched: bool) -> Tally {
+    fn record(
+        &mut self,
+        now_ms: u64,
+        b: BreakerSettings,
+        valid: bool,
+        mismatched: bool,
+    ) -> WindowCounts {
         let width = (b.window_ms / SLOTS_PER_WINDOW).max(1);
         let now = now_ms / width;
         if self.slots.back().is_none_or(|s| s.index < now) {
@@ -558,7 +564,7 @@ impl BreakerState {
             last.valid = last.valid.saturating_add(u32::from(valid));
             last.mismatched = last.mismatched.saturating_add(u32::from(mismatched));
         }
-        let mut t = Tally {
+        let mut t = WindowCounts {
             valid: 0,
             mismatched: 0,
             valid_before: 0,
@@ -577,7 +583,7 @@ impl BreakerState {
 
 /// Whether the last window looks like a signer that broke, against `baseline` valid signatures
 /// per window while it worked.
-fn signer_broke(t: Tally, baseline: u32, b: BreakerSettings) -> bool {
+fn signer_broke(t: WindowCounts, baseline: u32, b: BreakerSettings) -> bool {
     let (valid, mismatched) = (f64::from(t.valid), f64::from(t.mismatched));
     t.mismatched >= b.min_clicks
         && mismatched >= b.share * (mismatched + valid)
@@ -673,7 +679,7 @@ pub struct BreakerEvent {
     pub detail: String,
 }
 
-fn breaker_event(network: &Id, open: bool, t: Tally, b: BreakerSettings) -> BreakerEvent {
+fn breaker_event(network: &Id, open: bool, t: WindowCounts, b: BreakerSettings) -> BreakerEvent {
     BreakerEvent {
         open,
         line: breaker_line(network, if open { "open" } else { "closed" }, t, b),
@@ -688,7 +694,7 @@ fn breaker_event(network: &Id, open: bool, t: Tally, b: BreakerSettings) -> Brea
     }
 }
 
-fn breaker_line(network: &Id, state: &str, t: Tally, b: BreakerSettings) -> String {
+fn breaker_line(network: &Id, state: &str, t: WindowCounts, b: BreakerSettings) -> String {
     JsonLine::new()
         .str("event", "signing_breaker")
         .str("level", "error")

@@ -23,6 +23,7 @@ use crate::click::{
 };
 use crate::config::Config;
 use crate::decide::{decide, ClickOutcome, Observed};
+use crate::fault::Invalid;
 use crate::filters::share::ShareSeen;
 use crate::flood::{Event, FloodCause, FloodMode, FloodState, Outcome, Thresholds};
 use crate::ip::client_ip;
@@ -272,8 +273,9 @@ pub fn unread_columns<'a>(names: &[&'a str]) -> Vec<&'a str> {
         .collect()
 }
 
-/// One CSV row's fields, placed by [`csv_header`]'s positions.
-pub fn from_csv_fields(cells: &[&str], header: &[Option<usize>]) -> Result<Recorded, String> {
+/// One CSV row's fields, placed by [`csv_header`]'s positions; a row that does not read is the
+/// operator's file's problem.
+pub fn from_csv_fields(cells: &[&str], header: &[Option<usize>]) -> Result<Recorded, Invalid> {
     let get = |k: &str| {
         let col = CSV_COLUMNS.iter().position(|c| *c == k)?;
         header[col]
@@ -281,7 +283,7 @@ pub fn from_csv_fields(cells: &[&str], header: &[Option<usize>]) -> Result<Recor
             .filter(|s| !s.is_empty())
             .map(|s| (*s).to_owned())
     };
-    record(get, None)
+    record(get, None).map_err(Invalid::operator)
 }
 
 /// A click from its fields; `sent` is what the spoof filter read, where the record carries it.
@@ -377,16 +379,16 @@ impl Counting {
 
 /// What a config did with one click, reduced to what the report compares.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verdict {
+pub struct Summary {
     pub label: verdict::Verdict,
     pub codes: Vec<&'static str>,
     pub rule_id: Option<String>,
 }
 
-impl Verdict {
-    fn of(outcome: &Result<ClickOutcome, String>) -> Verdict {
+impl Summary {
+    fn of(outcome: &Result<ClickOutcome, String>) -> Summary {
         match outcome {
-            Err(_) => Verdict {
+            Err(_) => Summary {
                 label: verdict::Verdict::Refused,
                 codes: Vec::new(),
                 rule_id: None,
@@ -402,7 +404,7 @@ impl Verdict {
                     _ => verdict::Verdict::Redirect,
                 };
                 let rule_id = o.rule_id().map(str::to_owned);
-                Verdict {
+                Summary {
                     label,
                     codes,
                     rule_id,
@@ -415,7 +417,7 @@ impl Verdict {
 /// Counts by verdict, reason, offer and affiliate. Link previews are nobody's click: as in the
 /// live report, they are counted apart and in none of the click counts.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Tally {
+pub struct Totals {
     pub clicks: u64,
     pub previews: u64,
     pub by_verdict: BTreeMap<&'static str, u64>,
@@ -425,8 +427,8 @@ pub struct Tally {
     pub by_affiliate: BTreeMap<String, (u64, u64)>,
 }
 
-impl Tally {
-    fn add(&mut self, r: &Recorded, v: &Verdict) {
+impl Totals {
+    fn add(&mut self, r: &Recorded, v: &Summary) {
         if r.client.is_preview() {
             self.previews += 1;
             return;
@@ -452,8 +454,8 @@ impl Tally {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
     pub record: Recorded,
-    pub before: Verdict,
-    pub after: Verdict,
+    pub before: Summary,
+    pub after: Summary,
 }
 
 /// Where a network's flood detector tripped during a replay, and what its block would have done.
@@ -542,7 +544,7 @@ pub struct Replay<'a> {
     // One per config: the two may read the sub ID from different parameters.
     counting: Counting,
     counting_against: Counting,
-    pub tally: Tally,
+    pub tally: Totals,
     pub changes: Vec<Change>,
     pub changed: u64,
     keep_changes: usize,
@@ -563,7 +565,7 @@ impl<'a> Replay<'a> {
             key,
             counting: Counting::default(),
             counting_against: Counting::default(),
-            tally: Tally::default(),
+            tally: Totals::default(),
             changes: Vec::new(),
             changed: 0,
             keep_changes,
@@ -609,9 +611,9 @@ impl<'a> Replay<'a> {
         };
         let outcome = run(self.config, &mut self.counting);
         let flagged = outcome.as_ref().is_ok_and(ClickOutcome::flagged);
-        let after = Verdict::of(&outcome);
+        let after = Summary::of(&outcome);
         if let Some(old) = self.against {
-            let before = Verdict::of(&run(old, &mut self.counting_against));
+            let before = Summary::of(&run(old, &mut self.counting_against));
             if before.label != after.label || before.codes != after.codes {
                 self.changed += 1;
                 if self.changes.len() < self.keep_changes {
@@ -875,6 +877,7 @@ mod tests {
         assert!(
             from_csv_fields(&["", "1", "2026-11-22T10:00:00Z", "", ""], &header)
                 .unwrap_err()
+                .problem
                 .contains("no aff_id")
         );
     }

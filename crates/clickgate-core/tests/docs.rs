@@ -243,19 +243,21 @@ fn stated_figures() -> Vec<(&'static str, String)> {
         MAX_HEADERS_TOTAL, MAX_HEADER_VALUE_LEN, MAX_ID_LEN, MAX_URL_LEN, MAX_VALUE_LEN,
     };
     use clickgate_core::config::postbacks::MIN_SECRET_BYTES;
-    use clickgate_core::config::{LIST_KEY_PREFIX, MAX_DOCUMENT_BYTES, SCHEMA_VERSION};
+    use clickgate_core::config::{MAX_DOCUMENT_BYTES, SCHEMA_VERSION};
     use clickgate_core::flood::Thresholds;
     use clickgate_core::network::click_ids::{
         AFTER_REDIRECT_BATCH_MS, LOST_AFTER_MS, MAX_BATCH, REMEMBERED,
     };
     use clickgate_core::network::home::SHARED_OBJECTS;
-    use clickgate_core::network::keys::RETAIN_HOURS;
     use clickgate_core::network::local::{FlushPolicy, MAX_SENDS};
     use clickgate_core::report::{
-        EXPLAIN_RETAIN_DAYS, MAX_EXPLAINED_PER_HOUR, MAX_EXPLAINED_PER_MINUTE, MAX_NETWORKS_NAMED,
-        MAX_ROWS_PER_HOUR, OTHER, REPORT_RETAIN_DAYS,
+        MAX_EXPLAINED_PER_HOUR, MAX_EXPLAINED_PER_MINUTE, MAX_NETWORKS_NAMED, MAX_ROWS_PER_HOUR,
+        OTHER,
     };
     use clickgate_core::signing::{REPLAY_SHARDS, SCHEME};
+    use clickgate_core::stored::LIST_KEY_PREFIX;
+    use clickgate_core::stored::RETAIN_HOURS;
+    use clickgate_core::stored::{EXPLAIN_RETAIN_DAYS, REPORT_RETAIN_DAYS};
     use clickgate_core::{admin, conversion, token};
     const KIB: usize = 1024;
     const MIB: usize = 1024 * 1024;

@@ -26,7 +26,10 @@ const FLOORS: &[(&str, &[&str])] = &[
             "time", "verdict", "fault", "log", "hll", "ua", "ip", "alerts",
         ],
     ),
-    ("the request", &["click", "template", "token", "flood"]),
+    (
+        "the request",
+        &["click", "template", "token", "flood", "stored"],
+    ),
     ("a rule's filters, one file each", &["filters"]),
     ("the config document, compiled", &["config"]),
     ("the judges", &["rules", "signing", "conversion"]),

@@ -241,7 +241,7 @@ mod properties {
 
 mod forwarding {
     use super::*;
-    use clickgate_core::conversion::{parse, Judging, Seen};
+    use clickgate_core::conversion::{parse, Judging, Prior};
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -283,7 +283,7 @@ mod forwarding {
         .transaction_id
     }
 
-    fn forwarded(config: &Config, tid: &str, extra: &str, seen: Seen) -> Option<String> {
+    fn forwarded(config: &Config, tid: &str, extra: &str, seen: Prior) -> Option<String> {
         let key = TokenKey::new(&[5u8; 32]).expect("a key");
         let postback = parse(&format!("transaction_id={tid}&{extra}")).expect("a postback");
         Judging::new(config, &key, postback, 60_000)
@@ -297,14 +297,14 @@ mod forwarding {
         let c = Config::compile(FORWARDING).expect("compiles");
         let t = tid(&c, "https://t.example/?oid=5001&affid=7", "192.0.2.1");
         assert_eq!(
-            forwarded(&c, &t, "event=sale&click_id=T%20123", Seen::Fresh),
+            forwarded(&c, &t, "event=sale&click_id=T%20123", Prior::Fresh),
             Some(format!(
                 "https://tracker.example/pb?click=T%20123&ev=sale&cg={t}"
             ))
         );
         // The same event reported again is judged a duplicate and goes nowhere.
         assert_eq!(
-            forwarded(&c, &t, "event=sale&click_id=T1", Seen::Duplicate),
+            forwarded(&c, &t, "event=sale&click_id=T1", Prior::Duplicate),
             None
         );
         // A status the advertiser decided itself is not ours to pass on.
@@ -313,7 +313,7 @@ mod forwarding {
                 &c,
                 &t,
                 "event=sale&click_id=T1&status=declined",
-                Seen::Fresh
+                Prior::Fresh
             ),
             None
         );
@@ -324,15 +324,15 @@ mod forwarding {
         let c = Config::compile(FORWARDING).expect("compiles");
         let blocked = tid(&c, "https://t.example/?oid=5001&affid=7", "203.0.113.7");
         assert_eq!(
-            forwarded(&c, &blocked, "click_id=T9", Seen::Fresh),
+            forwarded(&c, &blocked, "click_id=T9", Prior::Fresh),
             Some("https://tracker.example/pb?click=T9&status=rejected&why=flagged_click".into())
         );
         // The listed offer's advertiser forwards approved conversions only.
         let quiet = tid(&c, "https://t.example/c?offer_id=1&aff_id=7", "203.0.113.7");
-        assert_eq!(forwarded(&c, &quiet, "click_id=Q", Seen::Fresh), None);
+        assert_eq!(forwarded(&c, &quiet, "click_id=Q", Prior::Fresh), None);
         let fine = tid(&c, "https://t.example/c?offer_id=1&aff_id=7", "192.0.2.1");
         assert_eq!(
-            forwarded(&c, &fine, "click_id=Q", Seen::Fresh),
+            forwarded(&c, &fine, "click_id=Q", Prior::Fresh),
             Some("https://quiet.example/pb?c=Q".into())
         );
     }

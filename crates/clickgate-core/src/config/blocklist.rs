@@ -1,6 +1,6 @@
 //! The operator's lasting blocklist: affiliates, or one affiliate's sub IDs, refused until an
 //! operator removes them (a network's block through the admin API ends at 00:00 UTC; this does
-//! not). Kept in the KV key [`BLOCKLIST_KEY`] beside the config document, written only by the
+//! not). Kept in the KV key [`crate::stored::BLOCKLIST_KEY`] beside the config document, written only by the
 //! admin API (`/admin/blocklist`), and read by each isolate with the config, so a click is checked
 //! against it in memory. A change is in force everywhere within the config refresh interval.
 //!
@@ -14,8 +14,6 @@ use crate::click::Id;
 use crate::fault::Corrupt;
 use crate::log::JsonLine;
 
-/// The KV key the blocklist is kept under.
-pub const BLOCKLIST_KEY: &str = "blocklist";
 /// The most entries the list holds: every isolate reads and keeps the whole list, and a KV value
 /// of this many stays well under a megabyte.
 pub const MAX_ENTRIES: usize = 10_000;

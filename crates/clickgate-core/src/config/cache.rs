@@ -363,8 +363,8 @@ mod tests {
 
     #[test]
     fn lists_in_their_own_keys_are_read_once_and_dropped_when_unused() {
-        use crate::config::list_key;
         use crate::ip::IpNet;
+        use crate::stored::list_key;
         let bytes = IpSet::new([IpNet::parse("192.0.2.0/24").unwrap()]).to_bytes();
         let key = list_key(&bytes);
         let with_list = DEMO.replacen(
@@ -432,7 +432,7 @@ mod tests {
         ));
         let first = s.current().unwrap().digest.clone();
         let bytes = IpSet::new([IpNet::parse("198.51.100.0/24").unwrap()]).to_bytes();
-        let kv = crate::config::list_key(&bytes);
+        let kv = crate::stored::list_key(&bytes);
         let mut fed = FeedStates::default();
         fed.record(
             &feed,

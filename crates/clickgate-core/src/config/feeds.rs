@@ -3,7 +3,7 @@
 //!
 //! `feeds[]` in the document says where each list comes from, in which format, how often, and by
 //! how much it may shrink at one fetch. What the feeds last did is kept apart from the document,
-//! in the KV key [`FEED_STATE_KEY`] ([`FeedStates`]): per fed list, the last good fetch (its list's
+//! in the KV key [`crate::stored::FEED_STATE_KEY`] ([`FeedStates`]): per fed list, the last good fetch (its list's
 //! key, time and entry count) and the last error. The isolate reads that state with the document
 //! and compiles the two together, the feed's last good list standing in for the list the document
 //! names, so the operator's document is never rewritten (a `config push` cannot race a feed), and an
@@ -17,14 +17,13 @@ use super::error::{err, ConfigError};
 use super::fields::{kind, Fields};
 use super::json::Value;
 use super::list_formats::{parse_list, Entry, Format};
-use super::lists::{digest, list_key};
+use super::lists::digest;
 use crate::fault::Corrupt;
 use crate::ip::IpSet;
 use crate::log::{fault_line, push_json_str, JsonLine};
+use crate::stored::{list_key, LIST_KEY_PREFIX};
 use crate::time::rfc3339_ms;
 
-/// The KV key the feeds' state is kept under, beside the document's key.
-pub const FEED_STATE_KEY: &str = "feeds";
 /// The Cron Trigger runs every five minutes (wrangler.toml); a feed cannot be asked more often.
 pub const MIN_EVERY_MINUTES: u64 = 5;
 /// A week: a feed fetched less often than that is a list to push by hand.
@@ -210,7 +209,7 @@ pub struct FeedState {
     pub error: Option<(u64, String)>,
 }
 
-/// Every feed's state: the document kept under [`FEED_STATE_KEY`]. A handful of feeds, so a list
+/// Every feed's state: the document kept under [`crate::stored::FEED_STATE_KEY`]. A handful of feeds, so a list
 /// searched in turn (a map's code cost the Worker's size more than it could save).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FeedStates(pub Vec<FeedState>);
@@ -453,10 +452,7 @@ impl FeedStates {
                 JsonLine::new()
                     .str("at", &rfc3339_ms(g.at_ms))
                     .num("entries", g.entries)
-                    .str(
-                        "hash",
-                        g.kv.trim_start_matches(super::lists::LIST_KEY_PREFIX),
-                    )
+                    .str("hash", g.kv.trim_start_matches(LIST_KEY_PREFIX))
                     .str("kv", &g.kv)
                     .finish()
             });

@@ -11,21 +11,10 @@ use crate::click::Id;
 use crate::filters::asn_sets::{AsnList, BuiltinSet};
 use crate::filters::{referrer::RefererPattern, Lists};
 use crate::ip::{IpNet, IpSet};
+use crate::stored::LIST_KEY_PREFIX;
 
 /// IP lists kept in their own KV keys, by key, decoded once per isolate.
 pub type StoredLists = HashMap<String, IpSet>;
-
-/// Keys of lists kept apart start with this; the rest is a hash of the compiled list, so a key's
-/// content never changes and an isolate never has to re-read one it has.
-pub const LIST_KEY_PREFIX: &str = "iplist/";
-
-/// The KV key a compiled list is stored under.
-pub fn list_key(compiled: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    let hash = Sha256::digest(compiled);
-    let hex: String = hash[..12].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{LIST_KEY_PREFIX}{hex}")
-}
 
 /// The keys of the lists a document keeps apart: what the edge fetches before compiling it. A
 /// document that does not parse refers to none (compiling it reports why). Only `lists` is looked
@@ -403,6 +392,7 @@ mod tests {
     use super::*;
     use crate::config::tests::DEMO;
     use crate::config::Config;
+    use crate::stored::list_key;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 

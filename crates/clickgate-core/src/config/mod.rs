@@ -47,7 +47,7 @@ pub use error::ConfigError;
 use feeds::{digest_fed, FeedStates};
 pub(crate) use json::parse;
 pub use json::repeated_keys;
-pub use lists::{digest, list_key, referenced_lists, StoredLists, LIST_KEY_PREFIX};
+pub use lists::{digest, referenced_lists, StoredLists};
 pub use offers::{Offer, OfferStatus};
 pub use ranges::{Ranges, RANGES};
 pub use secrets::{redact, Secrets, REDACTED};

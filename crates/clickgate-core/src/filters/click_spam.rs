@@ -65,7 +65,7 @@ impl Judge for ClickSpam {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::filters::share::{Tally, MAX_SHARES};
+    use crate::filters::share::{ShareTally, MAX_SHARES};
     use crate::filters::Counters;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -76,7 +76,7 @@ mod tests {
 
     fn counted(hits: u32, total: u32) -> Counters {
         let mut shares = [None; MAX_SHARES];
-        shares[0] = Some((Measure::CtitOver(7200), Tally { total, hits }));
+        shares[0] = Some((Measure::CtitOver(7200), ShareTally { total, hits }));
         Counters {
             shares,
             ..Counters::default()

@@ -107,7 +107,7 @@ impl DatacenterVpn {
 #[cfg(test)]
 mod tests {
     use crate::decide::harness::*;
-    use crate::filters::share::{Measure, Tally, MAX_SHARES};
+    use crate::filters::share::{Measure, ShareTally, MAX_SHARES};
     use crate::filters::Counters;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -237,7 +237,7 @@ mod tests {
         );
         let shared = |hits, total| {
             let mut shares = [None; MAX_SHARES];
-            shares[1] = Some((Measure::DatacenterVpn, Tally { total, hits }));
+            shares[1] = Some((Measure::DatacenterVpn, ShareTally { total, hits }));
             Some(Counters { shares, ..Counters::default() })
         };
         // "Below 10%": two of twenty is above it, one of ten short of the minimum count.

@@ -63,7 +63,7 @@ impl Judge for LowSessionTime {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::filters::share::{Tally, MAX_SHARES};
+    use crate::filters::share::{ShareTally, MAX_SHARES};
     use crate::filters::Counters;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -74,7 +74,7 @@ mod tests {
 
     fn counted(hits: u32, total: u32) -> Counters {
         let mut shares = [None; MAX_SHARES];
-        shares[MAX_SHARES - 1] = Some((Measure::CtitUnder(60), Tally { total, hits }));
+        shares[MAX_SHARES - 1] = Some((Measure::CtitUnder(60), ShareTally { total, hits }));
         Counters {
             shares,
             ..Counters::default()

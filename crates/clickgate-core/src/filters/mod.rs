@@ -18,7 +18,7 @@ use crate::verdict::ReasonCode;
 
 use asn_sets::AsnList;
 use referrer::Referrers;
-use share::{Measure, ShareBound, ShareSeen, Tally, MAX_SHARES};
+use share::{Measure, ShareBound, ShareSeen, ShareTally, MAX_SHARES};
 
 pub mod share;
 
@@ -38,12 +38,12 @@ pub struct Counters {
     pub distinct_sub_ids: u32,
     /// The share filters' tallies on this offer and affiliate, each over its window, this click
     /// included where it counts toward one.
-    pub shares: [Option<(Measure, Tally)>; MAX_SHARES],
+    pub shares: [Option<(Measure, ShareTally)>; MAX_SHARES],
 }
 
 impl Counters {
     /// The tally of `measure`, when it was read.
-    pub fn share(&self, measure: Measure) -> Option<Tally> {
+    pub fn share(&self, measure: Measure) -> Option<ShareTally> {
         self.shares
             .iter()
             .flatten()

@@ -158,7 +158,7 @@ impl MinVersions {
 #[cfg(test)]
 mod tests {
     use crate::decide::harness::*;
-    use crate::filters::share::{Measure, Tally, MAX_SHARES};
+    use crate::filters::share::{Measure, ShareTally, MAX_SHARES};
     use crate::filters::Counters;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -181,7 +181,7 @@ mod tests {
 
     fn shared(hits: u32, total: u32) -> Option<Counters> {
         let mut shares = [None; MAX_SHARES];
-        shares[0] = Some((Measure::OldDevices, Tally { total, hits }));
+        shares[0] = Some((Measure::OldDevices, ShareTally { total, hits }));
         Some(Counters {
             shares,
             ..Counters::default()

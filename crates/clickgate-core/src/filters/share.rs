@@ -4,7 +4,7 @@
 //!
 //! The counts themselves live with the network's other counts (see [`crate::network`]); a share
 //! filter names what it counts ([`Measure`]) and its bound ([`ShareBound`]), and judges the
-//! [`Tally`] it is handed.
+//! [`ShareTally`] it is handed.
 
 use std::ops::RangeInclusive;
 
@@ -91,13 +91,13 @@ impl Measure {
 
 /// Events and the hits among them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Tally {
+pub struct ShareTally {
     pub total: u32,
     pub hits: u32,
 }
 
-impl Tally {
-    pub fn add(&mut self, other: Tally) {
+impl ShareTally {
+    pub fn add(&mut self, other: ShareTally) {
         self.total = self.total.saturating_add(other.total);
         self.hits = self.hits.saturating_add(other.hits);
     }
@@ -136,7 +136,7 @@ impl ShareBound {
 
     /// Whether `tally` is beyond the bound: at the bound exactly, or short of `min` events, it is
     /// not. In whole numbers: `hits / total > percent / 100`.
-    pub fn exceeded(self, tally: Tally) -> bool {
+    pub fn exceeded(self, tally: ShareTally) -> bool {
         tally.total >= self.min
             && u64::from(tally.hits.min(tally.total)) * 100
                 > u64::from(self.percent) * u64::from(tally.total)
@@ -149,7 +149,7 @@ pub struct ShareSeen {
     pub filter: &'static str,
     pub measure: Measure,
     pub bound: ShareBound,
-    pub tally: Tally,
+    pub tally: ShareTally,
 }
 
 impl ShareSeen {
@@ -193,8 +193,8 @@ mod tests {
         window_hours: 24,
     };
 
-    fn tally(hits: u32, total: u32) -> Tally {
-        Tally { total, hits }
+    fn tally(hits: u32, total: u32) -> ShareTally {
+        ShareTally { total, hits }
     }
 
     #[test]
@@ -306,10 +306,10 @@ mod tests {
             /// batch is what one count of every event would say.
             #[test]
             fn tallies_add_in_any_order(parts in proptest::collection::vec((0u32..1000, 0u32..1000), 0..20)) {
-                let parts: Vec<Tally> = parts.into_iter().map(|(h, e)| tally(h, h + e)).collect();
-                let mut forward = Tally::default();
+                let parts: Vec<ShareTally> = parts.into_iter().map(|(h, e)| tally(h, h + e)).collect();
+                let mut forward = ShareTally::default();
                 parts.iter().for_each(|p| forward.add(*p));
-                let mut backward = Tally::default();
+                let mut backward = ShareTally::default();
                 parts.iter().rev().for_each(|p| backward.add(*p));
                 prop_assert_eq!(forward, backward);
                 prop_assert!(forward.hits <= forward.total);

@@ -14,10 +14,10 @@
 use crate::click::Id;
 use crate::config::Config;
 use crate::hll::hash64;
+use crate::stored::{network_key, shared_object, strip_network, SHARED_PREFIX};
 
 /// How many objects the networks not in the config share.
 pub const SHARED_OBJECTS: u64 = 16;
-const SHARED_PREFIX: &str = "unlisted:";
 /// A shared object's report covers all its networks: the query that asks for that.
 const MEMBERS_QUERY: &str = "members";
 
@@ -68,7 +68,7 @@ impl Home {
     pub fn object(&self) -> String {
         match self {
             Home::Own(network) => network.as_str().to_owned(),
-            Home::Shared { object, .. } => format!("{SHARED_PREFIX}{object}"),
+            Home::Shared { object, .. } => shared_object(*object),
         }
     }
 
@@ -147,10 +147,7 @@ impl Space {
     /// A stored key of this space without its prefix; `None` when it is another space's.
     pub fn strip<'a>(&self, stored: &'a str) -> Option<&'a str> {
         match self {
-            Space::Of(network) => stored
-                .strip_prefix('@')?
-                .strip_prefix(network.as_str())?
-                .strip_prefix('/'),
+            Space::Of(network) => strip_network(network.as_str(), stored),
             Space::Whole | Space::Members => Some(stored),
         }
     }
@@ -175,22 +172,10 @@ impl Space {
     }
 }
 
-/// `key` of `network` in a shared object.
-fn network_key(network: &str, key: &str) -> String {
-    format!("@{network}/{key}")
-}
-
-/// A stored key without the network prefix a shared object gives it: what the daily sweep judges.
-pub fn inner_key(stored: &str) -> &str {
-    stored
-        .strip_prefix('@')
-        .and_then(|rest| rest.split_once('/'))
-        .map_or(stored, |(_, key)| key)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stored::inner_key;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 

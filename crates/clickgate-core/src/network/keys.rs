@@ -1,5 +1,5 @@
-//! What the isolate's counts and the object's store share: the keys a click touches and the store
-//! keys they live under, and the per-IP history of clicks. The floor of `network/`: the wire
+//! What the isolate's counts and the object's store share: the keys a click touches (their store
+//! keys are spelled in [`crate::stored`]), and the per-IP history of clicks. The floor of `network/`: the wire
 //! format, the object's store and the isolate's counts all read these, and it reads none of them.
 
 use serde_json::{json, Value};
@@ -11,13 +11,9 @@ use crate::fault::Corrupt;
 use crate::filters::share::{Measure, MAX_SHARES};
 use crate::filters::{Count, Seen};
 use crate::hll::hash64;
-use crate::report;
+use crate::stored::{share_hashes, RETAIN_HOURS};
 use crate::time::{utc_day, HOUR_MS};
-use crate::token::NONCE_LEN;
 use crate::ua::is_link_preview;
-
-/// The longest duplicate-IP window a rule may ask for (30 days); older hours are dropped.
-pub const RETAIN_HOURS: u32 = 24 * 30;
 
 /// Which counts a click's deciding rule reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -171,11 +167,7 @@ pub fn ip_hash(ip: &str) -> u64 {
 /// and expired as a duplicate-IP count is, with no code of its own in the isolate, the wire or
 /// the object.
 pub fn share_keys(measure: Measure) -> (u64, u64) {
-    let tag = measure.tag();
-    (
-        hash64(format!("share/{tag}/events").as_bytes()),
-        hash64(format!("share/{tag}/hits").as_bytes()),
-    )
+    share_hashes(&measure.tag())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -253,71 +245,6 @@ impl History {
             history.add(h, c);
         }
         Ok(history)
-    }
-}
-
-// The object's side.
-
-/// A key of the object's storage.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum StoreKey {
-    /// Which batches were applied, per isolate.
-    Seen,
-    /// One IP's history on one offer: `ip/{offer}/{hash}`.
-    Ip(Id, u64),
-    /// One offer's sub-ID sketch for one UTC day: `sub/{day}/{offer}`.
-    Sub(Id, u32),
-    /// The network's flood day (see [`crate::flood`]).
-    Flood,
-    /// The network's report rows for one UTC hour: `report/{hour:08}`.
-    Report(u32),
-    /// One click's kept decision: `explain/{hour:08}/{nonce}`. Written, never read back by a batch.
-    Explain(u32, String),
-}
-
-impl StoreKey {
-    pub fn parse(key: &str) -> Option<StoreKey> {
-        match key {
-            "seen" => return Some(StoreKey::Seen),
-            "flood" => return Some(StoreKey::Flood),
-            _ => {}
-        }
-        if let Some(hour) = report::parse_hour_key(key) {
-            return Some(StoreKey::Report(hour));
-        }
-        if let Some(rest) = key.strip_prefix("explain/") {
-            let (hour, nonce) = rest.split_once('/')?;
-            let valid = hour.len() == 8
-                && nonce.len() == 2 * NONCE_LEN
-                && nonce
-                    .bytes()
-                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
-            return valid
-                .then(|| Some(StoreKey::Explain(hour.parse().ok()?, nonce.to_owned())))
-                .flatten();
-        }
-        if let Some(rest) = key.strip_prefix("ip/") {
-            let (offer, ip) = rest.rsplit_once('/')?;
-            let ip = u64::from_str_radix(ip, 16)
-                .ok()
-                .filter(|_| ip.len() == 16)?;
-            return Some(StoreKey::Ip(Id::parse(offer).ok()?, ip));
-        }
-        let (day, offer) = key.strip_prefix("sub/")?.split_once('/')?;
-        Some(StoreKey::Sub(Id::parse(offer).ok()?, day.parse().ok()?))
-    }
-}
-
-impl std::fmt::Display for StoreKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StoreKey::Seen => f.write_str("seen"),
-            StoreKey::Flood => f.write_str("flood"),
-            StoreKey::Ip(offer, ip) => write!(f, "ip/{offer}/{ip:016x}"),
-            StoreKey::Sub(offer, day) => write!(f, "sub/{day}/{offer}"),
-            StoreKey::Report(hour) => f.write_str(&report::hour_key(*hour)),
-            StoreKey::Explain(hour, nonce) => write!(f, "explain/{hour:08}/{nonce}"),
-        }
     }
 }
 

@@ -15,7 +15,7 @@
 //! What is counted:
 //! - clicks per IP on an offer of the network, in whole UTC hours: a window of `W` hours is the
 //!   current hour and the `W - 1` before it; hours older than
-//!   [`RETAIN_HOURS`](super::keys::RETAIN_HOURS) are dropped;
+//!   [`RETAIN_HOURS`](crate::stored::RETAIN_HOURS) are dropped;
 //! - distinct sub IDs per offer of the network in the current UTC day, as a [`HyperLogLog`].
 //!
 //! IPs are kept as 64-bit hashes, never as text: the object needs to tell them apart, not read them.
@@ -35,7 +35,7 @@ use crate::token::NONCE_LEN;
 
 use super::keys::{clamp_u32, share_keys, ClickKeys, History};
 use super::wire::{Batch, IpDelta, Reply, SubDelta};
-use crate::filters::share::{Measure, Tally as ShareTally};
+use crate::filters::share::{Measure, ShareTally};
 
 // ---------------------------------------------------------------------------------------------
 // The isolate's side.
@@ -656,7 +656,7 @@ impl LocalCounts {
         );
         row.count_click(outcome);
         if report::worth_explaining(outcome) && net.explain_budget.take(now_ms / MINUTE_MS) {
-            let key = report::explain_key(hour, nonce);
+            let key = crate::stored::explain_key(hour, nonce);
             net.pending_explain
                 .push((key, report::kept_decision(outcome, log_line)));
         }

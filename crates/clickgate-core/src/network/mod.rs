@@ -7,8 +7,10 @@
 //! - [`local`]: the isolate's counts and when it sends them.
 //! - [`store`]: the object's counts, applied from the isolates' batches exactly once.
 //! - [`click_ids`]: click ids asked of their replay object in batches.
+//! - [`directory`]: the directory's listing rule: which objects and networks a report asks.
 
 pub mod click_ids;
+pub mod directory;
 pub mod home;
 pub mod keys;
 pub mod local;

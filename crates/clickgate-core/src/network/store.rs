@@ -9,36 +9,35 @@ use serde_json::{json, Value};
 
 use crate::alerts::Kind;
 use crate::click::Id;
-use crate::conversion::{self, approval_slots, free_approval_slot};
+use crate::conversion::{self, free_approval_slot};
 use crate::fault::Corrupt;
 use crate::flood::{Event, FloodBlock, FloodState, Outcome};
 use crate::hll::HyperLogLog;
 use crate::log::JsonLine;
-use crate::report::{self, HourRows};
+use crate::report::HourRows;
 use crate::rules::Counters;
+use crate::signing;
 use crate::time::{rfc3339_ms, utc_day, HOUR_MS};
 
 use super::click_ids::uses;
-use super::keys::{clamp_u32, share_keys, u32_at, ClickKeys, History, StoreKey, RETAIN_HOURS};
+use super::directory;
+use super::keys::{clamp_u32, share_keys, u32_at, ClickKeys, History};
 use super::wire::{decode_sketch, hex_u64, Batch, ConversionUse, Reply};
-use crate::filters::share::{Measure, Tally as ShareTally};
-
-/// An isolate that has not been heard of for this long has stopped; its batch ids are forgotten.
-const SEEN_RETAIN_HOURS: u32 = 48;
-/// A flood state no batch or conversion has moved for this many days is dropped, as the counts
-/// are: a network quiet for a month starts its baseline afresh, and a made-up `aff_id` leaves
-/// nothing behind in its shared object.
-const FLOOD_RETAIN_DAYS: u64 = RETAIN_HOURS as u64 / 24;
+use crate::filters::share::{Measure, ShareTally};
+use crate::stored::{
+    approval_slots, StoreKey, EXPLAIN_RETAIN_DAYS, FLOOD_RETAIN_DAYS, REPORT_RETAIN_DAYS,
+    SEEN_RETAIN_HOURS,
+};
 
 /// Which batches of one isolate were applied: every seq up to `upto`, and `above`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Seen {
+struct Applied {
     upto: u64,
     above: BTreeSet<u64>,
     last_hour: u32,
 }
 
-impl Seen {
+impl Applied {
     /// Marks `seq` applied; false when it already was.
     fn insert(&mut self, seq: u64) -> bool {
         if seq <= self.upto || !self.above.insert(seq) {
@@ -56,7 +55,7 @@ impl Seen {
 /// [`NetworkCounts::take_changes`] names).
 #[derive(Debug, Clone, Default)]
 pub struct NetworkCounts {
-    seen: BTreeMap<u64, Seen>,
+    seen: BTreeMap<u64, Applied>,
     pub(super) ips: HashMap<(Id, u64), History>,
     subs: HashMap<(Id, u32), HyperLogLog>,
     flood: Option<FloodState>,
@@ -353,12 +352,8 @@ impl NetworkCounts {
             }),
             Some(StoreKey::Flood) => FloodState::decode(value)
                 .is_ok_and(|f| f.day + FLOOD_RETAIN_DAYS < u64::from(utc_day(now_ms))),
-            Some(StoreKey::Report(hour)) => {
-                report::past_retention(hour, report::REPORT_RETAIN_DAYS, now_ms)
-            }
-            Some(StoreKey::Explain(hour, _)) => {
-                report::past_retention(hour, report::EXPLAIN_RETAIN_DAYS, now_ms)
-            }
+            Some(StoreKey::Report(hour)) => past_retention(hour, REPORT_RETAIN_DAYS, now_ms),
+            Some(StoreKey::Explain(hour, _)) => past_retention(hour, EXPLAIN_RETAIN_DAYS, now_ms),
             Some(StoreKey::Sub(_, day)) => day < utc_day(now_ms),
             Some(StoreKey::Ip(..)) => History::decode(value).map_or(true, |mut h| {
                 h.prune((now_ms / HOUR_MS) as u32);
@@ -370,7 +365,23 @@ impl NetworkCounts {
     }
 }
 
-fn encode_seen(seen: &BTreeMap<u64, Seen>) -> String {
+/// The daily sweep's one rule: whether an entry of an object's storage (a shared object's with its
+/// network's prefix) is past its retention or expiry: a count ([`NetworkCounts::expired_key`]), a
+/// use record, a rejection or a directory listing. Keys of no known family are left alone.
+pub fn expired(stored: &str, value: &str, now_ms: u64) -> bool {
+    let key = crate::stored::inner_key(stored);
+    NetworkCounts::expired_key(key, value, now_ms)
+        || signing::use_record_expired(key, value, now_ms)
+        || conversion::rejection_expired(key, value, now_ms)
+        || directory::listing_expired(key, value, now_ms)
+}
+
+/// Whether an hour kept for `days` days is past it.
+fn past_retention(hour: u32, days: u32, now_ms: u64) -> bool {
+    hour + days * 24 <= (now_ms / HOUR_MS) as u32
+}
+
+fn encode_seen(seen: &BTreeMap<u64, Applied>) -> String {
     // Inserted one by one: collecting into a map would bring its own copy of the stable sort.
     let mut map = serde_json::Map::new();
     for (isolate, s) in seen {
@@ -382,7 +393,7 @@ fn encode_seen(seen: &BTreeMap<u64, Seen>) -> String {
     Value::Object(map).to_string()
 }
 
-fn decode_seen(text: &str) -> Result<BTreeMap<u64, Seen>, String> {
+fn decode_seen(text: &str) -> Result<BTreeMap<u64, Applied>, String> {
     let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
     let map = v.as_object().ok_or("not an object")?;
     let mut seen = BTreeMap::new();
@@ -396,7 +407,7 @@ fn decode_seen(text: &str) -> Result<BTreeMap<u64, Seen>, String> {
         let last_hour = u32_at(s, 2)?;
         seen.insert(
             isolate,
-            Seen {
+            Applied {
                 upto,
                 above,
                 last_hour,
@@ -410,7 +421,7 @@ fn decode_seen(text: &str) -> Result<BTreeMap<u64, Seen>, String> {
 /// conversion counts toward the network's flood day.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConversionStep {
-    pub seen: conversion::Seen,
+    pub seen: conversion::Prior,
     pub writes: Vec<(String, u64)>,
     pub counts_toward_flood: bool,
 }
@@ -451,25 +462,25 @@ pub fn conversion_step(
         counts_toward_flood: false,
     };
     if used.contains(&true) {
-        return refused(conversion::Seen::Duplicate, writes);
+        return refused(conversion::Prior::Duplicate, writes);
     }
     let rejected = asked.rejection.as_ref().and_then(|key| {
         let (_, value) = stored.iter().find(|(k, _)| k == key)?;
         conversion::stored_rejection(value, now_ms)
     });
     if let Some(reason) = rejected {
-        return refused(conversion::Seen::Rejected(reason.to_owned()), writes);
+        return refused(conversion::Prior::Rejected(reason.to_owned()), writes);
     }
     if let Some((click_key, max)) = &asked.approvals {
         let slots = approval_slots(click_key, *max);
         let Some(slot) = free_approval_slot(&slots, stored, now_ms) else {
-            return refused(conversion::Seen::Capped, writes);
+            return refused(conversion::Prior::Capped, writes);
         };
         let (_, taken) = uses(&[(slot, asked.expires_ms)], held(slot), now_ms);
         writes.extend(taken);
     }
     ConversionStep {
-        seen: conversion::Seen::Fresh,
+        seen: conversion::Prior::Fresh,
         writes,
         counts_toward_flood: asked.counts,
     }
@@ -478,11 +489,10 @@ pub fn conversion_step(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::network::home;
     use crate::network::keys::ip_hash;
-    use crate::network::keys::RETAIN_HOURS;
     use crate::network::wire::tests::{batch, id};
     use crate::network::wire::SubDelta;
+    use crate::stored::RETAIN_HOURS;
     use crate::time::DAY_MS;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -576,7 +586,7 @@ mod tests {
         let first = step(&asked("sale"), T0);
         assert_eq!(
             (first.seen, first.counts_toward_flood),
-            (conversion::Seen::Fresh, true)
+            (conversion::Prior::Fresh, true)
         );
         let written: Vec<&str> = first.writes.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(written, ["cv/00ff/sale", "cv/00ff/approved/0"]);
@@ -584,15 +594,15 @@ mod tests {
         let again = step(&asked("sale"), T0 + 1);
         assert_eq!(
             (again.seen, again.counts_toward_flood),
-            (conversion::Seen::Duplicate, false)
+            (conversion::Prior::Duplicate, false)
         );
         // Another event of the click: its one approval is taken, though the event is recorded.
         let other = step(&asked("upsell"), T0 + 2);
-        assert_eq!(other.seen, conversion::Seen::Capped);
+        assert_eq!(other.seen, conversion::Prior::Capped);
         assert_eq!(other.writes.len(), 1);
         // Once the slot has expired, a new event takes it.
         let later = step(&asked("renewal"), EXPIRES + 1);
-        assert_eq!(later.seen, conversion::Seen::Fresh);
+        assert_eq!(later.seen, conversion::Prior::Fresh);
     }
 
     #[test]
@@ -622,7 +632,7 @@ mod tests {
         };
         // Before the rejection: approved, one slot taken.
         let before = step(&asked("install"), T0, &mut stored);
-        assert_eq!(before.seen, conversion::Seen::Fresh);
+        assert_eq!(before.seen, conversion::Prior::Fresh);
         // The MMP rejects the install; the object keeps it beside the click's records.
         let (_, value) = conversion::reject_step(None, "click injection", EXPIRES, T0 + 1);
         stored.push(("rj/00ff".to_owned(), value.unwrap()));
@@ -630,16 +640,16 @@ mod tests {
         let after = step(&asked("purchase"), T0 + 2, &mut stored);
         assert_eq!(
             (after.seen, after.counts_toward_flood),
-            (conversion::Seen::Rejected("click injection".into()), false)
+            (conversion::Prior::Rejected("click injection".into()), false)
         );
         let written: Vec<&str> = after.writes.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(written, ["cv/00ff/purchase"]);
         // A repeat of it is a duplicate first, as any repeat.
         let repeat = step(&asked("purchase"), T0 + 3, &mut stored);
-        assert_eq!(repeat.seen, conversion::Seen::Duplicate);
+        assert_eq!(repeat.seen, conversion::Prior::Duplicate);
         // Past the rejection's expiry the click is judged on the rest again.
         let later = step(&asked("renewal"), EXPIRES + 1, &mut stored);
-        assert_eq!(later.seen, conversion::Seen::Fresh);
+        assert_eq!(later.seen, conversion::Prior::Fresh);
     }
 
     #[test]
@@ -753,6 +763,19 @@ mod tests {
     }
 
     #[test]
+    fn the_sweep_judges_every_family_with_or_without_a_network_prefix() {
+        let today = utc_day(T0);
+        assert!(expired("@n-1/r/123", &(T0 - 1).to_string(), T0));
+        assert!(!expired("@n-1/r/123", &T0.to_string(), T0));
+        assert!(expired("cv/00ff/approved/0", "garbage", T0));
+        assert!(expired("@n-1/rj/00ff", "garbage", T0));
+        assert!(!expired("n/net-1", &(today - 90).to_string(), T0));
+        assert!(expired("n/net-1", &(today - 91).to_string(), T0));
+        assert!(expired(&format!("@n-1/sub/{}/1", today - 1), "", T0));
+        assert!(!expired("@n-1/who-knows", "0", T0));
+    }
+
+    #[test]
     fn a_quiet_members_flood_and_batch_records_expire() {
         // Regression: the applied-batch and flood records were never swept, so each made-up
         // `aff_id` left about 440 bytes in its shared object for good.
@@ -768,7 +791,7 @@ mod tests {
             stored
                 .iter()
                 .find(|(k, _)| k.contains(key))
-                .is_some_and(|(k, v)| NetworkCounts::expired_key(home::inner_key(k), v, now))
+                .is_some_and(|(k, v)| expired(k, v, now))
         };
         // Kept while a retry or the day's flood state may still need them...
         assert!(!expired("/seen", T0 + 47 * HOUR_MS));

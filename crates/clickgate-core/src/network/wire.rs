@@ -29,7 +29,7 @@ use serde_json::{json, Value};
 
 use crate::alerts::Kind;
 use crate::click::Id;
-use crate::conversion::{Rejected, Seen};
+use crate::conversion::{Prior, Rejected};
 use crate::fault::{Blame, Corrupt, Fault};
 use crate::flood::{Event, FloodBlock, FloodCause, Thresholds};
 use crate::hll::HyperLogLog;
@@ -38,7 +38,8 @@ use crate::signing::ReplayAnswer;
 
 use super::click_ids::MAX_BATCH;
 use super::home::{self, Space};
-use super::keys::{u32_at, History, StoreKey};
+use super::keys::{u32_at, History};
+use crate::stored::StoreKey;
 
 /// The one method the object serves.
 pub const METHOD: &str = "POST";
@@ -55,7 +56,7 @@ pub enum ObjectRequest {
         uses: Vec<(String, u64)>,
     },
     /// `/conversion`: one postback's event, and its click's approvals when it would be approved;
-    /// answered with a [`Seen`] ([`encode_seen`]).
+    /// answered with a [`Prior`] ([`encode_seen`]).
     Conversion {
         space: Space,
         conversion: ConversionUse,
@@ -443,24 +444,27 @@ pub fn parse_click_id_answers(text: &str, n: usize) -> Result<Vec<ReplayAnswer>,
 }
 
 /// The object's answer to `/conversion`.
-pub fn encode_seen(seen: &Seen) -> String {
+pub fn encode_seen(seen: &Prior) -> String {
     match seen {
-        Seen::Fresh => "fresh".to_owned(),
-        Seen::Duplicate => "replayed".to_owned(),
-        Seen::Capped => "capped".to_owned(),
-        Seen::Rejected(reason) => format!("rejected\n{reason}"),
+        Prior::Fresh => "fresh".to_owned(),
+        Prior::Duplicate => "replayed".to_owned(),
+        Prior::Capped => "capped".to_owned(),
+        Prior::Rejected(reason) => format!("rejected\n{reason}"),
     }
 }
 
 /// The isolate's reading of a `/conversion` answer.
-pub fn parse_seen(text: &str) -> Result<Seen, String> {
+pub fn parse_seen(text: &str) -> Result<Prior, Corrupt> {
     match text {
-        "fresh" => Ok(Seen::Fresh),
-        "replayed" => Ok(Seen::Duplicate),
-        "capped" => Ok(Seen::Capped),
+        "fresh" => Ok(Prior::Fresh),
+        "replayed" => Ok(Prior::Duplicate),
+        "capped" => Ok(Prior::Capped),
         other => match other.split_once('\n') {
-            Some(("rejected", reason)) => Ok(Seen::Rejected(reason.to_owned())),
-            _ => Err(format!("unexpected answer `{other}`")),
+            Some(("rejected", reason)) => Ok(Prior::Rejected(reason.to_owned())),
+            _ => Err(Corrupt::new(
+                "conversion answer",
+                format!("unexpected answer `{other}`"),
+            )),
         },
     }
 }
@@ -473,11 +477,16 @@ pub fn encode_rejected(kept: &Rejected) -> String {
 }
 
 /// The isolate's reading of a `/reject` answer.
-pub fn parse_rejected(text: &str) -> Result<Rejected, String> {
+pub fn parse_rejected(text: &str) -> Result<Rejected, Corrupt> {
     let (new, reason) = match text.split_once('\n') {
         Some(("new", reason)) => (true, reason),
         Some(("kept", reason)) => (false, reason),
-        _ => return Err(format!("unexpected answer `{text}`")),
+        _ => {
+            return Err(Corrupt::new(
+                "rejection answer",
+                format!("unexpected answer `{text}`"),
+            ))
+        }
     };
     Ok(Rejected {
         reason: reason.to_owned(),
@@ -831,7 +840,6 @@ pub(crate) mod tests {
     use super::*;
     use crate::network::click_ids::uses;
     use crate::network::keys::ip_hash;
-    use crate::report;
     use crate::token::NONCE_LEN;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -920,7 +928,7 @@ pub(crate) mod tests {
             },
             ObjectRequest::Explain {
                 space: shared(),
-                key: report::explain_key(499_001, &[1; NONCE_LEN]),
+                key: crate::stored::explain_key(499_001, &[1; NONCE_LEN]),
             },
             ObjectRequest::List {
                 object: "unlisted:3".into(),
@@ -978,7 +986,7 @@ pub(crate) mod tests {
             (
                 "POST",
                 "/explain?in=made-up-9",
-                report::explain_key(499_001, &[1; NONCE_LEN]),
+                crate::stored::explain_key(499_001, &[1; NONCE_LEN]),
             ),
             ("POST", "/list", "unlisted:3\n20415".into()),
             ("POST", "/networks", "20415".into()),
@@ -994,10 +1002,10 @@ pub(crate) mod tests {
         assert_eq!(encode_click_id_answers(&[false, true]), "fresh\nreplayed");
         assert_eq!(
             [
-                Seen::Fresh,
-                Seen::Duplicate,
-                Seen::Capped,
-                Seen::Rejected("mmp: click injection".into())
+                Prior::Fresh,
+                Prior::Duplicate,
+                Prior::Capped,
+                Prior::Rejected("mmp: click injection".into())
             ]
             .map(|s| encode_seen(&s)),
             [
@@ -1040,15 +1048,22 @@ pub(crate) mod tests {
         assert!(parse_click_id_answers("fresh\nmaybe", 2).is_err());
         assert!(parse_click_id_answers("fresh\nfresh\nfresh", 2).is_err());
         for seen in [
-            Seen::Fresh,
-            Seen::Duplicate,
-            Seen::Capped,
-            Seen::Rejected("a reason\nacross lines".into()),
+            Prior::Fresh,
+            Prior::Duplicate,
+            Prior::Capped,
+            Prior::Rejected("a reason\nacross lines".into()),
         ] {
             assert_eq!(parse_seen(&encode_seen(&seen)), Ok(seen));
         }
         assert!(parse_seen("").is_err() && parse_seen("Fresh").is_err());
         assert!(parse_seen("refused\nwhy").is_err());
+        // An answer that does not read is the runtime's fault, its message as the logs show it.
+        let e = parse_seen("Fresh").unwrap_err();
+        assert_eq!(
+            (e.blame(), e.to_string()),
+            (Blame::Runtime, "unexpected answer `Fresh`".into())
+        );
+        assert_eq!(parse_rejected("old").unwrap_err().what, "rejection answer");
         for new in [true, false] {
             let kept = Rejected {
                 reason: "mmp: install\nrejected".into(),
@@ -1189,7 +1204,7 @@ pub(crate) mod tests {
             tally,
         ));
         b.explain.push((
-            report::explain_key(499_000, &[1; NONCE_LEN]),
+            crate::stored::explain_key(499_000, &[1; NONCE_LEN]),
             "{\"event\":\"click\"}".into(),
         ));
         assert_eq!(Batch::parse(&b.to_json()), Ok(b.clone()));
