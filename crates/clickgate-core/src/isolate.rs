@@ -555,8 +555,10 @@ impl Isolate {
             _ => None,
         };
         // Duplicate-IP and sub-ID counts: this isolate's view, never a wait on the network's object.
-        let counters = ClickKeys::of(&config, &params, &client, now_ms)
-            .and_then(|keys| self.with_counts(&mut effects, |c| c.record(&keys, now_ms)))
+        let keys = ClickKeys::of(&config, &params, &client, now_ms);
+        let counters = keys
+            .as_ref()
+            .and_then(|keys| self.with_counts(&mut effects, |c| c.record(keys, now_ms)))
             .flatten();
         let thresholds = config.flood_thresholds(&network);
         let flood = self
@@ -608,6 +610,11 @@ impl Isolate {
         }
         let home = Home::of(&config, &network);
         self.flush(&mut effects, network, home, now_ms);
+        // The offer's device ledger, which this click may have counted in.
+        if let Some(ledger) = keys.and_then(|k| k.ledger) {
+            let home = Home::of(&config, &ledger);
+            self.flush(&mut effects, ledger, home, now_ms);
+        }
         Answered {
             response: click_response(&outcome, accept.as_deref(), head),
             effects,

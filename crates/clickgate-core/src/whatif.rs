@@ -339,7 +339,14 @@ impl Counting {
     pub fn observe(&mut self, config: &Config, r: &Recorded) -> Option<Counters> {
         let keys = ClickKeys::of(config, &r.click, &r.client, r.at_ms)?;
         let network = self.networks.entry(keys.network.clone()).or_default();
-        Some(network.count(&keys))
+        let mut counters = network.count(&keys);
+        let across = keys.needs.device_window_hours[0];
+        if let (Some(window), Some(device), Some(ledger)) = (across, keys.device, &keys.ledger) {
+            let ledger = self.networks.entry(ledger.clone()).or_default();
+            let n = ledger.count_clicks(&keys.offer, device, keys.hour, keys.adds, window);
+            counters.device_clicks[0] = Some(n);
+        }
+        Some(counters)
     }
 
     /// Counts a conversion toward the shares of `config`'s rule for its conversions, and answers

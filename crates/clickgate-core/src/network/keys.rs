@@ -8,9 +8,11 @@ use crate::click::{ClickParams, ClientInfo, Id};
 use crate::config::rules::Rule;
 use crate::config::Config;
 use crate::fault::Corrupt;
+use crate::filters::duplicate_device_id::DeviceScope;
 use crate::filters::share::{Measure, MAX_SHARES};
 use crate::filters::{Count, Seen};
 use crate::hll::hash64;
+use crate::network::home::SHARED_OBJECTS;
 use crate::report;
 use crate::time::{utc_day, HOUR_MS};
 use crate::token::NONCE_LEN;
@@ -24,6 +26,9 @@ pub const RETAIN_HOURS: u32 = 24 * 30;
 pub struct CountNeeds {
     /// The duplicate-IP window, when the rule has that filter (the widest, if several).
     pub ip_window_hours: Option<u32>,
+    /// The duplicate-device windows by [`DeviceScope`], when the rule has that filter in the
+    /// scope (the widest of each).
+    pub device_window_hours: [Option<u32>; 2],
     pub sub_ids: bool,
     /// The shares it reads, one per measure (the widest window, and counted by clicks if any of
     /// its filters counts them); a rule's share filters past [`MAX_SHARES`] find no tally.
@@ -45,6 +50,13 @@ impl CountNeeds {
             match f.kind.counts() {
                 Some(Count::IpClicks { window_hours }) => {
                     needs.ip_window_hours = needs.ip_window_hours.max(Some(window_hours));
+                }
+                Some(Count::DeviceClicks {
+                    window_hours,
+                    scope,
+                }) => {
+                    let had = &mut needs.device_window_hours[scope as usize];
+                    *had = (*had).max(Some(window_hours));
                 }
                 Some(Count::DistinctSubIds) => needs.sub_ids = true,
                 Some(Count::Share {
@@ -80,7 +92,11 @@ impl CountNeeds {
     }
 
     pub fn any(&self) -> bool {
-        self.ip_window_hours.is_some() || self.sub_ids || self.shares[0].is_some()
+        self.ip_window_hours.is_some() || self.devices() || self.sub_ids || self.shares[0].is_some()
+    }
+
+    fn devices(&self) -> bool {
+        self.device_window_hours.iter().any(Option::is_some)
     }
 }
 
@@ -91,6 +107,10 @@ pub struct ClickKeys {
     pub offer: Id,
     /// The IP's hash, when the rule counts IPs and the click has an IP.
     pub ip: Option<u64>,
+    /// The device id's hash, when the rule counts devices and the click carries one.
+    pub device: Option<u64>,
+    /// The offer's device ledger, when the rule counts a device across the offer's affiliates.
+    pub ledger: Option<Id>,
     /// The sub ID, when the rule counts sub IDs and the click carries one.
     pub sub_id: Option<String>,
     pub needs: CountNeeds,
@@ -120,6 +140,14 @@ impl ClickKeys {
             .ip_window_hours
             .and(client.ip)
             .map(|ip| ip_hash(&ip.to_string()));
+        let device = click
+            .device_id
+            .as_deref()
+            .filter(|_| needs.devices())
+            .map(device_hash);
+        let ledger = needs.device_window_hours[DeviceScope::Offer as usize]
+            .and(device)
+            .and_then(|_| ledger(&click.offer_id));
         let sub_id = rule
             .filter(|_| needs.sub_ids)
             .and_then(|r| r.sub_id.value(click))
@@ -151,6 +179,8 @@ impl ClickKeys {
             network: click.aff_id.clone(),
             offer: click.offer_id.clone(),
             ip,
+            device,
+            ledger,
             sub_id,
             needs,
             share_hits,
@@ -163,6 +193,24 @@ impl ClickKeys {
 
 pub fn ip_hash(ip: &str) -> u64 {
     hash64(ip.as_bytes())
+}
+
+/// A device id's hash: counted among the offer's per-IP histories, its text prefixed so that it
+/// is never an IP's (an IP's text has no `/`) nor a share's.
+pub fn device_hash(device_id: &str) -> u64 {
+    hash64(format!("device/{device_id}").as_bytes())
+}
+
+/// The network whose object keeps an offer's device counts across its affiliates: one of
+/// [`SHARED_OBJECTS`] ledgers, `_devices.{n}` with `n` a stable hash of the offer id, each living
+/// like a network the config does not list (see [`super::home`]). Every affiliate's click on the
+/// offer counts there besides in its own network, so the count is exact once the isolates have
+/// flushed, and as stale as any other count until then. Its batches carry only device histories:
+/// no report rows, floods or decisions. (An `aff_id` of that form would share the ledger's keys;
+/// its own IP histories and a ledger's device histories never share a key.)
+pub fn ledger(offer: &Id) -> Option<Id> {
+    let n = hash64(offer.as_str().as_bytes()) % SHARED_OBJECTS;
+    Id::parse(&format!("_devices.{n}")).ok()
 }
 
 /// Where a share is counted: among the offer's per-IP histories, as two of them, its events and
