@@ -1426,6 +1426,51 @@ mod tests {
     }
 
     #[test]
+    fn a_device_on_an_offer_through_a_second_affiliate_is_declined_and_its_ledger_flushed() {
+        let config = Arc::new(
+            Config::compile(
+                r#"{"version": 1,
+                    "offers": [{"id": "1", "landing_url": "https://x.example/"},
+                               {"id": "2", "landing_url": "https://y.example/"}],
+                    "rules": [{"id": "dev", "created_at": "2026-05-01", "scope": {"offers": ["1", "2"]},
+                               "decline": "medium_and_higher",
+                               "strategy": {"filters": [{"type": "duplicate_device_id"}]}}]}"#,
+            )
+            .unwrap(),
+        );
+        let mut isolate = counting();
+        let url = |offer, aff| {
+            format!("https://clicks.example/c?offer_id={offer}&aff_id={aff}&device_id=D")
+        };
+        let first = click(&mut isolate, &config, &url(1, "net-a"), "192.0.2.1");
+        assert_eq!(first.response.status, 302);
+        let ledger = crate::network::keys::ledger(&id("1")).unwrap();
+        let flushes: Vec<_> = first
+            .effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Flush { network, home, .. } => Some((network.clone(), home.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            flushes,
+            [
+                (id("net-a"), Home::of(&config, &id("net-a"))),
+                (ledger.clone(), Home::of(&config, &ledger)),
+            ]
+        );
+        assert!(matches!(Home::of(&config, &ledger), Home::Shared { .. }));
+        let second = click(&mut isolate, &config, &url(1, "net-b"), "192.0.2.2");
+        assert_ne!(second.response.status, 302);
+        let line = decision(&second);
+        assert_eq!(line["reasons"][0]["code"], "duplicate_device_id");
+        assert_eq!(line["reasons"][0]["value"], r#"{"seen":2,"scope":"offer"}"#);
+        let other = click(&mut isolate, &config, &url(2, "net-b"), "192.0.2.2");
+        assert_eq!(other.response.status, 302, "another offer");
+    }
+
+    #[test]
     fn a_click_on_an_offer_not_served_counts_nothing() {
         // Counted clicks used to be counted before the offer was looked up, so a paused offer's
         // clicks, or made-up offer ids, added state a network's object then stored.
