@@ -439,6 +439,10 @@ fn add_hour(hours: &mut Hours, hour: u32, rows: HourRows) {
 impl Networks {
     /// Adds one network's hours; a network already held sums them into its own.
     pub fn add(&mut self, network: &str, hours: Hours) {
+        // A device ledger is listed among its shared object's networks, with no report rows.
+        if crate::network::keys::is_ledger(network) {
+            return;
+        }
         let held = match self.named.get_mut(network) {
             Some(held) => held,
             None => self.named.entry(network.to_owned()).or_default(),
@@ -1685,6 +1689,8 @@ mod tests {
         let mut members = Networks::default();
         members.add("made-up-1", hours.clone());
         members.add("net-7", hours.clone());
+        // A device ledger living in the same object is no network of the report's.
+        members.add("_devices.3", Vec::new());
         let shared = members.answer();
         let mut all = parse_object_answer("unlisted:3", &shared).unwrap();
         assert_eq!(

@@ -876,6 +876,12 @@ mod tests {
             let subs = sub_ids.map_or("–".to_owned(), |n| n.to_string());
             let row = format!("| `{name}` | {dup} | {subs} | {min_s} s / {max} |");
             assert!(readme.contains(&row), "README lacks the row {row}");
+            let device = device.map_or("–".to_owned(), |hours| format!("1 per {hours} h"));
+            let line = readme.lines().find(|l| l.starts_with(&row)).unwrap();
+            assert!(
+                line.ends_with(&format!("| {device} |")),
+                "{line}: device {device}"
+            );
         }
     }
 

@@ -210,7 +210,16 @@ pub fn device_hash(device_id: &str) -> u64 {
 /// its own IP histories and a ledger's device histories never share a key.)
 pub fn ledger(offer: &Id) -> Option<Id> {
     let n = hash64(offer.as_str().as_bytes()) % SHARED_OBJECTS;
-    Id::parse(&format!("_devices.{n}")).ok()
+    Id::parse(&format!("{LEDGER_PREFIX}{n}")).ok()
+}
+
+const LEDGER_PREFIX: &str = "_devices.";
+
+/// Whether `network` names a device ledger rather than an affiliate: the report leaves it out.
+pub fn is_ledger(network: &str) -> bool {
+    network
+        .strip_prefix(LEDGER_PREFIX)
+        .is_some_and(|n| (0..SHARED_OBJECTS).any(|i| i.to_string() == n))
 }
 
 /// Where a share is counted: among the offer's per-IP histories, as two of them, its events and
