@@ -206,8 +206,8 @@ pub fn device_hash(device_id: &str) -> u64 {
 /// like a network the config does not list (see [`super::home`]). Every affiliate's click on the
 /// offer counts there besides in its own network, so the count is exact once the isolates have
 /// flushed, and as stale as any other count until then. Its batches carry only device histories:
-/// no report rows, floods or decisions. (An `aff_id` of that form would share the ledger's keys;
-/// its own IP histories and a ledger's device histories never share a key.)
+/// no report rows, clicks toward a flood or kept decisions. (An `aff_id` of that form would share
+/// the ledger's keys; its own IP histories and a ledger's device histories never share a key.)
 pub fn ledger(offer: &Id) -> Option<Id> {
     let n = hash64(offer.as_str().as_bytes()) % SHARED_OBJECTS;
     Id::parse(&format!("{LEDGER_PREFIX}{n}")).ok()
