@@ -610,7 +610,7 @@ impl Isolate {
         }
         let home = Home::of(&config, &network);
         self.flush(&mut effects, network, home, now_ms);
-        // The offer's device ledger, which this click may have counted in.
+        // The device's ledger, which this click may have counted in.
         if let Some(ledger) = keys.and_then(|k| k.ledger) {
             let home = Home::of(&config, &ledger);
             self.flush(&mut effects, ledger, home, now_ms);
@@ -1444,7 +1444,7 @@ mod tests {
         };
         let first = click(&mut isolate, &config, &url(1, "net-a"), "192.0.2.1");
         assert_eq!(first.response.status, 302);
-        let ledger = crate::network::keys::ledger(&id("1")).unwrap();
+        let ledger = crate::network::keys::ledger(crate::network::keys::device_hash("D"));
         let flushes: Vec<_> = first
             .effects
             .iter()
@@ -1465,7 +1465,7 @@ mod tests {
         assert_ne!(second.response.status, 302);
         let line = decision(&second);
         assert_eq!(line["reasons"][0]["code"], "duplicate_device_id");
-        assert_eq!(line["reasons"][0]["value"], r#"{"seen":2,"scope":"offer"}"#);
+        assert_eq!(line["reasons"][0]["value"], "offer: 2");
         let other = click(&mut isolate, &config, &url(2, "net-b"), "192.0.2.2");
         assert_eq!(other.response.status, 302, "another offer");
     }

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use crate::click::{self, Id};
+use crate::click::Id;
 use crate::config::Config;
 use crate::conversion::{ConversionOutcome, ConversionStatus};
 use crate::decide::ClickOutcome;
@@ -439,10 +439,6 @@ fn add_hour(hours: &mut Hours, hour: u32, rows: HourRows) {
 impl Networks {
     /// Adds one network's hours; a network already held sums them into its own.
     pub fn add(&mut self, network: &str, hours: Hours) {
-        // A device ledger is listed among its shared object's networks, with no report rows.
-        if crate::network::keys::is_ledger(network) {
-            return;
-        }
         let held = match self.named.get_mut(network) {
             Some(held) => held,
             None => self.named.entry(network.to_owned()).or_default(),
@@ -966,35 +962,25 @@ pub fn worth_explaining(outcome: &ClickOutcome) -> bool {
     outcome.flagged() || !outcome.reasons().is_empty() || outcome.allowlisted.is_some()
 }
 
-/// The decision kept for `explain`: the log line, with the client's IP and the click's device id
-/// as the 64-bit hashes their counts key on (`ip_hash` and `device_hash`, and `ip_hash:…` or
-/// `device_hash:…` as a reason's value), never as text. A record kept before, with `ip`, reads the
-/// same way: the answer holds whichever the record has.
+/// The decision kept for `explain`: the log line, with the client's IP as the 64-bit hash the
+/// duplicate-IP counts key on (`ip_hash`, and `ip_hash:…` as a reason's value), never as text. A
+/// record kept before, with `ip`, reads the same way: the answer holds whichever the record has.
 pub fn kept_decision(outcome: &ClickOutcome, log_line: &str) -> String {
-    use crate::network::keys::{device_hash, ip_hash};
-    let ip = outcome.client.ip.map(|ip| ip.to_string());
-    let device = outcome.click.device_id.as_deref();
-    if ip.is_none() && device.is_none() {
+    let Some(ip) = outcome.client.ip.map(|ip| ip.to_string()) else {
         return log_line.to_owned();
-    }
+    };
     let Ok(Value::Object(mut line)) = serde_json::from_str::<Value>(log_line) else {
         return log_line.to_owned();
     };
-    // The same hashes as the counts', so a kept click can be matched to them.
-    let hashed = [
-        ip.as_deref().map(|ip| ("ip", ip, "ip_hash", ip_hash(ip))),
-        device.map(|d| (click::DEVICE_ID, d, "device_hash", device_hash(d))),
-    ];
-    for (field, text, hash_field, hash) in hashed.into_iter().flatten() {
-        let hash = format!("{hash:016x}");
-        if line.remove(field).is_some() {
-            line.insert(hash_field.into(), json!(hash));
-        }
-        if let Some(reasons) = line.get_mut("reasons").and_then(Value::as_array_mut) {
-            for value in reasons.iter_mut().filter_map(|r| r.get_mut("value")) {
-                if value.as_str() == Some(text) {
-                    *value = json!(format!("{hash_field}:{hash}"));
-                }
+    // The same hash as `network::keys::ip_hash`, so a kept click can be matched to its counts.
+    let hash = format!("{:016x}", crate::hll::hash64(ip.as_bytes()));
+    if line.remove("ip").is_some() {
+        line.insert("ip_hash".into(), json!(hash));
+    }
+    if let Some(reasons) = line.get_mut("reasons").and_then(Value::as_array_mut) {
+        for value in reasons.iter_mut().filter_map(|r| r.get_mut("value")) {
+            if value.as_str() == Some(ip.as_str()) {
+                *value = json!(format!("ip_hash:{hash}"));
             }
         }
     }
@@ -1526,24 +1512,6 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(old["decision"]["ip"], "203.0.113.9");
-    }
-
-    #[test]
-    fn a_kept_decision_holds_the_device_id_as_its_hash_never_as_text() {
-        use crate::network::keys::device_hash;
-        let out = click(
-            "offer_id=1&aff_id=n1&device_id=bad-device-7",
-            "192.0.2.10",
-            BROWSER,
-            NOW,
-        );
-        let kept: Value = serde_json::from_str(&kept_decision(&out, &out.log_line())).unwrap();
-        let hash = format!("{:016x}", device_hash("bad-device-7"));
-        assert_eq!(
-            (&kept["device_id"], &kept["device_hash"]),
-            (&Value::Null, &json!(hash))
-        );
-        assert!(!kept.to_string().contains("bad-device-7"), "{kept}");
     }
 
     #[test]

@@ -4,17 +4,17 @@
 //!
 //! The device id is the click's `device_id` field (the link profile's `params.device`); it is
 //! counted as a hash, never as text. An affiliate's clicks are counted by its network's object;
-//! the offer across affiliates by the offer's device ledger (see
-//! [`crate::network::keys::ledger`]), which every affiliate's clicks on the offer reach.
+//! the offer across affiliates by the device's ledger (see
+//! [`crate::network::keys::ledger`]), which every affiliate's clicks from the device reach.
 
-use crate::filters::duplicate_ip::WINDOW_HOURS;
+use crate::filters::duplicate_ip::{count_hit, WINDOW_HOURS};
 use crate::filters::{Count, Hit, Judge, Seen, Settings, Stage, Unavailable, COUNT};
 use crate::verdict::ReasonCode;
 
 /// Whose clicks on the offer a device's count takes in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceScope {
-    /// Every affiliate's: kept by the offer's device ledger.
+    /// Every affiliate's: kept by the device's ledger.
     Offer = 0,
     /// The click's affiliate's: kept by its network's object, as duplicate IPs are.
     OfferAffiliate = 1,
@@ -51,16 +51,18 @@ impl Judge for DuplicateDeviceId {
     const CODES: &'static [ReasonCode] = &[ReasonCode::DuplicateDeviceId];
 
     fn compile(settings: &mut impl Settings) -> Self {
-        let scopes = [
-            ("offer", DeviceScope::Offer),
-            ("offer_affiliate", DeviceScope::OfferAffiliate),
-        ];
+        // Read as a bool: the choice the `bot` filter reads too, so no other copy of it.
+        let scopes = [("offer", false), ("offer_affiliate", true)];
+        let scope = match settings.choice("scope", &scopes) {
+            false => DeviceScope::Offer,
+            true => DeviceScope::OfferAffiliate,
+        };
         DuplicateDeviceId {
             max: settings.u32_in("max", COUNT).unwrap_or(DEFAULT.max),
             window_hours: settings
                 .u32_in("window_hours", WINDOW_HOURS)
                 .unwrap_or(DEFAULT.window_hours),
-            scope: settings.choice("scope", &scopes),
+            scope,
         }
     }
 
@@ -85,16 +87,10 @@ impl Judge for DuplicateDeviceId {
             .counters
             .and_then(|c| c.device_clicks[scope as usize])
             .ok_or(Unavailable)?;
-        let across = match scope {
-            DeviceScope::Offer => "the offer",
-            DeviceScope::OfferAffiliate => "the offer and affiliate",
-        };
-        Ok((n > max).then(|| Hit {
-            code: ReasonCode::DuplicateDeviceId,
-            matched: format!("more than {max} on {across} in {window_hours}h"),
-            value: format!(r#"{{"seen":{n},"scope":"{}"}}"#, scope.name()),
-            points,
-        }))
+        // The scope and the count, `offer: 2`, as a duplicate IP's is its address and count: the
+        // device id is in the decision's `device_id`.
+        let code = ReasonCode::DuplicateDeviceId;
+        Ok((n > max).then(|| count_hit(code, (max, window_hours), scope.name(), n, points)))
     }
 }
 
@@ -149,7 +145,7 @@ mod tests {
                 let r = &out.reasons()[0];
                 assert_eq!(r.code, ReasonCode::DuplicateDeviceId, "{case}");
                 let seen = if scope == "offer" { offer } else { pair };
-                assert_eq!(r.value, format!(r#"{{"seen":{seen},"scope":"{scope}"}}"#));
+                assert_eq!(r.value, format!("{scope}: {seen}"));
                 assert_eq!(r.points, 60);
             }
         }
@@ -164,15 +160,13 @@ mod tests {
             crate::filters::FilterKind::DuplicateDeviceId(DEFAULT)
         );
         let out = run(&cfg, click(Some(2), None));
-        assert_eq!(out.reasons()[0].matched, "more than 1 on the offer in 24h");
+        assert_eq!(out.reasons()[0].matched, "more than 1 in 24h");
         let wide = only(
             r#"{"type": "duplicate_device_id", "scope": "offer_affiliate", "window_hours": 720}"#,
         );
         let out = run(&wide, click(None, Some(2)));
-        assert_eq!(
-            out.reasons()[0].matched,
-            "more than 1 on the offer and affiliate in 720h"
-        );
+        assert_eq!(out.reasons()[0].matched, "more than 1 in 720h");
+        assert_eq!(out.reasons()[0].value, "offer_affiliate: 2");
     }
 
     #[test]

@@ -42,13 +42,26 @@ impl Judge for DuplicateIp {
         let DuplicateIp { max, window_hours } = *self;
         Ok((c.ip_clicks > max).then(|| {
             let ip = seen.client.ip.map(|ip| ip.to_string()).unwrap_or_default();
-            Hit {
-                code: ReasonCode::DuplicateIp,
-                matched: format!("more than {max} in {window_hours}h"),
-                value: format!("{ip}: {}", c.ip_clicks),
-                points,
-            }
+            count_hit(ReasonCode::DuplicateIp, (max, window_hours), &ip, c.ip_clicks, points)
         }))
+    }
+}
+
+/// A count's hit: more than `max` in `window_hours`, and what was counted `n` times (`ip: n`).
+/// Not inlined: the duplicate-device filter's hit is written by the same code.
+#[inline(never)]
+pub(crate) fn count_hit(
+    code: ReasonCode,
+    (max, window_hours): (u32, u32),
+    counted: &str,
+    n: u32,
+    points: u32,
+) -> Hit {
+    Hit {
+        code,
+        matched: format!("more than {max} in {window_hours}h"),
+        value: format!("{counted}: {n}"),
+        points,
     }
 }
 

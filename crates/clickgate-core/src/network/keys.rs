@@ -96,7 +96,8 @@ impl CountNeeds {
     }
 
     fn devices(&self) -> bool {
-        self.device_window_hours.iter().any(Option::is_some)
+        let [across, pair] = self.device_window_hours;
+        across.is_some() || pair.is_some()
     }
 }
 
@@ -109,7 +110,7 @@ pub struct ClickKeys {
     pub ip: Option<u64>,
     /// The device id's hash, when the rule counts devices and the click carries one.
     pub device: Option<u64>,
-    /// The offer's device ledger, when the rule counts a device across the offer's affiliates.
+    /// The device's ledger, when the rule counts a device across the offer's affiliates.
     pub ledger: Option<Id>,
     /// The sub ID, when the rule counts sub IDs and the click carries one.
     pub sub_id: Option<String>,
@@ -147,7 +148,7 @@ impl ClickKeys {
             .map(device_hash);
         let ledger = needs.device_window_hours[DeviceScope::Offer as usize]
             .and(device)
-            .and_then(|_| ledger(&click.offer_id));
+            .map(ledger);
         let sub_id = rule
             .filter(|_| needs.sub_ids)
             .and_then(|r| r.sub_id.value(click))
@@ -195,31 +196,48 @@ pub fn ip_hash(ip: &str) -> u64 {
     hash64(ip.as_bytes())
 }
 
-/// A device id's hash: counted among the offer's per-IP histories, its text prefixed so that it
-/// is never an IP's (an IP's text has no `/`) nor a share's.
+/// A device id's hash: counted among the offer's per-IP histories, the hash of its text turned by
+/// a constant, so that a device id spelt like an IP (or a share's name) counts apart from it.
 pub fn device_hash(device_id: &str) -> u64 {
-    hash64(format!("device/{device_id}").as_bytes())
+    hash64(device_id.as_bytes()) ^ 0x6465_7669_6365_2f00
 }
 
-/// The network whose object keeps an offer's device counts across its affiliates: one of
-/// [`SHARED_OBJECTS`] ledgers, `_devices.{n}` with `n` a stable hash of the offer id, each living
-/// like a network the config does not list (see [`super::home`]). Every affiliate's click on the
-/// offer counts there besides in its own network, so the count is exact once the isolates have
-/// flushed, and as stale as any other count until then. Its batches carry only device histories:
-/// no report rows, clicks toward a flood or kept decisions. (An `aff_id` of that form would share
-/// the ledger's keys; its own IP histories and a ledger's device histories never share a key.)
-pub fn ledger(offer: &Id) -> Option<Id> {
-    let n = hash64(offer.as_str().as_bytes()) % SHARED_OBJECTS;
-    Id::parse(&format!("{LEDGER_PREFIX}{n}")).ok()
+/// The network whose object keeps a device's counts on each offer across the offer's affiliates:
+/// one of [`SHARED_OBJECTS`] ledgers, `_devices.{n}` with `n` the device's hash modulo their
+/// number, each living like a network the config does not list (see [`super::home`]). Every
+/// affiliate's click from the device counts there besides in its own network, under the offer
+/// (so a hot offer's devices spread over all the ledgers), and the count is exact once the
+/// isolates have flushed, as stale as any other count until then. Its batches carry only device
+/// histories: no report rows, clicks toward a flood or kept decisions. (An `aff_id` of that form
+/// would share the ledger's keys; its own IP histories and a ledger's device histories never
+/// share a key.)
+pub fn ledger(device: u64) -> Id {
+    Id::known(LEDGERS[(device % SHARED_OBJECTS) as usize])
 }
 
-const LEDGER_PREFIX: &str = "_devices.";
+/// The ledgers' names, one per shared object.
+const LEDGERS: [&str; SHARED_OBJECTS as usize] = [
+    "_devices.0",
+    "_devices.1",
+    "_devices.2",
+    "_devices.3",
+    "_devices.4",
+    "_devices.5",
+    "_devices.6",
+    "_devices.7",
+    "_devices.8",
+    "_devices.9",
+    "_devices.10",
+    "_devices.11",
+    "_devices.12",
+    "_devices.13",
+    "_devices.14",
+    "_devices.15",
+];
 
-/// Whether `network` names a device ledger rather than an affiliate: the report leaves it out.
+/// Whether `network` names a device ledger rather than an affiliate.
 pub fn is_ledger(network: &str) -> bool {
-    network
-        .strip_prefix(LEDGER_PREFIX)
-        .is_some_and(|n| (0..SHARED_OBJECTS).any(|i| i.to_string() == n))
+    LEDGERS.contains(&network)
 }
 
 /// Where a share is counted: among the offer's per-IP histories, as two of them, its events and
@@ -388,4 +406,30 @@ pub(super) fn u32_at(v: &Value, i: usize) -> Result<u32, String> {
         .and_then(Value::as_u64)
         .and_then(|n| u32::try_from(n).ok())
         .ok_or_else(|| format!("item {i} must be a whole number below 2^32"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn every_ledger_is_named_as_an_id_reads_and_devices_spread_over_them() {
+        for name in LEDGERS {
+            assert_eq!(Id::parse(name), Ok(Id::known(name)));
+            assert!(is_ledger(name));
+        }
+        assert!(!is_ledger("_devices.16") && !is_ledger("net-7"));
+        let used: std::collections::BTreeSet<_> = (0..200)
+            .map(|i| ledger(device_hash(&format!("gaid-{i}"))))
+            .collect();
+        assert_eq!(used.len(), LEDGERS.len());
+    }
+
+    #[test]
+    fn a_device_id_never_counts_as_the_ip_or_share_spelt_the_same() {
+        assert_ne!(device_hash("192.0.2.1"), ip_hash("192.0.2.1"));
+        assert_ne!(device_hash("D"), device_hash("E"));
+    }
 }

@@ -149,26 +149,26 @@ struct NetworkLocal {
 }
 
 impl NetworkLocal {
-    /// Adds a click (`add`) to the history under `key` on `offer` (an IP's or a device's hash)
-    /// and answers its clicks over `window` hours: the object's last totals, the batch out and
-    /// what waits to be sent.
-    fn clicks(&mut self, offer: &Id, key: u64, hour: u32, add: bool, window: u32) -> u32 {
+    /// Adds `add` clicks (or events, or hits; `None`: it only reads) to the history under `key`
+    /// on `offer` (an IP's or a device's hash, or a share's) and answers its count over `window`
+    /// hours: the object's last totals, the batch out and what waits to be sent.
+    fn clicks(&mut self, offer: &Id, key: u64, hour: u32, add: Option<u32>, window: u32) -> u32 {
         let key = (offer.clone(), key);
-        if add {
+        if let Some(n) = add {
             self.pending_ips
                 .entry(key.clone())
                 .or_default()
-                .add(hour, 1);
+                .add(hour, n);
         }
-        [&self.known_ips, &self.in_flight_ips, &self.pending_ips]
-            .iter()
-            .filter_map(|m| m.get(&key))
-            .fold(0u32, |n, h| n.saturating_add(h.in_window(hour, window)))
+        let sum =
+            |m: &HashMap<(Id, u64), History>| m.get(&key).map_or(0, |h| h.in_window(hour, window));
+        sum(&self.known_ips)
+            .saturating_add(sum(&self.in_flight_ips))
+            .saturating_add(sum(&self.pending_ips))
     }
 
     /// Adds an event toward a share of `offer` (`hit`: whether it is one of its hits; `None`: it
-    /// only reads) and answers the share over `window` hours: the object's last totals, the batch
-    /// out and what waits to be sent, as for an IP (see [`share_keys`]).
+    /// only reads) and answers the share over `window` hours, as for an IP (see [`share_keys`]).
     fn share(
         &mut self,
         offer: &Id,
@@ -178,28 +178,11 @@ impl NetworkLocal {
         window: u32,
     ) -> ShareTally {
         let (events, hits) = share_keys(measure);
-        let mut add = |key: u64, n: u32| {
-            self.pending_ips
-                .entry((offer.clone(), key))
-                .or_default()
-                .add(hour, n);
-        };
         // Both keys go out with every event, a miss adding 0 hits: an answer is the totals of
         // the batch's keys, so this isolate hears of the others' hits too.
-        if let Some(hit) = hit {
-            add(events, 1);
-            add(hits, u32::from(hit));
-        }
-        let sum = |key: u64| {
-            let key = (offer.clone(), key);
-            [&self.known_ips, &self.in_flight_ips, &self.pending_ips]
-                .iter()
-                .filter_map(|m| m.get(&key))
-                .fold(0u32, |n, h| n.saturating_add(h.in_window(hour, window)))
-        };
         ShareTally {
-            total: sum(events),
-            hits: sum(hits),
+            total: self.clicks(offer, events, hour, hit.map(|_| 1), window),
+            hits: self.clicks(offer, hits, hour, hit.map(u32::from), window),
         }
     }
 
@@ -565,13 +548,14 @@ impl LocalCounts {
         let adds = keys.adds && self.has_room(&keys.network);
         let net = self.touch(&keys.network, now_ms);
         let mut counters = Counters::default();
+        let one = adds.then_some(1);
         if let (Some(window), Some(ip)) = (keys.needs.ip_window_hours, keys.ip) {
-            counters.ip_clicks = net.clicks(&keys.offer, ip, keys.hour, adds, window);
+            counters.ip_clicks = net.clicks(&keys.offer, ip, keys.hour, one, window);
         }
         let [across, pair] = keys.needs.device_window_hours;
         if let (Some(window), Some(device)) = (pair, keys.device) {
             counters.device_clicks[1] =
-                Some(net.clicks(&keys.offer, device, keys.hour, adds, window));
+                Some(net.clicks(&keys.offer, device, keys.hour, one, window));
         }
         if keys.needs.sub_ids {
             let key = (keys.offer.clone(), keys.day);
@@ -615,7 +599,7 @@ impl LocalCounts {
         read.then_some(counters)
     }
 
-    /// Counts a click's device in its offer's ledger (see [`super::keys::ledger`]), a network
+    /// Counts a click's device in its ledger (see [`super::keys::ledger`]), a network
     /// of its own here: its clicks are unsent units like any network's, under the same caps.
     /// `None` when the ledger's object has not answered for `stale_ms` or was forgotten.
     fn ledger_clicks(
@@ -627,10 +611,14 @@ impl LocalCounts {
         now_ms: u64,
     ) -> Option<u32> {
         let policy = self.policy;
-        let adds = keys.adds && self.admit(ledger, now_ms).is_some();
+        // As `admit` counts a unit, with one look-up of the ledger.
+        let adds = keys.adds && self.has_room(ledger);
+        self.unsent += u64::from(adds);
+        self.dropped.full += u64::from(keys.adds && !adds);
         let led = self.touch(ledger, now_ms);
-        let n = led.clicks(&keys.offer, device, keys.hour, adds, window);
+        let n = led.clicks(&keys.offer, device, keys.hour, adds.then_some(1), window);
         if adds {
+            led.pending_units += 1;
             led.pending_since_ms.get_or_insert(now_ms);
         }
         (!led.silent(&policy, now_ms) && !led.forgotten).then_some(n)
@@ -987,7 +975,7 @@ fn arm(timer_due_ms: &mut Option<u64>, now_ms: u64, in_ms: u64) -> Flush {
 mod tests {
     use super::*;
     use crate::flood::{Event, FloodCause, FloodState};
-    use crate::network::keys::{ip_hash, CountNeeds};
+    use crate::network::keys::{device_hash, ip_hash, CountNeeds};
     use crate::network::store::NetworkCounts;
     use crate::network::wire::tests::id;
     use crate::network::wire::Batch;
@@ -1651,9 +1639,9 @@ mod tests {
         let mut objects = Objects(HashMap::new());
         let (mut a, mut b) = (LocalCounts::new(1, policy()), LocalCounts::new(2, policy()));
         let at_a = device_keys("1", "net-a", "D", T0);
-        let ledger = at_a.ledger.clone().expect("the offer's ledger");
-        assert_eq!(ledger, super::super::keys::ledger(&id("1")).unwrap());
-        assert_eq!(at_a.device, Some(super::super::keys::device_hash("D")));
+        let ledger = at_a.ledger.clone().expect("the device's ledger");
+        assert_eq!(ledger, super::super::keys::ledger(device_hash("D")));
+        assert_eq!(at_a.device, Some(device_hash("D")));
         // A's click and B's, each on its own affiliate, before either isolate flushed.
         let seen = a.record(&at_a, T0).unwrap();
         assert_eq!(seen.device_clicks, [Some(1), Some(1)]);
