@@ -439,6 +439,10 @@ fn add_hour(hours: &mut Hours, hour: u32, rows: HourRows) {
 impl Networks {
     /// Adds one network's hours; a network already held sums them into its own.
     pub fn add(&mut self, network: &str, hours: Hours) {
+        // A device ledger is listed among its shared object's networks, with no report rows.
+        if crate::network::keys::is_ledger(network) {
+            return;
+        }
         let held = match self.named.get_mut(network) {
             Some(held) => held,
             None => self.named.entry(network.to_owned()).or_default(),

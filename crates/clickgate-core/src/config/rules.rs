@@ -199,7 +199,8 @@ pub fn preset(name: &str) -> Option<Vec<Filter>> {
     const HOUR: u64 = 3600;
     const DAY: u64 = 24 * HOUR;
     // (duplicates per IP, min and max seconds to conversion, sub IDs, click spam (percent, past
-    // seconds), low session time (percent, under seconds), old devices percent, VPN share percent)
+    // seconds), low session time (percent, under seconds), old devices percent, VPN share
+    // percent, hours within which a device clicks an offer once across its affiliates)
     type Table = (
         u32,
         u64,
@@ -209,32 +210,57 @@ pub fn preset(name: &str) -> Option<Vec<Filter>> {
         (u32, u64),
         u32,
         Option<u32>,
+        Option<u32>,
     );
-    let (dup_max, min_ctc, max_ctc, sub_ids, spam, short, old, vpn): Table = match name {
-        "mobile_cpi" => (1, 20, DAY, Some(700), Some((50, HOUR)), (50, 60), 60, None),
-        "mobile_cpa" => (
-            3,
-            15,
-            DAY,
-            Some(700),
-            Some((60, 2 * HOUR)),
-            (60, 60),
-            70,
-            None,
-        ),
-        "lead" => (1, 25, DAY, Some(500), None, (50, 60), 70, None),
-        "ecommerce" => (
-            3,
-            40,
-            14 * DAY,
-            None,
-            Some((50, DAY)),
-            (50, 60),
-            70,
-            Some(10),
-        ),
-        _ => return None,
-    };
+    let day = duplicate_device_id::DEFAULT.window_hours;
+    let (dup_max, min_ctc, max_ctc, sub_ids, spam, short, old, vpn, device_window): Table =
+        match name {
+            "mobile_cpi" => (
+                1,
+                20,
+                DAY,
+                Some(700),
+                Some((50, HOUR)),
+                (50, 60),
+                60,
+                None,
+                Some(day),
+            ),
+            "mobile_cpa" => (
+                3,
+                15,
+                DAY,
+                Some(700),
+                Some((60, 2 * HOUR)),
+                (60, 60),
+                70,
+                None,
+                Some(day),
+            ),
+            "lead" => (
+                1,
+                25,
+                DAY,
+                Some(500),
+                None,
+                (50, 60),
+                70,
+                None,
+                Some(*duplicate_ip::WINDOW_HOURS.end()),
+            ),
+            "ecommerce" => (
+                3,
+                40,
+                14 * DAY,
+                None,
+                Some((50, DAY)),
+                (50, 60),
+                70,
+                Some(10),
+                None,
+            ),
+            _ => return None,
+        };
     let with_percent = |default: ShareBound, percent| ShareBound { percent, ..default };
     let mut kinds = vec![
         FilterKind::DuplicateIp(DuplicateIp {
@@ -270,11 +296,6 @@ pub fn preset(name: &str) -> Option<Vec<Filter>> {
         seconds,
         bound: with_percent(low_session_time::DEFAULT.bound, percent),
     }));
-    let device_window = match name {
-        "mobile_cpi" | "mobile_cpa" => Some(duplicate_device_id::DEFAULT.window_hours),
-        "lead" => Some(*duplicate_ip::WINDOW_HOURS.end()),
-        _ => None,
-    };
     kinds.extend(device_window.map(|window_hours| {
         FilterKind::DuplicateDeviceId(DuplicateDeviceId {
             window_hours,

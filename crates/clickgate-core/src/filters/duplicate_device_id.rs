@@ -7,8 +7,8 @@
 //! the offer across affiliates by the device's ledger (see
 //! [`crate::network::keys::ledger`]), which every affiliate's clicks from the device reach.
 
-use crate::filters::duplicate_ip::{count_hit, WINDOW_HOURS};
-use crate::filters::{Count, Hit, Judge, Seen, Settings, Stage, Unavailable, COUNT};
+use crate::filters::duplicate_ip::{count_hit, read_count};
+use crate::filters::{Count, Hit, Judge, Seen, Settings, Stage, Unavailable};
 use crate::verdict::ReasonCode;
 
 /// Whose clicks on the offer a device's count takes in.
@@ -57,11 +57,10 @@ impl Judge for DuplicateDeviceId {
             false => DeviceScope::Offer,
             true => DeviceScope::OfferAffiliate,
         };
+        let (max, window_hours) = read_count(settings);
         DuplicateDeviceId {
-            max: settings.u32_in("max", COUNT).unwrap_or(DEFAULT.max),
-            window_hours: settings
-                .u32_in("window_hours", WINDOW_HOURS)
-                .unwrap_or(DEFAULT.window_hours),
+            max,
+            window_hours,
             scope,
         }
     }
