@@ -13,7 +13,7 @@ use crate::filters::share::{Measure, MAX_SHARES};
 use crate::filters::{Count, Seen};
 use crate::hll::hash64;
 use crate::network::home::SHARED_OBJECTS;
-use crate::report;
+use crate::report::{self, is_ledger, DEVICE_LEDGERS as LEDGERS};
 use crate::time::{utc_day, HOUR_MS};
 use crate::token::NONCE_LEN;
 use crate::ua::is_link_preview;
@@ -215,30 +215,8 @@ pub fn ledger(device: u64) -> Id {
     Id::known(LEDGERS[(device % SHARED_OBJECTS) as usize])
 }
 
-/// The ledgers' names, one per shared object.
-const LEDGERS: [&str; SHARED_OBJECTS as usize] = [
-    "_devices.0",
-    "_devices.1",
-    "_devices.2",
-    "_devices.3",
-    "_devices.4",
-    "_devices.5",
-    "_devices.6",
-    "_devices.7",
-    "_devices.8",
-    "_devices.9",
-    "_devices.10",
-    "_devices.11",
-    "_devices.12",
-    "_devices.13",
-    "_devices.14",
-    "_devices.15",
-];
-
-/// Whether `network` names a device ledger rather than an affiliate.
-pub fn is_ledger(network: &str) -> bool {
-    LEDGERS.contains(&network)
-}
+// One ledger per shared object: their names are the report's, which leaves them out.
+const _: () = assert!(LEDGERS.len() == SHARED_OBJECTS as usize);
 
 /// Where a share is counted: among the offer's per-IP histories, as two of them, its events and
 /// its hits, each under a hash of the measure's name in place of an IP's (an IP's hash is of its
