@@ -13,7 +13,7 @@ use crate::filters::share::{Measure, MAX_SHARES};
 use crate::filters::{Count, Seen};
 use crate::hll::hash64;
 use crate::network::home::SHARED_OBJECTS;
-use crate::report::{self, is_ledger, DEVICE_LEDGERS as LEDGERS};
+use crate::report::{self, DEVICE_LEDGERS as LEDGERS};
 use crate::time::{utc_day, HOUR_MS};
 use crate::token::NONCE_LEN;
 use crate::ua::is_link_preview;
@@ -396,9 +396,9 @@ mod tests {
     fn every_ledger_is_named_as_an_id_reads_and_devices_spread_over_them() {
         for name in LEDGERS {
             assert_eq!(Id::parse(name), Ok(Id::known(name)));
-            assert!(is_ledger(name));
+            assert!(report::is_ledger(name));
         }
-        assert!(!is_ledger("_devices.16") && !is_ledger("net-7"));
+        assert!(!report::is_ledger("_devices.16") && !report::is_ledger("net-7"));
         let used: std::collections::BTreeSet<_> = (0..200)
             .map(|i| ledger(device_hash(&format!("gaid-{i}"))))
             .collect();
