@@ -97,6 +97,52 @@ fn duplicate_ips_and_sub_id_floods_are_counted_in_the_networks_object_across_res
 }
 
 #[test]
+fn a_device_through_a_second_affiliate_on_one_offer_is_declined_by_the_devices_ledger() {
+    let vars = [("CONFIG_REFRESH_SECONDS", "1"), ("COUNTS_FLUSH_MS", "200")];
+    let w = Worker::start(&vars);
+    let rules = serde_json::json!([{
+        "id": "devices", "created_at": "2026-11-01T00:00:00Z", "scope": {"offers": ["1001", "1002"]},
+        "strategy": {"filters": [{"type": "duplicate_device_id"}]},
+        "decline": "medium_and_higher"
+    }]);
+    push_ok(
+        &w,
+        &demo_with(&w, "devices.json", rules, serde_json::json!({})),
+    );
+    let click = |w: &Worker, offer: &str, aff: &str, device: &str| {
+        w.get(
+            &format!("/c?offer_id={offer}&aff_id={aff}&device_id={device}"),
+            &[("user-agent", BROWSER), ("cf-connecting-ip", "192.0.2.40")],
+        )
+    };
+    let reason = |w: &Worker, r: &support::Reply| w.decision_for(r)["reasons"][0].clone();
+
+    // The device's first click on offer 1001, then the same device on it through another
+    // affiliate: declined, the decision naming what it saw and where.
+    assert_eq!(click(&w, "1001", "net-a", "gaid-6f1c").status, 302);
+    let second = click(&w, "1001", "net-b", "gaid-6f1c");
+    assert_eq!(second.status, 403, "{}", second.body);
+    let why = reason(&w, &second);
+    assert_eq!(why["code"], "duplicate_device_id");
+    assert_eq!(why["value"], "offer: 2");
+    // Another offer, or another device, is untouched.
+    assert_eq!(click(&w, "1002", "net-b", "gaid-6f1c").status, 302);
+    assert_eq!(click(&w, "1001", "net-b", "gaid-0000").status, 302);
+
+    // Once flushed, the ledger's object holds the offer's count for every isolate: after a
+    // restart, a fresh isolate's first click is judged on its own count (the documented lag of
+    // one flush), and the ledger's answer to that flush brings back the rest.
+    std::thread::sleep(Duration::from_millis(1500));
+    let w = w.restart(&vars);
+    assert_eq!(click(&w, "1001", "net-c", "gaid-6f1c").status, 302);
+    std::thread::sleep(Duration::from_millis(1500));
+    let fourth = click(&w, "1001", "net-d", "gaid-6f1c");
+    assert_eq!(fourth.status, 403, "{}", fourth.body);
+    assert_eq!(reason(&w, &fourth)["value"], "offer: 4");
+    assert!(w.events("fault").is_empty(), "{:?}", w.events("fault"));
+}
+
+#[test]
 fn a_flooding_network_in_report_only_is_redirected_and_logged_would_block() {
     let w = Worker::start(&[("CONFIG_REFRESH_SECONDS", "1"), ("COUNTS_FLUSH_MS", "200")]);
     let mut doc: serde_json::Value =

@@ -555,8 +555,10 @@ impl Isolate {
             _ => None,
         };
         // Duplicate-IP and sub-ID counts: this isolate's view, never a wait on the network's object.
-        let counters = ClickKeys::of(&config, &params, &client, now_ms)
-            .and_then(|keys| self.with_counts(&mut effects, |c| c.record(&keys, now_ms)))
+        let keys = ClickKeys::of(&config, &params, &client, now_ms);
+        let counters = keys
+            .as_ref()
+            .and_then(|keys| self.with_counts(&mut effects, |c| c.record(keys, now_ms)))
             .flatten();
         let thresholds = config.flood_thresholds(&network);
         let flood = self
@@ -608,6 +610,11 @@ impl Isolate {
         }
         let home = Home::of(&config, &network);
         self.flush(&mut effects, network, home, now_ms);
+        // The device's ledger, which this click may have counted in.
+        if let Some(ledger) = keys.and_then(|k| k.ledger) {
+            let home = Home::of(&config, &ledger);
+            self.flush(&mut effects, ledger, home, now_ms);
+        }
         Answered {
             response: click_response(&outcome, accept.as_deref(), head),
             effects,
@@ -1416,6 +1423,51 @@ mod tests {
             isolate.drive_stranded(&config, later + 1).is_empty(),
             "once per interval"
         );
+    }
+
+    #[test]
+    fn a_device_on_an_offer_through_a_second_affiliate_is_declined_and_its_ledger_flushed() {
+        let config = Arc::new(
+            Config::compile(
+                r#"{"version": 1,
+                    "offers": [{"id": "1", "landing_url": "https://x.example/"},
+                               {"id": "2", "landing_url": "https://y.example/"}],
+                    "rules": [{"id": "dev", "created_at": "2026-05-01", "scope": {"offers": ["1", "2"]},
+                               "decline": "medium_and_higher",
+                               "strategy": {"filters": [{"type": "duplicate_device_id"}]}}]}"#,
+            )
+            .unwrap(),
+        );
+        let mut isolate = counting();
+        let url = |offer, aff| {
+            format!("https://clicks.example/c?offer_id={offer}&aff_id={aff}&device_id=D")
+        };
+        let first = click(&mut isolate, &config, &url(1, "net-a"), "192.0.2.1");
+        assert_eq!(first.response.status, 302);
+        let ledger = crate::network::keys::ledger(crate::network::keys::device_hash("D"));
+        let flushes: Vec<_> = first
+            .effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Flush { network, home, .. } => Some((network.clone(), home.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            flushes,
+            [
+                (id("net-a"), Home::of(&config, &id("net-a"))),
+                (ledger.clone(), Home::of(&config, &ledger)),
+            ]
+        );
+        assert!(matches!(Home::of(&config, &ledger), Home::Shared { .. }));
+        let second = click(&mut isolate, &config, &url(1, "net-b"), "192.0.2.2");
+        assert_ne!(second.response.status, 302);
+        let line = decision(&second);
+        assert_eq!(line["reasons"][0]["code"], "duplicate_device_id");
+        assert_eq!(line["reasons"][0]["value"], "offer: 2");
+        let other = click(&mut isolate, &config, &url(2, "net-b"), "192.0.2.2");
+        assert_eq!(other.response.status, 302, "another offer");
     }
 
     #[test]

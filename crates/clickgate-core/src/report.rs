@@ -404,6 +404,10 @@ fn add_hour(hours: &mut Hours, hour: u32, rows: HourRows) {
 impl Networks {
     /// Adds one network's hours; a network already held sums them into its own.
     pub fn add(&mut self, network: &str, hours: Hours) {
+        // A device ledger is listed among its shared object's networks, with no report rows.
+        if is_ledger(network) {
+            return;
+        }
         let held = match self.named.get_mut(network) {
             Some(held) => held,
             None => self.named.entry(network.to_owned()).or_default(),
@@ -526,6 +530,32 @@ fn weight(hours: &Hours) -> u64 {
         .flat_map(|(_, h)| h.rows.values())
         .map(|t| t.clicks + t.previews + t.conversions)
         .sum()
+}
+
+/// The device ledgers' names (`network::keys::ledger` picks one): networks whose batches carry
+/// device counts and no report rows, which the report leaves out.
+pub const DEVICE_LEDGERS: [&str; 16] = [
+    "_devices.0",
+    "_devices.1",
+    "_devices.2",
+    "_devices.3",
+    "_devices.4",
+    "_devices.5",
+    "_devices.6",
+    "_devices.7",
+    "_devices.8",
+    "_devices.9",
+    "_devices.10",
+    "_devices.11",
+    "_devices.12",
+    "_devices.13",
+    "_devices.14",
+    "_devices.15",
+];
+
+/// Whether `network` names a device ledger rather than an affiliate.
+pub fn is_ledger(network: &str) -> bool {
+    DEVICE_LEDGERS.contains(&network)
 }
 
 /// The networks' hours in the report answer of the object the directory lists as `object`: an
@@ -1618,6 +1648,8 @@ mod tests {
         let mut members = Networks::default();
         members.add("made-up-1", hours.clone());
         members.add("net-7", hours.clone());
+        // A device ledger living in the same object is no network of the report's.
+        members.add("_devices.3", Vec::new());
         let shared = members.answer();
         let mut all = parse_object_answer("unlisted:3", &shared).unwrap();
         assert_eq!(

@@ -83,6 +83,8 @@ reason_codes! {
     ListedNetworkShare => "datacenter_vpn_share",
     // The operator's lasting blocklist of affiliates and sub IDs (see `config::blocklist`).
     Blocklisted => "blocklisted",
+    // One device id's clicks on an offer (see `filters::duplicate_device_id`).
+    DuplicateDeviceId => "duplicate_device_id",
 }
 
 impl std::fmt::Display for ReasonCode {
@@ -202,7 +204,7 @@ mod tests {
     /// renamed, and `ALL` keeps the order codes were listed in.
     #[test]
     fn every_code_keeps_its_text_and_its_place_in_all() {
-        const KEPT: [(ReasonCode, &str); 37] = [
+        const KEPT: [(ReasonCode, &str); 38] = [
             (ReasonCode::MissingSignature, "missing_signature"),
             (ReasonCode::InvalidSignature, "invalid_signature"),
             (ReasonCode::UnknownKey, "unknown_key"),
@@ -243,6 +245,7 @@ mod tests {
             (ReasonCode::OldDeviceShare, "old_device_share"),
             (ReasonCode::ListedNetworkShare, "datacenter_vpn_share"),
             (ReasonCode::Blocklisted, "blocklisted"),
+            (ReasonCode::DuplicateDeviceId, "duplicate_device_id"),
         ];
         let mut rest = ReasonCode::ALL.iter();
         for (code, text) in KEPT {

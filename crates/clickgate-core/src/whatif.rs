@@ -341,7 +341,14 @@ impl Counting {
     pub fn observe(&mut self, config: &Config, r: &Recorded) -> Option<Counters> {
         let keys = ClickKeys::of(config, &r.click, &r.client, r.at_ms)?;
         let network = self.networks.entry(keys.network.clone()).or_default();
-        Some(network.count(&keys))
+        let mut counters = network.count(&keys);
+        let across = keys.needs.device_window_hours[0];
+        if let (Some(window), Some(device), Some(ledger)) = (across, keys.device, &keys.ledger) {
+            let ledger = self.networks.entry(ledger.clone()).or_default();
+            let n = ledger.count_clicks(&keys.offer, device, keys.hour, keys.adds, window);
+            counters.device_clicks[0] = Some(n);
+        }
+        Some(counters)
     }
 
     /// Counts a conversion toward the shares of `config`'s rule for its conversions, and answers
@@ -979,6 +986,38 @@ mod tests {
             .pending
             .map(|(_, clicks, flagged)| (clicks, flagged));
         assert_eq!(minute, Some((3, 0)));
+    }
+
+    #[test]
+    fn replay_counts_a_device_across_the_offers_affiliates_as_the_ledger_does() {
+        let new = Config::compile(
+            r#"{"version": 1, "offers": [{"id": "1", "landing_url": "https://x.example/"},
+                                         {"id": "2", "landing_url": "https://y.example/"}],
+                "rules": [{"id": "r", "created_at": "2026-11-01", "scope": {"offers": ["1", "2"]},
+                           "decline": "medium_and_higher",
+                           "strategy": {"filters": [{"type": "duplicate_device_id"}]}}]}"#,
+        )
+        .unwrap();
+        let mut replay = Replay::new(&new, None, 10);
+        let browser = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) Version/17.4 Mobile/15E148 Safari/604.1";
+        for (sec, offer, aff, device) in [
+            (0, 1, "a", "D"),
+            (1, 2, "a", "D"),
+            (2, 1, "b", "E"),
+            (3, 1, "b", "D"),
+        ] {
+            let l = format!(
+                r#"{{"event":"click","ts":"2026-11-22T10:00:{sec:02}Z","offer_id":"{offer}","aff_id":"{aff}","device_id":"{device}","ip":"192.0.2.{sec}","user_agent":"{browser}"}}"#
+            );
+            for r in from_log_line(&l).clicks {
+                replay.feed(r);
+            }
+        }
+        assert_eq!(replay.tally.clicks, 4);
+        // Only D's second click on offer 1, through another affiliate.
+        assert_eq!(replay.tally.by_reason.get("duplicate_device_id"), Some(&1));
+        assert_eq!(replay.tally.by_affiliate.get("b"), Some(&(2, 1)));
+        assert_eq!(replay.tally.by_offer.get("2"), Some(&(1, 0)));
     }
 
     #[test]

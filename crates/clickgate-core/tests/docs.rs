@@ -352,7 +352,7 @@ fn stated_figures() -> Vec<(&'static str, String)> {
         (
             "docs/config.md",
             format!(
-                "when the object has not answered an isolate for {} s, both filters",
+                "when the object has not answered an isolate for {} s, its counted filters",
                 flush.stale_ms / 1000
             ),
         ),
@@ -592,7 +592,7 @@ fn each_filter_row_gives_the_filter_s_default_points() {
     let config = &pages()[&normal(&root()).join("docs/config.md")];
     // The presets hold every filter at its default points.
     let filters = preset("mobile_cpi").expect("the mobile_cpi preset");
-    assert_eq!(filters.len(), 13, "every filter is in the preset");
+    assert_eq!(filters.len(), 14, "every filter is in the preset");
     for filter in filters {
         let name = filter.kind.name();
         let row = config
@@ -650,11 +650,11 @@ fn the_ranges_table_gives_the_ranges_the_config_enforces() {
             format!("{} to {}", r.major_version.start(), r.major_version.end()),
         ),
         (
-            "`duplicate_ip.max`, `sub_id_validity.max`",
+            "`duplicate_ip.max`, `duplicate_device_id.max`, `sub_id_validity.max`",
             format!("{} to {}", r.count.start(), r.count.end()),
         ),
         (
-            "`duplicate_ip.window_hours`",
+            "`duplicate_ip.window_hours`, `duplicate_device_id.window_hours`",
             format!("{} to {}", r.window_hours.start(), r.window_hours.end()),
         ),
         (

@@ -13,9 +13,10 @@ pub struct Ranges {
     pub points: RangeInclusive<u32>,
     /// `old_os_browser`'s `min.*`.
     pub major_version: RangeInclusive<u32>,
-    /// `duplicate_ip.max`, `sub_id_validity.max`.
+    /// `duplicate_ip.max`, `duplicate_device_id.max`, `sub_id_validity.max`.
     pub count: RangeInclusive<u32>,
-    /// `duplicate_ip.window_hours`: the counters keep 720 hours.
+    /// `duplicate_ip.window_hours`, `duplicate_device_id.window_hours`: the counters keep 720
+    /// hours.
     pub window_hours: RangeInclusive<u32>,
     /// `min_click_to_conversion.seconds`, `max_click_to_conversion.seconds`: up to a year.
     pub min_click_to_conversion: RangeInclusive<u64>,

@@ -20,7 +20,8 @@ use crate::filters::{
     bot::BotSettings,
     click_spam::{self, ClickSpam},
     datacenter_vpn::{self, DatacenterVpn},
-    duplicate_ip::DuplicateIp,
+    duplicate_device_id::{self, DuplicateDeviceId},
+    duplicate_ip::{self, DuplicateIp},
     fraud_database::FraudDatabase,
     geo::OfferGeo,
     low_session_time::{self, LowSessionTime},
@@ -191,12 +192,15 @@ impl Filter {
 /// The detection strategies of the market's presets, kept as data (Affise's tables for 24metrics).
 /// A share is "50% > 1h CTIT" (click spam), "50% < 1min CTIT" (low session time), "60% > Old
 /// devices", or the `ecommerce` table's VPN "Below 10%"; the tables give no minimum count or
-/// window, so those are the filters' defaults.
+/// window, so those are the filters' defaults. Duplicate Device ID is "Same offer / All
+/// affiliates" with no count or window (the filter's defaults: once in 24 hours), and for `lead`
+/// "No duplicates": once in as many hours as the counts keep (720).
 pub fn preset(name: &str) -> Option<Vec<Filter>> {
     const HOUR: u64 = 3600;
     const DAY: u64 = 24 * HOUR;
     // (duplicates per IP, min and max seconds to conversion, sub IDs, click spam (percent, past
-    // seconds), low session time (percent, under seconds), old devices percent, VPN share percent)
+    // seconds), low session time (percent, under seconds), old devices percent, VPN share
+    // percent, hours within which a device clicks an offer once across its affiliates)
     type Table = (
         u32,
         u64,
@@ -206,32 +210,57 @@ pub fn preset(name: &str) -> Option<Vec<Filter>> {
         (u32, u64),
         u32,
         Option<u32>,
+        Option<u32>,
     );
-    let (dup_max, min_ctc, max_ctc, sub_ids, spam, short, old, vpn): Table = match name {
-        "mobile_cpi" => (1, 20, DAY, Some(700), Some((50, HOUR)), (50, 60), 60, None),
-        "mobile_cpa" => (
-            3,
-            15,
-            DAY,
-            Some(700),
-            Some((60, 2 * HOUR)),
-            (60, 60),
-            70,
-            None,
-        ),
-        "lead" => (1, 25, DAY, Some(500), None, (50, 60), 70, None),
-        "ecommerce" => (
-            3,
-            40,
-            14 * DAY,
-            None,
-            Some((50, DAY)),
-            (50, 60),
-            70,
-            Some(10),
-        ),
-        _ => return None,
-    };
+    let day = duplicate_device_id::DEFAULT.window_hours;
+    let (dup_max, min_ctc, max_ctc, sub_ids, spam, short, old, vpn, device_window): Table =
+        match name {
+            "mobile_cpi" => (
+                1,
+                20,
+                DAY,
+                Some(700),
+                Some((50, HOUR)),
+                (50, 60),
+                60,
+                None,
+                Some(day),
+            ),
+            "mobile_cpa" => (
+                3,
+                15,
+                DAY,
+                Some(700),
+                Some((60, 2 * HOUR)),
+                (60, 60),
+                70,
+                None,
+                Some(day),
+            ),
+            "lead" => (
+                1,
+                25,
+                DAY,
+                Some(500),
+                None,
+                (50, 60),
+                70,
+                None,
+                Some(*duplicate_ip::WINDOW_HOURS.end()),
+            ),
+            "ecommerce" => (
+                3,
+                40,
+                14 * DAY,
+                None,
+                Some((50, DAY)),
+                (50, 60),
+                70,
+                Some(10),
+                None,
+            ),
+            _ => return None,
+        };
     let with_percent = |default: ShareBound, percent| ShareBound { percent, ..default };
     let mut kinds = vec![
         FilterKind::DuplicateIp(DuplicateIp {
@@ -266,6 +295,12 @@ pub fn preset(name: &str) -> Option<Vec<Filter>> {
     kinds.push(FilterKind::LowSessionTime(LowSessionTime {
         seconds,
         bound: with_percent(low_session_time::DEFAULT.bound, percent),
+    }));
+    kinds.extend(device_window.map(|window_hours| {
+        FilterKind::DuplicateDeviceId(DuplicateDeviceId {
+            window_hours,
+            ..duplicate_device_id::DEFAULT
+        })
     }));
     Some(kinds.into_iter().map(Filter::new).collect())
 }
@@ -710,6 +745,7 @@ pub(crate) fn compile_asns(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::filters::duplicate_device_id::DeviceScope;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -740,7 +776,7 @@ mod tests {
     /// time in seconds, and the sub IDs allowed per offer and affiliate (eCommerce checks none).
     /// Name, duplicates per IP, min and max seconds to conversion, sub IDs; click spam (percent,
     /// past seconds), low session time (percent, under seconds), old devices percent, VPN
-    /// percent.
+    /// percent; the hours within which a device id clicks an offer once across its affiliates.
     type Published = (
         &'static str,
         u32,
@@ -750,6 +786,7 @@ mod tests {
         Option<(u32, u64)>,
         (u32, u64),
         u32,
+        Option<u32>,
         Option<u32>,
     );
     const PUBLISHED: [Published; 4] = [
@@ -763,6 +800,7 @@ mod tests {
             (50, 60),
             60,
             None,
+            Some(24),
         ),
         (
             "mobile_cpa",
@@ -774,6 +812,7 @@ mod tests {
             (60, 60),
             70,
             None,
+            Some(24),
         ),
         (
             "lead",
@@ -785,6 +824,7 @@ mod tests {
             (50, 60),
             70,
             None,
+            Some(720),
         ),
         (
             "ecommerce",
@@ -796,6 +836,7 @@ mod tests {
             (50, 60),
             70,
             Some(10),
+            None,
         ),
     ];
 
@@ -803,7 +844,7 @@ mod tests {
     fn every_preset_value_is_the_published_one_and_the_readme_table_says_so() {
         let readme = include_str!("../../../../docs/config.md");
         assert_eq!(PRESETS.len(), PUBLISHED.len());
-        for (name, dup, min_s, max_s, sub_ids, spam, short, old, vpn) in PUBLISHED {
+        for (name, dup, min_s, max_s, sub_ids, spam, short, old, vpn, device) in PUBLISHED {
             let share = |defaults: ShareBound, percent| ShareBound {
                 percent,
                 ..defaults
@@ -839,6 +880,13 @@ mod tests {
                 seconds: short.1,
                 bound: share(low_session_time::DEFAULT.bound, short.0),
             }));
+            expected.extend(device.map(|window_hours| {
+                FilterKind::DuplicateDeviceId(DuplicateDeviceId {
+                    max: 1,
+                    window_hours,
+                    scope: DeviceScope::Offer,
+                })
+            }));
             let expected: Vec<Filter> = expected.into_iter().map(Filter::new).collect();
             assert_eq!(preset(name), Some(expected), "{name}");
             let max = if max_s == 24 * 3600 {
@@ -849,6 +897,12 @@ mod tests {
             let subs = sub_ids.map_or("–".to_owned(), |n| n.to_string());
             let row = format!("| `{name}` | {dup} | {subs} | {min_s} s / {max} |");
             assert!(readme.contains(&row), "README lacks the row {row}");
+            let device = device.map_or("–".to_owned(), |hours| format!("1 per {hours} h"));
+            let line = readme.lines().find(|l| l.starts_with(&row)).unwrap();
+            assert!(
+                line.ends_with(&format!("| {device} |")),
+                "{line}: device {device}"
+            );
         }
     }
 
@@ -906,43 +960,29 @@ mod tests {
         }
     }
 
-    /// How a preset carries one row of a published table: by a filter with these settings, or
-    /// not yet, awaiting the filter (`{"type": …}` as the document will write it) that judges it;
-    /// `today` is what the preset carries of the row meanwhile.
-    enum Carry {
-        By(FilterKind),
-        Awaiting {
-            filter: &'static str,
-            today: Option<FilterKind>,
-        },
-    }
-
     /// Affise's "Advanced Anti-fraud" article, section "Detection strategy", its four tables
     /// (Mobile CPI, Mobile CPA, Lead Offers, eCommerce), row by row as published: the preset, the
-    /// filter's name and its setting details, and how the preset carries it.
+    /// filter's name and its setting details, and the filter, with its settings, that carries
+    /// the row in the preset.
     // One row a line, as the tables print them.
     #[rustfmt::skip]
-    fn published_tables() -> Vec<(&'static str, &'static str, &'static str, Carry)> {
-        use Carry::{Awaiting, By};
+    fn published_tables() -> Vec<(&'static str, &'static str, &'static str, FilterKind)> {
         const DAY: u64 = 86_400;
-        let dup_ip = |max| By(FilterKind::DuplicateIp(DuplicateIp { max, window_hours: 24 }));
-        let min = |seconds| By(FilterKind::MinClickToConversion(MinClickToConversion { seconds }));
-        let max = |seconds| By(FilterKind::MaxClickToConversion(MaxClickToConversion { seconds }));
-        let sub_ids = |max| By(FilterKind::SubIdValidity(SubIdValidity { max }));
-        let fraud_db = || By(FilterKind::FraudDatabase(FraudDatabase));
-        let bot = || By(FilterKind::Bot(BotSettings::default()));
-        let vpn = || By(FilterKind::DatacenterVpn(DatacenterVpn { share: None }));
-        let rejection = || By(FilterKind::ThirdPartyRejection(ThirdPartyRejection));
-        let referrer = || By(FilterKind::Referrer(Referrer));
-        let device = || Awaiting {
-            filter: r#"{"type": "duplicate_device_id"}"#,
-            today: None,
-        };
+        let dup_ip = |max| FilterKind::DuplicateIp(DuplicateIp { max, window_hours: 24 });
+        let min = |seconds| FilterKind::MinClickToConversion(MinClickToConversion { seconds });
+        let max = |seconds| FilterKind::MaxClickToConversion(MaxClickToConversion { seconds });
+        let sub_ids = |max| FilterKind::SubIdValidity(SubIdValidity { max });
+        let fraud_db = || FilterKind::FraudDatabase(FraudDatabase);
+        let bot = || FilterKind::Bot(BotSettings::default());
+        let vpn = || FilterKind::DatacenterVpn(DatacenterVpn { share: None });
+        let rejection = || FilterKind::ThirdPartyRejection(ThirdPartyRejection);
+        let referrer = || FilterKind::Referrer(Referrer);
+        let device = |window_hours| FilterKind::DuplicateDeviceId(DuplicateDeviceId { max: 1, window_hours, scope: DeviceScope::Offer });
         let percent = |default: ShareBound, percent| ShareBound { percent, ..default };
-        let click_spam = |p, seconds| By(FilterKind::ClickSpam(ClickSpam { seconds, bound: percent(click_spam::DEFAULT.bound, p) }));
-        let short_sessions = |p, seconds| By(FilterKind::LowSessionTime(LowSessionTime { seconds, bound: percent(low_session_time::DEFAULT.bound, p) }));
-        let old_share = |p| By(FilterKind::OldOsBrowser(MinVersions { share: Some(percent(old_os_browser::SHARE, p)), ..MinVersions::default() }));
-        let vpn_share = |p| By(FilterKind::DatacenterVpn(DatacenterVpn { share: Some(percent(datacenter_vpn::SHARE, p)) }));
+        let click_spam = |p, seconds| FilterKind::ClickSpam(ClickSpam { seconds, bound: percent(click_spam::DEFAULT.bound, p) });
+        let short_sessions = |p, seconds| FilterKind::LowSessionTime(LowSessionTime { seconds, bound: percent(low_session_time::DEFAULT.bound, p) });
+        let old_share = |p| FilterKind::OldOsBrowser(MinVersions { share: Some(percent(old_os_browser::SHARE, p)), ..MinVersions::default() });
+        let vpn_share = |p| FilterKind::DatacenterVpn(DatacenterVpn { share: Some(percent(datacenter_vpn::SHARE, p)) });
         const HOUR: u64 = 3600;
         const MINUTE: u64 = 60;
         let none = "No configuration options";
@@ -951,7 +991,7 @@ mod tests {
         vec![
             // Mobile CPI
             ("mobile_cpi", "Duplicate IP", "Last 24h / 1 IP (same offer / same affiliate)", dup_ip(1)),
-            ("mobile_cpi", "Duplicate Device ID", "Same offer / All affiliates", device()),
+            ("mobile_cpi", "Duplicate Device ID", "Same offer / All affiliates", device(24)),
             ("mobile_cpi", "Fraud Database", global, fraud_db()),
             ("mobile_cpi", "ClickSpam", "50% > 1h CTIT", click_spam(50, HOUR)),
             ("mobile_cpi", "Low Session Time Anomaly", "50% < 1min CTIT", short_sessions(50, MINUTE)),
@@ -965,7 +1005,7 @@ mod tests {
             ("mobile_cpi", "OLD OS / Browser", "60% > Old devices", old_share(60)),
             // Mobile CPA
             ("mobile_cpa", "Duplicate IP", "Last 24h / 3 IP (same offer / same affiliate)", dup_ip(3)),
-            ("mobile_cpa", "Duplicate Device ID", "Same offer / All affiliates", device()),
+            ("mobile_cpa", "Duplicate Device ID", "Same offer / All affiliates", device(24)),
             ("mobile_cpa", "Fraud Database", global, fraud_db()),
             ("mobile_cpa", "ClickSpam", "60% > 2h CTIT", click_spam(60, 2 * HOUR)),
             ("mobile_cpa", "Low Session Time Anomaly", "60% < 1min CTIT", short_sessions(60, MINUTE)),
@@ -979,7 +1019,7 @@ mod tests {
             ("mobile_cpa", "OLD OS / Browser", "70% > Old devices", old_share(70)),
             // Lead Offers
             ("lead", "Duplicate IP", "Last 24h / 1 IP (same offer / same affiliate)", dup_ip(1)),
-            ("lead", "Duplicate Device ID", "No duplicates (same offer / all affiliates)", device()),
+            ("lead", "Duplicate Device ID", "No duplicates (same offer / all affiliates)", device(720)),
             ("lead", "Fraud Database", global, fraud_db()),
             ("lead", "Low Session Time Anomaly", "50% < 1min CTIT", short_sessions(50, MINUTE)),
             ("lead", "Min Click To Conversion Time", "25s", min(25)),
@@ -1005,53 +1045,21 @@ mod tests {
         ]
     }
 
-    /// The rows checked once their filters exist: each is in the tables above as `Awaiting`, and
-    /// the filter (or setting) it awaits does not compile yet. A filter that lands fails
-    /// `every_preset_carries_its_published_table_row_by_row` until its rows are carried.
-    const AWAITING_THEIR_FILTERS: [(&str, &str); 3] = [
-        ("mobile_cpi", "Duplicate Device ID"),
-        ("mobile_cpa", "Duplicate Device ID"),
-        ("lead", "Duplicate Device ID"),
-    ];
-
     #[test]
     fn every_preset_carries_its_published_table_row_by_row() {
         let tables = published_tables();
-        let awaiting: Vec<(&str, &str)> = tables
-            .iter()
-            .filter(|(.., carry)| matches!(carry, Carry::Awaiting { .. }))
-            .map(|(preset, filter, ..)| (*preset, *filter))
-            .collect();
-        assert_eq!(awaiting, AWAITING_THEIR_FILTERS, "the rows not yet carried");
         for name in PRESETS {
             let filters = preset(name).unwrap();
             // What the preset must hold: each row's filter, and the offer's own countries, which
             // the tables leave to the network's offer settings.
             let mut expected = vec![Filter::new(FilterKind::Geo(OfferGeo))];
-            for (_, filter, setting, carry) in tables.iter().filter(|row| row.0 == name) {
-                let (kind, awaited) = match carry {
-                    Carry::By(kind) => (Some(kind), None),
-                    Carry::Awaiting { filter, today } => (today.as_ref(), Some(*filter)),
-                };
-                if let Some(kind) = kind {
-                    let want = Filter::new(kind.clone());
-                    assert!(
-                        filters.contains(&want),
-                        "{name} drops \"{filter} | {setting}\": no {want:?}"
-                    );
-                    expected.push(want);
-                }
-                if let Some(awaited) = awaited {
-                    let doc = format!(
-                        r#"{{"version": 1, "offers": [{{"id": "1", "landing_url": "https://x.example/"}}],
-                            "rules": [{{"id": "r", "created_at": "2026-11-01", "scope": {{"offers": ["1"]}},
-                                       "strategy": {{"filters": [{awaited}]}}}}]}}"#
-                    );
-                    assert!(
-                        crate::config::Config::compile(&doc).is_err(),
-                        "{awaited} exists now: carry \"{filter} | {setting}\" in {name}"
-                    );
-                }
+            for (_, filter, setting, kind) in tables.iter().filter(|row| row.0 == name) {
+                let want = Filter::new(kind.clone());
+                assert!(
+                    filters.contains(&want),
+                    "{name} drops \"{filter} | {setting}\": no {want:?}"
+                );
+                expected.push(want);
             }
             assert_eq!(
                 filters.len(),

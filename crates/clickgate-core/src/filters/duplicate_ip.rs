@@ -22,10 +22,8 @@ impl Judge for DuplicateIp {
     const CODES: &'static [ReasonCode] = &[ReasonCode::DuplicateIp];
 
     fn compile(settings: &mut impl Settings) -> Self {
-        DuplicateIp {
-            max: settings.u32_in("max", COUNT).unwrap_or(1),
-            window_hours: settings.u32_in("window_hours", WINDOW_HOURS).unwrap_or(24),
-        }
+        let (max, window_hours) = read_count(settings);
+        DuplicateIp { max, window_hours }
     }
 
     fn counts(&self) -> Option<Count> {
@@ -42,13 +40,35 @@ impl Judge for DuplicateIp {
         let DuplicateIp { max, window_hours } = *self;
         Ok((c.ip_clicks > max).then(|| {
             let ip = seen.client.ip.map(|ip| ip.to_string()).unwrap_or_default();
-            Hit {
-                code: ReasonCode::DuplicateIp,
-                matched: format!("more than {max} in {window_hours}h"),
-                value: format!("{ip}: {}", c.ip_clicks),
-                points,
-            }
+            count_hit(ReasonCode::DuplicateIp, (max, window_hours), &ip, c.ip_clicks, points)
         }))
+    }
+}
+
+/// `max` (default 1) and `window_hours` (default 24): the duplicate-device filter reads the same.
+#[inline(never)]
+pub(crate) fn read_count(settings: &mut impl Settings) -> (u32, u32) {
+    (
+        settings.u32_in("max", COUNT).unwrap_or(1),
+        settings.u32_in("window_hours", WINDOW_HOURS).unwrap_or(24),
+    )
+}
+
+/// A count's hit: more than `max` in `window_hours`, and what was counted `n` times (`ip: n`).
+/// Not inlined: the duplicate-device filter's hit is written by the same code.
+#[inline(never)]
+pub(crate) fn count_hit(
+    code: ReasonCode,
+    (max, window_hours): (u32, u32),
+    counted: &str,
+    n: u32,
+    points: u32,
+) -> Hit {
+    Hit {
+        code,
+        matched: format!("more than {max} in {window_hours}h"),
+        value: format!("{counted}: {n}"),
+        points,
     }
 }
 

@@ -26,7 +26,7 @@ pub mod share;
 pub mod asn_sets;
 mod asn_sets_data;
 
-/// The range of `duplicate_ip.max` and `sub_id_validity.max`.
+/// The range of `duplicate_ip.max`, `duplicate_device_id.max` and `sub_id_validity.max`.
 pub const COUNT: RangeInclusive<u32> = 1..=1_000_000;
 
 /// Per-offer-and-affiliate counts kept outside the isolate (a Durable Object), read for this click.
@@ -36,6 +36,10 @@ pub struct Counters {
     pub ip_clicks: u32,
     /// Distinct sub IDs seen on this offer and affiliate, this one included.
     pub distinct_sub_ids: u32,
+    /// Clicks from this device id in the rule's window, this one included, by
+    /// [`DeviceScope`](duplicate_device_id::DeviceScope): on the offer (from its device ledger)
+    /// and on the offer and affiliate; `None` where it was not read.
+    pub device_clicks: [Option<u32>; 2],
     /// The share filters' tallies on this offer and affiliate, each over its window, this click
     /// included where it counts toward one.
     pub shares: [Option<(Measure, ShareTally)>; MAX_SHARES],
@@ -59,6 +63,11 @@ pub enum Count {
     IpClicks { window_hours: u32 },
     /// Distinct sub IDs (as [`Counters::distinct_sub_ids`]).
     DistinctSubIds,
+    /// Clicks per device id over the last `window_hours` (as [`Counters::device_clicks`]).
+    DeviceClicks {
+        window_hours: u32,
+        scope: duplicate_device_id::DeviceScope,
+    },
     /// A share over the last `window_hours` (as [`Counters::share`]); `clicks` when the rule's
     /// clicks count toward it, not only read it.
     Share {
@@ -353,6 +362,7 @@ filters! {
     ThirdPartyRejection(third_party_rejection::ThirdPartyRejection),
     ClickSpam(click_spam::ClickSpam),
     LowSessionTime(low_session_time::LowSessionTime),
+    DuplicateDeviceId(duplicate_device_id::DuplicateDeviceId),
 }
 
 #[cfg(test)]
@@ -412,7 +422,7 @@ mod tests {
                 "rules[0].strategy.filters[0].type: unknown filter `telepathy`; known: bot, \
                  fraud_database, datacenter_vpn, geo, referrer, old_os_browser, spoof, \
                  duplicate_ip, sub_id_validity, min_click_to_conversion, max_click_to_conversion, \
-                 third_party_rejection, click_spam, low_session_time"
+                 third_party_rejection, click_spam, low_session_time, duplicate_device_id"
             ),
             "{text}"
         );

@@ -31,7 +31,8 @@ pub enum Home {
 }
 
 impl Home {
-    /// The network's home under this config.
+    /// The network's home under this config. Not inlined: every path that counts asks it.
+    #[inline(never)]
     pub fn of(config: &Config, network: &Id) -> Home {
         if config.listed.contains(network) {
             Home::Own(network.clone())

@@ -8,9 +8,12 @@ use crate::click::{ClickParams, ClientInfo, Id};
 use crate::config::rules::Rule;
 use crate::config::Config;
 use crate::fault::Corrupt;
+use crate::filters::duplicate_device_id::DeviceScope;
 use crate::filters::share::{Measure, MAX_SHARES};
 use crate::filters::{Count, Seen};
 use crate::hll::hash64;
+use crate::network::home::SHARED_OBJECTS;
+use crate::report::DEVICE_LEDGERS as LEDGERS;
 use crate::stored::{share_hashes, RETAIN_HOURS};
 use crate::time::{utc_day, HOUR_MS};
 use crate::ua::is_link_preview;
@@ -20,6 +23,9 @@ use crate::ua::is_link_preview;
 pub struct CountNeeds {
     /// The duplicate-IP window, when the rule has that filter (the widest, if several).
     pub ip_window_hours: Option<u32>,
+    /// The duplicate-device windows by [`DeviceScope`], when the rule has that filter in the
+    /// scope (the widest of each).
+    pub device_window_hours: [Option<u32>; 2],
     pub sub_ids: bool,
     /// The shares it reads, one per measure (the widest window, and counted by clicks if any of
     /// its filters counts them); a rule's share filters past [`MAX_SHARES`] find no tally.
@@ -41,6 +47,13 @@ impl CountNeeds {
             match f.kind.counts() {
                 Some(Count::IpClicks { window_hours }) => {
                     needs.ip_window_hours = needs.ip_window_hours.max(Some(window_hours));
+                }
+                Some(Count::DeviceClicks {
+                    window_hours,
+                    scope,
+                }) => {
+                    let had = &mut needs.device_window_hours[scope as usize];
+                    *had = (*had).max(Some(window_hours));
                 }
                 Some(Count::DistinctSubIds) => needs.sub_ids = true,
                 Some(Count::Share {
@@ -76,7 +89,12 @@ impl CountNeeds {
     }
 
     pub fn any(&self) -> bool {
-        self.ip_window_hours.is_some() || self.sub_ids || self.shares[0].is_some()
+        self.ip_window_hours.is_some() || self.devices() || self.sub_ids || self.shares[0].is_some()
+    }
+
+    fn devices(&self) -> bool {
+        let [across, pair] = self.device_window_hours;
+        across.is_some() || pair.is_some()
     }
 }
 
@@ -87,6 +105,10 @@ pub struct ClickKeys {
     pub offer: Id,
     /// The IP's hash, when the rule counts IPs and the click has an IP.
     pub ip: Option<u64>,
+    /// The device id's hash, when the rule counts devices and the click carries one.
+    pub device: Option<u64>,
+    /// The device's ledger, when the rule counts a device across the offer's affiliates.
+    pub ledger: Option<Id>,
     /// The sub ID, when the rule counts sub IDs and the click carries one.
     pub sub_id: Option<String>,
     pub needs: CountNeeds,
@@ -116,6 +138,14 @@ impl ClickKeys {
             .ip_window_hours
             .and(client.ip)
             .map(|ip| ip_hash(&ip.to_string()));
+        let device = click
+            .device_id
+            .as_deref()
+            .filter(|_| needs.devices())
+            .map(device_hash);
+        let ledger = needs.device_window_hours[DeviceScope::Offer as usize]
+            .and(device)
+            .map(ledger);
         let sub_id = rule
             .filter(|_| needs.sub_ids)
             .and_then(|r| r.sub_id.value(click))
@@ -147,6 +177,8 @@ impl ClickKeys {
             network: click.aff_id.clone(),
             offer: click.offer_id.clone(),
             ip,
+            device,
+            ledger,
             sub_id,
             needs,
             share_hits,
@@ -160,6 +192,28 @@ impl ClickKeys {
 pub fn ip_hash(ip: &str) -> u64 {
     hash64(ip.as_bytes())
 }
+
+/// A device id's hash: counted among the offer's per-IP histories, the hash of its text turned by
+/// a constant, so that a device id spelt like an IP (or a share's name) counts apart from it.
+pub fn device_hash(device_id: &str) -> u64 {
+    hash64(device_id.as_bytes()) ^ 0x6465_7669_6365_2f00
+}
+
+/// The network whose object keeps a device's counts on each offer across the offer's affiliates:
+/// one of [`SHARED_OBJECTS`] ledgers, `_devices.{n}` with `n` the device's hash modulo their
+/// number, each living like a network the config does not list (see [`super::home`]). Every
+/// affiliate's click from the device counts there besides in its own network, under the offer
+/// (so a hot offer's devices spread over all the ledgers), and the count is exact once the
+/// isolates have flushed, as stale as any other count until then. Its batches carry only device
+/// histories: no report rows, clicks toward a flood or kept decisions. (An `aff_id` of that form
+/// would share the ledger's keys; its own IP histories and a ledger's device histories never
+/// share a key.)
+pub fn ledger(device: u64) -> Id {
+    Id::known(LEDGERS[(device % SHARED_OBJECTS) as usize])
+}
+
+// One ledger per shared object: their names are the report's, which leaves them out.
+const _: () = assert!(LEDGERS.len() == SHARED_OBJECTS as usize);
 
 /// Where a share is counted: among the offer's per-IP histories, as two of them, its events and
 /// its hits, each under a hash of the measure's name in place of an IP's (an IP's hash is of its
@@ -258,4 +312,30 @@ pub(super) fn u32_at(v: &Value, i: usize) -> Result<u32, String> {
         .and_then(Value::as_u64)
         .and_then(|n| u32::try_from(n).ok())
         .ok_or_else(|| format!("item {i} must be a whole number below 2^32"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn every_ledger_is_named_as_an_id_reads_and_devices_spread_over_them() {
+        for name in LEDGERS {
+            assert_eq!(Id::parse(name), Ok(Id::known(name)));
+            assert!(crate::report::is_ledger(name));
+        }
+        assert!(!crate::report::is_ledger("_devices.16") && !crate::report::is_ledger("net-7"));
+        let used: std::collections::BTreeSet<_> = (0..200)
+            .map(|i| ledger(device_hash(&format!("gaid-{i}"))))
+            .collect();
+        assert_eq!(used.len(), LEDGERS.len());
+    }
+
+    #[test]
+    fn a_device_id_never_counts_as_the_ip_or_share_spelt_the_same() {
+        assert_ne!(device_hash("192.0.2.1"), ip_hash("192.0.2.1"));
+        assert_ne!(device_hash("D"), device_hash("E"));
+    }
 }

@@ -149,9 +149,26 @@ struct NetworkLocal {
 }
 
 impl NetworkLocal {
+    /// Adds `add` clicks (or events, or hits; `None`: it only reads) to the history under `key`
+    /// on `offer` (an IP's or a device's hash, or a share's) and answers its count over `window`
+    /// hours: the object's last totals, the batch out and what waits to be sent.
+    fn clicks(&mut self, offer: &Id, key: u64, hour: u32, add: Option<u32>, window: u32) -> u32 {
+        let key = (offer.clone(), key);
+        if let Some(n) = add {
+            self.pending_ips
+                .entry(key.clone())
+                .or_default()
+                .add(hour, n);
+        }
+        let sum =
+            |m: &HashMap<(Id, u64), History>| m.get(&key).map_or(0, |h| h.in_window(hour, window));
+        sum(&self.known_ips)
+            .saturating_add(sum(&self.in_flight_ips))
+            .saturating_add(sum(&self.pending_ips))
+    }
+
     /// Adds an event toward a share of `offer` (`hit`: whether it is one of its hits; `None`: it
-    /// only reads) and answers the share over `window` hours: the object's last totals, the batch
-    /// out and what waits to be sent, as for an IP (see [`share_keys`]).
+    /// only reads) and answers the share over `window` hours, as for an IP (see [`share_keys`]).
     fn share(
         &mut self,
         offer: &Id,
@@ -161,28 +178,11 @@ impl NetworkLocal {
         window: u32,
     ) -> ShareTally {
         let (events, hits) = share_keys(measure);
-        let mut add = |key: u64, n: u32| {
-            self.pending_ips
-                .entry((offer.clone(), key))
-                .or_default()
-                .add(hour, n);
-        };
         // Both keys go out with every event, a miss adding 0 hits: an answer is the totals of
         // the batch's keys, so this isolate hears of the others' hits too.
-        if let Some(hit) = hit {
-            add(events, 1);
-            add(hits, u32::from(hit));
-        }
-        let sum = |key: u64| {
-            let key = (offer.clone(), key);
-            [&self.known_ips, &self.in_flight_ips, &self.pending_ips]
-                .iter()
-                .filter_map(|m| m.get(&key))
-                .fold(0u32, |n, h| n.saturating_add(h.in_window(hour, window)))
-        };
         ShareTally {
-            total: sum(events),
-            hits: sum(hits),
+            total: self.clicks(offer, events, hour, hit.map(|_| 1), window),
+            hits: self.clicks(offer, hits, hour, hit.map(u32::from), window),
         }
     }
 
@@ -548,20 +548,14 @@ impl LocalCounts {
         let adds = keys.adds && self.has_room(&keys.network);
         let net = self.touch(&keys.network, now_ms);
         let mut counters = Counters::default();
+        let one = adds.then_some(1);
         if let (Some(window), Some(ip)) = (keys.needs.ip_window_hours, keys.ip) {
-            let key = (keys.offer.clone(), ip);
-            if adds {
-                net.pending_ips
-                    .entry(key.clone())
-                    .or_default()
-                    .add(keys.hour, 1);
-            }
-            let window_sum = |m: &HashMap<(Id, u64), History>| {
-                m.get(&key).map_or(0, |h| h.in_window(keys.hour, window))
-            };
-            counters.ip_clicks = window_sum(&net.known_ips)
-                .saturating_add(window_sum(&net.in_flight_ips))
-                .saturating_add(window_sum(&net.pending_ips));
+            counters.ip_clicks = net.clicks(&keys.offer, ip, keys.hour, one, window);
+        }
+        let [across, pair] = keys.needs.device_window_hours;
+        if let (Some(window), Some(device)) = (pair, keys.device) {
+            counters.device_clicks[1] =
+                Some(net.clicks(&keys.offer, device, keys.hour, one, window));
         }
         if keys.needs.sub_ids {
             let key = (keys.offer.clone(), keys.day);
@@ -598,7 +592,36 @@ impl LocalCounts {
         if adds && net.pending_since_ms.is_none() {
             net.pending_since_ms = Some(now_ms);
         }
-        (!net.silent(&policy, now_ms) && !net.forgotten).then_some(counters)
+        let read = !net.silent(&policy, now_ms) && !net.forgotten;
+        if let (Some(window), Some(device), Some(ledger)) = (across, keys.device, &keys.ledger) {
+            counters.device_clicks[0] = self.ledger_clicks(keys, ledger, device, window, now_ms);
+        }
+        read.then_some(counters)
+    }
+
+    /// Counts a click's device in its ledger (see [`super::keys::ledger`]), a network
+    /// of its own here: its clicks are unsent units like any network's, under the same caps.
+    /// `None` when the ledger's object has not answered for `stale_ms` or was forgotten.
+    fn ledger_clicks(
+        &mut self,
+        keys: &ClickKeys,
+        ledger: &Id,
+        device: u64,
+        window: u32,
+        now_ms: u64,
+    ) -> Option<u32> {
+        let policy = self.policy;
+        // As `admit` counts a unit, with one look-up of the ledger.
+        let adds = keys.adds && self.has_room(ledger);
+        self.unsent += u64::from(adds);
+        self.dropped.full += u64::from(keys.adds && !adds);
+        let led = self.touch(ledger, now_ms);
+        let n = led.clicks(&keys.offer, device, keys.hour, adds.then_some(1), window);
+        if adds {
+            led.pending_units += 1;
+            led.pending_since_ms.get_or_insert(now_ms);
+        }
+        (!led.silent(&policy, now_ms) && !led.forgotten).then_some(n)
     }
 
     /// Counts a conversion toward one share of its click's network and offer (`hit`: whether it
@@ -964,7 +987,7 @@ fn arm(timer_due_ms: &mut Option<u64>, now_ms: u64, in_ms: u64) -> Flush {
 mod tests {
     use super::*;
     use crate::flood::{Event, FloodCause, FloodState};
-    use crate::network::keys::{ip_hash, CountNeeds};
+    use crate::network::keys::{device_hash, ip_hash, CountNeeds};
     use crate::network::store::NetworkCounts;
     use crate::network::wire::tests::id;
     use crate::network::wire::Batch;
@@ -980,6 +1003,8 @@ mod tests {
             network: id("net"),
             offer: id("1"),
             ip: Some(ip_hash(ip)),
+            device: None,
+            ledger: None,
             sub_id: sub.map(str::to_owned),
             needs: CountNeeds {
                 ip_window_hours: Some(24),
@@ -1585,6 +1610,141 @@ mod tests {
                 .unwrap()
                 .day_clicks
         }
+    }
+
+    /// Offers 1 and 2, one rule counting a device across each offer's affiliates (once a day)
+    /// and on the offer and affiliate (twice).
+    fn device_config() -> crate::config::Config {
+        crate::config::Config::compile(
+            r#"{"version": 1,
+                "offers": [{"id": "1", "landing_url": "https://x.example/"},
+                           {"id": "2", "landing_url": "https://y.example/"}],
+                "rules": [{"id": "r", "created_at": "2026-11-01", "scope": {"offers": ["1", "2"]},
+                           "strategy": {"filters": [
+                             {"type": "duplicate_device_id"},
+                             {"type": "duplicate_device_id", "scope": "offer_affiliate", "max": 2}]}}]}"#,
+        )
+        .unwrap()
+    }
+
+    /// The keys of a click on `offer` through `network` from device `device`.
+    fn device_keys(offer: &str, network: &str, device: &str, now_ms: u64) -> ClickKeys {
+        let query = format!("offer_id={offer}&aff_id={network}&device_id={device}");
+        let Ok(crate::click::Route::Click(click)) = crate::click::route("GET", "/c", &query) else {
+            panic!("{query}")
+        };
+        let client = crate::click::ClientInfo::default();
+        ClickKeys::of(&device_config(), &click, &client, now_ms).unwrap()
+    }
+
+    /// Flushes `network` of `local` to its object and takes the answer.
+    fn flush_to(local: &mut LocalCounts, objects: &mut Objects, network: &Id, now: u64) {
+        let Flush::Send(b) = local.wake(network, now) else {
+            panic!("{network}: nothing due")
+        };
+        let reply = objects.apply(&b, now);
+        assert_eq!(local.acked(network, b.seq, reply, now), Flush::Nothing);
+    }
+
+    #[test]
+    fn a_device_is_counted_across_the_offers_affiliates_in_its_ledger_and_per_affiliate_at_home() {
+        let mut objects = Objects(HashMap::new());
+        let (mut a, mut b) = (LocalCounts::new(1, policy()), LocalCounts::new(2, policy()));
+        let at_a = device_keys("1", "net-a", "D", T0);
+        let ledger = at_a.ledger.clone().expect("the device's ledger");
+        assert_eq!(ledger, super::super::keys::ledger(device_hash("D")));
+        assert_eq!(at_a.device, Some(device_hash("D")));
+        // A's click and B's, each on its own affiliate, before either isolate flushed.
+        let seen = a.record(&at_a, T0).unwrap();
+        assert_eq!(seen.device_clicks, [Some(1), Some(1)]);
+        let seen = b.record(&device_keys("1", "net-b", "D", T0), T0).unwrap();
+        assert_eq!(
+            seen.device_clicks,
+            [Some(1), Some(1)],
+            "B has not heard of A's"
+        );
+        let seen = a.record(&device_keys("1", "net-c", "D", T0), T0).unwrap();
+        assert_eq!(seen.device_clicks, [Some(2), Some(1)], "A knows its own");
+        // Through the ledger's object each learns the other's.
+        let later = T0 + 1_000;
+        flush_to(&mut a, &mut objects, &ledger, later);
+        flush_to(&mut b, &mut objects, &ledger, later);
+        let seen = b
+            .record(&device_keys("1", "net-b", "D", later), later)
+            .unwrap();
+        assert_eq!(seen.device_clicks, [Some(4), Some(2)]);
+        // Another offer, or another device, starts from one.
+        let seen = b
+            .record(&device_keys("2", "net-b", "D", later), later)
+            .unwrap();
+        assert_eq!(seen.device_clicks, [Some(1), Some(1)]);
+        let seen = b
+            .record(&device_keys("1", "net-b", "E", later), later)
+            .unwrap();
+        assert_eq!(seen.device_clicks, [Some(1), Some(1)]);
+        // The ledger's batch holds device histories only, as hashes: no report row, click
+        // toward a flood or decision, and no device id as text.
+        let stored = &objects.0[&ledger];
+        let known = |k: &String| ["seen", "flood"].contains(&k.as_str()) || k.starts_with("ip/1/");
+        assert!(stored.keys().all(known), "{stored:?}");
+        assert_eq!(objects.day_clicks(&ledger), 0);
+        assert!(!stored.values().any(|v| v.contains('D')), "{stored:?}");
+    }
+
+    #[test]
+    fn a_device_window_takes_its_last_hours_and_no_earlier_one() {
+        let mut local = LocalCounts::new(1, policy());
+        local.record(&device_keys("1", "net-a", "D", T0), T0);
+        // 24 hours: the current hour and the 23 before it.
+        let edge = T0 + 23 * HOUR_MS;
+        let seen = local
+            .record(&device_keys("1", "net-b", "D", edge), edge)
+            .unwrap();
+        assert_eq!(seen.device_clicks[0], Some(2));
+        let past = T0 + 24 * HOUR_MS;
+        let seen = local
+            .record(&device_keys("1", "net-b", "D", past), past)
+            .unwrap();
+        assert_eq!(
+            seen.device_clicks[0],
+            Some(2),
+            "the first click is out, the second in"
+        );
+    }
+
+    #[test]
+    fn a_silent_ledger_leaves_only_the_offer_wide_count_unread() {
+        let mut objects = Objects(HashMap::new());
+        let mut local = LocalCounts::new(1, policy());
+        let keys = device_keys("1", "net-a", "D", T0);
+        let ledger = keys.ledger.clone().unwrap();
+        local.record(&keys, T0);
+        flush_to(&mut local, &mut objects, &id("net-a"), T0 + 1_000);
+        // The ledger's batch goes out and is never answered.
+        assert!(matches!(local.wake(&ledger, T0 + 1_000), Flush::Send(_)));
+        let late = T0 + 1_000 + policy().stale_ms;
+        let seen = local
+            .record(&device_keys("1", "net-a", "D", late), late)
+            .unwrap();
+        assert_eq!(seen.device_clicks, [None, Some(2)]);
+    }
+
+    #[test]
+    fn previews_read_a_device_count_without_adding_to_it() {
+        let mut local = LocalCounts::new(1, policy());
+        local.record(&device_keys("1", "net-a", "D", T0), T0);
+        let preview = ClickKeys {
+            adds: false,
+            ..device_keys("1", "net-b", "D", T0)
+        };
+        assert_eq!(
+            local.record(&preview, T0).unwrap().device_clicks,
+            [Some(1), Some(0)]
+        );
+        assert_eq!(
+            local.record(&preview, T0).unwrap().device_clicks,
+            [Some(1), Some(0)]
+        );
     }
 
     /// One click for `network`, flushed at once and answered by its object.

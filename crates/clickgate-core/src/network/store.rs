@@ -277,12 +277,11 @@ impl NetworkCounts {
     pub fn count(&mut self, keys: &ClickKeys) -> Counters {
         let mut counters = Counters::default();
         if let (Some(window), Some(ip)) = (keys.needs.ip_window_hours, keys.ip) {
-            let history = self.ips.entry((keys.offer.clone(), ip)).or_default();
-            if keys.adds {
-                history.add(keys.hour, 1);
-                history.prune(keys.hour);
-            }
-            counters.ip_clicks = history.in_window(keys.hour, window);
+            counters.ip_clicks = self.count_clicks(&keys.offer, ip, keys.hour, keys.adds, window);
+        }
+        if let (Some(window), Some(device)) = (keys.needs.device_window_hours[1], keys.device) {
+            let n = self.count_clicks(&keys.offer, device, keys.hour, keys.adds, window);
+            counters.device_clicks[1] = Some(n);
         }
         if keys.needs.sub_ids {
             let sketch = self.subs.entry((keys.offer.clone(), keys.day)).or_default();
@@ -310,6 +309,17 @@ impl NetworkCounts {
             *slot = Some((need.measure, tally));
         }
         counters
+    }
+
+    /// Counts one click (`add`) under `key` on `offer` (an IP's or a device's hash) directly, and
+    /// answers its clicks over `window` hours: what replay runs.
+    pub fn count_clicks(&mut self, offer: &Id, key: u64, hour: u32, add: bool, window: u32) -> u32 {
+        let history = self.ips.entry((offer.clone(), key)).or_default();
+        if add {
+            history.add(hour, 1);
+            history.prune(hour);
+        }
+        history.in_window(hour, window)
     }
 
     /// Counts one event toward a share directly (`hit`: whether it is one of its hits; `None`: it
