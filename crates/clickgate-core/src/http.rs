@@ -383,6 +383,7 @@ mod tests {
             flood_would_block: None,
             profile: None,
             relay: None,
+            sub_id_param: crate::config::rules::SubIdParam::Sub(0),
         }
     }
 

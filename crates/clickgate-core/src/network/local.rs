@@ -123,6 +123,9 @@ struct NetworkLocal {
     /// Report rows by offer, then hour (with the offer's advertiser): looked up by the click's own
     /// offer id, so counting a click allocates nothing once its row exists.
     pending_report: HashMap<Id, BTreeMap<u32, (String, Tally)>>,
+    /// Clicks by sub ID or country, then hour and which of the two ([`report::SUB_ID`],
+    /// [`report::COUNTRY`]): looked up by the value, so a known one allocates nothing.
+    pending_dims: HashMap<String, BTreeMap<(u32, &'static str), Tally>>,
     pending_explain: Vec<(String, String)>,
     explain_budget: ExplainBudget,
     pending_since_ms: Option<u64>,
@@ -217,6 +220,7 @@ impl NetworkLocal {
             && self.pending_subs.is_empty()
             && self.pending_flood.is_empty()
             && self.pending_report.is_empty()
+            && self.pending_dims.is_empty()
             && self.pending_explain.is_empty()
     }
 }
@@ -655,6 +659,17 @@ impl LocalCounts {
             },
         );
         row.count_click(outcome);
+        let sub_id = outcome.sub_id_param.value(&outcome.click);
+        let country = outcome.client.country.as_deref();
+        for (tag, value) in [(report::SUB_ID, sub_id), (report::COUNTRY, country)] {
+            let value = value.unwrap_or_default();
+            let dims = &mut net.pending_dims;
+            if !dims.contains_key(value) {
+                dims.insert(value.to_owned(), BTreeMap::new());
+            }
+            let by_hour = dims.get_mut(value).expect("inserted above");
+            by_hour.entry((hour, tag)).or_default().count_click(outcome);
+        }
         if report::worth_explaining(outcome) && net.explain_budget.take(now_ms / MINUTE_MS) {
             let key = report::explain_key(hour, nonce);
             net.pending_explain
@@ -738,6 +753,7 @@ impl LocalCounts {
                 .values()
                 .map(BTreeMap::len)
                 .sum::<usize>()
+            + net.pending_dims.values().map(BTreeMap::len).sum::<usize>()
             + net.pending_explain.len();
         let clicks: u32 = net.pending_flood.values().map(|(c, _)| c).sum();
         let due = since + policy.interval_ms;
@@ -784,6 +800,16 @@ impl LocalCounts {
                         (key, tally)
                     })
                 })
+                .chain(net.pending_dims.drain().flat_map(|(value, hours)| {
+                    hours.into_iter().map(move |((hour, tag), tally)| {
+                        let key = RowKey {
+                            hour,
+                            advertiser: tag.to_owned(),
+                            offer: value.clone(),
+                        };
+                        (key, tally)
+                    })
+                }))
                 .collect(),
             explain: std::mem::take(&mut net.pending_explain),
         };
