@@ -252,8 +252,8 @@ fn stated_figures() -> Vec<(&'static str, String)> {
     use clickgate_core::network::keys::RETAIN_HOURS;
     use clickgate_core::network::local::{FlushPolicy, MAX_SENDS};
     use clickgate_core::report::{
-        EXPLAIN_RETAIN_DAYS, MAX_EXPLAINED_PER_HOUR, MAX_EXPLAINED_PER_MINUTE, MAX_NETWORKS_NAMED,
-        MAX_ROWS_PER_HOUR, OTHER, REPORT_RETAIN_DAYS,
+        EXPLAIN_RETAIN_DAYS, MAX_COUNTRIES, MAX_EXPLAINED_PER_HOUR, MAX_EXPLAINED_PER_MINUTE,
+        MAX_NETWORKS_NAMED, MAX_ROWS_PER_HOUR, MAX_SUB_IDS, OTHER, REPORT_RETAIN_DAYS,
     };
     use clickgate_core::signing::{REPLAY_SHARDS, SCHEME};
     use clickgate_core::{admin, conversion, token};
@@ -483,7 +483,9 @@ fn stated_figures() -> Vec<(&'static str, String)> {
             format!(
                 "report hours are kept **{REPORT_RETAIN_DAYS} days** (a range may not be longer); \
                  at most {} advertiser × offer rows per hour (later pairs are summed into the \
-                 offer `{OTHER}`); kept decisions for explain **{EXPLAIN_RETAIN_DAYS} days**, at \
+                 offer `{OTHER}`), and beside them at most {MAX_SUB_IDS} sub IDs and \
+                 {MAX_COUNTRIES} countries per hour (later ones are summed into the sub ID or \
+                 country `{OTHER}`); kept decisions for explain **{EXPLAIN_RETAIN_DAYS} days**, at \
                  most {} per hour, and each isolate keeps at most {MAX_EXPLAINED_PER_MINUTE} per \
                  network and minute",
                 thousands(MAX_ROWS_PER_HOUR as u64),
@@ -503,6 +505,16 @@ fn stated_figures() -> Vec<(&'static str, String)> {
                 "So neither ever holds more than {} networks' rows",
                 thousands(2 * MAX_NETWORKS_NAMED as u64)
             ),
+        ),
+        (
+            "docs/report.md",
+            format!(
+                "a network's hour names the first {MAX_SUB_IDS} (and the rest are its `{OTHER}`)"
+            ),
+        ),
+        (
+            "docs/report.md",
+            format!("it names at most **{MAX_SUB_IDS} sub IDs per network**, and its totals stay exact"),
         ),
     ]
 }
