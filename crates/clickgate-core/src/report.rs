@@ -244,7 +244,8 @@ fn ratio(a: u64, b: u64) -> Option<f64> {
     (b > 0).then(|| (a as f64 / b as f64 * 1e6).round() / 1e6)
 }
 
-/// The advertiser and offer a tally is counted under, within its network and hour.
+/// The advertiser and offer a tally is counted under, within its network and hour; or, with the
+/// advertiser [`SUB_ID`] or [`COUNTRY`], the sub ID or country in place of the offer.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RowKey {
     pub hour: u32,
