@@ -1857,6 +1857,9 @@ mod tests {
         let mut members = Networks::default();
         let mut hour = HourRows::default();
         hour.add("adv", "1", t);
+        // Each click counted under its sub ID and country too, as the isolate counts it.
+        hour.add(SUB_ID, "s1", t);
+        hour.add(COUNTRY, "DE", t);
         // The object decodes each member's stored hour as it lists it.
         let stored = hour.encode();
         for i in ids.filter(|i| i % home::SHARED_OBJECTS == object) {
@@ -1864,7 +1867,8 @@ mod tests {
             // A few networks click far more than the made-up tail, and keep their names.
             let mut hours = hours;
             if i % 10_000 == 0 {
-                hours.rows.values_mut().for_each(|t| t.clicks *= 1_000);
+                let counts = hours.rows.values_mut().chain(hours.dims.values_mut());
+                counts.for_each(|t| t.clicks *= 1_000);
             }
             let network = Id::parse(&format!("made-up-{i}")).unwrap();
             *stored_bytes +=
@@ -1927,16 +1931,24 @@ mod tests {
         assert_eq!(named + other.1.clicks, r.total.clicks);
         // The bound: rows and bytes fixed by the cap, whatever the number of ids.
         assert!(all.named() <= 2 * MAX_NETWORKS_NAMED);
+        // Each network's hour holds its offer's row, its sub ID's and its country's.
         assert!(
-            all.rows() <= 2 * MAX_NETWORKS_NAMED + 1,
+            all.rows() <= 3 * (2 * MAX_NETWORKS_NAMED + 1),
             "{} rows",
             all.rows()
         );
         assert_eq!(r.rows.len(), MAX_NETWORKS_NAMED + 1);
         assert!(
-            answer_bytes <= 128 * 1024,
+            answer_bytes <= 256 * 1024,
             "an object's answer is {answer_bytes} B"
         );
+        // Grouped by sub ID or country, the same clicks in as few rows.
+        for (group, rows) in [("sub_id", MAX_NETWORKS_NAMED + 1), ("country", 1)] {
+            let mut q = ReportQuery::parse(&format!("group_by={group}"), 0).unwrap();
+            (q.from_hour, q.to_hour) = (h, h + 1);
+            let by = aggregate(&q, all.clone(), vec![]);
+            assert_eq!((by.total.clicks, by.rows.len()), (r.total.clicks, rows));
+        }
         assert!(json.len() <= 1 << 20, "the report is {} B", json.len());
     }
 
