@@ -368,18 +368,15 @@ impl HourRows {
         keep
     }
 
-    /// The stored form; `dims` only when there are some, so hours stored before read as they were.
+    /// The stored form; an hour stored before `dims` were counted reads as one without any.
     pub fn encode(&self) -> String {
         let list = |rows: &BTreeMap<(String, String), Tally>| -> Vec<Value> {
             rows.iter()
                 .map(|((a, o), t)| json!([a, o, t.to_wire()]))
                 .collect()
         };
-        let mut v = json!({"rows": list(&self.rows), "explained": self.explained});
-        if !self.dims.is_empty() {
-            v["dims"] = json!(list(&self.dims));
-        }
-        v.to_string()
+        json!({"rows": list(&self.rows), "dims": list(&self.dims), "explained": self.explained})
+            .to_string()
     }
 
     /// An hour's rows as the object stored them; text that does not read back is a runtime fault.
