@@ -17,10 +17,18 @@ fn the_fraud_report_counts_every_click_and_conversion_exactly_and_explains_one()
         ("ADMIN_TOKEN", TOKEN),
     ]);
     let auth = format!("Bearer {TOKEN}");
-    let click = |offer: &str, aff: &str, ip: &str| {
+    // Each click with its sub ID and its country: what Miniflare hands the Worker as `request.cf`
+    // (it replaces the harness's, whose country is DE).
+    let click = |offer: &str, aff: &str, ip: &str, sub: &str, country: &str| {
+        let cf = serde_json::json!({"asn": 64496, "asOrganization": "clickgate test",
+                                    "country": country, "colo": "FRA"});
         let r = w.get(
-            &format!("/c?offer_id={offer}&aff_id={aff}"),
-            &[("cf-connecting-ip", ip), ("user-agent", BROWSER)],
+            &format!("/c?offer_id={offer}&aff_id={aff}{sub}"),
+            &[
+                ("cf-connecting-ip", ip),
+                ("user-agent", BROWSER),
+                ("mf-cf-blob", &cf.to_string()),
+            ],
         );
         match r.status {
             // Offer 1002's landing page takes the id as `click=`.
@@ -32,15 +40,34 @@ fn the_fraud_report_counts_every_click_and_conversion_exactly_and_explains_one()
             other => panic!("click answered {other}: {}", r.body),
         }
     };
-    // 5 + 3 blocked on net-7's offer 1001, 4 on net-9's offer 1002.
+    // 5 + 3 blocked on net-7's offer 1001, 4 on net-9's offer 1002. net-7's allowed clicks come
+    // from sub IDs `spring` (3) and `autumn` (2), and from the US (3) and Germany (2); its blocked
+    // ones from `spring` and France; net-9's from no sub ID and Germany.
     let allowed: Vec<String> = (0..5)
-        .map(|i| click("1001", "net-7", &format!("192.0.2.{}", 70 + i)))
+        .map(|i| {
+            let sub = if i < 3 {
+                "&sub1=spring"
+            } else {
+                "&sub1=autumn"
+            };
+            let country = if i % 2 == 0 { "US" } else { "DE" };
+            click(
+                "1001",
+                "net-7",
+                &format!("192.0.2.{}", 70 + i),
+                sub,
+                country,
+            )
+        })
         .collect();
     let blocked: Vec<String> = (0..3)
-        .map(|i| click("1001", "net-7", &format!("198.51.100.{}", 70 + i)))
+        .map(|i| {
+            let ip = format!("198.51.100.{}", 70 + i);
+            click("1001", "net-7", &ip, "&sub1=spring", "FR")
+        })
         .collect();
     for i in 0..4 {
-        click("1002", "net-9", &format!("192.0.2.{}", 90 + i));
+        click("1002", "net-9", &format!("192.0.2.{}", 90 + i), "", "DE");
     }
     let postback = |tid: &str| w.get(&format!("/postback?transaction_id={tid}"), &[]);
     assert_eq!(postback(&allowed[0]).json()["status"], "approved");
@@ -89,6 +116,56 @@ fn the_fraud_report_counts_every_click_and_conversion_exactly_and_explains_one()
         (&"net-9".into(), &4.into())
     );
     assert_eq!(grouped["missing_networks"], serde_json::json!([]));
+
+    // Grouped by sub ID (each with its network) and by country: the same 12 clicks.
+    let rows_of = |query: &str| -> Vec<(String, u64, u64)> {
+        let j = report(query, &auth).json();
+        assert_eq!(j["total"]["clicks"], 12, "{j}");
+        j["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let key = ["affiliate", "sub_id", "country"]
+                    .iter()
+                    .filter_map(|g| r[*g].as_str())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                (
+                    key,
+                    r["clicks"].as_u64().unwrap(),
+                    r["blocked"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let row = |k: &str, clicks, blocked| (k.to_owned(), clicks, blocked);
+    assert_eq!(
+        rows_of("group_by=sub_id"),
+        [
+            row("net-7/spring", 6, 3),
+            row("net-9/", 4, 0),
+            row("net-7/autumn", 2, 0)
+        ]
+    );
+    assert_eq!(
+        rows_of("group_by=country"),
+        [row("DE", 6, 0), row("FR", 3, 3), row("US", 3, 0)]
+    );
+    assert_eq!(
+        rows_of("group_by=country,affiliate"),
+        [
+            row("net-9/DE", 4, 0),
+            row("net-7/FR", 3, 3),
+            row("net-7/US", 3, 0),
+            row("net-7/DE", 2, 0)
+        ]
+    );
+    let by_country = report("group_by=country", &auth).json();
+    assert_eq!(by_country["rows"][1]["reasons"]["ip_blocklist"], 3);
+    assert_eq!(by_country["group_by"], serde_json::json!(["country"]));
+    let bad = report("group_by=sub_id,offer", &auth);
+    assert_eq!(bad.status, 400, "{}", bad.body);
 
     let by_advertiser = report("group_by=advertiser", &auth).json();
     assert_eq!(by_advertiser["rows"][0]["advertiser"], "acme");
@@ -189,6 +266,11 @@ fn the_fraud_report_counts_every_click_and_conversion_exactly_and_explains_one()
         cli(&["report", "--group-by", "offer", "--format", "csv"]),
         csv.body
     );
+    let by_sub = cli(&["report", "--group-by", "sub_id"]);
+    assert!(
+        by_sub.contains("sub_id") && by_sub.contains("spring") && by_sub.contains("autumn"),
+        "{by_sub}"
+    );
     let explained = cli(&["explain", &blocked[1]]);
     assert!(explained.contains("ip_blocklist"), "{explained}");
 
@@ -260,11 +342,37 @@ fn the_fraud_report_counts_every_click_and_conversion_exactly_and_explains_one()
         (r.status == 403).then_some(())
     })
     .expect("net-9's clicks were still let through after the page blocked it");
+    // The grouping control switched to sub ID and to country, on a phone and on a desktop.
+    let sub_table = seen["grouped"]["sub_id"]["table"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        sub_table.contains(r#"data-label="sub_id"><span>spring</span>"#)
+            && sub_table.contains(r#"data-label="sub_id"><span>autumn</span>"#),
+        "{sub_table}"
+    );
+    let country_table = seen["grouped"]["country"]["table"]
+        .as_str()
+        .unwrap_or_default();
+    for country in ["DE", "FR", "US"] {
+        assert!(
+            country_table.contains(&format!(r#"data-label="country"><span>{country}</span>"#)),
+            "{country}: {country_table}"
+        );
+    }
+    for group in ["sub_id", "country"] {
+        let widest = seen["grouped"][group]["phone_widest_cell"].as_f64();
+        assert!(widest <= Some(390.0), "{group}: a cell ends at {widest:?}");
+    }
     for name in [
         "report-desktop.png",
         "report-phone.png",
         "report-phone-table.png",
         "report-phone-confirm.png",
+        "report-phone-sub_id.png",
+        "report-desktop-sub_id.png",
+        "report-phone-country.png",
+        "report-desktop-country.png",
     ] {
         let png = std::fs::read(shots.join(name)).expect("a screenshot");
         assert!(

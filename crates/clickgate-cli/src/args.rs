@@ -294,7 +294,8 @@ pub struct ReportArgs {
     /// The end: YYYY-MM-DD or YYYY-MM-DDTHH (UTC).
     #[arg(long, value_name = "DATE")]
     pub to: Option<String>,
-    /// Comma-separated groups: hour, day, advertiser, offer, affiliate.
+    /// Comma-separated groups: hour, day, advertiser, offer, affiliate, sub_id, country (the last
+    /// two with hour, day and affiliate only).
     #[arg(long, value_name = "G,G")]
     pub group_by: Option<String>,
     /// How to print the report.

@@ -49,6 +49,8 @@ pub struct ClickOutcome {
     pub profile: Option<String>,
     /// The relay that carried the click (`lists.relays`), whose network is not held against it.
     pub relay: Option<String>,
+    /// Which parameter is the click's sub ID: its rule's, as the lists read it.
+    pub sub_id_param: SubIdParam,
 }
 
 /// What the edge learned about a click beyond the request itself.
@@ -240,6 +242,7 @@ pub fn decide(
         flood_would_block,
         profile,
         relay,
+        sub_id_param: sub_id_param(rule),
     })
 }
 

@@ -245,8 +245,9 @@ pub fn admin_error_response(error: &AdminError) -> HttpResponse {
     r
 }
 
-/// The report page: one file, no external resources (see `admin_page.html`).
-const ADMIN_PAGE: &str = include_str!("admin_page.html");
+/// The report page: one file, no external resources (see `admin_page.html`), its comments and
+/// indentation left out (`build.rs`).
+const ADMIN_PAGE: &str = include_str!(concat!(env!("OUT_DIR"), "/admin_page.html"));
 /// The page runs only its own inline code and talks only to this origin.
 const PAGE_POLICY: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
@@ -383,6 +384,7 @@ mod tests {
             flood_would_block: None,
             profile: None,
             relay: None,
+            sub_id_param: crate::config::rules::SubIdParam::Sub(0),
         }
     }
 

@@ -15,6 +15,10 @@
 //! - hours are kept [`REPORT_RETAIN_DAYS`] days, explanations [`EXPLAIN_RETAIN_DAYS`];
 //! - at most [`MAX_ROWS_PER_HOUR`] advertiser × offer rows per network and hour: later pairs are
 //!   summed into the offer [`OTHER`];
+//! - beside them, clicks per sub ID and per country ([`SUB_ID`], [`COUNTRY`]): at most
+//!   [`MAX_SUB_IDS`] sub IDs and [`MAX_COUNTRIES`] countries per network and hour, later ones summed
+//!   into [`OTHER`]; a report names at most [`MAX_SUB_IDS`] sub IDs per network, those with the most
+//!   clicks;
 //! - a report names at most [`MAX_NETWORKS_NAMED`] networks, those with the most clicks: the
 //!   rest are summed into the network [`OTHER`] ([`Networks`]), so made-up `aff_id`s cost it
 //!   bounded memory and the totals stay exact;
@@ -49,6 +53,15 @@ pub const MAX_EXPLAINED_PER_MINUTE: u32 = 300;
 pub const OTHER: &str = "(other)";
 /// The longest range one report may cover.
 pub const MAX_RANGE_HOURS: u32 = REPORT_RETAIN_DAYS * 24;
+/// The dimensions counted per network and hour beside the advertiser × offer rows: a click counts
+/// once under its sub ID and once under its country (`""` when it has none). In a batch they ride
+/// as rows whose advertiser is the tag, which no id can be.
+pub const SUB_ID: &str = "(sub_id)";
+pub const COUNTRY: &str = "(country)";
+/// Sub IDs a network's hour names, and a report per network: a client makes up as many as it likes.
+pub const MAX_SUB_IDS: usize = 100;
+/// Countries a network's hour names: ISO 3166 has 249 codes, Cloudflare adds a few (`T1`, `XX`).
+pub const MAX_COUNTRIES: usize = 300;
 
 // ---------------------------------------------------------------------------------------------
 // What is counted.
@@ -230,7 +243,8 @@ fn ratio(a: u64, b: u64) -> Option<f64> {
     (b > 0).then(|| (a as f64 / b as f64 * 1e6).round() / 1e6)
 }
 
-/// The advertiser and offer a tally is counted under, within its network and hour.
+/// The advertiser and offer a tally is counted under, within its network and hour; or, with the
+/// advertiser [`SUB_ID`] or [`COUNTRY`], the sub ID or country in place of the offer.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RowKey {
     pub hour: u32,
@@ -277,24 +291,36 @@ pub fn explain_key_of(token: &ClickToken) -> String {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HourRows {
     pub rows: BTreeMap<(String, String), Tally>,
+    /// Clicks per sub ID and per country, keyed by [`SUB_ID`] or [`COUNTRY`] and the value.
+    pub dims: BTreeMap<(String, String), Tally>,
     pub explained: u32,
 }
 
 impl HourRows {
-    /// Adds a row's tally; a new pair past [`MAX_ROWS_PER_HOUR`] is summed into [`OTHER`].
+    /// Adds a row's tally; a new pair past [`MAX_ROWS_PER_HOUR`] is summed into [`OTHER`], and so
+    /// is a new sub ID or country (`advertiser` [`SUB_ID`] or [`COUNTRY`]) past its cap.
     pub fn add(&mut self, advertiser: &str, offer: &str, tally: &Tally) {
+        let (rows, cap, tag) = match advertiser {
+            SUB_ID => (&mut self.dims, MAX_SUB_IDS, advertiser),
+            COUNTRY => (&mut self.dims, MAX_COUNTRIES, advertiser),
+            _ => (&mut self.rows, MAX_ROWS_PER_HOUR, ""),
+        };
         let key = (advertiser.to_owned(), offer.to_owned());
-        let key = if self.rows.contains_key(&key) || self.rows.len() < MAX_ROWS_PER_HOUR {
+        let held = || match tag {
+            "" => rows.len(),
+            _ => rows.keys().filter(|k| k.0 == tag).count(),
+        };
+        let key = if rows.contains_key(&key) || held() < cap {
             key
         } else {
-            (String::new(), OTHER.to_owned())
+            (tag.to_owned(), OTHER.to_owned())
         };
-        self.rows.entry(key).or_default().add(tally);
+        rows.entry(key).or_default().add(tally);
     }
 
     /// Adds another network's (or object's) rows of the same hour.
     pub fn merge(&mut self, other: &HourRows) {
-        for ((advertiser, offer), tally) in &other.rows {
+        for ((advertiser, offer), tally) in other.rows.iter().chain(&other.dims) {
             self.add(advertiser, offer, tally);
         }
         self.explained = self.explained.saturating_add(other.explained);
@@ -307,13 +333,15 @@ impl HourRows {
         keep
     }
 
+    /// The stored form; an hour stored before `dims` were counted reads as one without any.
     pub fn encode(&self) -> String {
-        let rows: Vec<Value> = self
-            .rows
-            .iter()
-            .map(|((a, o), t)| json!([a, o, t.to_wire()]))
-            .collect();
-        json!({"rows": rows, "explained": self.explained}).to_string()
+        let list = |rows: &BTreeMap<(String, String), Tally>| -> Vec<Value> {
+            rows.iter()
+                .map(|((a, o), t)| json!([a, o, t.to_wire()]))
+                .collect()
+        };
+        json!({"rows": list(&self.rows), "dims": list(&self.dims), "explained": self.explained})
+            .to_string()
     }
 
     /// An hour's rows as the object stored them; text that does not read back is a runtime fault.
@@ -333,22 +361,28 @@ impl HourRows {
                 .ok_or("explained: not a count")?,
             ..HourRows::default()
         };
-        for (i, row) in v
-            .get("rows")
-            .and_then(Value::as_array)
-            .ok_or("rows: not a list")?
-            .iter()
-            .enumerate()
-        {
-            let (Some(a), Some(o), Some(t)) = (
-                row.get(0).and_then(Value::as_str),
-                row.get(1).and_then(Value::as_str),
-                row.get(2),
-            ) else {
-                return Err(format!("rows[{i}]: must be [advertiser, offer, tally]"));
-            };
-            let tally = Tally::read(t).map_err(|e| format!("rows[{i}]: {e}"))?;
-            hour.rows.insert((a.to_owned(), o.to_owned()), tally);
+        for (name, empty) in [("rows", None), ("dims", Some(&json!([])))] {
+            let list = v.get(name).or(empty).and_then(Value::as_array);
+            for (i, row) in list
+                .ok_or_else(|| format!("{name}: not a list"))?
+                .iter()
+                .enumerate()
+            {
+                let (Some(a), Some(o), Some(t)) = (
+                    row.get(0).and_then(Value::as_str),
+                    row.get(1).and_then(Value::as_str),
+                    row.get(2),
+                ) else {
+                    return Err(format!("{name}[{i}]: must be [advertiser, offer, tally]"));
+                };
+                let tally = Tally::read(t).map_err(|e| format!("{name}[{i}]: {e}"))?;
+                let rows = if name == "rows" {
+                    &mut hour.rows
+                } else {
+                    &mut hour.dims
+                };
+                rows.insert((a.to_owned(), o.to_owned()), tally);
+            }
         }
         Ok(hour)
     }
@@ -438,26 +472,10 @@ impl Networks {
             return;
         }
         let weights: Vec<u64> = self.named.values().map(weight).collect();
-        // The lightest weight kept: the largest `cut` that at least `keep` networks weigh, found
-        // by halving rather than by sorting (a sort of its own would cost the Worker its code).
-        let at_least = |c: u64| weights.iter().filter(|w| **w >= c).count();
-        let (mut cut, mut high) = (0, weights.iter().copied().max().unwrap_or(0));
-        while cut < high {
-            let mid = cut + (high - cut).div_ceil(2);
-            if at_least(mid) >= keep {
-                cut = mid;
-            } else {
-                high = mid - 1;
-            }
-        }
-        // Those heavier are all kept; of those that weigh `cut`, the first by name fill the rest.
-        let mut at_cut = keep - weights.iter().filter(|w| **w > cut).count();
+        let mut kept = heaviest(&weights, keep).into_iter();
         let named = std::mem::take(&mut self.named);
         for (network, hours) in named {
-            let w = weight(&hours);
-            let kept = w > cut || (w == cut && at_cut > 0);
-            if kept {
-                at_cut -= usize::from(w == cut);
+            if kept.next().unwrap_or(true) {
                 self.named.insert(network, hours);
             } else {
                 for (hour, rows) in hours {
@@ -482,7 +500,12 @@ impl Networks {
 
     /// The rows held, named networks' and folded ones': what the memory a report takes grows with.
     pub fn rows(&self) -> usize {
-        let rows = |hours: &Hours| hours.iter().map(|(_, h)| h.rows.len()).sum::<usize>();
+        let rows = |hours: &Hours| {
+            hours
+                .iter()
+                .map(|(_, h)| h.rows.len() + h.dims.len())
+                .sum::<usize>()
+        };
         self.named.values().map(rows).sum::<usize>() + rows(&self.other)
     }
 
@@ -521,6 +544,32 @@ impl Networks {
         out.push('}');
         out
     }
+}
+
+/// Which of `weights` are the `keep` heaviest; of those that weigh the same, the first.
+fn heaviest(weights: &[u64], keep: usize) -> Vec<bool> {
+    // The lightest weight kept: the largest `cut` that at least `keep` weigh, found by halving
+    // rather than by sorting (a sort of its own would cost the Worker its code).
+    let at_least = |c: u64| weights.iter().filter(|w| **w >= c).count();
+    let (mut cut, mut high) = (0, weights.iter().copied().max().unwrap_or(0));
+    while cut < high {
+        let mid = cut + (high - cut).div_ceil(2);
+        if at_least(mid) >= keep {
+            cut = mid;
+        } else {
+            high = mid - 1;
+        }
+    }
+    // Those heavier are all kept; of those that weigh `cut`, the first fill the rest.
+    let mut at_cut = keep.saturating_sub(weights.iter().filter(|w| **w > cut).count());
+    weights
+        .iter()
+        .map(|&w| {
+            let kept = w > cut || (w == cut && at_cut > 0);
+            at_cut -= usize::from(kept && w == cut);
+            kept
+        })
+        .collect()
 }
 
 /// What a network weighs when the tail is folded: everything it counted.
@@ -612,6 +661,8 @@ pub enum Group {
     Advertiser,
     Offer,
     Affiliate,
+    SubId,
+    Country,
 }
 
 impl Group {
@@ -622,6 +673,8 @@ impl Group {
             Group::Advertiser => "advertiser",
             Group::Offer => "offer",
             Group::Affiliate => "affiliate",
+            Group::SubId => "sub_id",
+            Group::Country => "country",
         }
     }
 
@@ -632,6 +685,8 @@ impl Group {
             "advertiser" => Group::Advertiser,
             "offer" => Group::Offer,
             "affiliate" | "network" => Group::Affiliate,
+            "sub_id" => Group::SubId,
+            "country" => Group::Country,
             _ => return None,
         })
     }
@@ -675,7 +730,7 @@ impl ReportQuery {
                 "group_by" => {
                     for g in value.split(',').map(str::trim).filter(|g| !g.is_empty()) {
                         let group = Group::parse(g).ok_or_else(|| {
-                            format!("group_by: `{g}` is not one of hour, day, advertiser, offer, affiliate")
+                            format!("group_by: `{g}` is not one of hour, day, advertiser, offer, affiliate, sub_id, country")
                         })?;
                         if !group_by.contains(&group) {
                             group_by.push(group);
@@ -691,6 +746,25 @@ impl ReportQuery {
                 }
                 other => return Err(format!("unknown parameter `{other}`")),
             }
+        }
+        // Sub IDs and countries are counted per network and hour, apart from each other and from
+        // offers; a sub ID is its network's, so it is grouped with its affiliate.
+        if let Some(at) = group_by.iter().position(|g| *g == Group::SubId) {
+            if !group_by.contains(&Group::Affiliate) {
+                group_by.insert(at, Group::Affiliate);
+            }
+        }
+        let dims = group_by
+            .iter()
+            .filter(|g| matches!(g, Group::SubId | Group::Country))
+            .count();
+        if dims > 1
+            || (dims == 1
+                && group_by
+                    .iter()
+                    .any(|g| matches!(g, Group::Advertiser | Group::Offer)))
+        {
+            return Err("group_by: sub_id and country go with hour, day and affiliate only".into());
         }
         let now_hour = (now_ms / HOUR_MS) as u32;
         let to_hour = to.unwrap_or(now_hour + 1);
@@ -746,12 +820,29 @@ pub fn aggregate(query: &ReportQuery, mut networks: Networks, missing: Vec<Strin
     networks.fold_to(MAX_NETWORKS_NAMED);
     let mut groups: BTreeMap<Vec<String>, Tally> = BTreeMap::new();
     let mut total = Tally::default();
+    // Grouped by sub ID or country, the report reads those rows instead of the offers'.
+    let dim = query.group_by.iter().find_map(|g| match g {
+        Group::SubId => Some(SUB_ID),
+        Group::Country => Some(COUNTRY),
+        _ => None,
+    });
+    let sub_at = query.group_by.iter().position(|g| *g == Group::SubId);
     for (network, hours) in networks.parts() {
+        // One network's groups, its sub IDs folded to the heaviest as they pile up.
+        let mut own: BTreeMap<Vec<String>, Tally> = BTreeMap::new();
         for (hour, rows) in hours {
             if *hour < query.from_hour || *hour >= query.to_hour {
                 continue;
             }
-            for ((advertiser, offer), tally) in &rows.rows {
+            let read = if dim.is_some() {
+                &rows.dims
+            } else {
+                &rows.rows
+            };
+            for ((advertiser, offer), tally) in read {
+                if dim.is_some_and(|d| d != advertiser) {
+                    continue;
+                }
                 let key = query
                     .group_by
                     .iter()
@@ -759,13 +850,22 @@ pub fn aggregate(query: &ReportQuery, mut networks: Networks, missing: Vec<Strin
                         Group::Hour => hour_label(*hour),
                         Group::Day => day_label(day_of_hour(*hour)),
                         Group::Advertiser => advertiser.clone(),
-                        Group::Offer => offer.clone(),
+                        Group::Offer | Group::SubId | Group::Country => offer.clone(),
                         Group::Affiliate => network.to_owned(),
                     })
                     .collect();
-                groups.entry(key).or_default().add(tally);
+                own.entry(key).or_default().add(tally);
                 total.add(tally);
             }
+            if let Some(at) = sub_at.filter(|_| own.len() > 2 * MAX_SUB_IDS) {
+                fold_groups(&mut own, at, MAX_SUB_IDS);
+            }
+        }
+        if let Some(at) = sub_at {
+            fold_groups(&mut own, at, MAX_SUB_IDS);
+        }
+        for (key, tally) in own {
+            groups.entry(key).or_default().add(&tally);
         }
     }
     let mut rows: Vec<_> = groups.into_iter().collect();
@@ -784,6 +884,19 @@ pub fn aggregate(query: &ReportQuery, mut networks: Networks, missing: Vec<Strin
         total,
         networks: networks.count(),
         missing,
+    }
+}
+
+/// Keeps the `keep` groups with the most clicks and sums the others into the same group with
+/// [`OTHER`] at `at`.
+fn fold_groups(groups: &mut BTreeMap<Vec<String>, Tally>, at: usize, keep: usize) {
+    let weights: Vec<u64> = groups.values().map(|t| t.clicks + t.previews).collect();
+    let mut kept = heaviest(&weights, keep).into_iter();
+    for (mut key, tally) in std::mem::take(groups) {
+        if !kept.next().unwrap_or(true) {
+            key[at] = OTHER.to_owned();
+        }
+        groups.entry(key).or_default().add(&tally);
     }
 }
 
@@ -1121,7 +1234,12 @@ mod tests {
         let Flush::Send(batch) = isolate.flush(&person.click.aff_id, NOW + 60_000) else {
             panic!("a batch is due")
         };
-        assert_eq!(batch.report.len(), 1);
+        // The offer's row, and the same counts under the sub ID and the country (none: "").
+        assert_eq!(batch.report.len(), 3);
+        for (key, t) in &batch.report[1..] {
+            assert_eq!(key.offer, "");
+            assert_eq!(t, &batch.report[0].1);
+        }
         let tally = &batch.report[0].1;
         assert_eq!((tally.clicks, tally.allowed, tally.previews), (1, 1, 1));
         assert_eq!(batch.flood, vec![(NOW / crate::time::MINUTE_MS, 2, 0)]);
@@ -1567,8 +1685,15 @@ mod tests {
             panic!("a batch is due")
         };
         assert_eq!(batch.explain.len() as u32, MAX_EXPLAINED_PER_MINUTE + 1);
-        let clicks: u64 = batch.report.iter().map(|(_, t)| t.clicks).sum();
-        assert_eq!(clicks, u64::from(n) + 1, "every click is counted");
+        for tag in ["adv", SUB_ID, COUNTRY] {
+            let clicks: u64 = batch
+                .report
+                .iter()
+                .filter(|(k, _)| k.advertiser == tag)
+                .map(|(_, t)| t.clicks)
+                .sum();
+            assert_eq!(clicks, u64::from(n) + 1, "every click is counted: {tag}");
+        }
     }
 
     #[test]
@@ -1607,7 +1732,8 @@ mod tests {
             panic!("a batch is due")
         };
         assert_eq!(batch.network.as_str(), "n1");
-        assert_eq!(batch.report.len(), 2, "offers 1 and 2 in one hour");
+        // Offers 1 and 2 in one hour, and every click under its sub ID and country (none).
+        assert_eq!(batch.report.len(), 4);
         // The blocked click and the monitored bot are kept; the clean click is not.
         assert_eq!(batch.explain.len(), 2);
         assert_eq!(batch.explain[0].0, explain_key(row.hour, &[1; 8]));
@@ -1630,6 +1756,10 @@ mod tests {
         );
         let offer2 = &hour.rows[&(String::new(), "2".to_owned())];
         assert_eq!((offer2.clicks, offer2.would_block), (1, 1));
+        for tag in [SUB_ID, COUNTRY] {
+            let none = &hour.dims[&(tag.to_owned(), String::new())];
+            assert_eq!((none.clicks, none.blocked, none.would_block), (3, 1, 1));
+        }
         assert_eq!(hour.explained, 2);
         let kept = stored[&explain_key(row.hour, &[1; 8])].as_deref().unwrap();
         assert!(kept.contains("\"ip_blocklist\""), "{kept}");
@@ -1717,6 +1847,9 @@ mod tests {
         let mut members = Networks::default();
         let mut hour = HourRows::default();
         hour.add("adv", "1", t);
+        // Each click counted under its sub ID and country too, as the isolate counts it.
+        hour.add(SUB_ID, "s1", t);
+        hour.add(COUNTRY, "DE", t);
         // The object decodes each member's stored hour as it lists it.
         let stored = hour.encode();
         for i in ids.filter(|i| i % home::SHARED_OBJECTS == object) {
@@ -1724,7 +1857,8 @@ mod tests {
             // A few networks click far more than the made-up tail, and keep their names.
             let mut hours = hours;
             if i % 10_000 == 0 {
-                hours.rows.values_mut().for_each(|t| t.clicks *= 1_000);
+                let counts = hours.rows.values_mut().chain(hours.dims.values_mut());
+                counts.for_each(|t| t.clicks *= 1_000);
             }
             let network = Id::parse(&format!("made-up-{i}")).unwrap();
             *stored_bytes +=
@@ -1787,17 +1921,235 @@ mod tests {
         assert_eq!(named + other.1.clicks, r.total.clicks);
         // The bound: rows and bytes fixed by the cap, whatever the number of ids.
         assert!(all.named() <= 2 * MAX_NETWORKS_NAMED);
+        // Each network's hour holds its offer's row, its sub ID's and its country's.
         assert!(
-            all.rows() <= 2 * MAX_NETWORKS_NAMED + 1,
+            all.rows() <= 3 * (2 * MAX_NETWORKS_NAMED + 1),
             "{} rows",
             all.rows()
         );
         assert_eq!(r.rows.len(), MAX_NETWORKS_NAMED + 1);
         assert!(
-            answer_bytes <= 128 * 1024,
+            answer_bytes <= 256 * 1024,
             "an object's answer is {answer_bytes} B"
         );
+        // Grouped by sub ID or country, the same clicks in as few rows.
+        for (group, rows) in [("sub_id", MAX_NETWORKS_NAMED + 1), ("country", 1)] {
+            let mut q = ReportQuery::parse(&format!("group_by={group}"), 0).unwrap();
+            (q.from_hour, q.to_hour) = (h, h + 1);
+            let by = aggregate(&q, all.clone(), vec![]);
+            assert_eq!((by.total.clicks, by.rows.len()), (r.total.clicks, rows));
+        }
         assert!(json.len() <= 1 << 20, "the report is {} B", json.len());
+    }
+
+    #[test]
+    fn a_click_counts_under_its_sub_id_and_country_and_an_hour_caps_both() {
+        use crate::network::local::{Flush, FlushPolicy, LocalCounts};
+        use crate::network::store::NetworkCounts;
+        let mut isolate = LocalCounts::new(1, FlushPolicy::default());
+        let mut counted = |query: &str, ip: &str, country: &str, nonce: u8| {
+            let mut out = click(query, ip, BROWSER, NOW);
+            out.client.country = Some(country.into());
+            isolate.record_outcome(&out, "", Default::default(), &[nonce; 8]);
+        };
+        counted("offer_id=1&aff_id=n1&sub1=s1", "192.0.2.1", "DE", 1);
+        counted("offer_id=1&aff_id=n1&sub1=s1", "203.0.113.9", "US", 2);
+        counted("offer_id=2&aff_id=n1&sub1=s2", "192.0.2.1", "US", 3);
+        counted("offer_id=2&aff_id=n1", "192.0.2.1", "DE", 4);
+        let Flush::Send(batch) = isolate.flush(&Id::parse("n1").unwrap(), NOW + 60_000) else {
+            panic!("a batch is due")
+        };
+        let mut object = NetworkCounts::default();
+        object.apply(&batch, NOW + 60_000);
+        let stored: BTreeMap<String, Option<String>> = object.take_changes().into_iter().collect();
+        let h = (NOW / HOUR_MS) as u32;
+        let hour = HourRows::decode(stored[&hour_key(h)].as_deref().unwrap()).unwrap();
+        let dim = |tag: &str, value: &str| {
+            let t = &hour.dims[&(tag.to_owned(), value.to_owned())];
+            (t.clicks, t.blocked, t.reasons.get("ip_blocklist").copied())
+        };
+        assert_eq!(dim(SUB_ID, "s1"), (2, 1, Some(1)));
+        assert_eq!(dim(SUB_ID, "s2"), (1, 0, None));
+        assert_eq!(dim(SUB_ID, ""), (1, 0, None));
+        assert_eq!(dim(COUNTRY, "DE"), (2, 0, None));
+        assert_eq!(dim(COUNTRY, "US"), (2, 1, Some(1)));
+        assert_eq!(hour.dims.len(), 5);
+        // The offers' rows are as they were: sub IDs and countries add no offer row.
+        let offers: u64 = hour.rows.values().map(|t| t.clicks).sum();
+        assert_eq!((hour.rows.len(), offers), (2, 4));
+        // An hour stored before sub IDs and countries were counted reads as it was.
+        let old =
+            HourRows::decode(r#"{"rows": [["adv", "1", [1,1,0,0,0,0,0,{},{}]]], "explained": 0}"#);
+        assert!(old.is_ok_and(|o| o.dims.is_empty() && o.rows.len() == 1));
+        assert!(HourRows::decode(r#"{"rows": [], "dims": {}, "explained": 0}"#).is_err());
+
+        // Made-up sub IDs past the cap are summed into `(other)`; countries have their own cap,
+        // and neither takes room from the offers.
+        let mut hour = HourRows::default();
+        for i in 0..MAX_SUB_IDS + 50 {
+            hour.add(SUB_ID, &format!("made-up-{i}"), &tally(1, 0, ""));
+        }
+        hour.add(SUB_ID, "made-up-0", &tally(1, 0, ""));
+        for i in 0..MAX_COUNTRIES + 5 {
+            hour.add(COUNTRY, &format!("C{i}"), &tally(2, 0, ""));
+        }
+        hour.add("adv", "1", &tally(1, 0, ""));
+        let of = |tag: &str| hour.dims.keys().filter(|(t, _)| t == tag).count();
+        assert_eq!(of(SUB_ID), MAX_SUB_IDS + 1);
+        assert_eq!(hour.dims[&(SUB_ID.to_owned(), OTHER.to_owned())].clicks, 50);
+        assert_eq!(
+            hour.dims[&(SUB_ID.to_owned(), "made-up-0".to_owned())].clicks,
+            2
+        );
+        assert_eq!(of(COUNTRY), MAX_COUNTRIES + 1);
+        assert_eq!(
+            hour.dims[&(COUNTRY.to_owned(), OTHER.to_owned())].clicks,
+            10
+        );
+        assert_eq!(hour.rows.len(), 1);
+        assert_eq!(HourRows::decode(&hour.encode()).as_ref(), Ok(&hour));
+    }
+
+    #[test]
+    fn sub_id_and_country_questions_are_read_with_their_limits() {
+        let q = ReportQuery::parse("group_by=sub_id", NOW).unwrap();
+        assert_eq!(q.group_by, vec![Group::Affiliate, Group::SubId]);
+        let q = ReportQuery::parse("group_by=day,sub_id,affiliate", NOW).unwrap();
+        assert_eq!(q.group_by, vec![Group::Day, Group::SubId, Group::Affiliate]);
+        let q = ReportQuery::parse("group_by=country,hour", NOW).unwrap();
+        assert_eq!(q.group_by, vec![Group::Country, Group::Hour]);
+        for bad in ["sub_id,country", "country,offer", "advertiser,sub_id"] {
+            let e = ReportQuery::parse(&format!("group_by={bad}"), NOW).unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains("go with hour, day and affiliate only"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn grouped_by_sub_id_or_country_the_report_reads_those_counts_and_names_the_heaviest() {
+        let h = 500_000;
+        let hour = |dims: &[(&str, &str, Tally)]| {
+            let mut rows = HourRows::default();
+            let mut all = Tally::default();
+            for (tag, value, t) in dims {
+                rows.add(tag, value, t);
+                if *tag == SUB_ID {
+                    all.add(t);
+                }
+            }
+            rows.add("adv", "1", &all);
+            rows
+        };
+        let mut networks = Networks::default();
+        networks.add(
+            "n1",
+            vec![
+                (
+                    h,
+                    hour(&[
+                        (SUB_ID, "s1", tally(5, 2, "bot")),
+                        (SUB_ID, "", tally(1, 0, "")),
+                        (COUNTRY, "DE", tally(4, 2, "bot")),
+                        (COUNTRY, "US", tally(2, 0, "")),
+                    ]),
+                ),
+                (
+                    h + 1,
+                    hour(&[
+                        (SUB_ID, "s1", tally(3, 0, "")),
+                        (COUNTRY, "DE", tally(3, 0, "")),
+                    ]),
+                ),
+                (
+                    h + 9,
+                    hour(&[
+                        (SUB_ID, "s9", tally(50, 0, "")),
+                        (COUNTRY, "FR", tally(50, 0, "")),
+                    ]),
+                ),
+            ],
+        );
+        networks.add(
+            "n2",
+            vec![(
+                h,
+                hour(&[
+                    (SUB_ID, "s1", tally(2, 1, "geo")),
+                    (COUNTRY, "US", tally(2, 1, "geo")),
+                ]),
+            )],
+        );
+        let report = |group: &str| {
+            let mut q = ReportQuery::parse(&format!("group_by={group}"), 0).unwrap();
+            (q.from_hour, q.to_hour) = (h, h + 2);
+            let r = aggregate(&q, networks.clone(), vec![]);
+            let rows: Vec<_> = r
+                .rows
+                .iter()
+                .map(|(k, t)| (k.join("/"), t.clicks, t.blocked))
+                .collect();
+            (rows, r.total)
+        };
+        let (rows, total) = report("sub_id");
+        assert_eq!(
+            rows,
+            [("n1/s1", 8, 2), ("n2/s1", 2, 1), ("n1/", 1, 0)].map(|(k, c, b)| (k.to_owned(), c, b))
+        );
+        assert_eq!(
+            (total.clicks, total.blocked, total.reasons.len()),
+            (11, 3, 2)
+        );
+        let (rows, total) = report("country");
+        assert_eq!(
+            rows,
+            [("DE", 7, 2), ("US", 4, 1)].map(|(k, c, b)| (k.to_owned(), c, b))
+        );
+        assert_eq!(total.clicks, 11);
+        let (rows, _) = report("country,affiliate");
+        assert_eq!(rows[0], ("DE/n1".to_owned(), 7, 2));
+        // The offers' report is untouched by the dimensions' rows.
+        let (rows, total) = report("offer");
+        assert_eq!((rows.len(), total.clicks), (1, 11));
+        // Led by time, rows are in the order of their groups.
+        let (rows, _) = report("day,sub_id");
+        let day = day_label(day_of_hour(h));
+        let keys: Vec<String> = rows.into_iter().map(|r| r.0).collect();
+        assert_eq!(
+            keys,
+            [
+                format!("{day}/n1/"),
+                format!("{day}/n1/s1"),
+                format!("{day}/n2/s1")
+            ]
+        );
+
+        // A network with made-up sub IDs over many hours: at most MAX_SUB_IDS of them are named,
+        // the heaviest, and the rest are one `(other)`; nothing is lost.
+        let mut flood = Networks::default();
+        let hours: Vec<(u32, HourRows)> = (0..40u32)
+            .map(|i| {
+                let mut rows = HourRows::default();
+                rows.add(SUB_ID, &format!("heavy-{}", i % 3), &tally(1_000, 0, ""));
+                for j in 0..MAX_SUB_IDS as u32 {
+                    rows.add(SUB_ID, &format!("made-up-{i}-{j}"), &tally(1, 0, ""));
+                }
+                (h + i, rows)
+            })
+            .collect();
+        flood.add("n1", hours);
+        let mut q = ReportQuery::parse("group_by=sub_id", 0).unwrap();
+        (q.from_hour, q.to_hour) = (h, h + 40);
+        let r = aggregate(&q, flood, vec![]);
+        assert!(r.rows.len() <= MAX_SUB_IDS + 1, "{} rows", r.rows.len());
+        let names: Vec<&str> = r.rows.iter().take(3).map(|(k, _)| k[1].as_str()).collect();
+        assert!(names.iter().all(|n| n.starts_with("heavy-")), "{names:?}");
+        assert!(r.rows.iter().any(|(k, _)| k[1] == OTHER));
+        // Exact totals: each hour's last made-up sub ID went to the hour's `(other)`.
+        let sum: u64 = r.rows.iter().map(|(_, t)| t.clicks).sum();
+        assert_eq!((sum, r.total.clicks), (40 * 1_100, 40 * 1_100));
     }
 
     #[cfg(not(target_arch = "wasm32"))]

@@ -251,8 +251,8 @@ fn stated_figures() -> Vec<(&'static str, String)> {
     use clickgate_core::network::home::SHARED_OBJECTS;
     use clickgate_core::network::local::{FlushPolicy, MAX_SENDS};
     use clickgate_core::report::{
-        MAX_EXPLAINED_PER_HOUR, MAX_EXPLAINED_PER_MINUTE, MAX_NETWORKS_NAMED, MAX_ROWS_PER_HOUR,
-        OTHER,
+        MAX_COUNTRIES, MAX_EXPLAINED_PER_HOUR, MAX_EXPLAINED_PER_MINUTE, MAX_NETWORKS_NAMED,
+        MAX_ROWS_PER_HOUR, MAX_SUB_IDS, OTHER,
     };
     use clickgate_core::signing::{REPLAY_SHARDS, SCHEME};
     use clickgate_core::stored::LIST_KEY_PREFIX;
@@ -485,7 +485,9 @@ fn stated_figures() -> Vec<(&'static str, String)> {
             format!(
                 "report hours are kept **{REPORT_RETAIN_DAYS} days** (a range may not be longer); \
                  at most {} advertiser × offer rows per hour (later pairs are summed into the \
-                 offer `{OTHER}`); kept decisions for explain **{EXPLAIN_RETAIN_DAYS} days**, at \
+                 offer `{OTHER}`), and beside them at most {MAX_SUB_IDS} sub IDs and \
+                 {MAX_COUNTRIES} countries per hour (later ones are summed into the sub ID or \
+                 country `{OTHER}`); kept decisions for explain **{EXPLAIN_RETAIN_DAYS} days**, at \
                  most {} per hour, and each isolate keeps at most {MAX_EXPLAINED_PER_MINUTE} per \
                  network and minute",
                 thousands(MAX_ROWS_PER_HOUR as u64),
@@ -507,6 +509,16 @@ fn stated_figures() -> Vec<(&'static str, String)> {
             ),
         ),
         ("docs/config.md", people_networks()),
+        (
+            "docs/report.md",
+            format!(
+                "a network's hour names the first {MAX_SUB_IDS} (and the rest are its `{OTHER}`)"
+            ),
+        ),
+        (
+            "docs/report.md",
+            format!("it names at most **{MAX_SUB_IDS} sub IDs per network**, and its totals stay exact"),
+        ),
     ]
 }
 

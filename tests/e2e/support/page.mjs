@@ -1,8 +1,9 @@
 // Drives the report page in headless Chromium over the DevTools protocol, as an operator would:
 // node page.mjs URL OUT_DIR NETWORK
 // opens URL at desktop size (1280×800) and phone size (390×844), saves a screenshot of each in
-// OUT_DIR, presses NETWORK's block button, cancels, presses it again and confirms, and prints
-// what it saw as one JSON object. The assertions are the end-to-end test's.
+// OUT_DIR, presses NETWORK's block button, cancels, presses it again and confirms, switches the
+// grouping to sub ID and to country with a screenshot of each at both sizes, and prints what it saw
+// as one JSON object. The assertions are the end-to-end test's.
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -102,9 +103,23 @@ try {
   await until(`document.getElementById("status").textContent.startsWith("${network}:")`, "the block's answer");
   const status = await evaluate(`document.getElementById("status").textContent`);
 
+  // The grouping control, as a person on a phone would use it, then the same at desktop size.
+  const grouped = {};
+  for (const group of ["sub_id", "country"]) {
+    await evaluate(`(() => { const g = document.getElementById("group"); g.value = "${group}"; g.dispatchEvent(new Event("change")); })()`);
+    await until(`document.body.dataset.state === "loaded"`, `the report grouped by ${group}`);
+    await size(390, 844, true);
+    await evaluate(`document.getElementById("table").scrollIntoView()`);
+    await shot(`report-phone-${group}.png`);
+    const widest = await evaluate(`Math.max(...[...document.querySelectorAll("#table td")].map((td) => td.getBoundingClientRect().right))`);
+    await size(1280, 800, false);
+    await shot(`report-desktop-${group}.png`);
+    grouped[group] = { table: await evaluate(`document.getElementById("table").outerHTML`), phone_widest_cell: widest };
+  }
+
   console.log(JSON.stringify({
     desktop, desktop_fits: desktopFits, phone, asked, posted_while_asking: postedWhileAsking, closed_by_cancel: closedByCancel,
-    posted_after_cancel: postedAfterCancel, posts, status,
+    posted_after_cancel: postedAfterCancel, posts, status, grouped,
   }));
   ws.close();
   exitCode = 0;

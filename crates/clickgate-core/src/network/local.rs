@@ -123,6 +123,10 @@ struct NetworkLocal {
     /// Report rows by offer, then hour (with the offer's advertiser): looked up by the click's own
     /// offer id, so counting a click allocates nothing once its row exists.
     pending_report: HashMap<Id, BTreeMap<u32, (String, Tally)>>,
+    /// Clicks per hour and sub ID or country, as the batch carries them (the advertiser
+    /// [`report::SUB_ID`] or [`report::COUNTRY`]); found by a scan, since a batch holds few of
+    /// them and a map of its own would cost the Worker its code. A known one allocates nothing.
+    pending_dims: Vec<(RowKey, Tally)>,
     pending_explain: Vec<(String, String)>,
     explain_budget: ExplainBudget,
     pending_since_ms: Option<u64>,
@@ -217,6 +221,7 @@ impl NetworkLocal {
             && self.pending_subs.is_empty()
             && self.pending_flood.is_empty()
             && self.pending_report.is_empty()
+            && self.pending_dims.is_empty()
             && self.pending_explain.is_empty()
     }
 }
@@ -678,6 +683,25 @@ impl LocalCounts {
             },
         );
         row.count_click(outcome);
+        let sub_id = outcome.sub_id_param.value(&outcome.click);
+        let country = outcome.client.country.as_deref();
+        for (tag, value) in [(report::SUB_ID, sub_id), (report::COUNTRY, country)] {
+            let value = value.unwrap_or_default();
+            let dims = &mut net.pending_dims;
+            let at = dims
+                .iter()
+                .position(|(k, _)| k.hour == hour && k.advertiser == tag && k.offer == value);
+            let at = at.unwrap_or_else(|| {
+                let key = RowKey {
+                    hour,
+                    advertiser: tag.to_owned(),
+                    offer: value.to_owned(),
+                };
+                dims.push((key, Tally::default()));
+                dims.len() - 1
+            });
+            dims[at].1.count_click(outcome);
+        }
         if report::worth_explaining(outcome) && net.explain_budget.take(now_ms / MINUTE_MS) {
             let key = crate::stored::explain_key(hour, nonce);
             net.pending_explain
@@ -761,6 +785,7 @@ impl LocalCounts {
                 .values()
                 .map(BTreeMap::len)
                 .sum::<usize>()
+            + net.pending_dims.len()
             + net.pending_explain.len();
         let clicks: u32 = net.pending_flood.values().map(|(c, _)| c).sum();
         let due = since + policy.interval_ms;
@@ -810,6 +835,7 @@ impl LocalCounts {
                 .collect(),
             explain: std::mem::take(&mut net.pending_explain),
         };
+        batch.report.append(&mut net.pending_dims);
         net.pending_since_ms = None;
         let units = std::mem::take(&mut net.pending_units);
         if batch.is_empty() {
