@@ -221,7 +221,8 @@ impl Network {
             Delay::from(Duration::from_millis(click_ids::STORE_AFTER_MS)).await;
             let held = unstored.borrow_mut().take();
             let changes = held.into_iter().map(|(k, t)| (k, Some(t.to_string())));
-            if let Err(e) = write_to(&storage, changes.collect()).await {
+            // The held keys are storage keys already (`Network::replay`).
+            if let Err(e) = write(&storage, &Space::Whole, changes.collect()).await {
                 console_error!("{}", fault_line("replay_store", &e.to_string()));
             }
         });
@@ -239,7 +240,7 @@ impl Network {
             .into_iter()
             .map(|(k, t)| (k, Some(t.to_string())))
             .collect();
-        write(&self.state, space, changes).await?;
+        write(&self.state.storage(), space, changes).await?;
         self.schedule_sweep(now_ms).await
     }
 
@@ -292,7 +293,7 @@ impl Network {
         let held = stored.first().map(|(_, v)| v.as_str());
         let (kept, value) = conversion::reject_step(held, reason, expires_ms, now_ms);
         if let Some(value) = value {
-            write(&self.state, space, vec![(key, Some(value))]).await?;
+            write(&self.state.storage(), space, vec![(key, Some(value))]).await?;
             self.schedule_sweep(now_ms).await?;
         }
         Response::ok(wire::encode_rejected(&kept))
@@ -313,7 +314,7 @@ impl Network {
             console_error!("{}", fault_line("network_storage", &problem));
         }
         let out = step(&mut counts);
-        write(&self.state, space, counts.take_changes()).await?;
+        write(&self.state.storage(), space, counts.take_changes()).await?;
         for line in counts.take_events() {
             console_log!("{line}");
         }
@@ -524,13 +525,12 @@ async fn read(state: &State, space: &Space, keys: Vec<String>) -> Result<Vec<(St
 }
 
 /// Stores `changes` (`None`: delete) under their keys in `space`.
-async fn write(state: &State, space: &Space, changes: Vec<(String, Option<String>)>) -> Result<()> {
+async fn write(
+    storage: &Storage,
+    space: &Space,
+    changes: Vec<(String, Option<String>)>,
+) -> Result<()> {
     let changes = changes.into_iter().map(|(k, v)| (space.key(&k), v));
-    write_to(&state.storage(), changes.collect()).await
-}
-
-/// Stores `changes` (`None`: delete) under their storage keys.
-async fn write_to(storage: &Storage, changes: Vec<(String, Option<String>)>) -> Result<()> {
     let (puts, deletes): (Vec<_>, Vec<_>) = changes.into_iter().partition(|(_, v)| v.is_some());
     for chunk in puts.chunks(STORAGE_CHUNK) {
         let object = Object::new();
