@@ -2,7 +2,8 @@
 # `make bench`: the core's cost per click, the Worker's size and cold start, and end-to-end
 # throughput against a bare redirect Worker on the same runtime in the same run. Numbers are printed,
 # never asserted: machines are noisy, and the ratios measured in one run are what count.
-# BENCH_SECONDS (10), BENCH_CONNECTIONS (32), BENCH_PATH and BENCH_E2E_ONLY=1 adjust it.
+# BENCH_SECONDS (10), BENCH_CONNECTIONS (32), BENCH_PATH, BENCH_E2E_ONLY=1 and BENCH_REPLAY_ONLY=1 (only
+# the signed fresh-click-id sections, to compare two builds' replay checks) adjust it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/versions.sh
@@ -25,7 +26,7 @@ if [ ! -x "$NODE_BENCH" ]; then
 fi
 
 # BENCH_E2E_ONLY=1 skips to the end-to-end part.
-if [ -z "${BENCH_E2E_ONLY:-}" ]; then
+if [ -z "${BENCH_E2E_ONLY:-}${BENCH_REPLAY_ONLY:-}" ]; then
 step "core decision path (criterion, native)"
 cargo bench --quiet -p clickgate-core --bench decide 2>/dev/null | grep -E '^[a-z].*|time:' | sed 's/^ */  /'
 
@@ -118,20 +119,21 @@ ROUNDS=3
 compare() { # path [header] [target ratio] [logging] [wrk script for both Workers' runs]: interleaved,
   # ROUNDS rounds, so drift on a noisy machine hits both alike, and the median round reported;
   # with "logging", the bare Worker with a log line per click runs too
-  local b c bc cc n l lc
-  local -a bs=() cs=() bcs=() ccs=() ns=() ls=() lcs=()
+  local b c bc cc n l lc bp cp
+  local -a bs=() cs=() bcs=() ccs=() ns=() ls=() lcs=() bps=() cps=()
   curl -s -o /dev/null -w '  clickgate warm-up: %{http_code}\n' ${2:+-H "$2"} "${clickgate_url}$1"
   curl -s -o /dev/null -w '  bare warm-up: %{http_code}\n' "${bare_url}$1"
   for _ in $(seq "$ROUNDS"); do
     l=0 lc=0
-    read -r b _ bc _ < <(run bare "${bare_url}$1" "$bare_pid" "${2:-}" "${5:-}")
-    read -r c _ cc n < <(run clickgate "${clickgate_url}$1" "$clickgate_pid" "${2:-}" "${5:-}")
+    read -r b bp bc _ < <(run bare "${bare_url}$1" "$bare_pid" "${2:-}" "${5:-}")
+    read -r c cp cc n < <(run clickgate "${clickgate_url}$1" "$clickgate_pid" "${2:-}" "${5:-}")
     if [ "${4:-}" = logging ]; then
       read -r l _ lc _ < <(run bare+log "${bare_logging_url}$1" "$bare_logging_pid" "${2:-}")
     fi
-    bs+=("$b") cs+=("$c") bcs+=("$bc") ccs+=("$cc") ns+=("$n") ls+=("$l") lcs+=("$lc")
+    bs+=("$b") cs+=("$c") bcs+=("$bc") ccs+=("$cc") ns+=("$n") ls+=("$l") lcs+=("$lc") bps+=("$bp") cps+=("$cp")
   done
   awk -v b="${bs[*]}" -v c="${cs[*]}" -v bc="${bcs[*]}" -v cc="${ccs[*]}" -v l="${ls[*]}" -v lc="${lcs[*]}" \
+    -v bp="${bps[*]}" -v cp="${cps[*]}" \
     -v t="${3:-0.9}" -v logging="${4:-}" '
     function median(x, n,   i, j, v, s) { # of x[1..n]
       for (i = 1; i <= n; i++) s[i] = x[i]
@@ -139,11 +141,12 @@ compare() { # path [header] [target ratio] [logging] [wrk script for both Worker
       return n % 2 ? s[(n + 1) / 2] : (s[n / 2] + s[n / 2 + 1]) / 2 }
     function rounds(x, n,   i, out) { for (i = 1; i <= n; i++) out = out sprintf("%s%.2f", i > 1 ? " " : "", x[i]); return out }
     BEGIN {
-    n = split(b, B); split(c, C); split(bc, BC); split(cc, CC); split(l, L); split(lc, LC)
+    n = split(b, B); split(c, C); split(bc, BC); split(cc, CC); split(l, L); split(lc, LC); split(bp, BP); split(cp, CP)
     for (i = 1; i <= n; i++) { T[i] = C[i] / B[i]; U[i] = BC[i] / CC[i] }
     printf "  throughput ratio clickgate / bare: median %.2f of %d rounds (%s); target >= %s\n", median(T, n), n, rounds(T, n), t
     printf "  runtime CPU per request, bare / clickgate: median %.2f (%s; %.1f vs %.1f µs)\n",
       median(U, n), rounds(U, n), median(BC, n), median(CC, n)
+    printf "  p99 latency, median of the rounds: clickgate %.2f ms, bare %.2f ms\n", median(CP, n), median(BP, n)
     if (logging == "logging") {
       for (i = 1; i <= n; i++) { V[i] = L[i] / B[i]; W[i] = LC[i] / CC[i] }
       printf "  the bare Worker with one log line per click / bare: median %.2f (%s): the ceiling a Worker\n  that logs every click can reach here\n", median(V, n), rounds(V, n)
@@ -167,6 +170,7 @@ echo "  Each target below reads the median throughput ratio of interleaved round
 echo "  per request beside it (workerd's utime + stime over the requests wrk counted) is the steadier"
 echo "  figure on a shared machine, and says whether a low ratio is clickgate's or the load's."
 
+if [ -z "${BENCH_REPLAY_ONLY:-}" ]; then
 echo "  -- the demo config (no rules):"
 compare "${BENCH_PATH:-c?offer_id=1001&aff_id=net-7&sub1=spring&source_id=feed-3}" "" 0.9 logging
 
@@ -188,6 +192,10 @@ signed=$(target/release/clickgate sign --config benches/signed.json --network ne
   --url "${clickgate_url}c?offer_id=1001&aff_id=net-signed&sub1=spring" --expires-in 3600 2>/dev/null)
 reload
 compare "${signed#"$clickgate_url"}" "" 0.85
+else
+  target/release/clickgate config push benches/signed.json --local --persist-to "$state" >/dev/null 2>&1
+  reload
+fi
 
 # Signed links with fresh click ids, as a network's traffic has: NETWORK's links, one per id, each
 # sent once by benches/fresh-ids.lua (every run picks up where the last one stopped). The bare Worker
@@ -203,13 +211,13 @@ faults_since() { # count -> the faults logged after the first COUNT, by kind
   tail -n +"$(($1 + 1))" <(grep '"event":"fault"' "$state/errors.log") \
     | sed -n 's/.*"what":"\([^"]*\)".*/\1/p' | sort | uniq -c | sed 's/^ */    /' | grep . || echo "    none"
 }
-replay_section() { # network
+replay_section() { # network target
   fresh_links "$1"
   export LINKS="$state/$1.txt"
   local first faults_before
   first=$(head -n 1 "$LINKS")
   faults_before=$(grep -c '"event":"fault"' "$state/errors.log" || true)
-  compare "${first#/}" "" 0.85 "" benches/fresh-ids.lua
+  compare "${first#/}" "" "$2" "" benches/fresh-ids.lua
   sleep 1
   echo "  faults the Worker logged meanwhile, by kind (each click of a faulted batch is judged by the"
   echo "  network's fail-open/fail-closed setting):"
@@ -218,12 +226,13 @@ replay_section() { # network
 
 echo "  -- signed clicks, each with a fresh click id that the click waits for its replay object to"
 echo "     check (net-signed, replay_check before_redirect)"
-replay_section net-signed
+replay_section net-signed 0.5
 
 echo "  -- signed clicks, each with a fresh click id checked after the redirect (net-after,"
 echo "     replay_check after_redirect)"
-replay_section net-after
+replay_section net-after 0.8
 
+[ -n "${BENCH_REPLAY_ONLY:-}" ] && exit 0
 echo "  -- a flood under load (benches/flood.json: net-bench may have 2,000 clicks an hour):"
 target/release/clickgate config push benches/flood.json --local --persist-to "$state" >/dev/null 2>&1
 reload

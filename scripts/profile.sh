@@ -6,7 +6,10 @@
 #   runtime    workerd's own work: API objects, strings, promises, the HTTP server
 #   gc         V8's collector and handles; malloc: the allocator; kernel: syscalls, socket wakeups
 # Numbers are printed, never asserted. Needs perf (Debian: linux-perf) and permission to use it.
-# PROFILE_SECONDS (8) and BENCH_CONNECTIONS (32) adjust it.
+# PROFILE_SECONDS (8) and BENCH_CONNECTIONS (32) adjust it; PROFILE_REPLAY=net-signed (the click waits
+# for its id's check) or net-after (checked after the redirect) profiles signed links of that network of
+# benches/signed.json, each with a fresh click id, instead of the demo config's click (both Workers are
+# sent the same links by benches/fresh-ids.lua, as `make bench` does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/versions.sh
@@ -24,7 +27,7 @@ sample() { # name url pid -> $state/name.txt (perf's flat table) and $state/name
   local pid wrk_pid
   pid=$3
   curl -s -o /dev/null "$2$CLICK"
-  wrk -t1 -c"$CONNECTIONS" -d"$((SECONDS_SAMPLED + 3))s" "$2$CLICK" >"$state/$1.wrk" &
+  wrk -t1 -c"$CONNECTIONS" -d"$((SECONDS_SAMPLED + 3))s" ${PROFILE_REPLAY:+-s benches/fresh-ids.lua} "$2$CLICK" >"$state/$1.wrk" &
   wrk_pid=$!
   sleep 1
   perf record -q -F 999 -p "$pid" -o "$state/$1.data" -- sleep "$SECONDS_SAMPLED" 2>/dev/null
@@ -34,7 +37,23 @@ sample() { # name url pid -> $state/name.txt (perf's flat table) and $state/name
     2>/dev/null >"$state/$1.txt"
 }
 
-echo "==> sampling workerd under wrk, ${SECONDS_SAMPLED}s each, ${CONNECTIONS} connections, the demo config"
+what="the demo config"
+if [ -n "${PROFILE_REPLAY:-}" ]; then
+  net=$PROFILE_REPLAY
+  what="signed links of $net (benches/signed.json), each with a fresh click id"
+  target/release/clickgate config push benches/signed.json --local --persist-to "$state" >/dev/null 2>&1
+  seq -f "$net-%.0f" 1 $((SECONDS_SAMPLED * 2 * 20000)) >"$state/ids.txt"
+  target/release/clickgate sign --config benches/signed.json --network "$net" \
+    --url "${clickgate_url}c?offer_id=1001&aff_id=$net&sub1=spring" --expires-in 3600 \
+    --click-ids "$state/ids.txt" 2>/dev/null | sed -E 's#^https?://[^/]+##' >"$state/links.txt"
+  export LINKS="$state/links.txt"
+  CLICK=$(head -n 1 "$LINKS")
+  CLICK=${CLICK#/}
+  sleep 2.5 # the isolate re-reads the config a second after the push (CONFIG_REFRESH_SECONDS=1)
+  curl -s -o /dev/null "${clickgate_url}healthz"
+  sleep 1
+fi
+echo "==> sampling workerd under wrk, ${SECONDS_SAMPLED}s each, ${CONNECTIONS} connections, $what"
 sample clickgate "$clickgate_url" "$clickgate_pid"
 sample bare "$bare_url" "$bare_pid"
 

@@ -15,13 +15,15 @@
 //! ones (`clickgate_core::network::directory`). Every key and name is spelled by
 //! `clickgate_core::stored`; this file only reads, writes and runs the sweep.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
 use std::time::Duration;
 
 use clickgate_core::click::Id;
 use clickgate_core::conversion;
 use clickgate_core::log::fault_line;
-use clickgate_core::network::click_ids;
+use clickgate_core::network::click_ids::{self, Unstored};
 use clickgate_core::network::directory;
 use clickgate_core::network::home::Space;
 use clickgate_core::network::store::{self, NetworkCounts};
@@ -31,6 +33,7 @@ use clickgate_core::stored::{self, StoreKey, DIRECTORY, LISTING_PREFIX};
 use clickgate_core::time;
 use worker::js_sys::{Object, Reflect};
 use worker::wasm_bindgen::JsValue;
+use worker::wasm_bindgen_futures::spawn_local;
 use worker::{
     console_error, console_log, durable_object, Delay, DurableObject, Env, ListOptions, Request,
     Response, Result, State, Storage,
@@ -43,9 +46,10 @@ const STORAGE_CHUNK: usize = 128;
 /// Keys read per page by the daily sweep.
 const SWEEP_PAGE: usize = 1000;
 
-/// The network's object. Between requests it keeps nothing but its storage: each batch reads the
-/// keys it touches, and the runtime's input gate holds other requests while storage calls are out,
-/// so read-add-write is not interleaved.
+/// The network's object. Between requests it keeps nothing but its storage and, as a replay object,
+/// the click-id uses it answered in the last [`click_ids::STORE_AFTER_MS`]: each batch reads the keys
+/// it touches, and the runtime's input gate holds other requests while storage calls are out, so
+/// read-add-write is not interleaved.
 #[durable_object(alarm)]
 pub struct Network {
     state: State,
@@ -54,6 +58,8 @@ pub struct Network {
     sweep_scheduled: Cell<bool>,
     /// The UTC day this instance last listed its network in the directory.
     listed_day: Cell<u32>,
+    /// Click-id uses answered and not yet stored (`Network::replay`).
+    unstored: Rc<RefCell<Unstored>>,
     /// Test-only: the `NETWORK_FAULT_INJECTION` var (`hang`, `error`, or `error-until:MS` for an
     /// outage that ends at a Unix time in milliseconds), which the end-to-end suite sets to play an
     /// object that never answers or fails for a while. Unset in wrangler.toml and in any real
@@ -74,6 +80,7 @@ impl DurableObject for Network {
             state,
             sweep_scheduled: Cell::new(false),
             listed_day: Cell::new(0),
+            unstored: Rc::default(),
             fault: match env.var("NETWORK_FAULT_INJECTION").map(|v| v.to_string()) {
                 Ok(v) if v == "hang" => Some(InjectedFault::Hang),
                 Ok(v) if v == "error" => Some(InjectedFault::Error),
@@ -182,35 +189,48 @@ impl Network {
         Response::ok(reply.to_json())
     }
 
-    /// A batch of click-id uses (`clickgate_core::network::click_ids`), answered in order.
+    /// A batch of click-id uses (`clickgate_core::network::click_ids`), answered in order from one
+    /// storage read and the uses answered but not yet stored, which are stored together
+    /// [`click_ids::STORE_AFTER_MS`] after the first of them: one commit for every batch in that
+    /// window, not one per batch. The input gate holds other requests while the read is out, so
+    /// two uses of one key cannot both be fresh.
     async fn replay(&self, space: &Space, uses: &[(String, u64)]) -> Result<Response> {
-        let questions: Vec<(&str, u64)> = uses.iter().map(|(k, e)| (k.as_str(), *e)).collect();
+        let keyed: Vec<(String, u64)> = uses.iter().map(|(k, e)| (space.key(k), *e)).collect();
+        let questions: Vec<(&str, u64)> = keyed.iter().map(|(k, e)| (k.as_str(), *e)).collect();
         let now_ms = crate::now_ms();
-        let used = self.used_before(space, &questions, now_ms).await?;
+        let keys = self.unstored.borrow().to_read(&questions);
+        let stored: HashMap<String, u64> = read(&self.state, &Space::Whole, keys)
+            .await?
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
+            .collect();
+        let (used, schedule) = self
+            .unstored
+            .borrow_mut()
+            .answer(&questions, stored, now_ms);
+        if schedule {
+            self.store_later();
+        }
+        self.schedule_sweep(now_ms).await?;
         Response::ok(wire::encode_click_id_answers(&used))
     }
 
-    /// Whether each of these click ids repeats one used before while still valid; each is
-    /// recorded until its expiry. One storage read for all their keys, the core's step in order,
-    /// one write of what changed. The input gate holds other requests while the storage calls are
-    /// out, so two uses of one key cannot both be fresh.
-    async fn used_before(
-        &self,
-        space: &Space,
-        uses: &[(&str, u64)],
-        now_ms: u64,
-    ) -> Result<Vec<bool>> {
-        let mut keys: Vec<String> = uses.iter().map(|(k, _)| (*k).to_owned()).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        let stored = read(&self.state, space, keys)
-            .await?
-            .into_iter()
-            .filter_map(|(k, v)| Some((k, v.parse::<u64>().ok()?)))
-            .collect();
-        let (used, writes) = click_ids::uses(uses, stored, now_ms);
-        self.record_uses(space, writes, now_ms).await?;
-        Ok(used)
+    /// Stores the held click-id uses once [`click_ids::STORE_AFTER_MS`] has passed. A task of the
+    /// object's own, not of the request that held the first use: an object's timers and storage
+    /// outlive each of its requests, and a task costs the Worker less code than a request's
+    /// `waitUntil`. A failed store is logged; its uses are lost, as in a crash.
+    fn store_later(&self) {
+        let storage = self.state.storage();
+        let unstored = Rc::clone(&self.unstored);
+        spawn_local(async move {
+            Delay::from(Duration::from_millis(click_ids::STORE_AFTER_MS)).await;
+            let held = unstored.borrow_mut().take();
+            let changes = held.into_iter().map(|(k, t)| (k, Some(t.to_string())));
+            // The held keys are storage keys already (`Network::replay`).
+            if let Err(e) = write(&storage, &Space::Whole, changes.collect()).await {
+                console_error!("{}", fault_line("replay_store", &e.to_string()));
+            }
+        });
     }
 
     /// Stores one-time use records (a click id, a conversion event, an approval slot) with their
@@ -225,7 +245,7 @@ impl Network {
             .into_iter()
             .map(|(k, t)| (k, Some(t.to_string())))
             .collect();
-        write(&self.state, space, changes).await?;
+        write(&self.state.storage(), space, changes).await?;
         self.schedule_sweep(now_ms).await
     }
 
@@ -278,7 +298,7 @@ impl Network {
         let held = stored.first().map(|(_, v)| v.as_str());
         let (kept, value) = conversion::reject_step(held, reason, expires_ms, now_ms);
         if let Some(value) = value {
-            write(&self.state, space, vec![(key, Some(value))]).await?;
+            write(&self.state.storage(), space, vec![(key, Some(value))]).await?;
             self.schedule_sweep(now_ms).await?;
         }
         Response::ok(wire::encode_rejected(&kept))
@@ -299,7 +319,7 @@ impl Network {
             console_error!("{}", fault_line("network_storage", &problem));
         }
         let out = step(&mut counts);
-        write(&self.state, space, counts.take_changes()).await?;
+        write(&self.state.storage(), space, counts.take_changes()).await?;
         for line in counts.take_events() {
             console_log!("{line}");
         }
@@ -505,9 +525,12 @@ async fn read(state: &State, space: &Space, keys: Vec<String>) -> Result<Vec<(St
 }
 
 /// Stores `changes` (`None`: delete) under their keys in `space`.
-async fn write(state: &State, space: &Space, changes: Vec<(String, Option<String>)>) -> Result<()> {
+async fn write(
+    storage: &Storage,
+    space: &Space,
+    changes: Vec<(String, Option<String>)>,
+) -> Result<()> {
     let changes = changes.into_iter().map(|(k, v)| (space.key(&k), v));
-    let storage = state.storage();
     let (puts, deletes): (Vec<_>, Vec<_>) = changes.into_iter().partition(|(_, v)| v.is_some());
     for chunk in puts.chunks(STORAGE_CHUNK) {
         let object = Object::new();

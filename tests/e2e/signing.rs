@@ -339,3 +339,51 @@ fn click_ids_checked_after_the_redirect_pass_at_once_and_their_replays_are_caugh
     assert_eq!(get(&w, &links[40]).status, 302);
     assert!(w.events("fault").is_empty(), "{:?}", w.events("fault"));
 }
+
+#[test]
+fn a_click_id_answered_fresh_is_stored_in_the_background_and_refused_after_a_restart() {
+    let vars = [("CONFIG_REFRESH_SECONDS", "1")];
+    let w = Worker::start(&vars);
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
+    doc["networks"] = serde_json::json!([
+        {"id": "net-b", "signing": {"mode": "enforce",
+            "keys": [{"id": "k", "secret": "secret-of-network-b-0000"}]}}
+    ]);
+    let config = w.state.0.join("before.json");
+    std::fs::write(&config, doc.to_string()).unwrap();
+    push_ok(&w, &config);
+    let out = std::process::Command::new(support::cli())
+        .args(["sign", "--config"])
+        .arg(&config)
+        .args(["--network", "net-b", "--click-id", "b-1", "--url"])
+        .arg(format!(
+            "{}/c?offer_id=1001&aff_id=net-b&sub1=spring",
+            w.base
+        ))
+        .output()
+        .unwrap();
+    let link = support::stdout_of(out).trim()[w.base.len()..].to_owned();
+    let get = |w: &Worker| w.get(&link, &[("cf-connecting-ip", "192.0.2.79")]);
+    let first = w
+        .wait_for(Duration::from_secs(15), || {
+            let r = get(&w);
+            (r.status == 302).then_some(r)
+        })
+        .expect("the signing policy never took effect");
+    assert_eq!(w.decision_for(&first)["signature"]["status"], "valid");
+    // The object answered `fresh` before storing the id, and stores it a moment later
+    // (click_ids::STORE_AFTER_MS): past that, a runtime restarted on the same storage, whose new
+    // isolate has never seen the id, hears from the object that it was used.
+    std::thread::sleep(Duration::from_millis(1500));
+    let w = w.restart(&vars);
+    let again = w
+        .wait_for(Duration::from_secs(15), || {
+            let r = get(&w);
+            (r.status != 404 && r.status != 503).then_some(r)
+        })
+        .expect("the Worker never answered after the restart");
+    assert_eq!(again.status, 403, "{}", again.body);
+    assert_eq!(w.decision_for(&again)["reasons"][0]["code"], "replayed");
+    assert!(w.events("fault").is_empty(), "{:?}", w.events("fault"));
+}

@@ -246,7 +246,7 @@ fn stated_figures() -> Vec<(&'static str, String)> {
     use clickgate_core::config::{MAX_DOCUMENT_BYTES, SCHEMA_VERSION};
     use clickgate_core::flood::Thresholds;
     use clickgate_core::network::click_ids::{
-        AFTER_REDIRECT_BATCH_MS, LOST_AFTER_MS, MAX_BATCH, REMEMBERED,
+        AFTER_REDIRECT_BATCH_MS, LOST_AFTER_MS, MAX_BATCH, REMEMBERED, STORE_AFTER_MS,
     };
     use clickgate_core::network::home::SHARED_OBJECTS;
     use clickgate_core::network::local::{FlushPolicy, MAX_SENDS};
@@ -443,6 +443,18 @@ fn stated_figures() -> Vec<(&'static str, String)> {
                 "once its oldest question has waited {AFTER_REDIRECT_BATCH_MS} ms, when it holds \
                  {MAX_BATCH}"
             ),
+        ),
+        (
+            "docs/signing.md",
+            format!("stores them all in one write {STORE_AFTER_MS} ms after the first"),
+        ),
+        (
+            "docs/signing.md",
+            format!("within the {STORE_AFTER_MS} ms before its instance was lost"),
+        ),
+        (
+            "docs/signing.md",
+            format!("no id answered more than {STORE_AFTER_MS} ms before a crash passes again"),
         ),
         (
             "docs/signing.md",
