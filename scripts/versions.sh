@@ -8,17 +8,21 @@ export WASM_BINDGEN_BIN="$TOOLS/wasm-bindgen-$WASM_BINDGEN_VERSION/bin/wasm-bind
 export WASM_BINDGEN_TEST_RUNNER="$TOOLS/wasm-bindgen-$WASM_BINDGEN_VERSION/bin/wasm-bindgen-test-runner"
 export ESBUILD_BIN="$PWD/node_modules/esbuild/bin/esbuild"
 export PATH="$TOOLS/wasm-bindgen-$WASM_BINDGEN_VERSION/bin:$PWD/node_modules/.bin:$PATH"
-# The Worker's size budget: build/index_bg.wasm, gzip -9, in bytes (350 KiB). Every isolate downloads
+# The Worker's size budget: build/index_bg.wasm, gzip -9, in bytes (360 KiB). Every isolate downloads
 # and compiles it before its first click, so `make test` fails past it (scripts/size-check.sh) and
 # `make bench` prints the size against it. It was 300 KiB until link profiles, forwarded
 # postbacks, the spoof filter, the core's postback and admin conductors, the statistical flood
 # bound and the isolate-wide retry of stranded counts took the Worker from 291 to 321 KiB (330 KiB
 # then). Feeds, alerts, the share filters, third-party rejections, the built-in AS sets, secrets by
 # reference, the report's fold and the acting report page took it to 358 KiB; removing the stable
-# sorts' copies won back 13 KiB, leaving 345 KiB. The cold-start bench (`make bench`) put a fresh
-# isolate's first click at 6-10 ms of CPU on that build, within its 10 ms target: it is what says
-# whether more growth costs a first click its budget.
-WORKER_GZIP_BUDGET=358400
+# sorts' copies won back 13 KiB, leaving 345 KiB (350 KiB then). The report's sub ID and country
+# counts (+1.0 KB), the duplicate_device_id filter's offer-wide ledger (+0.5 KB), click ids answered
+# from the object's memory and stored after (+0.8 KB) and the larger AS sets took it to 354 KiB.
+# What the budget stands for is the first click: on that build the cold-start bench
+# (benches/coldstart.mjs, 20 fresh isolates each) put its CPU at a p95 of 6.1-6.6 ms on the demo
+# config, with every click filter and with the built-in sets, within the 10 ms target, and 11.6 ms
+# on the production-sized config (--realistic), whose document parse is what misses it.
+WORKER_GZIP_BUDGET=368640
 # The HTTP clients the spoof filter's end-to-end test sends through the Worker (scripts/setup-clients.sh),
 # pinned: a new release may send other headers, and the test prints what each one got.
 CLIENTS_PYTHON_PACKAGES="requests==2.34.2 httpx==0.28.1"
