@@ -567,7 +567,7 @@ impl FloodState {
             block,
             lifted_by: v["lifted_by"].as_str().map(str::to_owned),
             // States stored before conversions were due: none yet, as for a new network.
-            conversions: serde_json::from_value(v["due"].clone()).unwrap_or_default(),
+            conversions: std::array::from_fn(|i| v["due"][i].as_f64().unwrap_or(0.0)),
         })
     }
 
@@ -651,11 +651,12 @@ impl FloodState {
     }
 
     /// Brings the conversions due up to `minute`: of those still to come, the share an
-    /// exponential delay brings in the minutes since falls due now.
+    /// exponential delay brings in the minutes since falls due now (its whole-minute form, a
+    /// `1/CONVERSION_DELAY` chance each minute).
     fn settle(&mut self, minute: u64) {
         let [due, owed, _, at] = &mut self.conversions;
         let since = (minute as f64 - *at).max(0.0);
-        let arrived = *due * (1.0 - (-since / CONVERSION_DELAY).exp());
+        let arrived = *due * (1.0 - (1.0 - 1.0 / CONVERSION_DELAY).powi(since.min(1e6) as i32));
         *due -= arrived;
         *owed += arrived;
         *at = at.max(minute as f64);
