@@ -148,30 +148,27 @@ pub mod bound {
     /// the normal approximation alone is far too low. Every term grows with `mean`, so the bound
     /// does too. Inputs out of range are clamped: no NaN, no infinity, no overflow.
     pub fn upper(mean: f64, dispersion: f64, tail: f64, min: u32) -> f64 {
+        quantile(mean, dispersion, z_upper(tail)).max(f64::from(min))
+    }
+
+    /// The lower `tail` quantile of the same count (the same expansion at `-z`), never below 0:
+    /// the count a window falls under with probability about `tail`. Fewer than `ln(1/tail)`
+    /// expected is never short: none at all is likelier than `tail` then.
+    pub fn lower(mean: f64, dispersion: f64, tail: f64) -> f64 {
+        if clamp(mean, 0.0, 1e12) <= -clamp(tail, 1e-300, 0.5).ln() {
+            return 0.0;
+        }
+        quantile(mean, dispersion, -z_upper(tail)).max(0.0)
+    }
+
+    fn quantile(mean: f64, dispersion: f64, z: f64) -> f64 {
         let mean = clamp(mean, 0.0, 1e12);
-        let cv = clamp(dispersion, 0.0, 100.0);
-        let z = z_upper(tail);
-        let v = mean + (cv * mean).powi(2);
-        let q = if v > 0.0 {
+        let v = mean + (clamp(dispersion, 0.0, 100.0) * mean).powi(2);
+        if v > 0.0 {
             mean + z * v.sqrt() + (z * z - 1.0) / 6.0 * (2.0 * v - mean) / v
         } else {
             0.0
-        };
-        q.max(f64::from(min))
-    }
-
-    /// The lower `tail` quantile of a Poisson count whose mean is `mean` (the same expansion,
-    /// skewness `1/√mean`), never below 0: the count a window falls under with probability about
-    /// `tail`. Fewer than `ln(1/tail)` expected is never short.
-    pub fn lower(mean: f64, dispersion: f64, tail: f64) -> f64 {
-        let mean = clamp(mean, 0.0, 1e12);
-        // Below `ln(1/tail)` none at all is likelier than `tail`: nothing is short.
-        if mean <= -clamp(tail, 1e-300, 0.5).ln() {
-            return 0.0;
         }
-        let z = z_upper(tail);
-        let v = mean + (clamp(dispersion, 0.0, 100.0) * mean).powi(2);
-        (mean - z * v.sqrt() + (z * z - 1.0) / 6.0 * (2.0 * v - mean) / v).max(0.0)
     }
 
     /// The standard normal's upper quantile: `z` with `P(Z > z) = tail`, for `tail` in (0, 0.5]
