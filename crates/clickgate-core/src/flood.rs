@@ -17,8 +17,9 @@
 //!    rate of its own hour of the day (an exponential moving average over the past days that hour
 //!    was watched, weight `1/baseline_days`), recomputed as each day closes; an hour never watched
 //!    borrows from its neighbours, and no hour is expected to be quieter than a quarter of the
-//!    network's average. The conversion factor is 2 when the day's conversion rate is at least
-//!    half the baseline's, else 1. Or the last 60 minutes hold more than `bound(flagged rate ×
+//!    network's average. The conversion factor is 2 (volume alone trips far above any launch),
+//!    or 0 while the conversions that came since the hour went beyond twice the expected are
+//!    under the lower bound of those its clicks are due ([`CONVERSION_DELAY`]). Or the last 60 minutes hold more than `bound(flagged rate ×
 //!    clicks)` clicks the fraud filters flagged, where the flagged rate is the baseline's own
 //!    share of flagged clicks (a low-and-slow flood adds little volume but many flagged clicks; a
 //!    launch adds clean ones). [`bound::upper`] is the statistical bound: an upper quantile of
@@ -43,6 +44,14 @@ use crate::verdict::FaultMode;
 /// An hour watched on past days is expected to hold at least this share of the network's average
 /// hour: a quiet hour that saw no clicks is judged against its network's size, never against zero.
 pub const QUIET_SHARE: f64 = 0.25;
+
+/// Conversions are expected to follow their clicks after this many minutes on average (an
+/// exponential delay): a click is mature, its conversion due in all likelihood, after about twice
+/// this. Clicks that bring less than their due are judged by their volume at the bound alone.
+pub const CONVERSION_DELAY: f64 = 60.0;
+/// How far a day's conversion rate strays from the baseline's, as a share: the spread of the
+/// conversions due beyond their Poisson noise.
+pub const CONVERSION_SPREAD: f64 = 0.1;
 
 /// What a trip does: block the network's clicks for the day, or only say that it would have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -139,16 +148,27 @@ pub mod bound {
     /// the normal approximation alone is far too low. Every term grows with `mean`, so the bound
     /// does too. Inputs out of range are clamped: no NaN, no infinity, no overflow.
     pub fn upper(mean: f64, dispersion: f64, tail: f64, min: u32) -> f64 {
+        quantile(mean, dispersion, z_upper(tail)).max(f64::from(min))
+    }
+
+    /// The lower `tail` quantile of the same count (the same expansion at `-z`), never below 0:
+    /// the count a window falls under with probability about `tail`. Fewer than `ln(1/tail)`
+    /// expected is never short: none at all is likelier than `tail` then.
+    pub fn lower(mean: f64, dispersion: f64, tail: f64) -> f64 {
+        if clamp(mean, 0.0, 1e12) <= -clamp(tail, 1e-300, 0.5).ln() {
+            return 0.0;
+        }
+        quantile(mean, dispersion, -z_upper(tail)).max(0.0)
+    }
+
+    fn quantile(mean: f64, dispersion: f64, z: f64) -> f64 {
         let mean = clamp(mean, 0.0, 1e12);
-        let cv = clamp(dispersion, 0.0, 100.0);
-        let z = z_upper(tail);
-        let v = mean + (cv * mean).powi(2);
-        let q = if v > 0.0 {
+        let v = mean + (clamp(dispersion, 0.0, 100.0) * mean).powi(2);
+        if v > 0.0 {
             mean + z * v.sqrt() + (z * z - 1.0) / 6.0 * (2.0 * v - mean) / v
         } else {
             0.0
-        };
-        q.max(f64::from(min))
+        }
     }
 
     /// The standard normal's upper quantile: `z` with `P(Z > z) = tail`, for `tail` in (0, 0.5]
@@ -395,6 +415,12 @@ pub struct FloodState {
     pub block: Option<Block>,
     /// An operator lifted today's block: no automatic trip until midnight.
     pub lifted_by: Option<String>,
+    /// The conversions the clicks counted so far will still bring at the baseline's rate; those
+    /// that fell due since the last hour's clicks went beyond twice the expected, and those
+    /// that came meanwhile (both 0 while the clicks are within it); and the minute the three were brought
+    /// up to. Counted from the excess on, not over a sliding window: clicks that convert sooner
+    /// than [`CONVERSION_DELAY`] are then never short. Kept across midnight, as conversions are.
+    pub conversions: [f64; 4],
 }
 
 impl FloodState {
@@ -415,6 +441,7 @@ impl FloodState {
             baseline_days: Thresholds::default().baseline_days,
             block: None,
             lifted_by: None,
+            conversions: [0.0; 4],
         }
     }
 
@@ -451,6 +478,7 @@ impl FloodState {
             "baseline_days": self.baseline_days,
             "block": self.block.as_ref().map(|b| json!([b.since_ms, b.cause.as_str(), b.detail, b.by])),
             "lifted_by": self.lifted_by,
+            "due": self.conversions,
         })
         .to_string()
     }
@@ -535,6 +563,8 @@ impl FloodState {
                 .map_or(Thresholds::default().baseline_days, |d| d as u32),
             block,
             lifted_by: v["lifted_by"].as_str().map(str::to_owned),
+            // States stored before conversions were due: none yet, as for a new network.
+            conversions: std::array::from_fn(|i| v["due"][i].as_f64().unwrap_or(0.0)),
         })
     }
 
@@ -542,6 +572,8 @@ impl FloodState {
     pub fn step(&mut self, event: Event, t: &Thresholds, now_ms: u64) -> Outcome {
         self.baseline_days = t.baseline_days;
         let today = now_ms / DAY_MS;
+        // Conversions reach the object after their minute, as counts do: up to the last one.
+        self.settle((now_ms / MINUTE_MS).saturating_sub(1));
         let mut outcome = Outcome::Nothing;
         if today > self.day {
             outcome = Outcome::NewDay {
@@ -560,10 +592,12 @@ impl FloodState {
                     return outcome;
                 }
                 self.add(minute, clicks, flagged);
+                self.conversions[0] += self.baseline_cr * f64::from(clicks);
             }
             // Conversions only move the rate the next click batch is judged with.
             Event::Conversions { count } => {
                 self.day_conversions += u64::from(count);
+                self.conversions[2] += f64::from(count);
                 return outcome;
             }
             Event::Tick => {}
@@ -611,6 +645,18 @@ impl FloodState {
             ..Thresholds::default()
         };
         self.step(event, &t, now_ms)
+    }
+
+    /// Brings the conversions due up to `minute`: of those still to come, the share an
+    /// exponential delay brings in the minutes since falls due now (its whole-minute form, a
+    /// `1/CONVERSION_DELAY` chance each minute).
+    fn settle(&mut self, minute: u64) {
+        let [due, owed, _, at] = &mut self.conversions;
+        let since = (minute as f64 - *at).max(0.0);
+        let arrived = *due * (1.0 - (1.0 - 1.0 / CONVERSION_DELAY).powi(since.min(1e6) as i32));
+        *due -= arrived;
+        *owed += arrived;
+        *at = at.max(minute as f64);
     }
 
     fn add(&mut self, minute: u64, clicks: u32, flagged: u32) {
@@ -664,11 +710,22 @@ impl FloodState {
         if self.days_known > 0 {
             let hourly = self.hourly();
             let expected = self.expected_of(&hourly, now_ms, 60);
-            let allowed = self.allowance(t, expected, t.tolerance);
+            // Back near the usual, nothing is owed: the conversions are counted from an excess
+            // on until the hour holds under twice the expected (not the bound: a long launch at
+            // its edge would start afresh from a minute's counts again and again).
+            if hour as f64 <= 2.0 * expected {
+                self.conversions[1] = 0.0;
+                self.conversions[2] = 0.0;
+            }
+            let [_, owed, got, _] = self.conversions;
+            let allowed = self.allowance(t, expected, self.volume_tolerance(t));
             if hour as f64 > allowed {
                 return Some((
                     FloodCause::History,
-                    format!("{hour} clicks in the last hour, allowed {allowed:.0}"),
+                    format!(
+                        "{hour} clicks in the last hour, allowed {allowed:.0}; {got:.0} \
+                         conversions of {owed:.0} due"
+                    ),
                 ));
             }
             // A sudden flood shows within minutes, long before the hour fills up: the last five
@@ -700,7 +757,20 @@ impl FloodState {
     /// the statistical bound on what the window is expected to hold, or the tolerance's multiple of
     /// it (a launch adds many times the usual clicks), whichever is more.
     pub fn allowed_per_hour(&self, t: &Thresholds, now_ms: u64) -> f64 {
-        self.allowance(t, self.expected(now_ms, 60), t.tolerance)
+        self.allowance(t, self.expected(now_ms, 60), self.volume_tolerance(t))
+    }
+
+    /// How many times its expected clicks an hour may bring: twice the tolerance (a launch, a
+    /// campaign), or, while the recent conversions fall short of those due from the clicks
+    /// before them, none beyond the bound: clicks that do not convert are judged by the bound
+    /// alone. Too few conversions due to tell (a small network, its first day) is not short.
+    fn volume_tolerance(&self, t: &Thresholds) -> f64 {
+        let [_, owed, got, _] = self.conversions;
+        if got < bound::lower(owed, CONVERSION_SPREAD, t.tail.sqrt()) {
+            0.0
+        } else {
+            2.0 * t.tolerance
+        }
     }
 
     /// The clicks allowed in the 5 minutes ending now: the same, at the burst tolerance.
@@ -710,7 +780,7 @@ impl FloodState {
 
     fn allowance(&self, t: &Thresholds, expected: f64, tolerance: f64) -> f64 {
         let bound = bound::upper(expected, t.dispersion, t.tail, t.min_clicks);
-        bound.max(tolerance * expected * self.conversion_factor())
+        bound.max(tolerance * expected)
     }
 
     /// The flagged clicks allowed in the 60 minutes ending now, when they hold `clicks`: the
@@ -786,20 +856,6 @@ impl FloodState {
         })
     }
 
-    /// 2 when the day's conversion rate is at least half the baseline's, else 1.
-    fn conversion_factor(&self) -> f64 {
-        let cr = if self.day_clicks > 0 {
-            self.day_conversions as f64 / self.day_clicks as f64
-        } else {
-            0.0
-        };
-        if self.baseline_cr > 0.0 && cr >= self.baseline_cr / 2.0 {
-            2.0
-        } else {
-            1.0
-        }
-    }
-
     /// Folds the finished day into the baseline and starts a new one: counts reset, the block ends.
     fn roll_over(&mut self, today: u64, t: &Thresholds) {
         // Days with no clicks at all (the network paused) leave the baseline as it was.
@@ -867,8 +923,8 @@ mod tests {
     /// Where each flood shape trips, in minutes after it starts (10:00 UTC on day 9, after nine
     /// days of history), with the default thresholds; and the false trips of every run. The
     /// README quotes these.
-    const SUDDEN_50: u64 = 21;
-    const RAMPED_60: u64 = 67;
+    const SUDDEN_50: u64 = 46;
+    const RAMPED_60: u64 = 108;
     const LOW_AND_SLOW: [(u32, u64); 4] = [(2, 3), (3, 1), (6, 0), (21, 0)];
     const FALSE_TRIPS: usize = 0;
 
@@ -930,7 +986,7 @@ mod tests {
         assert!(flat.contains(&sentence), "README lacks: {sentence}");
     }
 
-    /// A launch at 30 times the volume: beyond the tolerance of 20, within the doubled allowance.
+    /// A launch at 30 times the volume: beyond the tolerance of 20, within twice it.
     fn thirty_fold_launch(converting: f64) -> Traffic {
         Traffic {
             daily: DAILY,
@@ -940,13 +996,14 @@ mod tests {
     }
 
     #[test]
-    fn a_converting_network_earns_twice_the_allowance() {
+    fn a_thirty_fold_launch_passes_while_it_converts_and_trips_when_it_does_not() {
         let t = Thresholds::default();
-        // Its clicks convert as the human ones do: the day's rate stays at the baseline's.
+        // Its clicks convert as the human ones do (in the same minute, sooner than the delay
+        // assumes): never short of their due.
         let converting = simulate(DAY0, 10, &thirty_fold_launch(0.01), &t);
         assert_eq!(converting, vec![None; 10]);
-        // The same launch converting at a fifth of that pulls the day's rate under half the
-        // baseline's: the allowance is the plain one and the launch trips.
+        // The same launch converting at a fifth of that falls short of its due: the clicks are
+        // held to the bound and the launch trips.
         let not = simulate(DAY0, 10, &thirty_fold_launch(0.002), &t);
         assert!(not[..9].iter().all(Option::is_none), "{not:?}");
         let at = not[9].expect("trips without conversions");
@@ -1266,10 +1323,11 @@ mod tests {
         assert!((s.baseline[20] - 1000.0).abs() < 1e-9, "{:?}", s.baseline);
         assert_eq!(s.baseline[3], 0.0);
         // The hour ending at 20:59 spans 20:00 alone; at 03:59 an hour that was always empty is
-        // held to a quarter of the network's average hour (1,000 / 24 / 4), times the tolerance.
+        // held to a quarter of the network's average hour (1,000 / 24 / 4), times twice the tolerance.
         let end = |h: u64| DAY0 + 3 * DAY_MS + h * HOUR_MS + 59 * MINUTE_MS;
-        assert!((s.allowed_per_hour(&t, end(20)) - 20_000.0).abs() < 1e-6);
-        assert!((s.allowed_per_hour(&t, end(3)) - 20.0 * 1_000.0 / 96.0).abs() < 1e-6);
+        // Without conversions due, volume alone is held to twice the tolerance.
+        assert!((s.allowed_per_hour(&t, end(20)) - 40_000.0).abs() < 1e-6);
+        assert!((s.allowed_per_hour(&t, end(3)) - 40.0 * 1_000.0 / 96.0).abs() < 1e-6);
     }
 
     #[test]
@@ -1352,11 +1410,11 @@ mod tests {
         assert_eq!(run(&mut s, &t, 14 * 60, 3 * 1440, steady), None);
         // The hours it did see were learnt; the ones it did not, from their neighbours.
         assert_eq!((s.observed[13], s.observed[14]), (1, 2));
-        // Judged by what is known, not by nothing: the same network at twenty-five times its
+        // Judged by what is known, not by nothing: the same network at sixty times its
         // volume trips in the first hour it had never seen.
         let mut s = FloodState::new(DAY0 + 14 * HOUR_MS);
         run(&mut s, &t, 14 * 60, 1440, steady);
-        let flood = run(&mut s, &t, 1440, 2 * 1440, |m| steady(m) * 25);
+        let flood = run(&mut s, &t, 1440, 2 * 1440, |m| steady(m) * 60);
         assert!(
             matches!(flood, Some((m, "history")) if m < 1440 + 60),
             "{flood:?}"
@@ -1425,6 +1483,56 @@ mod tests {
         assert!((3.3..3.5).contains(&wide), "{wide}");
         // A smaller tail is a higher bound.
         assert!(upper(50.0, 0.5, 1e-9, 0) > upper(50.0, 0.5, 1e-6, 0));
+    }
+
+    #[test]
+    fn the_lower_bound_at_its_edges() {
+        use bound::lower;
+        // Fewer expected than ln(1/tail) (6.9 at 1e-3): none at all is likelier than the tail,
+        // so nothing is short.
+        assert_eq!(lower(0.0, 0.1, 1e-3), 0.0);
+        assert_eq!(lower(6.9, 0.0, 1e-3), 0.0);
+        assert!(lower(7.5, 0.0, 1e-3) > 0.0);
+        // Poisson, against the exact 1e-3 lower quantile of a mean of 100 (70).
+        let q = lower(100.0, 0.0, 1e-3);
+        assert!((q - 70.0).abs() <= 1.5, "{q}");
+        // A spread of a tenth widens large counts in proportion: 10,000 is short under ~6,900.
+        let wide = lower(10_000.0, 0.1, 1e-3);
+        assert!((6_800.0..7_000.0).contains(&wide), "{wide}");
+        // Out of range: a number, never below 0.
+        assert_eq!(lower(f64::NAN, f64::NAN, f64::NAN), 0.0);
+    }
+
+    /// Three days of 100 clicks a minute converting at 1% in the same minute, then a fourth at 10
+    /// times the volume from 10:00, its clicks converting at `cr`: the first trip.
+    fn ten_fold_from_ten(cr: f64) -> Option<(u64, Block)> {
+        let t = Thresholds::default();
+        let mut s = FloodState::new(DAY0);
+        for m in 0..4 * 1440 {
+            let now = DAY0 + m * MINUTE_MS;
+            let flood = m >= 3 * 1440 + 600;
+            let (n, rate) = if flood { (1_000, cr) } else { (100, 0.01) };
+            if let Outcome::Tripped(b) = s.step(clicks(M0 + m, n, 0), &t, now) {
+                return Some((m, b));
+            }
+            let count = (f64::from(n) * rate) as u32;
+            s.step(Event::Conversions { count }, &t, now);
+        }
+        None
+    }
+
+    #[test]
+    fn clicks_that_do_not_bring_their_conversions_are_held_to_the_bound() {
+        // Converting as usual, 10 times the volume is well within twice the tolerance; and
+        // conversions that come sooner than the delay assumes are never short of their due.
+        assert_eq!(ten_fold_from_ten(0.01), None);
+        // Converting at a tenth, the conversions due fall short within minutes of the excess,
+        // and the clicks are held to the bound alone (6,000 expected an hour: about 20,000).
+        let (m, b) = ten_fold_from_ten(0.001).expect("a ten-fold flood that hardly converts");
+        let after = m - (3 * 1440 + 600);
+        assert!(after <= 30, "{after} min: {b:?}");
+        assert_eq!(b.cause, FloodCause::History);
+        assert!(b.detail.contains("conversions of"), "{}", b.detail);
     }
 
     #[cfg(not(target_arch = "wasm32"))]

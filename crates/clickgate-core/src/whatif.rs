@@ -11,8 +11,8 @@
 //! tripped and how many clicks the block would have stopped. The log's conversion lines feed the
 //! share filters of conversions (`click_spam`, `low_session_time`) in time order with the clicks,
 //! so their shares are recomputed as the networks' objects would hold them, and a rule that judges
-//! clicks on them reads them; they do not feed the flood detector, so a converting network's
-//! doubled allowance never applies here.
+//! clicks on them reads them; they do not feed the flood detector, so no conversions are ever due
+//! and a network's clicks are held to twice the tolerance by volume alone, never short of them.
 
 use std::collections::{BTreeMap, HashMap};
 
