@@ -29,10 +29,13 @@ pub enum Kind {
     /// A scheduled feed (a list fetched on a timer) failed to update. Raised by the feed's own
     /// code with [`Alerts::raise`]; nothing else raises it.
     FeedFailed,
+    /// A network's flagged clicks tripped within [`crate::flood::CONFIG_CHANGE_WINDOW_MS`] of a
+    /// config change, at its usual volume: put down to the new rules and not blocked.
+    FloodAfterConfigChange,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::FloodTripped,
         Kind::FloodLifted,
         Kind::BreakerOpened,
@@ -40,6 +43,7 @@ impl Kind {
         Kind::ConfigFailed,
         Kind::BlockedShareJump,
         Kind::FeedFailed,
+        Kind::FloodAfterConfigChange,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,6 +55,7 @@ impl Kind {
             Kind::ConfigFailed => "config_failed",
             Kind::BlockedShareJump => "blocked_share_jump",
             Kind::FeedFailed => "feed_failed",
+            Kind::FloodAfterConfigChange => "flood_after_config_change",
         }
     }
 
@@ -72,6 +77,9 @@ impl Kind {
             Kind::ConfigFailed => "config update failed: the last good config stays in force",
             Kind::BlockedShareJump => "share of blocked clicks jumped",
             Kind::FeedFailed => "feed update failed",
+            Kind::FloodAfterConfigChange => {
+                "flagged clicks jumped after a config change: not blocked, check the new rules"
+            }
         }
     }
 }

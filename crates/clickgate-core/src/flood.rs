@@ -28,6 +28,13 @@
 //! 3. **flagged share**: at least `flagged_share` of at least `floor` clicks in the last 60 minutes were
 //!    flagged by the fraud filters (a low-and-slow flood hides in volume, not in quality).
 //!
+//! A trip of the flagged clicks (the flagged share, or the flagged history) within
+//! [`CONFIG_CHANGE_WINDOW_MS`] of a change of the config in force, while the last 60 minutes hold
+//! no more clicks than the bound of the usual (the statistical bound of the expected count, a
+//! baseline known), is put down to the new rules, not to a flood: no block, one
+//! `flood_after_config_change` alert, and the flagged share the new rules brought becomes the
+//! network's flagged rate (see [`ConfigSeen`]). After the window the usual rules apply.
+//!
 //! With the defaults a campaign launch at ten times the usual volume passes, a flood at several
 //! dozen times trips within minutes, and one at twice the volume whose excess the filters flag
 //! within minutes ([`simulation`] and the tests say at which minute). Once tripped, every click
@@ -52,6 +59,12 @@ pub const CONVERSION_DELAY: f64 = 60.0;
 /// How far a day's conversion rate strays from the baseline's, as a share: the spread of the
 /// conversions due beyond their Poisson noise.
 pub const CONVERSION_SPREAD: f64 = 0.1;
+
+/// How long after a change of the config in force a flagged trip at the usual volume is put down
+/// to the change: 2 hours, long enough for every isolate to load the new document and for the
+/// share of clicks its rules decline to settle, short enough that a flagged flood starting later
+/// is caught as before.
+pub const CONFIG_CHANGE_WINDOW_MS: u64 = 2 * HOUR_MS;
 
 /// What a trip does: block the network's clicks for the day, or only say that it would have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -382,6 +395,25 @@ pub enum Outcome {
     NewDay {
         ended_block: bool,
     },
+    /// A flagged trip put down to a config change: nothing blocked (the block it would have been).
+    AfterConfigChange(Block),
+}
+
+/// The config digest the network's batches carry, as its object last saw it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConfigSeen {
+    pub digest: String,
+    /// The digest before it: a batch from an isolate still on it (a rollout takes a while) is not
+    /// another change.
+    pub previous: String,
+    /// When the digest changed; `None` for the first one seen (a new network, or a state stored
+    /// before digests were kept): no change is known then.
+    pub changed_ms: Option<u64>,
+    /// The flagged share of the last hour at a trip put down to the change: from then on the
+    /// network's flagged rate is at least this, until a day closes and the baseline takes it in.
+    pub flagged_rate: Option<f64>,
+    /// The change's trip was alerted: one alert per change.
+    pub alerted: bool,
 }
 
 /// A network's day as its object keeps it.
@@ -421,6 +453,7 @@ pub struct FloodState {
     /// up to. Counted from the excess on, not over a sliding window: clicks that convert sooner
     /// than [`CONVERSION_DELAY`] are then never short. Kept across midnight, as conversions are.
     pub conversions: [f64; 4],
+    pub config: ConfigSeen,
 }
 
 impl FloodState {
@@ -442,7 +475,36 @@ impl FloodState {
             block: None,
             lifted_by: None,
             conversions: [0.0; 4],
+            config: ConfigSeen::default(),
         }
+    }
+
+    /// A batch's clicks were decided under the config `digest` (empty: an isolate that does not
+    /// say). A digest other than the one in force and the one before is a change, from `now`.
+    pub fn config_in_force(&mut self, digest: &str, now_ms: u64) {
+        let c = &mut self.config;
+        if digest.is_empty() || digest == c.digest || digest == c.previous {
+            return;
+        }
+        if !c.digest.is_empty() {
+            c.changed_ms = Some(now_ms);
+            c.alerted = false;
+        }
+        c.previous = std::mem::replace(&mut c.digest, digest.to_owned());
+    }
+
+    /// Whether a flagged trip now is put down to a config change: within the window after one,
+    /// with a baseline to say the volume is the usual one and the last hour's clicks within its
+    /// bound. A real flood that merely coincides with a config push is taken for the new rules too,
+    /// until the window ends.
+    fn after_config_change(&self, t: &Thresholds, now_ms: u64, hour: u64) -> bool {
+        let recent = self
+            .config
+            .changed_ms
+            .is_some_and(|at| now_ms < at + CONFIG_CHANGE_WINDOW_MS);
+        recent
+            && self.days_known > 0
+            && hour as f64 <= bound::upper(self.expected(now_ms, 60), t.dispersion, t.tail, t.min_clicks)
     }
 
     /// When the block in force ends: the next 00:00 UTC.
@@ -479,6 +541,7 @@ impl FloodState {
             "block": self.block.as_ref().map(|b| json!([b.since_ms, b.cause.as_str(), b.detail, b.by])),
             "lifted_by": self.lifted_by,
             "due": self.conversions,
+            "config": [self.config.digest, self.config.previous, self.config.changed_ms, self.config.flagged_rate, self.config.alerted],
         })
         .to_string()
     }
@@ -565,6 +628,14 @@ impl FloodState {
             lifted_by: v["lifted_by"].as_str().map(str::to_owned),
             // States stored before conversions were due: none yet, as for a new network.
             conversions: std::array::from_fn(|i| v["due"][i].as_f64().unwrap_or(0.0)),
+            // States stored before digests were kept: none seen yet.
+            config: ConfigSeen {
+                digest: v["config"][0].as_str().unwrap_or("").to_owned(),
+                previous: v["config"][1].as_str().unwrap_or("").to_owned(),
+                changed_ms: v["config"][2].as_u64(),
+                flagged_rate: v["config"][3].as_f64(),
+                alerted: v["config"][4].as_bool().unwrap_or(false),
+            },
         })
     }
 
@@ -625,6 +696,21 @@ impl FloodState {
                     detail,
                     by: None,
                 };
+                let (hour, flagged, _, _) = self.last_hour(now_ms);
+                let flagged_trip = matches!(
+                    cause,
+                    FloodCause::FlaggedShare | FloodCause::FlaggedHistory
+                );
+                if flagged_trip && self.after_config_change(t, now_ms, hour) {
+                    // The new rules' share is the network's flagged rate from now on.
+                    let share = flagged as f64 / hour.max(1) as f64;
+                    let c = &mut self.config;
+                    c.flagged_rate = Some(c.flagged_rate.map_or(share, |r| r.max(share)));
+                    if std::mem::replace(&mut c.alerted, true) {
+                        return outcome;
+                    }
+                    return Outcome::AfterConfigChange(block);
+                }
                 self.block = Some(block.clone());
                 return Outcome::Tripped(block);
             }
@@ -796,6 +882,7 @@ impl FloodState {
         let Some(rate) = self.baseline_flagged else {
             return f64::INFINITY;
         };
+        let rate = rate.max(self.config.flagged_rate.unwrap_or(0.0));
         bound::upper(
             rate * expected.max(clicks as f64),
             t.dispersion,
@@ -882,6 +969,11 @@ impl FloodState {
                 Some(b) => b + weight * (flagged - b),
                 None => flagged,
             });
+            // A config change's share is the new normal: the baseline starts from it, not from
+            // a week of the old rules (which would trip the next day).
+            if let (Some(b), Some(r)) = (self.baseline_flagged, self.config.flagged_rate.take()) {
+                self.baseline_flagged = Some(b.max(r));
+            }
             self.days_known += 1;
         }
         self.day = today;

@@ -266,6 +266,8 @@ pub struct Run {
     /// Each trip's cause and detail.
     pub why: Vec<String>,
     pub let_through: u64,
+    /// The minutes a flagged trip was put down to a config change instead.
+    pub after_config_change: Vec<u64>,
 }
 
 /// Steps the detector minute by minute through `minutes` minutes of `traffic` from `state`
@@ -294,10 +296,14 @@ pub fn run(
         if minute >= watch && !stopped {
             out.let_through += u64::from(m.extra);
         }
-        if let Outcome::Tripped(b) = state.step(event, t, now) {
-            out.trips.push(minute);
-            out.why.push(format!("{}: {}", b.cause.as_str(), b.detail));
-            stopped |= minute >= watch;
+        match state.step(event, t, now) {
+            Outcome::Tripped(b) => {
+                out.trips.push(minute);
+                out.why.push(format!("{}: {}", b.cause.as_str(), b.detail));
+                stopped |= minute >= watch;
+            }
+            Outcome::AfterConfigChange(_) => out.after_config_change.push(minute),
+            _ => {}
         }
         // Each conversion comes after its own exponential delay: a minute's clicks convert over
         // the hours after it, not all at once.
@@ -602,27 +608,64 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_rule_change_that_flags_two_fifths_of_the_usual_clicks_trips_as_a_flood_would() {
-        // Not yet told apart from a flood: the rules' share jumps and flagged_history trips.
+    /// A day and a half at 50,000 clicks a day after the history, with `episodes` from 08:00
+    /// on, and the config's digest changed at 08:00 when `push` says so.
+    fn after_a_push(push: bool, episodes: impl Fn(u64) -> Vec<Episode>) -> (u64, Run) {
         let t = Thresholds::default();
         let (mut state, _) = history(50_000.0, &t);
+        state.config_in_force("0ld0ld0ld0ld", DAY0);
         let start = HISTORY_DAYS * 1440 + 8 * 60;
-        let mut traffic = Traffic::new(
-            Network::of(50_000.0, 3),
-            vec![Episode::rule_change(start, 0.4)],
-        );
-        let r = run(
-            &mut state,
-            &mut traffic,
-            &t,
-            DAY0,
-            HISTORY_DAYS * 1440,
-            1440,
-            start,
-        );
+        let mut traffic = Traffic::new(Network::of(50_000.0, 3), episodes(start));
+        let from = HISTORY_DAYS * 1440;
+        let mut r = run(&mut state, &mut traffic, &t, DAY0, from, start - from, start);
+        if push {
+            state.config_in_force("new0new0new0", DAY0 + start * 60_000);
+        }
+        let after = run(&mut state, &mut traffic, &t, DAY0, start, 2 * 1440, start);
+        r.trips.extend(after.trips);
+        r.why.extend(after.why);
+        r.after_config_change.extend(after.after_config_change);
+        (start, r)
+    }
+
+    #[test]
+    fn a_rule_change_that_flags_two_fifths_of_the_usual_clicks_is_put_down_to_the_config() {
+        // Pushed with a new config: one alert within the window, no block that day or the next.
+        let (start, r) = after_a_push(true, |s| vec![Episode::rule_change(s, 0.4)]);
+        assert!(r.trips.is_empty(), "{r:?}");
+        assert_eq!(r.after_config_change.len(), 1, "{r:?}");
+        let at = r.after_config_change[0];
+        assert!((start..start + 120).contains(&at), "{r:?}");
+    }
+
+    #[test]
+    fn the_same_jump_without_a_config_change_trips_as_a_flood_would() {
+        let (start, r) = after_a_push(false, |s| vec![Episode::rule_change(s, 0.4)]);
         assert!(r.trips.first().is_some_and(|&m| m >= start), "{r:?}");
         assert!(r.why[0].starts_with("flagged_history:"), "{r:?}");
+        assert!(r.after_config_change.is_empty(), "{r:?}");
+    }
+
+    #[test]
+    fn a_flagged_flood_starting_after_the_window_trips() {
+        // A push that changes no share, and a low-and-slow flood three hours later: caught as
+        // without the push.
+        let (start, r) = after_a_push(true, |s| vec![Episode::flood(s + 180, 2.0, 0.97, 0.0, 0)]);
+        assert!(r.after_config_change.is_empty(), "{r:?}");
+        let first = r.trips.first().copied();
+        assert!(first.is_some_and(|m| (start + 180..start + 240).contains(&m)), "{r:?}");
+        assert!(r.why[0].starts_with("flagged_history:"), "{r:?}");
+        // After a rule change that flags 40%, the flagged rate is the new rules' 40%: a flood is
+        // told by its flagged share or its volume then, here within minutes.
+        let (start, r) = after_a_push(true, |s| {
+            vec![
+                Episode::rule_change(s, 0.4),
+                Episode::flood(s + 180, 5.0, 0.97, 0.0, 0),
+            ]
+        });
+        assert_eq!(r.after_config_change.len(), 1, "{r:?}");
+        let first = r.trips.first().copied();
+        assert!(first.is_some_and(|m| (start + 180..start + 240).contains(&m)), "{r:?}");
     }
 
     /// The targets' minutes.

@@ -143,6 +143,7 @@ impl NetworkCounts {
         let flood = self.flood.get_or_insert_with(|| FloodState::new(now_ms));
         let mut outcomes = vec![flood.step(Event::Tick, &batch.thresholds, now_ms)];
         if fresh {
+            flood.config_in_force(&batch.config, now_ms);
             for &(minute, clicks, flagged) in &batch.flood {
                 let event = Event::Clicks {
                     minute,
@@ -205,6 +206,10 @@ impl NetworkCounts {
                     format!("{}: {}", b.cause.as_str(), b.detail),
                 )),
                 Outcome::Imposed(b) => Some((Kind::FloodTripped, b.detail.clone())),
+                Outcome::AfterConfigChange(b) => Some((
+                    Kind::FloodAfterConfigChange,
+                    format!("{}: {}", b.cause.as_str(), b.detail),
+                )),
                 Outcome::Lifted { by } => Some((Kind::FloodLifted, format!("lifted by {by}"))),
                 Outcome::NewDay { ended_block } => {
                     ended_block.then(|| (Kind::FloodLifted, "the UTC day ended".to_owned()))
@@ -219,6 +224,12 @@ impl NetworkCounts {
                     .str("cause", b.cause.as_str())
                     .str("detail", &b.detail)
                     .opt("by", b.by.as_deref()),
+                Outcome::AfterConfigChange(b) => line
+                    .str("level", "warn")
+                    .str("state", "not_blocked")
+                    .str("cause", "config_change")
+                    .str("would_block", b.cause.as_str())
+                    .str("detail", &b.detail),
                 Outcome::Lifted { by } => line
                     .str("level", "info")
                     .str("state", "lifted")

@@ -557,6 +557,9 @@ pub struct Batch {
     pub flood: Vec<(u64, u32, u32)>,
     /// The network's flood thresholds as the sending isolate's config has them.
     pub thresholds: Thresholds,
+    /// The digest of the config its clicks were decided under (empty: not said), so that the
+    /// object can tell a rule change from a flood ([`crate::flood::ConfigSeen`]).
+    pub config: String,
     /// The network the batch counts for (its object registers itself for reports under it).
     pub network: Id,
     /// The fraud report's counts (see [`crate::report`]).
@@ -602,6 +605,7 @@ impl Batch {
             "subs": self.subs.iter().map(|d| json!([d.offer.as_str(), d.day, B64.encode(d.sketch.to_bytes())])).collect::<Vec<_>>(),
             "flood": self.flood,
             "thresholds": self.thresholds.to_json(),
+            "config": self.config,
             "network": self.network.as_str(),
             "report": self.report.iter().map(|(k, t)| json!([k.hour, k.advertiser, k.offer, t.to_wire()])).collect::<Vec<_>>(),
             "explain": self.explain,
@@ -653,6 +657,8 @@ impl Batch {
             }
         }
         let thresholds = Thresholds::from_json(&v["thresholds"])?;
+        // A batch from an isolate that does not send it: no digest, no change seen.
+        let config = v["config"].as_str().unwrap_or("").to_owned();
         let network = v
             .get("network")
             .and_then(Value::as_str)
@@ -696,6 +702,7 @@ impl Batch {
             subs,
             flood,
             thresholds,
+            config,
             network,
             report,
             explain,
@@ -1172,6 +1179,7 @@ pub(crate) mod tests {
             subs: vec![],
             flood: vec![],
             thresholds: Thresholds::default(),
+            config: String::new(),
             network: id("net-1"),
             report: vec![],
             explain: vec![],
