@@ -1423,6 +1423,25 @@ mod tests {
     }
 
     #[test]
+    fn a_config_change_is_a_new_digest_not_the_first_nor_the_one_before() {
+        let mut s = FloodState::new(DAY0);
+        s.config_in_force("", DAY0);
+        s.config_in_force("aaaaaaaaaaaa", DAY0 + 1);
+        assert_eq!(s.config.changed_ms, None, "the first digest seen is no change");
+        s.config_in_force("bbbbbbbbbbbb", DAY0 + 2);
+        assert_eq!(s.config.changed_ms, Some(DAY0 + 2));
+        // An isolate still on the old document, mid-rollout, does not move the change.
+        s.config_in_force("aaaaaaaaaaaa", DAY0 + 3);
+        s.config_in_force("", DAY0 + 4);
+        assert_eq!(s.config.changed_ms, Some(DAY0 + 2));
+        s.config.flagged_rate = Some(0.4);
+        s.config.alerted = true;
+        assert_eq!(FloodState::decode(&s.encode()), Ok(s.clone()));
+        s.config_in_force("cccccccccccc", DAY0 + 5);
+        assert_eq!((s.config.changed_ms, s.config.alerted), (Some(DAY0 + 5), false));
+    }
+
+    #[test]
     fn the_state_and_thresholds_survive_storage() {
         let t = Thresholds {
             per_minute: Some(10),

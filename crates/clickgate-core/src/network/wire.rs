@@ -598,19 +598,22 @@ pub struct Reply {
 
 impl Batch {
     pub fn to_json(&self) -> String {
-        json!({
+        let mut v = json!({
             "isolate": format!("{:016x}", self.isolate),
             "seq": self.seq,
             "ips": self.ips.iter().map(|d| json!([d.offer.as_str(), format!("{:016x}", d.ip), d.hour, d.clicks])).collect::<Vec<_>>(),
             "subs": self.subs.iter().map(|d| json!([d.offer.as_str(), d.day, B64.encode(d.sketch.to_bytes())])).collect::<Vec<_>>(),
             "flood": self.flood,
             "thresholds": self.thresholds.to_json(),
-            "config": self.config,
             "network": self.network.as_str(),
             "report": self.report.iter().map(|(k, t)| json!([k.hour, k.advertiser, k.offer, t.to_wire()])).collect::<Vec<_>>(),
             "explain": self.explain,
-        })
-        .to_string()
+        });
+        // Only when known: a batch without one is the bytes earlier versions sent.
+        if !self.config.is_empty() {
+            v["config"] = json!(self.config);
+        }
+        v.to_string()
     }
 
     /// Reads a batch sent to the object. Anything malformed is refused whole: a half-applied batch
@@ -1215,6 +1218,7 @@ pub(crate) mod tests {
             crate::stored::explain_key(499_000, &[1; NONCE_LEN]),
             "{\"event\":\"click\"}".into(),
         ));
+        b.config = "0123456789ab".into();
         assert_eq!(Batch::parse(&b.to_json()), Ok(b.clone()));
         let bad = b.to_json().replace("explain/00499000", "explain/x");
         assert!(Batch::parse(&bad).unwrap_err().starts_with("explain[0]"));
