@@ -402,10 +402,11 @@ pub enum Outcome {
 /// The config digest the network's batches carry, as its object last saw it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ConfigSeen {
-    pub digest: String,
+    /// The digest as a number (its 12 hex digits; 0: none seen).
+    pub digest: u64,
     /// The digest before it: a batch from an isolate still on it (a rollout takes a while) is not
     /// another change.
-    pub previous: String,
+    pub previous: u64,
     /// When the digest changed; `None` for the first one seen (a new network, or a state stored
     /// before digests were kept): no change is known then.
     pub changed_ms: Option<u64>,
@@ -479,18 +480,18 @@ impl FloodState {
         }
     }
 
-    /// A batch's clicks were decided under the config `digest` (empty: an isolate that does not
+    /// A batch's clicks were decided under the config `digest` (0: an isolate that does not
     /// say). A digest other than the one in force and the one before is a change, from `now`.
-    pub fn config_in_force(&mut self, digest: &str, now_ms: u64) {
+    pub fn config_in_force(&mut self, digest: u64, now_ms: u64) {
         let c = &mut self.config;
-        if digest.is_empty() || digest == c.digest || digest == c.previous {
+        if digest == 0 || digest == c.digest || digest == c.previous {
             return;
         }
-        if !c.digest.is_empty() {
+        if c.digest != 0 {
             c.changed_ms = Some(now_ms);
             c.alerted = false;
         }
-        c.previous = std::mem::replace(&mut c.digest, digest.to_owned());
+        c.previous = std::mem::replace(&mut c.digest, digest);
     }
 
     /// Whether a flagged trip now is put down to a config change: within the window after one,
@@ -504,7 +505,13 @@ impl FloodState {
             .is_some_and(|at| now_ms < at + CONFIG_CHANGE_WINDOW_MS);
         recent
             && self.days_known > 0
-            && hour as f64 <= bound::upper(self.expected(now_ms, 60), t.dispersion, t.tail, t.min_clicks)
+            && hour as f64
+                <= bound::upper(
+                    self.expected(now_ms, 60),
+                    t.dispersion,
+                    t.tail,
+                    t.min_clicks,
+                )
     }
 
     /// When the block in force ends: the next 00:00 UTC.
@@ -630,8 +637,8 @@ impl FloodState {
             conversions: std::array::from_fn(|i| v["due"][i].as_f64().unwrap_or(0.0)),
             // States stored before digests were kept: none seen yet.
             config: ConfigSeen {
-                digest: v["config"][0].as_str().unwrap_or("").to_owned(),
-                previous: v["config"][1].as_str().unwrap_or("").to_owned(),
+                digest: v["config"][0].as_u64().unwrap_or(0),
+                previous: v["config"][1].as_u64().unwrap_or(0),
                 changed_ms: v["config"][2].as_u64(),
                 flagged_rate: v["config"][3].as_f64(),
                 alerted: v["config"][4].as_bool().unwrap_or(false),
@@ -697,10 +704,8 @@ impl FloodState {
                     by: None,
                 };
                 let (hour, flagged, _, _) = self.last_hour(now_ms);
-                let flagged_trip = matches!(
-                    cause,
-                    FloodCause::FlaggedShare | FloodCause::FlaggedHistory
-                );
+                let flagged_trip =
+                    matches!(cause, FloodCause::FlaggedShare | FloodCause::FlaggedHistory);
                 if flagged_trip && self.after_config_change(t, now_ms, hour) {
                     // The new rules' share is the network's flagged rate from now on.
                     let share = flagged as f64 / hour.max(1) as f64;
@@ -1425,20 +1430,26 @@ mod tests {
     #[test]
     fn a_config_change_is_a_new_digest_not_the_first_nor_the_one_before() {
         let mut s = FloodState::new(DAY0);
-        s.config_in_force("", DAY0);
-        s.config_in_force("aaaaaaaaaaaa", DAY0 + 1);
-        assert_eq!(s.config.changed_ms, None, "the first digest seen is no change");
-        s.config_in_force("bbbbbbbbbbbb", DAY0 + 2);
+        s.config_in_force(0, DAY0);
+        s.config_in_force(0xaaaa, DAY0 + 1);
+        assert_eq!(
+            s.config.changed_ms, None,
+            "the first digest seen is no change"
+        );
+        s.config_in_force(0xbbbb, DAY0 + 2);
         assert_eq!(s.config.changed_ms, Some(DAY0 + 2));
         // An isolate still on the old document, mid-rollout, does not move the change.
-        s.config_in_force("aaaaaaaaaaaa", DAY0 + 3);
-        s.config_in_force("", DAY0 + 4);
+        s.config_in_force(0xaaaa, DAY0 + 3);
+        s.config_in_force(0, DAY0 + 4);
         assert_eq!(s.config.changed_ms, Some(DAY0 + 2));
         s.config.flagged_rate = Some(0.4);
         s.config.alerted = true;
         assert_eq!(FloodState::decode(&s.encode()), Ok(s.clone()));
-        s.config_in_force("cccccccccccc", DAY0 + 5);
-        assert_eq!((s.config.changed_ms, s.config.alerted), (Some(DAY0 + 5), false));
+        s.config_in_force(0xcccc, DAY0 + 5);
+        assert_eq!(
+            (s.config.changed_ms, s.config.alerted),
+            (Some(DAY0 + 5), false)
+        );
     }
 
     #[test]

@@ -613,13 +613,21 @@ mod tests {
     fn after_a_push(push: bool, episodes: impl Fn(u64) -> Vec<Episode>) -> (u64, Run) {
         let t = Thresholds::default();
         let (mut state, _) = history(50_000.0, &t);
-        state.config_in_force("0ld0ld0ld0ld", DAY0);
+        state.config_in_force(0x01d, DAY0);
         let start = HISTORY_DAYS * 1440 + 8 * 60;
         let mut traffic = Traffic::new(Network::of(50_000.0, 3), episodes(start));
         let from = HISTORY_DAYS * 1440;
-        let mut r = run(&mut state, &mut traffic, &t, DAY0, from, start - from, start);
+        let mut r = run(
+            &mut state,
+            &mut traffic,
+            &t,
+            DAY0,
+            from,
+            start - from,
+            start,
+        );
         if push {
-            state.config_in_force("new0new0new0", DAY0 + start * 60_000);
+            state.config_in_force(0x2e3, DAY0 + start * 60_000);
         }
         let after = run(&mut state, &mut traffic, &t, DAY0, start, 2 * 1440, start);
         r.trips.extend(after.trips);
@@ -653,7 +661,10 @@ mod tests {
         let (start, r) = after_a_push(true, |s| vec![Episode::flood(s + 180, 2.0, 0.97, 0.0, 0)]);
         assert!(r.after_config_change.is_empty(), "{r:?}");
         let first = r.trips.first().copied();
-        assert!(first.is_some_and(|m| (start + 180..start + 240).contains(&m)), "{r:?}");
+        assert!(
+            first.is_some_and(|m| (start + 180..start + 240).contains(&m)),
+            "{r:?}"
+        );
         assert!(r.why[0].starts_with("flagged_history:"), "{r:?}");
         // After a rule change that flags 40%, the flagged rate is the new rules' 40%: a flood is
         // told by its flagged share or its volume then, here within minutes.
@@ -665,7 +676,10 @@ mod tests {
         });
         assert_eq!(r.after_config_change.len(), 1, "{r:?}");
         let first = r.trips.first().copied();
-        assert!(first.is_some_and(|m| (start + 180..start + 240).contains(&m)), "{r:?}");
+        assert!(
+            first.is_some_and(|m| (start + 180..start + 240).contains(&m)),
+            "{r:?}"
+        );
     }
 
     /// The targets' minutes.

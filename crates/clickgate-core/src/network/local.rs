@@ -120,8 +120,8 @@ struct NetworkLocal {
     /// Clicks and flagged clicks per minute, for the flood threshold.
     pending_flood: BTreeMap<u64, (u32, u32)>,
     thresholds: Thresholds,
-    /// The digest of the config the last decided click was decided under.
-    config: String,
+    /// The digest of the config the last decided click was decided under, as a number (0: none).
+    config: u64,
     /// Report rows by offer, then hour (with the offer's advertiser): looked up by the click's own
     /// offer id, so counting a click allocates nothing once its row exists.
     pending_report: HashMap<Id, BTreeMap<u32, (String, Tally)>>,
@@ -672,9 +672,7 @@ impl LocalCounts {
             return;
         };
         net.count_flood(thresholds, outcome.flagged(), now_ms);
-        if net.config != outcome.config_digest {
-            net.config.clone_from(&outcome.config_digest);
-        }
+        net.config = u64::from_str_radix(&outcome.config_digest, 16).unwrap_or(0);
         let hour = (now_ms / HOUR_MS) as u32;
         let row = pending_row(
             &mut net.pending_report,
@@ -823,7 +821,7 @@ impl LocalCounts {
                 .map(|(minute, (clicks, flagged))| (minute, clicks, flagged))
                 .collect(),
             thresholds: net.thresholds,
-            config: net.config.clone(),
+            config: net.config,
             network: network.clone(),
             report: net
                 .pending_report

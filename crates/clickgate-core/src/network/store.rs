@@ -143,7 +143,7 @@ impl NetworkCounts {
         let flood = self.flood.get_or_insert_with(|| FloodState::new(now_ms));
         let mut outcomes = vec![flood.step(Event::Tick, &batch.thresholds, now_ms)];
         if fresh {
-            flood.config_in_force(&batch.config, now_ms);
+            flood.config_in_force(batch.config, now_ms);
             for &(minute, clicks, flagged) in &batch.flood {
                 let event = Event::Clicks {
                     minute,

@@ -557,9 +557,10 @@ pub struct Batch {
     pub flood: Vec<(u64, u32, u32)>,
     /// The network's flood thresholds as the sending isolate's config has them.
     pub thresholds: Thresholds,
-    /// The digest of the config its clicks were decided under (empty: not said), so that the
-    /// object can tell a rule change from a flood ([`crate::flood::ConfigSeen`]).
-    pub config: String,
+    /// The digest of the config its clicks were decided under, its 12 hex digits as a number (0:
+    /// not said), so that the object can tell a rule change from a flood
+    /// ([`crate::flood::ConfigSeen`]). A number keeps the batch small where the isolate queues it.
+    pub config: u64,
     /// The network the batch counts for (its object registers itself for reports under it).
     pub network: Id,
     /// The fraud report's counts (see [`crate::report`]).
@@ -610,8 +611,8 @@ impl Batch {
             "explain": self.explain,
         });
         // Only when known: a batch without one is the bytes earlier versions sent.
-        if !self.config.is_empty() {
-            v["config"] = json!(self.config);
+        if self.config != 0 {
+            v["config"] = json!(format!("{:016x}", self.config));
         }
         v.to_string()
     }
@@ -661,7 +662,10 @@ impl Batch {
         }
         let thresholds = Thresholds::from_json(&v["thresholds"])?;
         // A batch from an isolate that does not send it: no digest, no change seen.
-        let config = v["config"].as_str().unwrap_or("").to_owned();
+        let config = match v.get("config") {
+            Some(c) => hex_u64(Some(c)).map_err(|e| format!("config: {e}"))?,
+            None => 0,
+        };
         let network = v
             .get("network")
             .and_then(Value::as_str)
@@ -1182,7 +1186,7 @@ pub(crate) mod tests {
             subs: vec![],
             flood: vec![],
             thresholds: Thresholds::default(),
-            config: String::new(),
+            config: 0,
             network: id("net-1"),
             report: vec![],
             explain: vec![],
@@ -1218,7 +1222,7 @@ pub(crate) mod tests {
             crate::stored::explain_key(499_000, &[1; NONCE_LEN]),
             "{\"event\":\"click\"}".into(),
         ));
-        b.config = "0123456789ab".into();
+        b.config = 0x0123_4567_89ab;
         assert_eq!(Batch::parse(&b.to_json()), Ok(b.clone()));
         let bad = b.to_json().replace("explain/00499000", "explain/x");
         assert!(Batch::parse(&bad).unwrap_err().starts_with("explain[0]"));
