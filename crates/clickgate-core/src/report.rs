@@ -1587,6 +1587,22 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_carries_the_digest_of_the_config_its_clicks_were_decided_under() {
+        // The network's object tells a rule change from a flood by it (crate::flood::ConfigSeen).
+        use crate::flood::Thresholds;
+        use crate::network::local::{Flush, FlushPolicy, LocalCounts};
+        let mut isolate = LocalCounts::new(1, FlushPolicy::default());
+        let out = click("offer_id=1&aff_id=n1", "203.0.113.9", BROWSER, NOW);
+        let digest = u64::from_str_radix(&out.config_digest, 16).unwrap();
+        assert_ne!(digest, 0, "{}", out.config_digest);
+        isolate.record_outcome(&out, "", Thresholds::default(), &[7; 8]);
+        let Flush::Send(batch) = isolate.flush(&out.click.aff_id, NOW + 60_000) else {
+            panic!("a batch is due")
+        };
+        assert_eq!(batch.config, digest);
+    }
+
+    #[test]
     fn a_kept_decision_holds_the_client_ip_as_its_hash_never_as_text() {
         // The decision kept for explain was the log line as logged, the client's IP in it as text
         // for seven days, where the duplicate-IP counts keep only its 64-bit hash.
