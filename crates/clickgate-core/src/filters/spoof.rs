@@ -617,6 +617,22 @@ pub(crate) mod tests {
 
     pub(crate) const H2: Option<(&str, &str, &str)> = Some(("HTTP/2", "TLSv1.3", "AEAD-AES128-GCM-SHA256"));
 
+    const H3: Option<(&str, &str, &str)> = Some(("HTTP/3", "TLSv1.3", "AEAD-CHACHA20-POLY1305-SHA256"));
+
+    /// A browser's logged request, judged as sent (no protocol or TLS facts, as locally) and over
+    /// HTTP/2 and HTTP/3 with a browser's TLS: no sign on any of them.
+    fn assert_no_sign_over_each_transport(ua: &UserAgent, logged: &Sent, name: &serde_json::Value) {
+        for transport in [None, H2, H3] {
+            let mut sent = logged.clone();
+            if let Some((protocol, tls, cipher)) = transport {
+                sent.http_protocol = Some(protocol.into());
+                sent.tls_version = Some(tls.into());
+                sent.tls_cipher = Some(cipher.into());
+            }
+            assert_eq!(judge(ua, &sent), None, "{name} over {transport:?}");
+        }
+    }
+
     pub(crate) fn sent(headers: &[(&'static str, String)], transport: Option<(&str, &str, &str)>) -> Sent {
         let (protocol, tls, cipher) = transport.map_or((None, None, None), |(p, t, c)| {
             (Some(p.to_owned()), Some(t.to_owned()), Some(c.to_owned()))
@@ -703,20 +719,11 @@ pub(crate) mod tests {
                 assert!(found, "no {family} (mobile: {mobile}) in {names:?}");
             }
         }
-        let h3 = Some(("HTTP/3", "TLSv1.3", "AEAD-CHACHA20-POLY1305-SHA256"));
         for b in browsers {
             let (name, ua) = (&b["browser"], UserAgent::parse(b["user_agent"].as_str().unwrap()));
             assert!(claim(&ua).is_some(), "{name} is not judged");
             let logged = Sent::from_fields(|n| b["sent"][n].as_str());
-            for transport in [None, H2, h3] {
-                let mut sent = logged.clone();
-                if let Some((protocol, tls, cipher)) = transport {
-                    sent.http_protocol = Some(protocol.into());
-                    sent.tls_version = Some(tls.into());
-                    sent.tls_cipher = Some(cipher.into());
-                }
-                assert_eq!(judge(&ua, &sent), None, "{name} over {transport:?}");
-            }
+            assert_no_sign_over_each_transport(&ua, &logged, name);
             let stripped = Sent::from_fields(|n| {
                 let dropped = n.starts_with("sec-") || n == "accept-language";
                 b["sent"][n].as_str().filter(|_| !dropped)
@@ -743,20 +750,11 @@ pub(crate) mod tests {
         for want in ["safari 17", "ios webkit 17", "chromium 131 (app)"] {
             assert!(claims.contains(&Some(want.into())), "no {want} in {claims:?}");
         }
-        let h3 = Some(("HTTP/3", "TLSv1.3", "AEAD-CHACHA20-POLY1305-SHA256"));
         for b in browsers {
             assert!(!b["source"].as_str().unwrap_or("").is_empty());
             let (name, ua) = (&b["browser"], UserAgent::parse(b["user_agent"].as_str().unwrap()));
             let logged = Sent::from_fields(|n| b["sent"][n].as_str());
-            for transport in [None, H2, h3] {
-                let mut sent = logged.clone();
-                if let Some((protocol, tls, cipher)) = transport {
-                    sent.http_protocol = Some(protocol.into());
-                    sent.tls_version = Some(tls.into());
-                    sent.tls_cipher = Some(cipher.into());
-                }
-                assert_eq!(judge(&ua, &sent), None, "{name} over {transport:?}");
-            }
+            assert_no_sign_over_each_transport(&ua, &logged, name);
             // A script's request under the same User-Agent is judged.
             let script = Sent::from_fields(|n| (n == "accept").then_some("*/*"));
             assert!(judge(&ua, &script).is_some(), "{name} is not judged");

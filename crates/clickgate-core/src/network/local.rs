@@ -1976,20 +1976,27 @@ mod tests {
         local.wake(network, now + 1_000);
     }
 
+    /// One click for `network`, its first batch sent at T0 + 1 s and failed: the retry is armed
+    /// 2 s later.
+    fn first_batch_failed(network: &Id) -> (LocalCounts, Batch) {
+        let mut local = LocalCounts::new(1, policy());
+        local.record_flood(network, Thresholds::default(), false, T0);
+        let Flush::Send(b) = local.wake(network, T0 + 1_000) else {
+            panic!("due")
+        };
+        assert_eq!(
+            local.failed(network, b.seq, T0 + 1_100),
+            Flush::WakeIn(2_000)
+        );
+        (local, b)
+    }
+
     #[test]
     fn a_quiet_networks_failed_batch_is_resent_when_another_network_clicks() {
         // Regression: a batch was retried only by its own network's drive, which stops after a
         // few steps; a network that went quiet kept its clicks out of the report until it clicked.
         let (quiet, busy) = (id("quiet"), id("busy"));
-        let mut local = LocalCounts::new(1, policy());
-        local.record_flood(&quiet, Thresholds::default(), false, T0);
-        let Flush::Send(b) = local.wake(&quiet, T0 + 1_000) else {
-            panic!("due")
-        };
-        assert_eq!(
-            local.failed(&quiet, b.seq, T0 + 1_100),
-            Flush::WakeIn(2_000)
-        );
+        let (mut local, b) = first_batch_failed(&quiet);
         // That timer is lost with its drive; much later another network clicks.
         local.record_flood(&busy, Thresholds::default(), false, T0 + 40_000);
         let steps = local.stranded(T0 + 40_000);
@@ -2016,15 +2023,7 @@ mod tests {
         // send, which then passed for a send under way: another network's clicks did not resend
         // it until the stale bound (30 s) had gone by.
         let (quiet, busy) = (id("quiet"), id("busy"));
-        let mut local = LocalCounts::new(1, policy());
-        local.record_flood(&quiet, Thresholds::default(), false, T0);
-        let Flush::Send(b) = local.wake(&quiet, T0 + 1_000) else {
-            panic!("due")
-        };
-        assert_eq!(
-            local.failed(&quiet, b.seq, T0 + 1_100),
-            Flush::WakeIn(2_000)
-        );
+        let (mut local, b) = first_batch_failed(&quiet);
         // The drive wakes for the retry, takes the batch, and its time is up.
         assert_eq!(local.wake(&quiet, T0 + 3_100), Flush::Send(b.clone()));
         local.put_back(&quiet, b.seq, T0 + 3_100);
