@@ -18,7 +18,7 @@ use worker::{
 };
 
 use crate::objects;
-use crate::postback::{alert, forward};
+use crate::send::{alert, forward};
 
 thread_local! {
     // An isolate runs one request at a time on one thread; these live as long as the isolate.

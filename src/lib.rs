@@ -19,6 +19,8 @@ mod network;
 mod objects;
 #[cfg(target_arch = "wasm32")]
 mod postback;
+#[cfg(target_arch = "wasm32")]
+mod send;
 
 /// The runtime's clock in ms since the Unix epoch: one call, where `worker::Date::now` makes a JS
 /// `Date` object and asks it (read on every click).
