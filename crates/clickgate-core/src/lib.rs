@@ -2,7 +2,10 @@
 //!
 //! Plain Rust with no I/O and no clock: the Worker (or the CLI, or a test) reads the request, the
 //! time and the random source, and hands them in. The modules stand on floors, each importing only
-//! from its own floor or below and none in a loop (`tests/floors.rs` checks both):
+//! from its own floor or below and none in a loop (`tests/floors.rs` checks both). No file holds
+//! more than 900 lines before its tests (`tests/file_lengths.rs`): a module that outgrows that
+//! becomes a folder of files along its seams, re-exported from its `mod.rs` so no path changes
+//! ([`isolate`], [`network::local`]).
 //!
 //! 1. The ground, words every floor uses: [`time`] (UTC days, hours and the two time formats),
 //!    [`verdict`] (reason codes, reasons, the verdicts, the decision, fail-open or closed),
