@@ -60,7 +60,24 @@ impl Networks {
 /// The networks' hours in the report answer of the object the directory lists as `object`: an
 /// object of its own answers for the network it is named by, a shared one for each of its networks
 /// (and those it folded).
-pub fn parse_object_answer(object: &str, text: &str) -> Result<Networks, String> {
+pub fn parse_object_answer(object: &str, text: &str) -> Result<Networks, BadObjectAnswer> {
+    read_object_answer(object, text).map_err(BadObjectAnswer)
+}
+
+/// Why an object's answer to a report was not read: the first thing in it that does not read,
+/// with the network it is under (`net-7: not a list`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadObjectAnswer(String);
+
+impl std::fmt::Display for BadObjectAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadObjectAnswer {}
+
+fn read_object_answer(object: &str, text: &str) -> Result<Networks, String> {
     let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
     let mut networks = Networks::default();
     let Some(members) = v.as_object() else {

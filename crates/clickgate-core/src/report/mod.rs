@@ -46,7 +46,7 @@ pub mod query;
 pub mod tally;
 
 pub use analytics::{data_point, DataPoint};
-pub use answer::{network_answer, parse_object_answer};
+pub use answer::{network_answer, parse_object_answer, BadObjectAnswer};
 pub use bounds::{
     COUNTRY, MAX_COUNTRIES, MAX_EXPLAINED_PER_HOUR, MAX_EXPLAINED_PER_MINUTE, MAX_NETWORKS_NAMED,
     MAX_RANGE_HOURS, MAX_ROWS_PER_HOUR, MAX_SUB_IDS, OTHER, SUB_ID,
