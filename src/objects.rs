@@ -276,7 +276,9 @@ async fn send_replay_batch(env: &Env, batch: &click_ids::Questions) {
     };
     let answers = ask(env, &batch.object, &request, deadline::REPLAY_MS)
         .await
-        .and_then(|text| wire::parse_click_id_answers(&text, batch.tickets.len()))
+        .and_then(|text| {
+            wire::parse_click_id_answers(&text, batch.tickets.len()).map_err(|e| e.to_string())
+        })
         .unwrap_or_else(|e| {
             console_error!(
                 "{}",
@@ -401,7 +403,10 @@ pub async fn report(env: &Env, query: &ReportQuery) -> std::result::Result<Repor
         }))
         .await;
         for (object, answer) in chunk.iter().zip(answers) {
-            match answer.and_then(|text| report::parse_object_answer(object, &text)) {
+            let read = |text: String| {
+                report::parse_object_answer(object, &text).map_err(|e| e.to_string())
+            };
+            match answer.and_then(read) {
                 Ok(networks) => answered.merge(networks),
                 Err(e) => {
                     console_error!("{}", fault_line("report", &format!("{object}: {e}")));

@@ -726,19 +726,7 @@ fn a_quiet_networks_counts_stranded_by_an_outage_are_sent_by_another_networks_cl
         "the clicks took so long that the outage may not cover the network's own sends"
     );
     let auth = format!("Bearer {TOKEN}");
-    let quiet_row = || {
-        let j = w
-            .get(
-                "/admin/report?group_by=affiliate",
-                &[("authorization", &auth)],
-            )
-            .json();
-        j["rows"]
-            .as_array()?
-            .iter()
-            .find(|r| r["affiliate"] == "net-quiet")
-            .cloned()
-    };
+    let quiet_row = || w.report_row(TOKEN, "net-quiet");
     let resumed_ms = outage_ends_ms.max(quiet_started_ms + 31_000) + 1_000;
     std::thread::sleep(Duration::from_millis(resumed_ms.saturating_sub(now_ms())));
     assert!(

@@ -529,20 +529,9 @@ fn under_log_none_a_clean_click_is_not_logged_a_blocked_one_is_and_the_report_co
         (&line["verdict"], &line["reasons"][0]["code"], &line["log"]),
         (&"block".into(), &"ip_blocklist".into(), &"none".into())
     );
-    let auth = format!("Bearer {TOKEN}");
     let row = w
         .wait_for(Duration::from_secs(15), || {
-            let j = w
-                .get(
-                    "/admin/report?group_by=affiliate",
-                    &[("authorization", &auth)],
-                )
-                .json();
-            j["rows"]
-                .as_array()?
-                .iter()
-                .find(|r| r["affiliate"] == "quiet-1" && r["clicks"] == 2)
-                .cloned()
+            w.report_row(TOKEN, "quiet-1").filter(|r| r["clicks"] == 2)
         })
         .expect("the report never counted quiet-1's two clicks");
     assert_eq!((&row["allowed"], &row["blocked"]), (&1.into(), &1.into()));

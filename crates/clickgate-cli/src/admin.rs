@@ -183,7 +183,7 @@ pub fn feeds_status(a: &FeedsStatusArgs) -> Result<(), Failure> {
     let document = admin_call(&a.url, "/admin/config", None)?;
     let feeds = match document.trim() {
         "null" => Vec::new(),
-        text => feeds_of(text).map_err(Failure::Io)?,
+        text => feeds_of(text).map_err(|e| Failure::Io(e.to_string()))?,
     };
     let stored = admin_call(&a.url, "/admin/feeds", None)?;
     let states = FeedStates::read(Some(&stored)).map_err(|e| Failure::Io(e.detail))?;

@@ -204,7 +204,7 @@ fn parse_csv(text: &str) -> Result<Clicks, (u64, String)> {
         None => return Err((1, "no header".into())),
     };
     let names_read: Vec<&str> = names.iter().collect();
-    let header = csv_header(&names_read).map_err(|e| (header_line, e))?;
+    let header = csv_header(&names_read).map_err(|e| (header_line, e.to_string()))?;
     let mut clicks = Clicks {
         unread_columns: unread_columns(&names_read)
             .into_iter()

@@ -96,15 +96,15 @@ impl IpNet {
 
     /// The fewest blocks that cover `first..=last` exactly: how a list written as ranges
     /// (`192.0.2.10-192.0.2.20`) becomes entries. Both ends must be of one family, in order.
-    pub fn cover(first: IpAddr, last: IpAddr) -> Result<Vec<IpNet>, String> {
+    pub fn cover(first: IpAddr, last: IpAddr) -> Result<Vec<IpNet>, BadRange> {
         let v4 = match (first, last) {
             (IpAddr::V4(_), IpAddr::V4(_)) => true,
             (IpAddr::V6(_), IpAddr::V6(_)) => false,
-            _ => return Err(format!("`{first}` and `{last}` are not of one family")),
+            _ => return Err(BadRange::Families { first, last }),
         };
         let (mut at, end) = (ip_bits(first), ip_bits(last));
         if at > end {
-            return Err(format!("`{first}` comes after `{last}`"));
+            return Err(BadRange::Reversed { first, last });
         }
         let floor = if v4 { 96 } else { 0 };
         let mut nets = Vec::new();
@@ -204,6 +204,26 @@ pub fn client_ip(header: Option<&str>) -> Result<Option<IpAddr>, String> {
         }),
     }
 }
+
+/// Why [`IpNet::cover`] covers no range: its ends are of two families, or out of order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadRange {
+    Families { first: IpAddr, last: IpAddr },
+    Reversed { first: IpAddr, last: IpAddr },
+}
+
+impl std::fmt::Display for BadRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BadRange::Families { first, last } => {
+                write!(f, "`{first}` and `{last}` are not of one family")
+            }
+            BadRange::Reversed { first, last } => write!(f, "`{first}` comes after `{last}`"),
+        }
+    }
+}
+
+impl std::error::Error for BadRange {}
 
 /// A set of addresses and blocks. Lookup is O(log n) and reports the entry that matched.
 ///

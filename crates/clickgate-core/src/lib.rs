@@ -31,7 +31,12 @@
 //!    its click).
 //! 6. The decision: [`decide`] (click + config + what the edge observed + now → the outcome and its
 //!    log line).
-//! 7. The fraud report's rows and queries: [`report`].
+//! 7. The fraud report's rows and queries: [`report`]: [`report::tally`] (a row's counts),
+//!    [`report::hours`] (a network's hour as its object stores it), [`report::networks`] (many
+//!    networks in bounded memory), [`report::answer`] (what an object answers to a report),
+//!    [`report::query`] and [`report::groups`] (the question and its answer), [`report::explain`]
+//!    (one click's kept decision), [`report::analytics`] (the Analytics Engine's data point), and
+//!    [`report::bounds`] (the caps).
 //! 8. State shared through the network's Durable Object: [`network`]: [`network::home`] (which
 //!    object keeps a network's state, its own or a shared one, and under which keys),
 //!    [`network::wire`] (every request the object serves and its answers), [`network::local`] (the

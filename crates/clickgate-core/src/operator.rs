@@ -401,7 +401,14 @@ impl BlocklistAsk {
             BlocklistCall::List => return done(http::admin_blocklist(list.to_json())),
             BlocklistCall::Add(entry) => match list.add(entry.clone()) {
                 Ok(()) => ("add", entry),
-                Err(e) => return done(http::admin_blocklist_refused(409, "blocklist_full", &e)),
+                Err(e) => {
+                    let problem = e.to_string();
+                    return done(http::admin_blocklist_refused(
+                        409,
+                        "blocklist_full",
+                        &problem,
+                    ));
+                }
             },
             BlocklistCall::Remove(asked) => {
                 match list.remove(&asked.aff_id, asked.sub_id.as_deref()) {

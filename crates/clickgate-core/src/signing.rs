@@ -104,11 +104,26 @@ fn decoded(value: &str) -> String {
 }
 
 /// The string a canonical-form signature covers, or why the link cannot be in canonical form.
-pub fn canonical_string(path: &str, query: &str) -> Result<String, String> {
+pub fn canonical_string(path: &str, query: &str) -> Result<String, NotCanonical> {
     canonical_of(path, pairs(query))
 }
 
-fn canonical_of(path: &str, params: Vec<(&str, &str)>) -> Result<String, String> {
+/// Why a link cannot be in canonical form: a parameter is not canonically percent-encoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotCanonical {
+    pub parameter: String,
+}
+
+impl std::fmt::Display for NotCanonical {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = &self.parameter;
+        write!(f, "parameter `{name}` is not canonically percent-encoded")
+    }
+}
+
+impl std::error::Error for NotCanonical {}
+
+fn canonical_of(path: &str, params: Vec<(&str, &str)>) -> Result<String, NotCanonical> {
     let mut signed: Vec<(&str, &str)> = Vec::with_capacity(params.len());
     let mut len = SCHEME.len() + path.len() + 2;
     for (name, value) in params {
@@ -116,9 +131,9 @@ fn canonical_of(path: &str, params: Vec<(&str, &str)>) -> Result<String, String>
             continue;
         }
         if !is_canonical(name) || !is_canonical(value) {
-            return Err(format!(
-                "parameter `{name}` is not canonically percent-encoded"
-            ));
+            return Err(NotCanonical {
+                parameter: name.to_owned(),
+            });
         }
         len += name.len() + value.len() + 2;
         signed.push((name, value));
@@ -250,7 +265,7 @@ pub fn verify(policy: &Policy, url: &str, path: &str, query: &str, now_ms: u64) 
             }
             match canonical_of(path, params) {
                 Ok(m) => m,
-                Err(e) => return failed(ReasonCode::InvalidSignature, e),
+                Err(e) => return failed(ReasonCode::InvalidSignature, e.to_string()),
             }
         }
         Form::Url => match url_message(url) {

@@ -247,22 +247,43 @@ pub const CSV_COLUMNS: [&str; 15] = [
 /// A CSV header's fields (as the CLI's CSV reader splits them) into the column positions of
 /// [`CSV_COLUMNS`]. Other columns are left unread: exports carry many more than a click's
 /// ([`unread_columns`] names them).
-pub fn csv_header(names: &[&str]) -> Result<Vec<Option<usize>>, String> {
+pub fn csv_header(names: &[&str]) -> Result<Vec<Option<usize>>, MissingColumn> {
     let positions: Vec<Option<usize>> = CSV_COLUMNS
         .iter()
         .map(|c| names.iter().position(|n| n.trim() == *c))
         .collect();
     for required in ["ts", OFFER_ID, AFF_ID] {
         if positions[CSV_COLUMNS.iter().position(|c| *c == required).unwrap_or(0)].is_none() {
-            return Err(format!(
-                "the header has no `{required}` column (it names: {}; a click's are: {})",
-                names.join(", "),
-                CSV_COLUMNS.join(", ")
-            ));
+            return Err(MissingColumn {
+                column: required,
+                names: names.iter().map(|n| (*n).to_owned()).collect(),
+            });
         }
     }
     Ok(positions)
 }
+
+/// Why a CSV header was not read: it has no `column`, one a click needs (`ts`, `offer_id` or
+/// `aff_id`); `names` are the columns it has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingColumn {
+    pub column: &'static str,
+    pub names: Vec<String>,
+}
+
+impl std::fmt::Display for MissingColumn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the header has no `{}` column (it names: {}; a click's are: {})",
+            self.column,
+            self.names.join(", "),
+            CSV_COLUMNS.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for MissingColumn {}
 
 /// The header's columns that are no click's, which [`csv_header`] leaves unread.
 pub fn unread_columns<'a>(names: &[&'a str]) -> Vec<&'a str> {
@@ -872,9 +893,12 @@ mod tests {
             Some(r#"Mozilla/5.0 (X; "quoted", comma)"#)
         );
         assert_eq!(r.click.aff_id.as_str(), "net-7");
-        assert!(csv_header(&["offer_id", "aff_id"])
-            .unwrap_err()
-            .contains("no `ts`"));
+        assert_eq!(
+            csv_header(&["offer_id", "aff_id"]).unwrap_err().to_string(),
+            "the header has no `ts` column (it names: offer_id, aff_id; a click's are: ts, ip, \
+             user_agent, referer, offer_id, aff_id, source_id, sub1, sub2, sub3, sub4, sub5, \
+             device_id, country, asn)"
+        );
         // An export's other columns are left unread, and named.
         let names = ["ScriptName", "offer_id", "aff_id", "ts", "colour"];
         let wide = csv_header(&names).unwrap();

@@ -215,6 +215,23 @@ impl Worker {
         stdout_of(out);
     }
 
+    /// One network's row of the report grouped by affiliate, asked with the admin `token`; `None`
+    /// while the report has none.
+    pub fn report_row(&self, token: &str, affiliate: &str) -> Option<serde_json::Value> {
+        let auth = format!("Bearer {token}");
+        let j = self
+            .get(
+                "/admin/report?group_by=affiliate",
+                &[("authorization", &auth)],
+            )
+            .json();
+        j["rows"]
+            .as_array()?
+            .iter()
+            .find(|r| r["affiliate"] == affiliate)
+            .cloned()
+    }
+
     pub fn get(&self, path_and_query: &str, headers: &[(&str, &str)]) -> Reply {
         self.request("GET", path_and_query, headers)
     }

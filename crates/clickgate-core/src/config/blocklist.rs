@@ -165,14 +165,12 @@ impl Blocklist {
 
     /// Lists an entry; one for the same affiliate and sub ID is replaced (its who, when and note
     /// are the newest). `Err`: the list is full.
-    pub fn add(&mut self, entry: Entry) -> Result<(), String> {
+    pub fn add(&mut self, entry: Entry) -> Result<(), BlocklistFull> {
         let mut entries = std::mem::take(&mut self.entries);
         entries.retain(|e| !e.same_target(&entry.aff_id, entry.sub_id.as_deref()));
         if entries.len() >= MAX_ENTRIES {
             *self = Blocklist::of(entries);
-            return Err(format!(
-                "the blocklist holds {MAX_ENTRIES} entries, its most: remove some first"
-            ));
+            return Err(BlocklistFull);
         }
         entries.push(entry);
         *self = Blocklist::of(entries);
@@ -207,6 +205,21 @@ impl Blocklist {
         }
     }
 }
+
+/// Why [`Blocklist::add`] refused an entry: the list holds [`MAX_ENTRIES`], its most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlocklistFull;
+
+impl std::fmt::Display for BlocklistFull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the blocklist holds {MAX_ENTRIES} entries, its most: remove some first"
+        )
+    }
+}
+
+impl std::error::Error for BlocklistFull {}
 
 #[cfg(test)]
 mod tests {
@@ -282,7 +295,10 @@ mod tests {
             .collect();
         let mut list = Blocklist::of(entries);
         let e = list.add(entry("one-more", None)).unwrap_err();
-        assert!(e.contains("10000 entries"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "the blocklist holds 10000 entries, its most: remove some first"
+        );
         assert_eq!(list.entries().len(), MAX_ENTRIES);
         assert!(list.blocking(&id("a9999"), None).is_some());
         // Replacing an entry is not growing the list.

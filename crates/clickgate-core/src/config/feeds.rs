@@ -507,16 +507,36 @@ pub fn digest_fed(text: &str, fed: &FeedStates) -> String {
 }
 
 /// The feeds of a document, compiled alone: what the scheduled run reads, without the lists the
-/// rest of the document needs. `Err` names the first problem and how many there are.
-pub fn feeds_of(text: &str) -> Result<Vec<Feed>, String> {
-    feeds_in(text).map_err(|errors| {
-        let first = errors.first().map(ToString::to_string).unwrap_or_default();
-        match errors.len() {
-            0 | 1 => format!("the config in KV is invalid: {first}"),
-            n => format!("the config in KV is invalid: {first} (and {} more)", n - 1),
-        }
-    })
+/// rest of the document needs. `Err` holds every problem, and says the first and how many there are.
+pub fn feeds_of(text: &str) -> Result<Vec<Feed>, InvalidFeeds> {
+    feeds_in(text).map_err(|errors| InvalidFeeds { errors })
 }
+
+/// Why [`feeds_of`] read no feeds: the document's problems, with their paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidFeeds {
+    pub errors: Vec<ConfigError>,
+}
+
+impl std::fmt::Display for InvalidFeeds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let first = self
+            .errors
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        match self.errors.len() {
+            0 | 1 => write!(f, "the config in KV is invalid: {first}"),
+            n => write!(
+                f,
+                "the config in KV is invalid: {first} (and {} more)",
+                n - 1
+            ),
+        }
+    }
+}
+
+impl std::error::Error for InvalidFeeds {}
 
 fn feeds_in(text: &str) -> Result<Vec<Feed>, Vec<ConfigError>> {
     let (doc, mut errors) =
@@ -841,7 +861,9 @@ mod tests {
         );
         assert_eq!(feeds_of(&doc).unwrap(), c.feeds);
         assert_eq!(
-            feeds_of(&with_feeds(r#"{"url": 1}"#)).unwrap_err(),
+            feeds_of(&with_feeds(r#"{"url": 1}"#))
+                .unwrap_err()
+                .to_string(),
             "the config in KV is invalid: feeds: must be an array, found an object"
         );
     }

@@ -208,7 +208,7 @@ fn address(text: &str) -> Result<IpAddr, String> {
 fn ips_line(line: &str, out: &mut Out) -> Result<(), String> {
     match line.split_once('-') {
         Some((first, last)) if !line.contains('/') => {
-            let nets = IpNet::cover(address(first)?, address(last)?)?;
+            let nets = IpNet::cover(address(first)?, address(last)?).map_err(|e| e.to_string())?;
             out.entries.extend(nets.into_iter().map(Entry::Net));
         }
         _ => out.push(Entry::Net(net(line)?)),
@@ -311,8 +311,12 @@ fn range_row(fields: &[&str], out: &mut Out) -> Result<(), String> {
     if as_number == 0 {
         return Ok(());
     }
-    out.entries
-        .extend(IpNet::cover(first, last)?.into_iter().map(Entry::Net));
+    out.entries.extend(
+        IpNet::cover(first, last)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(Entry::Net),
+    );
     Ok(())
 }
 

@@ -11,7 +11,7 @@
 //! by [`Space::query`]); the object reads that back as a [`Space`]. A request without one uses the keys as they are: an
 //! object of its own, or one made before networks were shared.
 
-use crate::click::Id;
+use crate::click::{BadId, Id};
 use crate::config::Config;
 use crate::hll::hash64;
 use crate::stored::{network_key, shared_object, strip_network, SHARED_PREFIX};
@@ -113,7 +113,7 @@ pub enum Space {
 
 impl Space {
     /// Reads the request's query (the text after `?`, possibly empty).
-    pub fn from_query(query: &str) -> Result<Space, String> {
+    pub fn from_query(query: &str) -> Result<Space, BadSpace> {
         if query.is_empty() {
             return Ok(Space::Whole);
         }
@@ -122,10 +122,8 @@ impl Space {
         }
         let network = query
             .strip_prefix("in=")
-            .ok_or_else(|| format!("unknown query `{query}`"))?;
-        Id::parse(network)
-            .map(Space::Of)
-            .map_err(|e| format!("in: {e}"))
+            .ok_or_else(|| BadSpace::Unknown(query.to_owned()))?;
+        Id::parse(network).map(Space::Of).map_err(BadSpace::Network)
     }
 
     /// The request's query that names this space (empty for the object's keys as they are).
@@ -172,6 +170,24 @@ impl Space {
         }
     }
 }
+
+/// Why a request's query names no [`Space`]: a query of another kind, or `in=` without an id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BadSpace {
+    Unknown(String),
+    Network(BadId),
+}
+
+impl std::fmt::Display for BadSpace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BadSpace::Unknown(query) => write!(f, "unknown query `{query}`"),
+            BadSpace::Network(e) => write!(f, "in: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for BadSpace {}
 
 #[cfg(test)]
 mod tests {
@@ -301,9 +317,14 @@ mod tests {
         assert_eq!(report_space("unlisted:3").query(), "members");
         assert_eq!(report_space("net-7"), Space::Whole);
         assert_eq!(Space::from_query("members").unwrap(), Space::Members);
-        assert!(Space::from_query("in=a/b").is_err());
-        assert!(Space::from_query("in=").is_err());
-        assert!(Space::from_query("x=1").is_err());
+        let problem = |query: &str| Space::from_query(query).unwrap_err().to_string();
+        assert!(
+            problem("in=a/b").starts_with("in: "),
+            "{}",
+            problem("in=a/b")
+        );
+        assert!(problem("in=").starts_with("in: "));
+        assert_eq!(problem("x=1"), "unknown query `x=1`");
     }
 
     #[cfg(not(target_arch = "wasm32"))]

@@ -184,7 +184,7 @@ impl ObjectRequest {
         if method != METHOD {
             return Err(unknown());
         }
-        let space = Space::from_query(query).map_err(WireError::Query)?;
+        let space = Space::from_query(query).map_err(|e| WireError::Query(e.to_string()))?;
         let route = [
             BATCH, REPLAY, CONVERSION, REJECT, OPERATE, REPORT, EXPLAIN, LIST, NETWORKS,
         ]
@@ -194,7 +194,7 @@ impl ObjectRequest {
         let body_error = |problem: String| WireError::Body { route, problem };
         let request = match route {
             BATCH => {
-                let batch = Batch::parse(body).map_err(body_error)?;
+                let batch = Batch::parse(body).map_err(|e| body_error(e.to_string()))?;
                 // A shared object's request names the network whose keys it touches: a batch of
                 // another is refused, so nothing mixes.
                 if !space.admits(&batch.network) {
@@ -428,20 +428,46 @@ pub fn encode_click_id_answers(used: &[bool]) -> String {
 
 /// The isolate's reading of a `/replay` answer to `n` questions, in order. A short, long or
 /// garbled answer is a fault for the whole batch: no click is told it is fresh on a guess.
-pub fn parse_click_id_answers(text: &str, n: usize) -> Result<Vec<ReplayAnswer>, String> {
+pub fn parse_click_id_answers(
+    text: &str,
+    n: usize,
+) -> Result<Vec<ReplayAnswer>, BadClickIdAnswers> {
     let answers = text
         .lines()
         .map(|line| match line {
             "fresh" => Ok(ReplayAnswer::Fresh),
             "replayed" => Ok(ReplayAnswer::Replayed),
-            other => Err(format!("unexpected answer `{other}`")),
+            other => Err(BadClickIdAnswers::Unexpected(other.to_owned())),
         })
         .collect::<Result<Vec<_>, _>>()?;
     if answers.len() != n {
-        return Err(format!("{} answers for {n} questions", answers.len()));
+        return Err(BadClickIdAnswers::Count {
+            answers: answers.len(),
+            questions: n,
+        });
     }
     Ok(answers)
 }
+
+/// Why a `/replay` answer was not read: a line that is no answer, or not one per question.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BadClickIdAnswers {
+    Unexpected(String),
+    Count { answers: usize, questions: usize },
+}
+
+impl fmt::Display for BadClickIdAnswers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BadClickIdAnswers::Unexpected(line) => write!(f, "unexpected answer `{line}`"),
+            BadClickIdAnswers::Count { answers, questions } => {
+                write!(f, "{answers} answers for {questions} questions")
+            }
+        }
+    }
+}
+
+impl std::error::Error for BadClickIdAnswers {}
 
 /// The object's answer to `/conversion`.
 pub fn encode_seen(seen: &Prior) -> String {
@@ -619,7 +645,11 @@ impl Batch {
 
     /// Reads a batch sent to the object. Anything malformed is refused whole: a half-applied batch
     /// could not be retried safely.
-    pub fn parse(text: &str) -> Result<Batch, String> {
+    pub fn parse(text: &str) -> Result<Batch, BadBatch> {
+        Batch::read(text).map_err(BadBatch)
+    }
+
+    fn read(text: &str) -> Result<Batch, String> {
         let v: Value = serde_json::from_str(text).map_err(|e| format!("batch is not JSON: {e}"))?;
         let isolate = hex_u64(v.get("isolate")).map_err(|e| format!("isolate: {e}"))?;
         let seq = v
@@ -750,6 +780,19 @@ impl Batch {
             && self.explain.is_empty()
     }
 }
+
+/// Why a batch was refused: the first thing in it that does not read, with its path
+/// (`report[3]: …`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadBatch(String);
+
+impl fmt::Display for BadBatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadBatch {}
 
 impl Reply {
     pub fn to_json(&self) -> String {
@@ -1225,7 +1268,8 @@ pub(crate) mod tests {
         b.config = 0x0123_4567_89ab;
         assert_eq!(Batch::parse(&b.to_json()), Ok(b.clone()));
         let bad = b.to_json().replace("explain/00499000", "explain/x");
-        assert!(Batch::parse(&bad).unwrap_err().starts_with("explain[0]"));
+        let problem = |text: &str| Batch::parse(text).unwrap_err().to_string();
+        assert!(problem(&bad).starts_with("explain[0]"));
         let reply = Reply {
             duplicate: true,
             ips: vec![(id("1"), 7, History(vec![(1, 2)]))],
@@ -1249,17 +1293,10 @@ pub(crate) mod tests {
         assert!(Reply::parse(bad).is_err());
 
         let bad = b.to_json().replace("\"seq\":3", "\"seq\":0");
-        assert_eq!(
-            Batch::parse(&bad),
-            Err("seq: must be a positive integer".into())
-        );
+        assert_eq!(problem(&bad), "seq: must be a positive integer");
         let bad = b.to_json().replace(",4]", ",-4]");
-        assert!(Batch::parse(&bad)
-            .unwrap_err()
-            .starts_with("ips[0]: item 3"));
-        assert!(Batch::parse("{")
-            .unwrap_err()
-            .starts_with("batch is not JSON"));
+        assert!(problem(&bad).starts_with("ips[0]: item 3"));
+        assert!(problem("{").starts_with("batch is not JSON"));
     }
 
     #[test]
