@@ -481,7 +481,7 @@ mod tests {
                 && matches!(chunk[17], 4 | 6)
                 && (!net.v4 || (net.prefix >= 96 && net.addr >> 32 == V4_MAPPED >> 32))
                 && net.addr & !net.mask() == 0;
-            let after = !previous_last.is_some_and(|last| net.first() <= last);
+            let after = previous_last.is_none_or(|last| net.first() > last);
             (valid, after, if valid { net.last() } else { 0 })
         }
         let addrs: [u128; 7] = [
