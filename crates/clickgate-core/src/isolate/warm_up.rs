@@ -1,10 +1,9 @@
 //! What runs once per isolate, when the Worker's module starts.
 
-use std::sync::Arc;
-
 use crate::click::Id;
-use crate::config::Config;
+use crate::config::cache;
 use crate::flood::Thresholds;
+use crate::ip::{IpNet, IpSet};
 use crate::network::local::{Flush, FlushPolicy, LocalCounts};
 use crate::network::store::NetworkCounts;
 use crate::network::wire::Reply;
@@ -22,7 +21,7 @@ pub fn warm_up() -> WarmedUp {
     let mut done = WarmedUp::default();
     const CONFIG: &str = r#"{"version": 1, "advertisers": [{"id": "a"}],
         "offers": [{"id": "1", "advertiser_id": "a", "landing_url": "https://x.example/?t={transaction_id}&s={sub1}", "geo": {"deny": ["KP"]}}],
-        "lists": {"blocked_ips": ["203.0.113.0/24"], "datacenter_asns": [64496], "datacenter_ips": ["100.64.0.0/10"],
+        "lists": {"blocked_ips": ["203.0.113.0/24"], "datacenter_asns": [64496], "datacenter_ips": {"kv": "iplist/w"},
                   "fraud_ips": ["198.51.100.1"], "blocked_referrers": ["*.spam.example"], "allowed_affiliates": ["t"]},
         "rules": [{"id": "w", "created_at": "2026-01-01", "scope": {"offers": ["1"]}, "decline": "high",
                    "strategy": {"filters": [{"type": "bot"}, {"type": "fraud_database"}, {"type": "datacenter_vpn"},
@@ -31,13 +30,15 @@ pub fn warm_up() -> WarmedUp {
                   {"id": "p", "created_at": "2026-02-01", "priority": 1, "decline": "medium_and_higher", "strategy": "lead",
                    "scope": {"advertisers": ["a"], "affiliates": {"include": "all", "exclude": ["x"]}}},
                   {"id": "q", "created_at": "2026-03-01", "strategy": "mobile_cpi", "scope": {"affiliates": ["n", "m"]}}]}"#;
-    let Ok(config) = Config::compile(CONFIG) else {
+    let Ok(list) = IpNet::parse("100.64.0.0/10") else {
+        return done;
+    };
+    let Some(config) = cache::warm_up(CONFIG, &IpSet::new([list])) else {
         return done;
     };
     let Ok(key) = TokenKey::new(&[1u8; 32]) else {
         return done;
     };
-    let config = Arc::new(config);
     let mut isolate = Isolate::default();
     isolate.start_counting(1, FlushPolicy::default());
     for ua in [
