@@ -42,9 +42,6 @@
 //! through and logged `would_block`). An operator can lift a block (it stays lifted for the rest
 //! of the day) or impose one.
 
-use serde_json::{json, Value};
-
-use crate::fault::Corrupt;
 use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS};
 use crate::verdict::FaultMode;
 
@@ -145,149 +142,6 @@ pub const DEFAULT_BURST_TOLERANCE: f64 = 100.0;
 pub const TAIL: std::ops::RangeInclusive<f64> = 1e-12..=0.01;
 pub const DISPERSION: std::ops::RangeInclusive<f64> = 0.0..=10.0;
 pub const BURST_TOLERANCE: std::ops::RangeInclusive<f64> = 1.0..=1000.0;
-
-/// The upper bound of a count: the arithmetic of the statistical thresholds, pure and total.
-pub mod bound {
-    /// The upper `tail` quantile of a count whose mean is `mean`, overdispersed by `dispersion`,
-    /// and never below `min`: the count a window of usual traffic exceeds with probability about
-    /// `tail`.
-    ///
-    /// The model is a negative binomial with variance `mean + (dispersion × mean)²`: Poisson noise
-    /// for small counts (a network of 1,000 clicks a day sees 3 in a quiet hour, and 9 is not a
-    /// flood), and for large ones a spread proportional to the mean, as days differ from each
-    /// other by a share, not by a square root (`dispersion` 0 is plain Poisson). The quantile is
-    /// the Cornish–Fisher expansion to the skewness term, `mean + σ(z + (z² − 1)γ/6)` with `γ` the
-    /// skewness, `(2v − mean)/v^1.5`: within a count of the exact quantile for small means, where
-    /// the normal approximation alone is far too low. Every term grows with `mean`, so the bound
-    /// does too. Inputs out of range are clamped: no NaN, no infinity, no overflow.
-    pub fn upper(mean: f64, dispersion: f64, tail: f64, min: u32) -> f64 {
-        quantile(mean, dispersion, z_upper(tail)).max(f64::from(min))
-    }
-
-    /// The lower `tail` quantile of the same count (the same expansion at `-z`), never below 0:
-    /// the count a window falls under with probability about `tail`. Fewer than `ln(1/tail)`
-    /// expected is never short: none at all is likelier than `tail` then.
-    pub fn lower(mean: f64, dispersion: f64, tail: f64) -> f64 {
-        if clamp(mean, 0.0, 1e12) <= -clamp(tail, 1e-300, 0.5).ln() {
-            return 0.0;
-        }
-        quantile(mean, dispersion, -z_upper(tail)).max(0.0)
-    }
-
-    fn quantile(mean: f64, dispersion: f64, z: f64) -> f64 {
-        let mean = clamp(mean, 0.0, 1e12);
-        let v = mean + (clamp(dispersion, 0.0, 100.0) * mean).powi(2);
-        if v > 0.0 {
-            mean + z * v.sqrt() + (z * z - 1.0) / 6.0 * (2.0 * v - mean) / v
-        } else {
-            0.0
-        }
-    }
-
-    /// The standard normal's upper quantile: `z` with `P(Z > z) = tail`, for `tail` in (0, 0.5]
-    /// (Abramowitz and Stegun 26.2.23, within 4.5e-4). Out of range, the nearest end.
-    pub fn z_upper(tail: f64) -> f64 {
-        let p = clamp(tail, 1e-300, 0.5);
-        let t = (-2.0 * p.ln()).sqrt();
-        let (c0, c1, c2) = (2.515517, 0.802853, 0.010328);
-        let (d1, d2, d3) = (1.432788, 0.189269, 0.001308);
-        (t - (c0 + c1 * t + c2 * t * t) / (1.0 + d1 * t + d2 * t * t + d3 * t * t * t)).max(0.0)
-    }
-
-    /// `x` within `[lo, hi]`; NaN is `lo`.
-    fn clamp(x: f64, lo: f64, hi: f64) -> f64 {
-        if x.is_nan() {
-            lo
-        } else {
-            x.clamp(lo, hi)
-        }
-    }
-}
-
-impl Thresholds {
-    /// The thresholds as a batch carries them. The bound's settings follow only when one is not
-    /// the default: a batch of default thresholds is the bytes earlier versions sent, and an
-    /// object of an earlier version reads the first seven of any.
-    pub fn to_json(&self) -> Value {
-        let mut v = vec![
-            json!(self.per_minute),
-            json!(self.per_hour),
-            json!(self.per_day),
-            json!(self.tolerance),
-            json!(self.floor),
-            json!(self.flagged_share),
-            json!(self.baseline_days),
-        ];
-        let defaults = Thresholds::default();
-        let bound = (
-            self.tail,
-            self.dispersion,
-            self.min_clicks,
-            self.min_flagged,
-            self.burst_tolerance,
-        );
-        if bound
-            != (
-                defaults.tail,
-                defaults.dispersion,
-                defaults.min_clicks,
-                defaults.min_flagged,
-                defaults.burst_tolerance,
-            )
-        {
-            v.extend([
-                json!(self.tail),
-                json!(self.dispersion),
-                json!(self.min_clicks),
-                json!(self.min_flagged),
-                json!(self.burst_tolerance),
-            ]);
-        }
-        Value::Array(v)
-    }
-
-    /// Thresholds as a batch carries them to the object; a bad one is a runtime fault.
-    pub fn from_json(v: &Value) -> Result<Thresholds, Corrupt> {
-        Thresholds::read(v).map_err(|e| Corrupt::new("flood thresholds", e))
-    }
-
-    fn read(v: &Value) -> Result<Thresholds, String> {
-        let limit = |i: usize| -> Result<Option<u32>, String> {
-            match v.get(i) {
-                Some(Value::Null) => Ok(None),
-                Some(n) => n
-                    .as_u64()
-                    .and_then(|n| u32::try_from(n).ok())
-                    .map(Some)
-                    .ok_or_else(|| format!("thresholds[{i}]")),
-                None => Err(format!("thresholds[{i}] missing")),
-            }
-        };
-        let number = |i: usize| {
-            v.get(i)
-                .and_then(Value::as_f64)
-                .ok_or_else(|| format!("thresholds[{i}]"))
-        };
-        let optional = |i: usize| v.get(i).and_then(Value::as_f64);
-        Ok(Thresholds {
-            per_minute: limit(0)?,
-            per_hour: limit(1)?,
-            per_day: limit(2)?,
-            tolerance: number(3)?,
-            floor: number(4)? as u32,
-            flagged_share: number(5)?,
-            baseline_days: number(6)? as u32,
-            // A batch from an isolate that does not send them yet: the defaults.
-            tail: optional(7).unwrap_or(DEFAULT_TAIL),
-            dispersion: optional(8).unwrap_or(DEFAULT_DISPERSION),
-            min_clicks: optional(9).map_or(DEFAULT_MIN_CLICKS, |n| n as u32),
-            min_flagged: optional(10).map_or(DEFAULT_MIN_FLAGGED, |n| n as u32),
-            burst_tolerance: optional(11).unwrap_or(DEFAULT_BURST_TOLERANCE),
-            on_fault: FaultMode::Open,
-            mode: FloodMode::Enforce,
-        })
-    }
-}
 
 /// What an isolate knows of its network's flood state for one click.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -526,123 +380,6 @@ impl FloodState {
             until_ms: (self.day + 1) * DAY_MS,
             cause: b.cause,
             detail: b.detail.clone(),
-        })
-    }
-
-    /// What the object stores.
-    pub fn encode(&self) -> String {
-        json!({
-            "day": self.day,
-            "minutes": self.minutes,
-            "hours": self.hour_clicks,
-            "clicks": self.day_clicks,
-            "flagged": self.day_flagged,
-            "conversions": self.day_conversions,
-            "baseline": self.baseline,
-            "baseline_cr": self.baseline_cr,
-            "baseline_flagged": self.baseline_flagged,
-            "days_known": self.days_known,
-            "observed": self.observed,
-            "watched_from": self.watched_from_ms,
-            "baseline_days": self.baseline_days,
-            "block": self.block.as_ref().map(|b| json!([b.since_ms, b.cause.as_str(), b.detail, b.by])),
-            "lifted_by": self.lifted_by,
-            "due": self.conversions,
-            "config": [self.config.digest, self.config.previous, self.config.changed_ms, self.config.flagged_rate, self.config.alerted],
-        })
-        .to_string()
-    }
-
-    /// The state as the object stored it; text that does not read back is a runtime fault.
-    pub fn decode(text: &str) -> Result<FloodState, Corrupt> {
-        FloodState::read(text).map_err(|e| Corrupt::new("flood state", e))
-    }
-
-    fn read(text: &str) -> Result<FloodState, String> {
-        let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        let u = |k: &str| {
-            v.get(k)
-                .and_then(Value::as_u64)
-                .ok_or_else(|| k.to_string())
-        };
-        let mut hour_clicks = [0u32; 24];
-        let mut baseline = [0f64; 24];
-        for (i, (h, b)) in hour_clicks.iter_mut().zip(baseline.iter_mut()).enumerate() {
-            *h = v["hours"].get(i).and_then(Value::as_u64).ok_or("hours")? as u32;
-            *b = v["baseline"]
-                .get(i)
-                .and_then(Value::as_f64)
-                .ok_or("baseline")?;
-        }
-        let minutes = v["minutes"]
-            .as_array()
-            .ok_or("minutes")?
-            .iter()
-            .map(|m| {
-                Some((
-                    m.get(0)?.as_u64()?,
-                    m.get(1)?.as_u64()? as u32,
-                    m.get(2)?.as_u64()? as u32,
-                ))
-            })
-            .collect::<Option<Vec<_>>>()
-            .ok_or("minutes")?;
-        let days_known = u("days_known")? as u32;
-        // A state stored before hours were watched one by one: an hour with a baseline was seen
-        // on every known day; one without is taken as never seen (it was most often a network's
-        // first, partial day), so it is judged by its neighbours rather than against zero.
-        let mut observed = [0u32; 24];
-        for (i, o) in observed.iter_mut().enumerate() {
-            *o = match v["observed"].get(i) {
-                Some(n) => n.as_u64().ok_or("observed")? as u32,
-                None if baseline[i] > 0.0 => days_known,
-                None => 0,
-            };
-        }
-        let day = u("day")?;
-        let block = match &v["block"] {
-            Value::Null => None,
-            b => Some(Block {
-                since_ms: b.get(0).and_then(Value::as_u64).ok_or("block")?,
-                cause: b
-                    .get(1)
-                    .and_then(Value::as_str)
-                    .and_then(FloodCause::parse)
-                    .ok_or("block: cause")?,
-                detail: b.get(2).and_then(Value::as_str).unwrap_or("").to_owned(),
-                by: b.get(3).and_then(Value::as_str).map(str::to_owned),
-            }),
-        };
-        Ok(FloodState {
-            day,
-            minutes,
-            hour_clicks,
-            day_clicks: u("clicks")?,
-            // States stored before flagged clicks had a baseline lack these two: none counted yet.
-            day_flagged: v["flagged"].as_u64().unwrap_or(0),
-            day_conversions: u("conversions")?,
-            baseline,
-            baseline_cr: v["baseline_cr"].as_f64().ok_or("baseline_cr")?,
-            baseline_flagged: v["baseline_flagged"].as_f64(),
-            days_known,
-            observed,
-            watched_from_ms: v["watched_from"].as_u64().unwrap_or(day * DAY_MS),
-            // States stored before the network's setting was kept lack it: the default, as then.
-            baseline_days: v["baseline_days"]
-                .as_u64()
-                .map_or(Thresholds::default().baseline_days, |d| d as u32),
-            block,
-            lifted_by: v["lifted_by"].as_str().map(str::to_owned),
-            // States stored before conversions were due: none yet, as for a new network.
-            conversions: std::array::from_fn(|i| v["due"][i].as_f64().unwrap_or(0.0)),
-            // States stored before digests were kept: none seen yet.
-            config: ConfigSeen {
-                digest: v["config"][0].as_u64().unwrap_or(0),
-                previous: v["config"][1].as_u64().unwrap_or(0),
-                changed_ms: v["config"][2].as_u64(),
-                flagged_rate: v["config"][3].as_f64(),
-                alerted: v["config"][4].as_bool().unwrap_or(false),
-            },
         })
     }
 
@@ -993,6 +730,8 @@ impl FloodState {
     }
 }
 
+pub mod bound;
+mod codec;
 pub mod simulation;
 pub mod traffic;
 
@@ -1336,25 +1075,6 @@ mod tests {
     }
 
     #[test]
-    fn a_stored_block_with_an_unknown_cause_is_an_error_not_an_operator_block() {
-        let mut s = FloodState::new(DAY0);
-        s.step(
-            Event::Impose { by: "ops@y".into() },
-            &Thresholds::default(),
-            DAY0,
-        );
-        let stored = s.encode();
-        let decoded = FloodState::decode(&stored).expect("a stored block reads back");
-        assert_eq!(decoded.block.map(|b| b.cause), Some(FloodCause::Operator));
-        let unknown = stored.replace("\"operator\"", "\"per_week\"");
-        assert_ne!(unknown, stored);
-        assert_eq!(
-            FloodState::decode(&unknown).err(),
-            Some(Corrupt::new("flood state", "block: cause"))
-        );
-    }
-
-    #[test]
     fn an_operator_lift_holds_until_midnight_and_an_imposed_block_too() {
         let t = Thresholds {
             per_minute: Some(10),
@@ -1453,46 +1173,6 @@ mod tests {
     }
 
     #[test]
-    fn the_state_and_thresholds_survive_storage() {
-        let t = Thresholds {
-            per_minute: Some(10),
-            ..Thresholds::default()
-        };
-        assert_eq!(Thresholds::from_json(&t.to_json()), Ok(t));
-        let tuned = Thresholds {
-            tail: 1e-9,
-            min_flagged: 3,
-            ..Thresholds::default()
-        };
-        assert_eq!(Thresholds::from_json(&tuned.to_json()), Ok(tuned));
-        // A batch from an isolate that sends the first seven only reads with the bound's defaults.
-        let older = json!([10, null, null, 20.0, 600, 0.8, 7]);
-        assert_eq!(
-            Thresholds::from_json(&older),
-            Ok(Thresholds {
-                per_minute: Some(10),
-                ..Thresholds::default()
-            })
-        );
-        let mut s = FloodState::new(DAY0);
-        let at = DAY0 + HOUR_MS;
-        s.step(
-            Event::Clicks {
-                minute: at / MINUTE_MS,
-                clicks: 20,
-                flagged: 3,
-            },
-            &t,
-            at,
-        );
-        s.baseline[4] = 12.5;
-        assert!(s.block.is_some());
-        assert_eq!(FloodState::decode(&s.encode()), Ok(s.clone()));
-        s.step(Event::Lift { by: "ops".into() }, &t, at);
-        assert_eq!(FloodState::decode(&s.encode()), Ok(s));
-    }
-
-    #[test]
     fn a_late_batch_from_yesterday_is_not_counted_today() {
         let t = Thresholds::default();
         let mut s = FloodState::new(DAY0);
@@ -1579,52 +1259,6 @@ mod tests {
         assert_eq!(expected, (59.0 * hourly[21] + hourly[22]) / 60.0);
     }
 
-    #[test]
-    fn the_bound_at_its_edges() {
-        use bound::{upper, z_upper};
-        // The normal quantiles it rests on, to the approximation's 4.5e-4.
-        for (tail, z) in [(0.5, 0.0), (0.05, 1.6449), (1e-3, 3.0902), (1e-6, 4.7534)] {
-            assert!(
-                (z_upper(tail) - z).abs() < 5e-4,
-                "{tail}: {}",
-                z_upper(tail)
-            );
-        }
-        // Poisson (no dispersion), against the exact quantiles at a one-in-a-million tail, the
-        // least q with P(X > q) under 1e-6: 9 for a mean of 1, 28 for 10, 151 for 100.
-        let poisson = |mean| upper(mean, 0.0, 1e-6, 0);
-        for (mean, exact) in [(1.0, 9.0), (10.0, 28.0), (100.0, 151.0)] {
-            let q = poisson(mean);
-            assert!((q - exact).abs() <= 1.0, "{mean}: {q} against {exact}");
-        }
-        // Nothing expected: the minimum count, never zero.
-        assert_eq!(upper(0.0, 0.5, 1e-6, 12), 12.0);
-        assert_eq!(upper(0.0, 0.5, 1e-6, 0), 0.0);
-        // Overdispersion widens large counts in proportion: 0.5 at 1e-6 is about 3.4 times.
-        let wide = upper(10_000.0, 0.5, 1e-6, 0) / 10_000.0;
-        assert!((3.3..3.5).contains(&wide), "{wide}");
-        // A smaller tail is a higher bound.
-        assert!(upper(50.0, 0.5, 1e-9, 0) > upper(50.0, 0.5, 1e-6, 0));
-    }
-
-    #[test]
-    fn the_lower_bound_at_its_edges() {
-        use bound::lower;
-        // Fewer expected than ln(1/tail) (6.9 at 1e-3): none at all is likelier than the tail,
-        // so nothing is short.
-        assert_eq!(lower(0.0, 0.1, 1e-3), 0.0);
-        assert_eq!(lower(6.9, 0.0, 1e-3), 0.0);
-        assert!(lower(7.5, 0.0, 1e-3) > 0.0);
-        // Poisson, against the exact 1e-3 lower quantile of a mean of 100 (70).
-        let q = lower(100.0, 0.0, 1e-3);
-        assert!((q - 70.0).abs() <= 1.5, "{q}");
-        // A spread of a tenth widens large counts in proportion: 10,000 is short under ~6,900.
-        let wide = lower(10_000.0, 0.1, 1e-3);
-        assert!((6_800.0..7_000.0).contains(&wide), "{wide}");
-        // Out of range: a number, never below 0.
-        assert_eq!(lower(f64::NAN, f64::NAN, f64::NAN), 0.0);
-    }
-
     /// Three days of 100 clicks a minute converting at 1% in the same minute, then a fourth at 10
     /// times the volume from 10:00, its clicks converting at `cr`: the first trip.
     fn ten_fold_from_ten(cr: f64) -> Option<(u64, Block)> {
@@ -1662,39 +1296,7 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        fn any_f64() -> impl Strategy<Value = f64> {
-            prop_oneof![
-                any::<f64>(),
-                Just(f64::NAN),
-                Just(f64::INFINITY),
-                Just(f64::NEG_INFINITY),
-                0.0..1e7f64,
-            ]
-        }
-
         proptest! {
-            #[test]
-            fn the_bound_is_a_number_never_below_its_minimum(
-                mean in any_f64(), dispersion in any_f64(), tail in any_f64(), min in any::<u32>(),
-            ) {
-                let q = bound::upper(mean, dispersion, tail, min);
-                prop_assert!(q.is_finite(), "{q}");
-                prop_assert!(q >= f64::from(min));
-            }
-
-            #[test]
-            fn the_bound_grows_with_the_expected_count(
-                a in 0.0..1e9f64, b in 0.0..1e9f64, dispersion in 0.0..10.0f64,
-                tail in 1e-12..0.01f64, min in 0u32..1000,
-            ) {
-                let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-                prop_assert!(
-                    bound::upper(lo, dispersion, tail, min) <= bound::upper(hi, dispersion, tail, min)
-                );
-                // And never below the count it bounds.
-                prop_assert!(bound::upper(hi, dispersion, tail, min) >= hi);
-            }
-
             // The day's counts hold every batch of the day, whatever order they arrive in, late
             // ones included, and whether or not the network tripped meanwhile (a per-minute
             // ceiling of 400 trips on some orders and not others).
