@@ -15,7 +15,9 @@
 //!    expected × conversion factor)` clicks, or the last 5 minutes the same at `burst_tolerance`,
 //!    where `expected` is what the network's baseline says the window holds, each minute at the
 //!    rate of its own hour of the day (an exponential moving average over the past days that hour
-//!    was watched, weight `1/baseline_days`), recomputed as each day closes; an hour never watched
+//!    was watched, weight `1/baseline_days`) times its weekday's level (how busy that weekday's
+//!    days were against the hours' baseline, over [`WEEKDAY_WEEKS`] weeks; 1 while the weekday was
+//!    never seen), recomputed as each day closes; an hour never watched
 //!    borrows from its neighbours, and no hour is expected to be quieter than a quarter of the
 //!    network's average. The conversion factor is 2 (volume alone trips far above any launch),
 //!    or 0 while the conversions that came since the hour went beyond twice the expected are
@@ -48,6 +50,14 @@ use crate::verdict::FaultMode;
 /// An hour watched on past days is expected to hold at least this share of the network's average
 /// hour: a quiet hour that saw no clicks is judged against its network's size, never against zero.
 pub const QUIET_SHARE: f64 = 0.25;
+
+/// How many weeks a weekday's level averages (an exponential moving average, weight
+/// `1/min(WEEKDAY_WEEKS, times seen + 1)`): slow, as a weekday comes once a week and a single
+/// one strays by a day's spread.
+pub const WEEKDAY_WEEKS: u32 = 4;
+/// A weekday's level is kept within these multiples of the network's hour-of-day profile: a
+/// network that closes on Sundays is expected to be quiet then, never to be silent.
+pub const WEEKDAY_LEVELS: std::ops::RangeInclusive<f64> = 0.25..=4.0;
 
 /// Conversions are expected to follow their clicks after this many minutes on average (an
 /// exponential delay): a click is mature, its conversion due in all likelihood, after about twice
@@ -309,6 +319,11 @@ pub struct FloodState {
     /// than [`CONVERSION_DELAY`] are then never short. Kept across midnight, as conversions are.
     pub conversions: [f64; 4],
     pub config: ConfigSeen,
+    /// Each weekday's level (Monday first): its days' clicks as a multiple of what the hour-of-day
+    /// baseline expected of the whole day when it closed, averaged over [`WEEKDAY_WEEKS`], and how
+    /// many such days went into it (0: none yet, and the level is 1, as before weekdays were
+    /// learnt).
+    pub weekdays: [(f64, u32); 7],
 }
 
 impl FloodState {
@@ -331,6 +346,7 @@ impl FloodState {
             lifted_by: None,
             conversions: [0.0; 4],
             config: ConfigSeen::default(),
+            weekdays: [(1.0, 0); 7],
         }
     }
 
@@ -635,8 +651,10 @@ impl FloodState {
 
     /// The clicks the last `minutes` minutes up to `now` are expected to hold: each minute at the
     /// expected rate of its own hour, so the window at 22:00 is judged by the hour it mostly
-    /// spans, 21:00, not by 22:00 alone. After 00:00 the window holds only today's minutes but
-    /// is still judged as a whole one: a day's first minutes are not held to a shorter span.
+    /// spans, 21:00, not by 22:00 alone, times the level of its own weekday ([`Self::level`]):
+    /// at 00:30 on a Monday, 30 minutes at Sunday's level and 30 at Monday's. After 00:00 the
+    /// window holds only today's minutes but is still judged as a whole one: a day's first
+    /// minutes are not held to a shorter span.
     pub fn expected(&self, now_ms: u64, minutes: u64) -> f64 {
         self.expected_of(&self.hourly(), now_ms, minutes)
     }
@@ -644,16 +662,31 @@ impl FloodState {
     fn expected_of(&self, hourly: &[f64; 24], now_ms: u64, minutes: u64) -> f64 {
         let now = now_ms / MINUTE_MS;
         let start = now.saturating_sub(minutes.saturating_sub(1));
-        let mut spans = [0u32; 24];
+        // Whole hours of one day at a time: (day, hour) → minutes of the window in it.
+        let mut spans: Vec<(u64, usize, u32)> = Vec::with_capacity(3);
         for m in start..=now {
-            spans[((m % 1440) / 60) as usize] += 1;
+            let key = (m / 1440, ((m % 1440) / 60) as usize);
+            match spans.last_mut() {
+                Some((d, h, n)) if (*d, *h) == key => *n += 1,
+                _ => spans.push((key.0, key.1, 1)),
+            }
         }
         spans
             .iter()
-            .zip(hourly)
-            .filter(|(&n, _)| n > 0)
-            .map(|(&n, rate)| f64::from(n) * rate / 60.0)
+            .map(|&(day, hour, n)| f64::from(n) * hourly[hour] * self.level(day) / 60.0)
             .sum()
+    }
+
+    /// How busy the UTC day `day` (days since the epoch) is expected to be, as a multiple of the
+    /// hour-of-day baseline: its weekday's learnt level, half of its difference from 1 while
+    /// the weekday was seen once (one day strays by a day's spread), and 1 while never (as
+    /// before weekdays were learnt).
+    pub fn level(&self, day: u64) -> f64 {
+        match self.weekdays[weekday(day)] {
+            (_, 0) => 1.0,
+            (level, 1) => (1.0 + level) / 2.0,
+            (level, _) => level,
+        }
     }
 
     /// The clicks expected in each hour of the day, from what is known and never zero while
@@ -685,10 +718,28 @@ impl FloodState {
         })
     }
 
+    /// Learns the closing day's weekday level: its clicks against what the hour-of-day baseline
+    /// expected of the whole day, before the day is folded into it. Only a whole day watched
+    /// against a baseline known: a first (or partial) day has nothing to be measured against.
+    fn learn_weekday(&mut self) {
+        let whole_day = self.watched_from_ms <= self.day * DAY_MS;
+        let expected: f64 = self.hourly().iter().sum();
+        if self.days_known == 0 || !whole_day || expected <= 0.0 {
+            return;
+        }
+        let ratio = (self.day_clicks as f64 / expected)
+            .clamp(*WEEKDAY_LEVELS.start(), *WEEKDAY_LEVELS.end());
+        let (level, seen) = &mut self.weekdays[weekday(self.day)];
+        let w = 1.0 / f64::from(WEEKDAY_WEEKS.min(seen.saturating_add(1)));
+        *level += w * (ratio - *level);
+        *seen = seen.saturating_add(1);
+    }
+
     /// Folds the finished day into the baseline and starts a new one: counts reset, the block ends.
     fn roll_over(&mut self, today: u64, t: &Thresholds) {
         // Days with no clicks at all (the network paused) leave the baseline as it was.
         if self.day_clicks > 0 {
+            self.learn_weekday();
             let weight = 1.0 / f64::from(t.baseline_days.max(1).min(self.days_known + 1));
             // Only the hours watched: before a new network was first seen, its hours are unknown,
             // not empty. Each hour's average weighs the days it was watched on.
@@ -728,6 +779,11 @@ impl FloodState {
         self.block = None;
         self.lifted_by = None;
     }
+}
+
+/// The weekday of the UTC day `day` (days since the epoch), Monday 0: 1970-01-01 was a Thursday.
+pub fn weekday(day: u64) -> usize {
+    ((day + 3) % 7) as usize
 }
 
 pub mod bound;
@@ -1236,6 +1292,133 @@ mod tests {
         assert_eq!(run(&mut s, &t, 3 * 1440, 4 * 1440, |_| 30), None);
         let expected = s.hourly()[3];
         assert!((400.0..500.0).contains(&expected), "{expected}");
+    }
+
+    /// Steps whole days `from..to` (days since DAY0) a minute at a time, each minute's clicks as
+    /// `rate` says for its day; the first trip's day, minute of the day and cause.
+    fn days(
+        s: &mut FloodState,
+        t: &Thresholds,
+        from: u64,
+        to: u64,
+        rate: impl Fn(u64) -> u32,
+    ) -> Option<(u64, u64, &'static str)> {
+        (from * 1440..to * 1440)
+            .find_map(|m| cause(s, t, M0 + m, rate(m / 1440), 0).map(|c| (m / 1440, m % 1440, c)))
+    }
+
+    /// 20 clicks a minute on weekdays, 60 at weekends (DAY0 is a Monday).
+    fn busy_weekends(day: u64) -> u32 {
+        if weekday(DAY0 / DAY_MS + day) >= 5 {
+            60
+        } else {
+            20
+        }
+    }
+
+    #[test]
+    fn the_first_week_is_judged_by_the_hours_alone() {
+        let t = Thresholds::default();
+        let mut s = FloodState::new(DAY0);
+        assert_eq!(weekday(DAY0 / DAY_MS), 0, "DAY0 is a Monday");
+        // The first day has no baseline to be measured against: it teaches no weekday.
+        assert_eq!(days(&mut s, &t, 0, 1, busy_weekends), None);
+        s.step(Event::Tick, &t, DAY0 + DAY_MS);
+        assert_eq!(s.days_known, 1);
+        assert!(s.weekdays.iter().all(|&(_, seen)| seen == 0), "{s:?}");
+        // A weekday never seen is at level 1: each minute at its hour's rate, as before weekdays
+        // were learnt; and the state is stored in the bytes it was before.
+        let at = DAY0 + DAY_MS + 12 * HOUR_MS;
+        assert_eq!(s.level(at / DAY_MS), 1.0);
+        assert_eq!(
+            s.expected(at, 60),
+            s.hourly()[11] / 60.0 + s.hourly()[12] * 59.0 / 60.0
+        );
+        assert!(!s.encode().contains("weekdays"), "{}", s.encode());
+        // The first weekend at three times the week's volume is beyond anything the hours know,
+        // and nothing says weekends differ yet: a strict network trips on its first Saturday.
+        let strict = Thresholds {
+            tolerance: 0.5,
+            dispersion: 0.0,
+            ..Thresholds::default()
+        };
+        let first = days(&mut s, &strict, 1, 7, busy_weekends);
+        assert!(matches!(first, Some((5, _, "history"))), "{first:?}");
+    }
+
+    #[test]
+    fn a_weekday_seen_once_counts_half_its_difference() {
+        let t = Thresholds::default();
+        let mut s = FloodState::new(DAY0);
+        assert_eq!(days(&mut s, &t, 0, 7, busy_weekends), None);
+        s.step(Event::Tick, &t, DAY0 + 7 * DAY_MS);
+        // Saturday brought 3 times the 1,200 an hour the five weekdays taught: learnt at 3, and
+        // counted at 2 while it was seen once; Monday, the first day, was never measured.
+        let saturday = DAY0 / DAY_MS + 5;
+        assert_eq!(s.weekdays[5], (3.0, 1));
+        assert_eq!(s.level(saturday + 7), 2.0);
+        assert_eq!((s.weekdays[0].1, s.level(saturday + 2)), (0, 1.0));
+        // A second Saturday counts in full, and the level is stored and read back.
+        days(&mut s, &t, 7, 14, busy_weekends);
+        s.step(Event::Tick, &t, DAY0 + 14 * DAY_MS);
+        assert_eq!(s.weekdays[5].1, 2);
+        assert_eq!(s.level(saturday + 14), s.weekdays[5].0);
+        assert_eq!(FloodState::decode(&s.encode()), Ok(s));
+    }
+
+    #[test]
+    fn the_window_across_midnight_into_a_new_week_takes_each_days_level() {
+        // A flat 600 clicks an hour, Sundays at twice that level and Mondays at half.
+        let mut s = FloodState::new(DAY0);
+        s.days_known = 14;
+        s.observed = [14; 24];
+        s.baseline = [600.0; 24];
+        s.weekdays[6] = (2.0, 2);
+        s.weekdays[0] = (0.5, 2);
+        // Monday 00:29: 30 minutes of Sunday 23:00 at Sunday's level, 30 of Monday's 00:00 at
+        // Monday's.
+        let monday = DAY0 + 7 * DAY_MS;
+        let at = monday + 29 * MINUTE_MS;
+        assert_eq!(s.expected(at, 60), 30.0 * 10.0 * 2.0 + 30.0 * 10.0 * 0.5);
+        // Sunday 23:59 is Sunday's alone, Monday 00:59 Monday's alone.
+        assert_eq!(s.expected(monday - MINUTE_MS, 60), 1200.0);
+        assert_eq!(s.expected(monday + 59 * MINUTE_MS, 60), 300.0);
+        // And the day that closes at the week's end teaches its own weekday, Sunday.
+        s.day = monday / DAY_MS - 1;
+        s.watched_from_ms = s.day * DAY_MS;
+        s.day_clicks = 24 * 600 * 3;
+        s.step(Event::Tick, &Thresholds::default(), monday);
+        assert_eq!(s.weekdays[6], (2.0 + (3.0 - 2.0) / 3.0, 3));
+        assert_eq!(s.weekdays[0], (0.5, 2));
+    }
+
+    #[test]
+    fn a_network_busier_at_weekends_passes_its_saturday_and_not_a_tuesday_as_busy() {
+        // Two weeks to learn the weekends, then thresholds strict enough that an hour over its
+        // own expected count (or its Poisson bound) trips.
+        let t = Thresholds::default();
+        let strict = Thresholds {
+            tolerance: 0.5,
+            dispersion: 0.0,
+            ..Thresholds::default()
+        };
+        let mut s = FloodState::new(DAY0);
+        assert_eq!(days(&mut s, &t, 0, 14, busy_weekends), None);
+        let learnt = s.clone();
+        // The third week's Saturday and Sunday at three times the week: their usual.
+        assert_eq!(days(&mut s, &strict, 14, 22, busy_weekends), None);
+        // The same Saturday volume on the Tuesday after is three times a Tuesday's.
+        let tuesday = days(&mut s, &strict, 22, 23, |_| 60);
+        assert!(matches!(tuesday, Some((22, _, "history"))), "{tuesday:?}");
+        // Judged by the hours alone, the same weekend trips on its Saturday.
+        let mut hours_only = learnt;
+        hours_only.weekdays = [(1.0, 0); 7];
+        let mut tripped = None;
+        for day in 14..21 {
+            tripped = tripped.or(days(&mut hours_only, &strict, day, day + 1, busy_weekends));
+            hours_only.weekdays = [(1.0, 0); 7];
+        }
+        assert!(matches!(tripped, Some((19, _, "history"))), "{tripped:?}");
     }
 
     #[test]

@@ -99,7 +99,7 @@ impl Thresholds {
 impl FloodState {
     /// What the object stores.
     pub fn encode(&self) -> String {
-        json!({
+        let mut state = json!({
             "day": self.day,
             "minutes": self.minutes,
             "hours": self.hour_clicks,
@@ -117,8 +117,13 @@ impl FloodState {
             "lifted_by": self.lifted_by,
             "due": self.conversions,
             "config": [self.config.digest, self.config.previous, self.config.changed_ms, self.config.flagged_rate, self.config.alerted],
-        })
-        .to_string()
+        });
+        // Only once a weekday is learnt: until then the bytes are those stored before weekdays
+        // were kept.
+        if self.weekdays.iter().any(|&(_, seen)| seen > 0) {
+            state["weekdays"] = json!(self.weekdays);
+        }
+        state.to_string()
     }
 
     /// The state as the object stored it; text that does not read back is a runtime fault.
@@ -211,8 +216,26 @@ impl FloodState {
                 flagged_rate: v["config"][3].as_f64(),
                 alerted: v["config"][4].as_bool().unwrap_or(false),
             },
+            // States stored before weekdays were learnt, or before one was: none seen yet.
+            weekdays: match &v["weekdays"] {
+                Value::Null => [(1.0, 0); 7],
+                w => read_weekdays(w).ok_or("weekdays")?,
+            },
         })
     }
+}
+
+/// Seven `[level, days seen]` pairs, Monday first.
+fn read_weekdays(v: &Value) -> Option<[(f64, u32); 7]> {
+    let pairs = v.as_array().filter(|w| w.len() == 7)?;
+    let mut out = [(1.0, 0); 7];
+    for (o, p) in out.iter_mut().zip(pairs) {
+        *o = (
+            p.get(0)?.as_f64()?,
+            u32::try_from(p.get(1)?.as_u64()?).ok()?,
+        );
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -282,4 +305,68 @@ mod tests {
             Some(Corrupt::new("flood state", "block: cause"))
         );
     }
+
+    /// A network's state as this version stores it after a day, a trip and a config digest:
+    /// (the bytes, the state).
+    fn stored_state() -> FloodState {
+        let t = Thresholds::default();
+        let mut s = FloodState::new(DAY0 + 14 * HOUR_MS);
+        s.config_in_force(0x01d, DAY0 + 14 * HOUR_MS);
+        for (m, n, f) in [
+            (14 * 60, 30, 1),
+            (23 * 60 + 59, 40, 2),
+            (1440 + 61, 9000, 8000),
+        ] {
+            let at = DAY0 + m * MINUTE_MS;
+            s.step(
+                Event::Clicks {
+                    minute: at / MINUTE_MS,
+                    clicks: n,
+                    flagged: f,
+                },
+                &t,
+                at,
+            );
+        }
+        s.step(
+            Event::Conversions { count: 1 },
+            &t,
+            DAY0 + (1440 + 62) * MINUTE_MS,
+        );
+        s
+    }
+
+    #[test]
+    fn a_state_stored_before_weekdays_were_learnt_reads_and_stores_the_same_bytes() {
+        // The bytes of a state stored before weekdays were learnt.
+        let before = STORED_BEFORE_WEEKDAYS;
+        let s = FloodState::decode(before).expect("reads");
+        assert_eq!(s, stored_state());
+        assert_eq!(s.weekdays, [(1.0, 0); 7]);
+        // No weekday learnt yet: stored as before, byte for byte.
+        assert_eq!(s.encode(), before);
+        // Once one is, a `weekdays` key follows: seven [level, days seen], Monday first.
+        let mut learnt = s;
+        learnt.weekdays[5] = (1.5, 2);
+        let text = learnt.encode();
+        assert!(
+            text.contains(
+                r#""weekdays":[[1.0,0],[1.0,0],[1.0,0],[1.0,0],[1.0,0],[1.5,2],[1.0,0]]"#
+            ),
+            "{text}"
+        );
+        assert_eq!(FloodState::decode(&text), Ok(learnt));
+        // Six pairs, or a pair without its count, is a fault, not a default.
+        let short = text.replace("[1.5,2],", "");
+        assert_eq!(
+            FloodState::decode(&short).err(),
+            Some(Corrupt::new("flood state", "weekdays"))
+        );
+        let bad = text.replace("[1.5,2]", "[1.5]");
+        assert!(FloodState::decode(&bad).is_err());
+    }
+
+    /// Written by the version before weekdays were learnt (0.2.0 and the flood work since), from
+    /// [`stored_state`].
+    const STORED_BEFORE_WEEKDAYS: &str = r#"{"baseline":[0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,30.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,40.0],"baseline_cr":0.0,"baseline_days":7,"baseline_flagged":0.04285714285714286,"block":[1795482060000,"flagged_share","8000 of 9000 clicks in the last hour flagged",null],"clicks":9000,"config":[29,0,null,null,false],"conversions":1,"day":20781,"days_known":1,"due":[0.0,0.0,1.0,29924701.0],"flagged":8000,"hours":[0,9000,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0],"lifted_by":null,"minutes":[[29924701,9000,8000]],"observed":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,1,1,1,1,1,1,1,1,1,1],"watched_from":1795478400000}"#;
 }
