@@ -384,6 +384,22 @@ impl FloodState {
                 )
     }
 
+    /// Through the window after a change whose flagged trip was put down to it, the new rules'
+    /// share is learnt from every hour of at least `min_clicks`, not only from the hour of the
+    /// trip, which held mostly the old rules' clicks: a quiet network, whose hour at the trip
+    /// showed the new share only in part, would trip on it once the window ended.
+    fn learn_new_rules(&mut self, t: &Thresholds, now_ms: u64) {
+        if !self.config.alerted || self.config.flagged_rate.is_none() {
+            return;
+        }
+        let (hour, flagged, _, _) = self.last_hour(now_ms);
+        if hour >= u64::from(t.min_clicks) && self.after_config_change(t, now_ms, hour) {
+            let share = flagged as f64 / hour as f64;
+            let rate = &mut self.config.flagged_rate;
+            *rate = rate.map(|r| r.max(share));
+        }
+    }
+
     /// When the block in force ends: the next 00:00 UTC.
     pub fn blocked_until_ms(&self) -> Option<u64> {
         self.block.as_ref().map(|_| (self.day + 1) * DAY_MS)
@@ -424,6 +440,7 @@ impl FloodState {
                 }
                 self.add(minute, clicks, flagged);
                 self.conversions[0] += self.baseline_cr * f64::from(clicks);
+                self.learn_new_rules(t, now_ms);
             }
             // Conversions only move the rate the next click batch is judged with.
             Event::Conversions { count } => {
@@ -1419,6 +1436,33 @@ mod tests {
             hours_only.weekdays = [(1.0, 0); 7];
         }
         assert!(matches!(tripped, Some((19, _, "history"))), "{tripped:?}");
+    }
+
+    #[test]
+    fn the_new_rules_share_is_learnt_through_the_window_not_at_the_trip_alone() {
+        // Three days of a click a minute, none flagged; then a new config at 10:00 whose rules
+        // flag two in five. A quiet network: its flagged clicks trip only once, near the
+        // minimum, when the last hour was mostly the old rules'.
+        let t = Thresholds::default();
+        let mut s = FloodState::new(DAY0);
+        s.config_in_force(0xaaaa, DAY0);
+        assert_eq!(run(&mut s, &t, 0, 3 * 1440 + 600, |_| 1), None);
+        let change = DAY0 + 3 * DAY_MS + 10 * HOUR_MS;
+        s.config_in_force(0xbbbb, change);
+        let mut alerts = vec![];
+        for m in 0..150 {
+            let at = change + m * MINUTE_MS;
+            let out = s.step(clicks(at / MINUTE_MS, 1, u32::from(m % 5 < 2)), &t, at);
+            assert!(!matches!(out, Outcome::Tripped(_)), "{m}: {out:?}");
+            if matches!(out, Outcome::AfterConfigChange(_)) {
+                alerts.push(m);
+            }
+        }
+        assert!(matches!(alerts[..], [m] if m < 60), "{alerts:?}");
+        // By the window's end the whole hour is the new rules': their share, 0.4, not the
+        // trip's (13 of 60).
+        let rate = s.config.flagged_rate.expect("a rate from the change");
+        assert!((0.39..=0.41).contains(&rate), "{rate}");
     }
 
     #[test]
