@@ -15,7 +15,9 @@
 //!    expected × conversion factor)` clicks, or the last 5 minutes the same at `burst_tolerance`,
 //!    where `expected` is what the network's baseline says the window holds, each minute at the
 //!    rate of its own hour of the day (an exponential moving average over the past days that hour
-//!    was watched, weight `1/baseline_days`), recomputed as each day closes; an hour never watched
+//!    was watched, weight `1/baseline_days`) times its weekday's level (how busy that weekday's
+//!    days were against the hours' baseline, over [`WEEKDAY_WEEKS`] weeks; 1 while the weekday was
+//!    never seen), recomputed as each day closes; an hour never watched
 //!    borrows from its neighbours, and no hour is expected to be quieter than a quarter of the
 //!    network's average. The conversion factor is 2 (volume alone trips far above any launch),
 //!    or 0 while the conversions that came since the hour went beyond twice the expected are
@@ -42,15 +44,20 @@
 //! through and logged `would_block`). An operator can lift a block (it stays lifted for the rest
 //! of the day) or impose one.
 
-use serde_json::{json, Value};
-
-use crate::fault::Corrupt;
 use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS};
 use crate::verdict::FaultMode;
 
 /// An hour watched on past days is expected to hold at least this share of the network's average
 /// hour: a quiet hour that saw no clicks is judged against its network's size, never against zero.
 pub const QUIET_SHARE: f64 = 0.25;
+
+/// How many weeks a weekday's level averages (an exponential moving average, weight
+/// `1/min(WEEKDAY_WEEKS, times seen + 1)`): slow, as a weekday comes once a week and a single
+/// one strays by a day's spread.
+pub const WEEKDAY_WEEKS: u32 = 4;
+/// A weekday's level is kept within these multiples of the network's hour-of-day profile: a
+/// network that closes on Sundays is expected to be quiet then, never to be silent.
+pub const WEEKDAY_LEVELS: std::ops::RangeInclusive<f64> = 0.25..=4.0;
 
 /// Conversions are expected to follow their clicks after this many minutes on average (an
 /// exponential delay): a click is mature, its conversion due in all likelihood, after about twice
@@ -145,149 +152,6 @@ pub const DEFAULT_BURST_TOLERANCE: f64 = 100.0;
 pub const TAIL: std::ops::RangeInclusive<f64> = 1e-12..=0.01;
 pub const DISPERSION: std::ops::RangeInclusive<f64> = 0.0..=10.0;
 pub const BURST_TOLERANCE: std::ops::RangeInclusive<f64> = 1.0..=1000.0;
-
-/// The upper bound of a count: the arithmetic of the statistical thresholds, pure and total.
-pub mod bound {
-    /// The upper `tail` quantile of a count whose mean is `mean`, overdispersed by `dispersion`,
-    /// and never below `min`: the count a window of usual traffic exceeds with probability about
-    /// `tail`.
-    ///
-    /// The model is a negative binomial with variance `mean + (dispersion × mean)²`: Poisson noise
-    /// for small counts (a network of 1,000 clicks a day sees 3 in a quiet hour, and 9 is not a
-    /// flood), and for large ones a spread proportional to the mean, as days differ from each
-    /// other by a share, not by a square root (`dispersion` 0 is plain Poisson). The quantile is
-    /// the Cornish–Fisher expansion to the skewness term, `mean + σ(z + (z² − 1)γ/6)` with `γ` the
-    /// skewness, `(2v − mean)/v^1.5`: within a count of the exact quantile for small means, where
-    /// the normal approximation alone is far too low. Every term grows with `mean`, so the bound
-    /// does too. Inputs out of range are clamped: no NaN, no infinity, no overflow.
-    pub fn upper(mean: f64, dispersion: f64, tail: f64, min: u32) -> f64 {
-        quantile(mean, dispersion, z_upper(tail)).max(f64::from(min))
-    }
-
-    /// The lower `tail` quantile of the same count (the same expansion at `-z`), never below 0:
-    /// the count a window falls under with probability about `tail`. Fewer than `ln(1/tail)`
-    /// expected is never short: none at all is likelier than `tail` then.
-    pub fn lower(mean: f64, dispersion: f64, tail: f64) -> f64 {
-        if clamp(mean, 0.0, 1e12) <= -clamp(tail, 1e-300, 0.5).ln() {
-            return 0.0;
-        }
-        quantile(mean, dispersion, -z_upper(tail)).max(0.0)
-    }
-
-    fn quantile(mean: f64, dispersion: f64, z: f64) -> f64 {
-        let mean = clamp(mean, 0.0, 1e12);
-        let v = mean + (clamp(dispersion, 0.0, 100.0) * mean).powi(2);
-        if v > 0.0 {
-            mean + z * v.sqrt() + (z * z - 1.0) / 6.0 * (2.0 * v - mean) / v
-        } else {
-            0.0
-        }
-    }
-
-    /// The standard normal's upper quantile: `z` with `P(Z > z) = tail`, for `tail` in (0, 0.5]
-    /// (Abramowitz and Stegun 26.2.23, within 4.5e-4). Out of range, the nearest end.
-    pub fn z_upper(tail: f64) -> f64 {
-        let p = clamp(tail, 1e-300, 0.5);
-        let t = (-2.0 * p.ln()).sqrt();
-        let (c0, c1, c2) = (2.515517, 0.802853, 0.010328);
-        let (d1, d2, d3) = (1.432788, 0.189269, 0.001308);
-        (t - (c0 + c1 * t + c2 * t * t) / (1.0 + d1 * t + d2 * t * t + d3 * t * t * t)).max(0.0)
-    }
-
-    /// `x` within `[lo, hi]`; NaN is `lo`.
-    fn clamp(x: f64, lo: f64, hi: f64) -> f64 {
-        if x.is_nan() {
-            lo
-        } else {
-            x.clamp(lo, hi)
-        }
-    }
-}
-
-impl Thresholds {
-    /// The thresholds as a batch carries them. The bound's settings follow only when one is not
-    /// the default: a batch of default thresholds is the bytes earlier versions sent, and an
-    /// object of an earlier version reads the first seven of any.
-    pub fn to_json(&self) -> Value {
-        let mut v = vec![
-            json!(self.per_minute),
-            json!(self.per_hour),
-            json!(self.per_day),
-            json!(self.tolerance),
-            json!(self.floor),
-            json!(self.flagged_share),
-            json!(self.baseline_days),
-        ];
-        let defaults = Thresholds::default();
-        let bound = (
-            self.tail,
-            self.dispersion,
-            self.min_clicks,
-            self.min_flagged,
-            self.burst_tolerance,
-        );
-        if bound
-            != (
-                defaults.tail,
-                defaults.dispersion,
-                defaults.min_clicks,
-                defaults.min_flagged,
-                defaults.burst_tolerance,
-            )
-        {
-            v.extend([
-                json!(self.tail),
-                json!(self.dispersion),
-                json!(self.min_clicks),
-                json!(self.min_flagged),
-                json!(self.burst_tolerance),
-            ]);
-        }
-        Value::Array(v)
-    }
-
-    /// Thresholds as a batch carries them to the object; a bad one is a runtime fault.
-    pub fn from_json(v: &Value) -> Result<Thresholds, Corrupt> {
-        Thresholds::read(v).map_err(|e| Corrupt::new("flood thresholds", e))
-    }
-
-    fn read(v: &Value) -> Result<Thresholds, String> {
-        let limit = |i: usize| -> Result<Option<u32>, String> {
-            match v.get(i) {
-                Some(Value::Null) => Ok(None),
-                Some(n) => n
-                    .as_u64()
-                    .and_then(|n| u32::try_from(n).ok())
-                    .map(Some)
-                    .ok_or_else(|| format!("thresholds[{i}]")),
-                None => Err(format!("thresholds[{i}] missing")),
-            }
-        };
-        let number = |i: usize| {
-            v.get(i)
-                .and_then(Value::as_f64)
-                .ok_or_else(|| format!("thresholds[{i}]"))
-        };
-        let optional = |i: usize| v.get(i).and_then(Value::as_f64);
-        Ok(Thresholds {
-            per_minute: limit(0)?,
-            per_hour: limit(1)?,
-            per_day: limit(2)?,
-            tolerance: number(3)?,
-            floor: number(4)? as u32,
-            flagged_share: number(5)?,
-            baseline_days: number(6)? as u32,
-            // A batch from an isolate that does not send them yet: the defaults.
-            tail: optional(7).unwrap_or(DEFAULT_TAIL),
-            dispersion: optional(8).unwrap_or(DEFAULT_DISPERSION),
-            min_clicks: optional(9).map_or(DEFAULT_MIN_CLICKS, |n| n as u32),
-            min_flagged: optional(10).map_or(DEFAULT_MIN_FLAGGED, |n| n as u32),
-            burst_tolerance: optional(11).unwrap_or(DEFAULT_BURST_TOLERANCE),
-            on_fault: FaultMode::Open,
-            mode: FloodMode::Enforce,
-        })
-    }
-}
 
 /// What an isolate knows of its network's flood state for one click.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -455,6 +319,11 @@ pub struct FloodState {
     /// than [`CONVERSION_DELAY`] are then never short. Kept across midnight, as conversions are.
     pub conversions: [f64; 4],
     pub config: ConfigSeen,
+    /// Each weekday's level (Monday first): its days' clicks as a multiple of what the hour-of-day
+    /// baseline expected of the whole day when it closed, averaged over [`WEEKDAY_WEEKS`], and how
+    /// many such days went into it (0: none yet, and the level is 1, as before weekdays were
+    /// learnt).
+    pub weekdays: [(f64, u32); 7],
 }
 
 impl FloodState {
@@ -477,6 +346,7 @@ impl FloodState {
             lifted_by: None,
             conversions: [0.0; 4],
             config: ConfigSeen::default(),
+            weekdays: [(1.0, 0); 7],
         }
     }
 
@@ -514,6 +384,22 @@ impl FloodState {
                 )
     }
 
+    /// Through the window after a change whose flagged trip was put down to it, the new rules'
+    /// share is learnt from every hour of at least `min_clicks`, not only from the hour of the
+    /// trip, which held mostly the old rules' clicks: a quiet network, whose hour at the trip
+    /// showed the new share only in part, would trip on it once the window ended.
+    fn learn_new_rules(&mut self, t: &Thresholds, now_ms: u64) {
+        if !self.config.alerted || self.config.flagged_rate.is_none() {
+            return;
+        }
+        let (hour, flagged, _, _) = self.last_hour(now_ms);
+        if hour >= u64::from(t.min_clicks) && self.after_config_change(t, now_ms, hour) {
+            let share = flagged as f64 / hour as f64;
+            let rate = &mut self.config.flagged_rate;
+            *rate = rate.map(|r| r.max(share));
+        }
+    }
+
     /// When the block in force ends: the next 00:00 UTC.
     pub fn blocked_until_ms(&self) -> Option<u64> {
         self.block.as_ref().map(|_| (self.day + 1) * DAY_MS)
@@ -526,123 +412,6 @@ impl FloodState {
             until_ms: (self.day + 1) * DAY_MS,
             cause: b.cause,
             detail: b.detail.clone(),
-        })
-    }
-
-    /// What the object stores.
-    pub fn encode(&self) -> String {
-        json!({
-            "day": self.day,
-            "minutes": self.minutes,
-            "hours": self.hour_clicks,
-            "clicks": self.day_clicks,
-            "flagged": self.day_flagged,
-            "conversions": self.day_conversions,
-            "baseline": self.baseline,
-            "baseline_cr": self.baseline_cr,
-            "baseline_flagged": self.baseline_flagged,
-            "days_known": self.days_known,
-            "observed": self.observed,
-            "watched_from": self.watched_from_ms,
-            "baseline_days": self.baseline_days,
-            "block": self.block.as_ref().map(|b| json!([b.since_ms, b.cause.as_str(), b.detail, b.by])),
-            "lifted_by": self.lifted_by,
-            "due": self.conversions,
-            "config": [self.config.digest, self.config.previous, self.config.changed_ms, self.config.flagged_rate, self.config.alerted],
-        })
-        .to_string()
-    }
-
-    /// The state as the object stored it; text that does not read back is a runtime fault.
-    pub fn decode(text: &str) -> Result<FloodState, Corrupt> {
-        FloodState::read(text).map_err(|e| Corrupt::new("flood state", e))
-    }
-
-    fn read(text: &str) -> Result<FloodState, String> {
-        let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        let u = |k: &str| {
-            v.get(k)
-                .and_then(Value::as_u64)
-                .ok_or_else(|| k.to_string())
-        };
-        let mut hour_clicks = [0u32; 24];
-        let mut baseline = [0f64; 24];
-        for (i, (h, b)) in hour_clicks.iter_mut().zip(baseline.iter_mut()).enumerate() {
-            *h = v["hours"].get(i).and_then(Value::as_u64).ok_or("hours")? as u32;
-            *b = v["baseline"]
-                .get(i)
-                .and_then(Value::as_f64)
-                .ok_or("baseline")?;
-        }
-        let minutes = v["minutes"]
-            .as_array()
-            .ok_or("minutes")?
-            .iter()
-            .map(|m| {
-                Some((
-                    m.get(0)?.as_u64()?,
-                    m.get(1)?.as_u64()? as u32,
-                    m.get(2)?.as_u64()? as u32,
-                ))
-            })
-            .collect::<Option<Vec<_>>>()
-            .ok_or("minutes")?;
-        let days_known = u("days_known")? as u32;
-        // A state stored before hours were watched one by one: an hour with a baseline was seen
-        // on every known day; one without is taken as never seen (it was most often a network's
-        // first, partial day), so it is judged by its neighbours rather than against zero.
-        let mut observed = [0u32; 24];
-        for (i, o) in observed.iter_mut().enumerate() {
-            *o = match v["observed"].get(i) {
-                Some(n) => n.as_u64().ok_or("observed")? as u32,
-                None if baseline[i] > 0.0 => days_known,
-                None => 0,
-            };
-        }
-        let day = u("day")?;
-        let block = match &v["block"] {
-            Value::Null => None,
-            b => Some(Block {
-                since_ms: b.get(0).and_then(Value::as_u64).ok_or("block")?,
-                cause: b
-                    .get(1)
-                    .and_then(Value::as_str)
-                    .and_then(FloodCause::parse)
-                    .ok_or("block: cause")?,
-                detail: b.get(2).and_then(Value::as_str).unwrap_or("").to_owned(),
-                by: b.get(3).and_then(Value::as_str).map(str::to_owned),
-            }),
-        };
-        Ok(FloodState {
-            day,
-            minutes,
-            hour_clicks,
-            day_clicks: u("clicks")?,
-            // States stored before flagged clicks had a baseline lack these two: none counted yet.
-            day_flagged: v["flagged"].as_u64().unwrap_or(0),
-            day_conversions: u("conversions")?,
-            baseline,
-            baseline_cr: v["baseline_cr"].as_f64().ok_or("baseline_cr")?,
-            baseline_flagged: v["baseline_flagged"].as_f64(),
-            days_known,
-            observed,
-            watched_from_ms: v["watched_from"].as_u64().unwrap_or(day * DAY_MS),
-            // States stored before the network's setting was kept lack it: the default, as then.
-            baseline_days: v["baseline_days"]
-                .as_u64()
-                .map_or(Thresholds::default().baseline_days, |d| d as u32),
-            block,
-            lifted_by: v["lifted_by"].as_str().map(str::to_owned),
-            // States stored before conversions were due: none yet, as for a new network.
-            conversions: std::array::from_fn(|i| v["due"][i].as_f64().unwrap_or(0.0)),
-            // States stored before digests were kept: none seen yet.
-            config: ConfigSeen {
-                digest: v["config"][0].as_u64().unwrap_or(0),
-                previous: v["config"][1].as_u64().unwrap_or(0),
-                changed_ms: v["config"][2].as_u64(),
-                flagged_rate: v["config"][3].as_f64(),
-                alerted: v["config"][4].as_bool().unwrap_or(false),
-            },
         })
     }
 
@@ -671,6 +440,7 @@ impl FloodState {
                 }
                 self.add(minute, clicks, flagged);
                 self.conversions[0] += self.baseline_cr * f64::from(clicks);
+                self.learn_new_rules(t, now_ms);
             }
             // Conversions only move the rate the next click batch is judged with.
             Event::Conversions { count } => {
@@ -898,8 +668,10 @@ impl FloodState {
 
     /// The clicks the last `minutes` minutes up to `now` are expected to hold: each minute at the
     /// expected rate of its own hour, so the window at 22:00 is judged by the hour it mostly
-    /// spans, 21:00, not by 22:00 alone. After 00:00 the window holds only today's minutes but
-    /// is still judged as a whole one: a day's first minutes are not held to a shorter span.
+    /// spans, 21:00, not by 22:00 alone, times the level of its own weekday ([`Self::level`]):
+    /// at 00:30 on a Monday, 30 minutes at Sunday's level and 30 at Monday's. After 00:00 the
+    /// window holds only today's minutes but is still judged as a whole one: a day's first
+    /// minutes are not held to a shorter span.
     pub fn expected(&self, now_ms: u64, minutes: u64) -> f64 {
         self.expected_of(&self.hourly(), now_ms, minutes)
     }
@@ -907,16 +679,31 @@ impl FloodState {
     fn expected_of(&self, hourly: &[f64; 24], now_ms: u64, minutes: u64) -> f64 {
         let now = now_ms / MINUTE_MS;
         let start = now.saturating_sub(minutes.saturating_sub(1));
-        let mut spans = [0u32; 24];
+        // Whole hours of one day at a time: (day, hour) → minutes of the window in it.
+        let mut spans: Vec<(u64, usize, u32)> = Vec::with_capacity(3);
         for m in start..=now {
-            spans[((m % 1440) / 60) as usize] += 1;
+            let key = (m / 1440, ((m % 1440) / 60) as usize);
+            match spans.last_mut() {
+                Some((d, h, n)) if (*d, *h) == key => *n += 1,
+                _ => spans.push((key.0, key.1, 1)),
+            }
         }
         spans
             .iter()
-            .zip(hourly)
-            .filter(|(&n, _)| n > 0)
-            .map(|(&n, rate)| f64::from(n) * rate / 60.0)
+            .map(|&(day, hour, n)| f64::from(n) * hourly[hour] * self.level(day) / 60.0)
             .sum()
+    }
+
+    /// How busy the UTC day `day` (days since the epoch) is expected to be, as a multiple of the
+    /// hour-of-day baseline: its weekday's learnt level, half of its difference from 1 while
+    /// the weekday was seen once (one day strays by a day's spread), and 1 while never (as
+    /// before weekdays were learnt).
+    pub fn level(&self, day: u64) -> f64 {
+        match self.weekdays[weekday(day)] {
+            (_, 0) => 1.0,
+            (level, 1) => (1.0 + level) / 2.0,
+            (level, _) => level,
+        }
     }
 
     /// The clicks expected in each hour of the day, from what is known and never zero while
@@ -948,10 +735,28 @@ impl FloodState {
         })
     }
 
+    /// Learns the closing day's weekday level: its clicks against what the hour-of-day baseline
+    /// expected of the whole day, before the day is folded into it. Only a whole day watched
+    /// against a baseline known: a first (or partial) day has nothing to be measured against.
+    fn learn_weekday(&mut self) {
+        let whole_day = self.watched_from_ms <= self.day * DAY_MS;
+        let expected: f64 = self.hourly().iter().sum();
+        if self.days_known == 0 || !whole_day || expected <= 0.0 {
+            return;
+        }
+        let ratio = (self.day_clicks as f64 / expected)
+            .clamp(*WEEKDAY_LEVELS.start(), *WEEKDAY_LEVELS.end());
+        let (level, seen) = &mut self.weekdays[weekday(self.day)];
+        let w = 1.0 / f64::from(WEEKDAY_WEEKS.min(seen.saturating_add(1)));
+        *level += w * (ratio - *level);
+        *seen = seen.saturating_add(1);
+    }
+
     /// Folds the finished day into the baseline and starts a new one: counts reset, the block ends.
     fn roll_over(&mut self, today: u64, t: &Thresholds) {
         // Days with no clicks at all (the network paused) leave the baseline as it was.
         if self.day_clicks > 0 {
+            self.learn_weekday();
             let weight = 1.0 / f64::from(t.baseline_days.max(1).min(self.days_known + 1));
             // Only the hours watched: before a new network was first seen, its hours are unknown,
             // not empty. Each hour's average weighs the days it was watched on.
@@ -993,6 +798,13 @@ impl FloodState {
     }
 }
 
+/// The weekday of the UTC day `day` (days since the epoch), Monday 0: 1970-01-01 was a Thursday.
+pub fn weekday(day: u64) -> usize {
+    ((day + 3) % 7) as usize
+}
+
+pub mod bound;
+mod codec;
 pub mod simulation;
 pub mod traffic;
 
@@ -1336,25 +1148,6 @@ mod tests {
     }
 
     #[test]
-    fn a_stored_block_with_an_unknown_cause_is_an_error_not_an_operator_block() {
-        let mut s = FloodState::new(DAY0);
-        s.step(
-            Event::Impose { by: "ops@y".into() },
-            &Thresholds::default(),
-            DAY0,
-        );
-        let stored = s.encode();
-        let decoded = FloodState::decode(&stored).expect("a stored block reads back");
-        assert_eq!(decoded.block.map(|b| b.cause), Some(FloodCause::Operator));
-        let unknown = stored.replace("\"operator\"", "\"per_week\"");
-        assert_ne!(unknown, stored);
-        assert_eq!(
-            FloodState::decode(&unknown).err(),
-            Some(Corrupt::new("flood state", "block: cause"))
-        );
-    }
-
-    #[test]
     fn an_operator_lift_holds_until_midnight_and_an_imposed_block_too() {
         let t = Thresholds {
             per_minute: Some(10),
@@ -1453,46 +1246,6 @@ mod tests {
     }
 
     #[test]
-    fn the_state_and_thresholds_survive_storage() {
-        let t = Thresholds {
-            per_minute: Some(10),
-            ..Thresholds::default()
-        };
-        assert_eq!(Thresholds::from_json(&t.to_json()), Ok(t));
-        let tuned = Thresholds {
-            tail: 1e-9,
-            min_flagged: 3,
-            ..Thresholds::default()
-        };
-        assert_eq!(Thresholds::from_json(&tuned.to_json()), Ok(tuned));
-        // A batch from an isolate that sends the first seven only reads with the bound's defaults.
-        let older = json!([10, null, null, 20.0, 600, 0.8, 7]);
-        assert_eq!(
-            Thresholds::from_json(&older),
-            Ok(Thresholds {
-                per_minute: Some(10),
-                ..Thresholds::default()
-            })
-        );
-        let mut s = FloodState::new(DAY0);
-        let at = DAY0 + HOUR_MS;
-        s.step(
-            Event::Clicks {
-                minute: at / MINUTE_MS,
-                clicks: 20,
-                flagged: 3,
-            },
-            &t,
-            at,
-        );
-        s.baseline[4] = 12.5;
-        assert!(s.block.is_some());
-        assert_eq!(FloodState::decode(&s.encode()), Ok(s.clone()));
-        s.step(Event::Lift { by: "ops".into() }, &t, at);
-        assert_eq!(FloodState::decode(&s.encode()), Ok(s));
-    }
-
-    #[test]
     fn a_late_batch_from_yesterday_is_not_counted_today() {
         let t = Thresholds::default();
         let mut s = FloodState::new(DAY0);
@@ -1558,6 +1311,160 @@ mod tests {
         assert!((400.0..500.0).contains(&expected), "{expected}");
     }
 
+    /// Steps whole days `from..to` (days since DAY0) a minute at a time, each minute's clicks as
+    /// `rate` says for its day; the first trip's day, minute of the day and cause.
+    fn days(
+        s: &mut FloodState,
+        t: &Thresholds,
+        from: u64,
+        to: u64,
+        rate: impl Fn(u64) -> u32,
+    ) -> Option<(u64, u64, &'static str)> {
+        (from * 1440..to * 1440)
+            .find_map(|m| cause(s, t, M0 + m, rate(m / 1440), 0).map(|c| (m / 1440, m % 1440, c)))
+    }
+
+    /// 20 clicks a minute on weekdays, 60 at weekends (DAY0 is a Monday).
+    fn busy_weekends(day: u64) -> u32 {
+        if weekday(DAY0 / DAY_MS + day) >= 5 {
+            60
+        } else {
+            20
+        }
+    }
+
+    #[test]
+    fn the_first_week_is_judged_by_the_hours_alone() {
+        let t = Thresholds::default();
+        let mut s = FloodState::new(DAY0);
+        assert_eq!(weekday(DAY0 / DAY_MS), 0, "DAY0 is a Monday");
+        // The first day has no baseline to be measured against: it teaches no weekday.
+        assert_eq!(days(&mut s, &t, 0, 1, busy_weekends), None);
+        s.step(Event::Tick, &t, DAY0 + DAY_MS);
+        assert_eq!(s.days_known, 1);
+        assert!(s.weekdays.iter().all(|&(_, seen)| seen == 0), "{s:?}");
+        // A weekday never seen is at level 1: each minute at its hour's rate, as before weekdays
+        // were learnt; and the state is stored in the bytes it was before.
+        let at = DAY0 + DAY_MS + 12 * HOUR_MS;
+        assert_eq!(s.level(at / DAY_MS), 1.0);
+        assert_eq!(
+            s.expected(at, 60),
+            s.hourly()[11] / 60.0 + s.hourly()[12] * 59.0 / 60.0
+        );
+        assert!(!s.encode().contains("weekdays"), "{}", s.encode());
+        // The first weekend at three times the week's volume is beyond anything the hours know,
+        // and nothing says weekends differ yet: a strict network trips on its first Saturday.
+        let strict = Thresholds {
+            tolerance: 0.5,
+            dispersion: 0.0,
+            ..Thresholds::default()
+        };
+        let first = days(&mut s, &strict, 1, 7, busy_weekends);
+        assert!(matches!(first, Some((5, _, "history"))), "{first:?}");
+    }
+
+    #[test]
+    fn a_weekday_seen_once_counts_half_its_difference() {
+        let t = Thresholds::default();
+        let mut s = FloodState::new(DAY0);
+        assert_eq!(days(&mut s, &t, 0, 7, busy_weekends), None);
+        s.step(Event::Tick, &t, DAY0 + 7 * DAY_MS);
+        // Saturday brought 3 times the 1,200 an hour the five weekdays taught: learnt at 3, and
+        // counted at 2 while it was seen once; Monday, the first day, was never measured.
+        let saturday = DAY0 / DAY_MS + 5;
+        assert_eq!(s.weekdays[5], (3.0, 1));
+        assert_eq!(s.level(saturday + 7), 2.0);
+        assert_eq!((s.weekdays[0].1, s.level(saturday + 2)), (0, 1.0));
+        // A second Saturday counts in full, and the level is stored and read back.
+        days(&mut s, &t, 7, 14, busy_weekends);
+        s.step(Event::Tick, &t, DAY0 + 14 * DAY_MS);
+        assert_eq!(s.weekdays[5].1, 2);
+        assert_eq!(s.level(saturday + 14), s.weekdays[5].0);
+        assert_eq!(FloodState::decode(&s.encode()), Ok(s));
+    }
+
+    #[test]
+    fn the_window_across_midnight_into_a_new_week_takes_each_days_level() {
+        // A flat 600 clicks an hour, Sundays at twice that level and Mondays at half.
+        let mut s = FloodState::new(DAY0);
+        s.days_known = 14;
+        s.observed = [14; 24];
+        s.baseline = [600.0; 24];
+        s.weekdays[6] = (2.0, 2);
+        s.weekdays[0] = (0.5, 2);
+        // Monday 00:29: 30 minutes of Sunday 23:00 at Sunday's level, 30 of Monday's 00:00 at
+        // Monday's.
+        let monday = DAY0 + 7 * DAY_MS;
+        let at = monday + 29 * MINUTE_MS;
+        assert_eq!(s.expected(at, 60), 30.0 * 10.0 * 2.0 + 30.0 * 10.0 * 0.5);
+        // Sunday 23:59 is Sunday's alone, Monday 00:59 Monday's alone.
+        assert_eq!(s.expected(monday - MINUTE_MS, 60), 1200.0);
+        assert_eq!(s.expected(monday + 59 * MINUTE_MS, 60), 300.0);
+        // And the day that closes at the week's end teaches its own weekday, Sunday.
+        s.day = monday / DAY_MS - 1;
+        s.watched_from_ms = s.day * DAY_MS;
+        s.day_clicks = 24 * 600 * 3;
+        s.step(Event::Tick, &Thresholds::default(), monday);
+        assert_eq!(s.weekdays[6], (2.0 + (3.0 - 2.0) / 3.0, 3));
+        assert_eq!(s.weekdays[0], (0.5, 2));
+    }
+
+    #[test]
+    fn a_network_busier_at_weekends_passes_its_saturday_and_not_a_tuesday_as_busy() {
+        // Two weeks to learn the weekends, then thresholds strict enough that an hour over its
+        // own expected count (or its Poisson bound) trips.
+        let t = Thresholds::default();
+        let strict = Thresholds {
+            tolerance: 0.5,
+            dispersion: 0.0,
+            ..Thresholds::default()
+        };
+        let mut s = FloodState::new(DAY0);
+        assert_eq!(days(&mut s, &t, 0, 14, busy_weekends), None);
+        let learnt = s.clone();
+        // The third week's Saturday and Sunday at three times the week: their usual.
+        assert_eq!(days(&mut s, &strict, 14, 22, busy_weekends), None);
+        // The same Saturday volume on the Tuesday after is three times a Tuesday's.
+        let tuesday = days(&mut s, &strict, 22, 23, |_| 60);
+        assert!(matches!(tuesday, Some((22, _, "history"))), "{tuesday:?}");
+        // Judged by the hours alone, the same weekend trips on its Saturday.
+        let mut hours_only = learnt;
+        hours_only.weekdays = [(1.0, 0); 7];
+        let mut tripped = None;
+        for day in 14..21 {
+            tripped = tripped.or(days(&mut hours_only, &strict, day, day + 1, busy_weekends));
+            hours_only.weekdays = [(1.0, 0); 7];
+        }
+        assert!(matches!(tripped, Some((19, _, "history"))), "{tripped:?}");
+    }
+
+    #[test]
+    fn the_new_rules_share_is_learnt_through_the_window_not_at_the_trip_alone() {
+        // Three days of a click a minute, none flagged; then a new config at 10:00 whose rules
+        // flag two in five. A quiet network: its flagged clicks trip only once, near the
+        // minimum, when the last hour was mostly the old rules'.
+        let t = Thresholds::default();
+        let mut s = FloodState::new(DAY0);
+        s.config_in_force(0xaaaa, DAY0);
+        assert_eq!(run(&mut s, &t, 0, 3 * 1440 + 600, |_| 1), None);
+        let change = DAY0 + 3 * DAY_MS + 10 * HOUR_MS;
+        s.config_in_force(0xbbbb, change);
+        let mut alerts = vec![];
+        for m in 0..150 {
+            let at = change + m * MINUTE_MS;
+            let out = s.step(clicks(at / MINUTE_MS, 1, u32::from(m % 5 < 2)), &t, at);
+            assert!(!matches!(out, Outcome::Tripped(_)), "{m}: {out:?}");
+            if matches!(out, Outcome::AfterConfigChange(_)) {
+                alerts.push(m);
+            }
+        }
+        assert!(matches!(alerts[..], [m] if m < 60), "{alerts:?}");
+        // By the window's end the whole hour is the new rules': their share, 0.4, not the
+        // trip's (13 of 60).
+        let rate = s.config.flagged_rate.expect("a rate from the change");
+        assert!((0.39..=0.41).contains(&rate), "{rate}");
+    }
+
     #[test]
     fn the_evening_decline_at_the_top_of_an_hour_is_not_a_flood() {
         // 12,000 clicks at 21:00, 300 at 22:00. At 22:00 the last 60 minutes hold 21:00's clicks,
@@ -1577,52 +1484,6 @@ mod tests {
         assert_eq!(hourly[21], 12_000.0);
         let expected = s.expected(at, 60);
         assert_eq!(expected, (59.0 * hourly[21] + hourly[22]) / 60.0);
-    }
-
-    #[test]
-    fn the_bound_at_its_edges() {
-        use bound::{upper, z_upper};
-        // The normal quantiles it rests on, to the approximation's 4.5e-4.
-        for (tail, z) in [(0.5, 0.0), (0.05, 1.6449), (1e-3, 3.0902), (1e-6, 4.7534)] {
-            assert!(
-                (z_upper(tail) - z).abs() < 5e-4,
-                "{tail}: {}",
-                z_upper(tail)
-            );
-        }
-        // Poisson (no dispersion), against the exact quantiles at a one-in-a-million tail, the
-        // least q with P(X > q) under 1e-6: 9 for a mean of 1, 28 for 10, 151 for 100.
-        let poisson = |mean| upper(mean, 0.0, 1e-6, 0);
-        for (mean, exact) in [(1.0, 9.0), (10.0, 28.0), (100.0, 151.0)] {
-            let q = poisson(mean);
-            assert!((q - exact).abs() <= 1.0, "{mean}: {q} against {exact}");
-        }
-        // Nothing expected: the minimum count, never zero.
-        assert_eq!(upper(0.0, 0.5, 1e-6, 12), 12.0);
-        assert_eq!(upper(0.0, 0.5, 1e-6, 0), 0.0);
-        // Overdispersion widens large counts in proportion: 0.5 at 1e-6 is about 3.4 times.
-        let wide = upper(10_000.0, 0.5, 1e-6, 0) / 10_000.0;
-        assert!((3.3..3.5).contains(&wide), "{wide}");
-        // A smaller tail is a higher bound.
-        assert!(upper(50.0, 0.5, 1e-9, 0) > upper(50.0, 0.5, 1e-6, 0));
-    }
-
-    #[test]
-    fn the_lower_bound_at_its_edges() {
-        use bound::lower;
-        // Fewer expected than ln(1/tail) (6.9 at 1e-3): none at all is likelier than the tail,
-        // so nothing is short.
-        assert_eq!(lower(0.0, 0.1, 1e-3), 0.0);
-        assert_eq!(lower(6.9, 0.0, 1e-3), 0.0);
-        assert!(lower(7.5, 0.0, 1e-3) > 0.0);
-        // Poisson, against the exact 1e-3 lower quantile of a mean of 100 (70).
-        let q = lower(100.0, 0.0, 1e-3);
-        assert!((q - 70.0).abs() <= 1.5, "{q}");
-        // A spread of a tenth widens large counts in proportion: 10,000 is short under ~6,900.
-        let wide = lower(10_000.0, 0.1, 1e-3);
-        assert!((6_800.0..7_000.0).contains(&wide), "{wide}");
-        // Out of range: a number, never below 0.
-        assert_eq!(lower(f64::NAN, f64::NAN, f64::NAN), 0.0);
     }
 
     /// Three days of 100 clicks a minute converting at 1% in the same minute, then a fourth at 10
@@ -1662,39 +1523,7 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        fn any_f64() -> impl Strategy<Value = f64> {
-            prop_oneof![
-                any::<f64>(),
-                Just(f64::NAN),
-                Just(f64::INFINITY),
-                Just(f64::NEG_INFINITY),
-                0.0..1e7f64,
-            ]
-        }
-
         proptest! {
-            #[test]
-            fn the_bound_is_a_number_never_below_its_minimum(
-                mean in any_f64(), dispersion in any_f64(), tail in any_f64(), min in any::<u32>(),
-            ) {
-                let q = bound::upper(mean, dispersion, tail, min);
-                prop_assert!(q.is_finite(), "{q}");
-                prop_assert!(q >= f64::from(min));
-            }
-
-            #[test]
-            fn the_bound_grows_with_the_expected_count(
-                a in 0.0..1e9f64, b in 0.0..1e9f64, dispersion in 0.0..10.0f64,
-                tail in 1e-12..0.01f64, min in 0u32..1000,
-            ) {
-                let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-                prop_assert!(
-                    bound::upper(lo, dispersion, tail, min) <= bound::upper(hi, dispersion, tail, min)
-                );
-                // And never below the count it bounds.
-                prop_assert!(bound::upper(hi, dispersion, tail, min) >= hi);
-            }
-
             // The day's counts hold every batch of the day, whatever order they arrive in, late
             // ones included, and whether or not the network tripped meanwhile (a per-minute
             // ceiling of 400 trips on some orders and not others).

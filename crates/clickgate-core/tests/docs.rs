@@ -482,6 +482,16 @@ fn stated_figures() -> Vec<(&'static str, String)> {
             format!("| `baseline_days` | {} |", flood.baseline_days),
         ),
         (
+            "docs/floods.md",
+            format!(
+                "a moving average over **{} weeks** (weight `1/min({}, times seen + 1)`), kept within {} to {}",
+                clickgate_core::flood::WEEKDAY_WEEKS,
+                clickgate_core::flood::WEEKDAY_WEEKS,
+                clickgate_core::flood::WEEKDAY_LEVELS.start(),
+                clickgate_core::flood::WEEKDAY_LEVELS.end()
+            ),
+        ),
+        (
             "docs/conversions.md",
             format!(
                 "(remembered by the network's object for {} days after the click",
