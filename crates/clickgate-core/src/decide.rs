@@ -13,6 +13,7 @@ use crate::config::rules::{Action, Rule, SubIdParam};
 use crate::config::{Config, Offer, OfferStatus};
 use crate::filters::FilterKind;
 use crate::flood::FloodView;
+use crate::isolate::READ_HEADERS;
 use crate::log::{JsonLine, LogClean};
 use crate::rules::{assess, Assessment, Counters};
 use crate::signing::SIGNING_PARAMS;
@@ -73,6 +74,38 @@ pub fn reads_sent(config: &Config) -> bool {
             .iter()
             .any(|f| matches!(f.kind, FilterKind::Spoof(_)))
     })
+}
+
+/// What the edge reads of a click's request: the headers that cross from the runtime into wasm,
+/// and whether `request.cf`'s connection facts do. Each crossing costs on every click, so a config
+/// without the `spoof` filter reads only what every click uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reads {
+    /// Those of [`READ_HEADERS`] the click reads.
+    pub headers: &'static [&'static str],
+    /// `request.cf`'s `httpProtocol`, `tlsVersion`, `tlsCipher` and the client's own
+    /// `Accept-Encoding` (`clientAcceptEncoding`).
+    pub connection: bool,
+}
+
+/// The headers every click reads: the address, the User-Agent, the referrer, and `accept`, which
+/// picks the block page's form.
+pub const CLICK_HEADERS: [&str; 4] = ["cf-connecting-ip", "user-agent", "referer", "accept"];
+
+/// What the edge reads under `config`; `None` while the isolate has none loaded, when the click
+/// waits for the first and everything is read, since that config may have the filter.
+pub fn reads(config: Option<&Config>) -> Reads {
+    if config.is_none_or(reads_sent) {
+        Reads {
+            headers: &READ_HEADERS,
+            connection: true,
+        }
+    } else {
+        Reads {
+            headers: &CLICK_HEADERS,
+            connection: false,
+        }
+    }
 }
 
 /// The click's offer, when the config serves it: a listed offer, or an unlisted one its link

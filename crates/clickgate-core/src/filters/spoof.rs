@@ -1032,6 +1032,41 @@ mod decision_tests {
         assert_eq!(unjudged.assessment.unwrap().unavailable, ["spoof"]);
     }
 
+    /// What crosses from the runtime into wasm is the config's to say: under every other filter,
+    /// none of the headers only this filter reads and no connection fact; under a config with it
+    /// (in any rule), all of them; and all while the isolate has no config yet, since the one the
+    /// click waits for may have it.
+    #[test]
+    fn the_edge_reads_the_filters_headers_and_connection_only_under_a_config_with_it() {
+        use crate::click::SENT_HEADERS;
+        use crate::decide::{reads, CLICK_HEADERS};
+        use crate::isolate::READ_HEADERS;
+        let only_spoof: Vec<&str> = SENT_HEADERS
+            .into_iter()
+            .filter(|h| !CLICK_HEADERS.contains(h))
+            .collect();
+        assert_eq!(only_spoof.len(), SENT_HEADERS.len() - 1, "accept is read by every click");
+        let every_other = reads(Some(&config(&rule("r", ""))));
+        assert!(!every_other.connection);
+        assert_eq!(every_other.headers, CLICK_HEADERS);
+        for header in &only_spoof {
+            assert!(!every_other.headers.contains(header), "{header}");
+        }
+        let second_rule = config(&format!(
+            r#"{}, {{"id": "s", "created_at": "2026-11-01", "scope": {{"offers": ["2"]}},
+                "strategy": {{"filters": [{{"type": "spoof"}}]}}}}"#,
+            rule("r", "")
+        ));
+        for under in [Some(&spoof_rule("high")), Some(&second_rule), None] {
+            let all = reads(under);
+            assert!(all.connection, "{:?}", under.map(|c| c.rules.len()));
+            assert_eq!(all.headers, READ_HEADERS);
+            for header in CLICK_HEADERS.iter().chain(&only_spoof) {
+                assert!(all.headers.contains(header), "{header}");
+            }
+        }
+    }
+
     /// The edge reads the filter's headers into the click, and the log line carries them, only
     /// under a config that has the filter: every other config's line is as it was.
     #[test]
