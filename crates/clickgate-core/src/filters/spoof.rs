@@ -587,7 +587,7 @@ fn contains_ignoring_case(text: &str, word: &str) -> bool {
         w[0].to_ascii_lowercase() == first
             && w.iter()
                 .zip(word)
-                .all(|(a, b)| a.to_ascii_lowercase() == b.to_ascii_lowercase())
+                .all(|(a, b)| a.eq_ignore_ascii_case(b))
     })
 }
 
