@@ -182,7 +182,10 @@ fn a_config_without_the_filter_logs_none_of_its_headers_or_facts() {
             "strategy": {"filters": filters}, "decline": "high"
         }])
     };
-    let h2 = cf("HTTP/2");
+    // The runtime rewrites Accept-Encoding; the client's own comes in `request.cf`.
+    let mut h2: serde_json::Value = serde_json::from_str(&cf("HTTP/2")).unwrap();
+    h2["clientAcceptEncoding"] = "gzip, deflate, br, zstd".into();
+    let h2 = h2.to_string();
     let click = |ip: &str| {
         let mut all = vec![
             ("user-agent", CHROME),
