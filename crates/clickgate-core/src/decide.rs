@@ -13,7 +13,6 @@ use crate::config::rules::{Action, Rule, SubIdParam};
 use crate::config::{Config, Offer, OfferStatus};
 use crate::filters::FilterKind;
 use crate::flood::FloodView;
-use crate::isolate::READ_HEADERS;
 use crate::log::{JsonLine, LogClean};
 use crate::rules::{assess, Assessment, Counters};
 use crate::signing::SIGNING_PARAMS;
@@ -81,7 +80,7 @@ pub fn reads_sent(config: &Config) -> bool {
 /// without the `spoof` filter reads only what every click uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reads {
-    /// Those of [`READ_HEADERS`] the click reads.
+    /// Those of [`SPOOF_HEADERS`] the click reads.
     pub headers: &'static [&'static str],
     /// `request.cf`'s `httpProtocol`, `tlsVersion`, `tlsCipher` and the client's own
     /// `Accept-Encoding` (`clientAcceptEncoding`).
@@ -92,12 +91,28 @@ pub struct Reads {
 /// picks the block page's form.
 pub const CLICK_HEADERS: [&str; 4] = ["cf-connecting-ip", "user-agent", "referer", "accept"];
 
+/// Every header a click can read: those of every click, then the `spoof` filter's own (`accept`,
+/// already among the first, is not said twice). The same as [`crate::isolate::READ_HEADERS`].
+pub const SPOOF_HEADERS: [&str; 3 + click::SENT_HEADERS.len()] = {
+    let mut all = [""; 3 + click::SENT_HEADERS.len()];
+    let mut i = 0;
+    while i < all.len() {
+        all[i] = if i < 3 {
+            CLICK_HEADERS[i]
+        } else {
+            click::SENT_HEADERS[i - 3]
+        };
+        i += 1;
+    }
+    all
+};
+
 /// What the edge reads under `config`; `None` while the isolate has none loaded, when the click
 /// waits for the first and everything is read, since that config may have the filter.
 pub fn reads(config: Option<&Config>) -> Reads {
     if config.is_none_or(reads_sent) {
         Reads {
-            headers: &READ_HEADERS,
+            headers: &SPOOF_HEADERS,
             connection: true,
         }
     } else {
