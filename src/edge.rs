@@ -6,9 +6,9 @@ use clickgate_core::admin::is_admin_path;
 use clickgate_core::click;
 use clickgate_core::config::Config;
 use clickgate_core::conversion;
-use clickgate_core::decide::reads_sent;
+use clickgate_core::decide::reads;
 use clickgate_core::http::{self, HttpResponse};
-use clickgate_core::isolate::{Arrival, ClickStep, Parts, READ_HEADERS};
+use clickgate_core::isolate::{Arrival, ClickStep, Parts};
 use clickgate_core::token::NONCE_LEN;
 use worker::js_sys::{Promise, Reflect};
 use worker::wasm_bindgen::prelude::wasm_bindgen;
@@ -81,22 +81,20 @@ pub fn handle(
             postback::postback(Request::from(req), &env, &ctx, asked, rejection, now_ms).await
         }));
     }
-    // Only the headers the decision uses cross into wasm: each crossing costs, on every click.
-    // The `spoof` filter's headers and the connection's facts cross only under a config that has
-    // the filter, or while the isolate has none loaded yet.
+    // Only what the config's decision uses crosses into wasm: each crossing costs, on every click.
     let loaded = config::now(&env, &ctx, now_ms);
-    let spoof = loaded.as_deref().is_none_or(reads_sent);
+    let reads = reads(loaded.as_deref());
     let request_headers = req.headers();
-    let mut headers: Vec<(&'static str, String)> = READ_HEADERS
+    let mut headers: Vec<(&'static str, String)> = reads
+        .headers
         .iter()
-        .filter(|name| spoof || **name == "accept" || !click::SENT_HEADERS.contains(name))
         .filter_map(|name| {
             let value = request_headers.get(name).ok().flatten()?;
             Some((*name, value))
         })
         .collect();
     let cf = req.cf();
-    let sent = |key| cf_text(cf.as_ref().filter(|_| spoof), key);
+    let sent = |key| cf_text(cf.as_ref().filter(|_| reads.connection), key);
     // Where Cloudflare replaced the client's Accept-Encoding with its own, the client's is here.
     if let Some(client) = sent("clientAcceptEncoding") {
         headers.retain(|(name, _)| *name != "accept-encoding");

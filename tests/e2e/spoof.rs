@@ -168,3 +168,84 @@ fn headless_chromium_gets_no_points_as_itself_and_a_weak_sign_dressed_as_windows
     );
     assert_eq!(dressed["reasons"][0]["points"], 30);
 }
+
+/// The filter's headers and the connection's facts cross into the Worker only under a config
+/// that has the filter: under one without it, a browser's click that sends them all over HTTP/2
+/// leaves none of them in its decision log; once a rule has the filter, the same click's line
+/// carries every one.
+#[test]
+fn a_config_without_the_filter_logs_none_of_its_headers_or_facts() {
+    let w = Worker::start(&[("CONFIG_REFRESH_SECONDS", "1")]);
+    let rule = |filters: serde_json::Value| {
+        serde_json::json!([{
+            "id": "r", "created_at": "2026-11-01T00:00:00Z", "scope": {"offers": ["1001"]},
+            "strategy": {"filters": filters}, "decline": "high"
+        }])
+    };
+    // The runtime rewrites Accept-Encoding; the client's own comes in `request.cf`.
+    let mut h2: serde_json::Value = serde_json::from_str(&cf("HTTP/2")).unwrap();
+    h2["clientAcceptEncoding"] = "gzip, deflate, br, zstd".into();
+    let h2 = h2.to_string();
+    let click = |ip: &str| {
+        let mut all = vec![
+            ("user-agent", CHROME),
+            ("cf-connecting-ip", ip),
+            ("mf-cf-blob", &h2),
+        ];
+        all.extend_from_slice(&CHROME_NAVIGATION);
+        assert_eq!(
+            w.get("/c?offer_id=1001&aff_id=net-7", &all).status,
+            302,
+            "{ip}"
+        );
+        w.wait_for(Duration::from_secs(5), || {
+            w.events("click").into_iter().find(|e| e["ip"] == ip)
+        })
+        .unwrap_or_else(|| panic!("no line for {ip}"))
+    };
+    let bot = serde_json::json!([{"type": "bot"}]);
+    push_ok(
+        &w,
+        &demo_with(&w, "bot.json", rule(bot), serde_json::json!({})),
+    );
+    let line = click("192.0.2.71");
+    assert_eq!(line.get("sent"), None, "{line}");
+    let text = line.to_string();
+    let facts = ["HTTP/2", "TLSv1.3", "AEAD-AES128-GCM-SHA256"];
+    for value in CHROME_NAVIGATION
+        .iter()
+        .filter(|(name, _)| *name != "accept")
+        .map(|(_, value)| *value)
+        .chain(facts)
+        // `?0`, `?1` and `1` could be any field's.
+        .filter(|value| value.len() > 3)
+    {
+        let value = serde_json::Value::from(value).to_string();
+        assert!(!text.contains(&value), "{value} in {text}");
+    }
+
+    let spoof = serde_json::json!([{"type": "bot"}, {"type": "spoof"}]);
+    push_ok(
+        &w,
+        &demo_with(&w, "spoof.json", rule(spoof), serde_json::json!({})),
+    );
+    let mut n = 0;
+    let line = w
+        .wait_for(Duration::from_secs(15), || {
+            n += 1;
+            let line = click(&format!("192.0.2.{}", 100 + n));
+            line.get("sent").is_some().then_some(line)
+        })
+        .expect("the spoof rule never took effect");
+    let sent = line["sent"].as_object().unwrap();
+    for (name, value) in CHROME_NAVIGATION {
+        assert_eq!(sent[name], value, "{name}");
+    }
+    for (name, value) in ["http_protocol", "tls_version", "tls_cipher"]
+        .into_iter()
+        .zip(facts)
+    {
+        assert_eq!(sent[name], value, "{name}");
+    }
+    assert_eq!(sent.len(), CHROME_NAVIGATION.len() + facts.len(), "{line}");
+}

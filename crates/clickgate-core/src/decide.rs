@@ -75,6 +75,54 @@ pub fn reads_sent(config: &Config) -> bool {
     })
 }
 
+/// What the edge reads of a click's request: the headers that cross from the runtime into wasm,
+/// and whether `request.cf`'s connection facts do. Each crossing costs on every click, so a config
+/// without the `spoof` filter reads only what every click uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reads {
+    /// Those of [`SPOOF_HEADERS`] the click reads.
+    pub headers: &'static [&'static str],
+    /// `request.cf`'s `httpProtocol`, `tlsVersion`, `tlsCipher` and the client's own
+    /// `Accept-Encoding` (`clientAcceptEncoding`).
+    pub connection: bool,
+}
+
+/// The headers every click reads: the address, the User-Agent, the referrer, and `accept`, which
+/// picks the block page's form.
+pub const CLICK_HEADERS: [&str; 4] = ["cf-connecting-ip", "user-agent", "referer", "accept"];
+
+/// Every header a click can read: those of every click, then the `spoof` filter's own (`accept`,
+/// already among the first, is not said twice). The same as [`crate::isolate::READ_HEADERS`].
+pub const SPOOF_HEADERS: [&str; 3 + click::SENT_HEADERS.len()] = {
+    let mut all = [""; 3 + click::SENT_HEADERS.len()];
+    let mut i = 0;
+    while i < all.len() {
+        all[i] = if i < 3 {
+            CLICK_HEADERS[i]
+        } else {
+            click::SENT_HEADERS[i - 3]
+        };
+        i += 1;
+    }
+    all
+};
+
+/// What the edge reads under `config`; `None` while the isolate has none loaded, when the click
+/// waits for the first and everything is read, since that config may have the filter.
+pub fn reads(config: Option<&Config>) -> Reads {
+    if config.is_none_or(reads_sent) {
+        Reads {
+            headers: &SPOOF_HEADERS,
+            connection: true,
+        }
+    } else {
+        Reads {
+            headers: &CLICK_HEADERS,
+            connection: false,
+        }
+    }
+}
+
 /// The click's offer, when the config serves it: a listed offer, or an unlisted one its link
 /// profile forwards to the profile's destination. An unknown offer is a 404, a paused one too.
 pub fn servable_offer<'c>(

@@ -138,7 +138,8 @@ pub struct Claim {
     /// `Sec-CH-UA-Mobile`'s answer for this User-Agent, where it has a fixed one.
     pub mobile: Option<bool>,
     /// A Chromium browser other than Chrome and Edge (Opera, Samsung Internet, ...): it sends
-    /// client hints under its own brand, from versions of its own.
+    /// client hints under its own brand, from versions of its own. The filter reads it only when
+    /// a request came without client hints, and [`judge`] works it out only then.
     pub other_chromium: bool,
     /// Edge: its client hints name it.
     pub edge: bool,
@@ -189,6 +190,23 @@ fn is_plain_product(name: &str) -> bool {
     PLAIN_PRODUCTS.contains(&name) || PLAIN_PRODUCTS.iter().any(|p| p.eq_ignore_ascii_case(name))
 }
 
+/// A whole number as `str::parse::<u32>` reads one (an optional `+`, then digits, no overflow),
+/// without its generic machinery: it runs on every judged click, once or twice.
+fn number(text: &str) -> Option<u32> {
+    let digits = text.as_bytes();
+    let digits = digits.strip_prefix(b"+").unwrap_or(digits);
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u32, |n, &d| {
+        let d = d.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u32::from(d))
+    })
+}
+
 /// A version's major part: `131` of `131.0.6778.86`.
 fn major(version: &str) -> &str {
     position(version.as_bytes(), 0, b'.').map_or(version, |dot| &version[..dot])
@@ -204,6 +222,12 @@ fn position(bytes: &[u8], from: usize, byte: u8) -> Option<usize> {
 /// The browser `ua` claims; `None` for a client the filter does not judge: one that says it is
 /// automated (the `bot` filter's), a link preview, or a browser outside the table.
 pub fn claim(ua: &UserAgent) -> Option<Claim> {
+    claim_of(ua, true)
+}
+
+/// [`claim`], with [`Claim::other_chromium`] worked out only when `other` asks for it (it reads
+/// each of the User-Agent's products against a list); otherwise it is `false`.
+fn claim_of(ua: &UserAgent, other: bool) -> Option<Claim> {
     let reading = ua.reading();
     if reading.preview || reading.signal.as_ref().is_some_and(|s| s.grade > Grade::Weak) {
         return None;
@@ -223,10 +247,13 @@ pub fn claim(ua: &UserAgent) -> Option<Claim> {
             for (name, version) in ua.products() {
                 if name == "Chrome" {
                     chrome.get_or_insert(version);
+                    if !other {
+                        break;
+                    }
                 }
-                other_chromium |= !is_plain_product(name);
+                other_chromium |= other && !is_plain_product(name);
             }
-            (Family::Chromium, major(chrome?).parse().ok()?)
+            (Family::Chromium, number(major(chrome?))?)
         }
         (_, Some((Browser::Firefox, v))) => (Family::Gecko, v),
         (_, Some((Browser::Safari, v))) => (Family::WebKit, v),
@@ -297,7 +324,9 @@ impl Found {
 /// The signs `sent` gives against the browser `ua` claims, graded by how many independent causes
 /// they have: one is `weak`, two `likely`, three or more `certain` (an app's, at most `likely`).
 pub fn judge(ua: &UserAgent, sent: &Sent) -> Option<Found> {
-    let claim = claim(ua)?;
+    // Whether another Chromium browser is claimed matters only when no client hints came.
+    let hints = sent.headers[SEC_CH_UA].as_deref().map(trimmed);
+    let claim = claim_of(ua, hints.is_none_or(str::is_empty))?;
     let signs = signs(&claim, sent);
     // One bit a cause: the distinct causes counted without a sort of their own.
     let causes = signs.iter().fold(0u32, |seen, s| seen | 1 << s.cause as u32);
@@ -359,7 +388,9 @@ fn signs(claim: &Claim, sent: &Sent) -> Vec<Sign> {
     let sends = |what: Sends| expected & 1 << what as u32 != 0;
     let header = |at: usize| sent.headers[at].as_deref().map(trimmed).filter(|v| !v.is_empty());
 
-    if let Some(hints) = header(SEC_CH_UA) {
+    let hints = header(SEC_CH_UA);
+    let (mode, dest) = (header(SEC_FETCH_MODE), header(SEC_FETCH_DEST));
+    if let Some(hints) = hints {
         for what in hints_contradict(claim, hints) {
             sign(Cause::Hints, what, "sec-ch-ua");
         }
@@ -384,25 +415,27 @@ fn signs(claim: &Claim, sent: &Sent) -> Vec<Sign> {
         if claim.family == Family::Chromium
             && sends(Sends::ClientHints)
             && !claim.other_chromium
-            && header(SEC_CH_UA).is_none()
+            && hints.is_none()
         {
             sign(Cause::Missing, "no client hints".into(), "sec-ch-ua");
         }
-        let fetch = [SEC_FETCH_SITE, SEC_FETCH_MODE, SEC_FETCH_DEST, SEC_FETCH_USER];
-        if sends(Sends::FetchMetadata) && fetch.iter().all(|h| header(*h).is_none()) {
+        let fetch = [SEC_FETCH_SITE, SEC_FETCH_USER];
+        if sends(Sends::FetchMetadata)
+            && mode.is_none()
+            && dest.is_none()
+            && fetch.iter().all(|h| header(*h).is_none())
+        {
             sign(Cause::Missing, "no fetch metadata".into(), "sec-fetch-*");
         }
     }
 
     // A click on a link is a navigation, whoever sends it.
     let is = |value: &str, word: &str| value == word || value.eq_ignore_ascii_case(word);
-    if let Some(mode) = header(SEC_FETCH_MODE).filter(|m| !is(m, "navigate")) {
+    if let Some(mode) = mode.filter(|m| !is(m, "navigate")) {
         sign(Cause::NotNavigation, format!("fetch mode {mode}"), "sec-fetch-mode");
     }
     let frames = ["document", "iframe", "frame"];
-    if let Some(dest) =
-        header(SEC_FETCH_DEST).filter(|d| !frames.iter().any(|f| is(d, f)))
-    {
+    if let Some(dest) = dest.filter(|d| !frames.iter().any(|f| is(d, f))) {
         sign(Cause::NotNavigation, format!("fetch destination {dest}"), "sec-fetch-dest");
     }
 
@@ -468,8 +501,12 @@ fn hints_contradict(claim: &Claim, hints: &str) -> Vec<String> {
     // One pass over the brands (it runs on every click under the filter): a headless brand
     // decides at once, otherwise the first of each Chromium brand counts.
     let (mut chromium, mut chrome, mut edge) = (None, None, None);
-    for (brand, major) in brands(hints) {
-        if brand.as_bytes().windows(8).any(|w| w == b"Headless") {
+    for (brand, version) in quoted_pairs(hints) {
+        if brand
+            .as_bytes()
+            .windows(8)
+            .any(|w| w[0] == b'H' && w == b"Headless")
+        {
             return vec![format!("client hints name {brand}")];
         }
         let first = match brand {
@@ -478,13 +515,13 @@ fn hints_contradict(claim: &Claim, hints: &str) -> Vec<String> {
             "Microsoft Edge" => &mut edge,
             _ => continue,
         };
-        first.get_or_insert(major);
+        first.get_or_insert(version);
     }
-    let Some(major) = chromium.or(chrome).or(edge) else {
+    let Some(major) = chromium.or(chrome).or(edge).map(major) else {
         return vec!["client hints name no Chromium brand".into()];
     };
     let mut found = Vec::new();
-    if major.parse::<u32>().ok() != Some(claim.version) {
+    if number(major) != Some(claim.version) {
         found.push(format!("client hints say version {major}"));
     }
     if claim.edge && edge.is_none() && chrome.is_some() {
@@ -496,16 +533,24 @@ fn hints_contradict(claim: &Claim, hints: &str) -> Vec<String> {
 /// The brands of a `Sec-CH-UA` value with their major versions: `"Chromium";v="131", ...`.
 /// A brand may hold `;`, `,` or `=` (the grease brands do), never a quote: the quoted strings,
 /// found by their quotes, are brand and version in turn.
+#[cfg(test)]
 fn brands(hints: &str) -> impl Iterator<Item = (&str, &str)> + Clone {
+    quoted_pairs(hints).map(|(brand, version)| (brand, major(version)))
+}
+
+/// The quoted strings of `hints` two by two: each brand with its whole version. One pass over
+/// the value, each byte looked at once.
+fn quoted_pairs(hints: &str) -> impl Iterator<Item = (&str, &str)> + Clone {
+    let bytes = hints.as_bytes();
     let mut at = 0;
     let mut quoted = move || {
-        let open = position(hints.as_bytes(), at, b'"')? + 1;
-        let close = position(hints.as_bytes(), open, b'"')?;
+        let open = position(bytes, at, b'"')? + 1;
+        let close = position(bytes, open, b'"')?;
         at = close + 1;
         // Both ends stand at an ASCII quote: character boundaries.
-        Some(&hints[open..close])
+        hints.get(open..close)
     };
-    std::iter::from_fn(move || Some((quoted()?, major(quoted()?))))
+    std::iter::from_fn(move || Some((quoted()?, quoted()?)))
 }
 
 /// Whether `Sec-CH-UA-Platform`'s value names another system than the User-Agent's.
@@ -533,12 +578,17 @@ fn is_aead(cipher: &str) -> bool {
 /// Whether `text` holds `word` in any case, without a lowered copy (it runs on every click): a
 /// window is compared only where its first letter matches.
 fn contains_ignoring_case(text: &str, word: &str) -> bool {
-    let Some(&first) = word.as_bytes().first() else {
+    let (text, word) = (text.as_bytes(), word.as_bytes());
+    let Some(&first) = word.first() else {
         return true;
     };
-    text.as_bytes()
-        .windows(word.len())
-        .any(|w| w[0].eq_ignore_ascii_case(&first) && w.eq_ignore_ascii_case(word.as_bytes()))
+    let first = first.to_ascii_lowercase();
+    text.windows(word.len()).any(|w| {
+        w[0].to_ascii_lowercase() == first
+            && w.iter()
+                .zip(word)
+                .all(|(a, b)| a.eq_ignore_ascii_case(b))
+    })
 }
 
 #[cfg(test)]
@@ -922,6 +972,14 @@ pub(crate) mod tests {
         assert_eq!(judge(&UserAgent::parse(FIREFOX_133), &sent(&fx, H2)).unwrap().describe(), "weak: client hints from a browser that sends none (sec-ch-ua)");
     }
 
+    /// The filter's own number reader reads what `str::parse` reads, and refuses what it refuses.
+    #[test]
+    fn numbers_read_as_parse_reads_them() {
+        for text in ["131", "0131", "+131", "", "+", "-1", "-0", "1a", "4294967295", "4294967296", "99999999999", " 1", "١"] {
+            assert_eq!(number(text), text.parse::<u32>().ok(), "{text:?}");
+        }
+    }
+
     #[test]
     fn a_grease_brand_may_hold_any_separator() {
         let all = |hints| brands(hints).collect::<Vec<_>>();
@@ -1030,6 +1088,41 @@ mod decision_tests {
         let unjudged = again(old);
         assert!(!unjudged.is_blocked());
         assert_eq!(unjudged.assessment.unwrap().unavailable, ["spoof"]);
+    }
+
+    /// What crosses from the runtime into wasm is the config's to say: under every other filter,
+    /// none of the headers only this filter reads and no connection fact; under a config with it
+    /// (in any rule), all of them; and all while the isolate has no config yet, since the one the
+    /// click waits for may have it.
+    #[test]
+    fn the_edge_reads_the_filters_headers_and_connection_only_under_a_config_with_it() {
+        use crate::click::SENT_HEADERS;
+        use crate::decide::{reads, CLICK_HEADERS};
+        use crate::isolate::READ_HEADERS;
+        let only_spoof: Vec<&str> = SENT_HEADERS
+            .into_iter()
+            .filter(|h| !CLICK_HEADERS.contains(h))
+            .collect();
+        assert_eq!(only_spoof.len(), SENT_HEADERS.len() - 1, "accept is read by every click");
+        let every_other = reads(Some(&config(&rule("r", ""))));
+        assert!(!every_other.connection);
+        assert_eq!(every_other.headers, CLICK_HEADERS);
+        for header in &only_spoof {
+            assert!(!every_other.headers.contains(header), "{header}");
+        }
+        let second_rule = config(&format!(
+            r#"{}, {{"id": "s", "created_at": "2026-11-01", "scope": {{"offers": ["2"]}},
+                "strategy": {{"filters": [{{"type": "spoof"}}]}}}}"#,
+            rule("r", "")
+        ));
+        for under in [Some(&spoof_rule("high")), Some(&second_rule), None] {
+            let all = reads(under);
+            assert!(all.connection, "{:?}", under.map(|c| c.rules.len()));
+            assert_eq!(all.headers, READ_HEADERS);
+            for header in CLICK_HEADERS.iter().chain(&only_spoof) {
+                assert!(all.headers.contains(header), "{header}");
+            }
+        }
     }
 
     /// The edge reads the filter's headers into the click, and the log line carries them, only
