@@ -8,16 +8,9 @@
 
 use std::borrow::Cow;
 
-use percent_encoding::{percent_encode_byte, AsciiSet, NON_ALPHANUMERIC};
+use percent_encoding::percent_encode_byte;
 
 use crate::click::{push_query_safe, AFF_ID, OFFER_ID, SOURCE_ID, SUB_IDS};
-
-/// Everything but RFC 3986's unreserved characters is encoded.
-const VALUE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Macro {
@@ -401,9 +394,9 @@ impl Template {
     }
 }
 
-/// Appends `value` percent-encoded by [`VALUE`] (every byte but RFC 3986's unreserved ones,
-/// as `%XX`), as `utf8_percent_encode(value, VALUE)` writes it, but a run at a time rather than
-/// a call per byte (a test holds the two to the same text).
+/// Appends `value` percent-encoded: every byte but RFC 3986's unreserved characters as `%XX`,
+/// the text `utf8_percent_encode` writes with that set, but a run at a time rather than a call
+/// per byte (a test holds the two to the same text).
 fn push_encoded(out: &mut String, value: &str) {
     let mut start = 0;
     for (i, &b) in value.as_bytes().iter().enumerate() {
@@ -583,7 +576,15 @@ mod tests {
     #[cfg(not(target_arch = "wasm32"))]
     mod properties {
         use super::super::*;
+        use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
         use proptest::prelude::*;
+
+        /// Everything but RFC 3986's unreserved characters is encoded.
+        const VALUE: &AsciiSet = &NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'.')
+            .remove(b'_')
+            .remove(b'~');
 
         proptest! {
             // Whatever a publisher puts in a sub ID, the rendered URL keeps the template's own
