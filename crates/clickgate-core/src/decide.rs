@@ -13,7 +13,8 @@ use crate::config::rules::{Action, Rule, SubIdParam};
 use crate::config::{Config, Offer, OfferStatus};
 use crate::filters::FilterKind;
 use crate::flood::FloodView;
-use crate::log::{JsonLine, LogClean};
+use crate::ip::IpText;
+use crate::log::{Digits, JsonLine, LogClean};
 use crate::rules::{assess, Assessment, Counters};
 use crate::signing::SIGNING_PARAMS;
 use crate::signing::{Signature, SignatureStatus};
@@ -364,11 +365,12 @@ enum FloodCheck {
 }
 
 fn flood_check(flood: &FloodView, network: &Id) -> FloodCheck {
-    let rule_id = format!("networks.{network}.flood");
+    // Named only when the check blocks: most clicks pass.
+    let rule_id = || format!("networks.{network}.flood");
     if let Some(f) = &flood.block {
         let reason = Reason {
             code: ReasonCode::ClickFlood,
-            rule_id,
+            rule_id: rule_id(),
             matched: f.cause.as_str().to_owned(),
             value: f.detail.clone(),
             points: 0,
@@ -382,7 +384,7 @@ fn flood_check(flood: &FloodView, network: &Id) -> FloodCheck {
     } else if flood.unreachable && flood.on_fault == FaultMode::Closed {
         FloodCheck::Block(Reason {
             code: ReasonCode::FloodCheckUnavailable,
-            rule_id,
+            rule_id: rule_id(),
             matched: "on_object_fault: closed".into(),
             value: "the network's object has not answered".into(),
             points: 0,
@@ -523,22 +525,29 @@ impl ClickOutcome {
         // The reasons that decided a block, or else what the rule found (a monitored or
         // under-threshold click still shows which filters fired).
         let reasons = self.reasons();
-        let mut reasons_json = String::from("[");
-        for (i, r) in reasons.iter().enumerate() {
-            if i > 0 {
-                reasons_json.push(',');
+        let reasons_json = match reasons {
+            // Most clicks: nothing fired.
+            [] => Cow::Borrowed("[]"),
+            _ => {
+                let mut json = String::from("[");
+                for (i, r) in reasons.iter().enumerate() {
+                    if i > 0 {
+                        json.push(',');
+                    }
+                    json.push_str(&reason_json(r));
+                }
+                json.push(']');
+                Cow::Owned(json)
             }
-            reasons_json.push_str(&reason_json(r));
-        }
-        reasons_json.push(']');
+        };
         let flood_would_block = self.flood_would_block.as_ref().map(reason_json);
         let a = self.assessment.as_ref();
         let unavailable = a
             .filter(|a| !a.unavailable.is_empty())
             .map(|a| a.unavailable.join(","));
         let c = &self.click;
-        let ip = self.client.ip.map(|ip| ip.to_string());
-        let asn = self.client.asn.map(|n| n.to_string());
+        let ip = self.client.ip.map(IpText::of);
+        let asn = self.client.asn.map(|n| Digits::of(u64::from(n)));
         // What the spoof filter read, for replay to judge again: present only under a config
         // that has the filter.
         let sent = self.client.sent.as_ref().map(|sent| {
@@ -591,11 +600,11 @@ impl ClickOutcome {
             .opt(click::SUB_IDS[3], c.subs[3].as_deref())
             .opt(click::SUB_IDS[4], c.subs[4].as_deref())
             .opt(click::DEVICE_ID, c.device_id.as_deref())
-            .opt("ip", ip.as_deref())
+            .opt("ip", ip.as_ref().map(IpText::as_str))
             // A CF-Connecting-IP that was no address: replay needs it to decide as the edge did.
             .opt_raw("ip_unreadable", self.client.ip_unreadable.then_some("true"))
             .opt("country", self.client.country.as_deref())
-            .opt("asn", asn.as_deref())
+            .opt("asn", asn.as_ref().map(Digits::as_str))
             .opt("relay", self.relay.as_deref())
             .opt("user_agent", self.client.user_agent.as_deref())
             .opt(

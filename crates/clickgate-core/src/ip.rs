@@ -225,6 +225,108 @@ impl std::fmt::Display for BadRange {
 
 impl std::error::Error for BadRange {}
 
+/// An address as text, written in place: `Display` goes through the formatting machinery, a
+/// call per octet or group, and every decision line writes the client's address. The same text
+/// as `Display` (a test holds it to it): an IPv4-mapped address as `::ffff:` and dotted quad, the
+/// first longest run of two or more zero groups as `::`, groups in lowercase hex.
+pub struct IpText {
+    buf: [u8; 39],
+    len: usize,
+}
+
+impl IpText {
+    pub fn of(ip: IpAddr) -> IpText {
+        let mut text = IpText {
+            buf: [0; 39],
+            len: 0,
+        };
+        match ip {
+            IpAddr::V4(v4) => text.v4(v4),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => {
+                    text.put(b"::ffff:");
+                    text.v4(v4);
+                }
+                None => text.v6(v6.segments()),
+            },
+        }
+        text
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII was written.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.buf[self.len] = b;
+            self.len += 1;
+        }
+    }
+
+    fn v4(&mut self, ip: Ipv4Addr) {
+        for (i, octet) in ip.octets().into_iter().enumerate() {
+            if i > 0 {
+                self.put(b".");
+            }
+            if octet >= 100 {
+                self.put(&[b'0' + octet / 100]);
+            }
+            if octet >= 10 {
+                self.put(&[b'0' + octet / 10 % 10]);
+            }
+            self.put(&[b'0' + octet % 10]);
+        }
+    }
+
+    fn v6(&mut self, groups: [u16; 8]) {
+        // The first longest run of zero groups, as (start, length).
+        let (mut longest, mut run) = ((0, 0), (0, 0));
+        for (i, &group) in groups.iter().enumerate() {
+            if group == 0 {
+                run = if run.1 == 0 {
+                    (i, 1)
+                } else {
+                    (run.0, run.1 + 1)
+                };
+                if run.1 > longest.1 {
+                    longest = run;
+                }
+            } else {
+                run = (0, 0);
+            }
+        }
+        if longest.1 > 1 {
+            self.groups(&groups[..longest.0]);
+            self.put(b"::");
+            self.groups(&groups[longest.0 + longest.1..]);
+        } else {
+            self.groups(&groups);
+        }
+    }
+
+    fn groups(&mut self, groups: &[u16]) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for (i, &group) in groups.iter().enumerate() {
+            if i > 0 {
+                self.put(b":");
+            }
+            let mut shift = 12;
+            while shift > 0 && group >> shift == 0 {
+                shift -= 4;
+            }
+            loop {
+                self.put(&[HEX[usize::from(group >> shift & 15)]]);
+                if shift == 0 {
+                    break;
+                }
+                shift -= 4;
+            }
+        }
+    }
+}
+
 /// A set of addresses and blocks. Lookup is O(log n) and reports the entry that matched.
 ///
 /// The set is kept in its compiled form (see [`IpSet::to_bytes`]): sorted, disjoint entries of
@@ -607,10 +709,52 @@ mod tests {
         assert!(s.lookup(ip("192.0.2.128")).is_none());
     }
 
+    #[test]
+    fn an_address_is_written_as_display_writes_it() {
+        for text in [
+            "0.0.0.0",
+            "9.10.99.100",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "1::",
+            "::ffff:192.0.2.1",
+            "::192.0.2.1",
+            "1:0:0:1:0:0:0:1",
+            "1:0:0:1:0:0:1:1",
+            "0:1:0:1:0:1:0:1",
+            "2001:db8:0:abcd:f:ff:fff:ffff",
+            "fe80::1:2",
+        ] {
+            let ip = ip(text);
+            assert_eq!(IpText::of(ip).as_str(), ip.to_string(), "{text}");
+        }
+    }
+
     #[cfg(not(target_arch = "wasm32"))]
     mod properties {
         use super::super::*;
         use proptest::prelude::*;
+
+        /// Groups drawn mostly from zero and short values, so runs of zeros of every length come
+        /// up, and from the IPv4-mapped prefix.
+        fn arb_v6() -> impl Strategy<Value = Ipv6Addr> {
+            let group = prop_oneof![Just(0u16), Just(0xffff), 1u16..0x20, any::<u16>()];
+            proptest::array::uniform8(group).prop_map(Ipv6Addr::from)
+        }
+
+        proptest! {
+            #[test]
+            fn any_address_is_written_as_display_writes_it(
+                v4 in any::<u32>(),
+                v6 in arb_v6(),
+            ) {
+                for ip in [IpAddr::V4(Ipv4Addr::from(v4)), IpAddr::V6(v6)] {
+                    let text = IpText::of(ip);
+                    prop_assert_eq!(text.as_str(), ip.to_string());
+                }
+            }
+        }
 
         fn arb_net() -> impl Strategy<Value = IpNet> {
             prop_oneof![

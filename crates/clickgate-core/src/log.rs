@@ -8,29 +8,37 @@ use crate::hll::hash64;
 
 /// Builds one JSON object. Absent optional fields are left out rather than written as `null`,
 /// which keeps the per-click line short.
+///
+/// The line is written as bytes, its punctuation a byte at a time: a string's `push` and
+/// `push_str` of a byte or two are calls each, and a decision line has a hundred of them.
 pub struct JsonLine {
-    out: String,
-    first: bool,
+    out: Vec<u8>,
 }
 
 impl JsonLine {
     pub fn new() -> JsonLine {
         // A decision line is 300 to 600 bytes: one allocation for most.
-        let mut out = String::with_capacity(768);
-        out.push('{');
-        JsonLine { out, first: true }
+        let mut out = Vec::with_capacity(768);
+        out.push(b'{');
+        JsonLine { out }
     }
 
+    /// `"key":`, after a comma unless it is the first.
     fn key(&mut self, key: &str) {
-        self.out.push_str(if self.first { "\"" } else { ",\"" });
-        self.first = false;
-        push_json_body(&mut self.out, key);
-        self.out.push_str("\":");
+        if self.out.len() > 1 {
+            self.out.push(b',');
+        }
+        self.out.push(b'"');
+        escaped(key, |run| self.out.extend_from_slice(run.as_bytes()));
+        self.out.push(b'"');
+        self.out.push(b':');
     }
 
     pub fn str(mut self, key: &str, value: &str) -> JsonLine {
         self.key(key);
-        push_json_str(&mut self.out, value);
+        self.out.push(b'"');
+        escaped(value, |run| self.out.extend_from_slice(run.as_bytes()));
+        self.out.push(b'"');
         self
     }
 
@@ -43,22 +51,22 @@ impl JsonLine {
 
     pub fn bool(mut self, key: &str, value: bool) -> JsonLine {
         self.key(key);
-        self.out.push_str(if value { "true" } else { "false" });
+        let text: &[u8] = if value { b"true" } else { b"false" };
+        self.out.extend_from_slice(text);
         self
     }
 
     pub fn num(mut self, key: &str, value: u64) -> JsonLine {
-        use std::fmt::Write;
         self.key(key);
-        // Writing into a String cannot fail.
-        let _ = write!(self.out, "{value}");
+        self.out
+            .extend_from_slice(Digits::of(value).as_str().as_bytes());
         self
     }
 
     /// A value that is already JSON (an array or object written by another `JsonLine`).
     pub fn raw(mut self, key: &str, json: &str) -> JsonLine {
         self.key(key);
-        self.out.push_str(json);
+        self.out.extend_from_slice(json.as_bytes());
         self
     }
 
@@ -71,8 +79,11 @@ impl JsonLine {
     }
 
     pub fn finish(mut self) -> String {
-        self.out.push('}');
-        self.out
+        self.out.push(b'}');
+        // Whole strings and ASCII were written, so the bytes are UTF-8 and this is only the
+        // check (a lossy copy could never be made).
+        String::from_utf8(self.out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 }
 
@@ -82,75 +93,120 @@ impl Default for JsonLine {
     }
 }
 
+/// A number's decimal digits, written without the formatting machinery (a decision line has
+/// one or two per click).
+pub struct Digits {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl Digits {
+    pub fn of(mut value: u64) -> Digits {
+        let mut buf = [b'0'; 20];
+        let mut start = buf.len();
+        loop {
+            start -= 1;
+            buf[start] = b'0' + (value % 10) as u8;
+            value /= 10;
+            if value == 0 {
+                return Digits { buf, start };
+            }
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits were written.
+        std::str::from_utf8(&self.buf[self.start..]).unwrap_or("0")
+    }
+}
+
 /// Appends `s` as a JSON string literal.
 pub fn push_json_str(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
     out.push('"');
-    push_json_body(out, s);
+    escaped(s, |run| out.push_str(run));
     out.push('"');
 }
 
-/// Appends `s` escaped, without the quotes. A decision line is written for every click: most of
-/// it is plain text, copied whole.
-fn push_json_body(out: &mut String, s: &str) {
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        // Eight bytes at a time while none needs escaping.
-        if i + 8 <= bytes.len() {
-            let word = u64::from_le_bytes([
-                bytes[i],
-                bytes[i + 1],
-                bytes[i + 2],
-                bytes[i + 3],
-                bytes[i + 4],
-                bytes[i + 5],
-                bytes[i + 6],
-                bytes[i + 7],
-            ]);
-            if !any_needs_escape(word) {
-                i += 8;
-                continue;
-            }
-        }
-        let b = bytes[i];
-        let escape = match b {
+/// `s` escaped for a JSON string, without the quotes, handed to `put` in pieces: runs of plain
+/// text whole (most of a decision line), and each escape.
+fn escaped(s: &str, mut put: impl FnMut(&str)) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut rest = s;
+    loop {
+        let clean = clean_run(rest.as_bytes());
+        let Some(&b) = rest.as_bytes().get(clean) else {
+            put(rest);
+            return;
+        };
+        // Escaped bytes are ASCII, so the run ends and the next begins on character boundaries.
+        put(&rest[..clean]);
+        rest = &rest[clean + 1..];
+        let control = [
+            b'\\',
+            b'u',
+            b'0',
+            b'0',
+            HEX[usize::from(b >> 4)],
+            HEX[usize::from(b & 15)],
+        ];
+        put(match b {
             b'"' => "\\\"",
             b'\\' => "\\\\",
             b'\n' => "\\n",
             b'\r' => "\\r",
             b'\t' => "\\t",
-            0..=0x1f => "",
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
-        // Escaped bytes are ASCII, so `start` and `i` are always on character boundaries.
-        out.push_str(&s[start..i]);
-        if escape.is_empty() {
-            out.push_str(&format!("\\u{b:04x}"));
-        } else {
-            out.push_str(escape);
-        }
-        i += 1;
-        start = i;
+            // Only ASCII was written.
+            _ => std::str::from_utf8(&control).unwrap_or_default(),
+        });
     }
-    out.push_str(&s[start..]);
+}
+
+/// How many bytes at the start of `bytes` need no escaping: eight at a time while none of them
+/// does, then one by one up to the first that does.
+fn clean_run(bytes: &[u8]) -> usize {
+    let mut rest = bytes;
+    while let Some((word, tail)) = rest.split_first_chunk::<8>() {
+        if any_needs_escape(u64::from_le_bytes(*word)) {
+            break;
+        }
+        rest = tail;
+    }
+    // The last few bytes as one word, padded with plain ones: most strings, and all keys, end
+    // without an escape, and the check of a word costs less than a byte-by-byte walk.
+    if rest.len() < 8 {
+        let padded = u64::from_le_bytes(*b"........");
+        let word = rest
+            .iter()
+            .fold(padded, |word, &b| word << 8 | u64::from(b));
+        if !any_needs_escape(word) {
+            return bytes.len();
+        }
+    }
+    let clean = bytes.len() - rest.len();
+    clean
+        + rest
+            .iter()
+            .position(|&b| needs_escape(b))
+            .unwrap_or(rest.len())
+}
+
+/// A control character, `"` or `\\`: what a JSON string may not hold as it is.
+const fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
 }
 
 /// Whether any of eight bytes is a control character, `"` or `\\` (the classic bit tricks for
-/// "some byte is zero" and "some byte is below n"; exact about whether, not about which).
+/// "some byte is zero" and "some byte is below n"; exact about whether, not about which). XOR
+/// with `"` or `\\` leaves each byte's high bit as it was, so the three tests share one mask.
+#[inline(always)]
 const fn any_needs_escape(word: u64) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
-    let x = word ^ (ONES * b'"' as u64);
-    let quote = x.wrapping_sub(ONES) & !x & HIGHS;
-    let y = word ^ (ONES * b'\\' as u64);
-    let backslash = y.wrapping_sub(ONES) & !y & HIGHS;
-    below_space | quote | backslash != 0
+    let below_space = word.wrapping_sub(ONES * 0x20);
+    let quote = (word ^ (ONES * b'"' as u64)).wrapping_sub(ONES);
+    let backslash = (word ^ (ONES * b'\\' as u64)).wrapping_sub(ONES);
+    (below_space | quote | backslash) & !word & HIGHS != 0
 }
 
 /// A fault that no client caused: a missing secret, a broken random source.
@@ -273,8 +329,34 @@ mod tests {
         }
     }
 
+    /// The word test against the byte test, for every pair of neighbouring bytes at either end of
+    /// a word of plain text: a borrow from one byte into the next is what could fool it.
+    #[test]
+    fn a_word_needs_escaping_exactly_when_one_of_its_bytes_does() {
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                let byte_wise = needs_escape(a) || needs_escape(b);
+                for word in [
+                    [a, b, b'x', b'x', b'x', b'x', b'x', b'x'],
+                    [b'x', b'x', b'x', b'x', b'x', b'x', a, b],
+                    [b'x', b'x', b'x', a, b, b'x', b'x', b'x'],
+                ] {
+                    let word = u64::from_le_bytes(word);
+                    assert_eq!(any_needs_escape(word), byte_wise, "{a:#04x} {b:#04x}");
+                }
+            }
+        }
+    }
+
     #[cfg(not(target_arch = "wasm32"))]
     proptest::proptest! {
+        #[test]
+        fn a_clean_run_ends_at_the_first_byte_to_escape(bytes in proptest::collection::vec(
+            proptest::prop_oneof![proptest::num::u8::ANY, b'a'..=b'z'], 0..40)) {
+            let first = bytes.iter().position(|&b| needs_escape(b)).unwrap_or(bytes.len());
+            proptest::prop_assert_eq!(clean_run(&bytes), first);
+        }
+
         #[test]
         fn any_text_round_trips_through_json(text in "\\PC*|[\\x00-\\x7f]{0,40}") {
             let mut out = String::new();

@@ -8,16 +8,9 @@
 
 use std::borrow::Cow;
 
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use percent_encoding::percent_encode_byte;
 
 use crate::click::{push_query_safe, AFF_ID, OFFER_ID, SOURCE_ID, SUB_IDS};
-
-/// Everything but RFC 3986's unreserved characters is encoded.
-const VALUE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Macro {
@@ -110,6 +103,9 @@ pub struct Template {
     /// The parts before the one where the query or fragment begins: macros among them are in the
     /// path.
     path_parts: usize,
+    /// Whether the parts hold `{query}` and `{passthrough}`: asked on every click.
+    uses_query: bool,
+    uses_passthrough: bool,
 }
 
 /// The values a click supplies; a missing one renders as empty.
@@ -283,6 +279,8 @@ impl Template {
             return Err(format!("`{{{name}}}` must come after the `?`"));
         }
         Ok(Template {
+            uses_query: parts.contains(&Part::Macro(Macro::Query)),
+            uses_passthrough: parts.contains(&Part::Macro(Macro::Passthrough)),
             parts,
             params,
             literal_len,
@@ -293,11 +291,11 @@ impl Template {
     /// Whether the template puts in `{query}` (`Macro::Query`) or `{passthrough}`, so the
     /// caller computes only what it reads.
     pub fn uses_query(&self) -> bool {
-        self.parts.contains(&Part::Macro(Macro::Query))
+        self.uses_query
     }
 
     pub fn uses_passthrough(&self) -> bool {
-        self.parts.contains(&Part::Macro(Macro::Passthrough))
+        self.uses_passthrough
     }
 
     /// Renders the template, then adds `extra` (pairs already safe for a query) to its query,
@@ -315,7 +313,12 @@ impl Template {
             Some(_) if out[..end].ends_with(['?', '&']) => "",
             Some(_) => "&",
         };
-        out.insert_str(end, &format!("{joint}{extra}"));
+        if end == out.len() {
+            out.push_str(joint);
+            out.push_str(extra);
+        } else {
+            out.insert_str(end, &format!("{joint}{extra}"));
+        }
         out
     }
 
@@ -331,7 +334,7 @@ impl Template {
                 Part::Macro(m) => {
                     let value = values.get(*m, &self.params);
                     dots_in_path |= i < self.path_parts && all_dots(&value);
-                    out.extend(utf8_percent_encode(&value, VALUE));
+                    push_encoded(&mut out, &value);
                 }
             }
         }
@@ -380,7 +383,7 @@ impl Template {
                     if in_path && all_dots(&value) {
                         dotted.push(out.len()..out.len() + value.len());
                     }
-                    out.extend(utf8_percent_encode(&value, VALUE));
+                    push_encoded(&mut out, &value);
                 }
             }
         }
@@ -388,6 +391,26 @@ impl Template {
             close(&mut out, segment, &mut dotted);
         }
         out
+    }
+}
+
+/// Appends `value` percent-encoded: every byte but RFC 3986's unreserved characters as `%XX`,
+/// the text `utf8_percent_encode` writes with that set, but a run at a time rather than a call
+/// per byte (a test holds the two to the same text).
+fn push_encoded(out: &mut String, value: &str) {
+    let mut start = 0;
+    for (i, &b) in value.as_bytes().iter().enumerate() {
+        if !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')) {
+            // A run of unreserved bytes is ASCII, and the byte after it starts a character.
+            if start < i {
+                out.push_str(value.get(start..i).unwrap_or_default());
+            }
+            out.push_str(percent_encode_byte(b));
+            start = i + 1;
+        }
+    }
+    if start < value.len() {
+        out.push_str(value.get(start..).unwrap_or_default());
     }
 }
 
@@ -553,7 +576,15 @@ mod tests {
     #[cfg(not(target_arch = "wasm32"))]
     mod properties {
         use super::super::*;
+        use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
         use proptest::prelude::*;
+
+        /// Everything but RFC 3986's unreserved characters is encoded.
+        const VALUE: &AsciiSet = &NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'.')
+            .remove(b'_')
+            .remove(b'~');
 
         proptest! {
             // Whatever a publisher puts in a sub ID, the rendered URL keeps the template's own
@@ -567,6 +598,14 @@ mod tests {
                 prop_assert!(inner.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)));
                 let decoded = percent_encoding::percent_decode_str(inner).decode_utf8().unwrap();
                 prop_assert_eq!(decoded, sub.as_str());
+            }
+
+            #[test]
+            fn a_value_is_encoded_as_percent_encoding_encodes_it(value in "\\PC{0,40}|[ -~]{0,40}") {
+                let mut out = String::from("x");
+                push_encoded(&mut out, &value);
+                let expected = percent_encoding::utf8_percent_encode(&value, VALUE).to_string();
+                prop_assert_eq!(&out[1..], expected.as_str());
             }
 
             #[test]

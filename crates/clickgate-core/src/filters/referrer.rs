@@ -139,8 +139,10 @@ impl Referrers {
             .sum()
     }
 
+    /// Asked on every click with a Referer: each host's list holds a pattern (see
+    /// [`Referrers::insert`]), so whether the maps are empty says it without counting them.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.exact.is_empty() && self.wildcard.is_empty()
     }
 
     pub(crate) fn find(&self, host: &str, path: &str) -> Option<&RefererPattern> {
