@@ -43,6 +43,7 @@ fn start() {
 /// The runtime's own request is read, not the SDK's: converting it would copy the URL, method,
 /// header list and request.cf into wasm on every click, and a click reads less than that.
 #[wasm_bindgen(js_name = fetch)]
+#[allow(unreachable_pub)] // wasm-bindgen exports only `pub` functions
 pub fn handle(
     req: web_sys::Request,
     env: Env,

@@ -16,7 +16,7 @@ use worker::{console_error, console_log, event, Env, ScheduleContext, ScheduledE
 use crate::config::{self, CONFIG_BINDING};
 
 #[event(scheduled)]
-pub async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+pub(crate) async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     // The run's scheduled time, not the clock: a run that starts late is still the run for its
     // time, and a local run can be fired for any time.
     let now_ms = event.schedule() as u64;

@@ -3,6 +3,8 @@
 //! It reads the request, the clock (once), the random source, KV and secrets; hands them to the core;
 //! and copies the core's answer onto the response. Every decision about a click is made in the core.
 
+#![warn(unreachable_pub)]
+
 #[cfg(target_arch = "wasm32")]
 mod admin;
 #[cfg(target_arch = "wasm32")]

@@ -51,7 +51,7 @@ thread_local! {
 /// Runs `f` on the isolate's click state, its counts started first if they are not yet (they
 /// stay off while this isolate has no random id to name its batches, and the next call tries
 /// again).
-pub fn with_counting<T>(env: &Env, f: impl FnOnce(&mut Isolate) -> T) -> T {
+pub(crate) fn with_counting<T>(env: &Env, f: impl FnOnce(&mut Isolate) -> T) -> T {
     with_isolate(|isolate| {
         if !isolate.counting() {
             if let Some(id) = isolate_id() {
@@ -63,13 +63,13 @@ pub fn with_counting<T>(env: &Env, f: impl FnOnce(&mut Isolate) -> T) -> T {
 }
 
 /// Runs `f` on the isolate's click state.
-pub fn with_isolate<T>(f: impl FnOnce(&mut Isolate) -> T) -> T {
+pub(crate) fn with_isolate<T>(f: impl FnOnce(&mut Isolate) -> T) -> T {
     ISOLATE.with(|cell| f(&mut cell.borrow_mut()))
 }
 
 /// Carries out a network's counts step (a batch, or a timer for one) after the response, bound
 /// for the object `home` names.
-pub fn flush(env: &Env, ctx: &Context, network: Id, home: Home, step: Flush) {
+pub(crate) fn flush(env: &Env, ctx: &Context, network: Id, home: Home, step: Flush) {
     let env = env.clone();
     ctx.wait_until(async move { drive(&env, &network, &home, step).await });
 }
@@ -130,16 +130,16 @@ async fn drive(env: &Env, network: &Id, home: &Home, mut step: Flush) {
 pub(crate) mod deadline {
     /// A batch of click-id replay checks: the clicks waiting on it are judged by
     /// `on_replay_store_fault` once this has passed, as docs/signing.md promises.
-    pub const REPLAY_MS: u64 = clickgate_core::network::click_ids::LOST_AFTER_MS;
+    pub(crate) const REPLAY_MS: u64 = clickgate_core::network::click_ids::LOST_AFTER_MS;
     /// A postback's duplicate lookup: past it the conversion is judged on its other checks.
-    pub const CONVERSION_MS: u64 = 5_000;
+    pub(crate) const CONVERSION_MS: u64 = 5_000;
     /// An operator's block, lift or explain, the directory's network list, and each network's
     /// report hours (a network that misses it is named in `missing_networks`).
-    pub const ADMIN_MS: u64 = 5_000;
+    pub(crate) const ADMIN_MS: u64 = 5_000;
     /// A counts batch, sent after the response: past it the batch is sent again later.
-    pub const BATCH_MS: u64 = 10_000;
+    pub(crate) const BATCH_MS: u64 = 10_000;
     /// A network object listing itself in the directory (retried with its next batch).
-    pub const LIST_MS: u64 = 5_000;
+    pub(crate) const LIST_MS: u64 = 5_000;
 }
 
 /// One request to a Network object, sent as the core encodes it to the object named `object`; the
@@ -207,7 +207,7 @@ async fn send(env: &Env, home: &Home, batch: &Batch) -> std::result::Result<Repl
 /// meanwhile (`clickgate_core::network::click_ids`): the click whose question found its object idle
 /// sends in its own background, which sends the next batches too; every waiting click, that one
 /// included, is woken by its batch's answers, or gives up when its deadline from its arrival passes.
-pub async fn wait_for_answer(env: &Env, ctx: &Context, question: Question) -> ReplayAnswer {
+pub(crate) async fn wait_for_answer(env: &Env, ctx: &Context, question: Question) -> ReplayAnswer {
     let Question {
         object,
         ticket,
@@ -239,7 +239,7 @@ pub async fn wait_for_answer(env: &Env, ctx: &Context, question: Question) -> Re
 
 /// Carries out a replay object's background steps after the response (the questions of clicks
 /// redirected before their id was checked), begun at `started_ms`.
-pub fn replay_after(env: &Env, ctx: &Context, object: String, step: Step, started_ms: u64) {
+pub(crate) fn replay_after(env: &Env, ctx: &Context, object: String, step: Step, started_ms: u64) {
     let env = env.clone();
     ctx.wait_until(async move { drive_replay(&env, &object, step, started_ms).await });
 }
@@ -300,7 +300,7 @@ async fn send_replay_batch(env: &Env, batch: &click_ids::Questions) {
 
 /// Carries an operator's lift or block to the network's object (`home`, where the network's
 /// counts go); returns the block left in force.
-pub async fn operate(
+pub(crate) async fn operate(
     env: &Env,
     home: &Home,
     action: &Action,
@@ -323,7 +323,7 @@ pub async fn operate(
 /// records it, counting it toward the network's conversion rate when the question says so), and
 /// with approvals, whether its click still has room for an approved conversion under that key
 /// (and takes it). `None`: the object did not answer.
-pub async fn conversion_seen(env: &Env, question: SeenQuestion) -> Option<Prior> {
+pub(crate) async fn conversion_seen(env: &Env, question: SeenQuestion) -> Option<Prior> {
     let SeenQuestion {
         home,
         key,
@@ -357,7 +357,7 @@ pub async fn conversion_seen(env: &Env, question: SeenQuestion) -> Option<Prior>
 
 /// Asks the click's network's object to keep another system's rejection of it; the rejection it
 /// keeps (the first reported) comes back. `None`: the object did not answer.
-pub async fn reject(env: &Env, home: &Home, rejecting: &Rejecting) -> Option<Rejected> {
+pub(crate) async fn reject(env: &Env, home: &Home, rejecting: &Rejecting) -> Option<Rejected> {
     let request = ObjectRequest::Reject {
         space: home.space(),
         key: rejecting.key.clone(),
@@ -381,7 +381,10 @@ pub async fn reject(env: &Env, home: &Home, rejecting: &Rejecting) -> Option<Rej
 /// shared object answers for each of its networks), folded as each answer arrives so the long
 /// tail of made-up ids costs bounded memory; the objects that did not answer are named, not
 /// guessed at.
-pub async fn report(env: &Env, query: &ReportQuery) -> std::result::Result<ReportHours, String> {
+pub(crate) async fn report(
+    env: &Env,
+    query: &ReportQuery,
+) -> std::result::Result<ReportHours, String> {
     let listed = ObjectRequest::Networks {
         since_day: query.from_day(),
     };
@@ -420,7 +423,7 @@ pub async fn report(env: &Env, query: &ReportQuery) -> std::result::Result<Repor
 
 /// The kept decision of a click, by its explain key, from the first of its network's homes that
 /// kept it (`None`: none did).
-pub async fn explanation(
+pub(crate) async fn explanation(
     env: &Env,
     homes: &[Home],
     key: &str,

@@ -31,7 +31,7 @@ use crate::fault::{Blame, Fault};
 use crate::report::ReportQuery;
 use crate::token::same_secret;
 
-pub const PREFIX: &str = "/admin/";
+pub(crate) const PREFIX: &str = "/admin/";
 
 /// The admin API's routes and the methods each takes, as [`parse`] reads them: what
 /// `docs/openapi.json` describes (a test holds the three to each other).
@@ -49,7 +49,7 @@ pub const ROUTES: [(&str, &str); 9] = [
 const MAX_BY_LEN: usize = 128;
 /// An `ADMIN_TOKEN` shorter than this is treated as unset: an empty or guessable secret must not
 /// open the API (a mistyped `wrangler secret put` leaves an empty one).
-pub const MIN_TOKEN_BYTES: usize = 16;
+pub(crate) const MIN_TOKEN_BYTES: usize = 16;
 /// The largest body an admin request may carry: a config document at its limit (a block's
 /// `{"by"}` is far smaller).
 pub const MAX_BODY_BYTES: usize = crate::config::MAX_DOCUMENT_BYTES;
@@ -152,7 +152,7 @@ pub fn is_admin_path(path: &str) -> bool {
 /// Checks the caller's credentials, before anything else of the request is looked at (its body
 /// is not even read yet), so an unauthenticated caller learns nothing about which paths exist
 /// and costs nothing but this.
-pub fn authorize(
+pub(crate) fn authorize(
     method: &str,
     path: &str,
     authorization: Option<&str>,

@@ -35,7 +35,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub(crate) const ALL: [Kind; 8] = [
         Kind::FloodTripped,
         Kind::FloodLifted,
         Kind::BreakerOpened,
@@ -88,21 +88,21 @@ impl Kind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// Where the JSON body is POSTed: a Slack incoming webhook or anything that takes its shape.
-    pub webhook: String,
+    pub(crate) webhook: String,
     /// The kinds sent, one bit each ([`Kind`]'s order); all of them unless `kinds` says otherwise.
-    pub kinds: u8,
+    pub(crate) kinds: u8,
     /// At most one alert per kind and subject in this long.
-    pub window_ms: u64,
+    pub(crate) window_ms: u64,
     /// The rise in an offer's blocked share, window over window, that is a jump (0.3: from 10 %
     /// to 40 %).
-    pub blocked_share_jump: f64,
+    pub(crate) blocked_share_jump: f64,
     /// Clicks an offer needs in each of the two windows before its shares are compared.
-    pub blocked_share_min_clicks: u32,
+    pub(crate) blocked_share_min_clicks: u32,
 }
 
-pub const DEFAULT_WINDOW_MS: u64 = HOUR_MS;
-pub const DEFAULT_BLOCKED_SHARE_JUMP: f64 = 0.3;
-pub const DEFAULT_BLOCKED_SHARE_MIN_CLICKS: u32 = 100;
+pub(crate) const DEFAULT_WINDOW_MS: u64 = HOUR_MS;
+pub(crate) const DEFAULT_BLOCKED_SHARE_JUMP: f64 = 0.3;
+pub(crate) const DEFAULT_BLOCKED_SHARE_MIN_CLICKS: u32 = 100;
 
 impl Settings {
     pub fn new(webhook: String) -> Settings {
@@ -116,12 +116,12 @@ impl Settings {
     }
 
     /// Only these kinds are sent.
-    pub fn only(mut self, kinds: &[Kind]) -> Settings {
+    pub(crate) fn only(mut self, kinds: &[Kind]) -> Settings {
         self.kinds = kinds.iter().fold(0, |bits, k| bits | k.bit());
         self
     }
 
-    pub fn wants(&self, kind: Kind) -> bool {
+    pub(crate) fn wants(&self, kind: Kind) -> bool {
         self.kinds & kind.bit() != 0
     }
 }
@@ -190,7 +190,7 @@ impl Raised {
 
 /// What became of a raised alert the settings want.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Due {
+pub(crate) enum Due {
     /// A body for the webhook.
     Send {
         url: String,
@@ -213,14 +213,14 @@ const MAX_SENT: usize = 256;
 /// caller passes `now`. A list, not a map: it is short and looked at only when an alert is raised,
 /// and a map's code would cost the Worker more than the scan.
 #[derive(Debug, Default)]
-pub struct Dedup {
+pub(crate) struct Dedup {
     sent: Vec<(Kind, String, u64)>,
 }
 
 impl Dedup {
     /// Whether an alert of `kind` about `subject` may go at `now_ms`: none went in the
     /// `window_ms` before it. Admitting it starts its window.
-    pub fn admit(&mut self, kind: Kind, subject: &str, window_ms: u64, now_ms: u64) -> bool {
+    pub(crate) fn admit(&mut self, kind: Kind, subject: &str, window_ms: u64, now_ms: u64) -> bool {
         self.sent
             .retain(|(_, _, at)| now_ms < at.saturating_add(window_ms));
         if self.sent.iter().any(|(k, s, _)| *k == kind && s == subject) {
@@ -255,13 +255,13 @@ struct Share {
 /// `blocked_share_min_clicks` clicks, and the window before held as many, a blocked share that
 /// rose by `blocked_share_jump` or more over the window before's is a jump, raised once per window.
 #[derive(Debug, Default)]
-pub struct BlockedShares {
+pub(crate) struct BlockedShares {
     offers: Vec<(String, Share)>,
 }
 
 impl BlockedShares {
     /// Counts one decided click; the jump it completes, if it does.
-    pub fn record(
+    pub(crate) fn record(
         &mut self,
         s: &Settings,
         offer: &str,
@@ -323,7 +323,7 @@ impl BlockedShares {
 /// What one isolate keeps for alerts: those raised and not yet looked at, the windows of those
 /// sent, and the offers' blocked shares.
 #[derive(Debug, Default)]
-pub struct Alerts {
+pub(crate) struct Alerts {
     pending: Vec<Raised>,
     dedup: Dedup,
     shares: BlockedShares,
@@ -331,14 +331,20 @@ pub struct Alerts {
 
 impl Alerts {
     /// Keeps an event for the next request to send (or not).
-    pub fn raise(&mut self, raised: Raised) {
+    pub(crate) fn raise(&mut self, raised: Raised) {
         if self.pending.len() < MAX_PENDING {
             self.pending.push(raised);
         }
     }
 
     /// Counts a decided click toward its offer's blocked share (only with `alerts` configured).
-    pub fn click(&mut self, settings: Option<&Settings>, offer: &str, blocked: bool, now_ms: u64) {
+    pub(crate) fn click(
+        &mut self,
+        settings: Option<&Settings>,
+        offer: &str,
+        blocked: bool,
+        now_ms: u64,
+    ) {
         if let Some(s) = settings {
             if let Some(jump) = self.shares.record(s, offer, blocked, now_ms) {
                 self.raise(jump);
@@ -348,7 +354,12 @@ impl Alerts {
 
     /// What to do now with each raised alert the settings want: send it, or log it held back by
     /// its window; those not wanted are dropped. No settings: nothing is sent and nothing is kept.
-    pub fn due(&mut self, settings: Option<&Settings>, config: &str, now_ms: u64) -> Vec<Due> {
+    pub(crate) fn due(
+        &mut self,
+        settings: Option<&Settings>,
+        config: &str,
+        now_ms: u64,
+    ) -> Vec<Due> {
         if self.pending.is_empty() {
             return Vec::new();
         }

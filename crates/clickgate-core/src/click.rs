@@ -95,10 +95,10 @@ pub const MAX_VALUE_LEN: usize = 512;
 pub struct ClickParams {
     pub offer_id: Id,
     pub aff_id: Id,
-    pub source_id: Option<String>,
+    pub(crate) source_id: Option<String>,
     pub subs: [Option<String>; 5],
     /// An advertising or device id the network passes (`device_id`), for the fraud database.
-    pub device_id: Option<String>,
+    pub(crate) device_id: Option<String>,
     /// Which link format the click came in and its query as received, for what the destination
     /// is passed on.
     pub link: LinkOrigin,
@@ -136,7 +136,7 @@ pub struct ClientInfo {
 impl ClientInfo {
     /// A chat app unfurling the link, or a crawler the platform has verified as what it says it
     /// is: redirected, and not counted as a person's click.
-    pub fn is_preview(&self) -> bool {
+    pub(crate) fn is_preview(&self) -> bool {
         crate::ua::is_link_preview(self.user_agent.as_ref())
             || self.platform.as_ref().is_some_and(|p| p.verified_bot)
     }
@@ -159,7 +159,7 @@ pub struct Platform {
 
 impl Platform {
     /// The score the `bot` filter reads: none for a static resource, or outside 1 to 99.
-    pub fn bot_score(&self) -> Option<u8> {
+    pub(crate) fn bot_score(&self) -> Option<u8> {
         self.score
             .filter(|s| (1..=99).contains(s) && !self.static_resource)
     }
@@ -168,7 +168,7 @@ impl Platform {
 /// The request headers that show what software sent a click beyond its User-Agent, in the order
 /// [`Sent::headers`] holds them: fetch metadata, the Chromium client hints, and the content
 /// negotiation every browser does on a navigation.
-pub const SENT_HEADERS: [&str; 11] = [
+pub(crate) const SENT_HEADERS: [&str; 11] = [
     "sec-fetch-site",
     "sec-fetch-mode",
     "sec-fetch-dest",
@@ -195,14 +195,14 @@ pub struct Sent {
     pub tls_cipher: Option<String>,
     /// The link came over plain HTTP to a host other than this machine: browsers send neither
     /// fetch metadata nor client hints there, so their absence says nothing.
-    pub plain_http: bool,
+    pub(crate) plain_http: bool,
 }
 
 /// The decision log's names of [`Sent`]'s connection facts.
-pub const HTTP_PROTOCOL: &str = "http_protocol";
-pub const TLS_VERSION: &str = "tls_version";
-pub const TLS_CIPHER: &str = "tls_cipher";
-pub const PLAIN_HTTP: &str = "plain_http";
+pub(crate) const HTTP_PROTOCOL: &str = "http_protocol";
+pub(crate) const TLS_VERSION: &str = "tls_version";
+pub(crate) const TLS_CIPHER: &str = "tls_cipher";
+pub(crate) const PLAIN_HTTP: &str = "plain_http";
 
 impl Sent {
     /// From the request: `header` reads one of [`SENT_HEADERS`], `url` is the link as received,
@@ -233,7 +233,7 @@ impl Sent {
     }
 
     /// Every fact the request carried, as the decision log names them, in a fixed order.
-    pub fn fields(&self) -> impl Iterator<Item = (&'static str, &str)> {
+    pub(crate) fn fields(&self) -> impl Iterator<Item = (&'static str, &str)> {
         let connection = [
             (HTTP_PROTOCOL, self.http_protocol.as_deref()),
             (TLS_VERSION, self.tls_version.as_deref()),
@@ -249,7 +249,7 @@ impl Sent {
     }
 
     /// Read back from [`Sent::fields`]' names (the decision log's `sent` object).
-    pub fn from_fields<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Sent {
+    pub(crate) fn from_fields<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Sent {
         let owned = |name: &str| get(name).map(str::to_owned);
         Sent {
             headers: SENT_HEADERS.map(owned),
@@ -298,7 +298,7 @@ pub enum Route {
 /// A request on the public side before the config is known: the health check, or a link whose
 /// format the config's profiles decide.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Arrived {
+pub(crate) enum Arrived {
     Health,
     Link,
 }
@@ -365,7 +365,7 @@ impl fmt::Display for RequestError {
 
 /// The methods of the click routes (`/c`, `/healthz`) and of `/postback`.
 pub const CLICK_METHODS: &str = "GET, HEAD";
-pub const POSTBACK_METHODS: &str = "GET, POST";
+pub(crate) const POSTBACK_METHODS: &str = "GET, POST";
 
 /// Refuses a method a route does not take; `allow` is one of the lists above.
 pub fn check_method(method: &str, allow: &'static str) -> Result<(), RequestError> {
@@ -378,7 +378,7 @@ pub fn check_method(method: &str, allow: &'static str) -> Result<(), RequestErro
 
 /// Refuses a request whose URL or headers are past the limits. Called before routing, with the
 /// headers the edge reads (the runtime already bounds the rest).
-pub fn check_sizes<'a>(
+pub(crate) fn check_sizes<'a>(
     url_len: usize,
     headers: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Result<(), RequestError> {
@@ -434,12 +434,12 @@ pub fn split_url(url: &str) -> (&str, &str) {
 
 /// The names of a click's parameters, said once: the link's query, the landing URL's macros, the
 /// decision log's fields and the what-if tool's CSV columns all spell them from here.
-pub const OFFER_ID: &str = "offer_id";
-pub const AFF_ID: &str = "aff_id";
-pub const SOURCE_ID: &str = "source_id";
+pub(crate) const OFFER_ID: &str = "offer_id";
+pub(crate) const AFF_ID: &str = "aff_id";
+pub(crate) const SOURCE_ID: &str = "source_id";
 /// `sub1` .. `sub5`, in the order of [`ClickParams::subs`].
-pub const SUB_IDS: [&str; 5] = ["sub1", "sub2", "sub3", "sub4", "sub5"];
-pub const DEVICE_ID: &str = "device_id";
+pub(crate) const SUB_IDS: [&str; 5] = ["sub1", "sub2", "sub3", "sub4", "sub5"];
+pub(crate) const DEVICE_ID: &str = "device_id";
 
 /// The parameters a click link may carry, in the order of [`LinkFormat`]'s fields.
 pub(crate) const PARAMS: [&str; FIELDS] = [
@@ -448,10 +448,10 @@ pub(crate) const PARAMS: [&str; FIELDS] = [
 ];
 
 /// How many fields a link carries: offer, affiliate, source, five sub IDs, device.
-pub const FIELDS: usize = 9;
+pub(crate) const FIELDS: usize = 9;
 /// The field positions, in the order of [`PARAMS`].
-pub const FIELD_OFFER: usize = 0;
-pub const FIELD_AFFILIATE: usize = 1;
+pub(crate) const FIELD_OFFER: usize = 0;
+pub(crate) const FIELD_AFFILIATE: usize = 1;
 
 /// The health check's path, answered before any config is needed.
 pub const HEALTH_PATH: &str = "/healthz";
@@ -475,7 +475,7 @@ pub const PUBLIC_ROUTES: [(&str, &str); 6] = [
 ];
 
 /// Whether a request is the health check or a link; the link's format is the config's to read.
-pub fn arrive(method: &str, path: &str) -> Result<Arrived, RequestError> {
+pub(crate) fn arrive(method: &str, path: &str) -> Result<Arrived, RequestError> {
     if path.trim_end_matches('/') == HEALTH_PATH {
         return check_method(method, CLICK_METHODS).map(|()| Arrived::Health);
     }
@@ -527,7 +527,7 @@ impl PathPattern {
     }
 
     /// Whether the path carries a field.
-    pub fn carries(&self, field: usize) -> bool {
+    pub(crate) fn carries(&self, field: usize) -> bool {
         self.0.contains(&Segment::Field(field))
     }
 
@@ -556,7 +556,7 @@ const KNOWN_PLACEHOLDERS: &str =
     "{offer} {affiliate} {source} {sub1} {sub2} {sub3} {sub4} {sub5} {device}";
 
 /// The words a path placeholder names a field by, in the order of [`PARAMS`].
-pub const PLACEHOLDERS: [&str; FIELDS] = [
+pub(crate) const PLACEHOLDERS: [&str; FIELDS] = [
     "offer",
     "affiliate",
     "source",
@@ -569,7 +569,7 @@ pub const PLACEHOLDERS: [&str; FIELDS] = [
 ];
 
 /// The paths of clickgate's own link format (the `clickgate` preset's too).
-pub const NATIVE_PATHS: [&str; 2] = ["/c", "/c/{offer}/{affiliate}"];
+pub(crate) const NATIVE_PATHS: [&str; 2] = ["/c", "/c/{offer}/{affiliate}"];
 
 /// Where one link format carries a click's fields: the query parameter of each (`None`: the
 /// format has none), the paths it is served on, and the affiliate of a link that names none.
@@ -577,13 +577,13 @@ pub const NATIVE_PATHS: [&str; 2] = ["/c", "/c/{offer}/{affiliate}"];
 pub struct LinkFormat {
     pub names: [Option<String>; FIELDS],
     pub paths: Vec<PathPattern>,
-    pub default_affiliate: Option<Id>,
+    pub(crate) default_affiliate: Option<Id>,
 }
 
 impl LinkFormat {
     /// clickgate's own: `/c?offer_id=..&aff_id=..` or `/c/{offer_id}/{aff_id}`, with optional
     /// `source_id`, `sub1`..`sub5` and `device_id`.
-    pub fn native() -> LinkFormat {
+    pub(crate) fn native() -> LinkFormat {
         LinkFormat {
             names: PARAMS.map(|p| Some(p.to_owned())),
             // The paths are fixed and well formed (the route tests read both).
@@ -596,7 +596,7 @@ impl LinkFormat {
     }
 
     /// The fields `path` carries, when it is one of this format's paths.
-    pub fn match_path<'p>(&self, path: &'p str) -> Option<Vec<(usize, &'p str)>> {
+    pub(crate) fn match_path<'p>(&self, path: &'p str) -> Option<Vec<(usize, &'p str)>> {
         self.paths.iter().find_map(|p| p.read(path))
     }
 
@@ -692,7 +692,7 @@ pub fn route(method: &str, path: &str, query: &str) -> Result<Route, RequestErro
 /// with `&`, each exactly as it arrived but for bytes no query may hold as they are (spaces,
 /// `#`, quotes, angle brackets, controls, non-ASCII), which are percent-encoded: what is passed
 /// on stays inside the destination's query and keeps every byte a browser would send.
-pub fn pass_on(query: &str, mut keep: impl FnMut(&str) -> bool) -> String {
+pub(crate) fn pass_on(query: &str, mut keep: impl FnMut(&str) -> bool) -> String {
     let mut out = String::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let raw_name = pair.split('=').next().unwrap_or(pair);
@@ -711,7 +711,7 @@ pub fn pass_on(query: &str, mut keep: impl FnMut(&str) -> bool) -> String {
 }
 
 /// Appends `text`, percent-encoding every byte that may not stand in a query as it is.
-pub fn push_query_safe(out: &mut String, text: &str) {
+pub(crate) fn push_query_safe(out: &mut String, text: &str) {
     for b in text.bytes() {
         let safe = b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%[]".contains(&b);
         if safe {

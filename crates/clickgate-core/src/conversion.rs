@@ -59,7 +59,7 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024;
 pub struct Postback {
     pub transaction_id: String,
     pub event: String,
-    pub amount: Option<String>,
+    pub(crate) amount: Option<String>,
     pub status: String,
     /// The advertiser's postback secret, as presented.
     pub secret: Option<String>,
@@ -69,7 +69,7 @@ pub struct Postback {
 
 impl Postback {
     /// The secret from the [`SECRET_HEADER`] header, when the parameters carried none.
-    pub fn with_header_secret(mut self, header: Option<String>) -> Postback {
+    pub(crate) fn with_header_secret(mut self, header: Option<String>) -> Postback {
         self.secret = self.secret.or(header);
         self
     }
@@ -229,21 +229,21 @@ fn static_name(name: &str) -> &'static str {
 pub struct Judging {
     pub postback: Postback,
     pub click: ClickToken,
-    pub click_to_conversion_ms: u64,
+    pub(crate) click_to_conversion_ms: u64,
     pub rule_id: Option<String>,
     /// Reasons found without asking anyone (flagged click, CTIT).
     pub reasons: Vec<(ReasonCode, String)>,
     /// False for statuses that are not judged (`declined`, `rejected`, …).
     pub judged: bool,
     /// Whether the postback carried its advertiser's secret (false when it has none).
-    pub authenticated: bool,
+    pub(crate) authenticated: bool,
     /// The click's advertiser's policy (see [`click_policy`] when the offer is gone).
     pub policy: PostbackPolicy,
     /// The click's advertiser: its listed offer's, or for an offer the document does not list,
     /// the advertiser of the link profile the click came in by.
     pub advertiser_id: Option<Id>,
     /// Where the object keeps the click's rejection, when the conversion's rule asks for it.
-    pub rejection_key: Option<String>,
+    pub(crate) rejection_key: Option<String>,
     /// The rule's share filters, with their tallies once [`Judging::judge_shares`] has them.
     pub shares: Vec<ShareCheck>,
 }
@@ -254,7 +254,7 @@ pub struct Judging {
 pub struct ShareCheck {
     pub seen: ShareSeen,
     pub code: ReasonCode,
-    pub hit: bool,
+    pub(crate) hit: bool,
     /// Whether the network's counts answered its tally.
     pub read: bool,
 }
@@ -445,7 +445,7 @@ impl Judging {
     /// counted twice) and answers the share over the window, or `None` where the network's counts
     /// cannot say: that filter is skipped, so an advertiser's postback is not refused for an
     /// outage of ours.
-    pub fn judge_shares(
+    pub(crate) fn judge_shares(
         &mut self,
         duplicate: bool,
         mut tally: impl FnMut(Measure, Option<bool>, u32) -> Option<ShareTally>,
@@ -480,7 +480,7 @@ impl Judging {
     /// after this report (a conversion window may be longer, and a record that expired as it was
     /// written would let the same event be approved again and again); `None` when the status is
     /// not judged.
-    pub fn duplicate_key(&self) -> Option<(Id, String, u64)> {
+    pub(crate) fn duplicate_key(&self) -> Option<(Id, String, u64)> {
         self.judged.then(|| {
             let key = stored::event_key(&self.postback.transaction_id, &self.postback.event);
             (
@@ -493,7 +493,7 @@ impl Judging {
 
     /// Whether the conversion is approved if the object has seen neither its event nor too many
     /// approvals for its click.
-    pub fn approvable(&self) -> bool {
+    pub(crate) fn approvable(&self) -> bool {
         self.judged && self.reasons.is_empty()
     }
 
@@ -507,7 +507,7 @@ impl Judging {
 
     /// The key under which the object keeps the click's approvals, and how many it may hold;
     /// `None` when this conversion cannot be approved anyway.
-    pub fn approvals_key(&self) -> Option<(String, u32)> {
+    pub(crate) fn approvals_key(&self) -> Option<(String, u32)> {
         self.approvable().then(|| {
             let key = stored::approvals_key(&self.postback.transaction_id);
             (key, self.policy.max_approved_per_click)
@@ -661,7 +661,7 @@ pub struct Rejected {
 }
 
 /// The reason a stored rejection (`{expires ms}\n{reason}`) gives, while it has not expired.
-pub fn stored_rejection(value: &str, now_ms: u64) -> Option<&str> {
+pub(crate) fn stored_rejection(value: &str, now_ms: u64) -> Option<&str> {
     let (expires, reason) = value.split_once('\n')?;
     (expires.parse::<u64>().ok()? >= now_ms).then_some(reason)
 }
@@ -691,13 +691,13 @@ pub fn reject_step(
 
 /// Whether a stored rejection is past its expiry (or unreadable): what the object's daily sweep
 /// deletes.
-pub fn rejection_expired(key: &str, value: &str, now_ms: u64) -> bool {
+pub(crate) fn rejection_expired(key: &str, value: &str, now_ms: u64) -> bool {
     stored::is_rejection(key) && stored_rejection(value, now_ms).is_none()
 }
 
 /// The first slot that holds no unexpired approval (`stored`: the slots' stored values); `None`:
 /// the click has all the approvals it may have.
-pub fn free_approval_slot<'a>(
+pub(crate) fn free_approval_slot<'a>(
     slots: &'a [String],
     stored: &[(String, String)],
     now_ms: u64,
@@ -733,7 +733,7 @@ impl ConversionStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConversionOutcome {
     pub status: ConversionStatus,
-    pub judging: Judging,
+    pub(crate) judging: Judging,
 }
 
 impl ConversionOutcome {

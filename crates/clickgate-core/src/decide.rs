@@ -34,24 +34,24 @@ pub struct ClickOutcome {
     pub client: ClientInfo,
     /// A chat app or social site unfurling the link: redirected, but not a person's click.
     pub preview: bool,
-    pub config_digest: String,
+    pub(crate) config_digest: String,
     /// What the deciding rule made of the click, when a rule covered it.
     pub assessment: Option<Assessment>,
     /// The allowlist entry that let the click through every filter.
-    pub allowlisted: Option<String>,
+    pub(crate) allowlisted: Option<String>,
     /// What the network's signing policy made of the click, when it has one.
     pub signature: Option<Signature>,
     /// The network's object had not answered this isolate for a while (its flood state is stale).
-    pub flood_unavailable: bool,
+    pub(crate) flood_unavailable: bool,
     /// The network's flood block this click would have met, its flood mode being `report_only`:
     /// the click goes on as decided, and counts as `would_block`.
-    pub flood_would_block: Option<Reason>,
+    pub(crate) flood_would_block: Option<Reason>,
     /// The link profile the click came in by, where the document declares profiles.
     pub profile: Option<String>,
     /// The relay that carried the click (`lists.relays`), whose network is not held against it.
     pub relay: Option<String>,
     /// Which parameter is the click's sub ID: its rule's, as the lists read it.
-    pub sub_id_param: SubIdParam,
+    pub(crate) sub_id_param: SubIdParam,
 }
 
 /// What the edge learned about a click beyond the request itself.
@@ -68,7 +68,7 @@ pub struct Observed {
 /// Whether a rule of the config judges the request's headers and connection (the `spoof` filter):
 /// only then are they read into the click and written to its log line, so the log of a config
 /// without the filter is as it was and keeps no header that nothing judged.
-pub fn reads_sent(config: &Config) -> bool {
+pub(crate) fn reads_sent(config: &Config) -> bool {
     config.rules.iter().any(|r| {
         r.filters
             .iter()
@@ -90,11 +90,11 @@ pub struct Reads {
 
 /// The headers every click reads: the address, the User-Agent, the referrer, and `accept`, which
 /// picks the block page's form.
-pub const CLICK_HEADERS: [&str; 4] = ["cf-connecting-ip", "user-agent", "referer", "accept"];
+pub(crate) const CLICK_HEADERS: [&str; 4] = ["cf-connecting-ip", "user-agent", "referer", "accept"];
 
 /// Every header a click can read: those of every click, then the `spoof` filter's own (`accept`,
 /// already among the first, is not said twice). The same as [`crate::isolate::READ_HEADERS`].
-pub const SPOOF_HEADERS: [&str; 3 + click::SENT_HEADERS.len()] = {
+pub(crate) const SPOOF_HEADERS: [&str; 3 + click::SENT_HEADERS.len()] = {
     let mut all = [""; 3 + click::SENT_HEADERS.len()];
     let mut i = 0;
     while i < all.len() {
@@ -126,7 +126,7 @@ pub fn reads(config: Option<&Config>) -> Reads {
 
 /// The click's offer, when the config serves it: a listed offer, or an unlisted one its link
 /// profile forwards to the profile's destination. An unknown offer is a 404, a paused one too.
-pub fn servable_offer<'c>(
+pub(crate) fn servable_offer<'c>(
     config: &'c Config,
     click: &ClickParams,
 ) -> Result<Cow<'c, Offer>, RequestError> {
@@ -464,7 +464,7 @@ fn reason_json(r: &Reason) -> String {
 impl ClickOutcome {
     /// The reasons behind the verdict: those that blocked the click, or else what the deciding rule
     /// found (a monitored or under-threshold click still shows which filters fired).
-    pub fn reasons(&self) -> &[Reason] {
+    pub(crate) fn reasons(&self) -> &[Reason] {
         match (&self.decision, &self.assessment) {
             (Decision::Block { reasons }, _) => reasons,
             (_, Some(a)) => &a.reasons,
@@ -478,13 +478,13 @@ impl ClickOutcome {
         self.reasons().first().map(|r| r.rule_id.as_str()).or(rule)
     }
 
-    pub fn is_blocked(&self) -> bool {
+    pub(crate) fn is_blocked(&self) -> bool {
         matches!(self.decision, Decision::Block { .. })
     }
 
     /// Blocked, declined by its rule in monitor mode, or let through a flood block in report-only
     /// mode: what the flood threshold counts as flagged, and the report as `would_block`.
-    pub fn flagged(&self) -> bool {
+    pub(crate) fn flagged(&self) -> bool {
         self.is_blocked()
             || self.assessment.as_ref().is_some_and(|a| a.declined)
             || self.flood_would_block.is_some()
@@ -500,7 +500,7 @@ impl ClickOutcome {
     /// A click let through with nothing to tell: redirected, no filter fired, no rule declined or
     /// would have, not allowlisted, not a preview, and nothing it needed was unavailable. The only
     /// decisions the config's `log` may leave out of the log.
-    pub fn clean(&self) -> bool {
+    pub(crate) fn clean(&self) -> bool {
         let a = self.assessment.as_ref();
         matches!(self.decision, Decision::Redirect { .. })
             && !self.preview
@@ -517,7 +517,7 @@ impl ClickOutcome {
 
     /// The decision's line under the config's `log`: a setting other than `"all"` is named in
     /// every line (`"log"`), so whoever reads the log knows its clean clicks are a sample.
-    pub fn log_line_under(&self, log: LogClean) -> String {
+    pub(crate) fn log_line_under(&self, log: LogClean) -> String {
         let verdict = match &self.decision {
             Decision::Redirect { .. } => Verdict::Redirect,
             Decision::Block { .. } => Verdict::Block,

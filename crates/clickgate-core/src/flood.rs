@@ -49,7 +49,7 @@ use crate::verdict::FaultMode;
 
 /// An hour watched on past days is expected to hold at least this share of the network's average
 /// hour: a quiet hour that saw no clicks is judged against its network's size, never against zero.
-pub const QUIET_SHARE: f64 = 0.25;
+pub(crate) const QUIET_SHARE: f64 = 0.25;
 
 /// How many weeks a weekday's level averages (an exponential moving average, weight
 /// `1/min(WEEKDAY_WEEKS, times seen + 1)`): slow, as a weekday comes once a week and a single
@@ -62,16 +62,16 @@ pub const WEEKDAY_LEVELS: std::ops::RangeInclusive<f64> = 0.25..=4.0;
 /// Conversions are expected to follow their clicks after this many minutes on average (an
 /// exponential delay): a click is mature, its conversion due in all likelihood, after about twice
 /// this. Clicks that bring less than their due are judged by their volume at the bound alone.
-pub const CONVERSION_DELAY: f64 = 60.0;
+pub(crate) const CONVERSION_DELAY: f64 = 60.0;
 /// How far a day's conversion rate strays from the baseline's, as a share: the spread of the
 /// conversions due beyond their Poisson noise.
-pub const CONVERSION_SPREAD: f64 = 0.1;
+pub(crate) const CONVERSION_SPREAD: f64 = 0.1;
 
 /// How long after a change of the config in force a flagged trip at the usual volume is put down
 /// to the change: 2 hours, long enough for every isolate to load the new document and for the
 /// share of clicks its rules decline to settle, short enough that a flagged flood starting later
 /// is caught as before.
-pub const CONFIG_CHANGE_WINDOW_MS: u64 = 2 * HOUR_MS;
+pub(crate) const CONFIG_CHANGE_WINDOW_MS: u64 = 2 * HOUR_MS;
 
 /// What a trip does: block the network's clicks for the day, or only say that it would have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -84,7 +84,7 @@ pub enum FloodMode {
 }
 
 impl FloodMode {
-    pub const CHOICES: &'static [(&'static str, FloodMode)] = &[
+    pub(crate) const CHOICES: &'static [(&'static str, FloodMode)] = &[
         ("enforce", FloodMode::Enforce),
         ("report_only", FloodMode::ReportOnly),
     ];
@@ -93,9 +93,9 @@ impl FloodMode {
 /// A network's thresholds, from `networks[].flood` (or the defaults).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Thresholds {
-    pub per_minute: Option<u32>,
-    pub per_hour: Option<u32>,
-    pub per_day: Option<u32>,
+    pub(crate) per_minute: Option<u32>,
+    pub(crate) per_hour: Option<u32>,
+    pub(crate) per_day: Option<u32>,
     pub tolerance: f64,
     /// The clicks in the last 60 minutes below which the flagged share never trips.
     pub floor: u32,
@@ -114,7 +114,7 @@ pub struct Thresholds {
     pub burst_tolerance: f64,
     /// When the network's object has not answered an isolate for a while: let clicks through
     /// (`Open`, the default) or block them (`Closed`). The isolate's concern; not sent in batches.
-    pub on_fault: FaultMode,
+    pub(crate) on_fault: FaultMode,
     /// Whether a trip blocks. The isolate's concern too: the object trips either way, so a network
     /// switched to `enforce` mid-day blocks at once.
     pub mode: FloodMode,
@@ -142,11 +142,11 @@ impl Default for Thresholds {
 }
 
 /// The defaults of the statistical bound, quoted in docs/floods.md.
-pub const DEFAULT_TAIL: f64 = 1e-6;
-pub const DEFAULT_DISPERSION: f64 = 0.5;
-pub const DEFAULT_MIN_CLICKS: u32 = 30;
-pub const DEFAULT_MIN_FLAGGED: u32 = 12;
-pub const DEFAULT_BURST_TOLERANCE: f64 = 100.0;
+pub(crate) const DEFAULT_TAIL: f64 = 1e-6;
+pub(crate) const DEFAULT_DISPERSION: f64 = 0.5;
+pub(crate) const DEFAULT_MIN_CLICKS: u32 = 30;
+pub(crate) const DEFAULT_MIN_FLAGGED: u32 = 12;
+pub(crate) const DEFAULT_BURST_TOLERANCE: f64 = 100.0;
 
 /// What the config accepts for them.
 pub const TAIL: std::ops::RangeInclusive<f64> = 1e-12..=0.01;
@@ -159,10 +159,10 @@ pub struct FloodView {
     /// The block in force, as the object last answered.
     pub block: Option<FloodBlock>,
     /// The object has not answered for too long; with `on_fault: closed` the click is refused.
-    pub unreachable: bool,
-    pub on_fault: FaultMode,
+    pub(crate) unreachable: bool,
+    pub(crate) on_fault: FaultMode,
     /// The network's flood mode is `report_only`: a trip's block is only reported.
-    pub report_only: bool,
+    pub(crate) report_only: bool,
 }
 
 /// Why a network is blocked for the day: the ceiling or comparison that tripped, or an operator.
@@ -209,7 +209,7 @@ impl FloodCause {
 /// A block as the isolates cache it: until when, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FloodBlock {
-    pub until_ms: u64,
+    pub(crate) until_ms: u64,
     pub cause: FloodCause,
     pub detail: String,
 }
@@ -217,7 +217,7 @@ pub struct FloodBlock {
 /// Why a network is blocked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Block {
-    pub since_ms: u64,
+    pub(crate) since_ms: u64,
     pub cause: FloodCause,
     /// What was seen against what was allowed, for the log and the report.
     pub detail: String,
@@ -248,7 +248,7 @@ pub enum Event {
 
 /// What a step changed that is worth a log line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Nothing,
     Tripped(Block),
     Lifted {
@@ -270,15 +270,15 @@ pub struct ConfigSeen {
     pub digest: u64,
     /// The digest before it: a batch from an isolate still on it (a rollout takes a while) is not
     /// another change.
-    pub previous: u64,
+    pub(crate) previous: u64,
     /// When the digest changed; `None` for the first one seen (a new network, or a state stored
     /// before digests were kept): no change is known then.
-    pub changed_ms: Option<u64>,
+    pub(crate) changed_ms: Option<u64>,
     /// The flagged share of the last hour at a trip put down to the change: from then on the
     /// network's flagged rate is at least this, until a day closes and the baseline takes it in.
-    pub flagged_rate: Option<f64>,
+    pub(crate) flagged_rate: Option<f64>,
     /// The change's trip was alerted: one alert per change.
-    pub alerted: bool,
+    pub(crate) alerted: bool,
 }
 
 /// A network's day as its object keeps it.
@@ -287,31 +287,31 @@ pub struct FloodState {
     /// The UTC day (days since the epoch) the counts belong to.
     pub day: u64,
     /// Clicks and flagged clicks per UTC minute for the last 60 minutes: (minute, clicks, flagged).
-    pub minutes: Vec<(u64, u32, u32)>,
-    pub hour_clicks: [u32; 24],
-    pub day_clicks: u64,
-    pub day_flagged: u64,
-    pub day_conversions: u64,
+    pub(crate) minutes: Vec<(u64, u32, u32)>,
+    pub(crate) hour_clicks: [u32; 24],
+    pub(crate) day_clicks: u64,
+    pub(crate) day_flagged: u64,
+    pub(crate) day_conversions: u64,
     /// Expected clicks per hour of day, from past days, and how many days went into it.
-    pub baseline: [f64; 24],
-    pub baseline_cr: f64,
+    pub(crate) baseline: [f64; 24],
+    pub(crate) baseline_cr: f64,
     /// The share of past days' clicks the filters flagged: one rate for every hour keeps the
     /// stored state small, and a day's flagged share moves far less across hours than its volume.
     /// `None` until a day closes with it counted (a state stored before it was kept has none).
-    pub baseline_flagged: Option<f64>,
-    pub days_known: u32,
+    pub(crate) baseline_flagged: Option<f64>,
+    pub(crate) days_known: u32,
     /// How many days each hour of the day was watched: a network first seen at 14:00 knows nothing
     /// of its mornings yet, which is not the same as knowing they are quiet.
-    pub observed: [u32; 24],
+    pub(crate) observed: [u32; 24],
     /// Since when today is watched: 00:00, or the moment a new network was first seen.
-    pub watched_from_ms: u64,
+    pub(crate) watched_from_ms: u64,
     /// How many days the network's baseline averages, as its click batches last said: a day that
     /// closes on an event without thresholds of its own (a conversion, an operator's block) is
     /// folded in with the network's setting, not the default.
     pub baseline_days: u32,
     pub block: Option<Block>,
     /// An operator lifted today's block: no automatic trip until midnight.
-    pub lifted_by: Option<String>,
+    pub(crate) lifted_by: Option<String>,
     /// The conversions the clicks counted so far will still bring at the baseline's rate; those
     /// that fell due since the last hour's clicks went beyond twice the expected, and those
     /// that came meanwhile (both 0 while the clicks are within it); and the minute the three were brought
@@ -323,7 +323,7 @@ pub struct FloodState {
     /// baseline expected of the whole day when it closed, averaged over [`WEEKDAY_WEEKS`], and how
     /// many such days went into it (0: none yet, and the level is 1, as before weekdays were
     /// learnt).
-    pub weekdays: [(f64, u32); 7],
+    pub(crate) weekdays: [(f64, u32); 7],
 }
 
 impl FloodState {
@@ -352,7 +352,7 @@ impl FloodState {
 
     /// A batch's clicks were decided under the config `digest` (0: an isolate that does not
     /// say). A digest other than the one in force and the one before is a change, from `now`.
-    pub fn config_in_force(&mut self, digest: u64, now_ms: u64) {
+    pub(crate) fn config_in_force(&mut self, digest: u64, now_ms: u64) {
         let c = &mut self.config;
         if digest == 0 || digest == c.digest || digest == c.previous {
             return;
@@ -401,12 +401,12 @@ impl FloodState {
     }
 
     /// When the block in force ends: the next 00:00 UTC.
-    pub fn blocked_until_ms(&self) -> Option<u64> {
+    pub(crate) fn blocked_until_ms(&self) -> Option<u64> {
         self.block.as_ref().map(|_| (self.day + 1) * DAY_MS)
     }
 
     /// The block in force, as the isolates are told.
-    pub fn current_block(&self) -> Option<FloodBlock> {
+    pub(crate) fn current_block(&self) -> Option<FloodBlock> {
         let b = self.block.as_ref()?;
         Some(FloodBlock {
             until_ms: (self.day + 1) * DAY_MS,
@@ -416,7 +416,7 @@ impl FloodState {
     }
 
     /// Advances the day by one event.
-    pub fn step(&mut self, event: Event, t: &Thresholds, now_ms: u64) -> Outcome {
+    pub(crate) fn step(&mut self, event: Event, t: &Thresholds, now_ms: u64) -> Outcome {
         self.baseline_days = t.baseline_days;
         let today = now_ms / DAY_MS;
         // Conversions reach the object after their minute, as counts do: up to the last one.
@@ -496,7 +496,7 @@ impl FloodState {
     /// Advances the day by an event that comes without the network's thresholds and is not
     /// judged against them (a conversion, an operator's block or lift): a day it closes is folded
     /// into the baseline over the days the network's clicks last asked for.
-    pub fn step_between_batches(&mut self, event: Event, now_ms: u64) -> Outcome {
+    pub(crate) fn step_between_batches(&mut self, event: Event, now_ms: u64) -> Outcome {
         debug_assert!(matches!(
             event,
             Event::Conversions { .. } | Event::Lift { .. } | Event::Impose { .. }
@@ -672,7 +672,7 @@ impl FloodState {
     /// at 00:30 on a Monday, 30 minutes at Sunday's level and 30 at Monday's. After 00:00 the
     /// window holds only today's minutes but is still judged as a whole one: a day's first
     /// minutes are not held to a shorter span.
-    pub fn expected(&self, now_ms: u64, minutes: u64) -> f64 {
+    pub(crate) fn expected(&self, now_ms: u64, minutes: u64) -> f64 {
         self.expected_of(&self.hourly(), now_ms, minutes)
     }
 
@@ -698,7 +698,7 @@ impl FloodState {
     /// hour-of-day baseline: its weekday's learnt level, half of its difference from 1 while
     /// the weekday was seen once (one day strays by a day's spread), and 1 while never (as
     /// before weekdays were learnt).
-    pub fn level(&self, day: u64) -> f64 {
+    pub(crate) fn level(&self, day: u64) -> f64 {
         match self.weekdays[weekday(day)] {
             (_, 0) => 1.0,
             (level, 1) => (1.0 + level) / 2.0,
@@ -711,7 +711,7 @@ impl FloodState {
     /// [`QUIET_SHARE`] of the network's average hour (an hour that was empty is quiet, not
     /// closed); an hour never watched (a network first seen mid-day) has the average of the
     /// nearest watched hours on each side, or the network's average hour if that is more.
-    pub fn hourly(&self) -> [f64; 24] {
+    pub(crate) fn hourly(&self) -> [f64; 24] {
         let known = (0..24).filter(|&h| self.observed[h] > 0).count();
         if known == 0 {
             return [0.0; 24];
@@ -799,11 +799,11 @@ impl FloodState {
 }
 
 /// The weekday of the UTC day `day` (days since the epoch), Monday 0: 1970-01-01 was a Thursday.
-pub fn weekday(day: u64) -> usize {
+pub(crate) fn weekday(day: u64) -> usize {
     ((day + 3) % 7) as usize
 }
 
-pub mod bound;
+pub(crate) mod bound;
 mod codec;
 pub mod simulation;
 pub mod traffic;

@@ -30,14 +30,14 @@ impl Default for HyperLogLog {
 
 /// 64-bit FNV-1a: stable across builds and platforms, which stored sketches, shard numbers and
 /// config digests rely on. Its low bits are weak; each use mixes them with a finaliser.
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
 }
 
 /// A stable 64-bit hash: FNV-1a, then SplitMix64's finaliser to spread FNV's weak low bits.
-pub fn hash64(bytes: &[u8]) -> u64 {
+pub(crate) fn hash64(bytes: &[u8]) -> u64 {
     let mut h = fnv1a64(bytes);
     h ^= h >> 30;
     h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -61,7 +61,7 @@ impl HyperLogLog {
         changed
     }
 
-    pub fn estimate(&self) -> u64 {
+    pub(crate) fn estimate(&self) -> u64 {
         let m = M as f64;
         let alpha = 0.7213 / (1.0 + 1.079 / m);
         let (sum, zeros) = self.registers.iter().fold((0.0f64, 0u32), |(s, z), &r| {

@@ -15,8 +15,8 @@ use crate::log::push_json_str;
 use crate::report::{Format, Report};
 use crate::verdict::Decision;
 
-pub const BLOCK_CODE: u16 = 1021;
-pub const BLOCK_MESSAGE: &str = "1021 : click fraud check";
+pub(crate) const BLOCK_CODE: u16 = 1021;
+pub(crate) const BLOCK_MESSAGE: &str = "1021 : click fraud check";
 
 /// A response in plain data; the Worker copies it onto a `worker::Response`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,7 +144,7 @@ pub fn unavailable(head: bool) -> HttpResponse {
     r
 }
 
-pub fn health_response(config_digest: &str, head: bool) -> HttpResponse {
+pub(crate) fn health_response(config_digest: &str, head: bool) -> HttpResponse {
     HttpResponse::new(
         200,
         JSON,
@@ -154,7 +154,7 @@ pub fn health_response(config_digest: &str, head: bool) -> HttpResponse {
 }
 
 /// The answer to a judged postback.
-pub fn postback_response(outcome: &ConversionOutcome) -> HttpResponse {
+pub(crate) fn postback_response(outcome: &ConversionOutcome) -> HttpResponse {
     HttpResponse::new(200, JSON, outcome.answer(), false)
 }
 
@@ -169,7 +169,7 @@ pub fn verdict_response(answer: Result<String, PostbackError>) -> HttpResponse {
 /// The answer to a rejection report: the rejection the object keeps, or why it was refused. A
 /// transaction id this filter never issued is 404: there is no click to reject, and the reporting
 /// system should not retry it. `None` from the object: it could not say, so retry.
-pub fn rejection_response(
+pub(crate) fn rejection_response(
     answer: Result<(&conversion::Rejecting, Option<&conversion::Rejected>), PostbackError>,
 ) -> HttpResponse {
     match answer {
@@ -185,7 +185,7 @@ pub fn rejection_response(
 }
 
 /// A postback that could not be judged at all.
-pub fn postback_error(error: &PostbackError) -> HttpResponse {
+pub(crate) fn postback_error(error: &PostbackError) -> HttpResponse {
     let (status, code) = match error {
         PostbackError::Missing(_) => (400, "missing_parameter"),
         PostbackError::Invalid { .. } => (400, "invalid_parameter"),
@@ -197,7 +197,7 @@ pub fn postback_error(error: &PostbackError) -> HttpResponse {
 }
 
 /// An admin request that was refused.
-pub fn admin_error_response(error: &AdminError) -> HttpResponse {
+pub(crate) fn admin_error_response(error: &AdminError) -> HttpResponse {
     if *error == AdminError::Login {
         // The page itself, which asks for the token when the browser's own prompt is dismissed;
         // it holds no data, and every request it makes is checked again.
@@ -251,7 +251,7 @@ const ADMIN_PAGE: &str = include_str!(concat!(env!("OUT_DIR"), "/admin_page.html
 /// The page runs only its own inline code and talks only to this origin.
 const PAGE_POLICY: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-pub fn admin_page() -> HttpResponse {
+pub(crate) fn admin_page() -> HttpResponse {
     let mut r = HttpResponse::new(200, HTML, ADMIN_PAGE.to_owned(), false);
     r.headers
         .push(("content-security-policy", PAGE_POLICY.to_owned()));
@@ -259,7 +259,7 @@ pub fn admin_page() -> HttpResponse {
 }
 
 /// The fraud report as JSON or CSV.
-pub fn admin_report(report: &Report) -> HttpResponse {
+pub(crate) fn admin_report(report: &Report) -> HttpResponse {
     match report.query.format {
         Format::Json => HttpResponse::new(200, JSON, report.to_json(), false),
         Format::Csv => {
@@ -274,18 +274,22 @@ pub fn admin_report(report: &Report) -> HttpResponse {
 }
 
 /// One click's decision (see [`crate::report::explain_answer`]).
-pub fn admin_explain(answer: String) -> HttpResponse {
+pub(crate) fn admin_explain(answer: String) -> HttpResponse {
     HttpResponse::new(200, JSON, answer, false)
 }
 
 /// A transaction id that is not one of ours (forged, mistyped, or from another secret).
-pub fn admin_unknown_transaction(problem: &str) -> HttpResponse {
+pub(crate) fn admin_unknown_transaction(problem: &str) -> HttpResponse {
     let body = json!({"error": {"code": "unknown_transaction", "message": problem}});
     HttpResponse::new(404, JSON, body.to_string(), false)
 }
 
 /// What an admin change left in force for the network.
-pub fn admin_response(action: &Action, block: Option<&FloodBlock>, at_ms: u64) -> HttpResponse {
+pub(crate) fn admin_response(
+    action: &Action,
+    block: Option<&FloodBlock>,
+    at_ms: u64,
+) -> HttpResponse {
     let (verb, by) = match action {
         Action::Block { by, .. } => ("block", by),
         Action::Unblock { by, .. } => ("unblock", by),
@@ -303,28 +307,28 @@ pub fn admin_response(action: &Action, block: Option<&FloodBlock>, at_ms: u64) -
 }
 
 /// The config document in KV, as it is.
-pub fn admin_config(text: &str) -> HttpResponse {
+pub(crate) fn admin_config(text: &str) -> HttpResponse {
     HttpResponse::new(200, JSON, text.to_owned(), false)
 }
 
 /// `GET /admin/feeds`: the feeds' status, written by the config's feeds.
-pub fn admin_feeds(body: String) -> HttpResponse {
+pub(crate) fn admin_feeds(body: String) -> HttpResponse {
     HttpResponse::new(200, JSON, body, false)
 }
 
 /// The blocklist, or what a change of it left.
-pub fn admin_blocklist(body: String) -> HttpResponse {
+pub(crate) fn admin_blocklist(body: String) -> HttpResponse {
     HttpResponse::new(200, JSON, body, false)
 }
 
 /// A blocklist change refused: the list is full, or the entry to remove is not on it.
-pub fn admin_blocklist_refused(status: u16, code: &str, problem: &str) -> HttpResponse {
+pub(crate) fn admin_blocklist_refused(status: u16, code: &str, problem: &str) -> HttpResponse {
     let body = json!({"error": {"code": code, "message": problem}});
     HttpResponse::new(status, JSON, body.to_string(), false)
 }
 
 /// A document accepted through the admin API and written to KV.
-pub fn admin_config_saved(config: &crate::config::Config) -> HttpResponse {
+pub(crate) fn admin_config_saved(config: &crate::config::Config) -> HttpResponse {
     let body = json!({
         "saved": true,
         "config": config.digest,
@@ -335,7 +339,7 @@ pub fn admin_config_saved(config: &crate::config::Config) -> HttpResponse {
 }
 
 /// A document refused: every problem with its path; KV is left as it was.
-pub fn admin_config_invalid(errors: &[crate::config::ConfigError]) -> HttpResponse {
+pub(crate) fn admin_config_invalid(errors: &[crate::config::ConfigError]) -> HttpResponse {
     let problems: Vec<_> = errors
         .iter()
         .map(|e| json!({"path": e.path, "problem": e.problem}))
@@ -348,7 +352,7 @@ pub fn admin_config_invalid(errors: &[crate::config::ConfigError]) -> HttpRespon
 
 /// An admin request the Worker cannot serve now: a Durable Object or KV did not answer, or a
 /// secret or the config it needs is missing (a 503 the operator may retry).
-pub fn admin_unavailable(problem: &str) -> HttpResponse {
+pub(crate) fn admin_unavailable(problem: &str) -> HttpResponse {
     let body = json!({"error": {"code": "unavailable", "message": problem}});
     HttpResponse::new(503, JSON, body.to_string(), false)
 }

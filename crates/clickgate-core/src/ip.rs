@@ -86,7 +86,7 @@ impl IpNet {
     }
 
     /// One address as its own block.
-    pub fn host(addr: IpAddr) -> IpNet {
+    pub(crate) fn host(addr: IpAddr) -> IpNet {
         IpNet {
             addr: ip_bits(addr),
             prefix: 128,
@@ -96,7 +96,7 @@ impl IpNet {
 
     /// The fewest blocks that cover `first..=last` exactly: how a list written as ranges
     /// (`192.0.2.10-192.0.2.20`) becomes entries. Both ends must be of one family, in order.
-    pub fn cover(first: IpAddr, last: IpAddr) -> Result<Vec<IpNet>, BadRange> {
+    pub(crate) fn cover(first: IpAddr, last: IpAddr) -> Result<Vec<IpNet>, BadRange> {
         let v4 = match (first, last) {
             (IpAddr::V4(_), IpAddr::V4(_)) => true,
             (IpAddr::V6(_), IpAddr::V6(_)) => false,
@@ -186,7 +186,7 @@ pub fn parse_list(text: &str) -> Result<IpSet, Vec<String>> {
 }
 
 /// Parses a client address as the edge reports it (`CF-Connecting-IP`).
-pub fn parse_client_ip(text: &str) -> Option<IpAddr> {
+pub(crate) fn parse_client_ip(text: &str) -> Option<IpAddr> {
     text.trim().parse().ok()
 }
 
@@ -194,7 +194,7 @@ pub fn parse_client_ip(text: &str) -> Option<IpAddr> {
 /// `Err` with the problem when it is there but no address. The runtime sets this header itself,
 /// so an unparseable value is a fault, not a client's choice: the decision treats the IP checks
 /// as unavailable (see [`crate::click::ClientInfo::ip_unreadable`]) and the edge logs it.
-pub fn client_ip(header: Option<&str>) -> Result<Option<IpAddr>, String> {
+pub(crate) fn client_ip(header: Option<&str>) -> Result<Option<IpAddr>, String> {
     match header {
         None => Ok(None),
         Some(text) => parse_client_ip(text).map(Some).ok_or_else(|| {
@@ -207,7 +207,7 @@ pub fn client_ip(header: Option<&str>) -> Result<Option<IpAddr>, String> {
 
 /// Why [`IpNet::cover`] covers no range: its ends are of two families, or out of order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BadRange {
+pub(crate) enum BadRange {
     Families { first: IpAddr, last: IpAddr },
     Reversed { first: IpAddr, last: IpAddr },
 }
@@ -229,13 +229,13 @@ impl std::error::Error for BadRange {}
 /// call per octet or group, and every decision line writes the client's address. The same text
 /// as `Display` (a test holds it to it): an IPv4-mapped address as `::ffff:` and dotted quad, the
 /// first longest run of two or more zero groups as `::`, groups in lowercase hex.
-pub struct IpText {
+pub(crate) struct IpText {
     buf: [u8; 39],
     len: usize,
 }
 
 impl IpText {
-    pub fn of(ip: IpAddr) -> IpText {
+    pub(crate) fn of(ip: IpAddr) -> IpText {
         let mut text = IpText {
             buf: [0; 39],
             len: 0,
@@ -253,7 +253,7 @@ impl IpText {
         text
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         // Only ASCII was written.
         std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
     }

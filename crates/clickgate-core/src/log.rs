@@ -11,12 +11,12 @@ use crate::hll::hash64;
 ///
 /// The line is written as bytes, its punctuation a byte at a time: a string's `push` and
 /// `push_str` of a byte or two are calls each, and a decision line has a hundred of them.
-pub struct JsonLine {
+pub(crate) struct JsonLine {
     out: Vec<u8>,
 }
 
 impl JsonLine {
-    pub fn new() -> JsonLine {
+    pub(crate) fn new() -> JsonLine {
         // A decision line is 300 to 600 bytes: one allocation for most.
         let mut out = Vec::with_capacity(768);
         out.push(b'{');
@@ -34,7 +34,7 @@ impl JsonLine {
         self.out.push(b':');
     }
 
-    pub fn str(mut self, key: &str, value: &str) -> JsonLine {
+    pub(crate) fn str(mut self, key: &str, value: &str) -> JsonLine {
         self.key(key);
         self.out.push(b'"');
         escaped(value, |run| self.out.extend_from_slice(run.as_bytes()));
@@ -42,21 +42,21 @@ impl JsonLine {
         self
     }
 
-    pub fn opt(self, key: &str, value: Option<&str>) -> JsonLine {
+    pub(crate) fn opt(self, key: &str, value: Option<&str>) -> JsonLine {
         match value {
             Some(v) => self.str(key, v),
             None => self,
         }
     }
 
-    pub fn bool(mut self, key: &str, value: bool) -> JsonLine {
+    pub(crate) fn bool(mut self, key: &str, value: bool) -> JsonLine {
         self.key(key);
         let text: &[u8] = if value { b"true" } else { b"false" };
         self.out.extend_from_slice(text);
         self
     }
 
-    pub fn num(mut self, key: &str, value: u64) -> JsonLine {
+    pub(crate) fn num(mut self, key: &str, value: u64) -> JsonLine {
         self.key(key);
         self.out
             .extend_from_slice(Digits::of(value).as_str().as_bytes());
@@ -64,21 +64,21 @@ impl JsonLine {
     }
 
     /// A value that is already JSON (an array or object written by another `JsonLine`).
-    pub fn raw(mut self, key: &str, json: &str) -> JsonLine {
+    pub(crate) fn raw(mut self, key: &str, json: &str) -> JsonLine {
         self.key(key);
         self.out.extend_from_slice(json.as_bytes());
         self
     }
 
     /// A field holding JSON already written, when there is one.
-    pub fn opt_raw(self, key: &str, json: Option<&str>) -> JsonLine {
+    pub(crate) fn opt_raw(self, key: &str, json: Option<&str>) -> JsonLine {
         match json {
             Some(j) => self.raw(key, j),
             None => self,
         }
     }
 
-    pub fn finish(mut self) -> String {
+    pub(crate) fn finish(mut self) -> String {
         self.out.push(b'}');
         // Whole strings and ASCII were written, so the bytes are UTF-8 and this is only the
         // check (a lossy copy could never be made).
@@ -95,13 +95,13 @@ impl Default for JsonLine {
 
 /// A number's decimal digits, written without the formatting machinery (a decision line has
 /// one or two per click).
-pub struct Digits {
+pub(crate) struct Digits {
     buf: [u8; 20],
     start: usize,
 }
 
 impl Digits {
-    pub fn of(mut value: u64) -> Digits {
+    pub(crate) fn of(mut value: u64) -> Digits {
         let mut buf = [b'0'; 20];
         let mut start = buf.len();
         loop {
@@ -114,14 +114,14 @@ impl Digits {
         }
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         // Only ASCII digits were written.
         std::str::from_utf8(&self.buf[self.start..]).unwrap_or("0")
     }
 }
 
 /// Appends `s` as a JSON string literal.
-pub fn push_json_str(out: &mut String, s: &str) {
+pub(crate) fn push_json_str(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
     out.push('"');
     escaped(s, |run| out.push_str(run));
@@ -237,7 +237,7 @@ pub enum LogClean {
 
 impl LogClean {
     /// Whether the clean click with this transaction id is logged.
-    pub fn keeps(self, transaction_id: &str) -> bool {
+    pub(crate) fn keeps(self, transaction_id: &str) -> bool {
         match self {
             LogClean::All => true,
             LogClean::None => false,
@@ -251,7 +251,7 @@ impl LogClean {
     }
 
     /// The share of clean clicks logged.
-    pub fn rate(self) -> f64 {
+    pub(crate) fn rate(self) -> f64 {
         match self {
             LogClean::All => 1.0,
             LogClean::Sample(rate) => rate,
@@ -261,7 +261,7 @@ impl LogClean {
 
     /// What each decision line says of the setting, so a reader of the log knows its clean clicks
     /// are a sample: nothing under `"all"`, whose lines stay as they always were.
-    pub fn line_field(self) -> Option<String> {
+    pub(crate) fn line_field(self) -> Option<String> {
         match self {
             LogClean::All => None,
             // Through serde_json's float writer, which the Worker has already: `{rate}` would

@@ -16,16 +16,16 @@ pub use crate::filters::Counters;
 pub struct Assessment {
     pub rule_id: String,
     pub score: u32,
-    pub probability: Probability,
+    pub(crate) probability: Probability,
     pub reasons: Vec<Reason>,
     /// Filters that could not run (reason `filter_unavailable` when the rule fails closed).
     pub unavailable: Vec<&'static str>,
-    pub declined: bool,
+    pub(crate) declined: bool,
     pub monitor: bool,
 }
 
 /// Runs a rule's click filters over one click.
-pub fn assess(
+pub(crate) fn assess(
     rule: &Rule,
     lists: &Lists,
     offer: &Offer,

@@ -111,7 +111,7 @@ pub fn canonical_string(path: &str, query: &str) -> Result<String, NotCanonical>
 /// Why a link cannot be in canonical form: a parameter is not canonically percent-encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotCanonical {
-    pub parameter: String,
+    pub(crate) parameter: String,
 }
 
 impl std::fmt::Display for NotCanonical {
@@ -190,15 +190,15 @@ pub enum Check {
 /// A valid click's id for the replay store: when this use of it expires, and whether the click
 /// waits for the answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReplayQuestion<'a> {
+pub(crate) struct ReplayQuestion<'a> {
     pub click_id: &'a str,
     pub expires_ms: u64,
-    pub when: ReplayCheck,
+    pub(crate) when: ReplayCheck,
 }
 
 impl Check {
     /// The click id to ask the replay store about, under the network's policy.
-    pub fn replay_question(&self, policy: &Policy) -> Option<ReplayQuestion<'_>> {
+    pub(crate) fn replay_question(&self, policy: &Policy) -> Option<ReplayQuestion<'_>> {
         match self {
             Check::Valid {
                 click_id: Some(id),
@@ -389,7 +389,7 @@ pub fn sign_link(
 // Replays.
 
 /// The object that remembers a network's click id, and the key it stores it under.
-pub fn replay_object(network: &Id, click_id: &str) -> (String, String) {
+pub(crate) fn replay_object(network: &Id, click_id: &str) -> (String, String) {
     let shard = hash64(click_id.as_bytes()) % REPLAY_SHARDS;
     (
         stored::replay_object(network, shard),
@@ -400,13 +400,17 @@ pub fn replay_object(network: &Id, click_id: &str) -> (String, String) {
 /// A record of a one-time use whose validity has passed: a network's click id (`r/…`, written by
 /// [`replay_step`]) or a click's conversion event (`cv/…`, see [`crate::conversion`]); both store
 /// their expiry in milliseconds. What the object's daily sweep deletes besides its counts.
-pub fn use_record_expired(key: &str, value: &str, now_ms: u64) -> bool {
+pub(crate) fn use_record_expired(key: &str, value: &str, now_ms: u64) -> bool {
     stored::is_use_record(key) && value.parse::<u64>().map_or(true, |t| t < now_ms)
 }
 
 /// The replay object's step for one click id: `stored` is when a previous use of it expires.
 /// Returns whether this use is a replay, and what to store (the later expiry).
-pub fn replay_step(stored_expires_ms: Option<u64>, expires_ms: u64, now_ms: u64) -> (bool, u64) {
+pub(crate) fn replay_step(
+    stored_expires_ms: Option<u64>,
+    expires_ms: u64,
+    now_ms: u64,
+) -> (bool, u64) {
     match stored_expires_ms {
         Some(t) if t >= now_ms => (true, t.max(expires_ms)),
         _ => (false, expires_ms),
@@ -441,22 +445,22 @@ pub struct Signature {
     pub kid: Option<String>,
     /// The mode in force for this click (`report_only` while the breaker is open).
     pub mode: Mode,
-    pub breaker_open: bool,
+    pub(crate) breaker_open: bool,
     /// The replay store could not be asked.
-    pub replay_unavailable: bool,
+    pub(crate) replay_unavailable: bool,
     /// The click id goes to the replay store after the redirect ([`ReplayCheck::AfterRedirect`]).
-    pub replay_after_redirect: bool,
+    pub(crate) replay_after_redirect: bool,
     pub on_replay_fault: FaultMode,
     pub flood_exempt: bool,
 }
 
 impl Signature {
-    pub fn valid(&self) -> bool {
+    pub(crate) fn valid(&self) -> bool {
         self.status == SignatureStatus::Valid
     }
 
     /// Whether the decision must refuse the click on signing grounds alone.
-    pub fn blocks(&self) -> bool {
+    pub(crate) fn blocks(&self) -> bool {
         self.mode == Mode::Enforce
             && (!self.valid()
                 || (self.replay_unavailable && self.on_replay_fault == FaultMode::Closed))
@@ -470,7 +474,7 @@ impl Signature {
         }
     }
 
-    pub fn log_json(&self) -> String {
+    pub(crate) fn log_json(&self) -> String {
         JsonLine::new()
             .str("status", self.status.as_str())
             .str("mode", self.mode.name())
@@ -514,7 +518,7 @@ pub enum ReplayAnswer {
 /// most `1 - share` of that number in the last one. A flood of forgeries on a network whose signer
 /// works leaves its valid signatures where they were, and the breaker shut.
 #[derive(Debug, Default)]
-pub struct Breakers {
+pub(crate) struct Breakers {
     networks: HashMap<Id, BreakerState>,
 }
 
@@ -608,7 +612,7 @@ fn signer_broke(t: WindowCounts, baseline: u32, b: BreakerSettings) -> bool {
 impl Breakers {
     /// Combines a check, the replay answer and the breaker into what the decision acts on. Also
     /// returns what changed when the breaker opens or closes.
-    pub fn judge(
+    pub(crate) fn judge(
         &mut self,
         network: &Id,
         policy: &Policy,
@@ -688,7 +692,7 @@ impl Breakers {
 
 /// A breaker that opened or closed: its log line, and its counts in words for an alert.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BreakerEvent {
+pub(crate) struct BreakerEvent {
     pub open: bool,
     pub line: String,
     pub detail: String,

@@ -37,15 +37,15 @@ pub fn list_key(compiled: &[u8]) -> String {
 /// object has this name.
 pub const DIRECTORY: &str = "directory:networks";
 /// The objects the networks not in the config share: `unlisted:{n}`.
-pub const SHARED_PREFIX: &str = "unlisted:";
+pub(crate) const SHARED_PREFIX: &str = "unlisted:";
 
 /// The name of shared object `n`.
-pub fn shared_object(n: u64) -> String {
+pub(crate) fn shared_object(n: u64) -> String {
     format!("{SHARED_PREFIX}{n}")
 }
 
 /// The name of a network's replay object `shard`.
-pub fn replay_object(network: &Id, shard: u64) -> String {
+pub(crate) fn replay_object(network: &Id, shard: u64) -> String {
     format!("replay:{network}:{shard}")
 }
 
@@ -53,12 +53,12 @@ pub fn replay_object(network: &Id, shard: u64) -> String {
 // A network's keys inside a shared object: `@{network}/{key}`.
 
 /// `key` of `network` in a shared object.
-pub fn network_key(network: &str, key: &str) -> String {
+pub(crate) fn network_key(network: &str, key: &str) -> String {
     format!("@{network}/{key}")
 }
 
 /// A stored key of `network` without its prefix; `None` when it is another network's.
-pub fn strip_network<'a>(network: &str, stored: &'a str) -> Option<&'a str> {
+pub(crate) fn strip_network<'a>(network: &str, stored: &'a str) -> Option<&'a str> {
     stored
         .strip_prefix('@')?
         .strip_prefix(network)?
@@ -66,7 +66,7 @@ pub fn strip_network<'a>(network: &str, stored: &'a str) -> Option<&'a str> {
 }
 
 /// A stored key without the network prefix a shared object gives it: what the daily sweep judges.
-pub fn inner_key(stored: &str) -> &str {
+pub(crate) fn inner_key(stored: &str) -> &str {
     stored
         .strip_prefix('@')
         .and_then(|rest| rest.split_once('/'))
@@ -79,11 +79,11 @@ pub fn inner_key(stored: &str) -> &str {
 /// The longest duplicate-IP window a rule may ask for (30 days); older hours are dropped.
 pub const RETAIN_HOURS: u32 = 24 * 30;
 /// An isolate that has not been heard of for this long has stopped; its batch ids are forgotten.
-pub const SEEN_RETAIN_HOURS: u32 = 48;
+pub(crate) const SEEN_RETAIN_HOURS: u32 = 48;
 /// A flood state no batch or conversion has moved for this many days is dropped, as the counts
 /// are: a network quiet for a month starts its baseline afresh, and a made-up `aff_id` leaves
 /// nothing behind in its shared object.
-pub const FLOOD_RETAIN_DAYS: u64 = RETAIN_HOURS as u64 / 24;
+pub(crate) const FLOOD_RETAIN_DAYS: u64 = RETAIN_HOURS as u64 / 24;
 /// The report's hours, and the directory's listings (no report reaches further back).
 pub const REPORT_RETAIN_DAYS: u32 = 90;
 /// One click's kept decision.
@@ -166,7 +166,7 @@ pub fn parse_hour_key(key: &str) -> Option<u32> {
 }
 
 /// The storage key of one click's explanation: its hour and its transaction id's nonce.
-pub fn explain_key(hour: u32, nonce: &[u8]) -> String {
+pub(crate) fn explain_key(hour: u32, nonce: &[u8]) -> String {
     let mut key = format!("explain/{hour:08}/");
     for b in nonce {
         key.push_str(&format!("{b:02x}"));
@@ -176,7 +176,7 @@ pub fn explain_key(hour: u32, nonce: &[u8]) -> String {
 
 /// The hashes a share is counted under, in place of an IP's, as its events and its hits (see
 /// [`crate::network::keys::share_keys`]).
-pub fn share_hashes(tag: &str) -> (u64, u64) {
+pub(crate) fn share_hashes(tag: &str) -> (u64, u64) {
     (
         hash64(format!("share/{tag}/events").as_bytes()),
         hash64(format!("share/{tag}/hits").as_bytes()),
@@ -187,12 +187,12 @@ pub fn share_hashes(tag: &str) -> (u64, u64) {
 // An object's storage: one-time use records, each valued with its expiry in milliseconds.
 
 /// A network's click id, in its replay object: `r/` and the hash of both.
-pub fn replay_key(network: &Id, click_id: &str) -> String {
+pub(crate) fn replay_key(network: &Id, click_id: &str) -> String {
     format!("r/{}", hash64(format!("{network}\n{click_id}").as_bytes()))
 }
 
 /// A click's conversion event: `cv/` and the hash of its transaction id and event.
-pub fn event_key(transaction_id: &str, event: &str) -> String {
+pub(crate) fn event_key(transaction_id: &str, event: &str) -> String {
     format!(
         "cv/{:016x}",
         hash64(format!("{transaction_id}\n{event}").as_bytes())
@@ -200,28 +200,28 @@ pub fn event_key(transaction_id: &str, event: &str) -> String {
 }
 
 /// Where a click's approvals are kept, one slot each (see [`approval_slots`]).
-pub fn approvals_key(transaction_id: &str) -> String {
+pub(crate) fn approvals_key(transaction_id: &str) -> String {
     format!("cv/{:016x}/approved", hash64(transaction_id.as_bytes()))
 }
 
 /// The storage keys of a click's `max` approval slots under its approvals key; each holds when its
 /// approval expires, like any use record.
-pub fn approval_slots(click_key: &str, max: u32) -> Vec<String> {
+pub(crate) fn approval_slots(click_key: &str, max: u32) -> Vec<String> {
     (0..max).map(|n| format!("{click_key}/{n}")).collect()
 }
 
 /// Whether `key` is a use record (a click id, a conversion event, an approval slot).
-pub fn is_use_record(key: &str) -> bool {
+pub(crate) fn is_use_record(key: &str) -> bool {
     key.starts_with("r/") || key.starts_with("cv/")
 }
 
 /// The key under which a click's rejection is kept in its network's object: `rj/` and the hash of
 /// its transaction id, so a conversion finds it from the id alone.
-pub fn rejection_key(transaction_id: &str) -> String {
+pub(crate) fn rejection_key(transaction_id: &str) -> String {
     format!("rj/{:016x}", hash64(transaction_id.as_bytes()))
 }
 
-pub fn is_rejection(key: &str) -> bool {
+pub(crate) fn is_rejection(key: &str) -> bool {
     key.starts_with("rj/")
 }
 
@@ -236,7 +236,7 @@ pub fn listing_key(name: &str) -> String {
 }
 
 /// The name a listing key lists; `None` when the key is not a listing.
-pub fn listed_name(key: &str) -> Option<&str> {
+pub(crate) fn listed_name(key: &str) -> Option<&str> {
     key.strip_prefix(LISTING_PREFIX)
 }
 

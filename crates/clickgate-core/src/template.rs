@@ -13,7 +13,7 @@ use percent_encoding::percent_encode_byte;
 use crate::click::{push_query_safe, AFF_ID, OFFER_ID, SOURCE_ID, SUB_IDS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Macro {
+pub(crate) enum Macro {
     TransactionId,
     OfferId,
     AffId,
@@ -64,7 +64,7 @@ const MACROS: [(&str, Macro); 10] = [
     (SUB_IDS[4], Macro::Sub(4)),
 ];
 
-pub const MACRO_NAMES: [&str; 10] = {
+pub(crate) const MACRO_NAMES: [&str; 10] = {
     let mut names = [""; 10];
     let mut i = 0;
     while i < names.len() {
@@ -110,19 +110,19 @@ pub struct Template {
 
 /// The values a click supplies; a missing one renders as empty.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct MacroValues<'a> {
+pub(crate) struct MacroValues<'a> {
     pub transaction_id: &'a str,
     pub offer_id: &'a str,
     pub aff_id: &'a str,
     pub advertiser_id: Option<&'a str>,
-    pub source_id: Option<&'a str>,
+    pub(crate) source_id: Option<&'a str>,
     pub subs: [Option<&'a str>; 5],
     /// The link's query as it arrived, which `{param:NAME}` reads.
-    pub link_query: &'a str,
+    pub(crate) link_query: &'a str,
     /// What `{query}` and `{passthrough}` put in, already safe for a query (see
-    /// [`crate::click::pass_on`]); the caller fills only what [`Template::uses`] asks for.
+    /// [`crate::click::pass_on`]); the caller fills only what [`Template::uses_query`] and [`Template::uses_passthrough`] ask for.
     pub query: &'a str,
-    pub passthrough: &'a str,
+    pub(crate) passthrough: &'a str,
     /// A forwarded postback's verdict, first reason code and event (empty for a click).
     pub status: &'a str,
     pub reason: &'a str,
@@ -153,7 +153,7 @@ impl<'a> MacroValues<'a> {
     }
 }
 
-pub const MAX_TEMPLATE_LEN: usize = 4096;
+pub(crate) const MAX_TEMPLATE_LEN: usize = 4096;
 
 impl Template {
     /// Compiles a landing URL. The problems are written for an operator reading `config validate`.
@@ -164,7 +164,7 @@ impl Template {
     /// Compiles the URL a judged conversion is forwarded to: the click's macros, `{param:NAME}`
     /// of the postback's own parameters, and `{status}`, `{reason}` and `{event}`; not `{query}`
     /// or `{passthrough}`, which would hand on the postback's secret.
-    pub fn compile_postback(text: &str) -> Result<Template, String> {
+    pub(crate) fn compile_postback(text: &str) -> Result<Template, String> {
         let t = Template::compile_as(text, true)?;
         if t.uses_query() || t.uses_passthrough() {
             return Err("a postback URL takes {param:NAME}, not {query} or {passthrough}".into());
@@ -290,18 +290,18 @@ impl Template {
 
     /// Whether the template puts in `{query}` (`Macro::Query`) or `{passthrough}`, so the
     /// caller computes only what it reads.
-    pub fn uses_query(&self) -> bool {
+    pub(crate) fn uses_query(&self) -> bool {
         self.uses_query
     }
 
-    pub fn uses_passthrough(&self) -> bool {
+    pub(crate) fn uses_passthrough(&self) -> bool {
         self.uses_passthrough
     }
 
     /// Renders the template, then adds `extra` (pairs already safe for a query) to its query,
     /// before any fragment: how the link's other parameters reach a destination that does not
     /// place them itself.
-    pub fn render_adding(&self, values: &MacroValues<'_>, extra: &str) -> String {
+    pub(crate) fn render_adding(&self, values: &MacroValues<'_>, extra: &str) -> String {
         let mut out = self.render(values);
         if extra.is_empty() {
             return out;
@@ -322,7 +322,7 @@ impl Template {
         out
     }
 
-    pub fn render(&self, values: &MacroValues<'_>) -> String {
+    pub(crate) fn render(&self, values: &MacroValues<'_>) -> String {
         let mut out = String::with_capacity(self.literal_len + 64);
         let mut dots_in_path = false;
         for (i, part) in self.parts.iter().enumerate() {

@@ -4,8 +4,8 @@
 //! The ground floor: it imports nothing of the crate, so every module that counts days or hours
 //! reads the same arithmetic.
 
-pub const MINUTE_MS: u64 = 60_000;
-pub const HOUR_MS: u64 = 3_600_000;
+pub(crate) const MINUTE_MS: u64 = 60_000;
+pub(crate) const HOUR_MS: u64 = 3_600_000;
 pub const DAY_MS: u64 = 86_400_000;
 
 /// The UTC day (days since the epoch) an instant falls on: the day counts, reports and
@@ -63,7 +63,7 @@ pub fn rfc3339_ms(ms: u64) -> String {
 
 /// Days since 1970-01-01 of a real calendar date (month lengths and leap years checked), `None`
 /// for anything else; Howard Hinnant's `days_from_civil`, the inverse of [`civil_from_days`].
-pub fn days_of_date(y: i64, m: i64, d: i64) -> Option<i64> {
+pub(crate) fn days_of_date(y: i64, m: i64, d: i64) -> Option<i64> {
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     let month_days = [
         31,
@@ -92,7 +92,7 @@ pub fn days_of_date(y: i64, m: i64, d: i64) -> Option<i64> {
 }
 
 /// Days since 1970-01-01 to (year, month, day); Howard Hinnant's `civil_from_days`.
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -170,7 +170,7 @@ pub fn parse_instant(text: &str) -> Result<u64, String> {
 /// milliseconds), a trailing ` UTC`, or Unix seconds or milliseconds (a number of 12 digits or
 /// more is milliseconds: seconds reach 12 digits only after the year 5138). A time without a
 /// zone is UTC, as Cloudflare's exports write it.
-pub fn parse_recorded_instant(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_recorded_instant(text: &str) -> Result<u64, String> {
     let bad = || {
         format!(
             "`{text}` is not a time (RFC 3339 like 2026-11-01T09:30:00Z or +00:00, \

@@ -82,7 +82,7 @@ pub struct ClickToken {
 }
 
 /// How many link profiles the verdict byte's high bits can name.
-pub const MAX_TOKEN_PROFILES: usize = 64;
+pub(crate) const MAX_TOKEN_PROFILES: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenError {
@@ -240,7 +240,7 @@ impl<'a> Reader<'a> {
 
 /// Compares two secrets in time independent of where they differ (and of their lengths, by
 /// comparing their hashes).
-pub fn same_secret(a: &str, b: &str) -> bool {
+pub(crate) fn same_secret(a: &str, b: &str) -> bool {
     let (x, y) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
     x.iter()
         .zip(y.iter())

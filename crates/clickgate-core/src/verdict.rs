@@ -136,7 +136,7 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    pub const ALL: [Verdict; 7] = [
+    pub(crate) const ALL: [Verdict; 7] = [
         Verdict::Redirect,
         Verdict::Block,
         Verdict::WouldBlock,
@@ -181,7 +181,7 @@ pub enum FaultMode {
 }
 
 impl FaultMode {
-    pub const CHOICES: &'static [(&'static str, FaultMode)] =
+    pub(crate) const CHOICES: &'static [(&'static str, FaultMode)] =
         &[("open", FaultMode::Open), ("closed", FaultMode::Closed)];
 }
 

@@ -65,9 +65,9 @@ pub struct RecordedConversion {
     pub at_ms: u64,
     pub offer: Id,
     pub network: Id,
-    pub click_to_conversion_ms: u64,
+    pub(crate) click_to_conversion_ms: u64,
     /// Judged and not a duplicate: what the edge counted toward the shares.
-    pub counted: bool,
+    pub(crate) counted: bool,
 }
 
 impl RecordedConversion {
@@ -94,7 +94,7 @@ impl RecordedConversion {
 
 /// Reads every click in a decision-log line; other events and lines without JSON give none. A
 /// `wrangler tail` record holds many messages: one that cannot be read costs only itself.
-pub fn from_log_line(line: &str) -> LogLine {
+pub(crate) fn from_log_line(line: &str) -> LogLine {
     let Some(start) = line.find('{') else {
         return LogLine::default();
     };
@@ -226,7 +226,7 @@ pub fn sampled_note(log: LogClean) -> String {
 }
 
 /// The CSV columns a click file may have; `offer_id`, `aff_id` and `ts` are required.
-pub const CSV_COLUMNS: [&str; 15] = [
+pub(crate) const CSV_COLUMNS: [&str; 15] = [
     "ts",
     "ip",
     "user_agent",
@@ -267,7 +267,7 @@ pub fn csv_header(names: &[&str]) -> Result<Vec<Option<usize>>, MissingColumn> {
 /// `aff_id`); `names` are the columns it has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MissingColumn {
-    pub column: &'static str,
+    pub(crate) column: &'static str,
     pub names: Vec<String>,
 }
 
@@ -353,13 +353,13 @@ fn record(
 /// same arithmetic as the networks' objects (see [`crate::network::store`]): what the edge converges to
 /// once every isolate has flushed.
 #[derive(Debug, Default)]
-pub struct Counting {
+pub(crate) struct Counting {
     networks: HashMap<Id, NetworkCounts>,
 }
 
 impl Counting {
     /// Counts this click under `config`'s deciding rule; `None` when that rule reads no counts.
-    pub fn observe(&mut self, config: &Config, r: &Recorded) -> Option<Counters> {
+    pub(crate) fn observe(&mut self, config: &Config, r: &Recorded) -> Option<Counters> {
         let keys = ClickKeys::of(config, &r.click, &r.client, r.at_ms)?;
         let network = self.networks.entry(keys.network.clone()).or_default();
         let mut counters = network.count(&keys);
@@ -374,7 +374,7 @@ impl Counting {
 
     /// Counts a conversion toward the shares of `config`'s rule for its conversions, and answers
     /// each share with its tally, this conversion included.
-    pub fn observe_conversion(
+    pub(crate) fn observe_conversion(
         &mut self,
         config: &Config,
         c: &RecordedConversion,

@@ -221,7 +221,7 @@ fn wrangler_var(name: &str) -> String {
 }
 
 /// A whole-number constant of the Worker's sources (`src/`, a crate the core cannot use), as
-/// `const NAME: u64 = 5_000;` writes it.
+/// `const NAME: u64 = 5_000;` writes it, under any visibility.
 fn worker_const(file: &str, name: &str) -> u64 {
     let path = root().join("src").join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
@@ -230,6 +230,7 @@ fn worker_const(file: &str, name: &str) -> u64 {
         .find_map(|line| {
             let value = line
                 .trim_start()
+                .trim_start_matches("pub(crate) ")
                 .trim_start_matches("pub ")
                 .strip_prefix(&start)?;
             value.trim_end_matches(';').replace('_', "").parse().ok()

@@ -16,7 +16,7 @@ use crate::log::JsonLine;
 
 /// The most entries the list holds: every isolate reads and keeps the whole list, and a KV value
 /// of this many stays well under a megabyte.
-pub const MAX_ENTRIES: usize = 10_000;
+pub(crate) const MAX_ENTRIES: usize = 10_000;
 const MAX_SUB_ID_LEN: usize = 128;
 const MAX_BY_LEN: usize = 128;
 const MAX_NOTE_LEN: usize = 256;
@@ -65,7 +65,7 @@ impl Entry {
     }
 
     /// What the entry lists, as a blocked click's reason names it.
-    pub fn listed(&self) -> String {
+    pub(crate) fn listed(&self) -> String {
         match &self.sub_id {
             Some(sub) => format!("affiliate {} sub ID {sub}", self.aff_id),
             None => format!("affiliate {}", self.aff_id),
@@ -108,7 +108,7 @@ impl Entry {
 
 /// The whole list, with each affiliate's entries found by one lookup.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Blocklist {
+pub(crate) struct Blocklist {
     entries: Vec<Entry>,
     /// Per affiliate, the indexes of its entries.
     by_affiliate: FxHashMap<Id, Vec<usize>>,
@@ -116,7 +116,7 @@ pub struct Blocklist {
 
 impl Blocklist {
     /// The stored list; `None`, nothing was ever listed.
-    pub fn read(text: Option<&str>) -> Result<Blocklist, Corrupt> {
+    pub(crate) fn read(text: Option<&str>) -> Result<Blocklist, Corrupt> {
         let Some(text) = text else {
             return Ok(Blocklist::default());
         };
@@ -147,17 +147,17 @@ impl Blocklist {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
-    pub fn entries(&self) -> &[Entry] {
+    pub(crate) fn entries(&self) -> &[Entry] {
         &self.entries
     }
 
     /// The entry that refuses a click of this affiliate with this sub ID: the affiliate's own,
     /// or the one of its sub ID.
-    pub fn blocking(&self, aff_id: &Id, sub_id: Option<&str>) -> Option<&Entry> {
+    pub(crate) fn blocking(&self, aff_id: &Id, sub_id: Option<&str>) -> Option<&Entry> {
         let listed = self.by_affiliate.get(aff_id)?;
         let mut found = listed.iter().map(|&i| &self.entries[i]);
         found.find(|e| e.sub_id.is_none() || e.sub_id.as_deref() == sub_id)
@@ -165,7 +165,7 @@ impl Blocklist {
 
     /// Lists an entry; one for the same affiliate and sub ID is replaced (its who, when and note
     /// are the newest). `Err`: the list is full.
-    pub fn add(&mut self, entry: Entry) -> Result<(), BlocklistFull> {
+    pub(crate) fn add(&mut self, entry: Entry) -> Result<(), BlocklistFull> {
         let mut entries = std::mem::take(&mut self.entries);
         entries.retain(|e| !e.same_target(&entry.aff_id, entry.sub_id.as_deref()));
         if entries.len() >= MAX_ENTRIES {
@@ -179,7 +179,7 @@ impl Blocklist {
 
     /// Removes the entry of this affiliate and sub ID (`None`: the affiliate's own); the entry
     /// removed, if there was one.
-    pub fn remove(&mut self, aff_id: &Id, sub_id: Option<&str>) -> Option<Entry> {
+    pub(crate) fn remove(&mut self, aff_id: &Id, sub_id: Option<&str>) -> Option<Entry> {
         let i = self
             .entries
             .iter()
@@ -191,14 +191,14 @@ impl Blocklist {
     }
 
     /// The list as it is stored, and as `GET /admin/blocklist` answers it.
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         let entries: Vec<String> = self.entries.iter().map(Entry::to_json).collect();
         format!("{{\"entries\":[{}]}}", entries.join(","))
     }
 
     /// The config digest with the list in it, so a change of the list is a new config in the
     /// logs; an empty list leaves the digest as the document alone gives it.
-    pub fn digest_with(&self, digest: String) -> String {
+    pub(crate) fn digest_with(&self, digest: String) -> String {
         match self.is_empty() {
             true => digest,
             false => super::lists::digest(&format!("{digest}\n{}", self.to_json())),
@@ -208,7 +208,7 @@ impl Blocklist {
 
 /// Why [`Blocklist::add`] refused an entry: the list holds [`MAX_ENTRIES`], its most.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BlocklistFull;
+pub(crate) struct BlocklistFull;
 
 impl std::fmt::Display for BlocklistFull {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

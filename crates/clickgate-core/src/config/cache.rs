@@ -20,7 +20,7 @@ use crate::log::JsonLine;
 
 /// A refresh that has not finished after this long is assumed lost (its request was cancelled), so
 /// another may start.
-pub const STUCK_REFRESH_MS: u64 = 10_000;
+pub(crate) const STUCK_REFRESH_MS: u64 = 10_000;
 
 /// What reading the config key from KV gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,7 +163,7 @@ impl ConfigSlot {
 
     /// The list keys a fetched document refers to that this isolate does not hold yet: read them
     /// from KV and hand them to [`ConfigSlot::add_list`] before [`ConfigSlot::finish`].
-    pub fn lists_to_fetch(&self, text: &str) -> Vec<String> {
+    pub(crate) fn lists_to_fetch(&self, text: &str) -> Vec<String> {
         self.to_fetch(text).0
     }
 

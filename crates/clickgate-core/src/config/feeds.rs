@@ -25,13 +25,13 @@ use crate::stored::{list_key, LIST_KEY_PREFIX};
 use crate::time::rfc3339_ms;
 
 /// The Cron Trigger runs every five minutes (wrangler.toml); a feed cannot be asked more often.
-pub const MIN_EVERY_MINUTES: u64 = 5;
+pub(crate) const MIN_EVERY_MINUTES: u64 = 5;
 /// A week: a feed fetched less often than that is a list to push by hand.
-pub const MAX_EVERY_MINUTES: u64 = 7 * 24 * 60;
+pub(crate) const MAX_EVERY_MINUTES: u64 = 7 * 24 * 60;
 /// The share a list may shrink by at one fetch unless the feed says otherwise.
-pub const DEFAULT_MAX_SHRINK: f64 = 0.5;
+pub(crate) const DEFAULT_MAX_SHRINK: f64 = 0.5;
 /// The lists a feed can fill: the document's IP lists.
-pub const FED_LISTS: [&str; 5] = [
+pub(crate) const FED_LISTS: [&str; 5] = [
     "blocked_ips",
     "allowed_ips",
     "fraud_ips",
@@ -60,9 +60,9 @@ pub struct Feed {
     pub list: &'static str,
     pub url: String,
     pub format: Format,
-    pub every_minutes: u64,
+    pub(crate) every_minutes: u64,
     /// The share (in millionths) of the last good list's entries a new list may lose.
-    pub max_shrink_ppm: u64,
+    pub(crate) max_shrink_ppm: u64,
 }
 
 /// `feeds[]`.
@@ -203,7 +203,7 @@ pub struct FeedState {
     pub list: String,
     /// The URL of the fetches below: a feed pointed elsewhere starts afresh.
     pub url: String,
-    pub tried_at_ms: Option<u64>,
+    pub(crate) tried_at_ms: Option<u64>,
     pub good: Option<Good>,
     /// The last refusal or failure, with its time; kept after a later success, to be seen.
     pub error: Option<(u64, String)>,
@@ -293,7 +293,7 @@ impl FeedStates {
     }
 
     /// The lists the feeds hold in force, by the list each fills, for the feeds the document names.
-    pub fn in_force(&self, feeds: &[Feed]) -> Vec<(&'static str, String)> {
+    pub(crate) fn in_force(&self, feeds: &[Feed]) -> Vec<(&'static str, String)> {
         feeds
             .iter()
             .filter_map(|f| Some((f.list, self.of(f)?.good.as_ref()?.kv.clone())))
@@ -498,7 +498,7 @@ fn read_state(list: &str, s: &serde_json::Value) -> Option<FeedState> {
 
 /// [`digest`] of a document compiled with the feeds' state: a feed switching its list changes it,
 /// so the isolate compiles the document again; without a good feed list it is the document's own.
-pub fn digest_fed(text: &str, fed: &FeedStates) -> String {
+pub(crate) fn digest_fed(text: &str, fed: &FeedStates) -> String {
     let keys = fed.keys();
     if keys.is_empty() {
         return digest(text);

@@ -19,7 +19,7 @@ use crate::click::{
 use crate::template::Template;
 
 /// How many profiles a document may declare: each request tries them in order.
-pub const MAX_PROFILES: usize = 32;
+pub(crate) const MAX_PROFILES: usize = 32;
 
 /// One link format served by this Worker.
 #[derive(Debug, Clone)]
@@ -33,13 +33,13 @@ pub struct Profile {
     pub unlisted: Option<Offer>,
     /// Whether the link's parameters clickgate does not read are passed on to the destination
     /// (an offer may say otherwise).
-    pub pass_through: bool,
+    pub(crate) pass_through: bool,
 }
 
 /// The document's link profiles, in the order a request tries them.
 #[derive(Debug, Clone)]
 pub struct Links {
-    pub profiles: Vec<Profile>,
+    pub(crate) profiles: Vec<Profile>,
     /// Whether the document declares `links` (its decision lines then name each click's profile).
     pub declared: bool,
 }
@@ -95,12 +95,12 @@ impl Links {
     }
 
     /// The profile's id for the decision line, where the document declares profiles.
-    pub fn named(&self, click: &ClickParams) -> Option<&str> {
+    pub(crate) fn named(&self, click: &ClickParams) -> Option<&str> {
         self.declared.then(|| self.of(click).id.as_str())
     }
 
     /// Whether any profile sends clicks on offers the document does not list.
-    pub fn serves_unlisted(&self) -> bool {
+    pub(crate) fn serves_unlisted(&self) -> bool {
         self.profiles.iter().any(|p| p.unlisted.is_some())
     }
 }
@@ -221,7 +221,7 @@ const PRESETS: [Preset; 6] = [
 ];
 
 /// The preset names, for errors and docs.
-pub fn preset_names() -> Vec<&'static str> {
+pub(crate) fn preset_names() -> Vec<&'static str> {
     PRESETS.iter().map(|p| p.name).collect()
 }
 

@@ -44,7 +44,7 @@ pub enum Format {
 }
 
 /// Every format by the name `--format` and a list reference's `format` take.
-pub const FORMATS: &[(&str, Format)] = &[
+pub(crate) const FORMATS: &[(&str, Format)] = &[
     ("ips", Format::Ips),
     ("spamhaus", Format::Spamhaus),
     ("asn", Format::Asn),

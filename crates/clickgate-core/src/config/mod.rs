@@ -27,13 +27,13 @@ use json::Value;
 use rules::{compile_rule, index_by_offer, select, Rule};
 
 mod alerts;
-pub mod blocklist;
+pub(crate) mod blocklist;
 pub mod cache;
 mod error;
 pub mod feeds;
 mod fields;
 mod json;
-pub mod links;
+pub(crate) mod links;
 pub mod list_formats;
 mod lists;
 pub mod networks;
@@ -48,7 +48,7 @@ use feeds::{digest_fed, FeedStates};
 pub(crate) use json::parse;
 pub use json::repeated_keys;
 pub use lists::{digest, referenced_lists, StoredLists};
-pub use offers::{Offer, OfferStatus};
+pub(crate) use offers::{Offer, OfferStatus};
 pub use ranges::{Ranges, RANGES};
 pub use secrets::{redact, Secrets, REDACTED};
 
@@ -69,9 +69,9 @@ pub struct Config {
     pub rules: Vec<Rule>,
     /// Per offer, the indexes into `rules` that can decide its clicks, best first; an offer no
     /// rule covers is absent.
-    pub rules_by_offer: FxHashMap<Id, Vec<usize>>,
+    pub(crate) rules_by_offer: FxHashMap<Id, Vec<usize>>,
     /// Per offer, the rules that judge its conversions (level `conversion` or `both`), best first.
-    pub conversion_rules_by_offer: FxHashMap<Id, Vec<usize>>,
+    pub(crate) conversion_rules_by_offer: FxHashMap<Id, Vec<usize>>,
     /// Signing policies per network (affiliate), from `networks[]`.
     pub networks: FxHashMap<Id, networks::Policy>,
     /// Flood thresholds of the networks that set their own; the others use the defaults.
@@ -82,13 +82,13 @@ pub struct Config {
     pub postbacks: FxHashMap<Id, postbacks::PostbackPolicy>,
     /// The Workers Analytics Engine binding each decision is also written to, from
     /// `analytics.binding`.
-    pub analytics_binding: Option<String>,
+    pub(crate) analytics_binding: Option<String>,
     /// Which allowed clean clicks the decision log keeps, from `log` (`"all"` without it).
     pub log: LogClean,
     /// The operator's webhook and what it is sent, from `alerts` (none: no alerts).
     pub alerts: Option<crate::alerts::Settings>,
     /// The keys of the lists kept apart in KV that the document uses.
-    pub stored_lists: Vec<String>,
+    pub(crate) stored_lists: Vec<String>,
     /// The lists fetched on the Cron Trigger, from `feeds[]`.
     pub feeds: Vec<feeds::Feed>,
     /// A short hash of the source text, to tell in logs which document is in force.
@@ -97,10 +97,10 @@ pub struct Config {
     pub links: links::Links,
     /// The enabled click rules, best first: what judges a click on an offer the document does not
     /// list (a profile's destination), scope by scope.
-    pub click_rules_in_order: Vec<usize>,
+    pub(crate) click_rules_in_order: Vec<usize>,
     /// The operator's lasting blocklist, read from its own KV key with the document (empty when
     /// compiled from a document alone).
-    pub blocklist: blocklist::Blocklist,
+    pub(crate) blocklist: blocklist::Blocklist,
 }
 
 impl Config {
@@ -110,7 +110,7 @@ impl Config {
     }
 
     /// The one rule that judges conversions of clicks on this offer from this affiliate.
-    pub fn conversion_rule(&self, offer_id: &Id, aff_id: &Id) -> Option<&Rule> {
+    pub(crate) fn conversion_rule(&self, offer_id: &Id, aff_id: &Id) -> Option<&Rule> {
         let candidates = self
             .conversion_rules_by_offer
             .get(offer_id)
@@ -119,7 +119,7 @@ impl Config {
     }
 
     /// The one rule that decides clicks on this offer from this affiliate, if any covers them.
-    pub fn deciding_rule(&self, offer_id: &Id, aff_id: &Id) -> Option<&Rule> {
+    pub(crate) fn deciding_rule(&self, offer_id: &Id, aff_id: &Id) -> Option<&Rule> {
         let candidates = self
             .rules_by_offer
             .get(offer_id)
@@ -129,7 +129,7 @@ impl Config {
 
     /// The rule that decides a click on `offer`: from the offer's index when the document lists
     /// it, else the first rule whose scope covers the unlisted offer, its advertiser and `aff_id`.
-    pub fn rule_for(&self, offer: &Offer, aff_id: &Id) -> Option<&Rule> {
+    pub(crate) fn rule_for(&self, offer: &Offer, aff_id: &Id) -> Option<&Rule> {
         if self.offers.contains_key(&offer.id) {
             return self.deciding_rule(&offer.id, aff_id);
         }

@@ -62,7 +62,7 @@ pub struct SigningKey {
     pub id: String,
     mac: Hmac<Sha256>,
     /// After this the key no longer verifies: the overlap of a rotation ends here.
-    pub not_after_ms: Option<u64>,
+    pub(crate) not_after_ms: Option<u64>,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -108,11 +108,11 @@ impl SigningKey {
 }
 
 /// When a network's signer seems broken, enforcement pauses for `window_ms` at a time; what counts
-/// as broken is in [`Breakers`].
+/// as broken is in [`crate::signing::Breakers`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BreakerSettings {
     pub share: f64,
-    pub window_ms: u64,
+    pub(crate) window_ms: u64,
     pub min_clicks: u32,
 }
 

@@ -24,11 +24,11 @@ pub struct Offer {
     pub name: Option<String>,
     pub advertiser_id: Option<Id>,
     pub status: OfferStatus,
-    pub landing: Template,
-    pub geo: Option<Geo>,
+    pub(crate) landing: Template,
+    pub(crate) geo: Option<Geo>,
     /// Whether the link's other parameters are passed on to the landing URL; `None` follows the
     /// link profile.
-    pub pass_through: Option<bool>,
+    pub(crate) pass_through: Option<bool>,
 }
 
 /// `offers[]`, each id once. Where a link profile serves offers the document does not list

@@ -18,9 +18,9 @@ pub const MIN_SECRET_BYTES: usize = 16;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostbackPolicy {
     pub secret: Option<String>,
-    pub max_approved_per_click: u32,
+    pub(crate) max_approved_per_click: u32,
     /// The events whose approved conversions count toward a network's conversion rate.
-    pub flood_events: Vec<String>,
+    pub(crate) flood_events: Vec<String>,
     /// Where a judged conversion is passed on: the tracker's own postback URL.
     pub forward: Option<Forward>,
 }
@@ -29,7 +29,7 @@ pub struct PostbackPolicy {
 /// `approved`; a rejected one to `rejected`, or nowhere when it has none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forward {
-    pub approved: Template,
+    pub(crate) approved: Template,
     pub rejected: Option<Template>,
 }
 

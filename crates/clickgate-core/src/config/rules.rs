@@ -39,7 +39,7 @@ use crate::time::parse_instant;
 use crate::verdict::FaultMode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Probability {
+pub(crate) enum Probability {
     None,
     Low,
     Medium,
@@ -48,7 +48,7 @@ pub enum Probability {
 
 impl Probability {
     /// The documented cut-offs: 80 points and up is high, 50 medium, anything above 0 low.
-    pub fn from_score(score: u32) -> Probability {
+    pub(crate) fn from_score(score: u32) -> Probability {
         match score {
             0 => Probability::None,
             1..=49 => Probability::Low,
@@ -57,7 +57,7 @@ impl Probability {
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Probability::None => "none",
             Probability::Low => "low",
@@ -69,7 +69,7 @@ impl Probability {
 
 /// The probability from which a rule declines a click.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Threshold {
+pub(crate) enum Threshold {
     DoNotDecline,
     High,
     MediumAndHigher,
@@ -88,7 +88,7 @@ impl Threshold {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
+pub(crate) enum Level {
     Click,
     Conversion,
     Both,
@@ -123,7 +123,7 @@ impl Dim {
     }
 
     /// Every id the dimension names, included or excluded, for checking them against the document.
-    pub fn named_ids(&self) -> impl Iterator<Item = &Id> {
+    pub(crate) fn named_ids(&self) -> impl Iterator<Item = &Id> {
         self.include.iter().flatten().chain(self.exclude.iter())
     }
 }
@@ -132,13 +132,13 @@ impl Dim {
 pub struct Scope {
     pub offers: Dim,
     pub advertisers: Dim,
-    pub affiliates: Dim,
+    pub(crate) affiliates: Dim,
 }
 
 impl Scope {
     /// Whether the scope covers a click on an offer the document does not list (so it has no
     /// entry in the per-offer index) from `aff_id`.
-    pub fn covers_unlisted(&self, offer: &Offer, aff_id: &Id) -> bool {
+    pub(crate) fn covers_unlisted(&self, offer: &Offer, aff_id: &Id) -> bool {
         self.offers.covers(Some(&offer.id))
             && self.advertisers.covers(offer.advertiser_id.as_ref())
             && self.affiliates.covers(Some(aff_id))
@@ -161,14 +161,14 @@ pub enum SubIdParam {
 
 impl SubIdParam {
     /// The parameter by its name in the click link (`sub1`..`sub5` or `source_id`).
-    pub fn named(name: &str) -> Option<SubIdParam> {
+    pub(crate) fn named(name: &str) -> Option<SubIdParam> {
         if name == SOURCE_ID {
             return Some(SubIdParam::SourceId);
         }
         SUB_IDS.iter().position(|s| *s == name).map(SubIdParam::Sub)
     }
 
-    pub fn value<'a>(&self, click: &'a ClickParams) -> Option<&'a str> {
+    pub(crate) fn value<'a>(&self, click: &'a ClickParams) -> Option<&'a str> {
         match self {
             SubIdParam::Sub(i) => click.subs[*i].as_deref(),
             SubIdParam::SourceId => click.source_id.as_deref(),
@@ -305,23 +305,23 @@ pub fn preset(name: &str) -> Option<Vec<Filter>> {
     Some(kinds.into_iter().map(Filter::new).collect())
 }
 
-pub const PRESETS: [&str; 4] = ["mobile_cpi", "mobile_cpa", "lead", "ecommerce"];
+pub(crate) const PRESETS: [&str; 4] = ["mobile_cpi", "mobile_cpa", "lead", "ecommerce"];
 
 #[derive(Debug, Clone)]
 pub struct Rule {
     pub id: Id,
     pub name: Option<String>,
-    pub enabled: bool,
-    pub created_at_ms: u64,
+    pub(crate) enabled: bool,
+    pub(crate) created_at_ms: u64,
     pub priority: i64,
     pub scope: Scope,
-    pub level: Level,
+    pub(crate) level: Level,
     pub monitor: bool,
     pub sub_id: SubIdParam,
     pub filters: Vec<Filter>,
-    pub threshold: Threshold,
+    pub(crate) threshold: Threshold,
     pub action: Action,
-    pub on_fault: FaultMode,
+    pub(crate) on_fault: FaultMode,
 }
 
 /// Precedence, best first: highest priority, most specific scope, newest, then smallest id.
@@ -332,7 +332,7 @@ fn precedence(a: &Rule, b: &Rule) -> std::cmp::Ordering {
 }
 
 /// The enabled rules judging `stage` (its own and the `both` ones), best first.
-pub fn in_order(rules: &[Rule], stage: Level) -> Vec<usize> {
+pub(crate) fn in_order(rules: &[Rule], stage: Level) -> Vec<usize> {
     let mut order: Vec<usize> = (0..rules.len())
         .filter(|&i| rules[i].enabled && (rules[i].level == stage || rules[i].level == Level::Both))
         .collect();
@@ -347,7 +347,7 @@ pub fn in_order(rules: &[Rule], stage: Level) -> Vec<usize> {
 /// checks affiliates, and the first rule that covers it decides. An offer no rule covers is left
 /// out (a lookup reads it as no rules): keying every one of 100,000 offers twice was a tenth of
 /// compiling such a document.
-pub fn index_by_offer(
+pub(crate) fn index_by_offer(
     rules: &[Rule],
     offers: &FxHashMap<Id, Offer>,
     stage: Level,

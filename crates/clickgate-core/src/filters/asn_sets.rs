@@ -19,7 +19,7 @@ pub enum BuiltinSet {
 
 impl BuiltinSet {
     /// Every set by the name the config gives it.
-    pub const ALL: &'static [(&'static str, BuiltinSet)] =
+    pub(crate) const ALL: &'static [(&'static str, BuiltinSet)] =
         &[("hosting", BuiltinSet::Hosting), ("vpn", BuiltinSet::Vpn)];
 
     pub fn name(self) -> &'static str {
@@ -29,7 +29,7 @@ impl BuiltinSet {
         }
     }
 
-    pub fn numbers(self) -> &'static [u32] {
+    pub(crate) fn numbers(self) -> &'static [u32] {
         match self {
             BuiltinSet::Hosting => HOSTING,
             BuiltinSet::Vpn => VPN,

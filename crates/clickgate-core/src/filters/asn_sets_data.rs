@@ -3,7 +3,7 @@
 
 /// The `hosting` set, sorted.
 #[rustfmt::skip]
-pub const HOSTING: &[u32] = &[
+pub(crate) const HOSTING: &[u32] = &[
     7203, 7979, 8075, 8100, 8560, 8849, 8987, 11878,
     12876, 14061, 14618, 15169, 15395, 16265, 16276, 16509,
     19994, 20473, 22612, 24940, 25697, 27357, 29447, 30633,
@@ -16,6 +16,6 @@ pub const HOSTING: &[u32] = &[
 
 /// The `vpn` set, sorted.
 #[rustfmt::skip]
-pub const VPN: &[u32] = &[
+pub(crate) const VPN: &[u32] = &[
     9009, 60068, 62371, 136787, 207137, 209103, 212238,
 ];

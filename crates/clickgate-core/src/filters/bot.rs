@@ -11,10 +11,10 @@ use crate::verdict::ReasonCode;
 pub struct BotSettings {
     /// Link-preview fetchers are redirected whatever the rule finds, unless this is set
     /// (`"previews": "decline"`): then the bot filter fires on them at `certain`.
-    pub decline_previews: bool,
+    pub(crate) decline_previews: bool,
     /// AI browsing agents fire as `ai_agent` (the default) or are let through
     /// (`"ai_agents": "redirect"`).
-    pub allow_ai_agents: bool,
+    pub(crate) allow_ai_agents: bool,
 }
 
 impl Judge for BotSettings {
@@ -64,7 +64,7 @@ impl Judge for BotSettings {
 
 /// The map from the platform's bot score (1 automated to 99 human) to a sign: 1 is `certain`,
 /// 2 to 29 (Cloudflare's "likely automated") `likely`, higher no sign. docs/config.md shows it.
-pub fn score_grade(score: u8) -> Option<Grade> {
+pub(crate) fn score_grade(score: u8) -> Option<Grade> {
     match score {
         1 => Some(Grade::Certain),
         2..=29 => Some(Grade::Likely),

@@ -10,11 +10,11 @@ use crate::filters::{judge_share, Count, Hit, Judge, Seen, Settings, Stage, Unav
 use crate::verdict::ReasonCode;
 
 /// The range of `seconds`: up to 30 days.
-pub const SECONDS: RangeInclusive<u64> = 1..=2_592_000;
+pub(crate) const SECONDS: RangeInclusive<u64> = 1..=2_592_000;
 
 /// What an unset field is: a conversion is late after an hour, and more than half late over a
 /// week's 20 conversions is spam (the `mobile_cpi` strategy's "50% > 1h CTIT").
-pub const DEFAULT: ClickSpam = ClickSpam {
+pub(crate) const DEFAULT: ClickSpam = ClickSpam {
     seconds: 3600,
     bound: ShareBound {
         percent: 50,
@@ -26,7 +26,7 @@ pub const DEFAULT: ClickSpam = ClickSpam {
 /// Conversions more than `seconds` after their click, judged as a share against `bound`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClickSpam {
-    pub seconds: u64,
+    pub(crate) seconds: u64,
     pub bound: ShareBound,
 }
 

@@ -11,7 +11,7 @@ use crate::ip::IpSet;
 use crate::verdict::ReasonCode;
 
 /// What an unset field of `share` is: a day's clicks, judged from the 100th.
-pub const SHARE: ShareBound = ShareBound {
+pub(crate) const SHARE: ShareBound = ShareBound {
     percent: 10,
     min: 100,
     window_hours: 24,

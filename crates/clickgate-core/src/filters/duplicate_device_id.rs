@@ -31,7 +31,7 @@ impl DeviceScope {
 
 /// A device may click an offer once in a day, whichever affiliate brings it (the `mobile_cpi`
 /// and `mobile_cpa` tables' "same offer / all affiliates").
-pub const DEFAULT: DuplicateDeviceId = DuplicateDeviceId {
+pub(crate) const DEFAULT: DuplicateDeviceId = DuplicateDeviceId {
     max: 1,
     window_hours: 24,
     scope: DeviceScope::Offer,

@@ -7,7 +7,7 @@ use crate::filters::{Count, Hit, Judge, Seen, Settings, Stage, Unavailable, COUN
 use crate::verdict::ReasonCode;
 
 /// The range of `window_hours`: the counters keep 720 hours.
-pub const WINDOW_HOURS: RangeInclusive<u32> = 1..=720;
+pub(crate) const WINDOW_HOURS: RangeInclusive<u32> = 1..=720;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DuplicateIp {

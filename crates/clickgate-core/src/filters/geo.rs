@@ -5,7 +5,7 @@ use crate::verdict::ReasonCode;
 
 /// Countries an offer accepts: only the listed ones, or all but the listed ones.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Geo {
+pub(crate) enum Geo {
     Allow(Vec<String>),
     Deny(Vec<String>),
 }

@@ -9,11 +9,11 @@ use crate::filters::{judge_share, Count, Hit, Judge, Seen, Settings, Stage, Unav
 use crate::verdict::ReasonCode;
 
 /// The range of `seconds`: up to a day.
-pub const SECONDS: RangeInclusive<u64> = 1..=86_400;
+pub(crate) const SECONDS: RangeInclusive<u64> = 1..=86_400;
 
 /// What an unset field is: under a minute is short, and more than half short over a week's 20
 /// conversions is an anomaly (the strategies' "50% < 1min CTIT").
-pub const DEFAULT: LowSessionTime = LowSessionTime {
+pub(crate) const DEFAULT: LowSessionTime = LowSessionTime {
     seconds: 60,
     bound: ShareBound {
         percent: 50,
@@ -25,7 +25,7 @@ pub const DEFAULT: LowSessionTime = LowSessionTime {
 /// Conversions less than `seconds` after their click, judged as a share against `bound`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LowSessionTime {
-    pub seconds: u64,
+    pub(crate) seconds: u64,
     pub bound: ShareBound,
 }
 

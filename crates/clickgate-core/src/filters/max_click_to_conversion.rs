@@ -6,11 +6,11 @@ use crate::filters::{Judge, Settings, Stage};
 use crate::verdict::ReasonCode;
 
 /// The range of `seconds`: up to a year.
-pub const SECONDS: RangeInclusive<u64> = 1..=31_536_000;
+pub(crate) const SECONDS: RangeInclusive<u64> = 1..=31_536_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MaxClickToConversion {
-    pub seconds: u64,
+    pub(crate) seconds: u64,
 }
 
 impl Judge for MaxClickToConversion {

@@ -23,11 +23,11 @@ use share::{Measure, ShareBound, ShareSeen, ShareTally, MAX_SHARES};
 pub mod share;
 
 /// The AS lists' built-in sets, their data beside them.
-pub mod asn_sets;
+pub(crate) mod asn_sets;
 mod asn_sets_data;
 
 /// The range of `duplicate_ip.max`, `duplicate_device_id.max` and `sub_id_validity.max`.
-pub const COUNT: RangeInclusive<u32> = 1..=1_000_000;
+pub(crate) const COUNT: RangeInclusive<u32> = 1..=1_000_000;
 
 /// Per-offer-and-affiliate counts kept outside the isolate (a Durable Object), read for this click.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -80,16 +80,16 @@ pub enum Count {
 /// The lists filters and allowlists read, compiled from `lists` in the config.
 #[derive(Debug, Clone, Default)]
 pub struct Lists {
-    pub allowed_ips: IpSet,
-    pub allowed_affiliates: FxHashSet<Id>,
-    pub allowed_sub_ids: FxHashSet<String>,
+    pub(crate) allowed_ips: IpSet,
+    pub(crate) allowed_affiliates: FxHashSet<Id>,
+    pub(crate) allowed_sub_ids: FxHashSet<String>,
     pub fraud_ips: IpSet,
-    pub fraud_device_ids: FxHashSet<String>,
+    pub(crate) fraud_device_ids: FxHashSet<String>,
     pub datacenter_asns: AsnList,
     pub datacenter_ips: IpSet,
-    pub vpn_asns: AsnList,
-    pub vpn_ips: IpSet,
-    pub blocked_referrers: Referrers,
+    pub(crate) vpn_asns: AsnList,
+    pub(crate) vpn_ips: IpSet,
+    pub(crate) blocked_referrers: Referrers,
     /// Relays that carry people's own traffic (iCloud Private Relay, or one the operator names),
     /// by name: a click from one is never judged by its network.
     pub relays: Vec<(String, IpSet)>,
@@ -113,7 +113,7 @@ pub struct Seen<'a> {
     pub client: &'a ClientInfo,
     pub lists: &'a Lists,
     /// The offer's countries, when it has any.
-    pub geo: Option<&'a geo::Geo>,
+    pub(crate) geo: Option<&'a geo::Geo>,
     /// The click's value of the parameter the rule reads as its sub ID.
     pub sub_id: Option<&'a str>,
     /// The network's counts for this click, when they could be read.
@@ -123,7 +123,7 @@ pub struct Seen<'a> {
 /// What a filter found: its code, what it matched, the click's value that matched, and the points
 /// that adds.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hit {
+pub(crate) struct Hit {
     pub code: ReasonCode,
     pub matched: String,
     pub value: String,
@@ -136,7 +136,7 @@ pub struct Unavailable;
 
 /// Which event a filter judges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
+pub(crate) enum Stage {
     Click,
     Conversion,
 }
@@ -155,7 +155,7 @@ pub trait Settings {
 }
 
 /// One filter: what the list below asks of each.
-pub trait Judge: Sized + Clone + PartialEq + Eq + Debug {
+pub(crate) trait Judge: Sized + Clone + PartialEq + Eq + Debug {
     /// Its `type` in the document.
     const NAME: &'static str;
     /// Points a firing filter adds unless the rule sets its own.
@@ -267,7 +267,7 @@ macro_rules! filters {
 
         impl FilterKind {
             /// Every filter's `type`, in the list's order.
-            pub const NAMES: &'static [&'static str] = &[$(<$file::$settings as Judge>::NAME,)*];
+            pub(crate) const NAMES: &'static [&'static str] = &[$(<$file::$settings as Judge>::NAME,)*];
 
             /// The filter of `type` `name` with its settings; `None` for a name no filter has.
             pub fn compile(name: &str, settings: &mut impl Settings) -> Option<FilterKind> {
@@ -285,19 +285,19 @@ macro_rules! filters {
                 }
             }
 
-            pub fn default_points(&self) -> u32 {
+            pub(crate) fn default_points(&self) -> u32 {
                 match self {
                     $(FilterKind::$variant(_) => <$file::$settings as Judge>::POINTS,)*
                 }
             }
 
-            pub fn stage(&self) -> Stage {
+            pub(crate) fn stage(&self) -> Stage {
                 match self {
                     $(FilterKind::$variant(_) => <$file::$settings as Judge>::STAGE,)*
                 }
             }
 
-            pub fn is_click_level(&self) -> bool {
+            pub(crate) fn is_click_level(&self) -> bool {
                 self.stage() == Stage::Click
             }
 
@@ -307,25 +307,25 @@ macro_rules! filters {
                 }
             }
 
-            pub fn counts(&self) -> Option<Count> {
+            pub(crate) fn counts(&self) -> Option<Count> {
                 match self {
                     $(FilterKind::$variant(s) => s.counts(),)*
                 }
             }
 
-            pub fn declines_previews(&self) -> bool {
+            pub(crate) fn declines_previews(&self) -> bool {
                 match self {
                     $(FilterKind::$variant(s) => s.declines_previews(),)*
                 }
             }
 
-            pub fn judge_click(&self, seen: &Seen, points: u32) -> Result<Option<Hit>, Unavailable> {
+            pub(crate) fn judge_click(&self, seen: &Seen, points: u32) -> Result<Option<Hit>, Unavailable> {
                 match self {
                     $(FilterKind::$variant(s) => s.judge_click(seen, points),)*
                 }
             }
 
-            pub fn judge_conversion(&self, ctit_ms: u64) -> Option<(ReasonCode, String)> {
+            pub(crate) fn judge_conversion(&self, ctit_ms: u64) -> Option<(ReasonCode, String)> {
                 match self {
                     $(FilterKind::$variant(s) => s.judge_conversion(ctit_ms),)*
                 }
@@ -337,7 +337,7 @@ macro_rules! filters {
                 }
             }
 
-            pub fn share_hit(&self, seen: &Seen) -> Option<bool> {
+            pub(crate) fn share_hit(&self, seen: &Seen) -> Option<bool> {
                 match self {
                     $(FilterKind::$variant(s) => s.share_hit(seen),)*
                 }

@@ -10,10 +10,10 @@ use crate::ua::{Browser, Os, Platform};
 use crate::verdict::ReasonCode;
 
 /// The range of every `min.*`.
-pub const MAJOR_VERSION: RangeInclusive<u32> = 0..=999;
+pub(crate) const MAJOR_VERSION: RangeInclusive<u32> = 0..=999;
 
 /// What an unset field of `share` is: a day's clicks, judged from the 100th.
-pub const SHARE: ShareBound = ShareBound {
+pub(crate) const SHARE: ShareBound = ShareBound {
     percent: 60,
     min: 100,
     window_hours: 24,

@@ -12,14 +12,14 @@ use crate::filters::Settings;
 use crate::verdict::ReasonCode;
 
 /// The range of `percent`: a share of none or of all would judge everyone or no one.
-pub const PERCENT: RangeInclusive<u32> = 1..=99;
+pub(crate) const PERCENT: RangeInclusive<u32> = 1..=99;
 /// The range of `min`.
-pub const MIN: RangeInclusive<u32> = 1..=1_000_000;
+pub(crate) const MIN: RangeInclusive<u32> = 1..=1_000_000;
 /// The range of `window_hours`: the counts keep 720 hours, as the duplicate-IP counts do.
-pub const WINDOW_HOURS: RangeInclusive<u32> = 1..=720;
+pub(crate) const WINDOW_HOURS: RangeInclusive<u32> = 1..=720;
 /// A rule counts at most this many shares (one per share filter); a fixed number keeps the click's
 /// counts a plain value.
-pub const MAX_SHARES: usize = 4;
+pub(crate) const MAX_SHARES: usize = 4;
 
 /// What a share counts, which is also the name its counts are kept under: conversions more (or
 /// less) than `seconds` after their click, or clicks from old devices, or from listed networks.
@@ -33,7 +33,7 @@ pub enum Measure {
 
 impl Measure {
     /// Its name, hashed into the keys its counts are kept under (and read back in tests).
-    pub fn tag(self) -> String {
+    pub(crate) fn tag(self) -> String {
         match self {
             Measure::CtitOver(s) => format!("over{s}"),
             Measure::CtitUnder(s) => format!("under{s}"),
@@ -60,7 +60,7 @@ impl Measure {
     }
 
     /// The word for a hit in an answer (`"over": 48`).
-    pub fn hit_word(self) -> &'static str {
+    pub(crate) fn hit_word(self) -> &'static str {
         match self {
             Measure::CtitOver(_) => "over",
             Measure::CtitUnder(_) => "under",
@@ -80,7 +80,7 @@ impl Measure {
     }
 
     /// Whether a conversion `ctit_ms` after its click is a hit; `None` for a measure of clicks.
-    pub fn conversion_hit(self, ctit_ms: u64) -> Option<bool> {
+    pub(crate) fn conversion_hit(self, ctit_ms: u64) -> Option<bool> {
         match self {
             Measure::CtitOver(s) => Some(ctit_ms > s.saturating_mul(1000)),
             Measure::CtitUnder(s) => Some(ctit_ms < s.saturating_mul(1000)),
@@ -93,7 +93,7 @@ impl Measure {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ShareTally {
     pub total: u32,
-    pub hits: u32,
+    pub(crate) hits: u32,
 }
 
 impl ShareTally {
@@ -103,7 +103,7 @@ impl ShareTally {
     }
 
     /// The share in thousandths, rounded down (0 of none).
-    pub fn permille(self) -> u32 {
+    pub(crate) fn permille(self) -> u32 {
         if self.total == 0 {
             return 0;
         }
@@ -115,7 +115,7 @@ impl ShareTally {
 /// in the last `window_hours` (the current UTC hour and the ones before it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShareBound {
-    pub percent: u32,
+    pub(crate) percent: u32,
     pub min: u32,
     pub window_hours: u32,
 }
@@ -136,7 +136,7 @@ impl ShareBound {
 
     /// Whether `tally` is beyond the bound: at the bound exactly, or short of `min` events, it is
     /// not. In whole numbers: `hits / total > percent / 100`.
-    pub fn exceeded(self, tally: ShareTally) -> bool {
+    pub(crate) fn exceeded(self, tally: ShareTally) -> bool {
         tally.total >= self.min
             && u64::from(tally.hits.min(tally.total)) * 100
                 > u64::from(self.percent) * u64::from(tally.total)
@@ -147,13 +147,13 @@ impl ShareBound {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShareSeen {
     pub filter: &'static str,
-    pub measure: Measure,
+    pub(crate) measure: Measure,
     pub bound: ShareBound,
     pub tally: ShareTally,
 }
 
 impl ShareSeen {
-    pub fn exceeded(&self) -> bool {
+    pub(crate) fn exceeded(&self) -> bool {
         self.bound.exceeded(self.tally)
     }
 
@@ -172,7 +172,7 @@ impl ShareSeen {
 }
 
 /// `620` as `0.62`, `1000` as `1`: thousandths as the shortest decimal, without floating point.
-pub fn thousandths(n: u32) -> String {
+pub(crate) fn thousandths(n: u32) -> String {
     let (whole, frac) = (n / 1000, n % 1000);
     if frac == 0 {
         return whole.to_string();

@@ -47,7 +47,7 @@ impl Judge for Spoof {
 /// The engines a User-Agent can claim, as far as what they send differs. Every browser on iOS is
 /// WebKit, whatever its name, and its version is the system's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
+pub(crate) enum Family {
     Chromium,
     Gecko,
     WebKit,
@@ -55,7 +55,7 @@ pub enum Family {
 
 /// What a browser sends on a navigation, from some version on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sends {
+pub(crate) enum Sends {
     /// `Sec-CH-UA`, `Sec-CH-UA-Mobile`, `Sec-CH-UA-Platform`, over HTTPS.
     ClientHints,
     /// `Sec-Fetch-Site`, `-Mode`, `-Dest` (and `-User` when a person started it), over HTTPS.
@@ -74,10 +74,10 @@ pub enum Sends {
 
 /// One row of what browsers send: the family, the first major version that sends it, and what.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Expectation {
-    pub family: Family,
+pub(crate) struct Expectation {
+    pub(crate) family: Family,
     pub from: u32,
-    pub sends: Sends,
+    pub(crate) sends: Sends,
 }
 
 const fn row(family: Family, from: u32, sends: Sends) -> Expectation {
@@ -90,7 +90,7 @@ const fn row(family: Family, from: u32, sends: Sends) -> Expectation {
 
 /// What browsers send on a navigation, with the public source of each row.
 #[rustfmt::skip]
-pub const EXPECTED: &[Expectation] = &[
+pub(crate) const EXPECTED: &[Expectation] = &[
     // Chrome Platform Status, "User-Agent Client Hints" (shipped in Chrome 89); MDN, Sec-CH-UA,
     // browser compatibility (Chrome 89, Edge 89, Opera 75; Firefox and Safari: no).
     row(Family::Chromium, 89, Sends::ClientHints),
@@ -132,20 +132,20 @@ pub const EXPECTED: &[Expectation] = &[
 /// The browser a User-Agent claims, as far as the filter judges it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
-    pub family: Family,
+    pub(crate) family: Family,
     pub version: u32,
-    pub os: Option<Os>,
+    pub(crate) os: Option<Os>,
     /// `Sec-CH-UA-Mobile`'s answer for this User-Agent, where it has a fixed one.
     pub mobile: Option<bool>,
     /// A Chromium browser other than Chrome and Edge (Opera, Samsung Internet, ...): it sends
     /// client hints under its own brand, from versions of its own. The filter reads it only when
     /// a request came without client hints, and [`judge`] works it out only then.
-    pub other_chromium: bool,
+    pub(crate) other_chromium: bool,
     /// Edge: its client hints name it.
     pub edge: bool,
     /// An app's WebView or a browser the User-Agent names (in-app, regional): what it sends is
     /// the app's choice, so no header's absence counts and its grade stays below `certain`.
-    pub app: bool,
+    pub(crate) app: bool,
 }
 
 impl Claim {

@@ -14,7 +14,7 @@ pub struct ThirdPartyRejection;
 
 impl ThirdPartyRejection {
     /// The judgement of a conversion whose click was reported rejected for `reason`.
-    pub fn judge_rejected(reason: &str) -> (ReasonCode, String) {
+    pub(crate) fn judge_rejected(reason: &str) -> (ReasonCode, String) {
         (
             ReasonCode::ThirdPartyRejection,
             format!("the click was rejected by another system: {reason}"),

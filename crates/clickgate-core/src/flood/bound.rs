@@ -12,14 +12,14 @@
 /// skewness, `(2v − mean)/v^1.5`: within a count of the exact quantile for small means, where
 /// the normal approximation alone is far too low. Every term grows with `mean`, so the bound
 /// does too. Inputs out of range are clamped: no NaN, no infinity, no overflow.
-pub fn upper(mean: f64, dispersion: f64, tail: f64, min: u32) -> f64 {
+pub(crate) fn upper(mean: f64, dispersion: f64, tail: f64, min: u32) -> f64 {
     quantile(mean, dispersion, z_upper(tail)).max(f64::from(min))
 }
 
 /// The lower `tail` quantile of the same count (the same expansion at `-z`), never below 0:
 /// the count a window falls under with probability about `tail`. Fewer than `ln(1/tail)`
 /// expected is never short: none at all is likelier than `tail` then.
-pub fn lower(mean: f64, dispersion: f64, tail: f64) -> f64 {
+pub(crate) fn lower(mean: f64, dispersion: f64, tail: f64) -> f64 {
     if clamp(mean, 0.0, 1e12) <= -clamp(tail, 1e-300, 0.5).ln() {
         return 0.0;
     }
@@ -38,7 +38,7 @@ fn quantile(mean: f64, dispersion: f64, z: f64) -> f64 {
 
 /// The standard normal's upper quantile: `z` with `P(Z > z) = tail`, for `tail` in (0, 0.5]
 /// (Abramowitz and Stegun 26.2.23, within 4.5e-4). Out of range, the nearest end.
-pub fn z_upper(tail: f64) -> f64 {
+pub(crate) fn z_upper(tail: f64) -> f64 {
     let p = clamp(tail, 1e-300, 0.5);
     let t = (-2.0 * p.ln()).sqrt();
     let (c0, c1, c2) = (2.515517, 0.802853, 0.010328);

@@ -54,7 +54,7 @@ impl Thresholds {
     }
 
     /// Thresholds as a batch carries them to the object; a bad one is a runtime fault.
-    pub fn from_json(v: &Value) -> Result<Thresholds, Corrupt> {
+    pub(crate) fn from_json(v: &Value) -> Result<Thresholds, Corrupt> {
         Thresholds::read(v).map_err(|e| Corrupt::new("flood thresholds", e))
     }
 

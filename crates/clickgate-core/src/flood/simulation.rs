@@ -6,13 +6,13 @@ use super::{Event, FloodState, Outcome, Thresholds, MINUTE_MS};
 use crate::time::DAY_MS;
 
 /// The share of human clicks the filters flag.
-pub const HUMAN_FLAGGED: f64 = 0.02;
+pub(crate) const HUMAN_FLAGGED: f64 = 0.02;
 /// Where the floods start: 10:00 UTC.
 pub const FLOOD_START: u64 = 600;
 
 /// Human clicks per minute at a minute of the day, for `daily` clicks a day: a diurnal curve
 /// peaking in the evening.
-pub fn human(minute_of_day: u64, daily: f64) -> f64 {
+pub(crate) fn human(minute_of_day: u64, daily: f64) -> f64 {
     let h = minute_of_day as f64 / 60.0;
     let shape = 0.2 + (((h - 20.0) / 24.0 * std::f64::consts::TAU).cos() + 1.0) / 2.0;
     daily * shape / (1440.0 * 0.7)
@@ -37,7 +37,7 @@ pub struct Extra {
     pub clicks: f64,
     pub flagged: f64,
     /// Conversions per extra click.
-    pub converting: f64,
+    pub(crate) converting: f64,
 }
 
 impl Extra {

@@ -58,24 +58,24 @@ pub struct Network {
     /// Clicks on an average day.
     pub daily: f64,
     /// The weekly cycle's amplitude: 0.2 is weekends a fifth under the week's peak.
-    pub weekly: f64,
+    pub(crate) weekly: f64,
     /// Day-to-day and hour-to-hour spread of the volume, as a share (log-normal).
-    pub day_spread: f64,
-    pub hour_spread: f64,
+    pub(crate) day_spread: f64,
+    pub(crate) hour_spread: f64,
     /// The usual share of clicks the rules flag, and its day-to-day spread.
     pub flagged: f64,
-    pub flagged_spread: f64,
+    pub(crate) flagged_spread: f64,
     /// Conversions per click, its day-to-day spread (log-normal: a day's offers and audience
     /// convert better or worse, the launches' clicks with the usual ones), and their mean delay in
     /// minutes (exponential).
-    pub cr: f64,
-    pub cr_spread: f64,
-    pub delay_minutes: f64,
+    pub(crate) cr: f64,
+    pub(crate) cr_spread: f64,
+    pub(crate) delay_minutes: f64,
     /// The share of conversions that come late, and their mean delay in minutes (exponential):
     /// an install opened the next morning, a purchase after a day's thought.
     pub late: f64,
-    pub late_minutes: f64,
-    pub seed: u64,
+    pub(crate) late_minutes: f64,
+    pub(crate) seed: u64,
 }
 
 impl Network {
@@ -106,19 +106,19 @@ impl Network {
 #[derive(Debug, Clone, Copy)]
 pub struct Episode {
     pub start: u64,
-    pub minutes: u64,
+    pub(crate) minutes: u64,
     /// Extra clicks as a multiple of the usual volume at that minute (a launch at 10× adds
     /// 9), or, when `burst` is set, as a share of the day's clicks spread over `minutes`.
     pub times: f64,
     pub burst: bool,
     /// Minutes to ramp up to full strength.
-    pub ramp: u64,
+    pub(crate) ramp: u64,
     /// The share of the extra clicks the rules flag (`None`: as the usual ones).
     pub flagged: Option<f64>,
     /// Their conversion rate as a multiple of the usual one.
-    pub converts: f64,
+    pub(crate) converts: f64,
     /// From `start` on, the usual clicks are flagged at this share (a rule change).
-    pub rule_change: Option<f64>,
+    pub(crate) rule_change: Option<f64>,
 }
 
 impl Episode {
@@ -189,13 +189,13 @@ pub struct Minute {
     pub flagged: u32,
     pub extra: u32,
     /// Conversions these clicks will bring (a fraction).
-    pub converting: f64,
+    pub(crate) converting: f64,
 }
 
 /// The traffic generator: draws each day's and hour's factors as it reaches them.
 pub struct Traffic {
     pub network: Network,
-    pub episodes: Vec<Episode>,
+    pub(crate) episodes: Vec<Episode>,
     rng: Rng,
     day: Option<u64>,
     day_factor: f64,
@@ -283,9 +283,9 @@ pub struct Run {
     pub trips: Vec<u64>,
     /// Each trip's cause and detail.
     pub why: Vec<String>,
-    pub let_through: u64,
+    pub(crate) let_through: u64,
     /// The minutes a flagged trip was put down to a config change instead.
-    pub after_config_change: Vec<u64>,
+    pub(crate) after_config_change: Vec<u64>,
 }
 
 /// Steps the detector minute by minute through `minutes` minutes of `traffic` from `state`

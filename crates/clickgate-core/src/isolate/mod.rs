@@ -1,6 +1,6 @@
 //! The isolate: the whole click, in the order the product promises, over the state one Worker
 //! isolate keeps between clicks (its local counts, the signing breakers, the click-id outbox); and
-//! what runs once per isolate around it ([`warm_up`]). On the top floor, where every other module
+//! what runs once per isolate around it ([`warm_up()`]). On the top floor, where every other module
 //! may be used.
 //!
 //! The edge reads the request into [`Parts`], and [`Arrival::read`] checks its sizes and routes it

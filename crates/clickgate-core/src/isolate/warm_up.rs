@@ -102,9 +102,9 @@ pub fn warm_up() -> WarmedUp {
 /// bytes of what they produced.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct WarmedUp {
-    pub redirects: u32,
-    pub blocks: u32,
-    pub counted: bool,
+    pub(crate) redirects: u32,
+    pub(crate) blocks: u32,
+    pub(crate) counted: bool,
     pub bytes: usize,
 }
 

@@ -49,12 +49,12 @@ pub struct Questions {
     pub object: String,
     pub tickets: Vec<Ticket>,
     pub uses: Vec<(String, u64)>,
-    pub sent_ms: u64,
+    pub(crate) sent_ms: u64,
 }
 
 /// What a click does after asking.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Asked {
+pub(crate) enum Asked {
     /// This isolate knows the id in use, and that use is still valid: a replay, known here, and
     /// no question is queued.
     Replayed,
@@ -66,7 +66,7 @@ pub enum Asked {
 
 /// What a question asked after its click's redirect comes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AskedAfter {
+pub(crate) enum AskedAfter {
     /// This isolate has seen the id in use, and that use is still valid: a replay, known here.
     Replayed,
     /// Queued for the store; the edge carries out the step in the background.
@@ -203,12 +203,12 @@ pub fn wait_left(asked_ms: u64, now_ms: u64) -> u64 {
 
 /// Whether a batch sent, or a click's question asked, at `since_ms` has gone unanswered past
 /// [`LOST_AFTER_MS`]: the one rule for the queue moving on and for the click giving up waiting.
-pub fn lost(since_ms: u64, now_ms: u64) -> bool {
+pub(crate) fn lost(since_ms: u64, now_ms: u64) -> bool {
     now_ms >= since_ms.saturating_add(LOST_AFTER_MS)
 }
 
 impl Outbox {
-    pub fn ask(
+    pub(crate) fn ask(
         &mut self,
         object: &str,
         ticket: Ticket,
@@ -231,7 +231,7 @@ impl Outbox {
 
     /// A click redirected before its id is checked: refused here if this isolate has seen the id
     /// in use, else queued for the store under `who` (for the log, should the store have seen it).
-    pub fn ask_after(
+    pub(crate) fn ask_after(
         &mut self,
         object: &str,
         ticket: Ticket,

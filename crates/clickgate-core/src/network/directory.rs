@@ -26,7 +26,7 @@ pub fn listed_since<'a>(key: &'a str, day: &str, since: u32) -> Option<&'a str> 
 
 /// Whether the listing `n/{name}` (value: the last day with report data) is older than any report
 /// can reach.
-pub fn listing_expired(key: &str, value: &str, now_ms: u64) -> bool {
+pub(crate) fn listing_expired(key: &str, value: &str, now_ms: u64) -> bool {
     let today = utc_day(now_ms);
     listed_name(key).is_some()
         && value

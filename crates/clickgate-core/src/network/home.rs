@@ -43,7 +43,7 @@ impl Home {
 
     /// Both places a network's kept records can be, its home under this config first: a network
     /// added to `networks[]` or taken out of it keeps what it stored before in the other one.
-    pub fn now_and_before(config: &Config, network: &Id) -> [Home; 2] {
+    pub(crate) fn now_and_before(config: &Config, network: &Id) -> [Home; 2] {
         let now = Home::of(config, network);
         let before = match &now {
             Home::Own(network) => Home::shared(network),
@@ -83,7 +83,7 @@ impl Home {
 }
 
 /// Whether `name` is an object the directory may list: a network's own, or a shared one.
-pub fn is_listable(name: &str) -> bool {
+pub(crate) fn is_listable(name: &str) -> bool {
     match name.strip_prefix(SHARED_PREFIX) {
         Some(n) => (0..SHARED_OBJECTS).any(|i| i.to_string() == n),
         None => Id::parse(name).is_ok(),
@@ -113,7 +113,7 @@ pub enum Space {
 
 impl Space {
     /// Reads the request's query (the text after `?`, possibly empty).
-    pub fn from_query(query: &str) -> Result<Space, BadSpace> {
+    pub(crate) fn from_query(query: &str) -> Result<Space, BadSpace> {
         if query.is_empty() {
             return Ok(Space::Whole);
         }
@@ -162,7 +162,7 @@ impl Space {
 
     /// Whether the batch of `network` belongs in this space (a shared object's request names the
     /// network whose keys it touches; a batch of another is refused, so nothing mixes).
-    pub fn admits(&self, network: &Id) -> bool {
+    pub(crate) fn admits(&self, network: &Id) -> bool {
         match self {
             Space::Of(n) => n == network,
             Space::Whole => true,
@@ -173,7 +173,7 @@ impl Space {
 
 /// Why a request's query names no [`Space`]: a query of another kind, or `in=` without an id.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BadSpace {
+pub(crate) enum BadSpace {
     Unknown(String),
     Network(BadId),
 }

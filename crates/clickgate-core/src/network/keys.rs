@@ -20,13 +20,13 @@ use crate::ua::is_link_preview;
 
 /// Which counts a click's deciding rule reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct CountNeeds {
+pub(crate) struct CountNeeds {
     /// The duplicate-IP window, when the rule has that filter (the widest, if several).
-    pub ip_window_hours: Option<u32>,
+    pub(crate) ip_window_hours: Option<u32>,
     /// The duplicate-device windows by [`DeviceScope`], when the rule has that filter in the
     /// scope (the widest of each).
-    pub device_window_hours: [Option<u32>; 2],
-    pub sub_ids: bool,
+    pub(crate) device_window_hours: [Option<u32>; 2],
+    pub(crate) sub_ids: bool,
     /// The shares it reads, one per measure (the widest window, and counted by clicks if any of
     /// its filters counts them); a rule's share filters past [`MAX_SHARES`] find no tally.
     pub shares: [Option<ShareNeed>; MAX_SHARES],
@@ -34,14 +34,14 @@ pub struct CountNeeds {
 
 /// A share a rule reads: over which window, and whether each click counts toward it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ShareNeed {
-    pub measure: Measure,
+pub(crate) struct ShareNeed {
+    pub(crate) measure: Measure,
     pub window_hours: u32,
     pub clicks: bool,
 }
 
 impl CountNeeds {
-    pub fn of(rule: Option<&Rule>) -> CountNeeds {
+    pub(crate) fn of(rule: Option<&Rule>) -> CountNeeds {
         let mut needs = CountNeeds::default();
         for f in rule.iter().flat_map(|r| r.filters.iter()) {
             match f.kind.counts() {
@@ -88,7 +88,7 @@ impl CountNeeds {
         }
     }
 
-    pub fn any(&self) -> bool {
+    pub(crate) fn any(&self) -> bool {
         self.ip_window_hours.is_some() || self.devices() || self.sub_ids || self.shares[0].is_some()
     }
 
@@ -108,15 +108,15 @@ pub struct ClickKeys {
     /// The device id's hash, when the rule counts devices and the click carries one.
     pub device: Option<u64>,
     /// The device's ledger, when the rule counts a device across the offer's affiliates.
-    pub ledger: Option<Id>,
+    pub(crate) ledger: Option<Id>,
     /// The sub ID, when the rule counts sub IDs and the click carries one.
     pub sub_id: Option<String>,
-    pub needs: CountNeeds,
+    pub(crate) needs: CountNeeds,
     /// For each share of `needs` that clicks count toward, whether this click is one of its hits;
     /// `None` where it does not count.
-    pub share_hits: [Option<bool>; MAX_SHARES],
+    pub(crate) share_hits: [Option<bool>; MAX_SHARES],
     /// Link previews are judged on the counts but not added to them: nobody clicked.
-    pub adds: bool,
+    pub(crate) adds: bool,
     pub hour: u32,
     pub day: u32,
 }
@@ -195,7 +195,7 @@ pub fn ip_hash(ip: &str) -> u64 {
 
 /// A device id's hash: counted among the offer's per-IP histories, the hash of its text turned by
 /// a constant, so that a device id spelt like an IP (or a share's name) counts apart from it.
-pub fn device_hash(device_id: &str) -> u64 {
+pub(crate) fn device_hash(device_id: &str) -> u64 {
     hash64(device_id.as_bytes()) ^ 0x6465_7669_6365_2f00
 }
 
@@ -208,7 +208,7 @@ pub fn device_hash(device_id: &str) -> u64 {
 /// histories: no report rows, clicks toward a flood or kept decisions. (An `aff_id` of that form
 /// would share the ledger's keys; its own IP histories and a ledger's device histories never
 /// share a key.)
-pub fn ledger(device: u64) -> Id {
+pub(crate) fn ledger(device: u64) -> Id {
     Id::known(LEDGERS[(device % SHARED_OBJECTS) as usize])
 }
 
@@ -220,7 +220,7 @@ const _: () = assert!(LEDGERS.len() == SHARED_OBJECTS as usize);
 /// text, which is never a share's name). So a share is added, sent, applied exactly once, pruned
 /// and expired as a duplicate-IP count is, with no code of its own in the isolate, the wire or
 /// the object.
-pub fn share_keys(measure: Measure) -> (u64, u64) {
+pub(crate) fn share_keys(measure: Measure) -> (u64, u64) {
     share_hashes(&measure.tag())
 }
 
@@ -240,7 +240,7 @@ impl History {
     }
 
     /// Clicks in the `window` hours ending with `hour` (that hour included).
-    pub fn in_window(&self, hour: u32, window: u32) -> u32 {
+    pub(crate) fn in_window(&self, hour: u32, window: u32) -> u32 {
         let from = hour.saturating_sub(window.saturating_sub(1));
         self.0
             .iter()
@@ -251,7 +251,7 @@ impl History {
     }
 
     /// Drops the hours no window can reach any more.
-    pub fn prune(&mut self, hour: u32) {
+    pub(crate) fn prune(&mut self, hour: u32) {
         let keep_from = hour.saturating_sub(RETAIN_HOURS - 1);
         self.0.retain(|(h, _)| *h >= keep_from);
     }

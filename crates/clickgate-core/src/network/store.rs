@@ -324,7 +324,14 @@ impl NetworkCounts {
 
     /// Counts one click (`add`) under `key` on `offer` (an IP's or a device's hash) directly, and
     /// answers its clicks over `window` hours: what replay runs.
-    pub fn count_clicks(&mut self, offer: &Id, key: u64, hour: u32, add: bool, window: u32) -> u32 {
+    pub(crate) fn count_clicks(
+        &mut self,
+        offer: &Id,
+        key: u64,
+        hour: u32,
+        add: bool,
+        window: u32,
+    ) -> u32 {
         let history = self.ips.entry((offer.clone(), key)).or_default();
         if add {
             history.add(hour, 1);
@@ -336,7 +343,7 @@ impl NetworkCounts {
     /// Counts one event toward a share directly (`hit`: whether it is one of its hits; `None`: it
     /// only reads), as the object would once it has every isolate's batches, and answers the
     /// share's tally over `window_hours`: what replay runs.
-    pub fn count_share(
+    pub(crate) fn count_share(
         &mut self,
         offer: &Id,
         measure: Measure,
@@ -364,7 +371,7 @@ impl NetworkCounts {
     /// isolates all unheard of for [`SEEN_RETAIN_HOURS`], a flood state untouched for
     /// [`FLOOD_RETAIN_DAYS`]. What the object's daily alarm deletes. A flood or batch record that
     /// does not read is left for the load that reports it.
-    pub fn expired_key(key: &str, value: &str, now_ms: u64) -> bool {
+    pub(crate) fn expired_key(key: &str, value: &str, now_ms: u64) -> bool {
         let hour = (now_ms / HOUR_MS) as u32;
         match StoreKey::parse(key) {
             Some(StoreKey::Seen) => decode_seen(value).is_ok_and(|seen| {

@@ -42,7 +42,7 @@ use super::keys::{u32_at, History};
 use crate::stored::StoreKey;
 
 /// The one method the object serves.
-pub const METHOD: &str = "POST";
+pub(crate) const METHOD: &str = "POST";
 
 /// A request to a network's object (or to the directory, which is one of them).
 #[derive(Debug, Clone, PartialEq)]
@@ -577,7 +577,7 @@ pub struct Batch {
     pub isolate: u64,
     /// 1, 2, 3… per isolate and network. A retried batch keeps its number.
     pub seq: u64,
-    pub ips: Vec<IpDelta>,
+    pub(crate) ips: Vec<IpDelta>,
     pub subs: Vec<SubDelta>,
     /// Clicks and flagged clicks per UTC minute (minutes since the epoch), for the flood threshold.
     pub flood: Vec<(u64, u32, u32)>,
@@ -596,7 +596,7 @@ pub struct Batch {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IpDelta {
+pub(crate) struct IpDelta {
     pub offer: Id,
     pub ip: u64,
     pub hour: u32,
@@ -607,7 +607,7 @@ pub struct IpDelta {
 pub struct SubDelta {
     pub offer: Id,
     pub day: u32,
-    pub sketch: HyperLogLog,
+    pub(crate) sketch: HyperLogLog,
 }
 
 /// The object's answer: the totals for every key of the batch, the batch included, and the

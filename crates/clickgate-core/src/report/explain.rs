@@ -10,19 +10,19 @@ use crate::time::{rfc3339_ms, HOUR_MS};
 use crate::token::{ClickToken, TokenVerdict};
 
 /// Where the decision of the click behind a transaction id is kept.
-pub fn explain_key_of(token: &ClickToken) -> String {
+pub(crate) fn explain_key_of(token: &ClickToken) -> String {
     explain_key((token.issued_ms / HOUR_MS) as u32, &token.nonce)
 }
 
 /// Whether a click's decision is kept for `explain`: something fired, or it was not let through.
-pub fn worth_explaining(outcome: &ClickOutcome) -> bool {
+pub(crate) fn worth_explaining(outcome: &ClickOutcome) -> bool {
     outcome.flagged() || !outcome.reasons().is_empty() || outcome.allowlisted.is_some()
 }
 
 /// The decision kept for `explain`: the log line, with the client's IP as the 64-bit hash the
 /// duplicate-IP counts key on (`ip_hash`, and `ip_hash:…` as a reason's value), never as text. A
 /// record kept before, with `ip`, reads the same way: the answer holds whichever the record has.
-pub fn kept_decision(outcome: &ClickOutcome, log_line: &str) -> String {
+pub(crate) fn kept_decision(outcome: &ClickOutcome, log_line: &str) -> String {
     let Some(ip) = outcome.client.ip.map(|ip| ip.to_string()) else {
         return log_line.to_owned();
     };
@@ -45,7 +45,11 @@ pub fn kept_decision(outcome: &ClickOutcome, log_line: &str) -> String {
 }
 
 /// The answer to `GET /admin/explain/{id}`: the kept decision, or what the id itself says.
-pub fn explain_answer(transaction_id: &str, token: &ClickToken, kept: Option<&str>) -> String {
+pub(crate) fn explain_answer(
+    transaction_id: &str,
+    token: &ClickToken,
+    kept: Option<&str>,
+) -> String {
     let verdict = token.verdict.verdict();
     let mut answer = json!({
         "transaction_id": transaction_id,

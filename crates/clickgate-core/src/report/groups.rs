@@ -134,7 +134,7 @@ impl Report {
     }
 
     /// One line per group; a column per reason code found, so a spreadsheet can sum them.
-    pub fn to_csv(&self) -> String {
+    pub(crate) fn to_csv(&self) -> String {
         let reasons: Vec<&String> = self.total.reasons.keys().collect();
         let conversion_reasons: Vec<&String> = self.total.conversion_reasons.keys().collect();
         let mut header: Vec<String> = self

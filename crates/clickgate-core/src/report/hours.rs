@@ -16,7 +16,7 @@ use crate::fault::Corrupt;
 pub struct HourRows {
     pub rows: BTreeMap<(String, String), Tally>,
     /// Clicks per sub ID and per country, keyed by [`SUB_ID`] or [`COUNTRY`] and the value.
-    pub dims: BTreeMap<(String, String), Tally>,
+    pub(crate) dims: BTreeMap<(String, String), Tally>,
     pub explained: u32,
 }
 
@@ -51,7 +51,7 @@ impl HourRows {
     }
 
     /// Whether one more explanation may be kept this hour (and counts it).
-    pub fn keep_explanation(&mut self) -> bool {
+    pub(crate) fn keep_explanation(&mut self) -> bool {
         let keep = self.explained < MAX_EXPLAINED_PER_HOUR;
         self.explained += u32::from(keep);
         keep

@@ -33,17 +33,17 @@
 //! CSV), [`analytics`] (one decision as an Analytics Engine data point), [`explain`] (one click's
 //! kept decision and its answer). The items are re-exported here: `report::X` names them all.
 
-pub mod analytics;
-pub mod answer;
-pub mod bounds;
+pub(crate) mod analytics;
+pub(crate) mod answer;
+pub(crate) mod bounds;
 pub mod explain;
 #[cfg(test)]
 mod fixtures;
-pub mod groups;
-pub mod hours;
+pub(crate) mod groups;
+pub(crate) mod hours;
 pub mod networks;
-pub mod query;
-pub mod tally;
+pub(crate) mod query;
+pub(crate) mod tally;
 
 pub use analytics::{data_point, DataPoint};
 pub use answer::{network_answer, parse_object_answer, BadObjectAnswer};
@@ -51,9 +51,9 @@ pub use bounds::{
     COUNTRY, MAX_COUNTRIES, MAX_EXPLAINED_PER_HOUR, MAX_EXPLAINED_PER_MINUTE, MAX_NETWORKS_NAMED,
     MAX_RANGE_HOURS, MAX_ROWS_PER_HOUR, MAX_SUB_IDS, OTHER, SUB_ID,
 };
-pub use explain::{explain_answer, explain_key_of, kept_decision, worth_explaining};
+pub(crate) use explain::{explain_answer, explain_key_of, kept_decision, worth_explaining};
 pub use groups::{aggregate, Report};
 pub use hours::HourRows;
 pub use networks::{is_ledger, Networks, DEVICE_LEDGERS};
 pub use query::{Format, Group, ReportQuery};
-pub use tally::{conversion_row, ConversionRow, RowKey, Tally};
+pub(crate) use tally::{conversion_row, ConversionRow, RowKey, Tally};

@@ -111,7 +111,7 @@ impl Networks {
     }
 
     /// Each network's hours by its name, the folded ones under [`OTHER`].
-    pub fn parts(&self) -> impl Iterator<Item = (&str, &Hours)> {
+    pub(crate) fn parts(&self) -> impl Iterator<Item = (&str, &Hours)> {
         self.named
             .iter()
             .map(|(n, h)| (n.as_str(), h))

@@ -22,12 +22,12 @@ pub struct Tally {
     pub would_block: u64,
     /// Every postback with a valid transaction id, judged or not.
     pub conversions: u64,
-    pub approved: u64,
+    pub(crate) approved: u64,
     pub invalid: u64,
     /// Blocked and would-block clicks per reason code; a click with two reasons counts under both.
     pub reasons: BTreeMap<String, u64>,
     /// Invalid conversions per reason code.
-    pub conversion_reasons: BTreeMap<String, u64>,
+    pub(crate) conversion_reasons: BTreeMap<String, u64>,
     /// Fetches redirected as link previews: not clicks, but counted, since the User-Agent that
     /// makes one is a claim a click farm can make too.
     pub previews: u64,
@@ -36,7 +36,7 @@ pub struct Tally {
 impl Tally {
     /// Adds one decided click in place: what every click pays, so it allocates only for a new
     /// reason code.
-    pub fn count_click(&mut self, outcome: &ClickOutcome) {
+    pub(crate) fn count_click(&mut self, outcome: &ClickOutcome) {
         let blocked = outcome.is_blocked();
         let flagged = outcome.flagged();
         // What its transaction id calls a preview; one blocked or declined is counted as a click,
@@ -98,17 +98,17 @@ impl Tally {
     }
 
     /// Conversions per click; `None` without clicks.
-    pub fn cr(&self) -> Option<f64> {
+    pub(crate) fn cr(&self) -> Option<f64> {
         ratio(self.conversions, self.clicks)
     }
 
-    pub fn block_rate(&self) -> Option<f64> {
+    pub(crate) fn block_rate(&self) -> Option<f64> {
         ratio(self.blocked, self.clicks)
     }
 
     /// The compact form batches and storage carry: previews, counted later than the rest, are a
     /// tenth field only when there are some, so rows stored before read and write as they were.
-    pub fn to_wire(&self) -> Value {
+    pub(crate) fn to_wire(&self) -> Value {
         let mut wire = json!([
             self.clicks,
             self.allowed,
@@ -127,7 +127,7 @@ impl Tally {
     }
 
     /// A tally as stored or carried in a batch; one that does not read back is a runtime fault.
-    pub fn from_wire(v: &Value) -> Result<Tally, Corrupt> {
+    pub(crate) fn from_wire(v: &Value) -> Result<Tally, Corrupt> {
         Tally::read(v).map_err(|e| Corrupt::new("report tally", e))
     }
 
@@ -194,22 +194,26 @@ fn ratio(a: u64, b: u64) -> Option<f64> {
 pub struct RowKey {
     pub hour: u32,
     /// Empty when the offer names no advertiser.
-    pub advertiser: String,
+    pub(crate) advertiser: String,
     pub offer: String,
 }
 
 /// Where a postback counts: its click's network and offer, that offer's advertiser as the config
 /// has it now, and the hour the postback arrived.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConversionRow {
+pub(crate) struct ConversionRow {
     pub network: Id,
     pub offer: Id,
-    pub advertiser: String,
+    pub(crate) advertiser: String,
     pub hour: u32,
     pub tally: Tally,
 }
 
-pub fn conversion_row(config: &Config, outcome: &ConversionOutcome, now_ms: u64) -> ConversionRow {
+pub(crate) fn conversion_row(
+    config: &Config,
+    outcome: &ConversionOutcome,
+    now_ms: u64,
+) -> ConversionRow {
     let click = &outcome.judging.click;
     ConversionRow {
         network: click.aff_id.clone(),

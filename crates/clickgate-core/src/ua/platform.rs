@@ -4,7 +4,7 @@
 /// Operating system and browser with their major versions, as far as the User-Agent tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Platform {
-    pub os: Option<(Os, u32)>,
+    pub(crate) os: Option<(Os, u32)>,
     pub browser: Option<(Browser, u32)>,
 }
 

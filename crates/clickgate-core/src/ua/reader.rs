@@ -39,7 +39,7 @@ pub struct Reading {
     /// A link-preview fetcher unfurling a pasted link: not a person clicking.
     pub preview: bool,
     /// An Android app's embedded WebView (`; wv)` in its comment), found in the same pass.
-    pub web_view: bool,
+    pub(crate) web_view: bool,
 }
 
 impl UserAgent {
@@ -67,7 +67,7 @@ impl UserAgent {
     }
 
     /// The OS and browser with their major versions, as far as the header tells.
-    pub fn platform(&self) -> Platform {
+    pub(crate) fn platform(&self) -> Platform {
         *self
             .platform
             .get_or_init(|| platform_at(&self.raw, &self.marks))
@@ -82,7 +82,7 @@ impl UserAgent {
     }
 
     /// The product tokens, as `(name, version)`; the version is empty when the token has none.
-    pub fn products(&self) -> impl Iterator<Item = (&str, &str)> {
+    pub(crate) fn products(&self) -> impl Iterator<Item = (&str, &str)> {
         self.parts.iter().filter_map(|p| match *p {
             Part::Product(start, slash, end) => Some((
                 &self.raw[usize::from(start)..usize::from(slash)],

@@ -24,7 +24,7 @@ impl Grade {
 
     /// The share of the bot filter's points a sign of this grade adds: with the default 100
     /// points, 30 (`low`), 60 (`medium`) and 100 (`high`).
-    pub fn percent(self) -> u32 {
+    pub(crate) fn percent(self) -> u32 {
         match self {
             Grade::Weak => 30,
             Grade::Likely => 60,
@@ -68,7 +68,7 @@ impl Signal {
     }
 
     /// A click that sent no User-Agent at all.
-    pub fn no_user_agent() -> Signal {
+    pub(crate) fn no_user_agent() -> Signal {
         Signal::new(Grade::Weak, Kind::Bot, "(no user agent)")
     }
 

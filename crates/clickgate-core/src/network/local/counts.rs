@@ -105,7 +105,7 @@ impl LocalCounts {
     /// share over `window_hours`, this conversion included. `None` when the object has not
     /// answered for `stale_ms`, or the network was forgotten and has not heard from it since.
     /// The conversion itself is counted as unsent by [`LocalCounts::record_conversion`].
-    pub fn record_share(
+    pub(crate) fn record_share(
         &mut self,
         network: &Id,
         offer: &Id,
@@ -182,7 +182,7 @@ impl LocalCounts {
     }
 
     /// Counts a postback in its click's network's report.
-    pub fn record_conversion(&mut self, row: &ConversionRow, now_ms: u64) {
+    pub(crate) fn record_conversion(&mut self, row: &ConversionRow, now_ms: u64) {
         let Some(net) = self.admit(&row.network, now_ms) else {
             return;
         };
@@ -196,7 +196,7 @@ impl LocalCounts {
     /// Counts one click toward its network's flood threshold (`flagged`: the filters declined
     /// it). A decided click is counted by [`LocalCounts::record_outcome`], which does this and
     /// more; this alone serves the isolate's warm-up and the tests.
-    pub fn record_flood(
+    pub(crate) fn record_flood(
         &mut self,
         network: &Id,
         thresholds: Thresholds,
@@ -211,7 +211,12 @@ impl LocalCounts {
     /// What this isolate knows of the network's flood state: the block in force as the object last
     /// answered (it ends by itself at its `until`, 00:00 UTC, even if no answer comes), and whether
     /// the object has stopped answering.
-    pub fn flood_view(&self, network: &Id, thresholds: &Thresholds, now_ms: u64) -> FloodView {
+    pub(crate) fn flood_view(
+        &self,
+        network: &Id,
+        thresholds: &Thresholds,
+        now_ms: u64,
+    ) -> FloodView {
         let net = self.networks.get(network);
         FloodView {
             block: net

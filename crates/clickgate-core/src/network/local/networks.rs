@@ -220,12 +220,12 @@ pub const MAX_SENDS: u32 = 6;
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Dropped {
     /// Counted past [`MAX_UNSENT_PER_NETWORK`] or [`MAX_UNSENT`].
-    pub full: u64,
+    pub(crate) full: u64,
     /// In a batch sent [`MAX_SENDS`] times without an answer.
-    pub unanswered: u64,
+    pub(crate) unanswered: u64,
     /// Unsent when their network's state was forgotten: every network held had counts out and
     /// another arrived (see [`MAX_NETWORKS`]).
-    pub evicted: u64,
+    pub(crate) evicted: u64,
 }
 
 impl Dropped {
@@ -462,7 +462,7 @@ impl LocalCounts {
 
     /// The log line of the evictions since the last call, if any: `counts_evicted` with how many
     /// networks were forgotten and how many are kept.
-    pub fn take_eviction_line(&mut self) -> Option<String> {
+    pub(crate) fn take_eviction_line(&mut self) -> Option<String> {
         let evicted = self.unlogged_eviction.take()?;
         Some(
             JsonLine::new()

@@ -40,7 +40,7 @@ impl LocalCounts {
     /// Every network's due step, not only the clicked one's: a network that went quiet after its
     /// batch failed is resent by any other click (or the isolate's timer). Looks at most once per
     /// flush interval, and starts at most a few networks' steps per look.
-    pub fn stranded(&mut self, now_ms: u64) -> Vec<(Id, Flush)> {
+    pub(crate) fn stranded(&mut self, now_ms: u64) -> Vec<(Id, Flush)> {
         if now_ms < self.next_look_ms {
             return Vec::new();
         }
