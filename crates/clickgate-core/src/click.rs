@@ -495,7 +495,7 @@ enum Segment {
 impl PathPattern {
     /// Reads `/c/{offer}/{affiliate}`: a placeholder is a whole segment naming a field (`offer`,
     /// `affiliate`, `source`, `sub1`..`sub5`, `device`); every other segment is literal.
-    pub fn parse(text: &str) -> Result<PathPattern, String> {
+    pub(crate) fn parse(text: &str) -> Result<PathPattern, String> {
         if !text.starts_with('/') {
             return Err("must start with `/`".into());
         }

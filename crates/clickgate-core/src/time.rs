@@ -121,11 +121,33 @@ fn epoch_day(date: &str) -> Option<i64> {
     days_of_date(y, m, d).filter(|days| *days >= 0)
 }
 
+/// A text [`parse_instant`] does not read as a UTC time; it names the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotAnInstant(String);
+
+impl std::fmt::Display for NotAnInstant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}` is not a UTC time like 2026-11-01T09:30:00Z",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for NotAnInstant {}
+
+impl From<NotAnInstant> for String {
+    fn from(e: NotAnInstant) -> String {
+        e.to_string()
+    }
+}
+
 /// `2026-11-01`, `2026-11-01T09:30:00Z` or with fractional seconds, in UTC, to Unix milliseconds.
-pub fn parse_instant(text: &str) -> Result<u64, String> {
-    let bad = || format!("`{text}` is not a UTC time like 2026-11-01T09:30:00Z");
+pub fn parse_instant(text: &str) -> Result<u64, NotAnInstant> {
+    let bad = || NotAnInstant(text.to_owned());
     let b = text.as_bytes();
-    let num = |range: std::ops::Range<usize>| -> Result<i64, String> {
+    let num = |range: std::ops::Range<usize>| -> Result<i64, NotAnInstant> {
         let part = text.get(range).ok_or_else(bad)?;
         if part.bytes().all(|c| c.is_ascii_digit()) {
             part.parse().map_err(|_| bad())
@@ -335,6 +357,15 @@ mod tests {
         ] {
             assert!(parse_instant(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_time_that_is_not_one_is_named_in_the_operators_words() {
+        // The message reaches `config validate` under the field's path.
+        assert_eq!(
+            parse_instant("2026-13-01").unwrap_err().to_string(),
+            "`2026-13-01` is not a UTC time like 2026-11-01T09:30:00Z"
+        );
     }
 
     #[test]
