@@ -151,7 +151,7 @@ def render(sets):
         numbers = sorted(sets[name])
         out.append(f"/// The `{name}` set, sorted.")
         out.append("#[rustfmt::skip]")
-        out.append(f"pub const {name.upper()}: &[u32] = &[")
+        out.append(f"pub(crate) const {name.upper()}: &[u32] = &[")
         for i in range(0, len(numbers), 8):
             out.append("    " + " ".join(f"{a}," for a in numbers[i:i + 8]))
         out.append("];")
