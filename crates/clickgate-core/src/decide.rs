@@ -93,7 +93,7 @@ pub struct Reads {
 pub(crate) const CLICK_HEADERS: [&str; 4] = ["cf-connecting-ip", "user-agent", "referer", "accept"];
 
 /// Every header a click can read: those of every click, then the `spoof` filter's own (`accept`,
-/// already among the first, is not said twice). The same as [`crate::isolate::READ_HEADERS`].
+/// already among the first, is not said twice).
 pub(crate) const SPOOF_HEADERS: [&str; 3 + click::SENT_HEADERS.len()] = {
     let mut all = [""; 3 + click::SENT_HEADERS.len()];
     let mut i = 0;

@@ -21,31 +21,13 @@ use crate::ua::UserAgent;
 
 use super::state::{Answered, Effect, Isolate};
 
-/// The request headers a click reads; only these cross from the runtime into wasm: the address,
-/// the User-Agent and the referrer, then what the `spoof` filter reads ([`click::SENT_HEADERS`],
-/// `accept` among them), said once there.
-pub const READ_HEADERS: [&str; 3 + click::SENT_HEADERS.len()] = {
-    const OWN: [&str; 3] = ["cf-connecting-ip", "user-agent", "referer"];
-    let mut all = [""; 3 + click::SENT_HEADERS.len()];
-    let mut i = 0;
-    while i < all.len() {
-        all[i] = if i < OWN.len() {
-            OWN[i]
-        } else {
-            click::SENT_HEADERS[i - OWN.len()]
-        };
-        i += 1;
-    }
-    all
-};
-
 /// What the edge read of a request on the click path.
 #[derive(Debug, Clone, Default)]
 pub struct Parts {
     pub method: String,
     /// The whole link as received, scheme and host included.
     pub url: String,
-    /// Those of [`READ_HEADERS`] the request carries.
+    /// Those of the headers [`crate::decide::reads`] names that the request carries.
     pub headers: Vec<(&'static str, String)>,
     /// The client's country and autonomous system, as the edge resolved them.
     pub country: Option<String>,

@@ -27,7 +27,7 @@ mod postback;
 mod state;
 mod warm_up;
 
-pub use click::{Arrival, ClickStep, Parts, Pending, Question, READ_HEADERS};
+pub use click::{Arrival, ClickStep, Parts, Pending, Question};
 pub use postback::{
     rejection, rejection_answer, PendingPostback, PostbackArrival, PostbackStep, RejectionStep,
     SeenQuestion,
