@@ -9,6 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use crate::fault::{Corrupt, Invalid};
+use crate::log::Digits;
 
 /// One list entry: an address or a CIDR block, IPv4 or IPv6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -270,13 +271,7 @@ impl IpText {
             if i > 0 {
                 self.put(b".");
             }
-            if octet >= 100 {
-                self.put(&[b'0' + octet / 100]);
-            }
-            if octet >= 10 {
-                self.put(&[b'0' + octet / 10 % 10]);
-            }
-            self.put(&[b'0' + octet % 10]);
+            self.put(Digits::of(u64::from(octet)).as_str().as_bytes());
         }
     }
 
