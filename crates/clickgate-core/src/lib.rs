@@ -3,7 +3,7 @@
 //! Plain Rust with no I/O and no clock: the Worker (or the CLI, or a test) reads the request, the
 //! time and the random source, and hands them in. The modules stand on floors, each importing only
 //! from its own floor or below and none in a loop (`tests/floors.rs` checks both). No file holds
-//! more than 900 lines before its tests (`tests/file_lengths.rs`): a module that outgrows that
+//! more than 900 lines before its tests (`tests/floors.rs` too): a module that outgrows that
 //! becomes a folder of files along its seams, re-exported from its `mod.rs` so no path changes
 //! ([`isolate`], [`network::local`]).
 //!

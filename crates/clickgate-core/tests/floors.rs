@@ -12,6 +12,8 @@
 //!
 //! `lib.rs` documents the same floors; one test checks it names every module.
 //!
+//! The same sources are held to a size: no file has more than 900 lines before its tests.
+//!
 //! Native only: the sources are read from disk.
 #![cfg(not(target_arch = "wasm32"))]
 
@@ -803,4 +805,70 @@ fn the_reader_follows_a_folder_s_files_through_every_path_form() {
     // A child named from mod.rs without a prefix is the child.
     let (_, from_mod) = &named_by(&sources)[1];
     assert!(from_mod.contains(&["network", "home", "g"].map(String::from).to_vec()));
+}
+
+// No file holds more than MAX_LINES lines before its tests: past that a file has grown more than
+// one seam, and is split along them into a folder whose `mod.rs` re-exports what the file made
+// public, so no path changes (`isolate/`, `network/local/`). A file is counted up to its test
+// module, the first `#[cfg(test)]` at the start of a line, or whole when it has none; an indented
+// `#[cfg(test)]` (a test-only method) is code like the lines around it.
+
+const MAX_LINES: usize = 900;
+
+/// The lines of a file before its test module.
+fn lines_before_tests(text: &str) -> usize {
+    text.lines()
+        .take_while(|line| !line.starts_with("#[cfg(test)]"))
+        .count()
+}
+
+/// Each file over the cap, as `path: count`, in path order.
+fn over_the_cap(files: &[Source]) -> Vec<String> {
+    let mut over: Vec<String> = files
+        .iter()
+        .map(|(path, text)| (path, lines_before_tests(text)))
+        .filter(|(_, lines)| *lines > MAX_LINES)
+        .map(|(path, lines)| format!("{}: {lines} lines before its tests", path.display()))
+        .collect();
+    over.sort();
+    over
+}
+
+#[test]
+fn no_source_file_holds_more_than_the_cap_before_its_tests() {
+    let files = sources();
+    assert!(files.len() > 50, "{} files read", files.len());
+    let over = over_the_cap(&files);
+    assert!(
+        over.is_empty(),
+        "over {MAX_LINES} lines: split each along its seams\n{}",
+        over.join("\n")
+    );
+}
+
+#[test]
+fn a_file_is_counted_up_to_its_test_module_or_whole() {
+    let code = |n: usize| "fn f() {}\n".repeat(n);
+    let tests = "#[cfg(test)]\nmod tests {\n    fn g() {}\n}\n";
+    // A test-only method inside the code does not end it.
+    let method = "impl A {\n    #[cfg(test)]\n    fn g() {}\n}\n";
+    let files = [
+        ("at.rs", format!("{}{tests}", code(MAX_LINES))),
+        ("over.rs", format!("{}{tests}", code(MAX_LINES + 1))),
+        ("untested.rs", code(MAX_LINES + 2)),
+        (
+            "method.rs",
+            format!("{method}{}{tests}", code(MAX_LINES - 3)),
+        ),
+        ("long_tests.rs", format!("{tests}{}", code(5 * MAX_LINES))),
+    ]
+    .map(|(path, text)| (PathBuf::from(path), text));
+    assert_eq!(
+        over_the_cap(&files),
+        [
+            "method.rs: 901 lines before its tests",
+            "over.rs: 901 lines before its tests",
+            "untested.rs: 902 lines before its tests",
+        ]
+    );
 }
