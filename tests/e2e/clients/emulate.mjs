@@ -15,9 +15,14 @@ const child = spawn(browser, [
 ], { stdio: "ignore" });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const done = (code) => {
-  // The profile goes once Chromium has stopped writing to it.
+  // Chromium's helper processes may still be writing the profile when the browser has exited:
+  // retry, and a profile left behind in /tmp is no failure of the click.
   child.once("exit", () => {
-    rmSync(profile, { recursive: true, force: true, maxRetries: 5 });
+    try {
+      rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    } catch (e) {
+      console.error(`left ${profile}: ${e.message}`);
+    }
     process.exit(code);
   });
   child.kill();
