@@ -31,6 +31,15 @@ fn start() {
     console_error_panic_hook::set_once();
     // Module start has its own CPU budget; spend it compiling the click path, not the first click's.
     clickgate_core::isolate::warm_up();
+    warm_up_glue();
+}
+
+/// The edge's side of a first click, run once on a request and a response made here: reading the
+/// request and building the response. wasm code and its JS glue are compiled on first use, and the
+/// core's warm-up reaches neither. Nothing is sent and nothing kept; a failure only leaves that
+/// code for the first click to compile.
+fn warm_up_glue() {
+    let _ = respond(http::unavailable(true));
 }
 
 /// Every request starts here: this is the Worker's `fetch` handler (worker-build's module calls it
