@@ -34,10 +34,9 @@ fn start() {
     warm_up_glue();
 }
 
-/// The edge's side of a first click, run once on a request and a response made here: reading the
-/// request and building the response. wasm code and its JS glue are compiled on first use, and the
-/// core's warm-up reaches neither. Nothing is sent and nothing kept; a failure only leaves that
-/// code for the first click to compile.
+/// The edge's side of answering a click, run once on a response made here and dropped: wasm code
+/// and its JS glue are compiled on first use, and the core's warm-up reaches neither. Nothing is
+/// sent and nothing kept; a failure only leaves that code for the first click to compile.
 fn warm_up_glue() {
     let _ = respond(http::unavailable(true));
 }
