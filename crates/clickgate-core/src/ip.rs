@@ -479,7 +479,6 @@ impl IpSet {
     }
 }
 
-/// An entry's address as its high and low 64 bits.
 /// An entry's address as the two words wasm loads it as: bytes 0-7 and 8-15, little-endian.
 fn words(chunk: &[u8]) -> (u64, u64) {
     let mut hi = [0u8; 8];
