@@ -325,7 +325,7 @@ impl Found {
 /// they have: one is `weak`, two `likely`, three or more `certain` (an app's, at most `likely`).
 pub fn judge(ua: &UserAgent, sent: &Sent) -> Option<Found> {
     // Whether another Chromium browser is claimed matters only when no client hints came.
-    let hints = sent.headers[SEC_CH_UA].as_deref().map(trimmed);
+    let hints = sent.text(SEC_CH_UA).map(trimmed);
     let claim = claim_of(ua, hints.is_none_or(str::is_empty))?;
     let signs = signs(&claim, sent);
     // One bit a cause: the distinct causes counted without a sort of their own.
@@ -348,7 +348,7 @@ pub fn judge(ua: &UserAgent, sent: &Sent) -> Option<Found> {
     })
 }
 
-/// Where each header stands in [`Sent::headers`], found when the crate is compiled: a click looks
+/// Where each header stands in [`Sent`], found when the crate is compiled: a click looks
 /// its headers up by position, not by name.
 const SEC_FETCH_SITE: usize = at("sec-fetch-site");
 const SEC_FETCH_MODE: usize = at("sec-fetch-mode");
@@ -386,7 +386,7 @@ fn signs(claim: &Claim, sent: &Sent) -> Vec<Sign> {
     let mut sign = |cause, what: String, field| signs.push(Sign { cause, what, field });
     let expected = claim.sends();
     let sends = |what: Sends| expected & 1 << what as u32 != 0;
-    let header = |at: usize| sent.headers[at].as_deref().map(trimmed).filter(|v| !v.is_empty());
+    let header = |at: usize| sent.text(at).map(trimmed).filter(|v| !v.is_empty());
 
     let hints = header(SEC_CH_UA);
     let (mode, dest) = (header(SEC_FETCH_MODE), header(SEC_FETCH_DEST));
@@ -462,8 +462,8 @@ fn signs(claim: &Claim, sent: &Sent) -> Vec<Sign> {
 
     // Only what the runtime says: locally there is no protocol or TLS to judge. Browsers speak
     // HTTP/1.1 over plain HTTP, so the version counts only over TLS.
-    let tls = sent.tls_version.as_deref();
-    if let (Some(protocol), Some(_)) = (sent.http_protocol.as_deref(), tls) {
+    let tls = sent.tls_version();
+    if let (Some(protocol), Some(_)) = (sent.http_protocol(), tls) {
         if sends(Sends::Http2)
             && protocol.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("HTTP/1"))
         {
@@ -473,7 +473,7 @@ fn signs(claim: &Claim, sent: &Sent) -> Vec<Sign> {
     if sends(Sends::Tls12) {
         if let Some(old) = tls.filter(|v| matches!(*v, "TLSv1" | "TLSv1.0" | "TLSv1.1" | "SSLv3")) {
             sign(Cause::Transport, format!("{old}, below TLS 1.2"), TLS_VERSION);
-        } else if let Some(cipher) = sent.tls_cipher.as_deref().filter(|c| !is_aead(c)) {
+        } else if let Some(cipher) = sent.tls_cipher().filter(|c| !is_aead(c)) {
             sign(Cause::Transport, format!("cipher {cipher}, not AEAD"), TLS_CIPHER);
         }
     }
@@ -673,20 +673,22 @@ pub(crate) mod tests {
     /// HTTP/2 and HTTP/3 with a browser's TLS: no sign on any of them.
     fn assert_no_sign_over_each_transport(ua: &UserAgent, logged: &Sent, name: &serde_json::Value) {
         for transport in [None, H2, H3] {
-            let mut sent = logged.clone();
-            if let Some((protocol, tls, cipher)) = transport {
-                sent.http_protocol = Some(protocol.into());
-                sent.tls_version = Some(tls.into());
-                sent.tls_cipher = Some(cipher.into());
-            }
+            let sent = match transport {
+                Some((protocol, tls, cipher)) => Sent::from_fields(|n| match n {
+                    HTTP_PROTOCOL => Some(protocol),
+                    TLS_VERSION => Some(tls),
+                    TLS_CIPHER => Some(cipher),
+                    _ => logged.fields().find(|(f, _)| *f == n).map(|(_, v)| v),
+                }),
+                None => logged.clone(),
+            };
             assert_eq!(judge(ua, &sent), None, "{name} over {transport:?}");
         }
     }
 
     pub(crate) fn sent(headers: &[(&'static str, String)], transport: Option<(&str, &str, &str)>) -> Sent {
-        let (protocol, tls, cipher) = transport.map_or((None, None, None), |(p, t, c)| {
-            (Some(p.to_owned()), Some(t.to_owned()), Some(c.to_owned()))
-        });
+        let (protocol, tls, cipher) =
+            transport.map_or((None, None, None), |(p, t, c)| (Some(p), Some(t), Some(c)));
         let header = |name: &str| headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str());
         Sent::read(header, "https://clicks.example/c?offer_id=1", protocol, tls, cipher)
     }
