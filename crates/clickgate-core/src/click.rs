@@ -281,6 +281,20 @@ impl Sent {
         self.all.get(usize::from(start)..usize::from(end))
     }
 
+    /// [`Sent::text`]'s bytes: what the `spoof` filter reads on every click, where the text
+    /// would check its character boundaries again on each lookup. They stand between two
+    /// character boundaries of the string.
+    pub(crate) fn bytes(&self, at: usize) -> Option<&[u8]> {
+        let end = usize::from(*self.ends.get(at)?);
+        if self.given & 1 << at == 0 {
+            return None;
+        }
+        let start = at
+            .checked_sub(1)
+            .map_or(0, |before| usize::from(self.ends[before]));
+        self.all.as_bytes().get(start..end)
+    }
+
     /// One of [`SENT_HEADERS`]' values, when the request carried it.
     pub fn header(&self, name: &str) -> Option<&str> {
         SENT_HEADERS
