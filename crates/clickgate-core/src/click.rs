@@ -239,30 +239,43 @@ impl Sent {
         tls_version: Option<&str>,
         tls_cipher: Option<&str>,
     ) -> Sent {
-        let connection =
-            [http_protocol, tls_version, tls_cipher].map(|v| v.filter(|v| !v.trim().is_empty()));
+        let mut texts = [None; SENT_TEXTS.len()];
+        for (text, name) in texts.iter_mut().zip(SENT_HEADERS) {
+            *text = header(name);
+        }
+        texts[AT_HTTP_PROTOCOL] = http_protocol;
+        texts[AT_TLS_VERSION] = tls_version;
+        texts[AT_TLS_CIPHER] = tls_cipher;
+        Sent::of(texts, url)
+    }
+
+    /// [`Sent::read`] past its lookups. Not inlined: the Worker reads a click in two places
+    /// (module start and the fetch handler), and one copy serves both.
+    #[inline(never)]
+    fn of(mut texts: [Option<&str>; SENT_TEXTS.len()], url: &str) -> Sent {
+        for at in [AT_HTTP_PROTOCOL, AT_TLS_VERSION, AT_TLS_CIPHER] {
+            texts[at] = texts[at].filter(|v| !v.trim().is_empty());
+        }
         Sent {
             plain_http: plain_http(url),
-            ..Sent::from_texts(|at| match SENT_HEADERS.get(at) {
-                Some(name) => header(name),
-                None => connection.get(at - SENT_HEADERS.len()).copied().flatten(),
-            })
+            ..Sent::from_texts(texts)
         }
     }
 
-    /// The texts `text(at)` gives for each place of [`SENT_TEXTS`], in one string of their
-    /// total length. A text past [`MAX_HEADER_VALUE_LEN`] keeps its first bytes up to it, cut at
-    /// a character's start.
-    fn from_texts<'a>(text: impl Fn(usize) -> Option<&'a str>) -> Sent {
-        let texts: [Option<&str>; SENT_TEXTS.len()] =
-            std::array::from_fn(|at| text(at).map(bounded));
+    /// The texts of [`SENT_TEXTS`]' places, in one string of their total length. A text past
+    /// [`MAX_HEADER_VALUE_LEN`] keeps its first bytes up to it, cut at a character's start.
+    fn from_texts(texts: [Option<&str>; SENT_TEXTS.len()]) -> Sent {
+        let len = texts
+            .iter()
+            .flatten()
+            .map(|t| t.len().min(MAX_HEADER_VALUE_LEN));
         let mut sent = Sent {
-            all: String::with_capacity(texts.iter().flatten().map(|t| t.len()).sum()),
+            all: String::with_capacity(len.sum()),
             ..Sent::default()
         };
-        for (at, text) in texts.iter().enumerate() {
+        for (at, text) in texts.into_iter().enumerate() {
             if let Some(text) = text {
-                sent.all.push_str(text);
+                sent.all.push_str(bounded(text));
                 sent.given |= 1 << at;
             }
             // Below u16::MAX: each text is bounded (see the assertion below `Sent`).
@@ -329,7 +342,7 @@ impl Sent {
     pub(crate) fn from_fields<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Sent {
         Sent {
             plain_http: get(PLAIN_HTTP) == Some("true"),
-            ..Sent::from_texts(|at| get(SENT_TEXTS[at]))
+            ..Sent::from_texts(SENT_TEXTS.map(get))
         }
     }
 }
@@ -1245,6 +1258,9 @@ mod tests {
                 let want = [protocol, tls, cipher].map(|v| v.as_deref().map(cut));
                 let got = [sent.http_protocol(), sent.tls_version(), sent.tls_cipher()];
                 prop_assert_eq!(got, want.each_ref().map(Option::as_deref));
+                for at in 0..SENT_TEXTS.len() {
+                    prop_assert_eq!(sent.bytes(at), sent.text(at).map(str::as_bytes));
+                }
                 let fields: Vec<_> = sent.fields().collect();
                 let back = Sent::from_fields(|k| fields.iter().find(|(n, _)| *n == k).map(|(_, v)| *v));
                 prop_assert_eq!(back, sent);

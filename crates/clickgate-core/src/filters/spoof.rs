@@ -9,8 +9,6 @@
 //! their own WebViews. So signs are counted by what could have caused them ([`Cause`]), and only
 //! several independent causes together make a strong grade; an app's WebView never gets one.
 
-use std::borrow::Cow;
-
 use crate::click::{
     Sent, AT_HTTP_PROTOCOL, AT_TLS_CIPHER, AT_TLS_VERSION, HTTP_PROTOCOL, SENT_HEADERS,
     TLS_CIPHER, TLS_VERSION,
@@ -329,6 +327,7 @@ impl Found {
 
 /// The signs `sent` gives against the browser `ua` claims, graded by how many independent causes
 /// they have: one is `weak`, two `likely`, three or more `certain` (an app's, at most `likely`).
+#[inline(never)]
 pub fn judge(ua: &UserAgent, sent: &Sent) -> Option<Found> {
     // Whether another Chromium browser is claimed matters only when no client hints came.
     let hints = header(sent, SEC_CH_UA);
@@ -387,10 +386,11 @@ const fn at(name: &str) -> usize {
 }
 
 /// A text of the request in a sign's words. Every text the filter shows stands between character
-/// boundaries of [`Sent`]'s string (its ends are ASCII bytes or a whole text's), so it reads as
-/// the request sent it.
-fn shown(text: &[u8]) -> Cow<'_, str> {
-    String::from_utf8_lossy(text)
+/// boundaries of [`Sent`]'s string (its ends are ASCII bytes or a whole text's), so it is UTF-8
+/// and reads as the request sent it.
+#[inline(never)]
+fn shown(text: &[u8]) -> &str {
+    std::str::from_utf8(text).unwrap_or("(not UTF-8)")
 }
 
 /// Every contradiction, in the order of [`Cause`].
@@ -478,7 +478,7 @@ fn signs(claim: &Claim, sent: &Sent) -> Vec<Sign> {
         if sends(Sends::Http2)
             && protocol.get(..6).is_some_and(|p| same_ignoring_case(p, b"http/1"))
         {
-            sign(Cause::Transport, shown(protocol).into_owned(), HTTP_PROTOCOL);
+            sign(Cause::Transport, shown(protocol).to_owned(), HTTP_PROTOCOL);
         }
     }
     if sends(Sends::Tls12) {
@@ -498,9 +498,7 @@ fn header(sent: &Sent, at: usize) -> Option<&[u8]> {
     let value = sent.bytes(at)?;
     match (value.first(), value.last()) {
         (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => Some(value),
-        // A whole text of the request: always UTF-8.
-        _ => Some(std::str::from_utf8(value).map_or(value.trim_ascii(), |v| v.trim().as_bytes()))
-            .filter(|v| !v.is_empty()),
+        _ => Some(sent.text(at)?.trim().as_bytes()).filter(|v| !v.is_empty()),
     }
 }
 
@@ -629,6 +627,7 @@ fn contains_ignoring_case(text: &[u8], lower: &[u8]) -> bool {
 /// Whether `text` is `lower` (in lower case) in any case. Browsers write these words in lower
 /// case, so the plain comparison comes first; then byte by byte from the end, where `HTTP/2`
 /// and `HTTP/1` differ.
+#[inline(never)]
 fn same_ignoring_case(text: &[u8], lower: &[u8]) -> bool {
     text == lower
         || text.len() == lower.len()
