@@ -113,13 +113,12 @@ const CHROME: &str =
 /// The request facts the edge reads from `headers`, over HTTP/2 and TLS 1.3.
 fn sent(headers: &[(&str, &'static str)]) -> Sent {
     let header = |name: &str| headers.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
-    let h2 = |v: &str| Some(v.to_owned());
     Sent::read(
         header,
         "https://clicks.example/c",
-        h2("HTTP/2"),
-        h2("TLSv1.3"),
-        h2("AEAD-AES128-GCM-SHA256"),
+        Some("HTTP/2"),
+        Some("TLSv1.3"),
+        Some("AEAD-AES128-GCM-SHA256"),
     )
 }
 

@@ -166,7 +166,7 @@ impl Platform {
 }
 
 /// The request headers that show what software sent a click beyond its User-Agent, in the order
-/// [`Sent::headers`] holds them: fetch metadata, the Chromium client hints, and the content
+/// [`Sent`] holds them: fetch metadata, the Chromium client hints, and the content
 /// negotiation every browser does on a navigation.
 pub(crate) const SENT_HEADERS: [&str; 11] = [
     "sec-fetch-site",
@@ -182,46 +182,130 @@ pub(crate) const SENT_HEADERS: [&str; 11] = [
     "upgrade-insecure-requests",
 ];
 
-/// What a click's request showed of the software that sent it: the headers of [`SENT_HEADERS`]
-/// and what the runtime says of the connection. A fact the runtime does not give (locally, or over
-/// plain HTTP) is `None`, never a guess, so its absence is never held against the click.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Sent {
-    pub headers: [Option<String>; SENT_HEADERS.len()],
-    /// `request.cf.httpProtocol`: `HTTP/1.1`, `HTTP/2`, `HTTP/3`.
-    pub http_protocol: Option<String>,
-    /// `request.cf.tlsVersion` and `tlsCipher`: `TLSv1.3`, `AEAD-AES128-GCM-SHA256`.
-    pub tls_version: Option<String>,
-    pub tls_cipher: Option<String>,
-    /// The link came over plain HTTP to a host other than this machine: browsers send neither
-    /// fetch metadata nor client hints there, so their absence says nothing.
-    pub(crate) plain_http: bool,
-}
-
 /// The decision log's names of [`Sent`]'s connection facts.
 pub(crate) const HTTP_PROTOCOL: &str = "http_protocol";
 pub(crate) const TLS_VERSION: &str = "tls_version";
 pub(crate) const TLS_CIPHER: &str = "tls_cipher";
 pub(crate) const PLAIN_HTTP: &str = "plain_http";
 
+/// The names of the texts a [`Sent`] holds, in its order: [`SENT_HEADERS`], then the connection
+/// facts the runtime gives as text.
+pub(crate) const SENT_TEXTS: [&str; SENT_HEADERS.len() + 3] = {
+    let mut all = [""; SENT_HEADERS.len() + 3];
+    let mut i = 0;
+    while i < SENT_HEADERS.len() {
+        all[i] = SENT_HEADERS[i];
+        i += 1;
+    }
+    all[i] = HTTP_PROTOCOL;
+    all[i + 1] = TLS_VERSION;
+    all[i + 2] = TLS_CIPHER;
+    all
+};
+
+/// Where [`Sent::text`] holds the connection facts.
+pub(crate) const AT_HTTP_PROTOCOL: usize = SENT_HEADERS.len();
+pub(crate) const AT_TLS_VERSION: usize = SENT_HEADERS.len() + 1;
+pub(crate) const AT_TLS_CIPHER: usize = SENT_HEADERS.len() + 2;
+
+/// What a click's request showed of the software that sent it: the headers of [`SENT_HEADERS`]
+/// and what the runtime says of the connection. A fact the runtime does not give (locally, or over
+/// plain HTTP) is `None`, never a guess, so its absence is never held against the click.
+///
+/// The texts of [`SENT_TEXTS`] stand one after another in one string: one allocation a click,
+/// where a string each cost fourteen, and as many frees. Each text is at most
+/// [`MAX_HEADER_VALUE_LEN`] bytes (the edge refuses a longer header before it gets here), so the
+/// whole fits the `u16` ends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sent {
+    all: String,
+    /// Where each text ends in `all`; it starts where the one before it ends.
+    ends: [u16; SENT_TEXTS.len()],
+    /// One bit a text the request carried: an absent one and an empty one differ.
+    given: u16,
+    /// The link came over plain HTTP to a host other than this machine: browsers send neither
+    /// fetch metadata nor client hints there, so their absence says nothing.
+    pub(crate) plain_http: bool,
+}
+
 impl Sent {
     /// From the request: `header` reads one of [`SENT_HEADERS`], `url` is the link as received,
-    /// and the connection facts are the runtime's (an empty one is none).
+    /// and the connection facts are the runtime's (`request.cf`'s `httpProtocol`, `tlsVersion`
+    /// and `tlsCipher`; an empty one is none).
     pub fn read<'a>(
         header: impl Fn(&str) -> Option<&'a str>,
         url: &str,
-        http_protocol: Option<String>,
-        tls_version: Option<String>,
-        tls_cipher: Option<String>,
+        http_protocol: Option<&str>,
+        tls_version: Option<&str>,
+        tls_cipher: Option<&str>,
     ) -> Sent {
-        let given = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
-        Sent {
-            headers: SENT_HEADERS.map(|name| header(name).map(str::to_owned)),
-            http_protocol: given(http_protocol),
-            tls_version: given(tls_version),
-            tls_cipher: given(tls_cipher),
-            plain_http: plain_http(url),
+        let mut texts = [None; SENT_TEXTS.len()];
+        for (text, name) in texts.iter_mut().zip(SENT_HEADERS) {
+            *text = header(name);
         }
+        texts[AT_HTTP_PROTOCOL] = http_protocol;
+        texts[AT_TLS_VERSION] = tls_version;
+        texts[AT_TLS_CIPHER] = tls_cipher;
+        Sent::of(texts, url)
+    }
+
+    /// [`Sent::read`] past its lookups. Not inlined: the Worker reads a click in two places
+    /// (module start and the fetch handler), and one copy serves both.
+    #[inline(never)]
+    fn of(mut texts: [Option<&str>; SENT_TEXTS.len()], url: &str) -> Sent {
+        for at in [AT_HTTP_PROTOCOL, AT_TLS_VERSION, AT_TLS_CIPHER] {
+            texts[at] = texts[at].filter(|v| !v.trim().is_empty());
+        }
+        Sent {
+            plain_http: plain_http(url),
+            ..Sent::from_texts(texts)
+        }
+    }
+
+    /// The texts of [`SENT_TEXTS`]' places, in one string of their total length. A text past
+    /// [`MAX_HEADER_VALUE_LEN`] keeps its first bytes up to it, cut at a character's start.
+    fn from_texts(texts: [Option<&str>; SENT_TEXTS.len()]) -> Sent {
+        let len = texts
+            .iter()
+            .flatten()
+            .map(|t| t.len().min(MAX_HEADER_VALUE_LEN));
+        let mut sent = Sent {
+            all: String::with_capacity(len.sum()),
+            ..Sent::default()
+        };
+        for (at, text) in texts.into_iter().enumerate() {
+            if let Some(text) = text {
+                sent.all.push_str(bounded(text));
+                sent.given |= 1 << at;
+            }
+            // Below u16::MAX: each text is bounded (see the assertion below `Sent`).
+            sent.ends[at] = sent.all.len() as u16;
+        }
+        sent
+    }
+
+    /// The text at `at` of [`SENT_TEXTS`], when the request carried it.
+    pub(crate) fn text(&self, at: usize) -> Option<&str> {
+        let end = *self.ends.get(at)?;
+        if self.given & 1 << at == 0 {
+            return None;
+        }
+        let start = at.checked_sub(1).map_or(0, |before| self.ends[before]);
+        self.all.get(usize::from(start)..usize::from(end))
+    }
+
+    /// [`Sent::text`]'s bytes: what the `spoof` filter reads on every click, where the text
+    /// would check its character boundaries again on each lookup. They stand between two
+    /// character boundaries of the string.
+    pub(crate) fn bytes(&self, at: usize) -> Option<&[u8]> {
+        let end = usize::from(*self.ends.get(at)?);
+        if self.given & 1 << at == 0 {
+            return None;
+        }
+        let start = at
+            .checked_sub(1)
+            .map_or(0, |before| usize::from(self.ends[before]));
+        self.all.as_bytes().get(start..end)
     }
 
     /// One of [`SENT_HEADERS`]' values, when the request carried it.
@@ -229,36 +313,51 @@ impl Sent {
         SENT_HEADERS
             .iter()
             .position(|n| *n == name)
-            .and_then(|i| self.headers[i].as_deref())
+            .and_then(|at| self.text(at))
+    }
+
+    /// `request.cf.httpProtocol`: `HTTP/1.1`, `HTTP/2`, `HTTP/3`.
+    pub fn http_protocol(&self) -> Option<&str> {
+        self.text(AT_HTTP_PROTOCOL)
+    }
+
+    /// `request.cf.tlsVersion` and `tlsCipher`: `TLSv1.3`, `AEAD-AES128-GCM-SHA256`.
+    pub fn tls_version(&self) -> Option<&str> {
+        self.text(AT_TLS_VERSION)
+    }
+
+    pub fn tls_cipher(&self) -> Option<&str> {
+        self.text(AT_TLS_CIPHER)
     }
 
     /// Every fact the request carried, as the decision log names them, in a fixed order.
     pub(crate) fn fields(&self) -> impl Iterator<Item = (&'static str, &str)> {
-        let connection = [
-            (HTTP_PROTOCOL, self.http_protocol.as_deref()),
-            (TLS_VERSION, self.tls_version.as_deref()),
-            (TLS_CIPHER, self.tls_cipher.as_deref()),
-            (PLAIN_HTTP, self.plain_http.then_some("true")),
-        ];
-        SENT_HEADERS
-            .iter()
-            .zip(&self.headers)
-            .map(|(n, v)| (*n, v.as_deref()))
-            .chain(connection)
-            .filter_map(|(n, v)| Some((n, v?)))
+        let plain = self.plain_http.then_some((PLAIN_HTTP, "true"));
+        (0..SENT_TEXTS.len())
+            .filter_map(|at| Some((SENT_TEXTS[at], self.text(at)?)))
+            .chain(plain)
     }
 
     /// Read back from [`Sent::fields`]' names (the decision log's `sent` object).
     pub(crate) fn from_fields<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Sent {
-        let owned = |name: &str| get(name).map(str::to_owned);
         Sent {
-            headers: SENT_HEADERS.map(owned),
-            http_protocol: owned(HTTP_PROTOCOL),
-            tls_version: owned(TLS_VERSION),
-            tls_cipher: owned(TLS_CIPHER),
             plain_http: get(PLAIN_HTTP) == Some("true"),
+            ..Sent::from_texts(SENT_TEXTS.map(get))
         }
     }
+}
+
+// Every text at its longest fits `Sent::ends`, and each has a bit of `Sent::given`.
+const _: () = assert!(SENT_TEXTS.len() * MAX_HEADER_VALUE_LEN <= u16::MAX as usize);
+const _: () = assert!(SENT_TEXTS.len() <= u16::BITS as usize);
+
+/// `text`, or its first bytes up to [`MAX_HEADER_VALUE_LEN`] cut at a character's start.
+fn bounded(text: &str) -> &str {
+    let mut end = text.len().min(MAX_HEADER_VALUE_LEN);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// Whether `url` is plain HTTP to a host that is not this machine (browsers treat `localhost` and
@@ -779,15 +878,12 @@ mod tests {
         let sent = Sent::read(
             header,
             "http://clicks.example/c",
-            Some("HTTP/1.1".into()),
-            Some(String::new()),
-            Some(" ".into()),
+            Some("HTTP/1.1"),
+            Some(""),
+            Some(" "),
         );
         assert_eq!(sent.header("sec-fetch-mode"), Some("navigate"));
-        assert_eq!(
-            (sent.tls_version.as_deref(), sent.tls_cipher.as_deref()),
-            (None, None)
-        );
+        assert_eq!((sent.tls_version(), sent.tls_cipher()), (None, None));
         let fields: Vec<_> = sent.fields().collect();
         assert_eq!(
             fields,
@@ -1054,6 +1150,41 @@ mod tests {
             )
         }
 
+        /// A header the `spoof` filter reads, or one it does not.
+        fn header_name() -> impl Strategy<Value = &'static str> {
+            let names: Vec<&'static str> = SENT_HEADERS
+                .iter()
+                .copied()
+                .chain(["user-agent", "x-other"])
+                .collect();
+            proptest::sample::select(names)
+        }
+
+        /// A header value: empty, blank, ASCII, any characters at all (controls and non-ASCII
+        /// among them), or one around the length past which [`Sent`] cuts a value.
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                1 => Just(String::new()),
+                1 => "[ \t]{1,3}",
+                4 => "[ -~]{0,40}",
+                4 => any::<String>(),
+                1 => (4090..=MAX_HEADER_VALUE_LEN, "\\PC{0,8}").prop_map(|(n, tail)| "a".repeat(n) + &tail),
+            ]
+        }
+
+        /// `value` as [`Sent`] holds it: its characters while they fit [`MAX_HEADER_VALUE_LEN`]
+        /// bytes.
+        fn cut(value: &str) -> String {
+            let mut kept = String::new();
+            for c in value.chars() {
+                if kept.len() + c.len_utf8() > MAX_HEADER_VALUE_LEN {
+                    break;
+                }
+                kept.push(c);
+            }
+            kept
+        }
+
         proptest! {
             #[test]
             fn route_never_panics(method in "[A-Z]{0,7}", path in "\\PC{0,40}", query in "\\PC{0,80}") {
@@ -1102,6 +1233,37 @@ mod tests {
                     .append_pair("offer_id", "1").append_pair("aff_id", "2").append_pair("sub1", &sub).finish();
                 let Route::Click(c) = route("GET", "/c", &q).unwrap() else { panic!() };
                 prop_assert_eq!(c.subs[0].as_deref(), Some(sub.as_str()));
+            }
+
+            // The one string with its spans reads each header and connection fact as a plain map
+            // of the request's values would: the first of a repeated name, an empty value as
+            // given, any bytes, and a value past the bound cut to it at a character's start.
+            #[test]
+            fn sent_reads_what_a_map_of_the_values_reads(
+                headers in proptest::collection::vec((header_name(), value()), 0..24),
+                connection in proptest::array::uniform3(proptest::option::of(value())),
+            ) {
+                let mut map = std::collections::HashMap::new();
+                for (name, value) in &headers {
+                    map.entry(*name).or_insert(value.as_str());
+                }
+                let header = |name: &str| headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str());
+                let [protocol, tls, cipher] = connection.clone().map(|v| v.filter(|v| !v.trim().is_empty()));
+                let sent = Sent::read(header, "https://clicks.example/c", connection[0].as_deref(),
+                                      connection[1].as_deref(), connection[2].as_deref());
+                for name in SENT_HEADERS {
+                    let want = map.get(name).map(|v| cut(v));
+                    prop_assert_eq!(sent.header(name), want.as_deref(), "{}", name);
+                }
+                let want = [protocol, tls, cipher].map(|v| v.as_deref().map(cut));
+                let got = [sent.http_protocol(), sent.tls_version(), sent.tls_cipher()];
+                prop_assert_eq!(got, want.each_ref().map(Option::as_deref));
+                for at in 0..SENT_TEXTS.len() {
+                    prop_assert_eq!(sent.bytes(at), sent.text(at).map(str::as_bytes));
+                }
+                let fields: Vec<_> = sent.fields().collect();
+                let back = Sent::from_fields(|k| fields.iter().find(|(n, _)| *n == k).map(|(_, v)| *v));
+                prop_assert_eq!(back, sent);
             }
 
             #[test]

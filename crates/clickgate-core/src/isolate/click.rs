@@ -180,9 +180,9 @@ impl Isolate {
                 Box::new(Sent::read(
                     |name| parts.header(name),
                     &parts.url,
-                    parts.http_protocol.clone(),
-                    parts.tls_version.clone(),
-                    parts.tls_cipher.clone(),
+                    parts.http_protocol.as_deref(),
+                    parts.tls_version.as_deref(),
+                    parts.tls_cipher.as_deref(),
                 ))
             }),
             platform: parts.platform.clone().map(Box::new),
