@@ -361,6 +361,14 @@ pub(crate) fn sort_indices(order: &mut [usize], cmp: &dyn Fn(usize, usize) -> st
     order.sort_unstable_by(|&a, &b| cmp(a, b));
 }
 
+/// `strings` in order, through [`sort_indices`].
+pub(crate) fn sort_strings(strings: Vec<String>) -> Vec<String> {
+    let mut order: Vec<usize> = (0..strings.len()).collect();
+    sort_indices(&mut order, &|a, b| strings[a].cmp(&strings[b]));
+    let mut taken: Vec<Option<String>> = strings.into_iter().map(Some).collect();
+    order.iter().filter_map(|&i| taken[i].take()).collect()
+}
+
 impl IpSet {
     pub fn new(entries: impl IntoIterator<Item = IpNet>) -> IpSet {
         IpSet::of(entries.into_iter().collect())
