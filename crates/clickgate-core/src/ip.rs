@@ -354,9 +354,10 @@ impl fmt::Debug for IpSet {
 }
 
 /// Sorts indices by `cmp`, which must tell apart any two whose items differ (by the indices
-/// themselves last, where the stable order is meant), so the unstable sort has one order to give. Every index sort of the core goes through this one copy
-/// (the comparator behind a reference): a sort is 2 to 3 KB of the Worker per element type and
-/// comparator. Here because the address sets were its first caller.
+/// themselves last, where the stable order is meant), so the unstable sort has one order to give.
+/// Every index sort of the core goes through this one copy (the comparator behind a reference): a
+/// sort is 2 to 3 KB of the Worker per element type and comparator. Here because the address sets
+/// were its first caller.
 pub(crate) fn sort_indices(order: &mut [usize], cmp: &dyn Fn(usize, usize) -> std::cmp::Ordering) {
     order.sort_unstable_by(|&a, &b| cmp(a, b));
 }
