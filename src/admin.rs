@@ -6,7 +6,8 @@ use clickgate_core::admin;
 use clickgate_core::config::Secrets;
 use clickgate_core::operator::{self, AdminStep, Ask};
 use clickgate_core::stored::{BLOCKLIST_KEY, CONFIG_KEY, FEED_STATE_KEY};
-use worker::kv::KvStore;
+use worker::kv::{KvError, KvStore, ToRawKvValue};
+use worker::wasm_bindgen::JsValue;
 use worker::worker_sys::web_sys;
 use worker::{Context, Env, Request, Result};
 
@@ -94,10 +95,20 @@ async fn read_text(env: &Env, key: &str) -> std::result::Result<Option<String>, 
     store(env)?.get(key).text().await.map_err(|e| e.to_string())
 }
 
+/// A KV value written as the string it is. `put` takes a `&str` as any serialisable value: through
+/// serde-wasm-bindgen to the same JS string, with a number's formatting brought along.
+struct Text<'a>(&'a str);
+
+impl ToRawKvValue for Text<'_> {
+    fn raw_kv_value(&self) -> std::result::Result<JsValue, KvError> {
+        Ok(JsValue::from_str(self.0))
+    }
+}
+
 /// Writes a text value of the config's KV namespace: the document, or the blocklist.
 async fn save(env: &Env, key: &str, text: &str) -> std::result::Result<(), String> {
     store(env)?
-        .put(key, text)
+        .put(key, Text(text))
         .map_err(|e| e.to_string())?
         .execute()
         .await

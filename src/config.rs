@@ -11,7 +11,9 @@ use clickgate_core::config::feeds::FeedStates;
 use clickgate_core::config::{Config, Secrets};
 use clickgate_core::stored::{BLOCKLIST_KEY, CONFIG_KEY, FEED_STATE_KEY};
 use worker::kv::KvStore;
-use worker::{console_error, console_log, Context, Env};
+use worker::{Context, Env};
+
+use crate::io::{log, log_error};
 
 /// The KV binding that holds the config document under `stored::CONFIG_KEY` (see wrangler.toml
 /// and docs/config.md).
@@ -109,8 +111,8 @@ async fn refresh(env: &Env, started_ms: u64) {
     if let Some(event) = event {
         crate::objects::with_isolate(|isolate| isolate.config_event(&event));
         match event.log_line() {
-            Some(line) if event.is_error() => console_error!("{line}"),
-            Some(line) => console_log!("{line}"),
+            Some(line) if event.is_error() => log_error(&line),
+            Some(line) => log(&line),
             None => {}
         }
     }

@@ -11,9 +11,10 @@ use worker::kv::KvStore;
 use worker::wasm_bindgen::JsCast as _;
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::web_sys;
-use worker::{console_error, console_log, event, Env, ScheduleContext, ScheduledEvent};
+use worker::{event, Env, ScheduleContext, ScheduledEvent};
 
 use crate::config::{self, CONFIG_BINDING};
+use crate::io::{log, log_error};
 
 #[event(scheduled)]
 pub(crate) async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
@@ -21,7 +22,7 @@ pub(crate) async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleCon
     // time, and a local run can be fired for any time.
     let now_ms = event.schedule() as u64;
     if let Err(problem) = run(&env, now_ms).await {
-        console_error!("{}", fault_line("feed", &problem));
+        log_error(&fault_line("feed", &problem));
     }
 }
 
@@ -74,9 +75,9 @@ async fn run(env: &Env, now_ms: u64) -> Result<(), String> {
             // The operator's webhook hears of it with the isolate's next request.
             let detail = format!("lists.{} from {}: {why}", feed.list, feed.url);
             crate::objects::with_isolate(|i| i.raise(Raised::feed_failed(detail)));
-            console_error!("{line}");
+            log_error(&line);
         } else {
-            console_log!("{line}");
+            log(&line);
         }
         ran = true;
     }

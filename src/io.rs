@@ -13,9 +13,7 @@ use worker::js_sys::{Reflect, Uint8Array};
 use worker::wasm_bindgen::{JsCast as _, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::web_sys;
-use worker::{
-    console_error, console_log, AnalyticsEngineDataPointBuilder, Context, Env, Request, Result,
-};
+use worker::{AnalyticsEngineDataPointBuilder, Context, Env, Request, Result};
 
 use crate::objects;
 use crate::send::{alert, forward};
@@ -26,12 +24,23 @@ thread_local! {
     static ANALYTICS_FAULT_LOGGED: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Writes a log line to the console as it is. `console_log!("{line}")` would copy it through the
+/// formatting machinery first, at each of the Worker's thirty places that log.
+pub(crate) fn log(line: &str) {
+    web_sys::console::log_1(&JsValue::from_str(line));
+}
+
+/// [`log`], as an error.
+pub(crate) fn log_error(line: &str) {
+    web_sys::console::error_1(&JsValue::from_str(line));
+}
+
 /// Does what the isolate asked for, in its order.
 pub(crate) fn carry_out(env: &Env, ctx: &Context, effects: Vec<Effect>) {
     for effect in effects {
         match effect {
-            Effect::Log(line) => console_log!("{line}"),
-            Effect::Fault(line) => console_error!("{line}"),
+            Effect::Log(line) => log(&line),
+            Effect::Fault(line) => log_error(&line),
             Effect::Analytics { binding, point } => write_analytics(env, &binding, point),
             Effect::Flush {
                 network,
@@ -109,10 +118,10 @@ fn write_analytics(env: &Env, binding: &str, point: DataPoint) {
     });
     if let Err(e) = written {
         if !ANALYTICS_FAULT_LOGGED.with(|f| f.replace(true)) {
-            console_error!(
-                "{}",
-                fault_line("analytics_engine", &format!("binding {binding}: {e}"))
-            );
+            log_error(&fault_line(
+                "analytics_engine",
+                &format!("binding {binding}: {e}"),
+            ));
         }
     }
 }
@@ -134,7 +143,7 @@ pub(crate) fn token_key(env: &Env) -> Option<TokenKey> {
             Some(key)
         }
         Err(problem) => {
-            console_error!("{}", fault_line("token_secret", &problem));
+            log_error(&fault_line("token_secret", &problem));
             None
         }
     }

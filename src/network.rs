@@ -35,10 +35,11 @@ use worker::js_sys::{Object, Reflect};
 use worker::wasm_bindgen::JsValue;
 use worker::wasm_bindgen_futures::spawn_local;
 use worker::{
-    console_error, console_log, durable_object, Delay, DurableObject, Env, ListOptions, Request,
-    Response, Result, State, Storage,
+    durable_object, Delay, DurableObject, Env, ListOptions, Request, Response, Result, State,
+    Storage,
 };
 
+use crate::io::{log, log_error};
 use crate::objects::{ask, deadline};
 
 /// Storage calls take at most this many keys.
@@ -165,7 +166,9 @@ impl DurableObject for Network {
             deleted += expired.len();
         }
         let kept = seen - deleted;
-        console_log!("{{\"event\":\"network_sweep\",\"deleted\":{deleted},\"kept\":{kept}}}");
+        log(&format!(
+            "{{\"event\":\"network_sweep\",\"deleted\":{deleted},\"kept\":{kept}}}"
+        ));
         storage.set_alarm(next_sweep_ms(now_ms) as i64).await?;
         Response::ok("swept")
     }
@@ -228,7 +231,7 @@ impl Network {
             let changes = held.into_iter().map(|(k, t)| (k, Some(t.to_string())));
             // The held keys are storage keys already (`Network::replay`).
             if let Err(e) = write(&storage, &Space::Whole, changes.collect()).await {
-                console_error!("{}", fault_line("replay_store", &e.to_string()));
+                log_error(&fault_line("replay_store", &e.to_string()));
             }
         });
     }
@@ -316,12 +319,12 @@ impl Network {
         let (mut counts, problems) =
             NetworkCounts::load(stored.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         for problem in problems {
-            console_error!("{}", fault_line("network_storage", &problem));
+            log_error(&fault_line("network_storage", &problem));
         }
         let out = step(&mut counts);
         write(&self.state.storage(), space, counts.take_changes()).await?;
         for line in counts.take_events() {
-            console_log!("{line}");
+            log(&line);
         }
         Ok(out)
     }
@@ -355,9 +358,7 @@ impl Network {
                 for (hour, stored) in self.hours(&Space::Of(network.clone()), from, to).await? {
                     match report::HourRows::decode(&stored) {
                         Ok(rows) => hours.push((hour, rows)),
-                        Err(e) => {
-                            console_error!("{}", fault_line("report", &format!("{network}: {e}")))
-                        }
+                        Err(e) => log_error(&fault_line("report", &format!("{network}: {e}"))),
                     }
                 }
                 members.add(network.as_str(), hours);
@@ -411,7 +412,7 @@ impl Network {
         };
         match ask(&self.env, DIRECTORY, &request, deadline::LIST_MS).await {
             Ok(_) => self.listed_day.set(today),
-            Err(e) => console_error!("{}", fault_line("directory", &e)),
+            Err(e) => log_error(&fault_line("directory", &e)),
         }
     }
 

@@ -26,7 +26,9 @@ use worker::js_sys::{Function, Promise};
 use worker::wasm_bindgen::JsValue;
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::web_sys;
-use worker::{console_error, console_log, Context, Delay, Env, Request};
+use worker::{Context, Delay, Env, Request};
+
+use crate::io::{log, log_error};
 
 /// The Durable Object binding (see wrangler.toml).
 const BINDING: &str = "NETWORK";
@@ -107,14 +109,11 @@ async fn drive(env: &Env, network: &Id, home: &Home, mut step: Flush) {
                 match answer {
                     Ok(reply) => with_counts(|c| c.acked(network, seq, reply, now)),
                     Err(e) => {
-                        console_error!(
-                            "{}",
-                            fault_line("network_object", &format!("{network}: {e}"))
-                        );
+                        log_error(&fault_line("network_object", &format!("{network}: {e}")));
                         let next = with_counts(|c| c.failed(network, seq, now));
                         let dropped = with_isolate(|i| i.counts_mut()?.take_drop_line());
                         if let Some(line) = dropped {
-                            console_error!("{line}");
+                            log_error(&line);
                         }
                         next
                     }
@@ -230,10 +229,10 @@ pub(crate) async fn wait_for_answer(env: &Env, ctx: &Context, question: Question
         return answer;
     }
     with_outbox(|o| o.give_up(&object, ticket));
-    console_error!(
-        "{}",
-        fault_line("replay_store", &format!("{object}: no answer in time"))
-    );
+    log_error(&fault_line(
+        "replay_store",
+        &format!("{object}: no answer in time"),
+    ));
     ReplayAnswer::Unavailable
 }
 
@@ -280,14 +279,14 @@ async fn send_replay_batch(env: &Env, batch: &click_ids::Questions) {
             wire::parse_click_id_answers(&text, batch.tickets.len()).map_err(|e| e.to_string())
         })
         .unwrap_or_else(|e| {
-            console_error!(
-                "{}",
-                fault_line("replay_store", &format!("{}: {e}", batch.object))
-            );
+            log_error(&fault_line(
+                "replay_store",
+                &format!("{}: {e}", batch.object),
+            ));
             vec![ReplayAnswer::Unavailable; batch.tickets.len()]
         });
     for detected in with_outbox(|o| o.returned(batch, &answers)) {
-        console_log!("{}", detected.log_line());
+        log(&detected.log_line());
     }
     let woken: Vec<_> = WAKE.with(|w| {
         let mut w = w.borrow_mut();
@@ -346,10 +345,10 @@ pub(crate) async fn conversion_seen(env: &Env, question: SeenQuestion) -> Option
     match answer.and_then(|text| Ok(wire::parse_seen(&text)?)) {
         Ok(seen) => Some(seen),
         Err(e) => {
-            console_error!(
-                "{}",
-                fault_line("conversion_store", &format!("{}: {e}", home.network()))
-            );
+            log_error(&fault_line(
+                "conversion_store",
+                &format!("{}: {e}", home.network()),
+            ));
             None
         }
     }
@@ -368,10 +367,10 @@ pub(crate) async fn reject(env: &Env, home: &Home, rejecting: &Rejecting) -> Opt
     match answer.and_then(|text| Ok(wire::parse_rejected(&text)?)) {
         Ok(kept) => Some(kept),
         Err(e) => {
-            console_error!(
-                "{}",
-                fault_line("rejection_store", &format!("{}: {e}", home.network()))
-            );
+            log_error(&fault_line(
+                "rejection_store",
+                &format!("{}: {e}", home.network()),
+            ));
             None
         }
     }
@@ -391,7 +390,7 @@ pub(crate) async fn report(
     let listed = wire::parse_objects(&ask(env, DIRECTORY, &listed, deadline::ADMIN_MS).await?);
     if listed.malformed > 0 {
         let problem = format!("{} malformed directory entries", listed.malformed);
-        console_error!("{}", fault_line("report", &problem));
+        log_error(&fault_line("report", &problem));
     }
     let mut answered = Networks::default();
     let mut missing = Vec::new();
@@ -412,7 +411,7 @@ pub(crate) async fn report(
             match answer.and_then(read) {
                 Ok(networks) => answered.merge(networks),
                 Err(e) => {
-                    console_error!("{}", fault_line("report", &format!("{object}: {e}")));
+                    log_error(&fault_line("report", &format!("{object}: {e}")));
                     missing.push(object.clone());
                 }
             }

@@ -7,9 +7,9 @@ use clickgate_core::conversion;
 use clickgate_core::http;
 use clickgate_core::isolate::{self, PostbackArrival, PostbackStep, RejectionStep};
 use worker::worker_sys::web_sys;
-use worker::{console_log, Context, Env, Request, Result};
+use worker::{Context, Env, Request, Result};
 
-use crate::io::{carry_out, read_body, respond, token_key};
+use crate::io::{carry_out, log, read_body, respond, token_key};
 use crate::{config, objects};
 
 /// A conversion postback, run by the isolate: the request read, the network's object asked when
@@ -75,7 +75,7 @@ async fn rejection(
     let kept = objects::reject(env, &home, &rejecting).await;
     let (response, line) = isolate::rejection_answer(&rejecting, kept.as_ref(), now_ms);
     if let Some(line) = line {
-        console_log!("{line}");
+        log(&line);
     }
     respond(response)
 }

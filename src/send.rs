@@ -10,7 +10,8 @@ use worker::js_sys;
 use worker::wasm_bindgen::JsCast as _;
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::web_sys;
-use worker::{console_error, console_log};
+
+use crate::io::{log, log_error};
 
 thread_local! {
     // Forwards and alerts this isolate has in flight, against conversion::MAX_FORWARDS_IN_FLIGHT.
@@ -24,9 +25,9 @@ pub(crate) async fn forward(url: String, tid: String, event: String) {
         conversion::forward_line(&tid, &event, result, attempts, detail, crate::now_ms())
     };
     match deliver(&url, None, "tracker").await {
-        Ok(attempts) => console_log!("{}", line("sent", attempts, None)),
-        Err((0, problem)) => console_error!("{}", line("dropped", 0, Some(&problem))),
-        Err((tried, problem)) => console_error!("{}", line("failed", tried, Some(&problem))),
+        Ok(attempts) => log(&line("sent", attempts, None)),
+        Err((0, problem)) => log_error(&line("dropped", 0, Some(&problem))),
+        Err((tried, problem)) => log_error(&line("failed", tried, Some(&problem))),
     }
 }
 
@@ -34,10 +35,10 @@ pub(crate) async fn forward(url: String, tid: String, event: String) {
 /// schedule; a webhook that is down costs the clicks nothing but this line.
 pub(crate) async fn alert(url: String, kind: Kind, body: String) {
     match deliver(&url, Some(&body), "webhook").await {
-        Ok(n) => console_log!("{}", alerts::delivery_line(kind, Ok(n), crate::now_ms())),
+        Ok(n) => log(&alerts::delivery_line(kind, Ok(n), crate::now_ms())),
         Err((n, problem)) => {
             let sent = Err((n, problem.as_str()));
-            console_error!("{}", alerts::delivery_line(kind, sent, crate::now_ms()))
+            log_error(&alerts::delivery_line(kind, sent, crate::now_ms()))
         }
     }
 }

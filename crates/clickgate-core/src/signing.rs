@@ -31,6 +31,7 @@ use crate::config::networks::{
     is_unreserved, BreakerSettings, Form, Mode, Policy, ReplayCheck, SigningKey,
 };
 use crate::hll::hash64;
+use crate::ip::sort_indices;
 use crate::log::JsonLine;
 use crate::stored;
 use crate::verdict::{FaultMode, ReasonCode};
@@ -138,13 +139,15 @@ fn canonical_of(path: &str, params: Vec<(&str, &str)>) -> Result<String, NotCano
         len += name.len() + value.len() + 2;
         signed.push((name, value));
     }
-    signed.sort_unstable();
+    // By name, then value: equal pairs are the same text, so any order of them writes the same.
+    let mut order: Vec<usize> = (0..signed.len()).collect();
+    sort_indices(&mut order, &|a, b| signed[a].cmp(&signed[b]));
     let mut out = String::with_capacity(len);
     out.push_str(SCHEME);
     out.push('\n');
     out.push_str(path);
     out.push('\n');
-    for (i, (name, value)) in signed.iter().enumerate() {
+    for (i, (name, value)) in order.iter().map(|&i| signed[i]).enumerate() {
         if i > 0 {
             out.push('&');
         }

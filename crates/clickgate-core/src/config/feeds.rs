@@ -19,7 +19,7 @@ use super::json::Value;
 use super::list_formats::{parse_list, Entry, Format};
 use super::lists::digest;
 use crate::fault::Corrupt;
-use crate::ip::IpSet;
+use crate::ip::{sort_strings, IpSet};
 use crate::log::{fault_line, push_json_str, JsonLine};
 use crate::stored::{list_key, LIST_KEY_PREFIX};
 use crate::time::rfc3339_ms;
@@ -303,12 +303,12 @@ impl FeedStates {
     /// Every list key a good fetch left, whatever the document: what an isolate reads before it
     /// compiles the document with this state (the compile takes those its feeds name).
     pub fn keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = self
-            .0
-            .iter()
-            .filter_map(|s| Some(s.good.as_ref()?.kv.clone()))
-            .collect();
-        keys.sort_unstable();
+        let mut keys = sort_strings(
+            self.0
+                .iter()
+                .filter_map(|s| Some(s.good.as_ref()?.kv.clone()))
+                .collect(),
+        );
         keys.dedup();
         keys
     }

@@ -8,6 +8,7 @@ use std::ops::RangeInclusive;
 use super::error::{err, ConfigError};
 use super::json::{Object, Value};
 use crate::click::Id;
+use crate::ip::sort_strings;
 use crate::template::Template;
 
 /// Reads fields of one JSON object, recording problems under its path, and at the end complains about
@@ -300,13 +301,13 @@ impl<'a> Fields<'a> {
 
     pub(crate) fn finish(self, errors: &mut Vec<ConfigError>) {
         // Owned, so they share the sort of strings the list keys already bring.
-        let mut unknown: Vec<String> = self
-            .map
-            .keys()
-            .filter(|k| !self.read.iter().any(|r| r == *k))
-            .map(str::to_owned)
-            .collect();
-        unknown.sort_unstable();
+        let unknown = sort_strings(
+            self.map
+                .keys()
+                .filter(|k| !self.read.iter().any(|r| r == *k))
+                .map(str::to_owned)
+                .collect(),
+        );
         for key in &unknown {
             let known = self.read.iter().collect::<Vec<_>>().join(", ");
             errors.push(err(

@@ -10,7 +10,7 @@ use super::rules::compile_asns;
 use crate::click::Id;
 use crate::filters::asn_sets::{AsnList, BuiltinSet};
 use crate::filters::{referrer::RefererPattern, Lists};
-use crate::ip::{IpNet, IpSet};
+use crate::ip::{sort_strings, IpNet, IpSet};
 use crate::stored::LIST_KEY_PREFIX;
 
 /// IP lists kept in their own KV keys, by key, decoded once per isolate.
@@ -32,7 +32,7 @@ pub(crate) fn references(text: &str) -> (Vec<String>, bool) {
     };
     let feeds = keys.iter().any(|k| k == FEEDS_MARK);
     keys.retain(|k| k.starts_with(LIST_KEY_PREFIX));
-    keys.sort_unstable();
+    let mut keys = sort_strings(keys);
     keys.dedup();
     (keys, feeds)
 }

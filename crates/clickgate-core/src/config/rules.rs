@@ -34,6 +34,7 @@ use crate::filters::{
     third_party_rejection::ThirdPartyRejection,
     FilterKind, Settings,
 };
+use crate::ip::sort_indices;
 use crate::template::Template;
 use crate::time::parse_instant;
 use crate::verdict::FaultMode;
@@ -338,7 +339,9 @@ pub(crate) fn in_order(rules: &[Rule], stage: Level) -> Vec<usize> {
         .collect();
     // Ties fall back to the document's order, as the stable sort kept them, so the unstable one
     // (whose copy the Worker has anyway) gives the same order.
-    order.sort_unstable_by(|&a, &b| precedence(&rules[a], &rules[b]).then(a.cmp(&b)));
+    sort_indices(&mut order, &|a, b| {
+        precedence(&rules[a], &rules[b]).then(a.cmp(&b))
+    });
     order
 }
 

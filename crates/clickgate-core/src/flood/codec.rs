@@ -4,8 +4,9 @@
 use serde_json::{json, Value};
 
 use super::{
-    Block, ConfigSeen, FloodCause, FloodMode, FloodState, Thresholds, DEFAULT_BURST_TOLERANCE,
-    DEFAULT_DISPERSION, DEFAULT_MIN_CLICKS, DEFAULT_MIN_FLAGGED, DEFAULT_TAIL,
+    Block, ConfigSeen, FloodBlock, FloodCause, FloodMode, FloodState, Thresholds,
+    DEFAULT_BURST_TOLERANCE, DEFAULT_DISPERSION, DEFAULT_MIN_CLICKS, DEFAULT_MIN_FLAGGED,
+    DEFAULT_TAIL,
 };
 use crate::fault::Corrupt;
 use crate::time::DAY_MS;
@@ -96,6 +97,22 @@ impl Thresholds {
     }
 }
 
+impl FloodBlock {
+    /// A block's `[ms, cause, detail]` as the object stores it (its start, `by` after) and as it
+    /// answers the isolates (its end); `ms` names a missing time in the error, as each reader did.
+    pub(crate) fn read(b: &Value, ms: &'static str) -> Result<FloodBlock, &'static str> {
+        Ok(FloodBlock {
+            until_ms: b.get(0).and_then(Value::as_u64).ok_or(ms)?,
+            cause: b
+                .get(1)
+                .and_then(Value::as_str)
+                .and_then(FloodCause::parse)
+                .ok_or("block: cause")?,
+            detail: b.get(2).and_then(Value::as_str).unwrap_or("").to_owned(),
+        })
+    }
+}
+
 impl FloodState {
     /// What the object stores.
     pub fn encode(&self) -> String {
@@ -175,16 +192,20 @@ impl FloodState {
         let day = u("day")?;
         let block = match &v["block"] {
             Value::Null => None,
-            b => Some(Block {
-                since_ms: b.get(0).and_then(Value::as_u64).ok_or("block")?,
-                cause: b
-                    .get(1)
-                    .and_then(Value::as_str)
-                    .and_then(FloodCause::parse)
-                    .ok_or("block: cause")?,
-                detail: b.get(2).and_then(Value::as_str).unwrap_or("").to_owned(),
-                by: b.get(3).and_then(Value::as_str).map(str::to_owned),
-            }),
+            b => {
+                let FloodBlock {
+                    until_ms: since_ms,
+                    cause,
+                    detail,
+                } = FloodBlock::read(b, "block")?;
+                let by = b.get(3).and_then(Value::as_str).map(str::to_owned);
+                Some(Block {
+                    since_ms,
+                    cause,
+                    detail,
+                    by,
+                })
+            }
         };
         Ok(FloodState {
             day,

@@ -9,7 +9,7 @@ use crate::config::rules::Rule;
 use crate::config::Config;
 use crate::fault::Corrupt;
 use crate::filters::duplicate_device_id::DeviceScope;
-use crate::filters::share::{Measure, MAX_SHARES};
+use crate::filters::share::{Measure, ShareTally, MAX_SHARES};
 use crate::filters::{Count, Seen};
 use crate::hll::hash64;
 use crate::network::home::SHARED_OBJECTS;
@@ -122,6 +122,23 @@ pub struct ClickKeys {
 }
 
 impl ClickKeys {
+    /// Counts the click toward each share its rule reads (its hit, when it `adds`; a read
+    /// otherwise) into `shares`, `count(measure, hit, window_hours)` adding to one share and
+    /// answering its tally: the isolate's counts and the object's (what replay runs) run this one
+    /// loop over their own histories.
+    pub(crate) fn count_shares(
+        &self,
+        adds: bool,
+        shares: &mut [Option<(Measure, ShareTally)>; MAX_SHARES],
+        mut count: impl FnMut(Measure, Option<bool>, u32) -> ShareTally,
+    ) {
+        for ((need, hit), slot) in self.needs.shares.iter().zip(&self.share_hits).zip(shares) {
+            let Some(need) = need else { continue };
+            let tally = count(need.measure, hit.filter(|_| adds), need.window_hours);
+            *slot = Some((need.measure, tally));
+        }
+    }
+
     /// The keys a click counts under, or `None` when its deciding rule reads no counts.
     pub fn of(
         config: &Config,
@@ -222,6 +239,22 @@ const _: () = assert!(LEDGERS.len() == SHARED_OBJECTS as usize);
 /// the object.
 pub(crate) fn share_keys(measure: Measure) -> (u64, u64) {
     share_hashes(&measure.tag())
+}
+
+/// A share's tally from its two histories ([`share_keys`]), `count(key, add)` adding `add` under
+/// `key`, if any, and answering its clicks over the window: an event adds 1 to the events, and 1
+/// or 0 to the hits (both keys go out with every event, so an answer, the totals of a batch's
+/// keys, tells an isolate of the others' hits too).
+pub(crate) fn share_tally(
+    measure: Measure,
+    hit: Option<bool>,
+    mut count: impl FnMut(u64, Option<u32>) -> u32,
+) -> ShareTally {
+    let (events, hits) = share_keys(measure);
+    ShareTally {
+        total: count(events, hit.map(|_| 1)),
+        hits: count(hits, hit.map(u32::from)),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ use crate::time::{rfc3339_ms, utc_day, HOUR_MS};
 
 use super::click_ids::uses;
 use super::directory;
-use super::keys::{clamp_u32, share_keys, u32_at, ClickKeys, History};
+use super::keys::{clamp_u32, share_tally, u32_at, ClickKeys, History};
 use super::wire::{decode_sketch, hex_u64, Batch, ConversionUse, Reply};
 use crate::filters::share::{Measure, ShareTally};
 use crate::stored::{
@@ -301,24 +301,9 @@ impl NetworkCounts {
             }
             counters.distinct_sub_ids = clamp_u32(sketch.estimate());
         }
-        for ((need, hit), slot) in keys
-            .needs
-            .shares
-            .iter()
-            .zip(&keys.share_hits)
-            .zip(&mut counters.shares)
-        {
-            let Some(need) = need else { continue };
-            let added = hit.filter(|_| keys.adds);
-            let tally = self.count_share(
-                &keys.offer,
-                need.measure,
-                keys.hour,
-                added,
-                need.window_hours,
-            );
-            *slot = Some((need.measure, tally));
-        }
+        keys.count_shares(keys.adds, &mut counters.shares, |measure, hit, window| {
+            self.count_share(&keys.offer, measure, keys.hour, hit, window)
+        });
         counters
     }
 
@@ -351,19 +336,14 @@ impl NetworkCounts {
         hit: Option<bool>,
         window_hours: u32,
     ) -> ShareTally {
-        let (events, hits) = share_keys(measure);
-        let mut count = |key: u64, n: Option<u32>| {
+        share_tally(measure, hit, |key, n| {
             let history = self.ips.entry((offer.clone(), key)).or_default();
             if let Some(n) = n {
                 history.add(hour, n);
                 history.prune(hour);
             }
             history.in_window(hour, window_hours)
-        };
-        ShareTally {
-            total: count(events, hit.map(|_| 1)),
-            hits: count(hits, hit.map(u32::from)),
-        }
+        })
     }
 
     /// Keys whose data no window reaches any more: sub-ID days before today, IP histories that are

@@ -31,7 +31,7 @@ use crate::alerts::Kind;
 use crate::click::Id;
 use crate::conversion::{Prior, Rejected};
 use crate::fault::{Blame, Corrupt, Fault};
-use crate::flood::{Event, FloodBlock, FloodCause, Thresholds};
+use crate::flood::{Event, FloodBlock, Thresholds};
 use crate::hll::HyperLogLog;
 use crate::report::{RowKey, Tally};
 use crate::signing::ReplayAnswer;
@@ -839,15 +839,7 @@ impl Reply {
             reply.subs.push(entry);
         }
         if let Some(b) = v.get("block").filter(|b| !b.is_null()) {
-            reply.block = Some(FloodBlock {
-                until_ms: b.get(0).and_then(Value::as_u64).ok_or("block: until")?,
-                cause: b
-                    .get(1)
-                    .and_then(Value::as_str)
-                    .and_then(FloodCause::parse)
-                    .ok_or("block: cause")?,
-                detail: b.get(2).and_then(Value::as_str).unwrap_or("").to_owned(),
-            });
+            reply.block = Some(FloodBlock::read(b, "block: until")?);
         }
         // An object of an older build sends none.
         for (i, a) in v["alerts"].as_array().into_iter().flatten().enumerate() {
@@ -895,6 +887,7 @@ pub(super) fn decode_sketch(text: &str) -> Result<HyperLogLog, String> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::flood::FloodCause;
     use crate::network::click_ids::uses;
     use crate::network::keys::ip_hash;
     use crate::token::NONCE_LEN;

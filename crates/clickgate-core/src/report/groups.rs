@@ -8,6 +8,7 @@ use super::bounds::{COUNTRY, MAX_NETWORKS_NAMED, MAX_SUB_IDS, OTHER, SUB_ID};
 use super::networks::{heaviest, Networks};
 use super::query::{day_label, hour_label, Group, ReportQuery};
 use super::tally::Tally;
+use crate::ip::sort_indices;
 use crate::time::day_of_hour;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -83,7 +84,13 @@ pub fn aggregate(query: &ReportQuery, mut networks: Networks, missing: Vec<Strin
         .is_some_and(|g| matches!(g, Group::Hour | Group::Day));
     if !by_time {
         // Group keys are distinct, so the order is total and the unstable sort gives the same rows.
-        rows.sort_unstable_by(|a, b| b.1.clicks.cmp(&a.1.clicks).then_with(|| a.0.cmp(&b.0)));
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        sort_indices(&mut order, &|a, b| {
+            let (x, y) = (&rows[a], &rows[b]);
+            y.1.clicks.cmp(&x.1.clicks).then_with(|| x.0.cmp(&y.0))
+        });
+        let mut taken: Vec<_> = rows.into_iter().map(Some).collect();
+        rows = order.iter().filter_map(|&i| taken[i].take()).collect();
     }
     Report {
         query: query.clone(),

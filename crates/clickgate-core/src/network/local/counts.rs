@@ -47,24 +47,9 @@ impl LocalCounts {
             }
             counters.distinct_sub_ids = view.1;
         }
-        for ((need, hit), slot) in keys
-            .needs
-            .shares
-            .iter()
-            .zip(&keys.share_hits)
-            .zip(&mut counters.shares)
-        {
-            let Some(need) = need else { continue };
-            let added = hit.filter(|_| adds);
-            let tally = net.share(
-                &keys.offer,
-                need.measure,
-                keys.hour,
-                added,
-                need.window_hours,
-            );
-            *slot = Some((need.measure, tally));
-        }
+        keys.count_shares(adds, &mut counters.shares, |measure, hit, window| {
+            net.share(&keys.offer, measure, keys.hour, hit, window)
+        });
         if adds && net.pending_since_ms.is_none() {
             net.pending_since_ms = Some(now_ms);
         }
