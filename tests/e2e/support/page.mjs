@@ -65,7 +65,10 @@ try {
   };
   const size = (width, height, mobile) =>
     send("Emulation.setDeviceMetricsOverride", { width, height, deviceScaleFactor: 1, mobile });
+  // A resize or a click is painted on a later frame; on a loaded machine a capture taken at once
+  // can show the page before it, so each capture waits for two frames first.
   const shot = async (name) => {
+    await evaluate("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))");
     const { data } = await send("Page.captureScreenshot", { format: "png" });
     writeFileSync(join(outDir, name), Buffer.from(data, "base64"));
   };
