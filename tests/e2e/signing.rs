@@ -430,7 +430,7 @@ fn a_keys_replay_objects_answer_for_its_links_ids_in_any_isolate() {
             let base = w.base.len();
             (0..IDS).map(move |i| {
                 let link = sign_link(
-                    &policy,
+                    policy,
                     key,
                     unsigned,
                     expires,

@@ -419,9 +419,11 @@ fn compile_key(
         ok
     });
     f.finish(errors);
-    let mut key = SigningKey::new(&id?, secret?.as_bytes(), not_after).ok()?;
-    key.replay_objects = objects.unwrap_or(key.replay_objects);
-    Some(key)
+    let key = SigningKey::new(&id?, secret?.as_bytes(), not_after).ok()?;
+    Some(match objects {
+        Some(n) => key.with_replay_objects(n),
+        None => key,
+    })
 }
 
 fn compile_breaker(
