@@ -63,8 +63,8 @@ fi
 
 step "end-to-end throughput: clickgate vs a bare redirect Worker, workerd's own sockets, wrk ${DURATION}s x ${CONNECTIONS} connections"
 . scripts/serve-pair.sh
-# An upper bound on the sections below (34 wrk runs and their set-up); the trap stops it sooner.
-serve_pair $((DURATION * 45 + 120))
+# An upper bound on the sections below (40 wrk runs and their set-up); the trap stops it sooner.
+serve_pair $((DURATION * 51 + 140))
 # CPU seconds a process has used (utime + stime), to charge each Worker's own runtime process.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 ticks_per_s=$(getconf CLK_TCK)
@@ -227,6 +227,10 @@ replay_section() { # network target
 echo "  -- signed clicks, each with a fresh click id that the click waits for its replay object to"
 echo "     check (net-signed, replay_check before_redirect)"
 replay_section net-signed 0.5
+
+echo "  -- the same, under a key whose click ids go to one replay object (net-one, replay_objects 1):"
+echo "     every click an isolate has waiting shares one batch (docs/signing.md, How many replay objects)"
+replay_section net-one 0.5
 
 echo "  -- signed clicks, each with a fresh click id checked after the redirect (net-after,"
 echo "     replay_check after_redirect)"

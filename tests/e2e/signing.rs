@@ -387,3 +387,83 @@ fn a_click_id_answered_fresh_is_stored_in_the_background_and_refused_after_a_res
     assert_eq!(w.decision_for(&again)["reasons"][0]["code"], "replayed");
     assert!(w.events("fault").is_empty(), "{:?}", w.events("fault"));
 }
+
+#[test]
+fn a_keys_replay_objects_answer_for_its_links_ids_in_any_isolate() {
+    // A key whose ids go to one replay object, beside one with the default 16: each link's id is
+    // asked of the same object on every use, so after a restart (a new isolate, which remembers
+    // nothing) the object refuses every id the first isolate let through.
+    use clickgate_core::config::networks::{Form, Mode, Policy, ReplayCheck, SigningKey};
+    use clickgate_core::signing::sign_link;
+    const IDS: usize = 12;
+    let w = Worker::start(&[]);
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
+    doc["networks"] = serde_json::json!([
+        {"id": "net-o", "signing": {"mode": "enforce", "on_replay_store_fault": "closed", "keys": [
+            {"id": "wide", "secret": "wide-secret-of-network-o"},
+            {"id": "one", "secret": "one-secret-of-network-o", "replay_objects": 1}]}}
+    ]);
+    let config = w.state.0.join("objects.json");
+    std::fs::write(&config, doc.to_string()).unwrap();
+    push_ok(&w, &config);
+    let policy = Policy {
+        mode: Mode::Enforce,
+        form: Form::Canonical,
+        keys: vec![],
+        max_age_s: 600,
+        on_replay_fault: clickgate_core::verdict::FaultMode::Closed,
+        replay_check: ReplayCheck::BeforeRedirect,
+        breaker: None,
+        flood_exempt: true,
+    };
+    let wide = SigningKey::new("wide", b"wide-secret-of-network-o", None).unwrap();
+    let one = SigningKey::new("one", b"one-secret-of-network-o", None)
+        .unwrap()
+        .with_replay_objects(1);
+    let expires = now_ms() / 1000 + 300;
+    let unsigned = format!("{}/c?offer_id=1001&aff_id=net-o", w.base);
+    let links: Vec<(String, String)> = [("wide", &wide), ("one", &one)]
+        .iter()
+        .flat_map(|(name, key)| {
+            let (policy, unsigned) = (&policy, &unsigned);
+            let base = w.base.len();
+            (0..IDS).map(move |i| {
+                let link = sign_link(
+                    policy,
+                    key,
+                    unsigned,
+                    expires,
+                    Some(&format!("{name}-{i}")),
+                );
+                (format!("{name}-{i}"), link[base..].to_owned())
+            })
+        })
+        .collect();
+    // All at once, so the one-object key's ids share batches.
+    let all = |w: &Worker| -> Vec<(String, u16)> {
+        std::thread::scope(|s| {
+            let running: Vec<_> = links
+                .iter()
+                .map(|(id, link)| {
+                    s.spawn(move || {
+                        (
+                            id.clone(),
+                            w.get(link, &[("cf-connecting-ip", "192.0.2.43")]).status,
+                        )
+                    })
+                })
+                .collect();
+            running.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    };
+    let first = all(&w);
+    assert!(first.iter().all(|(_, s)| *s == 302), "{first:?}");
+    assert!(w.events("fault").is_empty(), "{:?}", w.events("fault"));
+    // Past the object's 250 ms before it stores what it answered.
+    std::thread::sleep(Duration::from_secs(1));
+    let w = w.restart(&[]);
+    let again = all(&w);
+    assert!(again.iter().all(|(_, s)| *s == 403), "{again:?}");
+    assert!(w.events("fault").is_empty(), "{:?}", w.events("fault"));
+}

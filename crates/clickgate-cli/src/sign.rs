@@ -138,6 +138,7 @@ pub fn verify(file: &Path, url: &str) -> Result<(), Failure> {
             kid,
             click_id,
             expires_ms,
+            ..
         } => {
             println!(
                 "valid: network {network}, key {kid}, expires in {} s{}",

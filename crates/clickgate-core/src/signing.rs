@@ -30,6 +30,7 @@ use crate::click::{split_url, Id};
 use crate::config::networks::{
     is_unreserved, BreakerSettings, Form, Mode, Policy, ReplayCheck, SigningKey,
 };
+use crate::config::RANGES;
 use crate::hll::hash64;
 use crate::ip::sort_indices;
 use crate::log::JsonLine;
@@ -37,8 +38,9 @@ use crate::stored;
 use crate::verdict::{FaultMode, ReasonCode};
 
 pub const SCHEME: &str = "CLICKGATE-HMAC-SHA256";
-/// Replay records are spread over this many objects per network.
-pub const REPLAY_SHARDS: u64 = 16;
+/// Replay records are spread over at most this many objects per network (a key's
+/// `replay_objects`, 16 unless it says fewer).
+pub const REPLAY_SHARDS: u64 = *RANGES.replay_objects.end();
 /// The parameters a signed link carries for its signature: read here, never passed on.
 pub const SIGNING_PARAMS: [&str; 4] = ["signature", "expires", "kid", "click_id"];
 // ---------------------------------------------------------------------------------------------
@@ -179,6 +181,8 @@ pub enum Check {
         /// The network's own click id, to be accepted once.
         click_id: Option<String>,
         expires_ms: u64,
+        /// The replay objects of the key that verified the link (its `replay_objects`).
+        objects: u64,
     },
     Failed {
         /// `missing_signature`, `invalid_signature`, `expired`, `unknown_key`.
@@ -190,13 +194,14 @@ pub enum Check {
     },
 }
 
-/// A valid click's id for the replay store: when this use of it expires, and whether the click
-/// waits for the answer.
+/// A valid click's id for the replay store: when this use of it expires, whether the click
+/// waits for the answer, and how many objects the ids of the key that signed it are spread over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ReplayQuestion<'a> {
     pub click_id: &'a str,
     pub expires_ms: u64,
     pub(crate) when: ReplayCheck,
+    pub(crate) objects: u64,
 }
 
 impl Check {
@@ -206,11 +211,13 @@ impl Check {
             Check::Valid {
                 click_id: Some(id),
                 expires_ms,
+                objects,
                 ..
             } => Some(ReplayQuestion {
                 click_id: id,
                 expires_ms: *expires_ms,
                 when: policy.replay_check,
+                objects: *objects,
             }),
             _ => None,
         }
@@ -330,6 +337,7 @@ pub fn verify(policy: &Policy, url: &str, path: &str, query: &str, now_ms: u64) 
         kid: key.id.clone(),
         click_id: click_id.filter(|c| !c.is_empty()).map(decoded),
         expires_ms,
+        objects: key.replay_objects,
     }
 }
 
@@ -391,9 +399,11 @@ pub fn sign_link(
 // ---------------------------------------------------------------------------------------------
 // Replays.
 
-/// The object that remembers a network's click id, and the key it stores it under.
-pub(crate) fn replay_object(network: &Id, click_id: &str) -> (String, String) {
-    let shard = hash64(click_id.as_bytes()) % REPLAY_SHARDS;
+/// The object that remembers a network's click id, one of `objects` (its key's
+/// `replay_objects`), and the key it stores it under. Object `n` of a smaller number is object `n`
+/// of a larger one, so keys of different numbers share objects, never records' meanings.
+pub(crate) fn replay_object(network: &Id, click_id: &str, objects: u64) -> (String, String) {
+    let shard = hash64(click_id.as_bytes()) % objects.max(1);
     (
         stored::replay_object(network, shard),
         stored::replay_key(network, click_id),
@@ -971,16 +981,80 @@ mod tests {
     }
 
     #[test]
+    fn a_keys_click_ids_are_spread_over_its_replay_objects_and_stored_alike() {
+        let net = Id::parse("net-7").unwrap();
+        let objects = |n: u64| {
+            let mut names: Vec<String> = (0..400)
+                .map(|i| replay_object(&net, &format!("c-{i}"), n).0)
+                .collect();
+            names.sort();
+            names.dedup();
+            names
+        };
+        assert_eq!(objects(1), vec!["replay:net-7:0".to_owned()]);
+        assert_eq!(objects(4).len(), 4);
+        assert_eq!(objects(REPLAY_SHARDS).len(), REPLAY_SHARDS as usize);
+        // The stored key is the id's whatever the number: a record means the same in any object.
+        assert_eq!(
+            replay_object(&net, "c-1", 1).1,
+            replay_object(&net, "c-1", REPLAY_SHARDS).1
+        );
+    }
+
+    #[test]
+    fn a_click_ids_question_names_the_objects_of_the_key_that_signed_its_link() {
+        let mut p = policy(
+            Form::Canonical,
+            &[
+                ("wide", "network-7-signing-secret-0001", None),
+                ("one", "network-7-signing-secret-0002", None),
+            ],
+        );
+        p.keys[1] = p.keys[1].clone().with_replay_objects(1);
+        let objects_of = |key: &SigningKey| {
+            let link = sign_link(
+                &p,
+                key,
+                "https://t.example/c?offer_id=1",
+                NOW / 1000 + 600,
+                Some("c-1"),
+            );
+            let check = check(&p, &link, NOW);
+            check.replay_question(&p).map(|q| q.objects)
+        };
+        assert_eq!(objects_of(&p.keys[0]), Some(REPLAY_SHARDS), "the default");
+        assert_eq!(objects_of(&p.keys[1]), Some(1));
+        // The URL form without `kid` finds its key by trying each: the one that verified counts.
+        p.form = Form::Url;
+        let without_kid = |key: &SigningKey| {
+            let unsigned = format!(
+                "https://t.example/c?offer_id=1&expires={}&click_id=c-1",
+                NOW / 1000 + 600
+            );
+            let link = format!("{unsigned}&signature={}", key.sign(&unsigned));
+            check(&p, &link, NOW).replay_question(&p).map(|q| q.objects)
+        };
+        assert_eq!(without_kid(&p.keys[1]), Some(1));
+        assert_eq!(without_kid(&p.keys[0]), Some(REPLAY_SHARDS));
+    }
+
+    #[test]
     fn a_click_id_is_accepted_once_while_valid() {
         assert_eq!(replay_step(None, NOW + 10, NOW), (false, NOW + 10));
         assert_eq!(replay_step(Some(NOW + 10), NOW + 10, NOW), (true, NOW + 10));
         // After its validity, the stored record no longer counts.
         assert_eq!(replay_step(Some(NOW - 1), NOW + 20, NOW), (false, NOW + 20));
         let net = Id::parse("net-7").unwrap();
-        let (object, key) = replay_object(&net, "c-1");
+        let (object, key) = replay_object(&net, "c-1", REPLAY_SHARDS);
         assert!(object.starts_with("replay:net-7:"));
-        assert_eq!(replay_object(&net, "c-1"), (object, key.clone()));
-        assert_ne!(replay_object(&Id::parse("net-8").unwrap(), "c-1").1, key);
+        assert_eq!(
+            replay_object(&net, "c-1", REPLAY_SHARDS),
+            (object, key.clone())
+        );
+        assert_ne!(
+            replay_object(&Id::parse("net-8").unwrap(), "c-1", REPLAY_SHARDS).1,
+            key
+        );
         assert!(use_record_expired(&key, &(NOW - 1).to_string(), NOW));
         assert!(!use_record_expired(&key, &NOW.to_string(), NOW));
         assert!(!use_record_expired("ip/1/0000000000000001", "1:1", NOW));
@@ -1014,6 +1088,7 @@ mod tests {
             kid: "k1".into(),
             click_id: None,
             expires_ms: NOW + 1,
+            objects: REPLAY_SHARDS,
         }
     }
 
@@ -1212,6 +1287,7 @@ mod tests {
             kid: "k1".into(),
             click_id: Some("c".into()),
             expires_ms: NOW + 1,
+            objects: REPLAY_SHARDS,
         };
         let mut b = Breakers::default();
         let judge = |b: &mut Breakers, p: &Policy, answer| {

@@ -757,6 +757,10 @@ fn the_ranges_table_gives_the_ranges_the_config_enforces() {
             ),
         ),
         (
+            "`networks[].signing.keys[].replay_objects`",
+            format!("{} to {}", r.replay_objects.start(), r.replay_objects.end()),
+        ),
+        (
             "`networks[].signing.breaker.window_seconds`",
             format!(
                 "{} to {}",

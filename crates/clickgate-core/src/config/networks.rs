@@ -63,6 +63,11 @@ pub struct SigningKey {
     mac: Hmac<Sha256>,
     /// After this the key no longer verifies: the overlap of a rotation ends here.
     pub(crate) not_after_ms: Option<u64>,
+    /// How many replay objects the click ids of this key's links are spread over
+    /// ([`crate::signing::replay_object`]). A key's, not the network's: a link is always checked
+    /// under the key that signed it, so its id is asked of the same object on every use, and a
+    /// network changes the number by rotating to a key with another, never under a live link.
+    pub(crate) replay_objects: u64,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -85,7 +90,15 @@ impl SigningKey {
             id: id.to_owned(),
             mac,
             not_after_ms,
+            replay_objects: *RANGES.replay_objects.end(),
         })
+    }
+
+    /// The key with its click ids spread over `n` replay objects (the config allows 1 to 16; the
+    /// default is 16).
+    pub fn with_replay_objects(mut self, n: u64) -> SigningKey {
+        self.replay_objects = n;
+        self
     }
 
     /// Whether the key still verifies at `now_ms`: not yet past its `not_after`.
@@ -394,6 +407,7 @@ fn compile_key(
             }
         },
     };
+    let objects = f.u64_in("replay_objects", RANGES.replay_objects, errors);
     let secret = secret.filter(|s| {
         let ok = s.len() >= MIN_SECRET_LEN;
         if !ok {
@@ -405,7 +419,11 @@ fn compile_key(
         ok
     });
     f.finish(errors);
-    SigningKey::new(&id?, secret?.as_bytes(), not_after).ok()
+    let key = SigningKey::new(&id?, secret?.as_bytes(), not_after).ok()?;
+    Some(match objects {
+        Some(n) => key.with_replay_objects(n),
+        None => key,
+    })
 }
 
 fn compile_breaker(
@@ -481,6 +499,23 @@ mod tests {
             plain.flood_thresholds(&Id::parse("x").unwrap()).mode,
             FloodMode::Enforce
         );
+    }
+
+    #[test]
+    fn a_keys_replay_objects_are_read_and_default_to_sixteen() {
+        let config = Config::compile(&document(
+            r#", "networks": [{"id": "n", "signing": {"keys": [
+                {"id": "wide", "secret": "a-secret-of-16-bytes"},
+                {"id": "one", "secret": "another-secret-of-16-bytes", "replay_objects": 1}]}}]"#,
+        ))
+        .unwrap();
+        let policy = config.networks.get(&Id::parse("n").unwrap()).unwrap();
+        let objects: Vec<(&str, u64)> = policy
+            .keys
+            .iter()
+            .map(|k| (k.id.as_str(), k.replay_objects))
+            .collect();
+        assert_eq!(objects, [("wide", 16), ("one", 1)]);
     }
 
     #[test]

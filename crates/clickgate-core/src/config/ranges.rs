@@ -29,6 +29,8 @@ pub struct Ranges {
     pub share: RangeInclusive<f64>,
     /// `networks[].signing.max_age_seconds`: 30 days.
     pub max_age_seconds: RangeInclusive<u64>,
+    /// `networks[].signing.keys[].replay_objects`: the objects a key's click ids are spread over.
+    pub replay_objects: RangeInclusive<u64>,
     /// `networks[].signing.breaker.window_seconds`: a day.
     pub breaker_window_seconds: RangeInclusive<u64>,
     pub breaker_min_clicks: RangeInclusive<u32>,
@@ -53,6 +55,7 @@ pub const RANGES: Ranges = Ranges {
     tolerance: 1.0..=1000.0,
     share: 0.01..=1.0,
     max_age_seconds: 1..=2_592_000,
+    replay_objects: 1..=16,
     breaker_window_seconds: 1..=86_400,
     breaker_min_clicks: 1..=1_000_000,
     approved_per_click: 1..=100,
@@ -138,6 +141,14 @@ mod tests {
             (
                 network(&format!(r#""signing": {{{keys}, "max_age_seconds": 2592001}}"#)),
                 "networks[0].signing.max_age_seconds: must be a whole number from 1 to 2592000, found 2592001",
+            ),
+            (
+                network(r#""signing": {"keys": [{"id": "k", "secret": "a-secret-of-16-bytes", "replay_objects": 17}]}"#),
+                "networks[0].signing.keys[0].replay_objects: must be a whole number from 1 to 16, found 17",
+            ),
+            (
+                network(r#""signing": {"keys": [{"id": "k", "secret": "a-secret-of-16-bytes", "replay_objects": 0}]}"#),
+                "networks[0].signing.keys[0].replay_objects: must be a whole number from 1 to 16, found 0",
             ),
             (
                 network(&format!(r#""signing": {{{keys}, "breaker": {{"window_seconds": 0}}}}"#)),

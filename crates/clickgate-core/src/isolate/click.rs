@@ -206,7 +206,7 @@ impl Isolate {
             .as_ref()
             .zip(policy)
             .and_then(|(check, policy)| check.replay_question(policy))
-            .map(|q| (q.click_id.to_owned(), q.expires_ms, q.when));
+            .map(|q| (q.click_id.to_owned(), q.expires_ms, q.when, q.objects));
         let click = Click {
             config: Arc::clone(config),
             key,
@@ -217,14 +217,14 @@ impl Isolate {
             head,
             now_ms,
         };
-        let (check, (click_id, expires_ms, when)) = match (check, question) {
+        let (check, (click_id, expires_ms, when, objects)) = match (check, question) {
             (Some(check), Some(question)) => (check, question),
             (check, _) => {
                 return ClickStep::Done(self.finish(click, check, ReplayAnswer::NotAsked, effects))
             }
         };
         let network = &click.params.aff_id;
-        let (object, use_key) = signing::replay_object(network, &click_id);
+        let (object, use_key) = signing::replay_object(network, &click_id, objects);
         let ticket = self.next_ticket;
         self.next_ticket = ticket.wrapping_add(1);
         let replay = match when {
@@ -674,6 +674,34 @@ mod tests {
         let again = click(&mut isolate, &config, &url, "192.0.2.2");
         assert_eq!(codes(&again), ["replayed"]);
         assert_eq!(replay_questions(&again), 0);
+    }
+
+    #[test]
+    fn a_click_id_is_asked_of_one_of_the_objects_its_links_key_names() {
+        let one = CONFIG.replace(
+            r#""network-7-signing-secret-0001"}"#,
+            r#""network-7-signing-secret-0001", "replay_objects": 1}"#,
+        );
+        let objects = |config: &Arc<Config>| {
+            let mut isolate = counting();
+            let mut asked: Vec<String> = (0..40)
+                .map(|i| {
+                    let url = signed(config, "net-7", Some(&format!("c-{i}")));
+                    match step(&mut isolate, config, parts(&url, "192.0.2.1", IPHONE), T0) {
+                        ClickStep::Ask { question, .. } => question.object,
+                        ClickStep::Done(a) => panic!("answered without asking: {:?}", a.effects),
+                    }
+                })
+                .collect();
+            asked.sort();
+            asked.dedup();
+            asked
+        };
+        assert_eq!(
+            objects(&Arc::new(Config::compile(&one).unwrap())),
+            ["replay:net-7:0"]
+        );
+        assert!(objects(&config()).len() > 1, "the default spreads them");
     }
 
     #[test]
