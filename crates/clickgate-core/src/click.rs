@@ -744,6 +744,21 @@ impl LinkFormat {
             .unwrap_or_else(|| PLACEHOLDERS[field].to_owned())
     }
 
+    /// A field that must hold an id; its name is written only for the error.
+    fn required_id(&self, field: usize, value: Option<String>) -> Result<Id, RequestError> {
+        match value {
+            Some(v) if !v.is_empty() => {
+                Id::parse_owned(v).map_err(|problem| RequestError::InvalidParam {
+                    name: self.name_of(field),
+                    problem: problem.into(),
+                })
+            }
+            _ => Err(RequestError::MissingParam {
+                name: self.name_of(field),
+            }),
+        }
+    }
+
     /// A link of this format, its path already matched (`path_fields`), read into a click.
     ///
     /// Unknown parameters are not read: networks append their own, and they are passed on. A
@@ -773,10 +788,10 @@ impl LinkFormat {
         }
 
         let [offer, aff, source_id, s1, s2, s3, s4, s5, device] = values;
-        let offer_id = required_id(|| self.name_of(FIELD_OFFER), offer)?;
+        let offer_id = self.required_id(FIELD_OFFER, offer)?;
         let aff_id = match (aff, &self.default_affiliate) {
             (None, Some(default)) => default.clone(),
-            (aff, _) => required_id(|| self.name_of(FIELD_AFFILIATE), aff)?,
+            (aff, _) => self.required_id(FIELD_AFFILIATE, aff)?,
         };
         let mut optional = [source_id, s1, s2, s3, s4, s5, device];
         for (i, v) in optional.iter_mut().enumerate() {
@@ -930,18 +945,6 @@ fn decode_segment(name: &str, segment: &str) -> Result<String, RequestError> {
             name: name.to_owned(),
             problem: "is not valid UTF-8".into(),
         })
-}
-
-/// The field's id; `name` (a copy) is made only for the error.
-fn required_id(name: impl Fn() -> String, value: Option<String>) -> Result<Id, RequestError> {
-    match value {
-        None => Err(RequestError::MissingParam { name: name() }),
-        Some(v) if v.is_empty() => Err(RequestError::MissingParam { name: name() }),
-        Some(v) => Id::parse_owned(v).map_err(|problem| RequestError::InvalidParam {
-            name: name(),
-            problem: problem.into(),
-        }),
-    }
 }
 
 #[cfg(test)]

@@ -63,14 +63,11 @@ impl Default for Links {
 impl Links {
     /// The request's link read by the first profile that serves its host and path.
     pub fn route(&self, method: &str, url: &str) -> Result<ClickParams, RequestError> {
-        // Read only when a profile names a host: most documents have none.
-        let mut host = None;
         let (path, query) = split_url(url);
         for (n, profile) in self.profiles.iter().enumerate() {
-            if let Some(h) = profile.host.as_deref() {
-                if h != host.get_or_insert_with(|| host_of(url)) {
-                    continue;
-                }
+            // The host is read only for a profile that names one: most documents have none.
+            if profile.host.as_deref().is_some_and(|h| h != host_of(url)) {
+                continue;
             }
             let Some(fields) = profile.format.match_path(path) else {
                 continue;
