@@ -162,7 +162,7 @@ pub fn parse(params: &str) -> Result<Postback, PostbackError> {
     let mut amount = None;
     let mut status = None;
     let mut secret = None;
-    for (name, value) in form_urlencoded::parse(params.as_bytes()) {
+    for (name, value) in crate::click::query_pairs(params) {
         let slot = match name.as_ref() {
             "transaction_id" => &mut tid,
             "event" => &mut event,
@@ -587,7 +587,7 @@ impl Rejecting {
         now_ms: u64,
     ) -> Result<Rejecting, PostbackError> {
         let (mut tid, mut reason, mut secret) = (None, None, None);
-        for (name, value) in form_urlencoded::parse(params.as_bytes()) {
+        for (name, value) in crate::click::query_pairs(params) {
             let (slot, name) = match name.as_ref() {
                 "transaction_id" => (&mut tid, "transaction_id"),
                 "reason" => (&mut reason, "reason"),

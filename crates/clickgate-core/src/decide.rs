@@ -20,7 +20,7 @@ use crate::signing::SIGNING_PARAMS;
 use crate::signing::{Signature, SignatureStatus};
 use crate::template::{MacroValues, Template};
 use crate::time::rfc3339_ms;
-use crate::token::{ClickToken, TokenKey, TokenVerdict, NONCE_LEN};
+use crate::token::{self, TokenKey, TokenVerdict, NONCE_LEN};
 use crate::verdict::{Decision, FaultMode, Reason, ReasonCode, Verdict};
 
 /// Everything about one decided click: what the HTTP layer answers and what the log records.
@@ -234,15 +234,14 @@ pub fn decide(
     } else {
         TokenVerdict::Redirected
     };
-    let token = ClickToken {
-        issued_ms: now_ms,
+    let transaction_id = token::seal(
+        key,
+        now_ms,
         nonce,
         verdict,
-        offer_id: click.offer_id.clone(),
-        aff_id: click.aff_id.clone(),
-        profile: u8::try_from(click.link.profile).unwrap_or(0),
-    };
-    let transaction_id = token.seal(key);
+        [&click.offer_id, &click.aff_id],
+        u8::try_from(click.link.profile).unwrap_or(0),
+    );
 
     let decision = if block_reasons.is_empty() {
         let template = fallback.unwrap_or(&offer.landing);
@@ -630,6 +629,7 @@ mod tests {
     use crate::click::{route, Route};
     use crate::config::tests::DEMO;
     use crate::signing::SignatureStatus;
+    use crate::token::ClickToken;
     use serde_json::Value;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -1141,6 +1141,7 @@ mod rule_tests {
     use super::harness::*;
     use super::*;
     use crate::config::rules::Probability;
+    use crate::token::ClickToken;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 

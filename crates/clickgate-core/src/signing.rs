@@ -162,7 +162,7 @@ fn canonical_of(path: &str, params: Vec<(&str, &str)>) -> Result<String, NotCano
 
 /// Rewrites a query in canonical encoding (values decoded as a browser's form would send them).
 pub fn canonical_query(query: &str) -> String {
-    form_urlencoded::parse(query.as_bytes())
+    crate::click::query_pairs(query)
         .map(|(n, v)| format!("{}={}", encode(&n), encode(&v)))
         .collect::<Vec<_>>()
         .join("&")
@@ -376,7 +376,7 @@ pub fn sign_link(
     click_id: Option<&str>,
 ) -> String {
     let (base, query) = link.split_once('?').unwrap_or((link, ""));
-    let mut params: Vec<String> = form_urlencoded::parse(query.as_bytes())
+    let mut params: Vec<String> = crate::click::query_pairs(query)
         .filter(|(n, _)| !matches!(n.as_ref(), "signature" | "expires" | "kid" | "click_id"))
         .map(|(n, v)| format!("{}={}", encode(&n), encode(&v)))
         .collect();

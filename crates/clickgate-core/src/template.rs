@@ -140,7 +140,7 @@ impl<'a> MacroValues<'a> {
             Macro::Sub(i) => Cow::Borrowed(self.subs[i].unwrap_or("")),
             Macro::Param(i) => {
                 let name = params.get(i).map_or("", String::as_str);
-                form_urlencoded::parse(self.link_query.as_bytes())
+                crate::click::query_pairs(self.link_query)
                     .find(|(n, _)| n == name)
                     .map_or(Cow::Borrowed(""), |(_, v)| Cow::Owned(v.into_owned()))
             }

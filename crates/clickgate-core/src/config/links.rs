@@ -13,8 +13,8 @@ use super::fields::{kind, Fields};
 use super::json::Value;
 use super::offers::{Offer, OfferStatus};
 use crate::click::{
-    check_method, split_url, ClickParams, Id, LinkFormat, PathPattern, RequestError, CLICK_METHODS,
-    FIELDS, FIELD_AFFILIATE, FIELD_OFFER, NATIVE_PATHS, PARAMS,
+    authority_end, check_method, split_url, ClickParams, Id, LinkFormat, PathPattern, RequestError,
+    CLICK_METHODS, FIELDS, FIELD_AFFILIATE, FIELD_OFFER, NATIVE_PATHS, PARAMS,
 };
 use crate::template::Template;
 
@@ -63,10 +63,10 @@ impl Default for Links {
 impl Links {
     /// The request's link read by the first profile that serves its host and path.
     pub fn route(&self, method: &str, url: &str) -> Result<ClickParams, RequestError> {
-        let host = host_of(url);
         let (path, query) = split_url(url);
         for (n, profile) in self.profiles.iter().enumerate() {
-            if profile.host.as_deref().is_some_and(|h| h != host) {
+            // The host is read only for a profile that names one: most documents have none.
+            if profile.host.as_deref().is_some_and(|h| h != host_of(url)) {
                 continue;
             }
             let Some(fields) = profile.format.match_path(path) else {
@@ -111,8 +111,7 @@ fn host_of(url: &str) -> String {
         return String::new();
     };
     let rest = &url[start..];
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..end];
+    let authority = &rest[..authority_end(rest)];
     let authority = authority.rsplit('@').next().unwrap_or(authority);
     let host = match authority.strip_prefix('[') {
         // An IPv6 literal keeps its brackets' content whole.

@@ -3,6 +3,7 @@
 
 use rustc_hash::FxHashMap;
 
+use crate::click::authority_end;
 use crate::fault::Invalid;
 use crate::filters::{Hit, Judge, Seen, Settings, Stage, Unavailable};
 use crate::verdict::ReasonCode;
@@ -94,23 +95,19 @@ impl RefererPattern {
     }
 }
 
-/// Splits a Referer header into lower-cased host and path.
+/// Splits a Referer header into lower-cased host and path. Byte by byte, every cut at an ASCII
+/// byte: `str`'s searchers cost several times as much, on every click with a Referer.
 pub(crate) fn referer_parts(referer: &str) -> Option<(String, String)> {
-    let rest = referer.split_once("://")?.1;
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let scheme = referer.as_bytes().windows(3).position(|w| w == b"://")?;
+    let rest = &referer[scheme + 3..];
+    let end = authority_end(rest);
     let authority = &rest[..end];
-    let host = authority
-        .rsplit('@')
-        .next()?
-        .split(':')
-        .next()?
-        .to_ascii_lowercase();
-    let path = rest[end..]
-        .split(['?', '#'])
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    Some((host, path))
+    let user_end = authority.bytes().rposition(|c| c == b'@').map_or(0, |i| i + 1);
+    let host = &authority[user_end..];
+    let host = &host[..host.bytes().position(|c| c == b':').unwrap_or(host.len())];
+    let path = &rest[end..];
+    let path = &path[..path.bytes().position(|c| c == b'?' || c == b'#').unwrap_or(path.len())];
+    Some((host.to_ascii_lowercase(), path.to_ascii_lowercase()))
 }
 
 /// The referrer blacklist, indexed by host: a click's referrer is looked up under its host and, for

@@ -72,7 +72,7 @@ impl ReportQuery {
         let mut to = None;
         let mut group_by = Vec::new();
         let mut format = Format::Json;
-        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        for (name, value) in crate::click::query_pairs(query) {
             match name.as_ref() {
                 "from" => {
                     from = Some(parse_report_hour(&value, false).map_err(|e| format!("from: {e}"))?)
