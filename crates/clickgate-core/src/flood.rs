@@ -21,7 +21,8 @@
 //!    borrows from its neighbours, and no hour is expected to be quieter than a quarter of the
 //!    network's average. The conversion factor is 2 (volume alone trips far above any launch),
 //!    or 0 while the conversions that came since the hour went beyond twice the expected are
-//!    under the lower bound of those its clicks are due ([`CONVERSION_DELAY`]). Or the last 60 minutes hold more than `bound(flagged rate ×
+//!    under the lower bound of those its clicks are due ([`CONVERSION_DELAY`]) at the day's
+//!    own rate, as the usual clicks' conversions tell it ([`FloodState::day_rate`]). Or the last 60 minutes hold more than `bound(flagged rate ×
 //!    clicks)` clicks the fraud filters flagged, where the flagged rate is the baseline's own
 //!    share of flagged clicks (a low-and-slow flood adds little volume but many flagged clicks; a
 //!    launch adds clean ones). [`bound::upper`] is the statistical bound: an upper quantile of
@@ -63,9 +64,17 @@ pub const WEEKDAY_LEVELS: std::ops::RangeInclusive<f64> = 0.25..=4.0;
 /// exponential delay): a click is mature, its conversion due in all likelihood, after about twice
 /// this. Clicks that bring less than their due are judged by their volume at the bound alone.
 pub(crate) const CONVERSION_DELAY: f64 = 60.0;
-/// How far a day's conversion rate strays from the baseline's, as a share: the spread of the
-/// conversions due beyond their Poisson noise.
+/// How far an excess's conversion rate strays from the same day's usual clicks', as a share: the
+/// spread of the conversions due beyond their Poisson noise (a launch's audience converts a little
+/// better or worse than the usual one).
 pub(crate) const CONVERSION_SPREAD: f64 = 0.1;
+/// How far a day's conversion rate strays from the baseline's, as a share (log-normal): the
+/// offers and the audience change from day to day, the launches' clicks with the usual ones. Until
+/// the day's usual clicks have brought enough conversions to tell their own rate, the excess is
+/// judged at the baseline's rate within this spread; the more they bring, the more their rate
+/// counts (a gamma prior of this spread on the day's rate, worth `1/CONVERSION_DAY_SPREAD²`, 25,
+/// conversions).
+pub(crate) const CONVERSION_DAY_SPREAD: f64 = 0.2;
 
 /// How long after a change of the config in force a flagged trip at the usual volume is put down
 /// to the change: 2 hours, long enough for every isolate to load the new document and for the
@@ -316,8 +325,15 @@ pub struct FloodState {
     /// that fell due since the last hour's clicks went beyond twice the expected, and those
     /// that came meanwhile (both 0 while the clicks are within it); and the minute the three were brought
     /// up to. Counted from the excess on, not over a sliding window: clicks that convert sooner
-    /// than [`CONVERSION_DELAY`] are then never short. Kept across midnight, as conversions are.
+    /// than [`CONVERSION_DELAY`] are then never short. Kept across midnight, as conversions are
+    /// (the two counted from an excess on only while it goes on).
     pub conversions: [f64; 4],
+    /// Today's conversions among the usual clicks: those due at the baseline's rate and those
+    /// that came, while the last hour held no more than twice the expected; and whether it held
+    /// more at the last judgement (the excess's conversions are its own, not the usual's). The
+    /// day's rate the excess is judged at ([`Self::day_rate`]). Reset at midnight.
+    pub(crate) usual: [f64; 2],
+    pub(crate) in_excess: bool,
     pub config: ConfigSeen,
     /// Each weekday's level (Monday first): its days' clicks as a multiple of what the hour-of-day
     /// baseline expected of the whole day when it closed, averaged over [`WEEKDAY_WEEKS`], and how
@@ -345,6 +361,8 @@ impl FloodState {
             block: None,
             lifted_by: None,
             conversions: [0.0; 4],
+            usual: [0.0; 2],
+            in_excess: false,
             config: ConfigSeen::default(),
             weekdays: [(1.0, 0); 7],
         }
@@ -574,18 +592,27 @@ impl FloodState {
             // Back near the usual, nothing is owed: the conversions are counted from an excess
             // on until the hour holds under twice the expected (not the bound: a long launch at
             // its edge would start afresh from a minute's counts again and again).
-            if hour as f64 <= 2.0 * expected {
-                self.conversions[1] = 0.0;
-                self.conversions[2] = 0.0;
+            // Until then they are the usual clicks' (a minute's at a time), and tell the day's
+            // rate.
+            let excess = hour as f64 > 2.0 * expected;
+            if !excess {
+                let [_, owed, got, _] = &mut self.conversions;
+                if !self.in_excess {
+                    self.usual[0] += *owed;
+                    self.usual[1] += *got;
+                }
+                (*owed, *got) = (0.0, 0.0);
             }
+            self.in_excess = excess;
             let [_, owed, got, _] = self.conversions;
             let allowed = self.allowance(t, expected, self.volume_tolerance(t));
             if hour as f64 > allowed {
+                let due = owed * self.day_rate().0;
                 return Some((
                     FloodCause::History,
                     format!(
                         "{hour} clicks in the last hour, allowed {allowed:.0}; {got:.0} \
-                         conversions of {owed:.0} due"
+                         conversions of {due:.0} due"
                     ),
                 ));
             }
@@ -624,14 +651,31 @@ impl FloodState {
     /// How many times its expected clicks an hour may bring: twice the tolerance (a launch, a
     /// campaign), or, while the recent conversions fall short of those due from the clicks
     /// before them, none beyond the bound: clicks that do not convert are judged by the bound
-    /// alone. Too few conversions due to tell (a small network, its first day) is not short.
+    /// alone. Due at the day's rate, not the baseline's: on a day that converts 20% under for
+    /// everybody, so does a launch. Too few conversions due to tell (a small network, its first
+    /// day) is not short.
     fn volume_tolerance(&self, t: &Thresholds) -> f64 {
         let [_, owed, got, _] = self.conversions;
-        if got < bound::lower(owed, CONVERSION_SPREAD, t.tail.sqrt()) {
+        let (rate, spread) = self.day_rate();
+        if got < bound::lower(owed * rate, spread, t.tail.sqrt()) {
             0.0
         } else {
             2.0 * t.tolerance
         }
+    }
+
+    /// Today's conversion rate as a multiple of the baseline's, and the spread the excess's
+    /// conversions are judged within. The usual clicks' conversions so far against those they
+    /// were due, under a gamma prior at the baseline's rate of [`CONVERSION_DAY_SPREAD`]: with
+    /// none yet (a small network, the early hours), the baseline's rate within that spread;
+    /// with many, the day's own within its Poisson error, and the excess's own
+    /// [`CONVERSION_SPREAD`] on top. The excess's conversions are then a negative binomial of
+    /// that mean and spread, which [`bound::lower`] bounds.
+    pub(crate) fn day_rate(&self) -> (f64, f64) {
+        let prior = CONVERSION_DAY_SPREAD.powi(-2);
+        let [owed, got] = self.usual;
+        let (a, b) = (prior + got.max(0.0), prior + owed.max(0.0));
+        (a / b, (1.0 / a + CONVERSION_SPREAD.powi(2)).sqrt())
     }
 
     /// The clicks allowed in the 5 minutes ending now: the same, at the burst tolerance.
@@ -793,6 +837,13 @@ impl FloodState {
         self.day_clicks = 0;
         self.day_flagged = 0;
         self.day_conversions = 0;
+        // The usual clicks' conversions tell today's rate, not tomorrow's; an excess's own are
+        // kept across midnight, as it goes on. On a first day nothing was judged, and they
+        // counted all day.
+        self.usual = [0.0; 2];
+        if !self.in_excess {
+            (self.conversions[1], self.conversions[2]) = (0.0, 0.0);
+        }
         self.block = None;
         self.lifted_by = None;
     }
@@ -1516,6 +1567,83 @@ mod tests {
         assert!(after <= 30, "{after} min: {b:?}");
         assert_eq!(b.cause, FloodCause::History);
         assert!(b.detail.contains("conversions of"), "{}", b.detail);
+    }
+
+    /// Three days of `usual` clicks a minute converting at 1%, then a fourth on which they
+    /// convert at `day_cr`, and from minute `from` of it `times` as many clicks in all, the extra
+    /// ones converting at `excess_cr`; each minute's conversions in the same minute, their
+    /// fractions carried. The first trip's minute after `from`, and the state then (or at the end
+    /// of the day).
+    fn on_a_day_converting_at(
+        usual: u32,
+        day_cr: f64,
+        from: u64,
+        times: u32,
+        excess_cr: f64,
+    ) -> (Option<(u64, Block)>, FloodState) {
+        let t = Thresholds::default();
+        let mut s = FloodState::new(DAY0);
+        let mut carried = 0.0;
+        for m in 0..4 * 1440 {
+            let now = DAY0 + m * MINUTE_MS;
+            let today = m >= 3 * 1440;
+            let excess = today && m >= 3 * 1440 + from;
+            let n = if excess { usual * times } else { usual };
+            if let Outcome::Tripped(b) = s.step(clicks(M0 + m, n, 0), &t, now) {
+                return (Some((m - 3 * 1440 - from, b)), s);
+            }
+            let cr = if today { day_cr } else { 0.01 };
+            carried += f64::from(usual) * cr + f64::from(n - usual) * excess_cr;
+            let count = carried.floor();
+            carried -= count;
+            if count > 0.0 {
+                let count = count as u32;
+                s.step(Event::Conversions { count }, &t, now);
+            }
+        }
+        (None, s)
+    }
+
+    #[test]
+    fn a_launch_on_a_day_that_converts_under_for_everybody_is_not_short() {
+        // 100 clicks a minute, converting at 0.6% today where the baseline says 1%, and a launch
+        // at ten times the volume from 10:00 converting as today's clicks do. Against the
+        // baseline's rate its conversions are short (under 0.69 of those due, the bound at a
+        // 10% spread), and it was held to the statistical bound, a third of its volume; against
+        // today's rate they are not.
+        let (trip, s) = on_a_day_converting_at(100, 0.006, 600, 10, 0.006);
+        assert!(trip.is_none(), "{trip:?}");
+        let (rate, _) = s.day_rate();
+        assert!((0.55..0.7).contains(&rate), "{rate}");
+    }
+
+    #[test]
+    fn an_excess_that_converts_under_a_low_day_still_trips() {
+        // The same low day, the excess's clicks converting at a tenth of today's rate: short of
+        // those due at today's rate within the hour, and held to the bound.
+        let (trip, s) = on_a_day_converting_at(100, 0.006, 600, 10, 0.0006);
+        let (after, b) = trip.expect("an excess that hardly converts");
+        assert!(after <= 60, "{after} min: {b:?}");
+        assert_eq!(b.cause, FloodCause::History);
+        assert!(b.detail.contains("conversions of"), "{}", b.detail);
+        // Today's rate is the usual clicks', from before the excess: not dragged down by it.
+        let [owed, got] = s.usual;
+        assert!((0.55..0.7).contains(&(got / owed)), "{:?}", s.usual);
+    }
+
+    #[test]
+    fn a_day_with_too_few_conversions_to_tell_is_judged_at_the_baseline_rate() {
+        // 10 clicks a minute, converting today at a fifth of the baseline's 1%: by 02:00 they
+        // brought 4 conversions of about 12 due, too few to tell a day's rate, which is then
+        // near the baseline's. An excess at twenty times converting at that fifth is short of
+        // it and trips; had it been judged at the 4 of 12 alone, it would pass.
+        let (trip, s) = on_a_day_converting_at(10, 0.002, 120, 20, 0.002);
+        let (after, b) = trip.expect("judged at about the baseline's rate");
+        assert_eq!(b.cause, FloodCause::History, "{after} min");
+        let [owed, got] = s.usual;
+        assert!(got <= 4.0 && owed >= 10.0, "{:?}", s.usual);
+        let (rate, spread) = s.day_rate();
+        assert!(rate > 0.7 && spread > 0.2, "{rate} {spread}");
     }
 
     #[cfg(not(target_arch = "wasm32"))]

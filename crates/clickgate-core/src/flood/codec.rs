@@ -140,6 +140,10 @@ impl FloodState {
         if self.weekdays.iter().any(|&(_, seen)| seen > 0) {
             state["weekdays"] = json!(self.weekdays);
         }
+        // Likewise only once the day's usual conversions are counted, or an excess judged.
+        if self.usual != [0.0; 2] || self.in_excess {
+            state["usual"] = json!([self.usual[0], self.usual[1], self.in_excess]);
+        }
         state.to_string()
     }
 
@@ -207,6 +211,11 @@ impl FloodState {
                 })
             }
         };
+        // States stored before the day's usual conversions were kept: none counted yet.
+        let (usual, in_excess) = match &v["usual"] {
+            Value::Null => ([0.0; 2], false),
+            u => read_usual(u).ok_or("usual")?,
+        };
         Ok(FloodState {
             day,
             minutes,
@@ -229,6 +238,8 @@ impl FloodState {
             lifted_by: v["lifted_by"].as_str().map(str::to_owned),
             // States stored before conversions were due: none yet, as for a new network.
             conversions: std::array::from_fn(|i| v["due"][i].as_f64().unwrap_or(0.0)),
+            usual,
+            in_excess,
             // States stored before digests were kept: none seen yet.
             config: ConfigSeen {
                 digest: v["config"][0].as_u64().unwrap_or(0),
@@ -244,6 +255,15 @@ impl FloodState {
             },
         })
     }
+}
+
+/// `[due, came, in excess]`: today's usual conversions, and whether the last judgement found an
+/// excess.
+fn read_usual(v: &Value) -> Option<([f64; 2], bool)> {
+    let [due, came, excess] = v.as_array()?.as_slice() else {
+        return None;
+    };
+    Some(([due.as_f64()?, came.as_f64()?], excess.as_bool()?))
 }
 
 /// Seven `[level, days seen]` pairs, Monday first.
@@ -385,6 +405,25 @@ mod tests {
         );
         let bad = text.replace("[1.5,2]", "[1.5]");
         assert!(FloodState::decode(&bad).is_err());
+    }
+
+    #[test]
+    fn the_days_usual_conversions_are_stored_once_counted() {
+        let s = FloodState::decode(STORED_BEFORE_WEEKDAYS).expect("reads");
+        assert_eq!((s.usual, s.in_excess), ([0.0; 2], false));
+        // Counted: a `usual` key follows, `[due, came, in excess]`, and reads back.
+        let mut counted = s;
+        counted.usual = [12.5, 9.0];
+        counted.in_excess = true;
+        let text = counted.encode();
+        assert!(text.contains(r#""usual":[12.5,9.0,true]"#), "{text}");
+        assert_eq!(FloodState::decode(&text), Ok(counted));
+        // Two of the three is a fault, not a default.
+        let short = text.replace("[12.5,9.0,true]", "[12.5,9.0]");
+        assert_eq!(
+            FloodState::decode(&short).err(),
+            Some(Corrupt::new("flood state", "usual"))
+        );
     }
 
     /// Written by the version before weekdays were learnt (0.2.0 and the flood work since), from

@@ -92,7 +92,7 @@ impl Network {
             flagged: 0.02,
             flagged_spread: 0.3,
             cr: 0.01,
-            cr_spread: 0.0,
+            cr_spread: 0.2,
             delay_minutes: 60.0,
             late: 0.0,
             late_minutes: 12.0 * 60.0,
@@ -202,6 +202,9 @@ pub struct Traffic {
     flagged_share: f64,
     cr_factor: f64,
     hour_factors: [f64; 24],
+    /// Conversions still to come, by the minute they arrive at: a run that ends leaves them to
+    /// the next, as a day's last clicks convert after midnight.
+    pub(crate) due: std::collections::BTreeMap<u64, u32>,
 }
 
 impl Traffic {
@@ -215,6 +218,7 @@ impl Traffic {
             flagged_share: 0.0,
             cr_factor: 1.0,
             hour_factors: [1.0; 24],
+            due: Default::default(),
         }
     }
 
@@ -300,7 +304,6 @@ pub fn run(
     watch: u64,
 ) -> Run {
     let mut out = Run::default();
-    let mut due: std::collections::BTreeMap<u64, u32> = Default::default();
     let mut delays = Rng::new(traffic.network.seed ^ 0x00de_1a75);
     let mut stopped = false;
     for minute in from..from + minutes {
@@ -333,12 +336,15 @@ pub fn run(
                 n.delay_minutes
             };
             let delay = -mean * (1.0 - delays.unit()).ln();
-            *due.entry(minute + delay.round() as u64).or_default() += 1;
+            *traffic
+                .due
+                .entry(minute + delay.round() as u64)
+                .or_default() += 1;
         }
         let whole = {
-            let later = due.split_off(&(minute + 1));
-            let now_due: u32 = due.values().sum();
-            due = later;
+            let later = traffic.due.split_off(&(minute + 1));
+            let now_due: u32 = traffic.due.values().sum();
+            traffic.due = later;
             f64::from(now_due)
         };
         if whole >= 1.0 {
@@ -384,13 +390,16 @@ mod tests {
         assert!((2.9..3.1).contains(&mean), "{mean}");
     }
 
-    /// A network's state after its usual traffic for the history days, and the trips it made.
-    fn history(daily: f64, t: &Thresholds) -> (FloodState, Vec<u64>) {
+    /// A network's state after its usual traffic for the history days, and the trips it made;
+    /// and the conversions its last clicks still bring after midnight.
+    fn history(daily: f64, t: &Thresholds) -> (FloodState, Vec<u64>, Pending) {
         let mut state = FloodState::new(DAY0);
         let mut traffic = Traffic::new(Network::of(daily, daily as u64), vec![]);
         let Run { trips, .. } = run(&mut state, &mut traffic, t, DAY0, 0, HISTORY_DAYS * 1440, 0);
-        (state, trips)
+        (state, trips, traffic.due)
     }
+
+    type Pending = std::collections::BTreeMap<u64, u32>;
 
     /// The flood shapes of the table, from a start minute: (name, episode).
     fn shapes(start: u64) -> Vec<(&'static str, Episode)> {
@@ -477,7 +486,7 @@ mod tests {
 
     fn table(t: &Thresholds) -> Vec<(&'static str, Vec<Cell>)> {
         let histories: Vec<_> = SIZES.iter().map(|&d| history(d, t)).collect();
-        for (size, (_, trips)) in SIZES.iter().zip(&histories) {
+        for (size, (_, trips, _)) in SIZES.iter().zip(&histories) {
             assert_eq!(
                 trips,
                 &Vec::<u64>::new(),
@@ -492,7 +501,7 @@ mod tests {
                 let cells = SIZES
                     .iter()
                     .zip(&histories)
-                    .map(|(&daily, (state, _))| {
+                    .map(|(&daily, (state, _, pending))| {
                         let mut cell = Cell {
                             minutes: 0,
                             tripped: 0,
@@ -512,6 +521,7 @@ mod tests {
                                 ..usual
                             };
                             let mut traffic = Traffic::new(network, vec![episode]);
+                            traffic.due = pending.clone();
                             let mut s = state.clone();
                             let from = HISTORY_DAYS * 1440;
                             // A rule change comes with a new config, from its start.
@@ -673,7 +683,8 @@ mod tests {
             assert_eq!(launch.tripped, 0, "a launch at {size}: {launch:?}");
             // A flood at 20× converting at a twentieth trips from every start: within 30 minutes
             // from 50,000 clicks a day up; below that, when enough conversions are missing to
-            // tell (a 1,000-a-day network expects one conversion in two hours of its usual).
+            // tell (a 1,000-a-day network expects one conversion in two hours of its usual): no
+            // sooner than `ceiling` allows, later as the day's rate is known only so well.
             let flood = cell("20x unflagged, converting 1/20", size);
             let within = if size >= 50_000.0 { 30 } else { SMALL_20X };
             assert!(
@@ -705,10 +716,11 @@ mod tests {
     /// on, and the config's digest changed at 08:00 when `push` says so.
     fn after_a_push(push: bool, episodes: impl Fn(u64) -> Vec<Episode>) -> (u64, Run) {
         let t = Thresholds::default();
-        let (mut state, _) = history(50_000.0, &t);
+        let (mut state, _, pending) = history(50_000.0, &t);
         state.config_in_force(0x01d, DAY0);
         let start = HISTORY_DAYS * 1440 + 8 * 60;
         let mut traffic = Traffic::new(Network::of(50_000.0, 3), episodes(start));
+        traffic.due = pending;
         let from = HISTORY_DAYS * 1440;
         let mut r = run(
             &mut state,
@@ -775,9 +787,70 @@ mod tests {
         );
     }
 
+    /// The earliest minute after a start at `hour` at which a 20× flood converting at a
+    /// twentieth of the usual rate can be told short at all, by a detector that knew the day's
+    /// rate exactly: the conversions its clicks are due at that rate (the usual traffic's and
+    /// the flood's, each after the exponential delay) are so many that the conversions the flood
+    /// brings on average are under the lower quantile of the detector's budget for a shortfall,
+    /// `√tail` (a Poisson count; the day's spread and the excess's own only widen it). Before
+    /// then no threshold that keeps that budget can trip on the conversions; the network is
+    /// judged by the volume and the flagged clicks alone. Human traffic on its diurnal curve at
+    /// `daily` clicks a day, on a weekday at its usual level.
+    fn ceiling(daily: f64, hour: u64) -> u64 {
+        use crate::flood::simulation::human;
+        use crate::flood::CONVERSION_DELAY;
+        let budget = Thresholds::default().tail.sqrt();
+        let cr = Network::of(daily, 0).cr;
+        let start = 1440 + hour * 60;
+        // The conversions in flight: of the usual clicks and of the flood's.
+        let (mut usual, mut flood, mut owed, mut got) = (0.0, 0.0, 0.0, 0.0);
+        for m in start - 720.. {
+            let clicks = human(m % 1440, daily);
+            usual += clicks * cr;
+            if m >= start {
+                flood += 19.0 * clicks * cr;
+            }
+            let (a, b) = (usual / CONVERSION_DELAY, flood / CONVERSION_DELAY);
+            (usual, flood) = (usual - a, flood - b);
+            if m < start {
+                continue;
+            }
+            (owed, got) = (owed + a + b, got + a + b / 20.0);
+            // P(X ≤ got) for a Poisson X of mean `owed`, the terms summed in log space.
+            let below: f64 = (0..=got as u64)
+                .map(|k| {
+                    let k = k as f64;
+                    (k * owed.ln() - owed - (1..=k as u64).map(|i| (i as f64).ln()).sum::<f64>())
+                        .exp()
+                })
+                .sum();
+            if below < budget {
+                return m - start;
+            }
+        }
+        unreachable!()
+    }
+
+    #[test]
+    fn the_docs_state_how_soon_conversions_can_tell_a_flood_at_each_size() {
+        let slowest: Vec<u64> = SIZES
+            .iter()
+            .map(|&d| STARTS.iter().map(|&h| ceiling(d, h)).max().unwrap_or(0))
+            .collect();
+        let line = format!(
+            "| 20x converting 1/20: the earliest the conversions can tell | {} min | {} min | {} min | {} min |",
+            slowest[0], slowest[1], slowest[2], slowest[3]
+        );
+        println!("{line}");
+        // Slower for a smaller network, by about the square root of its size.
+        assert!(slowest.windows(2).all(|w| w[0] > w[1]), "{slowest:?}");
+        let docs = include_str!("../../../../docs/floods.md");
+        assert!(docs.contains(&line), "docs/floods.md lacks:\n{line}");
+    }
+
     /// The targets' minutes.
     const LOW_AND_SLOW_2X: u64 = 60;
     const LOW_AND_SLOW_3X: u64 = 30;
     const SMALL_3X: u64 = 120;
-    const SMALL_20X: u64 = 240;
+    const SMALL_20X: u64 = 420;
 }
