@@ -429,13 +429,7 @@ fn a_keys_replay_objects_answer_for_its_links_ids_in_any_isolate() {
             let (policy, unsigned) = (&policy, &unsigned);
             let base = w.base.len();
             (0..IDS).map(move |i| {
-                let link = sign_link(
-                    policy,
-                    key,
-                    unsigned,
-                    expires,
-                    Some(&format!("{name}-{i}")),
-                );
+                let link = sign_link(policy, key, unsigned, expires, Some(&format!("{name}-{i}")));
                 (format!("{name}-{i}"), link[base..].to_owned())
             })
         })

@@ -1631,6 +1631,26 @@ mod tests {
         assert!((0.55..0.7).contains(&(got / owed)), "{:?}", s.usual);
     }
 
+    /// docs/floods.md quotes the conversion path's two spreads and the prior's weight: here
+    /// from the constants the judgement uses.
+    #[test]
+    fn the_docs_state_the_conversion_spreads_the_judgement_uses() {
+        let docs = include_str!("../../../docs/floods.md");
+        for line in [
+            format!(
+                "spread of {}% (`CONVERSION_DAY_SPREAD`, a gamma prior worth {} conversions)",
+                (CONVERSION_DAY_SPREAD * 100.0).round(),
+                CONVERSION_DAY_SPREAD.powi(-2).round()
+            ),
+            format!(
+                "a further {}%, `CONVERSION_SPREAD`",
+                (CONVERSION_SPREAD * 100.0).round()
+            ),
+        ] {
+            assert!(docs.contains(&line), "docs/floods.md lacks: {line}");
+        }
+    }
+
     #[test]
     fn a_day_with_too_few_conversions_to_tell_is_judged_at_the_baseline_rate() {
         // 10 clicks a minute, converting today at a fifth of the baseline's 1%: by 02:00 they
