@@ -43,7 +43,7 @@ mod tests {
     use crate::click::Id;
     use crate::filters::share::Measure;
     use crate::flood::FloodState;
-    use crate::network::keys::{ip_hash, ClickKeys, CountNeeds, History};
+    use crate::network::keys::{ip_hash, ClickKeys, CountNeeds};
     use crate::network::store::NetworkCounts;
     use crate::network::wire::tests::id;
     use crate::network::wire::{Batch, Reply};
@@ -278,6 +278,7 @@ mod tests {
     #[cfg(not(target_arch = "wasm32"))]
     mod properties {
         use super::*;
+        use crate::network::keys::History;
         use crate::network::wire::tests::batch;
         use proptest::prelude::*;
 
