@@ -13,7 +13,7 @@ use clickgate_core::stored::{BLOCKLIST_KEY, CONFIG_KEY, FEED_STATE_KEY};
 use worker::kv::KvStore;
 use worker::{Context, Env};
 
-use crate::io::{log, log_error};
+use crate::console::{log, log_error};
 
 /// The KV binding that holds the config document under `stored::CONFIG_KEY` (see wrangler.toml
 /// and docs/config.md).

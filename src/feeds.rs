@@ -14,7 +14,7 @@ use worker::worker_sys::web_sys;
 use worker::{event, Env, ScheduleContext, ScheduledEvent};
 
 use crate::config::{self, CONFIG_BINDING};
-use crate::io::{log, log_error};
+use crate::console::{log, log_error};
 
 #[event(scheduled)]
 pub(crate) async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {

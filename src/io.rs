@@ -15,6 +15,7 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::web_sys;
 use worker::{AnalyticsEngineDataPointBuilder, Context, Env, Request, Result};
 
+use crate::console::{log, log_error};
 use crate::objects;
 use crate::send::{alert, forward};
 
@@ -22,17 +23,6 @@ thread_local! {
     // An isolate runs one request at a time on one thread; these live as long as the isolate.
     static KEY: RefCell<Option<TokenKey>> = const { RefCell::new(None) };
     static ANALYTICS_FAULT_LOGGED: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Writes a log line to the console as it is. `console_log!("{line}")` would copy it through the
-/// formatting machinery first, at each of the Worker's thirty places that log.
-pub(crate) fn log(line: &str) {
-    web_sys::console::log_1(&JsValue::from_str(line));
-}
-
-/// [`log`], as an error.
-pub(crate) fn log_error(line: &str) {
-    web_sys::console::error_1(&JsValue::from_str(line));
 }
 
 /// Does what the isolate asked for, in its order.

@@ -39,7 +39,7 @@ use worker::{
     Storage,
 };
 
-use crate::io::{log, log_error};
+use crate::console::{log, log_error};
 use crate::objects::{ask, deadline};
 
 /// Storage calls take at most this many keys.

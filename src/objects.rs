@@ -28,7 +28,7 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::web_sys;
 use worker::{Context, Delay, Env, Request};
 
-use crate::io::{log, log_error};
+use crate::console::{log, log_error};
 
 /// The Durable Object binding (see wrangler.toml).
 const BINDING: &str = "NETWORK";

@@ -9,7 +9,8 @@ use clickgate_core::isolate::{self, PostbackArrival, PostbackStep, RejectionStep
 use worker::worker_sys::web_sys;
 use worker::{Context, Env, Request, Result};
 
-use crate::io::{carry_out, log, read_body, respond, token_key};
+use crate::console::log;
+use crate::io::{carry_out, read_body, respond, token_key};
 use crate::{config, objects};
 
 /// A conversion postback, run by the isolate: the request read, the network's object asked when

@@ -11,7 +11,7 @@ use worker::wasm_bindgen::JsCast as _;
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::web_sys;
 
-use crate::io::{log, log_error};
+use crate::console::{log, log_error};
 
 thread_local! {
     // Forwards and alerts this isolate has in flight, against conversion::MAX_FORWARDS_IN_FLIGHT.
