@@ -69,6 +69,18 @@ fn push_ok(w: &Worker, file: &std::path::Path) {
     support::stdout_of(w.push(file));
 }
 
+/// Pushes the demo config with `networks` as its `networks[]`, written to `name` in the Worker's
+/// state folder, and returns that file's path.
+fn push_demo_networks(w: &Worker, name: &str, networks: serde_json::Value) -> std::path::PathBuf {
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
+    doc["networks"] = networks;
+    let file = w.state.0.join(name);
+    std::fs::write(&file, doc.to_string()).unwrap();
+    push_ok(w, &file);
+    file
+}
+
 const BROWSER: &str =
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 \
                        (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::{
-    demo, demo_with, now_ms, push_ok, started_with_demo,
+    demo, demo_with, now_ms, push_demo_networks, push_ok, started_with_demo,
     support::{self, tid_of, Worker},
     BROWSER,
 };
@@ -145,14 +145,13 @@ fn a_device_through_a_second_affiliate_on_one_offer_is_declined_by_the_devices_l
 #[test]
 fn a_flooding_network_in_report_only_is_redirected_and_logged_would_block() {
     let w = Worker::start(&[("CONFIG_REFRESH_SECONDS", "1"), ("COUNTS_FLUSH_MS", "200")]);
-    let mut doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
-    doc["networks"] = serde_json::json!([
-        {"id": "net-watch", "flood": {"per_minute": 5, "mode": "report_only"}}
-    ]);
-    let config = w.state.0.join("report-only.json");
-    std::fs::write(&config, doc.to_string()).unwrap();
-    push_ok(&w, &config);
+    push_demo_networks(
+        &w,
+        "report-only.json",
+        serde_json::json!([
+            {"id": "net-watch", "flood": {"per_minute": 5, "mode": "report_only"}}
+        ]),
+    );
     let click = |w: &Worker| {
         w.get(
             "/c?offer_id=1001&aff_id=net-watch&sub1=a",
@@ -191,15 +190,14 @@ fn a_flooding_network_is_blocked_for_the_day_while_others_and_its_signed_clicks_
         ("ADMIN_TOKEN", ADMIN_TOKEN),
     ];
     let w = Worker::start(&vars);
-    let mut doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
-    doc["networks"] = serde_json::json!([
-        {"id": "net-flood", "flood": {"per_minute": 5},
-         "signing": {"mode": "report_only", "keys": [{"id": "k", "secret": "secret-of-net-flood-01"}]}}
-    ]);
-    let config = w.state.0.join("flood.json");
-    std::fs::write(&config, doc.to_string()).unwrap();
-    push_ok(&w, &config);
+    push_demo_networks(
+        &w,
+        "flood.json",
+        serde_json::json!([
+            {"id": "net-flood", "flood": {"per_minute": 5},
+             "signing": {"mode": "report_only", "keys": [{"id": "k", "secret": "secret-of-net-flood-01"}]}}
+        ]),
+    );
     let click = |w: &Worker, path: &str| w.get(path, &[("cf-connecting-ip", "192.0.2.90")]);
     let plain = "/c?offer_id=1001&aff_id=net-flood&sub1=a";
     // Wait for the config, then flood: the isolate hears of the trip with its next answer.
@@ -389,17 +387,16 @@ fn a_hung_or_failing_network_object_holds_no_click_postback_or_operator() {
     const TOKEN: &str = "fault-admin-token-fault-admin";
     for fault in ["hang", "error"] {
         let w = Worker::start(&[("ADMIN_TOKEN", TOKEN), ("NETWORK_FAULT_INJECTION", fault)]);
-        let mut doc: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
-        doc["networks"] = serde_json::json!([
-            {"id": "net-o", "signing": {"mode": "enforce", "on_replay_store_fault": "open",
-                "keys": [{"id": "k", "secret": "secret-of-network-o-0"}]}},
-            {"id": "net-c", "signing": {"mode": "enforce", "on_replay_store_fault": "closed",
-                "keys": [{"id": "k", "secret": "secret-of-network-c-0"}]}}
-        ]);
-        let config = w.state.0.join("fault.json");
-        std::fs::write(&config, doc.to_string()).unwrap();
-        push_ok(&w, &config);
+        push_demo_networks(
+            &w,
+            "fault.json",
+            serde_json::json!([
+                {"id": "net-o", "signing": {"mode": "enforce", "on_replay_store_fault": "open",
+                    "keys": [{"id": "k", "secret": "secret-of-network-o-0"}]}},
+                {"id": "net-c", "signing": {"mode": "enforce", "on_replay_store_fault": "closed",
+                    "keys": [{"id": "k", "secret": "secret-of-network-c-0"}]}}
+            ]),
+        );
         let policy = Policy {
             mode: Mode::Enforce,
             form: Form::Canonical,
@@ -529,15 +526,14 @@ fn no_click_waits_for_a_hung_replay_store_past_its_deadline_from_arrival() {
     use clickgate_core::signing::sign_link;
     const CLICKS: usize = 60;
     let w = Worker::start(&[("NETWORK_FAULT_INJECTION", "hang")]);
-    let mut doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
-    doc["networks"] = serde_json::json!([
-        {"id": "net-h", "signing": {"mode": "enforce", "on_replay_store_fault": "open",
-            "keys": [{"id": "k", "secret": "secret-of-network-h-0"}]}}
-    ]);
-    let config = w.state.0.join("hang.json");
-    std::fs::write(&config, doc.to_string()).unwrap();
-    push_ok(&w, &config);
+    push_demo_networks(
+        &w,
+        "hang.json",
+        serde_json::json!([
+            {"id": "net-h", "signing": {"mode": "enforce", "on_replay_store_fault": "open",
+                "keys": [{"id": "k", "secret": "secret-of-network-h-0"}]}}
+        ]),
+    );
     let policy = Policy {
         mode: Mode::Enforce,
         form: Form::Canonical,
@@ -593,15 +589,14 @@ fn concurrent_clicks_waiting_on_one_replay_store_each_get_their_own_answer() {
     use clickgate_core::signing::sign_link;
     const IDS: usize = 40;
     let w = Worker::start(&[]);
-    let mut doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
-    doc["networks"] = serde_json::json!([
-        {"id": "net-w", "signing": {"mode": "enforce", "on_replay_store_fault": "closed",
-            "keys": [{"id": "k", "secret": "secret-of-network-w-0"}]}}
-    ]);
-    let config = w.state.0.join("wake.json");
-    std::fs::write(&config, doc.to_string()).unwrap();
-    push_ok(&w, &config);
+    push_demo_networks(
+        &w,
+        "wake.json",
+        serde_json::json!([
+            {"id": "net-w", "signing": {"mode": "enforce", "on_replay_store_fault": "closed",
+                "keys": [{"id": "k", "secret": "secret-of-network-w-0"}]}}
+        ]),
+    );
     let policy = Policy {
         mode: Mode::Enforce,
         form: Form::Canonical,

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::{
-    demo, now_ms, push_ok,
+    now_ms, push_demo_networks,
     support::{self, Worker},
 };
 
@@ -15,19 +15,18 @@ fn signed_clicks_are_verified_rotated_replay_checked_and_a_broken_signer_trips_t
     let w = Worker::start(&[("CONFIG_REFRESH_SECONDS", "1")]);
     let now_s = now_ms() / 1000;
     let retired = "2026-01-01T00:00:00Z";
-    let mut doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
-    doc["networks"] = serde_json::json!([
-        {"id": "net-s", "signing": {"mode": "enforce", "max_age_seconds": 600, "keys": [
-            {"id": "old", "secret": "old-secret-of-network-s", "not_after": retired},
-            {"id": "new", "secret": "new-secret-of-network-s"}]}},
-        {"id": "net-r", "signing": {"mode": "report_only", "keys": [{"id": "k", "secret": "secret-of-network-r-0"}]}},
-        {"id": "net-b", "signing": {"mode": "enforce", "keys": [{"id": "k", "secret": "secret-of-network-b-0"}],
-            "breaker": {"invalid_share": 0.5, "window_seconds": 3, "min_clicks": 4}}}
-    ]);
-    let config = w.state.0.join("signed.json");
-    std::fs::write(&config, doc.to_string()).unwrap();
-    push_ok(&w, &config);
+    let config = push_demo_networks(
+        &w,
+        "signed.json",
+        serde_json::json!([
+            {"id": "net-s", "signing": {"mode": "enforce", "max_age_seconds": 600, "keys": [
+                {"id": "old", "secret": "old-secret-of-network-s", "not_after": retired},
+                {"id": "new", "secret": "new-secret-of-network-s"}]}},
+            {"id": "net-r", "signing": {"mode": "report_only", "keys": [{"id": "k", "secret": "secret-of-network-r-0"}]}},
+            {"id": "net-b", "signing": {"mode": "enforce", "keys": [{"id": "k", "secret": "secret-of-network-b-0"}],
+                "breaker": {"invalid_share": 0.5, "window_seconds": 3, "min_clicks": 4}}}
+        ]),
+    );
 
     let key = |id: &str, secret: &str| SigningKey::new(id, secret.as_bytes(), None).unwrap();
     let policy = Policy {
@@ -249,15 +248,14 @@ fn signed_clicks_are_verified_rotated_replay_checked_and_a_broken_signer_trips_t
 fn click_ids_checked_after_the_redirect_pass_at_once_and_their_replays_are_caught() {
     let vars = [("CONFIG_REFRESH_SECONDS", "1")];
     let w = Worker::start(&vars);
-    let mut doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
-    doc["networks"] = serde_json::json!([
-        {"id": "net-a", "signing": {"mode": "enforce", "replay_check": "after_redirect",
-            "keys": [{"id": "k", "secret": "secret-of-network-a-0000"}]}}
-    ]);
-    let config = w.state.0.join("after.json");
-    std::fs::write(&config, doc.to_string()).unwrap();
-    push_ok(&w, &config);
+    let config = push_demo_networks(
+        &w,
+        "after.json",
+        serde_json::json!([
+            {"id": "net-a", "signing": {"mode": "enforce", "replay_check": "after_redirect",
+                "keys": [{"id": "k", "secret": "secret-of-network-a-0000"}]}}
+        ]),
+    );
 
     // The CLI signs one link per click id in a file, as a network's batch signer would.
     let ids = w.state.0.join("ids.txt");
@@ -344,15 +342,14 @@ fn click_ids_checked_after_the_redirect_pass_at_once_and_their_replays_are_caugh
 fn a_click_id_answered_fresh_is_stored_in_the_background_and_refused_after_a_restart() {
     let vars = [("CONFIG_REFRESH_SECONDS", "1")];
     let w = Worker::start(&vars);
-    let mut doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
-    doc["networks"] = serde_json::json!([
-        {"id": "net-b", "signing": {"mode": "enforce",
-            "keys": [{"id": "k", "secret": "secret-of-network-b-0000"}]}}
-    ]);
-    let config = w.state.0.join("before.json");
-    std::fs::write(&config, doc.to_string()).unwrap();
-    push_ok(&w, &config);
+    let config = push_demo_networks(
+        &w,
+        "before.json",
+        serde_json::json!([
+            {"id": "net-b", "signing": {"mode": "enforce",
+                "keys": [{"id": "k", "secret": "secret-of-network-b-0000"}]}}
+        ]),
+    );
     let out = std::process::Command::new(support::cli())
         .args(["sign", "--config"])
         .arg(&config)
@@ -397,16 +394,15 @@ fn a_keys_replay_objects_answer_for_its_links_ids_in_any_isolate() {
     use clickgate_core::signing::sign_link;
     const IDS: usize = 12;
     let w = Worker::start(&[]);
-    let mut doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
-    doc["networks"] = serde_json::json!([
-        {"id": "net-o", "signing": {"mode": "enforce", "on_replay_store_fault": "closed", "keys": [
-            {"id": "wide", "secret": "wide-secret-of-network-o"},
-            {"id": "one", "secret": "one-secret-of-network-o", "replay_objects": 1}]}}
-    ]);
-    let config = w.state.0.join("objects.json");
-    std::fs::write(&config, doc.to_string()).unwrap();
-    push_ok(&w, &config);
+    push_demo_networks(
+        &w,
+        "objects.json",
+        serde_json::json!([
+            {"id": "net-o", "signing": {"mode": "enforce", "on_replay_store_fault": "closed", "keys": [
+                {"id": "wide", "secret": "wide-secret-of-network-o"},
+                {"id": "one", "secret": "one-secret-of-network-o", "replay_objects": 1}]}}
+        ]),
+    );
     let policy = Policy {
         mode: Mode::Enforce,
         form: Form::Canonical,
