@@ -143,6 +143,43 @@ mod tests {
         assert_eq!((seen_by_a.ip_clicks, seen_by_a.distinct_sub_ids), (4, 3));
     }
 
+    /// One moment of many isolates sharing one network's object, as the runtime would run them:
+    /// an isolate whose retry is due wakes, the one that just counted (`counted`) flushes, and
+    /// each batch sent is applied by the object at once and answered. Returns the isolates the
+    /// object answered.
+    fn drive(
+        isolates: &mut [LocalCounts],
+        due: &mut [Option<u64>],
+        object: &mut NetworkCounts,
+        net: &Id,
+        counted: usize,
+        now: u64,
+    ) -> Vec<usize> {
+        let mut answered = Vec::new();
+        for (j, local) in isolates.iter_mut().enumerate() {
+            let step = if due[j].is_some_and(|t| t <= now) {
+                due[j] = None;
+                local.wake(net, now)
+            } else if j == counted {
+                local.flush(net, now)
+            } else {
+                Flush::Nothing
+            };
+            match step {
+                Flush::WakeIn(ms) => due[j] = Some(now + ms),
+                Flush::Send(b) => {
+                    let reply = object.apply(&b, now);
+                    answered.push(j);
+                    if let Flush::WakeIn(ms) = local.acked(net, b.seq, reply, now) {
+                        due[j] = Some(now + ms);
+                    }
+                }
+                Flush::Nothing => {}
+            }
+        }
+        answered
+    }
+
     #[test]
     fn duplicate_ip_leak_across_isolates_is_bounded_by_one_flush_each() {
         // Ten isolates, one IP clicking round-robin across them every 100 ms, a limit of 3 per
@@ -165,26 +202,7 @@ mod tests {
             if c.ip_clicks <= limit {
                 passed += 1;
             }
-            for (j, local) in isolates.iter_mut().enumerate() {
-                let step = if due[j].is_some_and(|t| t <= now) {
-                    due[j] = None;
-                    local.wake(&net, now)
-                } else if j == i {
-                    local.flush(&net, now)
-                } else {
-                    Flush::Nothing
-                };
-                match step {
-                    Flush::WakeIn(ms) => due[j] = Some(now + ms),
-                    Flush::Send(b) => {
-                        let reply = object.apply(&b, now);
-                        if let Flush::WakeIn(ms) = local.acked(&net, b.seq, reply, now) {
-                            due[j] = Some(now + ms);
-                        }
-                    }
-                    Flush::Nothing => {}
-                }
-            }
+            drive(&mut isolates, &mut due, &mut object, &net, i, now);
         }
         let past_limit = passed - limit;
         // Each isolate sees one click per second here: at most `limit` before it hears back. The
@@ -234,26 +252,8 @@ mod tests {
                 most_missing = most_missing.max(exact - seen.total);
                 oldest_view = oldest_view.max(now - answered[i]);
             }
-            for (j, local) in isolates.iter_mut().enumerate() {
-                let step = if due[j].is_some_and(|t| t <= now) {
-                    due[j] = None;
-                    local.wake(&net, now)
-                } else if j == i {
-                    local.flush(&net, now)
-                } else {
-                    Flush::Nothing
-                };
-                match step {
-                    Flush::WakeIn(ms) => due[j] = Some(now + ms),
-                    Flush::Send(b) => {
-                        let reply = object.apply(&b, now);
-                        answered[j] = now;
-                        if let Flush::WakeIn(ms) = local.acked(&net, b.seq, reply, now) {
-                            due[j] = Some(now + ms);
-                        }
-                    }
-                    Flush::Nothing => {}
-                }
+            for j in drive(&mut isolates, &mut due, &mut object, &net, i, now) {
+                answered[j] = now;
             }
         }
         // Deterministic: docs/config.md quotes both figures, checked here word for word.
