@@ -69,6 +69,22 @@ fn push_ok(w: &Worker, file: &std::path::Path) {
     support::stdout_of(w.push(file));
 }
 
+/// A policy to sign links with `sign_link`, which reads only its form: canonical, as the networks
+/// these tests push verify it.
+fn canonical_signing() -> clickgate_core::config::networks::Policy {
+    use clickgate_core::config::networks::{Form, Mode, Policy, ReplayCheck};
+    Policy {
+        mode: Mode::Enforce,
+        form: Form::Canonical,
+        keys: vec![],
+        max_age_s: 600,
+        on_replay_fault: clickgate_core::verdict::FaultMode::Closed,
+        replay_check: ReplayCheck::BeforeRedirect,
+        breaker: None,
+        flood_exempt: true,
+    }
+}
+
 /// Pushes the demo config with `networks` as its `networks[]`, written to `name` in the Worker's
 /// state folder, and returns that file's path.
 fn push_demo_networks(w: &Worker, name: &str, networks: serde_json::Value) -> std::path::PathBuf {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::{
-    demo, demo_with, now_ms, push_demo_networks, push_ok, started_with_demo,
+    canonical_signing, demo, demo_with, now_ms, push_demo_networks, push_ok, started_with_demo,
     support::{self, tid_of, Worker},
     BROWSER,
 };
@@ -522,7 +522,7 @@ fn a_hung_or_failing_network_object_holds_no_click_postback_or_operator() {
 fn no_click_waits_for_a_hung_replay_store_past_its_deadline_from_arrival() {
     // Regression: the click that sent a batch of replay questions waited a full deadline from its
     // send however long it had queued; with a hanging object 22 of 60 clicks waited 6 to 10 s.
-    use clickgate_core::config::networks::{Form, Mode, Policy, ReplayCheck, SigningKey};
+    use clickgate_core::config::networks::SigningKey;
     use clickgate_core::signing::sign_link;
     const CLICKS: usize = 60;
     let w = Worker::start(&[("NETWORK_FAULT_INJECTION", "hang")]);
@@ -534,16 +534,7 @@ fn no_click_waits_for_a_hung_replay_store_past_its_deadline_from_arrival() {
                 "keys": [{"id": "k", "secret": "secret-of-network-h-0"}]}}
         ]),
     );
-    let policy = Policy {
-        mode: Mode::Enforce,
-        form: Form::Canonical,
-        keys: vec![],
-        max_age_s: 600,
-        on_replay_fault: clickgate_core::verdict::FaultMode::Open,
-        replay_check: ReplayCheck::BeforeRedirect,
-        breaker: None,
-        flood_exempt: true,
-    };
+    let policy = canonical_signing();
     let key = SigningKey::new("k", b"secret-of-network-h-0", None).unwrap();
     let expires = now_ms() / 1000 + 300;
     let unsigned = format!("{}/c?offer_id=1001&aff_id=net-h", w.base);
@@ -585,7 +576,7 @@ fn no_click_waits_for_a_hung_replay_store_past_its_deadline_from_arrival() {
 fn concurrent_clicks_waiting_on_one_replay_store_each_get_their_own_answer() {
     // Waiting clicks are woken by the request that sent their batch, not by polling: each must
     // still get its answer, in its own request, with nothing refused by the runtime.
-    use clickgate_core::config::networks::{Form, Mode, Policy, ReplayCheck, SigningKey};
+    use clickgate_core::config::networks::SigningKey;
     use clickgate_core::signing::sign_link;
     const IDS: usize = 40;
     let w = Worker::start(&[]);
@@ -597,16 +588,7 @@ fn concurrent_clicks_waiting_on_one_replay_store_each_get_their_own_answer() {
                 "keys": [{"id": "k", "secret": "secret-of-network-w-0"}]}}
         ]),
     );
-    let policy = Policy {
-        mode: Mode::Enforce,
-        form: Form::Canonical,
-        keys: vec![],
-        max_age_s: 600,
-        on_replay_fault: clickgate_core::verdict::FaultMode::Closed,
-        replay_check: ReplayCheck::BeforeRedirect,
-        breaker: None,
-        flood_exempt: true,
-    };
+    let policy = canonical_signing();
     let key = SigningKey::new("k", b"secret-of-network-w-0", None).unwrap();
     let expires = now_ms() / 1000 + 300;
     let unsigned = format!("{}/c?offer_id=1001&aff_id=net-w", w.base);

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::{
-    now_ms, push_demo_networks,
+    canonical_signing, now_ms, push_demo_networks,
     support::{self, Worker},
 };
 
@@ -390,7 +390,7 @@ fn a_keys_replay_objects_answer_for_its_links_ids_in_any_isolate() {
     // A key whose ids go to one replay object, beside one with the default 16: each link's id is
     // asked of the same object on every use, so after a restart (a new isolate, which remembers
     // nothing) the object refuses every id the first isolate let through.
-    use clickgate_core::config::networks::{Form, Mode, Policy, ReplayCheck, SigningKey};
+    use clickgate_core::config::networks::SigningKey;
     use clickgate_core::signing::sign_link;
     const IDS: usize = 12;
     let w = Worker::start(&[]);
@@ -403,16 +403,7 @@ fn a_keys_replay_objects_answer_for_its_links_ids_in_any_isolate() {
                 {"id": "one", "secret": "one-secret-of-network-o", "replay_objects": 1}]}}
         ]),
     );
-    let policy = Policy {
-        mode: Mode::Enforce,
-        form: Form::Canonical,
-        keys: vec![],
-        max_age_s: 600,
-        on_replay_fault: clickgate_core::verdict::FaultMode::Closed,
-        replay_check: ReplayCheck::BeforeRedirect,
-        breaker: None,
-        flood_exempt: true,
-    };
+    let policy = canonical_signing();
     let wide = SigningKey::new("wide", b"wide-secret-of-network-o", None).unwrap();
     let one = SigningKey::new("one", b"one-secret-of-network-o", None)
         .unwrap()
