@@ -47,6 +47,20 @@ fn open_token(tid: &str) -> ClickToken {
     ClickToken::open(tid, &key).unwrap_or_else(|e| panic!("{tid}: {e}"))
 }
 
+/// The demo config as `edit` leaves it, written to `name` in the Worker's scratch dir.
+fn demo_edited(
+    w: &Worker,
+    name: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> std::path::PathBuf {
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
+    edit(&mut doc);
+    let path = w.state.0.join(name);
+    std::fs::write(&path, doc.to_string()).unwrap();
+    path
+}
+
 /// The demo config with `rules` and extra `lists` entries, written to the Worker's scratch dir.
 fn demo_with(
     w: &Worker,
@@ -54,15 +68,12 @@ fn demo_with(
     rules: serde_json::Value,
     lists: serde_json::Value,
 ) -> std::path::PathBuf {
-    let mut doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
-    doc["rules"] = rules;
-    for (k, v) in lists.as_object().unwrap() {
-        doc["lists"][k] = v.clone();
-    }
-    let path = w.state.0.join(name);
-    std::fs::write(&path, doc.to_string()).unwrap();
-    path
+    demo_edited(w, name, |doc| {
+        doc["rules"] = rules;
+        for (k, v) in lists.as_object().unwrap() {
+            doc["lists"][k] = v.clone();
+        }
+    })
 }
 
 fn push_ok(w: &Worker, file: &std::path::Path) {
@@ -88,11 +99,7 @@ fn canonical_signing() -> clickgate_core::config::networks::Policy {
 /// Pushes the demo config with `networks` as its `networks[]`, written to `name` in the Worker's
 /// state folder, and returns that file's path.
 fn push_demo_networks(w: &Worker, name: &str, networks: serde_json::Value) -> std::path::PathBuf {
-    let mut doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(demo()).unwrap()).unwrap();
-    doc["networks"] = networks;
-    let file = w.state.0.join(name);
-    std::fs::write(&file, doc.to_string()).unwrap();
+    let file = demo_edited(w, name, |doc| doc["networks"] = networks);
     push_ok(w, &file);
     file
 }
