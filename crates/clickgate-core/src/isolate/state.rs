@@ -292,39 +292,20 @@ mod tests {
         let mut isolate = counting();
         let genuine = signed(&config, "net-7", None);
         let forged = format!("{genuine}&sub1=altered");
-        let mut sent = Vec::new();
-        for i in 0..10 {
-            sent.extend(request(
-                &mut isolate,
-                &config,
-                &genuine,
-                "192.0.2.1",
-                T0 + i * 1_000,
-            ));
-        }
+        // Ten clicks of `link`, one a second from `from`: the alerts they raised.
+        let mut ten = |link: &str, from: u64| -> Vec<_> {
+            (0..10)
+                .flat_map(|i| request(&mut isolate, &config, link, "192.0.2.1", from + i * 1_000))
+                .collect()
+        };
+        let mut sent = ten(&genuine, T0);
         assert!(sent.is_empty(), "{sent:?}");
-        for i in 0..10 {
-            sent.extend(request(
-                &mut isolate,
-                &config,
-                &forged,
-                "192.0.2.1",
-                T0 + 60_000 + i * 1_000,
-            ));
-        }
+        sent.extend(ten(&forged, T0 + 60_000));
         assert_eq!(sent.len(), 1, "{sent:?}");
         assert_eq!(sent[0].0, Kind::BreakerOpened);
         assert_eq!(sent[0].1["network"], "net-7");
         // The signer is fixed: the breaker closes, a kind of its own.
-        for i in 0..10 {
-            sent.extend(request(
-                &mut isolate,
-                &config,
-                &genuine,
-                "192.0.2.1",
-                T0 + 80_000 + i * 1_000,
-            ));
-        }
+        sent.extend(ten(&genuine, T0 + 80_000));
         assert_eq!(
             sent.iter().map(|s| s.0).collect::<Vec<_>>(),
             [Kind::BreakerOpened, Kind::BreakerClosed]
