@@ -43,7 +43,8 @@ echo "  -- with a rule running every click filter (bot patterns compiled in the 
 "$NODE_BENCH" --experimental-wasm-exnref benches/coldstart.mjs --rules | sed 's/^/  /'
 echo "  -- with the built-in hosting and VPN AS sets in use (every click filter on the offer clicked):"
 "$NODE_BENCH" --experimental-wasm-exnref benches/coldstart.mjs --rules --builtin | sed 's/^/  /'
-echo "  -- with 50,000 more blocked CIDRs inline in the config:"
+echo "  -- with 50,000 more blocked CIDRs written out in a document put into KV by other means"
+echo "     (config push stores a list of over 1,000 in its own key, as in the next case):"
 "$NODE_BENCH" --experimental-wasm-exnref benches/coldstart.mjs --cidrs 50000 | sed 's/^/  /'
 echo "  -- with 100,000 blocked CIDRs as a list in its own KV key (clickgate list compile):"
 lists=$(mktemp -d)

@@ -256,7 +256,7 @@ fn a_link_preview_under_a_bot_rule_is_redirected_and_not_counted_as_a_click() {
 }
 
 #[test]
-fn a_large_ip_list_pushed_from_a_file_lives_in_its_own_kv_key_and_blocks() {
+fn a_large_ip_list_pushed_from_a_file_or_written_out_lives_in_its_own_kv_key_and_blocks() {
     let w = Worker::start(&[("CONFIG_REFRESH_SECONDS", "1")]);
     push_ok(&w, &demo());
     // 50,000 /28 blocks in 10.0.0.0/8, as a provider's range export would list them.
@@ -301,6 +301,32 @@ fn a_large_ip_list_pushed_from_a_file_lives_in_its_own_kv_key_and_blocks() {
     assert_eq!(line["reasons"][0]["matched"], "10.3.20.32/28");
     let loaded = w.events("config");
     assert!(loaded.iter().any(|e| e["status"] == "loaded"), "{loaded:?}");
+
+    // A long list written out in the document goes to its own key the same way, so a fresh
+    // isolate does not parse it within its first click.
+    let written: Vec<String> = (0u32..1_001)
+        .map(|i| format!("172.16.{}.{}/30", i >> 6, (i & 63) << 2))
+        .collect();
+    doc["lists"]["blocked_ips"] = serde_json::json!(written);
+    std::fs::write(&config, doc.to_string()).unwrap();
+    let said = support::stdout_of(w.push(&config));
+    assert!(
+        said.contains("1 lists in their own keys with 1001 ranges"),
+        "{said}"
+    );
+    let blocked = w.wait_for(Duration::from_secs(15), || {
+        (click("172.16.15.161").status == 403).then_some(())
+    });
+    assert!(blocked.is_some(), "the written-out list never took effect");
+    assert_eq!(click("10.3.20.33").status, 302, "the file's list is gone");
+    let line = w
+        .wait_for(Duration::from_secs(5), || {
+            w.events("click")
+                .into_iter()
+                .find(|e| e["verdict"] == "block" && e["ip"] == "172.16.15.161")
+        })
+        .unwrap();
+    assert_eq!(line["reasons"][0]["matched"], "172.16.15.160/30");
 }
 
 #[test]

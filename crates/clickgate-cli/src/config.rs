@@ -8,7 +8,7 @@ use std::process::Command;
 
 use clickgate_core::config::list_formats::{parse_list, Entry, Format, LineError};
 use clickgate_core::config::{repeated_keys, Config, ConfigError, Secrets, StoredLists};
-use clickgate_core::ip::IpSet;
+use clickgate_core::ip::{IpNet, IpSet};
 use clickgate_core::stored::list_key;
 
 use crate::args::PushArgs;
@@ -144,9 +144,10 @@ struct Resolved {
     errors: Vec<ConfigError>,
 }
 
-/// Replaces every IP list given as `{"file": "name.txt"}` (relative to the document) with
-/// `{"kv": "iplist/<hash>"}`, compiling the file, and reports every problem with its path. A
-/// document without list files is returned unchanged, byte for byte.
+/// Replaces every IP list given as `{"file": "name.txt"}` (relative to the document), and every IP
+/// list written out with more than [`WRITTEN_OUT_LIMIT`] entries, with `{"kv": "iplist/<hash>"}`,
+/// compiling the list, and reports every problem with its path. A document with neither is
+/// returned unchanged, byte for byte.
 fn resolve_list_files(file: &Path, text: String) -> Resolved {
     let unchanged = |text| Resolved {
         text,
@@ -177,6 +178,16 @@ fn resolve_list_files(file: &Path, text: String) -> Resolved {
         }
     }
     for (name, value) in targets {
+        if let Some(entries) = value.as_array() {
+            if let Some(set) = long_written_ip_list(&name, entries) {
+                let bytes = set.to_bytes();
+                let key = list_key(&bytes);
+                *value = serde_json::json!({ "kv": key });
+                stored.insert(key.clone(), set);
+                compiled.push((key, bytes));
+            }
+            continue;
+        }
         let Some(list_file) = value.get("file").and_then(|f| f.as_str()) else {
             continue;
         };
@@ -336,6 +347,36 @@ pub fn push(opts: &PushArgs) -> Result<(), Failure> {
 /// The lists whose entries are AS numbers; every other list holds address blocks.
 const ASN_LISTS: &[&str] = &["datacenter_asns", "vpn_asns"];
 
+/// The lists of address blocks a document may keep in their own keys (each relay's too).
+const IP_LISTS: &[&str] = &[
+    "blocked_ips",
+    "allowed_ips",
+    "fraud_ips",
+    "datacenter_ips",
+    "vpn_ips",
+];
+
+/// The most entries an IP list keeps written out in the pushed document. A fresh isolate parses
+/// and sorts a written-out list within its first click, at about a microsecond an entry in wasm
+/// (the cold-start bench: 50,000 entries cost some 45 ms), where a list in its own key arrives
+/// sorted and is checked in one pass; so a longer list goes to its own key as a list file does.
+const WRITTEN_OUT_LIMIT: usize = 1_000;
+
+/// A written-out IP list long enough to go to its own key, as the set the compiler would make of
+/// it; `None` for a short list, another kind of list, or one with an entry the compiler refuses
+/// (left in place, so the refusal names the entry's path).
+fn long_written_ip_list(name: &str, entries: &[serde_json::Value]) -> Option<IpSet> {
+    let ip_list = IP_LISTS.contains(&name) || name.starts_with("relays.");
+    if !ip_list || entries.len() <= WRITTEN_OUT_LIMIT {
+        return None;
+    }
+    let nets: Option<Vec<IpNet>> = entries
+        .iter()
+        .map(|e| e.as_str().and_then(|t| IpNet::parse(t).ok()))
+        .collect();
+    nets.map(IpSet::new)
+}
+
 /// A list file read in its format.
 enum Read {
     Nets(IpSet),
@@ -483,6 +524,67 @@ mod tests {
         let plain = r#"{"version": 1, "offers": []}"#.to_owned();
         assert_eq!(resolve_list_files(&file, plain.clone()).text, plain);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn long_written_out_ip_lists_go_to_their_own_keys_and_mean_the_same() {
+        let file = std::env::temp_dir().join("clickgate-cli-written-out.json");
+        let ranges = |n: usize| -> Vec<String> {
+            (0..n)
+                .map(|i| format!("10.{}.{}.0/24", (i >> 8) & 255, i & 255))
+                .collect()
+        };
+        let doc = |lists: serde_json::Value| {
+            serde_json::json!({"version": 1,
+                "offers": [{"id": "1", "landing_url": "https://x.example/"}],
+                "lists": lists})
+            .to_string()
+        };
+        let long = ranges(WRITTEN_OUT_LIMIT + 1);
+        let original = doc(serde_json::json!({
+            "blocked_ips": long,
+            "allowed_ips": ranges(WRITTEN_OUT_LIMIT),
+            "relays": {"private_relay": long},
+            "fraud_device_ids": (0..WRITTEN_OUT_LIMIT + 1).map(|i| format!("dev-{i}")).collect::<Vec<_>>(),
+        }));
+        let r = resolve_list_files(&file, original.clone());
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        // The blocklist and the relay hold the same ranges: one key serves both.
+        assert_eq!(r.lists.len(), 1);
+        let key = &r.lists[0].0;
+        let pushed: serde_json::Value = serde_json::from_str(&r.text).unwrap();
+        assert_eq!(
+            pushed["lists"]["blocked_ips"],
+            serde_json::json!({"kv": key})
+        );
+        assert_eq!(
+            pushed["lists"]["relays"]["private_relay"],
+            serde_json::json!({"kv": key})
+        );
+        // A list at the limit, and a list of device ids, stay written out.
+        assert!(pushed["lists"]["allowed_ips"].is_array());
+        assert!(pushed["lists"]["fraud_device_ids"].is_array());
+        // The Worker compiles the pushed document into the config the original one is.
+        let before = Config::compile(&original).unwrap();
+        let after = Config::compile_with_lists(&r.text, &r.stored).unwrap();
+        assert_eq!(after.blocked_ips.len(), before.blocked_ips.len());
+        for ip in ["10.3.231.9", "10.3.232.9", "10.0.0.1", "192.0.2.1"] {
+            let ip = ip.parse().unwrap();
+            assert_eq!(after.blocked_ips.lookup(ip), before.blocked_ips.lookup(ip));
+        }
+        assert_eq!(after.lists.relays.len(), 1);
+        assert_eq!(
+            after.lists.relays[0].1.len(),
+            before.lists.relays[0].1.len()
+        );
+
+        // A long list with a bad entry stays where it is, so the compiler's refusal has its path.
+        let mut bad = ranges(WRITTEN_OUT_LIMIT + 1);
+        bad[7] = "10.0.7.1/24".into();
+        let r = resolve_list_files(&file, doc(serde_json::json!({ "blocked_ips": bad })));
+        assert!(r.lists.is_empty());
+        let refused = Config::compile_with_lists(&r.text, &r.stored).unwrap_err();
+        assert_eq!(refused[0].path, "lists.blocked_ips[7]");
     }
 
     #[test]
