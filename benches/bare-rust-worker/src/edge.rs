@@ -46,7 +46,10 @@ pub fn handle(req: web_sys::Request) -> Result<JsValue, JsValue> {
 
 fn redirect(offer: &str) -> Result<JsValue, JsValue> {
     let headers = web_sys::Headers::new()?;
-    headers.set("location", &format!("https://shop.example/landing?offer={offer}"))?;
+    headers.set(
+        "location",
+        &format!("https://shop.example/landing?offer={offer}"),
+    )?;
     let init = web_sys::ResponseInit::new();
     init.set_status(302);
     init.set_headers(&headers);
