@@ -2,8 +2,9 @@
 # `make bench`: the core's cost per click, the Worker's size and cold start, and end-to-end
 # throughput against a bare redirect Worker on the same runtime in the same run. Numbers are printed,
 # never asserted: machines are noisy, and the ratios measured in one run are what count.
-# BENCH_SECONDS (10), BENCH_CONNECTIONS (32), BENCH_PATH, BENCH_E2E_ONLY=1 and BENCH_REPLAY_ONLY=1 (only
-# the signed fresh-click-id sections, to compare two builds' replay checks) adjust it.
+# BENCH_SECONDS (10), BENCH_CONNECTIONS (32), BENCH_PATH, BENCH_E2E_ONLY=1, BENCH_DEMO_ONLY=1 (only the
+# demo config's end-to-end section, with the bare Rust Workers) and BENCH_REPLAY_ONLY=1 (only the
+# signed fresh-click-id sections, to compare two builds' replay checks) adjust it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/versions.sh
@@ -26,7 +27,7 @@ if [ ! -x "$NODE_BENCH" ]; then
 fi
 
 # BENCH_E2E_ONLY=1 skips to the end-to-end part.
-if [ -z "${BENCH_E2E_ONLY:-}${BENCH_REPLAY_ONLY:-}" ]; then
+if [ -z "${BENCH_E2E_ONLY:-}${BENCH_DEMO_ONLY:-}${BENCH_REPLAY_ONLY:-}" ]; then
 step "core decision path (criterion, native)"
 cargo bench --quiet -p clickgate-core --bench decide 2>/dev/null | grep -E '^[a-z].*|time:' | sed 's/^ */  /'
 
@@ -62,10 +63,23 @@ rm -rf "$lists"
 
 fi
 
+# The bare Rust Workers the demo section runs beside the JS ones (incremental after the first build).
+rust=""
+if [ -z "${BENCH_REPLAY_ONLY:-}" ]; then
+  step "the bare Rust Workers (scripts/build-bare-rust-worker.sh)"
+  if scripts/build-bare-rust-worker.sh >"${TMPDIR:-/tmp}/bare-rust-worker-build.log" 2>&1; then
+    rust=rust
+    printf '  index_bg.wasm gzipped: %d B with the log line, %d B without\n' \
+      "$(gzip -9 -c target/bare-rust-worker/logging/index_bg.wasm | wc -c)" "$(gzip -9 -c target/bare-rust-worker/plain/index_bg.wasm | wc -c)"
+  else
+    echo "  not built (${TMPDIR:-/tmp}/bare-rust-worker-build.log says why): the demo section runs without them"
+  fi
+fi
+
 step "end-to-end throughput: clickgate vs a bare redirect Worker, workerd's own sockets, wrk ${DURATION}s x ${CONNECTIONS} connections"
 . scripts/serve-pair.sh
-# An upper bound on the sections below (40 wrk runs and their set-up); the trap stops it sooner.
-serve_pair $((DURATION * 51 + 140))
+# An upper bound on the sections below (46 wrk runs and their set-up); the trap stops it sooner.
+serve_pair $((DURATION * 57 + 160)) "$rust"
 # CPU seconds a process has used (utime + stime), to charge each Worker's own runtime process.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 ticks_per_s=$(getconf CLK_TCK)
@@ -86,10 +100,11 @@ pin() { # -> 0 when the Workers and wrk are pinned
     return 1
   fi
   last=$((cores - 1))
-  for pid in "$clickgate_pid" "$bare_pid" "$bare_logging_pid"; do
+  local pids=("$clickgate_pid" "$bare_pid" "$bare_logging_pid" $bare_rust_pid $bare_rust_logging_pid)
+  for pid in "${pids[@]}"; do
     if ! taskset -a -p -c 0 "$pid" >/dev/null 2>&1; then
       echo "  not pinned: taskset could not move workerd $pid to core 0 (a restricted cpuset?)"
-      for p in "$clickgate_pid" "$bare_pid" "$bare_logging_pid"; do taskset -a -p -c "0-$last" "$p" >/dev/null 2>&1 || true; done
+      for p in "${pids[@]}"; do taskset -a -p -c "0-$last" "$p" >/dev/null 2>&1 || true; done
       return 1
     fi
   done
@@ -119,22 +134,32 @@ run() { # name url pid [header] [wrk script] -> "rps p99ms cpu_us_per_request re
 ROUNDS=3
 compare() { # path [header] [target ratio] [logging] [wrk script for both Workers' runs]: interleaved,
   # ROUNDS rounds, so drift on a noisy machine hits both alike, and the median round reported;
-  # with "logging", the bare Worker with a log line per click runs too
-  local b c bc cc n l lc bp cp
-  local -a bs=() cs=() bcs=() ccs=() ns=() ls=() lcs=() bps=() cps=()
+  # with "logging", the bare Worker with a log line per click runs too, and so do the bare Rust
+  # Workers where they were served
+  local b c bc cc n l lc bp cp r rc rl rlc
+  local -a bs=() cs=() bcs=() ccs=() ns=() ls=() lcs=() bps=() cps=() rs=() rcs=() rls=() rlcs=()
   curl -s -o /dev/null -w '  clickgate warm-up: %{http_code}\n' ${2:+-H "$2"} "${clickgate_url}$1"
   curl -s -o /dev/null -w '  bare warm-up: %{http_code}\n' "${bare_url}$1"
+  if [ "${4:-}" = logging ] && [ -n "$bare_rust_url" ]; then
+    curl -s -o /dev/null -w '  bare Rust warm-up: %{http_code}\n' "${bare_rust_url}$1"
+    curl -s -o /dev/null -w '  bare Rust+log warm-up: %{http_code}\n' "${bare_rust_logging_url}$1"
+  fi
   for _ in $(seq "$ROUNDS"); do
     l=0 lc=0
     read -r b bp bc _ < <(run bare "${bare_url}$1" "$bare_pid" "${2:-}" "${5:-}")
     read -r c cp cc n < <(run clickgate "${clickgate_url}$1" "$clickgate_pid" "${2:-}" "${5:-}")
     if [ "${4:-}" = logging ]; then
       read -r l _ lc _ < <(run bare+log "${bare_logging_url}$1" "$bare_logging_pid" "${2:-}")
+      if [ -n "$bare_rust_url" ]; then
+        read -r r _ rc _ < <(run rust "${bare_rust_url}$1" "$bare_rust_pid" "${2:-}")
+        read -r rl _ rlc _ < <(run rust+log "${bare_rust_logging_url}$1" "$bare_rust_logging_pid" "${2:-}")
+        rs+=("$r") rcs+=("$rc") rls+=("$rl") rlcs+=("$rlc")
+      fi
     fi
     bs+=("$b") cs+=("$c") bcs+=("$bc") ccs+=("$cc") ns+=("$n") ls+=("$l") lcs+=("$lc") bps+=("$bp") cps+=("$cp")
   done
   awk -v b="${bs[*]}" -v c="${cs[*]}" -v bc="${bcs[*]}" -v cc="${ccs[*]}" -v l="${ls[*]}" -v lc="${lcs[*]}" \
-    -v bp="${bps[*]}" -v cp="${cps[*]}" \
+    -v bp="${bps[*]}" -v cp="${cps[*]}" -v r="${rs[*]}" -v rc="${rcs[*]}" -v rl="${rls[*]}" -v rlc="${rlcs[*]}" \
     -v t="${3:-0.9}" -v logging="${4:-}" '
     function median(x, n,   i, j, v, s) { # of x[1..n]
       for (i = 1; i <= n; i++) s[i] = x[i]
@@ -152,6 +177,31 @@ compare() { # path [header] [target ratio] [logging] [wrk script for both Worker
       for (i = 1; i <= n; i++) { V[i] = L[i] / B[i]; W[i] = LC[i] / CC[i] }
       printf "  the bare Worker with one log line per click / bare: median %.2f (%s): the ceiling a Worker\n  that logs every click can reach here\n", median(V, n), rounds(V, n)
       printf "  runtime CPU per request, bare+log / clickgate: median %.2f (%s)\n", median(W, n), rounds(W, n)
+      for (i = 1; i <= n; i++) G[i] = C[i] / L[i]
+      printf "  throughput ratio clickgate / bare+log: median %.2f (%s)\n", median(G, n), rounds(G, n)
+    }
+    if (logging == "logging" && split(r, R) == n) {
+      split(rc, RC); split(rl, RL); split(rlc, RLC)
+      for (i = 1; i <= n; i++) {
+        RB[i] = R[i] / B[i]; RLB[i] = RL[i] / B[i]; RLL[i] = RL[i] / L[i]
+        RU[i] = BC[i] / RC[i]; RLU[i] = LC[i] / RLC[i]
+      }
+      print "  the ceiling for a Rust/wasm Worker built this way (benches/bare-rust-worker: workers-rs, wasm-bindgen,"
+      print "  opt-level z + LTO, worker-build, names stripped, a plain entry module), doing only what the bare"
+      print "  JS Workers do:"
+      printf "    bare Rust / bare:                median %.2f (%s)\n", median(RB, n), rounds(RB, n)
+      printf "    bare Rust+log / bare:            median %.2f (%s)\n", median(RLB, n), rounds(RLB, n)
+      printf "    bare Rust+log / bare+log:        median %.2f (%s)\n", median(RLL, n), rounds(RLL, n)
+      printf "    runtime CPU per request, JS / Rust: bare %.2f (%s), with the log line %.2f (%s)\n",
+        median(RU, n), rounds(RU, n), median(RLU, n), rounds(RLU, n)
+      printf "    runtime CPU per request, medians: bare %.1f, bare Rust %.1f, bare+log %.1f, bare Rust+log %.1f,\n      clickgate %.1f µs\n",
+        median(BC, n), median(RC, n), median(LC, n), median(RLC, n), median(CC, n)
+      gap = 1 - median(G, n); rgap = 1 - median(RLL, n)
+      if (gap > 0)
+        printf "    of clickgate'"'"'s gap to the bare logging Worker (%.2f of its throughput), the bare Rust Worker\n    with the same line shows %.2f already: %.0f%% of it is the toolchain'"'"'s\n", gap, rgap, 100 * rgap / gap
+      cgap = median(CC, n) - median(LC, n); rcgap = median(RLC, n) - median(LC, n)
+      if (cgap > 0)
+        printf "    in runtime CPU per request (the steadier figure): clickgate is %.1f µs over the bare logging\n    Worker, the bare Rust Worker with the same line %.1f µs: %.0f%% of it\n", cgap, rcgap, 100 * rcgap / cgap
     }
     print "  (the target reads the median throughput ratio)" }'
   clicks=0
@@ -174,6 +224,7 @@ echo "  figure on a shared machine, and says whether a low ratio is clickgate's 
 if [ -z "${BENCH_REPLAY_ONLY:-}" ]; then
 echo "  -- the demo config (no rules):"
 compare "${BENCH_PATH:-c?offer_id=1001&aff_id=net-7&sub1=spring&source_id=feed-3}" "" 0.9 logging
+[ -n "${BENCH_DEMO_ONLY:-}" ] && exit 0
 
 echo "  -- demo/rules.json, offer 1002: the lead preset counts duplicate IPs and sub IDs (monitor mode, so"
 echo "     every click is still redirected), one client IP"

@@ -2,16 +2,20 @@
 // (that proxy costs several times the throughput, so tests and benches talk to workerd's own socket).
 //
 //   node tests/e2e/support/serve.mjs --persist DIR [--port N] [--var NAME=VALUE ...] [--bare-port N]
-//                                [--bare-logging-port N] [--analytics BINDING]
+//                                [--bare-logging-port N] [--bare-rust-port N]
+//                                [--bare-rust-logging-port N] [--analytics BINDING]
 //
 // Serves build/ (the clickgate Worker) with the KV binding and vars of wrangler.toml, KV persisted
 // under DIR/v3/kv (where `wrangler kv key put --local --persist-to DIR` writes). With --bare-port it
 // also serves benches/bare-worker.js, the baseline the benchmarks compare against; with
 // --bare-logging-port, benches/bare-logging-worker.js (that baseline plus a log line per click). With
+// --bare-rust-port and --bare-rust-logging-port, the same two as Rust/wasm Workers built as clickgate
+// is (target/bare-rust-worker/, scripts/build-bare-rust-worker.sh). With
 // --analytics, BINDING is an Analytics Engine dataset that prints every data point it is given as
 // an `analytics_point` line (the local runtime's own dataset keeps nothing, so a test could not see
 // what was written).
-// Prints `clickgate <url>` (then `bare <url>`, `bare-logging <url>`) once ready; stops on SIGTERM,
+// Prints `clickgate <url>` (then `bare <url>`, `bare-logging <url>`, `bare-rust <url>`,
+// `bare-rust-logging <url>`, those asked for) once ready; stops on SIGTERM,
 // SIGINT or stdin closing.
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -20,7 +24,8 @@ import { Miniflare } from "miniflare";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const args = process.argv.slice(2);
-const opts = { port: 0, vars: {}, persist: null, barePort: null, bareLoggingPort: null, analytics: null };
+const opts = { port: 0, vars: {}, persist: null, barePort: null, bareLoggingPort: null,
+  bareRustPort: null, bareRustLoggingPort: null, analytics: null };
 for (let i = 0; i < args.length; i++) {
   const need = () => {
     if (i + 1 >= args.length) throw new Error(`${args[i]} needs a value`);
@@ -30,6 +35,8 @@ for (let i = 0; i < args.length; i++) {
     case "--port": opts.port = Number(need()); break;
     case "--bare-port": opts.barePort = Number(need()); break;
     case "--bare-logging-port": opts.bareLoggingPort = Number(need()); break;
+    case "--bare-rust-port": opts.bareRustPort = Number(need()); break;
+    case "--bare-rust-logging-port": opts.bareRustLoggingPort = Number(need()); break;
     case "--persist": opts.persist = path.resolve(need()); break;
     case "--analytics": opts.analytics = need(); break;
     case "--var": {
@@ -113,13 +120,20 @@ console.log(`clickgate ${await clickgate.ready}`);
 for (const [name, port, script] of [
   ["bare", opts.barePort, "benches/bare-worker.js"],
   ["bare-logging", opts.bareLoggingPort, "benches/bare-logging-worker.js"],
+  ["bare-rust", opts.bareRustPort, "target/bare-rust-worker/plain/entry.mjs"],
+  ["bare-rust-logging", opts.bareRustLoggingPort, "target/bare-rust-worker/logging/entry.mjs"],
 ]) {
   if (port === null) continue;
+  // The Rust ones are a module tree like build/: the entry, the generated glue and the wasm.
+  const rust = script.startsWith("target/")
+    ? { modulesRoot: path.join(root, path.dirname(script)), modulesRules: worker.modulesRules }
+    : {};
   const baseline = new Miniflare({
     host: "127.0.0.1",
     port,
     modules: true,
     scriptPath: path.join(root, script),
+    ...rust,
     compatibilityDate,
     cf,
     handleRuntimeStdio,
