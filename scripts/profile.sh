@@ -9,7 +9,10 @@
 # PROFILE_SECONDS (8) and BENCH_CONNECTIONS (32) adjust it; PROFILE_REPLAY=net-signed (the click waits
 # for its id's check) or net-after (checked after the redirect) profiles signed links of that network of
 # benches/signed.json, each with a fresh click id, instead of the demo config's click (both Workers are
-# sent the same links by benches/fresh-ids.lua, as `make bench` does).
+# sent the same links by benches/fresh-ids.lua, as `make bench` does). PROFILE_BASE picks the baseline:
+# bare (the default), bare-log (the bare Worker writing a log line of clickgate's size) or rust-log
+# (the bare Rust Worker built as clickgate is, writing that line: what is left beside it is
+# clickgate's own work, not the toolchain's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/versions.sh
@@ -20,8 +23,20 @@ CLICK='c?offer_id=1001&aff_id=net-7&sub1=spring&source_id=feed-3'
 command -v perf >/dev/null || { echo "perf is not installed (apt-get install linux-perf)" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 
+BASE=${PROFILE_BASE:-bare}
+case "$BASE" in
+  bare | bare-log) rust="" ;;
+  rust-log) scripts/build-bare-rust-worker.sh >/dev/null; rust=rust ;;
+  *) echo "PROFILE_BASE is bare, bare-log or rust-log, not '$BASE'" >&2; exit 2 ;;
+esac
+
 . scripts/serve-pair.sh
-serve_pair $((SECONDS_SAMPLED * 4 + 60))
+serve_pair $((SECONDS_SAMPLED * 4 + 60)) $rust
+case "$BASE" in
+  bare) base_url=$bare_url base_pid=$bare_pid ;;
+  bare-log) base_url=$bare_logging_url base_pid=$bare_logging_pid ;;
+  rust-log) base_url=$bare_rust_logging_url base_pid=$bare_rust_logging_pid ;;
+esac
 
 sample() { # name url pid -> $state/name.txt (perf's flat table) and $state/name.rps
   local pid wrk_pid
@@ -55,11 +70,11 @@ if [ -n "${PROFILE_REPLAY:-}" ]; then
 fi
 echo "==> sampling workerd under wrk, ${SECONDS_SAMPLED}s each, ${CONNECTIONS} connections, $what"
 sample clickgate "$clickgate_url" "$clickgate_pid"
-sample bare "$bare_url" "$bare_pid"
+sample bare "$base_url" "$base_pid"
 
-python3 - "$state" "$SECONDS_SAMPLED" <<'EOF'
+python3 - "$state" "$SECONDS_SAMPLED" "$BASE" <<'EOF'
 import re, sys
-state, seconds = sys.argv[1], float(sys.argv[2])
+state, seconds, base = sys.argv[1], float(sys.argv[2]), sys.argv[3]
 
 def kind(dso, sym):
     if dso.startswith("[JIT]"): return "wasm+JS"
@@ -84,13 +99,13 @@ def load(name):
 
 c_rps, c, c_sym = load("clickgate")
 b_rps, b, b_sym = load("bare")
-print(f"  {'µs of workerd CPU per request':32} {'clickgate':>10} {'bare':>10} {'difference':>11}")
+print(f"  {'µs of workerd CPU per request':32} {'clickgate':>10} {base:>10} {'difference':>11}")
 for k in sorted(set(c) | set(b), key=lambda k: -(c.get(k, 0) - b.get(k, 0))):
     print(f"  {k:32} {c.get(k, 0):10.1f} {b.get(k, 0):10.1f} {c.get(k, 0) - b.get(k, 0):+11.1f}")
 print(f"  {'total':32} {sum(c.values()):10.1f} {sum(b.values()):10.1f} {sum(c.values()) - sum(b.values()):+11.1f}")
-print("  the functions clickgate's requests spend most on beyond the bare Worker's (µs per request):")
+print(f"  the functions clickgate's requests spend most on beyond the {base} Worker's (µs per request):")
 top = sorted(set(c_sym) | set(b_sym), key=lambda k: -(c_sym.get(k, 0) - b_sym.get(k, 0)))[:12]
 for sym in top:
     print(f"    {c_sym.get(sym, 0) - b_sym.get(sym, 0):+6.1f}  {sym}")
-print(f"  requests/s under the profiler: clickgate {c_rps:.0f}, bare {b_rps:.0f} (ratio {c_rps / b_rps:.2f})")
+print(f"  requests/s under the profiler: clickgate {c_rps:.0f}, {base} {b_rps:.0f} (ratio {c_rps / b_rps:.2f})")
 EOF
