@@ -353,8 +353,9 @@ pub(crate) fn authority_end(rest: &str) -> usize {
         .unwrap_or(rest.len())
 }
 
-/// The names of a click's parameters, said once: the link's query, the landing URL's macros, the
-/// decision log's fields and the what-if tool's CSV columns all spell them from here.
+/// The names of a click's parameters, said once: the link's query, the landing URL's macros and
+/// the what-if tool's CSV columns spell them from here, and the decision log's fields (written
+/// by `log::key!`, which takes only literals) are held to them by a test.
 pub(crate) const OFFER_ID: &str = "offer_id";
 pub(crate) const AFF_ID: &str = "aff_id";
 pub(crate) const SOURCE_ID: &str = "source_id";
