@@ -170,7 +170,8 @@ fn passed_on(
     };
     let on = offer.pass_through.unwrap_or(profile.pass_through);
     let rest = match on || template.uses_passthrough() {
-        true if !query.is_empty() => {
+        // The link's format read every parameter: none is left to pass on.
+        true if !query.is_empty() && !click.link.all_read => {
             click::pass_on(query, |name| !signing(name) && !profile.format.reads(name))
         }
         _ => String::new(),
@@ -1690,6 +1691,82 @@ mod rule_tests {
             ) {
                 let click = Click { query: "offer_id=1&aff_id=trusted", ip: &ip, ua: &ua, asn: Some(asn), ..Click::default() };
                 prop_assert!(!run(&config(&rules.join(",")), click).is_blocked());
+            }
+        }
+
+        /// Two link formats on two hosts (clickgate's own and CAKE's, whose parameters are other
+        /// names), offers passing the link's other parameters on by themselves or by a macro.
+        fn two_formats() -> Config {
+            Config::compile(
+                r#"{"version": 1, "advertisers": [{"id": "acme"}],
+                    "offers": [{"id": "1", "advertiser_id": "acme", "landing_url": "https://shop.example/?t={sub1}"},
+                               {"id": "2", "advertiser_id": "acme", "landing_url": "https://shop.example/p?{passthrough}#f"}],
+                    "links": [{"id": "cake", "preset": "cake", "host": "cake.example"},
+                              {"id": "own", "preset": "clickgate"}]}"#,
+            )
+            .unwrap_or_else(|e| panic!("{e:#?}"))
+        }
+
+        /// `click::route` reads by clickgate's own format, not by the format of the profile the
+        /// click is decided under (here CAKE's, the first): it leaves the query to be walked.
+        #[test]
+        fn a_link_read_by_another_format_is_walked() {
+            let Ok(click::Route::Click(click)) =
+                click::route("GET", "/c", "offer_id=2&aff_id=net-7")
+            else {
+                panic!("not a click");
+            };
+            let key = TokenKey::new(&[5; 32]).unwrap();
+            let out = decide(
+                &two_formats(),
+                &key,
+                click,
+                ClientInfo::default(),
+                Observed::default(),
+                NOW,
+                [7; 8],
+            );
+            assert_eq!(
+                out.map(|o| o.decision),
+                Ok(Decision::Redirect {
+                    location: "https://shop.example/p?offer_id=2&aff_id=net-7#f".into()
+                })
+            );
+        }
+
+        proptest! {
+            // A link its format read whole skips the walk for what to pass on (`all_read`): the
+            // walk would have found nothing, so the click goes where the walk sends it.
+            #[test]
+            fn a_link_read_whole_goes_where_the_walk_sends_it(
+                host in proptest::sample::select(vec!["cake.example", "other.example"]),
+                offer in proptest::sample::select(vec!["1", "2"]),
+                pairs in proptest::collection::vec((
+                    proptest::sample::select(vec!["sub1", "source_id", "s1", "s2", "sig", "x", "su%62", "+"]),
+                    "[a-z0-9%+]{0,4}",
+                ), 0..4),
+            ) {
+                let config = two_formats();
+                let (offer_param, aff_param) = match host {
+                    "cake.example" => ("c", "a"),
+                    _ => ("offer_id", "aff_id"),
+                };
+                let mut query = format!("{offer_param}={offer}&{aff_param}=net-7");
+                for (name, value) in &pairs {
+                    query.push_str(&format!("&{name}={value}"));
+                }
+                let Ok(click) = config.links.route("GET", &format!("https://{host}/c?{query}")) else {
+                    return Ok(());
+                };
+                let mut walked = click.clone();
+                walked.link.all_read = false;
+                let key = TokenKey::new(&[5; 32]).unwrap();
+                let client = ClientInfo { ip: "192.0.2.1".parse().ok(), ..ClientInfo::default() };
+                let go = |click: ClickParams| {
+                    decide(&config, &key, click, client.clone(), Observed::default(), NOW, [7; 8])
+                        .map(|o| o.decision)
+                };
+                prop_assert_eq!(go(click), go(walked));
             }
         }
     }
