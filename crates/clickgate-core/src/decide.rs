@@ -19,7 +19,7 @@ use crate::rules::{assess, Assessment, Counters};
 use crate::signing::SIGNING_PARAMS;
 use crate::signing::{Signature, SignatureStatus};
 use crate::template::{MacroValues, Template};
-use crate::time::Rfc3339;
+use crate::time::rfc3339_ms;
 use crate::token::{self, TokenKey, TokenVerdict, NONCE_LEN};
 use crate::verdict::{Decision, FaultMode, Reason, ReasonCode, Verdict};
 
@@ -569,7 +569,7 @@ impl ClickOutcome {
         });
         JsonLine::new()
             .plain(key!("event"), "click")
-            .plain(key!("ts"), Rfc3339::of(self.at_ms).as_str())
+            .plain(key!("ts"), &rfc3339_ms(self.at_ms))
             .plain(key!("transaction_id"), &self.transaction_id)
             .plain(key!("verdict"), verdict.as_str())
             .opt(key!("rule_id"), self.rule_id())

@@ -26,66 +26,39 @@ pub fn next_midnight_ms(ms: u64) -> u64 {
 
 /// `2026-11-23T10:04:05.123Z` from Unix milliseconds (proleptic Gregorian, UTC).
 pub fn rfc3339_ms(ms: u64) -> String {
-    Rfc3339::of(ms).as_str().to_owned()
-}
-
-/// [`rfc3339_ms`] written in place, without an allocation: every decision line carries one.
-pub(crate) struct Rfc3339 {
-    /// Room for a year of any `u64` of milliseconds (at most 20 digits) and the 20 bytes after it.
-    text: [u8; 40],
-    len: usize,
-}
-
-impl Rfc3339 {
-    pub(crate) fn of(ms: u64) -> Rfc3339 {
-        let secs = ms / 1000;
-        let days = (secs / 86_400) as i64;
-        let rem = secs % 86_400;
-        let (y, m, d) = civil_from_days(days);
-        // After the epoch, so never negative; four digits at least, as `{y:04}` writes it.
-        let year = u64::try_from(y).unwrap_or(0);
-        let mut year_len = 4;
-        let mut above = year / 10_000;
-        while above > 0 {
-            year_len += 1;
-            above /= 10;
+    let secs = ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    let year = match u64::try_from(y) {
+        Ok(year) if year <= 9999 => year,
+        _ => {
+            return format!(
+                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+                rem / 3600,
+                rem % 3600 / 60,
+                rem % 60,
+                ms % 1000
+            )
         }
-        let mut text = [b'0'; 40];
-        // Digits written in place cost a tenth of `format!`.
-        let mut put = |at: usize, width: usize, mut value: u64| {
-            for digit in text[at..at + width].iter_mut().rev() {
-                *digit = b'0' + (value % 10) as u8;
-                value /= 10;
-            }
-        };
-        put(0, year_len, year);
-        put(year_len + 1, 2, u64::from(m));
-        put(year_len + 4, 2, u64::from(d));
-        put(year_len + 7, 2, rem / 3600);
-        put(year_len + 10, 2, rem % 3600 / 60);
-        put(year_len + 13, 2, rem % 60);
-        put(year_len + 16, 3, ms % 1000);
-        for (at, separator) in [
-            (0, b'-'),
-            (3, b'-'),
-            (6, b'T'),
-            (9, b':'),
-            (12, b':'),
-            (15, b'.'),
-        ] {
-            text[year_len + at] = separator;
+    };
+    // Every decision line carries one: digits written in place cost a tenth of `format!`.
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut value: u64| {
+        for digit in text[at..at + width].iter_mut().rev() {
+            *digit = b'0' + (value % 10) as u8;
+            value /= 10;
         }
-        text[year_len + 19] = b'Z';
-        Rfc3339 {
-            text,
-            len: year_len + 20,
-        }
-    }
-
-    pub(crate) fn as_str(&self) -> &str {
-        // Only ASCII digits and separators were written.
-        std::str::from_utf8(&self.text[..self.len]).unwrap_or_default()
-    }
+    };
+    put(0, 4, year);
+    put(5, 2, u64::from(m));
+    put(8, 2, u64::from(d));
+    put(11, 2, rem / 3600);
+    put(14, 2, rem % 3600 / 60);
+    put(17, 2, rem % 60);
+    put(20, 3, ms % 1000);
+    // Only ASCII digits and separators were written.
+    std::str::from_utf8(&text).unwrap_or_default().to_owned()
 }
 
 /// Days since 1970-01-01 of a real calendar date (month lengths and leap years checked), `None`
