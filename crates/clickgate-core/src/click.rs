@@ -128,6 +128,10 @@ pub struct ClickParams {
 pub struct LinkOrigin {
     pub profile: u16,
     pub query: String,
+    /// Whether the profile's format read every parameter of the query, so none is left to pass
+    /// on and the redirect need not walk the query again (most links). `false` when unknown: the
+    /// query is then walked.
+    pub(crate) all_read: bool,
 }
 
 /// What the edge knows about the client, read from headers and the runtime.
@@ -353,8 +357,9 @@ pub(crate) fn authority_end(rest: &str) -> usize {
         .unwrap_or(rest.len())
 }
 
-/// The names of a click's parameters, said once: the link's query, the landing URL's macros, the
-/// decision log's fields and the what-if tool's CSV columns all spell them from here.
+/// The names of a click's parameters, said once: the link's query, the landing URL's macros and
+/// the what-if tool's CSV columns spell them from here, and the decision log's fields (written
+/// by `log::key!`, which takes only literals) are held to them by a test.
 pub(crate) const OFFER_ID: &str = "offer_id";
 pub(crate) const AFF_ID: &str = "aff_id";
 pub(crate) const SOURCE_ID: &str = "source_id";
@@ -562,8 +567,10 @@ impl LinkFormat {
             values[field] = Some(decode_segment(&self.name_of(field), segment)?);
         }
         let mut seen = [false; FIELDS];
+        let mut all_read = true;
         for (name, value) in query_pairs(query) {
             let Some(i) = self.names.iter().position(|n| n.as_deref() == Some(&*name)) else {
+                all_read = false;
                 continue;
             };
             if seen[i] || values[i].is_some() {
@@ -607,6 +614,7 @@ impl LinkFormat {
             link: LinkOrigin {
                 profile: 0,
                 query: query.to_owned(),
+                all_read,
             },
         })
     }
@@ -621,7 +629,11 @@ pub fn route(method: &str, path: &str, query: &str) -> Result<Route, RequestErro
     let format = LinkFormat::native();
     let fields = format.match_path(path).ok_or(RequestError::NotFound)?;
     check_method(method, CLICK_METHODS)?;
-    format.parse(&fields, query).map(Route::Click)
+    let mut click = format.parse(&fields, query)?;
+    // Read by the native format, which need not be the format of the profile it is decided under
+    // (a config's first): what that one leaves to pass on is found by walking the query.
+    click.link.all_read = false;
+    Ok(Route::Click(click))
 }
 
 /// The pairs of a raw query that `keep` keeps (it is given each pair's decoded name), joined

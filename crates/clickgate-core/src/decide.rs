@@ -14,7 +14,7 @@ use crate::config::{Config, Offer, OfferStatus};
 use crate::filters::FilterKind;
 use crate::flood::FloodView;
 use crate::ip::IpText;
-use crate::log::{Digits, JsonLine, LogClean};
+use crate::log::{key, Digits, JsonLine, LogClean};
 use crate::rules::{assess, Assessment, Counters};
 use crate::signing::SIGNING_PARAMS;
 use crate::signing::{Signature, SignatureStatus};
@@ -170,7 +170,8 @@ fn passed_on(
     };
     let on = offer.pass_through.unwrap_or(profile.pass_through);
     let rest = match on || template.uses_passthrough() {
-        true if !query.is_empty() => {
+        // The link's format read every parameter: none is left to pass on.
+        true if !query.is_empty() && !click.link.all_read => {
             click::pass_on(query, |name| !signing(name) && !profile.format.reads(name))
         }
         _ => String::new(),
@@ -452,11 +453,11 @@ fn allowlist_entry(
 /// One reason as the log line writes it.
 fn reason_json(r: &Reason) -> String {
     JsonLine::new()
-        .str("code", r.code.as_str())
-        .str("rule_id", &r.rule_id)
-        .str("matched", &r.matched)
-        .str("value", &r.value)
-        .num("points", u64::from(r.points))
+        .plain(key!("code"), r.code.as_str())
+        .str(key!("rule_id"), &r.rule_id)
+        .str(key!("matched"), &r.matched)
+        .str(key!("value"), &r.value)
+        .num(key!("points"), u64::from(r.points))
         .finish()
 }
 
@@ -567,58 +568,64 @@ impl ClickOutcome {
                 .finish()
         });
         JsonLine::new()
-            .str("event", "click")
-            .str("ts", &rfc3339_ms(self.at_ms))
-            .str("transaction_id", &self.transaction_id)
-            .str("verdict", verdict.as_str())
-            .opt("rule_id", self.rule_id())
-            .opt("probability", a.map(|a| a.probability.name()))
-            .num("score", a.map_or(0, |a| u64::from(a.score)))
-            .bool("declined", a.is_some_and(|a| a.declined))
-            .bool("monitor", a.is_some_and(|a| a.monitor))
-            .raw("reasons", &reasons_json)
-            .opt("unavailable", unavailable.as_deref())
-            .opt("allowlisted", self.allowlisted.as_deref())
+            .plain(key!("event"), "click")
+            .plain(key!("ts"), &rfc3339_ms(self.at_ms))
+            .plain(key!("transaction_id"), &self.transaction_id)
+            .plain(key!("verdict"), verdict.as_str())
+            .opt(key!("rule_id"), self.rule_id())
+            .opt_plain(key!("probability"), a.map(|a| a.probability.name()))
+            .num(key!("score"), a.map_or(0, |a| u64::from(a.score)))
+            .bool(key!("declined"), a.is_some_and(|a| a.declined))
+            .bool(key!("monitor"), a.is_some_and(|a| a.monitor))
+            .raw(key!("reasons"), &reasons_json)
+            .opt_plain(key!("unavailable"), unavailable.as_deref())
+            .opt(key!("allowlisted"), self.allowlisted.as_deref())
             .opt_raw(
-                "signature",
+                key!("signature"),
                 self.signature.as_ref().map(Signature::log_json).as_deref(),
             )
             .opt_raw(
-                "flood_unavailable",
+                key!("flood_unavailable"),
                 self.flood_unavailable.then_some("true"),
             )
-            .opt_raw("would_block", flood_would_block.as_deref())
-            .opt("profile", self.profile.as_deref())
-            .str(click::OFFER_ID, c.offer_id.as_str())
-            .str(click::AFF_ID, c.aff_id.as_str())
-            .opt("advertiser_id", self.advertiser_id.as_ref().map(Id::as_str))
-            .opt(click::SOURCE_ID, c.source_id.as_deref())
-            .opt(click::SUB_IDS[0], c.subs[0].as_deref())
-            .opt(click::SUB_IDS[1], c.subs[1].as_deref())
-            .opt(click::SUB_IDS[2], c.subs[2].as_deref())
-            .opt(click::SUB_IDS[3], c.subs[3].as_deref())
-            .opt(click::SUB_IDS[4], c.subs[4].as_deref())
-            .opt(click::DEVICE_ID, c.device_id.as_deref())
-            .opt("ip", ip.as_ref().map(IpText::as_str))
+            .opt_raw(key!("would_block"), flood_would_block.as_deref())
+            .opt(key!("profile"), self.profile.as_deref())
+            .plain(key!("offer_id"), c.offer_id.as_str())
+            .plain(key!("aff_id"), c.aff_id.as_str())
+            .opt_plain(
+                key!("advertiser_id"),
+                self.advertiser_id.as_ref().map(Id::as_str),
+            )
+            .opt(key!("source_id"), c.source_id.as_deref())
+            .opt(key!("sub1"), c.subs[0].as_deref())
+            .opt(key!("sub2"), c.subs[1].as_deref())
+            .opt(key!("sub3"), c.subs[2].as_deref())
+            .opt(key!("sub4"), c.subs[3].as_deref())
+            .opt(key!("sub5"), c.subs[4].as_deref())
+            .opt(key!("device_id"), c.device_id.as_deref())
+            .opt_plain(key!("ip"), ip.as_ref().map(IpText::as_str))
             // A CF-Connecting-IP that was no address: replay needs it to decide as the edge did.
-            .opt_raw("ip_unreadable", self.client.ip_unreadable.then_some("true"))
-            .opt("country", self.client.country.as_deref())
-            .opt("asn", asn.as_ref().map(Digits::as_str))
-            .opt("relay", self.relay.as_deref())
-            .opt("user_agent", self.client.user_agent.as_deref())
-            .opt(
-                "client",
+            .opt_raw(
+                key!("ip_unreadable"),
+                self.client.ip_unreadable.then_some("true"),
+            )
+            .opt(key!("country"), self.client.country.as_deref())
+            .opt_plain(key!("asn"), asn.as_ref().map(Digits::as_str))
+            .opt(key!("relay"), self.relay.as_deref())
+            .opt(key!("user_agent"), self.client.user_agent.as_deref())
+            .opt_plain(
+                key!("client"),
                 self.client
                     .user_agent
                     .as_ref()
                     .and_then(|ua| ua.reading().client),
             )
-            .opt("referer", self.client.referer.as_deref())
-            .opt_raw("sent", sent.as_deref())
-            .opt_raw("platform", platform.as_deref())
-            .bool("preview", self.preview)
-            .opt_raw("log", log.line_field().as_deref())
-            .str("config", &self.config_digest)
+            .opt(key!("referer"), self.client.referer.as_deref())
+            .opt_raw(key!("sent"), sent.as_deref())
+            .opt_raw(key!("platform"), platform.as_deref())
+            .bool(key!("preview"), self.preview)
+            .opt_raw(key!("log"), log.line_field().as_deref())
+            .str(key!("config"), &self.config_digest)
             .finish()
     }
 }
@@ -933,6 +940,28 @@ mod tests {
             "absent values are left out: {line}"
         );
         assert_eq!(line["user_agent"], PHONE);
+    }
+
+    /// The decision line spells the click's fields by `key!`, from literals: they are the
+    /// parameters' names, which the what-if tool reads them back by.
+    #[test]
+    fn the_log_names_the_clicks_fields_as_the_link_does() {
+        let query = click::PARAMS
+            .iter()
+            .enumerate()
+            .map(|(i, name)| format!("{name}=v{i}"))
+            .collect::<Vec<_>>()
+            .join("&");
+        let out = run(&query.replace("v0", "1001"), "192.0.2.1").unwrap();
+        let line: Value = serde_json::from_str(&out.log_line()).unwrap();
+        for (i, name) in click::PARAMS.iter().enumerate() {
+            let want = if i == 0 {
+                "1001".to_owned()
+            } else {
+                format!("v{i}")
+            };
+            assert_eq!(line[name], want.as_str(), "{name} in {line}");
+        }
     }
 
     #[test]
@@ -1662,6 +1691,82 @@ mod rule_tests {
             ) {
                 let click = Click { query: "offer_id=1&aff_id=trusted", ip: &ip, ua: &ua, asn: Some(asn), ..Click::default() };
                 prop_assert!(!run(&config(&rules.join(",")), click).is_blocked());
+            }
+        }
+
+        /// Two link formats on two hosts (clickgate's own and CAKE's, whose parameters are other
+        /// names), offers passing the link's other parameters on by themselves or by a macro.
+        fn two_formats() -> Config {
+            Config::compile(
+                r#"{"version": 1, "advertisers": [{"id": "acme"}],
+                    "offers": [{"id": "1", "advertiser_id": "acme", "landing_url": "https://shop.example/?t={sub1}"},
+                               {"id": "2", "advertiser_id": "acme", "landing_url": "https://shop.example/p?{passthrough}#f"}],
+                    "links": [{"id": "cake", "preset": "cake", "host": "cake.example"},
+                              {"id": "own", "preset": "clickgate"}]}"#,
+            )
+            .unwrap_or_else(|e| panic!("{e:#?}"))
+        }
+
+        /// `click::route` reads by clickgate's own format, not by the format of the profile the
+        /// click is decided under (here CAKE's, the first): it leaves the query to be walked.
+        #[test]
+        fn a_link_read_by_another_format_is_walked() {
+            let Ok(click::Route::Click(click)) =
+                click::route("GET", "/c", "offer_id=2&aff_id=net-7")
+            else {
+                panic!("not a click");
+            };
+            let key = TokenKey::new(&[5; 32]).unwrap();
+            let out = decide(
+                &two_formats(),
+                &key,
+                click,
+                ClientInfo::default(),
+                Observed::default(),
+                NOW,
+                [7; 8],
+            );
+            assert_eq!(
+                out.map(|o| o.decision),
+                Ok(Decision::Redirect {
+                    location: "https://shop.example/p?offer_id=2&aff_id=net-7#f".into()
+                })
+            );
+        }
+
+        proptest! {
+            // A link its format read whole skips the walk for what to pass on (`all_read`): the
+            // walk would have found nothing, so the click goes where the walk sends it.
+            #[test]
+            fn a_link_read_whole_goes_where_the_walk_sends_it(
+                host in proptest::sample::select(vec!["cake.example", "other.example"]),
+                offer in proptest::sample::select(vec!["1", "2"]),
+                pairs in proptest::collection::vec((
+                    proptest::sample::select(vec!["sub1", "source_id", "s1", "s2", "sig", "x", "su%62", "+"]),
+                    "[a-z0-9%+]{0,4}",
+                ), 0..4),
+            ) {
+                let config = two_formats();
+                let (offer_param, aff_param) = match host {
+                    "cake.example" => ("c", "a"),
+                    _ => ("offer_id", "aff_id"),
+                };
+                let mut query = format!("{offer_param}={offer}&{aff_param}=net-7");
+                for (name, value) in &pairs {
+                    query.push_str(&format!("&{name}={value}"));
+                }
+                let Ok(click) = config.links.route("GET", &format!("https://{host}/c?{query}")) else {
+                    return Ok(());
+                };
+                let mut walked = click.clone();
+                walked.link.all_read = false;
+                let key = TokenKey::new(&[5; 32]).unwrap();
+                let client = ClientInfo { ip: "192.0.2.1".parse().ok(), ..ClientInfo::default() };
+                let go = |click: ClickParams| {
+                    decide(&config, &key, click, client.clone(), Observed::default(), NOW, [7; 8])
+                        .map(|o| o.decision)
+                };
+                prop_assert_eq!(go(click), go(walked));
             }
         }
     }

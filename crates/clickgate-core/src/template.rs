@@ -323,7 +323,9 @@ impl Template {
     }
 
     pub(crate) fn render(&self, values: &MacroValues<'_>) -> String {
-        let mut out = String::with_capacity(self.literal_len + 64);
+        // Room for a transaction id (some 60 bytes) and a few short values: one allocation for
+        // most clicks, where less grew the string once.
+        let mut out = String::with_capacity(self.literal_len + 128);
         let mut dots_in_path = false;
         for (i, part) in self.parts.iter().enumerate() {
             match part {
