@@ -436,30 +436,13 @@ impl IpSet {
         // compiled for a first run, where every operation counts: the checks are made on each
         // address as the two 64-bit words wasm loads it as (little-endian), with the host bits
         // in that order too. Turning each word into a big-endian number first (no wasm
-        // instruction does it) cost more than the checks themselves.
-        let mut previous_last: Option<(u64, u64)> = None;
-        for (i, chunk) in entries.chunks_exact(ENTRY_BYTES).enumerate() {
-            let (hi, lo) = words(chunk);
-            let (prefix, family) = (chunk[16], chunk[17]);
-            let p = u32::from(prefix.min(128));
-            let (host_hi, host_lo) = (host_word(p), host_word(p.saturating_sub(64)));
-            // The first four bytes of an IPv4-mapped address's low half: 00 00 ff ff.
-            let valid = prefix <= 128
-                && matches!(family, 4 | 6)
-                && (family != 4 || (prefix >= 96 && hi == 0 && lo as u32 == 0xffff_0000))
-                && hi & host_hi == 0
-                && lo & host_lo == 0;
-            if !valid {
-                return Err(format!("entry {i} is not a network address and prefix"));
-            }
-            if previous_last.is_some_and(|(last_hi, last_lo)| match in_address_order(hi, last_hi) {
-                std::cmp::Ordering::Equal => in_address_order(lo, last_lo).is_le(),
-                order => order.is_lt(),
-            }) {
-                return Err(format!("entry {i} overlaps or precedes the one before"));
-            }
-            previous_last = Some((hi | host_hi, lo | host_lo));
+        // instruction does it) cost more than the checks themselves; so did working out each
+        // entry's host bits, now looked up in a table of the 65 a word can have.
+        let mut hosts = [0u64; 65];
+        for (p, host) in (0u32..).zip(hosts.iter_mut()) {
+            *host = host_word(p);
         }
+        check_entries(entries, &hosts).map_err(|(i, problem)| format!("entry {i} {problem}"))?;
         Ok(IpSet {
             bytes: Arc::new(bytes),
         })
@@ -504,6 +487,41 @@ fn words(chunk: &[u8]) -> (u64, u64) {
     lo.copy_from_slice(&chunk[8..16]);
     (u64::from_le_bytes(hi), u64::from_le_bytes(lo))
 }
+
+/// Checks a compiled list's entries, each against `hosts` ([`host_word`] of every prefix over a
+/// word) and against the one before; the first that fails, with what is wrong with it. One pass,
+/// nothing allocated.
+fn check_entries(entries: &[u8], hosts: &[u64; 65]) -> Result<(), (usize, &'static str)> {
+    let mut previous_last: Option<(u64, u64)> = None;
+    for (i, chunk) in entries.chunks_exact(ENTRY_BYTES).enumerate() {
+        let (hi, lo) = words(chunk);
+        let (prefix, family) = (usize::from(chunk[16]), chunk[17]);
+        if prefix > 128 {
+            return Err((i, NOT_A_NETWORK));
+        }
+        let (host_hi, host_lo) = (hosts[prefix.min(64)], hosts[prefix.max(64) - 64]);
+        // The first four bytes of an IPv4-mapped address's low half: 00 00 ff ff.
+        let valid = match family {
+            4 => prefix >= 96 && hi == 0 && lo as u32 == 0xffff_0000,
+            6 => true,
+            _ => false,
+        } && hi & host_hi == 0
+            && lo & host_lo == 0;
+        if !valid {
+            return Err((i, NOT_A_NETWORK));
+        }
+        if previous_last.is_some_and(|(last_hi, last_lo)| match in_address_order(hi, last_hi) {
+            std::cmp::Ordering::Equal => in_address_order(lo, last_lo).is_le(),
+            order => order.is_lt(),
+        }) {
+            return Err((i, "overlaps or precedes the one before"));
+        }
+        previous_last = Some((hi | host_hi, lo | host_lo));
+    }
+    Ok(())
+}
+
+const NOT_A_NETWORK: &str = "is not a network address and prefix";
 
 /// The host bits of a word of [`words`] under a prefix of `p` bits over it (64 or more: none):
 /// the bytes past the prefix's last, and the low bits of the byte it ends in.
@@ -812,6 +830,34 @@ mod tests {
             ]
         }
 
+        /// An entry as stored: mostly a network of either family from a small range, so that
+        /// neighbours often touch, nest or overlap; otherwise any address (IPv4-mapped, or that
+        /// with a high bit set), prefix and family byte, host bits cleared or not.
+        fn arb_entry() -> impl Strategy<Value = (u128, u8, u8)> {
+            let masked = |addr: u128, prefix: u8| match prefix {
+                0 => 0,
+                1..=128 => addr & u128::MAX << (128 - u32::from(prefix)),
+                _ => addr,
+            };
+            prop_oneof![
+                3 => (0u128..0x400, 6u8..=10, any::<bool>()).prop_map(move |(at, bits, v6)| {
+                    let (base, prefix) = match v6 {
+                        false => (V4_MAPPED | 0x0a00_0000, 118 + bits),
+                        true => (0x2001_0db8 << 96, 118 + bits),
+                    };
+                    (masked(base | at, prefix), prefix, if v6 { 6 } else { 4 })
+                }),
+                1 => (any::<u128>(), 0u8..=130, 3u8..=7, any::<bool>())
+                    .prop_map(move |(a, p, f, clear)| (if clear { masked(a, p) } else { a }, p, f)),
+                1 => (any::<u32>(), 0u128..3, 90u8..=130, 3u8..=7, any::<bool>()).prop_map(
+                    move |(a, high, p, f, clear)| {
+                        let addr = (high << 100) | V4_MAPPED | u128::from(a);
+                        (if clear { masked(addr, p) } else { addr }, p, f)
+                    }
+                ),
+            ]
+        }
+
         proptest! {
             // The bisection must agree with checking every entry by hand.
             #[test]
@@ -847,6 +893,41 @@ mod tests {
             #[test]
             fn parse_never_panics(text in "\\PC{0,50}") {
                 let _ = IpNet::parse(&text);
+            }
+
+            // The check of a stored list agrees, entry by entry, with the 128-bit reading it
+            // replaced, on lists made of good and bad entries alike: the same first entry refused,
+            // for the same reason.
+            #[test]
+            fn a_stored_list_is_checked_as_the_whole_addresses_are(
+                mut entries in proptest::collection::vec(arb_entry(), 0..12),
+                sorted in any::<bool>(),
+            ) {
+                // In address order, most of a list passes and what is left is its overlaps.
+                if sorted {
+                    entries.sort();
+                }
+                let mut bytes = LIST_MAGIC.to_vec();
+                bytes.extend((entries.len() as u32).to_le_bytes());
+                for (addr, prefix, family) in &entries {
+                    bytes.extend(addr.to_be_bytes());
+                    bytes.extend([*prefix, *family]);
+                }
+                let by_whole = entries.iter().enumerate().try_fold(None, |last, (i, &(addr, prefix, family))| {
+                    let net = IpNet { addr, prefix, v4: family == 4 };
+                    let valid = prefix <= 128
+                        && matches!(family, 4 | 6)
+                        && (family != 4 || (prefix >= 96 && addr >> 32 == V4_MAPPED >> 32))
+                        && addr & !net.mask() == 0;
+                    if !valid {
+                        return Err(format!("entry {i} is not a network address and prefix"));
+                    }
+                    if last.is_some_and(|last| addr <= last) {
+                        return Err(format!("entry {i} overlaps or precedes the one before"));
+                    }
+                    Ok(Some(net.last()))
+                });
+                prop_assert_eq!(IpSet::read(bytes).err(), by_whole.err());
             }
 
             // A compiled list reads back as the same set, and damaged bytes never panic.

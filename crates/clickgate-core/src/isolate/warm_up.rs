@@ -100,6 +100,8 @@ pub fn warm_up() -> WarmedUp {
             return done;
         };
         let step = isolate.click(arrival, &config, || Some(key.clone()), 0, || Ok([0; NONCE_LEN]));
+        // What the edge runs after every click, the stranded batches and due alerts.
+        done.bytes += isolate.drive_stranded(&config, 0).len();
         if let ClickStep::Done(answered) = step {
             for effect in &answered.effects {
                 if let Effect::Log(line) = effect {
