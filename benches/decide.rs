@@ -555,8 +555,13 @@ fn callgrind(path: &str, n: usize) {
             let (bot_spoof, sent) = (rule_config(&["bot", "spoof"]), navigation());
             measured(n, || decided_with(&bot_spoof, &key, query, "192.0.2.10", CHROME, Some(&sent)))
         }
+        // A fresh isolate's first click compiles the document: the document is built outside.
+        "compile" => {
+            let doc = realistic();
+            measured(n, || Config::compile(black_box(&doc)).unwrap())
+        }
         _ => panic!(
-            "--callgrind redirect|decide|block|spoof-browser|spoof-script|bot-rule|bot-spoof-rule [N]"
+            "--callgrind redirect|decide|block|spoof-browser|spoof-script|bot-rule|bot-spoof-rule|compile [N]"
         ),
     }
 }
