@@ -14,7 +14,7 @@
 //! and logged ([`FeedStates::record`]). The Worker only fetches and stores.
 
 use super::error::{err, ConfigError};
-use super::fields::{kind, Fields};
+use super::fields::{kind, At, Fields};
 use super::json::Value;
 use super::list_formats::{parse_list, Entry, Format};
 use super::lists::digest;
@@ -72,7 +72,7 @@ pub(super) fn compile_feeds(list: Option<&Vec<Value>>, errors: &mut Vec<ConfigEr
     // is reported even when the first has another problem.
     let mut fed_before: Vec<&'static str> = Vec::new();
     for (i, item) in list.into_iter().flatten().enumerate() {
-        let Some(mut f) = Fields::of(item, format!("feeds[{i}]"), errors) else {
+        let Some(mut f) = Fields::of(item, At::Item("feeds", i), errors) else {
             continue;
         };
         let url = text(&mut f, "url", errors).and_then(|u| {
@@ -154,7 +154,7 @@ pub(super) fn compile_feeds(list: Option<&Vec<Value>>, errors: &mut Vec<ConfigEr
 
 /// A required string field, its name read once (so an unknown field's message names it once).
 fn text<'a>(
-    f: &mut Fields<'a>,
+    f: &mut Fields<'a, '_>,
     key: &'static str,
     errors: &mut Vec<ConfigError>,
 ) -> Option<&'a str> {

@@ -358,7 +358,7 @@ fn compile_profile(
                 _ => "; set params.offer or an `{offer}` path segment",
             };
             errors.push(err(
-                &f.path,
+                &f.path.to_string(),
                 format!("has no way to read the click's {what}{hint}"),
             ));
         }

@@ -22,7 +22,7 @@ use crate::filters::Lists;
 use crate::ip::IpSet;
 use crate::log::LogClean;
 use error::err;
-use fields::Fields;
+use fields::{At, Fields};
 use json::Value;
 use rules::{compile_rule, index_by_offer, select, Rule};
 
@@ -334,7 +334,7 @@ fn compile_advertisers(
     };
     postbacks.reserve(list.len());
     for (i, item) in list.iter().enumerate() {
-        let Some(mut f) = Fields::of(item, format!("advertisers[{i}]"), errors) else {
+        let Some(mut f) = Fields::of(item, At::Item("advertisers", i), errors) else {
             continue;
         };
         let postback = postbacks::PostbackPolicy::compile(&mut f, secrets, errors);
@@ -430,7 +430,7 @@ fn compile_rules(
     let mut rules: Vec<Rule> = Vec::new();
     let mut rule_ids: FxHashSet<Id> = FxHashSet::default();
     for (i, item) in list.into_iter().flatten().enumerate() {
-        let Some(rule) = compile_rule(item, &format!("rules[{i}]"), errors) else {
+        let Some(rule) = compile_rule(item, At::Item("rules", i), errors) else {
             continue;
         };
         if !rule_ids.insert(rule.id.clone()) {

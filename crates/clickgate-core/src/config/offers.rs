@@ -5,7 +5,7 @@ use std::collections::hash_map::Entry;
 use rustc_hash::FxHashMap;
 
 use super::error::{err, ConfigError};
-use super::fields::{kind, Fields};
+use super::fields::{kind, At, Fields};
 use super::json::Value;
 use super::postbacks::PostbackPolicy;
 use crate::click::Id;
@@ -47,8 +47,7 @@ pub(super) fn compile_offers(
         Some(list) => {
             offers.reserve(list.len());
             for (i, item) in list.iter().enumerate() {
-                if let Some(offer) =
-                    compile_offer(item, format!("offers[{i}]"), advertisers, errors)
+                if let Some(offer) = compile_offer(item, At::Item("offers", i), advertisers, errors)
                 {
                     match offers.entry(offer.id.clone()) {
                         Entry::Vacant(e) => {
@@ -72,7 +71,7 @@ pub(super) fn compile_offers(
 
 fn compile_offer(
     item: &Value,
-    path: String,
+    path: At,
     advertisers: &FxHashMap<Id, PostbackPolicy>,
     errors: &mut Vec<ConfigError>,
 ) -> Option<Offer> {

@@ -11,7 +11,7 @@ use std::ops::RangeInclusive;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::error::{err, ConfigError};
-use super::fields::{id_value, kind, Fields};
+use super::fields::{id_value, kind, At, Fields};
 use super::json::Value;
 use super::offers::Offer;
 use super::ranges::RANGES;
@@ -414,8 +414,8 @@ pub fn select<'a>(rules: &'a [Rule], candidates: &[usize], aff_id: &Id) -> Optio
 
 // ---- compiling rules from the config document ----
 
-fn compile_dim(value: Option<&Value>, path: &str, errors: &mut Vec<ConfigError>) -> Dim {
-    let ids = |list: &Vec<Value>, path: &str, errors: &mut Vec<ConfigError>| -> FxHashSet<Id> {
+fn compile_dim(value: Option<&Value>, path: At, errors: &mut Vec<ConfigError>) -> Dim {
+    let ids = |list: &Vec<Value>, path: &At, errors: &mut Vec<ConfigError>| -> FxHashSet<Id> {
         list.iter()
             .enumerate()
             .filter_map(|(i, v)| id_value(v, || format!("{path}[{i}]"), errors))
@@ -425,7 +425,7 @@ fn compile_dim(value: Option<&Value>, path: &str, errors: &mut Vec<ConfigError>)
         None => Dim::default(),
         Some(Value::String(s)) if s == "all" => Dim::default(),
         Some(Value::Array(list)) => Dim {
-            include: Some(ids(list, path, errors)),
+            include: Some(ids(list, &path, errors)),
             exclude: FxHashSet::default(),
         },
         Some(obj @ Value::Object(_)) => {
@@ -435,10 +435,10 @@ fn compile_dim(value: Option<&Value>, path: &str, errors: &mut Vec<ConfigError>)
             let include = match f.get("include") {
                 None => None,
                 Some(Value::String(s)) if s == "all" => None,
-                Some(Value::Array(list)) => Some(ids(list, &format!("{path}.include"), errors)),
+                Some(Value::Array(list)) => Some(ids(list, &At::Key(&f.path, "include"), errors)),
                 Some(other) => {
                     errors.push(err(
-                        &format!("{path}.include"),
+                        &f.child("include"),
                         format!("must be \"all\" or a list of ids, found {}", kind(other)),
                     ));
                     None
@@ -446,14 +446,14 @@ fn compile_dim(value: Option<&Value>, path: &str, errors: &mut Vec<ConfigError>)
             };
             let exclude = f
                 .array("exclude", errors)
-                .map(|l| ids(l, &format!("{path}.exclude"), errors))
+                .map(|l| ids(l, &At::Key(&f.path, "exclude"), errors))
                 .unwrap_or_default();
             f.finish(errors);
             Dim { include, exclude }
         }
         Some(other) => {
             errors.push(err(
-                path,
+                &path.to_string(),
                 format!(
                     "must be \"all\", a list of ids, or {{include, exclude}}; found {}",
                     kind(other)
@@ -464,7 +464,7 @@ fn compile_dim(value: Option<&Value>, path: &str, errors: &mut Vec<ConfigError>)
     }
 }
 
-fn compile_filter(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> Option<Filter> {
+fn compile_filter(value: &Value, path: At, errors: &mut Vec<ConfigError>) -> Option<Filter> {
     let mut f = Fields::of(value, path, errors)?;
     let kind_name = f.required_string("type", errors);
     let points = f.u32_in("points", RANGES.points, errors);
@@ -488,12 +488,12 @@ fn compile_filter(value: &Value, path: &str, errors: &mut Vec<ConfigError>) -> O
 }
 
 /// A filter's fields as its own file reads them: through the compiler's checks and errors.
-struct Reading<'r, 'a> {
-    f: &'r mut Fields<'a>,
+struct Reading<'r, 'a, 'p> {
+    f: &'r mut Fields<'a, 'p>,
     errors: &'r mut Vec<ConfigError>,
 }
 
-impl Settings for Reading<'_, '_> {
+impl Settings for Reading<'_, '_, '_> {
     fn u32_in(&mut self, key: &'static str, range: RangeInclusive<u32>) -> Option<u32> {
         self.f.u32_in(key, range, self.errors)
     }
@@ -520,11 +520,7 @@ impl Settings for Reading<'_, '_> {
     }
 }
 
-pub(crate) fn compile_rule(
-    value: &Value,
-    path: &str,
-    errors: &mut Vec<ConfigError>,
-) -> Option<Rule> {
+pub(crate) fn compile_rule(value: &Value, path: At, errors: &mut Vec<ConfigError>) -> Option<Rule> {
     let mut f = Fields::of(value, path, errors)?;
     let id = f.id("id", true, errors);
     let name = f.string("name", errors).map(str::to_owned);
@@ -545,19 +541,22 @@ pub(crate) fn compile_rule(
     let priority = f
         .i64_in("priority", RANGES.priority, errors)
         .unwrap_or_default();
-    let scope_path = f.child("scope");
     let scope = match f.required("scope", errors) {
         Some(v) => {
-            let mut sf = Fields::of(v, &scope_path, errors);
+            let mut sf = Fields::of(v, At::Key(&f.path, "scope"), errors);
             let scope = match sf.as_mut() {
                 Some(sf) => Scope {
-                    offers: compile_dim(sf.get("offers"), &sf.child("offers"), errors),
+                    offers: compile_dim(sf.get("offers"), At::Key(&sf.path, "offers"), errors),
                     advertisers: compile_dim(
                         sf.get("advertisers"),
-                        &sf.child("advertisers"),
+                        At::Key(&sf.path, "advertisers"),
                         errors,
                     ),
-                    affiliates: compile_dim(sf.get("affiliates"), &sf.child("affiliates"), errors),
+                    affiliates: compile_dim(
+                        sf.get("affiliates"),
+                        At::Key(&sf.path, "affiliates"),
+                        errors,
+                    ),
                 },
                 None => Scope::default(),
             };
@@ -565,7 +564,7 @@ pub(crate) fn compile_rule(
                 sf.finish(errors);
                 if scope.specificity() == 0 {
                     errors.push(err(
-                        &scope_path,
+                        &f.child("scope"),
                         "at least one of offers, advertisers and affiliates must be a list of specific ids",
                     ));
                 }
@@ -608,25 +607,23 @@ pub(crate) fn compile_rule(
             SubIdParam::Sub(0)
         }
     };
-    let strategy_path = f.child("strategy");
     let filters = match f.required("strategy", errors) {
         Some(Value::String(name)) => preset(name).or_else(|| {
             errors.push(err(
-                &strategy_path,
+                &f.child("strategy"),
                 format!("unknown preset `{name}`; known: {}", PRESETS.join(", ")),
             ));
             None
         }),
         Some(obj @ Value::Object(_)) => {
-            let mut sf = Fields::of(obj, &strategy_path, errors)?;
+            let mut sf = Fields::of(obj, At::Key(&f.path, "strategy"), errors)?;
             let list = match sf.required_array("filters", errors) {
                 Some(list) if !list.is_empty() => {
+                    let at = At::Key(&sf.path, "filters");
                     let filters: Vec<Filter> = list
                         .iter()
                         .enumerate()
-                        .filter_map(|(i, v)| {
-                            compile_filter(v, &format!("{strategy_path}.filters[{i}]"), errors)
-                        })
+                        .filter_map(|(i, v)| compile_filter(v, At::Index(&at, i), errors))
                         .collect();
                     // The counts a click reads hold a fixed number of shares.
                     // Counted without a sort, which would cost the Worker a routine of its own.
@@ -655,7 +652,7 @@ pub(crate) fn compile_rule(
         }
         Some(other) => {
             errors.push(err(
-                &strategy_path,
+                &f.child("strategy"),
                 format!(
                     "must be a preset name or {{\"filters\": [...]}}, found {}",
                     kind(other)

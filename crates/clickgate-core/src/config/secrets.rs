@@ -36,7 +36,7 @@ fn is_secret_name(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-impl<'a> Fields<'a> {
+impl<'a> Fields<'a, '_> {
     /// A secret field: its value as written, or the Worker secret it names. A named secret that
     /// is not set, a name that is no secret's and the redaction marker are errors at the field.
     pub(crate) fn secret(
