@@ -78,8 +78,9 @@ fi
 
 step "end-to-end throughput: clickgate vs a bare redirect Worker, workerd's own sockets, wrk ${DURATION}s x ${CONNECTIONS} connections"
 . scripts/serve-pair.sh
-# An upper bound on the sections below (46 wrk runs and their set-up); the trap stops it sooner.
-serve_pair $((DURATION * 57 + 160)) "$rust"
+# An upper bound on the sections below (69 wrk runs of DURATION, the flood's 5 s run and their set-up);
+# the trap stops it sooner.
+serve_pair $((DURATION * 80 + 240)) "$rust"
 # CPU seconds a process has used (utime + stime), to charge each Worker's own runtime process.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 ticks_per_s=$(getconf CLK_TCK)
