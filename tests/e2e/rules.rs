@@ -285,18 +285,21 @@ fn a_large_ip_list_pushed_from_a_file_or_written_out_lives_in_its_own_kv_key_and
             &[("cf-connecting-ip", ip), ("user-agent", BROWSER)],
         )
     };
-    let blocked = w.wait_for(Duration::from_secs(15), || {
-        (click("10.3.20.33").status == 403).then_some(())
-    });
-    assert!(blocked.is_some(), "the list never took effect");
-    assert_eq!(click("10.200.0.1").status, 302);
-    let line = w
-        .wait_for(Duration::from_secs(5), || {
+    // The decision line of a click from `ip` once the pushed list blocks it.
+    let block_of = |ip: &str, list: &str| {
+        let blocked = w.wait_for(Duration::from_secs(15), || {
+            (click(ip).status == 403).then_some(())
+        });
+        assert!(blocked.is_some(), "the {list} never took effect");
+        w.wait_for(Duration::from_secs(5), || {
             w.events("click")
                 .into_iter()
-                .find(|e| e["verdict"] == "block" && e["ip"] == "10.3.20.33")
+                .find(|e| e["verdict"] == "block" && e["ip"] == ip)
         })
-        .unwrap();
+        .unwrap()
+    };
+    let line = block_of("10.3.20.33", "list file");
+    assert_eq!(click("10.200.0.1").status, 302);
     assert_eq!(line["reasons"][0]["code"], "ip_blocklist");
     assert_eq!(line["reasons"][0]["matched"], "10.3.20.32/28");
     let loaded = w.events("config");
@@ -314,18 +317,8 @@ fn a_large_ip_list_pushed_from_a_file_or_written_out_lives_in_its_own_kv_key_and
         said.contains("1 lists in their own keys with 1001 ranges"),
         "{said}"
     );
-    let blocked = w.wait_for(Duration::from_secs(15), || {
-        (click("172.16.15.161").status == 403).then_some(())
-    });
-    assert!(blocked.is_some(), "the written-out list never took effect");
+    let line = block_of("172.16.15.161", "written-out list");
     assert_eq!(click("10.3.20.33").status, 302, "the file's list is gone");
-    let line = w
-        .wait_for(Duration::from_secs(5), || {
-            w.events("click")
-                .into_iter()
-                .find(|e| e["verdict"] == "block" && e["ip"] == "172.16.15.161")
-        })
-        .unwrap();
     assert_eq!(line["reasons"][0]["matched"], "172.16.15.160/30");
 }
 
