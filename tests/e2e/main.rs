@@ -96,6 +96,26 @@ fn canonical_signing() -> clickgate_core::config::networks::Policy {
     }
 }
 
+/// The path of a click on offer 1001 through `network`, signed with `key` in canonical form,
+/// carrying `click_id` and valid for five minutes: a fresh link as a network's tracker sends it.
+fn signed_click(
+    w: &Worker,
+    network: &str,
+    key: &clickgate_core::config::networks::SigningKey,
+    click_id: &str,
+) -> String {
+    let unsigned = format!("{}/c?offer_id=1001&aff_id={network}", w.base);
+    let expires = now_ms() / 1000 + 300;
+    let link = clickgate_core::signing::sign_link(
+        &canonical_signing(),
+        key,
+        &unsigned,
+        expires,
+        Some(click_id),
+    );
+    link[w.base.len()..].to_owned()
+}
+
 /// Pushes the demo config with `networks` as its `networks[]`, written to `name` in the Worker's
 /// state folder, and returns that file's path.
 fn push_demo_networks(w: &Worker, name: &str, networks: serde_json::Value) -> std::path::PathBuf {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::{
-    canonical_signing, demo, demo_with, now_ms, push_demo_networks, push_ok, started_with_demo,
+    demo, demo_with, now_ms, push_demo_networks, push_ok, signed_click, started_with_demo,
     support::{self, tid_of, Worker},
     BROWSER,
 };
@@ -523,7 +523,6 @@ fn no_click_waits_for_a_hung_replay_store_past_its_deadline_from_arrival() {
     // Regression: the click that sent a batch of replay questions waited a full deadline from its
     // send however long it had queued; with a hanging object 22 of 60 clicks waited 6 to 10 s.
     use clickgate_core::config::networks::SigningKey;
-    use clickgate_core::signing::sign_link;
     const CLICKS: usize = 60;
     let w = Worker::start(&[("NETWORK_FAULT_INJECTION", "hang")]);
     push_demo_networks(
@@ -534,15 +533,9 @@ fn no_click_waits_for_a_hung_replay_store_past_its_deadline_from_arrival() {
                 "keys": [{"id": "k", "secret": "secret-of-network-h-0"}]}}
         ]),
     );
-    let policy = canonical_signing();
     let key = SigningKey::new("k", b"secret-of-network-h-0", None).unwrap();
-    let expires = now_ms() / 1000 + 300;
-    let unsigned = format!("{}/c?offer_id=1001&aff_id=net-h", w.base);
     let links: Vec<String> = (0..CLICKS)
-        .map(|i| {
-            let id = format!("hang-{i}");
-            sign_link(&policy, &key, &unsigned, expires, Some(&id))[w.base.len()..].to_owned()
-        })
+        .map(|i| signed_click(&w, "net-h", &key, &format!("hang-{i}")))
         .collect();
     // All at once: the first sends a batch that hangs, the rest queue behind it.
     let waits: Vec<(u16, Duration)> = std::thread::scope(|s| {
@@ -577,7 +570,6 @@ fn concurrent_clicks_waiting_on_one_replay_store_each_get_their_own_answer() {
     // Waiting clicks are woken by the request that sent their batch, not by polling: each must
     // still get its answer, in its own request, with nothing refused by the runtime.
     use clickgate_core::config::networks::SigningKey;
-    use clickgate_core::signing::sign_link;
     const IDS: usize = 40;
     let w = Worker::start(&[]);
     push_demo_networks(
@@ -588,16 +580,12 @@ fn concurrent_clicks_waiting_on_one_replay_store_each_get_their_own_answer() {
                 "keys": [{"id": "k", "secret": "secret-of-network-w-0"}]}}
         ]),
     );
-    let policy = canonical_signing();
     let key = SigningKey::new("k", b"secret-of-network-w-0", None).unwrap();
-    let expires = now_ms() / 1000 + 300;
-    let unsigned = format!("{}/c?offer_id=1001&aff_id=net-w", w.base);
     // Each link twice, all at once: one of each pair is fresh, the other a replay.
     let links: Vec<(usize, String)> = (0..2 * IDS)
         .map(|i| {
-            let id = format!("wake-{}", i % IDS);
-            let link = sign_link(&policy, &key, &unsigned, expires, Some(&id));
-            (i % IDS, link[w.base.len()..].to_owned())
+            let n = i % IDS;
+            (n, signed_click(&w, "net-w", &key, &format!("wake-{n}")))
         })
         .collect();
     let answers: Vec<(usize, support::Reply)> = std::thread::scope(|s| {

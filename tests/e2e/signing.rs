@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::{
-    canonical_signing, now_ms, push_demo_networks,
+    now_ms, push_demo_networks, signed_click,
     support::{self, Worker},
 };
 
@@ -391,7 +391,6 @@ fn a_keys_replay_objects_answer_for_its_links_ids_in_any_isolate() {
     // asked of the same object on every use, so after a restart (a new isolate, which remembers
     // nothing) the object refuses every id the first isolate let through.
     use clickgate_core::config::networks::SigningKey;
-    use clickgate_core::signing::sign_link;
     const IDS: usize = 12;
     let w = Worker::start(&[]);
     push_demo_networks(
@@ -403,21 +402,18 @@ fn a_keys_replay_objects_answer_for_its_links_ids_in_any_isolate() {
                 {"id": "one", "secret": "one-secret-of-network-o", "replay_objects": 1}]}}
         ]),
     );
-    let policy = canonical_signing();
     let wide = SigningKey::new("wide", b"wide-secret-of-network-o", None).unwrap();
     let one = SigningKey::new("one", b"one-secret-of-network-o", None)
         .unwrap()
         .with_replay_objects(1);
-    let expires = now_ms() / 1000 + 300;
-    let unsigned = format!("{}/c?offer_id=1001&aff_id=net-o", w.base);
     let links: Vec<(String, String)> = [("wide", &wide), ("one", &one)]
         .iter()
         .flat_map(|(name, key)| {
-            let (policy, unsigned) = (&policy, &unsigned);
-            let base = w.base.len();
+            let w = &w;
             (0..IDS).map(move |i| {
-                let link = sign_link(policy, key, unsigned, expires, Some(&format!("{name}-{i}")));
-                (format!("{name}-{i}"), link[base..].to_owned())
+                let id = format!("{name}-{i}");
+                let link = signed_click(w, "net-o", key, &id);
+                (id, link)
             })
         })
         .collect();
