@@ -150,10 +150,10 @@ compare() { # path [header] [target ratio] [logging] [wrk script for both Worker
     read -r b bp bc _ < <(run bare "${bare_url}$1" "$bare_pid" "${2:-}" "${5:-}")
     read -r c cp cc n < <(run clickgate "${clickgate_url}$1" "$clickgate_pid" "${2:-}" "${5:-}")
     if [ "${4:-}" = logging ]; then
-      read -r l _ lc _ < <(run bare+log "${bare_logging_url}$1" "$bare_logging_pid" "${2:-}")
+      read -r l _ lc _ < <(run bare+log "${bare_logging_url}$1" "$bare_logging_pid" "${2:-}" "${5:-}")
       if [ -n "$bare_rust_url" ] && [ -n "${RUST_CEILING:-}" ]; then
-        read -r r _ rc _ < <(run rust "${bare_rust_url}$1" "$bare_rust_pid" "${2:-}")
-        read -r rl _ rlc _ < <(run rust+log "${bare_rust_logging_url}$1" "$bare_rust_logging_pid" "${2:-}")
+        read -r r _ rc _ < <(run rust "${bare_rust_url}$1" "$bare_rust_pid" "${2:-}" "${5:-}")
+        read -r rl _ rlc _ < <(run rust+log "${bare_rust_logging_url}$1" "$bare_rust_logging_pid" "${2:-}" "${5:-}")
         rs+=("$r") rcs+=("$rc") rls+=("$rl") rlcs+=("$rlc")
       fi
     fi
@@ -241,11 +241,14 @@ echo "  -- the same with \"log\": \"none\" (allowed clean clicks not logged), ag
 push_quiet demo/config.json
 compare "$DEMO_CLICK" "" 0.9
 
-echo "  -- demo/rules.json, offer 1002: the lead preset counts duplicate IPs and sub IDs (monitor mode, so"
-echo "     every click is still redirected), one client IP"
+echo "  -- demo/rules.json, offer 1002: the lead preset counts duplicate IPs and sub IDs (monitor mode), each"
+echo "     click from a client IP of its own with a phone browser's headers (benches/distinct-ips.lua), so"
+echo "     every click is clean, counted and redirected; the bare Workers are sent the same"
+export DISTINCT_IPS="$state/distinct-ips"
+LEAD_CLICK='c?offer_id=1002&aff_id=net-7&sub1=spring'
 target/release/clickgate config push demo/rules.json --local --persist-to "$state" >/dev/null 2>&1
 reload
-compare 'c?offer_id=1002&aff_id=net-7&sub1=spring' 'CF-Connecting-IP: 192.0.2.50' 0.9 logging
+compare "$LEAD_CLICK" "" 0.9 logging benches/distinct-ips.lua
 sleep 2 # the last batch
 # Batches the network's object applied: its `seen` record holds, per isolate, the last batch number.
 batches=$("$NODE_BENCH" scripts/do-batches.mjs "$state/v3/do" 2>/dev/null || echo "?")
@@ -261,7 +264,7 @@ reload
 compare "${signed#"$clickgate_url"}" "" 0.9 logging
 echo "  -- the lead preset again with \"log\": \"none\" (allowed clean clicks not logged), against the bare Worker:"
 push_quiet demo/rules.json
-compare 'c?offer_id=1002&aff_id=net-7&sub1=spring' 'CF-Connecting-IP: 192.0.2.50' 0.9
+compare "$LEAD_CLICK" "" 0.9 "" benches/distinct-ips.lua
 echo "  -- the signed clicks again with \"log\": \"none\", against the bare Worker:"
 push_quiet benches/signed.json
 compare "${signed#"$clickgate_url"}" "" 0.9
@@ -281,8 +284,12 @@ fresh_links() { # network -> $state/NETWORK.txt
     --click-ids "$state/ids.txt" 2>/dev/null | sed -E 's#^https?://[^/]+##' >"$state/$1.txt"
 }
 faults_since() { # count -> the faults logged after the first COUNT, by kind
-  tail -n +"$(($1 + 1))" <(grep '"event":"fault"' "$state/errors.log") \
-    | sed -n 's/.*"what":"\([^"]*\)".*/\1/p' | sort | uniq -c | sed 's/^ */    /' | grep . || echo "    none"
+  local faults
+  faults=$(tail -n +"$(($1 + 1))" <(grep '"event":"fault"' "$state/errors.log"))
+  sed -n 's/.*"what":"\([^"]*\)".*/\1/p' <<<"$faults" | sort | uniq -c | sed 's/^ */    /' | grep . || echo "    none"
+  # Each counts_dropped line says which cap dropped its clicks (core::network::local): add them up.
+  grep '"what":"counts_dropped"' <<<"$faults" | sed -n 's/.*unsent: \([0-9]*\) past the caps.*, \([0-9]*\) in batches unanswered.*, \([0-9]*\) with their network.*/\1 \2 \3/p' \
+    | awk '{ f += $1; u += $2; e += $3 } END { if (NR) printf "    counted clicks dropped: %d past the unsent caps, %d in batches unanswered after every send, %d with an evicted network\n", f, u, e }'
 }
 replay_section() { # network target
   fresh_links "$1"
