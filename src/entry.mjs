@@ -9,7 +9,8 @@
 // Recovery from a fault inside the Worker is unchanged: the generated glue marks the wasm instance
 // as terminated when a call traps, and re-creates it on the next call (workers-rs schedules that on
 // abort), with or without the class around it.
-import Generated, { Network } from "./index.js";
+import { DurableObject } from "cloudflare:workers";
+import Generated, { Network as GeneratedNetwork } from "./index.js";
 
 const fetchMethod = Generated.prototype.fetch;
 // The Cron Trigger's handler, which refreshes the feeds (src/feeds.rs).
@@ -28,4 +29,22 @@ export default {
   },
 };
 
-export { Network };
+// The network's Durable Object (src/network.rs). The runtime takes RPC calls only on a class that
+// extends its DurableObject, and the generated class does not, so this one holds an instance of it
+// and passes each entry point on: `fetch`, the daily sweep's `alarm`, and `ask`, the call every
+// isolate makes (src/objects.rs), which costs far less than a `fetch` to the object.
+export class Network extends DurableObject {
+  constructor(ctx, env) {
+    super(ctx, env);
+    this.object = new GeneratedNetwork(ctx, env);
+  }
+  fetch(request) {
+    return this.object.fetch(request);
+  }
+  alarm() {
+    return this.object.alarm();
+  }
+  ask(method, target, body) {
+    return this.object.ask(method, target, body);
+  }
+}

@@ -31,12 +31,13 @@ use clickgate_core::network::wire::{self, Batch, ConversionUse, ObjectRequest, O
 use clickgate_core::report;
 use clickgate_core::stored::{self, StoreKey, DIRECTORY, LISTING_PREFIX};
 use clickgate_core::time;
-use worker::js_sys::{Object, Reflect};
+use worker::js_sys::{Array, Object, Reflect};
+use worker::wasm_bindgen::prelude::wasm_bindgen;
 use worker::wasm_bindgen::JsValue;
 use worker::wasm_bindgen_futures::spawn_local;
 use worker::{
-    durable_object, Delay, DurableObject, Env, ListOptions, Request, Response, Result, State,
-    Storage,
+    durable_object, Delay, DurableObject, Env, ListOptions, Request, Response, ResponseBody,
+    Result, State, Storage,
 };
 
 use crate::console::{log, log_error};
@@ -95,50 +96,15 @@ impl DurableObject for Network {
         }
     }
 
+    /// The object's HTTP entry point, which the trait requires: the isolates call [`Network::ask`]
+    /// instead, and both answer the same requests the same way.
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        match self.fault {
-            None => {}
-            // A timer, not a promise that never settles: the runtime fails a request whose
-            // promise can never settle, which would make this an error, not a hang.
-            Some(InjectedFault::Hang) => Delay::from(Duration::from_secs(600)).await,
-            Some(InjectedFault::Error) => return Response::error("injected fault", 500),
-            Some(InjectedFault::ErrorUntil(end_ms)) if crate::now_ms() < end_ms => {
-                return Response::error("injected fault", 500)
-            }
-            Some(InjectedFault::ErrorUntil(_)) => {}
-        }
         // The raw URL, split by the core: parsing it into a `Url` brings the url crate (and its
         // tables) into the Worker.
         let url = req.inner().url();
-        let (path, query) = clickgate_core::click::split_url(&url);
         let method = req.method();
         let body = req.text().await?;
-        let request = match ObjectRequest::parse(method.as_ref(), path, query, &body) {
-            Ok(request) => request,
-            Err(e) => return Response::error(e.to_string(), e.status()),
-        };
-        match request {
-            ObjectRequest::Batch { space, batch } => self.batch(&space, &batch).await,
-            ObjectRequest::ClickIds { space, uses } => self.replay(&space, &uses).await,
-            ObjectRequest::Conversion { space, conversion } => {
-                self.conversion(&space, conversion).await
-            }
-            ObjectRequest::Reject {
-                space,
-                key,
-                expires_ms,
-                reason,
-            } => self.reject(&space, key, expires_ms, &reason).await,
-            ObjectRequest::Operate { space, operation } => self.operate(&space, operation).await,
-            ObjectRequest::Report {
-                space,
-                from_hour,
-                to_hour,
-            } => self.report(&space, from_hour, to_hour).await,
-            ObjectRequest::Explain { space, key } => self.explain(&space, &key).await,
-            ObjectRequest::List { object, day } => self.list(&object, day).await,
-            ObjectRequest::Networks { since_day } => self.networks(since_day).await,
-        }
+        self.answer(method.as_ref(), &url, &body).await
     }
 
     /// Once a day, after 00:00 UTC: deletes what has expired (counts no window reaches, applied
@@ -171,6 +137,77 @@ impl DurableObject for Network {
         ));
         storage.set_alarm(next_sweep_ms(now_ms) as i64).await?;
         Response::ok("swept")
+    }
+}
+
+/// The call the isolates make (`crate::objects::ask`): a method on the object's class, called
+/// through the stub as a JavaScript RPC, where `fetch` would build a Request, its headers and a body
+/// stream on each side of every call and a Response on the way back (and bring the code that builds
+/// them into the Worker). The answer is `[status, text]`, as `fetch` would have answered.
+#[wasm_bindgen(
+    wasm_bindgen = ::worker::wasm_bindgen,
+    wasm_bindgen_futures = ::worker::wasm_bindgen_futures,
+    js_sys = ::worker::js_sys
+)]
+impl Network {
+    /// One request, however it came (`fetch` or [`Network::ask`]): `target` is the path and query
+    /// the core encoded (`ObjectRequest::encode`), with or without a scheme and host.
+    async fn answer(&self, method: &str, target: &str, body: &str) -> Result<Response> {
+        match self.fault {
+            None => {}
+            // A timer, not a promise that never settles: the runtime fails a request whose
+            // promise can never settle, which would make this an error, not a hang.
+            Some(InjectedFault::Hang) => Delay::from(Duration::from_secs(600)).await,
+            Some(InjectedFault::Error) => return Response::error("injected fault", 500),
+            Some(InjectedFault::ErrorUntil(end_ms)) if crate::now_ms() < end_ms => {
+                return Response::error("injected fault", 500)
+            }
+            Some(InjectedFault::ErrorUntil(_)) => {}
+        }
+        let (path, query) = clickgate_core::click::split_url(target);
+        let request = match ObjectRequest::parse(method, path, query, body) {
+            Ok(request) => request,
+            Err(e) => return Response::error(e.to_string(), e.status()),
+        };
+        match request {
+            ObjectRequest::Batch { space, batch } => self.batch(&space, &batch).await,
+            ObjectRequest::ClickIds { space, uses } => self.replay(&space, &uses).await,
+            ObjectRequest::Conversion { space, conversion } => {
+                self.conversion(&space, conversion).await
+            }
+            ObjectRequest::Reject {
+                space,
+                key,
+                expires_ms,
+                reason,
+            } => self.reject(&space, key, expires_ms, &reason).await,
+            ObjectRequest::Operate { space, operation } => self.operate(&space, operation).await,
+            ObjectRequest::Report {
+                space,
+                from_hour,
+                to_hour,
+            } => self.report(&space, from_hour, to_hour).await,
+            ObjectRequest::Explain { space, key } => self.explain(&space, &key).await,
+            ObjectRequest::List { object, day } => self.list(&object, day).await,
+            ObjectRequest::Networks { since_day } => self.networks(since_day).await,
+        }
+    }
+
+    #[wasm_bindgen(js_name = ask)]
+    #[allow(unreachable_pub)] // wasm-bindgen exports only `pub` methods
+    pub async fn ask_call(
+        &self,
+        method: String,
+        target: String,
+        body: String,
+    ) -> std::result::Result<JsValue, JsValue> {
+        let answer = self.answer(&method, &target, &body).await?;
+        let text = match answer.body() {
+            ResponseBody::Body(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+            ResponseBody::Empty | ResponseBody::Stream(_) => String::new(),
+        };
+        let pair = Array::of2(&JsValue::from(answer.status_code()), &JsValue::from(text));
+        Ok(pair.into())
     }
 }
 

@@ -22,11 +22,10 @@ use clickgate_core::report::{self, Networks, ReportQuery};
 use clickgate_core::signing::ReplayAnswer;
 use clickgate_core::stored::DIRECTORY;
 use futures_util::future::{join_all, select, Either};
-use worker::js_sys::{Function, Promise};
-use worker::wasm_bindgen::JsValue;
+use worker::js_sys::{Array, Function, Promise, Reflect};
+use worker::wasm_bindgen::{JsCast as _, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::worker_sys::web_sys;
-use worker::{Context, Delay, Env, Request};
+use worker::{Context, Delay, Env};
 
 use crate::console::{log, log_error};
 
@@ -168,26 +167,43 @@ async fn ask_now(
     path: &str,
     body: &str,
 ) -> std::result::Result<String, String> {
-    let stub = env
+    let stub: JsValue = env
         .durable_object(BINDING)
         .and_then(|ns| ns.get_by_name(object))
-        .map_err(|e| format!("binding {BINDING}: {e}"))?;
-    // Built with the runtime's own RequestInit: the SDK's carries every `cf` option (image
-    // resizing and the rest) and their names into the Worker for nothing.
-    let init = web_sys::RequestInit::new();
-    init.set_method(method);
-    init.set_body(&JsValue::from_str(body));
-    let request = web_sys::Request::new_with_str_and_init(&format!("https://network{path}"), &init)
-        .map(Request::from)
-        .map_err(|e| format!("{e:?}"))?;
-    let mut response = stub
-        .fetch_with_request(request)
+        .map_err(|e| format!("binding {BINDING}: {e}"))?
+        .into_rpc();
+    // `Network::ask` (src/network.rs) as a JavaScript RPC: no Request, headers, body stream or
+    // Response on either side. The stub answers any method name with a call, so `ask` is read
+    // from it, not from a class.
+    let fault = |e: JsValue| worker::Error::from(e).to_string();
+    let call: Function = Reflect::get(&stub, &JsValue::from_str("ask"))
+        .map_err(fault)?
+        .unchecked_into();
+    // `Reflect.apply`, not `call.call(…)`: the stub's method answers any property read with
+    // another remote name, `call` included, so `call3` would ask the object for `ask.call`.
+    let arguments = Array::of3(
+        &JsValue::from_str(method),
+        &JsValue::from_str(path),
+        &JsValue::from_str(body),
+    );
+    let called = Reflect::apply(&call, &stub, &arguments).map_err(fault)?;
+    // The call's promise is the runtime's own thenable; `resolve` adopts it.
+    let answer = JsFuture::from(Promise::resolve(&called))
         .await
-        .map_err(|e| e.to_string())?;
-    let text = response.text().await.map_err(|e| e.to_string())?;
-    match response.status_code() {
-        200 => Ok(text),
-        status => Err(format!("{object}{path}: status {status}: {text}")),
+        .map_err(fault)?;
+    let status = Reflect::get_u32(&answer, 0)
+        .ok()
+        .and_then(|s| s.as_f64())
+        .filter(|s| s.fract() == 0.0 && (100.0..600.0).contains(s))
+        .map(|s| s as u16);
+    let text = Reflect::get_u32(&answer, 1)
+        .ok()
+        .and_then(|t| t.as_string())
+        .unwrap_or_default();
+    match status {
+        Some(200) => Ok(text),
+        Some(status) => Err(format!("{object}{path}: status {status}: {text}")),
+        None => Err(format!("{object}{path}: an answer without a status")),
     }
 }
 
