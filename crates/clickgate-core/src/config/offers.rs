@@ -8,6 +8,7 @@ use super::error::{err, ConfigError};
 use super::fields::{kind, At, Fields};
 use super::json::Value;
 use super::postbacks::PostbackPolicy;
+use super::rules::Candidates;
 use crate::click::Id;
 use crate::filters::geo::Geo;
 use crate::template::Template;
@@ -29,6 +30,8 @@ pub struct Offer {
     /// Whether the link's other parameters are passed on to the landing URL; `None` follows the
     /// link profile.
     pub(crate) pass_through: Option<bool>,
+    /// The rules that can judge its clicks and conversions, worked out on first use.
+    pub(crate) candidates: Candidates,
 }
 
 /// `offers[]`, each id once. Where a link profile serves offers the document does not list
@@ -119,6 +122,7 @@ fn compile_offer(
         landing: landing?,
         geo,
         pass_through,
+        candidates: Candidates::default(),
     })
 }
 

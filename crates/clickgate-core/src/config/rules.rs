@@ -7,8 +7,9 @@
 //! rules in the document.
 
 use std::ops::RangeInclusive;
+use std::sync::OnceLock;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashSet;
 
 use super::error::{err, ConfigError};
 use super::fields::{id_value, kind, At, Fields};
@@ -345,63 +346,44 @@ pub(crate) fn in_order(rules: &[Rule], stage: Level) -> Vec<usize> {
     order
 }
 
-/// For each offer, the rules that can judge its clicks, best first. The offer and advertiser parts
-/// of a scope are fixed per offer, so they are resolved once with the config; a click then only
-/// checks affiliates, and the first rule that covers it decides. An offer no rule covers is left
-/// out (a lookup reads it as no rules): keying every one of 100,000 offers twice was a tenth of
-/// compiling such a document.
-pub(crate) fn index_by_offer(
-    rules: &[Rule],
-    offers: &FxHashMap<Id, Offer>,
-    stage: Level,
-) -> FxHashMap<Id, Vec<usize>> {
-    // `stage` is Click or Conversion: the rules judging that stage are its own and the `both` ones.
-    let order = in_order(rules, stage);
-    if order.is_empty() {
-        return FxHashMap::default();
-    }
-    // Lists by position, so a rule covering every offer pushes without hashing an id per offer.
-    let all: Vec<&Offer> = offers.values().collect();
-    // Only rules naming their offers look offers up by id; without one, no id is hashed here.
-    let named = order
-        .iter()
-        .any(|&i| rules[i].scope.offers.include.is_some());
-    let position: FxHashMap<&Id, usize> = match named {
-        true => all.iter().enumerate().map(|(n, o)| (&o.id, n)).collect(),
-        false => FxHashMap::default(),
-    };
-    let mut lists: Vec<Vec<usize>> = vec![Vec::new(); all.len()];
-    // Rule by rule in precedence order, so each offer's list comes out best first. A rule naming
-    // its offers visits only those: testing every rule against every offer cost a fresh isolate's
-    // first click about a millisecond with 100 rules and 100 offers.
-    for i in order {
-        let scope = &rules[i].scope;
-        let covered = |offer: &Offer| {
-            scope.offers.covers(Some(&offer.id))
-                && scope.advertisers.covers(offer.advertiser_id.as_ref())
+/// An offer's candidates at each stage: the rules that can judge its clicks, or its conversions,
+/// best first. The offer and advertiser parts of a scope are fixed per offer, so they are resolved
+/// once per offer; a click then only checks affiliates, and the first rule that covers it decides.
+/// Each list is worked out the first time the offer is asked for, not for every offer with the
+/// config: indexing all 100 offers of a document with 100 rules, at both stages, was a tenth of
+/// compiling it inside a fresh isolate's first click, which asks for one.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Candidates {
+    click: OnceLock<Vec<usize>>,
+    conversion: OnceLock<Vec<usize>>,
+}
+
+impl Candidates {
+    /// The rules of `order` (the enabled rules judging `stage`, best first, from [`in_order`])
+    /// whose offer and advertiser parts cover `offer`, in that order.
+    pub(crate) fn at<'a>(
+        &'a self,
+        stage: Level,
+        rules: &[Rule],
+        order: &[usize],
+        offer: &Offer,
+    ) -> &'a [usize] {
+        let slot = match stage {
+            Level::Conversion => &self.conversion,
+            _ => &self.click,
         };
-        match &scope.offers.include {
-            Some(named) => {
-                for &n in named.iter().filter_map(|id| position.get(id)) {
-                    if covered(all[n]) {
-                        lists[n].push(i);
-                    }
-                }
-            }
-            None => {
-                for (n, offer) in all.iter().enumerate() {
-                    if covered(offer) {
-                        lists[n].push(i);
-                    }
-                }
-            }
-        }
+        slot.get_or_init(|| {
+            order
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    let scope = &rules[i].scope;
+                    scope.offers.covers(Some(&offer.id))
+                        && scope.advertisers.covers(offer.advertiser_id.as_ref())
+                })
+                .collect()
+        })
     }
-    all.iter()
-        .zip(lists)
-        .filter(|(_, list)| !list.is_empty())
-        .map(|(o, list)| (o.id.clone(), list))
-        .collect()
 }
 
 /// The rule that decides a click on an offer, from the offer's candidates in precedence order.
@@ -1075,11 +1057,13 @@ mod tests {
         use proptest::prelude::*;
 
         proptest! {
-            // Indexing rule by rule, visiting only the offers a rule names, gives every offer the
-            // same candidates in the same order as testing each rule against each offer.
+            // Each offer's candidates, worked out when first asked for (the stages and offers asked
+            // in either order, each twice), are the rules testing every rule on that offer picks,
+            // in precedence order; an offer the document does not list has none.
             #[test]
-            fn index_by_offer_matches_testing_every_rule_on_every_offer(
+            fn an_offers_candidates_are_every_rule_covering_it_best_first(
                 rules in proptest::collection::vec((0usize..7, 0usize..3, 0i64..3, any::<bool>()), 0..10),
+                conversions_first in any::<bool>(),
             ) {
                 const SCOPES: [&str; 7] = [
                     r#"{"offers": ["1"]}"#,
@@ -1107,7 +1091,11 @@ mod tests {
                     rules.join(",")
                 );
                 let config = crate::config::Config::compile(&doc).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
-                for (stage, index) in [(Level::Click, &config.rules_by_offer), (Level::Conversion, &config.conversion_rules_by_offer)] {
+                let stages = match conversions_first {
+                    true => [Level::Conversion, Level::Click],
+                    false => [Level::Click, Level::Conversion],
+                };
+                for stage in stages.into_iter().chain(stages) {
                     let mut order: Vec<usize> = (0..config.rules.len())
                         .filter(|&i| {
                             let r = &config.rules[i];
@@ -1115,14 +1103,14 @@ mod tests {
                         })
                         .collect();
                     order.sort_by(|&a, &b| precedence(&config.rules[a], &config.rules[b]));
-                    prop_assert!(index.keys().all(|id| config.offers.contains_key(id)));
+                    let unlisted = crate::click::Id::parse("4").unwrap();
+                    prop_assert!(config.candidates(&unlisted, stage).is_empty());
                     for (id, offer) in &config.offers {
                         let every: Vec<usize> = order.iter().copied().filter(|&i| {
                             let s = &config.rules[i].scope;
                             s.offers.covers(Some(id)) && s.advertisers.covers(offer.advertiser_id.as_ref())
                         }).collect();
-                        let listed = index.get(id).map_or(&[][..], Vec::as_slice);
-                        prop_assert_eq!(listed, &every[..], "offer {}", id.as_str());
+                        prop_assert_eq!(config.candidates(id, stage), &every[..], "offer {} at {:?}", id.as_str(), stage);
                     }
                 }
             }
