@@ -127,11 +127,14 @@ impl Config {
         let Some(offer) = self.offers.get(offer_id) else {
             return &[];
         };
-        let order = match stage {
-            Level::Conversion => &self.conversion_rules_in_order,
-            _ => &self.click_rules_in_order,
+        let (slot, order) = match stage {
+            Level::Conversion => (
+                &offer.candidates.conversion,
+                &self.conversion_rules_in_order,
+            ),
+            _ => (&offer.candidates.click, &self.click_rules_in_order),
         };
-        offer.candidates.at(stage, &self.rules, order, offer)
+        slot.get_or_init(|| rules::covering(&self.rules, order, offer))
     }
 
     /// The rule that decides a click on `offer`: from the offer's index when the document lists

@@ -7,7 +7,6 @@
 //! rules in the document.
 
 use std::ops::RangeInclusive;
-use std::sync::OnceLock;
 
 use rustc_hash::FxHashSet;
 
@@ -346,44 +345,20 @@ pub(crate) fn in_order(rules: &[Rule], stage: Level) -> Vec<usize> {
     order
 }
 
-/// An offer's candidates at each stage: the rules that can judge its clicks, or its conversions,
-/// best first. The offer and advertiser parts of a scope are fixed per offer, so they are resolved
-/// once per offer; a click then only checks affiliates, and the first rule that covers it decides.
-/// Each list is worked out the first time the offer is asked for, not for every offer with the
-/// config: indexing all 100 offers of a document with 100 rules, at both stages, was a tenth of
-/// compiling it inside a fresh isolate's first click, which asks for one.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Candidates {
-    click: OnceLock<Vec<usize>>,
-    conversion: OnceLock<Vec<usize>>,
-}
-
-impl Candidates {
-    /// The rules of `order` (the enabled rules judging `stage`, best first, from [`in_order`])
-    /// whose offer and advertiser parts cover `offer`, in that order.
-    pub(crate) fn at<'a>(
-        &'a self,
-        stage: Level,
-        rules: &[Rule],
-        order: &[usize],
-        offer: &Offer,
-    ) -> &'a [usize] {
-        let slot = match stage {
-            Level::Conversion => &self.conversion,
-            _ => &self.click,
-        };
-        slot.get_or_init(|| {
-            order
-                .iter()
-                .copied()
-                .filter(|&i| {
-                    let scope = &rules[i].scope;
-                    scope.offers.covers(Some(&offer.id))
-                        && scope.advertisers.covers(offer.advertiser_id.as_ref())
-                })
-                .collect()
+/// The rules of `order` (the enabled rules judging one stage, best first, from [`in_order`])
+/// whose offer and advertiser parts cover `offer`, in that order: the offer's candidates at that
+/// stage (see [`Candidates`](super::offers::Candidates)). A click then only checks affiliates,
+/// and the first rule that covers it decides.
+pub(crate) fn covering(rules: &[Rule], order: &[usize], offer: &Offer) -> Vec<usize> {
+    order
+        .iter()
+        .copied()
+        .filter(|&i| {
+            let scope = &rules[i].scope;
+            scope.offers.covers(Some(&offer.id))
+                && scope.advertisers.covers(offer.advertiser_id.as_ref())
         })
-    }
+        .collect()
 }
 
 /// The rule that decides a click on an offer, from the offer's candidates in precedence order.
