@@ -124,9 +124,14 @@ impl Config {
     /// Indexes into `rules`: those that can judge `stage` (click or conversion) of a listed
     /// offer, best first; none for an offer the document does not list.
     pub(crate) fn candidates(&self, offer_id: &Id, stage: Level) -> &[usize] {
-        let Some(offer) = self.offers.get(offer_id) else {
-            return &[];
-        };
+        match self.offers.get(offer_id) {
+            Some(offer) => self.candidates_of(offer, stage),
+            None => &[],
+        }
+    }
+
+    /// [`Config::candidates`] of a listed offer, worked out the first time it is asked for.
+    fn candidates_of<'a>(&'a self, offer: &'a Offer, stage: Level) -> &'a [usize] {
         let (slot, order) = match stage {
             Level::Conversion => (
                 &offer.candidates.conversion,
@@ -140,8 +145,12 @@ impl Config {
     /// The rule that decides a click on `offer`: from the offer's index when the document lists
     /// it, else the first rule whose scope covers the unlisted offer, its advertiser and `aff_id`.
     pub(crate) fn rule_for(&self, offer: &Offer, aff_id: &Id) -> Option<&Rule> {
-        if self.offers.contains_key(&offer.id) {
-            return self.deciding_rule(&offer.id, aff_id);
+        if let Some(listed) = self.offers.get(&offer.id) {
+            return select(
+                &self.rules,
+                self.candidates_of(listed, Level::Click),
+                aff_id,
+            );
         }
         self.click_rules_in_order
             .iter()
