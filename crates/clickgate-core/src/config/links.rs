@@ -406,6 +406,7 @@ fn compile_profile(
         landing,
         geo: None,
         pass_through: None,
+        candidates: Default::default(),
     });
     Some(Profile {
         id: id?,

@@ -24,7 +24,7 @@ use crate::log::LogClean;
 use error::err;
 use fields::{At, Fields};
 use json::Value;
-use rules::{compile_rule, index_by_offer, select, Rule};
+use rules::{compile_rule, select, Level, Rule};
 
 mod alerts;
 pub(crate) mod blocklist;
@@ -67,11 +67,6 @@ pub struct Config {
     pub blocked_ips: IpSet,
     pub lists: Lists,
     pub rules: Vec<Rule>,
-    /// Per offer, the indexes into `rules` that can decide its clicks, best first; an offer no
-    /// rule covers is absent.
-    pub(crate) rules_by_offer: FxHashMap<Id, Vec<usize>>,
-    /// Per offer, the rules that judge its conversions (level `conversion` or `both`), best first.
-    pub(crate) conversion_rules_by_offer: FxHashMap<Id, Vec<usize>>,
     /// Signing policies per network (affiliate), from `networks[]`.
     pub networks: FxHashMap<Id, networks::Policy>,
     /// Flood thresholds of the networks that set their own; the others use the defaults.
@@ -95,9 +90,12 @@ pub struct Config {
     pub digest: String,
     /// The link formats the Worker reads, from `links[]` (clickgate's own without it).
     pub links: links::Links,
-    /// The enabled click rules, best first: what judges a click on an offer the document does not
-    /// list (a profile's destination), scope by scope.
+    /// The enabled click rules, best first: what an offer's candidates are picked from, and what
+    /// judges a click on an offer the document does not list (a profile's destination), scope by
+    /// scope.
     pub(crate) click_rules_in_order: Vec<usize>,
+    /// The enabled rules judging conversions (level `conversion` or `both`), best first.
+    pub(crate) conversion_rules_in_order: Vec<usize>,
     /// The operator's lasting blocklist, read from its own KV key with the document (empty when
     /// compiled from a document alone).
     pub(crate) blocklist: blocklist::Blocklist,
@@ -111,27 +109,48 @@ impl Config {
 
     /// The one rule that judges conversions of clicks on this offer from this affiliate.
     pub(crate) fn conversion_rule(&self, offer_id: &Id, aff_id: &Id) -> Option<&Rule> {
-        let candidates = self
-            .conversion_rules_by_offer
-            .get(offer_id)
-            .map_or(&[][..], Vec::as_slice);
-        select(&self.rules, candidates, aff_id)
+        select(
+            &self.rules,
+            self.candidates(offer_id, Level::Conversion),
+            aff_id,
+        )
     }
 
     /// The one rule that decides clicks on this offer from this affiliate, if any covers them.
     pub(crate) fn deciding_rule(&self, offer_id: &Id, aff_id: &Id) -> Option<&Rule> {
-        let candidates = self
-            .rules_by_offer
-            .get(offer_id)
-            .map_or(&[][..], Vec::as_slice);
-        select(&self.rules, candidates, aff_id)
+        select(&self.rules, self.candidates(offer_id, Level::Click), aff_id)
+    }
+
+    /// Indexes into `rules`: those that can judge `stage` (click or conversion) of a listed
+    /// offer, best first; none for an offer the document does not list.
+    pub(crate) fn candidates(&self, offer_id: &Id, stage: Level) -> &[usize] {
+        match self.offers.get(offer_id) {
+            Some(offer) => self.candidates_of(offer, stage),
+            None => &[],
+        }
+    }
+
+    /// [`Config::candidates`] of a listed offer, worked out the first time it is asked for.
+    fn candidates_of<'a>(&'a self, offer: &'a Offer, stage: Level) -> &'a [usize] {
+        let (slot, order) = match stage {
+            Level::Conversion => (
+                &offer.candidates.conversion,
+                &self.conversion_rules_in_order,
+            ),
+            _ => (&offer.candidates.click, &self.click_rules_in_order),
+        };
+        slot.get_or_init(|| rules::covering(&self.rules, order, offer))
     }
 
     /// The rule that decides a click on `offer`: from the offer's index when the document lists
     /// it, else the first rule whose scope covers the unlisted offer, its advertiser and `aff_id`.
     pub(crate) fn rule_for(&self, offer: &Offer, aff_id: &Id) -> Option<&Rule> {
-        if self.offers.contains_key(&offer.id) {
-            return self.deciding_rule(&offer.id, aff_id);
+        if let Some(listed) = self.offers.get(&offer.id) {
+            return select(
+                &self.rules,
+                self.candidates_of(listed, Level::Click),
+                aff_id,
+            );
         }
         self.click_rules_in_order
             .iter()
@@ -291,19 +310,13 @@ fn compile_document(
         stored_lists.push(key);
     }
 
-    let rules_by_offer = index_by_offer(&rules, &offers, rules::Level::Click);
-    let conversion_rules_by_offer = index_by_offer(&rules, &offers, rules::Level::Conversion);
-    let click_rules_in_order = match unlisted_served {
-        true => rules::in_order(&rules, rules::Level::Click),
-        false => Vec::new(),
-    };
+    let click_rules_in_order = rules::in_order(&rules, Level::Click);
+    let conversion_rules_in_order = rules::in_order(&rules, Level::Conversion);
     Some(Config {
         offers,
         blocked_ips: blocked,
         lists,
         rules,
-        rules_by_offer,
-        conversion_rules_by_offer,
         networks,
         flood,
         listed,
@@ -316,6 +329,7 @@ fn compile_document(
         digest,
         links,
         click_rules_in_order,
+        conversion_rules_in_order,
         blocklist: blocklist::Blocklist::default(),
     })
 }

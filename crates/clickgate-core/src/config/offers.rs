@@ -1,6 +1,7 @@
 //! The offers of the document: where each sends a click, and whether it is served.
 
 use std::collections::hash_map::Entry;
+use std::sync::OnceLock;
 
 use rustc_hash::FxHashMap;
 
@@ -29,6 +30,19 @@ pub struct Offer {
     /// Whether the link's other parameters are passed on to the landing URL; `None` follows the
     /// link profile.
     pub(crate) pass_through: Option<bool>,
+    /// The rules that can judge its clicks and conversions, worked out on first use.
+    pub(crate) candidates: Candidates,
+}
+
+/// An offer's candidates at each stage: the indexes of the rules that can judge its clicks, or its
+/// conversions, best first. The offer and advertiser parts of a scope are fixed per offer, so they
+/// are resolved once per offer, and the first time it is asked for, not for every offer with the
+/// config: indexing all 100 offers of a document with 100 rules, at both stages, was a tenth of
+/// compiling it inside a fresh isolate's first click, which asks for one.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Candidates {
+    pub(crate) click: OnceLock<Vec<usize>>,
+    pub(crate) conversion: OnceLock<Vec<usize>>,
 }
 
 /// `offers[]`, each id once. Where a link profile serves offers the document does not list
@@ -119,6 +133,7 @@ fn compile_offer(
         landing: landing?,
         geo,
         pass_through,
+        candidates: Candidates::default(),
     })
 }
 

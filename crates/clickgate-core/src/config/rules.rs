@@ -8,7 +8,7 @@
 
 use std::ops::RangeInclusive;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashSet;
 
 use super::error::{err, ConfigError};
 use super::fields::{id_value, kind, At, Fields};
@@ -345,62 +345,19 @@ pub(crate) fn in_order(rules: &[Rule], stage: Level) -> Vec<usize> {
     order
 }
 
-/// For each offer, the rules that can judge its clicks, best first. The offer and advertiser parts
-/// of a scope are fixed per offer, so they are resolved once with the config; a click then only
-/// checks affiliates, and the first rule that covers it decides. An offer no rule covers is left
-/// out (a lookup reads it as no rules): keying every one of 100,000 offers twice was a tenth of
-/// compiling such a document.
-pub(crate) fn index_by_offer(
-    rules: &[Rule],
-    offers: &FxHashMap<Id, Offer>,
-    stage: Level,
-) -> FxHashMap<Id, Vec<usize>> {
-    // `stage` is Click or Conversion: the rules judging that stage are its own and the `both` ones.
-    let order = in_order(rules, stage);
-    if order.is_empty() {
-        return FxHashMap::default();
-    }
-    // Lists by position, so a rule covering every offer pushes without hashing an id per offer.
-    let all: Vec<&Offer> = offers.values().collect();
-    // Only rules naming their offers look offers up by id; without one, no id is hashed here.
-    let named = order
+/// The rules of `order` (the enabled rules judging one stage, best first, from [`in_order`])
+/// whose offer and advertiser parts cover `offer`, in that order: the offer's candidates at that
+/// stage (see [`Candidates`](super::offers::Candidates)). A click then only checks affiliates,
+/// and the first rule that covers it decides.
+pub(crate) fn covering(rules: &[Rule], order: &[usize], offer: &Offer) -> Vec<usize> {
+    order
         .iter()
-        .any(|&i| rules[i].scope.offers.include.is_some());
-    let position: FxHashMap<&Id, usize> = match named {
-        true => all.iter().enumerate().map(|(n, o)| (&o.id, n)).collect(),
-        false => FxHashMap::default(),
-    };
-    let mut lists: Vec<Vec<usize>> = vec![Vec::new(); all.len()];
-    // Rule by rule in precedence order, so each offer's list comes out best first. A rule naming
-    // its offers visits only those: testing every rule against every offer cost a fresh isolate's
-    // first click about a millisecond with 100 rules and 100 offers.
-    for i in order {
-        let scope = &rules[i].scope;
-        let covered = |offer: &Offer| {
+        .copied()
+        .filter(|&i| {
+            let scope = &rules[i].scope;
             scope.offers.covers(Some(&offer.id))
                 && scope.advertisers.covers(offer.advertiser_id.as_ref())
-        };
-        match &scope.offers.include {
-            Some(named) => {
-                for &n in named.iter().filter_map(|id| position.get(id)) {
-                    if covered(all[n]) {
-                        lists[n].push(i);
-                    }
-                }
-            }
-            None => {
-                for (n, offer) in all.iter().enumerate() {
-                    if covered(offer) {
-                        lists[n].push(i);
-                    }
-                }
-            }
-        }
-    }
-    all.iter()
-        .zip(lists)
-        .filter(|(_, list)| !list.is_empty())
-        .map(|(o, list)| (o.id.clone(), list))
+        })
         .collect()
 }
 
@@ -717,7 +674,9 @@ pub(crate) fn compile_asns(
     path: &str,
     errors: &mut Vec<ConfigError>,
 ) -> FxHashSet<u32> {
-    let mut out = FxHashSet::default();
+    // Sized for the list at once: growing a table step by step to 2,000 numbers rehashed them
+    // all half a dozen times, half of compiling the list.
+    let mut out = FxHashSet::with_capacity_and_hasher(list.len(), Default::default());
     for (i, v) in list.iter().enumerate() {
         let n = match v {
             Value::Number(n) => n.as_u64(),
@@ -1075,11 +1034,13 @@ mod tests {
         use proptest::prelude::*;
 
         proptest! {
-            // Indexing rule by rule, visiting only the offers a rule names, gives every offer the
-            // same candidates in the same order as testing each rule against each offer.
+            // Each offer's candidates, worked out when first asked for (the stages and offers asked
+            // in either order, each twice), are the rules testing every rule on that offer picks,
+            // in precedence order; an offer the document does not list has none.
             #[test]
-            fn index_by_offer_matches_testing_every_rule_on_every_offer(
+            fn an_offers_candidates_are_every_rule_covering_it_best_first(
                 rules in proptest::collection::vec((0usize..7, 0usize..3, 0i64..3, any::<bool>()), 0..10),
+                conversions_first in any::<bool>(),
             ) {
                 const SCOPES: [&str; 7] = [
                     r#"{"offers": ["1"]}"#,
@@ -1107,7 +1068,11 @@ mod tests {
                     rules.join(",")
                 );
                 let config = crate::config::Config::compile(&doc).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
-                for (stage, index) in [(Level::Click, &config.rules_by_offer), (Level::Conversion, &config.conversion_rules_by_offer)] {
+                let stages = match conversions_first {
+                    true => [Level::Conversion, Level::Click],
+                    false => [Level::Click, Level::Conversion],
+                };
+                for stage in stages.into_iter().chain(stages) {
                     let mut order: Vec<usize> = (0..config.rules.len())
                         .filter(|&i| {
                             let r = &config.rules[i];
@@ -1115,14 +1080,14 @@ mod tests {
                         })
                         .collect();
                     order.sort_by(|&a, &b| precedence(&config.rules[a], &config.rules[b]));
-                    prop_assert!(index.keys().all(|id| config.offers.contains_key(id)));
+                    let unlisted = crate::click::Id::parse("4").unwrap();
+                    prop_assert!(config.candidates(&unlisted, stage).is_empty());
                     for (id, offer) in &config.offers {
                         let every: Vec<usize> = order.iter().copied().filter(|&i| {
                             let s = &config.rules[i].scope;
                             s.offers.covers(Some(id)) && s.advertisers.covers(offer.advertiser_id.as_ref())
                         }).collect();
-                        let listed = index.get(id).map_or(&[][..], Vec::as_slice);
-                        prop_assert_eq!(listed, &every[..], "offer {}", id.as_str());
+                        prop_assert_eq!(config.candidates(id, stage), &every[..], "offer {} at {:?}", id.as_str(), stage);
                     }
                 }
             }

@@ -169,7 +169,12 @@ mod tests {
         let lists = [("iplist/w".to_owned(), IpSet::default())].into();
         let config = crate::config::Config::compile_with_lists(CONFIG, &lists).unwrap();
         let offer = Id::parse("1").unwrap();
-        assert!(config.rules_by_offer[&offer].len() > 20);
+        assert!(
+            config
+                .candidates(&offer, crate::config::rules::Level::Click)
+                .len()
+                > 20
+        );
         assert!(config.offers.len() > 20);
         assert!(config.lists.blocked_referrers.len() > 20);
         assert!(config
