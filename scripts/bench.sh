@@ -288,7 +288,7 @@ faults_since() { # count -> the faults logged after the first COUNT, by kind
   faults=$(tail -n +"$(($1 + 1))" <(grep '"event":"fault"' "$state/errors.log"))
   sed -n 's/.*"what":"\([^"]*\)".*/\1/p' <<<"$faults" | sort | uniq -c | sed 's/^ */    /' | grep . || echo "    none"
   # Each counts_dropped line says which cap dropped its clicks (core::network::local): add them up.
-  grep '"what":"counts_dropped"' <<<"$faults" | sed -n 's/.*unsent: \([0-9]*\) past the caps.*, \([0-9]*\) in batches unanswered.*, \([0-9]*\) with their network.*/\1 \2 \3/p' \
+  { grep '"what":"counts_dropped"' <<<"$faults" || true; } | sed -n 's/.*unsent: \([0-9]*\) past the caps.*, \([0-9]*\) in batches unanswered.*, \([0-9]*\) with their network.*/\1 \2 \3/p' \
     | awk '{ f += $1; u += $2; e += $3 } END { if (NR) printf "    counted clicks dropped: %d past the unsent caps, %d in batches unanswered after every send, %d with an evicted network\n", f, u, e }'
 }
 replay_section() { # network target
