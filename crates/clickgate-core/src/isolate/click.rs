@@ -220,7 +220,13 @@ impl Isolate {
         let (check, (click_id, expires_ms, when, objects)) = match (check, question) {
             (Some(check), Some(question)) => (check, question),
             (check, _) => {
-                return ClickStep::Done(self.finish(click, check, ReplayAnswer::NotAsked, effects))
+                return ClickStep::Done(self.finish(
+                    click,
+                    check,
+                    ReplayAnswer::NotAsked,
+                    effects,
+                    Batches::Now,
+                ))
             }
         };
         let network = &click.params.aff_id;
@@ -263,6 +269,10 @@ impl Isolate {
                     // This isolate has seen the id in use: refused without a question.
                     None => ReplayAnswer::Replayed,
                     Some(turn) => {
+                        // The batch this click would make due once answered goes out from here,
+                        // with the next arrival: see `resume`.
+                        let home = Home::of(&click.config, network);
+                        self.flush(&mut effects, network.clone(), home, now_ms);
                         return ClickStep::Ask {
                             question: Question {
                                 object,
@@ -272,18 +282,23 @@ impl Isolate {
                             },
                             pending: Box::new(Pending { click, check }),
                             effects,
-                        }
+                        };
                     }
                 }
             }
         };
-        ClickStep::Done(self.finish(click, Some(check), replay, effects))
+        ClickStep::Done(self.finish(click, Some(check), replay, effects, Batches::Now))
     }
 
-    /// A click that waited for its replay answer, decided as of its arrival.
+    /// A click that waited for its replay answer, decided as of its arrival. It is counted, but
+    /// starts no batch: it resumes in whichever request delivered its answer, and the runtime
+    /// refuses I/O that one request starts on another's behalf (a batch begun there failed as a
+    /// `network_object` fault, and its network's counts piled up behind the back-off). The next
+    /// click to arrive, waiting or not, sends its network's due batch from its own request, and
+    /// the isolate-wide look (`drive_stranded`) any request makes sends every other network's.
     pub fn resume(&mut self, pending: Box<Pending>, answer: ReplayAnswer) -> Answered {
         let Pending { click, check } = *pending;
-        self.finish(click, Some(check), answer, Vec::new())
+        self.finish(click, Some(check), answer, Vec::new(), Batches::Later)
     }
 
     /// The signing verdict through the breaker, the counts, the decision, its log line, counts
@@ -294,6 +309,7 @@ impl Isolate {
         check: Option<Check>,
         replay: ReplayAnswer,
         mut effects: Vec<Effect>,
+        batches: Batches,
     ) -> Answered {
         let Click {
             config,
@@ -377,18 +393,27 @@ impl Isolate {
                 point: report::data_point(&outcome),
             });
         }
-        let home = Home::of(&config, &network);
-        self.flush(&mut effects, network, home, now_ms);
-        // The device's ledger, which this click may have counted in.
-        if let Some(ledger) = keys.and_then(|k| k.ledger) {
-            let home = Home::of(&config, &ledger);
-            self.flush(&mut effects, ledger, home, now_ms);
+        if batches == Batches::Now {
+            let home = Home::of(&config, &network);
+            self.flush(&mut effects, network, home, now_ms);
+            // The device's ledger, which this click may have counted in.
+            if let Some(ledger) = keys.and_then(|k| k.ledger) {
+                let home = Home::of(&config, &ledger);
+                self.flush(&mut effects, ledger, home, now_ms);
+            }
         }
         Answered {
             response: click_response(&outcome, accept.as_deref(), head),
             effects,
         }
     }
+}
+
+/// Whether a click's step may start its networks' batches (I/O), or leaves them to the next click.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Batches {
+    Now,
+    Later,
 }
 
 #[cfg(test)]
@@ -717,6 +742,55 @@ mod tests {
         let replayed = isolate.resume(pending, ReplayAnswer::Replayed);
         assert_eq!(replayed.response.status, 403);
         assert_eq!(codes(&replayed), ["replayed"]);
+    }
+
+    #[test]
+    fn a_resumed_click_leaves_its_networks_batch_to_the_next_arrival() {
+        // A click resumed after its replay answer runs in the request that delivered the answer,
+        // which may not start I/O for it: it is counted, but starts no batch. The next click to
+        // arrive, past the flush interval, sends the batch holding that count from its own step.
+        let config = config();
+        let mut isolate = counting();
+        let ask = |isolate: &mut Isolate, click_id: &str, at: u64| {
+            let url = signed(&config, "net-7", Some(click_id));
+            match step(isolate, &config, parts(&url, "192.0.2.1", IPHONE), at) {
+                ClickStep::Ask {
+                    pending, effects, ..
+                } => (pending, effects),
+                ClickStep::Done(a) => panic!("answered without asking: {:?}", a.effects),
+            }
+        };
+        let flushes = |effects: &[Effect]| -> Vec<Flush> {
+            effects
+                .iter()
+                .filter_map(|e| match e {
+                    Effect::Flush { step, .. } => Some(step.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let (pending, effects) = ask(&mut isolate, "c-10", T0);
+        assert_eq!(flushes(&effects), [], "nothing counted yet");
+        let resumed = isolate.resume(pending, ReplayAnswer::Fresh);
+        assert_eq!(resumed.response.status, 302);
+        assert_eq!(
+            flushes(&resumed.effects),
+            [],
+            "a resumed click starts no batch"
+        );
+        let (_, effects) = ask(&mut isolate, "c-11", T0 + 60_000);
+        let sent: Vec<u32> = flushes(&effects)
+            .into_iter()
+            .filter_map(|f| match f {
+                Flush::Send(batch) => Some(batch.flood.iter().map(|(_, clicks, _)| clicks).sum()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            sent,
+            [1],
+            "the next arrival sends the resumed click's count"
+        );
     }
 
     #[test]
