@@ -41,7 +41,8 @@ export async function resolve(specifier, context, next) {
 }
 export async function load(url, context, next) {
   if (url === "clickgate-stub:workers") return { format: "module", shortCircuit: true,
-    source: "export class WorkerEntrypoint { constructor(ctx, env) { this.ctx = ctx; this.env = env; } }" };
+    source: "export class WorkerEntrypoint { constructor(ctx, env) { this.ctx = ctx; this.env = env; } } " +
+      "export class DurableObject { constructor(ctx, env) { this.ctx = ctx; this.env = env; } }" };
   if (url === "clickgate-stub:wasm") return { format: "module", shortCircuit: true,
     source: "export default globalThis.__clickgateWasm;" };
   return next(url, context);
@@ -164,11 +165,12 @@ const env = {
     },
   },
   TOKEN_SECRET: "coldstart-secret-coldstart-secret-coldstart",
-  // The network's Durable Object, answering every batch of counts with nothing to report (the
-  // SDK checks the binding's class name).
+  // The network's Durable Object, answering every batch of counts with nothing to report, as the
+  // Worker calls it: its RPC method `ask` answers `[status, text]` (the SDK checks the binding's
+  // class name).
   NETWORK: new (class DurableObjectNamespace {
     getByName() {
-      return { fetch: async () => new Response('{"duplicate":false,"ips":[],"subs":[],"block":null}') };
+      return { ask: async () => [200, '{"duplicate":false,"ips":[],"subs":[],"block":null}'] };
     }
   })(),
   CONFIG_REFRESH_SECONDS: "30",
