@@ -234,30 +234,7 @@ impl Template {
                     text.len() - rest.len() + open
                 )
             })?;
-            let name = &after[..close];
-            let m = match name.strip_prefix(PARAM_PREFIX) {
-                Some(param) => {
-                    if param.is_empty() || param.len() > 64 || param.as_bytes().contains(&b'{') {
-                        return Err(format!(
-                            "`{{{name}}}` must name a parameter of 1 to 64 bytes"
-                        ));
-                    }
-                    params.push(param.to_owned());
-                    Macro::Param(params.len() - 1)
-                }
-                None if postback && POSTBACK_MACROS.iter().any(|(n, _)| *n == name) => {
-                    POSTBACK_MACROS
-                        .iter()
-                        .find(|(n, _)| *n == name)
-                        .map_or(Macro::Event, |&(_, m)| m)
-                }
-                None => Macro::from_name(name).ok_or_else(|| {
-                    format!(
-                        "unknown macro `{{{name}}}`; known: {} {{param:NAME}} {{query}} {{passthrough}}",
-                        MACRO_NAMES.map(|n| format!("{{{n}}}")).join(" ")
-                    )
-                })?,
-            };
+            let m = macro_named(&after[..close], postback, &mut params)?;
             if !literal.is_empty() {
                 parts.push(Part::Literal(literal.to_owned()));
             }
@@ -267,36 +244,7 @@ impl Template {
         if !rest.is_empty() {
             parts.push(Part::Literal(rest.to_owned()));
         }
-        let literal_len = parts
-            .iter()
-            .map(|p| if let Part::Literal(l) = p { l.len() } else { 0 })
-            .sum();
-        let path_parts = parts
-            .iter()
-            .position(
-                |p| matches!(p, Part::Literal(l) if l.bytes().any(|b| b == b'?' || b == b'#')),
-            )
-            .unwrap_or(parts.len());
-        // The link's raw parameters may only land in the query (or fragment), where they can
-        // neither reach the host nor walk the path.
-        if let Some(Part::Macro(m)) = parts[..path_parts]
-            .iter()
-            .find(|p| matches!(p, Part::Macro(m) if m.is_raw()))
-        {
-            let name = RAW_MACROS
-                .iter()
-                .find(|(_, r)| r == m)
-                .map_or("", |(n, _)| n);
-            return Err(format!("`{{{name}}}` must come after the `?`"));
-        }
-        Ok(Template {
-            uses_query: parts.contains(&Part::Macro(Macro::Query)),
-            uses_passthrough: parts.contains(&Part::Macro(Macro::Passthrough)),
-            parts,
-            params,
-            literal_len,
-            path_parts,
-        })
+        assemble(parts, params)
     }
 
     /// Whether the template puts in `{query}` (`Macro::Query`) or `{passthrough}`, so the
@@ -438,6 +386,64 @@ fn is_dot_segment(segment: &str) -> bool {
         lower.as_str(),
         "." | "%2e" | ".." | ".%2e" | "%2e." | "%2e%2e"
     )
+}
+
+/// The macro `{name}` of a template (a postback's when `postback`); `{param:NAME}` adds its name
+/// to `params`.
+fn macro_named(name: &str, postback: bool, params: &mut Vec<String>) -> Result<Macro, String> {
+    match name.strip_prefix(PARAM_PREFIX) {
+        Some(param) => {
+            if param.is_empty() || param.len() > 64 || param.as_bytes().contains(&b'{') {
+                return Err(format!(
+                    "`{{{name}}}` must name a parameter of 1 to 64 bytes"
+                ));
+            }
+            params.push(param.to_owned());
+            Ok(Macro::Param(params.len() - 1))
+        }
+        None if postback && POSTBACK_MACROS.iter().any(|(n, _)| *n == name) => Ok(POSTBACK_MACROS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(Macro::Event, |&(_, m)| m)),
+        None => Macro::from_name(name).ok_or_else(|| {
+            format!(
+                "unknown macro `{{{name}}}`; known: {} {{param:NAME}} {{query}} {{passthrough}}",
+                MACRO_NAMES.map(|n| format!("{{{n}}}")).join(" ")
+            )
+        }),
+    }
+}
+
+/// A template from its parts, in order, and the parameters its `{param:NAME}` macros name.
+fn assemble(parts: Vec<Part>, params: Vec<String>) -> Result<Template, String> {
+    let literal_len = parts
+        .iter()
+        .map(|p| if let Part::Literal(l) = p { l.len() } else { 0 })
+        .sum();
+    let path_parts = parts
+        .iter()
+        .position(|p| matches!(p, Part::Literal(l) if l.bytes().any(|b| b == b'?' || b == b'#')))
+        .unwrap_or(parts.len());
+    // The link's raw parameters may only land in the query (or fragment), where they can
+    // neither reach the host nor walk the path.
+    if let Some(Part::Macro(m)) = parts[..path_parts]
+        .iter()
+        .find(|p| matches!(p, Part::Macro(m) if m.is_raw()))
+    {
+        let name = RAW_MACROS
+            .iter()
+            .find(|(_, r)| r == m)
+            .map_or("", |(n, _)| n);
+        return Err(format!("`{{{name}}}` must come after the `?`"));
+    }
+    Ok(Template {
+        uses_query: parts.contains(&Part::Macro(Macro::Query)),
+        uses_passthrough: parts.contains(&Part::Macro(Macro::Passthrough)),
+        parts,
+        params,
+        literal_len,
+        path_parts,
+    })
 }
 
 #[cfg(test)]
@@ -599,8 +605,9 @@ mod tests {
             .remove(b'_')
             .remove(b'~');
 
-        /// The compile as it was when it read the text character by character, kept to hold the
-        /// byte-by-byte one to the same templates and the same problems.
+        /// The compile's reading of the text as it was when it went character by character (the
+        /// macros' names and the assembled template are the compile's own), kept to hold the
+        /// byte-by-byte reading to the same templates and the same problems.
         fn by_characters(text: &str, postback: bool) -> Result<Template, String> {
             if text.len() > MAX_TEMPLATE_LEN {
                 return Err(format!(
@@ -653,30 +660,7 @@ mod tests {
                         text.len() - rest.len() + open
                     )
                 })?;
-                let name = &after[..close];
-                let m = match name.strip_prefix(PARAM_PREFIX) {
-                Some(param) => {
-                    if param.is_empty() || param.len() > 64 || param.contains(['{', '}']) {
-                        return Err(format!(
-                            "`{{{name}}}` must name a parameter of 1 to 64 bytes"
-                        ));
-                    }
-                    params.push(param.to_owned());
-                    Macro::Param(params.len() - 1)
-                }
-                None if postback && POSTBACK_MACROS.iter().any(|(n, _)| *n == name) => {
-                    POSTBACK_MACROS
-                        .iter()
-                        .find(|(n, _)| *n == name)
-                        .map_or(Macro::Event, |&(_, m)| m)
-                }
-                None => Macro::from_name(name).ok_or_else(|| {
-                    format!(
-                        "unknown macro `{{{name}}}`; known: {} {{param:NAME}} {{query}} {{passthrough}}",
-                        MACRO_NAMES.map(|n| format!("{{{n}}}")).join(" ")
-                    )
-                })?,
-            };
+                let m = macro_named(&after[..close], postback, &mut params)?;
                 if !literal.is_empty() {
                     parts.push(Part::Literal(std::mem::take(&mut literal)));
                 }
@@ -687,34 +671,7 @@ mod tests {
             if !literal.is_empty() {
                 parts.push(Part::Literal(literal));
             }
-            let literal_len = parts
-                .iter()
-                .map(|p| if let Part::Literal(l) = p { l.len() } else { 0 })
-                .sum();
-            let path_parts = parts
-                .iter()
-                .position(|p| matches!(p, Part::Literal(l) if l.contains(['?', '#'])))
-                .unwrap_or(parts.len());
-            // The link's raw parameters may only land in the query (or fragment), where they can
-            // neither reach the host nor walk the path.
-            if let Some(Part::Macro(m)) = parts[..path_parts]
-                .iter()
-                .find(|p| matches!(p, Part::Macro(m) if m.is_raw()))
-            {
-                let name = RAW_MACROS
-                    .iter()
-                    .find(|(_, r)| r == m)
-                    .map_or("", |(n, _)| n);
-                return Err(format!("`{{{name}}}` must come after the `?`"));
-            }
-            Ok(Template {
-                uses_query: parts.contains(&Part::Macro(Macro::Query)),
-                uses_passthrough: parts.contains(&Part::Macro(Macro::Passthrough)),
-                parts,
-                params,
-                literal_len,
-                path_parts,
-            })
+            assemble(parts, params)
         }
 
         /// Texts made of the pieces that steer the compile: schemes, hosts, braces and every kind of
