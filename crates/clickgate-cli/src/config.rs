@@ -177,14 +177,19 @@ fn resolve_list_files(file: &Path, text: String) -> Resolved {
             );
         }
     }
+    // A list of address blocks goes to a key of its own, named by its compiled bytes' hash; the
+    // document names that key in its place.
+    let mut store_apart = |value: &mut serde_json::Value, set: IpSet| {
+        let bytes = set.to_bytes();
+        let key = list_key(&bytes);
+        *value = serde_json::json!({ "kv": key });
+        stored.insert(key.clone(), set);
+        compiled.push((key, bytes));
+    };
     for (name, value) in targets {
         if let Some(entries) = value.as_array() {
             if let Some(set) = long_written_ip_list(&name, entries) {
-                let bytes = set.to_bytes();
-                let key = list_key(&bytes);
-                *value = serde_json::json!({ "kv": key });
-                stored.insert(key.clone(), set);
-                compiled.push((key, bytes));
+                store_apart(value, set);
             }
             continue;
         }
@@ -241,13 +246,7 @@ fn resolve_list_files(file: &Path, text: String) -> Resolved {
             }
         };
         match read_list(format, &list_text) {
-            Ok(Read::Nets(set)) => {
-                let bytes = set.to_bytes();
-                let key = list_key(&bytes);
-                *value = serde_json::json!({ "kv": key });
-                stored.insert(key.clone(), set);
-                compiled.push((key, bytes));
-            }
+            Ok(Read::Nets(set)) => store_apart(value, set),
             // AS lists are small and read by every click: they live in the document itself.
             Ok(Read::Asns(numbers)) => {
                 *value = serde_json::json!(numbers);
