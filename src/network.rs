@@ -150,6 +150,25 @@ impl DurableObject for Network {
     js_sys = ::worker::js_sys
 )]
 impl Network {
+    #[wasm_bindgen(js_name = ask)]
+    #[allow(unreachable_pub)] // wasm-bindgen exports only `pub` methods
+    pub async fn ask_call(
+        &self,
+        method: String,
+        target: String,
+        body: String,
+    ) -> std::result::Result<JsValue, JsValue> {
+        let answer = self.answer(&method, &target, &body).await?;
+        let text = match answer.body() {
+            ResponseBody::Body(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+            ResponseBody::Empty | ResponseBody::Stream(_) => String::new(),
+        };
+        let pair = Array::of2(&JsValue::from(answer.status_code()), &JsValue::from(text));
+        Ok(pair.into())
+    }
+}
+
+impl Network {
     /// One request, however it came (`fetch` or [`Network::ask`]): `target` is the path and query
     /// the core encoded (`ObjectRequest::encode`), with or without a scheme and host.
     async fn answer(&self, method: &str, target: &str, body: &str) -> Result<Response> {
@@ -193,25 +212,6 @@ impl Network {
         }
     }
 
-    #[wasm_bindgen(js_name = ask)]
-    #[allow(unreachable_pub)] // wasm-bindgen exports only `pub` methods
-    pub async fn ask_call(
-        &self,
-        method: String,
-        target: String,
-        body: String,
-    ) -> std::result::Result<JsValue, JsValue> {
-        let answer = self.answer(&method, &target, &body).await?;
-        let text = match answer.body() {
-            ResponseBody::Body(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-            ResponseBody::Empty | ResponseBody::Stream(_) => String::new(),
-        };
-        let pair = Array::of2(&JsValue::from(answer.status_code()), &JsValue::from(text));
-        Ok(pair.into())
-    }
-}
-
-impl Network {
     /// An isolate's counts: added once, answered with the totals of their keys and the block.
     async fn batch(&self, space: &Space, batch: &Batch) -> Result<Response> {
         let now_ms = crate::now_ms();

@@ -269,8 +269,8 @@ impl Isolate {
                     // This isolate has seen the id in use: refused without a question.
                     None => ReplayAnswer::Replayed,
                     Some(turn) => {
-                        // The batch this click would make due once answered goes out from here,
-                        // with the next arrival: see `resume`.
+                        // Its network's due batch goes out from this click's own request: once
+                        // answered, it resumes in another's, which may start none (see `resume`).
                         let home = Home::of(&click.config, network);
                         self.flush(&mut effects, network.clone(), home, now_ms);
                         return ClickStep::Ask {
